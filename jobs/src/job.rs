@@ -1,0 +1,164 @@
+//! The validated job: what the engine, sources and sinks are built from.
+//!
+//! Every reference has been checked, every regex compiled and every duration parsed;
+//! consumers never re-validate.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A job that passed validation.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    /// Folder of the job file; relative paths were resolved against it.
+    pub base_dir: PathBuf,
+    pub source: Source,
+    pub parse: Parse,
+    pub window: Window,
+    pub metrics: Vec<Metric>,
+    pub rules: Vec<Rule>,
+    pub sinks: Vec<Sink>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Absolute globs.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub host: HostFrom,
+    pub poll_interval: Duration,
+    pub read_chunk_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub enum HostFrom {
+    /// Compiled; has a capture group named `host`.
+    PathRegex(regex::Regex),
+    Field(String),
+    Value(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Format {
+    Nginx,
+    Json,
+    Logfmt,
+    /// The pattern was checked to compile and to have named captures.
+    Regex(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeFormat {
+    Rfc3339,
+    EpochSeconds,
+    EpochMillis,
+    /// A strftime pattern as accepted by `jiff::fmt::strtime`.
+    Strftime(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Parse {
+    pub format: Format,
+    pub timestamp_field: String,
+    pub timestamp_format: TimeFormat,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Divides one hour.
+    pub size: Duration,
+    pub max_out_of_orderness: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    Counter,
+    Sum,
+    Gauge,
+    Histogram,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metric {
+    pub name: String,
+    pub kind: MetricKind,
+    /// `None` only for counters.
+    pub field: Option<String>,
+    pub labels: Vec<String>,
+    /// Histogram only (empty otherwise); each in [0, 1], ascending, no duplicates.
+    pub quantiles: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggOp {
+    Sum,
+    Min,
+    Max,
+    Avg,
+    Count,
+}
+
+/// Which labels a rule keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    /// `by (a, b)`: keep exactly these (sorted, deduplicated). `by ()` / no clause: none.
+    By(Vec<String>),
+    /// `without (a, b)`: keep every label of the input series except these.
+    Without(Vec<String>),
+}
+
+/// What a rule reads: a metric, or for histograms one of its derived series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesSelector {
+    /// The metric's own value (counter, sum, gauge).
+    Value,
+    /// `NAME_count` of a histogram: number of observations.
+    HistogramCount,
+    /// `NAME_sum` of a histogram: sum of observations.
+    HistogramSum,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleExpr {
+    /// `op by|without (labels) (metric)`; `metric` indexes `Job::metrics`.
+    Aggregate {
+        op: AggOp,
+        grouping: Grouping,
+        metric: usize,
+        selector: SeriesSelector,
+    },
+    /// `histogram_quantile(q, metric)` or `histogram_quantile(q, sum by|without (..) (metric))`.
+    /// Merges the exact per-host histograms of each group, then takes the quantile.
+    HistogramQuantile {
+        q: f64,
+        grouping: Grouping,
+        metric: usize,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub record: String,
+    pub expr: RuleExpr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeriesChoice {
+    Rules,
+    Hosts,
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub enum SinkKind {
+    /// Absolute path.
+    Jsonl(PathBuf),
+    Stdout,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sink {
+    pub kind: SinkKind,
+    pub series: SeriesChoice,
+}

@@ -1,0 +1,127 @@
+//! The job file as written (TOML v1): serde structs only, no I/O, no validation.
+//!
+//! Every struct denies unknown keys so a typo is an error, not a silently ignored
+//! setting. Defaults are documented on each field; `crate::validate` turns a
+//! [`JobFile`] into a checked [`crate::Job`].
+//!
+//! Values are wrapped in [`Spanned`] so validation errors can point at the byte range
+//! (and so the line and column) where each value is written.
+
+use serde::Deserialize;
+pub use toml::Spanned;
+
+/// The whole job file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobFile {
+    /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`.
+    pub name: Spanned<String>,
+    pub source: Spanned<SourceFile>,
+    pub parse: Spanned<ParseFile>,
+    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s.
+    #[serde(default)]
+    pub window: WindowFile,
+    #[serde(default, rename = "metric")]
+    pub metrics: Vec<Spanned<MetricFile>>,
+    #[serde(default, rename = "rule")]
+    pub rules: Vec<Spanned<RuleFile>>,
+    #[serde(default, rename = "sink")]
+    pub sinks: Vec<Spanned<SinkFile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceFile {
+    /// Only `"file"` for now.
+    pub kind: Spanned<String>,
+    /// Globs of live files; relative globs resolve against the job file's folder.
+    pub include: Spanned<Vec<Spanned<String>>>,
+    /// Globs of paths to leave out (matched against the full path). Default: none.
+    #[serde(default)]
+    pub exclude: Vec<Spanned<String>>,
+    /// Where the `host` label comes from. Default: `{ value = "localhost" }`.
+    pub host: Option<Spanned<HostFile>>,
+    /// How often live mode looks for appended data. Default "250ms".
+    pub poll_interval: Option<Spanned<String>>,
+    /// Bytes read from one file group per activation before yielding. Default "1MiB".
+    pub read_chunk: Option<Spanned<String>>,
+}
+
+/// Exactly one of the three keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostFile {
+    /// A regex with a named capture `host`, matched against the live file's path.
+    pub path_regex: Option<Spanned<String>>,
+    /// A parsed field that holds the host name.
+    pub field: Option<Spanned<String>>,
+    /// A fixed host name.
+    pub value: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParseFile {
+    /// `nginx | json | logfmt | regex`.
+    pub format: Spanned<String>,
+    /// Required for `regex`: a regex with named captures; forbidden otherwise.
+    pub pattern: Option<Spanned<String>>,
+    /// Where the event time comes from. The nginx preset defaults to
+    /// `{ field = "time_local", format = "%d/%b/%Y:%H:%M:%S %z" }`; other formats
+    /// default to `{ field = "time", format = "rfc3339" }`.
+    pub timestamp: Option<Spanned<TimestampFile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimestampFile {
+    pub field: Spanned<String>,
+    /// `rfc3339`, `epoch_seconds`, `epoch_millis`, or a strftime pattern (contains `%`).
+    /// A strftime pattern without `%z` is read as UTC. Default: the preset's format when
+    /// `field` is the preset's timestamp field (nginx: `time_local`), else `rfc3339`.
+    pub format: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowFile {
+    /// Tumbling window size; must divide one hour. Default "1m".
+    pub size: Option<Spanned<String>>,
+    /// Default "5s".
+    pub max_out_of_orderness: Option<Spanned<String>>,
+    /// Default "30s".
+    pub idle_timeout: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricFile {
+    pub name: Spanned<String>,
+    /// `counter | sum | gauge | histogram`.
+    pub kind: Spanned<String>,
+    /// The numeric field; required for sum, gauge and histogram, forbidden for counter.
+    pub field: Option<Spanned<String>>,
+    /// Label names; each is also the parsed field it is read from. Default: none.
+    #[serde(default)]
+    pub labels: Vec<Spanned<String>>,
+    /// Histogram only: quantiles printed for per-host series. Default [0.5, 0.9, 0.99].
+    pub quantiles: Option<Spanned<Vec<Spanned<f64>>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleFile {
+    pub record: Spanned<String>,
+    pub expr: Spanned<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkFile {
+    /// `jsonl | stdout`.
+    pub kind: Spanned<String>,
+    /// Required for jsonl (relative to the job file's folder).
+    pub path: Option<Spanned<String>>,
+    /// `rules | hosts | all`. Default `rules`.
+    pub series: Option<Spanned<String>>,
+}

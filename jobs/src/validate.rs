@@ -1,0 +1,120 @@
+//! Turns a job file into a checked [`Job`], or into [`Diagnostics`] that say where
+//! (file, line, column) and what to do.
+//!
+//! Phase 1 reads the TOML (syntax, unknown keys, value types). Phase 2 checks meaning
+//! and reports every problem it finds, not just the first. Nothing here touches the
+//! file system except [`load`] reading the job file itself.
+
+mod diag;
+mod metrics;
+mod names;
+mod rules;
+mod sinks;
+mod source;
+mod syntax;
+
+use std::path::Path;
+
+use diag::Report;
+pub use diag::{Diagnostic, Diagnostics};
+pub use source::NGINX_FIELDS;
+
+use crate::job::Job;
+
+/// Reads and validates the job file at `path`. Relative paths in the job resolve
+/// against the file's folder (made absolute against the current directory).
+pub fn load(path: &Path) -> Result<Job, Diagnostics> {
+    let display = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let (message, hint) = match e.kind() {
+            std::io::ErrorKind::NotFound => (
+                "cannot read the job file: it does not exist".to_string(),
+                "check the path (relative paths are relative to the current directory)",
+            ),
+            std::io::ErrorKind::InvalidData => (
+                "cannot read the job file: it is not UTF-8 text".to_string(),
+                "save the job file as UTF-8",
+            ),
+            _ => (
+                format!("cannot read the job file: {e}"),
+                "check that the path names a readable file",
+            ),
+        };
+        Diagnostics(vec![Diagnostic {
+            file: display.clone(),
+            line: 0,
+            column: 0,
+            message,
+            hint: Some(hint.to_string()),
+        }])
+    })?;
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+    from_str(&text, &display, &base_dir)
+}
+
+/// Validates job file text. `display_path` is how diagnostics name the file;
+/// relative paths in the job are joined onto `base_dir` (pass an absolute folder).
+pub fn from_str(text: &str, display_path: &str, base_dir: &Path) -> Result<Job, Diagnostics> {
+    let mut r = Report::new(text, display_path);
+    let Some(file) = syntax::parse_file(&mut r) else {
+        return Err(r.finish());
+    };
+
+    if !names::is_job_name(file.name.get_ref()) {
+        r.on(
+            &file.name,
+            format!("job name `{}` is not valid", file.name.get_ref()),
+            "use letters, digits, `_` and `-`, starting with a letter or `_`, e.g. \"nginx-access\"".to_string(),
+        );
+    }
+    let (parse, fields) = source::check_parse(&mut r, &file.parse);
+    let source = source::check_source(&mut r, &file.source, &fields, base_dir);
+    let window = source::check_window(&mut r, &file.window);
+    if file.metrics.is_empty() {
+        r.at(
+            0,
+            "the job defines no [[metric]], so it would compute nothing",
+            "add a [[metric]] table, e.g. name = \"lines_total\" and kind = \"counter\""
+                .to_string(),
+        );
+    }
+    let (metrics, table) = metrics::check_metrics(&mut r, &file.metrics, &fields);
+    let rules = rules::check_rules(&mut r, &file.rules, &table);
+    let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), base_dir);
+
+    let metrics: Option<Vec<_>> = metrics.into_iter().collect();
+    let rules: Option<Vec<_>> = rules.into_iter().collect();
+    match (parse, source, window, metrics, rules, sinks) {
+        (Some(parse), Some(source), Some(window), Some(metrics), Some(rules), Some(sinks))
+            if r.diags.is_empty() =>
+        {
+            Ok(Job {
+                name: file.name.into_inner(),
+                base_dir: base_dir.to_path_buf(),
+                source,
+                parse,
+                window,
+                metrics,
+                rules,
+                sinks,
+            })
+        }
+        _ => {
+            if r.diags.is_empty() {
+                r.at(
+                    0,
+                    "internal error: the job was rejected without a reason",
+                    "please report this with the job file".to_string(),
+                );
+            }
+            Err(r.finish())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

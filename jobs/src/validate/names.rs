@@ -1,0 +1,128 @@
+//! Name rules and "did you mean" suggestions.
+
+/// Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn is_label_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`.
+pub fn is_job_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Levenshtein distance over characters.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
+}
+
+/// The closest candidate, if it is close enough to be a plausible typo.
+pub fn closest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .filter(|c| *c != word)
+        .map(|c| {
+            (
+                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// `"did you mean `x`? "` or `""`.
+pub fn did_you_mean<'a, I>(word: &str, candidates: I) -> String
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    closest(word, candidates).map_or_else(String::new, |c| format!("did you mean `{c}`? "))
+}
+
+/// `a, b, c`.
+pub fn list<'a, I>(items: I) -> String
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    items.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// `"a", "b" or "c"` for choices written as TOML strings.
+pub fn quoted_choices(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        Some((last, _)) => last.clone(),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(is_metric_name("http_requests_total"));
+        assert!(is_metric_name("job:http_requests:sum1m"));
+        assert!(is_metric_name("_x"));
+        assert!(!is_metric_name(""));
+        assert!(!is_metric_name("1x"));
+        assert!(!is_metric_name("http-requests"));
+        assert!(is_label_name("status"));
+        assert!(!is_label_name("a:b"));
+        assert!(!is_label_name("9"));
+        assert!(is_job_name("nginx-access_2"));
+        assert!(!is_job_name("-x"));
+        assert!(!is_job_name("my job"));
+    }
+
+    #[test]
+    fn distances_and_suggestions() {
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("é", "e"), 1);
+        let metrics = ["http_requests_total", "http_response_bytes_total"];
+        assert_eq!(
+            closest("http_request_total", metrics),
+            Some("http_requests_total")
+        );
+        assert_eq!(closest("cpu_seconds", metrics), None);
+        assert_eq!(closest("Counter", ["counter", "sum"]), Some("counter"));
+        assert_eq!(did_you_mean("sumx", ["sum"]), "did you mean `sum`? ");
+        assert_eq!(quoted_choices(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
+        assert_eq!(quoted_choices(&["a"]), "\"a\"");
+    }
+}

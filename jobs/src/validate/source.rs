@@ -1,0 +1,491 @@
+//! Phase 2 checks of [source], [parse] and [window].
+
+use std::path::Path;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::diag::Report;
+use super::names::{did_you_mean, list, quoted_choices};
+use crate::duration::{format_duration, format_size, parse_duration, parse_size};
+use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
+use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
+
+/// Fields of the nginx preset, in line order.
+pub const NGINX_FIELDS: &[&str] = &[
+    "remote_addr",
+    "remote_user",
+    "time_local",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "body_bytes_sent",
+    "http_referer",
+    "http_user_agent",
+    "request_time",
+];
+
+const NGINX_TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";
+const FORMATS: &[&str] = &["nginx", "json", "logfmt", "regex"];
+const MIN_READ_CHUNK: u64 = 4 * 1024;
+
+/// The fields a line format produces, when they are known before reading any line.
+pub enum Fields {
+    /// json / logfmt (or a pattern that did not compile): any name may appear.
+    Any,
+    Known {
+        names: Vec<String>,
+        origin: &'static str,
+    },
+}
+
+impl Fields {
+    /// Checks that `value` names a field of the format; `role` says what it is used for.
+    pub fn check(&self, r: &mut Report<'_>, value: &Spanned<String>, role: &str) {
+        if let Fields::Known { names, origin } = self {
+            let name = value.get_ref();
+            if !names.iter().any(|n| n == name) {
+                let suggestion = did_you_mean(name, names.iter().map(String::as_str));
+                r.on(
+                    value,
+                    format!("{role} `{name}` is not a field of {origin}"),
+                    format!(
+                        "{suggestion}available fields: {}",
+                        list(names.iter().map(String::as_str))
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A regex compile error as (byte offset inside the pattern, one-line message).
+fn regex_error(pattern: &str, err: &regex::Error) -> (usize, String) {
+    let text = err.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    if let [_, _, carets, last] = lines.as_slice() {
+        if let (Some(col), Some(msg)) = (carets.find('^'), last.strip_prefix("error: ")) {
+            if !pattern.contains('\n') {
+                let chars = col.saturating_sub(4);
+                let byte = pattern
+                    .char_indices()
+                    .nth(chars)
+                    .map_or(pattern.len(), |(i, _)| i);
+                return (byte, msg.to_string());
+            }
+        }
+    }
+    let one_line = lines
+        .last()
+        .copied()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    (0, one_line.to_string())
+}
+
+fn compile(r: &mut Report<'_>, value: &Spanned<String>, what: &str) -> Option<regex::Regex> {
+    match regex::Regex::new(value.get_ref()) {
+        Ok(re) => Some(re),
+        Err(e) => {
+            let (offset, msg) = regex_error(value.get_ref(), &e);
+            r.inside(
+                value,
+                offset,
+                format!("{what} is not a valid regular expression: {msg}"),
+                "see https://docs.rs/regex/latest/regex/#syntax for the supported syntax"
+                    .to_string(),
+            );
+            None
+        }
+    }
+}
+
+/// Checks [parse]; returns the parse settings and the fields lines will have.
+pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Parse>, Fields) {
+    let p = parse.get_ref();
+    let mut fields = Fields::Any;
+    let format = match p.format.get_ref().as_str() {
+        "nginx" => {
+            let names = NGINX_FIELDS.iter().map(|s| s.to_string()).collect();
+            fields = Fields::Known {
+                names,
+                origin: "the nginx format",
+            };
+            Some(Format::Nginx)
+        }
+        "json" => Some(Format::Json),
+        "logfmt" => Some(Format::Logfmt),
+        "regex" => None, // handled with `pattern` below
+        other => {
+            r.on(
+                &p.format,
+                format!("unknown log format `{other}`"),
+                format!(
+                    "{}use {}",
+                    did_you_mean(other, FORMATS.iter().copied()),
+                    quoted_choices(FORMATS)
+                ),
+            );
+            None
+        }
+    };
+    let is_regex = p.format.get_ref() == "regex";
+    let mut format = format;
+    match (&p.pattern, is_regex) {
+        (None, true) => r.on(
+            parse,
+            "format = \"regex\" needs a `pattern`",
+            "add pattern = '...' with a named capture for each field, e.g. '^(?P<time>\\S+) (?P<level>\\w+)'".to_string(),
+        ),
+        (Some(pattern), false) => r.on(
+            pattern,
+            "`pattern` is only used with format = \"regex\"",
+            "remove `pattern`, or set format = \"regex\"".to_string(),
+        ),
+        (Some(pattern), true) => {
+            if let Some(re) = compile(r, pattern, "the [parse] pattern") {
+                let names: Vec<String> = re.capture_names().flatten().map(str::to_string).collect();
+                if names.is_empty() {
+                    r.on(
+                        pattern,
+                        "the [parse] pattern has no named captures, so lines would have no fields",
+                        "name each part you need with (?P<name>...), e.g. '^(?P<time>\\S+) (?P<level>\\w+)'".to_string(),
+                    );
+                } else {
+                    fields = Fields::Known { names, origin: "the [parse] pattern (its named captures)" };
+                    format = Some(Format::Regex(pattern.get_ref().clone()));
+                }
+            }
+        }
+        (None, false) => {}
+    }
+
+    let preset = if matches!(format, Some(Format::Nginx)) {
+        (
+            "time_local",
+            TimeFormat::Strftime(NGINX_TIME_FORMAT.to_string()),
+        )
+    } else {
+        ("time", TimeFormat::Rfc3339)
+    };
+    let (timestamp_field, timestamp_format) = match &p.timestamp {
+        None => {
+            if p.format.get_ref() == "regex" {
+                if let Fields::Known { names, .. } = &fields {
+                    if !names.iter().any(|n| n == "time") {
+                        r.on(
+                            parse,
+                            "no `timestamp` is set, and the [parse] pattern has no `time` capture to read the event time from",
+                            "add a (?P<time>...) capture, or set timestamp = { field = \"...\", format = \"...\" }".to_string(),
+                        );
+                    }
+                }
+            }
+            (Some(preset.0.to_string()), Some(preset.1))
+        }
+        Some(ts) => {
+            let ts = ts.get_ref();
+            fields.check(r, &ts.field, "timestamp field");
+            let format = match &ts.format {
+                Some(f) => time_format(r, f),
+                // Naming the preset's own field keeps the preset's format.
+                None if ts.field.get_ref() == preset.0 => Some(preset.1),
+                None => Some(TimeFormat::Rfc3339),
+            };
+            (Some(ts.field.get_ref().clone()), format)
+        }
+    };
+    let parse = match (format, timestamp_field, timestamp_format) {
+        (Some(format), Some(timestamp_field), Some(timestamp_format)) => Some(Parse {
+            format,
+            timestamp_field,
+            timestamp_format,
+        }),
+        _ => None,
+    };
+    (parse, fields)
+}
+
+fn time_format(r: &mut Report<'_>, value: &Spanned<String>) -> Option<TimeFormat> {
+    let s = value.get_ref();
+    match s.as_str() {
+        "rfc3339" => return Some(TimeFormat::Rfc3339),
+        "epoch_seconds" => return Some(TimeFormat::EpochSeconds),
+        "epoch_millis" => return Some(TimeFormat::EpochMillis),
+        _ => {}
+    }
+    if !s.contains('%') {
+        let suggestion = did_you_mean(s, ["rfc3339", "epoch_seconds", "epoch_millis"]);
+        r.on(
+            value,
+            format!("unknown timestamp format `{s}`"),
+            format!("{suggestion}use \"rfc3339\", \"epoch_seconds\", \"epoch_millis\", or a strftime pattern such as \"%Y-%m-%d %H:%M:%S\""),
+        );
+        return None;
+    }
+    // Format a known instant and read it back: this catches unknown directives and
+    // patterns that lack the date or time of day.
+    let sample = jiff::Timestamp::from_second(1_700_000_000)
+        .map(|t| t.to_zoned(jiff::tz::TimeZone::UTC))
+        .ok();
+    let check = sample.as_ref().map(|z| {
+        jiff::fmt::strtime::format(s.as_bytes(), z).and_then(|text| {
+            let tm = jiff::fmt::strtime::parse(s.as_bytes(), text.as_bytes())?;
+            tm.to_timestamp()
+                .map(|_| ())
+                .or_else(|_| tm.to_datetime().map(|_| ()))
+        })
+    });
+    if let Some(Err(e)) = check {
+        r.on(
+            value,
+            format!("the strftime timestamp format `{s}` cannot be used: {e}"),
+            "the pattern must give a full date and time, e.g. \"%Y-%m-%d %H:%M:%S\" (add %z if the text has a UTC offset)".to_string(),
+        );
+        return None;
+    }
+    Some(TimeFormat::Strftime(s.clone()))
+}
+
+fn duration(
+    r: &mut Report<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default: Duration,
+) -> Option<(Duration, Option<usize>)> {
+    let Some(v) = value else {
+        return Some((default, None));
+    };
+    match parse_duration(v.get_ref()) {
+        Ok(d) => Some((d, Some(v.span().start))),
+        Err(e) => {
+            r.on(v, format!("invalid {key} `{}`: {e}", v.get_ref()), None);
+            None
+        }
+    }
+}
+
+/// Checks [window].
+pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
+    let size = duration(r, w.size.as_ref(), "window size", Duration::from_secs(60));
+    if let Some((size, Some(at))) = size {
+        let shown = format_duration(size);
+        let hour = Duration::from_secs(3600);
+        let problem = if size < Duration::from_secs(1) {
+            Some(format!("window size `{shown}` is shorter than 1s"))
+        } else if size.subsec_nanos() != 0 {
+            Some(format!(
+                "window size `{shown}` is not a whole number of seconds"
+            ))
+        } else if size > hour || 3600 % size.as_secs() != 0 {
+            Some(format!("window size `{shown}` does not divide one hour evenly, so windows would not line up with the hour"))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            r.at(at, problem, "use a size that divides 1h, such as 10s, 15s, 30s, 1m, 2m, 5m, 10m, 15m, 30m or 1h".to_string());
+        }
+    }
+    let lateness = duration(
+        r,
+        w.max_out_of_orderness.as_ref(),
+        "max_out_of_orderness",
+        Duration::from_secs(5),
+    );
+    let idle = duration(
+        r,
+        w.idle_timeout.as_ref(),
+        "idle_timeout",
+        Duration::from_secs(30),
+    );
+    if let Some((d, Some(at))) = idle {
+        if d.is_zero() {
+            r.at(
+                at,
+                "idle_timeout must be greater than 0s",
+                "it is how long a file group may sit idle at end of file before it stops holding back the windows; the default is \"30s\"".to_string(),
+            );
+        }
+    }
+    Some(Window {
+        size: size?.0,
+        max_out_of_orderness: lateness?.0,
+        idle_timeout: idle?.0,
+    })
+}
+
+/// Resolves a relative path or glob against `base_dir`; absolute ones are kept as is.
+pub fn resolve(base_dir: &Path, p: &str) -> String {
+    if Path::new(p).is_absolute() {
+        return p.to_string();
+    }
+    let mut rel = p;
+    while let Some(rest) = rel.strip_prefix("./") {
+        rel = rest.trim_start_matches('/');
+    }
+    base_dir.join(rel).to_string_lossy().into_owned()
+}
+
+fn globs(r: &mut Report<'_>, items: &[Spanned<String>], key: &str, base_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in items {
+        if g.get_ref().trim().is_empty() {
+            r.on(
+                g,
+                format!("empty path in {key}"),
+                "write a file path or glob, e.g. \"/var/log/app/*.log\"".to_string(),
+            );
+        } else {
+            out.push(resolve(base_dir, g.get_ref()));
+        }
+    }
+    out
+}
+
+/// Checks [source].
+pub fn check_source(
+    r: &mut Report<'_>,
+    source: &Spanned<SourceFile>,
+    fields: &Fields,
+    base_dir: &Path,
+) -> Option<Source> {
+    let s = source.get_ref();
+    if s.kind.get_ref() != "file" {
+        r.on(
+            &s.kind,
+            format!("unknown source kind `{}`", s.kind.get_ref()),
+            "the only source kind is \"file\": set kind = \"file\"".to_string(),
+        );
+    }
+    if s.include.get_ref().is_empty() {
+        r.on(
+            &s.include,
+            "`include` is empty, so the job would read nothing",
+            "list the live log files to read, e.g. include = [\"/var/log/nginx/*/access.log\"]"
+                .to_string(),
+        );
+    }
+    let include = globs(r, s.include.get_ref(), "include", base_dir);
+    let exclude = globs(r, &s.exclude, "exclude", base_dir);
+    let host = match &s.host {
+        None => Some(HostFrom::Value("localhost".to_string())),
+        Some(h) => host(r, h, fields),
+    };
+    let poll = duration(
+        r,
+        s.poll_interval.as_ref(),
+        "poll_interval",
+        Duration::from_millis(250),
+    );
+    if let Some((d, Some(at))) = poll {
+        if d.is_zero() {
+            r.at(
+                at,
+                "poll_interval must be greater than 0s",
+                "it is how often live files are checked for new data; the default is \"250ms\""
+                    .to_string(),
+            );
+        }
+    }
+    let chunk = match &s.read_chunk {
+        None => Some(1 << 20),
+        Some(v) => match parse_size(v.get_ref()) {
+            Ok(n) if n < MIN_READ_CHUNK => {
+                r.on(
+                    v,
+                    format!("read_chunk `{}` is too small", v.get_ref()),
+                    format!(
+                        "use at least {}; the default is \"1MiB\"",
+                        format_size(MIN_READ_CHUNK)
+                    ),
+                );
+                None
+            }
+            Ok(n) => match usize::try_from(n) {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    r.on(
+                        v,
+                        format!("read_chunk `{}` is too large for this machine", v.get_ref()),
+                        "the default is \"1MiB\"".to_string(),
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                r.on(
+                    v,
+                    format!("invalid read_chunk `{}`: {e}", v.get_ref()),
+                    None,
+                );
+                None
+            }
+        },
+    };
+    Some(Source {
+        include,
+        exclude,
+        host: host?,
+        poll_interval: poll?.0,
+        read_chunk_bytes: chunk?,
+    })
+}
+
+fn host(r: &mut Report<'_>, h: &Spanned<HostFile>, fields: &Fields) -> Option<HostFrom> {
+    let hf = h.get_ref();
+    let set: Vec<(&str, &Spanned<String>)> = [
+        ("path_regex", &hf.path_regex),
+        ("field", &hf.field),
+        ("value", &hf.value),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let hint = "set exactly one of: host = { path_regex = \"/logs/(?P<host>[^/]+)/\" }, host = { field = \"hostname\" } or host = { value = \"web-1\" }".to_string();
+    match set.as_slice() {
+        [] => {
+            r.on(
+                h,
+                "`host` is empty: it needs one of path_regex, field or value",
+                hint,
+            );
+            None
+        }
+        [("path_regex", v)] => {
+            let re = compile(r, v, "the host path_regex")?;
+            if !re.capture_names().flatten().any(|n| n == "host") {
+                r.on(
+                    v,
+                    "the host path_regex has no capture group named `host`",
+                    "capture the host part of the file path with (?P<host>...), e.g. \"/logs/(?P<host>[^/]+)/\"".to_string(),
+                );
+                return None;
+            }
+            Some(HostFrom::PathRegex(re))
+        }
+        [("field", v)] => {
+            fields.check(r, v, "host field");
+            Some(HostFrom::Field(v.get_ref().clone()))
+        }
+        [(_, v)] => {
+            if v.get_ref().trim().is_empty() {
+                r.on(
+                    *v,
+                    "the host value is empty",
+                    "write the host name, e.g. value = \"web-1\"".to_string(),
+                );
+                return None;
+            }
+            Some(HostFrom::Value(v.get_ref().clone()))
+        }
+        [(first, _), (second, v), ..] => {
+            r.on(
+                *v,
+                format!("`host` sets both `{first}` and `{second}`, but takes exactly one"),
+                hint,
+            );
+            None
+        }
+    }
+}
