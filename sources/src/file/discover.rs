@@ -1,0 +1,190 @@
+//! Finding file groups: a live file (matched by an `include` glob) plus its rotated
+//! siblings (`NAME.1`, `NAME.2.gz`, …) next to it, oldest first.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+/// One rotated sibling of a live file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedFile {
+    pub path: PathBuf,
+    /// The rotation number: `NAME.3.gz` is 3. Higher is older.
+    pub number: u32,
+    pub gzip: bool,
+}
+
+/// A live file and its rotated siblings; the unit that has one watermark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileGroup {
+    pub live: PathBuf,
+    /// Oldest first (highest rotation number first).
+    pub rotated: Vec<RotatedFile>,
+}
+
+impl FileGroup {
+    /// Every file of the group in reading order: rotated oldest first, then the live file.
+    pub fn files_in_order(&self) -> impl Iterator<Item = (&Path, bool)> {
+        self.rotated
+            .iter()
+            .map(|r| (r.path.as_path(), r.gzip))
+            .chain(std::iter::once((self.live.as_path(), false)))
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum DiscoverError {
+    #[error("include glob {glob:?} is not a valid pattern: {source}")]
+    BadGlob {
+        glob: String,
+        source: glob::PatternError,
+    },
+    #[error("exclude glob {glob:?} is not a valid pattern: {source}")]
+    BadExclude {
+        glob: String,
+        source: glob::PatternError,
+    },
+}
+
+/// Expands `include` globs (minus `exclude`), and finds each live file's rotated siblings.
+///
+/// Groups come back sorted by live path, so every worker and every run numbers them
+/// the same way. A path that is itself a rotated sibling of another matched path
+/// (`access.log.1` when the glob is `access.log*`) is not a live file of its own: it is
+/// read once, as part of its group.
+pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>, DiscoverError> {
+    let excludes = exclude
+        .iter()
+        .map(|g| {
+            glob::Pattern::new(g).map_err(|source| DiscoverError::BadExclude {
+                glob: g.clone(),
+                source,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut live = Vec::new();
+    for g in include {
+        let paths = glob::glob(g).map_err(|source| DiscoverError::BadGlob {
+            glob: g.clone(),
+            source,
+        })?;
+        // Unreadable directory entries are skipped: a glob over /var/log must not fail
+        // the whole job because of one directory we may not list.
+        for p in paths.flatten() {
+            if p.is_file() && !excludes.iter().any(|e| e.matches_path(&p)) {
+                live.push(p);
+            }
+        }
+    }
+    live.sort();
+    live.dedup();
+    let all: std::collections::HashSet<PathBuf> = live.iter().cloned().collect();
+    let mut groups = Vec::new();
+    for p in &live {
+        if let Some((base, _, _)) = split_rotated(p) {
+            if all.contains(&base) {
+                continue;
+            }
+        }
+        groups.push(FileGroup {
+            live: p.clone(),
+            rotated: rotated_siblings(p),
+        });
+    }
+    Ok(groups)
+}
+
+/// `dir/NAME.3.gz` → (`dir/NAME`, 3, true); `dir/NAME.1` → (`dir/NAME`, 1, false).
+pub fn split_rotated(path: &Path) -> Option<(PathBuf, u32, bool)> {
+    let name = path.file_name()?.to_str()?;
+    let (stem, gzip) = match name.strip_suffix(".gz") {
+        Some(s) => (s, true),
+        None => (name, false),
+    };
+    let dot = stem.rfind('.')?;
+    let digits = &stem[dot + 1..];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || dot == 0 {
+        return None;
+    }
+    let number: u32 = digits.parse().ok()?;
+    Some((path.with_file_name(&stem[..dot]), number, gzip))
+}
+
+/// Rotated siblings of `live`, oldest (highest number) first. When both `NAME.2` and
+/// `NAME.2.gz` exist (a compressor was interrupted), the plain one is complete and wins.
+pub fn rotated_siblings(live: &Path) -> Vec<RotatedFile> {
+    let Some(dir) = live.parent() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) else {
+        return Vec::new();
+    };
+    let mut found: Vec<RotatedFile> = Vec::new();
+    for entry in entries.flatten() {
+        let path = dir.join(entry.file_name());
+        if let Some((base, number, gzip)) = split_rotated(&path) {
+            if base == live && path.is_file() {
+                found.push(RotatedFile { path, number, gzip });
+            }
+        }
+    }
+    found.sort_by(|a, b| b.number.cmp(&a.number).then(a.gzip.cmp(&b.gzip)));
+    found.dedup_by(|later, earlier| later.number == earlier.number);
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_rotated_names() {
+        let p = Path::new("/l/access.log.12.gz");
+        assert_eq!(
+            split_rotated(p),
+            Some((PathBuf::from("/l/access.log"), 12, true))
+        );
+        assert_eq!(
+            split_rotated(Path::new("/l/access.log.1")),
+            Some((PathBuf::from("/l/access.log"), 1, false))
+        );
+        assert_eq!(split_rotated(Path::new("/l/access.log")), None);
+        assert_eq!(split_rotated(Path::new("/l/access.log.gz")), None);
+        assert_eq!(split_rotated(Path::new("/l/.1")), None);
+    }
+
+    #[test]
+    fn groups_with_siblings_oldest_first() {
+        let d = tempfile::tempdir().unwrap();
+        for n in ["a.log", "a.log.1", "a.log.2.gz", "a.log.3.gz", "a.log.2", "b.log"] {
+            std::fs::write(d.path().join(n), b"x\n").unwrap();
+        }
+        let glob = format!("{}/*.log*", d.path().display());
+        let groups = discover(&[glob], &[]).unwrap();
+        assert_eq!(groups.len(), 2, "{groups:?}");
+        let a = &groups[0];
+        assert_eq!(a.live, d.path().join("a.log"));
+        let names: Vec<_> = a
+            .files_in_order()
+            .map(|(p, _)| p.file_name().unwrap().to_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["a.log.3.gz", "a.log.2", "a.log.1", "a.log"]);
+        assert!(groups[1].rotated.is_empty());
+    }
+
+    #[test]
+    fn exclude_and_bad_glob() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.log"), b"x\n").unwrap();
+        std::fs::write(d.path().join("b.log"), b"x\n").unwrap();
+        let inc = format!("{}/*.log", d.path().display());
+        let exc = format!("{}/b.*", d.path().display());
+        let groups = discover(&[inc], &[exc]).unwrap();
+        assert_eq!(groups.len(), 1);
+        assert!(discover(&["[".into()], &[]).is_err());
+    }
+}

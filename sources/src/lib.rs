@@ -1,0 +1,6 @@
+//! Log sources: line parsers, file discovery and tailing, and a synthetic log
+//! generator for demos, tests and benchmarks.
+
+pub mod file;
+pub mod parse;
+pub mod sample;

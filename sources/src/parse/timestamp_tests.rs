@@ -1,0 +1,275 @@
+use super::*;
+use proptest::prelude::*;
+
+fn jiff_strftime(pattern: &str, text: &str) -> Result<i64, LineError> {
+    strftime(pattern, text)
+}
+
+fn jiff_rfc3339(text: &str) -> Result<i64, LineError> {
+    text.parse::<Timestamp>()
+        .map(floor_ms)
+        .map_err(|_| LineError::BadTimestamp)
+}
+
+fn ms(rfc: &str) -> i64 {
+    rfc.parse::<Timestamp>().unwrap().as_millisecond()
+}
+
+fn parser(f: TimeFormat) -> TimeParser {
+    TimeParser::new(&f).unwrap()
+}
+
+#[test]
+fn nginx_local() {
+    let mut p = parser(TimeFormat::Strftime(NGINX_TIME_LOCAL.into()));
+    assert_eq!(
+        p.parse("20/Nov/2026:10:01:02 +0000"),
+        Ok(ms("2026-11-20T10:01:02Z"))
+    );
+    assert_eq!(
+        p.parse("20/Nov/2026:10:01:02 -0700"),
+        Ok(ms("2026-11-20T17:01:02Z"))
+    );
+    assert_eq!(
+        p.parse("20/Nov/2026:10:01:02 +0530"),
+        Ok(ms("2026-11-20T04:31:02Z"))
+    );
+    assert_eq!(
+        p.parse("29/Feb/2024:23:59:59 +0000"),
+        Ok(ms("2024-02-29T23:59:59Z"))
+    );
+    // Slow path (jiff) cases still work.
+    assert_eq!(
+        p.parse("20/nov/2026:10:01:02 +0000"),
+        Ok(ms("2026-11-20T10:01:02Z"))
+    );
+    assert_eq!(
+        p.parse("20/Nov/2026:23:59:60 +0000"),
+        Ok(ms("2026-11-20T23:59:59Z"))
+    );
+    for bad in [
+        "",
+        "-",
+        "29/Feb/2023:00:00:00 +0000",
+        "20/Nov/2026:24:00:00 +0000",
+        "20/Nov/2026:10:01:02",
+        "20/Nov/2026:10:01:02 +0000 ",
+        "20/Foo/2026:10:01:02 +0000",
+        "2026-11-20T10:01:02Z",
+    ] {
+        assert_eq!(p.parse(bad), Err(LineError::BadTimestamp), "{bad:?}");
+    }
+}
+
+#[test]
+fn cache_returns_same_results() {
+    let mut p = parser(TimeFormat::Strftime(NGINX_TIME_LOCAL.into()));
+    let a = "20/Nov/2026:10:01:02 +0000";
+    let b = "20/Nov/2026:10:01:03 +0000";
+    for _ in 0..3 {
+        assert_eq!(p.parse(a), Ok(ms("2026-11-20T10:01:02Z")));
+        assert_eq!(p.parse(a), Ok(ms("2026-11-20T10:01:02Z")));
+        assert_eq!(p.parse(b), Ok(ms("2026-11-20T10:01:03Z")));
+        assert_eq!(p.parse("nope"), Err(LineError::BadTimestamp));
+        assert_eq!(p.parse("nope"), Err(LineError::BadTimestamp));
+    }
+}
+
+#[test]
+fn rfc3339_forms() {
+    let mut p = parser(TimeFormat::Rfc3339);
+    assert_eq!(
+        p.parse("2026-11-20T10:01:02.345Z"),
+        Ok(ms("2026-11-20T10:01:02.345Z"))
+    );
+    assert_eq!(
+        p.parse("2026-11-20T10:01:02+02:00"),
+        Ok(ms("2026-11-20T08:01:02Z"))
+    );
+    assert_eq!(
+        p.parse("2026-11-20T10:01:02.123456789-05:30"),
+        Ok(ms("2026-11-20T15:31:02.123Z"))
+    );
+    assert_eq!(
+        p.parse("2026-11-20 10:01:02Z"),
+        Ok(ms("2026-11-20T10:01:02Z"))
+    );
+    assert_eq!(
+        p.parse("2026-11-20t10:01:02.5z"),
+        Ok(ms("2026-11-20T10:01:02.5Z"))
+    );
+    // Rounded down, also before 1970.
+    assert_eq!(p.parse("1969-12-31T23:59:59.9995Z"), Ok(-1));
+    for bad in [
+        "2026-11-20T10:01:02",
+        "2026-11-20",
+        "2026-02-30T00:00:00Z",
+        "1700000000",
+        "",
+        "x",
+    ] {
+        assert_eq!(p.parse(bad), Err(LineError::BadTimestamp), "{bad:?}");
+    }
+}
+
+#[test]
+fn epochs() {
+    let mut s = parser(TimeFormat::EpochSeconds);
+    assert_eq!(s.parse("1700000000"), Ok(1_700_000_000_000));
+    assert_eq!(s.parse("1700000000.5"), Ok(1_700_000_000_500));
+    assert_eq!(s.parse("1700000000.123999"), Ok(1_700_000_000_123));
+    assert_eq!(s.parse("1.7e9"), Ok(1_700_000_000_000));
+    assert_eq!(s.parse("-1.5"), Ok(-1500));
+    assert_eq!(s.parse("-0.0005"), Ok(-1));
+    assert_eq!(s.parse("0"), Ok(0));
+    for bad in [
+        "",
+        "-",
+        "1.",
+        ".5",
+        "1,5",
+        "abc",
+        " 1",
+        "1e999",
+        "NaN",
+        "inf",
+        "99999999999999999999",
+        "9999999999999",
+    ] {
+        assert_eq!(s.parse(bad), Err(LineError::BadTimestamp), "{bad:?}");
+    }
+    let mut m = parser(TimeFormat::EpochMillis);
+    assert_eq!(m.parse("1700000000123"), Ok(1_700_000_000_123));
+    assert_eq!(m.parse("1700000000123.9"), Ok(1_700_000_000_123));
+    assert_eq!(m.parse("-1.5"), Ok(-2));
+    for bad in [
+        "",
+        "x",
+        "12a",
+        "9223372036854775807",
+        "-9223372036854775808",
+    ] {
+        assert_eq!(m.parse(bad), Err(LineError::BadTimestamp), "{bad:?}");
+    }
+}
+
+#[test]
+fn strftime_patterns() {
+    let mut p = parser(TimeFormat::Strftime("%Y-%m-%d %H:%M:%S".into()));
+    assert_eq!(
+        p.parse("2026-11-20 10:01:02"),
+        Ok(ms("2026-11-20T10:01:02Z"))
+    );
+    assert_eq!(p.parse("2026-11-20 10:01"), Err(LineError::BadTimestamp));
+    let mut p = parser(TimeFormat::Strftime("%Y-%m-%d %H:%M:%S%.f %z".into()));
+    assert_eq!(
+        p.parse("2026-11-20 10:01:02.250 +0100"),
+        Ok(ms("2026-11-20T09:01:02.25Z"))
+    );
+    let mut p = parser(TimeFormat::Strftime("%s".into()));
+    assert_eq!(p.parse("1700000000"), Ok(1_700_000_000_000));
+    let mut p = parser(TimeFormat::Strftime("%Y-%m-%dT%H:%M:%S %Q".into()));
+    assert_eq!(
+        p.parse("2026-07-01T12:00:00 UTC"),
+        Ok(ms("2026-07-01T12:00:00Z"))
+    );
+}
+
+#[test]
+fn unusable_patterns_fail_at_build() {
+    for p in [
+        "%H:%M:%S",
+        "%b %d %H:%M:%S",
+        "%Y-%m-%d %Z",
+        "no directives",
+        "%Y-%m-%d %c",
+    ] {
+        let r = TimeParser::new(&TimeFormat::Strftime(p.into()));
+        assert!(matches!(r, Err(BuildError::TimeFormat { .. })), "{p}");
+    }
+}
+
+#[test]
+fn nginx_fast_agrees_on_every_day_and_offset_sample() {
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let offsets = [
+        "+0000", "-0700", "+0530", "-0000", "+1400", "-1200", "+2359", "-0945",
+    ];
+    let mut fast_hits = 0;
+    for year in [1, 1899, 1969, 1970, 2000, 2024, 2026, 2100, 9998] {
+        for (mi, mon) in months.iter().enumerate() {
+            for day in [0, 1, 15, 28, 29, 30, 31, 32] {
+                for off in offsets {
+                    let text = format!(
+                        "{day:02}/{mon}/{year:04}:{:02}:{:02}:{:02} {off}",
+                        (day + mi) % 24,
+                        day * 2 % 60,
+                        (day * 7 + mi) % 60
+                    );
+                    let fast = nginx_fast(text.as_bytes());
+                    let slow = jiff_strftime(NGINX_TIME_LOCAL, &text);
+                    if let Some(v) = fast {
+                        fast_hits += 1;
+                        assert_eq!(Ok(v), slow, "{text}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(fast_hits > 4000, "{fast_hits}");
+}
+
+proptest! {
+    #[test]
+    fn nginx_fast_equals_jiff(
+        day in 0u32..40, mon in 0usize..14, year in 0u32..10000,
+        h in 0u32..27, m in 0u32..62, s in 0u32..62,
+        sign in prop::sample::select(vec!['+', '-', ' ', 'Z']), oh in 0u32..30, om in 0u32..70,
+    ) {
+        let names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec", "nov", "Xyz"];
+        let text = format!("{day:02}/{}/{year:04}:{h:02}:{m:02}:{s:02} {sign}{oh:02}{om:02}", names[mon]);
+        let mut p = TimeParser::new(&TimeFormat::Strftime(NGINX_TIME_LOCAL.into())).unwrap();
+        prop_assert_eq!(p.parse(&text), jiff_strftime(NGINX_TIME_LOCAL, &text), "{}", text);
+        if let Some(v) = nginx_fast(text.as_bytes()) {
+            prop_assert_eq!(Ok(v), jiff_strftime(NGINX_TIME_LOCAL, &text));
+        }
+    }
+
+    #[test]
+    fn nginx_fast_never_disagrees_on_noise(text in "[0-9]{2}/[A-Za-z]{3}/[0-9]{4}:[0-9]{2}:[0-9]{2}:[0-9]{2} [-+][0-9]{4}") {
+        if let Some(v) = nginx_fast(text.as_bytes()) {
+            prop_assert_eq!(Ok(v), jiff_strftime(NGINX_TIME_LOCAL, &text));
+        }
+    }
+
+    #[test]
+    fn rfc3339_fast_equals_jiff(
+        year in 0u32..10000, mon in 0u32..14, day in 0u32..33, h in 0u32..25, m in 0u32..61, s in 0u32..61,
+        frac in "(\\.[0-9]{1,10})?", off in "Z|[-+][0-2][0-9]:[0-6][0-9]|z|[-+][0-9]{4}",
+    ) {
+        let text = format!("{year:04}-{mon:02}-{day:02}T{h:02}:{m:02}:{s:02}{frac}{off}");
+        prop_assert_eq!(rfc3339(&text), jiff_rfc3339(&text), "{}", text);
+        if let Some(v) = rfc3339_fast(text.as_bytes()) {
+            prop_assert_eq!(Ok(v), jiff_rfc3339(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn epoch_seconds_matches_decimal_math(int in 0i64..20_000_000_000, frac in "[0-9]{0,6}", neg: bool) {
+        let text = format!("{}{int}{}{frac}", if neg { "-" } else { "" }, if frac.is_empty() { "" } else { "." });
+        let padded = format!("{frac:0<6}");
+        let micros = int * 1_000_000 + padded.parse::<i64>().unwrap();
+        let micros = if neg { -micros } else { micros };
+        prop_assert_eq!(epoch(&text, 3), in_range(micros.div_euclid(1000)));
+    }
+
+    #[test]
+    fn any_text_never_panics(text in "\\PC{0,40}") {
+        for f in [TimeFormat::Rfc3339, TimeFormat::EpochSeconds, TimeFormat::EpochMillis,
+                  TimeFormat::Strftime(NGINX_TIME_LOCAL.into()), TimeFormat::Strftime("%Y-%m-%d %H:%M:%S".into())] {
+            let _ = TimeParser::new(&f).unwrap().parse(&text);
+        }
+    }
+}
