@@ -1,0 +1,22 @@
+//! The tidemark engine: a job's timely dataflow.
+//!
+//! `source (per file group, no exchange) → host merge (exchange by host series)
+//! → rollup (exchange by rule output series) → collect (worker 0) → sinks`.
+//! Dataflow timestamps are window starts; a window closes when the frontier passes
+//! it, which happens only once every source's watermark has passed its end.
+
+pub mod acc;
+pub mod group;
+pub mod install;
+pub mod operators;
+pub mod plan;
+pub mod run;
+pub mod series;
+pub mod stats;
+pub mod time;
+
+pub use install::{install_job, JobHandle};
+pub use operators::collect::WindowOutput;
+pub use run::{run_job, RunOptions, RunOutcome};
+pub use series::{ClosedWindow, Origin, Series, Value};
+pub use stats::JobStats;

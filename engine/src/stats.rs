@@ -1,0 +1,97 @@
+//! Self-metrics a job keeps while it runs; printed on shutdown.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct JobStats {
+    pub file_groups: u64,
+    pub files_opened: u64,
+    pub file_open_errors: u64,
+    pub truncations: u64,
+    pub bytes_read: u64,
+    pub lines_read: u64,
+    pub oversize_lines: u64,
+    pub invalid_utf8_lines: u64,
+    /// Lines that could not be parsed, by reason.
+    pub parse_errors: BTreeMap<&'static str, u64>,
+    /// Values a metric could not use, by (metric, reason); the line still counts elsewhere.
+    pub value_errors: BTreeMap<(String, &'static str), u64>,
+    pub late_lines: u64,
+    pub windows_emitted: u64,
+    /// Windows still open when a live run was stopped (not emitted: not final).
+    pub windows_open_at_stop: u64,
+}
+
+impl JobStats {
+    pub fn add(&mut self, o: &JobStats) {
+        self.file_groups += o.file_groups;
+        self.files_opened += o.files_opened;
+        self.file_open_errors += o.file_open_errors;
+        self.truncations += o.truncations;
+        self.bytes_read += o.bytes_read;
+        self.lines_read += o.lines_read;
+        self.oversize_lines += o.oversize_lines;
+        self.invalid_utf8_lines += o.invalid_utf8_lines;
+        for (k, v) in &o.parse_errors {
+            *self.parse_errors.entry(k).or_default() += v;
+        }
+        for (k, v) in &o.value_errors {
+            *self.value_errors.entry(k.clone()).or_default() += v;
+        }
+        self.late_lines += o.late_lines;
+        self.windows_emitted += o.windows_emitted;
+        self.windows_open_at_stop += o.windows_open_at_stop;
+    }
+
+    pub fn parse_errors_total(&self) -> u64 {
+        self.parse_errors.values().sum()
+    }
+
+    /// A short human summary, one item per line.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "file groups: {}\nfiles read: {} ({} could not be opened)\nbytes read: {}\nlines read: {}\nlate lines (dropped): {}\noversize lines (skipped): {}\ninvalid UTF-8 lines (read lossily): {}\nmalformed lines (skipped): {}\n",
+            self.file_groups,
+            self.files_opened,
+            self.file_open_errors,
+            self.bytes_read,
+            self.lines_read,
+            self.late_lines,
+            self.oversize_lines,
+            self.invalid_utf8_lines,
+            self.parse_errors_total()
+        );
+        for (reason, n) in &self.parse_errors {
+            s.push_str(&format!("  {reason}: {n}\n"));
+        }
+        for ((metric, reason), n) in &self.value_errors {
+            s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
+        }
+        if self.truncations > 0 {
+            s.push_str(&format!("truncations seen: {}\n", self.truncations));
+        }
+        s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.windows_open_at_stop > 0 {
+            s.push_str(&format!(
+                "windows still open at stop (not emitted): {}\n",
+                self.windows_open_at_stop
+            ));
+        }
+        s
+    }
+}
+
+/// Shared between the workers of one process.
+pub type SharedStats = Arc<Mutex<JobStats>>;
+
+/// Folds `delta` into `shared` and resets it.
+pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
+    if *delta == JobStats::default() {
+        return;
+    }
+    if let Ok(mut s) = shared.lock() {
+        s.add(delta);
+    }
+    *delta = JobStats::default();
+}

@@ -1,0 +1,90 @@
+//! Helpers shared by the engine's integration tests: run a job in-process and
+//! collect its closed windows; write nginx lines into (possibly gzipped) files.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+
+use tidemark_engine::{run_job, ClosedWindow, JobStats, RunOptions, WindowOutput};
+use tidemark_jobs::Job;
+
+#[derive(Clone, Default)]
+pub struct Collected(pub Arc<Mutex<Vec<ClosedWindow>>>);
+
+impl WindowOutput for Collected {
+    fn window(&mut self, w: &ClosedWindow) -> Result<(), String> {
+        self.0.lock().unwrap().push(w.clone());
+        Ok(())
+    }
+}
+
+pub fn job_from(toml: &str, dir: &Path) -> Job {
+    match tidemark_jobs::from_str(toml, "test.toml", dir) {
+        Ok(j) => j,
+        Err(d) => panic!("test job invalid:\n{d}"),
+    }
+}
+
+/// Runs `job` to the end of its files with `workers` threads.
+pub fn run_until_eof(job: &Job, workers: usize) -> (Vec<ClosedWindow>, JobStats) {
+    let out = Collected::default();
+    let outcome = run_job(
+        job,
+        RunOptions {
+            workers,
+            until_eof: true,
+            stop: Arc::new(AtomicBool::new(false)),
+        },
+        Box::new(out.clone()),
+    )
+    .expect("run");
+    let windows = out.0.lock().unwrap().clone();
+    (windows, outcome.stats)
+}
+
+/// `[20/Nov/2026:10:00:01 +0000]`-style nginx line with a request time.
+pub fn nginx_line(t_secs: i64, method: &str, status: u16, bytes: u64, rt_ms: u32) -> String {
+    let ts = jiff::Timestamp::from_second(t_secs).unwrap();
+    format!(
+        "10.0.0.1 - - [{}] \"{method} /x HTTP/1.1\" {status} {bytes} \"-\" \"test\" {}.{:03}\n",
+        ts.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        rt_ms / 1000,
+        rt_ms % 1000
+    )
+}
+
+pub fn write_file(path: &Path, lines: &[String], gzip: bool) {
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let data: String = lines.concat();
+    if gzip {
+        let f = std::fs::File::create(path).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+        enc.write_all(data.as_bytes()).unwrap();
+        enc.finish().unwrap();
+    } else {
+        std::fs::write(path, data).unwrap();
+    }
+}
+
+/// Flattens windows into `(start_ms, record, labels) -> value as f64`.
+pub fn flatten(
+    windows: &[ClosedWindow],
+) -> std::collections::BTreeMap<(i64, String, Vec<(String, String)>), f64> {
+    let mut m = std::collections::BTreeMap::new();
+    for w in windows {
+        for s in &w.series {
+            let v = match s.value {
+                tidemark_engine::Value::Int(i) => i as f64,
+                tidemark_engine::Value::Float(f) => f,
+            };
+            let prev = m.insert((w.start_ms, s.record.clone(), s.labels.clone()), v);
+            assert!(prev.is_none(), "duplicate series {} {:?}", s.record, s.labels);
+        }
+    }
+    m
+}

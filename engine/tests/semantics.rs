@@ -1,0 +1,187 @@
+//! The semantics contract of DESIGN.md, one rule per test: late lines, the
+//! rotation merge, idle sources in live mode.
+
+mod common;
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{flatten, job_from, nginx_line, run_until_eof, write_file, Collected};
+use tidemark_engine::{run_job, RunOptions};
+
+const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
+
+fn counter_job(include: &str) -> String {
+    format!(
+        r#"
+name = "t"
+[source]
+kind = "file"
+include = ["{include}"]
+host = {{ path_regex = '/(?P<host>[^/]+)/access\.log$' }}
+[parse]
+format = "nginx"
+[window]
+size = "1m"
+max_out_of_orderness = "5s"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[rule]]
+record = "total"
+expr = "sum(reqs)"
+[[sink]]
+kind = "stdout"
+"#
+    )
+}
+
+fn total(windows: &[tidemark_engine::ClosedWindow], start_s: i64) -> Option<f64> {
+    flatten(windows)
+        .get(&(start_s * 1000, "total".to_string(), vec![]))
+        .copied()
+}
+
+#[test]
+fn late_lines_beyond_the_bound_are_dropped_and_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let line = |t| nginx_line(t, "GET", 200, 1, 1);
+    // Max seen 10:01:30 → watermark 10:01:25. A line at 10:00:59 is late, though its
+    // window has not been emitted yet; 10:01:25 is exactly on the watermark: not late.
+    let lines = vec![
+        line(T0 + 10),
+        line(T0 + 90),
+        line(T0 + 59),
+        line(T0 + 85),
+        line(T0 + 84),
+        line(T0 + 200),
+    ];
+    write_file(&d.path().join("h/access.log"), &lines, false);
+    let job = job_from(&counter_job("*/access.log"), d.path());
+    let (w, stats) = run_until_eof(&job, 1);
+    assert_eq!(stats.late_lines, 2, "10:00:59 and 10:01:24 are below the watermark");
+    assert_eq!(total(&w, T0), Some(1.0), "the late 10:00:59 line is not in 10:00");
+    assert_eq!(total(&w, T0 + 60), Some(2.0));
+    assert_eq!(total(&w, T0 + 180), Some(1.0));
+}
+
+#[test]
+fn rotated_sibling_is_drained_before_the_live_file_moves_the_watermark() {
+    let d = tempfile::tempdir().unwrap();
+    let line = |t| nginx_line(t, "GET", 200, 1, 1);
+    // If access.log were read first, its 10:05 lines would push the watermark past
+    // 10:00 and every line of access.log.1 would be late.
+    write_file(
+        &d.path().join("h/access.log.2.gz"),
+        &[line(T0), line(T0 + 1)],
+        true,
+    );
+    write_file(
+        &d.path().join("h/access.log.1"),
+        &[line(T0 + 10), line(T0 + 20), line(T0 + 70)],
+        false,
+    );
+    write_file(&d.path().join("h/access.log"), &[line(T0 + 300)], false);
+    let job = job_from(&counter_job("*/access.log"), d.path());
+    for workers in [1, 2] {
+        let (w, stats) = run_until_eof(&job, workers);
+        assert_eq!(stats.late_lines, 0);
+        assert_eq!(total(&w, T0), Some(4.0));
+        assert_eq!(total(&w, T0 + 60), Some(1.0));
+        assert_eq!(total(&w, T0 + 300), Some(1.0));
+    }
+}
+
+#[test]
+fn a_quiet_host_does_not_stop_other_hosts_windows_from_closing_in_live_mode() {
+    let d = tempfile::tempdir().unwrap();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let start = now_ms();
+    std::fs::create_dir_all(d.path().join("busy")).unwrap();
+    std::fs::create_dir_all(d.path().join("quiet")).unwrap();
+    // The quiet host logs once, then nothing.
+    std::fs::write(
+        d.path().join("quiet/access.log"),
+        format!("ts={start} msg=hello\n"),
+    )
+    .unwrap();
+    let busy_path = d.path().join("busy/access.log");
+    std::fs::write(&busy_path, format!("ts={start} msg=hello\n")).unwrap();
+    let job = job_from(
+        r#"
+name = "live"
+[source]
+kind = "file"
+include = ["*/access.log"]
+host = { path_regex = '/(?P<host>[^/]+)/access\.log$' }
+poll_interval = "20ms"
+[parse]
+format = "logfmt"
+timestamp = { field = "ts", format = "epoch_millis" }
+[window]
+size = "1s"
+max_out_of_orderness = "0s"
+idle_timeout = "1s"
+[[metric]]
+name = "lines"
+kind = "counter"
+[[rule]]
+record = "total"
+expr = "sum(lines)"
+[[sink]]
+kind = "stdout"
+"#,
+        d.path(),
+    );
+    let out = Collected::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = {
+        let (out, stop) = (out.clone(), stop.clone());
+        std::thread::spawn(move || {
+            run_job(
+                &job,
+                RunOptions {
+                    workers: 2,
+                    until_eof: false,
+                    stop,
+                },
+                Box::new(out),
+            )
+        })
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&busy_path)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let quiet_window_end = start - start % 1000 + 1000;
+    let mut closed_after_quiet = false;
+    while Instant::now() < deadline {
+        writeln!(f, "ts={} msg=tick", now_ms()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        let windows = out.0.lock().unwrap().clone();
+        // A window later than the quiet host's only line closed: the quiet host no
+        // longer holds the frontier back.
+        if windows.iter().any(|w| w.start_ms >= quiet_window_end + 1000) {
+            closed_after_quiet = true;
+            break;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let outcome = runner.join().unwrap().expect("live run stops cleanly");
+    assert!(
+        closed_after_quiet,
+        "no window after the quiet host's last line closed within 20 s"
+    );
+    assert!(outcome.stats.lines_read >= 3);
+    // Windows are emitted once each and in order.
+    let windows = out.0.lock().unwrap().clone();
+    assert!(windows.windows(2).all(|p| p[0].start_ms < p[1].start_ms));
+}

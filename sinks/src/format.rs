@@ -1,0 +1,131 @@
+//! Text forms shared by every sink: times, values and labels.
+
+use tidemark_engine::{ClosedWindow, Series, Value};
+
+/// `2026-11-20T10:01:00Z`. Windows are whole seconds, so no fraction is printed.
+pub fn rfc3339(ms: i64) -> String {
+    match jiff::Timestamp::from_millisecond(ms) {
+        Ok(t) => t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Counts print as integers; so does any float that is a whole number (a sum of
+/// byte counts), so the same quantity never prints two ways. Other floats print in
+/// the shortest form that reads back exactly; non-finite values as `null`.
+pub fn value(v: Value, out: &mut String) {
+    use std::fmt::Write;
+    match v {
+        Value::Int(i) => {
+            let _ = write!(out, "{i}");
+        }
+        Value::Float(f) if !f.is_finite() => out.push_str("null"),
+        Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
+            let _ = write!(out, "{}", f as i64);
+        }
+        Value::Float(f) => {
+            let _ = write!(out, "{f}");
+        }
+    }
+}
+
+/// A JSON string literal.
+pub fn json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                use std::fmt::Write;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// One JSON Lines record (with its newline), in the schema of DESIGN.md.
+pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &mut String) {
+    out.push_str("{\"start\":\"");
+    out.push_str(start);
+    out.push_str("\",\"end\":\"");
+    out.push_str(end);
+    out.push_str("\",\"record\":");
+    json_str(&s.record, out);
+    out.push_str(",\"labels\":{");
+    for (i, (k, v)) in s.labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_str(k, out);
+        out.push(':');
+        json_str(v, out);
+    }
+    out.push_str("},\"value\":");
+    value(s.value, out);
+    out.push_str("}\n");
+    let _ = w;
+}
+
+/// `status="200", host="web-1"`.
+pub fn labels_text(labels: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push('=');
+        json_str(v, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_engine::Origin;
+
+    #[test]
+    fn values() {
+        let f = |v| {
+            let mut s = String::new();
+            value(v, &mut s);
+            s
+        };
+        assert_eq!(f(Value::Int(1234)), "1234");
+        assert_eq!(f(Value::Float(1234.0)), "1234");
+        assert_eq!(f(Value::Float(0.042)), "0.042");
+        assert_eq!(f(Value::Float(-2.5)), "-2.5");
+        assert_eq!(f(Value::Float(f64::NAN)), "null");
+        assert_eq!(f(Value::Float(1e300)), format!("{}", 1e300));
+    }
+
+    #[test]
+    fn record_matches_design_schema() {
+        let w = ClosedWindow {
+            start_ms: 1_795_168_860_000,
+            end_ms: 1_795_168_920_000,
+            series: vec![],
+        };
+        let s = Series {
+            record: "status:http_requests:sum1m".into(),
+            labels: vec![("status".into(), "2\"00".into())],
+            value: Value::Int(1234),
+            origin: Origin::Rule,
+        };
+        let mut out = String::new();
+        jsonl_record(&w, &s, &rfc3339(w.start_ms), &rfc3339(w.end_ms), &mut out);
+        assert_eq!(
+            out,
+            "{\"start\":\"2026-11-20T10:01:00Z\",\"end\":\"2026-11-20T10:02:00Z\",\"record\":\"status:http_requests:sum1m\",\"labels\":{\"status\":\"2\\\"00\"},\"value\":1234}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["labels"]["status"], "2\"00");
+    }
+}
