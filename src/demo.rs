@@ -56,6 +56,9 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
         "demo: JSON Lines (rules and per-host series) in {}",
         dir.join("out/nginx.jsonl").display()
     );
-    eprintln!("demo: re-run it with: tidemark run {} --until-eof", job_path.display());
+    eprintln!(
+        "demo: re-run it with: tidemark run {} --until-eof",
+        job_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

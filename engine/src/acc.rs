@@ -41,9 +41,7 @@ impl Hist {
         if scaled >= u64::MAX as f64 {
             return Err("too_large");
         }
-        self.h
-            .record(scaled as u64)
-            .map_err(|_| "too_large")?;
+        self.h.record(scaled as u64).map_err(|_| "too_large")?;
         self.sum += v;
         Ok(())
     }
@@ -100,7 +98,10 @@ pub enum Acc {
     Count(u64),
     Sum(f64),
     /// Last value by event time; ties go to the later line.
-    Gauge { t: i64, v: f64 },
+    Gauge {
+        t: i64,
+        v: f64,
+    },
     Hist(Hist),
 }
 
@@ -110,11 +111,9 @@ impl Acc {
         match (self, other) {
             (Acc::Count(a), Acc::Count(b)) => *a += b,
             (Acc::Sum(a), Acc::Sum(b)) => *a += b,
-            (Acc::Gauge { t, v }, Acc::Gauge { t: t2, v: v2 }) => {
-                if *t2 >= *t {
-                    *t = *t2;
-                    *v = *v2;
-                }
+            (Acc::Gauge { t, v }, Acc::Gauge { t: t2, v: v2 }) if *t2 >= *t => {
+                *t = *t2;
+                *v = *v2;
             }
             (Acc::Hist(a), Acc::Hist(b)) => a.merge(b),
             // Kinds come from the metric definition, so they always agree.

@@ -204,7 +204,10 @@ fn ingest_line(
     }
     let t = parsed.event_ms();
     if t < 0 {
-        *stats.parse_errors.entry("timestamp_before_1970").or_default() += 1;
+        *stats
+            .parse_errors
+            .entry("timestamp_before_1970")
+            .or_default() += 1;
         warn_line(warnings, origin, "timestamp_before_1970", line);
         return;
     }
@@ -358,7 +361,10 @@ mod tests {
         push_part(&mut b, "200");
         assert_eq!(
             decode_key(&b),
-            ("web\u{1f}1".to_string(), vec![String::new(), "200".to_string()])
+            (
+                "web\u{1f}1".to_string(),
+                vec![String::new(), "200".to_string()]
+            )
         );
     }
 }

@@ -8,11 +8,11 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use thiserror::Error;
-use timely::dataflow::operators::core::{Concat, OkErr};
-use timely::worker::Worker;
 use tidemark_jobs::{HostFrom, Job};
 use tidemark_sources::file::{FileGroup, DEFAULT_MAX_LINE_BYTES};
 use tidemark_sources::parse::LineParser;
+use timely::dataflow::operators::core::{Concat, OkErr};
+use timely::worker::Worker;
 
 use crate::group::GroupState;
 use crate::operators::collect::{collect, OutputError, WindowOutput};
@@ -74,8 +74,8 @@ pub fn install_job(
         if i % peers != index {
             continue;
         }
-        let parser =
-            LineParser::new(&job.parse, &plan.fields).map_err(|e| EngineError::Parser(e.to_string()))?;
+        let parser = LineParser::new(&job.parse, &plan.fields)
+            .map_err(|e| EngineError::Parser(e.to_string()))?;
         groups.push(GroupState::new(
             i as u32,
             g,
@@ -103,12 +103,11 @@ pub fn install_job(
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
         let partials = file_source(scope, groups, pacing, stop.clone(), stats.clone());
         let stage2 = host_merge(partials, plan.clone());
-        let (rule_inputs, host_series) = stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(
-            |x| match x {
+        let (rule_inputs, host_series) =
+            stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
                 Stage2::Rule(r) => Ok(r),
                 Stage2::Host(s) => Err(s),
-            },
-        );
+            });
         let rule_series = rollup(rule_inputs, plan.clone());
         let all = rule_series.concat(host_series);
         collect(all, plan.window_ms, output, output_error, stop, stats);

@@ -110,7 +110,10 @@ impl Plan {
 
 /// The labels a rule's output series carries, from a host series' labels
 /// (`host` plus the metric's labels, sorted by name).
-pub fn rule_labels(grouping: &Grouping, series_labels: &[(String, String)]) -> Vec<(String, String)> {
+pub fn rule_labels(
+    grouping: &Grouping,
+    series_labels: &[(String, String)],
+) -> Vec<(String, String)> {
     match grouping {
         Grouping::By(keep) => series_labels
             .iter()

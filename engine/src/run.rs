@@ -48,8 +48,12 @@ pub fn run_job(
     let stop = opts.stop.clone();
     let config = timely::Config::process(opts.workers.max(1));
     let guards = {
-        let (groups, stats, output_error, stop) =
-            (groups.clone(), stats.clone(), output_error.clone(), stop.clone());
+        let (groups, stats, output_error, stop) = (
+            groups.clone(),
+            stats.clone(),
+            output_error.clone(),
+            stop.clone(),
+        );
         timely::execute(config, move |worker| -> Result<(), EngineError> {
             let out = if worker.index() == 0 {
                 output.lock().ok().and_then(|mut o| o.take())

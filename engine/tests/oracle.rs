@@ -133,7 +133,7 @@ kind = "stdout"
 series = "all"
 "#;
 
-type Key = (i64, String, Vec<(String, String)>);
+type Key = common::SeriesKey;
 
 /// Per-host series state, recomputed the obvious way.
 #[derive(Default)]
@@ -193,18 +193,36 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
             let h = host.as_str();
             for ((status, method), n) in &hw.reqs {
                 out.insert(
-                    (w, "reqs".into(), labels(&[("host", h), ("status", status), ("method", method)])),
+                    (
+                        w,
+                        "reqs".into(),
+                        labels(&[("host", h), ("status", status), ("method", method)]),
+                    ),
                     *n as f64,
                 );
-                status_vals.entry(status.clone()).or_default().push(*n as f64);
+                status_vals
+                    .entry(status.clone())
+                    .or_default()
+                    .push(*n as f64);
                 *out.entry((w, "status:reqs".into(), labels(&[("status", status)])))
                     .or_insert(0.0) += *n as f64;
-                *out.entry((w, "host_status:reqs".into(), labels(&[("host", h), ("status", status)])))
-                    .or_insert(0.0) += *n as f64;
+                *out.entry((
+                    w,
+                    "host_status:reqs".into(),
+                    labels(&[("host", h), ("status", status)]),
+                ))
+                .or_insert(0.0) += *n as f64;
                 total_reqs += *n as f64;
             }
             for (status, b) in &hw.bytes {
-                out.insert((w, "bytes".into(), labels(&[("host", h), ("status", status)])), *b);
+                out.insert(
+                    (
+                        w,
+                        "bytes".into(),
+                        labels(&[("host", h), ("status", status)]),
+                    ),
+                    *b,
+                );
                 total_bytes += b;
             }
             if let Some((_, v)) = hw.last {
@@ -213,7 +231,10 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
             hw.rts.sort_by(f64::total_cmp);
             let n = hw.rts.len() as f64;
             out.insert((w, "rt_count".into(), labels(&[("host", h)])), n);
-            out.insert((w, "rt_sum".into(), labels(&[("host", h)])), hw.rts.iter().sum());
+            out.insert(
+                (w, "rt_sum".into(), labels(&[("host", h)])),
+                hw.rts.iter().sum(),
+            );
             for q in ["0.5", "0.99"] {
                 let k = (w, "rt".to_string(), labels(&[("host", h), ("quantile", q)]));
                 out.insert(k.clone(), quantile(&hw.rts, q.parse().unwrap()));
@@ -228,8 +249,14 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
             let l = labels(&[("status", &status)]);
             let n = vals.len() as f64;
             let sum: f64 = vals.iter().sum();
-            out.insert((w, "status:reqs:min".into(), l.clone()), vals.iter().copied().fold(f64::MAX, f64::min));
-            out.insert((w, "status:reqs:max".into(), l.clone()), vals.iter().copied().fold(f64::MIN, f64::max));
+            out.insert(
+                (w, "status:reqs:min".into(), l.clone()),
+                vals.iter().copied().fold(f64::MAX, f64::min),
+            );
+            out.insert(
+                (w, "status:reqs:max".into(), l.clone()),
+                vals.iter().copied().fold(f64::MIN, f64::max),
+            );
             out.insert((w, "status:reqs:avg".into(), l.clone()), sum / n);
             out.insert((w, "status:reqs:series".into(), l), n);
         }

@@ -61,8 +61,15 @@ fn late_lines_beyond_the_bound_are_dropped_and_counted() {
     write_file(&d.path().join("h/access.log"), &lines, false);
     let job = job_from(&counter_job("*/access.log"), d.path());
     let (w, stats) = run_until_eof(&job, 1);
-    assert_eq!(stats.late_lines, 2, "10:00:59 and 10:01:24 are below the watermark");
-    assert_eq!(total(&w, T0), Some(1.0), "the late 10:00:59 line is not in 10:00");
+    assert_eq!(
+        stats.late_lines, 2,
+        "10:00:59 and 10:01:24 are below the watermark"
+    );
+    assert_eq!(
+        total(&w, T0),
+        Some(1.0),
+        "the late 10:00:59 line is not in 10:00"
+    );
     assert_eq!(total(&w, T0 + 60), Some(2.0));
     assert_eq!(total(&w, T0 + 180), Some(1.0));
 }
@@ -169,7 +176,10 @@ kind = "stdout"
         let windows = out.0.lock().unwrap().clone();
         // A window later than the quiet host's only line closed: the quiet host no
         // longer holds the frontier back.
-        if windows.iter().any(|w| w.start_ms >= quiet_window_end + 1000) {
+        if windows
+            .iter()
+            .any(|w| w.start_ms >= quiet_window_end + 1000)
+        {
             closed_after_quiet = true;
             break;
         }

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
-use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
 
 use crate::acc::Acc;
 use crate::plan::{rule_labels, selector_of, Plan};
@@ -88,7 +88,14 @@ pub fn merge_window(mut parts: Vec<HostPartial>, plan: &Plan) -> Vec<Stage2> {
         series_labels.push(("host".to_string(), host.clone()));
         series_labels.sort();
         if plan.want_host_series {
-            host_series(&mp.name, mp.kind, &mp.quantiles, &series_labels, &acc, &mut out);
+            host_series(
+                &mp.name,
+                mp.kind,
+                &mp.quantiles,
+                &series_labels,
+                &acc,
+                &mut out,
+            );
         }
         for &r in &mp.rules {
             let rule = &plan.rules[r];

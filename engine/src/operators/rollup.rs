@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use tidemark_jobs::{AggOp, RuleExpr};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
-use tidemark_jobs::{AggOp, RuleExpr};
 
 use crate::acc::Hist;
 use crate::plan::Plan;
@@ -49,7 +49,12 @@ pub fn rollup<'scope>(
 /// Evaluates one window's rule inputs.
 pub fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
     inputs.sort_by(|a, b| {
-        (a.rule, &a.out_labels, &a.host, &a.labels).cmp(&(b.rule, &b.out_labels, &b.host, &b.labels))
+        (a.rule, &a.out_labels, &a.host, &a.labels).cmp(&(
+            b.rule,
+            &b.out_labels,
+            &b.host,
+            &b.labels,
+        ))
     });
     let mut out = Vec::new();
     let mut start = 0;

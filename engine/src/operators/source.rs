@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tidemark_sources::file::ReadStatus;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
-use tidemark_sources::file::ReadStatus;
 
 use crate::group::GroupState;
 use crate::series::HostPartial;

@@ -72,9 +72,9 @@ pub fn write_file(path: &Path, lines: &[String], gzip: bool) {
 }
 
 /// Flattens windows into `(start_ms, record, labels) -> value as f64`.
-pub fn flatten(
-    windows: &[ClosedWindow],
-) -> std::collections::BTreeMap<(i64, String, Vec<(String, String)>), f64> {
+pub type SeriesKey = (i64, String, Vec<(String, String)>);
+
+pub fn flatten(windows: &[ClosedWindow]) -> std::collections::BTreeMap<SeriesKey, f64> {
     let mut m = std::collections::BTreeMap::new();
     for w in windows {
         for s in &w.series {
@@ -83,7 +83,12 @@ pub fn flatten(
                 tidemark_engine::Value::Float(f) => f,
             };
             let prev = m.insert((w.start_ms, s.record.clone(), s.labels.clone()), v);
-            assert!(prev.is_none(), "duplicate series {} {:?}", s.record, s.labels);
+            assert!(
+                prev.is_none(),
+                "duplicate series {} {:?}",
+                s.record,
+                s.labels
+            );
         }
     }
     m

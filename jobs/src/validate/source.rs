@@ -11,7 +11,8 @@ use crate::duration::{format_duration, format_size, parse_duration, parse_size};
 use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
 use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
 
-/// Fields of the nginx preset, in line order.
+/// Fields of the nginx preset; `request` is the unsplit `$request`. The parser's
+/// list (`tidemark_sources::parse::NGINX_FIELDS`) is tested to be the same.
 pub const NGINX_FIELDS: &[&str] = &[
     "remote_addr",
     "remote_user",
@@ -24,6 +25,7 @@ pub const NGINX_FIELDS: &[&str] = &[
     "http_referer",
     "http_user_agent",
     "request_time",
+    "request",
 ];
 
 const NGINX_TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";

@@ -160,7 +160,14 @@ mod tests {
     #[test]
     fn groups_with_siblings_oldest_first() {
         let d = tempfile::tempdir().unwrap();
-        for n in ["a.log", "a.log.1", "a.log.2.gz", "a.log.3.gz", "a.log.2", "b.log"] {
+        for n in [
+            "a.log",
+            "a.log.1",
+            "a.log.2.gz",
+            "a.log.3.gz",
+            "a.log.2",
+            "b.log",
+        ] {
             std::fs::write(d.path().join(n), b"x\n").unwrap();
         }
         let glob = format!("{}/*.log*", d.path().display());

@@ -73,9 +73,9 @@ pub(crate) fn parse(text: &str, spans: &mut [Span]) -> Result<(), LineError> {
 
     let (addr_end, i) = token(b, 0)?;
     spans[ADDR] = Span::Line(0, addr_end);
+    let (_ident_end, i) = token(b, i)?;
     // `$remote_user` is taken up to " [" so that a user name with a space in it
     // does not break the line.
-    let (_ident_end, i) = token(b, i)?;
     let lb = i + memchr(b'[', &b[i..]).ok_or(MISMATCH)?;
     if lb == i || b[lb - 1] != b' ' {
         return Err(MISMATCH);
