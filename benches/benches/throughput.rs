@@ -183,6 +183,28 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// Reads and decompresses every file of `set` to /dev/null: what any tool reading
+/// these logs pays before parsing a byte.
+fn run_baseline(set: &DataSet, run_dir: &Path, timeout: Duration) -> Result<RunStats> {
+    let _ = std::fs::remove_dir_all(run_dir);
+    std::fs::create_dir_all(run_dir)?;
+    let mut files = Vec::new();
+    for host in std::fs::read_dir(&set.dir)? {
+        for f in std::fs::read_dir(host?.path())? {
+            files.push(f?.path());
+        }
+    }
+    files.sort();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"for f in "$@"; do case "$f" in *.gz) gzip -dc -- "$f";; *) cat -- "$f";; esac; done > /dev/null"#)
+        .arg("sh")
+        .args(&files);
+    let stats = run_measured(&mut cmd, run_dir, timeout).context("baseline read failed")?;
+    let _ = std::fs::remove_dir_all(run_dir);
+    Ok(stats)
+}
+
 struct Row<'a> {
     set: &'a DataSet,
     workers: usize,
@@ -225,6 +247,21 @@ fn main() -> Result<()> {
         data_set(&root, "small", &small_spec)?,
         data_set(&root, "big", &big_spec)?,
     ];
+
+    // Baseline in the same run: only decompressing and reading the input, no parsing.
+    let mut baselines = Vec::new();
+    for set in &sets {
+        let mut runs = Vec::new();
+        for i in 1..=cfg.runs {
+            let dir = root.join("runs").join(format!("{}-baseline-{i}", set.name));
+            runs.push(run_baseline(set, &dir, cfg.timeout)?);
+        }
+        baselines.push(Row {
+            set,
+            workers: 0,
+            runs,
+        });
+    }
 
     let mut rows = Vec::new();
     let mut digests: Vec<(&str, BTreeSet<Option<u64>>)> = Vec::new();
@@ -311,6 +348,20 @@ fn main() -> Result<()> {
             big.set.lines as f64 / small.set.lines as f64
         );
     }
+    println!();
+    println!("Baseline measured in the same run: `gzip -dc` / `cat` of every input file to /dev/null (reading and decompressing only).\n");
+    println!("| data set | baseline CPU s | tidemark -w 1 CPU s | tidemark / baseline |");
+    println!("|---|---:|---:|---:|");
+    for b in &baselines {
+        if let Some(t) = rows
+            .iter()
+            .find(|r| r.set.name == b.set.name && r.workers == 1)
+        {
+            let (bc, tc) = (b.med(RunStats::cpu_secs), t.med(RunStats::cpu_secs));
+            println!("| {} | {bc:.2} | {tc:.2} | {:.2}x |", b.set.name, tc / bc);
+        }
+    }
+    println!();
     for (name, seen) in digests {
         let verdict = match seen.len() {
             1 if seen.contains(&None) => "no output file was written".to_string(),
