@@ -74,8 +74,15 @@ impl GroupState {
         self.finished
     }
 
-    /// Reads up to `budget` bytes and aggregates their lines.
-    pub fn read(&mut self, budget: usize, now: Instant, stats: &mut JobStats) -> ReadStatus {
+    /// Reads up to `budget` bytes and aggregates their lines. `wall_ms` is the wall
+    /// clock, for rejecting lines stamped too far in the future.
+    pub fn read(
+        &mut self,
+        budget: usize,
+        now: Instant,
+        wall_ms: EventMs,
+        stats: &mut JobStats,
+    ) -> ReadStatus {
         let GroupState {
             reader,
             parser,
@@ -88,10 +95,12 @@ impl GroupState {
             ..
         } = self;
         let before = reader.counters;
+        let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
         let status = reader.read_some(budget, |origin, line| {
             ingest_line(
                 origin,
                 line,
+                future_limit,
                 parser,
                 plan,
                 fixed_host.as_deref(),
@@ -182,6 +191,7 @@ impl GroupState {
 fn ingest_line(
     origin: LineOrigin<'_>,
     line: &[u8],
+    future_limit: EventMs,
     parser: &mut LineParser,
     plan: &Plan,
     fixed_host: Option<&str>,
@@ -211,6 +221,18 @@ fn ingest_line(
         warn_line(warnings, origin, "timestamp_before_1970", line);
         return;
     }
+    if t > future_limit {
+        // A bad clock (or a local time logged as UTC) would drag the watermark into
+        // the future and make every later line of this group late: drop this one.
+        *stats.parse_errors.entry("future_timestamp").or_default() += 1;
+        warn_line(
+            warnings,
+            origin,
+            "future_timestamp: more than [window] max_clock_skew ahead of this machine's clock; check the host's clock and time zone, or raise max_clock_skew",
+            line,
+        );
+        return;
+    }
     if wm.is_late(t) {
         stats.late_lines += 1;
         return;
@@ -231,11 +253,11 @@ fn ingest_line(
                 match raw.map(parse_number) {
                     Some(Some(v)) => v,
                     Some(None) => {
-                        count_value_error(stats, &mp.name, "not_a_number");
+                        stats.count_value_error(&mp.name, "not_a_number");
                         continue;
                     }
                     None => {
-                        count_value_error(stats, &mp.name, "field_missing");
+                        stats.count_value_error(&mp.name, "field_missing");
                         continue;
                     }
                 }
@@ -264,7 +286,7 @@ fn ingest_line(
             }
             Acc::Hist(h) => {
                 if let Err(reason) = h.record(value) {
-                    count_value_error(stats, &mp.name, reason);
+                    stats.count_value_error(&mp.name, reason);
                 }
             }
         }
@@ -301,15 +323,6 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
         }
     };
     &mut windows[idx]
-}
-
-fn count_value_error(stats: &mut JobStats, metric: &str, reason: &'static str) {
-    match stats.value_errors.get_mut(&(metric.to_string(), reason)) {
-        Some(n) => *n += 1,
-        None => {
-            stats.value_errors.insert((metric.to_string(), reason), 1);
-        }
-    }
 }
 
 fn warn_line(warnings: &mut u32, origin: LineOrigin<'_>, reason: &str, line: &[u8]) {

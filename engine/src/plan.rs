@@ -43,6 +43,7 @@ pub struct Plan {
     pub window_ms: i64,
     pub disorder_ms: i64,
     pub idle_timeout_ms: i64,
+    pub max_clock_skew_ms: i64,
 }
 
 impl Plan {
@@ -104,6 +105,7 @@ impl Plan {
             window_ms: ms(job.window.size).max(1),
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),
+            max_clock_skew_ms: ms(job.window.max_clock_skew),
         }
     }
 }

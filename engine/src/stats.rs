@@ -15,8 +15,9 @@ pub struct JobStats {
     pub invalid_utf8_lines: u64,
     /// Lines that could not be parsed, by reason.
     pub parse_errors: BTreeMap<&'static str, u64>,
-    /// Values a metric could not use, by (metric, reason); the line still counts elsewhere.
-    pub value_errors: BTreeMap<(String, &'static str), u64>,
+    /// Values a metric could not use: metric → reason → count. The line still counts
+    /// for the job's other metrics.
+    pub value_errors: BTreeMap<String, BTreeMap<&'static str, u64>>,
     pub late_lines: u64,
     pub windows_emitted: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
@@ -36,12 +37,26 @@ impl JobStats {
         for (k, v) in &o.parse_errors {
             *self.parse_errors.entry(k).or_default() += v;
         }
-        for (k, v) in &o.value_errors {
-            *self.value_errors.entry(k.clone()).or_default() += v;
+        for (metric, reasons) in &o.value_errors {
+            let mine = self.value_errors.entry(metric.clone()).or_default();
+            for (reason, n) in reasons {
+                *mine.entry(reason).or_default() += n;
+            }
         }
         self.late_lines += o.late_lines;
         self.windows_emitted += o.windows_emitted;
         self.windows_open_at_stop += o.windows_open_at_stop;
+    }
+
+    /// Counts one value `metric` could not use, allocating only the first time.
+    pub fn count_value_error(&mut self, metric: &str, reason: &'static str) {
+        match self.value_errors.get_mut(metric) {
+            Some(reasons) => *reasons.entry(reason).or_default() += 1,
+            None => {
+                self.value_errors
+                    .insert(metric.to_string(), BTreeMap::from([(reason, 1)]));
+            }
+        }
     }
 
     pub fn parse_errors_total(&self) -> u64 {
@@ -65,8 +80,10 @@ impl JobStats {
         for (reason, n) in &self.parse_errors {
             s.push_str(&format!("  {reason}: {n}\n"));
         }
-        for ((metric, reason), n) in &self.value_errors {
-            s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
+        for (metric, reasons) in &self.value_errors {
+            for (reason, n) in reasons {
+                s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
+            }
         }
         if self.truncations > 0 {
             s.push_str(&format!("truncations seen: {}\n", self.truncations));

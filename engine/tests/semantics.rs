@@ -195,3 +195,20 @@ kind = "stdout"
     let windows = out.0.lock().unwrap().clone();
     assert!(windows.windows(2).all(|p| p[0].start_ms < p[1].start_ms));
 }
+
+#[test]
+fn a_line_stamped_in_the_future_is_dropped_instead_of_making_later_lines_late() {
+    let d = tempfile::tempdir().unwrap();
+    let line = |t| nginx_line(t, "GET", 200, 1, 1);
+    // 2036: ten years ahead of any machine running this test in 2026.
+    let lines = vec![line(T0 + 1), line(T0 + 10 * 365 * 86_400), line(T0 + 2)];
+    write_file(&d.path().join("h/access.log"), &lines, false);
+    let job = job_from(&counter_job("*/access.log"), d.path());
+    let (w, stats) = run_until_eof(&job, 1);
+    assert_eq!(stats.parse_errors.get("future_timestamp"), Some(&1));
+    assert_eq!(
+        stats.late_lines, 0,
+        "the 2036 line must not move the watermark"
+    );
+    assert_eq!(total(&w, T0), Some(2.0));
+}

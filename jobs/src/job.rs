@@ -69,6 +69,8 @@ pub struct Window {
     pub size: Duration,
     pub max_out_of_orderness: Duration,
     pub idle_timeout: Duration,
+    /// Lines stamped further than this ahead of the wall clock are dropped and counted.
+    pub max_clock_skew: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -18,7 +18,7 @@ pub struct JobFile {
     pub name: Spanned<String>,
     pub source: Spanned<SourceFile>,
     pub parse: Spanned<ParseFile>,
-    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s.
+    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s, max_clock_skew 10m.
     #[serde(default)]
     pub window: WindowFile,
     #[serde(default, rename = "metric")]
@@ -91,6 +91,10 @@ pub struct WindowFile {
     pub max_out_of_orderness: Option<Spanned<String>>,
     /// Default "30s".
     pub idle_timeout: Option<Spanned<String>>,
+    /// How far ahead of this machine's clock a line's timestamp may be; later lines
+    /// are dropped and counted (one bad clock must not push the watermark into the
+    /// future and make every later line late). Default "10m".
+    pub max_clock_skew: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -75,7 +75,7 @@ pub fn file_source<'scope>(
                     continue;
                 }
                 let before = delta.bytes_read;
-                let status = g.read(pacing.chunk_bytes, now, &mut delta);
+                let status = g.read(pacing.chunk_bytes, now, wall_ms, &mut delta);
                 spent += (delta.bytes_read - before) as usize;
                 if status == ReadStatus::More {
                     busy = true;

@@ -310,10 +310,26 @@ pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
             );
         }
     }
+    let skew = duration(
+        r,
+        w.max_clock_skew.as_ref(),
+        "max_clock_skew",
+        Duration::from_secs(600),
+    );
+    if let Some((d, Some(at))) = skew {
+        if d.is_zero() {
+            r.at(
+                at,
+                "max_clock_skew must be greater than 0s",
+                "it is how far ahead of this machine's clock a line's timestamp may be before the line is dropped as a clock error; the default is \"10m\"".to_string(),
+            );
+        }
+    }
     Some(Window {
         size: size?.0,
         max_out_of_orderness: lateness?.0,
         idle_timeout: idle?.0,
+        max_clock_skew: skew?.0,
     })
 }
 

@@ -278,7 +278,7 @@ fn type_error(r: &mut Report<'_>, root: Option<&DeTable<'_>>, e: &toml::de::Erro
         };
         let last = path.last().map_or("", String::as_str);
         let hint = match last {
-            "size" | "max_out_of_orderness" | "idle_timeout" | "poll_interval" => Some(format!(
+            "size" | "max_out_of_orderness" | "idle_timeout" | "max_clock_skew" | "poll_interval" => Some(format!(
                 "write durations as quoted strings with a unit, e.g. {last} = \"30s\""
             )),
             "read_chunk" => Some(
