@@ -28,6 +28,11 @@ pub struct Source {
     pub host: HostFrom,
     pub poll_interval: Duration,
     pub read_chunk_bytes: usize,
+    pub max_line_bytes: usize,
+    pub fingerprint_bytes: usize,
+    pub rotated_tail_wait: Duration,
+    /// Bytes per second over the whole job; `None` = unlimited.
+    pub rate_limit: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

@@ -45,6 +45,15 @@ pub struct SourceFile {
     pub poll_interval: Option<Spanned<String>>,
     /// Bytes read from one file group per activation before yielding. Default "1MiB".
     pub read_chunk: Option<Spanned<String>>,
+    /// Longer lines are skipped and counted, never held whole. Default "256KiB".
+    pub max_line_bytes: Option<Spanned<String>>,
+    /// How many leading bytes identify a file (with its inode). Default "1KiB".
+    pub fingerprint_bytes: Option<Spanned<String>>,
+    /// How long a rotated or deleted file's unterminated last line is waited for
+    /// before it is taken as a line. Default "5s".
+    pub rotated_tail_wait: Option<Spanned<String>>,
+    /// Paces reads (back-pressure, never drops), e.g. "5MiB/s". Default: unlimited.
+    pub rate_limit: Option<Spanned<String>>,
 }
 
 /// Exactly one of the three keys.

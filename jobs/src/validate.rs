@@ -10,6 +10,7 @@ mod metrics;
 mod names;
 mod rules;
 mod sinks;
+mod sizes;
 mod source;
 mod syntax;
 

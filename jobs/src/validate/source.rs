@@ -7,7 +7,8 @@ use toml::Spanned;
 
 use super::diag::Report;
 use super::names::{did_you_mean, list, quoted_choices};
-use crate::duration::{format_duration, format_size, parse_duration, parse_size};
+use super::sizes::{rate_setting, size_setting};
+use crate::duration::{format_duration, parse_duration};
 use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
 use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
 
@@ -406,47 +407,47 @@ pub fn check_source(
             );
         }
     }
-    let chunk = match &s.read_chunk {
-        None => Some(1 << 20),
-        Some(v) => match parse_size(v.get_ref()) {
-            Ok(n) if n < MIN_READ_CHUNK => {
-                r.on(
-                    v,
-                    format!("read_chunk `{}` is too small", v.get_ref()),
-                    format!(
-                        "use at least {}; the default is \"1MiB\"",
-                        format_size(MIN_READ_CHUNK)
-                    ),
-                );
-                None
-            }
-            Ok(n) => match usize::try_from(n) {
-                Ok(n) => Some(n),
-                Err(_) => {
-                    r.on(
-                        v,
-                        format!("read_chunk `{}` is too large for this machine", v.get_ref()),
-                        "the default is \"1MiB\"".to_string(),
-                    );
-                    None
-                }
-            },
-            Err(e) => {
-                r.on(
-                    v,
-                    format!("invalid read_chunk `{}`: {e}", v.get_ref()),
-                    None,
-                );
-                None
-            }
-        },
-    };
+    let chunk = size_setting(
+        r,
+        s.read_chunk.as_ref(),
+        "read_chunk",
+        1 << 20,
+        MIN_READ_CHUNK,
+        1 << 30,
+    );
+    let max_line = size_setting(
+        r,
+        s.max_line_bytes.as_ref(),
+        "max_line_bytes",
+        256 << 10,
+        256,
+        1 << 30,
+    );
+    let fingerprint = size_setting(
+        r,
+        s.fingerprint_bytes.as_ref(),
+        "fingerprint_bytes",
+        1024,
+        16,
+        1 << 20,
+    );
+    let tail_wait = duration(
+        r,
+        s.rotated_tail_wait.as_ref(),
+        "rotated_tail_wait",
+        Duration::from_secs(5),
+    );
+    let rate = rate_setting(r, s.rate_limit.as_ref());
     Some(Source {
         include,
         exclude,
         host: host?,
         poll_interval: poll?.0,
         read_chunk_bytes: chunk?,
+        max_line_bytes: max_line?,
+        fingerprint_bytes: fingerprint?,
+        rotated_tail_wait: tail_wait?.0,
+        rate_limit: rate?,
     })
 }
 

@@ -278,12 +278,14 @@ fn type_error(r: &mut Report<'_>, root: Option<&DeTable<'_>>, e: &toml::de::Erro
         };
         let last = path.last().map_or("", String::as_str);
         let hint = match last {
-            "size" | "max_out_of_orderness" | "idle_timeout" | "max_clock_skew" | "poll_interval" => Some(format!(
+            "size" | "max_out_of_orderness" | "idle_timeout" | "max_clock_skew" | "poll_interval"
+            | "rotated_tail_wait" => Some(format!(
                 "write durations as quoted strings with a unit, e.g. {last} = \"30s\""
             )),
-            "read_chunk" => Some(
-                "write sizes as quoted strings with a unit, e.g. read_chunk = \"1MiB\"".to_string(),
-            ),
+            "read_chunk" | "max_line_bytes" | "fingerprint_bytes" => Some(format!(
+                "write sizes as quoted strings with a unit, e.g. {last} = \"1MiB\""
+            )),
+            "rate_limit" => Some("write a rate as a quoted string, e.g. rate_limit = \"5MiB/s\"".to_string()),
             "quantiles" => Some(
                 "write quantiles as numbers between 0 and 1, e.g. quantiles = [0.5, 0.99]".to_string(),
             ),
