@@ -3,4 +3,7 @@
 
 pub mod file;
 pub mod parse;
+pub mod rate;
 pub mod sample;
+pub mod tail;
+pub mod watch;

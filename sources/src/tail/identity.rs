@@ -1,0 +1,245 @@
+//! File identity: fingerprints of a file's first bytes, and the files of a group as
+//! one directory scan sees them.
+//!
+//! The fingerprint is FNV-1a (64-bit) over the first `fingerprint_len` bytes
+//! (decompressed for gzip). It is stored in checkpoints, so its definition must never
+//! change.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+
+use super::position::FileId;
+use crate::file::discover::rotated_siblings;
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// A running fingerprint, for hashing a file's first bytes as they are read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FpHasher(u64);
+
+impl FpHasher {
+    pub fn new() -> FpHasher {
+        FpHasher(FNV_OFFSET)
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(FNV_PRIME);
+        }
+        self.0 = h;
+    }
+
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The fingerprint of `bytes` (a file's first bytes).
+pub(crate) fn fingerprint(bytes: &[u8]) -> u64 {
+    let mut h = FpHasher::new();
+    h.update(bytes);
+    h.finish()
+}
+
+/// The identity of a file whose first bytes are `head` (fingerprinting at most
+/// `fp_bytes` of them).
+pub(crate) fn file_id(dev: u64, ino: u64, head: &[u8], fp_bytes: usize) -> FileId {
+    let n = head.len().min(fp_bytes);
+    FileId {
+        dev,
+        ino,
+        fingerprint: fingerprint(&head[..n]),
+        fingerprint_len: n as u32,
+    }
+}
+
+/// Whether `head` starts with the bytes `id` fingerprints.
+pub(crate) fn prefix_matches(head: &[u8], id: &FileId) -> bool {
+    let n = id.fingerprint_len as usize;
+    head.len() >= n && fingerprint(&head[..n]) == id.fingerprint
+}
+
+/// Reads a plain file's first `len` bytes into `out` (positioned reads: the file's
+/// own offset is untouched).
+pub(crate) fn read_head_file(file: &File, len: usize, out: &mut Vec<u8>) -> io::Result<()> {
+    out.clear();
+    out.resize(len, 0);
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut out[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                out.truncate(got);
+                return Err(e);
+            }
+        }
+    }
+    out.truncate(got);
+    Ok(())
+}
+
+/// The first `len` (decompressed) bytes of the file at `path`. A damaged gzip stream
+/// yields what could be decompressed before the damage.
+fn read_head_path(path: &Path, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
+    let f = File::open(path)?;
+    if !gzip {
+        let mut out = Vec::new();
+        read_head_file(&f, len, &mut out)?;
+        return Ok(out);
+    }
+    let mut dec = MultiGzDecoder::new(BufReader::new(f));
+    let mut out = vec![0; len];
+    let mut got = 0;
+    while got < len {
+        match dec.read(&mut out[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if got == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    out.truncate(got);
+    Ok(out)
+}
+
+/// One file of the group, as of one scan.
+#[derive(Debug, Clone)]
+pub(crate) struct Cand {
+    pub path: PathBuf,
+    pub gzip: bool,
+    /// The file at the live path (not a rotated sibling).
+    pub live: bool,
+    /// On-disk size (compressed size for gzip).
+    pub size: u64,
+    /// The first bytes (decompressed), up to the scanner's head length; empty if
+    /// unreadable.
+    pub head: Arc<[u8]>,
+    /// Identity over `min(fingerprint_bytes, head)`.
+    pub id: FileId,
+}
+
+impl Cand {
+    pub fn is_inode(&self, dev: u64, ino: u64) -> bool {
+        self.id.dev == dev && self.id.ino == ino
+    }
+
+    /// The same file: same inode, and it still starts with the fingerprinted bytes.
+    pub fn strong(&self, id: &FileId) -> bool {
+        self.is_inode(id.dev, id.ino) && prefix_matches(&self.head, id)
+    }
+
+    /// The same content under another inode (a compressed or copied file). A file
+    /// fingerprinted over zero bytes has no content to recognise.
+    pub fn same_content(&self, id: &FileId) -> bool {
+        id.fingerprint_len > 0 && prefix_matches(&self.head, id)
+    }
+}
+
+struct Cached {
+    size: u64,
+    mtime: (i64, i64),
+    head: Arc<[u8]>,
+}
+
+/// Lists a group's files (rotated siblings oldest first, then the live file) with
+/// their identities. Heads are cached per inode while size and mtime are unchanged,
+/// so a repeated scan costs a directory listing and a `stat` per file.
+pub(crate) struct Scanner {
+    live: PathBuf,
+    fp_bytes: usize,
+    head_len: usize,
+    cache: HashMap<(u64, u64), Cached>,
+}
+
+impl Scanner {
+    pub fn new(live: PathBuf, fp_bytes: usize, head_len: usize) -> Scanner {
+        Scanner {
+            live,
+            fp_bytes,
+            head_len: head_len.max(fp_bytes),
+            cache: HashMap::new(),
+        }
+    }
+
+    pub fn scan(&mut self) -> Vec<Cand> {
+        let mut files: Vec<(PathBuf, bool, bool)> = rotated_siblings(&self.live)
+            .into_iter()
+            .map(|r| (r.path, r.gzip, false))
+            .collect();
+        files.push((self.live.clone(), false, true));
+        let mut cache = HashMap::with_capacity(files.len());
+        let mut out = Vec::with_capacity(files.len());
+        for (path, gzip, live) in files {
+            // `metadata` follows symlinks: a symlinked live path is its target.
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let key = (meta.dev(), meta.ino());
+            let mtime = (meta.mtime(), meta.mtime_nsec());
+            let head = match self.cache.remove(&key) {
+                Some(c) if c.size == meta.len() && c.mtime == mtime => c.head,
+                _ => read_head_path(&path, gzip, self.head_len)
+                    .unwrap_or_default()
+                    .into(),
+            };
+            cache.insert(
+                key,
+                Cached {
+                    size: meta.len(),
+                    mtime,
+                    head: head.clone(),
+                },
+            );
+            out.push(Cand {
+                id: file_id(key.0, key.1, &head, self.fp_bytes),
+                path,
+                gzip,
+                live,
+                size: meta.len(),
+                head,
+            });
+        }
+        self.cache = cache;
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_is_stable_fnv1a() {
+        // Checkpoints store fingerprints: these values must never change.
+        assert_eq!(fingerprint(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fingerprint(b"a"), 0xaf63_dc4c_8601_ec8c);
+        let mut h = FpHasher::new();
+        h.update(b"hello ");
+        h.update(b"world");
+        assert_eq!(h.finish(), fingerprint(b"hello world"));
+    }
+
+    #[test]
+    fn prefix_matching() {
+        let id = file_id(1, 2, b"abcdef", 4);
+        assert_eq!(id.fingerprint_len, 4);
+        assert!(prefix_matches(b"abcdXYZ", &id));
+        assert!(!prefix_matches(b"abc", &id));
+        assert!(!prefix_matches(b"abXd", &id));
+    }
+}

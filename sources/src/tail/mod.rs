@@ -1,0 +1,145 @@
+//! Tailing a file group with file identity: every kind of rotation, truncation and
+//! deletion, resumable from a [`Position`].
+//!
+//! A group is a live path (`/logs/web-1/access.log`) plus its rotated siblings
+//! (`NAME.1`, `NAME.2.gz`, …; higher is older). Its lines form one stream: oldest
+//! file first, each drained to its end before the next newer one, the live file last.
+//!
+//! # Identity
+//!
+//! A file is `(device, inode)` plus a fingerprint of its first `fingerprint_bytes`
+//! bytes (decompressed for gzip) — [`FileId`]. A file shorter than that is
+//! fingerprinted over what it has, and the fingerprint is extended as it grows
+//! (positions taken meanwhile still match: matching uses the stored length). A
+//! reused inode with different first bytes is a different file. A compressed
+//! sibling (new inode) is recognised by its content alone, as is the copy a
+//! copytruncate makes. Files whose first `fingerprint_bytes` are identical (a fixed
+//! banner) can then be told apart only by inode: give them a larger fingerprint.
+//!
+//! # Rotation (follow mode)
+//!
+//! Checks happen once per [`Tailer::read_some`] (an `fstat` and a read of the first
+//! bytes) and at end of file (plus a `stat` of the live path), never per line.
+//!
+//! - **rename + create**: at EOF, the live path no longer names our file. We keep
+//!   reading through the open handle; we leave it (and close it) once a newer file has
+//!   data — until then the writer may still append through its old handle — and the
+//!   newer files follow from offset 0.
+//! - **copytruncate**: our file became shorter than what we read, or its first bytes
+//!   changed. A sibling with the old first bytes is the copy: we continue in it from
+//!   the line where we were, to its end, then read the live file from 0.
+//! - **plain truncation** (no copy found): the file is read again from 0; counted and
+//!   reported.
+//! - **delete**: the open handle is read to its end, then closed (the space is
+//!   freed); a file created later at the live path is read from 0.
+//! - A rotated or deleted file's unterminated last line is delivered once nothing was
+//!   appended for `unterminated_wait`; the live file's never is in follow mode (in
+//!   non-follow mode it is, at the end). A compressed file's at once.
+//!
+//! # Positions and resuming
+//!
+//! [`Tailer::position`] is the start of the next line not yet delivered; each line
+//! lends its own start in [`LineMeta::position`]. Resuming finds the position's file
+//! among the live file and its siblings — by inode and fingerprint, by fingerprint
+//! alone once compressed (`NAME.1` → `NAME.2.gz`: the offset is then skipped in
+//! decompressed bytes) or copied — reads it from the offset, skips older files and
+//! continues with the newer ones in order. A file shorter than the offset was
+//! truncated while stopped: its copy is used if there is one, else it is read from 0.
+//!
+//! If the file is nowhere (**resume miss**: counted, reported by `take_error`): if
+//! its inode now holds other content, that file is read from 0 (older files count as
+//! read); else if it was the live file, it was deleted or replaced while stopped, so
+//! the live file is read from 0 and the siblings — older than it when the position
+//! was taken — count as read (if tidemark was stopped across more rotations than are
+//! kept, that skips files: the message says to replay them); else (it was a rotated
+//! sibling, aged out) every remaining file is newer, so all are read from the oldest.
+//!
+//! A position taken after a file was truncated in place but before the tailer
+//! noticed (its next `read_some`, even with no budget) still points into the old
+//! content. Resuming from it reads the file from 0, as a file rewritten in place;
+//! if the file was also copytruncated before the restart, that copy counts as
+//! already read and its lines are lost.
+//!
+//! While nothing of the current file has been delivered, the position is the end of
+//! the newest file already read that still exists, or `None` if none does; so a
+//! position never names a deleted file the tailer knows about.
+
+mod done;
+mod identity;
+pub mod position;
+mod resume;
+mod source;
+mod switch;
+mod tailer;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use crate::file::reader::ReadStatus;
+pub use position::{FileId, Position};
+pub use tailer::Tailer;
+
+/// How a [`Tailer`] reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TailOptions {
+    /// Live mode: follow the live file as it grows. `false` (`--until-eof`, replay):
+    /// read every file once, deliver final unterminated lines, then `Finished`.
+    pub follow: bool,
+    /// Longer lines are skipped and counted, never held whole.
+    pub max_line_bytes: usize,
+    /// How many first bytes identify a file.
+    pub fingerprint_bytes: usize,
+    /// How long a rotated or deleted file's unterminated last line waits for the rest
+    /// of it before being delivered as it is.
+    pub unterminated_wait: Duration,
+}
+
+impl Default for TailOptions {
+    fn default() -> TailOptions {
+        TailOptions {
+            follow: true,
+            max_line_bytes: crate::file::reader::DEFAULT_MAX_LINE_BYTES,
+            fingerprint_bytes: 1024,
+            unterminated_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Where a delivered line is.
+#[derive(Debug, Clone, Copy)]
+pub struct LineMeta<'a> {
+    /// The start of this line (clone it to keep it: a checkpoint can resume here).
+    pub position: &'a Position,
+    /// The file's path as last seen.
+    pub path: &'a Path,
+    /// 1-based line number within the file, or 0 if unknown (read began mid-file).
+    pub line_no: u64,
+}
+
+/// What a tailer counted; the engine folds these into its self-metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TailCounters {
+    /// Bytes read (decompressed for gzip).
+    pub bytes: u64,
+    /// Lines delivered.
+    pub lines: u64,
+    /// Lines longer than `max_line_bytes`, skipped.
+    pub oversize_lines: u64,
+    /// Unterminated last lines delivered (rotated, deleted or finished files).
+    pub unterminated_lines: u64,
+    pub files_opened: u64,
+    /// The live file renamed away (rename + create rotation).
+    pub rotations: u64,
+    /// Truncations whose old content was recovered from a copy.
+    pub copytruncates: u64,
+    /// Truncations without a copy: read again from 0.
+    pub truncations: u64,
+    /// Files deleted while open (read to their end, then closed).
+    pub deletions: u64,
+    pub open_errors: u64,
+    pub read_errors: u64,
+    /// Resume positions whose file was not found (see the module docs).
+    pub resume_misses: u64,
+}

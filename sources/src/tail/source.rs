@@ -1,0 +1,366 @@
+//! The file being read (handle, offsets, identity) and the bounded line buffer that
+//! splits it into lines. This is the hot path: one `read` per fill, `memchr` over
+//! the buffer, no allocation or `Position` clone per line.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use flate2::read::MultiGzDecoder;
+
+use super::identity::FpHasher;
+use super::position::{FileId, Position};
+use super::{LineMeta, TailCounters};
+
+/// Starting buffer size; it grows (up to `max_line_bytes`) only for a long line and
+/// shrinks back once that line is gone.
+pub(crate) const INITIAL_BUFFER: usize = 64 * 1024;
+
+pub(crate) enum Src {
+    Plain(File),
+    Gz(Box<MultiGzDecoder<BufReader<File>>>),
+}
+
+impl Src {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let r = match self {
+                Src::Plain(f) => f.read(buf),
+                Src::Gz(g) => g.read(buf),
+            };
+            match r {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    pub fn plain(&self) -> Option<&File> {
+        match self {
+            Src::Plain(f) => Some(f),
+            Src::Gz(_) => None,
+        }
+    }
+}
+
+/// The open file of the group.
+pub(crate) struct Cur {
+    pub src: Src,
+    /// Its path as last seen (files move; updated when a scan finds it renamed).
+    pub path: PathBuf,
+    /// Its identity; the fingerprint grows as a short file grows.
+    pub id: FileId,
+    pub gzip: bool,
+    /// It was the file at the live path when last checked.
+    pub live_now: bool,
+    /// Offset reading started at (0, or a resume / copy offset).
+    pub start_off: u64,
+    /// Bytes consumed from the file so far (decompressed), including skipped ones.
+    pub read_off: u64,
+    /// Gzip: decompressed bytes still to discard to reach `start_off`.
+    pub skip: u64,
+    /// Lines seen in this file (meaningful only if `line_no_known`).
+    pub line_no: u64,
+    pub line_no_known: bool,
+    /// The tailer's position refers to this file (a line of it was delivered, or
+    /// reading began mid-file).
+    pub pos_owned: bool,
+    /// When a rotated file was first seen at EOF with an unterminated last line.
+    pub partial_since: Option<Instant>,
+    /// Last known size on disk (compressed for gzip), for lag.
+    pub disk_size: u64,
+    pub counted_deletion: bool,
+    /// Fingerprint of the bytes read so far, while reading a plain file from its
+    /// start and fewer than `fp_bytes` bytes are fingerprinted.
+    pub fp_stream: Option<FpHasher>,
+    pub fp_bytes: usize,
+}
+
+/// The line buffer: `buf[start..end]` holds bytes read but not yet delivered.
+pub(crate) struct LineBuf {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// Inside a line longer than `max_line`: dropping bytes until its newline.
+    skipping: bool,
+    /// Where that oversize line started.
+    skip_line_off: u64,
+    max_line: usize,
+}
+
+impl LineBuf {
+    pub fn new(max_line: usize) -> LineBuf {
+        LineBuf {
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            skipping: false,
+            skip_line_off: 0,
+            max_line,
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.skipping = false;
+        self.shrink();
+    }
+
+    fn shrink(&mut self) {
+        if self.buf.len() > 4 * INITIAL_BUFFER {
+            self.buf.truncate(INITIAL_BUFFER);
+            self.buf.shrink_to_fit();
+        }
+    }
+
+    /// Reading starts inside a line (at `off`) that is too long to keep: drop it up
+    /// to its newline.
+    pub fn start_skipping(&mut self, off: u64) {
+        self.skipping = true;
+        self.skip_line_off = off;
+    }
+
+    #[cfg(test)]
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// An unterminated line is buffered (and is not being skipped as oversize).
+    pub fn has_partial(&self) -> bool {
+        !self.skipping && self.end > self.start
+    }
+
+    /// Offset of the first line not yet delivered, given the file's read offset.
+    pub fn next_line_off(&self, read_off: u64) -> u64 {
+        if self.skipping {
+            self.skip_line_off
+        } else {
+            read_off - (self.end - self.start) as u64
+        }
+    }
+
+    /// Reads at most `cap` (at least 1) bytes from `cur`; 0 at end of file.
+    pub fn fill(
+        &mut self,
+        cur: &mut Cur,
+        cap: usize,
+        counters: &mut TailCounters,
+    ) -> io::Result<usize> {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.buf.len() {
+            if self.buf.len() <= self.max_line {
+                let grown = (self.buf.len() * 2).min(self.max_line + 1);
+                self.buf.resize(grown, 0);
+            } else {
+                // The partial line is longer than allowed: drop it, skip to its end.
+                counters.oversize_lines += 1;
+                self.skipping = true;
+                self.skip_line_off = cur.read_off - self.end as u64;
+                self.end = 0;
+            }
+        }
+        let at = self.end;
+        let want = (self.buf.len() - at).min(cap.max(1));
+        let n = cur.src.read(&mut self.buf[at..at + want])?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let before = cur.read_off;
+        cur.read_off += n as u64;
+        counters.bytes += n as u64;
+        cur.partial_since = None;
+        if let Some(h) = cur.fp_stream.as_mut() {
+            // `before` bytes are hashed so far (reading from offset 0, no skip).
+            let fed = before as usize;
+            let take = cur.fp_bytes.saturating_sub(fed).min(n);
+            h.update(&self.buf[at..at + take]);
+            let len = (fed + take) as u32;
+            if len > cur.id.fingerprint_len {
+                cur.id.fingerprint = h.finish();
+                cur.id.fingerprint_len = len;
+            }
+            if fed + take >= cur.fp_bytes {
+                cur.fp_stream = None;
+            }
+        }
+        let mut dropped = 0;
+        if cur.skip > 0 {
+            dropped = cur.skip.min(n as u64) as usize;
+            cur.skip -= dropped as u64;
+            self.buf.copy_within(at + dropped..at + n, at);
+        }
+        self.end = at + n - dropped;
+        Ok(n)
+    }
+
+    /// Delivers every complete line in the buffer.
+    pub fn split<F>(
+        &mut self,
+        cur: &mut Cur,
+        pos: &mut Option<Position>,
+        counters: &mut TailCounters,
+        on_line: &mut F,
+    ) where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        sync_identity(cur, pos);
+        let base = cur.read_off - self.end as u64;
+        let mut p = self.start;
+        if self.skipping {
+            // The rest of an oversize line: drop up to its newline.
+            match memchr::memchr(b'\n', &self.buf[p..self.end]) {
+                Some(i) => {
+                    cur.line_no += 1;
+                    self.skipping = false;
+                    p += i + 1;
+                }
+                None => p = self.end,
+            }
+        }
+        if let Some(i) = memchr::memchr(b'\n', &self.buf[p..self.end]) {
+            // The first line of this file delivered: the position moves into it.
+            let pp = own_position(cur, pos, base + p as u64);
+            let (path, known) = (&cur.path, cur.line_no_known);
+            let (mut line_no, mut lines, mut oversize) = (cur.line_no, 0, 0);
+            let mut nl = p + i;
+            loop {
+                line_no += 1;
+                let line = &self.buf[p..nl];
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                // (A line longer than the buffer never gets here: `fill` drops it.)
+                if line.len() > self.max_line {
+                    oversize += 1;
+                } else {
+                    lines += 1;
+                    pp.offset = base + p as u64;
+                    let line_no = if known { line_no } else { 0 };
+                    on_line(
+                        LineMeta {
+                            position: pp,
+                            path,
+                            line_no,
+                        },
+                        line,
+                    );
+                }
+                p = nl + 1;
+                match memchr::memchr(b'\n', &self.buf[p..self.end]) {
+                    Some(i) => nl = p + i,
+                    None => break,
+                }
+            }
+            cur.line_no = line_no;
+            counters.lines += lines;
+            counters.oversize_lines += oversize;
+        }
+        if self.skipping {
+            p = self.end;
+        }
+        self.start = p;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            self.shrink();
+        }
+        // While a compressed file is skipped up to the resume offset, the position
+        // stays at that offset.
+        if cur.pos_owned && cur.skip == 0 {
+            if let Some(pp) = pos.as_mut() {
+                pp.offset = self.next_line_off(cur.read_off);
+            }
+        }
+    }
+
+    /// Delivers the buffered unterminated last line (the file is finished with it),
+    /// and empties the buffer.
+    pub fn emit_partial<F>(
+        &mut self,
+        cur: &mut Cur,
+        pos: &mut Option<Position>,
+        counters: &mut TailCounters,
+        on_line: &mut F,
+    ) where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        if self.has_partial() && self.end - self.start > self.max_line {
+            counters.oversize_lines += 1;
+        } else if self.has_partial() {
+            sync_identity(cur, pos);
+            let off = cur.read_off - (self.end - self.start) as u64;
+            cur.line_no += 1;
+            counters.unterminated_lines += 1;
+            deliver(
+                cur,
+                pos,
+                counters,
+                on_line,
+                off,
+                &self.buf[self.start..self.end],
+            );
+        }
+        self.clear();
+        if cur.pos_owned {
+            if let Some(pp) = pos.as_mut() {
+                pp.offset = cur.read_off;
+            }
+        }
+    }
+}
+
+/// Keeps the lent position's identity in step with the file's (its fingerprint
+/// grows while a short file grows). Once per buffer, not per line.
+fn sync_identity(cur: &Cur, pos: &mut Option<Position>) {
+    if cur.pos_owned {
+        if let Some(p) = pos.as_mut() {
+            if p.file.fingerprint_len != cur.id.fingerprint_len {
+                p.file = cur.id.clone();
+            }
+        }
+    }
+}
+
+/// Makes the lent position refer to this file (from its first delivered line) and
+/// returns it. One `Position` per file, updated in place per line.
+fn own_position<'p>(cur: &mut Cur, pos: &'p mut Option<Position>, off: u64) -> &'p mut Position {
+    if !cur.pos_owned {
+        *pos = None;
+        cur.pos_owned = true;
+    }
+    pos.get_or_insert_with(|| Position {
+        file: cur.id.clone(),
+        path: cur.path.clone(),
+        offset: off,
+        gzip: cur.gzip,
+    })
+}
+
+fn deliver<F>(
+    cur: &mut Cur,
+    pos: &mut Option<Position>,
+    counters: &mut TailCounters,
+    on_line: &mut F,
+    off: u64,
+    line: &[u8],
+) where
+    F: FnMut(LineMeta<'_>, &[u8]),
+{
+    let p = own_position(cur, pos, off);
+    p.offset = off;
+    counters.lines += 1;
+    let line_no = if cur.line_no_known { cur.line_no } else { 0 };
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    on_line(
+        LineMeta {
+            position: p,
+            path: &cur.path,
+            line_no,
+        },
+        line,
+    );
+}

@@ -1,0 +1,355 @@
+//! Choosing and opening the next file of the stream; parking a file while older
+//! ones are read; recovering from a truncation (copytruncate or plain).
+
+use std::fs::File;
+use std::io::{self, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+
+use flate2::read::MultiGzDecoder;
+
+use super::identity::{file_id, prefix_matches, read_head_file, Cand, FpHasher};
+use super::position::{FileId, Position};
+use super::source::{Cur, Src};
+use super::tailer::{OpenFail, Outcome, Start, Tailer};
+
+/// A file set aside (still open, so it survives a deletion) until older files are
+/// read: the live file after a copytruncate (rewound to 0, read after its copy), or
+/// a live file with nothing consumed when an older unread file appeared next to it.
+pub(super) struct Parked {
+    pub cur: Cur,
+    /// The files to finish first (used once it is out of the group).
+    pub before: Vec<FileId>,
+}
+
+impl Tailer {
+    /// The current file was truncated or rewritten in place. If a copy of its old
+    /// content sits next to it (copytruncate), continue in the copy where we were;
+    /// the file itself is read from 0 after it. Otherwise read it again from 0.
+    pub(super) fn on_truncated(&mut self) {
+        let Some(mut cur) = self.cur.take() else {
+            return;
+        };
+        let line_off = self.lb.next_line_off(cur.read_off);
+        self.lb.clear();
+        let scan = self.scanner.scan();
+        let old = cur.id.clone();
+        let copy = scan.iter().rposition(|c| {
+            !c.is_inode(old.dev, old.ino) && c.same_content(&old) && self.done.state(c).is_some()
+        });
+        let read_off = cur.read_off;
+        let rewound = self.rewind(&mut cur);
+        if let Some(j) = copy {
+            self.counters.copytruncates += 1;
+            let c = &scan[j];
+            if rewound && self.parked.is_none() {
+                // Its new content comes right after the copy (if a scan cannot find
+                // it any more, it is deleted: files after the copy came later).
+                let before = scan[..=j]
+                    .iter()
+                    .filter(|c| self.done.state(c).is_some())
+                    .map(|c| c.id.clone())
+                    .collect();
+                self.parked = Some(Parked { cur, before });
+            }
+            let start = if c.gzip {
+                line_off
+            } else {
+                line_off.min(c.size)
+            };
+            match self.open(c, start) {
+                Ok(()) => self.pending_bytes = self.pending_after(&scan, j),
+                Err(OpenFail::Io(e)) => self.open_failed(c, &e),
+                Err(OpenFail::Raced) => {}
+            }
+            return;
+        }
+        self.counters.truncations += 1;
+        self.push_error(format!(
+            "{}: truncated in place (we had read {read_off} bytes) and no copy of its old \
+             content was found next to it; reading it again from the start. Lines written \
+             after byte {line_off} before the truncation, if any, are lost",
+            cur.path.display(),
+        ));
+        if rewound {
+            self.pos = self.done.anchor(&scan);
+            self.cur = Some(cur);
+        }
+    }
+
+    /// Makes `cur` a new file read from offset 0 (same handle, new content).
+    pub(super) fn rewind(&mut self, cur: &mut Cur) -> bool {
+        let Src::Plain(f) = &mut cur.src else {
+            return false;
+        };
+        if f.seek(SeekFrom::Start(0)).is_err() {
+            return false; // dropped: a later scan opens it again
+        }
+        let fp_bytes = self.opts.fingerprint_bytes;
+        let _ = read_head_file(f, fp_bytes, &mut self.scratch);
+        cur.id = file_id(cur.id.dev, cur.id.ino, &self.scratch, fp_bytes);
+        cur.read_off = 0;
+        cur.start_off = 0;
+        cur.skip = 0;
+        cur.line_no = 0;
+        cur.line_no_known = true;
+        cur.pos_owned = false;
+        cur.partial_since = None;
+        cur.fp_stream = ((cur.id.fingerprint_len as usize) < fp_bytes).then(FpHasher::new);
+        true
+    }
+
+    /// Parks the current file (nothing consumed from it) if unread files precede
+    /// it, and opens the oldest of them. A deleted file is parked only if the scan
+    /// still finds its content (compressed): else its place among the others is
+    /// unknown, and it is read first.
+    pub(super) fn park_for_older(&mut self, scan: &[Cand]) -> bool {
+        let Some(cur) = self.cur.as_ref() else {
+            return false;
+        };
+        if self.parked.is_some() {
+            return false;
+        }
+        let deleted = cur
+            .src
+            .plain()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.nlink() == 0);
+        if deleted && Tailer::locate(scan, &cur.id).is_none() {
+            return false;
+        }
+        let before = self.unread_before(scan, &cur.id);
+        let Some(cur) = (!before.is_empty()).then(|| self.cur.take()).flatten() else {
+            return false;
+        };
+        self.lb.clear();
+        self.parked = Some(Parked { cur, before });
+        if let Outcome::Nothing = self.open_first_pending(scan) {
+            self.unpark(scan);
+        }
+        true
+    }
+
+    /// Where `id` is in `scan`: under its inode, or by content (compressed since).
+    pub(super) fn locate(scan: &[Cand], id: &FileId) -> Option<usize> {
+        scan.iter()
+            .position(|c| c.is_inode(id.dev, id.ino) || c.same_content(id))
+    }
+
+    /// Unread files that precede `id` in stream order (if it is no longer in the
+    /// group, it was the live file: every unread sibling).
+    pub(super) fn unread_before(&self, scan: &[Cand], id: &FileId) -> Vec<FileId> {
+        let at = Tailer::locate(scan, id);
+        scan.iter()
+            .enumerate()
+            .filter(|&(j, c)| at.map_or(!c.live, |i| j < i) && self.done.state(c).is_some())
+            .map(|(_, c)| c.id.clone())
+            .collect()
+    }
+
+    /// The parked file's turn has come: no unread file precedes it (or, once it is
+    /// out of the group, none of those it was parked for is still unread).
+    pub(super) fn parked_ready(&self, scan: &[Cand]) -> bool {
+        let Some(p) = &self.parked else {
+            return false;
+        };
+        if Tailer::locate(scan, &p.cur.id).is_some() {
+            return self.unread_before(scan, &p.cur.id).is_empty();
+        }
+        !p.before.iter().any(|id| {
+            scan.iter()
+                .any(|c| (c.strong(id) || c.same_content(id)) && self.done.state(c).is_some())
+        })
+    }
+
+    /// Extends a parked file's fingerprint over what it holds now (it may have been
+    /// parked empty), so that a scan recognises it once compressed.
+    pub(super) fn refresh_parked(&mut self) {
+        let fp_bytes = self.opts.fingerprint_bytes;
+        let Some(p) = self.parked.as_mut() else {
+            return;
+        };
+        let Some(f) = p.cur.src.plain() else {
+            return;
+        };
+        let id = &mut p.cur.id;
+        if (id.fingerprint_len as usize) < fp_bytes
+            && read_head_file(f, fp_bytes, &mut self.scratch).is_ok()
+            && self.scratch.len() > id.fingerprint_len as usize
+            && prefix_matches(&self.scratch, id)
+        {
+            *id = file_id(id.dev, id.ino, &self.scratch, fp_bytes);
+        }
+    }
+
+    pub(super) fn unpark(&mut self, scan: &[Cand]) {
+        if let Some(p) = self.parked.take() {
+            let at = Tailer::locate(scan, &p.cur.id);
+            self.pending_bytes = at.map_or(0, |i| self.pending_after(scan, i));
+            self.cur = Some(p.cur);
+            self.lb.clear();
+            // It may have been truncated (copytruncate) while parked.
+            if let Some(meta) = self.cur_meta() {
+                if self.content_changed(meta.len()) {
+                    self.on_truncated();
+                }
+            }
+        }
+    }
+
+    /// Opens the next file to read: placing a new tailer first, then the oldest file
+    /// not read yet.
+    pub(super) fn advance(&mut self) -> bool {
+        for _ in 0..3 {
+            let scan = self.scanner.scan();
+            let outcome = match std::mem::replace(&mut self.start, Start::Placed) {
+                Start::Placed => self.open_next(&scan),
+                Start::Resume(p) if scan.is_empty() => {
+                    self.start = Start::Resume(p);
+                    self.nothing_there();
+                    return false;
+                }
+                Start::Resume(p) => self.locate_resume(p, &scan),
+                Start::End => self.locate_end(&scan),
+            };
+            match outcome {
+                Outcome::Opened => return true,
+                Outcome::Nothing => return false,
+                Outcome::Raced => {}
+            }
+        }
+        false
+    }
+
+    pub(super) fn nothing_there(&mut self) {
+        if !self.opts.follow {
+            self.push_error(format!(
+                "{}: no such file, and no rotated siblings next to it: nothing to read",
+                self.live.display()
+            ));
+        }
+    }
+
+    /// After a file is finished: the position falls back to the newest file read
+    /// that still exists; then the parked file once the files it waits for are
+    /// read, else the oldest unread file.
+    pub(super) fn open_next(&mut self, scan: &[Cand]) -> Outcome {
+        self.pos = self.done.anchor(scan);
+        self.refresh_parked();
+        if self.parked_ready(scan) {
+            self.unpark(scan);
+            return Outcome::Opened;
+        }
+        match self.open_first_pending(scan) {
+            Outcome::Nothing if self.parked.is_some() => {
+                self.unpark(scan);
+                Outcome::Opened
+            }
+            o => o,
+        }
+    }
+
+    /// Opens the oldest file of `scan` not read to its end.
+    pub(super) fn open_first_pending(&mut self, scan: &[Cand]) -> Outcome {
+        for (i, c) in scan.iter().enumerate() {
+            let Some(start) = self.done.state(c) else {
+                continue;
+            };
+            let parked = self.parked.as_ref().map(|p| &p.cur.id);
+            if parked.is_some_and(|id| c.is_inode(id.dev, id.ino) || c.same_content(id)) {
+                // The parked file (maybe compressed since): its turn.
+                self.unpark(scan);
+                return Outcome::Opened;
+            }
+            match self.open(c, start) {
+                Ok(()) => {
+                    self.pending_bytes = self.pending_after(scan, i);
+                    return Outcome::Opened;
+                }
+                Err(OpenFail::Raced) => return Outcome::Raced,
+                Err(OpenFail::Io(e)) => {
+                    self.open_failed(c, &e);
+                    if c.live {
+                        return Outcome::Nothing; // retried on the next call
+                    }
+                    self.done.insert(c.id.clone(), c.size);
+                }
+            }
+        }
+        self.pending_bytes = 0;
+        Outcome::Nothing
+    }
+
+    pub(super) fn pending_after(&self, scan: &[Cand], i: usize) -> u64 {
+        scan[i + 1..]
+            .iter()
+            .filter(|c| self.done.state(c).is_some())
+            .map(|c| c.size)
+            .sum()
+    }
+
+    /// Opens `c` to read from `start` (decompressed bytes for gzip).
+    pub(super) fn open(&mut self, c: &Cand, start: u64) -> Result<(), OpenFail> {
+        let f = File::open(&c.path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => OpenFail::Raced,
+            _ => OpenFail::Io(e),
+        })?;
+        let m = f.metadata().map_err(OpenFail::Io)?;
+        if !c.is_inode(m.dev(), m.ino()) {
+            return Err(OpenFail::Raced);
+        }
+        let src = if c.gzip {
+            Src::Gz(Box::new(MultiGzDecoder::new(BufReader::new(f))))
+        } else {
+            let mut f = f;
+            if start > 0 {
+                f.seek(SeekFrom::Start(start)).map_err(OpenFail::Io)?;
+            }
+            Src::Plain(f)
+        };
+        let fp_bytes = self.opts.fingerprint_bytes;
+        let stream = !c.gzip && start == 0 && (c.id.fingerprint_len as usize) < fp_bytes;
+        let mut cur = Cur {
+            src,
+            path: c.path.clone(),
+            id: c.id.clone(),
+            gzip: c.gzip,
+            live_now: c.live,
+            start_off: start,
+            read_off: if c.gzip { 0 } else { start },
+            skip: if c.gzip { start } else { 0 },
+            line_no: 0,
+            line_no_known: start == 0,
+            pos_owned: false,
+            partial_since: None,
+            disk_size: c.size,
+            counted_deletion: false,
+            fp_stream: stream.then(FpHasher::new),
+            fp_bytes,
+        };
+        if start > 0 {
+            self.pos = Some(Position {
+                file: c.id.clone(),
+                path: c.path.clone(),
+                offset: start,
+                gzip: c.gzip,
+            });
+            cur.pos_owned = true;
+        }
+        self.lb.clear();
+        self.cur = Some(cur);
+        self.counters.files_opened += 1;
+        Ok(())
+    }
+
+    pub(super) fn open_failed(&mut self, c: &Cand, e: &io::Error) {
+        let what = if c.live { "will retry" } else { "skipping it" };
+        let msg = format!(
+            "{}: cannot open ({e}); {what} — check that tidemark may read it",
+            c.path.display()
+        );
+        if self.last_error.as_deref() != Some(msg.as_str()) {
+            self.counters.open_errors += 1;
+        }
+        self.push_error(msg);
+    }
+}

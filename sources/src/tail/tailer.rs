@@ -1,0 +1,466 @@
+//! The tailer: a file group (live file plus rotated siblings) read as one ordered
+//! stream of lines, following renames, copytruncate, truncation and deletion.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::done::DoneSet;
+use super::identity::{fingerprint, read_head_file, Scanner};
+use super::position::{FileId, Position};
+use super::source::{Cur, LineBuf};
+use super::switch::Parked;
+use super::{LineMeta, ReadStatus, TailCounters, TailOptions};
+
+/// At most this many end-of-file decisions (file switches) per `read_some`.
+const MAX_EOF_STEPS: u32 = 32;
+/// How often an unconsumed live file looks for an older file that appeared next to
+/// it, besides whenever the directory changes.
+const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_ERRORS: usize = 16;
+
+/// Where a new tailer starts.
+pub(super) enum Start {
+    /// Already placed (or from the beginning of the oldest file).
+    Placed,
+    /// At a checkpointed position, not yet found.
+    Resume(Position),
+    /// At the end of the live file.
+    End,
+}
+
+pub(super) enum Outcome {
+    Opened,
+    /// The group changed between the scan and the open: scan again.
+    Raced,
+    Nothing,
+}
+
+pub(super) enum OpenFail {
+    Raced,
+    Io(io::Error),
+}
+
+enum Step {
+    Continue,
+    Idle,
+    Finished,
+}
+
+/// Reads one file group as a single ordered stream of lines: rotated siblings oldest
+/// first, each drained before the next newer one, then the live file (followed as it
+/// grows in follow mode). See the [module docs](super) for rotation handling.
+pub struct Tailer {
+    pub(super) live: PathBuf,
+    pub(super) opts: TailOptions,
+    pub(super) scanner: Scanner,
+    pub(super) done: DoneSet,
+    pub(super) cur: Option<Cur>,
+    /// A file set aside until older files are read (see [`Parked`]).
+    pub(super) parked: Option<Parked>,
+    pub(super) lb: LineBuf,
+    /// The next line not yet delivered; lent to `on_line` (offset set per line).
+    pub(super) pos: Option<Position>,
+    pub(super) start: Start,
+    pub(super) counters: TailCounters,
+    pub(super) errors: VecDeque<String>,
+    pub(super) last_error: Option<String>,
+    /// Bytes in files newer than the current one not yet read (as of the last scan).
+    pub(super) pending_bytes: u64,
+    pub(super) finished: bool,
+    pub(super) scratch: Vec<u8>,
+    pub(super) last_rescan: Option<Instant>,
+    pub(super) dir_mtime: Option<(i64, i64)>,
+}
+
+impl Tailer {
+    /// `live`: the group's live path. `resume`: where a previous run stopped (a line
+    /// start, from [`Tailer::position`] or a [`LineMeta::position`]), or `None` to
+    /// start at the beginning of the oldest sibling.
+    pub fn new(live: PathBuf, opts: TailOptions, resume: Option<Position>) -> Tailer {
+        let start = match &resume {
+            Some(p) => Start::Resume(p.clone()),
+            None => Start::Placed,
+        };
+        Tailer::build(live, opts, resume, start)
+    }
+
+    /// Starts at the end of the live file (after its last complete line); rotated
+    /// siblings count as already read. For "start from the end" when no usable
+    /// checkpoint exists.
+    pub fn at_end(live: PathBuf, opts: TailOptions) -> Tailer {
+        Tailer::build(live, opts, None, Start::End)
+    }
+
+    fn build(live: PathBuf, mut opts: TailOptions, pos: Option<Position>, start: Start) -> Tailer {
+        opts.fingerprint_bytes = opts.fingerprint_bytes.clamp(1, 1 << 20);
+        opts.max_line_bytes = opts.max_line_bytes.max(16);
+        let head_len = pos
+            .as_ref()
+            .map_or(0, |p| p.file.fingerprint_len as usize)
+            .min(1 << 20);
+        Tailer {
+            scanner: Scanner::new(live.clone(), opts.fingerprint_bytes, head_len),
+            live,
+            done: DoneSet::default(),
+            cur: None,
+            parked: None,
+            lb: LineBuf::new(opts.max_line_bytes),
+            pos,
+            start,
+            counters: TailCounters::default(),
+            errors: VecDeque::new(),
+            last_error: None,
+            pending_bytes: 0,
+            finished: false,
+            scratch: Vec::new(),
+            last_rescan: None,
+            dir_mtime: None,
+            opts,
+        }
+    }
+
+    /// Reads at most about `budget` bytes, calling `on_line` for each complete line
+    /// (without its `\n` / `\r\n`) in stream order. Never fails: I/O problems are
+    /// counted and reported through [`Tailer::take_error`].
+    pub fn read_some<F>(&mut self, budget: usize, now: Instant, mut on_line: F) -> ReadStatus
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        if self.finished {
+            return ReadStatus::Finished;
+        }
+        self.check_start(now);
+        let mut used = 0usize;
+        let mut steps = 0u32;
+        loop {
+            if self.cur.is_none() && !self.advance() {
+                if self.opts.follow {
+                    return ReadStatus::Idle;
+                }
+                self.finished = true;
+                return ReadStatus::Finished;
+            }
+            if used >= budget {
+                return ReadStatus::More;
+            }
+            let Some(cur) = self.cur.as_mut() else {
+                continue;
+            };
+            match self.lb.fill(cur, budget - used, &mut self.counters) {
+                Ok(0) => {
+                    steps += 1;
+                    if steps > MAX_EOF_STEPS {
+                        return ReadStatus::More;
+                    }
+                    match self.at_eof(now, &mut on_line) {
+                        Step::Continue => {}
+                        Step::Idle => return ReadStatus::Idle,
+                        Step::Finished => {
+                            self.finished = true;
+                            return ReadStatus::Finished;
+                        }
+                    }
+                }
+                Ok(n) => {
+                    used += n;
+                    self.lb
+                        .split(cur, &mut self.pos, &mut self.counters, &mut on_line);
+                }
+                Err(e) => {
+                    self.counters.read_errors += 1;
+                    let msg = format!(
+                        "{}: read failed at byte {} ({e}); skipping the rest of this file",
+                        cur.path.display(),
+                        cur.read_off
+                    );
+                    self.push_error(msg);
+                    self.finish_current(&mut on_line);
+                }
+            }
+        }
+    }
+
+    /// Where the next line not yet delivered starts: what a checkpoint stores to
+    /// resume exactly after the last delivered line. While nothing of the current
+    /// file has been delivered, this is the end of the newest file already read that
+    /// still exists (or `None` if none does: a restart reads every existing file).
+    pub fn position(&self) -> Option<Position> {
+        self.pos.clone()
+    }
+
+    pub fn counters(&self) -> TailCounters {
+        self.counters
+    }
+
+    /// The oldest unreported problem: a message naming the file and what to do.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.errors.pop_front()
+    }
+
+    /// Bytes behind the end of the current file, plus the sizes of newer files not
+    /// read yet (as of the last scan; a compressed file counts its compressed size).
+    pub fn lag_bytes(&self) -> u64 {
+        let cur = match &self.cur {
+            Some(c) if c.gzip => c.disk_size,
+            Some(c) => c
+                .disk_size
+                .saturating_sub(self.lb.next_line_off(c.read_off)),
+            None => 0,
+        };
+        cur + self.pending_bytes
+    }
+
+    /// The file being read, under the name it had when last seen.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.cur.as_ref().map(|c| c.path.as_path())
+    }
+
+    /// The identity of the file being read.
+    pub fn current_file(&self) -> Option<&FileId> {
+        self.cur.as_ref().map(|c| &c.id)
+    }
+
+    /// Once per call: notice a truncation or rewrite since the last call, and an
+    /// older file that appeared while the live file had nothing consumed.
+    fn check_start(&mut self, now: Instant) {
+        let Some(meta) = self.cur_meta() else {
+            return;
+        };
+        if self.content_changed(meta.len()) {
+            self.on_truncated();
+            return;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        cur.disk_size = meta.len();
+        if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
+            self.read_older_first(now, true);
+        }
+    }
+
+    pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
+        self.cur.as_ref()?.src.plain()?.metadata().ok()
+    }
+
+    /// Whether the current (plain) file's content was replaced since we read it:
+    /// shorter than what we read or than its fingerprint, or its first bytes changed.
+    /// Extends the fingerprint of a file that has grown past it.
+    pub(super) fn content_changed(&mut self, size: u64) -> bool {
+        let Some(cur) = self.cur.as_mut() else {
+            return false;
+        };
+        let Some(file) = cur.src.plain() else {
+            return false;
+        };
+        if size < cur.read_off || size < u64::from(cur.id.fingerprint_len) {
+            return true;
+        }
+        let want = (self.opts.fingerprint_bytes as u64).min(size) as usize;
+        if want == 0 || read_head_file(file, want, &mut self.scratch).is_err() {
+            return false;
+        }
+        let n = cur.id.fingerprint_len as usize;
+        if self.scratch.len() < n || fingerprint(&self.scratch[..n]) != cur.id.fingerprint {
+            return true;
+        }
+        if self.scratch.len() > n {
+            cur.id.fingerprint = fingerprint(&self.scratch);
+            cur.id.fingerprint_len = self.scratch.len() as u32;
+            if cur.pos_owned {
+                if let Some(p) = self.pos.as_mut() {
+                    p.file = cur.id.clone();
+                }
+            }
+        }
+        false
+    }
+
+    /// The current file is read to its end (for now).
+    fn at_eof<F>(&mut self, now: Instant, on_line: &mut F) -> Step
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        let gzip = match &self.cur {
+            Some(c) => c.gzip,
+            None => return Step::Continue,
+        };
+        let meta = if gzip { None } else { self.cur_meta() };
+        let Some(meta) = meta else {
+            // A compressed file does not grow: finish it (its last line too).
+            self.finish_current(on_line);
+            return Step::Continue;
+        };
+        if self.content_changed(meta.len()) {
+            self.on_truncated();
+            return Step::Continue;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Step::Continue;
+        };
+        cur.disk_size = meta.len();
+        if meta.len() > cur.read_off {
+            return Step::Continue; // it grew since that read
+        }
+        let (dev, ino, read_off, start_off) = (cur.id.dev, cur.id.ino, cur.read_off, cur.start_off);
+        let live = self.is_live(dev, ino);
+        if !self.opts.follow {
+            self.finish_current(on_line);
+            return if live { Step::Finished } else { Step::Continue };
+        }
+        if live {
+            if let Some(cur) = self.cur.as_mut() {
+                cur.live_now = true;
+            }
+            self.pending_bytes = 0;
+            if read_off == 0 && start_off == 0 && self.read_older_first(now, false) {
+                return Step::Continue;
+            }
+            return Step::Idle;
+        }
+        self.rotated_at_eof(now, meta.nlink() == 0, on_line)
+    }
+
+    /// At the end of a file that is no longer the live one (renamed or deleted).
+    /// Its unterminated last line is delivered once no byte has arrived for
+    /// `unterminated_wait`. It is left (and closed) once deleted, or once another
+    /// file not read yet (normally a newer one) has data: until then a writer may
+    /// still append through an old handle.
+    fn rotated_at_eof<F>(&mut self, now: Instant, deleted: bool, on_line: &mut F) -> Step
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        let Some(cur) = self.cur.as_mut() else {
+            return Step::Continue;
+        };
+        if cur.live_now {
+            cur.live_now = false;
+            if !deleted {
+                self.counters.rotations += 1;
+            }
+        }
+        if deleted && !cur.counted_deletion {
+            cur.counted_deletion = true;
+            self.counters.deletions += 1;
+        }
+        let (dev, ino) = (cur.id.dev, cur.id.ino);
+        let scan = self.scanner.scan();
+        let idx = scan.iter().position(|c| c.is_inode(dev, ino));
+        if let Some(c) = idx.map(|i| &scan[i]) {
+            if c.path != cur.path {
+                cur.path = c.path.clone();
+                if cur.pos_owned {
+                    if let Some(p) = self.pos.as_mut() {
+                        p.path = c.path.clone();
+                    }
+                }
+            }
+        }
+        // Nothing consumed from this file yet, and an older unread file appeared (the
+        // copy of a copytruncate done while we held it empty): read that first.
+        if cur.read_off == 0 && cur.start_off == 0 && self.park_for_older(&scan) {
+            return Step::Continue;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return Step::Continue;
+        };
+        // Unread data elsewhere (normally newer files) is the reason to move on.
+        let mut others_have_data = false;
+        let mut pending = 0;
+        for (j, c) in scan.iter().enumerate() {
+            if idx == Some(j) || c.is_inode(dev, ino) {
+                continue;
+            }
+            if self.done.state(c).is_some() {
+                if idx.is_none_or(|i| j > i) {
+                    pending += c.size;
+                }
+                others_have_data |= if c.gzip {
+                    !c.head.is_empty()
+                } else {
+                    c.size > 0
+                };
+            }
+        }
+        others_have_data |= self.parked.is_some();
+        self.pending_bytes = pending;
+        if self.lb.has_partial() {
+            let since = *cur.partial_since.get_or_insert(now);
+            if now.saturating_duration_since(since) < self.opts.unterminated_wait {
+                return Step::Idle;
+            }
+            self.lb
+                .emit_partial(cur, &mut self.pos, &mut self.counters, on_line);
+        }
+        if !deleted && !others_have_data {
+            return Step::Idle;
+        }
+        self.finish_current(on_line);
+        match self.open_next(&scan) {
+            Outcome::Opened | Outcome::Raced => Step::Continue,
+            Outcome::Nothing => Step::Idle,
+        }
+    }
+
+    /// The current live file has nothing consumed yet: if an older file not yet read
+    /// has appeared (say the copy of a copytruncate done while we held the file
+    /// empty), read that first. Returns whether it switched.
+    fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
+        if !force && !self.rescan_due(now) {
+            return false;
+        }
+        let scan = self.scanner.scan();
+        self.park_for_older(&scan)
+    }
+
+    fn rescan_due(&mut self, now: Instant) -> bool {
+        let dir = match self.live.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mtime = fs::metadata(dir).ok().map(|m| (m.mtime(), m.mtime_nsec()));
+        let due = mtime != self.dir_mtime
+            || self
+                .last_rescan
+                .is_none_or(|t| now.saturating_duration_since(t) >= RESCAN_INTERVAL);
+        if due {
+            self.dir_mtime = mtime;
+            self.last_rescan = Some(now);
+        }
+        due
+    }
+
+    fn is_live(&self, dev: u64, ino: u64) -> bool {
+        fs::metadata(&self.live).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
+    }
+
+    /// Delivers the current file's unterminated last line, records it as read and
+    /// closes it.
+    fn finish_current<F>(&mut self, on_line: &mut F)
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        let Some(mut cur) = self.cur.take() else {
+            return;
+        };
+        self.lb
+            .emit_partial(&mut cur, &mut self.pos, &mut self.counters, on_line);
+        self.done.insert(cur.id, cur.read_off);
+    }
+
+    /// Queues a message for `take_error`, unless it repeats the previous one.
+    pub(super) fn push_error(&mut self, msg: String) {
+        if self.last_error.as_deref() == Some(msg.as_str()) {
+            return;
+        }
+        if self.errors.len() == MAX_ERRORS {
+            self.errors.pop_front();
+        }
+        self.errors.push_back(msg.clone());
+        self.last_error = Some(msg);
+    }
+}

@@ -1,0 +1,270 @@
+//! Resuming from positions after the files changed while tidemark was stopped.
+
+use super::*;
+
+/// Reads everything once, keeping each line's position.
+fn lines_with_positions(live: &Path) -> Vec<(String, Position)> {
+    let mut t = Tailer::new(live.to_path_buf(), opts(false), None);
+    let mut out = Vec::new();
+    while t.read_some(7, Instant::now(), |m, l| {
+        out.push((String::from_utf8_lossy(l).into_owned(), m.position.clone()))
+    }) == ReadStatus::More
+    {}
+    out
+}
+
+#[test]
+fn resuming_at_any_line_position_reads_exactly_the_rest() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    let tmp = d.path().join("tmp");
+    fs::write(&tmp, numbered("g", 0..6).0).unwrap();
+    gzip_to(&tmp, &d.path().join("x.log.2.gz"));
+    fs::write(sib(&live, 1), numbered("p", 0..5).0).unwrap();
+    let mut live_bytes = numbered("l", 0..4).0;
+    live_bytes.extend(b"partial");
+    fs::write(&live, &live_bytes).unwrap();
+    let all = lines_with_positions(&live);
+    assert_eq!(all.len(), 16);
+    for i in 0..all.len() {
+        let mut h = H::new(&live, opts(false), Some(all[i].1.clone()));
+        let want: Vec<String> = all[i..].iter().map(|(l, _)| l.clone()).collect();
+        assert_eq!(
+            h.read(),
+            (want, ReadStatus::Finished),
+            "resuming at line {i}"
+        );
+        assert_eq!(h.t.counters().resume_misses, 0);
+    }
+}
+
+#[test]
+fn resume_after_rename_while_stopped() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(&live, b"a1\na2\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    let mut t = Tailer::new(live.clone(), opts(true), None);
+    t.read_some(3, h.now, |_, _| {});
+    h.t = t; // stopped after a1
+    append(&live, b"a3\n");
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    fs::write(&live, b"b1\n").unwrap();
+    h.restart(&live, opts(true));
+    assert_eq!(h.read().0, strs(&["a2", "a3", "b1"]));
+}
+
+#[test]
+fn resume_after_compression_while_stopped() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(sib(&live, 1), b"old\n").unwrap();
+    fs::write(&live, b"a1\na2\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.read().0, strs(&["old", "a1", "a2"]));
+    let pos = h.t.position().unwrap();
+    drop(h);
+    append(&live, b"a3\n");
+    // Two rotations; the file we were in becomes x.log.2.gz, the oldest x.log.3.
+    fs::rename(sib(&live, 1), sib(&live, 2)).unwrap();
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    fs::write(&live, b"b1\n").unwrap();
+    fs::rename(sib(&live, 2), sib(&live, 3)).unwrap();
+    fs::rename(sib(&live, 1), sib(&live, 2)).unwrap();
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    fs::write(&live, b"c1\n").unwrap();
+    gzip_to(&sib(&live, 2), &d.path().join("x.log.2.gz"));
+    fs::remove_file(sib(&live, 2)).unwrap();
+    let mut h = H::new(&live, opts(true), Some(pos));
+    assert_eq!(h.read().0, strs(&["a3", "b1", "c1"]));
+    assert_eq!(h.t.counters().resume_misses, 0);
+}
+
+#[test]
+fn resume_after_copytruncate_while_stopped() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(&live, b"a1\na2\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.read().0, strs(&["a1", "a2"]));
+    let pos = h.t.position();
+    drop(h);
+    append(&live, b"a3\n");
+    fs::copy(&live, sib(&live, 1)).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, b"b1 which is longer than before\n");
+    let mut h = H::new(&live, opts(true), pos);
+    assert_eq!(h.read().0, strs(&["a3", "b1 which is longer than before"]));
+}
+
+#[test]
+fn resume_in_a_file_truncated_while_stopped_reads_it_from_the_start() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(
+        &live,
+        b"0123456789abcdefghijklmnopqrstuvwxyz-0123456789\nline2\n",
+    )
+    .unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    h.read();
+    let pos = h.t.position();
+    drop(h);
+    // Same inode, same first bytes, but shorter than the offset: truncated.
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(40)
+        .unwrap();
+    append(&live, b"\n");
+    let mut h = H::new(&live, opts(true), pos);
+    assert_eq!(
+        h.read().0,
+        strs(&["0123456789abcdefghijklmnopqrstuvwxyz-012"])
+    );
+    assert_eq!(h.t.counters().truncations, 1);
+    assert!(h.t.take_error().unwrap().contains("truncated while"));
+}
+
+#[test]
+fn inode_reuse_with_new_content_is_read_from_start() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(sib(&live, 1), b"older\n").unwrap();
+    fs::write(&live, b"first file, line 1\nfirst file, line 2\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    h.read();
+    let pos = h.t.position().unwrap();
+    assert_eq!(pos.offset, 38);
+    drop(h);
+    // The same inode now holds another file, longer than the old offset: resuming at
+    // byte 38 would skip its first lines.
+    let ino = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).unwrap());
+    let before = ino(&live);
+    let f = OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&live)
+        .unwrap();
+    drop(f);
+    append(
+        &live,
+        b"second file: a brand new line 1\nsecond file, line 2\n",
+    );
+    assert_eq!(ino(&live), before);
+    let mut h = H::new(&live, opts(true), Some(pos.clone()));
+    assert_eq!(
+        h.read().0,
+        strs(&["second file: a brand new line 1", "second file, line 2"])
+    );
+    assert_eq!(h.t.counters().resume_misses, 1);
+    assert!(h.t.take_error().unwrap().contains("different content"));
+
+    // The same with the file deleted and recreated (the inode may or may not be
+    // reused): read from the start either way, and the older sibling is not re-read.
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, b"third file, a long first line here\n").unwrap();
+    let mut h = H::new(&live, opts(true), Some(pos));
+    assert_eq!(h.read().0, strs(&["third file, a long first line here"]));
+}
+
+#[test]
+fn file_shorter_than_the_fingerprint_grows() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(&live, b"a1\n").unwrap();
+    let mut t = Tailer::new(live.clone(), opts(true), None);
+    let now = Instant::now();
+    let got = collect_meta(&mut t, now);
+    assert_eq!(got.len(), 1);
+    let short = t.position().unwrap();
+    assert_eq!((short.offset, short.file.fingerprint_len), (3, 3));
+    // Grows past the 32-byte fingerprint: neither re-read nor skipped.
+    append(&live, b"a2 is a somewhat longer line\na3\n");
+    let mut fp_lens = Vec::new();
+    while t.read_some(1 << 20, now, |m, _| {
+        fp_lens.push(m.position.file.fingerprint_len)
+    }) == ReadStatus::More
+    {}
+    assert_eq!(fp_lens, [32, 32]);
+    let grown = t.position().unwrap();
+    assert_eq!((grown.offset, grown.file.fingerprint_len), (35, 32));
+    assert_eq!(
+        (grown.file.dev, grown.file.ino),
+        (short.file.dev, short.file.ino)
+    );
+    // Resuming from the position taken while it was short still finds it.
+    let mut h = H::new(&live, opts(true), Some(short));
+    assert_eq!(h.read().0, strs(&["a2 is a somewhat longer line", "a3"]));
+    assert_eq!(h.t.counters().resume_misses, 0);
+    // ... and after it is compressed.
+    append(&live, b"a4\n");
+    gzip_to(&live, &d.path().join("x.log.1.gz"));
+    fs::remove_file(&live).unwrap();
+    let mut h = H::new(&live, opts(false), Some(grown));
+    assert_eq!(h.read().0, strs(&["a4"]));
+}
+
+#[test]
+fn resume_miss_when_the_live_file_was_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(sib(&live, 1), b"older sibling\n").unwrap();
+    fs::write(&live, b"gone 1\ngone 2\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    h.read();
+    let pos = h.t.position();
+    drop(h);
+    // Keep the old inode alive so the new file cannot reuse it.
+    let _keep = File::open(&live).unwrap();
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, b"new 1\n").unwrap();
+    let mut h = H::new(&live, opts(true), pos);
+    assert_eq!(h.read().0, strs(&["new 1"]));
+    assert_eq!(h.t.counters().resume_misses, 1);
+    let e = h.t.take_error().unwrap();
+    assert!(
+        e.contains("is gone") && e.contains("1 rotated sibling"),
+        "{e}"
+    );
+}
+
+#[test]
+fn resume_miss_when_a_rotated_file_aged_out() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(sib(&live, 1), b"s1\ns2\n").unwrap();
+    fs::write(&live, b"l1\n").unwrap();
+    let mut t = Tailer::new(live.clone(), opts(true), None);
+    t.read_some(3, Instant::now(), |_, _| {});
+    let pos = t.position().unwrap();
+    assert_eq!(pos.path, sib(&live, 1));
+    drop(t);
+    let _keep = File::open(sib(&live, 1)).unwrap();
+    fs::remove_file(sib(&live, 1)).unwrap();
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    fs::write(&live, b"m1\n").unwrap();
+    let mut h = H::new(&live, opts(true), Some(pos));
+    assert_eq!(h.read().0, strs(&["l1", "m1"]));
+    assert_eq!(h.t.counters().resume_misses, 1);
+}
+
+#[test]
+fn at_end_starts_after_the_last_complete_line() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(sib(&live, 1), b"s1\n").unwrap();
+    fs::write(&live, b"l1\nl2\npart").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    h.t = Tailer::at_end(live.clone(), opts(true));
+    assert_eq!(h.read().0, Vec::<String>::new());
+    assert_eq!(h.t.position().unwrap().offset, 6);
+    append(&live, b"ial\nl4\n");
+    assert_eq!(h.read().0, strs(&["partial", "l4"]));
+}
