@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use tidemark_sources::sample::{write_nginx_sample, SampleSpec};
 
-use crate::run::{execute, load_job, stop_on_signals, EXIT_INVALID};
+use crate::run::{execute, load_job, stop_on_signals, RunArgs, EXIT_INVALID};
 
 /// The example job, shipped inside the binary so the demo runs from anywhere.
 const EXAMPLE_JOB: &str = include_str!("../jobs/examples/nginx.toml");
@@ -50,7 +50,14 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
     let Some(job) = load_job(&job_path) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let outcome = execute(&job, true, workers, stop_on_signals()?)?;
+    let args = RunArgs {
+        until_eof: true,
+        workers,
+        state_dir: None,
+        reset: None,
+        checkpoint_interval: std::time::Duration::from_secs(1),
+    };
+    let outcome = execute(&job, args, stop_on_signals()?)?;
     eprint!("{}", outcome.stats.summary());
     eprintln!(
         "demo: JSON Lines (rules and per-host series) in {}",

@@ -36,6 +36,18 @@ enum Command {
         /// Worker threads.
         #[arg(short = 'w', long, default_value_t = 1)]
         workers: usize,
+        /// Keep checkpoints here (in a folder per job) and resume from them, so a
+        /// restart neither loses nor double-counts a line.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Instead of resuming: `beginning` re-reads every file (the output is
+        /// rewritten), `end` starts at the end of each file (unprocessed lines are lost).
+        #[arg(long, value_name = "beginning|end")]
+        reset_checkpoint: Option<tidemark_engine::checkpoint::ResetChoice>,
+        /// With --state-dir: how often, at most, a checkpoint is written (each one
+        /// fsyncs the output). A restart redoes at most about this much work.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
+        checkpoint_interval: std::time::Duration,
     },
     /// Check a job file; print `ok` or every error with file:line:column and a hint.
     Validate { job: PathBuf },
@@ -50,7 +62,19 @@ fn main() -> ExitCode {
             job,
             until_eof,
             workers,
-        } => run::run(&job, until_eof, workers),
+            state_dir,
+            reset_checkpoint,
+            checkpoint_interval,
+        } => run::run(
+            &job,
+            run::RunArgs {
+                until_eof,
+                workers,
+                state_dir,
+                reset: reset_checkpoint,
+                checkpoint_interval,
+            },
+        ),
         Command::Validate { job } => run::validate(&job),
     };
     match result {
@@ -60,6 +84,10 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
+    tidemark_jobs::duration::parse_duration(s).map_err(|e| e.to_string())
 }
 
 fn init_logging() {

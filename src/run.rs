@@ -1,11 +1,12 @@
 //! `tidemark run` and `tidemark validate`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+use tidemark_engine::checkpoint::ResetChoice;
 use tidemark_engine::{run_job, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
 use tidemark_sinks::Outputs;
@@ -37,35 +38,57 @@ pub fn load_job(path: &Path) -> Option<Job> {
     }
 }
 
-pub fn run(path: &Path, until_eof: bool, workers: usize) -> anyhow::Result<ExitCode> {
+/// `tidemark run`'s options.
+pub struct RunArgs {
+    pub until_eof: bool,
+    pub workers: usize,
+    pub state_dir: Option<PathBuf>,
+    pub reset: Option<ResetChoice>,
+    pub checkpoint_interval: std::time::Duration,
+}
+
+pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let Some(job) = load_job(path) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let stop = stop_on_signals()?;
-    if !until_eof {
+    if !args.until_eof {
         tracing::info!("following the job's files; stop with Ctrl-C or SIGTERM");
+        if args.state_dir.is_none() {
+            tracing::warn!(
+                "no --state-dir: nothing is checkpointed, so a restart re-reads every file from the start"
+            );
+        }
     }
-    let outcome = execute(&job, until_eof, workers, stop)?;
+    if args.reset.is_some() && args.state_dir.is_none() {
+        anyhow::bail!(
+            "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
+        );
+    }
+    let outcome = execute(&job, args, stop)?;
     eprint!("{}", outcome.stats.summary());
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `job` with its sinks.
-pub fn execute(
-    job: &Job,
-    until_eof: bool,
-    workers: usize,
-    stop: Arc<AtomicBool>,
-) -> anyhow::Result<RunOutcome> {
-    let outputs = Outputs::open(job).context("cannot open the job's sinks")?;
+pub fn execute(job: &Job, args: RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
+    let for_sinks = job.clone();
     run_job(
         job,
         RunOptions {
-            workers: workers.max(1),
-            until_eof,
+            workers: args.workers.max(1),
+            until_eof: args.until_eof,
             stop,
+            state_dir: args.state_dir,
+            reset: args.reset,
+            checkpoint_interval: args.checkpoint_interval,
+            stats: None,
         },
-        Box::new(outputs),
+        Box::new(move |start| {
+            Outputs::open(&for_sinks, start)
+                .map(|o| Box::new(o) as Box<dyn tidemark_engine::WindowOutput>)
+                .map_err(|e| format!("cannot open the job's sinks: {e}"))
+        }),
     )
     .with_context(|| format!("job {:?} failed", job.name))
 }

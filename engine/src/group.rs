@@ -5,15 +5,18 @@
 //! source operator drives a set of these and turns closed windows into records.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use tidemark_jobs::MetricKind;
-use tidemark_sources::file::{FileGroup, GroupReader, LineOrigin, ReadStatus};
+use tidemark_sources::file::ReadStatus;
 use tidemark_sources::parse::{parse_number, LineParser};
+use tidemark_sources::tail::{LineMeta, TailCounters, TailOptions, Tailer};
 
 use crate::acc::{Acc, Hist};
 use crate::plan::{HostPlan, Plan};
+use crate::resume::{Resume, ResumeBoard, WindowMarks};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{first_open_window, window_start, EventMs, Watermark, WindowTime};
@@ -29,11 +32,35 @@ struct WindowAgg {
     metrics: Vec<SeriesMap>,
 }
 
+/// How a group starts.
+pub struct GroupInit {
+    /// [`crate::series::path_hash`] of the live path.
+    pub id: u64,
+    pub live: PathBuf,
+    /// Host from the path or a fixed value; `None` when it is a per-line field.
+    pub fixed_host: Option<String>,
+    /// Where a previous run left off (from its checkpoint).
+    pub resume: Option<Resume>,
+    /// With no resume point, start at the end of the live file.
+    pub start_at_end: bool,
+    /// Windows below this are already in the sinks: their lines are skipped.
+    pub skip_below: EventMs,
+    /// Lines below this are late (a group found after its worker moved on).
+    pub floor: Option<EventMs>,
+}
+
 pub struct GroupState {
-    pub id: u32,
-    reader: GroupReader,
+    pub id: u64,
+    live: PathBuf,
+    /// The live path as text: the fold order of this group's partials.
+    group_key: String,
+    reader: Tailer,
     parser: LineParser,
     plan: Arc<Plan>,
+    board: Arc<ResumeBoard>,
+    marks: WindowMarks,
+    skip_below: EventMs,
+    counters: TailCounters,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     fixed_host: Option<String>,
     wm: Watermark,
@@ -47,21 +74,41 @@ pub struct GroupState {
 
 impl GroupState {
     pub fn new(
-        id: u32,
-        group: &FileGroup,
-        fixed_host: Option<String>,
+        init: GroupInit,
         plan: Arc<Plan>,
         parser: LineParser,
-        follow: bool,
-        max_line_bytes: usize,
+        tail: TailOptions,
+        board: Arc<ResumeBoard>,
     ) -> GroupState {
+        let mut wm = Watermark::new(plan.disorder_ms);
+        let (position, max_seen) = match init.resume {
+            Some(r) => (r.position, r.max_seen_ms),
+            None => (None, None),
+        };
+        if let Some(m) = max_seen {
+            wm.observe(m);
+        }
+        if let Some(f) = init.floor {
+            wm.raise_to(f);
+        }
+        let reader = if position.is_none() && init.start_at_end {
+            Tailer::at_end(init.live.clone(), tail)
+        } else {
+            Tailer::new(init.live.clone(), tail, position)
+        };
         GroupState {
-            id,
-            reader: GroupReader::new(group, follow, max_line_bytes),
+            id: init.id,
+            group_key: init.live.to_string_lossy().into_owned(),
+            live: init.live,
+            reader,
             parser,
-            wm: Watermark::new(plan.disorder_ms),
+            wm,
             plan,
-            fixed_host,
+            board,
+            marks: WindowMarks::default(),
+            skip_below: init.skip_below,
+            counters: TailCounters::default(),
+            fixed_host: init.fixed_host,
             windows: Vec::new(),
             key_buf: Vec::with_capacity(128),
             idle_since: None,
@@ -92,35 +139,30 @@ impl GroupState {
             windows,
             key_buf,
             warnings,
+            marks,
+            skip_below,
             ..
         } = self;
-        let before = reader.counters;
         let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
-        let status = reader.read_some(budget, |origin, line| {
+        let ctx = LineCtx {
+            future_limit,
+            skip_below: *skip_below,
+            plan,
+            fixed_host: fixed_host.as_deref(),
+        };
+        let status = reader.read_some(budget, now, |meta, line| {
             ingest_line(
-                origin,
-                line,
-                future_limit,
-                parser,
-                plan,
-                fixed_host.as_deref(),
-                wm,
-                windows,
-                key_buf,
-                warnings,
-                stats,
+                &ctx, meta, line, parser, wm, windows, marks, key_buf, warnings, stats,
             );
         });
-        let after = reader.counters;
-        stats.bytes_read += after.bytes - before.bytes;
-        stats.lines_read += after.lines - before.lines;
-        stats.oversize_lines += after.oversize_lines - before.oversize_lines;
-        stats.files_opened += after.files_opened - before.files_opened;
-        stats.file_open_errors += after.open_errors - before.open_errors;
-        stats.truncations += after.truncations - before.truncations;
-        if let Some(e) = self.reader.last_error.take() {
+        let after = self.reader.counters();
+        add_counters(stats, &self.counters, &after);
+        self.counters = after;
+        if let Some(e) = self.reader.take_error() {
             tracing::warn!("{e}");
         }
+        self.marks
+            .set_tail(self.reader.position(), self.wm.max_seen());
         match status {
             ReadStatus::Idle => {
                 self.idle_since.get_or_insert(now);
@@ -171,7 +213,7 @@ impl GroupState {
                             metric: m as u32,
                             host,
                             labels,
-                            group: self.id,
+                            group: self.group_key.clone(),
                             acc,
                         },
                     );
@@ -185,27 +227,69 @@ impl GroupState {
     pub fn open_windows(&self) -> usize {
         self.windows.len()
     }
+
+    /// Shares this group's resume marks with whoever writes checkpoints.
+    pub fn publish(&mut self) {
+        self.marks.prune_below(self.board.committed());
+        self.board.publish(&self.live, &self.marks);
+    }
+
+    /// Records how far behind the end of its files this group is (self-metrics).
+    pub fn publish_lag(&self, stats: &mut JobStats) {
+        stats
+            .lag_bytes
+            .insert(self.live.clone(), self.reader.lag_bytes());
+    }
+
+    pub fn live(&self) -> &Path {
+        &self.live
+    }
+}
+
+fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounters) {
+    stats.bytes_read += after.bytes - before.bytes;
+    stats.lines_read += after.lines - before.lines;
+    stats.oversize_lines += after.oversize_lines - before.oversize_lines;
+    stats.files_opened += after.files_opened - before.files_opened;
+    stats.file_open_errors += after.open_errors - before.open_errors;
+    stats.truncations += after.truncations - before.truncations;
+    stats.rotations += after.rotations - before.rotations;
+    stats.copytruncates += after.copytruncates - before.copytruncates;
+    stats.deletions += after.deletions - before.deletions;
+    stats.resume_misses += after.resume_misses - before.resume_misses;
+}
+
+/// What every line of one read needs besides its own state.
+struct LineCtx<'a> {
+    future_limit: EventMs,
+    skip_below: EventMs,
+    plan: &'a Plan,
+    fixed_host: Option<&'a str>,
 }
 
 #[allow(clippy::too_many_arguments)]
 fn ingest_line(
-    origin: LineOrigin<'_>,
+    ctx: &LineCtx<'_>,
+    meta: LineMeta<'_>,
     line: &[u8],
-    future_limit: EventMs,
     parser: &mut LineParser,
-    plan: &Plan,
-    fixed_host: Option<&str>,
     wm: &mut Watermark,
     windows: &mut Vec<WindowAgg>,
+    marks: &mut WindowMarks,
     key_buf: &mut Vec<u8>,
     warnings: &mut u32,
     stats: &mut JobStats,
 ) {
+    let (plan, future_limit) = (ctx.plan, ctx.future_limit);
+    let origin = Origin {
+        path: meta.path,
+        line_no: meta.line_no,
+    };
     let parsed = match parser.parse(line) {
         Ok(p) => p,
         Err(e) => {
             *stats.parse_errors.entry(e.reason()).or_default() += 1;
-            warn_line(warnings, origin, e.reason(), line);
+            warn_line(warnings, &origin, e.reason(), line);
             return;
         }
     };
@@ -218,7 +302,7 @@ fn ingest_line(
             .parse_errors
             .entry("timestamp_before_1970")
             .or_default() += 1;
-        warn_line(warnings, origin, "timestamp_before_1970", line);
+        warn_line(warnings, &origin, "timestamp_before_1970", line);
         return;
     }
     if t > future_limit {
@@ -227,7 +311,7 @@ fn ingest_line(
         *stats.parse_errors.entry("future_timestamp").or_default() += 1;
         warn_line(
             warnings,
-            origin,
+            &origin,
             "future_timestamp: more than [window] max_clock_skew ahead of this machine's clock; check the host's clock and time zone, or raise max_clock_skew",
             line,
         );
@@ -237,13 +321,22 @@ fn ingest_line(
         stats.late_lines += 1;
         return;
     }
+    let start = window_start(t, plan.window_ms);
+    if start < ctx.skip_below {
+        // Already in the sinks before a restart: it counts for the watermark only,
+        // exactly as it did the first time.
+        wm.observe(t);
+        return;
+    }
+    if !marks.has(start) {
+        marks.mark(start, meta.position, wm.max_seen());
+    }
     wm.observe(t);
-    let host = match (&plan.host, fixed_host) {
+    let host = match (&plan.host, ctx.fixed_host) {
         (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
         (HostPlan::PerGroup, Some(h)) => h,
         (HostPlan::PerGroup, None) => "",
     };
-    let start = window_start(t, plan.window_ms);
     let w = window_for(windows, start, plan.metrics.len());
     for (m, mp) in plan.metrics.iter().enumerate() {
         let value = match mp.kind {
@@ -325,7 +418,13 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
     &mut windows[idx]
 }
 
-fn warn_line(warnings: &mut u32, origin: LineOrigin<'_>, reason: &str, line: &[u8]) {
+/// Where a line came from, for warnings.
+struct Origin<'a> {
+    path: &'a Path,
+    line_no: u64,
+}
+
+fn warn_line(warnings: &mut u32, origin: &Origin<'_>, reason: &str, line: &[u8]) {
     *warnings += 1;
     if *warnings <= MAX_WARNINGS {
         let shown = &line[..line.len().min(160)];

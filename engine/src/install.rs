@@ -4,25 +4,26 @@
 //! job's dataflow inside `worker.dataflow(..)` and returns a handle. Every worker
 //! must call it for the same job in the same order.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use thiserror::Error;
-use tidemark_jobs::{HostFrom, Job};
-use tidemark_sources::file::{FileGroup, DEFAULT_MAX_LINE_BYTES};
-use tidemark_sources::parse::LineParser;
+use tidemark_jobs::Job;
 use timely::dataflow::operators::core::{Concat, OkErr};
 use timely::worker::Worker;
 
-use crate::group::GroupState;
-use crate::operators::collect::{collect, OutputError, WindowOutput};
+use crate::groupset::GroupSet;
+use crate::operators::collect::{collect, Collector, OutputError};
 use crate::operators::host_merge::{host_merge, Stage2};
 use crate::operators::rollup::rollup;
-use crate::operators::source::{file_source, Pacing};
+use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
+use crate::resume::{Resume, ResumeBoard};
 use crate::series::{RuleInput, Series};
 use crate::stats::SharedStats;
-use crate::time::WindowTime;
+use crate::time::{EventMs, WindowTime};
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -30,23 +31,55 @@ pub enum EngineError {
     Parser(String),
     #[error("output failed: {0}")]
     Output(String),
+    #[error("{0}")]
+    Checkpoint(String),
     #[error("worker failed: {0}")]
     Worker(String),
 }
 
+/// Where groups start when there is no resume point for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    /// At the end of each live file (`--reset-checkpoint=end`).
+    End,
+}
+
+/// What a restart resumes from: per group (by live path) its resume point, and the
+/// committed frontier below which windows are already in the sinks.
+#[derive(Debug, Clone)]
+pub struct ResumePlan {
+    pub groups: HashMap<PathBuf, Resume>,
+    pub skip_below: EventMs,
+    pub start_at: StartAt,
+}
+
+impl Default for ResumePlan {
+    fn default() -> Self {
+        ResumePlan {
+            groups: HashMap::new(),
+            skip_below: EventMs::MIN,
+            start_at: StartAt::Beginning,
+        }
+    }
+}
+
 /// What a worker needs besides the job to install it.
 pub struct InstallContext {
-    /// The job's file groups, in the same order on every worker; group `i` is read
-    /// by worker `i % peers`.
-    pub groups: Arc<Vec<FileGroup>>,
     /// Follow live files (live mode) rather than finish at end of input.
     pub follow: bool,
+    pub resume: Arc<ResumePlan>,
+    /// Shared by the process's workers: every group's resume marks.
+    pub board: Arc<ResumeBoard>,
     /// Set to stop the job: sources stop reading and open windows are not emitted.
     pub stop: Arc<AtomicBool>,
     pub stats: SharedStats,
-    /// Worker 0 only: where closed windows go.
-    pub output: Option<Box<dyn WindowOutput>>,
+    /// Worker 0 only: the sinks and the checkpoint committer.
+    pub collector: Option<Collector>,
     pub output_error: OutputError,
+    /// Set by a directory watcher when the job's folders change.
+    pub poke: Poke,
 }
 
 /// A job installed in a worker.
@@ -64,44 +97,48 @@ impl JobHandle {
 
 pub fn install_job(
     worker: &mut Worker,
-    job: &Job,
+    job: &Arc<Job>,
     ctx: InstallContext,
 ) -> Result<JobHandle, EngineError> {
     let plan = Arc::new(Plan::new(job));
     let (index, peers) = (worker.index(), worker.peers());
-    let mut groups = Vec::new();
-    for (i, g) in ctx.groups.iter().enumerate() {
-        if i % peers != index {
-            continue;
-        }
-        let parser = LineParser::new(&job.parse, &plan.fields)
-            .map_err(|e| EngineError::Parser(e.to_string()))?;
-        groups.push(GroupState::new(
-            i as u32,
-            g,
-            group_host(&job.source.host, g),
-            plan.clone(),
-            parser,
-            ctx.follow,
-            DEFAULT_MAX_LINE_BYTES,
-        ));
-    }
+    let groups = GroupSet::new(
+        job.clone(),
+        plan.clone(),
+        ctx.resume.clone(),
+        ctx.board.clone(),
+        plan.tail.clone(),
+        ctx.follow,
+        index,
+        peers,
+    );
+    let chunk = job.source.read_chunk_bytes.max(4096);
     let pacing = Pacing {
-        chunk_bytes: job.source.read_chunk_bytes.max(4096),
-        activation_bytes: job.source.read_chunk_bytes.max(4096) * 4,
+        chunk_bytes: chunk,
+        activation_bytes: chunk * 4,
         poll_interval: job.source.poll_interval,
+        rate_limit: job.source.rate_limit.map(|r| (r / peers as u64).max(1)),
     };
     let dataflow = worker.next_dataflow_index();
     let name = format!("job:{}", job.name);
     let InstallContext {
         stop,
         stats,
-        output,
+        collector,
         output_error,
+        poke,
         ..
     } = ctx;
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
-        let partials = file_source(scope, groups, pacing, stop.clone(), stats.clone());
+        let partials = file_source(
+            scope,
+            groups,
+            pacing,
+            poke,
+            stop.clone(),
+            stats.clone(),
+            output_error.clone(),
+        );
         let stage2 = host_merge(partials, plan.clone());
         let (rule_inputs, host_series) =
             stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
@@ -110,28 +147,7 @@ pub fn install_job(
             });
         let rule_series = rollup(rule_inputs, plan.clone());
         let all = rule_series.concat(host_series);
-        collect(all, plan.window_ms, output, output_error, stop, stats);
+        collect(all, plan.window_ms, collector, output_error, stop, stats);
     });
     Ok(JobHandle { dataflow })
-}
-
-/// The host label of a group whose host does not come from each line.
-fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
-    match host {
-        HostFrom::Value(v) => Some(v.clone()),
-        HostFrom::Field(_) => None,
-        HostFrom::PathRegex(re) => {
-            let path = group.live.to_string_lossy();
-            match re.captures(&path).and_then(|c| c.name("host")) {
-                Some(m) => Some(m.as_str().to_string()),
-                None => {
-                    tracing::warn!(
-                        "{path}: the job's host path_regex {:?} does not match this path; its lines get host=\"\"",
-                        re.as_str()
-                    );
-                    Some(String::new())
-                }
-            }
-        }
-    }
 }

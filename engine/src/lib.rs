@@ -6,17 +6,22 @@
 //! it, which happens only once every source's watermark has passed its end.
 
 pub mod acc;
+pub mod checkpoint;
+pub mod commit;
 pub mod group;
+pub mod groupset;
 pub mod install;
 pub mod operators;
 pub mod plan;
+pub mod resume;
 pub mod run;
 pub mod series;
 pub mod stats;
 pub mod time;
+pub mod watcher;
 
 pub use install::{install_job, JobHandle};
 pub use operators::collect::WindowOutput;
-pub use run::{run_job, RunOptions, RunOutcome};
+pub use run::{fixed_output, run_job, OutputFactory, OutputStart, RunOptions, RunOutcome};
 pub use series::{ClosedWindow, Origin, Series, Value};
 pub use stats::JobStats;

@@ -2,6 +2,7 @@
 //! and rule, resolved to slot numbers once instead of by name per line.
 
 use tidemark_jobs::{Grouping, HostFrom, Job, MetricKind, RuleExpr, SeriesChoice, SeriesSelector};
+use tidemark_sources::tail::TailOptions;
 
 /// How a metric reads a line.
 #[derive(Debug, Clone)]
@@ -44,6 +45,8 @@ pub struct Plan {
     pub disorder_ms: i64,
     pub idle_timeout_ms: i64,
     pub max_clock_skew_ms: i64,
+    /// How files are tailed (`follow` is set per run).
+    pub tail: TailOptions,
 }
 
 impl Plan {
@@ -106,6 +109,12 @@ impl Plan {
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),
             max_clock_skew_ms: ms(job.window.max_clock_skew),
+            tail: TailOptions {
+                follow: false,
+                max_line_bytes: job.source.max_line_bytes,
+                fingerprint_bytes: job.source.fingerprint_bytes,
+                unterminated_wait: job.source.rotated_tail_wait,
+            },
         }
     }
 }

@@ -1,16 +1,23 @@
 //! Running one job to completion (`tidemark run`, `tidemark demo`) in a timely
-//! execution of `workers` threads.
+//! execution of `workers` threads, resuming from its checkpoint when it has one.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tidemark_jobs::Job;
-use tidemark_sources::file::{discover, FileGroup};
 
-use crate::install::{install_job, EngineError, InstallContext};
-use crate::operators::collect::WindowOutput;
+use crate::checkpoint::{CheckpointStore, ResetChoice, SinkCommit};
+use crate::commit::Committer;
+use crate::install::{install_job, EngineError, InstallContext, ResumePlan, StartAt};
+use crate::operators::collect::{Collector, WindowOutput};
+use crate::operators::source::{Poke, PokeBoard};
+use crate::resume::{Resume, ResumeBoard};
 use crate::stats::JobStats;
+use crate::time::EventMs;
+use crate::watcher::JobWatcher;
 
 pub struct RunOptions {
     pub workers: usize,
@@ -18,45 +25,90 @@ pub struct RunOptions {
     pub until_eof: bool,
     /// Set (e.g. by a signal handler) to stop a live run cleanly.
     pub stop: Arc<AtomicBool>,
+    /// Checkpoints go to `STATE_DIR/JOB_NAME/`; `None` runs without them.
+    pub state_dir: Option<PathBuf>,
+    /// What to do instead of resuming (`--reset-checkpoint`).
+    pub reset: Option<ResetChoice>,
+    /// How often, at most, a checkpoint is written.
+    pub checkpoint_interval: Duration,
+    /// Where the run keeps its self-metrics, if the caller wants to watch them live.
+    pub stats: Option<crate::stats::SharedStats>,
+}
+
+/// How the sinks start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputStart {
+    /// No previous state: create the outputs afresh.
+    Fresh,
+    /// Cut each file sink back to its committed length and append from there.
+    Resume(Vec<SinkCommit>),
+    /// Keep what is there and append (after `--reset-checkpoint=end`).
+    Append,
+}
+
+/// Opens the job's outputs for a start mode (the binary opens its sinks here).
+pub type OutputFactory =
+    Box<dyn FnOnce(&OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send>;
+
+/// An output that ignores the start mode (tests, in-memory outputs).
+pub fn fixed_output(out: Box<dyn WindowOutput>) -> OutputFactory {
+    Box::new(move |_| Ok(out))
 }
 
 #[derive(Debug)]
 pub struct RunOutcome {
     pub stats: JobStats,
-    pub groups: Vec<FileGroup>,
+    /// Whether the run resumed from a checkpoint.
+    pub resumed: bool,
 }
 
-/// Discovers the job's files and runs it; closed windows go to `output`.
+/// Runs the job; closed windows go to the output `make_output` opens.
 pub fn run_job(
     job: &Job,
     opts: RunOptions,
-    output: Box<dyn WindowOutput>,
+    make_output: OutputFactory,
 ) -> Result<RunOutcome, EngineError> {
-    let groups = discover(&job.source.include, &job.source.exclude)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
-    if groups.is_empty() {
-        tracing::warn!(
-            "no file matches the job's include globs {:?}; nothing to read",
-            job.source.include
-        );
-    }
-    let groups = Arc::new(groups);
-    let stats = Arc::new(Mutex::new(JobStats::default()));
+    let board = ResumeBoard::new();
+    let stats = opts
+        .stats
+        .clone()
+        .unwrap_or_else(|| Arc::new(Mutex::new(JobStats::default())));
+    let (store, plan, start) = match &opts.state_dir {
+        None => (None, ResumePlan::default(), OutputStart::Fresh),
+        Some(dir) => prepare_state(&dir.join(&job.name), job, opts.reset)?,
+    };
+    let resumed = matches!(start, OutputStart::Resume(_));
+    let output = make_output(&start).map_err(EngineError::Output)?;
+    let committer = store.map(|s| {
+        Committer::new(
+            s,
+            board.clone(),
+            &job.name,
+            opts.checkpoint_interval,
+            plan.skip_below,
+            stats.clone(),
+        )
+    });
+    let collector = Arc::new(Mutex::new(Some(Collector { output, committer })));
     let output_error = Arc::new(Mutex::new(None));
-    let output = Arc::new(Mutex::new(Some(output)));
     let job = Arc::new(job.clone());
+    let plan = Arc::new(plan);
     let stop = opts.stop.clone();
+    // inotify where it works; otherwise the sources just poll (poll_interval).
+    let poke: Poke = Arc::new(PokeBoard::default());
+    let _watcher = (!opts.until_eof).then(|| {
+        JobWatcher::start(
+            job.source.include.clone(),
+            poke.clone(),
+            job.source.poll_interval,
+        )
+    });
     let config = timely::Config::process(opts.workers.max(1));
     let guards = {
-        let (groups, stats, output_error, stop) = (
-            groups.clone(),
-            stats.clone(),
-            output_error.clone(),
-            stop.clone(),
-        );
+        let (stats, output_error, stop) = (stats.clone(), output_error.clone(), stop.clone());
         timely::execute(config, move |worker| -> Result<(), EngineError> {
-            let out = if worker.index() == 0 {
-                output.lock().ok().and_then(|mut o| o.take())
+            let collector = if worker.index() == 0 {
+                collector.lock().ok().and_then(|mut o| o.take())
             } else {
                 None
             };
@@ -64,17 +116,25 @@ pub fn run_job(
                 worker,
                 &job,
                 InstallContext {
-                    groups: groups.clone(),
                     follow: !opts.until_eof,
+                    resume: plan.clone(),
+                    board: board.clone(),
                     stop: stop.clone(),
                     stats: stats.clone(),
-                    output: out,
+                    collector,
                     output_error: output_error.clone(),
+                    poke: poke.clone(),
                 },
             )?;
+            let mut woke_for_stop = false;
             while !handle.is_done(worker) {
                 if output_error.lock().map(|e| e.is_some()).unwrap_or(false) {
                     stop.store(true, Ordering::SeqCst);
+                }
+                if !woke_for_stop && stop.load(Ordering::SeqCst) {
+                    // A source may be asleep for its poll interval: wake it to stop.
+                    poke.poke();
+                    woke_for_stop = true;
                 }
                 worker.step_or_park(Some(Duration::from_millis(50)));
             }
@@ -89,8 +149,85 @@ pub fn run_job(
         return Err(EngineError::Output(e));
     }
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(RunOutcome {
-        stats,
-        groups: Arc::try_unwrap(groups).unwrap_or_else(|g| (*g).clone()),
-    })
+    Ok(RunOutcome { stats, resumed })
+}
+
+/// Loads (or resets) the job's state: the store, where groups resume, and how the
+/// sinks start.
+fn prepare_state(
+    dir: &std::path::Path,
+    job: &Job,
+    reset: Option<ResetChoice>,
+) -> Result<(Option<CheckpointStore>, ResumePlan, OutputStart), EngineError> {
+    let ck = |e: crate::checkpoint::CheckpointError| EngineError::Checkpoint(e.to_string());
+    let mut store = CheckpointStore::open(dir, &job.name).map_err(ck)?;
+    match reset {
+        Some(choice) => {
+            store.reset().map_err(ck)?;
+            tracing::warn!(
+                "checkpoint reset ({choice}): {}",
+                match choice {
+                    ResetChoice::Beginning => "re-reading every file from its start",
+                    ResetChoice::End => "starting at the end of every file",
+                }
+            );
+            let (plan, start) = match choice {
+                ResetChoice::Beginning => (ResumePlan::default(), OutputStart::Fresh),
+                ResetChoice::End => (
+                    ResumePlan {
+                        start_at: StartAt::End,
+                        ..ResumePlan::default()
+                    },
+                    OutputStart::Append,
+                ),
+            };
+            Ok((Some(store), plan, start))
+        }
+        None => match store.load().map_err(ck)? {
+            None => Ok((Some(store), ResumePlan::default(), OutputStart::Fresh)),
+            Some(cp) => {
+                if cp.job != job.name {
+                    return Err(EngineError::Checkpoint(format!(
+                        "{} belongs to job {:?}, not {:?}; use a state folder per job",
+                        store.path().display(),
+                        cp.job,
+                        job.name
+                    )));
+                }
+                let groups: HashMap<PathBuf, Resume> = cp
+                    .groups
+                    .into_iter()
+                    .map(|g| {
+                        (
+                            g.live,
+                            Resume {
+                                position: g.resume,
+                                max_seen_ms: g.max_seen_ms,
+                            },
+                        )
+                    })
+                    .collect();
+                tracing::info!(
+                    "resuming from {}: windows before {} are already written",
+                    store.path().display(),
+                    format_ms(cp.frontier_ms)
+                );
+                Ok((
+                    Some(store),
+                    ResumePlan {
+                        groups,
+                        skip_below: cp.frontier_ms,
+                        start_at: StartAt::Beginning,
+                    },
+                    OutputStart::Resume(cp.sinks),
+                ))
+            }
+        },
+    }
+}
+
+fn format_ms(ms: EventMs) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
 }

@@ -12,8 +12,10 @@ pub struct HostPartial {
     pub host: String,
     /// Label values in the metric's label order.
     pub labels: Vec<String>,
-    /// The file group it was read from: merges fold in group order.
-    pub group: u32,
+    /// The live path of the file group it was read from: partials fold in path
+    /// order, whatever worker read them (so e.g. a gauge tie between two files of
+    /// one host goes to the file whose path sorts last, in every run).
+    pub group: String,
     pub acc: Acc,
 }
 
@@ -89,6 +91,13 @@ pub struct ClosedWindow {
     pub start_ms: EventMs,
     pub end_ms: EventMs,
     pub series: Vec<Series>,
+}
+
+/// A file group's id: a fixed hash of its live path, equal in every process and run.
+pub fn path_hash(path: &std::path::Path) -> u64 {
+    let mut h = Fnv::new();
+    h.bytes(path.as_os_str().as_encoded_bytes());
+    h.finish()
 }
 
 /// FNV-1a: a fixed hash, so routing agrees across processes and runs.

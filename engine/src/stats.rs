@@ -6,9 +6,17 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JobStats {
     pub file_groups: u64,
+    pub files_discovered: u64,
     pub files_opened: u64,
     pub file_open_errors: u64,
     pub truncations: u64,
+    pub rotations: u64,
+    pub copytruncates: u64,
+    pub deletions: u64,
+    /// Resume points whose file could not be found again after a restart.
+    pub resume_misses: u64,
+    /// Per group (live path): bytes behind the end of its files when last measured.
+    pub lag_bytes: BTreeMap<std::path::PathBuf, u64>,
     pub bytes_read: u64,
     pub lines_read: u64,
     pub oversize_lines: u64,
@@ -20,6 +28,7 @@ pub struct JobStats {
     pub value_errors: BTreeMap<String, BTreeMap<&'static str, u64>>,
     pub late_lines: u64,
     pub windows_emitted: u64,
+    pub checkpoints_written: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
 }
@@ -27,9 +36,17 @@ pub struct JobStats {
 impl JobStats {
     pub fn add(&mut self, o: &JobStats) {
         self.file_groups += o.file_groups;
+        self.files_discovered += o.files_discovered;
         self.files_opened += o.files_opened;
         self.file_open_errors += o.file_open_errors;
         self.truncations += o.truncations;
+        self.rotations += o.rotations;
+        self.copytruncates += o.copytruncates;
+        self.deletions += o.deletions;
+        self.resume_misses += o.resume_misses;
+        for (k, v) in &o.lag_bytes {
+            self.lag_bytes.insert(k.clone(), *v);
+        }
         self.bytes_read += o.bytes_read;
         self.lines_read += o.lines_read;
         self.oversize_lines += o.oversize_lines;
@@ -45,6 +62,7 @@ impl JobStats {
         }
         self.late_lines += o.late_lines;
         self.windows_emitted += o.windows_emitted;
+        self.checkpoints_written += o.checkpoints_written;
         self.windows_open_at_stop += o.windows_open_at_stop;
     }
 
@@ -85,10 +103,30 @@ impl JobStats {
                 s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
             }
         }
-        if self.truncations > 0 {
-            s.push_str(&format!("truncations seen: {}\n", self.truncations));
+        s.push_str(&format!(
+            "files discovered: {}; rotations: {} (rename), {} (copytruncate); truncations: {}; deletions: {}\n",
+            self.files_discovered, self.rotations, self.copytruncates, self.truncations, self.deletions
+        ));
+        if self.resume_misses > 0 {
+            s.push_str(&format!(
+                "resume points not found after restart: {}\n",
+                self.resume_misses
+            ));
+        }
+        for (live, lag) in &self.lag_bytes {
+            s.push_str(&format!(
+                "lag behind end of file: {} bytes ({})\n",
+                lag,
+                live.display()
+            ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.checkpoints_written > 0 {
+            s.push_str(&format!(
+                "checkpoints written: {}\n",
+                self.checkpoints_written
+            ));
+        }
         if self.windows_open_at_stop > 0 {
             s.push_str(&format!(
                 "windows still open at stop (not emitted): {}\n",

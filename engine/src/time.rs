@@ -59,6 +59,11 @@ impl Watermark {
         self.get().is_some_and(|w| t < w)
     }
 
+    /// Max event time seen (what a checkpoint stores to restore this watermark).
+    pub fn max_seen(&self) -> Option<EventMs> {
+        self.max_seen
+    }
+
     pub fn observe(&mut self, t: EventMs) {
         self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{flatten, job_from, nginx_line, run_until_eof, write_file, Collected};
-use tidemark_engine::{run_job, RunOptions};
+use tidemark_engine::{fixed_output, run_job, RunOptions};
 
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
 
@@ -158,8 +158,12 @@ kind = "stdout"
                     workers: 2,
                     until_eof: false,
                     stop,
+                    state_dir: None,
+                    reset: None,
+                    checkpoint_interval: Duration::from_secs(1),
+                    stats: None,
                 },
-                Box::new(out),
+                fixed_output(Box::new(out)),
             )
         })
     };

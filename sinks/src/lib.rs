@@ -8,7 +8,8 @@ pub mod table;
 use std::path::PathBuf;
 
 use thiserror::Error;
-use tidemark_engine::{ClosedWindow, Origin, Series, WindowOutput};
+use tidemark_engine::checkpoint::SinkCommit;
+use tidemark_engine::{ClosedWindow, Origin, OutputStart, Series, WindowOutput};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::JsonlSink;
@@ -30,6 +31,17 @@ pub trait Sink: Send {
     /// Flushes (and for files, syncs) everything written.
     fn finish(&mut self) -> Result<(), SinkError>;
     fn describe(&self) -> String;
+    /// Makes everything written so far durable (fdatasync for files), so a
+    /// checkpoint written afterwards never points past the output. Sinks with
+    /// nothing to make durable (standard output) keep this default.
+    fn sync(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    /// Where this sink rolls back to on restart (valid right after [`Sink::sync`]);
+    /// `None` for sinks that cannot roll back (standard output).
+    fn commit_point(&self) -> Option<tidemark_engine::checkpoint::SinkCommit> {
+        None
+    }
 }
 
 /// Whether a sink configured with `choice` prints `s`.
@@ -44,34 +56,73 @@ pub fn wanted(choice: SeriesChoice, s: &Series) -> bool {
 /// Every sink of a job.
 pub struct Outputs {
     pub sinks: Vec<Box<dyn Sink>>,
+    /// The file sinks again, for committing their lengths.
+    files: Vec<JsonlSink>,
 }
 
 impl Outputs {
-    /// Opens the job's sinks (creating JSONL files).
-    pub fn open(job: &Job) -> Result<Outputs, SinkError> {
+    /// Opens the job's sinks: fresh, cut back to a checkpoint's committed lengths,
+    /// or appending to what is there.
+    pub fn open(job: &Job, start: &OutputStart) -> Result<Outputs, SinkError> {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        let mut files = Vec::new();
         for s in &job.sinks {
             match &s.kind {
-                SinkKind::Jsonl(path) => sinks.push(Box::new(JsonlSink::create(path, s.series)?)),
+                SinkKind::Jsonl(path) => {
+                    let sink = match start {
+                        OutputStart::Fresh => JsonlSink::create(path, s.series)?,
+                        OutputStart::Resume(commits) => {
+                            match commits.iter().find(|c| &c.path == path) {
+                                Some(c) => JsonlSink::open_at(path, s.series, c.committed_len)?,
+                                // A sink the checkpoint does not know is new to the job.
+                                None => JsonlSink::create(path, s.series)?,
+                            }
+                        }
+                        OutputStart::Append => {
+                            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                            JsonlSink::open_at(path, s.series, len)?
+                        }
+                    };
+                    files.push(sink);
+                }
                 SinkKind::Stdout => {
                     sinks.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
                 }
             }
         }
-        Ok(Outputs { sinks })
+        Ok(Outputs { sinks, files })
+    }
+
+    fn all(&mut self) -> impl Iterator<Item = &mut dyn Sink> {
+        self.files
+            .iter_mut()
+            .map(|f| f as &mut dyn Sink)
+            .chain(self.sinks.iter_mut().map(|s| s.as_mut() as &mut dyn Sink))
     }
 }
 
 impl WindowOutput for Outputs {
     fn window(&mut self, w: &ClosedWindow) -> Result<(), String> {
-        for s in &mut self.sinks {
+        for s in self.all() {
             s.write_window(w).map_err(|e| e.to_string())?;
         }
         Ok(())
     }
 
+    fn sync(&mut self) -> Result<Vec<SinkCommit>, String> {
+        let mut commits = Vec::new();
+        for f in &mut self.files {
+            f.sync().map_err(|e| e.to_string())?;
+            commits.push(SinkCommit {
+                path: f.path().to_path_buf(),
+                committed_len: f.committed_len(),
+            });
+        }
+        Ok(commits)
+    }
+
     fn finish(&mut self) -> Result<(), String> {
-        for s in &mut self.sinks {
+        for s in self.all() {
             s.finish().map_err(|e| e.to_string())?;
         }
         Ok(())

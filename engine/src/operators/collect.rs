@@ -1,5 +1,6 @@
 //! Stage 4: every record goes to worker 0, which hands each closed window, sorted,
-//! to the job's output (the sinks).
+//! to the job's output (the sinks), and — with a state dir — commits checkpoints
+//! once that output is durable.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
+use crate::checkpoint::SinkCommit;
+use crate::commit::Committer;
 use crate::series::{ClosedWindow, Series};
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
@@ -17,7 +20,11 @@ use crate::time::{EventMs, WindowTime};
 pub trait WindowOutput: Send {
     /// Called once per closed window that has records. An error stops the job.
     fn window(&mut self, window: &ClosedWindow) -> Result<(), String>;
-    /// Called once when the job's dataflow completes (not after a failure).
+    /// Flushes and fsyncs what was written; returns each file sink's committed length.
+    fn sync(&mut self) -> Result<Vec<SinkCommit>, String> {
+        Ok(Vec::new())
+    }
+    /// Called once when the job's dataflow completes (not after a failure or stop).
     fn finish(&mut self) -> Result<(), String> {
         Ok(())
     }
@@ -26,16 +33,25 @@ pub trait WindowOutput: Send {
 /// Where a failed output's error is kept for the runner to report.
 pub type OutputError = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
+/// Worker 0's output side of a job.
+pub struct Collector {
+    pub output: Box<dyn WindowOutput>,
+    pub committer: Option<Committer>,
+}
+
 pub fn collect<'scope>(
     records: Stream<'scope, WindowTime, Vec<Series>>,
     window_ms: i64,
-    mut output: Option<Box<dyn WindowOutput>>,
+    mut collector: Option<Collector>,
     error: OutputError,
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
     let pact = Exchange::new(|_: &Series| 0u64);
     let mut pending: BTreeMap<WindowTime, Vec<Series>> = BTreeMap::new();
+    // Every window below this is written; only ever taken from real progress,
+    // never from the capabilities sources drop when stopping.
+    let mut complete_below: EventMs = EventMs::MIN;
     records.sink(pact, "Collect", move |(input, frontier)| {
         input.for_each_time(|time, data| {
             let slot = pending.entry(*time.time()).or_default();
@@ -43,38 +59,60 @@ pub fn collect<'scope>(
                 slot.append(batch);
             }
         });
-        while let Some(entry) = pending.first_entry() {
-            if frontier.less_equal(entry.key()) {
-                break;
-            }
-            let (start, mut records) = entry.remove_entry();
-            // After a stop, sources drop their capabilities without their windows
-            // being complete: nothing that closes now is final.
-            if stop.load(Ordering::SeqCst) {
-                continue;
-            }
-            sort_records(&mut records);
-            if let Some(out) = output.as_mut() {
+        let Some(c) = collector.as_mut() else {
+            pending.clear();
+            return;
+        };
+        let stopping = stop.load(Ordering::SeqCst);
+        let mut failed: Option<String> = None;
+        if !stopping {
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (start, mut records) = entry.remove_entry();
+                sort_records(&mut records);
                 if let Ok(mut s) = stats.lock() {
                     s.windows_emitted += 1;
                 }
-                if let Err(e) = out.window(&closed(start, window_ms, records)) {
-                    if let Ok(mut slot) = error.lock() {
-                        slot.get_or_insert(e);
-                    }
-                    output = None;
+                if let Err(e) = c.output.window(&closed(start, window_ms, records)) {
+                    failed = Some(e);
+                    break;
+                }
+            }
+            if failed.is_none() {
+                let front = frontier.frontier().iter().next().copied();
+                let below = match (front, pending.keys().next()) {
+                    (Some(f), Some(&p)) => f.min(p),
+                    (Some(f), None) => f,
+                    (None, Some(&p)) => p,
+                    (None, None) => WindowTime::MAX,
+                };
+                complete_below = complete_below.max(below.min(EventMs::MAX as u64) as EventMs);
+            }
+        }
+        let done = !stopping && frontier.is_empty() && pending.is_empty();
+        if failed.is_none() {
+            if let Some(committer) = c.committer.as_mut() {
+                // After a stop, commit what was completed before it, once.
+                if let Err(e) = committer.offer(c.output.as_mut(), complete_below, stopping || done)
+                {
+                    failed = Some(format!("writing the checkpoint failed: {e}"));
                 }
             }
         }
-        if frontier.is_empty() && pending.is_empty() {
-            // Everything is emitted: flush and sync the sinks once.
-            if let Some(mut out) = output.take() {
-                if let Err(e) = out.finish() {
-                    if let Ok(mut slot) = error.lock() {
-                        slot.get_or_insert(e);
-                    }
-                }
+        if failed.is_none() && done {
+            if let Err(e) = c.output.finish() {
+                failed = Some(e);
             }
+        }
+        if let Some(e) = failed {
+            if let Ok(mut slot) = error.lock() {
+                slot.get_or_insert(e);
+            }
+            collector = None;
+        } else if done || stopping {
+            collector = None;
         }
     });
 }

@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tidemark_sources::file::ReadStatus;
+use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
-use crate::group::GroupState;
+use crate::groupset::GroupSet;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{EventMs, WindowTime};
@@ -25,33 +25,75 @@ pub struct Pacing {
     pub activation_bytes: usize,
     /// How soon to look again when every group is idle at EOF.
     pub poll_interval: Duration,
+    /// This worker's share of the job's `rate_limit`, bytes per second.
+    pub rate_limit: Option<u64>,
 }
 
-/// Builds the source operator over `groups` (this worker's share).
+/// How the directory watcher wakes the sources: it sets the flag (rediscover now)
+/// and activates every registered source operator, from its own thread.
+#[derive(Default)]
+pub struct PokeBoard {
+    flag: AtomicBool,
+    activators: std::sync::Mutex<Vec<timely::scheduling::SyncActivator>>,
+}
+
+impl PokeBoard {
+    pub fn poke(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Ok(a) = self.activators.lock() {
+            for act in a.iter() {
+                // A dataflow that is gone cannot be woken; nothing to do then.
+                let _ = act.activate();
+            }
+        }
+    }
+
+    fn register(&self, act: timely::scheduling::SyncActivator) {
+        if let Ok(mut a) = self.activators.lock() {
+            a.push(act);
+        }
+    }
+
+    fn take(&self) -> bool {
+        self.flag.swap(false, Ordering::SeqCst)
+    }
+}
+
+pub type Poke = Arc<PokeBoard>;
+
+/// Builds the source operator over this worker's share of the job's groups.
 pub fn file_source<'scope>(
     scope: Scope<'scope, WindowTime>,
-    mut groups: Vec<GroupState>,
+    mut groups: GroupSet,
     pacing: Pacing,
+    poke: Poke,
     stop: Arc<AtomicBool>,
     stats: SharedStats,
+    failed: crate::operators::collect::OutputError,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
     source(scope, "FileSource", move |cap, info| {
+        poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
-        let mut delta = JobStats {
-            file_groups: groups.len() as u64,
-            ..JobStats::default()
-        };
-        let mut next_group = 0usize;
+        let mut delta = JobStats::default();
+        let mut limiter = pacing
+            .rate_limit
+            .map(|r| RateLimiter::new(r.max(1), r.max(1).max(pacing.chunk_bytes as u64)));
         move |output| {
             let Some(held) = cap.as_mut() else {
                 return;
             };
             if stop.load(Ordering::SeqCst) {
                 // Not final: open windows are left unemitted (a restart recomputes them).
-                delta.windows_open_at_stop +=
-                    groups.iter().map(|g| g.open_windows() as u64).sum::<u64>();
-                groups.clear();
+                delta.windows_open_at_stop += groups
+                    .groups
+                    .iter()
+                    .map(|g| g.open_windows() as u64)
+                    .sum::<u64>();
+                for g in &mut groups.groups {
+                    g.publish_lag(&mut delta);
+                }
+                groups.groups.clear();
                 flush(&stats, &mut delta);
                 cap = None;
                 return;
@@ -61,43 +103,43 @@ pub fn file_source<'scope>(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as EventMs)
                 .unwrap_or(0);
-            let mut busy = false;
-            let mut spent = 0usize;
-            // Round-robin start so a busy group cannot starve the ones after it.
-            let n = groups.len();
-            for k in 0..n {
-                if spent >= pacing.activation_bytes {
-                    busy = true;
-                    break;
+            let poked = poke.take();
+            let floor = Some(*held.time() as EventMs);
+            if let Err(e) = groups.discover_if_due(now, poked, floor, &mut delta) {
+                if let Ok(mut slot) = failed.lock() {
+                    slot.get_or_insert(e.to_string());
                 }
-                let g = &mut groups[(next_group + k) % n];
-                if g.is_finished() {
-                    continue;
-                }
-                let before = delta.bytes_read;
-                let status = g.read(pacing.chunk_bytes, now, wall_ms, &mut delta);
-                spent += (delta.bytes_read - before) as usize;
-                if status == ReadStatus::More {
-                    busy = true;
-                }
-                g.apply_idle(now, wall_ms);
             }
-            if n > 0 {
-                next_group = (next_group + 1) % n;
+            let mut budget = pacing.activation_bytes;
+            let mut wait = pacing.poll_interval;
+            if let Some(l) = limiter.as_mut() {
+                budget = budget.min(l.allowance(now));
+                if budget == 0 {
+                    wait = wait.min(l.wait_hint(now).max(Duration::from_millis(1)));
+                }
+            }
+            let before = delta.bytes_read;
+            let mut busy = budget > 0
+                && groups.read_round(pacing.chunk_bytes, budget, now, wall_ms, &mut delta);
+            if let Some(l) = limiter.as_mut() {
+                let used = (delta.bytes_read - before) as usize;
+                l.consume(used);
+                if busy && l.allowance(now) == 0 {
+                    // Back-pressure, not drops: come back when the bucket refills.
+                    busy = false;
+                    wait = l.wait_hint(now).max(Duration::from_millis(1));
+                }
             }
             let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
-            for g in groups.iter_mut() {
+            for g in groups.groups.iter_mut() {
                 g.close_windows(|t, p| ready.entry(t).or_default().push(p));
+                g.publish();
             }
             for (t, parts) in ready {
                 let c = held.delayed(&t);
                 output.session(&c).give_iterator(parts.into_iter());
             }
-            let open = groups
-                .iter()
-                .map(|g| g.first_open())
-                .min()
-                .unwrap_or(WindowTime::MAX);
+            let open = groups.first_open(wall_ms);
             flush(&stats, &mut delta);
             if open == WindowTime::MAX {
                 cap = None;
@@ -109,7 +151,7 @@ pub fn file_source<'scope>(
             if busy {
                 activator.activate();
             } else {
-                activator.activate_after(pacing.poll_interval);
+                activator.activate_after(wait);
             }
         }
     })

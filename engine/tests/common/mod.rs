@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use tidemark_engine::{run_job, ClosedWindow, JobStats, RunOptions, WindowOutput};
+use tidemark_engine::{fixed_output, run_job, ClosedWindow, JobStats, RunOptions, WindowOutput};
 use tidemark_jobs::Job;
 
 #[derive(Clone, Default)]
@@ -37,8 +37,12 @@ pub fn run_until_eof(job: &Job, workers: usize) -> (Vec<ClosedWindow>, JobStats)
             workers,
             until_eof: true,
             stop: Arc::new(AtomicBool::new(false)),
+            state_dir: None,
+            reset: None,
+            checkpoint_interval: std::time::Duration::from_secs(1),
+            stats: None,
         },
-        Box::new(out.clone()),
+        fixed_output(Box::new(out.clone())),
     )
     .expect("run");
     let windows = out.0.lock().unwrap().clone();

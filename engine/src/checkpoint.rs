@@ -1,0 +1,362 @@
+//! Durable job state: what a restarted job needs to produce exactly the output an
+//! uninterrupted run would have.
+//!
+//! Following the recovery model in DESIGN.md, window state is never snapshotted:
+//! a checkpoint records, for each file group, where to resume reading (the first
+//! line of a window not yet closed) and, for each sink, how many bytes of output
+//! are committed. On restart sinks roll back to their committed length and open
+//! windows are recomputed from the files.
+//!
+//! A state folder holds:
+//! - `checkpoint`: the latest checkpoint (format in [`format`]);
+//! - `checkpoint.tmp`: a save in progress (removed on failure, ignored on load);
+//! - `tidemark-state`: a marker written with the first checkpoint. It is what lets
+//!   [`CheckpointStore::load`] tell a first run (start from the beginning) from a
+//!   state folder whose checkpoint was lost (an error: starting over silently
+//!   would re-ingest everything and duplicate the output).
+
+pub mod format;
+pub mod fs;
+
+use std::fmt;
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tidemark_sources::tail::Position;
+
+pub use format::Damage;
+pub use fs::{CheckpointFile, CheckpointFs, RealFs};
+
+/// File names inside a job's state folder.
+pub const CHECKPOINT_FILE: &str = "checkpoint";
+pub const TEMP_FILE: &str = "checkpoint.tmp";
+pub const MARKER_FILE: &str = "tidemark-state";
+const MARKER_TEMP_FILE: &str = "tidemark-state.tmp";
+
+/// What the user can do about a lost or damaged checkpoint; appended to those errors.
+const CHOICES: &str = "tidemark will not silently start over. Re-run with \
+    `--reset-checkpoint=beginning` to re-read every file from the start (the output is \
+    rewritten), or with `--reset-checkpoint=end` to skip to the end of each file (lines \
+    not yet processed are lost)";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    pub job: String,
+    /// All windows with start < frontier_ms are durably in every sink.
+    pub frontier_ms: i64,
+    pub sinks: Vec<SinkCommit>,
+    pub groups: Vec<GroupCheckpoint>,
+    pub written_unix_ms: i64,
+}
+
+/// How much of one sink's output is committed: on restart the sink is truncated
+/// back to `committed_len` bytes, dropping output of windows the checkpoint does
+/// not cover (they are recomputed).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SinkCommit {
+    pub path: PathBuf,
+    pub committed_len: u64,
+}
+
+/// Where one file group resumes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct GroupCheckpoint {
+    /// The group's live path (its key: groups are matched to discovery by it).
+    pub live: PathBuf,
+    /// The safe offset: the first line of a window not yet closed. `None` = nothing
+    /// read yet (start at the beginning of the group).
+    pub resume: Option<Position>,
+    /// Max event time seen before `resume`, so the watermark restarts where it was.
+    pub max_seen_ms: Option<i64>,
+}
+
+/// The `--reset-checkpoint` choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResetChoice {
+    /// Re-read every file from its start, rewriting the output.
+    Beginning,
+    /// Skip to the end of each file; what was not yet processed is lost.
+    End,
+}
+
+impl FromStr for ResetChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<ResetChoice, String> {
+        match s {
+            "beginning" => Ok(ResetChoice::Beginning),
+            "end" => Ok(ResetChoice::End),
+            other => Err(format!(
+                "--reset-checkpoint must be `beginning` or `end`, not {other:?}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ResetChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResetChoice::Beginning => "beginning",
+            ResetChoice::End => "end",
+        })
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    #[error("{action} {}: {source} (check the state folder's path, permissions and free space)", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("checkpoint {} is unusable: {damage}. {CHOICES}.", path.display())]
+    Damaged { path: PathBuf, damage: Damage },
+    #[error(
+        "state folder {} was used before ({} exists) but its checkpoint {} is missing \
+         (deleted, or lost by the filesystem). {CHOICES}.",
+        dir.display(), marker.display(), path.display()
+    )]
+    Missing {
+        dir: PathBuf,
+        marker: PathBuf,
+        path: PathBuf,
+    },
+    #[error(
+        "checkpoint {} belongs to job {found:?}, not {expected:?}: give each job its own \
+         --state-dir",
+        path.display()
+    )]
+    WrongJob {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("cannot encode the checkpoint of job {job:?}: {source}")]
+    Encode {
+        job: String,
+        source: serde_json::Error,
+    },
+}
+
+impl CheckpointError {
+    /// Whether the user must choose `--reset-checkpoint=beginning|end` to go on.
+    pub fn needs_reset_choice(&self) -> bool {
+        matches!(
+            self,
+            CheckpointError::Damaged { .. } | CheckpointError::Missing { .. }
+        )
+    }
+}
+
+/// A job's checkpoint in its state folder.
+pub struct CheckpointStore {
+    dir: PathBuf,
+    job: String,
+    path: PathBuf,
+    temp: PathBuf,
+    marker: PathBuf,
+    fs: Box<dyn CheckpointFs>,
+    /// The marker is known to exist, so saves need not write it again.
+    marked: bool,
+}
+
+impl fmt::Debug for CheckpointStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointStore")
+            .field("job", &self.job)
+            .field("path", &self.path)
+            .field("marked", &self.marked)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CheckpointStore {
+    /// `dir` = the job's state folder (created if missing).
+    pub fn open(dir: &Path, job: &str) -> Result<CheckpointStore, CheckpointError> {
+        CheckpointStore::open_with_fs(dir, job, Box::new(RealFs))
+    }
+
+    /// Like [`CheckpointStore::open`], with the filesystem operations of saves and
+    /// loads going through `fs` (tests inject failures this way).
+    pub fn open_with_fs(
+        dir: &Path,
+        job: &str,
+        fs: Box<dyn CheckpointFs>,
+    ) -> Result<CheckpointStore, CheckpointError> {
+        std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Io {
+            action: "creating state folder",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let store = CheckpointStore {
+            dir: dir.to_path_buf(),
+            job: job.to_string(),
+            path: dir.join(CHECKPOINT_FILE),
+            temp: dir.join(TEMP_FILE),
+            marker: dir.join(MARKER_FILE),
+            fs,
+            marked: false,
+        };
+        // A temp file left by a crash mid-save is never a valid checkpoint (the
+        // rename did not happen); removing it keeps the folder tidy.
+        for leftover in [&store.temp, &dir.join(MARKER_TEMP_FILE)] {
+            store.remove_if_present(leftover, "removing leftover temp file")?;
+        }
+        let marked = store.marker_exists()?;
+        Ok(CheckpointStore { marked, ..store })
+    }
+
+    /// The checkpoint file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The state folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Ok(None) = first run (no state yet). A used state folder without a
+    /// checkpoint, or a damaged checkpoint, is an error that names the file, what is
+    /// wrong, and the `--reset-checkpoint` choices: never a silent start-over.
+    pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
+        let bytes = match self.fs.read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                return if self.marker_exists()? {
+                    Err(CheckpointError::Missing {
+                        dir: self.dir.clone(),
+                        marker: self.marker.clone(),
+                        path: self.path.clone(),
+                    })
+                } else {
+                    Ok(None)
+                };
+            }
+            Err(source) => {
+                return Err(CheckpointError::Io {
+                    action: "reading checkpoint",
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        let cp = format::decode(&bytes).map_err(|damage| CheckpointError::Damaged {
+            path: self.path.clone(),
+            damage,
+        })?;
+        if cp.job != self.job {
+            return Err(CheckpointError::WrongJob {
+                path: self.path.clone(),
+                found: cp.job,
+                expected: self.job.clone(),
+            });
+        }
+        Ok(Some(cp))
+    }
+
+    /// Atomically replaces the checkpoint: temp file in the same folder, fsync,
+    /// rename over the checkpoint, fsync the folder. On any error the previous
+    /// checkpoint stays intact and readable and the temp file is removed.
+    pub fn save(&mut self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+        if cp.job != self.job {
+            return Err(CheckpointError::WrongJob {
+                path: self.path.clone(),
+                found: cp.job.clone(),
+                expected: self.job.clone(),
+            });
+        }
+        let bytes = format::encode(cp).map_err(|source| CheckpointError::Encode {
+            job: self.job.clone(),
+            source,
+        })?;
+        self.replace(&self.temp, &self.path, &bytes)?;
+        // The marker goes in *after* the first checkpoint: a crash in between leaves
+        // a checkpoint without a marker, which loads fine. The other order could
+        // leave a marker without a checkpoint, a false "checkpoint missing" error
+        // after a crash during the very first save.
+        if !self.marked {
+            let text = format!(
+                "tidemark state folder of job {:?}. Its checkpoint is `{CHECKPOINT_FILE}`. \
+                 Do not delete one without the other: use --reset-checkpoint.\n",
+                self.job
+            );
+            self.replace(
+                &self.dir.join(MARKER_TEMP_FILE),
+                &self.marker,
+                text.as_bytes(),
+            )?;
+            self.marked = true;
+        }
+        Ok(())
+    }
+
+    /// Removes the checkpoint and the marker (for `--reset-checkpoint`): the next
+    /// [`CheckpointStore::load`] reports a first run.
+    pub fn reset(&mut self) -> Result<(), CheckpointError> {
+        // Checkpoint first: if we crash in between, the marker without a checkpoint
+        // makes the next start ask again rather than resume from the old state.
+        self.remove_if_present(&self.path, "removing checkpoint")?;
+        self.remove_if_present(&self.temp, "removing temp file")?;
+        self.remove_if_present(&self.marker, "removing state marker")?;
+        self.marked = false;
+        self.sync_dir()
+    }
+
+    /// Writes `bytes` to `temp`, makes it durable and renames it over `target`.
+    fn replace(&self, temp: &Path, target: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+        let written = (|| {
+            let mut f = self.fs.create(temp)?;
+            f.write_all(bytes)?;
+            f.sync()?;
+            drop(f);
+            self.fs.rename(temp, target)
+        })();
+        if let Err(source) = written {
+            // Best effort: the error that matters is the write's. A temp file that
+            // cannot be removed now is removed by the next open.
+            let _ = self.fs.remove_file(temp);
+            return Err(CheckpointError::Io {
+                action: "writing checkpoint (the previous checkpoint is kept)",
+                path: temp.to_path_buf(),
+                source,
+            });
+        }
+        self.sync_dir()
+    }
+
+    fn sync_dir(&self) -> Result<(), CheckpointError> {
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|source| CheckpointError::Io {
+                action: "syncing state folder",
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
+    fn marker_exists(&self) -> Result<bool, CheckpointError> {
+        self.fs
+            .exists(&self.marker)
+            .map_err(|source| CheckpointError::Io {
+                action: "checking state marker",
+                path: self.marker.clone(),
+                source,
+            })
+    }
+
+    fn remove_if_present(&self, path: &Path, action: &'static str) -> Result<(), CheckpointError> {
+        match self.fs.remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(CheckpointError::Io {
+                action,
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+}

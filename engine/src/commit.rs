@@ -1,0 +1,99 @@
+//! Worker 0's half of recovery: make the sinks durable, then record how far.
+//!
+//! Order matters: a checkpoint is written only after the output it describes has
+//! been synced, so a crash at any instant leaves a checkpoint whose sink lengths are
+//! on disk. On restart the sinks are cut back to those lengths and every group
+//! re-reads from its resume point, recomputing the windows that were not committed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::checkpoint::{Checkpoint, CheckpointStore, GroupCheckpoint};
+use crate::operators::collect::WindowOutput;
+use crate::resume::ResumeBoard;
+use crate::stats::SharedStats;
+use crate::time::EventMs;
+
+/// How often, at most, a checkpoint is written while windows keep closing.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+pub struct Committer {
+    store: CheckpointStore,
+    board: Arc<ResumeBoard>,
+    job: String,
+    interval: Duration,
+    last_write: Option<Instant>,
+    last_frontier: Option<EventMs>,
+    /// The frontier of the checkpoint this run resumed from. Windows below it are
+    /// already in the sinks, so no checkpoint of this run may claim less — or the
+    /// next restart would emit those windows a second time.
+    floor: EventMs,
+    stats: SharedStats,
+}
+
+impl Committer {
+    pub fn new(
+        store: CheckpointStore,
+        board: Arc<ResumeBoard>,
+        job: &str,
+        interval: Duration,
+        resumed_from: EventMs,
+        stats: SharedStats,
+    ) -> Committer {
+        Committer {
+            store,
+            board,
+            job: job.to_string(),
+            interval,
+            last_write: None,
+            last_frontier: None,
+            floor: resumed_from,
+            stats,
+        }
+    }
+
+    /// Commits if windows below `frontier_ms` are newly complete and the interval
+    /// has passed, or always when `force` (end of input, clean stop).
+    pub fn offer(
+        &mut self,
+        sinks: &mut dyn WindowOutput,
+        frontier_ms: EventMs,
+        force: bool,
+    ) -> Result<(), String> {
+        let frontier_ms = frontier_ms.max(self.floor);
+        let advanced = self.last_frontier.is_none_or(|f| frontier_ms > f);
+        let due = self.last_write.is_none_or(|t| t.elapsed() >= self.interval);
+        if !(force || (advanced && due)) {
+            return Ok(());
+        }
+        let commits = sinks.sync()?;
+        let groups = self
+            .board
+            .resume_points(frontier_ms)
+            .into_iter()
+            .map(|(live, r)| GroupCheckpoint {
+                live,
+                resume: r.position,
+                max_seen_ms: r.max_seen_ms,
+            })
+            .collect();
+        let cp = Checkpoint {
+            job: self.job.clone(),
+            frontier_ms,
+            sinks: commits,
+            groups,
+            written_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+        };
+        self.store.save(&cp).map_err(|e| e.to_string())?;
+        self.board.set_committed(frontier_ms);
+        self.last_write = Some(Instant::now());
+        self.last_frontier = Some(frontier_ms);
+        if let Ok(mut s) = self.stats.lock() {
+            s.checkpoints_written += 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,224 @@
+//! A worker's share of a job's file groups, kept up to date by discovery.
+//!
+//! A group belongs to the worker `hash(live path) % peers`, so ownership does not
+//! depend on discovery order and a file appearing later lands on the same worker
+//! in every run. In live mode globs are re-evaluated every second (sooner when the
+//! directory watcher says something changed).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tidemark_jobs::{HostFrom, Job};
+use tidemark_sources::file::discover::rotated_siblings;
+use tidemark_sources::file::{discover, FileGroup, ReadStatus};
+use tidemark_sources::parse::LineParser;
+use tidemark_sources::tail::TailOptions;
+
+use crate::group::{GroupInit, GroupState};
+use crate::install::{EngineError, ResumePlan};
+use crate::plan::Plan;
+use crate::resume::ResumeBoard;
+use crate::series::path_hash;
+use crate::stats::JobStats;
+use crate::time::{first_open_window, EventMs, WindowTime};
+
+/// How often live mode re-evaluates the include globs: often enough that a new file
+/// is found within 1 s even where inotify does not work.
+pub const DISCOVERY_INTERVAL: Duration = Duration::from_millis(500);
+
+pub struct GroupSet {
+    job: Arc<Job>,
+    plan: Arc<Plan>,
+    resume: Arc<ResumePlan>,
+    board: Arc<ResumeBoard>,
+    tail: TailOptions,
+    follow: bool,
+    index: usize,
+    peers: usize,
+    pub groups: Vec<GroupState>,
+    known: HashSet<PathBuf>,
+    last_discovery: Option<Instant>,
+    /// Round-robin start, so a busy group cannot starve the ones after it.
+    next: usize,
+}
+
+impl GroupSet {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        job: Arc<Job>,
+        plan: Arc<Plan>,
+        resume: Arc<ResumePlan>,
+        board: Arc<ResumeBoard>,
+        tail: TailOptions,
+        follow: bool,
+        index: usize,
+        peers: usize,
+    ) -> GroupSet {
+        GroupSet {
+            job,
+            plan,
+            resume,
+            board,
+            tail: TailOptions { follow, ..tail },
+            follow,
+            index,
+            peers: peers.max(1),
+            groups: Vec::new(),
+            known: HashSet::new(),
+            last_discovery: None,
+            next: 0,
+        }
+    }
+
+    /// Re-evaluates the globs when due (always the first time); new groups owned by
+    /// this worker start with their watermark at least `floor` (windows this worker
+    /// has already let close cannot take their lines).
+    pub fn discover_if_due(
+        &mut self,
+        now: Instant,
+        poke: bool,
+        floor: Option<EventMs>,
+        stats: &mut JobStats,
+    ) -> Result<(), EngineError> {
+        let due = match self.last_discovery {
+            None => true,
+            Some(t) => self.follow && (poke || now.duration_since(t) >= DISCOVERY_INTERVAL),
+        };
+        if !due {
+            return Ok(());
+        }
+        let first = self.last_discovery.is_none();
+        self.last_discovery = Some(now);
+        let mut found = match discover(&self.job.source.include, &self.job.source.exclude) {
+            Ok(g) => g,
+            Err(e) => return Err(EngineError::Worker(e.to_string())),
+        };
+        if first {
+            // A checkpointed group is known even if its live file is missing right
+            // now (between a rotation's rename and create): otherwise this worker
+            // could let windows close without it and then find all its lines late.
+            for live in self.resume.groups.keys() {
+                if !found.iter().any(|g| &g.live == live) {
+                    found.push(FileGroup {
+                        rotated: rotated_siblings(live),
+                        live: live.clone(),
+                    });
+                }
+            }
+        }
+        for g in found {
+            if self.known.contains(&g.live) {
+                continue;
+            }
+            self.known.insert(g.live.clone());
+            let id = path_hash(&g.live);
+            if (id % self.peers as u64) as usize != self.index {
+                continue;
+            }
+            stats.file_groups += 1;
+            stats.files_discovered += 1 + g.rotated.len() as u64;
+            if !first {
+                tracing::info!("new file group: {}", g.live.display());
+            }
+            let state = self.make(id, &g, if first { None } else { floor })?;
+            self.groups.push(state);
+        }
+        Ok(())
+    }
+
+    fn make(
+        &self,
+        id: u64,
+        g: &FileGroup,
+        floor: Option<EventMs>,
+    ) -> Result<GroupState, EngineError> {
+        let parser = LineParser::new(&self.job.parse, &self.plan.fields)
+            .map_err(|e| EngineError::Parser(e.to_string()))?;
+        let resume = self.resume.groups.get(&g.live).cloned();
+        Ok(GroupState::new(
+            GroupInit {
+                id,
+                live: g.live.clone(),
+                fixed_host: group_host(&self.job.source.host, g),
+                resume,
+                start_at_end: self.resume.start_at == crate::install::StartAt::End,
+                skip_below: self.resume.skip_below,
+                floor,
+            },
+            self.plan.clone(),
+            parser,
+            self.tail.clone(),
+            self.board.clone(),
+        ))
+    }
+
+    /// Reads from the groups round-robin within the budgets; true if any has more.
+    pub fn read_round(
+        &mut self,
+        chunk: usize,
+        mut budget: usize,
+        now: Instant,
+        wall_ms: EventMs,
+        stats: &mut JobStats,
+    ) -> bool {
+        let n = self.groups.len();
+        let mut busy = false;
+        for k in 0..n {
+            if budget == 0 {
+                return true;
+            }
+            let g = &mut self.groups[(self.next + k) % n];
+            if g.is_finished() {
+                continue;
+            }
+            let before = stats.bytes_read;
+            let status = g.read(chunk.min(budget), now, wall_ms, stats);
+            budget = budget.saturating_sub((stats.bytes_read - before) as usize);
+            busy |= status == ReadStatus::More;
+            if self.follow {
+                g.apply_idle(now, wall_ms);
+            }
+        }
+        if n > 0 {
+            self.next = (self.next + 1) % n;
+        }
+        busy
+    }
+
+    /// The earliest window this worker may still send data for. With no group to
+    /// read, a live worker is idle: it follows the wall clock like an idle group.
+    pub fn first_open(&self, wall_ms: EventMs) -> WindowTime {
+        let min = self.groups.iter().map(|g| g.first_open()).min();
+        match min {
+            Some(t) => t,
+            None if self.follow => first_open_window(
+                Some(wall_ms - self.plan.idle_timeout_ms),
+                self.plan.window_ms,
+            ),
+            None => WindowTime::MAX,
+        }
+    }
+}
+
+/// The host label of a group whose host does not come from each line.
+fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
+    match host {
+        HostFrom::Value(v) => Some(v.clone()),
+        HostFrom::Field(_) => None,
+        HostFrom::PathRegex(re) => {
+            let path = group.live.to_string_lossy();
+            match re.captures(&path).and_then(|c| c.name("host")) {
+                Some(m) => Some(m.as_str().to_string()),
+                None => {
+                    tracing::warn!(
+                        "{path}: the job's host path_regex {:?} does not match this path; its lines get host=\"\"",
+                        re.as_str()
+                    );
+                    Some(String::new())
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! Where each file group would resume if the job restarted now.
+//!
+//! DESIGN.md's recovery model re-derives open windows instead of snapshotting them:
+//! a group resumes at the first line that belongs to a window not yet committed to
+//! the sinks, with the watermark state it had just before that line. A group keeps,
+//! for each window it has open, the position of that window's first line
+//! ([`WindowMarks`]); sources publish these to a process-wide [`ResumeBoard`], and
+//! whoever writes a checkpoint asks the board for every group's resume point.
+//!
+//! Any published snapshot gives a valid resume point for a committed frontier `F`:
+//! every line before the point belongs to a window below `F` (or was late or
+//! malformed), because each line of a window at or above `F` has a mark at or before
+//! it. Marks are recorded in stream order, so the first qualifying mark is the
+//! earliest position.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tidemark_sources::tail::Position;
+
+use crate::time::EventMs;
+
+/// One group's resume point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resume {
+    /// `None`: nothing read yet; start at the beginning of the group.
+    pub position: Option<Position>,
+    /// The group's max event time seen before `position`.
+    pub max_seen_ms: Option<EventMs>,
+}
+
+#[derive(Debug, Clone)]
+struct Mark {
+    window: EventMs,
+    position: Position,
+    max_seen_ms: Option<EventMs>,
+}
+
+/// Per group: the first line of each open window, in stream order.
+#[derive(Debug, Clone, Default)]
+pub struct WindowMarks {
+    marks: Vec<Mark>,
+    /// Where reading continues and the max event time at that point.
+    tail: Option<Position>,
+    tail_max_seen_ms: Option<EventMs>,
+}
+
+impl WindowMarks {
+    /// Whether `window` already has a mark (the common case: check before cloning).
+    pub fn has(&self, window: EventMs) -> bool {
+        // Few windows are open at once; newest last.
+        self.marks.iter().rev().any(|m| m.window == window)
+    }
+
+    /// Records the first line of `window`: `position` is that line's start, and
+    /// `max_seen_ms` the watermark state just before it.
+    pub fn mark(&mut self, window: EventMs, position: &Position, max_seen_ms: Option<EventMs>) {
+        if !self.has(window) {
+            self.marks.push(Mark {
+                window,
+                position: position.clone(),
+                max_seen_ms,
+            });
+        }
+    }
+
+    /// Where the next unread line starts, and the max event time so far.
+    pub fn set_tail(&mut self, tail: Option<Position>, max_seen_ms: Option<EventMs>) {
+        self.tail = tail;
+        self.tail_max_seen_ms = max_seen_ms;
+    }
+
+    /// Forgets windows below the committed frontier: they can never be a resume point.
+    pub fn prune_below(&mut self, frontier_ms: EventMs) {
+        self.marks.retain(|m| m.window >= frontier_ms);
+    }
+
+    /// The resume point if every window below `frontier_ms` is committed.
+    pub fn resume(&self, frontier_ms: EventMs) -> Resume {
+        match self.marks.iter().find(|m| m.window >= frontier_ms) {
+            Some(m) => Resume {
+                position: Some(m.position.clone()),
+                max_seen_ms: m.max_seen_ms,
+            },
+            None => Resume {
+                position: self.tail.clone(),
+                max_seen_ms: self.tail_max_seen_ms,
+            },
+        }
+    }
+}
+
+/// Every group's marks, shared by the workers of one process.
+#[derive(Debug, Default)]
+pub struct ResumeBoard {
+    groups: Mutex<BTreeMap<PathBuf, WindowMarks>>,
+    committed_ms: std::sync::atomic::AtomicI64,
+}
+
+impl ResumeBoard {
+    pub fn new() -> Arc<ResumeBoard> {
+        Arc::new(ResumeBoard {
+            groups: Mutex::new(BTreeMap::new()),
+            committed_ms: std::sync::atomic::AtomicI64::new(EventMs::MIN),
+        })
+    }
+
+    /// Publishes a group's current marks (keyed by its live path).
+    pub fn publish(&self, live: &std::path::Path, marks: &WindowMarks) {
+        if let Ok(mut g) = self.groups.lock() {
+            match g.get_mut(live) {
+                Some(m) => m.clone_from(marks),
+                None => {
+                    g.insert(live.to_path_buf(), marks.clone());
+                }
+            }
+        }
+    }
+
+    /// Resume points of every published group for a committed `frontier_ms`.
+    pub fn resume_points(&self, frontier_ms: EventMs) -> Vec<(PathBuf, Resume)> {
+        self.groups
+            .lock()
+            .map(|g| {
+                g.iter()
+                    .map(|(live, m)| (live.clone(), m.resume(frontier_ms)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Records that windows below `frontier_ms` are durable; sources prune their marks.
+    pub fn set_committed(&self, frontier_ms: EventMs) {
+        self.committed_ms
+            .fetch_max(frontier_ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn committed(&self) -> EventMs {
+        self.committed_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tidemark_sources::tail::FileId;
+
+    fn pos(offset: u64) -> Position {
+        Position {
+            file: FileId {
+                dev: 1,
+                ino: 2,
+                fingerprint: 3,
+                fingerprint_len: 4,
+            },
+            path: PathBuf::from("/l/a.log"),
+            offset,
+            gzip: false,
+        }
+    }
+
+    #[test]
+    fn resume_at_first_line_of_the_first_uncommitted_window() {
+        let mut m = WindowMarks::default();
+        m.mark(0, &pos(0), None);
+        m.mark(60_000, &pos(100), Some(59_000));
+        // A disordered line of window 0 after window 60s began: no new mark.
+        m.mark(0, &pos(150), Some(61_000));
+        m.mark(120_000, &pos(300), Some(119_000));
+        m.set_tail(Some(pos(400)), Some(130_000));
+        assert_eq!(m.resume(EventMs::MIN).position, Some(pos(0)));
+        let r = m.resume(60_000);
+        assert_eq!((r.position, r.max_seen_ms), (Some(pos(100)), Some(59_000)));
+        assert_eq!(m.resume(120_000).position, Some(pos(300)));
+        // Everything read belongs to committed windows: resume at the tail.
+        let r = m.resume(180_000);
+        assert_eq!((r.position, r.max_seen_ms), (Some(pos(400)), Some(130_000)));
+        m.prune_below(120_000);
+        assert_eq!(m.resume(0).position, Some(pos(300)));
+    }
+}
