@@ -91,7 +91,7 @@ fn siblings(live: &Path) -> Vec<(u32, bool, PathBuf)> {
             }
         }
     }
-    v.sort_by(|a, b| b.0.cmp(&a.0));
+    v.sort_by_key(|s| std::cmp::Reverse(s.0));
     v
 }
 

@@ -53,18 +53,25 @@ impl Committer {
     }
 
     /// Commits if windows below `frontier_ms` are newly complete and the interval
-    /// has passed, or always when `force` (end of input, clean stop).
+    /// has passed, or always when `force` (end of input, clean stop). Returns how
+    /// long until a deferred commit falls due: the caller must come back then, or
+    /// an idle job would leave its last windows uncommitted indefinitely.
     pub fn offer(
         &mut self,
         sinks: &mut dyn WindowOutput,
         frontier_ms: EventMs,
         force: bool,
-    ) -> Result<(), String> {
+    ) -> Result<Option<Duration>, String> {
         let frontier_ms = frontier_ms.max(self.floor);
         let advanced = self.last_frontier.is_none_or(|f| frontier_ms > f);
-        let due = self.last_write.is_none_or(|t| t.elapsed() >= self.interval);
-        if !(force || (advanced && due)) {
-            return Ok(());
+        let wait = self.last_write.map_or(Duration::ZERO, |t| {
+            self.interval.saturating_sub(t.elapsed())
+        });
+        if !force && !advanced {
+            return Ok(None);
+        }
+        if !force && !wait.is_zero() {
+            return Ok(Some(wait));
         }
         let commits = sinks.sync()?;
         let groups = self
@@ -94,6 +101,6 @@ impl Committer {
         if let Ok(mut s) = self.stats.lock() {
             s.checkpoints_written += 1;
         }
-        Ok(())
+        Ok(None)
     }
 }

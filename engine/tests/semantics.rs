@@ -216,3 +216,36 @@ fn a_line_stamped_in_the_future_is_dropped_instead_of_making_later_lines_late() 
     );
     assert_eq!(total(&w, T0), Some(2.0));
 }
+
+#[test]
+fn rate_limit_paces_reads_without_dropping_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let line = |t| nginx_line(t, "GET", 200, 1, 1);
+    // ~1.5 MiB of lines.
+    let lines: Vec<String> = (0..20_000).map(|i| line(T0 + i / 100)).collect();
+    let bytes: usize = lines.iter().map(String::len).sum();
+    assert!(bytes > 1_400_000, "{bytes}");
+    write_file(&d.path().join("h/access.log"), &lines, false);
+    let toml = counter_job("*/access.log").replace(
+        "[parse]",
+        "read_chunk = \"64KiB\"\nrate_limit = \"512KiB/s\"\n[parse]",
+    );
+    let job = job_from(&toml, d.path());
+    let started = Instant::now();
+    let (w, stats) = run_until_eof(&job, 1);
+    let took = started.elapsed();
+    // Lower bound only: the first 512 KiB may come at once (the bucket starts
+    // full), the rest at 512 KiB/s. A slow machine cannot fail this.
+    let floor = Duration::from_secs_f64((bytes as f64 - 512.0 * 1024.0) / (512.0 * 1024.0) * 0.9);
+    assert!(
+        took >= floor,
+        "read {bytes} bytes in {took:?}: not paced (expected >= {floor:?})"
+    );
+    assert_eq!(stats.lines_read, 20_000, "back-pressure, never drops");
+    let counted: f64 = common::flatten(&w)
+        .iter()
+        .filter(|(k, _)| k.1 == "total")
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(counted, 20_000.0);
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
@@ -52,69 +53,80 @@ pub fn collect<'scope>(
     // Every window below this is written; only ever taken from real progress,
     // never from the capabilities sources drop when stopping.
     let mut complete_below: EventMs = EventMs::MIN;
-    records.sink(pact, "Collect", move |(input, frontier)| {
-        input.for_each_time(|time, data| {
-            let slot = pending.entry(*time.time()).or_default();
-            for batch in data {
-                slot.append(batch);
-            }
-        });
-        let Some(c) = collector.as_mut() else {
-            pending.clear();
-            return;
-        };
-        let stopping = stop.load(Ordering::SeqCst);
-        let mut failed: Option<String> = None;
-        if !stopping {
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (start, mut records) = entry.remove_entry();
-                sort_records(&mut records);
-                if let Ok(mut s) = stats.lock() {
-                    s.windows_emitted += 1;
-                }
-                if let Err(e) = c.output.window(&closed(start, window_ms, records)) {
-                    failed = Some(e);
-                    break;
-                }
-            }
-            if failed.is_none() {
-                let front = frontier.frontier().iter().next().copied();
-                let below = match (front, pending.keys().next()) {
-                    (Some(f), Some(&p)) => f.min(p),
-                    (Some(f), None) => f,
-                    (None, Some(&p)) => p,
-                    (None, None) => WindowTime::MAX,
+    let scope = records.scope();
+    // A sink with an activator: a deferred checkpoint needs a wake-up call.
+    let _ = records.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        pact,
+        "Collect",
+        move |_cap, info| {
+            let activator = scope.activator_for(info.address);
+            move |(input, frontier), _output| {
+                input.for_each_time(|time, data| {
+                    let slot = pending.entry(*time.time()).or_default();
+                    for batch in data {
+                        slot.append(batch);
+                    }
+                });
+                let Some(c) = collector.as_mut() else {
+                    pending.clear();
+                    return;
                 };
-                complete_below = complete_below.max(below.min(EventMs::MAX as u64) as EventMs);
-            }
-        }
-        let done = !stopping && frontier.is_empty() && pending.is_empty();
-        if failed.is_none() {
-            if let Some(committer) = c.committer.as_mut() {
-                // After a stop, commit what was completed before it, once.
-                if let Err(e) = committer.offer(c.output.as_mut(), complete_below, stopping || done)
-                {
-                    failed = Some(format!("writing the checkpoint failed: {e}"));
+                let stopping = stop.load(Ordering::SeqCst);
+                let mut failed: Option<String> = None;
+                if !stopping {
+                    while let Some(entry) = pending.first_entry() {
+                        if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        let (start, mut records) = entry.remove_entry();
+                        sort_records(&mut records);
+                        if let Ok(mut s) = stats.lock() {
+                            s.windows_emitted += 1;
+                        }
+                        if let Err(e) = c.output.window(&closed(start, window_ms, records)) {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                    if failed.is_none() {
+                        let front = frontier.frontier().iter().next().copied();
+                        let below = match (front, pending.keys().next()) {
+                            (Some(f), Some(&p)) => f.min(p),
+                            (Some(f), None) => f,
+                            (None, Some(&p)) => p,
+                            (None, None) => WindowTime::MAX,
+                        };
+                        complete_below =
+                            complete_below.max(below.min(EventMs::MAX as u64) as EventMs);
+                    }
+                }
+                let done = !stopping && frontier.is_empty() && pending.is_empty();
+                if failed.is_none() {
+                    if let Some(committer) = c.committer.as_mut() {
+                        // After a stop, commit what was completed before it, once.
+                        match committer.offer(c.output.as_mut(), complete_below, stopping || done) {
+                            Ok(Some(wait)) => activator.activate_after(wait),
+                            Ok(None) => {}
+                            Err(e) => failed = Some(format!("writing the checkpoint failed: {e}")),
+                        }
+                    }
+                }
+                if failed.is_none() && done {
+                    if let Err(e) = c.output.finish() {
+                        failed = Some(e);
+                    }
+                }
+                if let Some(e) = failed {
+                    if let Ok(mut slot) = error.lock() {
+                        slot.get_or_insert(e);
+                    }
+                    collector = None;
+                } else if done || stopping {
+                    collector = None;
                 }
             }
-        }
-        if failed.is_none() && done {
-            if let Err(e) = c.output.finish() {
-                failed = Some(e);
-            }
-        }
-        if let Some(e) = failed {
-            if let Ok(mut slot) = error.lock() {
-                slot.get_or_insert(e);
-            }
-            collector = None;
-        } else if done || stopping {
-            collector = None;
-        }
-    });
+        },
+    );
 }
 
 /// Sorts a window's records by (record, labels) — the order sinks print them in.

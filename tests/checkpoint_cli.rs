@@ -1,0 +1,132 @@
+//! Checkpoints through the CLI: resuming after a finished run adds nothing, a
+//! damaged checkpoint stops with a clear choice instead of silently starting over,
+//! and both `--reset-checkpoint` choices do what they say.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tidemark(args: &[&str], job: &Path, state: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(job)
+        .args(["--until-eof", "--state-dir"])
+        .arg(state)
+        .args(args)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .expect("spawn tidemark")
+}
+
+/// The demo's data and job, with a state folder next to it.
+fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["demo", "--dir"])
+        .arg(d.path())
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let job = d.path().join("nginx.toml");
+    let state = d.path().join("state");
+    (d, job, state)
+}
+
+#[test]
+fn a_second_run_resumes_and_writes_nothing_twice() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    let first = tidemark(&[], &job, &state);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let once = std::fs::read(&out_file).unwrap();
+    assert!(String::from_utf8_lossy(&first.stderr).contains("checkpoints written"));
+    let again = tidemark(&[], &job, &state);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        once,
+        "nothing re-emitted"
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("lines read: 0"), "resumed at the end: {err}");
+}
+
+#[test]
+fn nul_filled_checkpoint_stops_with_a_clear_choice_and_reset_beginning_recovers() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    let good = std::fs::read(&out_file).unwrap();
+    let ck = state.join("nginx/checkpoint");
+    let len = std::fs::metadata(&ck).unwrap().len() as usize;
+    std::fs::write(&ck, vec![0u8; len]).unwrap();
+
+    let refused = tidemark(&[], &job, &state);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("NUL"), "{err}");
+    assert!(err.contains("--reset-checkpoint=beginning"), "{err}");
+    assert!(err.contains("--reset-checkpoint=end"), "{err}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), good, "output untouched");
+
+    let reset = tidemark(&["--reset-checkpoint=beginning"], &job, &state);
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        good,
+        "re-read from the start"
+    );
+    // And the state is healthy again.
+    assert!(tidemark(&[], &job, &state).status.success());
+}
+
+#[test]
+fn reset_end_skips_to_the_end_of_each_file_and_keeps_the_output() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    let good = std::fs::read(&out_file).unwrap();
+    std::fs::remove_file(state.join("nginx/checkpoint")).unwrap();
+    let refused = tidemark(&[], &job, &state);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--reset-checkpoint"));
+
+    let reset = tidemark(&["--reset-checkpoint=end"], &job, &state);
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let err = String::from_utf8_lossy(&reset.stderr);
+    assert!(err.contains("lines read: 0"), "started at the end: {err}");
+    assert_eq!(
+        std::fs::read(&out_file).unwrap(),
+        good,
+        "existing output kept"
+    );
+}
+
+#[test]
+fn reset_without_a_state_dir_is_a_usage_error() {
+    let (_d, job, _state) = setup();
+    let out = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--reset-checkpoint=end"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--state-dir"));
+}
