@@ -250,9 +250,74 @@ pub fn job_toml(template: &str, data_dir: &Path, out: &Path) -> Result<String> {
     Ok(toml::to_string(&job)?)
 }
 
+/// A self-metric that `tidemark` prints to stderr on exit, e.g. `lines read: 1234` for
+/// `key = "lines read"`: the first number after `key:` in `log_dir/stderr`.
+pub fn self_metric(log_dir: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(log_dir.join("stderr")).ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix(key)?.strip_prefix(':')?.trim_start();
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
+}
+
+/// `2026-11-20T10:00:00Z`: unix seconds as RFC 3339 UTC, the form of the jsonl sink's
+/// `start`/`end` fields.
+pub fn rfc3339_utc(secs: i64) -> String {
+    let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let (era, doe) = (z.div_euclid(146_097), z.rem_euclid(146_097));
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (h, m, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+/// 64-bit FNV-1a: a cheap digest for comparing outputs of runs.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// 1234567 -> "1,234,567".
+pub fn thousands(v: f64) -> String {
+    let digits = format!("{:.0}", v.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn small_helpers() {
+        assert_eq!(rfc3339_utc(1_795_168_800), "2026-11-20T10:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400 + 3_661), "2000-02-29T01:01:01Z");
+        assert_eq!(thousands(1_234_567.0), "1,234,567");
+        assert_eq!(thousands(12.0), "12");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("stderr"),
+            "bytes read: 10\nlines read: 1234\ncheckpoints written: 7\n",
+        )
+        .unwrap();
+        assert_eq!(self_metric(dir.path(), "lines read"), Some(1234));
+        assert_eq!(self_metric(dir.path(), "checkpoints written"), Some(7));
+        assert_eq!(self_metric(dir.path(), "files read"), None);
+    }
 
     #[test]
     fn medians() {
