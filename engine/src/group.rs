@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tidemark_jobs::MetricKind;
-use tidemark_sources::file::ReadStatus;
+
 use tidemark_sources::parse::{parse_number, LineParser};
-use tidemark_sources::tail::{LineMeta, TailCounters, TailOptions, Tailer};
+use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Tailer};
 
 use crate::acc::{Acc, Hist};
 use crate::plan::{HostPlan, Plan};

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
 use tidemark_sources::file::discover::rotated_siblings;
-use tidemark_sources::file::{discover, FileGroup, ReadStatus};
+use tidemark_sources::file::{discover, FileGroup};
 use tidemark_sources::parse::LineParser;
+use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::TailOptions;
 
 use crate::group::{GroupInit, GroupState};
@@ -122,16 +123,20 @@ impl GroupSet {
             if !first {
                 tracing::info!("new file group: {}", g.live.display());
             }
-            let state = self.make(id, &g, if first { None } else { floor })?;
+            let state = self.make(id, &g, first, floor)?;
             self.groups.push(state);
         }
         Ok(())
     }
 
+    /// `at_start`: found by the first discovery. Only those groups start at the end
+    /// of their file under `--reset-checkpoint=end`; a file that appears later is
+    /// new data, read from its start (but lines below `floor` are late).
     fn make(
         &self,
         id: u64,
         g: &FileGroup,
+        at_start: bool,
         floor: Option<EventMs>,
     ) -> Result<GroupState, EngineError> {
         let parser = LineParser::new(&self.job.parse, &self.plan.fields)
@@ -143,9 +148,9 @@ impl GroupSet {
                 live: g.live.clone(),
                 fixed_host: group_host(&self.job.source.host, g),
                 resume,
-                start_at_end: self.resume.start_at == crate::install::StartAt::End,
+                start_at_end: at_start && self.resume.start_at == crate::install::StartAt::End,
                 skip_below: self.resume.skip_below,
-                floor,
+                floor: if at_start { None } else { floor },
             },
             self.plan.clone(),
             parser,

@@ -29,33 +29,32 @@ pub struct Pacing {
     pub rate_limit: Option<u64>,
 }
 
-/// How the directory watcher wakes the sources: it sets the flag (rediscover now)
-/// and activates every registered source operator, from its own thread.
+/// How the directory watcher wakes the sources: every source operator has its own
+/// "rediscover now" flag (one shared flag would be consumed by whichever worker woke
+/// first, while the group might belong to another) and is activated from the
+/// watcher's thread.
 #[derive(Default)]
 pub struct PokeBoard {
-    flag: AtomicBool,
-    activators: std::sync::Mutex<Vec<timely::scheduling::SyncActivator>>,
+    sources: std::sync::Mutex<Vec<(timely::scheduling::SyncActivator, Arc<AtomicBool>)>>,
 }
 
 impl PokeBoard {
     pub fn poke(&self) {
-        self.flag.store(true, Ordering::SeqCst);
-        if let Ok(a) = self.activators.lock() {
-            for act in a.iter() {
+        if let Ok(sources) = self.sources.lock() {
+            for (act, flag) in sources.iter() {
+                flag.store(true, Ordering::SeqCst);
                 // A dataflow that is gone cannot be woken; nothing to do then.
                 let _ = act.activate();
             }
         }
     }
 
-    fn register(&self, act: timely::scheduling::SyncActivator) {
-        if let Ok(mut a) = self.activators.lock() {
-            a.push(act);
+    fn register(&self, act: timely::scheduling::SyncActivator) -> Arc<AtomicBool> {
+        let flag = Arc::new(AtomicBool::new(false));
+        if let Ok(mut sources) = self.sources.lock() {
+            sources.push((act, flag.clone()));
         }
-    }
-
-    fn take(&self) -> bool {
-        self.flag.swap(false, Ordering::SeqCst)
+        flag
     }
 }
 
@@ -72,7 +71,7 @@ pub fn file_source<'scope>(
     failed: crate::operators::collect::OutputError,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
     source(scope, "FileSource", move |cap, info| {
-        poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
+        let poked = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         let mut delta = JobStats::default();
@@ -103,7 +102,7 @@ pub fn file_source<'scope>(
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_millis() as EventMs)
                 .unwrap_or(0);
-            let poked = poke.take();
+            let poked = poked.swap(false, Ordering::SeqCst);
             let floor = Some(*held.time() as EventMs);
             if let Err(e) = groups.discover_if_due(now, poked, floor, &mut delta) {
                 if let Ok(mut slot) = failed.lock() {

@@ -1,7 +1,6 @@
-//! File sources: discovery of file groups and reading them in rotation order.
+//! Finding file groups: live files and their rotated siblings. Reading them is
+//! [`crate::tail`]'s job.
 
 pub mod discover;
-pub mod reader;
 
 pub use discover::{discover, FileGroup, RotatedFile};
-pub use reader::{GroupReader, LineOrigin, ReadCounters, ReadStatus, DEFAULT_MAX_LINE_BYTES};

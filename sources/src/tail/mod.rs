@@ -77,7 +77,19 @@ mod tests;
 use std::path::Path;
 use std::time::Duration;
 
-pub use crate::file::reader::ReadStatus;
+/// Lines beyond this are skipped and counted rather than buffered.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 256 * 1024;
+
+/// What a [`Tailer::read_some`] call ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadStatus {
+    /// Budget used up; more may be readable right away.
+    More,
+    /// At the end of the live file; in follow mode, try again later.
+    Idle,
+    /// Every file of the group is read (never in follow mode).
+    Finished,
+}
 pub use position::{FileId, Position};
 pub use tailer::Tailer;
 
@@ -100,7 +112,7 @@ impl Default for TailOptions {
     fn default() -> TailOptions {
         TailOptions {
             follow: true,
-            max_line_bytes: crate::file::reader::DEFAULT_MAX_LINE_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             fingerprint_bytes: 1024,
             unterminated_wait: Duration::from_secs(1),
         }
