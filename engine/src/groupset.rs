@@ -39,6 +39,8 @@ pub struct GroupSet {
     index: usize,
     peers: usize,
     pub groups: Vec<GroupState>,
+    /// The groups found before the workers started (the same list on every worker).
+    initial: Arc<Vec<FileGroup>>,
     known: HashSet<PathBuf>,
     last_discovery: Option<Instant>,
     /// Round-robin start, so a busy group cannot starve the ones after it.
@@ -53,6 +55,7 @@ impl GroupSet {
         resume: Arc<ResumePlan>,
         board: Arc<ResumeBoard>,
         tail: TailOptions,
+        initial: Arc<Vec<FileGroup>>,
         follow: bool,
         index: usize,
         peers: usize,
@@ -67,6 +70,7 @@ impl GroupSet {
             index,
             peers: peers.max(1),
             groups: Vec::new(),
+            initial,
             known: HashSet::new(),
             last_discovery: None,
             next: 0,
@@ -92,30 +96,28 @@ impl GroupSet {
         }
         let first = self.last_discovery.is_none();
         self.last_discovery = Some(now);
-        let mut found = match discover(&self.job.source.include, &self.job.source.exclude) {
-            Ok(g) => g,
-            Err(e) => return Err(EngineError::Worker(e.to_string())),
-        };
-        if first {
-            // A checkpointed group is known even if its live file is missing right
-            // now (between a rotation's rename and create): otherwise this worker
-            // could let windows close without it and then find all its lines late.
-            for live in self.resume.groups.keys() {
-                if !found.iter().any(|g| &g.live == live) {
-                    found.push(FileGroup {
-                        rotated: rotated_siblings(live),
-                        live: live.clone(),
-                    });
-                }
+        // The groups there at start were found once for all workers and split by
+        // size; a group that appears later goes to the worker its path hashes to.
+        let (found, owners) = if first {
+            let owners = balance(&self.initial, self.peers);
+            ((*self.initial).clone(), Some(owners))
+        } else {
+            match discover(&self.job.source.include, &self.job.source.exclude) {
+                Ok(g) => (g, None),
+                Err(e) => return Err(EngineError::Worker(e.to_string())),
             }
-        }
-        for g in found {
+        };
+        for (i, g) in found.into_iter().enumerate() {
             if self.known.contains(&g.live) {
                 continue;
             }
             self.known.insert(g.live.clone());
             let id = path_hash(&g.live);
-            if (id % self.peers as u64) as usize != self.index {
+            let owner = match &owners {
+                Some(o) => o[i],
+                None => (id % self.peers as u64) as usize,
+            };
+            if owner != self.index {
                 continue;
             }
             stats.file_groups += 1;
@@ -160,6 +162,8 @@ impl GroupSet {
     }
 
     /// Reads from the groups round-robin within the budgets; true if any has more.
+    /// The next round starts at the first group this one did not reach, so when the
+    /// budget runs out no group is starved (a starved group holds every window open).
     pub fn read_round(
         &mut self,
         chunk: usize,
@@ -170,11 +174,14 @@ impl GroupSet {
     ) -> bool {
         let n = self.groups.len();
         let mut busy = false;
-        for k in 0..n {
+        let mut visited = 0;
+        while visited < n {
             if budget == 0 {
-                return true;
+                busy = true;
+                break;
             }
-            let g = &mut self.groups[(self.next + k) % n];
+            let g = &mut self.groups[(self.next + visited) % n];
+            visited += 1;
             if g.is_finished() {
                 continue;
             }
@@ -187,7 +194,7 @@ impl GroupSet {
             }
         }
         if n > 0 {
-            self.next = (self.next + 1) % n;
+            self.next = (self.next + visited) % n;
         }
         busy
     }
@@ -225,5 +232,82 @@ fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
                 }
             }
         }
+    }
+}
+
+/// The job's groups at start: what the globs match, plus every group a checkpoint
+/// names even if its live file is missing right now (between a rotation's rename
+/// and create) — otherwise windows could close without it and all its lines would
+/// then be late. Found once, before the workers start, so all agree on the list.
+pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
+    let mut found = discover(&job.source.include, &job.source.exclude)
+        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let mut missing: Vec<&PathBuf> = resume
+        .groups
+        .keys()
+        .filter(|live| !found.iter().any(|g| &g.live == *live))
+        .collect();
+    missing.sort();
+    for live in missing {
+        found.push(FileGroup {
+            rotated: rotated_siblings(live),
+            live: live.clone(),
+        });
+    }
+    Ok(found)
+}
+
+/// Splits groups over `peers` workers by size: largest first, each to the least
+/// loaded worker (ties: lower index). Deterministic, so every worker computes the
+/// same owners; returns the owner of each group.
+pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
+    let size = |g: &FileGroup| -> u64 {
+        g.files_in_order()
+            .map(|(p, gzip)| {
+                let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+                // Compressed logs expand several times; weigh them as they read.
+                if gzip {
+                    len.saturating_mul(5)
+                } else {
+                    len
+                }
+            })
+            .sum()
+    };
+    let mut order: Vec<(u64, usize)> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (size(g), i))
+        .collect();
+    order.sort_by(|a, b| b.0.cmp(&a.0).then(groups[a.1].live.cmp(&groups[b.1].live)));
+    let mut load = vec![0u64; peers.max(1)];
+    let mut owner = vec![0usize; groups.len()];
+    for (sz, i) in order {
+        let w = (0..load.len()).min_by_key(|&w| (load[w], w)).unwrap_or(0);
+        load[w] += sz.max(1);
+        owner[i] = w;
+    }
+    owner
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn balance_splits_by_size_largest_first() {
+        let d = tempfile::tempdir().unwrap();
+        let mut groups = Vec::new();
+        for (name, len) in [("a", 100), ("b", 60), ("c", 50), ("d", 10)] {
+            let p = d.path().join(name);
+            std::fs::write(&p, vec![b'x'; len]).unwrap();
+            groups.push(FileGroup {
+                live: p,
+                rotated: vec![],
+            });
+        }
+        // a→0 (100), b→1 (60), c→1 (110), d→0 (110).
+        assert_eq!(balance(&groups, 2), vec![0, 1, 1, 0]);
+        assert_eq!(balance(&groups, 1), vec![0, 0, 0, 0]);
     }
 }

@@ -80,6 +80,9 @@ pub struct InstallContext {
     pub output_error: OutputError,
     /// Set by a directory watcher when the job's folders change.
     pub poke: Poke,
+    /// The groups there at start, found once for every worker
+    /// ([`crate::groupset::initial_groups`]).
+    pub initial_groups: Arc<Vec<tidemark_sources::file::FileGroup>>,
 }
 
 /// A job installed in a worker.
@@ -108,6 +111,7 @@ pub fn install_job(
         ctx.resume.clone(),
         ctx.board.clone(),
         plan.tail.clone(),
+        ctx.initial_groups.clone(),
         ctx.follow,
         index,
         peers,

@@ -11,6 +11,7 @@ use tidemark_jobs::Job;
 
 use crate::checkpoint::{CheckpointStore, ResetChoice, SinkCommit};
 use crate::commit::Committer;
+use crate::groupset::initial_groups;
 use crate::install::{install_job, EngineError, InstallContext, ResumePlan, StartAt};
 use crate::operators::collect::{Collector, WindowOutput};
 use crate::operators::source::{Poke, PokeBoard};
@@ -78,6 +79,18 @@ pub fn run_job(
         Some(dir) => prepare_state(&dir.join(&job.name), job, opts.reset)?,
     };
     let resumed = matches!(start, OutputStart::Resume(_));
+    let initial = Arc::new(initial_groups(job, &plan)?);
+    if initial.is_empty() {
+        tracing::warn!(
+            "no file matches the job's include globs {:?}{}",
+            job.source.include,
+            if opts.until_eof {
+                "; nothing to read"
+            } else {
+                " yet; waiting for one"
+            }
+        );
+    }
     let output = make_output(&start).map_err(EngineError::Output)?;
     let committer = store.map(|s| {
         Committer::new(
@@ -124,6 +137,7 @@ pub fn run_job(
                     collector,
                     output_error: output_error.clone(),
                     poke: poke.clone(),
+                    initial_groups: initial.clone(),
                 },
             )?;
             let mut woke_for_stop = false;
