@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tidemark_bench::{
-    env_or, job_template, job_toml, median, run_measured, tidemark_binary, RunStats,
+    env_or, fnv1a, job_template, job_toml, median, run_measured, thousands, tidemark_binary,
+    RunStats,
 };
 use tidemark_sources::sample::{write_nginx_sample, SampleSpec};
 
@@ -162,25 +163,6 @@ fn run_once(
     let digest = std::fs::read(&out).ok().map(|b| fnv1a(&b));
     std::fs::remove_dir_all(run_dir)?;
     Ok((stats, digest))
-}
-
-/// 1234567 -> "1,234,567".
-fn thousands(v: f64) -> String {
-    let digits = format!("{:.0}", v.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
 
 /// Reads and decompresses every file of `set` to /dev/null: what any tool reading

@@ -2,15 +2,13 @@
 //! holds lines of that host) meet on one worker, fold in group order, and become
 //! the host series and the inputs of every rule that reads the metric.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+use super::per_window::per_window;
 use crate::acc::Acc;
 use crate::plan::{rule_labels, selector_of, Plan};
 use crate::series::{HostPartial, Origin, RuleInput, RuleValue, Series, Value};
@@ -28,28 +26,8 @@ pub fn host_merge<'scope>(
     plan: Arc<Plan>,
 ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
     let pact = Exchange::new(|p: &HostPartial| p.route());
-    partials.unary_frontier(pact, "HostMerge", move |_cap, _info| {
-        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<HostPartial>)> =
-            BTreeMap::new();
-        move |(input, frontier), output| {
-            input.for_each_time(|time, data| {
-                let t = *time.time();
-                let slot = pending
-                    .entry(t)
-                    .or_insert_with(|| (time.retain(0), Vec::new()));
-                for batch in data {
-                    slot.1.append(batch);
-                }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (cap, parts) = entry.remove();
-                let out = merge_window(parts, &plan);
-                output.session(&cap).give_iterator(out.into_iter());
-            }
-        }
+    per_window(partials, pact, "HostMerge", move |parts| {
+        merge_window(parts, &plan)
     })
 }
 

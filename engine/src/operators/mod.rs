@@ -2,5 +2,6 @@
 
 pub mod collect;
 pub mod host_merge;
+pub mod per_window;
 pub mod rollup;
 pub mod source;

@@ -2,15 +2,13 @@
 //! series meets on one worker (routed by rule and output labels), folds in host
 //! series order, and becomes one output record.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tidemark_jobs::{AggOp, RuleExpr};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+use super::per_window::per_window;
 use crate::acc::Hist;
 use crate::plan::Plan;
 use crate::series::{Origin, RuleInput, RuleValue, Series, Value};
@@ -21,28 +19,8 @@ pub fn rollup<'scope>(
     plan: Arc<Plan>,
 ) -> Stream<'scope, WindowTime, Vec<Series>> {
     let pact = Exchange::new(|r: &RuleInput| r.route());
-    inputs.unary_frontier(pact, "Rollup", move |_cap, _info| {
-        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<RuleInput>)> =
-            BTreeMap::new();
-        move |(input, frontier), output| {
-            input.for_each_time(|time, data| {
-                let t = *time.time();
-                let slot = pending
-                    .entry(t)
-                    .or_insert_with(|| (time.retain(0), Vec::new()));
-                for batch in data {
-                    slot.1.append(batch);
-                }
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (cap, inputs) = entry.remove();
-                let out = evaluate_rules(inputs, &plan);
-                output.session(&cap).give_iterator(out.into_iter());
-            }
-        }
+    per_window(inputs, pact, "Rollup", move |inputs| {
+        evaluate_rules(inputs, &plan)
     })
 }
 

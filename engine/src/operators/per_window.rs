@@ -1,0 +1,69 @@
+//! `per_window`: gather a stream's records by window and hand each window's batch,
+//! once complete, to a function.
+//!
+//! A window (a dataflow timestamp) is complete when the input frontier has passed
+//! it; its records are then processed together and the results sent at the same
+//! timestamp. Windows complete in ascending order.
+//!
+//! ```
+//! use timely::dataflow::channels::pact::Pipeline;
+//! use timely::dataflow::operators::{Capture, ToStream};
+//! use timely::dataflow::operators::capture::Extract;
+//! use tidemark_engine::operators::per_window::per_window;
+//!
+//! let batches = timely::example(|scope| {
+//!     let input = vec![(0u64, 1u64), (0, 2), (60, 5)].to_stream(scope).container::<Vec<_>>();
+//!     // Reclock each value at its window start, then sum each window.
+//!     use timely::dataflow::operators::vec::Delay;
+//!     let windows = input.delay(|(t, _), _| *t);
+//!     per_window(windows, Pipeline, "Sum", |batch: Vec<(u64, u64)>| {
+//!         vec![batch.iter().map(|(_, v)| v).sum::<u64>()]
+//!     })
+//!     .capture()
+//! });
+//! assert_eq!(batches.extract(), vec![(0, vec![3]), (60, vec![5])]);
+//! ```
+
+use std::collections::BTreeMap;
+
+use timely::dataflow::channels::pact::ParallelizationContract;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::Stream;
+
+use crate::time::WindowTime;
+
+/// Applies `f` to each complete window's records (after `pact` routes them).
+pub fn per_window<'scope, D, O, P, F>(
+    stream: Stream<'scope, WindowTime, Vec<D>>,
+    pact: P,
+    name: &str,
+    mut f: F,
+) -> Stream<'scope, WindowTime, Vec<O>>
+where
+    D: Clone + 'static,
+    O: Clone + 'static,
+    P: ParallelizationContract<WindowTime, Vec<D>>,
+    F: FnMut(Vec<D>) -> Vec<O> + 'static,
+{
+    stream.unary_frontier(pact, name, move |_cap, _info| {
+        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<D>)> = BTreeMap::new();
+        move |(input, frontier), output| {
+            input.for_each_time(|time, data| {
+                let slot = pending
+                    .entry(*time.time())
+                    .or_insert_with(|| (time.retain(0), Vec::new()));
+                for batch in data {
+                    slot.1.append(batch);
+                }
+            });
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (cap, batch) = entry.remove();
+                output.session(&cap).give_iterator(f(batch).into_iter());
+            }
+        }
+    })
+}
