@@ -171,6 +171,14 @@ fn live_run_closes_idle_windows_and_stops_cleanly_on_sigterm() {
         err.contains("lines read: 1800"),
         "prints its self-metrics: {err}"
     );
+    assert!(err.contains("files discovered: 9"), "{err}");
+    assert!(err.contains("windows emitted: 5"), "{err}");
+    // Caught up before the stop: every group is 0 bytes behind its files.
+    assert_eq!(
+        err.matches("lag behind end of file: 0 bytes").count(),
+        3,
+        "{err}"
+    );
     assert!(
         std::fs::read(&out_file).unwrap() == finite,
         "live output after idle equals the finite run's"
