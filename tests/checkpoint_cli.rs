@@ -130,3 +130,44 @@ fn reset_without_a_state_dir_is_a_usage_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--state-dir"));
 }
+
+/// Regression: finishing an `--until-eof` run committed "every window is written,
+/// forever", so the next run with the same state dir skipped all new data.
+#[test]
+fn data_appended_after_a_finished_run_is_read_by_the_next_run() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    let before = std::fs::read_to_string(&out_file).unwrap();
+    let live = d.path().join("sample/web-1/access.log");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&live)
+        .unwrap();
+    use std::io::Write;
+    writeln!(
+        f,
+        "10.0.0.9 - - [20/Nov/2026:10:07:30 +0000] \"GET /new HTTP/1.1\" 200 42 \"-\" \"t\" 0.010"
+    )
+    .unwrap();
+    drop(f);
+    let again = tidemark(&[], &job, &state);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("lines read: 1\n"),
+        "only the new line is read: {err}"
+    );
+    let after = std::fs::read_to_string(&out_file).unwrap();
+    assert!(after.starts_with(&before), "earlier output kept as it was");
+    let added = &after[before.len()..];
+    assert!(
+        added.contains("\"start\":\"2026-11-20T10:07:00Z\"")
+            && added.contains("\"record\":\"job:http_requests:sum1m\",\"labels\":{},\"value\":1}"),
+        "the new line's window is emitted: {added}"
+    );
+}

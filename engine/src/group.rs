@@ -156,6 +156,7 @@ impl GroupState {
             );
         });
         let after = self.reader.counters();
+        let delivered = after.lines > self.counters.lines;
         add_counters(stats, &self.counters, &after);
         self.counters = after;
         if let Some(e) = self.reader.take_error() {
@@ -164,10 +165,14 @@ impl GroupState {
         self.marks
             .set_tail(self.reader.position(), self.wm.max_seen());
         match status {
-            ReadStatus::Idle => {
+            // Idle means "nothing new for a while": a group that delivered lines
+            // and then reached the end of its file is busy, not idle — or a host
+            // that is always drained promptly would count as idle for good and its
+            // lagging lines would be dropped as late.
+            ReadStatus::Idle if !delivered => {
                 self.idle_since.get_or_insert(now);
             }
-            ReadStatus::More => self.idle_since = None,
+            ReadStatus::Idle | ReadStatus::More => self.idle_since = None,
             ReadStatus::Finished => {
                 self.finished = true;
                 // End of input: nothing more can arrive for any window.

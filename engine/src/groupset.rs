@@ -39,8 +39,9 @@ pub struct GroupSet {
     index: usize,
     peers: usize,
     pub groups: Vec<GroupState>,
-    /// The groups found before the workers started (the same list on every worker).
-    initial: Arc<Vec<FileGroup>>,
+    /// The groups found before the workers started, each with its owning worker:
+    /// computed once, so every worker agrees (file sizes change while they start).
+    initial: Arc<Vec<(FileGroup, usize)>>,
     known: HashSet<PathBuf>,
     last_discovery: Option<Instant>,
     /// Round-robin start, so a busy group cannot starve the ones after it.
@@ -55,7 +56,7 @@ impl GroupSet {
         resume: Arc<ResumePlan>,
         board: Arc<ResumeBoard>,
         tail: TailOptions,
-        initial: Arc<Vec<FileGroup>>,
+        initial: Arc<Vec<(FileGroup, usize)>>,
         follow: bool,
         index: usize,
         peers: usize,
@@ -99,8 +100,9 @@ impl GroupSet {
         // The groups there at start were found once for all workers and split by
         // size; a group that appears later goes to the worker its path hashes to.
         let (found, owners) = if first {
-            let owners = balance(&self.initial, self.peers);
-            ((*self.initial).clone(), Some(owners))
+            let (groups, owners): (Vec<FileGroup>, Vec<usize>) =
+                self.initial.iter().cloned().unzip();
+            (groups, Some(owners))
         } else {
             match discover(&self.job.source.include, &self.job.source.exclude) {
                 Ok(g) => (g, None),
@@ -258,8 +260,8 @@ pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, 
 }
 
 /// Splits groups over `peers` workers by size: largest first, each to the least
-/// loaded worker (ties: lower index). Deterministic, so every worker computes the
-/// same owners; returns the owner of each group.
+/// loaded worker (ties: lower index); returns the owner of each group. Sizes are
+/// read here, so call it once and share the result with every worker.
 pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
     let size = |g: &FileGroup| -> u64 {
         g.files_in_order()

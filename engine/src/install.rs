@@ -80,9 +80,9 @@ pub struct InstallContext {
     pub output_error: OutputError,
     /// Set by a directory watcher when the job's folders change.
     pub poke: Poke,
-    /// The groups there at start, found once for every worker
-    /// ([`crate::groupset::initial_groups`]).
-    pub initial_groups: Arc<Vec<tidemark_sources::file::FileGroup>>,
+    /// The groups there at start with their owning workers, found and assigned
+    /// once for every worker ([`crate::groupset::initial_groups`], [`crate::groupset::balance`]).
+    pub initial_groups: Arc<Vec<(tidemark_sources::file::FileGroup, usize)>>,
 }
 
 /// A job installed in a worker.

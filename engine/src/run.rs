@@ -11,7 +11,7 @@ use tidemark_jobs::Job;
 
 use crate::checkpoint::{CheckpointStore, ResetChoice, SinkCommit};
 use crate::commit::Committer;
-use crate::groupset::initial_groups;
+use crate::groupset::{balance, initial_groups};
 use crate::install::{install_job, EngineError, InstallContext, ResumePlan, StartAt};
 use crate::operators::collect::{Collector, WindowOutput};
 use crate::operators::source::{Poke, PokeBoard};
@@ -79,7 +79,9 @@ pub fn run_job(
         Some(dir) => prepare_state(&dir.join(&job.name), job, opts.reset)?,
     };
     let resumed = matches!(start, OutputStart::Resume(_));
-    let initial = Arc::new(initial_groups(job, &plan)?);
+    let groups = initial_groups(job, &plan)?;
+    let owners = balance(&groups, opts.workers.max(1));
+    let initial = Arc::new(groups.into_iter().zip(owners).collect::<Vec<_>>());
     if initial.is_empty() {
         tracing::warn!(
             "no file matches the job's include globs {:?}{}",

@@ -249,3 +249,78 @@ fn rate_limit_paces_reads_without_dropping_lines() {
         .sum();
     assert_eq!(counted, 20_000.0);
 }
+
+/// Regression: a group that delivered lines and then reached EOF was counted as
+/// idle from its first drain on, so a host writing steadily but stamping lines a
+/// few seconds behind the wall clock had them dropped as late.
+#[test]
+fn an_active_host_that_is_always_drained_is_not_idle() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("h")).unwrap();
+    let path = d.path().join("h/app.log");
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    std::fs::write(&path, format!("ts={} n=0\n", now_ms() - 5_000)).unwrap();
+    let job = job_from(
+        r#"
+name = "lagging"
+[source]
+kind = "file"
+include = ["h/app.log"]
+poll_interval = "20ms"
+[parse]
+format = "logfmt"
+timestamp = { field = "ts", format = "epoch_millis" }
+[window]
+size = "1s"
+max_out_of_orderness = "0s"
+idle_timeout = "1s"
+[[metric]]
+name = "lines"
+kind = "counter"
+[[rule]]
+record = "total"
+expr = "sum(lines)"
+"#,
+        d.path(),
+    );
+    let stats = Arc::new(std::sync::Mutex::new(tidemark_engine::JobStats::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let runner = {
+        let (stats, stop) = (stats.clone(), stop.clone());
+        std::thread::spawn(move || {
+            run_job(
+                &job,
+                RunOptions {
+                    workers: 1,
+                    until_eof: false,
+                    stop,
+                    state_dir: None,
+                    reset: None,
+                    checkpoint_interval: Duration::from_secs(1),
+                    stats: Some(stats),
+                },
+                fixed_output(Box::new(Collected::default())),
+            )
+        })
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    // Three seconds of steady writing, always 5 s behind the wall clock.
+    for n in 1..=30 {
+        std::thread::sleep(Duration::from_millis(100));
+        writeln!(f, "ts={} n={n}", now_ms() - 5_000).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::SeqCst);
+    runner.join().unwrap().unwrap();
+    let s = stats.lock().unwrap().clone();
+    assert_eq!(s.lines_read, 31);
+    assert_eq!(s.late_lines, 0, "a busy host must not be treated as idle");
+}

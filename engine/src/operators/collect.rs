@@ -53,6 +53,10 @@ pub fn collect<'scope>(
     // Every window below this is written; only ever taken from real progress,
     // never from the capabilities sources drop when stopping.
     let mut complete_below: EventMs = EventMs::MIN;
+    // End of the last window written: what "complete" means at end of input (the
+    // empty frontier would claim every window, forever, and a later run with new
+    // data would skip all of it).
+    let mut written_end: EventMs = EventMs::MIN;
     let scope = records.scope();
     // A sink with an activator: a deferred checkpoint needs a wake-up call.
     let _ = records.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
@@ -79,6 +83,7 @@ pub fn collect<'scope>(
                             break;
                         }
                         let (start, mut records) = entry.remove_entry();
+                        written_end = written_end.max(start as EventMs + window_ms);
                         sort_records(&mut records);
                         if let Ok(mut s) = stats.lock() {
                             s.windows_emitted += 1;
@@ -91,13 +96,12 @@ pub fn collect<'scope>(
                     if failed.is_none() {
                         let front = frontier.frontier().iter().next().copied();
                         let below = match (front, pending.keys().next()) {
-                            (Some(f), Some(&p)) => f.min(p),
-                            (Some(f), None) => f,
-                            (None, Some(&p)) => p,
-                            (None, None) => WindowTime::MAX,
+                            (Some(f), Some(&p)) => f.min(p) as EventMs,
+                            (Some(f), None) => f as EventMs,
+                            (None, Some(&p)) => p as EventMs,
+                            (None, None) => written_end,
                         };
-                        complete_below =
-                            complete_below.max(below.min(EventMs::MAX as u64) as EventMs);
+                        complete_below = complete_below.max(below);
                     }
                 }
                 let done = !stopping && frontier.is_empty() && pending.is_empty();
