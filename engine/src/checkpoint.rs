@@ -71,6 +71,10 @@ pub struct GroupCheckpoint {
     pub resume: Option<Position>,
     /// Max event time seen before `resume`, so the watermark restarts where it was.
     pub max_seen_ms: Option<i64>,
+    /// How far idleness or discovery had raised the watermark at `resume`: lines
+    /// below it were dropped as late and must be again after a restart.
+    #[serde(default)]
+    pub floor_ms: Option<i64>,
 }
 
 /// The `--reset-checkpoint` choice.

@@ -73,6 +73,11 @@ impl Committer {
         if !force && !wait.is_zero() {
             return Ok(Some(wait));
         }
+        if !self.board.ready() {
+            // Some worker has not read its groups yet; a checkpoint now would
+            // leave them out. A stop this early keeps the previous checkpoint.
+            return Ok((!force).then_some(Duration::from_millis(50)));
+        }
         let commits = sinks.sync()?;
         let groups = self
             .board
@@ -82,6 +87,7 @@ impl Committer {
                 live,
                 resume: r.position,
                 max_seen_ms: r.max_seen_ms,
+                floor_ms: r.floor_ms,
             })
             .collect();
         let cp = Checkpoint {

@@ -47,6 +47,8 @@ pub struct GroupInit {
     pub skip_below: EventMs,
     /// Lines below this are late (a group found after its worker moved on).
     pub floor: Option<EventMs>,
+    /// Keep resume marks (only when checkpoints are written).
+    pub track_resume: bool,
 }
 
 pub struct GroupState {
@@ -59,6 +61,7 @@ pub struct GroupState {
     plan: Arc<Plan>,
     board: Arc<ResumeBoard>,
     marks: WindowMarks,
+    track_resume: bool,
     skip_below: EventMs,
     counters: TailCounters,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
@@ -81,14 +84,14 @@ impl GroupState {
         board: Arc<ResumeBoard>,
     ) -> GroupState {
         let mut wm = Watermark::new(plan.disorder_ms);
-        let (position, max_seen) = match init.resume {
-            Some(r) => (r.position, r.max_seen_ms),
-            None => (None, None),
+        let (position, max_seen, saved_floor) = match init.resume {
+            Some(r) => (r.position, r.max_seen_ms, r.floor_ms),
+            None => (None, None, None),
         };
         if let Some(m) = max_seen {
             wm.observe(m);
         }
-        if let Some(f) = init.floor {
+        for f in [saved_floor, init.floor].into_iter().flatten() {
             wm.raise_to(f);
         }
         let reader = if position.is_none() && init.start_at_end {
@@ -106,6 +109,7 @@ impl GroupState {
             plan,
             board,
             marks: WindowMarks::default(),
+            track_resume: init.track_resume,
             skip_below: init.skip_below,
             counters: TailCounters::default(),
             fixed_host: init.fixed_host,
@@ -141,12 +145,14 @@ impl GroupState {
             warnings,
             marks,
             skip_below,
+            track_resume,
             ..
         } = self;
         let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
         let ctx = LineCtx {
             future_limit,
             skip_below: *skip_below,
+            track_resume: *track_resume,
             plan,
             fixed_host: fixed_host.as_deref(),
         };
@@ -162,8 +168,10 @@ impl GroupState {
         if let Some(e) = self.reader.take_error() {
             tracing::warn!("{e}");
         }
-        self.marks
-            .set_tail(self.reader.position(), self.wm.max_seen());
+        if self.track_resume {
+            self.marks
+                .set_tail(self.reader.position(), self.wm.max_seen(), self.wm.floor());
+        }
         match status {
             // Idle means "nothing new for a while": a group that delivered lines
             // and then reached the end of its file is busy, not idle — or a host
@@ -173,11 +181,9 @@ impl GroupState {
                 self.idle_since.get_or_insert(now);
             }
             ReadStatus::Idle | ReadStatus::More => self.idle_since = None,
-            ReadStatus::Finished => {
-                self.finished = true;
-                // End of input: nothing more can arrive for any window.
-                self.wm.raise_to(EventMs::MAX);
-            }
+            // End of input closes every window through `finished` — not through
+            // the watermark, which a checkpoint saves for the next run.
+            ReadStatus::Finished => self.finished = true,
         }
         status
     }
@@ -235,8 +241,10 @@ impl GroupState {
 
     /// Shares this group's resume marks with whoever writes checkpoints.
     pub fn publish(&mut self) {
-        self.marks.prune_below(self.board.committed());
-        self.board.publish(&self.live, &self.marks);
+        if self.track_resume {
+            self.marks.prune_below(self.board.committed());
+            self.board.publish(&self.live, &self.marks);
+        }
     }
 
     /// Records how far behind the end of its files this group is (self-metrics).
@@ -268,6 +276,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
 struct LineCtx<'a> {
     future_limit: EventMs,
     skip_below: EventMs,
+    track_resume: bool,
     plan: &'a Plan,
     fixed_host: Option<&'a str>,
 }
@@ -333,8 +342,8 @@ fn ingest_line(
         wm.observe(t);
         return;
     }
-    if !marks.has(start) {
-        marks.mark(start, meta.position, wm.max_seen());
+    if ctx.track_resume && !marks.has(start) {
+        marks.mark(start, meta.position, wm.max_seen(), wm.floor());
     }
     wm.observe(t);
     let host = match (&plan.host, ctx.fixed_host) {

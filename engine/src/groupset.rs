@@ -78,16 +78,19 @@ impl GroupSet {
         }
     }
 
-    /// Re-evaluates the globs when due (always the first time); new groups owned by
-    /// this worker start with their watermark at least `floor` (windows this worker
-    /// has already let close cannot take their lines).
+    /// Re-evaluates the globs when due (always the first time). A group that
+    /// appears after start was an idle source until then: its watermark starts at
+    /// the wall clock minus `idle_timeout` — the same rule whatever worker owns it —
+    /// and never below `held`, the window this worker has already moved past.
     pub fn discover_if_due(
         &mut self,
         now: Instant,
         poke: bool,
-        floor: Option<EventMs>,
+        held: EventMs,
+        wall_ms: EventMs,
         stats: &mut JobStats,
     ) -> Result<(), EngineError> {
+        let floor = Some(held.max(wall_ms.saturating_sub(self.plan.idle_timeout_ms)));
         let due = match self.last_discovery {
             None => true,
             Some(t) => self.follow && (poke || now.duration_since(t) >= DISCOVERY_INTERVAL),
@@ -155,6 +158,7 @@ impl GroupSet {
                 start_at_end: at_start && self.resume.start_at == crate::install::StartAt::End,
                 skip_below: self.resume.skip_below,
                 floor: if at_start { None } else { floor },
+                track_resume: self.resume.checkpointing,
             },
             self.plan.clone(),
             parser,

@@ -53,6 +53,8 @@ pub struct ResumePlan {
     pub groups: HashMap<PathBuf, Resume>,
     pub skip_below: EventMs,
     pub start_at: StartAt,
+    /// Whether checkpoints are written: only then do groups track resume marks.
+    pub checkpointing: bool,
 }
 
 impl Default for ResumePlan {
@@ -61,6 +63,7 @@ impl Default for ResumePlan {
             groups: HashMap::new(),
             skip_below: EventMs::MIN,
             start_at: StartAt::Beginning,
+            checkpointing: false,
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Resume {
     pub position: Option<Position>,
     /// The group's max event time seen before `position`.
     pub max_seen_ms: Option<EventMs>,
+    /// How far idleness or discovery had raised its watermark by then.
+    pub floor_ms: Option<EventMs>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,6 +37,7 @@ struct Mark {
     window: EventMs,
     position: Position,
     max_seen_ms: Option<EventMs>,
+    floor_ms: Option<EventMs>,
 }
 
 /// Per group: the first line of each open window, in stream order.
@@ -44,6 +47,7 @@ pub struct WindowMarks {
     /// Where reading continues and the max event time at that point.
     tail: Option<Position>,
     tail_max_seen_ms: Option<EventMs>,
+    tail_floor_ms: Option<EventMs>,
 }
 
 impl WindowMarks {
@@ -54,21 +58,34 @@ impl WindowMarks {
     }
 
     /// Records the first line of `window`: `position` is that line's start, and
-    /// `max_seen_ms` the watermark state just before it.
-    pub fn mark(&mut self, window: EventMs, position: &Position, max_seen_ms: Option<EventMs>) {
+    /// `max_seen_ms` / `floor_ms` the watermark state just before it.
+    pub fn mark(
+        &mut self,
+        window: EventMs,
+        position: &Position,
+        max_seen_ms: Option<EventMs>,
+        floor_ms: Option<EventMs>,
+    ) {
         if !self.has(window) {
             self.marks.push(Mark {
                 window,
                 position: position.clone(),
                 max_seen_ms,
+                floor_ms,
             });
         }
     }
 
-    /// Where the next unread line starts, and the max event time so far.
-    pub fn set_tail(&mut self, tail: Option<Position>, max_seen_ms: Option<EventMs>) {
+    /// Where the next unread line starts, and the watermark state at that point.
+    pub fn set_tail(
+        &mut self,
+        tail: Option<Position>,
+        max_seen_ms: Option<EventMs>,
+        floor_ms: Option<EventMs>,
+    ) {
         self.tail = tail;
         self.tail_max_seen_ms = max_seen_ms;
+        self.tail_floor_ms = floor_ms;
     }
 
     /// Forgets windows below the committed frontier: they can never be a resume point.
@@ -82,10 +99,12 @@ impl WindowMarks {
             Some(m) => Resume {
                 position: Some(m.position.clone()),
                 max_seen_ms: m.max_seen_ms,
+                floor_ms: m.floor_ms,
             },
             None => Resume {
                 position: self.tail.clone(),
                 max_seen_ms: self.tail_max_seen_ms,
+                floor_ms: self.tail_floor_ms,
             },
         }
     }
@@ -95,6 +114,9 @@ impl WindowMarks {
 #[derive(Debug, Default)]
 pub struct ResumeBoard {
     groups: Mutex<BTreeMap<PathBuf, WindowMarks>>,
+    /// Groups that must have published before a checkpoint may be written: one
+    /// that left them out would make them start over after a restart.
+    expected: Mutex<Vec<PathBuf>>,
     committed_ms: std::sync::atomic::AtomicI64,
 }
 
@@ -102,8 +124,24 @@ impl ResumeBoard {
     pub fn new() -> Arc<ResumeBoard> {
         Arc::new(ResumeBoard {
             groups: Mutex::new(BTreeMap::new()),
+            expected: Mutex::new(Vec::new()),
             committed_ms: std::sync::atomic::AtomicI64::new(EventMs::MIN),
         })
+    }
+
+    /// Names the groups every checkpoint must cover (those present at start).
+    pub fn expect(&self, lives: impl IntoIterator<Item = PathBuf>) {
+        if let Ok(mut e) = self.expected.lock() {
+            e.extend(lives);
+        }
+    }
+
+    /// Whether every expected group has published at least once.
+    pub fn ready(&self) -> bool {
+        let (Ok(e), Ok(g)) = (self.expected.lock(), self.groups.lock()) else {
+            return false;
+        };
+        e.iter().all(|live| g.contains_key(live))
     }
 
     /// Publishes a group's current marks (keyed by its live path).
@@ -163,16 +201,17 @@ mod tests {
     #[test]
     fn resume_at_first_line_of_the_first_uncommitted_window() {
         let mut m = WindowMarks::default();
-        m.mark(0, &pos(0), None);
-        m.mark(60_000, &pos(100), Some(59_000));
+        m.mark(0, &pos(0), None, None);
+        m.mark(60_000, &pos(100), Some(59_000), None);
         // A disordered line of window 0 after window 60s began: no new mark.
-        m.mark(0, &pos(150), Some(61_000));
-        m.mark(120_000, &pos(300), Some(119_000));
-        m.set_tail(Some(pos(400)), Some(130_000));
+        m.mark(0, &pos(150), Some(61_000), None);
+        m.mark(120_000, &pos(300), Some(119_000), Some(100_000));
+        m.set_tail(Some(pos(400)), Some(130_000), Some(110_000));
         assert_eq!(m.resume(EventMs::MIN).position, Some(pos(0)));
         let r = m.resume(60_000);
         assert_eq!((r.position, r.max_seen_ms), (Some(pos(100)), Some(59_000)));
-        assert_eq!(m.resume(120_000).position, Some(pos(300)));
+        let r = m.resume(120_000);
+        assert_eq!((r.position, r.floor_ms), (Some(pos(300)), Some(100_000)));
         // Everything read belongs to committed windows: resume at the tail.
         let r = m.resume(180_000);
         assert_eq!((r.position, r.max_seen_ms), (Some(pos(400)), Some(130_000)));

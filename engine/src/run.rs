@@ -82,6 +82,7 @@ pub fn run_job(
     let groups = initial_groups(job, &plan)?;
     let owners = balance(&groups, opts.workers.max(1));
     let initial = Arc::new(groups.into_iter().zip(owners).collect::<Vec<_>>());
+    board.expect(initial.iter().map(|(g, _)| g.live.clone()));
     if initial.is_empty() {
         tracing::warn!(
             "no file matches the job's include globs {:?}{}",
@@ -188,10 +189,17 @@ fn prepare_state(
                 }
             );
             let (plan, start) = match choice {
-                ResetChoice::Beginning => (ResumePlan::default(), OutputStart::Fresh),
+                ResetChoice::Beginning => (
+                    ResumePlan {
+                        checkpointing: true,
+                        ..ResumePlan::default()
+                    },
+                    OutputStart::Fresh,
+                ),
                 ResetChoice::End => (
                     ResumePlan {
                         start_at: StartAt::End,
+                        checkpointing: true,
                         ..ResumePlan::default()
                     },
                     OutputStart::Append,
@@ -200,7 +208,14 @@ fn prepare_state(
             Ok((Some(store), plan, start))
         }
         None => match store.load().map_err(ck)? {
-            None => Ok((Some(store), ResumePlan::default(), OutputStart::Fresh)),
+            None => Ok((
+                Some(store),
+                ResumePlan {
+                    checkpointing: true,
+                    ..ResumePlan::default()
+                },
+                OutputStart::Fresh,
+            )),
             Some(cp) => {
                 if cp.job != job.name {
                     return Err(EngineError::Checkpoint(format!(
@@ -219,6 +234,7 @@ fn prepare_state(
                             Resume {
                                 position: g.resume,
                                 max_seen_ms: g.max_seen_ms,
+                                floor_ms: g.floor_ms,
                             },
                         )
                     })
@@ -234,6 +250,7 @@ fn prepare_state(
                         groups,
                         skip_below: cp.frontier_ms,
                         start_at: StartAt::Beginning,
+                        checkpointing: true,
                     },
                     OutputStart::Resume(cp.sinks),
                 ))

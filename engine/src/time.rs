@@ -64,6 +64,11 @@ impl Watermark {
         self.max_seen
     }
 
+    /// How far idleness or discovery raised the watermark (also checkpointed).
+    pub fn floor(&self) -> Option<EventMs> {
+        self.floor
+    }
+
     pub fn observe(&mut self, t: EventMs) {
         self.max_seen = Some(self.max_seen.map_or(t, |m| m.max(t)));
     }

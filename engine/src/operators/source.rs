@@ -103,8 +103,8 @@ pub fn file_source<'scope>(
                 .map(|d| d.as_millis() as EventMs)
                 .unwrap_or(0);
             let poked = poked.swap(false, Ordering::SeqCst);
-            let floor = Some(*held.time() as EventMs);
-            if let Err(e) = groups.discover_if_due(now, poked, floor, &mut delta) {
+            let floor = *held.time() as EventMs;
+            if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
                 if let Ok(mut slot) = failed.lock() {
                     slot.get_or_insert(e.to_string());
                 }

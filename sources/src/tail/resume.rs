@@ -167,6 +167,9 @@ impl Tailer {
                 self.done
                     .insert(c.id.clone(), if c.gzip { WHOLE } else { c.size });
             }
+            // The siblings count as read: say so, or a checkpoint taken now would
+            // hold no position and a restart would read them after all.
+            self.pos = self.done.anchor(scan);
             self.nothing_there();
             return Outcome::Nothing;
         };
@@ -191,6 +194,11 @@ impl Tailer {
         for c in &scan[..i] {
             self.done
                 .insert(c.id.clone(), if c.gzip { WHOLE } else { c.size });
+        }
+        if self.pos.is_none() {
+            // An empty live file gives no position of its own; the siblings it
+            // skipped do (same reason as above).
+            self.pos = self.done.anchor(&scan[..i]);
         }
         self.pending_bytes = 0;
         Outcome::Opened

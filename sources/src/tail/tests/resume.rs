@@ -268,3 +268,25 @@ fn at_end_starts_after_the_last_complete_line() {
     append(&live, b"ial\nl4\n");
     assert_eq!(h.read().0, strs(&["partial", "l4"]));
 }
+
+/// Regression: starting at the end with an empty (just rotated) or missing live
+/// file left no position, so a checkpoint held none and a restart re-read the
+/// siblings that `at_end` had skipped.
+#[test]
+fn at_end_with_an_empty_or_missing_live_file_still_has_a_position() {
+    for missing in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let live = d.path().join("x.log");
+        fs::write(sib(&live, 1), b"old1\nold2\n").unwrap();
+        if !missing {
+            fs::write(&live, b"").unwrap();
+        }
+        let mut h = H::new(&live, opts(true), None);
+        h.t = Tailer::at_end(live.clone(), opts(true));
+        assert_eq!(h.read().0, Vec::<String>::new());
+        assert!(h.t.position().is_some(), "missing={missing}: no position");
+        h.restart(&live, opts(true));
+        append(&live, b"new\n");
+        assert_eq!(h.read().0, strs(&["new"]), "missing={missing}");
+    }
+}
