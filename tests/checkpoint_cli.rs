@@ -171,3 +171,29 @@ fn data_appended_after_a_finished_run_is_read_by_the_next_run() {
         "the new line's window is emitted: {added}"
     );
 }
+
+#[test]
+fn a_second_process_on_the_same_state_dir_is_refused() {
+    let (_d, job, state) = setup();
+    let mut first = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&job)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TIDEMARK_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the live run holds its state folder (its first checkpoint).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !state.join("nginx/checkpoint").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let second = tidemark(&[], &job, &state);
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another tidemark process"), "{err}");
+}

@@ -74,6 +74,11 @@ pub fn run_job(
         .stats
         .clone()
         .unwrap_or_else(|| Arc::new(Mutex::new(JobStats::default())));
+    // Held until the run ends; the kernel releases it even after kill -9.
+    let _lock = match &opts.state_dir {
+        None => None,
+        Some(dir) => Some(lock_state(&dir.join(&job.name))?),
+    };
     let (store, plan, start) = match &opts.state_dir {
         None => (None, ResumePlan::default(), OutputStart::Fresh),
         Some(dir) => prepare_state(&dir.join(&job.name), job, opts.reset)?,
@@ -167,6 +172,33 @@ pub fn run_job(
     }
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(RunOutcome { stats, resumed })
+}
+
+/// Takes the job's state folder for this process: two runs sharing one would
+/// overwrite each other's checkpoints and sinks.
+fn lock_state(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
+    let path = dir.join("lock");
+    let file = std::fs::create_dir_all(dir)
+        .and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        })
+        .map_err(|e| EngineError::Checkpoint(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Checkpoint(format!(
+            "another tidemark process is running job {:?} with this state folder ({}); stop it first, or give this run its own --state-dir",
+            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(EngineError::Checkpoint(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Loads (or resets) the job's state: the store, where groups resume, and how the
