@@ -162,7 +162,7 @@ impl World {
         // Multiplying by an odd constant is a bijection on u32: unique tags.
         let mut l = format!("{:08x} {seq:06} ", seq.wrapping_mul(0x9E37_79B1)).into_bytes();
         for k in 0..u32::from(payload) {
-            let b = if (seq + k) % 23 == 0 {
+            let b = if (seq + k).is_multiple_of(23) {
                 0xff // invalid UTF-8 passes through
             } else {
                 b'a' + ((seq.wrapping_mul(7) + k * 3) % 26) as u8
