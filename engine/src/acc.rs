@@ -1,8 +1,9 @@
 //! Mergeable per-series state: what a window accumulates for one series.
 //!
-//! Merging is exact for counts and histograms (hdrhistogram counts add), and sums are
-//! folded in a fixed order (file line order, then group number) so floating-point
-//! results do not depend on how many workers ran.
+//! Merging is exact: counts and histograms add, and sums are kept as fixed-point
+//! integers ([`ExactSum`]), so no result depends on the order in which lines or
+//! partial states meet — not on the number of workers, and not on how a replay cuts
+//! its input into segments.
 
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 use hdrhistogram::Histogram;
@@ -13,11 +14,51 @@ pub const HIST_SCALE: f64 = 1_000_000.0;
 /// Two significant digits: every quantile is within 1% of an exact one.
 const HIST_SIGFIG: u8 = 2;
 
+/// Billionths: values are summed as whole multiples of 1e-9.
+const SUM_SCALE: f64 = 1e9;
+
+/// A sum that does not depend on the order of its terms.
+///
+/// Floating-point addition is not associative: summing the same values in another
+/// order (another worker count, another cut of a replay) can change the last bits,
+/// and so the output bytes. Each term is rounded once to a multiple of 1e-9 and
+/// added as an integer, which is exact and associative; the total converts to a
+/// float once, through its decimal text, so `0.1 + 0.2` prints as `0.3`. Terms need
+/// |v| < 1.7e20 and totals stay exact up to about 1.7e29.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExactSum(i128);
+
+impl ExactSum {
+    pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
+        if !v.is_finite() {
+            return Err("not_finite");
+        }
+        let scaled = (v * SUM_SCALE).round();
+        if scaled.abs() >= 1.7e29 {
+            return Err("too_large");
+        }
+        self.0 = self.0.checked_add(scaled as i128).ok_or("too_large")?;
+        Ok(())
+    }
+
+    pub fn merge(&mut self, other: &ExactSum) {
+        self.0 = self.0.saturating_add(other.0);
+    }
+
+    /// The total, correctly rounded to the nearest float.
+    pub fn value(&self) -> f64 {
+        let sign = if self.0 < 0 { "-" } else { "" };
+        let abs = self.0.unsigned_abs();
+        let text = format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000);
+        text.parse().unwrap_or(0.0)
+    }
+}
+
 /// An exact, mergeable histogram plus the sum of observations.
 #[derive(Clone, Debug)]
 pub struct Hist {
     pub h: Histogram<u64>,
-    pub sum: f64,
+    pub sum: ExactSum,
 }
 
 impl Hist {
@@ -25,7 +66,7 @@ impl Hist {
         Hist {
             // ok: 2 significant digits is a valid configuration.
             h: Histogram::new(HIST_SIGFIG).expect("valid sigfig"),
-            sum: 0.0,
+            sum: ExactSum::default(),
         }
     }
 
@@ -41,15 +82,18 @@ impl Hist {
         if scaled >= u64::MAX as f64 {
             return Err("too_large");
         }
+        // Both or neither: the count and the sum must describe the same values.
+        let mut sum = self.sum;
+        sum.add(v)?;
         self.h.record(scaled as u64).map_err(|_| "too_large")?;
-        self.sum += v;
+        self.sum = sum;
         Ok(())
     }
 
     pub fn merge(&mut self, other: &Hist) {
         // Auto-resizing histograms accept any other histogram's range.
         let _ = self.h.add(&other.h);
-        self.sum += other.sum;
+        self.sum.merge(&other.sum);
     }
 
     pub fn count(&self) -> u64 {
@@ -83,7 +127,7 @@ impl Serialize for Hist {
 
 impl<'de> Deserialize<'de> for Hist {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (sum, bytes): (f64, Vec<u8>) = Deserialize::deserialize(d)?;
+        let (sum, bytes): (ExactSum, Vec<u8>) = Deserialize::deserialize(d)?;
         let mut h: Histogram<u64> = Deserializer::new()
             .deserialize(&mut bytes.as_slice())
             .map_err(serde::de::Error::custom)?;
@@ -96,7 +140,7 @@ impl<'de> Deserialize<'de> for Hist {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Acc {
     Count(u64),
-    Sum(f64),
+    Sum(ExactSum),
     /// Last value by event time; ties go to the later line.
     Gauge {
         t: i64,
@@ -110,7 +154,7 @@ impl Acc {
     pub fn merge(&mut self, other: &Acc) {
         match (self, other) {
             (Acc::Count(a), Acc::Count(b)) => *a += b,
-            (Acc::Sum(a), Acc::Sum(b)) => *a += b,
+            (Acc::Sum(a), Acc::Sum(b)) => a.merge(b),
             (Acc::Gauge { t, v }, Acc::Gauge { t: t2, v: v2 }) if *t2 >= *t => {
                 *t = *t2;
                 *v = *v2;
@@ -142,6 +186,35 @@ mod tests {
         assert!((p99 - 0.99).abs() / 0.99 < 0.01, "{p99}");
         assert!(a.record(-1.0).is_err());
         assert!(a.record(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn exact_sums_do_not_depend_on_order_or_grouping() {
+        let values = [0.1, 0.2, 1e-9, 123_456.789, -0.3, 5123.0, 0.042];
+        let mut forward = ExactSum::default();
+        for v in values {
+            forward.add(v).unwrap();
+        }
+        let mut parts = (ExactSum::default(), ExactSum::default());
+        for (i, v) in values.iter().rev().enumerate() {
+            let p = if i % 2 == 0 {
+                &mut parts.0
+            } else {
+                &mut parts.1
+            };
+            p.add(*v).unwrap();
+        }
+        parts.1.merge(&parts.0);
+        assert_eq!(forward, parts.1);
+        let mut s = ExactSum::default();
+        s.add(0.1).unwrap();
+        s.add(0.2).unwrap();
+        assert_eq!(s.value(), 0.3, "0.1 + 0.2 is 0.3 here");
+        let mut neg = ExactSum::default();
+        neg.add(-2.5).unwrap();
+        assert_eq!(neg.value(), -2.5);
+        assert!(ExactSum::default().add(f64::NAN).is_err());
+        assert!(ExactSum::default().add(1e25).is_err());
     }
 
     #[test]

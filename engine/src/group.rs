@@ -384,7 +384,11 @@ fn ingest_line(
         };
         match acc {
             Acc::Count(c) => *c += 1,
-            Acc::Sum(s) => *s += value,
+            Acc::Sum(s) => {
+                if let Err(reason) = s.add(value) {
+                    stats.count_value_error(&mp.name, reason);
+                }
+            }
             Acc::Gauge { t: gt, v } => {
                 if t >= *gt {
                     *gt = t;
@@ -403,7 +407,7 @@ fn ingest_line(
 fn empty_acc(kind: MetricKind) -> Acc {
     match kind {
         MetricKind::Counter => Acc::Count(0),
-        MetricKind::Sum => Acc::Sum(0.0),
+        MetricKind::Sum => Acc::Sum(Default::default()),
         MetricKind::Gauge => Acc::Gauge {
             t: EventMs::MIN,
             v: 0.0,

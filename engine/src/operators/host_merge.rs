@@ -81,10 +81,10 @@ pub fn merge_window(mut parts: Vec<HostPartial>, plan: &Plan) -> Vec<Stage2> {
                 RuleExpr::Aggregate { grouping, .. } => {
                     let v = match (selector_of(&rule.expr), &acc) {
                         (SeriesSelector::Value, Acc::Count(c)) => *c as f64,
-                        (SeriesSelector::Value, Acc::Sum(s)) => *s,
+                        (SeriesSelector::Value, Acc::Sum(s)) => s.value(),
                         (SeriesSelector::Value, Acc::Gauge { v, .. }) => *v,
                         (SeriesSelector::HistogramCount, Acc::Hist(h)) => h.count() as f64,
-                        (SeriesSelector::HistogramSum, Acc::Hist(h)) => h.sum,
+                        (SeriesSelector::HistogramSum, Acc::Hist(h)) => h.sum.value(),
                         // Validation only lets rules select what the metric has.
                         _ => continue,
                     };
@@ -125,7 +125,7 @@ fn host_series(
     };
     match (kind, acc) {
         (_, Acc::Count(c)) => push(name.to_string(), labels.to_vec(), Value::Int(*c)),
-        (_, Acc::Sum(s)) => push(name.to_string(), labels.to_vec(), Value::Float(*s)),
+        (_, Acc::Sum(s)) => push(name.to_string(), labels.to_vec(), Value::Float(s.value())),
         (_, Acc::Gauge { v, .. }) => push(name.to_string(), labels.to_vec(), Value::Float(*v)),
         (_, Acc::Hist(h)) => {
             if h.count() == 0 {
@@ -136,7 +136,11 @@ fn host_series(
                 labels.to_vec(),
                 Value::Int(h.count()),
             );
-            push(format!("{name}_sum"), labels.to_vec(), Value::Float(h.sum));
+            push(
+                format!("{name}_sum"),
+                labels.to_vec(),
+                Value::Float(h.sum.value()),
+            );
             for &q in quantiles {
                 if let Some(v) = h.quantile(q) {
                     let mut l = labels.to_vec();
