@@ -64,15 +64,29 @@ pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>
         .collect::<Result<Vec<_>, _>>()?;
     let mut live = Vec::new();
     for g in include {
-        let paths = glob::glob(g).map_err(|source| DiscoverError::BadGlob {
+        let bad = |source| DiscoverError::BadGlob {
             glob: g.clone(),
             source,
-        })?;
+        };
+        let pattern = glob::Pattern::new(g).map_err(bad)?;
         // Unreadable directory entries are skipped: a glob over /var/log must not fail
         // the whole job because of one directory we may not list.
-        for p in paths.flatten() {
+        for p in glob::glob(g).map_err(bad)?.flatten() {
             if p.is_file() && !excludes.iter().any(|e| e.matches_path(&p)) {
                 live.push(p);
+            }
+        }
+        // A group whose live file is missing right now — between a rotation's
+        // rename and create, or a host whose current log was removed — still has
+        // rotated siblings to read. Missing it would make it "new" a moment later.
+        for p in glob::glob(&format!("{g}.*")).map_err(bad)?.flatten() {
+            if let Some((base, _, _)) = split_rotated(&p) {
+                if pattern.matches_path(&base)
+                    && p.is_file()
+                    && !excludes.iter().any(|e| e.matches_path(&base))
+                {
+                    live.push(base);
+                }
             }
         }
     }
@@ -181,6 +195,32 @@ mod tests {
             .collect();
         assert_eq!(names, ["a.log.3.gz", "a.log.2", "a.log.1", "a.log"]);
         assert!(groups[1].rotated.is_empty());
+    }
+
+    /// Regression: between a rotation's rename and create the live file is missing;
+    /// discovery then skipped the group, and it came back a moment later as a "new"
+    /// file whose older lines were all late.
+    #[test]
+    fn a_group_whose_live_file_is_missing_is_still_found() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("web-1")).unwrap();
+        std::fs::write(d.path().join("web-1/access.log.1"), b"x\n").unwrap();
+        std::fs::write(d.path().join("web-1/access.log.2.gz"), b"").unwrap();
+        std::fs::create_dir_all(d.path().join("web-2")).unwrap();
+        std::fs::write(d.path().join("web-2/access.log"), b"x\n").unwrap();
+        // Not a sibling of anything the glob matches.
+        std::fs::write(d.path().join("web-2/error.log.1"), b"x\n").unwrap();
+        let glob = format!("{}/*/access.log", d.path().display());
+        let groups = discover(&[glob], &[]).unwrap();
+        let lives: Vec<_> = groups.iter().map(|g| g.live.clone()).collect();
+        assert_eq!(
+            lives,
+            [
+                d.path().join("web-1/access.log"),
+                d.path().join("web-2/access.log")
+            ]
+        );
+        assert_eq!(groups[0].rotated.len(), 2);
     }
 
     #[test]
