@@ -10,6 +10,9 @@ use super::identity::Cand;
 use super::position::Position;
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
 
+/// How many times a scan that did not find the checkpointed file is repeated.
+const MISS_RETRIES: u32 = 5;
+
 /// How a checkpointed position was found.
 enum Found {
     /// The same file (maybe renamed or compressed): resume at the offset.
@@ -74,6 +77,16 @@ impl Tailer {
     /// than it count as read, newer ones follow in order.
     pub(super) fn locate_resume(&mut self, pos: Position, scan: &[Cand]) -> Outcome {
         let (at, found) = plan(&pos, scan, &self.live);
+        if matches!(found, Found::MissLive | Found::MissSibling)
+            && self.resume_retries < MISS_RETRIES
+        {
+            // A directory listing taken while logrotate renames siblings may skip
+            // one; a miss costs data (or a re-read), so look again before accepting.
+            self.resume_retries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            self.start = Start::Resume(pos);
+            return Outcome::Raced;
+        }
         let mut opened = None;
         if let Some((i, start)) = at {
             match self.open(&scan[i], start) {

@@ -199,7 +199,8 @@ impl Tailer {
     /// Opens the next file to read: placing a new tailer first, then the oldest file
     /// not read yet.
     pub(super) fn advance(&mut self) -> bool {
-        for _ in 0..3 {
+        // Enough for a few ordinary races plus every retry of a resume miss.
+        for _ in 0..8 {
             let scan = self.scanner.scan();
             let outcome = match std::mem::replace(&mut self.start, Start::Placed) {
                 Start::Placed => self.open_next(&scan),

@@ -71,6 +71,8 @@ pub struct Tailer {
     /// Bytes in files newer than the current one not yet read (as of the last scan).
     pub(super) pending_bytes: u64,
     pub(super) finished: bool,
+    /// Scans retried because a checkpointed file was not found (see `locate_resume`).
+    pub(super) resume_retries: u32,
     pub(super) scratch: Vec<u8>,
     pub(super) last_rescan: Option<Instant>,
     pub(super) dir_mtime: Option<(i64, i64)>,
@@ -116,6 +118,7 @@ impl Tailer {
             last_error: None,
             pending_bytes: 0,
             finished: false,
+            resume_retries: 0,
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
