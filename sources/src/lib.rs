@@ -4,6 +4,7 @@
 pub mod file;
 pub mod parse;
 pub mod rate;
+pub mod replay;
 pub mod sample;
 pub mod tail;
 pub mod watch;
