@@ -84,6 +84,21 @@ impl GroupState {
         board: Arc<ResumeBoard>,
     ) -> GroupState {
         let mut wm = Watermark::new(plan.disorder_ms);
+        if let Some(Resume {
+            position: Some(p),
+            max_seen_ms,
+            ..
+        }) = &init.resume
+        {
+            tracing::info!(
+                "{}: resuming in {} at byte {} (inode {}), max event time {:?}",
+                init.live.display(),
+                p.path.display(),
+                p.offset,
+                p.file.ino,
+                max_seen_ms
+            );
+        }
         let (position, max_seen, saved_floor) = match init.resume {
             Some(r) => (r.position, r.max_seen_ms, r.floor_ms),
             None => (None, None, None),
