@@ -94,11 +94,7 @@ impl Tailer {
         cur.line_no_known = true;
         cur.pos_owned = false;
         cur.partial_since = None;
-        // The fingerprint grows only through `content_changed`, which re-reads the
-        // head and checks it first: hashing streamed bytes could mix in content
-        // written after an in-place truncation we have not noticed yet, giving an
-        // identity that matches no file on restart (its lines were then lost).
-        cur.fp_stream = None;
+        cur.fp_stream = ((cur.id.fingerprint_len as usize) < fp_bytes).then(FpHasher::new);
         true
     }
 
@@ -312,8 +308,7 @@ impl Tailer {
             Src::Plain(f)
         };
         let fp_bytes = self.opts.fingerprint_bytes;
-        // Fingerprints grow only from a verified re-read of the head (`content_changed`).
-        let stream = false;
+        let stream = !c.gzip && start == 0 && (c.id.fingerprint_len as usize) < fp_bytes;
         let mut cur = Cur {
             src,
             path: c.path.clone(),

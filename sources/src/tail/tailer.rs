@@ -150,6 +150,24 @@ impl Tailer {
             if used >= budget {
                 return ReadStatus::More;
             }
+            if self.past_verified() {
+                // About to read beyond what was last checked: a copytruncate may have
+                // truncated and rewritten the file in place since. Reading on at our
+                // offset would take the new content for the old (and fingerprint
+                // it), and the copy holding our unread lines would be skipped.
+                match self.cur_meta() {
+                    Some(meta) if self.content_changed(meta.len()) => {
+                        self.on_truncated();
+                        continue;
+                    }
+                    Some(meta) => {
+                        if let Some(cur) = self.cur.as_mut() {
+                            cur.disk_size = meta.len();
+                        }
+                    }
+                    None => {}
+                }
+            }
             let Some(cur) = self.cur.as_mut() else {
                 continue;
             };
@@ -244,6 +262,14 @@ impl Tailer {
         if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
             self.read_older_first(now, true);
         }
+    }
+
+    /// Whether the next read of the current plain file goes past the size seen at
+    /// its last check.
+    fn past_verified(&self) -> bool {
+        self.cur
+            .as_ref()
+            .is_some_and(|c| !c.gzip && c.src.plain().is_some() && c.read_off >= c.disk_size)
     }
 
     pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
