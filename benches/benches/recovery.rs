@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use tidemark_bench::{
-    env_or, fnv1a, job_template, job_toml, median, rfc3339_utc, run_measured, self_metric, tail,
-    thousands, tidemark_binary, RunStats,
+    bench_root, env_or, fnv1a, job_template, job_toml, median, rfc3339_utc, run_measured,
+    self_metric, tail, thousands, tidemark_binary, RunStats,
 };
 use tidemark_sources::sample::{host_name, write_nginx_sample, SampleSpec};
 
@@ -202,16 +202,7 @@ fn main() -> Result<()> {
     };
     let bin = tidemark_binary()?;
     let (template_from, template) = job_template()?;
-    let (_tmp, root) = match std::env::var_os("TIDEMARK_BENCH_DIR") {
-        Some(d) => (None, PathBuf::from(d)),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("tidemark-bench-")
-                .tempdir()?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, root) = bench_root()?;
     std::fs::create_dir_all(&root)?;
     let root = root.canonicalize()?; // the job file needs an absolute data path
     let (data, bytes, lines) = data_set(&root, &spec)?;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tidemark_bench::{
-    env_or, fnv1a, job_template, job_toml, median, run_measured, thousands, tidemark_binary,
-    RunStats,
+    bench_root, env_or, fnv1a, job_template, job_toml, median, run_measured, thousands,
+    tidemark_binary, RunStats,
 };
 use tidemark_sources::sample::{write_nginx_sample, SampleSpec};
 
@@ -213,16 +213,7 @@ fn main() -> Result<()> {
     let cfg = Config::from_env()?;
     let bin = tidemark_binary()?;
     let (template_from, template) = job_template()?;
-    let (_tmp, root) = match std::env::var_os("TIDEMARK_BENCH_DIR") {
-        Some(d) => (None, PathBuf::from(d)),
-        None => {
-            let t = tempfile::Builder::new()
-                .prefix("tidemark-bench-")
-                .tempdir()?;
-            let p = t.path().to_path_buf();
-            (Some(t), p)
-        }
-    };
+    let (_tmp, root) = bench_root()?;
     std::fs::create_dir_all(&root)?;
     let (small_spec, big_spec) = (cfg.spec(true), cfg.spec(false));
     let sets = [

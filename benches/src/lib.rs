@@ -298,6 +298,21 @@ pub fn thousands(v: f64) -> String {
     out
 }
 
+/// Where a benchmark keeps its data: `TIDEMARK_BENCH_DIR` (kept between runs), or a
+/// new temporary folder (removed when the returned guard drops).
+pub fn bench_root() -> Result<(Option<tempfile::TempDir>, PathBuf)> {
+    Ok(match std::env::var_os("TIDEMARK_BENCH_DIR") {
+        Some(d) => (None, PathBuf::from(d)),
+        None => {
+            let t = tempfile::Builder::new()
+                .prefix("tidemark-bench-")
+                .tempdir()?;
+            let p = t.path().to_path_buf();
+            (Some(t), p)
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
