@@ -94,7 +94,9 @@ impl Tailer {
         cur.line_no_known = true;
         cur.pos_owned = false;
         cur.partial_since = None;
-        cur.fp_stream = ((cur.id.fingerprint_len as usize) < fp_bytes).then(FpHasher::new);
+        // Fingerprints grow only through `content_changed`, which re-reads the head
+        // and checks the old prefix first (see `Tailer::read_some`).
+        cur.fp_stream = None;
         true
     }
 
@@ -308,7 +310,9 @@ impl Tailer {
             Src::Plain(f)
         };
         let fp_bytes = self.opts.fingerprint_bytes;
-        let stream = !c.gzip && start == 0 && (c.id.fingerprint_len as usize) < fp_bytes;
+        // No streamed fingerprinting: bytes read after an unnoticed in-place rewrite
+        // would mix two contents into an identity no file has (see `read_some`).
+        let stream = false;
         let mut cur = Cur {
             src,
             path: c.path.clone(),

@@ -150,11 +150,13 @@ impl Tailer {
             if used >= budget {
                 return ReadStatus::More;
             }
-            if self.past_verified() {
-                // About to read beyond what was last checked: a copytruncate may have
-                // truncated and rewritten the file in place since. Reading on at our
-                // offset would take the new content for the old (and fingerprint
-                // it), and the copy holding our unread lines would be skipped.
+            if self.past_verified() || self.fingerprint_incomplete() {
+                // About to read beyond what was last checked, or the file is still
+                // shorter than its fingerprint: a copytruncate may have truncated and
+                // rewritten it in place since. Check first — reading on at our offset
+                // would take the new content for the old, and an identity grown from
+                // it would match no file on restart, so the copy holding our unread
+                // lines would be skipped. The fingerprint grows only here, verified.
                 match self.cur_meta() {
                     Some(meta) if self.content_changed(meta.len()) => {
                         self.on_truncated();
@@ -262,6 +264,16 @@ impl Tailer {
         if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
             self.read_older_first(now, true);
         }
+    }
+
+    /// Whether the current plain file's fingerprint covers fewer bytes than
+    /// configured (it was short when last checked).
+    fn fingerprint_incomplete(&self) -> bool {
+        self.cur.as_ref().is_some_and(|c| {
+            !c.gzip
+                && c.src.plain().is_some()
+                && (c.id.fingerprint_len as usize) < self.opts.fingerprint_bytes
+        })
     }
 
     /// Whether the next read of the current plain file goes past the size seen at
