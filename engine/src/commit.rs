@@ -14,9 +14,6 @@ use crate::resume::ResumeBoard;
 use crate::stats::SharedStats;
 use crate::time::EventMs;
 
-/// How often, at most, a checkpoint is written while windows keep closing.
-pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
-
 pub struct Committer {
     store: CheckpointStore,
     board: Arc<ResumeBoard>,

@@ -268,10 +268,6 @@ impl GroupState {
             .lag_bytes
             .insert(self.live.clone(), self.reader.lag_bytes());
     }
-
-    pub fn live(&self) -> &Path {
-        &self.live
-    }
 }
 
 fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounters) {

@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{job_from, nginx_line, write_file, Collected};
+use common::{job_from, live_options, nginx_line, spawn_run, write_file, Collected};
 use tidemark_engine::checkpoint::CheckpointStore;
-use tidemark_engine::{fixed_output, run_job, RunOptions};
+use tidemark_engine::RunOptions;
 
 const T0: i64 = 1_795_168_800;
 
@@ -47,24 +47,12 @@ kind = "stdout"
     let state = d.path().join("state");
     let stop = Arc::new(AtomicBool::new(false));
     let out = Collected::default();
-    let runner = {
-        let (stop, state, out) = (stop.clone(), state.clone(), out.clone());
-        std::thread::spawn(move || {
-            run_job(
-                &job,
-                RunOptions {
-                    workers: 1,
-                    until_eof: false,
-                    stop,
-                    state_dir: Some(state),
-                    reset: None,
-                    checkpoint_interval: Duration::from_millis(300),
-                    stats: None,
-                },
-                fixed_output(Box::new(out)),
-            )
-        })
+    let opts = RunOptions {
+        state_dir: Some(state.clone()),
+        checkpoint_interval: Duration::from_millis(300),
+        ..live_options(1, stop.clone())
     };
+    let runner = spawn_run(job, opts, Box::new(out.clone()));
     let last_closed = (T0 + 9 * 60) * 1000; // 10:09 stays open: nothing later
     let store = CheckpointStore::open(&state.join("idle"), "idle").unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -6,14 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tidemark_engine::{fixed_output, run_job, JobStats, RunOptions, WindowOutput};
+mod common;
 
-struct Discard;
-impl WindowOutput for Discard {
-    fn window(&mut self, _: &tidemark_engine::ClosedWindow) -> Result<(), String> {
-        Ok(())
-    }
-}
+use common::{live_options, spawn_run, Collected};
+use tidemark_engine::{JobStats, RunOptions};
 
 #[test]
 fn a_new_file_is_picked_up_within_one_second() {
@@ -43,24 +39,11 @@ expr = "sum(lines)"
     .unwrap();
     let stats = Arc::new(Mutex::new(JobStats::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let runner = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        std::thread::spawn(move || {
-            run_job(
-                &job,
-                RunOptions {
-                    workers: 2,
-                    until_eof: false,
-                    stop,
-                    state_dir: None,
-                    reset: None,
-                    checkpoint_interval: Duration::from_secs(1),
-                    stats: Some(stats),
-                },
-                fixed_output(Box::new(Discard)),
-            )
-        })
+    let opts = RunOptions {
+        stats: Some(stats.clone()),
+        ..live_options(2, stop.clone())
     };
+    let runner = spawn_run(job, opts, Box::new(Collected::default()));
     let lines = || stats.lock().unwrap().lines_read;
     let wait_for = |n: u64, limit: Duration| {
         let t = Instant::now();

@@ -8,8 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{flatten, job_from, nginx_line, run_until_eof, write_file, Collected};
-use tidemark_engine::{fixed_output, run_job, RunOptions};
+use common::{
+    flatten, job_from, live_options, nginx_line, run_until_eof, spawn_run, write_file, Collected,
+};
+use tidemark_engine::RunOptions;
 
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
 
@@ -149,24 +151,7 @@ kind = "stdout"
     );
     let out = Collected::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let runner = {
-        let (out, stop) = (out.clone(), stop.clone());
-        std::thread::spawn(move || {
-            run_job(
-                &job,
-                RunOptions {
-                    workers: 2,
-                    until_eof: false,
-                    stop,
-                    state_dir: None,
-                    reset: None,
-                    checkpoint_interval: Duration::from_secs(1),
-                    stats: None,
-                },
-                fixed_output(Box::new(out)),
-            )
-        })
-    };
+    let runner = spawn_run(job, live_options(2, stop.clone()), Box::new(out.clone()));
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&busy_path)
@@ -290,24 +275,11 @@ expr = "sum(lines)"
     );
     let stats = Arc::new(std::sync::Mutex::new(tidemark_engine::JobStats::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let runner = {
-        let (stats, stop) = (stats.clone(), stop.clone());
-        std::thread::spawn(move || {
-            run_job(
-                &job,
-                RunOptions {
-                    workers: 1,
-                    until_eof: false,
-                    stop,
-                    state_dir: None,
-                    reset: None,
-                    checkpoint_interval: Duration::from_secs(1),
-                    stats: Some(stats),
-                },
-                fixed_output(Box::new(Collected::default())),
-            )
-        })
+    let opts = RunOptions {
+        stats: Some(stats.clone()),
+        ..live_options(1, stop.clone())
     };
+    let runner = spawn_run(job, opts, Box::new(Collected::default()));
     let mut f = std::fs::OpenOptions::new()
         .append(true)
         .open(&path)

@@ -8,7 +8,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use tidemark_engine::{fixed_output, run_job, ClosedWindow, JobStats, RunOptions, WindowOutput};
+use tidemark_engine::install::EngineError;
+use tidemark_engine::{
+    fixed_output, run_job, ClosedWindow, JobStats, RunOptions, RunOutcome, WindowOutput,
+};
 use tidemark_jobs::Job;
 
 #[derive(Clone, Default)]
@@ -28,23 +31,37 @@ pub fn job_from(toml: &str, dir: &Path) -> Job {
     }
 }
 
+/// Options for a live run (following the files) that stops when `stop` is set;
+/// no state dir, no shared stats, 1 s checkpoint interval.
+pub fn live_options(workers: usize, stop: Arc<AtomicBool>) -> RunOptions {
+    RunOptions {
+        workers,
+        until_eof: false,
+        stop,
+        state_dir: None,
+        reset: None,
+        checkpoint_interval: std::time::Duration::from_secs(1),
+        stats: None,
+    }
+}
+
+/// Runs `job` on its own thread (a live run goes on until its stop flag is set).
+pub fn spawn_run(
+    job: Job,
+    opts: RunOptions,
+    out: Box<dyn WindowOutput>,
+) -> std::thread::JoinHandle<Result<RunOutcome, EngineError>> {
+    std::thread::spawn(move || run_job(&job, opts, fixed_output(out)))
+}
+
 /// Runs `job` to the end of its files with `workers` threads.
 pub fn run_until_eof(job: &Job, workers: usize) -> (Vec<ClosedWindow>, JobStats) {
     let out = Collected::default();
-    let outcome = run_job(
-        job,
-        RunOptions {
-            workers,
-            until_eof: true,
-            stop: Arc::new(AtomicBool::new(false)),
-            state_dir: None,
-            reset: None,
-            checkpoint_interval: std::time::Duration::from_secs(1),
-            stats: None,
-        },
-        fixed_output(Box::new(out.clone())),
-    )
-    .expect("run");
+    let opts = RunOptions {
+        until_eof: true,
+        ..live_options(workers, Arc::new(AtomicBool::new(false)))
+    };
+    let outcome = run_job(job, opts, fixed_output(Box::new(out.clone()))).expect("run");
     let windows = out.0.lock().unwrap().clone();
     (windows, outcome.stats)
 }

@@ -9,7 +9,6 @@ use std::time::Instant;
 
 use flate2::read::MultiGzDecoder;
 
-use super::identity::FpHasher;
 use super::position::{FileId, Position};
 use super::{LineMeta, TailCounters};
 
@@ -71,10 +70,6 @@ pub(crate) struct Cur {
     /// Last known size on disk (compressed for gzip), for lag.
     pub disk_size: u64,
     pub counted_deletion: bool,
-    /// Fingerprint of the bytes read so far, while reading a plain file from its
-    /// start and fewer than `fp_bytes` bytes are fingerprinted.
-    pub fp_stream: Option<FpHasher>,
-    pub fp_bytes: usize,
 }
 
 /// The line buffer: `buf[start..end]` holds bytes read but not yet delivered.
@@ -171,24 +166,9 @@ impl LineBuf {
         if n == 0 {
             return Ok(0);
         }
-        let before = cur.read_off;
         cur.read_off += n as u64;
         counters.bytes += n as u64;
         cur.partial_since = None;
-        if let Some(h) = cur.fp_stream.as_mut() {
-            // `before` bytes are hashed so far (reading from offset 0, no skip).
-            let fed = before as usize;
-            let take = cur.fp_bytes.saturating_sub(fed).min(n);
-            h.update(&self.buf[at..at + take]);
-            let len = (fed + take) as u32;
-            if len > cur.id.fingerprint_len {
-                cur.id.fingerprint = h.finish();
-                cur.id.fingerprint_len = len;
-            }
-            if fed + take >= cur.fp_bytes {
-                cur.fp_stream = None;
-            }
-        }
         let mut dropped = 0;
         if cur.skip > 0 {
             dropped = cur.skip.min(n as u64) as usize;

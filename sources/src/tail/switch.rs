@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 
 use flate2::read::MultiGzDecoder;
 
-use super::identity::{file_id, prefix_matches, read_head_file, Cand, FpHasher};
+use super::identity::{file_id, prefix_matches, read_head_file, Cand};
 use super::position::{FileId, Position};
 use super::source::{Cur, Src};
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
@@ -94,9 +94,6 @@ impl Tailer {
         cur.line_no_known = true;
         cur.pos_owned = false;
         cur.partial_since = None;
-        // Fingerprints grow only through `content_changed`, which re-reads the head
-        // and checks the old prefix first (see `Tailer::read_some`).
-        cur.fp_stream = None;
         true
     }
 
@@ -309,10 +306,6 @@ impl Tailer {
             }
             Src::Plain(f)
         };
-        let fp_bytes = self.opts.fingerprint_bytes;
-        // No streamed fingerprinting: bytes read after an unnoticed in-place rewrite
-        // would mix two contents into an identity no file has (see `read_some`).
-        let stream = false;
         let mut cur = Cur {
             src,
             path: c.path.clone(),
@@ -328,8 +321,6 @@ impl Tailer {
             partial_since: None,
             disk_size: c.size,
             counted_deletion: false,
-            fp_stream: stream.then(FpHasher::new),
-            fp_bytes,
         };
         if start > 0 {
             self.pos = Some(Position {
