@@ -179,6 +179,12 @@ impl LineBuf {
         Ok(n)
     }
 
+    /// Takes back the last `n` bytes a [`LineBuf::fill`] of a plain file read (nothing
+    /// of them was delivered yet).
+    pub fn unfill(&mut self, n: usize) {
+        self.end -= n.min(self.end - self.start);
+    }
+
     /// Delivers every complete line in the buffer.
     pub fn split<F>(
         &mut self,

@@ -189,7 +189,13 @@ impl Tailer {
                     }
                 }
                 Ok(n) => {
+                    if self.read_was_stale(n) {
+                        continue;
+                    }
                     used += n;
+                    let Some(cur) = self.cur.as_mut() else {
+                        continue;
+                    };
                     self.lb
                         .split(cur, &mut self.pos, &mut self.counters, &mut on_line);
                 }
@@ -264,6 +270,30 @@ impl Tailer {
         if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
             self.read_older_first(now, true);
         }
+    }
+
+    /// Checks a plain file again after reading `n` bytes of it, before any of them
+    /// is delivered: a copytruncate and rewrite between the check before the read
+    /// and the read itself would make the new content pass for the rest of the old
+    /// (torture seed 834). If the file changed, the read is taken back and the
+    /// truncation handled; the copy is read from where we were.
+    fn read_was_stale(&mut self, n: usize) -> bool {
+        let Some(meta) = self.cur_meta() else {
+            return false;
+        };
+        if !self.content_changed(meta.len()) {
+            if let Some(cur) = self.cur.as_mut() {
+                cur.disk_size = meta.len();
+            }
+            return false;
+        }
+        if let Some(cur) = self.cur.as_mut() {
+            self.lb.unfill(n);
+            cur.read_off -= n as u64;
+            self.counters.bytes -= n as u64;
+        }
+        self.on_truncated();
+        true
     }
 
     /// Whether the current plain file's fingerprint covers fewer bytes than
