@@ -1,6 +1,7 @@
 //! The `tidemark` binary: one binary, a subcommand per role.
 
 mod demo;
+mod replay;
 mod run;
 
 use std::path::PathBuf;
@@ -49,6 +50,36 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
         checkpoint_interval: std::time::Duration,
     },
+    /// Recompute the windows of a past range from the job's files (live, rotated,
+    /// compressed and `archive`d), found by binary search and read in parallel.
+    Replay {
+        job: PathBuf,
+        /// Start of the range (RFC 3339, e.g. 2026-11-20T10:00:00Z); rounded up to a window start.
+        #[arg(long)]
+        from: String,
+        /// End of the range, exclusive; rounded down to a window end.
+        #[arg(long)]
+        to: String,
+        /// Worker threads.
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+        /// Write JSON Lines here instead of the job's JSONL path (which is refused
+        /// if it already exists: it is usually the live run's output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Read at most this fast, e.g. 50MiB/s (default: the job's rate_limit).
+        #[arg(long, value_name = "RATE")]
+        rate_limit: Option<String>,
+        /// Progress display: a bar on a terminal, plain lines otherwise.
+        #[arg(long, value_enum, default_value_t = replay::ProgressMode::Auto)]
+        progress: replay::ProgressMode,
+        /// How often plain progress lines are printed.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_arg)]
+        progress_interval: std::time::Duration,
+        /// Target segment size in bytes (tests and tuning).
+        #[arg(long, hide = true)]
+        segment_bytes: Option<u64>,
+    },
     /// Check a job file; print `ok` or every error with file:line:column and a hint.
     Validate { job: PathBuf },
 }
@@ -73,6 +104,29 @@ fn main() -> ExitCode {
                 state_dir,
                 reset: reset_checkpoint,
                 checkpoint_interval,
+            },
+        ),
+        Command::Replay {
+            job,
+            from,
+            to,
+            workers,
+            output,
+            rate_limit,
+            progress,
+            progress_interval,
+            segment_bytes,
+        } => replay::replay(
+            &job,
+            replay::ReplayArgs {
+                from,
+                to,
+                workers,
+                output,
+                rate_limit,
+                progress,
+                progress_interval,
+                segment_bytes,
             },
         ),
         Command::Validate { job } => run::validate(&job),

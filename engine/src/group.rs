@@ -4,17 +4,14 @@
 //! This is plain code with no dataflow in it, so it can be tested directly; the
 //! source operator drives a set of these and turns closed windows into records.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use tidemark_jobs::MetricKind;
-
-use tidemark_sources::parse::{parse_number, LineParser};
+use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Tailer};
 
-use crate::acc::{Acc, Hist};
+use crate::agg::OpenWindows;
 use crate::plan::{HostPlan, Plan};
 use crate::resume::{Resume, ResumeBoard, WindowMarks};
 use crate::series::HostPartial;
@@ -23,14 +20,6 @@ use crate::time::{first_open_window, window_start, EventMs, Watermark, WindowTim
 
 /// Warnings logged per group before further bad lines are only counted.
 const MAX_WARNINGS: u32 = 10;
-
-type SeriesMap = HashMap<Box<[u8]>, Acc, ahash::RandomState>;
-
-/// One window's state for one group: per metric, series key → accumulator.
-struct WindowAgg {
-    start: EventMs,
-    metrics: Vec<SeriesMap>,
-}
 
 /// How a group starts.
 pub struct GroupInit {
@@ -67,9 +56,7 @@ pub struct GroupState {
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     fixed_host: Option<String>,
     wm: Watermark,
-    /// Open windows, ascending by start; usually one or two.
-    windows: Vec<WindowAgg>,
-    key_buf: Vec<u8>,
+    windows: OpenWindows,
     idle_since: Option<Instant>,
     finished: bool,
     warnings: u32,
@@ -128,8 +115,7 @@ impl GroupState {
             skip_below: init.skip_below,
             counters: TailCounters::default(),
             fixed_host: init.fixed_host,
-            windows: Vec::new(),
-            key_buf: Vec::with_capacity(128),
+            windows: OpenWindows::default(),
             idle_since: None,
             finished: false,
             warnings: 0,
@@ -156,7 +142,6 @@ impl GroupState {
             fixed_host,
             wm,
             windows,
-            key_buf,
             warnings,
             marks,
             skip_below,
@@ -173,7 +158,7 @@ impl GroupState {
         };
         let status = reader.read_some(budget, now, |meta, line| {
             ingest_line(
-                &ctx, meta, line, parser, wm, windows, marks, key_buf, warnings, stats,
+                &ctx, meta, line, parser, wm, windows, marks, warnings, stats,
             );
         });
         let after = self.reader.counters();
@@ -223,30 +208,21 @@ impl GroupState {
 
     /// Removes every window the watermark has passed, handing its series to `emit`.
     pub fn close_windows(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) -> u64 {
-        let open_from = first_open_window(self.wm.get(), self.plan.window_ms);
-        let closed = self
-            .windows
-            .iter()
-            .take_while(|w| self.finished || (w.start as WindowTime) < open_from)
-            .count();
-        for w in self.windows.drain(..closed) {
-            for (m, series) in w.metrics.into_iter().enumerate() {
-                for (key, acc) in series {
-                    let (host, labels) = decode_key(&key);
-                    emit(
-                        w.start as WindowTime,
-                        HostPartial {
-                            metric: m as u32,
-                            host,
-                            labels,
-                            group: self.group_key.clone(),
-                            acc,
-                        },
-                    );
-                }
-            }
-        }
-        closed as u64
+        let below = (!self.finished).then(|| first_open_window(self.wm.get(), self.plan.window_ms));
+        let group = &self.group_key;
+        self.windows.drain(below, |t, s| {
+            emit(
+                t,
+                HostPartial {
+                    metric: s.metric,
+                    host: s.host,
+                    labels: s.labels,
+                    group: group.clone(),
+                    seq: 0,
+                    acc: s.acc,
+                },
+            )
+        })
     }
 
     /// Windows with data not yet emitted.
@@ -299,9 +275,8 @@ fn ingest_line(
     line: &[u8],
     parser: &mut LineParser,
     wm: &mut Watermark,
-    windows: &mut Vec<WindowAgg>,
+    windows: &mut OpenWindows,
     marks: &mut WindowMarks,
-    key_buf: &mut Vec<u8>,
     warnings: &mut u32,
     stats: &mut JobStats,
 ) {
@@ -362,89 +337,7 @@ fn ingest_line(
         (HostPlan::PerGroup, Some(h)) => h,
         (HostPlan::PerGroup, None) => "",
     };
-    let w = window_for(windows, start, plan.metrics.len());
-    for (m, mp) in plan.metrics.iter().enumerate() {
-        let value = match mp.kind {
-            MetricKind::Counter => 0.0,
-            _ => {
-                let raw = mp.value_slot.and_then(|s| parsed.field(s));
-                match raw.map(parse_number) {
-                    Some(Some(v)) => v,
-                    Some(None) => {
-                        stats.count_value_error(&mp.name, "not_a_number");
-                        continue;
-                    }
-                    None => {
-                        stats.count_value_error(&mp.name, "field_missing");
-                        continue;
-                    }
-                }
-            }
-        };
-        key_buf.clear();
-        push_part(key_buf, host);
-        for &s in &mp.label_slots {
-            push_part(key_buf, parsed.field(s).unwrap_or(""));
-        }
-        let series = &mut w.metrics[m];
-        let acc = match series.get_mut(key_buf.as_slice()) {
-            Some(a) => a,
-            None => series
-                .entry(key_buf.as_slice().into())
-                .or_insert_with(|| empty_acc(mp.kind)),
-        };
-        match acc {
-            Acc::Count(c) => *c += 1,
-            Acc::Sum(s) => {
-                if let Err(reason) = s.add(value) {
-                    stats.count_value_error(&mp.name, reason);
-                }
-            }
-            Acc::Gauge { t: gt, v } => {
-                if t >= *gt {
-                    *gt = t;
-                    *v = value;
-                }
-            }
-            Acc::Hist(h) => {
-                if let Err(reason) = h.record(value) {
-                    stats.count_value_error(&mp.name, reason);
-                }
-            }
-        }
-    }
-}
-
-fn empty_acc(kind: MetricKind) -> Acc {
-    match kind {
-        MetricKind::Counter => Acc::Count(0),
-        MetricKind::Sum => Acc::Sum(Default::default()),
-        MetricKind::Gauge => Acc::Gauge {
-            t: EventMs::MIN,
-            v: 0.0,
-        },
-        MetricKind::Histogram => Acc::Hist(Hist::new()),
-    }
-}
-
-fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &mut WindowAgg {
-    // Most lines land in the newest window; search from the back.
-    let pos = windows.iter().rposition(|w| w.start <= start);
-    let idx = match pos {
-        Some(i) if windows[i].start == start => i,
-        other => {
-            let at = other.map_or(0, |i| i + 1);
-            windows.insert(
-                at,
-                WindowAgg {
-                    start,
-                    metrics: (0..metrics).map(|_| SeriesMap::default()).collect(),
-                },
-            );
-            at
-        }
-    };
-    &mut windows[idx]
+    windows.add(plan, &parsed, t, start, host, stats);
 }
 
 /// Where a line came from, for warnings.
@@ -467,45 +360,6 @@ fn warn_line(warnings: &mut u32, origin: &Origin<'_>, reason: &str, line: &[u8])
             } else {
                 ""
             }
-        );
-    }
-}
-
-/// Series keys are length-prefixed parts, so no label value can forge another key.
-fn push_part(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-fn decode_key(mut key: &[u8]) -> (String, Vec<String>) {
-    let mut parts = Vec::new();
-    while key.len() >= 4 {
-        let n = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize;
-        let end = (4 + n).min(key.len());
-        parts.push(String::from_utf8_lossy(&key[4..end]).into_owned());
-        key = &key[end..];
-    }
-    let mut it = parts.into_iter();
-    let host = it.next().unwrap_or_default();
-    (host, it.collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_round_trip_even_with_separators_in_values() {
-        let mut b = Vec::new();
-        push_part(&mut b, "web\u{1f}1");
-        push_part(&mut b, "");
-        push_part(&mut b, "200");
-        assert_eq!(
-            decode_key(&b),
-            (
-                "web\u{1f}1".to_string(),
-                vec![String::new(), "200".to_string()]
-            )
         );
     }
 }

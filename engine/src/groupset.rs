@@ -222,11 +222,17 @@ impl GroupSet {
 
 /// The host label of a group whose host does not come from each line.
 fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
+    host_of_path(host, &group.live)
+}
+
+/// The host label of the lines of the file at `path` (live or archived), when it
+/// does not come from each line.
+pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<String> {
     match host {
         HostFrom::Value(v) => Some(v.clone()),
         HostFrom::Field(_) => None,
         HostFrom::PathRegex(re) => {
-            let path = group.live.to_string_lossy();
+            let path = path.to_string_lossy();
             match re.captures(&path).and_then(|c| c.name("host")) {
                 Some(m) => Some(m.as_str().to_string()),
                 None => {

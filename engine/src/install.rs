@@ -12,6 +12,7 @@ use std::sync::Arc;
 use thiserror::Error;
 use tidemark_jobs::Job;
 use timely::dataflow::operators::core::{Concat, OkErr};
+use timely::dataflow::Stream;
 use timely::worker::Worker;
 
 use crate::groupset::GroupSet;
@@ -21,7 +22,7 @@ use crate::operators::rollup::rollup;
 use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
 use crate::resume::{Resume, ResumeBoard};
-use crate::series::{RuleInput, Series};
+use crate::series::{HostPartial, RuleInput, Series};
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
 
@@ -146,15 +147,27 @@ pub fn install_job(
             stats.clone(),
             output_error.clone(),
         );
-        let stage2 = host_merge(partials, plan.clone());
-        let (rule_inputs, host_series) =
-            stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
-                Stage2::Rule(r) => Ok(r),
-                Stage2::Host(s) => Err(s),
-            });
-        let rule_series = rollup(rule_inputs, plan.clone());
-        let all = rule_series.concat(host_series);
-        collect(all, plan.window_ms, collector, output_error, stop, stats);
+        downstream(partials, &plan, collector, output_error, stop, stats);
     });
     Ok(JobHandle { dataflow })
+}
+
+/// Stages 2–4, the same for a live run and a replay: host merge, rollup, collect.
+pub(crate) fn downstream<'scope>(
+    partials: Stream<'scope, WindowTime, Vec<HostPartial>>,
+    plan: &Arc<Plan>,
+    collector: Option<Collector>,
+    output_error: OutputError,
+    stop: Arc<AtomicBool>,
+    stats: SharedStats,
+) {
+    let stage2 = host_merge(partials, plan.clone());
+    let (rule_inputs, host_series) =
+        stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
+            Stage2::Rule(r) => Ok(r),
+            Stage2::Host(s) => Err(s),
+        });
+    let rule_series = rollup(rule_inputs, plan.clone());
+    let all = rule_series.concat(host_series);
+    collect(all, plan.window_ms, collector, output_error, stop, stats);
 }

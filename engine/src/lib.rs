@@ -6,6 +6,7 @@
 //! it, which happens only once every source's watermark has passed its end.
 
 pub mod acc;
+pub mod agg;
 pub mod checkpoint;
 pub mod commit;
 pub mod group;
@@ -13,6 +14,7 @@ pub mod groupset;
 pub mod install;
 pub mod operators;
 pub mod plan;
+pub mod replay;
 pub mod resume;
 pub mod run;
 pub mod series;

@@ -16,6 +16,10 @@ pub struct HostPartial {
     /// order, whatever worker read them (so e.g. a gauge tie between two files of
     /// one host goes to the file whose path sorts last, in every run).
     pub group: String,
+    /// Order within the group's stream: 0 in a live run; a replay's segments of
+    /// one group number their partials in stream order, so they fold as the live
+    /// run's lines did (a gauge tie goes to the later line).
+    pub seq: u32,
     pub acc: Acc,
 }
 

@@ -84,25 +84,10 @@ impl JobStats {
     /// A short human summary, one item per line.
     pub fn summary(&self) -> String {
         let mut s = format!(
-            "file groups: {}\nfiles read: {} ({} could not be opened)\nbytes read: {}\nlines read: {}\nlate lines (dropped): {}\noversize lines (skipped): {}\ninvalid UTF-8 lines (read lossily): {}\nmalformed lines (skipped): {}\n",
-            self.file_groups,
-            self.files_opened,
-            self.file_open_errors,
-            self.bytes_read,
-            self.lines_read,
-            self.late_lines,
-            self.oversize_lines,
-            self.invalid_utf8_lines,
-            self.parse_errors_total()
+            "file groups: {}\nfiles read: {} ({} could not be opened)\n",
+            self.file_groups, self.files_opened, self.file_open_errors,
         );
-        for (reason, n) in &self.parse_errors {
-            s.push_str(&format!("  {reason}: {n}\n"));
-        }
-        for (metric, reasons) in &self.value_errors {
-            for (reason, n) in reasons {
-                s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
-            }
-        }
+        s.push_str(&self.lines_summary());
         s.push_str(&format!(
             "files discovered: {}; rotations: {} (rename), {} (copytruncate); truncations: {}; deletions: {}\n",
             self.files_discovered, self.rotations, self.copytruncates, self.truncations, self.deletions
@@ -132,6 +117,29 @@ impl JobStats {
                 "windows still open at stop (not emitted): {}\n",
                 self.windows_open_at_stop
             ));
+        }
+        s
+    }
+
+    /// What was read and what could not be used: bytes, lines, late, oversize,
+    /// invalid UTF-8 and malformed lines (by reason), unusable values.
+    pub fn lines_summary(&self) -> String {
+        let mut s = format!(
+            "bytes read: {}\nlines read: {}\nlate lines (dropped): {}\noversize lines (skipped): {}\ninvalid UTF-8 lines (read lossily): {}\nmalformed lines (skipped): {}\n",
+            self.bytes_read,
+            self.lines_read,
+            self.late_lines,
+            self.oversize_lines,
+            self.invalid_utf8_lines,
+            self.parse_errors_total()
+        );
+        for (reason, n) in &self.parse_errors {
+            s.push_str(&format!("  {reason}: {n}\n"));
+        }
+        for (metric, reasons) in &self.value_errors {
+            for (reason, n) in reasons {
+                s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
+            }
         }
         s
     }

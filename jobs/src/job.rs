@@ -22,9 +22,14 @@ pub struct Job {
 
 #[derive(Debug, Clone)]
 pub struct Source {
-    /// Absolute globs.
+    /// Absolute globs of the live files.
     pub include: Vec<String>,
+    /// Absolute globs of paths to leave out (applies to `include` and `archive`).
     pub exclude: Vec<String>,
+    /// Absolute globs of older files kept elsewhere, read only by `tidemark replay`
+    /// (never by `run`). Empty when the job file sets none. Each is a valid
+    /// `glob` pattern.
+    pub archive: Vec<String>,
     pub host: HostFrom,
     pub poll_interval: Duration,
     pub read_chunk_bytes: usize,

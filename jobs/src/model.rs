@@ -39,6 +39,11 @@ pub struct SourceFile {
     /// Globs of paths to leave out (matched against the full path). Default: none.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
+    /// Globs of older log files kept elsewhere (e.g. an archive of compressed
+    /// files), read only by `tidemark replay`, never by `run`; relative globs resolve
+    /// against the job file's folder. Default: none.
+    #[serde(default)]
+    pub archive: Vec<Spanned<String>>,
     /// Where the `host` label comes from. Default: `{ value = "localhost" }`.
     pub host: Option<Spanned<HostFile>>,
     /// How often live mode looks for appended data. Default "250ms".

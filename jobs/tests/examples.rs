@@ -26,6 +26,7 @@ fn nginx_example_validates() {
             .into_owned()]
     );
     assert!(job.source.exclude.is_empty());
+    assert!(job.source.archive.is_empty());
     match &job.source.host {
         HostFrom::PathRegex(re) => {
             let p = dir.join("sample/web-1/access.log");

@@ -34,7 +34,8 @@ pub fn host_merge<'scope>(
 /// Folds one window's partials into host series and rule inputs.
 pub fn merge_window(mut parts: Vec<HostPartial>, plan: &Plan) -> Vec<Stage2> {
     parts.sort_by(|a, b| {
-        (a.metric, &a.host, &a.labels, &a.group).cmp(&(b.metric, &b.host, &b.labels, &b.group))
+        (a.metric, &a.host, &a.labels, &a.group, a.seq)
+            .cmp(&(b.metric, &b.host, &b.labels, &b.group, b.seq))
     });
     let mut out = Vec::new();
     let mut it = parts.into_iter().peekable();

@@ -362,6 +362,57 @@ fn globs(r: &mut Report<'_>, items: &[Spanned<String>], key: &str, base_dir: &Pa
     out
 }
 
+/// Checks archive globs: like [`globs`], and each must also be a valid pattern
+/// (the same `glob` syntax the archive is later expanded with).
+fn archive_globs(r: &mut Report<'_>, items: &[Spanned<String>], base_dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for g in items {
+        let raw = g.get_ref();
+        if raw.trim().is_empty() {
+            r.on(
+                g,
+                "empty path in archive",
+                "write a file path or glob, e.g. \"/archive/nginx/*/access.log-*.gz\"".to_string(),
+            );
+            continue;
+        }
+        if let Err(e) = glob::Pattern::new(raw) {
+            // `pos` counts characters; the report wants a byte offset.
+            let byte = raw.char_indices().nth(e.pos).map_or(raw.len(), |(i, _)| i);
+            r.inside(
+                g,
+                byte,
+                format!("archive glob `{raw}` is not a valid pattern: {}", e.msg),
+                glob_hint(e.msg),
+            );
+            continue;
+        }
+        let resolved = resolve(base_dir, raw);
+        if let Err(e) = glob::Pattern::new(&resolved) {
+            r.on(
+                g,
+                format!(
+                    "archive glob `{raw}`, resolved against the job file's folder, is `{resolved}`, which is not a valid pattern: {}",
+                    e.msg
+                ),
+                "the folder's name contains glob characters: write an absolute glob instead"
+                    .to_string(),
+            );
+            continue;
+        }
+        out.push(resolved);
+    }
+    out
+}
+
+fn glob_hint(msg: &str) -> String {
+    if msg.starts_with("invalid range") {
+        "close the character class with `]`, e.g. \"access.log-[0-9]*.gz\"; write `[[]` to match a literal `[`".to_string()
+    } else {
+        "`*` matches within one path component, `**` any number of whole components: write it alone between slashes, e.g. \"/archive/**/access.log-*.gz\"".to_string()
+    }
+}
+
 /// Checks [source].
 pub fn check_source(
     r: &mut Report<'_>,
@@ -387,6 +438,7 @@ pub fn check_source(
     }
     let include = globs(r, s.include.get_ref(), "include", base_dir);
     let exclude = globs(r, &s.exclude, "exclude", base_dir);
+    let archive = archive_globs(r, &s.archive, base_dir);
     let host = match &s.host {
         None => Some(HostFrom::Value("localhost".to_string())),
         Some(h) => host(r, h, fields),
@@ -441,6 +493,7 @@ pub fn check_source(
     Some(Source {
         include,
         exclude,
+        archive,
         host: host?,
         poll_interval: poll?.0,
         read_chunk_bytes: chunk?,

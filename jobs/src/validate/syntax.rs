@@ -355,5 +355,7 @@ mod tests {
         );
         assert_eq!(fields_of::<HostFile>(), &["path_regex", "field", "value"]);
         assert_eq!(fields_of::<SinkFile>(), &["kind", "path", "series"]);
+        // `archive` is a known key of [source], so a typo of it gets a suggestion.
+        assert!(fields_of::<SourceFile>().contains(&"archive"));
     }
 }

@@ -88,6 +88,76 @@ fn paths_resolve_against_base_dir_without_touching_the_disk() {
 }
 
 #[test]
+fn archive_globs_resolve_against_base_dir() {
+    assert!(ok(&with(HOSTS_SINK)).source.archive.is_empty());
+    let text = MINIMAL.replace(
+        "include = [\"logs/*.log\"]",
+        "include = [\"logs/*.log\"]\narchive = [\"./old/*/access.log-*.gz\", \"/archive/**/a.log-[0-9]*\", \"old2/x.log\"]",
+    );
+    let job = ok(&format!("{text}{HOSTS_SINK}"));
+    assert_eq!(
+        job.source.archive,
+        [
+            "/base/old/*/access.log-*.gz",
+            "/archive/**/a.log-[0-9]*",
+            "/base/old2/x.log"
+        ]
+    );
+    // The live globs are not affected by the archive.
+    assert_eq!(job.source.include, ["/base/logs/*.log"]);
+}
+
+#[test]
+fn archive_glob_errors_point_inside_the_string() {
+    let text = MINIMAL.replace(
+        "include = [\"logs/*.log\"]",
+        "include = [\"logs/*.log\"]\narchive = [\"/ok/*.gz\", \"/a/b[0-9.gz\", \"\", \"/a/x**.gz\"]",
+    );
+    let errs = errors(&format!("{text}{HOSTS_SINK}"));
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    let line = text.lines().position(|l| l.starts_with("archive")).unwrap() + 1;
+    assert!(errs.iter().all(|d| d.line == line), "{errs:#?}");
+    // `[` is the 5th character of "/a/b[0-9.gz", which starts at column 25.
+    assert_eq!(errs[0].column, 29, "{errs:#?}");
+    assert_eq!(
+        errs[0].message,
+        "archive glob `/a/b[0-9.gz` is not a valid pattern: invalid range pattern"
+    );
+    assert!(errs[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("close the character class"));
+    assert_eq!(errs[1].message, "empty path in archive");
+    assert!(
+        errs[2].message.starts_with("archive glob `/a/x**.gz`"),
+        "{errs:#?}"
+    );
+    assert!(errs[2]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("whole components"));
+
+    // A relative glob that is fine alone but not once joined to a folder whose name
+    // has glob characters.
+    let text = MINIMAL.replace(
+        "include = [\"logs/*.log\"]",
+        "include = [\"/logs/*.log\"]\narchive = [\"old/*.gz\"]",
+    );
+    let errs = match from_str(
+        &format!("{text}{HOSTS_SINK}"),
+        "job.toml",
+        Path::new("/jobs[1"),
+    ) {
+        Ok(job) => panic!("accepted: {job:?}"),
+        Err(d) => d.into_vec(),
+    };
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert!(errs[0].message.contains("`/jobs[1/old/*.gz`"), "{errs:#?}");
+}
+
+#[test]
 fn explicit_settings() {
     let text = r#"
 name = "app_2"

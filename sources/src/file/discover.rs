@@ -1,6 +1,7 @@
 //! Finding file groups: a live file (matched by an `include` glob) plus its rotated
 //! siblings (`NAME.1`, `NAME.2.gz`, …) next to it, oldest first.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -44,6 +45,11 @@ pub enum DiscoverError {
         glob: String,
         source: glob::PatternError,
     },
+    #[error("archive glob {glob:?} is not a valid pattern: {source}")]
+    BadArchive {
+        glob: String,
+        source: glob::PatternError,
+    },
 }
 
 /// Expands `include` globs (minus `exclude`), and finds each live file's rotated siblings.
@@ -53,15 +59,7 @@ pub enum DiscoverError {
 /// (`access.log.1` when the glob is `access.log*`) is not a live file of its own: it is
 /// read once, as part of its group.
 pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>, DiscoverError> {
-    let excludes = exclude
-        .iter()
-        .map(|g| {
-            glob::Pattern::new(g).map_err(|source| DiscoverError::BadExclude {
-                glob: g.clone(),
-                source,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let excludes = compile_excludes(exclude)?;
     let mut live = Vec::new();
     for g in include {
         let bad = |source| DiscoverError::BadGlob {
@@ -106,6 +104,54 @@ pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>
         });
     }
     Ok(groups)
+}
+
+/// Every regular file (symlinks followed) that an `archive` glob matches and no
+/// `exclude` glob does (matched against the full path), sorted by path.
+///
+/// A file is listed once even when globs match it under several paths (a symlink
+/// and its target, `a/../a/x`): paths with the same (device, inode) are one file,
+/// listed under the first path found (globs in order, each glob's matches in
+/// sorted order). Unlike [`discover`], nothing is grouped: each archived file
+/// stands alone, and rotated names (`NAME.3.gz`) are listed like any other.
+/// Unreadable directories are skipped, and a file that vanishes during the scan
+/// is left out.
+pub fn discover_archive(
+    archive: &[String],
+    exclude: &[String],
+) -> Result<Vec<PathBuf>, DiscoverError> {
+    let excludes = compile_excludes(exclude)?;
+    let mut seen = std::collections::HashSet::new();
+    let mut found = Vec::new();
+    for g in archive {
+        let paths = glob::glob(g).map_err(|source| DiscoverError::BadArchive {
+            glob: g.clone(),
+            source,
+        })?;
+        for p in paths.flatten() {
+            if excludes.iter().any(|e| e.matches_path(&p)) {
+                continue;
+            }
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_file() && seen.insert((m.dev(), m.ino())) => found.push(p),
+                _ => {}
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn compile_excludes(exclude: &[String]) -> Result<Vec<glob::Pattern>, DiscoverError> {
+    exclude
+        .iter()
+        .map(|g| {
+            glob::Pattern::new(g).map_err(|source| DiscoverError::BadExclude {
+                glob: g.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// `dir/NAME.3.gz` → (`dir/NAME`, 3, true); `dir/NAME.1` → (`dir/NAME`, 1, false).
@@ -233,5 +279,76 @@ mod tests {
         let groups = discover(&[inc], &[exc]).unwrap();
         assert_eq!(groups.len(), 1);
         assert!(discover(&["[".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn archive_files_sorted_deduplicated_and_excluded() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for dir in ["web-2", "web-1", "web-1/sub"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        for n in [
+            "web-2/access.log-20260101.gz",
+            "web-1/access.log-20260102.gz",
+            "web-1/access.log-20260101.gz",
+            "web-1/access.log-20260103",
+            "web-1/error.log-20260101.gz",
+            "web-1/access.log-skip.gz",
+        ] {
+            std::fs::write(root.join(n), b"x\n").unwrap();
+        }
+        // A directory that matches the glob is not a file.
+        std::fs::create_dir_all(root.join("web-1/access.log-dir")).unwrap();
+        // A symlink to a file already matched is the same file; a dangling one is none.
+        std::os::unix::fs::symlink(
+            root.join("web-2/access.log-20260101.gz"),
+            root.join("web-1/sub/access.log-link.gz"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(root.join("nowhere"), root.join("web-1/access.log-dangling"))
+            .unwrap();
+        let r = root.display();
+        let files = discover_archive(
+            &[
+                format!("{r}/*/access.log-*"),
+                // Matches files already matched: each is listed once.
+                format!("{r}/web-1/access.log-2026010[12].gz"),
+                format!("{r}/web-1/../web-2/*.gz"),
+                format!("{r}/web-1/sub/*.gz"),
+            ],
+            &[format!("{r}/*/*-skip.gz")],
+        )
+        .unwrap();
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "web-1/access.log-20260101.gz",
+                "web-1/access.log-20260102.gz",
+                "web-1/access.log-20260103",
+                "web-2/access.log-20260101.gz",
+            ],
+            "{files:?}"
+        );
+
+        assert!(discover_archive(&[], &[]).unwrap().is_empty());
+        assert!(discover_archive(&[format!("{r}/nothing/*")], &[])
+            .unwrap()
+            .is_empty());
+        match discover_archive(&[format!("{r}/a[.gz")], &[]) {
+            Err(e @ DiscoverError::BadArchive { .. }) => {
+                assert!(e.to_string().starts_with("archive glob \""), "{e}");
+                assert!(e.to_string().contains("a[.gz"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            discover_archive(&[format!("{r}/*")], &["[".into()]),
+            Err(DiscoverError::BadExclude { .. })
+        ));
     }
 }

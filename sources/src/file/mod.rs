@@ -3,4 +3,4 @@
 
 pub mod discover;
 
-pub use discover::{discover, FileGroup, RotatedFile};
+pub use discover::{discover, discover_archive, FileGroup, RotatedFile};

@@ -16,10 +16,17 @@
 //! Gzip-compressed files (`.gz`, see [`is_gzip`]) cannot be searched: a byte
 //! offset in the compressed stream says nothing about the lines around it.
 //! Callers scan them sequentially from the start, filtering lines by time.
-//! [`TimeIndex::open`] refuses them.
+//! [`TimeIndex::open`] refuses them; [`gzip_first_time`] gives the time a
+//! gzip file starts at.
+//!
+//! [`range`] reads a segment: the lines of `[start, end)` of a plain file
+//! ([`RangeReader::plain`]) or every line of a gzip file
+//! ([`RangeReader::gzip`]).
 
+pub mod range;
 pub mod search;
 
+pub use range::{gzip_first_time, RangeReader};
 pub use search::{
     end_offset, is_gzip, seek_to_time, span_overlaps, split_points, time_span, SearchStats,
     TimeIndex, DEFAULT_PROBE_BYTES,

@@ -431,7 +431,7 @@ fn time_of(hit: Hit) -> Option<i64> {
 }
 
 /// The event time of one line (without its `'\n'`; a trailing `'\r'` is dropped).
-fn parse_time(parser: &mut LineParser, line: &[u8]) -> Option<i64> {
+pub(crate) fn parse_time(parser: &mut LineParser, line: &[u8]) -> Option<i64> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     parser.parse(line).ok().map(|p| p.event_ms())
 }

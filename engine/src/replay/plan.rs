@@ -1,0 +1,375 @@
+//! Planning a replay: which files, and which byte ranges of them, can hold lines of
+//! the range — found from first and last lines and by binary search, never by
+//! reading the files outside the range — cut into segments for parallel reading.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tidemark_jobs::Job;
+use tidemark_sources::file::discover::{discover, discover_archive};
+use tidemark_sources::parse::LineParser;
+use tidemark_sources::replay::DEFAULT_PROBE_BYTES;
+use tidemark_sources::replay::{gzip_first_time, is_gzip, span_overlaps, TimeIndex};
+
+use crate::groupset::host_of_path;
+use crate::install::EngineError;
+use crate::time::{window_start, EventMs, WindowTime};
+
+/// The whole windows a replay emits: `[from, to)` with `from` rounded up and `to`
+/// rounded down to window boundaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayRange {
+    from_ms: EventMs,
+    to_ms: EventMs,
+}
+
+impl ReplayRange {
+    pub fn new(from_ms: EventMs, to_ms: EventMs, window_ms: i64) -> Result<ReplayRange, String> {
+        if from_ms < 0 {
+            return Err("--from is before 1970".into());
+        }
+        if to_ms <= from_ms {
+            return Err("--to must be later than --from".into());
+        }
+        let from = window_start(from_ms + window_ms - 1, window_ms);
+        let to = window_start(to_ms, window_ms);
+        if to <= from {
+            return Err(format!(
+                "[from, to) holds no whole {}s window; widen the range",
+                window_ms / 1000
+            ));
+        }
+        Ok(ReplayRange {
+            from_ms: from,
+            to_ms: to,
+        })
+    }
+
+    /// Start of the first window emitted.
+    pub fn from_ms(&self) -> EventMs {
+        self.from_ms
+    }
+
+    /// End of the last window emitted.
+    pub fn to_ms(&self) -> EventMs {
+        self.to_ms
+    }
+}
+
+/// A piece of one file read by one worker: a byte range of a plain file cut at a
+/// line start, or a whole compressed file.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// The stream it belongs to: a file group's live path, or an archive stream.
+    /// Partials fold in (group, seq) order.
+    pub group: Arc<str>,
+    /// Position in the stream's order.
+    pub seq: u32,
+    /// The host of its lines when not a per-line field.
+    pub host: Option<Arc<str>>,
+    pub path: PathBuf,
+    pub gzip: bool,
+    /// Byte range (plain files); a compressed file is read whole.
+    pub start: u64,
+    pub end: u64,
+    /// Time of the segment's first parseable line minus the disorder bound: no line
+    /// of the segment is below it unless it is late.
+    pub floor_ms: Option<EventMs>,
+    /// The earliest window it can add to.
+    pub lo: WindowTime,
+    /// File bytes to read (compressed size for gzip), for progress.
+    pub cost: u64,
+}
+
+/// What a replay reads.
+#[derive(Debug, Clone)]
+pub struct ReplayPlan {
+    pub range: ReplayRange,
+    /// In the order workers take them: by first window, then stream order.
+    pub segments: Vec<Segment>,
+    /// Files looked at, and how many of them were skipped after reading only
+    /// their first and last lines (plain) or first line (gzip, with the next file's).
+    pub files: u64,
+    pub files_skipped: u64,
+    /// Compressed files that must be read whole.
+    pub gzip_files_read: u64,
+    /// Size of every file looked at.
+    pub bytes_in_files: u64,
+    /// Bytes the segments cover (compressed size for gzip).
+    pub bytes_to_read: u64,
+    /// Bytes read by the searches.
+    pub search_bytes: u64,
+}
+
+/// How to cut.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    pub workers: usize,
+    /// Target segment size; `None`: about a quarter of a worker's share of the
+    /// range, between 1 MiB and 64 MiB.
+    pub segment_bytes: Option<u64>,
+}
+
+struct FileInfo {
+    path: PathBuf,
+    gzip: bool,
+    size: u64,
+    /// First and last parseable lines' times (plain files, when both ends have one).
+    span: Option<(EventMs, EventMs)>,
+    first: Option<EventMs>,
+}
+
+struct Stream {
+    key: Arc<str>,
+    host: Option<Arc<str>>,
+    files: Vec<FileInfo>,
+}
+
+/// A plain file's byte range holding the replay range.
+struct Candidate {
+    stream: usize,
+    file: usize,
+    start: u64,
+    end: u64,
+}
+
+pub fn plan_replay(
+    job: &Job,
+    range: ReplayRange,
+    opts: PlanOptions,
+) -> Result<ReplayPlan, EngineError> {
+    let d = job.window.max_out_of_orderness.as_millis() as i64;
+    let (from, to) = (range.from_ms, range.to_ms);
+    let mut parser =
+        LineParser::new(&job.parse, &[]).map_err(|e| EngineError::Parser(e.to_string()))?;
+    let mut streams = find_streams(job, &mut parser)?;
+    let mut plan = ReplayPlan {
+        range,
+        segments: Vec::new(),
+        files: 0,
+        files_skipped: 0,
+        gzip_files_read: 0,
+        bytes_in_files: 0,
+        bytes_to_read: 0,
+        search_bytes: 0,
+    };
+    // Pass 1: decide per file from its first (and last) lines; search plain files.
+    let mut candidates = Vec::new();
+    let mut gzip_whole = Vec::new();
+    for (si, s) in streams.iter_mut().enumerate() {
+        // Every line of a file is at most the first time of any later file of its
+        // stream plus d: the later file's first line is at least their maximum − d.
+        let mut later_first: Option<EventMs> = None;
+        let mut upper = vec![None; s.files.len()];
+        for (i, f) in s.files.iter().enumerate().rev() {
+            upper[i] = later_first.map(|t| t.saturating_add(d));
+            if let Some(t) = f.first {
+                later_first = Some(later_first.map_or(t, |l| l.min(t)));
+            }
+        }
+        for (fi, f) in s.files.iter().enumerate() {
+            plan.files += 1;
+            plan.bytes_in_files += f.size;
+            let before_range = upper[fi].is_some_and(|u| u < from);
+            let after_range = f.first.is_some_and(|t| t.saturating_sub(d) >= to);
+            let outside_span = f.span.is_some_and(|sp| !span_overlaps(sp, from, to, d));
+            if f.size == 0 || before_range || after_range || outside_span {
+                plan.files_skipped += 1;
+                continue;
+            }
+            if f.gzip {
+                plan.gzip_files_read += 1;
+                gzip_whole.push((si, fi));
+                continue;
+            }
+            let searched = TimeIndex::open(&f.path, &mut parser).and_then(|mut ix| {
+                let start = ix.seek_to_time(from, d)?;
+                let end = ix.end_offset(to, d)?;
+                Ok((start, end, ix.stats().bytes_read))
+            });
+            let (start, end, read) = searched.map_err(|e| io_error(&f.path, e))?;
+            plan.search_bytes += read;
+            if start >= end {
+                plan.files_skipped += 1;
+                continue;
+            }
+            candidates.push(Candidate {
+                stream: si,
+                file: fi,
+                start,
+                end,
+            });
+        }
+    }
+    // Pass 2: cut the plain ranges into segments.
+    let total: u64 = candidates.iter().map(|c| c.end - c.start).sum();
+    let target = opts
+        .segment_bytes
+        .unwrap_or_else(|| (total / (opts.workers.max(1) as u64 * 4)).clamp(1 << 20, 64 << 20));
+    let mut pieces: Vec<(usize, usize, Segment)> = Vec::new();
+    let window_ms = job.window.size.as_millis() as i64;
+    let lo_of = |floor: Option<EventMs>| -> WindowTime {
+        window_start(floor.map_or(from, |f| f.max(from)), window_ms) as WindowTime
+    };
+    for c in &candidates {
+        let s = &streams[c.stream];
+        let f = &s.files[c.file];
+        let n = (c.end - c.start).div_ceil(target.max(1)).max(1) as usize;
+        let points = TimeIndex::open(&f.path, &mut parser)
+            .and_then(|mut ix| {
+                let p = ix.split_points(c.start, c.end, n)?;
+                Ok((p, ix.stats().bytes_read))
+            })
+            .map_err(|e| io_error(&f.path, e))?;
+        plan.search_bytes += points.1;
+        for w in points.0.windows(2) {
+            let ((a, t), (b, _)) = (w[0], w[1]);
+            let floor = t.map(|t| t.saturating_sub(d));
+            pieces.push((
+                c.stream,
+                c.file,
+                Segment {
+                    group: s.key.clone(),
+                    seq: 0,
+                    host: s.host.clone(),
+                    path: f.path.clone(),
+                    gzip: false,
+                    start: a,
+                    end: b,
+                    floor_ms: floor,
+                    lo: lo_of(floor),
+                    cost: b - a,
+                },
+            ));
+        }
+    }
+    for &(si, fi) in &gzip_whole {
+        let s = &streams[si];
+        let f = &s.files[fi];
+        let floor = f.first.map(|t| t.saturating_sub(d));
+        pieces.push((
+            si,
+            fi,
+            Segment {
+                group: s.key.clone(),
+                seq: 0,
+                host: s.host.clone(),
+                path: f.path.clone(),
+                gzip: true,
+                start: 0,
+                end: f.size,
+                floor_ms: floor,
+                lo: lo_of(floor),
+                cost: f.size,
+            },
+        ));
+    }
+    // Number each stream's segments in stream order (file, then offset).
+    pieces.sort_by_key(|p| (p.0, p.1, p.2.start));
+    let mut last_stream = usize::MAX;
+    let mut seq = 0u32;
+    for (si, _, seg) in &mut pieces {
+        if *si != last_stream {
+            last_stream = *si;
+            seq = 0;
+        }
+        seg.seq = seq;
+        seq += 1;
+    }
+    plan.segments = pieces.into_iter().map(|p| p.2).collect();
+    plan.segments
+        .sort_by(|a, b| (a.lo, &a.group, a.seq).cmp(&(b.lo, &b.group, b.seq)));
+    plan.bytes_to_read = plan.segments.iter().map(|s| s.cost).sum();
+    Ok(plan)
+}
+
+fn io_error(path: &Path, e: io::Error) -> EngineError {
+    EngineError::Worker(format!("cannot read {}: {e}", path.display()))
+}
+
+/// The job's streams: each file group (rotated siblings oldest first, then the
+/// live file), then each archived file on its own.
+///
+/// Archived files are not chained into streams: which files continue which is
+/// not known (a host may have several logs), and a wrong guess would skip lines.
+/// So an archived file is skipped only from its own first and last lines, and a
+/// compressed one is read whole unless its first line is past the range. Their
+/// partials fold before the live groups', oldest first — the order they were
+/// written in, when each host has one log.
+fn find_streams(job: &Job, parser: &mut LineParser) -> Result<Vec<Stream>, EngineError> {
+    let src = &job.source;
+    let groups = discover(&src.include, &src.exclude)
+        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let mut streams = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for g in &groups {
+        let mut files = Vec::new();
+        for (p, gzip) in g.files_in_order() {
+            seen.insert(p.to_path_buf());
+            if let Some(f) = file_info(p, gzip, parser)? {
+                files.push(f);
+            }
+        }
+        streams.push(Stream {
+            key: g.live.to_string_lossy().into(),
+            host: host_of_path(&src.host, &g.live).map(Into::into),
+            files,
+        });
+    }
+    let archived = discover_archive(&src.archive, &src.exclude)
+        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    for p in archived {
+        if seen.contains(&p) {
+            continue;
+        }
+        let gzip = is_gzip(&p).map_err(|e| io_error(&p, e))?;
+        let Some(f) = file_info(&p, gzip, parser)? else {
+            continue;
+        };
+        // NUL sorts before any absolute path; then by first time.
+        let key = format!(
+            "\0archive:{:020}:{}",
+            f.first.map_or(u64::MAX, |t| t.max(0) as u64),
+            p.display()
+        );
+        streams.push(Stream {
+            key: key.into(),
+            host: host_of_path(&src.host, &p).map(Into::into),
+            files: vec![f],
+        });
+    }
+    Ok(streams)
+}
+
+/// A file's size and first (and last) times; `None` if it vanished meanwhile.
+fn file_info(
+    path: &Path,
+    gzip: bool,
+    parser: &mut LineParser,
+) -> Result<Option<FileInfo>, EngineError> {
+    let size = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(path, e)),
+    };
+    let (span, first) = if size == 0 {
+        (None, None)
+    } else if gzip {
+        let first =
+            gzip_first_time(path, parser, DEFAULT_PROBE_BYTES).map_err(|e| io_error(path, e))?;
+        (None, first)
+    } else {
+        let span = TimeIndex::open(path, parser)
+            .and_then(|mut ix| ix.time_span())
+            .map_err(|e| io_error(path, e))?;
+        (span, span.map(|s| s.0))
+    };
+    Ok(Some(FileInfo {
+        path: path.to_path_buf(),
+        gzip,
+        size,
+        span,
+        first,
+    }))
+}

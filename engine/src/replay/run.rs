@@ -1,0 +1,134 @@
+//! Running a planned replay in a timely execution of `workers` threads.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tidemark_jobs::Job;
+
+use super::plan::ReplayPlan;
+use super::progress::ReplayProgress;
+use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
+use crate::checkpoint::SinkCommit;
+use crate::install::{downstream, EngineError};
+use crate::operators::collect::{Collector, WindowOutput};
+use crate::plan::Plan;
+use crate::series::ClosedWindow;
+use crate::stats::{JobStats, SharedStats};
+use crate::time::WindowTime;
+
+pub struct ReplayOptions {
+    pub workers: usize,
+    /// Bytes per second over the whole replay (the job's `rate_limit` unless
+    /// overridden); `None`: unlimited.
+    pub rate_limit: Option<u64>,
+    /// Set (Ctrl-C) to stop: windows already written stay, open ones are dropped.
+    pub stop: Arc<AtomicBool>,
+    pub progress: Arc<ReplayProgress>,
+}
+
+#[derive(Debug)]
+pub struct ReplayOutcome {
+    pub stats: JobStats,
+    pub windows_written: u64,
+    /// How long after the start of the run (not of planning) the first window was
+    /// written.
+    pub first_window_after: Option<Duration>,
+    /// Stopped before the end (Ctrl-C).
+    pub interrupted: bool,
+}
+
+/// Reads the plan's segments and writes the range's windows to `output`.
+pub fn run_replay(
+    job: &Job,
+    replay: ReplayPlan,
+    opts: ReplayOptions,
+    output: Box<dyn WindowOutput>,
+) -> Result<ReplayOutcome, EngineError> {
+    let stats: SharedStats = Arc::new(Mutex::new(JobStats::default()));
+    let progress = opts.progress.clone();
+    progress.add(&progress.bytes_total, replay.bytes_to_read);
+    progress.add(&progress.segments_total, replay.segments.len() as u64);
+    let workers = opts.workers.max(1);
+    let output = Box::new(Counted {
+        inner: output,
+        progress: progress.clone(),
+    });
+    let collector = Arc::new(Mutex::new(Some(Collector {
+        output,
+        committer: None,
+    })));
+    let output_error = Arc::new(Mutex::new(None));
+    let failed = Arc::new(Mutex::new(None));
+    let ctx = ReplaySourceCtx {
+        queue: Arc::new(SegmentQueue::new(replay.segments)),
+        plan: Arc::new(Plan::new(job)),
+        range: replay.range,
+        parse: job.parse.clone(),
+        max_line_bytes: job.source.max_line_bytes,
+        chunk_bytes: job.source.read_chunk_bytes.max(4096),
+        rate_limit: opts.rate_limit.map(|r| (r / workers as u64).max(1)),
+        stop: opts.stop.clone(),
+        stats: stats.clone(),
+        progress: progress.clone(),
+        failed: failed.clone(),
+    };
+    let name = format!("replay:{}", job.name);
+    let guards = {
+        let (stats, output_error) = (stats.clone(), output_error.clone());
+        timely::execute(timely::Config::process(workers), move |worker| {
+            let collector = if worker.index() == 0 {
+                collector.lock().ok().and_then(|mut o| o.take())
+            } else {
+                None
+            };
+            let ctx = ctx.clone();
+            let plan = ctx.plan.clone();
+            let stop = ctx.stop.clone();
+            let (stats, output_error) = (stats.clone(), output_error.clone());
+            worker.dataflow_named::<WindowTime, _, _>(&name, move |scope| {
+                let partials = replay_source(scope, ctx);
+                downstream(partials, &plan, collector, output_error, stop, stats);
+            });
+        })
+        .map_err(EngineError::Worker)?
+    };
+    for r in guards.join() {
+        r.map_err(EngineError::Worker)?;
+    }
+    if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
+        return Err(EngineError::Worker(e));
+    }
+    if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
+        return Err(EngineError::Output(e));
+    }
+    let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(ReplayOutcome {
+        stats,
+        windows_written: progress.get(&progress.windows_written),
+        first_window_after: progress.first_window_after(),
+        interrupted: opts.stop.load(Ordering::SeqCst),
+    })
+}
+
+/// The sinks, counting windows for progress.
+struct Counted {
+    inner: Box<dyn WindowOutput>,
+    progress: Arc<ReplayProgress>,
+}
+
+impl WindowOutput for Counted {
+    fn window(&mut self, window: &ClosedWindow) -> Result<(), String> {
+        self.inner.window(window)?;
+        self.progress.window_written();
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<Vec<SinkCommit>, String> {
+        self.inner.sync()
+    }
+
+    fn finish(&mut self) -> Result<(), String> {
+        self.inner.finish()
+    }
+}

@@ -1,0 +1,223 @@
+//! Reading one replay segment into per-window partials.
+//!
+//! A segment keeps its own watermark, starting at its first line, and drops lines
+//! below it as late — as the live run does — and lines below the segment's floor
+//! (its first line's time minus the disorder bound), which the live run would have
+//! dropped too and which would otherwise reach a window the dataflow has passed.
+//! Lines outside the replay range are read (they move the watermark) but not
+//! counted into any window.
+
+use std::io;
+
+use tidemark_sources::parse::LineParser;
+use tidemark_sources::replay::RangeReader;
+
+use crate::agg::OpenWindows;
+use crate::plan::{HostPlan, Plan};
+use crate::series::HostPartial;
+use crate::stats::JobStats;
+use crate::time::{first_open_window, window_start, EventMs, Watermark, WindowTime};
+
+use super::plan::{ReplayRange, Segment};
+
+/// Bad lines logged per segment before the rest are only counted.
+const MAX_WARNINGS: u32 = 5;
+
+pub struct SegmentRun {
+    seg: Segment,
+    reader: RangeReader,
+    wm: Watermark,
+    windows: OpenWindows,
+    range: ReplayRange,
+    window_ms: i64,
+    warnings: u32,
+    progress_seen: u64,
+    bytes_seen: u64,
+    oversize_seen: u64,
+    finished: bool,
+}
+
+impl SegmentRun {
+    pub fn open(
+        seg: Segment,
+        range: ReplayRange,
+        plan: &Plan,
+        max_line_bytes: usize,
+    ) -> io::Result<SegmentRun> {
+        let reader = if seg.gzip {
+            RangeReader::gzip(&seg.path, max_line_bytes)?
+        } else {
+            RangeReader::plain(&seg.path, seg.start, seg.end, max_line_bytes)?
+        };
+        Ok(SegmentRun {
+            seg,
+            reader,
+            wm: Watermark::new(plan.disorder_ms),
+            windows: OpenWindows::default(),
+            range,
+            window_ms: plan.window_ms,
+            warnings: 0,
+            progress_seen: 0,
+            bytes_seen: 0,
+            oversize_seen: 0,
+            finished: false,
+        })
+    }
+
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// Reads about `budget` bytes. Returns whether the segment is finished, and
+    /// adds the file bytes consumed (for progress) to `progress`.
+    pub fn read(
+        &mut self,
+        budget: usize,
+        parser: &mut LineParser,
+        plan: &Plan,
+        wall_ms: EventMs,
+        stats: &mut JobStats,
+        progress: &mut u64,
+    ) -> io::Result<bool> {
+        let SegmentRun {
+            seg,
+            reader,
+            wm,
+            windows,
+            range,
+            warnings,
+            ..
+        } = self;
+        let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
+        let mut lines = 0u64;
+        let result = reader.read_some(budget, |line_no, line| {
+            lines += 1;
+            ingest(
+                seg,
+                *range,
+                plan,
+                parser,
+                wm,
+                windows,
+                warnings,
+                stats,
+                future_limit,
+                line_no,
+                line,
+            );
+        });
+        stats.lines_read += lines;
+        let (p, b, o) = (
+            self.reader.progress_bytes(),
+            self.reader.bytes_read(),
+            self.reader.oversize_lines(),
+        );
+        *progress += p - self.progress_seen;
+        stats.bytes_read += b - self.bytes_seen;
+        stats.oversize_lines += o - self.oversize_seen;
+        (self.progress_seen, self.bytes_seen, self.oversize_seen) = (p, b, o);
+        let done = result?;
+        self.finished = done;
+        Ok(done)
+    }
+
+    /// The earliest window this segment may still add to.
+    pub fn open_from(&self) -> WindowTime {
+        if self.finished {
+            return WindowTime::MAX;
+        }
+        first_open_window(self.wm.get(), self.window_ms).max(self.seg.lo)
+    }
+
+    /// Hands out the windows this segment can no longer add to (all of them once
+    /// finished), as partials of its stream.
+    pub fn drain(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) {
+        let below = (!self.finished).then(|| first_open_window(self.wm.get(), self.window_ms));
+        let (group, seq) = (&self.seg.group, self.seg.seq);
+        self.windows.drain(below, |t, s| {
+            emit(
+                t,
+                HostPartial {
+                    metric: s.metric,
+                    host: s.host,
+                    labels: s.labels,
+                    group: group.to_string(),
+                    seq,
+                    acc: s.acc,
+                },
+            )
+        });
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ingest(
+    seg: &Segment,
+    range: ReplayRange,
+    plan: &Plan,
+    parser: &mut LineParser,
+    wm: &mut Watermark,
+    windows: &mut OpenWindows,
+    warnings: &mut u32,
+    stats: &mut JobStats,
+    future_limit: EventMs,
+    line_no: u64,
+    line: &[u8],
+) {
+    let mut warn = |reason: &str, line: &[u8]| {
+        *warnings += 1;
+        if *warnings <= MAX_WARNINGS {
+            let shown = &line[..line.len().min(160)];
+            tracing::warn!(
+                "{}:{}: skipped line ({reason}): {:?}",
+                seg.path.display(),
+                if line_no > 0 {
+                    line_no.to_string()
+                } else {
+                    format!("(a line after byte {})", seg.start)
+                },
+                String::from_utf8_lossy(shown)
+            );
+        }
+    };
+    let parsed = match parser.parse(line) {
+        Ok(p) => p,
+        Err(e) => {
+            *stats.parse_errors.entry(e.reason()).or_default() += 1;
+            warn(e.reason(), line);
+            return;
+        }
+    };
+    if parsed.lossy_utf8() {
+        stats.invalid_utf8_lines += 1;
+    }
+    let t = parsed.event_ms();
+    if t < 0 {
+        *stats
+            .parse_errors
+            .entry("timestamp_before_1970")
+            .or_default() += 1;
+        warn("timestamp_before_1970", line);
+        return;
+    }
+    if t > future_limit {
+        *stats.parse_errors.entry("future_timestamp").or_default() += 1;
+        warn("future_timestamp", line);
+        return;
+    }
+    if wm.is_late(t) || seg.floor_ms.is_some_and(|f| t < f) {
+        stats.late_lines += 1;
+        return;
+    }
+    wm.observe(t);
+    if t < range.from_ms() || t >= range.to_ms() {
+        return;
+    }
+    let start = window_start(t, plan.window_ms);
+    let host = match (&plan.host, seg.host.as_deref()) {
+        (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
+        (HostPlan::PerGroup, Some(h)) => h,
+        (HostPlan::PerGroup, None) => "",
+    };
+    windows.add(plan, &parsed, t, start, host, stats);
+}

@@ -1,0 +1,209 @@
+//! The replay source operator: workers take segments from one shared queue, in
+//! the order of the first window each can add to, and read them.
+//!
+//! A worker holds its capability at the earliest window it may still send: the
+//! current segment's open window, but never past the queue's head, which it may
+//! take next. The queue is sorted by that window, so the frontier moves as the
+//! range is read from its start, and early windows close before the whole range
+//! is read.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tidemark_sources::parse::LineParser;
+use tidemark_sources::rate::RateLimiter;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{Scope, Stream};
+
+use super::plan::{ReplayRange, Segment};
+use super::progress::ReplayProgress;
+use super::segment::SegmentRun;
+use crate::plan::Plan;
+use crate::series::HostPartial;
+use crate::stats::{flush, JobStats, SharedStats};
+use crate::time::{EventMs, WindowTime};
+
+/// The segments no worker has taken yet, earliest first.
+#[derive(Debug, Default)]
+pub struct SegmentQueue {
+    segments: Mutex<VecDeque<Segment>>,
+}
+
+impl SegmentQueue {
+    /// `segments` must be sorted by `lo` (as [`super::plan_replay`] returns them).
+    pub fn new(segments: Vec<Segment>) -> SegmentQueue {
+        SegmentQueue {
+            segments: Mutex::new(segments.into()),
+        }
+    }
+
+    fn pop(&self) -> Option<Segment> {
+        self.segments.lock().ok()?.pop_front()
+    }
+
+    fn head_lo(&self) -> Option<WindowTime> {
+        self.segments.lock().ok()?.front().map(|s| s.lo)
+    }
+
+    fn clear(&self) {
+        if let Ok(mut q) = self.segments.lock() {
+            q.clear();
+        }
+    }
+}
+
+/// What every worker's replay source shares.
+#[derive(Clone)]
+pub struct ReplaySourceCtx {
+    pub queue: Arc<SegmentQueue>,
+    pub plan: Arc<Plan>,
+    pub range: ReplayRange,
+    pub parse: tidemark_jobs::Parse,
+    pub max_line_bytes: usize,
+    /// Bytes read per activation.
+    pub chunk_bytes: usize,
+    /// This worker's share of the rate limit, bytes per second.
+    pub rate_limit: Option<u64>,
+    pub stop: Arc<AtomicBool>,
+    pub stats: SharedStats,
+    pub progress: Arc<ReplayProgress>,
+    /// The first read error ends the replay.
+    pub failed: Arc<Mutex<Option<String>>>,
+}
+
+pub fn replay_source<'scope>(
+    scope: Scope<'scope, WindowTime>,
+    ctx: ReplaySourceCtx,
+) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
+    source(scope, "ReplaySource", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        let mut delta = JobStats::default();
+        let mut current: Option<SegmentRun> = None;
+        let mut parser = LineParser::new(&ctx.parse, &ctx.plan.fields).ok();
+        let mut limiter = ctx
+            .rate_limit
+            .map(|r| RateLimiter::new(r.max(1), r.max(1).max(ctx.chunk_bytes as u64)));
+        move |output| {
+            let Some(held) = cap.as_mut() else {
+                return;
+            };
+            let fail = |msg: String| {
+                if let Ok(mut slot) = ctx.failed.lock() {
+                    slot.get_or_insert(msg);
+                }
+                ctx.stop.store(true, Ordering::SeqCst);
+            };
+            let Some(parser) = parser.as_mut() else {
+                fail("cannot build the job's line parser".into());
+                cap = None;
+                return;
+            };
+            if ctx.stop.load(Ordering::SeqCst) {
+                // Open windows are not emitted: they are not complete.
+                ctx.queue.clear();
+                flush(&ctx.stats, &mut delta);
+                cap = None;
+                return;
+            }
+            let now = Instant::now();
+            let wall_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as EventMs)
+                .unwrap_or(0);
+            let mut budget = ctx.chunk_bytes * 4;
+            let mut wait = None;
+            if let Some(l) = limiter.as_mut() {
+                budget = budget.min(l.allowance(now));
+                if budget == 0 {
+                    wait = Some(l.wait_hint(now).max(Duration::from_millis(1)));
+                }
+            }
+            let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
+            let mut emit = |t: WindowTime, p: HostPartial| ready.entry(t).or_default().push(p);
+            let mut used = 0usize;
+            while used < budget {
+                if current.is_none() {
+                    let Some(seg) = ctx.queue.pop() else {
+                        break;
+                    };
+                    match SegmentRun::open(seg.clone(), ctx.range, &ctx.plan, ctx.max_line_bytes) {
+                        Ok(run) => current = Some(run),
+                        Err(e) => {
+                            fail(format!("cannot open {}: {e}", seg.path.display()));
+                            break;
+                        }
+                    }
+                }
+                let Some(run) = current.as_mut() else {
+                    break;
+                };
+                let before = delta.bytes_read;
+                let mut file_bytes = 0;
+                let step = ctx.chunk_bytes.min(budget - used);
+                let read = run.read(
+                    step,
+                    parser,
+                    &ctx.plan,
+                    wall_ms,
+                    &mut delta,
+                    &mut file_bytes,
+                );
+                used += ((delta.bytes_read - before) as usize).max(1);
+                ctx.progress.add(&ctx.progress.bytes_done, file_bytes);
+                match read {
+                    Ok(true) => {
+                        run.drain(&mut emit);
+                        ctx.progress.add(&ctx.progress.segments_done, 1);
+                        current = None;
+                    }
+                    Ok(false) => run.drain(&mut emit),
+                    Err(e) => {
+                        fail(format!(
+                            "reading {} failed: {e}",
+                            run.segment().path.display()
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(l) = limiter.as_mut() {
+                l.consume(used);
+                if l.allowance(now) == 0 {
+                    // Back-pressure, not drops: come back when the bucket refills.
+                    wait = Some(l.wait_hint(now).max(Duration::from_millis(1)));
+                }
+            }
+            ctx.progress.add(&ctx.progress.lines, delta.lines_read);
+            flush(&ctx.stats, &mut delta);
+            for (t, parts) in ready {
+                let c = held.delayed(&t);
+                output.session(&c).give_iterator(parts.into_iter());
+            }
+            let head = ctx.queue.head_lo();
+            let open = current
+                .as_ref()
+                .map(|r| r.open_from())
+                .into_iter()
+                .chain(head)
+                .min();
+            let Some(open) = open else {
+                cap = None;
+                return;
+            };
+            if ctx.stop.load(Ordering::SeqCst) {
+                activator.activate();
+                return;
+            }
+            if open > *held.time() {
+                held.downgrade(&open);
+            }
+            match wait {
+                Some(w) => activator.activate_after(w),
+                None => activator.activate(),
+            }
+        }
+    })
+}

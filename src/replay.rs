@@ -1,0 +1,292 @@
+//! `tidemark replay`: recompute the windows of a past time range from the job's
+//! files (live, rotated, compressed and archived), in parallel, with progress.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tidemark_engine::replay::plan::PlanOptions;
+use tidemark_engine::replay::{
+    plan_replay, run_replay, ReplayOptions, ReplayProgress, ReplayRange,
+};
+use tidemark_engine::OutputStart;
+use tidemark_jobs::duration::parse_size;
+use tidemark_jobs::{Job, SeriesChoice, Sink, SinkKind};
+use tidemark_sinks::Outputs;
+
+use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
+
+/// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A bar on a terminal, plain lines otherwise.
+    Auto,
+    Bar,
+    Plain,
+    None,
+}
+
+pub struct ReplayArgs {
+    pub from: String,
+    pub to: String,
+    pub workers: usize,
+    pub output: Option<PathBuf>,
+    pub rate_limit: Option<String>,
+    pub progress: ProgressMode,
+    pub progress_interval: Duration,
+    pub segment_bytes: Option<u64>,
+}
+
+pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let Some(mut job) = load_job(path) else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    let usage = |msg: String| {
+        eprintln!("error: {msg}");
+        Ok(ExitCode::from(EXIT_INVALID))
+    };
+    let from = match parse_time("--from", &args.from) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let to = match parse_time("--to", &args.to) {
+        Ok(t) => t,
+        Err(e) => return usage(e),
+    };
+    let window_ms = job.window.size.as_millis() as i64;
+    let range = match ReplayRange::new(from, to, window_ms) {
+        Ok(r) => r,
+        Err(e) => return usage(e),
+    };
+    if (range.from_ms(), range.to_ms()) != (from, to) {
+        tracing::warn!(
+            "replaying the whole windows inside the range: [{}, {})",
+            fmt_ms(range.from_ms()),
+            fmt_ms(range.to_ms())
+        );
+    }
+    let rate_limit = match &args.rate_limit {
+        None => job.source.rate_limit,
+        Some(r) => match parse_rate(r) {
+            Ok(n) => Some(n),
+            Err(e) => return usage(e),
+        },
+    };
+    if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
+        return usage(e);
+    }
+    let stop = stop_on_signals()?;
+    let plan = plan_replay(
+        &job,
+        range,
+        PlanOptions {
+            workers: args.workers.max(1),
+            segment_bytes: args.segment_bytes,
+        },
+    )
+    .with_context(|| format!("cannot plan the replay of job {:?}", job.name))?;
+    eprintln!(
+        "replay [{}, {}): {} of {} in {} files ({} skipped after reading their ends, {} compressed read whole; the search read {}), {} segments on {} workers",
+        fmt_ms(range.from_ms()),
+        fmt_ms(range.to_ms()),
+        human(plan.bytes_to_read),
+        human(plan.bytes_in_files),
+        plan.files,
+        plan.files_skipped,
+        plan.gzip_files_read,
+        human(plan.search_bytes),
+        plan.segments.len(),
+        args.workers.max(1),
+    );
+    let outputs = Outputs::open(&job, &OutputStart::Fresh)
+        .map_err(|e| anyhow::anyhow!("cannot open the job's sinks: {e}"))?;
+    let progress = Arc::new(ReplayProgress::new());
+    let done = Arc::new(AtomicBool::new(false));
+    let shower = {
+        let mode = match args.progress {
+            ProgressMode::Auto if std::io::stderr().is_terminal() => ProgressMode::Bar,
+            ProgressMode::Auto => ProgressMode::Plain,
+            m => m,
+        };
+        let (progress, done, every) = (progress.clone(), done.clone(), args.progress_interval);
+        std::thread::spawn(move || show_progress(mode, &progress, &done, every))
+    };
+    let outcome = run_replay(
+        &job,
+        plan,
+        ReplayOptions {
+            workers: args.workers.max(1),
+            rate_limit,
+            stop: stop.clone(),
+            progress: progress.clone(),
+        },
+        Box::new(outputs),
+    );
+    done.store(true, Ordering::SeqCst);
+    let _ = shower.join();
+    let outcome = outcome.with_context(|| format!("replay of job {:?} failed", job.name))?;
+    eprint!("{}", outcome.stats.lines_summary());
+    let secs = progress.elapsed().as_secs_f64();
+    let first = outcome
+        .first_window_after
+        .map(|d| format!("{:.2}s", d.as_secs_f64()))
+        .unwrap_or_else(|| "-".into());
+    if outcome.interrupted {
+        eprintln!(
+            "interrupted after {secs:.1}s: {} windows written (first after {first}) are complete and kept; the rest of the range was not written",
+            outcome.windows_written
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
+    eprintln!(
+        "replay done in {secs:.1}s: {} windows written (first after {first})",
+        outcome.windows_written
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_time(flag: &str, s: &str) -> Result<i64, String> {
+    s.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| {
+            format!("{flag} {s:?} is not an RFC 3339 time ({e}); write e.g. 2026-11-20T10:00:00Z")
+        })
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    let hint = "write a size per second, e.g. --rate-limit 50MiB/s";
+    let Some(size) = s.trim().strip_suffix("/s") else {
+        return Err(format!("--rate-limit {s:?} has no `/s`; {hint}"));
+    };
+    match parse_size(size.trim()) {
+        Ok(0) => Err(format!("--rate-limit must be greater than 0; {hint}")),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("invalid --rate-limit {s:?}: {e}; {hint}")),
+    }
+}
+
+/// `--output` replaces the job's JSONL path (or adds one). Without it, the job's
+/// own JSONL file must not exist yet: it is usually the live run's output, which a
+/// replay must not overwrite.
+fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
+    match output {
+        Some(out) => {
+            let out = std::path::absolute(out).map_err(|e| format!("--output: {e}"))?;
+            let mut replaced = false;
+            for s in job.sinks.iter_mut() {
+                if let SinkKind::Jsonl(p) = &mut s.kind {
+                    if !replaced {
+                        *p = out.clone();
+                        replaced = true;
+                    }
+                }
+            }
+            // A second JSONL sink would also be the live run's: drop it.
+            let mut first = true;
+            job.sinks.retain(|s| match s.kind {
+                SinkKind::Jsonl(_) => std::mem::replace(&mut first, false),
+                SinkKind::Stdout => true,
+            });
+            if !replaced {
+                job.sinks.push(Sink {
+                    kind: SinkKind::Jsonl(out),
+                    series: SeriesChoice::All,
+                });
+            }
+            Ok(())
+        }
+        None => {
+            for s in &job.sinks {
+                if let SinkKind::Jsonl(p) = &s.kind {
+                    if std::fs::metadata(p).is_ok_and(|m| m.len() > 0) {
+                        return Err(format!(
+                            "{} already exists (probably the live run's output); write the replay elsewhere with --output PATH",
+                            p.display()
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+fn show_progress(mode: ProgressMode, p: &ReplayProgress, done: &AtomicBool, every: Duration) {
+    let tick = Duration::from_millis(100);
+    match mode {
+        ProgressMode::None => {}
+        ProgressMode::Bar => {
+            let bar = indicatif::ProgressBar::new(p.get(&p.bytes_total));
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40.cyan/blue} {bytes}/{total_bytes} {msg} ETA {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            while !done.load(Ordering::SeqCst) {
+                bar.set_length(p.get(&p.bytes_total));
+                bar.set_position(p.get(&p.bytes_done));
+                bar.set_message(rate_text(p));
+                std::thread::sleep(tick);
+            }
+            bar.set_position(p.get(&p.bytes_done));
+            bar.finish_and_clear();
+        }
+        ProgressMode::Plain | ProgressMode::Auto => {
+            let mut last = std::time::Instant::now();
+            while !done.load(Ordering::SeqCst) {
+                std::thread::sleep(tick);
+                if last.elapsed() >= every {
+                    last = std::time::Instant::now();
+                    let (d, t) = (p.get(&p.bytes_done), p.get(&p.bytes_total).max(1));
+                    let secs = p.elapsed().as_secs_f64();
+                    let eta = if d > 0 {
+                        format!("{:.0}s", secs * (t.saturating_sub(d)) as f64 / d as f64)
+                    } else {
+                        "-".into()
+                    };
+                    eprintln!(
+                        "progress: {:.0}% ({} of {}), {}, ETA {eta}",
+                        100.0 * d as f64 / t as f64,
+                        human(d),
+                        human(t),
+                        rate_text(p)
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn rate_text(p: &ReplayProgress) -> String {
+    let secs = p.elapsed().as_secs_f64().max(1e-3);
+    format!(
+        "{:.0} lines/s, {} windows written",
+        p.get(&p.lines) as f64 / secs,
+        p.get(&p.windows_written)
+    )
+}
+
+/// Bytes in a unit a person reads at a glance (decimal, one decimal place).
+fn human(bytes: u64) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..1_000 => format!("{bytes} B"),
+        1_000..1_000_000 => format!("{:.1} kB", b / 1e3),
+        1_000_000..1_000_000_000 => format!("{:.1} MB", b / 1e6),
+        _ => format!("{:.2} GB", b / 1e9),
+    }
+}
+
+fn fmt_ms(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
