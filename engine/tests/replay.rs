@@ -343,3 +343,47 @@ fn a_range_starting_just_before_a_rotation_reads_the_older_files() {
         );
     }
 }
+
+/// Regression: a segment opened its file by path, so a rotation between planning
+/// and reading (rename + create) made it read the new file's bytes as the old
+/// one's. Segments now open the planned inode, wherever it was renamed to.
+#[test]
+fn a_rotation_during_the_replay_does_not_swap_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let hdir = dir.path().join("logs").join("web-0");
+    let at = |secs: i64| nginx_line(T0 + secs, "GET", 200, 1, 1);
+    let lines: Vec<String> = (0..600).map(at).collect();
+    write_file(&hdir.join("access.log"), &lines, false);
+    let job = job_from(&job_text(false), dir.path());
+    let (live, _) = run_until_eof(&job, 1);
+    let range = ReplayRange::new((T0 + 60) * 1000, (T0 + 540) * 1000, 60_000).unwrap();
+    let opts = PlanOptions {
+        workers: 1,
+        segment_bytes: Some(2000),
+    };
+    let plan = plan_replay(&job, range, opts).unwrap();
+    // Rotate, and write a new live file with other lines (as big as the old one).
+    std::fs::rename(hdir.join("access.log"), hdir.join("access.log.1")).unwrap();
+    let other: Vec<String> = (0..600)
+        .map(|s| nginx_line(T0 + s, "GET", 500, 9, 9))
+        .collect();
+    write_file(&hdir.join("access.log"), &other, false);
+    let out = Collected::default();
+    run_replay(
+        &job,
+        plan,
+        ReplayOptions {
+            workers: 1,
+            rate_limit: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(ReplayProgress::new()),
+        },
+        Box::new(out.clone()),
+    )
+    .unwrap();
+    let got = out.0.lock().unwrap().clone();
+    assert!(
+        got == in_range(&live, 1, 9),
+        "replay read the new file as the old one"
+    );
+}

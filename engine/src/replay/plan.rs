@@ -3,6 +3,7 @@
 //! reading the files outside the range — cut into segments for parallel reading.
 
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,6 +70,10 @@ pub struct Segment {
     /// The host of its lines when not a per-line field.
     pub host: Option<Arc<str>>,
     pub path: PathBuf,
+    /// The file's identity when planned: it may be renamed (rotated) before a
+    /// worker gets to it, and another file may then have its name.
+    pub dev: u64,
+    pub ino: u64,
     pub gzip: bool,
     /// Byte range (plain files); a compressed file is read whole.
     pub start: u64,
@@ -113,6 +118,8 @@ pub struct PlanOptions {
 
 struct FileInfo {
     path: PathBuf,
+    dev: u64,
+    ino: u64,
     gzip: bool,
     size: u64,
     /// First and last parseable lines' times (plain files, when both ends have one).
@@ -234,6 +241,8 @@ pub fn plan_replay(
                     seq: 0,
                     host: s.host.clone(),
                     path: f.path.clone(),
+                    dev: f.dev,
+                    ino: f.ino,
                     gzip: false,
                     start: a,
                     end: b,
@@ -256,6 +265,8 @@ pub fn plan_replay(
                 seq: 0,
                 host: s.host.clone(),
                 path: f.path.clone(),
+                dev: f.dev,
+                ino: f.ino,
                 gzip: true,
                 start: 0,
                 end: f.size,
@@ -299,8 +310,8 @@ fn io_error(path: &Path, e: io::Error) -> EngineError {
 /// written in, when each host has one log.
 fn find_streams(job: &Job, parser: &mut LineParser) -> Result<Vec<Stream>, EngineError> {
     let src = &job.source;
-    let groups = discover(&src.include, &src.exclude)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let groups =
+        discover(&src.include, &src.exclude).map_err(|e| EngineError::Worker(e.to_string()))?;
     let mut streams = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for g in &groups {
@@ -348,8 +359,8 @@ fn file_info(
     gzip: bool,
     parser: &mut LineParser,
 ) -> Result<Option<FileInfo>, EngineError> {
-    let size = match std::fs::metadata(path) {
-        Ok(m) => m.len(),
+    let (size, dev, ino) = match std::fs::metadata(path) {
+        Ok(m) => (m.len(), m.dev(), m.ino()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(path, e)),
     };
@@ -367,6 +378,8 @@ fn file_info(
     };
     Ok(Some(FileInfo {
         path: path.to_path_buf(),
+        dev,
+        ino,
         gzip,
         size,
         span,

@@ -7,7 +7,10 @@
 //! Lines outside the replay range are read (they move the watermark) but not
 //! counted into any window.
 
+use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::replay::RangeReader;
@@ -44,10 +47,11 @@ impl SegmentRun {
         plan: &Plan,
         max_line_bytes: usize,
     ) -> io::Result<SegmentRun> {
+        let file = open_planned(&seg)?;
         let reader = if seg.gzip {
-            RangeReader::gzip(&seg.path, max_line_bytes)?
+            RangeReader::gzip_file(file, &seg.path, max_line_bytes)?
         } else {
-            RangeReader::plain(&seg.path, seg.start, seg.end, max_line_bytes)?
+            RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?
         };
         Ok(SegmentRun {
             seg,
@@ -148,6 +152,41 @@ impl SegmentRun {
             )
         });
     }
+}
+
+/// Opens the file the segment was planned on. A log rotated since (renamed
+/// within its folder) is found by inode; one that is gone — compressed or
+/// deleted — is an error, never another file's bytes read as its own.
+fn open_planned(seg: &Segment) -> io::Result<File> {
+    let planned = |f: &File| {
+        f.metadata()
+            .is_ok_and(|m| m.dev() == seg.dev && m.ino() == seg.ino)
+    };
+    if let Ok(f) = File::open(&seg.path) {
+        if planned(&f) {
+            return Ok(f);
+        }
+    }
+    let dir = seg.path.parent().unwrap_or(Path::new("."));
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let same = entry
+            .metadata()
+            .is_ok_and(|m| m.dev() == seg.dev && m.ino() == seg.ino);
+        if same {
+            let f = File::open(entry.path())?;
+            if planned(&f) {
+                return Ok(f);
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!(
+            "the file planned as {} (inode {}) is gone: it was compressed or deleted during the replay; run the replay again",
+            seg.path.display(),
+            seg.ino
+        ),
+    ))
 }
 
 #[allow(clippy::too_many_arguments)]

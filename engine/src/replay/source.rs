@@ -132,7 +132,11 @@ pub fn replay_source<'scope>(
                     match SegmentRun::open(seg.clone(), ctx.range, &ctx.plan, ctx.max_line_bytes) {
                         Ok(run) => current = Some(run),
                         Err(e) => {
-                            fail(format!("cannot open {}: {e}", seg.path.display()));
+                            fail(format!(
+                                "cannot open {}: {e}{}",
+                                seg.path.display(),
+                                changed_hint(&e)
+                            ));
                             break;
                         }
                     }
@@ -162,8 +166,9 @@ pub fn replay_source<'scope>(
                     Ok(false) => run.drain(&mut emit),
                     Err(e) => {
                         fail(format!(
-                            "reading {} failed: {e}",
-                            run.segment().path.display()
+                            "reading {} failed: {e}{}",
+                            run.segment().path.display(),
+                            changed_hint(&e)
                         ));
                         break;
                     }
@@ -206,4 +211,15 @@ pub fn replay_source<'scope>(
             }
         }
     })
+}
+
+/// A planned range that is no longer there means the file was truncated in place
+/// (copytruncate) after planning.
+fn changed_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof => {
+            " (the file became shorter after the replay was planned, e.g. by copytruncate; run the replay again)"
+        }
+        _ => "",
+    }
 }

@@ -91,7 +91,18 @@ impl RangeReader {
     /// current length. A `start` or `end` inside a line is not detected: the
     /// partial line there is delivered as a line.
     pub fn plain(path: &Path, start: u64, end: u64, max_line_bytes: usize) -> io::Result<Self> {
-        let file = File::open(path)?;
+        Self::plain_file(File::open(path)?, path, start, end, max_line_bytes)
+    }
+
+    /// [`Self::plain`] over a file already open (e.g. checked to be the file a
+    /// plan was made for); `path` is for messages.
+    pub fn plain_file(
+        file: File,
+        path: &Path,
+        start: u64,
+        end: u64,
+        max_line_bytes: usize,
+    ) -> io::Result<Self> {
         let len = file.metadata()?.len();
         if start > end || end > len {
             return Err(io::Error::new(
@@ -122,7 +133,11 @@ impl RangeReader {
     /// valid gzip makes [`Self::read_some`] fail with an I/O error. An empty
     /// (0-byte) file has no lines.
     pub fn gzip(path: &Path, max_line_bytes: usize) -> io::Result<Self> {
-        let file = File::open(path)?;
+        Self::gzip_file(File::open(path)?, path, max_line_bytes)
+    }
+
+    /// [`Self::gzip`] over a file already open and not read from yet.
+    pub fn gzip_file(file: File, path: &Path, max_line_bytes: usize) -> io::Result<Self> {
         if file.metadata()?.len() == 0 {
             // Not a valid gzip stream, but nothing to read either (a compressor
             // that has just created its output): an empty range.
