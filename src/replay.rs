@@ -93,7 +93,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("cannot plan the replay of job {:?}", job.name))?;
     eprintln!(
-        "replay [{}, {}): {} of {} in {} files ({} skipped after reading their ends, {} compressed read whole; the search read {}), {} segments on {} workers",
+        "replay [{}, {}): {} of {} in {} files ({} skipped after reading their ends, {} compressed read whole; the search read {}), {} segments on {} worker{}",
         fmt_ms(range.from_ms()),
         fmt_ms(range.to_ms()),
         human(plan.bytes_to_read),
@@ -104,6 +104,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         human(plan.search_bytes),
         plan.segments.len(),
         args.workers.max(1),
+        if args.workers > 1 { "s" } else { "" },
     );
     let outputs = Outputs::open(&job, &OutputStart::Fresh)
         .map_err(|e| anyhow::anyhow!("cannot open the job's sinks: {e}"))?;

@@ -43,6 +43,14 @@ impl RateLimiter {
         }
     }
 
+    /// Starts with an empty bucket: nothing is free at the start, so a read of
+    /// less than a second's worth (a short replay, a restart) still keeps to the
+    /// rate instead of going through as one burst.
+    pub fn starting_empty(mut self) -> RateLimiter {
+        self.tokens = 0;
+        self
+    }
+
     /// A limiter that always allows everything.
     pub fn unlimited() -> RateLimiter {
         RateLimiter::new(0, 1)
@@ -130,6 +138,15 @@ mod tests {
         r.consume(60);
         assert_eq!(r.allowance(t0 + ms(100)), 40);
         assert_eq!(r.allowance(t0 + ms(300)), 240);
+    }
+
+    #[test]
+    fn starting_empty_allows_nothing_until_time_passes() {
+        let t0 = Instant::now();
+        let mut r = RateLimiter::new(1000, 500).starting_empty();
+        assert_eq!(r.allowance(t0), 0);
+        assert_eq!(r.allowance(t0 + ms(100)), 100);
+        assert_eq!(r.allowance(t0 + Duration::from_secs(10)), 500);
     }
 
     #[test]

@@ -75,9 +75,9 @@ pub fn file_source<'scope>(
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         let mut delta = JobStats::default();
-        let mut limiter = pacing
-            .rate_limit
-            .map(|r| RateLimiter::new(r.max(1), r.max(1).max(pacing.chunk_bytes as u64)));
+        let mut limiter = pacing.rate_limit.map(|r| {
+            RateLimiter::new(r.max(1), r.max(1).max(pacing.chunk_bytes as u64)).starting_empty()
+        });
         move |output| {
             let Some(held) = cap.as_mut() else {
                 return;

@@ -36,9 +36,16 @@ impl ReplayRange {
         let from = window_start(from_ms + window_ms - 1, window_ms);
         let to = window_start(to_ms, window_ms);
         if to <= from {
+            let show = |ms: EventMs| {
+                jiff::Timestamp::from_millisecond(ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|_| ms.to_string())
+            };
             return Err(format!(
-                "[from, to) holds no whole {}s window; widen the range",
-                window_ms / 1000
+                "[{}, {}) holds no whole window of the job's {} ms (windows start at multiples of it since 1970-01-01T00:00:00Z); widen the range",
+                show(from_ms),
+                show(to_ms),
+                window_ms
             ));
         }
         Ok(ReplayRange {
@@ -190,6 +197,16 @@ pub fn plan_replay(
                 gzip_whole.push((si, fi));
                 continue;
             }
+            if f.size <= SMALL_FILE {
+                // Cheaper to read it whole than to search it.
+                candidates.push(Candidate {
+                    stream: si,
+                    file: fi,
+                    start: 0,
+                    end: f.size,
+                });
+                continue;
+            }
             let searched = TimeIndex::open(&f.path, &mut parser).and_then(|mut ix| {
                 let start = ix.seek_to_time(from, d)?;
                 let end = ix.end_offset(to, d)?;
@@ -223,6 +240,16 @@ pub fn plan_replay(
         let s = &streams[c.stream];
         let f = &s.files[c.file];
         let n = (c.end - c.start).div_ceil(target.max(1)).max(1) as usize;
+        if n == 1 && c.start == 0 {
+            // One segment from the start: its first line is the file's.
+            let floor = f.first.map(|t| t.saturating_sub(d));
+            pieces.push((
+                c.stream,
+                c.file,
+                segment(s, f, 0, c.end, floor, lo_of(floor)),
+            ));
+            continue;
+        }
         let points = TimeIndex::open(&f.path, &mut parser)
             .and_then(|mut ix| {
                 let p = ix.split_points(c.start, c.end, n)?;
@@ -233,48 +260,14 @@ pub fn plan_replay(
         for w in points.0.windows(2) {
             let ((a, t), (b, _)) = (w[0], w[1]);
             let floor = t.map(|t| t.saturating_sub(d));
-            pieces.push((
-                c.stream,
-                c.file,
-                Segment {
-                    group: s.key.clone(),
-                    seq: 0,
-                    host: s.host.clone(),
-                    path: f.path.clone(),
-                    dev: f.dev,
-                    ino: f.ino,
-                    gzip: false,
-                    start: a,
-                    end: b,
-                    floor_ms: floor,
-                    lo: lo_of(floor),
-                    cost: b - a,
-                },
-            ));
+            pieces.push((c.stream, c.file, segment(s, f, a, b, floor, lo_of(floor))));
         }
     }
     for &(si, fi) in &gzip_whole {
         let s = &streams[si];
         let f = &s.files[fi];
         let floor = f.first.map(|t| t.saturating_sub(d));
-        pieces.push((
-            si,
-            fi,
-            Segment {
-                group: s.key.clone(),
-                seq: 0,
-                host: s.host.clone(),
-                path: f.path.clone(),
-                dev: f.dev,
-                ino: f.ino,
-                gzip: true,
-                start: 0,
-                end: f.size,
-                floor_ms: floor,
-                lo: lo_of(floor),
-                cost: f.size,
-            },
-        ));
+        pieces.push((si, fi, segment(s, f, 0, f.size, floor, lo_of(floor))));
     }
     // Number each stream's segments in stream order (file, then offset).
     pieces.sort_by_key(|p| (p.0, p.1, p.2.start));
@@ -293,6 +286,35 @@ pub fn plan_replay(
         .sort_by(|a, b| (a.lo, &a.group, a.seq).cmp(&(b.lo, &b.group, b.seq)));
     plan.bytes_to_read = plan.segments.iter().map(|s| s.cost).sum();
     Ok(plan)
+}
+
+/// Plain files up to this size are read whole rather than searched: a search
+/// probe reads up to 64 KiB from each of a few places.
+const SMALL_FILE: u64 = 256 * 1024;
+
+/// A segment of `f` (of stream `s`): `[start, end)`, or the whole file if gzip.
+fn segment(
+    s: &Stream,
+    f: &FileInfo,
+    start: u64,
+    end: u64,
+    floor_ms: Option<EventMs>,
+    lo: WindowTime,
+) -> Segment {
+    Segment {
+        group: s.key.clone(),
+        seq: 0,
+        host: s.host.clone(),
+        path: f.path.clone(),
+        dev: f.dev,
+        ino: f.ino,
+        gzip: f.gzip,
+        start,
+        end,
+        floor_ms,
+        lo,
+        cost: end - start,
+    }
 }
 
 fn io_error(path: &Path, e: io::Error) -> EngineError {

@@ -83,9 +83,9 @@ pub fn replay_source<'scope>(
         let mut delta = JobStats::default();
         let mut current: Option<SegmentRun> = None;
         let mut parser = LineParser::new(&ctx.parse, &ctx.plan.fields).ok();
-        let mut limiter = ctx
-            .rate_limit
-            .map(|r| RateLimiter::new(r.max(1), r.max(1).max(ctx.chunk_bytes as u64)));
+        let mut limiter = ctx.rate_limit.map(|r| {
+            RateLimiter::new(r.max(1), r.max(1).max(ctx.chunk_bytes as u64)).starting_empty()
+        });
         move |output| {
             let Some(held) = cap.as_mut() else {
                 return;
