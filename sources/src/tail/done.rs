@@ -18,6 +18,9 @@ struct Done {
     id: FileId,
     /// Bytes read (decompressed) when it was finished.
     size: u64,
+    /// Read only up to `size`, not to its end: the content was truncated away under
+    /// us and its copy (plain or compressed) is to be read from `size` on.
+    partial: bool,
 }
 
 #[derive(Debug, Default)]
@@ -30,11 +33,31 @@ impl DoneSet {
     /// not inode alone: a freed inode is soon reused by a new file, and the old
     /// file's compressed copy must still be recognised as read.
     pub fn insert(&mut self, id: FileId, size: u64) {
-        self.entries.retain(|d| d.id != id);
+        self.push(Done {
+            id,
+            size,
+            partial: false,
+        });
+    }
+
+    /// Records that the content `id` fingerprints (a file truncated by a
+    /// copytruncate) was delivered up to the line at `offset`: its copy, wherever and
+    /// however compressed a later scan finds it, is read from there — even if the
+    /// copy could not be opened right away (renamed by the next rotation meanwhile).
+    pub fn read_up_to(&mut self, id: FileId, offset: u64) {
+        self.push(Done {
+            id,
+            size: offset,
+            partial: true,
+        });
+    }
+
+    fn push(&mut self, done: Done) {
+        self.entries.retain(|d| d.id != done.id);
         if self.entries.len() == MAX_DONE {
             self.entries.pop_front();
         }
-        self.entries.push_back(Done { id, size });
+        self.entries.push_back(done);
     }
 
     /// The entry for `c`. An entry fingerprinted over zero bytes (an empty file)
@@ -54,9 +77,13 @@ impl DoneSet {
     /// A compressed file is recognised by content alone (compression gives it a new
     /// inode); a copy of a finished file (same first bytes, other inode) counts as
     /// the same content too.
+    ///
+    /// Content read only partly (see [`DoneSet::read_up_to`]) continues where it
+    /// stopped, also once compressed (decompressed offset; its size is unknown).
     pub fn state(&self, c: &Cand) -> Option<u64> {
         match self.find(c) {
             None => Some(0),
+            Some(d) if d.partial && c.gzip => Some(d.size),
             Some(d) if !c.gzip && d.size != WHOLE && c.size > d.size => Some(d.size),
             Some(_) => None,
         }

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
@@ -89,10 +89,9 @@ pub(crate) fn read_head_file(file: &File, len: usize, out: &mut Vec<u8>) -> io::
     Ok(())
 }
 
-/// The first `len` (decompressed) bytes of the file at `path`. A damaged gzip stream
+/// The first `len` (decompressed) bytes of the open file `f`. A damaged gzip stream
 /// yields what could be decompressed before the damage.
-fn read_head_path(path: &Path, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
-    let f = File::open(path)?;
+fn read_head_of(f: File, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
     if !gzip {
         let mut out = Vec::new();
         read_head_file(&f, len, &mut out)?;
@@ -161,6 +160,9 @@ pub(crate) struct Scanner {
     fp_bytes: usize,
     head_len: usize,
     cache: HashMap<(u64, u64), Cached>,
+    /// Test hook: runs between listing the directory and looking at the files.
+    #[cfg(test)]
+    pub(crate) list_hook: Option<Box<dyn FnMut() + Send>>,
 }
 
 impl Scanner {
@@ -170,6 +172,8 @@ impl Scanner {
             fp_bytes,
             head_len: head_len.max(fp_bytes),
             cache: HashMap::new(),
+            #[cfg(test)]
+            list_hook: None,
         }
     }
 
@@ -181,22 +185,42 @@ impl Scanner {
         files.push((self.live.clone(), false, true));
         let mut cache = HashMap::with_capacity(files.len());
         let mut out = Vec::with_capacity(files.len());
+        #[cfg(test)]
+        if let Some(hook) = self.list_hook.as_mut() {
+            hook();
+        }
         for (path, gzip, live) in files {
             // `metadata` follows symlinks: a symlinked live path is its target.
-            let Ok(meta) = fs::metadata(&path) else {
+            let Ok(mut meta) = fs::metadata(&path) else {
                 continue;
             };
             if !meta.is_file() {
                 continue;
             }
+            let cached = self
+                .cache
+                .remove(&(meta.dev(), meta.ino()))
+                .filter(|c| c.size == meta.len() && c.mtime == (meta.mtime(), meta.mtime_nsec()));
+            let head = match cached {
+                Some(c) => c.head,
+                None => {
+                    // Identity and head from one open file: a rotation renaming files
+                    // between a `stat` of the path and a read of it would give one
+                    // file's inode the first bytes of another (and cache that).
+                    let Ok(f) = File::open(&path) else {
+                        continue;
+                    };
+                    match f.metadata() {
+                        Ok(m) if m.is_file() => meta = m,
+                        _ => continue,
+                    }
+                    read_head_of(f, gzip, self.head_len)
+                        .unwrap_or_default()
+                        .into()
+                }
+            };
             let key = (meta.dev(), meta.ino());
             let mtime = (meta.mtime(), meta.mtime_nsec());
-            let head = match self.cache.remove(&key) {
-                Some(c) if c.size == meta.len() && c.mtime == mtime => c.head,
-                _ => read_head_path(&path, gzip, self.head_len)
-                    .unwrap_or_default()
-                    .into(),
-            };
             cache.insert(
                 key,
                 Cached {

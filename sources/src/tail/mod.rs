@@ -27,7 +27,10 @@
 //!   newer files follow from offset 0.
 //! - **copytruncate**: our file became shorter than what we read, or its first bytes
 //!   changed. A sibling with the old first bytes is the copy: we continue in it from
-//!   the line where we were, to its end, then read the live file from 0.
+//!   the line where we were, to its end, then read the live file from 0. The old
+//!   content is recorded as read up to that line, so a copy that the next rotation
+//!   renames (or compresses) before we open it is still continued from there when a
+//!   later scan finds it, never read again from its start.
 //! - **plain truncation** (no copy found): the file is read again from 0; counted and
 //!   reported.
 //! - **delete**: the open handle is read to its end, then closed (the space is
@@ -45,6 +48,10 @@
 //! decompressed bytes) or copied — reads it from the offset, skips older files and
 //! continues with the newer ones in order. A file shorter than the offset was
 //! truncated while stopped: its copy is used if there is one, else it is read from 0.
+//! A directory listing taken while a rotation renames siblings can miss one, so the
+//! scan this plan is made from must be confirmed by a second one (same names and
+//! inodes; retried a few times, 20 ms apart). A scan takes each file's inode and
+//! first bytes from one open file, never a `stat` of the path and a later read of it.
 //!
 //! If the file is nowhere (**resume miss**: counted, reported by `take_error`): if
 //! its inode now holds other content, that file is read from 0 (older files count as

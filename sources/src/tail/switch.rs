@@ -40,6 +40,11 @@ impl Tailer {
         let rewound = self.rewind(&mut cur);
         if let Some(j) = copy {
             self.counters.copytruncates += 1;
+            // Lines up to `line_off` of the old content are delivered: its copy is
+            // read from there, whenever a scan finds it. The open below may race
+            // with the next rotation renaming the copy (torture seeds 1018, 3005):
+            // the copy is then opened as a pending file, and must not start at 0.
+            self.done.read_up_to(old.clone(), line_off);
             let c = &scan[j];
             if rewound && self.parked.is_none() {
                 // Its new content comes right after the copy (if a scan cannot find
@@ -289,6 +294,10 @@ impl Tailer {
 
     /// Opens `c` to read from `start` (decompressed bytes for gzip).
     pub(super) fn open(&mut self, c: &Cand, start: u64) -> Result<(), OpenFail> {
+        #[cfg(test)]
+        if let Some(hook) = self.open_hook.as_mut() {
+            hook(&c.path);
+        }
         let f = File::open(&c.path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => OpenFail::Raced,
             _ => OpenFail::Io(e),

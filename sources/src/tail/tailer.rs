@@ -76,7 +76,14 @@ pub struct Tailer {
     pub(super) scratch: Vec<u8>,
     pub(super) last_rescan: Option<Instant>,
     pub(super) dir_mtime: Option<(i64, i64)>,
+    /// Test hook: runs before a file of a scan is opened.
+    #[cfg(test)]
+    pub(super) open_hook: Option<OpenHook>,
 }
+
+/// See [`Tailer::open_hook`].
+#[cfg(test)]
+pub(super) type OpenHook = Box<dyn FnMut(&Path) + Send>;
 
 impl Tailer {
     /// `live`: the group's live path. `resume`: where a previous run stopped (a line
@@ -122,6 +129,8 @@ impl Tailer {
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
+            #[cfg(test)]
+            open_hook: None,
             opts,
         }
     }

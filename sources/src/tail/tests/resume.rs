@@ -290,3 +290,46 @@ fn at_end_with_an_empty_or_missing_live_file_still_has_a_position() {
         assert_eq!(h.read().0, strs(&["new"]), "missing={missing}");
     }
 }
+
+/// Regression (torture seed 3057): the scan placing a resumed tailer ran while a
+/// rotation renamed the siblings, and its listing missed the copy holding the
+/// checkpointed content. The checkpointed inode, copytruncated and rewritten, was
+/// taken for a file rewritten in place: read from 0, with the lines of the copy
+/// after the position lost (and files older than it in the scan marked read).
+#[test]
+fn resume_scan_racing_a_rotation_does_not_miss_the_copy() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    let (a, want_a) = numbered("a", 0..20);
+    let (b, want_b) = numbered("b", 0..10);
+    fs::write(&live, &a[..a.len() / 2]).unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    let first = h.read().0;
+    let pos = h.t.position();
+    drop(h);
+    // While stopped: the rest of `a`, a copytruncate, then `b` in the live file.
+    append(&live, &a[a.len() / 2..]);
+    fs::copy(&live, sib(&live, 1)).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&live)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&live, &b);
+    let mut h = H::new(&live, opts(true), pos);
+    // The first scan lists `.1`, which a rotation renames to `.2` before the scan
+    // looks at it.
+    let (hook_live, mut once) = (live.clone(), true);
+    h.t.scanner.list_hook = Some(Box::new(move || {
+        if std::mem::take(&mut once) {
+            fs::rename(sib(&hook_live, 1), sib(&hook_live, 2)).unwrap();
+        }
+    }));
+    let rest = h.drain();
+    let got: Vec<String> = first.into_iter().chain(rest).collect();
+    let want: Vec<String> = want_a.into_iter().chain(want_b).collect();
+    assert_eq!(got, want);
+    assert_eq!(h.t.counters().resume_misses, 0);
+    assert!(h.t.take_error().is_none());
+}
