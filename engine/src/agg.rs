@@ -4,14 +4,55 @@
 use std::collections::HashMap;
 
 use tidemark_jobs::MetricKind;
-use tidemark_sources::parse::{parse_number, Parsed};
+use tidemark_sources::parse::{parse_number, LineParser, Parsed};
 
 use crate::acc::{Acc, Hist};
 use crate::plan::Plan;
+use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
 type SeriesMap = HashMap<Box<[u8]>, Acc, ahash::RandomState>;
+
+/// Parses a line and takes its event time, or says why the line cannot be used
+/// (counted in `stats.parse_errors` under that reason; the caller logs it).
+///
+/// A line stamped more than `max_clock_skew` ahead of this machine's clock
+/// (`future_limit`) is refused: a bad clock, or local time logged as UTC, would
+/// drag the watermark into the future and make every later line late.
+pub fn stamp<'a>(
+    parser: &'a mut LineParser,
+    line: &'a [u8],
+    future_limit: EventMs,
+    stats: &mut JobStats,
+) -> Result<(Parsed<'a>, EventMs), &'static str> {
+    let reason = match parser.parse(line) {
+        Ok(parsed) => {
+            if parsed.lossy_utf8() {
+                stats.invalid_utf8_lines += 1;
+            }
+            let t = parsed.event_ms();
+            if t < 0 {
+                "timestamp_before_1970"
+            } else if t > future_limit {
+                "future_timestamp"
+            } else {
+                return Ok((parsed, t));
+            }
+        }
+        Err(e) => e.reason(),
+    };
+    *stats.parse_errors.entry(reason).or_default() += 1;
+    Err(reason)
+}
+
+/// What to tell a user about a line refused for `reason`.
+pub fn explain(reason: &'static str) -> &'static str {
+    match reason {
+        "future_timestamp" => "future_timestamp: more than [window] max_clock_skew ahead of this machine's clock; check the host's clock and time zone, or raise max_clock_skew",
+        r => r,
+    }
+}
 
 /// One window's state: per metric, series key → accumulator.
 struct WindowAgg {
@@ -26,6 +67,20 @@ pub struct SeriesState {
     /// Label values in the metric's label order.
     pub labels: Vec<String>,
     pub acc: Acc,
+}
+
+impl SeriesState {
+    /// This state as a partial of the stream `group` (at `seq` within it).
+    pub fn into_partial(self, group: &str, seq: u32) -> HostPartial {
+        HostPartial {
+            metric: self.metric,
+            host: self.host,
+            labels: self.labels,
+            group: group.to_string(),
+            seq,
+            acc: self.acc,
+        }
+    }
 }
 
 /// Open windows, ascending by start (usually one or two).

@@ -11,7 +11,7 @@ use std::time::Instant;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Tailer};
 
-use crate::agg::OpenWindows;
+use crate::agg::{explain, stamp, OpenWindows};
 use crate::plan::{HostPlan, Plan};
 use crate::resume::{Resume, ResumeBoard, WindowMarks};
 use crate::series::HostPartial;
@@ -210,19 +210,8 @@ impl GroupState {
     pub fn close_windows(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) -> u64 {
         let below = (!self.finished).then(|| first_open_window(self.wm.get(), self.plan.window_ms));
         let group = &self.group_key;
-        self.windows.drain(below, |t, s| {
-            emit(
-                t,
-                HostPartial {
-                    metric: s.metric,
-                    host: s.host,
-                    labels: s.labels,
-                    group: group.clone(),
-                    seq: 0,
-                    acc: s.acc,
-                },
-            )
-        })
+        self.windows
+            .drain(below, |t, s| emit(t, s.into_partial(group, 0)))
     }
 
     /// Windows with data not yet emitted.
@@ -285,38 +274,13 @@ fn ingest_line(
         path: meta.path,
         line_no: meta.line_no,
     };
-    let parsed = match parser.parse(line) {
+    let (parsed, t) = match stamp(parser, line, future_limit, stats) {
         Ok(p) => p,
-        Err(e) => {
-            *stats.parse_errors.entry(e.reason()).or_default() += 1;
-            warn_line(warnings, &origin, e.reason(), line);
+        Err(reason) => {
+            warn_line(warnings, &origin, explain(reason), line);
             return;
         }
     };
-    if parsed.lossy_utf8() {
-        stats.invalid_utf8_lines += 1;
-    }
-    let t = parsed.event_ms();
-    if t < 0 {
-        *stats
-            .parse_errors
-            .entry("timestamp_before_1970")
-            .or_default() += 1;
-        warn_line(warnings, &origin, "timestamp_before_1970", line);
-        return;
-    }
-    if t > future_limit {
-        // A bad clock (or a local time logged as UTC) would drag the watermark into
-        // the future and make every later line of this group late: drop this one.
-        *stats.parse_errors.entry("future_timestamp").or_default() += 1;
-        warn_line(
-            warnings,
-            &origin,
-            "future_timestamp: more than [window] max_clock_skew ahead of this machine's clock; check the host's clock and time zone, or raise max_clock_skew",
-            line,
-        );
-        return;
-    }
     if wm.is_late(t) {
         stats.late_lines += 1;
         return;

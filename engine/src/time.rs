@@ -11,6 +11,14 @@ pub type EventMs = i64;
 /// epoch are rejected at parse time, so this never needs to be negative.
 pub type WindowTime = u64;
 
+/// This machine's clock in ms since the epoch (0 if it is before 1970).
+pub fn wall_clock_ms() -> EventMs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as EventMs)
+        .unwrap_or(0)
+}
+
 /// Start of the window holding `t` for windows of `size_ms`, aligned to the epoch.
 pub fn window_start(t: EventMs, size_ms: i64) -> EventMs {
     t - t.rem_euclid(size_ms)

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
@@ -14,7 +14,7 @@ use timely::dataflow::{Scope, Stream};
 use crate::groupset::GroupSet;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
-use crate::time::{EventMs, WindowTime};
+use crate::time::{wall_clock_ms, EventMs, WindowTime};
 
 /// How the source paces itself.
 #[derive(Debug, Clone, Copy)]
@@ -98,10 +98,7 @@ pub fn file_source<'scope>(
                 return;
             }
             let now = Instant::now();
-            let wall_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as EventMs)
-                .unwrap_or(0);
+            let wall_ms = wall_clock_ms();
             let poked = poked.swap(false, Ordering::SeqCst);
             let floor = *held.time() as EventMs;
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {

@@ -15,7 +15,7 @@ use std::path::Path;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::replay::RangeReader;
 
-use crate::agg::OpenWindows;
+use crate::agg::{explain, stamp, OpenWindows};
 use crate::plan::{HostPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
@@ -138,19 +138,8 @@ impl SegmentRun {
     pub fn drain(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) {
         let below = (!self.finished).then(|| first_open_window(self.wm.get(), self.window_ms));
         let (group, seq) = (&self.seg.group, self.seg.seq);
-        self.windows.drain(below, |t, s| {
-            emit(
-                t,
-                HostPartial {
-                    metric: s.metric,
-                    host: s.host,
-                    labels: s.labels,
-                    group: group.to_string(),
-                    seq,
-                    acc: s.acc,
-                },
-            )
-        });
+        self.windows
+            .drain(below, |t, s| emit(t, s.into_partial(group, seq)));
     }
 }
 
@@ -219,31 +208,13 @@ fn ingest(
             );
         }
     };
-    let parsed = match parser.parse(line) {
+    let (parsed, t) = match stamp(parser, line, future_limit, stats) {
         Ok(p) => p,
-        Err(e) => {
-            *stats.parse_errors.entry(e.reason()).or_default() += 1;
-            warn(e.reason(), line);
+        Err(reason) => {
+            warn(explain(reason), line);
             return;
         }
     };
-    if parsed.lossy_utf8() {
-        stats.invalid_utf8_lines += 1;
-    }
-    let t = parsed.event_ms();
-    if t < 0 {
-        *stats
-            .parse_errors
-            .entry("timestamp_before_1970")
-            .or_default() += 1;
-        warn("timestamp_before_1970", line);
-        return;
-    }
-    if t > future_limit {
-        *stats.parse_errors.entry("future_timestamp").or_default() += 1;
-        warn("future_timestamp", line);
-        return;
-    }
     if wm.is_late(t) || seg.floor_ms.is_some_and(|f| t < f) {
         stats.late_lines += 1;
         return;

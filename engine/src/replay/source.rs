@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::rate::RateLimiter;
@@ -23,7 +23,7 @@ use super::segment::SegmentRun;
 use crate::plan::Plan;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
-use crate::time::{EventMs, WindowTime};
+use crate::time::{wall_clock_ms, WindowTime};
 
 /// The segments no worker has taken yet, earliest first.
 #[derive(Debug, Default)]
@@ -109,10 +109,7 @@ pub fn replay_source<'scope>(
                 return;
             }
             let now = Instant::now();
-            let wall_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as EventMs)
-                .unwrap_or(0);
+            let wall_ms = wall_clock_ms();
             let mut budget = ctx.chunk_bytes * 4;
             let mut wait = None;
             if let Some(l) = limiter.as_mut() {
