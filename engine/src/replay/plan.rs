@@ -118,8 +118,8 @@ pub struct ReplayPlan {
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     pub workers: usize,
-    /// Target segment size; `None`: about a quarter of a worker's share of the
-    /// range, between 1 MiB and 64 MiB.
+    /// Target segment size; `None`: a sixteenth of a worker's share of the
+    /// range, between 1 MiB and 8 MiB.
     pub segment_bytes: Option<u64>,
 }
 
@@ -228,9 +228,12 @@ pub fn plan_replay(
     }
     // Pass 2: cut the plain ranges into segments.
     let total: u64 = candidates.iter().map(|c| c.end - c.start).sum();
+    // Many segments per worker: the last ones finish close together (no worker
+    // idles while another reads a big one), and each stream's first segment is
+    // short, so the first window closes early.
     let target = opts
         .segment_bytes
-        .unwrap_or_else(|| (total / (opts.workers.max(1) as u64 * 4)).clamp(1 << 20, 64 << 20));
+        .unwrap_or_else(|| (total / (opts.workers.max(1) as u64 * 16)).clamp(1 << 20, 8 << 20));
     let mut pieces: Vec<(usize, usize, Segment)> = Vec::new();
     let window_ms = job.window.size.as_millis() as i64;
     let lo_of = |floor: Option<EventMs>| -> WindowTime {
