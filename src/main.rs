@@ -77,7 +77,7 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration_arg)]
         progress_interval: std::time::Duration,
         /// Target segment size in bytes (tests and tuning).
-        #[arg(long, hide = true)]
+        #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
         segment_bytes: Option<u64>,
     },
     /// Check a job file; print `ok` or every error with file:line:column and a hint.

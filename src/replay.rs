@@ -106,6 +106,9 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         args.workers.max(1),
         if args.workers > 1 { "s" } else { "" },
     );
+    if let Some(msg) = output_is_an_input(&job, &plan.inputs) {
+        return usage(msg);
+    }
     let outputs = Outputs::open(&job, &OutputStart::Fresh)
         .map_err(|e| anyhow::anyhow!("cannot open the job's sinks: {e}"))?;
     let progress = Arc::new(ReplayProgress::new());
@@ -180,6 +183,16 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
     match output {
         Some(out) => {
             let out = std::path::absolute(out).map_err(|e| format!("--output: {e}"))?;
+            let jsonl = job
+                .sinks
+                .iter()
+                .filter(|s| matches!(s.kind, SinkKind::Jsonl(_)))
+                .count();
+            if jsonl > 1 {
+                return Err(format!(
+                    "the job has {jsonl} jsonl sinks and --output replaces one path; write a job with one jsonl sink for the replay, or replay without --output into new files"
+                ));
+            }
             let mut replaced = false;
             for s in job.sinks.iter_mut() {
                 if let SinkKind::Jsonl(p) = &mut s.kind {
@@ -217,6 +230,24 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// A JSON Lines output that is one of the files the replay reads would be emptied
+/// before it is read.
+fn output_is_an_input(job: &Job, inputs: &[(u64, u64)]) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    job.sinks.iter().find_map(|s| match &s.kind {
+        SinkKind::Jsonl(p) => std::fs::metadata(p)
+            .ok()
+            .filter(|m| inputs.contains(&(m.dev(), m.ino())))
+            .map(|_| {
+                format!(
+                    "the output {} is one of the job's input files; write the replay elsewhere with --output PATH",
+                    p.display()
+                )
+            }),
+        SinkKind::Stdout => None,
+    })
 }
 
 fn show_progress(mode: ProgressMode, p: &ReplayProgress, done: &AtomicBool, every: Duration) {

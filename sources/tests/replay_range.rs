@@ -11,7 +11,7 @@ mod replay_range {
     use proptest::prelude::*;
     use tidemark_jobs::{Format, Parse, TimeFormat};
     use tidemark_sources::parse::LineParser;
-    use tidemark_sources::replay::{gzip_first_time, split_points, RangeReader};
+    use tidemark_sources::replay::{gzip_first_time, split_points, Accept, RangeReader};
 
     fn logfmt() -> LineParser {
         let cfg = Parse {
@@ -400,28 +400,46 @@ mod replay_range {
         let path = write(&dir, "a.log.1.gz", &gzip(&[&text[..10], &text[10..]]));
         let mut p = logfmt();
         assert_eq!(
-            gzip_first_time(&path, &mut p, 64 * 1024).unwrap(),
+            gzip_first_time(&path, &mut p, 64 * 1024, &Accept::default()).unwrap(),
             Some(1234)
         );
         // The parseable line is not within the probe: a partial line is not parsed.
         let first = text.windows(3).position(|w| w == b"ts=").unwrap();
-        assert_eq!(gzip_first_time(&path, &mut p, first + 5).unwrap(), None);
-        assert_eq!(gzip_first_time(&path, &mut p, 0).unwrap(), None);
+        assert_eq!(
+            gzip_first_time(&path, &mut p, first + 5, &Accept::default()).unwrap(),
+            None
+        );
+        assert_eq!(
+            gzip_first_time(&path, &mut p, 0, &Accept::default()).unwrap(),
+            None
+        );
         let full_line = first + b"ts=1234 level=info\n".len();
         assert_eq!(
-            gzip_first_time(&path, &mut p, full_line).unwrap(),
+            gzip_first_time(&path, &mut p, full_line, &Accept::default()).unwrap(),
             Some(1234)
         );
         // The last line needs no newline.
         let path = write(&dir, "b.log.1.gz", &gzip(&[b"x\nts=77"]));
-        assert_eq!(gzip_first_time(&path, &mut p, 1024).unwrap(), Some(77));
+        assert_eq!(
+            gzip_first_time(&path, &mut p, 1024, &Accept::default()).unwrap(),
+            Some(77)
+        );
         // Nothing parseable; empty content; an empty file.
         let path = write(&dir, "c.log.1.gz", &gzip(&[b"x\ny\n"]));
-        assert_eq!(gzip_first_time(&path, &mut p, 1024).unwrap(), None);
+        assert_eq!(
+            gzip_first_time(&path, &mut p, 1024, &Accept::default()).unwrap(),
+            None
+        );
         let path = write(&dir, "d.log.1.gz", &gzip(&[b""]));
-        assert_eq!(gzip_first_time(&path, &mut p, 1024).unwrap(), None);
+        assert_eq!(
+            gzip_first_time(&path, &mut p, 1024, &Accept::default()).unwrap(),
+            None
+        );
         let path = write(&dir, "e.log.1.gz", b"");
-        assert_eq!(gzip_first_time(&path, &mut p, 1024).unwrap(), None);
+        assert_eq!(
+            gzip_first_time(&path, &mut p, 1024, &Accept::default()).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -445,7 +463,7 @@ mod replay_range {
             };
             assert!(!err.to_string().is_empty());
         }
-        assert!(gzip_first_time(&not_gzip, &mut logfmt(), 1024).is_err());
+        assert!(gzip_first_time(&not_gzip, &mut logfmt(), 1024, &Accept::default()).is_err());
         assert!(RangeReader::gzip(&dir.path().join("missing.gz"), 1024).is_err());
         assert!(RangeReader::plain(&dir.path().join("missing"), 0, 0, 1024).is_err());
     }

@@ -11,11 +11,11 @@ use tidemark_jobs::Job;
 use tidemark_sources::file::discover::{discover, discover_archive};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::replay::DEFAULT_PROBE_BYTES;
-use tidemark_sources::replay::{gzip_first_time, is_gzip, span_overlaps, TimeIndex};
+use tidemark_sources::replay::{gzip_first_time, is_gzip, span_overlaps, Accept, TimeIndex};
 
 use crate::groupset::host_of_path;
 use crate::install::EngineError;
-use crate::time::{window_start, EventMs, WindowTime};
+use crate::time::{wall_clock_ms, window_start, EventMs, WindowTime};
 
 /// The whole windows a replay emits: `[from, to)` with `from` rounded up and `to`
 /// rounded down to window boundaries.
@@ -112,6 +112,8 @@ pub struct ReplayPlan {
     pub bytes_to_read: u64,
     /// Bytes read by the searches.
     pub search_bytes: u64,
+    /// (device, inode) of every file looked at: an output must not be one of them.
+    pub inputs: Vec<(u64, u64)>,
 }
 
 /// How to cut.
@@ -157,7 +159,13 @@ pub fn plan_replay(
     let (from, to) = (range.from_ms, range.to_ms);
     let mut parser =
         LineParser::new(&job.parse, &[]).map_err(|e| EngineError::Parser(e.to_string()))?;
-    let mut streams = find_streams(job, &mut parser)?;
+    // Searches use only the lines the replay will count (a line dated 2099 must not
+    // make a file look later than the range).
+    let accept = Accept {
+        max_ms: wall_clock_ms().saturating_add(job.window.max_clock_skew.as_millis() as i64),
+        max_line_bytes: job.source.max_line_bytes,
+    };
+    let mut streams = find_streams(job, &mut parser, &accept)?;
     let mut plan = ReplayPlan {
         range,
         segments: Vec::new(),
@@ -167,6 +175,7 @@ pub fn plan_replay(
         bytes_in_files: 0,
         bytes_to_read: 0,
         search_bytes: 0,
+        inputs: Vec::new(),
     };
     // Pass 1: decide per file from its first (and last) lines; search plain files.
     let mut candidates = Vec::new();
@@ -184,6 +193,7 @@ pub fn plan_replay(
         }
         for (fi, f) in s.files.iter().enumerate() {
             plan.files += 1;
+            plan.inputs.push((f.dev, f.ino));
             plan.bytes_in_files += f.size;
             let before_range = upper[fi].is_some_and(|u| u < from);
             let after_range = f.first.is_some_and(|t| t.saturating_sub(d) >= to);
@@ -207,7 +217,8 @@ pub fn plan_replay(
                 });
                 continue;
             }
-            let searched = TimeIndex::open(&f.path, &mut parser).and_then(|mut ix| {
+            let searched = TimeIndex::open(&f.path, &mut parser).and_then(|ix| {
+                let mut ix = ix.with_accept(accept);
                 let start = ix.seek_to_time(from, d)?;
                 let end = ix.end_offset(to, d)?;
                 Ok((start, end, ix.stats().bytes_read))
@@ -254,7 +265,8 @@ pub fn plan_replay(
             continue;
         }
         let points = TimeIndex::open(&f.path, &mut parser)
-            .and_then(|mut ix| {
+            .and_then(|ix| {
+                let mut ix = ix.with_accept(accept);
                 let p = ix.split_points(c.start, c.end, n)?;
                 Ok((p, ix.stats().bytes_read))
             })
@@ -333,7 +345,11 @@ fn io_error(path: &Path, e: io::Error) -> EngineError {
 /// compressed one is read whole unless its first line is past the range. Their
 /// partials fold before the live groups', oldest first — the order they were
 /// written in, when each host has one log.
-fn find_streams(job: &Job, parser: &mut LineParser) -> Result<Vec<Stream>, EngineError> {
+fn find_streams(
+    job: &Job,
+    parser: &mut LineParser,
+    accept: &Accept,
+) -> Result<Vec<Stream>, EngineError> {
     let src = &job.source;
     let groups =
         discover(&src.include, &src.exclude).map_err(|e| EngineError::Worker(e.to_string()))?;
@@ -342,8 +358,8 @@ fn find_streams(job: &Job, parser: &mut LineParser) -> Result<Vec<Stream>, Engin
     for g in &groups {
         let mut files = Vec::new();
         for (p, gzip) in g.files_in_order() {
-            seen.insert(p.to_path_buf());
-            if let Some(f) = file_info(p, gzip, parser)? {
+            if let Some(f) = file_info(p, gzip, parser, accept)? {
+                seen.insert((f.dev, f.ino));
                 files.push(f);
             }
         }
@@ -356,13 +372,14 @@ fn find_streams(job: &Job, parser: &mut LineParser) -> Result<Vec<Stream>, Engin
     let archived = discover_archive(&src.archive, &src.exclude)
         .map_err(|e| EngineError::Worker(e.to_string()))?;
     for p in archived {
-        if seen.contains(&p) {
-            continue;
-        }
         let gzip = is_gzip(&p).map_err(|e| io_error(&p, e))?;
-        let Some(f) = file_info(&p, gzip, parser)? else {
+        let Some(f) = file_info(&p, gzip, parser, accept)? else {
             continue;
         };
+        // The same file through another path (`..`, a symlink) is read once.
+        if !seen.insert((f.dev, f.ino)) {
+            continue;
+        }
         // NUL sorts before any absolute path; then by first time.
         let key = format!(
             "\0archive:{:020}:{}",
@@ -383,6 +400,7 @@ fn file_info(
     path: &Path,
     gzip: bool,
     parser: &mut LineParser,
+    accept: &Accept,
 ) -> Result<Option<FileInfo>, EngineError> {
     let (size, dev, ino) = match std::fs::metadata(path) {
         Ok(m) => (m.len(), m.dev(), m.ino()),
@@ -392,12 +410,18 @@ fn file_info(
     let (span, first) = if size == 0 {
         (None, None)
     } else if gzip {
-        let first =
-            gzip_first_time(path, parser, DEFAULT_PROBE_BYTES).map_err(|e| io_error(path, e))?;
-        (None, first)
+        // A damaged stream is not fatal here, as in a live run: its first time is
+        // unknown, so it is read (and its damage reported) if it may hold the range.
+        match gzip_first_time(path, parser, DEFAULT_PROBE_BYTES, accept) {
+            Ok(first) => (None, first),
+            Err(e) => {
+                tracing::warn!("{}: cannot decompress its start ({e})", path.display());
+                (None, None)
+            }
+        }
     } else {
         let span = TimeIndex::open(path, parser)
-            .and_then(|mut ix| ix.time_span())
+            .and_then(|ix| ix.with_accept(*accept).time_span())
             .map_err(|e| io_error(path, e))?;
         (span, span.map(|s| s.0))
     };

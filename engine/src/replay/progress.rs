@@ -17,6 +17,8 @@ pub struct ReplayProgress {
     pub segments_done: AtomicU64,
     pub windows_written: AtomicU64,
     first_window: Mutex<Option<Duration>>,
+    /// Every window of the range was written (the run was not cut short).
+    complete: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ReplayProgress {
@@ -30,6 +32,7 @@ impl Default for ReplayProgress {
             segments_done: AtomicU64::new(0),
             windows_written: AtomicU64::new(0),
             first_window: Mutex::new(None),
+            complete: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -59,6 +62,15 @@ impl ReplayProgress {
                 f.get_or_insert(self.started.elapsed());
             }
         }
+    }
+
+    pub(crate) fn set_complete(&self) {
+        self.complete.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every window of the range reached the sinks.
+    pub fn is_complete(&self) -> bool {
+        self.complete.load(Ordering::SeqCst)
     }
 
     /// How long after the start the first window reached the sinks.

@@ -85,11 +85,20 @@ pub fn run_replay(
             let ctx = ctx.clone();
             let plan = ctx.plan.clone();
             let stop = ctx.stop.clone();
-            let (stats, output_error) = (stats.clone(), output_error.clone());
+            let stop_all = ctx.stop.clone();
+            let (stats, errors) = (stats.clone(), output_error.clone());
+            let dataflow = worker.next_dataflow_index();
             worker.dataflow_named::<WindowTime, _, _>(&name, move |scope| {
                 let partials = replay_source(scope, ctx);
-                downstream(partials, &plan, collector, output_error, stop, stats);
+                downstream(partials, &plan, collector, errors, stop, stats);
             });
+            while worker.installed_dataflows().contains(&dataflow) {
+                // A failed sink ends the replay: stop reading the rest of the range.
+                if output_error.lock().map(|e| e.is_some()).unwrap_or(false) {
+                    stop_all.store(true, Ordering::SeqCst);
+                }
+                worker.step_or_park(Some(Duration::from_millis(50)));
+            }
         })
         .map_err(EngineError::Worker)?
     };
@@ -107,7 +116,7 @@ pub fn run_replay(
         stats,
         windows_written: progress.get(&progress.windows_written),
         first_window_after: progress.first_window_after(),
-        interrupted: opts.stop.load(Ordering::SeqCst),
+        interrupted: !progress.is_complete(),
     })
 }
 
@@ -129,6 +138,8 @@ impl WindowOutput for Counted {
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.inner.finish()
+        self.inner.finish()?;
+        self.progress.set_complete();
+        Ok(())
     }
 }

@@ -23,8 +23,17 @@ use crate::time::{first_open_window, window_start, EventMs, Watermark, WindowTim
 
 use super::plan::{ReplayRange, Segment};
 
-/// Bad lines logged per segment before the rest are only counted.
-const MAX_WARNINGS: u32 = 5;
+/// Bad lines logged per worker before the rest are only counted.
+pub const MAX_WARNINGS: u32 = 10;
+
+/// What a worker adds up over the segments it reads.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// File bytes consumed (compressed for gzip), for progress.
+    pub file_bytes: u64,
+    /// Bad lines logged so far (after [`MAX_WARNINGS`], only counted).
+    pub warnings: u32,
+}
 
 pub struct SegmentRun {
     seg: Segment,
@@ -33,7 +42,6 @@ pub struct SegmentRun {
     windows: OpenWindows,
     range: ReplayRange,
     window_ms: i64,
-    warnings: u32,
     progress_seen: u64,
     bytes_seen: u64,
     oversize_seen: u64,
@@ -60,7 +68,6 @@ impl SegmentRun {
             windows: OpenWindows::default(),
             range,
             window_ms: plan.window_ms,
-            warnings: 0,
             progress_seen: 0,
             bytes_seen: 0,
             oversize_seen: 0,
@@ -73,7 +80,7 @@ impl SegmentRun {
     }
 
     /// Reads about `budget` bytes. Returns whether the segment is finished, and
-    /// adds the file bytes consumed (for progress) to `progress`.
+    /// adds the file bytes consumed to `tally`.
     pub fn read(
         &mut self,
         budget: usize,
@@ -81,15 +88,15 @@ impl SegmentRun {
         plan: &Plan,
         wall_ms: EventMs,
         stats: &mut JobStats,
-        progress: &mut u64,
+        tally: &mut Tally,
     ) -> io::Result<bool> {
+        let warnings = &mut tally.warnings;
         let SegmentRun {
             seg,
             reader,
             wm,
             windows,
             range,
-            warnings,
             ..
         } = self;
         let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
@@ -116,13 +123,19 @@ impl SegmentRun {
             self.reader.bytes_read(),
             self.reader.oversize_lines(),
         );
-        *progress += p - self.progress_seen;
+        tally.file_bytes += p - self.progress_seen;
         stats.bytes_read += b - self.bytes_seen;
         stats.oversize_lines += o - self.oversize_seen;
         (self.progress_seen, self.bytes_seen, self.oversize_seen) = (p, b, o);
         let done = result?;
         self.finished = done;
         Ok(done)
+    }
+
+    /// Ends the segment where it is (a damaged compressed file: the lines before
+    /// the damage count, as in a live run).
+    pub fn end_early(&mut self) {
+        self.finished = true;
     }
 
     /// The earliest window this segment may still add to.
@@ -197,14 +210,19 @@ fn ingest(
         if *warnings <= MAX_WARNINGS {
             let shown = &line[..line.len().min(160)];
             tracing::warn!(
-                "{}:{}: skipped line ({reason}): {:?}",
+                "{}:{}: skipped line ({reason}): {:?}{}",
                 seg.path.display(),
                 if line_no > 0 {
                     line_no.to_string()
                 } else {
                     format!("(a line after byte {})", seg.start)
                 },
-                String::from_utf8_lossy(shown)
+                String::from_utf8_lossy(shown),
+                if *warnings == MAX_WARNINGS {
+                    " — further bad lines are only counted"
+                } else {
+                    ""
+                }
             );
         }
     };

@@ -19,7 +19,7 @@ use timely::dataflow::{Scope, Stream};
 
 use super::plan::{ReplayRange, Segment};
 use super::progress::ReplayProgress;
-use super::segment::SegmentRun;
+use super::segment::{SegmentRun, Tally};
 use crate::plan::Plan;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
@@ -32,8 +32,10 @@ pub struct SegmentQueue {
 }
 
 impl SegmentQueue {
-    /// `segments` must be sorted by `lo` (as [`super::plan_replay`] returns them).
-    pub fn new(segments: Vec<Segment>) -> SegmentQueue {
+    /// Queues `segments` by the first window each can add to (the order the
+    /// capability logic relies on).
+    pub fn new(mut segments: Vec<Segment>) -> SegmentQueue {
+        segments.sort_by(|a, b| (a.lo, &a.group, a.seq).cmp(&(b.lo, &b.group, b.seq)));
         SegmentQueue {
             segments: Mutex::new(segments.into()),
         }
@@ -82,6 +84,7 @@ pub fn replay_source<'scope>(
         let mut cap = Some(cap);
         let mut delta = JobStats::default();
         let mut current: Option<SegmentRun> = None;
+        let mut tally = Tally::default();
         let mut parser = LineParser::new(&ctx.parse, &ctx.plan.fields).ok();
         let mut limiter = ctx.rate_limit.map(|r| {
             RateLimiter::new(r.max(1), r.max(1).max(ctx.chunk_bytes as u64)).starting_empty()
@@ -129,11 +132,8 @@ pub fn replay_source<'scope>(
                     match SegmentRun::open(seg.clone(), ctx.range, &ctx.plan, ctx.max_line_bytes) {
                         Ok(run) => current = Some(run),
                         Err(e) => {
-                            fail(format!(
-                                "cannot open {}: {e}{}",
-                                seg.path.display(),
-                                changed_hint(&e)
-                            ));
+                            let hint = if seg.gzip { "" } else { changed_hint(&e) };
+                            fail(format!("cannot open {}: {e}{hint}", seg.path.display()));
                             break;
                         }
                     }
@@ -142,18 +142,12 @@ pub fn replay_source<'scope>(
                     break;
                 };
                 let before = delta.bytes_read;
-                let mut file_bytes = 0;
+                let bytes_before = tally.file_bytes;
                 let step = ctx.chunk_bytes.min(budget - used);
-                let read = run.read(
-                    step,
-                    parser,
-                    &ctx.plan,
-                    wall_ms,
-                    &mut delta,
-                    &mut file_bytes,
-                );
+                let read = run.read(step, parser, &ctx.plan, wall_ms, &mut delta, &mut tally);
                 used += ((delta.bytes_read - before) as usize).max(1);
-                ctx.progress.add(&ctx.progress.bytes_done, file_bytes);
+                ctx.progress
+                    .add(&ctx.progress.bytes_done, tally.file_bytes - bytes_before);
                 match read {
                     Ok(true) => {
                         run.drain(&mut emit);
@@ -161,6 +155,17 @@ pub fn replay_source<'scope>(
                         current = None;
                     }
                     Ok(false) => run.drain(&mut emit),
+                    Err(e) if run.segment().gzip => {
+                        // As in a live run: the lines before the damage count.
+                        tracing::warn!(
+                            "{}: decompression failed ({e}); the rest of this file is skipped",
+                            run.segment().path.display()
+                        );
+                        run.end_early();
+                        run.drain(&mut emit);
+                        ctx.progress.add(&ctx.progress.segments_done, 1);
+                        current = None;
+                    }
                     Err(e) => {
                         fail(format!(
                             "reading {} failed: {e}{}",

@@ -28,6 +28,6 @@ pub mod search;
 
 pub use range::{gzip_first_time, RangeReader};
 pub use search::{
-    end_offset, is_gzip, seek_to_time, span_overlaps, split_points, time_span, SearchStats,
+    end_offset, is_gzip, seek_to_time, span_overlaps, split_points, time_span, Accept, SearchStats,
     TimeIndex, DEFAULT_PROBE_BYTES,
 };

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use memchr::memchr;
 
-use super::search::parse_time;
+use super::search::{parse_time, Accept};
 use crate::parse::LineParser;
 
 /// Size of the line buffer (and so of one read). It grows past this only for a
@@ -384,11 +384,13 @@ fn read_at(file: &File, buf: &mut [u8], off: u64) -> io::Result<usize> {
 
 /// The time of the first parseable line of a gzip file, decompressing at most
 /// `probe_bytes` (`None` if no parseable line is within that, or the file is
-/// empty). Malformed lines are skipped. Fails if the file is not valid gzip.
+/// empty). Malformed lines, and lines `accept` refuses, are skipped. Fails if the
+/// file is not valid gzip.
 pub fn gzip_first_time(
     path: &Path,
     parser: &mut LineParser,
     probe_bytes: usize,
+    accept: &Accept,
 ) -> io::Result<Option<i64>> {
     let mut reader = RangeReader::gzip(path, probe_bytes)?;
     let mut found = None;
@@ -400,7 +402,7 @@ pub fn gzip_first_time(
         }
         let done = reader.read_some(left, |_, line| {
             if found.is_none() {
-                found = parse_time(parser, line);
+                found = parse_time(parser, line, accept);
             }
         })?;
         if done {

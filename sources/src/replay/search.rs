@@ -79,6 +79,7 @@ pub struct TimeIndex<'p> {
     len: u64,
     parser: &'p mut LineParser,
     probe_bytes: usize,
+    accept: Accept,
     buf: Vec<u8>,
     stats: SearchStats,
 }
@@ -125,6 +126,7 @@ impl<'p> TimeIndex<'p> {
             len,
             parser,
             probe_bytes: DEFAULT_PROBE_BYTES,
+            accept: Accept::default(),
             buf: Vec::new(),
             stats: SearchStats::default(),
         };
@@ -139,6 +141,13 @@ impl<'p> TimeIndex<'p> {
             ));
         }
         Ok(ix)
+    }
+
+    /// Uses only the lines `accept` allows (default: every parseable line at or
+    /// after 1970).
+    pub fn with_accept(mut self, accept: Accept) -> Self {
+        self.accept = accept;
+        self
     }
 
     /// Sets the per-probe read budget (at least 16 bytes).
@@ -348,9 +357,9 @@ impl<'p> TimeIndex<'p> {
                 Some(from)
             };
             let mut found = None;
-            let parser = &mut *self.parser;
+            let (parser, accept) = (&mut *self.parser, self.accept);
             let walk = for_each_line(&self.buf, skip, eof, |s, n, line| {
-                match parse_time(parser, line) {
+                match parse_time(parser, line, &accept) {
                     Some(t) => {
                         found = Some(Hit::Line {
                             start: from + s as u64,
@@ -393,10 +402,10 @@ impl<'p> TimeIndex<'p> {
             .unwrap_or(usize::MAX)
             .saturating_add(self.probe_bytes);
         let eof = self.read_window(from, w)?;
-        let parser = &mut *self.parser;
+        let (parser, accept) = (&mut *self.parser, self.accept);
         for_each_line(&self.buf, skip, eof, |s, n, line| {
             let start = from + s as u64;
-            start < hi && f(start, from + n as u64, parse_time(parser, line))
+            start < hi && f(start, from + n as u64, parse_time(parser, line, &accept))
         });
         Ok(())
     }
@@ -410,7 +419,7 @@ impl<'p> TimeIndex<'p> {
             let from = self.len.saturating_sub(w as u64 + 1);
             self.read_window(from, w + 1)?;
             let skip = from > 0;
-            if let Some(t) = last_parsed(self.parser, &self.buf, skip) {
+            if let Some(t) = last_parsed(self.parser, &self.buf, skip, &self.accept) {
                 return Ok(Some(t));
             }
             if from == 0 || w >= self.probe_bytes {
@@ -430,10 +439,37 @@ fn time_of(hit: Hit) -> Option<i64> {
     }
 }
 
-/// The event time of one line (without its `'\n'`; a trailing `'\r'` is dropped).
-pub(crate) fn parse_time(parser: &mut LineParser, line: &[u8]) -> Option<i64> {
+/// Which lines a search may use: exactly those a run would count. A line the run
+/// refuses (stamped before 1970 or more than `max_clock_skew` ahead of the clock,
+/// or longer than `max_line_bytes`) must not steer a search either — a line dated
+/// 2099 would otherwise make a whole file look later than the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accept {
+    /// Latest acceptable time: the wall clock plus the job's `max_clock_skew`.
+    pub max_ms: i64,
+    /// Longest acceptable line (without `\n` and one `\r`).
+    pub max_line_bytes: usize,
+}
+
+impl Default for Accept {
+    /// Every parseable line stamped at or after 1970.
+    fn default() -> Self {
+        Accept {
+            max_ms: i64::MAX,
+            max_line_bytes: usize::MAX,
+        }
+    }
+}
+
+/// The event time of one line (without its `'\n'`; a trailing `'\r'` is
+/// dropped), if the line is one a run would count.
+pub(crate) fn parse_time(parser: &mut LineParser, line: &[u8], accept: &Accept) -> Option<i64> {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    parser.parse(line).ok().map(|p| p.event_ms())
+    if line.len() > accept.max_line_bytes {
+        return None;
+    }
+    let t = parser.parse(line).ok().map(|p| p.event_ms())?;
+    (0..=accept.max_ms).contains(&t).then_some(t)
 }
 
 /// Calls `f(start, next, line)` for each line of `buf`, in order, while it
@@ -475,7 +511,7 @@ fn for_each_line(
 
 /// The time of the last parseable line of `buf`, a window that ends at the end
 /// of the file (with `skip`, it began inside a line).
-fn last_parsed(parser: &mut LineParser, buf: &[u8], skip: bool) -> Option<i64> {
+fn last_parsed(parser: &mut LineParser, buf: &[u8], skip: bool, accept: &Accept) -> Option<i64> {
     // A final '\n' ends the last line; it does not begin an empty one.
     let mut end = match buf.last() {
         Some(b'\n') => buf.len() - 1,
@@ -484,13 +520,13 @@ fn last_parsed(parser: &mut LineParser, buf: &[u8], skip: bool) -> Option<i64> {
     loop {
         match memrchr(b'\n', &buf[..end]) {
             Some(i) => {
-                if let Some(t) = parse_time(parser, &buf[i + 1..end]) {
+                if let Some(t) = parse_time(parser, &buf[i + 1..end], accept) {
                     return Some(t);
                 }
                 end = i;
             }
             None if skip => return None,
-            None => return parse_time(parser, &buf[..end]),
+            None => return parse_time(parser, &buf[..end], accept),
         }
     }
 }
@@ -592,15 +628,33 @@ mod tests {
     #[test]
     fn last_parsed_from_the_end() {
         let mut p = parser();
-        assert_eq!(last_parsed(&mut p, b"ts=1\nts=2\n", false), Some(2));
-        assert_eq!(last_parsed(&mut p, b"ts=1\nts=2", false), Some(2));
-        assert_eq!(last_parsed(&mut p, b"ts=1\r\nts=2\r\n", false), Some(2));
-        assert_eq!(last_parsed(&mut p, b"ts=1\nxx\n\n\xff\n", false), Some(1));
-        assert_eq!(last_parsed(&mut p, b"ts=1\nxx\n", true), None);
-        assert_eq!(last_parsed(&mut p, b"ts=1", false), Some(1));
-        assert_eq!(last_parsed(&mut p, b"ts=1", true), None);
-        assert_eq!(last_parsed(&mut p, b"", false), None);
-        assert_eq!(last_parsed(&mut p, b"\n", false), None);
+        assert_eq!(
+            last_parsed(&mut p, b"ts=1\nts=2\n", false, &Accept::default()),
+            Some(2)
+        );
+        assert_eq!(
+            last_parsed(&mut p, b"ts=1\nts=2", false, &Accept::default()),
+            Some(2)
+        );
+        assert_eq!(
+            last_parsed(&mut p, b"ts=1\r\nts=2\r\n", false, &Accept::default()),
+            Some(2)
+        );
+        assert_eq!(
+            last_parsed(&mut p, b"ts=1\nxx\n\n\xff\n", false, &Accept::default()),
+            Some(1)
+        );
+        assert_eq!(
+            last_parsed(&mut p, b"ts=1\nxx\n", true, &Accept::default()),
+            None
+        );
+        assert_eq!(
+            last_parsed(&mut p, b"ts=1", false, &Accept::default()),
+            Some(1)
+        );
+        assert_eq!(last_parsed(&mut p, b"ts=1", true, &Accept::default()), None);
+        assert_eq!(last_parsed(&mut p, b"", false, &Accept::default()), None);
+        assert_eq!(last_parsed(&mut p, b"\n", false, &Accept::default()), None);
     }
 
     #[test]
