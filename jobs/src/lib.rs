@@ -1,11 +1,16 @@
 //! Job definitions: the TOML v1 model ([`model`]), its validation ([`validate`]) and
-//! the checked [`Job`] everything else is built from.
+//! the checked [`Job`] everything else is built from. Paths may use `${NAME}`
+//! ([`env`](mod@env)); [`roots`] checks a job against the folders a cluster allows reading.
 
 pub mod duration;
+pub mod env;
 pub mod expr;
 pub mod job;
 pub mod model;
+pub mod roots;
 pub mod validate;
 
+pub use env::Env;
 pub use job::*;
-pub use validate::{from_str, load, Diagnostic, Diagnostics};
+pub use roots::{check_roots, RootProblem, RootProblemKind, RootsError};
+pub use validate::{from_str, from_str_with_env, load, load_with_env, Diagnostic, Diagnostics};

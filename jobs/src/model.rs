@@ -35,6 +35,8 @@ pub struct SourceFile {
     /// Only `"file"` for now.
     pub kind: Spanned<String>,
     /// Globs of live files; relative globs resolve against the job file's folder.
+    /// Here and in `exclude`, `archive` and a sink's `path`, `${NAME}` is an
+    /// environment variable and `$$` a literal `$` (see [`crate::env`]).
     pub include: Spanned<Vec<Spanned<String>>>,
     /// Globs of paths to leave out (matched against the full path). Default: none.
     #[serde(default)]

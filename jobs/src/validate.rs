@@ -3,7 +3,10 @@
 //!
 //! Phase 1 reads the TOML (syntax, unknown keys, value types). Phase 2 checks meaning
 //! and reports every problem it finds, not just the first. Nothing here touches the
-//! file system except [`load`] reading the job file itself.
+//! file system except [`load`] reading the job file itself, and nothing reads the
+//! environment except through the [`Env`] paths are expanded from (`${NAME}`, see
+//! [`crate::env`]): [`load`] and [`from_str`] use the process environment,
+//! [`load_with_env`] and [`from_str_with_env`] the one they are given.
 
 mod diag;
 mod metrics;
@@ -20,11 +23,18 @@ use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
 pub use source::NGINX_FIELDS;
 
+use crate::env::Env;
 use crate::job::Job;
 
-/// Reads and validates the job file at `path`. Relative paths in the job resolve
-/// against the file's folder (made absolute against the current directory).
+/// Reads and validates the job file at `path`. `${NAME}` in paths is expanded from
+/// the process environment; relative paths in the job then resolve against the
+/// file's folder (made absolute against the current directory).
 pub fn load(path: &Path) -> Result<Job, Diagnostics> {
+    load_with_env(path, &Env::process())
+}
+
+/// [`load`], expanding `${NAME}` in paths from `env`.
+pub fn load_with_env(path: &Path, env: &Env) -> Result<Job, Diagnostics> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
         let (message, hint) = match e.kind() {
@@ -54,12 +64,23 @@ pub fn load(path: &Path) -> Result<Job, Diagnostics> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
-    from_str(&text, &display, &base_dir)
+    from_str_with_env(&text, &display, &base_dir, env)
 }
 
 /// Validates job file text. `display_path` is how diagnostics name the file;
-/// relative paths in the job are joined onto `base_dir` (pass an absolute folder).
+/// `${NAME}` in paths is expanded from the process environment, then relative paths
+/// in the job are joined onto `base_dir` (pass an absolute folder).
 pub fn from_str(text: &str, display_path: &str, base_dir: &Path) -> Result<Job, Diagnostics> {
+    from_str_with_env(text, display_path, base_dir, &Env::process())
+}
+
+/// [`from_str`], expanding `${NAME}` in paths from `env`.
+pub fn from_str_with_env(
+    text: &str,
+    display_path: &str,
+    base_dir: &Path,
+    env: &Env,
+) -> Result<Job, Diagnostics> {
     let mut r = Report::new(text, display_path);
     let Some(file) = syntax::parse_file(&mut r) else {
         return Err(r.finish());
@@ -73,7 +94,7 @@ pub fn from_str(text: &str, display_path: &str, base_dir: &Path) -> Result<Job, 
         );
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);
-    let source = source::check_source(&mut r, &file.source, &fields, base_dir);
+    let source = source::check_source(&mut r, &file.source, &fields, base_dir, env);
     let window = source::check_window(&mut r, &file.window);
     if file.metrics.is_empty() {
         r.at(
@@ -85,7 +106,7 @@ pub fn from_str(text: &str, display_path: &str, base_dir: &Path) -> Result<Job, 
     }
     let (metrics, table) = metrics::check_metrics(&mut r, &file.metrics, &fields);
     let rules = rules::check_rules(&mut r, &file.rules, &table);
-    let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), base_dir);
+    let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), base_dir, env);
 
     let metrics: Option<Vec<_>> = metrics.into_iter().collect();
     let rules: Option<Vec<_>> = rules.into_iter().collect();

@@ -1,9 +1,13 @@
 //! Golden tests: every `tests/golden/invalid/NAME.toml` must be rejected with exactly the
 //! diagnostics in `NAME.expected` (the `Display` output plus a final newline).
 //! Run with `UPDATE_GOLDEN=1` to rewrite the expected files after an intended change.
+//! Jobs are validated with a fixed environment (only `LOG_ROOT=/srv/logs` is set), not
+//! the process's, so `${NAME}` cases give the same output everywhere.
 
 use std::fs;
 use std::path::Path;
+
+use tidemark_jobs::Env;
 
 #[test]
 fn invalid_jobs_give_the_expected_diagnostics() {
@@ -26,10 +30,12 @@ fn invalid_jobs_give_the_expected_diagnostics() {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
         let text = fs::read_to_string(case).unwrap();
         let display = format!("tests/golden/invalid/{name}");
-        let actual = match tidemark_jobs::from_str(&text, &display, Path::new("/jobs")) {
-            Ok(_) => format!("<{name} was accepted>\n"),
-            Err(d) => format!("{d}\n"),
-        };
+        let env = Env::from_vars([("LOG_ROOT", "/srv/logs")]);
+        let actual =
+            match tidemark_jobs::from_str_with_env(&text, &display, Path::new("/jobs"), &env) {
+                Ok(_) => format!("<{name} was accepted>\n"),
+                Err(d) => format!("{d}\n"),
+            };
         let expected_path = case.with_extension("expected");
         if update {
             fs::write(&expected_path, &actual).unwrap();

@@ -6,7 +6,8 @@ use toml::Spanned;
 
 use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
-use super::source::resolve;
+use super::source::{expand_path, resolve};
+use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind};
 use crate::model::SinkFile;
 
@@ -19,6 +20,7 @@ pub fn check_sinks(
     sinks: &[Spanned<SinkFile>],
     rule_count: usize,
     base_dir: &Path,
+    env: &Env,
 ) -> Option<Vec<Sink>> {
     if sinks.is_empty() {
         if rule_count == 0 {
@@ -50,8 +52,11 @@ pub fn check_sinks(
                 );
                 None
             }
-            ("jsonl", Some(p)) => {
-                let path = PathBuf::from(resolve(base_dir, p.get_ref()));
+            ("jsonl", Some(p)) => 'jsonl: {
+                let Some(expanded) = expand_path(r, p, "the jsonl sink path", env) else {
+                    break 'jsonl None;
+                };
+                let path = PathBuf::from(resolve(base_dir, &expanded.text));
                 let line = r.position(p.span().start).0;
                 if let Some((_, first)) = paths.iter().find(|(q, _)| *q == path) {
                     r.on(

@@ -9,6 +9,7 @@ use super::diag::Report;
 use super::names::{did_you_mean, list, quoted_choices};
 use super::sizes::{rate_setting, size_setting};
 use crate::duration::{format_duration, parse_duration};
+use crate::env::{expand, Env, Expanded};
 use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
 use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
 
@@ -346,7 +347,33 @@ pub fn resolve(base_dir: &Path, p: &str) -> String {
     base_dir.join(rel).to_string_lossy().into_owned()
 }
 
-fn globs(r: &mut Report<'_>, items: &[Spanned<String>], key: &str, base_dir: &Path) -> Vec<String> {
+/// Expands `${NAME}` and `$$` in a path setting (`what` names it in messages),
+/// reporting each problem at its `$`.
+pub(crate) fn expand_path(
+    r: &mut Report<'_>,
+    value: &Spanned<String>,
+    what: &str,
+    env: &Env,
+) -> Option<Expanded> {
+    match expand(value.get_ref(), env) {
+        Ok(expanded) => Some(expanded),
+        Err(errors) => {
+            for e in errors {
+                let (message, hint) = e.describe(what);
+                r.inside(value, e.offset, message, hint);
+            }
+            None
+        }
+    }
+}
+
+fn globs(
+    r: &mut Report<'_>,
+    items: &[Spanned<String>],
+    key: &str,
+    base_dir: &Path,
+    env: &Env,
+) -> Vec<String> {
     let mut out = Vec::new();
     for g in items {
         if g.get_ref().trim().is_empty() {
@@ -355,8 +382,8 @@ fn globs(r: &mut Report<'_>, items: &[Spanned<String>], key: &str, base_dir: &Pa
                 format!("empty path in {key}"),
                 "write a file path or glob, e.g. \"/var/log/app/*.log\"".to_string(),
             );
-        } else {
-            out.push(resolve(base_dir, g.get_ref()));
+        } else if let Some(expanded) = expand_path(r, g, key, env) {
+            out.push(resolve(base_dir, &expanded.text));
         }
     }
     out
@@ -364,7 +391,12 @@ fn globs(r: &mut Report<'_>, items: &[Spanned<String>], key: &str, base_dir: &Pa
 
 /// Checks archive globs: like [`globs`], and each must also be a valid pattern
 /// (the same `glob` syntax the archive is later expanded with).
-fn archive_globs(r: &mut Report<'_>, items: &[Spanned<String>], base_dir: &Path) -> Vec<String> {
+fn archive_globs(
+    r: &mut Report<'_>,
+    items: &[Spanned<String>],
+    base_dir: &Path,
+    env: &Env,
+) -> Vec<String> {
     let mut out = Vec::new();
     for g in items {
         let raw = g.get_ref();
@@ -376,18 +408,30 @@ fn archive_globs(r: &mut Report<'_>, items: &[Spanned<String>], base_dir: &Path)
             );
             continue;
         }
-        if let Err(e) = glob::Pattern::new(raw) {
+        let Some(expanded) = expand_path(r, g, "archive", env) else {
+            continue;
+        };
+        let text = &expanded.text;
+        if let Err(e) = glob::Pattern::new(text) {
             // `pos` counts characters; the report wants a byte offset.
-            let byte = raw.char_indices().nth(e.pos).map_or(raw.len(), |(i, _)| i);
+            let byte = text
+                .char_indices()
+                .nth(e.pos)
+                .map_or(text.len(), |(i, _)| i);
+            let shown = if text == raw {
+                format!("`{raw}`")
+            } else {
+                format!("`{raw}` (expanded: `{text}`)")
+            };
             r.inside(
                 g,
-                byte,
-                format!("archive glob `{raw}` is not a valid pattern: {}", e.msg),
+                expanded.source_offset(byte),
+                format!("archive glob {shown} is not a valid pattern: {}", e.msg),
                 glob_hint(e.msg),
             );
             continue;
         }
-        let resolved = resolve(base_dir, raw);
+        let resolved = resolve(base_dir, text);
         if let Err(e) = glob::Pattern::new(&resolved) {
             r.on(
                 g,
@@ -419,6 +463,7 @@ pub fn check_source(
     source: &Spanned<SourceFile>,
     fields: &Fields,
     base_dir: &Path,
+    env: &Env,
 ) -> Option<Source> {
     let s = source.get_ref();
     if s.kind.get_ref() != "file" {
@@ -436,9 +481,9 @@ pub fn check_source(
                 .to_string(),
         );
     }
-    let include = globs(r, s.include.get_ref(), "include", base_dir);
-    let exclude = globs(r, &s.exclude, "exclude", base_dir);
-    let archive = archive_globs(r, &s.archive, base_dir);
+    let include = globs(r, s.include.get_ref(), "include", base_dir, env);
+    let exclude = globs(r, &s.exclude, "exclude", base_dir, env);
+    let archive = archive_globs(r, &s.archive, base_dir, env);
     let host = match &s.host {
         None => Some(HostFrom::Value("localhost".to_string())),
         Some(h) => host(r, h, fields),

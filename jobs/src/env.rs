@@ -1,0 +1,400 @@
+//! `${NAME}` in paths: the environment a job's paths are expanded from, and the
+//! expansion itself.
+//!
+//! `include`, `exclude`, `archive` and a jsonl sink's `path` may use `${NAME}`; it is
+//! replaced by the value of the environment variable `NAME` of the process that
+//! validates the job (in a cluster every member validates, so each expands from its
+//! own environment). `$$` is a literal `$`. Any other `$` is an error, so `$LOG_ROOT`
+//! cannot be silently taken as text. Values are inserted as they are and not expanded
+//! again; glob characters in a value act as glob characters. A variable that is
+//! unset, set but empty, or not UTF-8 is an error.
+//!
+//! Nothing reads `std::env` except [`Env::process`], so tests (and callers that want
+//! a fixed environment) pass their own [`Env`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// Where `${NAME}` is looked up.
+#[derive(Clone)]
+pub struct Env(Source);
+
+type LookupFn = dyn Fn(&str) -> Option<String> + Send + Sync;
+
+#[derive(Clone)]
+enum Source {
+    Process,
+    Vars(Arc<HashMap<String, String>>),
+    Fn(Arc<LookupFn>),
+}
+
+/// The result of looking a name up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    Unset,
+    NotUnicode,
+    Value(String),
+}
+
+impl Env {
+    /// The environment of this process (`std::env::var_os`).
+    pub fn process() -> Self {
+        Env(Source::Process)
+    }
+
+    /// An environment where nothing is set.
+    pub fn empty() -> Self {
+        Self::from_vars(std::iter::empty::<(String, String)>())
+    }
+
+    /// Exactly these variables.
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Self
+    where
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let map = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Env(Source::Vars(Arc::new(map)))
+    }
+
+    /// Variables answered by `lookup` (`None` = not set).
+    pub fn from_fn(lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        Env(Source::Fn(Arc::new(lookup)))
+    }
+
+    /// The value of `name`, or `None` when it is not set (or, for the process
+    /// environment, not UTF-8).
+    pub fn get(&self, name: &str) -> Option<String> {
+        match self.lookup(name) {
+            Lookup::Value(v) => Some(v),
+            Lookup::Unset | Lookup::NotUnicode => None,
+        }
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Lookup {
+        let value = match &self.0 {
+            Source::Process => match std::env::var_os(name) {
+                None => None,
+                Some(v) => match v.into_string() {
+                    Ok(v) => Some(v),
+                    Err(_) => return Lookup::NotUnicode,
+                },
+            },
+            Source::Vars(map) => map.get(name).cloned(),
+            Source::Fn(f) => f(name),
+        };
+        value.map_or(Lookup::Unset, Lookup::Value)
+    }
+}
+
+/// The process environment.
+impl Default for Env {
+    fn default() -> Self {
+        Env::process()
+    }
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Source::Process => f.write_str("Env::process()"),
+            Source::Vars(map) => {
+                let mut names: Vec<&String> = map.keys().collect();
+                names.sort();
+                f.debug_tuple("Env::from_vars").field(&names).finish()
+            }
+            Source::Fn(_) => f.write_str("Env::from_fn(..)"),
+        }
+    }
+}
+
+/// What is wrong with one `$` in a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpandErrorKind {
+    /// `${` without a closing `}`.
+    Unterminated,
+    /// `${}`.
+    EmptyName,
+    /// `${...}` whose contents are not `[A-Za-z_][A-Za-z0-9_]*`.
+    BadName(String),
+    /// A `$` followed by neither `{` nor `$`; holds the name-like text after it, if any.
+    LoneDollar(String),
+    /// The variable is not set.
+    Unset(String),
+    /// The variable is set to the empty string.
+    Empty(String),
+    /// The variable's value is not UTF-8.
+    NotUnicode(String),
+}
+
+/// One problem, at byte `offset` of the unexpanded text (where its `$` is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpandError {
+    pub offset: usize,
+    pub kind: ExpandErrorKind,
+}
+
+/// Expanded text, with a map back to the unexpanded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expanded {
+    pub text: String,
+    /// (start in `text`, start in the unexpanded text, copied byte for byte?)
+    pieces: Vec<(usize, usize, bool)>,
+}
+
+impl Expanded {
+    /// The byte of the unexpanded text that byte `offset` of [`Expanded::text`] came
+    /// from: itself for copied text, the `$` of `${NAME}` for a variable's value.
+    pub fn source_offset(&self, offset: usize) -> usize {
+        let i = self.pieces.partition_point(|&(out, _, _)| out <= offset);
+        match i.checked_sub(1).map(|i| self.pieces[i]) {
+            Some((out, raw, true)) => raw + (offset - out),
+            Some((_, raw, false)) => raw,
+            None => offset,
+        }
+    }
+}
+
+/// Whether `name` is a variable name `${...}` accepts: `[A-Za-z_][A-Za-z0-9_]*`.
+pub fn is_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Expands `${NAME}` and `$$` in `text`; returns every problem (in text order) when
+/// there is any.
+pub fn expand(text: &str, env: &Env) -> Result<Expanded, Vec<ExpandError>> {
+    let mut out = Expanded {
+        text: String::with_capacity(text.len()),
+        pieces: Vec::new(),
+    };
+    let mut errors = Vec::new();
+    let copy = |out: &mut Expanded, from: usize, to: usize| {
+        if from < to {
+            out.pieces.push((out.text.len(), from, true));
+            out.text.push_str(&text[from..to]);
+        }
+    };
+    let mut literal = 0; // start of text not yet copied
+    let mut i = 0;
+    while let Some(found) = text[i..].find('$') {
+        let at = i + found;
+        copy(&mut out, literal, at);
+        let rest = &text[at + 1..];
+        if rest.starts_with('$') {
+            copy(&mut out, at + 1, at + 2);
+            i = at + 2;
+        } else if let Some(body) = rest.strip_prefix('{') {
+            let Some(close) = body.find('}') else {
+                errors.push(ExpandError {
+                    offset: at,
+                    kind: ExpandErrorKind::Unterminated,
+                });
+                literal = text.len();
+                break;
+            };
+            let name = &body[..close];
+            i = at + 2 + close + 1;
+            let kind = if name.is_empty() {
+                Some(ExpandErrorKind::EmptyName)
+            } else if !is_var_name(name) {
+                Some(ExpandErrorKind::BadName(name.to_string()))
+            } else {
+                match env.lookup(name) {
+                    Lookup::Unset => Some(ExpandErrorKind::Unset(name.to_string())),
+                    Lookup::NotUnicode => Some(ExpandErrorKind::NotUnicode(name.to_string())),
+                    Lookup::Value(v) if v.is_empty() => {
+                        Some(ExpandErrorKind::Empty(name.to_string()))
+                    }
+                    Lookup::Value(v) => {
+                        out.pieces.push((out.text.len(), at, false));
+                        out.text.push_str(&v);
+                        None
+                    }
+                }
+            };
+            if let Some(kind) = kind {
+                errors.push(ExpandError { offset: at, kind });
+            }
+        } else {
+            let word: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            errors.push(ExpandError {
+                offset: at,
+                kind: ExpandErrorKind::LoneDollar(word),
+            });
+            i = at + 1;
+        }
+        literal = i;
+    }
+    copy(&mut out, literal, text.len());
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+impl ExpandError {
+    /// A one-line message and a hint; `what` names the setting, e.g. "include".
+    pub fn describe(&self, what: &str) -> (String, String) {
+        let or_literal = "or `$$` for a literal `$`";
+        match &self.kind {
+            ExpandErrorKind::Unterminated => (
+                format!("`${{` in {what} is not closed with `}}`"),
+                format!("write `${{NAME}}` to use an environment variable, {or_literal}"),
+            ),
+            ExpandErrorKind::EmptyName => (
+                format!("`${{}}` in {what} names no environment variable"),
+                format!("write the variable's name between the braces, e.g. `${{LOG_ROOT}}`, {or_literal}"),
+            ),
+            ExpandErrorKind::BadName(name) => (
+                format!("`${{{name}}}` in {what} is not a valid environment variable reference"),
+                format!("a name is letters, digits and `_`, not starting with a digit, e.g. `${{LOG_ROOT}}` (defaults such as `${{NAME:-x}}` are not supported); {or_literal}"),
+            ),
+            ExpandErrorKind::LoneDollar(word) => {
+                let example = if is_var_name(word) { word.as_str() } else { "NAME" };
+                (
+                    format!("`$` in {what} must start `${{NAME}}` or be written `$$`"),
+                    format!("write `${{{example}}}` to use an environment variable, {or_literal}"),
+                )
+            }
+            ExpandErrorKind::Unset(name) => (
+                format!("environment variable `{name}` (used in {what}) is not set"),
+                format!("set {name} in the environment tidemark runs in (in a cluster: of every member, since each expands paths from its own environment), or write the path out"),
+            ),
+            ExpandErrorKind::Empty(name) => (
+                format!("environment variable `{name}` (used in {what}) is set but empty"),
+                format!("set {name} to a non-empty value (in a cluster: on every member), or write the path out"),
+            ),
+            ExpandErrorKind::NotUnicode(name) => (
+                format!("environment variable `{name}` (used in {what}) is not valid UTF-8"),
+                format!("set {name} to UTF-8 text, or write the path out"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ExpandErrorKind::*;
+
+    fn env() -> Env {
+        Env::from_vars([
+            ("LOG_ROOT", "/srv/logs"),
+            ("_X1", "x"),
+            ("EMPTY", ""),
+            ("UNI", "données"),
+        ])
+    }
+
+    fn ok(text: &str) -> String {
+        match expand(text, &env()) {
+            Ok(e) => e.text,
+            Err(e) => panic!("{text}: {e:?}"),
+        }
+    }
+
+    fn err(text: &str) -> Vec<(usize, ExpandErrorKind)> {
+        match expand(text, &env()) {
+            Ok(e) => panic!("{text} expanded to {}", e.text),
+            Err(e) => e.into_iter().map(|e| (e.offset, e.kind)).collect(),
+        }
+    }
+
+    #[test]
+    fn expands_variables_and_dollar_escapes() {
+        assert_eq!(ok("/var/log/*.log"), "/var/log/*.log");
+        assert_eq!(ok(""), "");
+        assert_eq!(ok("${LOG_ROOT}/nginx/*.log"), "/srv/logs/nginx/*.log");
+        assert_eq!(ok("a${_X1}b${_X1}"), "axbx");
+        assert_eq!(ok("${LOG_ROOT}${_X1}"), "/srv/logsx");
+        assert_eq!(ok("/a/$$/b"), "/a/$/b");
+        assert_eq!(ok("$${LOG_ROOT}"), "${LOG_ROOT}");
+        assert_eq!(ok("$$$$"), "$$");
+        assert_eq!(ok("é/${UNI}/ü"), "é/données/ü");
+        // A value is not expanded again.
+        let env = Env::from_vars([("A", "${B}"), ("B", "no")]);
+        assert_eq!(expand("${A}", &env).unwrap().text, "${B}");
+    }
+
+    #[test]
+    fn malformed_references_are_errors_at_their_dollar() {
+        assert_eq!(err("/a/${"), [(3, Unterminated)]);
+        assert_eq!(err("/a/${LOG_ROOT/x"), [(3, Unterminated)]);
+        assert_eq!(err("${}/x"), [(0, EmptyName)]);
+        assert_eq!(err("/x/${1X}"), [(3, BadName("1X".into()))]);
+        assert_eq!(err("${A-B}"), [(0, BadName("A-B".into()))]);
+        assert_eq!(err("${NAME:-x}"), [(0, BadName("NAME:-x".into()))]);
+        assert_eq!(err("${ LOG_ROOT}"), [(0, BadName(" LOG_ROOT".into()))]);
+        assert_eq!(err("$LOG_ROOT/x"), [(0, LoneDollar("LOG_ROOT".into()))]);
+        assert_eq!(err("/x/$"), [(3, LoneDollar(String::new()))]);
+        assert_eq!(err("/x/$/"), [(3, LoneDollar(String::new()))]);
+    }
+
+    #[test]
+    fn variable_problems_are_errors() {
+        assert_eq!(err("${NOPE}/x"), [(0, Unset("NOPE".into()))]);
+        assert_eq!(err("/é/${EMPTY}"), [(4, Empty("EMPTY".into()))]);
+        assert_eq!(Env::empty().get("LOG_ROOT"), None);
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        assert_eq!(
+            err("${A}/$x/${}/${LOG_ROOT}/${9"),
+            [
+                (0, Unset("A".into())),
+                (5, LoneDollar("x".into())),
+                (8, EmptyName),
+                (24, Unterminated),
+            ]
+        );
+    }
+
+    #[test]
+    fn offsets_map_back_to_the_unexpanded_text() {
+        let text = "ab${LOG_ROOT}cd$$e";
+        let e = expand(text, &env()).unwrap();
+        assert_eq!(e.text, "ab/srv/logscd$e");
+        assert_eq!(e.source_offset(0), 0);
+        assert_eq!(e.source_offset(1), 1);
+        for i in 2..11 {
+            assert_eq!(e.source_offset(i), 2, "byte {i} comes from the variable");
+        }
+        assert_eq!(e.source_offset(11), 13); // `c`
+        assert_eq!(e.source_offset(13), 16); // the `$` of `$$`
+        assert_eq!(e.source_offset(14), 17); // `e`
+        assert_eq!(e.source_offset(15), 18); // end
+    }
+
+    #[test]
+    fn process_env_and_fn_env() {
+        let env = Env::from_fn(|name| (name == "X").then(|| "1".to_string()));
+        assert_eq!(env.get("X").as_deref(), Some("1"));
+        assert_eq!(env.get("Y"), None);
+        // PATH is set in any environment tests run in.
+        assert!(Env::process().get("PATH").is_some());
+        assert_eq!(format!("{:?}", Env::default()), "Env::process()");
+    }
+
+    #[test]
+    fn names() {
+        for good in ["A", "_", "LOG_ROOT", "a1", "_9"] {
+            assert!(is_var_name(good), "{good}");
+        }
+        for bad in ["", "1A", "A-B", "A.B", "é", "A B"] {
+            assert!(!is_var_name(bad), "{bad}");
+        }
+    }
+}
