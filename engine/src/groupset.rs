@@ -1,8 +1,9 @@
 //! A worker's share of a job's file groups, kept up to date by discovery.
 //!
-//! A group belongs to the worker `hash(live path) % peers`, so ownership does not
-//! depend on discovery order and a file appearing later lands on the same worker
-//! in every run. In live mode globs are re-evaluated every second (sooner when the
+//! A group found after start belongs to the worker `first + hash(live path) % count`
+//! among this process's workers (each process reads the files on its own machine),
+//! so ownership does not depend on discovery order and a file appearing later lands
+//! on the same worker in every run. In live mode globs are re-evaluated every second (sooner when the
 //! directory watcher says something changed).
 
 use std::collections::HashSet;
@@ -37,7 +38,8 @@ pub struct GroupSet {
     tail: TailOptions,
     follow: bool,
     index: usize,
-    peers: usize,
+    /// This process's workers: (first global index, count).
+    local: (usize, usize),
     pub groups: Vec<GroupState>,
     /// The groups found before the workers started, each with its owning worker:
     /// computed once, so every worker agrees (file sizes change while they start).
@@ -59,7 +61,7 @@ impl GroupSet {
         initial: Arc<Vec<(FileGroup, usize)>>,
         follow: bool,
         index: usize,
-        peers: usize,
+        local: (usize, usize),
     ) -> GroupSet {
         GroupSet {
             job,
@@ -69,7 +71,7 @@ impl GroupSet {
             tail: TailOptions { follow, ..tail },
             follow,
             index,
-            peers: peers.max(1),
+            local: (local.0, local.1.max(1)),
             groups: Vec::new(),
             initial,
             known: HashSet::new(),
@@ -120,7 +122,7 @@ impl GroupSet {
             let id = path_hash(&g.live);
             let owner = match &owners {
                 Some(o) => o[i],
-                None => (id % self.peers as u64) as usize,
+                None => self.local.0 + (id % self.local.1 as u64) as usize,
             };
             if owner != self.index {
                 continue;

@@ -87,6 +87,9 @@ pub struct InstallContext {
     /// The groups there at start with their owning workers, found and assigned
     /// once for every worker ([`crate::groupset::initial_groups`], [`crate::groupset::balance`]).
     pub initial_groups: Arc<Vec<(tidemark_sources::file::FileGroup, usize)>>,
+    /// This process's workers, `(first global index, count)`: a group found later
+    /// goes to one of them (each process reads the files on its own machine).
+    pub process_workers: (usize, usize),
 }
 
 /// A job installed in a worker.
@@ -108,7 +111,7 @@ pub fn install_job(
     ctx: InstallContext,
 ) -> Result<JobHandle, EngineError> {
     let plan = Arc::new(Plan::new(job));
-    let (index, peers) = (worker.index(), worker.peers());
+    let index = worker.index();
     let groups = GroupSet::new(
         job.clone(),
         plan.clone(),
@@ -118,14 +121,18 @@ pub fn install_job(
         ctx.initial_groups.clone(),
         ctx.follow,
         index,
-        peers,
+        ctx.process_workers,
     );
     let chunk = job.source.read_chunk_bytes.max(4096);
     let pacing = Pacing {
         chunk_bytes: chunk,
         activation_bytes: chunk * 4,
         poll_interval: job.source.poll_interval,
-        rate_limit: job.source.rate_limit.map(|r| (r / peers as u64).max(1)),
+        // Per machine: each process reads its own disks.
+        rate_limit: job
+            .source
+            .rate_limit
+            .map(|r| (r / ctx.process_workers.1.max(1) as u64).max(1)),
     };
     let dataflow = worker.next_dataflow_index();
     let name = format!("job:{}", job.name);

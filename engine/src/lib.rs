@@ -18,6 +18,7 @@ pub mod replay;
 pub mod resume;
 pub mod run;
 pub mod series;
+pub mod setup;
 pub mod stats;
 pub mod time;
 pub mod watcher;

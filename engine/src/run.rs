@@ -4,21 +4,18 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_jobs::Job;
 
 use crate::checkpoint::{CheckpointStore, ResetChoice, SinkCommit};
-use crate::commit::Committer;
-use crate::groupset::{balance, initial_groups};
-use crate::install::{install_job, EngineError, InstallContext, ResumePlan, StartAt};
-use crate::operators::collect::{Collector, WindowOutput};
-use crate::operators::source::{Poke, PokeBoard};
-use crate::resume::{Resume, ResumeBoard};
+use crate::install::{install_job, EngineError, ResumePlan, StartAt};
+use crate::operators::collect::WindowOutput;
+use crate::resume::Resume;
+use crate::setup::{JobSetup, SetupOptions};
 use crate::stats::JobStats;
 use crate::time::EventMs;
-use crate::watcher::JobWatcher;
 
 pub struct RunOptions {
     pub workers: usize,
@@ -69,93 +66,34 @@ pub fn run_job(
     opts: RunOptions,
     make_output: OutputFactory,
 ) -> Result<RunOutcome, EngineError> {
-    let board = ResumeBoard::new();
-    let stats = opts
-        .stats
-        .clone()
-        .unwrap_or_else(|| Arc::new(Mutex::new(JobStats::default())));
-    // Held until the run ends; the kernel releases it even after kill -9.
-    let _lock = match &opts.state_dir {
-        None => None,
-        Some(dir) => Some(lock_state(&dir.join(&job.name))?),
-    };
-    let (store, plan, start) = match &opts.state_dir {
-        None => (None, ResumePlan::default(), OutputStart::Fresh),
-        Some(dir) => prepare_state(&dir.join(&job.name), job, opts.reset)?,
-    };
-    let resumed = matches!(start, OutputStart::Resume(_));
-    let groups = initial_groups(job, &plan)?;
-    let owners = balance(&groups, opts.workers.max(1));
-    let initial = Arc::new(groups.into_iter().zip(owners).collect::<Vec<_>>());
-    board.expect(initial.iter().map(|(g, _)| g.live.clone()));
-    if initial.is_empty() {
-        tracing::warn!(
-            "no file matches the job's include globs {:?}{}",
-            job.source.include,
-            if opts.until_eof {
-                "; nothing to read"
-            } else {
-                " yet; waiting for one"
-            }
-        );
-    }
-    let output = make_output(&start).map_err(EngineError::Output)?;
-    let committer = store.map(|s| {
-        Committer::new(
-            s,
-            board.clone(),
-            &job.name,
-            opts.checkpoint_interval,
-            plan.skip_below,
-            stats.clone(),
-        )
-    });
-    let collector = Arc::new(Mutex::new(Some(Collector { output, committer })));
-    let output_error = Arc::new(Mutex::new(None));
-    let job = Arc::new(job.clone());
-    let plan = Arc::new(plan);
-    let stop = opts.stop.clone();
-    // inotify where it works; otherwise the sources just poll (poll_interval).
-    let poke: Poke = Arc::new(PokeBoard::default());
-    let _watcher = (!opts.until_eof).then(|| {
-        JobWatcher::start(
-            job.source.include.clone(),
-            poke.clone(),
-            job.source.poll_interval,
-        )
-    });
-    let config = timely::Config::process(opts.workers.max(1));
+    let workers = opts.workers.max(1);
+    let setup = Arc::new(JobSetup::prepare(
+        job,
+        SetupOptions {
+            follow: !opts.until_eof,
+            state_dir: opts.state_dir,
+            reset: opts.reset,
+            checkpoint_interval: opts.checkpoint_interval,
+            stats: opts.stats,
+            stop: opts.stop,
+            first_worker: 0,
+            workers,
+        },
+        Some(make_output),
+    )?);
+    let config = timely::Config::process(workers);
     let guards = {
-        let (stats, output_error, stop) = (stats.clone(), output_error.clone(), stop.clone());
+        let setup = setup.clone();
         timely::execute(config, move |worker| -> Result<(), EngineError> {
-            let collector = if worker.index() == 0 {
-                collector.lock().ok().and_then(|mut o| o.take())
-            } else {
-                None
-            };
-            let handle = install_job(
-                worker,
-                &job,
-                InstallContext {
-                    follow: !opts.until_eof,
-                    resume: plan.clone(),
-                    board: board.clone(),
-                    stop: stop.clone(),
-                    stats: stats.clone(),
-                    collector,
-                    output_error: output_error.clone(),
-                    poke: poke.clone(),
-                    initial_groups: initial.clone(),
-                },
-            )?;
+            let handle = install_job(worker, &setup.job, setup.context(worker.index()))?;
             let mut woke_for_stop = false;
             while !handle.is_done(worker) {
-                if output_error.lock().map(|e| e.is_some()).unwrap_or(false) {
-                    stop.store(true, Ordering::SeqCst);
+                if setup.output_failed().is_some() {
+                    setup.stop.store(true, Ordering::SeqCst);
                 }
-                if !woke_for_stop && stop.load(Ordering::SeqCst) {
+                if !woke_for_stop && setup.stop.load(Ordering::SeqCst) {
                     // A source may be asleep for its poll interval: wake it to stop.
-                    poke.poke();
+                    setup.poke.poke();
                     woke_for_stop = true;
                 }
                 worker.step_or_park(Some(Duration::from_millis(50)));
@@ -167,16 +105,19 @@ pub fn run_job(
     for r in guards.join() {
         r.map_err(EngineError::Worker)??;
     }
-    if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
+    if let Some(e) = setup.output_failed() {
         return Err(EngineError::Output(e));
     }
-    let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
-    Ok(RunOutcome { stats, resumed })
+    let stats = setup.stats.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(RunOutcome {
+        stats,
+        resumed: setup.resumed,
+    })
 }
 
 /// Takes the job's state folder for this process: two runs sharing one would
 /// overwrite each other's checkpoints and sinks.
-fn lock_state(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
+pub(crate) fn lock_state(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
     let path = dir.join("lock");
     let file = std::fs::create_dir_all(dir)
         .and_then(|_| {
@@ -203,7 +144,7 @@ fn lock_state(dir: &std::path::Path) -> Result<std::fs::File, EngineError> {
 
 /// Loads (or resets) the job's state: the store, where groups resume, and how the
 /// sinks start.
-fn prepare_state(
+pub(crate) fn prepare_state(
     dir: &std::path::Path,
     job: &Job,
     reset: Option<ResetChoice>,
