@@ -1,5 +1,6 @@
 //! The `tidemark` binary: one binary, a subcommand per role.
 
+mod cluster;
 mod demo;
 mod replay;
 mod run;
@@ -82,6 +83,60 @@ enum Command {
     },
     /// Check a job file; print `ok` or every error with file:line:column and a hint.
     Validate { job: PathBuf },
+    /// Run a long-lived cluster member that accepts jobs over its control API.
+    Cluster {
+        /// Processes in the cluster (only 1 is supported so far).
+        #[arg(short = 'n', long, default_value_t = 1)]
+        processes: usize,
+        /// This process's index.
+        #[arg(short = 'p', long, default_value_t = 0)]
+        process: usize,
+        /// Hosts file: one host:port per process, as timely reads it.
+        #[arg(long)]
+        hosts: Option<PathBuf>,
+        /// Worker threads in this process.
+        #[arg(short = 'w', long, default_value_t = 1)]
+        workers: usize,
+        /// Submitted jobs and their checkpoints are kept here.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Address of the control API.
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        api: std::net::SocketAddr,
+        /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN); required
+        /// when --api is not a loopback address.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Jobs may only read under these folders (repeatable; default: anywhere).
+        #[arg(long = "allow-root", value_name = "DIR")]
+        allow_roots: Vec<PathBuf>,
+        /// How often, at most, each job writes a checkpoint.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
+        checkpoint_interval: std::time::Duration,
+    },
+    /// Submit, list, inspect and stop a cluster's jobs.
+    Job {
+        #[command(subcommand)]
+        command: JobCmd,
+        /// The cluster's control API.
+        #[arg(long, global = true, default_value = "http://127.0.0.1:7070")]
+        api: String,
+        /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN).
+        #[arg(long, global = true)]
+        token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobCmd {
+    /// Validate a job file on the cluster and install it.
+    Submit { job: PathBuf },
+    /// List the cluster's jobs.
+    List,
+    /// A job's state, output frontier, last window, lines/s and error counts.
+    Status { name: String },
+    /// Stop a job (windows already written stay) and forget it.
+    Stop { name: String },
 }
 
 fn main() -> ExitCode {
@@ -130,6 +185,40 @@ fn main() -> ExitCode {
             },
         ),
         Command::Validate { job } => run::validate(&job),
+        Command::Cluster {
+            processes,
+            process,
+            hosts,
+            workers,
+            state_dir,
+            api,
+            token_file,
+            allow_roots,
+            checkpoint_interval,
+        } => cluster::cluster(cluster::ClusterArgs {
+            processes,
+            process,
+            hosts,
+            workers,
+            state_dir,
+            api,
+            token_file,
+            allow_roots,
+            checkpoint_interval,
+        }),
+        Command::Job {
+            command,
+            api,
+            token_file,
+        } => {
+            let cmd = match command {
+                JobCmd::Submit { job } => cluster::JobCommand::Submit { job },
+                JobCmd::List => cluster::JobCommand::List,
+                JobCmd::Status { name } => cluster::JobCommand::Status { name },
+                JobCmd::Stop { name } => cluster::JobCommand::Stop { name },
+            };
+            cluster::job(cmd, &api, token_file.as_deref())
+        }
     };
     match result {
         Ok(code) => code,

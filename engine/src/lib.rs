@@ -8,6 +8,7 @@
 pub mod acc;
 pub mod agg;
 pub mod checkpoint;
+pub mod cluster;
 pub mod commit;
 pub mod group;
 pub mod groupset;

@@ -1,5 +1,6 @@
 //! Self-metrics a job keeps while it runs; printed on shutdown.
 
+use crate::time::EventMs;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -28,6 +29,10 @@ pub struct JobStats {
     pub value_errors: BTreeMap<String, BTreeMap<&'static str, u64>>,
     pub late_lines: u64,
     pub windows_emitted: u64,
+    /// Start and end of the last window written (for status reports).
+    pub last_window_ms: Option<(EventMs, EventMs)>,
+    /// Every window before this is written: the job's output frontier.
+    pub frontier_ms: Option<EventMs>,
     pub checkpoints_written: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
@@ -62,6 +67,8 @@ impl JobStats {
         }
         self.late_lines += o.late_lines;
         self.windows_emitted += o.windows_emitted;
+        self.last_window_ms = self.last_window_ms.max(o.last_window_ms);
+        self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
         self.windows_open_at_stop += o.windows_open_at_stop;
     }

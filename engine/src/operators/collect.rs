@@ -87,6 +87,8 @@ pub fn collect<'scope>(
                         sort_records(&mut records);
                         if let Ok(mut s) = stats.lock() {
                             s.windows_emitted += 1;
+                            s.last_window_ms =
+                                Some((start as EventMs, start as EventMs + window_ms));
                         }
                         if let Err(e) = c.output.window(&closed(start, window_ms, records)) {
                             failed = Some(e);
@@ -102,6 +104,9 @@ pub fn collect<'scope>(
                             (None, None) => written_end,
                         };
                         complete_below = complete_below.max(below);
+                        if let Ok(mut s) = stats.lock() {
+                            s.frontier_ms = Some(complete_below);
+                        }
                     }
                 }
                 let done = !stopping && frontier.is_empty() && pending.is_empty();

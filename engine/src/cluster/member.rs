@@ -1,0 +1,356 @@
+//! A cluster member's workers: each runs a loop that applies the sequenced
+//! [`Command`]s — installing a job's dataflow, stopping it, shutting down — in the
+//! same order on every worker of every member.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tidemark_jobs::Job;
+use timely::synchronization::Sequencer;
+use timely::worker::Worker;
+
+use super::registry::{JobState, Registry};
+use super::store::JobStore;
+use super::Command;
+use crate::install::{install_job, EngineError, JobHandle};
+use crate::operators::collect::WindowOutput;
+use crate::run::OutputStart;
+use crate::setup::{JobSetup, SetupOptions};
+use crate::stats::JobStats;
+use crate::time::wall_clock_ms;
+
+/// Opens a job's sinks (process 0 only).
+pub type MakeOutput =
+    Arc<dyn Fn(&Job, &OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send + Sync>;
+/// Validates a job's TOML on this member (its own environment, its allowed roots).
+pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
+
+pub struct ClusterOptions {
+    /// The timely configuration: `Config::process(w)` or a cluster of processes.
+    pub config: timely::Config,
+    /// This member's index and its number of workers.
+    pub process: usize,
+    pub workers: usize,
+    /// Submitted jobs and their checkpoints are kept here.
+    pub state_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    pub make_output: MakeOutput,
+    pub validate: Validate,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("a job named {0:?} is already running; stop it first or choose another name")]
+    Duplicate(String),
+    #[error("no job named {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The control side of a member: what the API calls.
+pub struct Cluster {
+    commands: Mutex<Sender<Command>>,
+    registry: Arc<Registry>,
+    store: JobStore,
+}
+
+impl Cluster {
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Installs a validated job everywhere; it is kept in the state folder so a
+    /// restarted cluster installs it again.
+    pub fn submit(&self, job: &Job, toml: &str) -> Result<(), ControlError> {
+        let stats = Arc::new(Mutex::new(JobStats::default()));
+        if !self.registry.add(&job.name, wall_clock_ms(), stats) {
+            return Err(ControlError::Duplicate(job.name.clone()));
+        }
+        if let Err(e) = self.store.save(&job.name, toml) {
+            self.registry.remove(&job.name);
+            return Err(ControlError::Unavailable(format!(
+                "cannot keep the job in the state folder: {e}"
+            )));
+        }
+        self.send(Command::Install {
+            name: job.name.clone(),
+            toml: toml.to_string(),
+        })
+    }
+
+    /// Stops a job: windows already written stay; it is forgotten once stopped.
+    pub fn stop(&self, name: &str) -> Result<(), ControlError> {
+        if !self.registry.contains(name) {
+            return Err(ControlError::NotFound(name.to_string()));
+        }
+        self.registry.set(name, JobState::Stopping, None);
+        self.store
+            .remove(name)
+            .map_err(|e| ControlError::Unavailable(format!("cannot forget the job: {e}")))?;
+        self.send(Command::Stop {
+            name: name.to_string(),
+        })
+    }
+
+    /// Stops every job (checkpointing what is written) and ends the member.
+    pub fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown);
+    }
+
+    fn send(&self, c: Command) -> Result<(), ControlError> {
+        self.commands
+            .lock()
+            .map_err(|_| ControlError::Unavailable("the cluster is shutting down".into()))?
+            .send(c)
+            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+    }
+}
+
+/// The thread running a member's workers; it ends when the member does.
+pub type Workers = JoinHandle<Result<(), EngineError>>;
+
+/// A job's setup in this process (or why it cannot run here), and how many of the
+/// process's workers still run it.
+type SetupSlot = (Result<Arc<JobSetup>, String>, usize);
+
+/// Starts this member's workers. Jobs kept in the state folder are installed
+/// again first (process 0 sequences them). The handle ends when the member does.
+pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineError> {
+    let store = JobStore::open(&opts.state_dir).map_err(|e| {
+        EngineError::Checkpoint(format!(
+            "cannot use the state folder {}: {e}",
+            opts.state_dir.display()
+        ))
+    })?;
+    let (tx, rx) = channel();
+    let registry = Arc::new(Registry::default());
+    if opts.process == 0 {
+        let kept = store
+            .load()
+            .map_err(|e| EngineError::Checkpoint(format!("cannot read the kept jobs: {e}")))?;
+        for (name, toml, submitted_ms) in kept {
+            tracing::info!("installing kept job {name:?} again");
+            registry.add(
+                &name,
+                submitted_ms,
+                Arc::new(Mutex::new(JobStats::default())),
+            );
+            let _ = tx.send(Command::Install { name, toml });
+        }
+    }
+    let cluster = Arc::new(Cluster {
+        commands: Mutex::new(tx),
+        registry: registry.clone(),
+        store,
+    });
+    let shared = Arc::new(Shared {
+        first_worker: opts.process * opts.workers.max(1),
+        workers: opts.workers.max(1),
+        process: opts.process,
+        state_dir: opts.state_dir.join("jobs"),
+        checkpoint_interval: opts.checkpoint_interval,
+        make_output: opts.make_output,
+        validate: opts.validate,
+        registry,
+        feed: Mutex::new(Some(rx)),
+        setups: Mutex::new(HashMap::new()),
+    });
+    let config = opts.config;
+    let thread = std::thread::Builder::new()
+        .name("tidemark-cluster".into())
+        .spawn(move || -> Result<(), EngineError> {
+            let guards = timely::execute(config, move |worker| member_loop(worker, &shared))
+                .map_err(EngineError::Worker)?;
+            for r in guards.join() {
+                r.map_err(EngineError::Worker)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| EngineError::Worker(format!("cannot start the workers: {e}")))?;
+    Ok((cluster, thread))
+}
+
+/// What a member's workers share.
+struct Shared {
+    first_worker: usize,
+    workers: usize,
+    process: usize,
+    state_dir: PathBuf,
+    checkpoint_interval: Duration,
+    make_output: MakeOutput,
+    validate: Validate,
+    registry: Arc<Registry>,
+    /// Commands from the control side, taken by this member's first worker.
+    feed: Mutex<Option<Receiver<Command>>>,
+    /// Per job, its setup for this process and how many workers still run it.
+    setups: Mutex<HashMap<String, SetupSlot>>,
+}
+
+struct Running {
+    handle: JobHandle,
+    setup: Arc<JobSetup>,
+}
+
+fn member_loop(worker: &mut Worker, shared: &Shared) {
+    let feed = if worker.index() == shared.first_worker {
+        shared.feed.lock().ok().and_then(|mut f| f.take())
+    } else {
+        None
+    };
+    let mut seq: Sequencer<Command> = Sequencer::new(worker, Instant::now());
+    let mut jobs: BTreeMap<String, Running> = BTreeMap::new();
+    let mut shutting_down = false;
+    loop {
+        if let Some(feed) = &feed {
+            while let Ok(c) = feed.try_recv() {
+                seq.push(c);
+            }
+        }
+        for cmd in seq.by_ref() {
+            match cmd {
+                Command::Install { name, toml } => {
+                    if !shutting_down && !jobs.contains_key(&name) {
+                        if let Some(r) = install(worker, shared, &name, &toml) {
+                            jobs.insert(name, r);
+                        }
+                    }
+                }
+                Command::Stop { name } => {
+                    if let Some(r) = jobs.get(&name) {
+                        stop(&r.setup);
+                    }
+                }
+                Command::Shutdown => {
+                    shutting_down = true;
+                    jobs.values().for_each(|r| stop(&r.setup));
+                }
+            }
+        }
+        let mut done = Vec::new();
+        for (name, r) in &jobs {
+            if r.handle.is_done(worker) {
+                done.push(name.clone());
+            } else if let Some(e) = r.setup.output_failed() {
+                shared
+                    .registry
+                    .set(name, JobState::Failed, Some(format!("output failed: {e}")));
+                stop(&r.setup);
+            }
+        }
+        for name in done {
+            jobs.remove(&name);
+            release(shared, &name);
+        }
+        if shutting_down && jobs.is_empty() {
+            break;
+        }
+        worker.step_or_park(Some(Duration::from_millis(50)));
+    }
+}
+
+fn stop(setup: &JobSetup) {
+    setup.stop.store(true, Ordering::SeqCst);
+    // A source may be asleep for its poll interval: wake it to stop.
+    setup.poke.poke();
+}
+
+/// Installs a job in this worker, making its per-process setup if this is the
+/// process's first worker to get there. `None` if the job cannot run here (the
+/// reason is in the registry; every worker of the process agrees).
+fn install(worker: &mut Worker, shared: &Shared, name: &str, toml: &str) -> Option<Running> {
+    let setup = {
+        let mut setups = shared.setups.lock().ok()?;
+        let slot = setups
+            .entry(name.to_string())
+            .or_insert_with(|| (prepare(shared, name, toml), 0));
+        slot.1 += 1;
+        slot.0.clone()
+    };
+    let setup = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("job {name:?} cannot run: {e}");
+            shared.registry.set(name, JobState::Failed, Some(e));
+            release(shared, name);
+            return None;
+        }
+    };
+    match install_job(worker, &setup.job, setup.context(worker.index())) {
+        Ok(handle) => Some(Running { handle, setup }),
+        Err(e) => {
+            shared
+                .registry
+                .set(name, JobState::Failed, Some(e.to_string()));
+            release(shared, name);
+            None
+        }
+    }
+}
+
+fn prepare(shared: &Shared, name: &str, toml: &str) -> Result<Arc<JobSetup>, String> {
+    let job = (shared.validate)(toml)?;
+    if job.name != name {
+        return Err(format!("the job's name is {:?}, not {name:?}", job.name));
+    }
+    let make = shared.make_output.clone();
+    let for_sinks = job.clone();
+    let output: Option<crate::run::OutputFactory> = (shared.process == 0)
+        .then(|| Box::new(move |start: &OutputStart| make(&for_sinks, start)) as _);
+    let setup = JobSetup::prepare(
+        &job,
+        SetupOptions {
+            follow: true,
+            state_dir: Some(shared.state_dir.clone()),
+            reset: None,
+            checkpoint_interval: shared.checkpoint_interval,
+            stats: shared.registry.stats_of(name),
+            stop: Arc::new(AtomicBool::new(false)),
+            first_worker: shared.first_worker,
+            workers: shared.workers,
+        },
+        output,
+    )
+    .map_err(|e| e.to_string())?;
+    tracing::info!(
+        "job {name:?} installed{}",
+        if setup.resumed {
+            ", resuming from its checkpoint"
+        } else {
+            ""
+        }
+    );
+    Ok(Arc::new(setup))
+}
+
+/// One worker is done with a job; the last one of the process drops its setup
+/// (releasing the state folder's lock) and, unless it failed, forgets it.
+fn release(shared: &Shared, name: &str) {
+    let Ok(mut setups) = shared.setups.lock() else {
+        return;
+    };
+    let last = match setups.get_mut(name) {
+        Some(slot) => {
+            slot.1 = slot.1.saturating_sub(1);
+            slot.1 == 0
+        }
+        None => false,
+    };
+    if last {
+        setups.remove(name);
+        let failed = shared
+            .registry
+            .get(name)
+            .is_some_and(|j| j.state == JobState::Failed);
+        if !failed {
+            shared.registry.remove(name);
+            tracing::info!("job {name:?} stopped");
+        }
+    }
+}

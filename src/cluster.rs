@@ -1,0 +1,293 @@
+//! `tidemark cluster` (a long-lived member serving the control API) and
+//! `tidemark job submit|list|status|stop` (its command-line client).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tidemark_api::{
+    Auth, Client, ClientError, ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus,
+    JobSummary, ServeOptions, ServerHandle,
+};
+use tidemark_engine::cluster::{self, Cluster, ClusterOptions, JobInfo};
+use tidemark_engine::WindowOutput;
+use tidemark_jobs::{check_roots, from_str_with_env, Env, Job};
+use tidemark_sinks::Outputs;
+
+use crate::run::EXIT_INVALID;
+
+pub struct ClusterArgs {
+    pub processes: usize,
+    pub process: usize,
+    pub hosts: Option<PathBuf>,
+    pub workers: usize,
+    pub state_dir: PathBuf,
+    pub api: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub allow_roots: Vec<PathBuf>,
+    pub checkpoint_interval: Duration,
+}
+
+pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    if args.processes > 1 || args.process > 0 || args.hosts.is_some() {
+        eprintln!(
+            "error: clusters of several processes are not built yet: their checkpoints need a commit shared by all members to stay exactly-once. Run one process (-n 1) with more workers (-w)"
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    for root in &args.allow_roots {
+        if !root.is_absolute()
+            || root
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
+        {
+            eprintln!(
+                "error: --allow-root {} must be an absolute path without `..`",
+                root.display()
+            );
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    }
+    let token = tidemark_api::load_token(args.token_file.as_deref(), tidemark_api::TOKEN_ENV)
+        .context("cannot read the API token")?;
+    if token.is_none() && tidemark_api::require_token_for(&args.api) {
+        eprintln!(
+            "error: the API would listen on {} without a token: give --token-file FILE or set {}, or listen on 127.0.0.1",
+            args.api,
+            tidemark_api::TOKEN_ENV
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let roots = Arc::new(args.allow_roots.clone());
+    let validate_roots = roots.clone();
+    let validate: cluster::Validate = Arc::new(move |toml: &str| {
+        let job = from_str_with_env(toml, SUBMITTED, Path::new("/"), &Env::process())
+            .map_err(|d| d.to_string())?;
+        check_roots(&job, &validate_roots).map_err(|e| e.to_string())?;
+        Ok(job)
+    });
+    let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
+        Outputs::open(job, start)
+            .map(|o| Box::new(o) as Box<dyn WindowOutput>)
+            .map_err(|e| format!("cannot open the job's sinks: {e}"))
+    });
+    let (member, workers) = cluster::start(ClusterOptions {
+        config: timely::Config::process(args.workers.max(1)),
+        process: 0,
+        workers: args.workers.max(1),
+        state_dir: args.state_dir.clone(),
+        checkpoint_interval: args.checkpoint_interval,
+        make_output,
+        validate,
+    })
+    .context("cannot start the cluster")?;
+    let control = Arc::new(Control {
+        member: member.clone(),
+        members: args.processes as u32,
+        rates: Mutex::new(HashMap::new()),
+    });
+    let api_roots = roots.clone();
+    let options = ServeOptions {
+        auth: Auth::from_token(token),
+        validate: Arc::new(move |text: &str, file: &str, base: &Path| {
+            let job = from_str_with_env(text, file, base, &Env::process())?;
+            check_roots(&job, &api_roots).map_err(|e| e.to_diagnostics(file))?;
+            Ok(job)
+        }),
+        ..ServeOptions::default()
+    };
+    let server = ServerHandle::start(args.api, control, options)
+        .with_context(|| format!("cannot listen on {}", args.api))?;
+    eprintln!(
+        "tidemark cluster: control API on http://{}; state in {}; stop with Ctrl-C or SIGTERM",
+        server.local_addr(),
+        args.state_dir.display()
+    );
+    let stopping = member.clone();
+    ctrlc::set_handler(move || {
+        eprintln!("stopping: every job checkpoints what is written, then the member exits");
+        stopping.shutdown();
+    })
+    .context("cannot install the signal handler")?;
+    let result = workers.join();
+    let _ = server.shutdown();
+    match result {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => Err(anyhow::anyhow!(e)).context("the cluster failed"),
+        Err(_) => anyhow::bail!("a cluster worker panicked"),
+    }
+}
+
+/// What the API calls: the member plus a lines/s estimate per job.
+struct Control {
+    member: Arc<Cluster>,
+    members: u32,
+    rates: Mutex<HashMap<String, (Instant, u64, f64)>>,
+}
+
+impl JobControl for Control {
+    fn submit(&self, job: Job, toml: String) -> Result<JobSummary, ControlError> {
+        self.member.submit(&job, &toml).map_err(control_error)?;
+        Ok(self
+            .member
+            .registry()
+            .get(&job.name)
+            .map(|j| summary(&j))
+            .unwrap_or_else(|| JobSummary {
+                name: job.name.clone(),
+                state: JobState::Running,
+                submitted_at: jiff::Timestamp::now(),
+            }))
+    }
+
+    fn list(&self) -> Vec<JobSummary> {
+        self.member.registry().list().iter().map(summary).collect()
+    }
+
+    fn status(&self, name: &str) -> Option<JobStatus> {
+        let j = self.member.registry().get(name)?;
+        let s = &j.stats;
+        let rate = self.rate(name, s.lines_read);
+        let mut errors = std::collections::BTreeMap::new();
+        errors.insert(JobStatus::LATE.to_string(), s.late_lines);
+        errors.insert(JobStatus::OVERSIZE.to_string(), s.oversize_lines);
+        errors.insert(JobStatus::INVALID_UTF8.to_string(), s.invalid_utf8_lines);
+        for (reason, n) in &s.parse_errors {
+            errors.insert(JobStatus::malformed_key(reason), *n);
+        }
+        let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
+        Some(JobStatus {
+            summary: summary(&j),
+            watermark: s.frontier_ms.filter(|&f| f > 0).and_then(ts),
+            last_closed_window: s.last_window_ms.and_then(|(start, end)| {
+                Some(ClosedWindow {
+                    start: ts(start)?,
+                    end: ts(end)?,
+                })
+            }),
+            lines_per_sec: rate,
+            errors,
+            last_error: j.error.clone(),
+        })
+    }
+
+    fn stop(&self, name: &str) -> Result<(), ControlError> {
+        self.member.stop(name).map_err(control_error)
+    }
+
+    fn health(&self) -> Health {
+        Health {
+            ok: true,
+            members: self.members,
+            expected_members: self.members,
+            jobs: self.member.registry().list().len() as u32,
+            detail: None,
+        }
+    }
+}
+
+impl Control {
+    /// Lines per second since the previous status call (or since the first one
+    /// seen, for at least a second).
+    fn rate(&self, name: &str, lines: u64) -> f64 {
+        let now = Instant::now();
+        let Ok(mut rates) = self.rates.lock() else {
+            return 0.0;
+        };
+        let e = rates.entry(name.to_string()).or_insert((now, lines, 0.0));
+        let secs = now.duration_since(e.0).as_secs_f64();
+        if secs >= 1.0 {
+            e.2 = lines.saturating_sub(e.1) as f64 / secs;
+            *e = (now, lines, e.2);
+        }
+        if e.2.is_finite() {
+            e.2
+        } else {
+            0.0
+        }
+    }
+}
+
+fn summary(j: &JobInfo) -> JobSummary {
+    JobSummary {
+        name: j.name.clone(),
+        state: match j.state {
+            cluster::JobState::Running => JobState::Running,
+            cluster::JobState::Stopping => JobState::Stopping,
+            cluster::JobState::Failed => JobState::Failed,
+        },
+        submitted_at: jiff::Timestamp::from_millisecond(j.submitted_ms)
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
+    }
+}
+
+fn control_error(e: cluster::member::ControlError) -> ControlError {
+    match e {
+        cluster::member::ControlError::Duplicate(n) => ControlError::Duplicate(n),
+        cluster::member::ControlError::NotFound(n) => ControlError::NotFound(n),
+        cluster::member::ControlError::Unavailable(m) => ControlError::Unavailable(m),
+    }
+}
+
+const SUBMITTED: &str = tidemark_api::server::SUBMITTED_JOB;
+
+/// `tidemark job ...`
+pub enum JobCommand {
+    Submit { job: PathBuf },
+    List,
+    Status { name: String },
+    Stop { name: String },
+}
+
+pub fn job(cmd: JobCommand, api: &str, token_file: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let token = tidemark_api::load_token(token_file, tidemark_api::TOKEN_ENV)
+        .context("cannot read the API token")?;
+    let client = match Client::new(api, token) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let result = match cmd {
+        JobCommand::Submit { job } => {
+            let text = std::fs::read_to_string(&job)
+                .with_context(|| format!("cannot read {}", job.display()))?;
+            client
+                .submit_file(&text, &job.display().to_string())
+                .map(|s| println!("submitted {} ({:?})", s.name, s.state))
+        }
+        JobCommand::List => client.list().map(|jobs| {
+            for j in jobs {
+                println!("{}\t{:?}\t{}", j.name, j.state, j.submitted_at);
+            }
+        }),
+        JobCommand::Status { name } => client.status(&name).map(|s| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s).unwrap_or_else(|_| format!("{s:?}"))
+            )
+        }),
+        JobCommand::Stop { name } => client.stop(&name).map(|s| println!("stopping {}", s.name)),
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(exit_code(&e)))
+        }
+    }
+}
+
+/// 2 for what the user must fix (an invalid job, an unknown name, a duplicate),
+/// 1 for the rest (the cluster cannot be reached or failed).
+fn exit_code(e: &ClientError) -> u8 {
+    match e.status() {
+        Some(400..=499) => EXIT_INVALID,
+        _ => 1,
+    }
+}

@@ -1,0 +1,362 @@
+//! Black-box tests of `tidemark cluster` and `tidemark job` (issue 5): a member
+//! process on 127.0.0.1 with its control API, driven by the `job` commands.
+//! Output is compared byte for byte with `tidemark run --until-eof` over the same
+//! files. (A cluster of one process: several are not built yet.)
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
+
+fn tidemark() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    c.env("TIDEMARK_LOG", "info")
+        .env_remove("TIDEMARK_API_TOKEN");
+    c
+}
+
+fn line(t: i64, status: u16, bytes: u64) -> String {
+    let ts = jiff::Timestamp::from_second(t).unwrap();
+    format!(
+        "10.0.0.1 - - [{}] \"GET /x HTTP/1.1\" {status} {bytes} \"-\" \"t\" 0.{:03}\n",
+        ts.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        bytes % 1000
+    )
+}
+
+/// Appends `secs` seconds of lines (one every 2 s per host) from `from`.
+fn append_logs(logs: &Path, from: i64, secs: i64) {
+    for h in 1..=2 {
+        let dir = logs.join(format!("web-{h}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("access.log"))
+            .unwrap();
+        let mut text = String::new();
+        for s in (0..secs).step_by(2) {
+            let t = from + s;
+            text.push_str(&line(
+                t,
+                [200, 404, 500][(t % 3) as usize],
+                (t * 7 % 5000) as u64,
+            ));
+        }
+        f.write_all(text.as_bytes()).unwrap();
+    }
+}
+
+/// `idle`: the job's idle_timeout — short, windows close soon after the input
+/// stops (by the wall clock); long, they close only as data moves the watermark.
+fn job_toml(name: &str, logs: &Path, out: &Path, rule: &str, idle: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+[source]
+kind = "file"
+include = ["{logs}/*/access.log"]
+host = {{ path_regex = '/(?P<host>web-[0-9]+)/' }}
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[window]
+size = "1m"
+max_out_of_orderness = "5s"
+idle_timeout = "{idle}"
+[[metric]]
+name = "reqs"
+kind = "counter"
+labels = ["status"]
+[[rule]]
+record = "{rule}"
+expr = "sum by (status) (reqs)"
+[[sink]]
+kind = "jsonl"
+path = "{out}"
+series = "all"
+"#,
+        logs = logs.display(),
+        out = out.display()
+    )
+}
+
+/// What `tidemark run --until-eof` writes for `toml` (with its sink moved).
+fn expected(dir: &Path, toml: &str, out: &Path) -> Vec<u8> {
+    let reference = dir.join(format!("reference-{}.jsonl", rand_suffix()));
+    let text = toml.replace(&out.display().to_string(), &reference.display().to_string());
+    let job = dir.join(format!("reference-{}.toml", rand_suffix()));
+    std::fs::write(&job, text).unwrap();
+    let o = tidemark()
+        .args(["run", "--until-eof"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::read(&reference).unwrap()
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+struct Member {
+    child: Child,
+    api: String,
+    log: PathBuf,
+}
+
+impl Member {
+    fn start(state: &Path, log: &Path, extra: &[&str]) -> Member {
+        let err = std::fs::File::create(log).unwrap();
+        let child = tidemark()
+            .args(["cluster", "-w", "2", "--api", "127.0.0.1:0", "--state-dir"])
+            .arg(state)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            if let Some(rest) = text.split("control API on http://").nth(1) {
+                let api = rest.split(';').next().unwrap().to_string();
+                return Member {
+                    child,
+                    api,
+                    log: log.to_path_buf(),
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the member did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn job(&self, args: &[&str]) -> Output {
+        tidemark()
+            .arg("job")
+            .args(args)
+            .args(["--api", &self.api])
+            .output()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `path` holds exactly `want`.
+fn wait_for_output(path: &Path, want: &[u8], member: &Member) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = std::fs::read(path).unwrap_or_default();
+        if got == want {
+            return;
+        }
+        assert!(
+            got.len() <= want.len() && want.starts_with(&got),
+            "{} is not a prefix of the expected output:\n--- got\n{}\n--- want\n{}\n--- member log\n{}",
+            path.display(),
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(want),
+            member.log()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{} did not reach the expected output; member log:\n{}",
+            path.display(),
+            member.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn jobs_are_submitted_listed_refused_and_stopped_and_match_run() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    append_logs(&logs, T0, 300);
+    let (out_a, out_b) = (d.path().join("a.jsonl"), d.path().join("b.jsonl"));
+    let job_a = job_toml("a", &logs, &out_a, "status:reqs", "1s");
+    let job_b = job_toml("b", &logs, &out_b, "by_status:reqs", "1s");
+    std::fs::write(d.path().join("a.toml"), &job_a).unwrap();
+    std::fs::write(d.path().join("b.toml"), &job_b).unwrap();
+    let (want_a, want_b) = (
+        expected(d.path(), &job_a, &out_a),
+        expected(d.path(), &job_b, &out_b),
+    );
+    let m = Member::start(&d.path().join("state"), &d.path().join("member.log"), &[]);
+
+    let a = d.path().join("a.toml");
+    let o = m.job(&["submit", a.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for_output(&out_a, &want_a, &m);
+
+    // A second job while the first runs.
+    let b = d.path().join("b.toml");
+    let o = m.job(&["submit", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for_output(&out_b, &want_b, &m);
+
+    // Refusals: duplicate (409), invalid (400, with validate's message), unknown (404).
+    let o = m.job(&["submit", a.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("already running") && text(&o).contains("409"),
+        "{}",
+        text(&o)
+    );
+    let bad = d.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"bad\"\n").unwrap();
+    let o = m.job(&["submit", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "{}:1:1: error: missing required key `source`",
+            bad.display()
+        )),
+        "{}",
+        text(&o)
+    );
+    let o = m.job(&["status", "nope"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("no job named") && text(&o).contains("404"),
+        "{}",
+        text(&o)
+    );
+
+    // Status of a running job: its counts and its last window.
+    let o = m.job(&["status", "a"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["state"], "running");
+    assert_eq!(s["last_closed_window"]["start"], "2026-11-20T10:04:00Z");
+
+    // Stop one: it is gone, the other keeps running.
+    let o = m.job(&["stop", "b"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = String::from_utf8(m.job(&["list"]).stdout).unwrap();
+        if !list.contains("b\t") {
+            assert!(list.contains("a\tRunning"), "{list}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "job b was not stopped: {list}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lines of a JSON Lines output whose window starts before `minute` (from T0).
+fn windows_before(output: &[u8], minute: i64) -> Vec<u8> {
+    let limit = jiff::Timestamp::from_second(T0 + minute * 60).unwrap();
+    let mut out = Vec::new();
+    for l in output.split_inclusive(|&b| b == b'\n') {
+        let v: serde_json::Value = serde_json::from_slice(l).unwrap();
+        let start: jiff::Timestamp = v["start"].as_str().unwrap().parse().unwrap();
+        if start < limit {
+            out.extend_from_slice(l);
+        }
+    }
+    out
+}
+
+#[test]
+fn after_kill_9_the_restarted_member_resumes_its_jobs_exactly_once() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    append_logs(&logs, T0, 200); // 10:00:00 – 10:03:18
+    let out = d.path().join("a.jsonl");
+    // Windows close by the data's watermark only (idle_timeout 1h), so lines that
+    // arrive while the member is down are not late.
+    let job = job_toml("a", &logs, &out, "status:reqs", "1h");
+    let path = d.path().join("a.toml");
+    std::fs::write(&path, &job).unwrap();
+    let state = d.path().join("state");
+    // Watermark 10:03:13: the windows before 10:03 are closed.
+    let first = windows_before(&expected(d.path(), &job, &out), 3);
+    {
+        let m = Member::start(
+            &state,
+            &d.path().join("m1.log"),
+            &["--checkpoint-interval", "50ms"],
+        );
+        let o = m.job(&["submit", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        wait_for_output(&out, &first, &m);
+        std::thread::sleep(Duration::from_millis(300)); // a checkpoint after them
+    } // SIGKILL
+      // More lines arrive while the member is down: up to 10:08:18.
+    append_logs(&logs, T0 + 200, 300);
+    let all = windows_before(&expected(d.path(), &job, &out), 8);
+    assert!(all.len() > first.len() && all.starts_with(&first));
+    let m = Member::start(&state, &d.path().join("m2.log"), &[]);
+    wait_for_output(&out, &all, &m);
+    assert!(
+        m.log().contains("installing kept job \"a\" again"),
+        "{}",
+        m.log()
+    );
+    assert!(m.log().contains("resuming from"), "{}", m.log());
+    let list = String::from_utf8(m.job(&["list"]).stdout).unwrap();
+    assert!(list.starts_with("a\tRunning"), "{list}");
+    // Nothing more arrives: the output stays exactly once.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(std::fs::read(&out).unwrap(), all);
+}
+
+#[test]
+fn the_api_needs_the_token_when_one_is_set_and_off_loopback() {
+    let d = tempfile::tempdir().unwrap();
+    let token = d.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    // Off loopback without a token: refused at start.
+    let o = tidemark()
+        .args(["cluster", "--api", "0.0.0.0:0", "--state-dir"])
+        .arg(d.path().join("s0"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("without a token"), "{}", text(&o));
+    // With a token: requests without it get 401.
+    let m = Member::start(
+        &d.path().join("s1"),
+        &d.path().join("m.log"),
+        &["--token-file", token.to_str().unwrap()],
+    );
+    let o = m.job(&["list"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("401"), "{}", text(&o));
+    let o = tidemark()
+        .args(["job", "list", "--api", &m.api, "--token-file"])
+        .arg(&token)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+}
