@@ -122,16 +122,18 @@ impl Member {
             .stderr(err)
             .spawn()
             .unwrap();
+        // Dropping the member kills and reaps the process, on every path.
+        let mut m = Member {
+            child,
+            api: String::new(),
+            log: log.to_path_buf(),
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let text = std::fs::read_to_string(log).unwrap_or_default();
+            let text = m.log();
             if let Some(rest) = text.split("control API on http://").nth(1) {
-                let api = rest.split(';').next().unwrap().to_string();
-                return Member {
-                    child,
-                    api,
-                    log: log.to_path_buf(),
-                };
+                m.api = rest.split(';').next().unwrap().to_string();
+                return m;
             }
             assert!(
                 Instant::now() < deadline,
