@@ -104,6 +104,20 @@ kind = "gauge"
 field = "body_bytes_sent"
 "#;
 
+fn replay(
+    job: &tidemark_jobs::Job,
+    from_min: i64,
+    to_min: i64,
+    workers: usize,
+    segment_bytes: Option<u64>,
+) -> (Vec<ClosedWindow>, tidemark_engine::JobStats, u64) {
+    common::replay_minutes(job, T0, from_min, to_min, workers, segment_bytes)
+}
+
+fn in_range(live: &[ClosedWindow], from_min: i64, to_min: i64) -> Vec<ClosedWindow> {
+    common::windows_in(live, T0, from_min, to_min)
+}
+
 fn job_text(archive: bool) -> String {
     format!(
         r#"
@@ -161,53 +175,6 @@ fn write_stream(dir: &std::path::Path, name: &str, s: &Stream, gzip: bool) -> Ve
     rotated
 }
 
-fn replay(
-    job: &tidemark_jobs::Job,
-    from_min: i64,
-    to_min: i64,
-    workers: usize,
-    segment_bytes: Option<u64>,
-) -> (Vec<ClosedWindow>, tidemark_engine::JobStats) {
-    let range = ReplayRange::new(
-        (T0 + from_min * 60) * 1000,
-        (T0 + to_min * 60) * 1000,
-        60_000,
-    )
-    .unwrap();
-    let plan = plan_replay(
-        job,
-        range,
-        PlanOptions {
-            workers,
-            segment_bytes,
-        },
-    )
-    .expect("plan");
-    let out = Collected::default();
-    let outcome = run_replay(
-        job,
-        plan,
-        ReplayOptions {
-            workers,
-            rate_limit: None,
-            stop: Arc::new(AtomicBool::new(false)),
-            progress: Arc::new(ReplayProgress::new()),
-        },
-        Box::new(out.clone()),
-    )
-    .expect("replay");
-    let windows = out.0.lock().unwrap().clone();
-    (windows, outcome.stats)
-}
-
-fn in_range(live: &[ClosedWindow], from_min: i64, to_min: i64) -> Vec<ClosedWindow> {
-    let (a, b) = ((T0 + from_min * 60) * 1000, (T0 + to_min * 60) * 1000);
-    live.iter()
-        .filter(|w| w.start_ms >= a && w.end_ms <= b)
-        .cloned()
-        .collect()
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
@@ -260,7 +227,7 @@ proptest! {
             _ => from_min,
         };
         let to_min = from_min + len_min;
-        let (got, stats) = replay(&job, from_min, to_min, workers, segment_bytes);
+        let (got, stats, _) = replay(&job, from_min, to_min, workers, segment_bytes);
         prop_assert_eq!(stats.late_lines, 0);
         prop_assert_eq!(stats.parse_errors_total(), 0);
         let want = in_range(&live, from_min, to_min);
@@ -298,14 +265,14 @@ fn parallel_segments_equal_one_worker() {
         write_file(&hdir.join("access.log"), &lines[4000..], false);
     }
     let job = job_from(&job_text(false), dir.path());
-    let (one, _) = replay(&job, 10, 80, 1, None);
+    let (one, _, _) = replay(&job, 10, 80, 1, None);
     assert!(
         one.len() > 30,
         "the range should hold many windows: {}",
         one.len()
     );
     for (workers, seg) in [(2, Some(1000)), (2, None), (3, Some(200))] {
-        let (many, _) = replay(&job, 10, 80, workers, seg);
+        let (many, _, _) = replay(&job, 10, 80, workers, seg);
         assert!(
             many == one,
             "-w {workers} with segments of {seg:?} differs from -w 1"
@@ -336,7 +303,7 @@ fn a_range_starting_just_before_a_rotation_reads_the_older_files() {
     let job = job_from(&job_text(false), dir.path());
     let (live, _) = run_until_eof(&job, 1);
     for (from, to) in [(5, 6), (5, 10), (4, 6)] {
-        let (got, _) = replay(&job, from, to, 2, Some(100));
+        let (got, _, _) = replay(&job, from, to, 2, Some(100));
         assert!(
             got == in_range(&live, from, to),
             "[{from}, {to}) differs from live"

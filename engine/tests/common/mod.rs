@@ -114,3 +114,55 @@ pub fn flatten(windows: &[ClosedWindow]) -> std::collections::BTreeMap<SeriesKey
     }
     m
 }
+
+/// Replays `[t0 + from_min, t0 + to_min)` of `job` (minutes from `t0`, in seconds)
+/// with `workers` workers; returns the windows, the stats and the files skipped.
+pub fn replay_minutes(
+    job: &Job,
+    t0: i64,
+    from_min: i64,
+    to_min: i64,
+    workers: usize,
+    segment_bytes: Option<u64>,
+) -> (Vec<ClosedWindow>, JobStats, u64) {
+    use tidemark_engine::replay::plan::PlanOptions;
+    use tidemark_engine::replay::{
+        plan_replay, run_replay, ReplayOptions, ReplayProgress, ReplayRange,
+    };
+    let range = ReplayRange::new(
+        (t0 + from_min * 60) * 1000,
+        (t0 + to_min * 60) * 1000,
+        60_000,
+    )
+    .unwrap();
+    let opts = PlanOptions {
+        workers,
+        segment_bytes,
+    };
+    let plan = plan_replay(job, range, opts).expect("plan");
+    let skipped = plan.files_skipped;
+    let out = Collected::default();
+    let outcome = run_replay(
+        job,
+        plan,
+        ReplayOptions {
+            workers,
+            rate_limit: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(ReplayProgress::new()),
+        },
+        Box::new(out.clone()),
+    )
+    .expect("replay");
+    let windows = out.0.lock().unwrap().clone();
+    (windows, outcome.stats, skipped)
+}
+
+/// The windows of `live` that lie in `[t0 + from_min, t0 + to_min)`.
+pub fn windows_in(live: &[ClosedWindow], t0: i64, from_min: i64, to_min: i64) -> Vec<ClosedWindow> {
+    let (a, b) = ((t0 + from_min * 60) * 1000, (t0 + to_min * 60) * 1000);
+    live.iter()
+        .filter(|w| w.start_ms >= a && w.end_ms <= b)
+        .cloned()
+        .collect()
+}
