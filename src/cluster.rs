@@ -100,16 +100,30 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         }),
         ..ServeOptions::default()
     };
-    let server = ServerHandle::start(args.api, control, options)
-        .with_context(|| format!("cannot listen on {}", args.api))?;
+    let server = match ServerHandle::start(args.api, control, options) {
+        Ok(s) => s,
+        Err(e) => {
+            // The kept jobs may be installing: stop them cleanly first.
+            member.shutdown();
+            let _ = workers.join();
+            return Err(anyhow::anyhow!(e))
+                .with_context(|| format!("cannot listen on {}", args.api));
+        }
+    };
     eprintln!(
         "tidemark cluster: control API on http://{}; state in {}; stop with Ctrl-C or SIGTERM",
         server.local_addr(),
         args.state_dir.display()
     );
     let stopping = member.clone();
+    let asked = std::sync::atomic::AtomicBool::new(false);
     ctrlc::set_handler(move || {
-        eprintln!("stopping: every job checkpoints what is written, then the member exits");
+        if asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!(
+            "stopping: every job checkpoints what is written, then the member exits (again to exit at once)"
+        );
         stopping.shutdown();
     })
     .context("cannot install the signal handler")?;
@@ -255,8 +269,13 @@ pub fn job(cmd: JobCommand, api: &str, token_file: Option<&Path>) -> anyhow::Res
     };
     let result = match cmd {
         JobCommand::Submit { job } => {
-            let text = std::fs::read_to_string(&job)
-                .with_context(|| format!("cannot read {}", job.display()))?;
+            let text = match std::fs::read_to_string(&job) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", job.display());
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
             client
                 .submit_file(&text, &job.display().to_string())
                 .map(|s| println!("submitted {} ({:?})", s.name, s.state))

@@ -273,6 +273,13 @@ fn jobs_are_submitted_listed_refused_and_stopped_and_match_run() {
         assert!(Instant::now() < deadline, "job b was not stopped: {list}");
         std::thread::sleep(Duration::from_millis(50));
     }
+
+    // Stopped means forgotten, checkpoint too: submitted again, it starts afresh
+    // and writes its whole output again (not only what came after the stop).
+    std::fs::remove_file(&out_b).unwrap();
+    let o = m.job(&["submit", b.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for_output(&out_b, &want_b, &m);
 }
 
 /// The lines of a JSON Lines output whose window starts before `minute` (from T0).

@@ -59,6 +59,10 @@ pub struct Cluster {
     commands: Mutex<Sender<Command>>,
     registry: Arc<Registry>,
     store: JobStore,
+    /// Where jobs' checkpoints are (`STATE/jobs/`).
+    jobs_dir: PathBuf,
+    // The member's lock on its state folder, held while it runs.
+    _lock: std::fs::File,
 }
 
 impl Cluster {
@@ -90,10 +94,15 @@ impl Cluster {
         if !self.registry.contains(name) {
             return Err(ControlError::NotFound(name.to_string()));
         }
-        self.registry.set(name, JobState::Stopping, None);
         self.store
             .remove(name)
             .map_err(|e| ControlError::Unavailable(format!("cannot forget the job: {e}")))?;
+        if self.registry.remove_released(name) {
+            // A failed job no worker holds: forget it here, checkpoint too.
+            let _ = std::fs::remove_dir_all(self.jobs_dir.join(name));
+            return Ok(());
+        }
+        self.registry.set(name, JobState::Stopping, None);
         self.send(Command::Stop {
             name: name.to_string(),
         })
@@ -116,13 +125,26 @@ impl Cluster {
 /// The thread running a member's workers; it ends when the member does.
 pub type Workers = JoinHandle<Result<(), EngineError>>;
 
-/// A job's setup in this process (or why it cannot run here), and how many of the
-/// process's workers still run it.
-type SetupSlot = (Result<Arc<JobSetup>, String>, usize);
+/// A job's setup in this process (or why it cannot run here), shared by the
+/// process's workers. It is made once — every worker must agree on whether the job
+/// runs, or their dataflows would differ — and dropped only once every worker has
+/// seen the Install and none still runs the job.
+struct SetupSlot {
+    setup: Result<Arc<JobSetup>, String>,
+    /// Workers that have applied the Install.
+    seen: usize,
+    /// Workers still running the job.
+    running: usize,
+    /// A Stop (not a shutdown) was applied: the job is forgotten, checkpoint too.
+    stopped: bool,
+}
 
 /// Starts this member's workers. Jobs kept in the state folder are installed
 /// again first (process 0 sequences them). The handle ends when the member does.
 pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineError> {
+    // One member per state folder: a second would install the same kept jobs and
+    // delete the first one's on stop.
+    let lock = crate::run::lock_state(&opts.state_dir)?;
     let store = JobStore::open(&opts.state_dir).map_err(|e| {
         EngineError::Checkpoint(format!(
             "cannot use the state folder {}: {e}",
@@ -149,6 +171,8 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         commands: Mutex::new(tx),
         registry: registry.clone(),
         store,
+        jobs_dir: opts.state_dir.join("jobs"),
+        _lock: lock,
     });
     let shared = Arc::new(Shared {
         first_worker: opts.process * opts.workers.max(1),
@@ -224,6 +248,7 @@ fn member_loop(worker: &mut Worker, shared: &Shared) {
                 }
                 Command::Stop { name } => {
                     if let Some(r) = jobs.get(&name) {
+                        mark_stopped(shared, &name);
                         stop(&r.setup);
                     }
                 }
@@ -246,7 +271,7 @@ fn member_loop(worker: &mut Worker, shared: &Shared) {
         }
         for name in done {
             jobs.remove(&name);
-            release(shared, &name);
+            release(shared, &name, true);
         }
         if shutting_down && jobs.is_empty() {
             break;
@@ -267,28 +292,36 @@ fn stop(setup: &JobSetup) {
 fn install(worker: &mut Worker, shared: &Shared, name: &str, toml: &str) -> Option<Running> {
     let setup = {
         let mut setups = shared.setups.lock().ok()?;
-        let slot = setups
-            .entry(name.to_string())
-            .or_insert_with(|| (prepare(shared, name, toml), 0));
-        slot.1 += 1;
-        slot.0.clone()
-    };
-    let setup = match setup {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!("job {name:?} cannot run: {e}");
-            shared.registry.set(name, JobState::Failed, Some(e));
-            release(shared, name);
-            return None;
+        let mut first = false;
+        let slot = setups.entry(name.to_string()).or_insert_with(|| {
+            first = true;
+            SetupSlot {
+                setup: prepare(shared, name, toml),
+                seen: 0,
+                running: 0,
+                stopped: false,
+            }
+        });
+        slot.seen += 1;
+        match &slot.setup {
+            Ok(_) => slot.running += 1,
+            // Recorded before any other worker can release the slot.
+            Err(e) if first => {
+                tracing::error!("job {name:?} cannot run: {e}");
+                shared.registry.set(name, JobState::Failed, Some(e.clone()));
+            }
+            Err(_) => {}
         }
+        slot.setup.clone()
     };
-    match install_job(worker, &setup.job, setup.context(worker.index())) {
-        Ok(handle) => Some(Running { handle, setup }),
-        Err(e) => {
-            shared
-                .registry
-                .set(name, JobState::Failed, Some(e.to_string()));
-            release(shared, name);
+    match setup {
+        Ok(setup) => {
+            // `install_job` does not fail once the setup is made.
+            let handle = install_job(worker, &setup.job, setup.context(worker.index())).ok()?;
+            Some(Running { handle, setup })
+        }
+        Err(_) => {
+            release(shared, name, false);
             None
         }
     }
@@ -329,28 +362,58 @@ fn prepare(shared: &Shared, name: &str, toml: &str) -> Result<Arc<JobSetup>, Str
     Ok(Arc::new(setup))
 }
 
-/// One worker is done with a job; the last one of the process drops its setup
-/// (releasing the state folder's lock) and, unless it failed, forgets it.
-fn release(shared: &Shared, name: &str) {
+/// A worker is done with a job (`ran`: it had it installed). Once every worker of
+/// the process has seen it and none runs it, its setup is dropped (releasing the
+/// state folder's lock); a stopped job's checkpoint is deleted, so submitting it
+/// again starts afresh; a failed job stays listed until it is stopped.
+fn release(shared: &Shared, name: &str, ran: bool) {
     let Ok(mut setups) = shared.setups.lock() else {
         return;
     };
-    let last = match setups.get_mut(name) {
+    let done = match setups.get_mut(name) {
         Some(slot) => {
-            slot.1 = slot.1.saturating_sub(1);
-            slot.1 == 0
+            if ran {
+                slot.running = slot.running.saturating_sub(1);
+            }
+            slot.seen >= shared.workers && slot.running == 0
         }
         None => false,
     };
-    if last {
-        setups.remove(name);
-        let failed = shared
-            .registry
-            .get(name)
-            .is_some_and(|j| j.state == JobState::Failed);
-        if !failed {
-            shared.registry.remove(name);
-            tracing::info!("job {name:?} stopped");
+    if !done {
+        return;
+    }
+    let Some(slot) = setups.remove(name) else {
+        return;
+    };
+    drop(setups);
+    let stopped = slot.stopped;
+    drop(slot);
+    if stopped {
+        let dir = shared.state_dir.join(name);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(
+                "job {name:?}: cannot delete its checkpoint {}: {e}",
+                dir.display()
+            );
+        }
+    }
+    let failed = shared
+        .registry
+        .get(name)
+        .is_some_and(|j| j.state == JobState::Failed);
+    if failed && !stopped {
+        shared.registry.released(name);
+    } else {
+        shared.registry.remove(name);
+        tracing::info!("job {name:?} stopped");
+    }
+}
+
+/// Marks a job stopped (not just shut down) in this process.
+fn mark_stopped(shared: &Shared, name: &str) {
+    if let Ok(mut setups) = shared.setups.lock() {
+        if let Some(slot) = setups.get_mut(name) {
+            slot.stopped = true;
         }
     }
 }

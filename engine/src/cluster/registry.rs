@@ -27,6 +27,8 @@ pub struct JobInfo {
 
 struct Entry {
     state: JobState,
+    /// No worker holds it any more (a failed job, kept listed until stopped).
+    released: bool,
     submitted_ms: i64,
     stats: SharedStats,
     error: Option<String>,
@@ -51,6 +53,7 @@ impl Registry {
             name.to_string(),
             Entry {
                 state: JobState::Running,
+                released: false,
                 submitted_ms,
                 stats,
                 error: None,
@@ -72,6 +75,26 @@ impl Registry {
                 }
             }
         }
+    }
+
+    pub(crate) fn released(&self, name: &str) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            if let Some(e) = jobs.get_mut(name) {
+                e.released = true;
+            }
+        }
+    }
+
+    /// Removes a job no worker holds (a failed one); false if workers still do.
+    pub(crate) fn remove_released(&self, name: &str) -> bool {
+        let Ok(mut jobs) = self.jobs.lock() else {
+            return false;
+        };
+        if jobs.get(name).is_some_and(|e| e.released) {
+            jobs.remove(name);
+            return true;
+        }
+        false
     }
 
     pub(crate) fn remove(&self, name: &str) {
