@@ -48,10 +48,14 @@
 //! decompressed bytes) or copied — reads it from the offset, skips older files and
 //! continues with the newer ones in order. A file shorter than the offset was
 //! truncated while stopped: its copy is used if there is one, else it is read from 0.
-//! A directory listing taken while a rotation renames siblings can miss one, so the
-//! scan this plan is made from must be confirmed by a second one (same names and
-//! inodes; retried a few times, 20 ms apart). A scan takes each file's inode and
-//! first bytes from one open file, never a `stat` of the path and a later read of it.
+//! A directory listing taken while a rotation renames siblings can miss one (listed
+//! as `NAME.2`, renamed or compressed before the scan looks at it). Every scan is
+//! therefore repeated until two in a row agree (same names and inodes): the next file
+//! is never chosen from a scan that missed an older one, which would be read after a
+//! newer one, out of order. The scan a resume plan is made from is, besides, confirmed
+//! by another one 20 ms later (retried a few times). A scan takes each file's inode
+//! and first bytes from one open file, never a `stat` of the path and a later read
+//! of it.
 //!
 //! If the file is nowhere (**resume miss**: counted, reported by `take_error`): if
 //! its inode now holds other content, that file is read from 0 (older files count as
