@@ -165,7 +165,7 @@ impl JobControl for Control {
     fn status(&self, name: &str) -> Option<JobStatus> {
         let j = self.member.registry().get(name)?;
         let s = &j.stats;
-        let rate = self.rate(name, s.lines_read);
+        let rate = self.rate(name, s.lines_read, j.submitted_ms);
         let mut errors = std::collections::BTreeMap::new();
         errors.insert(JobStatus::LATE.to_string(), s.late_lines);
         errors.insert(JobStatus::OVERSIZE.to_string(), s.oversize_lines);
@@ -194,25 +194,45 @@ impl JobControl for Control {
     }
 
     fn health(&self) -> Health {
+        let jobs = self.member.registry().list();
+        let failed: Vec<&str> = jobs
+            .iter()
+            .filter(|j| j.state == cluster::JobState::Failed)
+            .map(|j| j.name.as_str())
+            .collect();
+        let running = self.member.is_running();
         Health {
-            ok: true,
-            members: self.members,
+            ok: running,
+            members: if running { self.members } else { 0 },
             expected_members: self.members,
-            jobs: self.member.registry().list().len() as u32,
-            detail: None,
+            jobs: jobs.len() as u32,
+            detail: if !running {
+                Some("the member's workers have stopped".into())
+            } else if !failed.is_empty() {
+                Some(format!("failed jobs: {}", failed.join(", ")))
+            } else {
+                None
+            },
         }
     }
 }
 
 impl Control {
-    /// Lines per second since the previous status call (or since the first one
-    /// seen, for at least a second).
-    fn rate(&self, name: &str, lines: u64) -> f64 {
+    /// Lines per second since the previous status call at least a second ago; the
+    /// first call averages since the job was submitted.
+    fn rate(&self, name: &str, lines: u64, submitted_ms: i64) -> f64 {
         let now = Instant::now();
         let Ok(mut rates) = self.rates.lock() else {
             return 0.0;
         };
-        let e = rates.entry(name.to_string()).or_insert((now, lines, 0.0));
+        // Forget jobs that are gone (a stopped job submitted again starts afresh).
+        let registry = self.member.registry();
+        rates.retain(|n, _| registry.contains(n));
+        let e = rates.entry(name.to_string()).or_insert_with(|| {
+            let secs = (tidemark_engine::time::wall_clock_ms() - submitted_ms) as f64 / 1000.0;
+            let first = if secs > 0.0 { lines as f64 / secs } else { 0.0 };
+            (now, lines, first)
+        });
         let secs = now.duration_since(e.0).as_secs_f64();
         if secs >= 1.0 {
             e.2 = lines.saturating_sub(e.1) as f64 / secs;

@@ -259,6 +259,8 @@ fn jobs_are_submitted_listed_refused_and_stopped_and_match_run() {
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(s["state"], "running");
     assert_eq!(s["last_closed_window"]["start"], "2026-11-20T10:04:00Z");
+    assert!(s["lines_per_sec"].as_f64().unwrap() > 0.0, "{s}");
+    assert_eq!(s["errors"]["late"], 0, "{s}");
 
     // Stop one: it is gone, the other keeps running.
     let o = m.job(&["stop", "b"]);

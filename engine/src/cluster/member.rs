@@ -61,6 +61,9 @@ pub struct Cluster {
     store: JobStore,
     /// Where jobs' checkpoints are (`STATE/jobs/`).
     jobs_dir: PathBuf,
+    shutting_down: AtomicBool,
+    /// Cleared when the workers end (shut down, or failed).
+    running: Arc<AtomicBool>,
     // The member's lock on its state folder, held while it runs.
     _lock: std::fs::File,
 }
@@ -73,8 +76,23 @@ impl Cluster {
     /// Installs a validated job everywhere; it is kept in the state folder so a
     /// restarted cluster installs it again.
     pub fn submit(&self, job: &Job, toml: &str) -> Result<(), ControlError> {
+        if !self.is_running() || self.shutting_down.load(Ordering::SeqCst) {
+            return Err(ControlError::Unavailable(
+                "the member is shutting down".into(),
+            ));
+        }
         let stats = Arc::new(Mutex::new(JobStats::default()));
         if !self.registry.add(&job.name, wall_clock_ms(), stats) {
+            if self
+                .registry
+                .get(&job.name)
+                .is_some_and(|j| j.state == JobState::Stopping)
+            {
+                return Err(ControlError::Unavailable(format!(
+                    "job {:?} is still stopping; submit it again in a moment",
+                    job.name
+                )));
+            }
             return Err(ControlError::Duplicate(job.name.clone()));
         }
         if let Err(e) = self.store.save(&job.name, toml) {
@@ -110,7 +128,13 @@ impl Cluster {
 
     /// Stops every job (checkpointing what is written) and ends the member.
     pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
         let _ = self.send(Command::Shutdown);
+    }
+
+    /// Whether the member's workers are still running.
+    pub fn is_running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
     }
 
     fn send(&self, c: Command) -> Result<(), ControlError> {
@@ -172,8 +196,11 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         registry: registry.clone(),
         store,
         jobs_dir: opts.state_dir.join("jobs"),
+        shutting_down: AtomicBool::new(false),
+        running: Arc::new(AtomicBool::new(true)),
         _lock: lock,
     });
+    let running = cluster.running.clone();
     let shared = Arc::new(Shared {
         first_worker: opts.process * opts.workers.max(1),
         workers: opts.workers.max(1),
@@ -190,12 +217,16 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
     let thread = std::thread::Builder::new()
         .name("tidemark-cluster".into())
         .spawn(move || -> Result<(), EngineError> {
-            let guards = timely::execute(config, move |worker| member_loop(worker, &shared))
-                .map_err(EngineError::Worker)?;
-            for r in guards.join() {
-                r.map_err(EngineError::Worker)?;
-            }
-            Ok(())
+            let result = timely::execute(config, move |worker| member_loop(worker, &shared))
+                .map_err(EngineError::Worker)
+                .and_then(|guards| {
+                    guards
+                        .join()
+                        .into_iter()
+                        .try_for_each(|r| r.map_err(EngineError::Worker))
+                });
+            running.store(false, Ordering::SeqCst);
+            result
         })
         .map_err(|e| EngineError::Worker(format!("cannot start the workers: {e}")))?;
     Ok((cluster, thread))
