@@ -52,10 +52,9 @@
 //! as `NAME.2`, renamed or compressed before the scan looks at it). Every scan is
 //! therefore repeated until two in a row agree (same names and inodes): the next file
 //! is never chosen from a scan that missed an older one, which would be read after a
-//! newer one, out of order. The scan a resume plan is made from is, besides, confirmed
-//! by another one 20 ms later (retried a few times). A scan takes each file's inode
-//! and first bytes from one open file, never a `stat` of the path and a later read
-//! of it.
+//! newer one, out of order, and a resume plan never misplaces its position. A scan
+//! takes each file's inode and first bytes from one open file, never a `stat` of
+//! the path and a later read of it.
 //!
 //! If the file is nowhere (**resume miss**: counted, reported by `take_error`): if
 //! its inode now holds other content, that file is read from 0 (older files count as

@@ -76,16 +76,9 @@ impl Tailer {
     /// Resumes at `pos`: the file holding it is read from its offset, files older
     /// than it count as read, newer ones follow in order.
     pub(super) fn locate_resume(&mut self, pos: Position, scan: &[Cand]) -> Outcome {
-        if self.resume_retries < MISS_RETRIES && !self.scan_is_settled(scan) {
-            // A listing taken while a rotation renames siblings can miss one; a plan
-            // made from it mistakes where the position is (torture seed 3057: the
-            // copy holding it was missed, its inode taken as rewritten, and newer
-            // files marked read). Plan only from a scan that a second one confirms.
-            self.resume_retries += 1;
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            self.start = Start::Resume(pos);
-            return Outcome::Raced;
-        }
+        // `scan` is settled (two scans in a row agreed, see `Scanner::scan`): a
+        // listing taken mid-rotation cannot place the position wrongly (torture
+        // seed 3057: the copy holding it was missed and newer files marked read).
         let (at, found) = plan(&pos, scan, &self.live);
         if matches!(found, Found::MissLive | Found::MissSibling)
             && self.resume_retries < MISS_RETRIES
@@ -126,16 +119,6 @@ impl Tailer {
             }
             None => self.open_first_pending(scan),
         }
-    }
-
-    /// Whether a second scan lists the same files (names and inodes) as `scan`.
-    fn scan_is_settled(&mut self, scan: &[Cand]) -> bool {
-        let again = self.scanner.scan();
-        again.len() == scan.len()
-            && again
-                .iter()
-                .zip(scan)
-                .all(|(a, b)| a.path == b.path && a.is_inode(b.id.dev, b.id.ino))
     }
 
     fn report_resume(&mut self, pos: &Position, scan: &[Cand], at: Option<usize>, found: Found) {
