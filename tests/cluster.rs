@@ -3,19 +3,14 @@
 //! Output is compared byte for byte with `tidemark run --until-eof` over the same
 //! files. (A cluster of one process: several are not built yet.)
 
+mod member;
+
+use member::{text, tidemark, Member};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
-
-fn tidemark() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tidemark"));
-    c.env("TIDEMARK_LOG", "info")
-        .env_remove("TIDEMARK_API_TOKEN");
-    c
-}
 
 fn line(t: i64, status: u16, bytes: u64) -> String {
     let ts = jiff::Timestamp::from_second(t).unwrap();
@@ -105,65 +100,6 @@ fn rand_suffix() -> u128 {
         .as_nanos()
 }
 
-struct Member {
-    child: Child,
-    api: String,
-    log: PathBuf,
-}
-
-impl Member {
-    fn start(state: &Path, log: &Path, extra: &[&str]) -> Member {
-        let err = std::fs::File::create(log).unwrap();
-        let child = tidemark()
-            .args(["cluster", "-w", "2", "--api", "127.0.0.1:0", "--state-dir"])
-            .arg(state)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        // Dropping the member kills and reaps the process, on every path.
-        let mut m = Member {
-            child,
-            api: String::new(),
-            log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = m.log();
-            if let Some(rest) = text.split("control API on http://").nth(1) {
-                m.api = rest.split(';').next().unwrap().to_string();
-                return m;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the member did not start:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn job(&self, args: &[&str]) -> Output {
-        tidemark()
-            .arg("job")
-            .args(args)
-            .args(["--api", &self.api])
-            .output()
-            .unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Waits until `path` holds exactly `want`.
 fn wait_for_output(path: &Path, want: &[u8], member: &Member) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -188,14 +124,6 @@ fn wait_for_output(path: &Path, want: &[u8], member: &Member) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]

@@ -1,16 +1,12 @@
 //! Cluster failure paths (found by review, now fixed): a failed job can be stopped
 //! and its name reused; a second member on one state folder is refused.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+mod member;
 
-fn tidemark() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tidemark"));
-    c.env("TIDEMARK_LOG", "info")
-        .env_remove("TIDEMARK_API_TOKEN");
-    c
-}
+use member::{text, tidemark, Member};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
 fn job_toml(name: &str, logs: &Path, out: &Path) -> String {
     format!(
@@ -37,74 +33,6 @@ series = "all"
     )
 }
 
-struct Member {
-    child: Child,
-    api: String,
-    log: PathBuf,
-}
-
-impl Member {
-    fn start(state: &Path, log: &Path) -> Member {
-        let err = std::fs::File::create(log).unwrap();
-        let child = tidemark()
-            .args(["cluster", "-w", "2", "--api", "127.0.0.1:0", "--state-dir"])
-            .arg(state)
-            .stdout(Stdio::null())
-            .stderr(err)
-            .spawn()
-            .unwrap();
-        let mut m = Member {
-            child,
-            api: String::new(),
-            log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let text = m.log();
-            if let Some(rest) = text.split("control API on http://").nth(1) {
-                m.api = rest.split(';').next().unwrap().to_string();
-                return m;
-            }
-            if let Ok(Some(status)) = m.child.try_wait() {
-                panic!("the member exited ({status}):\n{text}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the member did not start:\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn job(&self, args: &[&str]) -> Output {
-        tidemark()
-            .arg("job")
-            .args(args)
-            .args(["--api", &self.api])
-            .output()
-            .unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Member {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// A job that failed (its sink cannot open) can be stopped, and then its name
 /// can be used again. (It used to stay "Stopping" forever, its name refused
 /// as a duplicate until the member restarted.)
@@ -119,7 +47,7 @@ fn a_failed_job_can_be_stopped_and_its_name_reused() {
     std::fs::create_dir_all(&bad_out).unwrap();
     let bad = d.path().join("bad.toml");
     std::fs::write(&bad, job_toml("a", &logs, &bad_out)).unwrap();
-    let m = Member::start(&d.path().join("state"), &d.path().join("m.log"));
+    let m = Member::start(&d.path().join("state"), &d.path().join("m.log"), &[]);
 
     let o = m.job(&["submit", bad.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -169,7 +97,7 @@ fn a_second_member_on_the_same_state_folder_is_refused() {
     std::fs::write(logs.join("web-1/access.log"), "").unwrap();
     let job = d.path().join("a.toml");
     std::fs::write(&job, job_toml("a", &logs, &d.path().join("a.jsonl"))).unwrap();
-    let first = Member::start(&state, &d.path().join("m1.log"));
+    let first = Member::start(&state, &d.path().join("m1.log"), &[]);
     let o = first.job(&["submit", job.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     std::thread::sleep(Duration::from_millis(500));
