@@ -33,12 +33,13 @@ pub struct ClusterArgs {
 }
 
 pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
-    if args.processes > 1 || args.process > 0 || args.hosts.is_some() {
-        eprintln!(
-            "error: clusters of several processes are not built yet: their checkpoints need a commit shared by all members to stay exactly-once. Run one process (-n 1) with more workers (-w)"
-        );
-        return Ok(ExitCode::from(EXIT_INVALID));
-    }
+    let config = match timely_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     for root in &args.allow_roots {
         if !root.is_absolute()
             || root
@@ -52,9 +53,14 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     }
+    if let Err(e) = cluster::store::claim_identity(&args.state_dir, args.process, args.processes) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let serves_api = args.process == 0;
     let token = tidemark_api::load_token(args.token_file.as_deref(), tidemark_api::TOKEN_ENV)
         .context("cannot read the API token")?;
-    if token.is_none() && tidemark_api::require_token_for(&args.api) {
+    if serves_api && token.is_none() && tidemark_api::require_token_for(&args.api) {
         eprintln!(
             "error: the API would listen on {} without a token: give --token-file FILE or set {}, or listen on 127.0.0.1",
             args.api,
@@ -68,6 +74,8 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         let job = from_str_with_env(toml, SUBMITTED, Path::new("/"), &Env::process())
             .map_err(|d| d.to_string())?;
         check_roots(&job, &validate_roots).map_err(|e| e.to_string())?;
+        // Also checked on every file opened, through symlinks.
+
         Ok(job)
     });
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
@@ -76,8 +84,9 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| format!("cannot open the job's sinks: {e}"))
     });
     let (member, workers) = cluster::start(ClusterOptions {
-        config: timely::Config::process(args.workers.max(1)),
-        process: 0,
+        config,
+        process: args.process,
+        processes: args.processes,
         workers: args.workers.max(1),
         state_dir: args.state_dir.clone(),
         checkpoint_interval: args.checkpoint_interval,
@@ -85,9 +94,13 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         validate,
     })
     .context("cannot start the cluster")?;
+    if !serves_api {
+        return member_only(&args, member, workers);
+    }
     let control = Arc::new(Control {
         member: member.clone(),
         members: args.processes as u32,
+        started: Instant::now(),
         rates: Mutex::new(HashMap::new()),
     });
     let api_roots = roots.clone();
@@ -111,35 +124,145 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!(
-        "tidemark cluster: control API on http://{}; state in {}; stop with Ctrl-C or SIGTERM",
+        "tidemark cluster: member 0 of {}; control API on http://{}; state in {}; stop with Ctrl-C or SIGTERM",
+        args.processes,
         server.local_addr(),
         args.state_dir.display()
     );
+    on_signal_shut_down(&member)?;
+    let result = workers.join();
+    let _ = server.shutdown();
+    ended(result)
+}
+
+/// A member other than process 0: no API; it runs until the cluster shuts down
+/// (from any member) or it is stopped, which stops the whole cluster cleanly.
+fn member_only(
+    args: &ClusterArgs,
+    member: Arc<Cluster>,
+    workers: cluster::member::Workers,
+) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "tidemark cluster: member {} of {}; state in {}; the control API is on member 0; stopping this member (Ctrl-C, SIGTERM) stops the whole cluster cleanly",
+        args.process,
+        args.processes,
+        args.state_dir.display()
+    );
+    on_signal_shut_down(&member)?;
+    ended(workers.join())
+}
+
+fn on_signal_shut_down(member: &Arc<Cluster>) -> anyhow::Result<()> {
     let stopping = member.clone();
     let asked = std::sync::atomic::AtomicBool::new(false);
     ctrlc::set_handler(move || {
         if asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
+        if !stopping.registry().connected() {
+            // The cluster never formed: no job ran, nothing to checkpoint.
+            eprintln!("stopping: the cluster had not formed yet");
+            std::process::exit(0);
+        }
         eprintln!(
-            "stopping: every job checkpoints what is written, then the member exits (again to exit at once)"
+            "stopping: every job checkpoints what is written, then the cluster's members exit (again to exit at once)"
         );
         stopping.shutdown();
     })
-    .context("cannot install the signal handler")?;
-    let result = workers.join();
-    let _ = server.shutdown();
+    .context("cannot install the signal handler")
+}
+
+fn ended(
+    result: std::thread::Result<Result<(), tidemark_engine::install::EngineError>>,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),
         Ok(Err(e)) => Err(anyhow::anyhow!(e)).context("the cluster failed"),
-        Err(_) => anyhow::bail!("a cluster worker panicked"),
+        Err(_) => anyhow::bail!(
+            "the cluster's workers failed (a member stopped or the connection to one was lost); restart every member and the jobs resume from their checkpoints"
+        ),
     }
+}
+
+/// timely's configuration: one process, or member `-p` of `-n` at the addresses
+/// in `--hosts` (one `host:port` per line; blank lines and `#` comments skipped).
+fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String> {
+    let workers = args.workers.max(1);
+    if args.processes == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    if args.process >= args.processes {
+        return Err(format!(
+            "-p {} is not a member of a {}-process cluster: give 0 to {}",
+            args.process,
+            args.processes,
+            args.processes - 1
+        ));
+    }
+    if args.processes == 1 {
+        if let Some(h) = &args.hosts {
+            return Err(format!(
+                "--hosts {} is only for several processes; add -n N",
+                h.display()
+            ));
+        }
+        return Ok(timely::Config::process(workers));
+    }
+    let Some(hosts) = &args.hosts else {
+        return Err(format!(
+            "-n {} needs --hosts FILE: one host:port per member, the same file on every member",
+            args.processes
+        ));
+    };
+    let text = std::fs::read_to_string(hosts)
+        .map_err(|e| format!("cannot read the hosts file {}: {e}", hosts.display()))?;
+    let addresses = parse_hosts(&text).map_err(|e| format!("{}: {e}", hosts.display()))?;
+    if addresses.len() != args.processes {
+        return Err(format!(
+            "{} lists {} addresses but -n is {}: give one host:port per member",
+            hosts.display(),
+            addresses.len(),
+            args.processes
+        ));
+    }
+    Ok(timely::Config {
+        communication: timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: args.process,
+            addresses,
+            report: false,
+            zerocopy: false,
+        },
+        worker: timely::WorkerConfig::default(),
+    })
+}
+
+fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let ok = line
+            .rsplit_once(':')
+            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        if !ok {
+            return Err(format!(
+                "line {}: {line:?} is not host:port (e.g. 10.0.0.11:2101)",
+                i + 1
+            ));
+        }
+        out.push(line.to_string());
+    }
+    Ok(out)
 }
 
 /// What the API calls: the member plus a lines/s estimate per job.
 struct Control {
     member: Arc<Cluster>,
     members: u32,
+    started: Instant,
     rates: Mutex<HashMap<String, (Instant, u64, f64)>>,
 }
 
@@ -165,12 +288,14 @@ impl JobControl for Control {
     fn status(&self, name: &str) -> Option<JobStatus> {
         let j = self.member.registry().get(name)?;
         let s = &j.stats;
-        let rate = self.rate(name, s.lines_read, j.submitted_ms);
+        // Lines and errors of every member; the frontier is process 0's (it writes).
+        let all = j.cluster_stats();
+        let rate = self.rate(name, all.lines_read, j.submitted_ms);
         let mut errors = std::collections::BTreeMap::new();
-        errors.insert(JobStatus::LATE.to_string(), s.late_lines);
-        errors.insert(JobStatus::OVERSIZE.to_string(), s.oversize_lines);
-        errors.insert(JobStatus::INVALID_UTF8.to_string(), s.invalid_utf8_lines);
-        for (reason, n) in &s.parse_errors {
+        errors.insert(JobStatus::LATE.to_string(), all.late_lines);
+        errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
+        errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
+        for (reason, n) in &all.parse_errors {
             errors.insert(JobStatus::malformed_key(reason), *n);
         }
         let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
@@ -184,6 +309,10 @@ impl JobControl for Control {
                 })
             }),
             lines_per_sec: rate,
+            lines_read: all.lines_read,
+            lines_read_by_member: std::iter::once((0, s.lines_read))
+                .chain(j.members.iter().map(|(p, m)| (*p as u32, m.lines_read)))
+                .collect(),
             errors,
             last_error: j.error.clone(),
         })
@@ -201,13 +330,38 @@ impl JobControl for Control {
             .map(|j| j.name.as_str())
             .collect();
         let running = self.member.is_running();
+        let registry = self.member.registry();
+        let connected = registry.connected();
+        // The others report every second; a member silent for 5 s is in trouble
+        // (a lost connection ends every member's workers).
+        let members = if !running || !connected {
+            u32::from(running)
+        } else {
+            1 + registry.members_heard(Duration::from_secs(5)) as u32
+        };
+        let first_reports_due = self.started.elapsed() < Duration::from_secs(5);
+        let all_heard = members == self.members || (self.members > 1 && first_reports_due);
         Health {
-            ok: running,
-            members: if running { self.members } else { 0 },
+            ok: running && connected && all_heard,
+            members: if connected && first_reports_due {
+                self.members
+            } else {
+                members
+            },
             expected_members: self.members,
             jobs: jobs.len() as u32,
             detail: if !running {
                 Some("the member's workers have stopped".into())
+            } else if !connected {
+                Some(format!(
+                    "waiting for every member to connect ({} expected; see the hosts file)",
+                    self.members
+                ))
+            } else if !all_heard {
+                Some(format!(
+                    "only {members} of {} members reported in the last 5 s",
+                    self.members
+                ))
             } else if !failed.is_empty() {
                 Some(format!("failed jobs: {}", failed.join(", ")))
             } else {

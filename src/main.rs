@@ -85,7 +85,7 @@ enum Command {
     Validate { job: PathBuf },
     /// Run a long-lived cluster member that accepts jobs over its control API.
     Cluster {
-        /// Processes in the cluster (only 1 is supported so far).
+        /// Processes in the cluster (each runs `tidemark cluster` with its own -p).
         #[arg(short = 'n', long, default_value_t = 1)]
         processes: usize,
         /// This process's index.
@@ -100,7 +100,7 @@ enum Command {
         /// Submitted jobs and their checkpoints are kept here.
         #[arg(long)]
         state_dir: PathBuf,
-        /// Address of the control API.
+        /// Address of the control API (served by process 0 only).
         #[arg(long, default_value = "127.0.0.1:7070")]
         api: std::net::SocketAddr,
         /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN); required

@@ -1,46 +1,18 @@
 //! Black-box tests of `tidemark cluster` and `tidemark job` (issue 5): a member
 //! process on 127.0.0.1 with its control API, driven by the `job` commands.
 //! Output is compared byte for byte with `tidemark run --until-eof` over the same
-//! files. (A cluster of one process: several are not built yet.)
+//! files. A cluster of one process; `cluster_two_processes.rs` runs two.
 
 mod member;
 
-use member::{text, tidemark, Member};
-use std::io::Write;
+use member::{append_host, expected, text, tidemark, wait_for_output, windows_before, Member, T0};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
-
-fn line(t: i64, status: u16, bytes: u64) -> String {
-    let ts = jiff::Timestamp::from_second(t).unwrap();
-    format!(
-        "10.0.0.1 - - [{}] \"GET /x HTTP/1.1\" {status} {bytes} \"-\" \"t\" 0.{:03}\n",
-        ts.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-        bytes % 1000
-    )
-}
 
 /// Appends `secs` seconds of lines (one every 2 s per host) from `from`.
 fn append_logs(logs: &Path, from: i64, secs: i64) {
     for h in 1..=2 {
-        let dir = logs.join(format!("web-{h}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("access.log"))
-            .unwrap();
-        let mut text = String::new();
-        for s in (0..secs).step_by(2) {
-            let t = from + s;
-            text.push_str(&line(
-                t,
-                [200, 404, 500][(t % 3) as usize],
-                (t * 7 % 5000) as u64,
-            ));
-        }
-        f.write_all(text.as_bytes()).unwrap();
+        append_host(&logs.join(format!("web-{h}")), from, secs);
     }
 }
 
@@ -76,54 +48,6 @@ series = "all"
         logs = logs.display(),
         out = out.display()
     )
-}
-
-/// What `tidemark run --until-eof` writes for `toml` (with its sink moved).
-fn expected(dir: &Path, toml: &str, out: &Path) -> Vec<u8> {
-    let reference = dir.join(format!("reference-{}.jsonl", rand_suffix()));
-    let text = toml.replace(&out.display().to_string(), &reference.display().to_string());
-    let job = dir.join(format!("reference-{}.toml", rand_suffix()));
-    std::fs::write(&job, text).unwrap();
-    let o = tidemark()
-        .args(["run", "--until-eof"])
-        .arg(&job)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    std::fs::read(&reference).unwrap()
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-/// Waits until `path` holds exactly `want`.
-fn wait_for_output(path: &Path, want: &[u8], member: &Member) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let got = std::fs::read(path).unwrap_or_default();
-        if got == want {
-            return;
-        }
-        assert!(
-            got.len() <= want.len() && want.starts_with(&got),
-            "{} is not a prefix of the expected output:\n--- got\n{}\n--- want\n{}\n--- member log\n{}",
-            path.display(),
-            String::from_utf8_lossy(&got),
-            String::from_utf8_lossy(want),
-            member.log()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "{} did not reach the expected output; member log:\n{}",
-            path.display(),
-            member.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -210,20 +134,6 @@ fn jobs_are_submitted_listed_refused_and_stopped_and_match_run() {
     let o = m.job(&["submit", b.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     wait_for_output(&out_b, &want_b, &m);
-}
-
-/// The lines of a JSON Lines output whose window starts before `minute` (from T0).
-fn windows_before(output: &[u8], minute: i64) -> Vec<u8> {
-    let limit = jiff::Timestamp::from_second(T0 + minute * 60).unwrap();
-    let mut out = Vec::new();
-    for l in output.split_inclusive(|&b| b == b'\n') {
-        let v: serde_json::Value = serde_json::from_slice(l).unwrap();
-        let start: jiff::Timestamp = v["start"].as_str().unwrap().parse().unwrap();
-        if start < limit {
-            out.extend_from_slice(l);
-        }
-    }
-    out
 }
 
 #[test]

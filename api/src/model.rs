@@ -72,6 +72,13 @@ pub struct JobStatus {
     /// Lines read per second, averaged over a recent interval the cluster chooses.
     /// Always finite (JSON has no NaN).
     pub lines_per_sec: f64,
+    /// Lines read since the job was installed, summed over all members.
+    #[serde(default)]
+    pub lines_read: u64,
+    /// Lines read by each member (by process index), as last reported: a member
+    /// reading nothing usually has the wrong paths (`${LOG_ROOT}`) on its machine.
+    #[serde(default)]
+    pub lines_read_by_member: BTreeMap<u32, u64>,
     /// Lines that could not be used, by reason, summed over all members. Keys:
     /// `"late"`, `"oversize"`, `"invalid_utf8"`, and `"malformed:<reason>"` for each
     /// parse-error reason (see [`JobStatus::malformed_key`]). Reasons with a zero

@@ -76,26 +76,12 @@ impl Committer {
             return Ok((!force).then_some(Duration::from_millis(50)));
         }
         let commits = sinks.sync()?;
-        let groups = self
-            .board
-            .resume_points(frontier_ms)
-            .into_iter()
-            .map(|(live, r)| GroupCheckpoint {
-                live,
-                resume: r.position,
-                max_seen_ms: r.max_seen_ms,
-                floor_ms: r.floor_ms,
-            })
-            .collect();
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms,
             sinks: commits,
-            groups,
-            written_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(0),
+            groups: group_checkpoints(&self.board, frontier_ms),
+            written_unix_ms: unix_ms_now(),
         };
         self.store.save(&cp).map_err(|e| e.to_string())?;
         self.board.set_committed(frontier_ms);
@@ -106,4 +92,25 @@ impl Committer {
         }
         Ok(None)
     }
+}
+
+/// Every published group's resume point for a committed `frontier_ms`.
+pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Vec<GroupCheckpoint> {
+    board
+        .resume_points(frontier_ms)
+        .into_iter()
+        .map(|(live, r)| GroupCheckpoint {
+            live,
+            resume: r.position,
+            max_seen_ms: r.max_seen_ms,
+            floor_ms: r.floor_ms,
+        })
+        .collect()
+}
+
+pub(crate) fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

@@ -13,7 +13,7 @@ use crate::checkpoint::{CheckpointStore, ResetChoice, SinkCommit};
 use crate::install::{install_job, EngineError, ResumePlan, StartAt};
 use crate::operators::collect::WindowOutput;
 use crate::resume::Resume;
-use crate::setup::{JobSetup, SetupOptions};
+use crate::setup::{JobSetup, SetupOptions, StateRole};
 use crate::stats::JobStats;
 use crate::time::EventMs;
 
@@ -78,6 +78,7 @@ pub fn run_job(
             stop: opts.stop,
             first_worker: 0,
             workers,
+            role: StateRole::Owner { expect: None },
         },
         Some(make_output),
     )?);
@@ -198,20 +199,7 @@ pub(crate) fn prepare_state(
                         job.name
                     )));
                 }
-                let groups: HashMap<PathBuf, Resume> = cp
-                    .groups
-                    .into_iter()
-                    .map(|g| {
-                        (
-                            g.live,
-                            Resume {
-                                position: g.resume,
-                                max_seen_ms: g.max_seen_ms,
-                                floor_ms: g.floor_ms,
-                            },
-                        )
-                    })
-                    .collect();
+                let groups = resume_groups(cp.groups);
                 tracing::info!(
                     "resuming from {}: windows before {} are already written",
                     store.path().display(),
@@ -232,7 +220,26 @@ pub(crate) fn prepare_state(
     }
 }
 
-fn format_ms(ms: EventMs) -> String {
+/// A checkpoint's groups as resume points, by live path.
+pub(crate) fn resume_groups(
+    groups: Vec<crate::checkpoint::GroupCheckpoint>,
+) -> HashMap<PathBuf, Resume> {
+    groups
+        .into_iter()
+        .map(|g| {
+            (
+                g.live,
+                Resume {
+                    position: g.resume,
+                    max_seen_ms: g.max_seen_ms,
+                    floor_ms: g.floor_ms,
+                },
+            )
+        })
+        .collect()
+}
+
+pub(crate) fn format_ms(ms: EventMs) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())

@@ -165,3 +165,55 @@ pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
     }
     *delta = JobStats::default();
 }
+
+/// What a cluster member reports to process 0 about a job it runs, every few
+/// seconds: enough for the job's status to count every member's lines and errors.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberStats {
+    pub file_groups: u64,
+    pub files_opened: u64,
+    pub file_open_errors: u64,
+    pub bytes_read: u64,
+    pub lines_read: u64,
+    pub late_lines: u64,
+    pub oversize_lines: u64,
+    pub invalid_utf8_lines: u64,
+    /// Lines that could not be parsed, by reason.
+    pub parse_errors: BTreeMap<String, u64>,
+}
+
+impl MemberStats {
+    pub fn add(&mut self, o: &MemberStats) {
+        self.file_groups += o.file_groups;
+        self.files_opened += o.files_opened;
+        self.file_open_errors += o.file_open_errors;
+        self.bytes_read += o.bytes_read;
+        self.lines_read += o.lines_read;
+        self.late_lines += o.late_lines;
+        self.oversize_lines += o.oversize_lines;
+        self.invalid_utf8_lines += o.invalid_utf8_lines;
+        for (k, v) in &o.parse_errors {
+            *self.parse_errors.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+impl From<&JobStats> for MemberStats {
+    fn from(s: &JobStats) -> MemberStats {
+        MemberStats {
+            file_groups: s.file_groups,
+            files_opened: s.files_opened,
+            file_open_errors: s.file_open_errors,
+            bytes_read: s.bytes_read,
+            lines_read: s.lines_read,
+            late_lines: s.late_lines,
+            oversize_lines: s.oversize_lines,
+            invalid_utf8_lines: s.invalid_utf8_lines,
+            parse_errors: s
+                .parse_errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+        }
+    }
+}

@@ -105,6 +105,8 @@ impl JobControl for Mock {
                 },
                 watermark: None,
                 last_closed_window: None,
+                lines_read: 0,
+                lines_read_by_member: Default::default(),
                 lines_per_sec: 0.0,
                 errors: BTreeMap::new(),
                 last_error: None,
@@ -118,6 +120,8 @@ impl JobControl for Mock {
             summary: summary.clone(),
             watermark: Some("2026-11-20T10:02:03Z".parse().unwrap()),
             last_closed_window: Some(ClosedWindow { start, end }),
+            lines_read: 0,
+            lines_read_by_member: Default::default(),
             lines_per_sec: 1234.5,
             errors: BTreeMap::from([
                 (JobStatus::LATE.to_string(), 3),

@@ -1,29 +1,27 @@
-//! A cluster member's workers: each runs a loop that applies the sequenced
-//! [`Command`]s — installing a job's dataflow, stopping it, shutting down — in the
-//! same order on every worker of every member.
+//! A cluster member's control side: what the API calls ([`Cluster`]), and
+//! [`start`], which runs the member's workers ([`super::worker`]).
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use thiserror::Error;
 use tidemark_jobs::Job;
-use timely::synchronization::Sequencer;
-use timely::worker::Worker;
 
 use super::registry::{JobState, Registry};
-use super::store::JobStore;
+use super::store::{self, JobStore};
+use super::worker::{member_loop, Shared};
 use super::Command;
-use crate::install::{install_job, EngineError, JobHandle};
+use crate::checkpoint::CheckpointStore;
+use crate::install::EngineError;
 use crate::operators::collect::WindowOutput;
 use crate::run::OutputStart;
-use crate::setup::{JobSetup, SetupOptions};
 use crate::stats::JobStats;
-use crate::time::wall_clock_ms;
+use crate::time::{wall_clock_ms, EventMs};
 
 /// Opens a job's sinks (process 0 only).
 pub type MakeOutput =
@@ -34,8 +32,9 @@ pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
 pub struct ClusterOptions {
     /// The timely configuration: `Config::process(w)` or a cluster of processes.
     pub config: timely::Config,
-    /// This member's index and its number of workers.
+    /// This member's index, the number of members, and workers per member.
     pub process: usize,
+    pub processes: usize,
     pub workers: usize,
     /// Submitted jobs and their checkpoints are kept here.
     pub state_dir: PathBuf,
@@ -104,6 +103,7 @@ impl Cluster {
         self.send(Command::Install {
             name: job.name.clone(),
             toml: toml.to_string(),
+            committed: committed_frontier(&self.jobs_dir, &job.name),
         })
     }
 
@@ -115,12 +115,10 @@ impl Cluster {
         self.store
             .remove(name)
             .map_err(|e| ControlError::Unavailable(format!("cannot forget the job: {e}")))?;
-        if self.registry.remove_released(name) {
-            // A failed job no worker holds: forget it here, checkpoint too.
-            let _ = std::fs::remove_dir_all(self.jobs_dir.join(name));
-            return Ok(());
+        if !self.registry.remove_released(name) {
+            self.registry.set(name, JobState::Stopping, None);
         }
-        self.registry.set(name, JobState::Stopping, None);
+        // Also for a failed job no worker holds: every member forgets its checkpoint.
         self.send(Command::Stop {
             name: name.to_string(),
         })
@@ -149,23 +147,30 @@ impl Cluster {
 /// The thread running a member's workers; it ends when the member does.
 pub type Workers = JoinHandle<Result<(), EngineError>>;
 
-/// A job's setup in this process (or why it cannot run here), shared by the
-/// process's workers. It is made once — every worker must agree on whether the job
-/// runs, or their dataflows would differ — and dropped only once every worker has
-/// seen the Install and none still runs the job.
-struct SetupSlot {
-    setup: Result<Arc<JobSetup>, String>,
-    /// Workers that have applied the Install.
-    seen: usize,
-    /// Workers still running the job.
-    running: usize,
-    /// A Stop (not a shutdown) was applied: the job is forgotten, checkpoint too.
-    stopped: bool,
+/// The frontier of process 0's checkpoint of a job, read before its install is
+/// sequenced (nothing else writes it then: the name is free). `None` if there is
+/// none or it cannot be read — process 0's own setup then reports why.
+fn committed_frontier(jobs_dir: &Path, name: &str) -> Option<EventMs> {
+    let dir = jobs_dir.join(name);
+    if !dir.join(crate::checkpoint::CHECKPOINT_FILE).exists() {
+        return None;
+    }
+    CheckpointStore::open(&dir, name)
+        .ok()?
+        .load()
+        .ok()
+        .flatten()
+        .map(|cp| cp.frontier_ms)
 }
 
 /// Starts this member's workers. Jobs kept in the state folder are installed
-/// again first (process 0 sequences them). The handle ends when the member does.
+/// again first (process 0 sequences them). With several processes this waits in
+/// the background until every member has connected. The handle ends when the
+/// member does.
 pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineError> {
+    let processes = opts.processes.max(1);
+    store::claim_identity(&opts.state_dir, opts.process, processes)
+        .map_err(EngineError::Checkpoint)?;
     // One member per state folder: a second would install the same kept jobs and
     // delete the first one's on stop.
     let lock = crate::run::lock_state(&opts.state_dir)?;
@@ -175,6 +180,7 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
             opts.state_dir.display()
         ))
     })?;
+    let jobs_dir = opts.state_dir.join("jobs");
     let (tx, rx) = channel();
     let registry = Arc::new(Registry::default());
     if opts.process == 0 {
@@ -188,14 +194,19 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
                 submitted_ms,
                 Arc::new(Mutex::new(JobStats::default())),
             );
-            let _ = tx.send(Command::Install { name, toml });
+            let committed = committed_frontier(&jobs_dir, &name);
+            let _ = tx.send(Command::Install {
+                name,
+                toml,
+                committed,
+            });
         }
     }
     let cluster = Arc::new(Cluster {
         commands: Mutex::new(tx),
         registry: registry.clone(),
         store,
-        jobs_dir: opts.state_dir.join("jobs"),
+        jobs_dir: jobs_dir.clone(),
         shutting_down: AtomicBool::new(false),
         running: Arc::new(AtomicBool::new(true)),
         _lock: lock,
@@ -205,13 +216,15 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         first_worker: opts.process * opts.workers.max(1),
         workers: opts.workers.max(1),
         process: opts.process,
-        state_dir: opts.state_dir.join("jobs"),
+        processes,
+        state_dir: jobs_dir,
         checkpoint_interval: opts.checkpoint_interval,
         make_output: opts.make_output,
         validate: opts.validate,
         registry,
         feed: Mutex::new(Some(rx)),
         setups: Mutex::new(HashMap::new()),
+        released: Mutex::new(Vec::new()),
     });
     let config = opts.config;
     let thread = std::thread::Builder::new()
@@ -230,221 +243,4 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         })
         .map_err(|e| EngineError::Worker(format!("cannot start the workers: {e}")))?;
     Ok((cluster, thread))
-}
-
-/// What a member's workers share.
-struct Shared {
-    first_worker: usize,
-    workers: usize,
-    process: usize,
-    state_dir: PathBuf,
-    checkpoint_interval: Duration,
-    make_output: MakeOutput,
-    validate: Validate,
-    registry: Arc<Registry>,
-    /// Commands from the control side, taken by this member's first worker.
-    feed: Mutex<Option<Receiver<Command>>>,
-    /// Per job, its setup for this process and how many workers still run it.
-    setups: Mutex<HashMap<String, SetupSlot>>,
-}
-
-struct Running {
-    handle: JobHandle,
-    setup: Arc<JobSetup>,
-}
-
-fn member_loop(worker: &mut Worker, shared: &Shared) {
-    let feed = if worker.index() == shared.first_worker {
-        shared.feed.lock().ok().and_then(|mut f| f.take())
-    } else {
-        None
-    };
-    let mut seq: Sequencer<Command> = Sequencer::new(worker, Instant::now());
-    let mut jobs: BTreeMap<String, Running> = BTreeMap::new();
-    let mut shutting_down = false;
-    loop {
-        if let Some(feed) = &feed {
-            while let Ok(c) = feed.try_recv() {
-                seq.push(c);
-            }
-        }
-        for cmd in seq.by_ref() {
-            match cmd {
-                Command::Install { name, toml } => {
-                    if !shutting_down && !jobs.contains_key(&name) {
-                        if let Some(r) = install(worker, shared, &name, &toml) {
-                            jobs.insert(name, r);
-                        }
-                    }
-                }
-                Command::Stop { name } => {
-                    if let Some(r) = jobs.get(&name) {
-                        mark_stopped(shared, &name);
-                        stop(&r.setup);
-                    }
-                }
-                Command::Shutdown => {
-                    shutting_down = true;
-                    jobs.values().for_each(|r| stop(&r.setup));
-                }
-            }
-        }
-        let mut done = Vec::new();
-        for (name, r) in &jobs {
-            if r.handle.is_done(worker) {
-                done.push(name.clone());
-            } else if let Some(e) = r.setup.output_failed() {
-                shared
-                    .registry
-                    .set(name, JobState::Failed, Some(format!("output failed: {e}")));
-                stop(&r.setup);
-            }
-        }
-        for name in done {
-            jobs.remove(&name);
-            release(shared, &name, true);
-        }
-        if shutting_down && jobs.is_empty() {
-            break;
-        }
-        worker.step_or_park(Some(Duration::from_millis(50)));
-    }
-}
-
-fn stop(setup: &JobSetup) {
-    setup.stop.store(true, Ordering::SeqCst);
-    // A source may be asleep for its poll interval: wake it to stop.
-    setup.poke.poke();
-}
-
-/// Installs a job in this worker, making its per-process setup if this is the
-/// process's first worker to get there. `None` if the job cannot run here (the
-/// reason is in the registry; every worker of the process agrees).
-fn install(worker: &mut Worker, shared: &Shared, name: &str, toml: &str) -> Option<Running> {
-    let setup = {
-        let mut setups = shared.setups.lock().ok()?;
-        let mut first = false;
-        let slot = setups.entry(name.to_string()).or_insert_with(|| {
-            first = true;
-            SetupSlot {
-                setup: prepare(shared, name, toml),
-                seen: 0,
-                running: 0,
-                stopped: false,
-            }
-        });
-        slot.seen += 1;
-        match &slot.setup {
-            Ok(_) => slot.running += 1,
-            // Recorded before any other worker can release the slot.
-            Err(e) if first => {
-                tracing::error!("job {name:?} cannot run: {e}");
-                shared.registry.set(name, JobState::Failed, Some(e.clone()));
-            }
-            Err(_) => {}
-        }
-        slot.setup.clone()
-    };
-    match setup {
-        Ok(setup) => {
-            // `install_job` does not fail once the setup is made.
-            let handle = install_job(worker, &setup.job, setup.context(worker.index())).ok()?;
-            Some(Running { handle, setup })
-        }
-        Err(_) => {
-            release(shared, name, false);
-            None
-        }
-    }
-}
-
-fn prepare(shared: &Shared, name: &str, toml: &str) -> Result<Arc<JobSetup>, String> {
-    let job = (shared.validate)(toml)?;
-    if job.name != name {
-        return Err(format!("the job's name is {:?}, not {name:?}", job.name));
-    }
-    let make = shared.make_output.clone();
-    let for_sinks = job.clone();
-    let output: Option<crate::run::OutputFactory> = (shared.process == 0)
-        .then(|| Box::new(move |start: &OutputStart| make(&for_sinks, start)) as _);
-    let setup = JobSetup::prepare(
-        &job,
-        SetupOptions {
-            follow: true,
-            state_dir: Some(shared.state_dir.clone()),
-            reset: None,
-            checkpoint_interval: shared.checkpoint_interval,
-            stats: shared.registry.stats_of(name),
-            stop: Arc::new(AtomicBool::new(false)),
-            first_worker: shared.first_worker,
-            workers: shared.workers,
-        },
-        output,
-    )
-    .map_err(|e| e.to_string())?;
-    tracing::info!(
-        "job {name:?} installed{}",
-        if setup.resumed {
-            ", resuming from its checkpoint"
-        } else {
-            ""
-        }
-    );
-    Ok(Arc::new(setup))
-}
-
-/// A worker is done with a job (`ran`: it had it installed). Once every worker of
-/// the process has seen it and none runs it, its setup is dropped (releasing the
-/// state folder's lock); a stopped job's checkpoint is deleted, so submitting it
-/// again starts afresh; a failed job stays listed until it is stopped.
-fn release(shared: &Shared, name: &str, ran: bool) {
-    let Ok(mut setups) = shared.setups.lock() else {
-        return;
-    };
-    let done = match setups.get_mut(name) {
-        Some(slot) => {
-            if ran {
-                slot.running = slot.running.saturating_sub(1);
-            }
-            slot.seen >= shared.workers && slot.running == 0
-        }
-        None => false,
-    };
-    if !done {
-        return;
-    }
-    let Some(slot) = setups.remove(name) else {
-        return;
-    };
-    drop(setups);
-    let stopped = slot.stopped;
-    drop(slot);
-    if stopped {
-        let dir = shared.state_dir.join(name);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(
-                "job {name:?}: cannot delete its checkpoint {}: {e}",
-                dir.display()
-            );
-        }
-    }
-    let failed = shared
-        .registry
-        .get(name)
-        .is_some_and(|j| j.state == JobState::Failed);
-    if failed && !stopped {
-        shared.registry.released(name);
-    } else {
-        shared.registry.remove(name);
-        tracing::info!("job {name:?} stopped");
-    }
-}
-
-/// Marks a job stopped (not just shut down) in this process.
-fn mark_stopped(shared: &Shared, name: &str) {
-    if let Ok(mut setups) = shared.setups.lock() {
-        if let Some(slot) = setups.get_mut(name) {
-            slot.stopped = true;
-        }
-    }
 }

@@ -1,9 +1,11 @@
 //! The jobs of a cluster member as the control API sees them.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::stats::{JobStats, SharedStats};
+use crate::stats::{JobStats, MemberStats, SharedStats};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
@@ -21,8 +23,20 @@ pub struct JobInfo {
     pub state: JobState,
     /// When it was submitted (ms since the epoch).
     pub submitted_ms: i64,
+    /// This process's own self-metrics.
     pub stats: JobStats,
+    /// What the other members last reported, by process index.
+    pub members: BTreeMap<usize, MemberStats>,
     pub error: Option<String>,
+}
+
+impl JobInfo {
+    /// Lines, bytes and errors of every member together.
+    pub fn cluster_stats(&self) -> MemberStats {
+        let mut total = MemberStats::from(&self.stats);
+        self.members.values().for_each(|m| total.add(m));
+        total
+    }
 }
 
 struct Entry {
@@ -31,6 +45,7 @@ struct Entry {
     released: bool,
     submitted_ms: i64,
     stats: SharedStats,
+    members: BTreeMap<usize, MemberStats>,
     error: Option<String>,
 }
 
@@ -38,6 +53,10 @@ struct Entry {
 #[derive(Default)]
 pub struct Registry {
     jobs: Mutex<BTreeMap<String, Entry>>,
+    /// When each other member was last heard from (process 0 only).
+    heard: Mutex<BTreeMap<usize, Instant>>,
+    /// Set once every member has connected and the workers run.
+    connected: AtomicBool,
 }
 
 impl Registry {
@@ -56,6 +75,7 @@ impl Registry {
                 released: false,
                 submitted_ms,
                 stats,
+                members: BTreeMap::new(),
                 error: None,
             },
         );
@@ -103,6 +123,37 @@ impl Registry {
         }
     }
 
+    /// A member's report: its stats for the jobs it runs (it is alive).
+    pub(crate) fn member_report(&self, process: usize, jobs: Vec<(String, MemberStats)>) {
+        if let Ok(mut heard) = self.heard.lock() {
+            heard.insert(process, Instant::now());
+        }
+        if let Ok(mut all) = self.jobs.lock() {
+            for (name, stats) in jobs {
+                if let Some(e) = all.get_mut(&name) {
+                    e.members.insert(process, stats);
+                }
+            }
+        }
+    }
+
+    /// How many other members were heard from within `within`.
+    pub fn members_heard(&self, within: Duration) -> usize {
+        self.heard
+            .lock()
+            .map(|h| h.values().filter(|t| t.elapsed() <= within).count())
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn set_connected(&self) {
+        self.connected.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every member has connected and the workers run.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
     pub fn contains(&self, name: &str) -> bool {
         self.jobs.lock().is_ok_and(|j| j.contains_key(name))
     }
@@ -126,6 +177,7 @@ fn info(name: &str, e: &Entry) -> JobInfo {
         state: e.state,
         submitted_ms: e.submitted_ms,
         stats: e.stats.lock().map(|s| s.clone()).unwrap_or_default(),
+        members: e.members.clone(),
         error: e.error.clone(),
     }
 }

@@ -65,9 +65,49 @@ impl JobStore {
     }
 }
 
+/// Which member a state folder belongs to (`DIR/member`): process 0's holds the
+/// sinks' commit points and another member's only its read positions, so starting
+/// a member on another's folder would resume from the wrong state.
+pub fn claim_identity(state_dir: &Path, process: usize, processes: usize) -> Result<(), String> {
+    let path = state_dir.join("member");
+    let mine = format!("process {process} of {processes}\n");
+    match std::fs::read_to_string(&path) {
+        Ok(found) if found == mine => Ok(()),
+        Ok(found) => Err(format!(
+            "the state folder {} belongs to {} of a cluster, not to process {process} of {processes}. Give each member its own state folder and the same -p as before; to really change the cluster's shape, stop every job first, then delete {}",
+            state_dir.display(),
+            found.trim(),
+            path.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let write = || -> std::io::Result<()> {
+                std::fs::create_dir_all(state_dir)?;
+                let tmp = state_dir.join(".member.tmp");
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(mine.as_bytes())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                std::fs::File::open(state_dir)?.sync_all()
+            };
+            write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+        }
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_folder_refuses_another_process_index() {
+        let d = tempfile::tempdir().unwrap();
+        claim_identity(d.path(), 1, 2).unwrap();
+        claim_identity(d.path(), 1, 2).unwrap();
+        let e = claim_identity(d.path(), 0, 2).unwrap_err();
+        assert!(e.contains("belongs to process 1 of 2"), "{e}");
+        assert!(claim_identity(d.path(), 1, 3).is_err());
+    }
 
     #[test]
     fn saved_jobs_load_back_and_removed_ones_do_not() {
