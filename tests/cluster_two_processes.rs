@@ -420,3 +420,89 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
         c.logs()
     );
 }
+
+#[test]
+fn a_member_waits_for_the_others_says_so_and_stops_at_once_on_sigterm() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let hosts = d.join("hosts");
+    std::fs::write(
+        &hosts,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .unwrap();
+    // Member 0 alone: its API answers, but the cluster is not healthy.
+    let mut zero = Member::start_with(
+        &d.join("state-0"),
+        &d.join("m0.log"),
+        &["-n", "2", "-p", "0", "--hosts", hosts.to_str().unwrap()],
+        &[],
+        true,
+    );
+    let (code, body) = http_get(&zero.api, "/healthz", None);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("waiting for every member to connect"),
+        "{body}"
+    );
+    let started = Instant::now();
+    let status = zero.terminate();
+    assert!(status.success(), "{status}\n{}", zero.log());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(zero.log().contains("had not formed yet"), "{}", zero.log());
+}
+
+#[test]
+fn bad_cluster_flags_and_a_state_folder_of_another_member_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let hosts = d.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1:7001\n# comment\n127.0.0.1:7002\n").unwrap();
+    let one_host = d.join("one-host");
+    std::fs::write(&one_host, "127.0.0.1:7001\n").unwrap();
+    let bad_host = d.join("bad-host");
+    std::fs::write(&bad_host, "127.0.0.1:7001\nlocalhost\n").unwrap();
+    let state = d.join("state");
+    let h = hosts.to_str().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["-n", "2", "-p", "2", "--hosts", h],
+            "-p 2 is not a member of a 2-process cluster",
+        ),
+        (&["-n", "2", "-p", "1"], "-n 2 needs --hosts FILE"),
+        (
+            &["-n", "2", "-p", "1", "--hosts", one_host.to_str().unwrap()],
+            "lists 1 addresses but -n is 2",
+        ),
+        (
+            &["-n", "2", "-p", "1", "--hosts", bad_host.to_str().unwrap()],
+            "line 2: \"localhost\" is not host:port",
+        ),
+        (&["--hosts", h], "only for several processes"),
+    ];
+    for (args, want) in cases {
+        let o = tidemark()
+            .args(["cluster", "--state-dir"])
+            .arg(&state)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+    // A state folder remembers its member: process 1's is refused as process 0's.
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("member"), "process 1 of 2\n").unwrap();
+    let o = tidemark()
+        .args(["cluster", "--state-dir"])
+        .arg(&state)
+        .args(["-n", "2", "-p", "0", "--hosts", h])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("belongs to process 1 of 2"),
+        "{}",
+        text(&o)
+    );
+}
