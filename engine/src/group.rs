@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use tidemark_sources::file::AllowedRoots;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Tailer};
 
@@ -38,6 +39,9 @@ pub struct GroupInit {
     pub floor: Option<EventMs>,
     /// Keep resume marks (only when checkpoints are written).
     pub track_resume: bool,
+    /// The folders the job may read from (canonical; any path when empty): a file
+    /// whose real path is outside them is skipped, never read.
+    pub roots: AllowedRoots,
 }
 
 pub struct GroupState {
@@ -100,7 +104,8 @@ impl GroupState {
             Tailer::at_end(init.live.clone(), tail)
         } else {
             Tailer::new(init.live.clone(), tail, position)
-        };
+        }
+        .with_allowed_roots(init.roots);
         GroupState {
             id: init.id,
             group_key: init.live.to_string_lossy().into_owned(),
@@ -240,7 +245,10 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.lines_read += after.lines - before.lines;
     stats.oversize_lines += after.oversize_lines - before.oversize_lines;
     stats.files_opened += after.files_opened - before.files_opened;
-    stats.file_open_errors += after.open_errors - before.open_errors;
+    // Files refused as outside the allowed roots count as files that could not be
+    // opened (the warning says why).
+    stats.file_open_errors +=
+        (after.open_errors - before.open_errors) + (after.outside_roots - before.outside_roots);
     stats.truncations += after.truncations - before.truncations;
     stats.rotations += after.rotations - before.rotations;
     stats.copytruncates += after.copytruncates - before.copytruncates;

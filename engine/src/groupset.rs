@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
-use tidemark_sources::file::discover::rotated_siblings;
-use tidemark_sources::file::{discover, FileGroup};
+use tidemark_sources::file::discover::{rotated_siblings_within, split_rotated};
+use tidemark_sources::file::{discover, AllowedRoots, FileGroup, Outside};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::TailOptions;
@@ -45,6 +45,10 @@ pub struct GroupSet {
     /// computed once, so every worker agrees (file sizes change while they start).
     initial: Arc<Vec<(FileGroup, usize)>>,
     known: HashSet<PathBuf>,
+    /// The job's allowed roots, canonicalised once (any path when the job has none).
+    roots: AllowedRoots,
+    /// Paths already reported as outside the allowed roots.
+    reported_outside: HashSet<PathBuf>,
     last_discovery: Option<Instant>,
     /// Round-robin start, so a busy group cannot starve the ones after it.
     next: usize,
@@ -64,6 +68,8 @@ impl GroupSet {
         local: (usize, usize),
     ) -> GroupSet {
         GroupSet {
+            roots: AllowedRoots::new(&job.source.allowed_roots),
+            reported_outside: HashSet::new(),
             job,
             plan,
             resume,
@@ -104,13 +110,23 @@ impl GroupSet {
         self.last_discovery = Some(now);
         // The groups there at start were found once for all workers and split by
         // size; a group that appears later goes to the worker its path hashes to.
-        let (found, owners) = if first {
+        let src = &self.job.source;
+        let (found, owners, outside) = if first {
             let (groups, owners): (Vec<FileGroup>, Vec<usize>) =
                 self.initial.iter().cloned().unzip();
-            (groups, Some(owners))
+            // The initial groups were found before the workers started: look once
+            // more, only to report what was left out as outside the roots.
+            let outside = if !self.roots.is_any() && self.reports_outside() {
+                discover(&src.include, &src.exclude, &self.roots)
+                    .map(|d| d.outside)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            (groups, Some(owners), outside)
         } else {
-            match discover(&self.job.source.include, &self.job.source.exclude) {
-                Ok(g) => (g, None),
+            match discover(&src.include, &src.exclude, &self.roots) {
+                Ok(d) => (d.groups, None, d.outside),
                 Err(e) => return Err(EngineError::Worker(e.to_string())),
             }
         };
@@ -135,7 +151,33 @@ impl GroupSet {
             let state = self.make(id, &g, first, floor)?;
             self.groups.push(state);
         }
+        self.report_outside(&outside, stats);
         Ok(())
+    }
+
+    /// Whether this worker reports the paths discovery leaves out as outside the
+    /// allowed roots: the first worker of the process (every one of them discovers
+    /// the same files on this machine).
+    fn reports_outside(&self) -> bool {
+        self.index == self.local.0
+    }
+
+    /// Warns about each path left out as outside the allowed roots, and counts it
+    /// (as a file that could not be opened), once per path and process. The live
+    /// path and rotated siblings of a group that exists are left to the group's
+    /// tailer, which refuses them too and reports them itself.
+    fn report_outside(&mut self, outside: &[Outside], stats: &mut JobStats) {
+        if !self.reports_outside() {
+            return;
+        }
+        for o in outside {
+            let of_group = self.known.contains(&o.path)
+                || split_rotated(&o.path).is_some_and(|(base, _, _)| self.known.contains(&base));
+            if !of_group && self.reported_outside.insert(o.path.clone()) {
+                tracing::warn!("{o}");
+                stats.file_open_errors += 1;
+            }
+        }
     }
 
     /// `at_start`: found by the first discovery. Only those groups start at the end
@@ -161,6 +203,7 @@ impl GroupSet {
                 skip_below: self.resume.skip_below,
                 floor: if at_start { None } else { floor },
                 track_resume: self.resume.checkpointing,
+                roots: self.roots.clone(),
             },
             self.plan.clone(),
             parser,
@@ -253,9 +296,14 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
 /// names even if its live file is missing right now (between a rotation's rename
 /// and create) — otherwise windows could close without it and all its lines would
 /// then be late. Found once, before the workers start, so all agree on the list.
+///
+/// Files whose real path is outside the job's allowed roots are left out (the
+/// workers' first discovery reports them).
 pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
-    let mut found = discover(&job.source.include, &job.source.exclude)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let roots = AllowedRoots::new(&job.source.allowed_roots);
+    let mut found = discover(&job.source.include, &job.source.exclude, &roots)
+        .map_err(|e| EngineError::Worker(e.to_string()))?
+        .groups;
     let mut missing: Vec<&PathBuf> = resume
         .groups
         .keys()
@@ -264,7 +312,7 @@ pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, 
     missing.sort();
     for live in missing {
         found.push(FileGroup {
-            rotated: rotated_siblings(live),
+            rotated: rotated_siblings_within(live, &roots, &mut Vec::new()),
             live: live.clone(),
         });
     }
@@ -307,6 +355,7 @@ pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn balance_splits_by_size_largest_first() {
@@ -323,5 +372,101 @@ mod tests {
         // a→0 (100), b→1 (60), c→1 (110), d→0 (110).
         assert_eq!(balance(&groups, 2), vec![0, 1, 1, 0]);
         assert_eq!(balance(&groups, 1), vec![0, 0, 0, 0]);
+    }
+
+    /// A json job reading `include`, limited to `roots` as the cluster sets them.
+    fn job(include: &[String], roots: &[&Path]) -> Job {
+        let list = include
+            .iter()
+            .map(|g| format!("{g:?}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = format!(
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [{list}]\n\
+             [parse]\nformat = \"json\"\n[[metric]]\nname = \"n\"\nkind = \"counter\"\n\
+             [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n"
+        );
+        let env = tidemark_jobs::Env::empty();
+        let mut job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env)
+            .unwrap_or_else(|d| panic!("{d}"));
+        job.source.allowed_roots = roots.iter().map(|r| r.to_path_buf()).collect();
+        job
+    }
+
+    /// Discovers and reads everything `job` reads (not following), as one worker.
+    fn run(job: Job, swap: impl FnOnce()) -> (Vec<PathBuf>, JobStats) {
+        let resume = Arc::new(ResumePlan::default());
+        let initial = initial_groups(&job, &resume).unwrap();
+        let lives = initial.iter().map(|g| g.live.clone()).collect();
+        let owners = balance(&initial, 1);
+        let initial = Arc::new(initial.into_iter().zip(owners).collect());
+        let plan = Arc::new(Plan::new(&job));
+        let tail = plan.tail.clone();
+        let board = crate::resume::ResumeBoard::new();
+        let mut gs = GroupSet::new(
+            Arc::new(job),
+            plan,
+            resume,
+            board,
+            tail,
+            initial,
+            false,
+            0,
+            (0, 1),
+        );
+        let mut stats = JobStats::default();
+        let wall = crate::time::wall_clock_ms();
+        gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+            .unwrap();
+        // Files changed after discovery are caught when they are opened.
+        swap();
+        for _ in 0..1000 {
+            gs.read_round(1 << 20, 1 << 20, Instant::now(), wall, &mut stats);
+            if gs.groups.iter().all(|g| g.is_finished()) {
+                break;
+            }
+        }
+        (lives, stats)
+    }
+
+    /// The cluster sets `allowed_roots` on a job: groups are found, and files read,
+    /// only where the real path is inside them.
+    #[test]
+    fn only_files_inside_the_allowed_roots_are_discovered_and_read() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let (root, out) = (base.join("root"), base.join("out"));
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let line = |n: u32| format!("{{\"time\":\"2026-01-01T00:00:{n:02}Z\"}}\n");
+        std::fs::write(root.join("app.log"), line(1) + &line(2)).unwrap();
+        std::fs::write(root.join("sub/x.log"), line(3)).unwrap();
+        std::fs::write(out.join("secret"), line(4).repeat(10)).unwrap();
+        std::fs::write(out.join("x.log"), line(5).repeat(10)).unwrap();
+        symlink(out.join("secret"), root.join("evil.log")).unwrap();
+        symlink(out.join("secret"), root.join("app.log.1")).unwrap();
+        symlink(&out, root.join("x")).unwrap();
+        let r = root.display();
+        let include = [format!("{r}/*.log"), format!("{r}/*/x.log")];
+        let swapped = root.join("app.log.2");
+
+        let (lives, stats) = run(job(&include, &[&root]), || {
+            symlink(out.join("secret"), &swapped).unwrap();
+        });
+        assert_eq!(lives, [root.join("app.log"), root.join("sub/x.log")]);
+        assert_eq!(stats.file_groups, 2);
+        assert_eq!(stats.lines_read, 3, "{stats:?}");
+        assert_eq!(stats.files_opened, 2, "{stats:?}");
+        // evil.log and x/x.log left out by discovery; app.log.1 and app.log.2
+        // refused by the tailer.
+        assert_eq!(stats.file_open_errors, 4, "{stats:?}");
+
+        // Without roots the links are read.
+        std::fs::remove_file(&swapped).unwrap();
+        let (lives, stats) = run(job(&include, &[]), || {});
+        assert_eq!(lives.len(), 4, "{lives:?}");
+        assert_eq!(stats.lines_read, 3 + 10 + 10 + 10, "{stats:?}");
+        assert_eq!(stats.file_open_errors, 0);
     }
 }

@@ -1,13 +1,16 @@
-//! `${NAME}` in paths: the environment a job's paths are expanded from, and the
-//! expansion itself.
+//! `${NAME}` in paths and in the fixed host label: the environment a job is
+//! expanded from, and the expansion itself.
 //!
-//! `include`, `exclude`, `archive` and a jsonl sink's `path` may use `${NAME}`; it is
-//! replaced by the value of the environment variable `NAME` of the process that
-//! validates the job (in a cluster every member validates, so each expands from its
-//! own environment). `$$` is a literal `$`. Any other `$` is an error, so `$LOG_ROOT`
-//! cannot be silently taken as text. Values are inserted as they are and not expanded
-//! again; glob characters in a value act as glob characters. A variable that is
-//! unset, set but empty, or not UTF-8 is an error.
+//! `include`, `exclude`, `archive`, a jsonl sink's `path` and the fixed host label
+//! (`[source] host = { value = "..." }`) may use `${NAME}`; it is replaced by the
+//! value of the environment variable `NAME` of the process that validates the job
+//! (in a cluster every member validates, so each expands from its own environment:
+//! `value = "${HOST_LABEL}"` labels each member's lines with its own host). `$$` is a
+//! literal `$`. Any other `$` is an error, so `$LOG_ROOT` cannot be silently taken
+//! as text. Values are inserted as they are and not expanded again; glob characters
+//! in a value act as glob characters (in a path). A variable that is unset, set but
+//! empty, or not UTF-8 is an error naming the setting it is used in. (`path_regex`
+//! and `field` are not expanded: `$` is part of regex syntax.)
 //!
 //! Nothing reads `std::env` except [`Env::process`], so tests (and callers that want
 //! a fixed environment) pass their own [`Env`].

@@ -38,6 +38,11 @@ pub struct Source {
     pub rotated_tail_wait: Duration,
     /// Bytes per second over the whole job; `None` = unlimited.
     pub rate_limit: Option<u64>,
+    /// The folders this job may read files from; empty = any path. Not a job file
+    /// setting (validation leaves it empty): set by the cluster after the job passed
+    /// [`crate::check_roots`] against its `--allow-root` folders. Every file is read
+    /// only when its real path (symlinks resolved) lies under one of these.
+    pub allowed_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Job definitions: the TOML v1 model ([`model`]), its validation ([`validate`]) and
-//! the checked [`Job`] everything else is built from. Paths may use `${NAME}`
-//! ([`env`](mod@env)); [`roots`] checks a job against the folders a cluster allows reading.
+//! the checked [`Job`] everything else is built from. Paths and a fixed host value may
+//! use `${NAME}` ([`env`](mod@env)); [`roots`] checks a job against the folders a
+//! cluster allows reading.
 
 pub mod duration;
 pub mod env;

@@ -35,8 +35,9 @@ pub struct SourceFile {
     /// Only `"file"` for now.
     pub kind: Spanned<String>,
     /// Globs of live files; relative globs resolve against the job file's folder.
-    /// Here and in `exclude`, `archive` and a sink's `path`, `${NAME}` is an
-    /// environment variable and `$$` a literal `$` (see [`crate::env`]).
+    /// Here and in `exclude`, `archive`, a sink's `path` and `host = { value }`,
+    /// `${NAME}` is an environment variable and `$$` a literal `$` (see
+    /// [`crate::env`]).
     pub include: Spanned<Vec<Spanned<String>>>,
     /// Globs of paths to leave out (matched against the full path). Default: none.
     #[serde(default)]
@@ -71,7 +72,10 @@ pub struct HostFile {
     pub path_regex: Option<Spanned<String>>,
     /// A parsed field that holds the host name.
     pub field: Option<Spanned<String>>,
-    /// A fixed host name.
+    /// A fixed host name. `${NAME}` is replaced by the environment variable `NAME`
+    /// of the validating process, so each cluster member can label its lines with
+    /// its own host (`value = "${HOST_LABEL}"`); `$$` is a literal `$`, and any other
+    /// `$` is an error (see [`crate::env`]).
     pub value: Option<Spanned<String>>,
 }
 

@@ -10,13 +10,15 @@
 //! repeated or trailing `/` dropped), never by looking at the disk.
 //!
 //! A lexical check cannot see symbolic links: `/var/log/link/*` is accepted even when
-//! `link` points at `/etc`. That is part of the contract, not a gap: whoever reads a
-//! job's files under allowed roots (the cluster member) resolves each file it is about
-//! to open to its real path (`std::fs::canonicalize`) and reads it only when that
-//! path lies inside one of the canonicalised roots. This check answers the submitter
-//! up front with a clear error; the read-time check is what makes it hold. (That
-//! read-time check belongs to the cluster member, which is not built yet: until it
-//! is, nothing enforces the roots beyond this lexical check.)
+//! `link` points at `/etc`. That is part of the contract, not a gap: this check
+//! answers the submitter up front with a clear error; the read-time check is what
+//! makes it hold. Once a job passed, the cluster sets
+//! [`Source::allowed_roots`](crate::Source::allowed_roots) to its roots, and
+//! whoever reads the job's files resolves each one to its real path (symlinks
+//! followed) and reads it only when that lies inside one of the canonicalised
+//! roots: discovery leaves the others out, and every open checks the file actually
+//! opened (`tidemark_sources::file::roots`). A file outside is skipped with a
+//! warning and counted, never read.
 //!
 //! Sinks are not read, so read roots do not restrict them: a jsonl sink is written
 //! by the cluster's process 0 wherever the job says, and must only be absolute

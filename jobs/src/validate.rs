@@ -4,9 +4,10 @@
 //! Phase 1 reads the TOML (syntax, unknown keys, value types). Phase 2 checks meaning
 //! and reports every problem it finds, not just the first. Nothing here touches the
 //! file system except [`load`] reading the job file itself, and nothing reads the
-//! environment except through the [`Env`] paths are expanded from (`${NAME}`, see
-//! [`crate::env`]): [`load`] and [`from_str`] use the process environment,
-//! [`load_with_env`] and [`from_str_with_env`] the one they are given.
+//! environment except through the [`Env`] paths and the fixed host value are
+//! expanded from (`${NAME}`, see [`crate::env`]): [`load`] and [`from_str`] use the
+//! process environment, [`load_with_env`] and [`from_str_with_env`] the one they
+//! are given.
 
 mod diag;
 mod metrics;
@@ -26,14 +27,14 @@ pub use source::NGINX_FIELDS;
 use crate::env::Env;
 use crate::job::Job;
 
-/// Reads and validates the job file at `path`. `${NAME}` in paths is expanded from
-/// the process environment; relative paths in the job then resolve against the
+/// Reads and validates the job file at `path`. `${NAME}` in paths (and in a fixed
+/// host value) is expanded from the process environment; relative paths in the job then resolve against the
 /// file's folder (made absolute against the current directory).
 pub fn load(path: &Path) -> Result<Job, Diagnostics> {
     load_with_env(path, &Env::process())
 }
 
-/// [`load`], expanding `${NAME}` in paths from `env`.
+/// [`load`], expanding `${NAME}` in paths and the host value from `env`.
 pub fn load_with_env(path: &Path, env: &Env) -> Result<Job, Diagnostics> {
     let display = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -68,13 +69,14 @@ pub fn load_with_env(path: &Path, env: &Env) -> Result<Job, Diagnostics> {
 }
 
 /// Validates job file text. `display_path` is how diagnostics name the file;
-/// `${NAME}` in paths is expanded from the process environment, then relative paths
+/// `${NAME}` in paths (and in a fixed host value) is expanded from the process
+/// environment, then relative paths
 /// in the job are joined onto `base_dir` (pass an absolute folder).
 pub fn from_str(text: &str, display_path: &str, base_dir: &Path) -> Result<Job, Diagnostics> {
     from_str_with_env(text, display_path, base_dir, &Env::process())
 }
 
-/// [`from_str`], expanding `${NAME}` in paths from `env`.
+/// [`from_str`], expanding `${NAME}` in paths and the host value from `env`.
 pub fn from_str_with_env(
     text: &str,
     display_path: &str,

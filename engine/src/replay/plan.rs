@@ -9,9 +9,12 @@ use std::sync::Arc;
 
 use tidemark_jobs::Job;
 use tidemark_sources::file::discover::{discover, discover_archive};
+use tidemark_sources::file::{outside_error, AllowedRoots, Outside};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::replay::DEFAULT_PROBE_BYTES;
-use tidemark_sources::replay::{gzip_first_time, is_gzip, span_overlaps, Accept, TimeIndex};
+use tidemark_sources::replay::{
+    gzip_first_time_file, is_gzip_file, span_overlaps, Accept, TimeIndex,
+};
 
 use crate::groupset::host_of_path;
 use crate::install::EngineError;
@@ -114,6 +117,9 @@ pub struct ReplayPlan {
     pub search_bytes: u64,
     /// (device, inode) of every file looked at: an output must not be one of them.
     pub inputs: Vec<(u64, u64)>,
+    /// Files left out, never read, because their real path (symlinks resolved) is
+    /// outside the job's allowed roots (each was warned about).
+    pub outside_roots: u64,
 }
 
 /// How to cut.
@@ -165,7 +171,12 @@ pub fn plan_replay(
         max_ms: wall_clock_ms().saturating_add(job.window.max_clock_skew.as_millis() as i64),
         max_line_bytes: job.source.max_line_bytes,
     };
-    let mut streams = find_streams(job, &mut parser, &accept)?;
+    let roots = AllowedRoots::new(&job.source.allowed_roots);
+    let mut outside = Vec::new();
+    let mut streams = find_streams(job, &roots, &mut outside, &mut parser, &accept)?;
+    for o in &outside {
+        tracing::warn!("{o}");
+    }
     let mut plan = ReplayPlan {
         range,
         segments: Vec::new(),
@@ -176,6 +187,7 @@ pub fn plan_replay(
         bytes_to_read: 0,
         search_bytes: 0,
         inputs: Vec::new(),
+        outside_roots: outside.len() as u64,
     };
     // Pass 1: decide per file from its first (and last) lines; search plain files.
     let mut candidates = Vec::new();
@@ -217,7 +229,7 @@ pub fn plan_replay(
                 });
                 continue;
             }
-            let searched = TimeIndex::open(&f.path, &mut parser).and_then(|ix| {
+            let searched = reopen(&roots, f, &mut parser).and_then(|ix| {
                 let mut ix = ix.with_accept(accept);
                 let start = ix.seek_to_time(from, d)?;
                 let end = ix.end_offset(to, d)?;
@@ -264,7 +276,7 @@ pub fn plan_replay(
             ));
             continue;
         }
-        let points = TimeIndex::open(&f.path, &mut parser)
+        let points = reopen(&roots, f, &mut parser)
             .and_then(|ix| {
                 let mut ix = ix.with_accept(accept);
                 let p = ix.split_points(c.start, c.end, n)?;
@@ -332,6 +344,15 @@ fn segment(
     }
 }
 
+/// Opens a planned plain file again for searching, inside the allowed roots.
+fn reopen<'p>(
+    roots: &AllowedRoots,
+    f: &FileInfo,
+    parser: &'p mut LineParser,
+) -> io::Result<TimeIndex<'p>> {
+    TimeIndex::open_file(roots.open(&f.path)?, &f.path, parser)
+}
+
 fn io_error(path: &Path, e: io::Error) -> EngineError {
     EngineError::Worker(format!("cannot read {}: {e}", path.display()))
 }
@@ -345,20 +366,27 @@ fn io_error(path: &Path, e: io::Error) -> EngineError {
 /// compressed one is read whole unless its first line is past the range. Their
 /// partials fold before the live groups', oldest first — the order they were
 /// written in, when each host has one log.
+///
+/// A file whose real path is outside `roots` is left out, never read, and added
+/// to `outside` (each path once).
 fn find_streams(
     job: &Job,
+    roots: &AllowedRoots,
+    outside: &mut Vec<Outside>,
     parser: &mut LineParser,
     accept: &Accept,
 ) -> Result<Vec<Stream>, EngineError> {
     let src = &job.source;
-    let groups =
-        discover(&src.include, &src.exclude).map_err(|e| EngineError::Worker(e.to_string()))?;
+    let found = discover(&src.include, &src.exclude, roots)
+        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    outside.extend(found.outside);
+    let groups = found.groups;
     let mut streams = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for g in &groups {
         let mut files = Vec::new();
         for (p, gzip) in g.files_in_order() {
-            if let Some(f) = file_info(p, gzip, parser, accept)? {
+            if let Some(f) = file_info(p, Some(gzip), roots, outside, parser, accept)? {
                 seen.insert((f.dev, f.ino));
                 files.push(f);
             }
@@ -369,11 +397,11 @@ fn find_streams(
             files,
         });
     }
-    let archived = discover_archive(&src.archive, &src.exclude)
+    let archived = discover_archive(&src.archive, &src.exclude, roots)
         .map_err(|e| EngineError::Worker(e.to_string()))?;
-    for p in archived {
-        let gzip = is_gzip(&p).map_err(|e| io_error(&p, e))?;
-        let Some(f) = file_info(&p, gzip, parser, accept)? else {
+    outside.extend(archived.outside);
+    for p in archived.files {
+        let Some(f) = file_info(&p, None, roots, outside, parser, accept)? else {
             continue;
         };
         // The same file through another path (`..`, a symlink) is read once.
@@ -392,27 +420,52 @@ fn find_streams(
             files: vec![f],
         });
     }
+    outside.sort_by(|a, b| a.path.cmp(&b.path));
+    outside.dedup_by(|a, b| a.path == b.path);
     Ok(streams)
 }
 
-/// A file's size and first (and last) times; `None` if it vanished meanwhile.
+/// A file's size and first (and last) times; `None` if it vanished meanwhile
+/// (a group's file), or if its real path is outside `roots` (then added to
+/// `outside`). `gzip`: `None` to look at its first bytes (an archived file).
+///
+/// The file is opened once, inside the roots, and everything here is read from
+/// that open file; its (device, inode) is what the segments are later opened by.
 fn file_info(
     path: &Path,
-    gzip: bool,
+    gzip: Option<bool>,
+    roots: &AllowedRoots,
+    outside: &mut Vec<Outside>,
     parser: &mut LineParser,
     accept: &Accept,
 ) -> Result<Option<FileInfo>, EngineError> {
-    let (size, dev, ino) = match std::fs::metadata(path) {
+    let file = match roots.open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            if let Some(o) = outside_error(&e) {
+                outside.push(o.clone());
+                return Ok(None);
+            }
+            if e.kind() == io::ErrorKind::NotFound && gzip.is_some() {
+                return Ok(None);
+            }
+            return Err(io_error(path, e));
+        }
+    };
+    let (size, dev, ino) = match file.metadata() {
         Ok(m) => (m.len(), m.dev(), m.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(path, e)),
+    };
+    let gzip = match gzip {
+        Some(g) => g,
+        None => is_gzip_file(&file).map_err(|e| io_error(path, e))?,
     };
     let (span, first) = if size == 0 {
         (None, None)
     } else if gzip {
         // A damaged stream is not fatal here, as in a live run: its first time is
         // unknown, so it is read (and its damage reported) if it may hold the range.
-        match gzip_first_time(path, parser, DEFAULT_PROBE_BYTES, accept) {
+        match gzip_first_time_file(file, path, parser, DEFAULT_PROBE_BYTES, accept) {
             Ok(first) => (None, first),
             Err(e) => {
                 tracing::warn!("{}: cannot decompress its start ({e})", path.display());
@@ -420,7 +473,7 @@ fn file_info(
             }
         }
     } else {
-        let span = TimeIndex::open(path, parser)
+        let span = TimeIndex::open_file(file, path, parser)
             .and_then(|ix| ix.with_accept(*accept).time_span())
             .map_err(|e| io_error(path, e))?;
         (span, span.map(|s| s.0))
@@ -434,4 +487,73 @@ fn file_info(
         span,
         first,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// A json job reading `include` and `archive`, limited to `roots` as the
+    /// cluster sets them.
+    fn job(include: &str, archive: &str, roots: &[&Path]) -> Job {
+        let text = format!(
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [{include:?}]\n\
+             archive = [{archive:?}]\n[parse]\nformat = \"json\"\n\
+             [[metric]]\nname = \"n\"\nkind = \"counter\"\n\
+             [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n"
+        );
+        let env = tidemark_jobs::Env::empty();
+        let mut job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env)
+            .unwrap_or_else(|d| panic!("{d}"));
+        job.source.allowed_roots = roots.iter().map(|r| r.to_path_buf()).collect();
+        job
+    }
+
+    fn plan(job: &Job) -> ReplayPlan {
+        // 2024-01-01T00:00:00Z, two one-minute windows.
+        let from = 1_704_067_200_000;
+        let range = ReplayRange::new(from, from + 120_000, 60_000).unwrap();
+        let opts = PlanOptions {
+            workers: 1,
+            segment_bytes: None,
+        };
+        plan_replay(job, range, opts).unwrap()
+    }
+
+    #[test]
+    fn a_replay_reads_only_files_inside_the_allowed_roots() {
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let (root, out) = (base.join("root"), base.join("out"));
+        std::fs::create_dir_all(root.join("old")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        let line = |n: u32| format!("{{\"time\":\"2024-01-01T00:00:{n:02}Z\"}}\n");
+        std::fs::write(root.join("app.log"), line(1) + &line(2)).unwrap();
+        std::fs::write(root.join("old/a.log"), line(3)).unwrap();
+        std::fs::write(out.join("secret"), line(4).repeat(10)).unwrap();
+        std::fs::write(out.join("b.log"), line(5).repeat(10)).unwrap();
+        symlink(out.join("secret"), root.join("evil.log")).unwrap();
+        symlink(out.join("secret"), root.join("app.log.1")).unwrap();
+        symlink(out.join("b.log"), root.join("old/b.log")).unwrap();
+        let (include, archive) = (
+            format!("{}/*.log", root.display()),
+            format!("{}/old/*.log", root.display()),
+        );
+
+        let p = plan(&job(&include, &archive, &[&root]));
+        let mut read: Vec<PathBuf> = p.segments.iter().map(|s| s.path.clone()).collect();
+        read.sort();
+        assert_eq!(read, [root.join("app.log"), root.join("old/a.log")]);
+        assert_eq!(p.files, 2);
+        assert_eq!(p.outside_roots, 3);
+        let secret = std::fs::metadata(out.join("secret")).unwrap();
+        assert!(!p.inputs.contains(&(secret.dev(), secret.ino())));
+
+        // Without roots, the links are read.
+        let p = plan(&job(&include, &archive, &[]));
+        assert_eq!(p.files, 5);
+        assert_eq!(p.outside_roots, 0);
+        assert!(p.segments.iter().any(|s| s.path == root.join("evil.log")));
+    }
 }

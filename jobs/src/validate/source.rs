@@ -347,8 +347,8 @@ pub fn resolve(base_dir: &Path, p: &str) -> String {
     base_dir.join(rel).to_string_lossy().into_owned()
 }
 
-/// Expands `${NAME}` and `$$` in a path setting (`what` names it in messages),
-/// reporting each problem at its `$`.
+/// Expands `${NAME}` and `$$` in a path setting or the fixed host value (`what`
+/// names it in messages), reporting each problem at its `$`.
 pub(crate) fn expand_path(
     r: &mut Report<'_>,
     value: &Spanned<String>,
@@ -486,7 +486,7 @@ pub fn check_source(
     let archive = archive_globs(r, &s.archive, base_dir, env);
     let host = match &s.host {
         None => Some(HostFrom::Value("localhost".to_string())),
-        Some(h) => host(r, h, fields),
+        Some(h) => host(r, h, fields, env),
     };
     let poll = duration(
         r,
@@ -546,10 +546,11 @@ pub fn check_source(
         fingerprint_bytes: fingerprint?,
         rotated_tail_wait: tail_wait?.0,
         rate_limit: rate?,
+        allowed_roots: Vec::new(),
     })
 }
 
-fn host(r: &mut Report<'_>, h: &Spanned<HostFile>, fields: &Fields) -> Option<HostFrom> {
+fn host(r: &mut Report<'_>, h: &Spanned<HostFile>, fields: &Fields, env: &Env) -> Option<HostFrom> {
     let hf = h.get_ref();
     let set: Vec<(&str, &Spanned<String>)> = [
         ("path_regex", &hf.path_regex),
@@ -594,7 +595,23 @@ fn host(r: &mut Report<'_>, h: &Spanned<HostFile>, fields: &Fields) -> Option<Ho
                 );
                 return None;
             }
-            Some(HostFrom::Value(v.get_ref().clone()))
+            // `${NAME}` as in paths: each cluster member labels its lines with its
+            // own host (e.g. value = "${HOST_LABEL}").
+            let expanded = expand_path(r, v, "the host value", env)?;
+            if expanded.text.trim().is_empty() {
+                r.on(
+                    *v,
+                    format!(
+                        "the host value `{}` expands to `{}`, which is blank",
+                        v.get_ref(),
+                        expanded.text
+                    ),
+                    "set the environment variable to the host name, or write the host name out"
+                        .to_string(),
+                );
+                return None;
+            }
+            Some(HostFrom::Value(expanded.text))
         }
         [(first, _), (second, v), ..] => {
             r.on(

@@ -533,6 +533,128 @@ fn env_var_errors_in_exclude_archive_and_sinks() {
     assert_eq!(errs[0].column, 12, "{errs:#?}");
 }
 
+/// The minimal job with `host = { KEY = VALUE }` (VALUE written as a TOML basic
+/// string), validated with `env`.
+fn with_host(key: &str, value: &str, env: &crate::env::Env) -> Result<Job, Vec<Diagnostic>> {
+    let text = with_source(
+        &format!("include = [\"/a/*.log\"]\nhost = {{ {key} = \"{value}\" }}"),
+        HOSTS_SINK,
+    );
+    from_str_with_env(&text, "job.toml", Path::new("/base"), env).map_err(|d| d.into_vec())
+}
+
+fn host_value(job: &Job) -> &str {
+    match &job.source.host {
+        HostFrom::Value(v) => v,
+        other => panic!("not a fixed host: {other:?}"),
+    }
+}
+
+#[test]
+fn env_vars_expand_in_a_fixed_host_value() {
+    let env = env_vars();
+    let ok = |value: &str| match with_host("value", value, &env) {
+        Ok(job) => host_value(&job).to_string(),
+        Err(d) => panic!("{value}: {d:#?}"),
+    };
+    assert_eq!(ok("web-${REL}"), "web-logs");
+    assert_eq!(ok("${REL}${REL}"), "logslogs");
+    assert_eq!(ok("web-1"), "web-1");
+    assert_eq!(ok("a$$b"), "a$b");
+    assert_eq!(ok("$${REL}"), "${REL}");
+    // Each member validates with its own environment, so labels its own host.
+    for h in ["web-1", "web-2"] {
+        let env = crate::env::Env::from_vars([("HOST_LABEL", h)]);
+        let job = with_host("value", "${HOST_LABEL}", &env).unwrap();
+        assert_eq!(host_value(&job), h);
+    }
+    // A value is not expanded again.
+    let env = crate::env::Env::from_vars([("H", "${X}")]);
+    assert_eq!(
+        host_value(&with_host("value", "${H}", &env).unwrap()),
+        "${X}"
+    );
+}
+
+#[test]
+fn env_var_errors_in_a_fixed_host_value_name_it() {
+    let env = env_vars();
+    let errs = |value: &str| -> Vec<(usize, String)> {
+        match with_host("value", value, &env) {
+            Ok(job) => panic!("{value} accepted: {job:?}"),
+            Err(d) => d.into_iter().map(|d| (d.column, d.message)).collect(),
+        }
+    };
+    // `host = { value = "` is 18 characters: the value starts at column 19.
+    assert_eq!(
+        errs("web-${NOPE}"),
+        [(
+            23,
+            "environment variable `NOPE` (used in the host value) is not set".to_string()
+        )]
+    );
+    assert_eq!(
+        errs("${EMPTY}"),
+        [(
+            19,
+            "environment variable `EMPTY` (used in the host value) is set but empty".to_string()
+        )]
+    );
+    assert_eq!(
+        errs("$HOST_LABEL"),
+        [(
+            19,
+            "`$` in the host value must start `${NAME}` or be written `$$`".to_string()
+        )]
+    );
+    assert_eq!(
+        errs("${1X}"),
+        [(
+            19,
+            "`${1X}` in the host value is not a valid environment variable reference".to_string()
+        )]
+    );
+    assert_eq!(
+        errs("a${"),
+        [(
+            20,
+            "`${` in the host value is not closed with `}`".to_string()
+        )]
+    );
+    assert_eq!(
+        errs("${}"),
+        [(
+            19,
+            "`${}` in the host value names no environment variable".to_string()
+        )]
+    );
+    // Every problem is reported, with the same hints as in paths.
+    let all = with_host("value", "${A}-${B}", &env).unwrap_err();
+    assert_eq!(all.len(), 2, "{all:#?}");
+    assert_eq!(
+        all[0].hint.as_deref(),
+        Some("set A in the environment tidemark runs in (in a cluster: of every member, since each expands paths from its own environment), or write the path out")
+    );
+    // A value that expands to nothing visible is no host name.
+    let env = crate::env::Env::from_vars([("SPACE", " ")]);
+    let blank = with_host("value", "${SPACE}", &env).unwrap_err();
+    assert_eq!(
+        blank[0].message,
+        "the host value `${SPACE}` expands to ` `, which is blank"
+    );
+}
+
+#[test]
+fn path_regex_and_field_hosts_are_not_expanded() {
+    let env = crate::env::Env::empty();
+    let job = with_host("path_regex", "^/a/(?P<host>[^/]+)$", &env).unwrap();
+    assert!(
+        matches!(&job.source.host, HostFrom::PathRegex(re) if re.as_str() == "^/a/(?P<host>[^/]+)$")
+    );
+    let job = with_host("field", "${H}", &env).unwrap();
+    assert!(matches!(&job.source.host, HostFrom::Field(f) if f == "${H}"));
+}
+
 #[test]
 fn archive_pattern_errors_after_expansion_map_back() {
     let env = crate::env::Env::from_vars([("BAD", "/a/[x")]);

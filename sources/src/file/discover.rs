@@ -1,10 +1,17 @@
 //! Finding file groups: a live file (matched by an `include` glob) plus its rotated
 //! siblings (`NAME.1`, `NAME.2.gz`, …) next to it, oldest first.
+//!
+//! With [`AllowedRoots`], a matched path or sibling whose real path (symlinks
+//! resolved) is outside every root is left out and reported in the result's
+//! `outside` list; the caller warns about it. (Files are checked again when they
+//! are opened: see [`crate::file::roots`].)
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
+
+use super::roots::{AllowedRoots, Outside};
 
 /// One rotated sibling of a live file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,14 +59,44 @@ pub enum DiscoverError {
     },
 }
 
+/// What [`discover`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Discovered {
+    /// Sorted by live path.
+    pub groups: Vec<FileGroup>,
+    /// Matched paths and rotated siblings left out because their real path is
+    /// outside the allowed roots; sorted by path, each once.
+    pub outside: Vec<Outside>,
+}
+
+/// What [`discover_archive`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ArchiveFiles {
+    /// Sorted by path.
+    pub files: Vec<PathBuf>,
+    /// Matched paths left out because their real path is outside the allowed
+    /// roots; sorted by path, each once.
+    pub outside: Vec<Outside>,
+}
+
 /// Expands `include` globs (minus `exclude`), and finds each live file's rotated siblings.
 ///
 /// Groups come back sorted by live path, so every worker and every run numbers them
 /// the same way. A path that is itself a rotated sibling of another matched path
 /// (`access.log.1` when the glob is `access.log*`) is not a live file of its own: it is
 /// read once, as part of its group.
-pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>, DiscoverError> {
+///
+/// A matched file or sibling whose real path is outside `roots` is left out (and
+/// listed in [`Discovered::outside`]). A group is still found through a sibling
+/// inside the roots when its live path leads outside: the tailer refuses to open
+/// that one.
+pub fn discover(
+    include: &[String],
+    exclude: &[String],
+    roots: &AllowedRoots,
+) -> Result<Discovered, DiscoverError> {
     let excludes = compile_excludes(exclude)?;
+    let mut outside = Vec::new();
     let mut live = Vec::new();
     for g in include {
         let bad = |source| DiscoverError::BadGlob {
@@ -70,7 +107,10 @@ pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>
         // Unreadable directory entries are skipped: a glob over /var/log must not fail
         // the whole job because of one directory we may not list.
         for p in glob::glob(g).map_err(bad)?.flatten() {
-            if p.is_file() && !excludes.iter().any(|e| e.matches_path(&p)) {
+            if p.is_file()
+                && !excludes.iter().any(|e| e.matches_path(&p))
+                && allowed(roots, &p, &mut outside)
+            {
                 live.push(p);
             }
         }
@@ -82,6 +122,7 @@ pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>
                 if pattern.matches_path(&base)
                     && p.is_file()
                     && !excludes.iter().any(|e| e.matches_path(&base))
+                    && allowed(roots, &p, &mut outside)
                 {
                     live.push(base);
                 }
@@ -100,10 +141,30 @@ pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>
         }
         groups.push(FileGroup {
             live: p.clone(),
-            rotated: rotated_siblings(p),
+            rotated: rotated_siblings_within(p, roots, &mut outside),
         });
     }
-    Ok(groups)
+    Ok(Discovered {
+        groups,
+        outside: sorted(outside),
+    })
+}
+
+/// Whether `path` is inside `roots`; if not, it is added to `outside`.
+fn allowed(roots: &AllowedRoots, path: &Path, outside: &mut Vec<Outside>) -> bool {
+    match roots.outside(path) {
+        None => true,
+        Some(o) => {
+            outside.push(o);
+            false
+        }
+    }
+}
+
+fn sorted(mut outside: Vec<Outside>) -> Vec<Outside> {
+    outside.sort_by(|a, b| a.path.cmp(&b.path));
+    outside.dedup_by(|a, b| a.path == b.path);
+    outside
 }
 
 /// Every regular file (symlinks followed) that an `archive` glob matches and no
@@ -115,14 +176,17 @@ pub fn discover(include: &[String], exclude: &[String]) -> Result<Vec<FileGroup>
 /// sorted order). Unlike [`discover`], nothing is grouped: each archived file
 /// stands alone, and rotated names (`NAME.3.gz`) are listed like any other.
 /// Unreadable directories are skipped, and a file that vanishes during the scan
-/// is left out.
+/// is left out, as is (listed in [`ArchiveFiles::outside`]) one whose real path
+/// is outside `roots`.
 pub fn discover_archive(
     archive: &[String],
     exclude: &[String],
-) -> Result<Vec<PathBuf>, DiscoverError> {
+    roots: &AllowedRoots,
+) -> Result<ArchiveFiles, DiscoverError> {
     let excludes = compile_excludes(exclude)?;
     let mut seen = std::collections::HashSet::new();
     let mut found = Vec::new();
+    let mut outside = Vec::new();
     for g in archive {
         let paths = glob::glob(g).map_err(|source| DiscoverError::BadArchive {
             glob: g.clone(),
@@ -132,14 +196,19 @@ pub fn discover_archive(
             if excludes.iter().any(|e| e.matches_path(&p)) {
                 continue;
             }
-            match std::fs::metadata(&p) {
-                Ok(m) if m.is_file() && seen.insert((m.dev(), m.ino())) => found.push(p),
-                _ => {}
+            let Ok(m) = std::fs::metadata(&p) else {
+                continue;
+            };
+            if m.is_file() && allowed(roots, &p, &mut outside) && seen.insert((m.dev(), m.ino())) {
+                found.push(p);
             }
         }
     }
     found.sort();
-    Ok(found)
+    Ok(ArchiveFiles {
+        files: found,
+        outside: sorted(outside),
+    })
 }
 
 fn compile_excludes(exclude: &[String]) -> Result<Vec<glob::Pattern>, DiscoverError> {
@@ -173,6 +242,24 @@ pub fn split_rotated(path: &Path) -> Option<(PathBuf, u32, bool)> {
 /// Rotated siblings of `live`, oldest (highest number) first. When both `NAME.2` and
 /// `NAME.2.gz` exist (a compressor was interrupted), the plain one is complete and wins.
 pub fn rotated_siblings(live: &Path) -> Vec<RotatedFile> {
+    siblings(live, |_| true)
+}
+
+/// [`rotated_siblings`] inside `roots`: a sibling whose real path is outside is
+/// left out (before choosing between `NAME.2` and `NAME.2.gz`) and added to
+/// `outside`.
+pub fn rotated_siblings_within(
+    live: &Path,
+    roots: &AllowedRoots,
+    outside: &mut Vec<Outside>,
+) -> Vec<RotatedFile> {
+    if roots.is_any() {
+        return rotated_siblings(live);
+    }
+    siblings(live, |p| allowed(roots, p, outside))
+}
+
+fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> Vec<RotatedFile> {
     let Some(dir) = live.parent() else {
         return Vec::new();
     };
@@ -187,7 +274,7 @@ pub fn rotated_siblings(live: &Path) -> Vec<RotatedFile> {
     for entry in entries.flatten() {
         let path = dir.join(entry.file_name());
         if let Some((base, number, gzip)) = split_rotated(&path) {
-            if base == live && path.is_file() {
+            if base == live && path.is_file() && keep(&path) {
                 found.push(RotatedFile { path, number, gzip });
             }
         }
@@ -200,6 +287,10 @@ pub fn rotated_siblings(live: &Path) -> Vec<RotatedFile> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn any() -> AllowedRoots {
+        AllowedRoots::any()
+    }
 
     #[test]
     fn split_rotated_names() {
@@ -231,7 +322,7 @@ mod tests {
             std::fs::write(d.path().join(n), b"x\n").unwrap();
         }
         let glob = format!("{}/*.log*", d.path().display());
-        let groups = discover(&[glob], &[]).unwrap();
+        let groups = discover(&[glob], &[], &any()).unwrap().groups;
         assert_eq!(groups.len(), 2, "{groups:?}");
         let a = &groups[0];
         assert_eq!(a.live, d.path().join("a.log"));
@@ -257,7 +348,7 @@ mod tests {
         // Not a sibling of anything the glob matches.
         std::fs::write(d.path().join("web-2/error.log.1"), b"x\n").unwrap();
         let glob = format!("{}/*/access.log", d.path().display());
-        let groups = discover(&[glob], &[]).unwrap();
+        let groups = discover(&[glob], &[], &any()).unwrap().groups;
         let lives: Vec<_> = groups.iter().map(|g| g.live.clone()).collect();
         assert_eq!(
             lives,
@@ -276,9 +367,9 @@ mod tests {
         std::fs::write(d.path().join("b.log"), b"x\n").unwrap();
         let inc = format!("{}/*.log", d.path().display());
         let exc = format!("{}/b.*", d.path().display());
-        let groups = discover(&[inc], &[exc]).unwrap();
+        let groups = discover(&[inc], &[exc], &any()).unwrap().groups;
         assert_eq!(groups.len(), 1);
-        assert!(discover(&["[".into()], &[]).is_err());
+        assert!(discover(&["[".into()], &[], &any()).is_err());
     }
 
     #[test]
@@ -318,8 +409,10 @@ mod tests {
                 format!("{r}/web-1/sub/*.gz"),
             ],
             &[format!("{r}/*/*-skip.gz")],
+            &any(),
         )
-        .unwrap();
+        .unwrap()
+        .files;
         let names: Vec<String> = files
             .iter()
             .map(|p| p.strip_prefix(root).unwrap().display().to_string())
@@ -335,11 +428,12 @@ mod tests {
             "{files:?}"
         );
 
-        assert!(discover_archive(&[], &[]).unwrap().is_empty());
-        assert!(discover_archive(&[format!("{r}/nothing/*")], &[])
+        assert!(discover_archive(&[], &[], &any()).unwrap().files.is_empty());
+        assert!(discover_archive(&[format!("{r}/nothing/*")], &[], &any())
             .unwrap()
+            .files
             .is_empty());
-        match discover_archive(&[format!("{r}/a[.gz")], &[]) {
+        match discover_archive(&[format!("{r}/a[.gz")], &[], &any()) {
             Err(e @ DiscoverError::BadArchive { .. }) => {
                 assert!(e.to_string().starts_with("archive glob \""), "{e}");
                 assert!(e.to_string().contains("a[.gz"), "{e}");
@@ -347,8 +441,132 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            discover_archive(&[format!("{r}/*")], &["[".into()]),
+            discover_archive(&[format!("{r}/*")], &["[".into()], &any()),
             Err(DiscoverError::BadExclude { .. })
         ));
+    }
+
+    /// `BASE/root` (the allowed root) with links leading out of it to `BASE/out`,
+    /// and links that stay inside.
+    fn escape_tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let (root, out) = (base.join("root"), base.join("out"));
+        for dir in [&root.join("sub"), &out] {
+            std::fs::create_dir_all(dir).unwrap();
+        }
+        for f in [
+            root.join("app.log"),
+            root.join("app.log.2"),
+            root.join("sub/x.log"),
+            root.join("sub/real.log"),
+            out.join("secret"),
+            out.join("passwd"),
+            out.join("x.log"),
+        ] {
+            std::fs::write(f, b"x\n").unwrap();
+        }
+        // Out of the root: a file, a rotated sibling, a directory.
+        symlink(out.join("secret"), root.join("evil.log")).unwrap();
+        symlink(out.join("passwd"), root.join("app.log.1")).unwrap();
+        symlink(&out, root.join("x")).unwrap();
+        // Inside it: a file and a directory reached through links.
+        symlink(root.join("sub/real.log"), root.join("ok.log")).unwrap();
+        symlink(root.join("sub"), root.join("linked")).unwrap();
+        (d, root, out)
+    }
+
+    fn names(root: &Path, paths: impl IntoIterator<Item = PathBuf>) -> Vec<String> {
+        paths
+            .into_iter()
+            .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn links_out_of_the_allowed_roots_are_not_discovered() {
+        let (_d, root, out) = escape_tree();
+        let roots = AllowedRoots::new(&[&root]);
+        let r = root.display();
+        let found = discover(&[format!("{r}/*.log")], &[], &roots).unwrap();
+        let lives = names(&root, found.groups.iter().map(|g| g.live.clone()));
+        assert_eq!(lives, ["app.log", "ok.log"], "{found:?}");
+        // The rotated sibling that leads out is not part of its group.
+        let rotated = names(
+            &root,
+            found.groups[0].rotated.iter().map(|f| f.path.clone()),
+        );
+        assert_eq!(rotated, ["app.log.2"]);
+        let outside: Vec<(String, PathBuf)> = found
+            .outside
+            .iter()
+            .map(|o| {
+                (
+                    o.path.strip_prefix(&root).unwrap().display().to_string(),
+                    o.real.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            outside,
+            [
+                ("app.log.1".to_string(), out.join("passwd")),
+                ("evil.log".to_string(), out.join("secret"))
+            ]
+        );
+
+        // A directory link out of the root, matched by a wildcard.
+        let found = discover(&[format!("{r}/*/x.log")], &[], &roots).unwrap();
+        let lives = names(&root, found.groups.iter().map(|g| g.live.clone()));
+        assert_eq!(lives, ["linked/x.log", "sub/x.log"]);
+        assert_eq!(found.outside.len(), 1, "{found:?}");
+        assert_eq!(found.outside[0].path, root.join("x/x.log"));
+        assert_eq!(found.outside[0].real, out.join("x.log"));
+
+        // Without roots, everything is found.
+        let all = discover(&[format!("{r}/*.log"), format!("{r}/*/x.log")], &[], &any()).unwrap();
+        assert_eq!(all.groups.len(), 6, "{all:?}");
+        assert!(all.outside.is_empty());
+        assert_eq!(all.groups[0].rotated.len(), 2);
+    }
+
+    #[test]
+    fn a_group_found_through_its_sibling_keeps_only_siblings_inside() {
+        let (_d, root, out) = escape_tree();
+        // The live file leads out; its rotated sibling is inside.
+        std::os::unix::fs::symlink(out.join("secret"), root.join("gone.log")).unwrap();
+        std::fs::write(root.join("gone.log.1"), b"x\n").unwrap();
+        let roots = AllowedRoots::new(&[&root]);
+        let found = discover(&[format!("{}/gone.log", root.display())], &[], &roots).unwrap();
+        assert_eq!(found.groups.len(), 1);
+        assert_eq!(found.groups[0].live, root.join("gone.log"));
+        assert_eq!(found.groups[0].rotated.len(), 1);
+        assert_eq!(found.outside.len(), 1);
+        assert_eq!(found.outside[0].path, root.join("gone.log"));
+    }
+
+    #[test]
+    fn archive_links_out_of_the_allowed_roots_are_not_listed() {
+        let (_d, root, out) = escape_tree();
+        let roots = AllowedRoots::new(&[&root]);
+        let r = root.display();
+        let found = discover_archive(
+            &[format!("{r}/*.log*"), format!("{r}/*/x.log")],
+            &[],
+            &roots,
+        )
+        .unwrap();
+        assert_eq!(
+            names(&root, found.files),
+            ["app.log", "app.log.2", "linked/x.log", "ok.log"]
+        );
+        let outside: Vec<PathBuf> = found.outside.iter().map(|o| o.real.clone()).collect();
+        assert_eq!(
+            outside,
+            [out.join("passwd"), out.join("secret"), out.join("x.log")]
+        );
+        let all = discover_archive(&[format!("{r}/*.log*")], &[], &any()).unwrap();
+        assert_eq!(all.files.len(), 5);
     }
 }

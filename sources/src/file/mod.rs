@@ -1,6 +1,9 @@
 //! Finding file groups: live files and their rotated siblings. Reading them is
-//! [`crate::tail`]'s job.
+//! [`crate::tail`]'s job. [`roots`]: the folders a job may read from, enforced
+//! on real paths (symlinks resolved) by discovery and by every open.
 
 pub mod discover;
+pub mod roots;
 
-pub use discover::{discover, discover_archive, FileGroup, RotatedFile};
+pub use discover::{discover, discover_archive, ArchiveFiles, Discovered, FileGroup, RotatedFile};
+pub use roots::{outside_error, AllowedRoots, Outside};

@@ -26,8 +26,8 @@
 pub mod range;
 pub mod search;
 
-pub use range::{gzip_first_time, RangeReader};
+pub use range::{gzip_first_time, gzip_first_time_file, RangeReader};
 pub use search::{
-    end_offset, is_gzip, seek_to_time, span_overlaps, split_points, time_span, Accept, SearchStats,
-    TimeIndex, DEFAULT_PROBE_BYTES,
+    end_offset, is_gzip, is_gzip_file, seek_to_time, span_overlaps, split_points, time_span,
+    Accept, SearchStats, TimeIndex, DEFAULT_PROBE_BYTES,
 };

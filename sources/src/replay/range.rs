@@ -392,7 +392,19 @@ pub fn gzip_first_time(
     probe_bytes: usize,
     accept: &Accept,
 ) -> io::Result<Option<i64>> {
-    let mut reader = RangeReader::gzip(path, probe_bytes)?;
+    gzip_first_time_file(File::open(path)?, path, parser, probe_bytes, accept)
+}
+
+/// [`gzip_first_time`] of a file already open and not read from yet; `path` is
+/// for messages.
+pub fn gzip_first_time_file(
+    file: File,
+    path: &Path,
+    parser: &mut LineParser,
+    probe_bytes: usize,
+    accept: &Accept,
+) -> io::Result<Option<i64>> {
+    let mut reader = RangeReader::gzip_file(file, path, probe_bytes)?;
     let mut found = None;
     while found.is_none() {
         let left =

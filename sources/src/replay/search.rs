@@ -119,7 +119,16 @@ impl<'p> TimeIndex<'p> {
     /// Opens `path` for searching. Fails with `InvalidInput` if it is
     /// gzip-compressed (scan those sequentially).
     pub fn open(path: &Path, parser: &'p mut LineParser) -> io::Result<TimeIndex<'p>> {
-        let file = File::open(path)?;
+        TimeIndex::open_file(File::open(path)?, path, parser)
+    }
+
+    /// [`Self::open`] over a file already open (e.g. through
+    /// [`crate::file::AllowedRoots::open`]); `path` is for messages.
+    pub fn open_file(
+        file: File,
+        path: &Path,
+        parser: &'p mut LineParser,
+    ) -> io::Result<TimeIndex<'p>> {
         let len = file.metadata()?.len();
         let mut ix = TimeIndex {
             file,
@@ -544,7 +553,11 @@ pub fn span_overlaps(span: (i64, i64), from_ms: i64, to_ms: i64, d_ms: i64) -> b
 /// Whether the file at `path` starts with the gzip magic bytes (an empty or
 /// one-byte file does not).
 pub fn is_gzip(path: &Path) -> io::Result<bool> {
-    let file = File::open(path)?;
+    is_gzip_file(&File::open(path)?)
+}
+
+/// [`is_gzip`] of a file already open (positioned reads: its offset is untouched).
+pub fn is_gzip_file(file: &File) -> io::Result<bool> {
     let mut head = [0u8; 2];
     let mut got = 0;
     while got < head.len() {

@@ -5,7 +5,7 @@
 //! (decompressed for gzip). It is stored in checkpoints, so its definition must never
 //! change.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -16,6 +16,7 @@ use flate2::read::MultiGzDecoder;
 
 use super::position::FileId;
 use crate::file::discover::rotated_siblings;
+use crate::file::roots::{outside_error, AllowedRoots, Outside};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -149,6 +150,10 @@ impl Cand {
 /// How many times [`Scanner::scan`] looks again for two scans in a row that agree.
 const SETTLE_TRIES: u32 = 8;
 
+/// At most this many files refused as outside the allowed roots are remembered (so
+/// that each is reported once, not at every scan).
+const MAX_REFUSED: usize = 1024;
+
 struct Cached {
     size: u64,
     mtime: (i64, i64),
@@ -158,11 +163,21 @@ struct Cached {
 /// Lists a group's files (rotated siblings oldest first, then the live file) with
 /// their identities. Heads are cached per inode while size and mtime are unchanged,
 /// so a repeated scan costs a directory listing and a `stat` per file.
+///
+/// With allowed roots, a file is listed only once it was opened through
+/// [`AllowedRoots::open`] (its real path inside a root); only such files' heads are
+/// cached, so a cached inode is one that was checked. A file refused is left out of
+/// the scan, never read, and queued once for [`Scanner::take_refused`].
 pub(crate) struct Scanner {
     live: PathBuf,
     fp_bytes: usize,
     head_len: usize,
     cache: HashMap<(u64, u64), Cached>,
+    roots: AllowedRoots,
+    /// Files refused so far (path, real path): each is reported once.
+    refused_seen: HashSet<(PathBuf, PathBuf)>,
+    /// Refused files not reported yet.
+    refused: Vec<Outside>,
     /// Test hook: runs between listing the directory and looking at the files.
     #[cfg(test)]
     pub(crate) list_hook: Option<Box<dyn FnMut() + Send>>,
@@ -175,9 +190,56 @@ impl Scanner {
             fp_bytes,
             head_len: head_len.max(fp_bytes),
             cache: HashMap::new(),
+            roots: AllowedRoots::any(),
+            refused_seen: HashSet::new(),
+            refused: Vec::new(),
             #[cfg(test)]
             list_hook: None,
         }
+    }
+
+    /// Restricts the files read to `roots` (see [`AllowedRoots`]).
+    pub fn set_roots(&mut self, roots: AllowedRoots) {
+        self.roots = roots;
+        self.cache.clear();
+    }
+
+    pub fn roots(&self) -> &AllowedRoots {
+        &self.roots
+    }
+
+    /// Whether [`Scanner::take_refused`] has anything.
+    pub fn has_refused(&self) -> bool {
+        !self.refused.is_empty()
+    }
+
+    /// Files refused as outside the allowed roots since the last call, each
+    /// reported once.
+    pub fn take_refused(&mut self) -> Vec<Outside> {
+        std::mem::take(&mut self.refused)
+    }
+
+    /// Whether `path` leads outside the allowed roots now (noted if so).
+    fn refuse_path(&mut self, path: &std::path::Path) -> bool {
+        match self.roots.outside(path) {
+            Some(o) => {
+                self.note_refused(&o);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a refused file; true if it was not reported before.
+    pub fn note_refused(&mut self, o: &Outside) -> bool {
+        if self.refused_seen.len() >= MAX_REFUSED {
+            self.refused_seen.clear();
+        }
+        let new = self.refused_seen.insert((o.path.clone(), o.real.clone()));
+        if new {
+            self.refused.push(o.clone());
+        }
+        new
     }
 
     /// The group's files, as two scans in a row see them alike (same names, same
@@ -234,13 +296,24 @@ impl Scanner {
                 .remove(&(meta.dev(), meta.ino()))
                 .filter(|c| c.size == meta.len() && c.mtime == (meta.mtime(), meta.mtime_nsec()));
             let head = match cached {
+                // Checked when it was opened; the path may lead elsewhere since.
+                Some(_) if self.refuse_path(&path) => continue,
                 Some(c) => c.head,
                 None => {
                     // Identity and head from one open file: a rotation renaming files
                     // between a `stat` of the path and a read of it would give one
                     // file's inode the first bytes of another (and cache that).
-                    let Ok(f) = File::open(&path) else {
-                        continue;
+                    // With allowed roots, only a file whose real path is inside one
+                    // is opened (checked again on the open file).
+                    let f = match self.roots.open(&path) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            if let Some(o) = outside_error(&e) {
+                                let o = o.clone();
+                                self.note_refused(&o);
+                            }
+                            continue;
+                        }
                     };
                     match f.metadata() {
                         Ok(m) if m.is_file() => meta = m,

@@ -73,6 +73,19 @@
 //! While nothing of the current file has been delivered, the position is the end of
 //! the newest file already read that still exists, or `None` if none does; so a
 //! position never names a deleted file the tailer knows about.
+//!
+//! # Allowed roots
+//!
+//! A tailer made with [`Tailer::with_allowed_roots`] reads only files whose real path
+//! (symlinks resolved) lies inside one of the roots ([`crate::file::roots`]). A scan
+//! opens every file it lists through [`AllowedRoots::open`](crate::file::AllowedRoots::open),
+//! which checks the file actually opened, and lists a cached (already checked) file
+//! only while its path still resolves inside; a file refused is left out of the
+//! scan, as if it did not exist: never read, counted once in
+//! [`TailCounters::outside_roots`] and reported once through
+//! [`Tailer::take_error`]. The open that follows a scan goes through the same
+//! check, so a link swapped in between (a sibling replaced by a link to
+//! `/etc/passwd`) makes the tailer scan again rather than read it.
 
 mod done;
 mod identity;
@@ -161,6 +174,9 @@ pub struct TailCounters {
     /// Files deleted while open (read to their end, then closed).
     pub deletions: u64,
     pub open_errors: u64,
+    /// Files not read because their real path (symlinks resolved) is outside the
+    /// allowed roots ([`Tailer::with_allowed_roots`]); each counted once.
+    pub outside_roots: u64,
     pub read_errors: u64,
     /// Resume positions whose file was not found (see the module docs).
     pub resume_misses: u64,

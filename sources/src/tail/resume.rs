@@ -1,14 +1,15 @@
 //! Placing a new tailer: at a checkpointed position (found again by identity after
 //! the files moved while tidemark was stopped), or at the end of the live file.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::done::WHOLE;
 use super::identity::Cand;
 use super::position::Position;
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
+use crate::file::roots::AllowedRoots;
 
 /// How many times a scan that did not find the checkpointed file is repeated.
 const MISS_RETRIES: u32 = 5;
@@ -190,7 +191,7 @@ impl Tailer {
             return Outcome::Nothing;
         };
         let c = &scan[i];
-        let (start, mid_line) = last_line_start(&c.path, c.size, self.opts.max_line_bytes);
+        let (start, mid_line) = last_line_start(self.scanner.roots(), c, self.opts.max_line_bytes);
         match self.open(c, start) {
             Ok(()) => {}
             Err(OpenFail::Raced) => {
@@ -221,13 +222,20 @@ impl Tailer {
     }
 }
 
-/// The offset just after the last `\n` of the file, and whether that falls inside
-/// a line longer than `max_line` (no newline in its last `max_line + 1` bytes).
-fn last_line_start(path: &Path, size: u64, max_line: usize) -> (u64, bool) {
+/// The offset just after the last `\n` of the file `c` (as of its scan), and
+/// whether that falls inside a line longer than `max_line` (no newline in its last
+/// `max_line + 1` bytes). Reads only the file the scan saw (same inode, opened
+/// inside `roots`); else the end: the open that follows finds it changed.
+fn last_line_start(roots: &AllowedRoots, c: &Cand, max_line: usize) -> (u64, bool) {
+    let size = c.size;
     let window = (max_line as u64 + 1).min(size);
     let from = size - window;
     let mut tail = Vec::with_capacity(window as usize);
-    let read = File::open(path).and_then(|mut f| {
+    let read = roots.open(&c.path).and_then(|mut f| {
+        let m = f.metadata()?;
+        if !c.is_inode(m.dev(), m.ino()) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
         f.seek(SeekFrom::Start(from))?;
         f.take(window).read_to_end(&mut tail)
     });

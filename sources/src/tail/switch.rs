@@ -1,7 +1,6 @@
 //! Choosing and opening the next file of the stream; parking a file while older
 //! ones are read; recovering from a truncation (copytruncate or plain).
 
-use std::fs::File;
 use std::io::{self, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 
@@ -11,6 +10,7 @@ use super::identity::{file_id, prefix_matches, read_head_file, Cand};
 use super::position::{FileId, Position};
 use super::source::{Cur, Src};
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
+use crate::file::roots::outside_error;
 
 /// A file set aside (still open, so it survives a deletion) until older files are
 /// read: the live file after a copytruncate (rewound to 0, read after its copy), or
@@ -298,10 +298,20 @@ impl Tailer {
         if let Some(hook) = self.open_hook.as_mut() {
             hook(&c.path);
         }
-        let f = File::open(&c.path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => OpenFail::Raced,
-            _ => OpenFail::Io(e),
-        })?;
+        // The scan opened `c` inside the allowed roots (if any); a path that leads
+        // out of them now names another file: look again.
+        let f = match self.scanner.roots().open(&c.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenFail::Raced),
+            Err(e) => match outside_error(&e) {
+                Some(o) => {
+                    let o = o.clone();
+                    self.scanner.note_refused(&o);
+                    return Err(OpenFail::Raced);
+                }
+                None => return Err(OpenFail::Io(e)),
+            },
+        };
         let m = f.metadata().map_err(OpenFail::Io)?;
         if !c.is_inode(m.dev(), m.ino()) {
             return Err(OpenFail::Raced);

@@ -14,6 +14,7 @@ use super::position::{FileId, Position};
 use super::source::{Cur, LineBuf};
 use super::switch::Parked;
 use super::{LineMeta, ReadStatus, TailCounters, TailOptions};
+use crate::file::roots::AllowedRoots;
 
 /// At most this many end-of-file decisions (file switches) per `read_some`.
 const MAX_EOF_STEPS: u32 = 32;
@@ -135,10 +136,35 @@ impl Tailer {
         }
     }
 
+    /// Reads only files whose real path (symlinks resolved) lies inside `roots`
+    /// (see [`AllowedRoots`]); the live file, rotated siblings, and any file a
+    /// resume position names alike. A file outside is skipped, never read, counted
+    /// in [`TailCounters::outside_roots`] and reported once through
+    /// [`Tailer::take_error`]. Call before the first read. Without it (or with
+    /// [`AllowedRoots::any`]) any path is read.
+    pub fn with_allowed_roots(mut self, roots: AllowedRoots) -> Tailer {
+        self.scanner.set_roots(roots);
+        self
+    }
+
     /// Reads at most about `budget` bytes, calling `on_line` for each complete line
     /// (without its `\n` / `\r\n`) in stream order. Never fails: I/O problems are
     /// counted and reported through [`Tailer::take_error`].
-    pub fn read_some<F>(&mut self, budget: usize, now: Instant, mut on_line: F) -> ReadStatus
+    pub fn read_some<F>(&mut self, budget: usize, now: Instant, on_line: F) -> ReadStatus
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        let status = self.read_lines(budget, now, on_line);
+        if self.scanner.has_refused() {
+            for o in self.scanner.take_refused() {
+                self.counters.outside_roots += 1;
+                self.push_error(o.to_string());
+            }
+        }
+        status
+    }
+
+    fn read_lines<F>(&mut self, budget: usize, now: Instant, mut on_line: F) -> ReadStatus
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {

@@ -1,6 +1,7 @@
 //! Tailer tests against real files in temporary directories.
 
 mod resume;
+mod roots;
 mod rotation;
 
 use std::fs::{self, File, OpenOptions};
