@@ -53,6 +53,9 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     }
+    if args.processes > 1 {
+        exit_when_a_member_is_lost();
+    }
     if let Err(e) = cluster::store::claim_identity(&args.state_dir, args.process, args.processes) {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
@@ -71,11 +74,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let roots = Arc::new(args.allow_roots.clone());
     let validate_roots = roots.clone();
     let validate: cluster::Validate = Arc::new(move |toml: &str| {
-        let job = from_str_with_env(toml, SUBMITTED, Path::new("/"), &Env::process())
+        let mut job = from_str_with_env(toml, SUBMITTED, Path::new("/"), &Env::process())
             .map_err(|d| d.to_string())?;
         check_roots(&job, &validate_roots).map_err(|e| e.to_string())?;
         // Also checked on every file opened, through symlinks.
-
+        job.source.allowed_roots = validate_roots.to_vec();
         Ok(job)
     });
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
@@ -182,6 +185,28 @@ fn ended(
             "the cluster's workers failed (a member stopped or the connection to one was lost); restart every member and the jobs resume from their checkpoints"
         ),
     }
+}
+
+/// timely panics in its network threads when a member's connection breaks, and
+/// the workers then fail one by one. Say what happened once and exit at once, so a
+/// service manager restarts the member; the state on disk is crash-safe.
+fn exit_when_a_member_is_lost() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("timely communication error") || msg.contains("MergeQueue poisoned") {
+            eprintln!(
+                "error: lost the connection to another cluster member ({msg}). This member exits; once every member runs again, the jobs resume from their checkpoints"
+            );
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
 }
 
 /// timely's configuration: one process, or member `-p` of `-n` at the addresses

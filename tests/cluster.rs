@@ -209,3 +209,40 @@ fn the_api_needs_the_token_when_one_is_set_and_off_loopback() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn allow_root_holds_for_every_file_read_even_through_a_symlink() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("root");
+    append_host(&root.join("web-1"), T0, 300);
+    // web-2's log is a link to a file outside the allowed root.
+    append_host(&d.path().join("outside/web-2"), T0, 300);
+    std::fs::create_dir_all(root.join("web-2")).unwrap();
+    std::os::unix::fs::symlink(
+        d.path().join("outside/web-2/access.log"),
+        root.join("web-2/access.log"),
+    )
+    .unwrap();
+    let out = d.path().join("a.jsonl");
+    let job = job_toml("a", &root, &out, "status:reqs", "1s");
+    let path = d.path().join("a.toml");
+    std::fs::write(&path, &job).unwrap();
+    // What web-1 alone gives.
+    let only_web_1 = job.replace("*/access.log", "web-1/access.log");
+    let want = expected(d.path(), &only_web_1, &out);
+    let m = Member::start(
+        &d.path().join("state"),
+        &d.path().join("member.log"),
+        &["--allow-root", root.to_str().unwrap()],
+    );
+    let o = m.job(&["submit", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    wait_for_output(&out, &want, &m);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(std::fs::read(&out).unwrap(), want);
+    assert!(
+        m.log().contains("outside") && m.log().contains("--allow-root"),
+        "{}",
+        m.log()
+    );
+}

@@ -329,7 +329,19 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
     let _ = c.one.child.kill();
     let _ = c.one.child.wait();
     let s0 = c.zero.wait_exit(Duration::from_secs(30));
-    assert!(!s0.success(), "member 0 should fail: {s0}\n{}", c.logs());
+    assert_eq!(
+        s0.code(),
+        Some(1),
+        "member 0 should fail: {s0}\n{}",
+        c.logs()
+    );
+    assert!(
+        c.zero
+            .log()
+            .contains("lost the connection to another cluster member"),
+        "{}",
+        c.logs()
+    );
     append(d, T0 + 600, 300); // to 10:14:58
     let c = start(d, &hosts, "3");
     let want_a = windows_before(&expected(d, &a.reference, &a.out), 14);
