@@ -103,7 +103,6 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let control = Arc::new(Control {
         member: member.clone(),
         members: args.processes as u32,
-        started: Instant::now(),
         rates: Mutex::new(HashMap::new()),
     });
     let api_roots = roots.clone();
@@ -265,16 +264,23 @@ fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String> {
 fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
             continue;
         }
-        let ok = line
-            .rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+        let ok = line.rsplit_once(':').is_some_and(|(host, port)| {
+            let bracketed = host.starts_with('[') && host.ends_with(']');
+            !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+        });
         if !ok {
             return Err(format!(
-                "line {}: {line:?} is not host:port (e.g. 10.0.0.11:2101)",
+                "line {}: {line:?} is not host:port (e.g. 10.0.0.11:2101, or [fd00::11]:2101 for IPv6)",
+                i + 1
+            ));
+        }
+        if out.iter().any(|a| a == line) {
+            return Err(format!(
+                "line {}: {line} is listed twice: every member needs its own address",
                 i + 1
             ));
         }
@@ -287,7 +293,6 @@ fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
 struct Control {
     member: Arc<Cluster>,
     members: u32,
-    started: Instant,
     rates: Mutex<HashMap<String, (Instant, u64, f64)>>,
 }
 
@@ -364,7 +369,9 @@ impl JobControl for Control {
         } else {
             1 + registry.members_heard(Duration::from_secs(5)) as u32
         };
-        let first_reports_due = self.started.elapsed() < Duration::from_secs(5);
+        let first_reports_due = registry
+            .connected_for()
+            .is_some_and(|t| t < Duration::from_secs(5));
         let all_heard = members == self.members || (self.members > 1 && first_reports_due);
         Health {
             ok: running && connected && all_heard,
@@ -507,5 +514,28 @@ fn exit_code(e: &ClientError) -> u8 {
     match e.status() {
         Some(400..=499) => EXIT_INVALID,
         _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hosts;
+
+    #[test]
+    fn hosts_files_skip_comments_and_refuse_what_timely_cannot_use() {
+        let text = "# members\n10.0.0.11:2101  # zero\n\n[fd00::12]:2101\n";
+        assert_eq!(
+            parse_hosts(text).unwrap(),
+            vec!["10.0.0.11:2101", "[fd00::12]:2101"]
+        );
+        for (bad, why) in [
+            ("10.0.0.11\n", "is not host:port"),
+            ("fd00::12:2101\n", "[fd00::11]:2101 for IPv6"),
+            ("a:1\na:1\n", "listed twice"),
+            ("a:99999\n", "is not host:port"),
+        ] {
+            let e = parse_hosts(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
     }
 }

@@ -80,6 +80,8 @@ impl Cluster {
                 "the member is shutting down".into(),
             ));
         }
+        // Held until the Install is queued (see `stop`).
+        let commands = self.lock_commands()?;
         let stats = Arc::new(Mutex::new(JobStats::default()));
         if !self.registry.add(&job.name, wall_clock_ms(), stats) {
             if self
@@ -100,28 +102,34 @@ impl Cluster {
                 "cannot keep the job in the state folder: {e}"
             )));
         }
-        self.send(Command::Install {
-            name: job.name.clone(),
-            toml: toml.to_string(),
-            committed: committed_frontier(&self.jobs_dir, &job.name),
-        })
+        commands
+            .send(Command::Install {
+                name: job.name.clone(),
+                toml: toml.to_string(),
+                committed: committed_frontier(&self.jobs_dir, &job.name),
+            })
+            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
     }
 
     /// Stops a job: windows already written stay; it is forgotten once stopped.
     pub fn stop(&self, name: &str) -> Result<(), ControlError> {
+        // Held until the command is queued, so a submit and a stop of one name
+        // reach the sequencer in the order the registry saw them.
+        let commands = self.lock_commands()?;
         if !self.registry.contains(name) {
             return Err(ControlError::NotFound(name.to_string()));
         }
         self.store
             .remove(name)
             .map_err(|e| ControlError::Unavailable(format!("cannot forget the job: {e}")))?;
-        if !self.registry.remove_released(name) {
-            self.registry.set(name, JobState::Stopping, None);
-        }
-        // Also for a failed job no worker holds: every member forgets its checkpoint.
-        self.send(Command::Stop {
-            name: name.to_string(),
-        })
+        // The entry stays (Stopping) until every member has let the job go, or for a
+        // failed job no worker holds, until worker 0 applied the Stop.
+        self.registry.set(name, JobState::Stopping, None);
+        commands
+            .send(Command::Stop {
+                name: name.to_string(),
+            })
+            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
     }
 
     /// Stops every job (checkpointing what is written) and ends the member.
@@ -136,11 +144,15 @@ impl Cluster {
     }
 
     fn send(&self, c: Command) -> Result<(), ControlError> {
-        self.commands
-            .lock()
-            .map_err(|_| ControlError::Unavailable("the cluster is shutting down".into()))?
+        self.lock_commands()?
             .send(c)
             .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+    }
+
+    fn lock_commands(&self) -> Result<std::sync::MutexGuard<'_, Sender<Command>>, ControlError> {
+        self.commands
+            .lock()
+            .map_err(|_| ControlError::Unavailable("the cluster is shutting down".into()))
     }
 }
 

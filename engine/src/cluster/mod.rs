@@ -62,6 +62,9 @@ pub enum Command {
     Stop { name: String },
     /// Stop a job's sources everywhere but keep its checkpoint (its sink failed).
     Halt { name: String },
+    /// Sequenced by worker 0 once process 0 has stopped a job (Stop, Halt or
+    /// Shutdown): now the other members stop its sources.
+    StopSources { name: String },
     /// Process 0 checkpointed the job: windows below `frontier_ms` are durable.
     /// Each other member then records its read positions for that frontier.
     Committed { name: String, frontier_ms: EventMs },

@@ -41,8 +41,6 @@ impl JobInfo {
 
 struct Entry {
     state: JobState,
-    /// No worker holds it any more (a failed job, kept listed until stopped).
-    released: bool,
     submitted_ms: i64,
     stats: SharedStats,
     members: BTreeMap<usize, MemberStats>,
@@ -57,6 +55,7 @@ pub struct Registry {
     heard: Mutex<BTreeMap<usize, Instant>>,
     /// Set once every member has connected and the workers run.
     connected: AtomicBool,
+    connected_at: Mutex<Option<Instant>>,
 }
 
 impl Registry {
@@ -72,7 +71,6 @@ impl Registry {
             name.to_string(),
             Entry {
                 state: JobState::Running,
-                released: false,
                 submitted_ms,
                 stats,
                 members: BTreeMap::new(),
@@ -95,26 +93,6 @@ impl Registry {
                 }
             }
         }
-    }
-
-    pub(crate) fn released(&self, name: &str) {
-        if let Ok(mut jobs) = self.jobs.lock() {
-            if let Some(e) = jobs.get_mut(name) {
-                e.released = true;
-            }
-        }
-    }
-
-    /// Removes a job no worker holds (a failed one); false if workers still do.
-    pub(crate) fn remove_released(&self, name: &str) -> bool {
-        let Ok(mut jobs) = self.jobs.lock() else {
-            return false;
-        };
-        if jobs.get(name).is_some_and(|e| e.released) {
-            jobs.remove(name);
-            return true;
-        }
-        false
     }
 
     pub(crate) fn remove(&self, name: &str) {
@@ -146,7 +124,15 @@ impl Registry {
     }
 
     pub(crate) fn set_connected(&self) {
+        if let Ok(mut at) = self.connected_at.lock() {
+            at.get_or_insert_with(Instant::now);
+        }
         self.connected.store(true, Ordering::SeqCst);
+    }
+
+    /// How long ago every member connected (`None`: not yet).
+    pub fn connected_for(&self) -> Option<Duration> {
+        self.connected_at.lock().ok()?.map(|t| t.elapsed())
     }
 
     /// Whether every member has connected and the workers run.

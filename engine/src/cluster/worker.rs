@@ -241,18 +241,24 @@ impl Apply<'_> {
                 let stopped_here = mark_stopped(shared, &name);
                 if let Some(a) = self.active.get_mut(&name) {
                     a.stop_requested = true;
-                    if let Some(r) = &a.running {
-                        stop(&r.setup);
-                    }
                 }
+                self.stop_first_in_process_0(&name);
                 if !stopped_here && self.first() {
                     // Not held here (failed, or already let go): forget it now.
                     forget_checkpoint(shared, &name);
                 }
+                if self.worker.index() == 0 && !self.active.contains_key(&name) {
+                    // A failed job no worker held: forgotten everywhere that applied
+                    // this Stop before any later Install of the name.
+                    shared.registry.remove(&name);
+                }
             }
-            Command::Halt { name } => {
-                if let Some(r) = self.active.get(&name).and_then(|a| a.running.as_ref()) {
-                    stop(&r.setup);
+            Command::Halt { name } => self.stop_first_in_process_0(&name),
+            Command::StopSources { name } => {
+                if shared.process != 0 {
+                    if let Some(r) = self.active.get(&name).and_then(|a| a.running.as_ref()) {
+                        stop(&r.setup);
+                    }
                 }
             }
             Command::Committed { name, frontier_ms } => {
@@ -291,13 +297,38 @@ impl Apply<'_> {
             }
             Command::Shutdown => {
                 *self.shutting_down = true;
-                for r in self.active.values().filter_map(|a| a.running.as_ref()) {
-                    stop(&r.setup);
+                let running: Vec<String> = self
+                    .active
+                    .iter()
+                    .filter(|(_, a)| a.running.is_some())
+                    .map(|(n, _)| n.clone())
+                    .collect();
+                for name in running {
+                    self.stop_first_in_process_0(&name);
                 }
             }
             Command::Exit => return true,
         }
         false
+    }
+
+    /// Stops a running job in two steps. Process 0 stops first, and only then
+    /// (`StopSources`, sequenced after this) the other members. Process 0's collector
+    /// must know the job is stopping before any member's sources end: it would
+    /// otherwise take their ending for progress, write windows still missing their
+    /// lines, and commit past them.
+    fn stop_first_in_process_0(&mut self, name: &str) {
+        let Some(r) = self.active.get(name).and_then(|a| a.running.as_ref()) else {
+            return;
+        };
+        if self.shared.process == 0 {
+            stop(&r.setup);
+        }
+        if self.worker.index() == 0 && self.shared.processes > 1 {
+            self.seq.push(Command::StopSources {
+                name: name.to_string(),
+            });
+        }
     }
 
     /// Records a member's vote; once every member has voted, every worker installs
@@ -494,7 +525,7 @@ fn forget_in_registry(shared: &Shared, name: &str, stop_requested: bool) {
         .get(name)
         .is_some_and(|j| j.state == JobState::Failed);
     if failed && !stop_requested {
-        shared.registry.released(name);
+        // Kept listed, with its error, until it is stopped.
     } else {
         shared.registry.remove(name);
         tracing::info!("job {name:?} stopped");
