@@ -63,8 +63,8 @@ struct Running {
 /// commands, so it is the same on every worker.
 #[derive(Default)]
 struct Active {
+    /// One per member; all in means decided.
     votes: BTreeMap<usize, Result<(), String>>,
-    decided: bool,
     running: Option<Running>,
     /// Its output is final (`Finished`), or it never ran.
     finished: bool,
@@ -338,14 +338,13 @@ impl Apply<'_> {
         let Some(a) = self.active.get_mut(&name) else {
             return;
         };
-        if a.decided {
-            return;
+        if a.votes.len() >= shared.processes {
+            return; // decided already
         }
         a.votes.insert(process, result);
         if a.votes.len() < shared.processes {
             return;
         }
-        a.decided = true;
         let failures: Vec<String> = a
             .votes
             .iter()
