@@ -18,6 +18,11 @@ pub struct Job {
     pub metrics: Vec<Metric>,
     pub rules: Vec<Rule>,
     pub sinks: Vec<Sink>,
+    /// The folders this job's sinks may write in; empty = anywhere. Not a job file
+    /// setting (validation leaves it empty): set by the cluster (`--output-root`)
+    /// after the job passed its lexical checks. A sink file is opened only when its
+    /// real path (symlinks resolved) lies under one of these.
+    pub output_roots: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -125,6 +125,7 @@ pub fn from_str_with_env(
                 metrics,
                 rules,
                 sinks,
+                output_roots: Vec::new(),
             })
         }
         _ => {
