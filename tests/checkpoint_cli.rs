@@ -251,7 +251,10 @@ fn resuming_with_a_changed_window_size_is_refused_and_names_it() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.contains("window.size"), "names the setting: {err}");
-    assert!(err.contains("1m") && err.contains("5m"), "old and new: {err}");
+    assert!(
+        err.contains("1m") && err.contains("5m"),
+        "old and new: {err}"
+    );
     assert!(err.contains("--reset-checkpoint=beginning"), "{err}");
     assert!(err.contains("--reset-checkpoint=end"), "{err}");
     assert_eq!(std::fs::read(&out_file).unwrap(), good, "output untouched");

@@ -1140,15 +1140,24 @@ fn replay_output_onto_the_job_file_is_refused_and_the_job_kept() {
     let (from, to) = ("2026-11-20T10:01:00Z", "2026-11-20T10:03:00Z");
     let before = std::fs::read(&f.job).unwrap();
     for extra in [&[][..], &["--overwrite"][..]] {
-        let o = replay_cmd(&f.job, from, to, &[&["--progress", "none"][..], extra].concat())
-            .arg("--output")
-            .arg(&f.job)
-            .output()
-            .unwrap();
+        let o = replay_cmd(
+            &f.job,
+            from,
+            to,
+            &[&["--progress", "none"][..], extra].concat(),
+        )
+        .arg("--output")
+        .arg(&f.job)
+        .output()
+        .unwrap();
         let err = stderr_of(&o);
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
         assert!(err.contains("job file"), "{err}");
-        assert_eq!(std::fs::read(&f.job).unwrap(), before, "the job file was overwritten");
+        assert_eq!(
+            std::fs::read(&f.job).unwrap(),
+            before,
+            "the job file was overwritten"
+        );
     }
 }
 
@@ -1170,6 +1179,16 @@ fn replay_does_not_clobber_an_existing_output_without_overwrite() {
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("--overwrite"), "hint: {err}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "my notes\n");
-    replay_ok(&f.job, from, to, &out, &["--progress", "none", "--overwrite"]);
-    assert_same_bytes("overwritten", &std::fs::read(&out).unwrap(), &f.live_range(from, to));
+    replay_ok(
+        &f.job,
+        from,
+        to,
+        &out,
+        &["--progress", "none", "--overwrite"],
+    );
+    assert_same_bytes(
+        "overwritten",
+        &std::fs::read(&out).unwrap(),
+        &f.live_range(from, to),
+    );
 }
