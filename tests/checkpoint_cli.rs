@@ -357,3 +357,50 @@ series = "hosts"
     assert_eq!(std::fs::read(&out).unwrap(), written, "output untouched");
     assert!(checkpoint.exists(), "the checkpoint is kept");
 }
+
+/// CRC-32 (IEEE), as the checkpoint header has it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// A checkpoint from the release before fingerprints (format 1: no semantics, no
+/// sink identity) is resumed, with a warning, and the next one records them.
+#[test]
+fn an_old_checkpoint_without_a_fingerprint_resumes_with_a_warning() {
+    let (_d, job, state) = setup();
+    assert!(tidemark(&[], &job, &state).status.success());
+    let ck = state.join("nginx/checkpoint");
+    let bytes = std::fs::read(&ck).unwrap();
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes[24..]).unwrap();
+    v.as_object_mut().unwrap().remove("semantics").unwrap();
+    for s in v["sinks"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("file").unwrap();
+    }
+    let mut payload = serde_json::to_vec_pretty(&v).unwrap();
+    payload.push(b'\n');
+    let mut old = b"TDMKCKPT".to_vec();
+    old.extend_from_slice(&1u32.to_le_bytes());
+    old.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    old.extend_from_slice(&crc32(&payload).to_le_bytes());
+    old.extend_from_slice(&payload);
+    std::fs::write(&ck, old).unwrap();
+
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("written by an older tidemark"), "{err}");
+    assert!(err.contains("lines read: 0"), "resumed: {err}");
+    let bytes = std::fs::read(&ck).unwrap();
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes(), "rewritten as format 2");
+    let v: serde_json::Value = serde_json::from_slice(&bytes[24..]).unwrap();
+    assert!(v["semantics"]["sections"]["window"].is_string(), "{v}");
+    assert!(v["sinks"][0]["file"]["ino"].is_u64(), "{v}");
+}
