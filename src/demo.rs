@@ -1,12 +1,23 @@
 //! `tidemark demo`: sample logs with rotation, the example job, a table of rollups.
+//!
+//! The demo writes `sample/`, `nginx.toml` and `out/nginx.jsonl` in its folder and
+//! leaves a marker there ([`MARKER`]). Run again in a folder with the marker, it
+//! replaces those files (they are its own); in a folder that holds any of them
+//! without the marker, it refuses and touches nothing.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use tidemark_sources::sample::{write_nginx_sample, SampleSpec};
 
 use crate::run::{execute, load_job, stop_on_signals, RunArgs, EXIT_INVALID};
+
+/// Left in the demo's folder: the files the demo writes there are its own.
+const MARKER: &str = ".tidemark-demo";
+
+/// What the demo writes in its folder (relative paths).
+const WRITES: [&str; 3] = ["sample", "nginx.toml", "out/nginx.jsonl"];
 
 /// The example job, shipped inside the binary so the demo runs from anywhere.
 const EXAMPLE_JOB: &str = include_str!("../jobs/examples/nginx.toml");
@@ -35,6 +46,7 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
             .context("cannot create a temporary folder")?
             .keep(),
     };
+    claim(&dir)?;
     let sample = dir.join("sample");
     let summary = write_nginx_sample(&sample, &demo_spec())
         .with_context(|| format!("cannot write sample logs under {}", sample.display()))?;
@@ -56,16 +68,47 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
         state_dir: None,
         reset: None,
         checkpoint_interval: std::time::Duration::from_secs(1),
+        // Its own output (the folder is claimed): a re-run replaces it.
+        overwrite: true,
     };
-    let outcome = execute(&job, args, stop_on_signals()?)?;
+    let outcome = execute(&job, Some(&job_path), args, stop_on_signals()?)?;
     eprint!("{}", outcome.stats.summary());
     eprintln!(
         "demo: JSON Lines (rules and per-host series) in {}",
         dir.join("out/nginx.jsonl").display()
     );
     eprintln!(
-        "demo: re-run it with: tidemark run {} --until-eof",
+        "demo: re-run it with: tidemark run {} --until-eof --overwrite",
         job_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Makes `dir` the demo's folder: fine if it is new, already the demo's (marked),
+/// or holds none of what the demo writes. Anything else is someone's files.
+fn claim(dir: &Path) -> anyhow::Result<()> {
+    let marker = dir.join(MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let found: Vec<&str> = WRITES
+        .into_iter()
+        .filter(|p| dir.join(p).symlink_metadata().is_ok())
+        .collect();
+    if !found.is_empty() {
+        anyhow::bail!(
+            "{} already holds {} that `tidemark demo` did not write (no {MARKER} marker there), \
+             and the demo does not overwrite them. hint: pick an empty or new folder with \
+             --dir, or leave --dir out for a new temporary folder",
+            dir.display(),
+            found.join(", ")
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        &marker,
+        "Written by `tidemark demo`: the sample/, nginx.toml and out/nginx.jsonl next to \
+         this file are the demo's, and a demo run here replaces them.\n",
+    )
+    .with_context(|| format!("cannot write {}", marker.display()))
 }

@@ -50,6 +50,11 @@ enum Command {
         /// fsyncs the output). A restart redoes at most about this much work.
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
         checkpoint_interval: std::time::Duration,
+        /// Replace a non-empty file at a sink path that no checkpoint of this job
+        /// names as its output (refused otherwise). Never an input, the job file or
+        /// a state file.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Recompute the windows of a past range from the job's files (live, rotated,
     /// compressed and `archive`d), found by binary search and read in parallel.
@@ -68,6 +73,10 @@ enum Command {
         /// if it already exists: it is usually the live run's output).
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Replace a non-empty file at --output (refused otherwise). Never an
+        /// input, the job file, or the job's own JSONL output.
+        #[arg(long)]
+        overwrite: bool,
         /// Read at most this fast, e.g. 50MiB/s (default: the job's rate_limit).
         #[arg(long, value_name = "RATE")]
         rate_limit: Option<String>,
@@ -151,6 +160,7 @@ fn main() -> ExitCode {
             state_dir,
             reset_checkpoint,
             checkpoint_interval,
+            overwrite,
         } => run::run(
             &job,
             run::RunArgs {
@@ -159,6 +169,7 @@ fn main() -> ExitCode {
                 state_dir,
                 reset: reset_checkpoint,
                 checkpoint_interval,
+                overwrite,
             },
         ),
         Command::Replay {
@@ -167,6 +178,7 @@ fn main() -> ExitCode {
             to,
             workers,
             output,
+            overwrite,
             rate_limit,
             progress,
             progress_interval,
@@ -178,6 +190,7 @@ fn main() -> ExitCode {
                 to,
                 workers,
                 output,
+                overwrite,
                 rate_limit,
                 progress,
                 progress_interval,

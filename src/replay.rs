@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tidemark_engine::checkpoint::FileIdentity;
+use tidemark_engine::output_guard::Protected;
 use tidemark_engine::replay::plan::PlanOptions;
 use tidemark_engine::replay::{
     plan_replay, run_replay, ReplayOptions, ReplayProgress, ReplayRange,
@@ -16,7 +18,7 @@ use tidemark_engine::replay::{
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
 use tidemark_jobs::{Job, SeriesChoice, Sink, SinkKind};
-use tidemark_sinks::Outputs;
+use tidemark_sinks::{Existing, Outputs, SinkError};
 
 use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
 
@@ -38,6 +40,8 @@ pub struct ReplayArgs {
     pub to: String,
     pub workers: usize,
     pub output: Option<PathBuf>,
+    /// `--overwrite`: replace a non-empty file at `--output`.
+    pub overwrite: bool,
     pub rate_limit: Option<String>,
     pub progress: ProgressMode,
     pub progress_interval: Duration,
@@ -106,11 +110,21 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         args.workers.max(1),
         if args.workers > 1 { "s" } else { "" },
     );
-    if let Some(msg) = output_is_an_input(&job, &plan.inputs) {
-        return usage(msg);
+    if let Err(e) = protected(path, &plan.inputs).check(&job) {
+        return usage(format!(
+            "{e}; write the replay elsewhere with --output PATH"
+        ));
     }
-    let outputs = Outputs::open(&job, &OutputStart::Fresh)
-        .map_err(|e| anyhow::anyhow!("cannot open the job's sinks: {e}"))?;
+    let existing = if args.overwrite {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    let outputs = match Outputs::open_with(&job, &OutputStart::Fresh, existing) {
+        Ok(o) => o,
+        Err(e @ SinkError::Exists { .. }) => return usage(e.to_string()),
+        Err(e) => anyhow::bail!("cannot open the job's sinks: {e}"),
+    };
     let progress = Arc::new(ReplayProgress::new());
     let done = Arc::new(AtomicBool::new(false));
     let shower = {
@@ -232,22 +246,21 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
     }
 }
 
-/// A JSON Lines output that is one of the files the replay reads would be emptied
-/// before it is read.
-fn output_is_an_input(job: &Job, inputs: &[(u64, u64)]) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    job.sinks.iter().find_map(|s| match &s.kind {
-        SinkKind::Jsonl(p) => std::fs::metadata(p)
-            .ok()
-            .filter(|m| inputs.contains(&(m.dev(), m.ino())))
-            .map(|_| {
-                format!(
-                    "the output {} is one of the job's input files; write the replay elsewhere with --output PATH",
-                    p.display()
-                )
-            }),
-        SinkKind::Stdout => None,
-    })
+/// What the replay's output must not be: a file it reads (it would be emptied
+/// before it is read) or the job file.
+fn protected(job_file: &Path, inputs: &[(u64, u64)]) -> Protected {
+    let mut p = Protected::default();
+    for &(dev, ino) in inputs {
+        p.identity(
+            FileIdentity { dev, ino },
+            "one of the files this replay reads".into(),
+        );
+    }
+    p.file(
+        &std::path::absolute(job_file).unwrap_or_else(|_| job_file.to_path_buf()),
+        "the job file",
+    );
+    p
 }
 
 fn show_progress(mode: ProgressMode, p: &ReplayProgress, done: &AtomicBool, every: Duration) {

@@ -7,16 +7,21 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tidemark_engine::checkpoint::ResetChoice;
-use tidemark_engine::{run_job, RunOptions, RunOutcome};
+use tidemark_engine::output_guard::Protected;
+use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
-use tidemark_sinks::Outputs;
+use tidemark_sinks::{Existing, Outputs};
 
 /// Exit code for an invalid job or bad usage.
 pub const EXIT_INVALID: u8 = 2;
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     match tidemark_jobs::load(path) {
-        Ok(_) => {
+        Ok(job) => {
+            if let Err(e) = Protected::of_job(&job, Some(path), None).check(&job) {
+                eprintln!("{}: error: {e}", path.display());
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
             println!("ok");
             Ok(ExitCode::SUCCESS)
         }
@@ -45,12 +50,20 @@ pub struct RunArgs {
     pub state_dir: Option<PathBuf>,
     pub reset: Option<ResetChoice>,
     pub checkpoint_interval: std::time::Duration,
+    /// `--overwrite`: replace a non-empty file at a new sink's path.
+    pub overwrite: bool,
 }
 
 pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     let Some(job) = load_job(path) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    // What validation cannot see: a sink path reaching an input, the job file or
+    // the state folder through a link, or lying in the state folder.
+    if let Err(e) = Protected::of_job(&job, Some(path), args.state_dir.as_deref()).check(&job) {
+        eprintln!("{}: error: {e}", path.display());
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let stop = stop_on_signals()?;
     if !args.until_eof {
         tracing::info!("following the job's files; stop with Ctrl-C or SIGTERM");
@@ -65,16 +78,27 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
         );
     }
-    let outcome = execute(&job, args, stop)?;
+    let outcome = execute(&job, Some(path), args, stop)?;
     eprint!("{}", outcome.stats.summary());
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `job` with its sinks.
-pub fn execute(job: &Job, args: RunArgs, stop: Arc<AtomicBool>) -> anyhow::Result<RunOutcome> {
+/// Runs `job` (read from `job_file`, if from a file) with its sinks.
+pub fn execute(
+    job: &Job,
+    job_file: Option<&Path>,
+    args: RunArgs,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<RunOutcome> {
     let for_sinks = job.clone();
-    run_job(
+    let existing = if args.overwrite {
+        Existing::Replace
+    } else {
+        Existing::Refuse
+    };
+    run_job_file(
         job,
+        job_file.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
         RunOptions {
             workers: args.workers.max(1),
             until_eof: args.until_eof,
@@ -85,7 +109,7 @@ pub fn execute(job: &Job, args: RunArgs, stop: Arc<AtomicBool>) -> anyhow::Resul
             stats: None,
         },
         Box::new(move |start| {
-            Outputs::open(&for_sinks, start)
+            Outputs::open_with(&for_sinks, start, existing)
                 .map(|o| Box::new(o) as Box<dyn tidemark_engine::WindowOutput>)
                 .map_err(|e| format!("cannot open the job's sinks: {e}"))
         }),

@@ -27,6 +27,9 @@ fn setup() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
         .output()
         .unwrap();
     assert!(out.status.success());
+    // The runs below write their own output, named by their checkpoint; the
+    // demo's (written without one) would be refused as someone else's file.
+    std::fs::remove_file(d.path().join("out/nginx.jsonl")).unwrap();
     let job = d.path().join("nginx.toml");
     let state = d.path().join("state");
     (d, job, state)
@@ -196,4 +199,208 @@ fn a_second_process_on_the_same_state_dir_is_refused() {
     assert_eq!(second.status.code(), Some(1));
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(err.contains("another tidemark process"), "{err}");
+}
+
+// ---- no clobbered file, no silent loss on resume (issue 10 §4, §2b) ------------
+
+#[test]
+fn resume_refuses_to_cut_a_different_file_at_the_sink_path() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    // Someone moves the output away and puts another (longer) file in its place.
+    std::fs::rename(&out_file, d.path().join("out/kept.jsonl")).unwrap();
+    let other = "someone else's data\n".repeat(10_000);
+    std::fs::write(&out_file, &other).unwrap();
+    for args in [&[][..], &["--overwrite"][..]] {
+        let o = tidemark(args, &job, &state);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("not the file"), "{err}");
+        assert!(err.contains("--reset-checkpoint=beginning"), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&out_file).unwrap(),
+            other,
+            "the other file was cut"
+        );
+    }
+}
+
+#[test]
+fn resuming_with_a_changed_window_size_is_refused_and_names_it() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    let good = std::fs::read(&out_file).unwrap();
+    let text = std::fs::read_to_string(&job).unwrap();
+
+    // Settings that only pace the reading do not matter: it resumes.
+    let paced = text.replace(
+        "[parse]",
+        "poll_interval = \"1s\"\nread_chunk = \"64KiB\"\nrate_limit = \"100MiB/s\"\n\n[parse]",
+    );
+    std::fs::write(&job, &paced).unwrap();
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("lines read: 0"), "resumed at the end: {err}");
+
+    // A different window size changes what every window holds: refused.
+    std::fs::write(&job, paced.replace("size = \"1m\"", "size = \"5m\"")).unwrap();
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("window.size"), "names the setting: {err}");
+    assert!(
+        err.contains("1m") && err.contains("5m"),
+        "old and new: {err}"
+    );
+    assert!(err.contains("--reset-checkpoint=beginning"), "{err}");
+    assert!(err.contains("--reset-checkpoint=end"), "{err}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), good, "output untouched");
+
+    // So is another metric label (and both changes are named).
+    let relabelled = paced
+        .replace("size = \"1m\"", "size = \"5m\"")
+        .replace("labels = [\"status\", \"method\"]", "labels = [\"status\"]");
+    std::fs::write(&job, relabelled).unwrap();
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("window.size"), "{err}");
+    assert!(err.contains("http_requests_total.labels"), "{err}");
+
+    // Choosing to recompute with the new settings works.
+    let o = tidemark(&["--reset-checkpoint=beginning"], &job, &state);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tidemark(&[], &job, &state).status.success());
+}
+
+mod member;
+
+/// The same check in a cluster: a kept job whose window was changed while the
+/// member was down (by hand, or by a tool redeploying it) is refused at install
+/// with the same message, instead of resuming into the wrong windows.
+#[test]
+fn a_cluster_job_whose_window_changed_is_refused_after_a_restart() {
+    use member::{append_host, text, Member, T0};
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let out = state.join("output/a.jsonl");
+    append_host(&d.path().join("logs/web-1"), T0, 200);
+    let toml = |size: &str| {
+        format!(
+            r#"name = "a"
+[source]
+kind = "file"
+include = ["{}/logs/*/access.log"]
+host = {{ path_regex = '/logs/(?P<host>[^/]+)/' }}
+[parse]
+format = "nginx"
+[window]
+size = "{size}"
+idle_timeout = "1h"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "jsonl"
+path = "{}"
+series = "hosts"
+"#,
+            d.path().display(),
+            out.display()
+        )
+    };
+    let job = d.path().join("a.toml");
+    std::fs::write(&job, toml("1m")).unwrap();
+    let root = d.path().to_str().unwrap().to_string();
+    let checkpoint = state.join("jobs/a/checkpoint");
+    {
+        let m = Member::start(
+            &state,
+            &d.path().join("m1.log"),
+            &["--allow-root", &root, "--checkpoint-interval", "50ms"],
+        );
+        let o = m.job(&["submit", job.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", text(&o));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&out).map_or(0, |m| m.len()) == 0 {
+            assert!(Instant::now() < deadline, "no output: {}", m.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300)); // a checkpoint after it
+        assert!(checkpoint.exists(), "{}", m.log());
+    } // SIGKILL
+    let written = std::fs::read(&out).unwrap();
+    std::fs::write(state.join("submitted/a.toml"), toml("5m")).unwrap();
+    let m = Member::start(&state, &d.path().join("m2.log"), &["--allow-root", &root]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let o = m.job(&["status", "a"]);
+        let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        if s["state"] == "failed" {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job a did not fail: {} {}",
+            text(&o),
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let why = status["last_error"].as_str().unwrap_or_default();
+    assert!(why.contains("window.size"), "{status}");
+    assert!(why.contains("--reset-checkpoint"), "{status}");
+    assert_eq!(std::fs::read(&out).unwrap(), written, "output untouched");
+    assert!(checkpoint.exists(), "the checkpoint is kept");
+}
+
+/// CRC-32 (IEEE), as the checkpoint header has it.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    !crc
+}
+
+/// A checkpoint from the release before fingerprints (format 1: no semantics, no
+/// sink identity) is resumed, with a warning, and the next one records them.
+#[test]
+fn an_old_checkpoint_without_a_fingerprint_resumes_with_a_warning() {
+    let (_d, job, state) = setup();
+    assert!(tidemark(&[], &job, &state).status.success());
+    let ck = state.join("nginx/checkpoint");
+    let bytes = std::fs::read(&ck).unwrap();
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes());
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes[24..]).unwrap();
+    v.as_object_mut().unwrap().remove("semantics").unwrap();
+    for s in v["sinks"].as_array_mut().unwrap() {
+        s.as_object_mut().unwrap().remove("file").unwrap();
+    }
+    let mut payload = serde_json::to_vec_pretty(&v).unwrap();
+    payload.push(b'\n');
+    let mut old = b"TDMKCKPT".to_vec();
+    old.extend_from_slice(&1u32.to_le_bytes());
+    old.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    old.extend_from_slice(&crc32(&payload).to_le_bytes());
+    old.extend_from_slice(&payload);
+    std::fs::write(&ck, old).unwrap();
+
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("written by an older tidemark"), "{err}");
+    assert!(err.contains("lines read: 0"), "resumed: {err}");
+    let bytes = std::fs::read(&ck).unwrap();
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes(), "rewritten as format 2");
+    let v: serde_json::Value = serde_json::from_slice(&bytes[24..]).unwrap();
+    assert!(v["semantics"]["sections"]["window"].is_string(), "{v}");
+    assert!(v["sinks"][0]["file"]["ino"].is_u64(), "{v}");
 }

@@ -73,11 +73,12 @@ fn output_is_byte_identical_across_worker_counts_and_runs() {
     let reference = std::fs::read(&out_file).unwrap();
     assert!(!reference.is_empty());
     for workers in [1, 2, 4, 2] {
-        let out =
-            run(tidemark()
-                .arg("run")
-                .arg(&job)
-                .args(["--until-eof", "-w", &workers.to_string()]));
+        let out = run(tidemark().arg("run").arg(&job).args([
+            "--until-eof",
+            "--overwrite",
+            "-w",
+            &workers.to_string(),
+        ]));
         assert!(
             out.status.success(),
             "{}",
@@ -183,4 +184,218 @@ fn live_run_closes_idle_windows_and_stops_cleanly_on_sigterm() {
         std::fs::read(&out_file).unwrap() == finite,
         "live output after idle equals the finite run's"
     );
+}
+
+// ---- no clobbered file (issue 10 §4) -----------------------------------------
+
+/// One nginx line at 10:MM:SS on 2026-11-20.
+fn nginx_line(min: u32, sec: u32) -> String {
+    format!(
+        "10.0.0.1 - - [20/Nov/2026:10:{min:02}:{sec:02} +0000] \"GET /x HTTP/1.1\" 200 1 \"-\" \"t\" 0.001\n"
+    )
+}
+
+/// `dir/logs/app.log` (2 minutes of lines) and `dir/job.toml` reading `logs/*.log`
+/// into a jsonl sink at `sink` (relative to `dir`). Returns (job, log, log bytes).
+fn small_job(dir: &Path, sink: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+    let log = dir.join("logs/app.log");
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    let text: String = (0..120).map(|s| nginx_line(s / 60, s % 60)).collect();
+    std::fs::write(&log, &text).unwrap();
+    let job = dir.join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            r#"name = "small"
+[source]
+kind = "file"
+include = ["logs/*.log"]
+[parse]
+format = "nginx"
+[window]
+size = "1m"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "jsonl"
+path = "{sink}"
+series = "hosts"
+"#
+        ),
+    )
+    .unwrap();
+    (job, log, text.into_bytes())
+}
+
+fn stderr_text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_refuses_a_sink_that_is_its_own_input_log() {
+    // Lexically: the sink path is a file the include glob matches, or a rotated
+    // sibling of one; `validate` and `run` both refuse it (exit 2).
+    for sink in [
+        "logs/app.log",
+        "logs/other.log",
+        "logs/app.log.1",
+        "logs/app.log.2.gz",
+    ] {
+        let d = tempfile::tempdir().unwrap();
+        let (job, log, text) = small_job(d.path(), sink);
+        let o = run(tidemark().arg("validate").arg(&job));
+        let err = stderr_text(&o);
+        assert_eq!(o.status.code(), Some(2), "validate with sink {sink}: {err}");
+        assert!(err.contains("input"), "{sink}: {err}");
+        assert!(err.contains("hint:"), "{sink}: {err}");
+        let o = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "run with sink {sink}: {}",
+            stderr_text(&o)
+        );
+        assert_eq!(
+            std::fs::read(&log).unwrap(),
+            text,
+            "{sink}: the input log was cut"
+        );
+    }
+    // By real path: a symbolic link to the input log, which no glob matches.
+    let d = tempfile::tempdir().unwrap();
+    let (job, log, text) = small_job(d.path(), "out/alias.jsonl");
+    std::fs::create_dir_all(d.path().join("out")).unwrap();
+    std::os::unix::fs::symlink(&log, d.path().join("out/alias.jsonl")).unwrap();
+    let o = run(tidemark().arg("validate").arg(&job));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert!(
+        stderr_text(&o).contains("input file"),
+        "{}",
+        stderr_text(&o)
+    );
+    let o = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = stderr_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("input file"), "{err}");
+    assert_eq!(std::fs::read(&log).unwrap(), text, "the input log was cut");
+    // Not even --overwrite writes over an input.
+    let o = run(tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert_eq!(std::fs::read(&log).unwrap(), text, "the input log was cut");
+}
+
+#[test]
+fn run_refuses_a_sink_that_is_the_job_file_or_in_the_state_folder() {
+    let d = tempfile::tempdir().unwrap();
+    let (job, _, _) = small_job(d.path(), "job.toml");
+    let before = std::fs::read(&job).unwrap();
+    let o = run(tidemark().arg("validate").arg(&job));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert!(stderr_text(&o).contains("job file"), "{}", stderr_text(&o));
+    let o = run(tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert_eq!(
+        std::fs::read(&job).unwrap(),
+        before,
+        "the job file was overwritten"
+    );
+
+    // A link to the job file.
+    let d = tempfile::tempdir().unwrap();
+    let (job, _, _) = small_job(d.path(), "out/j.jsonl");
+    let before = std::fs::read(&job).unwrap();
+    std::fs::create_dir_all(d.path().join("out")).unwrap();
+    std::os::unix::fs::symlink(&job, d.path().join("out/j.jsonl")).unwrap();
+    let o = run(tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
+    assert!(stderr_text(&o).contains("job file"), "{}", stderr_text(&o));
+    assert_eq!(
+        std::fs::read(&job).unwrap(),
+        before,
+        "the job file was overwritten"
+    );
+
+    // Inside the state folder (another job's checkpoint, say).
+    let d = tempfile::tempdir().unwrap();
+    let (job, _, _) = small_job(d.path(), "state/other/checkpoint");
+    std::fs::create_dir_all(d.path().join("state/other")).unwrap();
+    std::fs::write(d.path().join("state/other/checkpoint"), b"not yours").unwrap();
+    let o = run(tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite", "--state-dir"])
+        .arg(d.path().join("state")));
+    let err = stderr_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("state folder"), "{err}");
+    assert_eq!(
+        std::fs::read(d.path().join("state/other/checkpoint")).unwrap(),
+        b"not yours"
+    );
+}
+
+#[test]
+fn run_does_not_clobber_an_existing_file_without_overwrite() {
+    let d = tempfile::tempdir().unwrap();
+    let (job, _, _) = small_job(d.path(), "report.txt");
+    let precious = d.path().join("report.txt");
+    std::fs::write(&precious, "my notes\n").unwrap();
+    let o = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = stderr_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert!(err.contains("--overwrite"), "hint: {err}");
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "my notes\n");
+    // With a state folder too: no checkpoint names the file as this job's output.
+    let o = run(tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--state-dir"])
+        .arg(d.path().join("state")));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr_text(&o));
+    assert_eq!(std::fs::read_to_string(&precious).unwrap(), "my notes\n");
+    // An empty file is not clobbered by writing it; --overwrite replaces a full one.
+    let o = run(tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite"]));
+    assert!(o.status.success(), "{}", stderr_text(&o));
+    let text = std::fs::read_to_string(&precious).unwrap();
+    assert!(
+        text.starts_with("{\"start\":\"2026-11-20T10:00:00Z\""),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 2, "{text}");
+}
+
+#[test]
+fn demo_overwrites_only_a_folder_it_made_itself() {
+    // A folder holding someone else's nginx.toml: refused, nothing touched.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("nginx.toml"), "mine\n").unwrap();
+    let o = run(tidemark().args(["demo", "--dir"]).arg(d.path()));
+    let err = stderr_text(&o);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("nginx.toml"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("nginx.toml")).unwrap(),
+        "mine\n"
+    );
+    assert!(!d.path().join("sample").exists());
+    // Its own folder: run again, same output.
+    let d = tempfile::tempdir().unwrap();
+    demo(d.path(), 1);
+    let first = std::fs::read(d.path().join("out/nginx.jsonl")).unwrap();
+    demo(d.path(), 2);
+    assert!(std::fs::read(d.path().join("out/nginx.jsonl")).unwrap() == first);
 }

@@ -461,9 +461,15 @@ fn replay_of_an_inner_range_equals_the_live_windows_byte_for_byte() {
     );
     let seg = ["--segment-bytes", "16384", "--progress", "none"];
     let (out1, out2) = (f.path("w1.jsonl"), f.path("w2.jsonl"));
-    // --output replaces whatever was there.
+    // --output replaces whatever was there, with --overwrite.
     std::fs::write(&out1, "stale\n".repeat(100_000)).unwrap();
-    let err1 = replay_ok(&f.job, from, to, &out1, &[&["-w", "1"][..], &seg].concat());
+    let err1 = replay_ok(
+        &f.job,
+        from,
+        to,
+        &out1,
+        &[&["-w", "1", "--overwrite"][..], &seg].concat(),
+    );
     let err2 = replay_ok(&f.job, from, to, &out2, &[&["-w", "2"][..], &seg].concat());
     // Many segments, so cuts fall inside files and windows.
     assert!(plan_line(&err1).segments >= 10, "{err1}");
@@ -548,7 +554,15 @@ fn archived_files_are_read_and_the_result_equals_the_live_run_before_archiving()
             from,
             to,
             &out,
-            &["-w", "2", "--segment-bytes", "20000", "--progress", "none"],
+            &[
+                "-w",
+                "2",
+                "--segment-bytes",
+                "20000",
+                "--progress",
+                "none",
+                "--overwrite",
+            ],
         );
         assert_same_bytes(
             &format!("with the archive, {from} .. {to}"),
@@ -1095,7 +1109,15 @@ fn replay_equals_live_on_awkward_input_and_tiny_segments() {
         for w in ["1", "3"] {
             let out = f.path("x.jsonl");
             // Segments of a few lines each: cuts everywhere.
-            let args = ["-w", w, "--segment-bytes", "300", "--progress", "none"];
+            let args = [
+                "-w",
+                w,
+                "--segment-bytes",
+                "300",
+                "--progress",
+                "none",
+                "--overwrite",
+            ];
             let err = replay_ok(&f.job, from, to, &out, &args);
             assert_same_bytes(
                 &format!("{from} .. {to} -w {w}"),
@@ -1105,4 +1127,68 @@ fn replay_equals_live_on_awkward_input_and_tiny_segments() {
             assert_eq!(summary_count(&err, "late lines (dropped)"), 0, "{err}");
         }
     }
+}
+
+// ---- no clobbered file (issue 10 §4) ---------------------------------------------
+
+#[test]
+fn replay_output_onto_the_job_file_is_refused_and_the_job_kept() {
+    let f = Fixture::new(Spec {
+        minutes: 4,
+        ..THREE_HOSTS
+    });
+    let (from, to) = ("2026-11-20T10:01:00Z", "2026-11-20T10:03:00Z");
+    let before = std::fs::read(&f.job).unwrap();
+    for extra in [&[][..], &["--overwrite"][..]] {
+        let o = replay_cmd(
+            &f.job,
+            from,
+            to,
+            &[&["--progress", "none"][..], extra].concat(),
+        )
+        .arg("--output")
+        .arg(&f.job)
+        .output()
+        .unwrap();
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains("job file"), "{err}");
+        assert_eq!(
+            std::fs::read(&f.job).unwrap(),
+            before,
+            "the job file was overwritten"
+        );
+    }
+}
+
+#[test]
+fn replay_does_not_clobber_an_existing_output_without_overwrite() {
+    let f = Fixture::new(Spec {
+        minutes: 4,
+        ..THREE_HOSTS
+    });
+    let (from, to) = ("2026-11-20T10:01:00Z", "2026-11-20T10:03:00Z");
+    let out = f.path("notes.txt");
+    std::fs::write(&out, "my notes\n").unwrap();
+    let o = replay_cmd(&f.job, from, to, &["--progress", "none"])
+        .arg("--output")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--overwrite"), "hint: {err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "my notes\n");
+    replay_ok(
+        &f.job,
+        from,
+        to,
+        &out,
+        &["--progress", "none", "--overwrite"],
+    );
+    assert_same_bytes(
+        "overwritten",
+        &std::fs::read(&out).unwrap(),
+        &f.live_range(from, to),
+    );
 }

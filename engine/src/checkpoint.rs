@@ -14,9 +14,16 @@
 //!   [`CheckpointStore::load`] tell a first run (start from the beginning) from a
 //!   state folder whose checkpoint was lost (an error: starting over silently
 //!   would re-ingest everything and duplicate the output).
+//!
+//! Each checkpoint also records what its windows mean ([`Semantics`]: window size,
+//! metrics, rules, parsing…) and, for each file sink, which file it wrote
+//! ((device, inode)). A store made with [`CheckpointStore::for_job`] refuses to
+//! resume a job whose semantics differ, and the sinks refuse to cut back a file
+//! that is not the one the checkpoint names.
 
 pub mod format;
 pub mod fs;
+pub mod semantics;
 
 use std::fmt;
 use std::io::{self, ErrorKind, Write};
@@ -29,6 +36,7 @@ use tidemark_sources::tail::Position;
 
 pub use format::Damage;
 pub use fs::{CheckpointFile, CheckpointFs, RealFs};
+pub use semantics::{Change, Semantics};
 
 /// File names inside a job's state folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
@@ -42,6 +50,14 @@ const CHOICES: &str = "tidemark will not silently start over. Re-run with \
     rewritten), or with `--reset-checkpoint=end` to skip to the end of each file (lines \
     not yet processed are lost)";
 
+/// What the user can do about a job whose semantics changed since its checkpoint.
+const SEMANTICS_CHOICES: &str = "Resuming would lose the lines of the window open at the \
+    checkpoint or change what the output means from there on. Go back to the previous \
+    settings, or re-run with `--reset-checkpoint=beginning` to recompute every window with \
+    the new ones (the output is rewritten), or with `--reset-checkpoint=end` to keep the \
+    output and start at the end of each file (lines not yet processed are lost). In a \
+    cluster, stop the job (its checkpoint is forgotten) and submit it again";
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Checkpoint {
     pub job: String,
@@ -50,6 +66,10 @@ pub struct Checkpoint {
     pub sinks: Vec<SinkCommit>,
     pub groups: Vec<GroupCheckpoint>,
     pub written_unix_ms: i64,
+    /// What the windows mean: the job's settings that decide what a window holds.
+    /// `None` only in checkpoints written before fingerprints existed (format 1).
+    #[serde(default)]
+    pub semantics: Option<Semantics>,
 }
 
 /// How much of one sink's output is committed: on restart the sink is truncated
@@ -59,6 +79,28 @@ pub struct Checkpoint {
 pub struct SinkCommit {
     pub path: PathBuf,
     pub committed_len: u64,
+    /// The file the sink wrote: only this file is ever cut back. `None` in
+    /// checkpoints written before identities were recorded (format 1).
+    #[serde(default)]
+    pub file: Option<FileIdentity>,
+}
+
+/// A file's identity on its filesystem: the same file under any path (and not
+/// another file put at the same path).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileIdentity {
+    pub fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        use std::os::unix::fs::MetadataExt;
+        FileIdentity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        }
+    }
 }
 
 /// Where one file group resumes.
@@ -138,6 +180,16 @@ pub enum CheckpointError {
         found: String,
         expected: String,
     },
+    #[error(
+        "checkpoint {} was written by job {job:?} with other settings: {}. {SEMANTICS_CHOICES}.",
+        path.display(),
+        changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
+    )]
+    SemanticsChanged {
+        path: PathBuf,
+        job: String,
+        changes: Vec<Change>,
+    },
     #[error("cannot encode the checkpoint of job {job:?}: {source}")]
     Encode {
         job: String,
@@ -150,7 +202,9 @@ impl CheckpointError {
     pub fn needs_reset_choice(&self) -> bool {
         matches!(
             self,
-            CheckpointError::Damaged { .. } | CheckpointError::Missing { .. }
+            CheckpointError::Damaged { .. }
+                | CheckpointError::Missing { .. }
+                | CheckpointError::SemanticsChanged { .. }
         )
     }
 }
@@ -165,6 +219,9 @@ pub struct CheckpointStore {
     fs: Box<dyn CheckpointFs>,
     /// The marker is known to exist, so saves need not write it again.
     marked: bool,
+    /// The job's semantics: stamped on every save, and a loaded checkpoint with
+    /// other semantics is refused. `None`: not checked (a store opened by name).
+    semantics: Option<Semantics>,
 }
 
 impl fmt::Debug for CheckpointStore {
@@ -181,6 +238,24 @@ impl CheckpointStore {
     /// `dir` = the job's state folder (created if missing).
     pub fn open(dir: &Path, job: &str) -> Result<CheckpointStore, CheckpointError> {
         CheckpointStore::open_with_fs(dir, job, Box::new(RealFs))
+    }
+
+    /// The store of `job`: like [`CheckpointStore::open`], and every checkpoint it
+    /// saves records the job's [`Semantics`]; [`CheckpointStore::load`] refuses one
+    /// written with other semantics. `tidemark run` and every cluster member load
+    /// checkpoints through this.
+    pub fn for_job(
+        dir: &Path,
+        job: &tidemark_jobs::Job,
+    ) -> Result<CheckpointStore, CheckpointError> {
+        let mut store = CheckpointStore::open(dir, &job.name)?;
+        store.semantics = Some(Semantics::of(job));
+        Ok(store)
+    }
+
+    /// The semantics this store checks and stamps, if any.
+    pub fn semantics(&self) -> Option<&Semantics> {
+        self.semantics.as_ref()
     }
 
     /// Like [`CheckpointStore::open`], with the filesystem operations of saves and
@@ -203,6 +278,7 @@ impl CheckpointStore {
             marker: dir.join(MARKER_FILE),
             fs,
             marked: false,
+            semantics: None,
         };
         // A temp file left by a crash mid-save is never a valid checkpoint (the
         // rename did not happen); removing it keeps the folder tidy.
@@ -226,6 +302,10 @@ impl CheckpointStore {
     /// Ok(None) = first run (no state yet). A used state folder without a
     /// checkpoint, or a damaged checkpoint, is an error that names the file, what is
     /// wrong, and the `--reset-checkpoint` choices: never a silent start-over.
+    /// So is, for a store made with [`CheckpointStore::for_job`], a checkpoint whose
+    /// semantics differ from the job's (naming each setting that changed). One
+    /// without semantics (written before they were recorded) loads: the caller
+    /// warns, and the next save records them.
     pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         let bytes = match self.fs.read(&self.path) {
             Ok(b) => b,
@@ -259,6 +339,16 @@ impl CheckpointStore {
                 expected: self.job.clone(),
             });
         }
+        if let (Some(old), Some(now)) = (&cp.semantics, &self.semantics) {
+            let changes = old.changes(now);
+            if !changes.is_empty() {
+                return Err(CheckpointError::SemanticsChanged {
+                    path: self.path.clone(),
+                    job: cp.job,
+                    changes,
+                });
+            }
+        }
         Ok(Some(cp))
     }
 
@@ -273,6 +363,17 @@ impl CheckpointStore {
                 expected: self.job.clone(),
             });
         }
+        let stamped;
+        let cp = match &self.semantics {
+            Some(s) if cp.semantics.as_ref() != Some(s) => {
+                stamped = Checkpoint {
+                    semantics: Some(s.clone()),
+                    ..cp.clone()
+                };
+                &stamped
+            }
+            _ => cp,
+        };
         let bytes = format::encode(cp).map_err(|source| CheckpointError::Encode {
             job: self.job.clone(),
             source,

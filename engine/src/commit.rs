@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, GroupCheckpoint};
 use crate::operators::collect::WindowOutput;
+use crate::resume::Resume;
 use crate::resume::ResumeBoard;
 use crate::stats::SharedStats;
 use crate::time::EventMs;
@@ -49,6 +50,32 @@ impl Committer {
         }
     }
 
+    /// Records the outputs just opened, before any window is written: a checkpoint
+    /// at the frontier this run starts from, with `groups` (the resume points it
+    /// starts from) and each file sink's identity and length. So from its creation
+    /// on, every output file is named by a checkpoint: a crash before the first
+    /// regular checkpoint finds it cut back to what the checkpoint says, rather
+    /// than an unknown file a restart would refuse to touch.
+    pub fn record_start(
+        &mut self,
+        sinks: &mut dyn WindowOutput,
+        groups: Vec<GroupCheckpoint>,
+    ) -> Result<(), String> {
+        let cp = Checkpoint {
+            job: self.job.clone(),
+            frontier_ms: self.floor,
+            sinks: sinks.sync()?,
+            groups,
+            written_unix_ms: unix_ms_now(),
+            semantics: None, // stamped by the store
+        };
+        self.store.save(&cp).map_err(|e| e.to_string())?;
+        if let Ok(mut s) = self.stats.lock() {
+            s.checkpoints_written += 1;
+        }
+        Ok(())
+    }
+
     /// Commits if windows below `frontier_ms` are newly complete and the interval
     /// has passed, or always when `force` (end of input, clean stop). Returns how
     /// long until a deferred commit falls due: the caller must come back then, or
@@ -82,6 +109,7 @@ impl Committer {
             sinks: commits,
             groups: group_checkpoints(&self.board, frontier_ms),
             written_unix_ms: unix_ms_now(),
+            semantics: None, // stamped by the store
         };
         self.store.save(&cp).map_err(|e| e.to_string())?;
         self.board.set_committed(frontier_ms);
@@ -92,6 +120,23 @@ impl Committer {
         }
         Ok(None)
     }
+}
+
+/// Resume points (by live path) as a checkpoint's groups, sorted by live path.
+pub(crate) fn groups_of(
+    resume: &std::collections::HashMap<std::path::PathBuf, Resume>,
+) -> Vec<GroupCheckpoint> {
+    let mut groups: Vec<GroupCheckpoint> = resume
+        .iter()
+        .map(|(live, r)| GroupCheckpoint {
+            live: live.clone(),
+            resume: r.position.clone(),
+            max_seen_ms: r.max_seen_ms,
+            floor_ms: r.floor_ms,
+        })
+        .collect();
+    groups.sort_by(|a, b| a.live.cmp(&b.live));
+    groups
 }
 
 /// Every published group's resume point for a committed `frontier_ms`.

@@ -14,6 +14,7 @@ pub mod group;
 pub mod groupset;
 pub mod install;
 pub mod operators;
+pub mod output_guard;
 pub mod plan;
 pub mod replay;
 pub mod resume;
@@ -26,6 +27,8 @@ pub mod watcher;
 
 pub use install::{install_job, JobHandle};
 pub use operators::collect::WindowOutput;
-pub use run::{fixed_output, run_job, OutputFactory, OutputStart, RunOptions, RunOutcome};
+pub use run::{
+    fixed_output, run_job, run_job_file, OutputFactory, OutputStart, RunOptions, RunOutcome,
+};
 pub use series::{ClosedWindow, Origin, Series, Value};
 pub use stats::JobStats;

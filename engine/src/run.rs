@@ -36,9 +36,16 @@ pub struct RunOptions {
 /// How the sinks start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputStart {
-    /// No previous state: create the outputs afresh.
+    /// No previous state: create the outputs. A non-empty file already at a sink
+    /// path is not this job's output (no checkpoint names it): it is refused unless
+    /// the user asked to overwrite it.
     Fresh,
-    /// Cut each file sink back to its committed length and append from there.
+    /// `--reset-checkpoint=beginning`: the user chose to rewrite the outputs, so
+    /// what is at the sink paths is replaced.
+    Rewrite,
+    /// Cut each file sink back to its committed length and append from there; only
+    /// a file the checkpoint names by identity is ever cut. A sink the checkpoint
+    /// does not name starts as under `Fresh`.
     Resume(Vec<SinkCommit>),
     /// Keep what is there and append (after `--reset-checkpoint=end`).
     Append,
@@ -66,6 +73,16 @@ pub fn run_job(
     opts: RunOptions,
     make_output: OutputFactory,
 ) -> Result<RunOutcome, EngineError> {
+    run_job_file(job, None, opts, make_output)
+}
+
+/// [`run_job`] for a job read from `job_file`: no sink may write over that file.
+pub fn run_job_file(
+    job: &Job,
+    job_file: Option<PathBuf>,
+    opts: RunOptions,
+    make_output: OutputFactory,
+) -> Result<RunOutcome, EngineError> {
     let workers = opts.workers.max(1);
     let setup = Arc::new(JobSetup::prepare(
         job,
@@ -76,6 +93,7 @@ pub fn run_job(
             checkpoint_interval: opts.checkpoint_interval,
             stats: opts.stats,
             stop: opts.stop,
+            job_file,
             first_worker: 0,
             workers,
             role: StateRole::Owner { expect: None },
@@ -151,7 +169,7 @@ pub(crate) fn prepare_state(
     reset: Option<ResetChoice>,
 ) -> Result<(Option<CheckpointStore>, ResumePlan, OutputStart), EngineError> {
     let ck = |e: crate::checkpoint::CheckpointError| EngineError::Checkpoint(e.to_string());
-    let mut store = CheckpointStore::open(dir, &job.name).map_err(ck)?;
+    let mut store = CheckpointStore::for_job(dir, job).map_err(ck)?;
     match reset {
         Some(choice) => {
             store.reset().map_err(ck)?;
@@ -168,7 +186,7 @@ pub(crate) fn prepare_state(
                         checkpointing: true,
                         ..ResumePlan::default()
                     },
-                    OutputStart::Fresh,
+                    OutputStart::Rewrite,
                 ),
                 ResetChoice::End => (
                     ResumePlan {
@@ -198,6 +216,12 @@ pub(crate) fn prepare_state(
                         cp.job,
                         job.name
                     )));
+                }
+                if cp.semantics.is_none() {
+                    tracing::warn!(
+                        "{} was written by an older tidemark and does not record the job's settings (window size, metrics, rules, parsing), so this run cannot check that they are unchanged; if they changed, stop and re-run with --reset-checkpoint. The next checkpoint records them",
+                        store.path().display()
+                    );
                 }
                 let groups = resume_groups(cp.groups);
                 tracing::info!(

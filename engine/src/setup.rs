@@ -14,11 +14,12 @@ use tidemark_jobs::Job;
 use tidemark_sources::file::FileGroup;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, ResetChoice};
-use crate::commit::{group_checkpoints, unix_ms_now, Committer};
+use crate::commit::{group_checkpoints, groups_of, unix_ms_now, Committer};
 use crate::groupset::{balance, initial_groups};
 use crate::install::{EngineError, InstallContext, ResumePlan, StartAt};
 use crate::operators::collect::{Collector, OutputError};
 use crate::operators::source::{Poke, PokeBoard};
+use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
 use crate::run::{format_ms, lock_state, prepare_state, resume_groups, OutputFactory, OutputStart};
 use crate::stats::{JobStats, SharedStats};
@@ -35,6 +36,8 @@ pub struct SetupOptions {
     pub checkpoint_interval: Duration,
     pub stats: Option<SharedStats>,
     pub stop: Arc<AtomicBool>,
+    /// The job file, if the job came from one: no sink may write over it.
+    pub job_file: Option<PathBuf>,
     /// This process's workers: global indices `first_worker..first_worker + workers`.
     pub first_worker: usize,
     pub workers: usize,
@@ -121,6 +124,23 @@ impl JobSetup {
         };
         let resumed = matches!(start, OutputStart::Resume(_));
         let groups = initial_groups(job, &plan)?;
+        if make_output.is_some() {
+            // Before any sink is opened: a sink path that is one of the job's
+            // inputs, its job file or its state would be destroyed by the open.
+            let mut protected = Protected::default();
+            protected.inputs(job, &groups);
+            if let Some(file) = &opts.job_file {
+                protected.file(file, "the job file");
+            }
+            if let Some(dir) = &opts.state_dir {
+                protected.folder(dir, "the state folder (--state-dir)");
+            }
+            // `tidemark run` checked this before starting (exit 2); here it holds
+            // for a cluster's jobs too, with the groups this run will read.
+            protected
+                .check(job)
+                .map_err(|e| EngineError::Output(e.to_string()))?;
+        }
         let workers = opts.workers.max(1);
         let owners = balance(&groups, workers)
             .into_iter()
@@ -141,8 +161,8 @@ impl JobSetup {
         }
         let collector = match make_output {
             Some(make) => {
-                let output = make(&start).map_err(EngineError::Output)?;
-                let committer = store.map(|s| {
+                let mut output = make(&start).map_err(EngineError::Output)?;
+                let mut committer = store.map(|s| {
                     Committer::new(
                         s,
                         board.clone(),
@@ -152,6 +172,12 @@ impl JobSetup {
                         stats.clone(),
                     )
                 });
+                // After `--reset-checkpoint=end` there are no resume points yet
+                // to record: the first regular checkpoint names the outputs.
+                if let (Some(c), false) = (&mut committer, start == OutputStart::Append) {
+                    c.record_start(&mut *output, groups_of(&plan.groups))
+                        .map_err(EngineError::Checkpoint)?;
+                }
                 Some(Collector { output, committer })
             }
             None => None,
@@ -202,6 +228,7 @@ impl JobSetup {
             sinks: Vec::new(),
             groups: group_checkpoints(&self.board, frontier_ms),
             written_unix_ms: unix_ms_now(),
+            semantics: None, // stamped by the store
         };
         store
             .lock()
@@ -252,7 +279,7 @@ fn prepare_member_state(
     committed: Option<EventMs>,
 ) -> Result<(CheckpointStore, ResumePlan), EngineError> {
     let ck = |e: crate::checkpoint::CheckpointError| EngineError::Checkpoint(e.to_string());
-    let mut store = CheckpointStore::open(dir, &job.name).map_err(ck)?;
+    let mut store = CheckpointStore::for_job(dir, job).map_err(ck)?;
     let from_start = ResumePlan {
         skip_below: committed.unwrap_or(EventMs::MIN),
         start_at: StartAt::Beginning,
@@ -338,6 +365,7 @@ expr = "sum(reqs)"
                     floor_ms: None,
                 }],
                 written_unix_ms: 0,
+                semantics: None,
             })
             .unwrap();
     }
@@ -379,5 +407,56 @@ expr = "sum(reqs)"
         let (_, plan) = prepare_member_state(d.path(), &job(), Some(60_000)).unwrap();
         assert!(plan.groups.is_empty());
         assert_eq!(plan.skip_below, 60_000);
+    }
+
+    /// A sink that says it wrote file (1, 2), for the checkpoint to record.
+    struct Named;
+
+    impl crate::operators::collect::WindowOutput for Named {
+        fn window(&mut self, _: &crate::series::ClosedWindow) -> Result<(), String> {
+            Ok(())
+        }
+        fn sync(&mut self) -> Result<Vec<crate::checkpoint::SinkCommit>, String> {
+            Ok(vec![crate::checkpoint::SinkCommit {
+                path: "/out/j.jsonl".into(),
+                committed_len: 0,
+                file: Some(crate::checkpoint::FileIdentity { dev: 1, ino: 2 }),
+            }])
+        }
+    }
+
+    #[test]
+    fn the_outputs_are_named_by_a_checkpoint_before_any_window_is_written() {
+        // Otherwise a crash before the first regular checkpoint leaves an output
+        // no checkpoint names, which the restart must refuse to touch.
+        let d = tempfile::tempdir().unwrap();
+        let _setup = JobSetup::prepare(
+            &job(),
+            SetupOptions {
+                follow: false,
+                state_dir: Some(d.path().to_path_buf()),
+                reset: None,
+                checkpoint_interval: Duration::from_secs(1),
+                stats: None,
+                stop: Arc::new(AtomicBool::new(false)),
+                job_file: None,
+                first_worker: 0,
+                workers: 1,
+                role: StateRole::Owner { expect: None },
+            },
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        let cp = CheckpointStore::for_job(&d.path().join("j"), &job())
+            .unwrap()
+            .load()
+            .unwrap()
+            .expect("a checkpoint at start");
+        assert_eq!(cp.frontier_ms, EventMs::MIN);
+        assert_eq!(
+            cp.sinks[0].file,
+            Some(crate::checkpoint::FileIdentity { dev: 1, ino: 2 })
+        );
+        assert!(cp.semantics.is_some());
     }
 }

@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tidemark_engine::checkpoint::{
     Checkpoint, CheckpointError, CheckpointFile, CheckpointFs, CheckpointStore, Damage,
-    GroupCheckpoint, RealFs, ResetChoice, SinkCommit, CHECKPOINT_FILE, MARKER_FILE, TEMP_FILE,
+    FileIdentity, GroupCheckpoint, RealFs, ResetChoice, SinkCommit, CHECKPOINT_FILE, MARKER_FILE,
+    TEMP_FILE,
 };
 use tidemark_sources::tail::{FileId, Position};
 
@@ -21,6 +22,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
         sinks: vec![SinkCommit {
             path: "/out/nginx.jsonl".into(),
             committed_len: 12_345,
+            file: Some(FileIdentity { dev: 2049, ino: 77 }),
         }],
         groups: vec![
             GroupCheckpoint {
@@ -47,6 +49,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
             },
         ],
         written_unix_ms: 1_790_000_000_000,
+        semantics: None,
     }
 }
 
@@ -414,4 +417,95 @@ fn disk_full_on_the_first_save_is_still_a_first_run() {
     // beginning (and rewriting the output) is correct, not a silent re-ingest.
     assert_eq!(store.load().unwrap(), None);
     assert!(entries(tmp.path()).is_empty());
+}
+
+// ---- semantics fingerprint (issue 10 §2b) -------------------------------------
+
+fn nginx_job(window: &str) -> tidemark_jobs::Job {
+    let text = format!(
+        r#"name = "nginx"
+[source]
+kind = "file"
+include = ["/var/log/nginx/*/access.log"]
+[parse]
+format = "nginx"
+[window]
+size = "{window}"
+[[metric]]
+name = "reqs"
+kind = "counter"
+labels = ["status"]
+[[rule]]
+record = "status:reqs"
+expr = "sum by (status) (reqs)"
+"#
+    );
+    tidemark_jobs::from_str(&text, "nginx.toml", Path::new("/")).unwrap()
+}
+
+#[test]
+fn a_checkpoint_of_other_semantics_is_refused_naming_what_changed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = CheckpointStore::for_job(tmp.path(), &nginx_job("1m")).unwrap();
+    store.save(&sample(60_000)).unwrap();
+    // The store stamps its job's semantics on every save.
+    let loaded = store.load().unwrap().unwrap();
+    assert_eq!(loaded.semantics.as_ref(), store.semantics());
+    assert_eq!(
+        CheckpointStore::for_job(tmp.path(), &nginx_job("60s"))
+            .unwrap()
+            .load()
+            .unwrap(),
+        Some(loaded),
+        "the same window, spelled differently"
+    );
+    let err = CheckpointStore::for_job(tmp.path(), &nginx_job("5m"))
+        .unwrap()
+        .load()
+        .unwrap_err();
+    assert!(
+        matches!(err, CheckpointError::SemanticsChanged { .. }),
+        "{err}"
+    );
+    assert_clear_reset_error(&err, store.path(), "window.size was 1m, is now 5m");
+    // A store opened by name only (no job) does not judge.
+    assert!(CheckpointStore::open(tmp.path(), "nginx")
+        .unwrap()
+        .load()
+        .is_ok());
+}
+
+#[test]
+fn a_checkpoint_from_before_fingerprints_loads_and_the_next_save_records_them() {
+    // Format 1, as the previous release wrote it: no semantics, no sink identity.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut v1: serde_json::Value = serde_json::to_value(sample(60_000)).unwrap();
+    v1.as_object_mut().unwrap().remove("semantics");
+    v1["sinks"][0].as_object_mut().unwrap().remove("file");
+    let mut payload = serde_json::to_vec_pretty(&v1).unwrap();
+    payload.push(b'\n');
+    let mut bytes = b"TDMKCKPT".to_vec();
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    bytes.extend_from_slice(&payload);
+    fs::write(tmp.path().join(CHECKPOINT_FILE), &bytes).unwrap();
+
+    let mut store = CheckpointStore::for_job(tmp.path(), &nginx_job("5m")).unwrap();
+    let old = store
+        .load()
+        .unwrap()
+        .expect("a format 1 checkpoint still loads");
+    assert_eq!(old.semantics, None);
+    assert_eq!(old.sinks[0].file, None);
+    assert_eq!(old.frontier_ms, 60_000);
+    store.save(&old).unwrap();
+    let bytes = fs::read(store.path()).unwrap();
+    assert_eq!(bytes[8..12], 2u32.to_le_bytes(), "saved as format 2");
+    assert!(store.load().unwrap().unwrap().semantics.is_some());
+    // From now on a change is caught.
+    assert!(CheckpointStore::for_job(tmp.path(), &nginx_job("1m"))
+        .unwrap()
+        .load()
+        .is_err());
 }

@@ -65,7 +65,8 @@ pub fn load_with_env(path: &Path, env: &Env) -> Result<Job, Diagnostics> {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
-    from_str_with_env(&text, &display, &base_dir, env)
+    let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    validate_text(&text, &display, &base_dir, env, Some(&file))
 }
 
 /// Validates job file text. `display_path` is how diagnostics name the file;
@@ -82,6 +83,18 @@ pub fn from_str_with_env(
     display_path: &str,
     base_dir: &Path,
     env: &Env,
+) -> Result<Job, Diagnostics> {
+    validate_text(text, display_path, base_dir, env, None)
+}
+
+/// [`from_str_with_env`] for the job file `job_file`, if it came from one (a sink
+/// must not write over it).
+pub(crate) fn validate_text(
+    text: &str,
+    display_path: &str,
+    base_dir: &Path,
+    env: &Env,
+    job_file: Option<&Path>,
 ) -> Result<Job, Diagnostics> {
     let mut r = Report::new(text, display_path);
     let Some(file) = syntax::parse_file(&mut r) else {
@@ -109,6 +122,9 @@ pub fn from_str_with_env(
     let (metrics, table) = metrics::check_metrics(&mut r, &file.metrics, &fields);
     let rules = rules::check_rules(&mut r, &file.rules, &table);
     let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), base_dir, env);
+    if let (Some(source), Some(sinks)) = (&source, &sinks) {
+        sinks::check_overlaps(&mut r, &file.sinks, sinks, source, job_file);
+    }
 
     let metrics: Option<Vec<_>> = metrics.into_iter().collect();
     let rules: Option<Vec<_>> = rules.into_iter().collect();

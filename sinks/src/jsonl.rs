@@ -1,23 +1,42 @@
 //! JSON Lines file sink: one record per series per window.
 //!
-//! Recovery: the file's length after a [`Sink::sync`] is the sink's commit point.
-//! A checkpoint stores it; on restart [`JsonlSink::open_at`] cuts the file back to
-//! it, dropping output of windows the checkpoint does not cover (they are
-//! recomputed and written again, identically).
+//! Recovery: the file's length after a [`Sink::sync`] is the sink's commit point,
+//! and its (device, inode) says which file that is. A checkpoint stores both; on
+//! restart [`JsonlSink::open_at`] cuts the file back to it, dropping output of
+//! windows the checkpoint does not cover (they are recomputed and written again,
+//! identically) — but only if the file at the path is the one the checkpoint
+//! names. A file the job did not write is never cut: [`JsonlSink::create`] refuses
+//! a non-empty one unless told to replace it, and [`JsonlSink::open_at`] refuses
+//! another file put at the path.
+//!
+//! Every open goes through [`crate::roots::OutputRoots`]: with roots (a cluster's
+//! `--output-root`), the file is opened only inside them.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use tidemark_engine::checkpoint::SinkCommit;
+use tidemark_engine::checkpoint::{FileIdentity, SinkCommit};
 use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
 use crate::format::{jsonl_record, rfc3339};
+use crate::roots::OutputRoots;
 use crate::{wanted, Sink, SinkError};
+
+/// What [`JsonlSink::create`] does with a non-empty file already at its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuse: it is not known to be this job's output (the default).
+    Refuse,
+    /// Replace it (`--overwrite`, `--reset-checkpoint=beginning`).
+    Replace,
+}
 
 pub struct JsonlSink {
     path: PathBuf,
+    /// The file written, whatever path reaches it.
+    id: FileIdentity,
     // No BufWriter: each window is rendered into `buf` and written with one
     // `write_all`, and a BufWriter would retry a failed write's leftovers when
     // dropped, appending past the point we report as written.
@@ -32,36 +51,71 @@ pub struct JsonlSink {
 }
 
 impl JsonlSink {
-    /// Creates (or truncates) `path`, making its folder if needed.
-    pub fn create(path: &Path, series: SeriesChoice) -> Result<JsonlSink, SinkError> {
-        make_parent(path)?;
-        let out = File::create(path).map_err(|e| io_err(path, e))?;
-        Ok(JsonlSink::new(path, out, series, 0))
+    /// Creates `path` (and its folder) for a fresh output. A non-empty file already
+    /// there is refused ([`SinkError::Exists`]) unless `existing` says to replace it;
+    /// an empty one is written.
+    pub fn create(
+        path: &Path,
+        series: SeriesChoice,
+        existing: Existing,
+        roots: &OutputRoots,
+    ) -> Result<JsonlSink, SinkError> {
+        let out = roots.open(path, true)?;
+        let meta = out.metadata().map_err(|e| io_err(path, e))?;
+        if meta.len() > 0 {
+            if existing == Existing::Refuse {
+                return Err(SinkError::Exists {
+                    path: path.to_path_buf(),
+                    len: meta.len(),
+                });
+            }
+            out.set_len(0).map_err(|e| io_err(path, e))?;
+        }
+        Ok(JsonlSink::new(
+            path,
+            out,
+            FileIdentity::of(&meta),
+            series,
+            0,
+        ))
     }
 
-    /// Opens the existing output `path`, truncates it to `committed_len` bytes (a
-    /// checkpoint's commit point) and appends from there.
+    /// Opens the existing output `path` named by a checkpoint's `commit`, truncates
+    /// it to `commit.committed_len` bytes and appends from there.
     ///
-    /// A missing file is created when `committed_len` is 0 (nothing was committed).
-    /// A file shorter than `committed_len` is an error: output the checkpoint says
-    /// is durable is gone, so appending would leave a hole.
+    /// A file other than the one the checkpoint names (another (device, inode)) is
+    /// refused and left as it is ([`SinkError::NotTheFile`]), unless it is empty
+    /// and nothing was committed. A missing file is created when nothing was
+    /// committed. A file shorter than its committed length is an error: output the
+    /// checkpoint says is durable is gone, so appending would leave a hole.
     pub fn open_at(
         path: &Path,
         series: SeriesChoice,
-        committed_len: u64,
+        commit: &SinkCommit,
+        roots: &OutputRoots,
     ) -> Result<JsonlSink, SinkError> {
-        make_parent(path)?;
-        let mut out = match OpenOptions::new().read(true).write(true).open(path) {
+        let committed_len = commit.committed_len;
+        let mut out = match roots.open(path, committed_len == 0) {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound && committed_len == 0 => {
-                File::create(path).map_err(|e| io_err(path, e))?
-            }
-            Err(e) if e.kind() == ErrorKind::NotFound => {
+            Err(SinkError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 return Err(damaged(path, 0, committed_len, "it no longer exists"))
             }
-            Err(e) => return Err(io_err(path, e)),
+            Err(e) => return Err(e),
         };
-        let actual = out.metadata().map_err(|e| io_err(path, e))?.len();
+        let meta = out.metadata().map_err(|e| io_err(path, e))?;
+        let id = FileIdentity::of(&meta);
+        match commit.file {
+            Some(named) if named != id && !(meta.len() == 0 && committed_len == 0) => {
+                return Err(SinkError::NotTheFile {
+                    path: path.to_path_buf(),
+                    named,
+                    found: id,
+                    len: meta.len(),
+                });
+            }
+            _ => {}
+        }
+        let actual = meta.len();
         if actual < committed_len {
             return Err(damaged(
                 path,
@@ -78,12 +132,33 @@ impl JsonlSink {
         }
         out.seek(SeekFrom::Start(committed_len))
             .map_err(|e| io_err(path, e))?;
-        Ok(JsonlSink::new(path, out, series, committed_len))
+        Ok(JsonlSink::new(path, out, id, series, committed_len))
     }
 
-    fn new(path: &Path, out: File, series: SeriesChoice, len: u64) -> JsonlSink {
+    /// Opens `path` to append to what is there (`--reset-checkpoint=end`: the
+    /// output is kept), creating it if missing.
+    pub fn append(
+        path: &Path,
+        series: SeriesChoice,
+        roots: &OutputRoots,
+    ) -> Result<JsonlSink, SinkError> {
+        let mut out = roots.open(path, true)?;
+        let meta = out.metadata().map_err(|e| io_err(path, e))?;
+        out.seek(SeekFrom::Start(meta.len()))
+            .map_err(|e| io_err(path, e))?;
+        Ok(JsonlSink::new(
+            path,
+            out,
+            FileIdentity::of(&meta),
+            series,
+            meta.len(),
+        ))
+    }
+
+    fn new(path: &Path, out: File, id: FileIdentity, series: SeriesChoice, len: u64) -> JsonlSink {
         JsonlSink {
             path: path.to_path_buf(),
+            id,
             out,
             series,
             buf: String::new(),
@@ -100,6 +175,11 @@ impl JsonlSink {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file written.
+    pub fn identity(&self) -> FileIdentity {
+        self.id
     }
 
     fn io_err(&self, e: io::Error) -> SinkError {
@@ -143,6 +223,7 @@ impl Sink for JsonlSink {
         Some(SinkCommit {
             path: self.path.clone(),
             committed_len: self.len,
+            file: Some(self.id),
         })
     }
 
@@ -152,15 +233,6 @@ impl Sink for JsonlSink {
 
     fn describe(&self) -> String {
         format!("jsonl {}", self.path.display())
-    }
-}
-
-fn make_parent(path: &Path) -> Result<(), SinkError> {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => {
-            std::fs::create_dir_all(dir).map_err(|e| io_err(path, e))
-        }
-        _ => Ok(()),
     }
 }
 
@@ -205,6 +277,20 @@ mod tests {
         }
     }
 
+    /// A fresh sink, as for a first run.
+    fn create(path: &Path, series: SeriesChoice) -> Result<JsonlSink, SinkError> {
+        JsonlSink::create(path, series, Existing::Refuse, &OutputRoots::any())
+    }
+
+    /// A commit point of a checkpoint that names no file (format 1).
+    fn unnamed(path: &Path, committed_len: u64) -> SinkCommit {
+        SinkCommit {
+            path: path.to_path_buf(),
+            committed_len,
+            file: None,
+        }
+    }
+
     fn write(sink: &mut JsonlSink, windows: std::ops::Range<i64>) {
         for m in windows {
             sink.write_window(&window(m, m as u64 * 10)).unwrap();
@@ -215,11 +301,11 @@ mod tests {
     fn rollback_then_rewrite_equals_an_uninterrupted_run() {
         let tmp = tempfile::tempdir().unwrap();
         let (whole, resumed) = (tmp.path().join("whole.jsonl"), tmp.path().join("r.jsonl"));
-        let mut a = JsonlSink::create(&whole, SeriesChoice::All).unwrap();
+        let mut a = create(&whole, SeriesChoice::All).unwrap();
         write(&mut a, 0..6);
         a.finish().unwrap();
 
-        let mut b = JsonlSink::create(&resumed, SeriesChoice::All).unwrap();
+        let mut b = create(&resumed, SeriesChoice::All).unwrap();
         write(&mut b, 0..3);
         b.sync().unwrap();
         let commit = b.commit_point().unwrap();
@@ -232,7 +318,8 @@ mod tests {
         write(&mut b, 3..5);
         drop(b);
 
-        let mut c = JsonlSink::open_at(&resumed, SeriesChoice::All, commit.committed_len).unwrap();
+        let mut c =
+            JsonlSink::open_at(&resumed, SeriesChoice::All, &commit, &OutputRoots::any()).unwrap();
         assert_eq!(c.committed_len(), commit.committed_len);
         write(&mut c, 3..6);
         c.finish().unwrap();
@@ -250,11 +337,12 @@ mod tests {
     fn open_at_the_current_length_appends() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("o.jsonl");
-        let mut a = JsonlSink::create(&p, SeriesChoice::All).unwrap();
+        let mut a = create(&p, SeriesChoice::All).unwrap();
         write(&mut a, 0..2);
-        let len = a.committed_len();
+        let commit = a.commit_point().unwrap();
         drop(a);
-        let mut b = JsonlSink::open_at(&p, SeriesChoice::All, len).unwrap();
+        let mut b =
+            JsonlSink::open_at(&p, SeriesChoice::All, &commit, &OutputRoots::any()).unwrap();
         write(&mut b, 2..3);
         b.finish().unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
@@ -267,10 +355,15 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("o.jsonl");
         std::fs::write(&p, b"{\"x\":1}\n").unwrap();
-        let msg = JsonlSink::open_at(&p, SeriesChoice::All, 100)
-            .err()
-            .expect("shorter output must be refused")
-            .to_string();
+        let msg = JsonlSink::open_at(
+            &p,
+            SeriesChoice::All,
+            &unnamed(&p, 100),
+            &OutputRoots::any(),
+        )
+        .err()
+        .expect("shorter output must be refused")
+        .to_string();
         assert!(msg.contains("damaged"), "{msg}");
         assert!(msg.contains("100 bytes"), "{msg}");
         assert!(msg.contains("has 8 bytes"), "{msg}");
@@ -279,10 +372,15 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"{\"x\":1}\n");
 
         let gone = tmp.path().join("gone.jsonl");
-        let msg = JsonlSink::open_at(&gone, SeriesChoice::All, 5)
-            .err()
-            .expect("missing committed output must be refused")
-            .to_string();
+        let msg = JsonlSink::open_at(
+            &gone,
+            SeriesChoice::All,
+            &unnamed(&gone, 5),
+            &OutputRoots::any(),
+        )
+        .err()
+        .expect("missing committed output must be refused")
+        .to_string();
         assert!(msg.contains("no longer exists"), "{msg}");
     }
 
@@ -290,7 +388,8 @@ mod tests {
     fn open_at_zero_creates_a_missing_file() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("sub/o.jsonl");
-        let mut s = JsonlSink::open_at(&p, SeriesChoice::All, 0).unwrap();
+        let mut s = JsonlSink::open_at(&p, SeriesChoice::All, &unnamed(&p, 0), &OutputRoots::any())
+            .unwrap();
         write(&mut s, 0..1);
         s.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 1);
@@ -300,10 +399,80 @@ mod tests {
     fn committed_len_counts_only_selected_series() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("o.jsonl");
-        let mut s = JsonlSink::create(&p, SeriesChoice::Hosts).unwrap();
+        let mut s = create(&p, SeriesChoice::Hosts).unwrap();
         write(&mut s, 0..3);
         s.sync().unwrap();
         assert_eq!(s.committed_len(), 0);
         assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
+    }
+}
+
+#[cfg(test)]
+mod clobber_tests {
+    use super::*;
+
+    fn roots() -> OutputRoots {
+        OutputRoots::any()
+    }
+
+    #[test]
+    fn a_fresh_sink_does_not_clobber_a_file_it_did_not_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("notes.txt");
+        std::fs::write(&p, b"my notes\n").unwrap();
+        let err = JsonlSink::create(&p, SeriesChoice::All, Existing::Refuse, &roots())
+            .err()
+            .expect("a non-empty file must be refused");
+        assert!(matches!(err, SinkError::Exists { len: 9, .. }), "{err}");
+        assert!(err.to_string().contains("--overwrite"), "{err}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"my notes\n");
+        // An empty file has nothing to lose; Replace is the user's --overwrite.
+        std::fs::write(&p, b"").unwrap();
+        JsonlSink::create(&p, SeriesChoice::All, Existing::Refuse, &roots()).unwrap();
+        std::fs::write(&p, b"my notes\n").unwrap();
+        let s = JsonlSink::create(&p, SeriesChoice::All, Existing::Replace, &roots()).unwrap();
+        assert_eq!(s.committed_len(), 0);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn a_checkpoint_cuts_back_only_the_file_it_names() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("o.jsonl");
+        let mut a = JsonlSink::create(&p, SeriesChoice::All, Existing::Refuse, &roots()).unwrap();
+        a.write_window(&tests_window()).unwrap();
+        a.sync().unwrap();
+        let commit = a.commit_point().unwrap();
+        assert_eq!(commit.file, Some(a.identity()));
+        drop(a);
+        // Another file moved into its place (longer than the commit point).
+        std::fs::rename(&p, tmp.path().join("mine.jsonl")).unwrap();
+        let other = "other\n".repeat(100);
+        std::fs::write(&p, &other).unwrap();
+        let err = JsonlSink::open_at(&p, SeriesChoice::All, &commit, &roots())
+            .err()
+            .expect("another file must be refused");
+        assert!(matches!(err, SinkError::NotTheFile { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("not the file"), "{msg}");
+        assert!(msg.contains("--reset-checkpoint=beginning"), "{msg}");
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), other, "cut");
+        // The named file, back at its path (a hard link is the same file): resumed.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::hard_link(tmp.path().join("mine.jsonl"), &p).unwrap();
+        JsonlSink::open_at(&p, SeriesChoice::All, &commit, &roots()).unwrap();
+    }
+
+    fn tests_window() -> ClosedWindow {
+        ClosedWindow {
+            start_ms: 0,
+            end_ms: 60_000,
+            series: vec![tidemark_engine::Series {
+                record: "r".into(),
+                labels: Vec::new(),
+                value: tidemark_engine::Value::Int(1),
+                origin: tidemark_engine::Origin::Rule,
+            }],
+        }
     }
 }

@@ -3,16 +3,18 @@
 
 pub mod format;
 pub mod jsonl;
+pub mod roots;
 pub mod table;
 
 use std::path::PathBuf;
 
 use thiserror::Error;
-use tidemark_engine::checkpoint::SinkCommit;
+use tidemark_engine::checkpoint::{FileIdentity, SinkCommit};
 use tidemark_engine::{ClosedWindow, Origin, OutputStart, Series, WindowOutput};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
-pub use jsonl::JsonlSink;
+pub use jsonl::{Existing, JsonlSink};
+pub use roots::OutputRoots;
 pub use table::TableSink;
 
 #[derive(Debug, Error)]
@@ -24,6 +26,44 @@ pub enum SinkError {
     },
     #[error("writing to standard output failed: {0}")]
     Stdout(String),
+    #[error(
+        "{} already exists ({len} bytes) and no checkpoint of this job names it as its \
+         output; tidemark does not overwrite a file it did not write. hint: move it away or \
+         give the sink another path; or, if it may go, re-run with --overwrite to replace it",
+        path.display()
+    )]
+    Exists { path: PathBuf, len: u64 },
+    #[error(
+        "{} is not the file this job's checkpoint names as its output (that one is \
+         (device, inode) ({}, {}), this one is ({}, {}) with {len} bytes): it was replaced, \
+         moved or restored after the checkpoint was written, and tidemark does not cut back \
+         a file it did not write. hint: put the job's own output back at this path; or move \
+         this file away and re-run with --reset-checkpoint=beginning to rewrite the output \
+         from the start",
+        path.display(), named.dev, named.ino, found.dev, found.ino
+    )]
+    NotTheFile {
+        path: PathBuf,
+        named: FileIdentity,
+        found: FileIdentity,
+        len: u64,
+    },
+    #[error(
+        "{}: not written: it resolves to {}, which is outside the folders this job may \
+         write in (--output-root {roots}); a symbolic link may not lead out of an output root",
+        path.display(), real.display()
+    )]
+    OutsideRoots {
+        path: PathBuf,
+        real: PathBuf,
+        roots: String,
+    },
+    #[error(
+        "{}: not written: it is a symbolic link, and a job with output roots \
+         (--output-root) opens only the file itself. hint: give the sink the real path",
+        path.display()
+    )]
+    Symlink { path: PathBuf },
 }
 
 pub trait Sink: Send {
@@ -62,26 +102,39 @@ pub struct Outputs {
 
 impl Outputs {
     /// Opens the job's sinks: fresh, cut back to a checkpoint's committed lengths,
-    /// or appending to what is there.
+    /// or appending to what is there. A non-empty file that no checkpoint names is
+    /// refused ([`SinkError::Exists`]); see [`Outputs::open_with`].
     pub fn open(job: &Job, start: &OutputStart) -> Result<Outputs, SinkError> {
+        Outputs::open_with(job, start, Existing::Refuse)
+    }
+
+    /// [`Outputs::open`], with what to do about a non-empty file at a new sink's
+    /// path: `Existing::Replace` for `--overwrite`. Sinks open inside the job's
+    /// output roots only ([`OutputRoots`]).
+    pub fn open_with(
+        job: &Job,
+        start: &OutputStart,
+        existing: Existing,
+    ) -> Result<Outputs, SinkError> {
+        let roots = OutputRoots::new(&job.output_roots);
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
         let mut files = Vec::new();
         for s in &job.sinks {
             match &s.kind {
                 SinkKind::Jsonl(path) => {
                     let sink = match start {
-                        OutputStart::Fresh => JsonlSink::create(path, s.series)?,
+                        OutputStart::Fresh => JsonlSink::create(path, s.series, existing, &roots)?,
+                        OutputStart::Rewrite => {
+                            JsonlSink::create(path, s.series, Existing::Replace, &roots)?
+                        }
                         OutputStart::Resume(commits) => {
                             match commits.iter().find(|c| &c.path == path) {
-                                Some(c) => JsonlSink::open_at(path, s.series, c.committed_len)?,
+                                Some(c) => JsonlSink::open_at(path, s.series, c, &roots)?,
                                 // A sink the checkpoint does not know is new to the job.
-                                None => JsonlSink::create(path, s.series)?,
+                                None => JsonlSink::create(path, s.series, existing, &roots)?,
                             }
                         }
-                        OutputStart::Append => {
-                            let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                            JsonlSink::open_at(path, s.series, len)?
-                        }
+                        OutputStart::Append => JsonlSink::append(path, s.series, &roots)?,
                     };
                     files.push(sink);
                 }
@@ -116,6 +169,7 @@ impl WindowOutput for Outputs {
             commits.push(SinkCommit {
                 path: f.path().to_path_buf(),
                 committed_len: f.committed_len(),
+                file: Some(f.identity()),
             });
         }
         Ok(commits)

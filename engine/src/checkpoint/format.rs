@@ -3,11 +3,15 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic  b"TDMKCKPT"
-//!      8     4  format version, u32 little-endian (currently 1)
+//!      8     4  format version, u32 little-endian (currently 2)
 //!     12     8  payload length in bytes, u64 little-endian
 //!     20     4  CRC-32 (IEEE) of the payload, u32 little-endian
 //!     24     n  payload: the Checkpoint as pretty-printed JSON plus a newline
 //! ```
+//!
+//! Version 2 added the job's semantics fingerprint and each sink file's identity
+//! (device, inode). Version 1 files are still read: both fields are then absent
+//! (`None`), and the next save writes version 2.
 //!
 //! JSON rather than bincode so an operator can look at it
 //! (`tail -c +25 STATE_DIR/checkpoint | jq .`); the header makes every kind of
@@ -19,7 +23,9 @@ use std::fmt;
 use super::Checkpoint;
 
 pub const MAGIC: [u8; 8] = *b"TDMKCKPT";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// Versions [`decode`] reads: the current one and those it can upgrade.
+pub const READABLE: std::ops::RangeInclusive<u32> = 1..=VERSION;
 pub const HEADER_LEN: usize = 24;
 
 /// What is wrong with a checkpoint file's bytes.
@@ -66,7 +72,9 @@ impl fmt::Display for Damage {
             Damage::UnsupportedVersion { found } => write!(
                 f,
                 "the file has checkpoint format version {found}, but this tidemark reads \
-                 version {VERSION} (was it written by a different tidemark release?)"
+                 versions {} to {} (was it written by a newer tidemark release?)",
+                READABLE.start(),
+                READABLE.end()
             ),
             Damage::TrailingBytes { extra } => write!(
                 f,
@@ -120,7 +128,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Damage> {
         });
     };
     let version = u32::from_le_bytes(field(header, 8));
-    if version != VERSION {
+    if !READABLE.contains(&version) {
         return Err(Damage::UnsupportedVersion { found: version });
     }
     let payload_len = u64::from_le_bytes(field(header, 12));

@@ -458,6 +458,8 @@ fn prepare(
             checkpoint_interval: shared.checkpoint_interval,
             stats: shared.registry.stats_of(name),
             stop: Arc::new(AtomicBool::new(false)),
+            // Submitted as text: the kept copy is outside the sinks' roots.
+            job_file: None,
             first_worker: shared.first_worker,
             workers: shared.workers,
             role,

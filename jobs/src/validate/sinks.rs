@@ -8,7 +8,7 @@ use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
 use super::source::{expand_path, resolve};
 use crate::env::Env;
-use crate::job::{SeriesChoice, Sink, SinkKind};
+use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
 const KINDS: &[&str] = &["jsonl", "stdout"];
@@ -142,4 +142,189 @@ pub fn check_sinks(
         }
     }
     ok.then_some(out)
+}
+
+/// Refuses a jsonl sink path that would destroy one of the job's inputs or its
+/// job file, as far as paths tell (the run checks real paths and file identities
+/// too): a path an `include` glob matches (the job would read its own output),
+/// one named like a rotated sibling (`NAME.1`, `NAME.2.gz`) of such a path, one an
+/// `archive` glob matches, or the job file's own path. `sinks` are the checked
+/// `file_sinks`, in the same order.
+pub fn check_overlaps(
+    r: &mut Report<'_>,
+    file_sinks: &[Spanned<SinkFile>],
+    sinks: &[Sink],
+    source: &Source,
+    job_file: Option<&Path>,
+) {
+    for (spanned, sink) in file_sinks.iter().zip(sinks) {
+        let (SinkKind::Jsonl(path), Some(p)) = (&sink.kind, &spanned.get_ref().path) else {
+            continue;
+        };
+        if let Some(what) = overlap(path, source, job_file) {
+            r.on(
+                p,
+                format!(
+                    "the sink path {} is {what}: writing there would destroy it",
+                    path.display()
+                ),
+                "give the sink a path of its own, one no `include` or `archive` glob matches, e.g. path = \"out/NAME.jsonl\"".to_string(),
+            );
+        }
+    }
+}
+
+/// Like discovery walks folders: `*` does not cross a `/`.
+const WALK: glob::MatchOptions = glob::MatchOptions {
+    case_sensitive: true,
+    require_literal_separator: true,
+    require_literal_leading_dot: false,
+};
+
+fn overlap(path: &Path, source: &Source, job_file: Option<&Path>) -> Option<String> {
+    let path = normalize(path);
+    if job_file.is_some_and(|f| normalize(f) == path) {
+        return Some("the job file itself".to_string());
+    }
+    // As discovery applies them: to the full path, with default options.
+    let excluded = |p: &Path| {
+        source
+            .exclude
+            .iter()
+            .any(|g| glob::Pattern::new(g).is_ok_and(|e| e.matches_path(p)))
+    };
+    let matches = |g: &str, p: &Path| {
+        glob::Pattern::new(g).is_ok_and(|pat| pat.matches_path_with(p, WALK)) && !excluded(p)
+    };
+    for g in &source.include {
+        if matches(g, &path) {
+            return Some(format!(
+                "an input file: the include glob {g:?} matches it, so the job would read its own output"
+            ));
+        }
+        if let Some(live) = rotated_base(&path).filter(|live| matches(g, live)) {
+            return Some(format!(
+                "an input file: it is named like a rotated sibling of {}, which the include glob {g:?} matches",
+                live.display()
+            ));
+        }
+    }
+    source
+        .archive
+        .iter()
+        .find(|g| matches(g, &path))
+        .map(|g| format!("an archived input file: the archive glob {g:?} matches it"))
+}
+
+/// `dir/NAME.3.gz` or `dir/NAME.3` → `dir/NAME`: the live file whose rotated
+/// sibling this name would be.
+fn rotated_base(path: &Path) -> Option<PathBuf> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".gz").unwrap_or(name);
+    let (base, digits) = stem.rsplit_once('.')?;
+    (!base.is_empty() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| path.with_file_name(base))
+}
+
+/// `p` without `.` components, `..` applied lexically.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    fn job(sink: &str, extra: &str) -> String {
+        format!(
+            r#"name = "j"
+[source]
+kind = "file"
+include = ["logs/*/access.log"]
+{extra}
+[parse]
+format = "nginx"
+[window]
+size = "1m"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "jsonl"
+path = "{sink}"
+series = "hosts"
+"#
+        )
+    }
+
+    fn errors(text: &str) -> String {
+        match crate::from_str(text, "j.toml", Path::new("/srv")) {
+            Ok(_) => String::new(),
+            Err(d) => d.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_sink_path_that_is_an_input_is_refused_by_validate() {
+        for (sink, extra, what) in [
+            ("logs/web-1/access.log", "", "include glob"),
+            ("./logs/web-1/../web-1/access.log", "", "include glob"),
+            (
+                "logs/web-1/access.log.1",
+                "",
+                "rotated sibling of /srv/logs/web-1/access.log",
+            ),
+            ("logs/web-1/access.log.3.gz", "", "rotated sibling"),
+            ("old/x.gz", "archive = [\"old/*.gz\"]", "archive glob"),
+        ] {
+            let err = errors(&job(sink, extra));
+            assert!(err.contains(what), "{sink}: {err}");
+            assert!(err.contains("j.toml:") && err.contains("hint:"), "{err}");
+        }
+        for (sink, extra) in [
+            ("out/access.log", ""),
+            ("logs/access.log", ""),
+            ("logs/web-1/access.log.jsonl", ""),
+            (
+                "logs/web-1/access.log.1",
+                "exclude = [\"/srv/logs/web-1/*\"]",
+            ),
+            ("old/x.jsonl", "archive = [\"old/*.gz\"]"),
+        ] {
+            assert_eq!(errors(&job(sink, extra)), "", "{sink} {extra}");
+        }
+    }
+
+    #[test]
+    fn a_sink_path_that_is_the_job_file_is_refused_by_validate() {
+        let check = |sink: &str| {
+            crate::validate::validate_text(
+                &job(sink, ""),
+                "j.toml",
+                Path::new("/srv"),
+                &crate::Env::process(),
+                Some(Path::new("/srv/j.toml")),
+            )
+            .err()
+            .map(|d| d.to_string())
+            .unwrap_or_default()
+        };
+        assert!(
+            check("j.toml").contains("the job file itself"),
+            "{}",
+            check("j.toml")
+        );
+        assert!(check("./x/../j.toml").contains("the job file itself"));
+        assert_eq!(check("j.toml.jsonl"), "");
+    }
 }

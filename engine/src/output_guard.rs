@@ -1,0 +1,245 @@
+//! Sink paths that would destroy something the job needs: one of its input files
+//! (a file an `include` glob matched, a rotated sibling, an archived file), its
+//! job file, or its state (anything under the state folder). Opening a sink
+//! creates or cuts its file, so these are refused before any sink is opened.
+//!
+//! Validation already refuses the lexical cases (a sink path an `include` or
+//! `archive` glob matches, or the job file's own path). This is the half that
+//! sees the file system: a path that reaches one of those files through a
+//! symbolic link or a hard link (the same (device, inode)), or a state folder
+//! reached through a link. Existing files are compared by (device, inode) and real
+//! path; a path that does not exist yet, by its real parent folder.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+
+use thiserror::Error;
+use tidemark_jobs::{Job, SinkKind};
+use tidemark_sources::file::discover::discover_archive;
+use tidemark_sources::file::{AllowedRoots, FileGroup};
+
+use crate::checkpoint::FileIdentity;
+
+/// A sink path that would overwrite something the job needs.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error(
+    "the jsonl sink {} is {what}: opening it would destroy it, so tidemark will not. \
+     hint: give the [[sink]] a path of its own, e.g. path = \"out/{job}.jsonl\"",
+    path.display()
+)]
+pub struct SinkPathError {
+    pub path: PathBuf,
+    /// What it is, e.g. "an input file of the job (/var/log/app.log)".
+    pub what: String,
+    pub job: String,
+}
+
+/// What the sinks must not write over.
+#[derive(Debug, Default)]
+pub struct Protected {
+    /// Existing files by identity, with what each is.
+    files: HashMap<FileIdentity, String>,
+    /// Files by path (lexically and by real path), with what each is.
+    paths: Vec<(PathBuf, String)>,
+    /// Folders: nothing under them may be a sink.
+    folders: Vec<(PathBuf, String)>,
+}
+
+impl Protected {
+    /// The job's input files: every file of `groups` (live and rotated) and every
+    /// file its `archive` globs match (read by replay, and never to be written).
+    pub fn inputs(&mut self, job: &Job, groups: &[FileGroup]) {
+        for g in groups {
+            for (path, _) in g.files_in_order() {
+                self.file(path, "an input file of the job");
+            }
+        }
+        let roots = AllowedRoots::new(&job.source.allowed_roots);
+        if let Ok(found) = discover_archive(&job.source.archive, &job.source.exclude, &roots) {
+            for path in &found.files {
+                self.file(path, "an archived input file of the job");
+            }
+        }
+    }
+
+    /// What a job run from `job_file` with state in `state_dir` must not write
+    /// over, its inputs found by discovery now (`tidemark validate`, and `tidemark
+    /// run` before it starts).
+    pub fn of_job(job: &Job, job_file: Option<&Path>, state_dir: Option<&Path>) -> Protected {
+        let mut p = Protected::default();
+        let roots = AllowedRoots::new(&job.source.allowed_roots);
+        let groups =
+            tidemark_sources::file::discover(&job.source.include, &job.source.exclude, &roots)
+                .map(|d| d.groups)
+                .unwrap_or_default();
+        p.inputs(job, &groups);
+        if let Some(file) = job_file {
+            p.file(file, "the job file");
+        }
+        if let Some(dir) = state_dir {
+            p.folder(dir, "the state folder (--state-dir)");
+        }
+        p
+    }
+
+    /// A file that must not be written: by path, and by identity if it exists.
+    pub fn file(&mut self, path: &Path, what: &str) {
+        let what = format!("{what} ({})", path.display());
+        if let Ok(meta) = std::fs::metadata(path) {
+            self.files.insert(FileIdentity::of(&meta), what.clone());
+        }
+        self.paths.push((real_path(path), what.clone()));
+        self.paths.push((normalize(path), what));
+    }
+
+    /// A file that must not be written, known only by identity.
+    pub fn identity(&mut self, id: FileIdentity, what: String) {
+        self.files.insert(id, what);
+    }
+
+    /// A folder nothing under which may be written.
+    pub fn folder(&mut self, path: &Path, what: &str) {
+        let what = format!("inside {what} {}", path.display());
+        self.folders.push((real_path(path), what.clone()));
+        self.folders.push((normalize(path), what));
+    }
+
+    /// Checks every jsonl sink of `job`.
+    pub fn check(&self, job: &Job) -> Result<(), SinkPathError> {
+        for s in &job.sinks {
+            if let SinkKind::Jsonl(path) = &s.kind {
+                if let Some(what) = self.hit(path) {
+                    return Err(SinkPathError {
+                        path: path.clone(),
+                        what,
+                        job: job.name.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// What `path` would write over, if anything.
+    fn hit(&self, path: &Path) -> Option<String> {
+        if let Ok(meta) = std::fs::metadata(path) {
+            if let Some(what) = self.files.get(&FileIdentity::of(&meta)) {
+                return Some(what.clone());
+            }
+        }
+        let forms = [normalize(path), real_path(path)];
+        for form in &forms {
+            if let Some((_, what)) = self.paths.iter().find(|(p, _)| p == form) {
+                return Some(what.clone());
+            }
+            if let Some((_, what)) = self.folders.iter().find(|(f, _)| form.starts_with(f)) {
+                return Some(what.clone());
+            }
+        }
+        None
+    }
+}
+
+/// `p` without `.` components, and `..` applied lexically.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The real path of `p` as far as it exists (symbolic links resolved), with the
+/// part that does not exist yet appended.
+pub fn real_path(p: &Path) -> PathBuf {
+    let p = normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
+    let mut existing = p.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            let mut out = real;
+            out.extend(rest.iter().rev());
+            return out;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return p.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(sink: &Path) -> Job {
+        let text = format!(
+            r#"name = "j"
+[source]
+kind = "file"
+include = ["/nowhere/*.log"]
+[parse]
+format = "nginx"
+[window]
+size = "1m"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "jsonl"
+path = "{}"
+series = "hosts"
+"#,
+            sink.display()
+        );
+        tidemark_jobs::from_str(&text, "j.toml", Path::new("/")).unwrap()
+    }
+
+    #[test]
+    fn a_sink_reaching_a_protected_file_or_folder_by_any_path_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(d.path()).unwrap();
+        let input = base.join("logs/app.log");
+        std::fs::create_dir_all(input.parent().unwrap()).unwrap();
+        std::fs::write(&input, b"x\n").unwrap();
+        std::fs::create_dir_all(base.join("state/j")).unwrap();
+        std::fs::create_dir_all(base.join("out")).unwrap();
+        std::os::unix::fs::symlink(&input, base.join("out/link.jsonl")).unwrap();
+        std::fs::hard_link(&input, base.join("out/hard.jsonl")).unwrap();
+        std::os::unix::fs::symlink(base.join("state"), base.join("st")).unwrap();
+        let mut p = Protected::default();
+        p.inputs(
+            &job(&base.join("x")),
+            &[FileGroup {
+                live: input.clone(),
+                rotated: Vec::new(),
+            }],
+        );
+        p.folder(&base.join("state"), "the state folder");
+        for (sink, what) in [
+            (base.join("logs/app.log"), "an input file"),
+            (base.join("logs/../logs/./app.log"), "an input file"),
+            (base.join("out/link.jsonl"), "an input file"),
+            (base.join("out/hard.jsonl"), "an input file"),
+            (base.join("state/j/checkpoint"), "inside the state folder"),
+            (base.join("st/j/new.jsonl"), "inside the state folder"),
+            (base.join("state/other/x.jsonl"), "inside the state folder"),
+        ] {
+            let err = p.check(&job(&sink)).unwrap_err();
+            assert!(err.what.starts_with(what), "{}: {err}", sink.display());
+            assert!(err.to_string().contains("hint:"), "{err}");
+        }
+        for fine in [base.join("out/j.jsonl"), base.join("logs/app.log.jsonl")] {
+            assert_eq!(p.check(&job(&fine)), Ok(()), "{}", fine.display());
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! Output roots at open time: a job given output roots (a cluster's
+//! `--output-root`, [`tidemark_jobs::Job::output_roots`]) opens a sink file only
+//! when the file's real path lies inside one of them.
+//!
+//! The cluster checks each sink path lexically when a job is submitted; it cannot
+//! see that `ROOT/out.jsonl` is a link to `~/.bashrc` or that `ROOT/dir` is a link
+//! to `/etc`. This is the half that makes the roots hold when the file is opened:
+//! - the parent folder's real path (symbolic links resolved, as far as it exists)
+//!   must be inside a root before any missing folder is created;
+//! - the file itself is opened with `O_NOFOLLOW`, so a symbolic link as the last
+//!   component is refused, not followed;
+//! - the opened file's real path, taken from the open descriptor, must be inside a
+//!   root: a link swapped into the parent path between the check and the open is
+//!   caught before a byte is written or cut.
+//!
+//! In that race an empty file may be created outside the roots; nothing is
+//! written to it. Without roots, files are opened as given (links followed).
+
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use tidemark_engine::output_guard::real_path;
+use tidemark_sources::file::roots::outside_error;
+use tidemark_sources::file::AllowedRoots;
+
+use crate::SinkError;
+
+/// The folders a job's sinks may write in; none = anywhere.
+#[derive(Debug, Clone, Default)]
+pub struct OutputRoots {
+    roots: Option<AllowedRoots>,
+}
+
+impl OutputRoots {
+    /// No restriction.
+    pub fn any() -> OutputRoots {
+        OutputRoots::default()
+    }
+
+    /// `roots` by their real paths (as far as they exist); empty = anywhere.
+    pub fn new(roots: &[PathBuf]) -> OutputRoots {
+        if roots.is_empty() {
+            return OutputRoots::any();
+        }
+        let real: Vec<PathBuf> = roots.iter().map(|r| real_path(r)).collect();
+        OutputRoots {
+            roots: Some(AllowedRoots::new(&real)),
+        }
+    }
+
+    /// Opens `path` for reading and writing, never truncating it. With `create`,
+    /// a missing file (and its folder) is created.
+    pub fn open(&self, path: &Path, create: bool) -> Result<File, SinkError> {
+        let io = |e| SinkError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(create);
+        let Some(roots) = &self.roots else {
+            if create {
+                make_parent(path).map_err(io)?;
+            }
+            return opts.open(path).map_err(io);
+        };
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let real_parent = real_path(parent);
+        if !roots.contains(&real_parent) {
+            return Err(self.outside(path, real_parent.join(path.file_name().unwrap_or_default())));
+        }
+        if create {
+            make_parent(path).map_err(io)?;
+        }
+        opts.custom_flags(libc::O_NOFOLLOW);
+        let file = opts.open(path).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                SinkError::Symlink {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                io(e)
+            }
+        })?;
+        match roots.check_file(&file, path) {
+            Ok(()) => Ok(file),
+            Err(e) => match outside_error(&e) {
+                Some(o) => Err(self.outside(path, o.real.clone())),
+                None => Err(io(e)),
+            },
+        }
+    }
+
+    fn outside(&self, path: &Path, real: PathBuf) -> SinkError {
+        let roots = self
+            .roots
+            .as_ref()
+            .map(|r| {
+                r.roots()
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        SinkError::OutsideRoots {
+            path: path.to_path_buf(),
+            real,
+            roots,
+        }
+    }
+}
+
+fn make_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => match std::fs::create_dir_all(dir) {
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(()),
+            r => r,
+        },
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        out: PathBuf,
+    }
+
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(dir.path()).unwrap();
+        let (root, out) = (base.join("root"), base.join("elsewhere"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("bashrc"), b"precious\n").unwrap();
+        symlink(out.join("bashrc"), root.join("link.jsonl")).unwrap();
+        symlink(&out, root.join("outdir")).unwrap();
+        Tree {
+            _dir: dir,
+            root,
+            out,
+        }
+    }
+
+    #[test]
+    fn a_sink_outside_the_output_roots_is_not_opened() {
+        let t = tree();
+        let roots = OutputRoots::new(std::slice::from_ref(&t.root));
+        // Inside, new folders included: fine.
+        roots.open(&t.root.join("a/b/x.jsonl"), true).unwrap();
+        // Outside, lexically or through a linked folder: refused, nothing created.
+        for (path, real) in [
+            (t.out.join("x.jsonl"), t.out.join("x.jsonl")),
+            (t.root.join("outdir/x.jsonl"), t.out.join("x.jsonl")),
+            (t.root.join("outdir/new/x.jsonl"), t.out.join("new/x.jsonl")),
+        ] {
+            let err = roots.open(&path, true).unwrap_err();
+            assert!(matches!(err, SinkError::OutsideRoots { .. }), "{err}");
+            let msg = err.to_string();
+            assert!(msg.contains(&real.display().to_string()), "{msg}");
+            assert!(msg.contains("--output-root"), "{msg}");
+            assert!(!real.exists(), "{} was created", real.display());
+        }
+        // A root that is itself reached through a link is the same root.
+        let via_link = OutputRoots::new(&[t.root.join("outdir")]);
+        via_link.open(&t.out.join("ok.jsonl"), true).unwrap();
+    }
+
+    #[test]
+    fn a_symlinked_sink_file_is_not_followed_out_of_the_roots() {
+        let t = tree();
+        let roots = OutputRoots::new(std::slice::from_ref(&t.root));
+        let err = roots.open(&t.root.join("link.jsonl"), true).unwrap_err();
+        assert!(matches!(err, SinkError::Symlink { .. }), "{err}");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert_eq!(std::fs::read(t.out.join("bashrc")).unwrap(), b"precious\n");
+        // Without roots a link is followed, as for `tidemark run`.
+        OutputRoots::any()
+            .open(&t.root.join("link.jsonl"), false)
+            .unwrap();
+    }
+}
