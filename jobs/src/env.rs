@@ -431,10 +431,7 @@ mod tests {
     #[test]
     fn an_allowing_env_expands_only_the_names_it_allows() {
         let env = env().allowing(["LOG_ROOT", "EMPTY", "MISSING"]);
-        assert_eq!(
-            expand("${LOG_ROOT}/x", &env).unwrap().text,
-            "/srv/logs/x"
-        );
+        assert_eq!(expand("${LOG_ROOT}/x", &env).unwrap().text, "/srv/logs/x");
         let errors = |text: &str| -> Vec<ExpandErrorKind> {
             expand(text, &env)
                 .unwrap_err()

@@ -94,7 +94,10 @@ pub fn check_output_roots(job: &Job, roots: &[PathBuf]) -> Result<(), RootsError
         } else if !path.is_absolute() {
             Some(RootProblemKind::Relative)
         } else {
-            let path: PathBuf = path.components().filter(|c| *c != Component::CurDir).collect();
+            let path: PathBuf = path
+                .components()
+                .filter(|c| *c != Component::CurDir)
+                .collect();
             let inside = allowed
                 .iter()
                 .any(|root| path.starts_with(root) && path != *root);
@@ -441,8 +444,16 @@ mod tests {
     fn sinks_must_write_strictly_inside_an_output_root() {
         let mut j = job(&["/var/log/*.log"], &[], &[]);
         let out = roots(&["/srv/out/", "/data"]);
-        let problem = |j: &Job| check_output_roots(j, &out).err().map(|e| e.problems[0].kind.clone());
-        for ok in ["/srv/out/j.jsonl", "/srv/out/./team/j.jsonl", "/data/j.jsonl"] {
+        let problem = |j: &Job| {
+            check_output_roots(j, &out)
+                .err()
+                .map(|e| e.problems[0].kind.clone())
+        };
+        for ok in [
+            "/srv/out/j.jsonl",
+            "/srv/out/./team/j.jsonl",
+            "/data/j.jsonl",
+        ] {
             j.sinks[0].kind = SinkKind::Jsonl(PathBuf::from(ok));
             assert_eq!(problem(&j), None, "{ok}");
         }
@@ -450,7 +461,10 @@ mod tests {
             ("/etc/profile", RootProblemKind::OutsideOutputRoots),
             ("/srv/outside/j.jsonl", RootProblemKind::OutsideOutputRoots),
             ("/srv/out", RootProblemKind::OutsideOutputRoots),
-            ("/srv/out/../state/submitted/x.toml", RootProblemKind::ParentDir),
+            (
+                "/srv/out/../state/submitted/x.toml",
+                RootProblemKind::ParentDir,
+            ),
             ("out/j.jsonl", RootProblemKind::Relative),
         ] {
             j.sinks[0].kind = SinkKind::Jsonl(PathBuf::from(bad));

@@ -11,8 +11,8 @@
 
 mod diag;
 mod metrics;
-mod paths;
 mod names;
+mod paths;
 mod rules;
 mod sinks;
 mod sizes;

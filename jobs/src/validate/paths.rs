@@ -243,11 +243,19 @@ mod tests {
         let lines: Vec<&str> = d.lines().filter(|l| l.contains("error:")).collect();
         assert_eq!(lines.len(), 3, "{d}");
         assert!(
-            lines[0].starts_with("j.toml:4:12: error: include glob `${REL}/*.log` (expanded: `logs/*.log`)"),
+            lines[0].starts_with(
+                "j.toml:4:12: error: include glob `${REL}/*.log` (expanded: `logs/*.log`)"
+            ),
             "{d}"
         );
-        assert!(lines[1].starts_with("j.toml:5:12: error: exclude glob `tmp/*`"), "{d}");
-        assert!(lines[2].starts_with("j.toml:6:12: error: archive glob `./old/*.gz`"), "{d}");
+        assert!(
+            lines[1].starts_with("j.toml:5:12: error: exclude glob `tmp/*`"),
+            "{d}"
+        );
+        assert!(
+            lines[2].starts_with("j.toml:6:12: error: archive glob `./old/*.gz`"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -256,8 +264,6 @@ mod tests {
         let j = submitted(&job("${ABS}/*.log", "", "/out/j.jsonl"), "j.toml", &env).unwrap();
         assert_eq!(j.source.include, ["/srv/logs/*.log"]);
         assert_eq!(j.base_dir, PathBuf::from("/"));
-        assert!(
-            matches!(&j.sinks[0].kind, SinkKind::Jsonl(p) if p == Path::new("/out/j.jsonl"))
-        );
+        assert!(matches!(&j.sinks[0].kind, SinkKind::Jsonl(p) if p == Path::new("/out/j.jsonl")));
     }
 }

@@ -6,9 +6,9 @@ use toml::Spanned;
 
 use super::diag::Report;
 use super::names::{did_you_mean, list, quoted_choices};
+use super::paths::{archive_globs, expand_path, globs, Relative};
 use super::sizes::{rate_setting, size_setting};
 use crate::duration::{format_duration, parse_duration};
-use super::paths::{archive_globs, expand_path, globs, Relative};
 use crate::env::Env;
 use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
 use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
