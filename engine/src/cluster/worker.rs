@@ -438,6 +438,7 @@ fn prepare(
     if job.name != name {
         return Err(format!("the job's name is {:?}, not {name:?}", job.name));
     }
+    shared.registry.set_job(name, Arc::new(job.clone()));
     let make = shared.make_output.clone();
     let for_sinks = job.clone();
     let output: Option<crate::run::OutputFactory> = (shared.process == 0)
