@@ -267,6 +267,8 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
     let s = status(&c, b.name);
     assert_eq!(s["lines_read_by_member"]["1"], lines_per_member, "{s}");
     assert_eq!(s["errors"]["late"], 0, "{s}");
+    // Both members found files: nothing to warn about.
+    assert_eq!(s["warnings"], serde_json::json!([]), "{s}");
 
     // Bad submissions: 400 with validate's message, 409, 404.
     let bad = d.join("bad.toml");
