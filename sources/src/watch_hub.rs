@@ -161,7 +161,12 @@ impl Subscription {
     ///
     /// [`DirWatcher::set_dirs`]: crate::watch::DirWatcher::set_dirs
     pub fn set_dirs(&mut self, dirs: &[PathBuf]) {
-        let wanted: BTreeSet<PathBuf> = dirs.iter().cloned().collect();
+        // By real path: inotify gives a folder reached by two paths one watch, which
+        // notify then reports (and removes) under one of them only.
+        let wanted: BTreeSet<PathBuf> = dirs
+            .iter()
+            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+            .collect();
         self.failed.clear();
         let hub = self.hub;
         let Ok(mut guard) = hub.watcher.lock() else {
@@ -318,6 +323,25 @@ mod tests {
         let before = cb.load(Ordering::SeqCst);
         std::fs::write(a.join("y.log"), b"x\n").unwrap();
         assert!(fired(&cb, before));
+    }
+
+    #[test]
+    fn two_jobs_reaching_one_folder_by_two_paths_both_hear_of_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("releases-42");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("current");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (sa, ca) = counting(std::slice::from_ref(&real));
+        let (sb, cb) = counting(std::slice::from_ref(&link));
+        assert!(sa.is_active() && sb.is_active());
+        std::fs::write(real.join("x.log"), b"x\n").unwrap();
+        assert!(fired(&ca, 0) && fired(&cb, 0));
+        // One of them going does not silence the other.
+        drop(sb);
+        let before = ca.load(Ordering::SeqCst);
+        std::fs::write(real.join("y.log"), b"x\n").unwrap();
+        assert!(fired(&ca, before));
     }
 
     #[test]
