@@ -112,13 +112,25 @@ enum Command {
         /// Address of the control API (served by process 0 only).
         #[arg(long, default_value = "127.0.0.1:7070")]
         api: std::net::SocketAddr,
-        /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN); required
-        /// when --api is not a loopback address.
+        /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN). Without
+        /// either, the member creates a random one in STATE_DIR/api-token (mode 0600).
         #[arg(long)]
         token_file: Option<PathBuf>,
-        /// Jobs may only read under these folders (repeatable; default: anywhere).
+        /// Jobs may only read under these folders (repeatable; at least one;
+        /// `--allow-root /` allows every file the member can read).
         #[arg(long = "allow-root", value_name = "DIR")]
         allow_roots: Vec<PathBuf>,
+        /// Jobs' sinks may only write under these folders (repeatable; process 0;
+        /// default STATE_DIR/output, created). None may hold the state folder.
+        #[arg(long = "output-root", value_name = "DIR")]
+        output_roots: Vec<PathBuf>,
+        /// `${NAME}` in a submitted job may use this environment variable of the
+        /// member (repeatable; any other is refused).
+        #[arg(long = "job-env", value_name = "NAME")]
+        job_env: Vec<String>,
+        /// Most jobs the cluster accepts; one more submit gets 409.
+        #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        max_jobs: u64,
         /// How often, at most, each job writes a checkpoint.
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
         checkpoint_interval: std::time::Duration,
@@ -130,9 +142,14 @@ enum Command {
         /// The cluster's control API.
         #[arg(long, global = true, default_value = "http://127.0.0.1:7070")]
         api: String,
-        /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN).
+        /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN; default:
+        /// the cluster's own token in its state folder).
         #[arg(long, global = true)]
         token_file: Option<PathBuf>,
+        /// The cluster's state folder, where its token is when no other is given
+        /// (or set TIDEMARK_STATE_DIR; default /var/lib/tidemark).
+        #[arg(long, global = true)]
+        state_dir: Option<PathBuf>,
     },
 }
 
@@ -207,6 +224,9 @@ fn main() -> ExitCode {
             api,
             token_file,
             allow_roots,
+            output_roots,
+            job_env,
+            max_jobs,
             checkpoint_interval,
         } => cluster::cluster(cluster::ClusterArgs {
             processes,
@@ -217,12 +237,16 @@ fn main() -> ExitCode {
             api,
             token_file,
             allow_roots,
+            output_roots,
+            job_env,
+            max_jobs: usize::try_from(max_jobs).unwrap_or(usize::MAX),
             checkpoint_interval,
         }),
         Command::Job {
             command,
             api,
             token_file,
+            state_dir,
         } => {
             let cmd = match command {
                 JobCmd::Submit { job } => cluster::JobCommand::Submit { job },
@@ -230,7 +254,7 @@ fn main() -> ExitCode {
                 JobCmd::Status { name } => cluster::JobCommand::Status { name },
                 JobCmd::Stop { name } => cluster::JobCommand::Stop { name },
             };
-            cluster::job(cmd, &api, token_file.as_deref())
+            cluster::job(cmd, &api, token_file.as_deref(), state_dir.as_deref())
         }
     };
     match result {

@@ -5,7 +5,9 @@
 
 mod member;
 
-use member::{append_host, expected, text, tidemark, wait_for_output, windows_before, Member, T0};
+use member::{
+    append_host, expected, out_dir, text, tidemark, wait_for_output, windows_before, Member, T0,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -55,7 +57,8 @@ fn jobs_are_submitted_listed_refused_and_stopped_and_match_run() {
     let d = tempfile::tempdir().unwrap();
     let logs = d.path().join("logs");
     append_logs(&logs, T0, 300);
-    let (out_a, out_b) = (d.path().join("a.jsonl"), d.path().join("b.jsonl"));
+    let out = out_dir(&d.path().join("state"));
+    let (out_a, out_b) = (out.join("a.jsonl"), out.join("b.jsonl"));
     let job_a = job_toml("a", &logs, &out_a, "status:reqs", "1s");
     let job_b = job_toml("b", &logs, &out_b, "by_status:reqs", "1s");
     std::fs::write(d.path().join("a.toml"), &job_a).unwrap();
@@ -141,7 +144,7 @@ fn after_kill_9_the_restarted_member_resumes_its_jobs_exactly_once() {
     let d = tempfile::tempdir().unwrap();
     let logs = d.path().join("logs");
     append_logs(&logs, T0, 200); // 10:00:00 – 10:03:18
-    let out = d.path().join("a.jsonl");
+    let out = out_dir(&d.path().join("state")).join("a.jsonl");
     // Windows close by the data's watermark only (idle_timeout 1h), so lines that
     // arrive while the member is down are not late.
     let job = job_toml("a", &logs, &out, "status:reqs", "1h");
@@ -180,26 +183,29 @@ fn after_kill_9_the_restarted_member_resumes_its_jobs_exactly_once() {
     assert_eq!(std::fs::read(&out).unwrap(), all);
 }
 
+/// A token given with --token-file is the one the API needs; the member then
+/// creates none in its state folder. (Without one it makes its own: see
+/// `cluster_security.rs`.)
 #[test]
-fn the_api_needs_the_token_when_one_is_set_and_off_loopback() {
+fn a_given_token_file_is_the_one_the_api_needs() {
     let d = tempfile::tempdir().unwrap();
     let token = d.path().join("token");
     std::fs::write(&token, "s3cret\n").unwrap();
-    // Off loopback without a token: refused at start.
-    let o = tidemark()
-        .args(["cluster", "--api", "0.0.0.0:0", "--state-dir"])
-        .arg(d.path().join("s0"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("without a token"), "{}", text(&o));
-    // With a token: requests without it get 401.
+    let state = d.path().join("s1");
     let m = Member::start(
-        &d.path().join("s1"),
+        &state,
         &d.path().join("m.log"),
         &["--token-file", token.to_str().unwrap()],
     );
+    assert!(!state.join("api-token").exists());
     let o = m.job(&["list"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("api-token"), "{}", text(&o));
+    let o = tidemark()
+        .args(["job", "list", "--api", &m.api])
+        .env("TIDEMARK_API_TOKEN", "wrong")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("401"), "{}", text(&o));
     let o = tidemark()
@@ -223,7 +229,7 @@ fn allow_root_holds_for_every_file_read_even_through_a_symlink() {
         root.join("web-2/access.log"),
     )
     .unwrap();
-    let out = d.path().join("a.jsonl");
+    let out = out_dir(&d.path().join("state")).join("a.jsonl");
     let job = job_toml("a", &root, &out, "status:reqs", "1s");
     let path = d.path().join("a.toml");
     std::fs::write(&path, &job).unwrap();

@@ -3,7 +3,7 @@
 
 mod member;
 
-use member::{text, tidemark, Member};
+use member::{out_dir, text, tidemark, Member};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ fn a_failed_job_can_be_stopped_and_its_name_reused() {
     std::fs::create_dir_all(logs.join("web-1")).unwrap();
     std::fs::write(logs.join("web-1/access.log"), "").unwrap();
     // The sink's path is a folder: opening it fails in the member, after the API accepted it.
-    let bad_out = d.path().join("a-folder");
+    let bad_out = out_dir(&d.path().join("state")).join("a-folder");
     std::fs::create_dir_all(&bad_out).unwrap();
     let bad = d.path().join("bad.toml");
     std::fs::write(&bad, job_toml("a", &logs, &bad_out)).unwrap();
@@ -81,7 +81,8 @@ fn a_failed_job_can_be_stopped_and_its_name_reused() {
     }
 
     let good = d.path().join("good.toml");
-    std::fs::write(&good, job_toml("a", &logs, &d.path().join("a.jsonl"))).unwrap();
+    let out = out_dir(&d.path().join("state")).join("a.jsonl");
+    std::fs::write(&good, job_toml("a", &logs, &out)).unwrap();
     let o = m.job(&["submit", good.to_str().unwrap()]);
     assert!(o.status.success(), "resubmitting a: {}", text(&o));
 }
@@ -96,7 +97,8 @@ fn a_second_member_on_the_same_state_folder_is_refused() {
     std::fs::create_dir_all(logs.join("web-1")).unwrap();
     std::fs::write(logs.join("web-1/access.log"), "").unwrap();
     let job = d.path().join("a.toml");
-    std::fs::write(&job, job_toml("a", &logs, &d.path().join("a.jsonl"))).unwrap();
+    let out = out_dir(&state).join("a.jsonl");
+    std::fs::write(&job, job_toml("a", &logs, &out)).unwrap();
     let first = Member::start(&state, &d.path().join("m1.log"), &[]);
     let o = first.job(&["submit", job.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
@@ -106,6 +108,8 @@ fn a_second_member_on_the_same_state_folder_is_refused() {
     let mut second = tidemark()
         .args(["cluster", "--api", "127.0.0.1:0", "--state-dir"])
         .arg(&state)
+        .arg("--allow-root")
+        .arg(&logs)
         .stdout(Stdio::null())
         .stderr(err)
         .spawn()

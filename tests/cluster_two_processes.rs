@@ -5,7 +5,9 @@
 
 mod member;
 
-use member::{append_host, expected, text, tidemark, wait_for_output, windows_before, Member, T0};
+use member::{
+    append_host, expected, out_dir, text, tidemark, wait_for_output, windows_before, Member, T0,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -65,7 +67,7 @@ struct Job {
 }
 
 fn job(d: &Path, name: &'static str, idle: &str) -> Job {
-    let out = d.join(format!("{name}.jsonl"));
+    let out = out_dir(&d.join("state-0")).join(format!("{name}.jsonl"));
     let submitted = d.join(format!("{name}.toml"));
     let on_member = ["${LOG_ROOT}/*/access.log".to_string()];
     std::fs::write(&submitted, job_toml(name, &on_member, &out, idle)).unwrap();
@@ -101,8 +103,10 @@ struct Cluster {
 /// Starts member 1 first (it waits for member 0), then member 0 with the API.
 fn start(d: &Path, hosts: &Path, tag: &str) -> Cluster {
     let token = d.join("token");
+    let out = out_dir(&d.join("state-0"));
     let member = |p: usize| {
         let root = d.join(format!("machine-{p}"));
+        std::fs::create_dir_all(&root).unwrap();
         let state = d.join(format!("state-{p}"));
         let log = d.join(format!("member-{p}-{tag}.log"));
         let p_arg = p.to_string();
@@ -115,9 +119,16 @@ fn start(d: &Path, hosts: &Path, tag: &str) -> Cluster {
             hosts.to_str().unwrap(),
             "--checkpoint-interval",
             "50ms",
+            "--allow-root",
+            root.to_str().unwrap(),
+            "--job-env",
+            "LOG_ROOT",
+            "--job-env",
+            "ONLY_ON_0",
         ];
         if p == 0 {
             args.extend(["--token-file", token.to_str().unwrap()]);
+            args.extend(["--output-root", out.to_str().unwrap()]);
         }
         let only_on_0 = if p == 0 { "here" } else { "" };
         let mut env = vec![("LOG_ROOT", root.to_str().unwrap().to_string())];
@@ -222,12 +233,12 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
     let b = job(d, "b", "1s");
     let mut c = start(d, &hosts, "1");
 
-    // The token is required (the API listens on loopback but one is set).
+    // The token is required (the API listens on loopback).
     let (code, body) = http_get(&c.zero.api, "/jobs", None);
     assert_eq!(code, 401, "{body}");
     let o = tidemark()
         .args(["job", "list", "--api", &c.zero.api])
-        .env_remove("TIDEMARK_API_TOKEN")
+        .env("TIDEMARK_API_TOKEN", "wrong")
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -256,6 +267,8 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
     let s = status(&c, b.name);
     assert_eq!(s["lines_read_by_member"]["1"], lines_per_member, "{s}");
     assert_eq!(s["errors"]["late"], 0, "{s}");
+    // Both members found files: nothing to warn about.
+    assert_eq!(s["warnings"], serde_json::json!([]), "{s}");
 
     // Bad submissions: 400 with validate's message, 409, 404.
     let bad = d.join("bad.toml");
@@ -447,7 +460,16 @@ fn a_member_waits_for_the_others_says_so_and_stops_at_once_on_sigterm() {
     let mut zero = Member::start_with(
         &d.join("state-0"),
         &d.join("m0.log"),
-        &["-n", "2", "-p", "0", "--hosts", hosts.to_str().unwrap()],
+        &[
+            "-n",
+            "2",
+            "-p",
+            "0",
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--allow-root",
+            d.to_str().unwrap(),
+        ],
         &[],
         true,
     );
@@ -508,7 +530,7 @@ fn bad_cluster_flags_and_a_state_folder_of_another_member_exit_2() {
     let o = tidemark()
         .args(["cluster", "--state-dir"])
         .arg(&state)
-        .args(["-n", "2", "-p", "0", "--hosts", h])
+        .args(["-n", "2", "-p", "0", "--hosts", h, "--allow-root", "/"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));

@@ -12,6 +12,9 @@ pub enum ControlError {
     /// `stop`: no job with this name (404).
     #[error("no job named `{0}`")]
     NotFound(String),
+    /// `submit`: the cluster already has as many jobs as it allows (409).
+    #[error("the cluster already has {limit} jobs, its limit")]
+    JobLimit { limit: usize },
     /// `submit`: the job is valid but this cluster does not allow it, e.g. it reads
     /// outside the roots given with `--allow-root` (403). The text should name what
     /// is not allowed and what is.
@@ -35,7 +38,8 @@ pub enum ControlError {
 pub trait JobControl: Send + Sync + 'static {
     /// Installs a job that passed validation. `toml` is the text it was parsed from,
     /// to keep in the state dir so the job can be re-installed after a restart.
-    /// Returns [`ControlError::Duplicate`] when a job of that name exists.
+    /// Returns [`ControlError::Duplicate`] when a job of that name exists, and
+    /// [`ControlError::JobLimit`] when the cluster has as many jobs as it allows.
     fn submit(&self, job: tidemark_jobs::Job, toml: String) -> Result<JobSummary, ControlError>;
 
     /// Every job, in the order the server should show them (by name is a good one).

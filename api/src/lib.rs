@@ -5,7 +5,9 @@
 //! * [`control`]: the [`JobControl`] trait the server drives; the cluster implements
 //!   it, tests use an in-memory mock.
 //! * [`client`]: the blocking client `tidemark job submit|list|status|stop` uses.
-//! * [`auth`]: bearer-token loading and the loopback rule.
+//! * [`auth`]: the bearer-token check every route but `/healthz` needs.
+//! * [`token`]: where the token comes from (`--token-file`, `$TIDEMARK_API_TOKEN`,
+//!   or the file a member creates in its state folder).
 //! * [`model`]: the JSON bodies both sides exchange.
 
 pub mod auth;
@@ -13,11 +15,15 @@ pub mod client;
 pub mod control;
 pub mod model;
 pub mod server;
+pub mod token;
 
-pub use auth::{load_token, require_token_for, Auth, TokenError, TOKEN_ENV};
+pub use auth::Auth;
 pub use client::{Client, ClientError};
 pub use control::{ControlError, JobControl};
 pub use model::{ClosedWindow, ErrorBody, Health, JobState, JobStatus, JobSummary, Stopped};
 pub use server::{
     serve, serve_with, ServeOptions, ServerHandle, Validator, DEFAULT_MAX_BODY_BYTES,
+};
+pub use token::{
+    client_token, load_token, member_token, TokenError, TokenSource, STATE_TOKEN_FILE, TOKEN_ENV,
 };

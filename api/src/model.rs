@@ -88,6 +88,10 @@ pub struct JobStatus {
     /// The last error the job hit (e.g. why it is `failed`), if any.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Things that look wrong though the job runs, one sentence each, e.g. an
+    /// include glob that matches no file on a member. Empty when there are none.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl JobStatus {

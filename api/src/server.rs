@@ -2,15 +2,15 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `POST /jobs` (body: the job's TOML) | 201 [`JobSummary`]; 400 invalid job (with `diagnostics`); 409 duplicate name; 413 body too large |
+//! | `POST /jobs` (body: the job's TOML) | 201 [`JobSummary`]; 400 invalid job (with `diagnostics`); 409 duplicate name, or the cluster's job limit reached; 413 body too large |
 //! | `GET /jobs` | 200 `[JobSummary]` |
 //! | `GET /jobs/{name}` | 200 [`JobStatus`](crate::JobStatus); 404 unknown name |
 //! | `DELETE /jobs/{name}` | 200 [`Stopped`]; 404 unknown name |
 //! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token |
 //!
 //! Every error is JSON [`ErrorBody`] whose `error` says what to do. Unknown routes
-//! answer 404, known routes with another method 405. With [`Auth::Bearer`], every
-//! route but `/healthz` answers 401 without the right `Authorization: Bearer` header.
+//! answer 404, known routes with another method 405. Every route but `/healthz`
+//! answers 401 without the right `Authorization: Bearer` header ([`Auth`]).
 //!
 //! `POST /jobs?file=NAME` names the job file in the diagnostics of an invalid job
 //! (default `<submitted job>`), so a client can show the same text as
@@ -19,7 +19,6 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::rejection::{PathRejection, QueryRejection, StringRejection};
@@ -31,9 +30,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use crate::auth::{Auth, TOKEN_ENV};
+use crate::auth::Auth;
 use crate::control::{ControlError, JobControl};
 use crate::model::{ErrorBody, JobSummary, Stopped};
+use crate::token::TOKEN_ENV;
 
 /// Largest request body accepted by default (1 MiB); job files are far smaller.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -44,36 +44,34 @@ pub const SUBMITTED_JOB: &str = "<submitted job>";
 const ROUTES: &str = "POST /jobs, GET /jobs, GET /jobs/{name}, DELETE /jobs/{name}, GET /healthz";
 
 /// Turns submitted TOML into a [`Job`](tidemark_jobs::Job), or into the diagnostics a
-/// 400 answer carries: `(text, display_path, base_dir)`, like [`tidemark_jobs::from_str`].
-pub type Validator = Arc<
-    dyn Fn(&str, &str, &FsPath) -> Result<tidemark_jobs::Job, tidemark_jobs::Diagnostics>
-        + Send
-        + Sync,
->;
+/// 400 answer carries: `(text, display_path)`, like [`tidemark_jobs::submitted`].
+pub type Validator =
+    Arc<dyn Fn(&str, &str) -> Result<tidemark_jobs::Job, tidemark_jobs::Diagnostics> + Send + Sync>;
 
 /// Server settings beyond the listener, the cluster and the shutdown signal.
 #[derive(Clone)]
 pub struct ServeOptions {
-    /// Who may use the API.
+    /// The token requests must send.
     pub auth: Auth,
-    /// Folder that relative paths in submitted jobs resolve against (default `/`,
-    /// so a relative `include` means a path under the root of each member).
-    pub base_dir: PathBuf,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
-    /// How `POST /jobs` validates (default [`tidemark_jobs::from_str`]). A cluster can
-    /// plug in e.g. its own environment for `${NAME}` or an allowed-roots check whose
+    /// How `POST /jobs` validates. By default [`tidemark_jobs::submitted`] allowing
+    /// no variable: every path must be absolute, and any `${NAME}` is refused. A
+    /// cluster plugs in the variables it allows and its roots checks, whose
     /// problems then reach the user as 400 diagnostics. Runs on the blocking pool.
     pub validate: Validator,
 }
 
-impl Default for ServeOptions {
-    fn default() -> Self {
+impl ServeOptions {
+    /// The defaults, with `auth`.
+    pub fn new(auth: Auth) -> Self {
         ServeOptions {
-            auth: Auth::None,
-            base_dir: PathBuf::from("/"),
+            auth,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            validate: Arc::new(tidemark_jobs::from_str),
+            validate: Arc::new(|text, file| {
+                let none = tidemark_jobs::Env::process().allowing(Vec::<String>::new());
+                tidemark_jobs::submitted(text, file, &none)
+            }),
         }
     }
 }
@@ -82,26 +80,20 @@ impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
             .field("auth", &self.auth)
-            .field("base_dir", &self.base_dir)
             .field("max_body_bytes", &self.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting,
-/// lets requests in flight finish, and returns. Uses the default [`ServeOptions`]
-/// with `auth`.
+/// lets requests in flight finish, and returns. Uses [`ServeOptions::new`]`(auth)`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     control: Arc<dyn JobControl>,
     auth: Auth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let options = ServeOptions {
-        auth,
-        ..ServeOptions::default()
-    };
-    serve_with(listener, control, options, shutdown).await
+    serve_with(listener, control, ServeOptions::new(auth), shutdown).await
 }
 
 /// [`serve`] with every option.
@@ -112,7 +104,7 @@ pub async fn serve_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, auth = matches!(options.auth, Auth::Bearer(_)), "control API listening");
+        tracing::info!(%addr, "control API listening");
     }
     axum::serve(listener, router(control, options))
         .with_graceful_shutdown(shutdown)
@@ -180,6 +172,15 @@ impl From<ControlError> for ApiError {
                 ),
             ),
             ControlError::NotFound(name) => unknown_job(&name),
+            ControlError::JobLimit { limit } => ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "the cluster already has {limit} job{}, its limit; stop a job first \
+                     (`tidemark job list`, `tidemark job stop NAME`), or start the cluster's \
+                     process 0 with a larger --max-jobs (now {limit})",
+                    if limit == 1 { "" } else { "s" }
+                ),
+            ),
             ControlError::NotAllowed(msg) => ApiError::new(StatusCode::FORBIDDEN, msg),
             ControlError::Unavailable(msg) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -239,7 +240,8 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         StatusCode::UNAUTHORIZED,
         format!(
             "{what}; send the cluster's token as `Authorization: Bearer <token>` \
-             (`tidemark job` reads it from ${TOKEN_ENV} or a token file)"
+             (`tidemark job` reads it from --token-file, ${TOKEN_ENV}, or the file \
+             `api-token` in the cluster's state folder)"
         ),
     )
     .into_response()
@@ -278,7 +280,7 @@ async fn submit(
     let control = state.control.clone();
     let options = state.options.clone();
     let summary = blocking(move || {
-        let job = (options.validate)(&text, &display, &options.base_dir).map_err(|diags| {
+        let job = (options.validate)(&text, &display).map_err(|diags| {
             let n = diags.len();
             ApiError {
                 status: StatusCode::BAD_REQUEST,
@@ -423,8 +425,7 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Binds `addr` (port 0 picks a free port) and starts serving. Fails when the
-    /// address cannot be bound. Does not check [`require_token_for`](crate::require_token_for):
-    /// the caller decides whether to refuse a non-loopback address without a token.
+    /// address cannot be bound.
     pub fn start(
         addr: SocketAddr,
         control: Arc<dyn JobControl>,

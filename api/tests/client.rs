@@ -2,9 +2,7 @@
 
 mod common;
 
-use std::path::Path;
-
-use common::{valid_job, TestServer};
+use common::{valid_job, TestServer, TOKEN};
 use tidemark_api::{Auth, Client, ClientError, JobState};
 
 fn client(s: &TestServer, token: Option<&str>) -> Client {
@@ -13,8 +11,8 @@ fn client(s: &TestServer, token: Option<&str>) -> Client {
 
 #[test]
 fn client_submits_lists_shows_and_stops_jobs() {
-    let s = TestServer::start(Auth::None);
-    let c = client(&s, None);
+    let s = TestServer::start(common::auth());
+    let c = client(&s, Some(TOKEN));
     let summary = c.submit(&valid_job("web")).unwrap();
     assert_eq!(summary.name, "web");
     assert_eq!(summary.state, JobState::Running);
@@ -44,11 +42,11 @@ fn client_submits_lists_shows_and_stops_jobs() {
 
 #[test]
 fn client_error_for_invalid_job_shows_message_status_and_validate_text() {
-    let s = TestServer::start(Auth::None);
-    let c = client(&s, None);
+    let s = TestServer::start(common::auth());
+    let c = client(&s, Some(TOKEN));
     let text = valid_job("9lives");
     let e = c.submit_file(&text, "jobs/web.toml").unwrap_err();
-    let expected = tidemark_jobs::from_str(&text, "jobs/web.toml", Path::new("/"))
+    let expected = tidemark_jobs::submitted(&text, "jobs/web.toml", &tidemark_jobs::Env::empty())
         .unwrap_err()
         .to_string();
     assert_eq!(e.status(), Some(400));
@@ -65,8 +63,8 @@ fn client_error_for_invalid_job_shows_message_status_and_validate_text() {
 
 #[test]
 fn client_errors_for_duplicate_and_unknown_jobs() {
-    let s = TestServer::start(Auth::None);
-    let c = client(&s, None);
+    let s = TestServer::start(common::auth());
+    let c = client(&s, Some(TOKEN));
     c.submit(&valid_job("web")).unwrap();
 
     let e = c.submit(&valid_job("web")).unwrap_err();
@@ -92,7 +90,7 @@ fn client_errors_for_duplicate_and_unknown_jobs() {
 
 #[test]
 fn client_sends_the_token() {
-    let s = TestServer::start(Auth::Bearer("s3cret".into()));
+    let s = TestServer::start(Auth::bearer("s3cret").unwrap());
     let e = client(&s, None).list().unwrap_err();
     assert_eq!(e.status(), Some(401));
     let shown = e.to_string();
@@ -116,9 +114,9 @@ fn client_sends_the_token() {
 
 #[test]
 fn client_reports_unhealthy_cluster_as_a_value() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     *s.mock.healthy.lock().unwrap() = false;
-    let health = client(&s, None).health().unwrap();
+    let health = client(&s, Some(TOKEN)).health().unwrap();
     assert!(!health.ok);
     assert_eq!(health.detail.as_deref(), Some("member 1 is not connected"));
 }
@@ -146,9 +144,9 @@ fn client_connection_refused_names_the_url_and_the_api_flag() {
 
 #[test]
 fn client_refuses_an_oversized_job_without_sending_it() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     let text = "#".repeat(2 * 1024 * 1024);
-    let e = client(&s, None).submit(&text).unwrap_err();
+    let e = client(&s, Some(TOKEN)).submit(&text).unwrap_err();
     assert!(matches!(e, ClientError::TooLarge { .. }), "{e:?}");
     assert!(e.to_string().contains("bytes the API accepts"), "{e}");
 }

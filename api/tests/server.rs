@@ -2,29 +2,28 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{error_text, request, valid_job, TestServer};
+use common::{error_text, request, valid_job, TestServer, AUTH};
 use tidemark_api::{Auth, ControlError, JobControl, ServeOptions, ServerHandle};
 
 const NO_HEADERS: &[(&str, &str)] = &[];
 
 fn submit(s: &TestServer, toml: &str) -> common::Answer {
-    request("POST", &s.url("/jobs"), NO_HEADERS, toml.as_bytes())
+    request("POST", &s.url("/jobs"), AUTH, toml.as_bytes())
 }
 
-/// What `tidemark validate` prints for `text` named `file` (jobs resolve against `/`).
+/// What validation of a submitted job prints for `text` named `file`.
 fn validate_output(text: &str, file: &str) -> String {
-    tidemark_jobs::from_str(text, file, Path::new("/"))
+    tidemark_jobs::submitted(text, file, &tidemark_jobs::Env::empty())
         .expect_err("the job should be invalid")
         .to_string()
 }
 
 #[test]
 fn submitted_job_is_created_listed_and_has_a_status() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     let toml = valid_job("web");
     let a = submit(&s, &toml);
     assert_eq!(a.status, 201, "{}", a.body);
@@ -39,7 +38,7 @@ fn submitted_job_is_created_listed_and_has_a_status() {
     // The cluster got the TOML text as sent, to persist it.
     assert_eq!(s.mock.jobs.lock().unwrap()["web"].1, toml);
 
-    let a = request("GET", &s.url("/jobs"), NO_HEADERS, b"");
+    let a = request("GET", &s.url("/jobs"), AUTH, b"");
     assert_eq!(a.status, 200);
     let names: Vec<_> = a
         .body
@@ -50,7 +49,7 @@ fn submitted_job_is_created_listed_and_has_a_status() {
         .collect();
     assert_eq!(names, ["web"]);
 
-    let a = request("GET", &s.url("/jobs/web"), NO_HEADERS, b"");
+    let a = request("GET", &s.url("/jobs/web"), AUTH, b"");
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["name"], "web");
     assert_eq!(a.body["state"], "running");
@@ -64,11 +63,40 @@ fn submitted_job_is_created_listed_and_has_a_status() {
     assert_eq!(a.body["errors"]["late"], 3);
     assert_eq!(a.body["errors"]["malformed:no_timestamp"], 2);
     assert!(a.body["last_error"].is_null());
+    assert_eq!(
+        a.body["warnings"],
+        serde_json::json!(["include glob `/x/*.log` matches no file on member 0"])
+    );
+}
+
+#[test]
+fn by_default_a_submitted_job_needs_absolute_paths_and_expands_no_variable() {
+    let s = TestServer::start(common::auth());
+    let relative = valid_job("web").replace("/var/log/web/*/access.log", "web/*/access.log");
+    let a = submit(&s, &relative);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let diagnostics = a.body["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.starts_with(
+            "<submitted job>:5:12: error: include glob `web/*/access.log` is a relative path"
+        ),
+        "{diagnostics}"
+    );
+    // PATH is set in any environment the tests run in; a job still cannot use it.
+    let env = valid_job("web").replace("/var/log/web/", "${PATH}/");
+    let a = submit(&s, &env);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let diagnostics = a.body["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("`PATH`") && diagnostics.contains("--job-env PATH"),
+        "{diagnostics}"
+    );
+    assert!(s.mock.jobs.lock().unwrap().is_empty());
 }
 
 #[test]
 fn toml_syntax_error_gets_400_with_validate_diagnostics() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     let text = "name = \"web\"\n[source\nkind = \"file\"\n";
     let a = submit(&s, text);
     assert_eq!(a.status, 400, "{}", a.body);
@@ -86,7 +114,7 @@ fn toml_syntax_error_gets_400_with_validate_diagnostics() {
 
 #[test]
 fn invalid_job_gets_400_with_every_problem_and_its_hint() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     // A bad name and an unknown metric kind: two problems, each with a hint.
     let text = valid_job("9lives").replace("kind = \"counter\"", "kind = \"countr\"");
     let a = submit(&s, &text);
@@ -102,7 +130,7 @@ fn invalid_job_gets_400_with_every_problem_and_its_hint() {
 
     // `?file=` names the file, so the text equals `tidemark validate jobs/web.toml`.
     let url = s.url("/jobs?file=jobs%2Fweb.toml");
-    let a = request("POST", &url, NO_HEADERS, text.as_bytes());
+    let a = request("POST", &url, AUTH, text.as_bytes());
     assert_eq!(a.status, 400);
     assert_eq!(
         a.body["diagnostics"].as_str().unwrap(),
@@ -112,19 +140,19 @@ fn invalid_job_gets_400_with_every_problem_and_its_hint() {
 
 #[test]
 fn empty_and_non_utf8_bodies_get_400() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     let a = submit(&s, "  \n");
     assert_eq!(a.status, 400);
     assert!(error_text(&a).contains("body is empty"), "{}", a.body);
 
-    let a = request("POST", &s.url("/jobs"), NO_HEADERS, b"name = \"\xff\"");
+    let a = request("POST", &s.url("/jobs"), AUTH, b"name = \"\xff\"");
     assert_eq!(a.status, 400);
     assert!(error_text(&a).contains("UTF-8"), "{}", a.body);
 }
 
 #[test]
 fn duplicate_name_gets_409() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     assert_eq!(submit(&s, &valid_job("web")).status, 201);
     let a = submit(&s, &valid_job("web"));
     assert_eq!(a.status, 409, "{}", a.body);
@@ -135,9 +163,9 @@ fn duplicate_name_gets_409() {
 
 #[test]
 fn unknown_job_status_and_stop_get_404() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     for method in ["GET", "DELETE"] {
-        let a = request(method, &s.url("/jobs/nope"), NO_HEADERS, b"");
+        let a = request(method, &s.url("/jobs/nope"), AUTH, b"");
         assert_eq!(a.status, 404, "{method}: {}", a.body);
         let error = error_text(&a);
         assert!(error.contains("no job named `nope`"), "{error}");
@@ -147,15 +175,15 @@ fn unknown_job_status_and_stop_get_404() {
 
 #[test]
 fn stopped_job_is_gone_from_list_and_status() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     assert_eq!(submit(&s, &valid_job("web")).status, 201);
     assert_eq!(submit(&s, &valid_job("api")).status, 201);
-    let a = request("DELETE", &s.url("/jobs/web"), NO_HEADERS, b"");
+    let a = request("DELETE", &s.url("/jobs/web"), AUTH, b"");
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["name"], "web");
     assert_eq!(a.body["stopped"], true);
 
-    let a = request("GET", &s.url("/jobs"), NO_HEADERS, b"");
+    let a = request("GET", &s.url("/jobs"), AUTH, b"");
     let names: Vec<_> = a
         .body
         .as_array()
@@ -164,25 +192,27 @@ fn stopped_job_is_gone_from_list_and_status() {
         .map(|j| j["name"].clone())
         .collect();
     assert_eq!(names, ["api"]);
-    assert_eq!(
-        request("GET", &s.url("/jobs/web"), NO_HEADERS, b"").status,
-        404
-    );
+    assert_eq!(request("GET", &s.url("/jobs/web"), AUTH, b"").status, 404);
     // Stopping twice: the second finds nothing.
     assert_eq!(
-        request("DELETE", &s.url("/jobs/web"), NO_HEADERS, b"").status,
+        request("DELETE", &s.url("/jobs/web"), AUTH, b"").status,
         404
     );
 }
 
 #[test]
 fn control_errors_map_to_statuses_with_their_message() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     let cases = [
         (
             ControlError::NotAllowed("`/etc/*.log` is outside the allowed roots (/var/log)".into()),
             403,
             "outside the allowed roots",
+        ),
+        (
+            ControlError::JobLimit { limit: 100 },
+            409,
+            "--max-jobs (now 100)",
         ),
         (
             ControlError::Unavailable("member 1 is not connected".into()),
@@ -205,7 +235,7 @@ fn control_errors_map_to_statuses_with_their_message() {
 
 #[test]
 fn healthz_answers_without_token_and_503_when_unhealthy() {
-    let s = TestServer::start(Auth::Bearer("s3cret".into()));
+    let s = TestServer::start(Auth::bearer("s3cret").unwrap());
     let a = request("GET", &s.url("/healthz"), NO_HEADERS, b"");
     assert_eq!(a.status, 200, "{}", a.body);
     assert_eq!(a.body["ok"], true);
@@ -220,7 +250,7 @@ fn healthz_answers_without_token_and_503_when_unhealthy() {
 
 #[test]
 fn bearer_token_is_required_on_every_other_route() {
-    let s = TestServer::start(Auth::Bearer("s3cret".into()));
+    let s = TestServer::start(Auth::bearer("s3cret").unwrap());
     let routes = [
         ("POST", "/jobs"),
         ("GET", "/jobs"),
@@ -261,7 +291,7 @@ fn bearer_token_is_required_on_every_other_route() {
 
 #[test]
 fn body_over_one_mib_gets_413() {
-    let s = TestServer::start(Auth::None);
+    let s = TestServer::start(common::auth());
     let mut text = valid_job("web");
     text.push_str(&format!("# {}\n", "x".repeat(1024 * 1024)));
     let a = submit(&s, &text);
@@ -273,8 +303,8 @@ fn body_over_one_mib_gets_413() {
 
 #[test]
 fn unknown_route_is_404_and_wrong_method_405_both_json() {
-    let s = TestServer::start(Auth::None);
-    let a = request("GET", &s.url("/nowhere"), NO_HEADERS, b"");
+    let s = TestServer::start(common::auth());
+    let a = request("GET", &s.url("/nowhere"), AUTH, b"");
     assert_eq!(a.status, 404);
     let error = error_text(&a);
     assert!(error.contains("no endpoint `GET /nowhere`"), "{error}");
@@ -285,7 +315,7 @@ fn unknown_route_is_404_and_wrong_method_405_both_json() {
         ("POST", "/jobs/web"),
         ("DELETE", "/healthz"),
     ] {
-        let a = request(method, &s.url(path), NO_HEADERS, b"");
+        let a = request(method, &s.url(path), AUTH, b"");
         assert_eq!(a.status, 405, "{method} {path}: {}", a.body);
         let error = error_text(&a);
         assert!(
@@ -297,10 +327,10 @@ fn unknown_route_is_404_and_wrong_method_405_both_json() {
 
 #[test]
 fn shutdown_waits_for_the_request_in_flight() {
-    let mut s = TestServer::start(Auth::None);
+    let mut s = TestServer::start(common::auth());
     let (entered, release) = s.mock.arm_slow();
     let url = s.url("/jobs/slow");
-    let in_flight = std::thread::spawn(move || request("GET", &url, NO_HEADERS, b""));
+    let in_flight = std::thread::spawn(move || request("GET", &url, AUTH, b""));
     entered
         .recv_timeout(Duration::from_secs(10))
         .expect("the request should reach the cluster");
@@ -325,10 +355,7 @@ fn shutdown_waits_for_the_request_in_flight() {
 fn server_handle_serves_on_its_own_thread_and_shuts_down() {
     let mock = common::Mock::new();
     let control: Arc<dyn JobControl> = mock.clone();
-    let options = ServeOptions {
-        auth: Auth::Bearer("t".into()),
-        ..ServeOptions::default()
-    };
+    let options = ServeOptions::new(Auth::bearer("t").unwrap());
     let handle = ServerHandle::start("127.0.0.1:0".parse().unwrap(), control, options).unwrap();
     let addr = handle.local_addr();
     assert_ne!(addr.port(), 0);
@@ -349,8 +376,8 @@ fn a_custom_validator_decides_and_its_diagnostics_reach_the_user() {
     let mock = common::Mock::new();
     let control: Arc<dyn JobControl> = mock.clone();
     // E.g. a cluster's allowed-roots check, reported like any validation problem.
-    let validate: tidemark_api::Validator = Arc::new(|text, file, base| {
-        let job = tidemark_jobs::from_str(text, file, base)?;
+    let validate: tidemark_api::Validator = Arc::new(|text, file| {
+        let job = tidemark_jobs::submitted(text, file, &tidemark_jobs::Env::empty())?;
         Err(tidemark_jobs::Diagnostics(vec![
             tidemark_jobs::Diagnostic {
                 file: file.to_string(),
@@ -363,11 +390,11 @@ fn a_custom_validator_decides_and_its_diagnostics_reach_the_user() {
     });
     let options = ServeOptions {
         validate,
-        ..ServeOptions::default()
+        ..ServeOptions::new(common::auth())
     };
     let handle = ServerHandle::start("127.0.0.1:0".parse().unwrap(), control, options).unwrap();
     let url = format!("http://{}/jobs?file=web.toml", handle.local_addr());
-    let a = request("POST", &url, NO_HEADERS, valid_job("web").as_bytes());
+    let a = request("POST", &url, AUTH, valid_job("web").as_bytes());
     assert_eq!(a.status, 400, "{}", a.body);
     assert_eq!(
         a.body["diagnostics"],

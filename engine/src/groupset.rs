@@ -30,6 +30,13 @@ use crate::time::{first_open_window, EventMs, WindowTime};
 /// is found within 1 s even where inotify does not work.
 pub const DISCOVERY_INTERVAL: Duration = Duration::from_millis(500);
 
+/// How often it does while the directory watcher sees every folder the globs can
+/// match: changes then trigger discovery at once, and this is only a safety net
+/// (e.g. a folder on NFS, where inotify misses changes made by other machines).
+/// Every worker re-evaluates every job's globs, so an idle cluster of many jobs
+/// spent most of its CPU here at the 500 ms pace.
+pub const WATCHED_DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
+
 pub struct GroupSet {
     job: Arc<Job>,
     plan: Arc<Plan>,
@@ -50,6 +57,10 @@ pub struct GroupSet {
     /// Paths already reported as outside the allowed roots.
     reported_outside: HashSet<PathBuf>,
     last_discovery: Option<Instant>,
+    /// The directory watcher sees every folder the globs can match.
+    watching: bool,
+    /// Times the globs were evaluated.
+    discoveries: u64,
     /// Round-robin start, so a busy group cannot starve the ones after it.
     next: usize,
 }
@@ -82,8 +93,21 @@ impl GroupSet {
             initial,
             known: HashSet::new(),
             last_discovery: None,
+            watching: false,
+            discoveries: 0,
             next: 0,
         }
+    }
+
+    /// Whether the directory watcher sees every folder the globs can match (then
+    /// discovery polls only every [`WATCHED_DISCOVERY_INTERVAL`]).
+    pub fn set_watching(&mut self, watching: bool) {
+        self.watching = watching;
+    }
+
+    /// How many times the globs were evaluated.
+    pub fn discoveries(&self) -> u64 {
+        self.discoveries
     }
 
     /// Re-evaluates the globs when due (always the first time). A group that
@@ -99,13 +123,19 @@ impl GroupSet {
         stats: &mut JobStats,
     ) -> Result<(), EngineError> {
         let floor = Some(held.max(wall_ms.saturating_sub(self.plan.idle_timeout_ms)));
+        let interval = if self.watching {
+            WATCHED_DISCOVERY_INTERVAL
+        } else {
+            DISCOVERY_INTERVAL
+        };
         let due = match self.last_discovery {
             None => true,
-            Some(t) => self.follow && (poke || now.duration_since(t) >= DISCOVERY_INTERVAL),
+            Some(t) => self.follow && (poke || now.duration_since(t) >= interval),
         };
         if !due {
             return Ok(());
         }
+        self.discoveries += 1;
         let first = self.last_discovery.is_none();
         self.last_discovery = Some(now);
         // The groups there at start were found once for all workers and split by
@@ -427,6 +457,53 @@ mod tests {
             }
         }
         (lives, stats)
+    }
+
+    /// An idle live job re-evaluated its globs every 500 ms in every worker, with or
+    /// without inotify: 300 idle jobs spent most of an idle member's CPU on it. With
+    /// the watcher seeing every folder, only a change (a poke) or the 5 s safety net
+    /// triggers it. Simulated time: 60 s of 50 ms activations.
+    #[test]
+    fn an_idle_watched_job_does_not_rescan_its_globs_every_500ms() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.log"), "").unwrap();
+        let job = job(&[format!("{}/*.log", d.path().display())], &[]);
+        let scans = |watching: bool, pokes: &[u64]| {
+            let resume = Arc::new(ResumePlan::default());
+            let plan = Arc::new(Plan::new(&job));
+            let mut gs = GroupSet::new(
+                Arc::new(job.clone()),
+                plan.clone(),
+                resume,
+                crate::resume::ResumeBoard::new(),
+                plan.tail.clone(),
+                Arc::new(Vec::new()),
+                true,
+                0,
+                (0, 1),
+            );
+            gs.set_watching(watching);
+            let (start, mut stats) = (Instant::now(), JobStats::default());
+            let mut at = Vec::new(); // the ticks with a scan
+            for tick in 0..1200u64 {
+                let now = start + Duration::from_millis(50 * tick);
+                let before = gs.discoveries();
+                gs.discover_if_due(now, pokes.contains(&tick), EventMs::MIN, 0, &mut stats)
+                    .unwrap();
+                if gs.discoveries() > before {
+                    at.push(tick);
+                }
+            }
+            at
+        };
+        // Not watched: every 500 ms, as before (the first one at start).
+        assert_eq!(scans(false, &[]).len(), 120);
+        // Watched: the first, then one per 5 s at most; generous bound.
+        let watched = scans(true, &[]);
+        assert!(watched.len() <= 13, "scans at ticks {watched:?}");
+        // A reported change is acted on at once.
+        let poked = scans(true, &[7, 333]);
+        assert!(poked.contains(&7) && poked.contains(&333), "{poked:?}");
     }
 
     /// The cluster sets `allowed_roots` on a job: groups are found, and files read,

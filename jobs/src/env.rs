@@ -14,8 +14,13 @@
 //!
 //! Nothing reads `std::env` except [`Env::process`], so tests (and callers that want
 //! a fixed environment) pass their own [`Env`].
+//!
+//! A cluster expands a submitted job only from the variables it allows
+//! (`--job-env NAME`, see [`Env::allowing`]): the member's environment holds
+//! secrets a job must not copy into its output (`host = { value = "${SECRET}" }`).
+//! Any other name is an error naming it and the flag that allows it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
@@ -30,6 +35,8 @@ enum Source {
     Process,
     Vars(Arc<HashMap<String, String>>),
     Fn(Arc<LookupFn>),
+    /// Only these names, looked up in the inner environment.
+    Allowing(Arc<BTreeSet<String>>, Box<Env>),
 }
 
 /// The result of looking a name up.
@@ -37,6 +44,8 @@ enum Source {
 pub(crate) enum Lookup {
     Unset,
     NotUnicode,
+    /// The environment does not let jobs use this name (see [`Env::allowing`]).
+    NotAllowed,
     Value(String),
 }
 
@@ -69,17 +78,32 @@ impl Env {
         Env(Source::Fn(Arc::new(lookup)))
     }
 
+    /// Only the variables in `names`, from `self`; looking up any other is an
+    /// error that names it ([`ExpandErrorKind::NotAllowed`]). What a cluster member
+    /// expands submitted jobs from: `Env::process().allowing(["LOG_ROOT"])`.
+    pub fn allowing<S: Into<String>>(self, names: impl IntoIterator<Item = S>) -> Self {
+        let names = names.into_iter().map(Into::into).collect();
+        Env(Source::Allowing(Arc::new(names), Box::new(self)))
+    }
+
     /// The value of `name`, or `None` when it is not set (or, for the process
-    /// environment, not UTF-8).
+    /// environment, not UTF-8, or not allowed).
     pub fn get(&self, name: &str) -> Option<String> {
         match self.lookup(name) {
             Lookup::Value(v) => Some(v),
-            Lookup::Unset | Lookup::NotUnicode => None,
+            Lookup::Unset | Lookup::NotUnicode | Lookup::NotAllowed => None,
         }
     }
 
     pub(crate) fn lookup(&self, name: &str) -> Lookup {
         let value = match &self.0 {
+            Source::Allowing(names, inner) => {
+                return if names.contains(name) {
+                    inner.lookup(name)
+                } else {
+                    Lookup::NotAllowed
+                };
+            }
             Source::Process => match std::env::var_os(name) {
                 None => None,
                 Some(v) => match v.into_string() {
@@ -111,6 +135,11 @@ impl fmt::Debug for Env {
                 f.debug_tuple("Env::from_vars").field(&names).finish()
             }
             Source::Fn(_) => f.write_str("Env::from_fn(..)"),
+            Source::Allowing(names, inner) => f
+                .debug_struct("Env::allowing")
+                .field("names", names)
+                .field("from", inner)
+                .finish(),
         }
     }
 }
@@ -132,6 +161,9 @@ pub enum ExpandErrorKind {
     Empty(String),
     /// The variable's value is not UTF-8.
     NotUnicode(String),
+    /// The environment does not let jobs use this variable (a cluster member
+    /// started without `--job-env NAME`).
+    NotAllowed(String),
 }
 
 /// One problem, at byte `offset` of the unexpanded text (where its `$` is).
@@ -213,6 +245,7 @@ pub fn expand(text: &str, env: &Env) -> Result<Expanded, Vec<ExpandError>> {
                 match env.lookup(name) {
                     Lookup::Unset => Some(ExpandErrorKind::Unset(name.to_string())),
                     Lookup::NotUnicode => Some(ExpandErrorKind::NotUnicode(name.to_string())),
+                    Lookup::NotAllowed => Some(ExpandErrorKind::NotAllowed(name.to_string())),
                     Lookup::Value(v) if v.is_empty() => {
                         Some(ExpandErrorKind::Empty(name.to_string()))
                     }
@@ -282,6 +315,10 @@ impl ExpandError {
             ExpandErrorKind::NotUnicode(name) => (
                 format!("environment variable `{name}` (used in {what}) is not valid UTF-8"),
                 format!("set {name} to UTF-8 text, or write the path out"),
+            ),
+            ExpandErrorKind::NotAllowed(name) => (
+                format!("environment variable `{name}` (used in {what}) is not one this cluster lets jobs use"),
+                format!("a cluster expands only the variables its members were started with `--job-env NAME` for: start every member with `--job-env {name}`, or write the value out"),
             ),
         }
     }
@@ -389,6 +426,32 @@ mod tests {
         // PATH is set in any environment tests run in.
         assert!(Env::process().get("PATH").is_some());
         assert_eq!(format!("{:?}", Env::default()), "Env::process()");
+    }
+
+    #[test]
+    fn an_allowing_env_expands_only_the_names_it_allows() {
+        let env = env().allowing(["LOG_ROOT", "EMPTY", "MISSING"]);
+        assert_eq!(expand("${LOG_ROOT}/x", &env).unwrap().text, "/srv/logs/x");
+        let errors = |text: &str| -> Vec<ExpandErrorKind> {
+            expand(text, &env)
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.kind)
+                .collect()
+        };
+        // Set in the inner environment, but not allowed: refused, value not shown.
+        assert_eq!(errors("${_X1}"), [NotAllowed("_X1".into())]);
+        // Allowed names keep the inner environment's answers.
+        assert_eq!(errors("${EMPTY}"), [Empty("EMPTY".into())]);
+        assert_eq!(errors("${MISSING}"), [Unset("MISSING".into())]);
+        assert_eq!(env.get("_X1"), None);
+        let (message, hint) = ExpandError {
+            offset: 0,
+            kind: NotAllowed("SECRET".into()),
+        }
+        .describe("the host value");
+        assert!(message.contains("`SECRET`"), "{message}");
+        assert!(hint.contains("--job-env SECRET"), "{hint}");
     }
 
     #[test]

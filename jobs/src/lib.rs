@@ -1,7 +1,7 @@
 //! Job definitions: the TOML v1 model ([`model`]), its validation ([`validate`]) and
 //! the checked [`Job`] everything else is built from. Paths and a fixed host value may
 //! use `${NAME}` ([`env`](mod@env)); [`roots`] checks a job against the folders a
-//! cluster allows reading.
+//! cluster allows reading and writing.
 
 pub mod duration;
 pub mod env;
@@ -13,5 +13,7 @@ pub mod validate;
 
 pub use env::Env;
 pub use job::*;
-pub use roots::{check_roots, RootProblem, RootProblemKind, RootsError};
-pub use validate::{from_str, from_str_with_env, load, load_with_env, Diagnostic, Diagnostics};
+pub use roots::{check_output_roots, check_roots, RootProblem, RootProblemKind, RootsError};
+pub use validate::{
+    from_str, from_str_with_env, load, load_with_env, submitted, Diagnostic, Diagnostics,
+};

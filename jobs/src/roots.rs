@@ -20,10 +20,11 @@
 //! opened (`tidemark_sources::file::roots`). A file outside is skipped with a
 //! warning and counted, never read.
 //!
-//! Sinks are not read, so read roots do not restrict them: a jsonl sink is written
-//! by the cluster's process 0 wherever the job says, and must only be absolute
-//! (relative paths were already resolved against the job file's folder, which the
-//! caller chose when it validated the job).
+//! Writes have roots of their own (`--output-root DIR`): [`check_output_roots`]
+//! checks lexically that every jsonl sink path is absolute, has no `..` and lies
+//! strictly inside one of them. As for reads, the cluster then sets
+//! [`Job::output_roots`](crate::Job::output_roots), and the sink opener checks the
+//! real path of the file it opens.
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
@@ -66,6 +67,48 @@ pub fn check_roots(job: &Job, roots: &[PathBuf]) -> Result<(), RootsError> {
                     kind: RootProblemKind::Relative,
                 });
             }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(RootsError {
+            job: job.name.clone(),
+            roots: roots.to_vec(),
+            problems,
+        })
+    }
+}
+
+/// Checks that every jsonl sink of `job` writes strictly inside one of `roots`
+/// (lexically: absolute, no `..`). An empty `roots` allows any absolute path.
+pub fn check_output_roots(job: &Job, roots: &[PathBuf]) -> Result<(), RootsError> {
+    let allowed: Vec<PathBuf> = roots.iter().filter_map(|r| normalize(r)).collect();
+    let mut problems = Vec::new();
+    for sink in &job.sinks {
+        let SinkKind::Jsonl(path) = &sink.kind else {
+            continue;
+        };
+        let kind = if path.components().any(|c| c == Component::ParentDir) {
+            Some(RootProblemKind::ParentDir)
+        } else if !path.is_absolute() {
+            Some(RootProblemKind::Relative)
+        } else {
+            let path: PathBuf = path
+                .components()
+                .filter(|c| *c != Component::CurDir)
+                .collect();
+            let inside = allowed
+                .iter()
+                .any(|root| path.starts_with(root) && path != *root);
+            (!roots.is_empty() && !inside).then_some(RootProblemKind::OutsideOutputRoots)
+        };
+        if let Some(kind) = kind {
+            problems.push(RootProblem {
+                key: "jsonl sink",
+                path: path.to_string_lossy().into_owned(),
+                kind,
+            });
         }
     }
     if problems.is_empty() {
@@ -145,6 +188,13 @@ pub enum RootProblemKind {
     Relative,
     /// The glob's literal part (shown) is inside none of the roots.
     Outside { prefix: PathBuf },
+    /// The sink path is inside none of the output roots.
+    OutsideOutputRoots,
+}
+
+/// The first of `roots` (as joined for messages), for an example path.
+fn example_root(roots: &str) -> &str {
+    roots.split(", ").next().unwrap_or("").trim_end_matches('/')
 }
 
 impl RootProblem {
@@ -162,6 +212,14 @@ impl RootProblem {
             .collect::<Vec<_>>()
             .join(", ");
         match kind {
+            RootProblemKind::ParentDir if *key == "jsonl sink" => (
+                format!("{what} has a `..` component, which is not allowed when the cluster restricts writes to {roots}"),
+                "write the path without `..`: name the folder it means directly".to_string(),
+            ),
+            RootProblemKind::OutsideOutputRoots => (
+                format!("{what} is outside the folders this cluster writes to (its output roots): {roots}"),
+                format!("write the sink inside an output root, e.g. \"{}/NAME.jsonl\"; or start the cluster's process 0 with --output-root for a folder that should hold it", example_root(&roots)),
+            ),
             RootProblemKind::ParentDir => (
                 format!("{what} has a `..` component, which is not allowed when the cluster restricts reads to {roots}"),
                 "write the path without `..`: name the folder it means directly".to_string(),
@@ -380,6 +438,49 @@ mod tests {
         assert_eq!(e.problems.len(), 1);
         assert_eq!(e.problems[0].key, "jsonl sink");
         assert_eq!(e.problems[0].kind, RootProblemKind::Relative);
+    }
+
+    #[test]
+    fn sinks_must_write_strictly_inside_an_output_root() {
+        let mut j = job(&["/var/log/*.log"], &[], &[]);
+        let out = roots(&["/srv/out/", "/data"]);
+        let problem = |j: &Job| {
+            check_output_roots(j, &out)
+                .err()
+                .map(|e| e.problems[0].kind.clone())
+        };
+        for ok in [
+            "/srv/out/j.jsonl",
+            "/srv/out/./team/j.jsonl",
+            "/data/j.jsonl",
+        ] {
+            j.sinks[0].kind = SinkKind::Jsonl(PathBuf::from(ok));
+            assert_eq!(problem(&j), None, "{ok}");
+        }
+        for (bad, kind) in [
+            ("/etc/profile", RootProblemKind::OutsideOutputRoots),
+            ("/srv/outside/j.jsonl", RootProblemKind::OutsideOutputRoots),
+            ("/srv/out", RootProblemKind::OutsideOutputRoots),
+            (
+                "/srv/out/../state/submitted/x.toml",
+                RootProblemKind::ParentDir,
+            ),
+            ("out/j.jsonl", RootProblemKind::Relative),
+        ] {
+            j.sinks[0].kind = SinkKind::Jsonl(PathBuf::from(bad));
+            assert_eq!(problem(&j), Some(kind), "{bad}");
+        }
+        j.sinks[0].kind = SinkKind::Jsonl(PathBuf::from("/etc/profile"));
+        let e = check_output_roots(&j, &out).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "job `j`: error: the jsonl sink path `/etc/profile` is outside the folders this cluster writes to (its output roots): /srv/out/, /data\n  \
+             hint: write the sink inside an output root, e.g. \"/srv/out/NAME.jsonl\"; or start the cluster's process 0 with --output-root for a folder that should hold it"
+        );
+        // Read roots and stdout sinks do not matter; no output roots allow any absolute path.
+        assert_eq!(check_output_roots(&j, &[]), Ok(()));
+        j.sinks[0].kind = SinkKind::Stdout;
+        assert_eq!(check_output_roots(&j, &out), Ok(()));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod diag;
 mod metrics;
 mod names;
+mod paths;
 mod rules;
 mod sinks;
 mod sizes;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
+use paths::Relative;
 pub use source::NGINX_FIELDS;
 
 use crate::env::Env;
@@ -87,6 +89,14 @@ pub fn from_str_with_env(
     validate_text(text, display_path, base_dir, env, None)
 }
 
+/// Validates a job submitted to a cluster: like [`from_str_with_env`], but a
+/// submitted job has no folder of its own, so every path (`include`, `exclude`,
+/// `archive`, a jsonl sink's `path`) must be absolute once `${NAME}` is expanded;
+/// a relative one is an error at its line and column. The job's `base_dir` is `/`.
+pub fn submitted(text: &str, display_path: &str, env: &Env) -> Result<Job, Diagnostics> {
+    check(text, display_path, Relative::Refused, env, None)
+}
+
 /// [`from_str_with_env`] for the job file `job_file`, if it came from one (a sink
 /// must not write over it).
 pub(crate) fn validate_text(
@@ -96,6 +106,20 @@ pub(crate) fn validate_text(
     env: &Env,
     job_file: Option<&Path>,
 ) -> Result<Job, Diagnostics> {
+    check(text, display_path, Relative::JoinOnto(base_dir), env, job_file)
+}
+
+fn check(
+    text: &str,
+    display_path: &str,
+    relative: Relative<'_>,
+    env: &Env,
+    job_file: Option<&Path>,
+) -> Result<Job, Diagnostics> {
+    let base_dir = match relative {
+        Relative::JoinOnto(dir) => dir,
+        Relative::Refused => Path::new("/"),
+    };
     let mut r = Report::new(text, display_path);
     let Some(file) = syntax::parse_file(&mut r) else {
         return Err(r.finish());
@@ -109,7 +133,7 @@ pub(crate) fn validate_text(
         );
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);
-    let source = source::check_source(&mut r, &file.source, &fields, base_dir, env);
+    let source = source::check_source(&mut r, &file.source, &fields, relative, env);
     let window = source::check_window(&mut r, &file.window);
     if file.metrics.is_empty() {
         r.at(
@@ -121,7 +145,7 @@ pub(crate) fn validate_text(
     }
     let (metrics, table) = metrics::check_metrics(&mut r, &file.metrics, &fields);
     let rules = rules::check_rules(&mut r, &file.rules, &table);
-    let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), base_dir, env);
+    let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), relative, env);
     if let (Some(source), Some(sinks)) = (&source, &sinks) {
         sinks::check_overlaps(&mut r, &file.sinks, sinks, source, job_file);
     }

@@ -8,3 +8,4 @@ pub mod replay;
 pub mod sample;
 pub mod tail;
 pub mod watch;
+pub mod watch_hub;

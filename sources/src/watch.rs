@@ -113,33 +113,7 @@ impl DirWatcher {
     /// Why notification is not (fully) active, for the caller to log; `None` when
     /// it is.
     pub fn warning(&self) -> Option<String> {
-        if let Some(e) = &self.startup_error {
-            return Some(format!(
-                "file change notification (inotify) is unavailable ({e}); finding new \
-                 files by polling instead"
-            ));
-        }
-        if self.failed.is_empty() {
-            return None;
-        }
-        let mut named: Vec<String> = self
-            .failed
-            .iter()
-            .take(MAX_NAMED)
-            .map(|(d, why)| format!("{} ({why})", d.display()))
-            .collect();
-        if self.failed.len() > MAX_NAMED {
-            named.push(format!("and {} more", self.failed.len() - MAX_NAMED));
-        }
-        Some(format!(
-            "cannot watch {} for new files: {}; polling instead",
-            if self.failed.len() == 1 {
-                "a folder"
-            } else {
-                "some folders"
-            },
-            named.join(", ")
-        ))
+        failure_warning(self.startup_error.as_deref(), &self.failed)
     }
 
     /// The folders currently watched.
@@ -148,8 +122,42 @@ impl DirWatcher {
     }
 }
 
+/// Why notification is not (fully) active: it could not start, or some folders
+/// could not be watched. `None` when it is.
+pub(crate) fn failure_warning(
+    startup_error: Option<&str>,
+    failed: &[(PathBuf, String)],
+) -> Option<String> {
+    if let Some(e) = startup_error {
+        return Some(format!(
+            "file change notification (inotify) is unavailable ({e}); finding new \
+                 files by polling instead"
+        ));
+    }
+    if failed.is_empty() {
+        return None;
+    }
+    let mut named: Vec<String> = failed
+        .iter()
+        .take(MAX_NAMED)
+        .map(|(d, why)| format!("{} ({why})", d.display()))
+        .collect();
+    if failed.len() > MAX_NAMED {
+        named.push(format!("and {} more", failed.len() - MAX_NAMED));
+    }
+    Some(format!(
+        "cannot watch {} for new files: {}; polling instead",
+        if failed.len() == 1 {
+            "a folder"
+        } else {
+            "some folders"
+        },
+        named.join(", ")
+    ))
+}
+
 /// Whether an event can mean a file appeared, changed, moved or went away.
-fn is_interesting(kind: &EventKind) -> bool {
+pub(crate) fn is_interesting(kind: &EventKind) -> bool {
     match kind {
         // Opens and closes happen every time *we* open a file to read it: reacting
         // to them would make discovery wake itself up forever.

@@ -18,16 +18,36 @@ pub struct Member {
     pub child: Child,
     pub api: String,
     pub log: PathBuf,
+    /// Its state folder, which holds its API token (`tidemark job --state-dir`).
+    pub state: PathBuf,
+}
+
+/// The folder a test's members may write sinks in: `out` next to their state
+/// folders (created).
+pub fn out_dir(state: &Path) -> PathBuf {
+    let out = state.parent().unwrap().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    out
 }
 
 impl Member {
     /// Starts `tidemark cluster -w 2` on 127.0.0.1 (a free port) with `extra`
-    /// arguments, and waits until its API is up.
+    /// arguments, and waits until its API is up. Jobs may read anything in the
+    /// folder that holds `state` (unless `extra` has an `--allow-root`) and write
+    /// in [`out_dir`].
     pub fn start(state: &Path, log: &Path, extra: &[&str]) -> Member {
-        Member::start_with(state, log, extra, &[], true)
+        let dir = state.parent().unwrap().to_str().unwrap().to_string();
+        let out = out_dir(state).to_str().unwrap().to_string();
+        let mut args = vec!["--output-root", &out];
+        if !extra.contains(&"--allow-root") {
+            args.extend(["--allow-root", &dir]);
+        }
+        args.extend_from_slice(extra);
+        Member::start_with(state, log, &args, &[], true)
     }
 
-    /// Like [`Member::start`], with environment variables; `serves_api`: process 0
+    /// Starts a member with exactly `extra` arguments (the cluster needs at least
+    /// an `--allow-root`) and environment variables; `serves_api`: process 0
     /// (wait for its API), else wait for the member to start.
     pub fn start_with(
         state: &Path,
@@ -50,6 +70,7 @@ impl Member {
             child,
             api: String::new(),
             log: log.to_path_buf(),
+            state: state.to_path_buf(),
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -97,11 +118,13 @@ impl Member {
         }
     }
 
+    /// `tidemark job ARGS` against this member, with the token from its state folder.
     pub fn job(&self, args: &[&str]) -> Output {
         tidemark()
             .arg("job")
             .args(args)
-            .args(["--api", &self.api])
+            .args(["--api", &self.api, "--state-dir"])
+            .arg(&self.state)
             .output()
             .unwrap()
     }

@@ -11,7 +11,18 @@ use tidemark_api::{
     serve, Auth, ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus, JobSummary,
 };
 
-/// A job that passes validation (with relative paths resolved against `/`).
+/// The token every test server but the auth tests' wants.
+pub const TOKEN: &str = "test-token";
+
+/// The header that sends [`TOKEN`].
+pub const AUTH: &[(&str, &str)] = &[("authorization", "Bearer test-token")];
+
+/// The server's side of [`TOKEN`].
+pub fn auth() -> Auth {
+    Auth::bearer(TOKEN).unwrap()
+}
+
+/// A job that passes validation as a submitted job (absolute paths only).
 pub fn valid_job(name: &str) -> String {
     format!(
         r#"name = "{name}"
@@ -110,6 +121,7 @@ impl JobControl for Mock {
                 lines_per_sec: 0.0,
                 errors: BTreeMap::new(),
                 last_error: None,
+                warnings: Vec::new(),
             });
         }
         let jobs = self.jobs.lock().unwrap();
@@ -128,6 +140,7 @@ impl JobControl for Mock {
                 (JobStatus::malformed_key("no_timestamp"), 2),
             ]),
             last_error: None,
+            warnings: vec!["include glob `/x/*.log` matches no file on member 0".into()],
         })
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tidemark_jobs::Job;
 
-use super::registry::{JobState, Registry};
+use super::registry::{JobState, NotAdded, Registry};
 use super::store::{self, JobStore};
 use super::worker::{member_loop, Shared};
 use super::Command;
@@ -41,6 +41,9 @@ pub struct ClusterOptions {
     pub checkpoint_interval: Duration,
     pub make_output: MakeOutput,
     pub validate: Validate,
+    /// Most jobs a submit may bring the member to (jobs kept in the state folder
+    /// are installed again even past it).
+    pub max_jobs: usize,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub enum ControlError {
     Duplicate(String),
     #[error("no job named {0:?}")]
     NotFound(String),
+    #[error("the cluster already has {0} jobs, its limit")]
+    JobLimit(usize),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -61,6 +66,7 @@ pub struct Cluster {
     /// Where jobs' checkpoints are (`STATE/jobs/`).
     jobs_dir: PathBuf,
     shutting_down: AtomicBool,
+    max_jobs: usize,
     /// Cleared when the workers end (shut down, or failed).
     running: Arc<AtomicBool>,
     // The member's lock on its state folder, held while it runs.
@@ -83,7 +89,13 @@ impl Cluster {
         // Held until the Install is queued (see `stop`).
         let commands = self.lock_commands()?;
         let stats = Arc::new(Mutex::new(JobStats::default()));
-        if !self.registry.add(&job.name, wall_clock_ms(), stats) {
+        let added = self
+            .registry
+            .add_within(&job.name, wall_clock_ms(), stats, self.max_jobs);
+        if let Err(NotAdded::Full { limit }) = added {
+            return Err(ControlError::JobLimit(limit));
+        }
+        if added.is_err() {
             if self
                 .registry
                 .get(&job.name)
@@ -199,6 +211,14 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         let kept = store
             .load()
             .map_err(|e| EngineError::Checkpoint(format!("cannot read the kept jobs: {e}")))?;
+        if kept.len() > opts.max_jobs {
+            tracing::warn!(
+                "the state folder keeps {} jobs, more than --max-jobs {}: every one is installed again, and no new job is accepted until fewer than {} remain",
+                kept.len(),
+                opts.max_jobs,
+                opts.max_jobs
+            );
+        }
         for (name, toml, submitted_ms) in kept {
             tracing::info!("installing kept job {name:?} again");
             registry.add(
@@ -220,6 +240,7 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         store,
         jobs_dir: jobs_dir.clone(),
         shutting_down: AtomicBool::new(false),
+        max_jobs: opts.max_jobs,
         running: Arc::new(AtomicBool::new(true)),
         _lock: lock,
     });

@@ -2,8 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use tidemark_jobs::Job;
 
 use crate::stats::{JobStats, MemberStats, SharedStats};
 
@@ -28,6 +30,8 @@ pub struct JobInfo {
     /// What the other members last reported, by process index.
     pub members: BTreeMap<usize, MemberStats>,
     pub error: Option<String>,
+    /// The job as this member validated it, once its install was prepared here.
+    pub job: Option<Arc<Job>>,
 }
 
 impl JobInfo {
@@ -45,6 +49,16 @@ struct Entry {
     stats: SharedStats,
     members: BTreeMap<usize, MemberStats>,
     error: Option<String>,
+    job: Option<Arc<Job>>,
+}
+
+/// Why [`Registry::add_within`] did not add a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotAdded {
+    /// A job of that name is listed.
+    Taken,
+    /// `limit` jobs are listed already.
+    Full { limit: usize },
 }
 
 /// Shared by a member's workers and its control side.
@@ -61,11 +75,28 @@ pub struct Registry {
 impl Registry {
     /// Adds a job (or returns false if the name is taken).
     pub(crate) fn add(&self, name: &str, submitted_ms: i64, stats: SharedStats) -> bool {
+        self.add_within(name, submitted_ms, stats, usize::MAX)
+            .is_ok()
+    }
+
+    /// Adds a job unless its name is taken or `limit` jobs (in any state: a
+    /// failed or stopping job still holds its name and state) are listed already.
+    /// Checked under one lock, so concurrent submits cannot pass the limit.
+    pub(crate) fn add_within(
+        &self,
+        name: &str,
+        submitted_ms: i64,
+        stats: SharedStats,
+        limit: usize,
+    ) -> Result<(), NotAdded> {
         let Ok(mut jobs) = self.jobs.lock() else {
-            return false;
+            return Err(NotAdded::Taken);
         };
         if jobs.contains_key(name) {
-            return false;
+            return Err(NotAdded::Taken);
+        }
+        if jobs.len() >= limit {
+            return Err(NotAdded::Full { limit });
         }
         jobs.insert(
             name.to_string(),
@@ -75,9 +106,19 @@ impl Registry {
                 stats,
                 members: BTreeMap::new(),
                 error: None,
+                job: None,
             },
         );
-        true
+        Ok(())
+    }
+
+    /// Records the job as this member validated it (for its status).
+    pub(crate) fn set_job(&self, name: &str, job: Arc<Job>) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            if let Some(e) = jobs.get_mut(name) {
+                e.job = Some(job);
+            }
+        }
     }
 
     pub(crate) fn stats_of(&self, name: &str) -> Option<SharedStats> {
@@ -165,5 +206,27 @@ fn info(name: &str, e: &Entry) -> JobInfo {
         stats: e.stats.lock().map(|s| s.clone()).unwrap_or_default(),
         members: e.members.clone(),
         error: e.error.clone(),
+        job: e.job.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_limit_counts_every_listed_job_and_frees_a_slot_on_remove() {
+        let r = Registry::default();
+        let stats = || Arc::new(Mutex::new(crate::stats::JobStats::default()));
+        assert_eq!(r.add_within("a", 0, stats(), 2), Ok(()));
+        assert_eq!(r.add_within("a", 0, stats(), 2), Err(NotAdded::Taken));
+        assert_eq!(r.add_within("b", 0, stats(), 2), Ok(()));
+        r.set("b", JobState::Failed, Some("x".into()));
+        assert_eq!(
+            r.add_within("c", 0, stats(), 2),
+            Err(NotAdded::Full { limit: 2 })
+        );
+        r.remove("b");
+        assert_eq!(r.add_within("c", 0, stats(), 2), Ok(()));
     }
 }

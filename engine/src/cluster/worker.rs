@@ -82,6 +82,28 @@ struct Active {
 /// How often a member reports its jobs' stats to process 0.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// How often, at most, a worker looks over all its jobs (announcements, letting
+/// go), unless it just applied commands. The look is O(jobs), and a worker wakes
+/// whenever any job's source does: looking on every wake made an idle member's
+/// CPU grow with the square of its jobs.
+const SCAN_EVERY: Duration = Duration::from_millis(20);
+
+/// The dataflows installed in a worker, sorted: a job whose dataflow is not among
+/// them is done here. Taken once per scan (timely lists them in a new Vec).
+struct Installed(Vec<usize>);
+
+impl Installed {
+    fn of(worker: &Worker) -> Installed {
+        let mut ids = worker.installed_dataflows();
+        ids.sort_unstable();
+        Installed(ids)
+    }
+
+    fn is_done(&self, handle: &JobHandle) -> bool {
+        self.0.binary_search(&handle.dataflow).is_err()
+    }
+}
+
 pub(super) fn member_loop(worker: &mut Worker, shared: &Shared) {
     let index = worker.index();
     let first = index == shared.first_worker;
@@ -101,7 +123,13 @@ pub(super) fn member_loop(worker: &mut Worker, shared: &Shared) {
     let mut exit = false;
     let mut exit_sent = false;
     let mut last_report = Instant::now();
+    let mut last_scan: Option<Instant> = None;
+    let mut applied = false;
     loop {
+        let scan = applied || last_scan.is_none_or(|t| t.elapsed() >= SCAN_EVERY);
+        if scan {
+            last_scan = Some(Instant::now());
+        }
         if let Some(feed) = &feed {
             while let Ok(c) = feed.try_recv() {
                 seq.push(c);
@@ -128,13 +156,16 @@ pub(super) fn member_loop(worker: &mut Worker, shared: &Shared) {
             }
         }
         if index == 0 {
-            announce(worker, shared, &mut seq, &mut active);
+            if scan {
+                announce(&Installed::of(worker), shared, &mut seq, &mut active);
+            }
             if shutting_down && active.is_empty() && !exit_sent {
                 seq.push(Command::Exit);
                 exit_sent = true;
             }
         }
         let commands: Vec<Command> = seq.by_ref().collect();
+        applied = !commands.is_empty();
         for cmd in commands {
             let mut ctx = Apply {
                 worker: &mut *worker,
@@ -147,12 +178,18 @@ pub(super) fn member_loop(worker: &mut Worker, shared: &Shared) {
                 exit = true;
             }
         }
-        for (name, a) in active.iter_mut() {
-            let done_here = a.running.as_ref().is_none_or(|r| r.handle.is_done(worker));
-            if !a.let_go && a.finished && done_here {
-                a.let_go = true;
-                a.running = None;
-                let_go(shared, name);
+        if scan || applied {
+            let installed = Installed::of(worker);
+            for (name, a) in active.iter_mut() {
+                let done_here = a
+                    .running
+                    .as_ref()
+                    .is_none_or(|r| installed.is_done(&r.handle));
+                if !a.let_go && a.finished && done_here {
+                    a.let_go = true;
+                    a.running = None;
+                    let_go(shared, name);
+                }
             }
         }
         if exit {
@@ -165,7 +202,7 @@ pub(super) fn member_loop(worker: &mut Worker, shared: &Shared) {
 /// Worker 0: tells every member what process 0 committed and when a job's output
 /// is final, and stops a job whose sink failed everywhere.
 fn announce(
-    worker: &Worker,
+    installed: &Installed,
     shared: &Shared,
     seq: &mut Sequencer<Command>,
     active: &mut BTreeMap<String, Active>,
@@ -190,7 +227,7 @@ fn announce(
             a.announced = Some(committed);
         }
         // After the last Committed: the dataflow is complete, so was its last commit.
-        if !a.finish_sent && r.handle.is_done(worker) {
+        if !a.finish_sent && installed.is_done(&r.handle) {
             seq.push(Command::Finished { name: name.clone() });
             a.finish_sent = true;
         }
@@ -438,6 +475,7 @@ fn prepare(
     if job.name != name {
         return Err(format!("the job's name is {:?}, not {name:?}", job.name));
     }
+    shared.registry.set_job(name, Arc::new(job.clone()));
     let make = shared.make_output.clone();
     let for_sinks = job.clone();
     let output: Option<crate::run::OutputFactory> = (shared.process == 0)

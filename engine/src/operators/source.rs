@@ -36,9 +36,20 @@ pub struct Pacing {
 #[derive(Default)]
 pub struct PokeBoard {
     sources: std::sync::Mutex<Vec<(timely::scheduling::SyncActivator, Arc<AtomicBool>)>>,
+    /// Set while the watcher sees every folder the job's globs can match.
+    watching: AtomicBool,
 }
 
 impl PokeBoard {
+    /// The watcher says whether it sees every folder (discovery then polls rarely).
+    pub fn set_watching(&self, watching: bool) {
+        self.watching.store(watching, Ordering::SeqCst);
+    }
+
+    pub fn watching(&self) -> bool {
+        self.watching.load(Ordering::SeqCst)
+    }
+
     pub fn poke(&self) {
         if let Ok(sources) = self.sources.lock() {
             for (act, flag) in sources.iter() {
@@ -101,6 +112,7 @@ pub fn file_source<'scope>(
             let wall_ms = wall_clock_ms();
             let poked = poked.swap(false, Ordering::SeqCst);
             let floor = *held.time() as EventMs;
+            groups.set_watching(poke.watching());
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
                 if let Ok(mut slot) = failed.lock() {
                     slot.get_or_insert(e.to_string());

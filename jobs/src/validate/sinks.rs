@@ -6,7 +6,7 @@ use toml::Spanned;
 
 use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
-use super::source::{expand_path, resolve};
+use super::paths::{expand_path, Relative};
 use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
@@ -19,7 +19,7 @@ pub fn check_sinks(
     r: &mut Report<'_>,
     sinks: &[Spanned<SinkFile>],
     rule_count: usize,
-    base_dir: &Path,
+    relative: Relative<'_>,
     env: &Env,
 ) -> Option<Vec<Sink>> {
     if sinks.is_empty() {
@@ -56,7 +56,11 @@ pub fn check_sinks(
                 let Some(expanded) = expand_path(r, p, "the jsonl sink path", env) else {
                     break 'jsonl None;
                 };
-                let path = PathBuf::from(resolve(base_dir, &expanded.text));
+                let Some(path) = relative.resolve(r, p, &expanded.text, "the jsonl sink path")
+                else {
+                    break 'jsonl None;
+                };
+                let path = PathBuf::from(path);
                 let line = r.position(p.span().start).0;
                 if let Some((_, first)) = paths.iter().find(|(q, _)| *q == path) {
                     r.on(

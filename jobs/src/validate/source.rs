@@ -1,15 +1,15 @@
 //! Phase 2 checks of [source], [parse] and [window].
 
-use std::path::Path;
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::diag::Report;
 use super::names::{did_you_mean, list, quoted_choices};
+use super::paths::{archive_globs, expand_path, globs, Relative};
 use super::sizes::{rate_setting, size_setting};
 use crate::duration::{format_duration, parse_duration};
-use crate::env::{expand, Env, Expanded};
+use crate::env::Env;
 use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
 use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
 
@@ -335,134 +335,12 @@ pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
     })
 }
 
-/// Resolves a relative path or glob against `base_dir`; absolute ones are kept as is.
-pub fn resolve(base_dir: &Path, p: &str) -> String {
-    if Path::new(p).is_absolute() {
-        return p.to_string();
-    }
-    let mut rel = p;
-    while let Some(rest) = rel.strip_prefix("./") {
-        rel = rest.trim_start_matches('/');
-    }
-    base_dir.join(rel).to_string_lossy().into_owned()
-}
-
-/// Expands `${NAME}` and `$$` in a path setting or the fixed host value (`what`
-/// names it in messages), reporting each problem at its `$`.
-pub(crate) fn expand_path(
-    r: &mut Report<'_>,
-    value: &Spanned<String>,
-    what: &str,
-    env: &Env,
-) -> Option<Expanded> {
-    match expand(value.get_ref(), env) {
-        Ok(expanded) => Some(expanded),
-        Err(errors) => {
-            for e in errors {
-                let (message, hint) = e.describe(what);
-                r.inside(value, e.offset, message, hint);
-            }
-            None
-        }
-    }
-}
-
-fn globs(
-    r: &mut Report<'_>,
-    items: &[Spanned<String>],
-    key: &str,
-    base_dir: &Path,
-    env: &Env,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for g in items {
-        if g.get_ref().trim().is_empty() {
-            r.on(
-                g,
-                format!("empty path in {key}"),
-                "write a file path or glob, e.g. \"/var/log/app/*.log\"".to_string(),
-            );
-        } else if let Some(expanded) = expand_path(r, g, key, env) {
-            out.push(resolve(base_dir, &expanded.text));
-        }
-    }
-    out
-}
-
-/// Checks archive globs: like [`globs`], and each must also be a valid pattern
-/// (the same `glob` syntax the archive is later expanded with).
-fn archive_globs(
-    r: &mut Report<'_>,
-    items: &[Spanned<String>],
-    base_dir: &Path,
-    env: &Env,
-) -> Vec<String> {
-    let mut out = Vec::new();
-    for g in items {
-        let raw = g.get_ref();
-        if raw.trim().is_empty() {
-            r.on(
-                g,
-                "empty path in archive",
-                "write a file path or glob, e.g. \"/archive/nginx/*/access.log-*.gz\"".to_string(),
-            );
-            continue;
-        }
-        let Some(expanded) = expand_path(r, g, "archive", env) else {
-            continue;
-        };
-        let text = &expanded.text;
-        if let Err(e) = glob::Pattern::new(text) {
-            // `pos` counts characters; the report wants a byte offset.
-            let byte = text
-                .char_indices()
-                .nth(e.pos)
-                .map_or(text.len(), |(i, _)| i);
-            let shown = if text == raw {
-                format!("`{raw}`")
-            } else {
-                format!("`{raw}` (expanded: `{text}`)")
-            };
-            r.inside(
-                g,
-                expanded.source_offset(byte),
-                format!("archive glob {shown} is not a valid pattern: {}", e.msg),
-                glob_hint(e.msg),
-            );
-            continue;
-        }
-        let resolved = resolve(base_dir, text);
-        if let Err(e) = glob::Pattern::new(&resolved) {
-            r.on(
-                g,
-                format!(
-                    "archive glob `{raw}`, resolved against the job file's folder, is `{resolved}`, which is not a valid pattern: {}",
-                    e.msg
-                ),
-                "the folder's name contains glob characters: write an absolute glob instead"
-                    .to_string(),
-            );
-            continue;
-        }
-        out.push(resolved);
-    }
-    out
-}
-
-fn glob_hint(msg: &str) -> String {
-    if msg.starts_with("invalid range") {
-        "close the character class with `]`, e.g. \"access.log-[0-9]*.gz\"; write `[[]` to match a literal `[`".to_string()
-    } else {
-        "`*` matches within one path component, `**` any number of whole components: write it alone between slashes, e.g. \"/archive/**/access.log-*.gz\"".to_string()
-    }
-}
-
 /// Checks [source].
 pub fn check_source(
     r: &mut Report<'_>,
     source: &Spanned<SourceFile>,
     fields: &Fields,
-    base_dir: &Path,
+    relative: Relative<'_>,
     env: &Env,
 ) -> Option<Source> {
     let s = source.get_ref();
@@ -481,9 +359,9 @@ pub fn check_source(
                 .to_string(),
         );
     }
-    let include = globs(r, s.include.get_ref(), "include", base_dir, env);
-    let exclude = globs(r, &s.exclude, "exclude", base_dir, env);
-    let archive = archive_globs(r, &s.archive, base_dir, env);
+    let include = globs(r, s.include.get_ref(), "include", relative, env);
+    let exclude = globs(r, &s.exclude, "exclude", relative, env);
+    let archive = archive_globs(r, &s.archive, relative, env);
     let host = match &s.host {
         None => Some(HostFrom::Value("localhost".to_string())),
         Some(h) => host(r, h, fields, env),

@@ -1,0 +1,366 @@
+//! One change notifier for every job of a process.
+//!
+//! Each [`DirWatcher`](crate::watch::DirWatcher) holds an inotify instance of its
+//! own, and Linux allows 128 per user by default (`fs.inotify.max_user_instances`):
+//! a cluster member with more jobs than that had the rest fall back to polling,
+//! each of its workers re-reading every such job's folders twice a second. The
+//! [`WatchHub`] holds one instance for the whole process. Each job subscribes with
+//! its folders ([`Subscription::set_dirs`], same contract as `DirWatcher`'s); an
+//! event is routed to the jobs that watch the folder it happened in (or the folder
+//! itself), and an event without a path, or an error (events may have been lost),
+//! reaches every job. A folder several jobs watch is watched once.
+//!
+//! Locking: `watcher` is held around every watch and unwatch (notify's event thread
+//! never takes it); `routes` is held only briefly, by that thread to find whom to
+//! call and by `set_dirs` to change the routes, never while calling into notify,
+//! which waits for its event thread.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
+
+use crate::watch::{failure_warning, is_interesting};
+
+type Callback = Arc<dyn Fn() + Send + Sync>;
+
+/// The process's notifier; see the module docs.
+pub struct WatchHub {
+    watcher: Mutex<Option<RecommendedWatcher>>,
+    startup_error: Option<String>,
+    routes: Arc<Mutex<Routes>>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Watched folder → the subscriptions that want it.
+    dirs: HashMap<PathBuf, BTreeSet<u64>>,
+    subs: HashMap<u64, Callback>,
+    next: u64,
+}
+
+impl Routes {
+    /// The callbacks an event concerns.
+    fn targets(&self, event: &notify::Result<Event>) -> Vec<Callback> {
+        let ids: BTreeSet<u64> = match event {
+            Ok(ev) if !ev.paths.is_empty() => ev
+                .paths
+                .iter()
+                .flat_map(|p| [Some(p.as_path()), p.parent()])
+                .flatten()
+                .filter_map(|d| self.dirs.get(d))
+                .flatten()
+                .copied()
+                .collect(),
+            // No path (e.g. the queue overflowed) or an error: anything may have changed.
+            _ => self.subs.keys().copied().collect(),
+        };
+        ids.iter()
+            .filter_map(|id| self.subs.get(id).cloned())
+            .collect()
+    }
+
+    /// Drops `id`'s interest in `dir`; true when nobody wants `dir` any more.
+    fn leave(&mut self, dir: &Path, id: u64) -> bool {
+        let Some(ids) = self.dirs.get_mut(dir) else {
+            return false;
+        };
+        ids.remove(&id);
+        if ids.is_empty() {
+            self.dirs.remove(dir);
+            return true;
+        }
+        false
+    }
+}
+
+impl WatchHub {
+    /// The process's hub, started on first use.
+    pub fn global() -> &'static WatchHub {
+        static HUB: OnceLock<WatchHub> = OnceLock::new();
+        HUB.get_or_init(WatchHub::new)
+    }
+
+    fn new() -> WatchHub {
+        let routes = Arc::new(Mutex::new(Routes::default()));
+        let for_events = routes.clone();
+        let handler = move |event: notify::Result<Event>| {
+            if event.as_ref().is_ok_and(|ev| !is_interesting(&ev.kind)) {
+                return;
+            }
+            let targets = match for_events.lock() {
+                Ok(r) => r.targets(&event),
+                Err(_) => return,
+            };
+            for call in targets {
+                call();
+            }
+        };
+        let (watcher, startup_error) = match notify::recommended_watcher(handler) {
+            Ok(w) => (Some(w), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        WatchHub {
+            watcher: Mutex::new(watcher),
+            startup_error,
+            routes,
+        }
+    }
+
+    /// Watches `dirs` for one job: `on_change` runs (on the notifier's thread) for
+    /// every create, modify, remove or rename in them; keep it cheap.
+    pub fn subscribe(
+        &'static self,
+        dirs: &[PathBuf],
+        on_change: impl Fn() + Send + Sync + 'static,
+    ) -> Subscription {
+        let id = match self.routes.lock() {
+            Ok(mut r) => {
+                r.next += 1;
+                let id = r.next;
+                r.subs.insert(id, Arc::new(on_change));
+                id
+            }
+            Err(_) => 0,
+        };
+        let mut s = Subscription {
+            hub: self,
+            id,
+            watched: BTreeSet::new(),
+            failed: Vec::new(),
+        };
+        s.set_dirs(dirs);
+        s
+    }
+}
+
+/// One job's folders in the [`WatchHub`]; dropping it stops their notification.
+pub struct Subscription {
+    hub: &'static WatchHub,
+    id: u64,
+    watched: BTreeSet<PathBuf>,
+    failed: Vec<(PathBuf, String)>,
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription")
+            .field("active", &self.is_active())
+            .field("watched", &self.watched)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscription {
+    /// Makes `dirs` the watched set, as [`DirWatcher::set_dirs`] does: folders
+    /// already watched are added again (re-arming one deleted and recreated), failed
+    /// ones are retried. Re-run discovery after it, so nothing created before a new
+    /// watch took effect is missed.
+    ///
+    /// [`DirWatcher::set_dirs`]: crate::watch::DirWatcher::set_dirs
+    pub fn set_dirs(&mut self, dirs: &[PathBuf]) {
+        // By real path: inotify gives a folder reached by two paths one watch, which
+        // notify then reports (and removes) under one of them only.
+        let wanted: BTreeSet<PathBuf> = dirs
+            .iter()
+            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
+            .collect();
+        self.failed.clear();
+        let hub = self.hub;
+        let Ok(mut guard) = hub.watcher.lock() else {
+            self.failed = wanted.into_iter().map(|d| (d, String::new())).collect();
+            return;
+        };
+        let Some(watcher) = guard.as_mut() else {
+            self.failed = wanted.into_iter().map(|d| (d, String::new())).collect();
+            return;
+        };
+        let gone: Vec<PathBuf> = self.watched.difference(&wanted).cloned().collect();
+        for dir in gone {
+            if hub.routes.lock().is_ok_and(|mut r| r.leave(&dir, self.id)) {
+                // The folder may have been deleted, which already removed the watch.
+                let _ = watcher.unwatch(&dir);
+            }
+        }
+        self.watched.clear();
+        for dir in wanted {
+            let why = if !dir.is_dir() {
+                Some(if dir.exists() {
+                    "not a folder".to_string()
+                } else {
+                    "it does not exist (yet)".to_string()
+                })
+            } else {
+                // Routed before it is watched, so no event of the new watch is lost.
+                if let Ok(mut r) = hub.routes.lock() {
+                    r.dirs.entry(dir.clone()).or_default().insert(self.id);
+                }
+                watcher
+                    .watch(&dir, RecursiveMode::NonRecursive)
+                    .err()
+                    .map(|e| e.to_string())
+            };
+            match why {
+                None => {
+                    self.watched.insert(dir);
+                }
+                Some(why) => {
+                    if hub.routes.lock().is_ok_and(|mut r| r.leave(&dir, self.id)) {
+                        let _ = watcher.unwatch(&dir);
+                    }
+                    self.failed.push((dir, why));
+                }
+            }
+        }
+    }
+
+    /// True when every folder is watched, so polling is not needed for prompt
+    /// discovery.
+    pub fn is_active(&self) -> bool {
+        self.hub.startup_error.is_none() && self.failed.is_empty()
+    }
+
+    /// Why notification is not (fully) active, for the caller to log.
+    pub fn warning(&self) -> Option<String> {
+        failure_warning(self.hub.startup_error.as_deref(), &self.failed)
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let Ok(mut guard) = self.hub.watcher.lock() else {
+            return;
+        };
+        let mut unwatch = Vec::new();
+        if let Ok(mut r) = self.hub.routes.lock() {
+            r.subs.remove(&self.id);
+            for dir in &self.watched {
+                if r.leave(dir, self.id) {
+                    unwatch.push(dir.clone());
+                }
+            }
+        }
+        if let Some(watcher) = guard.as_mut() {
+            for dir in unwatch {
+                let _ = watcher.unwatch(&dir);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    fn counting(dirs: &[PathBuf]) -> (Subscription, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let s = WatchHub::global().subscribe(dirs, move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        (s, count)
+    }
+
+    /// Waits up to 2 s for `count` to exceed `before`.
+    fn fired(count: &AtomicUsize, before: usize) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if count.load(Ordering::SeqCst) > before {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    }
+
+    /// Past `fs.inotify.max_user_instances` (128 by default) jobs, each job's own
+    /// watcher failed (EMFILE) and the job polled. Through the hub, 300 share one.
+    #[test]
+    fn three_hundred_jobs_all_get_change_notification_not_just_the_first_128() {
+        let tmp = tempfile::tempdir().unwrap();
+        let subs: Vec<(Subscription, Arc<AtomicUsize>, PathBuf)> = (0..300)
+            .map(|i| {
+                let d = tmp.path().join(format!("j{i}"));
+                std::fs::create_dir(&d).unwrap();
+                let (s, c) = counting(std::slice::from_ref(&d));
+                (s, c, d)
+            })
+            .collect();
+        for (s, _, _) in &subs {
+            assert!(s.is_active(), "{:?}", s.warning());
+        }
+        let (_, count, dir) = &subs[299];
+        let before = count.load(Ordering::SeqCst);
+        std::fs::write(dir.join("access.log"), b"x\n").unwrap();
+        assert!(fired(count, before));
+    }
+
+    #[test]
+    fn an_event_reaches_only_the_jobs_watching_its_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        let (sa, ca) = counting(std::slice::from_ref(&a));
+        let (sb, cb) = counting(&[a.clone(), b.clone()]);
+        assert!(sa.is_active() && sb.is_active());
+
+        std::fs::write(b.join("x.log"), b"x\n").unwrap();
+        assert!(fired(&cb, 0));
+        // Events are delivered in order: once a's marker reached job a, b's event
+        // would have too.
+        std::fs::write(a.join("marker"), b"").unwrap();
+        assert!(fired(&ca, 0));
+        let after_marker = ca.load(Ordering::SeqCst);
+        assert!(after_marker <= 2, "job a woke for b's file: {after_marker}");
+
+        // A folder both watch stays watched when one of them goes.
+        drop(sa);
+        let before = cb.load(Ordering::SeqCst);
+        std::fs::write(a.join("y.log"), b"x\n").unwrap();
+        assert!(fired(&cb, before));
+    }
+
+    #[test]
+    fn two_jobs_reaching_one_folder_by_two_paths_both_hear_of_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("releases-42");
+        std::fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("current");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let (sa, ca) = counting(std::slice::from_ref(&real));
+        let (sb, cb) = counting(std::slice::from_ref(&link));
+        assert!(sa.is_active() && sb.is_active());
+        std::fs::write(real.join("x.log"), b"x\n").unwrap();
+        assert!(fired(&ca, 0) && fired(&cb, 0));
+        // One of them going does not silence the other.
+        drop(sb);
+        let before = ca.load(Ordering::SeqCst);
+        std::fs::write(real.join("y.log"), b"x\n").unwrap();
+        assert!(fired(&ca, before));
+    }
+
+    #[test]
+    fn a_missing_folder_is_reported_then_watched_once_it_exists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let later = tmp.path().join("nginx");
+        let dirs = [tmp.path().to_path_buf(), later.clone()];
+        let (mut s, count) = counting(&dirs);
+        assert!(!s.is_active());
+        let warning = s.warning().unwrap();
+        assert!(
+            warning.contains("nginx") && warning.contains("polling"),
+            "{warning}"
+        );
+        std::fs::create_dir(&later).unwrap();
+        s.set_dirs(&dirs);
+        assert!(s.is_active(), "{:?}", s.warning());
+        let before = count.load(Ordering::SeqCst);
+        std::fs::write(later.join("access.log"), b"x\n").unwrap();
+        assert!(fired(&count, before));
+    }
+}

@@ -1,0 +1,222 @@
+//! What the control API calls on a member: [`Control`] implements
+//! [`JobControl`] over the engine's [`Cluster`], adding a lines/s estimate and the
+//! warnings a job's status shows.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tidemark_api::{
+    ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus, JobSummary,
+};
+use tidemark_engine::cluster::{self, Cluster, JobInfo};
+use tidemark_jobs::Job;
+use tidemark_sources::file::{discover, AllowedRoots};
+
+/// What the API calls: the member plus a lines/s estimate per job.
+pub(super) struct Control {
+    member: Arc<Cluster>,
+    members: u32,
+    rates: Mutex<HashMap<String, (Instant, u64, f64)>>,
+}
+
+impl JobControl for Control {
+    fn submit(&self, job: Job, toml: String) -> Result<JobSummary, ControlError> {
+        self.member.submit(&job, &toml).map_err(control_error)?;
+        Ok(self
+            .member
+            .registry()
+            .get(&job.name)
+            .map(|j| summary(&j))
+            .unwrap_or_else(|| JobSummary {
+                name: job.name.clone(),
+                state: JobState::Running,
+                submitted_at: jiff::Timestamp::now(),
+            }))
+    }
+
+    fn list(&self) -> Vec<JobSummary> {
+        self.member.registry().list().iter().map(summary).collect()
+    }
+
+    fn status(&self, name: &str) -> Option<JobStatus> {
+        let j = self.member.registry().get(name)?;
+        let s = &j.stats;
+        // Lines and errors of every member; the frontier is process 0's (it writes).
+        let all = j.cluster_stats();
+        let rate = self.rate(name, all.lines_read, j.submitted_ms);
+        let mut errors = std::collections::BTreeMap::new();
+        errors.insert(JobStatus::LATE.to_string(), all.late_lines);
+        errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
+        errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
+        for (reason, n) in &all.parse_errors {
+            errors.insert(JobStatus::malformed_key(reason), *n);
+        }
+        let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
+        Some(JobStatus {
+            summary: summary(&j),
+            watermark: s.frontier_ms.filter(|&f| f > 0).and_then(ts),
+            last_closed_window: s.last_window_ms.and_then(|(start, end)| {
+                Some(ClosedWindow {
+                    start: ts(start)?,
+                    end: ts(end)?,
+                })
+            }),
+            lines_per_sec: rate,
+            lines_read: all.lines_read,
+            lines_read_by_member: std::iter::once((0, s.lines_read))
+                .chain(j.members.iter().map(|(p, m)| (*p as u32, m.lines_read)))
+                .collect(),
+            errors,
+            last_error: j.error.clone(),
+            warnings: no_file_warnings(&j, self.members),
+        })
+    }
+
+    fn stop(&self, name: &str) -> Result<(), ControlError> {
+        self.member.stop(name).map_err(control_error)
+    }
+
+    fn health(&self) -> Health {
+        let jobs = self.member.registry().list();
+        let failed: Vec<&str> = jobs
+            .iter()
+            .filter(|j| j.state == cluster::JobState::Failed)
+            .map(|j| j.name.as_str())
+            .collect();
+        let running = self.member.is_running();
+        let registry = self.member.registry();
+        let connected = registry.connected();
+        // The others report every second; a member silent for 5 s is in trouble
+        // (a lost connection ends every member's workers).
+        let members = if !running || !connected {
+            u32::from(running)
+        } else {
+            1 + registry.members_heard(Duration::from_secs(5)) as u32
+        };
+        let first_reports_due = registry
+            .connected_for()
+            .is_some_and(|t| t < Duration::from_secs(5));
+        let all_heard = members == self.members || (self.members > 1 && first_reports_due);
+        Health {
+            ok: running && connected && all_heard,
+            members: if connected && first_reports_due {
+                self.members
+            } else {
+                members
+            },
+            expected_members: self.members,
+            jobs: jobs.len() as u32,
+            detail: if !running {
+                Some("the member's workers have stopped".into())
+            } else if !connected {
+                Some(format!(
+                    "waiting for every member to connect ({} expected; see the hosts file)",
+                    self.members
+                ))
+            } else if !all_heard {
+                Some(format!(
+                    "only {members} of {} members reported in the last 5 s",
+                    self.members
+                ))
+            } else if !failed.is_empty() {
+                Some(format!("failed jobs: {}", failed.join(", ")))
+            } else {
+                None
+            },
+        }
+    }
+}
+
+impl Control {
+    /// The API's view of `member`, one of `members` processes.
+    pub(super) fn new(member: Arc<Cluster>, members: u32) -> Control {
+        Control {
+            member,
+            members,
+            rates: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Lines per second since the previous status call at least a second ago; the
+    /// first call averages since the job was submitted.
+    fn rate(&self, name: &str, lines: u64, submitted_ms: i64) -> f64 {
+        let now = Instant::now();
+        let Ok(mut rates) = self.rates.lock() else {
+            return 0.0;
+        };
+        // Forget jobs that are gone (a stopped job submitted again starts afresh).
+        let registry = self.member.registry();
+        rates.retain(|n, _| registry.contains(n));
+        let e = rates.entry(name.to_string()).or_insert_with(|| {
+            let secs = (tidemark_engine::time::wall_clock_ms() - submitted_ms) as f64 / 1000.0;
+            let first = if secs > 0.0 { lines as f64 / secs } else { 0.0 };
+            (now, lines, first)
+        });
+        let secs = now.duration_since(e.0).as_secs_f64();
+        if secs >= 1.0 {
+            e.2 = lines.saturating_sub(e.1) as f64 / secs;
+            *e = (now, lines, e.2);
+        }
+        if e.2.is_finite() {
+            e.2
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Include globs that match no file (a typo, a folder the member cannot read, a
+/// `${LOG_ROOT}` that differs between machines): on process 0 each glob is looked
+/// up now; another member counts when its last report had no file group.
+fn no_file_warnings(j: &JobInfo, members: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    let on_0 = if members > 1 { " on member 0" } else { "" };
+    if let Some(job) = &j.job {
+        let src = &job.source;
+        let roots = AllowedRoots::new(&src.allowed_roots);
+        for glob in &src.include {
+            let Ok(found) = discover(std::slice::from_ref(glob), &src.exclude, &roots) else {
+                continue;
+            };
+            if !found.groups.is_empty() {
+                continue;
+            }
+            out.push(if found.outside.is_empty() {
+                format!("include glob `{glob}` matches no file{on_0}: check the path, and that the member may list its folders")
+            } else {
+                format!("include glob `{glob}` matches no file inside the allowed roots{on_0}: the {} it matches are outside --allow-root", found.outside.len())
+            });
+        }
+    }
+    for (process, stats) in &j.members {
+        if stats.file_groups == 0 {
+            out.push(format!(
+                "the include globs match no file on member {process}: check the paths (and ${{NAME}} values) on that machine"
+            ));
+        }
+    }
+    out
+}
+
+fn summary(j: &JobInfo) -> JobSummary {
+    JobSummary {
+        name: j.name.clone(),
+        state: match j.state {
+            cluster::JobState::Running => JobState::Running,
+            cluster::JobState::Stopping => JobState::Stopping,
+            cluster::JobState::Failed => JobState::Failed,
+        },
+        submitted_at: jiff::Timestamp::from_millisecond(j.submitted_ms)
+            .unwrap_or_else(|_| jiff::Timestamp::now()),
+    }
+}
+
+fn control_error(e: cluster::member::ControlError) -> ControlError {
+    match e {
+        cluster::member::ControlError::Duplicate(n) => ControlError::Duplicate(n),
+        cluster::member::ControlError::NotFound(n) => ControlError::NotFound(n),
+        cluster::member::ControlError::JobLimit(limit) => ControlError::JobLimit { limit },
+        cluster::member::ControlError::Unavailable(m) => ControlError::Unavailable(m),
+    }
+}

@@ -1,0 +1,228 @@
+//! What a member's flags mean: checked before the member touches its state
+//! folder, then turned into timely's configuration, process 0's output roots and
+//! the rules a submitted job must follow.
+
+use std::path::PathBuf;
+
+use tidemark_jobs::{check_output_roots, check_roots, Diagnostics, Env, Job};
+
+use super::ClusterArgs;
+
+/// The default output root, inside the state folder.
+const OUTPUT_DIR: &str = "output";
+
+/// How a member turns a submitted job's TOML into a job it may run: paths must
+/// be absolute, `${NAME}` expands only the `--job-env` variables, reads stay under
+/// `--allow-root` and (on process 0, which writes the sinks) writes under the
+/// output roots. The roots are also set on the job, so that every file opened is
+/// checked again by its real path.
+pub(super) struct SubmitRules {
+    pub(super) env: Env,
+    pub(super) read_roots: Vec<PathBuf>,
+    /// `None` on members other than process 0: they write no sink.
+    pub(super) output_roots: Option<Vec<PathBuf>>,
+}
+
+impl SubmitRules {
+    pub(super) fn validate(&self, text: &str, file: &str) -> Result<Job, Diagnostics> {
+        let mut job = tidemark_jobs::submitted(text, file, &self.env)?;
+        check_roots(&job, &self.read_roots).map_err(|e| e.to_diagnostics(file))?;
+        job.source.allowed_roots = self.read_roots.clone();
+        if let Some(roots) = &self.output_roots {
+            check_output_roots(&job, roots).map_err(|e| e.to_diagnostics(file))?;
+            job.output_roots = roots.clone();
+        }
+        Ok(job)
+    }
+}
+
+/// The flags every member checks before it touches its state folder.
+pub(super) fn check_cluster_flags(args: &ClusterArgs) -> Result<(), String> {
+    if args.allow_roots.is_empty() {
+        return Err(format!(
+            "the cluster needs at least one --allow-root DIR: the folders submitted jobs may read files from\n  hint: e.g. --allow-root /var/log; `--allow-root /` lets jobs read every file this member can read (its state folder {} included)",
+            args.state_dir.display()
+        ));
+    }
+    for (flag, dirs) in [
+        ("--allow-root", &args.allow_roots),
+        ("--output-root", &args.output_roots),
+    ] {
+        for dir in dirs {
+            if !dir.is_absolute()
+                || dir
+                    .components()
+                    .any(|c| c == std::path::Component::ParentDir)
+            {
+                return Err(format!(
+                    "{flag} {} must be an absolute path without `..`",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    for name in &args.job_env {
+        if !tidemark_jobs::env::is_var_name(name) {
+            return Err(format!(
+                "--job-env {name:?} is not a variable name\n  hint: give the name alone (letters, digits and `_`, not starting with a digit), e.g. --job-env LOG_ROOT"
+            ));
+        }
+        if name == tidemark_api::TOKEN_ENV {
+            return Err(format!(
+                "--job-env {name} would let any submitted job copy the API token into its output\n  hint: leave it out"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Process 0's output roots, real paths: the `--output-root` folders (which must
+/// exist), or `STATE/output` (created). None may hold the state folder's own files
+/// (`jobs/`, `submitted/`, the token), which a sink would otherwise overwrite.
+pub(super) fn output_roots(args: &ClusterArgs) -> Result<Vec<PathBuf>, String> {
+    let state = std::fs::canonicalize(&args.state_dir).map_err(|e| {
+        format!(
+            "cannot use the state folder {}: {e}",
+            args.state_dir.display()
+        )
+    })?;
+    let default = state.join(OUTPUT_DIR);
+    if args.output_roots.is_empty() {
+        std::fs::create_dir_all(&default)
+            .map_err(|e| format!("cannot create the output folder {}: {e}", default.display()))?;
+    }
+    let given = if args.output_roots.is_empty() {
+        std::slice::from_ref(&default)
+    } else {
+        &args.output_roots[..]
+    };
+    let mut roots = Vec::new();
+    for dir in given {
+        let real = std::fs::canonicalize(dir).map_err(|e| {
+            format!(
+                "--output-root {}: {e}\n  hint: create the folder first, writable by this member's user",
+                dir.display()
+            )
+        })?;
+        if !real.is_dir() {
+            return Err(format!("--output-root {} is not a folder", dir.display()));
+        }
+        let holds_state = state.starts_with(&real);
+        let inside_state = real.starts_with(&state) && !real.starts_with(&default);
+        if holds_state || inside_state {
+            return Err(format!(
+                "--output-root {} {} the state folder {}: a job's sink could overwrite the member's own files (its jobs, checkpoints and API token)\n  hint: give a folder outside the state folder, or leave --output-root out to write in {}",
+                dir.display(),
+                if holds_state { "holds" } else { "is inside" },
+                state.display(),
+                default.display()
+            ));
+        }
+        roots.push(real);
+    }
+    Ok(roots)
+}
+
+/// timely's configuration: one process, or member `-p` of `-n` at the addresses
+/// in `--hosts` (one `host:port` per line; blank lines and `#` comments skipped).
+pub(super) fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String> {
+    let workers = args.workers.max(1);
+    if args.processes == 0 {
+        return Err("-n must be at least 1".into());
+    }
+    if args.process >= args.processes {
+        return Err(format!(
+            "-p {} is not a member of a {}-process cluster: give 0 to {}",
+            args.process,
+            args.processes,
+            args.processes - 1
+        ));
+    }
+    if args.processes == 1 {
+        if let Some(h) = &args.hosts {
+            return Err(format!(
+                "--hosts {} is only for several processes; add -n N",
+                h.display()
+            ));
+        }
+        return Ok(timely::Config::process(workers));
+    }
+    let Some(hosts) = &args.hosts else {
+        return Err(format!(
+            "-n {} needs --hosts FILE: one host:port per member, the same file on every member",
+            args.processes
+        ));
+    };
+    let text = std::fs::read_to_string(hosts)
+        .map_err(|e| format!("cannot read the hosts file {}: {e}", hosts.display()))?;
+    let addresses = parse_hosts(&text).map_err(|e| format!("{}: {e}", hosts.display()))?;
+    if addresses.len() != args.processes {
+        return Err(format!(
+            "{} lists {} addresses but -n is {}: give one host:port per member",
+            hosts.display(),
+            addresses.len(),
+            args.processes
+        ));
+    }
+    Ok(timely::Config {
+        communication: timely::CommunicationConfig::Cluster {
+            threads: workers,
+            process: args.process,
+            addresses,
+            report: false,
+            zerocopy: false,
+        },
+        worker: timely::WorkerConfig::default(),
+    })
+}
+
+fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let ok = line.rsplit_once(':').is_some_and(|(host, port)| {
+            let bracketed = host.starts_with('[') && host.ends_with(']');
+            !host.is_empty() && (bracketed || !host.contains(':')) && port.parse::<u16>().is_ok()
+        });
+        if !ok {
+            return Err(format!(
+                "line {}: {line:?} is not host:port (e.g. 10.0.0.11:2101, or [fd00::11]:2101 for IPv6)",
+                i + 1
+            ));
+        }
+        if out.iter().any(|a| a == line) {
+            return Err(format!(
+                "line {}: {line} is listed twice: every member needs its own address",
+                i + 1
+            ));
+        }
+        out.push(line.to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_hosts;
+
+    #[test]
+    fn hosts_files_skip_comments_and_refuse_what_timely_cannot_use() {
+        let text = "# members\n10.0.0.11:2101  # zero\n\n[fd00::12]:2101\n";
+        assert_eq!(
+            parse_hosts(text).unwrap(),
+            vec!["10.0.0.11:2101", "[fd00::12]:2101"]
+        );
+        for (bad, why) in [
+            ("10.0.0.11\n", "is not host:port"),
+            ("fd00::12:2101\n", "[fd00::11]:2101 for IPv6"),
+            ("a:1\na:1\n", "listed twice"),
+            ("a:99999\n", "is not host:port"),
+        ] {
+            let e = parse_hosts(bad).unwrap_err();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `tidemark job submit|list|status|stop`: the control API's command-line client.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use tidemark_api::{Client, ClientError};
+
+use crate::run::EXIT_INVALID;
+
+/// Where `tidemark job` looks for the cluster's token when neither `--state-dir`
+/// nor `TIDEMARK_STATE_DIR` names the state folder (deploy/'s unit uses it).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/tidemark";
+
+/// The environment variable naming the state folder for `tidemark job`.
+pub const STATE_DIR_ENV: &str = "TIDEMARK_STATE_DIR";
+
+/// `tidemark job ...`
+pub enum JobCommand {
+    Submit { job: PathBuf },
+    List,
+    Status { name: String },
+    Stop { name: String },
+}
+
+/// Runs `tidemark job`. The token is `--token-file`, else `$TIDEMARK_API_TOKEN`,
+/// else the cluster's own token file in its state folder: `--state-dir`, else
+/// `$TIDEMARK_STATE_DIR`, else [`DEFAULT_STATE_DIR`].
+pub fn job(
+    cmd: JobCommand,
+    api: &str,
+    token_file: Option<&Path>,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
+    let state_dir = state_dir
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(STATE_DIR_ENV).map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    let token = match tidemark_api::client_token(token_file, tidemark_api::TOKEN_ENV, &state_dir) {
+        Ok((token, _)) => token,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let client = match Client::new(api, Some(token)) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    let result = match cmd {
+        JobCommand::Submit { job } => {
+            let text = match std::fs::read_to_string(&job) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", job.display());
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            };
+            client
+                .submit_file(&text, &job.display().to_string())
+                .map(|s| println!("submitted {} ({:?})", s.name, s.state))
+        }
+        JobCommand::List => client.list().map(|jobs| {
+            for j in jobs {
+                println!("{}\t{:?}\t{}", j.name, j.state, j.submitted_at);
+            }
+        }),
+        JobCommand::Status { name } => client.status(&name).map(|s| {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&s).unwrap_or_else(|_| format!("{s:?}"))
+            )
+        }),
+        JobCommand::Stop { name } => client.stop(&name).map(|s| println!("stopping {}", s.name)),
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(exit_code(&e)))
+        }
+    }
+}
+
+/// 2 for what the user must fix (an invalid job, an unknown name, a duplicate),
+/// 1 for the rest (the cluster cannot be reached or failed).
+fn exit_code(e: &ClientError) -> u8 {
+    match e.status() {
+        Some(400..=499) => EXIT_INVALID,
+        _ => 1,
+    }
+}

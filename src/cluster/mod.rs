@@ -1,0 +1,233 @@
+//! `tidemark cluster` (a long-lived member serving the control API) and
+//! `tidemark job submit|list|status|stop` (its command-line client).
+//!
+//! - [`flags`]: what a member's flags mean: checked, then turned into timely's
+//!   configuration, its roots, and the rules a submitted job must follow.
+//! - [`control`]: what the API calls on the member.
+//! - [`job_cmd`]: `tidemark job`.
+
+mod control;
+mod flags;
+mod job_cmd;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tidemark_api::{Auth, ServeOptions, ServerHandle};
+use tidemark_engine::cluster::{self, Cluster, ClusterOptions};
+use tidemark_engine::WindowOutput;
+use tidemark_jobs::{Env, Job};
+use tidemark_sinks::Outputs;
+
+use crate::run::EXIT_INVALID;
+use control::Control;
+use flags::{check_cluster_flags, output_roots, timely_config, SubmitRules};
+pub use job_cmd::{job, JobCommand};
+
+pub struct ClusterArgs {
+    pub processes: usize,
+    pub process: usize,
+    pub hosts: Option<PathBuf>,
+    pub workers: usize,
+    pub state_dir: PathBuf,
+    pub api: SocketAddr,
+    pub token_file: Option<PathBuf>,
+    pub allow_roots: Vec<PathBuf>,
+    /// Where process 0 may write sinks; empty = `STATE/output`.
+    pub output_roots: Vec<PathBuf>,
+    /// The variables `${NAME}` in a submitted job may use.
+    pub job_env: Vec<String>,
+    pub max_jobs: usize,
+    pub checkpoint_interval: Duration,
+}
+
+pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
+    let config = match timely_config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
+    if let Err(e) = check_cluster_flags(&args) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    if args.processes > 1 {
+        exit_when_a_member_is_lost();
+    }
+    if let Err(e) = cluster::store::claim_identity(&args.state_dir, args.process, args.processes) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
+    let serves_api = args.process == 0;
+    // Only process 0 writes sinks and serves the API.
+    let (output_roots, auth) = if serves_api {
+        let roots = match output_roots(&args) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        let auth = match tidemark_api::member_token(
+            args.token_file.as_deref(),
+            tidemark_api::TOKEN_ENV,
+            &args.state_dir,
+        ) {
+            Ok((token, source)) => match Auth::bearer(token) {
+                Ok(auth) => {
+                    eprintln!("tidemark cluster: {source}");
+                    Some(auth)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_INVALID));
+                }
+            },
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        (Some(roots), auth)
+    } else {
+        (None, None)
+    };
+    let rules = Arc::new(SubmitRules {
+        env: Env::process().allowing(args.job_env.iter().cloned()),
+        read_roots: args.allow_roots.clone(),
+        output_roots,
+    });
+    let member_rules = rules.clone();
+    let validate: cluster::Validate = Arc::new(move |toml: &str| {
+        member_rules
+            .validate(toml, SUBMITTED)
+            .map_err(|d| d.to_string())
+    });
+    let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
+        Outputs::open(job, start)
+            .map(|o| Box::new(o) as Box<dyn WindowOutput>)
+            .map_err(|e| format!("cannot open the job's sinks: {e}"))
+    });
+    let (member, workers) = cluster::start(ClusterOptions {
+        config,
+        process: args.process,
+        processes: args.processes,
+        workers: args.workers.max(1),
+        state_dir: args.state_dir.clone(),
+        checkpoint_interval: args.checkpoint_interval,
+        make_output,
+        validate,
+        max_jobs: args.max_jobs,
+    })
+    .context("cannot start the cluster")?;
+    if !serves_api {
+        return member_only(&args, member, workers);
+    }
+    let control = Arc::new(Control::new(member.clone(), args.processes as u32));
+    let Some(auth) = auth else {
+        anyhow::bail!("internal error: process 0 has no API token");
+    };
+    let options = ServeOptions {
+        validate: Arc::new(move |text: &str, file: &str| rules.validate(text, file)),
+        ..ServeOptions::new(auth)
+    };
+    let server = match ServerHandle::start(args.api, control, options) {
+        Ok(s) => s,
+        Err(e) => {
+            // The kept jobs may be installing: stop them cleanly first.
+            member.shutdown();
+            let _ = workers.join();
+            return Err(anyhow::anyhow!(e))
+                .with_context(|| format!("cannot listen on {}", args.api));
+        }
+    };
+    eprintln!(
+        "tidemark cluster: member 0 of {}; control API on http://{}; state in {}; stop with Ctrl-C or SIGTERM",
+        args.processes,
+        server.local_addr(),
+        args.state_dir.display()
+    );
+    on_signal_shut_down(&member)?;
+    let result = workers.join();
+    let _ = server.shutdown();
+    ended(result)
+}
+
+/// A member other than process 0: no API; it runs until the cluster shuts down
+/// (from any member) or it is stopped, which stops the whole cluster cleanly.
+fn member_only(
+    args: &ClusterArgs,
+    member: Arc<Cluster>,
+    workers: cluster::member::Workers,
+) -> anyhow::Result<ExitCode> {
+    eprintln!(
+        "tidemark cluster: member {} of {}; state in {}; the control API is on member 0; stopping this member (Ctrl-C, SIGTERM) stops the whole cluster cleanly",
+        args.process,
+        args.processes,
+        args.state_dir.display()
+    );
+    on_signal_shut_down(&member)?;
+    ended(workers.join())
+}
+
+fn on_signal_shut_down(member: &Arc<Cluster>) -> anyhow::Result<()> {
+    let stopping = member.clone();
+    let asked = std::sync::atomic::AtomicBool::new(false);
+    ctrlc::set_handler(move || {
+        if asked.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        if !stopping.registry().connected() {
+            // The cluster never formed: no job ran, nothing to checkpoint.
+            eprintln!("stopping: the cluster had not formed yet");
+            std::process::exit(0);
+        }
+        eprintln!(
+            "stopping: every job checkpoints what is written, then the cluster's members exit (again to exit at once)"
+        );
+        stopping.shutdown();
+    })
+    .context("cannot install the signal handler")
+}
+
+fn ended(
+    result: std::thread::Result<Result<(), tidemark_engine::install::EngineError>>,
+) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(e)) => Err(anyhow::anyhow!(e)).context("the cluster failed"),
+        Err(_) => anyhow::bail!(
+            "the cluster's workers failed (a member stopped or the connection to one was lost); restart every member and the jobs resume from their checkpoints"
+        ),
+    }
+}
+
+/// timely panics in its network threads when a member's connection breaks, and
+/// the workers then fail one by one. Say what happened once and exit at once, so a
+/// service manager restarts the member; the state on disk is crash-safe.
+fn exit_when_a_member_is_lost() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("timely communication error") || msg.contains("MergeQueue poisoned") {
+            eprintln!(
+                "error: lost the connection to another cluster member ({msg}). This member exits; once every member runs again, the jobs resume from their checkpoints"
+            );
+            std::process::exit(1);
+        }
+        default_hook(info);
+    }));
+}
+
+const SUBMITTED: &str = tidemark_api::server::SUBMITTED_JOB;
