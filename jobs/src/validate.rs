@@ -10,6 +10,7 @@
 //! are given.
 
 mod diag;
+mod limits;
 mod metrics;
 mod names;
 mod rules;
@@ -22,6 +23,7 @@ use std::path::Path;
 
 use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
+pub use limits::DEFAULT_MAX_SERIES;
 pub use source::NGINX_FIELDS;
 
 use crate::env::Env;
@@ -97,7 +99,7 @@ pub fn from_str_with_env(
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);
     let source = source::check_source(&mut r, &file.source, &fields, base_dir, env);
-    let window = source::check_window(&mut r, &file.window);
+    let window = source::check_window(&mut r, &file.window, file.metrics.len());
     if file.metrics.is_empty() {
         r.at(
             0,
