@@ -1,7 +1,8 @@
 //! The tidemark engine: a job's timely dataflow.
 //!
 //! `source (per file group, no exchange) → host merge (exchange by host series)
-//! → rollup (exchange by rule output series) → collect (worker 0) → sinks`.
+//! → max_series cut (worker 0) → rollup (exchange by rule output series)
+//! → collect (worker 0) → sinks`.
 //! Dataflow timestamps are window starts; a window closes when the frontier passes
 //! it, which happens only once every source's watermark has passed its end.
 
@@ -13,6 +14,7 @@ pub mod commit;
 pub mod group;
 pub mod groupset;
 pub mod install;
+pub mod limit;
 pub mod operators;
 pub mod plan;
 pub mod replay;

@@ -45,6 +45,11 @@ pub struct Plan {
     pub disorder_ms: i64,
     pub idle_timeout_ms: i64,
     pub max_clock_skew_ms: i64,
+    /// `[window] max_series`: the most series a window holds over the whole job.
+    pub max_series: usize,
+    /// Each metric's share of `max_series`: the most series of one metric a window
+    /// keeps (see [`crate::limit`]). At least 1.
+    pub series_share: usize,
     /// How files are tailed (`follow` is set per run).
     pub tail: TailOptions,
 }
@@ -109,6 +114,8 @@ impl Plan {
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),
             max_clock_skew_ms: ms(job.window.max_clock_skew),
+            max_series: job.window.max_series,
+            series_share: (job.window.max_series / job.metrics.len().max(1)).max(1),
             tail: TailOptions {
                 follow: false,
                 max_line_bytes: job.source.max_line_bytes,

@@ -1,56 +1,119 @@
 //! What flows between the dataflow's stages and what comes out of it.
 
+use std::cmp::Ordering;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::acc::{Acc, Hist};
 use crate::time::EventMs;
 
+/// A per-host series' identity within its metric: the host, then the label values in
+/// the metric's label order, each as a little-endian `u32` length and its bytes. One
+/// allocation per series, made when the series is created and kept until its window
+/// is merged, so no label value can forge another key.
+pub type SeriesKey = Box<[u8]>;
+
+/// Appends one part (the host or a label value) to a key being built.
+pub fn push_key_part(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// The first part of `key` and the rest; `None` at its end.
+fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = key.split_first_chunk::<4>()?;
+    let n = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    Some(rest.split_at(n))
+}
+
+/// Orders keys as `(host, label values...)` compare as strings: the order in which
+/// a window's series are merged, folded into rules and admitted under `max_series`.
+pub fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
+    loop {
+        match (split_key_part(a), split_key_part(b)) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some((pa, ra)), Some((pb, rb))) => match pa.cmp(pb) {
+                Ordering::Equal => (a, b) = (ra, rb),
+                o => return o,
+            },
+        }
+    }
+}
+
+/// The host and the label values of a key.
+pub fn decode_key(mut key: &[u8]) -> (String, Vec<String>) {
+    let mut parts = Vec::new();
+    while let Some((part, rest)) = split_key_part(key) {
+        parts.push(String::from_utf8_lossy(part).into_owned());
+        key = rest;
+    }
+    let mut it = parts.into_iter();
+    let host = it.next().unwrap_or_default();
+    (host, it.collect())
+}
+
 /// A group's share of one per-host series in one window (stage 1 → 2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HostPartial {
     pub metric: u32,
-    pub host: String,
-    /// Label values in the metric's label order.
-    pub labels: Vec<String>,
-    /// The live path of the file group it was read from: partials fold in path
-    /// order, whatever worker read them (so e.g. a gauge tie between two files of
-    /// one host goes to the file whose path sorts last, in every run).
-    pub group: String,
     /// Order within the group's stream: 0 in a live run; a replay's segments of
     /// one group number their partials in stream order, so they fold as the live
     /// run's lines did (a gauge tie goes to the later line).
     pub seq: u32,
+    /// Whether the stream it came from had more series of this metric in this
+    /// window than the metric's share of `max_series` (so some were not created).
+    pub limited: bool,
+    pub key: SeriesKey,
+    /// The live path of the file group it was read from: partials fold in path
+    /// order, whatever worker read them (so e.g. a gauge tie between two files of
+    /// one host goes to the file whose path sorts last, in every run).
+    pub group: Arc<str>,
     pub acc: Acc,
 }
 
 impl HostPartial {
     /// Routes a series to the same worker in every process.
     pub fn route(&self) -> u64 {
-        let mut h = Fnv::new();
-        h.u64(self.metric as u64);
-        h.str(&self.host);
-        for l in &self.labels {
-            h.str(l);
-        }
-        h.finish()
+        series_route(self.metric, &self.key)
     }
+}
+
+/// One per-host series of a window, merged from every group's partial (stage 2 →
+/// the job-wide `max_series` cut on worker 0).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MergedSeries {
+    pub metric: u32,
+    /// Whether some series of this metric in this window were already left out.
+    pub limited: bool,
+    pub key: SeriesKey,
+    pub acc: Acc,
+}
+
+fn series_route(metric: u32, key: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.u64(metric as u64);
+    h.bytes(key);
+    h.finish()
 }
 
 /// A value a rule aggregates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RuleValue {
     Num(f64),
-    Hist(Hist),
+    Hist(Box<Hist>),
 }
 
 /// One host series' contribution to one rule output series (stage 2 → 3).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuleInput {
     pub rule: u32,
+    /// The host series' place in its window's (metric, host, labels) order:
+    /// inputs fold in this order.
+    pub ord: u32,
     pub out_labels: Vec<(String, String)>,
-    /// The host series' identity: inputs fold in this order.
-    pub host: String,
-    pub labels: Vec<String>,
     pub value: RuleValue,
 }
 
@@ -131,5 +194,48 @@ impl Fnv {
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;
         x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(parts: &[&str]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for p in parts {
+            push_key_part(&mut b, p);
+        }
+        b
+    }
+
+    #[test]
+    fn keys_round_trip_even_with_separators_in_values() {
+        let b = key(&["web\u{1f}1", "", "200"]);
+        assert_eq!(
+            decode_key(&b),
+            (
+                "web\u{1f}1".to_string(),
+                vec![String::new(), "200".to_string()]
+            )
+        );
+    }
+
+    #[test]
+    fn keys_sort_as_their_host_and_labels_do() {
+        let parts: [&[&str]; 7] = [
+            &["web", "b"],
+            &["web", "ab"],
+            &["we", "zz"],
+            &["web", "a", "x"],
+            &["web", "a"],
+            &["web", ""],
+            &["web\u{0}", "a"],
+        ];
+        let mut by_key: Vec<&[&str]> = parts.to_vec();
+        by_key.sort_by(|a, b| cmp_keys(&key(a), &key(b)));
+        let mut by_strings = parts.to_vec();
+        by_strings.sort();
+        assert_eq!(by_key, by_strings);
     }
 }

@@ -16,7 +16,7 @@
 //!     // Reclock each value at its window start, then sum each window.
 //!     use timely::dataflow::operators::vec::Delay;
 //!     let windows = input.delay(|(t, _), _| *t);
-//!     per_window(windows, Pipeline, "Sum", |batch: Vec<(u64, u64)>| {
+//!     per_window(windows, Pipeline, "Sum", |_window, batch: Vec<(u64, u64)>| {
 //!         vec![batch.iter().map(|(_, v)| v).sum::<u64>()]
 //!     })
 //!     .capture()
@@ -33,7 +33,8 @@ use timely::dataflow::Stream;
 
 use crate::time::WindowTime;
 
-/// Applies `f` to each complete window's records (after `pact` routes them).
+/// Applies `f` to each complete window's start and records (after `pact` routes
+/// them).
 pub fn per_window<'scope, D, O, P, F>(
     stream: Stream<'scope, WindowTime, Vec<D>>,
     pact: P,
@@ -44,7 +45,7 @@ where
     D: Clone + 'static,
     O: Clone + 'static,
     P: ParallelizationContract<WindowTime, Vec<D>>,
-    F: FnMut(Vec<D>) -> Vec<O> + 'static,
+    F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
 {
     stream.unary_frontier(pact, name, move |_cap, _info| {
         let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<D>)> = BTreeMap::new();
@@ -61,8 +62,10 @@ where
                 if frontier.less_equal(entry.key()) {
                     break;
                 }
-                let (cap, batch) = entry.remove();
-                output.session(&cap).give_iterator(f(batch).into_iter());
+                let (window, (cap, batch)) = entry.remove_entry();
+                output
+                    .session(&cap)
+                    .give_iterator(f(window, batch).into_iter());
             }
         }
     })

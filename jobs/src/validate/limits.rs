@@ -8,6 +8,9 @@ use super::diag::Report;
 /// `max_series` when the job file does not set it.
 pub const DEFAULT_MAX_SERIES: usize = 100_000;
 
+/// The largest `max_series` accepted: a window's series are numbered with `u32`.
+pub const MAX_MAX_SERIES: usize = 1_000_000_000;
+
 /// `max_series`, or its default. Each metric gets an equal share, so it must be at
 /// least the number of metrics (a share of 0 would drop every series).
 pub fn check_max_series(
@@ -21,6 +24,14 @@ pub fn check_max_series(
     let n = *v.get_ref();
     let least = metrics.max(1);
     match usize::try_from(n) {
+        Ok(n) if n > MAX_MAX_SERIES => {
+            r.on(
+                v,
+                format!("max_series = {n} is too large"),
+                format!("use at most {MAX_MAX_SERIES}; the default is {DEFAULT_MAX_SERIES}"),
+            );
+            None
+        }
         Ok(n) if n >= least => Some(n),
         _ => {
             r.on(

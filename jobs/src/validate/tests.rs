@@ -716,7 +716,13 @@ fn max_series_defaults_and_must_leave_every_metric_a_share() {
         assert!(e[0].message.contains("max_series"), "{}", e[0].message);
         assert!(e[0].hint.as_deref().unwrap().contains("at least 2"));
     }
+    let e = errors(&two_metrics("2000000000"));
+    assert!(e[0].message.contains("too large"), "{e:?}");
     let e = errors(&two_metrics("\"many\""));
     assert!(e[0].message.contains("expected a whole number"), "{e:?}");
-    assert!(e[0].hint.as_deref().unwrap().contains("max_series = 100000"));
+    assert!(e[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("max_series = 100000"));
 }
