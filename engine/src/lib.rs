@@ -14,6 +14,7 @@ pub mod commit;
 pub mod group;
 pub mod groupset;
 pub mod install;
+pub mod labels;
 pub mod limit;
 pub mod operators;
 pub mod plan;
@@ -27,6 +28,7 @@ pub mod time;
 pub mod watcher;
 
 pub use install::{install_job, JobHandle};
+pub use labels::Labels;
 pub use operators::collect::WindowOutput;
 pub use run::{fixed_output, run_job, OutputFactory, OutputStart, RunOptions, RunOutcome};
 pub use series::{ClosedWindow, Origin, Series, Value};

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::acc::{Acc, Hist};
+use crate::labels::Labels;
 use crate::time::EventMs;
 
 /// A per-host series' identity within its metric: the host, then the label values in
@@ -43,16 +44,22 @@ pub fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
     }
 }
 
-/// The host and the label values of a key.
-pub fn decode_key(mut key: &[u8]) -> (String, Vec<String>) {
-    let mut parts = Vec::new();
-    while let Some((part, rest)) = split_key_part(key) {
-        parts.push(String::from_utf8_lossy(part).into_owned());
+/// The parts of a key: the host, then the label values. Keys are built from
+/// `&str`s; a part that is not UTF-8 (impossible short of memory corruption) reads
+/// as empty.
+pub fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
+    std::iter::from_fn(move || {
+        let (part, rest) = split_key_part(key)?;
         key = rest;
-    }
-    let mut it = parts.into_iter();
-    let host = it.next().unwrap_or_default();
-    (host, it.collect())
+        Some(std::str::from_utf8(part).unwrap_or_default())
+    })
+}
+
+/// The host and the label values of a key.
+pub fn decode_key(key: &[u8]) -> (String, Vec<String>) {
+    let mut parts = key_parts(key).map(str::to_string);
+    let host = parts.next().unwrap_or_default();
+    (host, parts.collect())
 }
 
 /// A group's share of one per-host series in one window (stage 1 → 2).
@@ -113,7 +120,7 @@ pub struct RuleInput {
     /// The host series' place in its window's (metric, host, labels) order:
     /// inputs fold in this order.
     pub ord: u32,
-    pub out_labels: Vec<(String, String)>,
+    pub out_labels: Labels,
     pub value: RuleValue,
 }
 
@@ -121,10 +128,7 @@ impl RuleInput {
     pub fn route(&self) -> u64 {
         let mut h = Fnv::new();
         h.u64(self.rule as u64);
-        for (k, v) in &self.out_labels {
-            h.str(k);
-            h.str(v);
-        }
+        h.bytes(self.out_labels.as_bytes());
         h.finish()
     }
 }
@@ -145,9 +149,9 @@ pub enum Origin {
 /// One output record: a series' final value in one window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
-    pub record: String,
-    /// Sorted by label name.
-    pub labels: Vec<(String, String)>,
+    /// Shared by every record of one metric (or histogram part) or rule.
+    pub record: Arc<str>,
+    pub labels: Labels,
     pub value: Value,
     pub origin: Origin,
 }
@@ -183,10 +187,6 @@ impl Fnv {
     fn u64(&mut self, v: u64) {
         self.bytes(&v.to_le_bytes());
     }
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.bytes(s.as_bytes());
-    }
     fn finish(&self) -> u64 {
         // Spread the low bits: timely routes by `hash % peers`.
         let mut x = self.0;
@@ -219,6 +219,42 @@ mod tests {
                 vec![String::new(), "200".to_string()]
             )
         );
+    }
+
+    /// A cluster sends every stage's records to other processes with bincode.
+    #[test]
+    fn records_between_stages_round_trip_through_bincode() {
+        let mut hist = Hist::new();
+        hist.record(0.25).unwrap();
+        let partial = HostPartial {
+            metric: 2,
+            seq: 7,
+            limited: true,
+            key: key(&["web", "/p"]).into(),
+            group: Arc::from("/logs/a.log"),
+            acc: Acc::Hist(Box::new(hist.clone())),
+        };
+        let back: HostPartial =
+            bincode::deserialize(&bincode::serialize(&partial).unwrap()).unwrap();
+        assert_eq!((back.metric, back.seq, back.limited), (2, 7, true));
+        assert_eq!((&*back.key, &*back.group), (&*partial.key, "/logs/a.log"));
+        assert_eq!(back.acc.lines(), 1);
+        let input = RuleInput {
+            rule: 1,
+            ord: 9,
+            out_labels: Labels::from_pairs(&[("path", "/p")]),
+            value: RuleValue::Hist(Box::new(hist)),
+        };
+        let back: RuleInput = bincode::deserialize(&bincode::serialize(&input).unwrap()).unwrap();
+        assert_eq!((back.ord, back.out_labels), (9, input.out_labels));
+        let series = Series {
+            record: Arc::from("hits"),
+            labels: Labels::from_pairs(&[("host", "web"), ("path", "/p")]),
+            value: Value::Int(3),
+            origin: Origin::Host,
+        };
+        let back: Series = bincode::deserialize(&bincode::serialize(&series).unwrap()).unwrap();
+        assert_eq!(back, series);
     }
 
     #[test]

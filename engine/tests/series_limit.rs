@@ -153,7 +153,7 @@ fn series_kept_under_max_series_are_whole_and_the_same_for_any_workers_and_repla
     assert_eq!(stats.series_limit_dropped, dropped);
     let hits_per_window = |ws: &[ClosedWindow]| -> Vec<usize> {
         ws.iter()
-            .map(|w| w.series.iter().filter(|s| s.record == "hits").count())
+            .map(|w| w.series.iter().filter(|s| &*s.record == "hits").count())
             .collect()
     };
     // The first and last windows hold the few lines stamped across the minute.

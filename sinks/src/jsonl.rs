@@ -198,7 +198,7 @@ mod tests {
             end_ms: (start_min + 1) * 60_000,
             series: vec![Series {
                 record: "status:http_requests:sum1m".into(),
-                labels: vec![("status".into(), "200".into())],
+                labels: tidemark_engine::Labels::from_pairs(&[("status", "200")]),
                 value: Value::Int(n),
                 origin: Origin::Rule,
             }],

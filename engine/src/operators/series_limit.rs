@@ -6,17 +6,18 @@
 
 use std::sync::Arc;
 
-use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
+use tidemark_jobs::{RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::per_window;
 use crate::acc::Acc;
+use crate::labels::Labels;
 use crate::limit::{keep_share, Cut};
-use crate::plan::{rule_labels, selector_of, Plan};
+use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
 use crate::run::format_ms;
 use crate::series::{
-    cmp_keys, decode_key, MergedSeries, Origin, RuleInput, RuleValue, Series, Value,
+    cmp_keys, key_parts, MergedSeries, Origin, RuleInput, RuleValue, Series, Value,
 };
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
@@ -80,11 +81,12 @@ pub fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             continue;
         };
-        let (host, labels) = decode_key(&s.key);
-        let mut series_labels: Vec<(String, String)> =
-            mp.label_names.iter().cloned().zip(labels).collect();
-        series_labels.push(("host".to_string(), host));
-        series_labels.sort();
+        let parts: Vec<&str> = key_parts(&s.key).collect();
+        let labels = Labels::from_sorted(
+            mp.output_labels
+                .iter()
+                .map(|(name, part)| (name.as_str(), parts.get(*part).copied().unwrap_or(""))),
+        );
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
@@ -108,66 +110,45 @@ pub fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
             out.push(Stage2::Rule(RuleInput {
                 rule: r as u32,
                 ord: ord as u32,
-                out_labels: rule_labels(grouping, &series_labels),
+                out_labels: rule_labels(grouping, &labels),
                 value,
             }));
         }
         if plan.want_host_series {
-            host_series(
-                &mp.name,
-                mp.kind,
-                &mp.quantiles,
-                series_labels,
-                &s.acc,
-                &mut out,
-            );
+            host_series(mp, labels, &s.acc, &mut out);
         }
     }
     out
 }
 
-fn host_series(
-    name: &str,
-    kind: MetricKind,
-    quantiles: &[f64],
-    labels: Vec<(String, String)>,
-    acc: &Acc,
-    out: &mut Vec<Stage2>,
-) {
-    let mut push = |record: String, labels: Vec<(String, String)>, value: Value| {
+fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>) {
+    let mut push = |record: &Arc<str>, labels: Labels, value: Value| {
         out.push(Stage2::Host(Series {
-            record,
+            record: record.clone(),
             labels,
             value,
             origin: Origin::Host,
         }))
     };
-    match (kind, acc) {
-        (_, Acc::Count(c)) => push(name.to_string(), labels, Value::Int(*c)),
-        (_, Acc::Sum { sum, .. }) => push(name.to_string(), labels, Value::Float(sum.value())),
-        (_, Acc::Gauge { v, .. }) => push(name.to_string(), labels, Value::Float(*v)),
-        (_, Acc::Hist(h)) => {
+    match acc {
+        Acc::Count(c) => push(&mp.record, labels, Value::Int(*c)),
+        Acc::Sum { sum, .. } => push(&mp.record, labels, Value::Float(sum.value())),
+        Acc::Gauge { v, .. } => push(&mp.record, labels, Value::Float(*v)),
+        Acc::Hist(h) => {
             if h.count() == 0 {
                 return;
             }
-            push(
-                format!("{name}_count"),
-                labels.clone(),
-                Value::Int(h.count()),
-            );
-            push(
-                format!("{name}_sum"),
-                labels.clone(),
-                Value::Float(h.sum.value()),
-            );
-            for &q in quantiles {
+            for &q in &mp.quantiles {
                 if let Some(v) = h.quantile(q) {
-                    let mut l = labels.clone();
-                    l.push(("quantile".to_string(), format_quantile(q)));
-                    l.sort();
-                    push(name.to_string(), l, Value::Float(v));
+                    let q = format_quantile(q);
+                    let mut with_q: Vec<(&str, &str)> = labels.iter().collect();
+                    with_q.push(("quantile", &q));
+                    with_q.sort();
+                    push(&mp.record, Labels::from_sorted(with_q), Value::Float(v));
                 }
             }
+            push(&mp.count_record, labels.clone(), Value::Int(h.count()));
+            push(&mp.sum_record, labels, Value::Float(h.sum.value()));
         }
     }
 }
