@@ -48,25 +48,37 @@ where
     F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
 {
     stream.unary_frontier(pact, name, move |_cap, _info| {
-        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<D>)> = BTreeMap::new();
+        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<Vec<D>>)> =
+            BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each_time(|time, data| {
                 let slot = pending
                     .entry(*time.time())
                     .or_insert_with(|| (time.retain(0), Vec::new()));
-                for batch in data {
-                    slot.1.append(batch);
-                }
+                slot.1.extend(data.map(std::mem::take));
             });
             while let Some(entry) = pending.first_entry() {
                 if frontier.less_equal(entry.key()) {
                     break;
                 }
-                let (window, (cap, batch)) = entry.remove_entry();
+                let (window, (cap, batches)) = entry.remove_entry();
                 output
                     .session(&cap)
-                    .give_iterator(f(window, batch).into_iter());
+                    .give_iterator(f(window, concat(batches)).into_iter());
             }
         }
     })
+}
+
+/// One window's batches as one `Vec`, allocated once at its final size: appending
+/// each batch as it came would hold up to twice a large window's records.
+pub fn concat<D>(batches: Vec<Vec<D>>) -> Vec<D> {
+    if batches.len() == 1 {
+        return batches.into_iter().next().unwrap_or_default();
+    }
+    let mut all = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    for batch in batches {
+        all.extend(batch);
+    }
+    all
 }
