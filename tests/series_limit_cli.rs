@@ -165,3 +165,102 @@ fn validate_refuses_a_max_series_below_the_number_of_metrics() {
     assert!(err.contains("max_series"), "{err}");
     assert!(err.contains("hint:"), "{err}");
 }
+
+/// `minute`'s lines: 300 paths in a scrambled order, two lines each.
+fn minute_lines(minute: u32) -> String {
+    (0..600)
+        .map(|i| {
+            format!(
+                "time=2026-11-20T10:{minute:02}:{:02}Z path=/p{:03}\n",
+                i / 10,
+                (i * 7919 + minute * 31) % 300
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_killed_and_resumed_keeps_the_same_series_under_max_series() {
+    let d = tempfile::tempdir().unwrap();
+    let job = d.path().join("job.toml");
+    // One group; windows close only by the watermark (no idle closing in the test).
+    let text = JOB.replace("[window]\n", "[window]\nidle_timeout = \"1h\"\n");
+    std::fs::write(&job, text).unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("a.log");
+    std::fs::write(&log, (0..5).map(minute_lines).collect::<String>()).unwrap();
+    let (out_file, state) = (d.path().join("out.jsonl"), d.path().join("state"));
+
+    let mut live = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["-w", "2", "--checkpoint-interval", "100ms", "--state-dir"])
+        .arg(&state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Windows 10:00 to 10:03 close; 10:04 stays open (its lines read, not written).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::fs::read_to_string(&out_file)
+        .unwrap_or_default()
+        .contains(
+            r#""start":"2026-11-20T10:03:00Z","end":"2026-11-20T10:04:00Z","record":"job:hits""#,
+        )
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the live run wrote no windows"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    live.kill().unwrap(); // SIGKILL
+    live.wait().unwrap();
+
+    // More lines for the open window and the next ones, then finish from the checkpoint.
+    let mut more = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(
+        &mut more,
+        (4..7).map(minute_lines).collect::<String>().as_bytes(),
+    )
+    .unwrap();
+    let resumed = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "-w", "2", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        resumed.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let err = String::from_utf8_lossy(&resumed.stderr);
+    let read: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("lines read: "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    // It resumed: the closed windows were not read again, the open one was.
+    assert!((1800..4200).contains(&read), "{err}");
+    let after_kill = std::fs::read_to_string(&out_file).unwrap();
+
+    std::fs::remove_file(&out_file).unwrap();
+    let fresh = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "-w", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(fresh.status.code(), Some(3));
+    let once = std::fs::read_to_string(&out_file).unwrap();
+    assert!(once.contains(r#""start":"2026-11-20T10:06:00Z""#));
+    assert!(
+        after_kill == once,
+        "output after kill -9 and resume differs from one run"
+    );
+}
