@@ -137,7 +137,9 @@ pub fn file_source<'scope>(
                     let batch = ready.entry(t).or_default();
                     batch.push(p);
                     if batch.len() >= EMIT_BATCH {
-                        output.session(&held.delayed(&t)).give_iterator(batch.drain(..));
+                        output
+                            .session(&held.delayed(&t))
+                            .give_iterator(batch.drain(..));
                     }
                 });
                 g.publish();
