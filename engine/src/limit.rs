@@ -25,12 +25,15 @@
 //!    the sinks and the rules see. It warns once per window that lost series.
 //!
 //! A job-wide count decided in arrival order would not be deterministic (workers
-//! race); a per-group limit alone would not bound the job. This is both.
+//! race); a limit per group alone would let the output and the rules grow with the
+//! number of groups. This rule is deterministic, bounds every group while its window
+//! is open, and bounds the job's output once the window closes.
 //!
 //! **Memory** per open window: a file group holds at most 1.5 × `max_series` series
-//! (plus its metrics' rounding); a worker's merge at most what its groups sent; worker
-//! 0 at most workers × `max_series`; the rules and the sinks at most `max_series`
-//! host series (a rule's output has at most as many series as the metric it reads).
+//! (plus one per metric); a worker's merge at most what its groups sent; worker 0 at
+//! most workers × `max_series`; the rules and the sinks at most `max_series` host
+//! series (a rule's output has at most as many series as the metric it reads). So at
+//! worst, with every group over the limit, about 1.5 × `max_series` per file group.
 //!
 //! **Counting.** Every line of a series left out is counted once, where its series
 //! was left out, under its metric in [`crate::stats::JobStats::series_limit_dropped`].
