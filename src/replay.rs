@@ -167,7 +167,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "replay done in {secs:.1}s: {} windows written (first after {first})",
         outcome.windows_written
     );
-    Ok(ExitCode::SUCCESS)
+    Ok(crate::run::finite_exit(&outcome.stats))
 }
 
 fn parse_time(flag: &str, s: &str) -> Result<i64, String> {

@@ -15,6 +15,23 @@ use tidemark_sinks::{Existing, Outputs};
 /// Exit code for an invalid job or bad usage.
 pub const EXIT_INVALID: u8 = 2;
 
+/// Exit code of a finite run (`--until-eof`, replay) that wrote its windows but
+/// left lines out of them by a limit of the job (`max_series`): the output is
+/// incomplete, and scripts should know.
+pub const EXIT_INCOMPLETE: u8 = 3;
+
+/// The exit code of a finite run that completed, after saying why it is not 0.
+pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
+    if stats.series_limited() {
+        eprintln!(
+            "incomplete: {} window(s) had more series than [window] max_series allows; the lines of the series left out are counted above (series_limit_dropped)",
+            stats.series_limited_windows
+        );
+        return ExitCode::from(EXIT_INCOMPLETE);
+    }
+    ExitCode::SUCCESS
+}
+
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     match tidemark_jobs::load(path) {
         Ok(job) => {
@@ -78,8 +95,12 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
         );
     }
+    let until_eof = args.until_eof;
     let outcome = execute(&job, Some(path), args, stop)?;
     eprint!("{}", outcome.stats.summary());
+    if until_eof {
+        return Ok(finite_exit(&outcome.stats));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -30,6 +30,17 @@ impl RunStats {
 /// it with `wait4`, so the figures are that child's alone. A child that is still running
 /// after `timeout` is killed. Errors (with the tail of its stderr) unless it exits 0.
 pub fn run_measured(cmd: &mut Command, log_dir: &Path, timeout: Duration) -> Result<RunStats> {
+    run_measured_exiting(cmd, log_dir, timeout, &[0])
+}
+
+/// [`run_measured`], where any exit code in `ok` counts as success (e.g. 3, a
+/// finite run that left lines out under `max_series`).
+pub fn run_measured_exiting(
+    cmd: &mut Command,
+    log_dir: &Path,
+    timeout: Duration,
+    ok: &[i32],
+) -> Result<RunStats> {
     let (out, err) = (log_dir.join("stdout"), log_dir.join("stderr"));
     cmd.stdin(Stdio::null())
         .stdout(File::create(&out)?)
@@ -61,7 +72,7 @@ pub fn run_measured(cmd: &mut Command, log_dir: &Path, timeout: Duration) -> Res
     };
     let why = if timed_out {
         format!("timed out after {timeout:?} and was killed")
-    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+    } else if libc::WIFEXITED(status) && ok.contains(&libc::WEXITSTATUS(status)) {
         return Ok(stats);
     } else if libc::WIFEXITED(status) {
         format!("exited with code {}", libc::WEXITSTATUS(status))

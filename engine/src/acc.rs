@@ -25,10 +25,25 @@ const SUM_SCALE: f64 = 1e9;
 /// added as an integer, which is exact and associative; the total converts to a
 /// float once, through its decimal text, so `0.1 + 0.2` prints as `0.3`. Terms need
 /// |v| < 1.7e20 and totals stay exact up to about 1.7e29.
+///
+/// The `i128` is kept as two halves: aligned to 8 bytes rather than 16, it leaves
+/// [`Acc`] (one per series and window) at 32 bytes instead of 48.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExactSum(i128);
+pub struct ExactSum {
+    lo: u64,
+    hi: i64,
+}
 
 impl ExactSum {
+    fn get(&self) -> i128 {
+        ((self.hi as i128) << 64) | self.lo as i128
+    }
+
+    fn set(&mut self, v: i128) {
+        self.lo = v as u64;
+        self.hi = (v >> 64) as i64;
+    }
+
     pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
         if !v.is_finite() {
             return Err("not_finite");
@@ -37,18 +52,20 @@ impl ExactSum {
         if scaled.abs() >= 1.7e29 {
             return Err("too_large");
         }
-        self.0 = self.0.checked_add(scaled as i128).ok_or("too_large")?;
+        let total = self.get().checked_add(scaled as i128).ok_or("too_large")?;
+        self.set(total);
         Ok(())
     }
 
     pub fn merge(&mut self, other: &ExactSum) {
-        self.0 = self.0.saturating_add(other.0);
+        self.set(self.get().saturating_add(other.get()));
     }
 
     /// The total, correctly rounded to the nearest float.
     pub fn value(&self) -> f64 {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
+        let total = self.get();
+        let sign = if total < 0 { "-" } else { "" };
+        let abs = total.unsigned_abs();
         let text = format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000);
         text.parse().unwrap_or(0.0)
     }
@@ -136,17 +153,25 @@ impl<'de> Deserialize<'de> for Hist {
     }
 }
 
-/// One series' state in one window.
+/// One series' state in one window. Each variant knows how many lines it holds,
+/// so that a series left out under `max_series` counts them.
+///
+/// 32 bytes: a histogram (about 150 bytes plus its counts) is boxed, so that the
+/// many small series of a high-cardinality window do not each pay for one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Acc {
     Count(u64),
-    Sum(ExactSum),
+    Sum {
+        sum: ExactSum,
+        lines: u64,
+    },
     /// Last value by event time; ties go to the later line.
     Gauge {
         t: i64,
         v: f64,
+        lines: u64,
     },
-    Hist(Hist),
+    Hist(Box<Hist>),
 }
 
 impl Acc {
@@ -154,14 +179,35 @@ impl Acc {
     pub fn merge(&mut self, other: &Acc) {
         match (self, other) {
             (Acc::Count(a), Acc::Count(b)) => *a += b,
-            (Acc::Sum(a), Acc::Sum(b)) => a.merge(b),
-            (Acc::Gauge { t, v }, Acc::Gauge { t: t2, v: v2 }) if *t2 >= *t => {
-                *t = *t2;
-                *v = *v2;
+            (Acc::Sum { sum, lines }, Acc::Sum { sum: s2, lines: l2 }) => {
+                sum.merge(s2);
+                *lines += l2;
+            }
+            (
+                Acc::Gauge { t, v, lines },
+                Acc::Gauge {
+                    t: t2,
+                    v: v2,
+                    lines: l2,
+                },
+            ) => {
+                if *t2 >= *t {
+                    *t = *t2;
+                    *v = *v2;
+                }
+                *lines += l2;
             }
             (Acc::Hist(a), Acc::Hist(b)) => a.merge(b),
             // Kinds come from the metric definition, so they always agree.
             _ => {}
+        }
+    }
+
+    /// The lines this state holds (a line whose value was refused is not held).
+    pub fn lines(&self) -> u64 {
+        match self {
+            Acc::Count(n) | Acc::Sum { lines: n, .. } | Acc::Gauge { lines: n, .. } => *n,
+            Acc::Hist(h) => h.count(),
         }
     }
 }
@@ -219,12 +265,45 @@ mod tests {
 
     #[test]
     fn gauge_keeps_latest_event_time_ties_to_later() {
-        let mut g = Acc::Gauge { t: 10, v: 1.0 };
-        g.merge(&Acc::Gauge { t: 5, v: 2.0 });
-        g.merge(&Acc::Gauge { t: 10, v: 3.0 });
+        let gauge = |t, v| Acc::Gauge { t, v, lines: 1 };
+        let mut g = gauge(10, 1.0);
+        g.merge(&gauge(5, 2.0));
+        g.merge(&gauge(10, 3.0));
         match g {
             Acc::Gauge { v, .. } => assert_eq!(v, 3.0),
             _ => unreachable!(),
         }
+        assert_eq!(g.lines(), 3);
+    }
+
+    #[test]
+    fn a_series_state_is_32_bytes_and_knows_its_lines() {
+        assert_eq!(std::mem::size_of::<Acc>(), 32);
+        let mut s = Acc::Sum {
+            sum: ExactSum::default(),
+            lines: 2,
+        };
+        s.merge(&Acc::Sum {
+            sum: ExactSum::default(),
+            lines: 3,
+        });
+        assert_eq!(s.lines(), 5);
+        let mut h = Hist::new();
+        h.record(1.0).unwrap();
+        h.record(2.0).unwrap();
+        assert_eq!(Acc::Hist(Box::new(h)).lines(), 2);
+        assert_eq!(Acc::Count(7).lines(), 7);
+    }
+
+    #[test]
+    fn exact_sums_keep_their_full_range_in_two_halves() {
+        let mut s = ExactSum::default();
+        s.add(-1.5e20).unwrap();
+        s.add(-1.5e20).unwrap();
+        assert_eq!(s.value(), -3e20);
+        let mut t = ExactSum::default();
+        t.add(1.5e20).unwrap();
+        t.merge(&s);
+        assert_eq!(t.value(), -1.5e20);
     }
 }

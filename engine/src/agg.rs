@@ -1,18 +1,20 @@
 //! Per-window aggregation of parsed lines into per-host series: what a file group
 //! (live) and a replay segment both keep for their open windows.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_number, LineParser, Parsed};
 
-use crate::acc::{Acc, Hist};
+use crate::acc::Acc;
 use crate::plan::Plan;
-use crate::series::HostPartial;
+use crate::series::{cmp_keys, push_key_part, HostPartial, SeriesKey};
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
-type SeriesMap = HashMap<Box<[u8]>, Acc, ahash::RandomState>;
+type SeriesMap = HashMap<SeriesKey, Acc, ahash::RandomState>;
 
 /// Parses a line and takes its event time, or says why the line cannot be used
 /// (counted in `stats.parse_errors` under that reason; the caller logs it).
@@ -54,30 +56,65 @@ pub fn explain(reason: &'static str) -> &'static str {
     }
 }
 
-/// One window's state: per metric, series key → accumulator.
+/// One window's state: per metric, its series.
 struct WindowAgg {
     start: EventMs,
-    metrics: Vec<SeriesMap>,
+    metrics: Vec<MetricSeries>,
+}
+
+/// One metric's series in one window, at most 1.5 × its share of `max_series`
+/// (see [`crate::limit`]).
+#[derive(Default)]
+struct MetricSeries {
+    map: SeriesMap,
+    /// Set once the metric had more series than its share: the last key kept. A
+    /// key that sorts after it cannot be among the share that sort first, so such
+    /// a series is not created.
+    bound: Option<SeriesKey>,
+}
+
+impl MetricSeries {
+    fn refuses(&self, key: &[u8]) -> bool {
+        self.bound
+            .as_deref()
+            .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater)
+    }
+
+    /// Keeps the `share` series that sort first; returns the lines of the others.
+    #[cold]
+    fn cut_to(&mut self, share: usize) -> u64 {
+        let mut all: Vec<(SeriesKey, Acc)> = self.map.drain().collect();
+        let Some(last) = share.checked_sub(1).filter(|&l| l < all.len()) else {
+            self.map.extend(all);
+            return 0;
+        };
+        all.select_nth_unstable_by(last, |a, b| cmp_keys(&a.0, &b.0));
+        let dropped = all[share..].iter().map(|(_, acc)| acc.lines()).sum();
+        all.truncate(share);
+        self.bound = Some(all[last].0.clone());
+        self.map.extend(all);
+        dropped
+    }
 }
 
 /// One series' final state in one window, as [`OpenWindows::drain`] hands it out.
 pub struct SeriesState {
     pub metric: u32,
-    pub host: String,
-    /// Label values in the metric's label order.
-    pub labels: Vec<String>,
+    pub key: SeriesKey,
+    /// Whether its metric had more series than its share in this window.
+    pub limited: bool,
     pub acc: Acc,
 }
 
 impl SeriesState {
     /// This state as a partial of the stream `group` (at `seq` within it).
-    pub fn into_partial(self, group: &str, seq: u32) -> HostPartial {
+    pub fn into_partial(self, group: &Arc<str>, seq: u32) -> HostPartial {
         HostPartial {
             metric: self.metric,
-            host: self.host,
-            labels: self.labels,
-            group: group.to_string(),
             seq,
+            limited: self.limited,
+            key: self.key,
+            group: group.clone(),
             acc: self.acc,
         }
     }
@@ -93,7 +130,8 @@ pub struct OpenWindows {
 impl OpenWindows {
     /// Folds a parsed line stamped `t` (in the window starting at `start`) into
     /// every metric of the plan. A value a metric cannot use is counted; the line
-    /// still counts for the others.
+    /// still counts for the others. A series past its metric's share of
+    /// `max_series` is not created; the line is counted as dropped for that metric.
     pub fn add(
         &mut self,
         plan: &Plan,
@@ -124,25 +162,34 @@ impl OpenWindows {
                 }
             };
             key_buf.clear();
-            push_part(key_buf, host);
+            push_key_part(key_buf, host);
             for &s in &mp.label_slots {
-                push_part(key_buf, parsed.field(s).unwrap_or(""));
+                push_key_part(key_buf, parsed.field(s).unwrap_or(""));
             }
             let series = &mut w.metrics[m];
-            let acc = match series.get_mut(key_buf.as_slice()) {
+            let mut created = false;
+            let acc = match series.map.get_mut(key_buf.as_slice()) {
                 Some(a) => a,
-                None => series
-                    .entry(key_buf.as_slice().into())
-                    .or_insert_with(|| empty_acc(mp.kind)),
+                None => {
+                    if series.refuses(key_buf) {
+                        stats.count_series_dropped(&mp.name, 1);
+                        continue;
+                    }
+                    created = true;
+                    series
+                        .map
+                        .entry(key_buf.as_slice().into())
+                        .or_insert_with(|| empty_acc(mp.kind))
+                }
             };
             match acc {
                 Acc::Count(c) => *c += 1,
-                Acc::Sum(s) => {
-                    if let Err(reason) = s.add(value) {
-                        stats.count_value_error(&mp.name, reason);
-                    }
-                }
-                Acc::Gauge { t: gt, v } => {
+                Acc::Sum { sum, lines } => match sum.add(value) {
+                    Ok(()) => *lines += 1,
+                    Err(reason) => stats.count_value_error(&mp.name, reason),
+                },
+                Acc::Gauge { t: gt, v, lines } => {
+                    *lines += 1;
                     if t >= *gt {
                         *gt = t;
                         *v = value;
@@ -153,6 +200,10 @@ impl OpenWindows {
                         stats.count_value_error(&mp.name, reason);
                     }
                 }
+            }
+            if created && series.map.len() > plan.series_share + plan.series_share / 2 {
+                let dropped = series.cut_to(plan.series_share);
+                stats.count_series_dropped(&mp.name, dropped);
             }
         }
     }
@@ -171,14 +222,14 @@ impl OpenWindows {
             .count();
         for w in self.windows.drain(..closed) {
             for (m, series) in w.metrics.into_iter().enumerate() {
-                for (key, acc) in series {
-                    let (host, labels) = decode_key(&key);
+                let limited = series.bound.is_some();
+                for (key, acc) in series.map {
                     emit(
                         w.start as WindowTime,
                         SeriesState {
                             metric: m as u32,
-                            host,
-                            labels,
+                            key,
+                            limited,
                             acc,
                         },
                     );
@@ -201,12 +252,16 @@ impl OpenWindows {
 fn empty_acc(kind: MetricKind) -> Acc {
     match kind {
         MetricKind::Counter => Acc::Count(0),
-        MetricKind::Sum => Acc::Sum(Default::default()),
+        MetricKind::Sum => Acc::Sum {
+            sum: Default::default(),
+            lines: 0,
+        },
         MetricKind::Gauge => Acc::Gauge {
             t: EventMs::MIN,
             v: 0.0,
+            lines: 0,
         },
-        MetricKind::Histogram => Acc::Hist(Hist::new()),
+        MetricKind::Histogram => Acc::Hist(Box::default()),
     }
 }
 
@@ -221,7 +276,7 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
                 at,
                 WindowAgg {
                     start,
-                    metrics: (0..metrics).map(|_| SeriesMap::default()).collect(),
+                    metrics: (0..metrics).map(|_| MetricSeries::default()).collect(),
                 },
             );
             at
@@ -230,41 +285,5 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
     &mut windows[idx]
 }
 
-/// Series keys are length-prefixed parts, so no label value can forge another key.
-fn push_part(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-fn decode_key(mut key: &[u8]) -> (String, Vec<String>) {
-    let mut parts = Vec::new();
-    while key.len() >= 4 {
-        let n = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize;
-        let end = (4 + n).min(key.len());
-        parts.push(String::from_utf8_lossy(&key[4..end]).into_owned());
-        key = &key[end..];
-    }
-    let mut it = parts.into_iter();
-    let host = it.next().unwrap_or_default();
-    (host, it.collect())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_round_trip_even_with_separators_in_values() {
-        let mut b = Vec::new();
-        push_part(&mut b, "web\u{1f}1");
-        push_part(&mut b, "");
-        push_part(&mut b, "200");
-        assert_eq!(
-            decode_key(&b),
-            (
-                "web\u{1f}1".to_string(),
-                vec![String::new(), "200".to_string()]
-            )
-        );
-    }
-}
+mod tests;

@@ -47,8 +47,9 @@ pub struct GroupInit {
 pub struct GroupState {
     pub id: u64,
     live: PathBuf,
-    /// The live path as text: the fold order of this group's partials.
-    group_key: String,
+    /// The live path as text: the fold order of this group's partials (shared by
+    /// all of them).
+    group_key: Arc<str>,
     reader: Tailer,
     parser: LineParser,
     plan: Arc<Plan>,
@@ -108,7 +109,7 @@ impl GroupState {
         .with_allowed_roots(init.roots);
         GroupState {
             id: init.id,
-            group_key: init.live.to_string_lossy().into_owned(),
+            group_key: init.live.to_string_lossy().into(),
             live: init.live,
             reader,
             parser,

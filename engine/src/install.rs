@@ -17,8 +17,9 @@ use timely::worker::Worker;
 
 use crate::groupset::GroupSet;
 use crate::operators::collect::{collect, Collector, OutputError};
-use crate::operators::host_merge::{host_merge, Stage2};
+use crate::operators::host_merge::host_merge;
 use crate::operators::rollup::rollup;
+use crate::operators::series_limit::{series_limit, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
 use crate::resume::{Resume, ResumeBoard};
@@ -159,7 +160,8 @@ pub fn install_job(
     Ok(JobHandle { dataflow })
 }
 
-/// Stages 2–4, the same for a live run and a replay: host merge, rollup, collect.
+/// Stages 2–4, the same for a live run and a replay: host merge, the job-wide
+/// `max_series` cut, rollup, collect.
 pub(crate) fn downstream<'scope>(
     partials: Stream<'scope, WindowTime, Vec<HostPartial>>,
     plan: &Arc<Plan>,
@@ -168,7 +170,8 @@ pub(crate) fn downstream<'scope>(
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
-    let stage2 = host_merge(partials, plan.clone());
+    let merged = host_merge(partials, plan.clone(), stats.clone());
+    let stage2 = series_limit(merged, plan.clone(), stats.clone());
     let (rule_inputs, host_series) =
         stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
             Stage2::Rule(r) => Ok(r),

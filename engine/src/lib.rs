@@ -1,7 +1,8 @@
 //! The tidemark engine: a job's timely dataflow.
 //!
 //! `source (per file group, no exchange) → host merge (exchange by host series)
-//! → rollup (exchange by rule output series) → collect (worker 0) → sinks`.
+//! → max_series cut (worker 0) → rollup (exchange by rule output series)
+//! → collect (worker 0) → sinks`.
 //! Dataflow timestamps are window starts; a window closes when the frontier passes
 //! it, which happens only once every source's watermark has passed its end.
 
@@ -13,6 +14,8 @@ pub mod commit;
 pub mod group;
 pub mod groupset;
 pub mod install;
+pub mod labels;
+pub mod limit;
 pub mod operators;
 pub mod output_guard;
 pub mod plan;
@@ -26,6 +29,7 @@ pub mod time;
 pub mod watcher;
 
 pub use install::{install_job, JobHandle};
+pub use labels::Labels;
 pub use operators::collect::WindowOutput;
 pub use run::{
     fixed_output, run_job, run_job_file, OutputFactory, OutputStart, RunOptions, RunOutcome,

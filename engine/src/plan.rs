@@ -1,8 +1,13 @@
 //! The job compiled for the dataflow: which parsed field feeds which metric, label
-//! and rule, resolved to slot numbers once instead of by name per line.
+//! and rule, resolved to slot numbers once instead of by name per line, and the
+//! names output records share.
+
+use std::sync::Arc;
 
 use tidemark_jobs::{Grouping, HostFrom, Job, MetricKind, RuleExpr, SeriesChoice, SeriesSelector};
 use tidemark_sources::tail::TailOptions;
+
+use crate::labels::Labels;
 
 /// How a metric reads a line.
 #[derive(Debug, Clone)]
@@ -16,6 +21,14 @@ pub struct MetricPlan {
     pub quantiles: Vec<f64>,
     /// Rules that read this metric.
     pub rules: Vec<usize>,
+    /// The records of its host series: the metric's name, and for a histogram
+    /// `NAME_count` and `NAME_sum` (shared by every record, not copied).
+    pub record: Arc<str>,
+    pub count_record: Arc<str>,
+    pub sum_record: Arc<str>,
+    /// A host series' label names sorted, each with the part of the series key that
+    /// holds its value (0: the host, i + 1: label i).
+    pub output_labels: Vec<(String, usize)>,
 }
 
 #[derive(Debug, Clone)]
@@ -28,7 +41,7 @@ pub enum HostPlan {
 /// A rule, with its input resolved.
 #[derive(Debug, Clone)]
 pub struct RulePlan {
-    pub record: String,
+    pub record: Arc<str>,
     pub expr: RuleExpr,
 }
 
@@ -45,6 +58,11 @@ pub struct Plan {
     pub disorder_ms: i64,
     pub idle_timeout_ms: i64,
     pub max_clock_skew_ms: i64,
+    /// `[window] max_series`: the most series a window holds over the whole job.
+    pub max_series: usize,
+    /// Each metric's share of `max_series`: the most series of one metric a window
+    /// keeps (see [`crate::limit`]). At least 1.
+    pub series_share: usize,
     /// How files are tailed (`follow` is set per run).
     pub tail: TailOptions,
 }
@@ -69,6 +87,17 @@ impl Plan {
             .metrics
             .iter()
             .map(|m| MetricPlan {
+                record: m.name.as_str().into(),
+                count_record: format!("{}_count", m.name).into(),
+                sum_record: format!("{}_sum", m.name).into(),
+                output_labels: {
+                    let mut names: Vec<(String, usize)> = std::iter::once("host".to_string())
+                        .chain(m.labels.iter().cloned())
+                        .zip(0..)
+                        .collect();
+                    names.sort();
+                    names
+                },
                 name: m.name.clone(),
                 kind: m.kind,
                 value_slot: m.field.as_deref().map(&mut slot),
@@ -97,7 +126,7 @@ impl Plan {
                 .rules
                 .iter()
                 .map(|r| RulePlan {
-                    record: r.record.clone(),
+                    record: r.record.as_str().into(),
                     expr: r.expr.clone(),
                 })
                 .collect(),
@@ -109,6 +138,8 @@ impl Plan {
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),
             max_clock_skew_ms: ms(job.window.max_clock_skew),
+            max_series: job.window.max_series,
+            series_share: (job.window.max_series / job.metrics.len().max(1)).max(1),
             tail: TailOptions {
                 follow: false,
                 max_line_bytes: job.source.max_line_bytes,
@@ -121,21 +152,18 @@ impl Plan {
 
 /// The labels a rule's output series carries, from a host series' labels
 /// (`host` plus the metric's labels, sorted by name).
-pub fn rule_labels(
-    grouping: &Grouping,
-    series_labels: &[(String, String)],
-) -> Vec<(String, String)> {
+pub fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
     match grouping {
-        Grouping::By(keep) => series_labels
-            .iter()
-            .filter(|(k, _)| keep.iter().any(|l| l == k))
-            .cloned()
-            .collect(),
-        Grouping::Without(drop) => series_labels
-            .iter()
-            .filter(|(k, _)| !drop.iter().any(|l| l == k))
-            .cloned()
-            .collect(),
+        Grouping::By(keep) => Labels::from_sorted(
+            series_labels
+                .iter()
+                .filter(|(k, _)| keep.iter().any(|l| l == k)),
+        ),
+        Grouping::Without(drop) => Labels::from_sorted(
+            series_labels
+                .iter()
+                .filter(|(k, _)| !drop.iter().any(|l| l == k)),
+        ),
     }
 }
 

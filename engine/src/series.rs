@@ -1,56 +1,126 @@
 //! What flows between the dataflow's stages and what comes out of it.
 
+use std::cmp::Ordering;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::acc::{Acc, Hist};
+use crate::labels::Labels;
 use crate::time::EventMs;
+
+/// A per-host series' identity within its metric: the host, then the label values in
+/// the metric's label order, each as a little-endian `u32` length and its bytes. One
+/// allocation per series, made when the series is created and kept until its window
+/// is merged, so no label value can forge another key.
+pub type SeriesKey = Box<[u8]>;
+
+/// Appends one part (the host or a label value) to a key being built.
+pub fn push_key_part(buf: &mut Vec<u8>, s: &str) {
+    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// The first part of `key` and the rest; `None` at its end.
+fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = key.split_first_chunk::<4>()?;
+    let n = (u32::from_le_bytes(*len) as usize).min(rest.len());
+    Some(rest.split_at(n))
+}
+
+/// Orders keys as `(host, label values...)` compare as strings: the order in which
+/// a window's series are merged, folded into rules and admitted under `max_series`.
+pub fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
+    loop {
+        match (split_key_part(a), split_key_part(b)) {
+            (None, None) => return Ordering::Equal,
+            (None, Some(_)) => return Ordering::Less,
+            (Some(_), None) => return Ordering::Greater,
+            (Some((pa, ra)), Some((pb, rb))) => match pa.cmp(pb) {
+                Ordering::Equal => (a, b) = (ra, rb),
+                o => return o,
+            },
+        }
+    }
+}
+
+/// The parts of a key: the host, then the label values. Keys are built from
+/// `&str`s; a part that is not UTF-8 (impossible short of memory corruption) reads
+/// as empty.
+pub fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
+    std::iter::from_fn(move || {
+        let (part, rest) = split_key_part(key)?;
+        key = rest;
+        Some(std::str::from_utf8(part).unwrap_or_default())
+    })
+}
+
+/// The host and the label values of a key.
+pub fn decode_key(key: &[u8]) -> (String, Vec<String>) {
+    let mut parts = key_parts(key).map(str::to_string);
+    let host = parts.next().unwrap_or_default();
+    (host, parts.collect())
+}
 
 /// A group's share of one per-host series in one window (stage 1 → 2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HostPartial {
     pub metric: u32,
-    pub host: String,
-    /// Label values in the metric's label order.
-    pub labels: Vec<String>,
-    /// The live path of the file group it was read from: partials fold in path
-    /// order, whatever worker read them (so e.g. a gauge tie between two files of
-    /// one host goes to the file whose path sorts last, in every run).
-    pub group: String,
     /// Order within the group's stream: 0 in a live run; a replay's segments of
     /// one group number their partials in stream order, so they fold as the live
     /// run's lines did (a gauge tie goes to the later line).
     pub seq: u32,
+    /// Whether the stream it came from had more series of this metric in this
+    /// window than the metric's share of `max_series` (so some were not created).
+    pub limited: bool,
+    pub key: SeriesKey,
+    /// The live path of the file group it was read from: partials fold in path
+    /// order, whatever worker read them (so e.g. a gauge tie between two files of
+    /// one host goes to the file whose path sorts last, in every run).
+    pub group: Arc<str>,
     pub acc: Acc,
 }
 
 impl HostPartial {
     /// Routes a series to the same worker in every process.
     pub fn route(&self) -> u64 {
-        let mut h = Fnv::new();
-        h.u64(self.metric as u64);
-        h.str(&self.host);
-        for l in &self.labels {
-            h.str(l);
-        }
-        h.finish()
+        series_route(self.metric, &self.key)
     }
+}
+
+/// One per-host series of a window, merged from every group's partial (stage 2 →
+/// the job-wide `max_series` cut on worker 0).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MergedSeries {
+    pub metric: u32,
+    /// Whether some series of this metric in this window were already left out.
+    pub limited: bool,
+    pub key: SeriesKey,
+    pub acc: Acc,
+}
+
+fn series_route(metric: u32, key: &[u8]) -> u64 {
+    let mut h = Fnv::new();
+    h.u64(metric as u64);
+    h.bytes(key);
+    h.finish()
 }
 
 /// A value a rule aggregates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RuleValue {
     Num(f64),
-    Hist(Hist),
+    Hist(Box<Hist>),
 }
 
 /// One host series' contribution to one rule output series (stage 2 → 3).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuleInput {
     pub rule: u32,
-    pub out_labels: Vec<(String, String)>,
-    /// The host series' identity: inputs fold in this order.
-    pub host: String,
-    pub labels: Vec<String>,
+    /// The host series' place in its window's (metric, host, labels) order:
+    /// inputs fold in this order.
+    pub ord: u32,
+    pub out_labels: Labels,
     pub value: RuleValue,
 }
 
@@ -58,10 +128,7 @@ impl RuleInput {
     pub fn route(&self) -> u64 {
         let mut h = Fnv::new();
         h.u64(self.rule as u64);
-        for (k, v) in &self.out_labels {
-            h.str(k);
-            h.str(v);
-        }
+        h.bytes(self.out_labels.as_bytes());
         h.finish()
     }
 }
@@ -82,9 +149,9 @@ pub enum Origin {
 /// One output record: a series' final value in one window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Series {
-    pub record: String,
-    /// Sorted by label name.
-    pub labels: Vec<(String, String)>,
+    /// Shared by every record of one metric (or histogram part) or rule.
+    pub record: Arc<str>,
+    pub labels: Labels,
     pub value: Value,
     pub origin: Origin,
 }
@@ -120,10 +187,6 @@ impl Fnv {
     fn u64(&mut self, v: u64) {
         self.bytes(&v.to_le_bytes());
     }
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.bytes(s.as_bytes());
-    }
     fn finish(&self) -> u64 {
         // Spread the low bits: timely routes by `hash % peers`.
         let mut x = self.0;
@@ -131,5 +194,84 @@ impl Fnv {
         x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
         x ^= x >> 33;
         x
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(parts: &[&str]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for p in parts {
+            push_key_part(&mut b, p);
+        }
+        b
+    }
+
+    #[test]
+    fn keys_round_trip_even_with_separators_in_values() {
+        let b = key(&["web\u{1f}1", "", "200"]);
+        assert_eq!(
+            decode_key(&b),
+            (
+                "web\u{1f}1".to_string(),
+                vec![String::new(), "200".to_string()]
+            )
+        );
+    }
+
+    /// A cluster sends every stage's records to other processes with bincode.
+    #[test]
+    fn records_between_stages_round_trip_through_bincode() {
+        let mut hist = Hist::new();
+        hist.record(0.25).unwrap();
+        let partial = HostPartial {
+            metric: 2,
+            seq: 7,
+            limited: true,
+            key: key(&["web", "/p"]).into(),
+            group: Arc::from("/logs/a.log"),
+            acc: Acc::Hist(Box::new(hist.clone())),
+        };
+        let back: HostPartial =
+            bincode::deserialize(&bincode::serialize(&partial).unwrap()).unwrap();
+        assert_eq!((back.metric, back.seq, back.limited), (2, 7, true));
+        assert_eq!((&*back.key, &*back.group), (&*partial.key, "/logs/a.log"));
+        assert_eq!(back.acc.lines(), 1);
+        let input = RuleInput {
+            rule: 1,
+            ord: 9,
+            out_labels: Labels::from_pairs(&[("path", "/p")]),
+            value: RuleValue::Hist(Box::new(hist)),
+        };
+        let back: RuleInput = bincode::deserialize(&bincode::serialize(&input).unwrap()).unwrap();
+        assert_eq!((back.ord, back.out_labels), (9, input.out_labels));
+        let series = Series {
+            record: Arc::from("hits"),
+            labels: Labels::from_pairs(&[("host", "web"), ("path", "/p")]),
+            value: Value::Int(3),
+            origin: Origin::Host,
+        };
+        let back: Series = bincode::deserialize(&bincode::serialize(&series).unwrap()).unwrap();
+        assert_eq!(back, series);
+    }
+
+    #[test]
+    fn keys_sort_as_their_host_and_labels_do() {
+        let parts: [&[&str]; 7] = [
+            &["web", "b"],
+            &["web", "ab"],
+            &["we", "zz"],
+            &["web", "a", "x"],
+            &["web", "a"],
+            &["web", ""],
+            &["web\u{0}", "a"],
+        ];
+        let mut by_key: Vec<&[&str]> = parts.to_vec();
+        by_key.sort_by(|a, b| cmp_keys(&key(a), &key(b)));
+        let mut by_strings = parts.to_vec();
+        by_strings.sort();
+        assert_eq!(by_key, by_strings);
     }
 }

@@ -36,6 +36,11 @@ pub struct JobStats {
     pub checkpoints_written: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    /// `max_series`: per metric, lines of series left out because the window had
+    /// more series of the metric than its share (see [`crate::limit`]).
+    pub series_limit_dropped: BTreeMap<String, u64>,
+    /// Windows that lost series to `max_series` (each warned about once).
+    pub series_limited_windows: u64,
 }
 
 impl JobStats {
@@ -71,6 +76,27 @@ impl JobStats {
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        for (metric, n) in &o.series_limit_dropped {
+            *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
+        }
+        self.series_limited_windows += o.series_limited_windows;
+    }
+
+    /// Counts `lines` of `metric` left out by `max_series`, allocating only the
+    /// first time.
+    pub fn count_series_dropped(&mut self, metric: &str, lines: u64) {
+        match self.series_limit_dropped.get_mut(metric) {
+            Some(n) => *n += lines,
+            None if lines > 0 => {
+                self.series_limit_dropped.insert(metric.to_string(), lines);
+            }
+            None => {}
+        }
+    }
+
+    /// Whether `max_series` left any series out.
+    pub fn series_limited(&self) -> bool {
+        self.series_limited_windows > 0 || !self.series_limit_dropped.is_empty()
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
@@ -148,6 +174,17 @@ impl JobStats {
                 s.push_str(&format!("value not usable for {metric} ({reason}): {n}\n"));
             }
         }
+        if self.series_limited() {
+            s.push_str(&format!(
+                "windows that reached max_series: {}\n",
+                self.series_limited_windows
+            ));
+        }
+        for (metric, n) in &self.series_limit_dropped {
+            s.push_str(&format!(
+                "lines of series past max_series (series_limit_dropped) for {metric}: {n}\n"
+            ));
+        }
         s
     }
 }
@@ -180,6 +217,9 @@ pub struct MemberStats {
     pub invalid_utf8_lines: u64,
     /// Lines that could not be parsed, by reason.
     pub parse_errors: BTreeMap<String, u64>,
+    /// Per metric, lines of series left out by `max_series` in this member's groups.
+    #[serde(default)]
+    pub series_limit_dropped: BTreeMap<String, u64>,
 }
 
 impl MemberStats {
@@ -194,6 +234,9 @@ impl MemberStats {
         self.invalid_utf8_lines += o.invalid_utf8_lines;
         for (k, v) in &o.parse_errors {
             *self.parse_errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.series_limit_dropped {
+            *self.series_limit_dropped.entry(k.clone()).or_default() += v;
         }
     }
 }
@@ -214,6 +257,7 @@ impl From<&JobStats> for MemberStats {
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
+            series_limit_dropped: s.series_limit_dropped.clone(),
         }
     }
 }

@@ -1,7 +1,11 @@
 //! Oracle property test: random multi-host nginx logs — disorder inside the bound,
 //! random rotation points, gzipped siblings, hosts spread over two file groups —
 //! run through the engine with 1–4 workers; every window, host series and rule
-//! must equal a naive recomputation from the generated events.
+//! must equal a naive recomputation from the generated events. Some cases set a
+//! small `max_series`: the oracle then keeps, per window and metric, the share
+//! that sorts first by (host, labels), and counts the lines of the rest.
+
+use std::collections::BTreeSet;
 
 mod common;
 
@@ -158,8 +162,60 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
-/// Expected output; quantile keys carry the exact value (compared within 1%).
-fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
+/// Per window, the series `max_series` lets through (each metric's `share` that
+/// sort first by host, then label values in the metric's label order), and the
+/// lines of the others by metric.
+#[derive(Default)]
+struct Admitted {
+    reqs: BTreeSet<(String, String, String)>,
+    bytes: BTreeSet<(String, String)>,
+    /// Hosts of `last_bytes` and `rt` (no labels: the same series).
+    hosts: BTreeSet<String>,
+}
+
+fn admit(
+    hosts: &[(&String, &mut HostWindow)],
+    share: usize,
+    dropped: &mut BTreeMap<String, u64>,
+) -> Admitted {
+    let mut reqs: Vec<((String, String, String), u64)> = Vec::new();
+    let mut bytes: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut per_host: Vec<(String, u64)> = Vec::new();
+    for (host, hw) in hosts {
+        for ((status, method), n) in &hw.reqs {
+            reqs.push((((*host).clone(), status.clone(), method.clone()), *n));
+            *bytes.entry(((*host).clone(), status.clone())).or_default() += n;
+        }
+        per_host.push(((*host).clone(), hw.rts.len() as u64));
+    }
+    reqs.sort();
+    per_host.sort();
+    let mut drop = |metric: &str, n: u64| *dropped.entry(metric.to_string()).or_default() += n;
+    for (_, n) in reqs.iter().skip(share) {
+        drop("reqs", *n);
+    }
+    for (_, n) in bytes.iter().skip(share) {
+        drop("bytes", *n);
+    }
+    for (_, n) in per_host.iter().skip(share) {
+        drop("last_bytes", *n);
+        drop("rt", *n);
+    }
+    dropped.retain(|_, n| *n > 0);
+    Admitted {
+        reqs: reqs.into_iter().take(share).map(|(k, _)| k).collect(),
+        bytes: bytes.into_keys().take(share).collect(),
+        hosts: per_host.into_iter().take(share).map(|(h, _)| h).collect(),
+    }
+}
+
+/// Expected output (with each metric's `share` of `max_series`), and the lines
+/// `max_series` leaves out by metric; quantile keys carry the exact value
+/// (compared within 1%).
+fn oracle(
+    hosts: &[(String, Vec<Stream>)],
+    share: usize,
+) -> (BTreeMap<Key, f64>, Vec<Key>, BTreeMap<String, u64>) {
     let mut per: BTreeMap<(i64, String), HostWindow> = BTreeMap::new();
     for (host, groups) in hosts {
         // Groups in path order, lines in reading order: the gauge's tie order.
@@ -184,7 +240,9 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
     for ((w, host), hw) in per.iter_mut() {
         by_window.entry(*w).or_default().push((host, hw));
     }
+    let mut dropped = BTreeMap::new();
     for (w, hosts) in by_window {
+        let admitted = admit(&hosts, share, &mut dropped);
         let mut status_vals: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let mut all_rts = Vec::new();
         let mut total_bytes = 0.0;
@@ -192,6 +250,12 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
         for (host, hw) in hosts {
             let h = host.as_str();
             for ((status, method), n) in &hw.reqs {
+                if !admitted
+                    .reqs
+                    .contains(&(host.clone(), status.clone(), method.clone()))
+                {
+                    continue;
+                }
                 out.insert(
                     (
                         w,
@@ -215,6 +279,9 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
                 total_reqs += *n as f64;
             }
             for (status, b) in &hw.bytes {
+                if !admitted.bytes.contains(&(host.clone(), status.clone())) {
+                    continue;
+                }
                 out.insert(
                     (
                         w,
@@ -224,6 +291,9 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
                     *b,
                 );
                 total_bytes += b;
+            }
+            if !admitted.hosts.contains(host) {
+                continue;
             }
             if let Some((_, v)) = hw.last {
                 out.insert((w, "last_bytes".into(), labels(&[("host", h)])), v);
@@ -268,7 +338,7 @@ fn oracle(hosts: &[(String, Vec<Stream>)]) -> (BTreeMap<Key, f64>, Vec<Key>) {
         out.insert(k.clone(), quantile(&all_rts, 0.9));
         quantile_keys.push(k);
     }
-    (out, quantile_keys)
+    (out, quantile_keys, dropped)
 }
 
 fn write_stream(dir: &std::path::Path, name: &str, s: &Stream, gzip_oldest: bool) {
@@ -303,6 +373,7 @@ proptest! {
         hosts in prop::collection::vec((stream(), prop::option::of(stream())), 1..4),
         workers in 1usize..=4,
         gzip in any::<bool>(),
+        max_series in prop::option::of(4usize..40),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let mut model = Vec::new();
@@ -318,12 +389,19 @@ proptest! {
             }
             model.push((host, groups));
         }
-        let job = job_from(JOB, dir.path());
+        let text = match max_series {
+            Some(n) => JOB.replace("[window]\n", &format!("[window]\nmax_series = {n}\n")),
+            None => JOB.to_string(),
+        };
+        let job = job_from(&text, dir.path());
+        // Four metrics share max_series equally.
+        let share = job.window.max_series / 4;
         let (windows, stats) = run_until_eof(&job, workers);
         prop_assert_eq!(stats.late_lines, 0);
         prop_assert_eq!(stats.parse_errors_total(), 0);
         let got = flatten(&windows);
-        let (want, quantile_keys) = oracle(&model);
+        let (want, quantile_keys, dropped) = oracle(&model, share);
+        prop_assert_eq!(&stats.series_limit_dropped, &dropped);
         let got_keys: Vec<_> = got.keys().collect();
         let want_keys: Vec<_> = want.keys().collect();
         prop_assert_eq!(got_keys, want_keys);

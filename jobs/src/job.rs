@@ -91,6 +91,9 @@ pub struct Window {
     pub idle_timeout: Duration,
     /// Lines stamped further than this ahead of the wall clock are dropped and counted.
     pub max_clock_skew: Duration,
+    /// The most per-host series a window holds over the whole job; each metric may
+    /// hold `max_series / metrics` of them. At least the number of metrics.
+    pub max_series: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

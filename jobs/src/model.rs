@@ -18,7 +18,8 @@ pub struct JobFile {
     pub name: Spanned<String>,
     pub source: Spanned<SourceFile>,
     pub parse: Spanned<ParseFile>,
-    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s, max_clock_skew 10m.
+    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s, max_clock_skew 10m,
+    /// max_series 100000.
     #[serde(default)]
     pub window: WindowFile,
     #[serde(default, rename = "metric")]
@@ -115,6 +116,10 @@ pub struct WindowFile {
     /// are dropped and counted (one bad clock must not push the watermark into the
     /// future and make every later line late). Default "10m".
     pub max_clock_skew: Option<Spanned<String>>,
+    /// The most per-host series one window may hold over the whole job, shared
+    /// equally by the job's metrics; series past a metric's share are not created
+    /// and their lines are counted. At least the number of metrics. Default 100000.
+    pub max_series: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

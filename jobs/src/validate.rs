@@ -10,6 +10,7 @@
 //! are given.
 
 mod diag;
+mod limits;
 mod metrics;
 mod names;
 mod paths;
@@ -23,6 +24,7 @@ use std::path::Path;
 
 use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
+pub use limits::DEFAULT_MAX_SERIES;
 use paths::Relative;
 pub use source::NGINX_FIELDS;
 
@@ -134,7 +136,7 @@ fn check(
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);
     let source = source::check_source(&mut r, &file.source, &fields, relative, env);
-    let window = source::check_window(&mut r, &file.window);
+    let window = source::check_window(&mut r, &file.window, file.metrics.len());
     if file.metrics.is_empty() {
         r.at(
             0,

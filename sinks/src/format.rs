@@ -1,6 +1,6 @@
 //! Text forms shared by every sink: times, values and labels.
 
-use tidemark_engine::{ClosedWindow, Series, Value};
+use tidemark_engine::{ClosedWindow, Labels, Series, Value};
 
 /// `2026-11-20T10:01:00Z`. Windows are whole seconds, so no fraction is printed.
 pub fn rfc3339(ms: i64) -> String {
@@ -73,7 +73,7 @@ pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &
 }
 
 /// `status="200", host="web-1"`.
-pub fn labels_text(labels: &[(String, String)]) -> String {
+pub fn labels_text(labels: &Labels) -> String {
     let mut out = String::new();
     for (i, (k, v)) in labels.iter().enumerate() {
         if i > 0 {
@@ -115,7 +115,7 @@ mod tests {
         };
         let s = Series {
             record: "status:http_requests:sum1m".into(),
-            labels: vec![("status".into(), "2\"00".into())],
+            labels: Labels::from_pairs(&[("status", "2\"00")]),
             value: Value::Int(1234),
             origin: Origin::Rule,
         };

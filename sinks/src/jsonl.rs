@@ -270,7 +270,7 @@ mod tests {
             end_ms: (start_min + 1) * 60_000,
             series: vec![Series {
                 record: "status:http_requests:sum1m".into(),
-                labels: vec![("status".into(), "200".into())],
+                labels: tidemark_engine::Labels::from_pairs(&[("status", "200")]),
                 value: Value::Int(n),
                 origin: Origin::Rule,
             }],
@@ -469,7 +469,7 @@ mod clobber_tests {
             end_ms: 60_000,
             series: vec![tidemark_engine::Series {
                 record: "r".into(),
-                labels: Vec::new(),
+                labels: Default::default(),
                 value: tidemark_engine::Value::Int(1),
                 origin: tidemark_engine::Origin::Rule,
             }],

@@ -28,7 +28,7 @@ pub fn render(w: &ClosedWindow, series: SeriesChoice) -> String {
         .map(|s| {
             let mut v = String::new();
             value(s.value, &mut v);
-            (s.record.clone(), labels_text(&s.labels), v)
+            (s.record.to_string(), labels_text(&s.labels), v)
         })
         .collect();
     if rows.is_empty() {

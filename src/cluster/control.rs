@@ -52,6 +52,9 @@ impl JobControl for Control {
         for (reason, n) in &all.parse_errors {
             errors.insert(JobStatus::malformed_key(reason), *n);
         }
+        for (metric, n) in &all.series_limit_dropped {
+            errors.insert(format!("series_limit_dropped:{metric}"), *n);
+        }
         let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
         Some(JobStatus {
             summary: summary(&j),

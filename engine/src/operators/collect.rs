@@ -11,6 +11,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
+use super::per_window::concat;
 use crate::checkpoint::SinkCommit;
 use crate::commit::Committer;
 use crate::series::{ClosedWindow, Series};
@@ -49,7 +50,7 @@ pub fn collect<'scope>(
     stats: SharedStats,
 ) {
     let pact = Exchange::new(|_: &Series| 0u64);
-    let mut pending: BTreeMap<WindowTime, Vec<Series>> = BTreeMap::new();
+    let mut pending: BTreeMap<WindowTime, Vec<Vec<Series>>> = BTreeMap::new();
     // Every window below this is written; only ever taken from real progress,
     // never from the capabilities sources drop when stopping.
     let mut complete_below: EventMs = EventMs::MIN;
@@ -67,9 +68,7 @@ pub fn collect<'scope>(
             move |(input, frontier), _output| {
                 input.for_each_time(|time, data| {
                     let slot = pending.entry(*time.time()).or_default();
-                    for batch in data {
-                        slot.append(batch);
-                    }
+                    slot.extend(data.map(std::mem::take));
                 });
                 let Some(c) = collector.as_mut() else {
                     pending.clear();
@@ -82,7 +81,8 @@ pub fn collect<'scope>(
                         if frontier.less_equal(entry.key()) {
                             break;
                         }
-                        let (start, mut records) = entry.remove_entry();
+                        let (start, batches) = entry.remove_entry();
+                        let mut records = concat(batches);
                         written_end = written_end.max(start as EventMs + window_ms);
                         sort_records(&mut records);
                         if let Ok(mut s) = stats.lock() {

@@ -16,7 +16,7 @@
 //!     // Reclock each value at its window start, then sum each window.
 //!     use timely::dataflow::operators::vec::Delay;
 //!     let windows = input.delay(|(t, _), _| *t);
-//!     per_window(windows, Pipeline, "Sum", |batch: Vec<(u64, u64)>| {
+//!     per_window(windows, Pipeline, "Sum", |_window, batch: Vec<(u64, u64)>| {
 //!         vec![batch.iter().map(|(_, v)| v).sum::<u64>()]
 //!     })
 //!     .capture()
@@ -33,7 +33,8 @@ use timely::dataflow::Stream;
 
 use crate::time::WindowTime;
 
-/// Applies `f` to each complete window's records (after `pact` routes them).
+/// Applies `f` to each complete window's start and records (after `pact` routes
+/// them).
 pub fn per_window<'scope, D, O, P, F>(
     stream: Stream<'scope, WindowTime, Vec<D>>,
     pact: P,
@@ -44,26 +45,40 @@ where
     D: Clone + 'static,
     O: Clone + 'static,
     P: ParallelizationContract<WindowTime, Vec<D>>,
-    F: FnMut(Vec<D>) -> Vec<O> + 'static,
+    F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
 {
     stream.unary_frontier(pact, name, move |_cap, _info| {
-        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<D>)> = BTreeMap::new();
+        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<Vec<D>>)> =
+            BTreeMap::new();
         move |(input, frontier), output| {
             input.for_each_time(|time, data| {
                 let slot = pending
                     .entry(*time.time())
                     .or_insert_with(|| (time.retain(0), Vec::new()));
-                for batch in data {
-                    slot.1.append(batch);
-                }
+                slot.1.extend(data.map(std::mem::take));
             });
             while let Some(entry) = pending.first_entry() {
                 if frontier.less_equal(entry.key()) {
                     break;
                 }
-                let (cap, batch) = entry.remove();
-                output.session(&cap).give_iterator(f(batch).into_iter());
+                let (window, (cap, batches)) = entry.remove_entry();
+                output
+                    .session(&cap)
+                    .give_iterator(f(window, concat(batches)).into_iter());
             }
         }
     })
+}
+
+/// One window's batches as one `Vec`, allocated once at its final size: appending
+/// each batch as it came would hold up to twice a large window's records.
+pub fn concat<D>(batches: Vec<Vec<D>>) -> Vec<D> {
+    if batches.len() == 1 {
+        return batches.into_iter().next().unwrap_or_default();
+    }
+    let mut all = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+    for batch in batches {
+        all.extend(batch);
+    }
+    all
 }

@@ -19,21 +19,14 @@ pub fn rollup<'scope>(
     plan: Arc<Plan>,
 ) -> Stream<'scope, WindowTime, Vec<Series>> {
     let pact = Exchange::new(|r: &RuleInput| r.route());
-    per_window(inputs, pact, "Rollup", move |inputs| {
+    per_window(inputs, pact, "Rollup", move |_window, inputs| {
         evaluate_rules(inputs, &plan)
     })
 }
 
 /// Evaluates one window's rule inputs.
 pub fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
-    inputs.sort_by(|a, b| {
-        (a.rule, &a.out_labels, &a.host, &a.labels).cmp(&(
-            b.rule,
-            &b.out_labels,
-            &b.host,
-            &b.labels,
-        ))
-    });
+    inputs.sort_by(|a, b| (a.rule, &a.out_labels, a.ord).cmp(&(b.rule, &b.out_labels, b.ord)));
     let mut out = Vec::new();
     let mut start = 0;
     while start < inputs.len() {

@@ -16,6 +16,9 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{wall_clock_ms, EventMs, WindowTime};
 
+/// Partials handed on at a time when a window closes.
+const EMIT_BATCH: usize = 4096;
+
 /// How the source paces itself.
 #[derive(Debug, Clone, Copy)]
 pub struct Pacing {
@@ -138,14 +141,26 @@ pub fn file_source<'scope>(
                     wait = l.wait_hint(now).max(Duration::from_millis(1));
                 }
             }
+            // Sent on in batches as windows close: a window of many series is
+            // not gathered whole here first.
             let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
             for g in groups.groups.iter_mut() {
-                g.close_windows(|t, p| ready.entry(t).or_default().push(p));
+                g.close_windows(|t, p| {
+                    let batch = ready.entry(t).or_default();
+                    batch.push(p);
+                    if batch.len() >= EMIT_BATCH {
+                        output
+                            .session(&held.delayed(&t))
+                            .give_iterator(batch.drain(..));
+                    }
+                });
                 g.publish();
             }
             for (t, parts) in ready {
-                let c = held.delayed(&t);
-                output.session(&c).give_iterator(parts.into_iter());
+                if !parts.is_empty() {
+                    let c = held.delayed(&t);
+                    output.session(&c).give_iterator(parts.into_iter());
+                }
             }
             let open = groups.first_open(wall_ms);
             flush(&stats, &mut delta);

@@ -103,7 +103,7 @@ pub fn flatten(windows: &[ClosedWindow]) -> std::collections::BTreeMap<SeriesKey
                 tidemark_engine::Value::Int(i) => i as f64,
                 tidemark_engine::Value::Float(f) => f,
             };
-            let prev = m.insert((w.start_ms, s.record.clone(), s.labels.clone()), v);
+            let prev = m.insert((w.start_ms, s.record.to_string(), s.labels.to_vec()), v);
             assert!(
                 prev.is_none(),
                 "duplicate series {} {:?}",

@@ -271,7 +271,7 @@ fn duration(
 }
 
 /// Checks [window].
-pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
+pub fn check_window(r: &mut Report<'_>, w: &WindowFile, metrics: usize) -> Option<Window> {
     let size = duration(r, w.size.as_ref(), "window size", Duration::from_secs(60));
     if let Some((size, Some(at))) = size {
         let shown = format_duration(size);
@@ -327,11 +327,13 @@ pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
             );
         }
     }
+    let max_series = super::limits::check_max_series(r, w.max_series.as_ref(), metrics);
     Some(Window {
         size: size?.0,
         max_out_of_orderness: lateness?.0,
         idle_timeout: idle?.0,
         max_clock_skew: skew?.0,
+        max_series: max_series?,
     })
 }
 

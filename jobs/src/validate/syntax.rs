@@ -268,6 +268,7 @@ fn type_error(r: &mut Report<'_>, root: Option<&DeTable<'_>>, e: &toml::de::Erro
             e if e.starts_with("struct ") => "a table",
             "a sequence" => "a list",
             "f64" | "f32" => "a number",
+            "i64" => "a whole number",
             e => e,
         };
         // serde calls TOML tables and date-times "map".
@@ -286,6 +287,7 @@ fn type_error(r: &mut Report<'_>, root: Option<&DeTable<'_>>, e: &toml::de::Erro
                 "write sizes as quoted strings with a unit, e.g. {last} = \"1MiB\""
             )),
             "rate_limit" => Some("write a rate as a quoted string, e.g. rate_limit = \"5MiB/s\"".to_string()),
+            "max_series" => Some("write a whole number without quotes, e.g. max_series = 100000".to_string()),
             "quantiles" => Some(
                 "write quantiles as numbers between 0 and 1, e.g. quantiles = [0.5, 0.99]".to_string(),
             ),

@@ -699,3 +699,30 @@ fn sinks_that_expand_to_the_same_file_collide() {
         .message
         .starts_with("two sinks write to the same file"));
 }
+
+#[test]
+fn max_series_defaults_and_must_leave_every_metric_a_share() {
+    assert_eq!(ok(&with(HOSTS_SINK)).window.max_series, DEFAULT_MAX_SERIES);
+    let two_metrics = |n: &str| {
+        with(&format!(
+            "[[metric]]\nname = \"b\"\nkind = \"counter\"\n[window]\nmax_series = {n}\n{HOSTS_SINK}"
+        ))
+    };
+    assert_eq!(ok(&two_metrics("2")).window.max_series, 2);
+    for bad in ["1", "0", "-5"] {
+        let e = errors(&two_metrics(bad));
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].line, e[0].column), (15, 14), "{e:?}");
+        assert!(e[0].message.contains("max_series"), "{}", e[0].message);
+        assert!(e[0].hint.as_deref().unwrap().contains("at least 2"));
+    }
+    let e = errors(&two_metrics("2000000000"));
+    assert!(e[0].message.contains("too large"), "{e:?}");
+    let e = errors(&two_metrics("\"many\""));
+    assert!(e[0].message.contains("expected a whole number"), "{e:?}");
+    assert!(e[0]
+        .hint
+        .as_deref()
+        .unwrap()
+        .contains("max_series = 100000"));
+}

@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+
+use tidemark_jobs::Job;
+
+use super::*;
+use crate::series::decode_key;
+
+fn job(max_series: usize) -> Job {
+    let text = format!(
+        r#"
+name = "t"
+[source]
+kind = "file"
+include = ["/logs/*.log"]
+host = {{ value = "web" }}
+[parse]
+format = "logfmt"
+[window]
+max_series = {max_series}
+[[metric]]
+name = "hits"
+kind = "counter"
+labels = ["path"]
+[[metric]]
+name = "ms"
+kind = "sum"
+field = "ms"
+labels = ["path"]
+[[sink]]
+kind = "stdout"
+series = "hosts"
+"#
+    );
+    tidemark_jobs::from_str(&text, "t.toml", std::path::Path::new("/")).unwrap()
+}
+
+/// Feeds `paths` (one line each, all in one window) and returns the windows.
+fn feed(
+    job: &Job,
+    paths: &[u32],
+    stats: &mut JobStats,
+    mut check: impl FnMut(&OpenWindows),
+) -> OpenWindows {
+    let plan = Plan::new(job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut ow = OpenWindows::default();
+    for (i, p) in paths.iter().enumerate() {
+        let line = format!("time=2026-11-20T10:00:{:02}Z path=/p{p:04} ms=1.5", i % 60);
+        let (parsed, t) = stamp(&mut parser, line.as_bytes(), i64::MAX, stats).unwrap();
+        let start = crate::time::window_start(t, plan.window_ms);
+        ow.add(&plan, &parsed, t, start, "web", stats);
+        check(&ow);
+    }
+    ow
+}
+
+/// Per metric: path → (lines, limited).
+fn drain(ow: &mut OpenWindows) -> BTreeMap<(u32, String), (u64, bool)> {
+    let mut out = BTreeMap::new();
+    ow.drain(None, |_, s| {
+        let (host, labels) = decode_key(&s.key);
+        assert_eq!(host, "web");
+        out.insert((s.metric, labels[0].clone()), (s.acc.lines(), s.limited));
+    });
+    out
+}
+
+#[test]
+fn a_group_holds_at_most_one_and_a_half_shares_and_keeps_the_first_series_whole() {
+    // 300 paths, 3 lines each, in a scrambled order; share = 20 / 2 metrics = 10.
+    let paths: Vec<u32> = (0..900u32).map(|i| (i * 7919) % 300).collect();
+    let mut stats = JobStats::default();
+    let mut most = 0;
+    let mut ow = feed(&job(20), &paths, &mut stats, |ow| {
+        for m in &ow.windows[0].metrics {
+            most = most.max(m.map.len());
+        }
+    });
+    assert!(most <= 15, "held {most} series of one metric");
+    let got = drain(&mut ow);
+    for metric in [0, 1] {
+        let kept: Vec<(&String, &(u64, bool))> = got
+            .iter()
+            .filter(|((m, _), _)| *m == metric)
+            .map(|((_, p), v)| (p, v))
+            .collect();
+        assert!(kept.len() >= 10 && kept.len() <= 15, "{kept:?}");
+        // The ten that sort first are there, whole, and flagged.
+        for (i, (path, (lines, limited))) in kept.iter().take(10).enumerate() {
+            assert_eq!(**path, format!("/p{i:04}"));
+            assert_eq!((*lines, *limited), (3, true));
+        }
+        let held: u64 = kept.iter().map(|(_, (n, _))| n).sum();
+        let name = ["hits", "ms"][metric as usize];
+        assert_eq!(
+            held + stats.series_limit_dropped[name],
+            900,
+            "every line held or counted"
+        );
+    }
+}
+
+#[test]
+fn a_window_within_its_share_loses_nothing() {
+    let paths: Vec<u32> = (0..40u32).map(|i| i % 10).collect();
+    let mut stats = JobStats::default();
+    let mut ow = feed(&job(20), &paths, &mut stats, |_| {});
+    let got = drain(&mut ow);
+    assert_eq!(got.len(), 20);
+    assert!(got.values().all(|&(lines, limited)| lines == 4 && !limited));
+    assert!(stats.series_limit_dropped.is_empty());
+}

@@ -1,0 +1,132 @@
+//! `max_series`: which series a window keeps when its input has more distinct
+//! series than the job allows, decided the same way for any number of workers,
+//! live or replay, and after a restart — and bounded before the window is complete.
+//!
+//! **The rule.** A job's `max_series` is shared equally by its metrics: each may
+//! hold `share = max_series / metrics` per-host series per window (so one exploding
+//! label cannot starve the other metrics). When a window has more series of a metric
+//! than that, it keeps the `share` whose keys sort first by (host, label values in
+//! the metric's label order, compared as strings) — [`crate::series::cmp_keys`]. Which
+//! series are kept depends only on which series the window has, never on the order
+//! their lines arrived in, which worker read them or how a replay cut the files.
+//!
+//! **Applied piecewise.** A series among the `share` first of the whole window is
+//! also among the `share` first of any part of the window (fewer series sort before
+//! it there). So each stage may cut its part to `share` without losing a series the
+//! whole window keeps, and every series that is kept is kept whole:
+//! 1. each file group (in a replay, each segment) holds at most `share + share / 2`
+//!    series per metric and open window ([`crate::agg`]). When it has more, it keeps
+//!    the `share` first and from then on refuses a new series that sorts after the
+//!    last one kept (it cannot be among the first);
+//! 2. stage 2 ([`crate::operators::host_merge`]) merges each series' partials, and
+//!    each worker keeps the `share` first of its series per metric;
+//! 3. worker 0 ([`crate::operators::series_limit`]) gets the rest of every worker, and
+//!    keeps the `share` first per metric: the window's final series, the only ones
+//!    the sinks and the rules see. It warns once per window that lost series.
+//!
+//! A job-wide count decided in arrival order would not be deterministic (workers
+//! race); a limit per group alone would let the output and the rules grow with the
+//! number of groups. This rule is deterministic, bounds every group while its window
+//! is open, and bounds the job's output once the window closes.
+//!
+//! **Memory** per open window: a file group holds at most 1.5 × `max_series` series
+//! (plus one per metric); a worker's merge at most what its groups sent; worker 0 at
+//! most workers × `max_series`; the rules and the sinks at most `max_series` host
+//! series (a rule's output has at most as many series as the metric it reads). So at
+//! worst, with every group over the limit, about 1.5 × `max_series` per file group.
+//!
+//! **Counting.** Every line of a series left out is counted once, where its series
+//! was left out, under its metric in [`crate::stats::JobStats::series_limit_dropped`].
+
+use crate::series::MergedSeries;
+
+/// What cutting one window's series (or one worker's share of them) to each
+/// metric's share left out, per metric.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Cut {
+    /// Lines of the series left out here.
+    pub dropped_lines: Vec<u64>,
+    /// Whether the metric lost series here or before (the series say so).
+    pub limited: Vec<bool>,
+}
+
+impl Cut {
+    pub fn any(&self) -> bool {
+        self.limited.iter().any(|&l| l)
+    }
+}
+
+/// Keeps the first `share` series of each metric of `series`, which is sorted by
+/// (metric, key), and marks the kept series of a metric that lost any as limited.
+pub fn keep_share(series: &mut Vec<MergedSeries>, share: usize, metrics: usize) -> Cut {
+    let mut cut = Cut {
+        dropped_lines: vec![0; metrics],
+        limited: vec![false; metrics],
+    };
+    let mut current = None;
+    let mut seen = 0usize;
+    series.retain(|s| {
+        if current != Some(s.metric) {
+            current = Some(s.metric);
+            seen = 0;
+        }
+        seen += 1;
+        let m = s.metric as usize;
+        if let Some(limited) = cut.limited.get_mut(m) {
+            *limited |= s.limited || seen > share;
+        }
+        if seen <= share {
+            return true;
+        }
+        if let Some(lines) = cut.dropped_lines.get_mut(m) {
+            *lines += s.acc.lines();
+        }
+        false
+    });
+    for s in series.iter_mut() {
+        s.limited = cut.limited.get(s.metric as usize).copied().unwrap_or(false);
+    }
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acc::Acc;
+    use crate::series::push_key_part;
+
+    fn series(metric: u32, label: &str, lines: u64, limited: bool) -> MergedSeries {
+        let mut key = Vec::new();
+        push_key_part(&mut key, "web");
+        push_key_part(&mut key, label);
+        MergedSeries {
+            metric,
+            limited,
+            key: key.into(),
+            acc: Acc::Count(lines),
+        }
+    }
+
+    #[test]
+    fn each_metric_keeps_its_first_share_and_counts_the_lines_of_the_rest() {
+        let mut s = vec![
+            series(0, "a", 1, false),
+            series(0, "b", 2, false),
+            series(0, "c", 4, false),
+            series(1, "a", 8, false),
+            series(2, "a", 16, true),
+        ];
+        let cut = keep_share(&mut s, 2, 3);
+        let kept: Vec<(u32, bool)> = s.iter().map(|s| (s.metric, s.limited)).collect();
+        assert_eq!(
+            kept,
+            [(0, true), (0, true), (1, false), (2, true)],
+            "metric 0 lost `c`; metric 2 had lost series before"
+        );
+        assert_eq!(cut.dropped_lines, [4, 0, 0]);
+        assert_eq!(cut.limited, [true, false, true]);
+        assert!(cut.any());
+        let mut under = vec![series(0, "a", 1, false)];
+        assert!(!keep_share(&mut under, 1, 1).any());
+    }
+}

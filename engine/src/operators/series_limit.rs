@@ -1,0 +1,160 @@
+//! Stage 2½, on worker 0: the job-wide `max_series` cut. Every worker's merged
+//! series of a complete window meet here, sorted by (metric, host, labels); each
+//! metric keeps its first `share` (see [`crate::limit`]), a window that lost series
+//! is warned about once, and the kept series become the host series for the sinks
+//! and the inputs of every rule that reads their metric.
+
+use std::sync::Arc;
+
+use tidemark_jobs::{RuleExpr, SeriesSelector};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::Stream;
+
+use super::per_window::per_window;
+use crate::acc::Acc;
+use crate::labels::Labels;
+use crate::limit::{keep_share, Cut};
+use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
+use crate::run::format_ms;
+use crate::series::{
+    cmp_keys, key_parts, MergedSeries, Origin, RuleInput, RuleValue, Series, Value,
+};
+use crate::stats::SharedStats;
+use crate::time::{EventMs, WindowTime};
+
+/// What this stage produces: host series for sinks, and inputs for rules.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub enum Stage2 {
+    Host(Series),
+    Rule(RuleInput),
+}
+
+pub fn series_limit<'scope>(
+    merged: Stream<'scope, WindowTime, Vec<MergedSeries>>,
+    plan: Arc<Plan>,
+    stats: SharedStats,
+) -> Stream<'scope, WindowTime, Vec<Stage2>> {
+    let pact = Exchange::new(|_: &MergedSeries| 0u64);
+    per_window(merged, pact, "SeriesLimit", move |window, mut series| {
+        series.sort_by(|a, b| {
+            a.metric
+                .cmp(&b.metric)
+                .then_with(|| cmp_keys(&a.key, &b.key))
+        });
+        let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
+        if cut.any() {
+            report(window as EventMs, &cut, &plan, &stats);
+        }
+        to_stage2(series, &plan)
+    })
+}
+
+/// Warns once about a window that lost series, and counts it.
+fn report(start: EventMs, cut: &Cut, plan: &Plan, stats: &SharedStats) {
+    let metrics: Vec<&str> = plan
+        .metrics
+        .iter()
+        .zip(&cut.limited)
+        .filter(|(_, &limited)| limited)
+        .map(|(mp, _)| mp.name.as_str())
+        .collect();
+    tracing::warn!(
+        "window {} .. {}: more series than max_series = {} allows: {} kept only the first {} series (by host, then label values); the others were not created and their lines are counted as series_limit_dropped\n  hint: raise [window] max_series if the job has the memory for it, or leave out the label with too many values",
+        format_ms(start),
+        format_ms(start + plan.window_ms),
+        plan.max_series,
+        metrics.join(", "),
+        plan.series_share,
+    );
+    if let Ok(mut s) = stats.lock() {
+        s.series_limited_windows += 1;
+        for (mp, &n) in plan.metrics.iter().zip(&cut.dropped_lines) {
+            s.count_series_dropped(&mp.name, n);
+        }
+    }
+}
+
+/// The kept series (sorted) as host series and rule inputs.
+pub fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
+    let mut out = Vec::new();
+    for (ord, s) in series.into_iter().enumerate() {
+        let Some(mp) = plan.metrics.get(s.metric as usize) else {
+            continue;
+        };
+        let parts: Vec<&str> = key_parts(&s.key).collect();
+        let labels = Labels::from_sorted(
+            mp.output_labels
+                .iter()
+                .map(|(name, part)| (name.as_str(), parts.get(*part).copied().unwrap_or(""))),
+        );
+        for &r in &mp.rules {
+            let rule = &plan.rules[r];
+            let (grouping, value) = match &rule.expr {
+                RuleExpr::Aggregate { grouping, .. } => {
+                    let v = match (selector_of(&rule.expr), &s.acc) {
+                        (SeriesSelector::Value, Acc::Count(c)) => *c as f64,
+                        (SeriesSelector::Value, Acc::Sum { sum, .. }) => sum.value(),
+                        (SeriesSelector::Value, Acc::Gauge { v, .. }) => *v,
+                        (SeriesSelector::HistogramCount, Acc::Hist(h)) => h.count() as f64,
+                        (SeriesSelector::HistogramSum, Acc::Hist(h)) => h.sum.value(),
+                        // Validation only lets rules select what the metric has.
+                        _ => continue,
+                    };
+                    (grouping, RuleValue::Num(v))
+                }
+                RuleExpr::HistogramQuantile { grouping, .. } => match &s.acc {
+                    Acc::Hist(h) => (grouping, RuleValue::Hist(h.clone())),
+                    _ => continue,
+                },
+            };
+            out.push(Stage2::Rule(RuleInput {
+                rule: r as u32,
+                ord: ord as u32,
+                out_labels: rule_labels(grouping, &labels),
+                value,
+            }));
+        }
+        if plan.want_host_series {
+            host_series(mp, labels, &s.acc, &mut out);
+        }
+    }
+    out
+}
+
+fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>) {
+    let mut push = |record: &Arc<str>, labels: Labels, value: Value| {
+        out.push(Stage2::Host(Series {
+            record: record.clone(),
+            labels,
+            value,
+            origin: Origin::Host,
+        }))
+    };
+    match acc {
+        Acc::Count(c) => push(&mp.record, labels, Value::Int(*c)),
+        Acc::Sum { sum, .. } => push(&mp.record, labels, Value::Float(sum.value())),
+        Acc::Gauge { v, .. } => push(&mp.record, labels, Value::Float(*v)),
+        Acc::Hist(h) => {
+            if h.count() == 0 {
+                return;
+            }
+            for &q in &mp.quantiles {
+                if let Some(v) = h.quantile(q) {
+                    let q = format_quantile(q);
+                    let mut with_q: Vec<(&str, &str)> = labels.iter().collect();
+                    with_q.push(("quantile", &q));
+                    with_q.sort();
+                    push(&mp.record, Labels::from_sorted(with_q), Value::Float(v));
+                }
+            }
+            push(&mp.count_record, labels.clone(), Value::Int(h.count()));
+            push(&mp.sum_record, labels, Value::Float(h.sum.value()));
+        }
+    }
+}
+
+/// `0.99` → "0.99", `1.0` → "1": the shortest text that reads back as `q`.
+pub fn format_quantile(q: f64) -> String {
+    let s = format!("{q}");
+    s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+}
