@@ -237,6 +237,8 @@ series = "hosts"
             let err = p.check(&job(&sink)).unwrap_err();
             assert!(err.what.starts_with(what), "{}: {err}", sink.display());
             assert!(err.to_string().contains("hint:"), "{err}");
+            // A submitted job must give an absolute path; the hint says so.
+            assert!(err.to_string().contains("absolute"), "{err}");
         }
         for fine in [base.join("out/j.jsonl"), base.join("logs/app.log.jsonl")] {
             assert_eq!(p.check(&job(&fine)), Ok(()), "{}", fine.display());

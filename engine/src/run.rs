@@ -268,3 +268,15 @@ pub(crate) fn format_ms(ms: EventMs) -> String {
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_before_any_window_is_shown_as_none_yet() {
+        // Not "windows before -9223372036854775808 are already written".
+        assert_eq!(format_ms(EventMs::MIN), "none yet");
+        assert_eq!(format_ms(60_000), "1970-01-01T00:01:00Z");
+    }
+}

@@ -459,4 +459,52 @@ expr = "sum(reqs)"
         );
         assert!(cp.semantics.is_some());
     }
+
+    fn options(state: &Path, reset: Option<ResetChoice>) -> SetupOptions {
+        SetupOptions {
+            follow: false,
+            state_dir: Some(state.to_path_buf()),
+            reset,
+            checkpoint_interval: Duration::from_secs(1),
+            stats: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            job_file: None,
+            first_worker: 0,
+            workers: 1,
+            role: StateRole::Owner { expect: None },
+        }
+    }
+
+    #[test]
+    fn a_crash_right_after_reset_end_resumes_instead_of_refusing_the_kept_output() {
+        // `--reset-checkpoint=end`, then a crash before the first regular
+        // checkpoint: the restart must know the output is the job's (so it is not
+        // refused as someone else's file) and that its files start at their end
+        // (so they are not all read again into the kept output).
+        let d = tempfile::tempdir().unwrap();
+        let first = JobSetup::prepare(
+            &job(),
+            options(d.path(), Some(ResetChoice::End)),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        drop(first);
+        let again = JobSetup::prepare(
+            &job(),
+            options(d.path(), None),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        assert!(again.resumed, "the kept output is not named by a checkpoint");
+        assert_eq!(again.resume.start_at, StartAt::End);
+        drop(again);
+        // And the restart's own start checkpoint keeps saying so.
+        let again = JobSetup::prepare(
+            &job(),
+            options(d.path(), None),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        assert_eq!(again.resume.start_at, StartAt::End);
+    }
 }

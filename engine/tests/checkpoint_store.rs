@@ -509,3 +509,19 @@ fn a_checkpoint_from_before_fingerprints_loads_and_the_next_save_records_them() 
         .load()
         .is_err());
 }
+
+#[test]
+fn the_changed_settings_hint_tells_a_cluster_user_to_move_the_output() {
+    // Stopping and submitting again is refused while the old output is at the
+    // sink path (no checkpoint names it any more): the hint must say to move it.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = CheckpointStore::for_job(tmp.path(), &nginx_job("1m")).unwrap();
+    store.save(&sample(60_000)).unwrap();
+    let err = CheckpointStore::for_job(tmp.path(), &nginx_job("5m"))
+        .unwrap()
+        .load()
+        .unwrap_err()
+        .to_string();
+    let cluster = &err[err.find("In a cluster").expect("a cluster hint")..];
+    assert!(cluster.contains("move"), "{cluster}");
+}

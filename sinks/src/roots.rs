@@ -174,6 +174,25 @@ mod tests {
     }
 
     #[test]
+    fn a_dotdot_after_a_linked_folder_creates_nothing_outside_the_roots() {
+        // `ROOT/deep/..` is, for the kernel, the folder *above* deep's target; a
+        // lexical `..` would call it ROOT and let the open create a file outside.
+        let t = tree();
+        std::fs::create_dir_all(t.out.join("sub")).unwrap();
+        symlink(t.out.join("sub"), t.root.join("deep")).unwrap();
+        let roots = OutputRoots::new(std::slice::from_ref(&t.root));
+        for path in [
+            t.root.join("deep/../x.jsonl"),
+            t.root.join("deep/../new/x.jsonl"),
+        ] {
+            let err = roots.open(&path, true).unwrap_err();
+            assert!(err.to_string().contains(".."), "{err}");
+        }
+        assert!(!t.out.join("x.jsonl").exists(), "a file was created outside");
+        assert!(!t.out.join("new").exists(), "a folder was created outside");
+    }
+
+    #[test]
     fn a_symlinked_sink_file_is_not_followed_out_of_the_roots() {
         let t = tree();
         let roots = OutputRoots::new(std::slice::from_ref(&t.root));

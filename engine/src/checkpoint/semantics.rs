@@ -423,4 +423,30 @@ expr = "histogram_quantile(0.99, lat)"
             "rules.\"p99\" = histogram_quantile(0.99, sum by () (lat)) is gone"
         );
     }
+
+    #[test]
+    fn a_setting_added_later_does_not_refuse_older_checkpoints() {
+        // A checkpoint written before `max_line_bytes` was part of the fingerprint
+        // (as every checkpoint will be when the next setting is added): the job
+        // still has its default, so nothing changed.
+        let now = Semantics::of(&job(JOB));
+        let mut old = now.clone();
+        let source = old.sections.get_mut("source").unwrap();
+        assert!(source.contains("max_line_bytes = 262144\n"), "{source}");
+        *source = source.replace("max_line_bytes = 262144\n", "");
+        assert_eq!(old.changes(&now), Vec::new());
+        // Set to something else, it is a change, and the message says from what.
+        let bigger = with("kind = \"file\"", "kind = \"file\"\nmax_line_bytes = \"1MiB\"");
+        let c = old.changes(&bigger);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].to_string(),
+            "source.max_line_bytes was 262144 (the default), is now 1048576"
+        );
+        // A newer canonical version with the same settings is the same job.
+        let mut older_version = now.clone();
+        older_version.version = 0;
+        older_version.hash = "0000000000000000".into();
+        assert_eq!(older_version.changes(&now), Vec::new());
+    }
 }

@@ -327,4 +327,20 @@ series = "hosts"
         assert!(check("./x/../j.toml").contains("the job file itself"));
         assert_eq!(check("j.toml.jsonl"), "");
     }
+
+    #[test]
+    fn the_overlap_hint_works_for_submitted_jobs_too() {
+        // A submitted job refuses a relative sink path: the hint must not offer one
+        // without saying so.
+        let err = errors(&job("logs/web-1/access.log", ""));
+        assert!(err.contains("absolute"), "{err}");
+    }
+
+    #[test]
+    fn two_sinks_reaching_one_path_through_dotdot_are_refused() {
+        let text = job("out/x.jsonl", "")
+            + "[[sink]]\nkind = \"jsonl\"\npath = \"out/../out/./x.jsonl\"\nseries = \"hosts\"\n";
+        let err = errors(&text);
+        assert!(err.contains("same file"), "{err}");
+    }
 }
