@@ -7,13 +7,30 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tidemark_engine::checkpoint::ResetChoice;
+use tidemark_engine::install::EngineError;
 use tidemark_engine::output_guard::Protected;
 use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
-use tidemark_sinks::{Existing, Outputs};
+use tidemark_sinks::{Existing, Outputs, SinkError};
 
-/// Exit code for an invalid job or bad usage.
+/// Exit code for an invalid job or bad usage, including a file in the way that the
+/// user must move (or let go with `--overwrite`).
 pub const EXIT_INVALID: u8 = 2;
+
+/// Whether `e` is a usage problem (exit 2): a sink path refused for what is at it
+/// (an existing file, a device, a file the checkpoint does not name…), not a
+/// failure while running.
+pub fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(s) = c.downcast_ref::<SinkError>() {
+            return s.is_usage();
+        }
+        matches!(
+            c.downcast_ref::<EngineError>(),
+            Some(EngineError::SinkPath(_))
+        )
+    })
+}
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
     match tidemark_jobs::load(path) {
@@ -78,7 +95,14 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
         );
     }
-    let outcome = execute(&job, Some(path), args, stop)?;
+    let outcome = match execute(&job, Some(path), args, stop) {
+        Ok(o) => o,
+        Err(e) if is_usage_error(&e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+        Err(e) => return Err(e),
+    };
     eprint!("{}", outcome.stats.summary());
     Ok(ExitCode::SUCCESS)
 }
@@ -111,7 +135,7 @@ pub fn execute(
         Box::new(move |start| {
             Outputs::open_with(&for_sinks, start, existing)
                 .map(|o| Box::new(o) as Box<dyn tidemark_engine::WindowOutput>)
-                .map_err(|e| format!("cannot open the job's sinks: {e}"))
+                .map_err(Into::into)
         }),
     )
     .with_context(|| format!("job {:?} failed", job.name))

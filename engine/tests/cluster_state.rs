@@ -46,8 +46,7 @@ fn a_cluster_job_cannot_write_into_the_cluster_state_folder() {
     let validate: Validate = Arc::new(|toml: &str| {
         tidemark_jobs::from_str(toml, "submitted.toml", Path::new("/")).map_err(|e| e.to_string())
     });
-    let make_output: MakeOutput =
-        Arc::new(|_, _| Ok(Box::new(Nothing) as Box<dyn WindowOutput>));
+    let make_output: MakeOutput = Arc::new(|_, _| Ok(Box::new(Nothing) as Box<dyn WindowOutput>));
     let (member, workers) = cluster::start(ClusterOptions {
         config: timely::Config::process(1),
         process: 0,

@@ -52,15 +52,19 @@ expr = "sum(reqs)"
 }
 
 fn create(path: &Path) -> Result<JsonlSink, tidemark_sinks::SinkError> {
-    JsonlSink::create(path, SeriesChoice::All, Existing::Refuse, &OutputRoots::any())
+    JsonlSink::create(
+        path,
+        SeriesChoice::All,
+        Existing::Refuse,
+        &OutputRoots::any(),
+    )
 }
 
+/// Without spawning `mkfifo`: a child forked meanwhile would hold the other
+/// tests' output files (and their locks) until it execs.
 fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo")
-        .arg(path)
-        .status()
-        .expect("run mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
+    use rustix::fs::{mknodat, FileType, Mode, CWD};
+    mknodat(CWD, path, FileType::Fifo, Mode::from_raw_mode(0o600), 0).expect("mkfifo");
 }
 
 #[test]
@@ -68,11 +72,18 @@ fn a_device_or_fifo_is_not_taken_for_an_empty_output() {
     let d = tempfile::tempdir().unwrap();
     let fifo = d.path().join("pipe.jsonl");
     mkfifo(&fifo);
-    for path in [Path::new("/dev/null"), fifo.as_path()] {
+    // /proc/self/comm is a regular file of a kernel file system: 0 bytes long, and
+    // writing it renames this thread.
+    for path in [
+        Path::new("/dev/null"),
+        fifo.as_path(),
+        Path::new("/proc/self/comm"),
+    ] {
         let nothing = SinkCommit {
             path: path.to_path_buf(),
             committed_len: 0,
             file: None,
+            tail: None,
         };
         let attempts = [
             ("create", create(path).err()),
@@ -181,8 +192,17 @@ fn a_checkpoint_finds_its_output_by_identity_under_another_path() {
     // The same job file reached by another path: the sink path is spelled otherwise.
     for again in [base.join("tm/out/x.jsonl"), base.join("etc-tm/out/x.jsonl")] {
         let j = job(&[&again]);
-        let resumed = Outputs::open_with(&j, &OutputStart::Resume(commits.clone()), Existing::Refuse);
-        assert!(resumed.is_ok(), "{}: {}", again.display(), resumed.err().unwrap());
+        let start = OutputStart::Resume {
+            frontier_ms: 180_000,
+            sinks: commits.clone(),
+        };
+        let resumed = Outputs::open_with(&j, &start, Existing::Refuse);
+        assert!(
+            resumed.is_ok(),
+            "{}: {}",
+            again.display(),
+            resumed.err().unwrap()
+        );
         assert_eq!(std::fs::metadata(&again).unwrap().len(), committed);
     }
 }
@@ -199,7 +219,10 @@ fn a_restored_output_with_another_inode_resumes() {
     let commit = a.commit_point().unwrap();
     a.write_window(&window(200)).unwrap();
     drop(a);
-    assert!(commit.committed_len > 4096, "covers more than the checked tail");
+    assert!(
+        commit.committed_len > 4096,
+        "covers more than the checked tail"
+    );
     // Restored from a backup (or the same file on a remounted device): same bytes,
     // another (device, inode).
     let bytes = std::fs::read(&p).unwrap();
@@ -222,7 +245,13 @@ fn a_restored_output_with_another_inode_resumes() {
     let err = JsonlSink::open_at(&p, SeriesChoice::All, &commit, &OutputRoots::any())
         .err()
         .expect("another file was taken");
-    assert!(err.to_string().contains("not the file"), "{err}");
+    // Another inode, or (the original's number reused for it) the same one with
+    // other bytes: either way, not the output.
+    assert!(
+        err.to_string()
+            .contains("does not cut back a file it did not write"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&p).unwrap(), other, "cut");
 }
 
