@@ -456,7 +456,9 @@ fn a_restart_through_another_path_to_the_job_file_resumes() {
     let (d, _, state) = setup();
     let dir = std::fs::canonicalize(d.path()).unwrap();
     let out_file = dir.join("out/nginx.jsonl");
-    assert!(tidemark(&[], &dir.join("nginx.toml"), &state).status.success());
+    assert!(tidemark(&[], &dir.join("nginx.toml"), &state)
+        .status
+        .success());
     let good = std::fs::read(&out_file).unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
         .current_dir(dir.join("sample"))
@@ -552,10 +554,7 @@ fn a_second_run_with_another_state_dir_does_not_write_the_same_output() {
     assert!(err.contains("another tidemark"), "{err}");
     // What the live run wrote is its own: no other run's windows in between.
     let text = String::from_utf8_lossy(&before_kill);
-    let starts: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.split('"').nth(3))
-        .collect();
+    let starts: Vec<&str> = text.lines().filter_map(|l| l.split('"').nth(3)).collect();
     let mut sorted = starts.clone();
     sorted.sort();
     assert_eq!(starts, sorted, "windows out of order: two writers");

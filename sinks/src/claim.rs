@@ -128,68 +128,73 @@ pub(crate) fn read_tail(file: &File, len: u64) -> io::Result<Vec<u8>> {
 }
 
 /// Whether the file taken is the output `commit` names: `Ok(tail)` with the bytes
-/// before the committed length (the sink keeps them for its next commit), or why
-/// not. A file shorter than the commit is left to the caller (it is damaged, not
-/// foreign).
+/// before the committed length (the sink keeps them for its next commit; empty if
+/// the file is shorter than the commit, which the caller reports as damaged), or
+/// why not.
 pub(crate) fn named(path: &Path, taken: &Taken, commit: &SinkCommit) -> Result<Vec<u8>, SinkError> {
     let len = taken.meta.len();
     let id = FileIdentity::of(&taken.meta);
     let committed = commit.committed_len;
-    if len < committed {
-        return Ok(Vec::new());
-    }
-    let tail = read_tail(&taken.file, committed).map_err(|e| io_err(path, e))?;
-    let same_bytes = commit
-        .tail
-        .map(|check| check == TailCheck::of(&tail[tail.len() - check.len as usize..]));
-    let foreign = |named| SinkError::NotTheFile {
-        path: path.to_path_buf(),
-        named,
-        found: id,
-        len,
+    let tail = if len >= committed {
+        read_tail(&taken.file, committed).map_err(|e| io_err(path, e))?
+    } else {
+        Vec::new()
+    };
+    // Whether the bytes before the committed length are the ones the job wrote
+    // (`None`: not known, the checkpoint has no checksum or the file is short).
+    let same_bytes = match commit.tail {
+        Some(check) if len >= committed => Some(
+            tail.len()
+                .checked_sub(check.len as usize)
+                .is_some_and(|from| TailCheck::of(&tail[from..]) == check),
+        ),
+        _ => None,
     };
     match commit.file {
         // Format 1: no identity to compare. The file at the path is taken as the
         // output (as that release did), but not silently.
         None => {
-            tracing::warn!(
-                "{}: the checkpoint was written by an older tidemark and does not say which file it wrote; taking the file at this path ({len} bytes) as the job's output{}",
-                path.display(),
-                if len > committed {
-                    format!(
-                        " and cutting it back to the {committed} bytes the checkpoint committed"
-                    )
-                } else {
-                    String::new()
-                }
-            );
+            if len >= committed {
+                tracing::warn!(
+                    "{}: the checkpoint was written by an older tidemark and does not say which file it wrote; taking the file at this path ({len} bytes) as the job's output{}",
+                    path.display(),
+                    if len > committed {
+                        format!(" and cutting it back to the {committed} bytes the checkpoint committed")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
             Ok(tail)
         }
         // Nothing committed and nothing there: nothing to lose.
         Some(_) if committed == 0 && len == 0 => Ok(tail),
-        Some(named) if named == id => match same_bytes {
-            // The same inode with other bytes: the output was deleted and the
-            // inode number reused for someone else's file.
-            Some(false) if committed > 0 => Err(SinkError::Rewritten {
+        // The same inode with other bytes: the output was deleted and its inode
+        // number reused for someone else's file (or it was edited).
+        Some(named) if named == id && committed > 0 && same_bytes == Some(false) => {
+            Err(SinkError::Rewritten {
                 path: path.to_path_buf(),
                 committed,
-            }),
-            _ => Ok(tail),
-        },
-        Some(named) => match same_bytes {
-            Some(true) if committed > 0 => {
-                tracing::warn!(
-                    "{}: the output's (device, inode) changed since the checkpoint (({}, {}), now ({}, {})) but its committed bytes are the same: restored from a backup, or its device was renumbered; resuming it",
-                    path.display(),
-                    named.dev,
-                    named.ino,
-                    id.dev,
-                    id.ino
-                );
-                Ok(tail)
-            }
-            _ => Err(foreign(named)),
-        },
+            })
+        }
+        Some(named) if named == id => Ok(tail),
+        Some(named) if committed > 0 && same_bytes == Some(true) => {
+            tracing::warn!(
+                "{}: the output's (device, inode) changed since the checkpoint (({}, {}), now ({}, {})) but its committed bytes are the same: restored from a backup, or its device was renumbered; resuming it",
+                path.display(),
+                named.dev,
+                named.ino,
+                id.dev,
+                id.ino
+            );
+            Ok(tail)
+        }
+        Some(named) => Err(SinkError::NotTheFile {
+            path: path.to_path_buf(),
+            named,
+            found: id,
+            len,
+        }),
     }
 }
 

@@ -495,6 +495,13 @@ mod clobber_tests {
         assert!(msg.contains("not the file"), "{msg}");
         assert!(msg.contains("--reset-checkpoint=beginning"), "{msg}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), other, "cut");
+        // Shorter than the commit point: still another file, not a damaged output.
+        std::fs::write(tmp.path().join("short"), b"x\n").unwrap();
+        std::fs::rename(tmp.path().join("short"), &p).unwrap();
+        let err = JsonlSink::open_at(&p, SeriesChoice::All, &commit, &roots())
+            .err()
+            .expect("another file must be refused");
+        assert!(matches!(err, SinkError::NotTheFile { .. }), "{err}");
         // The named file, back at its path (a hard link is the same file): resumed.
         std::fs::remove_file(&p).unwrap();
         std::fs::hard_link(tmp.path().join("mine.jsonl"), &p).unwrap();
