@@ -46,7 +46,12 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
             .context("cannot create a temporary folder")?
             .keep(),
     };
-    claim(&dir)?;
+    if let Some(refusal) = claim(&dir)? {
+        // Someone's files in the way: a usage problem, like any file tidemark
+        // will not overwrite.
+        eprintln!("error: {refusal}");
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let sample = dir.join("sample");
     let summary = write_nginx_sample(&sample, &demo_spec())
         .with_context(|| format!("cannot write sample logs under {}", sample.display()))?;
@@ -85,24 +90,25 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
 }
 
 /// Makes `dir` the demo's folder: fine if it is new, already the demo's (marked),
-/// or holds none of what the demo writes. Anything else is someone's files.
-fn claim(dir: &Path) -> anyhow::Result<()> {
+/// or holds none of what the demo writes. Anything else is someone's files:
+/// `Ok(Some(why))`, and nothing is touched.
+fn claim(dir: &Path) -> anyhow::Result<Option<String>> {
     let marker = dir.join(MARKER);
     if marker.exists() {
-        return Ok(());
+        return Ok(None);
     }
     let found: Vec<&str> = WRITES
         .into_iter()
         .filter(|p| dir.join(p).symlink_metadata().is_ok())
         .collect();
     if !found.is_empty() {
-        anyhow::bail!(
+        return Ok(Some(format!(
             "{} already holds {} that `tidemark demo` did not write (no {MARKER} marker there), \
              and the demo does not overwrite them. hint: pick an empty or new folder with \
              --dir, or leave --dir out for a new temporary folder",
             dir.display(),
             found.join(", ")
-        );
+        )));
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(
@@ -110,5 +116,6 @@ fn claim(dir: &Path) -> anyhow::Result<()> {
         "Written by `tidemark demo`: the sample/, nginx.toml and out/nginx.jsonl next to \
          this file are the demo's, and a demo run here replaces them.\n",
     )
-    .with_context(|| format!("cannot write {}", marker.display()))
+    .with_context(|| format!("cannot write {}", marker.display()))?;
+    Ok(None)
 }

@@ -18,7 +18,7 @@ use tidemark_engine::replay::{
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
 use tidemark_jobs::{Job, SeriesChoice, Sink, SinkKind};
-use tidemark_sinks::{Existing, Outputs, SinkError};
+use tidemark_sinks::{Existing, Outputs};
 
 use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
 
@@ -83,6 +83,19 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    // Before --output replaces them: the job's own outputs (the live run's) are
+    // never the replay's, --overwrite or not.
+    let live_outputs: Vec<PathBuf> = if args.output.is_some() {
+        job.sinks
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SinkKind::Jsonl(p) => Some(p.clone()),
+                SinkKind::Stdout => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
         return usage(e);
     }
@@ -110,7 +123,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         args.workers.max(1),
         if args.workers > 1 { "s" } else { "" },
     );
-    if let Err(e) = protected(path, &plan.inputs).check(&job) {
+    if let Err(e) = protected(path, &plan.inputs, &live_outputs).check(&job) {
         return usage(format!(
             "{e}; write the replay elsewhere with --output PATH"
         ));
@@ -122,7 +135,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let outputs = match Outputs::open_with(&job, &OutputStart::Fresh, existing) {
         Ok(o) => o,
-        Err(e @ SinkError::Exists { .. }) => return usage(e.to_string()),
+        Err(e) if e.is_usage() => return usage(e.to_string()),
         Err(e) => anyhow::bail!("cannot open the job's sinks: {e}"),
     };
     let progress = Arc::new(ReplayProgress::new());
@@ -247,8 +260,10 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
 }
 
 /// What the replay's output must not be: a file it reads (it would be emptied
-/// before it is read) or the job file.
-fn protected(job_file: &Path, inputs: &[(u64, u64)]) -> Protected {
+/// before it is read), the job file, or one of the job's own JSONL outputs
+/// (`live_outputs`, the live run's). [`Protected::check`] adds the lexical checks
+/// validation made on the job's sinks (a future rotated sibling of an input).
+fn protected(job_file: &Path, inputs: &[(u64, u64)], live_outputs: &[PathBuf]) -> Protected {
     let mut p = Protected::default();
     for &(dev, ino) in inputs {
         p.identity(
@@ -256,10 +271,10 @@ fn protected(job_file: &Path, inputs: &[(u64, u64)]) -> Protected {
             "one of the files this replay reads".into(),
         );
     }
-    p.file(
-        &std::path::absolute(job_file).unwrap_or_else(|_| job_file.to_path_buf()),
-        "the job file",
-    );
+    p.job_file(&std::path::absolute(job_file).unwrap_or_else(|_| job_file.to_path_buf()));
+    for out in live_outputs {
+        p.file(out, "the job's own JSONL output (the live run's)");
+    }
     p
 }
 

@@ -7,12 +7,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tidemark_engine::checkpoint::ResetChoice;
+use tidemark_engine::install::EngineError;
 use tidemark_engine::output_guard::Protected;
 use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
-use tidemark_sinks::{Existing, Outputs};
+use tidemark_sinks::{Existing, Outputs, SinkError};
 
-/// Exit code for an invalid job or bad usage.
+/// Exit code for an invalid job or bad usage, including a file in the way that the
+/// user must move (or let go with `--overwrite`).
 pub const EXIT_INVALID: u8 = 2;
 
 /// Exit code of a finite run (`--until-eof`, replay) that wrote its windows but
@@ -30,6 +32,21 @@ pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS
+}
+
+/// Whether `e` is a usage problem (exit 2): a sink path refused for what is at it
+/// (an existing file, a device, a file the checkpoint does not name…), not a
+/// failure while running.
+pub fn is_usage_error(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(s) = c.downcast_ref::<SinkError>() {
+            return s.is_usage();
+        }
+        matches!(
+            c.downcast_ref::<EngineError>(),
+            Some(EngineError::SinkPath(_))
+        )
+    })
 }
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
@@ -96,7 +113,14 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let until_eof = args.until_eof;
-    let outcome = execute(&job, Some(path), args, stop)?;
+    let outcome = match execute(&job, Some(path), args, stop) {
+        Ok(o) => o,
+        Err(e) if is_usage_error(&e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+        Err(e) => return Err(e),
+    };
     eprint!("{}", outcome.stats.summary());
     if until_eof {
         return Ok(finite_exit(&outcome.stats));
@@ -132,7 +156,7 @@ pub fn execute(
         Box::new(move |start| {
             Outputs::open_with(&for_sinks, start, existing)
                 .map(|o| Box::new(o) as Box<dyn tidemark_engine::WindowOutput>)
-                .map_err(|e| format!("cannot open the job's sinks: {e}"))
+                .map_err(Into::into)
         }),
     )
     .with_context(|| format!("job {:?} failed", job.name))

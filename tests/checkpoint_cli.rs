@@ -80,7 +80,18 @@ fn nul_filled_checkpoint_stops_with_a_clear_choice_and_reset_beginning_recovers(
     assert!(err.contains("--reset-checkpoint=end"), "{err}");
     assert_eq!(std::fs::read(&out_file).unwrap(), good, "output untouched");
 
+    // The damaged checkpoint cannot say which file is the job's output, so a
+    // reset replaces it only when told to.
     let reset = tidemark(&["--reset-checkpoint=beginning"], &job, &state);
+    let err = String::from_utf8_lossy(&reset.stderr);
+    assert_eq!(reset.status.code(), Some(2), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), good, "output untouched");
+    let reset = tidemark(
+        &["--reset-checkpoint=beginning", "--overwrite"],
+        &job,
+        &state,
+    );
     assert!(
         reset.status.success(),
         "{}",
@@ -215,7 +226,7 @@ fn resume_refuses_to_cut_a_different_file_at_the_sink_path() {
     for args in [&[][..], &["--overwrite"][..]] {
         let o = tidemark(args, &job, &state);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains("not the file"), "{err}");
         assert!(err.contains("--reset-checkpoint=beginning"), "{err}");
         assert_eq!(
@@ -370,19 +381,17 @@ fn crc32(bytes: &[u8]) -> u32 {
     !crc
 }
 
-/// A checkpoint from the release before fingerprints (format 1: no semantics, no
-/// sink identity) is resumed, with a warning, and the next one records them.
-#[test]
-fn an_old_checkpoint_without_a_fingerprint_resumes_with_a_warning() {
-    let (_d, job, state) = setup();
-    assert!(tidemark(&[], &job, &state).status.success());
-    let ck = state.join("nginx/checkpoint");
-    let bytes = std::fs::read(&ck).unwrap();
+/// Rewrites the checkpoint at `ck` as the release before fingerprints wrote it
+/// (format 1: no semantics, no sink identity).
+fn downgrade_to_format_1(ck: &Path) {
+    let bytes = std::fs::read(ck).unwrap();
     assert_eq!(bytes[8..12], 2u32.to_le_bytes());
     let mut v: serde_json::Value = serde_json::from_slice(&bytes[24..]).unwrap();
     v.as_object_mut().unwrap().remove("semantics").unwrap();
     for s in v["sinks"].as_array_mut().unwrap() {
-        s.as_object_mut().unwrap().remove("file").unwrap();
+        let s = s.as_object_mut().unwrap();
+        s.remove("file").unwrap();
+        s.remove("tail");
     }
     let mut payload = serde_json::to_vec_pretty(&v).unwrap();
     payload.push(b'\n');
@@ -391,7 +400,17 @@ fn an_old_checkpoint_without_a_fingerprint_resumes_with_a_warning() {
     old.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     old.extend_from_slice(&crc32(&payload).to_le_bytes());
     old.extend_from_slice(&payload);
-    std::fs::write(&ck, old).unwrap();
+    std::fs::write(ck, old).unwrap();
+}
+
+/// A checkpoint from the release before fingerprints (format 1: no semantics, no
+/// sink identity) is resumed, with a warning, and the next one records them.
+#[test]
+fn an_old_checkpoint_without_a_fingerprint_resumes_with_a_warning() {
+    let (_d, job, state) = setup();
+    assert!(tidemark(&[], &job, &state).status.success());
+    let ck = state.join("nginx/checkpoint");
+    downgrade_to_format_1(&ck);
 
     let o = tidemark(&[], &job, &state);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -403,4 +422,140 @@ fn an_old_checkpoint_without_a_fingerprint_resumes_with_a_warning() {
     let v: serde_json::Value = serde_json::from_slice(&bytes[24..]).unwrap();
     assert!(v["semantics"]["sections"]["window"].is_string(), "{v}");
     assert!(v["sinks"][0]["file"]["ino"].is_u64(), "{v}");
+}
+
+#[test]
+fn a_format_1_resume_warns_before_cutting_an_output_it_cannot_identify() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    let good = std::fs::read(&out_file).unwrap();
+    downgrade_to_format_1(&state.join("nginx/checkpoint"));
+    // Output past the checkpoint (a crash), which the resume cuts.
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"{\"start\":\"2026-11-20T10:09:00Z\"}\n");
+    std::fs::write(&out_file, &longer).unwrap();
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("does not say which file") && err.contains("cut"),
+        "no warning before cutting a file the checkpoint does not identify: {err}"
+    );
+    // What the warning about the settings says must be true: they are recorded
+    // as this run starts, not "by the next checkpoint".
+    assert!(!err.contains("The next checkpoint records them"), "{err}");
+    assert!(err.contains("recorded now"), "{err}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), good);
+}
+
+#[test]
+fn a_restart_through_another_path_to_the_job_file_resumes() {
+    // `tidemark run /etc/tm/nginx.toml`, then `cd /etc/tm/sample && tidemark run
+    // ../nginx.toml` with the same state: the same job, the same output.
+    let (d, _, state) = setup();
+    let dir = std::fs::canonicalize(d.path()).unwrap();
+    let out_file = dir.join("out/nginx.jsonl");
+    assert!(tidemark(&[], &dir.join("nginx.toml"), &state)
+        .status
+        .success());
+    let good = std::fs::read(&out_file).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .current_dir(dir.join("sample"))
+        .args(["run", "../nginx.toml", "--until-eof", "--state-dir"])
+        .arg(&state)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("lines read: 0"), "resumed: {err}");
+    assert_eq!(std::fs::read(&out_file).unwrap(), good);
+}
+
+#[test]
+fn a_new_sink_on_resume_says_what_overwrite_would_lose() {
+    // A sink path the checkpoint does not name, with a file there: --overwrite
+    // would replace it, but the resumed run writes only windows from the
+    // checkpoint's frontier on. The hint must say so.
+    let (d, job, state) = setup();
+    assert!(tidemark(&[], &job, &state).status.success());
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(&job, text.replace("out/nginx.jsonl", "out/other.jsonl")).unwrap();
+    std::fs::write(d.path().join("out/other.jsonl"), "older output\n").unwrap();
+    let o = tidemark(&[], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    assert!(
+        err.contains("windows before 2026-11-20T10:"),
+        "does not say what --overwrite loses: {err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out/other.jsonl")).unwrap(),
+        "older output\n"
+    );
+}
+
+#[test]
+fn reset_beginning_replaces_only_the_outputs_its_checkpoint_names() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    assert!(tidemark(&[], &job, &state).status.success());
+    let good = std::fs::read(&out_file).unwrap();
+    // The job now points its sink at someone's file.
+    let text = std::fs::read_to_string(&job).unwrap();
+    let foreign = d.path().join("out/report.jsonl");
+    std::fs::write(&foreign, "someone's report\n").unwrap();
+    std::fs::write(&job, text.replace("out/nginx.jsonl", "out/report.jsonl")).unwrap();
+    let o = tidemark(&["--reset-checkpoint=beginning"], &job, &state);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--overwrite"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&foreign).unwrap(),
+        "someone's report\n",
+        "a file the checkpoint does not name was replaced"
+    );
+    // Its own output, named by the checkpoint (which the refused run kept), is
+    // rewritten without --overwrite.
+    std::fs::write(&job, text).unwrap();
+    std::fs::write(&out_file, [good.as_slice(), b"junk"].concat()).unwrap();
+    let o = tidemark(&["--reset-checkpoint=beginning"], &job, &state);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read(&out_file).unwrap(), good);
+}
+
+#[test]
+fn a_second_run_with_another_state_dir_does_not_write_the_same_output() {
+    let (d, job, state) = setup();
+    let out_file = d.path().join("out/nginx.jsonl");
+    let mut live = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&job)
+        .arg("--state-dir")
+        .arg(&state)
+        .env("TIDEMARK_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The live run has opened its output once its first checkpoint exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !state.join("nginx/checkpoint").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let other = tidemark(&["--overwrite"], &job, &d.path().join("other-state"));
+    let before_kill = std::fs::read(&out_file).unwrap_or_default();
+    let _ = live.kill();
+    let _ = live.wait();
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "two runs wrote one output: {err}");
+    assert!(err.contains("another tidemark"), "{err}");
+    // What the live run wrote is its own: no other run's windows in between.
+    let text = String::from_utf8_lossy(&before_kill);
+    let starts: Vec<&str> = text.lines().filter_map(|l| l.split('"').nth(3)).collect();
+    let mut sorted = starts.clone();
+    sorted.sort();
+    assert_eq!(starts, sorted, "windows out of order: two writers");
 }

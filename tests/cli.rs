@@ -350,9 +350,10 @@ fn run_does_not_clobber_an_existing_file_without_overwrite() {
     let (job, _, _) = small_job(d.path(), "report.txt");
     let precious = d.path().join("report.txt");
     std::fs::write(&precious, "my notes\n").unwrap();
+    // A file the user must move or let go is a usage problem: exit 2, as in replay.
     let o = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
     let err = stderr_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("already exists"), "{err}");
     assert!(err.contains("--overwrite"), "hint: {err}");
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "my notes\n");
@@ -362,9 +363,16 @@ fn run_does_not_clobber_an_existing_file_without_overwrite() {
         .arg(&job)
         .args(["--until-eof", "--state-dir"])
         .arg(d.path().join("state")));
-    assert_eq!(o.status.code(), Some(1), "{}", stderr_text(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr_text(&o));
     assert_eq!(std::fs::read_to_string(&precious).unwrap(), "my notes\n");
-    // An empty file is not clobbered by writing it; --overwrite replaces a full one.
+    // An empty file has nothing to lose: it is simply written.
+    std::fs::write(&precious, "").unwrap();
+    let o = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    assert!(o.status.success(), "{}", stderr_text(&o));
+    let written = std::fs::read_to_string(&precious).unwrap();
+    assert_eq!(written.lines().count(), 2, "{written}");
+    // --overwrite replaces a full one.
+    std::fs::write(&precious, "my notes\n").unwrap();
     let o = run(tidemark()
         .arg("run")
         .arg(&job)
@@ -375,7 +383,19 @@ fn run_does_not_clobber_an_existing_file_without_overwrite() {
         text.starts_with("{\"start\":\"2026-11-20T10:00:00Z\""),
         "{text}"
     );
-    assert_eq!(text.lines().count(), 2, "{text}");
+    assert_eq!(text, written);
+}
+
+#[test]
+fn a_sink_at_dev_null_is_refused_with_a_hint_to_use_stdout() {
+    // /dev/null reports 0 bytes: it used to pass for an empty output file.
+    let d = tempfile::tempdir().unwrap();
+    let (job, _, _) = small_job(d.path(), "/dev/null");
+    let o = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = stderr_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("not a regular file"), "{err}");
+    assert!(err.contains("kind = \"stdout\""), "{err}");
 }
 
 #[test]
@@ -385,7 +405,8 @@ fn demo_overwrites_only_a_folder_it_made_itself() {
     std::fs::write(d.path().join("nginx.toml"), "mine\n").unwrap();
     let o = run(tidemark().args(["demo", "--dir"]).arg(d.path()));
     let err = stderr_text(&o);
-    assert!(!o.status.success(), "{err}");
+    // Files the user must move: a usage problem, exit 2.
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("nginx.toml"), "{err}");
     assert_eq!(
         std::fs::read_to_string(d.path().join("nginx.toml")).unwrap(),

@@ -1192,3 +1192,50 @@ fn replay_does_not_clobber_an_existing_output_without_overwrite() {
         &f.live_range(from, to),
     );
 }
+
+#[test]
+fn replay_output_onto_the_live_output_is_refused_even_with_overwrite() {
+    // The help promises --overwrite never replaces the job's own JSONL output;
+    // --output naming it must not get around that.
+    let f = Fixture::new(Spec {
+        minutes: 4,
+        ..THREE_HOSTS
+    });
+    let (from, to) = ("2026-11-20T10:01:00Z", "2026-11-20T10:03:00Z");
+    let live_path = f.path("out/live.jsonl");
+    for output in [live_path.clone(), f.path("out/../out/live.jsonl")] {
+        let o = replay_cmd(&f.job, from, to, &["--progress", "none", "--overwrite"])
+            .arg("--output")
+            .arg(&output)
+            .output()
+            .unwrap();
+        let err = stderr_of(&o);
+        assert_eq!(o.status.code(), Some(2), "{}: {err}", output.display());
+        assert!(err.contains("output"), "{err}");
+        assert!(
+            std::fs::read(&live_path).unwrap() == f.live,
+            "the live output was replaced"
+        );
+    }
+}
+
+#[test]
+fn replay_output_named_like_a_future_rotated_sibling_is_refused() {
+    // `logs/web-1/access.log.5` does not exist yet, but the next rotations make it
+    // an input of the job: validate refuses it as a sink path, and so must --output.
+    let f = Fixture::new(Spec {
+        minutes: 4,
+        ..THREE_HOSTS
+    });
+    let (from, to) = ("2026-11-20T10:01:00Z", "2026-11-20T10:03:00Z");
+    let output = f.path("logs/web-1/access.log.5");
+    let o = replay_cmd(&f.job, from, to, &["--progress", "none"])
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("rotated sibling"), "{err}");
+    assert!(!output.exists(), "written");
+}

@@ -17,9 +17,10 @@
 //!
 //! Each checkpoint also records what its windows mean ([`Semantics`]: window size,
 //! metrics, rules, parsing…) and, for each file sink, which file it wrote
-//! ((device, inode)). A store made with [`CheckpointStore::for_job`] refuses to
-//! resume a job whose semantics differ, and the sinks refuse to cut back a file
-//! that is not the one the checkpoint names.
+//! ((device, inode), and a checksum of the last committed bytes, [`TailCheck`]). A
+//! store made with [`CheckpointStore::for_job`] refuses to resume a job whose
+//! semantics differ, and the sinks refuse to cut back a file that is not the one
+//! the checkpoint names.
 
 pub mod format;
 pub mod fs;
@@ -47,8 +48,10 @@ const MARKER_TEMP_FILE: &str = "tidemark-state.tmp";
 /// What the user can do about a lost or damaged checkpoint; appended to those errors.
 const CHOICES: &str = "tidemark will not silently start over. Re-run with \
     `--reset-checkpoint=beginning` to re-read every file from the start (the output is \
-    rewritten), or with `--reset-checkpoint=end` to skip to the end of each file (lines \
-    not yet processed are lost)";
+    rewritten; as this checkpoint can no longer say which files are the job's \
+    outputs, add --overwrite to let an existing output be replaced), or with \
+    `--reset-checkpoint=end` to skip to the end of each file (lines not yet processed \
+    are lost; the output is kept)";
 
 /// What the user can do about a job whose semantics changed since its checkpoint.
 const SEMANTICS_CHOICES: &str = "Resuming would lose the lines of the window open at the \
@@ -56,7 +59,9 @@ const SEMANTICS_CHOICES: &str = "Resuming would lose the lines of the window ope
     settings, or re-run with `--reset-checkpoint=beginning` to recompute every window with \
     the new ones (the output is rewritten), or with `--reset-checkpoint=end` to keep the \
     output and start at the end of each file (lines not yet processed are lost). In a \
-    cluster, stop the job (its checkpoint is forgotten) and submit it again";
+    cluster, stop the job (its checkpoint is forgotten), move its output file away (a \
+    job submitted again never writes over a file no checkpoint names) and submit it \
+    again";
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Checkpoint {
@@ -70,6 +75,12 @@ pub struct Checkpoint {
     /// `None` only in checkpoints written before fingerprints existed (format 1).
     #[serde(default)]
     pub semantics: Option<Semantics>,
+    /// Groups without a resume point here start at the end of their files, not at
+    /// their beginning: set in the checkpoint a run writes as it starts after
+    /// `--reset-checkpoint=end` (and as a restart of it starts), until a regular
+    /// checkpoint records every group's position.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_at_end: bool,
 }
 
 /// How much of one sink's output is committed: on restart the sink is truncated
@@ -83,6 +94,32 @@ pub struct SinkCommit {
     /// checkpoints written before identities were recorded (format 1).
     #[serde(default)]
     pub file: Option<FileIdentity>,
+    /// A checksum of the committed bytes' end: the output restored from a backup,
+    /// or on a device whose number changed, is still known as the job's own.
+    /// `None` in checkpoints written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<TailCheck>,
+}
+
+/// The CRC-32 of the last `len` bytes before a sink's committed length (at most
+/// [`TailCheck::MAX_LEN`]): the file's own bytes, wherever the file now lives.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TailCheck {
+    pub len: u32,
+    pub crc32: u32,
+}
+
+impl TailCheck {
+    /// How many bytes before the committed length are checked.
+    pub const MAX_LEN: u32 = 4096;
+
+    /// The check of `bytes`, the last ones before the committed length.
+    pub fn of(bytes: &[u8]) -> TailCheck {
+        TailCheck {
+            len: bytes.len() as u32,
+            crc32: crc32fast::hash(bytes),
+        }
+    }
 }
 
 /// A file's identity on its filesystem: the same file under any path (and not
@@ -305,7 +342,7 @@ impl CheckpointStore {
     /// So is, for a store made with [`CheckpointStore::for_job`], a checkpoint whose
     /// semantics differ from the job's (naming each setting that changed). One
     /// without semantics (written before they were recorded) loads: the caller
-    /// warns, and the next save records them.
+    /// warns, and the run's first save (as it starts) records them.
     pub fn load(&self) -> Result<Option<Checkpoint>, CheckpointError> {
         let bytes = match self.fs.read(&self.path) {
             Ok(b) => b,
@@ -350,6 +387,16 @@ impl CheckpointStore {
             }
         }
         Ok(Some(cp))
+    }
+
+    /// The outputs the checkpoint names, whatever its semantics: what
+    /// `--reset-checkpoint=beginning` may replace. Empty when there is no
+    /// checkpoint, it cannot be decoded, or it belongs to another job.
+    pub fn named_outputs(&self) -> Vec<SinkCommit> {
+        match self.fs.read(&self.path).ok().map(|b| format::decode(&b)) {
+            Some(Ok(cp)) if cp.job == self.job => cp.sinks,
+            _ => Vec::new(),
+        }
     }
 
     /// Atomically replaces the checkpoint: temp file in the same folder, fsync,

@@ -8,12 +8,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, GroupCheckpoint};
+use thiserror::Error;
+
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, GroupCheckpoint};
 use crate::operators::collect::WindowOutput;
 use crate::resume::Resume;
 use crate::resume::ResumeBoard;
 use crate::stats::SharedStats;
 use crate::time::EventMs;
+
+/// Why the checkpoint a run writes as it starts could not be written.
+#[derive(Debug, Error)]
+pub enum CommitError {
+    /// The sinks could not be synced (a [`WindowOutput`] reports its errors as text).
+    #[error("cannot sync the job's outputs: {0}")]
+    Sync(String),
+    #[error("cannot write the checkpoint that names the job's outputs")]
+    Save(#[source] CheckpointError),
+}
 
 pub struct Committer {
     store: CheckpointStore,
@@ -55,21 +67,26 @@ impl Committer {
     /// starts from) and each file sink's identity and length. So from its creation
     /// on, every output file is named by a checkpoint: a crash before the first
     /// regular checkpoint finds it cut back to what the checkpoint says, rather
-    /// than an unknown file a restart would refuse to touch.
+    /// than an unknown file a restart would refuse to touch. `start_at_end`: the
+    /// groups without a resume point start at the end of their files
+    /// (`--reset-checkpoint=end`), and a restart before the next checkpoint must
+    /// too. This save also replaces the checkpoint a `--reset-checkpoint` gave up.
     pub fn record_start(
         &mut self,
         sinks: &mut dyn WindowOutput,
         groups: Vec<GroupCheckpoint>,
-    ) -> Result<(), String> {
+        start_at_end: bool,
+    ) -> Result<(), CommitError> {
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms: self.floor,
-            sinks: sinks.sync()?,
+            sinks: sinks.sync().map_err(CommitError::Sync)?,
             groups,
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
+            start_at_end,
         };
-        self.store.save(&cp).map_err(|e| e.to_string())?;
+        self.store.save(&cp).map_err(CommitError::Save)?;
         if let Ok(mut s) = self.stats.lock() {
             s.checkpoints_written += 1;
         }
@@ -110,6 +127,7 @@ impl Committer {
             groups: group_checkpoints(&self.board, frontier_ms),
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
+            start_at_end: false,
         };
         self.store.save(&cp).map_err(|e| e.to_string())?;
         self.board.set_committed(frontier_ms);

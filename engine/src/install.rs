@@ -33,10 +33,33 @@ pub enum EngineError {
     Parser(String),
     #[error("output failed: {0}")]
     Output(String),
+    /// A jsonl sink path is an input, the job file or state: refused before any
+    /// sink is opened.
+    #[error("a jsonl sink path is refused")]
+    SinkPath(#[source] crate::output_guard::SinkPathError),
+    /// The sinks could not be opened; the source is the sinks' own error (for
+    /// `tidemark run`, a `tidemark_sinks::SinkError`).
+    #[error("cannot open the job's sinks")]
+    OpenOutput(#[source] crate::run::OutputOpenError),
+    #[error("cannot start the job's checkpoints")]
+    StartCheckpoint(#[source] crate::commit::CommitError),
     #[error("{0}")]
     Checkpoint(String),
     #[error("worker failed: {0}")]
     Worker(String),
+}
+
+/// An error and its causes, joined as `anyhow`'s `{:#}` prints them: for errors
+/// that travel as text (a cluster job's status).
+pub fn full_message(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Where groups start when there is no resume point for them.

@@ -8,7 +8,8 @@
 //! sees the file system: a path that reaches one of those files through a
 //! symbolic link or a hard link (the same (device, inode)), or a state folder
 //! reached through a link. Existing files are compared by (device, inode) and real
-//! path; a path that does not exist yet, by its real parent folder.
+//! path; a path that does not exist yet, by its real parent folder. Outputs chosen
+//! after validation (`tidemark replay --output`) get the lexical checks here too.
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
@@ -24,7 +25,8 @@ use crate::checkpoint::FileIdentity;
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error(
     "the jsonl sink {} is {what}: opening it would destroy it, so tidemark will not. \
-     hint: give the [[sink]] a path of its own, e.g. path = \"out/{job}.jsonl\"",
+     hint: give the [[sink]] a path of its own, e.g. path = \"out/{job}.jsonl\" (a job \
+     submitted to a cluster needs an absolute path, e.g. \"/var/lib/tidemark/output/{job}.jsonl\")",
     path.display()
 )]
 pub struct SinkPathError {
@@ -41,8 +43,19 @@ pub struct Protected {
     files: HashMap<FileIdentity, String>,
     /// Files by path (lexically and by real path), with what each is.
     paths: Vec<(PathBuf, String)>,
-    /// Folders: nothing under them may be a sink.
-    folders: Vec<(PathBuf, String)>,
+    /// Folders: nothing under them may be a sink, except under their exceptions.
+    folders: Vec<Folder>,
+    /// The job file, for the lexical checks.
+    job_file: Option<PathBuf>,
+}
+
+#[derive(Debug)]
+struct Folder {
+    /// The folder, lexically and by real path.
+    forms: [PathBuf; 2],
+    what: String,
+    /// Folders inside it that may be written (lexically and by real path).
+    except: Vec<PathBuf>,
 }
 
 impl Protected {
@@ -74,7 +87,7 @@ impl Protected {
                 .unwrap_or_default();
         p.inputs(job, &groups);
         if let Some(file) = job_file {
-            p.file(file, "the job file");
+            p.job_file(file);
         }
         if let Some(dir) = state_dir {
             p.folder(dir, "the state folder (--state-dir)");
@@ -92,6 +105,12 @@ impl Protected {
         self.paths.push((normalize(path), what));
     }
 
+    /// The job file: not to be written, by any path (and named as such).
+    pub fn job_file(&mut self, path: &Path) {
+        self.file(path, "the job file");
+        self.job_file = Some(path.to_path_buf());
+    }
+
     /// A file that must not be written, known only by identity.
     pub fn identity(&mut self, id: FileIdentity, what: String) {
         self.files.insert(id, what);
@@ -99,16 +118,35 @@ impl Protected {
 
     /// A folder nothing under which may be written.
     pub fn folder(&mut self, path: &Path, what: &str) {
-        let what = format!("inside {what} {}", path.display());
-        self.folders.push((real_path(path), what.clone()));
-        self.folders.push((normalize(path), what));
+        self.folder_except(path, what, &[]);
     }
 
-    /// Checks every jsonl sink of `job`.
+    /// A folder nothing under which may be written, except under `except` (a
+    /// cluster's output root inside its state folder).
+    pub fn folder_except(&mut self, path: &Path, what: &str, except: &[PathBuf]) {
+        self.folders.push(Folder {
+            forms: [real_path(path), normalize(path)],
+            what: format!("inside {what} {}", path.display()),
+            except: except
+                .iter()
+                .flat_map(|e| [real_path(e), normalize(e)])
+                .collect(),
+        });
+    }
+
+    /// Checks every jsonl sink of `job`: by file system, and lexically against
+    /// its globs (a name its `include` will match once rotated) and job file.
     pub fn check(&self, job: &Job) -> Result<(), SinkPathError> {
         for s in &job.sinks {
             if let SinkKind::Jsonl(path) = &s.kind {
-                if let Some(what) = self.hit(path) {
+                let lexical = || {
+                    tidemark_jobs::validate::sink_overlap(
+                        path,
+                        &job.source,
+                        self.job_file.as_deref(),
+                    )
+                };
+                if let Some(what) = self.hit(path).or_else(lexical) {
                     return Err(SinkPathError {
                         path: path.clone(),
                         what,
@@ -132,8 +170,12 @@ impl Protected {
             if let Some((_, what)) = self.paths.iter().find(|(p, _)| p == form) {
                 return Some(what.clone());
             }
-            if let Some((_, what)) = self.folders.iter().find(|(f, _)| form.starts_with(f)) {
-                return Some(what.clone());
+            let inside = |f: &Folder| {
+                f.forms.iter().any(|p| form.starts_with(p))
+                    && !f.except.iter().any(|e| form.starts_with(e))
+            };
+            if let Some(f) = self.folders.iter().find(|f| inside(f)) {
+                return Some(f.what.clone());
             }
         }
         None
@@ -155,26 +197,29 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// The real path of `p` as far as it exists (symbolic links resolved), with the
-/// part that does not exist yet appended.
+/// The real path of `p` as far as it exists (symbolic links resolved, by the
+/// file system: `a/link/..` is the folder above the link's target), with the part
+/// that does not exist yet appended (its `.` and `..` applied lexically: no link
+/// can be in it).
 pub fn real_path(p: &Path) -> PathBuf {
-    let p = normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()));
-    let mut existing = p.as_path();
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(real) = std::fs::canonicalize(existing) {
-            let mut out = real;
-            out.extend(rest.iter().rev());
+    let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let parts: Vec<Component> = p.components().collect();
+    for existing in (1..=parts.len()).rev() {
+        let head: PathBuf = parts[..existing].iter().collect();
+        if let Ok(mut out) = std::fs::canonicalize(&head) {
+            for c in &parts[existing..] {
+                match c {
+                    Component::CurDir => {}
+                    Component::ParentDir => {
+                        out.pop();
+                    }
+                    c => out.push(c),
+                }
+            }
             return out;
         }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => return p.clone(),
-        }
     }
+    normalize(&p)
 }
 
 #[cfg(test)]
@@ -237,7 +282,19 @@ series = "hosts"
             let err = p.check(&job(&sink)).unwrap_err();
             assert!(err.what.starts_with(what), "{}: {err}", sink.display());
             assert!(err.to_string().contains("hint:"), "{err}");
+            // A submitted job must give an absolute path; the hint says so.
+            assert!(err.to_string().contains("absolute"), "{err}");
         }
+        // `..` after a link is the folder above the link's target.
+        std::os::unix::fs::symlink(base.join("state/j"), base.join("out/to-j")).unwrap();
+        assert_eq!(
+            real_path(&base.join("out/to-j/../new/x.jsonl")),
+            base.join("state/new/x.jsonl")
+        );
+        let err = p
+            .check(&job(&base.join("out/to-j/../x.jsonl")))
+            .unwrap_err();
+        assert!(err.what.starts_with("inside the state folder"), "{err}");
         for fine in [base.join("out/j.jsonl"), base.join("logs/app.log.jsonl")] {
             assert_eq!(p.check(&job(&fine)), Ok(()), "{}", fine.display());
         }

@@ -40,20 +40,29 @@ pub enum OutputStart {
     /// path is not this job's output (no checkpoint names it): it is refused unless
     /// the user asked to overwrite it.
     Fresh,
-    /// `--reset-checkpoint=beginning`: the user chose to rewrite the outputs, so
-    /// what is at the sink paths is replaced.
-    Rewrite,
+    /// `--reset-checkpoint=beginning`: the user chose to rewrite the outputs. A
+    /// file the old checkpoint names (`named`, by identity) is replaced; anything
+    /// else at a sink path is treated as under `Fresh`.
+    Rewrite { named: Vec<SinkCommit> },
     /// Cut each file sink back to its committed length and append from there; only
     /// a file the checkpoint names by identity is ever cut. A sink the checkpoint
-    /// does not name starts as under `Fresh`.
-    Resume(Vec<SinkCommit>),
+    /// does not name starts as under `Fresh`, from `frontier_ms` on (windows
+    /// before it are in the other sinks already and are not written again).
+    Resume {
+        frontier_ms: EventMs,
+        sinks: Vec<SinkCommit>,
+    },
     /// Keep what is there and append (after `--reset-checkpoint=end`).
     Append,
 }
 
+/// Why the outputs could not be opened: the sinks' own error, kept for the caller
+/// (`tidemark run` tells a file to move from a failure by its type).
+pub type OutputOpenError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Opens the job's outputs for a start mode (the binary opens its sinks here).
 pub type OutputFactory =
-    Box<dyn FnOnce(&OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send>;
+    Box<dyn FnOnce(&OutputStart) -> Result<Box<dyn WindowOutput>, OutputOpenError> + Send>;
 
 /// An output that ignores the start mode (tests, in-memory outputs).
 pub fn fixed_output(out: Box<dyn WindowOutput>) -> OutputFactory {
@@ -94,6 +103,7 @@ pub fn run_job_file(
             stats: opts.stats,
             stop: opts.stop,
             job_file,
+            cluster_state: None,
             first_worker: 0,
             workers,
             role: StateRole::Owner { expect: None },
@@ -161,18 +171,22 @@ pub(crate) fn lock_state(dir: &std::path::Path) -> Result<std::fs::File, EngineE
     }
 }
 
-/// Loads (or resets) the job's state: the store, where groups resume, and how the
-/// sinks start.
+/// Loads the job's state (or, for a `--reset-checkpoint`, what its checkpoint
+/// names): the store, where groups resume, and how the sinks start.
+///
+/// A reset does not delete the checkpoint: the checkpoint the run writes as its
+/// sinks are open replaces it. Until then it still names the job's outputs, so a
+/// run that stops first (a sink refused, say) can be run again with the same
+/// choice, and `--reset-checkpoint=beginning` replaces only the files it names.
 pub(crate) fn prepare_state(
     dir: &std::path::Path,
     job: &Job,
     reset: Option<ResetChoice>,
 ) -> Result<(Option<CheckpointStore>, ResumePlan, OutputStart), EngineError> {
     let ck = |e: crate::checkpoint::CheckpointError| EngineError::Checkpoint(e.to_string());
-    let mut store = CheckpointStore::for_job(dir, job).map_err(ck)?;
+    let store = CheckpointStore::for_job(dir, job).map_err(ck)?;
     match reset {
         Some(choice) => {
-            store.reset().map_err(ck)?;
             tracing::warn!(
                 "checkpoint reset ({choice}): {}",
                 match choice {
@@ -186,7 +200,9 @@ pub(crate) fn prepare_state(
                         checkpointing: true,
                         ..ResumePlan::default()
                     },
-                    OutputStart::Rewrite,
+                    OutputStart::Rewrite {
+                        named: store.named_outputs(),
+                    },
                 ),
                 ResetChoice::End => (
                     ResumePlan {
@@ -219,28 +235,47 @@ pub(crate) fn prepare_state(
                 }
                 if cp.semantics.is_none() {
                     tracing::warn!(
-                        "{} was written by an older tidemark and does not record the job's settings (window size, metrics, rules, parsing), so this run cannot check that they are unchanged; if they changed, stop and re-run with --reset-checkpoint. The next checkpoint records them",
+                        "{} was written by an older tidemark and does not record the job's settings (window size, metrics, rules, parsing), so this run cannot check that they are unchanged; if they changed, stop now and re-run with --reset-checkpoint. The current settings are recorded now, as this run starts, and checked on every later restart",
                         store.path().display()
                     );
                 }
                 let groups = resume_groups(cp.groups);
-                tracing::info!(
-                    "resuming from {}: windows before {} are already written",
-                    store.path().display(),
-                    format_ms(cp.frontier_ms)
-                );
+                tracing::info!("{}", resume_message(store.path(), cp.frontier_ms));
                 Ok((
                     Some(store),
                     ResumePlan {
                         groups,
                         skip_below: cp.frontier_ms,
-                        start_at: StartAt::Beginning,
+                        start_at: if cp.start_at_end {
+                            StartAt::End
+                        } else {
+                            StartAt::Beginning
+                        },
                         checkpointing: true,
                     },
-                    OutputStart::Resume(cp.sinks),
+                    OutputStart::Resume {
+                        frontier_ms: cp.frontier_ms,
+                        sinks: cp.sinks,
+                    },
                 ))
             }
         },
+    }
+}
+
+/// What a run resuming from `checkpoint` says.
+fn resume_message(checkpoint: &std::path::Path, frontier_ms: EventMs) -> String {
+    if frontier_ms == EventMs::MIN {
+        format!(
+            "resuming from {}: no window written yet",
+            checkpoint.display()
+        )
+    } else {
+        format!(
+            "resuming from {}: windows before {} are already written",
+            checkpoint.display(),
+            format_ms(frontier_ms)
+        )
     }
 }
 
@@ -263,8 +298,27 @@ pub(crate) fn resume_groups(
         .collect()
 }
 
+/// An event time (a frontier) for messages; [`EventMs::MIN`], the frontier
+/// before any window is written, is "none yet".
 pub(crate) fn format_ms(ms: EventMs) -> String {
+    if ms == EventMs::MIN {
+        return "none yet".to_string();
+    }
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontier_before_any_window_is_shown_as_none_yet() {
+        // Not "windows before -9223372036854775808 are already written".
+        assert_eq!(format_ms(EventMs::MIN), "none yet");
+        assert_eq!(format_ms(60_000), "1970-01-01T00:01:00Z");
+        let m = resume_message(std::path::Path::new("/s/checkpoint"), EventMs::MIN);
+        assert_eq!(m, "resuming from /s/checkpoint: no window written yet");
+    }
 }

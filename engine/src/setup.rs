@@ -26,6 +26,9 @@ use crate::stats::{JobStats, SharedStats};
 use crate::time::EventMs;
 use crate::watcher::JobWatcher;
 
+/// Where a cluster's jobs write by default, inside its state folder.
+pub const CLUSTER_OUTPUT_DIR: &str = "output";
+
 /// How a job starts in this process.
 pub struct SetupOptions {
     /// Follow live files (live mode) rather than finish at end of input.
@@ -38,6 +41,10 @@ pub struct SetupOptions {
     pub stop: Arc<AtomicBool>,
     /// The job file, if the job came from one: no sink may write over it.
     pub job_file: Option<PathBuf>,
+    /// A cluster's state folder (the job's own is inside it): no sink may write
+    /// under it — kept jobs, the member's identity, the API token, checkpoints —
+    /// except in the job's output roots or the default `output/` there.
+    pub cluster_state: Option<PathBuf>,
     /// This process's workers: global indices `first_worker..first_worker + workers`.
     pub first_worker: usize,
     pub workers: usize,
@@ -105,7 +112,8 @@ impl JobSetup {
             (None, _) => (None, ResumePlan::default(), OutputStart::Fresh),
             (Some(dir), StateRole::Owner { expect }) => {
                 let state = prepare_state(&dir.join(&job.name), job, opts.reset)?;
-                let found = matches!(state.2, OutputStart::Resume(_)).then_some(state.1.skip_below);
+                let found =
+                    matches!(state.2, OutputStart::Resume { .. }).then_some(state.1.skip_below);
                 if let Some(expect) = expect.filter(|&e| e != found) {
                     return Err(EngineError::Checkpoint(format!(
                         "job {:?}: its checkpoint changed while it was being installed (frontier {} instead of {}); submit it again",
@@ -122,7 +130,7 @@ impl JobSetup {
                 (None, plan, OutputStart::Fresh)
             }
         };
-        let resumed = matches!(start, OutputStart::Resume(_));
+        let resumed = matches!(start, OutputStart::Resume { .. });
         let groups = initial_groups(job, &plan)?;
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
@@ -130,16 +138,19 @@ impl JobSetup {
             let mut protected = Protected::default();
             protected.inputs(job, &groups);
             if let Some(file) = &opts.job_file {
-                protected.file(file, "the job file");
+                protected.job_file(file);
             }
             if let Some(dir) = &opts.state_dir {
                 protected.folder(dir, "the state folder (--state-dir)");
             }
+            if let Some(state) = &opts.cluster_state {
+                let mut outputs = job.output_roots.clone();
+                outputs.push(state.join(CLUSTER_OUTPUT_DIR));
+                protected.folder_except(state, "the cluster's state folder", &outputs);
+            }
             // `tidemark run` checked this before starting (exit 2); here it holds
             // for a cluster's jobs too, with the groups this run will read.
-            protected
-                .check(job)
-                .map_err(|e| EngineError::Output(e.to_string()))?;
+            protected.check(job).map_err(EngineError::SinkPath)?;
         }
         let workers = opts.workers.max(1);
         let owners = balance(&groups, workers)
@@ -161,7 +172,7 @@ impl JobSetup {
         }
         let collector = match make_output {
             Some(make) => {
-                let mut output = make(&start).map_err(EngineError::Output)?;
+                let mut output = make(&start).map_err(EngineError::OpenOutput)?;
                 let mut committer = store.map(|s| {
                     Committer::new(
                         s,
@@ -172,11 +183,18 @@ impl JobSetup {
                         stats.clone(),
                     )
                 });
-                // After `--reset-checkpoint=end` there are no resume points yet
-                // to record: the first regular checkpoint names the outputs.
-                if let (Some(c), false) = (&mut committer, start == OutputStart::Append) {
-                    c.record_start(&mut *output, groups_of(&plan.groups))
-                        .map_err(EngineError::Checkpoint)?;
+                // From here on the outputs are named by a checkpoint, whatever
+                // happens next; after `--reset-checkpoint=end` it also says the
+                // files start at their end (their positions are known only once
+                // read), so a crash before the next checkpoint does not make the
+                // restart refuse the kept output or read every file into it.
+                if let Some(c) = &mut committer {
+                    c.record_start(
+                        &mut *output,
+                        groups_of(&plan.groups),
+                        plan.start_at == StartAt::End,
+                    )
+                    .map_err(EngineError::StartCheckpoint)?;
                 }
                 Some(Collector { output, committer })
             }
@@ -229,6 +247,7 @@ impl JobSetup {
             groups: group_checkpoints(&self.board, frontier_ms),
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
+            start_at_end: false,
         };
         store
             .lock()
@@ -366,6 +385,7 @@ expr = "sum(reqs)"
                 }],
                 written_unix_ms: 0,
                 semantics: None,
+                start_at_end: false,
             })
             .unwrap();
     }
@@ -421,6 +441,7 @@ expr = "sum(reqs)"
                 path: "/out/j.jsonl".into(),
                 committed_len: 0,
                 file: Some(crate::checkpoint::FileIdentity { dev: 1, ino: 2 }),
+                tail: None,
             }])
         }
     }
@@ -440,6 +461,7 @@ expr = "sum(reqs)"
                 stats: None,
                 stop: Arc::new(AtomicBool::new(false)),
                 job_file: None,
+                cluster_state: None,
                 first_worker: 0,
                 workers: 1,
                 role: StateRole::Owner { expect: None },
@@ -458,5 +480,82 @@ expr = "sum(reqs)"
             Some(crate::checkpoint::FileIdentity { dev: 1, ino: 2 })
         );
         assert!(cp.semantics.is_some());
+    }
+
+    fn options(state: &Path, reset: Option<ResetChoice>) -> SetupOptions {
+        SetupOptions {
+            follow: false,
+            state_dir: Some(state.to_path_buf()),
+            reset,
+            checkpoint_interval: Duration::from_secs(1),
+            stats: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            job_file: None,
+            cluster_state: None,
+            first_worker: 0,
+            workers: 1,
+            role: StateRole::Owner { expect: None },
+        }
+    }
+
+    #[test]
+    fn a_crash_right_after_reset_end_resumes_instead_of_refusing_the_kept_output() {
+        // `--reset-checkpoint=end`, then a crash before the first regular
+        // checkpoint: the restart must know the output is the job's (so it is not
+        // refused as someone else's file) and that its files start at their end
+        // (so they are not all read again into the kept output).
+        let d = tempfile::tempdir().unwrap();
+        let first = JobSetup::prepare(
+            &job(),
+            options(d.path(), Some(ResetChoice::End)),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        drop(first);
+        let again = JobSetup::prepare(
+            &job(),
+            options(d.path(), None),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        assert!(
+            again.resumed,
+            "the kept output is not named by a checkpoint"
+        );
+        assert_eq!(again.resume.start_at, StartAt::End);
+        drop(again);
+        // And the restart's own start checkpoint keeps saying so.
+        let again = JobSetup::prepare(
+            &job(),
+            options(d.path(), None),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .unwrap();
+        assert_eq!(again.resume.start_at, StartAt::End);
+    }
+
+    #[test]
+    fn a_refused_sink_path_keeps_its_error_type() {
+        let d = tempfile::tempdir().unwrap();
+        let state = std::fs::canonicalize(d.path()).unwrap();
+        let text = format!(
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/nowhere/*.log\"]\n\
+             [parse]\nformat = \"nginx\"\n[window]\nsize = \"1m\"\n\
+             [[metric]]\nname = \"reqs\"\nkind = \"counter\"\n\
+             [[sink]]\nkind = \"jsonl\"\npath = \"{}\"\nseries = \"hosts\"\n",
+            state.join("j/checkpoint").display()
+        );
+        let job = tidemark_jobs::from_str(&text, "j.toml", Path::new("/")).unwrap();
+        let err = JobSetup::prepare(
+            &job,
+            options(&state, None),
+            Some(crate::run::fixed_output(Box::new(Named))),
+        )
+        .err()
+        .expect("a sink in the state folder");
+        match err {
+            EngineError::SinkPath(e) => assert!(e.what.starts_with("inside"), "{e}"),
+            other => panic!("flattened: {other:?}"),
+        }
     }
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tidemark_engine::checkpoint::{
     Checkpoint, CheckpointError, CheckpointFile, CheckpointFs, CheckpointStore, Damage,
-    FileIdentity, GroupCheckpoint, RealFs, ResetChoice, SinkCommit, CHECKPOINT_FILE, MARKER_FILE,
-    TEMP_FILE,
+    FileIdentity, GroupCheckpoint, RealFs, ResetChoice, SinkCommit, TailCheck, CHECKPOINT_FILE,
+    MARKER_FILE, TEMP_FILE,
 };
 use tidemark_sources::tail::{FileId, Position};
 
@@ -23,6 +23,10 @@ fn sample(frontier_ms: i64) -> Checkpoint {
             path: "/out/nginx.jsonl".into(),
             committed_len: 12_345,
             file: Some(FileIdentity { dev: 2049, ino: 77 }),
+            tail: Some(TailCheck {
+                len: 4096,
+                crc32: 0x1234_5678,
+            }),
         }],
         groups: vec![
             GroupCheckpoint {
@@ -50,6 +54,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
         ],
         written_unix_ms: 1_790_000_000_000,
         semantics: None,
+        start_at_end: false,
     }
 }
 
@@ -508,4 +513,36 @@ fn a_checkpoint_from_before_fingerprints_loads_and_the_next_save_records_them() 
         .unwrap()
         .load()
         .is_err());
+}
+
+#[test]
+fn the_changed_settings_hint_tells_a_cluster_user_to_move_the_output() {
+    // Stopping and submitting again is refused while the old output is at the
+    // sink path (no checkpoint names it any more): the hint must say to move it.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = CheckpointStore::for_job(tmp.path(), &nginx_job("1m")).unwrap();
+    store.save(&sample(60_000)).unwrap();
+    let err = CheckpointStore::for_job(tmp.path(), &nginx_job("5m"))
+        .unwrap()
+        .load()
+        .unwrap_err()
+        .to_string();
+    let cluster = &err[err.find("In a cluster").expect("a cluster hint")..];
+    assert!(cluster.contains("move"), "{cluster}");
+}
+
+#[test]
+fn a_reset_keeps_the_old_checkpoints_outputs_until_the_new_one_is_written() {
+    // `--reset-checkpoint=beginning` replaces only the outputs the old checkpoint
+    // names; it reads them whatever the checkpoint's settings (they changed: that
+    // is why the user resets), and nothing deletes it before the run writes its own.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = CheckpointStore::for_job(tmp.path(), &nginx_job("1m")).unwrap();
+    store.save(&sample(60_000)).unwrap();
+    let store = CheckpointStore::for_job(tmp.path(), &nginx_job("5m")).unwrap();
+    assert!(store.load().is_err(), "other settings");
+    assert_eq!(store.named_outputs(), sample(60_000).sinks);
+    // Unreadable: it names nothing.
+    fs::write(store.path(), b"junk").unwrap();
+    assert_eq!(store.named_outputs(), Vec::new());
 }

@@ -26,6 +26,7 @@ use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
 pub use limits::DEFAULT_MAX_SERIES;
 use paths::Relative;
+pub use sinks::overlap as sink_overlap;
 pub use source::NGINX_FIELDS;
 
 use crate::env::Env;
@@ -68,9 +69,31 @@ pub fn load_with_env(path: &Path, env: &Env) -> Result<Job, Diagnostics> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let base_dir = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
-    let file = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base_dir = job_folder(parent);
+    let file = match path.file_name() {
+        Some(name) => base_dir.join(name),
+        None => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    };
     validate_text(&text, &display, &base_dir, env, Some(&file))
+}
+
+/// The absolute folder of a job file, which its relative paths resolve against.
+/// A `..` in it is resolved by the file system (`a/link/..` is the folder above
+/// the link's target, not `a`), so the job reached as `../nginx.toml` from a
+/// subfolder has the same paths — sinks, groups, checkpoint — as when reached as
+/// `/etc/tm/nginx.toml`. Without a `..` the folder is kept as spelled (symbolic
+/// links are not resolved), as it always was.
+fn job_folder(parent: &Path) -> std::path::PathBuf {
+    let absolute = std::path::absolute(parent).unwrap_or_else(|_| parent.to_path_buf());
+    if absolute
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        if let Ok(real) = std::fs::canonicalize(&absolute) {
+            return real;
+        }
+    }
+    absolute
 }
 
 /// Validates job file text. `display_path` is how diagnostics name the file;

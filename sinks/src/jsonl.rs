@@ -1,25 +1,27 @@
 //! JSON Lines file sink: one record per series per window.
 //!
-//! Recovery: the file's length after a [`Sink::sync`] is the sink's commit point,
-//! and its (device, inode) says which file that is. A checkpoint stores both; on
-//! restart [`JsonlSink::open_at`] cuts the file back to it, dropping output of
-//! windows the checkpoint does not cover (they are recomputed and written again,
-//! identically) — but only if the file at the path is the one the checkpoint
-//! names. A file the job did not write is never cut: [`JsonlSink::create`] refuses
-//! a non-empty one unless told to replace it, and [`JsonlSink::open_at`] refuses
-//! another file put at the path.
+//! Recovery: the file's length after a [`Sink::sync`] is the sink's commit point;
+//! its (device, inode) and a checksum of the bytes before it say which file that
+//! is. A checkpoint stores all three; on restart [`JsonlSink::open_at`] cuts the
+//! file back to it, dropping output of windows the checkpoint does not cover (they
+//! are recomputed and written again, identically) — but only if the file at the
+//! path is the one the checkpoint names. A file the job did not write is never
+//! cut: [`JsonlSink::create`] refuses a non-empty one unless told to replace it,
+//! and [`JsonlSink::open_at`] refuses another file put at the path.
 //!
-//! Every open goes through [`crate::roots::OutputRoots`]: with roots (a cluster's
-//! `--output-root`), the file is opened only inside them.
+//! Every open goes through [`crate::roots::OutputRoots`] (with roots, a cluster's
+//! `--output-root`, the file is opened only inside them) and takes the file
+//! ([`crate::claim`]): a regular file, locked for the sink's life.
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use tidemark_engine::checkpoint::{FileIdentity, SinkCommit};
+use tidemark_engine::checkpoint::{FileIdentity, SinkCommit, TailCheck};
 use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
+use crate::claim::{self, io_err, Taken};
 use crate::format::{jsonl_record, rfc3339};
 use crate::roots::OutputRoots;
 use crate::{wanted, Sink, SinkError};
@@ -29,8 +31,11 @@ use crate::{wanted, Sink, SinkError};
 pub enum Existing {
     /// Refuse: it is not known to be this job's output (the default).
     Refuse,
-    /// Replace it (`--overwrite`, `--reset-checkpoint=beginning`).
+    /// Replace it (`--overwrite`).
     Replace,
+    /// Replace it if it is this file (one the checkpoint names, under
+    /// `--reset-checkpoint=beginning`), checked on the file opened; else refuse.
+    ReplaceFile(FileIdentity),
 }
 
 pub struct JsonlSink {
@@ -40,11 +45,15 @@ pub struct JsonlSink {
     // No BufWriter: each window is rendered into `buf` and written with one
     // `write_all`, and a BufWriter would retry a failed write's leftovers when
     // dropped, appending past the point we report as written.
+    // Locked (flock) for as long as the sink lives.
     out: File,
     series: SeriesChoice,
     buf: String,
     /// Bytes of whole windows in the file (the file's length, as far as we wrote it).
     len: u64,
+    /// The file's last bytes before `len` (at most [`TailCheck::MAX_LEN`]), for
+    /// the checksum each commit point carries.
+    tail: Vec<u8>,
     /// Set when a write failed: the file may end in part of a window, so nothing
     /// more may be appended (a restart rolls back to the committed length).
     failed: bool,
@@ -60,34 +69,41 @@ impl JsonlSink {
         existing: Existing,
         roots: &OutputRoots,
     ) -> Result<JsonlSink, SinkError> {
-        let out = roots.open(path, true)?;
-        let meta = out.metadata().map_err(|e| io_err(path, e))?;
+        let Taken { file, meta } = claim::take(path, true, roots)?;
         if meta.len() > 0 {
-            if existing == Existing::Refuse {
+            let replace = match existing {
+                Existing::Refuse => false,
+                Existing::Replace => true,
+                Existing::ReplaceFile(id) => id == FileIdentity::of(&meta),
+            };
+            if !replace {
                 return Err(SinkError::Exists {
                     path: path.to_path_buf(),
                     len: meta.len(),
+                    hint: crate::ExistsHint::Overwrite,
                 });
             }
-            out.set_len(0).map_err(|e| io_err(path, e))?;
+            file.set_len(0).map_err(|e| io_err(path, e))?;
         }
         Ok(JsonlSink::new(
             path,
-            out,
+            file,
             FileIdentity::of(&meta),
             series,
             0,
+            Vec::new(),
         ))
     }
 
     /// Opens the existing output `path` named by a checkpoint's `commit`, truncates
     /// it to `commit.committed_len` bytes and appends from there.
     ///
-    /// A file other than the one the checkpoint names (another (device, inode)) is
-    /// refused and left as it is ([`SinkError::NotTheFile`]), unless it is empty
-    /// and nothing was committed. A missing file is created when nothing was
-    /// committed. A file shorter than its committed length is an error: output the
-    /// checkpoint says is durable is gone, so appending would leave a hole.
+    /// A file other than the one the checkpoint names (another (device, inode)
+    /// whose committed bytes differ too) is refused and left as it is
+    /// ([`SinkError::NotTheFile`]), unless it is empty and nothing was committed. A
+    /// missing file is created when nothing was committed. A file shorter than its
+    /// committed length is an error: output the checkpoint says is durable is
+    /// gone, so appending would leave a hole.
     pub fn open_at(
         path: &Path,
         series: SeriesChoice,
@@ -95,26 +111,18 @@ impl JsonlSink {
         roots: &OutputRoots,
     ) -> Result<JsonlSink, SinkError> {
         let committed_len = commit.committed_len;
-        let mut out = match roots.open(path, committed_len == 0) {
-            Ok(f) => f,
+        let taken = match claim::take(path, committed_len == 0, roots) {
+            Ok(t) => t,
             Err(SinkError::Io { source, .. }) if source.kind() == ErrorKind::NotFound => {
                 return Err(damaged(path, 0, committed_len, "it no longer exists"))
             }
             Err(e) => return Err(e),
         };
-        let meta = out.metadata().map_err(|e| io_err(path, e))?;
-        let id = FileIdentity::of(&meta);
-        match commit.file {
-            Some(named) if named != id && !(meta.len() == 0 && committed_len == 0) => {
-                return Err(SinkError::NotTheFile {
-                    path: path.to_path_buf(),
-                    named,
-                    found: id,
-                    len: meta.len(),
-                });
-            }
-            _ => {}
-        }
+        let tail = claim::named(path, &taken, commit)?;
+        let Taken {
+            file: mut out,
+            meta,
+        } = taken;
         let actual = meta.len();
         if actual < committed_len {
             return Err(damaged(
@@ -132,7 +140,8 @@ impl JsonlSink {
         }
         out.seek(SeekFrom::Start(committed_len))
             .map_err(|e| io_err(path, e))?;
-        Ok(JsonlSink::new(path, out, id, series, committed_len))
+        let id = FileIdentity::of(&meta);
+        Ok(JsonlSink::new(path, out, id, series, committed_len, tail))
     }
 
     /// Opens `path` to append to what is there (`--reset-checkpoint=end`: the
@@ -142,20 +151,32 @@ impl JsonlSink {
         series: SeriesChoice,
         roots: &OutputRoots,
     ) -> Result<JsonlSink, SinkError> {
-        let mut out = roots.open(path, true)?;
-        let meta = out.metadata().map_err(|e| io_err(path, e))?;
-        out.seek(SeekFrom::Start(meta.len()))
+        let Taken {
+            file: mut out,
+            meta,
+        } = claim::take(path, true, roots)?;
+        let len = meta.len();
+        let tail = claim::read_tail(&out, len).map_err(|e| io_err(path, e))?;
+        out.seek(SeekFrom::Start(len))
             .map_err(|e| io_err(path, e))?;
         Ok(JsonlSink::new(
             path,
             out,
             FileIdentity::of(&meta),
             series,
-            meta.len(),
+            len,
+            tail,
         ))
     }
 
-    fn new(path: &Path, out: File, id: FileIdentity, series: SeriesChoice, len: u64) -> JsonlSink {
+    fn new(
+        path: &Path,
+        out: File,
+        id: FileIdentity,
+        series: SeriesChoice,
+        len: u64,
+        tail: Vec<u8>,
+    ) -> JsonlSink {
         JsonlSink {
             path: path.to_path_buf(),
             id,
@@ -163,6 +184,7 @@ impl JsonlSink {
             series,
             buf: String::new(),
             len,
+            tail,
             failed: false,
         }
     }
@@ -180,6 +202,31 @@ impl JsonlSink {
     /// The file written.
     pub fn identity(&self) -> FileIdentity {
         self.id
+    }
+
+    /// Where a restart rolls back to (valid right after [`Sink::sync`]): length,
+    /// identity and the checksum of the bytes before the length.
+    pub fn commit(&self) -> SinkCommit {
+        SinkCommit {
+            path: self.path.clone(),
+            committed_len: self.len,
+            file: Some(self.id),
+            tail: Some(TailCheck::of(&self.tail)),
+        }
+    }
+
+    /// Keeps the last [`TailCheck::MAX_LEN`] bytes written.
+    fn keep_tail(&mut self) {
+        let max = TailCheck::MAX_LEN as usize;
+        let written = self.buf.as_bytes();
+        if written.len() >= max {
+            self.tail.clear();
+            self.tail.extend_from_slice(&written[written.len() - max..]);
+        } else {
+            let excess = (self.tail.len() + written.len()).saturating_sub(max);
+            self.tail.drain(..excess);
+            self.tail.extend_from_slice(written);
+        }
     }
 
     fn io_err(&self, e: io::Error) -> SinkError {
@@ -205,6 +252,7 @@ impl Sink for JsonlSink {
         match self.out.write_all(self.buf.as_bytes()) {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
+                self.keep_tail();
                 Ok(())
             }
             Err(e) => {
@@ -220,11 +268,7 @@ impl Sink for JsonlSink {
     }
 
     fn commit_point(&self) -> Option<SinkCommit> {
-        Some(SinkCommit {
-            path: self.path.clone(),
-            committed_len: self.len,
-            file: Some(self.id),
-        })
+        Some(self.commit())
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
@@ -233,13 +277,6 @@ impl Sink for JsonlSink {
 
     fn describe(&self) -> String {
         format!("jsonl {}", self.path.display())
-    }
-}
-
-fn io_err(path: &Path, e: io::Error) -> SinkError {
-    SinkError::Io {
-        path: path.to_path_buf(),
-        source: e,
     }
 }
 
@@ -288,6 +325,7 @@ mod tests {
             path: path.to_path_buf(),
             committed_len,
             file: None,
+            tail: None,
         }
     }
 
@@ -457,6 +495,13 @@ mod clobber_tests {
         assert!(msg.contains("not the file"), "{msg}");
         assert!(msg.contains("--reset-checkpoint=beginning"), "{msg}");
         assert_eq!(std::fs::read_to_string(&p).unwrap(), other, "cut");
+        // Shorter than the commit point: still another file, not a damaged output.
+        std::fs::write(tmp.path().join("short"), b"x\n").unwrap();
+        std::fs::rename(tmp.path().join("short"), &p).unwrap();
+        let err = JsonlSink::open_at(&p, SeriesChoice::All, &commit, &roots())
+            .err()
+            .expect("another file must be refused");
+        assert!(matches!(err, SinkError::NotTheFile { .. }), "{err}");
         // The named file, back at its path (a hard link is the same file): resumed.
         std::fs::remove_file(&p).unwrap();
         std::fs::hard_link(tmp.path().join("mine.jsonl"), &p).unwrap();

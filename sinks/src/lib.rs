@@ -1,12 +1,13 @@
 //! Sinks: where closed windows go. `jsonl` files (the schema in DESIGN.md) and a
 //! readable `stdout` table. [`Outputs`] fans a job's windows out to its sinks.
 
+mod claim;
 pub mod format;
 pub mod jsonl;
 pub mod roots;
 pub mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use tidemark_engine::checkpoint::{FileIdentity, SinkCommit};
@@ -29,10 +30,51 @@ pub enum SinkError {
     #[error(
         "{} already exists ({len} bytes) and no checkpoint of this job names it as its \
          output; tidemark does not overwrite a file it did not write. hint: move it away or \
-         give the sink another path; or, if it may go, re-run with --overwrite to replace it",
+         give the sink another path{hint}",
         path.display()
     )]
-    Exists { path: PathBuf, len: u64 },
+    Exists {
+        path: PathBuf,
+        len: u64,
+        hint: ExistsHint,
+    },
+    #[error(
+        "{} is {what}, not a regular file: a jsonl sink writes, cuts back and syncs a file \
+         of its own. hint: give the sink the path of a regular file, or use kind = \"stdout\" \
+         to print the windows",
+        path.display()
+    )]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "{} is being written by another tidemark job or process (it holds the lock on \
+         it): two writers would overwrite each other's windows and cut each other back on \
+         restart. hint: give each job its own output path, or stop the other one first",
+        path.display()
+    )]
+    Busy { path: PathBuf },
+    #[error(
+        "the jsonl sinks {} and {} are the same file (a link, or another spelling of its \
+         path): two sinks writing one file would overwrite each other's windows. hint: give \
+         each jsonl sink its own file",
+        first.display(), path.display()
+    )]
+    SameFile { path: PathBuf, first: PathBuf },
+    #[error(
+        "{} is the file this job's checkpoint names, but its first {committed} bytes are \
+         not the ones the job wrote: the output was deleted and its inode reused by another \
+         file, or it was edited; tidemark does not cut back a file it did not write. hint: \
+         put the job's own output back at this path; or move this file away and re-run with \
+         --reset-checkpoint=beginning to rewrite the output from the start",
+        path.display()
+    )]
+    Rewritten { path: PathBuf, committed: u64 },
+    #[error(
+        "{}: not written: a job with output roots (--output-root) may not have `..` in a \
+         sink path (after a linked folder it leads elsewhere than it reads). hint: write the \
+         path without `..`",
+        path.display()
+    )]
+    ParentDir { path: PathBuf },
     #[error(
         "{} is not the file this job's checkpoint names as its output (that one is \
          (device, inode) ({}, {}), this one is ({}, {}) with {len} bytes): it was replaced, \
@@ -64,6 +106,65 @@ pub enum SinkError {
         path.display()
     )]
     Symlink { path: PathBuf },
+}
+
+impl SinkError {
+    /// Whether the user must act on what is at a sink path (move a file, choose
+    /// another path or kind): a usage problem, exit 2. Others are failures (exit 1).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            SinkError::Exists { .. }
+                | SinkError::NotAFile { .. }
+                | SinkError::SameFile { .. }
+                | SinkError::NotTheFile { .. }
+                | SinkError::Rewritten { .. }
+                | SinkError::OutsideRoots { .. }
+                | SinkError::Symlink { .. }
+                | SinkError::ParentDir { .. }
+        )
+    }
+}
+
+/// What the user can do about a file at a new sink's path ([`SinkError::Exists`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExistsHint {
+    /// `tidemark run` or `replay`: `--overwrite` replaces it.
+    Overwrite,
+    /// `tidemark run` resuming from a checkpoint at `frontier`: `--overwrite`
+    /// replaces it, but windows before the frontier are not written again.
+    Resumed { frontier: String },
+    /// `--reset-checkpoint=beginning`, whose checkpoint does not name this file.
+    NotNamed,
+    /// A job submitted to a cluster: there is no `--overwrite`.
+    Submitted,
+}
+
+impl std::fmt::Display for ExistsHint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExistsHint::Overwrite => {
+                f.write_str("; or, if it may go, re-run with --overwrite to replace it")
+            }
+            ExistsHint::Resumed { frontier } => write!(
+                f,
+                "; or, if it may go, re-run with --overwrite to replace it, knowing that \
+                 this run resumes from its checkpoint: windows before {frontier} are not \
+                 written again, so the new file holds only the windows from {frontier} on \
+                 (to write every window, re-run with --reset-checkpoint=beginning \
+                 --overwrite)"
+            ),
+            ExistsHint::NotNamed => f.write_str(
+                "; --reset-checkpoint=beginning replaces only the outputs the checkpoint \
+                 names by (device, inode), and it does not name this one (or could not be \
+                 read); if this file may go, re-run with --overwrite as well",
+            ),
+            ExistsHint::Submitted => f.write_str(
+                ", then submit the job again (a submitted job never replaces an existing \
+                 file)",
+            ),
+        }
+    }
 }
 
 pub trait Sink: Send {
@@ -101,37 +202,71 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Opens the job's sinks: fresh, cut back to a checkpoint's committed lengths,
-    /// or appending to what is there. A non-empty file that no checkpoint names is
-    /// refused ([`SinkError::Exists`]); see [`Outputs::open_with`].
+    /// Opens a submitted job's sinks (a cluster's): fresh, cut back to a
+    /// checkpoint's committed lengths, or appending to what is there. A non-empty
+    /// file that no checkpoint names is refused ([`SinkError::Exists`]), with a
+    /// hint that fits `job submit` (which has no `--overwrite`).
     pub fn open(job: &Job, start: &OutputStart) -> Result<Outputs, SinkError> {
-        Outputs::open_with(job, start, Existing::Refuse)
+        Outputs::open_as(job, start, Existing::Refuse, true)
     }
 
-    /// [`Outputs::open`], with what to do about a non-empty file at a new sink's
-    /// path: `Existing::Replace` for `--overwrite`. Sinks open inside the job's
-    /// output roots only ([`OutputRoots`]).
+    /// [`Outputs::open`] for `tidemark run` and `replay`, with what to do about a
+    /// non-empty file at a new sink's path: `Existing::Replace` for `--overwrite`.
+    /// Sinks open inside the job's output roots only ([`OutputRoots`]); each file
+    /// is taken by one sink of one job at a time.
     pub fn open_with(
         job: &Job,
         start: &OutputStart,
         existing: Existing,
     ) -> Result<Outputs, SinkError> {
+        Outputs::open_as(job, start, existing, false)
+    }
+
+    fn open_as(
+        job: &Job,
+        start: &OutputStart,
+        existing: Existing,
+        submitted: bool,
+    ) -> Result<Outputs, SinkError> {
         let roots = OutputRoots::new(&job.output_roots);
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        let mut files = Vec::new();
+        let mut files: Vec<JsonlSink> = Vec::new();
         for s in &job.sinks {
             match &s.kind {
                 SinkKind::Jsonl(path) => {
+                    // Before opening: the file another sink of this job took
+                    // would otherwise only show as "locked by another process".
+                    if let Some(first) = same_file(path, &files) {
+                        return Err(SinkError::SameFile {
+                            path: path.clone(),
+                            first: first.to_path_buf(),
+                        });
+                    }
+                    let hint = exists_hint(start, submitted);
+                    let fresh = |existing| {
+                        JsonlSink::create(path, s.series, existing, &roots)
+                            .map_err(|e| with_hint(e, hint.clone()))
+                    };
                     let sink = match start {
-                        OutputStart::Fresh => JsonlSink::create(path, s.series, existing, &roots)?,
-                        OutputStart::Rewrite => {
-                            JsonlSink::create(path, s.series, Existing::Replace, &roots)?
+                        OutputStart::Fresh => fresh(existing)?,
+                        // Only a file the old checkpoint names by identity is
+                        // the job's to replace; anything else as under Fresh.
+                        OutputStart::Rewrite { named } => {
+                            let id = std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
+                            match (existing, id) {
+                                (Existing::Refuse, Some(id))
+                                    if named.iter().any(|c| c.file == Some(id)) =>
+                                {
+                                    fresh(Existing::ReplaceFile(id))?
+                                }
+                                _ => fresh(existing)?,
+                            }
                         }
-                        OutputStart::Resume(commits) => {
-                            match commits.iter().find(|c| &c.path == path) {
+                        OutputStart::Resume { sinks: commits, .. } => {
+                            match commit_for(path, commits) {
                                 Some(c) => JsonlSink::open_at(path, s.series, c, &roots)?,
                                 // A sink the checkpoint does not know is new to the job.
-                                None => JsonlSink::create(path, s.series, existing, &roots)?,
+                                None => fresh(existing)?,
                             }
                         }
                         OutputStart::Append => JsonlSink::append(path, s.series, &roots)?,
@@ -154,6 +289,48 @@ impl Outputs {
     }
 }
 
+/// The commit of a checkpoint that names the file at `path`: by path, or by the
+/// identity of the file there (the job file reached by another path spells its
+/// sink paths otherwise; a link to the output is the output).
+fn commit_for<'a>(path: &Path, commits: &'a [SinkCommit]) -> Option<&'a SinkCommit> {
+    if let Some(c) = commits.iter().find(|c| c.path == path) {
+        return Some(c);
+    }
+    let id = FileIdentity::of(&std::fs::metadata(path).ok()?);
+    commits.iter().find(|c| c.file == Some(id))
+}
+
+/// The path of an already opened sink whose file `path` reaches, if any.
+fn same_file<'a>(path: &Path, opened: &'a [JsonlSink]) -> Option<&'a Path> {
+    let id = std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
+    opened
+        .iter()
+        .find(|f| Some(f.identity()) == id)
+        .map(|f| f.path())
+}
+
+/// What the user can do about an existing file at a new sink's path, given how
+/// the sinks start.
+fn exists_hint(start: &OutputStart, submitted: bool) -> ExistsHint {
+    match start {
+        _ if submitted => ExistsHint::Submitted,
+        OutputStart::Rewrite { .. } => ExistsHint::NotNamed,
+        OutputStart::Resume { frontier_ms, .. } if *frontier_ms != i64::MIN => {
+            ExistsHint::Resumed {
+                frontier: format::rfc3339(*frontier_ms),
+            }
+        }
+        _ => ExistsHint::Overwrite,
+    }
+}
+
+fn with_hint(e: SinkError, hint: ExistsHint) -> SinkError {
+    match e {
+        SinkError::Exists { path, len, .. } => SinkError::Exists { path, len, hint },
+        e => e,
+    }
+}
+
 impl WindowOutput for Outputs {
     fn window(&mut self, w: &ClosedWindow) -> Result<(), String> {
         for s in self.all() {
@@ -166,11 +343,7 @@ impl WindowOutput for Outputs {
         let mut commits = Vec::new();
         for f in &mut self.files {
             f.sync().map_err(|e| e.to_string())?;
-            commits.push(SinkCommit {
-                path: f.path().to_path_buf(),
-                committed_len: f.committed_len(),
-                file: Some(f.identity()),
-            });
+            commits.push(f.commit());
         }
         Ok(commits)
     }

@@ -5,8 +5,11 @@
 //! The cluster checks each sink path lexically when a job is submitted; it cannot
 //! see that `ROOT/out.jsonl` is a link to `~/.bashrc` or that `ROOT/dir` is a link
 //! to `/etc`. This is the half that makes the roots hold when the file is opened:
+//! - a sink path may not contain `..` (after a linked folder, `..` leads to the
+//!   folder above the link's *target*, which no lexical check sees);
 //! - the parent folder's real path (symbolic links resolved, as far as it exists)
-//!   must be inside a root before any missing folder is created;
+//!   must be inside a root before any missing folder is created, and each missing
+//!   folder is created one at a time, its real path checked before the next;
 //! - the file itself is opened with `O_NOFOLLOW`, so a symbolic link as the last
 //!   component is refused, not followed;
 //! - the opened file's real path, taken from the open descriptor, must be inside a
@@ -19,7 +22,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::ErrorKind;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use tidemark_engine::output_guard::real_path;
 use tidemark_sources::file::roots::outside_error;
@@ -65,13 +68,18 @@ impl OutputRoots {
             }
             return opts.open(path).map_err(io);
         };
+        if path.components().any(|c| c == Component::ParentDir) {
+            return Err(SinkError::ParentDir {
+                path: path.to_path_buf(),
+            });
+        }
         let parent = path.parent().unwrap_or(Path::new("/"));
         let real_parent = real_path(parent);
         if !roots.contains(&real_parent) {
             return Err(self.outside(path, real_parent.join(path.file_name().unwrap_or_default())));
         }
         if create {
-            make_parent(path).map_err(io)?;
+            self.make_parent_inside(path, roots)?;
         }
         opts.custom_flags(libc::O_NOFOLLOW);
         let file = opts.open(path).map_err(|e| {
@@ -90,6 +98,49 @@ impl OutputRoots {
                 None => Err(io(e)),
             },
         }
+    }
+
+    /// Creates the missing folders of `path`'s parent one at a time, each checked
+    /// by its real path (a link swapped in is followed by no `mkdir`).
+    fn make_parent_inside(&self, path: &Path, roots: &AllowedRoots) -> Result<(), SinkError> {
+        let Some(parent) = path.parent() else {
+            return Ok(());
+        };
+        let parent = std::path::absolute(parent).map_err(|e| SinkError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let parts: Vec<Component> = parent.components().collect();
+        // The deepest folder that exists, by its real path.
+        let (mut real, mut next) = (PathBuf::from("/"), 0);
+        for end in (1..=parts.len()).rev() {
+            let head: PathBuf = parts[..end].iter().collect();
+            if let Ok(r) = std::fs::canonicalize(&head) {
+                (real, next) = (r, end);
+                break;
+            }
+        }
+        for c in &parts[next..] {
+            let dir = real.join(c);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(SinkError::Io {
+                        path: dir,
+                        source: e,
+                    })
+                }
+            }
+            real = std::fs::canonicalize(&dir).map_err(|e| SinkError::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+            if !roots.contains(&real) {
+                return Err(self.outside(path, real.join(path.file_name().unwrap_or_default())));
+            }
+        }
+        Ok(())
     }
 
     fn outside(&self, path: &Path, real: PathBuf) -> SinkError {
@@ -171,6 +222,28 @@ mod tests {
         // A root that is itself reached through a link is the same root.
         let via_link = OutputRoots::new(&[t.root.join("outdir")]);
         via_link.open(&t.out.join("ok.jsonl"), true).unwrap();
+    }
+
+    #[test]
+    fn a_dotdot_after_a_linked_folder_creates_nothing_outside_the_roots() {
+        // `ROOT/deep/..` is, for the kernel, the folder *above* deep's target; a
+        // lexical `..` would call it ROOT and let the open create a file outside.
+        let t = tree();
+        std::fs::create_dir_all(t.out.join("sub")).unwrap();
+        symlink(t.out.join("sub"), t.root.join("deep")).unwrap();
+        let roots = OutputRoots::new(std::slice::from_ref(&t.root));
+        for path in [
+            t.root.join("deep/../x.jsonl"),
+            t.root.join("deep/../new/x.jsonl"),
+        ] {
+            let err = roots.open(&path, true).unwrap_err();
+            assert!(err.to_string().contains(".."), "{err}");
+        }
+        assert!(
+            !t.out.join("x.jsonl").exists(),
+            "a file was created outside"
+        );
+        assert!(!t.out.join("new").exists(), "a folder was created outside");
     }
 
     #[test]

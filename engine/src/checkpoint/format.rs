@@ -11,7 +11,10 @@
 //!
 //! Version 2 added the job's semantics fingerprint and each sink file's identity
 //! (device, inode). Version 1 files are still read: both fields are then absent
-//! (`None`), and the next save writes version 2.
+//! (`None`), and the next save writes version 2. Fields added since to the JSON
+//! payload are optional and left out at their default (each sink's `tail`
+//! checksum, `start_at_end`), so they need no new version: an older reader of
+//! version 2 ignores them.
 //!
 //! JSON rather than bincode so an operator can look at it
 //! (`tail -c +25 STATE_DIR/checkpoint | jq .`); the header makes every kind of

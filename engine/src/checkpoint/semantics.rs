@@ -36,6 +36,22 @@
 //! matter. Strings are written as JSON strings and numbers in their shortest
 //! round-trip form, and the hash is FNV-1a (64-bit): the same on every platform
 //! and in every release that keeps [`CANONICAL_VERSION`].
+//!
+//! Two fingerprints are compared setting by setting ([`Semantics::changes`]), never
+//! by hash or version: a key missing on one side stands for its default
+//! ([`DEFAULTS`]), and a key with no default missing on one side is a change (a
+//! metric or rule added or removed).
+//!
+//! **Adding a setting later** (say `window.max_series`): every checkpoint written
+//! before it lacks the key, and must still resume a job that leaves it at its
+//! default. So:
+//! 1. give it a default in [`DEFAULTS`]: the value that reproduces what jobs did
+//!    before the setting existed;
+//! 2. write it with [`setting`], which leaves it out at that default (so a job that
+//!    does not use it keeps its fingerprint, hash included);
+//! 3. keep the spelling of existing values; if a value's canonical form must
+//!    change, bump [`CANONICAL_VERSION`] and translate the old form in
+//!    [`Semantics::changes`], or every existing checkpoint reports a change.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -46,10 +62,43 @@ use tidemark_jobs::{
     AggOp, Format, Grouping, HostFrom, Job, MetricKind, RuleExpr, SeriesSelector, TimeFormat,
 };
 
-/// Bumped when the canonical text changes for the same job: fingerprints of
-/// different versions are compared section by section as text, so a bump makes
-/// every section differ, and the message says so.
+/// Bumped when the canonical text changes for the same job. Recorded, but not
+/// compared: fingerprints are compared setting by setting.
 pub const CANONICAL_VERSION: u32 = 1;
+
+/// Settings with a default, as `section.key` (a `*.` prefix matches any metric or
+/// rule name, e.g. `metrics.*.quantiles`): a fingerprint without the key has this
+/// value. Every setting added after version 1 must be here (see the module doc).
+pub const DEFAULTS: &[(&str, &str)] = &[
+    // Version 1 settings with a default, written always (their text is pinned).
+    ("source.max_line_bytes", "262144"),
+    ("window.max_out_of_orderness", "5s"),
+    // Version 1 settings written only when set.
+    ("metrics.*.field", "none"),
+    ("metrics.*.quantiles", "[]"),
+];
+
+/// The default of `section.key`, if it has one.
+fn default_of(section: &str, key: &str) -> Option<&'static str> {
+    DEFAULTS.iter().find_map(|&(pattern, value)| {
+        let (s, k) = pattern.split_once('.')?;
+        let matches = s == section
+            && match k.strip_prefix("*.") {
+                Some(suffix) => key.rsplit_once('.').is_some_and(|(_, last)| last == suffix),
+                None => k == key,
+            };
+        matches.then_some(value)
+    })
+}
+
+/// Writes `section.key = value` into `out` (the section's text), unless `value`
+/// is the key's default ([`DEFAULTS`]). For settings added after version 1, and
+/// for those version 1 already wrote only when set.
+fn setting(out: &mut String, section: &str, key: &str, value: &str) {
+    if default_of(section, key) != Some(value) {
+        let _ = writeln!(out, "{key} = {value}");
+    }
+}
 
 /// The fingerprint stored in a checkpoint.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -71,12 +120,29 @@ pub struct Change {
     pub was: Option<String>,
     /// `None`: not set any more (removed).
     pub now: Option<String>,
+    /// Whether `was` and `now` were written in the fingerprints, rather than
+    /// taken from the setting's default.
+    pub was_set: bool,
+    pub now_set: bool,
 }
 
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let default = |v: &str, explicit: bool| {
+            if explicit {
+                v.to_string()
+            } else {
+                format!("{v} (the default)")
+            }
+        };
         match (&self.was, &self.now) {
-            (Some(was), Some(now)) => write!(f, "{} was {was}, is now {now}", self.setting),
+            (Some(was), Some(now)) => write!(
+                f,
+                "{} was {}, is now {}",
+                self.setting,
+                default(was, self.was_set),
+                default(now, self.now_set)
+            ),
             (None, Some(now)) => write!(f, "{} = {now} is new", self.setting),
             (Some(was), None) => write!(f, "{} = {was} is gone", self.setting),
             (None, None) => write!(f, "{} changed", self.setting),
@@ -112,11 +178,9 @@ impl Semantics {
     }
 
     /// Every setting of `self` (the checkpoint's) that differs in `now`, in
-    /// section and key order; empty when they mean the same.
+    /// section and key order; empty when they mean the same. A key one side lacks
+    /// has its default there ([`DEFAULTS`]); version and hash are not compared.
     pub fn changes(&self, now: &Semantics) -> Vec<Change> {
-        if self == now {
-            return Vec::new();
-        }
         let mut out = Vec::new();
         let names: std::collections::BTreeSet<&String> =
             self.sections.keys().chain(now.sections.keys()).collect();
@@ -126,26 +190,18 @@ impl Semantics {
             let keys: std::collections::BTreeSet<&str> =
                 was.keys().chain(is.keys()).copied().collect();
             for key in keys {
-                let (a, b) = (was.get(key), is.get(key));
-                if a != b {
+                let default = default_of(name, key);
+                let (a, b) = (was.get(key).copied(), is.get(key).copied());
+                if a.or(default) != b.or(default) {
                     out.push(Change {
                         setting: format!("{name}.{key}"),
-                        was: a.map(|s| s.to_string()),
-                        now: b.map(|s| s.to_string()),
+                        was: a.or(default).map(str::to_string),
+                        now: b.or(default).map(str::to_string),
+                        was_set: a.is_some(),
+                        now_set: b.is_some(),
                     });
                 }
             }
-        }
-        if out.is_empty() {
-            // Same settings, different text: only a new canonical form.
-            out.push(Change {
-                setting: format!(
-                    "the fingerprint's format (version {} → {})",
-                    self.version, now.version
-                ),
-                was: None,
-                now: None,
-            });
         }
         out
     }
@@ -229,18 +285,21 @@ fn metrics_text(job: &Job) -> String {
         let mut labels: Vec<&String> = m.labels.iter().collect();
         labels.sort();
         let _ = writeln!(out, "{}.kind = {kind}", m.name);
-        if let Some(field) = &m.field {
-            let _ = writeln!(out, "{}.field = {}", m.name, quoted(field));
-        }
+        let field = m.field.as_deref().map_or("none".to_string(), quoted);
+        setting(&mut out, "metrics", &format!("{}.field", m.name), &field);
         let _ = writeln!(out, "{}.labels = {}", m.name, quoted_list(labels));
-        if !m.quantiles.is_empty() {
-            let qs: Vec<String> = m
-                .quantiles
-                .iter()
-                .map(|q| serde_json::to_string(q).unwrap_or_else(|_| q.to_string()))
-                .collect();
-            let _ = writeln!(out, "{}.quantiles = [{}]", m.name, qs.join(", "));
-        }
+        let qs: Vec<String> = m
+            .quantiles
+            .iter()
+            .map(|q| serde_json::to_string(q).unwrap_or_else(|_| q.to_string()))
+            .collect();
+        let quantiles = format!("[{}]", qs.join(", "));
+        setting(
+            &mut out,
+            "metrics",
+            &format!("{}.quantiles", m.name),
+            &quantiles,
+        );
     }
     out
 }
@@ -422,5 +481,34 @@ expr = "histogram_quantile(0.99, lat)"
             base.changes(&gone)[0].to_string(),
             "rules.\"p99\" = histogram_quantile(0.99, sum by () (lat)) is gone"
         );
+    }
+
+    #[test]
+    fn a_setting_added_later_does_not_refuse_older_checkpoints() {
+        // A checkpoint written before `max_line_bytes` was part of the fingerprint
+        // (as every checkpoint will be when the next setting is added): the job
+        // still has its default, so nothing changed.
+        let now = Semantics::of(&job(JOB));
+        let mut old = now.clone();
+        let source = old.sections.get_mut("source").unwrap();
+        assert!(source.contains("max_line_bytes = 262144\n"), "{source}");
+        *source = source.replace("max_line_bytes = 262144\n", "");
+        assert_eq!(old.changes(&now), Vec::new());
+        // Set to something else, it is a change, and the message says from what.
+        let bigger = with(
+            "kind = \"file\"",
+            "kind = \"file\"\nmax_line_bytes = \"1MiB\"",
+        );
+        let c = old.changes(&bigger);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].to_string(),
+            "source.max_line_bytes was 262144 (the default), is now 1048576"
+        );
+        // A newer canonical version with the same settings is the same job.
+        let mut older_version = now.clone();
+        older_version.version = 0;
+        older_version.hash = "0000000000000000".into();
+        assert_eq!(older_version.changes(&now), Vec::new());
     }
 }

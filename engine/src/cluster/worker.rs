@@ -479,7 +479,7 @@ fn prepare(
     let make = shared.make_output.clone();
     let for_sinks = job.clone();
     let output: Option<crate::run::OutputFactory> = (shared.process == 0)
-        .then(|| Box::new(move |start: &OutputStart| make(&for_sinks, start)) as _);
+        .then(|| Box::new(move |start: &OutputStart| Ok(make(&for_sinks, start)?)) as _);
     let role = if shared.process == 0 {
         StateRole::Owner {
             expect: Some(committed),
@@ -496,15 +496,16 @@ fn prepare(
             checkpoint_interval: shared.checkpoint_interval,
             stats: shared.registry.stats_of(name),
             stop: Arc::new(AtomicBool::new(false)),
-            // Submitted as text: the kept copy is outside the sinks' roots.
+            // Submitted as text: the kept copy is in the protected state folder.
             job_file: None,
+            cluster_state: shared.state_dir.parent().map(PathBuf::from),
             first_worker: shared.first_worker,
             workers: shared.workers,
             role,
         },
         output,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| crate::install::full_message(&e))?;
     tracing::info!(
         "job {name:?} ready{}",
         if setup.resumed {

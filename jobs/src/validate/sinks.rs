@@ -62,14 +62,17 @@ pub fn check_sinks(
                 };
                 let path = PathBuf::from(path);
                 let line = r.position(p.span().start).0;
-                if let Some((_, first)) = paths.iter().find(|(q, _)| *q == path) {
+                // Compared as spelled with `.` and `..` applied; links and hard
+                // links are caught when the sinks are opened.
+                let same = normalize(&path);
+                if let Some((_, first)) = paths.iter().find(|(q, _)| *q == same) {
                     r.on(
                         p,
                         format!("two sinks write to the same file (the first on line {first})"),
                         "give each jsonl sink its own path".to_string(),
                     );
                 } else {
-                    paths.push((path.clone(), line));
+                    paths.push((same, line));
                 }
                 Some(SinkKind::Jsonl(path))
             }
@@ -172,11 +175,15 @@ pub fn check_overlaps(
                     "the sink path {} is {what}: writing there would destroy it",
                     path.display()
                 ),
-                "give the sink a path of its own, one no `include` or `archive` glob matches, e.g. path = \"out/NAME.jsonl\"".to_string(),
+                format!("give the sink a path of its own, one no `include` or `archive` glob matches, e.g. path = \"out/NAME.jsonl\" ({ABSOLUTE_IN_A_CLUSTER})"),
             );
         }
     }
 }
+
+/// Said wherever a hint suggests a relative sink path.
+const ABSOLUTE_IN_A_CLUSTER: &str =
+    "a job submitted to a cluster needs an absolute path, e.g. \"/var/lib/tidemark/output/NAME.jsonl\"";
 
 /// Like discovery walks folders: `*` does not cross a `/`.
 const WALK: glob::MatchOptions = glob::MatchOptions {
@@ -185,7 +192,11 @@ const WALK: glob::MatchOptions = glob::MatchOptions {
     require_literal_leading_dot: false,
 };
 
-fn overlap(path: &Path, source: &Source, job_file: Option<&Path>) -> Option<String> {
+/// What the output `path` would destroy, as far as paths tell: an input a glob
+/// of `source` matches or will match once rotated (`NAME.N`, `NAME.N.gz`), an
+/// archived input, or `job_file`. `None` if nothing. For outputs chosen after
+/// validation (`tidemark replay --output`).
+pub fn overlap(path: &Path, source: &Source, job_file: Option<&Path>) -> Option<String> {
     let path = normalize(path);
     if job_file.is_some_and(|f| normalize(f) == path) {
         return Some("the job file itself".to_string());
@@ -330,5 +341,21 @@ series = "hosts"
         );
         assert!(check("./x/../j.toml").contains("the job file itself"));
         assert_eq!(check("j.toml.jsonl"), "");
+    }
+
+    #[test]
+    fn the_overlap_hint_works_for_submitted_jobs_too() {
+        // A submitted job refuses a relative sink path: the hint must not offer one
+        // without saying so.
+        let err = errors(&job("logs/web-1/access.log", ""));
+        assert!(err.contains("absolute"), "{err}");
+    }
+
+    #[test]
+    fn two_sinks_reaching_one_path_through_dotdot_are_refused() {
+        let text = job("out/x.jsonl", "")
+            + "[[sink]]\nkind = \"jsonl\"\npath = \"out/../out/./x.jsonl\"\nseries = \"hosts\"\n";
+        let err = errors(&text);
+        assert!(err.contains("same file"), "{err}");
     }
 }
