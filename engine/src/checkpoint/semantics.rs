@@ -15,7 +15,8 @@
 //! - `parse`: format (and regex pattern), timestamp field and format;
 //! - `source`: how the host label is found (`host`), `max_line_bytes` (which
 //!   lines are skipped as oversize);
-//! - `window`: `size`, `max_out_of_orderness` (which lines are late);
+//! - `window`: `size`, `max_out_of_orderness` (which lines are late), `max_series`
+//!   (which series a window keeps; written only when not the default);
 //! - `metrics`: per metric (by name) its kind, value field, labels (as a set) and
 //!   quantiles;
 //! - `rules`: per rule (by record) its expression.
@@ -76,6 +77,8 @@ pub const DEFAULTS: &[(&str, &str)] = &[
     // Version 1 settings written only when set.
     ("metrics.*.field", "none"),
     ("metrics.*.quantiles", "[]"),
+    // Added after version 1.
+    ("window.max_series", "100000"),
 ];
 
 /// The default of `section.key`, if it has one.
@@ -264,11 +267,19 @@ fn source_text(job: &Job) -> String {
 }
 
 fn window_text(job: &Job) -> String {
-    format!(
+    let mut out = format!(
         "size = {}\nmax_out_of_orderness = {}\n",
         duration(job.window.size),
         duration(job.window.max_out_of_orderness)
-    )
+    );
+    // Which series a window keeps (added after version 1).
+    setting(
+        &mut out,
+        "window",
+        "max_series",
+        &job.window.max_series.to_string(),
+    );
+    out
 }
 
 fn metrics_text(job: &Job) -> String {
@@ -510,5 +521,20 @@ expr = "histogram_quantile(0.99, lat)"
         older_version.version = 0;
         older_version.hash = "0000000000000000".into();
         assert_eq!(older_version.changes(&now), Vec::new());
+    }
+
+    /// `max_series` came after version 1: a checkpoint without it resumes a job at
+    /// the default, and a changed limit (which changes what a window keeps) is named.
+    #[test]
+    fn max_series_at_its_default_keeps_old_fingerprints_and_a_change_is_named() {
+        let now = Semantics::of(&job(JOB));
+        assert!(!now.sections["window"].contains("max_series"), "{now:?}");
+        let limited = with("[window]", "[window]\nmax_series = 5000");
+        let c = now.changes(&limited);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert_eq!(
+            c[0].to_string(),
+            "window.max_series was 100000 (the default), is now 5000"
+        );
     }
 }
