@@ -65,8 +65,20 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
         );
     }
+    let until_eof = args.until_eof;
     let outcome = execute(&job, args, stop)?;
     eprint!("{}", outcome.stats.summary());
+    let unreadable = outcome.stats.unreadable();
+    if until_eof && !unreadable.is_empty() {
+        // A finite run that missed files must not look complete.
+        tracing::error!(
+            "{} file(s) could not be read, so their lines are missing from the output \
+             (listed above under \"files that could not be read\"); fix their permissions \
+             or leave them out with `exclude`, then run again",
+            unreadable.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

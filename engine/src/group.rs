@@ -64,6 +64,8 @@ pub struct GroupState {
     idle_since: Option<Instant>,
     finished: bool,
     warnings: u32,
+    /// [`Tailer::unreadable_changes`] when last copied into the stats.
+    unreadable_seen: u64,
 }
 
 impl GroupState {
@@ -124,6 +126,7 @@ impl GroupState {
             idle_since: None,
             finished: false,
             warnings: 0,
+            unreadable_seen: 0,
         }
     }
 
@@ -170,8 +173,16 @@ impl GroupState {
         let delivered = after.lines > self.counters.lines;
         add_counters(stats, &self.counters, &after);
         self.counters = after;
-        if let Some(e) = self.reader.take_error() {
+        while let Some(e) = self.reader.take_error() {
             tracing::warn!("{e}");
+        }
+        if self.reader.unreadable_changes() != self.unreadable_seen {
+            self.unreadable_seen = self.reader.unreadable_changes();
+            let files = self.reader.unreadable().iter();
+            stats.unreadable_files.insert(
+                self.live.clone(),
+                files.map(|u| (u.path.clone(), u.error.clone())).collect(),
+            );
         }
         if self.track_resume {
             self.marks
@@ -185,7 +196,9 @@ impl GroupState {
             ReadStatus::Idle if !delivered => {
                 self.idle_since.get_or_insert(now);
             }
-            ReadStatus::Idle | ReadStatus::More => self.idle_since = None,
+            // Waiting for a file that cannot be read yet is not idle: its lines
+            // are still to come, and must not be late once they can be read.
+            ReadStatus::Idle | ReadStatus::More | ReadStatus::Blocked => self.idle_since = None,
             // End of input closes every window through `finished` — not through
             // the watermark, which a checkpoint saves for the next run.
             ReadStatus::Finished => self.finished = true,

@@ -3,6 +3,7 @@
 use crate::time::EventMs;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tidemark_sources::file::EscapedPath;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JobStats {
@@ -36,6 +37,10 @@ pub struct JobStats {
     pub checkpoints_written: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    /// Per group (live path), the files that could not be opened or read, with
+    /// the error: in a live run those its group waits for now; in a finite run
+    /// those skipped (the run then fails). Empty lists once resolved.
+    pub unreadable_files: BTreeMap<std::path::PathBuf, Vec<(std::path::PathBuf, String)>>,
 }
 
 impl JobStats {
@@ -71,6 +76,23 @@ impl JobStats {
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        for (group, files) in &o.unreadable_files {
+            self.unreadable_files.insert(group.clone(), files.clone());
+        }
+    }
+
+    /// The files that could not be opened or read (see
+    /// [`JobStats::unreadable_files`]), sorted, each once.
+    pub fn unreadable(&self) -> Vec<(&std::path::Path, &str)> {
+        let mut all: Vec<(&std::path::Path, &str)> = self
+            .unreadable_files
+            .values()
+            .flatten()
+            .map(|(p, e)| (p.as_path(), e.as_str()))
+            .collect();
+        all.sort();
+        all.dedup_by(|a, b| a.0 == b.0);
+        all
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
@@ -99,6 +121,16 @@ impl JobStats {
             "files discovered: {}; rotations: {} (rename), {} (copytruncate); truncations: {}; deletions: {}\n",
             self.files_discovered, self.rotations, self.copytruncates, self.truncations, self.deletions
         ));
+        let unreadable = self.unreadable();
+        if !unreadable.is_empty() {
+            s.push_str(&format!(
+                "files that could not be read: {}\n",
+                unreadable.len()
+            ));
+            for (path, error) in unreadable {
+                s.push_str(&format!("  {}: {error}\n", EscapedPath(path)));
+            }
+        }
         if self.resume_misses > 0 {
             s.push_str(&format!(
                 "resume points not found after restart: {}\n",
@@ -109,7 +141,7 @@ impl JobStats {
             s.push_str(&format!(
                 "lag behind end of file: {} bytes ({})\n",
                 lag,
-                live.display()
+                EscapedPath(live)
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));

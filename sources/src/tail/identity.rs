@@ -128,6 +128,9 @@ pub(crate) struct Cand {
     pub head: Arc<[u8]>,
     /// Identity over `min(fingerprint_bytes, head)`.
     pub id: FileId,
+    /// Why it could not be opened (permissions, too many open files, an I/O
+    /// error). Its head is then empty: it is known by its inode alone.
+    pub unreadable: Option<Arc<io::Error>>,
 }
 
 impl Cand {
@@ -181,7 +184,15 @@ pub(crate) struct Scanner {
     /// Test hook: runs between listing the directory and looking at the files.
     #[cfg(test)]
     pub(crate) list_hook: Option<Box<dyn FnMut() + Send>>,
+    /// Test hook: an error to fail the open of a path with (root reads any file,
+    /// so permissions alone cannot make one unreadable in a test run as root).
+    #[cfg(test)]
+    pub(crate) fail_open: Option<FailOpen>,
 }
+
+/// See [`Scanner::fail_open`].
+#[cfg(test)]
+pub(crate) type FailOpen = Box<dyn FnMut(&std::path::Path) -> Option<io::Error> + Send>;
 
 impl Scanner {
     pub fn new(live: PathBuf, fp_bytes: usize, head_len: usize) -> Scanner {
@@ -195,7 +206,19 @@ impl Scanner {
             refused: Vec::new(),
             #[cfg(test)]
             list_hook: None,
+            #[cfg(test)]
+            fail_open: None,
         }
+    }
+
+    /// Opens `path` for reading inside the allowed roots (every open of the
+    /// group's files goes through here).
+    pub fn open(&mut self, path: &std::path::Path) -> io::Result<File> {
+        #[cfg(test)]
+        if let Some(e) = self.fail_open.as_mut().and_then(|f| f(path)) {
+            return Err(e);
+        }
+        self.roots.open(path)
     }
 
     /// Restricts the files read to `roots` (see [`AllowedRoots`]).
@@ -305,13 +328,29 @@ impl Scanner {
                     // file's inode the first bytes of another (and cache that).
                     // With allowed roots, only a file whose real path is inside one
                     // is opened (checked again on the open file).
-                    let f = match self.roots.open(&path) {
+                    let f = match self.open(&path) {
                         Ok(f) => f,
                         Err(e) => {
                             if let Some(o) = outside_error(&e) {
                                 let o = o.clone();
                                 self.note_refused(&o);
+                                continue;
                             }
+                            if e.kind() == io::ErrorKind::NotFound {
+                                continue; // gone since the listing
+                            }
+                            // Listed, never cached: the next scan tries again. What
+                            // to do with it (wait, or skip and report) is the
+                            // tailer's choice.
+                            out.push(Cand {
+                                id: file_id(meta.dev(), meta.ino(), &[], self.fp_bytes),
+                                path,
+                                gzip,
+                                live,
+                                size: meta.len(),
+                                head: Arc::from(&[][..]),
+                                unreadable: Some(Arc::new(e)),
+                            });
                             continue;
                         }
                     };
@@ -341,6 +380,7 @@ impl Scanner {
                 live,
                 size: meta.len(),
                 head,
+                unreadable: None,
             });
         }
         self.cache = cache;

@@ -96,6 +96,7 @@ mod switch;
 mod tailer;
 #[cfg(test)]
 mod tests;
+mod unreadable;
 
 use std::path::Path;
 use std::time::Duration;
@@ -112,9 +113,14 @@ pub enum ReadStatus {
     Idle,
     /// Every file of the group is read (never in follow mode).
     Finished,
+    /// Follow mode: waiting for a file of the group that cannot be opened or read
+    /// (tried again on every call; see [`Tailer::unreadable`]). Not idle: its lines
+    /// are still to come.
+    Blocked,
 }
 pub use position::{FileId, Position};
 pub use tailer::Tailer;
+pub use unreadable::{hint as unreadable_hint, Unreadable, REPORT_EVERY};
 
 /// How a [`Tailer`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -80,6 +80,17 @@ impl Tailer {
         // `scan` is settled (two scans in a row agreed, see `Scanner::scan`): a
         // listing taken mid-rotation cannot place the position wrongly (torture
         // seed 3057: the copy holding it was missed and newer files marked read).
+        // A file that cannot be opened could be the one holding the position (its
+        // content is unknown): wait until it can be (follow mode only; otherwise
+        // `Tailer::scan` left it out).
+        if let Some(c) = scan.iter().find(|c| c.unreadable.is_some()) {
+            if let Some(e) = &c.unreadable {
+                let (path, e) = (c.path.clone(), e.clone());
+                self.block_on(&path, &e);
+            }
+            self.start = Start::Resume(pos);
+            return Outcome::Blocked;
+        }
         let (at, found) = plan(&pos, scan, &self.live);
         if matches!(found, Found::MissLive | Found::MissSibling)
             && self.resume_retries < MISS_RETRIES
@@ -101,6 +112,10 @@ impl Tailer {
                 }
                 Err(OpenFail::Io(e)) => {
                     self.open_failed(&scan[i], &e);
+                    if self.opts.follow {
+                        self.start = Start::Resume(pos);
+                        return Outcome::Blocked;
+                    }
                     if !scan[i].live {
                         self.done.insert(scan[i].id.clone(), scan[i].size);
                     }
@@ -191,6 +206,12 @@ impl Tailer {
             return Outcome::Nothing;
         };
         let c = &scan[i];
+        if let Some(e) = &c.unreadable {
+            let (path, e) = (c.path.clone(), e.clone());
+            self.block_on(&path, &e);
+            self.start = Start::End;
+            return Outcome::Blocked;
+        }
         let (start, mid_line) = last_line_start(self.scanner.roots(), c, self.opts.max_line_bytes);
         match self.open(c, start) {
             Ok(()) => {}
@@ -201,7 +222,11 @@ impl Tailer {
             Err(OpenFail::Io(e)) => {
                 self.open_failed(c, &e);
                 self.start = Start::End;
-                return Outcome::Nothing;
+                return if self.opts.follow {
+                    Outcome::Blocked
+                } else {
+                    Outcome::Nothing
+                };
             }
         }
         if mid_line {

@@ -13,6 +13,7 @@ use super::identity::{fingerprint, read_head_file, Scanner};
 use super::position::{FileId, Position};
 use super::source::{Cur, LineBuf};
 use super::switch::Parked;
+use super::unreadable::{Blocked, Unreadable};
 use super::{LineMeta, ReadStatus, TailCounters, TailOptions};
 use crate::file::roots::AllowedRoots;
 
@@ -38,6 +39,9 @@ pub(super) enum Outcome {
     /// The group changed between the scan and the open: scan again.
     Raced,
     Nothing,
+    /// Follow mode: the next file cannot be opened; wait for it (see
+    /// [`super::unreadable`]).
+    Blocked,
 }
 
 pub(super) enum OpenFail {
@@ -77,6 +81,15 @@ pub struct Tailer {
     pub(super) scratch: Vec<u8>,
     pub(super) last_rescan: Option<Instant>,
     pub(super) dir_mtime: Option<(i64, i64)>,
+    /// The clock of the current `read_some` call.
+    pub(super) now: Instant,
+    /// The file the group is waiting for (follow mode).
+    pub(super) blocked: Option<Blocked>,
+    /// A read of this call waited for an unreadable file.
+    pub(super) blocked_now: bool,
+    /// See [`Tailer::unreadable`].
+    pub(super) unreadable: Vec<Unreadable>,
+    pub(super) unreadable_changes: u64,
     /// Test hook: runs before a file of a scan is opened.
     #[cfg(test)]
     pub(super) open_hook: Option<OpenHook>,
@@ -130,6 +143,11 @@ impl Tailer {
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
+            now: Instant::now(),
+            blocked: None,
+            blocked_now: false,
+            unreadable: Vec::new(),
+            unreadable_changes: 0,
             #[cfg(test)]
             open_hook: None,
             opts,
@@ -154,7 +172,13 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        let status = self.read_lines(budget, now, on_line);
+        self.now = now;
+        self.blocked_now = false;
+        let mut status = self.read_lines(budget, now, on_line);
+        self.end_wait();
+        if self.blocked_now && status == ReadStatus::Idle {
+            status = ReadStatus::Blocked;
+        }
         if self.scanner.has_refused() {
             for o in self.scanner.take_refused() {
                 self.counters.outside_roots += 1;
@@ -236,12 +260,15 @@ impl Tailer {
                 }
                 Err(e) => {
                     self.counters.read_errors += 1;
-                    let msg = format!(
-                        "{}: read failed at byte {} ({e}); skipping the rest of this file",
-                        cur.path.display(),
-                        cur.read_off
-                    );
-                    self.push_error(msg);
+                    if self.opts.follow && !cur.gzip {
+                        // Nothing was consumed: the same read is tried again.
+                        let path = cur.path.clone();
+                        self.block_on(&path, &e);
+                        return ReadStatus::Blocked;
+                    }
+                    let (path, at) = (cur.path.clone(), cur.read_off);
+                    let e = io::Error::new(e.kind(), format!("read failed at byte {at}: {e}"));
+                    self.skip_unreadable(&path, &e);
                     self.finish_current(&mut on_line);
                 }
             }
@@ -454,7 +481,10 @@ impl Tailer {
             self.counters.deletions += 1;
         }
         let (dev, ino) = (cur.id.dev, cur.id.ino);
-        let scan = self.scanner.scan();
+        let scan = self.scan();
+        let Some(cur) = self.cur.as_mut() else {
+            return Step::Continue;
+        };
         let idx = scan.iter().position(|c| c.is_inode(dev, ino));
         if let Some(c) = idx.map(|i| &scan[i]) {
             if c.path != cur.path {
@@ -508,7 +538,7 @@ impl Tailer {
         self.finish_current(on_line);
         match self.open_next(&scan) {
             Outcome::Opened | Outcome::Raced => Step::Continue,
-            Outcome::Nothing => Step::Idle,
+            Outcome::Nothing | Outcome::Blocked => Step::Idle,
         }
     }
 
@@ -519,7 +549,7 @@ impl Tailer {
         if !force && !self.rescan_due(now) {
             return false;
         }
-        let scan = self.scanner.scan();
+        let scan = self.scan();
         self.park_for_older(&scan)
     }
 

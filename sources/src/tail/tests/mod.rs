@@ -3,6 +3,7 @@
 mod resume;
 mod roots;
 mod rotation;
+mod unreadable;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
