@@ -6,6 +6,7 @@
 pub mod discover;
 mod escape;
 pub mod roots;
+pub mod walk;
 
 pub use discover::{discover, discover_archive, ArchiveFiles, Discovered, FileGroup, RotatedFile};
 pub use escape::EscapedPath;
