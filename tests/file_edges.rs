@@ -206,3 +206,111 @@ fn unreadable_file_holds_its_windows_until_it_can_be_read() {
     assert!(err.contains("late lines (dropped): 0"), "{err}");
     assert!(err.contains(&bad.display().to_string()), "warned: {err}");
 }
+
+/// Runs `cmd` to its end, or kills it after a generous deadline (a reader
+/// blocked on a FIFO never ends by itself).
+fn run_with_deadline(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tidemark");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "tidemark did not finish: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Regression (issue 10 §3): one file reached by several paths (a directory
+/// link, `..`, a hard link) was read and counted once per path.
+#[test]
+fn a_file_reached_by_several_paths_is_counted_once() {
+    let (d, job) = setup(&["web-1", "web-2"], "30s");
+    let logs = d.path().join("logs");
+    std::os::unix::fs::symlink("web-1", logs.join("web-9")).unwrap();
+    std::fs::create_dir_all(logs.join("web-7")).unwrap();
+    std::fs::hard_link(logs.join("web-2/app.log"), logs.join("web-7/app.log")).unwrap();
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        r#"include = ["logs/*/app.log"]"#,
+        r#"include = ["logs/*/app.log", "logs/web-1/../web-1/app.log"]"#,
+    );
+    std::fs::write(&job, text).unwrap();
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let c = counts(&d.path().join("out.jsonl"));
+    let want: Vec<(String, String, u64)> = (0..3)
+        .flat_map(|m| {
+            ["web-1", "web-2"].map(|h| (format!("2026-01-01T00:{m:02}:00Z"), h.to_string(), 10))
+        })
+        .collect();
+    assert_eq!(c, want, "{err}");
+    assert!(err.contains("lines read: 60"), "{err}");
+    assert!(
+        err.contains("paths left out as another path to a file already read: 3"),
+        "{err}"
+    );
+    assert!(err.contains("web-9/app.log: the same file as"), "{err}");
+}
+
+/// Regression (issue 10 §6): a FIFO matched by a glob was skipped without a
+/// word. It is warned about, counted, never opened (a reader would block), and a
+/// finite run says its input was incomplete.
+#[test]
+fn a_fifo_matched_by_a_glob_is_not_skipped_silently() {
+    let (d, job) = setup(&["web-1"], "30s");
+    let fifo_dir = d.path().join("logs/web-2");
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(fifo_dir.join("app.log"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = run_with_deadline(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web-2/app.log: matched by an include glob, but it is a FIFO"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("matched paths that are not regular files (not read): 1"),
+        "{err}"
+    );
+    assert_eq!(counts(&d.path().join("out.jsonl")).len(), 3, "{err}");
+}
+
+/// Regression (issue 10 §6): a newline in a file name let whoever can create a
+/// file in a watched folder write log lines of their own.
+#[test]
+fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
+    let (d, job) = setup(
+        &["web-1", "web-2\n2026-01-01T00:00:00Z ERROR forged"],
+        "30s",
+    );
+    let bad = d
+        .path()
+        .join("logs/web-2\n2026-01-01T00:00:00Z ERROR forged/app.log");
+    make_unreadable(&bad);
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00Z ERROR forged")),
+        "a forged line: {err}"
+    );
+    assert!(
+        err.contains("web-2\\n2026-01-01T00:00:00Z ERROR forged/app.log: cannot be read"),
+        "the path is named, escaped: {err}"
+    );
+}

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tidemark_sources::file::AllowedRoots;
+use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Tailer};
 
@@ -85,8 +86,8 @@ impl GroupState {
         {
             tracing::info!(
                 "{}: resuming in {} at byte {} (inode {}), max event time {:?}",
-                init.live.display(),
-                p.path.display(),
+                EscapedPath(&init.live),
+                EscapedPath(&p.path),
                 p.offset,
                 p.file.ino,
                 max_seen_ms
@@ -337,7 +338,7 @@ fn warn_line(warnings: &mut u32, origin: &Origin<'_>, reason: &str, line: &[u8])
         let shown = &line[..line.len().min(160)];
         tracing::warn!(
             "{}:{}: skipped line ({reason}): {:?}{}",
-            origin.path.display(),
+            EscapedPath(origin.path),
             origin.line_no,
             String::from_utf8_lossy(shown),
             if *warnings == MAX_WARNINGS {

@@ -6,14 +6,15 @@
 //! on the same worker in every run. In live mode globs are re-evaluated every second (sooner when the
 //! directory watcher says something changed).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
+use tidemark_sources::file::discover::discover_preferring;
 use tidemark_sources::file::discover::{rotated_siblings_within, split_rotated};
-use tidemark_sources::file::{discover, AllowedRoots, FileGroup, Outside};
+use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::TailOptions;
@@ -47,8 +48,12 @@ pub struct GroupSet {
     known: HashSet<PathBuf>,
     /// The job's allowed roots, canonicalised once (any path when the job has none).
     roots: AllowedRoots,
-    /// Paths already reported as outside the allowed roots.
-    reported_outside: HashSet<PathBuf>,
+    /// Paths already reported by discovery (outside the roots, another path to a
+    /// file already read, not a regular file, a link loop).
+    reported: HashSet<PathBuf>,
+    /// Folders that could not be listed and matched paths that are not regular
+    /// files, as of the last discovery: what the stats list as unreadable.
+    unreadable: BTreeMap<PathBuf, String>,
     last_discovery: Option<Instant>,
     /// Round-robin start, so a busy group cannot starve the ones after it.
     next: usize,
@@ -69,7 +74,8 @@ impl GroupSet {
     ) -> GroupSet {
         GroupSet {
             roots: AllowedRoots::new(&job.source.allowed_roots),
-            reported_outside: HashSet::new(),
+            reported: HashSet::new(),
+            unreadable: BTreeMap::new(),
             job,
             plan,
             resume,
@@ -111,22 +117,20 @@ impl GroupSet {
         // The groups there at start were found once for all workers and split by
         // size; a group that appears later goes to the worker its path hashes to.
         let src = &self.job.source;
-        let (found, owners, outside) = if first {
+        let (found, owners, report) = if first {
             let (groups, owners): (Vec<FileGroup>, Vec<usize>) =
                 self.initial.iter().cloned().unzip();
             // The initial groups were found before the workers started: look once
-            // more, only to report what was left out as outside the roots.
-            let outside = if !self.roots.is_any() && self.reports_outside() {
-                discover(&src.include, &src.exclude, &self.roots)
-                    .map(|d| d.outside)
-                    .unwrap_or_default()
+            // more, only to report what was left out.
+            let report = if self.reports() {
+                discover(&src.include, &src.exclude, &self.roots).unwrap_or_default()
             } else {
-                Vec::new()
+                Discovered::default()
             };
-            (groups, Some(owners), outside)
+            (groups, Some(owners), report)
         } else {
-            match discover(&src.include, &src.exclude, &self.roots) {
-                Ok(d) => (d.groups, None, d.outside),
+            match discover_preferring(&src.include, &src.exclude, &self.roots, &self.known) {
+                Ok(mut d) => (std::mem::take(&mut d.groups), None, d),
                 Err(e) => return Err(EngineError::Worker(e.to_string())),
             }
         };
@@ -146,37 +150,94 @@ impl GroupSet {
             stats.file_groups += 1;
             stats.files_discovered += 1 + g.rotated.len() as u64;
             if !first {
-                tracing::info!("new file group: {}", g.live.display());
+                tracing::info!("new file group: {}", EscapedPath(&g.live));
             }
             let state = self.make(id, &g, first, floor)?;
             self.groups.push(state);
         }
-        self.report_outside(&outside, stats);
+        if self.reports() {
+            self.report(&report, stats);
+        }
         Ok(())
     }
 
-    /// Whether this worker reports the paths discovery leaves out as outside the
-    /// allowed roots: the first worker of the process (every one of them discovers
-    /// the same files on this machine).
-    fn reports_outside(&self) -> bool {
+    /// Whether this worker reports what discovery left out: the first worker of
+    /// the process (every one of them discovers the same files on this machine).
+    fn reports(&self) -> bool {
         self.index == self.local.0
     }
 
-    /// Warns about each path left out as outside the allowed roots, and counts it
-    /// (as a file that could not be opened), once per path and process. The live
-    /// path and rotated siblings of a group that exists are left to the group's
-    /// tailer, which refuses them too and reports them itself.
-    fn report_outside(&mut self, outside: &[Outside], stats: &mut JobStats) {
-        if !self.reports_outside() {
-            return;
-        }
-        for o in outside {
+    /// Warns about each path discovery left out, once per path and process, and
+    /// counts it. Paths outside the allowed roots count as files that could not be
+    /// opened (the live path and rotated siblings of a group that exists are left
+    /// to the group's tailer, which refuses them too and reports them itself).
+    fn report(&mut self, d: &Discovered, stats: &mut JobStats) {
+        for o in &d.outside {
             let of_group = self.known.contains(&o.path)
                 || split_rotated(&o.path).is_some_and(|(base, _, _)| self.known.contains(&base));
-            if !of_group && self.reported_outside.insert(o.path.clone()) {
+            if !of_group && self.reported.insert(o.path.clone()) {
                 tracing::warn!("{o}");
                 stats.file_open_errors += 1;
             }
+        }
+        for dup in &d.duplicates {
+            if self.reported.insert(dup.path.clone()) {
+                tracing::warn!(
+                    "{}: the same file as {} (same device and inode: reached through a \
+                     directory link, `..` or a hard link); it is read once, as {}",
+                    EscapedPath(&dup.path),
+                    EscapedPath(&dup.same_as),
+                    EscapedPath(&dup.same_as)
+                );
+                stats.duplicate_paths += 1;
+            }
+        }
+        for l in &d.loops {
+            if self.reported.insert(l.path.clone()) {
+                tracing::warn!(
+                    "{}: a directory link back to {} (a symbolic link loop); the glob walk \
+                     does not follow it. hint: remove the link, or write the glob so that it \
+                     does not go through it",
+                    EscapedPath(&l.path),
+                    EscapedPath(&l.ancestor)
+                );
+                stats.symlink_loops += 1;
+            }
+        }
+        let mut now: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for (path, what) in &d.not_regular {
+            if self.reported.insert(path.clone()) {
+                tracing::warn!(
+                    "{}: matched by an include glob, but it is {what}, not a regular file; \
+                     it is not read (a FIFO would block the reader). hint: have the program \
+                     log to a regular file, or leave this path out with `exclude`",
+                    EscapedPath(path)
+                );
+                stats.not_regular_files += 1;
+            }
+            now.insert(path.clone(), format!("{what}: only regular files are read"));
+        }
+        for (dir, error) in &d.unlistable {
+            if self.reported.insert(dir.clone()) {
+                tracing::warn!(
+                    "{}: cannot list this folder ({error}), so files in it that the include \
+                     globs match cannot be found. hint: give the user tidemark runs as read \
+                     and search (x) permission on it, or narrow the glob",
+                    EscapedPath(dir)
+                );
+            }
+            now.insert(dir.clone(), format!("folder cannot be listed: {error}"));
+        }
+        if now != self.unreadable {
+            for gone in self.unreadable.keys().filter(|k| !now.contains_key(*k)) {
+                stats.unreadable_files.insert(gone.clone(), Vec::new());
+            }
+            for (path, error) in &now {
+                stats
+                    .unreadable_files
+                    .insert(path.clone(), vec![(path.clone(), error.clone())]);
+            }
+            self.unreadable = now;
         }
     }
 
@@ -265,6 +326,40 @@ impl GroupSet {
     }
 }
 
+/// Warns about what discovery left out besides paths outside the roots (for a
+/// one-off discovery, such as replay's; a live job reports through its
+/// [`GroupSet`], once per path, and counts).
+pub(crate) fn warn_left_out(d: &Discovered) {
+    for dup in &d.duplicates {
+        tracing::warn!(
+            "{}: the same file as {} (same device and inode); read once, as {}",
+            EscapedPath(&dup.path),
+            EscapedPath(&dup.same_as),
+            EscapedPath(&dup.same_as)
+        );
+    }
+    for l in &d.loops {
+        tracing::warn!(
+            "{}: a directory link back to {} (a symbolic link loop); not followed",
+            EscapedPath(&l.path),
+            EscapedPath(&l.ancestor)
+        );
+    }
+    for (path, what) in &d.not_regular {
+        tracing::warn!(
+            "{}: {what}, not a regular file; not read. hint: leave it out with `exclude`",
+            EscapedPath(path)
+        );
+    }
+    for (dir, error) in &d.unlistable {
+        tracing::warn!(
+            "{}: cannot list this folder ({error}); files in it cannot be found. hint: \
+             give the user tidemark runs read and search (x) permission on it",
+            EscapedPath(dir)
+        );
+    }
+}
+
 /// The host label of a group whose host does not come from each line.
 fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
     host_of_path(host, &group.live)
@@ -282,7 +377,8 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
                 Some(m) => Some(m.as_str().to_string()),
                 None => {
                     tracing::warn!(
-                        "{path}: the job's host path_regex {:?} does not match this path; its lines get host=\"\"",
+                        "{}: the job's host path_regex {:?} does not match this path; its lines get host=\"\"",
+                        EscapedPath(std::path::Path::new(&*path)),
                         re.as_str()
                     );
                     Some(String::new())
@@ -462,11 +558,12 @@ mod tests {
         // refused by the tailer.
         assert_eq!(stats.file_open_errors, 4, "{stats:?}");
 
-        // Without roots the links are read.
+        // Without roots the links are read; `secret` once, as `app.log.1` (the
+        // group `evil.log` is another path to it).
         std::fs::remove_file(&swapped).unwrap();
         let (lives, stats) = run(job(&include, &[]), || {});
-        assert_eq!(lives.len(), 4, "{lives:?}");
-        assert_eq!(stats.lines_read, 3 + 10 + 10 + 10, "{stats:?}");
+        assert_eq!(lives.len(), 3, "{lives:?}");
+        assert_eq!(stats.lines_read, 3 + 10 + 10, "{stats:?}");
         assert_eq!(stats.file_open_errors, 0);
     }
 }

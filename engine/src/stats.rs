@@ -41,6 +41,13 @@ pub struct JobStats {
     /// the error: in a live run those its group waits for now; in a finite run
     /// those skipped (the run then fails). Empty lists once resolved.
     pub unreadable_files: BTreeMap<std::path::PathBuf, Vec<(std::path::PathBuf, String)>>,
+    /// Groups left out as another path (a directory link, `..`, a hard link) to
+    /// the files of a group already read.
+    pub duplicate_paths: u64,
+    /// Matched paths that are not regular files (FIFOs, devices, sockets): not read.
+    pub not_regular_files: u64,
+    /// Directory links leading back to their own ancestor: not followed.
+    pub symlink_loops: u64,
 }
 
 impl JobStats {
@@ -76,6 +83,9 @@ impl JobStats {
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        self.duplicate_paths += o.duplicate_paths;
+        self.not_regular_files += o.not_regular_files;
+        self.symlink_loops += o.symlink_loops;
         for (group, files) in &o.unreadable_files {
             self.unreadable_files.insert(group.clone(), files.clone());
         }
@@ -130,6 +140,24 @@ impl JobStats {
             for (path, error) in unreadable {
                 s.push_str(&format!("  {}: {error}\n", EscapedPath(path)));
             }
+        }
+        if self.duplicate_paths > 0 {
+            s.push_str(&format!(
+                "paths left out as another path to a file already read: {}\n",
+                self.duplicate_paths
+            ));
+        }
+        if self.not_regular_files > 0 {
+            s.push_str(&format!(
+                "matched paths that are not regular files (not read): {}\n",
+                self.not_regular_files
+            ));
+        }
+        if self.symlink_loops > 0 {
+            s.push_str(&format!(
+                "symbolic link loops not followed: {}\n",
+                self.symlink_loops
+            ));
         }
         if self.resume_misses > 0 {
             s.push_str(&format!(

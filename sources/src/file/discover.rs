@@ -5,13 +5,21 @@
 //! resolved) is outside every root is left out and reported in the result's
 //! `outside` list; the caller warns about it. (Files are checked again when they
 //! are opened: see [`crate::file::roots`].)
+//!
+//! Nothing is left out silently: besides `outside`, a [`Discovered`] lists the
+//! paths that are another way to a file already found (same device and inode),
+//! matched paths that are not regular files (FIFOs, devices, sockets: never
+//! opened), folders that could not be listed and directory links that lead back
+//! to their own ancestor ([`crate::file::walk`]); the caller warns and counts.
 
-use std::os::unix::fs::MetadataExt;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
 use super::roots::{AllowedRoots, Outside};
+use super::walk::{walk_glob, WalkLoop, Walked};
 
 /// One rotated sibling of a live file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +75,53 @@ pub struct Discovered {
     /// Matched paths and rotated siblings left out because their real path is
     /// outside the allowed roots; sorted by path, each once.
     pub outside: Vec<Outside>,
+    /// Groups left out because one of their files is a file of another group
+    /// (same device and inode: a directory link, `a/../a`, a hard link).
+    pub duplicates: Vec<Duplicate>,
+    /// Matched paths (or rotated siblings) that are not regular files, with what
+    /// they are ("a FIFO"): never opened (a FIFO would block the reader).
+    pub not_regular: Vec<(PathBuf, &'static str)>,
+    /// Folders the globs could not list, with the error.
+    pub unlistable: Vec<(PathBuf, String)>,
+    /// Directory links leading back to their own ancestor: not followed.
+    pub loops: Vec<WalkLoop>,
+}
+
+/// A group left out as another path to the files of a group already found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The live path left out.
+    pub path: PathBuf,
+    /// The live path of the group that reads its files.
+    pub same_as: PathBuf,
+}
+
+impl Discovered {
+    fn note_walk(&mut self, w: &mut Walked) {
+        self.unlistable.append(&mut w.unlistable);
+        self.loops.append(&mut w.loops);
+    }
+}
+
+/// What a matched path that is not a regular file is, or `None` for a regular
+/// file (or a path that does not exist any more). Links are followed.
+pub fn not_regular(path: &Path) -> Option<&'static str> {
+    let t = std::fs::metadata(path).ok()?.file_type();
+    Some(if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a folder"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else {
+        "not a regular file"
+    })
 }
 
 /// What [`discover_archive`] found.
@@ -90,12 +145,32 @@ pub struct ArchiveFiles {
 /// listed in [`Discovered::outside`]). A group is still found through a sibling
 /// inside the roots when its live path leads outside: the tailer refuses to open
 /// that one.
+///
+/// One file reached by several paths (a directory link such as `current ->
+/// releases/42`, `a/../a`, a hard link) is read once: groups are compared by the
+/// (device, inode) of their files, and of groups sharing a file only the first in
+/// sorted order is kept; the others are listed in [`Discovered::duplicates`].
+/// A folder that cannot be listed, a directory link back to an ancestor, and a
+/// matched path that is not a regular file are listed too (see [`Discovered`]).
 pub fn discover(
     include: &[String],
     exclude: &[String],
     roots: &AllowedRoots,
 ) -> Result<Discovered, DiscoverError> {
+    discover_preferring(include, exclude, roots, &HashSet::new())
+}
+
+/// [`discover`], but of groups sharing a file, one whose live path is in `known`
+/// (a group already being read) is kept before any other: a new path to a file
+/// already read must not become a group of its own.
+pub fn discover_preferring(
+    include: &[String],
+    exclude: &[String],
+    roots: &AllowedRoots,
+    known: &HashSet<PathBuf>,
+) -> Result<Discovered, DiscoverError> {
     let excludes = compile_excludes(exclude)?;
+    let mut found = Discovered::default();
     let mut outside = Vec::new();
     let mut live = Vec::new();
     for g in include {
@@ -104,27 +179,42 @@ pub fn discover(
             source,
         };
         let pattern = glob::Pattern::new(g).map_err(bad)?;
-        // Unreadable directory entries are skipped: a glob over /var/log must not fail
-        // the whole job because of one directory we may not list.
-        for p in glob::glob(g).map_err(bad)?.flatten() {
-            if p.is_file()
-                && !excludes.iter().any(|e| e.matches_path(&p))
-                && allowed(roots, &p, &mut outside)
-            {
-                live.push(p);
+        let mut walked = walk_glob(g).map_err(bad)?;
+        found.note_walk(&mut walked);
+        for p in walked.paths {
+            if excludes.iter().any(|e| e.matches_path(&p)) {
+                continue;
+            }
+            match not_regular(&p) {
+                None if p.is_file() => {
+                    if allowed(roots, &p, &mut outside) {
+                        live.push(p);
+                    }
+                }
+                None => {}
+                // A folder matched by a wildcard is not worth a word.
+                Some("a folder") => {}
+                Some(what) => found.not_regular.push((p, what)),
             }
         }
         // A group whose live file is missing right now — between a rotation's
         // rename and create, or a host whose current log was removed — still has
         // rotated siblings to read. Missing it would make it "new" a moment later.
-        for p in glob::glob(&format!("{g}.*")).map_err(bad)?.flatten() {
+        let mut walked = walk_glob(&format!("{g}.*")).map_err(bad)?;
+        found.note_walk(&mut walked);
+        for p in walked.paths {
             if let Some((base, _, _)) = split_rotated(&p) {
-                if pattern.matches_path(&base)
-                    && p.is_file()
-                    && !excludes.iter().any(|e| e.matches_path(&base))
-                    && allowed(roots, &p, &mut outside)
-                {
-                    live.push(base);
+                if !pattern.matches_path(&base) || excludes.iter().any(|e| e.matches_path(&base)) {
+                    continue;
+                }
+                match not_regular(&p) {
+                    None if p.is_file() => {
+                        if allowed(roots, &p, &mut outside) {
+                            live.push(base);
+                        }
+                    }
+                    None | Some("a folder") => {}
+                    Some(what) => found.not_regular.push((p, what)),
                 }
             }
         }
@@ -144,10 +234,62 @@ pub fn discover(
             rotated: rotated_siblings_within(p, roots, &mut outside),
         });
     }
-    Ok(Discovered {
-        groups,
-        outside: sorted(outside),
-    })
+    let (groups, duplicates) = dedup_by_inode(groups, known);
+    found.groups = groups;
+    found.duplicates = duplicates;
+    found.outside = sorted(outside);
+    found.not_regular.sort();
+    found.not_regular.dedup();
+    found.unlistable.sort();
+    found.unlistable.dedup();
+    found.loops.sort_by(|a, b| a.path.cmp(&b.path));
+    found.loops.dedup();
+    Ok(found)
+}
+
+/// Of groups that share a file (same device and inode, live or rotated), keeps
+/// the first: those in `known` first, then in sorted order. `groups` is sorted by
+/// live path, and so is what is kept.
+fn dedup_by_inode(
+    groups: Vec<FileGroup>,
+    known: &HashSet<PathBuf>,
+) -> (Vec<FileGroup>, Vec<Duplicate>) {
+    let inodes = |g: &FileGroup| -> Vec<(u64, u64)> {
+        g.files_in_order()
+            .filter_map(|(p, _)| std::fs::metadata(p).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    };
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    // Stable: within each half, sorted order is kept.
+    order.sort_by_key(|&i| !known.contains(&groups[i].live));
+    let mut claimed: HashMap<(u64, u64), usize> = HashMap::new();
+    let mut same_as: Vec<Option<usize>> = vec![None; groups.len()];
+    for i in order {
+        let ids = inodes(&groups[i]);
+        if let Some(&first) = ids.iter().find_map(|id| claimed.get(id)) {
+            same_as[i] = Some(first);
+            continue;
+        }
+        for id in ids {
+            claimed.insert(id, i);
+        }
+    }
+    let mut duplicates = Vec::new();
+    for (i, first) in same_as.iter().enumerate() {
+        if let Some(first) = first {
+            duplicates.push(Duplicate {
+                path: groups[i].live.clone(),
+                same_as: groups[*first].live.clone(),
+            });
+        }
+    }
+    let kept = groups
+        .into_iter()
+        .zip(same_as)
+        .filter_map(|(g, dup)| dup.is_none().then_some(g))
+        .collect();
+    (kept, duplicates)
 }
 
 /// Whether `path` is inside `roots`; if not, it is added to `outside`.
@@ -188,11 +330,11 @@ pub fn discover_archive(
     let mut found = Vec::new();
     let mut outside = Vec::new();
     for g in archive {
-        let paths = glob::glob(g).map_err(|source| DiscoverError::BadArchive {
+        let walked = walk_glob(g).map_err(|source| DiscoverError::BadArchive {
             glob: g.clone(),
             source,
         })?;
-        for p in paths.flatten() {
+        for p in walked.paths {
             if excludes.iter().any(|e| e.matches_path(&p)) {
                 continue;
             }
@@ -519,14 +661,16 @@ mod tests {
         // A directory link out of the root, matched by a wildcard.
         let found = discover(&[format!("{r}/*/x.log")], &[], &roots).unwrap();
         let lives = names(&root, found.groups.iter().map(|g| g.live.clone()));
-        assert_eq!(lives, ["linked/x.log", "sub/x.log"]);
+        // `linked` leads to `sub`: one file, read once, under the first path.
+        assert_eq!(lives, ["linked/x.log"]);
+        assert_eq!(found.duplicates.len(), 1, "{found:?}");
         assert_eq!(found.outside.len(), 1, "{found:?}");
         assert_eq!(found.outside[0].path, root.join("x/x.log"));
         assert_eq!(found.outside[0].real, out.join("x.log"));
 
-        // Without roots, everything is found.
+        // Without roots, everything is found (each file once).
         let all = discover(&[format!("{r}/*.log"), format!("{r}/*/x.log")], &[], &any()).unwrap();
-        assert_eq!(all.groups.len(), 6, "{all:?}");
+        assert_eq!(all.groups.len(), 5, "{all:?}");
         assert!(all.outside.is_empty());
         assert_eq!(all.groups[0].rotated.len(), 2);
     }
@@ -568,5 +712,105 @@ mod tests {
         );
         let all = discover_archive(&[format!("{r}/*.log*")], &[], &any()).unwrap();
         assert_eq!(all.files.len(), 5);
+    }
+
+    /// Regression (issue 10 §3): live discovery deduplicated by path, so one file
+    /// reached by several paths was read (and counted) once per path.
+    #[test]
+    fn one_file_reached_by_several_paths_is_one_group() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let b = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir_all(b.join("releases/42")).unwrap();
+        std::fs::write(b.join("releases/42/app.log"), b"x\n").unwrap();
+        std::fs::write(b.join("releases/42/app.log.1"), b"y\n").unwrap();
+        symlink("releases/42", b.join("current")).unwrap();
+        std::fs::create_dir_all(b.join("h")).unwrap();
+        std::fs::write(b.join("h/a.log"), b"x\n").unwrap();
+        std::fs::hard_link(b.join("h/a.log"), b.join("h/b.log")).unwrap();
+        symlink("..", b.join("releases/42/up")).unwrap();
+        let r = b.display();
+        let found = discover(
+            &[
+                format!("{r}/*/app.log"),
+                format!("{r}/releases/*/app.log"),
+                format!("{r}/releases/../releases/42/app.log"),
+                format!("{r}/h/*.log"),
+                format!("{r}/**/app.log"),
+            ],
+            &[],
+            &any(),
+        )
+        .unwrap();
+        let lives = names(&b, found.groups.iter().map(|g| g.live.clone()));
+        assert_eq!(lives, ["current/app.log", "h/a.log"], "{found:?}");
+        assert_eq!(found.groups[0].rotated.len(), 1);
+        let dups: Vec<(String, String)> = found
+            .duplicates
+            .iter()
+            .map(|d| {
+                (
+                    d.path.strip_prefix(&b).unwrap().display().to_string(),
+                    d.same_as.strip_prefix(&b).unwrap().display().to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            dups,
+            [
+                // Through `current`, then up the loop once (then it ends).
+                ("current/up/42/app.log".into(), "current/app.log".into()),
+                ("h/b.log".into(), "h/a.log".into()),
+                (
+                    "releases/../releases/42/app.log".into(),
+                    "current/app.log".into()
+                ),
+                ("releases/42/app.log".into(), "current/app.log".into()),
+            ]
+        );
+        // `**` does not go around the loop (`up` leads back to `releases`).
+        let loops: Vec<PathBuf> = found.loops.iter().map(|l| l.path.clone()).collect();
+        assert_eq!(
+            loops,
+            [b.join("current/up/42/up"), b.join("releases/42/up")]
+        );
+
+        // A group already being read keeps its path even when another sorts first.
+        let known = HashSet::from([b.join("releases/42/app.log")]);
+        let found = discover_preferring(
+            &[format!("{r}/*/app.log"), format!("{r}/releases/*/app.log")],
+            &[],
+            &any(),
+            &known,
+        )
+        .unwrap();
+        let lives = names(&b, found.groups.iter().map(|g| g.live.clone()));
+        assert_eq!(lives, ["releases/42/app.log"]);
+        assert_eq!(found.duplicates[0].path, b.join("current/app.log"));
+    }
+
+    /// Regression (issue 10 §6): a FIFO or device matched by a glob was skipped
+    /// without a word. It is listed (the caller warns), and never opened.
+    #[test]
+    fn a_fifo_matched_by_a_glob_is_listed_not_opened() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path();
+        std::fs::write(b.join("a.log"), b"x\n").unwrap();
+        let fifo = b.join("p.log");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::os::unix::fs::symlink("/dev/null", b.join("null.log")).unwrap();
+        let found = discover(&[format!("{}/*.log", b.display())], &[], &any()).unwrap();
+        assert_eq!(found.groups.len(), 1);
+        assert_eq!(
+            found.not_regular,
+            [
+                (b.join("null.log"), "a character device"),
+                (fifo, "a FIFO (named pipe)")
+            ]
+        );
     }
 }

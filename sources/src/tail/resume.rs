@@ -10,6 +10,7 @@ use super::identity::Cand;
 use super::position::Position;
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
 use crate::file::roots::AllowedRoots;
+use crate::file::EscapedPath;
 
 /// How many times a scan that did not find the checkpointed file is repeated.
 const MISS_RETRIES: u32 = 5;
@@ -138,9 +139,9 @@ impl Tailer {
     }
 
     fn report_resume(&mut self, pos: &Position, scan: &[Cand], at: Option<usize>, found: Found) {
-        let was = pos.path.display();
+        let was = EscapedPath(&pos.path);
         let ino = pos.file.ino;
-        let name = |i: Option<usize>| at.or(i).map(|i| scan[i].path.display().to_string());
+        let name = |i: Option<usize>| at.or(i).map(|i| EscapedPath(&scan[i].path).to_string());
         let msg = match found {
             Found::Exact => return,
             Found::Copy => {
@@ -174,7 +175,7 @@ impl Tailer {
                      {siblings} rotated sibling(s) count as already read. If tidemark was \
                      stopped across several rotations, replay those siblings to recover \
                      their lines",
-                    self.live.display()
+                    EscapedPath(&self.live)
                 )
             }
             Found::MissSibling => {
