@@ -268,6 +268,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.copytruncates += after.copytruncates - before.copytruncates;
     stats.deletions += after.deletions - before.deletions;
     stats.resume_misses += after.resume_misses - before.resume_misses;
+    stats.damaged_gzip_files += after.damaged_gzip - before.damaged_gzip;
 }
 
 /// What every line of one read needs besides its own state.

@@ -48,6 +48,9 @@ pub struct JobStats {
     pub not_regular_files: u64,
     /// Directory links leading back to their own ancestor: not followed.
     pub symlink_loops: u64,
+    /// Compressed files whose data ended early or was corrupt (read up to the
+    /// damage; whether the rest was lost is logged).
+    pub damaged_gzip_files: u64,
 }
 
 impl JobStats {
@@ -86,6 +89,7 @@ impl JobStats {
         self.duplicate_paths += o.duplicate_paths;
         self.not_regular_files += o.not_regular_files;
         self.symlink_loops += o.symlink_loops;
+        self.damaged_gzip_files += o.damaged_gzip_files;
         for (group, files) in &o.unreadable_files {
             self.unreadable_files.insert(group.clone(), files.clone());
         }
@@ -157,6 +161,12 @@ impl JobStats {
             s.push_str(&format!(
                 "symbolic link loops not followed: {}\n",
                 self.symlink_loops
+            ));
+        }
+        if self.damaged_gzip_files > 0 {
+            s.push_str(&format!(
+                "damaged compressed files (read up to the damage): {}\n",
+                self.damaged_gzip_files
             ));
         }
         if self.resume_misses > 0 {

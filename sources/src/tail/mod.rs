@@ -184,6 +184,9 @@ pub struct TailCounters {
     /// allowed roots ([`Tailer::with_allowed_roots`]); each counted once.
     pub outside_roots: u64,
     pub read_errors: u64,
+    /// Compressed files whose data ended early or was corrupt: read up to the
+    /// damage (see the module docs).
+    pub damaged_gzip: u64,
     /// Resume positions whose file was not found (see the module docs).
     pub resume_misses: u64,
 }

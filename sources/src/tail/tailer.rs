@@ -260,7 +260,11 @@ impl Tailer {
                 }
                 Err(e) => {
                     self.counters.read_errors += 1;
-                    if self.opts.follow && !cur.gzip {
+                    if cur.gzip {
+                        self.damaged_gzip(&e);
+                        continue;
+                    }
+                    if self.opts.follow {
                         // Nothing was consumed: the same read is tried again.
                         let path = cur.path.clone();
                         self.block_on(&path, &e);

@@ -185,6 +185,59 @@ impl Tailer {
         ));
     }
 
+    /// The current (compressed) file's data ends early or is corrupt. What it held
+    /// up to its last complete line is delivered; that incomplete line is not (it
+    /// would be a fragment). The file counts as read up to that line, so a newer
+    /// file starting with the same content (the one it was compressed from, or a
+    /// copy) continues from there: no line is lost or doubled. If none does, the
+    /// rest is lost: reported, counted, and listed without follow.
+    pub(super) fn damaged_gzip(&mut self, e: &io::Error) {
+        let Some(cur) = self.cur.take() else {
+            return;
+        };
+        self.counters.damaged_gzip += 1;
+        let line_off = self.lb.next_line_off(cur.read_off);
+        self.lb.clear();
+        self.done.insert(cur.id.clone(), line_off);
+        let scan = self.scan();
+        let continued = scan.iter().find(|c| {
+            !c.is_inode(cur.id.dev, cur.id.ino)
+                && c.same_content(&cur.id)
+                && self.done.state(c).is_some_and(|from| from == line_off)
+        });
+        let what = format!(
+            "{}: compressed data ends early or is damaged ({e}) after {line_off} bytes of \
+             complete lines",
+            EscapedPath(&cur.path)
+        );
+        match continued {
+            Some(c) => {
+                let msg = format!(
+                    "{what}; {}, which starts with the same content, continues from there: \
+                     nothing is lost",
+                    EscapedPath(&c.path)
+                );
+                self.push_error(msg);
+            }
+            None => {
+                let lost = io::Error::new(
+                    e.kind(),
+                    format!(
+                        "compressed data ends early after {line_off} bytes ({e}); the rest is lost"
+                    ),
+                );
+                if self.opts.follow {
+                    self.push_error(format!(
+                        "{what}; the rest of it is lost. hint: recover it from a backup and \
+                         replay that range"
+                    ));
+                } else {
+                    self.skip_unreadable(&cur.path, &lost);
+                }
+            }
+        }
+    }
+
     /// Files of the group that could not be opened or read: in follow mode the one
     /// the group is waiting for (empty once it can be read); otherwise every file
     /// skipped so far.

@@ -1,5 +1,6 @@
 //! Tailer tests against real files in temporary directories.
 
+mod gzip;
 mod resume;
 mod roots;
 mod rotation;
