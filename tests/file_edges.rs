@@ -314,3 +314,22 @@ fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
         "the path is named, escaped: {err}"
     );
 }
+
+/// Regression (issue 10 §2a): a folder the glob could not list (here `web-3`,
+/// mode 000) hid its files without a word.
+#[test]
+fn a_folder_that_cannot_be_listed_is_not_skipped_silently() {
+    let (d, job) = setup(&["web-1", "web-3"], "30s");
+    let dir = d.path().join("logs/web-3");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // `make_unreadable` probes with `cat`, which cannot read a folder anyway.
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web-3: cannot list this folder"),
+        "warned: {err}"
+    );
+    assert!(err.contains("files that could not be read: 1"), "{err}");
+}
