@@ -186,14 +186,9 @@ pub fn discover_preferring(
                 continue;
             }
             match not_regular(&p) {
-                None if p.is_file() => {
-                    if allowed(roots, &p, &mut outside) {
-                        live.push(p);
-                    }
-                }
-                None => {}
+                None if p.is_file() && allowed(roots, &p, &mut outside) => live.push(p),
                 // A folder matched by a wildcard is not worth a word.
-                Some("a folder") => {}
+                None | Some("a folder") => {}
                 Some(what) => found.not_regular.push((p, what)),
             }
         }
@@ -208,11 +203,7 @@ pub fn discover_preferring(
                     continue;
                 }
                 match not_regular(&p) {
-                    None if p.is_file() => {
-                        if allowed(roots, &p, &mut outside) {
-                            live.push(base);
-                        }
-                    }
+                    None if p.is_file() && allowed(roots, &p, &mut outside) => live.push(base),
                     None | Some("a folder") => {}
                     Some(what) => found.not_regular.push((p, what)),
                 }
