@@ -250,6 +250,11 @@ pub struct MemberStats {
     pub invalid_utf8_lines: u64,
     /// Lines that could not be parsed, by reason.
     pub parse_errors: BTreeMap<String, u64>,
+    /// See the [`JobStats`] fields of the same names.
+    pub duplicate_paths: u64,
+    pub not_regular_files: u64,
+    pub symlink_loops: u64,
+    pub damaged_gzip_files: u64,
 }
 
 impl MemberStats {
@@ -265,6 +270,10 @@ impl MemberStats {
         for (k, v) in &o.parse_errors {
             *self.parse_errors.entry(k.clone()).or_default() += v;
         }
+        self.duplicate_paths += o.duplicate_paths;
+        self.not_regular_files += o.not_regular_files;
+        self.symlink_loops += o.symlink_loops;
+        self.damaged_gzip_files += o.damaged_gzip_files;
     }
 }
 
@@ -284,6 +293,76 @@ impl From<&JobStats> for MemberStats {
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
+            duplicate_paths: s.duplicate_paths,
+            not_regular_files: s.not_regular_files,
+            symlink_loops: s.symlink_loops,
+            damaged_gzip_files: s.damaged_gzip_files,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// The file source's edge counters reach the exit summary and each member's
+    /// report to the cluster (issue 10 §2a, §3, §6).
+    #[test]
+    fn file_edge_counters_are_summed_printed_and_reported() {
+        let mut a = JobStats {
+            duplicate_paths: 1,
+            not_regular_files: 2,
+            symlink_loops: 3,
+            damaged_gzip_files: 4,
+            file_open_errors: 1,
+            ..JobStats::default()
+        };
+        a.unreadable_files.insert(
+            PathBuf::from("/l/web-3/app.log"),
+            vec![(
+                PathBuf::from("/l/web-3/app.log"),
+                "Permission denied".into(),
+            )],
+        );
+        let mut b = a.clone();
+        // A later report of the same group replaces the earlier one: resolved.
+        b.unreadable_files
+            .insert(PathBuf::from("/l/web-3/app.log"), Vec::new());
+        let mut total = JobStats::default();
+        total.add(&a);
+        assert_eq!(total.unreadable().len(), 1);
+        let s = total.summary();
+        assert!(
+            s.contains("files that could not be read: 1\n  /l/web-3/app.log: Permission denied"),
+            "{s}"
+        );
+        assert!(
+            s.contains("paths left out as another path to a file already read: 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("matched paths that are not regular files (not read): 2"),
+            "{s}"
+        );
+        assert!(s.contains("symbolic link loops not followed: 3"), "{s}");
+        assert!(
+            s.contains("damaged compressed files (read up to the damage): 4"),
+            "{s}"
+        );
+        total.add(&b);
+        assert!(total.unreadable().is_empty());
+        assert_eq!(total.duplicate_paths, 2);
+        let mut m = MemberStats::from(&total);
+        m.add(&MemberStats::from(&a));
+        assert_eq!(
+            (
+                m.duplicate_paths,
+                m.not_regular_files,
+                m.symlink_loops,
+                m.damaged_gzip_files
+            ),
+            (3, 6, 9, 12)
+        );
     }
 }
