@@ -375,6 +375,12 @@ pub fn split_rotated(path: &Path) -> Option<(PathBuf, u32, bool)> {
 /// Rotated siblings of `live`, oldest (highest number) first. When both `NAME.2` and
 /// `NAME.2.gz` exist (a compressor was interrupted), the plain one is complete and wins.
 pub fn rotated_siblings(live: &Path) -> Vec<RotatedFile> {
+    siblings(live, |_| true).unwrap_or_default()
+}
+
+/// [`rotated_siblings`], or why the folder could not be listed (a folder that
+/// does not exist has no siblings: not an error).
+pub fn rotated_siblings_listed(live: &Path) -> std::io::Result<Vec<RotatedFile>> {
     siblings(live, |_| true)
 }
 
@@ -389,19 +395,21 @@ pub fn rotated_siblings_within(
     if roots.is_any() {
         return rotated_siblings(live);
     }
-    siblings(live, |p| allowed(roots, p, outside))
+    siblings(live, |p| allowed(roots, p, outside)).unwrap_or_default()
 }
 
-fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> Vec<RotatedFile> {
+fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> std::io::Result<Vec<RotatedFile>> {
     let Some(dir) = live.parent() else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
-    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() {
+    let entries = match std::fs::read_dir(if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
-    }) else {
-        return Vec::new();
+    }) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
     };
     let mut found: Vec<RotatedFile> = Vec::new();
     for entry in entries.flatten() {
@@ -414,7 +422,7 @@ fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> Vec<RotatedFile
     }
     found.sort_by(|a, b| b.number.cmp(&a.number).then(a.gzip.cmp(&b.gzip)));
     found.dedup_by(|later, earlier| later.number == earlier.number);
-    found
+    Ok(found)
 }
 
 #[cfg(test)]

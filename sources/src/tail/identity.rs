@@ -15,7 +15,7 @@ use std::sync::Arc;
 use flate2::read::MultiGzDecoder;
 
 use super::position::FileId;
-use crate::file::discover::rotated_siblings;
+use crate::file::discover::{rotated_siblings_listed, RotatedFile};
 use crate::file::roots::{outside_error, AllowedRoots, Outside};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -181,6 +181,13 @@ pub(crate) struct Scanner {
     refused_seen: HashSet<(PathBuf, PathBuf)>,
     /// Refused files not reported yet.
     refused: Vec<Outside>,
+    /// The last listing of the folder that succeeded: used while it cannot be
+    /// listed (too many open files), so that no sibling seems gone meanwhile.
+    last_listing: Vec<RotatedFile>,
+    /// Why the folder could not be listed at the last scan, not reported yet.
+    list_error: Option<io::Error>,
+    /// A listing of the folder has succeeded (`last_listing` is real).
+    listed_once: bool,
     /// Test hook: runs between listing the directory and looking at the files.
     #[cfg(test)]
     pub(crate) list_hook: Option<Box<dyn FnMut() + Send>>,
@@ -204,6 +211,9 @@ impl Scanner {
             roots: AllowedRoots::any(),
             refused_seen: HashSet::new(),
             refused: Vec::new(),
+            last_listing: Vec::new(),
+            list_error: None,
+            listed_once: false,
             #[cfg(test)]
             list_hook: None,
             #[cfg(test)]
@@ -294,8 +304,37 @@ impl Scanner {
         last
     }
 
+    /// Why the group's folder could not be listed since the last call (each scan
+    /// then used the last listing that succeeded), and whether one ever did.
+    pub fn take_list_error(&mut self) -> Option<(io::Error, bool)> {
+        self.list_error.take().map(|e| (e, self.listed_once))
+    }
+
+    fn list(&mut self) -> Vec<RotatedFile> {
+        #[cfg(test)]
+        if let Some(e) = self.live.parent().and_then(|dir| {
+            let fail = self.fail_open.as_mut()?;
+            fail(dir)
+        }) {
+            self.list_error = Some(e);
+            return self.last_listing.clone();
+        }
+        match rotated_siblings_listed(&self.live) {
+            Ok(found) => {
+                self.last_listing.clone_from(&found);
+                self.listed_once = true;
+                found
+            }
+            Err(e) => {
+                self.list_error = Some(e);
+                self.last_listing.clone()
+            }
+        }
+    }
+
     fn scan_once(&mut self) -> Vec<Cand> {
-        let mut files: Vec<(PathBuf, bool, bool)> = rotated_siblings(&self.live)
+        let mut files: Vec<(PathBuf, bool, bool)> = self
+            .list()
             .into_iter()
             .map(|r| (r.path, r.gzip, false))
             .collect();

@@ -207,6 +207,9 @@ impl Tailer {
         // Enough for a few ordinary races plus every retry of a resume miss.
         for _ in 0..8 {
             let scan = self.scan();
+            if self.untrusted_scan {
+                return false; // the start (a resume point, the end) is kept for later
+            }
             let outcome = match std::mem::replace(&mut self.start, Start::Placed) {
                 Start::Placed => self.open_next(&scan),
                 Start::Resume(p) if scan.is_empty() => {

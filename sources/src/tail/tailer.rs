@@ -89,6 +89,9 @@ pub struct Tailer {
     pub(super) blocked_now: bool,
     /// See [`Tailer::unreadable`].
     pub(super) unreadable: Vec<Unreadable>,
+    /// The last scan could not list the folder and had no earlier listing to
+    /// use: which siblings exist is unknown (follow mode waits).
+    pub(super) untrusted_scan: bool,
     pub(super) unreadable_changes: u64,
     /// Test hook: runs before a file of a scan is opened.
     #[cfg(test)]
@@ -147,6 +150,7 @@ impl Tailer {
             blocked: None,
             blocked_now: false,
             unreadable: Vec::new(),
+            untrusted_scan: false,
             unreadable_changes: 0,
             #[cfg(test)]
             open_hook: None,

@@ -65,6 +65,18 @@ impl Tailer {
     /// blocks the group); otherwise they are reported, skipped and dropped.
     pub(super) fn scan(&mut self) -> Vec<Cand> {
         let mut scan = self.scanner.scan();
+        self.untrusted_scan = false;
+        if let Some((e, listed_before)) = self.scanner.take_list_error() {
+            // The scan used the last listing that worked: nothing seems gone, but a
+            // file that appeared since is not seen. Reported like a file. With no
+            // listing at all, the siblings are unknown: follow mode waits.
+            let dir = match self.live.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            self.open_failed_at(&dir, &e);
+            self.untrusted_scan = self.opts.follow && !listed_before;
+        }
         if scan.iter().all(|c| c.unreadable.is_none()) {
             return scan;
         }

@@ -155,3 +155,37 @@ fn a_resume_waits_for_an_unreadable_file() {
     assert_eq!(h.drain(), strs(&["c"]));
     assert_eq!(h.t.counters().resume_misses, 0);
 }
+
+/// A folder that cannot be listed (too many open files) must not make the
+/// group's rotated files seem gone, nor let a new tailer start without them.
+#[test]
+fn a_folder_that_cannot_be_listed_is_waited_for() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    fs::write(sib(&live, 1), b"old\n").unwrap();
+    fs::write(&live, b"new\n").unwrap();
+    // A new tailer that cannot list the folder waits, then reads in order.
+    let mut h = H::new(&live, opts(true), None);
+    let failing = fail_opens(&mut h.t, 24);
+    failing.lock().unwrap().push(d.path().to_path_buf());
+    let (lines, st) = h.read();
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(st, ReadStatus::Blocked);
+    let errs = errors(&mut h.t);
+    assert!(errs[0].contains("too many open files"), "{errs:?}");
+    failing.lock().unwrap().clear();
+    assert_eq!(h.drain(), strs(&["old", "new"]));
+    assert!(h.t.unreadable().is_empty());
+    // Listed once: while it cannot be listed again, the last listing stands in
+    // (the live file deleted: its scan still sees `app.log.1`, read already).
+    failing.lock().unwrap().push(d.path().to_path_buf());
+    append(&live, b"newer\n");
+    fs::remove_file(&live).unwrap();
+    let (lines, st) = h.later();
+    assert_eq!(lines, strs(&["newer"]));
+    assert_eq!(st, ReadStatus::Blocked);
+    assert_eq!(h.t.unreadable()[0].path, d.path());
+    failing.lock().unwrap().clear();
+    assert!(h.drain().is_empty());
+    assert!(h.t.unreadable().is_empty());
+}
