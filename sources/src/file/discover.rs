@@ -103,25 +103,48 @@ impl Discovered {
     }
 }
 
-/// What a matched path that is not a regular file is, or `None` for a regular
-/// file (or a path that does not exist any more). Links are followed.
-pub fn not_regular(path: &Path) -> Option<&'static str> {
-    let t = std::fs::metadata(path).ok()?.file_type();
-    Some(if t.is_file() {
-        return None;
+/// What a matched path is (links followed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Regular,
+    /// Gone since it was listed, or a dangling link: nothing to read.
+    Missing,
+    Folder,
+    /// A FIFO, device or socket, with what it is.
+    Special(&'static str),
+}
+
+fn kind(path: &Path) -> Kind {
+    let Ok(m) = std::fs::metadata(path) else {
+        return Kind::Missing;
+    };
+    let t = m.file_type();
+    if t.is_file() {
+        Kind::Regular
     } else if t.is_dir() {
-        "a folder"
+        Kind::Folder
     } else if t.is_fifo() {
-        "a FIFO (named pipe)"
+        Kind::Special("a FIFO (named pipe)")
     } else if t.is_socket() {
-        "a socket"
+        Kind::Special("a socket")
     } else if t.is_char_device() {
-        "a character device"
+        Kind::Special("a character device")
     } else if t.is_block_device() {
-        "a block device"
+        Kind::Special("a block device")
     } else {
-        "not a regular file"
-    })
+        Kind::Special("not a regular file")
+    }
+}
+
+/// What a matched path that is not a regular file is ("a FIFO (named pipe)", "a
+/// folder"), or `None` for a regular file or a path that does not exist (any
+/// more). Links are followed.
+pub fn not_regular(path: &Path) -> Option<&'static str> {
+    match kind(path) {
+        Kind::Regular | Kind::Missing => None,
+        Kind::Folder => Some("a folder"),
+        Kind::Special(what) => Some(what),
+    }
 }
 
 /// What [`discover_archive`] found.
@@ -185,11 +208,11 @@ pub fn discover_preferring(
             if excludes.iter().any(|e| e.matches_path(&p)) {
                 continue;
             }
-            match not_regular(&p) {
-                None if p.is_file() && allowed(roots, &p, &mut outside) => live.push(p),
+            match kind(&p) {
+                Kind::Regular if allowed(roots, &p, &mut outside) => live.push(p),
                 // A folder matched by a wildcard is not worth a word.
-                None | Some("a folder") => {}
-                Some(what) => found.not_regular.push((p, what)),
+                Kind::Regular | Kind::Missing | Kind::Folder => {}
+                Kind::Special(what) => found.not_regular.push((p, what)),
             }
         }
         // A group whose live file is missing right now — between a rotation's
@@ -202,10 +225,10 @@ pub fn discover_preferring(
                 if !pattern.matches_path(&base) || excludes.iter().any(|e| e.matches_path(&base)) {
                     continue;
                 }
-                match not_regular(&p) {
-                    None if p.is_file() && allowed(roots, &p, &mut outside) => live.push(base),
-                    None | Some("a folder") => {}
-                    Some(what) => found.not_regular.push((p, what)),
+                match kind(&p) {
+                    Kind::Regular if allowed(roots, &p, &mut outside) => live.push(base),
+                    Kind::Regular | Kind::Missing | Kind::Folder => {}
+                    Kind::Special(what) => found.not_regular.push((p, what)),
                 }
             }
         }
@@ -245,6 +268,8 @@ fn dedup_by_inode(
     groups: Vec<FileGroup>,
     known: &HashSet<PathBuf>,
 ) -> (Vec<FileGroup>, Vec<Duplicate>) {
+    // Siblings too: a link may lead to another group's rotated file, and while a
+    // live file is missing (mid-rotation) its siblings are all a group has.
     let inodes = |g: &FileGroup| -> Vec<(u64, u64)> {
         g.files_in_order()
             .filter_map(|(p, _)| std::fs::metadata(p).ok())
