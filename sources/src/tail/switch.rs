@@ -134,6 +134,56 @@ impl Tailer {
         true
     }
 
+    /// Called after the first read (`n` bytes, nothing delivered yet) of a live file
+    /// with nothing consumed: if an older unread file appeared next to it before
+    /// those bytes were written, it must be read first. The scan comes after the
+    /// read, so it sees every file made before that data; if there is one, the read
+    /// is taken back and the file parked.
+    ///
+    /// Torture seed 834: the live file, rewound empty after a copytruncate and
+    /// parked while its copy was read, got new lines, was copytruncated again and
+    /// got newer ones, all before it was read. The second copy (holding the
+    /// lines in between) was not in the scan taken before, and the newer lines were
+    /// read as the continuation of the empty file: the lines in between were
+    /// lost without a word.
+    pub(super) fn older_appeared_first(&mut self, n: usize) -> bool {
+        let fresh = self.parked.is_none()
+            && self.cur.as_ref().is_some_and(|c| {
+                c.live_now && !c.gzip && c.start_off == 0 && c.read_off == n as u64
+            });
+        if !fresh {
+            return false;
+        }
+        let scan = self.scan();
+        let Some(cur) = self.cur.as_ref() else {
+            return false;
+        };
+        // As `park_for_older` decides (a deleted file it cannot place is read on).
+        let deleted = cur
+            .src
+            .plain()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.nlink() == 0);
+        if (deleted && Tailer::locate(&scan, &cur.id).is_none())
+            || self.unread_before(&scan, &cur.id).is_empty()
+        {
+            return false;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return false;
+        };
+        let Src::Plain(f) = &mut cur.src else {
+            return false;
+        };
+        if f.seek(SeekFrom::Start(0)).is_err() {
+            return false; // read on: nothing better to do
+        }
+        self.lb.unfill(n);
+        cur.read_off = 0;
+        self.counters.bytes -= n as u64;
+        self.park_for_older(&scan)
+    }
+
     /// Where `id` is in `scan`: under its inode, or by content (compressed since).
     pub(super) fn locate(scan: &[Cand], id: &FileId) -> Option<usize> {
         scan.iter()

@@ -252,7 +252,7 @@ impl Tailer {
                     }
                 }
                 Ok(n) => {
-                    if self.read_was_stale(n) {
+                    if self.read_was_stale(n) || self.older_appeared_first(n) {
                         continue;
                     }
                     used += n;
