@@ -74,6 +74,20 @@
 //! the newest file already read that still exists, or `None` if none does; so a
 //! position never names a deleted file the tailer knows about.
 //!
+//! A live file with nothing consumed is scanned for again after its first read:
+//! a copy that a copytruncate made between the scan that chose the file and that
+//! read holds older lines, and is read first (the read is taken back).
+//!
+//! # Files that cannot be read
+//!
+//! A file of the group that cannot be opened or read (permissions, too many open
+//! files, an I/O error), or a folder that cannot be listed, is never skipped
+//! silently: in follow mode the group waits for it
+//! ([`ReadStatus::Blocked`]: not idle), otherwise it is reported and listed in
+//! [`Tailer::unreadable`]. A compressed file whose data ends early is read up to
+//! its last complete line; a newer file with the same first bytes continues from
+//! that line, and if none does the loss is reported.
+//!
 //! # Allowed roots
 //!
 //! A tailer made with [`Tailer::with_allowed_roots`] reads only files whose real path
