@@ -7,13 +7,15 @@
 //! directory watcher says something changed).
 
 use std::collections::{BTreeMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
-use tidemark_sources::file::discover::discover_preferring;
-use tidemark_sources::file::discover::{rotated_siblings_within, split_rotated};
+use tidemark_sources::file::discover::{
+    discover_preferring, rotated_siblings_within, split_rotated,
+};
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
@@ -397,13 +399,27 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
 /// workers' first discovery reports them).
 pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
     let roots = AllowedRoots::new(&job.source.allowed_roots);
-    let mut found = discover(&job.source.include, &job.source.exclude, &roots)
+    // Of several paths to one file, the one the checkpoint knows resumes.
+    let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
+    let src = &job.source;
+    let mut found = discover_preferring(&src.include, &src.exclude, &roots, &checkpointed)
         .map_err(|e| EngineError::Worker(e.to_string()))?
         .groups;
+    // A checkpointed group whose live file is another path to a group found (an
+    // older version read both) is not read twice.
+    let found_files: HashSet<(u64, u64)> = found
+        .iter()
+        .flat_map(|g| g.files_in_order())
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
     let mut missing: Vec<&PathBuf> = resume
         .groups
         .keys()
         .filter(|live| !found.iter().any(|g| &g.live == *live))
+        .filter(|live| {
+            std::fs::metadata(live).map_or(true, |m| !found_files.contains(&(m.dev(), m.ino())))
+        })
         .collect();
     missing.sort();
     for live in missing {
@@ -565,5 +581,47 @@ mod tests {
         assert_eq!(lives.len(), 3, "{lives:?}");
         assert_eq!(stats.lines_read, 3 + 10 + 10, "{stats:?}");
         assert_eq!(stats.file_open_errors, 0);
+    }
+
+    /// One file reached by two paths is one group at start too: the path the
+    /// checkpoint knows is kept, and a checkpointed group that is another path to
+    /// a group found (an older version read both) is not read twice.
+    #[test]
+    fn initial_groups_read_one_file_once_preferring_the_checkpointed_path() {
+        let d = tempfile::tempdir().unwrap();
+        let logs = std::fs::canonicalize(d.path()).unwrap().join("logs");
+        std::fs::create_dir_all(logs.join("web-1")).unwrap();
+        std::fs::write(logs.join("web-1/app.log"), "x\n").unwrap();
+        std::os::unix::fs::symlink("web-1", logs.join("current")).unwrap();
+        let j = job(&[format!("{}/*/app.log", logs.display())], &[]);
+        let resume_of = |paths: &[&str]| ResumePlan {
+            groups: paths
+                .iter()
+                .map(|p| {
+                    let r = crate::resume::Resume {
+                        position: None,
+                        max_seen_ms: None,
+                        floor_ms: None,
+                    };
+                    (logs.join(p), r)
+                })
+                .collect(),
+            ..ResumePlan::default()
+        };
+        let lives = |r: &ResumePlan| -> Vec<PathBuf> {
+            initial_groups(&j, r)
+                .unwrap()
+                .into_iter()
+                .map(|g| g.live)
+                .collect()
+        };
+        assert_eq!(
+            lives(&ResumePlan::default()),
+            [logs.join("current/app.log")]
+        );
+        let known = resume_of(&["web-1/app.log"]);
+        assert_eq!(lives(&known), [logs.join("web-1/app.log")]);
+        let both = resume_of(&["web-1/app.log", "current/app.log"]);
+        assert_eq!(lives(&both).len(), 1);
     }
 }
