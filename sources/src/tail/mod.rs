@@ -101,6 +101,7 @@
 //! check, so a link swapped in between (a sibling replaced by a link to
 //! `/etc/passwd`) makes the tailer scan again rather than read it.
 
+mod changed;
 mod done;
 mod identity;
 pub mod position;
