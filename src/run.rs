@@ -24,11 +24,25 @@ pub const EXIT_INCOMPLETE: u8 = 3;
 
 /// The exit code of a finite run that completed, after saying why it is not 0.
 pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
+    let unreadable = stats.unreadable();
     if stats.series_limited() {
         eprintln!(
             "incomplete: {} window(s) had more series than [window] max_series allows; the lines of the series left out are counted above (series_limit_dropped)",
             stats.series_limited_windows
         );
+    }
+    if !unreadable.is_empty() {
+        // A finite run that missed files must not look complete: this is a failure
+        // (exit 1), which outranks the series limit's exit 3.
+        tracing::error!(
+            "{} file(s) could not be read, so their lines are missing from the output \
+             (listed above under \"files that could not be read\"); fix their permissions \
+             or leave them out with `exclude`, then run again",
+            unreadable.len()
+        );
+        return ExitCode::FAILURE;
+    }
+    if stats.series_limited() {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS

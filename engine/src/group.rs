@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use tidemark_sources::file::AllowedRoots;
+use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Tailer};
 
@@ -65,6 +66,8 @@ pub struct GroupState {
     idle_since: Option<Instant>,
     finished: bool,
     warnings: u32,
+    /// [`Tailer::unreadable_changes`] when last copied into the stats.
+    unreadable_seen: u64,
 }
 
 impl GroupState {
@@ -84,8 +87,8 @@ impl GroupState {
         {
             tracing::info!(
                 "{}: resuming in {} at byte {} (inode {}), max event time {:?}",
-                init.live.display(),
-                p.path.display(),
+                EscapedPath(&init.live),
+                EscapedPath(&p.path),
                 p.offset,
                 p.file.ino,
                 max_seen_ms
@@ -125,6 +128,7 @@ impl GroupState {
             idle_since: None,
             finished: false,
             warnings: 0,
+            unreadable_seen: 0,
         }
     }
 
@@ -171,8 +175,16 @@ impl GroupState {
         let delivered = after.lines > self.counters.lines;
         add_counters(stats, &self.counters, &after);
         self.counters = after;
-        if let Some(e) = self.reader.take_error() {
+        while let Some(e) = self.reader.take_error() {
             tracing::warn!("{e}");
+        }
+        if self.reader.unreadable_changes() != self.unreadable_seen {
+            self.unreadable_seen = self.reader.unreadable_changes();
+            let files = self.reader.unreadable().iter();
+            stats.unreadable_files.insert(
+                self.live.clone(),
+                files.map(|u| (u.path.clone(), u.error.clone())).collect(),
+            );
         }
         if self.track_resume {
             self.marks
@@ -186,7 +198,9 @@ impl GroupState {
             ReadStatus::Idle if !delivered => {
                 self.idle_since.get_or_insert(now);
             }
-            ReadStatus::Idle | ReadStatus::More => self.idle_since = None,
+            // Waiting for a file that cannot be read yet is not idle: its lines
+            // are still to come, and must not be late once they can be read.
+            ReadStatus::Idle | ReadStatus::More | ReadStatus::Blocked => self.idle_since = None,
             // End of input closes every window through `finished` — not through
             // the watermark, which a checkpoint saves for the next run.
             ReadStatus::Finished => self.finished = true,
@@ -255,6 +269,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.copytruncates += after.copytruncates - before.copytruncates;
     stats.deletions += after.deletions - before.deletions;
     stats.resume_misses += after.resume_misses - before.resume_misses;
+    stats.damaged_gzip_files += after.damaged_gzip - before.damaged_gzip;
 }
 
 /// What every line of one read needs besides its own state.
@@ -325,7 +340,7 @@ fn warn_line(warnings: &mut u32, origin: &Origin<'_>, reason: &str, line: &[u8])
         let shown = &line[..line.len().min(160)];
         tracing::warn!(
             "{}:{}: skipped line ({reason}): {:?}{}",
-            origin.path.display(),
+            EscapedPath(origin.path),
             origin.line_no,
             String::from_utf8_lossy(shown),
             if *warnings == MAX_WARNINGS {

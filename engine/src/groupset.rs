@@ -6,14 +6,17 @@
 //! on the same worker in every run. In live mode globs are re-evaluated every second (sooner when the
 //! directory watcher says something changed).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
-use tidemark_sources::file::discover::{rotated_siblings_within, split_rotated};
-use tidemark_sources::file::{discover, AllowedRoots, FileGroup, Outside};
+use tidemark_sources::file::discover::{
+    discover_preferring, rotated_siblings_within, split_rotated,
+};
+use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::TailOptions;
@@ -54,8 +57,12 @@ pub struct GroupSet {
     known: HashSet<PathBuf>,
     /// The job's allowed roots, canonicalised once (any path when the job has none).
     roots: AllowedRoots,
-    /// Paths already reported as outside the allowed roots.
-    reported_outside: HashSet<PathBuf>,
+    /// Paths already reported by discovery (outside the roots, another path to a
+    /// file already read, not a regular file, a link loop).
+    reported: HashSet<PathBuf>,
+    /// Folders that could not be listed and matched paths that are not regular
+    /// files, as of the last discovery: what the stats list as unreadable.
+    unreadable: BTreeMap<PathBuf, String>,
     last_discovery: Option<Instant>,
     /// The directory watcher sees every folder the globs can match.
     watching: bool,
@@ -80,7 +87,8 @@ impl GroupSet {
     ) -> GroupSet {
         GroupSet {
             roots: AllowedRoots::new(&job.source.allowed_roots),
-            reported_outside: HashSet::new(),
+            reported: HashSet::new(),
+            unreadable: BTreeMap::new(),
             job,
             plan,
             resume,
@@ -141,22 +149,20 @@ impl GroupSet {
         // The groups there at start were found once for all workers and split by
         // size; a group that appears later goes to the worker its path hashes to.
         let src = &self.job.source;
-        let (found, owners, outside) = if first {
+        let (found, owners, report) = if first {
             let (groups, owners): (Vec<FileGroup>, Vec<usize>) =
                 self.initial.iter().cloned().unzip();
             // The initial groups were found before the workers started: look once
-            // more, only to report what was left out as outside the roots.
-            let outside = if !self.roots.is_any() && self.reports_outside() {
-                discover(&src.include, &src.exclude, &self.roots)
-                    .map(|d| d.outside)
-                    .unwrap_or_default()
+            // more, only to report what was left out.
+            let report = if self.reports() {
+                discover(&src.include, &src.exclude, &self.roots).unwrap_or_default()
             } else {
-                Vec::new()
+                Discovered::default()
             };
-            (groups, Some(owners), outside)
+            (groups, Some(owners), report)
         } else {
-            match discover(&src.include, &src.exclude, &self.roots) {
-                Ok(d) => (d.groups, None, d.outside),
+            match discover_preferring(&src.include, &src.exclude, &self.roots, &self.known) {
+                Ok(mut d) => (std::mem::take(&mut d.groups), None, d),
                 Err(e) => return Err(EngineError::Worker(e.to_string())),
             }
         };
@@ -176,37 +182,94 @@ impl GroupSet {
             stats.file_groups += 1;
             stats.files_discovered += 1 + g.rotated.len() as u64;
             if !first {
-                tracing::info!("new file group: {}", g.live.display());
+                tracing::info!("new file group: {}", EscapedPath(&g.live));
             }
             let state = self.make(id, &g, first, floor)?;
             self.groups.push(state);
         }
-        self.report_outside(&outside, stats);
+        if self.reports() {
+            self.report(&report, stats);
+        }
         Ok(())
     }
 
-    /// Whether this worker reports the paths discovery leaves out as outside the
-    /// allowed roots: the first worker of the process (every one of them discovers
-    /// the same files on this machine).
-    fn reports_outside(&self) -> bool {
+    /// Whether this worker reports what discovery left out: the first worker of
+    /// the process (every one of them discovers the same files on this machine).
+    fn reports(&self) -> bool {
         self.index == self.local.0
     }
 
-    /// Warns about each path left out as outside the allowed roots, and counts it
-    /// (as a file that could not be opened), once per path and process. The live
-    /// path and rotated siblings of a group that exists are left to the group's
-    /// tailer, which refuses them too and reports them itself.
-    fn report_outside(&mut self, outside: &[Outside], stats: &mut JobStats) {
-        if !self.reports_outside() {
-            return;
-        }
-        for o in outside {
+    /// Warns about each path discovery left out, once per path and process, and
+    /// counts it. Paths outside the allowed roots count as files that could not be
+    /// opened (the live path and rotated siblings of a group that exists are left
+    /// to the group's tailer, which refuses them too and reports them itself).
+    fn report(&mut self, d: &Discovered, stats: &mut JobStats) {
+        for o in &d.outside {
             let of_group = self.known.contains(&o.path)
                 || split_rotated(&o.path).is_some_and(|(base, _, _)| self.known.contains(&base));
-            if !of_group && self.reported_outside.insert(o.path.clone()) {
+            if !of_group && self.reported.insert(o.path.clone()) {
                 tracing::warn!("{o}");
                 stats.file_open_errors += 1;
             }
+        }
+        for dup in &d.duplicates {
+            if self.reported.insert(dup.path.clone()) {
+                tracing::warn!(
+                    "{}: the same file as {} (same device and inode: reached through a \
+                     directory link, `..` or a hard link); it is read once, as {}",
+                    EscapedPath(&dup.path),
+                    EscapedPath(&dup.same_as),
+                    EscapedPath(&dup.same_as)
+                );
+                stats.duplicate_paths += 1;
+            }
+        }
+        for l in &d.loops {
+            if self.reported.insert(l.path.clone()) {
+                tracing::warn!(
+                    "{}: a directory link back to {} (a symbolic link loop); the glob walk \
+                     does not follow it. hint: remove the link, or write the glob so that it \
+                     does not go through it",
+                    EscapedPath(&l.path),
+                    EscapedPath(&l.ancestor)
+                );
+                stats.symlink_loops += 1;
+            }
+        }
+        let mut now: BTreeMap<PathBuf, String> = BTreeMap::new();
+        for (path, what) in &d.not_regular {
+            if self.reported.insert(path.clone()) {
+                tracing::warn!(
+                    "{}: matched by an include glob, but it is {what}, not a regular file; \
+                     it is not read (a FIFO would block the reader). hint: have the program \
+                     log to a regular file, or leave this path out with `exclude`",
+                    EscapedPath(path)
+                );
+                stats.not_regular_files += 1;
+            }
+            now.insert(path.clone(), format!("{what}: only regular files are read"));
+        }
+        for (dir, error) in &d.unlistable {
+            if self.reported.insert(dir.clone()) {
+                tracing::warn!(
+                    "{}: cannot list this folder ({error}), so files in it that the include \
+                     globs match cannot be found. hint: give the user tidemark runs as read \
+                     and search (x) permission on it, or narrow the glob",
+                    EscapedPath(dir)
+                );
+            }
+            now.insert(dir.clone(), format!("folder cannot be listed: {error}"));
+        }
+        if now != self.unreadable {
+            for gone in self.unreadable.keys().filter(|k| !now.contains_key(*k)) {
+                stats.unreadable_files.insert(gone.clone(), Vec::new());
+            }
+            for (path, error) in &now {
+                stats
+                    .unreadable_files
+                    .insert(path.clone(), vec![(path.clone(), error.clone())]);
+            }
+            self.unreadable = now;
         }
     }
 
@@ -295,6 +358,40 @@ impl GroupSet {
     }
 }
 
+/// Warns about what discovery left out besides paths outside the roots (for a
+/// one-off discovery, such as replay's; a live job reports through its
+/// [`GroupSet`], once per path, and counts).
+pub(crate) fn warn_left_out(d: &Discovered) {
+    for dup in &d.duplicates {
+        tracing::warn!(
+            "{}: the same file as {} (same device and inode); read once, as {}",
+            EscapedPath(&dup.path),
+            EscapedPath(&dup.same_as),
+            EscapedPath(&dup.same_as)
+        );
+    }
+    for l in &d.loops {
+        tracing::warn!(
+            "{}: a directory link back to {} (a symbolic link loop); not followed",
+            EscapedPath(&l.path),
+            EscapedPath(&l.ancestor)
+        );
+    }
+    for (path, what) in &d.not_regular {
+        tracing::warn!(
+            "{}: {what}, not a regular file; not read. hint: leave it out with `exclude`",
+            EscapedPath(path)
+        );
+    }
+    for (dir, error) in &d.unlistable {
+        tracing::warn!(
+            "{}: cannot list this folder ({error}); files in it cannot be found. hint: \
+             give the user tidemark runs read and search (x) permission on it",
+            EscapedPath(dir)
+        );
+    }
+}
+
 /// The host label of a group whose host does not come from each line.
 fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
     host_of_path(host, &group.live)
@@ -312,7 +409,8 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
                 Some(m) => Some(m.as_str().to_string()),
                 None => {
                     tracing::warn!(
-                        "{path}: the job's host path_regex {:?} does not match this path; its lines get host=\"\"",
+                        "{}: the job's host path_regex {:?} does not match this path; its lines get host=\"\"",
+                        EscapedPath(std::path::Path::new(&*path)),
                         re.as_str()
                     );
                     Some(String::new())
@@ -331,13 +429,27 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
 /// workers' first discovery reports them).
 pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
     let roots = AllowedRoots::new(&job.source.allowed_roots);
-    let mut found = discover(&job.source.include, &job.source.exclude, &roots)
+    // Of several paths to one file, the one the checkpoint knows resumes.
+    let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
+    let src = &job.source;
+    let mut found = discover_preferring(&src.include, &src.exclude, &roots, &checkpointed)
         .map_err(|e| EngineError::Worker(e.to_string()))?
         .groups;
+    // A checkpointed group whose live file is another path to a group found (an
+    // older version read both) is not read twice.
+    let found_files: HashSet<(u64, u64)> = found
+        .iter()
+        .flat_map(|g| g.files_in_order())
+        .filter_map(|(p, _)| std::fs::metadata(p).ok())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
     let mut missing: Vec<&PathBuf> = resume
         .groups
         .keys()
         .filter(|live| !found.iter().any(|g| &g.live == *live))
+        .filter(|live| {
+            std::fs::metadata(live).map_or(true, |m| !found_files.contains(&(m.dev(), m.ino())))
+        })
         .collect();
     missing.sort();
     for live in missing {
@@ -383,167 +495,4 @@ pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn balance_splits_by_size_largest_first() {
-        let d = tempfile::tempdir().unwrap();
-        let mut groups = Vec::new();
-        for (name, len) in [("a", 100), ("b", 60), ("c", 50), ("d", 10)] {
-            let p = d.path().join(name);
-            std::fs::write(&p, vec![b'x'; len]).unwrap();
-            groups.push(FileGroup {
-                live: p,
-                rotated: vec![],
-            });
-        }
-        // a→0 (100), b→1 (60), c→1 (110), d→0 (110).
-        assert_eq!(balance(&groups, 2), vec![0, 1, 1, 0]);
-        assert_eq!(balance(&groups, 1), vec![0, 0, 0, 0]);
-    }
-
-    /// A json job reading `include`, limited to `roots` as the cluster sets them.
-    fn job(include: &[String], roots: &[&Path]) -> Job {
-        let list = include
-            .iter()
-            .map(|g| format!("{g:?}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let text = format!(
-            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [{list}]\n\
-             [parse]\nformat = \"json\"\n[[metric]]\nname = \"n\"\nkind = \"counter\"\n\
-             [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n"
-        );
-        let env = tidemark_jobs::Env::empty();
-        let mut job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env)
-            .unwrap_or_else(|d| panic!("{d}"));
-        job.source.allowed_roots = roots.iter().map(|r| r.to_path_buf()).collect();
-        job
-    }
-
-    /// Discovers and reads everything `job` reads (not following), as one worker.
-    fn run(job: Job, swap: impl FnOnce()) -> (Vec<PathBuf>, JobStats) {
-        let resume = Arc::new(ResumePlan::default());
-        let initial = initial_groups(&job, &resume).unwrap();
-        let lives = initial.iter().map(|g| g.live.clone()).collect();
-        let owners = balance(&initial, 1);
-        let initial = Arc::new(initial.into_iter().zip(owners).collect());
-        let plan = Arc::new(Plan::new(&job));
-        let tail = plan.tail.clone();
-        let board = crate::resume::ResumeBoard::new();
-        let mut gs = GroupSet::new(
-            Arc::new(job),
-            plan,
-            resume,
-            board,
-            tail,
-            initial,
-            false,
-            0,
-            (0, 1),
-        );
-        let mut stats = JobStats::default();
-        let wall = crate::time::wall_clock_ms();
-        gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
-            .unwrap();
-        // Files changed after discovery are caught when they are opened.
-        swap();
-        for _ in 0..1000 {
-            gs.read_round(1 << 20, 1 << 20, Instant::now(), wall, &mut stats);
-            if gs.groups.iter().all(|g| g.is_finished()) {
-                break;
-            }
-        }
-        (lives, stats)
-    }
-
-    /// An idle live job re-evaluated its globs every 500 ms in every worker, with or
-    /// without inotify: 300 idle jobs spent most of an idle member's CPU on it. With
-    /// the watcher seeing every folder, only a change (a poke) or the 5 s safety net
-    /// triggers it. Simulated time: 60 s of 50 ms activations.
-    #[test]
-    fn an_idle_watched_job_does_not_rescan_its_globs_every_500ms() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("a.log"), "").unwrap();
-        let job = job(&[format!("{}/*.log", d.path().display())], &[]);
-        let scans = |watching: bool, pokes: &[u64]| {
-            let resume = Arc::new(ResumePlan::default());
-            let plan = Arc::new(Plan::new(&job));
-            let mut gs = GroupSet::new(
-                Arc::new(job.clone()),
-                plan.clone(),
-                resume,
-                crate::resume::ResumeBoard::new(),
-                plan.tail.clone(),
-                Arc::new(Vec::new()),
-                true,
-                0,
-                (0, 1),
-            );
-            gs.set_watching(watching);
-            let (start, mut stats) = (Instant::now(), JobStats::default());
-            let mut at = Vec::new(); // the ticks with a scan
-            for tick in 0..1200u64 {
-                let now = start + Duration::from_millis(50 * tick);
-                let before = gs.discoveries();
-                gs.discover_if_due(now, pokes.contains(&tick), EventMs::MIN, 0, &mut stats)
-                    .unwrap();
-                if gs.discoveries() > before {
-                    at.push(tick);
-                }
-            }
-            at
-        };
-        // Not watched: every 500 ms, as before (the first one at start).
-        assert_eq!(scans(false, &[]).len(), 120);
-        // Watched: the first, then one per 5 s at most; generous bound.
-        let watched = scans(true, &[]);
-        assert!(watched.len() <= 13, "scans at ticks {watched:?}");
-        // A reported change is acted on at once.
-        let poked = scans(true, &[7, 333]);
-        assert!(poked.contains(&7) && poked.contains(&333), "{poked:?}");
-    }
-
-    /// The cluster sets `allowed_roots` on a job: groups are found, and files read,
-    /// only where the real path is inside them.
-    #[test]
-    fn only_files_inside_the_allowed_roots_are_discovered_and_read() {
-        use std::os::unix::fs::symlink;
-        let d = tempfile::tempdir().unwrap();
-        let base = std::fs::canonicalize(d.path()).unwrap();
-        let (root, out) = (base.join("root"), base.join("out"));
-        std::fs::create_dir_all(root.join("sub")).unwrap();
-        std::fs::create_dir_all(&out).unwrap();
-        let line = |n: u32| format!("{{\"time\":\"2026-01-01T00:00:{n:02}Z\"}}\n");
-        std::fs::write(root.join("app.log"), line(1) + &line(2)).unwrap();
-        std::fs::write(root.join("sub/x.log"), line(3)).unwrap();
-        std::fs::write(out.join("secret"), line(4).repeat(10)).unwrap();
-        std::fs::write(out.join("x.log"), line(5).repeat(10)).unwrap();
-        symlink(out.join("secret"), root.join("evil.log")).unwrap();
-        symlink(out.join("secret"), root.join("app.log.1")).unwrap();
-        symlink(&out, root.join("x")).unwrap();
-        let r = root.display();
-        let include = [format!("{r}/*.log"), format!("{r}/*/x.log")];
-        let swapped = root.join("app.log.2");
-
-        let (lives, stats) = run(job(&include, &[&root]), || {
-            symlink(out.join("secret"), &swapped).unwrap();
-        });
-        assert_eq!(lives, [root.join("app.log"), root.join("sub/x.log")]);
-        assert_eq!(stats.file_groups, 2);
-        assert_eq!(stats.lines_read, 3, "{stats:?}");
-        assert_eq!(stats.files_opened, 2, "{stats:?}");
-        // evil.log and x/x.log left out by discovery; app.log.1 and app.log.2
-        // refused by the tailer.
-        assert_eq!(stats.file_open_errors, 4, "{stats:?}");
-
-        // Without roots the links are read.
-        std::fs::remove_file(&swapped).unwrap();
-        let (lives, stats) = run(job(&include, &[]), || {});
-        assert_eq!(lives.len(), 4, "{lives:?}");
-        assert_eq!(stats.lines_read, 3 + 10 + 10 + 10, "{stats:?}");
-        assert_eq!(stats.file_open_errors, 0);
-    }
-}
+mod tests;

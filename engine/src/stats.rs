@@ -3,6 +3,7 @@
 use crate::time::EventMs;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tidemark_sources::file::EscapedPath;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JobStats {
@@ -41,6 +42,20 @@ pub struct JobStats {
     pub series_limit_dropped: BTreeMap<String, u64>,
     /// Windows that lost series to `max_series` (each warned about once).
     pub series_limited_windows: u64,
+    /// Per group (live path), the files that could not be opened or read, with
+    /// the error: in a live run those its group waits for now; in a finite run
+    /// those skipped (the run then fails). Empty lists once resolved.
+    pub unreadable_files: BTreeMap<std::path::PathBuf, Vec<(std::path::PathBuf, String)>>,
+    /// Groups left out as another path (a directory link, `..`, a hard link) to
+    /// the files of a group already read.
+    pub duplicate_paths: u64,
+    /// Matched paths that are not regular files (FIFOs, devices, sockets): not read.
+    pub not_regular_files: u64,
+    /// Directory links leading back to their own ancestor: not followed.
+    pub symlink_loops: u64,
+    /// Compressed files whose data ended early or was corrupt (read up to the
+    /// damage; whether the rest was lost is logged).
+    pub damaged_gzip_files: u64,
 }
 
 impl JobStats {
@@ -80,6 +95,13 @@ impl JobStats {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
         }
         self.series_limited_windows += o.series_limited_windows;
+        self.duplicate_paths += o.duplicate_paths;
+        self.not_regular_files += o.not_regular_files;
+        self.symlink_loops += o.symlink_loops;
+        self.damaged_gzip_files += o.damaged_gzip_files;
+        for (group, files) in &o.unreadable_files {
+            self.unreadable_files.insert(group.clone(), files.clone());
+        }
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -97,6 +119,20 @@ impl JobStats {
     /// Whether `max_series` left any series out.
     pub fn series_limited(&self) -> bool {
         self.series_limited_windows > 0 || !self.series_limit_dropped.is_empty()
+    }
+
+    /// The files that could not be opened or read (see
+    /// [`JobStats::unreadable_files`]), sorted, each once.
+    pub fn unreadable(&self) -> Vec<(&std::path::Path, &str)> {
+        let mut all: Vec<(&std::path::Path, &str)> = self
+            .unreadable_files
+            .values()
+            .flatten()
+            .map(|(p, e)| (p.as_path(), e.as_str()))
+            .collect();
+        all.sort();
+        all.dedup_by(|a, b| a.0 == b.0);
+        all
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
@@ -125,6 +161,40 @@ impl JobStats {
             "files discovered: {}; rotations: {} (rename), {} (copytruncate); truncations: {}; deletions: {}\n",
             self.files_discovered, self.rotations, self.copytruncates, self.truncations, self.deletions
         ));
+        let unreadable = self.unreadable();
+        if !unreadable.is_empty() {
+            s.push_str(&format!(
+                "files that could not be read: {}\n",
+                unreadable.len()
+            ));
+            for (path, error) in unreadable {
+                s.push_str(&format!("  {}: {error}\n", EscapedPath(path)));
+            }
+        }
+        if self.duplicate_paths > 0 {
+            s.push_str(&format!(
+                "paths left out as another path to a file already read: {}\n",
+                self.duplicate_paths
+            ));
+        }
+        if self.not_regular_files > 0 {
+            s.push_str(&format!(
+                "matched paths that are not regular files (not read): {}\n",
+                self.not_regular_files
+            ));
+        }
+        if self.symlink_loops > 0 {
+            s.push_str(&format!(
+                "symbolic link loops not followed: {}\n",
+                self.symlink_loops
+            ));
+        }
+        if self.damaged_gzip_files > 0 {
+            s.push_str(&format!(
+                "damaged compressed files (read up to the damage): {}\n",
+                self.damaged_gzip_files
+            ));
+        }
         if self.resume_misses > 0 {
             s.push_str(&format!(
                 "resume points not found after restart: {}\n",
@@ -135,7 +205,7 @@ impl JobStats {
             s.push_str(&format!(
                 "lag behind end of file: {} bytes ({})\n",
                 lag,
-                live.display()
+                EscapedPath(live)
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
@@ -220,6 +290,15 @@ pub struct MemberStats {
     /// Per metric, lines of series left out by `max_series` in this member's groups.
     #[serde(default)]
     pub series_limit_dropped: BTreeMap<String, u64>,
+    /// See the [`JobStats`] fields of the same names.
+    #[serde(default)]
+    pub duplicate_paths: u64,
+    #[serde(default)]
+    pub not_regular_files: u64,
+    #[serde(default)]
+    pub symlink_loops: u64,
+    #[serde(default)]
+    pub damaged_gzip_files: u64,
 }
 
 impl MemberStats {
@@ -238,6 +317,10 @@ impl MemberStats {
         for (k, v) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(k.clone()).or_default() += v;
         }
+        self.duplicate_paths += o.duplicate_paths;
+        self.not_regular_files += o.not_regular_files;
+        self.symlink_loops += o.symlink_loops;
+        self.damaged_gzip_files += o.damaged_gzip_files;
     }
 }
 
@@ -258,6 +341,76 @@ impl From<&JobStats> for MemberStats {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             series_limit_dropped: s.series_limit_dropped.clone(),
+            duplicate_paths: s.duplicate_paths,
+            not_regular_files: s.not_regular_files,
+            symlink_loops: s.symlink_loops,
+            damaged_gzip_files: s.damaged_gzip_files,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    /// The file source's edge counters reach the exit summary and each member's
+    /// report to the cluster (issue 10 §2a, §3, §6).
+    #[test]
+    fn file_edge_counters_are_summed_printed_and_reported() {
+        let mut a = JobStats {
+            duplicate_paths: 1,
+            not_regular_files: 2,
+            symlink_loops: 3,
+            damaged_gzip_files: 4,
+            file_open_errors: 1,
+            ..JobStats::default()
+        };
+        a.unreadable_files.insert(
+            PathBuf::from("/l/web-3/app.log"),
+            vec![(
+                PathBuf::from("/l/web-3/app.log"),
+                "Permission denied".into(),
+            )],
+        );
+        let mut b = a.clone();
+        // A later report of the same group replaces the earlier one: resolved.
+        b.unreadable_files
+            .insert(PathBuf::from("/l/web-3/app.log"), Vec::new());
+        let mut total = JobStats::default();
+        total.add(&a);
+        assert_eq!(total.unreadable().len(), 1);
+        let s = total.summary();
+        assert!(
+            s.contains("files that could not be read: 1\n  /l/web-3/app.log: Permission denied"),
+            "{s}"
+        );
+        assert!(
+            s.contains("paths left out as another path to a file already read: 1"),
+            "{s}"
+        );
+        assert!(
+            s.contains("matched paths that are not regular files (not read): 2"),
+            "{s}"
+        );
+        assert!(s.contains("symbolic link loops not followed: 3"), "{s}");
+        assert!(
+            s.contains("damaged compressed files (read up to the damage): 4"),
+            "{s}"
+        );
+        total.add(&b);
+        assert!(total.unreadable().is_empty());
+        assert_eq!(total.duplicate_paths, 2);
+        let mut m = MemberStats::from(&total);
+        m.add(&MemberStats::from(&a));
+        assert_eq!(
+            (
+                m.duplicate_paths,
+                m.not_regular_files,
+                m.symlink_loops,
+                m.damaged_gzip_files
+            ),
+            (3, 6, 9, 12)
+        );
     }
 }

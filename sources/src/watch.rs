@@ -140,7 +140,7 @@ pub(crate) fn failure_warning(
     let mut named: Vec<String> = failed
         .iter()
         .take(MAX_NAMED)
-        .map(|(d, why)| format!("{} ({why})", d.display()))
+        .map(|(d, why)| format!("{} ({why})", crate::file::EscapedPath(d)))
         .collect();
     if failed.len() > MAX_NAMED {
         named.push(format!("and {} more", failed.len() - MAX_NAMED));
@@ -198,8 +198,9 @@ pub fn watch_dirs(include_globs: &[String]) -> Vec<PathBuf> {
                 continue; // non-UTF-8 patterns cannot be globbed; the base still is watched
             };
             // An invalid pattern is reported by discovery; here it just adds nothing.
-            if let Ok(paths) = glob::glob(pattern) {
-                out.extend(paths.flatten().filter(|p| p.is_dir()));
+            // The walk stops at symbolic link loops (discovery reports them).
+            if let Ok(walked) = crate::file::walk::walk_glob(pattern) {
+                out.extend(walked.paths.into_iter().filter(|p| p.is_dir()));
             }
         }
     }

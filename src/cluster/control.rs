@@ -55,6 +55,16 @@ impl JobControl for Control {
         for (metric, n) in &all.series_limit_dropped {
             errors.insert(format!("series_limit_dropped:{metric}"), *n);
         }
+        // The file source's edges (issue 10 §2a, §3, §6).
+        for (key, n) in [
+            ("files_not_opened", all.file_open_errors),
+            ("duplicate_paths", all.duplicate_paths),
+            ("not_regular_files", all.not_regular_files),
+            ("symlink_loops", all.symlink_loops),
+            ("damaged_gzip", all.damaged_gzip_files),
+        ] {
+            errors.insert(key.to_string(), n);
+        }
         let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
         Some(JobStatus {
             summary: summary(&j),

@@ -379,6 +379,7 @@ fn find_streams(
     let src = &job.source;
     let found = discover(&src.include, &src.exclude, roots)
         .map_err(|e| EngineError::Worker(e.to_string()))?;
+    crate::groupset::warn_left_out(&found);
     outside.extend(found.outside);
     let groups = found.groups;
     let mut streams = Vec::new();
@@ -550,10 +551,12 @@ mod tests {
         let secret = std::fs::metadata(out.join("secret")).unwrap();
         assert!(!p.inputs.contains(&(secret.dev(), secret.ino())));
 
-        // Without roots, the links are read.
+        // Without roots, the links are read; `secret` once, although both
+        // `app.log.1` and `evil.log` lead to it.
         let p = plan(&job(&include, &archive, &[]));
-        assert_eq!(p.files, 5);
+        assert_eq!(p.files, 4);
         assert_eq!(p.outside_roots, 0);
-        assert!(p.segments.iter().any(|s| s.path == root.join("evil.log")));
+        assert!(p.segments.iter().any(|s| s.path == root.join("app.log.1")));
+        assert!(!p.segments.iter().any(|s| s.path == root.join("evil.log")));
     }
 }

@@ -31,6 +31,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
+use super::EscapedPath;
+
 /// The folders a job may read from, canonicalised; empty = any path.
 ///
 /// Cheap to clone (the list is shared).
@@ -94,14 +96,18 @@ impl AllowedRoots {
     /// between is caught). A file outside every root fails with an error of kind
     /// `PermissionDenied` that [`outside_error`] recognises; a path that changed
     /// while it was being opened, with `NotFound`.
+    ///
+    /// Never blocks: a FIFO swapped in for a file after it was listed would block
+    /// an ordinary open until a writer came; this one returns at once (and the
+    /// caller, finding no regular file, leaves it).
     pub fn open(&self, path: &Path) -> io::Result<File> {
         if self.is_any() {
-            return File::open(path);
+            return open_nonblocking(path);
         }
         if let Some(o) = self.outside(path) {
             return Err(o.into_io());
         }
-        let file = File::open(path)?;
+        let file = open_nonblocking(path)?;
         self.check_file(&file, path)?;
         Ok(file)
     }
@@ -151,15 +157,15 @@ impl fmt::Display for Outside {
         let roots = self
             .roots
             .iter()
-            .map(|r| r.display().to_string())
+            .map(|r| EscapedPath(r).to_string())
             .collect::<Vec<_>>()
             .join(", ");
         write!(
             f,
             "{}: not read: it resolves to {}, which is outside the roots this job may read \
              (--allow-root {roots}); a symbolic link may not lead out of an allowed root",
-            self.path.display(),
-            self.real.display()
+            EscapedPath(&self.path),
+            EscapedPath(&self.real)
         )
     }
 }
@@ -170,6 +176,16 @@ impl std::error::Error for Outside {}
 /// [`AllowedRoots::check_file`] carries, if that is why it failed.
 pub fn outside_error(e: &io::Error) -> Option<&Outside> {
     e.get_ref()?.downcast_ref::<Outside>()
+}
+
+/// Opens `path` for reading with `O_NONBLOCK`, which makes no difference for a
+/// regular file and lets the open of a FIFO return instead of waiting for a writer.
+fn open_nonblocking(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
 }
 
 /// `p` without `.` components or repeated / trailing `/`; `..` kept.
@@ -215,7 +231,7 @@ pub(crate) fn by_canonical_path(file: &File, path: &Path) -> io::Result<PathBuf>
     if (opened.dev(), opened.ino()) != (named.dev(), named.ino()) {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
-            format!("{} changed while it was being opened", path.display()),
+            format!("{} changed while it was being opened", EscapedPath(path)),
         ));
     }
     Ok(real)
@@ -346,5 +362,22 @@ mod tests {
         let roots = AllowedRoots::new(&[&t.root]);
         assert!(roots.check_file(&f, &link).is_err());
         assert!(roots.open(&link).is_ok());
+    }
+
+    /// A FIFO in place of a file (swapped in after a scan) must not block the
+    /// reader: the open returns, and the caller sees it is no regular file.
+    #[test]
+    fn opening_a_fifo_does_not_block() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("p.log");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for roots in [AllowedRoots::any(), AllowedRoots::new(&[d.path()])] {
+            let f = roots.open(&fifo).unwrap();
+            assert!(!f.metadata().unwrap().is_file());
+        }
     }
 }

@@ -70,6 +70,14 @@ impl DoneSet {
         })
     }
 
+    /// Whether a file with this inode was finished (its content unknown: for a
+    /// file that can no longer be opened).
+    pub fn has_inode(&self, dev: u64, ino: u64) -> bool {
+        self.entries
+            .iter()
+            .any(|d| d.id.dev == dev && d.id.ino == ino)
+    }
+
     /// `None` if `c` is already read to its end; otherwise the offset to read it
     /// from: 0 for a file never read, or where we stopped for a finished plain file
     /// that has grown since (a late write into a rotated file is read, not lost).

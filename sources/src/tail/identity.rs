@@ -15,7 +15,7 @@ use std::sync::Arc;
 use flate2::read::MultiGzDecoder;
 
 use super::position::FileId;
-use crate::file::discover::rotated_siblings;
+use crate::file::discover::{rotated_siblings_listed, RotatedFile};
 use crate::file::roots::{outside_error, AllowedRoots, Outside};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -128,6 +128,9 @@ pub(crate) struct Cand {
     pub head: Arc<[u8]>,
     /// Identity over `min(fingerprint_bytes, head)`.
     pub id: FileId,
+    /// Why it could not be opened (permissions, too many open files, an I/O
+    /// error). Its head is then empty: it is known by its inode alone.
+    pub unreadable: Option<Arc<io::Error>>,
 }
 
 impl Cand {
@@ -178,10 +181,25 @@ pub(crate) struct Scanner {
     refused_seen: HashSet<(PathBuf, PathBuf)>,
     /// Refused files not reported yet.
     refused: Vec<Outside>,
+    /// The last listing of the folder that succeeded: used while it cannot be
+    /// listed (too many open files), so that no sibling seems gone meanwhile.
+    last_listing: Vec<RotatedFile>,
+    /// Why the folder could not be listed at the last scan, not reported yet.
+    list_error: Option<io::Error>,
+    /// A listing of the folder has succeeded (`last_listing` is real).
+    listed_once: bool,
     /// Test hook: runs between listing the directory and looking at the files.
     #[cfg(test)]
     pub(crate) list_hook: Option<Box<dyn FnMut() + Send>>,
+    /// Test hook: an error to fail the open of a path with (root reads any file,
+    /// so permissions alone cannot make one unreadable in a test run as root).
+    #[cfg(test)]
+    pub(crate) fail_open: Option<FailOpen>,
 }
+
+/// See [`Scanner::fail_open`].
+#[cfg(test)]
+pub(crate) type FailOpen = Box<dyn FnMut(&std::path::Path) -> Option<io::Error> + Send>;
 
 impl Scanner {
     pub fn new(live: PathBuf, fp_bytes: usize, head_len: usize) -> Scanner {
@@ -193,9 +211,24 @@ impl Scanner {
             roots: AllowedRoots::any(),
             refused_seen: HashSet::new(),
             refused: Vec::new(),
+            last_listing: Vec::new(),
+            list_error: None,
+            listed_once: false,
             #[cfg(test)]
             list_hook: None,
+            #[cfg(test)]
+            fail_open: None,
         }
+    }
+
+    /// Opens `path` for reading inside the allowed roots (every open of the
+    /// group's files goes through here).
+    pub fn open(&mut self, path: &std::path::Path) -> io::Result<File> {
+        #[cfg(test)]
+        if let Some(e) = self.fail_open.as_mut().and_then(|f| f(path)) {
+            return Err(e);
+        }
+        self.roots.open(path)
     }
 
     /// Restricts the files read to `roots` (see [`AllowedRoots`]).
@@ -271,8 +304,37 @@ impl Scanner {
         last
     }
 
+    /// Why the group's folder could not be listed since the last call (each scan
+    /// then used the last listing that succeeded), and whether one ever did.
+    pub fn take_list_error(&mut self) -> Option<(io::Error, bool)> {
+        self.list_error.take().map(|e| (e, self.listed_once))
+    }
+
+    fn list(&mut self) -> Vec<RotatedFile> {
+        #[cfg(test)]
+        if let Some(e) = self.live.parent().and_then(|dir| {
+            let fail = self.fail_open.as_mut()?;
+            fail(dir)
+        }) {
+            self.list_error = Some(e);
+            return self.last_listing.clone();
+        }
+        match rotated_siblings_listed(&self.live) {
+            Ok(found) => {
+                self.last_listing.clone_from(&found);
+                self.listed_once = true;
+                found
+            }
+            Err(e) => {
+                self.list_error = Some(e);
+                self.last_listing.clone()
+            }
+        }
+    }
+
     fn scan_once(&mut self) -> Vec<Cand> {
-        let mut files: Vec<(PathBuf, bool, bool)> = rotated_siblings(&self.live)
+        let mut files: Vec<(PathBuf, bool, bool)> = self
+            .list()
             .into_iter()
             .map(|r| (r.path, r.gzip, false))
             .collect();
@@ -305,13 +367,29 @@ impl Scanner {
                     // file's inode the first bytes of another (and cache that).
                     // With allowed roots, only a file whose real path is inside one
                     // is opened (checked again on the open file).
-                    let f = match self.roots.open(&path) {
+                    let f = match self.open(&path) {
                         Ok(f) => f,
                         Err(e) => {
                             if let Some(o) = outside_error(&e) {
                                 let o = o.clone();
                                 self.note_refused(&o);
+                                continue;
                             }
+                            if e.kind() == io::ErrorKind::NotFound {
+                                continue; // gone since the listing
+                            }
+                            // Listed, never cached: the next scan tries again. What
+                            // to do with it (wait, or skip and report) is the
+                            // tailer's choice.
+                            out.push(Cand {
+                                id: file_id(meta.dev(), meta.ino(), &[], self.fp_bytes),
+                                path,
+                                gzip,
+                                live,
+                                size: meta.len(),
+                                head: Arc::from(&[][..]),
+                                unreadable: Some(Arc::new(e)),
+                            });
                             continue;
                         }
                     };
@@ -341,6 +419,7 @@ impl Scanner {
                 live,
                 size: meta.len(),
                 head,
+                unreadable: None,
             });
         }
         self.cache = cache;

@@ -74,6 +74,20 @@
 //! the newest file already read that still exists, or `None` if none does; so a
 //! position never names a deleted file the tailer knows about.
 //!
+//! A live file with nothing consumed is scanned for again after its first read:
+//! a copy that a copytruncate made between the scan that chose the file and that
+//! read holds older lines, and is read first (the read is taken back).
+//!
+//! # Files that cannot be read
+//!
+//! A file of the group that cannot be opened or read (permissions, too many open
+//! files, an I/O error), or a folder that cannot be listed, is never skipped
+//! silently: in follow mode the group waits for it
+//! ([`ReadStatus::Blocked`]: not idle), otherwise it is reported and listed in
+//! [`Tailer::unreadable`]. A compressed file whose data ends early is read up to
+//! its last complete line; a newer file with the same first bytes continues from
+//! that line, and if none does the loss is reported.
+//!
 //! # Allowed roots
 //!
 //! A tailer made with [`Tailer::with_allowed_roots`] reads only files whose real path
@@ -87,6 +101,7 @@
 //! check, so a link swapped in between (a sibling replaced by a link to
 //! `/etc/passwd`) makes the tailer scan again rather than read it.
 
+mod changed;
 mod done;
 mod identity;
 pub mod position;
@@ -96,6 +111,7 @@ mod switch;
 mod tailer;
 #[cfg(test)]
 mod tests;
+mod unreadable;
 
 use std::path::Path;
 use std::time::Duration;
@@ -112,9 +128,14 @@ pub enum ReadStatus {
     Idle,
     /// Every file of the group is read (never in follow mode).
     Finished,
+    /// Follow mode: waiting for a file of the group that cannot be opened or read
+    /// (tried again on every call; see [`Tailer::unreadable`]). Not idle: its lines
+    /// are still to come.
+    Blocked,
 }
 pub use position::{FileId, Position};
 pub use tailer::Tailer;
+pub use unreadable::{hint as unreadable_hint, Unreadable, REPORT_EVERY};
 
 /// How a [`Tailer`] reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,6 +199,9 @@ pub struct TailCounters {
     /// allowed roots ([`Tailer::with_allowed_roots`]); each counted once.
     pub outside_roots: u64,
     pub read_errors: u64,
+    /// Compressed files whose data ended early or was corrupt: read up to the
+    /// damage (see the module docs).
+    pub damaged_gzip: u64,
     /// Resume positions whose file was not found (see the module docs).
     pub resume_misses: u64,
 }

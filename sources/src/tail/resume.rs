@@ -10,6 +10,7 @@ use super::identity::Cand;
 use super::position::Position;
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
 use crate::file::roots::AllowedRoots;
+use crate::file::EscapedPath;
 
 /// How many times a scan that did not find the checkpointed file is repeated.
 const MISS_RETRIES: u32 = 5;
@@ -80,6 +81,17 @@ impl Tailer {
         // `scan` is settled (two scans in a row agreed, see `Scanner::scan`): a
         // listing taken mid-rotation cannot place the position wrongly (torture
         // seed 3057: the copy holding it was missed and newer files marked read).
+        // A file that cannot be opened could be the one holding the position (its
+        // content is unknown): wait until it can be (follow mode only; otherwise
+        // `Tailer::scan` left it out).
+        if let Some(c) = scan.iter().find(|c| c.unreadable.is_some()) {
+            if let Some(e) = &c.unreadable {
+                let (path, e) = (c.path.clone(), e.clone());
+                self.block_on(&path, &e);
+            }
+            self.start = Start::Resume(pos);
+            return Outcome::Blocked;
+        }
         let (at, found) = plan(&pos, scan, &self.live);
         if matches!(found, Found::MissLive | Found::MissSibling)
             && self.resume_retries < MISS_RETRIES
@@ -101,6 +113,10 @@ impl Tailer {
                 }
                 Err(OpenFail::Io(e)) => {
                     self.open_failed(&scan[i], &e);
+                    if self.opts.follow {
+                        self.start = Start::Resume(pos);
+                        return Outcome::Blocked;
+                    }
                     if !scan[i].live {
                         self.done.insert(scan[i].id.clone(), scan[i].size);
                     }
@@ -123,9 +139,9 @@ impl Tailer {
     }
 
     fn report_resume(&mut self, pos: &Position, scan: &[Cand], at: Option<usize>, found: Found) {
-        let was = pos.path.display();
+        let was = EscapedPath(&pos.path);
         let ino = pos.file.ino;
-        let name = |i: Option<usize>| at.or(i).map(|i| scan[i].path.display().to_string());
+        let name = |i: Option<usize>| at.or(i).map(|i| EscapedPath(&scan[i].path).to_string());
         let msg = match found {
             Found::Exact => return,
             Found::Copy => {
@@ -159,7 +175,7 @@ impl Tailer {
                      {siblings} rotated sibling(s) count as already read. If tidemark was \
                      stopped across several rotations, replay those siblings to recover \
                      their lines",
-                    self.live.display()
+                    EscapedPath(&self.live)
                 )
             }
             Found::MissSibling => {
@@ -191,6 +207,12 @@ impl Tailer {
             return Outcome::Nothing;
         };
         let c = &scan[i];
+        if let Some(e) = &c.unreadable {
+            let (path, e) = (c.path.clone(), e.clone());
+            self.block_on(&path, &e);
+            self.start = Start::End;
+            return Outcome::Blocked;
+        }
         let (start, mid_line) = last_line_start(self.scanner.roots(), c, self.opts.max_line_bytes);
         match self.open(c, start) {
             Ok(()) => {}
@@ -201,7 +223,11 @@ impl Tailer {
             Err(OpenFail::Io(e)) => {
                 self.open_failed(c, &e);
                 self.start = Start::End;
-                return Outcome::Nothing;
+                return if self.opts.follow {
+                    Outcome::Blocked
+                } else {
+                    Outcome::Nothing
+                };
             }
         }
         if mid_line {

@@ -11,6 +11,7 @@ use super::position::{FileId, Position};
 use super::source::{Cur, Src};
 use super::tailer::{OpenFail, Outcome, Start, Tailer};
 use crate::file::roots::outside_error;
+use crate::file::EscapedPath;
 
 /// A file set aside (still open, so it survives a deletion) until older files are
 /// read: the live file after a copytruncate (rewound to 0, read after its copy), or
@@ -31,7 +32,7 @@ impl Tailer {
         };
         let line_off = self.lb.next_line_off(cur.read_off);
         self.lb.clear();
-        let scan = self.scanner.scan();
+        let scan = self.scan();
         let old = cur.id.clone();
         let copy = scan.iter().rposition(|c| {
             !c.is_inode(old.dev, old.ino) && c.same_content(&old) && self.done.state(c).is_some()
@@ -73,7 +74,7 @@ impl Tailer {
             "{}: truncated in place (we had read {read_off} bytes) and no copy of its old \
              content was found next to it; reading it again from the start. Lines written \
              after byte {line_off} before the truncation, if any, are lost",
-            cur.path.display(),
+            EscapedPath(&cur.path),
         ));
         if rewound {
             self.pos = self.done.anchor(&scan);
@@ -131,6 +132,56 @@ impl Tailer {
             self.unpark(scan);
         }
         true
+    }
+
+    /// Called after the first read (`n` bytes, nothing delivered yet) of a live file
+    /// with nothing consumed: if an older unread file appeared next to it before
+    /// those bytes were written, it must be read first. The scan comes after the
+    /// read, so it sees every file made before that data; if there is one, the read
+    /// is taken back and the file parked.
+    ///
+    /// Torture seed 834: the live file, rewound empty after a copytruncate and
+    /// parked while its copy was read, got new lines, was copytruncated again and
+    /// got newer ones, all before it was read. The second copy (holding the
+    /// lines in between) was not in the scan taken before, and the newer lines were
+    /// read as the continuation of the empty file: the lines in between were
+    /// lost without a word.
+    pub(super) fn older_appeared_first(&mut self, n: usize) -> bool {
+        let fresh = self.parked.is_none()
+            && self.cur.as_ref().is_some_and(|c| {
+                c.live_now && !c.gzip && c.start_off == 0 && c.read_off == n as u64
+            });
+        if !fresh {
+            return false;
+        }
+        let scan = self.scan();
+        let Some(cur) = self.cur.as_ref() else {
+            return false;
+        };
+        // As `park_for_older` decides (a deleted file it cannot place is read on).
+        let deleted = cur
+            .src
+            .plain()
+            .and_then(|f| f.metadata().ok())
+            .is_some_and(|m| m.nlink() == 0);
+        if (deleted && Tailer::locate(&scan, &cur.id).is_none())
+            || self.unread_before(&scan, &cur.id).is_empty()
+        {
+            return false;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return false;
+        };
+        let Src::Plain(f) = &mut cur.src else {
+            return false;
+        };
+        if f.seek(SeekFrom::Start(0)).is_err() {
+            return false; // read on: nothing better to do
+        }
+        self.lb.unfill(n);
+        cur.read_off = 0;
+        self.counters.bytes -= n as u64;
+        self.park_for_older(&scan)
     }
 
     /// Where `id` is in `scan`: under its inode, or by content (compressed since).
@@ -205,7 +256,10 @@ impl Tailer {
     pub(super) fn advance(&mut self) -> bool {
         // Enough for a few ordinary races plus every retry of a resume miss.
         for _ in 0..8 {
-            let scan = self.scanner.scan();
+            let scan = self.scan();
+            if self.untrusted_scan {
+                return false; // the start (a resume point, the end) is kept for later
+            }
             let outcome = match std::mem::replace(&mut self.start, Start::Placed) {
                 Start::Placed => self.open_next(&scan),
                 Start::Resume(p) if scan.is_empty() => {
@@ -218,7 +272,7 @@ impl Tailer {
             };
             match outcome {
                 Outcome::Opened => return true,
-                Outcome::Nothing => return false,
+                Outcome::Nothing | Outcome::Blocked => return false,
                 Outcome::Raced => {}
             }
         }
@@ -229,7 +283,7 @@ impl Tailer {
         if !self.opts.follow {
             self.push_error(format!(
                 "{}: no such file, and no rotated siblings next to it: nothing to read",
-                self.live.display()
+                EscapedPath(&self.live)
             ));
         }
     }
@@ -259,6 +313,11 @@ impl Tailer {
             let Some(start) = self.done.state(c) else {
                 continue;
             };
+            if let Some(e) = &c.unreadable {
+                // Only in follow mode (see `Tailer::scan`): nothing after it is read.
+                self.block_on(&c.path, e);
+                return Outcome::Blocked;
+            }
             let parked = self.parked.as_ref().map(|p| &p.cur.id);
             if parked.is_some_and(|id| c.is_inode(id.dev, id.ino) || c.same_content(id)) {
                 // The parked file (maybe compressed since): its turn.
@@ -273,8 +332,11 @@ impl Tailer {
                 Err(OpenFail::Raced) => return Outcome::Raced,
                 Err(OpenFail::Io(e)) => {
                     self.open_failed(c, &e);
+                    if self.opts.follow {
+                        return Outcome::Blocked; // retried on the next call
+                    }
                     if c.live {
-                        return Outcome::Nothing; // retried on the next call
+                        return Outcome::Nothing;
                     }
                     self.done.insert(c.id.clone(), c.size);
                 }
@@ -300,7 +362,7 @@ impl Tailer {
         }
         // The scan opened `c` inside the allowed roots (if any); a path that leads
         // out of them now names another file: look again.
-        let f = match self.scanner.roots().open(&c.path) {
+        let f = match self.scanner.open(&c.path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(OpenFail::Raced),
             Err(e) => match outside_error(&e) {
@@ -356,15 +418,8 @@ impl Tailer {
         Ok(())
     }
 
+    /// `c` could not be opened: wait for it (follow mode) or skip and list it.
     pub(super) fn open_failed(&mut self, c: &Cand, e: &io::Error) {
-        let what = if c.live { "will retry" } else { "skipping it" };
-        let msg = format!(
-            "{}: cannot open ({e}); {what} — check that tidemark may read it",
-            c.path.display()
-        );
-        if self.last_error.as_deref() != Some(msg.as_str()) {
-            self.counters.open_errors += 1;
-        }
-        self.push_error(msg);
+        self.open_failed_at(&c.path, e);
     }
 }

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::done::DoneSet;
-use super::identity::{fingerprint, read_head_file, Scanner};
+use super::identity::Scanner;
 use super::position::{FileId, Position};
 use super::source::{Cur, LineBuf};
 use super::switch::Parked;
+use super::unreadable::{Blocked, Unreadable};
 use super::{LineMeta, ReadStatus, TailCounters, TailOptions};
 use crate::file::roots::AllowedRoots;
 
@@ -38,6 +39,9 @@ pub(super) enum Outcome {
     /// The group changed between the scan and the open: scan again.
     Raced,
     Nothing,
+    /// Follow mode: the next file cannot be opened; wait for it (see
+    /// [`super::unreadable`]).
+    Blocked,
 }
 
 pub(super) enum OpenFail {
@@ -77,6 +81,18 @@ pub struct Tailer {
     pub(super) scratch: Vec<u8>,
     pub(super) last_rescan: Option<Instant>,
     pub(super) dir_mtime: Option<(i64, i64)>,
+    /// The clock of the current `read_some` call.
+    pub(super) now: Instant,
+    /// The file the group is waiting for (follow mode).
+    pub(super) blocked: Option<Blocked>,
+    /// A read of this call waited for an unreadable file.
+    pub(super) blocked_now: bool,
+    /// See [`Tailer::unreadable`].
+    pub(super) unreadable: Vec<Unreadable>,
+    /// The last scan could not list the folder and had no earlier listing to
+    /// use: which siblings exist is unknown (follow mode waits).
+    pub(super) untrusted_scan: bool,
+    pub(super) unreadable_changes: u64,
     /// Test hook: runs before a file of a scan is opened.
     #[cfg(test)]
     pub(super) open_hook: Option<OpenHook>,
@@ -130,6 +146,12 @@ impl Tailer {
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
+            now: Instant::now(),
+            blocked: None,
+            blocked_now: false,
+            unreadable: Vec::new(),
+            untrusted_scan: false,
+            unreadable_changes: 0,
             #[cfg(test)]
             open_hook: None,
             opts,
@@ -154,7 +176,13 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        let status = self.read_lines(budget, now, on_line);
+        self.now = now;
+        self.blocked_now = false;
+        let mut status = self.read_lines(budget, now, on_line);
+        self.end_wait();
+        if self.blocked_now && status == ReadStatus::Idle {
+            status = ReadStatus::Blocked;
+        }
         if self.scanner.has_refused() {
             for o in self.scanner.take_refused() {
                 self.counters.outside_roots += 1;
@@ -224,7 +252,7 @@ impl Tailer {
                     }
                 }
                 Ok(n) => {
-                    if self.read_was_stale(n) {
+                    if self.read_was_stale(n) || self.older_appeared_first(n) {
                         continue;
                     }
                     used += n;
@@ -236,12 +264,19 @@ impl Tailer {
                 }
                 Err(e) => {
                     self.counters.read_errors += 1;
-                    let msg = format!(
-                        "{}: read failed at byte {} ({e}); skipping the rest of this file",
-                        cur.path.display(),
-                        cur.read_off
-                    );
-                    self.push_error(msg);
+                    if cur.gzip {
+                        self.damaged_gzip(&e);
+                        continue;
+                    }
+                    if self.opts.follow {
+                        // Nothing was consumed: the same read is tried again.
+                        let path = cur.path.clone();
+                        self.block_on(&path, &e);
+                        return ReadStatus::Blocked;
+                    }
+                    let (path, at) = (cur.path.clone(), cur.read_off);
+                    let e = io::Error::new(e.kind(), format!("read failed at byte {at}: {e}"));
+                    self.skip_unreadable(&path, &e);
                     self.finish_current(&mut on_line);
                 }
             }
@@ -286,104 +321,6 @@ impl Tailer {
     /// The identity of the file being read.
     pub fn current_file(&self) -> Option<&FileId> {
         self.cur.as_ref().map(|c| &c.id)
-    }
-
-    /// Once per call: notice a truncation or rewrite since the last call, and an
-    /// older file that appeared while the live file had nothing consumed.
-    fn check_start(&mut self, now: Instant) {
-        let Some(meta) = self.cur_meta() else {
-            return;
-        };
-        if self.content_changed(meta.len()) {
-            self.on_truncated();
-            return;
-        }
-        let Some(cur) = self.cur.as_mut() else {
-            return;
-        };
-        cur.disk_size = meta.len();
-        if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
-            self.read_older_first(now, true);
-        }
-    }
-
-    /// Checks a plain file again after reading `n` bytes of it, before any of them
-    /// is delivered: a copytruncate and rewrite between the check before the read
-    /// and the read itself would make the new content pass for the rest of the old
-    /// (torture seed 834). If the file changed, the read is taken back and the
-    /// truncation handled; the copy is read from where we were.
-    fn read_was_stale(&mut self, n: usize) -> bool {
-        let Some(meta) = self.cur_meta() else {
-            return false;
-        };
-        if !self.content_changed(meta.len()) {
-            if let Some(cur) = self.cur.as_mut() {
-                cur.disk_size = meta.len();
-            }
-            return false;
-        }
-        if let Some(cur) = self.cur.as_mut() {
-            self.lb.unfill(n);
-            cur.read_off -= n as u64;
-            self.counters.bytes -= n as u64;
-        }
-        self.on_truncated();
-        true
-    }
-
-    /// Whether the current plain file's fingerprint covers fewer bytes than
-    /// configured (it was short when last checked).
-    fn fingerprint_incomplete(&self) -> bool {
-        self.cur.as_ref().is_some_and(|c| {
-            !c.gzip
-                && c.src.plain().is_some()
-                && (c.id.fingerprint_len as usize) < self.opts.fingerprint_bytes
-        })
-    }
-
-    /// Whether the next read of the current plain file goes past the size seen at
-    /// its last check.
-    fn past_verified(&self) -> bool {
-        self.cur
-            .as_ref()
-            .is_some_and(|c| !c.gzip && c.src.plain().is_some() && c.read_off >= c.disk_size)
-    }
-
-    pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
-        self.cur.as_ref()?.src.plain()?.metadata().ok()
-    }
-
-    /// Whether the current (plain) file's content was replaced since we read it:
-    /// shorter than what we read or than its fingerprint, or its first bytes changed.
-    /// Extends the fingerprint of a file that has grown past it.
-    pub(super) fn content_changed(&mut self, size: u64) -> bool {
-        let Some(cur) = self.cur.as_mut() else {
-            return false;
-        };
-        let Some(file) = cur.src.plain() else {
-            return false;
-        };
-        if size < cur.read_off || size < u64::from(cur.id.fingerprint_len) {
-            return true;
-        }
-        let want = (self.opts.fingerprint_bytes as u64).min(size) as usize;
-        if want == 0 || read_head_file(file, want, &mut self.scratch).is_err() {
-            return false;
-        }
-        let n = cur.id.fingerprint_len as usize;
-        if self.scratch.len() < n || fingerprint(&self.scratch[..n]) != cur.id.fingerprint {
-            return true;
-        }
-        if self.scratch.len() > n {
-            cur.id.fingerprint = fingerprint(&self.scratch);
-            cur.id.fingerprint_len = self.scratch.len() as u32;
-            if cur.pos_owned {
-                if let Some(p) = self.pos.as_mut() {
-                    p.file = cur.id.clone();
-                }
-            }
-        }
-        false
     }
 
     /// The current file is read to its end (for now).
@@ -454,7 +391,10 @@ impl Tailer {
             self.counters.deletions += 1;
         }
         let (dev, ino) = (cur.id.dev, cur.id.ino);
-        let scan = self.scanner.scan();
+        let scan = self.scan();
+        let Some(cur) = self.cur.as_mut() else {
+            return Step::Continue;
+        };
         let idx = scan.iter().position(|c| c.is_inode(dev, ino));
         if let Some(c) = idx.map(|i| &scan[i]) {
             if c.path != cur.path {
@@ -508,18 +448,18 @@ impl Tailer {
         self.finish_current(on_line);
         match self.open_next(&scan) {
             Outcome::Opened | Outcome::Raced => Step::Continue,
-            Outcome::Nothing => Step::Idle,
+            Outcome::Nothing | Outcome::Blocked => Step::Idle,
         }
     }
 
     /// The current live file has nothing consumed yet: if an older file not yet read
     /// has appeared (say the copy of a copytruncate done while we held the file
     /// empty), read that first. Returns whether it switched.
-    fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
+    pub(super) fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
         if !force && !self.rescan_due(now) {
             return false;
         }
-        let scan = self.scanner.scan();
+        let scan = self.scan();
         self.park_for_older(&scan)
     }
 

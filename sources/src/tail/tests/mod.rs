@@ -1,8 +1,10 @@
 //! Tailer tests against real files in temporary directories.
 
+mod gzip;
 mod resume;
 mod roots;
 mod rotation;
+mod unreadable;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -1,0 +1,109 @@
+//! Has the file being read changed under us? A truncation or a rewrite in place
+//! (copytruncate) is noticed before anything read past the last check is
+//! delivered, and the fingerprint of a short file grows only over bytes verified.
+
+use std::fs;
+use std::time::Instant;
+
+use super::identity::{fingerprint, read_head_file};
+use super::tailer::Tailer;
+
+impl Tailer {
+    /// Once per call: notice a truncation or rewrite since the last call, and an
+    /// older file that appeared while the live file had nothing consumed.
+    pub(super) fn check_start(&mut self, now: Instant) {
+        let Some(meta) = self.cur_meta() else {
+            return;
+        };
+        if self.content_changed(meta.len()) {
+            self.on_truncated();
+            return;
+        }
+        let Some(cur) = self.cur.as_mut() else {
+            return;
+        };
+        cur.disk_size = meta.len();
+        if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
+            self.read_older_first(now, true);
+        }
+    }
+
+    /// Checks a plain file again after reading `n` bytes of it, before any of them
+    /// is delivered: a copytruncate and rewrite between the check before the read
+    /// and the read itself would make the new content pass for the rest of the old
+    /// (torture seed 834). If the file changed, the read is taken back and the
+    /// truncation handled; the copy is read from where we were.
+    pub(super) fn read_was_stale(&mut self, n: usize) -> bool {
+        let Some(meta) = self.cur_meta() else {
+            return false;
+        };
+        if !self.content_changed(meta.len()) {
+            if let Some(cur) = self.cur.as_mut() {
+                cur.disk_size = meta.len();
+            }
+            return false;
+        }
+        if let Some(cur) = self.cur.as_mut() {
+            self.lb.unfill(n);
+            cur.read_off -= n as u64;
+            self.counters.bytes -= n as u64;
+        }
+        self.on_truncated();
+        true
+    }
+
+    /// Whether the current plain file's fingerprint covers fewer bytes than
+    /// configured (it was short when last checked).
+    pub(super) fn fingerprint_incomplete(&self) -> bool {
+        self.cur.as_ref().is_some_and(|c| {
+            !c.gzip
+                && c.src.plain().is_some()
+                && (c.id.fingerprint_len as usize) < self.opts.fingerprint_bytes
+        })
+    }
+
+    /// Whether the next read of the current plain file goes past the size seen at
+    /// its last check.
+    pub(super) fn past_verified(&self) -> bool {
+        self.cur
+            .as_ref()
+            .is_some_and(|c| !c.gzip && c.src.plain().is_some() && c.read_off >= c.disk_size)
+    }
+
+    pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
+        self.cur.as_ref()?.src.plain()?.metadata().ok()
+    }
+
+    /// Whether the current (plain) file's content was replaced since we read it:
+    /// shorter than what we read or than its fingerprint, or its first bytes changed.
+    /// Extends the fingerprint of a file that has grown past it.
+    pub(super) fn content_changed(&mut self, size: u64) -> bool {
+        let Some(cur) = self.cur.as_mut() else {
+            return false;
+        };
+        let Some(file) = cur.src.plain() else {
+            return false;
+        };
+        if size < cur.read_off || size < u64::from(cur.id.fingerprint_len) {
+            return true;
+        }
+        let want = (self.opts.fingerprint_bytes as u64).min(size) as usize;
+        if want == 0 || read_head_file(file, want, &mut self.scratch).is_err() {
+            return false;
+        }
+        let n = cur.id.fingerprint_len as usize;
+        if self.scratch.len() < n || fingerprint(&self.scratch[..n]) != cur.id.fingerprint {
+            return true;
+        }
+        if self.scratch.len() > n {
+            cur.id.fingerprint = fingerprint(&self.scratch);
+            cur.id.fingerprint_len = self.scratch.len() as u32;
+            if cur.pos_owned {
+                if let Some(p) = self.pos.as_mut() {
+                    p.file = cur.id.clone();
+                }
+            }
+        }
+        false
+    }
+}

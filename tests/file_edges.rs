@@ -1,0 +1,335 @@
+//! The file source at its edges, through the binary: files that cannot be read,
+//! one file reached by several paths, FIFOs, hostile file names.
+//!
+//! Unreadable files: the test makes a file mode 000. Root reads it anyway, so as
+//! root (as in CI) tidemark runs under `setpriv` without the capabilities that
+//! bypass file permissions (`CAP_DAC_OVERRIDE`, `CAP_DAC_READ_SEARCH`): still
+//! root, still owner of everything else the test made.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// `tidemark`, unable to read files whose permissions say so, even as root.
+fn tidemark() -> Command {
+    let bin = env!("CARGO_BIN_EXE_tidemark");
+    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let mut c = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--bounding-set=-dac_override,-dac_read_search", "--", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    c.env("TIDEMARK_LOG", "warn");
+    c
+}
+
+/// Makes `path` unreadable for [`tidemark`], and checks that it is.
+fn make_unreadable(path: &Path) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let probe = if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+        Command::new("setpriv")
+            .args(["--bounding-set=-dac_override,-dac_read_search", "--", "cat"])
+            .arg(path)
+            .output()
+    } else {
+        Command::new("cat").arg(path).output()
+    };
+    let probe = probe.expect("run setpriv/cat (util-linux) to probe the permission");
+    assert!(
+        !probe.status.success(),
+        "{} is still readable: this test needs a way to make a file unreadable",
+        path.display()
+    );
+}
+
+fn make_readable(path: &Path) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).unwrap();
+}
+
+/// `n` JSON lines one second apart from 2026-01-01T00:MM:00Z, minute `minute`.
+fn lines(minute: u32, n: u32) -> String {
+    (0..n)
+        .map(|s| format!("{{\"time\":\"2026-01-01T00:{minute:02}:{s:02}Z\",\"status\":\"200\"}}\n"))
+        .collect()
+}
+
+/// A folder with `logs/HOST/app.log` for each host (3 minutes of 10 lines), a
+/// job reading `logs/*/app.log` into `out.jsonl`, per-host series.
+fn setup(hosts: &[&str], idle_timeout: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    // tempfile makes the folder 0700: fine, tidemark runs as its owner.
+    for h in hosts {
+        let dir = d.path().join("logs").join(h);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("app.log"),
+            lines(0, 10) + &lines(1, 10) + &lines(2, 10),
+        )
+        .unwrap();
+    }
+    let job = d.path().join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            r#"name = "edges"
+[source]
+kind = "file"
+include = ["logs/*/app.log"]
+host = {{ path_regex = '/logs/(?P<host>[^/]+)/' }}
+poll_interval = "50ms"
+[parse]
+format = "json"
+[window]
+size = "1m"
+idle_timeout = "{idle_timeout}"
+[[metric]]
+name = "requests"
+kind = "counter"
+labels = ["status"]
+[[sink]]
+kind = "jsonl"
+path = "out.jsonl"
+series = "hosts"
+"#
+        ),
+    )
+    .unwrap();
+    (d, job)
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("spawn tidemark")
+}
+
+/// Per-host request counts in `out.jsonl`: (window start, host, value).
+fn counts(out: &Path) -> Vec<(String, String, u64)> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let mut v: Vec<(String, String, u64)> = text
+        .lines()
+        .map(|l| {
+            let j: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                j["start"].as_str().unwrap().to_string(),
+                j["labels"]["host"].as_str().unwrap().to_string(),
+                j["value"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn stop(child: Child) -> Output {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait_with_output().unwrap()
+}
+
+/// Regression (issue 10 §2a): a matched file that could not be opened was left out
+/// without a word, and `--until-eof` said `files read: 2 (0 could not be opened)`
+/// and exited 0 while one of three hosts was missing from every window.
+#[test]
+fn unreadable_file_is_not_skipped_silently() {
+    let (d, job) = setup(&["web-1", "web-2", "web-3"], "30s");
+    let bad = d.path().join("logs/web-3/app.log");
+    make_unreadable(&bad);
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "exit 1: {err}");
+    let shown = bad.display().to_string();
+    // Logged with its path, the error and a hint...
+    let warning = err
+        .lines()
+        .find(|l| l.contains(&shown) && l.contains("ermission denied"))
+        .unwrap_or_else(|| panic!("no warning naming {shown} and the error: {err}"));
+    assert!(warning.contains("hint:"), "{warning}");
+    // ...counted...
+    assert!(
+        err.contains("files read: 2 (1 could not be opened)"),
+        "{err}"
+    );
+    // ...and listed at exit.
+    assert!(err.contains("files that could not be read"), "{err}");
+    assert!(
+        err.lines().filter(|l| l.contains(&shown)).count() >= 2,
+        "listed at exit: {err}"
+    );
+    // The other hosts are complete.
+    let c = counts(&d.path().join("out.jsonl"));
+    assert_eq!(c.len(), 6, "{c:?}");
+}
+
+/// Regression (issue 10 §2a): in a live run, a group whose file could not be
+/// opened counted as idle, so its windows closed without it, and once the file
+/// became readable its whole backlog was late and dropped.
+#[test]
+fn unreadable_file_holds_its_windows_until_it_can_be_read() {
+    let (d, job) = setup(&["web-1", "web-2", "web-3"], "1s");
+    let bad = d.path().join("logs/web-3/app.log");
+    make_unreadable(&bad);
+    let out_file = d.path().join("out.jsonl");
+    let child = tidemark()
+        .arg("run")
+        .arg(&job)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Well past idle_timeout: the readable hosts are idle, web-3 is not.
+    std::thread::sleep(Duration::from_secs(4));
+    let held = counts(&out_file);
+    make_readable(&bad);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts(&out_file).len() < 9 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = stop(child);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        held.is_empty(),
+        "windows closed without web-3: {held:?}\n{err}"
+    );
+    let c = counts(&out_file);
+    let want: Vec<(String, String, u64)> = (0..3)
+        .flat_map(|m| {
+            ["web-1", "web-2", "web-3"]
+                .map(|h| (format!("2026-01-01T00:{m:02}:00Z"), h.to_string(), 10))
+        })
+        .collect();
+    assert_eq!(c, want, "{err}");
+    assert!(err.contains("late lines (dropped): 0"), "{err}");
+    assert!(err.contains(&bad.display().to_string()), "warned: {err}");
+}
+
+/// Runs `cmd` to its end, or kills it after a generous deadline (a reader
+/// blocked on a FIFO never ends by itself).
+fn run_with_deadline(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn tidemark");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "tidemark did not finish: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Regression (issue 10 §3): one file reached by several paths (a directory
+/// link, `..`, a hard link) was read and counted once per path.
+#[test]
+fn a_file_reached_by_several_paths_is_counted_once() {
+    let (d, job) = setup(&["web-1", "web-2"], "30s");
+    let logs = d.path().join("logs");
+    std::os::unix::fs::symlink("web-1", logs.join("web-9")).unwrap();
+    std::fs::create_dir_all(logs.join("web-7")).unwrap();
+    std::fs::hard_link(logs.join("web-2/app.log"), logs.join("web-7/app.log")).unwrap();
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        r#"include = ["logs/*/app.log"]"#,
+        r#"include = ["logs/*/app.log", "logs/web-1/../web-1/app.log"]"#,
+    );
+    std::fs::write(&job, text).unwrap();
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let c = counts(&d.path().join("out.jsonl"));
+    let want: Vec<(String, String, u64)> = (0..3)
+        .flat_map(|m| {
+            ["web-1", "web-2"].map(|h| (format!("2026-01-01T00:{m:02}:00Z"), h.to_string(), 10))
+        })
+        .collect();
+    assert_eq!(c, want, "{err}");
+    assert!(err.contains("lines read: 60"), "{err}");
+    assert!(
+        err.contains("paths left out as another path to a file already read: 3"),
+        "{err}"
+    );
+    assert!(err.contains("web-9/app.log: the same file as"), "{err}");
+}
+
+/// Regression (issue 10 §6): a FIFO matched by a glob was skipped without a
+/// word. It is warned about, counted, never opened (a reader would block), and a
+/// finite run says its input was incomplete.
+#[test]
+fn a_fifo_matched_by_a_glob_is_not_skipped_silently() {
+    let (d, job) = setup(&["web-1"], "30s");
+    let fifo_dir = d.path().join("logs/web-2");
+    std::fs::create_dir_all(&fifo_dir).unwrap();
+    let made = Command::new("mkfifo")
+        .arg(fifo_dir.join("app.log"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let out = run_with_deadline(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web-2/app.log: matched by an include glob, but it is a FIFO"),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+    assert!(
+        err.contains("matched paths that are not regular files (not read): 1"),
+        "{err}"
+    );
+    assert_eq!(counts(&d.path().join("out.jsonl")).len(), 3, "{err}");
+}
+
+/// Regression (issue 10 §6): a newline in a file name let whoever can create a
+/// file in a watched folder write log lines of their own.
+#[test]
+fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
+    let (d, job) = setup(
+        &["web-1", "web-2\n2026-01-01T00:00:00Z ERROR forged"],
+        "30s",
+    );
+    let bad = d
+        .path()
+        .join("logs/web-2\n2026-01-01T00:00:00Z ERROR forged/app.log");
+    make_unreadable(&bad);
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00Z ERROR forged")),
+        "a forged line: {err}"
+    );
+    assert!(
+        err.contains("web-2\\n2026-01-01T00:00:00Z ERROR forged/app.log: cannot be read"),
+        "the path is named, escaped: {err}"
+    );
+}
+
+/// Regression (issue 10 §2a): a folder the glob could not list (here `web-3`,
+/// mode 000) hid its files without a word.
+#[test]
+fn a_folder_that_cannot_be_listed_is_not_skipped_silently() {
+    let (d, job) = setup(&["web-1", "web-3"], "30s");
+    let dir = d.path().join("logs/web-3");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    // `make_unreadable` probes with `cat`, which cannot read a folder anyway.
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("web-3: cannot list this folder"),
+        "warned: {err}"
+    );
+    assert!(err.contains("files that could not be read: 1"), "{err}");
+}
