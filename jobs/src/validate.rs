@@ -131,7 +131,13 @@ pub(crate) fn validate_text(
     env: &Env,
     job_file: Option<&Path>,
 ) -> Result<Job, Diagnostics> {
-    check(text, display_path, Relative::JoinOnto(base_dir), env, job_file)
+    check(
+        text,
+        display_path,
+        Relative::JoinOnto(base_dir),
+        env,
+        job_file,
+    )
 }
 
 fn check(
