@@ -14,4 +14,6 @@ pub mod validate;
 pub use env::Env;
 pub use job::*;
 pub use roots::{check_roots, RootProblem, RootProblemKind, RootsError};
-pub use validate::{from_str, from_str_with_env, load, load_with_env, Diagnostic, Diagnostics};
+pub use validate::{
+    from_str, from_str_with_env, load, load_with_env, Diagnostic, Diagnostics, MAX_JOB_NAME_BYTES,
+};

@@ -14,7 +14,8 @@ pub use toml::Spanned;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobFile {
-    /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`.
+    /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`, at most
+    /// [`crate::validate::MAX_JOB_NAME_BYTES`] long (state files are named after it).
     pub name: Spanned<String>,
     pub source: Spanned<SourceFile>,
     pub parse: Spanned<ParseFile>,

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
+pub use names::MAX_JOB_NAME_BYTES;
 pub use source::NGINX_FIELDS;
 
 use crate::env::Env;
@@ -93,6 +94,19 @@ pub fn from_str_with_env(
             &file.name,
             format!("job name `{}` is not valid", file.name.get_ref()),
             "use letters, digits, `_` and `-`, starting with a letter or `_`, e.g. \"nginx-access\"".to_string(),
+        );
+    } else if file.name.get_ref().len() > names::MAX_JOB_NAME_BYTES {
+        r.on(
+            &file.name,
+            format!(
+                "job name is {} characters long; the limit is {}",
+                file.name.get_ref().len(),
+                names::MAX_JOB_NAME_BYTES
+            ),
+            format!(
+                "use a shorter name: the state folder keeps files named after the job, and a file name may be at most 255 bytes; e.g. \"{}\"",
+                &file.name.get_ref()[..32]
+            ),
         );
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);

@@ -18,6 +18,13 @@ pub fn is_label_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// Longest job name, in bytes (names are ASCII, so also characters). A job's
+/// name names files and folders in the state folder (`STATE/NAME/`, a cluster's
+/// `STATE/submitted/.NAME.toml.tmp`, ...), and a file name may have at most 255
+/// bytes (`NAME_MAX`) on Linux filesystems: half of that leaves room for every
+/// suffix tidemark adds, now and later.
+pub const MAX_JOB_NAME_BYTES: usize = 128;
+
 /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`.
 pub fn is_job_name(s: &str) -> bool {
     let mut bytes = s.bytes();
