@@ -14,7 +14,12 @@ fn job_named(name: &str) -> String {
 }
 
 fn validate(text: &str) -> Result<tidemark_jobs::Job, tidemark_jobs::Diagnostics> {
-    from_str_with_env(text, "job.toml", Path::new("/jobs"), &Env::from_vars::<&str, &str>([]))
+    from_str_with_env(
+        text,
+        "job.toml",
+        Path::new("/jobs"),
+        &Env::from_vars::<&str, &str>([]),
+    )
 }
 
 #[test]
@@ -31,7 +36,9 @@ fn job_name_too_long_for_the_state_folder_is_refused() {
         format!("job name is 300 characters long; the limit is {MAX_JOB_NAME_BYTES}")
     );
     assert!(
-        d.hint.as_deref().is_some_and(|h| h.contains("shorter name")),
+        d.hint
+            .as_deref()
+            .is_some_and(|h| h.contains("shorter name")),
         "{diags}"
     );
     // The limit itself is fine, one more is not.
@@ -39,5 +46,124 @@ fn job_name_too_long_for_the_state_folder_is_refused() {
     validate(&job_named(&"b".repeat(MAX_JOB_NAME_BYTES + 1)))
         .expect_err("a name one past the limit");
     // Room for the longest file tidemark names after a job: `.NAME.toml.tmp`.
-    const { assert!(MAX_JOB_NAME_BYTES + ".toml.tmp".len() + 1 <= 255) };
+    const { assert!(".".len() + MAX_JOB_NAME_BYTES + ".toml.tmp".len() <= 255) };
+}
+
+/// CPU time this thread has used, in ns (wall time where the kernel does not say).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| {
+            static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+            START
+                .get_or_init(std::time::Instant::now)
+                .elapsed()
+                .as_nanos() as u64
+        })
+}
+
+/// The least CPU time, over `runs` runs, that validating `text` takes.
+fn cpu_to_validate(text: &str, runs: usize) -> u64 {
+    (0..runs)
+        .map(|_| {
+            let start = thread_cpu_ns();
+            let result = validate(text);
+            let spent = thread_cpu_ns() - start;
+            drop(result);
+            spent
+        })
+        .min()
+        .unwrap_or(0)
+}
+
+const HEAD: &str = "name = \"big\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n[parse]\nformat = \"json\"\n";
+
+/// Job bodies of `n` units, each shape growing one thing a check loops over.
+fn shape(kind: &str, n: usize) -> String {
+    let mut s = String::from(HEAD);
+    match kind {
+        // Valid metrics and rules: duplicate checks, positions, lookups.
+        "metrics and rules" => {
+            for i in 0..n {
+                s.push_str(&format!(
+                    "[[metric]]\nname = \"m_{i}\"\nkind = \"counter\"\nlabels = [\"a\", \"b\"]\n\
+                     [[rule]]\nrecord = \"r:m_{i}\"\nexpr = \"sum by (a) (m_{i})\"\n"
+                ));
+            }
+        }
+        // Rules naming metrics that do not exist: every one is an error whose hint
+        // could list and compare every defined metric.
+        "undefined metrics" => {
+            for i in 0..n {
+                s.push_str(&format!(
+                    "[[metric]]\nname = \"m_{i}\"\nkind = \"counter\"\n\
+                     [[rule]]\nrecord = \"r:{i}\"\nexpr = \"sum(x_{i})\"\n"
+                ));
+            }
+        }
+        // One metric with `n` labels, and a rule grouping by all of them.
+        "wide labels" => {
+            let labels: Vec<String> = (0..n).map(|i| format!("\"l{i}\"")).collect();
+            let by: Vec<String> = (0..n).map(|i| format!("l{i}")).collect();
+            s.push_str(&format!(
+                "[[metric]]\nname = \"m\"\nkind = \"counter\"\nlabels = [{}]\n\
+                 [[rule]]\nrecord = \"r:m\"\nexpr = \"sum by ({}) (m)\"\n",
+                labels.join(", "),
+                by.join(", ")
+            ));
+        }
+        // `n` jsonl sinks, each checked against the others for a shared path.
+        "sinks" => {
+            s.push_str("[[metric]]\nname = \"m\"\nkind = \"counter\"\n");
+            for i in 0..n {
+                s.push_str(&format!(
+                    "[[sink]]\nkind = \"jsonl\"\npath = \"/out/{i}.jsonl\"\nseries = \"hosts\"\n"
+                ));
+            }
+        }
+        other => panic!("unknown shape {other}"),
+    }
+    s
+}
+
+/// A 1 MiB body with 24k metrics took 17 s of CPU: every position and every
+/// duplicate check scanned from the start. Linear work grows 4x when the job does;
+/// quadratic work 16x. This compares the CPU time (not wall time: the machine may
+/// be loaded) of a job and one 4 times as big, with room for noise.
+fn assert_linear(kind: &str, n: usize) {
+    let small = cpu_to_validate(&shape(kind, n), 3);
+    let big = cpu_to_validate(&shape(kind, 4 * n), 2);
+    eprintln!(
+        "{kind}: n = {n}: {:.1} ms, 4n: {:.1} ms",
+        small as f64 / 1e6,
+        big as f64 / 1e6
+    );
+    assert!(
+        big <= 8 * small + 50_000_000,
+        "{kind}: validating 4x the job took {:.1}x the CPU time ({} ms vs {} ms): not linear",
+        big as f64 / small.max(1) as f64,
+        big / 1_000_000,
+        small / 1_000_000
+    );
+}
+
+#[test]
+fn validation_is_not_quadratic_in_metrics_and_rules() {
+    assert_linear("metrics and rules", 3_000);
+}
+
+#[test]
+fn validation_is_not_quadratic_in_undefined_metric_errors() {
+    assert_linear("undefined metrics", 1_000);
+}
+
+#[test]
+fn validation_is_not_quadratic_in_labels() {
+    assert_linear("wide labels", 5_000);
+}
+
+#[test]
+fn validation_is_not_quadratic_in_sinks() {
+    assert_linear("sinks", 2_000);
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::diag::Report;
-use super::names::{did_you_mean, list, quoted_choices};
+use super::names::{did_you_mean, quoted_choices, short_list};
 use super::sizes::{rate_setting, size_setting};
 use crate::duration::{format_duration, parse_duration};
 use crate::env::{expand, Env, Expanded};
@@ -39,9 +39,31 @@ pub enum Fields {
     /// json / logfmt (or a pattern that did not compile): any name may appear.
     Any,
     Known {
-        names: Vec<String>,
+        names: KnownNames,
         origin: &'static str,
     },
+}
+
+/// Field names in the order they are written, with a set for lookups: a check per
+/// label must not scan every capture of a pattern that has thousands.
+pub struct KnownNames {
+    ordered: Vec<String>,
+    set: std::collections::HashSet<String>,
+}
+
+impl KnownNames {
+    fn new(ordered: Vec<String>) -> KnownNames {
+        let set = ordered.iter().cloned().collect();
+        KnownNames { ordered, set }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.ordered.iter()
+    }
 }
 
 impl Fields {
@@ -49,14 +71,14 @@ impl Fields {
     pub fn check(&self, r: &mut Report<'_>, value: &Spanned<String>, role: &str) {
         if let Fields::Known { names, origin } = self {
             let name = value.get_ref();
-            if !names.iter().any(|n| n == name) {
-                let suggestion = did_you_mean(name, names.iter().map(String::as_str));
+            if !names.contains(name) {
+                let suggestion = r.did_you_mean(name, names.iter().map(String::as_str));
                 r.on(
                     value,
                     format!("{role} `{name}` is not a field of {origin}"),
                     format!(
                         "{suggestion}available fields: {}",
-                        list(names.iter().map(String::as_str))
+                        short_list(names.iter().map(String::as_str))
                     ),
                 );
             }
@@ -113,7 +135,7 @@ pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Pa
         "nginx" => {
             let names = NGINX_FIELDS.iter().map(|s| s.to_string()).collect();
             fields = Fields::Known {
-                names,
+                names: KnownNames::new(names),
                 origin: "the nginx format",
             };
             Some(Format::Nginx)
@@ -157,7 +179,7 @@ pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Pa
                         "name each part you need with (?P<name>...), e.g. '^(?P<time>\\S+) (?P<level>\\w+)'".to_string(),
                     );
                 } else {
-                    fields = Fields::Known { names, origin: "the [parse] pattern (its named captures)" };
+                    fields = Fields::Known { names: KnownNames::new(names), origin: "the [parse] pattern (its named captures)" };
                     format = Some(Format::Regex(pattern.get_ref().clone()));
                 }
             }
@@ -177,7 +199,7 @@ pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Pa
         None => {
             if p.format.get_ref() == "regex" {
                 if let Fields::Known { names, .. } = &fields {
-                    if !names.iter().any(|n| n == "time") {
+                    if !names.contains("time") {
                         r.on(
                             parse,
                             "no `timestamp` is set, and the [parse] pattern has no `time` capture to read the event time from",
