@@ -129,6 +129,40 @@ fn validate_says_ok_or_lists_errors_with_positions_and_exits_2() {
 }
 
 #[test]
+fn validate_warns_when_an_include_glob_matches_no_file() {
+    // A job whose glob matches nothing validated as a plain `ok`, and a run of it
+    // silently read nothing.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    std::fs::write(d.path().join("logs/a.log"), "").unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"logs/*.log\", \"logz/*.log\"]\n\
+         [parse]\nformat = \"json\"\n[[metric]]\nname = \"lines\"\nkind = \"counter\"\n\
+         [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+    )
+    .unwrap();
+    let out = run(tidemark().arg("validate").arg(&job));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "still valid: {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let missing = d.path().join("logz/*.log").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "warning: include glob `{missing}` matches no file"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("\n  hint: "), "{err}");
+    assert_eq!(
+        err.matches("warning:").count(),
+        1,
+        "only the empty glob: {err}"
+    );
+}
+
+#[test]
 fn live_run_closes_idle_windows_and_stops_cleanly_on_sigterm() {
     let d = tempfile::tempdir().unwrap();
     demo(d.path(), 1);
