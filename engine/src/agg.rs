@@ -40,7 +40,14 @@ pub fn stamp<'a>(
                 return Ok((parsed, t));
             }
         }
-        Err(e) => e.reason(),
+        Err(e) => {
+            // A binary line fails to parse, but it is invalid UTF-8 all the same.
+            // Checked again here, off the hot path: only lines that failed pay.
+            if std::str::from_utf8(line).is_err() {
+                stats.invalid_utf8_lines += 1;
+            }
+            e.reason()
+        }
     };
     *stats.parse_errors.entry(reason).or_default() += 1;
     Err(reason)
