@@ -91,6 +91,13 @@ pub struct Window {
     pub idle_timeout: Duration,
     /// Lines stamped further than this ahead of the wall clock are dropped and counted.
     pub max_clock_skew: Duration,
+    /// A line stamped further than this ahead of its file group's latest time moves
+    /// the group's watermark only once the next line confirms the jump; at least
+    /// `max_out_of_orderness`.
+    pub max_jump: Duration,
+    /// Live mode: a file group that keeps writing lines stamped further than this
+    /// behind the wall clock stops holding windows open.
+    pub max_clock_lag: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

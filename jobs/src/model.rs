@@ -19,7 +19,8 @@ pub struct JobFile {
     pub name: Spanned<String>,
     pub source: Spanned<SourceFile>,
     pub parse: Spanned<ParseFile>,
-    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s, max_clock_skew 10m.
+    /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s, max_clock_skew 10m,
+    /// max_jump 1m (or max_out_of_orderness if larger), max_clock_lag 10m.
     #[serde(default)]
     pub window: WindowFile,
     #[serde(default, rename = "metric")]
@@ -116,6 +117,19 @@ pub struct WindowFile {
     /// are dropped and counted (one bad clock must not push the watermark into the
     /// future and make every later line late). Default "10m".
     pub max_clock_skew: Option<Spanned<String>>,
+    /// A line stamped more than this ahead of the latest time its file group has
+    /// confirmed is a suspect: it counts in its own window, but moves the watermark
+    /// only if the next line is not more than `max_jump` behind it. A lone line
+    /// stamped hours ahead then cannot make the rest of its host late; it is
+    /// counted as an outlier. At least `max_out_of_orderness`. Default "1m", or
+    /// `max_out_of_orderness` if larger.
+    pub max_jump: Option<Spanned<String>>,
+    /// Live mode: a file group that has caught up with its files and keeps
+    /// writing, but whose latest time trails this machine's clock by more than
+    /// this (a frozen or wrong clock), stops holding windows open: its watermark
+    /// then follows the wall clock like an idle group's, and its lines are late.
+    /// Default "10m".
+    pub max_clock_lag: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -17,6 +17,7 @@ mod sinks;
 mod sizes;
 mod source;
 mod syntax;
+mod window;
 
 use std::path::Path;
 
@@ -111,7 +112,7 @@ pub fn from_str_with_env(
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);
     let source = source::check_source(&mut r, &file.source, &fields, base_dir, env);
-    let window = source::check_window(&mut r, &file.window);
+    let window = window::check_window(&mut r, &file.window);
     if file.metrics.is_empty() {
         r.at(
             0,

@@ -1,4 +1,4 @@
-//! Phase 2 checks of [source], [parse] and [window].
+//! Phase 2 checks of [source] and [parse].
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,10 +8,10 @@ use toml::Spanned;
 use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices, short_list};
 use super::sizes::{rate_setting, size_setting};
-use crate::duration::{format_duration, parse_duration};
+use crate::duration::parse_duration;
 use crate::env::{expand, Env, Expanded};
-use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
-use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
+use crate::job::{Format, HostFrom, Parse, Source, TimeFormat};
+use crate::model::{HostFile, ParseFile, SourceFile};
 
 /// Fields of the nginx preset; `request` is the unsplit `$request`. The parser's
 /// list (`tidemark_sources::parse::NGINX_FIELDS`) is tested to be the same.
@@ -274,7 +274,7 @@ fn time_format(r: &mut Report<'_>, value: &Spanned<String>) -> Option<TimeFormat
     Some(TimeFormat::Strftime(s.clone()))
 }
 
-fn duration(
+pub(super) fn duration(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
     key: &str,
@@ -290,71 +290,6 @@ fn duration(
             None
         }
     }
-}
-
-/// Checks [window].
-pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
-    let size = duration(r, w.size.as_ref(), "window size", Duration::from_secs(60));
-    if let Some((size, Some(at))) = size {
-        let shown = format_duration(size);
-        let hour = Duration::from_secs(3600);
-        let problem = if size < Duration::from_secs(1) {
-            Some(format!("window size `{shown}` is shorter than 1s"))
-        } else if size.subsec_nanos() != 0 {
-            Some(format!(
-                "window size `{shown}` is not a whole number of seconds"
-            ))
-        } else if size > hour || 3600 % size.as_secs() != 0 {
-            Some(format!("window size `{shown}` does not divide one hour evenly, so windows would not line up with the hour"))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            r.at(at, problem, "use a size that divides 1h, such as 10s, 15s, 30s, 1m, 2m, 5m, 10m, 15m, 30m or 1h".to_string());
-        }
-    }
-    let lateness = duration(
-        r,
-        w.max_out_of_orderness.as_ref(),
-        "max_out_of_orderness",
-        Duration::from_secs(5),
-    );
-    let idle = duration(
-        r,
-        w.idle_timeout.as_ref(),
-        "idle_timeout",
-        Duration::from_secs(30),
-    );
-    if let Some((d, Some(at))) = idle {
-        if d.is_zero() {
-            r.at(
-                at,
-                "idle_timeout must be greater than 0s",
-                "it is how long a file group may sit idle at end of file before it stops holding back the windows; the default is \"30s\"".to_string(),
-            );
-        }
-    }
-    let skew = duration(
-        r,
-        w.max_clock_skew.as_ref(),
-        "max_clock_skew",
-        Duration::from_secs(600),
-    );
-    if let Some((d, Some(at))) = skew {
-        if d.is_zero() {
-            r.at(
-                at,
-                "max_clock_skew must be greater than 0s",
-                "it is how far ahead of this machine's clock a line's timestamp may be before the line is dropped as a clock error; the default is \"10m\"".to_string(),
-            );
-        }
-    }
-    Some(Window {
-        size: size?.0,
-        max_out_of_orderness: lateness?.0,
-        idle_timeout: idle?.0,
-        max_clock_skew: skew?.0,
-    })
 }
 
 /// Resolves a relative path or glob against `base_dir`; absolute ones are kept as is.
