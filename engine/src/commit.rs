@@ -104,6 +104,7 @@ pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Ve
             resume: r.position,
             max_seen_ms: r.max_seen_ms,
             floor_ms: r.floor_ms,
+            suspect_ms: r.suspect_ms,
         })
         .collect()
 }

@@ -45,6 +45,9 @@ pub struct Plan {
     pub disorder_ms: i64,
     pub idle_timeout_ms: i64,
     pub max_clock_skew_ms: i64,
+    /// See `crate::watermark`.
+    pub max_jump_ms: i64,
+    pub max_clock_lag_ms: i64,
     /// How files are tailed (`follow` is set per run).
     pub tail: TailOptions,
 }
@@ -109,6 +112,8 @@ impl Plan {
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),
             max_clock_skew_ms: ms(job.window.max_clock_skew),
+            max_jump_ms: ms(job.window.max_jump),
+            max_clock_lag_ms: ms(job.window.max_clock_lag),
             tail: TailOptions {
                 follow: false,
                 max_line_bytes: job.source.max_line_bytes,

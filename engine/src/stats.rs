@@ -36,6 +36,13 @@ pub struct JobStats {
     pub checkpoints_written: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    // Clock errors (see `crate::watermark`).
+    /// Lines stamped more than `max_jump` ahead of their file group that the next
+    /// line did not confirm: counted in their own windows, ignored by the watermark.
+    pub outlier_lines: u64,
+    /// Live mode, per group (live path): how far (ms) its lines trailed this
+    /// machine's clock when it was last released for it; 0 once they caught up.
+    pub clock_lag_ms: BTreeMap<std::path::PathBuf, i64>,
 }
 
 impl JobStats {
@@ -71,6 +78,15 @@ impl JobStats {
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        self.outlier_lines += o.outlier_lines;
+        for (k, v) in &o.clock_lag_ms {
+            self.clock_lag_ms.insert(k.clone(), *v);
+        }
+    }
+
+    /// Groups currently released because their clock trails the wall clock.
+    pub fn trailing_clock_groups(&self) -> u64 {
+        self.clock_lag_ms.values().filter(|lag| **lag > 0).count() as u64
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
@@ -112,6 +128,13 @@ impl JobStats {
                 live.display()
             ));
         }
+        for (live, lag) in self.clock_lag_ms.iter().filter(|(_, lag)| **lag > 0) {
+            s.push_str(&format!(
+                "clock behind by {}, not holding windows open (its older lines are late): {}\n",
+                crate::watermark::format_span(*lag),
+                live.display()
+            ));
+        }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
@@ -142,6 +165,12 @@ impl JobStats {
         );
         for (reason, n) in &self.parse_errors {
             s.push_str(&format!("  {reason}: {n}\n"));
+        }
+        if self.outlier_lines > 0 {
+            s.push_str(&format!(
+                "outlier lines (stamped ahead, not confirmed by the next line; kept in their windows): {}\n",
+                self.outlier_lines
+            ));
         }
         for (metric, reasons) in &self.value_errors {
             for (reason, n) in reasons {
@@ -180,6 +209,12 @@ pub struct MemberStats {
     pub invalid_utf8_lines: u64,
     /// Lines that could not be parsed, by reason.
     pub parse_errors: BTreeMap<String, u64>,
+    /// See [`JobStats::outlier_lines`].
+    #[serde(default)]
+    pub outlier_lines: u64,
+    /// File groups whose clock trails the wall clock (see [`JobStats::clock_lag_ms`]).
+    #[serde(default)]
+    pub trailing_clock_groups: u64,
 }
 
 impl MemberStats {
@@ -195,6 +230,8 @@ impl MemberStats {
         for (k, v) in &o.parse_errors {
             *self.parse_errors.entry(k.clone()).or_default() += v;
         }
+        self.outlier_lines += o.outlier_lines;
+        self.trailing_clock_groups += o.trailing_clock_groups;
     }
 }
 
@@ -214,6 +251,8 @@ impl From<&JobStats> for MemberStats {
                 .iter()
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
+            outlier_lines: s.outlier_lines,
+            trailing_clock_groups: s.trailing_clock_groups(),
         }
     }
 }
