@@ -212,8 +212,8 @@ impl GroupState {
         }
     }
 
-    /// In live mode, a group that keeps writing lines stamped more than
-    /// `max_clock_lag` behind the wall clock (a frozen or wrong clock) stops holding
+    /// In live mode, a group that keeps writing lines whose time has stopped more
+    /// than `max_clock_lag` behind the wall clock (a frozen clock) stops holding
     /// windows open, like an idle group: warned about and listed in the stats.
     pub fn apply_clock_lag(&mut self, now: Instant, wall_ms: EventMs, stats: &mut JobStats) {
         let plan = &self.plan;
@@ -226,14 +226,18 @@ impl GroupState {
         );
         match lag {
             Lag::Fine => {}
-            Lag::Trailing {
+            Lag::Stuck {
                 behind_ms,
                 floor_ms,
                 warn,
             } => {
                 if warn {
                     tracing::warn!(
-                        "{}: its lines are stamped {} behind this machine's clock while it keeps                          writing (a frozen or wrong clock?): it no longer holds windows open, and                          its lines older than the windows still open are dropped as late; check                          the host's clock, or raise [window] max_clock_lag",
+                        "{}: it keeps writing lines, but their time has not moved for \
+                         max_clock_lag and is {} behind this machine's clock (a frozen \
+                         clock?): it no longer holds windows open, and its lines older \
+                         than the windows still open are dropped as late; check the \
+                         host's clock, or raise [window] max_clock_lag",
                         self.live.display(),
                         crate::watermark::format_span(behind_ms)
                     );
@@ -242,10 +246,7 @@ impl GroupState {
                 self.wm.raise_to(floor_ms);
             }
             Lag::Recovered => {
-                tracing::info!(
-                    "{}: its lines are no longer behind this machine's clock",
-                    self.live.display()
-                );
+                tracing::info!("{}: the time of its lines moves again", self.live.display());
                 stats.clock_lag_ms.insert(self.live.clone(), 0);
             }
         }

@@ -14,13 +14,16 @@
 //!   For any stream in which no suspect is rejected — in particular any whose
 //!   disorder is within `max_out_of_orderness`, since `max_jump` is at least that —
 //!   it decides exactly what the plain watermark did.
-//! - **Trailing clocks** ([`LagWatch`]). Live mode only, and wall-clock based like
+//! - **Stuck clocks** ([`LagWatch`]). Live mode only, and wall-clock based like
 //!   `idle_timeout`: a group that has caught up with its files and keeps delivering
-//!   lines, but whose latest time trails this machine's clock by more than
-//!   `max_clock_lag` (a frozen or wrong host clock), would hold every window of the
-//!   job open for good. It is warned about (rate-limited), listed in the stats, and
-//!   stops holding windows open: its watermark follows the wall clock like an idle
-//!   group's, so its lines count as late.
+//!   lines, but whose latest time has not moved for `max_clock_lag` and is more than
+//!   `max_clock_lag` behind this machine's clock (a frozen host clock), would hold
+//!   every window of the job open for good: it never goes idle. It is warned about
+//!   (rate-limited), listed in the stats, and stops holding windows open: its
+//!   watermark follows the wall clock like an idle group's, so its lines count as
+//!   late. A group whose time moves, however far behind the wall clock, is left
+//!   alone: old logs appended to a live file, or lines that arrive late, still
+//!   close their windows by their own watermark.
 
 use std::time::{Duration, Instant};
 
@@ -151,22 +154,22 @@ const LAG_WARN_EVERY: Duration = Duration::from_secs(300);
 /// What [`LagWatch::check`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lag {
-    /// Not known to trail (or not delivering lines, or still reading a backlog).
+    /// Not stuck (or not delivering lines, or still reading a backlog).
     Fine,
-    /// Its latest time trails the wall clock by `behind_ms`: raise its floor to
-    /// `floor_ms`. `warn` is set when a warning is due (first time, then every
+    /// Its latest time is stuck `behind_ms` behind the wall clock: raise its floor
+    /// to `floor_ms`. `warn` is set when a warning is due (first time, then every
     /// few minutes).
-    Trailing {
+    Stuck {
         behind_ms: i64,
         floor_ms: EventMs,
         warn: bool,
     },
-    /// It trailed before, and its lines caught up with the wall clock again.
+    /// It was stuck, and its time moves again.
     Recovered,
 }
 
-/// Watches one live group for a clock that trails the wall clock while the group
-/// keeps writing (see the module docs).
+/// Watches one live group for a clock that stopped while the group keeps writing
+/// (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub struct LagWatch {
     /// Whether the last read reached the end of the group's files.
@@ -175,8 +178,11 @@ pub struct LagWatch {
     /// end of its files: lines written now, so their times are the host's clock,
     /// not a backlog being read (nor old files read once in live mode).
     live_lines_at: Option<Instant>,
-    /// Whether the group is currently released for a trailing clock.
-    trailing: bool,
+    /// The group's latest time when last checked, and since when it has not moved.
+    last_max: Option<EventMs>,
+    unmoved_since: Option<Instant>,
+    /// Whether the group is currently released for a stuck clock.
+    stuck: bool,
     warned_at: Option<Instant>,
 }
 
@@ -189,10 +195,12 @@ impl LagWatch {
         self.at_end = at_end;
     }
 
-    /// Whether the group trails: it delivered lines written since it caught up
-    /// with its files within the last `idle_timeout`, and its latest time is more
-    /// than `max_clock_lag` behind `wall_ms`. A group that delivers nothing is left
-    /// to the idle rule.
+    /// Whether the group's clock is stuck: it delivered lines written since it
+    /// caught up with its files within the last `idle_timeout`, yet its latest time
+    /// has not moved for `max_clock_lag` and is more than `max_clock_lag` behind
+    /// `wall_ms`. A group that delivers nothing is left to the idle rule; one whose
+    /// time moves, however far behind (old logs appended to a live file, a host
+    /// whose lines arrive late), still holds windows until its data passes them.
     pub fn check(
         &mut self,
         now: Instant,
@@ -201,32 +209,39 @@ impl LagWatch {
         idle_timeout_ms: i64,
         max_clock_lag_ms: i64,
     ) -> Lag {
+        if max_seen != self.last_max || self.unmoved_since.is_none() {
+            self.last_max = max_seen;
+            self.unmoved_since = Some(now);
+        }
+        let elapsed = |at: Instant| now.duration_since(at).as_millis() as i64;
         let producing = self
             .live_lines_at
-            .is_some_and(|at| now.duration_since(at).as_millis() as i64 <= idle_timeout_ms);
-        let Some(max) = max_seen.filter(|_| producing) else {
-            return Lag::Fine;
-        };
-        let behind_ms = wall_ms.saturating_sub(max);
-        if behind_ms > max_clock_lag_ms {
-            let warn = !self.trailing
+            .is_some_and(|at| elapsed(at) <= idle_timeout_ms);
+        let unmoved = self
+            .unmoved_since
+            .is_some_and(|at| elapsed(at) >= max_clock_lag_ms);
+        let behind_ms = max_seen.map_or(0, |m| wall_ms.saturating_sub(m));
+        if producing && unmoved && behind_ms > max_clock_lag_ms {
+            let warn = !self.stuck
                 || self
                     .warned_at
                     .is_none_or(|at| now.duration_since(at) >= LAG_WARN_EVERY);
             if warn {
                 self.warned_at = Some(now);
             }
-            self.trailing = true;
-            Lag::Trailing {
+            self.stuck = true;
+            Lag::Stuck {
                 behind_ms,
                 floor_ms: wall_ms.saturating_sub(idle_timeout_ms),
                 warn,
             }
-        } else if self.trailing {
-            self.trailing = false;
+        } else if self.stuck && !unmoved {
+            self.stuck = false;
             self.warned_at = None;
             Lag::Recovered
         } else {
+            // Fine, or stuck but quiet for now (the idle rule takes over if it
+            // stays so; its floor is not lowered again either way).
             Lag::Fine
         }
     }
@@ -365,39 +380,51 @@ mod tests {
     }
 
     #[test]
-    fn a_caught_up_group_whose_clock_trails_is_released_and_warned_about_rarely() {
+    fn a_group_writing_lines_whose_time_stopped_is_released_and_warned_about_rarely() {
         let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (idle, lag) = (30_000, 600_000);
+        let wall = 100_000_000;
         let mut w = LagWatch::default();
-        let wall = 10_000_000;
-        // Reading a backlog, up to the end of the files: never trailing.
+        // Reading a backlog, up to the end of the files: never stuck.
         w.after_read(t0, true, false);
         w.after_read(t0, true, true);
-        assert_eq!(w.check(t0, wall, Some(0), 30_000, 600_000), Lag::Fine);
-        // Lines appended since, still stamped long ago.
-        w.after_read(t0, false, true);
-        w.after_read(t0, true, true);
+        assert_eq!(w.check(t0, wall, Some(0), idle, lag), Lag::Fine);
+        // Lines appended since, still stamped 0, but not yet for max_clock_lag.
+        w.after_read(at(300), true, true);
+        assert_eq!(w.check(at(300), wall, Some(0), idle, lag), Lag::Fine);
+        w.after_read(at(601), true, true);
         assert_eq!(
-            w.check(t0, wall, Some(0), 30_000, 600_000),
-            Lag::Trailing {
+            w.check(at(601), wall, Some(0), idle, lag),
+            Lag::Stuck {
                 behind_ms: wall,
-                floor_ms: wall - 30_000,
+                floor_ms: wall - idle,
                 warn: true
             }
         );
-        let later = t0 + Duration::from_secs(1);
-        w.after_read(later, true, true);
+        w.after_read(at(602), true, true);
         assert!(matches!(
-            w.check(later, wall + 1_000, Some(0), 30_000, 600_000),
-            Lag::Trailing { warn: false, .. }
+            w.check(at(602), wall + 1_000, Some(0), idle, lag),
+            Lag::Stuck { warn: false, .. }
         ));
-        // Its clock is right again.
-        assert_eq!(
-            w.check(later, wall, Some(wall), 30_000, 600_000),
-            Lag::Recovered
-        );
-        assert_eq!(w.check(later, wall, Some(wall), 30_000, 600_000), Lag::Fine);
-        // Nothing delivered for longer than idle_timeout: the idle rule's business.
-        let quiet = t0 + Duration::from_secs(60);
-        assert_eq!(w.check(quiet, wall, Some(0), 30_000, 600_000), Lag::Fine);
+        // Its time moves again.
+        assert_eq!(w.check(at(603), wall, Some(5), idle, lag), Lag::Recovered);
+        assert_eq!(w.check(at(604), wall, Some(6), idle, lag), Lag::Fine);
+    }
+
+    #[test]
+    fn a_group_whose_time_moves_is_never_stuck_however_far_behind() {
+        // Old logs appended to a live file: far behind the wall clock, but moving.
+        let t0 = Instant::now();
+        let mut w = LagWatch::default();
+        w.after_read(t0, false, true);
+        for s in 0..2_000u64 {
+            let now = t0 + Duration::from_secs(s);
+            w.after_read(now, true, true);
+            assert_eq!(
+                w.check(now, 10_000_000_000, Some(s as i64), 30_000, 600_000),
+                Lag::Fine
+            );
+        }
     }
 }

@@ -95,8 +95,9 @@ pub struct Window {
     /// the group's watermark only once the next line confirms the jump; at least
     /// `max_out_of_orderness`.
     pub max_jump: Duration,
-    /// Live mode: a file group that keeps writing lines stamped further than this
-    /// behind the wall clock stops holding windows open.
+    /// Live mode: a file group that keeps writing lines whose time has not moved
+    /// for this long, and is further than this behind the wall clock, stops
+    /// holding windows open.
     pub max_clock_lag: Duration,
 }
 

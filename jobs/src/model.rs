@@ -125,10 +125,10 @@ pub struct WindowFile {
     /// `max_out_of_orderness` if larger.
     pub max_jump: Option<Spanned<String>>,
     /// Live mode: a file group that has caught up with its files and keeps
-    /// writing, but whose latest time trails this machine's clock by more than
-    /// this (a frozen or wrong clock), stops holding windows open: its watermark
-    /// then follows the wall clock like an idle group's, and its lines are late.
-    /// Default "10m".
+    /// writing, but whose latest time has not moved for this long and is more than
+    /// this behind this machine's clock (a frozen clock), stops holding windows
+    /// open: its watermark then follows the wall clock like an idle group's, and
+    /// its lines are late. Default "10m".
     pub max_clock_lag: Option<Spanned<String>>,
 }
 

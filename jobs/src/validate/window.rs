@@ -97,7 +97,7 @@ pub fn check_window(r: &mut Report<'_>, w: &WindowFile) -> Option<Window> {
             r.at(
                 at,
                 "max_clock_lag must be greater than 0s",
-                "it is how far behind this machine's clock a file group that keeps writing may fall before it stops holding back the windows; the default is \"10m\"".to_string(),
+                "it is how long the time of a file group that keeps writing may stay stuck behind this machine's clock before the group stops holding back the windows; the default is \"10m\"".to_string(),
             );
         }
     }
