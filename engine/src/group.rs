@@ -344,23 +344,26 @@ fn ingest_line(
             return;
         }
     };
-    let before = wm.state();
+    let start = window_start(t, plan.window_ms);
+    // A window's first line is marked with the watermark state just before it;
+    // taken only then, not for every line.
+    let before =
+        (ctx.track_resume && start >= ctx.skip_below && !marks.has(start)).then(|| wm.state());
     let seen = wm.see(t);
     if let Some(outlier) = seen.outlier {
         stats.outlier_lines += 1;
-        warn_outlier(warnings.outliers, &origin, outlier, before.max_seen_ms);
+        warn_outlier(warnings.outliers, &origin, outlier, t);
     }
     if seen.late {
         stats.late_lines += 1;
         return;
     }
-    let start = window_start(t, plan.window_ms);
     if start < ctx.skip_below {
         // Already in the sinks before a restart: it counted for the watermark
         // only, exactly as it did the first time.
         return;
     }
-    if ctx.track_resume && !marks.has(start) {
+    if let Some(before) = before {
         marks.mark(start, meta.position, before);
     }
     let host = match (&plan.host, ctx.fixed_host) {
@@ -377,27 +380,19 @@ struct Origin<'a> {
     line_no: u64,
 }
 
-/// Logs (rate-limited) a line whose jump ahead the next line at `origin` did not
-/// confirm.
-fn warn_outlier(
-    warnings: &mut u32,
-    origin: &Origin<'_>,
-    outlier_ms: EventMs,
-    confirmed_ms: Option<EventMs>,
-) {
+/// Logs (rate-limited) a line whose jump ahead the next line, at `origin` and
+/// stamped `line_ms`, did not confirm.
+fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, line_ms: EventMs) {
     *warnings += 1;
     if *warnings <= MAX_WARNINGS {
-        let ahead = confirmed_ms.map_or_else(String::new, |m| {
-            format!(
-                ", {} ahead of its file group",
-                crate::watermark::format_span(outlier_ms - m)
-            )
-        });
         tracing::warn!(
-            "{}:{}: an earlier line stamped {}{ahead} is not confirmed by this line: it is              counted as an outlier (it stays in its own window, but did not move the              watermark, so later lines are not late){}",
+            "{}:{}: an earlier line stamped {} ({} ahead of this one) is not confirmed by \
+             this line: it is counted as an outlier (it stays in its own window, but did \
+             not move the watermark, so later lines are not late){}",
             origin.path.display(),
             origin.line_no,
             crate::run::format_ms(outlier_ms),
+            crate::watermark::format_span(outlier_ms - line_ms),
             if *warnings == MAX_WARNINGS {
                 " — further outliers in this file group are only counted"
             } else {

@@ -114,7 +114,9 @@ impl GroupClock {
         let mut outlier = None;
         let mut first = self.wm.max_seen().is_none();
         if let Some(s) = self.suspect.take() {
-            if t < s.saturating_sub(self.max_jump_ms) {
+            // Differences of event times cannot overflow: they lie within jiff's
+            // range (about ±3e17 ms), and `max_jump_ms` is at most i64::MAX.
+            if s - t > self.max_jump_ms {
                 outlier = Some(s);
             } else {
                 self.wm.observe(s);
@@ -128,7 +130,7 @@ impl GroupClock {
             };
         }
         match self.wm.max_seen() {
-            Some(max) if t > max.saturating_add(self.max_jump_ms) => self.suspect = Some(t),
+            Some(max) if t - max > self.max_jump_ms => self.suspect = Some(t),
             // A group's first line has nothing to be judged against: it waits for
             // the next line too. If that one rejects it, that one sets the time.
             None if first && outlier.is_none() => self.suspect = Some(t),
