@@ -122,6 +122,12 @@ fn shape(kind: &str, n: usize) -> String {
                 ));
             }
         }
+        // One path with `n` bad `$`s: each is reported at its place in the file.
+        "dollars" => {
+            s = s.replace("\"/l/*.log\"", &format!("\"/l/{}\"", "$a".repeat(n)));
+            s.push_str("[[metric]]\nname = \"m\"\nkind = \"counter\"\n");
+            s.push_str("[[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n");
+        }
         other => panic!("unknown shape {other}"),
     }
     s
@@ -166,4 +172,21 @@ fn validation_is_not_quadratic_in_labels() {
 #[test]
 fn validation_is_not_quadratic_in_sinks() {
     assert_linear("sinks", 2_000);
+}
+
+#[test]
+fn validation_is_not_quadratic_in_problems_inside_one_value() {
+    assert_linear("dollars", 40_000);
+}
+
+#[test]
+fn problems_past_a_thousand_are_counted_not_listed() {
+    // Every problem of a 1 MiB body was listed: half a million `$` errors made
+    // tens of megabytes of output (and of API response).
+    let diags = validate(&shape("dollars", 5_000)).unwrap_err();
+    assert_eq!(diags.len(), 1_001);
+    assert_eq!(diags[0].line, 4, "{}", diags[0]);
+    let last = diags.last().unwrap();
+    assert_eq!(last.message, "4000 more problems are not shown");
+    assert_eq!(last.line, 0);
 }

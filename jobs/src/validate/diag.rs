@@ -92,6 +92,9 @@ impl std::error::Error for Diagnostics {}
 /// thousands of misspelt names linear: past it, problems get no suggestion.
 const SUGGESTION_BUDGET: u64 = 4_000_000;
 
+/// Diagnostics [`Report::finish`] returns at most (plus one saying how many more).
+pub(crate) const SHOWN_AT_MOST: usize = 1_000;
+
 /// Bytes between the character counts [`LineIndex`] keeps.
 const CHARS_EVERY: usize = 256;
 
@@ -146,6 +149,8 @@ pub(crate) struct Report<'a> {
     lines: LineIndex,
     /// What is left of [`SUGGESTION_BUDGET`].
     suggestion_budget: u64,
+    /// The last value [`Report::inside`] looked at, and where its contents start.
+    last_inside: Option<(Range<usize>, Option<usize>)>,
 }
 
 impl<'a> Report<'a> {
@@ -156,6 +161,7 @@ impl<'a> Report<'a> {
             diags: Vec::new(),
             lines: LineIndex::new(text),
             suggestion_budget: SUGGESTION_BUDGET,
+            last_inside: None,
         }
     }
 
@@ -233,11 +239,30 @@ impl<'a> Report<'a> {
         self.at(offset, message, hint);
     }
 
-    fn offset_inside(&self, value: &Spanned<String>, inner: usize) -> usize {
+    fn offset_inside(&mut self, value: &Spanned<String>, inner: usize) -> usize {
+        let span = value.span();
+        // One value can have many problems (every `$` of a path): compare it with
+        // the file once, not once per problem.
+        let contents = match &self.last_inside {
+            Some((s, contents)) if *s == span => *contents,
+            _ => {
+                let contents = self.contents_start(value);
+                self.last_inside = Some((span.clone(), contents));
+                contents
+            }
+        };
+        match contents {
+            Some(start) if inner <= value.get_ref().len() => start + inner,
+            _ => span.start,
+        }
+    }
+
+    /// Where a string value's contents start in the file, when they map 1:1 onto
+    /// it: exactly when they equal the raw text between the quotes (no escapes
+    /// were processed).
+    fn contents_start(&self, value: &Spanned<String>) -> Option<usize> {
         let span = value.span();
         let raw = self.text.get(span.clone()).unwrap_or("");
-        // The contents map 1:1 onto the file exactly when they equal the raw text
-        // between the quotes (no escapes were processed).
         for quote in ["\"\"\"", "'''", "\"", "'"] {
             if !raw.starts_with(quote) || raw.len() < 2 * quote.len() {
                 continue;
@@ -252,14 +277,12 @@ impl<'a> Report<'a> {
                 }
             }
             let end = raw.len() - quote.len();
-            if let Some(body) = raw.get(start..end) {
-                if body == value.get_ref() && inner <= body.len() {
-                    return span.start + start + inner;
-                }
-            }
-            break;
+            return raw
+                .get(start..end)
+                .filter(|body| *body == value.get_ref())
+                .map(|_| span.start + start);
         }
-        span.start
+        None
     }
 
     /// Records an error at a span (its start).
@@ -273,8 +296,23 @@ impl<'a> Report<'a> {
     }
 
     /// All diagnostics, sorted by position (stable: same position keeps check order).
+    ///
+    /// At most [`SHOWN_AT_MOST`] are kept, then one that says how many more there
+    /// were: a body of a megabyte can hold half a million problems, and printing
+    /// (or answering an API request with) each would multiply its size.
     pub fn finish(mut self) -> Diagnostics {
         self.diags.sort_by_key(|d| (d.line, d.column));
+        if self.diags.len() > SHOWN_AT_MOST {
+            let more = self.diags.len() - SHOWN_AT_MOST;
+            self.diags.truncate(SHOWN_AT_MOST);
+            self.diags.push(Diagnostic {
+                file: self.file.to_string(),
+                line: 0,
+                column: 0,
+                message: format!("{more} more problems are not shown"),
+                hint: Some("fix the ones above and validate again".to_string()),
+            });
+        }
         Diagnostics(self.diags)
     }
 }
