@@ -70,6 +70,9 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
                 eprintln!("{}: error: {e}", path.display());
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
+            for warning in include_warnings(&job) {
+                eprintln!("{}: {warning}", path.display());
+            }
             println!("ok");
             Ok(ExitCode::SUCCESS)
         }
@@ -78,6 +81,35 @@ pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_INVALID))
         }
     }
+}
+
+/// A warning for each `include` glob that matches no file right now (counting
+/// rotated siblings and `exclude`, as a run would): the job is valid, but it
+/// would read nothing from that glob until such a file appears.
+fn include_warnings(job: &Job) -> Vec<String> {
+    let roots = tidemark_sources::file::AllowedRoots::any();
+    job.source
+        .include
+        .iter()
+        .filter_map(|glob| {
+            let found = tidemark_sources::file::discover(
+                std::slice::from_ref(glob),
+                &job.source.exclude,
+                &roots,
+            );
+            match found {
+                Ok(d) if d.groups.is_empty() => Some(format!(
+                    "warning: include glob `{glob}` matches no file\n  hint: check the path \
+                     (relative globs are relative to the job file's folder); until a file \
+                     matches, the job reads nothing from this glob"
+                )),
+                Ok(_) => None,
+                Err(e) => Some(format!(
+                    "warning: include glob `{glob}` cannot be searched: {e}\n  hint: check the glob"
+                )),
+            }
+        })
+        .collect()
 }
 
 /// Loads a job, printing its errors; `None` means invalid (exit 2).

@@ -130,6 +130,97 @@ fn validate_says_ok_or_lists_errors_with_positions_and_exits_2() {
 }
 
 #[test]
+fn validate_warns_when_an_include_glob_matches_no_file() {
+    // A job whose glob matches nothing validated as a plain `ok`, and a run of it
+    // silently read nothing.
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    std::fs::write(d.path().join("logs/a.log"), "").unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(
+        &job,
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"logs/*.log\", \"logz/*.log\"]\n\
+         [parse]\nformat = \"json\"\n[[metric]]\nname = \"lines\"\nkind = \"counter\"\n\
+         [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+    )
+    .unwrap();
+    let out = run(tidemark().arg("validate").arg(&job));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "still valid: {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    let missing = d.path().join("logz/*.log").display().to_string();
+    assert!(
+        err.contains(&format!(
+            "warning: include glob `{missing}` matches no file"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("\n  hint: "), "{err}");
+    assert_eq!(
+        err.matches("warning:").count(),
+        1,
+        "only the empty glob: {err}"
+    );
+}
+
+#[test]
+fn worker_count_beyond_the_limit_is_refused_not_an_allocation_abort() {
+    // `-w 100000` aborted with "memory allocation failed" (or ran the machine out
+    // of memory): timely's channels grow with the square of the worker count.
+    let d = tempfile::tempdir().unwrap();
+    let job = Path::new(env!("CARGO_MANIFEST_DIR")).join("jobs/examples/nginx.toml");
+    let state = d.path().join("state");
+    let demo_dir = d.path().join("demo");
+    let cases: Vec<Vec<std::ffi::OsString>> = vec![
+        vec!["run".into(), job.clone().into(), "--until-eof".into()],
+        vec![
+            "replay".into(),
+            job.clone().into(),
+            "--from".into(),
+            "2026-11-20T10:00:00Z".into(),
+            "--to".into(),
+            "2026-11-20T11:00:00Z".into(),
+        ],
+        vec!["demo".into(), "--dir".into(), demo_dir.clone().into()],
+        vec![
+            "cluster".into(),
+            "--state-dir".into(),
+            state.clone().into(),
+            "--api".into(),
+            "127.0.0.1:0".into(),
+        ],
+    ];
+    for args in &cases {
+        for w in ["257", "100000", "0"] {
+            let mut cmd = tidemark();
+            cmd.args(args).args(["-w", w]);
+            let mut child = cmd
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // A process that started instead of refusing would run on: stop it.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let status = loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                if Instant::now() > deadline {
+                    child.kill().unwrap();
+                    panic!("{args:?} -w {w} was not refused");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            assert_eq!(status.code(), Some(2), "{args:?} -w {w}: {err}");
+            assert!(err.contains("between 1 and 256"), "{args:?} -w {w}: {err}");
+        }
+    }
+    assert!(!demo_dir.exists() && !state.exists(), "nothing was started");
+}
+
+#[test]
 fn live_run_closes_idle_windows_and_stops_cleanly_on_sigterm() {
     let d = tempfile::tempdir().unwrap();
     demo(d.path(), 1);

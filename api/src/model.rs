@@ -80,7 +80,8 @@ pub struct JobStatus {
     #[serde(default)]
     pub lines_read_by_member: BTreeMap<u32, u64>,
     /// Lines that could not be used, by reason, summed over all members. Keys:
-    /// `"late"`, `"oversize"`, `"invalid_utf8"`, and `"malformed:<reason>"` for each
+    /// `"late"`, `"oversize"`, `"invalid_utf8"`, `"outlier"`, `"clock_behind_groups"`
+    /// (a number of file groups), and `"malformed:<reason>"` for each
     /// parse-error reason (see [`JobStatus::malformed_key`]). Reasons with a zero
     /// count may be left out.
     #[serde(default)]
@@ -101,6 +102,14 @@ impl JobStatus {
     pub const OVERSIZE: &'static str = "oversize";
     /// Key in [`JobStatus::errors`] for lines that were not valid UTF-8.
     pub const INVALID_UTF8: &'static str = "invalid_utf8";
+    /// Key in [`JobStatus::errors`] for lines stamped further ahead of their file
+    /// group than `max_jump` that the next line did not confirm (kept in their
+    /// windows, ignored by the watermark).
+    pub const OUTLIER: &'static str = "outlier";
+    /// Key in [`JobStatus::errors`]: file groups (not lines) whose clock trails the
+    /// wall clock by more than `max_clock_lag` while they keep writing, so they no
+    /// longer hold windows open and their lines are late.
+    pub const CLOCK_BEHIND_GROUPS: &'static str = "clock_behind_groups";
 
     /// Key in [`JobStatus::errors`] for lines that failed to parse for `reason`.
     pub fn malformed_key(reason: &str) -> String {

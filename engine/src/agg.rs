@@ -42,10 +42,23 @@ pub fn stamp<'a>(
                 return Ok((parsed, t));
             }
         }
-        Err(e) => e.reason(),
+        Err(e) => {
+            count_if_invalid_utf8(line, stats);
+            e.reason()
+        }
     };
     *stats.parse_errors.entry(reason).or_default() += 1;
     Err(reason)
+}
+
+/// A binary line fails to parse, but it is invalid UTF-8 all the same: checked
+/// again here, off the hot path (only lines that failed pay).
+#[cold]
+#[inline(never)]
+fn count_if_invalid_utf8(line: &[u8], stats: &mut JobStats) {
+    if std::str::from_utf8(line).is_err() {
+        stats.invalid_utf8_lines += 1;
+    }
 }
 
 /// What to tell a user about a line refused for `reason`.

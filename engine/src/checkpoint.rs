@@ -154,6 +154,10 @@ pub struct GroupCheckpoint {
     /// below it were dropped as late and must be again after a restart.
     #[serde(default)]
     pub floor_ms: Option<i64>,
+    /// A line that had jumped more than `max_jump` ahead at `resume` and was
+    /// waiting for the next line to confirm it (see `crate::watermark`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspect_ms: Option<i64>,
 }
 
 /// The `--reset-checkpoint` choice.

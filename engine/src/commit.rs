@@ -151,6 +151,7 @@ pub(crate) fn groups_of(
             resume: r.position.clone(),
             max_seen_ms: r.max_seen_ms,
             floor_ms: r.floor_ms,
+            suspect_ms: r.suspect_ms,
         })
         .collect();
     groups.sort_by(|a, b| a.live.cmp(&b.live));
@@ -167,6 +168,7 @@ pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Ve
             resume: r.position,
             max_seen_ms: r.max_seen_ms,
             floor_ms: r.floor_ms,
+            suspect_ms: r.suspect_ms,
         })
         .collect()
 }

@@ -18,7 +18,8 @@ use crate::plan::{HostPlan, Plan};
 use crate::resume::{Resume, ResumeBoard, WindowMarks};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
-use crate::time::{first_open_window, window_start, EventMs, Watermark, WindowTime};
+use crate::time::{first_open_window, window_start, EventMs, WindowTime};
+use crate::watermark::{ClockState, GroupClock, Lag, LagWatch};
 
 /// Warnings logged per group before further bad lines are only counted.
 const MAX_WARNINGS: u32 = 10;
@@ -61,13 +62,16 @@ pub struct GroupState {
     counters: TailCounters,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     fixed_host: Option<String>,
-    wm: Watermark,
+    wm: GroupClock,
+    /// Live mode: whether this group's clock trails the wall clock.
+    lag: LagWatch,
     windows: OpenWindows,
     idle_since: Option<Instant>,
     finished: bool,
     warnings: u32,
     /// [`Tailer::unreadable_changes`] when last copied into the stats.
     unreadable_seen: u64,
+    outlier_warnings: u32,
 }
 
 impl GroupState {
@@ -78,7 +82,6 @@ impl GroupState {
         tail: TailOptions,
         board: Arc<ResumeBoard>,
     ) -> GroupState {
-        let mut wm = Watermark::new(plan.disorder_ms);
         if let Some(Resume {
             position: Some(p),
             max_seen_ms,
@@ -94,14 +97,12 @@ impl GroupState {
                 max_seen_ms
             );
         }
-        let (position, max_seen, saved_floor) = match init.resume {
-            Some(r) => (r.position, r.max_seen_ms, r.floor_ms),
-            None => (None, None, None),
+        let (position, saved) = match init.resume {
+            Some(r) => (r.position.clone(), r.clock()),
+            None => (None, ClockState::default()),
         };
-        if let Some(m) = max_seen {
-            wm.observe(m);
-        }
-        for f in [saved_floor, init.floor].into_iter().flatten() {
+        let mut wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, saved);
+        if let Some(f) = init.floor {
             wm.raise_to(f);
         }
         let reader = if position.is_none() && init.start_at_end {
@@ -124,11 +125,13 @@ impl GroupState {
             skip_below: init.skip_below,
             counters: TailCounters::default(),
             fixed_host: init.fixed_host,
+            lag: LagWatch::default(),
             windows: OpenWindows::default(),
             idle_since: None,
             finished: false,
             warnings: 0,
             unreadable_seen: 0,
+            outlier_warnings: 0,
         }
     }
 
@@ -153,6 +156,7 @@ impl GroupState {
             wm,
             windows,
             warnings,
+            outlier_warnings,
             marks,
             skip_below,
             track_resume,
@@ -167,6 +171,10 @@ impl GroupState {
             fixed_host: fixed_host.as_deref(),
         };
         let status = reader.read_some(budget, now, |meta, line| {
+            let warnings = Warnings {
+                bad_lines: &mut *warnings,
+                outliers: &mut *outlier_warnings,
+            };
             ingest_line(
                 &ctx, meta, line, parser, wm, windows, marks, warnings, stats,
             );
@@ -187,9 +195,10 @@ impl GroupState {
             );
         }
         if self.track_resume {
-            self.marks
-                .set_tail(self.reader.position(), self.wm.max_seen(), self.wm.floor());
+            self.marks.set_tail(self.reader.position(), self.wm.state());
         }
+        self.lag
+            .after_read(now, delivered, status == ReadStatus::Idle);
         match status {
             // Idle means "nothing new for a while": a group that delivered lines
             // and then reached the end of its file is busy, not idle — or a host
@@ -214,6 +223,46 @@ impl GroupState {
         if let Some(since) = self.idle_since {
             if now.duration_since(since).as_millis() as i64 >= self.plan.idle_timeout_ms {
                 self.wm.raise_to(wall_ms - self.plan.idle_timeout_ms);
+            }
+        }
+    }
+
+    /// In live mode, a group that keeps writing lines whose time has stopped more
+    /// than `max_clock_lag` behind the wall clock (a frozen clock) stops holding
+    /// windows open, like an idle group: warned about and listed in the stats.
+    pub fn apply_clock_lag(&mut self, now: Instant, wall_ms: EventMs, stats: &mut JobStats) {
+        let plan = &self.plan;
+        let lag = self.lag.check(
+            now,
+            wall_ms,
+            self.wm.max_seen(),
+            plan.idle_timeout_ms,
+            plan.max_clock_lag_ms,
+        );
+        match lag {
+            Lag::Fine => {}
+            Lag::Stuck {
+                behind_ms,
+                floor_ms,
+                warn,
+            } => {
+                if warn {
+                    tracing::warn!(
+                        "{}: it keeps writing lines, but their time has not moved for \
+                         max_clock_lag and is {} behind this machine's clock (a frozen \
+                         clock?): it no longer holds windows open, and its lines older \
+                         than the windows still open are dropped as late; check the \
+                         host's clock, or raise [window] max_clock_lag",
+                        self.live.display(),
+                        crate::watermark::format_span(behind_ms)
+                    );
+                }
+                stats.clock_lag_ms.insert(self.live.clone(), behind_ms);
+                self.wm.raise_to(floor_ms);
+            }
+            Lag::Recovered => {
+                tracing::info!("{}: the time of its lines moves again", self.live.display());
+                stats.clock_lag_ms.insert(self.live.clone(), 0);
             }
         }
     }
@@ -281,16 +330,22 @@ struct LineCtx<'a> {
     fixed_host: Option<&'a str>,
 }
 
+/// Warnings logged so far, per kind (each stops at [`MAX_WARNINGS`]).
+struct Warnings<'a> {
+    bad_lines: &'a mut u32,
+    outliers: &'a mut u32,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn ingest_line(
     ctx: &LineCtx<'_>,
     meta: LineMeta<'_>,
     line: &[u8],
     parser: &mut LineParser,
-    wm: &mut Watermark,
+    wm: &mut GroupClock,
     windows: &mut OpenWindows,
     marks: &mut WindowMarks,
-    warnings: &mut u32,
+    warnings: Warnings<'_>,
     stats: &mut JobStats,
 ) {
     let (plan, future_limit) = (ctx.plan, ctx.future_limit);
@@ -301,25 +356,32 @@ fn ingest_line(
     let (parsed, t) = match stamp(parser, line, future_limit, stats) {
         Ok(p) => p,
         Err(reason) => {
-            warn_line(warnings, &origin, explain(reason), line);
+            warn_line(warnings.bad_lines, &origin, explain(reason), line);
             return;
         }
     };
-    if wm.is_late(t) {
+    let start = window_start(t, plan.window_ms);
+    // A window's first line is marked with the watermark state just before it;
+    // taken only then, not for every line.
+    let before =
+        (ctx.track_resume && start >= ctx.skip_below && !marks.has(start)).then(|| wm.state());
+    let seen = wm.see(t);
+    if let Some(outlier) = seen.outlier {
+        stats.outlier_lines += 1;
+        warn_outlier(warnings.outliers, &origin, outlier, t);
+    }
+    if seen.late {
         stats.late_lines += 1;
         return;
     }
-    let start = window_start(t, plan.window_ms);
     if start < ctx.skip_below {
-        // Already in the sinks before a restart: it counts for the watermark only,
-        // exactly as it did the first time.
-        wm.observe(t);
+        // Already in the sinks before a restart: it counted for the watermark
+        // only, exactly as it did the first time.
         return;
     }
-    if ctx.track_resume && !marks.has(start) {
-        marks.mark(start, meta.position, wm.max_seen(), wm.floor());
+    if let Some(before) = before {
+        marks.mark(start, meta.position, before);
     }
-    wm.observe(t);
     let host = match (&plan.host, ctx.fixed_host) {
         (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
         (HostPlan::PerGroup, Some(h)) => h,
@@ -332,6 +394,28 @@ fn ingest_line(
 struct Origin<'a> {
     path: &'a Path,
     line_no: u64,
+}
+
+/// Logs (rate-limited) a line whose jump ahead the next line, at `origin` and
+/// stamped `line_ms`, did not confirm.
+fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, line_ms: EventMs) {
+    *warnings += 1;
+    if *warnings <= MAX_WARNINGS {
+        tracing::warn!(
+            "{}:{}: an earlier line stamped {} ({} ahead of this one) is not confirmed by \
+             this line: it is counted as an outlier (it stays in its own window, but did \
+             not move the watermark, so later lines are not late){}",
+            origin.path.display(),
+            origin.line_no,
+            crate::run::format_ms(outlier_ms),
+            crate::watermark::format_span(outlier_ms - line_ms),
+            if *warnings == MAX_WARNINGS {
+                " — further outliers in this file group are only counted"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 fn warn_line(warnings: &mut u32, origin: &Origin<'_>, reason: &str, line: &[u8]) {

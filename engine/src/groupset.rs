@@ -335,6 +335,7 @@ impl GroupSet {
             busy |= status == ReadStatus::More;
             if self.follow {
                 g.apply_idle(now, wall_ms);
+                g.apply_clock_lag(now, wall_ms, stats);
             }
         }
         if n > 0 {

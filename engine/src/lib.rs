@@ -27,6 +27,7 @@ pub mod setup;
 pub mod stats;
 pub mod time;
 pub mod watcher;
+pub mod watermark;
 
 pub use install::{install_job, JobHandle};
 pub use labels::Labels;

@@ -63,6 +63,9 @@ pub struct Plan {
     /// Each metric's share of `max_series`: the most series of one metric a window
     /// keeps (see [`crate::limit`]). At least 1.
     pub series_share: usize,
+    /// See `crate::watermark`.
+    pub max_jump_ms: i64,
+    pub max_clock_lag_ms: i64,
     /// How files are tailed (`follow` is set per run).
     pub tail: TailOptions,
 }
@@ -140,6 +143,8 @@ impl Plan {
             max_clock_skew_ms: ms(job.window.max_clock_skew),
             max_series: job.window.max_series,
             series_share: (job.window.max_series / job.metrics.len().max(1)).max(1),
+            max_jump_ms: ms(job.window.max_jump),
+            max_clock_lag_ms: ms(job.window.max_clock_lag),
             tail: TailOptions {
                 follow: false,
                 max_line_bytes: job.source.max_line_bytes,

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use tidemark_sources::tail::Position;
 
 use crate::time::EventMs;
+use crate::watermark::ClockState;
 
 /// One group's resume point.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,24 +31,44 @@ pub struct Resume {
     pub max_seen_ms: Option<EventMs>,
     /// How far idleness or discovery had raised its watermark by then.
     pub floor_ms: Option<EventMs>,
+    /// A line that had jumped ahead and was waiting for confirmation by then.
+    pub suspect_ms: Option<EventMs>,
+}
+
+impl Resume {
+    /// The watermark state to restart from.
+    pub fn clock(&self) -> ClockState {
+        ClockState {
+            max_seen_ms: self.max_seen_ms,
+            floor_ms: self.floor_ms,
+            suspect_ms: self.suspect_ms,
+        }
+    }
+
+    fn at(position: Option<Position>, clock: ClockState) -> Resume {
+        Resume {
+            position,
+            max_seen_ms: clock.max_seen_ms,
+            floor_ms: clock.floor_ms,
+            suspect_ms: clock.suspect_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
 struct Mark {
     window: EventMs,
     position: Position,
-    max_seen_ms: Option<EventMs>,
-    floor_ms: Option<EventMs>,
+    clock: ClockState,
 }
 
 /// Per group: the first line of each open window, in stream order.
 #[derive(Debug, Clone, Default)]
 pub struct WindowMarks {
     marks: Vec<Mark>,
-    /// Where reading continues and the max event time at that point.
+    /// Where reading continues and the watermark state at that point.
     tail: Option<Position>,
-    tail_max_seen_ms: Option<EventMs>,
-    tail_floor_ms: Option<EventMs>,
+    tail_clock: ClockState,
 }
 
 impl WindowMarks {
@@ -58,34 +79,21 @@ impl WindowMarks {
     }
 
     /// Records the first line of `window`: `position` is that line's start, and
-    /// `max_seen_ms` / `floor_ms` the watermark state just before it.
-    pub fn mark(
-        &mut self,
-        window: EventMs,
-        position: &Position,
-        max_seen_ms: Option<EventMs>,
-        floor_ms: Option<EventMs>,
-    ) {
+    /// `clock` the watermark state just before it.
+    pub fn mark(&mut self, window: EventMs, position: &Position, clock: ClockState) {
         if !self.has(window) {
             self.marks.push(Mark {
                 window,
                 position: position.clone(),
-                max_seen_ms,
-                floor_ms,
+                clock,
             });
         }
     }
 
     /// Where the next unread line starts, and the watermark state at that point.
-    pub fn set_tail(
-        &mut self,
-        tail: Option<Position>,
-        max_seen_ms: Option<EventMs>,
-        floor_ms: Option<EventMs>,
-    ) {
+    pub fn set_tail(&mut self, tail: Option<Position>, clock: ClockState) {
         self.tail = tail;
-        self.tail_max_seen_ms = max_seen_ms;
-        self.tail_floor_ms = floor_ms;
+        self.tail_clock = clock;
     }
 
     /// Forgets windows below the committed frontier: they can never be a resume point.
@@ -96,16 +104,8 @@ impl WindowMarks {
     /// The resume point if every window below `frontier_ms` is committed.
     pub fn resume(&self, frontier_ms: EventMs) -> Resume {
         match self.marks.iter().find(|m| m.window >= frontier_ms) {
-            Some(m) => Resume {
-                position: Some(m.position.clone()),
-                max_seen_ms: m.max_seen_ms,
-                floor_ms: m.floor_ms,
-            },
-            None => Resume {
-                position: self.tail.clone(),
-                max_seen_ms: self.tail_max_seen_ms,
-                floor_ms: self.tail_floor_ms,
-            },
+            Some(m) => Resume::at(Some(m.position.clone()), m.clock),
+            None => Resume::at(self.tail.clone(), self.tail_clock),
         }
     }
 }
@@ -198,15 +198,23 @@ mod tests {
         }
     }
 
+    fn clock(max: i64, floor: Option<i64>) -> ClockState {
+        ClockState {
+            max_seen_ms: Some(max),
+            floor_ms: floor,
+            suspect_ms: None,
+        }
+    }
+
     #[test]
     fn resume_at_first_line_of_the_first_uncommitted_window() {
         let mut m = WindowMarks::default();
-        m.mark(0, &pos(0), None, None);
-        m.mark(60_000, &pos(100), Some(59_000), None);
+        m.mark(0, &pos(0), ClockState::default());
+        m.mark(60_000, &pos(100), clock(59_000, None));
         // A disordered line of window 0 after window 60s began: no new mark.
-        m.mark(0, &pos(150), Some(61_000), None);
-        m.mark(120_000, &pos(300), Some(119_000), Some(100_000));
-        m.set_tail(Some(pos(400)), Some(130_000), Some(110_000));
+        m.mark(0, &pos(150), clock(61_000, None));
+        m.mark(120_000, &pos(300), clock(119_000, Some(100_000)));
+        m.set_tail(Some(pos(400)), clock(130_000, Some(110_000)));
         assert_eq!(m.resume(EventMs::MIN).position, Some(pos(0)));
         let r = m.resume(60_000);
         assert_eq!((r.position, r.max_seen_ms), (Some(pos(100)), Some(59_000)));
@@ -217,5 +225,19 @@ mod tests {
         assert_eq!((r.position, r.max_seen_ms), (Some(pos(400)), Some(130_000)));
         m.prune_below(120_000);
         assert_eq!(m.resume(0).position, Some(pos(300)));
+    }
+
+    #[test]
+    fn a_pending_suspect_is_part_of_every_resume_point() {
+        let suspect = ClockState {
+            suspect_ms: Some(9_000_000),
+            ..clock(59_000, None)
+        };
+        let mut m = WindowMarks::default();
+        m.mark(60_000, &pos(100), suspect);
+        m.set_tail(Some(pos(400)), suspect);
+        assert_eq!(m.resume(0).clock(), suspect);
+        assert_eq!(m.resume(0).suspect_ms, Some(9_000_000));
+        assert_eq!(m.resume(120_000).clock(), suspect);
     }
 }

@@ -292,6 +292,7 @@ pub(crate) fn resume_groups(
                     position: g.resume,
                     max_seen_ms: g.max_seen_ms,
                     floor_ms: g.floor_ms,
+                    suspect_ms: g.suspect_ms,
                 },
             )
         })

@@ -382,6 +382,7 @@ expr = "sum(reqs)"
                     resume: None,
                     max_seen_ms: Some(frontier_ms + 5),
                     floor_ms: None,
+                    suspect_ms: None,
                 }],
                 written_unix_ms: 0,
                 semantics: None,

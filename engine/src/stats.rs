@@ -56,6 +56,13 @@ pub struct JobStats {
     /// Compressed files whose data ended early or was corrupt (read up to the
     /// damage; whether the rest was lost is logged).
     pub damaged_gzip_files: u64,
+    // Clock errors (see `crate::watermark`).
+    /// Lines stamped more than `max_jump` ahead of their file group that the next
+    /// line did not confirm: counted in their own windows, ignored by the watermark.
+    pub outlier_lines: u64,
+    /// Live mode, per group (live path): how far (ms) its lines trailed this
+    /// machine's clock when it was last released for it; 0 once they caught up.
+    pub clock_lag_ms: BTreeMap<std::path::PathBuf, i64>,
 }
 
 impl JobStats {
@@ -102,6 +109,10 @@ impl JobStats {
         for (group, files) in &o.unreadable_files {
             self.unreadable_files.insert(group.clone(), files.clone());
         }
+        self.outlier_lines += o.outlier_lines;
+        for (k, v) in &o.clock_lag_ms {
+            self.clock_lag_ms.insert(k.clone(), *v);
+        }
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -133,6 +144,11 @@ impl JobStats {
         all.sort();
         all.dedup_by(|a, b| a.0 == b.0);
         all
+    }
+
+    /// Groups currently released because their clock trails the wall clock.
+    pub fn trailing_clock_groups(&self) -> u64 {
+        self.clock_lag_ms.values().filter(|lag| **lag > 0).count() as u64
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
@@ -208,6 +224,13 @@ impl JobStats {
                 EscapedPath(live)
             ));
         }
+        for (live, lag) in self.clock_lag_ms.iter().filter(|(_, lag)| **lag > 0) {
+            s.push_str(&format!(
+                "clock behind by {}, not holding windows open (its older lines are late): {}\n",
+                crate::watermark::format_span(*lag),
+                EscapedPath(live)
+            ));
+        }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
@@ -238,6 +261,12 @@ impl JobStats {
         );
         for (reason, n) in &self.parse_errors {
             s.push_str(&format!("  {reason}: {n}\n"));
+        }
+        if self.outlier_lines > 0 {
+            s.push_str(&format!(
+                "outlier lines (stamped ahead, not confirmed by the next line; kept in their windows): {}\n",
+                self.outlier_lines
+            ));
         }
         for (metric, reasons) in &self.value_errors {
             for (reason, n) in reasons {
@@ -299,6 +328,12 @@ pub struct MemberStats {
     pub symlink_loops: u64,
     #[serde(default)]
     pub damaged_gzip_files: u64,
+    /// See [`JobStats::outlier_lines`].
+    #[serde(default)]
+    pub outlier_lines: u64,
+    /// File groups whose clock trails the wall clock (see [`JobStats::clock_lag_ms`]).
+    #[serde(default)]
+    pub trailing_clock_groups: u64,
 }
 
 impl MemberStats {
@@ -321,6 +356,8 @@ impl MemberStats {
         self.not_regular_files += o.not_regular_files;
         self.symlink_loops += o.symlink_loops;
         self.damaged_gzip_files += o.damaged_gzip_files;
+        self.outlier_lines += o.outlier_lines;
+        self.trailing_clock_groups += o.trailing_clock_groups;
     }
 }
 
@@ -345,6 +382,8 @@ impl From<&JobStats> for MemberStats {
             not_regular_files: s.not_regular_files,
             symlink_loops: s.symlink_loops,
             damaged_gzip_files: s.damaged_gzip_files,
+            outlier_lines: s.outlier_lines,
+            trailing_clock_groups: s.trailing_clock_groups(),
         }
     }
 }

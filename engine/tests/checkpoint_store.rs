@@ -44,12 +44,15 @@ fn sample(frontier_ms: i64) -> Checkpoint {
                 }),
                 max_seen_ms: Some(frontier_ms + 59_000),
                 floor_ms: Some(frontier_ms + 30_000),
+                // A line two hours ahead, waiting for the next to confirm it.
+                suspect_ms: Some(frontier_ms + 7_200_000),
             },
             GroupCheckpoint {
                 live: "/var/log/nginx/web-2/access.log".into(),
                 resume: None,
                 max_seen_ms: None,
                 floor_ms: None,
+                suspect_ms: None,
             },
         ],
         written_unix_ms: 1_790_000_000_000,

@@ -107,3 +107,28 @@ fn bad_lines_are_counted_and_good_lines_all_count() {
         assert_eq!(got.len(), 8, "{got:#?}");
     }
 }
+
+#[test]
+fn binary_lines_count_as_invalid_utf8_as_well_as_malformed() {
+    // A binary line cannot parse, and it was counted only as malformed: the
+    // invalid-UTF-8 counter stayed 0 for a file of binary garbage.
+    let d = tempfile::tempdir().unwrap();
+    let good = br#"{"ts":"2026-11-20T10:00:01Z","src":{"host":"h1"},"kind":"x","bytes":1}"#;
+    let mut file = good.to_vec();
+    for garbage in [
+        &[0x89, b'P', b'N', b'G', 0xff, 0xfe, 0x00, 0x80][..],
+        &[0xc3, 0x28, 0xa0, 0xa1],
+        // NUL bytes are valid UTF-8: malformed, but not invalid UTF-8.
+        &[0u8; 16],
+    ] {
+        file.push(b'\n');
+        file.extend_from_slice(garbage);
+    }
+    file.push(b'\n');
+    std::fs::write(d.path().join("a.log"), file).unwrap();
+    let job = job_from(JOB, d.path());
+    let (windows, stats) = run_until_eof(&job, 1);
+    assert_eq!(stats.invalid_utf8_lines, 2, "{stats:?}");
+    assert_eq!(stats.parse_errors_total(), 3, "{stats:?}");
+    assert_eq!(flatten(&windows).len(), 3, "the good line still counts");
+}

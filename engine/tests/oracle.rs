@@ -1,21 +1,23 @@
 //! Oracle property test: random multi-host nginx logs — disorder inside the bound,
-//! random rotation points, gzipped siblings, hosts spread over two file groups —
-//! run through the engine with 1–4 workers; every window, host series and rule
-//! must equal a naive recomputation from the generated events. Some cases set a
-//! small `max_series`: the oracle then keeps, per window and metric, the share
-//! that sorts first by (host, labels), and counts the lines of the rest.
-
-use std::collections::BTreeSet;
+//! random rotation points, gzipped siblings, hosts spread over two file groups, and
+//! now and then a line beyond the bound (late), a lone line hours ahead (an outlier)
+//! or a real jump of hours — run through the engine with 1–4 workers; every window,
+//! host series and rule, and the late and outlier counts, must equal a naive
+//! recomputation from the generated events. Some cases set a small `max_series`:
+//! the oracle then keeps, per window and metric, the share that sorts first by
+//! (host, labels), and counts the lines of the rest.
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use common::{flatten, job_from, nginx_line, run_until_eof, write_file};
 use proptest::prelude::*;
 
 const WINDOW_S: i64 = 60;
 const DISORDER_S: i64 = 5;
+/// The job leaves `max_jump` at its default: 1m (more than the disorder bound).
+const MAX_JUMP_S: i64 = 60;
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,8 @@ fn stream() -> impl Strategy<Value = Stream> {
                 prop::sample::select(vec![200u16, 200, 200, 404, 500]),
                 0u64..5000,
                 0u32..2000,
+                0u8..40,
+                0i64..7200,
             ),
             0..120,
         ),
@@ -52,10 +56,23 @@ fn stream() -> impl Strategy<Value = Stream> {
         .prop_map(|(steps, mut cuts)| {
             let mut max_t = T0;
             let mut events = Vec::new();
-            for (advance, back, m, status, bytes, rt_ms) in steps {
+            for (advance, back, m, status, bytes, rt_ms, kind, far) in steps {
                 max_t += advance;
-                // Never further back than the bound: no line is late.
-                let t = max_t - back;
+                let t = match kind {
+                    // A lone line stamped 1 to 3 hours ahead: the stream goes on
+                    // where it was.
+                    0 => max_t + 3600 + far,
+                    // A real jump (a host quiet for hours): the stream goes on there.
+                    1 => {
+                        max_t += 3600 + far;
+                        max_t
+                    }
+                    // Further back than the bound: late, unless an earlier line
+                    // was an outlier.
+                    2 => max_t - DISORDER_S - 1 - far % 300,
+                    // Within the bound.
+                    _ => max_t - back,
+                };
                 events.push(Event {
                     t,
                     method: ["GET", "GET", "POST", "PUT"][m],
@@ -162,6 +179,44 @@ fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     v
 }
 
+/// The lines of one file group that count (in reading order), and how many were
+/// late and how many were outliers, recomputed the obvious way: the watermark is
+/// the largest confirmed time minus the bound; a line more than `max_jump` ahead of
+/// the confirmed time counts, but is confirmed only if the next line is not more
+/// than `max_jump` behind it. A group's first line waits for confirmation too; a
+/// line that rejects it starts the group's time.
+fn judge(events: &[Event]) -> (Vec<&Event>, u64, u64) {
+    let (mut kept, mut late, mut outliers) = (Vec::new(), 0, 0);
+    let mut confirmed: Option<i64> = None;
+    let mut suspect: Option<i64> = None;
+    for e in events {
+        let mut rejected = false;
+        if let Some(s) = suspect.take() {
+            rejected = e.t < s - MAX_JUMP_S;
+            if rejected {
+                outliers += 1;
+            } else {
+                confirmed = Some(confirmed.map_or(s, |c| c.max(s)));
+            }
+        }
+        if confirmed.is_some_and(|c| e.t < c - DISORDER_S) {
+            late += 1;
+            continue;
+        }
+        let waits = match confirmed {
+            Some(c) => e.t > c + MAX_JUMP_S,
+            None => !rejected,
+        };
+        if waits {
+            suspect = Some(e.t);
+        } else {
+            confirmed = Some(confirmed.map_or(e.t, |c| c.max(e.t)));
+        }
+        kept.push(e);
+    }
+    (kept, late, outliers)
+}
+
 /// Per window, the series `max_series` lets through (each metric's `share` that
 /// sort first by host, then label values in the metric's label order), and the
 /// lines of the others by metric.
@@ -209,18 +264,29 @@ fn admit(
     }
 }
 
-/// Expected output (with each metric's `share` of `max_series`), and the lines
-/// `max_series` leaves out by metric; quantile keys carry the exact value
-/// (compared within 1%).
+/// Expected output (with each metric's `share` of `max_series`); quantile keys
+/// carry the exact value (compared within 1%); the late and outlier line counts;
+/// and the lines `max_series` leaves out by metric.
+#[allow(clippy::type_complexity)]
 fn oracle(
     hosts: &[(String, Vec<Stream>)],
     share: usize,
-) -> (BTreeMap<Key, f64>, Vec<Key>, BTreeMap<String, u64>) {
+) -> (
+    BTreeMap<Key, f64>,
+    Vec<Key>,
+    u64,
+    u64,
+    BTreeMap<String, u64>,
+) {
     let mut per: BTreeMap<(i64, String), HostWindow> = BTreeMap::new();
+    let (mut late, mut outliers) = (0, 0);
     for (host, groups) in hosts {
         // Groups in path order, lines in reading order: the gauge's tie order.
         for g in groups {
-            for e in &g.events {
+            let (kept, l, o) = judge(&g.events);
+            late += l;
+            outliers += o;
+            for e in kept {
                 let w = (e.t - e.t.rem_euclid(WINDOW_S)) * 1000;
                 let hw = per.entry((w, host.clone())).or_default();
                 *hw.reqs
@@ -338,7 +404,7 @@ fn oracle(
         out.insert(k.clone(), quantile(&all_rts, 0.9));
         quantile_keys.push(k);
     }
-    (out, quantile_keys, dropped)
+    (out, quantile_keys, late, outliers, dropped)
 }
 
 fn write_stream(dir: &std::path::Path, name: &str, s: &Stream, gzip_oldest: bool) {
@@ -397,11 +463,12 @@ proptest! {
         // Four metrics share max_series equally.
         let share = job.window.max_series / 4;
         let (windows, stats) = run_until_eof(&job, workers);
-        prop_assert_eq!(stats.late_lines, 0);
-        prop_assert_eq!(stats.parse_errors_total(), 0);
         let got = flatten(&windows);
-        let (want, quantile_keys, dropped) = oracle(&model, share);
+        let (want, quantile_keys, late, outliers, dropped) = oracle(&model, share);
         prop_assert_eq!(&stats.series_limit_dropped, &dropped);
+        prop_assert_eq!(stats.late_lines, late);
+        prop_assert_eq!(stats.outlier_lines, outliers);
+        prop_assert_eq!(stats.parse_errors_total(), 0);
         let got_keys: Vec<_> = got.keys().collect();
         let want_keys: Vec<_> = want.keys().collect();
         prop_assert_eq!(got_keys, want_keys);

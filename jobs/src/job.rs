@@ -94,6 +94,14 @@ pub struct Window {
     /// The most per-host series a window holds over the whole job; each metric may
     /// hold `max_series / metrics` of them. At least the number of metrics.
     pub max_series: usize,
+    /// A line stamped further than this ahead of its file group's latest time moves
+    /// the group's watermark only once the next line confirms the jump; at least
+    /// `max_out_of_orderness`.
+    pub max_jump: Duration,
+    /// Live mode: a file group that keeps writing lines whose time has not moved
+    /// for this long, and is further than this behind the wall clock, stops
+    /// holding windows open.
+    pub max_clock_lag: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

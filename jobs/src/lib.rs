@@ -16,4 +16,5 @@ pub use job::*;
 pub use roots::{check_output_roots, check_roots, RootProblem, RootProblemKind, RootsError};
 pub use validate::{
     from_str, from_str_with_env, load, load_with_env, submitted, Diagnostic, Diagnostics,
+    MAX_JOB_NAME_BYTES,
 };

@@ -14,12 +14,14 @@ pub use toml::Spanned;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobFile {
-    /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`.
+    /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`, at most
+    /// [`crate::validate::MAX_JOB_NAME_BYTES`] long (state files are named after it).
     pub name: Spanned<String>,
     pub source: Spanned<SourceFile>,
     pub parse: Spanned<ParseFile>,
     /// Defaults: size 1m, max_out_of_orderness 5s, idle_timeout 30s, max_clock_skew 10m,
-    /// max_series 100000.
+    /// max_series 100000, max_jump 1m (or max_out_of_orderness if larger),
+    /// max_clock_lag 10m.
     #[serde(default)]
     pub window: WindowFile,
     #[serde(default, rename = "metric")]
@@ -120,6 +122,19 @@ pub struct WindowFile {
     /// equally by the job's metrics; series past a metric's share are not created
     /// and their lines are counted. At least the number of metrics. Default 100000.
     pub max_series: Option<Spanned<i64>>,
+    /// A line stamped more than this ahead of the latest time its file group has
+    /// confirmed is a suspect: it counts in its own window, but moves the watermark
+    /// only if the next line is not more than `max_jump` behind it. A lone line
+    /// stamped hours ahead then cannot make the rest of its host late; it is
+    /// counted as an outlier. At least `max_out_of_orderness`. Default "1m", or
+    /// `max_out_of_orderness` if larger.
+    pub max_jump: Option<Spanned<String>>,
+    /// Live mode: a file group that has caught up with its files and keeps
+    /// writing, but whose latest time has not moved for this long and is more than
+    /// this behind this machine's clock (a frozen clock), stops holding windows
+    /// open: its watermark then follows the wall clock like an idle group's, and
+    /// its lines are late. Default "10m".
+    pub max_clock_lag: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,15 +19,18 @@ mod sinks;
 mod sizes;
 mod source;
 mod syntax;
+mod window;
 
 use std::path::Path;
 
 use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
 pub use limits::DEFAULT_MAX_SERIES;
+pub use names::MAX_JOB_NAME_BYTES;
 use paths::Relative;
 pub use sinks::overlap as sink_overlap;
 pub use source::NGINX_FIELDS;
+pub use window::{default_max_jump, DEFAULT_MAX_CLOCK_LAG, DEFAULT_MAX_JUMP};
 
 use crate::env::Env;
 use crate::job::Job;
@@ -162,10 +165,23 @@ fn check(
             format!("job name `{}` is not valid", file.name.get_ref()),
             "use letters, digits, `_` and `-`, starting with a letter or `_`, e.g. \"nginx-access\"".to_string(),
         );
+    } else if file.name.get_ref().len() > names::MAX_JOB_NAME_BYTES {
+        r.on(
+            &file.name,
+            format!(
+                "job name is {} characters long; the limit is {}",
+                file.name.get_ref().len(),
+                names::MAX_JOB_NAME_BYTES
+            ),
+            format!(
+                "use a shorter name: the state folder keeps files named after the job, and a file name may be at most 255 bytes; e.g. \"{}\"",
+                &file.name.get_ref()[..32]
+            ),
+        );
     }
     let (parse, fields) = source::check_parse(&mut r, &file.parse);
     let source = source::check_source(&mut r, &file.source, &fields, relative, env);
-    let window = source::check_window(&mut r, &file.window, file.metrics.len());
+    let window = window::check_window(&mut r, &file.window, file.metrics.len());
     if file.metrics.is_empty() {
         r.at(
             0,

@@ -49,6 +49,11 @@ impl JobControl for Control {
         errors.insert(JobStatus::LATE.to_string(), all.late_lines);
         errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
         errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
+        errors.insert(JobStatus::OUTLIER.to_string(), all.outlier_lines);
+        errors.insert(
+            JobStatus::CLOCK_BEHIND_GROUPS.to_string(),
+            all.trailing_clock_groups,
+        );
         for (reason, n) in &all.parse_errors {
             errors.insert(JobStatus::malformed_key(reason), *n);
         }

@@ -16,7 +16,8 @@
 //! - `source`: how the host label is found (`host`), `max_line_bytes` (which
 //!   lines are skipped as oversize);
 //! - `window`: `size`, `max_out_of_orderness` (which lines are late), `max_series`
-//!   (which series a window keeps; written only when not the default);
+//!   (which series a window keeps) and `max_jump` (which lines are outliers), these
+//!   two written only when not the default;
 //! - `metrics`: per metric (by name) its kind, value field, labels (as a set) and
 //!   quantiles;
 //! - `rules`: per rule (by record) its expression.
@@ -24,7 +25,7 @@
 //! What is not, because it does not change what a closed window holds:
 //! `poll_interval`, `read_chunk`, `rate_limit`, `rotated_tail_wait` (pace only);
 //! `fingerprint_bytes` (each resume position keeps its own fingerprint length);
-//! `idle_timeout` and `max_clock_skew` (they follow the wall clock, so their effect
+//! `idle_timeout`, `max_clock_lag` and `max_clock_skew` (they follow the wall clock, so their effect
 //! is never replayed exactly anyway, and the checkpoint keeps the watermark floor
 //! they had raised); `include`, `exclude`, `archive` (a group new to the checkpoint
 //! is read from its start, skipping windows already written, and a group no longer
@@ -59,6 +60,7 @@ use std::fmt::Write as _;
 use std::hash::Hasher;
 
 use serde::{Deserialize, Serialize};
+use tidemark_jobs::validate::default_max_jump;
 use tidemark_jobs::{
     AggOp, Format, Grouping, HostFrom, Job, MetricKind, RuleExpr, SeriesSelector, TimeFormat,
 };
@@ -279,6 +281,12 @@ fn window_text(job: &Job) -> String {
         "max_series",
         &job.window.max_series.to_string(),
     );
+    // Which lines are outliers rather than a jump of the group's time (added after
+    // version 1). Its default follows `max_out_of_orderness`, so it is written only
+    // when set to something else: a checkpoint without it had the default.
+    if job.window.max_jump != default_max_jump(job.window.max_out_of_orderness) {
+        let _ = writeln!(out, "max_jump = {}", duration(job.window.max_jump));
+    }
     out
 }
 
@@ -535,6 +543,31 @@ expr = "histogram_quantile(0.99, lat)"
         assert_eq!(
             c[0].to_string(),
             "window.max_series was 100000 (the default), is now 5000"
+        );
+    }
+
+    /// `max_jump` came after version 1 and its default follows the disorder bound:
+    /// left at its default it is not written, and set otherwise it is a change.
+    #[test]
+    fn max_jump_at_its_default_keeps_old_fingerprints_and_a_change_is_named() {
+        let now = Semantics::of(&job(JOB));
+        assert!(!now.sections["window"].contains("max_jump"), "{now:?}");
+        let wider = with("[window]", "[window]\nmax_jump = \"2h\"");
+        let c = now.changes(&wider);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(c[0].to_string().starts_with("window.max_jump"), "{}", c[0]);
+        // A larger disorder bound raises the default jump with it: only the bound
+        // itself is a change.
+        let later = with(
+            "max_out_of_orderness = \"5s\"",
+            "max_out_of_orderness = \"5m\"",
+        );
+        let c = now.changes(&later);
+        assert_eq!(c.len(), 1, "{c:?}");
+        assert!(
+            c[0].to_string().starts_with("window.max_out_of_orderness"),
+            "{}",
+            c[0]
         );
     }
 }

@@ -136,6 +136,7 @@ fn initial_groups_read_one_file_once_preferring_the_checkpointed_path() {
                     position: None,
                     max_seen_ms: None,
                     floor_ms: None,
+                    suspect_ms: None,
                 };
                 (logs.join(p), r)
             })

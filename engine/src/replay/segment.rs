@@ -1,6 +1,7 @@
 //! Reading one replay segment into per-window partials.
 //!
-//! A segment keeps its own watermark, starting at its first line, and drops lines
+//! A segment keeps its own watermark (with the live run's rule for lines that jump
+//! ahead, see `crate::watermark`), starting at its first line, and drops lines
 //! below it as late — as the live run does — and lines below the segment's floor
 //! (its first line's time minus the disorder bound), which the live run would have
 //! dropped too and which would otherwise reach a window the dataflow has passed.
@@ -19,7 +20,8 @@ use crate::agg::{explain, stamp, OpenWindows};
 use crate::plan::{HostPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
-use crate::time::{first_open_window, window_start, EventMs, Watermark, WindowTime};
+use crate::time::{first_open_window, window_start, EventMs, WindowTime};
+use crate::watermark::GroupClock;
 
 use super::plan::{ReplayRange, Segment};
 
@@ -38,7 +40,7 @@ pub struct Tally {
 pub struct SegmentRun {
     seg: Segment,
     reader: RangeReader,
-    wm: Watermark,
+    wm: GroupClock,
     windows: OpenWindows,
     range: ReplayRange,
     window_ms: i64,
@@ -64,7 +66,7 @@ impl SegmentRun {
         Ok(SegmentRun {
             seg,
             reader,
-            wm: Watermark::new(plan.disorder_ms),
+            wm: GroupClock::new(plan.disorder_ms, plan.max_jump_ms),
             windows: OpenWindows::default(),
             range,
             window_ms: plan.window_ms,
@@ -197,7 +199,7 @@ fn ingest(
     range: ReplayRange,
     plan: &Plan,
     parser: &mut LineParser,
-    wm: &mut Watermark,
+    wm: &mut GroupClock,
     windows: &mut OpenWindows,
     warnings: &mut u32,
     stats: &mut JobStats,
@@ -233,11 +235,25 @@ fn ingest(
             return;
         }
     };
-    if wm.is_late(t) || seg.floor_ms.is_some_and(|f| t < f) {
+    let seen = wm.see(t);
+    if let Some(outlier) = seen.outlier {
+        stats.outlier_lines += 1;
+        *warnings += 1;
+        if *warnings <= MAX_WARNINGS {
+            tracing::warn!(
+                "{} (a line after byte {}): an earlier line stamped {} is not confirmed by the \
+                 next line: counted as an outlier (kept in its own window; it did not move \
+                 the watermark)",
+                seg.path.display(),
+                seg.start,
+                crate::run::format_ms(outlier)
+            );
+        }
+    }
+    if seen.late || seg.floor_ms.is_some_and(|f| t < f) {
         stats.late_lines += 1;
         return;
     }
-    wm.observe(t);
     if t < range.from_ms() || t >= range.to_ms() {
         return;
     }

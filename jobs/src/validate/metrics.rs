@@ -1,6 +1,6 @@
 //! Phase 2 checks of [[metric]] tables.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use toml::Spanned;
 
@@ -42,7 +42,7 @@ impl MetricTable {
         self.metrics.get(i).map(|m| (i, m))
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &str> {
         self.metrics.iter().map(|m| m.name.as_str())
     }
 
@@ -145,7 +145,7 @@ fn check_metric(r: &mut Report<'_>, m: &Spanned<MetricFile>, fields: &Fields) ->
         (_, Some(field)) => fields.check(r, field, "metric field"),
         _ => {}
     }
-    let mut seen: Vec<&str> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for label in &mf.labels {
         let l = label.get_ref().as_str();
         if l == "host" {
@@ -161,7 +161,7 @@ fn check_metric(r: &mut Report<'_>, m: &Spanned<MetricFile>, fields: &Fields) ->
                 "label names use letters, digits and `_`, and do not start with a digit"
                     .to_string(),
             );
-        } else if seen.contains(&l) {
+        } else if seen.contains(l) {
             r.on(
                 label,
                 format!("label `{l}` is listed twice"),
@@ -170,7 +170,7 @@ fn check_metric(r: &mut Report<'_>, m: &Spanned<MetricFile>, fields: &Fields) ->
         } else {
             fields.check(r, label, "label");
         }
-        seen.push(l);
+        seen.insert(l);
     }
     let quantiles = quantiles(r, m, kind);
     if r.diags.len() > before {

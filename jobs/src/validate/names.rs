@@ -18,6 +18,13 @@ pub fn is_label_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// Longest job name, in bytes (names are ASCII, so also characters). A job's
+/// name names files and folders in the state folder (`STATE/NAME/`, a cluster's
+/// `STATE/submitted/.NAME.toml.tmp`, ...), and a file name may have at most 255
+/// bytes (`NAME_MAX`) on Linux filesystems: half of that leaves room for every
+/// suffix tidemark adds, now and later.
+pub const MAX_JOB_NAME_BYTES: usize = 128;
+
 /// Job name: `[a-zA-Z_][a-zA-Z0-9_-]*`.
 pub fn is_job_name(s: &str) -> bool {
     let mut bytes = s.bytes();
@@ -48,19 +55,43 @@ pub fn closest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
 where
     I: IntoIterator<Item = &'a str>,
 {
-    let limit = (word.chars().count() / 3).max(2);
-    candidates
-        .into_iter()
-        .filter(|c| *c != word)
-        .map(|c| {
-            (
-                edit_distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
-                c,
-            )
-        })
-        .filter(|(d, _)| *d <= limit)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+    let mut unlimited = u64::MAX;
+    closest_within(word, candidates, &mut unlimited)
+}
+
+/// [`closest`], spending at most `budget` edit-distance cells (characters of
+/// `word` times characters of a candidate) and taking what it spends off it;
+/// `None` once it runs out. Candidates whose length alone puts them too far away
+/// cost one cell.
+pub fn closest_within<'a, I>(word: &str, candidates: I, budget: &mut u64) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let word_lower = word.to_ascii_lowercase();
+    let word_chars = word.chars().count();
+    let limit = (word_chars / 3).max(2);
+    let mut best: Option<(usize, &'a str)> = None;
+    for c in candidates {
+        if *budget == 0 {
+            return None;
+        }
+        let c_chars = c.chars().count();
+        if c == word || c_chars.abs_diff(word_chars) > limit {
+            *budget -= 1;
+            continue;
+        }
+        let cost = (word_chars as u64).max(1) * (c_chars as u64).max(1);
+        if cost > *budget {
+            *budget = 0;
+            return None;
+        }
+        *budget -= cost;
+        let d = edit_distance(&word_lower, &c.to_ascii_lowercase());
+        if d <= limit && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
 }
 
 /// `"did you mean `x`? "` or `""`.
@@ -77,6 +108,26 @@ where
     I: IntoIterator<Item = &'a str>,
 {
     items.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// Items listed in a hint at most: a list that grows with the job (metric names,
+/// labels) would otherwise make every problem's hint as long as the job.
+pub const LISTED_AT_MOST: usize = 20;
+
+/// `a, b, c`, or `a, b, … (and 12 more)` past [`LISTED_AT_MOST`] items.
+pub fn short_list<'a, I>(items: I) -> String
+where
+    I: IntoIterator<Item = &'a str>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let items = items.into_iter();
+    let total = items.len();
+    let shown = list(items.take(LISTED_AT_MOST));
+    if total > LISTED_AT_MOST {
+        format!("{shown}, … (and {} more)", total - LISTED_AT_MOST)
+    } else {
+        shown
+    }
 }
 
 /// `"a", "b" or "c"` for choices written as TOML strings.
@@ -124,5 +175,34 @@ mod tests {
         assert_eq!(did_you_mean("sumx", ["sum"]), "did you mean `sum`? ");
         assert_eq!(quoted_choices(&["a", "b", "c"]), "\"a\", \"b\" or \"c\"");
         assert_eq!(quoted_choices(&["a"]), "\"a\"");
+    }
+
+    #[test]
+    fn suggestions_stop_when_their_budget_is_spent() {
+        let names = ["http_requests_total", "http_response_bytes_total"];
+        let mut budget = u64::MAX;
+        assert_eq!(
+            closest_within("http_request_total", names, &mut budget),
+            Some("http_requests_total")
+        );
+        let mut budget = 10;
+        assert_eq!(
+            closest_within("http_request_total", names, &mut budget),
+            None
+        );
+        assert_eq!(budget, 0);
+        // Candidates too different in length cost one cell and are never chosen.
+        let mut budget = 100;
+        assert_eq!(closest_within("ab", ["abcdefgh"], &mut budget), None);
+        assert_eq!(budget, 99);
+    }
+
+    #[test]
+    fn long_lists_are_cut_short() {
+        let many: Vec<String> = (0..25).map(|i| format!("m{i}")).collect();
+        let shown = short_list(many.iter().map(String::as_str));
+        assert!(shown.starts_with("m0, m1, "), "{shown}");
+        assert!(shown.ends_with("m19, … (and 5 more)"), "{shown}");
+        assert_eq!(short_list(["a", "b"]), "a, b");
     }
 }

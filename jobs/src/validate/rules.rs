@@ -1,12 +1,12 @@
 //! Phase 2 checks of [[rule]] tables: names, expression syntax and references.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use toml::Spanned;
 
 use super::diag::Report;
 use super::metrics::{kind_name, Declared, MetricTable};
-use super::names::{did_you_mean, is_metric_name, list};
+use super::names::{is_metric_name, short_list};
 use crate::expr::{self, Aggregation, Expr, GroupingClause, GroupingKind, Name, QuantileArg};
 use crate::job::{AggOp, Grouping, MetricKind, Rule, RuleExpr, SeriesSelector};
 use crate::model::RuleFile;
@@ -180,21 +180,26 @@ impl<'m> Resolver<'_, '_, 'm> {
                 return Some((i, d, selector));
             }
         }
-        let mut candidates: Vec<String> = Vec::new();
-        for m in &self.metrics.metrics {
-            candidates.push(m.name.clone());
-            if m.kind == Some(MetricKind::Histogram) {
-                candidates.push(format!("{}_count", m.name));
-                candidates.push(format!("{}_sum", m.name));
-            }
-        }
         let hint = if self.metrics.metrics.is_empty() {
             "no metrics are defined yet: define it in a [[metric]] table".to_string()
         } else {
+            let suggestion = if self.r.can_suggest() {
+                let mut candidates: Vec<String> = Vec::new();
+                for m in &self.metrics.metrics {
+                    candidates.push(m.name.clone());
+                    if m.kind == Some(MetricKind::Histogram) {
+                        candidates.push(format!("{}_count", m.name));
+                        candidates.push(format!("{}_sum", m.name));
+                    }
+                }
+                self.r
+                    .did_you_mean(&name.text, candidates.iter().map(String::as_str))
+            } else {
+                String::new()
+            };
             format!(
-                "{}defined metrics: {}",
-                did_you_mean(&name.text, candidates.iter().map(String::as_str)),
-                list(self.metrics.names())
+                "{suggestion}defined metrics: {}",
+                short_list(self.metrics.names())
             )
         };
         self.error(
@@ -245,16 +250,17 @@ impl<'m> Resolver<'_, '_, 'm> {
         let available: Vec<&str> = std::iter::once("host")
             .chain(d.labels.iter().map(String::as_str))
             .collect();
+        let known: HashSet<&str> = available.iter().copied().collect();
         for label in &clause.labels {
-            if !available.contains(&label.text.as_str()) {
+            if !known.contains(label.text.as_str()) {
                 ok = false;
+                let suggestion = self.r.did_you_mean(&label.text, available.iter().copied());
                 self.error(
                     label.offset,
                     format!("`{}` is not a label of `{metric}`", label.text),
                     format!(
-                        "{}labels of `{metric}`: {}",
-                        did_you_mean(&label.text, available.iter().copied()),
-                        list(available.iter().copied())
+                        "{suggestion}labels of `{metric}`: {}",
+                        short_list(available.iter().copied())
                     ),
                 );
             }

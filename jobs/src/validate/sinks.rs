@@ -1,5 +1,6 @@
 //! Phase 2 checks of [[sink]] tables.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use toml::Spanned;
@@ -38,7 +39,7 @@ pub fn check_sinks(
     }
     let mut out = Vec::new();
     let mut ok = true;
-    let mut paths: Vec<(PathBuf, usize)> = Vec::new();
+    let mut paths: HashMap<PathBuf, usize> = HashMap::new();
     let mut stdout_seen = false;
     for sink in sinks {
         let before = r.diags.len();
@@ -65,14 +66,14 @@ pub fn check_sinks(
                 // Compared as spelled with `.` and `..` applied; links and hard
                 // links are caught when the sinks are opened.
                 let same = normalize(&path);
-                if let Some((_, first)) = paths.iter().find(|(q, _)| *q == same) {
+                if let Some(first) = paths.get(&same) {
                     r.on(
                         p,
                         format!("two sinks write to the same file (the first on line {first})"),
                         "give each jsonl sink its own path".to_string(),
                     );
                 } else {
-                    paths.push((same, line));
+                    paths.insert(same, line);
                 }
                 Some(SinkKind::Jsonl(path))
             }

@@ -1,17 +1,17 @@
-//! Phase 2 checks of [source], [parse] and [window].
+//! Phase 2 checks of [source] and [parse].
 
 use std::time::Duration;
 
 use toml::Spanned;
 
 use super::diag::Report;
-use super::names::{did_you_mean, list, quoted_choices};
+use super::names::{did_you_mean, quoted_choices, short_list};
 use super::paths::{archive_globs, expand_path, globs, Relative};
 use super::sizes::{rate_setting, size_setting};
-use crate::duration::{format_duration, parse_duration};
+use crate::duration::parse_duration;
 use crate::env::Env;
-use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, Window};
-use crate::model::{HostFile, ParseFile, SourceFile, WindowFile};
+use crate::job::{Format, HostFrom, Parse, Source, TimeFormat};
+use crate::model::{HostFile, ParseFile, SourceFile};
 
 /// Fields of the nginx preset; `request` is the unsplit `$request`. The parser's
 /// list (`tidemark_sources::parse::NGINX_FIELDS`) is tested to be the same.
@@ -39,9 +39,31 @@ pub enum Fields {
     /// json / logfmt (or a pattern that did not compile): any name may appear.
     Any,
     Known {
-        names: Vec<String>,
+        names: KnownNames,
         origin: &'static str,
     },
+}
+
+/// Field names in the order they are written, with a set for lookups: a check per
+/// label must not scan every capture of a pattern that has thousands.
+pub struct KnownNames {
+    ordered: Vec<String>,
+    set: std::collections::HashSet<String>,
+}
+
+impl KnownNames {
+    fn new(ordered: Vec<String>) -> KnownNames {
+        let set = ordered.iter().cloned().collect();
+        KnownNames { ordered, set }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.set.contains(name)
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, String> {
+        self.ordered.iter()
+    }
 }
 
 impl Fields {
@@ -49,14 +71,14 @@ impl Fields {
     pub fn check(&self, r: &mut Report<'_>, value: &Spanned<String>, role: &str) {
         if let Fields::Known { names, origin } = self {
             let name = value.get_ref();
-            if !names.iter().any(|n| n == name) {
-                let suggestion = did_you_mean(name, names.iter().map(String::as_str));
+            if !names.contains(name) {
+                let suggestion = r.did_you_mean(name, names.iter().map(String::as_str));
                 r.on(
                     value,
                     format!("{role} `{name}` is not a field of {origin}"),
                     format!(
                         "{suggestion}available fields: {}",
-                        list(names.iter().map(String::as_str))
+                        short_list(names.iter().map(String::as_str))
                     ),
                 );
             }
@@ -113,7 +135,7 @@ pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Pa
         "nginx" => {
             let names = NGINX_FIELDS.iter().map(|s| s.to_string()).collect();
             fields = Fields::Known {
-                names,
+                names: KnownNames::new(names),
                 origin: "the nginx format",
             };
             Some(Format::Nginx)
@@ -157,7 +179,7 @@ pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Pa
                         "name each part you need with (?P<name>...), e.g. '^(?P<time>\\S+) (?P<level>\\w+)'".to_string(),
                     );
                 } else {
-                    fields = Fields::Known { names, origin: "the [parse] pattern (its named captures)" };
+                    fields = Fields::Known { names: KnownNames::new(names), origin: "the [parse] pattern (its named captures)" };
                     format = Some(Format::Regex(pattern.get_ref().clone()));
                 }
             }
@@ -177,7 +199,7 @@ pub fn check_parse(r: &mut Report<'_>, parse: &Spanned<ParseFile>) -> (Option<Pa
         None => {
             if p.format.get_ref() == "regex" {
                 if let Fields::Known { names, .. } = &fields {
-                    if !names.iter().any(|n| n == "time") {
+                    if !names.contains("time") {
                         r.on(
                             parse,
                             "no `timestamp` is set, and the [parse] pattern has no `time` capture to read the event time from",
@@ -252,7 +274,7 @@ fn time_format(r: &mut Report<'_>, value: &Spanned<String>) -> Option<TimeFormat
     Some(TimeFormat::Strftime(s.clone()))
 }
 
-fn duration(
+pub(super) fn duration(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
     key: &str,
@@ -268,73 +290,6 @@ fn duration(
             None
         }
     }
-}
-
-/// Checks [window].
-pub fn check_window(r: &mut Report<'_>, w: &WindowFile, metrics: usize) -> Option<Window> {
-    let size = duration(r, w.size.as_ref(), "window size", Duration::from_secs(60));
-    if let Some((size, Some(at))) = size {
-        let shown = format_duration(size);
-        let hour = Duration::from_secs(3600);
-        let problem = if size < Duration::from_secs(1) {
-            Some(format!("window size `{shown}` is shorter than 1s"))
-        } else if size.subsec_nanos() != 0 {
-            Some(format!(
-                "window size `{shown}` is not a whole number of seconds"
-            ))
-        } else if size > hour || 3600 % size.as_secs() != 0 {
-            Some(format!("window size `{shown}` does not divide one hour evenly, so windows would not line up with the hour"))
-        } else {
-            None
-        };
-        if let Some(problem) = problem {
-            r.at(at, problem, "use a size that divides 1h, such as 10s, 15s, 30s, 1m, 2m, 5m, 10m, 15m, 30m or 1h".to_string());
-        }
-    }
-    let lateness = duration(
-        r,
-        w.max_out_of_orderness.as_ref(),
-        "max_out_of_orderness",
-        Duration::from_secs(5),
-    );
-    let idle = duration(
-        r,
-        w.idle_timeout.as_ref(),
-        "idle_timeout",
-        Duration::from_secs(30),
-    );
-    if let Some((d, Some(at))) = idle {
-        if d.is_zero() {
-            r.at(
-                at,
-                "idle_timeout must be greater than 0s",
-                "it is how long a file group may sit idle at end of file before it stops holding back the windows; the default is \"30s\"".to_string(),
-            );
-        }
-    }
-    let skew = duration(
-        r,
-        w.max_clock_skew.as_ref(),
-        "max_clock_skew",
-        Duration::from_secs(600),
-    );
-    if let Some((d, Some(at))) = skew {
-        if d.is_zero() {
-            r.at(
-                at,
-                "max_clock_skew must be greater than 0s",
-                "it is how far ahead of this machine's clock a line's timestamp may be before the line is dropped as a clock error; the default is \"10m\"".to_string(),
-            );
-        }
-    }
-    let max_series = super::limits::check_max_series(r, w.max_series.as_ref(), metrics);
-    Some(Window {
-        size: size?.0,
-        max_out_of_orderness: lateness?.0,
-        idle_timeout: idle?.0,
-        max_clock_skew: skew?.0,
-        max_series: max_series?,
-    })
 }
 
 /// Checks [source].

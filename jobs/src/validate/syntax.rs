@@ -279,8 +279,8 @@ fn type_error(r: &mut Report<'_>, root: Option<&DeTable<'_>>, e: &toml::de::Erro
         };
         let last = path.last().map_or("", String::as_str);
         let hint = match last {
-            "size" | "max_out_of_orderness" | "idle_timeout" | "max_clock_skew" | "poll_interval"
-            | "rotated_tail_wait" => Some(format!(
+            "size" | "max_out_of_orderness" | "idle_timeout" | "max_clock_skew" | "max_jump"
+            | "max_clock_lag" | "poll_interval" | "rotated_tail_wait" => Some(format!(
                 "write durations as quoted strings with a unit, e.g. {last} = \"30s\""
             )),
             "read_chunk" | "max_line_bytes" | "fingerprint_bytes" => Some(format!(

@@ -11,6 +11,7 @@
 //! - `epoch_millis`: `1700000000123`; a fraction is accepted and rounded down.
 //! - strftime: `jiff::fmt::strtime`. Without `%z`/`%:z`/`%s`/`%Q` the time is UTC.
 //!   nginx's `%d/%b/%Y:%H:%M:%S %z` has an exactly equivalent fast path.
+//! - A UTC offset beyond ±14:00 is a bad timestamp (see [`MAX_OFFSET_MIN`]).
 //!
 //! The last text and its result are cached: consecutive lines very often share a
 //! timestamp (nginx logs whole seconds).
@@ -23,6 +24,16 @@ pub(crate) const NGINX_TIME_LOCAL: &str = "%d/%b/%Y:%H:%M:%S %z";
 
 /// Longer texts are not cached, so a hostile line cannot make the cache huge.
 const CACHE_MAX: usize = 64;
+
+/// The largest UTC offset a timestamp may carry, in minutes: no time zone is
+/// further than 14 hours from UTC (Kiribati's +14:00). jiff reads offsets up to
+/// ±25:59:59, so `+2500` would otherwise pass as a time in a zone that does not
+/// exist: it is a damaged line, counted as a bad timestamp.
+const MAX_OFFSET_MIN: i64 = 14 * 60;
+
+fn offset_in_range(offset: Offset) -> bool {
+    i64::from(offset.seconds()).abs() <= MAX_OFFSET_MIN * 60
+}
 
 enum Kind {
     Rfc3339,
@@ -100,6 +111,11 @@ fn check_pattern(pattern: &str) -> Result<(), BuildError> {
 }
 
 fn to_timestamp(tm: &strtime::BrokenDownTime) -> Result<Timestamp, jiff::Error> {
+    if let Some(offset) = tm.offset().filter(|o| !offset_in_range(*o)) {
+        return Err(jiff::Error::from_args(format_args!(
+            "UTC offset {offset} is beyond ±14:00"
+        )));
+    }
     if tm.timestamp().is_some() || tm.offset().is_some() {
         tm.to_timestamp()
     } else if tm.iana_time_zone().is_some() {
@@ -125,9 +141,16 @@ fn rfc3339(text: &str) -> Result<i64, LineError> {
     if let Some(ms) = rfc3339_fast(text.as_bytes()) {
         return Ok(ms);
     }
-    text.parse::<Timestamp>()
-        .map(floor_ms)
-        .map_err(|_| LineError::BadTimestamp)
+    let ts = text
+        .parse::<Timestamp>()
+        .map_err(|_| LineError::BadTimestamp)?;
+    let offset = jiff::fmt::temporal::Pieces::parse(text)
+        .ok()
+        .and_then(|p| p.to_numeric_offset());
+    if offset.is_some_and(|o| !offset_in_range(o)) {
+        return Err(LineError::BadTimestamp);
+    }
+    Ok(floor_ms(ts))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`; `None` means "ask jiff".
@@ -163,7 +186,7 @@ fn rfc3339_fast(b: &[u8]) -> Option<i64> {
         [b'Z'] => 0,
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
             let (oh, om) = (digits(&[*h1, *h2])?, digits(&[*m1, *m2])?);
-            if oh > 23 || om > 59 {
+            if om > 59 || oh * 60 + om > MAX_OFFSET_MIN {
                 return None;
             }
             if *sign == b'-' {
@@ -215,7 +238,7 @@ pub(crate) fn nginx_fast(b: &[u8]) -> Option<i64> {
         _ => return None,
     };
     let (oh, om) = (digits(&b[22..24])?, digits(&b[24..26])?);
-    if oh > 23 || om > 59 {
+    if om > 59 || oh * 60 + om > MAX_OFFSET_MIN {
         return None;
     }
     civil_ms(year, month, day, h, mi, s, sign * (oh * 60 + om))

@@ -5,7 +5,14 @@ fn jiff_strftime(pattern: &str, text: &str) -> Result<i64, LineError> {
     strftime(pattern, text)
 }
 
+/// What jiff reads, less offsets beyond ±14:00 (which jiff takes up to ±25:59).
 fn jiff_rfc3339(text: &str) -> Result<i64, LineError> {
+    let offset = jiff::fmt::temporal::Pieces::parse(text)
+        .ok()
+        .and_then(|p| p.to_numeric_offset());
+    if offset.is_some_and(|o| o.seconds().abs() > 14 * 3600) {
+        return Err(LineError::BadTimestamp);
+    }
     text.parse::<Timestamp>()
         .map(floor_ms)
         .map_err(|_| LineError::BadTimestamp)
@@ -187,6 +194,42 @@ fn unusable_patterns_fail_at_build() {
         let r = TimeParser::new(&TimeFormat::Strftime(p.into()));
         assert!(matches!(r, Err(BuildError::TimeFormat { .. })), "{p}");
     }
+}
+
+#[test]
+fn utc_offset_beyond_14_hours_is_a_bad_timestamp() {
+    // `+2500` was accepted (jiff allows offsets up to 25:59:59), though no time
+    // zone is further than 14 hours from UTC: such a line is damaged, not local
+    // time somewhere.
+    let nginx = TimeFormat::Strftime(NGINX_TIME_LOCAL.into());
+    let other = TimeFormat::Strftime("%Y-%m-%d %H:%M:%S %z".into());
+    for (format, text) in [
+        (&nginx, "20/Nov/2026:10:01:02 +2500"),
+        (&nginx, "20/Nov/2026:10:01:02 -1401"),
+        (&nginx, "20/Nov/2026:10:01:02 +1500"),
+        (&other, "2026-11-20 10:01:02 +2500"),
+        (&TimeFormat::Rfc3339, "2026-11-20T10:01:02+25:00"),
+        (&TimeFormat::Rfc3339, "2026-11-20T10:01:02-14:30"),
+        // The slow (jiff) path of rfc3339 too.
+        (&TimeFormat::Rfc3339, "2026-11-20t10:01:02+25:00"),
+    ] {
+        let mut p = parser(format.clone());
+        assert_eq!(p.parse(text), Err(LineError::BadTimestamp), "{text}");
+    }
+    let mut nginx = parser(nginx);
+    let mut rfc = parser(TimeFormat::Rfc3339);
+    assert_eq!(
+        nginx.parse("20/Nov/2026:10:01:02 +1400"),
+        Ok(ms("2026-11-19T20:01:02Z"))
+    );
+    assert_eq!(
+        nginx.parse("20/Nov/2026:10:01:02 -1400"),
+        Ok(ms("2026-11-21T00:01:02Z"))
+    );
+    assert_eq!(
+        rfc.parse("2026-11-20t10:01:02-14:00"),
+        Ok(ms("2026-11-21T00:01:02Z"))
+    );
 }
 
 #[test]
