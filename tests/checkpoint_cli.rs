@@ -294,11 +294,11 @@ mod member;
 /// with the same message, instead of resuming into the wrong windows.
 #[test]
 fn a_cluster_job_whose_window_changed_is_refused_after_a_restart() {
-    use member::{append_host, text, Member, T0};
+    use member::{append_host, out_dir, text, Member, T0};
     use std::time::{Duration, Instant};
     let d = tempfile::tempdir().unwrap();
     let state = d.path().join("state");
-    let out = state.join("output/a.jsonl");
+    let out = out_dir(&state).join("a.jsonl");
     append_host(&d.path().join("logs/web-1"), T0, 200);
     let toml = |size: &str| {
         format!(
