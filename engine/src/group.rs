@@ -253,16 +253,43 @@ impl GroupState {
                          clock?): it no longer holds windows open, and its lines older \
                          than the windows still open are dropped as late; check the \
                          host's clock, or raise [window] max_clock_lag",
-                        self.live.display(),
+                        EscapedPath(&self.live),
                         crate::watermark::format_span(behind_ms)
                     );
                 }
                 stats.clock_lag_ms.insert(self.live.clone(), behind_ms);
+                if let Some(trailing) = stats.clock_behind_ms.get_mut(&self.live) {
+                    *trailing = 0;
+                }
                 self.wm.raise_to(floor_ms);
             }
+            Lag::Trailing { behind_ms, warn } => {
+                if warn {
+                    tracing::warn!(
+                        "{}: it keeps writing lines whose time is {} behind this \
+                         machine's clock: its windows, and so every window of the job, \
+                         close that late (old logs appended to a live file, a host \
+                         whose lines arrive late, or a clock set wrong?)",
+                        EscapedPath(&self.live),
+                        crate::watermark::format_span(behind_ms)
+                    );
+                }
+                stats.clock_behind_ms.insert(self.live.clone(), behind_ms);
+                // Moving again after being stuck: no longer released.
+                if let Some(stuck) = stats.clock_lag_ms.get_mut(&self.live) {
+                    *stuck = 0;
+                }
+            }
             Lag::Recovered => {
-                tracing::info!("{}: the time of its lines moves again", self.live.display());
-                stats.clock_lag_ms.insert(self.live.clone(), 0);
+                tracing::info!(
+                    "{}: the time of its lines caught up with this machine's clock",
+                    EscapedPath(&self.live)
+                );
+                for lags in [&mut stats.clock_lag_ms, &mut stats.clock_behind_ms] {
+                    if let Some(lag) = lags.get_mut(&self.live) {
+                        *lag = 0;
+                    }
+                }
             }
         }
     }

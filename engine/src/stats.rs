@@ -63,6 +63,10 @@ pub struct JobStats {
     /// Live mode, per group (live path): how far (ms) its lines trailed this
     /// machine's clock when it was last released for it; 0 once they caught up.
     pub clock_lag_ms: BTreeMap<std::path::PathBuf, i64>,
+    /// Live mode, per group: how far (ms) the lines it keeps writing trail this
+    /// machine's clock, by more than `max_clock_lag`, while their time moves
+    /// (not released: it holds the job's windows back); 0 once caught up.
+    pub clock_behind_ms: BTreeMap<std::path::PathBuf, i64>,
 }
 
 impl JobStats {
@@ -112,6 +116,9 @@ impl JobStats {
         self.outlier_lines += o.outlier_lines;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
+        }
+        for (k, v) in &o.clock_behind_ms {
+            self.clock_behind_ms.insert(k.clone(), *v);
         }
     }
 
@@ -227,6 +234,13 @@ impl JobStats {
         for (live, lag) in self.clock_lag_ms.iter().filter(|(_, lag)| **lag > 0) {
             s.push_str(&format!(
                 "clock behind by {}, not holding windows open (its older lines are late): {}\n",
+                crate::watermark::format_span(*lag),
+                EscapedPath(live)
+            ));
+        }
+        for (live, lag) in self.clock_behind_ms.iter().filter(|(_, lag)| **lag > 0) {
+            s.push_str(&format!(
+                "clock behind by {}, its time moving (holds windows open that long): {}\n",
                 crate::watermark::format_span(*lag),
                 EscapedPath(live)
             ));
