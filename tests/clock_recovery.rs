@@ -4,6 +4,7 @@
 //! bytes as an uninterrupted `--until-eof` run's. A line waiting for confirmation is
 //! part of the watermark state a checkpoint keeps.
 
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -135,5 +136,46 @@ fn outliers_are_judged_alike_after_sigkill_and_restart() {
         "seed {seed}: output after kills differs from an uninterrupted run ({} vs {} bytes)",
         got.len(),
         want.len()
+    );
+}
+
+#[test]
+fn lines_after_a_batch_that_ended_on_an_outlier_are_not_lost_silently() {
+    // A batch run (`--until-eof` with a state folder) whose last line is stamped
+    // hours ahead: end of input writes every window, the outlier's too, so the
+    // committed frontier is hours ahead. The next batch's lines belong to windows
+    // already written: they were dropped without a word and the run exited 0.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("logs").join("web-1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join("app.log");
+    let line = |ms: i64| format!("ts={ms} status=200\n");
+    let mut first: String = (0..30).map(|s| line(T0_MS + s * 1_000)).collect();
+    first.push_str(&line(T0_MS + 3 * 3_600_000));
+    std::fs::write(&log, first).unwrap();
+    let job_path = d.path().join("job.toml");
+    std::fs::write(&job_path, job(d.path(), "out/batch.jsonl")).unwrap();
+    let state = d.path().join("state");
+    let status = tidemark(&job_path, Some(&state), true).status().unwrap();
+    assert!(status.success(), "first batch: {status:?}");
+
+    let next: String = (31..90).map(|s| line(T0_MS + s * 1_000)).collect();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(next.as_bytes())
+        .unwrap();
+    let out = tidemark(&job_path, Some(&state), true)
+        .env("TIDEMARK_LOG", "warn")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "second batch: {stderr}");
+    assert!(stderr.contains("late_after_written"), "{stderr}");
+    assert!(
+        stderr.contains("late after written (new lines of windows an earlier run already wrote; not in the output): 59"),
+        "every new line is counted (end of input wrote every window up to the outlier's): {stderr}"
     );
 }

@@ -158,6 +158,10 @@ pub struct GroupCheckpoint {
     /// waiting for the next line to confirm it (see `crate::watermark`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect_ms: Option<i64>,
+    /// `resume` is where reading had got to, with no window open (see
+    /// `crate::resume::Resume::at_tail`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_tail: bool,
 }
 
 /// The `--reset-checkpoint` choice.

@@ -59,6 +59,10 @@ pub struct GroupState {
     marks: WindowMarks,
     track_resume: bool,
     skip_below: EventMs,
+    /// Resumed where reading had got to: a line below `skip_below` is new, and
+    /// its window is already written (see [`Resume::at_tail`]).
+    resumed_at_tail: bool,
+    late_after_written_warnings: u32,
     counters: TailCounters,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     fixed_host: Option<String>,
@@ -97,9 +101,9 @@ impl GroupState {
                 max_seen_ms
             );
         }
-        let (position, saved) = match init.resume {
-            Some(r) => (r.position.clone(), r.clock()),
-            None => (None, ClockState::default()),
+        let (position, saved, resumed_at_tail) = match init.resume {
+            Some(r) => (r.position.clone(), r.clock(), r.at_tail),
+            None => (None, ClockState::default(), false),
         };
         let mut wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, saved);
         if let Some(f) = init.floor {
@@ -123,6 +127,8 @@ impl GroupState {
             marks: WindowMarks::default(),
             track_resume: init.track_resume,
             skip_below: init.skip_below,
+            resumed_at_tail,
+            late_after_written_warnings: 0,
             counters: TailCounters::default(),
             fixed_host: init.fixed_host,
             lag: LagWatch::default(),
@@ -160,12 +166,15 @@ impl GroupState {
             marks,
             skip_below,
             track_resume,
+            resumed_at_tail,
+            late_after_written_warnings,
             ..
         } = self;
         let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
         let ctx = LineCtx {
             future_limit,
             skip_below: *skip_below,
+            resumed_at_tail: *resumed_at_tail,
             track_resume: *track_resume,
             plan,
             fixed_host: fixed_host.as_deref(),
@@ -174,6 +183,7 @@ impl GroupState {
             let warnings = Warnings {
                 bad_lines: &mut *warnings,
                 outliers: &mut *outlier_warnings,
+                after_written: &mut *late_after_written_warnings,
             };
             ingest_line(
                 &ctx, meta, line, parser, wm, windows, marks, warnings, stats,
@@ -352,6 +362,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
 struct LineCtx<'a> {
     future_limit: EventMs,
     skip_below: EventMs,
+    resumed_at_tail: bool,
     track_resume: bool,
     plan: &'a Plan,
     fixed_host: Option<&'a str>,
@@ -361,6 +372,7 @@ struct LineCtx<'a> {
 struct Warnings<'a> {
     bad_lines: &'a mut u32,
     outliers: &'a mut u32,
+    after_written: &'a mut u32,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -402,8 +414,14 @@ fn ingest_line(
         return;
     }
     if start < ctx.skip_below {
-        // Already in the sinks before a restart: it counted for the watermark
-        // only, exactly as it did the first time.
+        if ctx.resumed_at_tail {
+            // Not a line read again but a new one, whose window an earlier run
+            // already wrote (it ended at end of input, on a line far ahead...).
+            stats.late_after_written += 1;
+            warn_after_written(warnings.after_written, &origin, start);
+        }
+        // Otherwise already in the sinks before a restart: it counted for the
+        // watermark only, exactly as it did the first time.
         return;
     }
     if let Some(before) = before {
@@ -438,6 +456,27 @@ fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, li
             crate::watermark::format_span(outlier_ms - line_ms),
             if *warnings == MAX_WARNINGS {
                 " — further outliers in this file group are only counted"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// Logs (rate-limited) a new line whose window, starting at `window_ms`, an
+/// earlier run already wrote.
+fn warn_after_written(warnings: &mut u32, origin: &Origin<'_>, window_ms: EventMs) {
+    *warnings += 1;
+    if *warnings <= MAX_WARNINGS {
+        tracing::warn!(
+            "{}:{}: this line belongs to the window at {}, which an earlier run already \
+             wrote (it ended at the end of its input, or its last line was stamped far \
+             ahead): it is not in the output, counted as late_after_written{}",
+            EscapedPath(origin.path),
+            origin.line_no,
+            crate::run::format_ms(window_ms),
+            if *warnings == MAX_WARNINGS {
+                " — further such lines in this file group are only counted"
             } else {
                 ""
             }

@@ -33,6 +33,10 @@ pub struct Resume {
     pub floor_ms: Option<EventMs>,
     /// A line that had jumped ahead and was waiting for confirmation by then.
     pub suspect_ms: Option<EventMs>,
+    /// `position` is where reading had got to (no window was open): every line
+    /// read after it is new, so one that falls in a window already written is
+    /// lost, not re-read — counted as `late_after_written`.
+    pub at_tail: bool,
 }
 
 impl Resume {
@@ -45,12 +49,13 @@ impl Resume {
         }
     }
 
-    fn at(position: Option<Position>, clock: ClockState) -> Resume {
+    fn at(position: Option<Position>, clock: ClockState, at_tail: bool) -> Resume {
         Resume {
             position,
             max_seen_ms: clock.max_seen_ms,
             floor_ms: clock.floor_ms,
             suspect_ms: clock.suspect_ms,
+            at_tail,
         }
     }
 }
@@ -104,8 +109,8 @@ impl WindowMarks {
     /// The resume point if every window below `frontier_ms` is committed.
     pub fn resume(&self, frontier_ms: EventMs) -> Resume {
         match self.marks.iter().find(|m| m.window >= frontier_ms) {
-            Some(m) => Resume::at(Some(m.position.clone()), m.clock),
-            None => Resume::at(self.tail.clone(), self.tail_clock),
+            Some(m) => Resume::at(Some(m.position.clone()), m.clock, false),
+            None => Resume::at(self.tail.clone(), self.tail_clock, self.tail.is_some()),
         }
     }
 }
@@ -222,7 +227,11 @@ mod tests {
         assert_eq!((r.position, r.floor_ms), (Some(pos(300)), Some(100_000)));
         // Everything read belongs to committed windows: resume at the tail.
         let r = m.resume(180_000);
-        assert_eq!((r.position, r.max_seen_ms), (Some(pos(400)), Some(130_000)));
+        assert_eq!(
+            (r.position, r.max_seen_ms, r.at_tail),
+            (Some(pos(400)), Some(130_000), true)
+        );
+        assert!(!m.resume(120_000).at_tail);
         m.prune_below(120_000);
         assert_eq!(m.resume(0).position, Some(pos(300)));
     }

@@ -383,6 +383,7 @@ expr = "sum(reqs)"
                     max_seen_ms: Some(frontier_ms + 5),
                     floor_ms: None,
                     suspect_ms: None,
+                    at_tail: false,
                 }],
                 written_unix_ms: 0,
                 semantics: None,

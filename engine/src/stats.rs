@@ -67,6 +67,10 @@ pub struct JobStats {
     /// machine's clock, by more than `max_clock_lag`, while their time moves
     /// (not released: it holds the job's windows back); 0 once caught up.
     pub clock_behind_ms: BTreeMap<std::path::PathBuf, i64>,
+    /// Lines read after a restart, past where the previous run had read, whose
+    /// window that run had already written: not in the output (a finite run
+    /// exits 3).
+    pub late_after_written: u64,
 }
 
 impl JobStats {
@@ -117,6 +121,7 @@ impl JobStats {
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
         }
+        self.late_after_written += o.late_after_written;
         for (k, v) in &o.clock_behind_ms {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
@@ -280,6 +285,12 @@ impl JobStats {
             s.push_str(&format!(
                 "outlier lines (stamped ahead, not confirmed by the next line; kept in their windows): {}\n",
                 self.outlier_lines
+            ));
+        }
+        if self.late_after_written > 0 {
+            s.push_str(&format!(
+                "late after written (new lines of windows an earlier run already wrote; not in the output): {}\n",
+                self.late_after_written
             ));
         }
         for (metric, reasons) in &self.value_errors {

@@ -46,6 +46,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
                 floor_ms: Some(frontier_ms + 30_000),
                 // A line two hours ahead, waiting for the next to confirm it.
                 suspect_ms: Some(frontier_ms + 7_200_000),
+                at_tail: true,
             },
             GroupCheckpoint {
                 live: "/var/log/nginx/web-2/access.log".into(),
@@ -53,6 +54,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
                 max_seen_ms: None,
                 floor_ms: None,
                 suspect_ms: None,
+                at_tail: false,
             },
         ],
         written_unix_ms: 1_790_000_000_000,
