@@ -281,7 +281,10 @@ fn judge_agrees_with_how_the_stream_was_built() {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("app.log"), text(&lines)).unwrap();
     }
-    assert!(outliers > 20 && late > 20, "{outliers} outliers, {late} late");
+    assert!(
+        outliers > 20 && late > 20,
+        "{outliers} outliers, {late} late"
+    );
     let job_path = d.path().join("job.toml");
     std::fs::write(&job_path, job(d.path(), "out/judge.jsonl")).unwrap();
     let out = tidemark(&job_path, None, true)
