@@ -163,7 +163,7 @@ fn outliers_are_judged_alike_after_sigkill_and_restart() {
     for ((path, all), n) in logs.iter().zip(&written) {
         std::fs::write(path, &all.as_bytes()[..*n]).unwrap();
     }
-    let mut append_some = |rng: &mut Rng, written: &mut Vec<usize>| {
+    let append_some = |rng: &mut Rng, written: &mut [usize]| {
         for ((path, all), n) in logs.iter().zip(written.iter_mut()) {
             let more = (rng.below(all.len() as u64 / 4) as usize).min(all.len() - *n);
             std::fs::OpenOptions::new()
@@ -319,4 +319,55 @@ fn judge_agrees_with_how_the_stream_was_built() {
     for (key, n) in &want {
         assert_eq!(got.get(key), Some(n), "window and status {key:?}");
     }
+}
+
+#[test]
+fn an_outlier_does_not_hold_the_resume_point_back() {
+    // A line stamped three hours ahead starts a window that stays open until the
+    // host's time gets there. Its position was that window's resume mark, so every
+    // checkpoint for those three hours resumed at it: a restart re-read all since.
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("logs").join("web-1");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut log = String::new();
+    let mut outlier_at = 0;
+    for s in 0..1_200i64 {
+        if s == 30 {
+            outlier_at = log.len() as u64;
+            log.push_str(&format!(
+                "ts={} status=500\n",
+                T0_MS + s * 1_000 + 3 * 3_600_000
+            ));
+        } else {
+            log.push_str(&format!("ts={} status=200\n", T0_MS + s * 1_000));
+        }
+    }
+    std::fs::write(dir.join("app.log"), &log).unwrap();
+    let job_path = d.path().join("job.toml");
+    std::fs::write(&job_path, job(d.path(), "out/live.jsonl")).unwrap();
+    let state = d.path().join("state");
+    let mut child = tidemark(&job_path, Some(&state), false).spawn().unwrap();
+    // Generous: the property is where the checkpoint resumes once it got there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut resume = None;
+    while std::time::Instant::now() < deadline && resume.is_none() {
+        std::thread::sleep(Duration::from_millis(100));
+        let Ok(bytes) = std::fs::read(state.join("clocks/checkpoint")) else {
+            continue;
+        };
+        let Ok(cp) = serde_json::from_slice::<serde_json::Value>(&bytes[24.min(bytes.len())..])
+        else {
+            continue;
+        };
+        if cp["frontier_ms"].as_i64().unwrap_or(i64::MIN) >= T0_MS + 10 * 60_000 {
+            resume = cp["groups"][0]["resume"]["offset"].as_u64();
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resume = resume.expect("a checkpoint past 10:10 within 120 s");
+    assert!(
+        resume > outlier_at,
+        "the resume point ({resume}) is held back at the outlier ({outlier_at})"
+    );
 }

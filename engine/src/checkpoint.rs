@@ -162,6 +162,10 @@ pub struct GroupCheckpoint {
     /// `crate::resume::Resume::at_tail`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub at_tail: bool,
+    /// Lines that jumped ahead, kept whole rather than holding `resume` back
+    /// (see `crate::resume::KeptLine`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<crate::resume::KeptLine>,
 }
 
 /// The `--reset-checkpoint` choice.

@@ -153,6 +153,7 @@ pub(crate) fn groups_of(
             floor_ms: r.floor_ms,
             suspect_ms: r.suspect_ms,
             at_tail: r.at_tail,
+            kept: r.kept.clone(),
         })
         .collect();
     groups.sort_by(|a, b| a.live.cmp(&b.live));
@@ -171,6 +172,7 @@ pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Ve
             floor_ms: r.floor_ms,
             suspect_ms: r.suspect_ms,
             at_tail: r.at_tail,
+            kept: r.kept,
         })
         .collect()
 }

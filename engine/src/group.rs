@@ -15,7 +15,7 @@ use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Ta
 
 use crate::agg::{explain, stamp, OpenWindows};
 use crate::plan::{HostPlan, Plan};
-use crate::resume::{Resume, ResumeBoard, WindowMarks};
+use crate::resume::{KeptLine, Resume, ResumeBoard, WindowMarks};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{first_open_window, window_start, EventMs, WindowTime};
@@ -63,6 +63,9 @@ pub struct GroupState {
     /// its window is already written (see [`Resume::at_tail`]).
     resumed_at_tail: bool,
     late_after_written_warnings: u32,
+    /// Lines a checkpoint kept (see [`KeptLine`]), added back to their windows
+    /// at the first read.
+    to_restore: Vec<KeptLine>,
     counters: TailCounters,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     fixed_host: Option<String>,
@@ -101,9 +104,9 @@ impl GroupState {
                 max_seen_ms
             );
         }
-        let (position, saved, resumed_at_tail) = match init.resume {
-            Some(r) => (r.position.clone(), r.clock(), r.at_tail),
-            None => (None, ClockState::default(), false),
+        let (position, saved, resumed_at_tail, to_restore) = match init.resume {
+            Some(r) => (r.position.clone(), r.clock(), r.at_tail, r.kept),
+            None => (None, ClockState::default(), false, Vec::new()),
         };
         let mut wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, saved);
         if let Some(f) = init.floor {
@@ -129,6 +132,7 @@ impl GroupState {
             skip_below: init.skip_below,
             resumed_at_tail,
             late_after_written_warnings: 0,
+            to_restore,
             counters: TailCounters::default(),
             fixed_host: init.fixed_host,
             lag: LagWatch::default(),
@@ -154,6 +158,9 @@ impl GroupState {
         wall_ms: EventMs,
         stats: &mut JobStats,
     ) -> ReadStatus {
+        if !self.to_restore.is_empty() {
+            self.restore_kept(stats);
+        }
         let GroupState {
             reader,
             parser,
@@ -225,6 +232,29 @@ impl GroupState {
             ReadStatus::Finished => self.finished = true,
         }
         status
+    }
+
+    /// Adds the lines a checkpoint kept back to their windows. The watermark state
+    /// restored with them already took them into account: they only count.
+    fn restore_kept(&mut self, stats: &mut JobStats) {
+        for k in std::mem::take(&mut self.to_restore) {
+            if k.window_ms < self.skip_below {
+                continue;
+            }
+            if let Ok((parsed, t)) = stamp(&mut self.parser, k.text.as_bytes(), EventMs::MAX, stats)
+            {
+                let start = window_start(t, self.plan.window_ms);
+                let host = match (&self.plan.host, self.fixed_host.as_deref()) {
+                    (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
+                    (HostPlan::PerGroup, Some(h)) => h,
+                    (HostPlan::PerGroup, None) => "",
+                };
+                self.windows.add(&self.plan, &parsed, t, start, host, stats);
+                if self.track_resume {
+                    self.marks.keep(start, k.text.as_bytes());
+                }
+            }
+        }
     }
 
     /// In live mode, a group idle at EOF for `idle_timeout` stops holding windows
@@ -425,7 +455,13 @@ fn ingest_line(
         return;
     }
     if let Some(before) = before {
-        marks.mark(start, meta.position, before);
+        // A line that jumped ahead (it waits for the next line to confirm it) and
+        // starts its window: kept whole, so that its window, which may stay open
+        // for hours, does not hold the resume point back that long.
+        let suspect = wm.state().suspect_ms == Some(t);
+        if !(suspect && marks.keep(start, line)) {
+            marks.mark(start, meta.position, before);
+        }
     }
     let host = match (&plan.host, ctx.fixed_host) {
         (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),

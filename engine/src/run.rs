@@ -294,6 +294,7 @@ pub(crate) fn resume_groups(
                     floor_ms: g.floor_ms,
                     suspect_ms: g.suspect_ms,
                     at_tail: g.at_tail,
+                    kept: g.kept,
                 },
             )
         })

@@ -384,6 +384,7 @@ expr = "sum(reqs)"
                     floor_ms: None,
                     suspect_ms: None,
                     at_tail: false,
+                    kept: Vec::new(),
                 }],
                 written_unix_ms: 0,
                 semantics: None,
