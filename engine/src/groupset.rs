@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
 use tidemark_sources::file::discover::{
-    discover_preferring, rotated_siblings_within, split_rotated,
+    discover_new, discover_preferring, rotated_siblings_within, split_rotated, Duplicate,
 };
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
-use tidemark_sources::tail::TailOptions;
+use tidemark_sources::tail::{FileId, TailOptions};
+
+use crate::claims::{Claims, GroupClaim};
 
 use crate::group::{GroupInit, GroupState};
 use crate::install::{EngineError, ResumePlan};
@@ -51,6 +53,10 @@ pub struct GroupSet {
     /// This process's workers: (first global index, count).
     local: (usize, usize),
     pub groups: Vec<GroupState>,
+    /// The file each of `groups` was last seen reading, as claimed in `claims`.
+    reading: Vec<Option<FileId>>,
+    /// This process's claim table: which group reads each file.
+    claims: Arc<Claims>,
     /// The groups found before the workers started, each with its owning worker:
     /// computed once, so every worker agrees (file sizes change while they start).
     initial: Arc<Vec<(FileGroup, usize)>>,
@@ -84,8 +90,11 @@ impl GroupSet {
         follow: bool,
         index: usize,
         local: (usize, usize),
+        claims: Arc<Claims>,
     ) -> GroupSet {
         GroupSet {
+            reading: Vec::new(),
+            claims,
             roots: AllowedRoots::new(&job.source.allowed_roots),
             reported: HashSet::new(),
             unreadable: BTreeMap::new(),
@@ -161,15 +170,40 @@ impl GroupSet {
             };
             (groups, Some(owners), report)
         } else {
-            match discover_preferring(&src.include, &src.exclude, &self.roots, &self.known) {
+            // Known groups are not looked at again: a new path to one of their
+            // files is told by the claim table.
+            match discover_new(&src.include, &src.exclude, &self.roots, &self.known) {
                 Ok(mut d) => (std::mem::take(&mut d.groups), None, d),
                 Err(e) => return Err(EngineError::Worker(e.to_string())),
             }
         };
+        let mut report = report;
         for (i, g) in found.into_iter().enumerate() {
             if self.known.contains(&g.live) {
                 continue;
             }
+            // A path to a file another group reads (found by another path, a
+            // link flipped since, a `dateext` rename, another worker's discovery)
+            // is not a group: that group reads it, as one of its files. The
+            // groups there at start are claimed as they are.
+            let g = match self.claims.claim_group(&g) {
+                GroupClaim::SameAs(owner) if !first => {
+                    report.duplicates.push(Duplicate {
+                        path: g.live,
+                        same_as: owner.clone(),
+                    });
+                    if self.known.contains(&owner) {
+                        continue;
+                    }
+                    // Claimed by another worker's discovery, under a path this
+                    // one's left out: the group all of them know it by.
+                    FileGroup {
+                        rotated: rotated_siblings_within(&owner, &self.roots, &mut Vec::new()),
+                        live: owner,
+                    }
+                }
+                _ => g,
+            };
             self.known.insert(g.live.clone());
             let id = path_hash(&g.live);
             let owner = match &owners {
@@ -186,7 +220,11 @@ impl GroupSet {
             }
             let state = self.make(id, &g, first, floor)?;
             self.groups.push(state);
+            self.reading.push(None);
         }
+        // A path discovery left out for one that the claim table then refused is
+        // the group's own name.
+        report.duplicates.retain(|d| !self.known.contains(&d.path));
         if self.reports() {
             self.report(&report, stats);
         }
@@ -331,6 +369,22 @@ impl GroupSet {
             }
             let before = stats.bytes_read;
             let status = g.read(chunk.min(budget), now, wall_ms, stats);
+            let i = (self.next + visited - 1) % n;
+            if let Some((path, id)) = g.reading() {
+                if self.reading[i].as_ref() != Some(id) {
+                    if let Some(owner) = self.claims.claim(id, path, g.live()) {
+                        // Seen only once it is open; the path that found it first
+                        // keeps it. Warned once per file.
+                        tracing::warn!(
+                            "{}: also read by the group of {} (one file reached by two \
+                             paths between two discoveries)",
+                            EscapedPath(path),
+                            EscapedPath(&owner)
+                        );
+                    }
+                    self.reading[i] = Some(id.clone());
+                }
+            }
             budget = budget.saturating_sub((stats.bytes_read - before) as usize);
             busy |= status == ReadStatus::More;
             if self.follow {
@@ -495,5 +549,7 @@ pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
     owner
 }
 
+#[cfg(test)]
+mod identity_tests;
 #[cfg(test)]
 mod tests;

@@ -114,6 +114,8 @@ pub struct InstallContext {
     /// This process's workers, `(first global index, count)`: a group found later
     /// goes to one of them (each process reads the files on its own machine).
     pub process_workers: (usize, usize),
+    /// This process's claim table: which group reads each file.
+    pub claims: Arc<crate::claims::Claims>,
 }
 
 /// A job installed in a worker.
@@ -146,6 +148,7 @@ pub fn install_job(
         ctx.follow,
         index,
         ctx.process_workers,
+        ctx.claims.clone(),
     );
     let chunk = job.source.read_chunk_bytes.max(4096);
     let pacing = Pacing {

@@ -114,6 +114,26 @@ fn read_head_of(f: File, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The (device, inode) and first `len` (decompressed) bytes of the file at `path`,
+/// both from one open file (links followed): what a process-wide claim on a file
+/// is checked against. An error if it cannot be opened or read.
+pub fn identify(path: &std::path::Path, gzip: bool, len: usize) -> io::Result<(u64, u64, Vec<u8>)> {
+    let f = File::open(path)?;
+    let m = f.metadata()?;
+    Ok((m.dev(), m.ino(), read_head_of(f, gzip, len)?))
+}
+
+/// Whether `head` (a file's first bytes) starts with the bytes `id` fingerprints.
+pub fn starts_like(head: &[u8], id: &FileId) -> bool {
+    prefix_matches(head, id)
+}
+
+/// The identity of a file whose first bytes are `head`, fingerprinted over at
+/// most `fp_bytes` of them.
+pub fn id_of(dev: u64, ino: u64, head: &[u8], fp_bytes: usize) -> FileId {
+    file_id(dev, ino, head, fp_bytes)
+}
+
 /// One file of the group, as of one scan.
 #[derive(Debug, Clone)]
 pub(crate) struct Cand {

@@ -1,0 +1,34 @@
+use super::*;
+
+fn group(live: &Path) -> FileGroup {
+    FileGroup {
+        live: live.to_path_buf(),
+        rotated: Vec::new(),
+    }
+}
+
+/// A second path to a claimed file is its owner's; a file with other first
+/// bytes on the same inode (reused) is not.
+#[test]
+fn a_claimed_file_is_its_owners_under_any_name_until_its_inode_is_reused() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a.log"), d.path().join("b.log"));
+    std::fs::write(&a, "first\n").unwrap();
+    std::fs::hard_link(&a, &b).unwrap();
+    let claims = Claims::new(1024);
+    assert_eq!(claims.claim_group(&group(&a)), GroupClaim::Claimed);
+    assert_eq!(
+        claims.claim_group(&group(&a)),
+        GroupClaim::Claimed,
+        "idempotent"
+    );
+    assert_eq!(
+        claims.claim_group(&group(&b)),
+        GroupClaim::SameAs(a.clone())
+    );
+    assert_eq!(claims.owner_of(&b, false), Some(a.clone()));
+    // Same inode, other content: a new file on a reused inode.
+    std::fs::write(&b, "other\n").unwrap();
+    assert_eq!(claims.owner_of(&b, false), None);
+    assert_eq!(claims.claim_group(&group(&b)), GroupClaim::Claimed);
+}
