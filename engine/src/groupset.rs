@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
 use tidemark_sources::file::discover::{
-    discover_new, discover_preferring, rotated_siblings_within, split_rotated, Duplicate,
+    discover_new, discover_preferring, rotated_siblings_within, split_rotated,
 };
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::{FileId, TailOptions};
 
-use crate::claims::{Claims, GroupClaim};
+pub use shared::ProcessFiles;
 
 use crate::group::{GroupInit, GroupState};
 use crate::install::{EngineError, ResumePlan};
@@ -55,8 +55,10 @@ pub struct GroupSet {
     pub groups: Vec<GroupState>,
     /// The file each of `groups` was last seen reading, as claimed in `claims`.
     reading: Vec<Option<FileId>>,
-    /// This process's claim table: which group reads each file.
-    claims: Arc<Claims>,
+    /// This process's claim table and discovery, shared by its workers.
+    files: Arc<ProcessFiles>,
+    /// How many of the groups `files` found after start this worker has taken.
+    seen: usize,
     /// The groups found before the workers started, each with its owning worker:
     /// computed once, so every worker agrees (file sizes change while they start).
     initial: Arc<Vec<(FileGroup, usize)>>,
@@ -90,11 +92,12 @@ impl GroupSet {
         follow: bool,
         index: usize,
         local: (usize, usize),
-        claims: Arc<Claims>,
+        files: Arc<ProcessFiles>,
     ) -> GroupSet {
         GroupSet {
             reading: Vec::new(),
-            claims,
+            files,
+            seen: 0,
             roots: AllowedRoots::new(&job.source.allowed_roots),
             reported: HashSet::new(),
             unreadable: BTreeMap::new(),
@@ -152,9 +155,8 @@ impl GroupSet {
         if !due {
             return Ok(());
         }
-        self.discoveries += 1;
         let first = self.last_discovery.is_none();
-        self.last_discovery = Some(now);
+        let since = self.last_discovery.replace(now);
         // The groups there at start were found once for all workers and split by
         // size; a group that appears later goes to the worker its path hashes to.
         let src = &self.job.source;
@@ -168,43 +170,25 @@ impl GroupSet {
             } else {
                 Discovered::default()
             };
-            (groups, Some(owners), report)
+            self.discoveries += 1;
+            self.files.seed(&groups);
+            (groups, Some(owners), Arc::new(report))
         } else {
-            // Known groups are not looked at again: a new path to one of their
-            // files is told by the claim table.
-            match discover_new(&src.include, &src.exclude, &self.roots, &self.known) {
-                Ok(mut d) => (std::mem::take(&mut d.groups), None, d),
-                Err(e) => return Err(EngineError::Worker(e.to_string())),
-            }
+            // One run for the process's workers; known groups are not looked at
+            // again (a new path to one of their files is told by the claim table).
+            let fresh = self
+                .files
+                .refresh(since, now, &mut self.seen, &self.roots, |known| {
+                    discover_new(&src.include, &src.exclude, &self.roots, known)
+                })
+                .map_err(|e| EngineError::Worker(e.to_string()))?;
+            self.discoveries += u64::from(fresh.ran);
+            (fresh.groups, None, fresh.report)
         };
-        let mut report = report;
         for (i, g) in found.into_iter().enumerate() {
-            if self.known.contains(&g.live) {
+            if !self.known.insert(g.live.clone()) {
                 continue;
             }
-            // A path to a file another group reads (found by another path, a
-            // link flipped since, a `dateext` rename, another worker's discovery)
-            // is not a group: that group reads it, as one of its files. The
-            // groups there at start are claimed as they are.
-            let g = match self.claims.claim_group(&g) {
-                GroupClaim::SameAs(owner) if !first => {
-                    report.duplicates.push(Duplicate {
-                        path: g.live,
-                        same_as: owner.clone(),
-                    });
-                    if self.known.contains(&owner) {
-                        continue;
-                    }
-                    // Claimed by another worker's discovery, under a path this
-                    // one's left out: the group all of them know it by.
-                    FileGroup {
-                        rotated: rotated_siblings_within(&owner, &self.roots, &mut Vec::new()),
-                        live: owner,
-                    }
-                }
-                _ => g,
-            };
-            self.known.insert(g.live.clone());
             let id = path_hash(&g.live);
             let owner = match &owners {
                 Some(o) => o[i],
@@ -222,9 +206,6 @@ impl GroupSet {
             self.groups.push(state);
             self.reading.push(None);
         }
-        // A path discovery left out for one that the claim table then refused is
-        // the group's own name.
-        report.duplicates.retain(|d| !self.known.contains(&d.path));
         if self.reports() {
             self.report(&report, stats);
         }
@@ -372,7 +353,7 @@ impl GroupSet {
             let i = (self.next + visited - 1) % n;
             if let Some((path, id)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
-                    if let Some(owner) = self.claims.claim(id, path, g.live()) {
+                    if let Some(owner) = self.files.claims.claim(id, path, g.live()) {
                         // Seen only once it is open; the path that found it first
                         // keeps it. Warned once per file.
                         tracing::warn!(
@@ -548,6 +529,8 @@ pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
     }
     owner
 }
+
+mod shared;
 
 #[cfg(test)]
 mod identity_tests;

@@ -79,8 +79,8 @@ pub struct JobSetup {
     /// Whether the job resumed from a checkpoint.
     pub resumed: bool,
     initial: Arc<Vec<(FileGroup, usize)>>,
-    /// Which group reads each file, shared by this process's workers.
-    claims: Arc<crate::claims::Claims>,
+    /// Which group reads each file, and discovery, shared by this process's workers.
+    files: Arc<crate::groupset::ProcessFiles>,
     /// Worker 0's (global) output side; taken by the first [`JobSetup::context`] for it.
     collector: Mutex<Option<Collector>>,
     first_worker: usize,
@@ -222,7 +222,7 @@ impl JobSetup {
             follow: opts.follow,
             resumed,
             initial,
-            claims: crate::claims::Claims::new(job.source.fingerprint_bytes),
+            files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
             first_worker: opts.first_worker,
             workers,
@@ -283,7 +283,7 @@ impl JobSetup {
             poke: self.poke.clone(),
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
-            claims: self.claims.clone(),
+            files: self.files.clone(),
         }
     }
 

@@ -20,7 +20,7 @@ fn lines(tag: &str, n: u32) -> String {
 }
 
 /// A live worker `index` of `local` over `job`, with the groups there now.
-fn worker(job: &Job, index: usize, local: (usize, usize), claims: &Arc<Claims>) -> GroupSet {
+fn worker(job: &Job, index: usize, local: (usize, usize), files: &Arc<ProcessFiles>) -> GroupSet {
     let resume = Arc::new(ResumePlan::default());
     let initial = initial_groups(job, &resume).unwrap();
     let owners = balance(&initial, local.1);
@@ -35,7 +35,7 @@ fn worker(job: &Job, index: usize, local: (usize, usize), claims: &Arc<Claims>) 
         true,
         index,
         local,
-        claims.clone(),
+        files.clone(),
     )
 }
 
@@ -96,8 +96,8 @@ fn a_release_link_flip_does_not_count_the_new_release_twice() {
         ],
         &[],
     );
-    let claims = Claims::new(1024);
-    let mut gs = worker(&job, 0, (0, 1), &claims);
+    let files = ProcessFiles::new(1024);
+    let mut gs = worker(&job, 0, (0, 1), &files);
     let (mut clock, mut stats) = (Clock(Instant::now()), JobStats::default());
     pump(&mut gs, &mut clock, &mut stats);
     assert_eq!(stats.lines_read, 100, "{stats:?}");
@@ -123,8 +123,8 @@ fn a_dateext_rename_does_not_read_the_renamed_file_again() {
     let live = base.join("app.log");
     std::fs::write(&live, lines("a", 100)).unwrap();
     let job = job(&[format!("{}/app.log*", base.display())], &[]);
-    let claims = Claims::new(1024);
-    let mut gs = worker(&job, 0, (0, 1), &claims);
+    let files = ProcessFiles::new(1024);
+    let mut gs = worker(&job, 0, (0, 1), &files);
     let (mut clock, mut stats) = (Clock(Instant::now()), JobStats::default());
     pump(&mut gs, &mut clock, &mut stats);
     assert_eq!(stats.lines_read, 100, "{stats:?}");
@@ -161,9 +161,9 @@ fn a_second_path_found_between_two_workers_discoveries_is_read_once() {
         .unwrap();
     let job = job(&[format!("{}/*/app.log", logs.display())], &[]);
     std::fs::create_dir_all(&logs).unwrap();
-    let claims = Claims::new(1024);
-    let mut w0 = worker(&job, 0, (0, 2), &claims);
-    let mut w1 = worker(&job, 1, (0, 2), &claims);
+    let files = ProcessFiles::new(1024);
+    let mut w0 = worker(&job, 0, (0, 2), &files);
+    let mut w1 = worker(&job, 1, (0, 2), &files);
     let (mut clock, mut stats) = (Clock(Instant::now()), JobStats::default());
     pump(&mut w0, &mut clock, &mut stats);
     pump(&mut w1, &mut clock, &mut stats);
@@ -179,4 +179,37 @@ fn a_second_path_found_between_two_workers_discoveries_is_read_once() {
     }
     assert_eq!(stats.lines_read, 100, "{stats:?}");
     assert_eq!(stats.file_groups, 1, "{stats:?}");
+}
+
+/// Each worker evaluated the globs itself: with 2 workers, two walks of the
+/// same folders per discovery (and a path seen by one and not the other).
+/// Workers due at once share one run, and all learn its new groups.
+#[test]
+fn workers_share_one_discovery() {
+    let (_d, base) = base();
+    let job = job(&[format!("{}/*.log", base.display())], &[]);
+    let files = ProcessFiles::new(1024);
+    let mut w = [
+        worker(&job, 0, (0, 2), &files),
+        worker(&job, 1, (0, 2), &files),
+    ];
+    let (start, mut stats) = (Instant::now(), JobStats::default());
+    let wall = crate::time::wall_clock_ms();
+    for gs in &mut w {
+        gs.discover_if_due(start, false, EventMs::MIN, wall, &mut stats)
+            .unwrap();
+    }
+    for i in 0..10 {
+        std::fs::write(base.join(format!("{i}.log")), lines("n", 1)).unwrap();
+    }
+    let later = start + DISCOVERY_INTERVAL;
+    for gs in &mut w {
+        gs.discover_if_due(later, false, EventMs::MIN, wall, &mut stats)
+            .unwrap();
+    }
+    // The first discovery of each (the groups there at start), then one run.
+    assert_eq!(w[0].discoveries() + w[1].discoveries(), 3);
+    assert_eq!(files.runs(), 1);
+    assert_eq!(stats.file_groups, 10, "each group once, by one of them");
+    assert_eq!(w[0].groups.len() + w[1].groups.len(), 10);
 }

@@ -59,7 +59,7 @@ fn run(job: Job, swap: impl FnOnce()) -> (Vec<PathBuf>, JobStats) {
         false,
         0,
         (0, 1),
-        crate::claims::Claims::new(1024),
+        ProcessFiles::new(1024),
     );
     let mut stats = JobStats::default();
     let wall = crate::time::wall_clock_ms();
@@ -181,7 +181,7 @@ fn an_idle_watched_job_does_not_rescan_its_globs_every_500ms() {
             true,
             0,
             (0, 1),
-            crate::claims::Claims::new(1024),
+            ProcessFiles::new(1024),
         );
         gs.set_watching(watching);
         let (start, mut stats) = (Instant::now(), JobStats::default());
