@@ -235,7 +235,8 @@ impl GroupSet {
             if self.reported.insert(dup.path.clone()) {
                 tracing::warn!(
                     "{}: the same file as {} (same device and inode: reached through a \
-                     directory link, `..` or a hard link); it is read once, as {}",
+                     directory link, `..` or a hard link, or its new name after a rename \
+                     such as logrotate's dateext); it is read once, as {}",
                     EscapedPath(&dup.path),
                     EscapedPath(&dup.same_as),
                     EscapedPath(&dup.same_as)
