@@ -397,7 +397,7 @@ fn discover_new_looks_only_at_new_groups() {
     }
     let glob = format!("{}/*.log*", b.display());
     let known: HashSet<PathBuf> = (1..50).map(|i| b.join(format!("{i:02}.log"))).collect();
-    let found = discover_new(&[glob.clone()], &[], &any(), &known).unwrap();
+    let found = discover_new(std::slice::from_ref(&glob), &[], &any(), &known).unwrap();
     let lives: Vec<PathBuf> = found.groups.iter().map(|g| g.live.clone()).collect();
     assert_eq!(lives, [b.join("00.log")]);
     assert_eq!(found.groups[0].rotated.len(), 1);
