@@ -75,7 +75,7 @@ impl Claims {
         };
         for (dev, ino, head) in &files {
             if let Some(c) = t.by_inode.get(&(*dev, *ino)) {
-                if *c.owner != *g.live && starts_like(head, &c.id) {
+                if *c.owner != *g.live && same_file(head, &c.id) {
                     return GroupClaim::SameAs(c.owner.to_path_buf());
                 }
             }
@@ -100,7 +100,7 @@ impl Claims {
                 let theirs = *id == c.id
                     || identify(path, is_gzip(path), self.fp_bytes).is_ok_and(
                         |(dev, ino, head)| {
-                            (dev, ino) == (id.dev, id.ino) && starts_like(&head, &c.id)
+                            (dev, ino) == (id.dev, id.ino) && same_file(&head, &c.id)
                         },
                     );
                 if theirs {
@@ -120,8 +120,18 @@ impl Claims {
         let (dev, ino, head) = identify(path, gzip, self.fp_bytes).ok()?;
         let t = self.table.lock().ok()?;
         let c = t.by_inode.get(&(dev, ino))?;
-        starts_like(&head, &c.id).then(|| c.owner.to_path_buf())
+        same_file(&head, &c.id).then(|| c.owner.to_path_buf())
     }
+}
+
+/// Whether a file on a claimed inode whose first bytes are `head` is the
+/// claimed file. A file claimed while empty is known by its inode alone, so only
+/// an empty file is taken for it: a new file on its freed inode has content.
+fn same_file(head: &[u8], claimed: &FileId) -> bool {
+    if claimed.fingerprint_len == 0 {
+        return head.is_empty();
+    }
+    starts_like(head, claimed)
 }
 
 /// Whether the tailer reads `path` decompressed (a rotated `NAME.N.gz`).
