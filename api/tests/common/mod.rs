@@ -45,7 +45,8 @@ record = "status:http_requests:sum1m"
 expr = "sum by (status) (http_requests_total)"
 
 [[sink]]
-kind = "stdout"
+kind = "jsonl"
+path = "/srv/tidemark/out/{name}.jsonl"
 series = "rules"
 "#
     )
