@@ -401,3 +401,111 @@ fn job_status_warns_when_an_include_glob_matches_nothing() {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["warnings"], serde_json::json!([]), "{body}");
 }
+
+/// Submits `name` with a sink path that is a folder (the API accepts it; opening
+/// the sink fails in the member) and waits until the job is `failed`.
+fn submit_failing_job(s: &Setup, m: &Member, name: &str) {
+    let folder = s.state.join("output").join(format!("{name}-folder"));
+    std::fs::create_dir_all(&folder).unwrap();
+    let toml = job_toml(
+        name,
+        &s.include(),
+        folder.to_str().unwrap(),
+        "{ value = \"h\" }",
+    );
+    let (code, body) = submit(m, &s.state, &toml);
+    assert_eq!(code, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let token = member_token(&s.state);
+        let (code, body) = http(
+            &m.api,
+            "GET",
+            &format!("/jobs/{name}"),
+            token.as_deref(),
+            "",
+        );
+        assert_eq!(code, 200, "{body}");
+        if body.contains("\"state\":\"failed\"") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not fail: {body}\n{}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `/healthz` needs no token, so anyone who can reach the port read the names of
+/// failed jobs there ("failed jobs: payroll-export"). It now counts them only.
+#[test]
+fn healthz_does_not_name_failed_jobs() {
+    let s = Setup::new();
+    let m = s.start(&[], &[]);
+    submit_failing_job(&s, &m, "payroll-export");
+    let (code, body) = http(&m.api, "GET", "/healthz", None, "");
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("payroll"), "/healthz names a job: {body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["failed_jobs"], 1, "{body}");
+    assert_eq!(v["jobs"], 1, "{body}");
+}
+
+/// A job that failed while running (its output or checkpoint could no longer be
+/// written) was only visible through `job status`: the member's log said nothing.
+/// It now logs an error naming the job and the reason.
+#[test]
+fn a_job_that_fails_while_running_is_logged_at_error_level_with_its_reason() {
+    let s = Setup::new();
+    let m = s.start(&["--checkpoint-interval", "100ms"], &[]);
+    let toml = job_toml(
+        "ckpt-lost",
+        &s.include(),
+        &s.sink("ckpt-lost"),
+        "{ value = \"h\" }",
+    );
+    let (code, body) = submit(&m, &s.state, &toml);
+    assert_eq!(code, 201, "{body}");
+    // Wait for its first checkpoint, then put a file where its folder was: the next
+    // checkpoint write fails (ENOTDIR, which root hits too).
+    let dir = s.state.join("jobs").join("ckpt-lost");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !dir.is_dir() || std::fs::read_dir(&dir).unwrap().next().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no checkpoint in {}:\n{}",
+            dir.display(),
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::write(&dir, "not a folder").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut t = T0 + 60;
+    loop {
+        let token = member_token(&s.state);
+        let (_, status) = http(&m.api, "GET", "/jobs/ckpt-lost", token.as_deref(), "");
+        let log = m.log();
+        let logged = log
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("ckpt-lost") && l.contains("failed"));
+        if status.contains("\"state\":\"failed\"") {
+            assert!(
+                logged,
+                "the job failed without an error line:\n{status}\n{log}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job did not fail: {status}\n{log}"
+        );
+        // New minutes close windows, which the job then checkpoints.
+        append_host(&s.logs.join("web-1"), t, 60);
+        t += 60;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

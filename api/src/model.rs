@@ -117,7 +117,8 @@ impl JobStatus {
     }
 }
 
-/// `GET /healthz`. Answered with 200 when `ok`, else 503 (same body).
+/// `GET /healthz`. Answered with 200 when `ok`, else 503 (same body). Anyone who
+/// can reach the port may ask, so it says how many, never which.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// True when every expected member is connected and the API can install jobs.
@@ -130,7 +131,11 @@ pub struct Health {
     /// Jobs installed (any state).
     #[serde(default)]
     pub jobs: u32,
-    /// Why the cluster is not ok, or other detail worth showing.
+    /// Jobs in state `failed`. Only counted: `/healthz` needs no token, so it names
+    /// no job (`GET /jobs` does).
+    #[serde(default)]
+    pub failed_jobs: u32,
+    /// Why the cluster is not ok, or other detail worth showing. Names no job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

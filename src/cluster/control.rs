@@ -97,11 +97,10 @@ impl JobControl for Control {
 
     fn health(&self) -> Health {
         let jobs = self.member.registry().list();
-        let failed: Vec<&str> = jobs
+        let failed = jobs
             .iter()
             .filter(|j| j.state == cluster::JobState::Failed)
-            .map(|j| j.name.as_str())
-            .collect();
+            .count() as u32;
         let running = self.member.is_running();
         let registry = self.member.registry();
         let connected = registry.connected();
@@ -125,6 +124,7 @@ impl JobControl for Control {
             },
             expected_members: self.members,
             jobs: jobs.len() as u32,
+            failed_jobs: failed,
             detail: if !running {
                 Some("the member's workers have stopped".into())
             } else if !connected {
@@ -137,8 +137,13 @@ impl JobControl for Control {
                     "only {members} of {} members reported in the last 5 s",
                     self.members
                 ))
-            } else if !failed.is_empty() {
-                Some(format!("failed jobs: {}", failed.join(", ")))
+            } else if failed > 0 {
+                // Counted, not named: anyone who can reach the port reads this.
+                Some(format!(
+                    "{failed} job{} failed; `tidemark job list` (which needs the API token) names {}",
+                    if failed == 1 { "" } else { "s" },
+                    if failed == 1 { "it" } else { "them" }
+                ))
             } else {
                 None
             },

@@ -159,6 +159,7 @@ impl JobControl for Mock {
             members: if ok { 2 } else { 1 },
             expected_members: 2,
             jobs: self.jobs.lock().unwrap().len() as u32,
+            failed_jobs: 0,
             detail: (!ok).then(|| "member 1 is not connected".to_string()),
         }
     }
