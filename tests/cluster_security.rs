@@ -509,3 +509,40 @@ fn a_job_that_fails_while_running_is_logged_at_error_level_with_its_reason() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// A matched file the member refuses (here a link whose real path is outside
+/// --allow-root; unreadable files count the same) was only a number among the
+/// zeros of `errors`: `job status` now says it in a warning, on stderr too.
+#[test]
+fn job_status_warns_when_matched_files_were_refused_or_unreadable() {
+    let s = Setup::new();
+    let secret = s.d.join("secret");
+    append_host(&secret, T0, 10);
+    std::fs::create_dir_all(s.logs.join("web-2")).unwrap();
+    std::os::unix::fs::symlink(secret.join("access.log"), s.logs.join("web-2/access.log")).unwrap();
+    let m = s.start(&[], &[]);
+    let toml = job_toml(
+        "refused",
+        &s.include(),
+        &s.sink("refused"),
+        "{ value = \"h\" }",
+    );
+    let (code, body) = submit(&m, &s.state, &toml);
+    assert_eq!(code, 201, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let o = m.job(&["status", "refused"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        if err.contains("warning: 1 time a matched file could not be opened or was refused") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no warning: {}\n{}",
+            text(&o),
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

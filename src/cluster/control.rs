@@ -10,6 +10,7 @@ use tidemark_api::{
     ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus, JobSummary,
 };
 use tidemark_engine::cluster::{self, Cluster, JobInfo};
+use tidemark_engine::stats::MemberStats;
 use tidemark_jobs::Job;
 use tidemark_sources::file::{discover, AllowedRoots};
 
@@ -87,7 +88,10 @@ impl JobControl for Control {
                 .collect(),
             errors,
             last_error: j.error.clone(),
-            warnings: no_file_warnings(&j, self.members),
+            warnings: no_file_warnings(&j, self.members)
+                .into_iter()
+                .chain(discovery_warnings(&all))
+                .collect(),
         })
     }
 
@@ -218,6 +222,47 @@ fn no_file_warnings(j: &JobInfo, members: u32) -> Vec<String> {
                 "the include globs match no file on member {process}: check the paths (and ${{NAME}} values) on that machine"
             ));
         }
+    }
+    out
+}
+
+/// What the file source's counts say was left unread. The counts were in `errors`
+/// already, where a reader sees a 0-filled table; a sentence says what happened and
+/// where the details are.
+fn discovery_warnings(all: &MemberStats) -> Vec<String> {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut out = Vec::new();
+    let n = all.file_open_errors;
+    if n > 0 {
+        out.push(format!(
+            "{n} time{} a matched file could not be opened or was refused (unreadable, or its real path is outside --allow-root): such files are retried and hold their windows; the members' logs name each file and why",
+            plural(n)
+        ));
+    }
+    let n = all.not_regular_files;
+    if n > 0 {
+        out.push(format!(
+            "{n} matched path{} {} not a regular file (a FIFO, device or socket) and {} not read",
+            plural(n),
+            if n == 1 { "is" } else { "are" },
+            if n == 1 { "is" } else { "are" }
+        ));
+    }
+    let n = all.symlink_loops;
+    if n > 0 {
+        out.push(format!(
+            "{n} symbolic link loop{} in the include globs' folders {} not followed",
+            plural(n),
+            if n == 1 { "was" } else { "were" }
+        ));
+    }
+    let n = all.damaged_gzip_files;
+    if n > 0 {
+        out.push(format!(
+            "{n} compressed file{} {} damaged and read only up to the damage; the members' logs say whether lines were lost",
+            plural(n),
+            if n == 1 { "was" } else { "were" }
+        ));
     }
     out
 }

@@ -71,7 +71,11 @@ pub fn job(
             println!(
                 "{}",
                 serde_json::to_string_pretty(&s).unwrap_or_else(|_| format!("{s:?}"))
-            )
+            );
+            // Said again where a person looks, outside the JSON.
+            for w in &s.warnings {
+                eprintln!("warning: {w}");
+            }
         }),
         JobCommand::Stop { name } => client.stop(&name).map(|s| println!("stopping {}", s.name)),
     };
