@@ -546,3 +546,93 @@ fn job_status_warns_when_matched_files_were_refused_or_unreadable() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `tidemark job` found the cluster's token by itself and sent it to whatever
+/// listened on the API port: another local user who bound that port while the
+/// member was down got the token with the next command. Here that user is
+/// `nobody` running a cluster of its own on the port (this needs root to start a
+/// process as another user). Its API answers 401 "not accepted" to a wrong token
+/// and "requires a token" to none, so what `tidemark job` prints shows whether
+/// the token was sent. A listener run by the same user cannot be told apart (see
+/// tidemark_api::listener); without root only the same-user path runs here, and
+/// the refusal is covered by the listener module's tests on a /proc table.
+#[test]
+fn a_fake_server_on_the_api_port_does_not_get_the_token() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    const NOBODY: u32 = 65534;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let state = d.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let token = "0123456789abcdef0123456789abcdef";
+    std::fs::write(token_path(&state), token).unwrap();
+    std::fs::set_permissions(token_path(&state), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let api = format!("127.0.0.1:{port}");
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    if !root {
+        eprintln!("not root: the squatter runs as this user, which cannot be told apart");
+    }
+    // The squatter: another user's API on the port (a cluster of its own).
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake_state = d.join("fake-state");
+    std::fs::create_dir_all(&fake_state).unwrap();
+    if root {
+        std::os::unix::fs::chown(&fake_state, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let log = d.join("fake.log");
+    let mut cmd = tidemark();
+    cmd.args([
+        "cluster",
+        "--api",
+        &api,
+        "--allow-root",
+        "/nonexistent-logs",
+        "--state-dir",
+    ])
+    .arg(&fake_state)
+    .stdout(std::process::Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    if root {
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let mut fake = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(&api).is_err() {
+        assert!(
+            Instant::now() < deadline && fake.try_wait().unwrap().is_none(),
+            "the squatter did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let o = tidemark()
+        .args(["job", "list", "--api", &api, "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let _ = fake.kill();
+    let _ = fake.wait();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if root {
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(
+            !err.contains("not accepted"),
+            "the token was sent to the squatter: {err}"
+        );
+        assert!(
+            err.contains("refusing to send the API token") && err.contains("uid 65534"),
+            "{err}"
+        );
+    } else {
+        // Same user: sent, and refused by the other cluster as not its token.
+        assert!(err.contains("not accepted"), "{err}");
+    }
+}

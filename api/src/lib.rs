@@ -6,6 +6,8 @@
 //!   it, tests use an in-memory mock.
 //! * [`client`]: the blocking client `tidemark job submit|list|status|stop` uses.
 //! * [`connections`]: the limits that keep stalled clients from freezing the API.
+//! * [`listener`]: who listens on the API's port, checked before the client sends
+//!   the token to a loopback address.
 //! * [`auth`]: the bearer-token check every route but `/healthz` needs.
 //! * [`token`]: where the token comes from (`--token-file`, `$TIDEMARK_API_TOKEN`,
 //!   or the file a member creates in its state folder).
@@ -15,6 +17,7 @@ pub mod auth;
 pub mod client;
 pub mod connections;
 pub mod control;
+pub mod listener;
 pub mod model;
 pub mod server;
 pub mod token;
