@@ -636,3 +636,21 @@ fn a_fake_server_on_the_api_port_does_not_get_the_token() {
         assert!(err.contains("not accepted"), "{err}");
     }
 }
+
+/// A sink that cannot be opened was reported as "cannot open the job's sinks:
+/// cannot open the job's sinks: …" (the member and the engine both said it).
+#[test]
+fn a_sink_that_cannot_be_opened_is_reported_once_not_twice() {
+    let s = Setup::new();
+    let m = s.start(&[], &[]);
+    submit_failing_job(&s, &m, "twice");
+    let token = member_token(&s.state);
+    let (_, body) = http(&m.api, "GET", "/jobs/twice", token.as_deref(), "");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let error = v["last_error"].as_str().unwrap_or_default();
+    assert_eq!(
+        error.matches("cannot open the job's sinks").count(),
+        1,
+        "{error}"
+    );
+}

@@ -112,7 +112,8 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
         Outputs::open(job, start)
             .map(|o| Box::new(o) as Box<dyn WindowOutput>)
-            .map_err(|e| format!("cannot open the job's sinks: {e}"))
+            // The engine says "cannot open the job's sinks" itself.
+            .map_err(|e| e.to_string())
     });
     let (member, workers) = cluster::start(ClusterOptions {
         config,
