@@ -11,14 +11,14 @@
 //!   [`ConnectionOptions::header_read_timeout`], idle keep-alive connections
 //!   included, or it is closed;
 //! - at most [`ConnectionOptions::max_connections`] connections are open at once;
-//!   further ones wait in the listen queue until one closes (the header timeout
-//!   bounds how long a stalled one holds its place);
+//!   at the cap a new one closes the oldest connection that is not in a request,
+//!   and waits only when all are in one;
 //! - a request, reading its body included, must be answered within
 //!   [`ConnectionOptions::request_timeout`], else it gets 503.
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,7 +30,6 @@ use axum::{Json, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::Semaphore;
 
 use crate::model::ErrorBody;
 
@@ -48,7 +47,8 @@ pub struct ConnectionOptions {
     /// headers), counted from when the server starts waiting for it: after
     /// connecting, and after each answer on a keep-alive connection. Default 10 s.
     pub header_read_timeout: Duration,
-    /// Connections open at once; more wait to be accepted. Default 64 (`tidemark
+    /// Connections open at once. At the cap a new connection closes the oldest
+    /// one that is not in a request, or waits when all are. Default 64 (`tidemark
     /// job` opens one per command).
     pub max_connections: usize,
     /// How long a request may take from its head to its answer, reading its body
@@ -99,8 +99,48 @@ impl RateLimited {
     }
 }
 
+/// The open connections, oldest first, so that at the cap the oldest one that is
+/// not in a request can make room for a new client.
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    slots: Vec<Slot>,
+}
+
+struct Slot {
+    id: u64,
+    /// True from a request's head to its answer.
+    busy: Arc<AtomicBool>,
+    evict: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Open {
+    /// Closes the oldest connection that is between requests (or has not sent its
+    /// first); false when every connection is in a request.
+    fn evict_oldest_idle(&mut self) -> bool {
+        let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| !s.busy.load(Ordering::SeqCst))
+        else {
+            return false;
+        };
+        let mut slot = self.slots.remove(i);
+        if let Some(evict) = slot.evict.take() {
+            let _ = evict.send(());
+        }
+        true
+    }
+}
+
 /// Serves `app` on `listener` with `options` until `shutdown` completes; then stops
 /// accepting and waits for the open connections' requests to finish.
+///
+/// At the cap, a new connection closes the oldest one that is not in a request
+/// (stalled clients are such ones), rather than wait behind it: waiting in the
+/// listen queue, a client would sit behind every stalled connection opened before
+/// it. Only when every connection is in a request (each bounded by the request
+/// timeout) does the new one wait.
 pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -108,33 +148,25 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     static DROPPED: RateLimited = RateLimited::new(
-        "closed a connection that did not complete its request in time, or broke off",
+        "closed a connection that did not send its request head in time, or broke off",
+    );
+    static EVICTED: RateLimited = RateLimited::new(
+        "all connections are open; closed the oldest one waiting between requests to make room",
     );
     static AT_CAP: RateLimited =
-        RateLimited::new("all connections are in use; new ones wait until one closes");
+        RateLimited::new("all connections are in a request; a new one waits until one ends");
     static ACCEPT: RateLimited = RateLimited::new("cannot accept a connection");
 
-    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let max = options.max_connections.max(1);
+    let open = Arc::new(Mutex::new(Open::default()));
+    let freed = Arc::new(tokio::sync::Notify::new());
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(options.header_read_timeout);
     tokio::pin!(shutdown);
-    loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                AT_CAP.happened(&format_args!("limit {}", options.max_connections));
-                tokio::select! {
-                    slot = slots.clone().acquire_owned() => match slot {
-                        Ok(slot) => slot,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
-            }
-        };
+    'accept: loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -147,13 +179,69 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                DROPPED.happened(&e);
+        // Make room, or wait for it.
+        loop {
+            let wait = freed.notified();
+            {
+                let Ok(mut o) = open.lock() else {
+                    break 'accept;
+                };
+                if o.slots.len() < max {
+                    break;
+                }
+                if o.evict_oldest_idle() {
+                    EVICTED.happened(&format_args!("limit {max}"));
+                    break;
+                }
             }
-            drop(slot);
+            AT_CAP.happened(&format_args!("limit {max}"));
+            tokio::select! {
+                () = wait => {}
+                () = &mut shutdown => break 'accept,
+            }
+        }
+        let busy = Arc::new(AtomicBool::new(false));
+        let (evict, mut evicted) = tokio::sync::oneshot::channel::<()>();
+        let id = {
+            let Ok(mut o) = open.lock() else {
+                break 'accept;
+            };
+            let id = o.next_id;
+            o.next_id += 1;
+            o.slots.push(Slot {
+                id,
+                busy: busy.clone(),
+                evict: Some(evict),
+            });
+            id
+        };
+        let inner = TowerToHyperService::new(app.clone());
+        let service = hyper::service::service_fn(move |request| {
+            busy.store(true, Ordering::SeqCst);
+            let answer = hyper::service::Service::call(&inner, request);
+            let busy = busy.clone();
+            async move {
+                let response = answer.await;
+                busy.store(false, Ordering::SeqCst);
+                response
+            }
+        });
+        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let (open, freed) = (open.clone(), freed.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = connection => {
+                    if let Err(e) = ended {
+                        DROPPED.happened(&e);
+                    }
+                }
+                // Dropping the connection closes it.
+                Ok(()) = &mut evicted => {}
+            }
+            if let Ok(mut o) = open.lock() {
+                o.slots.retain(|s| s.id != id);
+            }
+            freed.notify_one();
         });
     }
     drop(listener);

@@ -100,6 +100,32 @@ fn an_unauthenticated_client_holding_connections_cannot_freeze_the_api() {
     }
 }
 
+/// With the cap full of stalled connections, a new client waited in the listen
+/// queue behind every one of them until their header timeouts (10 s each, wave
+/// after wave for a client that keeps opening more). Now it takes the place of the
+/// oldest connection that is not in a request. The header timeout here is far
+/// longer than the wait allowed, so only that can let the request in.
+#[test]
+fn stalled_connections_at_the_cap_make_room_for_a_new_client() {
+    let s = server(Duration::from_secs(600), 4, Duration::from_secs(60));
+    let _held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(s.addr).unwrap())
+        .chain((0..4).map(|_| dribble(s.addr)))
+        .collect();
+    for _ in 0..3 {
+        let (tx, rx) = mpsc::channel();
+        let url = s.url("/jobs");
+        std::thread::spawn(move || {
+            let _ = tx.send(request("GET", &url, AUTH, b"").status);
+        });
+        assert_eq!(
+            rx.recv_timeout(GENEROUS).ok(),
+            Some(200),
+            "no answer while stalled clients filled the connection cap"
+        );
+    }
+}
+
 /// A client that announced a body and never sent it held its request (and its
 /// connection) for ever. Now the request gets 503 after the request timeout.
 #[test]
