@@ -450,6 +450,7 @@ fn healthz_does_not_name_failed_jobs() {
     assert!(!body.contains("payroll"), "/healthz names a job: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["failed_jobs"], 1, "{body}");
+    assert_eq!(v["status"], "degraded", "{body}");
     assert_eq!(v["jobs"], 1, "{body}");
 }
 

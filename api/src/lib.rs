@@ -26,7 +26,9 @@ pub use auth::Auth;
 pub use client::{Client, ClientError};
 pub use connections::ConnectionOptions;
 pub use control::{ControlError, JobControl};
-pub use model::{ClosedWindow, ErrorBody, Health, JobState, JobStatus, JobSummary, Stopped};
+pub use model::{
+    ClosedWindow, ErrorBody, Health, HealthStatus, JobState, JobStatus, JobSummary, Stopped,
+};
 pub use server::{
     serve, serve_with, ServeOptions, ServerHandle, Validator, DEFAULT_MAX_BODY_BYTES,
 };

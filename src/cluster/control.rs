@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tidemark_api::{
-    ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus, JobSummary,
+    ClosedWindow, ControlError, Health, HealthStatus, JobControl, JobState, JobStatus, JobSummary,
 };
 use tidemark_engine::cluster::{self, Cluster, JobInfo};
 use tidemark_engine::stats::MemberStats;
@@ -119,8 +119,16 @@ impl JobControl for Control {
             .connected_for()
             .is_some_and(|t| t < Duration::from_secs(5));
         let all_heard = members == self.members || (self.members > 1 && first_reports_due);
+        let ok = running && connected && all_heard;
         Health {
-            ok: running && connected && all_heard,
+            ok,
+            status: Some(if !ok {
+                HealthStatus::Unavailable
+            } else if failed > 0 {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Ok
+            }),
             members: if connected && first_reports_due {
                 self.members
             } else {

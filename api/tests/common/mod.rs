@@ -161,6 +161,7 @@ impl JobControl for Mock {
             expected_members: 2,
             jobs: self.jobs.lock().unwrap().len() as u32,
             failed_jobs: 0,
+            status: None,
             detail: (!ok).then(|| "member 1 is not connected".to_string()),
         }
     }
