@@ -19,7 +19,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A listening TCP socket as `/proc/net/tcp{,6}` shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,35 +58,53 @@ pub fn current_uid() -> io::Result<u32> {
 /// Checks, for a loopback `target`, that every socket that may accept the
 /// connection belongs to a uid in `trusted`; other addresses pass unchecked.
 pub fn check_listener(target: SocketAddr, trusted: &[u32]) -> Result<(), ListenerError> {
-    if !target.ip().is_loopback() && !is_mapped_loopback(target.ip()) {
-        return Ok(());
-    }
-    let read = |path: &str| {
-        std::fs::read_to_string(path).map_err(|source| ListenerError::Proc {
-            path: PathBuf::from(path),
-            target,
-            source,
-        })
-    };
-    let v4 = read("/proc/net/tcp")?;
-    // A kernel without IPv6 has no tcp6 table: no IPv6 listener then.
-    let v6 = match std::fs::read_to_string("/proc/net/tcp6") {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
-        Err(source) => {
-            return Err(ListenerError::Proc {
-                path: Path::new("/proc/net/tcp6").to_path_buf(),
-                target,
-                source,
-            })
-        }
-    };
-    let mut all = parse_listeners(&v4);
-    all.extend(parse_listeners(&v6));
-    check_listeners(target, trusted, &all)
+    check_targets(&[target], trusted)
 }
 
-/// [`check_listener`] over a given socket table.
+/// [`check_listener`] for every address a host name resolved to (`localhost` is
+/// 127.0.0.1 and ::1), where the client may connect to any: every listener on them
+/// must be trusted, and at least one must listen.
+pub fn check_targets(targets: &[SocketAddr], trusted: &[u32]) -> Result<(), ListenerError> {
+    let Some(&first) = targets.iter().find(|t| is_loopback(t.ip())) else {
+        return Ok(());
+    };
+    let read = |path: &str| match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        // A kernel without IPv6 has no tcp6 table: no IPv6 listener then.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && path.ends_with('6') => Ok(String::new()),
+        Err(source) => Err(ListenerError::Proc {
+            path: PathBuf::from(path),
+            target: first,
+            source,
+        }),
+    };
+    let mut all = parse_listeners(&read("/proc/net/tcp")?);
+    all.extend(parse_listeners(&read("/proc/net/tcp6")?));
+    check_targets_in(targets, trusted, &all)
+}
+
+/// [`check_targets`] over a given socket table.
+pub fn check_targets_in(
+    targets: &[SocketAddr],
+    trusted: &[u32],
+    all: &[Listener],
+) -> Result<(), ListenerError> {
+    let mut nothing = None;
+    let mut listened = false;
+    for &target in targets.iter().filter(|t| is_loopback(t.ip())) {
+        match check_listeners(target, trusted, all) {
+            Ok(()) => listened = true,
+            Err(e @ ListenerError::NothingListens { .. }) => nothing = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match nothing {
+        Some(e) if !listened => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// One target over a given socket table.
 pub fn check_listeners(
     target: SocketAddr,
     trusted: &[u32],
@@ -129,7 +147,7 @@ fn unmap(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn is_mapped_loopback(ip: IpAddr) -> bool {
+fn is_loopback(ip: IpAddr) -> bool {
     unmap(ip).is_loopback()
 }
 
@@ -235,6 +253,33 @@ mod tests {
         let other_port = table(&[(hex4(Ipv4Addr::LOCALHOST), 7071, 1001, 1)]);
         assert!(matches!(
             check_listeners(target, &[0], &parse_listeners(&other_port)),
+            Err(ListenerError::NothingListens { .. })
+        ));
+    }
+
+    /// `localhost` resolved to 127.0.0.1 and ::1, the member listening on the
+    /// first only: nothing on ::1 must not refuse (the client connects to either);
+    /// another user's socket on ::1 must.
+    #[test]
+    fn localhost_with_a_member_on_one_of_its_addresses_is_not_refused() {
+        let targets: Vec<SocketAddr> = vec![
+            "127.0.0.1:7070".parse().unwrap(),
+            "[::1]:7070".parse().unwrap(),
+        ];
+        let member = parse_listeners(&table(&[(hex4(Ipv4Addr::LOCALHOST), 7070, 999, 1)]));
+        assert!(check_targets_in(&targets, &[0, 999], &member).is_ok());
+        let mut squatted = member.clone();
+        squatted.push(Listener {
+            addr: "[::1]:7070".parse().unwrap(),
+            uid: 1001,
+            inode: 2,
+        });
+        assert!(matches!(
+            check_targets_in(&targets, &[0, 999], &squatted),
+            Err(ListenerError::NotTrusted { .. })
+        ));
+        assert!(matches!(
+            check_targets_in(&targets, &[0, 999], &[]),
             Err(ListenerError::NothingListens { .. })
         ));
     }

@@ -132,10 +132,8 @@ fn check_who_listens(
             trusted.push(meta.uid());
         }
     }
-    for target in targets {
-        tidemark_api::listener::check_listener(target, &trusted)?;
-    }
-    Ok(())
+    let targets: Vec<_> = targets.collect();
+    tidemark_api::listener::check_targets(&targets, &trusted)
 }
 
 /// 2 for what the user must fix (an invalid job, an unknown name, a duplicate),
