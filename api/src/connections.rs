@@ -264,7 +264,8 @@ pub(crate) async fn request_timeout(
             Json(ErrorBody {
                 error: format!(
                     "the request was not answered within {} s: its body did not arrive in \
-                     time, or the cluster is busy; send the whole request at once, and retry",
+                     time, or the cluster is busy; send the whole request at once, and retry \
+                     (a submit may still have been installed: `tidemark job list` shows it)",
                     timeout.as_secs_f64()
                 ),
                 diagnostics: None,
