@@ -370,3 +370,39 @@ fn a_sink_that_cannot_be_opened_is_reported_once_not_twice() {
         "{error}"
     );
 }
+
+/// The member's API takes its limits from `--api-request-timeout` and the other
+/// `--api-*` flags: a body that never arrives gets 503 after the given timeout
+/// (the test's deadline is generous; the server's is short). A zero timeout is
+/// refused.
+#[test]
+fn the_members_api_applies_its_request_timeout_flag() {
+    let s = Setup::new();
+    let m = s.start(&["--api-request-timeout", "300ms"], &[]);
+    let token = member_token(&s.state).unwrap();
+    let mut c = TcpStream::connect(&m.api).unwrap();
+    write!(
+        c,
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 1000\r\nConnection: close\r\n\r\nname = "
+    )
+    .unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut answer = String::new();
+    let _ = c.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:?}");
+
+    let o = tidemark()
+        .args([
+            "cluster",
+            "--api-header-timeout",
+            "0s",
+            "--allow-root",
+            "/tmp",
+            "--state-dir",
+        ])
+        .arg(s.d.join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("more than 0"), "{}", text(&o));
+}

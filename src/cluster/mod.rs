@@ -36,6 +36,8 @@ pub struct ClusterArgs {
     pub state_dir: PathBuf,
     pub api: SocketAddr,
     pub token_file: Option<PathBuf>,
+    /// The API's connection limits (process 0).
+    pub api_connections: tidemark_api::ConnectionOptions,
     pub allow_roots: Vec<PathBuf>,
     /// Where process 0 may write sinks; empty = `STATE/output`.
     pub output_roots: Vec<PathBuf>,
@@ -136,6 +138,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     };
     let options = ServeOptions {
         validate: Arc::new(move |text: &str, file: &str| rules.validate(text, file)),
+        connections: args.api_connections,
         ..ServeOptions::new(auth)
     };
     let server = match ServerHandle::start(args.api, control, options) {
