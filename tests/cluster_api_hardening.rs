@@ -184,20 +184,27 @@ fn a_job_that_fails_while_running_is_logged_at_error_level_with_its_reason() {
     );
     let (code, body) = submit(&m, &s.state, &toml);
     assert_eq!(code, 201, "{body}");
-    // Wait for its first checkpoint, then put a file where its folder was: the next
-    // checkpoint write fails (ENOTDIR, which root hits too).
+    // Wait until it runs (it has read lines, so its setup, which checkpoints too,
+    // is over), then put a file where its checkpoint folder was: the next
+    // checkpoint write fails (ENOTDIR, which root hits too). Renamed, not removed:
+    // the job may be writing in it.
     let dir = s.state.join("jobs").join("ckpt-lost");
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !dir.is_dir() || std::fs::read_dir(&dir).unwrap().next().is_none() {
+    loop {
+        let token = member_token(&s.state);
+        let (_, status) = http(&m.api, "GET", "/jobs/ckpt-lost", token.as_deref(), "");
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        if v["lines_read"].as_u64().unwrap_or(0) > 0 && dir.is_dir() {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "no checkpoint in {}:\n{}",
-            dir.display(),
+            "the job did not start: {status}\n{}",
             m.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::rename(&dir, s.state.join("jobs").join("ckpt-lost.moved")).unwrap();
     std::fs::write(&dir, "not a folder").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut t = T0 + 60;
