@@ -201,6 +201,7 @@ pub(crate) async fn serve(
             }
         }
         let busy = Arc::new(AtomicBool::new(false));
+        let served = Arc::new(AtomicBool::new(false));
         let (evict, mut evicted) = tokio::sync::oneshot::channel::<()>();
         let id = {
             let Ok(mut o) = open.lock() else {
@@ -216,8 +217,10 @@ pub(crate) async fn serve(
             id
         };
         let inner = TowerToHyperService::new(app.clone());
+        let served_by = served.clone();
         let service = hyper::service::service_fn(move |request| {
             busy.store(true, Ordering::SeqCst);
+            served_by.store(true, Ordering::SeqCst);
             let answer = hyper::service::Service::call(&inner, request);
             let busy = busy.clone();
             async move {
@@ -231,8 +234,13 @@ pub(crate) async fn serve(
         tokio::spawn(async move {
             tokio::select! {
                 ended = connection => {
-                    if let Err(e) = ended {
-                        DROPPED.happened(&e);
+                    match ended {
+                        Ok(()) => {}
+                        // A keep-alive connection idle after its requests: normal.
+                        Err(e) if e.is_timeout() && served.load(Ordering::SeqCst) => {
+                            tracing::debug!(error = %e, "control API: closed an idle connection");
+                        }
+                        Err(e) => DROPPED.happened(&e),
                     }
                 }
                 // Dropping the connection closes it.
