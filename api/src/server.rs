@@ -6,7 +6,7 @@
 //! | `GET /jobs` | 200 `[JobSummary]` |
 //! | `GET /jobs/{name}` | 200 [`JobStatus`](crate::JobStatus); 404 unknown name |
 //! | `DELETE /jobs/{name}` | 200 [`Stopped`]; 404 unknown name |
-//! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token |
+//! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token, so it counts failed jobs and names none |
 //!
 //! Connections are served as [`crate::connections`] describes (header-read
 //! timeout, connection cap, request timeout → 503).
@@ -118,7 +118,9 @@ pub async fn serve_with(
     crate::connections::serve(listener, router(control, options), connections, shutdown).await
 }
 
-/// The API as an axum [`Router`], for embedding in another server.
+/// The API as an axum [`Router`], for embedding in another server. It applies the
+/// request timeout; the header timeout and the connection cap are the server's
+/// ([`serve_with`] applies them).
 pub fn router(control: Arc<dyn JobControl>, options: ServeOptions) -> Router {
     let max_body = options.max_body_bytes;
     let request_timeout = options.connections.request_timeout;
