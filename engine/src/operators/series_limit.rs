@@ -68,6 +68,7 @@ fn report(start: EventMs, cut: &Cut, plan: &Plan, stats: &SharedStats) {
     );
     if let Ok(mut s) = stats.lock() {
         s.series_limited_windows += 1;
+        s.limited_windows.record(start);
         for (mp, &n) in plan.metrics.iter().zip(&cut.dropped_lines) {
             s.count_series_dropped(&mp.name, n);
         }
