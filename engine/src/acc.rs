@@ -44,7 +44,8 @@ impl ExactSum {
         self.hi = (v >> 64) as i64;
     }
 
-    pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
+    /// `v` as a term, or why no sum can take it.
+    fn term(v: f64) -> Result<i128, &'static str> {
         if !v.is_finite() {
             return Err("not_finite");
         }
@@ -52,7 +53,11 @@ impl ExactSum {
         if scaled.abs() >= 1.7e29 {
             return Err("too_large");
         }
-        let total = self.get().checked_add(scaled as i128).ok_or("too_large")?;
+        Ok(scaled as i128)
+    }
+
+    pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
+        let total = self.get().checked_add(Self::term(v)?).ok_or("too_large")?;
         self.set(total);
         Ok(())
     }
@@ -87,8 +92,8 @@ impl Hist {
         }
     }
 
-    /// Records `v` (in the field's unit). Fails for negative or non-finite values.
-    pub fn record(&mut self, v: f64) -> Result<(), &'static str> {
+    /// `v` scaled for the histogram, or why no histogram can take it.
+    fn scaled(v: f64) -> Result<u64, &'static str> {
         if !v.is_finite() {
             return Err("not_finite");
         }
@@ -99,10 +104,17 @@ impl Hist {
         if scaled >= u64::MAX as f64 {
             return Err("too_large");
         }
+        ExactSum::term(v)?;
+        Ok(scaled as u64)
+    }
+
+    /// Records `v` (in the field's unit). Fails for negative or non-finite values.
+    pub fn record(&mut self, v: f64) -> Result<(), &'static str> {
+        let scaled = Self::scaled(v)?;
         // Both or neither: the count and the sum must describe the same values.
         let mut sum = self.sum;
         sum.add(v)?;
-        self.h.record(scaled as u64).map_err(|_| "too_large")?;
+        self.h.record(scaled).map_err(|_| "too_large")?;
         self.sum = sum;
         Ok(())
     }
@@ -200,6 +212,17 @@ impl Acc {
             (Acc::Hist(a), Acc::Hist(b)) => a.merge(b),
             // Kinds come from the metric definition, so they always agree.
             _ => {}
+        }
+    }
+
+    /// Why a series of `kind` would refuse `v` whatever it holds: checked before
+    /// a series is created for it, so a refused value takes no series slot.
+    pub fn refuses(kind: tidemark_jobs::MetricKind, v: f64) -> Option<&'static str> {
+        use tidemark_jobs::MetricKind;
+        match kind {
+            MetricKind::Counter | MetricKind::Gauge => None,
+            MetricKind::Sum => ExactSum::term(v).err(),
+            MetricKind::Histogram => Hist::scaled(v).err(),
         }
     }
 
