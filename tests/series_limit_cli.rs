@@ -307,3 +307,36 @@ fn a_finite_run_resumed_after_limited_windows_still_exits_3() {
     // And so does a run with nothing new to read.
     assert_eq!(run().status.code(), Some(3));
 }
+
+/// Every window over max_series was warned about: a job always over it (a label
+/// with a new value per request) wrote a multi-line warning per window, forever.
+/// The first few are warned about each, then at most once an hour, saying how
+/// many went unwarned; every one is counted.
+#[test]
+fn a_job_always_over_max_series_is_not_warned_about_once_per_window() {
+    let d = tempfile::tempdir().unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(&job, JOB).unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("a.log"),
+        (0..12).map(minute_lines).collect::<String>(),
+    )
+    .unwrap();
+    let out = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--until-eof")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let warned = err
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("more series than max_series"))
+        .count();
+    assert_eq!(warned, 3, "{err}");
+    assert!(err.contains("at most once an hour"), "{err}");
+    assert!(err.contains("windows that reached max_series: 12"), "{err}");
+}

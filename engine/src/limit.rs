@@ -22,7 +22,7 @@
 //!    each worker keeps the `share` first of its series per metric;
 //! 3. worker 0 ([`crate::operators::series_limit`]) gets the rest of every worker, and
 //!    keeps the `share` first per metric: the window's final series, the only ones
-//!    the sinks and the rules see. It warns once per window that lost series.
+//!    the sinks and the rules see. It warns about windows that lost series (paced).
 //!
 //! A job-wide count decided in arrival order would not be deterministic (workers
 //! race); a limit per group alone would let the output and the rules grow with the
