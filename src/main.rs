@@ -289,7 +289,7 @@ fn main() -> ExitCode {
 /// Most worker threads one process may run. timely connects every worker with
 /// every other, so memory grows with the square of the count: 256 workers take
 /// about 130 MB before any data, 1,024 about 1.7 GB, and 100,000 abort.
-const MAX_WORKERS: usize = 256;
+const MAX_WORKERS: usize = tidemark_engine::cluster::MAX_CLUSTER_WORKERS;
 
 fn parse_workers(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
