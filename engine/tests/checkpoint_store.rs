@@ -58,6 +58,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
         written_unix_ms: 1_790_000_000_000,
         semantics: None,
         start_at_end: false,
+        limited_windows: 0,
     }
 }
 
