@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use tidemark_sources::file::FileGroup;
+use tidemark_sources::file::{AllowedRoots, FileGroup};
 use tidemark_sources::tail::{id_of, identify, starts_like, FileId};
 
 /// Claims older than this many files per group are forgotten first: a group
@@ -65,10 +65,12 @@ impl Claims {
     /// Claims every file of `g` for it, unless one is already another group's.
     /// Checked and claimed under one lock: two workers finding two paths to a
     /// file at once agree on one owner.
-    pub fn claim_group(&self, g: &FileGroup) -> GroupClaim {
+    /// Only files inside `roots` are opened, never blocking (a FIFO swapped in
+    /// since discovery), as the tailer opens them.
+    pub fn claim_group(&self, g: &FileGroup, roots: &AllowedRoots) -> GroupClaim {
         let files: Vec<(u64, u64, Vec<u8>)> = g
             .files_in_order()
-            .filter_map(|(p, gzip)| identify(p, gzip, self.fp_bytes).ok())
+            .filter_map(|(p, gzip)| self.identify(roots, p, gzip))
             .collect();
         let Ok(mut t) = self.table.lock() else {
             return GroupClaim::Claimed;
@@ -91,18 +93,24 @@ impl Claims {
     /// (called when the file a group reads changes). A file another group claimed
     /// that still starts with the bytes it claimed stays theirs: returns that
     /// group then.
-    pub fn claim(&self, id: &FileId, path: &Path, owner: &Path) -> Option<PathBuf> {
+    pub fn claim(
+        &self,
+        id: &FileId,
+        path: &Path,
+        owner: &Path,
+        roots: &AllowedRoots,
+    ) -> Option<PathBuf> {
         let Ok(mut t) = self.table.lock() else {
             return None;
         };
         if let Some(c) = t.by_inode.get(&(id.dev, id.ino)) {
             if *c.owner != *owner {
                 let theirs = *id == c.id
-                    || identify(path, is_gzip(path), self.fp_bytes).is_ok_and(
-                        |(dev, ino, head)| {
+                    || self
+                        .identify(roots, path, is_gzip(path))
+                        .is_some_and(|(dev, ino, head)| {
                             (dev, ino) == (id.dev, id.ino) && same_file(&head, &c.id)
-                        },
-                    );
+                        });
                 if theirs {
                     return Some(c.owner.to_path_buf());
                 }
@@ -116,8 +124,8 @@ impl Claims {
     /// The group reading the file at `path` (links followed), if one does and it
     /// is still that file (same first bytes); `None` for a file that cannot be
     /// read (its content is unknown).
-    pub fn owner_of(&self, path: &Path, gzip: bool) -> Option<PathBuf> {
-        let (dev, ino, head) = identify(path, gzip, self.fp_bytes).ok()?;
+    pub fn owner_of(&self, path: &Path, gzip: bool, roots: &AllowedRoots) -> Option<PathBuf> {
+        let (dev, ino, head) = self.identify(roots, path, gzip)?;
         let t = self.table.lock().ok()?;
         let c = t.by_inode.get(&(dev, ino))?;
         same_file(&head, &c.id).then(|| c.owner.to_path_buf())
@@ -137,6 +145,17 @@ fn same_file(head: &[u8], claimed: &FileId) -> bool {
 /// Whether the tailer reads `path` decompressed (a rotated `NAME.N.gz`).
 fn is_gzip(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "gz")
+}
+
+impl Claims {
+    fn identify(
+        &self,
+        roots: &AllowedRoots,
+        path: &Path,
+        gzip: bool,
+    ) -> Option<(u64, u64, Vec<u8>)> {
+        identify(roots.open(path).ok()?, gzip, self.fp_bytes).ok()
+    }
 }
 
 impl Table {

@@ -171,7 +171,7 @@ impl GroupSet {
                 Discovered::default()
             };
             self.discoveries += 1;
-            self.files.seed(&groups);
+            self.files.seed(&groups, &self.roots);
             (groups, Some(owners), Arc::new(report))
         } else {
             // One run for the process's workers; known groups are not looked at
@@ -354,7 +354,7 @@ impl GroupSet {
             let i = (self.next + visited - 1) % n;
             if let Some((path, id)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
-                    if let Some(owner) = self.files.claims.claim(id, path, g.live()) {
+                    if let Some(owner) = self.files.claims.claim(id, path, g.live(), &self.roots) {
                         // Seen only once it is open; the path that found it first
                         // keeps it. Warned once per file.
                         tracing::warn!(

@@ -1,5 +1,9 @@
 use super::*;
 
+fn any() -> AllowedRoots {
+    AllowedRoots::any()
+}
+
 fn group(live: &Path) -> FileGroup {
     FileGroup {
         live: live.to_path_buf(),
@@ -16,21 +20,21 @@ fn a_claimed_file_is_its_owners_under_any_name_until_its_inode_is_reused() {
     std::fs::write(&a, "first\n").unwrap();
     std::fs::hard_link(&a, &b).unwrap();
     let claims = Claims::new(1024);
-    assert_eq!(claims.claim_group(&group(&a)), GroupClaim::Claimed);
+    assert_eq!(claims.claim_group(&group(&a), &any()), GroupClaim::Claimed);
     assert_eq!(
-        claims.claim_group(&group(&a)),
+        claims.claim_group(&group(&a), &any()),
         GroupClaim::Claimed,
         "idempotent"
     );
     assert_eq!(
-        claims.claim_group(&group(&b)),
+        claims.claim_group(&group(&b), &any()),
         GroupClaim::SameAs(a.clone())
     );
-    assert_eq!(claims.owner_of(&b, false), Some(a.clone()));
+    assert_eq!(claims.owner_of(&b, false, &any()), Some(a.clone()));
     // Same inode, other content: a new file on a reused inode.
     std::fs::write(&b, "other\n").unwrap();
-    assert_eq!(claims.owner_of(&b, false), None);
-    assert_eq!(claims.claim_group(&group(&b)), GroupClaim::Claimed);
+    assert_eq!(claims.owner_of(&b, false, &any()), None);
+    assert_eq!(claims.claim_group(&group(&b), &any()), GroupClaim::Claimed);
 }
 
 /// A file claimed while empty is known by inode alone: a file with content on
@@ -43,11 +47,11 @@ fn a_file_claimed_empty_is_not_taken_for_one_with_content() {
     std::fs::write(&a, "").unwrap();
     std::fs::hard_link(&a, &b).unwrap();
     let claims = Claims::new(1024);
-    assert_eq!(claims.claim_group(&group(&a)), GroupClaim::Claimed);
+    assert_eq!(claims.claim_group(&group(&a), &any()), GroupClaim::Claimed);
     assert_eq!(
-        claims.claim_group(&group(&b)),
+        claims.claim_group(&group(&b), &any()),
         GroupClaim::SameAs(a.clone())
     );
     std::fs::write(&b, "now with content\n").unwrap();
-    assert_eq!(claims.owner_of(&b, false), None);
+    assert_eq!(claims.owner_of(&b, false, &any()), None);
 }

@@ -58,7 +58,7 @@ impl ProcessFiles {
 
     /// The groups there at start (the same list for every worker): claimed and
     /// known once, by the first worker to start.
-    pub fn seed(&self, initial: &[FileGroup]) {
+    pub fn seed(&self, initial: &[FileGroup], roots: &AllowedRoots) {
         let Ok(mut s) = self.state.lock() else {
             return;
         };
@@ -66,7 +66,7 @@ impl ProcessFiles {
             return;
         }
         for g in initial {
-            self.claims.claim_group(g);
+            self.claims.claim_group(g, roots);
             s.known.insert(g.live.clone());
         }
     }
@@ -105,7 +105,7 @@ impl ProcessFiles {
                 // A path to a file another group reads (found by another path,
                 // a link flipped since, a `dateext` rename) is not a group: that
                 // group reads it, as one of its files.
-                let g = match self.claims.claim_group(&g) {
+                let g = match self.claims.claim_group(&g, roots) {
                     GroupClaim::Claimed => g,
                     GroupClaim::SameAs(owner) => {
                         d.duplicates.push(Duplicate {

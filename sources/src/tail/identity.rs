@@ -114,12 +114,14 @@ fn read_head_of(f: File, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The (device, inode) and first `len` (decompressed) bytes of the file at `path`,
-/// both from one open file (links followed): what a process-wide claim on a file
-/// is checked against. An error if it cannot be opened or read.
-pub fn identify(path: &std::path::Path, gzip: bool, len: usize) -> io::Result<(u64, u64, Vec<u8>)> {
-    let f = File::open(path)?;
+/// The (device, inode) and first `len` (decompressed) bytes of the open file
+/// `f`, both from it: what a process-wide claim on a file is checked against.
+/// An error if it is not a regular file or cannot be read.
+pub fn identify(f: File, gzip: bool, len: usize) -> io::Result<(u64, u64, Vec<u8>)> {
     let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
     Ok((m.dev(), m.ino(), read_head_of(f, gzip, len)?))
 }
 
