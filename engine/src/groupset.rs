@@ -53,7 +53,7 @@ pub struct GroupSet {
     /// This process's workers: (first global index, count).
     local: (usize, usize),
     pub groups: Vec<GroupState>,
-    /// The file each of `groups` was last seen reading, as claimed in `claims`.
+    /// The file each of `groups` was last seen reading, as claimed in `files`.
     reading: Vec<Option<FileId>>,
     /// This process's claim table and discovery, shared by its workers.
     files: Arc<ProcessFiles>,
