@@ -14,6 +14,11 @@ use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
 const KINDS: &[&str] = &["jsonl", "stdout"];
+
+/// A member's stdout is its log: a submitted job printing there would write into
+/// every operator's log and drown (or forge) its lines.
+const STDOUT_SUBMITTED: &str = "a job submitted to a cluster cannot print to stdout (a stdout sink, the default without [[sink]]): the member's stdout is its log";
+const JSONL_SUBMITTED_HINT: &str = "a jsonl sink writing inside one of the cluster's output roots (`--output-root`; by default the folder `output` in the state folder of its process 0), e.g. kind = \"jsonl\" and path = \"/var/lib/tidemark/output/app.jsonl\"";
 const SERIES: &[&str] = &["rules", "hosts", "all"];
 
 /// Checks the sinks; no [[sink]] at all means one stdout sink printing rule series.
@@ -24,7 +29,16 @@ pub fn check_sinks(
     relative: Relative<'_>,
     env: &Env,
 ) -> Option<Vec<Sink>> {
+    let submitted = matches!(relative, Relative::Refused);
     if sinks.is_empty() {
+        if submitted {
+            r.at(
+                0,
+                STDOUT_SUBMITTED,
+                format!("add a [[sink]]: {JSONL_SUBMITTED_HINT}"),
+            );
+            return None;
+        }
         if rule_count == 0 {
             r.at(
                 0,
@@ -87,6 +101,14 @@ pub fn check_sinks(
                     p,
                     "a stdout sink does not take a `path`",
                     "remove `path`, or use kind = \"jsonl\" to write to a file".to_string(),
+                );
+                None
+            }
+            ("stdout", None) if submitted => {
+                r.on(
+                    &s.kind,
+                    STDOUT_SUBMITTED,
+                    format!("replace it with {JSONL_SUBMITTED_HINT}"),
                 );
                 None
             }
