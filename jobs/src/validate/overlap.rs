@@ -1,10 +1,13 @@
 //! Whether a sink path would destroy one of the job's inputs, as far as paths
 //! tell. A job may have thousands of globs and thousands of sinks: matching each
 //! sink against each glob cost sinks × globs (6,000 of each: 22 s). Each glob is
-//! compiled once and indexed by a literal every path it matches must contain; a
-//! path is then matched only against the globs whose literal it contains, found
-//! in one pass over it (aho-corasick, already a dependency of `regex`).
+//! compiled once and indexed by a literal every path it matches must contain (the
+//! one fewest globs share); a path is then matched only against the globs whose
+//! literal it contains, found in one pass over it (aho-corasick, already a
+//! dependency of `regex`). Globs whose literals all are shared by many (or that
+//! have none, like `**/*`) are still each matched against every path.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use aho_corasick::AhoCorasick;
@@ -110,17 +113,34 @@ impl Globs {
             by_literal: Vec::new(),
             always: Vec::new(),
         };
-        let mut literals: Vec<&str> = Vec::new();
-        let mut slot: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        // Each glob is indexed by the literal run the fewest globs share (then the
+        // longest): globs alike but for a `*` (`/l/*1*`, `/l/*2*`…) must not all
+        // be candidates for every path under `/l/`.
+        let mut compiled: Vec<(&String, glob::Pattern, Vec<&str>)> = Vec::new();
+        let mut shared: HashMap<&str, usize> = HashMap::new();
         for g in globs {
             let Ok(pattern) = glob::Pattern::new(g) else {
                 continue;
             };
+            let mut runs = literal_runs(g);
+            runs.sort_unstable();
+            runs.dedup();
+            for &run in &runs {
+                *shared.entry(run).or_default() += 1;
+            }
+            compiled.push((g, pattern, runs));
+        }
+        let mut literals: Vec<&str> = Vec::new();
+        let mut slot: HashMap<&str, usize> = HashMap::new();
+        for (g, pattern, runs) in compiled {
             let i = out.globs.len();
             out.globs.push((g.clone(), pattern));
-            match required_literal(g) {
-                "" => out.always.push(i),
-                lit => {
+            let rarest = runs
+                .into_iter()
+                .min_by_key(|run| (shared[run], std::cmp::Reverse(run.len())));
+            match rarest {
+                None => out.always.push(i),
+                Some(lit) => {
                     let k = *slot.entry(lit).or_insert_with(|| {
                         literals.push(lit);
                         out.by_literal.push(Vec::new());
@@ -155,14 +175,16 @@ impl Globs {
     }
 }
 
-/// The longest run of literal characters of a glob (which compiled): every path
-/// it matches contains it. Outside `[...]` classes, only `*` and `?` are special.
-fn required_literal(glob: &str) -> &str {
+/// The runs of literal characters of a glob (which compiled): every path it
+/// matches contains each. Outside `[...]` classes, only `*` and `?` are special.
+fn literal_runs(glob: &str) -> Vec<&str> {
     let b = glob.as_bytes();
-    let (mut best, mut start, mut i) = (0..0, 0, 0);
+    let mut runs = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    // Runs end at ASCII bytes, so on char boundaries.
     let mut close = |run: std::ops::Range<usize>| {
-        if run.len() > best.len() {
-            best = run;
+        if let Some(text) = glob.get(run).filter(|t| !t.is_empty()) {
+            runs.push(text);
         }
     };
     while i < b.len() {
@@ -190,8 +212,7 @@ fn required_literal(glob: &str) -> &str {
         }
     }
     close(start..b.len());
-    // Runs end at ASCII bytes, so on char boundaries.
-    glob.get(best).unwrap_or_default()
+    runs
 }
 
 /// `dir/NAME.3.gz` or `dir/NAME.3` → `dir/NAME`: the live file whose rotated
@@ -224,12 +245,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_required_literal_skips_wildcards_and_classes() {
-        assert_eq!(required_literal("/var/log/*/access.log"), "/access.log");
-        assert_eq!(required_literal("/l/[abc]x*"), "/l/");
-        assert_eq!(required_literal("[]ab]/logs-*"), "/logs-");
-        assert_eq!(required_literal("[!]]zz"), "zz");
-        assert_eq!(required_literal("**/*"), "/");
-        assert_eq!(required_literal("*"), "");
+    fn literal_runs_skip_wildcards_and_classes() {
+        assert_eq!(
+            literal_runs("/var/log/*/access.log"),
+            ["/var/log/", "/access.log"]
+        );
+        assert_eq!(literal_runs("/l/[abc]x*"), ["/l/", "x"]);
+        assert_eq!(literal_runs("[]ab]/logs-*"), ["/logs-"]);
+        assert_eq!(literal_runs("[!]]zz"), ["zz"]);
+        assert_eq!(literal_runs("**/*"), ["/"]);
+        assert!(literal_runs("*").is_empty());
+    }
+
+    #[test]
+    fn globs_alike_but_for_a_wildcard_are_not_all_candidates() {
+        let globs: Vec<String> = (0..1000).map(|i| format!("/l/*-{i}-*")).collect();
+        let index = Globs::new(&globs);
+        let got = index.candidates(Path::new("/l/app-42-x.log"));
+        assert!(got.len() <= 3, "{} candidates", got.len());
+        assert!(got.contains(&42));
+        let include: Vec<String> = globs.iter().map(|g| format!("{g:?}")).collect();
+        let text = format!(
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [{}]\n[parse]\nformat = \"json\"\n\
+             [[metric]]\nname = \"m\"\nkind = \"counter\"\n[[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+            include.join(", ")
+        );
+        let job = crate::from_str(&text, "j.toml", Path::new("/srv")).unwrap();
+        let what = Overlaps::new(&job.source, None).of(Path::new("/l/app-42-x.log"));
+        assert!(what.is_some_and(|w| w.contains("/l/*-42-*")));
     }
 }
