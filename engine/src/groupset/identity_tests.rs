@@ -113,6 +113,39 @@ fn a_release_link_flip_does_not_count_the_new_release_twice() {
     assert_eq!(stats.lines_read, 200, "{stats:?}");
 }
 
+/// Regression: a group named by a link (`current/app.log`: the releases glob
+/// did not match its real path), flipped onto a new release the other glob
+/// matches. Discovery ran before the group's tailer moved to the new file, so
+/// `releases/42/app.log` became a group too, and both read it.
+#[test]
+fn a_link_flip_onto_a_new_release_is_read_by_the_link_group_only() {
+    let (_d, base) = base();
+    for r in ["41", "42"] {
+        std::fs::create_dir_all(base.join("releases").join(r)).unwrap();
+    }
+    std::fs::write(base.join("releases/41/app.log"), lines("41", 100)).unwrap();
+    std::os::unix::fs::symlink("releases/41", base.join("current")).unwrap();
+    let b = base.display();
+    let job = job(
+        &[
+            format!("{b}/current/*.log"),
+            format!("{b}/releases/4[2-9]/*.log"),
+        ],
+        &[],
+    );
+    let files = ProcessFiles::new(1024);
+    let mut gs = worker(&job, 0, (0, 1), &files);
+    let (mut clock, mut stats) = (Clock(Instant::now()), JobStats::default());
+    pump(&mut gs, &mut clock, &mut stats);
+    assert_eq!(stats.lines_read, 100, "{stats:?}");
+
+    std::fs::write(base.join("releases/42/app.log"), lines("42", 100)).unwrap();
+    flip(&base.join("current"), "releases/42");
+    pump(&mut gs, &mut clock, &mut stats);
+    assert_eq!(stats.lines_read, 200, "{stats:?}");
+    assert_eq!(stats.file_groups, 1, "{stats:?}");
+}
+
 /// Regression: logrotate's `dateext` renames `app.log` to `app.log-20261204`;
 /// with a glob that also matches the new name, the renamed file became a new
 /// group and was read again. It is the first group's rotated file: the lines

@@ -7,8 +7,9 @@
 //! which new paths are groups; each worker then takes the groups it has not
 //! seen yet (and keeps those its path hash gives it).
 
-use std::collections::HashSet;
-use std::path::PathBuf;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -98,14 +99,22 @@ impl ProcessFiles {
         let ran = !fresh;
         if ran {
             let mut d = run(&s.known)?;
+            let mut known_lives = None;
             for g in std::mem::take(&mut d.groups) {
                 if s.known.contains(&g.live) {
                     continue;
                 }
+                // The file a known group's live path names now (a link flipped
+                // onto it) is that group's next file, even before it opens it.
+                let lives = known_lives.get_or_insert_with(|| lives_by_inode(&s.known));
+                let verdict = match inode_of(&g.live).and_then(|id| lives.get(&id)) {
+                    Some(owner) => GroupClaim::SameAs(owner.clone()),
+                    None => self.claims.claim_group(&g, roots),
+                };
                 // A path to a file another group reads (found by another path,
                 // a link flipped since, a `dateext` rename) is not a group: that
                 // group reads it, as one of its files.
-                let g = match self.claims.claim_group(&g, roots) {
+                let g = match verdict {
                     GroupClaim::Claimed => g,
                     GroupClaim::SameAs(owner) => {
                         d.duplicates.push(Duplicate {
@@ -141,4 +150,17 @@ impl ProcessFiles {
             ran,
         })
     }
+}
+
+fn inode_of(path: &Path) -> Option<(u64, u64)> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// The known groups by the inode their live path names now: one `stat` each,
+/// only when a discovery found something new.
+fn lives_by_inode(known: &HashSet<PathBuf>) -> HashMap<(u64, u64), PathBuf> {
+    known
+        .iter()
+        .filter_map(|p| Some((inode_of(p)?, p.clone())))
+        .collect()
 }
