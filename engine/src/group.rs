@@ -457,21 +457,14 @@ fn ingest_line(
         if ctx.resumed_at_tail {
             // Not a line read again but a new one, whose window an earlier run
             // already wrote (it ended at end of input, on a line far ahead...).
-            stats.late_after_written += 1;
-            warn_after_written(warnings.after_written, &origin, start);
+            late_after_written(warnings.after_written, &origin, start, stats);
         }
         // Otherwise already in the sinks before a restart: it counted for the
         // watermark only, exactly as it did the first time.
         return;
     }
     if let Some(before) = before {
-        // A line that jumped ahead (it waits for the next line to confirm it) and
-        // starts its window: kept whole, so that its window, which may stay open
-        // for hours, does not hold the resume point back that long.
-        let suspect = wm.state().suspect_ms == Some(t);
-        if !(suspect && marks.keep(start, line)) {
-            marks.mark(start, meta.position, before);
-        }
+        mark_window(marks, wm, start, t, line, meta.position, before);
     }
     let host = match (&plan.host, ctx.fixed_host) {
         (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
@@ -509,9 +502,38 @@ fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, li
     }
 }
 
-/// Logs (rate-limited) a new line whose window, starting at `window_ms`, an
-/// earlier run already wrote.
-fn warn_after_written(warnings: &mut u32, origin: &Origin<'_>, window_ms: EventMs) {
+/// Records the first line of window `start` (stamped `t`) for resuming. Once per
+/// window: kept out of line, so the per-line path stays as small as before.
+#[inline(never)]
+fn mark_window(
+    marks: &mut WindowMarks,
+    wm: &GroupClock,
+    start: EventMs,
+    t: EventMs,
+    line: &[u8],
+    position: &tidemark_sources::tail::Position,
+    before: ClockState,
+) {
+    // A line that jumped ahead (it waits for the next line to confirm it) is kept
+    // whole, so that its window, which may stay open for hours, does not hold the
+    // resume point back that long.
+    let suspect = wm.state().suspect_ms == Some(t);
+    if !(suspect && marks.keep(start, line)) {
+        marks.mark(start, position, before);
+    }
+}
+
+/// Counts and logs (rate-limited) a new line whose window, starting at
+/// `window_ms`, an earlier run already wrote.
+#[cold]
+#[inline(never)]
+fn late_after_written(
+    warnings: &mut u32,
+    origin: &Origin<'_>,
+    window_ms: EventMs,
+    stats: &mut JobStats,
+) {
+    stats.late_after_written += 1;
     *warnings += 1;
     if *warnings <= MAX_WARNINGS {
         tracing::warn!(
