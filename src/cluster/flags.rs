@@ -88,8 +88,8 @@ pub(super) fn output_roots(args: &ClusterArgs) -> Result<Vec<PathBuf>, String> {
     })?;
     let default = state.join(OUTPUT_DIR);
     if args.output_roots.is_empty() {
-        std::fs::create_dir_all(&default)
-            .map_err(|e| format!("cannot create the output folder {}: {e}", default.display()))?;
+        tidemark_engine::cluster::state_folder::create_output_folder(&default)
+            .map_err(|e| e.to_string())?;
     }
     let given = if args.output_roots.is_empty() {
         std::slice::from_ref(&default)

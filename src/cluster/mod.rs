@@ -60,6 +60,15 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     if args.processes > 1 {
         exit_when_a_member_is_lost();
     }
+    // Before anything is written in the state folder (the token included): a
+    // second member on it, or a folder other users can write, stops here.
+    let state_lock = match cluster::lock_state_folder(&args.state_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     if let Err(e) = cluster::store::claim_identity(&args.state_dir, args.process, args.processes) {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
@@ -124,6 +133,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         make_output,
         validate,
         max_jobs: args.max_jobs,
+        state_lock,
     })
     .context("cannot start the cluster")?;
     if !serves_api {

@@ -1,0 +1,102 @@
+//! The state folder and the files a member keeps in it, as a hostile local user
+//! would attack them: a folder others can write or own, a second member on a
+//! locked folder, a planted `output` link. Each test ran against the binary from
+//! before these fixes and failed there.
+
+mod member;
+
+use member::{cluster_exit, Member};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// A user id that is not ours (tests run as root here: `nobody`).
+fn another_user() -> u32 {
+    let me = std::fs::metadata("/proc/self").unwrap();
+    use std::os::unix::fs::MetadataExt;
+    if me.uid() == 65534 {
+        0
+    } else {
+        65534
+    }
+}
+
+#[test]
+fn a_state_folder_other_users_can_write_or_own_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let state = d.path().join("state");
+    let args = ["--allow-root", logs.to_str().unwrap()];
+
+    // A new folder is created private.
+    let m = Member::start_with(&state, &d.path().join("m.log"), &args, &[], true);
+    drop(m);
+    assert_eq!(mode(&state), 0o700);
+    std::fs::remove_dir_all(&state).unwrap();
+
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (code, log) = cluster_exit(&args, &state);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("0777") && log.contains("chmod 700"), "{log}");
+    assert!(!state.join("api-token").exists(), "{log}");
+
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::chown(&state, Some(another_user()), None).unwrap();
+    let (code, log) = cluster_exit(&args, &state);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("owned by user id") && log.contains("chown"), "{log}");
+    assert!(!state.join("api-token").exists(), "{log}");
+}
+
+#[test]
+fn a_second_member_on_a_locked_state_folder_creates_no_token() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // The first member: it holds the lock (a member given its token elsewhere
+    // keeps none in the folder).
+    let lock = std::fs::File::create(state.join("lock")).unwrap();
+    lock.try_lock().unwrap();
+    let (code, log) = cluster_exit(&["--allow-root", "/nowhere"], &state);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(log.contains("another tidemark member"), "{log}");
+    assert!(
+        !state.join("api-token").exists(),
+        "the second member created a token in a folder it could not lock: {log}"
+    );
+    assert!(!state.join("member").exists(), "{log}");
+}
+
+#[test]
+fn a_planted_output_symlink_in_the_state_folder_is_not_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let state = d.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, state.join("output")).unwrap();
+    let args = ["--allow-root", logs.to_str().unwrap()];
+    let (code, log) = cluster_exit(&args, &state);
+    assert_eq!(code, Some(2), "{log}");
+    assert!(
+        log.contains("symbolic link") && log.contains("--output-root"),
+        "{log}"
+    );
+
+    // Without the link, the member creates the folder itself, 0750.
+    std::fs::remove_file(state.join("output")).unwrap();
+    let m = Member::start_with(&state, &d.path().join("m.log"), &args, &[], true);
+    drop(m);
+    let meta = std::fs::symlink_metadata(state.join("output")).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o750);
+}
