@@ -100,3 +100,28 @@ fn a_planted_output_symlink_in_the_state_folder_is_not_followed() {
     assert!(meta.is_dir());
     assert_eq!(meta.permissions().mode() & 0o777, 0o750);
 }
+
+#[test]
+fn a_world_readable_token_file_is_warned_about() {
+    let d = tempfile::tempdir().unwrap();
+    let file = d.path().join("token");
+    std::fs::write(&file, "a-shared-token\n").unwrap();
+    let run = || {
+        // No member listens on port 1: only what is said before the request counts.
+        let o = member::tidemark()
+            .args(["job", "list", "--api", "127.0.0.1:1", "--token-file"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = run();
+    assert!(
+        err.contains("can be read by other users (mode 0644)") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let err = run();
+    assert!(!err.contains("can be read by other users"), "{err}");
+}

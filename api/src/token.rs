@@ -180,6 +180,7 @@ fn given_token(
             source,
         })?;
         let token = token_in(&text, path)?;
+        warn_if_others_can_read(path);
         return Ok(Some((token, TokenSource::File(path.to_path_buf()))));
     }
     let Some(value) = std::env::var_os(env_var) else {
@@ -197,6 +198,22 @@ fn given_token(
         token.to_string(),
         TokenSource::Env(env_var.to_string()),
     )))
+}
+
+/// A `--token-file` is the user's own choice, so it is used; but a token other
+/// users can read lets them drive the cluster, which the user should hear about.
+fn warn_if_others_can_read(path: &Path) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        tracing::warn!(
+            "the API token file {} can be read by other users (mode {mode:04o}): anyone who reads it can drive the cluster\n  hint: `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
 }
 
 /// The token in a file's text (trimmed, checked).
