@@ -49,7 +49,10 @@ fn a_state_folder_other_users_can_write_or_own_is_refused() {
     std::os::unix::fs::chown(&state, Some(another_user()), None).unwrap();
     let (code, log) = cluster_exit(&args, &state);
     assert_eq!(code, Some(2), "{log}");
-    assert!(log.contains("owned by user id") && log.contains("chown"), "{log}");
+    assert!(
+        log.contains("owned by user id") && log.contains("chown"),
+        "{log}"
+    );
     assert!(!state.join("api-token").exists(), "{log}");
 }
 

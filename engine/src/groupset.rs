@@ -241,7 +241,7 @@ impl GroupSet {
             if self.reported.insert(path.clone()) {
                 tracing::warn!(
                     "{}: matched by an include glob, but it is {what}, not a regular file; \
-                     it is not read (a FIFO would block the reader). hint: have the program \
+                     it is not read (a FIFO would block the reader; a kernel file in /proc or /sys never ends). hint: have the program \
                      log to a regular file, or leave this path out with `exclude`",
                     EscapedPath(path)
                 );

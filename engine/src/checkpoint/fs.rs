@@ -5,8 +5,8 @@
 //! reports EIO, a rename that fails) and check the previous checkpoint survives.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// A file being written, that can be made durable.
@@ -122,7 +122,10 @@ mod tests {
         f.sync().unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
         assert_eq!(std::fs::read_to_string(&tmp).unwrap(), "checkpoint");
-        assert!(!std::fs::symlink_metadata(&tmp).unwrap().file_type().is_symlink());
+        assert!(!std::fs::symlink_metadata(&tmp)
+            .unwrap()
+            .file_type()
+            .is_symlink());
         // A stale temp file of ours is replaced.
         let mut f = RealFs.create(&tmp).unwrap();
         f.write_all(b"again").unwrap();

@@ -12,8 +12,8 @@ use std::time::Duration;
 use thiserror::Error;
 use tidemark_jobs::Job;
 
-use super::state_folder::StateLock;
 use super::registry::{JobState, NotAdded, Registry};
+use super::state_folder::StateLock;
 use super::store::{self, JobStore};
 use super::worker::{member_loop, Shared};
 use super::Command;

@@ -169,7 +169,10 @@ mod tests {
         for mode in [0o777, 0o770, 0o1777] {
             std::fs::set_permissions(&state, std::fs::Permissions::from_mode(mode)).unwrap();
             let e = lock_state_folder(&state).unwrap_err();
-            assert!(matches!(e, StateFolderError::WritableByOthers { .. }), "{e}");
+            assert!(
+                matches!(e, StateFolderError::WritableByOthers { .. }),
+                "{e}"
+            );
             assert!(
                 e.to_string().contains(&format!("{mode:04o}"))
                     && e.to_string().contains("chmod 700"),
