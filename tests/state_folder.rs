@@ -128,3 +128,89 @@ fn a_world_readable_token_file_is_warned_about() {
     let err = run();
     assert!(!err.contains("can be read by other users"), "{err}");
 }
+
+/// `GET path` with the member's token; the body.
+fn get(m: &Member, path: &str) -> String {
+    use std::io::{Read, Write};
+    let token = std::fs::read_to_string(m.state.join("api-token")).unwrap();
+    let mut s = std::net::TcpStream::connect(&m.api).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut r = String::new();
+    s.read_to_string(&mut r).unwrap();
+    r.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+#[test]
+fn a_job_cannot_read_the_members_token_whatever_its_roots() {
+    let d = tempfile::tempdir().unwrap();
+    let d = std::fs::canonicalize(d.path()).unwrap();
+    let logs = d.join("logs");
+    member::append_host(&logs.join("web-1"), member::T0, 60);
+    let lines = std::fs::read_to_string(logs.join("web-1/access.log"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    let state = d.join("state");
+    // The roots cover the state folder (as `--allow-root /` would).
+    let m = Member::start_with(
+        &state,
+        &d.join("m.log"),
+        &["--allow-root", d.to_str().unwrap()],
+        &[],
+        true,
+    );
+    let toml = format!(
+        r#"name = "peek"
+[source]
+kind = "file"
+include = ["{}/*/access.log", "{}/api-*", "{}/submitted/*"]
+host = {{ value = "h" }}
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "jsonl"
+path = "{}/output/peek.jsonl"
+series = "hosts"
+"#,
+        logs.display(),
+        state.display(),
+        state.display(),
+        state.display()
+    );
+    let file = d.join("peek.toml");
+    std::fs::write(&file, &toml).unwrap();
+    let o = m.job(&["submit", file.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", member::text(&o));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let v = loop {
+        let v: serde_json::Value = serde_json::from_str(&get(&m, "/jobs/peek")).unwrap();
+        let read = v["lines_read"].as_u64().unwrap_or(0);
+        let warned = v["warnings"].to_string().contains("api-*");
+        if (read >= lines && warned) || read > lines || std::time::Instant::now() > deadline {
+            break v;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(
+        v["lines_read"].as_u64(),
+        Some(lines),
+        "the job read more than its log: {v}\n{}",
+        m.log()
+    );
+    assert!(
+        v["warnings"]
+            .to_string()
+            .contains("matches no file inside the allowed roots"),
+        "{v}"
+    );
+    assert!(m.log().contains("which no job may read"), "{}", m.log());
+}

@@ -86,7 +86,7 @@ impl GroupSet {
         local: (usize, usize),
     ) -> GroupSet {
         GroupSet {
-            roots: AllowedRoots::new(&job.source.allowed_roots),
+            roots: AllowedRoots::of_source(&job.source),
             reported: HashSet::new(),
             unreadable: BTreeMap::new(),
             job,
@@ -429,7 +429,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
 /// Files whose real path is outside the job's allowed roots are left out (the
 /// workers' first discovery reports them).
 pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
-    let roots = AllowedRoots::new(&job.source.allowed_roots);
+    let roots = AllowedRoots::of_source(&job.source);
     // Of several paths to one file, the one the checkpoint knows resumes.
     let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
     let src = &job.source;

@@ -110,6 +110,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let rules = Arc::new(SubmitRules {
         env: Env::process().allowing(args.job_env.iter().cloned()),
         read_roots: args.allow_roots.clone(),
+        // A job whose roots cover them must not read the member's token or other
+        // jobs' checkpoints.
+        denied_reads: std::iter::once(args.state_dir.clone())
+            .chain(args.token_file.clone())
+            .collect(),
         output_roots,
     });
     let member_rules = rules.clone();
