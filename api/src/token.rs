@@ -200,16 +200,18 @@ fn given_token(
     )))
 }
 
-/// A `--token-file` is the user's own choice, so it is used; but a token other
-/// users can read lets them drive the cluster, which the user should hear about.
+/// A `--token-file` is the user's own choice, so it is used; but a token every
+/// user can read lets anyone drive the cluster, which the user should hear about.
 fn warn_if_others_can_read(path: &Path) {
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
+    // World bits only: a group-readable token (e.g. 0640, group of the member's
+    // user, as deploy/README.md sets up) is a deliberate share.
     let mode = meta.mode() & 0o777;
-    if mode & 0o077 != 0 {
+    if mode & 0o007 != 0 {
         tracing::warn!(
-            "the API token file {} can be read by other users (mode {mode:04o}): anyone who reads it can drive the cluster\n  hint: `chmod 600 {}`",
+            "the API token file {} can be read by every user of this machine (mode {mode:04o}): anyone who reads it can drive the cluster\n  hint: `chmod 600 {}` (or 640 with a group that may use it)",
             path.display(),
             path.display()
         );
