@@ -121,7 +121,8 @@ fn a_world_readable_token_file_is_warned_about() {
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = run();
     assert!(
-        err.contains("can be read by every user of this machine (mode 0644)") && err.contains("chmod 600"),
+        err.contains("can be read by every user of this machine (mode 0644)")
+            && err.contains("chmod 600"),
         "{err}"
     );
     // Private, or shared with a group only (deploy/README.md's setup): no warning.
