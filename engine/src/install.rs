@@ -80,6 +80,8 @@ pub struct ResumePlan {
     pub start_at: StartAt,
     /// Whether checkpoints are written: only then do groups track resume marks.
     pub checkpointing: bool,
+    /// Windows below `skip_below` that lost series to `max_series`.
+    pub limited_windows: u64,
 }
 
 impl Default for ResumePlan {
@@ -89,6 +91,7 @@ impl Default for ResumePlan {
             skip_below: EventMs::MIN,
             start_at: StartAt::Beginning,
             checkpointing: false,
+            limited_windows: 0,
         }
     }
 }
@@ -114,6 +117,8 @@ pub struct InstallContext {
     /// This process's workers, `(first global index, count)`: a group found later
     /// goes to one of them (each process reads the files on its own machine).
     pub process_workers: (usize, usize),
+    /// This process's claim table and discovery, shared by its workers.
+    pub files: Arc<crate::groupset::ProcessFiles>,
 }
 
 /// A job installed in a worker.
@@ -146,6 +151,7 @@ pub fn install_job(
         ctx.follow,
         index,
         ctx.process_workers,
+        ctx.files.clone(),
     );
     let chunk = job.source.read_chunk_bytes.max(4096);
     let pacing = Pacing {

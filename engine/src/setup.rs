@@ -79,6 +79,8 @@ pub struct JobSetup {
     /// Whether the job resumed from a checkpoint.
     pub resumed: bool,
     initial: Arc<Vec<(FileGroup, usize)>>,
+    /// Which group reads each file, and discovery, shared by this process's workers.
+    files: Arc<crate::groupset::ProcessFiles>,
     /// Worker 0's (global) output side; taken by the first [`JobSetup::context`] for it.
     collector: Mutex<Option<Collector>>,
     first_worker: usize,
@@ -131,6 +133,12 @@ impl JobSetup {
             }
         };
         let resumed = matches!(start, OutputStart::Resume { .. });
+        if plan.limited_windows > 0 {
+            if let Ok(mut s) = stats.lock() {
+                s.series_limited_windows += plan.limited_windows;
+                s.limited_windows = crate::limit::LimitedWindows::resumed(plan.limited_windows);
+            }
+        }
         let groups = initial_groups(job, &plan)?;
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
@@ -220,6 +228,7 @@ impl JobSetup {
             follow: opts.follow,
             resumed,
             initial,
+            files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
             first_worker: opts.first_worker,
             workers,
@@ -248,6 +257,8 @@ impl JobSetup {
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
             start_at_end: false,
+            // Process 0's checkpoint keeps the count: only it sees whole windows.
+            limited_windows: 0,
         };
         store
             .lock()
@@ -280,6 +291,7 @@ impl JobSetup {
             poke: self.poke.clone(),
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
+            files: self.files.clone(),
         }
     }
 
@@ -387,6 +399,7 @@ expr = "sum(reqs)"
                 written_unix_ms: 0,
                 semantics: None,
                 start_at_end: false,
+                limited_windows: 0,
             })
             .unwrap();
     }

@@ -26,6 +26,7 @@
 pub mod member;
 pub mod registry;
 pub mod state_folder;
+mod size;
 pub mod store;
 mod worker;
 
@@ -37,6 +38,7 @@ use crate::time::EventMs;
 pub use member::{start, Cluster, ClusterOptions, MakeOutput, Validate};
 pub use registry::{JobInfo, JobState, Registry};
 pub use state_folder::{lock_state_folder, StateFolderError, StateLock};
+pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};
 
 /// What every worker of every member applies, in the one order the [`Sequencer`]
 /// gives. A job's life: `Install` → one `Prepared` per member (all must succeed,
