@@ -25,8 +25,8 @@
 
 pub mod member;
 pub mod registry;
-pub mod state_folder;
 mod size;
+pub mod state_folder;
 pub mod store;
 mod worker;
 
@@ -37,8 +37,8 @@ use crate::time::EventMs;
 
 pub use member::{start, Cluster, ClusterOptions, MakeOutput, Validate};
 pub use registry::{JobInfo, JobState, Registry};
-pub use state_folder::{lock_state_folder, StateFolderError, StateLock};
 pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};
+pub use state_folder::{lock_state_folder, StateFolderError, StateLock};
 
 /// What every worker of every member applies, in the one order the [`Sequencer`]
 /// gives. A job's life: `Install` → one `Prepared` per member (all must succeed,
