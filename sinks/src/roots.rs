@@ -208,7 +208,10 @@ mod tests {
         let t = tree();
         for (roots, name) in [
             (OutputRoots::any(), "any/new.jsonl"),
-            (OutputRoots::new(std::slice::from_ref(&t.root)), "rooted.jsonl"),
+            (
+                OutputRoots::new(std::slice::from_ref(&t.root)),
+                "rooted.jsonl",
+            ),
         ] {
             let path = t.root.join(name);
             let f = roots.open(&path, true).unwrap();
