@@ -172,7 +172,7 @@ pub fn plan_replay(
         max_line_bytes: job.source.max_line_bytes,
         max_jump_ms: job.window.max_jump.as_millis() as i64,
     };
-    let roots = AllowedRoots::new(&job.source.allowed_roots);
+    let roots = AllowedRoots::of_source(&job.source);
     let mut outside = Vec::new();
     let mut streams = find_streams(job, &roots, &mut outside, &mut parser, &accept)?;
     for o in &outside {

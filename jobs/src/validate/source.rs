@@ -382,6 +382,7 @@ pub fn check_source(
         rotated_tail_wait: tail_wait?.0,
         rate_limit: rate?,
         allowed_roots: Vec::new(),
+        denied_reads: Vec::new(),
     })
 }
 
