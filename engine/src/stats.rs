@@ -35,6 +35,9 @@ pub struct JobStats {
     /// Every window before this is written: the job's output frontier.
     pub frontier_ms: Option<EventMs>,
     pub checkpoints_written: u64,
+    /// Checkpoint saves that found no file descriptor left (EMFILE/ENFILE) and
+    /// were tried again later.
+    pub checkpoint_fd_waits: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
@@ -97,6 +100,7 @@ impl JobStats {
         self.last_window_ms = self.last_window_ms.max(o.last_window_ms);
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
+        self.checkpoint_fd_waits += o.checkpoint_fd_waits;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
@@ -236,6 +240,12 @@ impl JobStats {
             s.push_str(&format!(
                 "checkpoints written: {}\n",
                 self.checkpoints_written
+            ));
+        }
+        if self.checkpoint_fd_waits > 0 {
+            s.push_str(&format!(
+                "checkpoint saves delayed, no file descriptor left (tried again): {}\n",
+                self.checkpoint_fd_waits
             ));
         }
         if self.windows_open_at_stop > 0 {
