@@ -2,6 +2,7 @@
 
 mod cluster;
 mod demo;
+mod fd_limit;
 mod replay;
 mod run;
 
@@ -168,6 +169,7 @@ enum JobCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    fd_limit::raise();
     let result = match cli.command {
         Command::Demo { dir, workers } => demo::demo(dir, workers),
         Command::Run {
