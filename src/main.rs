@@ -117,6 +117,18 @@ enum Command {
         /// either, the member creates a random one in STATE_DIR/api-token (mode 0600).
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// API connections open at once; at the cap a new one closes the oldest
+        /// that is between requests (process 0).
+        #[arg(long, value_name = "N", default_value_t = tidemark_api::connections::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+        api_max_connections: u64,
+        /// How long an API connection may take to send a request's headers before
+        /// it is closed (process 0).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_positive_duration)]
+        api_header_timeout: std::time::Duration,
+        /// How long an API request, its body included, may take before it is
+        /// answered 503 (process 0).
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_positive_duration)]
+        api_request_timeout: std::time::Duration,
         /// Jobs may only read under these folders (repeatable; at least one;
         /// `--allow-root /` allows every file the member can read).
         #[arg(long = "allow-root", value_name = "DIR")]
@@ -225,6 +237,9 @@ fn main() -> ExitCode {
             state_dir,
             api,
             token_file,
+            api_max_connections,
+            api_header_timeout,
+            api_request_timeout,
             allow_roots,
             output_roots,
             job_env,
@@ -238,6 +253,11 @@ fn main() -> ExitCode {
             state_dir,
             api,
             token_file,
+            api_connections: tidemark_api::ConnectionOptions {
+                max_connections: usize::try_from(api_max_connections).unwrap_or(usize::MAX),
+                header_read_timeout: api_header_timeout,
+                request_timeout: api_request_timeout,
+            },
             allow_roots,
             output_roots,
             job_env,
@@ -271,7 +291,7 @@ fn main() -> ExitCode {
 /// Most worker threads one process may run. timely connects every worker with
 /// every other, so memory grows with the square of the count: 256 workers take
 /// about 130 MB before any data, 1,024 about 1.7 GB, and 100,000 abort.
-const MAX_WORKERS: usize = 256;
+const MAX_WORKERS: usize = tidemark_engine::cluster::MAX_CLUSTER_WORKERS;
 
 fn parse_workers(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -285,6 +305,14 @@ fn parse_workers(s: &str) -> Result<usize, String> {
 
 fn parse_duration_arg(s: &str) -> Result<std::time::Duration, String> {
     tidemark_jobs::duration::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// A timeout of 0 would close every connection at once.
+fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match parse_duration_arg(s)? {
+        d if d.is_zero() => Err("must be more than 0, e.g. 10s".to_string()),
+        d => Ok(d),
+    }
 }
 
 fn init_logging() {

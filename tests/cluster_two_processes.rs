@@ -592,3 +592,43 @@ fn a_member_stopping_before_process_0_does_not_commit_its_open_windows() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(std::fs::read(&a.out).unwrap(), want, "{}", c.logs());
 }
+
+/// `-n 2 -w 200` passed each flag's own bound (-w ≤ 256) but makes 400 workers
+/// that timely connects pairwise: the member started connecting (hanging for a
+/// peer, or aborting with "memory allocation failed" for larger products)
+/// instead of saying why. The product is bounded and refused at once, exit 2.
+#[test]
+fn cluster_processes_times_workers_beyond_the_limit_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    let hosts = d.join("hosts");
+    std::fs::write(&hosts, "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
+    let mut child = tidemark()
+        .args(["cluster", "--state-dir"])
+        .arg(d.join("state"))
+        .args(["-n", "2", "-p", "1", "-w", "200", "--allow-root", "/"])
+        .arg("--hosts")
+        .arg(&hosts)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A generous bound: the refusal needs no I/O beyond reading the hosts file.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("the member did not refuse -n 2 -w 200: {}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("-n 2 × -w 200 = 400 workers in all"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.join("state").join("member").exists());
+}

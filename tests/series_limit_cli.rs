@@ -264,3 +264,79 @@ fn a_run_killed_and_resumed_keeps_the_same_series_under_max_series() {
         "output after kill -9 and resume differs from one run"
     );
 }
+
+/// The first of two finite runs over one state folder left series out; the
+/// second, resumed from its checkpoint, read only new lines that fit, and exited
+/// 0, as if the output were complete. The checkpoint now carries how many
+/// committed windows were limited.
+#[test]
+fn a_finite_run_resumed_after_limited_windows_still_exits_3() {
+    let d = tempfile::tempdir().unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(&job, JOB).unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let log = logs.join("a.log");
+    std::fs::write(&log, (0..3).map(minute_lines).collect::<String>()).unwrap();
+    let state = d.path().join("state");
+    let run = || {
+        tidemark()
+            .arg("run")
+            .arg(&job)
+            .args(["--until-eof", "--state-dir"])
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(3), "{err}");
+    assert!(err.contains("incomplete: 3 window(s)"), "{err}");
+
+    // Later minutes, 10 paths each: under the limit.
+    let mut more = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let few: String = (5..7)
+        .flat_map(|m| (0..10).map(move |i| line(m, i * 30, i)))
+        .collect();
+    std::io::Write::write_all(&mut more, few.as_bytes()).unwrap();
+    let second = run();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("lines read: 20"), "it resumed: {err}");
+    assert_eq!(second.status.code(), Some(3), "{err}");
+    assert!(err.contains("incomplete: 3 window(s)"), "{err}");
+    // And so does a run with nothing new to read.
+    assert_eq!(run().status.code(), Some(3));
+}
+
+/// Every window over max_series was warned about: a job always over it (a label
+/// with a new value per request) wrote a multi-line warning per window, forever.
+/// The first few are warned about each, then at most once an hour, saying how
+/// many went unwarned; every one is counted.
+#[test]
+fn a_job_always_over_max_series_is_not_warned_about_once_per_window() {
+    let d = tempfile::tempdir().unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(&job, JOB).unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::write(
+        logs.join("a.log"),
+        (0..12).map(minute_lines).collect::<String>(),
+    )
+    .unwrap();
+    let out = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--until-eof")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let warned = err
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("more series than max_series"))
+        .count();
+    assert_eq!(warned, 3, "{err}");
+    assert!(err.contains("at most once an hour"), "{err}");
+    assert!(err.contains("windows that reached max_series: 12"), "{err}");
+}

@@ -5,6 +5,9 @@
 //! * [`control`]: the [`JobControl`] trait the server drives; the cluster implements
 //!   it, tests use an in-memory mock.
 //! * [`client`]: the blocking client `tidemark job submit|list|status|stop` uses.
+//! * [`connections`]: the limits that keep stalled clients from freezing the API.
+//! * [`listener`]: who listens on the API's port, checked before the client sends
+//!   the token to a loopback address.
 //! * [`auth`]: the bearer-token check every route but `/healthz` needs.
 //! * [`token`]: where the token comes from (`--token-file`, `$TIDEMARK_API_TOKEN`,
 //!   or the file a member creates in its state folder).
@@ -12,15 +15,20 @@
 
 pub mod auth;
 pub mod client;
+pub mod connections;
 pub mod control;
+pub mod listener;
 pub mod model;
 pub mod server;
 pub mod token;
 
 pub use auth::Auth;
 pub use client::{Client, ClientError};
+pub use connections::ConnectionOptions;
 pub use control::{ControlError, JobControl};
-pub use model::{ClosedWindow, ErrorBody, Health, JobState, JobStatus, JobSummary, Stopped};
+pub use model::{
+    ClosedWindow, ErrorBody, Health, HealthStatus, JobState, JobStatus, JobSummary, Stopped,
+};
 pub use server::{
     serve, serve_with, ServeOptions, ServerHandle, Validator, DEFAULT_MAX_BODY_BYTES,
 };

@@ -117,11 +117,28 @@ impl JobStatus {
     }
 }
 
-/// `GET /healthz`. Answered with 200 when `ok`, else 503 (same body).
+/// The one-word summary of [`Health`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Every member is connected and no job has failed.
+    Ok,
+    /// Every member is connected, but some jobs have failed (`failed_jobs`).
+    Degraded,
+    /// A member is missing or the workers stopped (`ok` is false; 503).
+    Unavailable,
+}
+
+/// `GET /healthz`. Answered with 200 when `ok`, else 503 (same body). Anyone who
+/// can reach the port may ask, so it says how many, never which.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
     /// True when every expected member is connected and the API can install jobs.
     pub ok: bool,
+    /// `ok`, `degraded` (failed jobs) or `unavailable` (same as `ok: false`).
+    /// Missing in answers of older members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<HealthStatus>,
     /// Cluster members (processes) currently connected, this one included.
     pub members: u32,
     /// Members the cluster was started with (`-n`).
@@ -130,7 +147,11 @@ pub struct Health {
     /// Jobs installed (any state).
     #[serde(default)]
     pub jobs: u32,
-    /// Why the cluster is not ok, or other detail worth showing.
+    /// Jobs in state `failed`. Only counted: `/healthz` needs no token, so it names
+    /// no job (`GET /jobs` does).
+    #[serde(default)]
+    pub failed_jobs: u32,
+    /// Why the cluster is not ok, or other detail worth showing. Names no job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }

@@ -6,7 +6,10 @@
 //! | `GET /jobs` | 200 `[JobSummary]` |
 //! | `GET /jobs/{name}` | 200 [`JobStatus`](crate::JobStatus); 404 unknown name |
 //! | `DELETE /jobs/{name}` | 200 [`Stopped`]; 404 unknown name |
-//! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token |
+//! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token, so it counts failed jobs and names none |
+//!
+//! Connections are served as [`crate::connections`] describes (header-read
+//! timeout, connection cap, request timeout → 503).
 //!
 //! Every error is JSON [`ErrorBody`] whose `error` says what to do. Unknown routes
 //! answer 404, known routes with another method 405. Every route but `/healthz`
@@ -31,6 +34,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 
 use crate::auth::Auth;
+use crate::connections::ConnectionOptions;
 use crate::control::{ControlError, JobControl};
 use crate::model::{ErrorBody, JobSummary, Stopped};
 use crate::token::TOKEN_ENV;
@@ -60,6 +64,8 @@ pub struct ServeOptions {
     /// cluster plugs in the variables it allows and its roots checks, whose
     /// problems then reach the user as 400 diagnostics. Runs on the blocking pool.
     pub validate: Validator,
+    /// Timeouts and the connection cap ([`ConnectionOptions::default`]).
+    pub connections: ConnectionOptions,
 }
 
 impl ServeOptions {
@@ -68,6 +74,7 @@ impl ServeOptions {
         ServeOptions {
             auth,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            connections: ConnectionOptions::default(),
             validate: Arc::new(|text, file| {
                 let none = tidemark_jobs::Env::process().allowing(Vec::<String>::new());
                 tidemark_jobs::submitted(text, file, &none)
@@ -81,6 +88,7 @@ impl std::fmt::Debug for ServeOptions {
         f.debug_struct("ServeOptions")
             .field("auth", &self.auth)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("connections", &self.connections)
             .finish_non_exhaustive()
     }
 }
@@ -106,14 +114,16 @@ pub async fn serve_with(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "control API listening");
     }
-    axum::serve(listener, router(control, options))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let connections = options.connections;
+    crate::connections::serve(listener, router(control, options), connections, shutdown).await
 }
 
-/// The API as an axum [`Router`], for embedding in another server.
+/// The API as an axum [`Router`], for embedding in another server. It applies the
+/// request timeout; the header timeout and the connection cap are the server's
+/// ([`serve_with`] applies them).
 pub fn router(control: Arc<dyn JobControl>, options: ServeOptions) -> Router {
     let max_body = options.max_body_bytes;
+    let request_timeout = options.connections.request_timeout;
     let state = AppState {
         control,
         options: Arc::new(options),
@@ -126,6 +136,10 @@ pub fn router(control: Arc<dyn JobControl>, options: ServeOptions) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            request_timeout,
+            crate::connections::request_timeout,
+        ))
         .with_state(state)
 }
 

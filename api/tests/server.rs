@@ -94,6 +94,39 @@ fn by_default_a_submitted_job_needs_absolute_paths_and_expands_no_variable() {
     assert!(s.mock.jobs.lock().unwrap().is_empty());
 }
 
+/// A member's stdout is its log: a submitted job printing there wrote its series
+/// into the operator's log (and could drown it). Refused like any invalid job,
+/// with the sink to use instead; so is the implicit stdout sink of a job with no
+/// [[sink]].
+#[test]
+fn a_stdout_sink_is_refused_in_a_submitted_job() {
+    let s = TestServer::start(common::auth());
+    let jsonl = "kind = \"jsonl\"\npath = \"/srv/tidemark/out/web.jsonl\"\n";
+    let stdout = valid_job("web").replace(jsonl, "kind = \"stdout\"\n");
+    assert_ne!(stdout, valid_job("web"));
+    let a = submit(&s, &stdout);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let diagnostics = a.body["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("cannot print to stdout")
+            && diagnostics.contains("hint: replace it with a jsonl sink"),
+        "{diagnostics}"
+    );
+    let no_sink = valid_job("web")
+        .split("[[sink]]")
+        .next()
+        .unwrap()
+        .to_string();
+    let a = submit(&s, &no_sink);
+    assert_eq!(a.status, 400, "{}", a.body);
+    let diagnostics = a.body["diagnostics"].as_str().unwrap();
+    assert!(
+        diagnostics.contains("cannot print to stdout") && diagnostics.contains("add a [[sink]]"),
+        "{diagnostics}"
+    );
+    assert!(s.mock.jobs.lock().unwrap().is_empty());
+}
+
 #[test]
 fn toml_syntax_error_gets_400_with_validate_diagnostics() {
     let s = TestServer::start(common::auth());

@@ -5,14 +5,10 @@
 //! partial states meet — not on the number of workers, and not on how a replay cuts
 //! its input into segments.
 
-use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-/// Histogram values are recorded in millionths of the field's unit.
-pub const HIST_SCALE: f64 = 1_000_000.0;
-/// Two significant digits: every quantile is within 1% of an exact one.
-const HIST_SIGFIG: u8 = 2;
+mod hist;
+pub use hist::{Hist, HIST_SCALE};
 
 /// Billionths: values are summed as whole multiples of 1e-9.
 const SUM_SCALE: f64 = 1e9;
@@ -44,7 +40,8 @@ impl ExactSum {
         self.hi = (v >> 64) as i64;
     }
 
-    pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
+    /// `v` as a term, or why no sum can take it.
+    pub(crate) fn term(v: f64) -> Result<i128, &'static str> {
         if !v.is_finite() {
             return Err("not_finite");
         }
@@ -52,7 +49,11 @@ impl ExactSum {
         if scaled.abs() >= 1.7e29 {
             return Err("too_large");
         }
-        let total = self.get().checked_add(scaled as i128).ok_or("too_large")?;
+        Ok(scaled as i128)
+    }
+
+    pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
+        let total = self.get().checked_add(Self::term(v)?).ok_or("too_large")?;
         self.set(total);
         Ok(())
     }
@@ -68,88 +69,6 @@ impl ExactSum {
         let abs = total.unsigned_abs();
         let text = format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000);
         text.parse().unwrap_or(0.0)
-    }
-}
-
-/// An exact, mergeable histogram plus the sum of observations.
-#[derive(Clone, Debug)]
-pub struct Hist {
-    pub h: Histogram<u64>,
-    pub sum: ExactSum,
-}
-
-impl Hist {
-    pub fn new() -> Hist {
-        Hist {
-            // ok: 2 significant digits is a valid configuration.
-            h: Histogram::new(HIST_SIGFIG).expect("valid sigfig"),
-            sum: ExactSum::default(),
-        }
-    }
-
-    /// Records `v` (in the field's unit). Fails for negative or non-finite values.
-    pub fn record(&mut self, v: f64) -> Result<(), &'static str> {
-        if !v.is_finite() {
-            return Err("not_finite");
-        }
-        if v < 0.0 {
-            return Err("negative_histogram_value");
-        }
-        let scaled = (v * HIST_SCALE).round();
-        if scaled >= u64::MAX as f64 {
-            return Err("too_large");
-        }
-        // Both or neither: the count and the sum must describe the same values.
-        let mut sum = self.sum;
-        sum.add(v)?;
-        self.h.record(scaled as u64).map_err(|_| "too_large")?;
-        self.sum = sum;
-        Ok(())
-    }
-
-    pub fn merge(&mut self, other: &Hist) {
-        // Auto-resizing histograms accept any other histogram's range.
-        let _ = self.h.add(&other.h);
-        self.sum.merge(&other.sum);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.h.len()
-    }
-
-    /// The q-quantile in the field's unit; `None` for an empty histogram.
-    pub fn quantile(&self, q: f64) -> Option<f64> {
-        if self.h.is_empty() {
-            return None;
-        }
-        Some(self.h.value_at_quantile(q) as f64 / HIST_SCALE)
-    }
-}
-
-impl Default for Hist {
-    fn default() -> Self {
-        Hist::new()
-    }
-}
-
-impl Serialize for Hist {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::new();
-        V2Serializer::new()
-            .serialize(&self.h, &mut bytes)
-            .map_err(serde::ser::Error::custom)?;
-        (self.sum, bytes).serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for Hist {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (sum, bytes): (ExactSum, Vec<u8>) = Deserialize::deserialize(d)?;
-        let mut h: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes.as_slice())
-            .map_err(serde::de::Error::custom)?;
-        h.auto(true);
-        Ok(Hist { h, sum })
     }
 }
 
@@ -200,6 +119,17 @@ impl Acc {
             (Acc::Hist(a), Acc::Hist(b)) => a.merge(b),
             // Kinds come from the metric definition, so they always agree.
             _ => {}
+        }
+    }
+
+    /// Why a series of `kind` would refuse `v` whatever it holds: checked before
+    /// a series is created for it, so a refused value takes no series slot.
+    pub fn refuses(kind: tidemark_jobs::MetricKind, v: f64) -> Option<&'static str> {
+        use tidemark_jobs::MetricKind;
+        match kind {
+            MetricKind::Counter | MetricKind::Gauge => None,
+            MetricKind::Sum => ExactSum::term(v).err(),
+            MetricKind::Histogram => Hist::scaled(v).err(),
         }
     }
 

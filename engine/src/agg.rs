@@ -174,6 +174,10 @@ impl OpenWindows {
                     }
                 }
             };
+            if let Some(reason) = Acc::refuses(mp.kind, value) {
+                stats.count_value_error(&mp.name, reason);
+                continue;
+            }
             key_buf.clear();
             push_key_part(key_buf, host);
             for &s in &mp.label_slots {

@@ -81,6 +81,14 @@ pub struct Checkpoint {
     /// checkpoint records every group's position.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub start_at_end: bool,
+    /// Windows below `frontier_ms` that lost series to `max_series`: a finite run
+    /// resumed after them must still say its output is incomplete (exit 3).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub limited_windows: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How much of one sink's output is committed: on restart the sink is truncated

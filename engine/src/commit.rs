@@ -154,6 +154,7 @@ impl Committer {
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
             start_at_end,
+            limited_windows: self.limited_windows(None),
         };
         self.save_patiently(&cp).map_err(CommitError::Save)?;
         if let Ok(mut s) = self.stats.lock() {
@@ -197,6 +198,7 @@ impl Committer {
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
             start_at_end: false,
+            limited_windows: self.limited_windows(Some(frontier_ms)),
         };
         if force {
             self.save_patiently(&cp).map_err(|e| e.to_string())?;
@@ -238,6 +240,14 @@ impl Committer {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// The limited windows below `frontier_ms` (`None`: the frontier resumed from).
+    fn limited_windows(&self, frontier_ms: Option<EventMs>) -> u64 {
+        self.stats.lock().map_or(0, |mut s| match frontier_ms {
+            Some(f) => s.limited_windows.commit(f),
+            None => s.limited_windows.committed(),
+        })
     }
 }
 

@@ -80,6 +80,8 @@ pub struct ResumePlan {
     pub start_at: StartAt,
     /// Whether checkpoints are written: only then do groups track resume marks.
     pub checkpointing: bool,
+    /// Windows below `skip_below` that lost series to `max_series`.
+    pub limited_windows: u64,
 }
 
 impl Default for ResumePlan {
@@ -89,6 +91,7 @@ impl Default for ResumePlan {
             skip_below: EventMs::MIN,
             start_at: StartAt::Beginning,
             checkpointing: false,
+            limited_windows: 0,
         }
     }
 }

@@ -22,7 +22,7 @@
 //!    each worker keeps the `share` first of its series per metric;
 //! 3. worker 0 ([`crate::operators::series_limit`]) gets the rest of every worker, and
 //!    keeps the `share` first per metric: the window's final series, the only ones
-//!    the sinks and the rules see. It warns once per window that lost series.
+//!    the sinks and the rules see. It warns about windows that lost series (paced).
 //!
 //! A job-wide count decided in arrival order would not be deterministic (workers
 //! race); a limit per group alone would let the output and the rules grow with the
@@ -38,7 +38,48 @@
 //! **Counting.** Every line of a series left out is counted once, where its series
 //! was left out, under its metric in [`crate::stats::JobStats::series_limit_dropped`].
 
+use std::collections::BTreeSet;
+
 use crate::series::MergedSeries;
+use crate::time::EventMs;
+
+/// Which windows lost series, as far as the checkpoint must remember: a finite
+/// run resumed after limited windows were committed must still exit 3, though it
+/// never sees those windows again. Windows at or past the committed frontier are
+/// recomputed after a restart, so only those below it are carried over.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct LimitedWindows {
+    /// Limited windows below the last committed frontier, from every run.
+    committed: u64,
+    /// Starts of the limited windows of this run not yet below it.
+    pending: BTreeSet<EventMs>,
+}
+
+impl LimitedWindows {
+    /// A run resuming from a checkpoint that recorded `committed` limited windows.
+    pub fn resumed(committed: u64) -> LimitedWindows {
+        LimitedWindows {
+            committed,
+            pending: BTreeSet::new(),
+        }
+    }
+
+    pub fn record(&mut self, window_start: EventMs) {
+        self.pending.insert(window_start);
+    }
+
+    /// The count to record in a checkpoint of `frontier_ms`.
+    pub fn commit(&mut self, frontier_ms: EventMs) -> u64 {
+        let later = self.pending.split_off(&frontier_ms);
+        self.committed += std::mem::replace(&mut self.pending, later).len() as u64;
+        self.committed
+    }
+
+    /// Limited windows of earlier runs (below the frontier this run resumed from).
+    pub fn committed(&self) -> u64 {
+        self.committed
+    }
+}
 
 /// What cutting one window's series (or one worker's share of them) to each
 /// metric's share left out, per metric.
@@ -105,6 +146,16 @@ mod tests {
             key: key.into(),
             acc: Acc::Count(lines),
         }
+    }
+
+    #[test]
+    fn only_limited_windows_below_the_frontier_are_committed() {
+        let mut w = LimitedWindows::resumed(2);
+        w.record(60_000);
+        w.record(180_000);
+        assert_eq!(w.commit(120_000), 3);
+        assert_eq!(w.commit(120_000), 3);
+        assert_eq!(w.commit(240_000), 4);
     }
 
     #[test]

@@ -137,15 +137,12 @@ impl Protected {
     /// Checks every jsonl sink of `job`: by file system, and lexically against
     /// its globs (a name its `include` will match once rotated) and job file.
     pub fn check(&self, job: &Job) -> Result<(), SinkPathError> {
+        // Compiled once: a job may have thousands of sinks and globs.
+        let overlaps =
+            tidemark_jobs::validate::SinkOverlaps::new(&job.source, self.job_file.as_deref());
         for s in &job.sinks {
             if let SinkKind::Jsonl(path) = &s.kind {
-                let lexical = || {
-                    tidemark_jobs::validate::sink_overlap(
-                        path,
-                        &job.source,
-                        self.job_file.as_deref(),
-                    )
-                };
+                let lexical = || overlaps.of(path);
                 if let Some(what) = self.hit(path).or_else(lexical) {
                     return Err(SinkPathError {
                         path: path.clone(),

@@ -252,6 +252,7 @@ pub(crate) fn prepare_state(
                             StartAt::Beginning
                         },
                         checkpointing: true,
+                        limited_windows: cp.limited_windows,
                     },
                     OutputStart::Resume {
                         frontier_ms: cp.frontier_ms,

@@ -131,6 +131,12 @@ impl JobSetup {
             }
         };
         let resumed = matches!(start, OutputStart::Resume { .. });
+        if plan.limited_windows > 0 {
+            if let Ok(mut s) = stats.lock() {
+                s.series_limited_windows += plan.limited_windows;
+                s.limited_windows = crate::limit::LimitedWindows::resumed(plan.limited_windows);
+            }
+        }
         let groups = initial_groups(job, &plan)?;
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
@@ -248,6 +254,8 @@ impl JobSetup {
             written_unix_ms: unix_ms_now(),
             semantics: None, // stamped by the store
             start_at_end: false,
+            // Process 0's checkpoint keeps the count: only it sees whole windows.
+            limited_windows: 0,
         };
         store
             .lock()
@@ -387,6 +395,7 @@ expr = "sum(reqs)"
                 written_unix_ms: 0,
                 semantics: None,
                 start_at_end: false,
+                limited_windows: 0,
             })
             .unwrap();
     }

@@ -43,8 +43,11 @@ pub struct JobStats {
     /// `max_series`: per metric, lines of series left out because the window had
     /// more series of the metric than its share (see [`crate::limit`]).
     pub series_limit_dropped: BTreeMap<String, u64>,
-    /// Windows that lost series to `max_series` (each warned about once).
+    /// Windows that lost series to `max_series` (each warned about once), with
+    /// those of earlier runs this one resumed after.
     pub series_limited_windows: u64,
+    /// Which of them a checkpoint records (worker 0's process only).
+    pub limited_windows: crate::limit::LimitedWindows,
     /// Per group (live path), the files that could not be opened or read, with
     /// the error: in a live run those its group waits for now; in a finite run
     /// those skipped (the run then fails). Empty lists once resolved.

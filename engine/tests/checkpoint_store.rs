@@ -58,6 +58,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
         written_unix_ms: 1_790_000_000_000,
         semantics: None,
         start_at_end: false,
+        limited_windows: 0,
     }
 }
 
@@ -102,6 +103,28 @@ fn round_trip() {
     assert_eq!(reopened.load().unwrap(), Some(second));
     assert!(!tmp.path().join(TEMP_FILE).exists());
     assert!(tmp.path().join(MARKER_FILE).exists());
+}
+
+/// The count of series-limited windows round-trips, and a checkpoint written
+/// before it existed (no such field) loads with none.
+#[test]
+fn limited_windows_round_trip_and_default_to_none() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut store = CheckpointStore::open(tmp.path(), "nginx").unwrap();
+    let limited = Checkpoint {
+        limited_windows: 3,
+        ..sample(60_000)
+    };
+    store.save(&limited).unwrap();
+    assert_eq!(store.load().unwrap(), Some(limited));
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.path()).unwrap()[24..]).unwrap();
+    assert_eq!(v["limited_windows"], 3);
+    store.save(&sample(60_000)).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(store.path()).unwrap()[24..]).unwrap();
+    assert!(v.get("limited_windows").is_none(), "left out at 0: {v}");
+    assert_eq!(store.load().unwrap().unwrap().limited_windows, 0);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod diag;
 mod limits;
 mod metrics;
 mod names;
+mod overlap;
 mod paths;
 mod rules;
 mod sinks;
@@ -27,8 +28,8 @@ use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
 pub use limits::DEFAULT_MAX_SERIES;
 pub use names::MAX_JOB_NAME_BYTES;
+pub use overlap::{overlap as sink_overlap, Overlaps as SinkOverlaps};
 use paths::Relative;
-pub use sinks::overlap as sink_overlap;
 pub use source::NGINX_FIELDS;
 pub use window::{default_max_jump, DEFAULT_MAX_CLOCK_LAG, DEFAULT_MAX_JUMP};
 

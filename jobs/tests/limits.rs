@@ -113,6 +113,32 @@ fn shape(kind: &str, n: usize) -> String {
                 by.join(", ")
             ));
         }
+        // One metric with `n` labels and `n` rules, each grouping on one of them:
+        // each rule's grouping built the metric's whole label set.
+        "rules grouping on many labels" => {
+            let labels: Vec<String> = (0..n).map(|i| format!("\"l{i}\"")).collect();
+            s.push_str(&format!(
+                "[[metric]]\nname = \"m\"\nkind = \"counter\"\nlabels = [{}]\n",
+                labels.join(", ")
+            ));
+            for i in 0..n {
+                s.push_str(&format!(
+                    "[[rule]]\nrecord = \"r:{i}\"\nexpr = \"sum by (l{i}) (m)\"\n"
+                ));
+            }
+        }
+        // `n` include globs and `n` jsonl sinks: each sink path was matched against
+        // every glob (compiling it each time) to refuse a sink that is an input.
+        "sinks times include globs" => {
+            let globs: Vec<String> = (0..n).map(|i| format!("\"/l/{i}/*.log\"")).collect();
+            s = s.replace("[\"/l/*.log\"]", &format!("[{}]", globs.join(", ")));
+            s.push_str("[[metric]]\nname = \"m\"\nkind = \"counter\"\n");
+            for i in 0..n {
+                s.push_str(&format!(
+                    "[[sink]]\nkind = \"jsonl\"\npath = \"/out/{i}.jsonl\"\nseries = \"hosts\"\n"
+                ));
+            }
+        }
         // `n` jsonl sinks, each checked against the others for a shared path.
         "sinks" => {
             s.push_str("[[metric]]\nname = \"m\"\nkind = \"counter\"\n");
@@ -167,6 +193,16 @@ fn validation_is_not_quadratic_in_undefined_metric_errors() {
 #[test]
 fn validation_is_not_quadratic_in_labels() {
     assert_linear("wide labels", 5_000);
+}
+
+#[test]
+fn validation_is_not_quadratic_in_rules_grouping_on_many_labels() {
+    assert_linear("rules grouping on many labels", 2_000);
+}
+
+#[test]
+fn validation_is_not_quadratic_in_sinks_times_include_globs() {
+    assert_linear("sinks times include globs", 1_000);
 }
 
 #[test]

@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tidemark_api::{
-    ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus, JobSummary,
+    ClosedWindow, ControlError, Health, HealthStatus, JobControl, JobState, JobStatus, JobSummary,
 };
 use tidemark_engine::cluster::{self, Cluster, JobInfo};
+use tidemark_engine::stats::MemberStats;
 use tidemark_jobs::Job;
 use tidemark_sources::file::{discover, AllowedRoots};
 
@@ -87,7 +88,10 @@ impl JobControl for Control {
                 .collect(),
             errors,
             last_error: j.error.clone(),
-            warnings: no_file_warnings(&j, self.members),
+            warnings: no_file_warnings(&j, self.members)
+                .into_iter()
+                .chain(discovery_warnings(&all))
+                .collect(),
         })
     }
 
@@ -97,11 +101,10 @@ impl JobControl for Control {
 
     fn health(&self) -> Health {
         let jobs = self.member.registry().list();
-        let failed: Vec<&str> = jobs
+        let failed = jobs
             .iter()
             .filter(|j| j.state == cluster::JobState::Failed)
-            .map(|j| j.name.as_str())
-            .collect();
+            .count() as u32;
         let running = self.member.is_running();
         let registry = self.member.registry();
         let connected = registry.connected();
@@ -116,8 +119,16 @@ impl JobControl for Control {
             .connected_for()
             .is_some_and(|t| t < Duration::from_secs(5));
         let all_heard = members == self.members || (self.members > 1 && first_reports_due);
+        let ok = running && connected && all_heard;
         Health {
-            ok: running && connected && all_heard,
+            ok,
+            status: Some(if !ok {
+                HealthStatus::Unavailable
+            } else if failed > 0 {
+                HealthStatus::Degraded
+            } else {
+                HealthStatus::Ok
+            }),
             members: if connected && first_reports_due {
                 self.members
             } else {
@@ -125,6 +136,7 @@ impl JobControl for Control {
             },
             expected_members: self.members,
             jobs: jobs.len() as u32,
+            failed_jobs: failed,
             detail: if !running {
                 Some("the member's workers have stopped".into())
             } else if !connected {
@@ -137,8 +149,13 @@ impl JobControl for Control {
                     "only {members} of {} members reported in the last 5 s",
                     self.members
                 ))
-            } else if !failed.is_empty() {
-                Some(format!("failed jobs: {}", failed.join(", ")))
+            } else if failed > 0 {
+                // Counted, not named: anyone who can reach the port reads this.
+                Some(format!(
+                    "{failed} job{} failed; `tidemark job list` (which needs the API token) names {}",
+                    if failed == 1 { "" } else { "s" },
+                    if failed == 1 { "it" } else { "them" }
+                ))
             } else {
                 None
             },
@@ -213,6 +230,47 @@ fn no_file_warnings(j: &JobInfo, members: u32) -> Vec<String> {
                 "the include globs match no file on member {process}: check the paths (and ${{NAME}} values) on that machine"
             ));
         }
+    }
+    out
+}
+
+/// What the file source's counts say was left unread. The counts were in `errors`
+/// already, where a reader sees a 0-filled table; a sentence says what happened and
+/// where the details are.
+fn discovery_warnings(all: &MemberStats) -> Vec<String> {
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
+    let mut out = Vec::new();
+    let n = all.file_open_errors;
+    if n > 0 {
+        out.push(format!(
+            "{n} time{} a matched file could not be opened or was refused (unreadable, or its real path is outside --allow-root): such files are retried and hold their windows; the members' logs name each file and why",
+            plural(n)
+        ));
+    }
+    let n = all.not_regular_files;
+    if n > 0 {
+        out.push(format!(
+            "{n} matched path{} {} not a regular file (a FIFO, device or socket) and {} not read",
+            plural(n),
+            if n == 1 { "is" } else { "are" },
+            if n == 1 { "is" } else { "are" }
+        ));
+    }
+    let n = all.symlink_loops;
+    if n > 0 {
+        out.push(format!(
+            "{n} symbolic link loop{} in the include globs' folders {} not followed",
+            plural(n),
+            if n == 1 { "was" } else { "were" }
+        ));
+    }
+    let n = all.damaged_gzip_files;
+    if n > 0 {
+        out.push(format!(
+            "{n} compressed file{} {} damaged and read only up to the damage; the members' logs say whether lines were lost",
+            plural(n),
+            if n == 1 { "was" } else { "were" }
+        ));
     }
     out
 }

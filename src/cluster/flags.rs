@@ -130,6 +130,8 @@ pub(super) fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String
     if args.processes == 0 {
         return Err("-n must be at least 1".into());
     }
+    tidemark_engine::cluster::check_cluster_size(args.processes, workers)
+        .map_err(|e| e.to_string())?;
     if args.process >= args.processes {
         return Err(format!(
             "-p {} is not a member of a {}-process cluster: give 0 to {}",

@@ -3,7 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use tidemark_api::{Client, ClientError};
+use std::os::unix::fs::MetadataExt;
+
+use tidemark_api::{Client, ClientError, TokenSource};
 
 use crate::run::EXIT_INVALID;
 
@@ -24,7 +26,8 @@ pub enum JobCommand {
 
 /// Runs `tidemark job`. The token is `--token-file`, else `$TIDEMARK_API_TOKEN`,
 /// else the cluster's own token file in its state folder: `--state-dir`, else
-/// `$TIDEMARK_STATE_DIR`, else [`DEFAULT_STATE_DIR`].
+/// `$TIDEMARK_STATE_DIR`, else [`DEFAULT_STATE_DIR`]. It is sent to a loopback
+/// address only when the listener there is trusted ([`check_who_listens`]).
 pub fn job(
     cmd: JobCommand,
     api: &str,
@@ -35,13 +38,14 @@ pub fn job(
         .map(Path::to_path_buf)
         .or_else(|| std::env::var_os(STATE_DIR_ENV).map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
-    let token = match tidemark_api::client_token(token_file, tidemark_api::TOKEN_ENV, &state_dir) {
-        Ok((token, _)) => token,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_INVALID));
-        }
-    };
+    let (token, source) =
+        match tidemark_api::client_token(token_file, tidemark_api::TOKEN_ENV, &state_dir) {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        };
     let client = match Client::new(api, Some(token)) {
         Ok(c) => c,
         Err(e) => {
@@ -49,6 +53,10 @@ pub fn job(
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
+    if let Err(e) = check_who_listens(client.base_url(), &source) {
+        eprintln!("error: {e}");
+        return Ok(ExitCode::from(1));
+    }
     let result = match cmd {
         JobCommand::Submit { job } => {
             let text = match std::fs::read_to_string(&job) {
@@ -71,7 +79,11 @@ pub fn job(
             println!(
                 "{}",
                 serde_json::to_string_pretty(&s).unwrap_or_else(|_| format!("{s:?}"))
-            )
+            );
+            // Said again where a person looks, outside the JSON.
+            for w in &s.warnings {
+                eprintln!("warning: {w}");
+            }
         }),
         JobCommand::Stop { name } => client.stop(&name).map(|s| println!("stopping {}", s.name)),
     };
@@ -82,6 +94,46 @@ pub fn job(
             Ok(ExitCode::from(exit_code(&e)))
         }
     }
+}
+
+/// Before the token goes to a loopback address: the socket listening there must
+/// belong to root, to us, or to the owner of the token file, who can all read the
+/// token anyway. Whatever the token's source: a user who takes the port while the
+/// cluster is down would get an explicit token as surely as the state folder's.
+/// (See [`tidemark_api::listener`] for what this cannot tell apart.)
+fn check_who_listens(
+    base_url: &str,
+    source: &TokenSource,
+) -> Result<(), tidemark_api::listener::ListenerError> {
+    use std::net::ToSocketAddrs;
+    let host = base_url.trim_start_matches("http://");
+    // ureq's default port when the URL names none (`[::1]` or `localhost`).
+    let has_port = if host.starts_with('[') {
+        !host.ends_with(']')
+    } else {
+        host.contains(':')
+    };
+    let with_port = if has_port {
+        host.to_string()
+    } else {
+        format!("{host}:80")
+    };
+    // A name that does not resolve cannot be connected to either: the request
+    // reports that.
+    let Ok(targets) = with_port.to_socket_addrs() else {
+        return Ok(());
+    };
+    let mut trusted = vec![0];
+    if let Ok(me) = tidemark_api::listener::current_uid() {
+        trusted.push(me);
+    }
+    if let TokenSource::File(path) | TokenSource::StateFolder { path, .. } = source {
+        if let Ok(meta) = std::fs::metadata(path) {
+            trusted.push(meta.uid());
+        }
+    }
+    let targets: Vec<_> = targets.collect();
+    tidemark_api::listener::check_targets(&targets, &trusted)
 }
 
 /// 2 for what the user must fix (an invalid job, an unknown name, a duplicate),

@@ -36,6 +36,8 @@ pub struct ClusterArgs {
     pub state_dir: PathBuf,
     pub api: SocketAddr,
     pub token_file: Option<PathBuf>,
+    /// The API's connection limits (process 0).
+    pub api_connections: tidemark_api::ConnectionOptions,
     pub allow_roots: Vec<PathBuf>,
     /// Where process 0 may write sinks; empty = `STATE/output`.
     pub output_roots: Vec<PathBuf>,
@@ -112,7 +114,8 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
         Outputs::open(job, start)
             .map(|o| Box::new(o) as Box<dyn WindowOutput>)
-            .map_err(|e| format!("cannot open the job's sinks: {e}"))
+            // The engine says "cannot open the job's sinks" itself.
+            .map_err(|e| e.to_string())
     });
     let (member, workers) = cluster::start(ClusterOptions {
         config,
@@ -135,6 +138,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     };
     let options = ServeOptions {
         validate: Arc::new(move |text: &str, file: &str| rules.validate(text, file)),
+        connections: args.api_connections,
         ..ServeOptions::new(auth)
     };
     let server = match ServerHandle::start(args.api, control, options) {

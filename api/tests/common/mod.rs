@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use tidemark_api::{
-    serve, Auth, ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus, JobSummary,
+    serve_with, Auth, ClosedWindow, ControlError, Health, JobControl, JobState, JobStatus,
+    JobSummary, ServeOptions,
 };
 
 /// The token every test server but the auth tests' wants.
@@ -45,7 +46,8 @@ record = "status:http_requests:sum1m"
 expr = "sum by (status) (http_requests_total)"
 
 [[sink]]
-kind = "stdout"
+kind = "jsonl"
+path = "/srv/tidemark/out/{name}.jsonl"
 series = "rules"
 "#
     )
@@ -158,6 +160,8 @@ impl JobControl for Mock {
             members: if ok { 2 } else { 1 },
             expected_members: 2,
             jobs: self.jobs.lock().unwrap().len() as u32,
+            failed_jobs: 0,
+            status: None,
             detail: (!ok).then(|| "member 1 is not connected".to_string()),
         }
     }
@@ -174,6 +178,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(auth: Auth) -> TestServer {
+        TestServer::start_with(ServeOptions::new(auth))
+    }
+
+    /// [`TestServer::start`] with every option.
+    pub fn start_with(options: ServeOptions) -> TestServer {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -186,7 +195,7 @@ impl TestServer {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let control: Arc<dyn JobControl> = mock.clone();
-        let task = runtime.spawn(serve(listener, control, auth, async move {
+        let task = runtime.spawn(serve_with(listener, control, options, async move {
             let _ = rx.await;
         }));
         TestServer {

@@ -110,3 +110,50 @@ fn a_window_within_its_share_loses_nothing() {
     assert!(got.values().all(|&(lines, limited)| lines == 4 && !limited));
     assert!(stats.series_limit_dropped.is_empty());
 }
+
+/// A line whose value the metric refuses (here a sum term too large to add) used
+/// to create its series first: an empty series took a slot of the metric's share
+/// (and could push out a real one), and once the share was full the line was
+/// counted as dropped by `max_series` instead of as a value error.
+#[test]
+fn a_refused_value_neither_takes_a_series_slot_nor_counts_as_dropped() {
+    let job = job(20); // share: 10 series per metric
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut ow = OpenWindows::default();
+    let mut stats = JobStats::default();
+    let mut feed = |path: u32, ms: &str, stats: &mut JobStats| {
+        let line = format!("time=2026-11-20T10:00:00Z path=/p{path:04} ms={ms}");
+        let (parsed, t) = stamp(&mut parser, line.as_bytes(), i64::MAX, stats).unwrap();
+        let start = crate::time::window_start(t, plan.window_ms);
+        ow.add(&plan, &parsed, t, start, "web", stats);
+    };
+    // Refused values on paths that sort first, then 20 good paths.
+    for p in 0..5 {
+        feed(p, "1e30", &mut stats);
+    }
+    for p in 100..120 {
+        feed(p, "1", &mut stats);
+    }
+    // Past the share now: a refused value on a path after the last kept one.
+    feed(999, "1e30", &mut stats);
+    let got = drain(&mut ow);
+    let sums: Vec<&String> = got
+        .keys()
+        .filter(|(m, _)| *m == 1)
+        .map(|(_, p)| p)
+        .collect();
+    let want: Vec<String> = (100..110).map(|p| format!("/p{p:04}")).collect();
+    assert_eq!(
+        sums,
+        want.iter().collect::<Vec<_>>(),
+        "the first 10 good series"
+    );
+    assert_eq!(stats.value_errors["ms"]["too_large"], 6);
+    assert_eq!(
+        stats.series_limit_dropped.get("ms"),
+        Some(&10),
+        "the 10 good series left out"
+    );
+    assert_eq!(stats.series_limit_dropped.get("hits"), Some(&16));
+}

@@ -24,6 +24,7 @@
 
 pub mod member;
 pub mod registry;
+mod size;
 pub mod store;
 mod worker;
 
@@ -34,6 +35,7 @@ use crate::time::EventMs;
 
 pub use member::{start, Cluster, ClusterOptions, MakeOutput, Validate};
 pub use registry::{JobInfo, JobState, Registry};
+pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};
 
 /// What every worker of every member applies, in the one order the [`Sequencer`]
 /// gives. A job's life: `Install` → one `Prepared` per member (all must succeed,

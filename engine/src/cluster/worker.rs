@@ -211,6 +211,12 @@ fn announce(
         let Some(r) = &a.running else { continue };
         if !a.halt_sent {
             if let Some(e) = r.setup.output_failed() {
+                // Said in the log too, not only in `job status`. The reason may hold
+                // a file name: `?` escapes a newline in it, which cannot forge a line.
+                tracing::error!(
+                    "job {name:?} failed and stops: output failed: {e:?}; \
+                     `tidemark job stop {name}` then submit it again once fixed"
+                );
                 shared
                     .registry
                     .set(name, JobState::Failed, Some(format!("output failed: {e}")));

@@ -28,6 +28,16 @@ pub struct Declared {
     /// `None` when the kind is invalid (rules then skip kind checks).
     pub kind: Option<MetricKind>,
     pub labels: Vec<String>,
+    /// `labels` by name: each rule's grouping is checked against it, and many
+    /// rules may group on one metric with many labels.
+    label_set: HashSet<String>,
+}
+
+impl Declared {
+    /// Whether a rule may group `self` by `label` (`host` always).
+    pub fn has_label(&self, label: &str) -> bool {
+        label == "host" || self.label_set.contains(label)
+    }
 }
 
 /// The declared metrics in file order (indexes match `Job::metrics`), first of each name.
@@ -81,6 +91,7 @@ pub fn check_metrics(
             name: name.clone(),
             kind: parse_kind(mf.kind.get_ref()),
             labels: mf.labels.iter().map(|l| l.get_ref().clone()).collect(),
+            label_set: mf.labels.iter().map(|l| l.get_ref().clone()).collect(),
         });
         out.push(checked);
     }

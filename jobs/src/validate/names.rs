@@ -122,6 +122,11 @@ where
 {
     let items = items.into_iter();
     let total = items.len();
+    short_list_of(items, total)
+}
+
+/// [`short_list`] of `total` items, reading only the ones it shows.
+pub fn short_list_of<'a>(items: impl Iterator<Item = &'a str>, total: usize) -> String {
     let shown = list(items.take(LISTED_AT_MOST));
     if total > LISTED_AT_MOST {
         format!("{shown}, … (and {} more)", total - LISTED_AT_MOST)

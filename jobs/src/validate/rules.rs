@@ -1,12 +1,12 @@
 //! Phase 2 checks of [[rule]] tables: names, expression syntax and references.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use toml::Spanned;
 
 use super::diag::Report;
 use super::metrics::{kind_name, Declared, MetricTable};
-use super::names::{is_metric_name, short_list};
+use super::names::{is_metric_name, short_list, short_list_of};
 use crate::expr::{self, Aggregation, Expr, GroupingClause, GroupingKind, Name, QuantileArg};
 use crate::job::{AggOp, Grouping, MetricKind, Rule, RuleExpr, SeriesSelector};
 use crate::model::RuleFile;
@@ -247,21 +247,18 @@ impl<'m> Resolver<'_, '_, 'm> {
             return Some(Grouping::By(Vec::new()));
         };
         let mut ok = true;
-        let available: Vec<&str> = std::iter::once("host")
-            .chain(d.labels.iter().map(String::as_str))
-            .collect();
-        let known: HashSet<&str> = available.iter().copied().collect();
         for label in &clause.labels {
-            if !known.contains(label.text.as_str()) {
+            if !d.has_label(&label.text) {
                 ok = false;
-                let suggestion = self.r.did_you_mean(&label.text, available.iter().copied());
+                // Only on an error: building the list costs the metric's labels.
+                let available =
+                    || std::iter::once("host").chain(d.labels.iter().map(String::as_str));
+                let suggestion = self.r.did_you_mean(&label.text, available());
+                let listed = short_list_of(available(), 1 + d.labels.len());
                 self.error(
                     label.offset,
                     format!("`{}` is not a label of `{metric}`", label.text),
-                    format!(
-                        "{suggestion}labels of `{metric}`: {}",
-                        short_list(available.iter().copied())
-                    ),
+                    format!("{suggestion}labels of `{metric}`: {listed}"),
                 );
             }
         }

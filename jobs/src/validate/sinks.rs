@@ -7,12 +7,18 @@ use toml::Spanned;
 
 use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
+use super::overlap::{normalize, Overlaps};
 use super::paths::{expand_path, Relative};
 use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
 const KINDS: &[&str] = &["jsonl", "stdout"];
+
+/// A member's stdout is its log: a submitted job printing there would write into
+/// every operator's log and drown (or forge) its lines.
+const STDOUT_SUBMITTED: &str = "a job submitted to a cluster cannot print to stdout (a stdout sink, the default without [[sink]]): the member's stdout is its log";
+const JSONL_SUBMITTED_HINT: &str = "a jsonl sink writing inside one of the cluster's output roots (`--output-root`; by default the folder `output` in the state folder of its process 0), e.g. kind = \"jsonl\" and path = \"/var/lib/tidemark/output/app.jsonl\"";
 const SERIES: &[&str] = &["rules", "hosts", "all"];
 
 /// Checks the sinks; no [[sink]] at all means one stdout sink printing rule series.
@@ -23,7 +29,16 @@ pub fn check_sinks(
     relative: Relative<'_>,
     env: &Env,
 ) -> Option<Vec<Sink>> {
+    let submitted = matches!(relative, Relative::Refused);
     if sinks.is_empty() {
+        if submitted {
+            r.at(
+                0,
+                STDOUT_SUBMITTED,
+                format!("add a [[sink]]: {JSONL_SUBMITTED_HINT}"),
+            );
+            return None;
+        }
         if rule_count == 0 {
             r.at(
                 0,
@@ -86,6 +101,14 @@ pub fn check_sinks(
                     p,
                     "a stdout sink does not take a `path`",
                     "remove `path`, or use kind = \"jsonl\" to write to a file".to_string(),
+                );
+                None
+            }
+            ("stdout", None) if submitted => {
+                r.on(
+                    &s.kind,
+                    STDOUT_SUBMITTED,
+                    format!("replace it with {JSONL_SUBMITTED_HINT}"),
                 );
                 None
             }
@@ -165,11 +188,12 @@ pub fn check_overlaps(
     source: &Source,
     job_file: Option<&Path>,
 ) {
+    let overlaps = Overlaps::new(source, job_file);
     for (spanned, sink) in file_sinks.iter().zip(sinks) {
         let (SinkKind::Jsonl(path), Some(p)) = (&sink.kind, &spanned.get_ref().path) else {
             continue;
         };
-        if let Some(what) = overlap(path, source, job_file) {
+        if let Some(what) = overlaps.of(path) {
             r.on(
                 p,
                 format!(
@@ -185,77 +209,6 @@ pub fn check_overlaps(
 /// Said wherever a hint suggests a relative sink path.
 const ABSOLUTE_IN_A_CLUSTER: &str =
     "a job submitted to a cluster needs an absolute path, e.g. \"/var/lib/tidemark/output/NAME.jsonl\"";
-
-/// Like discovery walks folders: `*` does not cross a `/`.
-const WALK: glob::MatchOptions = glob::MatchOptions {
-    case_sensitive: true,
-    require_literal_separator: true,
-    require_literal_leading_dot: false,
-};
-
-/// What the output `path` would destroy, as far as paths tell: an input a glob
-/// of `source` matches or will match once rotated (`NAME.N`, `NAME.N.gz`), an
-/// archived input, or `job_file`. `None` if nothing. For outputs chosen after
-/// validation (`tidemark replay --output`).
-pub fn overlap(path: &Path, source: &Source, job_file: Option<&Path>) -> Option<String> {
-    let path = normalize(path);
-    if job_file.is_some_and(|f| normalize(f) == path) {
-        return Some("the job file itself".to_string());
-    }
-    // As discovery applies them: to the full path, with default options.
-    let excluded = |p: &Path| {
-        source
-            .exclude
-            .iter()
-            .any(|g| glob::Pattern::new(g).is_ok_and(|e| e.matches_path(p)))
-    };
-    let matches = |g: &str, p: &Path| {
-        glob::Pattern::new(g).is_ok_and(|pat| pat.matches_path_with(p, WALK)) && !excluded(p)
-    };
-    for g in &source.include {
-        if matches(g, &path) {
-            return Some(format!(
-                "an input file: the include glob {g:?} matches it, so the job would read its own output"
-            ));
-        }
-        if let Some(live) = rotated_base(&path).filter(|live| matches(g, live)) {
-            return Some(format!(
-                "an input file: it is named like a rotated sibling of {}, which the include glob {g:?} matches",
-                live.display()
-            ));
-        }
-    }
-    source
-        .archive
-        .iter()
-        .find(|g| matches(g, &path))
-        .map(|g| format!("an archived input file: the archive glob {g:?} matches it"))
-}
-
-/// `dir/NAME.3.gz` or `dir/NAME.3` → `dir/NAME`: the live file whose rotated
-/// sibling this name would be.
-fn rotated_base(path: &Path) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".gz").unwrap_or(name);
-    let (base, digits) = stem.rsplit_once('.')?;
-    (!base.is_empty() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| path.with_file_name(base))
-}
-
-/// `p` without `.` components, `..` applied lexically.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 #[cfg(test)]
 mod tests {

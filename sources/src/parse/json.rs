@@ -14,10 +14,15 @@
 //!   `\uD800`-style surrogate reads as U+FFFD: rejecting a log line over those
 //!   would lose data for no benefit.
 
+use std::collections::HashMap;
+
 use super::{LineError, Span};
 use memchr::{memchr, memchr2};
 
 const BAD: LineError = LineError::BadJson;
+
+/// Up to this many children a scan beats hashing the key.
+const SCAN_UP_TO: usize = 8;
 
 /// The requested paths as a tree of keys.
 #[derive(Default)]
@@ -26,6 +31,9 @@ struct Node {
     /// Index in `spans` of the field that ends here.
     field: Option<usize>,
     children: Vec<Node>,
+    /// `children` by key: a job may name thousands of fields, and a line carry
+    /// thousands of keys, so a scan per key would cost keys × names.
+    by_key: HashMap<Box<[u8]>, usize>,
 }
 
 impl Node {
@@ -33,13 +41,15 @@ impl Node {
         match path.next() {
             None => self.field = Some(field),
             Some(seg) => {
-                let i = match self.children.iter().position(|c| &*c.key == seg) {
-                    Some(i) => i,
+                let i = match self.by_key.get(seg.as_bytes()) {
+                    Some(&i) => i,
                     None => {
                         self.children.push(Node {
                             key: seg.into(),
                             ..Node::default()
                         });
+                        self.by_key
+                            .insert(seg.as_bytes().into(), self.children.len() - 1);
                         self.children.len() - 1
                     }
                 };
@@ -50,6 +60,9 @@ impl Node {
 
     #[inline]
     fn child(&self, key: &[u8]) -> Option<&Node> {
+        if self.children.len() > SCAN_UP_TO {
+            return self.by_key.get(key).map(|&i| &self.children[i]);
+        }
         // Keys are short: a byte loop is cheaper than a call to memcmp.
         self.children.iter().find(|c| {
             let k = c.key.as_bytes();

@@ -11,11 +11,11 @@
 //!   the timestamp field.
 //! - A repeated key: the last one wins.
 
-use super::{json::unescape, LineError, Span};
+use super::{json::unescape, names::NameIndex, LineError, Span};
 use memchr::memchr2;
 
 pub(crate) struct LogfmtParser {
-    names: Vec<Box<str>>,
+    names: NameIndex,
 }
 
 #[inline]
@@ -26,7 +26,7 @@ fn is_ws(c: u8) -> bool {
 impl LogfmtParser {
     pub(crate) fn new(names: &[String]) -> LogfmtParser {
         LogfmtParser {
-            names: names.iter().map(|n| n.as_str().into()).collect(),
+            names: NameIndex::new(names),
         }
     }
 
@@ -50,8 +50,9 @@ impl LogfmtParser {
             while i < n && !is_ws(b[i]) && b[i] != b'=' {
                 i += 1;
             }
-            let key = &b[ks..i];
-            let slot = self.names.iter().position(|k| k.as_bytes() == key);
+            // Split at ASCII bytes, so on char boundaries.
+            let key = text.get(ks..i).unwrap_or_default();
+            let slot = self.names.get(key);
             let span = if i < n && b[i] == b'=' {
                 i += 1;
                 if i < n && b[i] == b'"' {

@@ -34,6 +34,7 @@
 
 mod json;
 mod logfmt;
+mod names;
 mod nginx;
 mod number;
 mod regex;
@@ -258,13 +259,14 @@ fn unknown(field: &str, format: &'static str, available: &[&str]) -> BuildError 
 /// Distinct names in first-seen order, and for each input its index among them.
 fn dedup<'s>(all: impl Iterator<Item = &'s String>) -> (Vec<String>, Vec<usize>) {
     let mut names: Vec<String> = Vec::new();
+    // By name: a job may name thousands of fields.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
     let keys = all
-        .map(|f| match names.iter().position(|n| n == f) {
-            Some(i) => i,
-            None => {
+        .map(|f| {
+            *seen.entry(f.as_str()).or_insert_with(|| {
                 names.push(f.clone());
                 names.len() - 1
-            }
+            })
         })
         .collect();
     (names, keys)
