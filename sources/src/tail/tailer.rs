@@ -200,6 +200,9 @@ impl Tailer {
             return ReadStatus::Finished;
         }
         self.check_start(now);
+        if let super::park::Reopen::Blocked = self.reopen_parked() {
+            return ReadStatus::Idle; // `blocked_now`: reported as Blocked
+        }
         let mut used = 0usize;
         let mut steps = 0u32;
         loop {

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 
 /// Makes opening any path in `paths` fail with `errno` until `paths` is emptied.
-fn fail_opens(t: &mut Tailer, errno: i32) -> Arc<Mutex<Vec<PathBuf>>> {
+pub(super) fn fail_opens(t: &mut Tailer, errno: i32) -> Arc<Mutex<Vec<PathBuf>>> {
     let failing: Arc<Mutex<Vec<PathBuf>>> = Arc::default();
     let f = failing.clone();
     t.scanner.fail_open = Some(Box::new(move |p: &Path| {
