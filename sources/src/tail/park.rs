@@ -49,10 +49,15 @@ impl Tailer {
         if !cur.live_now || cur.gzip || cur.read_off < cur.disk_size {
             return false;
         }
-        if !matches!(cur.src, Src::Plain(_)) {
+        let Src::Plain(f) = &cur.src else {
             return false;
-        }
-        cur.src = Src::Closed;
+        };
+        let Ok(m) = f.metadata() else {
+            return false;
+        };
+        cur.src = Src::Closed {
+            mtime: (m.mtime(), m.mtime_nsec()),
+        };
         self.counters.parks += 1;
         true
     }
@@ -62,7 +67,7 @@ impl Tailer {
         let cur_open = self
             .cur
             .as_ref()
-            .is_some_and(|c| !matches!(c.src, Src::Closed));
+            .is_some_and(|c| !matches!(c.src, Src::Closed { .. }));
         cur_open || self.parked.is_some()
     }
 
@@ -70,7 +75,24 @@ impl Tailer {
     pub fn is_parked(&self) -> bool {
         self.cur
             .as_ref()
-            .is_some_and(|c| matches!(c.src, Src::Closed))
+            .is_some_and(|c| matches!(c.src, Src::Closed { .. }))
+    }
+
+    /// Whether a parked current file is as it was parked: its path names it, with
+    /// the size read and the same modification time. One `stat`, no descriptor.
+    pub(super) fn parked_unchanged(&self) -> bool {
+        let Some(cur) = self.cur.as_ref() else {
+            return false;
+        };
+        let Src::Closed { mtime } = cur.src else {
+            return false;
+        };
+        std::fs::metadata(&cur.path).is_ok_and(|m| {
+            m.dev() == cur.id.dev
+                && m.ino() == cur.id.ino
+                && m.len() == cur.read_off
+                && (m.mtime(), m.mtime_nsec()) == mtime
+        })
     }
 
     /// Opens a parked current file again by identity, at its offset.
@@ -78,7 +100,7 @@ impl Tailer {
         let Some(cur) = self.cur.as_ref() else {
             return Reopen::NotParked;
         };
-        if !matches!(cur.src, Src::Closed) {
+        if !matches!(cur.src, Src::Closed { .. }) {
             return Reopen::NotParked;
         }
         let (path, id, read_off) = (cur.path.clone(), cur.id.clone(), cur.read_off);

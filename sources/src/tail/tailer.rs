@@ -200,6 +200,9 @@ impl Tailer {
             return ReadStatus::Finished;
         }
         self.check_start(now);
+        if self.parked_unchanged() {
+            return ReadStatus::Idle; // nothing new: stays closed
+        }
         if let super::park::Reopen::Blocked = self.reopen_parked() {
             return ReadStatus::Idle; // `blocked_now`: reported as Blocked
         }

@@ -26,9 +26,13 @@ fn a_parked_file_is_reopened_at_its_offset() {
     assert_eq!(h.t.counters().parks, 1);
     assert_eq!(h.t.counters().reopens, 1);
     assert!(pos.is_some());
-    // Parked with nothing new: reopened, idle, nothing read twice.
+    // Parked with nothing new: stays closed across polls, nothing read twice.
     assert!(h.t.park());
     assert!(h.drain().is_empty());
+    assert!(h.t.is_parked());
+    assert_eq!(h.t.counters().reopens, 1);
+    append(&live, b"d\n");
+    assert_eq!(h.drain(), strs(&["d"]));
 }
 
 #[test]
