@@ -38,6 +38,13 @@ pub struct JobStats {
     /// Checkpoint saves that found no file descriptor left (EMFILE/ENFILE) and
     /// were tried again later.
     pub checkpoint_fd_waits: u64,
+    /// Per worker index: files held open and live files parked (closed while
+    /// idle to keep within `max_open_files`), as of its last read round.
+    pub open_files: BTreeMap<usize, (u64, u64)>,
+    /// Parked files opened again; of those tries, how many found no file
+    /// descriptor (EMFILE/ENFILE) and waited.
+    pub reopens: u64,
+    pub reopen_fd_waits: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
@@ -104,6 +111,11 @@ impl JobStats {
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
+        for (k, v) in &o.open_files {
+            self.open_files.insert(*k, *v);
+        }
+        self.reopens += o.reopens;
+        self.reopen_fd_waits += o.reopen_fd_waits;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
@@ -243,6 +255,17 @@ impl JobStats {
             s.push_str(&format!(
                 "checkpoints written: {}\n",
                 self.checkpoints_written
+            ));
+        }
+        if !self.open_files.is_empty() {
+            let (open, parked) = self
+                .open_files
+                .values()
+                .fold((0, 0), |(o, p), (a, b)| (o + a, p + b));
+            s.push_str(&format!(
+                "open files: {open}; parked (closed while idle): {parked}; reopened: {}; \
+                 reopens that waited for a file descriptor: {}\n",
+                self.reopens, self.reopen_fd_waits
             ));
         }
         if self.checkpoint_fd_waits > 0 {
