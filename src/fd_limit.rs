@@ -40,6 +40,28 @@ pub fn raise() -> Option<u64> {
     }
 }
 
+/// The soft limit on open files now (`None`: unlimited).
+pub fn soft_limit() -> Option<u64> {
+    getrlimit(Resource::Nofile).current
+}
+
+/// Descriptors a member keeps for its own use (API connections, checkpoints,
+/// sinks, the watcher) besides 1/8 of the limit.
+const RESERVE: u64 = 64;
+
+/// The default `--max-open-files`: the soft limit less a reserve of 64 and 1/8
+/// of it; at least 1. Unlimited counts as 1 << 20 (Linux's usual fs.nr_open).
+pub fn default_cap(soft: Option<u64>) -> usize {
+    let soft = soft.unwrap_or(1 << 20);
+    let cap = soft.saturating_sub(RESERVE + soft / 8).max(1);
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
+
+/// What one job may keep open under a member's `cap`: half of it, at least 1.
+pub fn per_job(cap: usize) -> usize {
+    (cap / 2).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +78,16 @@ mod tests {
             assert_eq!(after.current, before.maximum);
         }
         assert_eq!(now, after.current);
+    }
+
+    #[test]
+    fn the_default_cap_keeps_a_reserve() {
+        assert_eq!(default_cap(Some(1024)), 1024 - 64 - 128);
+        assert_eq!(default_cap(Some(160)), 160 - 64 - 20);
+        assert_eq!(default_cap(Some(65536)), 65536 - 64 - 8192);
+        // A limit below the reserve still lets a job open a file.
+        assert_eq!(default_cap(Some(32)), 1);
+        assert_eq!(per_job(default_cap(Some(160))), 38);
+        assert_eq!(per_job(1), 1);
     }
 }
