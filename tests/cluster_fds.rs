@@ -134,6 +134,11 @@ fn a_job_that_exhausts_file_descriptors_does_not_fail_another() {
     wait_for_output(&out_a, &want_a, &m);
     assert_eq!(state_of(&m, "a"), "running", "{}", m.log());
     assert_eq!(state_of(&m, "b"), "running", "{}", m.log());
+    let o = m.job(&["status", "b"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let open = s["open_files"]["open"].as_u64().unwrap();
+    assert!(open <= 38, "B keeps within its share: {s}");
+    assert!(s["open_files"]["parked"].as_u64().unwrap() > 0, "{s}");
     assert!(
         m.log().contains("max_open_files 256 lowered to"),
         "{}",

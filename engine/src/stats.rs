@@ -370,6 +370,17 @@ pub struct MemberStats {
     /// File groups whose clock trails the wall clock (see [`JobStats::clock_lag_ms`]).
     #[serde(default)]
     pub trailing_clock_groups: u64,
+    /// Files held open now and live files parked (closed while idle to keep
+    /// within `max_open_files`), over this member's workers.
+    #[serde(default)]
+    pub open_files: u64,
+    #[serde(default)]
+    pub parked_files: u64,
+    /// See [`JobStats::reopen_fd_waits`] and [`JobStats::checkpoint_fd_waits`].
+    #[serde(default)]
+    pub reopen_fd_waits: u64,
+    #[serde(default)]
+    pub checkpoint_fd_waits: u64,
 }
 
 impl MemberStats {
@@ -394,6 +405,10 @@ impl MemberStats {
         self.damaged_gzip_files += o.damaged_gzip_files;
         self.outlier_lines += o.outlier_lines;
         self.trailing_clock_groups += o.trailing_clock_groups;
+        self.open_files += o.open_files;
+        self.parked_files += o.parked_files;
+        self.reopen_fd_waits += o.reopen_fd_waits;
+        self.checkpoint_fd_waits += o.checkpoint_fd_waits;
     }
 }
 
@@ -420,6 +435,10 @@ impl From<&JobStats> for MemberStats {
             damaged_gzip_files: s.damaged_gzip_files,
             outlier_lines: s.outlier_lines,
             trailing_clock_groups: s.trailing_clock_groups(),
+            open_files: s.open_files.values().map(|(o, _)| o).sum(),
+            parked_files: s.open_files.values().map(|(_, p)| p).sum(),
+            reopen_fd_waits: s.reopen_fd_waits,
+            checkpoint_fd_waits: s.checkpoint_fd_waits,
         }
     }
 }
