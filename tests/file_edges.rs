@@ -333,3 +333,71 @@ fn a_folder_that_cannot_be_listed_is_not_skipped_silently() {
     );
     assert!(err.contains("files that could not be read: 1"), "{err}");
 }
+
+/// The read offsets of the files process `pid` has open at `path` (by the
+/// name the kernel gives an open file: its current one).
+fn open_offsets(pid: u32, path: &Path) -> Vec<u64> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|p| p == path))
+        .filter_map(|fd| {
+            let info =
+                std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_str()?))
+                    .ok()?;
+            let pos = info.lines().find_map(|l| l.strip_prefix("pos:"))?;
+            pos.trim().parse().ok()
+        })
+        .collect()
+}
+
+/// Regression (issue 10 §3 follow-up): in a live run with two workers,
+/// logrotate's `dateext` renamed `app.log` to `app.log-20260101`, which the
+/// glob `app.log*` also matches: it became a new group, and its lines were
+/// read again (late by then, so dropped, but read and counted).
+#[test]
+fn a_dateext_rename_in_a_live_run_is_read_once() {
+    let (d, job) = setup(&["web-1"], "1s");
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        r#"include = ["logs/*/app.log"]"#,
+        r#"include = ["logs/*/app.log*"]"#,
+    );
+    std::fs::write(&job, text).unwrap();
+    let out_file = d.path().join("out.jsonl");
+    let child = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["-w", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while counts(&out_file).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let dir = std::fs::canonicalize(d.path().join("logs/web-1")).unwrap();
+    let (live, dated) = (dir.join("app.log"), dir.join("app.log-20260101"));
+    std::fs::rename(&live, &dated).unwrap();
+    let new = lines(3, 10) + &lines(4, 10);
+    std::fs::write(&live, &new).unwrap();
+    // The new file read to its end, and the renamed one closed: a group of its
+    // own would keep it open (it would be its live file).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && (open_offsets(child.id(), &live) != [new.len() as u64]
+            || !open_offsets(child.id(), &dated).is_empty())
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = stop(child);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("lines read: 50\n"), "{err}");
+    assert!(
+        err.contains("paths left out as another path to a file already read: 1"),
+        "{err}"
+    );
+    assert!(err.contains("app.log-20260101: the same file as"), "{err}");
+    assert_eq!(counts(&out_file).len(), 3, "no window twice: {err}");
+}

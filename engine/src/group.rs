@@ -135,6 +135,16 @@ impl GroupState {
         }
     }
 
+    /// The live path that names this group.
+    pub fn live(&self) -> &Path {
+        &self.live
+    }
+
+    /// The file being read (its path when last seen, and its identity).
+    pub fn reading(&self) -> Option<(&Path, &tidemark_sources::tail::FileId)> {
+        Some((self.reader.current_path()?, self.reader.current_file()?))
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished
     }

@@ -14,12 +14,14 @@ use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
 use tidemark_sources::file::discover::{
-    discover_preferring, rotated_siblings_within, split_rotated,
+    discover_new, discover_preferring, rotated_siblings_within, split_rotated,
 };
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
-use tidemark_sources::tail::TailOptions;
+use tidemark_sources::tail::{FileId, TailOptions};
+
+pub use shared::ProcessFiles;
 
 use crate::group::{GroupInit, GroupState};
 use crate::install::{EngineError, ResumePlan};
@@ -51,6 +53,12 @@ pub struct GroupSet {
     /// This process's workers: (first global index, count).
     local: (usize, usize),
     pub groups: Vec<GroupState>,
+    /// The file each of `groups` was last seen reading, as claimed in `files`.
+    reading: Vec<Option<FileId>>,
+    /// This process's claim table and discovery, shared by its workers.
+    files: Arc<ProcessFiles>,
+    /// How many of the groups `files` found after start this worker has taken.
+    seen: usize,
     /// The groups found before the workers started, each with its owning worker:
     /// computed once, so every worker agrees (file sizes change while they start).
     initial: Arc<Vec<(FileGroup, usize)>>,
@@ -86,8 +94,12 @@ impl GroupSet {
         follow: bool,
         index: usize,
         local: (usize, usize),
+        files: Arc<ProcessFiles>,
     ) -> GroupSet {
         GroupSet {
+            reading: Vec::new(),
+            files,
+            seen: 0,
             roots: AllowedRoots::new(&job.source.allowed_roots),
             reported: HashSet::new(),
             unreadable: BTreeMap::new(),
@@ -146,9 +158,8 @@ impl GroupSet {
         if !due {
             return Ok(());
         }
-        self.discoveries += 1;
         let first = self.last_discovery.is_none();
-        self.last_discovery = Some(now);
+        let since = self.last_discovery.replace(now);
         // The groups there at start were found once for all workers and split by
         // size; a group that appears later goes to the worker its path hashes to.
         let src = &self.job.source;
@@ -162,18 +173,25 @@ impl GroupSet {
             } else {
                 Discovered::default()
             };
-            (groups, Some(owners), report)
+            self.discoveries += 1;
+            self.files.seed(&groups, &self.roots);
+            (groups, Some(owners), Arc::new(report))
         } else {
-            match discover_preferring(&src.include, &src.exclude, &self.roots, &self.known) {
-                Ok(mut d) => (std::mem::take(&mut d.groups), None, d),
-                Err(e) => return Err(EngineError::Worker(e.to_string())),
-            }
+            // One run for the process's workers; known groups are not looked at
+            // again (a new path to one of their files is told by the claim table).
+            let fresh = self
+                .files
+                .refresh(since, now, &mut self.seen, &self.roots, |known| {
+                    discover_new(&src.include, &src.exclude, &self.roots, known)
+                })
+                .map_err(|e| EngineError::Worker(e.to_string()))?;
+            self.discoveries += u64::from(fresh.ran);
+            (fresh.groups, None, fresh.report)
         };
         for (i, g) in found.into_iter().enumerate() {
-            if self.known.contains(&g.live) {
+            if !self.known.insert(g.live.clone()) {
                 continue;
             }
-            self.known.insert(g.live.clone());
             let id = path_hash(&g.live);
             let owner = match &owners {
                 Some(o) => o[i],
@@ -189,6 +207,7 @@ impl GroupSet {
             }
             let state = self.make(id, &g, first, floor)?;
             self.groups.push(state);
+            self.reading.push(None);
         }
         if self.reports() {
             self.report(&report, stats);
@@ -219,7 +238,8 @@ impl GroupSet {
             if self.reported.insert(dup.path.clone()) {
                 tracing::warn!(
                     "{}: the same file as {} (same device and inode: reached through a \
-                     directory link, `..` or a hard link); it is read once, as {}",
+                     directory link, `..` or a hard link, or its new name after a rename \
+                     such as logrotate's dateext); it is read once, as {}",
                     EscapedPath(&dup.path),
                     EscapedPath(&dup.same_as),
                     EscapedPath(&dup.same_as)
@@ -347,6 +367,21 @@ impl GroupSet {
             let before = stats.bytes_read;
             let status = g.read(chunk.min(budget), now, wall_ms, stats);
             open = open + usize::from(g.holds_file()) - usize::from(held);
+            if let Some((path, id)) = g.reading() {
+                if self.reading[i].as_ref() != Some(id) {
+                    if let Some(owner) = self.files.claims.claim(id, path, g.live(), &self.roots) {
+                        // Seen only once it is open; the path that found it first
+                        // keeps it. Warned once per file.
+                        tracing::warn!(
+                            "{}: also read by the group of {} (one file reached by two \
+                             paths between two discoveries)",
+                            EscapedPath(path),
+                            EscapedPath(&owner)
+                        );
+                    }
+                    self.reading[i] = Some(id.clone());
+                }
+            }
             budget = budget.saturating_sub((stats.bytes_read - before) as usize);
             busy |= status == ReadStatus::More;
             if self.follow {
@@ -530,6 +565,10 @@ pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
     owner
 }
 
+mod shared;
+
+#[cfg(test)]
+mod identity_tests;
 #[cfg(test)]
 mod open_files_tests;
 #[cfg(test)]

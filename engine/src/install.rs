@@ -117,6 +117,8 @@ pub struct InstallContext {
     /// This process's workers, `(first global index, count)`: a group found later
     /// goes to one of them (each process reads the files on its own machine).
     pub process_workers: (usize, usize),
+    /// This process's claim table and discovery, shared by its workers.
+    pub files: Arc<crate::groupset::ProcessFiles>,
 }
 
 /// A job installed in a worker.
@@ -149,6 +151,7 @@ pub fn install_job(
         ctx.follow,
         index,
         ctx.process_workers,
+        ctx.files.clone(),
     );
     let chunk = job.source.read_chunk_bytes.max(4096);
     let pacing = Pacing {

@@ -9,6 +9,7 @@
 pub mod acc;
 pub mod agg;
 pub mod checkpoint;
+pub mod claims;
 pub mod cluster;
 pub mod commit;
 pub mod group;

@@ -79,6 +79,8 @@ pub struct JobSetup {
     /// Whether the job resumed from a checkpoint.
     pub resumed: bool,
     initial: Arc<Vec<(FileGroup, usize)>>,
+    /// Which group reads each file, and discovery, shared by this process's workers.
+    files: Arc<crate::groupset::ProcessFiles>,
     /// Worker 0's (global) output side; taken by the first [`JobSetup::context`] for it.
     collector: Mutex<Option<Collector>>,
     first_worker: usize,
@@ -226,6 +228,7 @@ impl JobSetup {
             follow: opts.follow,
             resumed,
             initial,
+            files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
             first_worker: opts.first_worker,
             workers,
@@ -288,6 +291,7 @@ impl JobSetup {
             poke: self.poke.clone(),
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
+            files: self.files.clone(),
         }
     }
 

@@ -48,6 +48,7 @@ fn group_set(job: Job, follow: bool, workers: usize) -> GroupSet {
         follow,
         0,
         (0, workers),
+        ProcessFiles::new(1024),
     )
 }
 

@@ -21,7 +21,7 @@ fn balance_splits_by_size_largest_first() {
 }
 
 /// A json job reading `include`, limited to `roots` as the cluster sets them.
-fn job(include: &[String], roots: &[&Path]) -> Job {
+pub(super) fn job(include: &[String], roots: &[&Path]) -> Job {
     let list = include
         .iter()
         .map(|g| format!("{g:?}"))
@@ -59,6 +59,7 @@ fn run(job: Job, swap: impl FnOnce()) -> (Vec<PathBuf>, JobStats) {
         false,
         0,
         (0, 1),
+        ProcessFiles::new(1024),
     );
     let mut stats = JobStats::default();
     let wall = crate::time::wall_clock_ms();
@@ -150,12 +151,10 @@ fn initial_groups_read_one_file_once_preferring_the_checkpointed_path() {
             .map(|g| g.live)
             .collect()
     };
-    assert_eq!(
-        lives(&ResumePlan::default()),
-        [logs.join("current/app.log")]
-    );
-    let known = resume_of(&["web-1/app.log"]);
-    assert_eq!(lives(&known), [logs.join("web-1/app.log")]);
+    // The real path, not the link, names the group.
+    assert_eq!(lives(&ResumePlan::default()), [logs.join("web-1/app.log")]);
+    let known = resume_of(&["current/app.log"]);
+    assert_eq!(lives(&known), [logs.join("current/app.log")]);
     let both = resume_of(&["web-1/app.log", "current/app.log"]);
     assert_eq!(lives(&both).len(), 1);
 }
@@ -182,6 +181,7 @@ fn an_idle_watched_job_does_not_rescan_its_globs_every_500ms() {
             true,
             0,
             (0, 1),
+            ProcessFiles::new(1024),
         );
         gs.set_watching(watching);
         let (start, mut stats) = (Instant::now(), JobStats::default());

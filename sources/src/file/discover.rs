@@ -85,6 +85,9 @@ pub struct Discovered {
     pub unlistable: Vec<(PathBuf, String)>,
     /// Directory links leading back to their own ancestor: not followed.
     pub loops: Vec<WalkLoop>,
+    /// Groups whose files were looked at (rotated siblings listed, inodes
+    /// compared): [`discover_new`] skips the groups already known.
+    pub examined: usize,
 }
 
 /// A group left out as another path to the files of a group already found.
@@ -171,8 +174,9 @@ pub struct ArchiveFiles {
 ///
 /// One file reached by several paths (a directory link such as `current ->
 /// releases/42`, `a/../a`, a hard link) is read once: groups are compared by the
-/// (device, inode) of their files, and of groups sharing a file only the first in
-/// sorted order is kept; the others are listed in [`Discovered::duplicates`].
+/// (device, inode) of their files, and of groups sharing a file the one whose
+/// live path is its real path (no link on the way) is kept, else the first in
+/// sorted order; the others are listed in [`Discovered::duplicates`].
 /// A folder that cannot be listed, a directory link back to an ancestor, and a
 /// matched path that is not a regular file are listed too (see [`Discovered`]).
 pub fn discover(
@@ -192,6 +196,30 @@ pub fn discover_preferring(
     roots: &AllowedRoots,
     known: &HashSet<PathBuf>,
 ) -> Result<Discovered, DiscoverError> {
+    discover_inner(include, exclude, roots, known, &HashSet::new())
+}
+
+/// [`discover`], but only the groups whose live path is not in `known` (the
+/// groups already being read): their files are not looked at again, so a
+/// discovery costs the glob walk plus what is new. Whether a new group is
+/// another path to a known group's file is for the caller to tell (the
+/// engine's claim table); new groups are compared with each other here.
+pub fn discover_new(
+    include: &[String],
+    exclude: &[String],
+    roots: &AllowedRoots,
+    known: &HashSet<PathBuf>,
+) -> Result<Discovered, DiscoverError> {
+    discover_inner(include, exclude, roots, &HashSet::new(), known)
+}
+
+fn discover_inner(
+    include: &[String],
+    exclude: &[String],
+    roots: &AllowedRoots,
+    known: &HashSet<PathBuf>,
+    skip: &HashSet<PathBuf>,
+) -> Result<Discovered, DiscoverError> {
     let excludes = compile_excludes(exclude)?;
     let mut found = Discovered::default();
     let mut outside = Vec::new();
@@ -205,7 +233,7 @@ pub fn discover_preferring(
         let mut walked = walk_glob(g).map_err(bad)?;
         found.note_walk(&mut walked);
         for p in walked.paths {
-            if excludes.iter().any(|e| e.matches_path(&p)) {
+            if skip.contains(&p) || excludes.iter().any(|e| e.matches_path(&p)) {
                 continue;
             }
             match kind(&p) {
@@ -222,7 +250,10 @@ pub fn discover_preferring(
         found.note_walk(&mut walked);
         for p in walked.paths {
             if let Some((base, _, _)) = split_rotated(&p) {
-                if !pattern.matches_path(&base) || excludes.iter().any(|e| e.matches_path(&base)) {
+                if skip.contains(&base)
+                    || !pattern.matches_path(&base)
+                    || excludes.iter().any(|e| e.matches_path(&base))
+                {
                     continue;
                 }
                 match kind(&p) {
@@ -239,10 +270,12 @@ pub fn discover_preferring(
     let mut groups = Vec::new();
     for p in &live {
         if let Some((base, _, _)) = split_rotated(p) {
-            if all.contains(&base) {
+            // A sibling of a known group is part of it.
+            if all.contains(&base) || skip.contains(&base) {
                 continue;
             }
         }
+        found.examined += 1;
         groups.push(FileGroup {
             live: p.clone(),
             rotated: rotated_siblings_within(p, roots, &mut outside),
@@ -276,19 +309,30 @@ fn dedup_by_inode(
             .map(|m| (m.dev(), m.ino()))
             .collect()
     };
+    let ids: Vec<Vec<(u64, u64)>> = groups.iter().map(inodes).collect();
+    let mut paths_to: HashMap<(u64, u64), usize> = HashMap::new();
+    for id in ids.iter().flatten() {
+        *paths_to.entry(*id).or_default() += 1;
+    }
+    let shared = |i: usize| ids[i].iter().any(|id| paths_to[id] > 1);
     let mut order: Vec<usize> = (0..groups.len()).collect();
-    // Stable: within each half, sorted order is kept.
-    order.sort_by_key(|&i| !known.contains(&groups[i].live));
+    // Of paths to one file, the real path (no link on the way) names the group:
+    // it stays the same when a link such as `current -> releases/42` is flipped,
+    // while the link then leads to another file. Stable: sorted order is kept
+    // within each class.
+    order.sort_by_cached_key(|&i| {
+        let g = &groups[i];
+        (!known.contains(&g.live), shared(i) && is_alias(&g.live))
+    });
     let mut claimed: HashMap<(u64, u64), usize> = HashMap::new();
     let mut same_as: Vec<Option<usize>> = vec![None; groups.len()];
     for i in order {
-        let ids = inodes(&groups[i]);
-        if let Some(&first) = ids.iter().find_map(|id| claimed.get(id)) {
+        if let Some(&first) = ids[i].iter().find_map(|id| claimed.get(id)) {
             same_as[i] = Some(first);
             continue;
         }
-        for id in ids {
-            claimed.insert(id, i);
+        for id in &ids[i] {
+            claimed.insert(*id, i);
         }
     }
     let mut duplicates = Vec::new();
@@ -306,6 +350,18 @@ fn dedup_by_inode(
         .filter_map(|(g, dup)| dup.is_none().then_some(g))
         .collect();
     (kept, duplicates)
+}
+
+/// Whether `path` is not the real path of what it names: a link on the way, or
+/// `..` (a path that cannot be resolved is not preferred either).
+fn is_alias(path: &Path) -> bool {
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return true;
+    };
+    match std::env::current_dir() {
+        Ok(cwd) => real != cwd.join(path),
+        Err(_) => real != path,
+    }
 }
 
 /// Whether `path` is inside `roots`; if not, it is added to `outside`.

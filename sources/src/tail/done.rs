@@ -70,12 +70,17 @@ impl DoneSet {
         })
     }
 
-    /// Whether a file with this inode was finished (its content unknown: for a
-    /// file that can no longer be opened).
-    pub fn has_inode(&self, dev: u64, ino: u64) -> bool {
-        self.entries
-            .iter()
-            .any(|d| d.id.dev == dev && d.id.ino == ino)
+    /// Whether `c`, a file that cannot be opened (its content unknown), is one
+    /// finished: same inode, and as long as what was read of it. A freed inode is
+    /// soon reused, and a new file on it must not be dropped as read; a compressed
+    /// file's size cannot be compared (it was read decompressed), so its inode
+    /// decides.
+    pub fn has_unopened(&self, c: &Cand) -> bool {
+        self.entries.iter().any(|d| {
+            d.id.dev == c.id.dev
+                && d.id.ino == c.id.ino
+                && (c.gzip || d.size == WHOLE || d.size == c.size)
+        })
     }
 
     /// `None` if `c` is already read to its end; otherwise the offset to read it

@@ -114,6 +114,28 @@ fn read_head_of(f: File, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
+/// The (device, inode) and first `len` (decompressed) bytes of the open file
+/// `f`, both from it: what a process-wide claim on a file is checked against.
+/// An error if it is not a regular file or cannot be read.
+pub fn identify(f: File, gzip: bool, len: usize) -> io::Result<(u64, u64, Vec<u8>)> {
+    let m = f.metadata()?;
+    if !m.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok((m.dev(), m.ino(), read_head_of(f, gzip, len)?))
+}
+
+/// Whether `head` (a file's first bytes) starts with the bytes `id` fingerprints.
+pub fn starts_like(head: &[u8], id: &FileId) -> bool {
+    prefix_matches(head, id)
+}
+
+/// The identity of a file whose first bytes are `head`, fingerprinted over at
+/// most `fp_bytes` of them.
+pub fn id_of(dev: u64, ino: u64, head: &[u8], fp_bytes: usize) -> FileId {
+    file_id(dev, ino, head, fp_bytes)
+}
+
 /// One file of the group, as of one scan.
 #[derive(Debug, Clone)]
 pub(crate) struct Cand {

@@ -134,6 +134,7 @@ pub enum ReadStatus {
     /// are still to come.
     Blocked,
 }
+pub use identity::{id_of, identify, starts_like};
 pub use position::{FileId, Position};
 pub use tailer::Tailer;
 pub use unreadable::{hint as unreadable_hint, Unreadable, REPORT_EVERY};

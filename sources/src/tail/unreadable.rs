@@ -96,7 +96,7 @@ impl Tailer {
                 return true;
             };
             let (dev, ino) = (c.id.dev, c.id.ino);
-            if held.contains(&(dev, ino)) || self.done.has_inode(dev, ino) {
+            if held.contains(&(dev, ino)) || self.done.has_unopened(c) {
                 return false;
             }
             if self.waits_for(e) {

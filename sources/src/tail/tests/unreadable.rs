@@ -240,3 +240,46 @@ fn a_finite_run_waits_for_a_folder_it_cannot_list_for_too_many_open_files() {
     assert_eq!(h.drain(), strs(&["old", "new"]));
     assert!(h.t.unreadable().is_empty());
 }
+
+/// Regression: a rotated file read to its end is deleted, and at the next
+/// rotation the new live file, which cannot be opened, takes its inode (a
+/// freed inode is reused at once on ext4). It was taken for the old file by
+/// inode alone and dropped as already read, without a word; it is waited for
+/// and reported like any file that cannot be opened.
+#[test]
+fn an_unreadable_new_file_on_a_reused_inode_is_not_dropped_as_read() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    fs::write(&live, b"a\nb\n").unwrap();
+    let ino = fs::metadata(&live).unwrap().ino();
+    let mut h = H::new(&live, opts(true), None);
+    let failing = fail_opens(&mut h.t, 13);
+    assert_eq!(h.drain(), strs(&["a", "b"]));
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    fs::write(&live, b"c\n").unwrap();
+    assert_eq!(h.drain(), strs(&["c"]));
+    // `rotate 1`: the file first read goes, `app.log` becomes `app.log.1`, and
+    // the new `app.log` takes the freed inode.
+    fs::remove_file(sib(&live, 1)).unwrap();
+    assert!(h.drain().is_empty());
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    let reused = (0..100).find_map(|n| {
+        let p = d.path().join(format!("new-{n}"));
+        // Not as long as the old file: its content cannot be read to compare.
+        fs::write(&p, b"d\ne\nf\n").unwrap();
+        (fs::metadata(&p).unwrap().ino() == ino).then_some(p)
+    });
+    let reused = reused.expect("the filesystem reused no inode in 100 files: cannot test");
+    failing.lock().unwrap().push(live.clone());
+    fs::rename(&reused, &live).unwrap();
+    let mut st = ReadStatus::Idle;
+    for _ in 0..5 {
+        st = h.later().1;
+    }
+    assert_eq!(st, ReadStatus::Blocked, "waited for, not dropped as read");
+    assert_eq!(h.t.unreadable().len(), 1, "listed");
+    assert_eq!(h.t.unreadable()[0].path, live);
+    failing.lock().unwrap().clear();
+    assert_eq!(h.drain(), strs(&["d", "e", "f"]));
+}

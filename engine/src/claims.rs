@@ -1,0 +1,201 @@
+//! One process's claim table: which group reads each file, by (device, inode)
+//! and first bytes, whatever path found it.
+//!
+//! Discovery compares groups found in one pass by inode, but a second path to a
+//! file can appear later: a link flip (`current -> releases/42`), a logrotate
+//! `dateext` rename (`app.log` → `app.log-20261204`) that the glob also matches,
+//! or another worker's discovery run in between. A group claims its files when
+//! it is found and the file it reads whenever that changes; a group found later
+//! whose file is claimed by another is that group's file under another name, not
+//! a new group. The first bytes tell a reused inode from the claimed file; a file
+//! whose first bytes cannot be read is never taken for a claimed one (it is
+//! unknown, and left to its own group, which reports it).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use tidemark_sources::file::{AllowedRoots, FileGroup};
+use tidemark_sources::tail::{id_of, identify, starts_like, FileId};
+
+/// Claims older than this many files per group are forgotten first: a group
+/// reads far fewer files than this before they age out of the glob.
+const MAX_PER_OWNER: usize = 512;
+
+#[derive(Debug)]
+struct Claim {
+    id: FileId,
+    owner: Arc<Path>,
+    /// Claim order, to forget a group's oldest claims first.
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    by_inode: HashMap<(u64, u64), Claim>,
+    per_owner: HashMap<Arc<Path>, usize>,
+    seq: u64,
+}
+
+/// Shared by the workers of one process (each process reads its own disks).
+#[derive(Debug)]
+pub struct Claims {
+    table: Mutex<Table>,
+    fp_bytes: usize,
+}
+
+/// What claiming a group's files found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupClaim {
+    /// None of its files is another group's: they are now its own.
+    Claimed,
+    /// A file of it is read by the group with this live path.
+    SameAs(PathBuf),
+}
+
+impl Claims {
+    /// `fp_bytes`: how many first bytes identify a file (the job's tail option).
+    pub fn new(fp_bytes: usize) -> Arc<Claims> {
+        Arc::new(Claims {
+            table: Mutex::new(Table::default()),
+            fp_bytes: fp_bytes.max(1),
+        })
+    }
+
+    /// Claims every file of `g` for it, unless one is already another group's.
+    /// Checked and claimed under one lock: two workers finding two paths to a
+    /// file at once agree on one owner.
+    /// Only files inside `roots` are opened, never blocking (a FIFO swapped in
+    /// since discovery), as the tailer opens them.
+    pub fn claim_group(&self, g: &FileGroup, roots: &AllowedRoots) -> GroupClaim {
+        let files: Vec<(u64, u64, Vec<u8>)> = g
+            .files_in_order()
+            .filter_map(|(p, gzip)| self.identify(roots, p, gzip))
+            .collect();
+        let Ok(mut t) = self.table.lock() else {
+            return GroupClaim::Claimed;
+        };
+        for (dev, ino, head) in &files {
+            if let Some(c) = t.by_inode.get(&(*dev, *ino)) {
+                if *c.owner != *g.live && same_file(head, &c.id) {
+                    return GroupClaim::SameAs(c.owner.to_path_buf());
+                }
+            }
+        }
+        let owner: Arc<Path> = Arc::from(g.live.as_path());
+        for (dev, ino, head) in files {
+            t.insert(id_of(dev, ino, &head, self.fp_bytes), &owner);
+        }
+        GroupClaim::Claimed
+    }
+
+    /// Records that the group `owner` reads the file `id`, found at `path`
+    /// (called when the file a group reads changes). A file another group claimed
+    /// that still starts with the bytes it claimed stays theirs: returns that
+    /// group then.
+    pub fn claim(
+        &self,
+        id: &FileId,
+        path: &Path,
+        owner: &Path,
+        roots: &AllowedRoots,
+    ) -> Option<PathBuf> {
+        let Ok(mut t) = self.table.lock() else {
+            return None;
+        };
+        if let Some(c) = t.by_inode.get(&(id.dev, id.ino)) {
+            if *c.owner != *owner {
+                let theirs = *id == c.id
+                    || self
+                        .identify(roots, path, is_gzip(path))
+                        .is_some_and(|(dev, ino, head)| {
+                            (dev, ino) == (id.dev, id.ino) && same_file(&head, &c.id)
+                        });
+                if theirs {
+                    return Some(c.owner.to_path_buf());
+                }
+            }
+        }
+        let owner: Arc<Path> = Arc::from(owner);
+        t.insert(id.clone(), &owner);
+        None
+    }
+
+    /// The group reading the file at `path` (links followed), if one does and it
+    /// is still that file (same first bytes); `None` for a file that cannot be
+    /// read (its content is unknown).
+    pub fn owner_of(&self, path: &Path, gzip: bool, roots: &AllowedRoots) -> Option<PathBuf> {
+        let (dev, ino, head) = self.identify(roots, path, gzip)?;
+        let t = self.table.lock().ok()?;
+        let c = t.by_inode.get(&(dev, ino))?;
+        same_file(&head, &c.id).then(|| c.owner.to_path_buf())
+    }
+}
+
+/// Whether a file on a claimed inode whose first bytes are `head` is the
+/// claimed file. A file claimed while empty is known by its inode alone, so only
+/// an empty file is taken for it: a new file on its freed inode has content.
+fn same_file(head: &[u8], claimed: &FileId) -> bool {
+    if claimed.fingerprint_len == 0 {
+        return head.is_empty();
+    }
+    starts_like(head, claimed)
+}
+
+/// Whether the tailer reads `path` decompressed (a rotated `NAME.N.gz`).
+fn is_gzip(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "gz")
+}
+
+impl Claims {
+    fn identify(
+        &self,
+        roots: &AllowedRoots,
+        path: &Path,
+        gzip: bool,
+    ) -> Option<(u64, u64, Vec<u8>)> {
+        identify(roots.open(path).ok()?, gzip, self.fp_bytes).ok()
+    }
+}
+
+impl Table {
+    fn insert(&mut self, id: FileId, owner: &Arc<Path>) {
+        self.seq += 1;
+        let claim = Claim {
+            id,
+            owner: owner.clone(),
+            seq: self.seq,
+        };
+        let key = (claim.id.dev, claim.id.ino);
+        if let Some(old) = self.by_inode.insert(key, claim) {
+            self.release(&old.owner);
+        }
+        let n = self.per_owner.entry(owner.clone()).or_insert(0);
+        *n += 1;
+        if *n > MAX_PER_OWNER {
+            self.forget_oldest(owner);
+        }
+    }
+
+    fn release(&mut self, owner: &Arc<Path>) {
+        if let Some(n) = self.per_owner.get_mut(owner) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    fn forget_oldest(&mut self, owner: &Arc<Path>) {
+        let oldest = self
+            .by_inode
+            .iter()
+            .filter(|(_, c)| c.owner == *owner)
+            .min_by_key(|(_, c)| c.seq)
+            .map(|(k, _)| *k);
+        if let Some(k) = oldest {
+            self.by_inode.remove(&k);
+            self.release(owner);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
