@@ -120,7 +120,7 @@ pub fn member_token(
     let path = state_dir.join(STATE_TOKEN_FILE);
     // Twice at most: a token linked into place by another process meanwhile is read.
     for _ in 0..2 {
-        match read_state_token(&path) {
+        match read_state_token(&path, Reader::Member) {
             Ok(token) => {
                 let source = TokenSource::StateFolder {
                     path,
@@ -156,7 +156,7 @@ pub fn client_token(
         return Ok(given);
     }
     let path = state_dir.join(STATE_TOKEN_FILE);
-    match read_state_token(&path) {
+    match read_state_token(&path, Reader::Client) {
         Ok(token) => Ok((
             token,
             TokenSource::StateFolder {
@@ -180,6 +180,7 @@ fn given_token(
             source,
         })?;
         let token = token_in(&text, path)?;
+        warn_if_others_can_read(path);
         return Ok(Some((token, TokenSource::File(path.to_path_buf()))));
     }
     let Some(value) = std::env::var_os(env_var) else {
@@ -197,6 +198,24 @@ fn given_token(
         token.to_string(),
         TokenSource::Env(env_var.to_string()),
     )))
+}
+
+/// A `--token-file` is the user's own choice, so it is used; but a token every
+/// user can read lets anyone drive the cluster, which the user should hear about.
+fn warn_if_others_can_read(path: &Path) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    // World bits only: a group-readable token (e.g. 0640, group of the member's
+    // user, as deploy/README.md sets up) is a deliberate share.
+    let mode = meta.mode() & 0o777;
+    if mode & 0o007 != 0 {
+        tracing::warn!(
+            "the API token file {} can be read by every user of this machine (mode {mode:04o}): anyone who reads it can drive the cluster\n  hint: `chmod 600 {}` (or 640 with a group that may use it)",
+            path.display(),
+            path.display()
+        );
+    }
 }
 
 /// The token in a file's text (trimmed, checked).
@@ -221,9 +240,17 @@ pub(crate) fn check_token(token: &str, from: impl FnOnce() -> String) -> Result<
     }
 }
 
+/// Who reads the state folder's token: the member must own it; a client (e.g.
+/// `sudo tidemark job`) may be another user who can read it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reader {
+    Member,
+    Client,
+}
+
 /// Reads the state folder's token without following a symlink; refuses anything
-/// but a regular file only its owner can read.
-fn read_state_token(path: &Path) -> Result<String, TokenError> {
+/// but a regular file only its owner can read (and, for the member, owns).
+fn read_state_token(path: &Path, reader: Reader) -> Result<String, TokenError> {
     let unsafe_file = |why: String, hint| TokenError::Unsafe {
         path: path.to_path_buf(),
         why,
@@ -258,6 +285,18 @@ fn read_state_token(path: &Path) -> Result<String, TokenError> {
         return Err(unsafe_file(
             "it is not a regular file".into(),
             "delete it, and let the member create the file",
+        ));
+    }
+    // Root reads any file whatever its mode: the owner is checked, not only the
+    // mode, so a token another user planted is never served.
+    let me = rustix::process::geteuid().as_raw();
+    if reader == Reader::Member && meta.uid() != me {
+        return Err(unsafe_file(
+            format!(
+                "it is owned by user id {}, not by the member's user (id {me})",
+                meta.uid()
+            ),
+            "delete it so that the member creates a new token, or `chown` it to the member's user if you wrote it yourself",
         ));
     }
     let mode = meta.mode() & 0o777;
@@ -437,6 +476,33 @@ mod tests {
         std::os::unix::fs::symlink(&target, state.join(".api-token.tmp")).unwrap();
         member_token(None, UNSET, state).unwrap();
         assert!(!target.exists(), "written through the temporary link");
+    }
+
+    #[test]
+    fn a_state_token_owned_by_another_user_is_refused_by_the_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path();
+        let path = state.join(STATE_TOKEN_FILE);
+        std::fs::write(&path, "planted-token\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        // Tests may run as root, who reads any file: hand it to `nobody`.
+        let me = rustix::process::geteuid().as_raw();
+        let other = if me == 65534 { 0 } else { 65534 };
+        if std::os::unix::fs::chown(&path, Some(other), None).is_err() {
+            eprintln!("cannot chown as user {me}: the owner check is not exercised");
+            return;
+        }
+        let e = member_token(None, UNSET, state).unwrap_err();
+        assert!(
+            matches!(e, TokenError::Unsafe { .. }) && e.to_string().contains("owned by user id"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "planted-token\n");
+        // A client that can read it (root, say) still may: it only sends it.
+        if me == 0 {
+            let (t, _) = client_token(None, UNSET, state).unwrap();
+            assert_eq!(t, "planted-token");
+        }
     }
 
     #[test]

@@ -36,7 +36,7 @@ use thiserror::Error;
 use tidemark_sources::tail::Position;
 
 pub use format::Damage;
-pub use fs::{CheckpointFile, CheckpointFs, RealFs};
+pub use fs::{create_temp_file, CheckpointFile, CheckpointFs, RealFs};
 pub use semantics::{Change, Semantics};
 
 /// File names inside a job's state folder.

@@ -100,7 +100,7 @@ impl GroupSet {
             reading: Vec::new(),
             files,
             seen: 0,
-            roots: AllowedRoots::new(&job.source.allowed_roots),
+            roots: AllowedRoots::of_source(&job.source),
             reported: HashSet::new(),
             unreadable: BTreeMap::new(),
             job,
@@ -264,7 +264,7 @@ impl GroupSet {
             if self.reported.insert(path.clone()) {
                 tracing::warn!(
                     "{}: matched by an include glob, but it is {what}, not a regular file; \
-                     it is not read (a FIFO would block the reader). hint: have the program \
+                     it is not read (a FIFO would block the reader; a kernel file in /proc or /sys never ends). hint: have the program \
                      log to a regular file, or leave this path out with `exclude`",
                     EscapedPath(path)
                 );
@@ -499,7 +499,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
 /// Files whose real path is outside the job's allowed roots are left out (the
 /// workers' first discovery reports them).
 pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
-    let roots = AllowedRoots::new(&job.source.allowed_roots);
+    let roots = AllowedRoots::of_source(&job.source);
     // Of several paths to one file, the one the checkpoint knows resumes.
     let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
     let src = &job.source;

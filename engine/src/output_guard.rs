@@ -67,7 +67,7 @@ impl Protected {
                 self.file(path, "an input file of the job");
             }
         }
-        let roots = AllowedRoots::new(&job.source.allowed_roots);
+        let roots = AllowedRoots::of_source(&job.source);
         if let Ok(found) = discover_archive(&job.source.archive, &job.source.exclude, &roots) {
             for path in &found.files {
                 self.file(path, "an archived input file of the job");
@@ -80,7 +80,7 @@ impl Protected {
     /// run` before it starts).
     pub fn of_job(job: &Job, job_file: Option<&Path>, state_dir: Option<&Path>) -> Protected {
         let mut p = Protected::default();
-        let roots = AllowedRoots::new(&job.source.allowed_roots);
+        let roots = AllowedRoots::of_source(&job.source);
         let groups =
             tidemark_sources::file::discover(&job.source.include, &job.source.exclude, &roots)
                 .map(|d| d.groups)

@@ -50,6 +50,11 @@ pub struct Source {
     /// [`crate::check_roots`] against its `--allow-root` folders. Every file is read
     /// only when its real path (symlinks resolved) lies under one of these.
     pub allowed_roots: Vec<PathBuf>,
+    /// Paths no file of this job is read from, whatever `allowed_roots` says
+    /// (checked by real path at every open). Not a job file setting: a cluster
+    /// member sets its state folder and API token file here. Operational: what a
+    /// window holds does not change, so it is not in the semantics fingerprint.
+    pub denied_reads: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -83,37 +83,13 @@ fn regular(path: &Path, meta: &Metadata) -> Result<(), SinkError> {
     })
 }
 
-/// Kernel file systems whose files look regular but are not data: writing one
+/// Kernel file systems' files look regular but are not data: writing one
 /// changes a kernel setting, and its length says nothing.
-const PSEUDO_FS: &[(u64, &str)] = &[
-    (0x9fa0, "/proc"),
-    (0x6265_6572, "/sys"),
-    (0x6462_6720, "debugfs"),
-    (0x7472_6163, "tracefs"),
-    (0x2718_1b3e, "cgroup"),
-    (0x0027_e0eb, "cgroup"),
-    (0x6367_7270, "cgroup2"),
-    (0x7363_6673, "securityfs"),
-    (0x6265_6570, "configfs"),
-    (0xcafe_4a11, "bpf"),
-    (0xde5e_81e4, "efivarfs"),
-    (0x6165_676c, "pstore"),
-];
-
 fn pseudo_fs(path: &Path, file: &File) -> Result<(), SinkError> {
-    let Ok(fs) = rustix::fs::fstatfs(file) else {
-        return Ok(());
-    };
-    #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
-    let magic = fs.f_type as u64;
-    match PSEUDO_FS.iter().find(|(m, _)| *m == magic) {
-        Some((_, name)) => Err(SinkError::NotAFile {
+    match tidemark_sources::file::kernel_fs::of_file(file) {
+        Some(what) => Err(SinkError::NotAFile {
             path: path.to_path_buf(),
-            what: match *name {
-                "/proc" => "a kernel file (in /proc)",
-                "/sys" => "a kernel file (in /sys)",
-                _ => "a kernel file (a pseudo file system)",
-            },
+            what,
         }),
         None => Ok(()),
     }

@@ -61,7 +61,9 @@ impl OutputRoots {
             source: e,
         };
         let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create(create);
+        // Label values can be anything the logs hold: a new output is not for
+        // every user of the machine to read (the group may, e.g. a collector's).
+        opts.read(true).write(true).create(create).mode(0o640);
         let Some(roots) = &self.roots else {
             if create {
                 make_parent(path).map_err(io)?;
@@ -197,6 +199,25 @@ mod tests {
             _dir: dir,
             root,
             out,
+        }
+    }
+
+    #[test]
+    fn a_new_sink_file_is_not_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tree();
+        for (roots, name) in [
+            (OutputRoots::any(), "any/new.jsonl"),
+            (
+                OutputRoots::new(std::slice::from_ref(&t.root)),
+                "rooted.jsonl",
+            ),
+        ] {
+            let path = t.root.join(name);
+            let f = roots.open(&path, true).unwrap();
+            let mode = f.metadata().unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode & 0o007, 0, "{} is mode {mode:04o}", path.display());
+            assert_eq!(mode & 0o600, 0o600, "{mode:04o}");
         }
     }
 

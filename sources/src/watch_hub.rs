@@ -10,14 +10,21 @@
 //! itself), and an event without a path, or an error (events may have been lost),
 //! reaches every job. A folder several jobs watch is watched once.
 //!
+//! A folder that does not exist when it is subscribed, or a folder link re-pointed
+//! to another target, gives no event in any watched folder. So a retry thread
+//! looks at every subscription's folders again every [`RETRY_INTERVAL`]: when a
+//! missing one appeared or one now resolves elsewhere, it watches them again and
+//! calls the subscription's callback (its job then rescans).
+//!
 //! Locking: `watcher` is held around every watch and unwatch (notify's event thread
-//! never takes it); `routes` is held only briefly, by that thread to find whom to
-//! call and by `set_dirs` to change the routes, never while calling into notify,
-//! which waits for its event thread.
+//! never takes it), and is taken before a subscription's `state`; `routes` is held
+//! only briefly, by that thread to find whom to call and by `set_dirs` to change
+//! the routes, never while calling into notify, which waits for its event thread.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
@@ -25,10 +32,16 @@ use crate::watch::{failure_warning, is_interesting};
 
 type Callback = Arc<dyn Fn() + Send + Sync>;
 
+/// How often missing folders and folder links are looked at again. A job whose
+/// folders are not all watched polls meanwhile, so nothing is lost in between.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(2);
+
 /// The process's notifier; see the module docs.
 pub struct WatchHub {
     watcher: Mutex<Option<RecommendedWatcher>>,
     startup_error: Option<String>,
+    /// Why the retry thread did not start; reported by every [`Subscription::warning`].
+    retry_error: OnceLock<String>,
     routes: Arc<Mutex<Routes>>,
 }
 
@@ -36,8 +49,45 @@ pub struct WatchHub {
 struct Routes {
     /// Watched folder → the subscriptions that want it.
     dirs: HashMap<PathBuf, BTreeSet<u64>>,
-    subs: HashMap<u64, Callback>,
+    subs: HashMap<u64, Sub>,
     next: u64,
+}
+
+/// A subscriber: whom to call, and its folders (shared with its [`Subscription`]).
+#[derive(Clone)]
+struct Sub {
+    call: Callback,
+    state: Arc<Mutex<SubState>>,
+}
+
+/// A subscription's folders: as given, and by real path, watched or not (why).
+#[derive(Default)]
+struct SubState {
+    given: Vec<PathBuf>,
+    watched: BTreeSet<PathBuf>,
+    failed: Vec<(PathBuf, String)>,
+}
+
+impl SubState {
+    /// Whether watching again would change something: a folder resolves to
+    /// another real path (a link re-pointed, a folder created), or one that
+    /// failed is a folder now.
+    fn stale(&self) -> bool {
+        let now: BTreeSet<PathBuf> = self.given.iter().map(|d| real(d)).collect();
+        let had: BTreeSet<PathBuf> = self
+            .watched
+            .iter()
+            .chain(self.failed.iter().map(|(d, _)| d))
+            .cloned()
+            .collect();
+        now != had || self.failed.iter().any(|(d, _)| d.is_dir())
+    }
+}
+
+/// By real path: inotify gives a folder reached by two paths one watch, which
+/// notify then reports (and removes) under one of them only.
+fn real(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 
 impl Routes {
@@ -57,7 +107,7 @@ impl Routes {
             _ => self.subs.keys().copied().collect(),
         };
         ids.iter()
-            .filter_map(|id| self.subs.get(id).cloned())
+            .filter_map(|id| self.subs.get(id).map(|s| s.call.clone()))
             .collect()
     }
 
@@ -104,7 +154,55 @@ impl WatchHub {
         WatchHub {
             watcher: Mutex::new(watcher),
             startup_error,
+            retry_error: OnceLock::new(),
             routes,
+        }
+    }
+
+    /// Starts the retry thread (once, for the global hub; see the module docs).
+    fn start_retrying(&'static self) {
+        if self.startup_error.is_some() {
+            return;
+        }
+        let started = std::thread::Builder::new()
+            .name("tidemark-watch-retry".into())
+            .spawn(move || loop {
+                std::thread::sleep(RETRY_INTERVAL);
+                self.retry();
+            });
+        if let Err(e) = started {
+            let _ = self.retry_error.set(format!(
+                "cannot start the folder watch retry thread ({e}): a folder created later, or a folder link re-pointed, is found by polling only"
+            ));
+        }
+    }
+
+    /// Watches again the folders of every subscription whose folders changed
+    /// without an event, and tells it.
+    fn retry(&self) {
+        let subs: Vec<(u64, Sub)> = match self.routes.lock() {
+            Ok(r) => r.subs.iter().map(|(id, s)| (*id, s.clone())).collect(),
+            Err(_) => return,
+        };
+        for (id, sub) in subs {
+            if !sub.state.lock().is_ok_and(|s| s.stale()) {
+                continue;
+            }
+            let Ok(mut guard) = self.watcher.lock() else {
+                return;
+            };
+            // Dropped meanwhile (its drop holds `watcher`): nothing to watch.
+            if !self.routes.lock().is_ok_and(|r| r.subs.contains_key(&id)) {
+                continue;
+            }
+            let (Some(watcher), Ok(mut state)) = (guard.as_mut(), sub.state.lock()) else {
+                continue;
+            };
+            let given = state.given.clone();
+            apply(self, id, &mut state, watcher, &given);
+            drop(state);
+            drop(guard);
+            (sub.call)();
         }
     }
 
@@ -115,11 +213,18 @@ impl WatchHub {
         dirs: &[PathBuf],
         on_change: impl Fn() + Send + Sync + 'static,
     ) -> Subscription {
+        static RETRYING: std::sync::Once = std::sync::Once::new();
+        RETRYING.call_once(|| self.start_retrying());
+        let state = Arc::new(Mutex::new(SubState::default()));
         let id = match self.routes.lock() {
             Ok(mut r) => {
                 r.next += 1;
                 let id = r.next;
-                r.subs.insert(id, Arc::new(on_change));
+                let sub = Sub {
+                    call: Arc::new(on_change),
+                    state: state.clone(),
+                };
+                r.subs.insert(id, sub);
                 id
             }
             Err(_) => 0,
@@ -127,11 +232,60 @@ impl WatchHub {
         let mut s = Subscription {
             hub: self,
             id,
-            watched: BTreeSet::new(),
-            failed: Vec::new(),
+            state,
         };
         s.set_dirs(dirs);
         s
+    }
+}
+
+/// Makes `dirs` the folders `state` watches (see [`Subscription::set_dirs`]).
+fn apply(
+    hub: &WatchHub,
+    id: u64,
+    state: &mut SubState,
+    watcher: &mut RecommendedWatcher,
+    dirs: &[PathBuf],
+) {
+    state.given = dirs.to_vec();
+    let wanted: BTreeSet<PathBuf> = dirs.iter().map(|d| real(d)).collect();
+    state.failed.clear();
+    let gone: Vec<PathBuf> = state.watched.difference(&wanted).cloned().collect();
+    for dir in gone {
+        if hub.routes.lock().is_ok_and(|mut r| r.leave(&dir, id)) {
+            // The folder may have been deleted, which already removed the watch.
+            let _ = watcher.unwatch(&dir);
+        }
+    }
+    state.watched.clear();
+    for dir in wanted {
+        let why = if !dir.is_dir() {
+            Some(if dir.exists() {
+                "not a folder".to_string()
+            } else {
+                "it does not exist (yet)".to_string()
+            })
+        } else {
+            // Routed before it is watched, so no event of the new watch is lost.
+            if let Ok(mut r) = hub.routes.lock() {
+                r.dirs.entry(dir.clone()).or_default().insert(id);
+            }
+            watcher
+                .watch(&dir, RecursiveMode::NonRecursive)
+                .err()
+                .map(|e| e.to_string())
+        };
+        match why {
+            None => {
+                state.watched.insert(dir);
+            }
+            Some(why) => {
+                if hub.routes.lock().is_ok_and(|mut r| r.leave(&dir, id)) {
+                    let _ = watcher.unwatch(&dir);
+                }
+                state.failed.push((dir, why));
+            }
+        }
     }
 }
 
@@ -139,16 +293,19 @@ impl WatchHub {
 pub struct Subscription {
     hub: &'static WatchHub,
     id: u64,
-    watched: BTreeSet<PathBuf>,
-    failed: Vec<(PathBuf, String)>,
+    state: Arc<Mutex<SubState>>,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (watched, failed) = match self.state.lock() {
+            Ok(s) => (s.watched.clone(), s.failed.clone()),
+            Err(_) => Default::default(),
+        };
         f.debug_struct("Subscription")
             .field("active", &self.is_active())
-            .field("watched", &self.watched)
-            .field("failed", &self.failed)
+            .field("watched", &watched)
+            .field("failed", &failed)
             .finish_non_exhaustive()
     }
 }
@@ -161,57 +318,16 @@ impl Subscription {
     ///
     /// [`DirWatcher::set_dirs`]: crate::watch::DirWatcher::set_dirs
     pub fn set_dirs(&mut self, dirs: &[PathBuf]) {
-        // By real path: inotify gives a folder reached by two paths one watch, which
-        // notify then reports (and removes) under one of them only.
-        let wanted: BTreeSet<PathBuf> = dirs
-            .iter()
-            .map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone()))
-            .collect();
-        self.failed.clear();
         let hub = self.hub;
-        let Ok(mut guard) = hub.watcher.lock() else {
-            self.failed = wanted.into_iter().map(|d| (d, String::new())).collect();
+        let mut guard = hub.watcher.lock();
+        let Ok(mut state) = self.state.lock() else {
             return;
         };
-        let Some(watcher) = guard.as_mut() else {
-            self.failed = wanted.into_iter().map(|d| (d, String::new())).collect();
-            return;
-        };
-        let gone: Vec<PathBuf> = self.watched.difference(&wanted).cloned().collect();
-        for dir in gone {
-            if hub.routes.lock().is_ok_and(|mut r| r.leave(&dir, self.id)) {
-                // The folder may have been deleted, which already removed the watch.
-                let _ = watcher.unwatch(&dir);
-            }
-        }
-        self.watched.clear();
-        for dir in wanted {
-            let why = if !dir.is_dir() {
-                Some(if dir.exists() {
-                    "not a folder".to_string()
-                } else {
-                    "it does not exist (yet)".to_string()
-                })
-            } else {
-                // Routed before it is watched, so no event of the new watch is lost.
-                if let Ok(mut r) = hub.routes.lock() {
-                    r.dirs.entry(dir.clone()).or_default().insert(self.id);
-                }
-                watcher
-                    .watch(&dir, RecursiveMode::NonRecursive)
-                    .err()
-                    .map(|e| e.to_string())
-            };
-            match why {
-                None => {
-                    self.watched.insert(dir);
-                }
-                Some(why) => {
-                    if hub.routes.lock().is_ok_and(|mut r| r.leave(&dir, self.id)) {
-                        let _ = watcher.unwatch(&dir);
-                    }
-                    self.failed.push((dir, why));
-                }
+        match guard.as_mut().ok().and_then(|g| g.as_mut()) {
+            Some(watcher) => apply(hub, self.id, &mut state, watcher, dirs),
+            None => {
+                state.given = dirs.to_vec();
+                state.failed = dirs.iter().map(|d| (real(d), String::new())).collect();
             }
         }
     }
@@ -219,12 +335,21 @@ impl Subscription {
     /// True when every folder is watched, so polling is not needed for prompt
     /// discovery.
     pub fn is_active(&self) -> bool {
-        self.hub.startup_error.is_none() && self.failed.is_empty()
+        self.hub.startup_error.is_none() && self.state.lock().is_ok_and(|s| s.failed.is_empty())
     }
 
     /// Why notification is not (fully) active, for the caller to log.
     pub fn warning(&self) -> Option<String> {
-        failure_warning(self.hub.startup_error.as_deref(), &self.failed)
+        let failed = self
+            .state
+            .lock()
+            .map(|s| s.failed.clone())
+            .unwrap_or_default();
+        let warning = failure_warning(self.hub.startup_error.as_deref(), &failed);
+        match (warning, self.hub.retry_error.get()) {
+            (Some(w), Some(r)) => Some(format!("{w}; {r}")),
+            (w, r) => w.or_else(|| r.cloned()),
+        }
     }
 }
 
@@ -236,7 +361,12 @@ impl Drop for Subscription {
         let mut unwatch = Vec::new();
         if let Ok(mut r) = self.hub.routes.lock() {
             r.subs.remove(&self.id);
-            for dir in &self.watched {
+            let watched = self
+                .state
+                .lock()
+                .map(|s| s.watched.clone())
+                .unwrap_or_default();
+            for dir in &watched {
                 if r.leave(dir, self.id) {
                     unwatch.push(dir.clone());
                 }
@@ -361,6 +491,69 @@ mod tests {
         assert!(s.is_active(), "{:?}", s.warning());
         let before = count.load(Ordering::SeqCst);
         std::fs::write(later.join("access.log"), b"x\n").unwrap();
+        assert!(fired(&count, before));
+    }
+
+    /// Waits (up to a generous 60 s: the retry runs every 2 s) for `done`.
+    fn eventually(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    fn watched(s: &Subscription) -> BTreeSet<PathBuf> {
+        s.state.lock().unwrap().watched.clone()
+    }
+
+    #[test]
+    fn a_folder_missing_at_start_is_watched_once_it_appears_without_an_event() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Neither the folder nor its parent is watched: its creation is no event.
+        let later = tmp.path().join("app/nginx");
+        let (s, count) = counting(std::slice::from_ref(&later));
+        assert!(!s.is_active());
+        std::fs::create_dir_all(&later).unwrap();
+        assert!(
+            eventually(|| s.is_active()),
+            "never watched: {:?}",
+            s.warning()
+        );
+        // Its job was told (to rescan), and hears of changes in it now.
+        assert!(count.load(Ordering::SeqCst) > 0);
+        let before = count.load(Ordering::SeqCst);
+        std::fs::write(later.join("access.log"), b"x\n").unwrap();
+        assert!(fired(&count, before));
+    }
+
+    #[test]
+    fn a_re_pointed_folder_link_is_watched_at_its_new_target() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = std::fs::canonicalize(tmp.path()).unwrap();
+        let (old, new) = (base.join("releases/42"), base.join("releases/43"));
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::create_dir_all(&new).unwrap();
+        let link = base.join("current");
+        std::os::unix::fs::symlink(&old, &link).unwrap();
+        let (s, count) = counting(std::slice::from_ref(&link));
+        assert!(s.is_active());
+        assert_eq!(watched(&s), BTreeSet::from([old.clone()]));
+        // Re-pointed as deploy tools do (a new link renamed over the old one), in a
+        // folder nobody watches.
+        std::os::unix::fs::symlink(&new, base.join("current.new")).unwrap();
+        std::fs::rename(base.join("current.new"), &link).unwrap();
+        assert!(
+            eventually(|| watched(&s) == BTreeSet::from([new.clone()])),
+            "still watching {:?}",
+            watched(&s)
+        );
+        assert!(s.is_active());
+        let before = count.load(Ordering::SeqCst);
+        std::fs::write(new.join("access.log"), b"x\n").unwrap();
         assert!(fired(&count, before));
     }
 }

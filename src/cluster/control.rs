@@ -215,7 +215,7 @@ fn no_file_warnings(j: &JobInfo, members: u32) -> Vec<String> {
     let on_0 = if members > 1 { " on member 0" } else { "" };
     if let Some(job) = &j.job {
         let src = &job.source;
-        let roots = AllowedRoots::new(&src.allowed_roots);
+        let roots = AllowedRoots::of_source(src);
         for glob in &src.include {
             let Ok(found) = discover(std::slice::from_ref(glob), &src.exclude, &roots) else {
                 continue;

@@ -19,6 +19,8 @@ const OUTPUT_DIR: &str = "output";
 pub(super) struct SubmitRules {
     pub(super) env: Env,
     pub(super) read_roots: Vec<PathBuf>,
+    /// Never read, whatever the roots: the state folder, the token file.
+    pub(super) denied_reads: Vec<PathBuf>,
     /// `None` on members other than process 0: they write no sink.
     pub(super) output_roots: Option<Vec<PathBuf>>,
     /// Half the member's cap on open files: a job's `max_open_files` is lowered
@@ -31,6 +33,7 @@ impl SubmitRules {
         let mut job = tidemark_jobs::submitted(text, file, &self.env)?;
         check_roots(&job, &self.read_roots).map_err(|e| e.to_diagnostics(file))?;
         job.source.allowed_roots = self.read_roots.clone();
+        job.source.denied_reads = self.denied_reads.clone();
         if let Some(roots) = &self.output_roots {
             check_output_roots(&job, roots).map_err(|e| e.to_diagnostics(file))?;
             job.output_roots = roots.clone();
@@ -101,8 +104,8 @@ pub(super) fn output_roots(args: &ClusterArgs) -> Result<Vec<PathBuf>, String> {
     })?;
     let default = state.join(OUTPUT_DIR);
     if args.output_roots.is_empty() {
-        std::fs::create_dir_all(&default)
-            .map_err(|e| format!("cannot create the output folder {}: {e}", default.display()))?;
+        tidemark_engine::cluster::state_folder::create_output_folder(&default)
+            .map_err(|e| e.to_string())?;
     }
     let given = if args.output_roots.is_empty() {
         std::slice::from_ref(&default)

@@ -65,6 +65,15 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     if args.processes > 1 {
         exit_when_a_member_is_lost();
     }
+    // Before anything is written in the state folder (the token included): a
+    // second member on it, or a folder other users can write, stops here.
+    let state_lock = match cluster::lock_state_folder(&args.state_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     if let Err(e) = cluster::store::claim_identity(&args.state_dir, args.process, args.processes) {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
@@ -109,6 +118,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let rules = Arc::new(SubmitRules {
         env: Env::process().allowing(args.job_env.iter().cloned()),
         read_roots: args.allow_roots.clone(),
+        // A job whose roots cover them must not read the member's token or other
+        // jobs' checkpoints.
+        denied_reads: std::iter::once(args.state_dir.clone())
+            .chain(args.token_file.clone())
+            .collect(),
         output_roots,
         max_open_files_per_job: crate::fd_limit::per_job(cap),
     });
@@ -134,6 +148,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         make_output,
         validate,
         max_jobs: args.max_jobs,
+        state_lock,
     })
     .context("cannot start the cluster")?;
     if !serves_api {

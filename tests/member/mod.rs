@@ -245,3 +245,32 @@ pub fn windows_before(output: &[u8], minute: i64) -> Vec<u8> {
     }
     out
 }
+
+/// Runs `tidemark cluster ARGS` on `state` that should exit on its own (it is
+/// killed after 15 s: `None`); its exit code and log.
+pub fn cluster_exit(args: &[&str], state: &Path) -> (Option<i32>, String) {
+    let log = state.with_extension("log");
+    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
+    let err = std::fs::File::create(&log).unwrap();
+    let mut child = tidemark()
+        .args(["cluster", "--api", "127.0.0.1:0", "--state-dir"])
+        .arg(state)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (code, std::fs::read_to_string(&log).unwrap_or_default())
+}

@@ -13,6 +13,7 @@ use thiserror::Error;
 use tidemark_jobs::Job;
 
 use super::registry::{JobState, NotAdded, Registry};
+use super::state_folder::StateLock;
 use super::store::{self, JobStore};
 use super::worker::{member_loop, Shared};
 use super::Command;
@@ -44,6 +45,9 @@ pub struct ClusterOptions {
     /// Most jobs a submit may bring the member to (jobs kept in the state folder
     /// are installed again even past it).
     pub max_jobs: usize,
+    /// The member's lock on `state_dir` ([`super::lock_state_folder`]), taken
+    /// before anything (the API token included) is written there.
+    pub state_lock: StateLock,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -70,7 +74,7 @@ pub struct Cluster {
     /// Cleared when the workers end (shut down, or failed).
     running: Arc<AtomicBool>,
     // The member's lock on its state folder, held while it runs.
-    _lock: std::fs::File,
+    _lock: StateLock,
 }
 
 impl Cluster {
@@ -195,9 +199,9 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
     let processes = opts.processes.max(1);
     store::claim_identity(&opts.state_dir, opts.process, processes)
         .map_err(EngineError::Checkpoint)?;
-    // One member per state folder: a second would install the same kept jobs and
-    // delete the first one's on stop.
-    let lock = crate::run::lock_state(&opts.state_dir)?;
+    // One member per state folder (the caller took the lock): a second would
+    // install the same kept jobs and delete the first one's on stop.
+    let lock = opts.state_lock;
     let store = JobStore::open(&opts.state_dir).map_err(|e| {
         EngineError::Checkpoint(format!(
             "cannot use the state folder {}: {e}",

@@ -4,6 +4,7 @@
 //!
 //! - [`registry`]: what the control side sees — each job's state and self-metrics.
 //! - [`store`]: the submitted jobs kept in the state folder, re-installed on restart.
+//! - [`state_folder`]: the state folder's ownership, mode and lock, checked first.
 //! - [`member`]: the control side, and starting a member.
 //! - `worker`: the worker loop that applies sequenced [`Command`]s.
 //!
@@ -25,6 +26,7 @@
 pub mod member;
 pub mod registry;
 mod size;
+pub mod state_folder;
 pub mod store;
 mod worker;
 
@@ -36,6 +38,7 @@ use crate::time::EventMs;
 pub use member::{start, Cluster, ClusterOptions, MakeOutput, Validate};
 pub use registry::{JobInfo, JobState, Registry};
 pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};
+pub use state_folder::{lock_state_folder, StateFolderError, StateLock};
 
 /// What every worker of every member applies, in the one order the [`Sequencer`]
 /// gives. A job's life: `Install` → one `Prepared` per member (all must succeed,

@@ -3,6 +3,8 @@
 //! from its checkpoint.
 
 use std::io::Write;
+
+use crate::checkpoint::create_temp_file;
 use std::path::{Path, PathBuf};
 
 pub struct JobStore {
@@ -23,7 +25,7 @@ impl JobStore {
     /// Keeps a job's TOML (temp file, fsync, rename, fsync the folder).
     pub fn save(&self, name: &str, toml: &str) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(".{name}.toml.tmp"));
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = create_temp_file(&tmp)?;
         f.write_all(toml.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, self.path(name))?;
@@ -83,7 +85,7 @@ pub fn claim_identity(state_dir: &Path, process: usize, processes: usize) -> Res
             let write = || -> std::io::Result<()> {
                 std::fs::create_dir_all(state_dir)?;
                 let tmp = state_dir.join(".member.tmp");
-                let mut f = std::fs::File::create(&tmp)?;
+                let mut f = create_temp_file(&tmp)?;
                 f.write_all(mine.as_bytes())?;
                 f.sync_all()?;
                 std::fs::rename(&tmp, &path)?;
@@ -107,6 +109,24 @@ mod tests {
         let e = claim_identity(d.path(), 0, 2).unwrap_err();
         assert!(e.contains("belongs to process 1 of 2"), "{e}");
         assert!(claim_identity(d.path(), 1, 3).is_err());
+    }
+
+    #[test]
+    fn a_planted_symlink_at_a_kept_jobs_temp_name_is_not_written_through() {
+        let d = tempfile::tempdir().unwrap();
+        let s = JobStore::open(d.path()).unwrap();
+        let target = d.path().join("victim");
+        std::fs::write(&target, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&target, d.path().join("submitted/.a.toml.tmp")).unwrap();
+        s.save("a", "name = \"a\"").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        let kept = s.load().unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].1, "name = \"a\"");
+        // The member's identity file too.
+        std::os::unix::fs::symlink(&target, d.path().join(".member.tmp")).unwrap();
+        claim_identity(d.path(), 0, 1).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
     }
 
     #[test]

@@ -171,7 +171,7 @@ pub fn plan_replay(
         max_ms: wall_clock_ms().saturating_add(job.window.max_clock_skew.as_millis() as i64),
         max_line_bytes: job.source.max_line_bytes,
     };
-    let roots = AllowedRoots::new(&job.source.allowed_roots);
+    let roots = AllowedRoots::of_source(&job.source);
     let mut outside = Vec::new();
     let mut streams = find_streams(job, &roots, &mut outside, &mut parser, &accept)?;
     for o in &outside {

@@ -384,6 +384,7 @@ pub fn check_source(
         rate_limit: rate?,
         max_open_files: max_open_files?,
         allowed_roots: Vec::new(),
+        denied_reads: Vec::new(),
     })
 }
 

@@ -79,7 +79,9 @@ pub struct Discovered {
     /// (same device and inode: a directory link, `a/../a`, a hard link).
     pub duplicates: Vec<Duplicate>,
     /// Matched paths (or rotated siblings) that are not regular files, with what
-    /// they are ("a FIFO"): never opened (a FIFO would block the reader).
+    /// they are ("a FIFO", "a kernel file (in /proc)"): never opened (a FIFO would
+    /// block the reader; a kernel file is endless or changing, see
+    /// [`super::kernel_fs`]).
     pub not_regular: Vec<(PathBuf, &'static str)>,
     /// Folders the globs could not list, with the error.
     pub unlistable: Vec<(PathBuf, String)>,
@@ -123,7 +125,10 @@ fn kind(path: &Path) -> Kind {
     };
     let t = m.file_type();
     if t.is_file() {
-        Kind::Regular
+        match super::kernel_fs::of_path(path) {
+            Some(what) => Kind::Special(what),
+            None => Kind::Regular,
+        }
     } else if t.is_dir() {
         Kind::Folder
     } else if t.is_fifo() {

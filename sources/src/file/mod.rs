@@ -5,6 +5,7 @@
 
 pub mod discover;
 mod escape;
+pub mod kernel_fs;
 pub mod roots;
 pub mod walk;
 

@@ -33,12 +33,14 @@ use std::sync::Arc;
 
 use super::EscapedPath;
 
-/// The folders a job may read from, canonicalised; empty = any path.
+/// The folders a job may read from, canonicalised; empty = any path. And the
+/// paths it may never read, whatever its roots ([`AllowedRoots::denying`]).
 ///
-/// Cheap to clone (the list is shared).
+/// Cheap to clone (the lists are shared).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowedRoots {
     roots: Arc<[PathBuf]>,
+    denied: Arc<[PathBuf]>,
 }
 
 impl AllowedRoots {
@@ -50,21 +52,31 @@ impl AllowedRoots {
     /// `roots` canonicalised (symlinks resolved); a root that cannot be (it does not
     /// exist) is lexically normalised instead. An empty list allows any path.
     pub fn new<P: AsRef<Path>>(roots: &[P]) -> AllowedRoots {
-        let mut list: Vec<PathBuf> = roots
-            .iter()
-            .map(|r| {
-                let r = r.as_ref();
-                fs::canonicalize(r).unwrap_or_else(|_| normalize(r))
-            })
-            .collect();
-        list.sort();
-        list.dedup();
-        AllowedRoots { roots: list.into() }
+        AllowedRoots {
+            roots: canonical(roots).into(),
+            denied: Arc::new([]),
+        }
     }
 
-    /// Whether every path is allowed (no roots).
+    /// The roots a job's source reads under: its `allowed_roots`, minus its
+    /// `denied_reads`.
+    pub fn of_source(source: &tidemark_jobs::Source) -> AllowedRoots {
+        AllowedRoots::new(&source.allowed_roots).denying(&source.denied_reads)
+    }
+
+    /// These roots, but never a file whose real path is (or lies under) one of
+    /// `denied`, whatever the roots: a cluster member's state folder and API token
+    /// file, which an `--allow-root` covering them would otherwise hand to any job.
+    pub fn denying<P: AsRef<Path>>(self, denied: &[P]) -> AllowedRoots {
+        AllowedRoots {
+            denied: canonical(denied).into(),
+            ..self
+        }
+    }
+
+    /// Whether every path is allowed (no roots, nothing denied).
     pub fn is_any(&self) -> bool {
-        self.roots.is_empty()
+        self.roots.is_empty() && self.denied.is_empty()
     }
 
     /// The canonical roots (empty: any path).
@@ -73,9 +85,14 @@ impl AllowedRoots {
     }
 
     /// Whether the real (canonical) path `real` lies inside a root, by whole
-    /// components. Always true without roots.
+    /// components, and not in a denied path. Always true without roots or denials.
     pub fn contains(&self, real: &Path) -> bool {
-        self.is_any() || self.roots.iter().any(|r| real.starts_with(r))
+        (self.roots.is_empty() || self.roots.iter().any(|r| real.starts_with(r)))
+            && !self.is_denied(real)
+    }
+
+    fn is_denied(&self, real: &Path) -> bool {
+        self.denied.iter().any(|d| real.starts_with(d))
     }
 
     /// `Some` when `path` resolves (symlinks followed) to a real path outside every
@@ -129,6 +146,7 @@ impl AllowedRoots {
     fn escape(&self, path: &Path, real: PathBuf) -> Outside {
         Outside {
             path: path.to_path_buf(),
+            denied: self.is_denied(&real),
             real,
             roots: self.roots.clone(),
         }
@@ -144,6 +162,8 @@ pub struct Outside {
     pub real: PathBuf,
     /// The canonical roots.
     pub roots: Arc<[PathBuf]>,
+    /// It is a denied path (the member's own state), not merely outside the roots.
+    pub denied: bool,
 }
 
 impl Outside {
@@ -154,6 +174,15 @@ impl Outside {
 
 impl fmt::Display for Outside {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.denied {
+            return write!(
+                f,
+                "{}: not read: it resolves to {}, the cluster member's own state (its state \
+                 folder or API token file), which no job may read whatever its roots",
+                EscapedPath(&self.path),
+                EscapedPath(&self.real)
+            );
+        }
         let roots = self
             .roots
             .iter()
@@ -186,6 +215,21 @@ fn open_nonblocking(path: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
+}
+
+/// `paths` canonicalised (a path that cannot be: lexically normalised), sorted,
+/// each once.
+fn canonical<P: AsRef<Path>>(paths: &[P]) -> Vec<PathBuf> {
+    let mut list: Vec<PathBuf> = paths
+        .iter()
+        .map(|r| {
+            let r = r.as_ref();
+            fs::canonicalize(r).unwrap_or_else(|_| normalize(r))
+        })
+        .collect();
+    list.sort();
+    list.dedup();
+    list
 }
 
 /// `p` without `.` components or repeated / trailing `/`; `..` kept.
@@ -310,6 +354,34 @@ mod tests {
         assert_eq!(via_link.roots(), [t.root.join("sub")]);
         assert!(via_link.open(&t.root.join("ok.log")).is_ok());
         assert!(via_link.open(&t.root.join("in.log")).is_err());
+    }
+
+    #[test]
+    fn denied_files_are_never_read_whatever_the_roots() {
+        let t = tree();
+        fs::write(t.root.join("token"), b"secret-token\n").unwrap();
+        symlink(t.root.join("token"), t.root.join("token.log")).unwrap();
+        fs::create_dir(t.root.join("state")).unwrap();
+        fs::write(t.root.join("state/checkpoint"), b"x\n").unwrap();
+        let denied = [t.root.join("token"), t.root.join("state")];
+        for roots in [
+            AllowedRoots::new(&[&t.root]).denying(&denied),
+            AllowedRoots::any().denying(&denied),
+            AllowedRoots::new(&[&t.root.parent().unwrap()]).denying(&denied),
+        ] {
+            assert!(!roots.is_any());
+            for p in ["token", "token.log", "state/checkpoint", "subdir/../token"] {
+                let p = t.root.join(p);
+                let o = roots.outside(&p).unwrap_or_else(|| panic!("{p:?} allowed"));
+                assert!(o.denied && o.to_string().contains("state"), "{o}");
+                let e = roots.open(&p).unwrap_err();
+                assert!(outside_error(&e).is_some_and(|o| o.denied), "{e}");
+                let f = File::open(&p).unwrap();
+                assert!(roots.check_file(&f, &p).is_err());
+            }
+            // Everything else is read as before.
+            assert!(roots.open(&t.root.join("in.log")).is_ok());
+        }
     }
 
     #[test]

@@ -416,7 +416,11 @@ impl Scanner {
                         }
                     };
                     match f.metadata() {
-                        Ok(m) if m.is_file() => meta = m,
+                        // A kernel file (a link into /proc swapped in after the
+                        // scan) is endless or changing: never read (see kernel_fs).
+                        Ok(m) if m.is_file() && crate::file::kernel_fs::of_file(&f).is_none() => {
+                            meta = m
+                        }
                         _ => continue,
                     }
                     read_head_of(f, gzip, self.head_len)

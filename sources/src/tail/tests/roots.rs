@@ -168,3 +168,20 @@ fn a_link_swapped_in_after_the_scan_is_not_read() {
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(errs[0].contains("app.log.1"), "{errs:?}");
 }
+
+/// Discovery refuses kernel files; one swapped in afterwards (the live path made a
+/// link into /proc) must not be read either: size 0, content that changes on
+/// every read.
+#[test]
+fn a_kernel_file_swapped_in_for_the_live_file_is_not_read() {
+    let d = dirs();
+    let live = d.root.join("app.log");
+    symlink("/proc/self/status", &live).unwrap();
+    let mut h = within(&live, true, &[]);
+    // A few rounds, not `drain`: a kernel file read as a log never goes quiet.
+    for _ in 0..5 {
+        let (lines, _) = h.later();
+        assert!(lines.is_empty(), "read a kernel file: {lines:?}");
+    }
+    assert_eq!(h.t.counters().files_opened, 0, "{:?}", h.t.counters());
+}
