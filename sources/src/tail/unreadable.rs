@@ -55,7 +55,7 @@ pub fn hint(e: &io::Error) -> &'static str {
         }
         Some(23 | 24) => {
             "too many open files: raise the limit on open files (`ulimit -n`, \
-             `LimitNOFILE=` in a systemd unit); the group waits until one is free"
+             `LimitNOFILE=` in a systemd unit) or lower max_open_files; the group waits until one is free"
         }
         Some(5) => "an I/O error from the disk or file system: check the device and the kernel log",
         _ => "check that tidemark may read it",
