@@ -2,6 +2,7 @@
 
 mod cluster;
 mod demo;
+mod fd_limit;
 mod replay;
 mod run;
 
@@ -146,6 +147,12 @@ enum Command {
         /// How often, at most, each job writes a checkpoint.
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
         checkpoint_interval: std::time::Duration,
+        /// Most files all jobs together keep open on this member; one job gets at
+        /// most half (its `max_open_files` is lowered to that, logged). Default:
+        /// the soft limit on open files − 64 − 1/8 of it, kept for the API and
+        /// checkpoints.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        max_open_files: Option<u64>,
     },
     /// Submit, list, inspect and stop a cluster's jobs.
     Job {
@@ -180,6 +187,7 @@ enum JobCmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    fd_limit::raise();
     let result = match cli.command {
         Command::Demo { dir, workers } => demo::demo(dir, workers),
         Command::Run {
@@ -243,6 +251,7 @@ fn main() -> ExitCode {
             job_env,
             max_jobs,
             checkpoint_interval,
+            max_open_files,
         } => cluster::cluster(cluster::ClusterArgs {
             processes,
             process,
@@ -261,6 +270,7 @@ fn main() -> ExitCode {
             job_env,
             max_jobs: usize::try_from(max_jobs).unwrap_or(usize::MAX),
             checkpoint_interval,
+            max_open_files: max_open_files.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
         }),
         Command::Job {
             command,

@@ -141,9 +141,20 @@ pub struct RunArgs {
 }
 
 pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(job) = load_job(path) else {
+    let Some(mut job) = load_job(path) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
+    // One job alone in the process: it may use what the limit on open files
+    // leaves after the reserve, no more (else its own opens hit EMFILE).
+    let cap = crate::fd_limit::default_cap(crate::fd_limit::soft_limit());
+    if job.source.max_open_files > cap {
+        tracing::info!(
+            "max_open_files {} lowered to {cap}: the limit on open files less a reserve \
+             (raise it with `ulimit -n`)",
+            job.source.max_open_files
+        );
+        job.source.max_open_files = cap;
+    }
     // What validation cannot see: a sink path reaching an input, the job file or
     // the state folder through a link, or lying in the state folder.
     if let Err(e) = Protected::of_job(&job, Some(path), args.state_dir.as_deref()).check(&job) {

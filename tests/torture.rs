@@ -20,7 +20,8 @@ const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
 /// so many windows close (and checkpoints commit) between kills.
 const STEP_MS: i64 = 40;
 
-fn job(dir: &Path, out: &str) -> String {
+/// `source_extra`: more `[source]` keys (e.g. a tiny `max_open_files`).
+fn job(dir: &Path, out: &str, source_extra: &str) -> String {
     format!(
         r#"
 name = "torture"
@@ -29,6 +30,7 @@ kind = "file"
 include = ["{logs}/*/access.log"]
 host = {{ path_regex = '/logs/(?P<host>[^/]+)/access\.log' }}
 poll_interval = "20ms"
+{source_extra}
 [parse]
 format = "logfmt"
 timestamp = {{ field = "ts", format = "epoch_millis" }}
@@ -247,13 +249,24 @@ fn read_jsonl_totals(path: &Path) -> Truth {
 
 #[test]
 fn sigkill_and_restart_during_rotation_loses_and_duplicates_nothing() {
+    torture(7, "");
+}
+
+/// The same with one open file per worker (2 workers, 3 hosts): idle live files
+/// are closed and reopened by identity across rotations and kills (issue 10).
+#[test]
+fn files_closed_past_max_open_files_lose_and_duplicate_nothing() {
+    torture(11, "max_open_files = 2");
+}
+
+fn torture(default_seed: u64, source_extra: &str) {
     let seed = std::env::var("TORTURE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(7);
+        .unwrap_or(default_seed);
     let d = tempfile::tempdir().unwrap();
     let job_path = d.path().join("job.toml");
-    std::fs::write(&job_path, job(d.path(), "out/live.jsonl")).unwrap();
+    std::fs::write(&job_path, job(d.path(), "out/live.jsonl", source_extra)).unwrap();
     let state = d.path().join("state");
     let stop = Arc::new(AtomicBool::new(false));
     let truth = Arc::new(Mutex::new(Truth::new()));
@@ -306,7 +319,7 @@ fn sigkill_and_restart_during_rotation_loses_and_duplicates_nothing() {
 
     // The same files, read once without interruption.
     let fresh_job = d.path().join("fresh.toml");
-    std::fs::write(&fresh_job, job(d.path(), "out/fresh.jsonl")).unwrap();
+    std::fs::write(&fresh_job, job(d.path(), "out/fresh.jsonl", source_extra)).unwrap();
     let fresh = tidemark(&fresh_job, &d.path().join("fresh-state"), true)
         .wait_with_output()
         .unwrap();

@@ -93,6 +93,23 @@ pub struct JobStatus {
     /// include glob that matches no file on a member. Empty when there are none.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Its files and file descriptors, summed over all members.
+    #[serde(default)]
+    pub open_files: OpenFiles,
+}
+
+/// A job's use of file descriptors (`max_open_files`; issue 10).
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFiles {
+    /// Files held open now.
+    pub open: u64,
+    /// Live files closed while idle to keep within `max_open_files`; reopened by
+    /// identity when they change.
+    pub parked: u64,
+    /// Reopens of a parked file that found no file descriptor and waited.
+    pub reopen_waits: u64,
+    /// Checkpoint writes that found no file descriptor and were tried again.
+    pub checkpoint_waits: u64,
 }
 
 impl JobStatus {

@@ -16,6 +16,8 @@ use crate::resume::Resume;
 use crate::resume::ResumeBoard;
 use crate::stats::SharedStats;
 use crate::time::EventMs;
+use tidemark_sources::fds::OUT_OF_FDS_HINT;
+use tidemark_sources::file::EscapedPath;
 
 /// Why the checkpoint a run writes as it starts could not be written.
 #[derive(Debug, Error)]
@@ -39,6 +41,72 @@ pub struct Committer {
     /// next restart would emit those windows a second time.
     floor: EventMs,
     stats: SharedStats,
+    /// Saves that found no file descriptor left (see [`FdWait`]).
+    fd_wait: FdWait,
+}
+
+/// A checkpoint save that hit EMFILE/ENFILE waits and is tried again: the files
+/// are most likely held by another job of the member, and the previous checkpoint
+/// stays intact meanwhile, so failing this job would punish the wrong one.
+#[derive(Debug, Default)]
+struct FdWait {
+    /// The delay before the next try, once a save failed; `None` after a success.
+    backoff: Option<Duration>,
+    last_log: Option<Instant>,
+}
+
+/// First delay after a save found no file descriptor; doubled per failure up to
+/// [`FD_BACKOFF_MAX`].
+const FD_BACKOFF_MIN: Duration = Duration::from_millis(50);
+const FD_BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// A final save (end of input, stop) tries this long before the job fails: the
+/// run cannot end with its last windows uncommitted, nor wait forever.
+const FD_FINAL_SAVE_PATIENCE: Duration = Duration::from_secs(30);
+const FD_LOG_EVERY: Duration = Duration::from_secs(10);
+
+impl FdWait {
+    /// Counts and (rate-limited) logs a failed save; returns the delay before the
+    /// next try.
+    fn failed(&mut self, err: &CheckpointError, stats: &SharedStats) -> Duration {
+        let next = self
+            .backoff
+            .map_or(FD_BACKOFF_MIN, |b| (b * 2).min(FD_BACKOFF_MAX));
+        self.backoff = Some(next);
+        let waits = match stats.lock() {
+            Ok(mut s) => {
+                s.checkpoint_fd_waits += 1;
+                s.checkpoint_fd_waits
+            }
+            Err(_) => 0,
+        };
+        if self.last_log.is_none_or(|t| t.elapsed() >= FD_LOG_EVERY) {
+            self.last_log = Some(Instant::now());
+            // The error's Display names the path with `display()`; the path
+            // itself is an operator's choice (--state-dir), not a file name from
+            // the logs, but it is escaped here like every other path we log.
+            let path = match err {
+                CheckpointError::Io { path, .. } => path.as_path(),
+                _ => std::path::Path::new(""),
+            };
+            tracing::warn!(
+                "checkpoint not written, no file descriptor left ({}; {} so far): \
+                 trying again in {:?}, the previous checkpoint is kept. {} ({})",
+                EscapedPath(path),
+                waits,
+                next,
+                OUT_OF_FDS_HINT,
+                err_source(err),
+            );
+        }
+        next
+    }
+}
+
+fn err_source(err: &CheckpointError) -> String {
+    match err {
+        CheckpointError::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
 }
 
 impl Committer {
@@ -59,6 +127,7 @@ impl Committer {
             last_frontier: None,
             floor: resumed_from,
             stats,
+            fd_wait: FdWait::default(),
         }
     }
 
@@ -87,7 +156,7 @@ impl Committer {
             start_at_end,
             limited_windows: self.limited_windows(None),
         };
-        self.store.save(&cp).map_err(CommitError::Save)?;
+        self.save_patiently(&cp).map_err(CommitError::Save)?;
         if let Ok(mut s) = self.stats.lock() {
             s.checkpoints_written += 1;
         }
@@ -131,7 +200,19 @@ impl Committer {
             start_at_end: false,
             limited_windows: self.limited_windows(Some(frontier_ms)),
         };
-        self.store.save(&cp).map_err(|e| e.to_string())?;
+        if force {
+            self.save_patiently(&cp).map_err(|e| e.to_string())?;
+        } else {
+            match self.store.save(&cp) {
+                Ok(()) => self.fd_wait.backoff = None,
+                Err(e) if e.is_out_of_fds() => {
+                    // Windows below the frontier are in the sinks already; the
+                    // next try commits them (or a later frontier) all the same.
+                    return Ok(Some(self.fd_wait.failed(&e, &self.stats)));
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
         self.board.set_committed(frontier_ms);
         self.last_write = Some(Instant::now());
         self.last_frontier = Some(frontier_ms);
@@ -143,6 +224,24 @@ impl Committer {
 }
 
 impl Committer {
+    /// Saves `cp`, waiting out EMFILE/ENFILE for up to [`FD_FINAL_SAVE_PATIENCE`]:
+    /// for saves the run cannot go on (or end) without.
+    fn save_patiently(&mut self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+        let start = Instant::now();
+        loop {
+            match self.store.save(cp) {
+                Ok(()) => {
+                    self.fd_wait.backoff = None;
+                    return Ok(());
+                }
+                Err(e) if e.is_out_of_fds() && start.elapsed() < FD_FINAL_SAVE_PATIENCE => {
+                    std::thread::sleep(self.fd_wait.failed(&e, &self.stats));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The limited windows below `frontier_ms` (`None`: the frontier resumed from).
     fn limited_windows(&self, frontier_ms: Option<EventMs>) -> u64 {
         self.stats.lock().map_or(0, |mut s| match frontier_ms {

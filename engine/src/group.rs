@@ -159,6 +159,20 @@ impl GroupState {
         self.finished
     }
 
+    /// Whether this group holds a file open (see [`Tailer::holds_file`]).
+    pub fn holds_file(&self) -> bool {
+        self.reader.holds_file()
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.reader.is_parked()
+    }
+
+    /// Closes its live file if idle at its end (see [`Tailer::park`]).
+    pub fn park(&mut self) -> bool {
+        self.reader.park()
+    }
+
     /// Reads up to `budget` bytes and aggregates their lines. `wall_ms` is the wall
     /// clock, for rejecting lines stamped too far in the future.
     pub fn read(
@@ -396,6 +410,8 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.deletions += after.deletions - before.deletions;
     stats.resume_misses += after.resume_misses - before.resume_misses;
     stats.damaged_gzip_files += after.damaged_gzip - before.damaged_gzip;
+    stats.reopens += after.reopens - before.reopens;
+    stats.reopen_fd_waits += after.reopen_waits - before.reopen_waits;
 }
 
 /// What every line of one read needs besides its own state.

@@ -78,6 +78,8 @@ pub struct GroupSet {
     discoveries: u64,
     /// Round-robin start, so a busy group cannot starve the ones after it.
     next: usize,
+    /// Where the search for a group to park starts (see `park_one_other`).
+    park_next: usize,
 }
 
 impl GroupSet {
@@ -116,6 +118,7 @@ impl GroupSet {
             watching: false,
             discoveries: 0,
             next: 0,
+            park_next: 0,
         }
     }
 
@@ -339,19 +342,31 @@ impl GroupSet {
         let n = self.groups.len();
         let mut busy = false;
         let mut visited = 0;
+        let share = open_files_share(self.job.source.max_open_files, self.local.1);
+        let mut open = self.groups.iter().filter(|g| g.holds_file()).count();
         while visited < n {
             if budget == 0 {
                 busy = true;
                 break;
             }
-            let g = &mut self.groups[(self.next + visited) % n];
+            let i = (self.next + visited) % n;
             visited += 1;
-            if g.is_finished() {
+            if self.groups[i].is_finished() {
                 continue;
             }
+            let held = self.groups[i].holds_file();
+            if !held && open >= share {
+                // Its turn waits until another group is idle at its end (or, in a
+                // finite run, finished): lines are late, never lost.
+                if !self.park_one_other(i) {
+                    continue;
+                }
+                open -= 1;
+            }
+            let g = &mut self.groups[i];
             let before = stats.bytes_read;
             let status = g.read(chunk.min(budget), now, wall_ms, stats);
-            let i = (self.next + visited - 1) % n;
+            open = open + usize::from(g.holds_file()) - usize::from(held);
             if let Some((path, id)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
                     if let Some(owner) = self.files.claims.claim(id, path, g.live(), &self.roots) {
@@ -377,7 +392,26 @@ impl GroupSet {
         if n > 0 {
             self.next = (self.next + visited) % n;
         }
+        let parked = self.groups.iter().filter(|g| g.is_parked()).count();
+        stats
+            .open_files
+            .insert(self.index, (open as u64, parked as u64));
         busy
+    }
+
+    /// Keeps this worker within its share of `max_open_files`: parks (closes) the
+    /// live file of a group other than `except` that is idle at its end, found
+    /// round-robin so no group is always the one closed. Returns whether one was.
+    fn park_one_other(&mut self, except: usize) -> bool {
+        let n = self.groups.len();
+        for k in 0..n {
+            let j = (self.park_next + k) % n;
+            if j != except && self.groups[j].holds_file() && self.groups[j].park() {
+                self.park_next = (j + 1) % n;
+                return true;
+            }
+        }
+        false
     }
 
     /// The earliest window this worker may still send data for. With no group to
@@ -536,4 +570,11 @@ mod shared;
 #[cfg(test)]
 mod identity_tests;
 #[cfg(test)]
+mod open_files_tests;
+#[cfg(test)]
 mod tests;
+
+/// Each of a member's `workers` gets max(1, budget / workers) open files.
+pub fn open_files_share(budget: usize, workers: usize) -> usize {
+    (budget / workers.max(1)).max(1)
+}

@@ -35,6 +35,16 @@ pub struct JobStats {
     /// Every window before this is written: the job's output frontier.
     pub frontier_ms: Option<EventMs>,
     pub checkpoints_written: u64,
+    /// Checkpoint saves that found no file descriptor left (EMFILE/ENFILE) and
+    /// were tried again later.
+    pub checkpoint_fd_waits: u64,
+    /// Per worker index: files held open and live files parked (closed while
+    /// idle to keep within `max_open_files`), as of its last read round.
+    pub open_files: BTreeMap<usize, (u64, u64)>,
+    /// Parked files opened again; of those tries, how many found no file
+    /// descriptor (EMFILE/ENFILE) and waited.
+    pub reopens: u64,
+    pub reopen_fd_waits: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
@@ -108,6 +118,12 @@ impl JobStats {
         self.last_window_ms = self.last_window_ms.max(o.last_window_ms);
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
+        self.checkpoint_fd_waits += o.checkpoint_fd_waits;
+        for (k, v) in &o.open_files {
+            self.open_files.insert(*k, *v);
+        }
+        self.reopens += o.reopens;
+        self.reopen_fd_waits += o.reopen_fd_waits;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
@@ -260,6 +276,23 @@ impl JobStats {
                 self.checkpoints_written
             ));
         }
+        if !self.open_files.is_empty() {
+            let (open, parked) = self
+                .open_files
+                .values()
+                .fold((0, 0), |(o, p), (a, b)| (o + a, p + b));
+            s.push_str(&format!(
+                "open files: {open}; parked (closed while idle): {parked}; reopened: {}; \
+                 reopens that waited for a file descriptor: {}\n",
+                self.reopens, self.reopen_fd_waits
+            ));
+        }
+        if self.checkpoint_fd_waits > 0 {
+            s.push_str(&format!(
+                "checkpoint saves delayed, no file descriptor left (tried again): {}\n",
+                self.checkpoint_fd_waits
+            ));
+        }
         if self.windows_open_at_stop > 0 {
             s.push_str(&format!(
                 "windows still open at stop (not emitted): {}\n",
@@ -362,6 +395,17 @@ pub struct MemberStats {
     /// File groups whose clock trails the wall clock (see [`JobStats::clock_lag_ms`]).
     #[serde(default)]
     pub trailing_clock_groups: u64,
+    /// Files held open now and live files parked (closed while idle to keep
+    /// within `max_open_files`), over this member's workers.
+    #[serde(default)]
+    pub open_files: u64,
+    #[serde(default)]
+    pub parked_files: u64,
+    /// See [`JobStats::reopen_fd_waits`] and [`JobStats::checkpoint_fd_waits`].
+    #[serde(default)]
+    pub reopen_fd_waits: u64,
+    #[serde(default)]
+    pub checkpoint_fd_waits: u64,
 }
 
 impl MemberStats {
@@ -386,6 +430,10 @@ impl MemberStats {
         self.damaged_gzip_files += o.damaged_gzip_files;
         self.outlier_lines += o.outlier_lines;
         self.trailing_clock_groups += o.trailing_clock_groups;
+        self.open_files += o.open_files;
+        self.parked_files += o.parked_files;
+        self.reopen_fd_waits += o.reopen_fd_waits;
+        self.checkpoint_fd_waits += o.checkpoint_fd_waits;
     }
 }
 
@@ -412,6 +460,10 @@ impl From<&JobStats> for MemberStats {
             damaged_gzip_files: s.damaged_gzip_files,
             outlier_lines: s.outlier_lines,
             trailing_clock_groups: s.trailing_clock_groups(),
+            open_files: s.open_files.values().map(|(o, _)| o).sum(),
+            parked_files: s.open_files.values().map(|(_, p)| p).sum(),
+            reopen_fd_waits: s.reopen_fd_waits,
+            checkpoint_fd_waits: s.checkpoint_fd_waits,
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Source {
     pub rotated_tail_wait: Duration,
     /// Bytes per second over the whole job; `None` = unlimited.
     pub rate_limit: Option<u64>,
+    /// Most files the job keeps open at once (see the job file's `max_open_files`).
+    pub max_open_files: usize,
     /// The folders this job may read files from; empty = any path. Not a job file
     /// setting (validation leaves it empty): set by the cluster after the job passed
     /// [`crate::check_roots`] against its `--allow-root` folders. Every file is read

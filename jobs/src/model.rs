@@ -65,6 +65,11 @@ pub struct SourceFile {
     pub rotated_tail_wait: Option<Spanned<String>>,
     /// Paces reads (back-pressure, never drops), e.g. "5MiB/s". Default: unlimited.
     pub rate_limit: Option<Spanned<String>>,
+    /// Most files the job keeps open at once on a member, split over its workers
+    /// there (each gets max(1, budget / workers)); idle live files past it are
+    /// closed and reopened by identity on change. Operational (not in the
+    /// semantics fingerprint). Default 256.
+    pub max_open_files: Option<Spanned<i64>>,
 }
 
 /// Exactly one of the three keys.

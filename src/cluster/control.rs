@@ -92,6 +92,12 @@ impl JobControl for Control {
                 .into_iter()
                 .chain(discovery_warnings(&all))
                 .collect(),
+            open_files: tidemark_api::model::OpenFiles {
+                open: all.open_files,
+                parked: all.parked_files,
+                reopen_waits: all.reopen_fd_waits,
+                checkpoint_waits: all.checkpoint_fd_waits,
+            },
         })
     }
 

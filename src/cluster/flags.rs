@@ -23,6 +23,9 @@ pub(super) struct SubmitRules {
     pub(super) denied_reads: Vec<PathBuf>,
     /// `None` on members other than process 0: they write no sink.
     pub(super) output_roots: Option<Vec<PathBuf>>,
+    /// Half the member's cap on open files: a job's `max_open_files` is lowered
+    /// to it, so no job can take the descriptors another one needs.
+    pub(super) max_open_files_per_job: usize,
 }
 
 impl SubmitRules {
@@ -34,6 +37,16 @@ impl SubmitRules {
         if let Some(roots) = &self.output_roots {
             check_output_roots(&job, roots).map_err(|e| e.to_diagnostics(file))?;
             job.output_roots = roots.clone();
+        }
+        if job.source.max_open_files > self.max_open_files_per_job {
+            tracing::info!(
+                "job {:?}: max_open_files {} lowered to {}, half this member's cap \
+                 (--max-open-files)",
+                job.name,
+                job.source.max_open_files,
+                self.max_open_files_per_job
+            );
+            job.source.max_open_files = self.max_open_files_per_job;
         }
         Ok(job)
     }

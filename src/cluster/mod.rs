@@ -45,6 +45,9 @@ pub struct ClusterArgs {
     pub job_env: Vec<String>,
     pub max_jobs: usize,
     pub checkpoint_interval: Duration,
+    /// `--max-open-files`: the cap on what all jobs keep open (default from the
+    /// limit on open files, see [`crate::fd_limit::default_cap`]).
+    pub max_open_files: Option<usize>,
 }
 
 pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
@@ -109,6 +112,9 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     } else {
         (None, None)
     };
+    let cap = args
+        .max_open_files
+        .unwrap_or_else(|| crate::fd_limit::default_cap(crate::fd_limit::soft_limit()));
     let rules = Arc::new(SubmitRules {
         env: Env::process().allowing(args.job_env.iter().cloned()),
         read_roots: args.allow_roots.clone(),
@@ -118,6 +124,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             .chain(args.token_file.clone())
             .collect(),
         output_roots,
+        max_open_files_per_job: crate::fd_limit::per_job(cap),
     });
     let member_rules = rules.clone();
     let validate: cluster::Validate = Arc::new(move |toml: &str| {

@@ -124,6 +124,7 @@ impl JobControl for Mock {
                 errors: BTreeMap::new(),
                 last_error: None,
                 warnings: Vec::new(),
+                open_files: Default::default(),
             });
         }
         let jobs = self.jobs.lock().unwrap();
@@ -143,6 +144,7 @@ impl JobControl for Mock {
             ]),
             last_error: None,
             warnings: vec!["include glob `/x/*.log` matches no file on member 0".into()],
+            open_files: Default::default(),
         })
     }
 

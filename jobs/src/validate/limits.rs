@@ -47,3 +47,30 @@ pub fn check_max_series(
         }
     }
 }
+
+/// `[source] max_open_files` when the job file does not set it.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 256;
+/// The largest `max_open_files` accepted (beyond any real file limit).
+pub const MAX_MAX_OPEN_FILES: usize = 1 << 20;
+
+/// `[source] max_open_files`, or its default: at least 1.
+pub fn check_max_open_files(r: &mut Report<'_>, value: Option<&Spanned<i64>>) -> Option<usize> {
+    let Some(v) = value else {
+        return Some(DEFAULT_MAX_OPEN_FILES);
+    };
+    let n = *v.get_ref();
+    match usize::try_from(n) {
+        Ok(n) if (1..=MAX_MAX_OPEN_FILES).contains(&n) => Some(n),
+        _ => {
+            r.on(
+                v,
+                format!("max_open_files = {n} is out of range"),
+                format!(
+                    "use 1 to {MAX_MAX_OPEN_FILES} (files kept open at once; idle ones past it \
+                     are closed and reopened); the default is {DEFAULT_MAX_OPEN_FILES}"
+                ),
+            );
+            None
+        }
+    }
+}

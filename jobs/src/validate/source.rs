@@ -370,6 +370,7 @@ pub fn check_source(
         Duration::from_secs(5),
     );
     let rate = rate_setting(r, s.rate_limit.as_ref());
+    let max_open_files = super::limits::check_max_open_files(r, s.max_open_files.as_ref());
     Some(Source {
         include,
         exclude,
@@ -381,6 +382,7 @@ pub fn check_source(
         fingerprint_bytes: fingerprint?,
         rotated_tail_wait: tail_wait?.0,
         rate_limit: rate?,
+        max_open_files: max_open_files?,
         allowed_roots: Vec::new(),
         denied_reads: Vec::new(),
     })

@@ -104,6 +104,7 @@
 mod changed;
 mod done;
 mod identity;
+mod park;
 pub mod position;
 mod resume;
 mod source;
@@ -205,4 +206,11 @@ pub struct TailCounters {
     pub damaged_gzip: u64,
     /// Resume positions whose file was not found (see the module docs).
     pub resume_misses: u64,
+    /// Live files closed while idle to stay within the budget of open files
+    /// ([`Tailer::park`]), and opened again by identity.
+    pub parks: u64,
+    pub reopens: u64,
+    /// Reopens of a parked file that found no file descriptor (EMFILE/ENFILE)
+    /// and waited.
+    pub reopen_waits: u64,
 }

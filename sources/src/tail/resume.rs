@@ -82,7 +82,7 @@ impl Tailer {
         // listing taken mid-rotation cannot place the position wrongly (torture
         // seed 3057: the copy holding it was missed and newer files marked read).
         // A file that cannot be opened could be the one holding the position (its
-        // content is unknown): wait until it can be (follow mode only; otherwise
+        // content is unknown): wait until it can be (follow mode or out of file descriptors; otherwise
         // `Tailer::scan` left it out).
         if let Some(c) = scan.iter().find(|c| c.unreadable.is_some()) {
             if let Some(e) = &c.unreadable {
@@ -113,7 +113,7 @@ impl Tailer {
                 }
                 Err(OpenFail::Io(e)) => {
                     self.open_failed(&scan[i], &e);
-                    if self.opts.follow {
+                    if self.waits_for(&e) {
                         self.start = Start::Resume(pos);
                         return Outcome::Blocked;
                     }
@@ -223,7 +223,7 @@ impl Tailer {
             Err(OpenFail::Io(e)) => {
                 self.open_failed(c, &e);
                 self.start = Start::End;
-                return if self.opts.follow {
+                return if self.waits_for(&e) {
                     Outcome::Blocked
                 } else {
                     Outcome::Nothing

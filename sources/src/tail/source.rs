@@ -19,6 +19,14 @@ pub(crate) const INITIAL_BUFFER: usize = 64 * 1024;
 pub(crate) enum Src {
     Plain(File),
     Gz(Box<MultiGzDecoder<BufReader<File>>>),
+    /// A plain file closed while idle at its end to stay within the job's budget
+    /// of open files ([`super::Tailer::park`]); reopened by identity (the
+    /// [`Cur`]'s `id`) at `read_off` before the next read, once its path's
+    /// inode, size or modification time (`mtime`, seconds and nanoseconds, when
+    /// parked) differ.
+    Closed {
+        mtime: (i64, i64),
+    },
 }
 
 impl Src {
@@ -27,6 +35,10 @@ impl Src {
             let r = match self {
                 Src::Plain(f) => f.read(buf),
                 Src::Gz(g) => g.read(buf),
+                // The tailer reopens a parked file before reading; never reached.
+                Src::Closed { .. } => {
+                    return Err(io::Error::other("read from a closed (parked) file"))
+                }
             };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -38,7 +50,7 @@ impl Src {
     pub fn plain(&self) -> Option<&File> {
         match self {
             Src::Plain(f) => Some(f),
-            Src::Gz(_) => None,
+            Src::Gz(_) | Src::Closed { .. } => None,
         }
     }
 }

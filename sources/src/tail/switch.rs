@@ -314,7 +314,7 @@ impl Tailer {
                 continue;
             };
             if let Some(e) = &c.unreadable {
-                // Only in follow mode (see `Tailer::scan`): nothing after it is read.
+                // Only when it waits (see `Tailer::scan`): nothing after it is read.
                 self.block_on(&c.path, e);
                 return Outcome::Blocked;
             }
@@ -332,7 +332,7 @@ impl Tailer {
                 Err(OpenFail::Raced) => return Outcome::Raced,
                 Err(OpenFail::Io(e)) => {
                     self.open_failed(c, &e);
-                    if self.opts.follow {
+                    if self.waits_for(&e) {
                         return Outcome::Blocked; // retried on the next call
                     }
                     if c.live {

@@ -200,11 +200,19 @@ impl Tailer {
             return ReadStatus::Finished;
         }
         self.check_start(now);
+        if self.parked_unchanged() {
+            return ReadStatus::Idle; // nothing new: stays closed
+        }
+        if let super::park::Reopen::Blocked = self.reopen_parked() {
+            return ReadStatus::Idle; // `blocked_now`: reported as Blocked
+        }
         let mut used = 0usize;
         let mut steps = 0u32;
         loop {
             if self.cur.is_none() && !self.advance() {
-                if self.opts.follow {
+                // Without follow, a group waiting for a file (out of descriptors)
+                // is not finished: `read_some` reports it `Blocked`.
+                if self.opts.follow || self.blocked_now {
                     return ReadStatus::Idle;
                 }
                 self.finished = true;
@@ -268,7 +276,7 @@ impl Tailer {
                         self.damaged_gzip(&e);
                         continue;
                     }
-                    if self.opts.follow {
+                    if self.opts.follow || crate::fds::is_out_of_fds(&e) {
                         // Nothing was consumed: the same read is tried again.
                         let path = cur.path.clone();
                         self.block_on(&path, &e);

@@ -10,7 +10,10 @@
 //!   file can be read.
 //! - **Without follow** (`--until-eof`, replay) there is no later: the file is
 //!   reported, skipped, and listed in [`Tailer::unreadable`] so that the run can end
-//!   with an error naming it.
+//!   with an error naming it. Except for too many open files (EMFILE/ENFILE): that
+//!   passes as other groups finish and close theirs, so the group waits as in
+//!   follow mode (issue 10: a finite run reads every group even when they do not
+//!   all fit in the file limit at once).
 //!
 //! A file already read (same inode as one finished, or the one being read) that
 //! becomes unreadable is of no concern: nothing more is needed from it.
@@ -52,7 +55,7 @@ pub fn hint(e: &io::Error) -> &'static str {
         }
         Some(23 | 24) => {
             "too many open files: raise the limit on open files (`ulimit -n`, \
-             `LimitNOFILE=` in a systemd unit)"
+             `LimitNOFILE=` in a systemd unit) or lower max_open_files; the group waits until one is free"
         }
         Some(5) => "an I/O error from the disk or file system: check the device and the kernel log",
         _ => "check that tidemark may read it",
@@ -75,7 +78,7 @@ impl Tailer {
                 _ => PathBuf::from("."),
             };
             self.open_failed_at(&dir, &e);
-            self.untrusted_scan = self.opts.follow && !listed_before;
+            self.untrusted_scan = self.waits_for(&e) && !listed_before;
         }
         if scan.iter().all(|c| c.unreadable.is_none()) {
             return scan;
@@ -96,7 +99,7 @@ impl Tailer {
             if held.contains(&(dev, ino)) || self.done.has_unopened(c) {
                 return false;
             }
-            if self.opts.follow {
+            if self.waits_for(e) {
                 return true;
             }
             skipped.push((c.path.clone(), c.id.clone(), e.clone()));
@@ -112,11 +115,18 @@ impl Tailer {
     /// `path` could not be opened or read: wait for it (follow mode), or report and
     /// list it (the caller skips it).
     pub(super) fn open_failed_at(&mut self, path: &Path, e: &io::Error) {
-        if self.opts.follow {
+        if self.waits_for(e) {
             self.block_on(path, e);
         } else {
             self.skip_unreadable(path, e);
         }
+    }
+
+    /// Whether the group waits for a file that failed with `e` rather than skip it:
+    /// always in follow mode; without follow only while the process is out of file
+    /// descriptors, which passes once other groups close theirs.
+    pub(super) fn waits_for(&self, e: &io::Error) -> bool {
+        self.opts.follow || crate::fds::is_out_of_fds(e)
     }
 
     /// Follow mode: the group waits for `path`. Reported (and counted) when the

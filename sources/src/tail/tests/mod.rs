@@ -1,6 +1,7 @@
 //! Tailer tests against real files in temporary directories.
 
 mod gzip;
+mod park;
 mod resume;
 mod roots;
 mod rotation;

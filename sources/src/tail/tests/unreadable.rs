@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::*;
 
 /// Makes opening any path in `paths` fail with `errno` until `paths` is emptied.
-fn fail_opens(t: &mut Tailer, errno: i32) -> Arc<Mutex<Vec<PathBuf>>> {
+pub(super) fn fail_opens(t: &mut Tailer, errno: i32) -> Arc<Mutex<Vec<PathBuf>>> {
     let failing: Arc<Mutex<Vec<PathBuf>>> = Arc::default();
     let f = failing.clone();
     t.scanner.fail_open = Some(Box::new(move |p: &Path| {
@@ -187,6 +187,57 @@ fn a_folder_that_cannot_be_listed_is_waited_for() {
     assert_eq!(h.t.unreadable()[0].path, d.path());
     failing.lock().unwrap().clear();
     assert!(h.drain().is_empty());
+    assert!(h.t.unreadable().is_empty());
+}
+
+/// Regression (issue 10): without follow, a file that hit EMFILE/ENFILE was
+/// skipped and its lines missing from the run, though the shortage passes once
+/// other groups finish and close their files. Now the group waits for it.
+#[test]
+fn a_finite_run_waits_out_too_many_open_files_and_reads_every_line() {
+    for errno in [24, 23] {
+        let d = tempfile::tempdir().unwrap();
+        let live = d.path().join("app.log");
+        fs::write(sib(&live, 2), b"oldest\n").unwrap();
+        fs::write(sib(&live, 1), b"old\n").unwrap();
+        fs::write(&live, b"new\n").unwrap();
+        let mut h = H::new(&live, opts(false), None);
+        let failing = fail_opens(&mut h.t, errno);
+        failing.lock().unwrap().push(sib(&live, 1));
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            let (l, st) = h.read();
+            lines.extend(l);
+            assert_eq!(st, ReadStatus::Blocked, "errno {errno}");
+        }
+        assert_eq!(lines, strs(&["oldest"]), "nothing newer before it");
+        assert_eq!(h.t.unreadable().len(), 1);
+        let errs = errors(&mut h.t);
+        assert!(errs[0].contains("too many open files"), "{errs:?}");
+        failing.lock().unwrap().clear();
+        lines.extend(h.drain());
+        assert_eq!(lines, strs(&["oldest", "old", "new"]), "errno {errno}");
+        assert!(h.t.unreadable().is_empty(), "errno {errno}");
+        assert!(!errs.iter().any(|e| e.contains("missing")), "{errs:?}");
+    }
+}
+
+/// Without follow, a folder that cannot be listed for want of descriptors is
+/// waited for too, not taken as an empty group.
+#[test]
+fn a_finite_run_waits_for_a_folder_it_cannot_list_for_too_many_open_files() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    fs::write(sib(&live, 1), b"old\n").unwrap();
+    fs::write(&live, b"new\n").unwrap();
+    let mut h = H::new(&live, opts(false), None);
+    let failing = fail_opens(&mut h.t, 24);
+    failing.lock().unwrap().push(d.path().to_path_buf());
+    let (lines, st) = h.read();
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(st, ReadStatus::Blocked);
+    failing.lock().unwrap().clear();
+    assert_eq!(h.drain(), strs(&["old", "new"]));
     assert!(h.t.unreadable().is_empty());
 }
 

@@ -1,0 +1,137 @@
+//! `max_open_files`: a worker keeps within its share, closing idle live files and
+//! reopening them by identity, and reads every line (issue 10).
+
+use super::*;
+use std::io::Write;
+use std::path::Path;
+
+fn job(dir: &Path, max_open_files: usize) -> Job {
+    let text = format!(
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"{}/*.log\"]\n\
+         max_open_files = {max_open_files}\n\
+         [parse]\nformat = \"json\"\n[[metric]]\nname = \"n\"\nkind = \"counter\"\n\
+         [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+        dir.display()
+    );
+    let env = tidemark_jobs::Env::empty();
+    tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env)
+        .unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn line(n: u32) -> String {
+    format!("{{\"time\":\"2026-01-01T00:00:{:02}Z\"}}\n", n % 60)
+}
+
+fn append(p: &Path, s: &str) {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(p)
+        .unwrap();
+    f.write_all(s.as_bytes()).unwrap();
+}
+
+fn group_set(job: Job, follow: bool, workers: usize) -> GroupSet {
+    let resume = Arc::new(ResumePlan::default());
+    let initial = initial_groups(&job, &resume).unwrap();
+    let owners = balance(&initial, 1);
+    let initial = Arc::new(initial.into_iter().zip(owners).collect());
+    let plan = Arc::new(Plan::new(&job));
+    let tail = plan.tail.clone();
+    GroupSet::new(
+        Arc::new(job),
+        plan,
+        resume,
+        crate::resume::ResumeBoard::new(),
+        tail,
+        initial,
+        follow,
+        0,
+        (0, workers),
+        ProcessFiles::new(1024),
+    )
+}
+
+/// Reads rounds until `stats.lines_read` reaches `want` (or a generous number of
+/// rounds passed), checking after every round that at most `share` files are open.
+fn read_until(gs: &mut GroupSet, stats: &mut JobStats, want: u64, share: usize) {
+    let wall = crate::time::wall_clock_ms();
+    for _ in 0..10_000 {
+        gs.read_round(1 << 16, 1 << 20, Instant::now(), wall, stats);
+        let open = gs.groups.iter().filter(|g| g.holds_file()).count();
+        assert!(open <= share, "{open} files open, share {share}");
+        assert_eq!(stats.open_files[&0].0, open as u64);
+        if stats.lines_read >= want {
+            return;
+        }
+    }
+    panic!("read {} of {want} lines", stats.lines_read);
+}
+
+#[test]
+fn a_job_keeps_within_max_open_files_and_reads_every_line() {
+    let d = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..20)
+        .map(|i| d.path().join(format!("f{i:02}.log")))
+        .collect();
+    for (i, f) in files.iter().enumerate() {
+        append(f, &(0..5).map(|n| line(i as u32 + n)).collect::<String>());
+    }
+    let mut gs = group_set(job(d.path(), 3), true, 1);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    assert_eq!(gs.groups.len(), 20);
+    read_until(&mut gs, &mut stats, 100, 3);
+    // More lines in every file, one rotated while its file was closed.
+    for f in &files {
+        append(f, &line(7));
+    }
+    std::fs::rename(&files[0], d.path().join("f00.log.1")).unwrap();
+    append(&d.path().join("f00.log.1"), &line(8));
+    append(&files[0], &line(9));
+    read_until(&mut gs, &mut stats, 122, 3);
+    // Nothing read twice: exactly the lines written.
+    for _ in 0..20 {
+        gs.read_round(1 << 16, 1 << 20, Instant::now(), wall, &mut stats);
+    }
+    assert_eq!(stats.lines_read, 122, "{stats:?}");
+    assert!(stats.open_files[&0].1 > 0, "idle files parked: {stats:?}");
+    assert!(stats.reopens > 0, "{stats:?}");
+}
+
+#[test]
+fn a_finite_run_reads_every_group_within_max_open_files() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..12 {
+        let text: String = (0..2000).map(line).collect();
+        std::fs::write(d.path().join(format!("f{i:02}.log")), text).unwrap();
+    }
+    let mut gs = group_set(job(d.path(), 2), false, 1);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    // Small reads: files stay open across rounds, so the budget is what orders them.
+    for _ in 0..100_000 {
+        gs.read_round(4096, 1 << 20, Instant::now(), wall, &mut stats);
+        let open = gs.groups.iter().filter(|g| g.holds_file()).count();
+        assert!(open <= 2, "{open} files open");
+        if gs.groups.iter().all(|g| g.is_finished()) {
+            break;
+        }
+    }
+    assert!(gs.groups.iter().all(|g| g.is_finished()));
+    assert_eq!(stats.lines_read, 12 * 2000);
+}
+
+#[test]
+fn the_budget_is_split_over_the_workers() {
+    assert_eq!(open_files_share(256, 4), 64);
+    assert_eq!(open_files_share(256, 1), 256);
+    assert_eq!(open_files_share(10, 3), 3);
+    // Never 0: a worker always keeps one file open.
+    assert_eq!(open_files_share(2, 8), 1);
+    assert_eq!(open_files_share(5, 0), 5);
+}
