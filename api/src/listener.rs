@@ -110,7 +110,9 @@ pub fn check_targets(targets: &[SocketAddr], trusted: &[u32]) -> Result<(), List
 /// getifaddrs (a crate with libc), and it answers what routing answers: the
 /// local table, addresses added after start and AnyIP routes included. A bind
 /// that fails for another reason than "not this host's" counts as this host's:
-/// checking too much fails closed, too little sends the token unchecked.
+/// checking too much fails closed, too little sends the token unchecked. (With
+/// `net.ipv4.ip_nonlocal_bind` set, any address binds: then another host's
+/// address is checked too, and refused as "nothing listens there".)
 pub fn is_this_host(ip: IpAddr) -> bool {
     let ip = unmap(ip);
     if ip.is_loopback() || ip.is_unspecified() {
