@@ -110,6 +110,10 @@ pub struct OpenFiles {
     pub reopen_waits: u64,
     /// Checkpoint writes that found no file descriptor and were tried again.
     pub checkpoint_waits: u64,
+    /// Tries to open a file that found no file descriptor; after each, the group
+    /// waited longer before the next (from `poll_interval` up to 5 s).
+    #[serde(default)]
+    pub fd_backoffs: u64,
     /// What the job reserved of the member's `--max-open-files` cap: its
     /// `max_open_files`, lowered to what other jobs left. 0 once it holds none.
     #[serde(default)]
