@@ -217,3 +217,28 @@ fn removing_a_job_returns_its_open_files_to_the_cap() {
     assert_eq!(status(&m, "c")["open_files"]["reserved"], 20);
     assert_eq!(cap_figures(&m), (40, 40, 0));
 }
+
+/// Kept jobs are installed again at restart and reserve their files again, so a
+/// submit after the restart cannot take what they hold.
+#[test]
+fn kept_jobs_reserve_their_open_files_again_at_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        write_job(d.path(), "a", 1, 20),
+        write_job(d.path(), "b", 1, 20),
+        write_job(d.path(), "c", 1, 20),
+    );
+    let mut m = start(d.path(), 40);
+    for toml in [&a, &b] {
+        let (code, body) = submit(&m, toml);
+        assert!(code == 200 || code == 201, "{code} {body}\n{}", m.log());
+    }
+    assert!(m.terminate().success(), "{}", m.log());
+    let m = start(d.path(), 40);
+    assert_eq!(cap_figures(&m), (40, 40, 0), "{}", m.log());
+    let (code, body) = submit(&m, &c);
+    assert_eq!(code, 400, "{body}\n{}", m.log());
+    for name in ["a", "b"] {
+        assert_eq!(status(&m, name)["open_files"]["reserved"], 20);
+    }
+}
