@@ -242,3 +242,32 @@ fn kept_jobs_reserve_their_open_files_again_at_restart() {
         assert_eq!(status(&m, name)["open_files"]["reserved"], 20);
     }
 }
+
+/// A job that fails holds no file: its reservation is returned at once, though it
+/// stays listed (with its error) until it is stopped.
+#[test]
+fn a_failed_job_returns_its_open_files_to_the_cap() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("bad");
+    append_host(&logs.join("web-0"), T0, 60);
+    // The sink's path is a folder: opening it fails in the member, after submit.
+    let out = member::out_dir(&d.path().join("state")).join("a-folder");
+    std::fs::create_dir_all(&out).unwrap();
+    let m = start(d.path(), 40);
+    let (code, body) = submit(&m, &job_toml("bad", &logs, &out, 20));
+    assert!(code == 200 || code == 201, "{code} {body}\n{}", m.log());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while status(&m, "bad")["state"] != "failed" || cap_figures(&m) != (40, 0, 40) {
+        assert!(
+            Instant::now() < deadline,
+            "{} {:?}\n{}",
+            status(&m, "bad"),
+            cap_figures(&m),
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, body) = submit(&m, &write_job(d.path(), "c", 1, 20));
+    assert!(code == 200 || code == 201, "{code} {body}\n{}", m.log());
+    assert_eq!(cap_figures(&m), (40, 20, 20));
+}
