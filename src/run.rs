@@ -42,7 +42,13 @@ pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
-    if stats.series_limited() {
+    if stats.late_after_written > 0 {
+        eprintln!(
+            "incomplete: {} line(s) arrived after their window had been written by an earlier run (late_after_written); they are not in the output",
+            stats.late_after_written
+        );
+    }
+    if stats.series_limited() || stats.late_after_written > 0 {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS

@@ -166,6 +166,14 @@ pub struct GroupCheckpoint {
     /// waiting for the next line to confirm it (see `crate::watermark`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspect_ms: Option<i64>,
+    /// `resume` is where reading had got to, with no window open (see
+    /// `crate::resume::Resume::at_tail`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub at_tail: bool,
+    /// Lines that jumped ahead, kept whole rather than holding `resume` back
+    /// (see `crate::resume::KeptLine`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<crate::resume::KeptLine>,
 }
 
 /// The `--reset-checkpoint` choice.

@@ -263,6 +263,8 @@ pub(crate) fn groups_of(
             max_seen_ms: r.max_seen_ms,
             floor_ms: r.floor_ms,
             suspect_ms: r.suspect_ms,
+            at_tail: r.at_tail,
+            kept: r.kept.clone(),
         })
         .collect();
     groups.sort_by(|a, b| a.live.cmp(&b.live));
@@ -280,6 +282,8 @@ pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Ve
             max_seen_ms: r.max_seen_ms,
             floor_ms: r.floor_ms,
             suspect_ms: r.suspect_ms,
+            at_tail: r.at_tail,
+            kept: r.kept,
         })
         .collect()
 }

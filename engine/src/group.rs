@@ -15,7 +15,7 @@ use tidemark_sources::tail::{LineMeta, ReadStatus, TailCounters, TailOptions, Ta
 
 use crate::agg::{explain, stamp, OpenWindows};
 use crate::plan::{HostPlan, Plan};
-use crate::resume::{Resume, ResumeBoard, WindowMarks};
+use crate::resume::{KeptLine, Resume, ResumeBoard, WindowMarks};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{first_open_window, window_start, EventMs, WindowTime};
@@ -59,6 +59,13 @@ pub struct GroupState {
     marks: WindowMarks,
     track_resume: bool,
     skip_below: EventMs,
+    /// Resumed where reading had got to: a line below `skip_below` is new, and
+    /// its window is already written (see [`Resume::at_tail`]).
+    resumed_at_tail: bool,
+    late_after_written_warnings: u32,
+    /// Lines a checkpoint kept (see [`KeptLine`]), added back to their windows
+    /// at the first read.
+    to_restore: Vec<KeptLine>,
     counters: TailCounters,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     fixed_host: Option<String>,
@@ -97,9 +104,9 @@ impl GroupState {
                 max_seen_ms
             );
         }
-        let (position, saved) = match init.resume {
-            Some(r) => (r.position.clone(), r.clock()),
-            None => (None, ClockState::default()),
+        let (position, saved, resumed_at_tail, to_restore) = match init.resume {
+            Some(r) => (r.position.clone(), r.clock(), r.at_tail, r.kept),
+            None => (None, ClockState::default(), false, Vec::new()),
         };
         let mut wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, saved);
         if let Some(f) = init.floor {
@@ -123,6 +130,9 @@ impl GroupState {
             marks: WindowMarks::default(),
             track_resume: init.track_resume,
             skip_below: init.skip_below,
+            resumed_at_tail,
+            late_after_written_warnings: 0,
+            to_restore,
             counters: TailCounters::default(),
             fixed_host: init.fixed_host,
             lag: LagWatch::default(),
@@ -172,6 +182,9 @@ impl GroupState {
         wall_ms: EventMs,
         stats: &mut JobStats,
     ) -> ReadStatus {
+        if !self.to_restore.is_empty() {
+            self.restore_kept(stats);
+        }
         let GroupState {
             reader,
             parser,
@@ -184,12 +197,15 @@ impl GroupState {
             marks,
             skip_below,
             track_resume,
+            resumed_at_tail,
+            late_after_written_warnings,
             ..
         } = self;
         let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
         let ctx = LineCtx {
             future_limit,
             skip_below: *skip_below,
+            resumed_at_tail: *resumed_at_tail,
             track_resume: *track_resume,
             plan,
             fixed_host: fixed_host.as_deref(),
@@ -198,6 +214,7 @@ impl GroupState {
             let warnings = Warnings {
                 bad_lines: &mut *warnings,
                 outliers: &mut *outlier_warnings,
+                after_written: &mut *late_after_written_warnings,
             };
             ingest_line(
                 &ctx, meta, line, parser, wm, windows, marks, warnings, stats,
@@ -241,6 +258,29 @@ impl GroupState {
         status
     }
 
+    /// Adds the lines a checkpoint kept back to their windows. The watermark state
+    /// restored with them already took them into account: they only count.
+    fn restore_kept(&mut self, stats: &mut JobStats) {
+        for k in std::mem::take(&mut self.to_restore) {
+            if k.window_ms < self.skip_below {
+                continue;
+            }
+            if let Ok((parsed, t)) = stamp(&mut self.parser, k.text.as_bytes(), EventMs::MAX, stats)
+            {
+                let start = window_start(t, self.plan.window_ms);
+                let host = match (&self.plan.host, self.fixed_host.as_deref()) {
+                    (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
+                    (HostPlan::PerGroup, Some(h)) => h,
+                    (HostPlan::PerGroup, None) => "",
+                };
+                self.windows.add(&self.plan, &parsed, t, start, host, stats);
+                if self.track_resume {
+                    self.marks.keep(start, k.text.as_bytes());
+                }
+            }
+        }
+    }
+
     /// In live mode, a group idle at EOF for `idle_timeout` stops holding windows
     /// open: its watermark follows the wall clock, minus the timeout.
     pub fn apply_idle(&mut self, now: Instant, wall_ms: EventMs) {
@@ -277,16 +317,43 @@ impl GroupState {
                          clock?): it no longer holds windows open, and its lines older \
                          than the windows still open are dropped as late; check the \
                          host's clock, or raise [window] max_clock_lag",
-                        self.live.display(),
+                        EscapedPath(&self.live),
                         crate::watermark::format_span(behind_ms)
                     );
                 }
                 stats.clock_lag_ms.insert(self.live.clone(), behind_ms);
+                if let Some(trailing) = stats.clock_behind_ms.get_mut(&self.live) {
+                    *trailing = 0;
+                }
                 self.wm.raise_to(floor_ms);
             }
+            Lag::Trailing { behind_ms, warn } => {
+                if warn {
+                    tracing::warn!(
+                        "{}: it keeps writing lines whose time is {} behind this \
+                         machine's clock: its windows, and so every window of the job, \
+                         close that late (old logs appended to a live file, a host \
+                         whose lines arrive late, or a clock set wrong?)",
+                        EscapedPath(&self.live),
+                        crate::watermark::format_span(behind_ms)
+                    );
+                }
+                stats.clock_behind_ms.insert(self.live.clone(), behind_ms);
+                // Moving again after being stuck: no longer released.
+                if let Some(stuck) = stats.clock_lag_ms.get_mut(&self.live) {
+                    *stuck = 0;
+                }
+            }
             Lag::Recovered => {
-                tracing::info!("{}: the time of its lines moves again", self.live.display());
-                stats.clock_lag_ms.insert(self.live.clone(), 0);
+                tracing::info!(
+                    "{}: the time of its lines caught up with this machine's clock",
+                    EscapedPath(&self.live)
+                );
+                for lags in [&mut stats.clock_lag_ms, &mut stats.clock_behind_ms] {
+                    if let Some(lag) = lags.get_mut(&self.live) {
+                        *lag = 0;
+                    }
+                }
             }
         }
     }
@@ -352,6 +419,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
 struct LineCtx<'a> {
     future_limit: EventMs,
     skip_below: EventMs,
+    resumed_at_tail: bool,
     track_resume: bool,
     plan: &'a Plan,
     fixed_host: Option<&'a str>,
@@ -361,6 +429,7 @@ struct LineCtx<'a> {
 struct Warnings<'a> {
     bad_lines: &'a mut u32,
     outliers: &'a mut u32,
+    after_written: &'a mut u32,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -402,12 +471,17 @@ fn ingest_line(
         return;
     }
     if start < ctx.skip_below {
-        // Already in the sinks before a restart: it counted for the watermark
-        // only, exactly as it did the first time.
+        if ctx.resumed_at_tail {
+            // Not a line read again but a new one, whose window an earlier run
+            // already wrote (it ended at end of input, on a line far ahead...).
+            late_after_written(warnings.after_written, &origin, start, stats);
+        }
+        // Otherwise already in the sinks before a restart: it counted for the
+        // watermark only, exactly as it did the first time.
         return;
     }
     if let Some(before) = before {
-        marks.mark(start, meta.position, before);
+        mark_window(marks, wm, start, t, line, meta.position, before);
     }
     let host = match (&plan.host, ctx.fixed_host) {
         (HostPlan::Field(slot), _) => parsed.field(*slot).unwrap_or(""),
@@ -438,6 +512,56 @@ fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, li
             crate::watermark::format_span(outlier_ms - line_ms),
             if *warnings == MAX_WARNINGS {
                 " — further outliers in this file group are only counted"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// Records the first line of window `start` (stamped `t`) for resuming. Once per
+/// window: kept out of line, so the per-line path stays as small as before.
+#[inline(never)]
+fn mark_window(
+    marks: &mut WindowMarks,
+    wm: &GroupClock,
+    start: EventMs,
+    t: EventMs,
+    line: &[u8],
+    position: &tidemark_sources::tail::Position,
+    before: ClockState,
+) {
+    // A line that jumped ahead (it waits for the next line to confirm it) is kept
+    // whole, so that its window, which may stay open for hours, does not hold the
+    // resume point back that long.
+    let suspect = wm.state().suspect_ms == Some(t);
+    if !(suspect && marks.keep(start, line)) {
+        marks.mark(start, position, before);
+    }
+}
+
+/// Counts and logs (rate-limited) a new line whose window, starting at
+/// `window_ms`, an earlier run already wrote.
+#[cold]
+#[inline(never)]
+fn late_after_written(
+    warnings: &mut u32,
+    origin: &Origin<'_>,
+    window_ms: EventMs,
+    stats: &mut JobStats,
+) {
+    stats.late_after_written += 1;
+    *warnings += 1;
+    if *warnings <= MAX_WARNINGS {
+        tracing::warn!(
+            "{}:{}: this line belongs to the window at {}, which an earlier run already \
+             wrote (it ended at the end of its input, or its last line was stamped far \
+             ahead): it is not in the output, counted as late_after_written{}",
+            EscapedPath(origin.path),
+            origin.line_no,
+            crate::run::format_ms(window_ms),
+            if *warnings == MAX_WARNINGS {
+                " — further such lines in this file group are only counted"
             } else {
                 ""
             }

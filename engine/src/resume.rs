@@ -33,7 +33,32 @@ pub struct Resume {
     pub floor_ms: Option<EventMs>,
     /// A line that had jumped ahead and was waiting for confirmation by then.
     pub suspect_ms: Option<EventMs>,
+    /// `position` is where reading had got to (no window was open): every line
+    /// read after it is new, so one that falls in a window already written is
+    /// lost, not re-read — counted as `late_after_written`.
+    pub at_tail: bool,
+    /// Lines that jumped ahead, kept whole instead of holding `position` back
+    /// until their windows close: added to their windows again on a restart.
+    pub kept: Vec<KeptLine>,
 }
+
+/// A line that jumped more than `max_jump` ahead of its group, kept in the
+/// checkpoint: an outlier's window closes only when the group's time gets there
+/// (hours later), and a resume point at its position would make a restart re-read
+/// everything since. Bounded per group by [`KEEP_MAX_LINES`] and [`KEEP_MAX_BYTES`];
+/// past that, such a line holds the resume point back as any other.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeptLine {
+    /// Start of its window.
+    pub window_ms: EventMs,
+    /// The line (read lossily if it was not UTF-8, as the parser reads it).
+    pub text: String,
+}
+
+/// Lines kept per group at most.
+pub const KEEP_MAX_LINES: usize = 32;
+/// Bytes of kept lines per group at most.
+pub const KEEP_MAX_BYTES: usize = 64 * 1024;
 
 impl Resume {
     /// The watermark state to restart from.
@@ -45,18 +70,22 @@ impl Resume {
         }
     }
 
-    fn at(position: Option<Position>, clock: ClockState) -> Resume {
+    fn at(position: Option<Position>, clock: ClockState, at_tail: bool) -> Resume {
         Resume {
             position,
             max_seen_ms: clock.max_seen_ms,
             floor_ms: clock.floor_ms,
             suspect_ms: clock.suspect_ms,
+            at_tail,
+            kept: Vec::new(),
         }
     }
 }
 
 #[derive(Debug, Clone)]
 struct Mark {
+    /// Stream order among marks and kept lines.
+    seq: u64,
     window: EventMs,
     position: Position,
     clock: ClockState,
@@ -69,6 +98,10 @@ pub struct WindowMarks {
     /// Where reading continues and the watermark state at that point.
     tail: Option<Position>,
     tail_clock: ClockState,
+    /// Lines kept instead of marked (see [`KeptLine`]) with their stream order.
+    kept: Vec<(u64, KeptLine)>,
+    kept_bytes: usize,
+    seq: u64,
 }
 
 impl WindowMarks {
@@ -82,12 +115,33 @@ impl WindowMarks {
     /// `clock` the watermark state just before it.
     pub fn mark(&mut self, window: EventMs, position: &Position, clock: ClockState) {
         if !self.has(window) {
+            self.seq += 1;
             self.marks.push(Mark {
+                seq: self.seq,
                 window,
                 position: position.clone(),
                 clock,
             });
         }
+    }
+
+    /// Keeps `line`, the first line of `window` and one that jumped ahead, instead
+    /// of marking its position; false (mark it then) when the budget is spent.
+    pub fn keep(&mut self, window: EventMs, line: &[u8]) -> bool {
+        if self.kept.len() >= KEEP_MAX_LINES || self.kept_bytes + line.len() > KEEP_MAX_BYTES {
+            return false;
+        }
+        self.kept_bytes += line.len();
+        self.seq += 1;
+        let text = String::from_utf8_lossy(line).into_owned();
+        self.kept.push((
+            self.seq,
+            KeptLine {
+                window_ms: window,
+                text,
+            },
+        ));
+        true
     }
 
     /// Where the next unread line starts, and the watermark state at that point.
@@ -99,14 +153,26 @@ impl WindowMarks {
     /// Forgets windows below the committed frontier: they can never be a resume point.
     pub fn prune_below(&mut self, frontier_ms: EventMs) {
         self.marks.retain(|m| m.window >= frontier_ms);
+        if self.kept.iter().any(|k| k.1.window_ms < frontier_ms) {
+            self.kept.retain(|k| k.1.window_ms >= frontier_ms);
+            self.kept_bytes = self.kept.iter().map(|k| k.1.text.len()).sum();
+        }
     }
 
     /// The resume point if every window below `frontier_ms` is committed.
     pub fn resume(&self, frontier_ms: EventMs) -> Resume {
-        match self.marks.iter().find(|m| m.window >= frontier_ms) {
-            Some(m) => Resume::at(Some(m.position.clone()), m.clock),
-            None => Resume::at(self.tail.clone(), self.tail_clock),
-        }
+        let first = self.marks.iter().find(|m| m.window >= frontier_ms);
+        let mut r = match first {
+            Some(m) => Resume::at(Some(m.position.clone()), m.clock, false),
+            None => Resume::at(self.tail.clone(), self.tail_clock, self.tail.is_some()),
+        };
+        // Only the lines before the resume point: those after it are read again.
+        let before = first.map_or(u64::MAX, |m| m.seq);
+        r.kept = (self.kept.iter())
+            .filter(|(seq, k)| *seq < before && k.window_ms >= frontier_ms)
+            .map(|(_, k)| k.clone())
+            .collect();
+        r
     }
 }
 
@@ -222,7 +288,11 @@ mod tests {
         assert_eq!((r.position, r.floor_ms), (Some(pos(300)), Some(100_000)));
         // Everything read belongs to committed windows: resume at the tail.
         let r = m.resume(180_000);
-        assert_eq!((r.position, r.max_seen_ms), (Some(pos(400)), Some(130_000)));
+        assert_eq!(
+            (r.position, r.max_seen_ms, r.at_tail),
+            (Some(pos(400)), Some(130_000), true)
+        );
+        assert!(!m.resume(120_000).at_tail);
         m.prune_below(120_000);
         assert_eq!(m.resume(0).position, Some(pos(300)));
     }
@@ -239,5 +309,37 @@ mod tests {
         assert_eq!(m.resume(0).clock(), suspect);
         assert_eq!(m.resume(0).suspect_ms, Some(9_000_000));
         assert_eq!(m.resume(120_000).clock(), suspect);
+    }
+
+    #[test]
+    fn kept_lines_move_the_resume_point_on_are_bounded_and_not_kept_twice() {
+        // A line three hours ahead starts its window: its window stays open for
+        // hours. Marked like any window's first line, it held every resume point
+        // at its position until then (a restart re-read everything since).
+        let h = 3_600_000;
+        let mut m = WindowMarks::default();
+        m.mark(0, &pos(0), ClockState::default());
+        assert!(m.keep(3 * h, b"ts=10800000 far ahead"));
+        m.mark(60_000, &pos(200), clock(59_000, None));
+        m.set_tail(Some(pos(300)), clock(61_000, None));
+        let r = m.resume(60_000);
+        assert_eq!(r.position, Some(pos(200)));
+        assert_eq!(r.kept.len(), 1, "the line is in the checkpoint instead");
+        assert_eq!(r.kept[0].window_ms, 3 * h);
+        // Resuming before it, it is read again: not kept twice.
+        let r = m.resume(0);
+        assert_eq!((r.position, r.kept.len()), (Some(pos(0)), 0));
+        // Committed up to past it: nothing kept.
+        m.prune_below(3 * h + 60_000);
+        assert!(m.resume(3 * h + 60_000).kept.is_empty());
+        // What is kept is bounded: past it, lines are marked as before.
+        let mut m = WindowMarks::default();
+        let line = vec![b'x'; 1_000];
+        let kept = (0..100).filter(|i| m.keep(i * 60_000, &line)).count();
+        assert_eq!(kept, KEEP_MAX_LINES);
+        let big = vec![b'x'; KEEP_MAX_BYTES / 2 + 1];
+        let mut m = WindowMarks::default();
+        assert!(m.keep(0, &big));
+        assert!(!m.keep(60_000, &big));
     }
 }

@@ -294,6 +294,8 @@ pub(crate) fn resume_groups(
                     max_seen_ms: g.max_seen_ms,
                     floor_ms: g.floor_ms,
                     suspect_ms: g.suspect_ms,
+                    at_tail: g.at_tail,
+                    kept: g.kept,
                 },
             )
         })

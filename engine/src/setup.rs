@@ -395,6 +395,8 @@ expr = "sum(reqs)"
                     max_seen_ms: Some(frontier_ms + 5),
                     floor_ms: None,
                     suspect_ms: None,
+                    at_tail: false,
+                    kept: Vec::new(),
                 }],
                 written_unix_ms: 0,
                 semantics: None,

@@ -79,6 +79,14 @@ pub struct JobStats {
     /// Live mode, per group (live path): how far (ms) its lines trailed this
     /// machine's clock when it was last released for it; 0 once they caught up.
     pub clock_lag_ms: BTreeMap<std::path::PathBuf, i64>,
+    /// Live mode, per group: how far (ms) the lines it keeps writing trail this
+    /// machine's clock, by more than `max_clock_lag`, while their time moves
+    /// (not released: it holds the job's windows back); 0 once caught up.
+    pub clock_behind_ms: BTreeMap<std::path::PathBuf, i64>,
+    /// Lines read after a restart, past where the previous run had read, whose
+    /// window that run had already written: not in the output (a finite run
+    /// exits 3).
+    pub late_after_written: u64,
 }
 
 impl JobStats {
@@ -135,6 +143,10 @@ impl JobStats {
         self.outlier_lines += o.outlier_lines;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
+        }
+        self.late_after_written += o.late_after_written;
+        for (k, v) in &o.clock_behind_ms {
+            self.clock_behind_ms.insert(k.clone(), *v);
         }
     }
 
@@ -254,6 +266,13 @@ impl JobStats {
                 EscapedPath(live)
             ));
         }
+        for (live, lag) in self.clock_behind_ms.iter().filter(|(_, lag)| **lag > 0) {
+            s.push_str(&format!(
+                "clock behind by {}, its time moving (holds windows open that long): {}\n",
+                crate::watermark::format_span(*lag),
+                EscapedPath(live)
+            ));
+        }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
@@ -312,6 +331,12 @@ impl JobStats {
             s.push_str(&format!(
                 "outlier lines (stamped ahead, not confirmed by the next line; kept in their windows): {}\n",
                 self.outlier_lines
+            ));
+        }
+        if self.late_after_written > 0 {
+            s.push_str(&format!(
+                "late after written (new lines of windows an earlier run already wrote; not in the output): {}\n",
+                self.late_after_written
             ));
         }
         for (metric, reasons) in &self.value_errors {

@@ -21,9 +21,11 @@
 //!   every window of the job open for good: it never goes idle. It is warned about
 //!   (rate-limited), listed in the stats, and stops holding windows open: its
 //!   watermark follows the wall clock like an idle group's, so its lines count as
-//!   late. A group whose time moves, however far behind the wall clock, is left
-//!   alone: old logs appended to a live file, or lines that arrive late, still
-//!   close their windows by their own watermark.
+//!   late. A group whose time moves, however far behind the wall clock, still
+//!   holds its windows: old logs appended to a live file, or lines that arrive
+//!   late, close their windows by their own watermark. But it is *trailing*
+//!   ([`Lag::Trailing`]): warned about and listed in the stats, since it holds
+//!   every window of the job back by that much.
 
 use std::time::{Duration, Instant};
 
@@ -166,8 +168,25 @@ pub enum Lag {
         floor_ms: EventMs,
         warn: bool,
     },
-    /// It was stuck, and its time moves again.
+    /// It keeps writing lines, and their time moves, but it is `behind_ms` (more
+    /// than `max_clock_lag`) behind the wall clock: reported, not released (its
+    /// windows close by its own time). `warn` as for `Stuck`.
+    Trailing { behind_ms: i64, warn: bool },
+    /// It was stuck or trailing, and is neither now.
     Recovered,
+}
+
+/// Where a [`LagWatch`] stands; each state but `Fine` owns when it was last warned about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum LagState {
+    #[default]
+    Fine,
+    Trailing {
+        warned_at: Instant,
+    },
+    Stuck {
+        warned_at: Instant,
+    },
 }
 
 /// Watches one live group for a clock that stopped while the group keeps writing
@@ -183,9 +202,7 @@ pub struct LagWatch {
     /// The group's latest time when last checked, and since when it has not moved.
     last_max: Option<EventMs>,
     unmoved_since: Option<Instant>,
-    /// Whether the group is currently released for a stuck clock.
-    stuck: bool,
-    warned_at: Option<Instant>,
+    state: LagState,
 }
 
 impl LagWatch {
@@ -223,28 +240,45 @@ impl LagWatch {
             .unmoved_since
             .is_some_and(|at| elapsed(at) >= max_clock_lag_ms);
         let behind_ms = max_seen.map_or(0, |m| wall_ms.saturating_sub(m));
-        if producing && unmoved && behind_ms > max_clock_lag_ms {
-            let warn = !self.stuck
-                || self
-                    .warned_at
-                    .is_none_or(|at| now.duration_since(at) >= LAG_WARN_EVERY);
-            if warn {
-                self.warned_at = Some(now);
+        // Warned on entering a state, then every LAG_WARN_EVERY while in it.
+        let due = |at: Instant| now.duration_since(at) >= LAG_WARN_EVERY;
+        match self.state {
+            _ if producing && unmoved && behind_ms > max_clock_lag_ms => {
+                let warned_at = match self.state {
+                    LagState::Stuck { warned_at } if !due(warned_at) => warned_at,
+                    _ => now,
+                };
+                self.state = LagState::Stuck { warned_at };
+                Lag::Stuck {
+                    behind_ms,
+                    floor_ms: wall_ms.saturating_sub(idle_timeout_ms),
+                    warn: warned_at == now,
+                }
             }
-            self.stuck = true;
-            Lag::Stuck {
-                behind_ms,
-                floor_ms: wall_ms.saturating_sub(idle_timeout_ms),
-                warn,
+            _ if producing && !unmoved && behind_ms > max_clock_lag_ms => {
+                let warned_at = match self.state {
+                    LagState::Trailing { warned_at } if !due(warned_at) => warned_at,
+                    _ => now,
+                };
+                self.state = LagState::Trailing { warned_at };
+                Lag::Trailing {
+                    behind_ms,
+                    warn: warned_at == now,
+                }
             }
-        } else if self.stuck && !unmoved {
-            self.stuck = false;
-            self.warned_at = None;
-            Lag::Recovered
-        } else {
+            LagState::Stuck { .. } if !unmoved => {
+                self.state = LagState::Fine;
+                Lag::Recovered
+            }
+            // A trailing group that caught up, or stopped writing (the idle rule
+            // takes over then).
+            LagState::Trailing { .. } => {
+                self.state = LagState::Fine;
+                Lag::Recovered
+            }
             // Fine, or stuck but quiet for now (the idle rule takes over if it
             // stays so; its floor is not lowered again either way).
-            Lag::Fine
+            LagState::Fine | LagState::Stuck { .. } => Lag::Fine,
         }
     }
 }
@@ -392,9 +426,16 @@ mod tests {
         w.after_read(t0, true, false);
         w.after_read(t0, true, true);
         assert_eq!(w.check(t0, wall, Some(0), idle, lag), Lag::Fine);
-        // Lines appended since, still stamped 0, but not yet for max_clock_lag.
+        // Lines appended since, still stamped 0, but not yet for max_clock_lag:
+        // trailing (reported), not yet stuck (released).
         w.after_read(at(300), true, true);
-        assert_eq!(w.check(at(300), wall, Some(0), idle, lag), Lag::Fine);
+        assert_eq!(
+            w.check(at(300), wall, Some(0), idle, lag),
+            Lag::Trailing {
+                behind_ms: wall,
+                warn: true
+            }
+        );
         w.after_read(at(601), true, true);
         assert_eq!(
             w.check(at(601), wall, Some(0), idle, lag),
@@ -409,9 +450,17 @@ mod tests {
             w.check(at(602), wall + 1_000, Some(0), idle, lag),
             Lag::Stuck { warn: false, .. }
         ));
-        // Its time moves again.
-        assert_eq!(w.check(at(603), wall, Some(5), idle, lag), Lag::Recovered);
-        assert_eq!(w.check(at(604), wall, Some(6), idle, lag), Lag::Fine);
+        // Its time moves again, still far behind: trailing, no longer released.
+        assert!(matches!(
+            w.check(at(603), wall, Some(5), idle, lag),
+            Lag::Trailing { warn: true, .. }
+        ));
+        // It catches up.
+        assert_eq!(
+            w.check(at(604), wall, Some(wall - 5), idle, lag),
+            Lag::Recovered
+        );
+        assert_eq!(w.check(at(605), wall, Some(wall - 4), idle, lag), Lag::Fine);
     }
 
     #[test]
@@ -423,10 +472,52 @@ mod tests {
         for s in 0..2_000u64 {
             let now = t0 + Duration::from_secs(s);
             w.after_read(now, true, true);
-            assert_eq!(
-                w.check(now, 10_000_000_000, Some(s as i64), 30_000, 600_000),
-                Lag::Fine
-            );
+            let lag = w.check(now, 10_000_000_000, Some(s as i64), 30_000, 600_000);
+            assert!(matches!(lag, Lag::Trailing { .. }), "second {s}: {lag:?}");
         }
+    }
+
+    #[test]
+    fn a_producing_group_hours_behind_is_reported_though_its_time_moves() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let (idle, lag, h) = (30_000, 600_000, 3_600_000);
+        let wall = 100 * h;
+        let mut w = LagWatch::default();
+        // Reading a backlog hours old is not trailing.
+        w.after_read(t0, true, false);
+        assert_eq!(w.check(t0, wall, Some(wall - 3 * h), idle, lag), Lag::Fine);
+        w.after_read(t0, true, true);
+        assert_eq!(w.check(t0, wall, Some(wall - 3 * h), idle, lag), Lag::Fine);
+        // Lines written since, three hours behind, their time moving.
+        w.after_read(at(1), true, true);
+        assert_eq!(
+            w.check(at(1), wall, Some(wall - 3 * h + 1_000), idle, lag),
+            Lag::Trailing {
+                behind_ms: 3 * h - 1_000,
+                warn: true
+            }
+        );
+        w.after_read(at(2), true, true);
+        assert_eq!(
+            w.check(at(2), wall + 1_000, Some(wall - 3 * h + 2_000), idle, lag),
+            Lag::Trailing {
+                behind_ms: 3 * h - 1_000,
+                warn: false
+            }
+        );
+        // Warned again after a while, still not released.
+        w.after_read(at(400), true, true);
+        assert!(matches!(
+            w.check(at(400), wall, Some(wall - 3 * h + 3_000), idle, lag),
+            Lag::Trailing { warn: true, .. }
+        ));
+        // It catches up.
+        w.after_read(at(401), true, true);
+        assert_eq!(
+            w.check(at(401), wall, Some(wall - 1_000), idle, lag),
+            Lag::Recovered
+        );
+        assert_eq!(w.check(at(402), wall, Some(wall), idle, lag), Lag::Fine);
     }
 }

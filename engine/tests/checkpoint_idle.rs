@@ -57,8 +57,9 @@ kind = "stdout"
     // (this test failed now and then when it opened the store after the run).
     let store = CheckpointStore::open(&state.join("idle"), "idle").unwrap();
     let runner = spawn_run(job, opts, Box::new(out.clone()));
-    let last_closed = (T0 + 9 * 60) * 1000; // 10:09 stays open: nothing later
-                                            // Generous for a loaded machine: the loop ends as soon as the frontier is seen.
+    // 10:09 stays open: nothing later.
+    let last_closed = (T0 + 9 * 60) * 1000;
+    // Generous for a loaded machine: the loop ends as soon as the frontier is seen.
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut frontier = i64::MIN;
     while Instant::now() < deadline {

@@ -46,6 +46,11 @@ fn sample(frontier_ms: i64) -> Checkpoint {
                 floor_ms: Some(frontier_ms + 30_000),
                 // A line two hours ahead, waiting for the next to confirm it.
                 suspect_ms: Some(frontier_ms + 7_200_000),
+                at_tail: true,
+                kept: vec![tidemark_engine::resume::KeptLine {
+                    window_ms: frontier_ms + 7_200_000,
+                    text: "ts=1 msg=\"far ahead\"".into(),
+                }],
             },
             GroupCheckpoint {
                 live: "/var/log/nginx/web-2/access.log".into(),
@@ -53,6 +58,8 @@ fn sample(frontier_ms: i64) -> Checkpoint {
                 max_seen_ms: None,
                 floor_ms: None,
                 suspect_ms: None,
+                at_tail: false,
+                kept: Vec::new(),
             },
         ],
         written_unix_ms: 1_790_000_000_000,

@@ -177,3 +177,87 @@ kind = "stdout"
     let windows = out.0.lock().unwrap().clone();
     assert!(windows.windows(2).all(|p| p[0].start_ms < p[1].start_ms));
 }
+
+#[test]
+fn a_clock_that_trails_but_moves_is_reported_in_the_stats() {
+    // A host whose lines are stamped three hours behind this machine's clock but
+    // move on: its windows close by its own time (it is not released), yet it
+    // holds every window of the job back by three hours. Before, only a frozen
+    // clock was reported; this one was silent.
+    let d = tempfile::tempdir().unwrap();
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let behind = 3 * 3_600_000;
+    std::fs::create_dir_all(d.path().join("slow")).unwrap();
+    let path = d.path().join("slow/access.log");
+    std::fs::write(&path, format!("ts={} msg=hello\n", now_ms() - behind)).unwrap();
+    let job = job_from(
+        r#"
+name = "trailing"
+[source]
+kind = "file"
+include = ["*/access.log"]
+host = { path_regex = '/(?P<host>[^/]+)/access\.log$' }
+poll_interval = "20ms"
+[parse]
+format = "logfmt"
+timestamp = { field = "ts", format = "epoch_millis" }
+[window]
+size = "1s"
+max_out_of_orderness = "0s"
+idle_timeout = "1s"
+max_clock_lag = "5s"
+[[metric]]
+name = "lines"
+kind = "counter"
+[[rule]]
+record = "total"
+expr = "sum(lines)"
+[[sink]]
+kind = "stdout"
+"#,
+        d.path(),
+    );
+    let out = Collected::default();
+    let stats = Arc::new(std::sync::Mutex::new(tidemark_engine::JobStats::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RunOptions {
+        stats: Some(stats.clone()),
+        ..live_options(1, stop.clone())
+    };
+    let runner = spawn_run(job, opts, Box::new(out.clone()));
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    // Generous: the property is that it is reported at all.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut reported = 0;
+    while Instant::now() < deadline && reported == 0 {
+        writeln!(log, "ts={} msg=tick", now_ms() - behind).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        reported = stats
+            .lock()
+            .unwrap()
+            .clock_behind_ms
+            .get(&path)
+            .copied()
+            .unwrap_or(0);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let outcome = runner.join().unwrap().expect("live run stops cleanly");
+    assert!(
+        reported > behind - 60_000,
+        "the trailing group is listed in the stats: {:?}",
+        stats.lock().unwrap()
+    );
+    let s = &outcome.stats;
+    // Not released: it is not a frozen clock, and none of its lines is late.
+    assert_eq!(s.trailing_clock_groups(), 0, "{s:?}");
+    assert_eq!(s.late_lines, 0, "{s:?}");
+    assert!(s.summary().contains("its time moving"), "{}", s.summary());
+}

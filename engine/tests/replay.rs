@@ -45,6 +45,7 @@ fn stream() -> impl Strategy<Value = Stream> {
                 prop::sample::select(vec![200u16, 200, 404, 500]),
                 0u64..5000,
                 0u32..2000,
+                0u8..40,
             ),
             0..250,
         ),
@@ -53,10 +54,21 @@ fn stream() -> impl Strategy<Value = Stream> {
         .prop_map(|(steps, mut cuts)| {
             let mut max_t = T0;
             let mut events = Vec::new();
-            for (advance, back, status, bytes, rt_ms) in steps {
+            let mut after_outlier = false;
+            for (advance, back, status, bytes, rt_ms, outlier) in steps {
                 max_t += advance;
+                // Now and then a lone line 3–5 h ahead (issue 10 §2), never two in
+                // a row (the second would confirm the first): the next line
+                // rejects it, it counts in its own window, and it must not steer
+                // the replay's searches.
+                let t = if outlier == 0 && !after_outlier {
+                    max_t + 3 * 3600 + i64::from(rt_ms) * 4
+                } else {
+                    max_t - back
+                };
+                after_outlier = outlier == 0 && !after_outlier;
                 events.push(Event {
-                    t: max_t - back,
+                    t,
                     status,
                     bytes,
                     rt_ms,
@@ -221,7 +233,13 @@ proptest! {
         }
         // Often start the range right where a rotation cut the stream: the
         // files on both sides of the cut then hold lines of the first window.
-        let first_cut = hosts[0].0.cuts.iter().find(|&&c| c > 0 && c < hosts[0].0.events.len());
+        // Not at an outlier: a range holding only outliers' own windows is not
+        // replayed like live (README: an outlier counts in its own window only if
+        // it lies in the bytes read for the range).
+        let events = &hosts[0].0.events;
+        let first_cut = hosts[0].0.cuts.iter().find(|&&c| {
+            c > 0 && c < events.len() && events[c].t < T0 + 3 * 3600
+        });
         let from_min = match (from_at_cut, first_cut) {
             (true, Some(&c)) => (hosts[0].0.events[c].t - T0).div_euclid(60),
             _ => from_min,
@@ -353,4 +371,58 @@ fn a_rotation_during_the_replay_does_not_swap_files() {
         got == in_range(&live, 1, 9),
         "replay read the new file as the old one"
     );
+}
+
+/// Issue 10 §2: a file whose first line is stamped hours ahead (a lone outlier the
+/// next line rejects) starts, for a run, at its second line. The replay used the
+/// raw first time, judged the file to lie hours after the range and skipped it.
+#[test]
+fn a_first_line_hours_ahead_does_not_hide_its_file_from_a_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let hdir = dir.path().join("logs").join("web-0");
+    let mut lines = vec![nginx_line(T0 + 3 * 3600, "GET", 500, 1, 1)];
+    lines.extend((1..600).map(|s| nginx_line(T0 + s, "GET", 200, s as u64, 1)));
+    write_file(&hdir.join("access.log"), &lines, false);
+    let job = job_from(&job_text(false), dir.path());
+    let (live, live_stats) = run_until_eof(&job, 1);
+    assert_eq!(live_stats.outlier_lines, 1);
+    let (got, _, skipped) = replay(&job, 0, 10, 1, None);
+    assert_eq!(skipped, 0, "the file was skipped");
+    let want = in_range(&live, 0, 10);
+    assert_eq!(want.len(), 10);
+    assert!(got == want, "replay differs from the live run");
+}
+
+/// Issue 10 §2: a line stamped hours ahead inside the range's last window made the
+/// search for the range's end stop at it, so the lines after it in that window
+/// were never read.
+#[test]
+fn an_outlier_inside_the_last_window_does_not_end_the_replay_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let hdir = dir.path().join("logs").join("web-0");
+    // Over 256 KiB, so the file is searched rather than read whole.
+    let lines: Vec<String> = (0..4000)
+        .map(|s| match s {
+            570 => nginx_line(T0 + s + 3 * 3600, "GET", 500, 1, 1),
+            _ => nginx_line(T0 + s, "GET", 200, s as u64, 1),
+        })
+        .collect();
+    write_file(&hdir.join("access.log"), &lines, false);
+    assert!(std::fs::metadata(hdir.join("access.log")).unwrap().len() > 256 * 1024);
+    let job = job_from(&job_text(false), dir.path());
+    let (live, _) = run_until_eof(&job, 1);
+    let want = in_range(&live, 0, 10);
+    assert_eq!(want.len(), 10);
+    for segment_bytes in [None, Some(4096)] {
+        let (got, _, _) = replay(&job, 0, 10, 1, segment_bytes);
+        assert!(
+            got == want,
+            "segments of {segment_bytes:?}: replay differs from the live run in windows {:?}",
+            got.iter()
+                .zip(&want)
+                .filter(|(g, w)| g != w)
+                .map(|(g, _)| g.start_ms)
+                .collect::<Vec<_>>()
+        );
+    }
 }

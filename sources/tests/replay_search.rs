@@ -10,7 +10,8 @@ mod replay_search {
     use tidemark_jobs::{Format, Parse, TimeFormat};
     use tidemark_sources::parse::LineParser;
     use tidemark_sources::replay::{
-        end_offset, is_gzip, seek_to_time, span_overlaps, split_points, time_span, TimeIndex,
+        end_offset, is_gzip, seek_to_time, span_overlaps, split_points, time_span, Accept,
+        TimeIndex,
     };
 
     const T0: i64 = 1_795_168_800_000; // 2026-11-20T10:00:00Z
@@ -802,6 +803,72 @@ mod replay_search {
             let pts = ix.split_points(cut.0, cut.1, cut.2).unwrap();
             prop_assert!(pts.windows(2).all(|w| w[0].0 < w[1].0));
             prop_assert!(pts.iter().all(|x| x.0 <= doc.len()));
+        }
+    }
+
+    /// Issue 10 §2: a line stamped hours ahead that the next line does not confirm
+    /// moves no watermark in a run, so it must not steer a search: not the first
+    /// time of a file, not the end of a range, not a segment's start time.
+    #[test]
+    fn an_outlier_does_not_steer_a_search() {
+        const H: i64 = 3_600 * SEC;
+        let t = |i: usize| T0 + i as i64 * SEC;
+        let lines: Vec<String> = (0..3000)
+            .map(|i| match i {
+                0 | 1500 | 2999 => logfmt_line(t(i) + 3 * H),
+                _ => logfmt_line(t(i)),
+            })
+            .collect();
+        let mut p = logfmt();
+        let doc = from_lines(&lines, &mut p);
+        let start_of = |i: usize| doc.lines[i].start;
+        let accept = Accept {
+            max_jump_ms: 60 * SEC,
+            ..Accept::default()
+        };
+        // A probe must hold two lines to judge one (a shorter one takes lines as
+        // they are).
+        for probe in [256, 4096, 65536] {
+            fn open<'p>(
+                path: &Path,
+                p: &'p mut LineParser,
+                probe: usize,
+                a: Accept,
+            ) -> TimeIndex<'p> {
+                TimeIndex::open(path, p)
+                    .unwrap()
+                    .with_probe_bytes(probe)
+                    .with_accept(a)
+            }
+            let span = open(&doc.path, &mut p, probe, accept)
+                .time_span()
+                .unwrap()
+                .unwrap();
+            assert_eq!(span.0, t(1), "probe {probe}: first time of the file");
+            // Every line before 10:33:20 that is not an outlier lies before the end.
+            let to = t(2000);
+            let end = open(&doc.path, &mut p, probe, accept)
+                .end_offset(to, 5 * SEC)
+                .unwrap();
+            assert!(
+                end >= start_of(2000),
+                "probe {probe}: the range ends early at {end}"
+            );
+            assert!(end <= start_of(2010), "probe {probe}: not tight: {end}");
+            let end = open(&doc.path, &mut p, probe, accept)
+                .end_offset(t(1499), 0)
+                .unwrap();
+            assert!(end >= start_of(1499), "probe {probe}: ends early at {end}");
+            // A segment cut just before the outlier starts at the next line's time.
+            let pts = open(&doc.path, &mut p, probe, accept)
+                .split_points(start_of(1500), doc.len(), 1)
+                .unwrap();
+            assert_eq!(pts[0], (start_of(1500), Some(t(1501))), "probe {probe}");
+            // Starting points stay safe: the outlier is not skipped.
+            let seek = open(&doc.path, &mut p, probe, accept)
+                .seek_to_time(t(1000), 5 * SEC)
+                .unwrap();
+            assert!(seek <= start_of(995), "probe {probe}: {seek}");
         }
     }
 }

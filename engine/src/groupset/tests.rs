@@ -138,6 +138,8 @@ fn initial_groups_read_one_file_once_preferring_the_checkpointed_path() {
                     max_seen_ms: None,
                     floor_ms: None,
                     suspect_ms: None,
+                    at_tail: false,
+                    kept: Vec::new(),
                 };
                 (logs.join(p), r)
             })

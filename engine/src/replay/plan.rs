@@ -170,6 +170,7 @@ pub fn plan_replay(
     let accept = Accept {
         max_ms: wall_clock_ms().saturating_add(job.window.max_clock_skew.as_millis() as i64),
         max_line_bytes: job.source.max_line_bytes,
+        max_jump_ms: job.window.max_jump.as_millis() as i64,
     };
     let roots = AllowedRoots::of_source(&job.source);
     let mut outside = Vec::new();

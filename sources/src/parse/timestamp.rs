@@ -141,16 +141,31 @@ fn rfc3339(text: &str) -> Result<i64, LineError> {
     if let Some(ms) = rfc3339_fast(text.as_bytes()) {
         return Ok(ms);
     }
-    let ts = text
-        .parse::<Timestamp>()
-        .map_err(|_| LineError::BadTimestamp)?;
-    let offset = jiff::fmt::temporal::Pieces::parse(text)
-        .ok()
-        .and_then(|p| p.to_numeric_offset());
-    if offset.is_some_and(|o| !offset_in_range(o)) {
-        return Err(LineError::BadTimestamp);
-    }
-    Ok(floor_ms(ts))
+    rfc3339_jiff(text).map(floor_ms)
+}
+
+/// What `text.parse::<Timestamp>()` gives, less offsets beyond ±14:00, from one
+/// parse: the pieces hold both the offset to check and what the timestamp is made
+/// of (jiff builds a `Timestamp` from the same parse the same way). Parsing twice
+/// (a `Timestamp`, then `Pieces` for its offset) doubled the cost of every line off
+/// the fast path.
+fn rfc3339_jiff(text: &str) -> Result<Timestamp, LineError> {
+    use jiff::fmt::temporal::{Pieces, PiecesOffset};
+    let Ok(pieces) = Pieces::parse(text) else {
+        // Not expected to differ, but jiff is the judge of what it reads.
+        return text.parse().map_err(|_| LineError::BadTimestamp);
+    };
+    let offset = match pieces.offset() {
+        Some(PiecesOffset::Zulu) => Offset::UTC,
+        Some(PiecesOffset::Numeric(n)) if offset_in_range(n.offset()) => n.offset(),
+        Some(PiecesOffset::Numeric(_)) => return Err(LineError::BadTimestamp),
+        // No offset (a time zone annotation alone, or none): not a timestamp.
+        _ => return text.parse().map_err(|_| LineError::BadTimestamp),
+    };
+    let time = pieces.time().ok_or(LineError::BadTimestamp)?;
+    offset
+        .to_timestamp(pieces.date().to_datetime(time))
+        .map_err(|_| LineError::BadTimestamp)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`; `None` means "ask jiff".

@@ -316,3 +316,46 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// Off the fast path (a space or `t` separator, an annotation, no offset, a
+    /// compact offset), the one-parse reading equals jiff's.
+    #[test]
+    fn rfc3339_slow_path_equals_jiff(
+        year in 1900u32..2200, mon in 1u32..13, day in 1u32..29, h in 0u32..24, m in 0u32..60, s in 0u32..61,
+        sep in "[Tt ]", frac in "(\\.[0-9]{1,9})?", off in "(Z|z|[-+][0-2][0-9]:?[0-5][0-9])?",
+        ann in prop::sample::select(vec!["", "[UTC]", "[America/New_York]", "[!Europe/Paris]", "[u-ca=iso8601]"]),
+    ) {
+        let text = format!("{year:04}-{mon:02}-{day:02}{sep}{h:02}:{m:02}:{s:02}{frac}{off}{ann}");
+        prop_assert_eq!(rfc3339(&text), jiff_rfc3339(&text), "{}", text);
+    }
+}
+
+/// `cargo test --release -p tidemark-sources --lib rfc3339_slow_path_cost -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement, not a check"]
+fn rfc3339_slow_path_cost() {
+    let texts: Vec<String> = (0..1000)
+        .map(|i| {
+            format!(
+                "2026-11-20 10:{:02}:{:02}.{i:03}+02:00",
+                i % 60,
+                (i * 7) % 60
+            )
+        })
+        .collect();
+    for (name, f) in [
+        ("one parse", rfc3339 as fn(&str) -> Result<i64, LineError>),
+        ("two parses", jiff_rfc3339),
+    ] {
+        let start = std::time::Instant::now();
+        let mut sum = 0i64;
+        for _ in 0..200 {
+            for t in &texts {
+                sum = sum.wrapping_add(f(t).unwrap());
+            }
+        }
+        let per = start.elapsed().as_nanos() as f64 / 200_000.0;
+        eprintln!("{name}: {per:.0} ns per timestamp ({sum})");
+    }
+}

@@ -405,7 +405,7 @@ pub fn gzip_first_time_file(
     accept: &Accept,
 ) -> io::Result<Option<i64>> {
     let mut reader = RangeReader::gzip_file(file, path, probe_bytes)?;
-    let mut found = None;
+    let (mut found, mut candidate) = (None, None);
     while found.is_none() {
         let left =
             probe_bytes.saturating_sub(usize::try_from(reader.bytes_read()).unwrap_or(usize::MAX));
@@ -413,15 +413,27 @@ pub fn gzip_first_time_file(
             break;
         }
         let done = reader.read_some(left, |_, line| {
-            if found.is_none() {
-                found = parse_time(parser, line, accept);
+            if found.is_some() {
+                return;
+            }
+            let Some(t) = parse_time(parser, line, accept) else {
+                return;
+            };
+            // The outlier rule (see `Accept::max_jump_ms`): a line the next one
+            // does not confirm is not where the file starts.
+            match candidate {
+                Some(c) if c - t > accept.max_jump_ms => candidate = Some(t),
+                Some(c) => found = Some(c),
+                None if accept.max_jump_ms == i64::MAX => found = Some(t),
+                None => candidate = Some(t),
             }
         })?;
         if done {
             break;
         }
     }
-    Ok(found)
+    // With no next line to judge it by, the last candidate is taken as it is.
+    Ok(found.or(candidate))
 }
 
 #[cfg(test)]

@@ -218,6 +218,17 @@ impl<'p> TimeIndex<'p> {
     /// `≥ t_ms − d_ms`); with `d_ms = 0` and a sorted file the result is the
     /// start of the line after the last line `< t_ms`.
     pub fn seek_to_time(&mut self, t_ms: i64, d_ms: i64) -> io::Result<u64> {
+        // Raw times here: an outlier ahead only moves this search left (less
+        // tight, never wrong), and skipping it would leave it unread though its
+        // own window may be in the range.
+        let accept = self.accept;
+        self.accept.max_jump_ms = i64::MAX;
+        let found = self.seek_raw(t_ms, d_ms);
+        self.accept = accept;
+        found
+    }
+
+    fn seek_raw(&mut self, t_ms: i64, d_ms: i64) -> io::Result<u64> {
         let bound = t_ms.saturating_sub(d_ms.max(0));
         let mut best = 0u64;
         let (mut lo, mut hi) = (0u64, self.len);
@@ -273,13 +284,37 @@ impl<'p> TimeIndex<'p> {
                 Hit::Eof | Hit::GaveUp => hi = mid,
             }
         }
-        self.scan_range(lo, hi, |start, _, t| match t {
-            Some(t) if t >= bound => {
-                ans = ans.min(start);
-                false
+        // A line at or past the bound counts only once the next parseable line
+        // confirms it (the outlier rule, as in [`Self::probe`]).
+        let max_jump = self.accept.max_jump_ms;
+        let mut pending: Option<(u64, u64, i64)> = None;
+        self.scan_range(lo, hi, |start, next, t| {
+            let Some(t) = t else { return true };
+            if let Some((p_start, _, p_t)) = pending.take() {
+                if p_t - t <= max_jump {
+                    ans = ans.min(p_start);
+                    return false;
+                }
             }
-            _ => true,
+            if t >= bound {
+                if max_jump == i64::MAX {
+                    ans = ans.min(start);
+                    return false;
+                }
+                pending = Some((start, next, t));
+            }
+            true
         })?;
+        if let Some((p_start, p_next, p_t)) = pending {
+            // The last candidate's next line lies past the scanned interval.
+            let confirmed = match self.probe_raw_time(p_next)? {
+                Some(t) => p_t - t <= max_jump,
+                None => true,
+            };
+            if confirmed {
+                ans = ans.min(p_start);
+            }
+        }
         Ok(ans)
     }
 
@@ -365,32 +400,62 @@ impl<'p> TimeIndex<'p> {
             } else {
                 Some(from)
             };
-            let mut found = None;
+            let (mut found, mut candidate) = (None, None);
             let (parser, accept) = (&mut *self.parser, self.accept);
             let walk = for_each_line(&self.buf, skip, eof, |s, n, line| {
-                match parse_time(parser, line, &accept) {
-                    Some(t) => {
-                        found = Some(Hit::Line {
-                            start: from + s as u64,
-                            next: from + n as u64,
-                            t,
-                        });
+                let Some(t) = parse_time(parser, line, &accept) else {
+                    return true;
+                };
+                let hit = Hit::Line {
+                    start: from + s as u64,
+                    next: from + n as u64,
+                    t,
+                };
+                match candidate {
+                    // The outlier rule: a line more than `max_jump` ahead of the
+                    // next one does not move a run's watermark, so it must not
+                    // steer a search either; the next line takes its place.
+                    Some(Hit::Line { t: c, .. }) if c - t > accept.max_jump_ms => {
+                        candidate = Some(hit);
+                        true
+                    }
+                    Some(confirmed) => {
+                        found = Some(confirmed);
                         false
                     }
-                    None => true,
+                    None if accept.max_jump_ms == i64::MAX => {
+                        found = Some(hit);
+                        false
+                    }
+                    None => {
+                        candidate = Some(hit);
+                        true
+                    }
                 }
             });
             let hit = match (found, walk) {
                 (Some(hit), _) => hit,
-                (None, Walk::End) => Hit::Eof,
+                // The file's last parseable line has nothing to be judged against.
+                (None, Walk::End) => candidate.unwrap_or(Hit::Eof),
                 (None, _) if w < self.probe_bytes => {
                     w = w.saturating_mul(2).min(self.probe_bytes);
                     continue;
                 }
-                (None, _) => Hit::GaveUp,
+                // No next line within the budget: take the line as it is.
+                (None, _) => candidate.unwrap_or(Hit::GaveUp),
             };
             return Ok(Probe { at, hit });
         }
+    }
+
+    /// The time of the first parseable line at or after the line start `x`,
+    /// unjudged (`None` at the end of the file or past the probe budget).
+    fn probe_raw_time(&mut self, x: u64) -> io::Result<Option<i64>> {
+        let accept = self.accept;
+        self.accept.max_jump_ms = i64::MAX;
+        let probe = self.probe(x);
+        self.accept = accept;
+        Ok(time_of(probe?.hit))
     }
 
     /// Calls `f(start, next, time)` for the lines that start in `[lo, hi)`, in
@@ -458,6 +523,10 @@ pub struct Accept {
     pub max_ms: i64,
     /// Longest acceptable line (without `\n` and one `\r`).
     pub max_line_bytes: usize,
+    /// The job's `max_jump`: a line more than this ahead of the next parseable
+    /// line is an outlier a run does not let move its watermark, so it steers no
+    /// search (`i64::MAX`: every line is taken as it is).
+    pub max_jump_ms: i64,
 }
 
 impl Default for Accept {
@@ -466,6 +535,7 @@ impl Default for Accept {
         Accept {
             max_ms: i64::MAX,
             max_line_bytes: usize::MAX,
+            max_jump_ms: i64::MAX,
         }
     }
 }
