@@ -5,8 +5,6 @@
 mod member;
 
 use member::{append_host, text, Member, T0};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -61,23 +59,10 @@ fn write_job(dir: &Path, name: &str, files: usize, max_open: usize) -> String {
     job_toml(name, &logs, &out, max_open)
 }
 
-/// One HTTP request; `(status, body)`.
+/// One request with the member's own token; `(status, body)`.
 fn http(m: &Member, method: &str, path: &str, body: &str) -> (u16, String) {
-    let token = std::fs::read_to_string(m.state.join("api-token")).unwrap();
-    let mut s = TcpStream::connect(&m.api).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        m.api,
-        token.trim(),
-        body.len()
-    )
-    .unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    let status = r[9..12].parse().unwrap();
-    (status, r.split("\r\n\r\n").nth(1).unwrap_or("").to_string())
+    let token = member::api::member_token(&m.state);
+    member::api::http(&m.api, method, path, token.as_deref(), body)
 }
 
 fn submit(m: &Member, toml: &str) -> (u16, String) {
