@@ -164,6 +164,7 @@ impl Tailer {
         }
         let retry = crate::fds::is_out_of_fds(e).then(|| FdBackoff::first(now, self.opts.fd_retry));
         self.counters.fd_backoffs += u64::from(retry.is_some());
+        let backs_off = retry.is_some();
         self.blocked = Some(Blocked {
             path: path.to_path_buf(),
             since: now,
@@ -177,10 +178,15 @@ impl Tailer {
         }];
         self.unreadable_changes += 1;
         self.push_error(format!(
-            "{}: cannot be read ({e}); trying again at every poll. Its group waits for it: \
+            "{}: cannot be read ({e}); trying again {}. Its group waits for it: \
              its windows stay open and no line of it is lost or late once it can be read. \
              hint: {}",
             EscapedPath(path),
+            if backs_off {
+                "after the poll interval, then twice as long each time up to 5 s"
+            } else {
+                "at every poll"
+            },
             hint(e)
         ));
     }
