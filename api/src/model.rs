@@ -114,7 +114,7 @@ pub struct OpenFiles {
     /// waited longer before the next (from `poll_interval` up to 5 s).
     #[serde(default)]
     pub fd_backoffs: u64,
-    /// What the job reserved of the member's `--max-open-files` cap: its
+    /// What the job reserved of process 0's `--max-open-files` cap: its
     /// `max_open_files`, lowered to what other jobs left. 0 once it holds none.
     #[serde(default)]
     pub reserved: u64,
