@@ -438,3 +438,70 @@ fn the_members_api_applies_its_request_timeout_flag() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("more than 0"), "{}", text(&o));
 }
+
+/// Answers one HTTP request on `listener` with a 500 and hands over what it read
+/// (the request's head), so a test sees who got the token. As a proxy would, it
+/// accepts a CONNECT and reads the request sent through it.
+fn record_one_request(listener: std::net::TcpListener) -> std::sync::mpsc::Receiver<String> {
+    fn read_head(s: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => head.push(byte[0]),
+            }
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = read_head(&mut s);
+        if head.starts_with("CONNECT ") {
+            let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            head.push_str(&read_head(&mut s));
+        }
+        let _ = tx.send(head);
+        let _ = s.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+    });
+    rx
+}
+
+/// The HTTP client took a proxy from `http_proxy`/`ALL_PROXY` and sent the token
+/// there, after checking the listener of `--api`, which never saw the request.
+#[test]
+fn a_proxy_from_the_environment_does_not_get_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(token_path(&state), SQUATTED_TOKEN).unwrap();
+    std::fs::set_permissions(token_path(&state), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_addr = api.local_addr().unwrap();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let (at_api, at_proxy) = (record_one_request(api), record_one_request(proxy));
+    let o = tidemark()
+        .args(["job", "list", "--api", &format!("http://{api_addr}")])
+        .arg("--state-dir")
+        .arg(&state)
+        .env("http_proxy", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    // The command has its answer: whoever got the request has reported it.
+    if let Ok(head) = at_proxy.try_recv() {
+        panic!("the proxy got the request:\n{head}\n{}", text(&o));
+    }
+    let head = at_api.try_recv().expect("the API got no request");
+    assert!(head.contains(SQUATTED_TOKEN), "{head}");
+}

@@ -146,6 +146,10 @@ impl Client {
             ));
         }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            // No proxy from `http_proxy`/`ALL_PROXY`: the token would go to the
+            // proxy, which `tidemark job`'s check of who listens never sees, in
+            // clear text. Reach a remote cluster through an SSH tunnel instead.
+            .proxy(None)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(Duration::from_secs(120)))
