@@ -45,6 +45,9 @@ pub struct JobStats {
     /// descriptor (EMFILE/ENFILE) and waited.
     pub reopens: u64,
     pub reopen_fd_waits: u64,
+    /// Tries to open a file that found no file descriptor (EMFILE/ENFILE), after
+    /// each of which the group waited longer (from `poll_interval` to 5 s).
+    pub fd_backoffs: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
@@ -124,6 +127,7 @@ impl JobStats {
         }
         self.reopens += o.reopens;
         self.reopen_fd_waits += o.reopen_fd_waits;
+        self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
@@ -287,6 +291,12 @@ impl JobStats {
                 self.reopens, self.reopen_fd_waits
             ));
         }
+        if self.fd_backoffs > 0 {
+            s.push_str(&format!(
+                "opens that found no file descriptor (the group then waited longer, up to 5 s): {}\n",
+                self.fd_backoffs
+            ));
+        }
         if self.checkpoint_fd_waits > 0 {
             s.push_str(&format!(
                 "checkpoint saves delayed, no file descriptor left (tried again): {}\n",
@@ -406,6 +416,9 @@ pub struct MemberStats {
     pub reopen_fd_waits: u64,
     #[serde(default)]
     pub checkpoint_fd_waits: u64,
+    /// See [`JobStats::fd_backoffs`].
+    #[serde(default)]
+    pub fd_backoffs: u64,
 }
 
 impl MemberStats {
@@ -434,6 +447,7 @@ impl MemberStats {
         self.parked_files += o.parked_files;
         self.reopen_fd_waits += o.reopen_fd_waits;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
+        self.fd_backoffs += o.fd_backoffs;
     }
 }
 
@@ -464,6 +478,7 @@ impl From<&JobStats> for MemberStats {
             parked_files: s.open_files.values().map(|(_, p)| p).sum(),
             reopen_fd_waits: s.reopen_fd_waits,
             checkpoint_fd_waits: s.checkpoint_fd_waits,
+            fd_backoffs: s.fd_backoffs,
         }
     }
 }
