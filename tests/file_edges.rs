@@ -401,3 +401,103 @@ fn a_dateext_rename_in_a_live_run_is_read_once() {
     assert!(err.contains("app.log-20260101: the same file as"), "{err}");
     assert_eq!(counts(&out_file).len(), 3, "no window twice: {err}");
 }
+
+/// Review bug 2, through the binary: one log per run, each starting with the
+/// same banner. A run that logged only its banner has its file deleted while
+/// parked (`max_open_files = 1`: no descriptor holds its inode), and the next
+/// run's log gets the freed inode (ext4 hands it out at once). The claim table
+/// took it for the deleted file by its first bytes and nobody read it.
+#[test]
+fn a_new_log_on_the_inode_of_a_deleted_one_with_the_same_banner_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let banner = "# service log, format 3\n";
+    let (run1, run2, other) = (
+        logs.join("run-1.log"),
+        logs.join("run-2.log"),
+        logs.join("other.log"),
+    );
+    std::fs::write(&run1, banner).unwrap();
+    std::fs::write(&other, lines(0, 5)).unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(
+        &job,
+        r#"name = "reused-inode"
+[source]
+kind = "file"
+include = ["logs/*.log"]
+host = { path_regex = '/logs/(?P<host>[^/.]+)\.log$' }
+poll_interval = "50ms"
+max_open_files = 1
+[parse]
+format = "json"
+[window]
+size = "1m"
+idle_timeout = "1s"
+[[metric]]
+name = "requests"
+kind = "counter"
+labels = ["status"]
+[[sink]]
+kind = "jsonl"
+path = "out.jsonl"
+series = "hosts"
+"#,
+    )
+    .unwrap();
+    let mut child = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["-w", "1"])
+        .current_dir(d.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // stderr read as it comes: a file's skipped banner says it was read.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (log, stderr) = (log.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        })
+    };
+    let wait_for = |what: &str, also: &dyn Fn() -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && !(log.lock().unwrap().contains(what) && also()) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // run-1.log read and not held open, so deleting it frees its inode.
+    let run1 = std::fs::canonicalize(&run1).unwrap();
+    wait_for("run-1.log:1: skipped line", &|| {
+        open_offsets(child.id(), &run1).is_empty()
+    });
+    let ino = std::fs::metadata(&run1).unwrap().ino();
+    std::fs::remove_file(&run1).unwrap();
+    std::fs::write(&run2, banner.to_string() + &lines(3, 10)).unwrap();
+    let reused = std::fs::metadata(&run2).unwrap().ino() == ino;
+    // Never, before the fix.
+    wait_for("run-2.log:1: skipped line", &|| true);
+    let out = stop(child);
+    reader.join().unwrap();
+    let err = log.lock().unwrap().clone() + &String::from_utf8_lossy(&out.stderr);
+    if !reused {
+        // Another filesystem (tmpfs, btrfs) or run-1.log was open at the
+        // delete: run-2.log got a new inode, and the bug could not happen.
+        eprintln!("run-2.log did not get the inode {ino} of run-1.log");
+    }
+    // Both banners, other.log's 5 lines and run-2.log's 10 (late for the
+    // windows written, but read).
+    assert!(err.contains("lines read: 17\n"), "{err}");
+    assert!(!err.contains("the same file as"), "{err}");
+}

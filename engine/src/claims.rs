@@ -12,8 +12,10 @@
 //! unknown, and left to its own group, which reports it).
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use tidemark_sources::file::{AllowedRoots, FileGroup};
 use tidemark_sources::tail::{id_of, identify, starts_like, FileId};
@@ -25,6 +27,8 @@ const MAX_PER_OWNER: usize = 512;
 #[derive(Debug)]
 struct Claim {
     id: FileId,
+    /// The inode's birth time, when the filesystem keeps one.
+    born: Option<SystemTime>,
     owner: Arc<Path>,
     /// Claim order, to forget a group's oldest claims first.
     seq: u64,
@@ -68,23 +72,23 @@ impl Claims {
     /// Only files inside `roots` are opened, never blocking (a FIFO swapped in
     /// since discovery), as the tailer opens them.
     pub fn claim_group(&self, g: &FileGroup, roots: &AllowedRoots) -> GroupClaim {
-        let files: Vec<(u64, u64, Vec<u8>)> = g
+        let files: Vec<Seen> = g
             .files_in_order()
             .filter_map(|(p, gzip)| self.identify(roots, p, gzip))
             .collect();
         let Ok(mut t) = self.table.lock() else {
             return GroupClaim::Claimed;
         };
-        for (dev, ino, head) in &files {
-            if let Some(c) = t.by_inode.get(&(*dev, *ino)) {
-                if *c.owner != *g.live && same_file(head, &c.id) {
+        for f in &files {
+            if let Some(c) = t.by_inode.get(&(f.dev, f.ino)) {
+                if *c.owner != *g.live && same_file(&f.head, f.born, c) {
                     return GroupClaim::SameAs(c.owner.to_path_buf());
                 }
             }
         }
         let owner: Arc<Path> = Arc::from(g.live.as_path());
-        for (dev, ino, head) in files {
-            t.insert(id_of(dev, ino, &head, self.fp_bytes), &owner);
+        for f in files {
+            t.insert(id_of(f.dev, f.ino, &f.head, self.fp_bytes), f.born, &owner);
         }
         GroupClaim::Claimed
     }
@@ -100,24 +104,31 @@ impl Claims {
         owner: &Path,
         roots: &AllowedRoots,
     ) -> Option<PathBuf> {
+        // The group has the file open, so `path` still names it unless it was
+        // renamed since: then its birth time is unknown here, as on a filesystem
+        // without birth times.
+        let born = roots
+            .open(path)
+            .ok()
+            .and_then(|f| f.metadata().ok())
+            .filter(|m| (m.dev(), m.ino()) == (id.dev, id.ino))
+            .and_then(|m| m.created().ok());
         let Ok(mut t) = self.table.lock() else {
             return None;
         };
         if let Some(c) = t.by_inode.get(&(id.dev, id.ino)) {
-            if *c.owner != *owner {
+            if *c.owner != *owner && !born_apart(born, c.born) {
                 let theirs = *id == c.id
-                    || self
-                        .identify(roots, path, is_gzip(path))
-                        .is_some_and(|(dev, ino, head)| {
-                            (dev, ino) == (id.dev, id.ino) && same_file(&head, &c.id)
-                        });
+                    || self.identify(roots, path, is_gzip(path)).is_some_and(|f| {
+                        (f.dev, f.ino) == (id.dev, id.ino) && same_file(&f.head, f.born, c)
+                    });
                 if theirs {
                     return Some(c.owner.to_path_buf());
                 }
             }
         }
         let owner: Arc<Path> = Arc::from(owner);
-        t.insert(id.clone(), &owner);
+        t.insert(id.clone(), born, &owner);
         None
     }
 
@@ -125,21 +136,39 @@ impl Claims {
     /// is still that file (same first bytes); `None` for a file that cannot be
     /// read (its content is unknown).
     pub fn owner_of(&self, path: &Path, gzip: bool, roots: &AllowedRoots) -> Option<PathBuf> {
-        let (dev, ino, head) = self.identify(roots, path, gzip)?;
+        let f = self.identify(roots, path, gzip)?;
         let t = self.table.lock().ok()?;
-        let c = t.by_inode.get(&(dev, ino))?;
-        same_file(&head, &c.id).then(|| c.owner.to_path_buf())
+        let c = t.by_inode.get(&(f.dev, f.ino))?;
+        same_file(&f.head, f.born, c).then(|| c.owner.to_path_buf())
     }
 }
 
-/// Whether a file on a claimed inode whose first bytes are `head` is the
-/// claimed file. A file claimed while empty is known by its inode alone, so only
-/// an empty file is taken for it: a new file on its freed inode has content.
-fn same_file(head: &[u8], claimed: &FileId) -> bool {
-    if claimed.fingerprint_len == 0 {
+/// A file as opened for a claim: its inode, birth time and first bytes.
+struct Seen {
+    dev: u64,
+    ino: u64,
+    born: Option<SystemTime>,
+    head: Vec<u8>,
+}
+
+/// Whether a file on a claimed inode, born at `born`, whose first bytes are
+/// `head`, is the claimed file. Another birth time is another file on the
+/// reused inode, whatever it starts with. A file claimed while empty is known
+/// by its inode alone, so only an empty file is taken for it: a new file on its
+/// freed inode has content.
+fn same_file(head: &[u8], born: Option<SystemTime>, claimed: &Claim) -> bool {
+    if born_apart(born, claimed.born) {
+        return false;
+    }
+    if claimed.id.fingerprint_len == 0 {
         return head.is_empty();
     }
-    starts_like(head, claimed)
+    starts_like(head, &claimed.id)
+}
+
+/// Whether two birth times, both known, say two files.
+fn born_apart(a: Option<SystemTime>, b: Option<SystemTime>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a != b)
 }
 
 /// Whether the tailer reads `path` decompressed (a rotated `NAME.N.gz`).
@@ -148,21 +177,25 @@ fn is_gzip(path: &Path) -> bool {
 }
 
 impl Claims {
-    fn identify(
-        &self,
-        roots: &AllowedRoots,
-        path: &Path,
-        gzip: bool,
-    ) -> Option<(u64, u64, Vec<u8>)> {
-        identify(roots.open(path).ok()?, gzip, self.fp_bytes).ok()
+    fn identify(&self, roots: &AllowedRoots, path: &Path, gzip: bool) -> Option<Seen> {
+        let f = roots.open(path).ok()?;
+        let born = f.metadata().ok().and_then(|m| m.created().ok());
+        let (dev, ino, head) = identify(f, gzip, self.fp_bytes).ok()?;
+        Some(Seen {
+            dev,
+            ino,
+            born,
+            head,
+        })
     }
 }
 
 impl Table {
-    fn insert(&mut self, id: FileId, owner: &Arc<Path>) {
+    fn insert(&mut self, id: FileId, born: Option<SystemTime>, owner: &Arc<Path>) {
         self.seq += 1;
         let claim = Claim {
             id,
+            born,
             owner: owner.clone(),
             seq: self.seq,
         };

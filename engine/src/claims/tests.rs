@@ -55,3 +55,46 @@ fn a_file_claimed_empty_is_not_taken_for_one_with_content() {
     std::fs::write(&b, "now with content\n").unwrap();
     assert_eq!(claims.owner_of(&b, false, &any()), None);
 }
+
+/// Review bug 2: a run's log that held only the banner is deleted, and the next
+/// run's log, starting with the same banner, gets its inode (ext4 reuses it at
+/// once). It is a new file and must be its own group's, not the deleted one's:
+/// nobody would read it. Claims are kept after their file is gone, so the
+/// birth time, not the first bytes, must tell the two apart.
+#[test]
+fn a_new_file_on_a_reused_inode_starting_like_the_deleted_one_is_read() {
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let old = d.path().join("a-10.csv");
+    std::fs::write(&old, "time,status\n").unwrap();
+    let ino = std::fs::metadata(&old).unwrap().ino();
+    let claims = Claims::new(1024);
+    assert_eq!(
+        claims.claim_group(&group(&old), &any()),
+        GroupClaim::Claimed
+    );
+    std::fs::remove_file(&old).unwrap();
+    // The freed inode is usually the next one handed out; a few more tries
+    // cover a filesystem that hands out another first.
+    let reused = (11..75).find_map(|n| {
+        let p = d.path().join(format!("a-{n}.csv"));
+        std::fs::write(&p, "time,status\n2026-12-04T11:00:00Z,200\n").unwrap();
+        (std::fs::metadata(&p).unwrap().ino() == ino).then_some(p)
+    });
+    let Some(new) = reused else {
+        // tmpfs and btrfs do not reuse inode numbers soon: the bug cannot
+        // happen there, and there is nothing to check.
+        eprintln!(
+            "inode {ino} was not reused in {:?}: nothing to check",
+            d.path()
+        );
+        return;
+    };
+    assert_eq!(
+        claims.claim_group(&group(&new), &any()),
+        GroupClaim::Claimed,
+        "{} on the reused inode {ino}",
+        new.display()
+    );
+    assert_eq!(claims.owner_of(&new, false, &any()), Some(new.clone()));
+}
