@@ -213,4 +213,7 @@ pub struct TailCounters {
     /// Reopens of a parked file that found no file descriptor (EMFILE/ENFILE)
     /// and waited.
     pub reopen_waits: u64,
+    /// Parked files deleted or moved out of their folder before they were
+    /// reopened: lines written to them after parking, if any, could not be read.
+    pub lost_while_parked: u64,
 }

@@ -77,6 +77,84 @@ fn a_parked_file_compressed_while_closed_continues_in_the_gz() {
     assert_eq!(h.drain(), strs(&["second", "third"]));
 }
 
+/// Review bug 1: the path no longer names the parked file and it is not a
+/// `NAME.N` sibling (a dateext rename): it used to be taken as gone, and the lines
+/// written to it since it was closed were lost. A file kept open reads them.
+#[test]
+fn a_parked_file_renamed_by_dateext_loses_no_line() {
+    let (d, live) = live_dir();
+    fs::write(&live, b"first line of the file, long enough\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.drain(), strs(&["first line of the file, long enough"]));
+    assert!(h.t.park());
+    append(&live, b"appended-before-rename\n");
+    fs::rename(&live, d.path().join("app.log-20261204")).unwrap();
+    fs::write(&live, b"new-file-line\n").unwrap();
+    assert_eq!(
+        h.drain(),
+        strs(&["appended-before-rename", "new-file-line"])
+    );
+    assert_eq!(h.t.counters().lost_while_parked, 0);
+}
+
+/// Review bug 1: the folder is searched by inode, and a file found so is the
+/// parked one only if it still starts with the fingerprinted bytes.
+#[test]
+fn a_parked_file_whose_inode_now_holds_another_file_is_not_read_as_it() {
+    let (d, live) = live_dir();
+    fs::write(&live, b"first line of the file, long enough\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.drain(), strs(&["first line of the file, long enough"]));
+    assert!(h.t.park());
+    // Same inode, other content: rewritten in place under another name.
+    fs::rename(&live, d.path().join("other")).unwrap();
+    fs::write(
+        d.path().join("other"),
+        b"something else entirely, also long\nmore\n",
+    )
+    .unwrap();
+    fs::write(&live, b"new-file-line\n").unwrap();
+    assert_eq!(h.drain(), strs(&["new-file-line"]));
+    assert_eq!(h.t.counters().lost_while_parked, 1);
+}
+
+/// Review bug 1: a parked file has no descriptor, so lines appended to it before
+/// it was deleted cannot be read; that used to be silent. Now counted and reported,
+/// naming the file.
+#[test]
+fn a_parked_file_deleted_after_an_append_is_counted_as_lost_not_silently_dropped() {
+    let (_d, live) = live_dir();
+    fs::write(&live, b"first line of the file, long enough\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.drain(), strs(&["first line of the file, long enough"]));
+    assert!(h.t.park());
+    append(&live, b"appended-before-delete\n");
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, b"new-file-line\n").unwrap();
+    assert_eq!(h.drain(), strs(&["new-file-line"]));
+    assert_eq!(h.t.counters().lost_while_parked, 1);
+    let errs: Vec<String> = std::iter::from_fn(|| h.t.take_error()).collect();
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("app.log") && e.contains("max_open_files")),
+        "{errs:?}"
+    );
+}
+
+/// Review bug 1: the unterminated last line read before parking was dropped when
+/// the file went; a file kept open delivers it.
+#[test]
+fn a_half_line_of_a_parked_file_is_delivered_when_it_goes() {
+    let (_d, live) = live_dir();
+    fs::write(&live, b"first line of the file, long enough\nhalf").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.drain(), strs(&["first line of the file, long enough"]));
+    assert!(h.t.park());
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, b"new-file-line\n").unwrap();
+    assert_eq!(h.drain(), strs(&["half", "new-file-line"]));
+}
+
 #[test]
 fn too_many_open_files_on_a_reopen_makes_the_group_wait() {
     let (_d, live) = live_dir();
