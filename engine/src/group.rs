@@ -412,6 +412,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.damaged_gzip_files += after.damaged_gzip - before.damaged_gzip;
     stats.reopens += after.reopens - before.reopens;
     stats.reopen_fd_waits += after.reopen_waits - before.reopen_waits;
+    stats.lost_while_parked += after.lost_while_parked - before.lost_while_parked;
 }
 
 /// What every line of one read needs besides its own state.

@@ -45,6 +45,9 @@ pub struct JobStats {
     /// descriptor (EMFILE/ENFILE) and waited.
     pub reopens: u64,
     pub reopen_fd_waits: u64,
+    /// Parked files deleted or moved out of their folder before they were
+    /// reopened: lines written to them after parking, if any, were not read.
+    pub lost_while_parked: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
@@ -124,6 +127,7 @@ impl JobStats {
         }
         self.reopens += o.reopens;
         self.reopen_fd_waits += o.reopen_fd_waits;
+        self.lost_while_parked += o.lost_while_parked;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
@@ -287,6 +291,13 @@ impl JobStats {
                 self.reopens, self.reopen_fd_waits
             ));
         }
+        if self.lost_while_parked > 0 {
+            s.push_str(&format!(
+                "parked files deleted or moved out of their folder before a reopen \
+                 (lines written after parking, if any, not read): {}\n",
+                self.lost_while_parked
+            ));
+        }
         if self.checkpoint_fd_waits > 0 {
             s.push_str(&format!(
                 "checkpoint saves delayed, no file descriptor left (tried again): {}\n",
@@ -406,6 +417,9 @@ pub struct MemberStats {
     pub reopen_fd_waits: u64,
     #[serde(default)]
     pub checkpoint_fd_waits: u64,
+    /// See [`JobStats::lost_while_parked`].
+    #[serde(default)]
+    pub lost_while_parked: u64,
 }
 
 impl MemberStats {
@@ -434,6 +448,7 @@ impl MemberStats {
         self.parked_files += o.parked_files;
         self.reopen_fd_waits += o.reopen_fd_waits;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
+        self.lost_while_parked += o.lost_while_parked;
     }
 }
 
@@ -464,6 +479,7 @@ impl From<&JobStats> for MemberStats {
             parked_files: s.open_files.values().map(|(_, p)| p).sum(),
             reopen_fd_waits: s.reopen_fd_waits,
             checkpoint_fd_waits: s.checkpoint_fd_waits,
+            lost_while_parked: s.lost_while_parked,
         }
     }
 }

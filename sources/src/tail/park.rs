@@ -64,6 +64,11 @@ impl Tailer {
         let Ok(m) = f.metadata() else {
             return false;
         };
+        // Written or deleted since the last read: only its descriptor can still
+        // read it all (a deleted file cannot be opened again), so it stays open.
+        if m.len() > cur.read_off || m.nlink() == 0 {
+            return false;
+        }
         cur.src = Src::Closed {
             mtime: (m.mtime(), m.mtime_nsec()),
         };

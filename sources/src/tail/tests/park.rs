@@ -178,6 +178,22 @@ fn too_many_open_files_on_a_reopen_makes_the_group_wait() {
     assert!(h.t.unreadable().is_empty());
 }
 
+/// Review bug 1: parking used the size seen at the last read, so a file written
+/// or deleted since was closed with lines only its descriptor could still read.
+#[test]
+fn a_file_written_or_deleted_since_the_last_read_is_not_parked() {
+    let (_d, live) = live_dir();
+    fs::write(&live, b"first line of the file, long enough\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.drain(), strs(&["first line of the file, long enough"]));
+    append(&live, b"appended-before-delete\n");
+    assert!(!h.t.park(), "written since the last read");
+    fs::remove_file(&live).unwrap();
+    assert!(!h.t.park(), "deleted");
+    assert_eq!(h.drain(), strs(&["appended-before-delete"]));
+    assert_eq!(h.t.counters().lost_while_parked, 0);
+}
+
 #[test]
 fn only_an_idle_live_file_in_follow_mode_is_parked() {
     let (_d, live) = live_dir();
