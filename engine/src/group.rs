@@ -173,6 +173,11 @@ impl GroupState {
         self.reader.park()
     }
 
+    /// See [`Tailer::parkable_since`].
+    pub fn parkable_since(&self) -> Option<(i64, i64)> {
+        self.reader.parkable_since()
+    }
+
     /// Reads up to `budget` bytes and aggregates their lines. `wall_ms` is the wall
     /// clock, for rejecting lines stamped too far in the future.
     pub fn read(

@@ -175,6 +175,48 @@ fn a_parked_file_deleted_after_an_append_is_counted_as_lost_in_the_job_stats() {
     );
 }
 
+/// Review bug 1: a file written often is the one likely to be rotated or deleted
+/// while closed, so the least recently written is parked, not the next in turn.
+#[test]
+fn the_least_recently_written_file_is_parked_first() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..3 {
+        append(&d.path().join(format!("f{i}.log")), &line(i));
+    }
+    let mut gs = group_set(job(d.path(), 2), true, 1);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    read_until(&mut gs, &mut stats, 3, 2);
+    let n = gs.groups.len();
+    // The open files in the order a round-robin search would try them.
+    let open: Vec<usize> = (0..n)
+        .map(|k| (gs.park_next + k) % n)
+        .filter(|&j| gs.groups[j].holds_file())
+        .collect();
+    let parked = (0..n).find(|&j| gs.groups[j].is_parked()).unwrap();
+    assert_eq!(open.len(), 2);
+    let path = |j: usize| gs.groups[j].reading().unwrap().0.to_path_buf();
+    let (next_in_turn, quiet) = (path(open[0]), path(open[1]));
+    let set_mtime = |p: &Path, ago: u64| {
+        let f = std::fs::OpenOptions::new().append(true).open(p).unwrap();
+        let t = std::time::SystemTime::now() - std::time::Duration::from_secs(ago);
+        f.set_modified(t).unwrap();
+    };
+    set_mtime(&next_in_turn, 0);
+    set_mtime(&quiet, 3600);
+    // The parked group's file changed: it needs a descriptor, one is closed.
+    append(&path(parked), &line(9));
+    assert!(gs.park_one_other(parked));
+    assert!(gs.groups[open[1]].is_parked(), "the quiet file is closed");
+    assert!(
+        gs.groups[open[0]].holds_file(),
+        "the file written last stays open"
+    );
+    read_until(&mut gs, &mut stats, 4, 2);
+}
+
 #[test]
 fn a_finite_run_reads_every_group_within_max_open_files() {
     let d = tempfile::tempdir().unwrap();

@@ -49,31 +49,39 @@ impl Tailer {
     /// that is not idle at its end, compressed, or waiting behind a file set aside
     /// is left open.
     pub fn park(&mut self) -> bool {
-        if !self.opts.follow || self.parked.is_some() || self.blocked.is_some() {
-            return false;
-        }
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(mtime) = self.parkable_since() else {
             return false;
         };
+        if let Some(cur) = self.cur.as_mut() {
+            cur.src = Src::Closed { mtime };
+            self.counters.parks += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The modification time of the live file if [`Tailer::park`] would close
+    /// it (one `fstat`): the least recently written is parked first, since a
+    /// file written often is the one likely to be rotated or deleted while
+    /// closed, and only a descriptor reads what was written to it before that.
+    pub fn parkable_since(&self) -> Option<(i64, i64)> {
+        if !self.opts.follow || self.parked.is_some() || self.blocked.is_some() {
+            return None;
+        }
+        let cur = self.cur.as_ref()?;
         if !cur.live_now || cur.gzip || cur.read_off < cur.disk_size {
-            return false;
+            return None;
         }
         let Src::Plain(f) = &cur.src else {
-            return false;
+            return None;
         };
-        let Ok(m) = f.metadata() else {
-            return false;
-        };
+        let m = f.metadata().ok()?;
         // Written or deleted since the last read: only its descriptor can still
         // read it all (a deleted file cannot be opened again), so it stays open.
         if m.len() > cur.read_off || m.nlink() == 0 {
-            return false;
+            return None;
         }
-        cur.src = Src::Closed {
-            mtime: (m.mtime(), m.mtime_nsec()),
-        };
-        self.counters.parks += 1;
-        true
+        Some((m.mtime(), m.mtime_nsec()))
     }
 
     /// Whether the tailer holds a descriptor open (a parked file holds none).
