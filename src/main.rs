@@ -147,8 +147,10 @@ enum Command {
         /// How often, at most, each job writes a checkpoint.
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
         checkpoint_interval: std::time::Duration,
-        /// Most files all jobs together keep open on this member; one job gets at
-        /// most half (its `max_open_files` is lowered to that, logged). Default:
+        /// Most files all jobs together keep open on this member: each job reserves
+        /// its `max_open_files` (at most half the cap, lowered to what other jobs
+        /// leave, logged); a submit that finds less than one per worker left gets
+        /// 400. Default:
         /// the soft limit on open files − 64 − 1/8 of it, kept for the API and
         /// checkpoints.
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]

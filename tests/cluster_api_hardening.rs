@@ -169,81 +169,117 @@ fn job_status_warns_when_matched_files_were_refused_or_unreadable() {
     }
 }
 
-/// `tidemark job` found the cluster's token by itself and sent it to whatever
-/// listened on the API port: another local user who bound that port while the
-/// member was down got the token with the next command. Here that user is
-/// `nobody` running a cluster of its own on the port (this needs root to start a
-/// process as another user). Its API answers 401 "not accepted" to a wrong token
-/// and "requires a token" to none, so what `tidemark job` prints shows whether
-/// the token was sent. A listener run by the same user cannot be told apart (see
-/// tidemark_api::listener); without root only the same-user path runs here, and
-/// the refusal is covered by the listener module's tests on a /proc table.
-#[test]
-fn a_fake_server_on_the_api_port_does_not_get_the_token() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::os::unix::process::CommandExt;
-    const NOBODY: u32 = 65534;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let state = d.join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let token = "0123456789abcdef0123456789abcdef";
-    std::fs::write(token_path(&state), token).unwrap();
-    std::fs::set_permissions(token_path(&state), std::fs::Permissions::from_mode(0o600)).unwrap();
+/// Another user's API (a cluster of its own, run as `nobody` when this test is
+/// root) listening on `bind`, the port a member's API used while that member is
+/// down. Its API answers 401 "not accepted" to a wrong token and "requires a
+/// token" to none, so what `tidemark job` prints shows whether the token was sent.
+struct Squatter {
+    child: std::process::Child,
+    /// Whether it runs as another user (only root can start it so).
+    other_user: bool,
+    /// A state folder with a token of its own, for `tidemark job --state-dir`.
+    state: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+const NOBODY: u32 = 65534;
+const SQUATTED_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+impl Squatter {
+    /// Starts it on `bind` and waits until `reach` (an address that leads to it)
+    /// accepts connections.
+    fn start(bind: &str, reach: &str) -> Squatter {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let state = d.join("state");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(token_path(&state), SQUATTED_TOKEN).unwrap();
+        std::fs::set_permissions(token_path(&state), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        let other_user = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+        if !other_user {
+            eprintln!("not root: the squatter runs as this user, which cannot be told apart");
+        }
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake_state = d.join("fake-state");
+        std::fs::create_dir_all(&fake_state).unwrap();
+        if other_user {
+            std::os::unix::fs::chown(&fake_state, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        let log = d.join("fake.log");
+        let mut cmd = tidemark();
+        cmd.args([
+            "cluster",
+            "--api",
+            bind,
+            "--allow-root",
+            "/nonexistent-logs",
+            "--state-dir",
+        ])
+        .arg(&fake_state)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+        if other_user {
+            cmd.uid(NOBODY).gid(NOBODY);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(reach).is_err() {
+            assert!(
+                Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+                "the squatter did not start:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Squatter {
+            child,
+            other_user,
+            state,
+            _dir: dir,
+        }
+    }
+
+    /// `tidemark job list --api API` with the token of [`Squatter::state`].
+    fn job_list(&self, api: &str) -> std::process::Output {
+        tidemark()
+            .args(["job", "list", "--api", api, "--state-dir"])
+            .arg(&self.state)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for Squatter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let api = format!("127.0.0.1:{port}");
-    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
-    if !root {
-        eprintln!("not root: the squatter runs as this user, which cannot be told apart");
-    }
-    // The squatter: another user's API on the port (a cluster of its own).
-    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let fake_state = d.join("fake-state");
-    std::fs::create_dir_all(&fake_state).unwrap();
-    if root {
-        std::os::unix::fs::chown(&fake_state, Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-    let log = d.join("fake.log");
-    let mut cmd = tidemark();
-    cmd.args([
-        "cluster",
-        "--api",
-        &api,
-        "--allow-root",
-        "/nonexistent-logs",
-        "--state-dir",
-    ])
-    .arg(&fake_state)
-    .stdout(std::process::Stdio::null())
-    .stderr(std::fs::File::create(&log).unwrap());
-    if root {
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
-    let mut fake = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(&api).is_err() {
-        assert!(
-            Instant::now() < deadline && fake.try_wait().unwrap().is_none(),
-            "the squatter did not start:\n{}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        .port()
+}
 
-    let o = tidemark()
-        .args(["job", "list", "--api", &api, "--state-dir"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    let _ = fake.kill();
-    let _ = fake.wait();
+/// `tidemark job` found the cluster's token by itself and sent it to whatever
+/// listened on the API port: another local user who bound that port while the
+/// member was down got the token with the next command. A listener run by the
+/// same user cannot be told apart (see tidemark_api::listener); without root only
+/// the same-user path runs here, and the refusal is covered by the listener
+/// module's tests on a /proc table.
+#[test]
+fn a_fake_server_on_the_api_port_does_not_get_the_token() {
+    let api = format!("127.0.0.1:{}", free_port());
+    let squatter = Squatter::start(&api, &api);
+    let o = squatter.job_list(&api);
     let err = String::from_utf8_lossy(&o.stderr);
-    if root {
+    if squatter.other_user {
         assert!(!o.status.success(), "{}", text(&o));
         assert!(
             !err.contains("not accepted"),
@@ -257,6 +293,96 @@ fn a_fake_server_on_the_api_port_does_not_get_the_token() {
         // Same user: sent, and refused by the other cluster as not its token.
         assert!(err.contains("not accepted"), "{err}");
     }
+}
+
+/// `--api http://x@127.0.0.1:PORT`: the client took the userinfo, std could not
+/// resolve `x@127.0.0.1`, so the listener check was skipped, and the HTTP client
+/// connected to 127.0.0.1 and sent the token to whoever listened there.
+#[test]
+fn an_api_url_with_userinfo_is_refused_before_any_token_is_sent() {
+    let port = free_port();
+    let api = format!("127.0.0.1:{port}");
+    let squatter = Squatter::start(&api, &api);
+    for url in [
+        format!("http://x@127.0.0.1:{port}"),
+        format!("x:y@127.0.0.1:{port}"),
+    ] {
+        let o = squatter.job_list(&url);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !err.contains("not accepted"),
+            "{url}: the token was sent to the squatter: {err}"
+        );
+        assert_eq!(o.status.code(), Some(2), "{url}: {}", text(&o));
+        assert!(err.contains("user name"), "{url}: {err}");
+    }
+}
+
+/// This host's own address, not loopback: the source address the kernel picks
+/// for a route off the host (a UDP connect sends nothing). None without one.
+fn own_non_loopback_address() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    // TEST-NET-3: never this host's; any route off the host will do.
+    s.connect("203.0.113.1:9").ok()?;
+    let ip = s.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+/// Only loopback targets were checked: `--api http://<this host's address>:PORT`
+/// with another user's listener bound to 0.0.0.0 got the token, though that
+/// socket is local and listed in /proc/net/tcp like any other.
+#[test]
+fn a_listener_of_another_user_on_this_hosts_own_address_does_not_get_the_token() {
+    let Some(ip) = own_non_loopback_address() else {
+        eprintln!("this host has no address but loopback: nothing to check");
+        return;
+    };
+    let port = free_port();
+    let reach = std::net::SocketAddr::new(ip, port).to_string();
+    let squatter = Squatter::start(&format!("0.0.0.0:{port}"), &reach);
+    let o = squatter.job_list(&format!("http://{reach}"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    if squatter.other_user {
+        assert!(
+            !err.contains("not accepted"),
+            "the token was sent to the squatter: {err}"
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            err.contains("refusing to send the API token") && err.contains("uid 65534"),
+            "{err}"
+        );
+    } else {
+        // Same user: checked, trusted, sent, and refused as not that cluster's token.
+        assert!(err.contains("not accepted"), "{err}");
+    }
+}
+
+/// A name std could not resolve skipped the check ("the request reports it"):
+/// whatever the HTTP client then connected to got the token unchecked. Now the
+/// token is not sent to a name the check cannot look at.
+#[test]
+fn an_api_name_that_does_not_resolve_sends_no_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(token_path(&state), SQUATTED_TOKEN).unwrap();
+    std::fs::set_permissions(token_path(&state), std::fs::Permissions::from_mode(0o600)).unwrap();
+    // `.invalid` never resolves (RFC 6761).
+    let o = tidemark()
+        .args(["job", "list", "--api", "http://no-such-host.invalid:7070"])
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains("cannot resolve no-such-host.invalid")
+            && err.contains("not sending it the API token"),
+        "{err}"
+    );
 }
 
 /// A sink that cannot be opened was reported as "cannot open the job's sinks:
@@ -311,4 +437,71 @@ fn the_members_api_applies_its_request_timeout_flag() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("more than 0"), "{}", text(&o));
+}
+
+/// Answers one HTTP request on `listener` with a 500 and hands over what it read
+/// (the request's head), so a test sees who got the token. As a proxy would, it
+/// accepts a CONNECT and reads the request sent through it.
+fn record_one_request(listener: std::net::TcpListener) -> std::sync::mpsc::Receiver<String> {
+    fn read_head(s: &mut TcpStream) -> String {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match s.read(&mut byte) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => head.push(byte[0]),
+            }
+        }
+        String::from_utf8_lossy(&head).into_owned()
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut head = read_head(&mut s);
+        if head.starts_with("CONNECT ") {
+            let _ = s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+            head.push_str(&read_head(&mut s));
+        }
+        let _ = tx.send(head);
+        let _ = s.write_all(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+    });
+    rx
+}
+
+/// The HTTP client took a proxy from `http_proxy`/`ALL_PROXY` and sent the token
+/// there, after checking the listener of `--api`, which never saw the request.
+#[test]
+fn a_proxy_from_the_environment_does_not_get_the_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(token_path(&state), SQUATTED_TOKEN).unwrap();
+    std::fs::set_permissions(token_path(&state), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let api = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api_addr = api.local_addr().unwrap();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let (at_api, at_proxy) = (record_one_request(api), record_one_request(proxy));
+    let o = tidemark()
+        .args(["job", "list", "--api", &format!("http://{api_addr}")])
+        .arg("--state-dir")
+        .arg(&state)
+        .env("http_proxy", &proxy_url)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    // The command has its answer: whoever got the request has reported it.
+    if let Ok(head) = at_proxy.try_recv() {
+        panic!("the proxy got the request:\n{head}\n{}", text(&o));
+    }
+    let head = at_api.try_recv().expect("the API got no request");
+    assert!(head.contains(SQUATTED_TOKEN), "{head}");
 }

@@ -137,7 +137,19 @@ impl Client {
         if host.contains(['/', '?', '#']) {
             return Err(bad("it must be just http://HOST:PORT, without a path"));
         }
+        // The API takes no user name (only the bearer token), and a `user@` the
+        // HTTP client strips would hide the host from `tidemark job`'s check of
+        // who listens there before the token is sent.
+        if host.contains('@') {
+            return Err(bad(
+                "it must not have a user name (`user@`): the API authenticates by its token only",
+            ));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            // No proxy from `http_proxy`/`ALL_PROXY`: the token would go to the
+            // proxy, which `tidemark job`'s check of who listens never sees, in
+            // clear text. Reach a remote cluster through an SSH tunnel instead.
+            .proxy(None)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(Duration::from_secs(120)))
@@ -298,7 +310,14 @@ mod tests {
         assert_eq!(c.base_url(), "http://127.0.0.1:7070");
         let c = Client::new(" http://h:1/ ", None).unwrap();
         assert_eq!(c.base_url(), "http://h:1");
-        for bad in ["https://h:1", "ftp://h", "http://", "http://h:1/api"] {
+        for bad in [
+            "https://h:1",
+            "ftp://h",
+            "http://",
+            "http://h:1/api",
+            "http://x@127.0.0.1:1",
+            "x:y@h:1",
+        ] {
             let e = Client::new(bad, None).unwrap_err();
             let text = e.to_string();
             assert!(text.contains("--api"), "{bad}: {text}");

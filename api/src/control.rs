@@ -20,6 +20,10 @@ pub enum ControlError {
     /// is not allowed and what is.
     #[error("{0}")]
     NotAllowed(String),
+    /// `submit`: the job cannot run within what the cluster has left, e.g. of its
+    /// cap on open files (400). The text names the limit and how to change it.
+    #[error("{0}")]
+    OverLimit(String),
     /// The cluster cannot act right now, e.g. a member is missing or it is shutting
     /// down (503).
     #[error("the cluster is unavailable: {0}")]

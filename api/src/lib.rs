@@ -7,7 +7,7 @@
 //! * [`client`]: the blocking client `tidemark job submit|list|status|stop` uses.
 //! * [`connections`]: the limits that keep stalled clients from freezing the API.
 //! * [`listener`]: who listens on the API's port, checked before the client sends
-//!   the token to a loopback address.
+//!   the token to an address of this host.
 //! * [`auth`]: the bearer-token check every route but `/healthz` needs.
 //! * [`token`]: where the token comes from (`--token-file`, `$TIDEMARK_API_TOKEN`,
 //!   or the file a member creates in its state folder).

@@ -2,14 +2,15 @@
 //!
 //! `tidemark job` finds the cluster's token in its state folder by itself. When the
 //! member is down, any local user can bind its port first and would receive that
-//! token with the next command. So before sending a token to a loopback address,
-//! the client looks the listening socket up in `/proc/net/tcp` and
-//! `/proc/net/tcp6` and refuses unless its owner is one who could read the token
-//! anyway: root, the user running the command, or the owner of the token file.
+//! token with the next command. So before sending a token to an address of this
+//! host (loopback, `0.0.0.0`, or any address of its own interfaces), the client
+//! looks the listening socket up in `/proc/net/tcp` and `/proc/net/tcp6` and
+//! refuses unless its owner is one who could read the token anyway: root, the
+//! user running the command, or the owner of the token file.
 //!
 //! What this does not catch, said plainly: a listener run by one of those users
 //! (the same uid cannot be told apart), a port taken over in the instant between
-//! the check and the connection, and addresses other than loopback (the owner of a
+//! the check and the connection, and addresses of other hosts (the owner of a
 //! remote socket cannot be seen; reach a remote cluster through an SSH tunnel,
 //! which listens on loopback as you). Linux only: elsewhere the check fails closed.
 //!
@@ -41,10 +42,17 @@ pub enum ListenerError {
     },
     #[error("cannot reach the tidemark API at {target}: nothing listens there\n  hint: check that the cluster is running and that --api names the control address of its process 0 (default http://127.0.0.1:7070)")]
     NothingListens { target: SocketAddr },
-    #[error("cannot read {} to check who listens on {target} before sending it the API token: {source}\n  hint: this check needs Linux's /proc; on other systems reach the cluster through an address that is not loopback", path.display())]
+    #[error("cannot read {} to check who listens on {target} before sending it the API token: {source}\n  hint: this check needs Linux's /proc; on other systems reach the cluster from another host", path.display())]
     Proc {
         path: PathBuf,
         target: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+    /// Whatever the HTTP client would connect to cannot be checked: fail closed.
+    #[error("cannot resolve {host} to check who listens there, so not sending it the API token: {source}\n  hint: check the host name in --api (e.g. http://127.0.0.1:7070)")]
+    Unresolved {
+        host: String,
         #[source]
         source: io::Error,
     },
@@ -55,19 +63,27 @@ pub fn current_uid() -> io::Result<u32> {
     Ok(std::fs::metadata("/proc/self")?.uid())
 }
 
-/// Checks, for a loopback `target`, that every socket that may accept the
-/// connection belongs to a uid in `trusted`; other addresses pass unchecked.
+/// Checks, for a `target` on this host ([`is_this_host`]), that every socket that
+/// may accept the connection belongs to a uid in `trusted`; other hosts' addresses
+/// pass unchecked.
 pub fn check_listener(target: SocketAddr, trusted: &[u32]) -> Result<(), ListenerError> {
     check_targets(&[target], trusted)
 }
 
 /// [`check_listener`] for every address a host name resolved to (`localhost` is
 /// 127.0.0.1 and ::1), where the client may connect to any: every listener on them
-/// must be trusted, and at least one must listen.
+/// on this host must be trusted, and at least one must listen unless the name
+/// also leads to another host.
 pub fn check_targets(targets: &[SocketAddr], trusted: &[u32]) -> Result<(), ListenerError> {
-    let Some(&first) = targets.iter().find(|t| is_loopback(t.ip())) else {
+    let local: Vec<SocketAddr> = targets
+        .iter()
+        .filter(|t| is_this_host(t.ip()))
+        .map(|t| SocketAddr::new(connected_ip(t.ip()), t.port()))
+        .collect();
+    let Some(&first) = local.first() else {
         return Ok(());
     };
+    let elsewhere_too = local.len() < targets.len();
     let read = |path: &str| match std::fs::read_to_string(path) {
         Ok(t) => Ok(t),
         // A kernel without IPv6 has no tcp6 table: no IPv6 listener then.
@@ -80,10 +96,46 @@ pub fn check_targets(targets: &[SocketAddr], trusted: &[u32]) -> Result<(), List
     };
     let mut all = parse_listeners(&read("/proc/net/tcp")?);
     all.extend(parse_listeners(&read("/proc/net/tcp6")?));
-    check_targets_in(targets, trusted, &all)
+    match check_targets_in(&local, trusted, &all) {
+        // The client may reach the other host: nothing here is not an error.
+        Err(ListenerError::NothingListens { .. }) if elsewhere_too => Ok(()),
+        checked => checked,
+    }
 }
 
-/// [`check_targets`] over a given socket table.
+/// Whether a connection to `ip` stays on this host. Loopback and the unspecified
+/// address (which Linux connects to loopback) do; for the rest the kernel is
+/// asked by binding a UDP socket to it, which succeeds only for this host's own
+/// addresses. Std only and no `unsafe`, where listing interfaces needs
+/// getifaddrs (a crate with libc), and it answers what routing answers: the
+/// local table, addresses added after start and AnyIP routes included. A bind
+/// that fails for another reason than "not this host's" counts as this host's:
+/// checking too much fails closed, too little sends the token unchecked. (With
+/// `net.ipv4.ip_nonlocal_bind` set, any address binds: then another host's
+/// address is checked too, and refused as "nothing listens there".)
+pub fn is_this_host(ip: IpAddr) -> bool {
+    let ip = unmap(ip);
+    if ip.is_loopback() || ip.is_unspecified() {
+        return true;
+    }
+    match std::net::UdpSocket::bind(SocketAddr::new(ip, 0)) {
+        Ok(_) => true,
+        Err(e) => e.kind() != io::ErrorKind::AddrNotAvailable,
+    }
+}
+
+/// The address a connection to `ip` goes to: Linux sends one to the unspecified
+/// address to loopback.
+fn connected_ip(ip: IpAddr) -> IpAddr {
+    match unmap(ip) {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    }
+}
+
+/// [`check_targets`] over a given socket table, for targets on this host: all
+/// are checked.
 pub fn check_targets_in(
     targets: &[SocketAddr],
     trusted: &[u32],
@@ -91,7 +143,7 @@ pub fn check_targets_in(
 ) -> Result<(), ListenerError> {
     let mut nothing = None;
     let mut listened = false;
-    for &target in targets.iter().filter(|t| is_loopback(t.ip())) {
+    for &target in targets {
         match check_listeners(target, trusted, all) {
             Ok(()) => listened = true,
             Err(e @ ListenerError::NothingListens { .. }) => nothing = Some(e),
@@ -145,10 +197,6 @@ fn unmap(ip: IpAddr) -> IpAddr {
             .unwrap_or(IpAddr::V6(v6)),
         v4 => v4,
     }
-}
-
-fn is_loopback(ip: IpAddr) -> bool {
-    unmap(ip).is_loopback()
 }
 
 /// The listening sockets (state `0A`) in the text of `/proc/net/tcp` or
@@ -292,7 +340,44 @@ mod tests {
         assert!(check_listener(addr, &[me]).is_ok());
         let e = check_listener(addr, &[me.wrapping_add(1)]).unwrap_err();
         assert!(e.to_string().contains(&format!("uid {me}")), "{e}");
-        // Not loopback: not checked.
-        assert!(check_listener("192.0.2.1:7070".parse().unwrap(), &[]).is_ok());
+        // Another host's address (TEST-NET-2): not checked.
+        assert!(check_listener("198.51.100.1:7070".parse().unwrap(), &[]).is_ok());
+    }
+
+    /// Only loopback was checked: another user's socket on 0.0.0.0 got the token
+    /// sent to this host's own address, though /proc lists it like any other.
+    #[test]
+    fn a_listener_of_another_user_on_this_hosts_own_address_does_not_get_the_token() {
+        let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        // TEST-NET-3 is never this host's: the source address for it is ours.
+        let own = match probe.connect("203.0.113.1:9").map(|()| probe.local_addr()) {
+            Ok(Ok(a)) if !a.ip().is_loopback() => a.ip(),
+            _ => {
+                eprintln!("this host has no address but loopback: nothing to check");
+                return;
+            }
+        };
+        let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+        let target = SocketAddr::new(own, l.local_addr().unwrap().port());
+        let me = current_uid().unwrap();
+        assert!(check_listener(target, &[me]).is_ok());
+        let e = check_listener(target, &[me.wrapping_add(1)]).unwrap_err();
+        assert!(e.to_string().contains(&format!("uid {me}")), "{e}");
+        assert!(is_this_host(own));
+    }
+
+    /// A connection to 0.0.0.0 goes to loopback on Linux: it was not checked.
+    #[test]
+    fn the_unspecified_address_is_checked_as_loopback() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let target = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), l.local_addr().unwrap().port());
+        let me = current_uid().unwrap();
+        assert!(check_listener(target, &[me]).is_ok());
+        assert!(matches!(
+            check_listener(target, &[me.wrapping_add(1)]),
+            Err(ListenerError::NotTrusted { .. })
+        ));
+        assert!(is_this_host("127.0.0.5".parse().unwrap()));
+        assert!(!is_this_host("198.51.100.1".parse().unwrap()));
     }
 }

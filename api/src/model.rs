@@ -114,6 +114,14 @@ pub struct OpenFiles {
     /// reopened: lines written to them after parking, if any, were not read.
     #[serde(default)]
     pub lost_while_parked: u64,
+    /// Tries to open a file that found no file descriptor; after each, the group
+    /// waited longer before the next (from `poll_interval` up to 5 s).
+    #[serde(default)]
+    pub fd_backoffs: u64,
+    /// What the job reserved of process 0's `--max-open-files` cap: its
+    /// `max_open_files`, lowered to what other jobs left. 0 once it holds none.
+    #[serde(default)]
+    pub reserved: u64,
 }
 
 impl JobStatus {
@@ -175,6 +183,20 @@ pub struct Health {
     /// Why the cluster is not ok, or other detail worth showing. Names no job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// This member's `--max-open-files` and what its jobs reserve of it (the rest
+    /// is left for new jobs). Missing in answers of older members.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_files: Option<OpenFilesCap>,
+}
+
+/// A member's cap on the files its jobs keep open (`--max-open-files`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenFilesCap {
+    pub cap: u64,
+    /// What running jobs reserve of it.
+    pub reserved: u64,
+    /// `cap - reserved`: what a new job may get.
+    pub left: u64,
 }
 
 /// `DELETE /jobs/{name}` (200): the stop was accepted.

@@ -196,6 +196,7 @@ impl From<ControlError> for ApiError {
                 ),
             ),
             ControlError::NotAllowed(msg) => ApiError::new(StatusCode::FORBIDDEN, msg),
+            ControlError::OverLimit(msg) => ApiError::new(StatusCode::BAD_REQUEST, msg),
             ControlError::Unavailable(msg) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("the cluster is unavailable: {msg}; retry when GET /healthz reports ok"),

@@ -248,6 +248,11 @@ fn control_errors_map_to_statuses_with_their_message() {
             "--max-jobs (now 100)",
         ),
         (
+            ControlError::OverLimit("only 0 of this member's cap of 40 are left".into()),
+            400,
+            "cap of 40",
+        ),
+        (
             ControlError::Unavailable("member 1 is not connected".into()),
             503,
             "GET /healthz",

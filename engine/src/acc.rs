@@ -53,7 +53,12 @@ impl ExactSum {
     }
 
     pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
-        let total = self.get().checked_add(Self::term(v)?).ok_or("too_large")?;
+        self.add_term(Self::term(v)?)
+    }
+
+    /// Adds a term [`ExactSum::term`] made.
+    pub(crate) fn add_term(&mut self, term: i128) -> Result<(), &'static str> {
+        let total = self.get().checked_add(term).ok_or("too_large")?;
         self.set(total);
         Ok(())
     }
@@ -70,6 +75,17 @@ impl ExactSum {
         let text = format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000);
         text.parse().unwrap_or(0.0)
     }
+}
+
+/// A line's value as [`Acc::accept`] converted it for its metric's kind: what
+/// [`Acc::add_accepted`] adds without converting again (zeros where the kind does
+/// not use a part).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Accepted {
+    /// The value as a term of an exact sum (sums and histograms).
+    term: i128,
+    /// The value scaled for a histogram's counts.
+    scaled: u64,
 }
 
 /// One series' state in one window. Each variant knows how many lines it holds,
@@ -122,15 +138,48 @@ impl Acc {
         }
     }
 
-    /// Why a series of `kind` would refuse `v` whatever it holds: checked before
-    /// a series is created for it, so a refused value takes no series slot.
-    pub fn refuses(kind: tidemark_jobs::MetricKind, v: f64) -> Option<&'static str> {
+    /// `v` converted for a series of `kind`, or why any such series would refuse
+    /// it whatever it holds: checked before a series is created for it, so a
+    /// refused value takes no series slot, and converted once per line.
+    pub fn accept(kind: tidemark_jobs::MetricKind, v: f64) -> Result<Accepted, &'static str> {
         use tidemark_jobs::MetricKind;
         match kind {
-            MetricKind::Counter | MetricKind::Gauge => None,
-            MetricKind::Sum => ExactSum::term(v).err(),
-            MetricKind::Histogram => Hist::scaled(v).err(),
+            MetricKind::Counter | MetricKind::Gauge => Ok(Accepted::default()),
+            MetricKind::Sum => Ok(Accepted {
+                term: ExactSum::term(v)?,
+                scaled: 0,
+            }),
+            MetricKind::Histogram => {
+                let (scaled, term) = Hist::accept(v)?;
+                Ok(Accepted { term, scaled })
+            }
         }
+    }
+
+    /// Adds one line's value, which [`Acc::accept`] accepted for this state's kind
+    /// as `accepted` (`v` is the value itself, which a gauge keeps), at event time
+    /// `t`. A sum that would overflow refuses the line and says why.
+    pub fn add_accepted(&mut self, accepted: Accepted, v: f64, t: i64) -> Result<(), &'static str> {
+        match self {
+            Acc::Count(c) => *c += 1,
+            Acc::Sum { sum, lines } => {
+                sum.add_term(accepted.term)?;
+                *lines += 1;
+            }
+            Acc::Gauge {
+                t: gt,
+                v: gv,
+                lines,
+            } => {
+                *lines += 1;
+                if t >= *gt {
+                    *gt = t;
+                    *gv = v;
+                }
+            }
+            Acc::Hist(h) => h.record_accepted(accepted.scaled, accepted.term)?,
+        }
+        Ok(())
     }
 
     /// The lines this state holds (a line whose value was refused is not held).

@@ -174,10 +174,13 @@ impl OpenWindows {
                     }
                 }
             };
-            if let Some(reason) = Acc::refuses(mp.kind, value) {
-                stats.count_value_error(&mp.name, reason);
-                continue;
-            }
+            let accepted = match Acc::accept(mp.kind, value) {
+                Ok(a) => a,
+                Err(reason) => {
+                    stats.count_value_error(&mp.name, reason);
+                    continue;
+                }
+            };
             key_buf.clear();
             push_key_part(key_buf, host);
             for &s in &mp.label_slots {
@@ -199,24 +202,8 @@ impl OpenWindows {
                         .or_insert_with(|| empty_acc(mp.kind))
                 }
             };
-            match acc {
-                Acc::Count(c) => *c += 1,
-                Acc::Sum { sum, lines } => match sum.add(value) {
-                    Ok(()) => *lines += 1,
-                    Err(reason) => stats.count_value_error(&mp.name, reason),
-                },
-                Acc::Gauge { t: gt, v, lines } => {
-                    *lines += 1;
-                    if t >= *gt {
-                        *gt = t;
-                        *v = value;
-                    }
-                }
-                Acc::Hist(h) => {
-                    if let Err(reason) = h.record(value) {
-                        stats.count_value_error(&mp.name, reason);
-                    }
-                }
+            if let Err(reason) = acc.add_accepted(accepted, value, t) {
+                stats.count_value_error(&mp.name, reason);
             }
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
                 let dropped = series.cut_to(plan.series_share);

@@ -150,6 +150,7 @@ impl Plan {
                 max_line_bytes: job.source.max_line_bytes,
                 fingerprint_bytes: job.source.fingerprint_bytes,
                 unterminated_wait: job.source.rotated_tail_wait,
+                fd_retry: job.source.poll_interval,
             },
         }
     }

@@ -48,6 +48,9 @@ pub struct JobStats {
     /// Parked files deleted or moved out of their folder before they were
     /// reopened: lines written to them after parking, if any, were not read.
     pub lost_while_parked: u64,
+    /// Tries to open a file that found no file descriptor (EMFILE/ENFILE), after
+    /// each of which the group waited longer (from `poll_interval` to 5 s).
+    pub fd_backoffs: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
@@ -128,6 +131,7 @@ impl JobStats {
         self.reopens += o.reopens;
         self.reopen_fd_waits += o.reopen_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
+        self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
@@ -298,6 +302,12 @@ impl JobStats {
                 self.lost_while_parked
             ));
         }
+        if self.fd_backoffs > 0 {
+            s.push_str(&format!(
+                "opens that found no file descriptor (the group then waited longer, up to 5 s): {}\n",
+                self.fd_backoffs
+            ));
+        }
         if self.checkpoint_fd_waits > 0 {
             s.push_str(&format!(
                 "checkpoint saves delayed, no file descriptor left (tried again): {}\n",
@@ -420,6 +430,9 @@ pub struct MemberStats {
     /// See [`JobStats::lost_while_parked`].
     #[serde(default)]
     pub lost_while_parked: u64,
+    /// See [`JobStats::fd_backoffs`].
+    #[serde(default)]
+    pub fd_backoffs: u64,
 }
 
 impl MemberStats {
@@ -449,6 +462,7 @@ impl MemberStats {
         self.reopen_fd_waits += o.reopen_fd_waits;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
+        self.fd_backoffs += o.fd_backoffs;
     }
 }
 
@@ -480,6 +494,7 @@ impl From<&JobStats> for MemberStats {
             reopen_fd_waits: s.reopen_fd_waits,
             checkpoint_fd_waits: s.checkpoint_fd_waits,
             lost_while_parked: s.lost_while_parked,
+            fd_backoffs: s.fd_backoffs,
         }
     }
 }

@@ -57,6 +57,7 @@ fn a_cluster_job_cannot_write_into_the_cluster_state_folder() {
         make_output,
         validate: validate.clone(),
         max_jobs: 100,
+        max_open_files: 1 << 20,
         state_lock: cluster::lock_state_folder(&state).unwrap(),
     })
     .unwrap();

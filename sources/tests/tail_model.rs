@@ -133,6 +133,7 @@ impl World {
             max_line_bytes: MAX_LINE,
             fingerprint_bytes,
             unterminated_wait: WAIT,
+            fd_retry: WAIT,
         };
         World {
             tailer: Tailer::new(live.clone(), opts.clone(), None),

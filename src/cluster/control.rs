@@ -98,6 +98,8 @@ impl JobControl for Control {
                 reopen_waits: all.reopen_fd_waits,
                 checkpoint_waits: all.checkpoint_fd_waits,
                 lost_while_parked: all.lost_while_parked,
+                fd_backoffs: all.fd_backoffs,
+                reserved: self.member.fd_budget().of(name) as u64,
             },
         })
     }
@@ -144,6 +146,7 @@ impl JobControl for Control {
             expected_members: self.members,
             jobs: jobs.len() as u32,
             failed_jobs: failed,
+            open_files: Some(open_files_cap(self.member.fd_budget())),
             detail: if !running {
                 Some("the member's workers have stopped".into())
             } else if !connected {
@@ -295,11 +298,23 @@ fn summary(j: &JobInfo) -> JobSummary {
     }
 }
 
+fn open_files_cap(budget: &cluster::FdBudget) -> tidemark_api::model::OpenFilesCap {
+    let (cap, reserved) = budget.figures();
+    tidemark_api::model::OpenFilesCap {
+        cap: cap as u64,
+        reserved: reserved as u64,
+        left: cap.saturating_sub(reserved) as u64,
+    }
+}
+
 fn control_error(e: cluster::member::ControlError) -> ControlError {
     match e {
         cluster::member::ControlError::Duplicate(n) => ControlError::Duplicate(n),
         cluster::member::ControlError::NotFound(n) => ControlError::NotFound(n),
         cluster::member::ControlError::JobLimit(limit) => ControlError::JobLimit { limit },
         cluster::member::ControlError::Unavailable(m) => ControlError::Unavailable(m),
+        e @ cluster::member::ControlError::OpenFilesCap(_) => {
+            ControlError::OverLimit(e.to_string())
+        }
     }
 }

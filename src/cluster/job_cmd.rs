@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use std::os::unix::fs::MetadataExt;
 
+use tidemark_api::listener::ListenerError;
 use tidemark_api::{Client, ClientError, TokenSource};
 
 use crate::run::EXIT_INVALID;
@@ -26,8 +27,8 @@ pub enum JobCommand {
 
 /// Runs `tidemark job`. The token is `--token-file`, else `$TIDEMARK_API_TOKEN`,
 /// else the cluster's own token file in its state folder: `--state-dir`, else
-/// `$TIDEMARK_STATE_DIR`, else [`DEFAULT_STATE_DIR`]. It is sent to a loopback
-/// address only when the listener there is trusted ([`check_who_listens`]).
+/// `$TIDEMARK_STATE_DIR`, else [`DEFAULT_STATE_DIR`]. It is sent to an address of
+/// this host only when the listener there is trusted ([`check_who_listens`]).
 pub fn job(
     cmd: JobCommand,
     api: &str,
@@ -96,15 +97,12 @@ pub fn job(
     }
 }
 
-/// Before the token goes to a loopback address: the socket listening there must
+/// Before the token goes to an address of this host: the socket listening there must
 /// belong to root, to us, or to the owner of the token file, who can all read the
 /// token anyway. Whatever the token's source: a user who takes the port while the
 /// cluster is down would get an explicit token as surely as the state folder's.
 /// (See [`tidemark_api::listener`] for what this cannot tell apart.)
-fn check_who_listens(
-    base_url: &str,
-    source: &TokenSource,
-) -> Result<(), tidemark_api::listener::ListenerError> {
+fn check_who_listens(base_url: &str, source: &TokenSource) -> Result<(), ListenerError> {
     use std::net::ToSocketAddrs;
     let host = base_url.trim_start_matches("http://");
     // ureq's default port when the URL names none (`[::1]` or `localhost`).
@@ -118,11 +116,14 @@ fn check_who_listens(
     } else {
         format!("{host}:80")
     };
-    // A name that does not resolve cannot be connected to either: the request
-    // reports that.
-    let Ok(targets) = with_port.to_socket_addrs() else {
-        return Ok(());
-    };
+    // Fail closed: a name this cannot resolve the HTTP client might still reach
+    // (it parses the URL its own way), and then the token would go unchecked.
+    let targets = with_port
+        .to_socket_addrs()
+        .map_err(|source| ListenerError::Unresolved {
+            host: host.to_string(),
+            source,
+        })?;
     let mut trusted = vec![0];
     if let Ok(me) = tidemark_api::listener::current_uid() {
         trusted.push(me);

@@ -148,6 +148,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         make_output,
         validate,
         max_jobs: args.max_jobs,
+        max_open_files: cap,
         state_lock,
     })
     .context("cannot start the cluster")?;

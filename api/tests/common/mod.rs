@@ -165,6 +165,7 @@ impl JobControl for Mock {
             failed_jobs: 0,
             status: None,
             detail: (!ok).then(|| "member 1 is not connected".to_string()),
+            open_files: None,
         }
     }
 }

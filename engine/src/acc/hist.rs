@@ -55,7 +55,15 @@ impl Hist {
     }
 
     /// `v` scaled for the histogram, or why no histogram can take it.
+    #[cfg(test)]
     pub(super) fn scaled(v: f64) -> Result<u64, &'static str> {
+        Self::accept(v).map(|(scaled, _)| scaled)
+    }
+
+    /// `v` scaled for the histogram and as a term of its sum, or why no histogram
+    /// can take it: the checks run once per line, before its series is created
+    /// (see [`super::Acc::accept`]).
+    pub(super) fn accept(v: f64) -> Result<(u64, i128), &'static str> {
         if !v.is_finite() {
             return Err("not_finite");
         }
@@ -66,16 +74,22 @@ impl Hist {
         if scaled >= u64::MAX as f64 {
             return Err("too_large");
         }
-        ExactSum::term(v)?;
-        Ok(scaled as u64)
+        let term = ExactSum::term(v)?;
+        Ok((scaled as u64, term))
     }
 
     /// Records `v` (in the field's unit). Fails for negative or non-finite values.
     pub fn record(&mut self, v: f64) -> Result<(), &'static str> {
-        let scaled = Self::scaled(v)?;
+        let (scaled, term) = Self::accept(v)?;
+        self.record_accepted(scaled, term)
+    }
+
+    /// Records a value [`Hist::accept`] converted: `scaled` for the counts, `term`
+    /// for the sum.
+    pub(super) fn record_accepted(&mut self, scaled: u64, term: i128) -> Result<(), &'static str> {
         // Both or neither: the count and the sum must describe the same values.
         let mut sum = self.sum;
-        sum.add(v)?;
+        sum.add_term(term)?;
         self.add_n(scaled, 1).map_err(|_| "too_large")?;
         self.sum = sum;
         Ok(())

@@ -12,6 +12,7 @@ use std::time::Duration;
 use thiserror::Error;
 use tidemark_jobs::Job;
 
+use super::fd_budget::{FdBudget, OverCap};
 use super::registry::{JobState, NotAdded, Registry};
 use super::state_folder::StateLock;
 use super::store::{self, JobStore};
@@ -45,6 +46,9 @@ pub struct ClusterOptions {
     /// Most jobs a submit may bring the member to (jobs kept in the state folder
     /// are installed again even past it).
     pub max_jobs: usize,
+    /// `--max-open-files`: what all jobs together may keep open on this member;
+    /// each reserves its `max_open_files` from it ([`FdBudget`]).
+    pub max_open_files: usize,
     /// The member's lock on `state_dir` ([`super::lock_state_folder`]), taken
     /// before anything (the API token included) is written there.
     pub state_lock: StateLock,
@@ -58,6 +62,9 @@ pub enum ControlError {
     NotFound(String),
     #[error("the cluster already has {0} jobs, its limit")]
     JobLimit(usize),
+    /// What is left of the member's cap on open files is too little for the job.
+    #[error(transparent)]
+    OpenFilesCap(#[from] OverCap),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -71,6 +78,9 @@ pub struct Cluster {
     jobs_dir: PathBuf,
     shutting_down: AtomicBool,
     max_jobs: usize,
+    fd_budget: Arc<FdBudget>,
+    /// Workers per member: a job needs one open file per worker at least.
+    workers: usize,
     /// Cleared when the workers end (shut down, or failed).
     running: Arc<AtomicBool>,
     // The member's lock on its state folder, held while it runs.
@@ -80,6 +90,11 @@ pub struct Cluster {
 impl Cluster {
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The member's cap on open files and what its jobs reserve of it.
+    pub fn fd_budget(&self) -> &FdBudget {
+        &self.fd_budget
     }
 
     /// Installs a validated job everywhere; it is kept in the state folder so a
@@ -112,8 +127,17 @@ impl Cluster {
             }
             return Err(ControlError::Duplicate(job.name.clone()));
         }
+        // Refused here, not failed later: the submitter learns what to change.
+        if let Err(e) = self
+            .fd_budget
+            .reserve(&job.name, job.source.max_open_files, self.workers)
+        {
+            self.registry.remove(&job.name);
+            return Err(e.into());
+        }
         if let Err(e) = self.store.save(&job.name, toml) {
             self.registry.remove(&job.name);
+            self.fd_budget.release(&job.name);
             return Err(ControlError::Unavailable(format!(
                 "cannot keep the job in the state folder: {e}"
             )));
@@ -211,6 +235,7 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
     let jobs_dir = opts.state_dir.join("jobs");
     let (tx, rx) = channel();
     let registry = Arc::new(Registry::default());
+    let fd_budget = Arc::new(FdBudget::new(opts.max_open_files));
     if opts.process == 0 {
         let kept = store
             .load()
@@ -225,6 +250,14 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         }
         for (name, toml, submitted_ms) in kept {
             tracing::info!("installing kept job {name:?} again");
+            // Before the API takes new jobs: a kept job's files come first.
+            if let Ok(job) = (opts.validate)(&toml) {
+                if let Err(e) =
+                    fd_budget.reserve(&name, job.source.max_open_files, opts.workers.max(1))
+                {
+                    tracing::warn!("kept job {name:?}: {e}");
+                }
+            }
             registry.add(
                 &name,
                 submitted_ms,
@@ -245,6 +278,8 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         jobs_dir: jobs_dir.clone(),
         shutting_down: AtomicBool::new(false),
         max_jobs: opts.max_jobs,
+        fd_budget: fd_budget.clone(),
+        workers: opts.workers.max(1),
         running: Arc::new(AtomicBool::new(true)),
         _lock: lock,
     });
@@ -259,6 +294,7 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         make_output: opts.make_output,
         validate: opts.validate,
         registry,
+        fd_budget,
         feed: Mutex::new(Some(rx)),
         setups: Mutex::new(HashMap::new()),
         released: Mutex::new(Vec::new()),

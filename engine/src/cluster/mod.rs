@@ -2,6 +2,7 @@
 //! stopped in every worker while it runs, in one order that all workers of all
 //! members agree on through timely's [`Sequencer`].
 //!
+//! - [`fd_budget`]: the member's cap on open files, reserved job by job.
 //! - [`registry`]: what the control side sees — each job's state and self-metrics.
 //! - [`store`]: the submitted jobs kept in the state folder, re-installed on restart.
 //! - [`state_folder`]: the state folder's ownership, mode and lock, checked first.
@@ -23,6 +24,7 @@
 //!
 //! [`Sequencer`]: timely::synchronization::Sequencer
 
+pub mod fd_budget;
 pub mod member;
 pub mod registry;
 mod size;
@@ -35,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::stats::MemberStats;
 use crate::time::EventMs;
 
+pub use fd_budget::{FdBudget, OverCap};
 pub use member::{start, Cluster, ClusterOptions, MakeOutput, Validate};
 pub use registry::{JobInfo, JobState, Registry};
 pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};

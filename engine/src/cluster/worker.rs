@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use timely::synchronization::Sequencer;
 use timely::worker::Worker;
 
+use super::fd_budget::FdBudget;
 use super::member::{MakeOutput, Validate};
 use super::registry::{JobState, Registry};
 use super::Command;
@@ -34,6 +35,8 @@ pub(super) struct Shared {
     pub(super) make_output: MakeOutput,
     pub(super) validate: Validate,
     pub(super) registry: Arc<Registry>,
+    /// The member's cap on open files, reserved by each job it prepares.
+    pub(super) fd_budget: Arc<FdBudget>,
     /// Commands from the control side, taken by this member's first worker.
     pub(super) feed: Mutex<Option<Receiver<Command>>>,
     /// Per job, this process's setup for it.
@@ -450,6 +453,8 @@ fn prepare_slot(
     let vote = match &made {
         Ok(_) => Ok(()),
         Err(e) => {
+            // It will hold no file here (process 0 reserved at submit).
+            shared.fd_budget.release(name);
             tracing::error!("job {name:?} cannot run on this member: {e}");
             Err(e.clone())
         }
@@ -477,9 +482,25 @@ fn prepare(
     toml: &str,
     committed: Option<EventMs>,
 ) -> Result<Arc<JobSetup>, String> {
-    let job = (shared.validate)(toml)?;
+    let mut job = (shared.validate)(toml)?;
     if job.name != name {
         return Err(format!("the job's name is {:?}, not {name:?}", job.name));
+    }
+    // Every worker keeps a file open to read at all: that much is reserved even
+    // for a job asking less.
+    let requested = job.source.max_open_files;
+    let granted = shared
+        .fd_budget
+        .reserve(name, requested, shared.workers)
+        .map_err(|e| e.to_string())?;
+    job.source.max_open_files = granted.min(requested);
+    if job.source.max_open_files < requested {
+        let (cap, held) = shared.fd_budget.figures();
+        tracing::info!(
+            "job {name:?}: max_open_files {requested} lowered to {}, what other jobs leave \
+             of this member's cap of {cap} (--max-open-files; {held} reserved now)",
+            job.source.max_open_files
+        );
     }
     shared.registry.set_job(name, Arc::new(job.clone()));
     let make = shared.make_output.clone();
@@ -543,6 +564,8 @@ fn let_go(shared: &Shared, name: &str) {
     drop(setups);
     let stopped = slot.stopped;
     drop(slot);
+    // No worker here reads the job's files any more.
+    shared.fd_budget.release(name);
     if stopped {
         forget_checkpoint(shared, name);
     }

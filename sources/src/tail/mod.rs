@@ -103,6 +103,7 @@
 
 mod changed;
 mod done;
+mod fd_backoff;
 mod identity;
 mod park;
 pub mod position;
@@ -134,6 +135,7 @@ pub enum ReadStatus {
     /// are still to come.
     Blocked,
 }
+pub use fd_backoff::FD_RETRY_MAX;
 pub use identity::{id_of, identify, starts_like};
 pub use position::{FileId, Position};
 pub use tailer::Tailer;
@@ -152,6 +154,10 @@ pub struct TailOptions {
     /// How long a rotated or deleted file's unterminated last line waits for the rest
     /// of it before being delivered as it is.
     pub unterminated_wait: Duration,
+    /// How long a group that found no file descriptor (EMFILE/ENFILE) waits before
+    /// trying again; the wait doubles at each failed try, up to [`FD_RETRY_MAX`].
+    /// The engine gives the job's `poll_interval`.
+    pub fd_retry: Duration,
 }
 
 impl Default for TailOptions {
@@ -161,6 +167,7 @@ impl Default for TailOptions {
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             fingerprint_bytes: 1024,
             unterminated_wait: Duration::from_secs(1),
+            fd_retry: Duration::from_millis(250),
         }
     }
 }
@@ -216,4 +223,7 @@ pub struct TailCounters {
     /// Parked files deleted or moved out of their folder before they were
     /// reopened: lines written to them after parking, if any, could not be read.
     pub lost_while_parked: u64,
+    /// Times a group out of file descriptors put its next try off (backing off
+    /// from the poll interval to [`FD_RETRY_MAX`]).
+    pub fd_backoffs: u64,
 }

@@ -176,6 +176,9 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
+        if self.backing_off(now) {
+            return ReadStatus::Blocked;
+        }
         self.now = now;
         self.blocked_now = false;
         let mut status = self.read_lines(budget, now, on_line);

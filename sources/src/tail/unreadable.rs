@@ -22,6 +22,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::fd_backoff::FdBackoff;
 use super::identity::Cand;
 use super::tailer::Tailer;
 use crate::file::EscapedPath;
@@ -42,6 +43,8 @@ pub(super) struct Blocked {
     path: PathBuf,
     since: Instant,
     reported: Instant,
+    /// Out of file descriptors: when to try again (`None`: at every read).
+    retry: Option<FdBackoff>,
 }
 
 /// What to do about `e`, for the message.
@@ -132,10 +135,19 @@ impl Tailer {
     /// Follow mode: the group waits for `path`. Reported (and counted) when the
     /// wait starts, then every [`REPORT_EVERY`].
     pub(super) fn block_on(&mut self, path: &Path, e: &io::Error) {
+        // One try per read: a second failure in the same read is not a new try.
+        let first_this_read = !self.blocked_now;
         self.blocked_now = true;
         let now = self.now;
         if let Some(b) = self.blocked.as_mut() {
             if b.path == path {
+                if first_this_read {
+                    b.retry = crate::fds::is_out_of_fds(e).then(|| match b.retry {
+                        Some(r) => r.next(now),
+                        None => FdBackoff::first(now, self.opts.fd_retry),
+                    });
+                    self.counters.fd_backoffs += u64::from(b.retry.is_some());
+                }
                 if now.saturating_duration_since(b.reported) >= REPORT_EVERY {
                     b.reported = now;
                     let waited = now.saturating_duration_since(b.since).as_secs();
@@ -150,10 +162,14 @@ impl Tailer {
                 return;
             }
         }
+        let retry = crate::fds::is_out_of_fds(e).then(|| FdBackoff::first(now, self.opts.fd_retry));
+        self.counters.fd_backoffs += u64::from(retry.is_some());
+        let backs_off = retry.is_some();
         self.blocked = Some(Blocked {
             path: path.to_path_buf(),
             since: now,
             reported: now,
+            retry,
         });
         self.counters.open_errors += 1;
         self.unreadable = vec![Unreadable {
@@ -162,12 +178,26 @@ impl Tailer {
         }];
         self.unreadable_changes += 1;
         self.push_error(format!(
-            "{}: cannot be read ({e}); trying again at every poll. Its group waits for it: \
+            "{}: cannot be read ({e}); trying again {}. Its group waits for it: \
              its windows stay open and no line of it is lost or late once it can be read. \
              hint: {}",
             EscapedPath(path),
+            if backs_off {
+                "after the poll interval, then twice as long each time up to 5 s"
+            } else {
+                "at every poll"
+            },
             hint(e)
         ));
+    }
+
+    /// Whether the group waits for a file descriptor and its next try is not due:
+    /// then a read does nothing (the wait, its report and the group's windows stay).
+    pub(super) fn backing_off(&self, now: Instant) -> bool {
+        self.blocked
+            .as_ref()
+            .and_then(|b| b.retry)
+            .is_some_and(|r| !r.due(now))
     }
 
     /// Ends a wait that no read of this call renewed (the file could be read, or

@@ -22,6 +22,7 @@ fn opts(follow: bool) -> TailOptions {
         max_line_bytes: 1024,
         fingerprint_bytes: 32,
         unterminated_wait: WAIT,
+        fd_retry: WAIT,
     }
 }
 

@@ -166,11 +166,14 @@ fn too_many_open_files_on_a_reopen_makes_the_group_wait() {
     let failing = fail_opens(&mut h.t, 24);
     failing.lock().unwrap().push(live.clone());
     for _ in 0..3 {
-        let (lines, st) = h.read();
+        // Time passes: a group out of descriptors tries again only once its
+        // backoff is due.
+        let (lines, st) = h.later();
         assert!(lines.is_empty(), "{lines:?}");
         assert_eq!(st, ReadStatus::Blocked);
     }
-    assert!(h.t.counters().reopen_waits >= 3);
+    assert_eq!(h.t.counters().reopen_waits, 3);
+    assert_eq!(h.t.counters().fd_backoffs, 3);
     let errs: Vec<String> = std::iter::from_fn(|| h.t.take_error()).collect();
     assert!(errs[0].contains("too many open files"), "{errs:?}");
     failing.lock().unwrap().clear();

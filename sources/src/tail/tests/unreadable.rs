@@ -4,7 +4,11 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::tail::FD_RETRY_MAX;
 
 use super::*;
 
@@ -282,4 +286,81 @@ fn an_unreadable_new_file_on_a_reused_inode_is_not_dropped_as_read() {
     assert_eq!(h.t.unreadable()[0].path, live);
     failing.lock().unwrap().clear();
     assert_eq!(h.drain(), strs(&["d", "e", "f"]));
+}
+
+/// Regression (issue 10): a group waiting for a file descriptor tried to open its
+/// file (and scanned its folder) at every poll, however long the shortage lasted:
+/// with many groups waiting, that is the most work when the process can least
+/// afford it. Now the tries back off, doubling from the poll interval to 5 s, and
+/// the first success resets the wait.
+#[test]
+fn a_group_out_of_file_descriptors_backs_off_instead_of_retrying_every_poll() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    fs::write(&live, b"a\n").unwrap();
+    let poll = WAIT; // `opts`' fd_retry
+    let mut h = H::new(&live, opts(true), None);
+    let failing = Arc::new(AtomicBool::new(true));
+    let opens = Arc::new(AtomicU64::new(0));
+    let (f, o, path) = (failing.clone(), opens.clone(), live.clone());
+    h.t.scanner.fail_open = Some(Box::new(move |p: &Path| {
+        (p == path && f.load(Ordering::SeqCst)).then(|| {
+            o.fetch_add(1, Ordering::SeqCst);
+            io::Error::from_raw_os_error(24)
+        })
+    }));
+    // 10 s of polls.
+    let mut tries = Vec::new();
+    for k in 0..100u32 {
+        let before = opens.load(Ordering::SeqCst);
+        let (lines, st) = h.read();
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(st, ReadStatus::Blocked, "poll {k}");
+        if opens.load(Ordering::SeqCst) > before {
+            tries.push(k);
+        }
+        h.now += poll;
+    }
+    // Tries at 0, 0.1, 0.3, 0.7, 1.5, 3.1 and 6.3 s (the wait capped at 5 s).
+    assert_eq!(tries, [0, 1, 3, 7, 15, 31, 63], "polls that tried to open");
+    assert_eq!(h.t.counters().fd_backoffs, tries.len() as u64);
+    assert_eq!(h.t.unreadable().len(), 1, "still waiting, and said so");
+    // A descriptor is free: the file is read within the 5 s wait.
+    failing.store(false, Ordering::SeqCst);
+    let mut waited = Duration::ZERO;
+    let lines = loop {
+        let (lines, _) = h.read();
+        if !lines.is_empty() {
+            break lines;
+        }
+        assert!(
+            waited <= FD_RETRY_MAX,
+            "not read {waited:?} after the shortage ended"
+        );
+        h.now += poll;
+        waited += poll;
+    };
+    assert_eq!(lines, strs(&["a"]));
+    assert!(h.t.unreadable().is_empty());
+    // Success reset the wait: a new shortage starts again at the poll interval.
+    h.now += poll;
+    append(&live, b"b\n");
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    fs::write(&live, b"c\n").unwrap();
+    failing.store(true, Ordering::SeqCst);
+    let before = opens.load(Ordering::SeqCst);
+    let (lines, _) = h.read();
+    assert_eq!(lines, strs(&["b"]));
+    assert!(
+        opens.load(Ordering::SeqCst) > before,
+        "tried the new live file"
+    );
+    h.now += poll;
+    let before = opens.load(Ordering::SeqCst);
+    h.read();
+    assert!(
+        opens.load(Ordering::SeqCst) > before,
+        "tried again one poll later"
+    );
 }
