@@ -150,7 +150,10 @@ impl Tailer {
             Some(c) => Some(c.path.clone()),
             // Renamed to a name that is no sibling (dateext, any rename in the
             // folder): a file kept open would still be read, so look for it.
-            None => self.find_in_folder(&path, &id),
+            None => match self.find_in_folder(&path, &id) {
+                Ok(at) => at,
+                Err(e) => return self.reopen_failed(&path, &e),
+            },
         };
         if let Some(at) = moved {
             return match self.scanner.open(&at) {
@@ -199,23 +202,39 @@ impl Tailer {
     /// The parked file under another name in the live file's folder: the
     /// listing gives each entry's inode without a `stat`; the one with the parked
     /// inode is the file if it still starts with the fingerprinted bytes (an
-    /// inode freed by a deletion may hold another file now).
-    fn find_in_folder(&mut self, live: &Path, id: &FileId) -> Option<PathBuf> {
+    /// inode freed by a deletion may hold another file now). Out of file
+    /// descriptors is an error (the group waits): it says nothing of the file.
+    fn find_in_folder(&mut self, live: &Path, id: &FileId) -> io::Result<Option<PathBuf>> {
         let dir = match live.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        let entries = std::fs::read_dir(dir).ok()?;
-        let at = entries
+        let out_of_fds = |e: io::Error| {
+            if crate::fds::is_out_of_fds(&e) {
+                Err(e)
+            } else {
+                Ok(None)
+            }
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return out_of_fds(e),
+        };
+        let Some(at) = entries
             .filter_map(Result::ok)
-            .find(|e| e.ino() == id.ino && e.path() != live)?
-            .path();
-        let f = self.scanner.open(&at).ok()?;
-        let m = f.metadata().ok()?;
-        if m.dev() != id.dev || m.ino() != id.ino || !m.is_file() {
-            return None;
-        }
-        starts_as(&f, id).then_some(at)
+            .find(|e| e.ino() == id.ino && e.path() != live)
+            .map(|e| e.path())
+        else {
+            return Ok(None);
+        };
+        let f = match self.scanner.open(&at) {
+            Ok(f) => f,
+            Err(e) => return out_of_fds(e),
+        };
+        let same = f
+            .metadata()
+            .is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino && m.is_file());
+        Ok((same && starts_as(&f, id)).then_some(at))
     }
 
     fn resume_in(&mut self, mut f: std::fs::File, moved: Option<PathBuf>, off: u64) -> Reopen {

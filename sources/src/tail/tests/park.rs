@@ -155,6 +155,28 @@ fn a_half_line_of_a_parked_file_is_delivered_when_it_goes() {
     assert_eq!(h.drain(), strs(&["half", "new-file-line"]));
 }
 
+/// Review bug 1: out of descriptors while looking for the renamed file in its
+/// folder says nothing of the file: the group waits, the file is not lost.
+#[test]
+fn too_many_open_files_while_finding_a_renamed_parked_file_makes_the_group_wait() {
+    let (d, live) = live_dir();
+    fs::write(&live, b"first line of the file, long enough\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.drain(), strs(&["first line of the file, long enough"]));
+    assert!(h.t.park());
+    append(&live, b"appended-before-rename\n");
+    let renamed = d.path().join("app.log-20261204");
+    fs::rename(&live, &renamed).unwrap();
+    let failing = fail_opens(&mut h.t, 24);
+    failing.lock().unwrap().push(renamed);
+    let (lines, st) = h.read();
+    assert!(lines.is_empty(), "{lines:?}");
+    assert_eq!(st, ReadStatus::Blocked);
+    failing.lock().unwrap().clear();
+    assert_eq!(h.drain(), strs(&["appended-before-rename"]));
+    assert_eq!(h.t.counters().lost_while_parked, 0);
+}
+
 #[test]
 fn too_many_open_files_on_a_reopen_makes_the_group_wait() {
     let (_d, live) = live_dir();
