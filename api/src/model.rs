@@ -110,6 +110,10 @@ pub struct OpenFiles {
     pub reopen_waits: u64,
     /// Checkpoint writes that found no file descriptor and were tried again.
     pub checkpoint_waits: u64,
+    /// Parked files deleted or moved out of their folder before they were
+    /// reopened: lines written to them after parking, if any, were not read.
+    #[serde(default)]
+    pub lost_while_parked: u64,
     /// Tries to open a file that found no file descriptor; after each, the group
     /// waited longer before the next (from `poll_interval` up to 5 s).
     #[serde(default)]

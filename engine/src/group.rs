@@ -173,6 +173,11 @@ impl GroupState {
         self.reader.park()
     }
 
+    /// See [`Tailer::parkable_since`].
+    pub fn parkable_since(&self) -> Option<(i64, i64)> {
+        self.reader.parkable_since()
+    }
+
     /// Reads up to `budget` bytes and aggregates their lines. `wall_ms` is the wall
     /// clock, for rejecting lines stamped too far in the future.
     pub fn read(
@@ -412,6 +417,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.damaged_gzip_files += after.damaged_gzip - before.damaged_gzip;
     stats.reopens += after.reopens - before.reopens;
     stats.reopen_fd_waits += after.reopen_waits - before.reopen_waits;
+    stats.lost_while_parked += after.lost_while_parked - before.lost_while_parked;
     stats.fd_backoffs += after.fd_backoffs - before.fd_backoffs;
 }
 

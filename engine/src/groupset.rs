@@ -400,18 +400,23 @@ impl GroupSet {
     }
 
     /// Keeps this worker within its share of `max_open_files`: parks (closes) the
-    /// live file of a group other than `except` that is idle at its end, found
-    /// round-robin so no group is always the one closed. Returns whether one was.
+    /// live file of a group other than `except` that is idle at its end, the least
+    /// recently written first (see `Tailer::parkable_since`); among equals
+    /// round-robin, so no group is always the one closed. Returns whether one was.
     fn park_one_other(&mut self, except: usize) -> bool {
         let n = self.groups.len();
-        for k in 0..n {
-            let j = (self.park_next + k) % n;
-            if j != except && self.groups[j].holds_file() && self.groups[j].park() {
+        let pick = (0..n)
+            .map(|k| (self.park_next + k) % n)
+            .filter(|&j| j != except && self.groups[j].holds_file())
+            .filter_map(|j| Some((self.groups[j].parkable_since()?, j)))
+            .min_by_key(|&(mtime, _)| mtime);
+        match pick {
+            Some((_, j)) if self.groups[j].park() => {
                 self.park_next = (j + 1) % n;
-                return true;
+                true
             }
+            _ => false,
         }
-        false
     }
 
     /// The earliest window this worker may still send data for. With no group to

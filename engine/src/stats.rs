@@ -45,6 +45,9 @@ pub struct JobStats {
     /// descriptor (EMFILE/ENFILE) and waited.
     pub reopens: u64,
     pub reopen_fd_waits: u64,
+    /// Parked files deleted or moved out of their folder before they were
+    /// reopened: lines written to them after parking, if any, were not read.
+    pub lost_while_parked: u64,
     /// Tries to open a file that found no file descriptor (EMFILE/ENFILE), after
     /// each of which the group waited longer (from `poll_interval` to 5 s).
     pub fd_backoffs: u64,
@@ -127,6 +130,7 @@ impl JobStats {
         }
         self.reopens += o.reopens;
         self.reopen_fd_waits += o.reopen_fd_waits;
+        self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
         for (metric, n) in &o.series_limit_dropped {
@@ -291,6 +295,13 @@ impl JobStats {
                 self.reopens, self.reopen_fd_waits
             ));
         }
+        if self.lost_while_parked > 0 {
+            s.push_str(&format!(
+                "parked files deleted or moved out of their folder before a reopen \
+                 (lines written after parking, if any, not read): {}\n",
+                self.lost_while_parked
+            ));
+        }
         if self.fd_backoffs > 0 {
             s.push_str(&format!(
                 "opens that found no file descriptor (the group then waited longer, up to 5 s): {}\n",
@@ -416,6 +427,9 @@ pub struct MemberStats {
     pub reopen_fd_waits: u64,
     #[serde(default)]
     pub checkpoint_fd_waits: u64,
+    /// See [`JobStats::lost_while_parked`].
+    #[serde(default)]
+    pub lost_while_parked: u64,
     /// See [`JobStats::fd_backoffs`].
     #[serde(default)]
     pub fd_backoffs: u64,
@@ -447,6 +461,7 @@ impl MemberStats {
         self.parked_files += o.parked_files;
         self.reopen_fd_waits += o.reopen_fd_waits;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
+        self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
     }
 }
@@ -478,6 +493,7 @@ impl From<&JobStats> for MemberStats {
             parked_files: s.open_files.values().map(|(_, p)| p).sum(),
             reopen_fd_waits: s.reopen_fd_waits,
             checkpoint_fd_waits: s.checkpoint_fd_waits,
+            lost_while_parked: s.lost_while_parked,
             fd_backoffs: s.fd_backoffs,
         }
     }

@@ -97,6 +97,7 @@ impl JobControl for Control {
                 parked: all.parked_files,
                 reopen_waits: all.reopen_fd_waits,
                 checkpoint_waits: all.checkpoint_fd_waits,
+                lost_while_parked: all.lost_while_parked,
                 fd_backoffs: all.fd_backoffs,
                 reserved: self.member.fd_budget().of(name) as u64,
             },

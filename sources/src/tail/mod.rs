@@ -220,6 +220,9 @@ pub struct TailCounters {
     /// Reopens of a parked file that found no file descriptor (EMFILE/ENFILE)
     /// and waited.
     pub reopen_waits: u64,
+    /// Parked files deleted or moved out of their folder before they were
+    /// reopened: lines written to them after parking, if any, could not be read.
+    pub lost_while_parked: u64,
     /// Times a group out of file descriptors put its next try off (backing off
     /// from the poll interval to [`FD_RETRY_MAX`]).
     pub fd_backoffs: u64,

@@ -7,21 +7,30 @@
 //! the offset read so far stay in the current file ([`Src::Closed`]), as do bytes
 //! of an unterminated line already read. The next [`Tailer::read_some`] opens it
 //! again *by identity*: at its path if the path still names it, else among the
-//! group's rotated siblings (renamed while closed); then reading goes on at the
-//! offset, and rotation, truncation and deletion are handled as for a file kept
-//! open. A file gone meanwhile (deleted, or compressed: a new inode) is recorded as
-//! read up to its last delivered line, so a compressed copy continues from there.
+//! group's rotated siblings, else under any name in its folder (a dateext rename:
+//! `app.log-20261204`); then reading goes on at the offset, and rotation,
+//! truncation and deletion are handled as for a file kept open. A file gone
+//! meanwhile is recorded as read up to its last delivered line if a copy with its
+//! content (a `.gz`) continues from there. Otherwise it was deleted or moved out
+//! of its folder: lines written to it since it was closed cannot be read (no
+//! descriptor was kept, that is the point of parking). Its unterminated last line
+//! already read is delivered, as for a file kept open, and the possible loss is
+//! counted (`lost_while_parked`) and reported naming the file: never silent.
 //!
 //! If the reopen finds no descriptor (EMFILE/ENFILE) or cannot open the file, the
 //! group waits for it ([`ReadStatus::Blocked`](super::ReadStatus::Blocked)), tried
 //! again on every call: never skipped, never fatal.
 
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::{Path, PathBuf};
 
-use super::identity::Cand;
+use super::identity::{prefix_matches, read_head_file};
+use super::position::FileId;
 use super::source::Src;
 use super::tailer::Tailer;
+use super::LineMeta;
+use crate::file::EscapedPath;
 
 /// What reopening a parked file came to.
 pub(super) enum Reopen {
@@ -40,26 +49,39 @@ impl Tailer {
     /// that is not idle at its end, compressed, or waiting behind a file set aside
     /// is left open.
     pub fn park(&mut self) -> bool {
-        if !self.opts.follow || self.parked.is_some() || self.blocked.is_some() {
-            return false;
-        }
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(mtime) = self.parkable_since() else {
             return false;
         };
+        if let Some(cur) = self.cur.as_mut() {
+            cur.src = Src::Closed { mtime };
+            self.counters.parks += 1;
+            return true;
+        }
+        false
+    }
+
+    /// The modification time of the live file if [`Tailer::park`] would close
+    /// it (one `fstat`): the least recently written is parked first, since a
+    /// file written often is the one likely to be rotated or deleted while
+    /// closed, and only a descriptor reads what was written to it before that.
+    pub fn parkable_since(&self) -> Option<(i64, i64)> {
+        if !self.opts.follow || self.parked.is_some() || self.blocked.is_some() {
+            return None;
+        }
+        let cur = self.cur.as_ref()?;
         if !cur.live_now || cur.gzip || cur.read_off < cur.disk_size {
-            return false;
+            return None;
         }
         let Src::Plain(f) = &cur.src else {
-            return false;
+            return None;
         };
-        let Ok(m) = f.metadata() else {
-            return false;
-        };
-        cur.src = Src::Closed {
-            mtime: (m.mtime(), m.mtime_nsec()),
-        };
-        self.counters.parks += 1;
-        true
+        let m = f.metadata().ok()?;
+        // Written or deleted since the last read: only its descriptor can still
+        // read it all (a deleted file cannot be opened again), so it stays open.
+        if m.len() > cur.read_off || m.nlink() == 0 {
+            return None;
+        }
+        Some((m.mtime(), m.mtime_nsec()))
     }
 
     /// Whether the tailer holds a descriptor open (a parked file holds none).
@@ -96,7 +118,10 @@ impl Tailer {
     }
 
     /// Opens a parked current file again by identity, at its offset.
-    pub(super) fn reopen_parked(&mut self) -> Reopen {
+    pub(super) fn reopen_parked<F>(&mut self, on_line: &mut F) -> Reopen
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
         let Some(cur) = self.cur.as_ref() else {
             return Reopen::NotParked;
         };
@@ -104,10 +129,11 @@ impl Tailer {
             return Reopen::NotParked;
         }
         let (path, id, read_off) = (cur.path.clone(), cur.id.clone(), cur.read_off);
-        // The usual case: the path still names the file.
+        // The usual case: the path still names the file. Its inode alone does
+        // not say so: deleted while closed, its inode may hold the new file now.
         match self.scanner.open(&path) {
             Ok(f) => match f.metadata() {
-                Ok(m) if m.dev() == id.dev && m.ino() == id.ino => {
+                Ok(m) if m.dev() == id.dev && m.ino() == id.ino && starts_as(&f, &id) => {
                     return self.resume_in(f, None, read_off);
                 }
                 Ok(_) => {}
@@ -120,51 +146,115 @@ impl Tailer {
         if self.untrusted_scan || self.blocked_now {
             return Reopen::Blocked;
         }
-        if let Some(c) = scan.iter().find(|c| !c.gzip && c.strong(&id)) {
-            let c: Cand = c.clone();
-            return match self.scanner.open(&c.path) {
+        let moved = match scan.iter().find(|c| !c.gzip && c.strong(&id)) {
+            Some(c) => Some(c.path.clone()),
+            // Renamed to a name that is no sibling (dateext, any rename in the
+            // folder): a file kept open would still be read, so look for it.
+            None => match self.find_in_folder(&path, &id) {
+                Ok(at) => at,
+                Err(e) => return self.reopen_failed(&path, &e),
+            },
+        };
+        if let Some(at) = moved {
+            return match self.scanner.open(&at) {
                 Ok(f) => match f.metadata() {
                     Ok(m) if m.dev() == id.dev && m.ino() == id.ino => {
-                        self.resume_in(f, Some(&c), read_off)
+                        self.resume_in(f, Some(at), read_off)
                     }
                     Ok(_) => Reopen::Blocked, // renamed again meanwhile: next call
-                    Err(e) => self.reopen_failed(&c.path, &e),
+                    Err(e) => self.reopen_failed(&at, &e),
                 },
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Reopen::Blocked,
-                Err(e) => self.reopen_failed(&c.path, &e),
+                Err(e) => self.reopen_failed(&at, &e),
             };
         }
-        // Deleted or compressed while closed: what was delivered is read; a copy
-        // with its content (a `.gz`) continues after the last delivered line.
-        let line_off = self.lb.next_line_off(read_off);
-        self.lb.clear();
-        self.done.insert(id, line_off);
-        self.cur = None;
+        let continued = scan
+            .iter()
+            .any(|c| !c.is_inode(id.dev, id.ino) && c.same_content(&id));
+        if continued {
+            // Compressed (or copied) while closed: what was delivered is read; the
+            // copy continues after the last delivered line, its unterminated last
+            // line included.
+            let line_off = self.lb.next_line_off(read_off);
+            self.lb.clear();
+            self.done.read_up_to(id, line_off);
+            self.cur = None;
+            self.counters.deletions += 1;
+            return Reopen::Gone;
+        }
+        // Deleted or moved out of the folder while closed.
+        if let Some(mut cur) = self.cur.take() {
+            self.lb
+                .emit_partial(&mut cur, &mut self.pos, &mut self.counters, on_line);
+        }
+        self.done.insert(id, read_off);
         self.counters.deletions += 1;
+        self.counters.lost_while_parked += 1;
+        self.push_error(format!(
+            "{}: deleted or moved out of its folder while closed to stay within \
+             max_open_files; lines written to it after byte {read_off}, if any, could not \
+             be read. hint: raise max_open_files, or rotate by renaming within the folder",
+            EscapedPath(&path)
+        ));
         Reopen::Gone
     }
 
-    fn resume_in(&mut self, mut f: std::fs::File, moved: Option<&Cand>, off: u64) -> Reopen {
+    /// The parked file under another name in the live file's folder: the
+    /// listing gives each entry's inode without a `stat`; the one with the parked
+    /// inode is the file if it still starts with the fingerprinted bytes (an
+    /// inode freed by a deletion may hold another file now). Out of file
+    /// descriptors is an error (the group waits): it says nothing of the file.
+    fn find_in_folder(&mut self, live: &Path, id: &FileId) -> io::Result<Option<PathBuf>> {
+        let dir = match live.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let out_of_fds = |e: io::Error| {
+            if crate::fds::is_out_of_fds(&e) {
+                Err(e)
+            } else {
+                Ok(None)
+            }
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) => return out_of_fds(e),
+        };
+        let Some(at) = entries
+            .filter_map(Result::ok)
+            .find(|e| e.ino() == id.ino && e.path() != live)
+            .map(|e| e.path())
+        else {
+            return Ok(None);
+        };
+        let f = match self.scanner.open(&at) {
+            Ok(f) => f,
+            Err(e) => return out_of_fds(e),
+        };
+        let same = f
+            .metadata()
+            .is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino && m.is_file());
+        Ok((same && starts_as(&f, id)).then_some(at))
+    }
+
+    fn resume_in(&mut self, mut f: std::fs::File, moved: Option<PathBuf>, off: u64) -> Reopen {
         if let Err(e) = f.seek(SeekFrom::Start(off)) {
-            let path = moved.map_or_else(
-                || {
-                    self.cur
-                        .as_ref()
-                        .map(|c| c.path.clone())
-                        .unwrap_or_default()
-                },
-                |c| c.path.clone(),
-            );
+            let path = moved.unwrap_or_else(|| {
+                self.cur
+                    .as_ref()
+                    .map(|c| c.path.clone())
+                    .unwrap_or_default()
+            });
             return self.reopen_failed(&path, &e);
         }
         let Some(cur) = self.cur.as_mut() else {
             return Reopen::NotParked;
         };
         cur.src = Src::Plain(f);
-        if let Some(c) = moved {
+        if let Some(at) = moved {
             // `live_now` stays: end of file notices the rename and counts the
             // rotation as for a file kept open.
-            cur.path = c.path.clone();
+            cur.path = at;
         }
         self.counters.reopens += 1;
         Reopen::Reopened
@@ -177,4 +267,10 @@ impl Tailer {
         self.block_on(path, e);
         Reopen::Blocked
     }
+}
+
+/// Whether the open file `f` starts with the bytes `id` fingerprints.
+fn starts_as(f: &std::fs::File, id: &FileId) -> bool {
+    let mut head = Vec::new();
+    read_head_file(f, id.fingerprint_len as usize, &mut head).is_ok() && prefix_matches(&head, id)
 }

@@ -206,7 +206,7 @@ impl Tailer {
         if self.parked_unchanged() {
             return ReadStatus::Idle; // nothing new: stays closed
         }
-        if let super::park::Reopen::Blocked = self.reopen_parked() {
+        if let super::park::Reopen::Blocked = self.reopen_parked(&mut on_line) {
             return ReadStatus::Idle; // `blocked_now`: reported as Blocked
         }
         let mut used = 0usize;
