@@ -53,7 +53,11 @@ impl Tailer {
             return false;
         };
         if let Some(cur) = self.cur.as_mut() {
-            cur.src = Src::Closed { mtime };
+            let born = match &cur.src {
+                Src::Plain(f) => f.metadata().ok().and_then(|m| m.created().ok()),
+                _ => None,
+            };
+            cur.src = Src::Closed { mtime, born };
             self.counters.parks += 1;
             return true;
         }
@@ -106,7 +110,7 @@ impl Tailer {
         let Some(cur) = self.cur.as_ref() else {
             return false;
         };
-        let Src::Closed { mtime } = cur.src else {
+        let Src::Closed { mtime, .. } = cur.src else {
             return false;
         };
         std::fs::metadata(&cur.path).is_ok_and(|m| {
@@ -129,11 +133,15 @@ impl Tailer {
             return Reopen::NotParked;
         }
         let (path, id, read_off) = (cur.path.clone(), cur.id.clone(), cur.read_off);
+        let born = match cur.src {
+            Src::Closed { born, .. } => born,
+            _ => None,
+        };
         // The usual case: the path still names the file. Its inode alone does
         // not say so: deleted while closed, its inode may hold the new file now.
         match self.scanner.open(&path) {
             Ok(f) => match f.metadata() {
-                Ok(m) if m.dev() == id.dev && m.ino() == id.ino && starts_as(&f, &id) => {
+                Ok(m) if is_parked_file(&m, &id, born) && starts_as(&f, &id) => {
                     return self.resume_in(f, None, read_off);
                 }
                 Ok(_) => {}
@@ -150,7 +158,7 @@ impl Tailer {
             Some(c) => Some(c.path.clone()),
             // Renamed to a name that is no sibling (dateext, any rename in the
             // folder): a file kept open would still be read, so look for it.
-            None => match self.find_in_folder(&path, &id) {
+            None => match self.find_in_folder(&path, &id, born) {
                 Ok(at) => at,
                 Err(e) => return self.reopen_failed(&path, &e),
             },
@@ -158,9 +166,7 @@ impl Tailer {
         if let Some(at) = moved {
             return match self.scanner.open(&at) {
                 Ok(f) => match f.metadata() {
-                    Ok(m) if m.dev() == id.dev && m.ino() == id.ino => {
-                        self.resume_in(f, Some(at), read_off)
-                    }
+                    Ok(m) if is_parked_file(&m, &id, born) => self.resume_in(f, Some(at), read_off),
                     Ok(_) => Reopen::Blocked, // renamed again meanwhile: next call
                     Err(e) => self.reopen_failed(&at, &e),
                 },
@@ -204,7 +210,12 @@ impl Tailer {
     /// inode is the file if it still starts with the fingerprinted bytes (an
     /// inode freed by a deletion may hold another file now). Out of file
     /// descriptors is an error (the group waits): it says nothing of the file.
-    fn find_in_folder(&mut self, live: &Path, id: &FileId) -> io::Result<Option<PathBuf>> {
+    fn find_in_folder(
+        &mut self,
+        live: &Path,
+        id: &FileId,
+        born: Option<std::time::SystemTime>,
+    ) -> io::Result<Option<PathBuf>> {
         let dir = match live.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
@@ -233,7 +244,7 @@ impl Tailer {
         };
         let same = f
             .metadata()
-            .is_ok_and(|m| m.dev() == id.dev && m.ino() == id.ino && m.is_file());
+            .is_ok_and(|m| is_parked_file(&m, id, born) && m.is_file());
         Ok((same && starts_as(&f, id)).then_some(at))
     }
 
@@ -267,6 +278,19 @@ impl Tailer {
         self.block_on(path, e);
         Reopen::Blocked
     }
+}
+
+/// Whether `m` is the parked file `id`, born at `born`: same device and inode,
+/// and the same birth time where both are known (a file deleted while closed
+/// frees its inode, and ext4 hands it to the next new file at once; one that
+/// starts with the same banner would pass the fingerprint).
+fn is_parked_file(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::SystemTime>) -> bool {
+    m.dev() == id.dev
+        && m.ino() == id.ino
+        && match (born, m.created()) {
+            (Some(parked), Ok(now)) => parked == now,
+            _ => true,
+        }
 }
 
 /// Whether the open file `f` starts with the bytes `id` fingerprints.

@@ -23,9 +23,12 @@ pub(crate) enum Src {
     /// of open files ([`super::Tailer::park`]); reopened by identity (the
     /// [`Cur`]'s `id`) at `read_off` before the next read, once its path's
     /// inode, size or modification time (`mtime`, seconds and nanoseconds, when
-    /// parked) differ.
+    /// parked) differ. `born` is its birth time when the file system records
+    /// one: a file deleted while closed frees its inode, and a new file on it
+    /// that starts with the same bytes is told apart by it.
     Closed {
         mtime: (i64, i64),
+        born: Option<std::time::SystemTime>,
     },
 }
 
