@@ -10,37 +10,8 @@
 mod member;
 
 use member::api::{http, job_toml, member_token, submit, token_path, Setup};
-use member::{text, tidemark};
-use std::path::Path;
+use member::{cluster_exit, text, tidemark};
 use std::time::{Duration, Instant};
-
-/// Runs `tidemark cluster ARGS` that should exit on its own; kills it after 15 s.
-fn cluster_exit(args: &[&str], state: &Path) -> (Option<i32>, String) {
-    let log = state.with_extension("log");
-    std::fs::create_dir_all(state.parent().unwrap()).unwrap();
-    let err = std::fs::File::create(&log).unwrap();
-    let mut child = tidemark()
-        .args(["cluster", "--api", "127.0.0.1:0", "--state-dir"])
-        .arg(state)
-        .args(args)
-        .stdout(std::process::Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let code = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s.code();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (code, std::fs::read_to_string(&log).unwrap_or_default())
-}
 
 #[test]
 fn a_cluster_started_without_a_token_still_refuses_unauthenticated_requests() {
