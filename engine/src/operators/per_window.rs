@@ -7,15 +7,17 @@
 //!
 //! ```
 //! use timely::dataflow::channels::pact::Pipeline;
-//! use timely::dataflow::operators::{Capture, ToStream};
+//! use timely::dataflow::operators::{Capture, Input};
 //! use timely::dataflow::operators::capture::Extract;
 //! use tidemark_engine::operators::per_window::per_window;
 //!
 //! let batches = timely::example(|scope| {
-//!     let input = vec![(0u64, 1u64), (0, 2), (60, 5)].to_stream(scope).container::<Vec<_>>();
-//!     // Reclock each value at its window start, then sum each window.
-//!     use timely::dataflow::operators::vec::Delay;
-//!     let windows = input.delay(|(t, _), _| *t);
+//!     // Values sent at their window start; then sum each window.
+//!     let (mut input, windows) = scope.new_input::<Vec<(u64, u64)>>();
+//!     input.send((0, 1));
+//!     input.send((0, 2));
+//!     input.advance_to(60);
+//!     input.send((60, 5));
 //!     per_window(windows, Pipeline, "Sum", |_window, batch: Vec<(u64, u64)>| {
 //!         vec![batch.iter().map(|(_, v)| v).sum::<u64>()]
 //!     })
