@@ -287,4 +287,3 @@ pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Ve
         })
         .collect()
 }
-

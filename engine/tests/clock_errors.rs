@@ -183,7 +183,11 @@ fn a_clock_that_trails_but_moves_is_reported_in_the_stats() {
     let behind = 3 * 3_600_000;
     std::fs::create_dir_all(d.path().join("slow")).unwrap();
     let path = d.path().join("slow/access.log");
-    std::fs::write(&path, format!("ts={} msg=hello\n", wall_clock_ms() - behind)).unwrap();
+    std::fs::write(
+        &path,
+        format!("ts={} msg=hello\n", wall_clock_ms() - behind),
+    )
+    .unwrap();
     let job = job_from(
         r#"
 name = "trailing"
