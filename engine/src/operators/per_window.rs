@@ -7,23 +7,19 @@
 //!
 //! ```
 //! use timely::dataflow::channels::pact::Pipeline;
-//! use timely::dataflow::operators::{Capture, Input};
+//! use timely::dataflow::operators::{Capture, ToStream};
 //! use timely::dataflow::operators::capture::Extract;
 //! use tidemark_engine::operators::per_window::per_window;
 //!
 //! let batches = timely::example(|scope| {
-//!     // Values sent at their window start; then sum each window.
-//!     let (mut input, windows) = scope.new_input::<Vec<(u64, u64)>>();
-//!     input.send((0, 1));
-//!     input.send((0, 2));
-//!     input.advance_to(60);
-//!     input.send((60, 5));
-//!     per_window(windows, Pipeline, "Sum", |_window, batch: Vec<(u64, u64)>| {
-//!         vec![batch.iter().map(|(_, v)| v).sum::<u64>()]
+//!     // Every value at time (window) 0; sum the window once it is complete.
+//!     let input = vec![1u64, 2, 5].to_stream(scope).container::<Vec<_>>();
+//!     per_window(input, Pipeline, "Sum", |_window, batch: Vec<u64>| {
+//!         vec![batch.iter().sum::<u64>()]
 //!     })
 //!     .capture()
 //! });
-//! assert_eq!(batches.extract(), vec![(0, vec![3]), (60, vec![5])]);
+//! assert_eq!(batches.extract(), vec![(0, vec![8])]);
 //! ```
 
 use std::collections::BTreeMap;
