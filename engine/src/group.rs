@@ -159,6 +159,11 @@ impl GroupState {
         self.finished
     }
 
+    /// When this group wants to be read again, if soon (see [`Tailer::wake_at`]).
+    pub fn wake_at(&self) -> Option<Instant> {
+        self.reader.wake_at()
+    }
+
     /// Whether this group holds a file open (see [`Tailer::holds_file`]).
     pub fn holds_file(&self) -> bool {
         self.reader.holds_file()

@@ -11,7 +11,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
-use super::per_window::concat;
+use super::per_window::{concat, window_of};
 use crate::checkpoint::SinkCommit;
 use crate::commit::Committer;
 use crate::series::{ClosedWindow, Series};
@@ -66,8 +66,11 @@ pub fn collect<'scope>(
         move |_cap, info| {
             let activator = scope.activator_for(info.address);
             move |(input, frontier), _output| {
-                input.for_each_time(|time, data| {
-                    let slot = pending.entry(*time.time()).or_default();
+                input.for_each_stamp(|cap, data| {
+                    let Some(window) = window_of(&cap, "Collect") else {
+                        return;
+                    };
+                    let slot = pending.entry(window).or_default();
                     slot.extend(data.map(std::mem::take));
                 });
                 let Some(c) = collector.as_mut() else {

@@ -12,23 +12,21 @@
 //! use tidemark_engine::operators::per_window::per_window;
 //!
 //! let batches = timely::example(|scope| {
-//!     let input = vec![(0u64, 1u64), (0, 2), (60, 5)].to_stream(scope).container::<Vec<_>>();
-//!     // Reclock each value at its window start, then sum each window.
-//!     use timely::dataflow::operators::vec::Delay;
-//!     let windows = input.delay(|(t, _), _| *t);
-//!     per_window(windows, Pipeline, "Sum", |_window, batch: Vec<(u64, u64)>| {
-//!         vec![batch.iter().map(|(_, v)| v).sum::<u64>()]
+//!     // Every value at time (window) 0; sum the window once it is complete.
+//!     let input = vec![1u64, 2, 5].to_stream(scope).container::<Vec<_>>();
+//!     per_window(input, Pipeline, "Sum", |_window, batch: Vec<u64>| {
+//!         vec![batch.iter().sum::<u64>()]
 //!     })
 //!     .capture()
 //! });
-//! assert_eq!(batches.extract(), vec![(0, vec![3]), (60, vec![5])]);
+//! assert_eq!(batches.extract(), vec![(0, vec![8])]);
 //! ```
 
 use std::collections::BTreeMap;
 
 use timely::dataflow::channels::pact::ParallelizationContract;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, InputCapability};
 use timely::dataflow::Stream;
 
 use crate::time::WindowTime;
@@ -47,14 +45,18 @@ where
     P: ParallelizationContract<WindowTime, Vec<D>>,
     F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
 {
+    let label = name.to_string();
     stream.unary_frontier(pact, name, move |_cap, _info| {
         let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<Vec<D>>)> =
             BTreeMap::new();
         move |(input, frontier), output| {
-            input.for_each_time(|time, data| {
+            input.for_each_stamp(|cap, data| {
+                let Some(window) = window_of(&cap, &label) else {
+                    return;
+                };
                 let slot = pending
-                    .entry(*time.time())
-                    .or_insert_with(|| (time.retain(0), Vec::new()));
+                    .entry(window)
+                    .or_insert_with(|| (cap.delayed(&window, 0), Vec::new()));
                 slot.1.extend(data.map(std::mem::take));
             });
             while let Some(entry) = pending.first_entry() {
@@ -68,6 +70,22 @@ where
             }
         }
     })
+}
+
+/// The window a batch travels at. Timely (0.32) sends a batch under a *stamp*, a
+/// set of times; every operator of a job sends under one capability, so each
+/// stamp holds exactly one window, and its least time is that window. A batch
+/// sent under no capability belongs to no window: no operator here sends one,
+/// and if one ever did it is reported, never dropped quietly.
+pub fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<WindowTime> {
+    let window = cap.least().copied();
+    if window.is_none() {
+        tracing::error!(
+            "{operator}: received a batch sent without a timestamp (a bug in the \
+             dataflow); its records belong to no window and are not counted"
+        );
+    }
+    window
 }
 
 /// One window's batches as one `Vec`, allocated once at its final size: appending

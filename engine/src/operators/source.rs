@@ -171,6 +171,15 @@ pub fn file_source<'scope>(
             if open > *held.time() {
                 held.downgrade(&open);
             }
+            // A group retrying a resume miss asks to be read again soon: the
+            // worker is not held up meanwhile.
+            let wake = groups.groups.iter().filter_map(|g| g.wake_at()).min();
+            if let Some(at) = wake {
+                wait = wait.min(
+                    at.saturating_duration_since(now)
+                        .max(Duration::from_millis(1)),
+                );
+            }
             if busy {
                 activator.activate();
             } else {

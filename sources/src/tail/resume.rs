@@ -14,6 +14,8 @@ use crate::file::EscapedPath;
 
 /// How many times a scan that did not find the checkpointed file is repeated.
 const MISS_RETRIES: u32 = 5;
+/// How long after a miss the scan is repeated (time for a rename under way to land).
+pub(super) const MISS_RETRY_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// How a checkpointed position was found.
 enum Found {
@@ -98,10 +100,12 @@ impl Tailer {
         {
             // A directory listing taken while logrotate renames siblings may skip
             // one; a miss costs data (or a re-read), so look again before accepting.
+            // Later, not by sleeping here: the caller is a timely worker that runs
+            // every other job's operators too (see `Tailer::wake_at`).
             self.resume_retries += 1;
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            self.resume_retry_at = Some(self.now + MISS_RETRY_WAIT);
             self.start = Start::Resume(pos);
-            return Outcome::Raced;
+            return Outcome::Later;
         }
         let mut opened = None;
         if let Some((i, start)) = at {

@@ -254,7 +254,10 @@ impl Tailer {
     /// Opens the next file to read: placing a new tailer first, then the oldest file
     /// not read yet.
     pub(super) fn advance(&mut self) -> bool {
-        // Enough for a few ordinary races plus every retry of a resume miss.
+        if self.resume_retry_pending(self.now) {
+            return false;
+        }
+        // Enough for a few ordinary races (a resume miss is retried by a later call).
         for _ in 0..8 {
             let scan = self.scan();
             if self.untrusted_scan {
@@ -272,7 +275,7 @@ impl Tailer {
             };
             match outcome {
                 Outcome::Opened => return true,
-                Outcome::Nothing | Outcome::Blocked => return false,
+                Outcome::Nothing | Outcome::Blocked | Outcome::Later => return false,
                 Outcome::Raced => {}
             }
         }

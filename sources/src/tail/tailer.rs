@@ -42,6 +42,8 @@ pub(super) enum Outcome {
     /// Follow mode: the next file cannot be opened; wait for it (see
     /// [`super::unreadable`]).
     Blocked,
+    /// The checkpointed file was not found: scan again at `resume_retry_at`.
+    Later,
 }
 
 pub(super) enum OpenFail {
@@ -78,6 +80,8 @@ pub struct Tailer {
     pub(super) finished: bool,
     /// Scans retried because a checkpointed file was not found (see `locate_resume`).
     pub(super) resume_retries: u32,
+    /// When the scan after a resume miss is due (see [`Tailer::wake_at`]).
+    pub(super) resume_retry_at: Option<Instant>,
     pub(super) scratch: Vec<u8>,
     pub(super) last_rescan: Option<Instant>,
     pub(super) dir_mtime: Option<(i64, i64)>,
@@ -143,6 +147,7 @@ impl Tailer {
             pending_bytes: 0,
             finished: false,
             resume_retries: 0,
+            resume_retry_at: None,
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
@@ -213,6 +218,10 @@ impl Tailer {
         let mut steps = 0u32;
         loop {
             if self.cur.is_none() && !self.advance() {
+                if self.resume_retry_pending(now) {
+                    // Not idle and not finished: the group's first lines are to come.
+                    return ReadStatus::Blocked;
+                }
                 // Without follow, a group waiting for a file (out of descriptors)
                 // is not finished: `read_some` reports it `Blocked`.
                 if self.opts.follow || self.blocked_now {
@@ -292,6 +301,21 @@ impl Tailer {
                 }
             }
         }
+    }
+
+    /// When the tailer wants to be read again, if sooner than its caller's poll
+    /// interval: a scan that missed the checkpointed file is repeated shortly after
+    /// (a rename may have been under way). Reads before then return
+    /// [`ReadStatus::Blocked`] at once; the tailer never sleeps in `read_some`.
+    pub fn wake_at(&self) -> Option<Instant> {
+        match self.start {
+            Start::Resume(_) => self.resume_retry_at,
+            _ => None,
+        }
+    }
+
+    pub(super) fn resume_retry_pending(&self, now: Instant) -> bool {
+        self.wake_at().is_some_and(|at| now < at)
     }
 
     /// Where the next line not yet delivered starts: what a checkpoint stores to
@@ -459,7 +483,7 @@ impl Tailer {
         self.finish_current(on_line);
         match self.open_next(&scan) {
             Outcome::Opened | Outcome::Raced => Step::Continue,
-            Outcome::Nothing | Outcome::Blocked => Step::Idle,
+            Outcome::Nothing | Outcome::Blocked | Outcome::Later => Step::Idle,
         }
     }
 

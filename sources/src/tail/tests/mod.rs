@@ -71,6 +71,11 @@ impl H {
             let st = self.t.read_some(1 << 20, self.now, |_, l: &[u8]| {
                 lines.push(String::from_utf8_lossy(l).into_owned())
             });
+            // A resume miss is scanned again a little later: let that time pass.
+            if let (ReadStatus::Blocked, Some(at)) = (st, self.t.wake_at()) {
+                self.now = self.now.max(at);
+                continue;
+            }
             if st != ReadStatus::More {
                 break st;
             }

@@ -235,6 +235,56 @@ fn resume_miss_when_the_live_file_was_replaced() {
     );
 }
 
+/// A scan that missed the checkpointed file was repeated after sleeping 20 ms, up
+/// to 5 times, inside `read_some`: in the timely worker that calls it, every
+/// other job's operators stalled meanwhile. Now each retry is a later call.
+#[test]
+fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(&live, b"gone 1\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    h.read();
+    let pos = h.t.position();
+    drop(h);
+    let _keep = File::open(&live).unwrap();
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, b"new 1\n").unwrap();
+    let mut t = Tailer::new(live.clone(), opts(true), pos);
+    let mut got = Vec::new();
+    let mut now = Instant::now();
+    let mut read = |t: &mut Tailer, now| {
+        t.read_some(1 << 20, now, |_, l: &[u8]| {
+            got.push(String::from_utf8_lossy(l).into_owned())
+        })
+    };
+    // The clock does not move: a sleeping version has retried and accepted the
+    // miss by the time this returns.
+    assert_eq!(read(&mut t, now), ReadStatus::Blocked);
+    assert_eq!(
+        t.counters().resume_misses,
+        0,
+        "the miss is not accepted yet"
+    );
+    assert_eq!(
+        t.wake_at(),
+        Some(now + super::super::resume::MISS_RETRY_WAIT)
+    );
+    // Before the retry is due nothing is scanned again.
+    assert_eq!(read(&mut t, now), ReadStatus::Blocked);
+    assert_eq!(t.resume_retries, 1);
+    let mut calls = 1;
+    while let Some(at) = t.wake_at() {
+        now = at;
+        read(&mut t, now);
+        calls += 1;
+        assert!(calls < 20, "retries never end");
+    }
+    assert_eq!(calls, 6, "five retries, each its own read");
+    assert_eq!(t.counters().resume_misses, 1);
+    assert_eq!(got, strs(&["new 1"]));
+}
+
 #[test]
 fn resume_miss_when_a_rotated_file_aged_out() {
     let d = tempfile::tempdir().unwrap();
