@@ -71,7 +71,7 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
         until_eof: true,
         workers,
         state_dir: None,
-        reset: None,
+        reset_checkpoint: None,
         checkpoint_interval: std::time::Duration::from_secs(1),
         // Its own output (the folder is claimed): a re-run replaces it.
         overwrite: true,

@@ -3,7 +3,7 @@
 //! A job reads many files at once and a member runs many jobs; the soft limit
 //! (often 1024) is an old default for programs that use `select`, which tidemark
 //! does not. Raising it to the hard limit needs no privilege. What the limit does
-//! not cover is waited out (see the README: too many open files).
+//! not cover is waited out (see docs/files.md: too many open files).
 
 use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
 

@@ -35,16 +35,36 @@ pub enum ProgressMode {
     None,
 }
 
+#[derive(clap::Args)]
 pub struct ReplayArgs {
+    /// Start of the range (RFC 3339, e.g. 2026-11-20T10:00:00Z); rounded up to a window start.
+    #[arg(long)]
     pub from: String,
+    /// End of the range, exclusive; rounded down to a window end.
+    #[arg(long)]
     pub to: String,
+    /// Worker threads.
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = crate::parse_workers)]
     pub workers: usize,
+    /// Write JSON Lines here instead of the job's JSONL path (which is refused
+    /// if it already exists: it is usually the live run's output).
+    #[arg(long)]
     pub output: Option<PathBuf>,
-    /// `--overwrite`: replace a non-empty file at `--output`.
+    /// Replace a non-empty file at --output (refused otherwise). Never an
+    /// input, the job file, or the job's own JSONL output.
+    #[arg(long)]
     pub overwrite: bool,
+    /// Read at most this fast, e.g. 50MiB/s (default: the job's rate_limit).
+    #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
+    /// Progress display: a bar on a terminal, plain lines otherwise.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// How often plain progress lines are printed.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::parse_duration_arg)]
     pub progress_interval: Duration,
+    /// Target segment size in bytes (tests and tuning).
+    #[arg(long, hide = true, value_parser = clap::value_parser!(u64).range(1..))]
     pub segment_bytes: Option<u64>,
 }
 

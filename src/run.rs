@@ -130,13 +130,30 @@ pub fn load_job(path: &Path) -> Option<Job> {
 }
 
 /// `tidemark run`'s options.
+#[derive(clap::Args)]
 pub struct RunArgs {
+    /// Read every file to its end, close every window, and exit.
+    #[arg(long)]
     pub until_eof: bool,
+    /// Worker threads.
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = crate::parse_workers)]
     pub workers: usize,
+    /// Keep checkpoints here (in a folder per job) and resume from them, so a
+    /// restart neither loses nor double-counts a line.
+    #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    pub reset: Option<ResetChoice>,
+    /// Instead of resuming: `beginning` re-reads every file (the output is
+    /// rewritten), `end` starts at the end of each file (unprocessed lines are lost).
+    #[arg(long, value_name = "beginning|end")]
+    pub reset_checkpoint: Option<ResetChoice>,
+    /// With --state-dir: how often, at most, a checkpoint is written (each one
+    /// fsyncs the output). A restart redoes at most about this much work.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration_arg)]
     pub checkpoint_interval: std::time::Duration,
-    /// `--overwrite`: replace a non-empty file at a new sink's path.
+    /// Replace a non-empty file at a sink path that no checkpoint of this job
+    /// names as its output (refused otherwise). Never an input, the job file or
+    /// a state file.
+    #[arg(long)]
     pub overwrite: bool,
 }
 
@@ -170,7 +187,7 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if args.reset.is_some() && args.state_dir.is_none() {
+    if args.reset_checkpoint.is_some() && args.state_dir.is_none() {
         anyhow::bail!(
             "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
         );
@@ -212,7 +229,7 @@ pub fn execute(
             until_eof: args.until_eof,
             stop,
             state_dir: args.state_dir,
-            reset: args.reset,
+            reset: args.reset_checkpoint,
             checkpoint_interval: args.checkpoint_interval,
             stats: None,
         },

@@ -76,8 +76,18 @@ fn status(m: &Member, name: &str) -> serde_json::Value {
 }
 
 /// `/healthz`'s `open_files`: (cap, reserved, left).
+///
+/// Right after a (re)start `/healthz` answers 503 until every worker reports:
+/// asked again until it is 200 (a generous deadline for a loaded machine).
 fn cap_figures(m: &Member) -> (u64, u64, u64) {
-    let (code, body) = http(m, "GET", "/healthz", "");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (code, body) = loop {
+        let (code, body) = http(m, "GET", "/healthz", "");
+        if code == 200 || std::time::Instant::now() > deadline {
+            break (code, body);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
     assert_eq!(code, 200, "{body}");
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
     let f = &h["open_files"];

@@ -174,7 +174,8 @@ pub fn tidemark_binary() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Fallback job, following DESIGN.md's job file; `source.include`, `source.host` and
+/// Fallback job, a trimmed copy of `jobs/examples/nginx.toml` (the example job of
+/// docs/job-file.md); `source.include`, `source.host` and
 /// `sink` are replaced by [`job_toml`].
 pub const DEFAULT_JOB: &str = r#"
 name = "nginx"
@@ -226,7 +227,7 @@ pub fn job_template() -> Result<(String, String)> {
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok((path.display().to_string(), text)),
         Err(_) if std::env::var_os("TIDEMARK_BENCH_JOB").is_none() => {
-            Ok(("built-in (DESIGN.md)".into(), DEFAULT_JOB.into()))
+            Ok(("built-in (example job)".into(), DEFAULT_JOB.into()))
         }
         Err(e) => Err(e).with_context(|| format!("TIDEMARK_BENCH_JOB={}", path.display())),
     }

@@ -1,11 +1,11 @@
 //! Durable job state: what a restarted job needs to produce exactly the output an
 //! uninterrupted run would have.
 //!
-//! Following the recovery model in DESIGN.md, window state is never snapshotted:
-//! a checkpoint records, for each file group, where to resume reading (the first
-//! line of a window not yet closed) and, for each sink, how many bytes of output
-//! are committed. On restart sinks roll back to their committed length and open
-//! windows are recomputed from the files.
+//! Following the recovery model (docs/design.md, *4. Recovery model and checkpoints*),
+//! window state is never snapshotted: a checkpoint records, for each file group, where
+//! to resume reading (the first line of a window not yet closed) and, for each sink,
+//! how many bytes of output are committed. On restart sinks roll back to their
+//! committed length and open windows are recomputed from the files.
 //!
 //! A state folder holds:
 //! - `checkpoint`: the latest checkpoint (format in [`format`]);

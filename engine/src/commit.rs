@@ -6,7 +6,7 @@
 //! re-reads from its resume point, recomputing the windows that were not committed.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
@@ -15,7 +15,7 @@ use crate::operators::collect::WindowOutput;
 use crate::resume::Resume;
 use crate::resume::ResumeBoard;
 use crate::stats::SharedStats;
-use crate::time::EventMs;
+use crate::time::{wall_clock_ms, EventMs};
 use tidemark_sources::fds::OUT_OF_FDS_HINT;
 use tidemark_sources::file::EscapedPath;
 
@@ -151,7 +151,7 @@ impl Committer {
             frontier_ms: self.floor,
             sinks: sinks.sync().map_err(CommitError::Sync)?,
             groups,
-            written_unix_ms: unix_ms_now(),
+            written_unix_ms: wall_clock_ms(),
             semantics: None, // stamped by the store
             start_at_end,
             limited_windows: self.limited_windows(None),
@@ -195,7 +195,7 @@ impl Committer {
             frontier_ms,
             sinks: commits,
             groups: group_checkpoints(&self.board, frontier_ms),
-            written_unix_ms: unix_ms_now(),
+            written_unix_ms: wall_clock_ms(),
             semantics: None, // stamped by the store
             start_at_end: false,
             limited_windows: self.limited_windows(Some(frontier_ms)),
@@ -286,11 +286,4 @@ pub(crate) fn group_checkpoints(board: &ResumeBoard, frontier_ms: EventMs) -> Ve
             kept: r.kept,
         })
         .collect()
-}
-
-pub(crate) fn unix_ms_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

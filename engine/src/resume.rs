@@ -1,11 +1,12 @@
 //! Where each file group would resume if the job restarted now.
 //!
-//! DESIGN.md's recovery model re-derives open windows instead of snapshotting them:
-//! a group resumes at the first line that belongs to a window not yet committed to
-//! the sinks, with the watermark state it had just before that line. A group keeps,
-//! for each window it has open, the position of that window's first line
-//! ([`WindowMarks`]); sources publish these to a process-wide [`ResumeBoard`], and
-//! whoever writes a checkpoint asks the board for every group's resume point.
+//! The recovery model (docs/design.md, *4. Recovery model and checkpoints*) re-derives
+//! open windows instead of snapshotting them: a group resumes at the first line that
+//! belongs to a window not yet committed to the sinks, with the watermark state it had
+//! just before that line. A group keeps, for each window it has open, the position of
+//! that window's first line ([`WindowMarks`]); sources publish these to a process-wide
+//! [`ResumeBoard`], and whoever writes a checkpoint asks the board for every group's
+//! resume point.
 //!
 //! Any published snapshot gives a valid resume point for a committed frontier `F`:
 //! every line before the point belongs to a window below `F` (or was late or

@@ -14,7 +14,7 @@ use tidemark_jobs::Job;
 use tidemark_sources::file::FileGroup;
 
 use crate::checkpoint::{Checkpoint, CheckpointStore, ResetChoice};
-use crate::commit::{group_checkpoints, groups_of, unix_ms_now, Committer};
+use crate::commit::{group_checkpoints, groups_of, Committer};
 use crate::groupset::{balance, initial_groups};
 use crate::install::{EngineError, InstallContext, ResumePlan, StartAt};
 use crate::operators::collect::{Collector, OutputError};
@@ -23,7 +23,7 @@ use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
 use crate::run::{format_ms, lock_state, prepare_state, resume_groups, OutputFactory, OutputStart};
 use crate::stats::{JobStats, SharedStats};
-use crate::time::EventMs;
+use crate::time::{wall_clock_ms, EventMs};
 use crate::watcher::JobWatcher;
 
 /// Where a cluster's jobs write by default, inside its state folder.
@@ -254,7 +254,7 @@ impl JobSetup {
             frontier_ms,
             sinks: Vec::new(),
             groups: group_checkpoints(&self.board, frontier_ms),
-            written_unix_ms: unix_ms_now(),
+            written_unix_ms: wall_clock_ms(),
             semantics: None, // stamped by the store
             start_at_end: false,
             // Process 0's checkpoint keeps the count: only it sees whole windows.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{flatten, job_from, live_options, nginx_line, run_until_eof, spawn_run, Collected};
+use tidemark_engine::time::wall_clock_ms;
 use tidemark_engine::RunOptions;
 
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
@@ -75,13 +76,7 @@ fn a_host_whose_clock_froze_does_not_hold_every_window_open() {
     // A host keeps logging one frozen timestamp. It was never idle, so its
     // watermark never moved and no window of the job ever closed, silently.
     let d = tempfile::tempdir().unwrap();
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
-    let start = now_ms();
+    let start = wall_clock_ms();
     let frozen = start - 60_000;
     for host in ["busy", "frozen"] {
         std::fs::create_dir_all(d.path().join(host)).unwrap();
@@ -133,7 +128,7 @@ kind = "stdout"
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut closed = false;
     while Instant::now() < deadline {
-        writeln!(busy, "ts={} msg=tick", now_ms()).unwrap();
+        writeln!(busy, "ts={} msg=tick", wall_clock_ms()).unwrap();
         writeln!(frozen_log, "ts={frozen} msg=tick").unwrap();
         std::thread::sleep(Duration::from_millis(50));
         if out
@@ -185,16 +180,14 @@ fn a_clock_that_trails_but_moves_is_reported_in_the_stats() {
     // holds every window of the job back by three hours. Before, only a frozen
     // clock was reported; this one was silent.
     let d = tempfile::tempdir().unwrap();
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
     let behind = 3 * 3_600_000;
     std::fs::create_dir_all(d.path().join("slow")).unwrap();
     let path = d.path().join("slow/access.log");
-    std::fs::write(&path, format!("ts={} msg=hello\n", now_ms() - behind)).unwrap();
+    std::fs::write(
+        &path,
+        format!("ts={} msg=hello\n", wall_clock_ms() - behind),
+    )
+    .unwrap();
     let job = job_from(
         r#"
 name = "trailing"
@@ -238,7 +231,7 @@ kind = "stdout"
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut reported = 0;
     while Instant::now() < deadline && reported == 0 {
-        writeln!(log, "ts={} msg=tick", now_ms() - behind).unwrap();
+        writeln!(log, "ts={} msg=tick", wall_clock_ms() - behind).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         reported = stats
             .lock()

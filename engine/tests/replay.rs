@@ -234,7 +234,7 @@ proptest! {
         // Often start the range right where a rotation cut the stream: the
         // files on both sides of the cut then hold lines of the first window.
         // Not at an outlier: a range holding only outliers' own windows is not
-        // replayed like live (README: an outlier counts in its own window only if
+        // replayed like live (docs/replay.md: an outlier counts in its own window only if
         // it lies in the bytes read for the range).
         let events = &hosts[0].0.events;
         let first_cut = hosts[0].0.cuts.iter().find(|&&c| {

@@ -1,5 +1,5 @@
-//! The semantics contract of DESIGN.md, one rule per test: late lines, the
-//! rotation merge, idle sources in live mode.
+//! The semantics contract (docs/design.md, *2. Semantics contract*), one rule per
+//! test: late lines, the rotation merge, idle sources in live mode.
 
 mod common;
 

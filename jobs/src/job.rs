@@ -74,6 +74,28 @@ pub enum Format {
     Regex(String),
 }
 
+/// Fields of the `nginx` preset, in the order of the combined log format with
+/// `$request_time` after it; `request` is the unsplit `$request`. Validation accepts
+/// exactly these names and the parser (tidemark-sources) indexes its fields by this
+/// order, so both read this one list.
+pub const NGINX_FIELDS: [&str; 12] = [
+    "remote_addr",
+    "remote_user",
+    "time_local",
+    "method",
+    "path",
+    "protocol",
+    "status",
+    "body_bytes_sent",
+    "http_referer",
+    "http_user_agent",
+    "request_time",
+    "request",
+];
+
+/// nginx's `$time_local`: the `nginx` preset's timestamp format.
+pub const NGINX_TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TimeFormat {
     Rfc3339,

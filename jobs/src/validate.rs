@@ -30,7 +30,6 @@ pub use limits::DEFAULT_MAX_SERIES;
 pub use names::MAX_JOB_NAME_BYTES;
 pub use overlap::{overlap as sink_overlap, Overlaps as SinkOverlaps};
 use paths::Relative;
-pub use source::NGINX_FIELDS;
 pub use window::{default_max_jump, DEFAULT_MAX_CLOCK_LAG, DEFAULT_MAX_JUMP};
 
 use crate::env::Env;

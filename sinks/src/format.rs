@@ -49,7 +49,8 @@ pub fn json_str(s: &str, out: &mut String) {
     out.push('"');
 }
 
-/// One JSON Lines record (with its newline), in the schema of DESIGN.md.
+/// One JSON Lines record (with its newline), in the schema of docs/design.md, *3. Output schema*
+/// (in full: docs/output.md).
 pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &mut String) {
     out.push_str("{\"start\":\"");
     out.push_str(start);

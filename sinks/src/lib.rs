@@ -1,5 +1,6 @@
-//! Sinks: where closed windows go. `jsonl` files (the schema in DESIGN.md) and a
-//! readable `stdout` table. [`Outputs`] fans a job's windows out to its sinks.
+//! Sinks: where closed windows go. `jsonl` files (the schema in docs/design.md, *3.
+//! Output schema*) and a readable `stdout` table. [`Outputs`] fans a job's windows out
+//! to its sinks.
 
 mod claim;
 pub mod format;

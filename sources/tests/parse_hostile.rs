@@ -260,12 +260,3 @@ mod parse_hostile {
         }
     }
 }
-
-/// Validation rejects fields the nginx parser cannot produce, so the two lists must agree.
-#[test]
-fn nginx_fields_agree_with_job_validation() {
-    assert_eq!(
-        tidemark_sources::parse::NGINX_FIELDS.as_slice(),
-        tidemark_jobs::validate::NGINX_FIELDS
-    );
-}

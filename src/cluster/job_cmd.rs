@@ -18,10 +18,15 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/tidemark";
 pub const STATE_DIR_ENV: &str = "TIDEMARK_STATE_DIR";
 
 /// `tidemark job ...`
+#[derive(clap::Subcommand)]
 pub enum JobCommand {
+    /// Validate a job file on the cluster and install it.
     Submit { job: PathBuf },
+    /// List the cluster's jobs.
     List,
+    /// A job's state, output frontier, last window, lines/s and error counts.
     Status { name: String },
+    /// Stop a job (windows already written stay) and forget it.
     Stop { name: String },
 }
 

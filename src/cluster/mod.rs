@@ -28,26 +28,74 @@ use control::Control;
 use flags::{check_cluster_flags, output_roots, timely_config, SubmitRules};
 pub use job_cmd::{job, JobCommand};
 
+#[derive(clap::Args)]
 pub struct ClusterArgs {
+    /// Processes in the cluster (each runs `tidemark cluster` with its own -p).
+    #[arg(short = 'n', long, default_value_t = 1)]
     pub processes: usize,
+    /// This process's index.
+    #[arg(short = 'p', long, default_value_t = 0)]
     pub process: usize,
+    /// Hosts file: one host:port per process, as timely reads it.
+    #[arg(long)]
     pub hosts: Option<PathBuf>,
+    /// Worker threads in this process.
+    #[arg(short = 'w', long, default_value_t = 1, value_parser = crate::parse_workers)]
     pub workers: usize,
+    /// Submitted jobs and their checkpoints are kept here.
+    #[arg(long)]
     pub state_dir: PathBuf,
+    /// Address of the control API (served by process 0 only).
+    #[arg(long, default_value = "127.0.0.1:7070")]
     pub api: SocketAddr,
+    /// File holding the API's bearer token (or set TIDEMARK_API_TOKEN). Without
+    /// either, the member creates a random one in STATE_DIR/api-token (mode 0600).
+    #[arg(long)]
     pub token_file: Option<PathBuf>,
-    /// The API's connection limits (process 0).
-    pub api_connections: tidemark_api::ConnectionOptions,
+    /// API connections open at once; at the cap a new one closes the oldest
+    /// that is between requests (process 0).
+    #[arg(long, value_name = "N", default_value_t = tidemark_api::connections::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub api_max_connections: u64,
+    /// How long an API connection may take to send a request's headers before
+    /// it is closed (process 0).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_positive_duration)]
+    pub api_header_timeout: Duration,
+    /// How long an API request, its body included, may take before it is
+    /// answered 503 (process 0).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::parse_positive_duration)]
+    pub api_request_timeout: Duration,
+    /// Jobs may only read under these folders (repeatable; at least one;
+    /// `--allow-root /` allows every file the member can read).
+    #[arg(long = "allow-root", value_name = "DIR")]
     pub allow_roots: Vec<PathBuf>,
-    /// Where process 0 may write sinks; empty = `STATE/output`.
+    /// Jobs' sinks may only write under these folders (repeatable; process 0;
+    /// default STATE_DIR/output, created). None may hold the state folder.
+    #[arg(long = "output-root", value_name = "DIR")]
     pub output_roots: Vec<PathBuf>,
-    /// The variables `${NAME}` in a submitted job may use.
+    /// `${NAME}` in a submitted job may use this environment variable of the
+    /// member (repeatable; any other is refused).
+    #[arg(long = "job-env", value_name = "NAME")]
     pub job_env: Vec<String>,
-    pub max_jobs: usize,
+    /// Most jobs the cluster accepts; one more submit gets 409.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_jobs: u64,
+    /// How often, at most, each job writes a checkpoint.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = crate::parse_duration_arg)]
     pub checkpoint_interval: Duration,
-    /// `--max-open-files`: the cap on what all jobs keep open (default from the
-    /// limit on open files, see [`crate::fd_limit::default_cap`]).
-    pub max_open_files: Option<usize>,
+    /// Most files all jobs together keep open on this member: each job reserves
+    /// its `max_open_files` (at most half the cap, lowered to what other jobs
+    /// leave, logged); a submit that finds less than one per worker left gets
+    /// 400. Default:
+    /// the soft limit on open files − 64 − 1/8 of it, kept for the API and
+    /// checkpoints.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_open_files: Option<u64>,
+}
+
+/// The flags' counts are u64 so clap can range-check them; on a 32-bit target a
+/// larger count than usize holds means "no limit".
+fn saturating_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
@@ -114,6 +162,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     };
     let cap = args
         .max_open_files
+        .map(saturating_usize)
         .unwrap_or_else(|| crate::fd_limit::default_cap(crate::fd_limit::soft_limit()));
     let rules = Arc::new(SubmitRules {
         env: Env::process().allowing(args.job_env.iter().cloned()),
@@ -147,7 +196,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         checkpoint_interval: args.checkpoint_interval,
         make_output,
         validate,
-        max_jobs: args.max_jobs,
+        max_jobs: saturating_usize(args.max_jobs),
         max_open_files: cap,
         state_lock,
     })
@@ -161,7 +210,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     };
     let options = ServeOptions {
         validate: Arc::new(move |text: &str, file: &str| rules.validate(text, file)),
-        connections: args.api_connections,
+        connections: tidemark_api::ConnectionOptions {
+            max_connections: saturating_usize(args.api_max_connections),
+            header_read_timeout: args.api_header_timeout,
+            request_timeout: args.api_request_timeout,
+        },
         ..ServeOptions::new(auth)
     };
     let server = match ServerHandle::start(args.api, control, options) {

@@ -10,27 +10,9 @@ use super::paths::{archive_globs, expand_path, globs, Relative};
 use super::sizes::{rate_setting, size_setting};
 use crate::duration::parse_duration;
 use crate::env::Env;
-use crate::job::{Format, HostFrom, Parse, Source, TimeFormat};
+use crate::job::{Format, HostFrom, Parse, Source, TimeFormat, NGINX_FIELDS, NGINX_TIME_FORMAT};
 use crate::model::{HostFile, ParseFile, SourceFile};
 
-/// Fields of the nginx preset; `request` is the unsplit `$request`. The parser's
-/// list (`tidemark_sources::parse::NGINX_FIELDS`) is tested to be the same.
-pub const NGINX_FIELDS: &[&str] = &[
-    "remote_addr",
-    "remote_user",
-    "time_local",
-    "method",
-    "path",
-    "protocol",
-    "status",
-    "body_bytes_sent",
-    "http_referer",
-    "http_user_agent",
-    "request_time",
-    "request",
-];
-
-const NGINX_TIME_FORMAT: &str = "%d/%b/%Y:%H:%M:%S %z";
 const FORMATS: &[&str] = &["nginx", "json", "logfmt", "regex"];
 const MIN_READ_CHUNK: u64 = 4 * 1024;
 

@@ -40,8 +40,8 @@ mod number;
 mod regex;
 mod timestamp;
 
-pub use nginx::FIELDS as NGINX_FIELDS;
 pub use number::parse_number;
+pub use tidemark_jobs::NGINX_FIELDS;
 
 use tidemark_jobs::{Format, Parse};
 
@@ -164,9 +164,9 @@ impl LineParser {
         let (inner, keys, nkeys) = match &cfg.format {
             Format::Nginx => {
                 let keys = all
-                    .map(|f| nginx::position(f).ok_or_else(|| unknown(f, "nginx", &nginx::FIELDS)))
+                    .map(|f| nginx::position(f).ok_or_else(|| unknown(f, "nginx", &NGINX_FIELDS)))
                     .collect::<Result<Vec<_>, _>>()?;
-                (Inner::Nginx, keys, nginx::FIELDS.len())
+                (Inner::Nginx, keys, NGINX_FIELDS.len())
             }
             Format::Json | Format::Logfmt => {
                 let (names, keys) = dedup(all);

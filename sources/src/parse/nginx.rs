@@ -27,21 +27,8 @@
 use super::{LineError, Span};
 use memchr::{memchr, memchr2, memrchr};
 
-/// Field names of the nginx preset; `request` is the unsplit `$request`.
-pub const FIELDS: [&str; 12] = [
-    "remote_addr",
-    "remote_user",
-    "time_local",
-    "method",
-    "path",
-    "protocol",
-    "status",
-    "body_bytes_sent",
-    "http_referer",
-    "http_user_agent",
-    "request_time",
-    "request",
-];
+// Spans are indexed like this list (the constants below are its positions).
+use tidemark_jobs::NGINX_FIELDS as FIELDS;
 
 const ADDR: usize = 0;
 const USER: usize = 1;
@@ -169,6 +156,31 @@ mod tests {
         let mut spans = [Span::Missing; 12];
         parse(line, &mut spans)?;
         Ok(spans.iter().map(|s| s.resolve(line, "")).collect())
+    }
+
+    /// The positions above must name the fields validation accepts under those
+    /// names: reordering the shared list in tidemark-jobs would otherwise make
+    /// `status` read the byte count.
+    #[test]
+    fn field_positions_name_the_preset_fields() {
+        let at = [
+            (ADDR, "remote_addr"),
+            (USER, "remote_user"),
+            (TIME, "time_local"),
+            (METHOD, "method"),
+            (PATH, "path"),
+            (PROTOCOL, "protocol"),
+            (STATUS, "status"),
+            (BYTES, "body_bytes_sent"),
+            (REFERER, "http_referer"),
+            (AGENT, "http_user_agent"),
+            (REQUEST_TIME, "request_time"),
+            (REQUEST, "request"),
+        ];
+        assert_eq!(at.len(), FIELDS.len());
+        for (i, name) in at {
+            assert_eq!(FIELDS[i], name);
+        }
     }
 
     #[test]

@@ -18,9 +18,7 @@
 
 use super::{BuildError, LineError};
 use jiff::{fmt::strtime, tz::Offset, Timestamp};
-use tidemark_jobs::TimeFormat;
-
-pub(crate) const NGINX_TIME_LOCAL: &str = "%d/%b/%Y:%H:%M:%S %z";
+use tidemark_jobs::{TimeFormat, NGINX_TIME_FORMAT};
 
 /// Longer texts are not cached, so a hostile line cannot make the cache huge.
 const CACHE_MAX: usize = 64;
@@ -55,7 +53,7 @@ impl TimeParser {
             TimeFormat::Rfc3339 => Kind::Rfc3339,
             TimeFormat::EpochSeconds => Kind::EpochSeconds,
             TimeFormat::EpochMillis => Kind::EpochMillis,
-            TimeFormat::Strftime(p) if p == NGINX_TIME_LOCAL => Kind::NginxLocal,
+            TimeFormat::Strftime(p) if p == NGINX_TIME_FORMAT => Kind::NginxLocal,
             TimeFormat::Strftime(p) => {
                 check_pattern(p)?;
                 Kind::Strftime(p.clone())
@@ -80,7 +78,7 @@ impl TimeParser {
             Kind::EpochMillis => epoch(text, 0),
             Kind::NginxLocal => match nginx_fast(text.as_bytes()) {
                 Some(ms) => Ok(ms),
-                None => strftime(NGINX_TIME_LOCAL, text),
+                None => strftime(NGINX_TIME_FORMAT, text),
             },
             Kind::Strftime(p) => strftime(p, text),
         };
