@@ -179,6 +179,8 @@ struct Squatter {
     other_user: bool,
     /// A state folder with a token of its own, for `tidemark job --state-dir`.
     state: std::path::PathBuf,
+    /// The port it listens on, chosen by the OS (it binds port 0 and says which).
+    port: u16,
     _dir: tempfile::TempDir,
 }
 
@@ -186,9 +188,10 @@ const NOBODY: u32 = 65534;
 const SQUATTED_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 
 impl Squatter {
-    /// Starts it on `bind` and waits until `reach` (an address that leads to it)
-    /// accepts connections.
-    fn start(bind: &str, reach: &str) -> Squatter {
+    /// Starts it on port 0 of `ip` and waits until it says which port it got: the
+    /// port stays bound from the OS's choice on, so no other process can take it
+    /// in between (as with a port found free, released, then passed on).
+    fn start(ip: &str) -> Squatter {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         use std::os::unix::process::CommandExt;
         let dir = tempfile::tempdir().unwrap();
@@ -210,10 +213,11 @@ impl Squatter {
         }
         let log = d.join("fake.log");
         let mut cmd = tidemark();
+        let bind = format!("{ip}:0");
         cmd.args([
             "cluster",
             "--api",
-            bind,
+            &bind,
             "--allow-root",
             "/nonexistent-logs",
             "--state-dir",
@@ -225,19 +229,26 @@ impl Squatter {
             cmd.uid(NOBODY).gid(NOBODY);
         }
         let mut child = cmd.spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(reach).is_err() {
+        // Generous: the loop ends when the squatter says where it listens.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("control API on http://").nth(1) {
+                let addr = rest.split(';').next().unwrap();
+                let addr: std::net::SocketAddr = addr.parse().unwrap();
+                break addr.port();
+            }
             assert!(
                 Instant::now() < deadline && child.try_wait().unwrap().is_none(),
-                "the squatter did not start:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
+                "the squatter did not start:\n{text}"
             );
             std::thread::sleep(Duration::from_millis(50));
-        }
+        };
         Squatter {
             child,
             other_user,
             state,
+            port,
             _dir: dir,
         }
     }
@@ -259,14 +270,6 @@ impl Drop for Squatter {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `tidemark job` found the cluster's token by itself and sent it to whatever
 /// listened on the API port: another local user who bound that port while the
 /// member was down got the token with the next command. A listener run by the
@@ -275,8 +278,8 @@ fn free_port() -> u16 {
 /// module's tests on a /proc table.
 #[test]
 fn a_fake_server_on_the_api_port_does_not_get_the_token() {
-    let api = format!("127.0.0.1:{}", free_port());
-    let squatter = Squatter::start(&api, &api);
+    let squatter = Squatter::start("127.0.0.1");
+    let api = format!("127.0.0.1:{}", squatter.port);
     let o = squatter.job_list(&api);
     let err = String::from_utf8_lossy(&o.stderr);
     if squatter.other_user {
@@ -300,9 +303,8 @@ fn a_fake_server_on_the_api_port_does_not_get_the_token() {
 /// connected to 127.0.0.1 and sent the token to whoever listened there.
 #[test]
 fn an_api_url_with_userinfo_is_refused_before_any_token_is_sent() {
-    let port = free_port();
-    let api = format!("127.0.0.1:{port}");
-    let squatter = Squatter::start(&api, &api);
+    let squatter = Squatter::start("127.0.0.1");
+    let port = squatter.port;
     for url in [
         format!("http://x@127.0.0.1:{port}"),
         format!("x:y@127.0.0.1:{port}"),
@@ -337,9 +339,8 @@ fn a_listener_of_another_user_on_this_hosts_own_address_does_not_get_the_token()
         eprintln!("this host has no address but loopback: nothing to check");
         return;
     };
-    let port = free_port();
-    let reach = std::net::SocketAddr::new(ip, port).to_string();
-    let squatter = Squatter::start(&format!("0.0.0.0:{port}"), &reach);
+    let squatter = Squatter::start("0.0.0.0");
+    let reach = std::net::SocketAddr::new(ip, squatter.port).to_string();
     let o = squatter.job_list(&format!("http://{reach}"));
     let err = String::from_utf8_lossy(&o.stderr);
     if squatter.other_user {

@@ -87,6 +87,10 @@ fn append(d: &Path, from: i64, secs: i64) {
     }
 }
 
+/// A port for the hosts file. Released before the member binds it, so another
+/// process could take it in between: the members' peer addresses must be known
+/// before either starts, so port 0 cannot be passed through here as it is for the
+/// API (`--api 127.0.0.1:0`, see member::Member).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -3,7 +3,9 @@
 //! handle, as nginx does until it reopens), copytruncate, gzip of older siblings —
 //! while `tidemark run` is killed with SIGKILL and restarted several times. The final
 //! output must equal both an uninterrupted run over the same files and the writer's
-//! ground truth for every host, minute and rule.
+//! ground truth for every series of every window: per-host metrics and rules.
+//! Every kill comes after the run committed a checkpoint covering output it wrote
+//! (waited for, not assumed from a sleep), so every restart recovers from one.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -228,23 +230,90 @@ fn tidemark(job: &Path, state: &Path, until_eof: bool) -> Child {
     c.stdout(Stdio::null()).stderr(stderr).spawn().unwrap()
 }
 
-fn read_jsonl_totals(path: &Path) -> Truth {
-    let mut t = Truth::new();
-    for line in std::fs::read_to_string(path).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let start = v["start"]
-            .as_str()
+/// One output series of one window: (record, labels, window start in ms).
+type SeriesKey = (String, BTreeMap<String, String>, i64);
+
+/// Every series of every window in a jsonl output.
+fn read_jsonl_series(path: &Path) -> BTreeMap<SeriesKey, f64> {
+    let mut series = BTreeMap::new();
+    let ms = |v: &serde_json::Value| {
+        v.as_str()
             .unwrap()
             .parse::<jiff::Timestamp>()
             .unwrap()
-            .as_millisecond();
-        let host = v["labels"]["host"].as_str().map(str::to_string);
-        if let ("reqs", Some(h)) = (v["record"].as_str().unwrap(), host) {
-            let status: u16 = v["labels"]["status"].as_str().unwrap().parse().unwrap();
-            t.entry((h, start, status)).or_default().0 += v["value"].as_u64().unwrap();
-        }
+            .as_millisecond()
+    };
+    for line in std::fs::read_to_string(path).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let start = ms(&v["start"]);
+        assert_eq!(ms(&v["end"]) - start, 60_000, "a 1m window: {line}");
+        let labels = v["labels"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, l)| (k.clone(), l.as_str().unwrap().to_string()))
+            .collect();
+        let key = (v["record"].as_str().unwrap().to_string(), labels, start);
+        let value = v["value"].as_f64().unwrap();
+        assert!(
+            series.insert(key, value).is_none(),
+            "a series written twice: {line}"
+        );
     }
-    t
+    series
+}
+
+/// What the job must write for the writer's ground truth: `reqs` per host and
+/// status, `bytes` per host, and the rules summed over hosts.
+fn expected_series(truth: &Truth) -> BTreeMap<SeriesKey, f64> {
+    let labels = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut want: BTreeMap<SeriesKey, f64> = BTreeMap::new();
+    for ((host, start, status), (reqs, bytes)) in truth {
+        let status = status.to_string();
+        let mut add = |record: &str, l: BTreeMap<String, String>, v: u64| {
+            *want.entry((record.to_string(), l, *start)).or_default() += v as f64;
+        };
+        add(
+            "reqs",
+            labels(&[("host", host), ("status", &status)]),
+            *reqs,
+        );
+        add("bytes", labels(&[("host", host)]), *bytes);
+        add("status:reqs", labels(&[("status", &status)]), *reqs);
+        add("total:bytes", labels(&[]), *bytes);
+    }
+    want
+}
+
+/// The job's checkpoint file's identity (`STATE/JOB/checkpoint`): a save replaces
+/// it (a new inode by rename).
+fn checkpoint_id(state: &Path) -> Option<(u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(state.join("torture").join("checkpoint")).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+/// Waits (generous deadline; the loop ends at the event) until `done`, or panics
+/// with `what` and the child's stderr if the child exits or time runs out.
+fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        let exited = child.try_wait().unwrap();
+        if exited.is_some() || Instant::now() >= deadline {
+            let mut err = String::new();
+            use std::io::Read;
+            if let Some(mut e) = child.stderr.take() {
+                e.read_to_string(&mut err).unwrap();
+            }
+            panic!("{what} ({exited:?}): {err}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -290,9 +359,28 @@ fn torture(default_seed: u64, source_extra: &str) {
     let mut rng = Rng(seed ^ 0xabcd);
     let started = Instant::now();
     let mut kills = 0;
-    for _ in 0..6 {
+    let live_out = d.path().join("out/live.jsonl");
+    let out_len = || std::fs::metadata(&live_out).map(|m| m.len()).unwrap_or(0);
+    for round in 0..6 {
         let mut child = tidemark(&job_path, &state, false);
-        std::thread::sleep(Duration::from_millis(400 + rng.below(900)));
+        // Recovery must be exercised: before the kill this run wrote windows and
+        // then committed a checkpoint after them. On a slow machine a fixed sleep
+        // could kill it before either, and the test pass without a recovery.
+        let before = out_len();
+        wait_until(&mut child, "tidemark wrote no window", || {
+            out_len() > before
+        });
+        let written = checkpoint_id(&state);
+        wait_until(
+            &mut child,
+            "tidemark committed no checkpoint after its windows",
+            || checkpoint_id(&state).is_some_and(|id| Some(id) != written),
+        );
+        if round > 0 {
+            assert!(before > 0, "round {round}: nothing to recover");
+        }
+        // Then a random moment: mid-read, mid-window, mid-checkpoint.
+        std::thread::sleep(Duration::from_millis(rng.below(900)));
         if let Ok(Some(status)) = child.try_wait() {
             let mut err = String::new();
             use std::io::Read;
@@ -338,14 +426,31 @@ fn torture(default_seed: u64, source_extra: &str) {
         started.elapsed().as_secs_f64(),
         live.len()
     );
-    assert_eq!(
-        read_jsonl_totals(&d.path().join("out/fresh.jsonl")),
-        truth
+    let want = expected_series(&truth);
+    for (name, output) in [
+        ("uninterrupted", "out/fresh.jsonl"),
+        ("killed", "out/live.jsonl"),
+    ] {
+        let got = read_jsonl_series(&d.path().join(output));
+        let wrong: Vec<_> = want
             .iter()
-            .map(|(k, v)| (k.clone(), (v.0, 0)))
-            .collect::<Truth>(),
-        "the uninterrupted run disagrees with the writer's ground truth"
-    );
+            .filter(|(k, v)| got.get(*k) != Some(*v))
+            .map(|(k, v)| (k, v, got.get(k)))
+            .take(8)
+            .collect();
+        let extra: Vec<_> = got
+            .keys()
+            .filter(|k| !want.contains_key(*k))
+            .take(8)
+            .collect();
+        assert!(
+            wrong.is_empty() && extra.is_empty(),
+            "seed {seed}: the {name} run disagrees with the writer's ground truth in \
+             {} of {} series (key, want, got): {wrong:#?}\nseries not in the truth: {extra:#?}",
+            want.iter().filter(|(k, v)| got.get(*k) != Some(*v)).count(),
+            want.len()
+        );
+    }
     if live != uninterrupted {
         let (a, b) = (
             String::from_utf8_lossy(&live),

