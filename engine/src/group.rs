@@ -331,7 +331,7 @@ impl GroupState {
                         crate::watermark::format_span(behind_ms)
                     );
                 }
-                stats.clock_lag_ms.insert(self.live.clone(), behind_ms);
+                set_lag(&mut stats.clock_lag_ms, &self.live, behind_ms);
                 if let Some(trailing) = stats.clock_behind_ms.get_mut(&self.live) {
                     *trailing = 0;
                 }
@@ -348,7 +348,7 @@ impl GroupState {
                         crate::watermark::format_span(behind_ms)
                     );
                 }
-                stats.clock_behind_ms.insert(self.live.clone(), behind_ms);
+                set_lag(&mut stats.clock_behind_ms, &self.live, behind_ms);
                 // Moving again after being stuck: no longer released.
                 if let Some(stuck) = stats.clock_lag_ms.get_mut(&self.live) {
                     *stuck = 0;
@@ -595,5 +595,20 @@ fn warn_line(warnings: &mut u32, origin: &Origin<'_>, reason: &str, line: &[u8])
                 ""
             }
         );
+    }
+}
+
+/// Sets `live`'s lag in one of the stats' maps; the path is copied only the first
+/// time (the lag is set at every activation while a clock stays behind).
+fn set_lag(
+    lags: &mut std::collections::BTreeMap<std::path::PathBuf, i64>,
+    live: &std::path::Path,
+    ms: i64,
+) {
+    match lags.get_mut(live) {
+        Some(lag) => *lag = ms,
+        None => {
+            lags.insert(live.to_path_buf(), ms);
+        }
     }
 }
