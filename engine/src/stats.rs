@@ -30,6 +30,8 @@ pub struct JobStats {
     pub value_errors: BTreeMap<String, BTreeMap<&'static str, u64>>,
     pub late_lines: u64,
     pub windows_emitted: u64,
+    /// What each of the job's sinks is (`Sink::describe`), in job file order.
+    pub sinks: Vec<String>,
     /// Start and end of the last window written (for status reports).
     pub last_window_ms: Option<(EventMs, EventMs)>,
     /// Every window before this is written: the job's output frontier.
@@ -121,6 +123,12 @@ impl JobStats {
         }
         self.late_lines += o.late_lines;
         self.windows_emitted += o.windows_emitted;
+        // A total over jobs names each sink once.
+        for sink in &o.sinks {
+            if !self.sinks.contains(sink) {
+                self.sinks.push(sink.clone());
+            }
+        }
         self.last_window_ms = self.last_window_ms.max(o.last_window_ms);
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
@@ -278,6 +286,9 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if !self.sinks.is_empty() {
+            s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
+        }
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
                 "checkpoints written: {}\n",

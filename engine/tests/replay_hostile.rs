@@ -252,7 +252,7 @@ fn a_truncated_gzip_counts_the_lines_before_the_damage_like_live() {
             stop: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(ReplayProgress::new()),
         },
-        Box::new(out.clone()),
+        tidemark_engine::Sinks::new(vec![Box::new(out.clone())]),
     );
     // Not fatal, as in a live run: the lines before the damage count, and the
     // windows equal the live run's.

@@ -24,7 +24,8 @@ use tidemark_jobs::SeriesChoice;
 use crate::claim::{self, io_err, Taken};
 use crate::format::{jsonl_record, rfc3339};
 use crate::roots::OutputRoots;
-use crate::{wanted, Sink, SinkError};
+use crate::{wanted, BoxError, Sink, SinkError};
+use tidemark_sources::file::EscapedPath;
 
 /// What [`JsonlSink::create`] does with a non-empty file already at its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,8 +235,9 @@ impl JsonlSink {
     }
 }
 
-impl Sink for JsonlSink {
-    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), SinkError> {
+impl JsonlSink {
+    /// Appends one window's records in one write ([`Sink::write_window`]).
+    fn write(&mut self, w: &ClosedWindow) -> Result<(), SinkError> {
         if self.failed {
             return Err(self.io_err(io::Error::other(format!(
                 "an earlier write failed; the output is complete only up to byte {}",
@@ -262,21 +264,30 @@ impl Sink for JsonlSink {
         }
     }
 
-    fn sync(&mut self) -> Result<(), SinkError> {
-        // fdatasync: the data and the file size, which is all a reader needs.
+    /// fdatasync: the data and the file size, which is all a reader needs.
+    fn sync_data(&mut self) -> Result<(), SinkError> {
         self.out.sync_data().map_err(|e| io_err(&self.path, e))
     }
+}
 
+impl Sink for JsonlSink {
+    fn describe(&self) -> String {
+        // Escaped: it goes into log lines and `job status`.
+        format!("jsonl {}", EscapedPath(&self.path))
+    }
+
+    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
+        Ok(self.write(w)?)
+    }
+
+    fn sync(&mut self) -> Result<(), BoxError> {
+        Ok(self.sync_data()?)
+    }
+
+    /// The file's length, identity and tail checksum; a resume rolls back to it
+    /// in [`JsonlSink::open_at`].
     fn commit_point(&self) -> Option<SinkCommit> {
         Some(self.commit())
-    }
-
-    fn finish(&mut self) -> Result<(), SinkError> {
-        self.sync()
-    }
-
-    fn describe(&self) -> String {
-        format!("jsonl {}", self.path.display())
     }
 }
 

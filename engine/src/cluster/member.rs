@@ -20,14 +20,13 @@ use super::worker::{member_loop, Shared};
 use super::Command;
 use crate::checkpoint::CheckpointStore;
 use crate::install::EngineError;
-use crate::operators::collect::WindowOutput;
 use crate::run::OutputStart;
 use crate::stats::JobStats;
 use crate::time::{wall_clock_ms, EventMs};
 
 /// Opens a job's sinks (process 0 only).
 pub type MakeOutput =
-    Arc<dyn Fn(&Job, &OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send + Sync>;
+    Arc<dyn Fn(&Job, &OutputStart) -> Result<crate::sink::Sinks, String> + Send + Sync>;
 /// Validates a job's TOML on this member (its own environment, its allowed roots).
 pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
 
