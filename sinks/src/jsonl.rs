@@ -445,6 +445,18 @@ mod tests {
     }
 
     #[test]
+    fn describe_escapes_a_newline_in_the_path() {
+        // It goes into log lines and error messages: a file name must not forge a line.
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("a\nforged.jsonl");
+        let s = create(&p, SeriesChoice::All).unwrap();
+        let text = s.describe();
+        assert!(!text.contains('\n'), "{text:?}");
+        assert!(text.ends_with("a\\nforged.jsonl"), "{text:?}");
+        assert!(text.starts_with("jsonl "), "{text:?}");
+    }
+
+    #[test]
     fn committed_len_counts_only_selected_series() {
         let tmp = tempfile::tempdir().unwrap();
         let p = tmp.path().join("o.jsonl");
