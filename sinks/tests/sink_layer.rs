@@ -98,7 +98,10 @@ fn every_file_sink_records_its_commit_point_and_a_resume_cuts_each_back_to_it() 
     resumed.finish().unwrap();
 
     // Exactly what one uninterrupted run writes.
-    let (wa, wb) = (d.path().join("whole-a.jsonl"), d.path().join("whole-b.jsonl"));
+    let (wa, wb) = (
+        d.path().join("whole-a.jsonl"),
+        d.path().join("whole-b.jsonl"),
+    );
     let mut whole = open_with(&job([&wa, &wb]), &OutputStart::Fresh, Existing::Refuse).unwrap();
     for m in 0..6 {
         whole.write_window(&window(m)).unwrap();
