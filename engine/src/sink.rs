@@ -1,5 +1,5 @@
 //! The sink interface: where a job's closed windows go, and the half of the commit
-//! protocol a sink takes part in (docs/design.md, *Sinks*; docs/output.md).
+//! protocol a sink takes part in (docs/design.md, *8. Sinks*; docs/output.md).
 //!
 //! Every sink — the `jsonl` file and the `stdout` table of the `tidemark-sinks`
 //! crate, and the coming Prometheus remote-write, Kafka and Alertmanager sinks —
