@@ -518,6 +518,29 @@ mod tests {
     /// The file source's edge counters reach the exit summary and each member's
     /// report to the cluster (issue 10 §2a, §3, §6).
     #[test]
+    fn the_summary_names_each_sink_once_in_a_total_over_jobs() {
+        let a = JobStats {
+            sinks: vec!["jsonl a.jsonl".into(), "stdout table".into()],
+            ..JobStats::default()
+        };
+        let b = JobStats {
+            sinks: vec!["stdout table".into(), "jsonl b.jsonl".into()],
+            ..JobStats::default()
+        };
+        let mut total = JobStats::default();
+        total.add(&a);
+        total.add(&b);
+        assert!(
+            total
+                .summary()
+                .contains("written to: jsonl a.jsonl; stdout table; jsonl b.jsonl\n"),
+            "{}",
+            total.summary()
+        );
+        assert!(!JobStats::default().summary().contains("written to"));
+    }
+
+    #[test]
     fn file_edge_counters_are_summed_printed_and_reported() {
         let mut a = JobStats {
             duplicate_paths: 1,
