@@ -141,10 +141,10 @@ pub trait Sink: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkStep {
     /// Writing the window that starts at `start_ms`.
-    Write {
-        start_ms: i64,
-    },
+    Write { start_ms: i64 },
+    /// [`Sink::sync`], before a checkpoint.
     Sync,
+    /// [`Sink::finish`], at the end of input.
     Finish,
 }
 
@@ -166,8 +166,10 @@ impl std::fmt::Display for SinkStep {
 #[derive(Debug, Error)]
 #[error("{step} the sink {sink} failed")]
 pub struct SinkFailure {
+    /// The failing sink, as [`Sink::describe`] says.
     pub sink: String,
     pub step: SinkStep,
+    /// The sink's own error.
     pub source: BoxError,
 }
 
@@ -178,18 +180,22 @@ pub struct Sinks {
 }
 
 impl Sinks {
+    /// The sinks `list`, called in that order.
     pub fn new(list: Vec<Box<dyn Sink>>) -> Sinks {
         Sinks { list }
     }
 
+    /// Adds a sink after the others: it gets each window once they all took it.
     pub fn push(&mut self, sink: Box<dyn Sink>) {
         self.list.push(sink);
     }
 
+    /// How many sinks there are.
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
+    /// Whether there is no sink (windows are computed and dropped).
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
