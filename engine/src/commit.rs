@@ -153,7 +153,7 @@ impl Committer {
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms: self.floor,
-            sinks: sinks.sync().map_err(CommitError::Sync)?,
+            sinks: sinks.sync(self.floor).map_err(CommitError::Sync)?,
             groups,
             written_unix_ms: wall_clock_ms(),
             semantics: None, // stamped by the store
@@ -193,7 +193,7 @@ impl Committer {
             // leave them out. A stop this early keeps the previous checkpoint.
             return Ok((!force).then_some(Duration::from_millis(50)));
         }
-        let commits = sinks.sync().map_err(CommitError::Sync)?;
+        let commits = sinks.sync(frontier_ms).map_err(CommitError::Sync)?;
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms,

@@ -42,8 +42,9 @@
 //!   instead of adding to it: a remote-write sample with the window's timestamp,
 //!   a Kafka record whose key is the series and window on a compacted topic, an
 //!   alert whose identity is its labels. Its commit point is `None`.
-//! - **Read back.** A sink whose destination can say what it holds reads its last
-//!   committed window back when opened and skips windows at or before it.
+//! - **Read back.** A sink whose destination can say what it holds records the
+//!   frontier [`Sink::sync`] is given with the data, reads it back when opened,
+//!   and skips the windows below it.
 //!
 //! A sink that sends in batches buffers in [`Sink::write_window`] and sends in
 //! [`Sink::sync`]: windows are handed over one at a time, and `sync` is the point
@@ -87,7 +88,7 @@
 //! assert_eq!(err.sink, "memory");
 //! assert!(err.source.downcast_ref::<Full>().is_some());
 //! // Nothing to roll back to: this sink's results are exact only within one run.
-//! assert!(sinks.sync().unwrap().is_empty());
+//! assert!(sinks.sync(120_000).unwrap().is_empty());
 //! ```
 
 use std::error::Error;
@@ -96,6 +97,7 @@ use thiserror::Error;
 
 use crate::checkpoint::SinkCommit;
 use crate::series::ClosedWindow;
+use crate::time::EventMs;
 
 /// A sink's own error, typed by the sink and kept whole: callers that need to tell
 /// one failure from another downcast it (e.g. a file to move from a full disk).
@@ -116,9 +118,13 @@ pub trait Sink: Send {
     fn write_window(&mut self, window: &ClosedWindow) -> Result<(), BoxError>;
 
     /// Makes everything written so far durable (for a file, fdatasync), so that
-    /// a checkpoint written afterwards never points past the output. Sinks with
-    /// nothing to make durable (standard output) keep this default.
-    fn sync(&mut self) -> Result<(), BoxError> {
+    /// a checkpoint written afterwards never points past the output. The windows
+    /// handed over so far are exactly those that start before `frontier_ms`, the
+    /// frontier of that checkpoint: a sink that reads back what it committed on
+    /// restart records it here. Sinks with nothing to make durable (standard
+    /// output) keep this default.
+    fn sync(&mut self, frontier_ms: EventMs) -> Result<(), BoxError> {
+        let _ = frontier_ms;
         Ok(())
     }
 
@@ -131,9 +137,12 @@ pub trait Sink: Send {
     }
 
     /// Called once when the job's input is complete and every window was handed
-    /// over (not after a failure or a stop): flush and make it all durable.
+    /// over (not after a failure or a stop): flush and make it all durable. With
+    /// checkpoints on, a last [`Sink::sync`] at the final frontier comes first.
+    /// Not a frontier itself: a live job's files may grow, and a later run
+    /// continues from the last checkpoint, not from "everything".
     fn finish(&mut self) -> Result<(), BoxError> {
-        self.sync()
+        Ok(())
     }
 }
 
@@ -217,11 +226,12 @@ impl Sinks {
         Ok(())
     }
 
-    /// Syncs every sink, then returns the commit points of those that have one:
-    /// what a checkpoint written now records (only if every sync succeeded).
-    pub fn sync(&mut self) -> Result<Vec<SinkCommit>, SinkFailure> {
+    /// Syncs every sink for a checkpoint at `frontier_ms`, then returns the commit
+    /// points of those that have one: what that checkpoint records (only if
+    /// every sync succeeded).
+    pub fn sync(&mut self, frontier_ms: EventMs) -> Result<Vec<SinkCommit>, SinkFailure> {
         for s in &mut self.list {
-            s.sync()
+            s.sync(frontier_ms)
                 .map_err(|e| failure(s.as_ref(), SinkStep::Sync, e))?;
         }
         Ok(self.list.iter().filter_map(|s| s.commit_point()).collect())
@@ -282,7 +292,8 @@ mod tests {
         /// (device, inode) for its commit point; `None`: it cannot roll back.
         file: Option<u64>,
         written: Vec<i64>,
-        syncs: usize,
+        /// (name, frontier) of each sync, shared by the test's sinks.
+        synced: std::sync::Arc<std::sync::Mutex<Vec<(&'static str, i64)>>>,
     }
 
     #[derive(Debug, Error)]
@@ -300,11 +311,17 @@ mod tests {
             self.written.push(w.start_ms);
             Ok(())
         }
-        fn sync(&mut self) -> Result<(), BoxError> {
+        fn sync(&mut self, frontier_ms: EventMs) -> Result<(), BoxError> {
             if self.fail == Some("sync") {
                 return Err(Refused("sync").into());
             }
-            self.syncs += 1;
+            self.synced.lock().unwrap().push((self.name, frontier_ms));
+            Ok(())
+        }
+        fn finish(&mut self) -> Result<(), BoxError> {
+            if self.fail == Some("finish") {
+                return Err(Refused("finish").into());
+            }
             Ok(())
         }
         fn commit_point(&self) -> Option<SinkCommit> {
@@ -354,25 +371,29 @@ mod tests {
 
     #[test]
     fn commit_points_of_every_sink_that_has_one_are_returned_after_all_synced() {
+        let synced = std::sync::Arc::default();
         let mut sinks = Sinks::new(vec![
             Box::new(Fake {
                 name: "a",
                 file: Some(10),
+                synced: std::sync::Arc::clone(&synced),
                 ..Fake::default()
             }),
             Box::new(Fake {
                 name: "table",
+                synced: std::sync::Arc::clone(&synced),
                 ..Fake::default()
             }),
             Box::new(Fake {
                 name: "b",
                 file: Some(20),
+                synced: std::sync::Arc::clone(&synced),
                 ..Fake::default()
             }),
         ]);
         sinks.write_window(&window(0)).unwrap();
         sinks.write_window(&window(60_000)).unwrap();
-        let commits = sinks.sync().unwrap();
+        let commits = sinks.sync(120_000).unwrap();
         let ids: Vec<_> = commits.iter().map(|c| (c.file, c.committed_len)).collect();
         assert_eq!(
             ids,
@@ -382,6 +403,11 @@ mod tests {
             ]
         );
         assert_eq!(sinks.describe(), vec!["a", "table", "b"]);
+        // Each sink was told the frontier of the checkpoint it syncs for.
+        assert_eq!(
+            *synced.lock().unwrap(),
+            vec![("a", 120_000), ("table", 120_000), ("b", 120_000)]
+        );
     }
 
     #[test]
@@ -399,10 +425,15 @@ mod tests {
                 ..Fake::default()
             }),
         ]);
-        let err = sinks.sync().unwrap_err();
+        let err = sinks.sync(60_000).unwrap_err();
         assert_eq!((err.sink.as_str(), err.step), ("b", SinkStep::Sync));
-        // finish syncs too (the default), and names the sink as finishing.
+        assert!(err.source.downcast_ref::<Refused>().is_some());
+        let mut sinks = Sinks::new(vec![Box::new(Fake {
+            name: "c",
+            fail: Some("finish"),
+            ..Fake::default()
+        })]);
         let err = sinks.finish().unwrap_err();
-        assert_eq!((err.sink.as_str(), err.step), ("b", SinkStep::Finish));
+        assert_eq!((err.sink.as_str(), err.step), ("c", SinkStep::Finish));
     }
 }

@@ -264,8 +264,10 @@ impl JsonlSink {
         }
     }
 
-    /// fdatasync: the data and the file size, which is all a reader needs.
-    fn sync_data(&mut self) -> Result<(), SinkError> {
+    /// Makes the windows written so far durable: fdatasync, the data and the
+    /// file size, which is all a reader needs. Its length is then the commit
+    /// point ([`JsonlSink::commit`]).
+    pub fn sync(&mut self) -> Result<(), SinkError> {
         self.out.sync_data().map_err(|e| io_err(&self.path, e))
     }
 }
@@ -280,8 +282,13 @@ impl Sink for JsonlSink {
         Ok(self.write(w)?)
     }
 
-    fn sync(&mut self) -> Result<(), BoxError> {
-        Ok(self.sync_data()?)
+    /// The file needs no frontier: its commit point is its length.
+    fn sync(&mut self, _frontier_ms: i64) -> Result<(), BoxError> {
+        Ok(JsonlSink::sync(self)?)
+    }
+
+    fn finish(&mut self) -> Result<(), BoxError> {
+        Ok(JsonlSink::sync(self)?)
     }
 
     /// The file's length, identity and tail checksum; a resume rolls back to it

@@ -172,7 +172,7 @@ fn written(j: &Job, n: i64) -> Vec<SinkCommit> {
     for m in 0..n {
         o.write_window(&window(m)).unwrap();
     }
-    let commits = o.sync().unwrap();
+    let commits = o.sync(n * 60_000).unwrap();
     // Windows after the checkpoint, then a crash.
     o.write_window(&window(n)).unwrap();
     commits

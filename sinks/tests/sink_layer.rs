@@ -71,7 +71,7 @@ fn every_file_sink_records_its_commit_point_and_a_resume_cuts_each_back_to_it() 
     for m in 0..3 {
         sinks.write_window(&window(m)).unwrap();
     }
-    let commits: Vec<SinkCommit> = sinks.sync().unwrap();
+    let commits: Vec<SinkCommit> = sinks.sync(3 * 60_000).unwrap();
     let named: Vec<(&Path, u64)> = commits
         .iter()
         .map(|c| (c.path.as_path(), c.committed_len))
