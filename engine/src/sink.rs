@@ -9,8 +9,9 @@
 //! # What the engine guarantees a sink
 //!
 //! - Windows arrive in ascending order of their start, on one thread (worker 0),
-//!   each closed window once per run, sorted by (record, labels). A window is
-//!   handed to every sink of the job before the next one is handed to any.
+//!   each closed window that has records once per run, its records sorted by
+//!   (record, labels). A window is handed to every sink of the job before the
+//!   next one is handed to any.
 //! - [`Sink::sync`] is called before every checkpoint, and the commit points the
 //!   sinks report right after it are recorded in that checkpoint only once every
 //!   sink's `sync` returned Ok. A checkpoint therefore never claims a window a sink
