@@ -182,7 +182,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
         tidemark_sinks::open(job, start)
             // The engine says "cannot open the job's sinks" itself.
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     });
     let (member, workers) = cluster::start(ClusterOptions {
         config,

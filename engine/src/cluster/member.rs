@@ -24,9 +24,12 @@ use crate::run::OutputStart;
 use crate::stats::JobStats;
 use crate::time::{wall_clock_ms, EventMs};
 
-/// Opens a job's sinks (process 0 only).
-pub type MakeOutput =
-    Arc<dyn Fn(&Job, &OutputStart) -> Result<crate::sink::Sinks, String> + Send + Sync>;
+/// Opens a job's sinks (process 0 only); the sinks' own error is kept.
+pub type MakeOutput = Arc<
+    dyn Fn(&Job, &OutputStart) -> Result<crate::sink::Sinks, crate::run::OutputOpenError>
+        + Send
+        + Sync,
+>;
 /// Validates a job's TOML on this member (its own environment, its allowed roots).
 pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
 
