@@ -30,8 +30,9 @@ use super::source::Cur;
 ///  SetAside { reading: None } ──open ──────────▶ SetAside { reading: Some(older) }
 ///  SetAside { reading: Some } ──close ─────────▶ SetAside { reading: None }
 ///  SetAside ──take_back (its turn) ────────────▶ Reading(file)
-///  Between / SetAside ──finish (not follow) ───▶ Finished
-///  Reading (at the end of the last file) ──close, finish ─▶ Finished
+///  Reading (at the end of the live file) ──close, finish ──▶ Finished
+///  Placing / Between / SetAside ──finish ──────▶ Finished
+///            (not in follow mode, once nothing more can be opened)
 /// ```
 ///
 /// While `Reading`, the file's descriptor may be closed to save descriptors
