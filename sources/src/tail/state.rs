@@ -231,3 +231,83 @@ pub(super) struct Blocked {
     /// Out of file descriptors: when to try again (`None`: at every read).
     pub retry: Option<FdBackoff>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tail::source::Src;
+
+    /// A file held by the stream; only its inode matters here.
+    fn file(ino: u64) -> Cur {
+        Cur {
+            src: Src::Closed {
+                mtime: (0, 0),
+                born: None,
+            },
+            path: PathBuf::from(format!("f{ino}")),
+            id: FileId {
+                dev: 1,
+                ino,
+                fingerprint: 0,
+                fingerprint_len: 0,
+            },
+            gzip: false,
+            live_now: false,
+            start_off: 0,
+            read_off: 0,
+            skip: 0,
+            line_no: 0,
+            line_no_known: true,
+            pos_owned: false,
+            partial_since: None,
+            disk_size: 0,
+            counted_deletion: false,
+        }
+    }
+
+    fn ino(cur: Option<&Cur>) -> Option<u64> {
+        cur.map(|c| c.id.ino)
+    }
+
+    #[test]
+    fn a_file_set_aside_waits_while_older_files_are_read_then_comes_back() {
+        let s = Stream::Between.open(file(1));
+        assert_eq!(ino(s.cur()), Some(1));
+        let (s, live) = s.close();
+        assert!(matches!(s, Stream::Between));
+        let s = s.set_aside(live.unwrap(), Vec::new());
+        assert_eq!((ino(s.cur()), s.has_set_aside()), (None, true));
+        // The older files are read one by one; the set-aside file stays.
+        let s = s.open(file(2));
+        assert_eq!(ino(s.cur()), Some(2));
+        let (s, older) = s.close();
+        assert_eq!(ino(older.as_ref()), Some(2));
+        assert_eq!(ino(s.set_aside_file().map(|(f, _)| f)), Some(1));
+        let s = s.take_back();
+        assert!(matches!(s, Stream::Reading(_)));
+        assert_eq!((ino(s.cur()), s.has_set_aside()), (Some(1), false));
+    }
+
+    #[test]
+    fn placing_holds_the_resume_until_a_file_opens_and_finish_drops_everything() {
+        let pos = Position {
+            file: file(7).id,
+            path: PathBuf::from("f7"),
+            offset: 3,
+            gzip: false,
+        };
+        let s = Stream::Placing(Start::Resume(Resume {
+            pos,
+            retries: 2,
+            retry_at: None,
+        }));
+        assert_eq!(s.resume().map(|r| r.retries), Some(2));
+        assert_eq!(ino(s.cur()), None);
+        let s = s.open(file(7));
+        assert!(s.resume().is_none());
+        assert_eq!(ino(s.cur()), Some(7));
+        let s = s.set_aside(file(8), Vec::new()).finish();
+        assert!(matches!(s, Stream::Finished));
+        assert_eq!((ino(s.cur()), s.has_set_aside()), (None, false));
+    }
+}
