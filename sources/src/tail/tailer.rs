@@ -420,7 +420,7 @@ impl Tailer {
         }
         // Nothing consumed from this file yet, and an older unread file appeared (the
         // copy of a copytruncate done while we held it empty): read that first.
-        if cur.read_off == 0 && cur.start_off == 0 && self.park_for_older(&scan) {
+        if cur.read_off == 0 && cur.start_off == 0 && self.set_aside_for_older(&scan) {
             return Step::Continue;
         }
         // A file set aside waits for this one to be left.
@@ -472,7 +472,7 @@ impl Tailer {
             return false;
         }
         let scan = self.scan();
-        self.park_for_older(&scan)
+        self.set_aside_for_older(&scan)
     }
 
     fn rescan_due(&mut self, now: Instant) -> bool {

@@ -1,5 +1,6 @@
-//! Choosing and opening the next file of the stream; parking a file while older
-//! ones are read; recovering from a truncation (copytruncate or plain).
+//! Choosing and opening the next file of the stream; setting a file aside while
+//! older ones are read ([`Stream::SetAside`]); recovering from a truncation
+//! (copytruncate or plain).
 
 use std::io::{self, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
@@ -95,11 +96,11 @@ impl Tailer {
         true
     }
 
-    /// Parks the current file (nothing consumed from it) if unread files precede
-    /// it, and opens the oldest of them. A deleted file is parked only if the scan
+    /// Sets the current file (nothing consumed from it) aside if unread files precede
+    /// it, and opens the oldest of them. A deleted file is set aside only if the scan
     /// still finds its content (compressed): else its place among the others is
     /// unknown, and it is read first.
-    pub(super) fn park_for_older(&mut self, scan: &[Cand]) -> bool {
+    pub(super) fn set_aside_for_older(&mut self, scan: &[Cand]) -> bool {
         let Some(cur) = self.stream.cur() else {
             return false;
         };
@@ -121,7 +122,7 @@ impl Tailer {
         self.lb.clear();
         self.step(|s| s.set_aside(cur, before));
         if let Outcome::Nothing = self.open_first_pending(scan) {
-            self.unpark(scan);
+            self.take_back_set_aside(scan);
         }
         true
     }
@@ -130,10 +131,10 @@ impl Tailer {
     /// with nothing consumed: if an older unread file appeared next to it before
     /// those bytes were written, it must be read first. The scan comes after the
     /// read, so it sees every file made before that data; if there is one, the read
-    /// is taken back and the file parked.
+    /// is taken back and the file set aside.
     ///
     /// Torture seed 834: the live file, rewound empty after a copytruncate and
-    /// parked while its copy was read, got new lines, was copytruncated again and
+    /// set aside while its copy was read, got new lines, was copytruncated again and
     /// got newer ones, all before it was read. The second copy (holding the
     /// lines in between) was not in the scan taken before, and the newer lines were
     /// read as the continuation of the empty file: the lines in between were
@@ -150,7 +151,7 @@ impl Tailer {
         let Some(cur) = self.stream.cur() else {
             return false;
         };
-        // As `park_for_older` decides (a deleted file it cannot place is read on).
+        // As `set_aside_for_older` decides (a deleted file it cannot place is read on).
         let deleted = cur
             .src
             .plain()
@@ -173,7 +174,7 @@ impl Tailer {
         self.lb.unfill(n);
         cur.read_off = 0;
         self.counters.bytes -= n as u64;
-        self.park_for_older(&scan)
+        self.set_aside_for_older(&scan)
     }
 
     /// Where `id` is in `scan`: under its inode, or by content (compressed since).
@@ -193,9 +194,9 @@ impl Tailer {
             .collect()
     }
 
-    /// The parked file's turn has come: no unread file precedes it (or, once it is
-    /// out of the group, none of those it was parked for is still unread).
-    pub(super) fn parked_ready(&self, scan: &[Cand]) -> bool {
+    /// The set-aside file's turn has come: no unread file precedes it (or, once it is
+    /// out of the group, none of those it was set aside for is still unread).
+    pub(super) fn set_aside_ready(&self, scan: &[Cand]) -> bool {
         let Some((file, before)) = self.stream.set_aside_file() else {
             return false;
         };
@@ -208,9 +209,9 @@ impl Tailer {
         })
     }
 
-    /// Extends a parked file's fingerprint over what it holds now (it may have been
-    /// parked empty), so that a scan recognises it once compressed.
-    pub(super) fn refresh_parked(&mut self) {
+    /// Extends the set-aside file's fingerprint over what it holds now (it may have been
+    /// set aside empty), so that a scan recognises it once compressed.
+    pub(super) fn refresh_set_aside(&mut self) {
         let fp_bytes = self.opts.fingerprint_bytes;
         let Some(file) = self.stream.set_aside_file_mut() else {
             return;
@@ -228,13 +229,15 @@ impl Tailer {
         }
     }
 
-    pub(super) fn unpark(&mut self, scan: &[Cand]) {
+    /// Reads the set-aside file now ([`Stream::take_back`]), checking first
+    /// that it was not truncated meanwhile.
+    pub(super) fn take_back_set_aside(&mut self, scan: &[Cand]) {
         if let Some((file, _)) = self.stream.set_aside_file() {
             let at = Tailer::locate(scan, &file.id);
             self.pending_bytes = at.map_or(0, |i| self.pending_after(scan, i));
             self.step(Stream::take_back);
             self.lb.clear();
-            // It may have been truncated (copytruncate) while parked.
+            // It may have been truncated (copytruncate) while set aside.
             if let Some(meta) = self.cur_meta() {
                 if self.content_changed(meta.len()) {
                     self.on_truncated();
@@ -289,18 +292,18 @@ impl Tailer {
     }
 
     /// After a file is finished: the position falls back to the newest file read
-    /// that still exists; then the parked file once the files it waits for are
+    /// that still exists; then the set-aside file once the files it waits for are
     /// read, else the oldest unread file.
     pub(super) fn open_next(&mut self, scan: &[Cand]) -> Outcome {
         self.pos = self.done.anchor(scan);
-        self.refresh_parked();
-        if self.parked_ready(scan) {
-            self.unpark(scan);
+        self.refresh_set_aside();
+        if self.set_aside_ready(scan) {
+            self.take_back_set_aside(scan);
             return Outcome::Opened;
         }
         match self.open_first_pending(scan) {
             Outcome::Nothing if self.stream.has_set_aside() => {
-                self.unpark(scan);
+                self.take_back_set_aside(scan);
                 Outcome::Opened
             }
             o => o,
@@ -318,10 +321,10 @@ impl Tailer {
                 self.block_on(&c.path, e);
                 return Outcome::Blocked;
             }
-            let parked = self.stream.set_aside_file().map(|(file, _)| &file.id);
-            if parked.is_some_and(|id| c.is_inode(id.dev, id.ino) || c.same_content(id)) {
-                // The parked file (maybe compressed since): its turn.
-                self.unpark(scan);
+            let aside = self.stream.set_aside_file().map(|(file, _)| &file.id);
+            if aside.is_some_and(|id| c.is_inode(id.dev, id.ino) || c.same_content(id)) {
+                // The set-aside file (maybe compressed since): its turn.
+                self.take_back_set_aside(scan);
                 return Outcome::Opened;
             }
             match self.open(c, start) {
