@@ -17,7 +17,9 @@ pub enum ReplayFailure {
     /// A planned segment's file could not be opened.
     #[error("cannot open {}: {source}{hint}", EscapedPath(path))]
     Open {
+        /// The segment's file.
         path: PathBuf,
+        /// Why the open failed.
         #[source]
         source: io::Error,
         /// What to do about it (empty when there is nothing to add).
@@ -26,9 +28,12 @@ pub enum ReplayFailure {
     /// Reading a planned segment failed (not a damaged gzip: that ends only its file).
     #[error("reading {} failed: {source}{hint}", EscapedPath(path))]
     Read {
+        /// The segment's file.
         path: PathBuf,
+        /// Why the read failed.
         #[source]
         source: io::Error,
+        /// What to do about it (empty when there is nothing to add).
         hint: &'static str,
     },
 }
