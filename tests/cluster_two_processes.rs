@@ -9,7 +9,7 @@ use member::{
     append_host, expected, out_dir, text, tidemark, wait_for_output, windows_before, Member, T0,
 };
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -87,28 +87,17 @@ fn append(d: &Path, from: i64, secs: i64) {
     }
 }
 
-/// A port for the hosts file. Released before the member binds it, so another
-/// process could take it in between: the members' peer addresses must be known
-/// before either starts, so port 0 cannot be passed through here as it is for the
-/// API (`--api 127.0.0.1:0`, see member::Member).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Cluster {
     zero: Member,
     one: Member,
 }
 
-/// Starts member 1 first (it waits for member 0), then member 0 with the API.
-fn start(d: &Path, hosts: &Path, tag: &str) -> Cluster {
+/// Starts member 0 (with the API) on a port the OS picks, then member 1 with a
+/// hosts file naming the port member 0 reported.
+fn start(d: &Path, tag: &str) -> Cluster {
     let token = d.join("token");
     let out = out_dir(&d.join("state-0"));
-    let member = |p: usize| {
+    let member = |p: usize, hosts: &Path| {
         let root = d.join(format!("machine-{p}"));
         std::fs::create_dir_all(&root).unwrap();
         let state = d.join(format!("state-{p}"));
@@ -142,11 +131,20 @@ fn start(d: &Path, hosts: &Path, tag: &str) -> Cluster {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Member::start_with(&state, &log, &args, &env, p == 0)
     };
-    let one = member(1);
-    let zero = member(0);
+    let zero = member(0, &hosts_of_member_0(d));
+    let hosts_1 = d.join(format!("hosts-1-{tag}"));
+    std::fs::write(&hosts_1, format!("{}\n127.0.0.1:0\n", zero.peer())).unwrap();
+    let one = member(1, &hosts_1);
     let c = Cluster { zero, one };
     wait_healthy(&c);
     c
+}
+
+/// Member 0 connects to no one: its own line, port 0, is all it reads.
+fn hosts_of_member_0(d: &Path) -> PathBuf {
+    let hosts = d.join("hosts-0");
+    std::fs::write(&hosts, "# member 0, member 1\n127.0.0.1:0\n\n127.0.0.1:0\n").unwrap();
+    hosts
 }
 
 impl Cluster {
@@ -220,22 +218,12 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     std::fs::write(d.join("token"), TOKEN).unwrap();
-    let hosts = d.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!(
-            "# member 0, member 1\n127.0.0.1:{}\n\n127.0.0.1:{}\n",
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
     append(d, T0, 300); // 10:00:00 – 10:04:58 on both machines
                         // `a` closes windows by the data only (idle 1h), so lines added while the
                         // cluster is down are not late; `b` closes them once input stops (idle 1s).
     let a = job(d, "a", "1h");
     let b = job(d, "b", "1s");
-    let mut c = start(d, &hosts, "1");
+    let mut c = start(d, "1");
 
     // The token is required (the API listens on loopback).
     let (code, body) = http_get(&c.zero.api, "/jobs", None);
@@ -326,7 +314,7 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
 
     // More lines while it is down; after the restart a continues exactly once.
     append(d, T0 + 300, 300); // to 10:09:58
-    let c = start(d, &hosts, "2");
+    let c = start(d, "2");
     let want_a = windows_before(&expected(d, &a.reference, &a.out), 9);
     wait_for_output(&a.out, &want_a, &c.zero);
     let list = String::from_utf8(c.job(&["list"]).stdout).unwrap();
@@ -360,7 +348,7 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
         c.logs()
     );
     append(d, T0 + 600, 300); // to 10:14:58
-    let c = start(d, &hosts, "3");
+    let c = start(d, "3");
     let want_a = windows_before(&expected(d, &a.reference, &a.out), 14);
     wait_for_output(&a.out, &want_a, &c.zero);
     std::thread::sleep(Duration::from_millis(500));
@@ -401,17 +389,10 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     std::fs::write(d.join("token"), TOKEN).unwrap();
-    let hosts = d.join("hosts");
-    let ports = (free_port(), free_port());
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports.0, ports.1),
-    )
-    .unwrap();
     let a = job(d, "a", "1h");
     append(d, T0, 60);
     let mut written = 60; // seconds of log so far
-    let mut c = start(d, &hosts, "0");
+    let mut c = start(d, "0");
     let o = c.job(&["submit", a.submitted.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     for round in 1..=3 {
@@ -435,7 +416,7 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
         // More lines while it is down, then both come back.
         append(d, T0 + written, 20);
         written += 20;
-        c = start(d, &hosts, &round.to_string());
+        c = start(d, &round.to_string());
     }
     // The windows the final watermark closes (both hosts reached `written`-2 s).
     let last_minute = (written - 2 - 5) / 60;
@@ -454,12 +435,6 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
 fn a_member_waits_for_the_others_says_so_and_stops_at_once_on_sigterm() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
-    let hosts = d.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .unwrap();
     // Member 0 alone: its API answers, but the cluster is not healthy.
     let mut zero = Member::start_with(
         &d.join("state-0"),
@@ -470,7 +445,7 @@ fn a_member_waits_for_the_others_says_so_and_stops_at_once_on_sigterm() {
             "-p",
             "0",
             "--hosts",
-            hosts.to_str().unwrap(),
+            hosts_of_member_0(d).to_str().unwrap(),
             "--allow-root",
             d.to_str().unwrap(),
         ],
@@ -500,9 +475,11 @@ fn bad_cluster_flags_and_a_state_folder_of_another_member_exit_2() {
     std::fs::write(&one_host, "127.0.0.1:7001\n").unwrap();
     let bad_host = d.join("bad-host");
     std::fs::write(&bad_host, "127.0.0.1:7001\nlocalhost\n").unwrap();
+    let any_port = d.join("any-port");
+    std::fs::write(&any_port, "127.0.0.1:0\n127.0.0.1:0\n").unwrap();
     let state = d.join("state");
     let h = hosts.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["-n", "2", "-p", "2", "--hosts", h],
             "-p 2 is not a member of a 2-process cluster",
@@ -517,6 +494,11 @@ fn bad_cluster_flags_and_a_state_folder_of_another_member_exit_2() {
             "line 2: \"localhost\" is not host:port",
         ),
         (&["--hosts", h], "only for several processes"),
+        // Member 1 must be told the port member 0 got, not port 0.
+        (
+            &["-n", "2", "-p", "1", "--hosts", any_port.to_str().unwrap()],
+            "port 0 is only for a member's own line",
+        ),
     ];
     for (args, want) in cases {
         let o = tidemark()
@@ -559,18 +541,12 @@ fn a_member_stopping_before_process_0_does_not_commit_its_open_windows() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     std::fs::write(d.join("token"), TOKEN).unwrap();
-    let hosts = d.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .unwrap();
     std::fs::create_dir_all(d.join("machine-0")).unwrap();
     let web2 = d.join("machine-1/web-2");
     append_host(&web2, T0, 572); // to 10:09:30: window 10:09 is open
     let a = job(d, "a", "1h");
     for round in 0..3 {
-        let mut c = start(d, &hosts, &format!("r{round}"));
+        let mut c = start(d, &format!("r{round}"));
         if round == 0 {
             let o = c.job(&["submit", a.submitted.to_str().unwrap()]);
             assert!(o.status.success(), "{}", text(&o));
@@ -590,7 +566,7 @@ fn a_member_stopping_before_process_0_does_not_commit_its_open_windows() {
         let from = T0 + 572 + 300 * round;
         append_host(&web2, from, 300);
     }
-    let c = start(d, &hosts, "end");
+    let c = start(d, "end");
     let want = windows_before(&expected(d, &a.reference, &a.out), 24);
     wait_for_output(&a.out, &want, &c.zero);
     std::thread::sleep(Duration::from_millis(300));

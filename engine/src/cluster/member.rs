@@ -269,18 +269,31 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         setups: Mutex::new(HashMap::new()),
         released: Mutex::new(Vec::new()),
     });
-    let config = opts.config;
+    let peers = opts.peers;
+    let workers = opts.workers.max(1);
     let thread = std::thread::Builder::new()
         .name("tidemark-cluster".into())
         .spawn(move || -> Result<(), EngineError> {
-            let result = timely::execute(config, move |worker| member_loop(worker, &shared))
-                .map_err(EngineError::Worker)
-                .and_then(|guards| {
-                    guards
-                        .join()
-                        .into_iter()
-                        .try_for_each(|r| r.map_err(EngineError::Worker))
-                });
+            // Connecting waits for every member: here, in the background.
+            let result = match peers {
+                None => timely::CommunicationConfig::Process(workers).try_build(),
+                Some(peers) => peers.connect(workers).map_err(|e| e.to_string()),
+            }
+            .and_then(|(builders, others)| {
+                timely::execute::execute_from(
+                    builders,
+                    others,
+                    timely::WorkerConfig::default(),
+                    move |worker| member_loop(worker, &shared),
+                )
+            })
+            .map_err(EngineError::Worker)
+            .and_then(|guards| {
+                guards
+                    .join()
+                    .into_iter()
+                    .try_for_each(|r| r.map_err(EngineError::Worker))
+            });
             running.store(false, Ordering::SeqCst);
             result
         })

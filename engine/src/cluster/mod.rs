@@ -8,6 +8,7 @@
 //! - [`state_folder`]: the state folder's ownership, mode and lock, checked first.
 //! - [`member`]: the control side, and starting a member.
 //! - `options`: what a member is started with.
+//! - [`peers`]: the connections between members, this member's port bound first.
 //! - `worker`: the worker loop; `apply`: how it applies each sequenced [`Command`];
 //!   `shared`: what a member's workers share, and this process's job setups.
 //!
@@ -30,6 +31,7 @@ mod apply;
 pub mod fd_budget;
 pub mod member;
 mod options;
+pub mod peers;
 pub mod registry;
 mod shared;
 mod size;
@@ -45,6 +47,7 @@ use crate::time::EventMs;
 pub use fd_budget::{FdBudget, OverCap};
 pub use member::{start, Cluster};
 pub use options::{ClusterOptions, MakeOutput, Validate};
+pub use peers::{PeerError, Peers};
 pub use registry::{JobInfo, JobState, Registry};
 pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};
 pub use state_folder::{lock_state_folder, StateFolderError, StateLock};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tidemark_jobs::Job;
 
+use super::peers::Peers;
 use super::state_folder::StateLock;
 use crate::operators::collect::WindowOutput;
 use crate::run::OutputStart;
@@ -18,8 +19,9 @@ pub type MakeOutput =
 pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
 
 pub struct ClusterOptions {
-    /// The timely configuration: `Config::process(w)` or a cluster of processes.
-    pub config: timely::Config,
+    /// The other members (`None`: a cluster of one process), this member's own
+    /// address already bound.
+    pub peers: Option<Peers>,
     /// This member's index, the number of members, and workers per member.
     pub process: usize,
     pub processes: usize,
