@@ -128,8 +128,13 @@ pub fn run_variant(
 ) -> Result<Measured> {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir)?;
-    let out = dir.join("out.jsonl");
-    std::fs::write(dir.join("job.toml"), job_text(template, data, &out)?)?;
+    // A replay refuses to write onto the job's own sink (the live output), so the
+    // job's sink is `live.jsonl` there and the replay writes `out.jsonl`.
+    let sink = match v.range {
+        None => dir.join("out.jsonl"),
+        Some(_) => dir.join("live.jsonl"),
+    };
+    std::fs::write(dir.join("job.toml"), job_text(template, data, &sink)?)?;
     let mut cmd = Command::new(bin);
     let w = v.workers.to_string();
     match v.range {
