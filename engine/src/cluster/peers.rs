@@ -27,6 +27,9 @@ const RETRY_EVERY: Duration = Duration::from_secs(1);
 /// is before it is dropped as a stray (a port scanner, a health check).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Stray connections warned about before they are only dropped.
+const MAX_STRAY_WARNINGS: u32 = 10;
+
 #[derive(Debug, Error)]
 pub enum PeerError {
     #[error("member {process} is not in the hosts file's {members} addresses")]
@@ -120,27 +123,41 @@ impl Peers {
         sockets.push(None);
         let above = self.addresses.len() - self.process - 1;
         let mut accepted: Vec<Option<TcpStream>> = (0..above).map(|_| None).collect();
+        if above > 0 {
+            tracing::info!(
+                "waiting for members {} to {} to connect",
+                self.process + 1,
+                self.addresses.len() - 1
+            );
+        }
+        let mut strays = 0u32;
         while accepted.iter().any(Option::is_none) {
             let (stream, from) = self.listener.accept().map_err(PeerError::Accept)?;
-            match handshake(&stream) {
+            let why = match handshake(&stream) {
                 Ok(member) if member > self.process && member < self.addresses.len() => {
                     let slot = &mut accepted[member - self.process - 1];
-                    if slot.is_some() {
-                        tracing::warn!(
-                            "a second connection from {from} says it is member {member}: dropped"
-                        );
-                    } else {
+                    if slot.is_none() {
                         *slot = Some(stream);
+                        continue;
                     }
+                    format!("says it is member {member}, which is connected already")
                 }
-                Ok(member) => tracing::warn!(
-                    "a connection from {from} says it is member {member}, which does not \
-                     connect to member {}: dropped",
+                Ok(member) => format!(
+                    "says it is member {member}, which does not connect to member {}",
                     self.process
                 ),
-                Err(e) => tracing::warn!(
-                    "a connection from {from} did not say which member it is ({e}): dropped"
-                ),
+                Err(e) => format!("did not say which member it is ({e})"),
+            };
+            strays += 1;
+            if strays <= MAX_STRAY_WARNINGS {
+                tracing::warn!(
+                    "a connection from {from} {why}: dropped{}",
+                    if strays == MAX_STRAY_WARNINGS {
+                        "; further ones are dropped without a warning"
+                    } else {
+                        ""
+                    }
+                );
             }
         }
         sockets.extend(accepted);
@@ -209,9 +226,13 @@ mod tests {
         let mut stray = TcpStream::connect(addr).unwrap();
         stray.write_all(&7u64.to_be_bytes()).unwrap();
         let one = Peers::bind(vec![addr.to_string(), "127.0.0.1:0".into()], 1).unwrap();
-        let ones = one.sockets().unwrap();
-        assert!(ones[0].is_some());
+        let mut ones = one.sockets().unwrap();
         let zeros = t.join().unwrap();
-        assert!(zeros[1].is_some());
+        // Member 0's stream for member 1 is member 1's, not the stray's.
+        ones[0].as_mut().unwrap().write_all(b"!").unwrap();
+        let mut got = [0u8; 1];
+        zeros[1].as_ref().unwrap().read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"!");
+        drop(stray);
     }
 }
