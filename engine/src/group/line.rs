@@ -113,7 +113,7 @@ fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, li
             "{}:{}: an earlier line stamped {} ({} ahead of this one) is not confirmed by \
              this line: it is counted as an outlier (it stays in its own window, but did \
              not move the watermark, so later lines are not late){}",
-            origin.path.display(),
+            EscapedPath(origin.path),
             origin.line_no,
             crate::run::format_ms(outlier_ms),
             crate::watermark::format_span(outlier_ms - line_ms),
