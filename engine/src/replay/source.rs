@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
@@ -133,7 +134,7 @@ pub fn replay_source<'scope>(
                         Ok(run) => current = Some(run),
                         Err(e) => {
                             let hint = if seg.gzip { "" } else { changed_hint(&e) };
-                            fail(format!("cannot open {}: {e}{hint}", seg.path.display()));
+                            fail(format!("cannot open {}: {e}{hint}", EscapedPath(&seg.path)));
                             break;
                         }
                     }
@@ -159,7 +160,7 @@ pub fn replay_source<'scope>(
                         // As in a live run: the lines before the damage count.
                         tracing::warn!(
                             "{}: decompression failed ({e}); the rest of this file is skipped",
-                            run.segment().path.display()
+                            EscapedPath(&run.segment().path)
                         );
                         run.end_early();
                         run.drain(&mut emit);
@@ -169,7 +170,7 @@ pub fn replay_source<'scope>(
                     Err(e) => {
                         fail(format!(
                             "reading {} failed: {e}{}",
-                            run.segment().path.display(),
+                            EscapedPath(&run.segment().path),
                             changed_hint(&e)
                         ));
                         break;
