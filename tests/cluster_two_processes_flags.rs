@@ -143,3 +143,30 @@ fn cluster_processes_times_workers_beyond_the_limit_is_refused() {
     );
     assert!(!d.join("state").join("member").exists());
 }
+
+/// A member whose own address is taken says so at once and exits 1 (timely used
+/// to find out in the background, once the member had started).
+#[test]
+fn a_member_whose_peer_address_is_taken_says_so_and_exits_1() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    // Held for the whole test: the port stays taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let hosts = d.join("hosts");
+    std::fs::write(&hosts, format!("{addr}\n127.0.0.1:0\n")).unwrap();
+    let o = tidemark()
+        .args(["cluster", "--api", "127.0.0.1:0", "--state-dir"])
+        .arg(d.join("state"))
+        .args(["-n", "2", "-p", "0", "--allow-root", "/", "--hosts"])
+        .arg(&hosts)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("cannot listen for the other members on {addr}")),
+        "{}",
+        text(&o)
+    );
+    drop(taken);
+}

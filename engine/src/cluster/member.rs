@@ -277,7 +277,9 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
             // Connecting waits for every member: here, in the background.
             let result = match peers {
                 None => timely::CommunicationConfig::Process(workers).try_build(),
-                Some(peers) => peers.connect(workers).map_err(|e| e.to_string()),
+                Some(peers) => peers
+                    .connect(workers)
+                    .map_err(|e| crate::install::full_message(&e)),
             }
             .and_then(|(builders, others)| {
                 timely::execute::execute_from(

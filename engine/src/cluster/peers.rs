@@ -30,25 +30,26 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Stray connections warned about before they are only dropped.
 const MAX_STRAY_WARNINGS: u32 = 10;
 
+/// Why a member cannot reach the others; the cause is the error's source.
 #[derive(Debug, Error)]
 pub enum PeerError {
     #[error("member {process} is not in the hosts file's {members} addresses")]
     NotListed { process: usize, members: usize },
-    #[error("cannot listen for the other members on {addr}: {source}")]
+    #[error("cannot listen for the other members on {addr}")]
     Bind {
         addr: String,
         #[source]
         source: io::Error,
     },
-    #[error("cannot accept the other members' connections: {0}")]
+    #[error("cannot accept the other members' connections")]
     Accept(#[source] io::Error),
-    #[error("cannot set up the connection to member {member}: {source}")]
+    #[error("cannot set up the connection to member {member}")]
     Socket {
         member: usize,
         #[source]
         source: io::Error,
     },
-    #[error("cannot start the connections between members: {0}")]
+    #[error("cannot start the connections between members")]
     Network(#[source] io::Error),
 }
 
