@@ -33,22 +33,27 @@ const MAX_STRAY_WARNINGS: u32 = 10;
 /// Why a member cannot reach the others; the cause is the error's source.
 #[derive(Debug, Error)]
 pub enum PeerError {
+    /// `-p` is beyond the hosts file's lines.
     #[error("member {process} is not in the hosts file's {members} addresses")]
     NotListed { process: usize, members: usize },
+    /// This member's own address cannot be bound (taken, or not this machine's).
     #[error("cannot listen for the other members on {addr}")]
     Bind {
         addr: String,
         #[source]
         source: io::Error,
     },
+    /// Accepting a connection on the bound port failed.
     #[error("cannot accept the other members' connections")]
     Accept(#[source] io::Error),
+    /// A connection to a member below this one was made but could not be set up.
     #[error("cannot set up the connection to member {member}")]
     Socket {
         member: usize,
         #[source]
         source: io::Error,
     },
+    /// timely could not start its send and receive threads on the connections.
     #[error("cannot start the connections between members")]
     Network(#[source] io::Error),
 }
