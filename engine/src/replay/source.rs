@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
@@ -171,7 +172,7 @@ pub fn replay_source<'scope>(
                         // As in a live run: the lines before the damage count.
                         tracing::warn!(
                             "{}: decompression failed ({e}); the rest of this file is skipped",
-                            run.segment().path.display()
+                            EscapedPath(&run.segment().path)
                         );
                         run.end_early();
                         run.drain(&mut emit);
