@@ -107,7 +107,7 @@ pub fn run_replay(
         r.map_err(EngineError::Worker)?;
     }
     if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Worker(e));
+        return Err(EngineError::Worker(e.to_string()));
     }
     if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
         return Err(EngineError::Output(e));
