@@ -11,7 +11,7 @@ use tidemark_engine::install::EngineError;
 use tidemark_engine::output_guard::Protected;
 use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
-use tidemark_sinks::{Existing, Outputs, SinkError};
+use tidemark_sinks::{Existing, SinkError};
 
 /// Exit code for an invalid job or bad usage, including a file in the way that the
 /// user must move (or let go with `--overwrite`).
@@ -234,9 +234,7 @@ pub fn execute(
             stats: None,
         },
         Box::new(move |start| {
-            Outputs::open_with(&for_sinks, start, existing)
-                .map(|o| Box::new(o) as Box<dyn tidemark_engine::WindowOutput>)
-                .map_err(Into::into)
+            tidemark_sinks::open_with(&for_sinks, start, existing).map_err(Into::into)
         }),
     )
     .with_context(|| format!("job {:?} failed", job.name))

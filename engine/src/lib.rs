@@ -25,6 +25,7 @@ pub mod resume;
 pub mod run;
 pub mod series;
 pub mod setup;
+pub mod sink;
 pub mod stats;
 pub mod time;
 pub mod watcher;
@@ -32,9 +33,9 @@ pub mod watermark;
 
 pub use install::{install_job, JobHandle};
 pub use labels::Labels;
-pub use operators::collect::WindowOutput;
 pub use run::{
     fixed_output, run_job, run_job_file, OutputFactory, OutputStart, RunOptions, RunOutcome,
 };
 pub use series::{ClosedWindow, Origin, Series, Value};
+pub use sink::{Sink, SinkFailure, Sinks};
 pub use stats::JobStats;

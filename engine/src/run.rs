@@ -11,9 +11,9 @@ use tidemark_jobs::Job;
 
 use crate::checkpoint::{CheckpointStore, ResetChoice, SinkCommit};
 use crate::install::{install_job, EngineError, ResumePlan, StartAt};
-use crate::operators::collect::WindowOutput;
 use crate::resume::Resume;
 use crate::setup::{JobSetup, SetupOptions, StateRole};
+use crate::sink::{Sink, Sinks};
 use crate::stats::JobStats;
 use crate::time::EventMs;
 
@@ -61,12 +61,11 @@ pub enum OutputStart {
 pub type OutputOpenError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Opens the job's outputs for a start mode (the binary opens its sinks here).
-pub type OutputFactory =
-    Box<dyn FnOnce(&OutputStart) -> Result<Box<dyn WindowOutput>, OutputOpenError> + Send>;
+pub type OutputFactory = Box<dyn FnOnce(&OutputStart) -> Result<Sinks, OutputOpenError> + Send>;
 
-/// An output that ignores the start mode (tests, in-memory outputs).
-pub fn fixed_output(out: Box<dyn WindowOutput>) -> OutputFactory {
-    Box::new(move |_| Ok(out))
+/// One sink that ignores the start mode (tests, in-memory outputs).
+pub fn fixed_output(out: Box<dyn Sink>) -> OutputFactory {
+    Box::new(move |_| Ok(Sinks::new(vec![out])))
 }
 
 #[derive(Debug)]

@@ -181,6 +181,9 @@ impl JobSetup {
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
+                if let Ok(mut s) = stats.lock() {
+                    s.sinks = output.describe();
+                }
                 let mut committer = store.map(|s| {
                     Committer::new(
                         s,
@@ -198,7 +201,7 @@ impl JobSetup {
                 // restart refuse the kept output or read every file into it.
                 if let Some(c) = &mut committer {
                     c.record_start(
-                        &mut *output,
+                        &mut output,
                         groups_of(&plan.groups),
                         plan.start_at == StartAt::End,
                     )
@@ -448,17 +451,23 @@ expr = "sum(reqs)"
     /// A sink that says it wrote file (1, 2), for the checkpoint to record.
     struct Named;
 
-    impl crate::operators::collect::WindowOutput for Named {
-        fn window(&mut self, _: &crate::series::ClosedWindow) -> Result<(), String> {
+    impl crate::sink::Sink for Named {
+        fn describe(&self) -> String {
+            "named".to_string()
+        }
+        fn write_window(
+            &mut self,
+            _: &crate::series::ClosedWindow,
+        ) -> Result<(), crate::sink::BoxError> {
             Ok(())
         }
-        fn sync(&mut self) -> Result<Vec<crate::checkpoint::SinkCommit>, String> {
-            Ok(vec![crate::checkpoint::SinkCommit {
+        fn commit_point(&self) -> Option<crate::checkpoint::SinkCommit> {
+            Some(crate::checkpoint::SinkCommit {
                 path: "/out/j.jsonl".into(),
                 committed_len: 0,
                 file: Some(crate::checkpoint::FileIdentity { dev: 1, ino: 2 }),
                 tail: None,
-            }])
+            })
         }
     }
 

@@ -114,7 +114,7 @@ fn prepare(
     let make = shared.make_output.clone();
     let for_sinks = job.clone();
     let output: Option<crate::run::OutputFactory> = (shared.process == 0)
-        .then(|| Box::new(move |start: &OutputStart| Ok(make(&for_sinks, start)?)) as _);
+        .then(|| Box::new(move |start: &OutputStart| make(&for_sinks, start)) as _);
     let role = if shared.process == 0 {
         StateRole::Owner {
             expect: Some(committed),
