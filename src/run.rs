@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tidemark_engine::checkpoint::ResetChoice;
-use tidemark_engine::install::EngineError;
+use tidemark_engine::error::EngineError;
 use tidemark_engine::output_guard::Protected;
 use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;

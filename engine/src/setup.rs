@@ -13,17 +13,19 @@ use std::time::Duration;
 use tidemark_jobs::Job;
 use tidemark_sources::file::FileGroup;
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, ResetChoice};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoice};
 use crate::commit::{group_checkpoints, groups_of, Committer};
+use crate::error::EngineError;
 use crate::groupset::{balance, initial_groups};
-use crate::install::{EngineError, InstallContext, ResumePlan, StartAt};
+use crate::install::InstallContext;
 use crate::operators::collect::{Collector, OutputError};
 use crate::operators::source::{Poke, PokeBoard};
 use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
-use crate::run::{format_ms, lock_state, prepare_state, resume_groups, OutputFactory, OutputStart};
+use crate::start::{OutputFactory, OutputStart, ResumePlan, StartAt};
+use crate::state::{lock_state, prepare_state, resume_groups};
 use crate::stats::{JobStats, SharedStats};
-use crate::time::{wall_clock_ms, EventMs};
+use crate::time::{format_ms, wall_clock_ms, EventMs};
 use crate::watcher::JobWatcher;
 
 /// Where a cluster's jobs write by default, inside its state folder.
@@ -107,22 +109,22 @@ impl JobSetup {
             .unwrap_or_else(|| Arc::new(Mutex::new(JobStats::default())));
         let lock = match &opts.state_dir {
             None => None,
-            Some(dir) => Some(lock_state(&dir.join(&job.name))?),
+            Some(dir) => Some(lock_state(&dir.join(&job.name)).map_err(EngineError::StateLock)?),
         };
         let mut member_store = None;
         let (store, plan, start) = match (&opts.state_dir, opts.role) {
             (None, _) => (None, ResumePlan::default(), OutputStart::Fresh),
             (Some(dir), StateRole::Owner { expect }) => {
-                let state = prepare_state(&dir.join(&job.name), job, opts.reset)?;
+                let state = prepare_state(&dir.join(&job.name), job, opts.reset)
+                    .map_err(EngineError::Checkpoint)?;
                 let found =
                     matches!(state.2, OutputStart::Resume { .. }).then_some(state.1.skip_below);
                 if let Some(expect) = expect.filter(|&e| e != found) {
-                    return Err(EngineError::Checkpoint(format!(
-                        "job {:?}: its checkpoint changed while it was being installed (frontier {} instead of {}); submit it again",
-                        job.name,
-                        found.map_or("none".into(), format_ms),
-                        expect.map_or("none".into(), format_ms),
-                    )));
+                    return Err(EngineError::CheckpointMoved {
+                        job: job.name.clone(),
+                        found,
+                        expected: expect,
+                    });
                 }
                 state
             }
@@ -242,7 +244,7 @@ impl JobSetup {
     /// frontier process 0 has committed. `Ok(false)`: nothing written (not a member,
     /// or some group has not published yet; the previous positions stay, which is
     /// safe: they are for an earlier committed frontier).
-    pub fn write_member_checkpoint(&self, frontier_ms: EventMs) -> Result<bool, String> {
+    pub fn write_member_checkpoint(&self, frontier_ms: EventMs) -> Result<bool, CheckpointError> {
         let Some(store) = &self.member_store else {
             return Ok(false);
         };
@@ -260,11 +262,12 @@ impl JobSetup {
             // Process 0's checkpoint keeps the count: only it sees whole windows.
             limited_windows: 0,
         };
+        // A panic in another save cannot have left a half-written checkpoint (a
+        // save replaces the file by rename), so the store stays usable.
         store
             .lock()
-            .map_err(|_| "the checkpoint store is poisoned".to_string())?
-            .save(&cp)
-            .map_err(|e| e.to_string())?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .save(&cp)?;
         // Only now may the sources forget the marks below it.
         self.board.set_committed(frontier_ms);
         if let Ok(mut s) = self.stats.lock() {
@@ -309,7 +312,7 @@ fn prepare_member_state(
     job: &Job,
     committed: Option<EventMs>,
 ) -> Result<(CheckpointStore, ResumePlan), EngineError> {
-    let ck = |e: crate::checkpoint::CheckpointError| EngineError::Checkpoint(e.to_string());
+    let ck = EngineError::Checkpoint;
     let mut store = CheckpointStore::for_job(dir, job).map_err(ck)?;
     let from_start = ResumePlan {
         skip_below: committed.unwrap_or(EventMs::MIN),
@@ -482,7 +485,7 @@ expr = "sum(reqs)"
                 workers: 1,
                 role: StateRole::Owner { expect: None },
             },
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         let cp = CheckpointStore::for_job(&d.path().join("j"), &job())
@@ -524,14 +527,14 @@ expr = "sum(reqs)"
         let first = JobSetup::prepare(
             &job(),
             options(d.path(), Some(ResetChoice::End)),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         drop(first);
         let again = JobSetup::prepare(
             &job(),
             options(d.path(), None),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         assert!(
@@ -544,7 +547,7 @@ expr = "sum(reqs)"
         let again = JobSetup::prepare(
             &job(),
             options(d.path(), None),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         assert_eq!(again.resume.start_at, StartAt::End);
@@ -565,7 +568,7 @@ expr = "sum(reqs)"
         let err = JobSetup::prepare(
             &job,
             options(&state, None),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .err()
         .expect("a sink in the state folder");

@@ -19,9 +19,9 @@ use super::store::{self, JobStore};
 use super::worker::{member_loop, Shared};
 use super::Command;
 use crate::checkpoint::CheckpointStore;
-use crate::install::EngineError;
+use crate::error::EngineError;
 use crate::operators::collect::WindowOutput;
-use crate::run::OutputStart;
+use crate::start::OutputStart;
 use crate::stats::JobStats;
 use crate::time::{wall_clock_ms, EventMs};
 
@@ -222,24 +222,25 @@ fn committed_frontier(jobs_dir: &Path, name: &str) -> Option<EventMs> {
 pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineError> {
     let processes = opts.processes.max(1);
     store::claim_identity(&opts.state_dir, opts.process, processes)
-        .map_err(EngineError::Checkpoint)?;
+        .map_err(EngineError::Identity)?;
     // One member per state folder (the caller took the lock): a second would
     // install the same kept jobs and delete the first one's on stop.
     let lock = opts.state_lock;
-    let store = JobStore::open(&opts.state_dir).map_err(|e| {
-        EngineError::Checkpoint(format!(
-            "cannot use the state folder {}: {e}",
-            opts.state_dir.display()
-        ))
+    let store = JobStore::open(&opts.state_dir).map_err(|source| EngineError::JobStore {
+        action: "use the state folder",
+        path: opts.state_dir.clone(),
+        source,
     })?;
     let jobs_dir = opts.state_dir.join("jobs");
     let (tx, rx) = channel();
     let registry = Arc::new(Registry::default());
     let fd_budget = Arc::new(FdBudget::new(opts.max_open_files));
     if opts.process == 0 {
-        let kept = store
-            .load()
-            .map_err(|e| EngineError::Checkpoint(format!("cannot read the kept jobs: {e}")))?;
+        let kept = store.load().map_err(|source| EngineError::JobStore {
+            action: "read the kept jobs in",
+            path: opts.state_dir.clone(),
+            source,
+        })?;
         if kept.len() > opts.max_jobs {
             tracing::warn!(
                 "the state folder keeps {} jobs, more than --max-jobs {}: every one is installed again, and no new job is accepted until fewer than {} remain",
@@ -304,16 +305,25 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         .name("tidemark-cluster".into())
         .spawn(move || -> Result<(), EngineError> {
             let result = timely::execute(config, move |worker| member_loop(worker, &shared))
-                .map_err(EngineError::Worker)
+                .map_err(|message| EngineError::Timely {
+                    worker: None,
+                    message,
+                })
                 .and_then(|guards| {
                     guards
                         .join()
                         .into_iter()
-                        .try_for_each(|r| r.map_err(EngineError::Worker))
+                        .enumerate()
+                        .try_for_each(|(worker, r)| {
+                            r.map_err(|message| EngineError::Timely {
+                                worker: Some(worker),
+                                message,
+                            })
+                        })
                 });
             running.store(false, Ordering::SeqCst);
             result
         })
-        .map_err(|e| EngineError::Worker(format!("cannot start the workers: {e}")))?;
+        .map_err(EngineError::SpawnWorkers)?;
     Ok((cluster, thread))
 }

@@ -16,8 +16,8 @@ use tidemark_sources::replay::{
     gzip_first_time_file, is_gzip_file, span_overlaps, Accept, TimeIndex,
 };
 
+use crate::error::EngineError;
 use crate::groupset::host_of_path;
-use crate::install::EngineError;
 use crate::time::{wall_clock_ms, window_start, EventMs, WindowTime};
 
 /// The whole windows a replay emits: `[from, to)` with `from` rounded up and `to`
@@ -163,8 +163,7 @@ pub fn plan_replay(
 ) -> Result<ReplayPlan, EngineError> {
     let d = job.window.max_out_of_orderness.as_millis() as i64;
     let (from, to) = (range.from_ms, range.to_ms);
-    let mut parser =
-        LineParser::new(&job.parse, &[]).map_err(|e| EngineError::Parser(e.to_string()))?;
+    let mut parser = LineParser::new(&job.parse, &[]).map_err(EngineError::Parser)?;
     // Searches use only the lines the replay will count (a line dated 2099 must not
     // make a file look later than the range).
     let accept = Accept {
@@ -355,7 +354,10 @@ fn reopen<'p>(
 }
 
 fn io_error(path: &Path, e: io::Error) -> EngineError {
-    EngineError::Worker(format!("cannot read {}: {e}", path.display()))
+    EngineError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    }
 }
 
 /// The job's streams: each file group (rotated siblings oldest first, then the
@@ -378,8 +380,7 @@ fn find_streams(
     accept: &Accept,
 ) -> Result<Vec<Stream>, EngineError> {
     let src = &job.source;
-    let found = discover(&src.include, &src.exclude, roots)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let found = discover(&src.include, &src.exclude, roots).map_err(EngineError::Discover)?;
     crate::groupset::warn_left_out(&found);
     outside.extend(found.outside);
     let groups = found.groups;
@@ -399,8 +400,8 @@ fn find_streams(
             files,
         });
     }
-    let archived = discover_archive(&src.archive, &src.exclude, roots)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let archived =
+        discover_archive(&src.archive, &src.exclude, roots).map_err(EngineError::Discover)?;
     outside.extend(archived.outside);
     for p in archived.files {
         let Some(f) = file_info(&p, None, roots, outside, parser, accept)? else {

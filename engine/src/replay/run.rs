@@ -10,7 +10,8 @@ use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
 use crate::checkpoint::SinkCommit;
-use crate::install::{downstream, EngineError};
+use crate::error::EngineError;
+use crate::install::downstream;
 use crate::operators::collect::{Collector, WindowOutput};
 use crate::plan::Plan;
 use crate::series::ClosedWindow;
@@ -100,16 +101,22 @@ pub fn run_replay(
                 worker.step_or_park(Some(Duration::from_millis(50)));
             }
         })
-        .map_err(EngineError::Worker)?
+        .map_err(|message| EngineError::Timely {
+            worker: None,
+            message,
+        })?
     };
-    for r in guards.join() {
-        r.map_err(EngineError::Worker)?;
+    for (worker, r) in guards.join().into_iter().enumerate() {
+        r.map_err(|message| EngineError::Timely {
+            worker: Some(worker),
+            message,
+        })?;
     }
     if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Worker(e));
+        return Err(EngineError::Source(e.into()));
     }
     if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Output(e));
+        return Err(EngineError::Output(e.into()));
     }
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(ReplayOutcome {

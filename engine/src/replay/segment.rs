@@ -246,7 +246,7 @@ fn ingest(
                  the watermark)",
                 seg.path.display(),
                 seg.start,
-                crate::run::format_ms(outlier)
+                crate::time::format_ms(outlier)
             );
         }
     }
