@@ -186,3 +186,25 @@ fn a_held_state_lock_names_the_lock_file_in_a_hint() {
     let o = tidemark(&[], &f.job, &f.state);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn another_jobs_checkpoint_exits_2_with_a_state_dir_hint() {
+    let f = finished();
+    // The job renamed, and its old state folder copied to the new name's.
+    let text = std::fs::read_to_string(&f.job).unwrap();
+    assert!(text.contains("name = \"nginx\""), "{text}");
+    std::fs::write(&f.job, text.replace("name = \"nginx\"", "name = \"copy\"")).unwrap();
+    std::fs::create_dir(f.state.join("copy")).unwrap();
+    for file in ["checkpoint", "tidemark-state"] {
+        let from = f.state.join("nginx").join(file);
+        if from.exists() {
+            std::fs::copy(&from, f.state.join("copy").join(file)).unwrap();
+        }
+    }
+    let err = f.refused(2);
+    assert!(err.contains("belongs to job \"nginx\""), "{err}");
+    assert!(
+        hints(&err).iter().any(|h| h.contains("--state-dir")),
+        "{err}"
+    );
+}

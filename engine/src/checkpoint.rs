@@ -185,15 +185,18 @@ pub enum ResetChoice {
     End,
 }
 
+/// A `--reset-checkpoint` value that is neither choice (the text given).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("--reset-checkpoint must be `beginning` or `end`, not {0:?}")]
+pub struct BadResetChoice(pub String);
+
 impl FromStr for ResetChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ResetChoice, String> {
+    type Err = BadResetChoice;
+    fn from_str(s: &str) -> Result<ResetChoice, BadResetChoice> {
         match s {
             "beginning" => Ok(ResetChoice::Beginning),
             "end" => Ok(ResetChoice::End),
-            other => Err(format!(
-                "--reset-checkpoint must be `beginning` or `end`, not {other:?}"
-            )),
+            other => Err(BadResetChoice(other.to_string())),
         }
     }
 }

@@ -578,3 +578,6 @@ expr = "sum(reqs)"
         }
     }
 }
+
+#[cfg(test)]
+mod error_tests;
