@@ -22,6 +22,32 @@ use crate::time::{wall_clock_ms, window_start, EventMs, WindowTime};
 
 /// The whole windows a replay emits: `[from, to)` with `from` rounded up and `to`
 /// rounded down to window boundaries.
+/// Why `--from`/`--to` hold nothing to replay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("--from is before 1970")]
+    BeforeEpoch,
+    #[error("--to must be later than --from")]
+    Empty,
+    #[error(
+        "[{}, {}) holds no whole window of the job's {window_ms} ms (windows start at multiples of it since 1970-01-01T00:00:00Z); widen the range",
+        show(*from_ms),
+        show(*to_ms)
+    )]
+    NoWholeWindow {
+        from_ms: EventMs,
+        to_ms: EventMs,
+        window_ms: i64,
+    },
+}
+
+/// An instant as RFC 3339, or its milliseconds if it has none.
+fn show(ms: EventMs) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayRange {
     from_ms: EventMs,
@@ -29,27 +55,25 @@ pub struct ReplayRange {
 }
 
 impl ReplayRange {
-    pub fn new(from_ms: EventMs, to_ms: EventMs, window_ms: i64) -> Result<ReplayRange, String> {
+    pub fn new(
+        from_ms: EventMs,
+        to_ms: EventMs,
+        window_ms: i64,
+    ) -> Result<ReplayRange, RangeError> {
         if from_ms < 0 {
-            return Err("--from is before 1970".into());
+            return Err(RangeError::BeforeEpoch);
         }
         if to_ms <= from_ms {
-            return Err("--to must be later than --from".into());
+            return Err(RangeError::Empty);
         }
         let from = window_start(from_ms + window_ms - 1, window_ms);
         let to = window_start(to_ms, window_ms);
         if to <= from {
-            let show = |ms: EventMs| {
-                jiff::Timestamp::from_millisecond(ms)
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|_| ms.to_string())
-            };
-            return Err(format!(
-                "[{}, {}) holds no whole window of the job's {} ms (windows start at multiples of it since 1970-01-01T00:00:00Z); widen the range",
-                show(from_ms),
-                show(to_ms),
-                window_ms
-            ));
+            return Err(RangeError::NoWholeWindow {
+                from_ms,
+                to_ms,
+                window_ms,
+            });
         }
         Ok(ReplayRange {
             from_ms: from,
