@@ -23,9 +23,9 @@ use crate::operators::source::{Poke, PokeBoard};
 use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
 use crate::start::{OutputFactory, OutputStart, ResumePlan, StartAt};
-use crate::state::{lock_state, prepare_state, resume_groups};
+use crate::state::{lock_state, prepare_member_state, prepare_state};
 use crate::stats::{JobStats, SharedStats};
-use crate::time::{format_ms, wall_clock_ms, EventMs};
+use crate::time::{wall_clock_ms, EventMs};
 use crate::watcher::JobWatcher;
 
 /// Where a cluster's jobs write by default, inside its state folder.
@@ -129,7 +129,8 @@ impl JobSetup {
                 state
             }
             (Some(dir), StateRole::Member { committed }) => {
-                let (store, plan) = prepare_member_state(&dir.join(&job.name), job, committed)?;
+                let (store, plan) = prepare_member_state(&dir.join(&job.name), job, committed)
+                    .map_err(EngineError::Checkpoint)?;
                 member_store = Some(Mutex::new(store));
                 (None, plan, OutputStart::Fresh)
             }
@@ -304,64 +305,9 @@ impl JobSetup {
     }
 }
 
-/// A member's resume plan: its own read positions if they are for a frontier at or
-/// below process 0's, else (none, lost, or ahead of the sinks) its files from the
-/// start. Either way windows below process 0's frontier are not sent again.
-fn prepare_member_state(
-    dir: &std::path::Path,
-    job: &Job,
-    committed: Option<EventMs>,
-) -> Result<(CheckpointStore, ResumePlan), EngineError> {
-    let ck = EngineError::Checkpoint;
-    let mut store = CheckpointStore::for_job(dir, job).map_err(ck)?;
-    let from_start = ResumePlan {
-        skip_below: committed.unwrap_or(EventMs::MIN),
-        start_at: StartAt::Beginning,
-        checkpointing: true,
-        ..ResumePlan::default()
-    };
-    let loaded = match store.load() {
-        Ok(cp) => cp,
-        Err(e) => {
-            tracing::warn!(
-                "job {:?}: {e} This member re-reads its files from the start instead; windows already written are not written again",
-                job.name
-            );
-            store.reset().map_err(ck)?;
-            None
-        }
-    };
-    let plan = match (loaded, committed) {
-        (Some(cp), Some(f0)) if cp.frontier_ms <= f0 => {
-            tracing::info!(
-                "job {:?}: resuming this member's files from windows before {}",
-                job.name,
-                format_ms(cp.frontier_ms)
-            );
-            ResumePlan {
-                groups: resume_groups(cp.groups),
-                ..from_start
-            }
-        }
-        (Some(cp), committed) => {
-            tracing::warn!(
-                "job {:?}: this member's read positions (windows before {}) are ahead of what process 0 has written ({}); re-reading its files from the start",
-                job.name,
-                format_ms(cp.frontier_ms),
-                committed.map_or("nothing".into(), format_ms)
-            );
-            store.reset().map_err(ck)?;
-            from_start
-        }
-        (None, _) => from_start,
-    };
-    Ok((store, plan))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::GroupCheckpoint;
     use std::path::Path;
 
     fn job() -> Job {
@@ -382,70 +328,6 @@ record = "all:reqs"
 expr = "sum(reqs)"
 "#;
         tidemark_jobs::from_str(text, "j.toml", Path::new("/")).unwrap()
-    }
-
-    /// Saves a member checkpoint for `frontier_ms` with one group.
-    fn saved(dir: &Path, frontier_ms: EventMs) {
-        let mut store = CheckpointStore::open(dir, "j").unwrap();
-        store
-            .save(&Checkpoint {
-                job: "j".into(),
-                frontier_ms,
-                sinks: Vec::new(),
-                groups: vec![GroupCheckpoint {
-                    live: "/nowhere/a.log".into(),
-                    resume: None,
-                    max_seen_ms: Some(frontier_ms + 5),
-                    floor_ms: None,
-                    suspect_ms: None,
-                    at_tail: false,
-                    kept: Vec::new(),
-                }],
-                written_unix_ms: 0,
-                semantics: None,
-                start_at_end: false,
-                limited_windows: 0,
-            })
-            .unwrap();
-    }
-
-    #[test]
-    fn a_member_resumes_from_positions_at_or_below_process_0s_frontier() {
-        let d = tempfile::tempdir().unwrap();
-        saved(d.path(), 60_000);
-        for committed in [60_000, 180_000] {
-            let (_, plan) = prepare_member_state(d.path(), &job(), Some(committed)).unwrap();
-            assert_eq!(plan.groups.len(), 1);
-            // Windows below process 0's frontier are in the sinks: skipped.
-            assert_eq!(plan.skip_below, committed);
-        }
-    }
-
-    #[test]
-    fn a_member_never_resumes_from_positions_ahead_of_the_sinks() {
-        // Positions for 3 minutes, sinks only at 2: resuming from them would lose
-        // the lines of 10:02–10:03; so this member reads from the start.
-        let d = tempfile::tempdir().unwrap();
-        saved(d.path(), 180_000);
-        let (store, plan) = prepare_member_state(d.path(), &job(), Some(120_000)).unwrap();
-        assert!(plan.groups.is_empty());
-        assert_eq!(plan.skip_below, 120_000);
-        assert_eq!(store.load().unwrap(), None, "the stale positions are gone");
-        // Nothing committed by process 0 (its state was lost or is new): same.
-        saved(d.path(), 60_000);
-        let (_, plan) = prepare_member_state(d.path(), &job(), None).unwrap();
-        assert!(plan.groups.is_empty());
-        assert_eq!(plan.skip_below, EventMs::MIN);
-    }
-
-    #[test]
-    fn a_member_with_damaged_positions_reads_from_the_start() {
-        let d = tempfile::tempdir().unwrap();
-        saved(d.path(), 60_000);
-        std::fs::write(d.path().join(crate::checkpoint::CHECKPOINT_FILE), b"junk").unwrap();
-        let (_, plan) = prepare_member_state(d.path(), &job(), Some(60_000)).unwrap();
-        assert!(plan.groups.is_empty());
-        assert_eq!(plan.skip_below, 60_000);
     }
 
     /// A sink that says it wrote file (1, 2), for the checkpoint to record.
