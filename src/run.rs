@@ -103,8 +103,8 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
             vec!["give each job its own --state-dir".to_string()]
         }
         EngineError::StateLock(StateLockError::Held { dir, .. }) => vec![format!(
-            "{} is locked by the process running there; stop it first, or give this run \
-             its own --state-dir",
+            "the lock is {}; it is released when the process holding it exits (even after \
+             kill -9), so there is nothing to delete",
             dir.join("lock").display()
         )],
         _ => Vec::new(),
