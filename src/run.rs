@@ -208,6 +208,13 @@ pub struct RunArgs {
 }
 
 pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.reset_checkpoint.is_some() && args.state_dir.is_none() {
+        // Bad usage, like any other flag that cannot work (exit 2).
+        eprintln!(
+            "error: --reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let Some(mut job) = load_job(path) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
@@ -236,11 +243,6 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
                 "no --state-dir: nothing is checkpointed, so a restart re-reads every file from the start"
             );
         }
-    }
-    if args.reset_checkpoint.is_some() && args.state_dir.is_none() {
-        anyhow::bail!(
-            "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
-        );
     }
     let until_eof = args.until_eof;
     let outcome = match execute(&job, Some(path), args, stop) {

@@ -210,3 +210,18 @@ fn another_jobs_checkpoint_exits_2_with_a_state_dir_hint() {
         "{err}"
     );
 }
+
+#[test]
+fn reset_checkpoint_without_a_state_dir_exits_2_as_bad_usage_not_1() {
+    let f = finished();
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&f.job)
+        .args(["--until-eof", "--reset-checkpoint=end"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--state-dir"), "{err}");
+    assert_eq!(std::fs::read(&f.out).unwrap(), f.good, "output untouched");
+}
