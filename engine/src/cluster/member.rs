@@ -54,19 +54,36 @@ pub struct ClusterOptions {
     pub state_lock: StateLock,
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum ControlError {
-    #[error("a job named {0:?} is already running; stop it first or choose another name")]
-    Duplicate(String),
-    #[error("no job named {0:?}")]
-    NotFound(String),
+    #[error("a job named {job:?} is already running; stop it first or choose another name")]
+    Duplicate { job: String },
+    #[error("no job named {job:?}")]
+    NotFound { job: String },
     #[error("the cluster already has {0} jobs, its limit")]
     JobLimit(usize),
     /// What is left of the member's cap on open files is too little for the job.
     #[error(transparent)]
     OpenFilesCap(#[from] OverCap),
-    #[error("{0}")]
-    Unavailable(String),
+    /// A submit while the member stops.
+    #[error("the member is shutting down")]
+    MemberShuttingDown,
+    /// The command queue was poisoned by a panic: the cluster is going down.
+    #[error("the cluster is shutting down")]
+    ClusterShuttingDown,
+    /// The workers are gone: nothing takes commands any more.
+    #[error("the cluster has stopped")]
+    Stopped,
+    /// A job of that name is still being stopped on some member.
+    #[error("job {job:?} is still stopping; submit it again in a moment")]
+    StillStopping { job: String },
+    /// The state folder cannot keep (or forget) the job.
+    #[error("cannot {action}: {source}")]
+    KeptJobs {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The control side of a member: what the API calls.
@@ -101,9 +118,7 @@ impl Cluster {
     /// restarted cluster installs it again.
     pub fn submit(&self, job: &Job, toml: &str) -> Result<(), ControlError> {
         if !self.is_running() || self.shutting_down.load(Ordering::SeqCst) {
-            return Err(ControlError::Unavailable(
-                "the member is shutting down".into(),
-            ));
+            return Err(ControlError::MemberShuttingDown);
         }
         // Held until the Install is queued (see `stop`).
         let commands = self.lock_commands()?;
@@ -120,12 +135,13 @@ impl Cluster {
                 .get(&job.name)
                 .is_some_and(|j| j.state == JobState::Stopping)
             {
-                return Err(ControlError::Unavailable(format!(
-                    "job {:?} is still stopping; submit it again in a moment",
-                    job.name
-                )));
+                return Err(ControlError::StillStopping {
+                    job: job.name.clone(),
+                });
             }
-            return Err(ControlError::Duplicate(job.name.clone()));
+            return Err(ControlError::Duplicate {
+                job: job.name.clone(),
+            });
         }
         // Refused here, not failed later: the submitter learns what to change.
         if let Err(e) = self
@@ -138,9 +154,10 @@ impl Cluster {
         if let Err(e) = self.store.save(&job.name, toml) {
             self.registry.remove(&job.name);
             self.fd_budget.release(&job.name);
-            return Err(ControlError::Unavailable(format!(
-                "cannot keep the job in the state folder: {e}"
-            )));
+            return Err(ControlError::KeptJobs {
+                action: "keep the job in the state folder",
+                source: e,
+            });
         }
         commands
             .send(Command::Install {
@@ -148,7 +165,7 @@ impl Cluster {
                 toml: toml.to_string(),
                 committed: committed_frontier(&self.jobs_dir, &job.name),
             })
-            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+            .map_err(|_| ControlError::Stopped)
     }
 
     /// Stops a job: windows already written stay; it is forgotten once stopped.
@@ -157,11 +174,16 @@ impl Cluster {
         // reach the sequencer in the order the registry saw them.
         let commands = self.lock_commands()?;
         if !self.registry.contains(name) {
-            return Err(ControlError::NotFound(name.to_string()));
+            return Err(ControlError::NotFound {
+                job: name.to_string(),
+            });
         }
         self.store
             .remove(name)
-            .map_err(|e| ControlError::Unavailable(format!("cannot forget the job: {e}")))?;
+            .map_err(|source| ControlError::KeptJobs {
+                action: "forget the job",
+                source,
+            })?;
         // The entry stays (Stopping) until every member has let the job go, or for a
         // failed job no worker holds, until worker 0 applied the Stop.
         self.registry.set(name, JobState::Stopping, None);
@@ -169,7 +191,7 @@ impl Cluster {
             .send(Command::Stop {
                 name: name.to_string(),
             })
-            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+            .map_err(|_| ControlError::Stopped)
     }
 
     /// Stops every job (checkpointing what is written) and ends the member.
@@ -186,13 +208,13 @@ impl Cluster {
     fn send(&self, c: Command) -> Result<(), ControlError> {
         self.lock_commands()?
             .send(c)
-            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+            .map_err(|_| ControlError::Stopped)
     }
 
     fn lock_commands(&self) -> Result<std::sync::MutexGuard<'_, Sender<Command>>, ControlError> {
         self.commands
             .lock()
-            .map_err(|_| ControlError::Unavailable("the cluster is shutting down".into()))
+            .map_err(|_| ControlError::ClusterShuttingDown)
     }
 }
 
