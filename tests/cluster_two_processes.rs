@@ -1,241 +1,27 @@
 //! A cluster of two OS processes on 127.0.0.1 (issue 5): each member reads the
 //! files of its own "machine" (`${LOG_ROOT}` differs per member), rollups span
 //! both, and process 0 writes the one output. Output is compared byte for byte
-//! with `tidemark run --until-eof` over both machines' files.
+//! with `tidemark run --until-eof` over both machines' files. Flags and start-up
+//! are in `cluster_two_processes_flags.rs`.
 
 mod member;
+mod two_members;
 
-use member::{
-    append_host, expected, out_dir, text, tidemark, wait_for_output, windows_before, Member, T0,
-};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Output;
-use std::time::{Duration, Instant};
-
-const TOKEN: &str = "s3cret-token";
-
-/// A job reading `include`, one rule summing over both hosts, every series out.
-fn job_toml(name: &str, include: &[String], out: &Path, idle: &str) -> String {
-    let include: Vec<String> = include.iter().map(|g| format!("{g:?}")).collect();
-    format!(
-        r#"
-name = "{name}"
-[source]
-kind = "file"
-include = [{include}]
-host = {{ path_regex = '/(?P<host>web-[0-9]+)/' }}
-poll_interval = "50ms"
-[parse]
-format = "nginx"
-[window]
-size = "1m"
-max_out_of_orderness = "5s"
-idle_timeout = "{idle}"
-[[metric]]
-name = "reqs"
-kind = "counter"
-labels = ["status"]
-[[metric]]
-name = "bytes"
-kind = "sum"
-field = "body_bytes_sent"
-[[rule]]
-record = "status:reqs"
-expr = "sum by (status) (reqs)"
-[[rule]]
-record = "all:bytes"
-expr = "sum(bytes)"
-[[sink]]
-kind = "jsonl"
-path = "{out}"
-series = "all"
-"#,
-        include = include.join(", "),
-        out = out.display()
-    )
-}
-
-/// The job as submitted (`${LOG_ROOT}` expanded by each member) and as the
-/// oracle runs it (both machines' folders in one process).
-struct Job {
-    name: &'static str,
-    submitted: PathBuf,
-    reference: String,
-    out: PathBuf,
-}
-
-fn job(d: &Path, name: &'static str, idle: &str) -> Job {
-    let out = out_dir(&d.join("state-0")).join(format!("{name}.jsonl"));
-    let submitted = d.join(format!("{name}.toml"));
-    let on_member = ["${LOG_ROOT}/*/access.log".to_string()];
-    std::fs::write(&submitted, job_toml(name, &on_member, &out, idle)).unwrap();
-    let both = [0, 1].map(|m| format!("{}/machine-{m}/*/access.log", d.display()));
-    Job {
-        name,
-        submitted,
-        reference: job_toml(name, &both, &out, idle),
-        out,
-    }
-}
-
-/// Machine `m` holds host `web-{m+1}`.
-fn append(d: &Path, from: i64, secs: i64) {
-    for m in 0..2 {
-        append_host(&d.join(format!("machine-{m}/web-{}", m + 1)), from, secs);
-    }
-}
-
-/// A port for the hosts file. Released before the member binds it, so another
-/// process could take it in between: the members' peer addresses must be known
-/// before either starts, so port 0 cannot be passed through here as it is for the
-/// API (`--api 127.0.0.1:0`, see member::Member).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Cluster {
-    zero: Member,
-    one: Member,
-}
-
-/// Starts member 1 first (it waits for member 0), then member 0 with the API.
-fn start(d: &Path, hosts: &Path, tag: &str) -> Cluster {
-    let token = d.join("token");
-    let out = out_dir(&d.join("state-0"));
-    let member = |p: usize| {
-        let root = d.join(format!("machine-{p}"));
-        std::fs::create_dir_all(&root).unwrap();
-        let state = d.join(format!("state-{p}"));
-        let log = d.join(format!("member-{p}-{tag}.log"));
-        let p_arg = p.to_string();
-        let mut args = vec![
-            "-n",
-            "2",
-            "-p",
-            &p_arg,
-            "--hosts",
-            hosts.to_str().unwrap(),
-            "--checkpoint-interval",
-            "50ms",
-            "--allow-root",
-            root.to_str().unwrap(),
-            "--job-env",
-            "LOG_ROOT",
-            "--job-env",
-            "ONLY_ON_0",
-        ];
-        if p == 0 {
-            args.extend(["--token-file", token.to_str().unwrap()]);
-            args.extend(["--output-root", out.to_str().unwrap()]);
-        }
-        let only_on_0 = if p == 0 { "here" } else { "" };
-        let mut env = vec![("LOG_ROOT", root.to_str().unwrap().to_string())];
-        if p == 0 {
-            env.push(("ONLY_ON_0", only_on_0.to_string()));
-        }
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        Member::start_with(&state, &log, &args, &env, p == 0)
-    };
-    let one = member(1);
-    let zero = member(0);
-    let c = Cluster { zero, one };
-    wait_healthy(&c);
-    c
-}
-
-impl Cluster {
-    fn job(&self, args: &[&str]) -> Output {
-        tidemark()
-            .arg("job")
-            .args(args)
-            .args(["--api", &self.zero.api])
-            .env("TIDEMARK_API_TOKEN", TOKEN)
-            .output()
-            .unwrap()
-    }
-
-    fn logs(&self) -> String {
-        format!(
-            "--- member 0\n{}\n--- member 1\n{}",
-            self.zero.log(),
-            self.one.log()
-        )
-    }
-}
-
-fn http_get(addr: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut r = String::new();
-    s.read_to_string(&mut r).unwrap();
-    let status = r[9..12].parse().unwrap();
-    let body = r.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
-}
-
-/// Waits until `/healthz` says both members are up.
-fn wait_healthy(c: &Cluster) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, body) = http_get(&c.zero.api, "/healthz", Some(TOKEN));
-        if status == 200 && body.contains("\"members\":2") {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not healthy: {status} {body}\n{}",
-            c.logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn status(c: &Cluster, name: &str) -> serde_json::Value {
-    let o = c.job(&["status", name]);
-    assert!(o.status.success(), "{}", text(&o));
-    serde_json::from_slice(&o.stdout).unwrap()
-}
-
-fn wait_until(c: &Cluster, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ok() {
-        assert!(Instant::now() < deadline, "{what}\n{}", c.logs());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use member::{append_host, expected, text, tidemark, wait_for_output, windows_before, T0};
+use std::time::Duration;
+use two_members::{append, http_get, job, start, status, wait_until, Cluster, TOKEN};
 
 #[test]
 fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     std::fs::write(d.join("token"), TOKEN).unwrap();
-    let hosts = d.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!(
-            "# member 0, member 1\n127.0.0.1:{}\n\n127.0.0.1:{}\n",
-            free_port(),
-            free_port()
-        ),
-    )
-    .unwrap();
     append(d, T0, 300); // 10:00:00 – 10:04:58 on both machines
                         // `a` closes windows by the data only (idle 1h), so lines added while the
                         // cluster is down are not late; `b` closes them once input stops (idle 1s).
     let a = job(d, "a", "1h");
     let b = job(d, "b", "1s");
-    let mut c = start(d, &hosts, "1");
+    let mut c = start(d, "1");
 
     // The token is required (the API listens on loopback).
     let (code, body) = http_get(&c.zero.api, "/jobs", None);
@@ -326,7 +112,7 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
 
     // More lines while it is down; after the restart a continues exactly once.
     append(d, T0 + 300, 300); // to 10:09:58
-    let c = start(d, &hosts, "2");
+    let c = start(d, "2");
     let want_a = windows_before(&expected(d, &a.reference, &a.out), 9);
     wait_for_output(&a.out, &want_a, &c.zero);
     let list = String::from_utf8(c.job(&["list"]).stdout).unwrap();
@@ -360,7 +146,7 @@ fn a_two_process_cluster_runs_jobs_exactly_once_across_restarts() {
         c.logs()
     );
     append(d, T0 + 600, 300); // to 10:14:58
-    let c = start(d, &hosts, "3");
+    let c = start(d, "3");
     let want_a = windows_before(&expected(d, &a.reference, &a.out), 14);
     wait_for_output(&a.out, &want_a, &c.zero);
     std::thread::sleep(Duration::from_millis(500));
@@ -401,17 +187,10 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     std::fs::write(d.join("token"), TOKEN).unwrap();
-    let hosts = d.join("hosts");
-    let ports = (free_port(), free_port());
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports.0, ports.1),
-    )
-    .unwrap();
     let a = job(d, "a", "1h");
     append(d, T0, 60);
     let mut written = 60; // seconds of log so far
-    let mut c = start(d, &hosts, "0");
+    let mut c = start(d, "0");
     let o = c.job(&["submit", a.submitted.to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o));
     for round in 1..=3 {
@@ -435,7 +214,7 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
         // More lines while it is down, then both come back.
         append(d, T0 + written, 20);
         written += 20;
-        c = start(d, &hosts, &round.to_string());
+        c = start(d, &round.to_string());
     }
     // The windows the final watermark closes (both hosts reached `written`-2 s).
     let last_minute = (written - 2 - 5) / 60;
@@ -447,101 +226,6 @@ fn kill_9_of_either_member_while_lines_arrive_loses_and_repeats_nothing() {
         want,
         "seed {seed}\n{}",
         c.logs()
-    );
-}
-
-#[test]
-fn a_member_waits_for_the_others_says_so_and_stops_at_once_on_sigterm() {
-    let d = tempfile::tempdir().unwrap();
-    let d = d.path();
-    let hosts = d.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .unwrap();
-    // Member 0 alone: its API answers, but the cluster is not healthy.
-    let mut zero = Member::start_with(
-        &d.join("state-0"),
-        &d.join("m0.log"),
-        &[
-            "-n",
-            "2",
-            "-p",
-            "0",
-            "--hosts",
-            hosts.to_str().unwrap(),
-            "--allow-root",
-            d.to_str().unwrap(),
-        ],
-        &[],
-        true,
-    );
-    let (code, body) = http_get(&zero.api, "/healthz", None);
-    assert_eq!(code, 503, "{body}");
-    assert!(
-        body.contains("waiting for every member to connect"),
-        "{body}"
-    );
-    let started = Instant::now();
-    let status = zero.terminate();
-    assert!(status.success(), "{status}\n{}", zero.log());
-    assert!(started.elapsed() < Duration::from_secs(10));
-    assert!(zero.log().contains("had not formed yet"), "{}", zero.log());
-}
-
-#[test]
-fn bad_cluster_flags_and_a_state_folder_of_another_member_exit_2() {
-    let d = tempfile::tempdir().unwrap();
-    let d = d.path();
-    let hosts = d.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1:7001\n# comment\n127.0.0.1:7002\n").unwrap();
-    let one_host = d.join("one-host");
-    std::fs::write(&one_host, "127.0.0.1:7001\n").unwrap();
-    let bad_host = d.join("bad-host");
-    std::fs::write(&bad_host, "127.0.0.1:7001\nlocalhost\n").unwrap();
-    let state = d.join("state");
-    let h = hosts.to_str().unwrap();
-    let cases: [(&[&str], &str); 5] = [
-        (
-            &["-n", "2", "-p", "2", "--hosts", h],
-            "-p 2 is not a member of a 2-process cluster",
-        ),
-        (&["-n", "2", "-p", "1"], "-n 2 needs --hosts FILE"),
-        (
-            &["-n", "2", "-p", "1", "--hosts", one_host.to_str().unwrap()],
-            "lists 1 addresses but -n is 2",
-        ),
-        (
-            &["-n", "2", "-p", "1", "--hosts", bad_host.to_str().unwrap()],
-            "line 2: \"localhost\" is not host:port",
-        ),
-        (&["--hosts", h], "only for several processes"),
-    ];
-    for (args, want) in cases {
-        let o = tidemark()
-            .args(["cluster", "--state-dir"])
-            .arg(&state)
-            .args(args)
-            .output()
-            .unwrap();
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
-        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
-    }
-    // A state folder remembers its member: process 1's is refused as process 0's.
-    std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(state.join("member"), "process 1 of 2\n").unwrap();
-    let o = tidemark()
-        .args(["cluster", "--state-dir"])
-        .arg(&state)
-        .args(["-n", "2", "-p", "0", "--hosts", h, "--allow-root", "/"])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("belongs to process 1 of 2"),
-        "{}",
-        text(&o)
     );
 }
 
@@ -559,18 +243,12 @@ fn a_member_stopping_before_process_0_does_not_commit_its_open_windows() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
     std::fs::write(d.join("token"), TOKEN).unwrap();
-    let hosts = d.join("hosts");
-    std::fs::write(
-        &hosts,
-        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
-    )
-    .unwrap();
     std::fs::create_dir_all(d.join("machine-0")).unwrap();
     let web2 = d.join("machine-1/web-2");
     append_host(&web2, T0, 572); // to 10:09:30: window 10:09 is open
     let a = job(d, "a", "1h");
     for round in 0..3 {
-        let mut c = start(d, &hosts, &format!("r{round}"));
+        let mut c = start(d, &format!("r{round}"));
         if round == 0 {
             let o = c.job(&["submit", a.submitted.to_str().unwrap()]);
             assert!(o.status.success(), "{}", text(&o));
@@ -590,49 +268,9 @@ fn a_member_stopping_before_process_0_does_not_commit_its_open_windows() {
         let from = T0 + 572 + 300 * round;
         append_host(&web2, from, 300);
     }
-    let c = start(d, &hosts, "end");
+    let c = start(d, "end");
     let want = windows_before(&expected(d, &a.reference, &a.out), 24);
     wait_for_output(&a.out, &want, &c.zero);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(std::fs::read(&a.out).unwrap(), want, "{}", c.logs());
-}
-
-/// `-n 2 -w 200` passed each flag's own bound (-w ≤ 256) but makes 400 workers
-/// that timely connects pairwise: the member started connecting (hanging for a
-/// peer, or aborting with "memory allocation failed" for larger products)
-/// instead of saying why. The product is bounded and refused at once, exit 2.
-#[test]
-fn cluster_processes_times_workers_beyond_the_limit_is_refused() {
-    let d = tempfile::tempdir().unwrap();
-    let d = d.path();
-    let hosts = d.join("hosts");
-    std::fs::write(&hosts, "127.0.0.1:1\n127.0.0.1:2\n").unwrap();
-    let mut child = tidemark()
-        .args(["cluster", "--state-dir"])
-        .arg(d.join("state"))
-        .args(["-n", "2", "-p", "1", "-w", "200", "--allow-root", "/"])
-        .arg("--hosts")
-        .arg(&hosts)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A generous bound: the refusal needs no I/O beyond reading the hosts file.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            let o = child.wait_with_output().unwrap();
-            panic!("the member did not refuse -n 2 -w 200: {}", text(&o));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(
-        text(&o).contains("-n 2 × -w 200 = 400 workers in all"),
-        "{}",
-        text(&o)
-    );
-    assert!(!d.join("state").join("member").exists());
 }

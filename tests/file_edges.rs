@@ -315,6 +315,37 @@ fn a_newline_in_a_file_name_cannot_forge_a_log_line() {
     );
 }
 
+/// Regression: the warning about an outlier (a line far ahead that the next line
+/// does not confirm) printed its file name raw, so a newline in it could forge a
+/// log line, as `a_newline_in_a_file_name_cannot_forge_a_log_line` guards for
+/// the other warnings.
+#[test]
+fn a_newline_in_a_file_name_cannot_forge_an_outlier_warning() {
+    let host = "web-2\n2026-01-01T00:00:00Z ERROR forged";
+    let (d, job) = setup(&[host], "30s");
+    let far_ahead = "{\"time\":\"2026-01-01T05:00:00Z\",\"status\":\"200\"}\n";
+    std::fs::write(
+        d.path().join("logs").join(host).join("app.log"),
+        lines(0, 10) + far_ahead + &lines(1, 10),
+    )
+    .unwrap();
+    let out = run(tidemark().arg("run").arg(&job).arg("--until-eof"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is not confirmed by this line"),
+        "an outlier warned about: {err}"
+    );
+    assert!(
+        !err.lines()
+            .any(|l| l.starts_with("2026-01-01T00:00:00Z ERROR forged")),
+        "a forged line: {err}"
+    );
+    assert!(
+        err.contains("web-2\\n2026-01-01T00:00:00Z ERROR forged/app.log:12: an earlier line"),
+        "the path is named, escaped: {err}"
+    );
+}
+
 /// Regression (issue 10 §2a): a folder the glob could not list (here `web-3`,
 /// mode 000) hid its files without a word.
 #[test]

@@ -10,14 +10,16 @@ use tidemark_sources::file::discover::DiscoverError;
 use tidemark_sources::parse::BuildError;
 
 use crate::checkpoint::CheckpointError;
+use crate::cluster::peers::PeerError;
 use crate::cluster::store::IdentityError;
 use crate::commit::CommitError;
 use crate::output_guard::SinkPathError;
+use crate::replay::failure::ReplayFailure;
 use crate::start::OutputOpenError;
 use crate::time::{format_ms, EventMs};
 
 /// An error from a component whose own error type the engine does not name (a
-/// sink behind `WindowOutput`, a replay source): kept whole as a source.
+/// sink behind `WindowOutput`): kept whole as a source.
 pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, Error)]
@@ -37,9 +39,11 @@ pub enum EngineError {
     /// A sink failed while the job ran (the sinks' own error).
     #[error("output failed")]
     Output(#[source] BoxedError),
-    /// A replay's source stopped reading (its own error).
-    #[error("reading the job's files failed")]
-    Source(#[source] BoxedError),
+    /// A replay's source stopped reading. Its message already ends with its
+    /// cause's, so it is shown whole rather than chained as a source (which
+    /// would print the cause twice); the typed failure is kept here.
+    #[error("the replay stopped: {0}")]
+    Replay(ReplayFailure),
     /// A jsonl sink path is an input, the job file or state: refused before any
     /// sink is opened.
     #[error("a jsonl sink path is refused")]
@@ -81,6 +85,9 @@ pub enum EngineError {
         found: Option<EventMs>,
         expected: Option<EventMs>,
     },
+    /// A cluster member cannot connect to the others.
+    #[error("cannot connect to the other cluster members")]
+    Peers(#[source] PeerError),
     /// The worker threads could not be started.
     #[error("cannot start the workers")]
     SpawnWorkers(#[source] std::io::Error),

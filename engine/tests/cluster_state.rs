@@ -48,7 +48,7 @@ fn a_cluster_job_cannot_write_into_the_cluster_state_folder() {
     });
     let make_output: MakeOutput = Arc::new(|_, _| Ok(Box::new(Nothing) as Box<dyn WindowOutput>));
     let (member, workers) = cluster::start(ClusterOptions {
-        config: timely::Config::process(1),
+        peers: None,
         process: 0,
         processes: 1,
         workers: 1,

@@ -264,3 +264,43 @@ fn a_truncated_gzip_counts_the_lines_before_the_damage_like_live() {
         "replay differs from the live run over a damaged .gz"
     );
 }
+
+/// Issue 11 §2: the replay source dropped the parser's build error (`.ok()`) and
+/// failed with "cannot build the job's line parser" alone, so the report did not
+/// say why. The parse settings change here between planning and the run (as a
+/// library caller may do): the plan's parser needs no field, the run's needs
+/// `status`, which the regex never captures.
+#[test]
+fn replay_parser_error_keeps_its_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let hdir = dir.path().join("logs").join("web-0");
+    let lines: Vec<String> = (0..120)
+        .map(|s| nginx_line(T0 + s, "GET", 200, 1, 1))
+        .collect();
+    write_file(&hdir.join("access.log"), &lines, false);
+    let mut job = job_from(&job_text(""), dir.path());
+    let range = ReplayRange::new(T0 * 1000, (T0 + 120) * 1000, 60_000).unwrap();
+    let opts = PlanOptions {
+        workers: 1,
+        segment_bytes: None,
+    };
+    let plan = plan_replay(&job, range, opts).unwrap();
+    job.parse.format = tidemark_jobs::Format::Regex(r"\[(?P<time_local>[^\]]+)\]".into());
+    let e = run_replay(
+        &job,
+        plan,
+        ReplayOptions {
+            workers: 1,
+            rate_limit: None,
+            stop: Arc::new(AtomicBool::new(false)),
+            progress: Arc::new(ReplayProgress::new()),
+        },
+        Box::new(Collected::default()),
+    )
+    .expect_err("a parser that cannot be built fails the replay");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("cannot build the job's line parser") && msg.contains("`status`"),
+        "the report must say why the parser failed: {msg}"
+    );
+}

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::{
     flatten, job_from, live_options, nginx_line, run_until_eof, spawn_run, write_file, Collected,
 };
+use tidemark_engine::time::wall_clock_ms;
 use tidemark_engine::RunOptions;
 
 const T0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
@@ -106,13 +107,7 @@ fn rotated_sibling_is_drained_before_the_live_file_moves_the_watermark() {
 #[test]
 fn a_quiet_host_does_not_stop_other_hosts_windows_from_closing_in_live_mode() {
     let d = tempfile::tempdir().unwrap();
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
-    let start = now_ms();
+    let start = wall_clock_ms();
     std::fs::create_dir_all(d.path().join("busy")).unwrap();
     std::fs::create_dir_all(d.path().join("quiet")).unwrap();
     // The quiet host logs once, then nothing.
@@ -161,7 +156,7 @@ kind = "stdout"
     let quiet_window_end = start - start % 1000 + 1000;
     let mut closed_after_quiet = false;
     while Instant::now() < deadline {
-        writeln!(f, "ts={} msg=tick", now_ms()).unwrap();
+        writeln!(f, "ts={} msg=tick", wall_clock_ms()).unwrap();
         std::thread::sleep(Duration::from_millis(50));
         let windows = out.0.lock().unwrap().clone();
         // A window later than the quiet host's only line closed: the quiet host no
@@ -269,16 +264,10 @@ fn write_steadily_behind_the_clock(idle_timeout: Duration) -> (u64, Duration) {
     let d = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(d.path().join("h")).unwrap();
     let path = d.path().join("h/app.log");
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as i64
-    };
     // Far more behind than idle_timeout, so an idle verdict makes every later line
     // late.
     let behind_ms = 10_000;
-    std::fs::write(&path, format!("ts={} n=0\n", now_ms() - behind_ms)).unwrap();
+    std::fs::write(&path, format!("ts={} n=0\n", wall_clock_ms() - behind_ms)).unwrap();
     let job = job_from(
         &format!(
             r#"
@@ -321,7 +310,7 @@ expr = "sum(lines)"
     let mut last = Instant::now();
     for n in 1..LINES {
         std::thread::sleep(Duration::from_millis(100));
-        writeln!(f, "ts={} n={n}", now_ms() - behind_ms).unwrap();
+        writeln!(f, "ts={} n={n}", wall_clock_ms() - behind_ms).unwrap();
         longest_gap = longest_gap.max(last.elapsed());
         last = Instant::now();
     }

@@ -1,5 +1,5 @@
 //! What a member's flags mean: checked before the member touches its state
-//! folder, then turned into timely's configuration, process 0's output roots and
+//! folder, then turned into the members' addresses, process 0's output roots and
 //! the rules a submitted job must follow.
 
 use std::path::PathBuf;
@@ -139,9 +139,11 @@ pub(super) fn output_roots(args: &ClusterArgs) -> Result<Vec<PathBuf>, String> {
     Ok(roots)
 }
 
-/// timely's configuration: one process, or member `-p` of `-n` at the addresses
-/// in `--hosts` (one `host:port` per line; blank lines and `#` comments skipped).
-pub(super) fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String> {
+/// The members' addresses: `None` for one process, else those of `--hosts` for
+/// member `-p` of `-n` (one `host:port` per line; blank lines and `#` comments
+/// skipped). A member's own line may say port 0 (it reports the port it got);
+/// the lines of the members it connects to, those below it, may not.
+pub(super) fn peer_addresses(args: &ClusterArgs) -> Result<Option<Vec<String>>, String> {
     let workers = args.workers.max(1);
     if args.processes == 0 {
         return Err("-n must be at least 1".into());
@@ -163,7 +165,7 @@ pub(super) fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String
                 h.display()
             ));
         }
-        return Ok(timely::Config::process(workers));
+        return Ok(None);
     }
     let Some(hosts) = &args.hosts else {
         return Err(format!(
@@ -182,16 +184,27 @@ pub(super) fn timely_config(args: &ClusterArgs) -> Result<timely::Config, String
             args.processes
         ));
     }
-    Ok(timely::Config {
-        communication: timely::CommunicationConfig::Cluster {
-            threads: workers,
-            process: args.process,
-            addresses,
-            report: false,
-            zerocopy: false,
-        },
-        worker: timely::WorkerConfig::default(),
-    })
+    if let Some((member, addr)) = addresses
+        .iter()
+        .enumerate()
+        .take(args.process)
+        .find(|(_, a)| port_of(a) == Some(0))
+    {
+        return Err(format!(
+            "{}: member {} connects to member {member} at {addr}, but port 0 is only for a \
+             member's own line: give the port member {member} reported (\"peers connect to \
+             member {member} of {} on ...\")",
+            hosts.display(),
+            args.process,
+            args.processes
+        ));
+    }
+    Ok(Some(addresses))
+}
+
+/// The port of a `host:port` that [`parse_hosts`] accepted.
+fn port_of(addr: &str) -> Option<u16> {
+    addr.rsplit_once(':')?.1.parse().ok()
 }
 
 fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
@@ -211,7 +224,8 @@ fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
                 i + 1
             ));
         }
-        if out.iter().any(|a| a == line) {
+        // Port 0 (any free port) is not an address two members could share.
+        if port_of(line) != Some(0) && out.iter().any(|a| a == line) {
             return Err(format!(
                 "line {}: {line} is listed twice: every member needs its own address",
                 i + 1
@@ -242,5 +256,10 @@ mod tests {
             let e = parse_hosts(bad).unwrap_err();
             assert!(e.contains(why), "{bad:?}: {e}");
         }
+        // Port 0 is each member's own "any free port", not one shared address.
+        assert_eq!(
+            parse_hosts("127.0.0.1:0\n127.0.0.1:0\n").unwrap(),
+            vec!["127.0.0.1:0", "127.0.0.1:0"]
+        );
     }
 }

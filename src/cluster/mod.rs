@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tidemark_api::{Auth, ServeOptions, ServerHandle};
-use tidemark_engine::cluster::{self, Cluster, ClusterOptions};
+use tidemark_engine::cluster::{self, Cluster, ClusterOptions, Peers};
 use tidemark_engine::WindowOutput;
 use tidemark_jobs::{Env, Job};
 use tidemark_sinks::Outputs;
 
 use crate::run::EXIT_INVALID;
 use control::Control;
-use flags::{check_cluster_flags, output_roots, timely_config, SubmitRules};
+use flags::{check_cluster_flags, output_roots, peer_addresses, SubmitRules};
 pub use job_cmd::{job, JobCommand};
 
 #[derive(clap::Args)]
@@ -99,8 +99,8 @@ fn saturating_usize(n: u64) -> usize {
 }
 
 pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
-    let config = match timely_config(&args) {
-        Ok(c) => c,
+    let addresses = match peer_addresses(&args) {
+        Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_INVALID));
@@ -187,8 +187,24 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             // The engine says "cannot open the job's sinks" itself.
             .map_err(|e| e.to_string())
     });
+    // Bound before anything waits on the other members, so the port is known
+    // (and said) even when the hosts file gives this member port 0.
+    let peers = match addresses {
+        None => None,
+        Some(addresses) => {
+            let peers = Peers::bind(addresses, args.process).context("cannot start the cluster")?;
+            let addr = peers
+                .local_addr()
+                .context("cannot read this member's peer address")?;
+            eprintln!(
+                "tidemark cluster: peers connect to member {} of {} on {addr}",
+                args.process, args.processes
+            );
+            Some(peers)
+        }
+    };
     let (member, workers) = cluster::start(ClusterOptions {
-        config,
+        peers,
         process: args.process,
         processes: args.processes,
         workers: args.workers.max(1),

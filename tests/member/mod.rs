@@ -131,6 +131,20 @@ impl Member {
             .unwrap()
     }
 
+    /// The address other members connect to, as the member reported it (said
+    /// before the member waits for them, so it is in the log once it started).
+    pub fn peer(&self) -> String {
+        let log = self.log();
+        let Some(rest) = log
+            .split("tidemark cluster: peers connect to member ")
+            .nth(1)
+        else {
+            panic!("the member did not say its peer address:\n{log}");
+        };
+        let line = rest.lines().next().unwrap_or("");
+        line.rsplit(" on ").next().unwrap_or("").to_string()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

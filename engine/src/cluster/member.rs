@@ -7,52 +7,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use thiserror::Error;
 use tidemark_jobs::Job;
 
 use super::fd_budget::{FdBudget, OverCap};
+use super::options::ClusterOptions;
 use super::registry::{JobState, NotAdded, Registry};
+use super::shared::Shared;
 use super::state_folder::StateLock;
 use super::store::{self, JobStore};
-use super::worker::{member_loop, Shared};
+use super::worker::member_loop;
 use super::Command;
 use crate::checkpoint::CheckpointStore;
 use crate::error::EngineError;
-use crate::operators::collect::WindowOutput;
-use crate::start::OutputStart;
 use crate::stats::JobStats;
 use crate::time::{wall_clock_ms, EventMs};
-
-/// Opens a job's sinks (process 0 only).
-pub type MakeOutput =
-    Arc<dyn Fn(&Job, &OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send + Sync>;
-/// Validates a job's TOML on this member (its own environment, its allowed roots).
-pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
-
-pub struct ClusterOptions {
-    /// The timely configuration: `Config::process(w)` or a cluster of processes.
-    pub config: timely::Config,
-    /// This member's index, the number of members, and workers per member.
-    pub process: usize,
-    pub processes: usize,
-    pub workers: usize,
-    /// Submitted jobs and their checkpoints are kept here.
-    pub state_dir: PathBuf,
-    pub checkpoint_interval: Duration,
-    pub make_output: MakeOutput,
-    pub validate: Validate,
-    /// Most jobs a submit may bring the member to (jobs kept in the state folder
-    /// are installed again even past it).
-    pub max_jobs: usize,
-    /// `--max-open-files`: what all jobs together may keep open on this member;
-    /// each reserves its `max_open_files` from it ([`FdBudget`]).
-    pub max_open_files: usize,
-    /// The member's lock on `state_dir` ([`super::lock_state_folder`]), taken
-    /// before anything (the API token included) is written there.
-    pub state_lock: StateLock,
-}
 
 #[derive(Debug, Error)]
 pub enum ControlError {
@@ -322,27 +292,43 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         setups: Mutex::new(HashMap::new()),
         released: Mutex::new(Vec::new()),
     });
-    let config = opts.config;
+    let peers = opts.peers;
+    let workers = opts.workers.max(1);
     let thread = std::thread::Builder::new()
         .name("tidemark-cluster".into())
         .spawn(move || -> Result<(), EngineError> {
-            let result = timely::execute(config, move |worker| member_loop(worker, &shared))
-                .map_err(|message| EngineError::Timely {
-                    worker: None,
-                    message,
-                })
-                .and_then(|guards| {
-                    guards
-                        .join()
-                        .into_iter()
-                        .enumerate()
-                        .try_for_each(|(worker, r)| {
-                            r.map_err(|message| EngineError::Timely {
-                                worker: Some(worker),
-                                message,
-                            })
+            // Connecting waits for every member: here, in the background.
+            let timely = |message| EngineError::Timely {
+                worker: None,
+                message,
+            };
+            let result = match peers {
+                None => timely::CommunicationConfig::Process(workers)
+                    .try_build()
+                    .map_err(timely),
+                Some(peers) => peers.connect(workers).map_err(EngineError::Peers),
+            }
+            .and_then(|(builders, others)| {
+                timely::execute::execute_from(
+                    builders,
+                    others,
+                    timely::WorkerConfig::default(),
+                    move |worker| member_loop(worker, &shared),
+                )
+                .map_err(timely)
+            })
+            .and_then(|guards| {
+                guards
+                    .join()
+                    .into_iter()
+                    .enumerate()
+                    .try_for_each(|(worker, r)| {
+                        r.map_err(|message| EngineError::Timely {
+                            worker: Some(worker),
+                            message,
                         })
-                });
+                    })
+            });
             running.store(false, Ordering::SeqCst);
             result
         })

@@ -7,7 +7,10 @@
 //! - [`store`]: the submitted jobs kept in the state folder, re-installed on restart.
 //! - [`state_folder`]: the state folder's ownership, mode and lock, checked first.
 //! - [`member`]: the control side, and starting a member.
-//! - `worker`: the worker loop that applies sequenced [`Command`]s.
+//! - `options`: what a member is started with.
+//! - [`peers`]: the connections between members, this member's port bound first.
+//! - `worker`: the worker loop; `apply`: how it applies each sequenced [`Command`];
+//!   `shared`: what a member's workers share, and this process's job setups.
 //!
 //! Each member validates a job's TOML itself, so `${NAME}` in paths expands from
 //! its own environment, and reads the files on its own machine
@@ -24,9 +27,13 @@
 //!
 //! [`Sequencer`]: timely::synchronization::Sequencer
 
+mod apply;
 pub mod fd_budget;
 pub mod member;
+mod options;
+pub mod peers;
 pub mod registry;
+mod shared;
 mod size;
 pub mod state_folder;
 pub mod store;
@@ -38,7 +45,9 @@ use crate::stats::MemberStats;
 use crate::time::EventMs;
 
 pub use fd_budget::{FdBudget, OverCap};
-pub use member::{start, Cluster, ClusterOptions, MakeOutput, Validate};
+pub use member::{start, Cluster};
+pub use options::{ClusterOptions, MakeOutput, Validate};
+pub use peers::{PeerError, Peers};
 pub use registry::{JobInfo, JobState, Registry};
 pub use size::{check_cluster_size, ClusterSizeError, MAX_CLUSTER_WORKERS};
 pub use state_folder::{lock_state_folder, StateFolderError, StateLock};

@@ -9,6 +9,7 @@
 //!   watermark.
 //! - [`source`]: the source operator; workers take segments from a shared queue in
 //!   time order, so the frontier — and the first window — moves early.
+//! - [`failure`]: [`ReplayFailure`], why a replay stopped early (with its cause).
 //! - [`run`]: [`run_replay`], the whole replay in a timely execution.
 //!
 //! # Why the result equals the live run's
@@ -24,12 +25,14 @@
 //! either run. A line beyond the bound may be judged late differently near a cut (a
 //! segment's watermark starts at its first line): such lines are counted either way.
 
+pub mod failure;
 pub mod plan;
 pub mod progress;
 pub mod run;
 pub mod segment;
 pub mod source;
 
+pub use failure::ReplayFailure;
 pub use plan::{plan_replay, ReplayPlan, ReplayRange, Segment};
 pub use progress::ReplayProgress;
 pub use run::{run_replay, ReplayOptions, ReplayOutcome};

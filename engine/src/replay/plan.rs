@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tidemark_jobs::Job;
 use tidemark_sources::file::discover::{discover, discover_archive};
-use tidemark_sources::file::{outside_error, AllowedRoots, Outside};
+use tidemark_sources::file::{outside_error, AllowedRoots, EscapedPath, Outside};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::replay::DEFAULT_PROBE_BYTES;
 use tidemark_sources::replay::{
@@ -495,7 +495,7 @@ fn file_info(
         match gzip_first_time_file(file, path, parser, DEFAULT_PROBE_BYTES, accept) {
             Ok(first) => (None, first),
             Err(e) => {
-                tracing::warn!("{}: cannot decompress its start ({e})", path.display());
+                tracing::warn!("{}: cannot decompress its start ({e})", EscapedPath(path));
                 (None, None)
             }
         }

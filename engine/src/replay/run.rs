@@ -113,7 +113,7 @@ pub fn run_replay(
         })?;
     }
     if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Source(e.into()));
+        return Err(EngineError::Replay(e));
     }
     if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
         return Err(EngineError::Output(e.into()));

@@ -13,6 +13,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
+use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::replay::RangeReader;
 
@@ -187,7 +188,7 @@ fn open_planned(seg: &Segment) -> io::Result<File> {
         io::ErrorKind::NotFound,
         format!(
             "the file planned as {} (inode {}) is gone: it was compressed or deleted during the replay; run the replay again",
-            seg.path.display(),
+            EscapedPath(&seg.path),
             seg.ino
         ),
     ))
@@ -213,7 +214,7 @@ fn ingest(
             let shown = &line[..line.len().min(160)];
             tracing::warn!(
                 "{}:{}: skipped line ({reason}): {:?}{}",
-                seg.path.display(),
+                EscapedPath(&seg.path),
                 if line_no > 0 {
                     line_no.to_string()
                 } else {
@@ -244,7 +245,7 @@ fn ingest(
                 "{} (a line after byte {}): an earlier line stamped {} is not confirmed by the \
                  next line: counted as an outlier (kept in its own window; it did not move \
                  the watermark)",
-                seg.path.display(),
+                EscapedPath(&seg.path),
                 seg.start,
                 crate::time::format_ms(outlier)
             );

@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
+use super::failure::ReplayFailure;
 use super::plan::{ReplayRange, Segment};
 use super::progress::ReplayProgress;
 use super::segment::{SegmentRun, Tally};
@@ -71,8 +73,8 @@ pub struct ReplaySourceCtx {
     pub stop: Arc<AtomicBool>,
     pub stats: SharedStats,
     pub progress: Arc<ReplayProgress>,
-    /// The first read error ends the replay.
-    pub failed: Arc<Mutex<Option<String>>>,
+    /// The first failure ends the replay.
+    pub failed: Arc<Mutex<Option<ReplayFailure>>>,
 }
 
 pub fn replay_source<'scope>(
@@ -85,7 +87,10 @@ pub fn replay_source<'scope>(
         let mut delta = JobStats::default();
         let mut current: Option<SegmentRun> = None;
         let mut tally = Tally::default();
-        let mut parser = LineParser::new(&ctx.parse, &ctx.plan.fields).ok();
+        let (mut parser, mut parser_error) = match LineParser::new(&ctx.parse, &ctx.plan.fields) {
+            Ok(p) => (Some(p), None),
+            Err(e) => (None, Some(ReplayFailure::Parser(e))),
+        };
         let mut limiter = ctx.rate_limit.map(|r| {
             RateLimiter::new(r.max(1), r.max(1).max(ctx.chunk_bytes as u64)).starting_empty()
         });
@@ -93,14 +98,18 @@ pub fn replay_source<'scope>(
             let Some(held) = cap.as_mut() else {
                 return;
             };
-            let fail = |msg: String| {
+            let fail = |e: ReplayFailure| {
                 if let Ok(mut slot) = ctx.failed.lock() {
-                    slot.get_or_insert(msg);
+                    slot.get_or_insert(e);
                 }
                 ctx.stop.store(true, Ordering::SeqCst);
             };
+            if let Some(e) = parser_error.take() {
+                fail(e);
+                cap = None;
+                return;
+            }
             let Some(parser) = parser.as_mut() else {
-                fail("cannot build the job's line parser".into());
                 cap = None;
                 return;
             };
@@ -133,7 +142,11 @@ pub fn replay_source<'scope>(
                         Ok(run) => current = Some(run),
                         Err(e) => {
                             let hint = if seg.gzip { "" } else { changed_hint(&e) };
-                            fail(format!("cannot open {}: {e}{hint}", seg.path.display()));
+                            fail(ReplayFailure::Open {
+                                path: seg.path.clone(),
+                                source: e,
+                                hint,
+                            });
                             break;
                         }
                     }
@@ -159,7 +172,7 @@ pub fn replay_source<'scope>(
                         // As in a live run: the lines before the damage count.
                         tracing::warn!(
                             "{}: decompression failed ({e}); the rest of this file is skipped",
-                            run.segment().path.display()
+                            EscapedPath(&run.segment().path)
                         );
                         run.end_early();
                         run.drain(&mut emit);
@@ -167,11 +180,12 @@ pub fn replay_source<'scope>(
                         current = None;
                     }
                     Err(e) => {
-                        fail(format!(
-                            "reading {} failed: {e}{}",
-                            run.segment().path.display(),
-                            changed_hint(&e)
-                        ));
+                        let hint = changed_hint(&e);
+                        fail(ReplayFailure::Read {
+                            path: run.segment().path.clone(),
+                            source: e,
+                            hint,
+                        });
                         break;
                     }
                 }

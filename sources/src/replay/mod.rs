@@ -23,6 +23,8 @@
 //! ([`RangeReader::plain`]) or every line of a gzip file
 //! ([`RangeReader::gzip`]).
 
+mod files;
+mod lines;
 pub mod range;
 pub mod search;
 

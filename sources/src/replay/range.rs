@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use memchr::memchr;
 
-use super::search::{parse_time, Accept};
+use super::lines::{parse_time, Accept};
 use crate::parse::LineParser;
 
 /// Size of the line buffer (and so of one read). It grows past this only for a

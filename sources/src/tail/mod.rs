@@ -101,15 +101,13 @@
 //! check, so a link swapped in between (a sibling replaced by a link to
 //! `/etc/passwd`) makes the tailer scan again rather than read it.
 
-mod changed;
 mod done;
 mod fd_backoff;
 mod identity;
-mod park;
 pub mod position;
 mod resume;
 mod source;
-mod switch;
+mod state;
 mod tailer;
 #[cfg(test)]
 mod tests;

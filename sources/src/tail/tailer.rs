@@ -12,10 +12,18 @@ use super::done::DoneSet;
 use super::identity::Scanner;
 use super::position::{FileId, Position};
 use super::source::{Cur, LineBuf};
-use super::switch::Parked;
-use super::unreadable::{Blocked, Unreadable};
+use super::state::{Blocked, Outcome, Reopen, Resume, Start, Stream};
+use super::unreadable::Unreadable;
 use super::{LineMeta, ReadStatus, TailCounters, TailOptions};
 use crate::file::roots::AllowedRoots;
+
+// The tailer's parts; each adds methods to `Tailer` and may use its private
+// fields. They import shared types from `super::state`, never this file's.
+mod changed;
+mod park;
+mod resume;
+mod switch;
+mod unreadable;
 
 /// At most this many end-of-file decisions (file switches) per `read_some`.
 const MAX_EOF_STEPS: u32 = 32;
@@ -23,33 +31,6 @@ const MAX_EOF_STEPS: u32 = 32;
 /// it, besides whenever the directory changes.
 const RESCAN_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_ERRORS: usize = 16;
-
-/// Where a new tailer starts.
-pub(super) enum Start {
-    /// Already placed (or from the beginning of the oldest file).
-    Placed,
-    /// At a checkpointed position, not yet found.
-    Resume(Position),
-    /// At the end of the live file.
-    End,
-}
-
-pub(super) enum Outcome {
-    Opened,
-    /// The group changed between the scan and the open: scan again.
-    Raced,
-    Nothing,
-    /// Follow mode: the next file cannot be opened; wait for it (see
-    /// [`super::unreadable`]).
-    Blocked,
-    /// The checkpointed file was not found: scan again at `resume_retry_at`.
-    Later,
-}
-
-pub(super) enum OpenFail {
-    Raced,
-    Io(io::Error),
-}
 
 enum Step {
     Continue,
@@ -61,42 +42,37 @@ enum Step {
 /// first, each drained before the next newer one, then the live file (followed as it
 /// grows in follow mode). See the [module docs](super) for rotation handling.
 pub struct Tailer {
-    pub(super) live: PathBuf,
-    pub(super) opts: TailOptions,
+    live: PathBuf,
+    opts: TailOptions,
+    /// Visible to the tests in `tail::tests`, which set its hooks.
     pub(super) scanner: Scanner,
-    pub(super) done: DoneSet,
-    pub(super) cur: Option<Cur>,
-    /// A file set aside until older files are read (see [`Parked`]).
-    pub(super) parked: Option<Parked>,
-    pub(super) lb: LineBuf,
+    done: DoneSet,
+    /// Where the tailer is in the stream, with the files that state holds.
+    stream: Stream,
+    lb: LineBuf,
     /// The next line not yet delivered; lent to `on_line` (offset set per line).
-    pub(super) pos: Option<Position>,
-    pub(super) start: Start,
-    pub(super) counters: TailCounters,
-    pub(super) errors: VecDeque<String>,
-    pub(super) last_error: Option<String>,
+    pos: Option<Position>,
+    counters: TailCounters,
+    errors: VecDeque<String>,
+    last_error: Option<String>,
     /// Bytes in files newer than the current one not yet read (as of the last scan).
-    pub(super) pending_bytes: u64,
-    pub(super) finished: bool,
-    /// Scans retried because a checkpointed file was not found (see `locate_resume`).
-    pub(super) resume_retries: u32,
-    /// When the scan after a resume miss is due (see [`Tailer::wake_at`]).
-    pub(super) resume_retry_at: Option<Instant>,
-    pub(super) scratch: Vec<u8>,
-    pub(super) last_rescan: Option<Instant>,
-    pub(super) dir_mtime: Option<(i64, i64)>,
+    pending_bytes: u64,
+    scratch: Vec<u8>,
+    last_rescan: Option<Instant>,
+    dir_mtime: Option<(i64, i64)>,
     /// The clock of the current `read_some` call.
-    pub(super) now: Instant,
-    /// The file the group is waiting for (follow mode).
-    pub(super) blocked: Option<Blocked>,
+    now: Instant,
+    /// The file the group is waiting for (follow mode). Not a state of the
+    /// stream: a group waits for a file whatever it is doing.
+    blocked: Option<Blocked>,
     /// A read of this call waited for an unreadable file.
-    pub(super) blocked_now: bool,
+    blocked_now: bool,
     /// See [`Tailer::unreadable`].
-    pub(super) unreadable: Vec<Unreadable>,
+    unreadable: Vec<Unreadable>,
     /// The last scan could not list the folder and had no earlier listing to
     /// use: which siblings exist is unknown (follow mode waits).
-    pub(super) untrusted_scan: bool,
-    pub(super) unreadable_changes: u64,
+    untrusted_scan: bool,
+    unreadable_changes: u64,
     /// Test hook: runs before a file of a scan is opened.
     #[cfg(test)]
     pub(super) open_hook: Option<OpenHook>,
@@ -111,21 +87,30 @@ impl Tailer {
     /// start, from [`Tailer::position`] or a [`LineMeta::position`]), or `None` to
     /// start at the beginning of the oldest sibling.
     pub fn new(live: PathBuf, opts: TailOptions, resume: Option<Position>) -> Tailer {
-        let start = match &resume {
-            Some(p) => Start::Resume(p.clone()),
-            None => Start::Placed,
+        let stream = match &resume {
+            Some(p) => Stream::Placing(Start::Resume(Resume {
+                pos: p.clone(),
+                retries: 0,
+                retry_at: None,
+            })),
+            None => Stream::Between,
         };
-        Tailer::build(live, opts, resume, start)
+        Tailer::build(live, opts, resume, stream)
     }
 
     /// Starts at the end of the live file (after its last complete line); rotated
     /// siblings count as already read. For "start from the end" when no usable
     /// checkpoint exists.
     pub fn at_end(live: PathBuf, opts: TailOptions) -> Tailer {
-        Tailer::build(live, opts, None, Start::End)
+        Tailer::build(live, opts, None, Stream::Placing(Start::End))
     }
 
-    fn build(live: PathBuf, mut opts: TailOptions, pos: Option<Position>, start: Start) -> Tailer {
+    fn build(
+        live: PathBuf,
+        mut opts: TailOptions,
+        pos: Option<Position>,
+        stream: Stream,
+    ) -> Tailer {
         opts.fingerprint_bytes = opts.fingerprint_bytes.clamp(1, 1 << 20);
         opts.max_line_bytes = opts.max_line_bytes.max(16);
         let head_len = pos
@@ -136,18 +121,13 @@ impl Tailer {
             scanner: Scanner::new(live.clone(), opts.fingerprint_bytes, head_len),
             live,
             done: DoneSet::default(),
-            cur: None,
-            parked: None,
+            stream,
             lb: LineBuf::new(opts.max_line_bytes),
             pos,
-            start,
             counters: TailCounters::default(),
             errors: VecDeque::new(),
             last_error: None,
             pending_bytes: 0,
-            finished: false,
-            resume_retries: 0,
-            resume_retry_at: None,
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
@@ -204,20 +184,20 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        if self.finished {
+        if let Stream::Finished = self.stream {
             return ReadStatus::Finished;
         }
         self.check_start(now);
         if self.parked_unchanged() {
             return ReadStatus::Idle; // nothing new: stays closed
         }
-        if let super::park::Reopen::Blocked = self.reopen_parked(&mut on_line) {
+        if let Reopen::Blocked = self.reopen_parked(&mut on_line) {
             return ReadStatus::Idle; // `blocked_now`: reported as Blocked
         }
         let mut used = 0usize;
         let mut steps = 0u32;
         loop {
-            if self.cur.is_none() && !self.advance() {
+            if self.stream.cur().is_none() && !self.advance() {
                 if self.resume_retry_pending(now) {
                     // Not idle and not finished: the group's first lines are to come.
                     return ReadStatus::Blocked;
@@ -227,7 +207,7 @@ impl Tailer {
                 if self.opts.follow || self.blocked_now {
                     return ReadStatus::Idle;
                 }
-                self.finished = true;
+                self.step(Stream::finish);
                 return ReadStatus::Finished;
             }
             if used >= budget {
@@ -246,14 +226,14 @@ impl Tailer {
                         continue;
                     }
                     Some(meta) => {
-                        if let Some(cur) = self.cur.as_mut() {
+                        if let Some(cur) = self.stream.cur_mut() {
                             cur.disk_size = meta.len();
                         }
                     }
                     None => {}
                 }
             }
-            let Some(cur) = self.cur.as_mut() else {
+            let Some(cur) = self.stream.cur_mut() else {
                 continue;
             };
             match self.lb.fill(cur, budget - used, &mut self.counters) {
@@ -266,7 +246,7 @@ impl Tailer {
                         Step::Continue => {}
                         Step::Idle => return ReadStatus::Idle,
                         Step::Finished => {
-                            self.finished = true;
+                            self.step(Stream::finish);
                             return ReadStatus::Finished;
                         }
                     }
@@ -276,7 +256,7 @@ impl Tailer {
                         continue;
                     }
                     used += n;
-                    let Some(cur) = self.cur.as_mut() else {
+                    let Some(cur) = self.stream.cur_mut() else {
                         continue;
                     };
                     self.lb
@@ -308,13 +288,10 @@ impl Tailer {
     /// (a rename may have been under way). Reads before then return
     /// [`ReadStatus::Blocked`] at once; the tailer never sleeps in `read_some`.
     pub fn wake_at(&self) -> Option<Instant> {
-        match self.start {
-            Start::Resume(_) => self.resume_retry_at,
-            _ => None,
-        }
+        self.stream.resume().and_then(|r| r.retry_at)
     }
 
-    pub(super) fn resume_retry_pending(&self, now: Instant) -> bool {
+    fn resume_retry_pending(&self, now: Instant) -> bool {
         self.wake_at().is_some_and(|at| now < at)
     }
 
@@ -338,7 +315,7 @@ impl Tailer {
     /// Bytes behind the end of the current file, plus the sizes of newer files not
     /// read yet (as of the last scan; a compressed file counts its compressed size).
     pub fn lag_bytes(&self) -> u64 {
-        let cur = match &self.cur {
+        let cur = match self.stream.cur() {
             Some(c) if c.gzip => c.disk_size,
             Some(c) => c
                 .disk_size
@@ -350,12 +327,12 @@ impl Tailer {
 
     /// The file being read, under the name it had when last seen.
     pub fn current_path(&self) -> Option<&Path> {
-        self.cur.as_ref().map(|c| c.path.as_path())
+        self.stream.cur().map(|c| c.path.as_path())
     }
 
     /// The identity of the file being read.
     pub fn current_file(&self) -> Option<&FileId> {
-        self.cur.as_ref().map(|c| &c.id)
+        self.stream.cur().map(|c| &c.id)
     }
 
     /// The current file is read to its end (for now).
@@ -363,7 +340,7 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        let gzip = match &self.cur {
+        let gzip = match self.stream.cur() {
             Some(c) => c.gzip,
             None => return Step::Continue,
         };
@@ -377,7 +354,7 @@ impl Tailer {
             self.on_truncated();
             return Step::Continue;
         }
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return Step::Continue;
         };
         cur.disk_size = meta.len();
@@ -391,7 +368,7 @@ impl Tailer {
             return if live { Step::Finished } else { Step::Continue };
         }
         if live {
-            if let Some(cur) = self.cur.as_mut() {
+            if let Some(cur) = self.stream.cur_mut() {
                 cur.live_now = true;
             }
             self.pending_bytes = 0;
@@ -412,7 +389,7 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return Step::Continue;
         };
         if cur.live_now {
@@ -427,7 +404,7 @@ impl Tailer {
         }
         let (dev, ino) = (cur.id.dev, cur.id.ino);
         let scan = self.scan();
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return Step::Continue;
         };
         let idx = scan.iter().position(|c| c.is_inode(dev, ino));
@@ -443,14 +420,15 @@ impl Tailer {
         }
         // Nothing consumed from this file yet, and an older unread file appeared (the
         // copy of a copytruncate done while we held it empty): read that first.
-        if cur.read_off == 0 && cur.start_off == 0 && self.park_for_older(&scan) {
+        if cur.read_off == 0 && cur.start_off == 0 && self.set_aside_for_older(&scan) {
             return Step::Continue;
         }
-        let Some(cur) = self.cur.as_mut() else {
+        // A file set aside waits for this one to be left.
+        let mut others_have_data = self.stream.has_set_aside();
+        let Some(cur) = self.stream.cur_mut() else {
             return Step::Continue;
         };
         // Unread data elsewhere (normally newer files) is the reason to move on.
-        let mut others_have_data = false;
         let mut pending = 0;
         for (j, c) in scan.iter().enumerate() {
             if idx == Some(j) || c.is_inode(dev, ino) {
@@ -467,7 +445,6 @@ impl Tailer {
                 };
             }
         }
-        others_have_data |= self.parked.is_some();
         self.pending_bytes = pending;
         if self.lb.has_partial() {
             let since = *cur.partial_since.get_or_insert(now);
@@ -490,12 +467,12 @@ impl Tailer {
     /// The current live file has nothing consumed yet: if an older file not yet read
     /// has appeared (say the copy of a copytruncate done while we held the file
     /// empty), read that first. Returns whether it switched.
-    pub(super) fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
+    fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
         if !force && !self.rescan_due(now) {
             return false;
         }
         let scan = self.scan();
-        self.park_for_older(&scan)
+        self.set_aside_for_older(&scan)
     }
 
     fn rescan_due(&mut self, now: Instant) -> bool {
@@ -525,7 +502,7 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        let Some(mut cur) = self.cur.take() else {
+        let Some(mut cur) = self.close_cur() else {
             return;
         };
         self.lb
@@ -533,8 +510,33 @@ impl Tailer {
         self.done.insert(cur.id, cur.read_off);
     }
 
+    /// Test view: scans repeated so far for a checkpointed file not found.
+    #[cfg(test)]
+    pub(super) fn resume_retries(&self) -> u32 {
+        self.stream.resume().map_or(0, |r| r.retries)
+    }
+
+    /// Test view: the line buffer's size.
+    #[cfg(test)]
+    pub(super) fn line_buffer_capacity(&self) -> usize {
+        self.lb.capacity()
+    }
+
+    /// Moves the stream to its next state (see [`Stream`] for the transitions).
+    fn step(&mut self, to: impl FnOnce(Stream) -> Stream) {
+        let from = std::mem::replace(&mut self.stream, Stream::Between);
+        self.stream = to(from);
+    }
+
+    /// Leaves the file being read ([`Stream::close`]) and returns it.
+    fn close_cur(&mut self) -> Option<Cur> {
+        let (to, cur) = std::mem::replace(&mut self.stream, Stream::Between).close();
+        self.stream = to;
+        cur
+    }
+
     /// Queues a message for `take_error`, unless it repeats the previous one.
-    pub(super) fn push_error(&mut self, msg: String) {
+    fn push_error(&mut self, msg: String) {
         if self.last_error.as_deref() == Some(msg.as_str()) {
             return;
         }

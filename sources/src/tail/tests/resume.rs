@@ -272,7 +272,7 @@ fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
     );
     // Before the retry is due nothing is scanned again.
     assert_eq!(read(&mut t, now), ReadStatus::Blocked);
-    assert_eq!(t.resume_retries, 1);
+    assert_eq!(t.resume_retries(), 1);
     let mut calls = 1;
     while let Some(at) = t.wake_at() {
         now = at;

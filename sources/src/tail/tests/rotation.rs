@@ -313,7 +313,7 @@ fn oversize_lines_are_skipped_not_buffered() {
     let mut max_cap = 0;
     while t.read_some(16 * 1024, Instant::now(), |_, l| lines.push(l.to_vec())) == ReadStatus::More
     {
-        max_cap = max_cap.max(t.lb.capacity());
+        max_cap = max_cap.max(t.line_buffer_capacity());
     }
     assert_eq!(lines, vec![b"short".to_vec(), b"after".to_vec()]);
     assert_eq!(t.counters().oversize_lines, 1);

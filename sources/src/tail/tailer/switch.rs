@@ -1,33 +1,26 @@
-//! Choosing and opening the next file of the stream; parking a file while older
-//! ones are read; recovering from a truncation (copytruncate or plain).
+//! Choosing and opening the next file of the stream; setting a file aside while
+//! older ones are read ([`Stream::SetAside`]); recovering from a truncation
+//! (copytruncate or plain).
 
 use std::io::{self, BufReader, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 
 use flate2::read::MultiGzDecoder;
 
-use super::identity::{file_id, prefix_matches, read_head_file, Cand};
-use super::position::{FileId, Position};
-use super::source::{Cur, Src};
-use super::tailer::{OpenFail, Outcome, Start, Tailer};
+use super::Tailer;
 use crate::file::roots::outside_error;
 use crate::file::EscapedPath;
-
-/// A file set aside (still open, so it survives a deletion) until older files are
-/// read: the live file after a copytruncate (rewound to 0, read after its copy), or
-/// a live file with nothing consumed when an older unread file appeared next to it.
-pub(super) struct Parked {
-    pub cur: Cur,
-    /// The files to finish first (used once it is out of the group).
-    pub before: Vec<FileId>,
-}
+use crate::tail::identity::{file_id, prefix_matches, read_head_file, Cand};
+use crate::tail::position::{FileId, Position};
+use crate::tail::source::{Cur, Src};
+use crate::tail::state::{OpenFail, Outcome, Start, Stream};
 
 impl Tailer {
     /// The current file was truncated or rewritten in place. If a copy of its old
     /// content sits next to it (copytruncate), continue in the copy where we were;
     /// the file itself is read from 0 after it. Otherwise read it again from 0.
     pub(super) fn on_truncated(&mut self) {
-        let Some(mut cur) = self.cur.take() else {
+        let Some(mut cur) = self.close_cur() else {
             return;
         };
         let line_off = self.lb.next_line_off(cur.read_off);
@@ -47,7 +40,7 @@ impl Tailer {
             // the copy is then opened as a pending file, and must not start at 0.
             self.done.read_up_to(old.clone(), line_off);
             let c = &scan[j];
-            if rewound && self.parked.is_none() {
+            if rewound && !self.stream.has_set_aside() {
                 // Its new content comes right after the copy (if a scan cannot find
                 // it any more, it is deleted: files after the copy came later).
                 let before = scan[..=j]
@@ -55,7 +48,7 @@ impl Tailer {
                     .filter(|c| self.done.state(c).is_some())
                     .map(|c| c.id.clone())
                     .collect();
-                self.parked = Some(Parked { cur, before });
+                self.step(|s| s.set_aside(cur, before));
             }
             let start = if c.gzip {
                 line_off
@@ -78,7 +71,7 @@ impl Tailer {
         ));
         if rewound {
             self.pos = self.done.anchor(&scan);
-            self.cur = Some(cur);
+            self.step(|s| s.open(cur));
         }
     }
 
@@ -103,15 +96,15 @@ impl Tailer {
         true
     }
 
-    /// Parks the current file (nothing consumed from it) if unread files precede
-    /// it, and opens the oldest of them. A deleted file is parked only if the scan
+    /// Sets the current file (nothing consumed from it) aside if unread files precede
+    /// it, and opens the oldest of them. A deleted file is set aside only if the scan
     /// still finds its content (compressed): else its place among the others is
     /// unknown, and it is read first.
-    pub(super) fn park_for_older(&mut self, scan: &[Cand]) -> bool {
-        let Some(cur) = self.cur.as_ref() else {
+    pub(super) fn set_aside_for_older(&mut self, scan: &[Cand]) -> bool {
+        let Some(cur) = self.stream.cur() else {
             return false;
         };
-        if self.parked.is_some() {
+        if self.stream.has_set_aside() {
             return false;
         }
         let deleted = cur
@@ -123,13 +116,13 @@ impl Tailer {
             return false;
         }
         let before = self.unread_before(scan, &cur.id);
-        let Some(cur) = (!before.is_empty()).then(|| self.cur.take()).flatten() else {
+        let Some(cur) = (!before.is_empty()).then(|| self.close_cur()).flatten() else {
             return false;
         };
         self.lb.clear();
-        self.parked = Some(Parked { cur, before });
+        self.step(|s| s.set_aside(cur, before));
         if let Outcome::Nothing = self.open_first_pending(scan) {
-            self.unpark(scan);
+            self.take_back_set_aside(scan);
         }
         true
     }
@@ -138,27 +131,27 @@ impl Tailer {
     /// with nothing consumed: if an older unread file appeared next to it before
     /// those bytes were written, it must be read first. The scan comes after the
     /// read, so it sees every file made before that data; if there is one, the read
-    /// is taken back and the file parked.
+    /// is taken back and the file set aside.
     ///
     /// Torture seed 834: the live file, rewound empty after a copytruncate and
-    /// parked while its copy was read, got new lines, was copytruncated again and
+    /// set aside while its copy was read, got new lines, was copytruncated again and
     /// got newer ones, all before it was read. The second copy (holding the
     /// lines in between) was not in the scan taken before, and the newer lines were
     /// read as the continuation of the empty file: the lines in between were
     /// lost without a word.
     pub(super) fn older_appeared_first(&mut self, n: usize) -> bool {
-        let fresh = self.parked.is_none()
-            && self.cur.as_ref().is_some_and(|c| {
+        let fresh = !self.stream.has_set_aside()
+            && self.stream.cur().is_some_and(|c| {
                 c.live_now && !c.gzip && c.start_off == 0 && c.read_off == n as u64
             });
         if !fresh {
             return false;
         }
         let scan = self.scan();
-        let Some(cur) = self.cur.as_ref() else {
+        let Some(cur) = self.stream.cur() else {
             return false;
         };
-        // As `park_for_older` decides (a deleted file it cannot place is read on).
+        // As `set_aside_for_older` decides (a deleted file it cannot place is read on).
         let deleted = cur
             .src
             .plain()
@@ -169,7 +162,7 @@ impl Tailer {
         {
             return false;
         }
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return false;
         };
         let Src::Plain(f) = &mut cur.src else {
@@ -181,7 +174,7 @@ impl Tailer {
         self.lb.unfill(n);
         cur.read_off = 0;
         self.counters.bytes -= n as u64;
-        self.park_for_older(&scan)
+        self.set_aside_for_older(&scan)
     }
 
     /// Where `id` is in `scan`: under its inode, or by content (compressed since).
@@ -201,32 +194,32 @@ impl Tailer {
             .collect()
     }
 
-    /// The parked file's turn has come: no unread file precedes it (or, once it is
-    /// out of the group, none of those it was parked for is still unread).
-    pub(super) fn parked_ready(&self, scan: &[Cand]) -> bool {
-        let Some(p) = &self.parked else {
+    /// The set-aside file's turn has come: no unread file precedes it (or, once it is
+    /// out of the group, none of those it was set aside for is still unread).
+    pub(super) fn set_aside_ready(&self, scan: &[Cand]) -> bool {
+        let Some((file, before)) = self.stream.set_aside_file() else {
             return false;
         };
-        if Tailer::locate(scan, &p.cur.id).is_some() {
-            return self.unread_before(scan, &p.cur.id).is_empty();
+        if Tailer::locate(scan, &file.id).is_some() {
+            return self.unread_before(scan, &file.id).is_empty();
         }
-        !p.before.iter().any(|id| {
+        !before.iter().any(|id| {
             scan.iter()
                 .any(|c| (c.strong(id) || c.same_content(id)) && self.done.state(c).is_some())
         })
     }
 
-    /// Extends a parked file's fingerprint over what it holds now (it may have been
-    /// parked empty), so that a scan recognises it once compressed.
-    pub(super) fn refresh_parked(&mut self) {
+    /// Extends the set-aside file's fingerprint over what it holds now (it may have been
+    /// set aside empty), so that a scan recognises it once compressed.
+    pub(super) fn refresh_set_aside(&mut self) {
         let fp_bytes = self.opts.fingerprint_bytes;
-        let Some(p) = self.parked.as_mut() else {
+        let Some(file) = self.stream.set_aside_file_mut() else {
             return;
         };
-        let Some(f) = p.cur.src.plain() else {
+        let Some(f) = file.src.plain() else {
             return;
         };
-        let id = &mut p.cur.id;
+        let id = &mut file.id;
         if (id.fingerprint_len as usize) < fp_bytes
             && read_head_file(f, fp_bytes, &mut self.scratch).is_ok()
             && self.scratch.len() > id.fingerprint_len as usize
@@ -236,13 +229,15 @@ impl Tailer {
         }
     }
 
-    pub(super) fn unpark(&mut self, scan: &[Cand]) {
-        if let Some(p) = self.parked.take() {
-            let at = Tailer::locate(scan, &p.cur.id);
+    /// Reads the set-aside file now ([`Stream::take_back`]), checking first
+    /// that it was not truncated meanwhile.
+    pub(super) fn take_back_set_aside(&mut self, scan: &[Cand]) {
+        if let Some((file, _)) = self.stream.set_aside_file() {
+            let at = Tailer::locate(scan, &file.id);
             self.pending_bytes = at.map_or(0, |i| self.pending_after(scan, i));
-            self.cur = Some(p.cur);
+            self.step(Stream::take_back);
             self.lb.clear();
-            // It may have been truncated (copytruncate) while parked.
+            // It may have been truncated (copytruncate) while set aside.
             if let Some(meta) = self.cur_meta() {
                 if self.content_changed(meta.len()) {
                     self.on_truncated();
@@ -263,15 +258,20 @@ impl Tailer {
             if self.untrusted_scan {
                 return false; // the start (a resume point, the end) is kept for later
             }
-            let outcome = match std::mem::replace(&mut self.start, Start::Placed) {
-                Start::Placed => self.open_next(&scan),
-                Start::Resume(p) if scan.is_empty() => {
-                    self.start = Start::Resume(p);
+            // Placing: the start is taken out, and put back by the locate
+            // functions if it is to be tried again.
+            let outcome = match std::mem::replace(&mut self.stream, Stream::Between) {
+                Stream::Placing(Start::Resume(r)) if scan.is_empty() => {
+                    self.stream = Stream::Placing(Start::Resume(r));
                     self.nothing_there();
                     return false;
                 }
-                Start::Resume(p) => self.locate_resume(p, &scan),
-                Start::End => self.locate_end(&scan),
+                Stream::Placing(Start::Resume(r)) => self.locate_resume(r, &scan),
+                Stream::Placing(Start::End) => self.locate_end(&scan),
+                other => {
+                    self.stream = other;
+                    self.open_next(&scan)
+                }
             };
             match outcome {
                 Outcome::Opened => return true,
@@ -292,18 +292,18 @@ impl Tailer {
     }
 
     /// After a file is finished: the position falls back to the newest file read
-    /// that still exists; then the parked file once the files it waits for are
+    /// that still exists; then the set-aside file once the files it waits for are
     /// read, else the oldest unread file.
     pub(super) fn open_next(&mut self, scan: &[Cand]) -> Outcome {
         self.pos = self.done.anchor(scan);
-        self.refresh_parked();
-        if self.parked_ready(scan) {
-            self.unpark(scan);
+        self.refresh_set_aside();
+        if self.set_aside_ready(scan) {
+            self.take_back_set_aside(scan);
             return Outcome::Opened;
         }
         match self.open_first_pending(scan) {
-            Outcome::Nothing if self.parked.is_some() => {
-                self.unpark(scan);
+            Outcome::Nothing if self.stream.has_set_aside() => {
+                self.take_back_set_aside(scan);
                 Outcome::Opened
             }
             o => o,
@@ -321,10 +321,10 @@ impl Tailer {
                 self.block_on(&c.path, e);
                 return Outcome::Blocked;
             }
-            let parked = self.parked.as_ref().map(|p| &p.cur.id);
-            if parked.is_some_and(|id| c.is_inode(id.dev, id.ino) || c.same_content(id)) {
-                // The parked file (maybe compressed since): its turn.
-                self.unpark(scan);
+            let aside = self.stream.set_aside_file().map(|(file, _)| &file.id);
+            if aside.is_some_and(|id| c.is_inode(id.dev, id.ino) || c.same_content(id)) {
+                // The set-aside file (maybe compressed since): its turn.
+                self.take_back_set_aside(scan);
                 return Outcome::Opened;
             }
             match self.open(c, start) {
@@ -416,7 +416,7 @@ impl Tailer {
             cur.pos_owned = true;
         }
         self.lb.clear();
-        self.cur = Some(cur);
+        self.step(|s| s.open(cur));
         self.counters.files_opened += 1;
         Ok(())
     }

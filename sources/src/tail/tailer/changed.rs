@@ -5,8 +5,8 @@
 use std::fs;
 use std::time::Instant;
 
-use super::identity::{fingerprint, read_head_file};
-use super::tailer::Tailer;
+use super::Tailer;
+use crate::tail::identity::{fingerprint, read_head_file};
 
 impl Tailer {
     /// Once per call: notice a truncation or rewrite since the last call, and an
@@ -19,7 +19,7 @@ impl Tailer {
             self.on_truncated();
             return;
         }
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return;
         };
         cur.disk_size = meta.len();
@@ -38,12 +38,12 @@ impl Tailer {
             return false;
         };
         if !self.content_changed(meta.len()) {
-            if let Some(cur) = self.cur.as_mut() {
+            if let Some(cur) = self.stream.cur_mut() {
                 cur.disk_size = meta.len();
             }
             return false;
         }
-        if let Some(cur) = self.cur.as_mut() {
+        if let Some(cur) = self.stream.cur_mut() {
             self.lb.unfill(n);
             cur.read_off -= n as u64;
             self.counters.bytes -= n as u64;
@@ -55,7 +55,7 @@ impl Tailer {
     /// Whether the current plain file's fingerprint covers fewer bytes than
     /// configured (it was short when last checked).
     pub(super) fn fingerprint_incomplete(&self) -> bool {
-        self.cur.as_ref().is_some_and(|c| {
+        self.stream.cur().is_some_and(|c| {
             !c.gzip
                 && c.src.plain().is_some()
                 && (c.id.fingerprint_len as usize) < self.opts.fingerprint_bytes
@@ -65,20 +65,20 @@ impl Tailer {
     /// Whether the next read of the current plain file goes past the size seen at
     /// its last check.
     pub(super) fn past_verified(&self) -> bool {
-        self.cur
-            .as_ref()
+        self.stream
+            .cur()
             .is_some_and(|c| !c.gzip && c.src.plain().is_some() && c.read_off >= c.disk_size)
     }
 
     pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
-        self.cur.as_ref()?.src.plain()?.metadata().ok()
+        self.stream.cur()?.src.plain()?.metadata().ok()
     }
 
     /// Whether the current (plain) file's content was replaced since we read it:
     /// shorter than what we read or than its fingerprint, or its first bytes changed.
     /// Extends the fingerprint of a file that has grown past it.
     pub(super) fn content_changed(&mut self, size: u64) -> bool {
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return false;
         };
         let Some(file) = cur.src.plain() else {

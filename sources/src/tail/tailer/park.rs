@@ -25,34 +25,24 @@ use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::identity::{prefix_matches, read_head_file};
-use super::position::FileId;
-use super::source::Src;
-use super::tailer::Tailer;
-use super::LineMeta;
+use super::Tailer;
 use crate::file::EscapedPath;
-
-/// What reopening a parked file came to.
-pub(super) enum Reopen {
-    /// Nothing parked: the current file (if any) is open.
-    NotParked,
-    Reopened,
-    /// The file is no longer anywhere in the group: the tailer moves on.
-    Gone,
-    /// It could not be opened now: the group waits (tried again next call).
-    Blocked,
-}
+use crate::tail::identity::{prefix_matches, read_head_file};
+use crate::tail::position::FileId;
+use crate::tail::source::Src;
+use crate::tail::state::Reopen;
+use crate::tail::LineMeta;
 
 impl Tailer {
     /// Closes the live file's descriptor if the tailer is idle at its end in
-    /// follow mode (see the [module docs](self)). Returns whether it did; a file
+    /// follow mode (see the docs of `tail/tailer/park.rs`). Returns whether it did; a file
     /// that is not idle at its end, compressed, or waiting behind a file set aside
     /// is left open.
     pub fn park(&mut self) -> bool {
         let Some(mtime) = self.parkable_since() else {
             return false;
         };
-        if let Some(cur) = self.cur.as_mut() {
+        if let Some(cur) = self.stream.cur_mut() {
             let born = match &cur.src {
                 Src::Plain(f) => f.metadata().ok().and_then(|m| m.created().ok()),
                 _ => None,
@@ -69,10 +59,10 @@ impl Tailer {
     /// file written often is the one likely to be rotated or deleted while
     /// closed, and only a descriptor reads what was written to it before that.
     pub fn parkable_since(&self) -> Option<(i64, i64)> {
-        if !self.opts.follow || self.parked.is_some() || self.blocked.is_some() {
+        if !self.opts.follow || self.stream.has_set_aside() || self.blocked.is_some() {
             return None;
         }
-        let cur = self.cur.as_ref()?;
+        let cur = self.stream.cur()?;
         if !cur.live_now || cur.gzip || cur.read_off < cur.disk_size {
             return None;
         }
@@ -91,23 +81,23 @@ impl Tailer {
     /// Whether the tailer holds a descriptor open (a parked file holds none).
     pub fn holds_file(&self) -> bool {
         let cur_open = self
-            .cur
-            .as_ref()
+            .stream
+            .cur()
             .is_some_and(|c| !matches!(c.src, Src::Closed { .. }));
-        cur_open || self.parked.is_some()
+        cur_open || self.stream.has_set_aside()
     }
 
     /// Whether the current file is parked.
     pub fn is_parked(&self) -> bool {
-        self.cur
-            .as_ref()
+        self.stream
+            .cur()
             .is_some_and(|c| matches!(c.src, Src::Closed { .. }))
     }
 
     /// Whether a parked current file is as it was parked: its path names it, with
     /// the size read and the same modification time. One `stat`, no descriptor.
     pub(super) fn parked_unchanged(&self) -> bool {
-        let Some(cur) = self.cur.as_ref() else {
+        let Some(cur) = self.stream.cur() else {
             return false;
         };
         let Src::Closed { mtime, .. } = cur.src else {
@@ -126,7 +116,7 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
-        let Some(cur) = self.cur.as_ref() else {
+        let Some(cur) = self.stream.cur() else {
             return Reopen::NotParked;
         };
         if !matches!(cur.src, Src::Closed { .. }) {
@@ -184,12 +174,12 @@ impl Tailer {
             let line_off = self.lb.next_line_off(read_off);
             self.lb.clear();
             self.done.read_up_to(id, line_off);
-            self.cur = None;
+            self.close_cur();
             self.counters.deletions += 1;
             return Reopen::Gone;
         }
         // Deleted or moved out of the folder while closed.
-        if let Some(mut cur) = self.cur.take() {
+        if let Some(mut cur) = self.close_cur() {
             self.lb
                 .emit_partial(&mut cur, &mut self.pos, &mut self.counters, on_line);
         }
@@ -251,14 +241,14 @@ impl Tailer {
     fn resume_in(&mut self, mut f: std::fs::File, moved: Option<PathBuf>, off: u64) -> Reopen {
         if let Err(e) = f.seek(SeekFrom::Start(off)) {
             let path = moved.unwrap_or_else(|| {
-                self.cur
-                    .as_ref()
+                self.stream
+                    .cur()
                     .map(|c| c.path.clone())
                     .unwrap_or_default()
             });
             return self.reopen_failed(&path, &e);
         }
-        let Some(cur) = self.cur.as_mut() else {
+        let Some(cur) = self.stream.cur_mut() else {
             return Reopen::NotParked;
         };
         cur.src = Src::Plain(f);

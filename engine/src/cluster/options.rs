@@ -1,0 +1,43 @@
+//! What a member is started with ([`super::start`]), shared by the control side
+//! and the workers it hands the job hooks to.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark_jobs::Job;
+
+use super::peers::Peers;
+use super::state_folder::StateLock;
+use crate::operators::collect::WindowOutput;
+use crate::start::OutputStart;
+
+/// Opens a job's sinks (process 0 only).
+pub type MakeOutput =
+    Arc<dyn Fn(&Job, &OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send + Sync>;
+/// Validates a job's TOML on this member (its own environment, its allowed roots).
+pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
+
+pub struct ClusterOptions {
+    /// The other members (`None`: a cluster of one process), this member's own
+    /// address already bound.
+    pub peers: Option<Peers>,
+    /// This member's index, the number of members, and workers per member.
+    pub process: usize,
+    pub processes: usize,
+    pub workers: usize,
+    /// Submitted jobs and their checkpoints are kept here.
+    pub state_dir: PathBuf,
+    pub checkpoint_interval: Duration,
+    pub make_output: MakeOutput,
+    pub validate: Validate,
+    /// Most jobs a submit may bring the member to (jobs kept in the state folder
+    /// are installed again even past it).
+    pub max_jobs: usize,
+    /// `--max-open-files`: what all jobs together may keep open on this member;
+    /// each reserves its `max_open_files` from it ([`FdBudget`]).
+    pub max_open_files: usize,
+    /// The member's lock on `state_dir` ([`super::lock_state_folder`]), taken
+    /// before anything (the API token included) is written there.
+    pub state_lock: StateLock,
+}
