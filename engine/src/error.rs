@@ -170,4 +170,17 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn a_replay_failure_says_its_cause_once() {
+        let e = EngineError::Replay(ReplayFailure::Open {
+            path: "/logs/a.log".into(),
+            source: std::io::Error::other("boom"),
+            hint: "",
+        });
+        assert_eq!(
+            full_message(&e),
+            "the replay stopped: cannot open /logs/a.log: boom"
+        );
+    }
 }
