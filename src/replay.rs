@@ -87,7 +87,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let window_ms = job.window.size.as_millis() as i64;
     let range = match ReplayRange::new(from, to, window_ms) {
         Ok(r) => r,
-        Err(e) => return usage(e),
+        Err(e) => return usage(e.to_string()),
     };
     if (range.from_ms(), range.to_ms()) != (from, to) {
         tracing::warn!(

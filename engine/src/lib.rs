@@ -12,9 +12,11 @@ pub mod checkpoint;
 pub mod claims;
 pub mod cluster;
 pub mod commit;
+pub mod error;
 pub mod group;
 pub mod groupset;
 pub mod install;
+pub mod key;
 pub mod labels;
 pub mod limit;
 pub mod operators;
@@ -26,6 +28,8 @@ pub mod run;
 pub mod series;
 pub mod setup;
 pub mod sink;
+pub mod start;
+pub mod state;
 pub mod stats;
 pub mod time;
 pub mod watcher;
@@ -33,9 +37,8 @@ pub mod watermark;
 
 pub use install::{install_job, JobHandle};
 pub use labels::Labels;
-pub use run::{
-    fixed_output, run_job, run_job_file, OutputFactory, OutputStart, RunOptions, RunOutcome,
-};
+pub use run::{run_job, run_job_file, RunOptions, RunOutcome};
 pub use series::{ClosedWindow, Origin, Series, Value};
 pub use sink::{Sink, SinkFailure, Sinks};
+pub use start::{fixed_output, OutputFactory, OutputStart};
 pub use stats::JobStats;

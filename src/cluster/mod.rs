@@ -294,7 +294,7 @@ fn on_signal_shut_down(member: &Arc<Cluster>) -> anyhow::Result<()> {
 }
 
 fn ended(
-    result: std::thread::Result<Result<(), tidemark_engine::install::EngineError>>,
+    result: std::thread::Result<Result<(), tidemark_engine::error::EngineError>>,
 ) -> anyhow::Result<ExitCode> {
     match result {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),

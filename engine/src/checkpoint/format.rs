@@ -32,7 +32,7 @@ pub const READABLE: std::ops::RangeInclusive<u32> = 1..=VERSION;
 pub const HEADER_LEN: usize = 24;
 
 /// What is wrong with a checkpoint file's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Damage {
     /// Zero bytes long.
     Empty,
@@ -50,7 +50,7 @@ pub enum Damage {
     /// The payload does not match its checksum.
     BadChecksum { stored: u32, computed: u32 },
     /// The payload passed its checksum but is not a checkpoint this version understands.
-    Undecodable(String),
+    Undecodable(serde_json::Error),
 }
 
 impl fmt::Display for Damage {
@@ -150,7 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Damage> {
     if computed != stored {
         return Err(Damage::BadChecksum { stored, computed });
     }
-    serde_json::from_slice(payload).map_err(|e| Damage::Undecodable(e.to_string()))
+    serde_json::from_slice(payload).map_err(Damage::Undecodable)
 }
 
 /// `N` bytes of `header` from `at`; the header's length was checked by the caller.

@@ -9,8 +9,8 @@ use tidemark_jobs::Job;
 
 use super::peers::Peers;
 use super::state_folder::StateLock;
-use crate::run::{OutputOpenError, OutputStart};
 use crate::sink::Sinks;
+use crate::start::{OutputOpenError, OutputStart};
 
 /// Opens a job's sinks (process 0 only); the sinks' own error is kept.
 pub type MakeOutput =

@@ -9,7 +9,8 @@ use tidemark_jobs::Job;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
-use crate::install::{downstream, EngineError};
+use crate::error::EngineError;
+use crate::install::downstream;
 use crate::operators::collect::Collector;
 use crate::plan::Plan;
 use crate::series::ClosedWindow;
@@ -101,16 +102,22 @@ pub fn run_replay(
                 worker.step_or_park(Some(Duration::from_millis(50)));
             }
         })
-        .map_err(EngineError::Worker)?
+        .map_err(|message| EngineError::Timely {
+            worker: None,
+            message,
+        })?
     };
-    for r in guards.join() {
-        r.map_err(EngineError::Worker)?;
+    for (worker, r) in guards.join().into_iter().enumerate() {
+        r.map_err(|message| EngineError::Timely {
+            worker: Some(worker),
+            message,
+        })?;
     }
     if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Worker(e.to_string()));
+        return Err(EngineError::Replay(e));
     }
     if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Output(e));
+        return Err(EngineError::Output(e.into()));
     }
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(ReplayOutcome {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use tidemark_engine::install::EngineError;
+use tidemark_engine::error::EngineError;
 use tidemark_engine::{
     fixed_output, run_job, ClosedWindow, JobStats, RunOptions, RunOutcome, Sink,
 };
