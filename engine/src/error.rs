@@ -15,12 +15,35 @@ use crate::cluster::store::IdentityError;
 use crate::commit::CommitError;
 use crate::output_guard::SinkPathError;
 use crate::replay::failure::ReplayFailure;
+use crate::sink::SinkFailure;
 use crate::start::OutputOpenError;
 use crate::time::{format_ms, EventMs};
 
-/// An error from a component whose own error type the engine does not name (a
-/// sink behind `WindowOutput`): kept whole as a source.
-pub type BoxedError = Box<dyn std::error::Error + Send + Sync>;
+/// Why a running job stopped, as its operators report it (see [`FailureSlot`]).
+#[derive(Debug, Error)]
+pub enum JobFailure {
+    /// A sink could not take a window or finish.
+    #[error(transparent)]
+    Sink(SinkFailure),
+    /// The sinks could not be synced or a checkpoint not saved.
+    #[error("writing the checkpoint failed")]
+    Commit(#[source] CommitError),
+    /// A source could not look for its files again.
+    #[error(transparent)]
+    Discover(Box<EngineError>),
+}
+
+/// Where a running job's operators put the first reason it must stop; the runner
+/// reads it (and stops the job) between steps. Only the first failure is kept:
+/// later ones follow from it.
+pub type FailureSlot = std::sync::Arc<std::sync::Mutex<Option<JobFailure>>>;
+
+/// Records `failure` in `slot` unless one is there already.
+pub fn record_failure(slot: &FailureSlot, failure: JobFailure) {
+    if let Ok(mut s) = slot.lock() {
+        s.get_or_insert(failure);
+    }
+}
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -36,9 +59,9 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
-    /// A sink failed while the job ran (the sinks' own error).
+    /// The job failed while it ran: a sink, a checkpoint or a source's discovery.
     #[error("output failed")]
-    Output(#[source] BoxedError),
+    Output(#[source] JobFailure),
     /// A replay's source stopped reading. Its message already ends with its
     /// cause's, so it is shown whole rather than chained as a source (which
     /// would print the cause twice); the typed failure is kept here.

@@ -13,8 +13,9 @@ use timely::dataflow::Stream;
 use timely::worker::Worker;
 
 use crate::error::EngineError;
+use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
-use crate::operators::collect::{collect, Collector, OutputError};
+use crate::operators::collect::{collect, Collector};
 use crate::operators::host_merge::host_merge;
 use crate::operators::rollup::rollup;
 use crate::operators::series_limit::{series_limit, Stage2};
@@ -38,7 +39,7 @@ pub struct InstallContext {
     pub stats: SharedStats,
     /// Worker 0 only: the sinks and the checkpoint committer.
     pub collector: Option<Collector>,
-    pub output_error: OutputError,
+    pub output_error: FailureSlot,
     /// Set by a directory watcher when the job's folders change.
     pub poke: Poke,
     /// The groups there at start with their owning workers, found and assigned
@@ -125,7 +126,7 @@ pub(crate) fn downstream<'scope>(
     partials: Stream<'scope, WindowTime, Vec<HostPartial>>,
     plan: &Arc<Plan>,
     collector: Option<Collector>,
-    output_error: OutputError,
+    output_error: FailureSlot,
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {

@@ -79,7 +79,7 @@ pub fn run_job_file(
             let handle = install_job(worker, &setup.job, setup.context(worker.index()))?;
             let mut woke_for_stop = false;
             while !handle.is_done(worker) {
-                if setup.output_failed().is_some() {
+                if setup.has_failed() {
                     setup.stop.store(true, Ordering::SeqCst);
                 }
                 if !woke_for_stop && setup.stop.load(Ordering::SeqCst) {
@@ -102,8 +102,8 @@ pub fn run_job_file(
             message,
         })??;
     }
-    if let Some(e) = setup.output_failed() {
-        return Err(EngineError::Output(e.into()));
+    if let Some(e) = setup.take_failure() {
+        return Err(EngineError::Output(e));
     }
     let stats = setup.stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(RunOutcome {

@@ -16,9 +16,10 @@ use tidemark_sources::file::FileGroup;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoice};
 use crate::commit::{group_checkpoints, groups_of, Committer};
 use crate::error::EngineError;
+use crate::error::FailureSlot;
 use crate::groupset::{balance, initial_groups};
 use crate::install::InstallContext;
-use crate::operators::collect::{Collector, OutputError};
+use crate::operators::collect::Collector;
 use crate::operators::source::{Poke, PokeBoard};
 use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
@@ -75,7 +76,7 @@ pub struct JobSetup {
     pub board: Arc<ResumeBoard>,
     pub stats: SharedStats,
     pub stop: Arc<AtomicBool>,
-    pub output_error: OutputError,
+    pub output_error: FailureSlot,
     pub poke: Poke,
     pub follow: bool,
     /// Whether the job resumed from a checkpoint.
@@ -303,8 +304,23 @@ impl JobSetup {
     }
 
     /// The sinks' error, if one failed.
-    pub fn output_failed(&self) -> Option<String> {
-        self.output_error.lock().ok().and_then(|e| e.clone())
+    /// Whether the job failed while it ran (see [`FailureSlot`]).
+    pub fn has_failed(&self) -> bool {
+        self.output_error
+            .lock()
+            .map(|e| e.is_some())
+            .unwrap_or(false)
+    }
+
+    /// Takes the reason the job failed while it ran, if it did.
+    pub fn take_failure(&self) -> Option<crate::error::JobFailure> {
+        self.output_error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// The reason the job failed, with its causes, as a job's status shows it.
+    pub fn failure_text(&self) -> Option<String> {
+        let slot = self.output_error.lock().ok()?;
+        slot.as_ref().map(|e| crate::sink::error_chain(e))
     }
 }
 

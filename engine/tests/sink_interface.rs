@@ -157,7 +157,9 @@ fn a_failing_sink_is_named_in_the_jobs_error_with_its_reason() {
         ..live_options(1, Arc::new(AtomicBool::new(false)))
     };
     let err = run_job(&job, opts, Box::new(sinks)).expect_err("the sink failed");
-    let text = err.to_string();
+    // As the binary prints it (`{:#}`): the error and its causes.
+    let text = tidemark_engine::error::full_message(&err);
+    assert!(text.starts_with("output failed: "), "{text}");
     assert!(text.contains("the sink failing test sink failed"), "{text}");
     assert!(text.contains("disk full after 2 windows (test)"), "{text}");
     // The third window (10:02) is the one it failed on.

@@ -148,7 +148,7 @@ fn announce(
     for (name, a) in active.iter_mut() {
         let Some(r) = &a.running else { continue };
         if !a.halt_sent {
-            if let Some(e) = r.setup.output_failed() {
+            if let Some(e) = r.setup.failure_text() {
                 // Said in the log too, not only in `job status`. The reason may hold
                 // a file name: `?` escapes a newline in it, which cannot forge a line.
                 tracing::error!(

@@ -13,16 +13,11 @@ use timely::dataflow::Stream;
 
 use super::per_window::{concat, window_of};
 use crate::commit::Committer;
+use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::series::{ClosedWindow, Series};
-use crate::sink::{error_chain, Sinks};
+use crate::sink::Sinks;
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
-
-/// Where a failed output's error is kept for the runner to report. Text, because
-/// the same slot holds a source's discovery failure; the sinks' and the
-/// committer's typed errors are flattened into it with their sources
-/// ([`error_chain`]).
-pub type OutputError = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 /// Worker 0's output side of a job.
 pub struct Collector {
@@ -34,7 +29,7 @@ pub fn collect<'scope>(
     records: Stream<'scope, WindowTime, Vec<Series>>,
     window_ms: i64,
     mut collector: Option<Collector>,
-    error: OutputError,
+    error: FailureSlot,
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
@@ -67,7 +62,7 @@ pub fn collect<'scope>(
                     return;
                 };
                 let stopping = stop.load(Ordering::SeqCst);
-                let mut failed: Option<String> = None;
+                let mut failed: Option<JobFailure> = None;
                 if !stopping {
                     while let Some(entry) = pending.first_entry() {
                         if frontier.less_equal(entry.key()) {
@@ -84,7 +79,7 @@ pub fn collect<'scope>(
                         }
                         let window = closed(start, window_ms, records);
                         if let Err(e) = c.output.write_window(&window) {
-                            failed = Some(error_chain(&e));
+                            failed = Some(JobFailure::Sink(e));
                             break;
                         }
                     }
@@ -109,24 +104,17 @@ pub fn collect<'scope>(
                         match committer.offer(&mut c.output, complete_below, stopping || done) {
                             Ok(Some(wait)) => activator.activate_after(wait),
                             Ok(None) => {}
-                            Err(e) => {
-                                failed = Some(format!(
-                                    "writing the checkpoint failed: {}",
-                                    error_chain(&e)
-                                ))
-                            }
+                            Err(e) => failed = Some(JobFailure::Commit(e)),
                         }
                     }
                 }
                 if failed.is_none() && done {
                     if let Err(e) = c.output.finish() {
-                        failed = Some(error_chain(&e));
+                        failed = Some(JobFailure::Sink(e));
                     }
                 }
                 if let Some(e) = failed {
-                    if let Ok(mut slot) = error.lock() {
-                        slot.get_or_insert(e);
-                    }
+                    record_failure(&error, e);
                     collector = None;
                 } else if done || stopping {
                     collector = None;

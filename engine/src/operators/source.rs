@@ -11,6 +11,7 @@ use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
+use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::groupset::GroupSet;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
@@ -82,7 +83,7 @@ pub fn file_source<'scope>(
     poke: Poke,
     stop: Arc<AtomicBool>,
     stats: SharedStats,
-    failed: crate::operators::collect::OutputError,
+    failed: FailureSlot,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
     source(scope, "FileSource", move |cap, info| {
         let poked = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
@@ -117,9 +118,7 @@ pub fn file_source<'scope>(
             let floor = *held.time() as EventMs;
             groups.set_watching(poke.watching());
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
-                if let Ok(mut slot) = failed.lock() {
-                    slot.get_or_insert(crate::error::full_message(&e));
-                }
+                record_failure(&failed, JobFailure::Discover(Box::new(e)));
             }
             let mut budget = pacing.activation_bytes;
             let mut wait = pacing.poll_interval;
@@ -170,6 +169,11 @@ pub fn file_source<'scope>(
             }
             if open > *held.time() {
                 held.downgrade(&open);
+            }
+            // Discovery's interval holds even under a longer poll interval: a
+            // folder whose change no event reported is still found.
+            if let Some(due) = groups.discovery_due_in(now) {
+                wait = wait.min(due.max(Duration::from_millis(1)));
             }
             // A group retrying a resume miss asks to be read again soon: the
             // worker is not held up meanwhile.

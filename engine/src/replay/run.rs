@@ -117,7 +117,7 @@ pub fn run_replay(
         return Err(EngineError::Replay(e));
     }
     if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Output(e.into()));
+        return Err(EngineError::Output(e));
     }
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(ReplayOutcome {
