@@ -138,6 +138,24 @@ impl GroupSet {
     /// appears after start was an idle source until then: its watermark starts at
     /// the wall clock minus `idle_timeout` — the same rule whatever worker owns it —
     /// and never below `held`, the window this worker has already moved past.
+    /// How soon discovery is due again (`None` when the job does not follow its
+    /// files). The source comes back by then even when its poll interval is longer:
+    /// discovery's own interval is the safety net for a change no event reported.
+    pub fn discovery_due_in(&self, now: Instant) -> Option<Duration> {
+        if !self.follow {
+            return None;
+        }
+        let interval = if self.watching {
+            WATCHED_DISCOVERY_INTERVAL
+        } else {
+            DISCOVERY_INTERVAL
+        };
+        Some(match self.last_discovery {
+            None => Duration::ZERO,
+            Some(t) => interval.saturating_sub(now.duration_since(t)),
+        })
+    }
+
     pub fn discover_if_due(
         &mut self,
         now: Instant,

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tidemark_sources::watch::watch_dirs;
-use tidemark_sources::watch_hub::WatchHub;
+use tidemark_sources::watch_hub::{Subscription, WatchHub};
 
 use crate::operators::source::Poke;
 
@@ -37,15 +37,19 @@ impl JobWatcher {
                 let mut w = WatchHub::global().subscribe(&watch_dirs(&include), move || {
                     let _ = tx.send(());
                 });
+                // The sources' first discovery ran before these watches existed:
+                // look again for what was created in between.
+                settle(&mut w, &include);
                 if let Some(warning) = w.warning() {
                     tracing::warn!("{warning}; falling back to polling every {poll:?}");
                 }
                 poke.set_watching(w.is_active());
+                poke.poke();
                 // Blocks until a change or the drop: an idle job's thread never wakes.
                 while rx.recv().is_ok() && !flag.load(Ordering::SeqCst) {
                     // Coalesce a burst of events into one rescan.
                     while rx.try_recv().is_ok() {}
-                    w.set_dirs(&watch_dirs(&include));
+                    settle(&mut w, &include);
                     poke.set_watching(w.is_active());
                     poke.poke();
                 }
@@ -53,6 +57,25 @@ impl JobWatcher {
             })
             .ok();
         JobWatcher { thread, done, wake }
+    }
+}
+
+/// Watches the folders the globs match until listing them again finds no new one.
+/// The folders are listed before their parent's watch is in place, so a folder
+/// created in between is in neither (no event, not listed): the listing after
+/// the watches is the one that counts.
+fn settle(w: &mut Subscription, include: &[String]) {
+    let mut dirs = watch_dirs(include);
+    w.set_dirs(&dirs);
+    // Bounded: a job whose globs gain a folder at every look stays correct (the
+    // sources' discovery polls as a safety net), it just stops chasing here.
+    for _ in 0..8 {
+        let again = watch_dirs(include);
+        if again == dirs {
+            return;
+        }
+        dirs = again;
+        w.set_dirs(&dirs);
     }
 }
 

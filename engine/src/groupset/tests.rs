@@ -208,3 +208,54 @@ fn an_idle_watched_job_does_not_rescan_its_globs_every_500ms() {
     let poked = scans(true, &[7, 333]);
     assert!(poked.contains(&7) && poked.contains(&333), "{poked:?}");
 }
+
+/// Regression (engine/tests/discovery.rs failed on a loaded machine): a source
+/// slept for its whole poll interval (1 h in that test) when every group was idle,
+/// so discovery's own interval, the safety net for a folder whose creation no
+/// watch reported, never came. The source now comes back by the time
+/// `discovery_due_in` says, and discovery is due then.
+#[test]
+fn discovery_is_due_again_within_its_interval_whatever_the_poll_interval() {
+    let d = tempfile::tempdir().unwrap();
+    let job = job(&[format!("{}/*/app.log", d.path().display())], &[]);
+    let plan = Arc::new(Plan::new(&job));
+    let mut gs = GroupSet::new(
+        Arc::new(job.clone()),
+        plan.clone(),
+        Arc::new(ResumePlan::default()),
+        crate::resume::ResumeBoard::new(),
+        plan.tail.clone(),
+        Arc::new(Vec::new()),
+        true,
+        0,
+        (0, 1),
+        ProcessFiles::new(1024),
+    );
+    let (start, mut stats) = (Instant::now(), JobStats::default());
+    assert_eq!(
+        gs.discovery_due_in(start),
+        Some(Duration::ZERO),
+        "never ran"
+    );
+    for watching in [false, true] {
+        gs.set_watching(watching);
+        let at = start + Duration::from_secs(if watching { 100 } else { 0 });
+        gs.discover_if_due(at, true, EventMs::MIN, 0, &mut stats)
+            .unwrap();
+        let due = gs.discovery_due_in(at).unwrap();
+        let interval = if watching {
+            WATCHED_DISCOVERY_INTERVAL
+        } else {
+            DISCOVERY_INTERVAL
+        };
+        assert_eq!(due, interval);
+        // A folder no event reported appears; the source comes back when due.
+        std::fs::create_dir_all(d.path().join(format!("h{watching}"))).unwrap();
+        std::fs::write(d.path().join(format!("h{watching}/app.log")), "{}\n").unwrap();
+        let before = stats.file_groups;
+        gs.discover_if_due(at + due, false, EventMs::MIN, 0, &mut stats)
+            .unwrap();
+        assert_eq!(stats.file_groups, before + 1, "found when due ({watching})");
+        assert_eq!(gs.discovery_due_in(at + due), Some(interval));
+    }
+}
