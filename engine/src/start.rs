@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::checkpoint::SinkCommit;
-use crate::sink::{Sink, Sinks};
 use crate::resume::Resume;
+use crate::sink::{Sink, Sinks};
 use crate::time::EventMs;
 
 /// Where groups start when there is no resume point for them.
