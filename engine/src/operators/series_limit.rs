@@ -12,7 +12,7 @@ use tidemark_jobs::{RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
-use super::per_window::per_window;
+use super::per_window::PerWindow;
 use crate::acc::Acc;
 use crate::labels::Labels;
 use crate::limit::{keep_share, Cut};
@@ -38,7 +38,7 @@ pub fn series_limit<'scope>(
 ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
     let pact = Exchange::new(|_: &MergedSeries| 0u64);
     let mut pace = WarnPace::default();
-    per_window(merged, pact, "SeriesLimit", move |window, mut series| {
+    merged.per_window(pact, "SeriesLimit", move |window, mut series| {
         series.sort_by(|a, b| {
             a.metric
                 .cmp(&b.metric)
