@@ -52,6 +52,10 @@ impl ExactSum {
         Ok(scaled as i128)
     }
 
+    /// Adds `v`, rounded once to a multiple of 1e-9. A value that is not finite, or that
+    /// would take the total past what an `i128` of billionths holds, is refused with the
+    /// reason (`not_finite`, `too_large`) and leaves the sum unchanged, so the caller can
+    /// count the line as refused.
     pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
         self.add_term(Self::term(v)?)
     }
@@ -63,6 +67,8 @@ impl ExactSum {
         Ok(())
     }
 
+    /// Adds `other`'s total. Exact and order-independent like [`ExactSum::add`]; it
+    /// saturates rather than wraps, since both totals were already checked term by term.
     pub fn merge(&mut self, other: &ExactSum) {
         self.set(self.get().saturating_add(other.get()));
     }
@@ -95,17 +101,25 @@ pub struct Accepted {
 /// many small series of a high-cardinality window do not each pay for one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Acc {
+    /// A counter: how many lines matched.
     Count(u64),
+    /// A sum: the exact total of the lines' values.
     Sum {
+        /// Total of the values.
         sum: ExactSum,
+        /// Lines whose value was added.
         lines: u64,
     },
     /// Last value by event time; ties go to the later line.
     Gauge {
+        /// Event time (ms since the epoch) of the line whose value is kept.
         t: i64,
+        /// The kept value: that of the line with the latest event time.
         v: f64,
+        /// Lines seen; each counts, though only one value is kept.
         lines: u64,
     },
+    /// A histogram: bucket counts and the exact sum of the values.
     Hist(Box<Hist>),
 }
 

@@ -37,7 +37,7 @@ pub fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime {
 
 /// A group's watermark: max event time seen minus the allowed disorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     max_seen: Option<EventMs>,
     disorder_ms: i64,
     /// Raised by idleness (wall clock) or end of input; never lowered.

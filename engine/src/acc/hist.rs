@@ -43,10 +43,14 @@ enum Counts {
 #[derive(Clone, Debug)]
 pub struct Hist {
     counts: Counts,
+    /// Exact sum of every recorded value: the `NAME_sum` record.
     pub sum: ExactSum,
 }
 
 impl Hist {
+    /// An empty histogram. It starts sparse (a short sorted list of buckets), since most
+    /// series of a window see few distinct values, and turns dense only when that list
+    /// grows long.
     pub fn new() -> Hist {
         Hist {
             counts: Counts::Sparse(Vec::new()),
@@ -125,6 +129,8 @@ impl Hist {
         Ok(())
     }
 
+    /// Adds every observation of `other` and its sum. Bucket counts add, so the result does
+    /// not depend on the order in which partial histograms meet.
     pub fn merge(&mut self, other: &Hist) {
         // Values too large for any histogram were refused when recorded, and
         // auto-resizing histograms accept any other histogram's range.
@@ -144,6 +150,8 @@ impl Hist {
         self.sum.merge(&other.sum);
     }
 
+    /// How many values were recorded: the `NAME_count` record, and the lines this histogram
+    /// holds.
     pub fn count(&self) -> u64 {
         match &self.counts {
             Counts::Sparse(buckets) => buckets.iter().map(|&(_, n)| n).sum(),

@@ -126,8 +126,9 @@ pub struct Change {
     /// `None`: not set any more (removed).
     pub now: Option<String>,
     /// Whether `was` and `now` were written in the fingerprints, rather than
-    /// taken from the setting's default.
+    /// taken from the setting's default (then it is printed as "the default").
     pub was_set: bool,
+    /// Whether `now` was written in the resuming job, rather than its default.
     pub now_set: bool,
 }
 
