@@ -58,6 +58,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Every job this member knows, with its state and stats: what the control API lists
+    /// and reports.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -60,7 +60,7 @@ pub use state_folder::{lock_state_folder, StateFolderError, StateLock};
 ///
 /// [`Sequencer`]: timely::synchronization::Sequencer
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
+pub(crate) enum Command {
     /// Install a job from its TOML (each member validates it with its own
     /// environment). `committed`: the frontier of process 0's checkpoint when the
     /// install was sequenced (`None`: none).
