@@ -76,7 +76,7 @@ pub struct JobStats {
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
-    /// more series of the metric than its share (see [`crate::limit`]).
+    /// more series of the metric than its share (see `crate::limit`).
     pub series_limit_dropped: BTreeMap<String, u64>,
     /// Windows that lost series to `max_series` (each warned about once), with
     /// those of earlier runs this one resumed after.

@@ -49,7 +49,7 @@
 //! default. So:
 //! 1. give it a default in [`DEFAULTS`]: the value that reproduces what jobs did
 //!    before the setting existed;
-//! 2. write it with [`setting`], which leaves it out at that default (so a job that
+//! 2. write it with `setting`, which leaves it out at that default (so a job that
 //!    does not use it keeps its fingerprint, hash included);
 //! 3. keep the spelling of existing values; if a value's canonical form must
 //!    change, bump [`CANONICAL_VERSION`] and translate the old form in

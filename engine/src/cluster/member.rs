@@ -1,5 +1,5 @@
 //! A cluster member's control side: what the API calls ([`Cluster`]), and
-//! [`start`], which runs the member's workers ([`super::worker`]).
+//! [`start`], which runs the member's workers (`super::worker`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

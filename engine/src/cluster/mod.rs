@@ -9,7 +9,7 @@
 //! - [`member`]: the control side, and starting a member.
 //! - `options`: what a member is started with.
 //! - [`peers`]: the connections between members, this member's port bound first.
-//! - `worker`: the worker loop; `apply`: how it applies each sequenced [`Command`];
+//! - `worker`: the worker loop; `apply`: how it applies each sequenced `Command`;
 //!   `shared`: what a member's workers share, and this process's job setups.
 //!
 //! Each member validates a job's TOML itself, so `${NAME}` in paths expands from

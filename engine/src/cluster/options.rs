@@ -42,7 +42,7 @@ pub struct ClusterOptions {
     /// are installed again even past it).
     pub max_jobs: usize,
     /// `--max-open-files`: what all jobs together may keep open on this member;
-    /// each reserves its `max_open_files` from it ([`FdBudget`]).
+    /// each reserves its `max_open_files` from it ([`super::FdBudget`]).
     pub max_open_files: usize,
     /// The member's lock on `state_dir` ([`super::lock_state_folder`]), taken
     /// before anything (the API token included) is written there.

@@ -1,6 +1,6 @@
 //! Stage 2: per-host series. Partials of one series (from every file group that
 //! holds lines of that host) meet on one worker and fold in group order; each worker
-//! then keeps its first `share` series of each metric (see [`crate::limit`]) and
+//! then keeps its first `share` series of each metric (see `crate::limit`) and
 //! sends them to the job-wide cut ([`super::series_limit`]).
 
 use std::sync::Arc;

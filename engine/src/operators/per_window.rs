@@ -6,7 +6,7 @@
 //! timestamp. Windows complete in ascending order.
 //!
 //! The window a batch travels at ([`window_of`]) and one window's batches as one
-//! `Vec` ([`concat`]) are shared with the collect stage, which gathers windows
+//! `Vec` ([`concat()`]) are shared with the collect stage, which gathers windows
 //! itself.
 
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Stage 2½, on worker 0: the job-wide `max_series` cut. Every worker's merged
 //! series of a complete window meet here, sorted by (metric, host, labels); each
-//! metric keeps its first `share` (see [`crate::limit`]), a window that lost series
+//! metric keeps its first `share` (see `crate::limit`), a window that lost series
 //! is counted and warned about (paced: a job always over the limit must not log
 //! one warning per window), and the kept series become the host series for the
 //! sinks and the inputs of every rule that reads their metric.
