@@ -34,7 +34,7 @@ pub trait HostMerge<'scope> {
     /// use tidemark_engine::acc::Acc;
     /// use tidemark_engine::operators::host_merge::HostMerge;
     /// use tidemark_engine::plan::Plan;
-    /// use tidemark_engine::series::{decode_key, push_key_part, HostPartial};
+    /// use tidemark_engine::series::HostPartial;
     ///
     /// let text = "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
     ///             [parse]\nformat = \"json\"\n\
@@ -43,17 +43,20 @@ pub trait HostMerge<'scope> {
     /// let env = tidemark_jobs::Env::empty();
     /// let job = tidemark_jobs::from_str_with_env(text, "j.toml", Path::new("/"), &env).unwrap();
     /// let plan = Arc::new(Plan::new(&job));
-    /// let partial = |host: &str, file: &str, lines: u64| {
-    ///     let mut key = Vec::new();
-    ///     push_key_part(&mut key, host);
-    ///     HostPartial {
-    ///         metric: 0,
-    ///         seq: 0,
-    ///         limited: false,
-    ///         key: key.into(),
-    ///         group: Arc::from(file),
-    ///         acc: Acc::Count(lines),
-    ///     }
+    /// // A series key of the host alone (the metric has no labels): its length as a
+    /// // little-endian u32, then its bytes.
+    /// let key = |host: &str| -> Box<[u8]> {
+    ///     let mut key = (host.len() as u32).to_le_bytes().to_vec();
+    ///     key.extend_from_slice(host.as_bytes());
+    ///     key.into()
+    /// };
+    /// let partial = |host: &str, file: &str, lines: u64| HostPartial {
+    ///     metric: 0,
+    ///     seq: 0,
+    ///     limited: false,
+    ///     key: key(host),
+    ///     group: Arc::from(file),
+    ///     acc: Acc::Count(lines),
     /// };
     /// let partials = vec![
     ///     partial("web1", "/l/a.log", 2),
@@ -69,7 +72,7 @@ pub trait HostMerge<'scope> {
     ///         .capture()
     /// });
     /// // Every record comes out at window 0, where it went in.
-    /// let merged: Vec<(String, u64)> = windows
+    /// let merged: Vec<(Box<[u8]>, u64)> = windows
     ///     .try_iter()
     ///     .filter_map(|event| match event {
     ///         Event::Messages(stamp, series) => Some((stamp, series)),
@@ -77,9 +80,9 @@ pub trait HostMerge<'scope> {
     ///     })
     ///     .inspect(|(stamp, _)| assert_eq!(stamp.least(), Some(&0)))
     ///     .flat_map(|(_, series)| series)
-    ///     .map(|s| (decode_key(&s.key).0, s.acc.lines()))
+    ///     .map(|s| (s.key, s.acc.lines()))
     ///     .collect();
-    /// assert_eq!(merged, vec![("web1".to_string(), 5), ("web2".to_string(), 1)]);
+    /// assert_eq!(merged, vec![(key("web1"), 5), (key("web2"), 1)]);
     /// ```
     fn host_merge(
         self,
