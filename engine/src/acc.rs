@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 mod hist;
-pub use hist::{Hist, HIST_SCALE};
+pub use hist::Hist;
 
 /// Billionths: values are summed as whole multiples of 1e-9.
 const SUM_SCALE: f64 = 1e9;
@@ -87,7 +87,7 @@ impl ExactSum {
 /// [`Acc::add_accepted`] adds without converting again (zeros where the kind does
 /// not use a part).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// The value as a term of an exact sum (sums and histograms).
     term: i128,
     /// The value scaled for a histogram's counts.
@@ -155,7 +155,10 @@ impl Acc {
     /// `v` converted for a series of `kind`, or why any such series would refuse
     /// it whatever it holds: checked before a series is created for it, so a
     /// refused value takes no series slot, and converted once per line.
-    pub fn accept(kind: tidemark_jobs::MetricKind, v: f64) -> Result<Accepted, &'static str> {
+    pub(crate) fn accept(
+        kind: tidemark_jobs::MetricKind,
+        v: f64,
+    ) -> Result<Accepted, &'static str> {
         use tidemark_jobs::MetricKind;
         match kind {
             MetricKind::Counter | MetricKind::Gauge => Ok(Accepted::default()),
@@ -173,7 +176,12 @@ impl Acc {
     /// Adds one line's value, which [`Acc::accept`] accepted for this state's kind
     /// as `accepted` (`v` is the value itself, which a gauge keeps), at event time
     /// `t`. A sum that would overflow refuses the line and says why.
-    pub fn add_accepted(&mut self, accepted: Accepted, v: f64, t: i64) -> Result<(), &'static str> {
+    pub(crate) fn add_accepted(
+        &mut self,
+        accepted: Accepted,
+        v: f64,
+        t: i64,
+    ) -> Result<(), &'static str> {
         match self {
             Acc::Count(c) => *c += 1,
             Acc::Sum { sum, lines } => {

@@ -162,7 +162,7 @@ impl Plan {
 
 /// The labels a rule's output series carries, from a host series' labels
 /// (`host` plus the metric's labels, sorted by name).
-pub fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
+pub(crate) fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
     match grouping {
         Grouping::By(keep) => Labels::from_sorted(
             series_labels
@@ -178,7 +178,7 @@ pub fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
 }
 
 /// Which of a host series' values a rule reads.
-pub fn selector_of(expr: &RuleExpr) -> SeriesSelector {
+pub(crate) fn selector_of(expr: &RuleExpr) -> SeriesSelector {
     match expr {
         RuleExpr::Aggregate { selector, .. } => *selector,
         RuleExpr::HistogramQuantile { .. } => SeriesSelector::Value,

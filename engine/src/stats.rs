@@ -180,7 +180,7 @@ impl JobStats {
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
     /// first time.
-    pub fn count_series_dropped(&mut self, metric: &str, lines: u64) {
+    pub(crate) fn count_series_dropped(&mut self, metric: &str, lines: u64) {
         match self.series_limit_dropped.get_mut(metric) {
             Some(n) => *n += lines,
             None if lines > 0 => {
@@ -215,7 +215,7 @@ impl JobStats {
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
-    pub fn count_value_error(&mut self, metric: &str, reason: &'static str) {
+    pub(crate) fn count_value_error(&mut self, metric: &str, reason: &'static str) {
         match self.value_errors.get_mut(metric) {
             Some(reasons) => *reasons.entry(reason).or_default() += 1,
             None => {

@@ -20,14 +20,14 @@ pub fn wall_clock_ms() -> EventMs {
 }
 
 /// Start of the window holding `t` for windows of `size_ms`, aligned to the epoch.
-pub fn window_start(t: EventMs, size_ms: i64) -> EventMs {
+pub(crate) fn window_start(t: EventMs, size_ms: i64) -> EventMs {
     t - t.rem_euclid(size_ms)
 }
 
 /// The earliest window that can still receive lines under watermark `wm`: the one
 /// holding `wm` itself (a line at `wm` is not late). `None` watermark (nothing seen)
 /// keeps everything open.
-pub fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime {
+pub(crate) fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime {
     match wm {
         None => 0,
         Some(w) if w <= 0 => 0,

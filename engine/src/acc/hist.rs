@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::ExactSum;
 
 /// Histogram values are recorded in millionths of the field's unit.
-pub const HIST_SCALE: f64 = 1_000_000.0;
+const HIST_SCALE: f64 = 1_000_000.0;
 /// Two significant digits: every quantile is within 1% of an exact one.
 const HIST_SIGFIG: u8 = 2;
 /// Most buckets a sparse histogram holds (16 bytes each) before it becomes dense.
@@ -168,8 +168,9 @@ impl Hist {
         Some(value as f64 / HIST_SCALE)
     }
 
-    /// Whether the counts are dense (tests and benchmarks).
-    pub fn is_dense(&self) -> bool {
+    /// Whether the counts are dense.
+    #[cfg(test)]
+    fn is_dense(&self) -> bool {
         matches!(self.counts, Counts::Dense(_))
     }
 }

@@ -27,13 +27,13 @@ use super::Checkpoint;
 
 /// The first 8 bytes of every checkpoint file, so a file that is not one is told apart
 /// before anything else is read.
-pub const MAGIC: [u8; 8] = *b"TDMKCKPT";
+pub(crate) const MAGIC: [u8; 8] = *b"TDMKCKPT";
 /// The format version this build writes (the module docs say what each version added).
 pub const VERSION: u32 = 2;
 /// Versions [`decode`] reads: the current one and those it can upgrade.
 pub const READABLE: std::ops::RangeInclusive<u32> = 1..=VERSION;
 /// Bytes before the payload: magic, version, payload length and CRC-32.
-pub const HEADER_LEN: usize = 24;
+pub(crate) const HEADER_LEN: usize = 24;
 
 /// What is wrong with a checkpoint file's bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +118,7 @@ impl fmt::Display for Damage {
 }
 
 /// Serialises `cp` with its header.
-pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn encode(cp: &Checkpoint) -> Result<Vec<u8>, serde_json::Error> {
     let mut payload = serde_json::to_vec_pretty(cp)?;
     payload.push(b'\n');
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());

@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file a member locks (`flock`) in its state folder while it runs.
-pub const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// This member's hold on its state folder; the kernel drops the lock with the
 /// process, so a crash never leaves the folder locked.

@@ -19,7 +19,8 @@ use crate::time::WindowTime;
 /// stage 2 of the dataflow.
 pub trait HostMerge<'scope> {
     /// Merges each window's partials of one series into one state (routed by
-    /// series, folded in group order, see [`merge_partials`]) and keeps each
+    /// series to one worker, folded in file group order, so the result does not
+    /// depend on which worker read which file) and keeps each
     /// metric's first `plan.series_share` series on this worker; the lines of the
     /// series left out are counted in `stats` as dropped for their metric.
     ///
@@ -114,7 +115,7 @@ impl<'scope> HostMerge<'scope> for Stream<'scope, WindowTime, Vec<HostPartial>> 
 }
 
 /// Folds one window's partials into one state per series, in (metric, key) order.
-pub fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
+pub(crate) fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
     parts.sort_by(|a, b| {
         a.metric
             .cmp(&b.metric)

@@ -5,8 +5,8 @@
 //! it; its records are then processed together and the results sent at the same
 //! timestamp. Windows complete in ascending order.
 //!
-//! The window a batch travels at ([`window_of`]) and one window's batches as one
-//! `Vec` ([`concat()`]) are shared with the collect stage, which gathers windows
+//! The window a batch travels at (`window_of`) and one window's batches as one
+//! `Vec` (`concat`) are shared with the collect stage, which gathers windows
 //! itself.
 
 use std::collections::BTreeMap;
@@ -24,7 +24,8 @@ use crate::time::WindowTime;
 pub trait PerWindow<'scope, D>: Sized {
     /// Applies `f` to each complete window's start and records (after `pact`
     /// routes them), and sends what `f` returns at that window's time. `name` is
-    /// the operator's name in timely's logs and in the warning [`window_of`] gives.
+    /// the operator's name in timely's logs and in the error logged for a batch
+    /// that carries no window (a bug; such records are reported, not dropped quietly).
     ///
     /// # Examples
     /// ```
@@ -97,7 +98,7 @@ impl<'scope, D: Clone + 'static> PerWindow<'scope, D> for Stream<'scope, WindowT
 /// stamp holds exactly one window, and its least time is that window. A batch
 /// sent under no capability belongs to no window: no operator here sends one,
 /// and if one ever did it is reported, never dropped quietly.
-pub fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<WindowTime> {
+pub(crate) fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<WindowTime> {
     let window = cap.least().copied();
     if window.is_none() {
         tracing::error!(
@@ -110,7 +111,7 @@ pub fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<Wi
 
 /// One window's batches as one `Vec`, allocated once at its final size: appending
 /// each batch as it came would hold up to twice a large window's records.
-pub fn concat<D>(batches: Vec<Vec<D>>) -> Vec<D> {
+pub(crate) fn concat<D>(batches: Vec<Vec<D>>) -> Vec<D> {
     if batches.len() == 1 {
         return batches.into_iter().next().unwrap_or_default();
     }

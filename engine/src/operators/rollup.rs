@@ -19,7 +19,9 @@ use crate::time::WindowTime;
 pub trait Rollup<'scope> {
     /// Routes every input of one rule output series (by rule and output labels)
     /// to one worker and, once the window is complete, evaluates it into one
-    /// output record per series (see [`evaluate_rules`]).
+    /// output record per series, folding its inputs in host series order. A
+    /// series with no input the rule can use (e.g. only histograms for `sum`)
+    /// gives no record.
     ///
     /// # Examples
     /// `sum by (path) (hits)` over three host series of one window: two of path
@@ -85,7 +87,7 @@ impl<'scope> Rollup<'scope> for Stream<'scope, WindowTime, Vec<RuleInput>> {
 }
 
 /// Evaluates one window's rule inputs.
-pub fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
+pub(crate) fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
     inputs.sort_by(|a, b| (a.rule, &a.out_labels, a.ord).cmp(&(b.rule, &b.out_labels, b.ord)));
     let mut out = Vec::new();
     let mut start = 0;

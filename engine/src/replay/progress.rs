@@ -76,7 +76,7 @@ impl ReplayProgress {
     }
 
     /// Whether every window of the range reached the sinks.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.complete.load(Ordering::SeqCst)
     }
 
