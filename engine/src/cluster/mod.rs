@@ -2,13 +2,13 @@
 //! stopped in every worker while it runs, in one order that all workers of all
 //! members agree on through timely's [`Sequencer`].
 //!
-//! - [`fd_budget`]: the member's cap on open files, reserved job by job.
-//! - [`registry`]: what the control side sees — each job's state and self-metrics.
+//! - `fd_budget`: the member's cap on open files, reserved job by job.
+//! - `registry`: what the control side sees — each job's state and self-metrics.
 //! - [`store`]: the submitted jobs kept in the state folder, re-installed on restart.
 //! - [`state_folder`]: the state folder's ownership, mode and lock, checked first.
 //! - [`member`]: the control side, and starting a member.
 //! - `options`: what a member is started with.
-//! - [`peers`]: the connections between members, this member's port bound first.
+//! - `peers`: the connections between members, this member's port bound first.
 //! - `worker`: the worker loop; `apply`: how it applies each sequenced `Command`;
 //!   `shared`: what a member's workers share, and this process's job setups.
 //!
@@ -28,11 +28,11 @@
 //! [`Sequencer`]: timely::synchronization::Sequencer
 
 mod apply;
-pub mod fd_budget;
+mod fd_budget;
 pub mod member;
 mod options;
-pub mod peers;
-pub mod registry;
+mod peers;
+mod registry;
 mod shared;
 mod size;
 pub mod state_folder;
