@@ -20,7 +20,8 @@ pub enum JobState {
     Failed,
 }
 
-/// One job as last seen.
+/// One job as this member last saw it: a copy, so the control API can read it
+/// without holding the registry's lock.
 #[derive(Debug, Clone)]
 pub struct JobInfo {
     /// The job's name (unique among the member's jobs).

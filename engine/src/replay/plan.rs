@@ -101,7 +101,8 @@ pub struct Segment {
     pub cost: u64,
 }
 
-/// What a replay reads.
+/// What a replay reads, from [`plan_replay`]: the segments in the order workers take
+/// them, and what planning looked at (for the summary and the output checks).
 #[derive(Debug, Clone)]
 pub struct ReplayPlan {
     /// The whole windows the replay emits.
@@ -128,7 +129,7 @@ pub struct ReplayPlan {
     pub outside_roots: u64,
 }
 
-/// How to cut.
+/// How [`plan_replay`] cuts the files into segments.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
     /// Workers that will read the segments: the default segment size is cut
