@@ -28,11 +28,11 @@
 //! [`Sequencer`]: timely::synchronization::Sequencer
 
 mod apply;
-mod fd_budget;
+pub(crate) mod fd_budget;
 pub mod member;
 mod options;
-mod peers;
-mod registry;
+pub(crate) mod peers;
+pub(crate) mod registry;
 mod shared;
 mod size;
 pub mod state_folder;
