@@ -170,3 +170,42 @@ fn a_member_whose_peer_address_is_taken_says_so_and_exits_1() {
     );
     drop(taken);
 }
+
+/// Regression (issue 11 review): member 0 of a cluster that had not formed hung
+/// for ever when its API address was taken (it waited for its workers, which
+/// waited for the other members) and never said why.
+#[test]
+fn member_0_whose_api_address_is_taken_says_so_and_exits_before_the_cluster_forms() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    // Held for the whole test: the API's port stays taken.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let api = taken.local_addr().unwrap().to_string();
+    let mut child = tidemark()
+        .args(["cluster", "--api", &api, "--state-dir"])
+        .arg(d.join("state"))
+        .args(["-n", "2", "-p", "0", "--allow-root", "/", "--hosts"])
+        .arg(hosts_of_member_0(d))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A generous bound: nothing is waited for once the bind failed.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let o = child.wait_with_output().unwrap();
+            panic!("member 0 hung with its API address taken: {}", text(&o));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("cannot listen on {api}")),
+        "{}",
+        text(&o)
+    );
+    drop(taken);
+}

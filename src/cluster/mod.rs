@@ -236,9 +236,13 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     let server = match ServerHandle::start(args.api, control, options) {
         Ok(s) => s,
         Err(e) => {
-            // The kept jobs may be installing: stop them cleanly first.
-            member.shutdown();
-            let _ = workers.join();
+            // The kept jobs may be installing: stop them cleanly first. Before
+            // the cluster formed, no job runs and the workers wait for the other
+            // members, so joining them would hang: exit at once instead.
+            if member.registry().connected() {
+                member.shutdown();
+                let _ = workers.join();
+            }
             return Err(anyhow::anyhow!(e))
                 .with_context(|| format!("cannot listen on {}", args.api));
         }

@@ -12,7 +12,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use thiserror::Error;
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -24,8 +24,15 @@ use timely::communication::{AllocatorBuilder, Hooks};
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a connection to this member's port may take to say which member it
-/// is before it is dropped as a stray (a port scanner, a health check).
+/// is before it is dropped as a stray (a port scanner, a health check). A member
+/// sends its index right after connecting; silent ones hold up nobody else.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a member waiting for the members above it looks for connections.
+const POLL_EVERY: Duration = Duration::from_millis(20);
+
+/// Connections waiting to say which member they are; past it the oldest is dropped.
+const MAX_PENDING: usize = 64;
 
 /// Stray connections warned about before they are only dropped.
 const MAX_STRAY_WARNINGS: u32 = 10;
@@ -130,6 +137,13 @@ impl Peers {
 
     /// One stream per member, in member order, `None` at this member's own place.
     /// Consumes the listener: no member connects after these.
+    ///
+    /// Connections from above are accepted and read without blocking, so a
+    /// connection that says nothing holds up no other (a handshake read in turn
+    /// would make each silent one cost the whole timeout). A member that connects
+    /// again replaces its earlier connection, as in timely: it was restarted
+    /// while the cluster formed. A connection that closed before the cluster
+    /// formed is given up, so its member's next connection is awaited instead.
     fn sockets(self) -> Result<Vec<Option<TcpStream>>, PeerError> {
         let mut sockets: Vec<Option<TcpStream>> = Vec::with_capacity(self.addresses.len());
         for (member, addr) in self.addresses.iter().enumerate().take(self.process) {
@@ -137,7 +151,6 @@ impl Peers {
         }
         sockets.push(None);
         let above = self.addresses.len() - self.process - 1;
-        let mut accepted: Vec<Option<TcpStream>> = (0..above).map(|_| None).collect();
         if above > 0 {
             tracing::info!(
                 "waiting for members {} to {} to connect",
@@ -145,39 +158,242 @@ impl Peers {
                 self.addresses.len() - 1
             );
         }
-        let mut strays = 0u32;
-        while accepted.iter().any(Option::is_none) {
-            let (stream, from) = self.listener.accept().map_err(PeerError::Accept)?;
-            let why = match handshake(&stream) {
-                Ok(member) if member > self.process && member < self.addresses.len() => {
-                    let slot = &mut accepted[member - self.process - 1];
-                    if slot.is_none() {
-                        *slot = Some(stream);
-                        continue;
-                    }
-                    format!("says it is member {member}, which is connected already")
-                }
-                Ok(member) => format!(
-                    "says it is member {member}, which does not connect to member {}",
-                    self.process
-                ),
-                Err(e) => format!("did not say which member it is ({e})"),
-            };
-            strays += 1;
-            if strays <= MAX_STRAY_WARNINGS {
-                tracing::warn!(
-                    "a connection from {from} {why}: dropped{}",
-                    if strays == MAX_STRAY_WARNINGS {
-                        "; further ones are dropped without a warning"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-        sockets.extend(accepted);
+        let accepted = Accepting::new(self.process, self.addresses.len()).run(&self.listener)?;
+        sockets.extend(accepted.into_iter().map(Some));
         Ok(sockets)
     }
+}
+
+/// A connection accepted that has not said which member it is yet.
+struct Handshake {
+    stream: TcpStream,
+    from: SocketAddr,
+    index: [u8; 8],
+    read: usize,
+    since: Instant,
+}
+
+/// What became of a [`Handshake`] after a read.
+enum Heard {
+    /// It said which member it is.
+    Member(usize),
+    /// Not all of its index has arrived yet.
+    Waiting,
+    /// Closed, failed or silent too long: the reason.
+    Stray(String),
+}
+
+impl Handshake {
+    fn read(&mut self) -> Heard {
+        loop {
+            match (&self.stream).read(&mut self.index[self.read..]) {
+                Ok(0) => return Heard::Stray("closed before it said which member it is".into()),
+                Ok(n) => {
+                    self.read += n;
+                    if self.read == self.index.len() {
+                        return match usize::try_from(u64::from_be_bytes(self.index)) {
+                            Ok(member) => Heard::Member(member),
+                            Err(_) => Heard::Stray("sent an index out of range".into()),
+                        };
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return if self.since.elapsed() > HANDSHAKE_TIMEOUT {
+                        Heard::Stray(format!(
+                            "said nothing within {} s",
+                            HANDSHAKE_TIMEOUT.as_secs()
+                        ))
+                    } else {
+                        Heard::Waiting
+                    };
+                }
+                Err(e) => {
+                    return Heard::Stray(format!("failed before it said which member it is ({e})"))
+                }
+            }
+        }
+    }
+}
+
+/// Member `process`'s wait for the members above it.
+struct Accepting {
+    process: usize,
+    members: usize,
+    /// One slot per member above this one.
+    slots: Vec<Option<TcpStream>>,
+    pending: Vec<Handshake>,
+    strays: u32,
+    /// Warnings about failed accepts said (running out of descriptors repeats).
+    accept_warnings: u32,
+}
+
+impl Accepting {
+    fn new(process: usize, members: usize) -> Accepting {
+        Accepting {
+            process,
+            members,
+            slots: (process + 1..members).map(|_| None).collect(),
+            pending: Vec::new(),
+            strays: 0,
+            accept_warnings: 0,
+        }
+    }
+
+    fn run(mut self, listener: &TcpListener) -> Result<Vec<TcpStream>, PeerError> {
+        listener.set_nonblocking(true).map_err(PeerError::Accept)?;
+        loop {
+            let mut busy = self.accept(listener)?;
+            busy |= self.hear();
+            self.forget_closed();
+            if self.slots.iter().all(Option::is_some) {
+                break;
+            }
+            if !busy {
+                std::thread::sleep(POLL_EVERY);
+            }
+        }
+        let mut streams = Vec::with_capacity(self.slots.len());
+        for (i, slot) in self.slots.into_iter().enumerate() {
+            let Some(stream) = slot else { continue };
+            let member = self.process + 1 + i;
+            let socket_error = |source| PeerError::Socket { member, source };
+            stream.set_nonblocking(false).map_err(socket_error)?;
+            stream.set_nodelay(true).map_err(socket_error)?;
+            streams.push(stream);
+        }
+        Ok(streams)
+    }
+
+    /// Takes every connection waiting on `listener`; whether there was one.
+    fn accept(&mut self, listener: &TcpListener) -> Result<bool, PeerError> {
+        let mut any = false;
+        loop {
+            match listener.accept() {
+                Ok((stream, from)) => {
+                    any = true;
+                    if let Err(e) = stream.set_nonblocking(true) {
+                        self.stray(from, &format!("could not be set up ({e})"));
+                        continue;
+                    }
+                    if self.pending.len() == MAX_PENDING {
+                        // The oldest silent one goes: a flood of silent
+                        // connections cannot keep a member out.
+                        let old = self.pending.remove(0);
+                        self.stray(old.from, "was still silent when too many others waited");
+                    }
+                    self.pending.push(Handshake {
+                        stream,
+                        from,
+                        index: [0; 8],
+                        read: 0,
+                        since: Instant::now(),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(any),
+                // The client gave up between connecting and being accepted.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::Interrupted
+                            | io::ErrorKind::ConnectionAborted
+                            | io::ErrorKind::ConnectionReset
+                    ) => {}
+                Err(e) if is_resource_shortage(&e) => {
+                    // Out of descriptors or buffers: tried again on the next poll.
+                    self.accept_warnings += 1;
+                    if self.accept_warnings == 1 || self.accept_warnings.is_multiple_of(600) {
+                        tracing::warn!(
+                            "cannot accept a member's connection yet: {e}; trying again"
+                        );
+                    }
+                    return Ok(any);
+                }
+                Err(e) => return Err(PeerError::Accept(e)),
+            }
+        }
+    }
+
+    /// Reads what the pending connections said; whether any finished.
+    fn hear(&mut self) -> bool {
+        let mut any = false;
+        let mut i = 0;
+        while i < self.pending.len() {
+            let heard = self.pending[i].read();
+            if matches!(heard, Heard::Waiting) {
+                i += 1;
+                continue;
+            }
+            any = true;
+            let h = self.pending.remove(i);
+            match heard {
+                Heard::Member(member) if member > self.process && member < self.members => {
+                    let slot = &mut self.slots[member - self.process - 1];
+                    if slot.is_some() {
+                        tracing::info!(
+                            "member {member} connected again from {}: its earlier connection is replaced (it was restarted)",
+                            h.from
+                        );
+                    }
+                    *slot = Some(h.stream);
+                }
+                Heard::Member(member) => self.stray(
+                    h.from,
+                    &format!(
+                        "says it is member {member}, which does not connect to member {}",
+                        self.process
+                    ),
+                ),
+                Heard::Stray(why) => self.stray(h.from, &why),
+                Heard::Waiting => unreachable!("kept above"),
+            }
+        }
+        any
+    }
+
+    /// Gives up accepted connections whose member has gone (closed or reset:
+    /// killed while the cluster formed), so the cluster does not form on a dead
+    /// connection. Data waiting is no sign of death: a member whose own
+    /// connections are all made starts sending at once.
+    fn forget_closed(&mut self) {
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            let Some(stream) = slot else { continue };
+            let mut byte = [0u8; 1];
+            let gone = match stream.peek(&mut byte) {
+                Ok(0) => Some("closed its connection".to_string()),
+                Ok(_) => None,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+                Err(e) => Some(format!("lost its connection ({e})")),
+            };
+            if let Some(why) = gone {
+                tracing::info!(
+                    "member {} {why} before the cluster formed: waiting for it to connect again",
+                    self.process + 1 + i
+                );
+                *slot = None;
+            }
+        }
+    }
+
+    fn stray(&mut self, from: SocketAddr, why: &str) {
+        self.strays += 1;
+        if self.strays <= MAX_STRAY_WARNINGS {
+            tracing::warn!(
+                "a connection from {from} {why}: dropped{}",
+                if self.strays == MAX_STRAY_WARNINGS {
+                    "; further ones are dropped without a warning"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
+/// Errors after which accepting may succeed later (descriptors or memory freed).
+fn is_resource_shortage(e: &io::Error) -> bool {
+    // EMFILE, ENFILE, ENOBUFS, ENOMEM.
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
 /// Connects to `member` at `addr`, retrying until it is up, and says who we are.
@@ -202,17 +418,6 @@ fn connect_to(member: usize, addr: &str, me: usize) -> Result<TcpStream, PeerErr
         .write_all(&(me as u64).to_be_bytes())
         .map_err(socket_error)?;
     Ok(stream)
-}
-
-/// Reads the index a connecting member sends first.
-fn handshake(mut stream: &TcpStream) -> io::Result<usize> {
-    stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT))?;
-    let mut index = [0u8; 8];
-    stream.read_exact(&mut index)?;
-    stream.set_read_timeout(None)?;
-    stream.set_nodelay(true)?;
-    usize::try_from(u64::from_be_bytes(index))
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "index out of range"))
 }
 
 #[cfg(test)]
@@ -249,5 +454,63 @@ mod tests {
         zeros[1].as_ref().unwrap().read_exact(&mut got).unwrap();
         assert_eq!(&got, b"!");
         drop(stray);
+    }
+
+    /// Regression (issue 11 review): a member restarted while the cluster formed
+    /// connected again and was dropped as "connected already"; member 0 kept the
+    /// dead connection and every member failed once timely ran on it.
+    #[test]
+    fn a_member_restarted_while_the_cluster_forms_replaces_its_earlier_connection() {
+        let three = || vec!["127.0.0.1:0".to_string(); 3];
+        let zero = Peers::bind(three(), 0).unwrap();
+        let addr = zero.local_addr().unwrap();
+        let t = std::thread::spawn(move || zero.sockets().unwrap());
+        // Member 2 connects, is killed, and connects again; one earlier
+        // connection of it stays open (a restart that raced its own exit).
+        let mut first = TcpStream::connect(addr).unwrap();
+        first.write_all(&2u64.to_be_bytes()).unwrap();
+        let mut dead = TcpStream::connect(addr).unwrap();
+        dead.write_all(&2u64.to_be_bytes()).unwrap();
+        drop(dead);
+        let mut again = TcpStream::connect(addr).unwrap();
+        again.write_all(&2u64.to_be_bytes()).unwrap();
+        let mut one = TcpStream::connect(addr).unwrap();
+        one.write_all(&1u64.to_be_bytes()).unwrap();
+        let zeros = t.join().unwrap();
+        // Closed first, so that a kept earlier connection reads as an end of file.
+        drop(first);
+        again.write_all(b"!").unwrap();
+        let mut got = [0u8; 1];
+        zeros[2]
+            .as_ref()
+            .unwrap()
+            .read_exact(&mut got)
+            .expect("member 0 kept an earlier connection of member 2");
+        assert_eq!(&got, b"!");
+    }
+
+    /// Regression (issue 11 review): handshakes were read one at a time with a
+    /// 30 s timeout, so each silent connection (a scanner, a health check) held
+    /// the real members back 30 s.
+    #[test]
+    fn silent_connections_do_not_hold_back_the_members() {
+        let zero = Peers::bind(vec!["127.0.0.1:0".into(), "127.0.0.1:0".into()], 0).unwrap();
+        let addr = zero.local_addr().unwrap();
+        let started = Instant::now();
+        let t = std::thread::spawn(move || zero.sockets().unwrap());
+        let silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let one = Peers::bind(vec![addr.to_string(), "127.0.0.1:0".into()], 1).unwrap();
+        // Held open: member 0 gives up a connection that closes before it forms.
+        let ones = one.sockets().unwrap();
+        let zeros = t.join().unwrap();
+        assert!(zeros[1].is_some() && ones[0].is_some());
+        // Read in turn, the three silent ones cost 3 × HANDSHAKE_TIMEOUT = 90 s;
+        // a loopback connection takes milliseconds, so 60 s is generous.
+        assert!(
+            started.elapsed() < HANDSHAKE_TIMEOUT * 2,
+            "took {:?}",
+            started.elapsed()
+        );
+        drop(silent);
     }
 }
