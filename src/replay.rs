@@ -18,7 +18,7 @@ use tidemark_engine::replay::{
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
 use tidemark_jobs::{Job, SeriesChoice, Sink, SinkKind};
-use tidemark_sinks::{Existing, Outputs};
+use tidemark_sinks::Existing;
 
 use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
 
@@ -87,7 +87,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let window_ms = job.window.size.as_millis() as i64;
     let range = match ReplayRange::new(from, to, window_ms) {
         Ok(r) => r,
-        Err(e) => return usage(e),
+        Err(e) => return usage(e.to_string()),
     };
     if (range.from_ms(), range.to_ms()) != (from, to) {
         tracing::warn!(
@@ -153,7 +153,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Existing::Refuse
     };
-    let outputs = match Outputs::open_with(&job, &OutputStart::Fresh, existing) {
+    let outputs = match tidemark_sinks::open_with(&job, &OutputStart::Fresh, existing) {
         Ok(o) => o,
         Err(e) if e.is_usage() => return usage(e.to_string()),
         Err(e) => anyhow::bail!("cannot open the job's sinks: {e}"),
@@ -178,7 +178,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             stop: stop.clone(),
             progress: progress.clone(),
         },
-        Box::new(outputs),
+        outputs,
     );
     done.store(true, Ordering::SeqCst);
     let _ = shower.join();

@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
-use tidemark_engine::checkpoint::ResetChoice;
-use tidemark_engine::install::EngineError;
+use tidemark_engine::checkpoint::{CheckpointError, ResetChoice};
+use tidemark_engine::error::{EngineError, StateLockError};
 use tidemark_engine::output_guard::Protected;
 use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
-use tidemark_sinks::{Existing, Outputs, SinkError};
+use tidemark_sinks::{Existing, SinkError};
 
 /// Exit code for an invalid job or bad usage, including a file in the way that the
 /// user must move (or let go with `--overwrite`).
@@ -55,18 +55,68 @@ pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
 }
 
 /// Whether `e` is a usage problem (exit 2): a sink path refused for what is at it
-/// (an existing file, a device, a file the checkpoint does not name…), not a
-/// failure while running.
+/// (an existing file, a device, a file the checkpoint does not name…), or a
+/// checkpoint that only the user can decide about — not a failure while running.
 pub fn is_usage_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         if let Some(s) = c.downcast_ref::<SinkError>() {
             return s.is_usage();
         }
-        matches!(
-            c.downcast_ref::<EngineError>(),
-            Some(EngineError::SinkPath(_))
-        )
+        match c.downcast_ref::<EngineError>() {
+            Some(EngineError::SinkPath(_)) => true,
+            // Running again as is fails the same way (and a service manager
+            // restarting on failure would loop): the user must choose.
+            Some(EngineError::Checkpoint(ck)) => {
+                ck.needs_reset_choice() || matches!(ck, CheckpointError::WrongJob { .. })
+            }
+            _ => false,
+        }
     })
+}
+
+/// What the user can do about `e`, as `hint:` lines for stderr (empty if
+/// nothing more than the error itself says).
+pub fn hints(e: &anyhow::Error) -> Vec<String> {
+    let Some(engine) = e.chain().find_map(|c| c.downcast_ref::<EngineError>()) else {
+        return Vec::new();
+    };
+    match engine {
+        EngineError::Checkpoint(ck) if ck.needs_reset_choice() => {
+            // A damaged or missing checkpoint cannot name the job's outputs, so
+            // rewriting them from the start needs --overwrite as well.
+            let overwrite = if matches!(ck, CheckpointError::SemanticsChanged { .. }) {
+                ""
+            } else {
+                " --overwrite"
+            };
+            vec![
+                format!(
+                    "re-run with `--reset-checkpoint=beginning{overwrite}` to recompute every window \
+                     from the start of each file (the output is rewritten)"
+                ),
+                "or with `--reset-checkpoint=end` to keep the output and start at the end of each \
+                 file (lines not yet processed are lost)"
+                    .to_string(),
+            ]
+        }
+        EngineError::Checkpoint(CheckpointError::WrongJob { .. }) => {
+            vec!["give each job its own --state-dir".to_string()]
+        }
+        EngineError::StateLock(StateLockError::Held { dir, .. }) => vec![format!(
+            "the lock is {}; it is released when the process holding it exits (even after \
+             kill -9), so there is nothing to delete",
+            dir.join("lock").display()
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Prints a failed run's error and its hints.
+pub fn print_error(e: &anyhow::Error) {
+    eprintln!("error: {e:#}");
+    for hint in hints(e) {
+        eprintln!("  hint: {hint}");
+    }
 }
 
 pub fn validate(path: &Path) -> anyhow::Result<ExitCode> {
@@ -158,6 +208,13 @@ pub struct RunArgs {
 }
 
 pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
+    if args.reset_checkpoint.is_some() && args.state_dir.is_none() {
+        // Bad usage, like any other flag that cannot work (exit 2).
+        eprintln!(
+            "error: --reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
+        );
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let Some(mut job) = load_job(path) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
@@ -187,19 +244,17 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    if args.reset_checkpoint.is_some() && args.state_dir.is_none() {
-        anyhow::bail!(
-            "--reset-checkpoint needs --state-dir (the folder whose checkpoint to reset)"
-        );
-    }
     let until_eof = args.until_eof;
     let outcome = match execute(&job, Some(path), args, stop) {
         Ok(o) => o,
-        Err(e) if is_usage_error(&e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(EXIT_INVALID));
+        Err(e) => {
+            print_error(&e);
+            return Ok(if is_usage_error(&e) {
+                ExitCode::from(EXIT_INVALID)
+            } else {
+                ExitCode::FAILURE
+            });
         }
-        Err(e) => return Err(e),
     };
     eprint!("{}", outcome.stats.summary());
     if until_eof {
@@ -234,9 +289,7 @@ pub fn execute(
             stats: None,
         },
         Box::new(move |start| {
-            Outputs::open_with(&for_sinks, start, existing)
-                .map(|o| Box::new(o) as Box<dyn tidemark_engine::WindowOutput>)
-                .map_err(Into::into)
+            tidemark_sinks::open_with(&for_sinks, start, existing).map_err(Into::into)
         }),
     )
     .with_context(|| format!("job {:?} failed", job.name))

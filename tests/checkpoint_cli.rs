@@ -1,6 +1,7 @@
 //! Checkpoints through the CLI: resuming after a finished run adds nothing, a
-//! damaged checkpoint stops with a clear choice instead of silently starting over,
-//! and both `--reset-checkpoint` choices do what they say.
+//! damaged checkpoint stops with a clear choice instead of silently starting over
+//! (exit 2: the user must choose; see also `checkpoint_refusals.rs`), and both
+//! `--reset-checkpoint` choices do what they say.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -73,7 +74,7 @@ fn nul_filled_checkpoint_stops_with_a_clear_choice_and_reset_beginning_recovers(
     std::fs::write(&ck, vec![0u8; len]).unwrap();
 
     let refused = tidemark(&[], &job, &state);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("NUL"), "{err}");
     assert!(err.contains("--reset-checkpoint=beginning"), "{err}");
@@ -114,7 +115,7 @@ fn reset_end_skips_to_the_end_of_each_file_and_keeps_the_output() {
     let good = std::fs::read(&out_file).unwrap();
     std::fs::remove_file(state.join("nginx/checkpoint")).unwrap();
     let refused = tidemark(&[], &job, &state);
-    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--reset-checkpoint"));
 
     let reset = tidemark(&["--reset-checkpoint=end"], &job, &state);
@@ -260,7 +261,7 @@ fn resuming_with_a_changed_window_size_is_refused_and_names_it() {
     std::fs::write(&job, paced.replace("size = \"1m\"", "size = \"5m\"")).unwrap();
     let o = tidemark(&[], &job, &state);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("window.size"), "names the setting: {err}");
     assert!(
         err.contains("1m") && err.contains("5m"),
@@ -277,7 +278,7 @@ fn resuming_with_a_changed_window_size_is_refused_and_names_it() {
     std::fs::write(&job, relabelled).unwrap();
     let o = tidemark(&[], &job, &state);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("window.size"), "{err}");
     assert!(err.contains("http_requests_total.labels"), "{err}");
 

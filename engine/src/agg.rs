@@ -9,8 +9,9 @@ use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_number, LineParser, Parsed};
 
 use crate::acc::Acc;
+use crate::key::{cmp_keys, push_key_part, SeriesKey};
 use crate::plan::Plan;
-use crate::series::{cmp_keys, push_key_part, HostPartial, SeriesKey};
+use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 

@@ -51,7 +51,9 @@ const CHOICES: &str = "tidemark will not silently start over. Re-run with \
     rewritten; as this checkpoint can no longer say which files are the job's \
     outputs, add --overwrite to let an existing output be replaced), or with \
     `--reset-checkpoint=end` to skip to the end of each file (lines not yet processed \
-    are lost; the output is kept)";
+    are lost; the output is kept). In a cluster, stop the job (its checkpoint is \
+    forgotten), move its output file away (a job submitted again never writes over a \
+    file no checkpoint names) and submit it again";
 
 /// What the user can do about a job whose semantics changed since its checkpoint.
 const SEMANTICS_CHOICES: &str = "Resuming would lose the lines of the window open at the \
@@ -185,15 +187,18 @@ pub enum ResetChoice {
     End,
 }
 
+/// A `--reset-checkpoint` value that is neither choice (the text given).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("--reset-checkpoint must be `beginning` or `end`, not {0:?}")]
+pub struct BadResetChoice(pub String);
+
 impl FromStr for ResetChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<ResetChoice, String> {
+    type Err = BadResetChoice;
+    fn from_str(s: &str) -> Result<ResetChoice, BadResetChoice> {
         match s {
             "beginning" => Ok(ResetChoice::Beginning),
             "end" => Ok(ResetChoice::End),
-            other => Err(format!(
-                "--reset-checkpoint must be `beginning` or `end`, not {other:?}"
-            )),
+            other => Err(BadResetChoice(other.to_string())),
         }
     }
 }

@@ -11,22 +11,26 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, GroupCheckpoint};
-use crate::operators::collect::WindowOutput;
 use crate::resume::Resume;
 use crate::resume::ResumeBoard;
+use crate::sink::{SinkFailure, Sinks};
 use crate::stats::SharedStats;
 use crate::time::{wall_clock_ms, EventMs};
 use tidemark_sources::fds::OUT_OF_FDS_HINT;
 use tidemark_sources::file::EscapedPath;
 
-/// Why the checkpoint a run writes as it starts could not be written.
+/// Why a checkpoint could not be written.
 #[derive(Debug, Error)]
 pub enum CommitError {
-    /// The sinks could not be synced (a [`WindowOutput`] reports its errors as text).
-    #[error("cannot sync the job's outputs: {0}")]
-    Sync(String),
+    /// A sink could not make its output durable: no checkpoint may claim it.
+    #[error("cannot sync the job's outputs")]
+    Sync(#[source] SinkFailure),
+    /// The checkpoint a run writes as it starts.
     #[error("cannot write the checkpoint that names the job's outputs")]
     Save(#[source] CheckpointError),
+    /// A checkpoint of the running job.
+    #[error("cannot save the checkpoint")]
+    Write(#[source] CheckpointError),
 }
 
 pub struct Committer {
@@ -142,14 +146,14 @@ impl Committer {
     /// too. This save also replaces the checkpoint a `--reset-checkpoint` gave up.
     pub fn record_start(
         &mut self,
-        sinks: &mut dyn WindowOutput,
+        sinks: &mut Sinks,
         groups: Vec<GroupCheckpoint>,
         start_at_end: bool,
     ) -> Result<(), CommitError> {
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms: self.floor,
-            sinks: sinks.sync().map_err(CommitError::Sync)?,
+            sinks: sinks.sync(self.floor).map_err(CommitError::Sync)?,
             groups,
             written_unix_ms: wall_clock_ms(),
             semantics: None, // stamped by the store
@@ -169,10 +173,10 @@ impl Committer {
     /// an idle job would leave its last windows uncommitted indefinitely.
     pub fn offer(
         &mut self,
-        sinks: &mut dyn WindowOutput,
+        sinks: &mut Sinks,
         frontier_ms: EventMs,
         force: bool,
-    ) -> Result<Option<Duration>, String> {
+    ) -> Result<Option<Duration>, CommitError> {
         let frontier_ms = frontier_ms.max(self.floor);
         let advanced = self.last_frontier.is_none_or(|f| frontier_ms > f);
         let wait = self.last_write.map_or(Duration::ZERO, |t| {
@@ -189,7 +193,7 @@ impl Committer {
             // leave them out. A stop this early keeps the previous checkpoint.
             return Ok((!force).then_some(Duration::from_millis(50)));
         }
-        let commits = sinks.sync()?;
+        let commits = sinks.sync(frontier_ms).map_err(CommitError::Sync)?;
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms,
@@ -201,7 +205,7 @@ impl Committer {
             limited_windows: self.limited_windows(Some(frontier_ms)),
         };
         if force {
-            self.save_patiently(&cp).map_err(|e| e.to_string())?;
+            self.save_patiently(&cp).map_err(CommitError::Write)?;
         } else {
             match self.store.save(&cp) {
                 Ok(()) => self.fd_wait.backoff = None,
@@ -210,7 +214,7 @@ impl Committer {
                     // next try commits them (or a later frontier) all the same.
                     return Ok(Some(self.fd_wait.failed(&e, &self.stats)));
                 }
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(CommitError::Write(e)),
             }
         }
         self.board.set_committed(frontier_ms);

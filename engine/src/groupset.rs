@@ -23,11 +23,12 @@ use tidemark_sources::tail::{FileId, TailOptions};
 
 pub use shared::ProcessFiles;
 
+use crate::error::EngineError;
 use crate::group::{GroupInit, GroupState};
-use crate::install::{EngineError, ResumePlan};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::path_hash;
+use crate::start::{ResumePlan, StartAt};
 use crate::stats::JobStats;
 use crate::time::{first_open_window, EventMs, WindowTime};
 
@@ -184,7 +185,7 @@ impl GroupSet {
                 .refresh(since, now, &mut self.seen, &self.roots, |known| {
                     discover_new(&src.include, &src.exclude, &self.roots, known)
                 })
-                .map_err(|e| EngineError::Worker(e.to_string()))?;
+                .map_err(EngineError::Discover)?;
             self.discoveries += u64::from(fresh.ran);
             (fresh.groups, None, fresh.report)
         };
@@ -306,8 +307,8 @@ impl GroupSet {
         at_start: bool,
         floor: Option<EventMs>,
     ) -> Result<GroupState, EngineError> {
-        let parser = LineParser::new(&self.job.parse, &self.plan.fields)
-            .map_err(|e| EngineError::Parser(e.to_string()))?;
+        let parser =
+            LineParser::new(&self.job.parse, &self.plan.fields).map_err(EngineError::Parser)?;
         let resume = self.resume.groups.get(&g.live).cloned();
         Ok(GroupState::new(
             GroupInit {
@@ -315,7 +316,7 @@ impl GroupSet {
                 live: g.live.clone(),
                 fixed_host: group_host(&self.job.source.host, g),
                 resume,
-                start_at_end: at_start && self.resume.start_at == crate::install::StartAt::End,
+                start_at_end: at_start && self.resume.start_at == StartAt::End,
                 skip_below: self.resume.skip_below,
                 floor: if at_start { None } else { floor },
                 track_resume: self.resume.checkpointing,
@@ -509,7 +510,7 @@ pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, 
     let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
     let src = &job.source;
     let mut found = discover_preferring(&src.include, &src.exclude, &roots, &checkpointed)
-        .map_err(|e| EngineError::Worker(e.to_string()))?
+        .map_err(EngineError::Discover)?
         .groups;
     // A checkpointed group whose live file is another path to a group found (an
     // older version read both) is not read twice.

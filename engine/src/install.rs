@@ -4,17 +4,15 @@
 //! job's dataflow inside `worker.dataflow(..)` and returns a handle. Every worker
 //! must call it for the same job in the same order.
 
-use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use thiserror::Error;
 use tidemark_jobs::Job;
 use timely::dataflow::operators::core::{Concat, OkErr};
 use timely::dataflow::Stream;
 use timely::worker::Worker;
 
+use crate::error::EngineError;
 use crate::groupset::GroupSet;
 use crate::operators::collect::{collect, Collector, OutputError};
 use crate::operators::host_merge::HostMerge;
@@ -22,79 +20,11 @@ use crate::operators::rollup::Rollup;
 use crate::operators::series_limit::{series_limit, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
-use crate::resume::{Resume, ResumeBoard};
+use crate::resume::ResumeBoard;
 use crate::series::{HostPartial, RuleInput, Series};
+use crate::start::ResumePlan;
 use crate::stats::SharedStats;
-use crate::time::{EventMs, WindowTime};
-
-#[derive(Debug, Error)]
-pub enum EngineError {
-    #[error("cannot build the line parser: {0}")]
-    Parser(String),
-    #[error("output failed: {0}")]
-    Output(String),
-    /// A jsonl sink path is an input, the job file or state: refused before any
-    /// sink is opened.
-    #[error("a jsonl sink path is refused")]
-    SinkPath(#[source] crate::output_guard::SinkPathError),
-    /// The sinks could not be opened; the source is the sinks' own error (for
-    /// `tidemark run`, a `tidemark_sinks::SinkError`).
-    #[error("cannot open the job's sinks")]
-    OpenOutput(#[source] crate::run::OutputOpenError),
-    #[error("cannot start the job's checkpoints")]
-    StartCheckpoint(#[source] crate::commit::CommitError),
-    #[error("{0}")]
-    Checkpoint(String),
-    #[error("worker failed: {0}")]
-    Worker(String),
-}
-
-/// An error and its causes, joined as `anyhow`'s `{:#}` prints them: for errors
-/// that travel as text (a cluster job's status).
-pub fn full_message(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
-
-/// Where groups start when there is no resume point for them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum StartAt {
-    #[default]
-    Beginning,
-    /// At the end of each live file (`--reset-checkpoint=end`).
-    End,
-}
-
-/// What a restart resumes from: per group (by live path) its resume point, and the
-/// committed frontier below which windows are already in the sinks.
-#[derive(Debug, Clone)]
-pub struct ResumePlan {
-    pub groups: HashMap<PathBuf, Resume>,
-    pub skip_below: EventMs,
-    pub start_at: StartAt,
-    /// Whether checkpoints are written: only then do groups track resume marks.
-    pub checkpointing: bool,
-    /// Windows below `skip_below` that lost series to `max_series`.
-    pub limited_windows: u64,
-}
-
-impl Default for ResumePlan {
-    fn default() -> Self {
-        ResumePlan {
-            groups: HashMap::new(),
-            skip_below: EventMs::MIN,
-            start_at: StartAt::Beginning,
-            checkpointing: false,
-            limited_windows: 0,
-        }
-    }
-}
+use crate::time::WindowTime;
 
 /// What a worker needs besides the job to install it.
 pub struct InstallContext {

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::series::{cmp_keys, push_key_part};
+use crate::key::{cmp_keys, push_key_part};
 
 /// Label pairs sorted by name. Compare and sort like the `Vec<(String, String)>`
 /// they stand for.

@@ -12,9 +12,11 @@ pub mod checkpoint;
 pub(crate) mod claims;
 pub mod cluster;
 pub mod commit;
+pub mod error;
 pub(crate) mod group;
 pub mod groupset;
 pub mod install;
+pub mod key;
 pub mod labels;
 pub(crate) mod limit;
 pub mod operators;
@@ -25,6 +27,9 @@ pub mod resume;
 pub mod run;
 pub mod series;
 pub mod setup;
+pub mod sink;
+pub mod start;
+pub mod state;
 pub mod stats;
 pub mod time;
 pub mod watcher;
@@ -32,9 +37,8 @@ pub(crate) mod watermark;
 
 pub use install::{install_job, JobHandle};
 pub use labels::Labels;
-pub use operators::collect::WindowOutput;
-pub use run::{
-    fixed_output, run_job, run_job_file, OutputFactory, OutputStart, RunOptions, RunOutcome,
-};
+pub use run::{run_job, run_job_file, RunOptions, RunOutcome};
 pub use series::{ClosedWindow, Origin, Series, Value};
+pub use sink::{Sink, SinkFailure, Sinks};
+pub use start::{fixed_output, OutputFactory, OutputStart};
 pub use stats::JobStats;

@@ -6,7 +6,7 @@
 //! hold `share = max_series / metrics` per-host series per window (so one exploding
 //! label cannot starve the other metrics). When a window has more series of a metric
 //! than that, it keeps the `share` whose keys sort first by (host, label values in
-//! the metric's label order, compared as strings) — [`crate::series::cmp_keys`]. Which
+//! the metric's label order, compared as strings) — [`crate::key::cmp_keys`]. Which
 //! series are kept depends only on which series the window has, never on the order
 //! their lines arrived in, which worker read them or how a replay cut the files.
 //!
@@ -134,7 +134,7 @@ pub fn keep_share(series: &mut Vec<MergedSeries>, share: usize, metrics: usize) 
 mod tests {
     use super::*;
     use crate::acc::Acc;
-    use crate::series::push_key_part;
+    use crate::key::push_key_part;
 
     fn series(metric: u32, label: &str, lines: u64, limited: bool) -> MergedSeries {
         let mut key = Vec::new();

@@ -1,66 +1,13 @@
 //! What flows between the dataflow's stages and what comes out of it.
 
-use std::cmp::Ordering;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::acc::{Acc, Hist};
+use crate::key::SeriesKey;
 use crate::labels::Labels;
 use crate::time::EventMs;
-
-/// A per-host series' identity within its metric: the host, then the label values in
-/// the metric's label order, each as a little-endian `u32` length and its bytes. One
-/// allocation per series, made when the series is created and kept until its window
-/// is merged, so no label value can forge another key.
-pub type SeriesKey = Box<[u8]>;
-
-/// Appends one part (the host or a label value) to a key being built.
-pub fn push_key_part(buf: &mut Vec<u8>, s: &str) {
-    buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    buf.extend_from_slice(s.as_bytes());
-}
-
-/// The first part of `key` and the rest; `None` at its end.
-fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = key.split_first_chunk::<4>()?;
-    let n = (u32::from_le_bytes(*len) as usize).min(rest.len());
-    Some(rest.split_at(n))
-}
-
-/// Orders keys as `(host, label values...)` compare as strings: the order in which
-/// a window's series are merged, folded into rules and admitted under `max_series`.
-pub fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
-    loop {
-        match (split_key_part(a), split_key_part(b)) {
-            (None, None) => return Ordering::Equal,
-            (None, Some(_)) => return Ordering::Less,
-            (Some(_), None) => return Ordering::Greater,
-            (Some((pa, ra)), Some((pb, rb))) => match pa.cmp(pb) {
-                Ordering::Equal => (a, b) = (ra, rb),
-                o => return o,
-            },
-        }
-    }
-}
-
-/// The parts of a key: the host, then the label values. Keys are built from
-/// `&str`s; a part that is not UTF-8 (impossible short of memory corruption) reads
-/// as empty.
-pub fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
-    std::iter::from_fn(move || {
-        let (part, rest) = split_key_part(key)?;
-        key = rest;
-        Some(std::str::from_utf8(part).unwrap_or_default())
-    })
-}
-
-/// The host and the label values of a key.
-pub fn decode_key(key: &[u8]) -> (String, Vec<String>) {
-    let mut parts = key_parts(key).map(str::to_string);
-    let host = parts.next().unwrap_or_default();
-    (host, parts.collect())
-}
 
 /// A group's share of one per-host series in one window (stage 1 → 2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -200,6 +147,7 @@ impl Fnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::key::push_key_part;
 
     fn key(parts: &[&str]) -> Vec<u8> {
         let mut b = Vec::new();
@@ -207,18 +155,6 @@ mod tests {
             push_key_part(&mut b, p);
         }
         b
-    }
-
-    #[test]
-    fn keys_round_trip_even_with_separators_in_values() {
-        let b = key(&["web\u{1f}1", "", "200"]);
-        assert_eq!(
-            decode_key(&b),
-            (
-                "web\u{1f}1".to_string(),
-                vec![String::new(), "200".to_string()]
-            )
-        );
     }
 
     /// A cluster sends every stage's records to other processes with bincode.
@@ -255,23 +191,5 @@ mod tests {
         };
         let back: Series = bincode::deserialize(&bincode::serialize(&series).unwrap()).unwrap();
         assert_eq!(back, series);
-    }
-
-    #[test]
-    fn keys_sort_as_their_host_and_labels_do() {
-        let parts: [&[&str]; 7] = [
-            &["web", "b"],
-            &["web", "ab"],
-            &["we", "zz"],
-            &["web", "a", "x"],
-            &["web", "a"],
-            &["web", ""],
-            &["web\u{0}", "a"],
-        ];
-        let mut by_key: Vec<&[&str]> = parts.to_vec();
-        by_key.sort_by(|a, b| cmp_keys(&key(a), &key(b)));
-        let mut by_strings = parts.to_vec();
-        by_strings.sort();
-        assert_eq!(by_key, by_strings);
     }
 }

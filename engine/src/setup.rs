@@ -13,15 +13,17 @@ use std::time::Duration;
 use tidemark_jobs::Job;
 use tidemark_sources::file::FileGroup;
 
-use crate::checkpoint::{Checkpoint, CheckpointStore, ResetChoice};
+use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoice};
 use crate::commit::{group_checkpoints, groups_of, Committer};
+use crate::error::EngineError;
 use crate::groupset::{balance, initial_groups};
-use crate::install::{EngineError, InstallContext, ResumePlan, StartAt};
+use crate::install::InstallContext;
 use crate::operators::collect::{Collector, OutputError};
 use crate::operators::source::{Poke, PokeBoard};
 use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
-use crate::run::{format_ms, lock_state, prepare_state, resume_groups, OutputFactory, OutputStart};
+use crate::start::{OutputFactory, OutputStart, ResumePlan, StartAt};
+use crate::state::{lock_state, prepare_member_state, prepare_state};
 use crate::stats::{JobStats, SharedStats};
 use crate::time::{wall_clock_ms, EventMs};
 use crate::watcher::JobWatcher;
@@ -107,27 +109,28 @@ impl JobSetup {
             .unwrap_or_else(|| Arc::new(Mutex::new(JobStats::default())));
         let lock = match &opts.state_dir {
             None => None,
-            Some(dir) => Some(lock_state(&dir.join(&job.name))?),
+            Some(dir) => Some(lock_state(&dir.join(&job.name)).map_err(EngineError::StateLock)?),
         };
         let mut member_store = None;
         let (store, plan, start) = match (&opts.state_dir, opts.role) {
             (None, _) => (None, ResumePlan::default(), OutputStart::Fresh),
             (Some(dir), StateRole::Owner { expect }) => {
-                let state = prepare_state(&dir.join(&job.name), job, opts.reset)?;
+                let state = prepare_state(&dir.join(&job.name), job, opts.reset)
+                    .map_err(EngineError::Checkpoint)?;
                 let found =
                     matches!(state.2, OutputStart::Resume { .. }).then_some(state.1.skip_below);
                 if let Some(expect) = expect.filter(|&e| e != found) {
-                    return Err(EngineError::Checkpoint(format!(
-                        "job {:?}: its checkpoint changed while it was being installed (frontier {} instead of {}); submit it again",
-                        job.name,
-                        found.map_or("none".into(), format_ms),
-                        expect.map_or("none".into(), format_ms),
-                    )));
+                    return Err(EngineError::CheckpointMoved {
+                        job: job.name.clone(),
+                        found,
+                        expected: expect,
+                    });
                 }
                 state
             }
             (Some(dir), StateRole::Member { committed }) => {
-                let (store, plan) = prepare_member_state(&dir.join(&job.name), job, committed)?;
+                let (store, plan) = prepare_member_state(&dir.join(&job.name), job, committed)
+                    .map_err(EngineError::Checkpoint)?;
                 member_store = Some(Mutex::new(store));
                 (None, plan, OutputStart::Fresh)
             }
@@ -181,6 +184,9 @@ impl JobSetup {
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
+                if let Ok(mut s) = stats.lock() {
+                    s.sinks = output.describe();
+                }
                 let mut committer = store.map(|s| {
                     Committer::new(
                         s,
@@ -198,7 +204,7 @@ impl JobSetup {
                 // restart refuse the kept output or read every file into it.
                 if let Some(c) = &mut committer {
                     c.record_start(
-                        &mut *output,
+                        &mut output,
                         groups_of(&plan.groups),
                         plan.start_at == StartAt::End,
                     )
@@ -242,7 +248,7 @@ impl JobSetup {
     /// frontier process 0 has committed. `Ok(false)`: nothing written (not a member,
     /// or some group has not published yet; the previous positions stay, which is
     /// safe: they are for an earlier committed frontier).
-    pub fn write_member_checkpoint(&self, frontier_ms: EventMs) -> Result<bool, String> {
+    pub fn write_member_checkpoint(&self, frontier_ms: EventMs) -> Result<bool, CheckpointError> {
         let Some(store) = &self.member_store else {
             return Ok(false);
         };
@@ -260,11 +266,12 @@ impl JobSetup {
             // Process 0's checkpoint keeps the count: only it sees whole windows.
             limited_windows: 0,
         };
+        // A panic in another save cannot have left a half-written checkpoint (a
+        // save replaces the file by rename), so the store stays usable.
         store
             .lock()
-            .map_err(|_| "the checkpoint store is poisoned".to_string())?
-            .save(&cp)
-            .map_err(|e| e.to_string())?;
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .save(&cp)?;
         // Only now may the sources forget the marks below it.
         self.board.set_committed(frontier_ms);
         if let Ok(mut s) = self.stats.lock() {
@@ -301,64 +308,9 @@ impl JobSetup {
     }
 }
 
-/// A member's resume plan: its own read positions if they are for a frontier at or
-/// below process 0's, else (none, lost, or ahead of the sinks) its files from the
-/// start. Either way windows below process 0's frontier are not sent again.
-fn prepare_member_state(
-    dir: &std::path::Path,
-    job: &Job,
-    committed: Option<EventMs>,
-) -> Result<(CheckpointStore, ResumePlan), EngineError> {
-    let ck = |e: crate::checkpoint::CheckpointError| EngineError::Checkpoint(e.to_string());
-    let mut store = CheckpointStore::for_job(dir, job).map_err(ck)?;
-    let from_start = ResumePlan {
-        skip_below: committed.unwrap_or(EventMs::MIN),
-        start_at: StartAt::Beginning,
-        checkpointing: true,
-        ..ResumePlan::default()
-    };
-    let loaded = match store.load() {
-        Ok(cp) => cp,
-        Err(e) => {
-            tracing::warn!(
-                "job {:?}: {e} This member re-reads its files from the start instead; windows already written are not written again",
-                job.name
-            );
-            store.reset().map_err(ck)?;
-            None
-        }
-    };
-    let plan = match (loaded, committed) {
-        (Some(cp), Some(f0)) if cp.frontier_ms <= f0 => {
-            tracing::info!(
-                "job {:?}: resuming this member's files from windows before {}",
-                job.name,
-                format_ms(cp.frontier_ms)
-            );
-            ResumePlan {
-                groups: resume_groups(cp.groups),
-                ..from_start
-            }
-        }
-        (Some(cp), committed) => {
-            tracing::warn!(
-                "job {:?}: this member's read positions (windows before {}) are ahead of what process 0 has written ({}); re-reading its files from the start",
-                job.name,
-                format_ms(cp.frontier_ms),
-                committed.map_or("nothing".into(), format_ms)
-            );
-            store.reset().map_err(ck)?;
-            from_start
-        }
-        (None, _) => from_start,
-    };
-    Ok((store, plan))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::GroupCheckpoint;
     use std::path::Path;
 
     fn job() -> Job {
@@ -381,84 +333,26 @@ expr = "sum(reqs)"
         tidemark_jobs::from_str(text, "j.toml", Path::new("/")).unwrap()
     }
 
-    /// Saves a member checkpoint for `frontier_ms` with one group.
-    fn saved(dir: &Path, frontier_ms: EventMs) {
-        let mut store = CheckpointStore::open(dir, "j").unwrap();
-        store
-            .save(&Checkpoint {
-                job: "j".into(),
-                frontier_ms,
-                sinks: Vec::new(),
-                groups: vec![GroupCheckpoint {
-                    live: "/nowhere/a.log".into(),
-                    resume: None,
-                    max_seen_ms: Some(frontier_ms + 5),
-                    floor_ms: None,
-                    suspect_ms: None,
-                    at_tail: false,
-                    kept: Vec::new(),
-                }],
-                written_unix_ms: 0,
-                semantics: None,
-                start_at_end: false,
-                limited_windows: 0,
-            })
-            .unwrap();
-    }
-
-    #[test]
-    fn a_member_resumes_from_positions_at_or_below_process_0s_frontier() {
-        let d = tempfile::tempdir().unwrap();
-        saved(d.path(), 60_000);
-        for committed in [60_000, 180_000] {
-            let (_, plan) = prepare_member_state(d.path(), &job(), Some(committed)).unwrap();
-            assert_eq!(plan.groups.len(), 1);
-            // Windows below process 0's frontier are in the sinks: skipped.
-            assert_eq!(plan.skip_below, committed);
-        }
-    }
-
-    #[test]
-    fn a_member_never_resumes_from_positions_ahead_of_the_sinks() {
-        // Positions for 3 minutes, sinks only at 2: resuming from them would lose
-        // the lines of 10:02–10:03; so this member reads from the start.
-        let d = tempfile::tempdir().unwrap();
-        saved(d.path(), 180_000);
-        let (store, plan) = prepare_member_state(d.path(), &job(), Some(120_000)).unwrap();
-        assert!(plan.groups.is_empty());
-        assert_eq!(plan.skip_below, 120_000);
-        assert_eq!(store.load().unwrap(), None, "the stale positions are gone");
-        // Nothing committed by process 0 (its state was lost or is new): same.
-        saved(d.path(), 60_000);
-        let (_, plan) = prepare_member_state(d.path(), &job(), None).unwrap();
-        assert!(plan.groups.is_empty());
-        assert_eq!(plan.skip_below, EventMs::MIN);
-    }
-
-    #[test]
-    fn a_member_with_damaged_positions_reads_from_the_start() {
-        let d = tempfile::tempdir().unwrap();
-        saved(d.path(), 60_000);
-        std::fs::write(d.path().join(crate::checkpoint::CHECKPOINT_FILE), b"junk").unwrap();
-        let (_, plan) = prepare_member_state(d.path(), &job(), Some(60_000)).unwrap();
-        assert!(plan.groups.is_empty());
-        assert_eq!(plan.skip_below, 60_000);
-    }
-
     /// A sink that says it wrote file (1, 2), for the checkpoint to record.
     struct Named;
 
-    impl crate::operators::collect::WindowOutput for Named {
-        fn window(&mut self, _: &crate::series::ClosedWindow) -> Result<(), String> {
+    impl crate::sink::Sink for Named {
+        fn describe(&self) -> String {
+            "named".to_string()
+        }
+        fn write_window(
+            &mut self,
+            _: &crate::series::ClosedWindow,
+        ) -> Result<(), crate::sink::BoxError> {
             Ok(())
         }
-        fn sync(&mut self) -> Result<Vec<crate::checkpoint::SinkCommit>, String> {
-            Ok(vec![crate::checkpoint::SinkCommit {
+        fn commit_point(&self) -> Option<crate::checkpoint::SinkCommit> {
+            Some(crate::checkpoint::SinkCommit {
                 path: "/out/j.jsonl".into(),
                 committed_len: 0,
                 file: Some(crate::checkpoint::FileIdentity { dev: 1, ino: 2 }),
                 tail: None,
-            }])
+            })
         }
     }
 
@@ -482,7 +376,7 @@ expr = "sum(reqs)"
                 workers: 1,
                 role: StateRole::Owner { expect: None },
             },
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         let cp = CheckpointStore::for_job(&d.path().join("j"), &job())
@@ -524,14 +418,14 @@ expr = "sum(reqs)"
         let first = JobSetup::prepare(
             &job(),
             options(d.path(), Some(ResetChoice::End)),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         drop(first);
         let again = JobSetup::prepare(
             &job(),
             options(d.path(), None),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         assert!(
@@ -544,7 +438,7 @@ expr = "sum(reqs)"
         let again = JobSetup::prepare(
             &job(),
             options(d.path(), None),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .unwrap();
         assert_eq!(again.resume.start_at, StartAt::End);
@@ -565,7 +459,7 @@ expr = "sum(reqs)"
         let err = JobSetup::prepare(
             &job,
             options(&state, None),
-            Some(crate::run::fixed_output(Box::new(Named))),
+            Some(crate::start::fixed_output(Box::new(Named))),
         )
         .err()
         .expect("a sink in the state folder");
@@ -575,3 +469,6 @@ expr = "sum(reqs)"
         }
     }
 }
+
+#[cfg(test)]
+mod error_tests;

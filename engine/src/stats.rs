@@ -51,6 +51,8 @@ pub struct JobStats {
     pub late_lines: u64,
     /// Windows handed to the sinks.
     pub windows_emitted: u64,
+    /// What each of the job's sinks is (`Sink::describe`), in job file order.
+    pub sinks: Vec<String>,
     /// Start and end of the last window written (for status reports).
     pub last_window_ms: Option<(EventMs, EventMs)>,
     /// Every window before this is written: the job's output frontier.
@@ -145,6 +147,12 @@ impl JobStats {
         }
         self.late_lines += o.late_lines;
         self.windows_emitted += o.windows_emitted;
+        // A total over jobs names each sink once.
+        for sink in &o.sinks {
+            if !self.sinks.contains(sink) {
+                self.sinks.push(sink.clone());
+            }
+        }
         self.last_window_ms = self.last_window_ms.max(o.last_window_ms);
         self.frontier_ms = self.frontier_ms.max(o.frontier_ms);
         self.checkpoints_written += o.checkpoints_written;
@@ -303,6 +311,9 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if !self.sinks.is_empty() {
+            s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
+        }
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
                 "checkpoints written: {}\n",
@@ -547,6 +558,29 @@ mod tests {
 
     /// The file source's edge counters reach the exit summary and each member's
     /// report to the cluster (issue 10 §2a, §3, §6).
+    #[test]
+    fn the_summary_names_each_sink_once_in_a_total_over_jobs() {
+        let a = JobStats {
+            sinks: vec!["jsonl a.jsonl".into(), "stdout table".into()],
+            ..JobStats::default()
+        };
+        let b = JobStats {
+            sinks: vec!["stdout table".into(), "jsonl b.jsonl".into()],
+            ..JobStats::default()
+        };
+        let mut total = JobStats::default();
+        total.add(&a);
+        total.add(&b);
+        assert!(
+            total
+                .summary()
+                .contains("written to: jsonl a.jsonl; stdout table; jsonl b.jsonl\n"),
+            "{}",
+            total.summary()
+        );
+        assert!(!JobStats::default().summary().contains("written to"));
+    }
+
     #[test]
     fn file_edge_counters_are_summed_printed_and_reported() {
         let mut a = JobStats {

@@ -35,6 +35,17 @@ pub(crate) fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime
     }
 }
 
+/// An event time (a frontier) for messages; [`EventMs::MIN`], the frontier
+/// before any window is written, is "none yet".
+pub fn format_ms(ms: EventMs) -> String {
+    if ms == EventMs::MIN {
+        return "none yet".to_string();
+    }
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 /// A group's watermark: max event time seen minus the allowed disorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Watermark {

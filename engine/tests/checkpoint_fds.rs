@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use tidemark_engine::checkpoint::{CheckpointFile, CheckpointFs, CheckpointStore, RealFs};
 use tidemark_engine::commit::Committer;
-use tidemark_engine::operators::collect::WindowOutput;
 use tidemark_engine::resume::ResumeBoard;
-use tidemark_engine::series::ClosedWindow;
 use tidemark_engine::stats::{JobStats, SharedStats};
+use tidemark_engine::Sinks;
 
 /// Creating a file fails with EMFILE while `emfile_left` > 0 (one per try).
 struct NoFds(Arc<AtomicU32>);
@@ -49,14 +48,6 @@ fn libc_emfile() -> i32 {
     24
 }
 
-struct NoOutput;
-
-impl WindowOutput for NoOutput {
-    fn window(&mut self, _: &ClosedWindow) -> Result<(), String> {
-        Ok(())
-    }
-}
-
 fn committer(dir: &Path, emfile: Arc<AtomicU32>) -> (Committer, SharedStats) {
     let store = CheckpointStore::open_with_fs(dir, "a", Box::new(NoFds(emfile))).unwrap();
     let stats: SharedStats = Arc::new(Mutex::new(JobStats::default()));
@@ -76,7 +67,7 @@ fn a_checkpoint_write_out_of_file_descriptors_is_tried_again_not_fatal() {
     let tmp = tempfile::tempdir().unwrap();
     let emfile = Arc::new(AtomicU32::new(0));
     let (mut c, stats) = committer(tmp.path(), emfile.clone());
-    let mut out = NoOutput;
+    let mut out = Sinks::default();
     c.offer(&mut out, 60_000, false).unwrap();
     assert_eq!(stats.lock().unwrap().checkpoints_written, 1);
 
@@ -140,5 +131,5 @@ fn a_checkpoint_write_failing_otherwise_still_fails_the_job() {
     let store = CheckpointStore::open_with_fs(tmp.path(), "a", Box::new(Eio)).unwrap();
     let stats: SharedStats = Arc::new(Mutex::new(JobStats::default()));
     let mut c = Committer::new(store, ResumeBoard::new(), "a", Duration::ZERO, 0, stats);
-    assert!(c.offer(&mut NoOutput, 60_000, false).is_err());
+    assert!(c.offer(&mut Sinks::default(), 60_000, false).is_err());
 }

@@ -78,6 +78,12 @@ fn assert_clear_reset_error(err: &CheckpointError, file: &Path, what: &str) {
     assert!(msg.contains(what), "expected {what:?} in: {msg}");
     assert!(msg.contains("--reset-checkpoint=beginning"), "{msg}");
     assert!(msg.contains("--reset-checkpoint=end"), "{msg}");
+    // A cluster job has no --reset-checkpoint: its way out is said too.
+    let cluster = &msg[msg.find("In a cluster").expect("a cluster hint")..];
+    assert!(
+        cluster.contains("stop the job") && cluster.contains("move"),
+        "{cluster}"
+    );
 }
 
 fn saved_store(dir: &Path) -> CheckpointStore {

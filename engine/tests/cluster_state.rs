@@ -7,15 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_engine::cluster::{self, ClusterOptions, JobState, MakeOutput, Validate};
-use tidemark_engine::{ClosedWindow, WindowOutput};
-
-struct Nothing;
-
-impl WindowOutput for Nothing {
-    fn window(&mut self, _: &ClosedWindow) -> Result<(), String> {
-        Ok(())
-    }
-}
+use tidemark_engine::Sinks;
 
 fn job(name: &str, sink: &Path) -> String {
     format!(
@@ -46,7 +38,7 @@ fn a_cluster_job_cannot_write_into_the_cluster_state_folder() {
     let validate: Validate = Arc::new(|toml: &str| {
         tidemark_jobs::from_str(toml, "submitted.toml", Path::new("/")).map_err(|e| e.to_string())
     });
-    let make_output: MakeOutput = Arc::new(|_, _| Ok(Box::new(Nothing) as Box<dyn WindowOutput>));
+    let make_output: MakeOutput = Arc::new(|_, _| Ok(Sinks::default()));
     let (member, workers) = cluster::start(ClusterOptions {
         peers: None,
         process: 0,

@@ -363,7 +363,7 @@ fn a_rotation_during_the_replay_does_not_swap_files() {
             stop: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(ReplayProgress::new()),
         },
-        Box::new(out.clone()),
+        tidemark_engine::Sinks::new(vec![Box::new(out.clone())]),
     )
     .unwrap();
     let got = out.0.lock().unwrap().clone();

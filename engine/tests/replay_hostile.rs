@@ -252,7 +252,7 @@ fn a_truncated_gzip_counts_the_lines_before_the_damage_like_live() {
             stop: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(ReplayProgress::new()),
         },
-        Box::new(out.clone()),
+        tidemark_engine::Sinks::new(vec![Box::new(out.clone())]),
     );
     // Not fatal, as in a live run: the lines before the damage count, and the
     // windows equal the live run's.
@@ -295,7 +295,7 @@ fn replay_parser_error_keeps_its_reason() {
             stop: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(ReplayProgress::new()),
         },
-        Box::new(Collected::default()),
+        tidemark_engine::Sinks::new(vec![Box::new(Collected::default())]),
     )
     .expect_err("a parser that cannot be built fails the replay");
     let msg = e.to_string();

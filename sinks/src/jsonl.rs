@@ -24,7 +24,8 @@ use tidemark_jobs::SeriesChoice;
 use crate::claim::{self, io_err, Taken};
 use crate::format::{jsonl_record, rfc3339};
 use crate::roots::OutputRoots;
-use crate::{wanted, Sink, SinkError};
+use crate::{wanted, BoxError, Sink, SinkError};
+use tidemark_sources::file::EscapedPath;
 
 /// What [`JsonlSink::create`] does with a non-empty file already at its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -234,8 +235,9 @@ impl JsonlSink {
     }
 }
 
-impl Sink for JsonlSink {
-    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), SinkError> {
+impl JsonlSink {
+    /// Appends one window's records in one write ([`Sink::write_window`]).
+    fn write(&mut self, w: &ClosedWindow) -> Result<(), SinkError> {
         if self.failed {
             return Err(self.io_err(io::Error::other(format!(
                 "an earlier write failed; the output is complete only up to byte {}",
@@ -262,21 +264,37 @@ impl Sink for JsonlSink {
         }
     }
 
-    fn sync(&mut self) -> Result<(), SinkError> {
-        // fdatasync: the data and the file size, which is all a reader needs.
+    /// Makes the windows written so far durable: fdatasync, the data and the
+    /// file size, which is all a reader needs. Its length is then the commit
+    /// point ([`JsonlSink::commit`]).
+    pub fn sync(&mut self) -> Result<(), SinkError> {
         self.out.sync_data().map_err(|e| io_err(&self.path, e))
     }
+}
 
+impl Sink for JsonlSink {
+    fn describe(&self) -> String {
+        // Escaped: it goes into log lines and `job status`.
+        format!("jsonl {}", EscapedPath(&self.path))
+    }
+
+    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
+        Ok(self.write(w)?)
+    }
+
+    /// The file needs no frontier: its commit point is its length.
+    fn sync(&mut self, _frontier_ms: i64) -> Result<(), BoxError> {
+        Ok(JsonlSink::sync(self)?)
+    }
+
+    fn finish(&mut self) -> Result<(), BoxError> {
+        Ok(JsonlSink::sync(self)?)
+    }
+
+    /// The file's length, identity and tail checksum; a resume rolls back to it
+    /// in [`JsonlSink::open_at`].
     fn commit_point(&self) -> Option<SinkCommit> {
         Some(self.commit())
-    }
-
-    fn finish(&mut self) -> Result<(), SinkError> {
-        self.sync()
-    }
-
-    fn describe(&self) -> String {
-        format!("jsonl {}", self.path.display())
     }
 }
 
@@ -431,6 +449,18 @@ mod tests {
         write(&mut s, 0..1);
         s.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 1);
+    }
+
+    #[test]
+    fn describe_escapes_a_newline_in_the_path() {
+        // It goes into log lines and error messages: a file name must not forge a line.
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("a\nforged.jsonl");
+        let s = create(&p, SeriesChoice::All).unwrap();
+        let text = s.describe();
+        assert!(!text.contains('\n'), "{text:?}");
+        assert!(text.ends_with("a\\nforged.jsonl"), "{text:?}");
+        assert!(text.starts_with("jsonl "), "{text:?}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Sinks: where closed windows go. `jsonl` files (the schema in docs/design.md, *3.
-//! Output schema*) and a readable `stdout` table. [`Outputs`] fans a job's windows out
-//! to its sinks.
+//! Output schema*) and a readable `stdout` table, both implementations of the
+//! engine's [`Sink`] interface. [`open`] opens a job's sinks, rolled back to a
+//! checkpoint's commit points on a resume, as one [`Sinks`] fan-out.
 
 mod claim;
 pub mod format;
@@ -12,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use tidemark_engine::checkpoint::{FileIdentity, SinkCommit};
-use tidemark_engine::{ClosedWindow, Origin, OutputStart, Series, WindowOutput};
+use tidemark_engine::{Origin, OutputStart, Series};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
 pub use roots::OutputRoots;
 pub use table::TableSink;
+pub use tidemark_engine::sink::{BoxError, Sink, SinkFailure, Sinks};
 
 #[derive(Debug, Error)]
 pub enum SinkError {
@@ -27,7 +29,7 @@ pub enum SinkError {
         source: std::io::Error,
     },
     #[error("writing to standard output failed: {0}")]
-    Stdout(String),
+    Stdout(#[source] std::io::Error),
     #[error(
         "{} already exists ({len} bytes) and no checkpoint of this job names it as its \
          output; tidemark does not overwrite a file it did not write. hint: move it away or \
@@ -168,24 +170,6 @@ impl std::fmt::Display for ExistsHint {
     }
 }
 
-pub trait Sink: Send {
-    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), SinkError>;
-    /// Flushes (and for files, syncs) everything written.
-    fn finish(&mut self) -> Result<(), SinkError>;
-    fn describe(&self) -> String;
-    /// Makes everything written so far durable (fdatasync for files), so a
-    /// checkpoint written afterwards never points past the output. Sinks with
-    /// nothing to make durable (standard output) keep this default.
-    fn sync(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-    /// Where this sink rolls back to on restart (valid right after [`Sink::sync`]);
-    /// `None` for sinks that cannot roll back (standard output).
-    fn commit_point(&self) -> Option<tidemark_engine::checkpoint::SinkCommit> {
-        None
-    }
-}
-
 /// Whether a sink configured with `choice` prints `s`.
 pub fn wanted(choice: SeriesChoice, s: &Series) -> bool {
     match choice {
@@ -195,99 +179,82 @@ pub fn wanted(choice: SeriesChoice, s: &Series) -> bool {
     }
 }
 
-/// Every sink of a job.
-pub struct Outputs {
-    pub sinks: Vec<Box<dyn Sink>>,
-    /// The file sinks again, for committing their lengths.
-    files: Vec<JsonlSink>,
+/// Opens a submitted job's sinks (a cluster's): fresh, cut back to a checkpoint's
+/// committed lengths, or appending to what is there. A non-empty file that no
+/// checkpoint names is refused ([`SinkError::Exists`]), with a hint that fits `job
+/// submit` (which has no `--overwrite`).
+pub fn open(job: &Job, start: &OutputStart) -> Result<Sinks, SinkError> {
+    open_as(job, start, Existing::Refuse, true)
 }
 
-impl Outputs {
-    /// Opens a submitted job's sinks (a cluster's): fresh, cut back to a
-    /// checkpoint's committed lengths, or appending to what is there. A non-empty
-    /// file that no checkpoint names is refused ([`SinkError::Exists`]), with a
-    /// hint that fits `job submit` (which has no `--overwrite`).
-    pub fn open(job: &Job, start: &OutputStart) -> Result<Outputs, SinkError> {
-        Outputs::open_as(job, start, Existing::Refuse, true)
-    }
+/// [`open`] for `tidemark run` and `replay`, with what to do about a non-empty file
+/// at a new sink's path: `Existing::Replace` for `--overwrite`. Sinks open inside
+/// the job's output roots only ([`OutputRoots`]); each file is taken by one sink of
+/// one job at a time.
+pub fn open_with(job: &Job, start: &OutputStart, existing: Existing) -> Result<Sinks, SinkError> {
+    open_as(job, start, existing, false)
+}
 
-    /// [`Outputs::open`] for `tidemark run` and `replay`, with what to do about a
-    /// non-empty file at a new sink's path: `Existing::Replace` for `--overwrite`.
-    /// Sinks open inside the job's output roots only ([`OutputRoots`]); each file
-    /// is taken by one sink of one job at a time.
-    pub fn open_with(
-        job: &Job,
-        start: &OutputStart,
-        existing: Existing,
-    ) -> Result<Outputs, SinkError> {
-        Outputs::open_as(job, start, existing, false)
-    }
-
-    fn open_as(
-        job: &Job,
-        start: &OutputStart,
-        existing: Existing,
-        submitted: bool,
-    ) -> Result<Outputs, SinkError> {
-        let roots = OutputRoots::new(&job.output_roots);
-        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
-        let mut files: Vec<JsonlSink> = Vec::new();
-        for s in &job.sinks {
-            match &s.kind {
-                SinkKind::Jsonl(path) => {
-                    // Before opening: the file another sink of this job took
-                    // would otherwise only show as "locked by another process".
-                    if let Some(first) = same_file(path, &files) {
-                        return Err(SinkError::SameFile {
-                            path: path.clone(),
-                            first: first.to_path_buf(),
-                        });
+/// The job's sinks in the order of its job file. A file sink rolls back to its
+/// commit point here, when opened on [`OutputStart::Resume`].
+fn open_as(
+    job: &Job,
+    start: &OutputStart,
+    existing: Existing,
+    submitted: bool,
+) -> Result<Sinks, SinkError> {
+    let roots = OutputRoots::new(&job.output_roots);
+    let mut sinks = Sinks::default();
+    // The files already taken, by identity, to name the first of two sinks
+    // that reach one file.
+    let mut files: Vec<(FileIdentity, PathBuf)> = Vec::new();
+    for s in &job.sinks {
+        match &s.kind {
+            SinkKind::Jsonl(path) => {
+                // Before opening: the file another sink of this job took
+                // would otherwise only show as "locked by another process".
+                if let Some(first) = same_file(path, &files) {
+                    return Err(SinkError::SameFile {
+                        path: path.clone(),
+                        first: first.to_path_buf(),
+                    });
+                }
+                let hint = exists_hint(start, submitted);
+                let fresh = |existing| {
+                    JsonlSink::create(path, s.series, existing, &roots)
+                        .map_err(|e| with_hint(e, hint.clone()))
+                };
+                let sink = match start {
+                    OutputStart::Fresh => fresh(existing)?,
+                    // Only a file the old checkpoint names by identity is
+                    // the job's to replace; anything else as under Fresh.
+                    OutputStart::Rewrite { named } => {
+                        let id = std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
+                        match (existing, id) {
+                            (Existing::Refuse, Some(id))
+                                if named.iter().any(|c| c.file == Some(id)) =>
+                            {
+                                fresh(Existing::ReplaceFile(id))?
+                            }
+                            _ => fresh(existing)?,
+                        }
                     }
-                    let hint = exists_hint(start, submitted);
-                    let fresh = |existing| {
-                        JsonlSink::create(path, s.series, existing, &roots)
-                            .map_err(|e| with_hint(e, hint.clone()))
-                    };
-                    let sink = match start {
-                        OutputStart::Fresh => fresh(existing)?,
-                        // Only a file the old checkpoint names by identity is
-                        // the job's to replace; anything else as under Fresh.
-                        OutputStart::Rewrite { named } => {
-                            let id = std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
-                            match (existing, id) {
-                                (Existing::Refuse, Some(id))
-                                    if named.iter().any(|c| c.file == Some(id)) =>
-                                {
-                                    fresh(Existing::ReplaceFile(id))?
-                                }
-                                _ => fresh(existing)?,
-                            }
+                    OutputStart::Resume { sinks: commits, .. } => {
+                        match commit_for(path, commits) {
+                            Some(c) => JsonlSink::open_at(path, s.series, c, &roots)?,
+                            // A sink the checkpoint does not know is new to the job.
+                            None => fresh(existing)?,
                         }
-                        OutputStart::Resume { sinks: commits, .. } => {
-                            match commit_for(path, commits) {
-                                Some(c) => JsonlSink::open_at(path, s.series, c, &roots)?,
-                                // A sink the checkpoint does not know is new to the job.
-                                None => fresh(existing)?,
-                            }
-                        }
-                        OutputStart::Append => JsonlSink::append(path, s.series, &roots)?,
-                    };
-                    files.push(sink);
-                }
-                SinkKind::Stdout => {
-                    sinks.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
-                }
+                    }
+                    OutputStart::Append => JsonlSink::append(path, s.series, &roots)?,
+                };
+                files.push((sink.identity(), sink.path().to_path_buf()));
+                sinks.push(Box::new(sink));
             }
+            SinkKind::Stdout => sinks.push(Box::new(TableSink::new(std::io::stdout(), s.series))),
         }
-        Ok(Outputs { sinks, files })
     }
-
-    fn all(&mut self) -> impl Iterator<Item = &mut dyn Sink> {
-        self.files
-            .iter_mut()
-            .map(|f| f as &mut dyn Sink)
-            .chain(self.sinks.iter_mut().map(|s| s.as_mut() as &mut dyn Sink))
-    }
+    Ok(sinks)
 }
 
 /// The commit of a checkpoint that names the file at `path`: by path, or by the
@@ -302,12 +269,12 @@ fn commit_for<'a>(path: &Path, commits: &'a [SinkCommit]) -> Option<&'a SinkComm
 }
 
 /// The path of an already opened sink whose file `path` reaches, if any.
-fn same_file<'a>(path: &Path, opened: &'a [JsonlSink]) -> Option<&'a Path> {
+fn same_file<'a>(path: &Path, opened: &'a [(FileIdentity, PathBuf)]) -> Option<&'a Path> {
     let id = std::fs::metadata(path).ok().map(|m| FileIdentity::of(&m));
     opened
         .iter()
-        .find(|f| Some(f.identity()) == id)
-        .map(|f| f.path())
+        .find(|(f, _)| Some(*f) == id)
+        .map(|(_, p)| p.as_path())
 }
 
 /// What the user can do about an existing file at a new sink's path, given how
@@ -329,30 +296,5 @@ fn with_hint(e: SinkError, hint: ExistsHint) -> SinkError {
     match e {
         SinkError::Exists { path, len, .. } => SinkError::Exists { path, len, hint },
         e => e,
-    }
-}
-
-impl WindowOutput for Outputs {
-    fn window(&mut self, w: &ClosedWindow) -> Result<(), String> {
-        for s in self.all() {
-            s.write_window(w).map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<Vec<SinkCommit>, String> {
-        let mut commits = Vec::new();
-        for f in &mut self.files {
-            f.sync().map_err(|e| e.to_string())?;
-            commits.push(f.commit());
-        }
-        Ok(commits)
-    }
-
-    fn finish(&mut self) -> Result<(), String> {
-        for s in self.all() {
-            s.finish().map_err(|e| e.to_string())?;
-        }
-        Ok(())
     }
 }

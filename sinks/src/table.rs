@@ -6,7 +6,7 @@ use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
 use crate::format::{labels_text, rfc3339, value};
-use crate::{wanted, Sink, SinkError};
+use crate::{wanted, BoxError, Sink, SinkError};
 
 pub struct TableSink<W: Write + Send> {
     out: W,
@@ -52,21 +52,20 @@ pub fn render(w: &ClosedWindow, series: SeriesChoice) -> String {
 }
 
 impl<W: Write + Send> Sink for TableSink<W> {
-    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), SinkError> {
+    fn describe(&self) -> String {
+        "stdout table".to_string()
+    }
+
+    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
         let text = render(w, self.series);
         self.out
             .write_all(text.as_bytes())
             .and_then(|_| self.out.flush())
-            .map_err(|e| SinkError::Stdout(e.to_string()))
+            .map_err(|e| SinkError::Stdout(e).into())
     }
 
-    fn finish(&mut self) -> Result<(), SinkError> {
-        self.out
-            .flush()
-            .map_err(|e| SinkError::Stdout(e.to_string()))
-    }
-
-    fn describe(&self) -> String {
-        "stdout table".to_string()
+    /// Flushes: standard output has nothing to make durable, and no commit point.
+    fn finish(&mut self) -> Result<(), BoxError> {
+        self.out.flush().map_err(|e| SinkError::Stdout(e).into())
     }
 }

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use tidemark_engine::checkpoint::SinkCommit;
-use tidemark_engine::{ClosedWindow, Origin, OutputStart, Series, Value, WindowOutput};
+use tidemark_engine::{ClosedWindow, Origin, OutputStart, Series, Value};
 use tidemark_jobs::{Job, SeriesChoice};
-use tidemark_sinks::{Existing, JsonlSink, OutputRoots, Outputs, Sink};
+use tidemark_sinks::{open, open_with, Existing, JsonlSink, OutputRoots, Sink};
 
 fn window(minute: i64) -> ClosedWindow {
     ClosedWindow {
@@ -158,7 +158,7 @@ fn two_sinks_of_one_job_reaching_one_file_are_refused() {
         out.join("hard.jsonl"),
     ] {
         let j = job(&[&out.join("x.jsonl"), &other]);
-        let err = Outputs::open_with(&j, &OutputStart::Fresh, Existing::Refuse)
+        let err = open_with(&j, &OutputStart::Fresh, Existing::Refuse)
             .err()
             .unwrap_or_else(|| panic!("{} and x.jsonl both opened", other.display()));
         let msg = err.to_string();
@@ -166,15 +166,15 @@ fn two_sinks_of_one_job_reaching_one_file_are_refused() {
     }
 }
 
-/// Writes windows `0..n` through `Outputs` and returns its commit points.
+/// Writes windows `0..n` through the job's sinks and returns their commit points.
 fn written(j: &Job, n: i64) -> Vec<SinkCommit> {
-    let mut o = Outputs::open_with(j, &OutputStart::Fresh, Existing::Refuse).unwrap();
+    let mut o = open_with(j, &OutputStart::Fresh, Existing::Refuse).unwrap();
     for m in 0..n {
-        o.window(&window(m)).unwrap();
+        o.write_window(&window(m)).unwrap();
     }
-    let commits = o.sync().unwrap();
+    let commits = o.sync(n * 60_000).unwrap();
     // Windows after the checkpoint, then a crash.
-    o.window(&window(n)).unwrap();
+    o.write_window(&window(n)).unwrap();
     commits
 }
 
@@ -196,7 +196,7 @@ fn a_checkpoint_finds_its_output_by_identity_under_another_path() {
             frontier_ms: 180_000,
             sinks: commits.clone(),
         };
-        let resumed = Outputs::open_with(&j, &start, Existing::Refuse);
+        let resumed = open_with(&j, &start, Existing::Refuse);
         assert!(
             resumed.is_ok(),
             "{}: {}",
@@ -260,8 +260,8 @@ fn a_submitted_jobs_exists_hint_does_not_offer_overwrite() {
     let d = tempfile::tempdir().unwrap();
     let p = d.path().join("x.jsonl");
     std::fs::write(&p, b"someone's\n").unwrap();
-    // `Outputs::open` opens a submitted job's sinks: `job submit` has no --overwrite.
-    let err = Outputs::open(&job(&[&p]), &OutputStart::Fresh)
+    // `open` opens a submitted job's sinks: `job submit` has no --overwrite.
+    let err = open(&job(&[&p]), &OutputStart::Fresh)
         .err()
         .expect("refused");
     let msg = err.to_string();

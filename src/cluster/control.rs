@@ -309,12 +309,54 @@ fn open_files_cap(budget: &cluster::FdBudget) -> tidemark_api::model::OpenFilesC
 
 fn control_error(e: cluster::member::ControlError) -> ControlError {
     match e {
-        cluster::member::ControlError::Duplicate(n) => ControlError::Duplicate(n),
-        cluster::member::ControlError::NotFound(n) => ControlError::NotFound(n),
+        cluster::member::ControlError::Duplicate { job } => ControlError::Duplicate(job),
+        cluster::member::ControlError::NotFound { job } => ControlError::NotFound(job),
         cluster::member::ControlError::JobLimit(limit) => ControlError::JobLimit { limit },
-        cluster::member::ControlError::Unavailable(m) => ControlError::Unavailable(m),
         e @ cluster::member::ControlError::OpenFilesCap(_) => {
             ControlError::OverLimit(e.to_string())
         }
+        // The member cannot take the command now: the API says why in text.
+        e @ (cluster::member::ControlError::MemberShuttingDown
+        | cluster::member::ControlError::ClusterShuttingDown
+        | cluster::member::ControlError::Stopped
+        | cluster::member::ControlError::StillStopping { .. }
+        | cluster::member::ControlError::KeptJobs { .. }) => {
+            ControlError::Unavailable(e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::member::ControlError as Member;
+
+    #[test]
+    fn a_member_that_cannot_take_a_command_now_is_unavailable_with_its_reason() {
+        let io = || std::io::Error::other("disk full");
+        for (e, text) in [
+            (Member::MemberShuttingDown, "the member is shutting down"),
+            (Member::Stopped, "the cluster has stopped"),
+            (
+                Member::StillStopping { job: "j".into() },
+                "job \"j\" is still stopping; submit it again in a moment",
+            ),
+            (
+                Member::KeptJobs {
+                    action: "keep the job in the state folder",
+                    source: io(),
+                },
+                "cannot keep the job in the state folder: disk full",
+            ),
+        ] {
+            match control_error(e) {
+                ControlError::Unavailable(m) => assert_eq!(m, text),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            control_error(Member::NotFound { job: "j".into() }),
+            ControlError::NotFound(j) if j == "j"
+        ));
     }
 }

@@ -19,9 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tidemark_api::{Auth, ServeOptions, ServerHandle};
 use tidemark_engine::cluster::{self, Cluster, ClusterOptions, Peers};
-use tidemark_engine::WindowOutput;
 use tidemark_jobs::{Env, Job};
-use tidemark_sinks::Outputs;
 
 use crate::run::EXIT_INVALID;
 use control::Control;
@@ -182,10 +180,9 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             .map_err(|d| d.to_string())
     });
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
-        Outputs::open(job, start)
-            .map(|o| Box::new(o) as Box<dyn WindowOutput>)
+        tidemark_sinks::open(job, start)
             // The engine says "cannot open the job's sinks" itself.
-            .map_err(|e| e.to_string())
+            .map_err(Into::into)
     });
     // Bound before anything waits on the other members, so the port is known
     // (and said) even when the hosts file gives this member port 0.
@@ -297,7 +294,7 @@ fn on_signal_shut_down(member: &Arc<Cluster>) -> anyhow::Result<()> {
 }
 
 fn ended(
-    result: std::thread::Result<Result<(), tidemark_engine::install::EngineError>>,
+    result: std::thread::Result<Result<(), tidemark_engine::error::EngineError>>,
 ) -> anyhow::Result<ExitCode> {
     match result {
         Ok(Ok(())) => Ok(ExitCode::SUCCESS),

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use tidemark_jobs::Job;
 
 use super::*;
-use crate::series::decode_key;
+use crate::key::decode_key;
 
 fn job(max_series: usize) -> Job {
     let text = format!(

@@ -36,7 +36,7 @@ pub const READABLE: std::ops::RangeInclusive<u32> = 1..=VERSION;
 pub(crate) const HEADER_LEN: usize = 24;
 
 /// What is wrong with a checkpoint file's bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Damage {
     /// Zero bytes long.
     Empty,
@@ -73,7 +73,7 @@ pub enum Damage {
         computed: u32,
     },
     /// The payload passed its checksum but is not a checkpoint this version understands.
-    Undecodable(String),
+    Undecodable(serde_json::Error),
 }
 
 impl fmt::Display for Damage {
@@ -173,7 +173,7 @@ pub fn decode(bytes: &[u8]) -> Result<Checkpoint, Damage> {
     if computed != stored {
         return Err(Damage::BadChecksum { stored, computed });
     }
-    serde_json::from_slice(payload).map_err(|e| Damage::Undecodable(e.to_string()))
+    serde_json::from_slice(payload).map_err(Damage::Undecodable)
 }
 
 /// `N` bytes of `header` from `at`; the header's length was checked by the caller.

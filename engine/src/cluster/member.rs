@@ -20,23 +20,40 @@ use super::store::{self, JobStore};
 use super::worker::member_loop;
 use super::Command;
 use crate::checkpoint::CheckpointStore;
-use crate::install::EngineError;
+use crate::error::EngineError;
 use crate::stats::JobStats;
 use crate::time::{wall_clock_ms, EventMs};
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error)]
 pub enum ControlError {
-    #[error("a job named {0:?} is already running; stop it first or choose another name")]
-    Duplicate(String),
-    #[error("no job named {0:?}")]
-    NotFound(String),
+    #[error("a job named {job:?} is already running; stop it first or choose another name")]
+    Duplicate { job: String },
+    #[error("no job named {job:?}")]
+    NotFound { job: String },
     #[error("the cluster already has {0} jobs, its limit")]
     JobLimit(usize),
     /// What is left of the member's cap on open files is too little for the job.
     #[error(transparent)]
     OpenFilesCap(#[from] OverCap),
-    #[error("{0}")]
-    Unavailable(String),
+    /// A submit while the member stops.
+    #[error("the member is shutting down")]
+    MemberShuttingDown,
+    /// The command queue was poisoned by a panic: the cluster is going down.
+    #[error("the cluster is shutting down")]
+    ClusterShuttingDown,
+    /// The workers are gone: nothing takes commands any more.
+    #[error("the cluster has stopped")]
+    Stopped,
+    /// A job of that name is still being stopped on some member.
+    #[error("job {job:?} is still stopping; submit it again in a moment")]
+    StillStopping { job: String },
+    /// The state folder cannot keep (or forget) the job.
+    #[error("cannot {action}: {source}")]
+    KeptJobs {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The control side of a member: what the API calls.
@@ -73,9 +90,7 @@ impl Cluster {
     /// restarted cluster installs it again.
     pub fn submit(&self, job: &Job, toml: &str) -> Result<(), ControlError> {
         if !self.is_running() || self.shutting_down.load(Ordering::SeqCst) {
-            return Err(ControlError::Unavailable(
-                "the member is shutting down".into(),
-            ));
+            return Err(ControlError::MemberShuttingDown);
         }
         // Held until the Install is queued (see `stop`).
         let commands = self.lock_commands()?;
@@ -92,12 +107,13 @@ impl Cluster {
                 .get(&job.name)
                 .is_some_and(|j| j.state == JobState::Stopping)
             {
-                return Err(ControlError::Unavailable(format!(
-                    "job {:?} is still stopping; submit it again in a moment",
-                    job.name
-                )));
+                return Err(ControlError::StillStopping {
+                    job: job.name.clone(),
+                });
             }
-            return Err(ControlError::Duplicate(job.name.clone()));
+            return Err(ControlError::Duplicate {
+                job: job.name.clone(),
+            });
         }
         // Refused here, not failed later: the submitter learns what to change.
         if let Err(e) = self
@@ -110,9 +126,10 @@ impl Cluster {
         if let Err(e) = self.store.save(&job.name, toml) {
             self.registry.remove(&job.name);
             self.fd_budget.release(&job.name);
-            return Err(ControlError::Unavailable(format!(
-                "cannot keep the job in the state folder: {e}"
-            )));
+            return Err(ControlError::KeptJobs {
+                action: "keep the job in the state folder",
+                source: e,
+            });
         }
         commands
             .send(Command::Install {
@@ -120,7 +137,7 @@ impl Cluster {
                 toml: toml.to_string(),
                 committed: committed_frontier(&self.jobs_dir, &job.name),
             })
-            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+            .map_err(|_| ControlError::Stopped)
     }
 
     /// Stops a job: windows already written stay; it is forgotten once stopped.
@@ -129,11 +146,16 @@ impl Cluster {
         // reach the sequencer in the order the registry saw them.
         let commands = self.lock_commands()?;
         if !self.registry.contains(name) {
-            return Err(ControlError::NotFound(name.to_string()));
+            return Err(ControlError::NotFound {
+                job: name.to_string(),
+            });
         }
         self.store
             .remove(name)
-            .map_err(|e| ControlError::Unavailable(format!("cannot forget the job: {e}")))?;
+            .map_err(|source| ControlError::KeptJobs {
+                action: "forget the job",
+                source,
+            })?;
         // The entry stays (Stopping) until every member has let the job go, or for a
         // failed job no worker holds, until worker 0 applied the Stop.
         self.registry.set(name, JobState::Stopping, None);
@@ -141,7 +163,7 @@ impl Cluster {
             .send(Command::Stop {
                 name: name.to_string(),
             })
-            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+            .map_err(|_| ControlError::Stopped)
     }
 
     /// Stops every job (checkpointing what is written) and ends the member.
@@ -158,13 +180,13 @@ impl Cluster {
     fn send(&self, c: Command) -> Result<(), ControlError> {
         self.lock_commands()?
             .send(c)
-            .map_err(|_| ControlError::Unavailable("the cluster has stopped".into()))
+            .map_err(|_| ControlError::Stopped)
     }
 
     fn lock_commands(&self) -> Result<std::sync::MutexGuard<'_, Sender<Command>>, ControlError> {
         self.commands
             .lock()
-            .map_err(|_| ControlError::Unavailable("the cluster is shutting down".into()))
+            .map_err(|_| ControlError::ClusterShuttingDown)
     }
 }
 
@@ -194,24 +216,25 @@ fn committed_frontier(jobs_dir: &Path, name: &str) -> Option<EventMs> {
 pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineError> {
     let processes = opts.processes.max(1);
     store::claim_identity(&opts.state_dir, opts.process, processes)
-        .map_err(EngineError::Checkpoint)?;
+        .map_err(EngineError::Identity)?;
     // One member per state folder (the caller took the lock): a second would
     // install the same kept jobs and delete the first one's on stop.
     let lock = opts.state_lock;
-    let store = JobStore::open(&opts.state_dir).map_err(|e| {
-        EngineError::Checkpoint(format!(
-            "cannot use the state folder {}: {e}",
-            opts.state_dir.display()
-        ))
+    let store = JobStore::open(&opts.state_dir).map_err(|source| EngineError::JobStore {
+        action: "use the state folder",
+        path: opts.state_dir.clone(),
+        source,
     })?;
     let jobs_dir = opts.state_dir.join("jobs");
     let (tx, rx) = channel();
     let registry = Arc::new(Registry::default());
     let fd_budget = Arc::new(FdBudget::new(opts.max_open_files));
     if opts.process == 0 {
-        let kept = store
-            .load()
-            .map_err(|e| EngineError::Checkpoint(format!("cannot read the kept jobs: {e}")))?;
+        let kept = store.load().map_err(|source| EngineError::JobStore {
+            action: "read the kept jobs in",
+            path: opts.state_dir.clone(),
+            source,
+        })?;
         if kept.len() > opts.max_jobs {
             tracing::warn!(
                 "the state folder keeps {} jobs, more than --max-jobs {}: every one is installed again, and no new job is accepted until fewer than {} remain",
@@ -277,11 +300,15 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
         .name("tidemark-cluster".into())
         .spawn(move || -> Result<(), EngineError> {
             // Connecting waits for every member: here, in the background.
+            let timely = |message| EngineError::Timely {
+                worker: None,
+                message,
+            };
             let result = match peers {
-                None => timely::CommunicationConfig::Process(workers).try_build(),
-                Some(peers) => peers
-                    .connect(workers)
-                    .map_err(|e| crate::install::full_message(&e)),
+                None => timely::CommunicationConfig::Process(workers)
+                    .try_build()
+                    .map_err(timely),
+                Some(peers) => peers.connect(workers).map_err(EngineError::Peers),
             }
             .and_then(|(builders, others)| {
                 timely::execute::execute_from(
@@ -290,17 +317,23 @@ pub fn start(opts: ClusterOptions) -> Result<(Arc<Cluster>, Workers), EngineErro
                     timely::WorkerConfig::default(),
                     move |worker| member_loop(worker, &shared),
                 )
+                .map_err(timely)
             })
-            .map_err(EngineError::Worker)
             .and_then(|guards| {
                 guards
                     .join()
                     .into_iter()
-                    .try_for_each(|r| r.map_err(EngineError::Worker))
+                    .enumerate()
+                    .try_for_each(|(worker, r)| {
+                        r.map_err(|message| EngineError::Timely {
+                            worker: Some(worker),
+                            message,
+                        })
+                    })
             });
             running.store(false, Ordering::SeqCst);
             result
         })
-        .map_err(|e| EngineError::Worker(format!("cannot start the workers: {e}")))?;
+        .map_err(EngineError::SpawnWorkers)?;
     Ok((cluster, thread))
 }

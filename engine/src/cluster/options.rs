@@ -9,12 +9,12 @@ use tidemark_jobs::Job;
 
 use super::peers::Peers;
 use super::state_folder::StateLock;
-use crate::operators::collect::WindowOutput;
-use crate::run::OutputStart;
+use crate::sink::Sinks;
+use crate::start::{OutputOpenError, OutputStart};
 
-/// Opens a job's sinks (process 0 only).
+/// Opens a job's sinks (process 0 only); the sinks' own error is kept.
 pub type MakeOutput =
-    Arc<dyn Fn(&Job, &OutputStart) -> Result<Box<dyn WindowOutput>, String> + Send + Sync>;
+    Arc<dyn Fn(&Job, &OutputStart) -> Result<Sinks, OutputOpenError> + Send + Sync>;
 /// Validates a job's TOML on this member (its own environment, its allowed roots).
 pub type Validate = Arc<dyn Fn(&str) -> Result<Job, String> + Send + Sync>;
 

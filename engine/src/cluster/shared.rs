@@ -13,8 +13,8 @@ use super::fd_budget::FdBudget;
 use super::options::{MakeOutput, Validate};
 use super::registry::{JobState, Registry};
 use super::Command;
-use crate::run::OutputStart;
 use crate::setup::{JobSetup, SetupOptions, StateRole};
+use crate::start::OutputStart;
 use crate::stats::MemberStats;
 use crate::time::EventMs;
 
@@ -113,8 +113,8 @@ fn prepare(
     shared.registry.set_job(name, Arc::new(job.clone()));
     let make = shared.make_output.clone();
     let for_sinks = job.clone();
-    let output: Option<crate::run::OutputFactory> = (shared.process == 0)
-        .then(|| Box::new(move |start: &OutputStart| Ok(make(&for_sinks, start)?)) as _);
+    let output: Option<crate::start::OutputFactory> = (shared.process == 0)
+        .then(|| Box::new(move |start: &OutputStart| make(&for_sinks, start)) as _);
     let role = if shared.process == 0 {
         StateRole::Owner {
             expect: Some(committed),
@@ -140,7 +140,7 @@ fn prepare(
         },
         output,
     )
-    .map_err(|e| crate::install::full_message(&e))?;
+    .map_err(|e| crate::error::full_message(&e))?;
     tracing::info!(
         "job {name:?} ready{}",
         if setup.resumed {

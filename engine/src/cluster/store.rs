@@ -70,17 +70,22 @@ impl JobStore {
 /// Which member a state folder belongs to (`DIR/member`): process 0's holds the
 /// sinks' commit points and another member's only its read positions, so starting
 /// a member on another's folder would resume from the wrong state.
-pub fn claim_identity(state_dir: &Path, process: usize, processes: usize) -> Result<(), String> {
+pub fn claim_identity(
+    state_dir: &Path,
+    process: usize,
+    processes: usize,
+) -> Result<(), IdentityError> {
     let path = state_dir.join("member");
     let mine = format!("process {process} of {processes}\n");
     match std::fs::read_to_string(&path) {
         Ok(found) if found == mine => Ok(()),
-        Ok(found) => Err(format!(
-            "the state folder {} belongs to {} of a cluster, not to process {process} of {processes}. Give each member its own state folder and the same -p as before; to really change the cluster's shape, stop every job first, then delete {}",
-            state_dir.display(),
-            found.trim(),
-            path.display()
-        )),
+        Ok(found) => Err(IdentityError::Another {
+            dir: state_dir.to_path_buf(),
+            found: found.trim().to_string(),
+            process,
+            processes,
+            path,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let write = || -> std::io::Result<()> {
                 std::fs::create_dir_all(state_dir)?;
@@ -91,10 +96,43 @@ pub fn claim_identity(state_dir: &Path, process: usize, processes: usize) -> Res
                 std::fs::rename(&tmp, &path)?;
                 std::fs::File::open(state_dir)?.sync_all()
             };
-            write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+            write().map_err(|source| IdentityError::Io {
+                action: "write",
+                path,
+                source,
+            })
         }
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(IdentityError::Io {
+            action: "read",
+            path,
+            source,
+        }),
     }
+}
+
+/// Why a state folder cannot be this member's.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// `found` is what its `member` file says, e.g. `process 1 of 2`.
+    #[error(
+        "the state folder {} belongs to {found} of a cluster, not to process {process} of {processes}. Give each member its own state folder and the same -p as before; to really change the cluster's shape, stop every job first, then delete {}",
+        dir.display(),
+        path.display()
+    )]
+    Another {
+        dir: PathBuf,
+        found: String,
+        process: usize,
+        processes: usize,
+        path: PathBuf,
+    },
+    #[error("cannot {action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 #[cfg(test)]
@@ -106,7 +144,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         claim_identity(d.path(), 1, 2).unwrap();
         claim_identity(d.path(), 1, 2).unwrap();
-        let e = claim_identity(d.path(), 0, 2).unwrap_err();
+        let e = claim_identity(d.path(), 0, 2).unwrap_err().to_string();
         assert!(e.contains("belongs to process 1 of 2"), "{e}");
         assert!(claim_identity(d.path(), 1, 3).is_err());
     }

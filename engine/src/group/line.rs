@@ -115,7 +115,7 @@ fn warn_outlier(warnings: &mut u32, origin: &Origin<'_>, outlier_ms: EventMs, li
              not move the watermark, so later lines are not late){}",
             EscapedPath(origin.path),
             origin.line_no,
-            crate::run::format_ms(outlier_ms),
+            crate::time::format_ms(outlier_ms),
             crate::watermark::format_span(outlier_ms - line_ms),
             if *warnings == MAX_WARNINGS {
                 " — further outliers in this file group are only counted"
@@ -166,7 +166,7 @@ fn late_after_written(
              ahead): it is not in the output, counted as late_after_written{}",
             EscapedPath(origin.path),
             origin.line_no,
-            crate::run::format_ms(window_ms),
+            crate::time::format_ms(window_ms),
             if *warnings == MAX_WARNINGS {
                 " — further such lines in this file group are only counted"
             } else {

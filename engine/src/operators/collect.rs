@@ -12,32 +12,21 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use super::per_window::{concat, window_of};
-use crate::checkpoint::SinkCommit;
 use crate::commit::Committer;
 use crate::series::{ClosedWindow, Series};
+use crate::sink::{error_chain, Sinks};
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
 
-/// Receives closed windows in ascending order; runs on worker 0 only.
-pub trait WindowOutput: Send {
-    /// Called once per closed window that has records. An error stops the job.
-    fn window(&mut self, window: &ClosedWindow) -> Result<(), String>;
-    /// Flushes and fsyncs what was written; returns each file sink's committed length.
-    fn sync(&mut self) -> Result<Vec<SinkCommit>, String> {
-        Ok(Vec::new())
-    }
-    /// Called once when the job's dataflow completes (not after a failure or stop).
-    fn finish(&mut self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// Where a failed output's error is kept for the runner to report.
+/// Where a failed output's error is kept for the runner to report. Text, because
+/// the same slot holds a source's discovery failure; the sinks' and the
+/// committer's typed errors are flattened into it with their sources
+/// ([`error_chain`]).
 pub type OutputError = std::sync::Arc<std::sync::Mutex<Option<String>>>;
 
 /// Worker 0's output side of a job.
 pub struct Collector {
-    pub output: Box<dyn WindowOutput>,
+    pub output: Sinks,
     pub committer: Option<Committer>,
 }
 
@@ -93,8 +82,9 @@ pub fn collect<'scope>(
                             s.last_window_ms =
                                 Some((start as EventMs, start as EventMs + window_ms));
                         }
-                        if let Err(e) = c.output.window(&closed(start, window_ms, records)) {
-                            failed = Some(e);
+                        let window = closed(start, window_ms, records);
+                        if let Err(e) = c.output.write_window(&window) {
+                            failed = Some(error_chain(&e));
                             break;
                         }
                     }
@@ -116,16 +106,21 @@ pub fn collect<'scope>(
                 if failed.is_none() {
                     if let Some(committer) = c.committer.as_mut() {
                         // After a stop, commit what was completed before it, once.
-                        match committer.offer(c.output.as_mut(), complete_below, stopping || done) {
+                        match committer.offer(&mut c.output, complete_below, stopping || done) {
                             Ok(Some(wait)) => activator.activate_after(wait),
                             Ok(None) => {}
-                            Err(e) => failed = Some(format!("writing the checkpoint failed: {e}")),
+                            Err(e) => {
+                                failed = Some(format!(
+                                    "writing the checkpoint failed: {}",
+                                    error_chain(&e)
+                                ))
+                            }
                         }
                     }
                 }
                 if failed.is_none() && done {
                     if let Err(e) = c.output.finish() {
-                        failed = Some(e);
+                        failed = Some(error_chain(&e));
                     }
                 }
                 if let Some(e) = failed {

@@ -9,9 +9,10 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
+use crate::key::cmp_keys;
 use crate::limit::keep_share;
 use crate::plan::Plan;
-use crate::series::{cmp_keys, HostPartial, MergedSeries};
+use crate::series::{HostPartial, MergedSeries};
 use crate::stats::SharedStats;
 use crate::time::WindowTime;
 

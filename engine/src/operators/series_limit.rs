@@ -14,15 +14,13 @@ use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
 use crate::acc::Acc;
+use crate::key::{cmp_keys, key_parts};
 use crate::labels::Labels;
 use crate::limit::{keep_share, Cut};
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
-use crate::run::format_ms;
-use crate::series::{
-    cmp_keys, key_parts, MergedSeries, Origin, RuleInput, RuleValue, Series, Value,
-};
+use crate::series::{MergedSeries, Origin, RuleInput, RuleValue, Series, Value};
 use crate::stats::SharedStats;
-use crate::time::{EventMs, WindowTime};
+use crate::time::{format_ms, EventMs, WindowTime};
 
 /// What this stage produces: host series for sinks, and inputs for rules.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

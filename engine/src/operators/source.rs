@@ -118,7 +118,7 @@ pub fn file_source<'scope>(
             groups.set_watching(poke.watching());
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
                 if let Ok(mut slot) = failed.lock() {
-                    slot.get_or_insert(e.to_string());
+                    slot.get_or_insert(crate::error::full_message(&e));
                 }
             }
             let mut budget = pacing.activation_bytes;

@@ -16,12 +16,38 @@ use tidemark_sources::replay::{
     gzip_first_time_file, is_gzip_file, span_overlaps, Accept, TimeIndex,
 };
 
+use crate::error::EngineError;
 use crate::groupset::host_of_path;
-use crate::install::EngineError;
 use crate::time::{wall_clock_ms, window_start, EventMs, WindowTime};
 
 /// The whole windows a replay emits: `[from, to)` with `from` rounded up and `to`
 /// rounded down to window boundaries.
+/// Why `--from`/`--to` hold nothing to replay.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    #[error("--from is before 1970")]
+    BeforeEpoch,
+    #[error("--to must be later than --from")]
+    Empty,
+    #[error(
+        "[{}, {}) holds no whole window of the job's {window_ms} ms (windows start at multiples of it since 1970-01-01T00:00:00Z); widen the range",
+        show(*from_ms),
+        show(*to_ms)
+    )]
+    NoWholeWindow {
+        from_ms: EventMs,
+        to_ms: EventMs,
+        window_ms: i64,
+    },
+}
+
+/// An instant as RFC 3339, or its milliseconds if it has none.
+fn show(ms: EventMs) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayRange {
     from_ms: EventMs,
@@ -29,27 +55,25 @@ pub struct ReplayRange {
 }
 
 impl ReplayRange {
-    pub fn new(from_ms: EventMs, to_ms: EventMs, window_ms: i64) -> Result<ReplayRange, String> {
+    pub fn new(
+        from_ms: EventMs,
+        to_ms: EventMs,
+        window_ms: i64,
+    ) -> Result<ReplayRange, RangeError> {
         if from_ms < 0 {
-            return Err("--from is before 1970".into());
+            return Err(RangeError::BeforeEpoch);
         }
         if to_ms <= from_ms {
-            return Err("--to must be later than --from".into());
+            return Err(RangeError::Empty);
         }
         let from = window_start(from_ms + window_ms - 1, window_ms);
         let to = window_start(to_ms, window_ms);
         if to <= from {
-            let show = |ms: EventMs| {
-                jiff::Timestamp::from_millisecond(ms)
-                    .map(|t| t.to_string())
-                    .unwrap_or_else(|_| ms.to_string())
-            };
-            return Err(format!(
-                "[{}, {}) holds no whole window of the job's {} ms (windows start at multiples of it since 1970-01-01T00:00:00Z); widen the range",
-                show(from_ms),
-                show(to_ms),
-                window_ms
-            ));
+            return Err(RangeError::NoWholeWindow {
+                from_ms,
+                to_ms,
+                window_ms,
+            });
         }
         Ok(ReplayRange {
             from_ms: from,
@@ -177,8 +201,7 @@ pub fn plan_replay(
 ) -> Result<ReplayPlan, EngineError> {
     let d = job.window.max_out_of_orderness.as_millis() as i64;
     let (from, to) = (range.from_ms, range.to_ms);
-    let mut parser =
-        LineParser::new(&job.parse, &[]).map_err(|e| EngineError::Parser(e.to_string()))?;
+    let mut parser = LineParser::new(&job.parse, &[]).map_err(EngineError::Parser)?;
     // Searches use only the lines the replay will count (a line dated 2099 must not
     // make a file look later than the range).
     let accept = Accept {
@@ -369,7 +392,10 @@ fn reopen<'p>(
 }
 
 fn io_error(path: &Path, e: io::Error) -> EngineError {
-    EngineError::Worker(format!("cannot read {}: {e}", path.display()))
+    EngineError::Read {
+        path: path.to_path_buf(),
+        source: e,
+    }
 }
 
 /// The job's streams: each file group (rotated siblings oldest first, then the
@@ -392,8 +418,7 @@ fn find_streams(
     accept: &Accept,
 ) -> Result<Vec<Stream>, EngineError> {
     let src = &job.source;
-    let found = discover(&src.include, &src.exclude, roots)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let found = discover(&src.include, &src.exclude, roots).map_err(EngineError::Discover)?;
     crate::groupset::warn_left_out(&found);
     outside.extend(found.outside);
     let groups = found.groups;
@@ -413,8 +438,8 @@ fn find_streams(
             files,
         });
     }
-    let archived = discover_archive(&src.archive, &src.exclude, roots)
-        .map_err(|e| EngineError::Worker(e.to_string()))?;
+    let archived =
+        discover_archive(&src.archive, &src.exclude, roots).map_err(EngineError::Discover)?;
     outside.extend(archived.outside);
     for p in archived.files {
         let Some(f) = file_info(&p, None, roots, outside, parser, accept)? else {

@@ -9,11 +9,12 @@ use tidemark_jobs::Job;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
-use crate::checkpoint::SinkCommit;
-use crate::install::{downstream, EngineError};
-use crate::operators::collect::{Collector, WindowOutput};
+use crate::error::EngineError;
+use crate::install::downstream;
+use crate::operators::collect::Collector;
 use crate::plan::Plan;
 use crate::series::ClosedWindow;
+use crate::sink::{BoxError, Sink, Sinks};
 use crate::stats::{JobStats, SharedStats};
 use crate::time::WindowTime;
 
@@ -49,17 +50,18 @@ pub fn run_replay(
     job: &Job,
     replay: ReplayPlan,
     opts: ReplayOptions,
-    output: Box<dyn WindowOutput>,
+    mut output: Sinks,
 ) -> Result<ReplayOutcome, EngineError> {
     let stats: SharedStats = Arc::new(Mutex::new(JobStats::default()));
     let progress = opts.progress.clone();
     progress.add(&progress.bytes_total, replay.bytes_to_read);
     progress.add(&progress.segments_total, replay.segments.len() as u64);
     let workers = opts.workers.max(1);
-    let output = Box::new(Counted {
-        inner: output,
-        progress: progress.clone(),
-    });
+    if let Ok(mut s) = stats.lock() {
+        s.sinks = output.describe();
+    }
+    // Last: a window counts as written once every sink of the job has it.
+    output.push(Box::new(Progress(progress.clone())));
     let collector = Arc::new(Mutex::new(Some(Collector {
         output,
         committer: None,
@@ -106,16 +108,22 @@ pub fn run_replay(
                 worker.step_or_park(Some(Duration::from_millis(50)));
             }
         })
-        .map_err(EngineError::Worker)?
+        .map_err(|message| EngineError::Timely {
+            worker: None,
+            message,
+        })?
     };
-    for r in guards.join() {
-        r.map_err(EngineError::Worker)?;
+    for (worker, r) in guards.join().into_iter().enumerate() {
+        r.map_err(|message| EngineError::Timely {
+            worker: Some(worker),
+            message,
+        })?;
     }
     if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Worker(e.to_string()));
+        return Err(EngineError::Replay(e));
     }
     if let Some(e) = output_error.lock().ok().and_then(|mut e| e.take()) {
-        return Err(EngineError::Output(e));
+        return Err(EngineError::Output(e.into()));
     }
     let stats = stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(ReplayOutcome {
@@ -126,26 +134,22 @@ pub fn run_replay(
     })
 }
 
-/// The sinks, counting windows for progress.
-struct Counted {
-    inner: Box<dyn WindowOutput>,
-    progress: Arc<ReplayProgress>,
-}
+/// Counts windows for progress: the last of the replay's sinks, so it sees a
+/// window (and the end) only after every real sink took it.
+struct Progress(Arc<ReplayProgress>);
 
-impl WindowOutput for Counted {
-    fn window(&mut self, window: &ClosedWindow) -> Result<(), String> {
-        self.inner.window(window)?;
-        self.progress.window_written();
+impl Sink for Progress {
+    fn describe(&self) -> String {
+        "replay progress".to_string()
+    }
+
+    fn write_window(&mut self, _: &ClosedWindow) -> Result<(), BoxError> {
+        self.0.window_written();
         Ok(())
     }
 
-    fn sync(&mut self) -> Result<Vec<SinkCommit>, String> {
-        self.inner.sync()
-    }
-
-    fn finish(&mut self) -> Result<(), String> {
-        self.inner.finish()?;
-        self.progress.set_complete();
+    fn finish(&mut self) -> Result<(), BoxError> {
+        self.0.set_complete();
         Ok(())
     }
 }

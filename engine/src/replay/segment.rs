@@ -247,7 +247,7 @@ fn ingest(
                  the watermark)",
                 EscapedPath(&seg.path),
                 seg.start,
-                crate::run::format_ms(outlier)
+                crate::time::format_ms(outlier)
             );
         }
     }

@@ -8,17 +8,20 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
-use tidemark_engine::install::EngineError;
+use tidemark_engine::error::EngineError;
 use tidemark_engine::{
-    fixed_output, run_job, ClosedWindow, JobStats, RunOptions, RunOutcome, WindowOutput,
+    fixed_output, run_job, ClosedWindow, JobStats, RunOptions, RunOutcome, Sink,
 };
 use tidemark_jobs::Job;
 
 #[derive(Clone, Default)]
 pub struct Collected(pub Arc<Mutex<Vec<ClosedWindow>>>);
 
-impl WindowOutput for Collected {
-    fn window(&mut self, w: &ClosedWindow) -> Result<(), String> {
+impl Sink for Collected {
+    fn describe(&self) -> String {
+        "collected in memory".to_string()
+    }
+    fn write_window(&mut self, w: &ClosedWindow) -> Result<(), tidemark_engine::sink::BoxError> {
         self.0.lock().unwrap().push(w.clone());
         Ok(())
     }
@@ -49,7 +52,7 @@ pub fn live_options(workers: usize, stop: Arc<AtomicBool>) -> RunOptions {
 pub fn spawn_run(
     job: Job,
     opts: RunOptions,
-    out: Box<dyn WindowOutput>,
+    out: Box<dyn Sink>,
 ) -> std::thread::JoinHandle<Result<RunOutcome, EngineError>> {
     std::thread::spawn(move || run_job(&job, opts, fixed_output(out)))
 }
@@ -151,7 +154,7 @@ pub fn replay_minutes(
             stop: Arc::new(AtomicBool::new(false)),
             progress: Arc::new(ReplayProgress::new()),
         },
-        Box::new(out.clone()),
+        tidemark_engine::Sinks::new(vec![Box::new(out.clone())]),
     )
     .expect("replay");
     let windows = out.0.lock().unwrap().clone();

@@ -1,0 +1,80 @@
+//! How a job starts: where its groups begin reading ([`ResumePlan`], [`StartAt`])
+//! and how its sinks open ([`OutputStart`], [`OutputFactory`]) — decided from the
+//! state folder before any worker runs, and read by the workers and the sinks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::checkpoint::SinkCommit;
+use crate::resume::Resume;
+use crate::sink::{Sink, Sinks};
+use crate::time::EventMs;
+
+/// Where groups start when there is no resume point for them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StartAt {
+    #[default]
+    Beginning,
+    /// At the end of each live file (`--reset-checkpoint=end`).
+    End,
+}
+
+/// What a restart resumes from: per group (by live path) its resume point, and the
+/// committed frontier below which windows are already in the sinks.
+#[derive(Debug, Clone)]
+pub struct ResumePlan {
+    pub groups: HashMap<PathBuf, Resume>,
+    pub skip_below: EventMs,
+    pub start_at: StartAt,
+    /// Whether checkpoints are written: only then do groups track resume marks.
+    pub checkpointing: bool,
+    /// Windows below `skip_below` that lost series to `max_series`.
+    pub limited_windows: u64,
+}
+
+impl Default for ResumePlan {
+    fn default() -> Self {
+        ResumePlan {
+            groups: HashMap::new(),
+            skip_below: EventMs::MIN,
+            start_at: StartAt::Beginning,
+            checkpointing: false,
+            limited_windows: 0,
+        }
+    }
+}
+
+/// How the sinks start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputStart {
+    /// No previous state: create the outputs. A non-empty file already at a sink
+    /// path is not this job's output (no checkpoint names it): it is refused unless
+    /// the user asked to overwrite it.
+    Fresh,
+    /// `--reset-checkpoint=beginning`: the user chose to rewrite the outputs. A
+    /// file the old checkpoint names (`named`, by identity) is replaced; anything
+    /// else at a sink path is treated as under `Fresh`.
+    Rewrite { named: Vec<SinkCommit> },
+    /// Cut each file sink back to its committed length and append from there; only
+    /// a file the checkpoint names by identity is ever cut. A sink the checkpoint
+    /// does not name starts as under `Fresh`, from `frontier_ms` on (windows
+    /// before it are in the other sinks already and are not written again).
+    Resume {
+        frontier_ms: EventMs,
+        sinks: Vec<SinkCommit>,
+    },
+    /// Keep what is there and append (after `--reset-checkpoint=end`).
+    Append,
+}
+
+/// Why the outputs could not be opened: the sinks' own error, kept for the caller
+/// (`tidemark run` tells a file to move from a failure by its type).
+pub type OutputOpenError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Opens the job's outputs for a start mode (the binary opens its sinks here).
+pub type OutputFactory = Box<dyn FnOnce(&OutputStart) -> Result<Sinks, OutputOpenError> + Send>;
+
+/// An output that ignores the start mode (tests, in-memory outputs).
+pub fn fixed_output(out: Box<dyn Sink>) -> OutputFactory {
+    Box::new(move |_| Ok(Sinks::new(vec![out])))
+}
