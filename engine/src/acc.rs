@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 mod hist;
-pub use hist::{Hist, HIST_SCALE};
+pub use hist::Hist;
 
 /// Billionths: values are summed as whole multiples of 1e-9.
 const SUM_SCALE: f64 = 1e9;
@@ -52,6 +52,10 @@ impl ExactSum {
         Ok(scaled as i128)
     }
 
+    /// Adds `v`, rounded once to a multiple of 1e-9. A value that is not finite, or that
+    /// would take the total past what an `i128` of billionths holds, is refused with the
+    /// reason (`not_finite`, `too_large`) and leaves the sum unchanged, so the caller can
+    /// count the line as refused.
     pub fn add(&mut self, v: f64) -> Result<(), &'static str> {
         self.add_term(Self::term(v)?)
     }
@@ -63,6 +67,8 @@ impl ExactSum {
         Ok(())
     }
 
+    /// Adds `other`'s total. Exact and order-independent like [`ExactSum::add`]; it
+    /// saturates rather than wraps, since both totals were already checked term by term.
     pub fn merge(&mut self, other: &ExactSum) {
         self.set(self.get().saturating_add(other.get()));
     }
@@ -81,7 +87,7 @@ impl ExactSum {
 /// [`Acc::add_accepted`] adds without converting again (zeros where the kind does
 /// not use a part).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Accepted {
+pub(crate) struct Accepted {
     /// The value as a term of an exact sum (sums and histograms).
     term: i128,
     /// The value scaled for a histogram's counts.
@@ -95,17 +101,25 @@ pub struct Accepted {
 /// many small series of a high-cardinality window do not each pay for one.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Acc {
+    /// A counter: how many lines matched.
     Count(u64),
+    /// A sum: the exact total of the lines' values.
     Sum {
+        /// Total of the values.
         sum: ExactSum,
+        /// Lines whose value was added.
         lines: u64,
     },
     /// Last value by event time; ties go to the later line.
     Gauge {
+        /// Event time (ms since the epoch) of the line whose value is kept.
         t: i64,
+        /// The kept value: that of the line with the latest event time.
         v: f64,
+        /// Lines seen; each counts, though only one value is kept.
         lines: u64,
     },
+    /// A histogram: bucket counts and the exact sum of the values.
     Hist(Box<Hist>),
 }
 
@@ -141,7 +155,10 @@ impl Acc {
     /// `v` converted for a series of `kind`, or why any such series would refuse
     /// it whatever it holds: checked before a series is created for it, so a
     /// refused value takes no series slot, and converted once per line.
-    pub fn accept(kind: tidemark_jobs::MetricKind, v: f64) -> Result<Accepted, &'static str> {
+    pub(crate) fn accept(
+        kind: tidemark_jobs::MetricKind,
+        v: f64,
+    ) -> Result<Accepted, &'static str> {
         use tidemark_jobs::MetricKind;
         match kind {
             MetricKind::Counter | MetricKind::Gauge => Ok(Accepted::default()),
@@ -159,7 +176,12 @@ impl Acc {
     /// Adds one line's value, which [`Acc::accept`] accepted for this state's kind
     /// as `accepted` (`v` is the value itself, which a gauge keeps), at event time
     /// `t`. A sum that would overflow refuses the line and says why.
-    pub fn add_accepted(&mut self, accepted: Accepted, v: f64, t: i64) -> Result<(), &'static str> {
+    pub(crate) fn add_accepted(
+        &mut self,
+        accepted: Accepted,
+        v: f64,
+        t: i64,
+    ) -> Result<(), &'static str> {
         match self {
             Acc::Count(c) => *c += 1,
             Acc::Sum { sum, lines } => {

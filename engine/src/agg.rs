@@ -248,10 +248,6 @@ impl OpenWindows {
     pub fn len(&self) -> usize {
         self.windows.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
-    }
 }
 
 fn empty_acc(kind: MetricKind) -> Acc {

@@ -16,8 +16,8 @@ use crate::error::EngineError;
 use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
 use crate::operators::collect::{collect, Collector};
-use crate::operators::host_merge::host_merge;
-use crate::operators::rollup::rollup;
+use crate::operators::host_merge::HostMerge;
+use crate::operators::rollup::Rollup;
 use crate::operators::series_limit::{series_limit, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
@@ -130,14 +130,14 @@ pub(crate) fn downstream<'scope>(
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
-    let merged = host_merge(partials, plan.clone(), stats.clone());
+    let merged = partials.host_merge(plan.clone(), stats.clone());
     let stage2 = series_limit(merged, plan.clone(), stats.clone());
     let (rule_inputs, host_series) =
         stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
             Stage2::Rule(r) => Ok(r),
             Stage2::Host(s) => Err(s),
         });
-    let rule_series = rollup(rule_inputs, plan.clone());
+    let rule_series = rule_inputs.rollup(plan.clone());
     let all = rule_series.concat(host_series);
     collect(all, plan.window_ms, collector, output_error, stop, stats);
 }

@@ -7,18 +7,18 @@
 //! it, which happens only once every source's watermark has passed its end.
 
 pub mod acc;
-pub mod agg;
+pub(crate) mod agg;
 pub mod checkpoint;
-pub mod claims;
+pub(crate) mod claims;
 pub mod cluster;
 pub mod commit;
 pub mod error;
-pub mod group;
+pub(crate) mod group;
 pub mod groupset;
 pub mod install;
 pub mod key;
 pub mod labels;
-pub mod limit;
+pub(crate) mod limit;
 pub mod operators;
 pub mod output_guard;
 pub mod plan;
@@ -33,7 +33,7 @@ pub mod state;
 pub mod stats;
 pub mod time;
 pub mod watcher;
-pub mod watermark;
+pub(crate) mod watermark;
 
 pub use install::{install_job, JobHandle};
 pub use labels::Labels;

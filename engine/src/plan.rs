@@ -11,66 +11,71 @@ use crate::labels::Labels;
 
 /// How a metric reads a line.
 #[derive(Debug, Clone)]
-pub struct MetricPlan {
-    pub name: String,
-    pub kind: MetricKind,
-    pub value_slot: Option<usize>,
-    pub label_slots: Vec<usize>,
-    /// Label names in definition order (the order label values are stored in).
-    pub label_names: Vec<String>,
-    pub quantiles: Vec<f64>,
+pub(crate) struct MetricPlan {
+    pub(crate) name: String,
+    pub(crate) kind: MetricKind,
+    pub(crate) value_slot: Option<usize>,
+    pub(crate) label_slots: Vec<usize>,
+    pub(crate) quantiles: Vec<f64>,
     /// Rules that read this metric.
-    pub rules: Vec<usize>,
+    pub(crate) rules: Vec<usize>,
     /// The records of its host series: the metric's name, and for a histogram
     /// `NAME_count` and `NAME_sum` (shared by every record, not copied).
-    pub record: Arc<str>,
-    pub count_record: Arc<str>,
-    pub sum_record: Arc<str>,
+    pub(crate) record: Arc<str>,
+    pub(crate) count_record: Arc<str>,
+    pub(crate) sum_record: Arc<str>,
     /// A host series' label names sorted, each with the part of the series key that
     /// holds its value (0: the host, i + 1: label i).
-    pub output_labels: Vec<(String, usize)>,
+    pub(crate) output_labels: Vec<(String, usize)>,
 }
 
 #[derive(Debug, Clone)]
-pub enum HostPlan {
+pub(crate) enum HostPlan {
     /// From the path regex (resolved per group) or a fixed value.
     PerGroup,
+    /// From this parsed field of each line.
     Field(usize),
 }
 
 /// A rule, with its input resolved.
 #[derive(Debug, Clone)]
-pub struct RulePlan {
-    pub record: Arc<str>,
-    pub expr: RuleExpr,
+pub(crate) struct RulePlan {
+    pub(crate) record: Arc<str>,
+    pub(crate) expr: RuleExpr,
 }
 
+/// A job compiled once for its dataflow and shared (in an `Arc`) by every operator of every
+/// worker: what to parse, how each metric and rule reads a line, and the window settings in
+/// milliseconds. Built by [`Plan::new`]; its fields are the engine's own.
 #[derive(Debug, Clone)]
 pub struct Plan {
     /// Field names the parser extracts; index = slot.
-    pub fields: Vec<String>,
-    pub host: HostPlan,
-    pub metrics: Vec<MetricPlan>,
-    pub rules: Vec<RulePlan>,
+    pub(crate) fields: Vec<String>,
+    pub(crate) host: HostPlan,
+    pub(crate) metrics: Vec<MetricPlan>,
+    pub(crate) rules: Vec<RulePlan>,
     /// Whether any sink prints per-host series (otherwise they are not built).
-    pub want_host_series: bool,
-    pub window_ms: i64,
-    pub disorder_ms: i64,
-    pub idle_timeout_ms: i64,
-    pub max_clock_skew_ms: i64,
+    pub(crate) want_host_series: bool,
+    pub(crate) window_ms: i64,
+    pub(crate) disorder_ms: i64,
+    pub(crate) idle_timeout_ms: i64,
+    pub(crate) max_clock_skew_ms: i64,
     /// `[window] max_series`: the most series a window holds over the whole job.
-    pub max_series: usize,
+    pub(crate) max_series: usize,
     /// Each metric's share of `max_series`: the most series of one metric a window
     /// keeps (see [`crate::limit`]). At least 1.
-    pub series_share: usize,
+    pub(crate) series_share: usize,
     /// See `crate::watermark`.
-    pub max_jump_ms: i64,
-    pub max_clock_lag_ms: i64,
+    pub(crate) max_jump_ms: i64,
+    pub(crate) max_clock_lag_ms: i64,
     /// How files are tailed (`follow` is set per run).
-    pub tail: TailOptions,
+    pub(crate) tail: TailOptions,
 }
 
 impl Plan {
+    /// Compiles a validated job: each field the metrics, labels and host read gets a slot
+    /// (its index in the parser's output), durations become milliseconds, and each metric's
+    /// share of `max_series` is fixed here so every worker cuts alike.
     pub fn new(job: &Job) -> Plan {
         let mut fields: Vec<String> = Vec::new();
         let mut slot = |name: &str| -> usize {
@@ -105,7 +110,6 @@ impl Plan {
                 kind: m.kind,
                 value_slot: m.field.as_deref().map(&mut slot),
                 label_slots: m.labels.iter().map(|l| slot(l)).collect(),
-                label_names: m.labels.clone(),
                 quantiles: m.quantiles.clone(),
                 rules: Vec::new(),
             })
@@ -158,7 +162,7 @@ impl Plan {
 
 /// The labels a rule's output series carries, from a host series' labels
 /// (`host` plus the metric's labels, sorted by name).
-pub fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
+pub(crate) fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
     match grouping {
         Grouping::By(keep) => Labels::from_sorted(
             series_labels
@@ -174,7 +178,7 @@ pub fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
 }
 
 /// Which of a host series' values a rule reads.
-pub fn selector_of(expr: &RuleExpr) -> SeriesSelector {
+pub(crate) fn selector_of(expr: &RuleExpr) -> SeriesSelector {
     match expr {
         RuleExpr::Aggregate { selector, .. } => *selector,
         RuleExpr::HistogramQuantile { .. } => SeriesSelector::Value,

@@ -5,30 +5,51 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tidemark_sources::file::EscapedPath;
 
+/// One job's self-metrics: what its sources read, refused and skipped, and what it wrote.
+/// Each worker counts into a local `JobStats` and folds it into the job's shared one
+/// ([`flush`]); the total is the exit summary of `tidemark run` and `replay`, decides a
+/// finite run's exit status, and feeds a cluster member's [`MemberStats`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct JobStats {
+    /// File groups found (a live file and its rotated siblings are one group).
     pub file_groups: u64,
+    /// Files in those groups when they were found, rotated ones included.
     pub files_discovered: u64,
+    /// Files opened for reading (a file reopened after a rotation or parking counts again).
     pub files_opened: u64,
+    /// Files that could not be opened or read, or whose real path is outside the allowed
+    /// roots.
     pub file_open_errors: u64,
+    /// Live files truncated with no copy of the old content: read again from the start.
     pub truncations: u64,
+    /// Live files renamed away and replaced (rename + create rotation).
     pub rotations: u64,
+    /// Truncations whose old content was found in a copy and read from there (copytruncate
+    /// rotation).
     pub copytruncates: u64,
+    /// Files deleted while open: read to their end, then closed.
     pub deletions: u64,
     /// Resume points whose file could not be found again after a restart.
     pub resume_misses: u64,
     /// Per group (live path): bytes behind the end of its files when last measured.
     pub lag_bytes: BTreeMap<std::path::PathBuf, u64>,
+    /// Bytes read from the files.
     pub bytes_read: u64,
+    /// Lines read, before parsing.
     pub lines_read: u64,
+    /// Lines longer than `max_line_bytes`: skipped.
     pub oversize_lines: u64,
+    /// Lines that are not valid UTF-8, whether they then parsed (read with U+FFFD replacements) or not.
     pub invalid_utf8_lines: u64,
     /// Lines that could not be parsed, by reason.
     pub parse_errors: BTreeMap<&'static str, u64>,
     /// Values a metric could not use: metric → reason → count. The line still counts
     /// for the job's other metrics.
     pub value_errors: BTreeMap<String, BTreeMap<&'static str, u64>>,
+    /// Lines whose event time is below their group's watermark (their window may be
+    /// closed): not counted in any window.
     pub late_lines: u64,
+    /// Windows handed to the sinks.
     pub windows_emitted: u64,
     /// What each of the job's sinks is (`Sink::describe`), in job file order.
     pub sinks: Vec<String>,
@@ -36,6 +57,7 @@ pub struct JobStats {
     pub last_window_ms: Option<(EventMs, EventMs)>,
     /// Every window before this is written: the job's output frontier.
     pub frontier_ms: Option<EventMs>,
+    /// Checkpoints saved (each after the sinks were synced up to its frontier).
     pub checkpoints_written: u64,
     /// Checkpoint saves that found no file descriptor left (EMFILE/ENFILE) and
     /// were tried again later.
@@ -43,9 +65,9 @@ pub struct JobStats {
     /// Per worker index: files held open and live files parked (closed while
     /// idle to keep within `max_open_files`), as of its last read round.
     pub open_files: BTreeMap<usize, (u64, u64)>,
-    /// Parked files opened again; of those tries, how many found no file
-    /// descriptor (EMFILE/ENFILE) and waited.
+    /// Parked files opened again.
     pub reopens: u64,
+    /// Of those reopens, how many found no file descriptor (EMFILE/ENFILE) and waited.
     pub reopen_fd_waits: u64,
     /// Parked files deleted or moved out of their folder before they were
     /// reopened: lines written to them after parking, if any, were not read.
@@ -56,7 +78,7 @@ pub struct JobStats {
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
-    /// more series of the metric than its share (see [`crate::limit`]).
+    /// more series of the metric than its share (see `crate::limit`).
     pub series_limit_dropped: BTreeMap<String, u64>,
     /// Windows that lost series to `max_series` (each warned about once), with
     /// those of earlier runs this one resumed after.
@@ -95,6 +117,8 @@ pub struct JobStats {
 }
 
 impl JobStats {
+    /// Adds `o`'s counters to these (per-group maps merge by group), as workers' stats fold
+    /// into the job's and jobs' into a total.
     pub fn add(&mut self, o: &JobStats) {
         self.file_groups += o.file_groups;
         self.files_discovered += o.files_discovered;
@@ -164,7 +188,7 @@ impl JobStats {
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
     /// first time.
-    pub fn count_series_dropped(&mut self, metric: &str, lines: u64) {
+    pub(crate) fn count_series_dropped(&mut self, metric: &str, lines: u64) {
         match self.series_limit_dropped.get_mut(metric) {
             Some(n) => *n += lines,
             None if lines > 0 => {
@@ -199,7 +223,7 @@ impl JobStats {
     }
 
     /// Counts one value `metric` could not use, allocating only the first time.
-    pub fn count_value_error(&mut self, metric: &str, reason: &'static str) {
+    pub(crate) fn count_value_error(&mut self, metric: &str, reason: &'static str) {
         match self.value_errors.get_mut(metric) {
             Some(reasons) => *reasons.entry(reason).or_default() += 1,
             None => {
@@ -209,6 +233,7 @@ impl JobStats {
         }
     }
 
+    /// Lines that could not be parsed, over every reason.
     pub fn parse_errors_total(&self) -> u64 {
         self.parse_errors.values().sum()
     }
@@ -399,26 +424,38 @@ pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
 /// seconds: enough for the job's status to count every member's lines and errors.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MemberStats {
+    /// See [`JobStats::file_groups`]; like every counter here, it covers only this
+    /// member's workers.
     pub file_groups: u64,
+    /// See [`JobStats::files_opened`].
     pub files_opened: u64,
+    /// See [`JobStats::file_open_errors`].
     pub file_open_errors: u64,
+    /// See [`JobStats::bytes_read`].
     pub bytes_read: u64,
+    /// See [`JobStats::lines_read`].
     pub lines_read: u64,
+    /// See [`JobStats::late_lines`].
     pub late_lines: u64,
+    /// See [`JobStats::oversize_lines`].
     pub oversize_lines: u64,
+    /// See [`JobStats::invalid_utf8_lines`].
     pub invalid_utf8_lines: u64,
     /// Lines that could not be parsed, by reason.
     pub parse_errors: BTreeMap<String, u64>,
     /// Per metric, lines of series left out by `max_series` in this member's groups.
     #[serde(default)]
     pub series_limit_dropped: BTreeMap<String, u64>,
-    /// See the [`JobStats`] fields of the same names.
+    /// See [`JobStats::duplicate_paths`].
     #[serde(default)]
     pub duplicate_paths: u64,
+    /// See [`JobStats::not_regular_files`].
     #[serde(default)]
     pub not_regular_files: u64,
+    /// See [`JobStats::symlink_loops`].
     #[serde(default)]
     pub symlink_loops: u64,
+    /// See [`JobStats::damaged_gzip_files`].
     #[serde(default)]
     pub damaged_gzip_files: u64,
     /// See [`JobStats::outlier_lines`].
@@ -427,15 +464,17 @@ pub struct MemberStats {
     /// File groups whose clock trails the wall clock (see [`JobStats::clock_lag_ms`]).
     #[serde(default)]
     pub trailing_clock_groups: u64,
-    /// Files held open now and live files parked (closed while idle to keep
-    /// within `max_open_files`), over this member's workers.
+    /// Files held open now, over this member's workers.
     #[serde(default)]
     pub open_files: u64,
+    /// Live files parked now (closed while idle to keep within `max_open_files`), over this
+    /// member's workers.
     #[serde(default)]
     pub parked_files: u64,
-    /// See [`JobStats::reopen_fd_waits`] and [`JobStats::checkpoint_fd_waits`].
+    /// See [`JobStats::reopen_fd_waits`].
     #[serde(default)]
     pub reopen_fd_waits: u64,
+    /// See [`JobStats::checkpoint_fd_waits`].
     #[serde(default)]
     pub checkpoint_fd_waits: u64,
     /// See [`JobStats::lost_while_parked`].
@@ -447,6 +486,8 @@ pub struct MemberStats {
 }
 
 impl MemberStats {
+    /// Adds `o`'s counters to these: process 0 sums every member's report into the job's
+    /// status.
     pub fn add(&mut self, o: &MemberStats) {
         self.file_groups += o.file_groups;
         self.files_opened += o.files_opened;

@@ -20,14 +20,14 @@ pub fn wall_clock_ms() -> EventMs {
 }
 
 /// Start of the window holding `t` for windows of `size_ms`, aligned to the epoch.
-pub fn window_start(t: EventMs, size_ms: i64) -> EventMs {
+pub(crate) fn window_start(t: EventMs, size_ms: i64) -> EventMs {
     t - t.rem_euclid(size_ms)
 }
 
 /// The earliest window that can still receive lines under watermark `wm`: the one
 /// holding `wm` itself (a line at `wm` is not late). `None` watermark (nothing seen)
 /// keeps everything open.
-pub fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime {
+pub(crate) fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime {
     match wm {
         None => 0,
         Some(w) if w <= 0 => 0,
@@ -48,7 +48,7 @@ pub fn format_ms(ms: EventMs) -> String {
 
 /// A group's watermark: max event time seen minus the allowed disorder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Watermark {
+pub(crate) struct Watermark {
     max_seen: Option<EventMs>,
     disorder_ms: i64,
     /// Raised by idleness (wall clock) or end of input; never lowered.

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::ExactSum;
 
 /// Histogram values are recorded in millionths of the field's unit.
-pub const HIST_SCALE: f64 = 1_000_000.0;
+const HIST_SCALE: f64 = 1_000_000.0;
 /// Two significant digits: every quantile is within 1% of an exact one.
 const HIST_SIGFIG: u8 = 2;
 /// Most buckets a sparse histogram holds (16 bytes each) before it becomes dense.
@@ -43,10 +43,14 @@ enum Counts {
 #[derive(Clone, Debug)]
 pub struct Hist {
     counts: Counts,
+    /// Exact sum of every recorded value: the `NAME_sum` record.
     pub sum: ExactSum,
 }
 
 impl Hist {
+    /// An empty histogram. It starts sparse (a short sorted list of buckets), since most
+    /// series of a window see few distinct values, and turns dense only when that list
+    /// grows long.
     pub fn new() -> Hist {
         Hist {
             counts: Counts::Sparse(Vec::new()),
@@ -125,6 +129,8 @@ impl Hist {
         Ok(())
     }
 
+    /// Adds every observation of `other` and its sum. Bucket counts add, so the result does
+    /// not depend on the order in which partial histograms meet.
     pub fn merge(&mut self, other: &Hist) {
         // Values too large for any histogram were refused when recorded, and
         // auto-resizing histograms accept any other histogram's range.
@@ -144,6 +150,8 @@ impl Hist {
         self.sum.merge(&other.sum);
     }
 
+    /// How many values were recorded: the `NAME_count` record, and the lines this histogram
+    /// holds.
     pub fn count(&self) -> u64 {
         match &self.counts {
             Counts::Sparse(buckets) => buckets.iter().map(|&(_, n)| n).sum(),
@@ -160,8 +168,9 @@ impl Hist {
         Some(value as f64 / HIST_SCALE)
     }
 
-    /// Whether the counts are dense (tests and benchmarks).
-    pub fn is_dense(&self) -> bool {
+    /// Whether the counts are dense.
+    #[cfg(test)]
+    fn is_dense(&self) -> bool {
         matches!(self.counts, Counts::Dense(_))
     }
 }

@@ -25,11 +25,15 @@ use std::fmt;
 
 use super::Checkpoint;
 
-pub const MAGIC: [u8; 8] = *b"TDMKCKPT";
+/// The first 8 bytes of every checkpoint file, so a file that is not one is told apart
+/// before anything else is read.
+pub(crate) const MAGIC: [u8; 8] = *b"TDMKCKPT";
+/// The format version this build writes (the module docs say what each version added).
 pub const VERSION: u32 = 2;
 /// Versions [`decode`] reads: the current one and those it can upgrade.
 pub const READABLE: std::ops::RangeInclusive<u32> = 1..=VERSION;
-pub const HEADER_LEN: usize = 24;
+/// Bytes before the payload: magic, version, payload length and CRC-32.
+pub(crate) const HEADER_LEN: usize = 24;
 
 /// What is wrong with a checkpoint file's bytes.
 #[derive(Debug)]
@@ -38,17 +42,36 @@ pub enum Damage {
     Empty,
     /// Every byte is NUL: typical of a crash on a filesystem that had extended the
     /// file but not yet written its data.
-    NulFilled { len: u64 },
+    NulFilled {
+        /// The file's length in bytes.
+        len: u64,
+    },
     /// Shorter than its header says.
-    Truncated { len: u64, expected: u64 },
+    Truncated {
+        /// The file's length in bytes.
+        len: u64,
+        /// The length its header gives: header plus payload.
+        expected: u64,
+    },
     /// Does not start with the checkpoint magic: not a tidemark checkpoint, or overwritten.
     BadMagic,
     /// Written by a tidemark with a different checkpoint format.
-    UnsupportedVersion { found: u32 },
+    UnsupportedVersion {
+        /// The version in its header (this build reads [`READABLE`]).
+        found: u32,
+    },
     /// Longer than its header says (appended to, or a torn rewrite).
-    TrailingBytes { extra: u64 },
+    TrailingBytes {
+        /// Bytes past the end its header gives.
+        extra: u64,
+    },
     /// The payload does not match its checksum.
-    BadChecksum { stored: u32, computed: u32 },
+    BadChecksum {
+        /// The CRC-32 in the header.
+        stored: u32,
+        /// The CRC-32 of the payload as read.
+        computed: u32,
+    },
     /// The payload passed its checksum but is not a checkpoint this version understands.
     Undecodable(serde_json::Error),
 }
@@ -95,7 +118,7 @@ impl fmt::Display for Damage {
 }
 
 /// Serialises `cp` with its header.
-pub fn encode(cp: &Checkpoint) -> Result<Vec<u8>, serde_json::Error> {
+pub(crate) fn encode(cp: &Checkpoint) -> Result<Vec<u8>, serde_json::Error> {
     let mut payload = serde_json::to_vec_pretty(cp)?;
     payload.push(b'\n');
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());

@@ -49,7 +49,7 @@
 //! default. So:
 //! 1. give it a default in [`DEFAULTS`]: the value that reproduces what jobs did
 //!    before the setting existed;
-//! 2. write it with [`setting`], which leaves it out at that default (so a job that
+//! 2. write it with `setting`, which leaves it out at that default (so a job that
 //!    does not use it keeps its fingerprint, hash included);
 //! 3. keep the spelling of existing values; if a value's canonical form must
 //!    change, bump [`CANONICAL_VERSION`] and translate the old form in
@@ -126,8 +126,9 @@ pub struct Change {
     /// `None`: not set any more (removed).
     pub now: Option<String>,
     /// Whether `was` and `now` were written in the fingerprints, rather than
-    /// taken from the setting's default.
+    /// taken from the setting's default (then it is printed as "the default").
     pub was_set: bool,
+    /// Whether `now` was written in the resuming job, rather than its default.
     pub now_set: bool,
 }
 

@@ -15,10 +15,15 @@ use thiserror::Error;
      member with a larger --max-open-files (now {cap}), or lower the job's max_open_files"
 )]
 pub struct OverCap {
+    /// The job that asked.
     pub job: String,
+    /// The member's cap (`--max-open-files`).
     pub cap: usize,
+    /// What the member's other jobs hold of it.
     pub held: usize,
+    /// `cap - held`: what the job could have had.
     pub left: usize,
+    /// What the job needs at least: one open file per worker.
     pub minimum: usize,
 }
 
@@ -30,6 +35,8 @@ pub struct FdBudget {
 }
 
 impl FdBudget {
+    /// A budget of `cap` open files with nothing reserved (a cap of 0 is taken as 1, so a
+    /// job always has a file to read).
     pub fn new(cap: usize) -> FdBudget {
         FdBudget {
             cap: cap.max(1),

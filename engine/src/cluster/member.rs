@@ -1,5 +1,5 @@
 //! A cluster member's control side: what the API calls ([`Cluster`]), and
-//! [`start`], which runs the member's workers ([`super::worker`]).
+//! [`start`], which runs the member's workers (`super::worker`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -75,6 +75,8 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Every job this member knows, with its state and stats: what the control API lists
+    /// and reports.
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

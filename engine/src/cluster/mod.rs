@@ -2,14 +2,14 @@
 //! stopped in every worker while it runs, in one order that all workers of all
 //! members agree on through timely's [`Sequencer`].
 //!
-//! - [`fd_budget`]: the member's cap on open files, reserved job by job.
-//! - [`registry`]: what the control side sees — each job's state and self-metrics.
+//! - `fd_budget`: the member's cap on open files, reserved job by job.
+//! - `registry`: what the control side sees — each job's state and self-metrics.
 //! - [`store`]: the submitted jobs kept in the state folder, re-installed on restart.
 //! - [`state_folder`]: the state folder's ownership, mode and lock, checked first.
 //! - [`member`]: the control side, and starting a member.
 //! - `options`: what a member is started with.
-//! - [`peers`]: the connections between members, this member's port bound first.
-//! - `worker`: the worker loop; `apply`: how it applies each sequenced [`Command`];
+//! - `peers`: the connections between members, this member's port bound first.
+//! - `worker`: the worker loop; `apply`: how it applies each sequenced `Command`;
 //!   `shared`: what a member's workers share, and this process's job setups.
 //!
 //! Each member validates a job's TOML itself, so `${NAME}` in paths expands from
@@ -28,11 +28,11 @@
 //! [`Sequencer`]: timely::synchronization::Sequencer
 
 mod apply;
-pub mod fd_budget;
+pub(crate) mod fd_budget;
 pub mod member;
 mod options;
-pub mod peers;
-pub mod registry;
+pub(crate) mod peers;
+pub(crate) mod registry;
 mod shared;
 mod size;
 pub mod state_folder;
@@ -60,7 +60,7 @@ pub use state_folder::{lock_state_folder, StateFolderError, StateLock};
 ///
 /// [`Sequencer`]: timely::synchronization::Sequencer
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Command {
+pub(crate) enum Command {
     /// Install a job from its TOML (each member validates it with its own
     /// environment). `committed`: the frontier of process 0's checkpoint when the
     /// install was sequenced (`None`: none).

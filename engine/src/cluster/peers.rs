@@ -42,11 +42,18 @@ const MAX_STRAY_WARNINGS: u32 = 10;
 pub enum PeerError {
     /// `-p` is beyond the hosts file's lines.
     #[error("member {process} is not in the hosts file's {members} addresses")]
-    NotListed { process: usize, members: usize },
+    NotListed {
+        /// This member's index (`-p`).
+        process: usize,
+        /// How many addresses the hosts file lists.
+        members: usize,
+    },
     /// This member's own address cannot be bound (taken, or not this machine's).
     #[error("cannot listen for the other members on {addr}")]
     Bind {
+        /// The address from the hosts file.
         addr: String,
+        /// Why binding it failed.
         #[source]
         source: io::Error,
     },
@@ -56,7 +63,9 @@ pub enum PeerError {
     /// A connection to a member below this one was made but could not be set up.
     #[error("cannot set up the connection to member {member}")]
     Socket {
+        /// The other member's index.
         member: usize,
+        /// Why setting it up failed.
         #[source]
         source: io::Error,
     },

@@ -9,8 +9,10 @@ use tidemark_jobs::Job;
 
 use crate::stats::{JobStats, MemberStats, SharedStats};
 
+/// Where a job is in its life on this member, as the control API shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobState {
+    /// Installed on every member and reading.
     Running,
     /// Asked to stop; its workers are finishing.
     Stopping,
@@ -18,10 +20,13 @@ pub enum JobState {
     Failed,
 }
 
-/// One job as last seen.
+/// One job as this member last saw it: a copy, so the control API can read it
+/// without holding the registry's lock.
 #[derive(Debug, Clone)]
 pub struct JobInfo {
+    /// The job's name (unique among the member's jobs).
     pub name: String,
+    /// Where the job is in its life.
     pub state: JobState,
     /// When it was submitted (ms since the epoch).
     pub submitted_ms: i64,
@@ -29,6 +34,7 @@ pub struct JobInfo {
     pub stats: JobStats,
     /// What the other members last reported, by process index.
     pub members: BTreeMap<usize, MemberStats>,
+    /// Why it failed, with its causes (set with [`JobState::Failed`]).
     pub error: Option<String>,
     /// The job as this member validated it, once its install was prepared here.
     pub job: Option<Arc<Job>>,
@@ -181,15 +187,19 @@ impl Registry {
         self.connected.load(Ordering::SeqCst)
     }
 
+    /// Whether a job of this name is listed, in any state (a stopping job, and a failed
+    /// one until it is stopped, keep their name).
     pub fn contains(&self, name: &str) -> bool {
         self.jobs.lock().is_ok_and(|j| j.contains_key(name))
     }
 
+    /// A copy of the job's info as of now, if it is known.
     pub fn get(&self, name: &str) -> Option<JobInfo> {
         let jobs = self.jobs.lock().ok()?;
         jobs.get(name).map(|e| info(name, e))
     }
 
+    /// Every known job's info as of now, by name.
     pub fn list(&self) -> Vec<JobInfo> {
         match self.jobs.lock() {
             Ok(jobs) => jobs.iter().map(|(n, e)| info(n, e)).collect(),

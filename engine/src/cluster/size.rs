@@ -8,6 +8,7 @@ use thiserror::Error;
 /// Most workers a cluster may run in all (`-n × -w`), the same bound as `-w` alone.
 pub const MAX_CLUSTER_WORKERS: usize = 256;
 
+/// Why a cluster's shape is refused before any member starts.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ClusterSizeError {
     #[error(
@@ -15,7 +16,13 @@ pub enum ClusterSizeError {
         total = processes.saturating_mul(*workers),
         max = MAX_CLUSTER_WORKERS
     )]
-    TooManyWorkers { processes: usize, workers: usize },
+    /// `processes × workers` is above [`MAX_CLUSTER_WORKERS`] (or overflows).
+    TooManyWorkers {
+        /// Members (`-n`).
+        processes: usize,
+        /// Workers per member (`-w`).
+        workers: usize,
+    },
 }
 
 /// The cluster's total worker count, if within [`MAX_CLUSTER_WORKERS`].

@@ -12,7 +12,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// The file a member locks (`flock`) in its state folder while it runs.
-pub const LOCK_FILE: &str = "lock";
+pub(crate) const LOCK_FILE: &str = "lock";
 
 /// This member's hold on its state folder; the kernel drops the lock with the
 /// process, so a crash never leaves the folder locked.
@@ -21,39 +21,82 @@ pub struct StateLock {
     _file: File,
 }
 
+/// Why a member cannot use its state folder: checked before anything (the API token, kept
+/// jobs, checkpoints) is written there. Each message names the folder and, where the user
+/// can fix it, how.
 #[derive(Debug, thiserror::Error)]
 pub enum StateFolderError {
     #[error("cannot create the state folder {}: {source}\n  hint: create it first (`mkdir -m 700 DIR`), owned by this member's user", path.display())]
+    /// The folder did not exist and could not be created.
     Create {
+        /// The state folder.
         path: PathBuf,
+        /// Why creating it failed.
         #[source]
         source: io::Error,
     },
     #[error("cannot use the state folder {}: {source}", path.display())]
+    /// The folder's metadata could not be read.
     Inspect {
+        /// The state folder.
         path: PathBuf,
+        /// Why reading it failed.
         #[source]
         source: io::Error,
     },
     #[error("the state folder {} is not a folder", path.display())]
-    NotAFolder { path: PathBuf },
-    #[error("the state folder {} can be written by other users (mode {mode:04o}): they could replace the member's API token, kept jobs and checkpoints\n  hint: `chmod 700 {}`", path.display(), path.display())]
-    WritableByOthers { path: PathBuf, mode: u32 },
-    #[error("the state folder {} is owned by user id {owner}, not by this member's user (id {me}): its owner could replace the member's API token, kept jobs and checkpoints\n  hint: `chown {me} {}` (and `chmod 700`), or give the member a folder of its own", path.display(), path.display())]
-    OwnedByAnother { path: PathBuf, owner: u32, me: u32 },
-    #[error("another tidemark member is running with the state folder {}; stop it first, or give this member its own --state-dir", path.display())]
-    Locked { path: PathBuf },
-    #[error("the output folder {} in the state folder is a symbolic link (to {}): sinks would write wherever it points\n  hint: delete the link (the member creates the folder), or give --output-root DIR", path.display(), target.display())]
-    OutputLink { path: PathBuf, target: PathBuf },
-    #[error("cannot create the output folder {}: {source}", path.display())]
-    Output {
+    /// The path exists but is a file (or another non-folder).
+    NotAFolder {
+        /// The state folder's path.
         path: PathBuf,
+    },
+    #[error("the state folder {} can be written by other users (mode {mode:04o}): they could replace the member's API token, kept jobs and checkpoints\n  hint: `chmod 700 {}`", path.display(), path.display())]
+    /// Group or others may write the folder.
+    WritableByOthers {
+        /// The state folder.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    #[error("the state folder {} is owned by user id {owner}, not by this member's user (id {me}): its owner could replace the member's API token, kept jobs and checkpoints\n  hint: `chown {me} {}` (and `chmod 700`), or give the member a folder of its own", path.display(), path.display())]
+    /// Another user owns the folder.
+    OwnedByAnother {
+        /// The state folder.
+        path: PathBuf,
+        /// Its owner's user id.
+        owner: u32,
+        /// This process's effective user id.
+        me: u32,
+    },
+    #[error("another tidemark member is running with the state folder {}; stop it first, or give this member its own --state-dir", path.display())]
+    /// Another running member holds the folder's lock.
+    Locked {
+        /// The state folder.
+        path: PathBuf,
+    },
+    #[error("the output folder {} in the state folder is a symbolic link (to {}): sinks would write wherever it points\n  hint: delete the link (the member creates the folder), or give --output-root DIR", path.display(), target.display())]
+    /// The default output folder inside it is a symbolic link.
+    OutputLink {
+        /// The output folder's path.
+        path: PathBuf,
+        /// Where the link points.
+        target: PathBuf,
+    },
+    #[error("cannot create the output folder {}: {source}", path.display())]
+    /// The default output folder inside it could not be created.
+    Output {
+        /// The output folder's path.
+        path: PathBuf,
+        /// Why creating it failed.
         #[source]
         source: io::Error,
     },
     #[error("cannot lock {}: {source}", path.display())]
+    /// The lock file could not be opened or locked (other than being held).
     Lock {
+        /// The lock file's path.
         path: PathBuf,
+        /// Why locking failed.
         #[source]
         source: io::Error,
     },

@@ -7,7 +7,7 @@ use std::io::Write;
 use crate::checkpoint::create_temp_file;
 use std::path::{Path, PathBuf};
 
-pub struct JobStore {
+pub(crate) struct JobStore {
     dir: PathBuf,
 }
 

@@ -1,6 +1,6 @@
 //! Stage 2: per-host series. Partials of one series (from every file group that
 //! holds lines of that host) meet on one worker and fold in group order; each worker
-//! then keeps its first `share` series of each metric (see [`crate::limit`]) and
+//! then keeps its first `share` series of each metric (see `crate::limit`) and
 //! sends them to the job-wide cut ([`super::series_limit`]).
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
-use super::per_window::per_window;
+use super::per_window::PerWindow;
 use crate::key::cmp_keys;
 use crate::limit::keep_share;
 use crate::plan::Plan;
@@ -16,28 +16,107 @@ use crate::series::{HostPartial, MergedSeries};
 use crate::stats::SharedStats;
 use crate::time::WindowTime;
 
-pub fn host_merge<'scope>(
-    partials: Stream<'scope, WindowTime, Vec<HostPartial>>,
-    plan: Arc<Plan>,
-    stats: SharedStats,
-) -> Stream<'scope, WindowTime, Vec<MergedSeries>> {
-    let pact = Exchange::new(|p: &HostPartial| p.route());
-    per_window(partials, pact, "HostMerge", move |_window, parts| {
-        let mut merged = merge_partials(parts);
-        let cut = keep_share(&mut merged, plan.series_share, plan.metrics.len());
-        if cut.dropped_lines.iter().any(|&n| n > 0) {
-            if let Ok(mut s) = stats.lock() {
-                for (mp, &n) in plan.metrics.iter().zip(&cut.dropped_lines) {
-                    s.count_series_dropped(&mp.name, n);
+/// Extension trait for the stream of per-group partial series (stage 1's output):
+/// stage 2 of the dataflow.
+pub trait HostMerge<'scope> {
+    /// Merges each window's partials of one series into one state (routed by
+    /// series to one worker, folded in file group order, so the result does not
+    /// depend on which worker read which file) and keeps each
+    /// metric's first `plan.series_share` series on this worker; the lines of the
+    /// series left out are counted in `stats` as dropped for their metric.
+    ///
+    /// # Examples
+    /// Two files of host `web1` and one of `web2` each send a partial count; the
+    /// two `web1` partials become one series.
+    /// ```
+    /// use std::path::Path;
+    /// use std::sync::{Arc, Mutex};
+    /// use timely::dataflow::operators::{Capture, ToStream};
+    /// use timely::dataflow::operators::capture::Event;
+    /// use tidemark_engine::acc::Acc;
+    /// use tidemark_engine::operators::host_merge::HostMerge;
+    /// use tidemark_engine::plan::Plan;
+    /// use tidemark_engine::series::HostPartial;
+    ///
+    /// let text = "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+    ///             [parse]\nformat = \"json\"\n\
+    ///             [[metric]]\nname = \"hits\"\nkind = \"counter\"\n\
+    ///             [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n";
+    /// let env = tidemark_jobs::Env::empty();
+    /// let job = tidemark_jobs::from_str_with_env(text, "j.toml", Path::new("/"), &env).unwrap();
+    /// let plan = Arc::new(Plan::new(&job));
+    /// // A series key of the host alone (the metric has no labels): its length as a
+    /// // little-endian u32, then its bytes.
+    /// let key = |host: &str| -> Box<[u8]> {
+    ///     let mut key = (host.len() as u32).to_le_bytes().to_vec();
+    ///     key.extend_from_slice(host.as_bytes());
+    ///     key.into()
+    /// };
+    /// let partial = |host: &str, file: &str, lines: u64| HostPartial {
+    ///     metric: 0,
+    ///     seq: 0,
+    ///     limited: false,
+    ///     key: key(host),
+    ///     group: Arc::from(file),
+    ///     acc: Acc::Count(lines),
+    /// };
+    /// let partials = vec![
+    ///     partial("web1", "/l/a.log", 2),
+    ///     partial("web2", "/l/c.log", 1),
+    ///     partial("web1", "/l/b.log", 3),
+    /// ];
+    /// let stats = Arc::new(Mutex::new(Default::default()));
+    /// let windows = timely::example(move |scope| {
+    ///     partials
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .host_merge(plan, stats)
+    ///         .capture()
+    /// });
+    /// // Every record comes out at window 0, where it went in.
+    /// let merged: Vec<(Box<[u8]>, u64)> = windows
+    ///     .try_iter()
+    ///     .filter_map(|event| match event {
+    ///         Event::Messages(stamp, series) => Some((stamp, series)),
+    ///         Event::Progress(_) => None,
+    ///     })
+    ///     .inspect(|(stamp, _)| assert_eq!(stamp.least(), Some(&0)))
+    ///     .flat_map(|(_, series)| series)
+    ///     .map(|s| (s.key, s.acc.lines()))
+    ///     .collect();
+    /// assert_eq!(merged, vec![(key("web1"), 5), (key("web2"), 1)]);
+    /// ```
+    fn host_merge(
+        self,
+        plan: Arc<Plan>,
+        stats: SharedStats,
+    ) -> Stream<'scope, WindowTime, Vec<MergedSeries>>;
+}
+
+impl<'scope> HostMerge<'scope> for Stream<'scope, WindowTime, Vec<HostPartial>> {
+    fn host_merge(
+        self,
+        plan: Arc<Plan>,
+        stats: SharedStats,
+    ) -> Stream<'scope, WindowTime, Vec<MergedSeries>> {
+        let pact = Exchange::new(|p: &HostPartial| p.route());
+        self.per_window(pact, "HostMerge", move |_window, parts| {
+            let mut merged = merge_partials(parts);
+            let cut = keep_share(&mut merged, plan.series_share, plan.metrics.len());
+            if cut.dropped_lines.iter().any(|&n| n > 0) {
+                if let Ok(mut s) = stats.lock() {
+                    for (mp, &n) in plan.metrics.iter().zip(&cut.dropped_lines) {
+                        s.count_series_dropped(&mp.name, n);
+                    }
                 }
             }
-        }
-        merged
-    })
+            merged
+        })
+    }
 }
 
 /// Folds one window's partials into one state per series, in (metric, key) order.
-pub fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
+pub(crate) fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
     parts.sort_by(|a, b| {
         a.metric
             .cmp(&b.metric)

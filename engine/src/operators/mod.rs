@@ -1,4 +1,9 @@
 //! The job's dataflow stages, one operator per file.
+//!
+//! As in timely, a stage that maps a stream to a stream is an extension trait on
+//! [`timely::dataflow::Stream`] ([`per_window::PerWindow`],
+//! [`host_merge::HostMerge`], [`rollup::Rollup`]), so the job's dataflow reads as
+//! a chain of method calls in the order records flow.
 
 pub mod collect;
 pub mod host_merge;

@@ -5,22 +5,9 @@
 //! it; its records are then processed together and the results sent at the same
 //! timestamp. Windows complete in ascending order.
 //!
-//! ```
-//! use timely::dataflow::channels::pact::Pipeline;
-//! use timely::dataflow::operators::{Capture, ToStream};
-//! use timely::dataflow::operators::capture::Extract;
-//! use tidemark_engine::operators::per_window::per_window;
-//!
-//! let batches = timely::example(|scope| {
-//!     // Every value at time (window) 0; sum the window once it is complete.
-//!     let input = vec![1u64, 2, 5].to_stream(scope).container::<Vec<_>>();
-//!     per_window(input, Pipeline, "Sum", |_window, batch: Vec<u64>| {
-//!         vec![batch.iter().sum::<u64>()]
-//!     })
-//!     .capture()
-//! });
-//! assert_eq!(batches.extract(), vec![(0, vec![8])]);
-//! ```
+//! The window a batch travels at (`window_of`) and one window's batches as one
+//! `Vec` (`concat`) are shared with the collect stage, which gathers windows
+//! itself.
 
 use std::collections::BTreeMap;
 
@@ -31,45 +18,79 @@ use timely::dataflow::Stream;
 
 use crate::time::WindowTime;
 
-/// Applies `f` to each complete window's start and records (after `pact` routes
-/// them).
-pub fn per_window<'scope, D, O, P, F>(
-    stream: Stream<'scope, WindowTime, Vec<D>>,
-    pact: P,
-    name: &str,
-    mut f: F,
-) -> Stream<'scope, WindowTime, Vec<O>>
-where
-    D: Clone + 'static,
-    O: Clone + 'static,
-    P: ParallelizationContract<WindowTime, Vec<D>>,
-    F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
-{
-    let label = name.to_string();
-    stream.unary_frontier(pact, name, move |_cap, _info| {
-        let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<Vec<D>>)> =
-            BTreeMap::new();
-        move |(input, frontier), output| {
-            input.for_each_stamp(|cap, data| {
-                let Some(window) = window_of(&cap, &label) else {
-                    return;
-                };
-                let slot = pending
-                    .entry(window)
-                    .or_insert_with(|| (cap.delayed(&window, 0), Vec::new()));
-                slot.1.extend(data.map(std::mem::take));
-            });
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
+/// Extension trait for a stream of records stamped with their window: gathers
+/// each window's records and hands them, once the window is complete, to a
+/// function. Host merge, the `max_series` cut and rollup are built on it.
+pub trait PerWindow<'scope, D>: Sized {
+    /// Applies `f` to each complete window's start and records (after `pact`
+    /// routes them), and sends what `f` returns at that window's time. `name` is
+    /// the operator's name in timely's logs and in the error logged for a batch
+    /// that carries no window (a bug; such records are reported, not dropped quietly).
+    ///
+    /// # Examples
+    /// ```
+    /// use timely::dataflow::channels::pact::Pipeline;
+    /// use timely::dataflow::operators::{Capture, ToStream};
+    /// use timely::dataflow::operators::capture::Extract;
+    /// use tidemark_engine::operators::per_window::PerWindow;
+    ///
+    /// let batches = timely::example(|scope| {
+    ///     // Every value at time (window) 0; sum the window once it is complete.
+    ///     vec![1u64, 2, 5]
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .per_window(Pipeline, "Sum", |_window, batch: Vec<u64>| {
+    ///             vec![batch.iter().sum::<u64>()]
+    ///         })
+    ///         .capture()
+    /// });
+    /// assert_eq!(batches.extract(), vec![(0, vec![8])]);
+    /// ```
+    fn per_window<O, P, F>(self, pact: P, name: &str, f: F) -> Stream<'scope, WindowTime, Vec<O>>
+    where
+        O: Clone + 'static,
+        P: ParallelizationContract<WindowTime, Vec<D>>,
+        F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static;
+}
+
+impl<'scope, D: Clone + 'static> PerWindow<'scope, D> for Stream<'scope, WindowTime, Vec<D>> {
+    fn per_window<O, P, F>(
+        self,
+        pact: P,
+        name: &str,
+        mut f: F,
+    ) -> Stream<'scope, WindowTime, Vec<O>>
+    where
+        O: Clone + 'static,
+        P: ParallelizationContract<WindowTime, Vec<D>>,
+        F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
+    {
+        let label = name.to_string();
+        self.unary_frontier(pact, name, move |_cap, _info| {
+            let mut pending: BTreeMap<WindowTime, (Capability<WindowTime>, Vec<Vec<D>>)> =
+                BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|cap, data| {
+                    let Some(window) = window_of(&cap, &label) else {
+                        return;
+                    };
+                    let slot = pending
+                        .entry(window)
+                        .or_insert_with(|| (cap.delayed(&window, 0), Vec::new()));
+                    slot.1.extend(data.map(std::mem::take));
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (window, (cap, batches)) = entry.remove_entry();
+                    output
+                        .session(&cap)
+                        .give_iterator(f(window, concat(batches)).into_iter());
                 }
-                let (window, (cap, batches)) = entry.remove_entry();
-                output
-                    .session(&cap)
-                    .give_iterator(f(window, concat(batches)).into_iter());
             }
-        }
-    })
+        })
+    }
 }
 
 /// The window a batch travels at. Timely (0.32) sends a batch under a *stamp*, a
@@ -77,7 +98,7 @@ where
 /// stamp holds exactly one window, and its least time is that window. A batch
 /// sent under no capability belongs to no window: no operator here sends one,
 /// and if one ever did it is reported, never dropped quietly.
-pub fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<WindowTime> {
+pub(crate) fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<WindowTime> {
     let window = cap.least().copied();
     if window.is_none() {
         tracing::error!(
@@ -90,7 +111,7 @@ pub fn window_of(cap: &InputCapability<WindowTime>, operator: &str) -> Option<Wi
 
 /// One window's batches as one `Vec`, allocated once at its final size: appending
 /// each batch as it came would hold up to twice a large window's records.
-pub fn concat<D>(batches: Vec<Vec<D>>) -> Vec<D> {
+pub(crate) fn concat<D>(batches: Vec<Vec<D>>) -> Vec<D> {
     if batches.len() == 1 {
         return batches.into_iter().next().unwrap_or_default();
     }

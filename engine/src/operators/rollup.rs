@@ -8,24 +8,86 @@ use tidemark_jobs::{AggOp, RuleExpr};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
-use super::per_window::per_window;
+use super::per_window::PerWindow;
 use crate::acc::Hist;
 use crate::plan::Plan;
 use crate::series::{Origin, RuleInput, RuleValue, Series, Value};
 use crate::time::WindowTime;
 
-pub fn rollup<'scope>(
-    inputs: Stream<'scope, WindowTime, Vec<RuleInput>>,
-    plan: Arc<Plan>,
-) -> Stream<'scope, WindowTime, Vec<Series>> {
-    let pact = Exchange::new(|r: &RuleInput| r.route());
-    per_window(inputs, pact, "Rollup", move |_window, inputs| {
-        evaluate_rules(inputs, &plan)
-    })
+/// Extension trait for the stream of rule inputs (host series' contributions to
+/// rule output series): stage 3 of the dataflow.
+pub trait Rollup<'scope> {
+    /// Routes every input of one rule output series (by rule and output labels)
+    /// to one worker and, once the window is complete, evaluates it into one
+    /// output record per series, folding its inputs in host series order. A
+    /// series with no input the rule can use (e.g. only histograms for `sum`)
+    /// gives no record.
+    ///
+    /// # Examples
+    /// `sum by (path) (hits)` over three host series of one window: two of path
+    /// `/a`, one of `/b`.
+    /// ```
+    /// use std::path::Path;
+    /// use std::sync::Arc;
+    /// use timely::dataflow::operators::{Capture, ToStream};
+    /// use timely::dataflow::operators::capture::Event;
+    /// use tidemark_engine::operators::rollup::Rollup;
+    /// use tidemark_engine::plan::Plan;
+    /// use tidemark_engine::series::{RuleInput, RuleValue};
+    /// use tidemark_engine::{Labels, Origin, Series, Value};
+    ///
+    /// let text = "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+    ///             [parse]\nformat = \"json\"\n\
+    ///             [[metric]]\nname = \"hits\"\nkind = \"counter\"\nlabels = [\"path\"]\n\
+    ///             [[rule]]\nrecord = \"path:hits\"\nexpr = \"sum by (path) (hits)\"\n\
+    ///             [[sink]]\nkind = \"stdout\"\n";
+    /// let env = tidemark_jobs::Env::empty();
+    /// let job = tidemark_jobs::from_str_with_env(text, "j.toml", Path::new("/"), &env).unwrap();
+    /// let plan = Arc::new(Plan::new(&job));
+    /// let input = |ord: u32, path: &str, hits: f64| RuleInput {
+    ///     rule: 0,
+    ///     ord,
+    ///     out_labels: Labels::from_pairs(&[("path", path)]),
+    ///     value: RuleValue::Num(hits),
+    /// };
+    /// let inputs = vec![input(0, "/a", 2.0), input(1, "/b", 1.0), input(2, "/a", 3.0)];
+    /// let windows = timely::example(move |scope| {
+    ///     inputs
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .rollup(plan)
+    ///         .capture()
+    /// });
+    /// let series = |path: &str, v: f64| Series {
+    ///     record: Arc::from("path:hits"),
+    ///     labels: Labels::from_pairs(&[("path", path)]),
+    ///     value: Value::Float(v),
+    ///     origin: Origin::Rule,
+    /// };
+    /// let out: Vec<Series> = windows
+    ///     .try_iter()
+    ///     .filter_map(|event| match event {
+    ///         Event::Messages(_window, series) => Some(series),
+    ///         Event::Progress(_) => None,
+    ///     })
+    ///     .flatten()
+    ///     .collect();
+    /// assert_eq!(out, vec![series("/a", 5.0), series("/b", 1.0)]);
+    /// ```
+    fn rollup(self, plan: Arc<Plan>) -> Stream<'scope, WindowTime, Vec<Series>>;
+}
+
+impl<'scope> Rollup<'scope> for Stream<'scope, WindowTime, Vec<RuleInput>> {
+    fn rollup(self, plan: Arc<Plan>) -> Stream<'scope, WindowTime, Vec<Series>> {
+        let pact = Exchange::new(|r: &RuleInput| r.route());
+        self.per_window(pact, "Rollup", move |_window, inputs| {
+            evaluate_rules(inputs, &plan)
+        })
+    }
 }
 
 /// Evaluates one window's rule inputs.
-pub fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
+pub(crate) fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
     inputs.sort_by(|a, b| (a.rule, &a.out_labels, a.ord).cmp(&(b.rule, &b.out_labels, b.ord)));
     let mut out = Vec::new();
     let mut start = 0;

@@ -1,6 +1,6 @@
 //! Stage 2½, on worker 0: the job-wide `max_series` cut. Every worker's merged
 //! series of a complete window meet here, sorted by (metric, host, labels); each
-//! metric keeps its first `share` (see [`crate::limit`]), a window that lost series
+//! metric keeps its first `share` (see `crate::limit`), a window that lost series
 //! is counted and warned about (paced: a job always over the limit must not log
 //! one warning per window), and the kept series become the host series for the
 //! sinks and the inputs of every rule that reads their metric.
@@ -12,7 +12,7 @@ use tidemark_jobs::{RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
-use super::per_window::per_window;
+use super::per_window::PerWindow;
 use crate::acc::Acc;
 use crate::key::{cmp_keys, key_parts};
 use crate::labels::Labels;
@@ -36,7 +36,7 @@ pub fn series_limit<'scope>(
 ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
     let pact = Exchange::new(|_: &MergedSeries| 0u64);
     let mut pace = WarnPace::default();
-    per_window(merged, pact, "SeriesLimit", move |window, mut series| {
+    merged.per_window(pact, "SeriesLimit", move |window, mut series| {
         series.sort_by(|a, b| {
             a.metric
                 .cmp(&b.metric)

@@ -5,9 +5,9 @@
 //!
 //! - [`plan`]: which files and byte ranges hold the range ([`ReplayPlan`]), reading
 //!   only the first and last lines of the files outside it.
-//! - [`segment`]: reading one segment into per-window partials, with its own
+//! - `segment`: reading one segment into per-window partials, with its own
 //!   watermark.
-//! - [`source`]: the source operator; workers take segments from a shared queue in
+//! - `source`: the source operator; workers take segments from a shared queue in
 //!   time order, so the frontier — and the first window — moves early.
 //! - [`failure`]: [`ReplayFailure`], why a replay stopped early (with its cause).
 //! - [`run`]: [`run_replay`], the whole replay in a timely execution.
@@ -29,8 +29,8 @@ pub mod failure;
 pub mod plan;
 pub mod progress;
 pub mod run;
-pub mod segment;
-pub mod source;
+pub(crate) mod segment;
+pub(crate) mod source;
 
 pub use failure::ReplayFailure;
 pub use plan::{plan_replay, ReplayPlan, ReplayRange, Segment};

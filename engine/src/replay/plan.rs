@@ -103,14 +103,18 @@ pub struct Segment {
     pub seq: u32,
     /// The host of its lines when not a per-line field.
     pub host: Option<Arc<str>>,
+    /// The file's path when planned.
     pub path: PathBuf,
     /// The file's identity when planned: it may be renamed (rotated) before a
     /// worker gets to it, and another file may then have its name.
     pub dev: u64,
+    /// The file's inode when planned (with `dev`, its identity).
     pub ino: u64,
+    /// Whether the file is gzip-compressed (then it is read whole).
     pub gzip: bool,
     /// Byte range (plain files); a compressed file is read whole.
     pub start: u64,
+    /// End of the byte range (exclusive).
     pub end: u64,
     /// Time of the segment's first parseable line minus the disorder bound: no line
     /// of the segment is below it unless it is late.
@@ -121,15 +125,18 @@ pub struct Segment {
     pub cost: u64,
 }
 
-/// What a replay reads.
+/// What a replay reads, from [`plan_replay`]: the segments in the order workers take
+/// them, and what planning looked at (for the summary and the output checks).
 #[derive(Debug, Clone)]
 pub struct ReplayPlan {
+    /// The whole windows the replay emits.
     pub range: ReplayRange,
     /// In the order workers take them: by first window, then stream order.
     pub segments: Vec<Segment>,
     /// Files looked at, and how many of them were skipped after reading only
     /// their first and last lines (plain) or first line (gzip, with the next file's).
     pub files: u64,
+    /// See `files`.
     pub files_skipped: u64,
     /// Compressed files that must be read whole.
     pub gzip_files_read: u64,
@@ -146,9 +153,11 @@ pub struct ReplayPlan {
     pub outside_roots: u64,
 }
 
-/// How to cut.
+/// How [`plan_replay`] cuts the files into segments.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions {
+    /// Workers that will read the segments: the default segment size is cut
+    /// from each one's share, so every worker has several to take.
     pub workers: usize,
     /// Target segment size; `None`: a sixteenth of a worker's share of the
     /// range, between 1 MiB and 8 MiB.
@@ -180,6 +189,11 @@ struct Candidate {
     end: u64,
 }
 
+/// Plans a replay of `range` for `job`: finds the job's files (live, rotated, compressed,
+/// archived) within its allowed roots, skips those wholly outside the range after reading
+/// their first and last lines, and cuts the rest into segments by binary search on
+/// timestamps, ordered as workers should take them. Fails if the job's parser cannot be
+/// built, or finding or reading its files fails.
 pub fn plan_replay(
     job: &Job,
     range: ReplayRange,

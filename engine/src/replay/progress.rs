@@ -12,9 +12,13 @@ pub struct ReplayProgress {
     pub bytes_total: AtomicU64,
     /// File bytes read so far, on the same scale.
     pub bytes_done: AtomicU64,
+    /// Lines read so far.
     pub lines: AtomicU64,
+    /// Segments in the plan.
     pub segments_total: AtomicU64,
+    /// Segments read to their end so far.
     pub segments_done: AtomicU64,
+    /// Windows every sink has taken so far.
     pub windows_written: AtomicU64,
     first_window: Mutex<Option<Duration>>,
     /// Every window of the range was written (the run was not cut short).
@@ -38,6 +42,7 @@ impl Default for ReplayProgress {
 }
 
 impl ReplayProgress {
+    /// All counters at 0; the clock for [`ReplayProgress::elapsed`] starts now.
     pub fn new() -> ReplayProgress {
         ReplayProgress::default()
     }
@@ -47,6 +52,8 @@ impl ReplayProgress {
         self.started.elapsed()
     }
 
+    /// The current value of one of this progress' counters (e.g. `p.get(&p.lines)`), read
+    /// without ordering: a display may lag the workers a little.
     pub fn get(&self, counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
@@ -69,7 +76,7 @@ impl ReplayProgress {
     }
 
     /// Whether every window of the range reached the sinks.
-    pub fn is_complete(&self) -> bool {
+    pub(crate) fn is_complete(&self) -> bool {
         self.complete.load(Ordering::SeqCst)
     }
 

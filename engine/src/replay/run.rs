@@ -18,19 +18,25 @@ use crate::sink::{BoxError, Sink, Sinks};
 use crate::stats::{JobStats, SharedStats};
 use crate::time::WindowTime;
 
+/// How to run a planned replay.
 pub struct ReplayOptions {
+    /// timely worker threads (at least 1).
     pub workers: usize,
     /// Bytes per second over the whole replay (the job's `rate_limit` unless
     /// overridden); `None`: unlimited.
     pub rate_limit: Option<u64>,
     /// Set (Ctrl-C) to stop: windows already written stay, open ones are dropped.
     pub stop: Arc<AtomicBool>,
+    /// Counters the workers update, for the caller's progress display.
     pub progress: Arc<ReplayProgress>,
 }
 
+/// What a replay that ran to its end or was interrupted did.
 #[derive(Debug)]
 pub struct ReplayOutcome {
+    /// The job's self-metrics over the whole replay.
     pub stats: JobStats,
+    /// Windows every sink took.
     pub windows_written: u64,
     /// How long after the start of the run (not of planning) the first window was
     /// written.
