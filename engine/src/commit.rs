@@ -33,6 +33,9 @@ pub enum CommitError {
     Write(#[source] CheckpointError),
 }
 
+/// Writes a job's checkpoints, on worker 0 beside the sinks: syncs the sinks, then
+/// saves where each group resumes and how much of each sink is committed — at most
+/// once per checkpoint interval, and only when the frontier moved.
 pub struct Committer {
     store: CheckpointStore,
     board: Arc<ResumeBoard>,
@@ -114,6 +117,11 @@ fn err_source(err: &CheckpointError) -> String {
 }
 
 impl Committer {
+    /// A committer saving to `store` the resume points the groups publish on
+    /// `board`, for the job named `job`. `interval` is the least wall-clock time
+    /// between two checkpoints (`Duration::ZERO`: every time the frontier moves);
+    /// `resumed_from` is the frontier of the checkpoint this run resumed from
+    /// (`EventMs::MIN` for a first run), below which no checkpoint may go.
     pub fn new(
         store: CheckpointStore,
         board: Arc<ResumeBoard>,

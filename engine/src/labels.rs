@@ -46,6 +46,7 @@ impl Labels {
         self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
+    /// Whether there are no labels (a rule aggregating over every host and label).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -55,6 +56,7 @@ impl Labels {
         &self.0
     }
 
+    /// The pairs as owned strings, sorted by name.
     pub fn to_vec(&self) -> Vec<(String, String)> {
         self.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -30,9 +30,11 @@ use crate::checkpoint::FileIdentity;
     path.display()
 )]
 pub struct SinkPathError {
+    /// The sink's path as the job file gives it.
     pub path: PathBuf,
     /// What it is, e.g. "an input file of the job (/var/log/app.log)".
     pub what: String,
+    /// The job's name, for the hint's example path.
     pub job: String,
 }
 

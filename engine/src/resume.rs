@@ -188,6 +188,8 @@ pub struct ResumeBoard {
 }
 
 impl ResumeBoard {
+    /// An empty board, shared: every worker's groups publish to it and the
+    /// committer reads it.
     pub fn new() -> Arc<ResumeBoard> {
         Arc::new(ResumeBoard {
             groups: Mutex::new(BTreeMap::new()),
@@ -241,6 +243,8 @@ impl ResumeBoard {
             .fetch_max(frontier_ms, std::sync::atomic::Ordering::SeqCst);
     }
 
+    /// The highest frontier recorded by [`ResumeBoard::set_committed`]
+    /// (`EventMs::MIN` before any): groups drop their marks of windows below it.
     pub fn committed(&self) -> EventMs {
         self.committed_ms.load(std::sync::atomic::Ordering::SeqCst)
     }
