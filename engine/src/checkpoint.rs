@@ -316,7 +316,7 @@ pub enum CheckpointError {
 impl CheckpointError {
     /// Whether the save failed only for want of a file descriptor (EMFILE/ENFILE):
     /// worth trying again once other files are closed, not a reason to fail the job.
-    pub fn is_out_of_fds(&self) -> bool {
+    pub(crate) fn is_out_of_fds(&self) -> bool {
         matches!(self, CheckpointError::Io { source, .. }
             if tidemark_sources::fds::is_out_of_fds(source))
     }

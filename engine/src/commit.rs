@@ -152,7 +152,7 @@ impl Committer {
     /// groups without a resume point start at the end of their files
     /// (`--reset-checkpoint=end`), and a restart before the next checkpoint must
     /// too. This save also replaces the checkpoint a `--reset-checkpoint` gave up.
-    pub fn record_start(
+    pub(crate) fn record_start(
         &mut self,
         sinks: &mut Sinks,
         groups: Vec<GroupCheckpoint>,

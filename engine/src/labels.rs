@@ -17,7 +17,7 @@ pub struct Labels(Box<[u8]>);
 
 impl Labels {
     /// From pairs already sorted by name.
-    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+    pub(crate) fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
         let mut buf = Vec::new();
         for (k, v) in pairs {
             push_key_part(&mut buf, k);

@@ -125,7 +125,7 @@ impl Protected {
 
     /// A folder nothing under which may be written, except under `except` (a
     /// cluster's output root inside its state folder).
-    pub fn folder_except(&mut self, path: &Path, what: &str, except: &[PathBuf]) {
+    pub(crate) fn folder_except(&mut self, path: &Path, what: &str, except: &[PathBuf]) {
         self.folders.push(Folder {
             forms: [real_path(path), normalize(path)],
             what: format!("inside {what} {}", path.display()),

@@ -270,7 +270,7 @@ fn failure(sink: &dyn Sink, step: SinkStep, source: BoxError) -> SinkFailure {
 /// text (the job's failure slot, `job status`). A source whose text the message
 /// already holds is left out: many errors of the workspace (a sink's or the
 /// checkpoint's I/O error) print their source in their own message too.
-pub fn error_chain(e: &dyn Error) -> String {
+pub(crate) fn error_chain(e: &dyn Error) -> String {
     let mut text = e.to_string();
     let mut next = e.source();
     while let Some(s) = next {
