@@ -39,7 +39,7 @@ pub enum JobFailure {
 pub type FailureSlot = std::sync::Arc<std::sync::Mutex<Option<JobFailure>>>;
 
 /// Records `failure` in `slot` unless one is there already.
-pub fn record_failure(slot: &FailureSlot, failure: JobFailure) {
+pub(crate) fn record_failure(slot: &FailureSlot, failure: JobFailure) {
     if let Ok(mut s) = slot.lock() {
         s.get_or_insert(failure);
     }
