@@ -80,12 +80,13 @@ pub struct Checkpoint {
     /// All windows with start < frontier_ms are durably in every sink (event time,
     /// ms since the Unix epoch).
     pub frontier_ms: i64,
-    /// Each sink's committed output, in the job file's sink order.
+    /// The committed output of each sink that has a commit point (the file sinks),
+    /// in the job file's sink order.
     pub sinks: Vec<SinkCommit>,
     /// Each file group's resume point, sorted by live path.
     pub groups: Vec<GroupCheckpoint>,
     /// When it was written (wall clock, ms since the Unix epoch): for people and
-    /// stats only, never for deciding what to read.
+    /// tools reading the checkpoint; never used to decide where to resume.
     pub written_unix_ms: i64,
     /// What the windows mean: the job's settings that decide what a window holds.
     /// `None` only in checkpoints written before fingerprints existed (format 1).
@@ -112,7 +113,7 @@ fn is_zero(n: &u64) -> bool {
 /// not cover (they are recomputed).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SinkCommit {
-    /// The sink's path as the job file gives it (the sink's key in the checkpoint).
+    /// The sink's file path.
     pub path: PathBuf,
     /// Bytes of the file covered by the checkpoint: every window below the
     /// frontier, and nothing of a later one.

@@ -35,7 +35,8 @@ pub enum CommitError {
 
 /// Writes a job's checkpoints, on worker 0 beside the sinks: syncs the sinks, then
 /// saves where each group resumes and how much of each sink is committed — at most
-/// once per checkpoint interval, and only when the frontier moved.
+/// once per checkpoint interval and only when the frontier moved, except for the
+/// forced saves at the end of input or a clean stop.
 pub struct Committer {
     store: CheckpointStore,
     board: Arc<ResumeBoard>,
