@@ -46,7 +46,7 @@ impl Labels {
         self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
-    /// Whether there are no labels (a rule aggregating over every host and label).
+    /// Whether there are no labels (e.g. the output of a rule grouped by no label).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
