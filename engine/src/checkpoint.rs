@@ -8,7 +8,7 @@
 //! committed length and open windows are recomputed from the files.
 //!
 //! A state folder holds:
-//! - `checkpoint`: the latest checkpoint (format in [`format`]);
+//! - `checkpoint`: the latest checkpoint (format in [`mod@format`]);
 //! - `checkpoint.tmp`: a save in progress (removed on failure, ignored on load);
 //! - `tidemark-state`: a marker written with the first checkpoint. It is what lets
 //!   [`CheckpointStore::load`] tell a first run (start from the beginning) from a
@@ -39,9 +39,13 @@ pub use format::Damage;
 pub use fs::{create_temp_file, CheckpointFile, CheckpointFs, RealFs};
 pub use semantics::{Change, Semantics};
 
-/// File names inside a job's state folder.
+/// The latest checkpoint's file name inside a job's state folder.
 pub const CHECKPOINT_FILE: &str = "checkpoint";
+/// A save in progress: written whole, synced, then renamed over [`CHECKPOINT_FILE`];
+/// removed when the save fails and ignored on load.
 pub const TEMP_FILE: &str = "checkpoint.tmp";
+/// The marker written with a state folder's first checkpoint: its presence without
+/// a [`CHECKPOINT_FILE`] means the checkpoint was lost, not that this is a first run.
 pub const MARKER_FILE: &str = "tidemark-state";
 const MARKER_TEMP_FILE: &str = "tidemark-state.tmp";
 
@@ -65,13 +69,24 @@ const SEMANTICS_CHOICES: &str = "Resuming would lose the lines of the window ope
     job submitted again never writes over a file no checkpoint names) and submit it \
     again";
 
+/// One saved state of a job: enough to restart it and produce the output an
+/// uninterrupted run would have. Written by the committer once every sink has
+/// synced the windows below `frontier_ms`; read by [`CheckpointStore::load`].
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct Checkpoint {
+    /// The job's name: a checkpoint of another job is refused
+    /// ([`CheckpointError::WrongJob`]), so two jobs cannot share a state folder.
     pub job: String,
-    /// All windows with start < frontier_ms are durably in every sink.
+    /// All windows with start < frontier_ms are durably in every sink (event time,
+    /// ms since the Unix epoch).
     pub frontier_ms: i64,
+    /// The committed output of each sink that has a commit point (the file sinks),
+    /// in the job file's sink order.
     pub sinks: Vec<SinkCommit>,
+    /// Each file group's resume point, sorted by live path.
     pub groups: Vec<GroupCheckpoint>,
+    /// When it was written (wall clock, ms since the Unix epoch): for people and
+    /// tools reading the checkpoint; never used to decide where to resume.
     pub written_unix_ms: i64,
     /// What the windows mean: the job's settings that decide what a window holds.
     /// `None` only in checkpoints written before fingerprints existed (format 1).
@@ -98,7 +113,10 @@ fn is_zero(n: &u64) -> bool {
 /// not cover (they are recomputed).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SinkCommit {
+    /// The sink's file path.
     pub path: PathBuf,
+    /// Bytes of the file covered by the checkpoint: every window below the
+    /// frontier, and nothing of a later one.
     pub committed_len: u64,
     /// The file the sink wrote: only this file is ever cut back. `None` in
     /// checkpoints written before identities were recorded (format 1).
@@ -115,7 +133,10 @@ pub struct SinkCommit {
 /// [`TailCheck::MAX_LEN`]): the file's own bytes, wherever the file now lives.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TailCheck {
+    /// How many bytes were checked: fewer than [`TailCheck::MAX_LEN`] only when
+    /// the committed length itself is shorter.
     pub len: u32,
+    /// The CRC-32 (IEEE) of those bytes.
     pub crc32: u32,
 }
 
@@ -136,11 +157,14 @@ impl TailCheck {
 /// another file put at the same path).
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct FileIdentity {
+    /// The device number (`st_dev`).
     pub dev: u64,
+    /// The inode number (`st_ino`).
     pub ino: u64,
 }
 
 impl FileIdentity {
+    /// The identity of the file whose metadata `meta` is.
     pub fn of(meta: &std::fs::Metadata) -> FileIdentity {
         use std::os::unix::fs::MetadataExt;
         FileIdentity {
@@ -212,49 +236,80 @@ impl fmt::Display for ResetChoice {
     }
 }
 
+/// Why a checkpoint could not be loaded, used or saved. The messages end with what
+/// the user can do; [`CheckpointError::needs_reset_choice`] says which ones only a
+/// `--reset-checkpoint` choice gets past.
 #[derive(Debug, Error)]
 pub enum CheckpointError {
+    /// The state folder's filesystem failed.
     #[error("{action} {}: {source} (check the state folder's path, permissions and free space)", path.display())]
     Io {
+        /// What was being done, e.g. "reading checkpoint" (starts the message).
         action: &'static str,
+        /// The file or folder it was done to.
         path: PathBuf,
+        /// The filesystem's error.
         source: io::Error,
     },
+    /// The checkpoint file exists but cannot be decoded or fails its checks.
     #[error("checkpoint {} is unusable: {damage}. {CHOICES}.", path.display())]
-    Damaged { path: PathBuf, damage: Damage },
+    Damaged {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        damage: Damage,
+    },
+    /// The state folder was used before but its checkpoint is gone: starting over
+    /// silently would duplicate the output.
     #[error(
         "state folder {} was used before ({} exists) but its checkpoint {} is missing \
          (deleted, or lost by the filesystem). {CHOICES}.",
         dir.display(), marker.display(), path.display()
     )]
     Missing {
+        /// The state folder.
         dir: PathBuf,
+        /// Its marker file ([`MARKER_FILE`]), which proves it was used.
         marker: PathBuf,
+        /// Where the checkpoint should be.
         path: PathBuf,
     },
+    /// The checkpoint is another job's.
     #[error(
         "checkpoint {} belongs to job {found:?}, not {expected:?}: give each job its own \
          --state-dir",
         path.display()
     )]
     WrongJob {
+        /// The checkpoint file.
         path: PathBuf,
+        /// The job it names.
         found: String,
+        /// The job being started.
         expected: String,
     },
+    /// The job's settings that decide what a window holds changed since the
+    /// checkpoint ([`Semantics`]): resuming would mix two meanings in one output.
     #[error(
         "checkpoint {} was written by job {job:?} with other settings: {}. {SEMANTICS_CHOICES}.",
         path.display(),
         changes.iter().map(|c| c.to_string()).collect::<Vec<_>>().join("; ")
     )]
     SemanticsChanged {
+        /// The checkpoint file.
         path: PathBuf,
+        /// The job's name.
         job: String,
+        /// Each setting that differs, old and new value.
         changes: Vec<Change>,
     },
+    /// A checkpoint could not be turned into its file's bytes (not expected: the
+    /// types all serialize; kept typed rather than panicking).
     #[error("cannot encode the checkpoint of job {job:?}: {source}")]
     Encode {
+        /// The job's name.
         job: String,
+        /// serde_json's error.
         source: serde_json::Error,
     },
 }
@@ -262,7 +317,7 @@ pub enum CheckpointError {
 impl CheckpointError {
     /// Whether the save failed only for want of a file descriptor (EMFILE/ENFILE):
     /// worth trying again once other files are closed, not a reason to fail the job.
-    pub fn is_out_of_fds(&self) -> bool {
+    pub(crate) fn is_out_of_fds(&self) -> bool {
         matches!(self, CheckpointError::Io { source, .. }
             if tidemark_sources::fds::is_out_of_fds(source))
     }

@@ -33,6 +33,10 @@ pub enum CommitError {
     Write(#[source] CheckpointError),
 }
 
+/// Writes a job's checkpoints, on worker 0 beside the sinks: syncs the sinks, then
+/// saves where each group resumes and how much of each sink is committed — at most
+/// once per checkpoint interval and only when the frontier moved, except for the
+/// forced saves at the end of input or a clean stop.
 pub struct Committer {
     store: CheckpointStore,
     board: Arc<ResumeBoard>,
@@ -114,6 +118,11 @@ fn err_source(err: &CheckpointError) -> String {
 }
 
 impl Committer {
+    /// A committer saving to `store` the resume points the groups publish on
+    /// `board`, for the job named `job`. `interval` is the least wall-clock time
+    /// between two checkpoints (`Duration::ZERO`: every time the frontier moves);
+    /// `resumed_from` is the frontier of the checkpoint this run resumed from
+    /// (`EventMs::MIN` for a first run), below which no checkpoint may go.
     pub fn new(
         store: CheckpointStore,
         board: Arc<ResumeBoard>,
@@ -144,7 +153,7 @@ impl Committer {
     /// groups without a resume point start at the end of their files
     /// (`--reset-checkpoint=end`), and a restart before the next checkpoint must
     /// too. This save also replaces the checkpoint a `--reset-checkpoint` gave up.
-    pub fn record_start(
+    pub(crate) fn record_start(
         &mut self,
         sinks: &mut Sinks,
         groups: Vec<GroupCheckpoint>,

@@ -39,14 +39,16 @@ pub enum JobFailure {
 pub type FailureSlot = std::sync::Arc<std::sync::Mutex<Option<JobFailure>>>;
 
 /// Records `failure` in `slot` unless one is there already.
-pub fn record_failure(slot: &FailureSlot, failure: JobFailure) {
+pub(crate) fn record_failure(slot: &FailureSlot, failure: JobFailure) {
     if let Ok(mut s) = slot.lock() {
         s.get_or_insert(failure);
     }
 }
 
+/// Why a job could not start, or stopped before its input ended.
 #[derive(Debug, Error)]
 pub enum EngineError {
+    /// The job's parse settings do not make a line parser ([`BuildError`] says why).
     #[error("cannot build the line parser")]
     Parser(#[source] BuildError),
     /// The include, exclude or archive globs cannot be searched.
@@ -55,7 +57,9 @@ pub enum EngineError {
     /// A file a replay must read (to plan its range) cannot be read.
     #[error("cannot read {}", path.display())]
     Read {
+        /// The file.
         path: PathBuf,
+        /// The filesystem's error.
         #[source]
         source: std::io::Error,
     },
@@ -75,6 +79,7 @@ pub enum EngineError {
     /// `tidemark run`, a `tidemark_sinks::SinkError`).
     #[error("cannot open the job's sinks")]
     OpenOutput(#[source] OutputOpenError),
+    /// The checkpoint a run writes as it starts (naming its outputs) failed.
     #[error("cannot start the job's checkpoints")]
     StartCheckpoint(#[source] CommitError),
     /// The checkpoint cannot be read or used: damaged, missing, of another job, of
@@ -91,8 +96,11 @@ pub enum EngineError {
     /// A cluster's kept jobs cannot be opened or read.
     #[error("cannot {action} {}", path.display())]
     JobStore {
+        /// What was being done, e.g. "read the kept jobs in" (follows "cannot").
         action: &'static str,
+        /// The file or folder.
         path: PathBuf,
+        /// The filesystem's error.
         #[source]
         source: std::io::Error,
     },
@@ -104,8 +112,11 @@ pub enum EngineError {
         frontier(*expected)
     )]
     CheckpointMoved {
+        /// The job's name.
         job: String,
+        /// The frontier of the checkpoint found at install (`None`: no checkpoint).
         found: Option<EventMs>,
+        /// The frontier the control side had read.
         expected: Option<EventMs>,
     },
     /// A cluster member cannot connect to the others.
@@ -121,7 +132,9 @@ pub enum EngineError {
         None => "cannot start the workers".to_string(),
     })]
     Timely {
+        /// The worker whose thread panicked; `None` when timely could not start.
         worker: Option<usize>,
+        /// timely's text (the panic's message).
         message: String,
     },
 }
@@ -133,9 +146,12 @@ fn frontier(f: Option<EventMs>) -> String {
 /// Why the job's state folder could not be locked.
 #[derive(Debug, Error)]
 pub enum StateLockError {
+    /// The lock file cannot be opened (created if missing).
     #[error("cannot open {}: {source}", path.display())]
     Open {
+        /// The lock file.
         path: PathBuf,
+        /// The filesystem's error.
         #[source]
         source: std::io::Error,
     },
@@ -145,10 +161,19 @@ pub enum StateLockError {
         "another tidemark process is running job {job:?} with this state folder ({}); stop it first, or give this run its own --state-dir",
         dir.display()
     )]
-    Held { job: String, dir: PathBuf },
+    Held {
+        /// The job's name, as the state folder's name says it.
+        job: String,
+        /// The state folder.
+        dir: PathBuf,
+    },
+    /// Locking failed for another reason than another holder (e.g. a filesystem
+    /// without locks).
     #[error("cannot lock {}: {source}", path.display())]
     Lock {
+        /// The lock file.
         path: PathBuf,
+        /// The operating system's error from trying the lock.
         #[source]
         source: std::io::Error,
     },

@@ -12,7 +12,7 @@ use std::cmp::Ordering;
 pub type SeriesKey = Box<[u8]>;
 
 /// Appends one part (the host or a label value) to a key being built.
-pub fn push_key_part(buf: &mut Vec<u8>, s: &str) {
+pub(crate) fn push_key_part(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
     buf.extend_from_slice(s.as_bytes());
 }
@@ -26,7 +26,7 @@ fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Orders keys as `(host, label values...)` compare as strings: the order in which
 /// a window's series are merged, folded into rules and admitted under `max_series`.
-pub fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
+pub(crate) fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
     loop {
         match (split_key_part(a), split_key_part(b)) {
             (None, None) => return Ordering::Equal,
@@ -43,7 +43,7 @@ pub fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
 /// The parts of a key: the host, then the label values. Keys are built from
 /// `&str`s; a part that is not UTF-8 (impossible short of memory corruption) reads
 /// as empty.
-pub fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
+pub(crate) fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         let (part, rest) = split_key_part(key)?;
         key = rest;
@@ -51,8 +51,10 @@ pub fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The host and the label values of a key.
-pub fn decode_key(key: &[u8]) -> (String, Vec<String>) {
+/// The host and the label values of a key (only tests read a key back whole; the
+/// dataflow walks its parts with [`key_parts`]).
+#[cfg(test)]
+pub(crate) fn decode_key(key: &[u8]) -> (String, Vec<String>) {
     let mut parts = key_parts(key).map(str::to_string);
     let host = parts.next().unwrap_or_default();
     (host, parts.collect())

@@ -17,7 +17,7 @@ pub struct Labels(Box<[u8]>);
 
 impl Labels {
     /// From pairs already sorted by name.
-    pub fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
+    pub(crate) fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
         let mut buf = Vec::new();
         for (k, v) in pairs {
             push_key_part(&mut buf, k);
@@ -46,6 +46,7 @@ impl Labels {
         self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
+    /// Whether there are no labels (e.g. the output of a rule grouped by no label).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -55,6 +56,7 @@ impl Labels {
         &self.0
     }
 
+    /// The pairs as owned strings, sorted by name.
     pub fn to_vec(&self) -> Vec<(String, String)> {
         self.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -30,9 +30,11 @@ use crate::checkpoint::FileIdentity;
     path.display()
 )]
 pub struct SinkPathError {
+    /// The sink's path as the job file gives it.
     pub path: PathBuf,
     /// What it is, e.g. "an input file of the job (/var/log/app.log)".
     pub what: String,
+    /// The job's name, for the hint's example path.
     pub job: String,
 }
 
@@ -123,7 +125,7 @@ impl Protected {
 
     /// A folder nothing under which may be written, except under `except` (a
     /// cluster's output root inside its state folder).
-    pub fn folder_except(&mut self, path: &Path, what: &str, except: &[PathBuf]) {
+    pub(crate) fn folder_except(&mut self, path: &Path, what: &str, except: &[PathBuf]) {
         self.folders.push(Folder {
             forms: [real_path(path), normalize(path)],
             what: format!("inside {what} {}", path.display()),

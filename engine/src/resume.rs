@@ -4,7 +4,7 @@
 //! open windows instead of snapshotting them: a group resumes at the first line that
 //! belongs to a window not yet committed to the sinks, with the watermark state it had
 //! just before that line. A group keeps, for each window it has open, the position of
-//! that window's first line ([`WindowMarks`]); sources publish these to a process-wide
+//! that window's first line (`WindowMarks`); sources publish these to a process-wide
 //! [`ResumeBoard`], and whoever writes a checkpoint asks the board for every group's
 //! resume point.
 //!
@@ -94,7 +94,7 @@ struct Mark {
 
 /// Per group: the first line of each open window, in stream order.
 #[derive(Debug, Clone, Default)]
-pub struct WindowMarks {
+pub(crate) struct WindowMarks {
     marks: Vec<Mark>,
     /// Where reading continues and the watermark state at that point.
     tail: Option<Position>,
@@ -107,14 +107,14 @@ pub struct WindowMarks {
 
 impl WindowMarks {
     /// Whether `window` already has a mark (the common case: check before cloning).
-    pub fn has(&self, window: EventMs) -> bool {
+    pub(crate) fn has(&self, window: EventMs) -> bool {
         // Few windows are open at once; newest last.
         self.marks.iter().rev().any(|m| m.window == window)
     }
 
     /// Records the first line of `window`: `position` is that line's start, and
     /// `clock` the watermark state just before it.
-    pub fn mark(&mut self, window: EventMs, position: &Position, clock: ClockState) {
+    pub(crate) fn mark(&mut self, window: EventMs, position: &Position, clock: ClockState) {
         if !self.has(window) {
             self.seq += 1;
             self.marks.push(Mark {
@@ -128,7 +128,7 @@ impl WindowMarks {
 
     /// Keeps `line`, the first line of `window` and one that jumped ahead, instead
     /// of marking its position; false (mark it then) when the budget is spent.
-    pub fn keep(&mut self, window: EventMs, line: &[u8]) -> bool {
+    pub(crate) fn keep(&mut self, window: EventMs, line: &[u8]) -> bool {
         if self.kept.len() >= KEEP_MAX_LINES || self.kept_bytes + line.len() > KEEP_MAX_BYTES {
             return false;
         }
@@ -146,13 +146,13 @@ impl WindowMarks {
     }
 
     /// Where the next unread line starts, and the watermark state at that point.
-    pub fn set_tail(&mut self, tail: Option<Position>, clock: ClockState) {
+    pub(crate) fn set_tail(&mut self, tail: Option<Position>, clock: ClockState) {
         self.tail = tail;
         self.tail_clock = clock;
     }
 
     /// Forgets windows below the committed frontier: they can never be a resume point.
-    pub fn prune_below(&mut self, frontier_ms: EventMs) {
+    pub(crate) fn prune_below(&mut self, frontier_ms: EventMs) {
         self.marks.retain(|m| m.window >= frontier_ms);
         if self.kept.iter().any(|k| k.1.window_ms < frontier_ms) {
             self.kept.retain(|k| k.1.window_ms >= frontier_ms);
@@ -161,7 +161,7 @@ impl WindowMarks {
     }
 
     /// The resume point if every window below `frontier_ms` is committed.
-    pub fn resume(&self, frontier_ms: EventMs) -> Resume {
+    pub(crate) fn resume(&self, frontier_ms: EventMs) -> Resume {
         let first = self.marks.iter().find(|m| m.window >= frontier_ms);
         let mut r = match first {
             Some(m) => Resume::at(Some(m.position.clone()), m.clock, false),
@@ -188,6 +188,8 @@ pub struct ResumeBoard {
 }
 
 impl ResumeBoard {
+    /// An empty board, shared: every worker's groups publish to it and the
+    /// committer reads it.
     pub fn new() -> Arc<ResumeBoard> {
         Arc::new(ResumeBoard {
             groups: Mutex::new(BTreeMap::new()),
@@ -197,14 +199,14 @@ impl ResumeBoard {
     }
 
     /// Names the groups every checkpoint must cover (those present at start).
-    pub fn expect(&self, lives: impl IntoIterator<Item = PathBuf>) {
+    pub(crate) fn expect(&self, lives: impl IntoIterator<Item = PathBuf>) {
         if let Ok(mut e) = self.expected.lock() {
             e.extend(lives);
         }
     }
 
     /// Whether every expected group has published at least once.
-    pub fn ready(&self) -> bool {
+    pub(crate) fn ready(&self) -> bool {
         let (Ok(e), Ok(g)) = (self.expected.lock(), self.groups.lock()) else {
             return false;
         };
@@ -212,7 +214,7 @@ impl ResumeBoard {
     }
 
     /// Publishes a group's current marks (keyed by its live path).
-    pub fn publish(&self, live: &std::path::Path, marks: &WindowMarks) {
+    pub(crate) fn publish(&self, live: &std::path::Path, marks: &WindowMarks) {
         if let Ok(mut g) = self.groups.lock() {
             match g.get_mut(live) {
                 Some(m) => m.clone_from(marks),
@@ -224,7 +226,7 @@ impl ResumeBoard {
     }
 
     /// Resume points of every published group for a committed `frontier_ms`.
-    pub fn resume_points(&self, frontier_ms: EventMs) -> Vec<(PathBuf, Resume)> {
+    pub(crate) fn resume_points(&self, frontier_ms: EventMs) -> Vec<(PathBuf, Resume)> {
         self.groups
             .lock()
             .map(|g| {
@@ -236,12 +238,14 @@ impl ResumeBoard {
     }
 
     /// Records that windows below `frontier_ms` are durable; sources prune their marks.
-    pub fn set_committed(&self, frontier_ms: EventMs) {
+    pub(crate) fn set_committed(&self, frontier_ms: EventMs) {
         self.committed_ms
             .fetch_max(frontier_ms, std::sync::atomic::Ordering::SeqCst);
     }
 
-    pub fn committed(&self) -> EventMs {
+    /// The highest frontier recorded by [`ResumeBoard::set_committed`]
+    /// (`EventMs::MIN` before any): groups drop their marks of windows below it.
+    pub(crate) fn committed(&self) -> EventMs {
         self.committed_ms.load(std::sync::atomic::Ordering::SeqCst)
     }
 }

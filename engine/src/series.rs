@@ -12,6 +12,7 @@ use crate::time::EventMs;
 /// A group's share of one per-host series in one window (stage 1 → 2).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HostPartial {
+    /// The metric's index in the job's `[[metric]]` list.
     pub metric: u32,
     /// Order within the group's stream: 0 in a live run; a replay's segments of
     /// one group number their partials in stream order, so they fold as the live
@@ -20,16 +21,19 @@ pub struct HostPartial {
     /// Whether the stream it came from had more series of this metric in this
     /// window than the metric's share of `max_series` (so some were not created).
     pub limited: bool,
+    /// The host and label values ([`SeriesKey`]).
     pub key: SeriesKey,
     /// The live path of the file group it was read from: partials fold in path
     /// order, whatever worker read them (so e.g. a gauge tie between two files of
     /// one host goes to the file whose path sorts last, in every run).
     pub group: Arc<str>,
+    /// The group's lines of this series in this window, folded.
     pub acc: Acc,
 }
 
 impl HostPartial {
-    /// Routes a series to the same worker in every process.
+    /// Routes a series to the same worker in every process: a fixed hash of the
+    /// metric and key, so every group's partial of one series meets on one worker.
     pub fn route(&self) -> u64 {
         series_route(self.metric, &self.key)
     }
@@ -39,10 +43,13 @@ impl HostPartial {
 /// the job-wide `max_series` cut on worker 0).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MergedSeries {
+    /// The metric's index in the job's `[[metric]]` list.
     pub metric: u32,
     /// Whether some series of this metric in this window were already left out.
     pub limited: bool,
+    /// The host and label values ([`SeriesKey`]).
     pub key: SeriesKey,
+    /// Every group's partial of the series, folded in group path order.
     pub acc: Acc,
 }
 
@@ -56,22 +63,31 @@ fn series_route(metric: u32, key: &[u8]) -> u64 {
 /// A value a rule aggregates.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RuleValue {
+    /// A host series' number (a count, sum, gauge…), for the aggregations
+    /// (`sum`, `count`, `min`, `max`, `avg`).
     Num(f64),
+    /// A host series' whole histogram, for `histogram_quantile` (which merges them).
     Hist(Box<Hist>),
 }
 
 /// One host series' contribution to one rule output series (stage 2 → 3).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuleInput {
+    /// The rule's index in the job's `[[rule]]` list.
     pub rule: u32,
     /// The host series' place in its window's (metric, host, labels) order:
     /// inputs fold in this order.
     pub ord: u32,
+    /// The labels of the rule output series it feeds (what the rule's
+    /// `by`/`without` grouping keeps of the host series' labels).
     pub out_labels: Labels,
+    /// What it contributes.
     pub value: RuleValue,
 }
 
 impl RuleInput {
+    /// Routes an input to the worker of its rule output series, the same in every
+    /// process: a fixed hash of the rule and the output labels.
     pub fn route(&self) -> u64 {
         let mut h = Fnv::new();
         h.u64(self.rule as u64);
@@ -83,13 +99,19 @@ impl RuleInput {
 /// An output value: counts print as integers.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
+    /// A count: exact, printed without a decimal point.
     Int(u64),
+    /// Any other value (a sum, gauge, average, quantile…).
     Float(f64),
 }
 
+/// Which stage made an output record: sinks choose by it (`series = "rules"` or
+/// `"hosts"`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Origin {
+    /// A `[[rule]]`'s output series, aggregated across hosts.
     Rule,
+    /// A metric's per-host series.
     Host,
 }
 
@@ -98,21 +120,27 @@ pub enum Origin {
 pub struct Series {
     /// Shared by every record of one metric (or histogram part) or rule.
     pub record: Arc<str>,
+    /// The series' labels (for a host series, `host` and the metric's labels).
     pub labels: Labels,
+    /// Its value in the window.
     pub value: Value,
+    /// The stage that made it.
     pub origin: Origin,
 }
 
 /// A closed window's records, sorted by (record, labels).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClosedWindow {
+    /// The window's first millisecond (event time, ms since the Unix epoch).
     pub start_ms: EventMs,
+    /// Its end, exclusive: `start_ms` plus the job's window size.
     pub end_ms: EventMs,
+    /// Its records.
     pub series: Vec<Series>,
 }
 
 /// A file group's id: a fixed hash of its live path, equal in every process and run.
-pub fn path_hash(path: &std::path::Path) -> u64 {
+pub(crate) fn path_hash(path: &std::path::Path) -> u64 {
     let mut h = Fnv::new();
     h.bytes(path.as_os_str().as_encoded_bytes());
     h.finish()

@@ -150,8 +150,11 @@ pub trait Sink: Send {
 /// What a sink was doing when it failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SinkStep {
-    /// Writing the window that starts at `start_ms`.
-    Write { start_ms: i64 },
+    /// Writing a window.
+    Write {
+        /// The window's start (event time, ms since the Unix epoch).
+        start_ms: i64,
+    },
     /// [`Sink::sync`], before a checkpoint.
     Sync,
     /// [`Sink::finish`], at the end of input.
@@ -178,6 +181,7 @@ impl std::fmt::Display for SinkStep {
 pub struct SinkFailure {
     /// The failing sink, as [`Sink::describe`] says.
     pub sink: String,
+    /// What it was doing.
     pub step: SinkStep,
     /// The sink's own error.
     pub source: BoxError,
@@ -266,7 +270,7 @@ fn failure(sink: &dyn Sink, step: SinkStep, source: BoxError) -> SinkFailure {
 /// text (the job's failure slot, `job status`). A source whose text the message
 /// already holds is left out: many errors of the workspace (a sink's or the
 /// checkpoint's I/O error) print their source in their own message too.
-pub fn error_chain(e: &dyn Error) -> String {
+pub(crate) fn error_chain(e: &dyn Error) -> String {
     let mut text = e.to_string();
     let mut next = e.source();
     while let Some(s) = next {

@@ -13,6 +13,8 @@ use crate::time::EventMs;
 /// Where groups start when there is no resume point for them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum StartAt {
+    /// At the beginning of each group: a first run, or
+    /// `--reset-checkpoint=beginning`.
     #[default]
     Beginning,
     /// At the end of each live file (`--reset-checkpoint=end`).
@@ -23,8 +25,13 @@ pub enum StartAt {
 /// committed frontier below which windows are already in the sinks.
 #[derive(Debug, Clone)]
 pub struct ResumePlan {
+    /// Each group's resume point from the checkpoint, by live path.
     pub groups: HashMap<PathBuf, Resume>,
+    /// The checkpoint's frontier: windows starting below it are already in the
+    /// sinks and are not emitted again (`EventMs::MIN` when nothing is committed).
     pub skip_below: EventMs,
+    /// Where a group without a resume point (new since the checkpoint, or every
+    /// group without one) starts.
     pub start_at: StartAt,
     /// Whether checkpoints are written: only then do groups track resume marks.
     pub checkpointing: bool,
@@ -54,13 +61,18 @@ pub enum OutputStart {
     /// `--reset-checkpoint=beginning`: the user chose to rewrite the outputs. A
     /// file the old checkpoint names (`named`, by identity) is replaced; anything
     /// else at a sink path is treated as under `Fresh`.
-    Rewrite { named: Vec<SinkCommit> },
+    Rewrite {
+        /// The old checkpoint's sinks (empty when it could not be read).
+        named: Vec<SinkCommit>,
+    },
     /// Cut each file sink back to its committed length and append from there; only
     /// a file the checkpoint names by identity is ever cut. A sink the checkpoint
     /// does not name starts as under `Fresh`, from `frontier_ms` on (windows
     /// before it are in the other sinks already and are not written again).
     Resume {
+        /// The checkpoint's frontier.
         frontier_ms: EventMs,
+        /// Each sink's committed length and identity, from the checkpoint.
         sinks: Vec<SinkCommit>,
     },
     /// Keep what is there and append (after `--reset-checkpoint=end`).

@@ -37,7 +37,7 @@ pub(crate) fn first_open_window(wm: Option<EventMs>, size_ms: i64) -> WindowTime
 
 /// An event time (a frontier) for messages; [`EventMs::MIN`], the frontier
 /// before any window is written, is "none yet".
-pub fn format_ms(ms: EventMs) -> String {
+pub(crate) fn format_ms(ms: EventMs) -> String {
     if ms == EventMs::MIN {
         return "none yet".to_string();
     }
