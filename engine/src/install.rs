@@ -15,10 +15,10 @@ use timely::worker::Worker;
 use crate::error::EngineError;
 use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
-use crate::operators::collect::{collect, Collector};
+use crate::operators::collect::{CollectWindows, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
-use crate::operators::series_limit::{series_limit, Stage2};
+use crate::operators::series_limit::{SeriesLimit, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
@@ -131,7 +131,7 @@ pub(crate) fn downstream<'scope>(
     stats: SharedStats,
 ) {
     let merged = partials.host_merge(plan.clone(), stats.clone());
-    let stage2 = series_limit(merged, plan.clone(), stats.clone());
+    let stage2 = merged.series_limit(plan.clone(), stats.clone());
     let (rule_inputs, host_series) =
         stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
             Stage2::Rule(r) => Ok(r),
@@ -139,5 +139,5 @@ pub(crate) fn downstream<'scope>(
         });
     let rule_series = rule_inputs.rollup(plan.clone());
     let all = rule_series.concat(host_series);
-    collect(all, plan.window_ms, collector, output_error, stop, stats);
+    all.collect_windows(plan.window_ms, collector, output_error, stop, stats);
 }
