@@ -130,6 +130,7 @@ impl GroupSet {
     }
 
     /// How many times the globs were evaluated.
+    #[cfg(test)]
     pub fn discoveries(&self) -> u64 {
         self.discoveries
     }
@@ -224,7 +225,7 @@ impl GroupSet {
             if !first {
                 tracing::info!("new file group: {}", EscapedPath(&g.live));
             }
-            let state = self.make(id, &g, first, floor)?;
+            let state = self.make(&g, first, floor)?;
             self.groups.push(state);
             self.reading.push(None);
         }
@@ -320,7 +321,6 @@ impl GroupSet {
     /// new data, read from its start (but lines below `floor` are late).
     fn make(
         &self,
-        id: u64,
         g: &FileGroup,
         at_start: bool,
         floor: Option<EventMs>,
@@ -330,7 +330,6 @@ impl GroupSet {
         let resume = self.resume.groups.get(&g.live).cloned();
         Ok(GroupState::new(
             GroupInit {
-                id,
                 live: g.live.clone(),
                 fixed_host: group_host(&self.job.source.host, g),
                 resume,

@@ -73,6 +73,7 @@ impl ProcessFiles {
     }
 
     /// How many times the globs were evaluated after start, by all workers.
+    #[cfg(test)]
     pub fn runs(&self) -> u64 {
         self.state.lock().map_or(0, |s| s.runs)
     }
