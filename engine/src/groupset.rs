@@ -41,6 +41,8 @@ pub const DISCOVERY_INTERVAL: Duration = Duration::from_millis(500);
 /// spent most of its CPU here at the 500 ms pace.
 pub const WATCHED_DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 
+/// One worker's file groups of one job, read round by round by its file source,
+/// and the discovery that adds the groups found later.
 pub struct GroupSet {
     job: Arc<Job>,
     plan: Arc<Plan>,
@@ -51,6 +53,7 @@ pub struct GroupSet {
     index: usize,
     /// This process's workers: (first global index, count).
     local: (usize, usize),
+    /// The groups this worker reads, in the order they were found.
     pub groups: Vec<GroupState>,
     /// The file each of `groups` was last seen reading, as claimed in `files`.
     reading: Vec<Option<FileId>>,
@@ -82,6 +85,9 @@ pub struct GroupSet {
 }
 
 impl GroupSet {
+    /// A worker's set, empty until the first [`GroupSet::discover_if_due`] takes
+    /// this worker's share of `initial` (worker `index`; `local` is this
+    /// process's workers, `(first global index, count)`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         job: Arc<Job>,
@@ -155,6 +161,13 @@ impl GroupSet {
         })
     }
 
+    /// Runs discovery if it is due: the first call takes this worker's initial
+    /// groups; in live mode later calls evaluate the globs again every
+    /// [`DISCOVERY_INTERVAL`] ([`WATCHED_DISCOVERY_INTERVAL`] while watched), or
+    /// at once when `poke`d, and take the new groups this worker owns. A group
+    /// found later counts its lines as late below the later of `held` (what the
+    /// worker's watermark holds) and `wall_ms` minus the idle timeout. Counts the
+    /// groups and files found in `stats`.
     pub fn discover_if_due(
         &mut self,
         now: Instant,

@@ -22,6 +22,7 @@ use crate::claims::{Claims, GroupClaim};
 /// after start.
 #[derive(Debug)]
 pub struct ProcessFiles {
+    /// Which group reads each file (by identity), so no file is read twice.
     pub claims: Arc<Claims>,
     state: Mutex<Shared>,
 }
