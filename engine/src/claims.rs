@@ -135,6 +135,7 @@ impl Claims {
     /// The group reading the file at `path` (links followed), if one does and it
     /// is still that file (same first bytes); `None` for a file that cannot be
     /// read (its content is unknown).
+    #[cfg(test)]
     pub fn owner_of(&self, path: &Path, gzip: bool, roots: &AllowedRoots) -> Option<PathBuf> {
         let f = self.identify(roots, path, gzip)?;
         let t = self.table.lock().ok()?;

@@ -27,8 +27,6 @@ use line::{ingest_line, LineCtx, Warnings};
 
 /// How a group starts.
 pub struct GroupInit {
-    /// [`crate::series::path_hash`] of the live path.
-    pub id: u64,
     pub live: PathBuf,
     /// Host from the path or a fixed value; `None` when it is a per-line field.
     pub fixed_host: Option<String>,
@@ -48,7 +46,6 @@ pub struct GroupInit {
 }
 
 pub struct GroupState {
-    pub id: u64,
     live: PathBuf,
     /// The live path as text: the fold order of this group's partials (shared by
     /// all of them).
@@ -120,7 +117,6 @@ impl GroupState {
         }
         .with_allowed_roots(init.roots);
         GroupState {
-            id: init.id,
             group_key: init.live.to_string_lossy().into(),
             live: init.live,
             reader,

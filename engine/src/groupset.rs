@@ -7,20 +7,18 @@
 //! directory watcher says something changed).
 
 use std::collections::{BTreeMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tidemark_jobs::{HostFrom, Job};
-use tidemark_sources::file::discover::{
-    discover_new, discover_preferring, rotated_siblings_within, split_rotated,
-};
+use tidemark_sources::file::discover::{discover_new, split_rotated};
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::{FileId, TailOptions};
 
+pub use initial::{balance, initial_groups};
 pub use shared::ProcessFiles;
 
 use crate::error::EngineError;
@@ -43,6 +41,8 @@ pub const DISCOVERY_INTERVAL: Duration = Duration::from_millis(500);
 /// spent most of its CPU here at the 500 ms pace.
 pub const WATCHED_DISCOVERY_INTERVAL: Duration = Duration::from_secs(5);
 
+/// One worker's file groups of one job, read round by round by its file source,
+/// and the discovery that adds the groups found later.
 pub struct GroupSet {
     job: Arc<Job>,
     plan: Arc<Plan>,
@@ -53,6 +53,7 @@ pub struct GroupSet {
     index: usize,
     /// This process's workers: (first global index, count).
     local: (usize, usize),
+    /// The groups this worker reads, in the order they were found.
     pub groups: Vec<GroupState>,
     /// The file each of `groups` was last seen reading, as claimed in `files`.
     reading: Vec<Option<FileId>>,
@@ -84,6 +85,9 @@ pub struct GroupSet {
 }
 
 impl GroupSet {
+    /// A worker's set, empty until the first [`GroupSet::discover_if_due`] takes
+    /// this worker's share of `initial` (worker `index`; `local` is this
+    /// process's workers, `(first global index, count)`).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         job: Arc<Job>,
@@ -130,6 +134,7 @@ impl GroupSet {
     }
 
     /// How many times the globs were evaluated.
+    #[cfg(test)]
     pub fn discoveries(&self) -> u64 {
         self.discoveries
     }
@@ -156,6 +161,13 @@ impl GroupSet {
         })
     }
 
+    /// Runs discovery if it is due: the first call takes this worker's initial
+    /// groups; in live mode later calls evaluate the globs again every
+    /// [`DISCOVERY_INTERVAL`] ([`WATCHED_DISCOVERY_INTERVAL`] while watched), or
+    /// at once when `poke`d, and take the new groups this worker owns. A group
+    /// found later counts its lines as late below the later of `held` (what the
+    /// worker's watermark holds) and `wall_ms` minus the idle timeout. Counts the
+    /// groups and files found in `stats`.
     pub fn discover_if_due(
         &mut self,
         now: Instant,
@@ -224,7 +236,7 @@ impl GroupSet {
             if !first {
                 tracing::info!("new file group: {}", EscapedPath(&g.live));
             }
-            let state = self.make(id, &g, first, floor)?;
+            let state = self.make(&g, first, floor)?;
             self.groups.push(state);
             self.reading.push(None);
         }
@@ -320,7 +332,6 @@ impl GroupSet {
     /// new data, read from its start (but lines below `floor` are late).
     fn make(
         &self,
-        id: u64,
         g: &FileGroup,
         at_start: bool,
         floor: Option<EventMs>,
@@ -330,7 +341,6 @@ impl GroupSet {
         let resume = self.resume.groups.get(&g.live).cloned();
         Ok(GroupState::new(
             GroupInit {
-                id,
                 live: g.live.clone(),
                 fixed_host: group_host(&self.job.source.host, g),
                 resume,
@@ -515,80 +525,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
     }
 }
 
-/// The job's groups at start: what the globs match, plus every group a checkpoint
-/// names even if its live file is missing right now (between a rotation's rename
-/// and create) — otherwise windows could close without it and all its lines would
-/// then be late. Found once, before the workers start, so all agree on the list.
-///
-/// Files whose real path is outside the job's allowed roots are left out (the
-/// workers' first discovery reports them).
-pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
-    let roots = AllowedRoots::of_source(&job.source);
-    // Of several paths to one file, the one the checkpoint knows resumes.
-    let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
-    let src = &job.source;
-    let mut found = discover_preferring(&src.include, &src.exclude, &roots, &checkpointed)
-        .map_err(EngineError::Discover)?
-        .groups;
-    // A checkpointed group whose live file is another path to a group found (an
-    // older version read both) is not read twice.
-    let found_files: HashSet<(u64, u64)> = found
-        .iter()
-        .flat_map(|g| g.files_in_order())
-        .filter_map(|(p, _)| std::fs::metadata(p).ok())
-        .map(|m| (m.dev(), m.ino()))
-        .collect();
-    let mut missing: Vec<&PathBuf> = resume
-        .groups
-        .keys()
-        .filter(|live| !found.iter().any(|g| &g.live == *live))
-        .filter(|live| {
-            std::fs::metadata(live).map_or(true, |m| !found_files.contains(&(m.dev(), m.ino())))
-        })
-        .collect();
-    missing.sort();
-    for live in missing {
-        found.push(FileGroup {
-            rotated: rotated_siblings_within(live, &roots, &mut Vec::new()),
-            live: live.clone(),
-        });
-    }
-    Ok(found)
-}
-
-/// Splits groups over `peers` workers by size: largest first, each to the least
-/// loaded worker (ties: lower index); returns the owner of each group. Sizes are
-/// read here, so call it once and share the result with every worker.
-pub fn balance(groups: &[FileGroup], peers: usize) -> Vec<usize> {
-    let size = |g: &FileGroup| -> u64 {
-        g.files_in_order()
-            .map(|(p, gzip)| {
-                let len = std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
-                // Compressed logs expand several times; weigh them as they read.
-                if gzip {
-                    len.saturating_mul(5)
-                } else {
-                    len
-                }
-            })
-            .sum()
-    };
-    let mut order: Vec<(u64, usize)> = groups
-        .iter()
-        .enumerate()
-        .map(|(i, g)| (size(g), i))
-        .collect();
-    order.sort_by(|a, b| b.0.cmp(&a.0).then(groups[a.1].live.cmp(&groups[b.1].live)));
-    let mut load = vec![0u64; peers.max(1)];
-    let mut owner = vec![0usize; groups.len()];
-    for (sz, i) in order {
-        let w = (0..load.len()).min_by_key(|&w| (load[w], w)).unwrap_or(0);
-        load[w] += sz.max(1);
-        owner[i] = w;
-    }
-    owner
-}
-
+mod initial;
 mod shared;
 
 #[cfg(test)]

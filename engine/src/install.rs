@@ -15,10 +15,10 @@ use timely::worker::Worker;
 use crate::error::EngineError;
 use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
-use crate::operators::collect::{collect, Collector};
+use crate::operators::collect::{CollectWindows, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
-use crate::operators::series_limit::{series_limit, Stage2};
+use crate::operators::series_limit::{SeriesLimit, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
@@ -31,14 +31,17 @@ use crate::time::WindowTime;
 pub struct InstallContext {
     /// Follow live files (live mode) rather than finish at end of input.
     pub follow: bool,
+    /// Where each group resumes, and the windows already written.
     pub resume: Arc<ResumePlan>,
     /// Shared by the process's workers: every group's resume marks.
     pub board: Arc<ResumeBoard>,
     /// Set to stop the job: sources stop reading and open windows are not emitted.
     pub stop: Arc<AtomicBool>,
+    /// The job's self-metrics, shared by its workers.
     pub stats: SharedStats,
     /// Worker 0 only: the sinks and the checkpoint committer.
     pub collector: Option<Collector>,
+    /// Where an operator records why the job failed.
     pub output_error: FailureSlot,
     /// Set by a directory watcher when the job's folders change.
     pub poke: Poke,
@@ -55,6 +58,7 @@ pub struct InstallContext {
 /// A job installed in a worker.
 #[derive(Debug, Clone, Copy)]
 pub struct JobHandle {
+    /// The worker's index of the job's dataflow.
     pub dataflow: usize,
 }
 
@@ -65,6 +69,9 @@ impl JobHandle {
     }
 }
 
+/// Builds the job's dataflow in `worker` (stages 1–4) and returns its handle; the
+/// caller steps the worker until [`JobHandle::is_done`]. Every worker of the
+/// execution must install the same jobs in the same order.
 pub fn install_job(
     worker: &mut Worker,
     job: &Arc<Job>,
@@ -130,8 +137,9 @@ pub(crate) fn downstream<'scope>(
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
-    let merged = partials.host_merge(plan.clone(), stats.clone());
-    let stage2 = series_limit(merged, plan.clone(), stats.clone());
+    let stage2 = partials
+        .host_merge(plan.clone(), stats.clone())
+        .series_limit(plan.clone(), stats.clone());
     let (rule_inputs, host_series) =
         stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
             Stage2::Rule(r) => Ok(r),
@@ -139,5 +147,5 @@ pub(crate) fn downstream<'scope>(
         });
     let rule_series = rule_inputs.rollup(plan.clone());
     let all = rule_series.concat(host_series);
-    collect(all, plan.window_ms, collector, output_error, stop, stats);
+    all.collect_windows(plan.window_ms, collector, output_error, stop, stats);
 }

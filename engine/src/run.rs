@@ -15,7 +15,11 @@ use crate::setup::{JobSetup, SetupOptions, StateRole};
 use crate::start::OutputFactory;
 use crate::stats::JobStats;
 
+/// How [`run_job`] runs a job: set by `tidemark run` and `tidemark demo` from
+/// their flags.
 pub struct RunOptions {
+    /// Worker threads (timely workers) the job's file groups are spread over; 0
+    /// counts as 1. The output does not depend on it.
     pub workers: usize,
     /// Finish at the end of every file (`--until-eof`) instead of following them.
     pub until_eof: bool,
@@ -31,8 +35,11 @@ pub struct RunOptions {
     pub stats: Option<crate::stats::SharedStats>,
 }
 
+/// How a run that did not fail ended.
 #[derive(Debug)]
 pub struct RunOutcome {
+    /// The job's self-metrics at the end of the run (lines read, dropped, late,
+    /// windows written, …): what `tidemark run` prints and bases its exit status on.
     pub stats: JobStats,
     /// Whether the run resumed from a checkpoint.
     pub resumed: bool,

@@ -38,9 +38,13 @@ pub struct SetupOptions {
     pub follow: bool,
     /// Checkpoints go to `STATE_DIR/JOB_NAME/`; `None` runs without them.
     pub state_dir: Option<PathBuf>,
+    /// What to do instead of resuming (`--reset-checkpoint`).
     pub reset: Option<ResetChoice>,
+    /// How often, at most, a checkpoint is written.
     pub checkpoint_interval: Duration,
+    /// The caller's self-metrics to count into (to watch them live); `None`: new ones.
     pub stats: Option<SharedStats>,
+    /// Set to stop the job cleanly.
     pub stop: Arc<AtomicBool>,
     /// The job file, if the job came from one: no sink may write over it.
     pub job_file: Option<PathBuf>,
@@ -50,6 +54,7 @@ pub struct SetupOptions {
     pub cluster_state: Option<PathBuf>,
     /// This process's workers: global indices `first_worker..first_worker + workers`.
     pub first_worker: usize,
+    /// How many workers this process runs (0 counts as 1).
     pub workers: usize,
     /// Whose checkpoint this process keeps.
     pub role: StateRole,
@@ -70,14 +75,24 @@ pub enum StateRole {
     Member { committed: Option<EventMs> },
 }
 
+/// A job prepared in one process ([`JobSetup::prepare`]): what its workers share.
+/// Each worker installs the job with [`JobSetup::context`].
 pub struct JobSetup {
+    /// The validated job.
     pub job: Arc<Job>,
+    /// Where each group resumes, and the windows already written.
     pub resume: Arc<ResumePlan>,
+    /// Every group's resume marks, published by the sources for checkpoints.
     pub board: Arc<ResumeBoard>,
+    /// The job's self-metrics in this process.
     pub stats: SharedStats,
+    /// Set to stop the job cleanly.
     pub stop: Arc<AtomicBool>,
+    /// Why the job failed while it ran, once an operator says so.
     pub output_error: FailureSlot,
+    /// Wakes the job's sources (from the directory watcher, or to stop).
     pub poke: Poke,
+    /// Follow live files rather than finish at end of input.
     pub follow: bool,
     /// Whether the job resumed from a checkpoint.
     pub resumed: bool,

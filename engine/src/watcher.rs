@@ -18,6 +18,9 @@ use tidemark_sources::watch_hub::{Subscription, WatchHub};
 
 use crate::operators::source::Poke;
 
+/// A live job's directory watcher: a thread that pokes the job's sources when a
+/// folder its globs can match changes, so a new or rotated file is found at once
+/// rather than at the next poll. Stops (and joins the thread) when dropped.
 pub struct JobWatcher {
     thread: Option<JoinHandle<()>>,
     done: Arc<AtomicBool>,
@@ -26,6 +29,9 @@ pub struct JobWatcher {
 }
 
 impl JobWatcher {
+    /// Watches the folders the `include` globs can match and pokes `poke` on
+    /// each change (a burst is one poke). Where inotify cannot watch them, it
+    /// warns that the sources poll every `poll` instead and tells `poke` so.
     pub fn start(include: Vec<String>, poke: Poke, poll: Duration) -> JobWatcher {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();

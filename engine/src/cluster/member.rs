@@ -24,12 +24,25 @@ use crate::error::EngineError;
 use crate::stats::JobStats;
 use crate::time::{wall_clock_ms, EventMs};
 
+/// Why the cluster refused a control request (submit, stop). The API maps each
+/// variant to its own HTTP status, so a client can tell "change the request" from
+/// "try again later".
 #[derive(Debug, Error)]
 pub enum ControlError {
+    /// A submit named a job the cluster already runs (job names are unique).
     #[error("a job named {job:?} is already running; stop it first or choose another name")]
-    Duplicate { job: String },
+    Duplicate {
+        /// The submitted job's name.
+        job: String,
+    },
+    /// A stop named a job the cluster does not run.
     #[error("no job named {job:?}")]
-    NotFound { job: String },
+    NotFound {
+        /// The name asked for.
+        job: String,
+    },
+    /// A submit while the cluster runs its maximum number of jobs (the member's
+    /// `--max-jobs`), which this carries.
     #[error("the cluster already has {0} jobs, its limit")]
     JobLimit(usize),
     /// What is left of the member's cap on open files is too little for the job.
@@ -46,11 +59,16 @@ pub enum ControlError {
     Stopped,
     /// A job of that name is still being stopped on some member.
     #[error("job {job:?} is still stopping; submit it again in a moment")]
-    StillStopping { job: String },
+    StillStopping {
+        /// The submitted job's name.
+        job: String,
+    },
     /// The state folder cannot keep (or forget) the job.
     #[error("cannot {action}: {source}")]
     KeptJobs {
+        /// What the member was doing, e.g. "forget the job".
         action: &'static str,
+        /// The file system's error.
         #[source]
         source: std::io::Error,
     },

@@ -14,7 +14,7 @@
 //!
 //! Each member validates a job's TOML itself, so `${NAME}` in paths expands from
 //! its own environment, and reads the files on its own machine
-//! ([`crate::setup::JobSetup`] splits them over its own workers). Rollups span
+//! (the crate-private `setup::JobSetup` splits them over its own workers). Rollups span
 //! every member: the dataflow exchanges partials between processes.
 //!
 //! Exactly-once across processes: process 0 writes the sinks and the checkpoint

@@ -120,16 +120,25 @@ pub enum IdentityError {
         path.display()
     )]
     Another {
+        /// The state folder.
         dir: PathBuf,
+        /// The folder's owner as its `member` file says.
         found: String,
+        /// This member's process index (`-p`).
         process: usize,
+        /// This member's cluster size (number of processes).
         processes: usize,
+        /// The `member` file.
         path: PathBuf,
     },
+    /// The `member` file could not be read, or (for a new folder) written.
     #[error("cannot {action} {}: {source}", path.display())]
     Io {
+        /// "read" or "write".
         action: &'static str,
+        /// The `member` file.
         path: PathBuf,
+        /// The file system's error.
         #[source]
         source: std::io::Error,
     },

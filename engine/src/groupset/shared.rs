@@ -22,6 +22,7 @@ use crate::claims::{Claims, GroupClaim};
 /// after start.
 #[derive(Debug)]
 pub struct ProcessFiles {
+    /// Which group reads each file (by identity), so no file is read twice.
     pub claims: Arc<Claims>,
     state: Mutex<Shared>,
 }
@@ -73,6 +74,7 @@ impl ProcessFiles {
     }
 
     /// How many times the globs were evaluated after start, by all workers.
+    #[cfg(test)]
     pub fn runs(&self) -> u64 {
         self.state.lock().map_or(0, |s| s.runs)
     }

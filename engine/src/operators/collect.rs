@@ -19,13 +19,123 @@ use crate::sink::Sinks;
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
 
-/// Worker 0's output side of a job.
+/// Worker 0's output side of a job: built once per job by the setup (or a replay)
+/// and handed to worker 0's collect operator; other workers get `None`.
 pub struct Collector {
+    /// The job's sinks: every closed window goes to each, in order.
     pub output: Sinks,
+    /// Writes a checkpoint once the sinks made the output before it durable;
+    /// `None` without a state dir (and in a replay, which writes none).
     pub committer: Option<Committer>,
 }
 
-pub fn collect<'scope>(
+/// Extension trait for the stream of a job's output records (host series and
+/// rule series): stage 4 of the dataflow, the end of it.
+pub trait CollectWindows<'scope> {
+    /// Sends every record to worker 0 and, once the frontier passes a window,
+    /// hands it closed and sorted by (record, labels) to `collector`'s sinks, in
+    /// window order; then offers the committer the new frontier (a deferred
+    /// checkpoint wakes the operator again). At the end of input the sinks are
+    /// finished. A sink's or the committer's error goes to `error` and nothing
+    /// more is written. Once `stop` is set no further window is written: the
+    /// committer gets one last offer of what was complete before it. Counts
+    /// `windows_emitted`, `last_window_ms` and `frontier_ms` in `stats`.
+    /// `window_ms` is the job's window size; `collector` is `None` on the other
+    /// workers, which only forward.
+    ///
+    /// # Examples
+    /// An in-memory sink receives two closed windows, records sorted, and is
+    /// finished at the end of input.
+    /// ```
+    /// use std::sync::atomic::AtomicBool;
+    /// use std::sync::{Arc, Mutex};
+    /// use timely::dataflow::operators::Input;
+    /// use tidemark_engine::operators::collect::{CollectWindows, Collector};
+    /// use tidemark_engine::sink::{BoxError, Sink, Sinks};
+    /// use tidemark_engine::{ClosedWindow, Labels, Origin, Series, Value};
+    ///
+    /// /// Keeps every window it is given, and whether it was finished.
+    /// #[derive(Clone, Default)]
+    /// struct Memory(Arc<Mutex<(Vec<ClosedWindow>, bool)>>);
+    ///
+    /// impl Sink for Memory {
+    ///     fn describe(&self) -> String {
+    ///         "memory".to_string()
+    ///     }
+    ///     fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
+    ///         self.0.lock().unwrap().0.push(w.clone());
+    ///         Ok(())
+    ///     }
+    ///     fn finish(&mut self) -> Result<(), BoxError> {
+    ///         self.0.lock().unwrap().1 = true;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let hits = |host: &str, n: u64| Series {
+    ///     record: Arc::from("hits"),
+    ///     labels: Labels::from_pairs(&[("host", host)]),
+    ///     value: Value::Int(n),
+    ///     origin: Origin::Host,
+    /// };
+    /// let memory = Memory::default();
+    /// let sink = memory.clone();
+    /// let error = Arc::new(Mutex::new(None));
+    /// let failure = error.clone();
+    /// timely::execute_directly(move |worker| {
+    ///     let collector = Collector { output: Sinks::new(vec![Box::new(sink)]), committer: None };
+    ///     let stop = Arc::new(AtomicBool::new(false));
+    ///     let stats = Arc::new(Mutex::new(Default::default()));
+    ///     let mut input = worker.dataflow::<u64, _, _>(|scope| {
+    ///         let (input, records) = scope.new_input::<Vec<Series>>();
+    ///         records.collect_windows(60_000, Some(collector), failure, stop, stats);
+    ///         input
+    ///     });
+    ///     // Window 0 gets two records, out of order; window 60 000 one.
+    ///     input.send(hits("web2", 1));
+    ///     input.send(hits("web1", 3));
+    ///     input.advance_to(60_000);
+    ///     input.send(hits("web1", 4));
+    /// });
+    /// assert!(error.lock().unwrap().is_none());
+    /// let (windows, finished) = memory.0.lock().unwrap().clone();
+    /// assert_eq!(
+    ///     windows,
+    ///     vec![
+    ///         ClosedWindow {
+    ///             start_ms: 0,
+    ///             end_ms: 60_000,
+    ///             series: vec![hits("web1", 3), hits("web2", 1)],
+    ///         },
+    ///         ClosedWindow { start_ms: 60_000, end_ms: 120_000, series: vec![hits("web1", 4)] },
+    ///     ]
+    /// );
+    /// assert!(finished);
+    /// ```
+    fn collect_windows(
+        self,
+        window_ms: i64,
+        collector: Option<Collector>,
+        error: FailureSlot,
+        stop: Arc<AtomicBool>,
+        stats: SharedStats,
+    );
+}
+
+impl<'scope> CollectWindows<'scope> for Stream<'scope, WindowTime, Vec<Series>> {
+    fn collect_windows(
+        self,
+        window_ms: i64,
+        collector: Option<Collector>,
+        error: FailureSlot,
+        stop: Arc<AtomicBool>,
+        stats: SharedStats,
+    ) {
+        collect(self, window_ms, collector, error, stop, stats)
+    }
+}
+
+fn collect<'scope>(
     records: Stream<'scope, WindowTime, Vec<Series>>,
     window_ms: i64,
     mut collector: Option<Collector>,
@@ -125,11 +235,12 @@ pub fn collect<'scope>(
 }
 
 /// Sorts a window's records by (record, labels) — the order sinks print them in.
-pub fn sort_records(records: &mut [Series]) {
+fn sort_records(records: &mut [Series]) {
     records.sort_by(|a, b| (&a.record, &a.labels).cmp(&(&b.record, &b.labels)));
 }
 
-pub fn closed(start: WindowTime, window_ms: i64, series: Vec<Series>) -> ClosedWindow {
+/// The window starting at `start`, holding `series`.
+fn closed(start: WindowTime, window_ms: i64, series: Vec<Series>) -> ClosedWindow {
     ClosedWindow {
         start_ms: start as EventMs,
         end_ms: start as EventMs + window_ms,

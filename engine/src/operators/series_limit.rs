@@ -22,32 +22,111 @@ use crate::series::{MergedSeries, Origin, RuleInput, RuleValue, Series, Value};
 use crate::stats::SharedStats;
 use crate::time::{format_ms, EventMs, WindowTime};
 
-/// What this stage produces: host series for sinks, and inputs for rules.
+/// What this stage produces for one kept series: its records for the sinks, and
+/// its contribution to each rule that reads its metric (the two are split apart
+/// again before rollup).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Stage2 {
+    /// A per-host record for the sinks: a counter's count, a sum, a gauge, or one
+    /// of a histogram's quantiles, `_count` and `_sum` records. Only built when
+    /// some sink prints per-host series.
     Host(Series),
+    /// One host series' value as input of one recording rule.
     Rule(RuleInput),
 }
 
-pub fn series_limit<'scope>(
-    merged: Stream<'scope, WindowTime, Vec<MergedSeries>>,
-    plan: Arc<Plan>,
-    stats: SharedStats,
-) -> Stream<'scope, WindowTime, Vec<Stage2>> {
-    let pact = Exchange::new(|_: &MergedSeries| 0u64);
-    let mut pace = WarnPace::default();
-    merged.per_window(pact, "SeriesLimit", move |window, mut series| {
-        series.sort_by(|a, b| {
-            a.metric
-                .cmp(&b.metric)
-                .then_with(|| cmp_keys(&a.key, &b.key))
-        });
-        let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
-        if cut.any() {
-            report(window as EventMs, &cut, &plan, &stats, &mut pace);
-        }
-        to_stage2(series, &plan)
-    })
+/// Extension trait for the stream of merged per-host series (stage 2's output):
+/// the job-wide `max_series` cut.
+pub trait SeriesLimit<'scope> {
+    /// Sends every merged series to worker 0 and, once a window is complete,
+    /// keeps each metric's first `plan.series_share` series by (host, label
+    /// values), then turns the kept ones into host records and rule inputs. A
+    /// window that lost series is counted in `stats` (`series_limited_windows`,
+    /// and the lines of the series left out as dropped for their metric) and
+    /// warned about, paced: the first few windows each, then at most once an hour.
+    ///
+    /// # Examples
+    /// `max_series = 2` with one metric: of three hosts in a window, the first
+    /// two by name are kept and the window is counted as limited.
+    /// ```
+    /// use std::path::Path;
+    /// use std::sync::{Arc, Mutex};
+    /// use timely::dataflow::operators::{Capture, ToStream};
+    /// use timely::dataflow::operators::capture::Event;
+    /// use tidemark_engine::acc::Acc;
+    /// use tidemark_engine::operators::series_limit::{SeriesLimit, Stage2};
+    /// use tidemark_engine::plan::Plan;
+    /// use tidemark_engine::series::MergedSeries;
+    /// use tidemark_engine::stats::JobStats;
+    /// use tidemark_engine::Value;
+    ///
+    /// let text = "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+    ///             [parse]\nformat = \"json\"\n[window]\nmax_series = 2\n\
+    ///             [[metric]]\nname = \"hits\"\nkind = \"counter\"\n\
+    ///             [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n";
+    /// let env = tidemark_jobs::Env::empty();
+    /// let job = tidemark_jobs::from_str_with_env(text, "j.toml", Path::new("/"), &env).unwrap();
+    /// let plan = Arc::new(Plan::new(&job));
+    /// // A series key of the host alone (the metric has no labels): its length as a
+    /// // little-endian u32, then its bytes.
+    /// let merged = |host: &str, lines: u64| {
+    ///     let mut key = (host.len() as u32).to_le_bytes().to_vec();
+    ///     key.extend_from_slice(host.as_bytes());
+    ///     MergedSeries { metric: 0, limited: false, key: key.into(), acc: Acc::Count(lines) }
+    /// };
+    /// let series = vec![merged("web3", 4), merged("web1", 2), merged("web2", 1)];
+    /// let stats = Arc::new(Mutex::new(JobStats::default()));
+    /// let shared = stats.clone();
+    /// let windows = timely::example(move |scope| {
+    ///     series
+    ///         .to_stream(scope)
+    ///         .container::<Vec<_>>()
+    ///         .series_limit(plan, shared)
+    ///         .capture()
+    /// });
+    /// let kept: Vec<(String, Value)> = windows
+    ///     .try_iter()
+    ///     .filter_map(|event| match event {
+    ///         Event::Messages(_window, out) => Some(out),
+    ///         Event::Progress(_) => None,
+    ///     })
+    ///     .flatten()
+    ///     .map(|out| match out {
+    ///         Stage2::Host(s) => (s.labels.get("host").unwrap().to_string(), s.value),
+    ///         Stage2::Rule(_) => panic!("the job has no rules"),
+    ///     })
+    ///     .collect();
+    /// assert_eq!(kept, vec![("web1".to_string(), Value::Int(2)), ("web2".to_string(), Value::Int(1))]);
+    /// assert_eq!(stats.lock().unwrap().series_limited_windows, 1);
+    /// ```
+    fn series_limit(
+        self,
+        plan: Arc<Plan>,
+        stats: SharedStats,
+    ) -> Stream<'scope, WindowTime, Vec<Stage2>>;
+}
+
+impl<'scope> SeriesLimit<'scope> for Stream<'scope, WindowTime, Vec<MergedSeries>> {
+    fn series_limit(
+        self,
+        plan: Arc<Plan>,
+        stats: SharedStats,
+    ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
+        let pact = Exchange::new(|_: &MergedSeries| 0u64);
+        let mut pace = WarnPace::default();
+        self.per_window(pact, "SeriesLimit", move |window, mut series| {
+            series.sort_by(|a, b| {
+                a.metric
+                    .cmp(&b.metric)
+                    .then_with(|| cmp_keys(&a.key, &b.key))
+            });
+            let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
+            if cut.any() {
+                report(window as EventMs, &cut, &plan, &stats, &mut pace);
+            }
+            to_stage2(series, &plan)
+        })
+    }
 }
 
 /// Windows over `max_series` warned about each; after them a job always over it
@@ -127,7 +206,7 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
 }
 
 /// The kept series (sorted) as host series and rule inputs.
-pub fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
+fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
     let mut out = Vec::new();
     for (ord, s) in series.into_iter().enumerate() {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
@@ -206,7 +285,7 @@ fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>
 }
 
 /// `0.99` → "0.99", `1.0` → "1": the shortest text that reads back as `q`.
-pub fn format_quantile(q: f64) -> String {
+fn format_quantile(q: f64) -> String {
     let s = format!("{q}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }

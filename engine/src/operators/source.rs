@@ -50,10 +50,12 @@ impl PokeBoard {
         self.watching.store(watching, Ordering::SeqCst);
     }
 
+    /// Whether the watcher sees every folder (then discovery polls rarely).
     pub fn watching(&self) -> bool {
         self.watching.load(Ordering::SeqCst)
     }
 
+    /// Asks the sources to discover and read at once, and wakes them.
     pub fn poke(&self) {
         if let Ok(sources) = self.sources.lock() {
             for (act, flag) in sources.iter() {
@@ -73,6 +75,7 @@ impl PokeBoard {
     }
 }
 
+/// A job's [`PokeBoard`], shared by its watcher and its workers' sources.
 pub type Poke = Arc<PokeBoard>;
 
 /// Builds the source operator over this worker's share of the job's groups.

@@ -28,11 +28,13 @@
 pub mod failure;
 pub mod plan;
 pub mod progress;
+pub mod range;
 pub mod run;
 pub(crate) mod segment;
 pub(crate) mod source;
 
 pub use failure::ReplayFailure;
-pub use plan::{plan_replay, ReplayPlan, ReplayRange, Segment};
+pub use plan::{plan_replay, ReplayPlan, Segment};
 pub use progress::ReplayProgress;
+pub use range::ReplayRange;
 pub use run::{run_replay, ReplayOptions, ReplayOutcome};

@@ -16,81 +16,10 @@ use tidemark_sources::replay::{
     gzip_first_time_file, is_gzip_file, span_overlaps, Accept, TimeIndex,
 };
 
+use super::range::ReplayRange;
 use crate::error::EngineError;
 use crate::groupset::host_of_path;
 use crate::time::{wall_clock_ms, window_start, EventMs, WindowTime};
-
-/// The whole windows a replay emits: `[from, to)` with `from` rounded up and `to`
-/// rounded down to window boundaries.
-/// Why `--from`/`--to` hold nothing to replay.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RangeError {
-    #[error("--from is before 1970")]
-    BeforeEpoch,
-    #[error("--to must be later than --from")]
-    Empty,
-    #[error(
-        "[{}, {}) holds no whole window of the job's {window_ms} ms (windows start at multiples of it since 1970-01-01T00:00:00Z); widen the range",
-        show(*from_ms),
-        show(*to_ms)
-    )]
-    NoWholeWindow {
-        from_ms: EventMs,
-        to_ms: EventMs,
-        window_ms: i64,
-    },
-}
-
-/// An instant as RFC 3339, or its milliseconds if it has none.
-fn show(ms: EventMs) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_string())
-        .unwrap_or_else(|_| ms.to_string())
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplayRange {
-    from_ms: EventMs,
-    to_ms: EventMs,
-}
-
-impl ReplayRange {
-    pub fn new(
-        from_ms: EventMs,
-        to_ms: EventMs,
-        window_ms: i64,
-    ) -> Result<ReplayRange, RangeError> {
-        if from_ms < 0 {
-            return Err(RangeError::BeforeEpoch);
-        }
-        if to_ms <= from_ms {
-            return Err(RangeError::Empty);
-        }
-        let from = window_start(from_ms + window_ms - 1, window_ms);
-        let to = window_start(to_ms, window_ms);
-        if to <= from {
-            return Err(RangeError::NoWholeWindow {
-                from_ms,
-                to_ms,
-                window_ms,
-            });
-        }
-        Ok(ReplayRange {
-            from_ms: from,
-            to_ms: to,
-        })
-    }
-
-    /// Start of the first window emitted.
-    pub fn from_ms(&self) -> EventMs {
-        self.from_ms
-    }
-
-    /// End of the last window emitted.
-    pub fn to_ms(&self) -> EventMs {
-        self.to_ms
-    }
-}
 
 /// A piece of one file read by one worker: a byte range of a plain file cut at a
 /// line start, or a whole compressed file.
@@ -200,7 +129,7 @@ pub fn plan_replay(
     opts: PlanOptions,
 ) -> Result<ReplayPlan, EngineError> {
     let d = job.window.max_out_of_orderness.as_millis() as i64;
-    let (from, to) = (range.from_ms, range.to_ms);
+    let (from, to) = (range.from_ms(), range.to_ms());
     let mut parser = LineParser::new(&job.parse, &[]).map_err(EngineError::Parser)?;
     // Searches use only the lines the replay will count (a line dated 2099 must not
     // make a file look later than the range).

@@ -24,7 +24,8 @@ use crate::stats::JobStats;
 use crate::time::{first_open_window, window_start, EventMs, WindowTime};
 use crate::watermark::GroupClock;
 
-use super::plan::{ReplayRange, Segment};
+use super::plan::Segment;
+use super::range::ReplayRange;
 
 /// Bad lines logged per worker before the rest are only counted.
 pub const MAX_WARNINGS: u32 = 10;

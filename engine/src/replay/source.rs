@@ -19,8 +19,9 @@ use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
 use super::failure::ReplayFailure;
-use super::plan::{ReplayRange, Segment};
+use super::plan::Segment;
 use super::progress::ReplayProgress;
+use super::range::ReplayRange;
 use super::segment::{SegmentRun, Tally};
 use crate::plan::Plan;
 use crate::series::HostPartial;
