@@ -6,6 +6,10 @@
 //! Dataflow timestamps are window starts; a window closes when the frontier passes
 //! it, which happens only once every source's watermark has passed its end.
 
+// Every public item says what it is: the engine's surface is what other crates
+// (the binary, sinks, the API) and the coming sinks build on.
+#![warn(missing_docs)]
+
 pub mod acc;
 pub(crate) mod agg;
 pub mod checkpoint;
