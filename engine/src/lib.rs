@@ -39,6 +39,9 @@ pub mod time;
 pub(crate) mod watcher;
 pub(crate) mod watermark;
 
+#[cfg(test)]
+mod test_jobs;
+
 pub use labels::Labels;
 pub use run::{run_job, run_job_file, RunOptions, RunOutcome};
 pub use series::{ClosedWindow, Origin, Series, Value};

@@ -342,27 +342,8 @@ impl JobSetup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_jobs::nowhere_nginx as job;
     use std::path::Path;
-
-    fn job() -> Job {
-        let text = r#"
-name = "j"
-[source]
-kind = "file"
-include = ["/nowhere/*.log"]
-[parse]
-format = "nginx"
-[window]
-size = "1m"
-[[metric]]
-name = "reqs"
-kind = "counter"
-[[rule]]
-record = "all:reqs"
-expr = "sum(reqs)"
-"#;
-        tidemark_jobs::from_str(text, "j.toml", Path::new("/")).unwrap()
-    }
 
     /// A sink that says it wrote file (1, 2), for the checkpoint to record.
     struct Named;

@@ -226,6 +226,7 @@ pub(crate) fn prepare_member_state(
 mod tests {
     use super::*;
     use crate::checkpoint::Checkpoint;
+    use crate::test_jobs::nowhere_nginx as job;
 
     #[test]
     fn the_frontier_before_any_window_is_shown_as_none_yet() {
@@ -234,26 +235,6 @@ mod tests {
         assert_eq!(format_ms(60_000), "1970-01-01T00:01:00Z");
         let m = resume_message(std::path::Path::new("/s/checkpoint"), EventMs::MIN);
         assert_eq!(m, "resuming from /s/checkpoint: no window written yet");
-    }
-
-    fn job() -> Job {
-        let text = r#"
-name = "j"
-[source]
-kind = "file"
-include = ["/nowhere/*.log"]
-[parse]
-format = "nginx"
-[window]
-size = "1m"
-[[metric]]
-name = "reqs"
-kind = "counter"
-[[rule]]
-record = "all:reqs"
-expr = "sum(reqs)"
-"#;
-        tidemark_jobs::from_str(text, "j.toml", Path::new("/")).unwrap()
     }
 
     /// Saves a member checkpoint for `frontier_ms` with one group.

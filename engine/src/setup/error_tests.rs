@@ -4,15 +4,8 @@
 use super::*;
 use crate::checkpoint::CheckpointError;
 use crate::error::StateLockError;
+use crate::test_jobs::nowhere_nginx as job;
 use std::path::Path;
-
-fn job() -> Job {
-    let text = "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/nowhere/*.log\"]\n\
-                [parse]\nformat = \"nginx\"\n[window]\nsize = \"1m\"\n\
-                [[metric]]\nname = \"reqs\"\nkind = \"counter\"\n\
-                [[rule]]\nrecord = \"all:reqs\"\nexpr = \"sum(reqs)\"\n";
-    tidemark_jobs::from_str(text, "j.toml", Path::new("/")).unwrap()
-}
 
 fn prepare(state: &Path) -> Result<JobSetup, EngineError> {
     JobSetup::prepare(
