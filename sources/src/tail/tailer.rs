@@ -288,7 +288,13 @@ impl Tailer {
     /// (a rename may have been under way). Reads before then return
     /// [`ReadStatus::Blocked`] at once; the tailer never sleeps in `read_some`.
     pub fn wake_at(&self) -> Option<Instant> {
-        self.stream.resume().and_then(|r| r.retry_at)
+        // Only a retry still ahead: one that came due while the tailer waits for
+        // something else (an unreadable file, descriptors, an empty folder) would
+        // otherwise ask its worker back every millisecond.
+        self.stream
+            .resume()
+            .and_then(|r| r.retry_at)
+            .filter(|at| *at > self.now)
     }
 
     fn resume_retry_pending(&self, now: Instant) -> bool {

@@ -285,6 +285,40 @@ fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
     assert_eq!(got, strs(&["new 1"]));
 }
 
+/// Regression (issue 11 review): a resume retry that came due while the tailer
+/// kept waiting for something else (here: the folder emptied) stayed in
+/// `wake_at`, a time in the past, so its source asked to run again every
+/// millisecond for as long as that lasted.
+#[test]
+fn a_resume_retry_that_came_due_does_not_keep_asking_for_a_wake_up() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    fs::write(&live, b"gone 1\n").unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    h.read();
+    let pos = h.t.position();
+    drop(h);
+    let _keep = File::open(&live).unwrap();
+    fs::remove_file(&live).unwrap();
+    fs::write(&live, b"new 1\n").unwrap();
+    let mut t = Tailer::new(live.clone(), opts(true), pos);
+    let now = Instant::now();
+    let read = |t: &mut Tailer, now| t.read_some(1 << 20, now, |_, _: &[u8]| {});
+    read(&mut t, now);
+    let due = t.wake_at().expect("a miss is retried later");
+    // Nothing left to look at when the retry comes.
+    fs::remove_file(&live).unwrap();
+    for later in [10, 20] {
+        let at = now + Duration::from_secs(later);
+        read(&mut t, at);
+        assert!(
+            t.wake_at().is_none_or(|w| w > at),
+            "asks to be woken at {:?}, {later} s after the retry was due at {due:?}",
+            t.wake_at()
+        );
+    }
+}
+
 #[test]
 fn resume_miss_when_a_rotated_file_aged_out() {
     let d = tempfile::tempdir().unwrap();
