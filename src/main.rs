@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", tidemark_engine::error::full_message(&*e));
             ExitCode::from(1)
         }
     }

@@ -113,7 +113,8 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
 
 /// Prints a failed run's error and its hints.
 pub fn print_error(e: &anyhow::Error) {
-    eprintln!("error: {e:#}");
+    // Each cause once (see `full_message`), joined as `{:#}` joins them.
+    eprintln!("error: {}", tidemark_engine::error::full_message(&**e));
     for hint in hints(e) {
         eprintln!("  hint: {hint}");
     }

@@ -225,3 +225,19 @@ fn reset_checkpoint_without_a_state_dir_exits_2_as_bad_usage_not_1() {
     assert!(err.contains("--state-dir"), "{err}");
     assert_eq!(std::fs::read(&f.out).unwrap(), f.good, "output untouched");
 }
+
+/// Regression (issue 11 review): with typed errors the binary printed an I/O
+/// error's cause twice ("cannot open …/lock: Not a directory (os error 20): Not a
+/// directory (os error 20)"): the lock error says its cause and keeps it as its
+/// source too. Each cause is printed once.
+#[test]
+fn a_state_folder_that_is_a_file_is_refused_saying_its_cause_once() {
+    let f = finished();
+    let not_a_folder = f.state.with_file_name("state-file");
+    std::fs::write(&not_a_folder, b"not a folder\n").unwrap();
+    let o = tidemark(&[], &f.job, &not_a_folder);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("Not a directory"), "{err}");
+    assert_eq!(err.matches("(os error 20)").count(), 1, "{err}");
+}

@@ -179,14 +179,21 @@ pub enum StateLockError {
     },
 }
 
-/// An error and its causes, joined as `anyhow`'s `{:#}` prints them: for errors
-/// that travel as text (a cluster job's status).
+/// An error and its causes, joined by ": " as `anyhow`'s `{:#}` joins them, for
+/// printing (the binary's `error:` line) and for errors that travel as text (a
+/// job's status). A cause whose text is already there is left out: many errors
+/// of the workspace (an I/O error of the checkpoint, the state lock or a sink)
+/// say their cause in their own message as well as keeping it as the source, and
+/// `{:#}` printed it twice.
 pub fn full_message(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let part = c.to_string();
+        if !out.contains(&part) {
+            out.push_str(": ");
+            out.push_str(&part);
+        }
         cause = c.source();
     }
     out
@@ -217,6 +224,19 @@ mod tests {
                 .contains("(frontier none instead of 1970-01-01T00:01:00Z)"),
             "{e}"
         );
+    }
+
+    /// Regression (issue 11 review): `tidemark run --state-dir FILE` printed
+    /// "cannot open …/lock: Not a directory (os error 20): Not a directory (os
+    /// error 20)": the lock error says its cause and keeps it as its source.
+    #[test]
+    fn a_cause_the_message_already_says_is_printed_once() {
+        let e = EngineError::StateLock(StateLockError::Open {
+            path: "/s/j/lock".into(),
+            source: std::io::Error::from_raw_os_error(20),
+        });
+        let text = full_message(&e);
+        assert_eq!(text.matches("(os error 20)").count(), 1, "{text}");
     }
 
     #[test]

@@ -335,7 +335,7 @@ impl JobSetup {
     /// The reason the job failed, with its causes, as a job's status shows it.
     pub fn failure_text(&self) -> Option<String> {
         let slot = self.output_error.lock().ok()?;
-        slot.as_ref().map(|e| crate::sink::error_chain(e))
+        slot.as_ref().map(|e| crate::error::full_message(e))
     }
 }
 

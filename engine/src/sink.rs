@@ -266,24 +266,6 @@ fn failure(sink: &dyn Sink, step: SinkStep, source: BoxError) -> SinkFailure {
     }
 }
 
-/// `e` and its sources, joined by ": " — for the places that keep a failure as
-/// text (the job's failure slot, `job status`). A source whose text the message
-/// already holds is left out: many errors of the workspace (a sink's or the
-/// checkpoint's I/O error) print their source in their own message too.
-pub(crate) fn error_chain(e: &dyn Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        next = s.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -368,7 +350,7 @@ mod tests {
             .downcast_ref::<Refused>()
             .expect("the sink's own error");
         assert_eq!(own.0, "write");
-        let text = error_chain(&err);
+        let text = crate::error::full_message(&err);
         assert!(text.contains("the sink second failed"), "{text}");
         assert!(text.contains("1970-01-01T00:02:00Z"), "{text}");
         assert!(text.contains("write refused"), "{text}");
