@@ -195,8 +195,11 @@ pub fn open_with(job: &Job, start: &OutputStart, existing: Existing) -> Result<S
     open_as(job, start, existing, false)
 }
 
-/// The job's sinks in the order of its job file. A file sink rolls back to its
-/// commit point here, when opened on [`OutputStart::Resume`].
+/// The job's sinks: its file sinks first, then the others, each kind in the order
+/// of its job file. Files first, as before the one sink layer: a window reaches
+/// the files that can roll back before a stdout pipe that closes (`| head`)
+/// fails the job. A file sink rolls back to its commit point here, when opened on
+/// [`OutputStart::Resume`].
 fn open_as(
     job: &Job,
     start: &OutputStart,
@@ -208,6 +211,7 @@ fn open_as(
     // The files already taken, by identity, to name the first of two sinks
     // that reach one file.
     let mut files: Vec<(FileIdentity, PathBuf)> = Vec::new();
+    let mut after_files: Vec<Box<dyn Sink>> = Vec::new();
     for s in &job.sinks {
         match &s.kind {
             SinkKind::Jsonl(path) => {
@@ -251,8 +255,13 @@ fn open_as(
                 files.push((sink.identity(), sink.path().to_path_buf()));
                 sinks.push(Box::new(sink));
             }
-            SinkKind::Stdout => sinks.push(Box::new(TableSink::new(std::io::stdout(), s.series))),
+            SinkKind::Stdout => {
+                after_files.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
+            }
         }
+    }
+    for sink in after_files {
+        sinks.push(sink);
     }
     Ok(sinks)
 }

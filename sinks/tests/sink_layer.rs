@@ -64,8 +64,8 @@ fn every_file_sink_records_its_commit_point_and_a_resume_cuts_each_back_to_it() 
         sinks.describe(),
         vec![
             format!("jsonl {}", a.display()),
-            "stdout table".to_string(),
             format!("jsonl {}", b.display()),
+            "stdout table".to_string(),
         ]
     );
     for m in 0..3 {
@@ -110,4 +110,21 @@ fn every_file_sink_records_its_commit_point_and_a_resume_cuts_each_back_to_it() 
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&wa).unwrap());
     assert_eq!(std::fs::read(&b).unwrap(), std::fs::read(&wb).unwrap());
     assert_eq!(std::fs::read_to_string(&a).unwrap().lines().count(), 6);
+}
+
+/// Regression (issue 11 review): the one sink layer called a job's sinks in the
+/// order of its job file, where file sinks used to come first; with `stdout`
+/// listed first, a closed pipe (`| head`) failed the job before the files got the
+/// window. Files come first again, then the others, each in job-file order.
+#[test]
+fn file_sinks_get_each_window_before_standard_output() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a.jsonl"), d.path().join("b.jsonl"));
+    // The stdout sink is between the two files in the job file.
+    let sinks = open_with(&job([&a, &b]), &OutputStart::Fresh, Existing::Refuse).unwrap();
+    let order = sinks.describe();
+    assert_eq!(order.len(), 3, "{order:?}");
+    assert!(order[0].contains("a.jsonl"), "{order:?}");
+    assert!(order[1].contains("b.jsonl"), "{order:?}");
+    assert!(order[2].starts_with("stdout"), "{order:?}");
 }
