@@ -139,10 +139,6 @@ impl GroupSet {
         self.discoveries
     }
 
-    /// Re-evaluates the globs when due (always the first time). A group that
-    /// appears after start was an idle source until then: its watermark starts at
-    /// the wall clock minus `idle_timeout` — the same rule whatever worker owns it —
-    /// and never below `held`, the window this worker has already moved past.
     /// How soon discovery is due again (`None` when the job does not follow its
     /// files). The source comes back by then even when its poll interval is longer:
     /// discovery's own interval is the safety net for a change no event reported.

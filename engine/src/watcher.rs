@@ -7,6 +7,7 @@
 //! their own re-evaluation of the globs is only a slow safety net; where inotify
 //! does not work they poll.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -44,8 +45,9 @@ impl JobWatcher {
                     let _ = tx.send(());
                 });
                 // The sources' first discovery ran before these watches existed:
-                // look again for what was created in between.
-                settle(&mut w, &include);
+                // look again for what was created in between (all are new here).
+                let mut watched = Vec::new();
+                settle(&mut w, &include, &mut watched);
                 if let Some(warning) = w.warning() {
                     tracing::warn!("{warning}; falling back to polling every {poll:?}");
                 }
@@ -55,7 +57,7 @@ impl JobWatcher {
                 while rx.recv().is_ok() && !flag.load(Ordering::SeqCst) {
                     // Coalesce a burst of events into one rescan.
                     while rx.try_recv().is_ok() {}
-                    settle(&mut w, &include);
+                    settle(&mut w, &include, &mut watched);
                     poke.set_watching(w.is_active());
                     poke.poke();
                 }
@@ -70,19 +72,28 @@ impl JobWatcher {
 /// The folders are listed before their parent's watch is in place, so a folder
 /// created in between is in neither (no event, not listed): the listing after
 /// the watches is the one that counts.
-fn settle(w: &mut Subscription, include: &[String]) {
+///
+/// `watched` is the set watched before; the second listing is needed only when it
+/// changed, since a folder created under one that was watched already is an event
+/// of its own (a busy log's writes are events too: they cost one listing, not two).
+fn settle(w: &mut Subscription, include: &[String], watched: &mut Vec<PathBuf>) {
     let mut dirs = watch_dirs(include);
+    // Set even when unchanged: it re-arms a folder deleted and created again.
     w.set_dirs(&dirs);
+    if dirs == *watched {
+        return;
+    }
     // Bounded: a job whose globs gain a folder at every look stays correct (the
     // sources' discovery polls as a safety net), it just stops chasing here.
     for _ in 0..8 {
         let again = watch_dirs(include);
         if again == dirs {
-            return;
+            break;
         }
         dirs = again;
         w.set_dirs(&dirs);
     }
+    *watched = dirs;
 }
 
 impl Drop for JobWatcher {

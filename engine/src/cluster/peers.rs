@@ -291,14 +291,10 @@ impl Accepting {
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(any),
-                // The client gave up between connecting and being accepted.
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::Interrupted
-                            | io::ErrorKind::ConnectionAborted
-                            | io::ErrorKind::ConnectionReset
-                    ) => {}
+                // The client gave up between connecting and being accepted, or
+                // its connection hit a network error: accept(2) says to treat
+                // these like "nothing waiting".
+                Err(e) if is_connection_error(&e) => {}
                 Err(e) if is_resource_shortage(&e) => {
                     // Out of descriptors or buffers: tried again on the next poll.
                     self.accept_warnings += 1;
@@ -388,6 +384,22 @@ impl Accepting {
             );
         }
     }
+}
+
+/// Errors of one incoming connection, not of the listener: the next accept can
+/// succeed.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) || matches!(
+        // ENONET, EPROTO, ENOPROTOOPT, EOPNOTSUPP, ENETDOWN, ENETUNREACH,
+        // EHOSTDOWN, EHOSTUNREACH (accept(2), "Error handling").
+        e.raw_os_error(),
+        Some(64 | 71 | 92 | 95 | 100 | 101 | 112 | 113)
+    )
 }
 
 /// Errors after which accepting may succeed later (descriptors or memory freed).
@@ -512,5 +524,26 @@ mod tests {
             started.elapsed()
         );
         drop(silent);
+    }
+
+    /// Regression (issue 11 review): an accept error of one incoming connection
+    /// (EPROTO, a host unreachable while the handshake was queued) ended the
+    /// member's start; accept(2) says to go on as after EAGAIN. An error of the
+    /// listener itself (EBADF, EINVAL) still ends it.
+    #[test]
+    fn an_error_of_one_incoming_connection_does_not_end_the_member() {
+        for errno in [71, 101, 113] {
+            assert!(
+                is_connection_error(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        for errno in [9, 22] {
+            assert!(
+                !is_connection_error(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        assert!(is_resource_shortage(&io::Error::from_raw_os_error(24)));
     }
 }
