@@ -1,0 +1,137 @@
+//! What a cluster member tells process 0 about each job it runs: the member's
+//! share of the job's counters ([`JobStats`] summed over its workers).
+
+use std::collections::BTreeMap;
+
+use super::JobStats;
+
+/// What a cluster member reports to process 0 about a job it runs, every few
+/// seconds: enough for the job's status to count every member's lines and errors.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberStats {
+    /// See [`JobStats::file_groups`]; like every counter here, it covers only this
+    /// member's workers.
+    pub file_groups: u64,
+    /// See [`JobStats::files_opened`].
+    pub files_opened: u64,
+    /// See [`JobStats::file_open_errors`].
+    pub file_open_errors: u64,
+    /// See [`JobStats::bytes_read`].
+    pub bytes_read: u64,
+    /// See [`JobStats::lines_read`].
+    pub lines_read: u64,
+    /// See [`JobStats::late_lines`].
+    pub late_lines: u64,
+    /// See [`JobStats::oversize_lines`].
+    pub oversize_lines: u64,
+    /// See [`JobStats::invalid_utf8_lines`].
+    pub invalid_utf8_lines: u64,
+    /// Lines that could not be parsed, by reason.
+    pub parse_errors: BTreeMap<String, u64>,
+    /// Per metric, lines of series left out by `max_series` in this member's groups.
+    #[serde(default)]
+    pub series_limit_dropped: BTreeMap<String, u64>,
+    /// See [`JobStats::duplicate_paths`].
+    #[serde(default)]
+    pub duplicate_paths: u64,
+    /// See [`JobStats::not_regular_files`].
+    #[serde(default)]
+    pub not_regular_files: u64,
+    /// See [`JobStats::symlink_loops`].
+    #[serde(default)]
+    pub symlink_loops: u64,
+    /// See [`JobStats::damaged_gzip_files`].
+    #[serde(default)]
+    pub damaged_gzip_files: u64,
+    /// See [`JobStats::outlier_lines`].
+    #[serde(default)]
+    pub outlier_lines: u64,
+    /// File groups whose clock trails the wall clock (see [`JobStats::clock_lag_ms`]).
+    #[serde(default)]
+    pub trailing_clock_groups: u64,
+    /// Files held open now, over this member's workers.
+    #[serde(default)]
+    pub open_files: u64,
+    /// Live files parked now (closed while idle to keep within `max_open_files`), over this
+    /// member's workers.
+    #[serde(default)]
+    pub parked_files: u64,
+    /// See [`JobStats::reopen_fd_waits`].
+    #[serde(default)]
+    pub reopen_fd_waits: u64,
+    /// See [`JobStats::checkpoint_fd_waits`].
+    #[serde(default)]
+    pub checkpoint_fd_waits: u64,
+    /// See [`JobStats::lost_while_parked`].
+    #[serde(default)]
+    pub lost_while_parked: u64,
+    /// See [`JobStats::fd_backoffs`].
+    #[serde(default)]
+    pub fd_backoffs: u64,
+}
+
+impl MemberStats {
+    /// Adds `o`'s counters to these: process 0 sums every member's report into the job's
+    /// status.
+    pub fn add(&mut self, o: &MemberStats) {
+        self.file_groups += o.file_groups;
+        self.files_opened += o.files_opened;
+        self.file_open_errors += o.file_open_errors;
+        self.bytes_read += o.bytes_read;
+        self.lines_read += o.lines_read;
+        self.late_lines += o.late_lines;
+        self.oversize_lines += o.oversize_lines;
+        self.invalid_utf8_lines += o.invalid_utf8_lines;
+        for (k, v) in &o.parse_errors {
+            *self.parse_errors.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.series_limit_dropped {
+            *self.series_limit_dropped.entry(k.clone()).or_default() += v;
+        }
+        self.duplicate_paths += o.duplicate_paths;
+        self.not_regular_files += o.not_regular_files;
+        self.symlink_loops += o.symlink_loops;
+        self.damaged_gzip_files += o.damaged_gzip_files;
+        self.outlier_lines += o.outlier_lines;
+        self.trailing_clock_groups += o.trailing_clock_groups;
+        self.open_files += o.open_files;
+        self.parked_files += o.parked_files;
+        self.reopen_fd_waits += o.reopen_fd_waits;
+        self.checkpoint_fd_waits += o.checkpoint_fd_waits;
+        self.lost_while_parked += o.lost_while_parked;
+        self.fd_backoffs += o.fd_backoffs;
+    }
+}
+
+impl From<&JobStats> for MemberStats {
+    fn from(s: &JobStats) -> MemberStats {
+        MemberStats {
+            file_groups: s.file_groups,
+            files_opened: s.files_opened,
+            file_open_errors: s.file_open_errors,
+            bytes_read: s.bytes_read,
+            lines_read: s.lines_read,
+            late_lines: s.late_lines,
+            oversize_lines: s.oversize_lines,
+            invalid_utf8_lines: s.invalid_utf8_lines,
+            parse_errors: s
+                .parse_errors
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            series_limit_dropped: s.series_limit_dropped.clone(),
+            duplicate_paths: s.duplicate_paths,
+            not_regular_files: s.not_regular_files,
+            symlink_loops: s.symlink_loops,
+            damaged_gzip_files: s.damaged_gzip_files,
+            outlier_lines: s.outlier_lines,
+            trailing_clock_groups: s.trailing_clock_groups(),
+            open_files: s.open_files.values().map(|(o, _)| o).sum(),
+            parked_files: s.open_files.values().map(|(_, p)| p).sum(),
+            reopen_fd_waits: s.reopen_fd_waits,
+            checkpoint_fd_waits: s.checkpoint_fd_waits,
+            lost_while_parked: s.lost_while_parked,
+            fd_backoffs: s.fd_backoffs,
+        }
+    }
+}
