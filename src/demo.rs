@@ -75,6 +75,9 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
         checkpoint_interval: std::time::Duration::from_secs(1),
         // Its own output (the folder is claimed): a re-run replaces it.
         overwrite: true,
+        // A finite run: no periodic status, its summary says it all.
+        status_interval: std::time::Duration::ZERO,
+        no_status: true,
     };
     let outcome = execute(&job, Some(&job_path), args, stop_on_signals()?)?;
     eprint!("{}", outcome.stats.summary());

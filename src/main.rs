@@ -5,6 +5,7 @@ mod demo;
 mod fd_limit;
 mod replay;
 mod run;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -9,9 +9,12 @@ use anyhow::Context;
 use tidemark_engine::checkpoint::{CheckpointError, ResetChoice};
 use tidemark_engine::error::{EngineError, StateLockError};
 use tidemark_engine::output_guard::Protected;
+use tidemark_engine::stats::SharedStats;
 use tidemark_engine::{run_job_file, RunOptions, RunOutcome};
 use tidemark_jobs::Job;
 use tidemark_sinks::{Existing, SinkError};
+
+use crate::status::StatusPrinter;
 
 /// Exit code for an invalid job or bad usage, including a file in the way that the
 /// user must move (or let go with `--overwrite`).
@@ -206,6 +209,22 @@ pub struct RunArgs {
     /// a state file.
     #[arg(long)]
     pub overwrite: bool,
+    /// Without --until-eof: how often a one-line status goes to stderr (lines/s,
+    /// how far the output is complete and its lag, late and malformed counts).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::parse_duration_arg)]
+    pub status_interval: std::time::Duration,
+    /// Without --until-eof: print no periodic status line.
+    #[arg(long)]
+    pub no_status: bool,
+}
+
+impl RunArgs {
+    /// How often a status line is printed, if at all: live runs only (a finite
+    /// run ends with its summary).
+    fn status_every(&self) -> Option<std::time::Duration> {
+        (!self.until_eof && !self.no_status && !self.status_interval.is_zero())
+            .then_some(self.status_interval)
+    }
 }
 
 pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -277,6 +296,13 @@ pub fn execute(
     } else {
         Existing::Refuse
     };
+    let stats = args
+        .status_every()
+        .map(|every| (SharedStats::default(), every));
+    // Stops (and joins) when this function returns.
+    let _status = stats
+        .as_ref()
+        .map(|(shared, every)| StatusPrinter::start(shared.clone(), *every));
     run_job_file(
         job,
         job_file.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
@@ -287,7 +313,7 @@ pub fn execute(
             state_dir: args.state_dir,
             reset: args.reset_checkpoint,
             checkpoint_interval: args.checkpoint_interval,
-            stats: None,
+            stats: stats.map(|(shared, _)| shared),
         },
         Box::new(move |start| {
             tidemark_sinks::open_with(&for_sinks, start, existing).map_err(Into::into)
