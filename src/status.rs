@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use tidemark_engine::stats::SharedStats;
 use tidemark_engine::time::wall_clock_ms;
 use tidemark_engine::JobStats;
+use tidemark_sinks::format::rfc3339;
 
 /// What the previous line saw, for the rate.
 #[derive(Debug, Clone, Copy)]
@@ -77,14 +78,11 @@ fn status_line(now: &JobStats, seen: Seen, at: Instant, wall_ms: i64) -> String 
         0
     };
     let progress = match now.frontier_ms {
-        Some(ms) if ms > i64::MIN => match jiff::Timestamp::from_millisecond(ms) {
-            Ok(t) => format!(
-                "output complete to {} (lag {:.1} s)",
-                t.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                wall_ms.saturating_sub(ms) as f64 / 1000.0
-            ),
-            Err(_) => format!("output complete to {ms} ms"),
-        },
+        Some(ms) if ms > i64::MIN => format!(
+            "output complete to {} (lag {:.1} s)",
+            rfc3339(ms),
+            wall_ms.saturating_sub(ms) as f64 / 1000.0
+        ),
         _ => "no window closed yet".to_string(),
     };
     let malformed: u64 = now.parse_errors.values().sum();

@@ -139,6 +139,16 @@ impl GroupSet {
         self.discoveries
     }
 
+    /// How often discovery runs without a poke: rarely while the watcher sees
+    /// every folder (a safety net), often where it cannot.
+    fn discovery_interval(&self) -> Duration {
+        if self.watching {
+            WATCHED_DISCOVERY_INTERVAL
+        } else {
+            DISCOVERY_INTERVAL
+        }
+    }
+
     /// How soon discovery is due again (`None` when the job does not follow its
     /// files). The source comes back by then even when its poll interval is longer:
     /// discovery's own interval is the safety net for a change no event reported.
@@ -146,11 +156,7 @@ impl GroupSet {
         if !self.follow {
             return None;
         }
-        let interval = if self.watching {
-            WATCHED_DISCOVERY_INTERVAL
-        } else {
-            DISCOVERY_INTERVAL
-        };
+        let interval = self.discovery_interval();
         Some(match self.last_discovery {
             None => Duration::ZERO,
             Some(t) => interval.saturating_sub(now.duration_since(t)),
@@ -173,11 +179,7 @@ impl GroupSet {
         stats: &mut JobStats,
     ) -> Result<(), EngineError> {
         let floor = Some(held.max(wall_ms.saturating_sub(self.plan.idle_timeout_ms)));
-        let interval = if self.watching {
-            WATCHED_DISCOVERY_INTERVAL
-        } else {
-            DISCOVERY_INTERVAL
-        };
+        let interval = self.discovery_interval();
         let due = match self.last_discovery {
             None => true,
             Some(t) => self.follow && (poke || now.duration_since(t) >= interval),

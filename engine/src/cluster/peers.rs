@@ -315,15 +315,18 @@ impl Accepting {
         let mut any = false;
         let mut i = 0;
         while i < self.pending.len() {
-            let heard = self.pending[i].read();
-            if matches!(heard, Heard::Waiting) {
-                i += 1;
-                continue;
-            }
+            let heard = match self.pending[i].read() {
+                Heard::Waiting => {
+                    i += 1;
+                    continue;
+                }
+                Heard::Member(member) => Ok(member),
+                Heard::Stray(why) => Err(why),
+            };
             any = true;
             let h = self.pending.remove(i);
             match heard {
-                Heard::Member(member) if member > self.process && member < self.members => {
+                Ok(member) if member > self.process && member < self.members => {
                     let slot = &mut self.slots[member - self.process - 1];
                     if slot.is_some() {
                         tracing::info!(
@@ -333,15 +336,14 @@ impl Accepting {
                     }
                     *slot = Some(h.stream);
                 }
-                Heard::Member(member) => self.stray(
+                Ok(member) => self.stray(
                     h.from,
                     &format!(
                         "says it is member {member}, which does not connect to member {}",
                         self.process
                     ),
                 ),
-                Heard::Stray(why) => self.stray(h.from, &why),
-                Heard::Waiting => unreachable!("kept above"),
+                Err(why) => self.stray(h.from, &why),
             }
         }
         any

@@ -235,11 +235,10 @@ fn resume_miss_when_the_live_file_was_replaced() {
     );
 }
 
-/// A scan that missed the checkpointed file was repeated after sleeping 20 ms, up
-/// to 5 times, inside `read_some`: in the timely worker that calls it, every
-/// other job's operators stalled meanwhile. Now each retry is a later call.
-#[test]
-fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
+/// A restart whose checkpointed file was replaced by a new one while it was
+/// stopped (the old one still open elsewhere, so its inode is not reused): the
+/// resume misses. Returns the folder, the live path, that handle and the tailer.
+fn resumed_after_a_replacement() -> (tempfile::TempDir, std::path::PathBuf, File, Tailer) {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("x.log");
     fs::write(&live, b"gone 1\n").unwrap();
@@ -247,10 +246,19 @@ fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
     h.read();
     let pos = h.t.position();
     drop(h);
-    let _keep = File::open(&live).unwrap();
+    let keep = File::open(&live).unwrap();
     fs::remove_file(&live).unwrap();
     fs::write(&live, b"new 1\n").unwrap();
-    let mut t = Tailer::new(live.clone(), opts(true), pos);
+    let t = Tailer::new(live.clone(), opts(true), pos);
+    (d, live, keep, t)
+}
+
+/// A scan that missed the checkpointed file was repeated after sleeping 20 ms, up
+/// to 5 times, inside `read_some`: in the timely worker that calls it, every
+/// other job's operators stalled meanwhile. Now each retry is a later call.
+#[test]
+fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
+    let (_d, _live, _keep, mut t) = resumed_after_a_replacement();
     let mut got = Vec::new();
     let mut now = Instant::now();
     let mut read = |t: &mut Tailer, now| {
@@ -291,17 +299,7 @@ fn a_resume_miss_is_retried_on_later_reads_without_sleeping_in_read_some() {
 /// millisecond for as long as that lasted.
 #[test]
 fn a_resume_retry_that_came_due_does_not_keep_asking_for_a_wake_up() {
-    let d = tempfile::tempdir().unwrap();
-    let live = d.path().join("x.log");
-    fs::write(&live, b"gone 1\n").unwrap();
-    let mut h = H::new(&live, opts(true), None);
-    h.read();
-    let pos = h.t.position();
-    drop(h);
-    let _keep = File::open(&live).unwrap();
-    fs::remove_file(&live).unwrap();
-    fs::write(&live, b"new 1\n").unwrap();
-    let mut t = Tailer::new(live.clone(), opts(true), pos);
+    let (_d, live, _keep, mut t) = resumed_after_a_replacement();
     let now = Instant::now();
     let read = |t: &mut Tailer, now| t.read_some(1 << 20, now, |_, _: &[u8]| {});
     read(&mut t, now);
