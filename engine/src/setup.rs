@@ -202,6 +202,7 @@ impl JobSetup {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
                 if let Ok(mut s) = stats.lock() {
                     s.sinks = output.describe();
+                    s.sink_meters = output.meters();
                 }
                 let mut committer = store.map(|s| {
                     Committer::new(

@@ -98,7 +98,11 @@ use thiserror::Error;
 
 use crate::checkpoint::SinkCommit;
 use crate::series::ClosedWindow;
+use crate::stats::sink::SinkMeter;
+use crate::stats::SinkMeters;
 use crate::time::EventMs;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// A sink's own error, typed by the sink and kept whole: callers that need to tell
 /// one failure from another downcast it (e.g. a file to move from a full disk).
@@ -144,6 +148,14 @@ pub trait Sink: Send {
     /// continues from the last checkpoint, not from "everything".
     fn finish(&mut self) -> Result<(), BoxError> {
         Ok(())
+    }
+
+    /// The sink's own live counters, for a sink that has more to report than
+    /// the windows and records it was handed (which the fan-out counts for
+    /// every sink): batches, retries, a queue. Called once, when the fan-out
+    /// takes the sink.
+    fn meter(&self) -> Option<Arc<SinkMeter>> {
+        None
     }
 }
 
@@ -191,17 +203,33 @@ pub struct SinkFailure {
 #[derive(Default)]
 pub struct Sinks {
     list: Vec<Box<dyn Sink>>,
+    /// One per sink, same order: the sink's own ([`Sink::meter`]) or a plain one.
+    meters: Vec<Arc<SinkMeter>>,
 }
 
 impl Sinks {
     /// The sinks `list`, called in that order.
     pub fn new(list: Vec<Box<dyn Sink>>) -> Sinks {
-        Sinks { list }
+        let mut sinks = Sinks::default();
+        for s in list {
+            sinks.push(s);
+        }
+        sinks
     }
 
     /// Adds a sink after the others: it gets each window once they all took it.
     pub fn push(&mut self, sink: Box<dyn Sink>) {
+        let meter = sink
+            .meter()
+            .unwrap_or_else(|| Arc::new(SinkMeter::default()));
+        meter.set_name(sink.describe());
+        self.meters.push(meter);
         self.list.push(sink);
+    }
+
+    /// Every sink's live counters, in order.
+    pub fn meters(&self) -> SinkMeters {
+        SinkMeters(self.meters.clone())
     }
 
     /// How many sinks there are.
@@ -224,7 +252,10 @@ impl Sinks {
         let step = SinkStep::Write {
             start_ms: window.start_ms,
         };
-        for s in &mut self.list {
+        for (s, m) in self.list.iter_mut().zip(&self.meters) {
+            m.windows.fetch_add(1, Ordering::Relaxed);
+            m.records
+                .fetch_add(window.series.len() as u64, Ordering::Relaxed);
             s.write_window(window)
                 .map_err(|e| failure(s.as_ref(), step, e))?;
         }
@@ -390,6 +421,16 @@ mod tests {
             ]
         );
         assert_eq!(sinks.describe(), vec!["a", "table", "b"]);
+        let counted: Vec<_> = sinks
+            .meters()
+            .snapshot()
+            .into_iter()
+            .map(|m| (m.name, m.windows))
+            .collect();
+        assert_eq!(
+            counted,
+            vec![("a".into(), 2), ("table".into(), 2), ("b".into(), 2)]
+        );
         // Each sink was told the frontier of the checkpoint it syncs for.
         assert_eq!(
             *synced.lock().unwrap(),

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use tidemark_sources::file::EscapedPath;
 
 mod member;
+pub mod sink;
 pub use member::MemberStats;
+pub use sink::{SinkMeter, SinkMeters};
 
 /// One job's self-metrics: what its sources read, refused and skipped, and what it wrote.
 /// Each worker counts into a local `JobStats` and folds it into the job's shared one
@@ -117,6 +119,8 @@ pub struct JobStats {
     /// window that run had already written: not in the output (a finite run
     /// exits 3).
     pub late_after_written: u64,
+    /// Each sink's live counters, in the order of the job's sinks.
+    pub sink_meters: SinkMeters,
 }
 
 impl JobStats {
@@ -187,6 +191,7 @@ impl JobStats {
         for (k, v) in &o.clock_behind_ms {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
+        self.sink_meters.merge(&o.sink_meters);
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the

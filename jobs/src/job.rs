@@ -224,3 +224,37 @@ pub struct Sink {
     pub kind: SinkKind,
     pub series: SeriesChoice,
 }
+
+/// Which instant of its window a sample sent to Prometheus carries (a
+/// remote-write sink's `timestamp`, `replay --format openmetrics --timestamp`).
+/// The same choice on both gives the same samples, so a backfilled range and a
+/// live one line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SampleTime {
+    /// The window's end: the sample of `[10:01, 10:02)` is stamped 10:02, as a
+    /// Prometheus recording rule over `[1m]` evaluated at 10:02 would be — so
+    /// `increase(x[1m])` and a tidemark rollup line up on a graph. The default.
+    #[default]
+    End,
+    /// The window's start: the timestamp the JSONL output leads with.
+    Start,
+}
+
+impl SampleTime {
+    /// The instant of the window `[start_ms, end_ms)` a sample carries.
+    pub fn of(self, start_ms: i64, end_ms: i64) -> i64 {
+        match self {
+            SampleTime::End => end_ms,
+            SampleTime::Start => start_ms,
+        }
+    }
+
+    /// Reads `end` or `start`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<SampleTime> {
+        match s {
+            "end" => Some(SampleTime::End),
+            "start" => Some(SampleTime::Start),
+            _ => None,
+        }
+    }
+}

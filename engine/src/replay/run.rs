@@ -59,6 +59,7 @@ pub fn run_replay(
     let workers = opts.workers.max(1);
     if let Ok(mut s) = stats.lock() {
         s.sinks = output.describe();
+        s.sink_meters = output.meters();
     }
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));
