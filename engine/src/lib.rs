@@ -12,6 +12,7 @@
 
 pub mod acc;
 pub(crate) mod agg;
+pub mod alert_event;
 pub mod checkpoint;
 pub(crate) mod claims;
 pub mod cluster;

@@ -96,6 +96,7 @@ use std::error::Error;
 
 use thiserror::Error;
 
+use crate::alert_event::AlertUpdate;
 use crate::checkpoint::SinkCommit;
 use crate::series::ClosedWindow;
 use crate::stats::sink::SinkMeter;
@@ -150,6 +151,15 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Receives what the job's alerts (`[[alert]]`) say after a window closed,
+    /// right after [`Sink::write_window`] got that window; only for jobs with
+    /// alerts, once per closed window. Sinks that do not carry alerts keep this
+    /// default and ignore it.
+    fn write_alerts(&mut self, update: &AlertUpdate) -> Result<(), BoxError> {
+        let _ = update;
+        Ok(())
+    }
+
     /// The sink's own live counters, for a sink that has more to report than
     /// the windows and records it was handed (which the fan-out counts for
     /// every sink): batches, retries, a queue. Called once, when the fan-out
@@ -167,6 +177,11 @@ pub enum SinkStep {
         /// The window's start (event time, ms since the Unix epoch).
         start_ms: i64,
     },
+    /// [`Sink::write_alerts`], after the window ending at `end_ms`.
+    Alerts {
+        /// The evaluated window's end (event time, ms since the Unix epoch).
+        end_ms: i64,
+    },
     /// [`Sink::sync`], before a checkpoint.
     Sync,
     /// [`Sink::finish`], at the end of input.
@@ -179,6 +194,10 @@ impl std::fmt::Display for SinkStep {
             SinkStep::Write { start_ms } => match jiff::Timestamp::from_millisecond(*start_ms) {
                 Ok(t) => write!(f, "writing the window of {t} to"),
                 Err(_) => write!(f, "writing the window of {start_ms} ms to"),
+            },
+            SinkStep::Alerts { end_ms } => match jiff::Timestamp::from_millisecond(*end_ms) {
+                Ok(t) => write!(f, "sending the alerts of the window ending {t} to"),
+                Err(_) => write!(f, "sending the alerts of the window ending {end_ms} ms to"),
             },
             SinkStep::Sync => f.write_str("syncing"),
             SinkStep::Finish => f.write_str("finishing"),
@@ -257,6 +276,18 @@ impl Sinks {
             m.records
                 .fetch_add(window.series.len() as u64, Ordering::Relaxed);
             s.write_window(window)
+                .map_err(|e| failure(s.as_ref(), step, e))?;
+        }
+        Ok(())
+    }
+
+    /// Hands the alerts' `update` to every sink, stopping at the first that fails.
+    pub fn write_alerts(&mut self, update: &AlertUpdate) -> Result<(), SinkFailure> {
+        let step = SinkStep::Alerts {
+            end_ms: update.end_ms,
+        };
+        for s in &mut self.list {
+            s.write_alerts(update)
                 .map_err(|e| failure(s.as_ref(), step, e))?;
         }
         Ok(())
