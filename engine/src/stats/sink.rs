@@ -101,6 +101,10 @@ pub struct SinkMeter {
     /// Bytes waiting to be sent (encoded).
     pub queue_bytes: AtomicU64,
     state: AtomicU8,
+    /// Set by a sink whose queue is full: the job's sources pause reading
+    /// until it is clear again (back-pressure: nothing is dropped, memory stays
+    /// flat while a receiver is slow or down).
+    backlogged: std::sync::atomic::AtomicBool,
 }
 
 impl SinkMeter {
@@ -141,6 +145,16 @@ impl SinkMeter {
     /// Sets the sink's state.
     pub fn set_state(&self, s: SinkState) {
         self.state.store(s.to_u8(), Ordering::Relaxed);
+    }
+
+    /// Whether the sink asks the job to pause reading (its queue is full).
+    pub fn is_backlogged(&self) -> bool {
+        self.backlogged.load(Ordering::Relaxed)
+    }
+
+    /// Asks the job's sources to pause reading (`true`) or lets them go on.
+    pub fn set_backlogged(&self, on: bool) {
+        self.backlogged.store(on, Ordering::Relaxed);
     }
 
     /// A plain copy of the counters now.
@@ -202,6 +216,11 @@ impl SinkMeters {
                 self.0.push(m.clone());
             }
         }
+    }
+
+    /// Whether any sink asks the job to pause reading.
+    pub fn backlogged(&self) -> bool {
+        self.0.iter().any(|m| m.is_backlogged())
     }
 
     /// Every meter's values now.
