@@ -17,8 +17,8 @@ use tidemark_engine::replay::{
 };
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
-use tidemark_jobs::{Job, SeriesChoice, Sink, SinkKind};
-use tidemark_sinks::Existing;
+use tidemark_jobs::{Job, SampleTime, SeriesChoice, Sink, SinkKind};
+use tidemark_sinks::{Existing, OpenMetricsSink};
 
 use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
 
@@ -33,6 +33,24 @@ pub enum ProgressMode {
     Bar,
     Plain,
     None,
+}
+
+/// What the replay writes at `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// JSON Lines, as the job's jsonl sink writes (docs/output.md).
+    Jsonl,
+    /// OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`.
+    Openmetrics,
+}
+
+/// Which instant of its window an OpenMetrics sample carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Stamp {
+    /// The window's end, as the remote-write sink stamps by default.
+    End,
+    /// The window's start.
+    Start,
 }
 
 #[derive(clap::Args)]
@@ -54,6 +72,18 @@ pub struct ReplayArgs {
     /// input, the job file, or the job's own JSONL output.
     #[arg(long)]
     pub overwrite: bool,
+    /// What to write: JSON Lines, or OpenMetrics text for Prometheus's backfill
+    /// (`promtool tsdb create-blocks-from openmetrics`; needs --output).
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
+    pub format: Format,
+    /// With --format openmetrics: stamp each sample with its window's end (the
+    /// default, as the remote-write sink) or start.
+    #[arg(long, value_enum, value_name = "end|start")]
+    pub timestamp: Option<Stamp>,
+    /// Bytes of samples --format openmetrics regroups in memory before it
+    /// spills to a temporary file next to the output (tests and tuning).
+    #[arg(long, hide = true, value_name = "SIZE")]
+    pub openmetrics_buffer: Option<String>,
     /// Read at most this fast, e.g. 50MiB/s (default: the job's rate_limit).
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
@@ -116,8 +146,42 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
-        return usage(e);
+    let openmetrics = match (args.format, &args.output) {
+        (Format::Jsonl, _) if args.timestamp.is_some() => {
+            return usage("--timestamp applies to --format openmetrics only".into())
+        }
+        (Format::Jsonl, _) => None,
+        (Format::Openmetrics, None) => {
+            return usage(
+                "--format openmetrics needs --output FILE (the job's sinks are JSON Lines)".into(),
+            )
+        }
+        (Format::Openmetrics, Some(out)) => {
+            let buffer = match args.openmetrics_buffer.as_deref().map(parse_size) {
+                None => tidemark_sinks::openmetrics::DEFAULT_BUFFER_BYTES,
+                Some(Ok(n)) => usize::try_from(n).unwrap_or(usize::MAX),
+                Some(Err(e)) => return usage(format!("--openmetrics-buffer: {e}")),
+            };
+            let time = match args.timestamp {
+                None | Some(Stamp::End) => SampleTime::End,
+                Some(Stamp::Start) => SampleTime::Start,
+            };
+            let path = match std::path::absolute(out) {
+                Ok(p) => p,
+                Err(e) => return usage(format!("--output: {e}")),
+            };
+            Some(OpenMetricsOut {
+                series: take_jsonl_sinks(&mut job),
+                path,
+                time,
+                buffer,
+            })
+        }
+    };
+    if openmetrics.is_none() {
+        if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
+            return usage(e);
+        }
     }
     let stop = stop_on_signals()?;
     let plan = plan_replay(
@@ -143,21 +207,44 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         args.workers.max(1),
         if args.workers > 1 { "s" } else { "" },
     );
-    if let Err(e) = protected(path, &plan.inputs, &live_outputs).check(&job) {
+    let guard = protected(path, &plan.inputs, &live_outputs);
+    if let Err(e) = guard.check(&job) {
         return usage(format!(
             "{e}; write the replay elsewhere with --output PATH"
         ));
+    }
+    if let Some(om) = &openmetrics {
+        // The same checks as for a jsonl output at that path.
+        let mut probe = job.clone();
+        probe.sinks = vec![Sink {
+            kind: SinkKind::Jsonl(om.path.clone()),
+            series: om.series,
+        }];
+        if let Err(e) = guard.check(&probe) {
+            return usage(format!(
+                "--output {} is {}: writing it would destroy it; write the replay elsewhere with --output PATH",
+                om.path.display(),
+                e.what
+            ));
+        }
     }
     let existing = if args.overwrite {
         Existing::Replace
     } else {
         Existing::Refuse
     };
-    let outputs = match tidemark_sinks::open_with(&job, &OutputStart::Fresh, existing) {
+    let mut outputs = match tidemark_sinks::open_with(&job, &OutputStart::Fresh, existing) {
         Ok(o) => o,
         Err(e) if e.is_usage() => return usage(e.to_string()),
         Err(e) => anyhow::bail!("cannot open the job's sinks: {e}"),
     };
+    if let Some(om) = &openmetrics {
+        match OpenMetricsSink::create(&om.path, om.series, om.time, args.overwrite, om.buffer) {
+            Ok(s) => outputs.push(Box::new(s)),
+            Err(e) if e.is_usage() => return usage(e.to_string()),
+            Err(e) => anyhow::bail!("cannot open the OpenMetrics output: {e}"),
+        }
+    }
     let progress = Arc::new(ReplayProgress::new());
     let done = Arc::new(AtomicBool::new(false));
     let shower = {
@@ -189,6 +276,13 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .first_window_after
         .map(|d| format!("{:.2}s", d.as_secs_f64()))
         .unwrap_or_else(|| "-".into());
+    if let (true, Some(om)) = (outcome.interrupted, &openmetrics) {
+        eprintln!(
+            "interrupted after {secs:.1}s: nothing was written to {} (an OpenMetrics output is written only once the whole range is replayed)",
+            om.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     if outcome.interrupted {
         eprintln!(
             "interrupted after {secs:.1}s: {} windows written (first after {first}) are complete and kept; the rest of the range was not written",
@@ -221,6 +315,29 @@ fn parse_rate(s: &str) -> Result<u64, String> {
         Ok(n) => Ok(n),
         Err(e) => Err(format!("invalid --rate-limit {s:?}: {e}; {hint}")),
     }
+}
+
+/// Where and how `--format openmetrics` writes.
+struct OpenMetricsOut {
+    path: PathBuf,
+    series: SeriesChoice,
+    time: SampleTime,
+    buffer: usize,
+}
+
+/// `--format openmetrics` writes instead of the job's jsonl sinks (they are the
+/// live run's): removes them, and returns the series the first of them prints
+/// (`series = …`), which the OpenMetrics file prints too; every series if the
+/// job has none.
+fn take_jsonl_sinks(job: &mut Job) -> SeriesChoice {
+    let series = job
+        .sinks
+        .iter()
+        .find(|s| matches!(s.kind, SinkKind::Jsonl(_)))
+        .map(|s| s.series)
+        .unwrap_or(SeriesChoice::All);
+    job.sinks.retain(|s| !matches!(s.kind, SinkKind::Jsonl(_)));
+    series
 }
 
 /// `--output` replaces the job's JSONL path (or adds one). Without it, the job's
