@@ -244,6 +244,13 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) if e.is_usage() => return usage(e.to_string()),
             Err(e) => anyhow::bail!("cannot open the OpenMetrics output: {e}"),
         }
+        // Stands for the OpenMetrics sink in the job the replay runs (never
+        // opened): the engine computes per-host series only when a sink of the
+        // job prints them.
+        job.sinks.push(Sink {
+            kind: SinkKind::Jsonl(om.path.clone()),
+            series: om.series,
+        });
     }
     let progress = Arc::new(ReplayProgress::new());
     let done = Arc::new(AtomicBool::new(false));
