@@ -393,3 +393,96 @@ fn ctrl_c_leaves_no_openmetrics_file_and_exits_130() {
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn hostile_label_values_and_extreme_values_come_back_exactly_from_prometheus() {
+    let d = tempfile::tempdir().unwrap();
+    // Label values the text format must escape (`"`, `\`, newline) or keep
+    // as they are (tab, space, `{}=,#`, non-ASCII); gauge values that print
+    // with an exponent, negative, tiny and huge.
+    let agents = [
+        r#"q\"uote"#,
+        r"back\\slash",
+        r"new\nline",
+        r"tab\there",
+        "with space {}=,# ok",
+        "ünïcödé ✓",
+    ];
+    let values = ["1e300", "2.5e-7", "-3.75", "0.1", "123456789.123", "1e-320"];
+    let t0 = secs("2026-11-20T10:00:00Z");
+    let mut lines = String::new();
+    for s in 0..5 * 60 {
+        let i = s as usize;
+        let ts = jiff::Timestamp::from_second(t0 + s).unwrap();
+        lines.push_str(&format!(
+            "{{\"time\":\"{ts}\",\"ua\":\"{}\",\"v\":{}}}\n",
+            agents[i % agents.len()],
+            values[(i / 7) % values.len()]
+        ));
+    }
+    std::fs::create_dir_all(d.path().join("logs/web-1")).unwrap();
+    std::fs::write(d.path().join("logs/web-1/app.log"), lines).unwrap();
+    let job = d.path().join("job.toml");
+    std::fs::write(
+        &job,
+        r#"name = "hostile"
+[source]
+kind = "file"
+include = ["logs/*/app.log"]
+host = { path_regex = '/logs/(?P<host>[^/]+)/' }
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "requests"
+kind = "counter"
+labels = ["ua"]
+[[metric]]
+name = "last_v"
+kind = "gauge"
+field = "v"
+labels = ["ua"]
+[[rule]]
+record = "ua:requests:sum1m"
+expr = "sum by (ua) (requests)"
+[[sink]]
+kind = "jsonl"
+path = "out.jsonl"
+series = "all"
+"#,
+    )
+    .unwrap();
+    let (from, to) = ("2026-11-20T10:00:00Z", "2026-11-20T10:05:00Z");
+    let jsonl = d.path().join("r.jsonl");
+    replay_ok(&job, from, to, &jsonl, &["--progress", "none"]);
+    let jsonl = std::fs::read(&jsonl).unwrap();
+    let om = d.path().join("r.om");
+    replay_ok(
+        &job,
+        from,
+        to,
+        &om,
+        &["--progress", "none", "--format", "openmetrics"],
+    );
+    let want = expected(&jsonl, false);
+    let uas: std::collections::BTreeSet<&str> = want
+        .keys()
+        .filter_map(|k| k.get("ua"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        uas.len(),
+        agents.len(),
+        "every label value is a series: {uas:?}"
+    );
+    assert!(
+        uas.contains("new\nline") && uas.contains("q\"uote"),
+        "{uas:?}"
+    );
+    let blocks = d.path().join("blocks");
+    promtool_blocks(&om, &blocks);
+    let prom = prometheus_on(&blocks);
+    let got = stored(&prom, secs(to), secs(to) - secs(from));
+    assert_same_samples("hostile labels and values", &got, &want);
+}
