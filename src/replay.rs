@@ -18,7 +18,7 @@ use tidemark_engine::replay::{
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
 use tidemark_jobs::{Job, SampleTime, SeriesChoice, Sink, SinkKind};
-use tidemark_sinks::{Existing, OpenMetricsSink};
+use tidemark_sinks::{Existing, OpenMetricsOptions, OpenMetricsSink};
 
 use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
 
@@ -80,6 +80,10 @@ pub struct ReplayArgs {
     /// default, as the remote-write sink) or start.
     #[arg(long, value_enum, value_name = "end|start")]
     pub timestamp: Option<Stamp>,
+    /// With --format openmetrics: add the label NAME=VALUE to every series that
+    /// has no NAME label itself (as Prometheus's external_labels). Repeatable.
+    #[arg(long, value_name = "NAME=VALUE", value_parser = parse_external_label)]
+    pub external_label: Vec<(String, String)>,
     /// Bytes of samples --format openmetrics regroups in memory before it
     /// spills to a temporary file next to the output (tests and tuning).
     #[arg(long, hide = true, value_name = "SIZE")]
@@ -150,6 +154,9 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         (Format::Jsonl, _) if args.timestamp.is_some() => {
             return usage("--timestamp applies to --format openmetrics only".into())
         }
+        (Format::Jsonl, _) if !args.external_label.is_empty() => {
+            return usage("--external-label applies to --format openmetrics only".into())
+        }
         (Format::Jsonl, _) => None,
         (Format::Openmetrics, None) => {
             return usage(
@@ -170,11 +177,24 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
                 Ok(p) => p,
                 Err(e) => return usage(format!("--output: {e}")),
             };
+            let mut names: Vec<&str> = args
+                .external_label
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect();
+            names.sort();
+            if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
+                return usage(format!("--external-label {} is given twice", w[0]));
+            }
             Some(OpenMetricsOut {
-                series: take_jsonl_sinks(&mut job),
                 path,
-                time,
-                buffer,
+                opts: OpenMetricsOptions {
+                    series: take_jsonl_sinks(&mut job),
+                    time,
+                    external_labels: args.external_label.clone(),
+                    overwrite: args.overwrite,
+                    buffer_bytes: buffer,
+                },
             })
         }
     };
@@ -218,7 +238,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let mut probe = job.clone();
         probe.sinks = vec![Sink {
             kind: SinkKind::Jsonl(om.path.clone()),
-            series: om.series,
+            series: om.opts.series,
         }];
         if let Err(e) = guard.check(&probe) {
             return usage(format!(
@@ -239,7 +259,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Err(e) => anyhow::bail!("cannot open the job's sinks: {e}"),
     };
     if let Some(om) = &openmetrics {
-        match OpenMetricsSink::create(&om.path, om.series, om.time, args.overwrite, om.buffer) {
+        match OpenMetricsSink::create(&om.path, om.opts.clone()) {
             Ok(s) => outputs.push(Box::new(s)),
             Err(e) if e.is_usage() => return usage(e.to_string()),
             Err(e) => anyhow::bail!("cannot open the OpenMetrics output: {e}"),
@@ -249,7 +269,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         // job prints them.
         job.sinks.push(Sink {
             kind: SinkKind::Jsonl(om.path.clone()),
-            series: om.series,
+            series: om.opts.series,
         });
     }
     let progress = Arc::new(ReplayProgress::new());
@@ -327,9 +347,32 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 /// Where and how `--format openmetrics` writes.
 struct OpenMetricsOut {
     path: PathBuf,
-    series: SeriesChoice,
-    time: SampleTime,
-    buffer: usize,
+    opts: OpenMetricsOptions,
+}
+
+/// `NAME=VALUE` with a Prometheus label name that is not reserved (`__…`).
+fn parse_external_label(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once('=') else {
+        return Err(format!(
+            "{s:?} has no `=`; write NAME=VALUE, e.g. cluster=eu-1"
+        ));
+    };
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "{name:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*); write NAME=VALUE, e.g. cluster=eu-1"
+        ));
+    }
+    if name.starts_with("__") {
+        return Err(format!(
+            "{name:?}: names starting with __ are reserved by Prometheus"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// `--format openmetrics` writes instead of the job's jsonl sinks (they are the

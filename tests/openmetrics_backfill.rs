@@ -273,6 +273,21 @@ fn openmetrics_output_is_refused_where_it_would_destroy_something_and_needs_outp
         err.contains("--timestamp applies to --format openmetrics"),
         "{err}"
     );
+    for (label, says) in [
+        ("nope", "has no `=`"),
+        ("1x=a", "is not a label name"),
+        ("__name__=a", "reserved"),
+    ] {
+        let err = usage(
+            &[&om[..], &["--external-label", label]].concat(),
+            Some(&f.path("x.om")),
+        );
+        assert!(err.contains(says), "{label}: {err}");
+    }
+    let twice = ["--external-label", "a=1", "--external-label", "a=2"];
+    let err = usage(&[&om[..], &twice].concat(), Some(&f.path("x.om")));
+    assert!(err.contains("given twice"), "{err}");
+    assert!(!f.path("x.om").exists());
 
     // The job file and an input, even with --overwrite: never touched.
     let job_before = std::fs::read(&f.job).unwrap();
@@ -446,6 +461,9 @@ labels = ["ua"]
 [[rule]]
 record = "ua:requests:sum1m"
 expr = "sum by (ua) (requests)"
+[[rule]]
+record = "job:requests:sum1m"
+expr = "sum(requests)"
 [[sink]]
 kind = "jsonl"
 path = "out.jsonl"
@@ -463,9 +481,18 @@ series = "all"
         from,
         to,
         &om,
-        &["--progress", "none", "--format", "openmetrics"],
+        &[
+            "--progress",
+            "none",
+            "--format",
+            "openmetrics",
+            "--external-label",
+            "cluster=eu-1",
+            "--external-label",
+            "ua=none",
+        ],
     );
-    let want = expected(&jsonl, false);
+    let mut want = expected(&jsonl, false);
     let uas: std::collections::BTreeSet<&str> = want
         .keys()
         .filter_map(|k| k.get("ua"))
@@ -479,6 +506,19 @@ series = "all"
     assert!(
         uas.contains("new\nline") && uas.contains("q\"uote"),
         "{uas:?}"
+    );
+    // External labels: added to every series, never over a label it has.
+    want = want
+        .into_iter()
+        .map(|(mut k, v)| {
+            k.insert("cluster".into(), "eu-1".into());
+            k.entry("ua".into()).or_insert_with(|| "none".into());
+            (k, v)
+        })
+        .collect();
+    assert!(
+        want.keys().any(|k| k["ua"] == "none"),
+        "a series without ua"
     );
     let blocks = d.path().join("blocks");
     promtool_blocks(&om, &blocks);

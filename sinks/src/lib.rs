@@ -19,7 +19,7 @@ use tidemark_engine::{Origin, OutputStart, Series};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
-pub use openmetrics::{OpenMetricsError, OpenMetricsSink};
+pub use openmetrics::{OpenMetricsError, OpenMetricsOptions, OpenMetricsSink};
 pub use roots::OutputRoots;
 pub use table::TableSink;
 pub use tidemark_engine::sink::{BoxError, Sink, SinkFailure, Sinks};

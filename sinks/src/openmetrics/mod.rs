@@ -74,13 +74,40 @@ impl OpenMetricsError {
     }
 }
 
+/// What an [`OpenMetricsSink`] writes, and how.
+#[derive(Debug, Clone)]
+pub struct OpenMetricsOptions {
+    /// Which records (as a jsonl sink's `series`).
+    pub series: SeriesChoice,
+    /// Which instant of its window a sample carries.
+    pub time: SampleTime,
+    /// Labels added to every series, sorted by name, unless the series has the
+    /// label itself (as Prometheus's `external_labels`).
+    pub external_labels: Vec<(String, String)>,
+    /// Replace a non-empty file at the path (`--overwrite`).
+    pub overwrite: bool,
+    /// How many bytes of samples are regrouped in memory before spilling to an
+    /// unnamed file in the output's folder.
+    pub buffer_bytes: usize,
+}
+
+impl Default for OpenMetricsOptions {
+    fn default() -> OpenMetricsOptions {
+        OpenMetricsOptions {
+            series: SeriesChoice::All,
+            time: SampleTime::End,
+            external_labels: Vec::new(),
+            overwrite: false,
+            buffer_bytes: DEFAULT_BUFFER_BYTES,
+        }
+    }
+}
+
 /// Writes the windows it is given as one OpenMetrics text file at `finish`.
 pub struct OpenMetricsSink {
     path: PathBuf,
     dir: PathBuf,
-    series: SeriesChoice,
-    time: SampleTime,
-    overwrite: bool,
+    opts: OpenMetricsOptions,
     sorter: Option<SeriesSorter>,
     labels: String,
     sample: String,
@@ -88,31 +115,26 @@ pub struct OpenMetricsSink {
 
 impl OpenMetricsSink {
     /// A sink that will write `path` (absolute) when the replay finished. A
-    /// non-empty file already there is refused unless `overwrite`, and so is
-    /// anything but a regular file (a symbolic link included); the folder is
-    /// created. `buffer_bytes` is how much is regrouped in memory before
-    /// spilling to an unnamed file in the output's folder.
+    /// non-empty file already there is refused unless `opts.overwrite`, and so
+    /// is anything but a regular file (a symbolic link included); the folder is
+    /// created.
     pub fn create(
         path: &Path,
-        series: SeriesChoice,
-        time: SampleTime,
-        overwrite: bool,
-        buffer_bytes: usize,
+        mut opts: OpenMetricsOptions,
     ) -> Result<OpenMetricsSink, OpenMetricsError> {
         let dir = path
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."))
             .to_path_buf();
-        check_target(path, overwrite)?;
+        check_target(path, opts.overwrite)?;
         std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, "cannot create the folder", e))?;
+        opts.external_labels.sort();
         Ok(OpenMetricsSink {
             path: path.to_path_buf(),
-            sorter: Some(SeriesSorter::new(&dir, buffer_bytes)),
+            sorter: Some(SeriesSorter::new(&dir, opts.buffer_bytes)),
             dir,
-            series,
-            time,
-            overwrite,
+            opts,
             labels: String::new(),
             sample: String::new(),
         })
@@ -123,10 +145,10 @@ impl OpenMetricsSink {
             let e = io::Error::other("a window after the end of the replay");
             return Err(io_err(&self.path, "already written", e));
         };
-        let at = self.time.of(w.start_ms, w.end_ms);
-        for s in w.series.iter().filter(|s| wanted(self.series, s)) {
+        let at = self.opts.time.of(w.start_ms, w.end_ms);
+        for s in w.series.iter().filter(|s| wanted(self.opts.series, s)) {
             self.labels.clear();
-            text::labels(&s.labels, &mut self.labels);
+            text::labels_with(&s.labels, &self.opts.external_labels, &mut self.labels);
             self.sample.clear();
             text::value(s.value, &mut self.sample);
             self.sample.push(' ');
@@ -164,8 +186,8 @@ impl OpenMetricsSink {
         drop(out);
         tmp.as_file().sync_all().map_err(werr)?;
         // Checked again: a file may have appeared since the replay started.
-        check_target(&self.path, self.overwrite)?;
-        let placed = if self.overwrite || std::fs::symlink_metadata(&self.path).is_ok() {
+        check_target(&self.path, self.opts.overwrite)?;
+        let placed = if self.opts.overwrite || std::fs::symlink_metadata(&self.path).is_ok() {
             // --overwrite, or an empty regular file (checked just above).
             tmp.persist(&self.path).map(|_| ())
         } else {

@@ -49,7 +49,19 @@ fn window(i: i64) -> ClosedWindow {
 }
 
 fn sink(dir: &Path, series: SeriesChoice, time: SampleTime) -> OpenMetricsSink {
-    OpenMetricsSink::create(&dir.join("out/x.om"), series, time, false, 1 << 20).unwrap()
+    let opts = OpenMetricsOptions {
+        series,
+        time,
+        ..OpenMetricsOptions::default()
+    };
+    OpenMetricsSink::create(&dir.join("out/x.om"), opts).unwrap()
+}
+
+fn with_buffer(buffer_bytes: usize) -> OpenMetricsOptions {
+    OpenMetricsOptions {
+        buffer_bytes,
+        ..OpenMetricsOptions::default()
+    }
 }
 
 fn entries(dir: &Path) -> Vec<String> {
@@ -113,14 +125,7 @@ fn series_choice_and_window_start_stamps() {
 fn an_unfinished_replay_leaves_no_file_and_no_temporary_one() {
     let dir = tempfile::tempdir().unwrap();
     // A tiny buffer: the samples spilled to disk before the stop.
-    let mut s = OpenMetricsSink::create(
-        &dir.path().join("x.om"),
-        SeriesChoice::All,
-        SampleTime::End,
-        false,
-        10,
-    )
-    .unwrap();
+    let mut s = OpenMetricsSink::create(&dir.path().join("x.om"), with_buffer(10)).unwrap();
     for i in 0..50 {
         s.write_window(&window(i)).unwrap();
     }
@@ -135,9 +140,7 @@ fn spilled_and_in_memory_outputs_are_the_same_bytes() {
     let mut texts = Vec::new();
     for (name, budget) in [("a.om", 1 << 30), ("b.om", 300)] {
         let path = dir.path().join(name);
-        let mut s =
-            OpenMetricsSink::create(&path, SeriesChoice::All, SampleTime::End, false, budget)
-                .unwrap();
+        let mut s = OpenMetricsSink::create(&path, with_buffer(budget)).unwrap();
         for i in 0..100 {
             s.write_window(&window(i)).unwrap();
         }
@@ -153,13 +156,15 @@ fn an_existing_file_is_refused_unless_overwrite_and_never_a_link_or_a_folder() {
     let path = dir.path().join("x.om");
     std::fs::write(&path, "keep me").unwrap();
     let open = |overwrite| {
-        OpenMetricsSink::create(
-            &path,
-            SeriesChoice::All,
-            SampleTime::End,
+        let opts = OpenMetricsOptions {
             overwrite,
-            1 << 20,
-        )
+            ..OpenMetricsOptions::default()
+        };
+        OpenMetricsSink::create(&path, opts)
+    };
+    let overwrite = OpenMetricsOptions {
+        overwrite: true,
+        ..OpenMetricsOptions::default()
     };
     let e = open(false).err().unwrap();
     assert!(matches!(e, OpenMetricsError::Exists { len: 7, .. }), "{e}");
@@ -189,11 +194,11 @@ fn an_existing_file_is_refused_unless_overwrite_and_never_a_link_or_a_folder() {
 
     let link = dir.path().join("link.om");
     std::os::unix::fs::symlink(&path, &link).unwrap();
-    let e = OpenMetricsSink::create(&link, SeriesChoice::All, SampleTime::End, true, 1)
+    let e = OpenMetricsSink::create(&link, overwrite.clone())
         .err()
         .unwrap();
     assert!(matches!(e, OpenMetricsError::Symlink { .. }), "{e}");
-    let e = OpenMetricsSink::create(dir.path(), SeriesChoice::All, SampleTime::End, true, 1)
+    let e = OpenMetricsSink::create(dir.path(), overwrite)
         .err()
         .unwrap();
     assert!(

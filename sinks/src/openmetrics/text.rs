@@ -20,20 +20,41 @@ use tidemark_engine::{Labels, Value};
 /// `{a="1",b="x\"y"}`, or nothing for no labels: the part of a sample line
 /// between the metric name and the value.
 pub fn labels(labels: &Labels, out: &mut String) {
-    if labels.is_empty() {
-        return;
-    }
-    out.push('{');
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+    labels_with(labels, &[], out)
+}
+
+/// [`labels`] with `external` (sorted by name) added, as Prometheus adds its
+/// external labels: a label the series has itself keeps its own value.
+pub fn labels_with(labels: &Labels, external: &[(String, String)], out: &mut String) {
+    let mut own = labels.iter().peekable();
+    let mut ext = external
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .peekable();
+    let mut first = true;
+    loop {
+        let (k, v) = match (own.peek(), ext.peek()) {
+            (None, None) => break,
+            (Some(_), None) => own.next(),
+            (None, Some(_)) => ext.next(),
+            (Some(&(a, _)), Some(&(b, _))) if a < b => own.next(),
+            (Some(&(a, _)), Some(&(b, _))) if b < a => ext.next(),
+            (Some(_), Some(_)) => {
+                ext.next();
+                own.next()
+            }
         }
+        .unwrap_or_default();
+        out.push(if first { '{' } else { ',' });
+        first = false;
         out.push_str(k);
         out.push_str("=\"");
         label_value(v, out);
         out.push('"');
     }
-    out.push('}');
+    if !first {
+        out.push('}');
+    }
 }
 
 /// A label value's escapes (without the quotes).
@@ -113,6 +134,34 @@ mod tests {
         let mut none = String::new();
         labels(&Labels::default(), &mut none);
         assert_eq!(none, "");
+    }
+
+    #[test]
+    fn external_labels_are_merged_in_order_and_never_override_a_series_own() {
+        let ext = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let with = |own: &[(&str, &str)], external: &[(&str, &str)]| {
+            let mut s = String::new();
+            labels_with(&Labels::from_pairs(own), &ext(external), &mut s);
+            s
+        };
+        assert_eq!(
+            with(
+                &[("host", "web-1"), ("status", "200")],
+                &[("a", "x"), ("region", "e\"u"), ("z", "1")]
+            ),
+            "{a=\"x\",host=\"web-1\",region=\"e\\\"u\",status=\"200\",z=\"1\"}"
+        );
+        assert_eq!(
+            with(&[("host", "web-1")], &[("host", "other")]),
+            "{host=\"web-1\"}"
+        );
+        assert_eq!(with(&[], &[("cluster", "eu")]), "{cluster=\"eu\"}");
+        assert_eq!(with(&[], &[]), "");
     }
 
     #[test]
