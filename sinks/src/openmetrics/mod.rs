@@ -175,7 +175,9 @@ impl OpenMetricsSink {
         let tmp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
-            .permissions(Permissions::from_mode(0o666))
+            // As a jsonl output: label values can be anything the logs hold, so
+            // the file is not for every user of the machine to read.
+            .permissions(Permissions::from_mode(0o640))
             .tempfile_in(&self.dir)
             .map_err(|e| io_err(&self.dir, "cannot create the temporary output", e))?;
         let tmp_path = tmp.path().to_path_buf();

@@ -104,6 +104,13 @@ fn a_finished_replay_is_one_file_of_contiguous_gauge_families_stamped_at_window_
     );
     // Only the output: no temporary file left behind.
     assert_eq!(entries(&dir.path().join("out")), vec!["x.om"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir.path().join("out/x.om"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o007, 0, "not for every user: {mode:o}");
+    assert_eq!(mode & 0o600, 0o600, "{mode:o}");
 }
 
 #[test]
