@@ -325,6 +325,25 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_byte_in_a_label_value_stays_in_the_value() {
+        let dir = tempfile::tempdir().unwrap();
+        for budget in [1, 1 << 20] {
+            let mut s = SeriesSorter::new(dir.path(), budget);
+            s.push("foo", "{a=\"x\0y\"}", "1 60\n").unwrap();
+            s.push("foo", "{a=\"x\"}", "2 60\n").unwrap();
+            s.push("foo", "{a=\"x\0y\"}", "3 120\n").unwrap();
+            let mut out = Vec::new();
+            s.write_to(&mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                "# TYPE foo gauge\nfoo{a=\"x\0y\"} 1 60\nfoo{a=\"x\0y\"} 3 120\n\
+                 foo{a=\"x\"} 2 60\n# EOF\n",
+                "budget {budget}"
+            );
+        }
+    }
+
+    #[test]
     fn nothing_pushed_is_just_eof() {
         let (text, _) = sorted(0, 0, 10);
         assert_eq!(text, "# EOF\n");
