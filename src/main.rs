@@ -4,6 +4,7 @@ mod cluster;
 mod demo;
 mod fd_limit;
 mod replay;
+mod replay_om;
 mod run;
 mod status;
 
