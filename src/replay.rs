@@ -48,7 +48,8 @@ pub struct ReplayArgs {
     #[arg(short = 'w', long, default_value_t = 1, value_parser = crate::parse_workers)]
     pub workers: usize,
     /// Write JSON Lines here instead of the job's JSONL path (which is refused
-    /// if it already exists: it is usually the live run's output).
+    /// if it already exists: it is usually the live run's output); with
+    /// --format openmetrics, the OpenMetrics file (required).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Replace a non-empty file at --output (refused otherwise). Never an
