@@ -253,6 +253,12 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "replay done in {secs:.1}s: {} windows written (first after {first})",
         outcome.windows_written
     );
+    if let Some(om) = &openmetrics {
+        eprintln!(
+            "OpenMetrics written to {}; load it with: promtool tsdb create-blocks-from openmetrics FILE DIR",
+            om.path.display()
+        );
+    }
     Ok(crate::run::finite_exit(&outcome.stats))
 }
 

@@ -169,7 +169,7 @@ fn backfilled_openmetrics_replay_holds_the_jsonl_replays_values_in_prometheus() 
 
     // A small regrouping buffer: the samples spill to disk in many runs.
     let om = f.path("backfill/r.om");
-    replay_ok(
+    let err = replay_ok(
         &f.job,
         from,
         to,
@@ -179,6 +179,10 @@ fn backfilled_openmetrics_replay_holds_the_jsonl_replays_values_in_prometheus() 
             &["--format", "openmetrics", "--openmetrics-buffer", "4KiB"],
         ]
         .concat(),
+    );
+    assert!(
+        err.contains(&format!("OpenMetrics written to {}", om.display())),
+        "{err}"
     );
     let text = std::fs::read_to_string(&om).unwrap();
     let want = expected(&jsonl, false);
