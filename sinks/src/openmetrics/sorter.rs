@@ -343,6 +343,71 @@ mod tests {
         }
     }
 
+    /// Random windows of random series, random budgets: the output is the
+    /// reference order (by family, then labels text, each series in the order
+    /// pushed), whatever was spilled.
+    #[test]
+    fn random_inputs_come_out_in_reference_order_whatever_the_budget() {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        println!("seed {seed}");
+        let mut x = seed | 1;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20 {
+            let budget = [1, 50, 1_000, 100_000][next(4) as usize];
+            let mut s = SeriesSorter::new(dir.path(), budget);
+            let mut pushed: Vec<(String, String, String)> = Vec::new();
+            for w in 0..next(60) {
+                for _ in 0..next(20) {
+                    let fam = ["a", "a_b", "a:b", "b", "ab"][next(5) as usize].to_string();
+                    let labels = match next(4) {
+                        0 => String::new(),
+                        n => format!("{{l=\"{}\"}}", "xyz\0 ".repeat(n as usize)),
+                    };
+                    // One sample per series and window, as a window holds.
+                    if pushed.iter().any(|(f, l, t)| {
+                        *f == fam && *l == labels && t.ends_with(&format!(" {w}\n"))
+                    }) {
+                        continue;
+                    }
+                    let sample = format!("{} {w}\n", next(1000));
+                    s.push(&fam, &labels, &sample).unwrap();
+                    pushed.push((fam, labels, sample));
+                }
+            }
+            let mut want = String::new();
+            let mut reference = pushed.clone();
+            // Stable: a series' samples stay in the order pushed (time order).
+            reference.sort_by(|a, b| {
+                (a.0.as_bytes(), 0u8, a.1.as_bytes()).cmp(&(b.0.as_bytes(), 0u8, b.1.as_bytes()))
+            });
+            let mut family = None;
+            for (f, l, t) in &reference {
+                if family != Some(f) {
+                    want.push_str(&format!("# TYPE {f} gauge\n"));
+                    family = Some(f);
+                }
+                want.push_str(&format!("{f}{l} {t}"));
+            }
+            want.push_str("# EOF\n");
+            let mut out = Vec::new();
+            s.write_to(&mut out).unwrap();
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                want,
+                "seed {seed}, round {round}, budget {budget}"
+            );
+        }
+    }
+
     #[test]
     fn nothing_pushed_is_just_eof() {
         let (text, _) = sorted(0, 0, 10);
