@@ -68,6 +68,9 @@ pub struct MemberStats {
     /// See [`JobStats::fd_backoffs`].
     #[serde(default)]
     pub fd_backoffs: u64,
+    /// See [`JobStats::lines_counted`].
+    #[serde(default)]
+    pub lines_counted: u64,
 }
 
 impl MemberStats {
@@ -100,6 +103,46 @@ impl MemberStats {
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
+        self.lines_counted += o.lines_counted;
+    }
+
+    /// `own` (process 0's stats of a job) with these counters, every member's,
+    /// in place of its own: what the cluster's `/metrics` shows. What members do
+    /// not report (their groups' figures, their sinks) stays process 0's.
+    pub fn over(&self, own: &JobStats) -> JobStats {
+        let mut s = own.clone();
+        s.file_groups = self.file_groups;
+        s.files_opened = self.files_opened;
+        s.file_open_errors = self.file_open_errors;
+        s.bytes_read = self.bytes_read;
+        s.lines_read = self.lines_read;
+        s.lines_counted = self.lines_counted;
+        s.late_lines = self.late_lines;
+        s.oversize_lines = self.oversize_lines;
+        s.invalid_utf8_lines = self.invalid_utf8_lines;
+        s.parse_errors = BTreeMap::new();
+        for (reason, n) in &self.parse_errors {
+            // The reasons are the sources' fixed names; a name this build does
+            // not know (another version) still counts, as `other`.
+            let known = tidemark_sources::parse::LineError::ALL
+                .iter()
+                .map(|e| e.reason())
+                .find(|r| r == reason)
+                .unwrap_or("other");
+            *s.parse_errors.entry(known).or_default() += n;
+        }
+        s.series_limit_dropped = self.series_limit_dropped.clone();
+        s.duplicate_paths = self.duplicate_paths;
+        s.not_regular_files = self.not_regular_files;
+        s.symlink_loops = self.symlink_loops;
+        s.damaged_gzip_files = self.damaged_gzip_files;
+        s.outlier_lines = self.outlier_lines;
+        s.open_files = BTreeMap::from([(0, (self.open_files, self.parked_files))]);
+        s.reopen_fd_waits = self.reopen_fd_waits;
+        s.checkpoint_fd_waits = self.checkpoint_fd_waits;
+        s.lost_while_parked = self.lost_while_parked;
+        s.fd_backoffs = self.fd_backoffs;
+        s
     }
 }
 
@@ -132,6 +175,7 @@ impl From<&JobStats> for MemberStats {
             checkpoint_fd_waits: s.checkpoint_fd_waits,
             lost_while_parked: s.lost_while_parked,
             fd_backoffs: s.fd_backoffs,
+            lines_counted: s.lines_counted,
         }
     }
 }
