@@ -40,7 +40,11 @@ fn the_cluster_serves_metrics_with_the_token_only() {
         if lines_read(&body, "web") == Some(30.0) {
             break body;
         }
-        assert!(Instant::now() < deadline, "never 30 lines read:\n{body}\n{}", m.log());
+        assert!(
+            Instant::now() < deadline,
+            "never 30 lines read:\n{body}\n{}",
+            m.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     let mut promtool = Command::new(stack::promtool())
@@ -62,7 +66,10 @@ fn the_cluster_serves_metrics_with_the_token_only() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(out.status.success() && said.trim().is_empty(), "{said}\n{body}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{said}\n{body}"
+    );
     let group = format!("group=\"{}/web-1/access.log\"", s.logs.display());
     assert!(
         body.lines()

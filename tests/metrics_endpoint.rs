@@ -64,11 +64,12 @@ struct Live {
 }
 
 impl Live {
-    fn start(job: &Path) -> Live {
+    fn start(job: &Path, extra: &[&str]) -> Live {
         let mut child = tidemark()
             .arg("run")
             .arg(job)
             .args(["--metrics-addr", "127.0.0.1:0", "--no-status"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -173,7 +174,8 @@ fn a_live_run_serves_metrics_that_promtool_accepts_with_the_summary_s_values() {
     let (job, demo_summary) = demo(d.path());
     let lines = summary_value(&demo_summary, "lines read") + 1;
     let windows = summary_value(&demo_summary, "windows emitted");
-    let live = Live::start(&job);
+    let state = d.path().join("state");
+    let live = Live::start(&job, &["--state-dir", state.to_str().unwrap()]);
     // Until every line is read, every window written, and every group's
     // figures (published about once a second) caught up with them.
     let deadline = Instant::now() + PATIENCE;
@@ -222,6 +224,14 @@ fn a_live_run_serves_metrics_that_promtool_accepts_with_the_summary_s_values() {
         "{body}"
     );
     assert!(sample(&body, "tidemark_watermark_lag_seconds", &job).unwrap() > 0.0);
+    // Checkpoints (--state-dir): at least the one at the start and one per
+    // frontier move, each timed.
+    assert!(
+        sample(&body, "tidemark_checkpoints_total", &job).unwrap() >= 2.0,
+        "{body}"
+    );
+    assert!(sample(&body, "tidemark_checkpoint_age_seconds", &job).unwrap() >= 0.0);
+    assert!(sample(&body, "tidemark_checkpoint_duration_seconds", &job).unwrap() > 0.0);
     let sink = format!("jsonl {}/out/nginx.jsonl", d.path().display());
     assert_eq!(
         sample(&body, "tidemark_sink_windows_total", &[("sink", &sink)]),
@@ -272,7 +282,7 @@ fn a_real_prometheus_scrapes_a_live_run() {
     let d = tempfile::tempdir().unwrap();
     let (job, demo_summary) = demo(d.path());
     let lines = summary_value(&demo_summary, "lines read") + 1;
-    let live = Live::start(&job);
+    let live = Live::start(&job, &[]);
     let config = format!(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tidemark\n    \
          scrape_interval: 1s\n    static_configs:\n      - targets: ['{}']\n",

@@ -179,3 +179,42 @@ impl From<&JobStats> for MemberStats {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn every_members_counters_go_over_process_0s_stats() {
+        let mut own = JobStats {
+            lines_read: 10,
+            lines_counted: 9,
+            windows_emitted: 4,
+            ..JobStats::default()
+        };
+        own.parse_errors.insert("bad_json", 1);
+        own.groups.insert(
+            PathBuf::from("/l/a.log"),
+            crate::stats::GroupGauges::default(),
+        );
+        let mut all = MemberStats::from(&own);
+        let mut other = MemberStats {
+            lines_read: 5,
+            lines_counted: 5,
+            open_files: 2,
+            ..MemberStats::default()
+        };
+        other.parse_errors.insert("bad_json".into(), 2);
+        other.parse_errors.insert("from_a_newer_member".into(), 3);
+        all.add(&other);
+        let view = all.over(&own);
+        assert_eq!((view.lines_read, view.lines_counted), (15, 14));
+        assert_eq!(view.parse_errors.get("bad_json"), Some(&3));
+        assert_eq!(view.parse_errors.get("other"), Some(&3));
+        assert_eq!(view.open_files.values().map(|(o, _)| o).sum::<u64>(), 2);
+        // What members do not report stays process 0's.
+        assert_eq!(view.windows_emitted, 4);
+        assert_eq!(view.groups.len(), 1);
+    }
+}
