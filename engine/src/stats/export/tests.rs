@@ -2,6 +2,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::*;
+use crate::stats::sink::{Rejection, SinkState};
 use crate::stats::{GroupGauges, SinkMeter, SinkMeters};
 
 /// A job's stats with something in every corner /metrics reports on.
@@ -17,6 +18,8 @@ fn busy_job() -> JobStats {
         frontier_ms: Some(1_795_168_920_000),
         checkpoints_written: 3,
         last_checkpoint: Some((1_795_168_925_000, 12_500)),
+        duplicate_paths: 2,
+        series_limited_windows: 1,
         ..JobStats::default()
     };
     s.parse_errors.insert("bad timestamp", 5);
@@ -143,6 +146,18 @@ fn a_snapshot_renders_named_typed_and_labelled_series() {
         Some(10.0)
     );
     assert_eq!(value(&text, "tidemark_checkpoints_total", &job), Some(3.0));
+    assert_eq!(
+        value(&text, "tidemark_duplicate_paths_total", &job),
+        Some(2.0)
+    );
+    assert_eq!(
+        value(&text, "tidemark_symlink_loops_total", &job),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(&text, "tidemark_series_limited_windows_total", &job),
+        Some(1.0)
+    );
     assert_eq!(
         value(&text, "tidemark_checkpoint_age_seconds", &job),
         Some(5.0)
@@ -306,4 +321,22 @@ fn negotiation_prefers_openmetrics_only_when_asked() {
     assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
     assert_eq!(Format::negotiate(Some("*/*")), Format::Text);
     assert_eq!(Format::negotiate(None), Format::Text);
+}
+
+/// docs/metrics.md lists every metric /metrics can show.
+#[test]
+fn every_metric_is_documented() {
+    let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/metrics.md"));
+    let text = render(&[("web", &busy_job())], WALL_MS, Format::Text);
+    let names: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert!(names.len() > 40, "{names:?}");
+    let missing: Vec<&&str> = names
+        .iter()
+        .filter(|n| !doc.contains(&format!("| `{n}` |")))
+        .collect();
+    assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
 }
