@@ -37,7 +37,13 @@ fn the_cluster_serves_metrics_with_the_token_only() {
     let body = loop {
         let (code, body) = http(&m.api, "GET", "/metrics", Some(&token), "");
         assert_eq!(code, 200, "{body}");
-        if lines_read(&body, "web") == Some(30.0) {
+        // The group's own figures follow within about a second.
+        let group = format!("group=\"{}/web-1/access.log\"", s.logs.display());
+        let group_lines = body
+            .lines()
+            .filter(|l| l.starts_with("tidemark_group_lines_read_total{") && l.contains(&group))
+            .find_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+        if lines_read(&body, "web") == Some(30.0) && group_lines == Some(30.0) {
             break body;
         }
         assert!(
