@@ -4,6 +4,7 @@
 
 mod member;
 mod stack;
+mod two_members;
 
 use member::api::{http, job_toml, member_token, submit, Setup};
 use std::io::Write;
@@ -121,4 +122,30 @@ fn prometheus_scrapes_the_cluster_with_the_example_config() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+#[test]
+fn a_two_process_cluster_s_metrics_count_both_members_lines() {
+    use two_members::{append, job, start, wait_until, TOKEN};
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    std::fs::write(d.join("token"), TOKEN).unwrap();
+    append(d, member::T0, 300); // 150 lines on each machine
+    let b = job(d, "b", "1s");
+    let c = start(d, "1");
+    let o = c.job(&["submit", b.submitted.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", member::text(&o));
+    let scrape = || {
+        let (code, body) = two_members::http_get(&c.zero.api, "/metrics", Some(TOKEN));
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    // Process 0 reads only its own machine's group: the group series are its.
+    let group = format!("group=\"{}/machine-0/web-1/access.log\"", d.display());
+    wait_until(&c, "/metrics never counted both members' lines", || {
+        let body = scrape();
+        lines_read(&body, "b") == Some(300.0) && body.contains(&group)
+    });
+    let body = scrape();
+    assert!(!body.contains("machine-1/"), "{body}");
 }
