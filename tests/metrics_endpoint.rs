@@ -375,3 +375,66 @@ fn the_example_prometheus_config_passes_promtool() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("SUCCESS"), "{said}");
 }
+
+/// The `group` values /metrics shows right now (any per-group family).
+fn groups_shown(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter(|l| l.starts_with("tidemark_group_"))
+        .filter_map(|l| Some(l.split_once("group=\"")?.1.split_once('"')?.0.to_string()))
+        .collect()
+}
+
+/// A group whose file is deleted (and was read to its end) leaves /metrics:
+/// app-1 … app-4 created and deleted in turn on a live run, only the one
+/// still there is shown at the end (before: every file ever seen stayed).
+#[test]
+fn groups_of_deleted_files_leave_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let job = d.path().join("churn.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"churn\"\n[source]\nkind = \"file\"\ninclude = [\"{}/app-*.log\"]\n\
+             host = {{ value = \"h\" }}\npoll_interval = \"50ms\"\n[parse]\nformat = \"nginx\"\n\
+             [[metric]]\nname = \"reqs\"\nkind = \"counter\"\n[[sink]]\nkind = \"jsonl\"\n\
+             path = \"{}/out.jsonl\"\nseries = \"hosts\"\n",
+            logs.display(),
+            d.path().display()
+        ),
+    )
+    .unwrap();
+    let live = Live::start(&job, &[]);
+    let name = |i: u32| logs.join(format!("app-{i}.log")).display().to_string();
+    let deadline = Instant::now() + PATIENCE;
+    let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| loop {
+        let body = live.scrape();
+        if done(&body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for i in 1..=4 {
+        std::fs::write(name(i), "not an nginx line\nnor this\n").unwrap();
+        let group = name(i);
+        wait_for(&format!("read app-{i}"), &|body| {
+            sample(
+                body,
+                "tidemark_group_lines_read_total",
+                &[("group", &group)],
+            ) == Some(2.0)
+        });
+        if i > 1 {
+            std::fs::remove_file(name(i - 1)).unwrap();
+        }
+    }
+    let only_last = std::collections::BTreeSet::from([name(4)]);
+    wait_for("only app-4's group left", &|body| {
+        groups_shown(body) == only_last
+    });
+    let body = live.scrape();
+    assert_eq!(sample(&body, "tidemark_lines_read_total", &[]), Some(8.0));
+    live.stop();
+}

@@ -396,6 +396,9 @@ impl GroupState {
 
     /// Records how far behind the end of its files this group is (self-metrics).
     pub fn publish_lag(&self, stats: &mut JobStats) {
+        if self.is_gone() {
+            return;
+        }
         stats
             .lag_bytes
             .insert(self.live.clone(), self.reader.lag_bytes());
@@ -403,7 +406,13 @@ impl GroupState {
 
     /// Records this group's figures for `/metrics` ([`JobStats::groups`]). Not
     /// per read: the worker calls it about once a second.
+    /// A group whose files are gone is reported as such instead
+    /// ([`JobStats::gone_groups`]): its series leave `/metrics`.
     pub fn publish_gauges(&self, now: Instant, stats: &mut JobStats) {
+        if self.is_gone() {
+            stats.gone_groups.push(self.live.clone());
+            return;
+        }
         let idle = self.idle_since.is_some_and(|since| {
             now.duration_since(since).as_millis() as i64 >= self.plan.idle_timeout_ms
         });
@@ -418,6 +427,19 @@ impl GroupState {
                 file_open: self.holds_file(),
             },
         );
+    }
+}
+
+impl GroupState {
+    /// Whether its live file no longer exists and every byte of its files was
+    /// read: nothing open, parked or pending. Looks at the disk only when no file
+    /// is open (about once a second, from [`GroupState::publish_gauges`]).
+    fn is_gone(&self) -> bool {
+        self.reader.current_path().is_none()
+            && !self.reader.is_parked()
+            && self.reader.lag_bytes() == 0
+            && std::fs::symlink_metadata(&self.live)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     }
 }
 

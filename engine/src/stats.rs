@@ -131,7 +131,25 @@ pub struct JobStats {
     /// When the last checkpoint was saved (ms since the epoch), and how long it
     /// took (µs), the sinks' sync included.
     pub last_checkpoint: Option<(i64, u64)>,
+    /// The job's metrics, in job file order: `/metrics` shows their per-metric
+    /// counters (values not usable, series left out) at 0 before the first event.
+    pub metric_names: Vec<String>,
+    /// Groups (live paths) found gone since the last fold: their live file no
+    /// longer exists and every byte of theirs was read. Never kept: folding it
+    /// ([`JobStats::add`]) removes the groups' entries from the per-group maps,
+    /// so a run whose files come and go does not keep a series per file ever seen.
+    pub gone_groups: Vec<std::path::PathBuf>,
 }
+
+/// Every reason a metric may refuse a value (see [`JobStats::value_errors`]): a
+/// fixed list, so that each shows at 0 before its first event.
+pub const VALUE_ERROR_REASONS: [&str; 5] = [
+    "field_missing",
+    "not_a_number",
+    "not_finite",
+    "too_large",
+    "negative_histogram_value",
+];
 
 /// One file group's figures at an instant (see [`JobStats::groups`]). Its
 /// counters cover this run's reading of the group, since its worker found it.
@@ -226,6 +244,19 @@ impl JobStats {
             self.groups.insert(k.clone(), *v);
         }
         self.last_checkpoint = self.last_checkpoint.max(o.last_checkpoint);
+        for m in &o.metric_names {
+            if !self.metric_names.contains(m) {
+                self.metric_names.push(m.clone());
+            }
+        }
+        // Last: a group found gone in `o` loses what `o` itself said of it too.
+        for live in &o.gone_groups {
+            self.groups.remove(live);
+            self.lag_bytes.remove(live);
+            self.clock_lag_ms.remove(live);
+            self.clock_behind_ms.remove(live);
+            self.unreadable_files.remove(live);
+        }
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -490,6 +521,27 @@ mod tests {
             total.summary()
         );
         assert!(!JobStats::default().summary().contains("written to"));
+    }
+
+    #[test]
+    fn a_gone_group_leaves_every_per_group_map() {
+        let live = PathBuf::from("/l/app-1.log");
+        let mut shared = JobStats::default();
+        let mut seen = JobStats::default();
+        seen.groups.insert(live.clone(), GroupGauges::default());
+        seen.lag_bytes.insert(live.clone(), 0);
+        seen.clock_lag_ms.insert(live.clone(), 5);
+        seen.clock_behind_ms.insert(live.clone(), 5);
+        seen.unreadable_files.insert(live.clone(), Vec::new());
+        shared.add(&seen);
+        let gone = JobStats {
+            gone_groups: vec![live],
+            ..JobStats::default()
+        };
+        shared.add(&gone);
+        assert!(shared.groups.is_empty() && shared.lag_bytes.is_empty());
+        assert!(shared.clock_lag_ms.is_empty() && shared.clock_behind_ms.is_empty());
+        assert!(shared.unreadable_files.is_empty() && shared.gone_groups.is_empty());
     }
 
     #[test]
