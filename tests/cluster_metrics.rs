@@ -140,12 +140,49 @@ fn a_two_process_cluster_s_metrics_count_both_members_lines() {
         assert_eq!(code, 200, "{body}");
         body
     };
-    // Process 0 reads only its own machine's group: the group series are its.
-    let group = format!("group=\"{}/machine-0/web-1/access.log\"", d.display());
+    // Each member reads its own machine's group; both are shown, each with
+    // its member's index (the same path may be a group on every machine).
+    let group = |m: u32| {
+        format!(
+            "group=\"{}/machine-{m}/web-{}/access.log\",member=\"{m}\"",
+            d.display(),
+            m + 1
+        )
+    };
     wait_until(&c, "/metrics never counted both members' lines", || {
         let body = scrape();
-        lines_read(&body, "b") == Some(300.0) && body.contains(&group)
+        lines_read(&body, "b") == Some(300.0)
+            && body.contains(&group(0))
+            && body.contains(&group(1))
+    });
+    // A rotation on member 1's machine only: process 0's /metrics counts it
+    // (before: only process 0's own rotations were shown).
+    let web2 = d.join("machine-1/web-2");
+    std::fs::rename(web2.join("access.log"), web2.join("access.log.1")).unwrap();
+    append(d, member::T0 + 300, 20); // 10 more lines on each machine
+    let rotations = |body: &str| {
+        let prefix = "tidemark_rotations_total{tidemark_job=\"b\"} ";
+        body.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    wait_until(&c, "/metrics never counted member 1's rotation", || {
+        let body = scrape();
+        rotations(&body) == Some(1.0) && lines_read(&body, "b") == Some(320.0)
     });
     let body = scrape();
-    assert!(!body.contains("machine-1/"), "{body}");
+    let line_of = |m: u32| {
+        body.lines()
+            .find(|l| l.starts_with("tidemark_group_lines_read_total{") && l.contains(&group(m)))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    wait_until(&c, "member 1's group never showed its 160 lines", || {
+        let body = scrape();
+        body.lines().any(|l| {
+            l.starts_with("tidemark_group_lines_read_total{")
+                && l.contains(&group(1))
+                && l.ends_with(" 160")
+        })
+    });
+    assert!(line_of(0).is_some(), "{body}");
 }

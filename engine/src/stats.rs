@@ -139,6 +139,18 @@ pub struct JobStats {
     /// ([`JobStats::add`]) removes the groups' entries from the per-group maps,
     /// so a run whose files come and go does not keep a series per file ever seen.
     pub gone_groups: Vec<std::path::PathBuf>,
+    /// Cluster (process 0's view): each other member's groups as it last
+    /// reported them, by process index; `/metrics` shows them with a `member`
+    /// label (the same path may be a group on every machine).
+    pub member_groups: BTreeMap<usize, BTreeMap<std::path::PathBuf, GroupGauges>>,
+    /// Cluster (process 0's view): files the other members cannot open or read now.
+    pub member_files_failing: u64,
+    /// Cluster (process 0's view): groups of other members not in
+    /// `member_groups` (past `MAX_REPORTED_GROUPS` each).
+    pub member_groups_left_out: u64,
+    /// Cluster: this process's index, shown as the `member` label of its own
+    /// groups' series (`None` in a `run`: no `member` label).
+    pub member_index: Option<usize>,
 }
 
 /// Every reason a metric may refuse a value (see [`JobStats::value_errors`]): a
@@ -153,7 +165,7 @@ pub const VALUE_ERROR_REASONS: [&str; 5] = [
 
 /// One file group's figures at an instant (see [`JobStats::groups`]). Its
 /// counters cover this run's reading of the group, since its worker found it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupGauges {
     /// Lines read from the group's files.
     pub lines_read: u64,
@@ -244,6 +256,12 @@ impl JobStats {
             self.groups.insert(k.clone(), *v);
         }
         self.last_checkpoint = self.last_checkpoint.max(o.last_checkpoint);
+        for (member, groups) in &o.member_groups {
+            self.member_groups.insert(*member, groups.clone());
+        }
+        self.member_files_failing += o.member_files_failing;
+        self.member_groups_left_out += o.member_groups_left_out;
+        self.member_index = self.member_index.or(o.member_index);
         for m in &o.metric_names {
             if !self.metric_names.contains(m) {
                 self.metric_names.push(m.clone());

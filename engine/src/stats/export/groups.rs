@@ -1,14 +1,42 @@
 //! The per-group families (`group` label: the live path), from what each worker
-//! last published ([`crate::stats::GroupGauges`]).
+//! last published ([`crate::stats::GroupGauges`]). In a cluster each series
+//! also has `member`, the process index: the same path may be a group on every
+//! machine.
+
+use std::path::Path;
 
 use prometheus_client::registry::Unit;
 use tidemark_sources::file::EscapedPath;
 
 use super::{job, secs, with, Families, Labels};
+use crate::stats::{GroupGauges, JobStats};
 use crate::time::EventMs;
 
-fn group_labels(j: &str, live: &std::path::Path) -> Labels {
-    with(job(j), "group", EscapedPath(live).to_string())
+fn labels_of(j: &str, member: Option<usize>, live: &Path) -> Labels {
+    let labels = with(job(j), "group", EscapedPath(live).to_string());
+    match member {
+        Some(m) => with(labels, "member", m.to_string()),
+        None => labels,
+    }
+}
+
+/// This process's own group `live`.
+fn group_labels(j: &str, s: &JobStats, live: &Path) -> Labels {
+    labels_of(j, s.member_index, live)
+}
+
+/// Every group's figures: this process's, then (cluster) each other member's.
+fn all_groups<'a>(j: &'a str, s: &'a JobStats) -> impl Iterator<Item = (Labels, &'a GroupGauges)> {
+    let own = s
+        .groups
+        .iter()
+        .map(|(live, g)| (group_labels(j, s, live), g));
+    let members = s.member_groups.iter().flat_map(move |(m, groups)| {
+        groups
+            .iter()
+            .map(move |(live, g)| (labels_of(j, Some(*m), live), g))
+    });
+    own.chain(members)
 }
 
 pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
@@ -17,9 +45,8 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "Lines read from the group's files in this run, as last published (about every second)",
         None,
         |j, s| {
-            s.groups
-                .iter()
-                .map(|(live, g)| (group_labels(j, live), g.lines_read))
+            all_groups(j, s)
+                .map(|(labels, g)| (labels, g.lines_read))
                 .collect::<Vec<_>>()
         },
     );
@@ -28,9 +55,8 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "Bytes read from the group's files in this run, as last published (about every second)",
         Some(Unit::Bytes),
         |j, s| {
-            s.groups
-                .iter()
-                .map(|(live, g)| (group_labels(j, live), g.bytes_read))
+            all_groups(j, s)
+                .map(|(labels, g)| (labels, g.bytes_read))
                 .collect::<Vec<_>>()
         },
     );
@@ -39,9 +65,8 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "Bytes behind the end of the group's files",
         Some(Unit::Bytes),
         |j, s| {
-            s.groups
-                .iter()
-                .map(|(live, g)| (group_labels(j, live), g.lag_bytes as f64))
+            all_groups(j, s)
+                .map(|(labels, g)| (labels, g.lag_bytes as f64))
                 .collect::<Vec<_>>()
         },
     );
@@ -50,9 +75,8 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "The group's watermark (event time, Unix seconds)",
         Some(Unit::Seconds),
         |j, s| {
-            s.groups
-                .iter()
-                .filter_map(|(live, g)| Some((group_labels(j, live), secs(g.watermark_ms?))))
+            all_groups(j, s)
+                .filter_map(|(labels, g)| Some((labels, secs(g.watermark_ms?))))
                 .collect::<Vec<_>>()
         },
     );
@@ -61,21 +85,16 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "How far the group's watermark trails the wall clock",
         Some(Unit::Seconds),
         |j, s| {
-            s.groups
-                .iter()
-                .filter_map(|(live, g)| {
-                    Some((
-                        group_labels(j, live),
-                        secs(wall_ms.saturating_sub(g.watermark_ms?)),
-                    ))
+            all_groups(j, s)
+                .filter_map(|(labels, g)| {
+                    Some((labels, secs(wall_ms.saturating_sub(g.watermark_ms?))))
                 })
                 .collect::<Vec<_>>()
         },
     );
     f.gauge("group_idle", "1 while the group is idle at the end of its files for longer than idle_timeout (it no longer holds windows open)", None, |j, s| {
-        s.groups
-            .iter()
-            .map(|(live, g)| (group_labels(j, live), f64::from(u8::from(g.idle))))
+        all_groups(j, s)
+            .map(|(labels, g)| (labels, f64::from(u8::from(g.idle))))
             .collect::<Vec<_>>()
     });
     f.gauge(
@@ -83,9 +102,8 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "Files of the group held open now",
         None,
         |j, s| {
-            s.groups
-                .iter()
-                .map(|(live, g)| (group_labels(j, live), f64::from(u8::from(g.file_open))))
+            all_groups(j, s)
+                .map(|(labels, g)| (labels, f64::from(u8::from(g.file_open))))
                 .collect::<Vec<_>>()
         },
     );
@@ -96,7 +114,7 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         |j, s| {
             s.unreadable_files
                 .iter()
-                .map(|(live, files)| (group_labels(j, live), files.len() as f64))
+                .map(|(live, files)| (group_labels(j, s, live), files.len() as f64))
                 .collect::<Vec<_>>()
         },
     );
@@ -104,7 +122,13 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         s.clock_behind_ms
             .iter()
             .chain(s.clock_lag_ms.iter().filter(|(_, lag)| **lag > 0))
-            .map(|(live, lag)| (group_labels(j, live), secs(*lag)))
+            .map(|(live, lag)| (group_labels(j, s, live), secs(*lag)))
             .collect::<Vec<_>>()
     });
+    f.gauge(
+        "groups_not_shown",
+        "Cluster: groups of other members left out of the per-group series (over 1000 per member)",
+        None,
+        |j, s| Some((job(j), s.member_groups_left_out as f64)),
+    );
 }

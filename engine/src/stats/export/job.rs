@@ -59,7 +59,10 @@ pub(super) fn reading(f: &mut Families<'_>) {
         "files_failing",
         "Files that cannot be opened or read now (a live run waits for them)",
         None,
-        |j, s| Some((job(j), s.unreadable().len() as f64)),
+        |j, s| {
+            let failing = s.unreadable().len() as u64 + s.member_files_failing;
+            Some((job(j), failing as f64))
+        },
     );
     f.counter(
         "rotations",
