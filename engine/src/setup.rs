@@ -197,6 +197,9 @@ impl JobSetup {
                 }
             );
         }
+        if let Ok(mut s) = stats.lock() {
+            s.metric_names = job.metrics.iter().map(|m| m.name.clone()).collect();
+        }
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;

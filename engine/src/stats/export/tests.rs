@@ -340,3 +340,45 @@ fn every_metric_is_documented() {
         .collect();
     assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
 }
+
+/// A labelled counter shows at 0 before its first event, so `rate()` and
+/// `increase()` see the first one (before: no series until then).
+#[test]
+fn labelled_counters_start_at_0_before_their_first_event() {
+    let s = JobStats {
+        metric_names: vec!["requests".into(), "bytes".into()],
+        ..JobStats::default()
+    };
+    let text = render(&[("web", &s)], WALL_MS, Format::Text);
+    for e in tidemark_sources::parse::LineError::ALL {
+        let reason = [("tidemark_job", "web"), ("reason", e.reason())];
+        assert_eq!(
+            value(&text, "tidemark_lines_malformed_total", &reason),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    for metric in ["requests", "bytes"] {
+        let m = [("tidemark_job", "web"), ("metric", metric)];
+        assert_eq!(
+            value(&text, "tidemark_series_limit_dropped_lines_total", &m),
+            Some(0.0),
+            "{text}"
+        );
+        for reason in crate::stats::VALUE_ERROR_REASONS {
+            let mr = [("metric", metric), ("reason", reason)];
+            assert_eq!(
+                value(&text, "tidemark_value_errors_total", &mr),
+                Some(0.0),
+                "{text}"
+            );
+        }
+    }
+    // Bare defaults: every malformed reason still shows (the reasons are fixed).
+    let text = render(&[("web", &JobStats::default())], WALL_MS, Format::Text);
+    let n = samples(&text)
+        .iter()
+        .filter(|(n, _, _)| n == "tidemark_lines_malformed_total")
+        .count();
+    assert_eq!(n, tidemark_sources::parse::LineError::ALL.len(), "{text}");
+}
