@@ -329,9 +329,9 @@ impl GroupState {
                     );
                 }
                 set_lag(&mut stats.clock_lag_ms, &self.live, behind_ms);
-                if let Some(trailing) = stats.clock_behind_ms.get_mut(&self.live) {
-                    *trailing = 0;
-                }
+                // `stats` is this activation's delta: the other figure is set
+                // (not just changed if present), or the job's would stay stale.
+                set_lag(&mut stats.clock_behind_ms, &self.live, 0);
                 self.wm.raise_to(floor_ms);
             }
             Lag::Trailing { behind_ms, warn } => {
@@ -347,9 +347,7 @@ impl GroupState {
                 }
                 set_lag(&mut stats.clock_behind_ms, &self.live, behind_ms);
                 // Moving again after being stuck: no longer released.
-                if let Some(stuck) = stats.clock_lag_ms.get_mut(&self.live) {
-                    *stuck = 0;
-                }
+                set_lag(&mut stats.clock_lag_ms, &self.live, 0);
             }
             Lag::Recovered => {
                 tracing::info!(
@@ -357,9 +355,7 @@ impl GroupState {
                     EscapedPath(&self.live)
                 );
                 for lags in [&mut stats.clock_lag_ms, &mut stats.clock_behind_ms] {
-                    if let Some(lag) = lags.get_mut(&self.live) {
-                        *lag = 0;
-                    }
+                    set_lag(lags, &self.live, 0);
                 }
             }
         }

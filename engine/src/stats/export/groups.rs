@@ -119,10 +119,9 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         },
     );
     f.gauge("group_clock_behind", "How far the lines the group keeps writing trail the wall clock, beyond max_clock_lag (0 once caught up)", Some(Unit::Seconds), |j, s| {
-        s.clock_behind_ms
-            .iter()
-            .chain(s.clock_lag_ms.iter().filter(|(_, lag)| **lag > 0))
-            .map(|(live, lag)| (group_labels(j, s, live), secs(*lag)))
+        clock_behind(s)
+            .into_iter()
+            .map(|(live, lag)| (group_labels(j, s, live), secs(lag)))
             .collect::<Vec<_>>()
     });
     f.gauge(
@@ -131,4 +130,17 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         None,
         |j, s| Some((job(j), s.member_groups_left_out as f64)),
     );
+}
+
+/// Per group, one figure: how far its clock trails, whether it is released
+/// (stuck, `clock_lag_ms`) or holds the windows back (trailing,
+/// `clock_behind_ms`). The group sets the other to 0 when it moves from one to
+/// the other, and both once caught up; the larger is the one that holds.
+pub(super) fn clock_behind(s: &JobStats) -> std::collections::BTreeMap<&Path, i64> {
+    let mut all = std::collections::BTreeMap::new();
+    for (live, lag) in s.clock_behind_ms.iter().chain(&s.clock_lag_ms) {
+        let v = all.entry(live.as_path()).or_insert(0);
+        *v = (*v).max(*lag.max(&0));
+    }
+    all
 }

@@ -382,3 +382,36 @@ fn labelled_counters_start_at_0_before_their_first_event() {
         .count();
     assert_eq!(n, tidemark_sources::parse::LineError::ALL.len(), "{text}");
 }
+
+/// Each group has one clock figure, whichever map holds it, and 0 once caught
+/// up (before: a group released then caught up had no series; one in both maps
+/// had two figures, the last written winning).
+#[test]
+fn group_clock_behind_is_one_figure_per_group_and_0_once_caught_up() {
+    let mut s = JobStats::default();
+    let (stuck, trailing, caught_up) = (
+        PathBuf::from("/l/stuck.log"),
+        PathBuf::from("/l/trailing.log"),
+        PathBuf::from("/l/caught-up.log"),
+    );
+    s.clock_lag_ms.insert(stuck.clone(), 7_000);
+    s.clock_behind_ms.insert(stuck, 0);
+    s.clock_behind_ms.insert(trailing.clone(), 3_000);
+    s.clock_lag_ms.insert(trailing, 0);
+    // Released (stuck), then caught up: only ever in the released map.
+    s.clock_lag_ms.insert(caught_up, 0);
+    let text = render(&[("web", &s)], WALL_MS, Format::Text);
+    let of = |g: &str| {
+        samples(&text)
+            .into_iter()
+            .filter(|(n, l, _)| {
+                n == "tidemark_group_clock_behind_seconds"
+                    && l.get("group").map(String::as_str) == Some(g)
+            })
+            .map(|(_, _, v)| v)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("/l/stuck.log"), [7.0], "{text}");
+    assert_eq!(of("/l/trailing.log"), [3.0], "{text}");
+    assert_eq!(of("/l/caught-up.log"), [0.0], "{text}");
+}
