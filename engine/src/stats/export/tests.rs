@@ -25,6 +25,11 @@ fn busy_job() -> JobStats {
     s.parse_errors.insert("bad timestamp", 5);
     s.parse_errors.insert("too few fields", 6);
     s.series_limit_dropped.insert("requests".into(), 9);
+    // Every family needs a sample here for `every_metric_is_documented` to see it.
+    s.value_errors
+        .insert("bytes".into(), BTreeMap::from([("not_a_number", 3)]));
+    s.clock_behind_ms
+        .insert(PathBuf::from("/var/log/web-1/access.log"), 4_000);
     s.open_files.insert(0, (2, 1));
     s.groups.insert(
         PathBuf::from("/var/log/web-1/access.log"),
@@ -334,6 +339,12 @@ fn every_metric_is_documented() {
         .filter_map(|l| l.split(' ').next())
         .collect();
     assert!(names.len() > 40, "{names:?}");
+    for family in [
+        "tidemark_value_errors_total",
+        "tidemark_group_clock_behind_seconds",
+    ] {
+        assert!(names.contains(&family), "busy_job shows no {family}");
+    }
     let missing: Vec<&&str> = names
         .iter()
         .filter(|n| !doc.contains(&format!("| `{n}` |")))
