@@ -328,6 +328,26 @@ fn negotiation_prefers_openmetrics_only_when_asked() {
     assert_eq!(Format::negotiate(None), Format::Text);
 }
 
+/// `q=0` refuses a type, and media types compare in any case (RFC 9110):
+/// before, any Accept containing the exact lower-case type got OpenMetrics.
+#[test]
+fn negotiation_honours_q_0_and_ignores_case() {
+    let refused = "application/openmetrics-text;version=1.0.0;q=0,text/plain;version=0.0.4";
+    assert_eq!(Format::negotiate(Some(refused)), Format::Text);
+    let spaced = "application/openmetrics-text ; q = 0.0 , */*";
+    assert_eq!(Format::negotiate(Some(spaced)), Format::Text);
+    let upper = "Application/OpenMetrics-Text; version=1.0.0";
+    assert_eq!(Format::negotiate(Some(upper)), Format::OpenMetrics);
+    let text_first = "text/plain;q=0.9,application/openmetrics-text;q=0.5";
+    assert_eq!(Format::negotiate(Some(text_first)), Format::Text);
+    let bad_q = "application/openmetrics-text;q=high";
+    assert_eq!(Format::negotiate(Some(bad_q)), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text")),
+        Format::OpenMetrics
+    );
+}
+
 /// docs/metrics.md lists every metric /metrics can show.
 #[test]
 fn every_metric_is_documented() {
