@@ -438,3 +438,55 @@ fn groups_of_deleted_files_leave_metrics() {
     assert_eq!(sample(&body, "tidemark_lines_read_total", &[]), Some(8.0));
     live.stop();
 }
+
+/// The file and stdout sinks count what they write (after their `series`
+/// filter) and their syncs or windows as batches (before: both stayed at 0).
+#[test]
+fn jsonl_and_stdout_sinks_count_the_records_they_write() {
+    let d = tempfile::tempdir().unwrap();
+    let (job, demo_summary) = demo(d.path());
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("series = \"rules\"", "series = \"all\"");
+    std::fs::write(&job, text).unwrap();
+    let windows = summary_value(&demo_summary, "windows emitted");
+    let state = d.path().join("state");
+    let live = Live::start(&job, &["--state-dir", state.to_str().unwrap()]);
+    let jsonl = format!("jsonl {}/out/nginx.jsonl", d.path().display());
+    let deadline = Instant::now() + PATIENCE;
+    let body = loop {
+        let body = live.scrape();
+        let synced = sample(&body, "tidemark_sink_batches_total", &[("sink", &jsonl)])
+            .is_some_and(|b| b >= 1.0);
+        if sample(&body, "tidemark_windows_emitted_total", &[]) == Some(windows as f64) && synced {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never got there:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let records = std::fs::read_to_string(d.path().join("out/nginx.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as f64;
+    assert!(records > 0.0);
+    for sink in [jsonl.as_str(), "stdout table"] {
+        let s = [("sink", sink)];
+        let handed = sample(&body, "tidemark_sink_records_total", &s);
+        let written = sample(&body, "tidemark_sink_records_written_total", &s);
+        assert_eq!(handed, Some(records), "{sink}\n{body}");
+        assert_eq!(written, handed, "{sink}\n{body}");
+    }
+    assert_eq!(
+        sample(
+            &body,
+            "tidemark_sink_batches_total",
+            &[("sink", "stdout table")]
+        ),
+        Some(windows as f64),
+        "{body}"
+    );
+    live.stop();
+}

@@ -17,7 +17,11 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use tidemark_engine::checkpoint::{FileIdentity, SinkCommit, TailCheck};
+use tidemark_engine::stats::SinkMeter;
 use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
@@ -50,6 +54,8 @@ pub struct JsonlSink {
     out: File,
     series: SeriesChoice,
     buf: String,
+    /// Records written (after `series`) and syncs, for `/metrics`.
+    meter: Arc<SinkMeter>,
     /// Bytes of whole windows in the file (the file's length, as far as we wrote it).
     len: u64,
     /// The file's last bytes before `len` (at most [`TailCheck::MAX_LEN`]), for
@@ -184,6 +190,7 @@ impl JsonlSink {
             out,
             series,
             buf: String::new(),
+            meter: Arc::new(SinkMeter::default()),
             len,
             tail,
             failed: false,
@@ -246,8 +253,10 @@ impl JsonlSink {
         }
         let (start, end) = (rfc3339(w.start_ms), rfc3339(w.end_ms));
         self.buf.clear();
+        let mut records = 0;
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
             jsonl_record(w, s, &start, &end, &mut self.buf);
+            records += 1;
         }
         // A window is written whole, so a reader never sees half of one (and
         // `len` only ever counts whole windows).
@@ -255,6 +264,9 @@ impl JsonlSink {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
                 self.keep_tail();
+                self.meter
+                    .records_written
+                    .fetch_add(records, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
@@ -268,7 +280,10 @@ impl JsonlSink {
     /// file size, which is all a reader needs. Its length is then the commit
     /// point ([`JsonlSink::commit`]).
     pub fn sync(&mut self) -> Result<(), SinkError> {
-        self.out.sync_data().map_err(|e| io_err(&self.path, e))
+        self.out.sync_data().map_err(|e| io_err(&self.path, e))?;
+        // A sync is the file's batch: what it makes durable.
+        self.meter.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -295,6 +310,10 @@ impl Sink for JsonlSink {
     /// in [`JsonlSink::open_at`].
     fn commit_point(&self) -> Option<SinkCommit> {
         Some(self.commit())
+    }
+
+    fn meter(&self) -> Option<Arc<SinkMeter>> {
+        Some(self.meter.clone())
     }
 }
 
