@@ -88,18 +88,32 @@ fn the_cluster_serves_metrics_with_the_token_only() {
 #[test]
 fn prometheus_scrapes_the_cluster_with_the_example_config() {
     let s = Setup::new();
-    let m = s.start(&[], &[]);
+    // A scrape-only token: GET /metrics and nothing else.
+    let scrape_token = s.d.join("metrics-token");
+    std::fs::write(&scrape_token, "scrape-only-token\n").unwrap();
+    let m = s.start(
+        &["--metrics-token-file", scrape_token.to_str().unwrap()],
+        &[],
+    );
+    let only = Some("scrape-only-token");
+    assert_eq!(http(&m.api, "GET", "/metrics", only, "").0, 200);
+    for (method, path) in [("POST", "/jobs"), ("GET", "/jobs"), ("DELETE", "/jobs/web")] {
+        let (code, body) = http(&m.api, method, path, only, "");
+        assert_eq!(code, 401, "{method} {path}: {body}");
+    }
+    let admin = member_token(&s.state).expect("the member's token");
+    assert_eq!(http(&m.api, "GET", "/metrics", Some(&admin), "").0, 200);
     let toml = job_toml("web", &s.include(), &s.sink("web"), "{ value = \"h\" }");
     let (code, body) = submit(&m, &s.state, &toml);
     assert_eq!(code, 201, "{body}");
-    // deploy/prometheus.yml, with the member's token file and API address, and
-    // a scrape every second.
+    // deploy/prometheus.yml, with the scrape-only token file and the API
+    // address, and a scrape every second.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus.yml");
     let config = std::fs::read_to_string(example)
         .unwrap()
         .replace(
-            "/etc/prometheus/tidemark-api-token",
-            member::api::token_path(&s.state).to_str().unwrap(),
+            "/etc/prometheus/tidemark-metrics-token",
+            scrape_token.to_str().unwrap(),
         )
         .replace("127.0.0.1:7070", &m.api)
         .replace("scrape_interval: 15s", "scrape_interval: 1s");

@@ -356,9 +356,9 @@ fn the_example_prometheus_config_passes_promtool() {
     let d = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus.yml");
     let text = std::fs::read_to_string(&example).unwrap();
-    let token = d.path().join("tidemark-api-token");
+    let token = d.path().join("tidemark-metrics-token");
     std::fs::write(&token, "not-a-real-token\n").unwrap();
-    const TOKEN_PATH: &str = "/etc/prometheus/tidemark-api-token";
+    const TOKEN_PATH: &str = "/etc/prometheus/tidemark-metrics-token";
     assert!(text.contains(TOKEN_PATH), "{text}");
     let config = d.path().join("prometheus.yml");
     std::fs::write(&config, text.replace(TOKEN_PATH, token.to_str().unwrap())).unwrap();
