@@ -319,6 +319,7 @@ impl JobSetup {
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
+            publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
         }
     }
 

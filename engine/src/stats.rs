@@ -151,6 +151,11 @@ pub struct JobStats {
     /// Cluster: this process's index, shown as the `member` label of its own
     /// groups' series (`None` in a `run`: no `member` label).
     pub member_index: Option<usize>,
+    /// Set by the caller before the job starts when someone reads `groups`
+    /// (`run --metrics-addr`, a cluster's `/metrics`): only then do the workers
+    /// publish their groups' figures (a copy of every group's path each second).
+    /// Never folded by [`JobStats::add`].
+    pub groups_wanted: bool,
 }
 
 /// Every reason a metric may refuse a value (see [`JobStats::value_errors`]): a
