@@ -142,7 +142,7 @@ pub struct JobStats {
     /// Cluster (process 0's view): each other member's groups as it last
     /// reported them, by process index; `/metrics` shows them with a `member`
     /// label (the same path may be a group on every machine).
-    pub member_groups: BTreeMap<usize, BTreeMap<std::path::PathBuf, GroupGauges>>,
+    pub member_groups: BTreeMap<usize, BTreeMap<std::path::PathBuf, MemberGroup>>,
     /// Cluster (process 0's view): files the other members cannot open or read now.
     pub member_files_failing: u64,
     /// Cluster (process 0's view): groups of other members not in
@@ -167,6 +167,36 @@ pub const VALUE_ERROR_REASONS: [&str; 5] = [
     "too_large",
     "negative_histogram_value",
 ];
+
+/// A cluster member's group as it reports it to process 0 (see
+/// [`MemberStats::groups`]): its figures, with what this process keeps of its
+/// own groups in other maps.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MemberGroup {
+    /// See [`JobStats::groups`].
+    pub gauges: GroupGauges,
+    /// Its files that cannot be opened or read now, if any ever failed (see
+    /// [`JobStats::unreadable_files`]).
+    #[serde(default)]
+    pub files_failing: Option<u64>,
+    /// How far its clock trails (ms), if it ever did (see
+    /// [`JobStats::clock_behind_ms`] and [`JobStats::clock_lag_ms`]).
+    #[serde(default)]
+    pub clock_behind_ms: Option<i64>,
+}
+
+impl JobStats {
+    /// One clock figure for `live`: how far its clock trails, whether released
+    /// (stuck, `clock_lag_ms`) or holding the windows back (trailing,
+    /// `clock_behind_ms`). The group sets the other to 0 when it moves from one
+    /// to the other, and both once caught up; the larger is the one that holds.
+    /// `None` if its clock never trailed.
+    pub fn clock_behind_of(&self, live: &std::path::Path) -> Option<i64> {
+        let a = self.clock_behind_ms.get(live);
+        let b = self.clock_lag_ms.get(live);
+        a.into_iter().chain(b).map(|v| (*v).max(0)).max()
+    }
+}
 
 /// One file group's figures at an instant (see [`JobStats::groups`]). Its
 /// counters cover this run's reading of the group, since its worker found it.

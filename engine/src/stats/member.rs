@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{GroupGauges, JobStats, VALUE_ERROR_REASONS};
+use super::{JobStats, MemberGroup, VALUE_ERROR_REASONS};
 
 /// At most this many groups' figures in a member's report: a member with more
 /// reports the first ones (by path) and counts the rest in
@@ -107,7 +107,7 @@ pub struct MemberStats {
     /// [`MAX_REPORTED_GROUPS`]. Not summed: process 0 shows each member's under
     /// a `member` label ([`JobStats::member_groups`]).
     #[serde(default)]
-    pub groups: BTreeMap<std::path::PathBuf, GroupGauges>,
+    pub groups: BTreeMap<std::path::PathBuf, MemberGroup>,
     /// Groups past [`MAX_REPORTED_GROUPS`], not in `groups`.
     #[serde(default)]
     pub groups_left_out: u64,
@@ -275,7 +275,14 @@ impl From<&JobStats> for MemberStats {
                 .groups
                 .iter()
                 .take(MAX_REPORTED_GROUPS)
-                .map(|(k, v)| (k.clone(), *v))
+                .map(|(live, gauges)| {
+                    let group = MemberGroup {
+                        gauges: *gauges,
+                        files_failing: s.unreadable_files.get(live).map(|f| f.len() as u64),
+                        clock_behind_ms: s.clock_behind_of(live),
+                    };
+                    (live.clone(), group)
+                })
                 .collect(),
             groups_left_out: s.groups.len().saturating_sub(MAX_REPORTED_GROUPS) as u64,
         }

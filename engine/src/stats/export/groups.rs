@@ -9,7 +9,7 @@ use prometheus_client::registry::Unit;
 use tidemark_sources::file::EscapedPath;
 
 use super::{job, secs, with, Families, Labels};
-use crate::stats::{GroupGauges, JobStats};
+use crate::stats::{GroupGauges, JobStats, MemberGroup};
 use crate::time::EventMs;
 
 fn labels_of(j: &str, member: Option<usize>, live: &Path) -> Labels {
@@ -31,12 +31,20 @@ fn all_groups<'a>(j: &'a str, s: &'a JobStats) -> impl Iterator<Item = (Labels, 
         .groups
         .iter()
         .map(|(live, g)| (group_labels(j, s, live), g));
-    let members = s.member_groups.iter().flat_map(move |(m, groups)| {
+    let members = member_groups(j, s).map(|(labels, g)| (labels, &g.gauges));
+    own.chain(members)
+}
+
+/// The other members' groups (cluster), labelled with their member.
+fn member_groups<'a>(
+    j: &'a str,
+    s: &'a JobStats,
+) -> impl Iterator<Item = (Labels, &'a MemberGroup)> {
+    s.member_groups.iter().flat_map(move |(m, groups)| {
         groups
             .iter()
             .map(move |(live, g)| (labels_of(j, Some(*m), live), g))
-    });
-    own.chain(members)
+    })
 }
 
 pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
@@ -112,17 +120,22 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
         "Files of the group that cannot be opened or read now",
         None,
         |j, s| {
-            s.unreadable_files
+            let own = s
+                .unreadable_files
                 .iter()
-                .map(|(live, files)| (group_labels(j, s, live), files.len() as f64))
-                .collect::<Vec<_>>()
+                .map(|(live, files)| (group_labels(j, s, live), files.len() as f64));
+            let members = member_groups(j, s)
+                .filter_map(|(labels, g)| Some((labels, g.files_failing? as f64)));
+            own.chain(members).collect::<Vec<_>>()
         },
     );
     f.gauge("group_clock_behind", "How far the lines the group keeps writing trail the wall clock, beyond max_clock_lag (0 once caught up)", Some(Unit::Seconds), |j, s| {
-        clock_behind(s)
+        let own = clock_behind(s)
             .into_iter()
-            .map(|(live, lag)| (group_labels(j, s, live), secs(lag)))
-            .collect::<Vec<_>>()
+            .map(|(live, lag)| (group_labels(j, s, live), secs(lag)));
+        let members = member_groups(j, s)
+            .filter_map(|(labels, g)| Some((labels, secs(g.clock_behind_ms?))));
+        own.chain(members).collect::<Vec<_>>()
     });
     f.gauge(
         "groups_not_shown",
@@ -132,15 +145,10 @@ pub(super) fn groups(f: &mut Families<'_>, wall_ms: EventMs) {
     );
 }
 
-/// Per group, one figure: how far its clock trails, whether it is released
-/// (stuck, `clock_lag_ms`) or holds the windows back (trailing,
-/// `clock_behind_ms`). The group sets the other to 0 when it moves from one to
-/// the other, and both once caught up; the larger is the one that holds.
+/// Per group of this process, one clock figure ([`JobStats::clock_behind_of`]).
 pub(super) fn clock_behind(s: &JobStats) -> std::collections::BTreeMap<&Path, i64> {
-    let mut all = std::collections::BTreeMap::new();
-    for (live, lag) in s.clock_behind_ms.iter().chain(&s.clock_lag_ms) {
-        let v = all.entry(live.as_path()).or_insert(0);
-        *v = (*v).max(*lag.max(&0));
-    }
-    all
+    let groups = s.clock_behind_ms.keys().chain(s.clock_lag_ms.keys());
+    groups
+        .filter_map(|live| Some((live.as_path(), s.clock_behind_of(live)?)))
+        .collect()
 }

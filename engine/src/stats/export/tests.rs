@@ -446,3 +446,54 @@ fn group_clock_behind_is_one_figure_per_group_and_0_once_caught_up() {
     assert_eq!(of("/l/trailing.log"), [3.0], "{text}");
     assert_eq!(of("/l/caught-up.log"), [0.0], "{text}");
 }
+
+/// In a cluster each member's groups show under its `member` label, their
+/// failing files and clock included (before: process 0's groups only).
+#[test]
+fn a_members_groups_show_with_its_member_label_failing_files_and_clock() {
+    let live = PathBuf::from("/var/log/web-1/access.log");
+    let mut member = JobStats::default();
+    member.groups.insert(
+        live.clone(),
+        GroupGauges {
+            lines_read: 150,
+            ..GroupGauges::default()
+        },
+    );
+    member.unreadable_files.insert(
+        live.clone(),
+        vec![(live.with_extension("log.1"), "denied".into())],
+    );
+    member.clock_behind_ms.insert(live.clone(), 2_000);
+    let report = crate::stats::MemberStats::from(&member);
+    let mut own = busy_job();
+    own.member_index = Some(0);
+    own.member_groups.insert(1, report.groups);
+    let text = render(&[("web", &own)], WALL_MS, Format::Text);
+    let of = |name: &str, m: &str| {
+        let want = [("group", "/var/log/web-1/access.log"), ("member", m)];
+        value(&text, name, &want)
+    };
+    assert_eq!(
+        of("tidemark_group_lines_read_total", "1"),
+        Some(150.0),
+        "{text}"
+    );
+    assert_eq!(
+        of("tidemark_group_lines_read_total", "0"),
+        Some(70.0),
+        "{text}"
+    );
+    assert_eq!(of("tidemark_group_files_failing", "1"), Some(1.0), "{text}");
+    assert_eq!(
+        of("tidemark_group_clock_behind_seconds", "1"),
+        Some(2.0),
+        "{text}"
+    );
+    // Process 0's own, labelled too: every group series has `member` in a cluster.
+    assert_eq!(
+        of("tidemark_group_clock_behind_seconds", "0"),
+        Some(4.0),
+        "{text}"
+    );
+}
