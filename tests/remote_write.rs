@@ -44,7 +44,7 @@ fn write_logs(dir: &Path, from_s: i64, to_s: i64, seed: u64) {
                 let ts = jiff::Timestamp::from_second(t).unwrap();
                 // Some statuses only now and then: their series stop and
                 // start again (staleness markers in between).
-                let status = if rng.next() % 100 == 0 {
+                let status = if rng.next().is_multiple_of(100) {
                     "418"
                 } else {
                     rng.pick(&["200", "200", "200", "404", "500", "503"])
