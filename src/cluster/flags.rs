@@ -266,7 +266,10 @@ mod tests {
             .validate(&job("/etc/tidemark/token"), "j.toml")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("bearer_token_file `/etc/tidemark/token`"), "{err}");
+        assert!(
+            err.contains("bearer_token_file `/etc/tidemark/token`"),
+            "{err}"
+        );
     }
 
     #[test]
