@@ -252,3 +252,80 @@ fn a_finite_run_whose_samples_the_receiver_refused_says_so_and_exits_3() {
     let want = jsonl_samples(&dir.path().join("out.jsonl"));
     assert_eq!(prometheus_samples(&prom, now_s + 60), want);
 }
+
+#[test]
+fn a_stop_while_the_receiver_is_down_does_not_hang_and_the_next_run_sends_everything() {
+    use std::io::{BufRead, BufReader};
+    let seed = jiff::Timestamp::now().as_nanosecond() as u64;
+    println!("seed {seed}");
+    let dir = tempfile::tempdir().unwrap();
+    let now_s = jiff::Timestamp::now().as_second();
+    let from = (now_s - 20 * 60) / 60 * 60;
+    write_logs(dir.path(), from, from + 10 * 60, seed);
+    // Nothing listens there: every attempt is refused, and retried.
+    let down = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/v1/write", l.local_addr().unwrap())
+    };
+    let job = write_job(dir.path(), &down);
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("size = \"1m\"", "size = \"1m\"\nidle_timeout = \"1s\"");
+    std::fs::write(&job, text).unwrap();
+    let state = dir.path().join("state");
+    let mut live = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--state-dir")
+        .arg(&state)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(live.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("is failing") {
+            break;
+        }
+    }
+    assert!(seen.contains(&down), "{seen}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &live.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // It ends (the retries stop), failing: nothing it could not send is committed.
+    let status = live.wait().unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest = rest.join("\n");
+    assert!(!status.success(), "{rest}");
+    assert!(rest.contains("not committed"), "{rest}");
+
+    // The receiver is up (another url: an operational key): the resumed run
+    // sends every window the stopped one could not.
+    let prom = stack::prometheus(
+        "global: {}\n",
+        None,
+        &["--web.enable-remote-write-receiver"],
+    );
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace(&down, &format!("{}/api/v1/write", prom.url()));
+    std::fs::write(&job, text).unwrap();
+    let out = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--state-dir")
+        .arg(&state)
+        .arg("--until-eof")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let want = jsonl_samples(&dir.path().join("out.jsonl"));
+    assert!(want.values().map(Vec::len).sum::<usize>() > 100);
+    assert_eq!(prometheus_samples(&prom, now_s + 60), want);
+}

@@ -213,10 +213,10 @@ impl Sender {
                 self.last_warning = Some(Instant::now());
             }
             tracing::warn!(
-                "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:.1}s; the job's reads pause while the queue is full (queue_capacity)",
+                "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:?}; the job's reads pause while the queue is full (queue_capacity)",
                 self.url,
                 since.elapsed().as_secs_f64(),
-                wait.as_secs_f64(),
+                wait,
             );
         }
     }
