@@ -194,6 +194,10 @@ fn prometheus_holds_exactly_the_jsonl_values_for_every_series_and_window() {
     let got = prometheus_samples(&prom, now_s + 60);
     let windows: usize = want.values().map(Vec::len).sum();
     assert!(want.len() > 20 && windows > 500, "{} series", want.len());
+    println!(
+        "{} series, {windows} samples: Prometheus holds exactly the JSONL's",
+        want.len()
+    );
     // Some series stopped and came back: the staleness markers between did
     // not become values.
     assert!(want

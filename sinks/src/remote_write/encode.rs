@@ -79,6 +79,11 @@ impl Encoder {
             // would be two samples of one series at one instant: the receiver
             // would refuse the request. Keep the first.
             if !current.insert(labels.clone()) {
+                tracing::warn!(
+                    "remote-write: two records of the window of {} are the series {}; only the first is sent (give the rule or metric another name)",
+                    crate::format::rfc3339(w.start_ms),
+                    show(&labels)
+                );
                 continue;
             }
             all.push(TimeSeries {
