@@ -11,10 +11,11 @@
 //! receiver already or entirely new, so the receiver, which applies a request
 //! atomically, ends with every sample exactly once (see `mod.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use prost::Message;
-use tidemark_engine::{ClosedWindow, Series, Value};
+use tidemark_engine::{ClosedWindow, Labels, Value};
 use tidemark_jobs::{SampleTime, SeriesChoice};
 
 use super::proto::{Label, Sample, TimeSeries, WriteRequest, STALE_NAN};
@@ -37,6 +38,9 @@ pub struct Batch {
     pub body: Vec<u8>,
 }
 
+/// A series as the engine names it: (record, labels).
+type SeriesKey = (Arc<str>, Labels);
+
 /// Turns windows into [`Batch`]es; remembers the previous window's series for
 /// its staleness markers.
 pub struct Encoder {
@@ -45,9 +49,9 @@ pub struct Encoder {
     /// Sorted by name.
     external: Vec<(String, String)>,
     max_per_send: usize,
-    /// The series of the previous window handed over (empty after a restart:
-    /// the sink does not know what was sent before it).
-    previous: BTreeSet<Vec<Label>>,
+    /// The series of the previous window handed over, in its order (empty
+    /// after a restart: the sink does not know what was sent before it).
+    previous: Vec<SeriesKey>,
 }
 
 impl Encoder {
@@ -64,7 +68,7 @@ impl Encoder {
             time,
             external,
             max_per_send: max_per_send.max(1),
-            previous: BTreeSet::new(),
+            previous: Vec::new(),
         }
     }
 
@@ -72,32 +76,36 @@ impl Encoder {
     pub fn window(&mut self, w: &ClosedWindow) -> Vec<Batch> {
         let t = self.time.of(w.start_ms, w.end_ms);
         let mut all: Vec<TimeSeries> = Vec::new();
-        let mut current = BTreeSet::new();
+        // The engine's own (record, labels): cheap to clone and hash, unlike
+        // the label strings sent.
+        let mut current: Vec<SeriesKey> = Vec::new();
+        let mut seen: HashSet<SeriesKey> = HashSet::new();
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
-            let labels = self.labels(s);
-            // Two records with one label set (which the engine does not make)
-            // would be two samples of one series at one instant: the receiver
-            // would refuse the request. Keep the first.
-            if !current.insert(labels.clone()) {
+            let key = (s.record.clone(), s.labels.clone());
+            if !seen.insert(key.clone()) {
+                // The engine makes one record per (record, labels); never
+                // send one series twice at one instant all the same.
                 tracing::warn!(
-                    "remote-write: two records of the window of {} are the series {}; only the first is sent (give the rule or metric another name)",
+                    "remote-write: the window of {} holds the series {} twice; only the first is sent",
                     crate::format::rfc3339(w.start_ms),
-                    show(&labels)
+                    show(&self.labels(&s.record, &s.labels))
                 );
                 continue;
             }
             all.push(TimeSeries {
-                labels,
+                labels: self.labels(&s.record, &s.labels),
                 samples: vec![Sample {
                     value: value_of(s.value),
                     timestamp: t,
                 }],
             });
+            current.push(key);
         }
         let live = all.len();
-        for gone in self.previous.difference(&current) {
+        // In the previous window's order: deterministic.
+        for gone in self.previous.iter().filter(|k| !seen.contains(*k)) {
             all.push(TimeSeries {
-                labels: gone.clone(),
+                labels: self.labels(&gone.0, &gone.1),
                 samples: vec![Sample {
                     value: f64::from_bits(STALE_NAN),
                     timestamp: t,
@@ -107,7 +115,10 @@ impl Encoder {
         self.previous = current;
         let mut out = Vec::new();
         let mut done = 0;
-        for chunk in all.chunks(self.max_per_send) {
+        let mut rest = all.into_iter().peekable();
+        while rest.peek().is_some() {
+            // Moved, not copied: a window can hold 100000 series.
+            let chunk: Vec<TimeSeries> = rest.by_ref().take(self.max_per_send).collect();
             let stale = (done + chunk.len()).saturating_sub(live.max(done)) as u64;
             done += chunk.len();
             out.push(Batch {
@@ -116,9 +127,7 @@ impl Encoder {
                 samples: chunk.len() as u64,
                 stale,
                 first_series: chunk.first().map(|s| show(&s.labels)).unwrap_or_default(),
-                body: compress(&WriteRequest {
-                    timeseries: chunk.to_vec(),
-                }),
+                body: compress(&WriteRequest { timeseries: chunk }),
             });
         }
         out
@@ -127,13 +136,13 @@ impl Encoder {
     /// `__name__` = the record, the series' labels, then each external label
     /// the series does not have; sorted by name in byte order (as the spec
     /// asks: `__name__` sorts before lowercase names).
-    fn labels(&self, s: &Series) -> Vec<Label> {
+    fn labels(&self, record: &str, series_labels: &Labels) -> Vec<Label> {
         let mut labels: Vec<Label> = Vec::with_capacity(1 + self.external.len());
         labels.push(Label {
             name: "__name__".into(),
-            value: s.record.to_string(),
+            value: record.to_string(),
         });
-        for (name, value) in s.labels.iter() {
+        for (name, value) in series_labels.iter() {
             labels.push(Label {
                 name: name.to_string(),
                 value: value.to_string(),
@@ -193,7 +202,7 @@ pub(crate) fn decode(body: &[u8]) -> WriteRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidemark_engine::{Labels, Origin};
+    use tidemark_engine::{Origin, Series};
 
     fn series(record: &str, labels: &[(&str, &str)], v: Value, origin: Origin) -> Series {
         Series {
