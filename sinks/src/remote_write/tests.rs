@@ -40,7 +40,8 @@ impl Seen {
     }
 }
 
-/// Answers requests with `script` in turn (then 204), recording each.
+/// Answers requests with `script` in turn (then 204), recording each; status
+/// 0 answers 204 only after a second.
 struct Receiver {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -79,7 +80,12 @@ fn receiver(script: Vec<(u16, &'static str, Option<&'static str>)>) -> Receiver 
                 headers,
                 body: decode(&body),
             });
-            let (status, text, retry_after) = script.next().unwrap_or((204, "", None));
+            let (mut status, text, retry_after) = script.next().unwrap_or((204, "", None));
+            if status == 0 {
+                // Too slow: the client's timeout is shorter.
+                std::thread::sleep(Duration::from_millis(1000));
+                status = 204;
+            }
             let extra = retry_after
                 .map(|v| format!("Retry-After: {v}\r\n"))
                 .unwrap_or_default();
@@ -339,4 +345,24 @@ fn secrets_come_from_files_without_their_trailing_newline() {
         .to_string();
     assert!(!err.contains("s3cret"), "{err}");
     assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn a_request_that_times_out_is_retried() {
+    let rx = receiver(vec![(0, "", None)]);
+    let mut rw = config(&rx.url);
+    rw.timeout = Duration::from_millis(200);
+    let mut sink = open(&rw, false);
+    sink.write_window(&window(1, 1)).unwrap();
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap().snapshot();
+    // Retried while the receiver sat on the first attempt (each retry timed
+    // out waiting behind it), then acknowledged once.
+    assert!(m.retries >= 1, "{m:?}");
+    assert_eq!((m.batches, m.records_written), (1, 1));
+    // The slow attempts reached the receiver too (it may hold them): every
+    // retry is the same request, which is harmless.
+    let seen = rx.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 2);
+    assert!(seen.iter().all(|s| s.body == seen[0].body));
 }
