@@ -333,3 +333,28 @@ fn a_stop_while_the_receiver_is_down_does_not_hang_and_the_next_run_sends_everyt
     assert!(want.values().map(Vec::len).sum::<usize>() > 100);
     assert_eq!(prometheus_samples(&prom, now_s + 60), want);
 }
+
+#[test]
+fn a_prometheus_without_the_receiver_fails_the_run_with_a_hint() {
+    let prom = stack::prometheus("global: {}\n", None, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let now_s = jiff::Timestamp::now().as_second();
+    let from = (now_s - 20 * 60) / 60 * 60;
+    write_logs(dir.path(), from, from + 5 * 60, 7);
+    let job = write_job(dir.path(), &format!("{}/api/v1/write", prom.url()));
+    let out = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--until-eof")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HTTP 404"), "{stderr}");
+    assert!(
+        stderr.contains("Prometheus runs with --web.enable-remote-write-receiver"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&prom.url()), "{stderr}");
+    println!("{stderr}");
+}
