@@ -97,8 +97,8 @@ pub struct SinkMeter {
     /// Samples refused for good, by [`Rejection`] (in [`Rejection::ALL`] order).
     pub rejected: [AtomicU64; 3],
     /// Samples of a resumed run's first windows that the receiver answered
-    /// it already held ("out of order" before the run's first accepted
-    /// request): windows the last run had sent before it stopped, sent again
+    /// it already held ("out of order" before a window had every request
+    /// accepted): windows the last run had sent before it stopped, sent again
     /// as the engine guarantees. Expected, so not in `rejected`.
     pub resent_held: AtomicU64,
     /// Records waiting to be sent.

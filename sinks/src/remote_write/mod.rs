@@ -36,7 +36,7 @@ use tidemark_sources::file::roots::AllowedRoots;
 use crate::{BoxError, Sink};
 use encode::Encoder;
 use queue::Queue;
-use response::Backoff;
+use response::{Backoff, Resend};
 use sender::Sender;
 
 /// Largest secret file read: a token or password, not a file that happens to
@@ -138,8 +138,7 @@ impl RemoteWriteSink {
             queue: queue.clone(),
             meter: meter.clone(),
             backoff: Backoff::new(rw.min_backoff, rw.max_backoff),
-            resumed,
-            accepted_any: false,
+            resend: Resend::new(resumed),
             down: None,
             last_warning: None,
             last_rejection_log: None,

@@ -14,7 +14,7 @@ use tidemark_engine::stats::sink::{Rejection, SinkMeter, SinkState};
 
 use super::encode::Batch;
 use super::queue::Queue;
-use super::response::{classify, Backoff, Verdict};
+use super::response::{classify, Backoff, Resend, Verdict};
 use super::SendFailure;
 use crate::format::rfc3339;
 
@@ -31,10 +31,8 @@ pub struct Sender {
     pub queue: Arc<Queue>,
     pub meter: Arc<SinkMeter>,
     pub backoff: Backoff,
-    /// The run resumed from a checkpoint: out-of-order answers before the
-    /// first accepted request are windows the last run had sent already.
-    pub resumed: bool,
-    pub accepted_any: bool,
+    /// Whether "out of order" may still mean a window the last run had sent.
+    pub resend: Resend,
     /// Since when the receiver has been failing, and how many retries since.
     pub down: Option<(Instant, u64)>,
     pub last_warning: Option<Instant>,
@@ -160,7 +158,7 @@ impl Sender {
         self.meter.batches.fetch_add(1, Ordering::Relaxed);
         self.meter.set_state(SinkState::Ok);
         self.backoff.reset();
-        self.accepted_any = true;
+        self.resend.settle(b.window_start_ms, true);
         if let Some((since, retries)) = self.down.take() {
             tracing::info!(
                 "remote-write receiver {} is back after {:.1}s and {retries} retries",
@@ -176,7 +174,7 @@ impl Sender {
         self.meter.set_state(SinkState::Ok);
         self.backoff.reset();
         self.down = None;
-        let resent = self.resumed && !self.accepted_any && why == Rejection::OutOfOrder;
+        let resent = self.resend.settle(b.window_start_ms, false) && why == Rejection::OutOfOrder;
         if resent {
             self.meter
                 .resent_held

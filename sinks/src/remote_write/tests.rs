@@ -223,20 +223,34 @@ fn out_of_order_is_counted_never_retried_and_the_queue_moves_on() {
 }
 
 #[test]
-fn a_resumed_run_counts_out_of_order_before_its_first_accept_as_already_held() {
+fn a_resumed_run_counts_out_of_order_of_resent_windows_as_already_held() {
+    // Windows of 4 series: two requests each.
+    let ooo = (400, "out of order sample", None);
+    let ok = (204, "", None);
     let rx = receiver(vec![
-        (400, "out of order sample", None),
-        (204, "", None),
-        (400, "out of order sample", None),
+        // Window 1: its first series were each's newest, the others had
+        // newer samples: resent, held.
+        ok, ooo, // Window 2, held.
+        ooo, ooo, // Window 3, the one the last run had not finished: accepted whole.
+        ok, ok, // Window 4 is new: a refusal is a loss.
+        ooo,
     ]);
     let mut sink = open(&config(&rx.url), true);
-    for m in 1..4 {
-        sink.write_window(&window(m, 2)).unwrap();
+    for m in 1..5 {
+        sink.write_window(&window(m, 4)).unwrap();
     }
     sink.sync(0).unwrap();
+    assert_eq!(rx.seen.lock().unwrap().len(), 8);
     let m = sink.meter().unwrap();
-    assert_eq!(m.resent_held.load(Ordering::Relaxed), 2);
-    // After an accepted request a refusal is a real loss.
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 6);
+    assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
+    // Not resumed: every refusal is a loss.
+    let rx = receiver(vec![(400, "out of order sample", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap();
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 0);
     assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
 }
 
