@@ -67,7 +67,7 @@ impl Sender {
                     retry_after,
                 } => (
                     classify(status, &body, retry_after.as_deref(), SystemTime::now()),
-                    format!("HTTP {status}: {}", body.trim()),
+                    format!("HTTP {status}: {}", printable(&body)),
                 ),
                 Answer::Transport(e) => (Verdict::Retry { after: None }, e),
             };
@@ -147,7 +147,7 @@ impl Sender {
                     retry_after,
                 }
             }
-            Err(e) => Answer::Transport(e.to_string()),
+            Err(e) => Answer::Transport(printable(&e.to_string())),
         }
     }
 
@@ -227,6 +227,15 @@ impl Sender {
         );
         self.queue.fail(SendFailure::Stopped { pending });
     }
+}
+
+/// The receiver's text on one line: it goes into log lines and errors, where
+/// a newline from it would forge a line of ours.
+fn printable(body: &str) -> String {
+    body.trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Whether a rate-limited log line is due now (and marks it done).

@@ -261,11 +261,15 @@ fn other_4xx_fail_the_sink_naming_status_url_body_and_a_hint() {
         (404, "--web.enable-remote-write-receiver"),
         (400, "refused"),
     ] {
-        let rx = receiver(vec![(status, "go away", None)]);
+        let rx = receiver(vec![(status, "go away\nforged line", None)]);
         let mut sink = open(&config(&rx.url), false);
         sink.write_window(&window(1, 1)).unwrap();
         let err = sink.sync(0).unwrap_err().to_string();
-        assert!(err.contains(&format!("HTTP {status}: go away")), "{err}");
+        // On one line: the receiver's newline must not forge a log line.
+        assert!(
+            err.contains(&format!("HTTP {status}: go away forged line")),
+            "{err}"
+        );
         assert!(err.contains(&rx.url), "{err}");
         assert!(err.contains(hint), "{err}");
         assert!(err.contains("1970-01-01T00:01:00Z"), "{err}");
