@@ -11,14 +11,18 @@
 //! receiver already or entirely new, so the receiver, which applies a request
 //! atomically, ends with every sample exactly once (see `mod.rs`).
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use prost::encoding::WireType;
 use prost::Message;
 use tidemark_engine::{ClosedWindow, Labels, Value};
 use tidemark_jobs::{SampleTime, SeriesChoice};
 
-use super::proto::{Label, Sample, TimeSeries, WriteRequest, STALE_NAN};
+#[cfg(test)]
+use super::proto::WriteRequest;
+use super::proto::{Label, Sample, TimeSeries, STALE_NAN};
 use crate::wanted;
 
 /// One request, ready to send: a part of one window.
@@ -41,6 +45,10 @@ pub struct Batch {
 /// A series as the engine names it: (record, labels).
 type SeriesKey = (Arc<str>, Labels);
 
+/// Fast hashing: it runs once per series per window, on keys from our own
+/// engine (not from a client that could pick colliding keys).
+type Encoded = HashMap<SeriesKey, Vec<u8>, ahash::RandomState>;
+
 /// Turns windows into [`Batch`]es; remembers the previous window's series for
 /// its staleness markers.
 pub struct Encoder {
@@ -52,6 +60,10 @@ pub struct Encoder {
     /// The series of the previous window handed over, in its order (empty
     /// after a restart: the sink does not know what was sent before it).
     previous: Vec<SeriesKey>,
+    /// Each of those series' labels, protobuf-encoded (the `labels` fields of
+    /// its `TimeSeries`): a series keeps its labels from window to window, so
+    /// a window costs a lookup and a copy per series, not a string per label.
+    encoded: Encoded,
 }
 
 impl Encoder {
@@ -69,68 +81,55 @@ impl Encoder {
             external,
             max_per_send: max_per_send.max(1),
             previous: Vec::new(),
+            encoded: Encoded::default(),
         }
     }
 
     /// The requests of window `w`, in the order they must be sent.
     pub fn window(&mut self, w: &ClosedWindow) -> Vec<Batch> {
         let t = self.time.of(w.start_ms, w.end_ms);
-        let mut all: Vec<TimeSeries> = Vec::new();
-        // The engine's own (record, labels): cheap to clone and hash, unlike
-        // the label strings sent.
+        let mut batches = Batches::new(w.start_ms, t, self.max_per_send);
         let mut current: Vec<SeriesKey> = Vec::new();
-        let mut seen: HashSet<SeriesKey> = HashSet::new();
+        let mut encoded = Encoded::default();
+        encoded.reserve(self.encoded.len());
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
+            // The engine's own (record, labels): cheap to clone and hash.
             let key = (s.record.clone(), s.labels.clone());
-            if !seen.insert(key.clone()) {
-                // The engine makes one record per (record, labels); never
-                // send one series twice at one instant all the same.
-                tracing::warn!(
-                    "remote-write: the window of {} holds the series {} twice; only the first is sent",
-                    crate::format::rfc3339(w.start_ms),
-                    show(&self.labels(&s.record, &s.labels))
-                );
-                continue;
-            }
-            all.push(TimeSeries {
-                labels: self.labels(&s.record, &s.labels),
-                samples: vec![Sample {
-                    value: value_of(s.value),
-                    timestamp: t,
-                }],
+            let slot = match encoded.entry(key.clone()) {
+                Entry::Vacant(slot) => slot,
+                Entry::Occupied(_) => {
+                    // The engine makes one record per (record, labels); never
+                    // send one series twice at one instant all the same.
+                    tracing::warn!(
+                        "remote-write: the window of {} holds the series {} twice; only the first is sent",
+                        crate::format::rfc3339(w.start_ms),
+                        show(&self.labels(&s.record, &s.labels))
+                    );
+                    continue;
+                }
+            };
+            let labels = match self.encoded.remove(&key) {
+                Some(bytes) => bytes,
+                None => encode_labels(&self.labels(&s.record, &s.labels)),
+            };
+            batches.push(&labels, value_of(s.value), false, || {
+                show(&self.labels(&key.0, &key.1))
             });
+            slot.insert(labels);
             current.push(key);
         }
-        let live = all.len();
-        // In the previous window's order: deterministic.
-        for gone in self.previous.iter().filter(|k| !seen.contains(*k)) {
-            all.push(TimeSeries {
-                labels: self.labels(&gone.0, &gone.1),
-                samples: vec![Sample {
-                    value: f64::from_bits(STALE_NAN),
-                    timestamp: t,
-                }],
-            });
+        // In the previous window's order: deterministic. What is left of the
+        // previous window's encodings are exactly the series that stopped.
+        for gone in &self.previous {
+            if let Some(labels) = self.encoded.get(gone) {
+                batches.push(labels, f64::from_bits(STALE_NAN), true, || {
+                    show(&self.labels(&gone.0, &gone.1))
+                });
+            }
         }
         self.previous = current;
-        let mut out = Vec::new();
-        let mut done = 0;
-        let mut rest = all.into_iter().peekable();
-        while rest.peek().is_some() {
-            // Moved, not copied: a window can hold 100000 series.
-            let chunk: Vec<TimeSeries> = rest.by_ref().take(self.max_per_send).collect();
-            let stale = (done + chunk.len()).saturating_sub(live.max(done)) as u64;
-            done += chunk.len();
-            out.push(Batch {
-                window_start_ms: w.start_ms,
-                sample_ms: t,
-                samples: chunk.len() as u64,
-                stale,
-                first_series: chunk.first().map(|s| show(&s.labels)).unwrap_or_default(),
-                body: compress(&WriteRequest { timeseries: chunk }),
-            });
-        }
-        out
+        self.encoded = encoded;
+        batches.finish()
     }
 
     /// `__name__` = the record, the series' labels, then each external label
@@ -168,14 +167,105 @@ fn value_of(v: Value) -> f64 {
     }
 }
 
-/// The message, protobuf-encoded and snappy block-compressed (not framed).
-pub fn compress(req: &WriteRequest) -> Vec<u8> {
-    let raw = req.encode_to_vec();
+/// A series' labels as the `labels` fields of a `TimeSeries` (prost's
+/// encoding of a `TimeSeries` without samples).
+fn encode_labels(labels: &[Label]) -> Vec<u8> {
+    TimeSeries {
+        labels: labels.to_vec(),
+        samples: Vec::new(),
+    }
+    .encode_to_vec()
+}
+
+/// Builds one window's requests, `max` samples each: each `TimeSeries` is
+/// framed by hand around its cached label bytes and its one sample, exactly
+/// as prost frames a repeated message field (the tests decode them with
+/// prost).
+struct Batches {
+    window_start_ms: i64,
+    t: i64,
+    max: usize,
+    out: Vec<Batch>,
+    /// The `WriteRequest` being built.
+    raw: Vec<u8>,
+    samples: u64,
+    stale: u64,
+    first: String,
+    sample: Vec<u8>,
+}
+
+impl Batches {
+    fn new(window_start_ms: i64, t: i64, max: usize) -> Batches {
+        Batches {
+            window_start_ms,
+            t,
+            max,
+            out: Vec::new(),
+            raw: Vec::new(),
+            samples: 0,
+            stale: 0,
+            first: String::new(),
+            sample: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, labels: &[u8], value: f64, stale: bool, show: impl FnOnce() -> String) {
+        if self.samples == 0 {
+            self.first = show();
+        }
+        self.sample.clear();
+        Sample {
+            value,
+            timestamp: self.t,
+        }
+        .encode_raw(&mut self.sample);
+        let mut ts_len =
+            labels.len() + 1 + prost::encoding::encoded_len_varint(self.sample.len() as u64);
+        ts_len += self.sample.len();
+        // WriteRequest.timeseries = 1, TimeSeries.samples = 2, both messages.
+        prost::encoding::encode_key(1, WireType::LengthDelimited, &mut self.raw);
+        prost::encoding::encode_varint(ts_len as u64, &mut self.raw);
+        self.raw.extend_from_slice(labels);
+        prost::encoding::encode_key(2, WireType::LengthDelimited, &mut self.raw);
+        prost::encoding::encode_varint(self.sample.len() as u64, &mut self.raw);
+        self.raw.extend_from_slice(&self.sample);
+        self.samples += 1;
+        self.stale += u64::from(stale);
+        if self.samples as usize >= self.max {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.samples == 0 {
+            return;
+        }
+        self.out.push(Batch {
+            window_start_ms: self.window_start_ms,
+            sample_ms: self.t,
+            samples: self.samples,
+            stale: self.stale,
+            first_series: std::mem::take(&mut self.first),
+            body: compress(&self.raw),
+        });
+        self.raw.clear();
+        self.samples = 0;
+        self.stale = 0;
+    }
+
+    fn finish(mut self) -> Vec<Batch> {
+        self.flush();
+        self.out
+    }
+}
+
+/// An encoded message, snappy block-compressed (not framed).
+pub fn compress(raw: &[u8]) -> Vec<u8> {
     // Only fails for inputs over ~4 GiB, which max_samples_per_send rules out;
     // never panic on it all the same: an empty body is refused by the receiver
     // with a 400, which fails the sink with a message.
     snap::raw::Encoder::new()
-        .compress_vec(&raw)
+        .compress_vec(raw)
         .unwrap_or_default()
 }
 
@@ -303,6 +393,39 @@ mod tests {
             decode(&s.window(&w)[0].body).timeseries[0].samples[0].timestamp,
             600_000
         );
+    }
+
+    #[test]
+    fn the_hand_framed_requests_are_byte_for_byte_what_prost_writes() {
+        let mut e = Encoder::new(
+            SeriesChoice::All,
+            SampleTime::End,
+            vec![("cluster".into(), "eu1".into())],
+            3,
+        );
+        let w = |start, n: u64| {
+            window(
+                start,
+                (0..n)
+                    .map(|i| {
+                        let v = if i % 2 == 0 {
+                            Value::Int(i)
+                        } else {
+                            Value::Float(-0.5 * i as f64)
+                        };
+                        series("x", &[("i", &i.to_string()), ("e", "")], v, Origin::Rule)
+                    })
+                    .collect(),
+            )
+        };
+        // Window 1 encodes every series' labels; window 2 reuses them and
+        // marks the ones that stopped.
+        for b in e.window(&w(0, 5)).iter().chain(&e.window(&w(1, 2))) {
+            let raw = snap::raw::Decoder::new().decompress_vec(&b.body).unwrap();
+            let req = WriteRequest::decode(raw.as_slice()).unwrap();
+            assert_eq!(req.encode_to_vec(), raw);
+            assert_eq!(req.timeseries.len() as u64, b.samples);
+        }
     }
 
     #[test]
