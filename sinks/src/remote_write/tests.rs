@@ -384,3 +384,13 @@ fn a_request_that_times_out_is_retried() {
     assert!(seen.len() >= 2);
     assert!(seen.iter().all(|s| s.body == seen[0].body));
 }
+
+#[test]
+fn a_redirect_is_a_refusal_not_followed_and_not_retried() {
+    let rx = receiver(vec![(301, "moved", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    sink.write_window(&window(1, 1)).unwrap();
+    let err = sink.sync(0).unwrap_err().to_string();
+    assert!(err.contains("HTTP 301"), "{err}");
+    assert_eq!(rx.seen.lock().unwrap().len(), 1);
+}
