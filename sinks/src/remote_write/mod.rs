@@ -1,7 +1,8 @@
 //! `kind = "prometheus_remote_write"`: closed windows to a Prometheus
 //! Remote-Write 1.0 receiver (docs/prometheus.md, "Remote write").
 //!
-//! [`Sink::write_window`] encodes a window into requests ([`encode`]) and
+//! [`Sink::write_window`] encodes a window into requests ([`encode`], framed
+//! by [`frame`]) and
 //! queues them ([`queue`]); a sender thread ([`sender`]) sends them in order,
 //! one in flight at a time, retrying 5xx, 429 and transport errors forever with
 //! backoff (a down receiver is back-pressure, not a failure) until the job
@@ -17,6 +18,7 @@
 //! new. The TSDB ends with every sample exactly once.
 
 mod encode;
+mod frame;
 mod proto;
 mod queue;
 mod response;

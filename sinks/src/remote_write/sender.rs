@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tidemark_engine::stats::sink::{Rejection, SinkMeter, SinkState};
 
-use super::encode::Batch;
+use super::frame::Batch;
 use super::queue::Queue;
 use super::response::{classify, Backoff, Resend, Verdict};
 use super::SendFailure;
