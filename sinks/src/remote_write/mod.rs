@@ -1,12 +1,11 @@
 //! `kind = "prometheus_remote_write"`: closed windows to a Prometheus
 //! Remote-Write 1.0 receiver (docs/prometheus.md, "Remote write").
 //!
-//! [`Sink::write_window`] encodes a window into requests ([`encode`], framed
-//! by [`frame`]) and
-//! queues them ([`queue`]); a sender thread ([`sender`]) sends them in order,
-//! one in flight at a time, retrying 5xx, 429 and transport errors forever with
-//! backoff (a down receiver is back-pressure, not a failure) until the job
-//! stops. [`Sink::sync`] waits until every queued request was acknowledged, so
+//! [`Sink::write_window`] encodes a window into requests (`encode`, framed by
+//! `frame`) and queues them (`queue`); a sender thread (`sender`) sends them
+//! in order, one in flight at a time, retrying 5xx, 429 and transport errors
+//! forever with backoff (a down receiver is back-pressure, not a failure)
+//! until the job stops. [`Sink::sync`] waits until every queued request was acknowledged, so
 //! a checkpoint never claims a window the receiver does not hold.
 //!
 //! Exactness across a crash is idempotence at the receiver (the sink's commit
