@@ -156,9 +156,15 @@ impl Sender {
             .records_written
             .fetch_add(b.samples, Ordering::Relaxed);
         self.meter.batches.fetch_add(1, Ordering::Relaxed);
+        self.resend.settle(b.window_start_ms, true);
+        self.answered();
+        self.queue.done(b);
+    }
+
+    /// The receiver answered (it is up, whatever it said).
+    fn answered(&mut self) {
         self.meter.set_state(SinkState::Ok);
         self.backoff.reset();
-        self.resend.settle(b.window_start_ms, true);
         if let Some((since, retries)) = self.down.take() {
             tracing::info!(
                 "remote-write receiver {} is back after {:.1}s and {retries} retries",
@@ -166,14 +172,11 @@ impl Sender {
                 since.elapsed().as_secs_f64()
             );
         }
-        self.queue.done(b);
     }
 
     fn rejected(&mut self, b: &Batch, why: Rejection, what: &str) {
         self.meter.failures.fetch_add(1, Ordering::Relaxed);
-        self.meter.set_state(SinkState::Ok);
-        self.backoff.reset();
-        self.down = None;
+        self.answered();
         let resent = self.resend.settle(b.window_start_ms, false) && why == Rejection::OutOfOrder;
         if resent {
             self.meter
