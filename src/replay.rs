@@ -108,6 +108,23 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    // The job's remote-write sinks are the live run's destination: a replay
+    // never sends to them (a past range is refused there as too old, or mixed
+    // into live data). A range goes into Prometheus with --format openmetrics.
+    let sinks_before = job.sinks.len();
+    job.sinks
+        .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
+    if job.sinks.len() < sinks_before {
+        eprintln!(
+            "replay: not sending to the job's prometheus_remote_write sink (it is the live run's); to load the range into Prometheus, replay with --format openmetrics"
+        );
+        if job.sinks.is_empty() && args.output.is_none() {
+            return usage(
+                "the job's only sink is a prometheus_remote_write sink, which a replay does not send to; write the replay to a file with --output PATH (or --format openmetrics --output PATH to backfill Prometheus)"
+                    .to_string(),
+            );
+        }
+    }
     // Before --output replaces them: the job's own outputs (the live run's) are
     // never the replay's, --overwrite or not.
     let live_outputs: Vec<PathBuf> = if args.output.is_some() {

@@ -358,3 +358,70 @@ fn a_prometheus_without_the_receiver_fails_the_run_with_a_hint() {
     assert!(stderr.contains(&prom.url()), "{stderr}");
     println!("{stderr}");
 }
+
+#[test]
+fn a_replay_does_not_send_to_the_live_runs_receiver() {
+    let dir = tempfile::tempdir().unwrap();
+    let now_s = jiff::Timestamp::now().as_second();
+    let from = (now_s - 20 * 60) / 60 * 60;
+    write_logs(dir.path(), from, from + 5 * 60, 3);
+    // A receiver that counts requests and refuses them (so a replay that
+    // sent would fail, not hang).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    {
+        let requests = requests.clone();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { return };
+                requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = conn.read(&mut buf);
+                let _ = conn.write_all(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+    }
+    let job = write_job(dir.path(), &down);
+    let (start, end) = (
+        jiff::Timestamp::from_second(from).unwrap().to_string(),
+        jiff::Timestamp::from_second(from + 5 * 60)
+            .unwrap()
+            .to_string(),
+    );
+    let out = dir.path().join("replayed.jsonl");
+    let o = tidemark()
+        .arg("replay")
+        .arg(&job)
+        .args(["--from", &start, "--to", &end, "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("not sending to the job's prometheus_remote_write sink"),
+        "{stderr}"
+    );
+    assert_eq!(requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(std::fs::read_to_string(&out).unwrap().lines().count() > 10);
+    // A job whose only sink is remote-write needs --output.
+    let only = std::fs::read_to_string(&job).unwrap();
+    let only = only.replace(
+        "[[sink]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nseries = \"all\"\n",
+        "",
+    );
+    std::fs::write(&job, only).unwrap();
+    let o = tidemark()
+        .arg("replay")
+        .arg(&job)
+        .args(["--from", &start, "--to", &end])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--output PATH"), "{stderr}");
+}
