@@ -111,6 +111,14 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // The job's remote-write sinks are the live run's destination: a replay
     // never sends to them (a past range is refused there as too old, or mixed
     // into live data). A range goes into Prometheus with --format openmetrics.
+    let live_remote_write = job.sinks.iter().find_map(|s| match &s.kind {
+        SinkKind::RemoteWrite(rw) => Some((rw.clone(), s.series)),
+        _ => None,
+    });
+    let had_jsonl = job
+        .sinks
+        .iter()
+        .any(|s| matches!(s.kind, SinkKind::Jsonl(_)));
     let sinks_before = job.sinks.len();
     job.sinks
         .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
@@ -138,7 +146,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    let openmetrics = match openmetrics_output(
+    let mut openmetrics = match openmetrics_output(
         &args.openmetrics,
         args.output.as_deref(),
         args.overwrite,
@@ -147,6 +155,23 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
+    // A backfill should make the live run's series: what the flags leave
+    // unsaid comes from the job's remote-write sink.
+    if let (Some(om), Some((rw, series))) = (&mut openmetrics, &live_remote_write) {
+        let flags = &args.openmetrics;
+        if flags.timestamp.is_none() {
+            om.opts.time = rw.timestamp;
+        }
+        if flags.external_label.is_empty() {
+            om.opts.external_labels = rw.external_labels.clone();
+        }
+        if !had_jsonl {
+            om.opts.series = *series;
+        }
+        eprintln!(
+            "openmetrics: sample time and external labels as the job's prometheus_remote_write sink sends them (unless --timestamp / --external-label say otherwise)"
+        );
+    }
     if openmetrics.is_none() {
         if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
             return usage(e);
