@@ -108,30 +108,12 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
-    // The job's remote-write sinks are the live run's destination: a replay
-    // never sends to them (a past range is refused there as too old, or mixed
-    // into live data). A range goes into Prometheus with --format openmetrics.
-    let live_remote_write = job.sinks.iter().find_map(|s| match &s.kind {
-        SinkKind::RemoteWrite(rw) => Some((rw.clone(), s.series)),
-        _ => None,
-    });
-    let had_jsonl = job
-        .sinks
-        .iter()
-        .any(|s| matches!(s.kind, SinkKind::Jsonl(_)));
-    let sinks_before = job.sinks.len();
-    job.sinks
-        .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
-    if job.sinks.len() < sinks_before {
-        eprintln!(
-            "replay: not sending to the job's prometheus_remote_write sink (it is the live run's); to load the range into Prometheus, replay with --format openmetrics"
+    let live_remote_write = take_remote_write(&mut job);
+    if live_remote_write.is_some() && job.sinks.is_empty() && args.output.is_none() {
+        return usage(
+            "the job's only sink is a prometheus_remote_write sink, which a replay does not send to; write the replay to a file with --output PATH (or --format openmetrics --output PATH to backfill Prometheus)"
+                .to_string(),
         );
-        if job.sinks.is_empty() && args.output.is_none() {
-            return usage(
-                "the job's only sink is a prometheus_remote_write sink, which a replay does not send to; write the replay to a file with --output PATH (or --format openmetrics --output PATH to backfill Prometheus)"
-                    .to_string(),
-            );
-        }
     }
     // Before --output replaces them: the job's own outputs (the live run's) are
     // never the replay's, --overwrite or not.
@@ -155,22 +137,8 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
-    // A backfill should make the live run's series: what the flags leave
-    // unsaid comes from the job's remote-write sink.
-    if let (Some(om), Some((rw, series))) = (&mut openmetrics, &live_remote_write) {
-        let flags = &args.openmetrics;
-        if flags.timestamp.is_none() {
-            om.opts.time = rw.timestamp;
-        }
-        if flags.external_label.is_empty() {
-            om.opts.external_labels = rw.external_labels.clone();
-        }
-        if !had_jsonl {
-            om.opts.series = *series;
-        }
-        eprintln!(
-            "openmetrics: sample time and external labels as the job's prometheus_remote_write sink sends them (unless --timestamp / --external-label say otherwise)"
-        );
+    if let (Some(om), Some(live)) = (&mut openmetrics, &live_remote_write) {
+        live.shape(om, &args.openmetrics);
     }
     if openmetrics.is_none() {
         if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
@@ -321,6 +289,57 @@ fn parse_rate(s: &str) -> Result<u64, String> {
         Ok(0) => Err(format!("--rate-limit must be greater than 0; {hint}")),
         Ok(n) => Ok(n),
         Err(e) => Err(format!("invalid --rate-limit {s:?}: {e}; {hint}")),
+    }
+}
+
+/// The job's remote-write sink, taken out of the job: it is the live run's
+/// destination, and a replay never sends to it (a past range is refused there
+/// as too old, or mixed into live data). A range goes into Prometheus with
+/// `--format openmetrics`, which takes the sink's settings ([`LiveRemoteWrite::shape`]).
+struct LiveRemoteWrite {
+    rw: Box<tidemark_jobs::RemoteWrite>,
+    series: SeriesChoice,
+    /// Whether the job has a jsonl sink (whose `series` the backfill prints).
+    had_jsonl: bool,
+}
+
+fn take_remote_write(job: &mut Job) -> Option<LiveRemoteWrite> {
+    let had_jsonl = job
+        .sinks
+        .iter()
+        .any(|s| matches!(s.kind, SinkKind::Jsonl(_)));
+    let live = job.sinks.iter().find_map(|s| match &s.kind {
+        SinkKind::RemoteWrite(rw) => Some(LiveRemoteWrite {
+            rw: rw.clone(),
+            series: s.series,
+            had_jsonl,
+        }),
+        _ => None,
+    })?;
+    job.sinks
+        .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
+    eprintln!(
+        "replay: not sending to the job's prometheus_remote_write sink (it is the live run's); to load the range into Prometheus, replay with --format openmetrics"
+    );
+    Some(live)
+}
+
+impl LiveRemoteWrite {
+    /// A backfill makes the live run's series: what the flags leave unsaid
+    /// comes from the sink.
+    fn shape(&self, om: &mut crate::replay_om::OpenMetricsOut, flags: &OpenMetricsFlags) {
+        if flags.timestamp.is_none() {
+            om.opts.time = self.rw.timestamp;
+        }
+        if flags.external_label.is_empty() {
+            om.opts.external_labels = self.rw.external_labels.clone();
+        }
+        if !self.had_jsonl {
+            om.opts.series = self.series;
+        }
+        eprintln!(
+            "openmetrics: sample time and external labels as the job's prometheus_remote_write sink sends them (unless --timestamp / --external-label say otherwise)"
+        );
     }
 }
 
