@@ -259,6 +259,7 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
                 job.sinks.push(Sink {
                     kind: SinkKind::Jsonl(out),
                     series: SeriesChoice::All,
+                    alerts: false,
                 });
             }
             Ok(())

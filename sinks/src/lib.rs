@@ -176,6 +176,7 @@ pub fn wanted(choice: SeriesChoice, s: &Series) -> bool {
         SeriesChoice::All => true,
         SeriesChoice::Rules => s.origin == Origin::Rule,
         SeriesChoice::Hosts => s.origin == Origin::Host,
+        SeriesChoice::None => false,
     }
 }
 
