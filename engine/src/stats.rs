@@ -121,6 +121,15 @@ pub struct JobStats {
     pub late_after_written: u64,
     /// Each sink's live counters, in the order of the job's sinks.
     pub sink_meters: SinkMeters,
+    /// `[[alert]]` evaluations: one per alert per window (gap windows included).
+    pub alerts_evaluated: u64,
+    /// Alert instances firing after the last window evaluated (a gauge).
+    pub alerts_firing: u64,
+    /// Alert instances that started firing or were resolved.
+    pub alert_transitions: u64,
+    /// Series an alert left out because another series of the same window gave
+    /// the same instance (its `labels` overwrote the label that told them apart).
+    pub alert_series_collisions: u64,
 }
 
 impl JobStats {
@@ -192,6 +201,10 @@ impl JobStats {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
         self.sink_meters.merge(&o.sink_meters);
+        self.alerts_evaluated += o.alerts_evaluated;
+        self.alerts_firing += o.alerts_firing;
+        self.alert_transitions += o.alert_transitions;
+        self.alert_series_collisions += o.alert_series_collisions;
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
