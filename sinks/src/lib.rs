@@ -253,6 +253,7 @@ fn open_as(
                     }
                     OutputStart::Append => JsonlSink::append(path, s.series, &roots)?,
                 };
+                let sink = sink.with_alerts(s.alerts);
                 files.push((sink.identity(), sink.path().to_path_buf()));
                 sinks.push(Box::new(sink));
             }

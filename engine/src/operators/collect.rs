@@ -197,6 +197,16 @@ fn collect<'scope>(
                                 Some((start as EventMs, start as EventMs + window_ms));
                         }
                         let window = closed(start, window_ms, records);
+                        // The gap windows before this one first: their alert
+                        // changes precede its records in every run, whether the
+                        // frontier passed them before it came or not.
+                        if let Some(alerts) = c.alerts.as_mut() {
+                            let updates = alerts.advance_to(window.start_ms);
+                            if let Err(e) = hand_over(&mut c.output, &updates, alerts, &stats) {
+                                failed = Some(JobFailure::Sink(e));
+                                break;
+                            }
+                        }
                         if let Err(e) = c.output.write_window(&window) {
                             failed = Some(JobFailure::Sink(e));
                             break;
