@@ -332,6 +332,18 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.alerts_evaluated > 0 {
+            s.push_str(&format!(
+                "alerts: {} evaluations, {} changes (firing or resolved), {} firing now\n",
+                self.alerts_evaluated, self.alert_transitions, self.alerts_firing
+            ));
+            if self.alert_series_collisions > 0 {
+                s.push_str(&format!(
+                    "alert series left out (another series gave the same instance labels): {}\n",
+                    self.alert_series_collisions
+                ));
+            }
+        }
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }

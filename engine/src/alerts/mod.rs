@@ -161,8 +161,11 @@ impl AlertEvaluator {
                     crate::series::Value::Int(n) => n as f64,
                     crate::series::Value::Float(f) => f,
                 };
-                if values.insert(key, v).is_some() {
-                    self.counts.collisions += 1;
+                match values.entry(key) {
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(v);
+                    }
+                    std::collections::btree_map::Entry::Occupied(_) => self.counts.collisions += 1,
                 }
             }
         }

@@ -313,3 +313,35 @@ fn changed_definitions_start_fresh_at_the_resume_point() {
     reworded.annotations.clear();
     assert_eq!(saved::fingerprint(&[reworded], W), saved.fingerprint,);
 }
+
+#[test]
+fn series_that_become_one_instance_are_counted_not_mixed() {
+    // Validation refuses labels that overwrite the series' own; were one to
+    // slip through, the first series in label order is compared and the rest
+    // counted.
+    let mut a = alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 1);
+    a.labels = vec![("status".into(), "5xx".into())];
+    let mut e = AlertEvaluator::new(vec![a], W);
+    let series = |status: &str, v: f64| Series {
+        record: Arc::from("x"),
+        labels: Labels::from_pairs(&[("status", status)]),
+        value: Value::Float(v),
+        origin: Origin::Rule,
+    };
+    let w = ClosedWindow {
+        start_ms: 0,
+        end_ms: W,
+        series: vec![series("500", 9.0), series("503", 1.0)],
+    };
+    let u = e.evaluate(&w);
+    assert_eq!(u[0].changes.len(), 1);
+    assert_eq!(u[0].changes[0].instance.value, 9.0);
+    assert_eq!(e.take_counts().collisions, 1);
+}
+
+#[test]
+fn a_checkpoint_without_alert_state_still_loads() {
+    let json = r#"{"job":"j","frontier_ms":60000,"sinks":[],"groups":[],"written_unix_ms":1}"#;
+    let cp: crate::checkpoint::Checkpoint = serde_json::from_str(json).unwrap();
+    assert_eq!(cp.alerts, None);
+}

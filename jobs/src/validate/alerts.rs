@@ -183,6 +183,23 @@ pub fn check_alerts(
             .as_ref()
             .and_then(|(e, _)| resolve_threshold(r, af, e.op, e.threshold));
         let labels = check_labels(r, af);
+        if let Some((
+            e,
+            Checked {
+                labels: Some(own), ..
+            },
+        )) = &checked
+        {
+            for (k, v) in &af.labels {
+                if own.contains(k) {
+                    r.on(
+                        v,
+                        format!("`{}` already carries the label `{k}`", e.name.text),
+                        format!("series that differ only in `{k}` would become one alert instance: give the alert's label another name, e.g. alert_{k}"),
+                    );
+                }
+            }
+        }
         let known = checked
             .as_ref()
             .and_then(|(_, t)| t.labels.clone())
