@@ -283,3 +283,27 @@ fn assert_same(what: &str, got: &str, want: &str) {
         );
     }
 }
+
+#[test]
+fn a_changed_alert_on_resume_starts_its_state_fresh_with_a_warning_not_a_refusal() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), 3);
+    let path = d.path().join("job.toml");
+    let text = job(d.path(), "out/a.jsonl", "");
+    std::fs::write(&path, &text).unwrap();
+    let state = d.path().join("state");
+    let run = || tidemark_run(&path, &state).output().unwrap();
+    ok("first run", run());
+    // Unchanged: resumes quietly.
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok("unchanged resume", o);
+    assert!(!err.contains("alert state starts fresh"), "{err}");
+    // Alerts decide no window's records: a changed threshold is not refused
+    // like a changed window size, but the saved state no longer applies.
+    std::fs::write(&path, text.replace("> 20'", "> 25'")).unwrap();
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok("resume with a changed alert", o);
+    assert!(err.contains("alert state starts fresh"), "{err}");
+}
