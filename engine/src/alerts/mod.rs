@@ -187,9 +187,13 @@ impl AlertEvaluator {
         }
         let mut changes = Vec::new();
         let mut firing = Vec::new();
-        for ((i, labels), inst) in &mut self.instances {
+        // Both maps are sorted by (alert, labels) and every key of `values` is
+        // an instance now: walk them side by side.
+        let mut values = values.iter().peekable();
+        for (key, inst) in &mut self.instances {
+            let value = values.next_if(|(k, _)| *k == key).map(|(_, v)| *v);
+            let (i, labels) = key;
             let alert = &self.alerts[*i];
-            let value = values.get(&(*i, labels.clone())).copied();
             let before = inst.phase.firing_since();
             let change = inst.step(alert, value, end_ms);
             if let Some(state) = change {

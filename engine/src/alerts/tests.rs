@@ -36,17 +36,25 @@ fn alert(op: CmpOp, threshold: f64, resolve: f64, f: u32, k: u32, n: u32) -> Ale
     }
 }
 
-/// Window `t` (start `t * W`) holding `x = v` if `v` is set, and a record of
-/// another series if `other` (so the window is handed over even without `x`).
+/// Window `t` (start `t * W`) holding `x{status="500"} = v` if `v` is set, and
+/// a record of another series if `other` (so the window is handed over even
+/// without `x`).
 fn window(t: usize, v: Option<f64>, other: bool) -> Option<ClosedWindow> {
+    window2(t, [v, None], other)
+}
+
+/// [`window`] with `x{status="500"}` and `x{status="503"}`.
+fn window2(t: usize, v: [Option<f64>; 2], other: bool) -> Option<ClosedWindow> {
     let mut series = Vec::new();
-    if let Some(v) = v {
-        series.push(Series {
-            record: Arc::from("x"),
-            labels: Labels::from_pairs(&[("status", "500")]),
-            value: Value::Float(v),
-            origin: Origin::Rule,
-        });
+    for (status, v) in STATUSES.iter().zip(v) {
+        if let Some(v) = v {
+            series.push(Series {
+                record: Arc::from("x"),
+                labels: Labels::from_pairs(&[("status", *status)]),
+                value: Value::Float(v),
+                origin: Origin::Rule,
+            });
+        }
     }
     if other {
         series.push(Series {
@@ -63,19 +71,29 @@ fn window(t: usize, v: Option<f64>, other: bool) -> Option<ClosedWindow> {
     })
 }
 
+const STATUSES: [&str; 2] = ["500", "503"];
+
 /// A transcript line: (window start, state, firing since, value bits).
 type Line = (EventMs, AlertState, EventMs, u64);
 
 fn lines(updates: &[AlertUpdate]) -> Vec<Line> {
+    lines_of(updates).into_iter().map(|(_, l)| l).collect()
+}
+
+/// Each line with the instance's `status` label, in transcript order.
+fn lines_of(updates: &[AlertUpdate]) -> Vec<(String, Line)> {
     updates
         .iter()
         .flat_map(|u| {
             u.changes.iter().map(move |c| {
                 (
-                    u.start_ms,
-                    c.state,
-                    c.instance.firing_since_ms,
-                    c.instance.value.to_bits(),
+                    c.instance.labels.get("status").unwrap_or("").to_string(),
+                    (
+                        u.start_ms,
+                        c.state,
+                        c.instance.firing_since_ms,
+                        c.instance.value.to_bits(),
+                    ),
                 )
             })
         })
@@ -126,13 +144,14 @@ fn oracle(a: &Alert, values: &[Option<f64>], first: usize, end: usize) -> Vec<Li
 /// Runs the evaluator over the history as the collector would: only windows with
 /// records are handed over; `advance` says after which windows the frontier
 /// moves on to the next window start; `cut` restarts it from its saved state.
+/// Returns the transcript and the first and end window of the history.
 fn run(
     a: &Alert,
-    values: &[Option<f64>],
+    values: &[[Option<f64>; 2]],
     others: &[bool],
     advance: &[bool],
     cut: Option<usize>,
-) -> (Vec<Line>, Option<usize>, usize) {
+) -> (Vec<(String, Line)>, Option<usize>, usize) {
     let mut e = AlertEvaluator::new(vec![a.clone()], W);
     let mut updates = Vec::new();
     let mut first = None;
@@ -147,7 +166,7 @@ fn run(
             e = AlertEvaluator::new(vec![a.clone()], W);
             e.restore(Some(&back), frontier);
         }
-        if let Some(w) = window(t, values[t], others[t]) {
+        if let Some(w) = window2(t, values[t], others[t]) {
             first.get_or_insert(t);
             end = t + 1;
             updates.extend(e.evaluate(&w));
@@ -157,7 +176,7 @@ fn run(
             end = t + 1;
         }
     }
-    (lines(&updates), first, end)
+    (lines_of(&updates), first, end)
 }
 
 fn op() -> impl Strategy<Value = CmpOp> {
@@ -177,7 +196,12 @@ proptest! {
     #[test]
     fn the_evaluator_agrees_with_a_recomputation_from_the_whole_history(
         steps in prop::collection::vec(
-            (prop::option::weighted(0.7, 0u8..10), any::<bool>(), any::<bool>()),
+            (
+                prop::option::weighted(0.7, 0u8..10),
+                prop::option::weighted(0.5, 0u8..10),
+                any::<bool>(),
+                any::<bool>(),
+            ),
             1..40,
         ),
         op in op(),
@@ -194,11 +218,27 @@ proptest! {
             _ => threshold + f64::from(margin),
         };
         let a = alert(op, threshold, resolve, f, k, n);
-        let values: Vec<Option<f64>> = steps.iter().map(|s| s.0.map(f64::from)).collect();
-        let others: Vec<bool> = steps.iter().map(|s| s.1).collect();
-        let advance: Vec<bool> = steps.iter().map(|s| s.2).collect();
+        let values: Vec<[Option<f64>; 2]> = steps
+            .iter()
+            .map(|s| [s.0.map(f64::from), s.1.map(f64::from)])
+            .collect();
+        let others: Vec<bool> = steps.iter().map(|s| s.2).collect();
+        let advance: Vec<bool> = steps.iter().map(|s| s.3).collect();
         let (got, first, end) = run(&a, &values, &others, &advance, cut);
-        let want = first.map_or_else(Vec::new, |first| oracle(&a, &values, first, end));
+        // Each series on its own, merged in transcript order: by window, then
+        // by labels.
+        let mut want: Vec<(String, Line)> = Vec::new();
+        if let Some(first) = first {
+            for (i, status) in STATUSES.iter().enumerate() {
+                let own: Vec<Option<f64>> = values.iter().map(|v| v[i]).collect();
+                want.extend(
+                    oracle(&a, &own, first, end)
+                        .into_iter()
+                        .map(|l| (status.to_string(), l)),
+                );
+            }
+        }
+        want.sort_by(|x, y| (x.1 .0, &x.0).cmp(&(y.1 .0, &y.0)));
         prop_assert_eq!(&got, &want, "alert {:?}", a);
         let (uncut, _, _) = run(&a, &values, &others, &advance, None);
         prop_assert_eq!(got, uncut);
