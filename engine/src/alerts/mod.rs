@@ -211,7 +211,9 @@ impl AlertEvaluator {
                 firing.push(instance(&self.names[*i], alert, labels, inst.value, since));
             }
         }
-        self.instances.retain(|_, inst| !inst.is_idle());
+        let alerts = &self.alerts;
+        self.instances
+            .retain(|(i, _), inst| !inst.is_idle(alerts[*i].average_windows));
         self.evaluated_below = Some(end_ms);
         self.counts.evaluated += self.alerts.len() as u64;
         self.counts.transitions += changes.len() as u64;
