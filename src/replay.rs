@@ -181,6 +181,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         probe.sinks = vec![Sink {
             kind: SinkKind::Jsonl(om.path.clone()),
             series: om.opts.series,
+            alerts: false,
         }];
         if let Err(e) = guard.check(&probe) {
             return usage(format!(
@@ -212,6 +213,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         job.sinks.push(Sink {
             kind: SinkKind::Jsonl(om.path.clone()),
             series: om.opts.series,
+            alerts: false,
         });
     }
     let progress = Arc::new(ReplayProgress::new());
@@ -299,15 +301,18 @@ fn parse_rate(s: &str) -> Result<u64, String> {
 struct LiveRemoteWrite {
     rw: Box<tidemark_jobs::RemoteWrite>,
     series: SeriesChoice,
-    /// Whether the job has a jsonl sink (whose `series` the backfill prints).
+    /// Whether the job has a jsonl sink printing series (whose `series` the
+    /// backfill prints then).
     had_jsonl: bool,
 }
 
 fn take_remote_write(job: &mut Job) -> Option<LiveRemoteWrite> {
+    // As `replay_om` chooses the file's series: from a jsonl sink that prints
+    // series (not a transcript-only one).
     let had_jsonl = job
         .sinks
         .iter()
-        .any(|s| matches!(s.kind, SinkKind::Jsonl(_)));
+        .any(|s| matches!(s.kind, SinkKind::Jsonl(_)) && s.series != SeriesChoice::None);
     let live = job.sinks.iter().find_map(|s| match &s.kind {
         SinkKind::RemoteWrite(rw) => Some(LiveRemoteWrite {
             rw: rw.clone(),
@@ -379,6 +384,8 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
                 job.sinks.push(Sink {
                     kind: SinkKind::Jsonl(out),
                     series: SeriesChoice::All,
+                    // A back-test: the transcript goes with the records.
+                    alerts: !job.alerts.is_empty(),
                 });
             }
             Ok(())

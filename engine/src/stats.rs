@@ -125,6 +125,15 @@ pub struct JobStats {
     pub late_after_written: u64,
     /// Each sink's live counters, in the order of the job's sinks.
     pub sink_meters: SinkMeters,
+    /// `[[alert]]` evaluations: one per alert per window (gap windows included).
+    pub alerts_evaluated: u64,
+    /// Alert instances firing after the last window evaluated (a gauge).
+    pub alerts_firing: u64,
+    /// Alert instances that started firing or were resolved.
+    pub alert_transitions: u64,
+    /// Series an alert left out because another series of the same window gave
+    /// the same instance (its `labels` overwrote the label that told them apart).
+    pub alert_series_collisions: u64,
     /// Per group (live path): its figures as its worker last published them
     /// (about once a second, and when the run stops), for `/metrics`.
     pub groups: BTreeMap<std::path::PathBuf, GroupGauges>,
@@ -222,6 +231,10 @@ impl JobStats {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
         self.sink_meters.merge(&o.sink_meters);
+        self.alerts_evaluated += o.alerts_evaluated;
+        self.alerts_firing += o.alerts_firing;
+        self.alert_transitions += o.alert_transitions;
+        self.alert_series_collisions += o.alert_series_collisions;
         for (k, v) in &o.groups {
             self.groups.insert(k.clone(), *v);
         }
@@ -353,6 +366,18 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.alerts_evaluated > 0 {
+            s.push_str(&format!(
+                "alerts: {} evaluations, {} changes (firing or resolved), {} firing now\n",
+                self.alerts_evaluated, self.alert_transitions, self.alerts_firing
+            ));
+            if self.alert_series_collisions > 0 {
+                s.push_str(&format!(
+                    "alert series left out (another series gave the same instance labels): {}\n",
+                    self.alert_series_collisions
+                ));
+            }
+        }
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }
