@@ -8,6 +8,7 @@ mod claim;
 pub mod format;
 pub mod jsonl;
 pub mod openmetrics;
+pub mod remote_write;
 pub mod roots;
 pub mod table;
 
@@ -20,6 +21,7 @@ use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
 pub use openmetrics::{OpenMetricsError, OpenMetricsOptions, OpenMetricsSink};
+pub use remote_write::RemoteWriteSink;
 pub use roots::OutputRoots;
 pub use table::TableSink;
 pub use tidemark_engine::sink::{BoxError, Sink, SinkFailure, Sinks};
@@ -31,6 +33,8 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    RemoteWrite(#[from] remote_write::OpenError),
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -262,6 +266,15 @@ fn open_as(
             }
             SinkKind::Stdout => {
                 after_files.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
+            }
+            SinkKind::RemoteWrite(rw) => {
+                let resumed = matches!(start, OutputStart::Resume { .. });
+                after_files.push(Box::new(RemoteWriteSink::open(
+                    rw,
+                    s.series,
+                    &job.source,
+                    resumed,
+                )?))
             }
         }
     }

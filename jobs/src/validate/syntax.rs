@@ -9,8 +9,8 @@ use toml::Spanned;
 use super::diag::Report;
 use super::names::{did_you_mean, list};
 use crate::model::{
-    AlertFile, HostFile, JobFile, MetricFile, ParseFile, RuleFile, SinkFile, SourceFile,
-    TimestampFile, WindowFile,
+    AlertFile, BasicAuthFile, HostFile, JobFile, MetricFile, ParseFile, RuleFile, SinkFile,
+    SourceFile, TimestampFile, WindowFile,
 };
 
 /// Parses the file into the model, or records why it cannot be read as a job file.
@@ -177,6 +177,14 @@ fn check_keys(r: &mut Report<'_>, root: &DeTable<'_>) {
     }
     for t in children(root, "sink") {
         check_table(r, t, fields_of::<SinkFile>(), "in [[sink]]");
+        if let Some(auth) = child(t, "basic_auth") {
+            check_table(
+                r,
+                auth,
+                fields_of::<BasicAuthFile>(),
+                "in a sink's basic_auth",
+            );
+        }
     }
     for t in children(root, "alert") {
         check_table(r, t, fields_of::<AlertFile>(), "in [[alert]]");
@@ -342,7 +350,7 @@ fn missing_hint(path: &[String], field: &str) -> Option<String> {
         (["rule"], "expr") => {
             "add the expression, e.g. expr = \"sum by (status) (http_requests_total)\""
         }
-        (["sink"], "kind") => "add kind = \"jsonl\" or \"stdout\"",
+        (["sink"], "kind") => "add kind = \"jsonl\", \"stdout\" or \"prometheus_remote_write\"",
         (["alert"], "name") => "name the alert, e.g. name = \"HighErrorRate\"",
         (["alert"], "expr") => {
             "add the condition, e.g. expr = 'status:http_requests:sum1m{status=~\"5..\"} > 100'"
@@ -364,9 +372,10 @@ mod tests {
         );
         assert_eq!(fields_of::<HostFile>(), &["path_regex", "field", "value"]);
         assert_eq!(
-            fields_of::<SinkFile>(),
+            &fields_of::<SinkFile>()[..4],
             &["kind", "path", "series", "alerts"]
         );
+        assert!(fields_of::<SinkFile>().contains(&"queue_capacity"));
         assert!(fields_of::<AlertFile>().contains(&"keep_firing_for"));
         // `archive` is a known key of [source], so a typo of it gets a suggestion.
         assert!(fields_of::<SourceFile>().contains(&"archive"));
