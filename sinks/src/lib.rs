@@ -3,6 +3,7 @@
 //! engine's [`Sink`] interface. [`open`] opens a job's sinks, rolled back to a
 //! checkpoint's commit points on a resume, as one [`Sinks`] fan-out.
 
+pub mod alertmanager;
 mod claim;
 pub mod format;
 pub mod jsonl;
