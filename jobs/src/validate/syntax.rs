@@ -347,7 +347,9 @@ fn missing_hint(path: &[String], field: &str) -> Option<String> {
         (["rule"], "expr") => {
             "add the expression, e.g. expr = \"sum by (status) (http_requests_total)\""
         }
-        (["sink"], "kind") => "add kind = \"jsonl\", \"stdout\" or \"prometheus_remote_write\"",
+        (["sink"], "kind") => {
+            "add kind = \"jsonl\", \"stdout\", \"prometheus_remote_write\" or \"alertmanager\""
+        }
         _ => return None,
     };
     Some(hint.to_string())

@@ -150,6 +150,11 @@ impl Book {
         self.alerts.len()
     }
 
+    /// Whether a send would carry nothing.
+    pub fn is_empty(&self) -> bool {
+        self.alerts.is_empty()
+    }
+
     /// The current generation, to hand to [`Book::sent`] after a send of it.
     pub fn generation(&self) -> u64 {
         self.generation
