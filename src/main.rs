@@ -3,6 +3,7 @@
 mod cluster;
 mod demo;
 mod fd_limit;
+mod metrics;
 mod replay;
 mod run;
 mod status;

@@ -283,6 +283,8 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
                 job.sinks.push(Sink {
                     kind: SinkKind::Jsonl(out),
                     series: SeriesChoice::All,
+                    // A back-test: the transcript goes with the records.
+                    alerts: !job.alerts.is_empty(),
                 });
             }
             Ok(())

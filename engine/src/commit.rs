@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::alerts::{AlertEvaluator, AlertsCheckpoint};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, GroupCheckpoint};
 use crate::resume::Resume;
 use crate::resume::ResumeBoard;
@@ -158,7 +159,9 @@ impl Committer {
         sinks: &mut Sinks,
         groups: Vec<GroupCheckpoint>,
         start_at_end: bool,
+        alerts: Option<AlertsCheckpoint>,
     ) -> Result<(), CommitError> {
+        let began = Instant::now();
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms: self.floor,
@@ -168,11 +171,10 @@ impl Committer {
             semantics: None, // stamped by the store
             start_at_end,
             limited_windows: self.limited_windows(None),
+            alerts,
         };
         self.save_patiently(&cp).map_err(CommitError::Save)?;
-        if let Ok(mut s) = self.stats.lock() {
-            s.checkpoints_written += 1;
-        }
+        self.count_save(began);
         Ok(())
     }
 
@@ -185,6 +187,19 @@ impl Committer {
         sinks: &mut Sinks,
         frontier_ms: EventMs,
         force: bool,
+    ) -> Result<Option<Duration>, CommitError> {
+        self.offer_with(sinks, frontier_ms, force, None)
+    }
+
+    /// [`Committer::offer`] for a job with alerts: a checkpoint written also
+    /// records `alerts`' state, which must be the state after exactly the
+    /// windows below `frontier_ms` (the collector advances it there first).
+    pub fn offer_with(
+        &mut self,
+        sinks: &mut Sinks,
+        frontier_ms: EventMs,
+        force: bool,
+        alerts: Option<&AlertEvaluator>,
     ) -> Result<Option<Duration>, CommitError> {
         let frontier_ms = frontier_ms.max(self.floor);
         let advanced = self.last_frontier.is_none_or(|f| frontier_ms > f);
@@ -202,6 +217,7 @@ impl Committer {
             // leave them out. A stop this early keeps the previous checkpoint.
             return Ok((!force).then_some(Duration::from_millis(50)));
         }
+        let began = Instant::now();
         let commits = sinks.sync(frontier_ms).map_err(CommitError::Sync)?;
         let cp = Checkpoint {
             job: self.job.clone(),
@@ -212,6 +228,7 @@ impl Committer {
             semantics: None, // stamped by the store
             start_at_end: false,
             limited_windows: self.limited_windows(Some(frontier_ms)),
+            alerts: alerts.map(AlertEvaluator::save),
         };
         if force {
             self.save_patiently(&cp).map_err(CommitError::Write)?;
@@ -229,10 +246,17 @@ impl Committer {
         self.board.set_committed(frontier_ms);
         self.last_write = Some(Instant::now());
         self.last_frontier = Some(frontier_ms);
+        self.count_save(began);
+        Ok(None)
+    }
+
+    /// Counts a checkpoint saved now, begun (sinks' sync included) at `began`.
+    fn count_save(&self, began: Instant) {
+        let took = began.elapsed().as_micros().min(u64::MAX as u128) as u64;
         if let Ok(mut s) = self.stats.lock() {
             s.checkpoints_written += 1;
+            s.last_checkpoint = Some((wall_clock_ms(), took));
         }
-        Ok(None)
     }
 }
 

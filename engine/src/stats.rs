@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tidemark_sources::file::EscapedPath;
 
+pub mod export;
 mod member;
 pub mod sink;
 pub use member::MemberStats;
@@ -54,6 +55,9 @@ pub struct JobStats {
     /// Lines whose event time is below their group's watermark (their window may be
     /// closed): not counted in any window.
     pub late_lines: u64,
+    /// Lines added to a window in this run (before `max_series`, which counts its own
+    /// drops): neither malformed, too long, late, nor of a window already written.
+    pub lines_counted: u64,
     /// Windows handed to the sinks.
     pub windows_emitted: u64,
     /// What each of the job's sinks is (`Sink::describe`), in job file order.
@@ -121,6 +125,40 @@ pub struct JobStats {
     pub late_after_written: u64,
     /// Each sink's live counters, in the order of the job's sinks.
     pub sink_meters: SinkMeters,
+    /// `[[alert]]` evaluations: one per alert per window (gap windows included).
+    pub alerts_evaluated: u64,
+    /// Alert instances firing after the last window evaluated (a gauge).
+    pub alerts_firing: u64,
+    /// Alert instances that started firing or were resolved.
+    pub alert_transitions: u64,
+    /// Series an alert left out because another series of the same window gave
+    /// the same instance (its `labels` overwrote the label that told them apart).
+    pub alert_series_collisions: u64,
+    /// Per group (live path): its figures as its worker last published them
+    /// (about once a second, and when the run stops), for `/metrics`.
+    pub groups: BTreeMap<std::path::PathBuf, GroupGauges>,
+    /// When the last checkpoint was saved (ms since the epoch), and how long it
+    /// took (µs), the sinks' sync included.
+    pub last_checkpoint: Option<(i64, u64)>,
+}
+
+/// One file group's figures at an instant (see [`JobStats::groups`]). Its
+/// counters cover this run's reading of the group, since its worker found it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupGauges {
+    /// Lines read from the group's files.
+    pub lines_read: u64,
+    /// Bytes read from the group's files.
+    pub bytes_read: u64,
+    /// Bytes behind the end of its files.
+    pub lag_bytes: u64,
+    /// The group's watermark (event time), once a line or the wall clock set it.
+    pub watermark_ms: Option<EventMs>,
+    /// Idle at the end of its files for longer than `idle_timeout`: it no
+    /// longer holds the job's windows open.
+    pub idle: bool,
+    /// Whether one of its files is held open now.
+    pub file_open: bool,
 }
 
 impl JobStats {
@@ -153,6 +191,7 @@ impl JobStats {
             }
         }
         self.late_lines += o.late_lines;
+        self.lines_counted += o.lines_counted;
         self.windows_emitted += o.windows_emitted;
         // A total over jobs names each sink once.
         for sink in &o.sinks {
@@ -192,6 +231,14 @@ impl JobStats {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
         self.sink_meters.merge(&o.sink_meters);
+        self.alerts_evaluated += o.alerts_evaluated;
+        self.alerts_firing += o.alerts_firing;
+        self.alert_transitions += o.alert_transitions;
+        self.alert_series_collisions += o.alert_series_collisions;
+        for (k, v) in &o.groups {
+            self.groups.insert(k.clone(), *v);
+        }
+        self.last_checkpoint = self.last_checkpoint.max(o.last_checkpoint);
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -319,6 +366,18 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.alerts_evaluated > 0 {
+            s.push_str(&format!(
+                "alerts: {} evaluations, {} changes (firing or resolved), {} firing now\n",
+                self.alerts_evaluated, self.alert_transitions, self.alerts_firing
+            ));
+            if self.alert_series_collisions > 0 {
+                s.push_str(&format!(
+                    "alert series left out (another series gave the same instance labels): {}\n",
+                    self.alert_series_collisions
+                ));
+            }
+        }
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }

@@ -214,6 +214,10 @@ mod tests {
     use crate::job::{Alertmanager, RemoteWriteAuth, SinkKind};
 
     fn job(sink: &str) -> Result<crate::Job, String> {
+        job_with(sink, "[[alert]]\nname = \"Many\"\nexpr = \"reqs > 10\"")
+    }
+
+    fn job_with(sink: &str, alert: &str) -> Result<crate::Job, String> {
         let text = format!(
             r#"name = "j"
 [source]
@@ -224,6 +228,7 @@ format = "nginx"
 [[metric]]
 name = "reqs"
 kind = "counter"
+{alert}
 [[sink]]
 kind = "jsonl"
 path = "/out/j.jsonl"
@@ -303,5 +308,12 @@ bearer_token_file = "secrets/token""#)
             assert!(err.contains(says), "{keys}: {err}");
             assert!(err.contains("j.toml:") && err.contains("hint:"), "{err}");
         }
+        let err = job_with("url = \"http://am:9093\"", "").unwrap_err();
+        assert!(
+            err.contains(
+                "an alertmanager sink sends the job's alerts, but the job has no [[alert]]"
+            ),
+            "{err}"
+        );
     }
 }
