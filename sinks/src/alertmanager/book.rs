@@ -96,24 +96,22 @@ impl Book {
         }
     }
 
-    /// Takes in what the alerts say after a window, at `mono`.
+    /// Takes in what the alerts say after a window, at `mono`. As in
+    /// Prometheus, only a change of what fires (a new firing, a resolution) is
+    /// sent at once; a new value in an annotation goes with the next resend.
     pub fn apply(&mut self, u: &AlertUpdate, mono: Duration) {
         let resolved = |end_ms| EntryState::Resolved {
             end_ms,
             drop_at: mono + RESOLVED_RETENTION,
         };
+        let mut changed = !u.changes.is_empty();
         for c in &u.changes {
             let key = key_of(&c.instance);
-            match c.state {
-                AlertState::Firing => {
-                    self.alerts
-                        .insert(key, entry(&c.instance, EntryState::Firing));
-                }
-                AlertState::Resolved => {
-                    self.alerts
-                        .insert(key, entry(&c.instance, resolved(u.end_ms)));
-                }
-            }
+            let state = match c.state {
+                AlertState::Firing => EntryState::Firing,
+                AlertState::Resolved => resolved(u.end_ms),
+            };
+            self.alerts.insert(key, entry(&c.instance, state));
         }
         // The firing set is the whole truth about what fires (after a restart it
         // is all the sink hears): annotations carry this window's value.
@@ -124,15 +122,20 @@ impl Book {
             .collect();
         for (k, e) in self.alerts.iter_mut() {
             if let Some(now) = firing.remove(k) {
+                changed |= e.state != EntryState::Firing || e.starts_ms != now.starts_ms;
                 *e = now;
             } else if e.state == EntryState::Firing {
                 // Fired, left the firing set without a resolution: it ended
                 // with this window all the same.
                 e.state = resolved(u.end_ms);
+                changed = true;
             }
         }
+        changed |= !firing.is_empty();
         self.alerts.append(&mut firing);
-        self.generation += 1;
+        if changed {
+            self.generation += 1;
+        }
     }
 
     /// How often active alerts are re-sent.
@@ -411,8 +414,11 @@ mod tests {
         );
         let g1 = b.generation();
         b.failed(at(0), Duration::from_millis(500));
-        // A new window during the backoff does not skip it.
-        b.apply(&update(180_000, vec![], vec![a.clone()]), at(0));
+        // A change during the backoff does not skip it.
+        b.apply(
+            &update(180_000, vec![(a.clone(), AlertState::Resolved)], vec![]),
+            at(0),
+        );
         assert_eq!(b.next(at(0)), Next::WaitUntil(Duration::from_millis(500)));
         assert_eq!(b.next(Duration::from_millis(500)), Next::Send);
         // A send of the older state leaves the newer one pending.
@@ -421,6 +427,34 @@ mod tests {
         assert_eq!(b.next(Duration::from_millis(500)), Next::Send);
         b.sent(b.generation(), at(1));
         assert!(!b.pending());
+    }
+
+    #[test]
+    fn a_new_annotation_value_alone_waits_for_the_resend_as_in_prometheus() {
+        let mut b = Book::new(MIN, MIN);
+        let a = inst("503", 120_000, 7.0);
+        b.apply(
+            &update(120_000, vec![(a.clone(), AlertState::Firing)], vec![a]),
+            at(0),
+        );
+        b.sent(b.generation(), at(0));
+        b.apply(
+            &update(180_000, vec![], vec![inst("503", 120_000, 8.0)]),
+            at(30),
+        );
+        assert!(!b.pending());
+        assert_eq!(b.next(at(30)), Next::WaitUntil(at(60)));
+        assert_eq!(b.postable(0)[0].annotations[0].1, "503 at 8");
+        // Another instance firing is a change: sent at once.
+        b.apply(
+            &update(
+                240_000,
+                vec![(inst("500", 240_000, 6.0), AlertState::Firing)],
+                vec![inst("500", 240_000, 6.0), inst("503", 120_000, 9.0)],
+            ),
+            at(31),
+        );
+        assert_eq!(b.next(at(31)), Next::Send);
     }
 
     #[test]
