@@ -241,3 +241,117 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// A stand-in Alertmanager that answers every request with `status` and
+/// keeps each request's head (its headers).
+fn answering(status: u16) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let (mut head, mut len) = (String::new(), 0);
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+                head.push_str(&line);
+            }
+            let mut body = vec![0; len];
+            let _ = r.read_exact(&mut body);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope"
+            );
+            let _ = tx.send(head);
+        }
+    });
+    (url, rx)
+}
+
+/// A finished job (`run --until-eof`) whose alert fires at its end, with its
+/// alertmanager sink's `extra` keys; returns the run's exit code and stderr.
+fn run_to_the_end(am_url: &str, extra: &str, dir: &Path) -> (Option<i32>, String) {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let base = 1_795_168_800; // 2026-11-20T10:00:00Z
+    let mut text = String::new();
+    for m in 0..4 {
+        minute(&mut text, base, m, 8);
+    }
+    std::fs::write(dir.join("logs/web.log"), &text).unwrap();
+    let path = dir.join("job.toml");
+    let job = job(dir, am_url).replace(
+        "resend_interval = \"1m\"",
+        &format!("resend_interval = \"1m\"\n{extra}"),
+    );
+    std::fs::write(&path, job).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&path)
+        .arg("--until-eof")
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_refusing_alertmanager_fails_the_run_with_the_status_and_never_shows_the_token() {
+    let (url, heads) = answering(401);
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("am-token"), "s3cr3t-t0ken\n").unwrap();
+    let (code, err) = run_to_the_end(&url, "bearer_token_file = \"am-token\"", d.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("alertmanager {url}")), "{err}");
+    assert!(err.contains("HTTP 401"), "{err}");
+    assert!(err.contains("bearer_token_file or basic_auth"), "{err}");
+    assert!(!err.contains("s3cr3t"), "{err}");
+    // It was sent, once: a refusal is not retried.
+    let head = heads.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer s3cr3t-t0ken\r\n"),
+        "{head}"
+    );
+    assert!(heads.try_recv().is_err());
+}
+
+#[test]
+fn an_alertmanager_that_stays_down_fails_a_finite_run_after_its_patience() {
+    let (url, heads) = answering(503);
+    let d = tempfile::tempdir().unwrap();
+    let (code, err) = run_to_the_end(&url, "timeout = \"1s\"", d.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("did not reach Alertmanager"), "{err}");
+    assert!(err.contains("HTTP 503"), "{err}");
+    // Retried meanwhile.
+    assert!(heads.try_iter().count() >= 2);
+}
+
+#[test]
+fn a_missing_secret_file_is_a_usage_error_naming_it() {
+    let d = tempfile::tempdir().unwrap();
+    let (code, err) = run_to_the_end(
+        "http://127.0.0.1:9",
+        "bearer_token_file = \"no-such-token\"",
+        d.path(),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no-such-token"), "{err}");
+    assert!(
+        err.contains("cannot read the sink's bearer_token_file"),
+        "{err}"
+    );
+}
