@@ -316,4 +316,26 @@ bearer_token_file = "secrets/token""#)
             "{err}"
         );
     }
+
+    #[test]
+    fn a_submitted_job_may_page_with_an_absolute_secret_path() {
+        let text = format!(
+            "{}[[alert]]\nname = \"Many\"\nexpr = \"reqs > 10\"\n[[sink]]\nkind = \"alertmanager\"\nurl = \"http://am:9093\"\nbearer_token_file = \"token\"\n",
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/logs/*.log\"]\n[parse]\nformat = \"nginx\"\n[[metric]]\nname = \"reqs\"\nkind = \"counter\"\n"
+        );
+        let env = crate::Env::from_vars(Vec::<(String, String)>::new());
+        let err = crate::submitted(&text, "j.toml", &env)
+            .err()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("bearer_token_file path `token` is a relative path"),
+            "{err}"
+        );
+        let ok = text.replace("\"token\"", "\"/etc/tidemark/am-token\"");
+        let job = crate::submitted(&ok, "j.toml", &env)
+            .map_err(|d| d.to_string())
+            .unwrap();
+        assert!(matches!(job.sinks[0].kind, SinkKind::Alertmanager(_)));
+    }
 }
