@@ -135,7 +135,13 @@ impl Client {
                     text.truncate(cut);
                     text.push('…');
                 }
-                classify(status, text.trim().to_string(), retry_after)
+                // On one line: a newline in the answer would forge a log line.
+                let text: String = text
+                    .trim()
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c })
+                    .collect();
+                classify(status, text, retry_after)
             }
         }
     }

@@ -61,7 +61,7 @@ impl Mock {
                 r.read_exact(&mut body).unwrap();
                 let answer = script.next().unwrap_or(Answer::Status(200));
                 if let Answer::Status(code) = answer {
-                    let text = format!("answer {code}");
+                    let text = format!("answer {code}\nERROR forged line");
                     let _ = write!(
                         conn,
                         "HTTP/1.1 {code} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
@@ -262,6 +262,10 @@ fn a_refusal_fails_the_job_naming_the_status_with_a_hint_and_is_not_retried() {
         assert!(err.contains(&format!("HTTP {code}")), "{err}");
         assert!(err.contains(hint), "{err}");
         assert!(err.contains("/api/v2/alerts"), "{err}");
+        assert!(
+            err.contains(&format!("(answer {code} ERROR forged line)")),
+            "{err}"
+        );
         let again = sink.write_alerts(&fired(WALL0 + 60_000)).unwrap_err();
         assert!(again.to_string().contains(&format!("HTTP {code}")));
         assert!(sink
