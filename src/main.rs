@@ -5,6 +5,7 @@ mod demo;
 mod fd_limit;
 mod metrics;
 mod replay;
+mod replay_om;
 mod run;
 mod status;
 
