@@ -314,3 +314,44 @@ fn nothing_is_sent_while_no_alert_ever_fired() {
     sink.finish().unwrap();
     assert_eq!(mock.count(), 0);
 }
+
+#[test]
+fn an_alertmanager_that_hangs_never_holds_the_job_up_and_the_state_stays_one() {
+    // Accepts connections and never answers: a send stays in flight for the
+    // whole (hour-long) timeout.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (accepted, first) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            held.push(conn);
+            let _ = accepted.send(());
+        }
+    });
+    let mut cfg = config(&url, None);
+    cfg.timeout = Duration::from_secs(3600);
+    let mut sink = AlertmanagerSink::start(cfg);
+    sink.write_alerts(&fired(WALL0)).unwrap();
+    first.recv_timeout(Duration::from_secs(60)).unwrap();
+    // The job goes on while the send hangs: a thousand windows, each with a
+    // new instance firing, each taken at once (within the generous deadline,
+    // far below the hour the send may take).
+    let (done, finished) = std::sync::mpsc::channel();
+    let meter = sink.meter().unwrap();
+    std::thread::spawn(move || {
+        for i in 1..=1000i64 {
+            let mut u = fired(WALL0 + i * 60_000);
+            let mut inst = high_errors(1.0);
+            inst.labels = Labels::from_pairs(&[("status", &format!("{}", 500 + i % 7))]);
+            u.firing.push(inst);
+            sink.write_alerts(&u).unwrap();
+        }
+        let _ = done.send(sink);
+    });
+    let _sink = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("write_alerts waited for the hanging Alertmanager");
+    // What waits is the state (8 instances), not a thousand updates.
+    assert_eq!(meter.queue_records.load(Ordering::Relaxed), 8);
+}
