@@ -180,3 +180,75 @@ fn a_wrong_url_fails_the_sink_with_the_status_and_a_hint() {
     assert_eq!(sink.meter().unwrap().snapshot().state, SinkState::Failed);
     assert!(alerts(&am).is_empty());
 }
+
+/// A job with one alertmanager sink, reading from `dir`, its token file `token`.
+fn job_reading(dir: &std::path::Path, token: &std::path::Path) -> tidemark_jobs::Job {
+    let text = format!(
+        r#"name = "j"
+[source]
+kind = "file"
+include = ["{dir}/*.log"]
+[parse]
+format = "nginx"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[alert]]
+name = "Many"
+expr = "reqs > 10"
+[[sink]]
+kind = "alertmanager"
+url = "http://127.0.0.1:9"
+bearer_token_file = "{token}"
+"#,
+        dir = dir.display(),
+        token = token.display()
+    );
+    tidemark_jobs::from_str(&text, "j.toml", dir).unwrap()
+}
+
+#[test]
+fn a_secret_is_read_inside_the_read_roots_only_and_never_from_a_denied_path() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().join("logs");
+    std::fs::create_dir_all(&root).unwrap();
+    let outside = d.path().join("elsewhere-token");
+    std::fs::write(&outside, "outside\n").unwrap();
+    let inside = root.join("token");
+    std::fs::write(&inside, "inside\r\n").unwrap();
+    let link = root.join("link-token");
+    std::os::unix::fs::symlink(&outside, &link).unwrap();
+
+    // Outside a cluster: any path; one trailing newline dropped.
+    let job = job_reading(&root, &outside);
+    assert_eq!(
+        tidemark_sinks::read_secret(&job, "bearer_token_file", &outside).unwrap(),
+        "outside"
+    );
+    // A cluster's job: inside its read roots, by real path.
+    let mut job = job_reading(&root, &inside);
+    job.source.allowed_roots = vec![root.clone()];
+    assert_eq!(
+        tidemark_sinks::read_secret(&job, "bearer_token_file", &inside).unwrap(),
+        "inside"
+    );
+    for refused in [&outside, &link] {
+        let err = tidemark_sinks::read_secret(&job, "bearer_token_file", refused).unwrap_err();
+        assert!(err.is_usage(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("cannot read the sink's bearer_token_file"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("outside\n"), "{err}");
+    }
+    // A denied path (a member's API token file) even inside the roots.
+    job.source.denied_reads = vec![inside.clone()];
+    assert!(tidemark_sinks::read_secret(&job, "bearer_token_file", &inside).is_err());
+    // Empty is no secret.
+    std::fs::write(root.join("empty"), "\n").unwrap();
+    job.source.denied_reads.clear();
+    let err =
+        tidemark_sinks::read_secret(&job, "bearer_token_file", &root.join("empty")).unwrap_err();
+    assert!(err.to_string().contains("it is empty"), "{err}");
+}
