@@ -155,10 +155,10 @@ impl AlertmanagerSink {
     }
 
     /// Wakes the sender to look at its clock again (tests with a fake clock),
-    /// and waits until it did and found nothing due: returns how many sends it
-    /// made by then. Test support.
-    #[doc(hidden)]
-    pub fn settle(&self) -> u64 {
+    /// and waits until it did and found nothing due: returns how many attempts
+    /// it made by then.
+    #[cfg(test)]
+    fn settle(&self) -> u64 {
         let mut g = self.shared.lock();
         let seen = g.waits;
         self.shared.notify();

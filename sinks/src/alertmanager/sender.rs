@@ -4,6 +4,7 @@
 //! for the sink to fail the job with. The job's thread only updates the book
 //! and never waits for the network.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -151,9 +152,7 @@ pub fn run(shared: Arc<Shared>, client: Client, generator_url: String, describe:
                 let (text, left_out) = body::encode(&alerts, &generator_url);
                 if !left_out.is_empty() {
                     // Only a time outside years -9999..=9999 does this.
-                    meter
-                        .failures
-                        .fetch_add(left_out.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                    meter.failures.fetch_add(left_out.len() as u64, Relaxed);
                     tracing::warn!(
                         "{describe}: {} alerts left out of the send, their times cannot be written in RFC 3339: {}",
                         left_out.len(),
@@ -161,16 +160,11 @@ pub fn run(shared: Arc<Shared>, client: Client, generator_url: String, describe:
                     );
                 }
                 let sent = (alerts.len() - left_out.len()) as u64;
-                meter
-                    .queue_records
-                    .store(sent, std::sync::atomic::Ordering::Relaxed);
-                meter
-                    .queue_bytes
-                    .store(text.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                meter.queue_records.store(sent, Relaxed);
+                meter.queue_bytes.store(text.len() as u64, Relaxed);
                 let outcome = client.post(&text);
                 g = shared.lock();
                 let now = clock.mono();
-                use std::sync::atomic::Ordering::Relaxed;
                 match outcome {
                     Outcome::Delivered => {
                         g.book.sent(generation, now);
