@@ -355,3 +355,38 @@ fn a_missing_secret_file_is_a_usage_error_naming_it() {
         "{err}"
     );
 }
+
+#[test]
+fn a_replay_of_a_job_that_only_pages_needs_an_output() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    std::fs::write(d.path().join("logs/web.log"), "").unwrap();
+    let text = job(d.path(), "http://127.0.0.1:9");
+    // Only the alertmanager sink left.
+    let only = text.replace(
+        "[[sink]]\nkind = \"jsonl\"\npath = \"out/transcript.jsonl\"\nseries = \"none\"\nalerts = true\n",
+        "",
+    );
+    assert_ne!(only, text);
+    let path = d.path().join("job.toml");
+    std::fs::write(&path, only).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("replay")
+        .arg(&path)
+        .args([
+            "--from",
+            "2026-11-20T10:00:00Z",
+            "--to",
+            "2026-11-20T11:00:00Z",
+        ])
+        .args(["--progress", "none"])
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("write the replay to a file with --output PATH"),
+        "{err}"
+    );
+}
