@@ -200,6 +200,7 @@ impl JobSetup {
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
+                output.watch_stop(&opts.stop);
                 if let Ok(mut s) = stats.lock() {
                     s.sinks = output.describe();
                     s.sink_meters = output.meters();

@@ -381,6 +381,24 @@ impl JobStats {
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }
+        // Sinks that send (remote write): what the receiver acknowledged.
+        for m in self.sink_meters.snapshot() {
+            if m.batches + m.retries + m.failures == 0 {
+                continue;
+            }
+            let mut line = format!(
+                "{}: {} sample(s) in {} request(s) acknowledged, {} retries",
+                m.name, m.records_written, m.batches, m.retries
+            );
+            for (why, n) in m.rejected.iter().filter(|(_, n)| *n > 0) {
+                line.push_str(&format!(", {n} rejected ({})", why.as_str()));
+            }
+            if m.resent_held > 0 {
+                line.push_str(&format!(", {} resent and already held", m.resent_held));
+            }
+            s.push_str(&line);
+            s.push('\n');
+        }
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
                 "checkpoints written: {}\n",
@@ -491,6 +509,7 @@ pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::sync::atomic::Ordering;
 
     /// The file source's edge counters reach the exit summary and each member's
     /// report to the cluster (issue 10 §2a, §3, §6).
@@ -515,6 +534,21 @@ mod tests {
             total.summary()
         );
         assert!(!JobStats::default().summary().contains("written to"));
+        let rw = crate::stats::sink::SinkMeter::named("prometheus_remote_write http://p/w");
+        rw.records_written.store(40, Ordering::Relaxed);
+        rw.batches.store(3, Ordering::Relaxed);
+        rw.retries.store(2, Ordering::Relaxed);
+        rw.reject(crate::stats::sink::Rejection::OutOfOrder, 5);
+        let stats = JobStats {
+            sink_meters: SinkMeters(vec![SinkMeter::named("jsonl a.jsonl"), rw]),
+            ..JobStats::default()
+        };
+        let text = stats.summary();
+        assert!(
+            text.contains("prometheus_remote_write http://p/w: 40 sample(s) in 3 request(s) acknowledged, 2 retries, 5 rejected (out_of_order)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("jsonl a.jsonl:"), "{text}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod claim;
 pub mod format;
 pub mod jsonl;
 pub mod openmetrics;
+pub mod remote_write;
 pub mod roots;
 pub mod table;
 
@@ -21,6 +22,7 @@ use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
 pub use openmetrics::{OpenMetricsError, OpenMetricsOptions, OpenMetricsSink};
+pub use remote_write::RemoteWriteSink;
 pub use roots::OutputRoots;
 pub use table::TableSink;
 pub use tidemark_engine::sink::{BoxError, Sink, SinkFailure, Sinks};
@@ -32,8 +34,6 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the {0} sink is not built into this version yet")]
-    NotYet(&'static str),
     #[error(
         "{}: cannot read the sink's {key}: {source}. hint: the file holds the secret \
          alone; check its path and permissions",
@@ -44,6 +44,8 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    RemoteWrite(#[from] remote_write::OpenError),
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -277,8 +279,15 @@ fn open_as(
             SinkKind::Stdout => {
                 after_files.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
             }
-            // The sink itself lands in the next step.
-            SinkKind::RemoteWrite(_) => return Err(SinkError::NotYet("prometheus_remote_write")),
+            SinkKind::RemoteWrite(rw) => {
+                let resumed = matches!(start, OutputStart::Resume { .. });
+                after_files.push(Box::new(RemoteWriteSink::open(
+                    rw,
+                    s.series,
+                    &job.source,
+                    resumed,
+                )?))
+            }
             SinkKind::Alertmanager(am) => after_files.push(Box::new(open_alertmanager(job, am)?)),
         }
     }
@@ -399,6 +408,10 @@ pub fn read_secret(job: &Job, key: &'static str, path: &Path) -> Result<String, 
         .unwrap_or(&text);
     if secret.is_empty() {
         return Err(err(std::io::Error::other("it is empty")));
+    }
+    // It goes into an HTTP header, where a line break would end it.
+    if secret.contains(['\r', '\n']) {
+        return Err(err(std::io::Error::other("it holds more than one line")));
     }
     Ok(secret.to_string())
 }

@@ -245,6 +245,11 @@ fn a_secret_is_read_inside_the_read_roots_only_and_never_from_a_denied_path() {
     // A denied path (a member's API token file) even inside the roots.
     job.source.denied_reads = vec![inside.clone()];
     assert!(tidemark_sinks::read_secret(&job, "bearer_token_file", &inside).is_err());
+    // Two lines would break the header they go into.
+    std::fs::write(root.join("two"), "a\nb\n").unwrap();
+    let err =
+        tidemark_sinks::read_secret(&job, "bearer_token_file", &root.join("two")).unwrap_err();
+    assert!(err.to_string().contains("more than one line"), "{err}");
     // Empty is no secret.
     std::fs::write(root.join("empty"), "\n").unwrap();
     job.source.denied_reads.clear();
