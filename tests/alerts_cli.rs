@@ -307,3 +307,62 @@ fn a_changed_alert_on_resume_starts_its_state_fresh_with_a_warning_not_a_refusal
     ok("resume with a changed alert", o);
     assert!(err.contains("alert state starts fresh"), "{err}");
 }
+
+/// A live run (no `--until-eof`): once its files went quiet, the idle group
+/// stops holding the windows back, the windows after the last line close
+/// without records, and the alert whose series stopped resolves in the first of
+/// them, with no new line needed.
+#[test]
+fn a_live_alert_resolves_when_its_series_stops_without_waiting_for_a_line() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    // Ten minutes of 30 errors a minute, ending 5 minutes ago.
+    let start = (now / 60 - 15) * 60;
+    let mut text = String::new();
+    for m in 0..10 {
+        for i in 0..30 {
+            let ts = jiff::Timestamp::from_second(start + m * 60 + i).unwrap();
+            writeln!(text, r#"{{"time":"{ts}","status":"503","ms":10}}"#).unwrap();
+        }
+    }
+    std::fs::write(d.path().join("logs/a.log"), text).unwrap();
+    let path = d.path().join("job.toml");
+    let job = job(d.path(), "out/live.jsonl", "")
+        .replace("idle_timeout = \"1h\"", "idle_timeout = \"1s\"");
+    std::fs::write(&path, job).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&path)
+        .env("TIDEMARK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = d.path().join("out/live.jsonl");
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let resolved = wait_until(&mut child, "the alert did not resolve", || {
+        read().contains(r#""alert":"HighErrorRate","state":"resolved""#)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(resolved, "tidemark exited early: {}", read());
+    let text = read();
+    let line = |state: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!(r#""alert":"HighErrorRate","state":"{state}""#)))
+            .unwrap_or_else(|| panic!("no {state} line: {text}"))
+            .to_string()
+    };
+    // Fired after `for` (2 windows); kept firing (keep_firing_for = 1m) in the
+    // first window without records, resolved in the second: no line came
+    // after the last one.
+    let field = |l: &str, k: &str| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v[k].as_str().unwrap().to_string()
+    };
+    let at = |s: i64| jiff::Timestamp::from_second(s).unwrap().to_string();
+    assert_eq!(field(&line("firing"), "start"), at(start + 60));
+    assert_eq!(field(&line("resolved"), "start"), at(start + 660));
+    assert!(line("resolved").contains(r#""value":null"#), "{text}");
+}

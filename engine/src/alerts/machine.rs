@@ -132,9 +132,14 @@ impl Instance {
         }
     }
 
-    /// Whether it holds nothing worth keeping: inactive, and no value in its
-    /// moving-average span (a new instance would behave the same).
-    pub fn is_idle(&self) -> bool {
-        self.phase == Phase::Inactive && self.recent.iter().all(Option::is_none)
+    /// Whether it holds nothing worth keeping: inactive, and no value among
+    /// those that stay in its moving-average span of `span` windows at the next
+    /// window (the last `span - 1`): a new instance would behave the same. So an
+    /// inactive instance of an alert without `average_over` is always forgotten,
+    /// and the state a checkpoint keeps grows with the instances that are
+    /// pending, firing or averaging, not with every series an alert reads.
+    pub fn is_idle(&self, span: u32) -> bool {
+        let keep = span.max(1) as usize - 1;
+        self.phase == Phase::Inactive && self.recent.iter().rev().take(keep).all(Option::is_none)
     }
 }

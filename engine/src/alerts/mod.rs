@@ -97,10 +97,15 @@ impl AlertEvaluator {
 
     /// Steps the gap windows before `window` and then `window`; returns the
     /// updates to hand to the sinks, in window order: one for `window`, one for
-    /// each gap window in which something changed or fires. A window at or below
-    /// one already stepped is ignored (it cannot happen: windows arrive in order).
+    /// each gap window in which something changed or fires. A window below one
+    /// already stepped is not stepped again, and logged: windows arrive in
+    /// order, so it would be a bug, and stepping it would count it twice.
     pub fn evaluate(&mut self, window: &ClosedWindow) -> Vec<AlertUpdate> {
-        if self.evaluated_below.is_some_and(|b| window.start_ms < b) {
+        if let Some(below) = self.evaluated_below.filter(|b| window.start_ms < *b) {
+            tracing::error!(
+                "internal error: alerts asked to evaluate the window starting at {} ms after windows up to {below} ms; its alerts are not evaluated",
+                window.start_ms
+            );
             return Vec::new();
         }
         let mut updates = self.advance_to(window.start_ms);
@@ -211,7 +216,9 @@ impl AlertEvaluator {
                 firing.push(instance(&self.names[*i], alert, labels, inst.value, since));
             }
         }
-        self.instances.retain(|_, inst| !inst.is_idle());
+        let alerts = &self.alerts;
+        self.instances
+            .retain(|(i, _), inst| !inst.is_idle(alerts[*i].average_windows));
         self.evaluated_below = Some(end_ms);
         self.counts.evaluated += self.alerts.len() as u64;
         self.counts.transitions += changes.len() as u64;

@@ -39,7 +39,9 @@ pub struct Collector {
 pub trait CollectWindows<'scope> {
     /// Sends every record to worker 0 and, once the frontier passes a window,
     /// hands it closed and sorted by (record, labels) to `collector`'s sinks, in
-    /// window order; then offers the committer the new frontier (a deferred
+    /// window order, each followed by what the job's alerts say after it (gap
+    /// windows' alert changes come before the next window); then offers the
+    /// committer the new frontier with the alerts' state at it (a deferred
     /// checkpoint wakes the operator again). At the end of input the sinks are
     /// finished. A sink's or the committer's error goes to `error` and nothing
     /// more is written. Once `stop` is set no further window is written: the

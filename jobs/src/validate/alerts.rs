@@ -135,43 +135,9 @@ pub fn check_alerts(
                 None
             }
         };
-        let windows = |r: &mut Report<'_>, v: Option<&Spanned<String>>, key: &str| {
-            let (d, at) = duration(r, v, key, Duration::ZERO)?;
-            let size = window?;
-            let (Some(at), false) = (at, size.is_zero()) else {
-                return Some(0);
-            };
-            if d.as_millis() % size.as_millis() != 0 {
-                r.at(
-                    at,
-                    format!(
-                        "{key} `{}` is not a whole number of windows ([window] size is {})",
-                        format_duration(d),
-                        format_duration(size)
-                    ),
-                    format!(
-                        "alerts are evaluated once per window: use a multiple of {}, e.g. \"{}\"",
-                        format_duration(size),
-                        format_duration(size * 3)
-                    ),
-                );
-                return None;
-            }
-            match u32::try_from(d.as_millis() / size.as_millis()) {
-                Ok(n) if n <= MAX_WINDOWS => Some(n),
-                _ => {
-                    r.at(
-                        at,
-                        format!("{key} `{}` is too long", format_duration(d)),
-                        format!("use at most {MAX_WINDOWS} windows"),
-                    );
-                    None
-                }
-            }
-        };
-        let for_windows = windows(r, af.for_.as_ref(), "for");
-        let keep = windows(r, af.keep_firing_for.as_ref(), "keep_firing_for");
-        let average = windows(r, af.average_over.as_ref(), "average_over");
+        let for_windows = windows(r, af.for_.as_ref(), "for", window);
+        let keep = windows(r, af.keep_firing_for.as_ref(), "keep_firing_for", window);
+        let average = windows(r, af.average_over.as_ref(), "average_over", window);
         if let (Some(0), Some(v)) = (average, &af.average_over) {
             r.on(
                 v,
@@ -250,6 +216,49 @@ pub fn check_alerts(
         }));
     }
     out
+}
+
+/// A duration key in windows of `window` (0 when unset); an error unless it is a
+/// whole number of them. `None` also when the window size itself is invalid
+/// (reported there).
+fn windows(
+    r: &mut Report<'_>,
+    v: Option<&Spanned<String>>,
+    key: &str,
+    window: Option<Duration>,
+) -> Option<u32> {
+    let (d, at) = duration(r, v, key, Duration::ZERO)?;
+    let size = window?;
+    let (Some(at), false) = (at, size.is_zero()) else {
+        return Some(0);
+    };
+    if d.as_millis() % size.as_millis() != 0 {
+        r.at(
+            at,
+            format!(
+                "{key} `{}` is not a whole number of windows ([window] size is {})",
+                format_duration(d),
+                format_duration(size)
+            ),
+            format!(
+                "alerts are evaluated once per window: use a multiple of {}, e.g. \"{}\"",
+                format_duration(size),
+                format_duration(size * 3)
+            ),
+        );
+        return None;
+    }
+    match u32::try_from(d.as_millis() / size.as_millis()) {
+        Ok(n) if n <= MAX_WINDOWS => Some(n),
+        _ => {
+            r.at(
+                at,
+                format!("{key} `{}` is too long", format_duration(d)),
+                format!("use at most {MAX_WINDOWS} windows"),
+            );
+            None
+        }
+    }
 }
 
 /// Most windows `for`, `keep_firing_for` and `average_over` may span: a moving
