@@ -257,3 +257,39 @@ fn a_secret_is_read_inside_the_read_roots_only_and_never_from_a_denied_path() {
         tidemark_sinks::read_secret(&job, "bearer_token_file", &root.join("empty")).unwrap_err();
     assert!(err.to_string().contains("it is empty"), "{err}");
 }
+
+#[test]
+fn resends_keep_a_firing_alert_alive_in_alertmanager() {
+    // Resent every second, each send valid 4 × 10 s: Alertmanager's endsAt for
+    // the alert moves forward with the resends (the alert cannot expire meanwhile).
+    let am = stack::alertmanager(AM_CONFIG);
+    let now = minute(jiff::Timestamp::now().as_millisecond());
+    let mut cfg = config(am.url(), "http://tidemark.example/jobs/nginx".into());
+    cfg.resend_interval = Duration::from_secs(1);
+    cfg.eval_interval = Duration::from_secs(10);
+    let mut sink = AlertmanagerSink::start(cfg);
+    sink.write_alerts(&update(now, AlertState::Firing, instance(1.0, now)))
+        .unwrap();
+    let ends = |l: &[Value]| -> Option<i64> {
+        let s = l.first()?["endsAt"].as_str()?;
+        Some(s.parse::<jiff::Timestamp>().ok()?.as_millisecond())
+    };
+    let first = ends(&wait_until(&am, "the fired alert", |l| !l.is_empty())).unwrap();
+    let later = wait_until(&am, "a resend moving endsAt", |l| {
+        ends(l).is_some_and(|e| e >= first + 2_000)
+    });
+    assert_eq!(later.len(), 1);
+    assert_eq!(
+        later[0]["startsAt"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_millisecond(),
+        now
+    );
+    let m = sink.meter().unwrap().snapshot();
+    assert!(m.batches >= 3, "{m:?}");
+    // No change in what fires since the first send: resends only.
+    sink.finish().unwrap();
+}
