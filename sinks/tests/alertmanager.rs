@@ -293,3 +293,21 @@ fn resends_keep_a_firing_alert_alive_in_alertmanager() {
     // No change in what fires since the first send: resends only.
     sink.finish().unwrap();
 }
+
+#[test]
+fn an_alert_stamped_ahead_of_the_clock_is_taken() {
+    // A host whose clock is ahead (lines up to max_clock_skew, 10m, ahead are
+    // counted) fires an alert that starts after the sending time + 4 × 1m:
+    // its endsAt must still come after its startsAt, or Alertmanager answers 400.
+    let am = stack::alertmanager(AM_CONFIG);
+    let ahead = minute(jiff::Timestamp::now().as_millisecond()) + 8 * 60_000;
+    let mut sink = AlertmanagerSink::start(config(
+        am.url(),
+        "http://tidemark.example/jobs/nginx".into(),
+    ));
+    sink.write_alerts(&update(ahead, AlertState::Firing, instance(1.0, ahead)))
+        .unwrap();
+    sink.finish().unwrap();
+    let list = wait_until(&am, "the alert from the future", |l| !l.is_empty());
+    assert_eq!(list.len(), 1);
+}

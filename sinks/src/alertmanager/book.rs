@@ -222,7 +222,11 @@ impl Book {
                     annotations: e.annotations.clone(),
                     starts_ms: e.starts_ms,
                     ends_ms: match e.state {
-                        EntryState::Firing => wall_ms.saturating_add(valid_ms),
+                        // From the later of the two: an event time ahead of
+                        // this clock (a host's clock ahead, up to max_clock_skew)
+                        // must not end before it starts (Alertmanager refuses
+                        // that with 400).
+                        EntryState::Firing => wall_ms.max(e.starts_ms).saturating_add(valid_ms),
                         EntryState::Resolved { end_ms, .. } => end_ms,
                     },
                 }
@@ -341,6 +345,19 @@ mod tests {
     }
 
     #[test]
+    fn an_alert_that_starts_ahead_of_the_clock_ends_after_it_starts() {
+        let mut b = Book::new(MIN, MIN);
+        // Fired at an event time 8 minutes ahead of the sending clock.
+        let a = inst("503", 1_480_000, 7.0);
+        b.apply(
+            &update(1_480_000, vec![(a.clone(), AlertState::Firing)], vec![a]),
+            at(0),
+        );
+        let p = b.postable(1_000_000);
+        assert_eq!((p[0].starts_ms, p[0].ends_ms), (1_480_000, 1_720_000));
+    }
+
+    #[test]
     fn a_resolved_alert_is_sent_with_its_end_and_repeated_for_fifteen_minutes() {
         let mut b = Book::new(MIN, MIN);
         let a = inst("503", 120_000, 7.0);
@@ -393,11 +410,11 @@ mod tests {
             &update(240_000, vec![], vec![inst("503", 120_000, 9.0)]),
             at(1),
         );
-        let p = b.postable(0);
+        let p = b.postable(300_000);
         assert_eq!(p.len(), 2);
         assert_eq!((p[0].labels[1].1.as_str(), p[0].ends_ms), ("500", 240_000));
         assert_eq!(p[1].annotations[0].1, "503 at 9");
-        assert_eq!(p[1].ends_ms, 4 * 60_000);
+        assert_eq!(p[1].ends_ms, 300_000 + 4 * 60_000);
     }
 
     #[test]
