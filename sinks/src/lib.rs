@@ -46,6 +46,11 @@ pub enum SinkError {
     },
     #[error(transparent)]
     RemoteWrite(#[from] remote_write::OpenError),
+    #[error("cannot start the sender thread of the sink {sink}: {source}")]
+    Thread {
+        sink: String,
+        source: std::io::Error,
+    },
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -362,19 +367,21 @@ fn open_alertmanager(
             password: read_secret(job, "basic_auth password_file", password_file)?,
         }),
     };
-    Ok(alertmanager::AlertmanagerSink::start(
-        alertmanager::AlertmanagerConfig {
-            url: am.url.clone(),
-            resend_interval: am.resend_interval,
-            eval_interval: job.window.size,
-            timeout: am.timeout,
-            generator_url: am
-                .generator_url
-                .clone()
-                .unwrap_or_else(|| alertmanager::default_generator_url(&job.name)),
-            auth,
-        },
-    ))
+    alertmanager::AlertmanagerSink::start(alertmanager::AlertmanagerConfig {
+        url: am.url.clone(),
+        resend_interval: am.resend_interval,
+        eval_interval: job.window.size,
+        timeout: am.timeout,
+        generator_url: am
+            .generator_url
+            .clone()
+            .unwrap_or_else(|| alertmanager::default_generator_url(&job.name)),
+        auth,
+    })
+    .map_err(|source| SinkError::Thread {
+        sink: format!("alertmanager {}", am.url),
+        source,
+    })
 }
 
 /// The secret in the file at `path` (the sink's `key`), without one trailing

@@ -97,7 +97,8 @@ fn a_fired_alert_shows_in_alertmanager_as_sent_and_a_resolution_takes_it_out() {
     let mut sink = AlertmanagerSink::start(config(
         am.url(),
         "http://tidemark.example/jobs/nginx".into(),
-    ));
+    ))
+    .unwrap();
     sink.write_alerts(&update(since, AlertState::Firing, instance(120.0, since)))
         .unwrap();
     let list = wait_until(&am, "the fired alert", |l| !l.is_empty());
@@ -151,7 +152,7 @@ fn the_default_generator_url_and_basic_auth_are_taken_by_alertmanager() {
         username: "u".into(),
         password: "p".into(),
     });
-    let mut sink = AlertmanagerSink::start(cfg);
+    let mut sink = AlertmanagerSink::start(cfg).unwrap();
     sink.write_alerts(&update(now, AlertState::Firing, instance(1.0, now)))
         .unwrap();
     let list = wait_until(&am, "the fired alert", |l| !l.is_empty());
@@ -170,7 +171,8 @@ fn a_wrong_url_fails_the_sink_with_the_status_and_a_hint() {
     let mut sink = AlertmanagerSink::start(config(
         format!("{}/not-here", am.url()),
         "http://tidemark.example/jobs/nginx".into(),
-    ));
+    ))
+    .unwrap();
     sink.write_alerts(&update(now, AlertState::Firing, instance(1.0, now)))
         .unwrap();
     let err = sink.finish().unwrap_err().to_string();
@@ -267,7 +269,7 @@ fn resends_keep_a_firing_alert_alive_in_alertmanager() {
     let mut cfg = config(am.url(), "http://tidemark.example/jobs/nginx".into());
     cfg.resend_interval = Duration::from_secs(1);
     cfg.eval_interval = Duration::from_secs(10);
-    let mut sink = AlertmanagerSink::start(cfg);
+    let mut sink = AlertmanagerSink::start(cfg).unwrap();
     sink.write_alerts(&update(now, AlertState::Firing, instance(1.0, now)))
         .unwrap();
     let ends = |l: &[Value]| -> Option<i64> {
@@ -304,7 +306,8 @@ fn an_alert_stamped_ahead_of_the_clock_is_taken() {
     let mut sink = AlertmanagerSink::start(config(
         am.url(),
         "http://tidemark.example/jobs/nginx".into(),
-    ));
+    ))
+    .unwrap();
     sink.write_alerts(&update(ahead, AlertState::Firing, instance(1.0, ahead)))
         .unwrap();
     sink.finish().unwrap();

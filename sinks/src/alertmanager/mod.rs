@@ -116,13 +116,16 @@ pub struct AlertmanagerSink {
 }
 
 impl AlertmanagerSink {
-    /// Starts the sink and its sender thread.
-    pub fn start(cfg: AlertmanagerConfig) -> AlertmanagerSink {
+    /// Starts the sink and its sender thread (which only the system can refuse).
+    pub fn start(cfg: AlertmanagerConfig) -> std::io::Result<AlertmanagerSink> {
         AlertmanagerSink::start_with_clock(cfg, Arc::new(SystemClock::new()))
     }
 
     /// [`AlertmanagerSink::start`] with the sender's clocks given (tests).
-    pub fn start_with_clock(cfg: AlertmanagerConfig, clock: Arc<dyn Clock>) -> AlertmanagerSink {
+    pub fn start_with_clock(
+        cfg: AlertmanagerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<AlertmanagerSink> {
         let url = cfg.url.trim_end_matches('/').to_string();
         let describe = format!("alertmanager {url}");
         let meter = SinkMeter::named(describe.clone());
@@ -136,14 +139,13 @@ impl AlertmanagerSink {
         // ends after it, seeing `quit`.
         std::thread::Builder::new()
             .name("alertmanager-sender".into())
-            .spawn(move || sender::run(s, client, g, d))
-            .expect("spawning a thread");
-        AlertmanagerSink {
+            .spawn(move || sender::run(s, client, g, d))?;
+        Ok(AlertmanagerSink {
             shared,
             describe,
             endpoint,
             finish_patience: (cfg.timeout * 3).max(Duration::from_secs(10)),
-        }
+        })
     }
 
     /// The error Alertmanager's refusal left, if any.
@@ -190,10 +192,12 @@ impl Sink for AlertmanagerSink {
         }
         let now = self.shared.clock.mono();
         g.book.apply(update, now);
-        self.shared
-            .meter
-            .queue_records
-            .store(g.book.len() as u64, Ordering::Relaxed);
+        if g.book.pending() {
+            self.shared
+                .meter
+                .queue_records
+                .store(g.book.len() as u64, Ordering::Relaxed);
+        }
         drop(g);
         self.shared.notify();
         Ok(())

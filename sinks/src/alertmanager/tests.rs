@@ -183,7 +183,8 @@ fn a_fired_alert_is_posted_as_v2_json_and_resent_each_interval_on_its_clock() {
     let mut sink = AlertmanagerSink::start_with_clock(
         config(&mock.url, Some(Credentials::Bearer("t0ken".into()))),
         clock.clone(),
-    );
+    )
+    .unwrap();
     assert_eq!(sink.describe(), format!("alertmanager {}", mock.url));
     sink.write_alerts(&fired(WALL0 - 540_000)).unwrap();
     let got = mock.wait_for(1);
@@ -235,7 +236,7 @@ fn server_errors_and_hang_ups_are_retried_and_the_latest_state_is_sent() {
         Answer::HangUp,
         Answer::Status(429),
     ]);
-    let mut sink = AlertmanagerSink::start(config(&mock.url, None));
+    let mut sink = AlertmanagerSink::start(config(&mock.url, None)).unwrap();
     sink.write_alerts(&fired(WALL0)).unwrap();
     sink.write_alerts(&resolved(WALL0 + 60_000)).unwrap();
     let got = mock.wait_for(4);
@@ -255,7 +256,7 @@ fn a_refusal_fails_the_job_naming_the_status_with_a_hint_and_is_not_retried() {
         (400, "generator_url"),
     ] {
         let mock = Mock::start(vec![Answer::Status(code)]);
-        let mut sink = AlertmanagerSink::start(config(&mock.url, None));
+        let mut sink = AlertmanagerSink::start(config(&mock.url, None)).unwrap();
         sink.write_alerts(&fired(WALL0)).unwrap();
         mock.wait_for(1);
         let err = sink.finish().unwrap_err().to_string();
@@ -286,7 +287,7 @@ fn a_refusal_fails_the_job_naming_the_status_with_a_hint_and_is_not_retried() {
 #[test]
 fn finish_gives_up_on_an_alertmanager_that_never_answers_well() {
     let mock = Mock::start(vec![Answer::Status(503); 1000]);
-    let mut sink = AlertmanagerSink::start(config(&mock.url, None));
+    let mut sink = AlertmanagerSink::start(config(&mock.url, None)).unwrap();
     sink.finish_patience = Duration::from_secs(1);
     sink.write_alerts(&fired(WALL0)).unwrap();
     let err = sink.finish().unwrap_err().to_string();
@@ -299,7 +300,8 @@ fn finish_gives_up_on_an_alertmanager_that_never_answers_well() {
 fn nothing_is_sent_while_no_alert_ever_fired() {
     let mock = Mock::start(vec![]);
     let clock = Arc::new(FakeClock::default());
-    let mut sink = AlertmanagerSink::start_with_clock(config(&mock.url, None), clock.clone());
+    let mut sink =
+        AlertmanagerSink::start_with_clock(config(&mock.url, None), clock.clone()).unwrap();
     for i in 0..3 {
         sink.write_alerts(&AlertUpdate {
             start_ms: i * 60_000,
@@ -331,7 +333,7 @@ fn an_alertmanager_that_hangs_never_holds_the_job_up_and_the_state_stays_one() {
     });
     let mut cfg = config(&url, None);
     cfg.timeout = Duration::from_secs(3600);
-    let mut sink = AlertmanagerSink::start(cfg);
+    let mut sink = AlertmanagerSink::start(cfg).unwrap();
     sink.write_alerts(&fired(WALL0)).unwrap();
     first.recv_timeout(Duration::from_secs(60)).unwrap();
     // The job goes on while the send hangs: a thousand windows, each with a
