@@ -122,12 +122,17 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter_map(|s| match &s.kind {
                 SinkKind::Jsonl(p) => Some(p.clone()),
-                SinkKind::Stdout | SinkKind::RemoteWrite(_) => None,
+                SinkKind::Stdout | SinkKind::RemoteWrite(_) | SinkKind::Alertmanager(_) => None,
             })
             .collect()
     } else {
         Vec::new()
     };
+    for url in without_alertmanager(&mut job) {
+        eprintln!(
+            "replay: the alertmanager sink {url} is not opened: a replay never pages (write the alerts' transcript to a jsonl sink to back-test them)"
+        );
+    }
     let mut openmetrics = match openmetrics_output(
         &args.openmetrics,
         args.output.as_deref(),
@@ -143,6 +148,11 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if openmetrics.is_none() {
         if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
             return usage(e);
+        }
+        if job.sinks.is_empty() {
+            return usage(
+                "the job's only sinks are alertmanager sinks, which a replay does not open; write the replay to a file with --output PATH".into(),
+            );
         }
     }
     let stop = stop_on_signals()?;
@@ -348,6 +358,20 @@ impl LiveRemoteWrite {
     }
 }
 
+/// Removes the job's alertmanager sinks, returning their urls: a replay (a
+/// back-test of past windows) must never page anyone.
+fn without_alertmanager(job: &mut Job) -> Vec<String> {
+    let mut urls = Vec::new();
+    job.sinks.retain(|s| match &s.kind {
+        SinkKind::Alertmanager(am) => {
+            urls.push(am.url.clone());
+            false
+        }
+        _ => true,
+    });
+    urls
+}
+
 /// `--output` replaces the job's JSONL path (or adds one). Without it, the job's
 /// own JSONL file must not exist yet: it is usually the live run's output, which a
 /// replay must not overwrite.
@@ -378,7 +402,7 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
             let mut first = true;
             job.sinks.retain(|s| match s.kind {
                 SinkKind::Jsonl(_) => std::mem::replace(&mut first, false),
-                SinkKind::Stdout | SinkKind::RemoteWrite(_) => true,
+                SinkKind::Stdout | SinkKind::RemoteWrite(_) | SinkKind::Alertmanager(_) => true,
             });
             if !replaced {
                 job.sinks.push(Sink {

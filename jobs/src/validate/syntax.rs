@@ -350,7 +350,9 @@ fn missing_hint(path: &[String], field: &str) -> Option<String> {
         (["rule"], "expr") => {
             "add the expression, e.g. expr = \"sum by (status) (http_requests_total)\""
         }
-        (["sink"], "kind") => "add kind = \"jsonl\", \"stdout\" or \"prometheus_remote_write\"",
+        (["sink"], "kind") => {
+            "add kind = \"jsonl\", \"stdout\", \"prometheus_remote_write\" or \"alertmanager\""
+        }
         (["alert"], "name") => "name the alert, e.g. name = \"HighErrorRate\"",
         (["alert"], "expr") => {
             "add the condition, e.g. expr = 'status:http_requests:sum1m{status=~\"5..\"} > 100'"
