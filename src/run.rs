@@ -51,10 +51,42 @@ pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
             stats.late_after_written
         );
     }
-    if stats.series_limited() || stats.late_after_written > 0 {
+    let refused = refused_samples(stats);
+    if stats.series_limited() || stats.late_after_written > 0 || refused {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS
+}
+
+/// Says what each sink's receiver refused for good, and whether anything was
+/// (the output there is incomplete). Samples a resumed run sent again and the
+/// receiver already held are said, but are not a loss.
+fn refused_samples(stats: &tidemark_engine::JobStats) -> bool {
+    use tidemark_engine::stats::sink::Rejection;
+    let mut any = false;
+    for m in stats.sink_meters.snapshot() {
+        if m.resent_held > 0 {
+            eprintln!(
+                "{}: {} sample(s) of windows this resumed run sent again were already held by the receiver (expected after a restart; not a loss)",
+                m.name, m.resent_held
+            );
+        }
+        let lost: Vec<String> = m
+            .rejected
+            .iter()
+            .filter(|(why, n)| *n > 0 && *why != Rejection::Refused)
+            .map(|(why, n)| format!("{n} {}", why.as_str()))
+            .collect();
+        if !lost.is_empty() {
+            any = true;
+            eprintln!(
+                "incomplete: {}: the receiver refused sample(s) for good ({}); they are not in it (see the warnings above for the windows and series)",
+                m.name,
+                lost.join(", ")
+            );
+        }
+    }
+    any
 }
 
 /// Whether `e` is a usage problem (exit 2): a sink path refused for what is at it

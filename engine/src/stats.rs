@@ -125,6 +125,15 @@ pub struct JobStats {
     pub late_after_written: u64,
     /// Each sink's live counters, in the order of the job's sinks.
     pub sink_meters: SinkMeters,
+    /// `[[alert]]` evaluations: one per alert per window (gap windows included).
+    pub alerts_evaluated: u64,
+    /// Alert instances firing after the last window evaluated (a gauge).
+    pub alerts_firing: u64,
+    /// Alert instances that started firing or were resolved.
+    pub alert_transitions: u64,
+    /// Series an alert left out because another series of the same window gave
+    /// the same instance (its `labels` overwrote the label that told them apart).
+    pub alert_series_collisions: u64,
     /// Per group (live path): its figures as its worker last published them
     /// (about once a second, and when the run stops), for `/metrics`.
     pub groups: BTreeMap<std::path::PathBuf, GroupGauges>,
@@ -287,6 +296,10 @@ impl JobStats {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
         self.sink_meters.merge(&o.sink_meters);
+        self.alerts_evaluated += o.alerts_evaluated;
+        self.alerts_firing += o.alerts_firing;
+        self.alert_transitions += o.alert_transitions;
+        self.alert_series_collisions += o.alert_series_collisions;
         for (k, v) in &o.groups {
             self.groups.insert(k.clone(), *v);
         }
@@ -437,8 +450,38 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.alerts_evaluated > 0 {
+            s.push_str(&format!(
+                "alerts: {} evaluations, {} changes (firing or resolved), {} firing now\n",
+                self.alerts_evaluated, self.alert_transitions, self.alerts_firing
+            ));
+            if self.alert_series_collisions > 0 {
+                s.push_str(&format!(
+                    "alert series left out (another series gave the same instance labels): {}\n",
+                    self.alert_series_collisions
+                ));
+            }
+        }
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
+        }
+        // Sinks that send (remote write): what the receiver acknowledged.
+        for m in self.sink_meters.snapshot() {
+            if m.batches + m.retries + m.failures == 0 {
+                continue;
+            }
+            let mut line = format!(
+                "{}: {} sample(s) in {} request(s) acknowledged, {} retries",
+                m.name, m.records_written, m.batches, m.retries
+            );
+            for (why, n) in m.rejected.iter().filter(|(_, n)| *n > 0) {
+                line.push_str(&format!(", {n} rejected ({})", why.as_str()));
+            }
+            if m.resent_held > 0 {
+                line.push_str(&format!(", {} resent and already held", m.resent_held));
+            }
+            s.push_str(&line);
+            s.push('\n');
         }
         if self.checkpoints_written > 0 {
             s.push_str(&format!(
@@ -550,6 +593,7 @@ pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::sync::atomic::Ordering;
 
     /// The file source's edge counters reach the exit summary and each member's
     /// report to the cluster (issue 10 §2a, §3, §6).
@@ -574,6 +618,21 @@ mod tests {
             total.summary()
         );
         assert!(!JobStats::default().summary().contains("written to"));
+        let rw = crate::stats::sink::SinkMeter::named("prometheus_remote_write http://p/w");
+        rw.records_written.store(40, Ordering::Relaxed);
+        rw.batches.store(3, Ordering::Relaxed);
+        rw.retries.store(2, Ordering::Relaxed);
+        rw.reject(crate::stats::sink::Rejection::OutOfOrder, 5);
+        let stats = JobStats {
+            sink_meters: SinkMeters(vec![SinkMeter::named("jsonl a.jsonl"), rw]),
+            ..JobStats::default()
+        };
+        let text = stats.summary();
+        assert!(
+            text.contains("prometheus_remote_write http://p/w: 40 sample(s) in 3 request(s) acknowledged, 2 retries, 5 rejected (out_of_order)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("jsonl a.jsonl:"), "{text}");
     }
 
     #[test]

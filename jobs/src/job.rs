@@ -18,6 +18,8 @@ pub struct Job {
     pub metrics: Vec<Metric>,
     pub rules: Vec<Rule>,
     pub sinks: Vec<Sink>,
+    /// `[[alert]]`s, in file order (docs/alerts.md).
+    pub alerts: Vec<crate::alert::Alert>,
     /// The folders this job's sinks may write in; empty = anywhere. Not a job file
     /// setting (validation leaves it empty): set by the cluster (`--output-root`)
     /// after the job passed its lexical checks. A sink file is opened only when its
@@ -210,6 +212,8 @@ pub enum SeriesChoice {
     Rules,
     Hosts,
     All,
+    /// No series: a jsonl sink that writes only the alert transcript.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -217,12 +221,99 @@ pub enum SinkKind {
     /// Absolute path.
     Jsonl(PathBuf),
     Stdout,
+    /// Prometheus remote-write 1.0 (boxed: it is much larger than the others).
+    RemoteWrite(Box<RemoteWrite>),
+    /// Alertmanager's API v2: the job's alerts, not its windows.
+    Alertmanager(Box<Alertmanager>),
+}
+
+impl SinkKind {
+    /// The credentials this sink reads from files and sends to its url, if any.
+    pub fn auth(&self) -> Option<&RemoteWriteAuth> {
+        match self {
+            SinkKind::RemoteWrite(rw) => rw.auth.as_ref(),
+            SinkKind::Alertmanager(am) => am.auth.as_ref(),
+            SinkKind::Jsonl(_) | SinkKind::Stdout => None,
+        }
+    }
+}
+
+/// An `alertmanager` sink's settings, checked. All operational (not in the
+/// semantics fingerprint): where alerts are sent changes no window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alertmanager {
+    /// The Alertmanager's base URL, `http://host[:port][/prefix]`, without user
+    /// info or a trailing `/`; alerts go to `{url}/api/v2/alerts`.
+    pub url: String,
+    /// How often active alerts are re-sent (wall clock). At least 1s.
+    pub resend_interval: Duration,
+    /// Per request.
+    pub timeout: Duration,
+    /// Every alert's `generatorURL`; `None`: the sink's default, which names the
+    /// machine and the job (docs/alerts.md).
+    pub generator_url: Option<String>,
+    /// The same credentials as a remote-write sink's.
+    pub auth: Option<RemoteWriteAuth>,
+}
+
+impl Alertmanager {
+    /// Defaults of the optional keys (docs/alerts.md, "Alertmanager"):
+    /// Prometheus's `resend_delay` and Alertmanager client timeout.
+    pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+/// A `prometheus_remote_write` sink's settings, checked. All operational: none
+/// changes what a window holds, so none is in the semantics fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteWrite {
+    /// `http://host[:port]/path`, without user info (validation refuses it).
+    pub url: String,
+    /// Which instant of its window a sample carries.
+    pub timestamp: SampleTime,
+    /// Added to every series that lacks them; sorted by name, names valid label
+    /// names other than `__name__`.
+    pub external_labels: Vec<(String, String)>,
+    pub auth: Option<RemoteWriteAuth>,
+    /// Per request.
+    pub timeout: Duration,
+    /// At least 1.
+    pub max_samples_per_send: usize,
+    /// At least 1.
+    pub queue_capacity: usize,
+    pub min_backoff: Duration,
+    /// At least `min_backoff`.
+    pub max_backoff: Duration,
+}
+
+/// How a remote-write sink authenticates. Only paths here: the secrets are read
+/// when the sink opens, and never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteWriteAuth {
+    /// `Authorization: Bearer <the file's contents>`; absolute path.
+    BearerTokenFile(PathBuf),
+    /// `Authorization: Basic`; absolute path of the password file.
+    Basic {
+        username: String,
+        password_file: PathBuf,
+    },
+}
+
+impl RemoteWrite {
+    /// Defaults of the optional keys (docs/prometheus.md, "Remote write").
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 2000;
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+    pub const DEFAULT_MIN_BACKOFF: Duration = Duration::from_millis(30);
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 }
 
 #[derive(Debug, Clone)]
 pub struct Sink {
     pub kind: SinkKind,
     pub series: SeriesChoice,
+    /// jsonl only: also write the alert transcript.
+    pub alerts: bool,
 }
 
 /// Which instant of its window a sample sent to Prometheus carries (a

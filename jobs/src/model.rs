@@ -30,6 +30,8 @@ pub struct JobFile {
     pub rules: Vec<Spanned<RuleFile>>,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<Spanned<SinkFile>>,
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<Spanned<AlertFile>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,10 +169,91 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFile {
-    /// `jsonl | stdout`.
+    /// `jsonl | stdout | prometheus_remote_write | alertmanager`.
     pub kind: Spanned<String>,
     /// Required for jsonl (relative to the job file's folder).
     pub path: Option<Spanned<String>>,
-    /// `rules | hosts | all`. Default `rules`.
+    /// `rules | hosts | all`, or `none` (a jsonl sink that writes only the alert
+    /// transcript). Default `rules`.
     pub series: Option<Spanned<String>>,
+    /// jsonl only: also write the alert transcript (one line per alert change,
+    /// after the window's records). Default false.
+    pub alerts: Option<Spanned<bool>>,
+    /// prometheus_remote_write only, required: the receiver's endpoint, `http://`
+    /// only (e.g. `http://prometheus:9090/api/v1/write`). alertmanager, required:
+    /// the Alertmanager's base URL (e.g. `http://alertmanager:9093`).
+    pub url: Option<Spanned<String>>,
+    /// prometheus_remote_write only: which instant of its window a sample
+    /// carries, `end | start`. Default `end`.
+    pub timestamp: Option<Spanned<String>>,
+    /// prometheus_remote_write only: labels added to every series that does not
+    /// have them already. Default: none.
+    pub external_labels: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// prometheus_remote_write and alertmanager: a file holding a bearer token (one trailing
+    /// newline is dropped), read when the sink opens. Not with `basic_auth`.
+    pub bearer_token_file: Option<Spanned<String>>,
+    /// prometheus_remote_write and alertmanager: HTTP basic auth. Not with `bearer_token_file`.
+    pub basic_auth: Option<Spanned<BasicAuthFile>>,
+    /// prometheus_remote_write and alertmanager: how long one request may take.
+    /// Default "30s" (remote-write), "10s" (alertmanager).
+    pub timeout: Option<Spanned<String>>,
+    /// prometheus_remote_write only: most samples in one request. Default 2000.
+    pub max_samples_per_send: Option<Spanned<i64>>,
+    /// prometheus_remote_write only: samples queued before the sink asks the job
+    /// to pause reading. Default 100000.
+    pub queue_capacity: Option<Spanned<i64>>,
+    /// prometheus_remote_write only: first wait before a retry, doubling up to
+    /// `max_backoff`. Default "30ms".
+    pub min_backoff: Option<Spanned<String>>,
+    /// prometheus_remote_write only: longest wait between retries. Default "5s".
+    pub max_backoff: Option<Spanned<String>>,
+    /// alertmanager only: how often active alerts are re-sent (wall clock).
+    /// Default "1m".
+    pub resend_interval: Option<Spanned<String>>,
+    /// alertmanager only: every alert's `generatorURL`, an absolute URI.
+    /// Default `tidemark://HOST/jobs/JOB` (this machine's name, the job's).
+    pub generator_url: Option<Spanned<String>>,
+}
+
+/// A remote-write sink's `basic_auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthFile {
+    pub username: Spanned<String>,
+    /// A file holding the password (one trailing newline is dropped), read when
+    /// the sink opens.
+    pub password_file: Spanned<String>,
+}
+
+/// One `[[alert]]` (docs/alerts.md). Durations are multiples of the window size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertFile {
+    /// `[A-Za-z_][A-Za-z0-9_]*`, unique in the job.
+    pub name: Spanned<String>,
+    /// `SERIES{matchers} CMP NUMBER`, e.g. `status:http_requests:sum1m{status=~"5.."} > 100`.
+    pub expr: Spanned<String>,
+    /// How long the condition must hold (consecutive windows) before it fires.
+    /// Default "0s": it fires at the first window where it holds.
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<String>>,
+    /// How long it keeps firing after the condition stopped holding. Default "0s".
+    pub keep_firing_for: Option<Spanned<String>>,
+    /// For `>` / `>=`: once firing, it resolves only when the value falls to this
+    /// (at or below the threshold). Default: the threshold.
+    pub resolve_below: Option<Spanned<f64>>,
+    /// For `<` / `<=`: once firing, it resolves only when the value rises to this
+    /// (at or above the threshold). Default: the threshold.
+    pub resolve_above: Option<Spanned<f64>>,
+    /// Compare the average of the series' values in the last windows of this
+    /// span (windows without a value are left out). Default: none (the window's
+    /// own value).
+    pub average_over: Option<Spanned<String>>,
+    /// Labels added to every instance (they win over the series' own). Default: none.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, Spanned<String>>,
+    /// Texts sent with the alert; may hold `{{ $value }}` and `{{ $labels.NAME }}`.
+    /// Default: none.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, Spanned<String>>,
 }

@@ -5,27 +5,30 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::alertmanager;
 use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
 use super::overlap::{normalize, Overlaps};
 use super::paths::{expand_path, Relative};
+use super::remote_write;
 use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
-const KINDS: &[&str] = &["jsonl", "stdout"];
+const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND, alertmanager::KIND];
 
 /// A member's stdout is its log: a submitted job printing there would write into
 /// every operator's log and drown (or forge) its lines.
 const STDOUT_SUBMITTED: &str = "a job submitted to a cluster cannot print to stdout (a stdout sink, the default without [[sink]]): the member's stdout is its log";
 const JSONL_SUBMITTED_HINT: &str = "a jsonl sink writing inside one of the cluster's output roots (`--output-root`; by default the folder `output` in the state folder of its process 0), e.g. kind = \"jsonl\" and path = \"/var/lib/tidemark/output/app.jsonl\"";
-const SERIES: &[&str] = &["rules", "hosts", "all"];
+const SERIES: &[&str] = &["rules", "hosts", "all", "none"];
 
 /// Checks the sinks; no [[sink]] at all means one stdout sink printing rule series.
 pub fn check_sinks(
     r: &mut Report<'_>,
     sinks: &[Spanned<SinkFile>],
     rule_count: usize,
+    alert_count: usize,
     relative: Relative<'_>,
     env: &Env,
 ) -> Option<Vec<Sink>> {
@@ -50,6 +53,7 @@ pub fn check_sinks(
         return Some(vec![Sink {
             kind: SinkKind::Stdout,
             series: SeriesChoice::Rules,
+            alerts: false,
         }]);
     }
     let mut out = Vec::new();
@@ -59,7 +63,20 @@ pub fn check_sinks(
     for sink in sinks {
         let before = r.diags.len();
         let s = sink.get_ref();
-        let kind = match (s.kind.get_ref().as_str(), &s.path) {
+        let kind_name = s.kind.get_ref().as_str();
+        if ![remote_write::KIND, alertmanager::KIND].contains(&kind_name)
+            && KINDS.contains(&kind_name)
+        {
+            remote_write::refuse_keys(r, s, kind_name);
+        }
+        if kind_name != alertmanager::KIND && KINDS.contains(&kind_name) {
+            alertmanager::refuse_own_keys(r, s, kind_name);
+        }
+        let kind = match (kind_name, &s.path) {
+            (remote_write::KIND, _) => remote_write::check(r, sink, relative, env)
+                .map(|rw| SinkKind::RemoteWrite(Box::new(rw))),
+            (alertmanager::KIND, _) => alertmanager::check(r, sink, relative, env)
+                .map(|am| SinkKind::Alertmanager(Box::new(am))),
             ("jsonl", Some(p)) if p.get_ref().trim().is_empty() => {
                 r.on(
                     p,
@@ -140,6 +157,7 @@ pub fn check_sinks(
             None | Some((_, "rules")) => Some(SeriesChoice::Rules),
             Some((_, "hosts")) => Some(SeriesChoice::Hosts),
             Some((_, "all")) => Some(SeriesChoice::All),
+            Some((_, "none")) => Some(SeriesChoice::None),
             Some((v, other)) => {
                 r.on(
                     v,
@@ -152,7 +170,9 @@ pub fn check_sinks(
                 None
             }
         };
-        if series == Some(SeriesChoice::Rules) && rule_count == 0 {
+        // An alertmanager sink sends alerts, whatever the series (it refuses `series`).
+        if series == Some(SeriesChoice::Rules) && rule_count == 0 && kind_name != alertmanager::KIND
+        {
             let message = "this sink prints rule series, but the job has no [[rule]], so it would print nothing";
             let hint = "add a [[rule]], or set series = \"hosts\" to output the per-host metrics"
                 .to_string();
@@ -165,10 +185,42 @@ pub fn check_sinks(
                 ),
             }
         }
-        match (kind, series) {
-            (Some(kind), Some(series)) if r.diags.len() == before => {
-                out.push(Sink { kind, series })
+        if kind_name == alertmanager::KIND && alert_count == 0 {
+            r.on(
+                &s.kind,
+                "an alertmanager sink sends the job's alerts, but the job has no [[alert]]",
+                "add an [[alert]] (docs/alerts.md), or remove this sink".to_string(),
+            );
+        }
+        let alerts = s.alerts.as_ref().is_some_and(|a| *a.get_ref());
+        match (&s.alerts, s.kind.get_ref().as_str()) {
+            (Some(a), kind) if *a.get_ref() && kind != "jsonl" => r.on(
+                a,
+                format!("a {kind} sink cannot write the alert transcript"),
+                "set alerts = true on a jsonl sink".to_string(),
+            ),
+            (Some(a), _) if *a.get_ref() && alert_count == 0 => r.on(
+                a,
+                "this sink writes the alert transcript, but the job has no [[alert]]",
+                "add an [[alert]], or remove alerts = true".to_string(),
+            ),
+            _ => {}
+        }
+        if let (Some(SeriesChoice::None), Some(v)) = (series, &s.series) {
+            if !alerts {
+                r.on(
+                    v,
+                    "series = \"none\" writes no series, and this sink writes no alerts either",
+                    "set alerts = true to write only the alert transcript, or choose \"rules\", \"hosts\" or \"all\"".to_string(),
+                );
             }
+        }
+        match (kind, series) {
+            (Some(kind), Some(series)) if r.diags.len() == before => out.push(Sink {
+                kind,
+                series,
+                alerts,
+            }),
             _ => ok = false,
         }
     }

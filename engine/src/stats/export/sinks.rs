@@ -11,7 +11,7 @@ fn sink_labels(j: &str, name: &str) -> Labels {
 
 pub(super) fn sinks(f: &mut Families<'_>) {
     type Get = fn(&SinkSnapshot) -> u64;
-    let counters: [(&str, &str, Get); 6] = [
+    let counters: [(&str, &str, Get); 7] = [
         ("sink_windows", "Windows handed to the sink", |s| s.windows),
         (
             "sink_records",
@@ -37,6 +37,11 @@ pub(super) fn sinks(f: &mut Families<'_>) {
             "sink_failures",
             "Attempts that failed, retried or not",
             |s| s.failures,
+        ),
+        (
+            "sink_resent_held_samples",
+            "Samples a resumed run sent again that the receiver already held (expected after a restart)",
+            |s| s.resent_held,
         ),
     ];
     for (name, help, get) in counters {
