@@ -121,6 +121,11 @@ pub struct JobStats {
     pub late_after_written: u64,
     /// Each sink's live counters, in the order of the job's sinks.
     pub sink_meters: SinkMeters,
+    /// Times the job's sources paused reading because a sink was backlogged
+    /// (back-pressure from a slow or down receiver; see `crate::backpressure`).
+    pub output_pauses: u64,
+    /// How long those pauses lasted in all, ms (a pause counts once it ends).
+    pub output_paused_ms: u64,
 }
 
 impl JobStats {
@@ -192,6 +197,8 @@ impl JobStats {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
         self.sink_meters.merge(&o.sink_meters);
+        self.output_pauses += o.output_pauses;
+        self.output_paused_ms += o.output_paused_ms;
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -321,6 +328,13 @@ impl JobStats {
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
+        }
+        if self.output_pauses > 0 {
+            s.push_str(&format!(
+                "reads paused for a backlogged sink (back-pressure, nothing dropped): {} times, {} in all\n",
+                self.output_pauses,
+                crate::watermark::format_span(self.output_paused_ms as i64)
+            ));
         }
         if self.checkpoints_written > 0 {
             s.push_str(&format!(

@@ -9,6 +9,7 @@ use tidemark_jobs::Job;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
+use crate::backpressure::ReadGate;
 use crate::error::EngineError;
 use crate::install::downstream;
 use crate::operators::collect::Collector;
@@ -61,6 +62,7 @@ pub fn run_replay(
         s.sinks = output.describe();
         s.sink_meters = output.meters();
     }
+    let gate = ReadGate::new(output.meters());
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));
     let collector = Arc::new(Mutex::new(Some(Collector {
@@ -81,6 +83,7 @@ pub fn run_replay(
         stats: stats.clone(),
         progress: progress.clone(),
         failed: failed.clone(),
+        gate,
     };
     let name = format!("replay:{}", job.name);
     let guards = {
