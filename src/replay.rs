@@ -110,7 +110,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter_map(|s| match &s.kind {
                 SinkKind::Jsonl(p) => Some(p.clone()),
-                SinkKind::Stdout => None,
+                SinkKind::Stdout | SinkKind::RemoteWrite(_) => None,
             })
             .collect()
     } else {
@@ -253,7 +253,7 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
             let mut first = true;
             job.sinks.retain(|s| match s.kind {
                 SinkKind::Jsonl(_) => std::mem::replace(&mut first, false),
-                SinkKind::Stdout => true,
+                SinkKind::Stdout | SinkKind::RemoteWrite(_) => true,
             });
             if !replaced {
                 job.sinks.push(Sink {

@@ -217,6 +217,53 @@ pub enum SinkKind {
     /// Absolute path.
     Jsonl(PathBuf),
     Stdout,
+    /// Prometheus remote-write 1.0 (boxed: it is much larger than the others).
+    RemoteWrite(Box<RemoteWrite>),
+}
+
+/// A `prometheus_remote_write` sink's settings, checked. All operational: none
+/// changes what a window holds, so none is in the semantics fingerprint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteWrite {
+    /// `http://host[:port]/path`, without user info (validation refuses it).
+    pub url: String,
+    /// Which instant of its window a sample carries.
+    pub timestamp: SampleTime,
+    /// Added to every series that lacks them; sorted by name, names valid label
+    /// names other than `__name__`.
+    pub external_labels: Vec<(String, String)>,
+    pub auth: Option<RemoteWriteAuth>,
+    /// Per request.
+    pub timeout: Duration,
+    /// At least 1.
+    pub max_samples_per_send: usize,
+    /// At least 1.
+    pub queue_capacity: usize,
+    pub min_backoff: Duration,
+    /// At least `min_backoff`.
+    pub max_backoff: Duration,
+}
+
+/// How a remote-write sink authenticates. Only paths here: the secrets are read
+/// when the sink opens, and never printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteWriteAuth {
+    /// `Authorization: Bearer <the file's contents>`; absolute path.
+    BearerTokenFile(PathBuf),
+    /// `Authorization: Basic`; absolute path of the password file.
+    Basic {
+        username: String,
+        password_file: PathBuf,
+    },
+}
+
+impl RemoteWrite {
+    /// Defaults of the optional keys (docs/prometheus.md, "Remote write").
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_SAMPLES_PER_SEND: usize = 2000;
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+    pub const DEFAULT_MIN_BACKOFF: Duration = Duration::from_millis(30);
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 }
 
 #[derive(Debug, Clone)]

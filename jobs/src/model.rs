@@ -167,10 +167,46 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFile {
-    /// `jsonl | stdout`.
+    /// `jsonl | stdout | prometheus_remote_write`.
     pub kind: Spanned<String>,
     /// Required for jsonl (relative to the job file's folder).
     pub path: Option<Spanned<String>>,
     /// `rules | hosts | all`. Default `rules`.
     pub series: Option<Spanned<String>>,
+    /// prometheus_remote_write only, required: the receiver's endpoint, `http://`
+    /// only (e.g. `http://prometheus:9090/api/v1/write`).
+    pub url: Option<Spanned<String>>,
+    /// prometheus_remote_write only: which instant of its window a sample
+    /// carries, `end | start`. Default `end`.
+    pub timestamp: Option<Spanned<String>>,
+    /// prometheus_remote_write only: labels added to every series that does not
+    /// have them already. Default: none.
+    pub external_labels: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// prometheus_remote_write only: a file holding a bearer token (one trailing
+    /// newline is dropped), read when the sink opens. Not with `basic_auth`.
+    pub bearer_token_file: Option<Spanned<String>>,
+    /// prometheus_remote_write only: HTTP basic auth. Not with `bearer_token_file`.
+    pub basic_auth: Option<Spanned<BasicAuthFile>>,
+    /// prometheus_remote_write only: how long one request may take. Default "30s".
+    pub timeout: Option<Spanned<String>>,
+    /// prometheus_remote_write only: most samples in one request. Default 2000.
+    pub max_samples_per_send: Option<Spanned<i64>>,
+    /// prometheus_remote_write only: samples queued before the sink asks the job
+    /// to pause reading. Default 100000.
+    pub queue_capacity: Option<Spanned<i64>>,
+    /// prometheus_remote_write only: first wait before a retry, doubling up to
+    /// `max_backoff`. Default "30ms".
+    pub min_backoff: Option<Spanned<String>>,
+    /// prometheus_remote_write only: longest wait between retries. Default "5s".
+    pub max_backoff: Option<Spanned<String>>,
+}
+
+/// A remote-write sink's `basic_auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthFile {
+    pub username: Spanned<String>,
+    /// A file holding the password (one trailing newline is dropped), read when
+    /// the sink opens.
+    pub password_file: Spanned<String>,
 }

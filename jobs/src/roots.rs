@@ -58,6 +58,37 @@ pub fn check_roots(job: &Job, roots: &[PathBuf]) -> Result<(), RootsError> {
             }
         }
     }
+    // A remote-write sink's secret files are read too, and sent to its url: a
+    // submitted job must not read anything the cluster does not let it read.
+    for sink in &job.sinks {
+        let SinkKind::RemoteWrite(rw) = &sink.kind else {
+            continue;
+        };
+        let (key, path) = match &rw.auth {
+            Some(crate::job::RemoteWriteAuth::BearerTokenFile(p)) => ("bearer_token_file", p),
+            Some(crate::job::RemoteWriteAuth::Basic { password_file, .. }) => {
+                ("basic_auth password_file", password_file)
+            }
+            None => continue,
+        };
+        let text = path.to_string_lossy();
+        // A literal path: a wildcard in it would only be a strange file name,
+        // but the glob check would take it as the end of the literal part.
+        let kind = if text.contains(['*', '?', '[']) {
+            Some(RootProblemKind::Outside {
+                prefix: literal_prefix(path),
+            })
+        } else {
+            check_glob(&text, &allowed)
+        };
+        if let Some(kind) = kind {
+            problems.push(RootProblem {
+                key,
+                path: text.into_owned(),
+                kind,
+            });
+        }
+    }
     for sink in &job.sinks {
         if let SinkKind::Jsonl(path) = &sink.kind {
             if !path.is_absolute() {
@@ -173,7 +204,8 @@ pub struct RootsError {
 /// One path that breaks the roots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RootProblem {
-    /// `include`, `exclude`, `archive` or `jsonl sink`.
+    /// `include`, `exclude`, `archive`, `jsonl sink`, or a remote-write sink's
+    /// `bearer_token_file` / `basic_auth password_file`.
     pub key: &'static str,
     /// The path or glob, as the validated job holds it (expanded and absolute).
     pub path: String,
@@ -203,6 +235,8 @@ impl RootProblem {
         let RootProblem { key, path, kind } = self;
         let what = if *key == "jsonl sink" {
             format!("the jsonl sink path `{path}`")
+        } else if key.contains("_file") {
+            format!("the remote-write sink's {key} `{path}`")
         } else {
             format!("{key} glob `{path}`")
         };
@@ -438,6 +472,42 @@ mod tests {
         assert_eq!(e.problems.len(), 1);
         assert_eq!(e.problems[0].key, "jsonl sink");
         assert_eq!(e.problems[0].kind, RootProblemKind::Relative);
+    }
+
+    #[test]
+    fn a_remote_write_secret_file_must_be_inside_the_read_roots() {
+        let mut j = job(&["/var/log/*.log"], &[], &[]);
+        let rw = |auth| {
+            SinkKind::RemoteWrite(Box::new(crate::job::RemoteWrite {
+                url: "http://p:9090/api/v1/write".into(),
+                timestamp: crate::job::SampleTime::End,
+                external_labels: vec![],
+                auth: Some(auth),
+                timeout: crate::job::RemoteWrite::DEFAULT_TIMEOUT,
+                max_samples_per_send: 10,
+                queue_capacity: 100,
+                min_backoff: crate::job::RemoteWrite::DEFAULT_MIN_BACKOFF,
+                max_backoff: crate::job::RemoteWrite::DEFAULT_MAX_BACKOFF,
+            }))
+        };
+        use crate::job::RemoteWriteAuth::*;
+        j.sinks[0].kind = rw(BearerTokenFile("/var/log/secrets/token".into()));
+        assert_eq!(check_roots(&j, &roots(&["/var/log"])), Ok(()));
+        j.sinks[0].kind = rw(BearerTokenFile("/etc/shadow".into()));
+        let e = check_roots(&j, &roots(&["/var/log"])).unwrap_err();
+        assert_eq!(e.problems[0].key, "bearer_token_file");
+        assert_eq!(e.problems[0].kind, outside("/etc/shadow").unwrap());
+        let (message, _) = e.problems[0].describe(&e.roots);
+        assert!(
+            message.contains("bearer_token_file `/etc/shadow`"),
+            "{message}"
+        );
+        j.sinks[0].kind = rw(Basic {
+            username: "u".into(),
+            password_file: "/var/log/*".into(),
+        });
+        let e = check_roots(&j, &roots(&["/var/log"])).unwrap_err();
+        assert_eq!(e.problems[0].key, "basic_auth password_file");
     }
 
     #[test]

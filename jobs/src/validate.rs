@@ -15,6 +15,7 @@ mod metrics;
 mod names;
 mod overlap;
 mod paths;
+mod remote_write;
 mod rules;
 mod sinks;
 mod sizes;

@@ -28,6 +28,8 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the {0} sink is not built into this version yet")]
+    NotYet(&'static str),
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -258,6 +260,8 @@ fn open_as(
             SinkKind::Stdout => {
                 after_files.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
             }
+            // The sink itself lands in the next step.
+            SinkKind::RemoteWrite(_) => return Err(SinkError::NotYet("prometheus_remote_write")),
         }
     }
     for sink in after_files {

@@ -9,11 +9,12 @@ use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
 use super::overlap::{normalize, Overlaps};
 use super::paths::{expand_path, Relative};
+use super::remote_write;
 use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
-const KINDS: &[&str] = &["jsonl", "stdout"];
+const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND];
 
 /// A member's stdout is its log: a submitted job printing there would write into
 /// every operator's log and drown (or forge) its lines.
@@ -59,7 +60,13 @@ pub fn check_sinks(
     for sink in sinks {
         let before = r.diags.len();
         let s = sink.get_ref();
-        let kind = match (s.kind.get_ref().as_str(), &s.path) {
+        let kind_name = s.kind.get_ref().as_str();
+        if kind_name != remote_write::KIND && KINDS.contains(&kind_name) {
+            remote_write::refuse_keys(r, s, kind_name);
+        }
+        let kind = match (kind_name, &s.path) {
+            (remote_write::KIND, _) => remote_write::check(r, sink, relative, env)
+                .map(|rw| SinkKind::RemoteWrite(Box::new(rw))),
             ("jsonl", Some(p)) if p.get_ref().trim().is_empty() => {
                 r.on(
                     p,

@@ -9,8 +9,8 @@ use toml::Spanned;
 use super::diag::Report;
 use super::names::{did_you_mean, list};
 use crate::model::{
-    HostFile, JobFile, MetricFile, ParseFile, RuleFile, SinkFile, SourceFile, TimestampFile,
-    WindowFile,
+    BasicAuthFile, HostFile, JobFile, MetricFile, ParseFile, RuleFile, SinkFile, SourceFile,
+    TimestampFile, WindowFile,
 };
 
 /// Parses the file into the model, or records why it cannot be read as a job file.
@@ -177,6 +177,14 @@ fn check_keys(r: &mut Report<'_>, root: &DeTable<'_>) {
     }
     for t in children(root, "sink") {
         check_table(r, t, fields_of::<SinkFile>(), "in [[sink]]");
+        if let Some(auth) = child(t, "basic_auth") {
+            check_table(
+                r,
+                auth,
+                fields_of::<BasicAuthFile>(),
+                "in a sink's basic_auth",
+            );
+        }
     }
 }
 
@@ -339,7 +347,7 @@ fn missing_hint(path: &[String], field: &str) -> Option<String> {
         (["rule"], "expr") => {
             "add the expression, e.g. expr = \"sum by (status) (http_requests_total)\""
         }
-        (["sink"], "kind") => "add kind = \"jsonl\" or \"stdout\"",
+        (["sink"], "kind") => "add kind = \"jsonl\", \"stdout\" or \"prometheus_remote_write\"",
         _ => return None,
     };
     Some(hint.to_string())
@@ -356,7 +364,7 @@ mod tests {
             &["name", "source", "parse", "window", "metric", "rule", "sink"]
         );
         assert_eq!(fields_of::<HostFile>(), &["path_regex", "field", "value"]);
-        assert_eq!(fields_of::<SinkFile>(), &["kind", "path", "series"]);
+        assert_eq!(&fields_of::<SinkFile>()[..3], &["kind", "path", "series"]);
         // `archive` is a known key of [source], so a typo of it gets a suggestion.
         assert!(fields_of::<SourceFile>().contains(&"archive"));
     }
