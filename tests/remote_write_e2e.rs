@@ -1,0 +1,223 @@
+//! The remote-write sink end to end, against a real Prometheus 2.42
+//! (`--web.enable-remote-write-receiver`), issue 12 "Tests and figures": the
+//! samples queried back equal the JSONL output for every series and window —
+//! after an uninterrupted run, after `kill -9` mid-stream and a restart, and
+//! through a receiver that answers 500 for a while or is down for a while
+//! (reads pause; nothing lost); a 400 is not retried and fails the job.
+
+mod rw_e2e;
+mod stack;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rw_e2e::proxy::Proxy;
+use rw_e2e::*;
+
+#[test]
+fn prometheus_holds_exactly_the_jsonl_values_for_every_series_and_window() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed("exact"), 60);
+    let prom = prometheus();
+    let job = write_job(d.path(), &prom.url(), "", "max_samples_per_send = 50");
+    let out = run(&job, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let jsonl = read_jsonl(&d.path().join("out/rw.jsonl"));
+    assert_same(&jsonl, &read_prometheus(&prom), "one run");
+    // All 35 windows, with rules, per-host counters, sums and histograms.
+    let windows: std::collections::BTreeSet<i64> = jsonl.keys().map(|k| k.2).collect();
+    assert_eq!(windows.len(), 35, "{windows:?}");
+    for record in [
+        "status:http_requests:sum1m",
+        "job:http_request_duration_seconds:p99_1m",
+        "http_requests_total",
+        "http_response_bytes_total",
+        "http_request_duration_seconds",
+        "http_request_duration_seconds_count",
+        "http_request_duration_seconds_sum",
+    ] {
+        assert!(jsonl.keys().any(|k| k.0 == record), "no {record}");
+    }
+}
+
+/// The checkpoint file's identity: a save replaces it (rename), so it changes
+/// with every checkpoint written.
+fn checkpoint_id(state: &std::path::Path) -> Option<(u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(state.join("rw").join("checkpoint")).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+#[test]
+fn kill_9_mid_stream_and_a_restart_leave_prometheus_exact() {
+    let d = tempfile::tempdir().unwrap();
+    let seed = seed("kill -9");
+    write_logs(d.path(), seed, 120);
+    let prom = prometheus();
+    // Paced, so that the kill comes mid-stream; small requests, so that a window
+    // spans several.
+    let job = write_job(
+        d.path(),
+        &prom.url(),
+        "rate_limit = \"200KiB/s\"\nread_chunk = \"16KiB\"",
+        "max_samples_per_send = 40",
+    );
+    let state = d.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let args = ["--state-dir", state_arg, "--checkpoint-interval", "200ms"];
+    let out_file = d.path().join("out/rw.jsonl");
+    let out_len = || std::fs::metadata(&out_file).map(|m| m.len()).unwrap_or(0);
+    let mut child = spawn_run(&job, &args);
+    wait_until(&mut child, "a window was written", || out_len() > 0);
+    let written = checkpoint_id(&state);
+    wait_until(&mut child, "a checkpoint after it", || {
+        checkpoint_id(&state).is_some_and(|id| Some(id) != written)
+    });
+    // Then a moment within the next checkpoint interval or so: mid-window,
+    // mid-request, mid-checkpoint.
+    std::thread::sleep(Duration::from_millis(Rng(seed).below(400)));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before the kill"
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let before = read_prometheus(&prom).len();
+    assert!(before > 0, "nothing reached Prometheus before the kill");
+
+    let again = run(&job, &args);
+    let err = stderr(&again);
+    eprintln!("--- the restart's stderr ---\n{err}");
+    assert!(again.status.success(), "{err}");
+    let jsonl = read_jsonl(&out_file);
+    let prom_now = read_prometheus(&prom);
+    assert!(before < jsonl.len(), "the kill came after the last sample");
+    assert_same(&jsonl, &prom_now, "after kill -9 and a restart");
+    for text in [err.as_str(), prom.log().as_str()] {
+        assert!(
+            !text.contains("duplicate sample for timestamp"),
+            "a resent sample differed from the first copy:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn a_receiver_answering_500_then_recovering_loses_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed("500"), 60);
+    let prom = prometheus();
+    const FAILING: u64 = 6;
+    let proxy = Proxy::start(
+        prom.url(),
+        Box::new(|n| (n < FAILING).then(|| (500, "try again later".to_string()))),
+    );
+    let job = write_job(
+        d.path(),
+        &proxy.url(),
+        "",
+        "max_samples_per_send = 100\nmin_backoff = \"10ms\"\nmax_backoff = \"200ms\"",
+    );
+    let out = run(&job, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(proxy.answered(), FAILING);
+    assert!(proxy.forwarded() > 0);
+    assert_same(
+        &read_jsonl(&d.path().join("out/rw.jsonl")),
+        &read_prometheus(&prom),
+        "after 500s",
+    );
+    let retries = retries_reported(&err);
+    assert!(retries >= FAILING, "{retries} retries reported:\n{err}");
+}
+
+#[test]
+fn a_400_is_not_retried_and_fails_the_job() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed("400"), 20);
+    let prom = prometheus();
+    let proxy = Proxy::start(
+        prom.url(),
+        Box::new(|_| Some((400, "bad request: no such thing".to_string()))),
+    );
+    let job = write_job(d.path(), &proxy.url(), "", "min_backoff = \"10ms\"");
+    let out = run(&job, &[]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert_eq!(proxy.requests(), 1, "a 400 was retried:\n{err}");
+    assert!(
+        err.contains("400"),
+        "the error does not name the status:\n{err}"
+    );
+    assert!(err.contains("bad request: no such thing"), "{err}");
+    assert!(
+        read_prometheus(&prom).is_empty(),
+        "nothing was forwarded, yet Prometheus holds samples"
+    );
+}
+
+#[test]
+fn a_receiver_down_for_a_while_pauses_reads_and_loses_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed("down"), 120);
+    let prom = prometheus();
+    // Down: every connection is closed without an answer, as by a receiver
+    // that went away, until the test says it is back.
+    let down = Arc::new(AtomicBool::new(true));
+    let proxy = {
+        let down = down.clone();
+        Proxy::start(
+            prom.url(),
+            Box::new(move |_| down.load(Ordering::SeqCst).then(|| (0, String::new()))),
+        )
+    };
+    // A queue of about one window: the sink is backlogged within two.
+    let job = write_job(
+        d.path(),
+        &proxy.url(),
+        "rate_limit = \"300KiB/s\"\nread_chunk = \"16KiB\"",
+        "max_samples_per_send = 50\nqueue_capacity = 100\nmin_backoff = \"10ms\"\nmax_backoff = \"100ms\"",
+    );
+    let mut child = spawn_run(&job, &[]);
+    wait_until(&mut child, "the first attempt", || proxy.requests() > 0);
+    // Down for a while: reads pause, attempts go on.
+    let tries = proxy.requests();
+    wait_until(&mut child, "more attempts", || {
+        proxy.requests() > tries + 10
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended while down"
+    );
+    down.store(false, Ordering::SeqCst);
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(proxy.forwarded() > 0);
+    let paused = summary_line(&err, "reads paused for a backlogged sink")
+        .unwrap_or_else(|| panic!("no pause reported:\n{err}"));
+    eprintln!("{paused}");
+    assert_same(
+        &read_jsonl(&d.path().join("out/rw.jsonl")),
+        &read_prometheus(&prom),
+        "after the receiver was down",
+    );
+}
+
+/// The retries the run's summary reports for its remote-write sink.
+fn retries_reported(stderr: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("prometheus_remote_write") && l.contains("retries"))
+        .unwrap_or_else(|| panic!("no retries in the summary:\n{stderr}"));
+    let after = line.split("retries").nth(1).unwrap_or("");
+    after
+        .trim_start_matches([':', ' ', '='])
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"))
+}
