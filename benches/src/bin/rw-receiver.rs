@@ -125,8 +125,11 @@ fn read_request(input: &mut BufReader<TcpStream>) -> Option<u64> {
         std::io::copy(&mut input.by_ref().take(n), &mut std::io::sink()).ok()?;
         return Some(n);
     }
+    if !chunked {
+        return Some(0);
+    }
     let mut total = 0;
-    while chunked {
+    loop {
         let mut size = String::new();
         input.read_line(&mut size).ok()?;
         let size = u64::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
