@@ -204,6 +204,7 @@ impl JobSetup {
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
+                output.watch_stop(&opts.stop);
                 read_gate = ReadGate::new(output.meters());
                 if let Ok(mut s) = stats.lock() {
                     s.sinks = output.describe();

@@ -102,7 +102,7 @@ use crate::series::ClosedWindow;
 use crate::stats::sink::SinkMeter;
 use crate::stats::SinkMeters;
 use crate::time::EventMs;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// A sink's own error, typed by the sink and kept whole: callers that need to tell
@@ -166,6 +166,15 @@ pub trait Sink: Send {
     /// takes the sink.
     fn meter(&self) -> Option<Arc<SinkMeter>> {
         None
+    }
+
+    /// Hands the sink the job's stop flag, once, right after it opened. A sink
+    /// that may block (a sender retrying a down receiver, which back-pressures
+    /// [`Sink::sync`] and [`Sink::write_window`]) gives up when it is set, and
+    /// fails the step it blocks in, so that a stopping job never hangs; nothing
+    /// is committed then, and the next run resends. Others keep this default.
+    fn watch_stop(&mut self, stop: Arc<AtomicBool>) {
+        let _ = stop;
     }
 }
 
@@ -244,6 +253,13 @@ impl Sinks {
         meter.set_name(sink.describe());
         self.meters.push(meter);
         self.list.push(sink);
+    }
+
+    /// Hands every sink the job's stop flag ([`Sink::watch_stop`]).
+    pub fn watch_stop(&mut self, stop: &Arc<AtomicBool>) {
+        for s in &mut self.list {
+            s.watch_stop(stop.clone());
+        }
     }
 
     /// Every sink's live counters, in order.

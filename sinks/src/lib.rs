@@ -6,6 +6,7 @@
 mod claim;
 pub mod format;
 pub mod jsonl;
+pub mod remote_write;
 pub mod roots;
 pub mod table;
 
@@ -17,6 +18,7 @@ use tidemark_engine::{Origin, OutputStart, Series};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
+pub use remote_write::RemoteWriteSink;
 pub use roots::OutputRoots;
 pub use table::TableSink;
 pub use tidemark_engine::sink::{BoxError, Sink, SinkFailure, Sinks};
@@ -28,8 +30,8 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the {0} sink is not built into this version yet")]
-    NotYet(&'static str),
+    #[error(transparent)]
+    RemoteWrite(#[from] remote_write::OpenError),
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -260,8 +262,15 @@ fn open_as(
             SinkKind::Stdout => {
                 after_files.push(Box::new(TableSink::new(std::io::stdout(), s.series)))
             }
-            // The sink itself lands in the next step.
-            SinkKind::RemoteWrite(_) => return Err(SinkError::NotYet("prometheus_remote_write")),
+            SinkKind::RemoteWrite(rw) => {
+                let resumed = matches!(start, OutputStart::Resume { .. });
+                after_files.push(Box::new(RemoteWriteSink::open(
+                    rw,
+                    s.series,
+                    &job.source,
+                    resumed,
+                )?))
+            }
         }
     }
     for sink in after_files {

@@ -62,6 +62,8 @@ pub fn run_replay(
         s.sinks = output.describe();
         s.sink_meters = output.meters();
     }
+    // A sink blocked on a down receiver gives up when the replay is stopped.
+    output.watch_stop(&opts.stop);
     let gate = ReadGate::new(output.meters());
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));

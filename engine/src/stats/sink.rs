@@ -96,6 +96,11 @@ pub struct SinkMeter {
     pub failures: AtomicU64,
     /// Samples refused for good, by [`Rejection`] (in [`Rejection::ALL`] order).
     pub rejected: [AtomicU64; 3],
+    /// Samples of a resumed run's first windows that the receiver answered
+    /// it already held ("out of order" before the run's first accepted
+    /// request): windows the last run had sent before it stopped, sent again
+    /// as the engine guarantees. Expected, so not in `rejected`.
+    pub resent_held: AtomicU64,
     /// Records waiting to be sent.
     pub queue_records: AtomicU64,
     /// Bytes waiting to be sent (encoded).
@@ -169,6 +174,7 @@ impl SinkMeter {
             retries: get(&self.retries),
             failures: get(&self.failures),
             rejected: Rejection::ALL.map(|r| (r, self.rejected(r))),
+            resent_held: get(&self.resent_held),
             queue_records: get(&self.queue_records),
             queue_bytes: get(&self.queue_bytes),
             state: self.state(),
@@ -188,6 +194,7 @@ pub struct SinkSnapshot {
     pub retries: u64,
     pub failures: u64,
     pub rejected: [(Rejection, u64); 3],
+    pub resent_held: u64,
     pub queue_records: u64,
     pub queue_bytes: u64,
     pub state: SinkState,

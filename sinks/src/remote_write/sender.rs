@@ -1,0 +1,243 @@
+//! The sender thread: takes the queue's batches in order and sends each until
+//! the receiver settled it, one request in flight at a time.
+//!
+//! Strictly in order and one at a time because Prometheus refuses any sample
+//! older than a series' newest one: a later request overtaking an earlier one
+//! would make the earlier one "out of order" and lose it.
+
+use std::io::Read;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tidemark_engine::stats::sink::{Rejection, SinkMeter, SinkState};
+
+use super::encode::Batch;
+use super::queue::Queue;
+use super::response::{classify, Backoff, Verdict};
+use super::SendFailure;
+use crate::format::rfc3339;
+
+/// How much of an error answer's body is kept for messages.
+const BODY_SHOWN: usize = 200;
+/// At most one warning per this long for each kind of trouble.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
+pub struct Sender {
+    pub agent: ureq::Agent,
+    pub url: String,
+    /// The `Authorization` header's value; never logged.
+    pub authorization: Option<String>,
+    pub queue: Arc<Queue>,
+    pub meter: Arc<SinkMeter>,
+    pub backoff: Backoff,
+    /// The run resumed from a checkpoint: out-of-order answers before the
+    /// first accepted request are windows the last run had sent already.
+    pub resumed: bool,
+    pub accepted_any: bool,
+    /// Since when the receiver has been failing, and how many retries since.
+    pub down: Option<(Instant, u64)>,
+    pub last_warning: Option<Instant>,
+    pub last_rejection_log: Option<Instant>,
+}
+
+/// One attempt's outcome, before classification.
+enum Answer {
+    Http {
+        status: u16,
+        body: String,
+        retry_after: Option<String>,
+    },
+    Transport(String),
+}
+
+impl Sender {
+    /// Sends until the sink is gone or the sender gave up.
+    pub fn run(mut self) {
+        while let Some(b) = self.queue.next() {
+            self.deliver(&b);
+        }
+    }
+
+    fn deliver(&mut self, b: &Batch) {
+        loop {
+            let answer = self.attempt(b);
+            let (verdict, what) = match answer {
+                Answer::Http {
+                    status,
+                    body,
+                    retry_after,
+                } => (
+                    classify(status, &body, retry_after.as_deref(), SystemTime::now()),
+                    format!("HTTP {status}: {}", body.trim()),
+                ),
+                Answer::Transport(e) => (Verdict::Retry { after: None }, e),
+            };
+            match verdict {
+                Verdict::Accepted => {
+                    self.accepted(b);
+                    return;
+                }
+                Verdict::Rejected(why) => {
+                    self.rejected(b, why, &what);
+                    return;
+                }
+                Verdict::Refused { hint } => {
+                    self.meter.failures.fetch_add(1, Ordering::Relaxed);
+                    self.meter.reject(Rejection::Refused, b.samples);
+                    self.meter.set_state(SinkState::Failed);
+                    self.queue.fail(SendFailure::Refused {
+                        url: self.url.clone(),
+                        window: rfc3339(b.window_start_ms),
+                        answer: what,
+                        hint,
+                    });
+                    return;
+                }
+                Verdict::Retry { after } => {
+                    self.meter.failures.fetch_add(1, Ordering::Relaxed);
+                    if self.queue.stopping() {
+                        self.give_up(&what);
+                        return;
+                    }
+                    self.meter.retries.fetch_add(1, Ordering::Relaxed);
+                    self.meter.set_state(SinkState::Retrying);
+                    let wait = self.backoff.wait(after);
+                    self.going_down(&what, wait);
+                    if !self.queue.sleep(wait) {
+                        self.give_up(&what);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn attempt(&self, b: &Batch) -> Answer {
+        let mut req = self
+            .agent
+            .post(&self.url)
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .header(
+                "User-Agent",
+                concat!("tidemark/", env!("CARGO_PKG_VERSION")),
+            )
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0");
+        if let Some(a) = &self.authorization {
+            req = req.header("Authorization", a);
+        }
+        match req.send(&b.body[..]) {
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let mut body = Vec::new();
+                // Only the start: it goes into messages, and a receiver may
+                // send anything.
+                let _ = resp
+                    .body_mut()
+                    .as_reader()
+                    .take(BODY_SHOWN as u64)
+                    .read_to_end(&mut body);
+                Answer::Http {
+                    status,
+                    body: String::from_utf8_lossy(&body).into_owned(),
+                    retry_after,
+                }
+            }
+            Err(e) => Answer::Transport(e.to_string()),
+        }
+    }
+
+    fn accepted(&mut self, b: &Batch) {
+        self.meter
+            .records_written
+            .fetch_add(b.samples, Ordering::Relaxed);
+        self.meter.batches.fetch_add(1, Ordering::Relaxed);
+        self.meter.set_state(SinkState::Ok);
+        self.backoff.reset();
+        self.accepted_any = true;
+        if let Some((since, retries)) = self.down.take() {
+            tracing::info!(
+                "remote-write receiver {} is back after {:.1}s and {retries} retries",
+                self.url,
+                since.elapsed().as_secs_f64()
+            );
+        }
+        self.queue.done(b);
+    }
+
+    fn rejected(&mut self, b: &Batch, why: Rejection, what: &str) {
+        self.meter.failures.fetch_add(1, Ordering::Relaxed);
+        self.meter.set_state(SinkState::Ok);
+        self.backoff.reset();
+        self.down = None;
+        let resent = self.resumed && !self.accepted_any && why == Rejection::OutOfOrder;
+        if resent {
+            self.meter
+                .resent_held
+                .fetch_add(b.samples, Ordering::Relaxed);
+        } else {
+            self.meter.reject(why, b.samples);
+        }
+        if due(&mut self.last_rejection_log) {
+            let window = rfc3339(b.window_start_ms);
+            if resent {
+                tracing::info!(
+                    "remote-write: {} already holds the {} samples of the window of {window} this resumed run sent again ({what}); not retried",
+                    self.url, b.samples
+                );
+            } else {
+                tracing::warn!(
+                    "remote-write: {} refused the {} samples of the window of {window} for good ({what}), e.g. {}; not retried, counted as rejected ({})",
+                    self.url,
+                    b.samples,
+                    b.first_series,
+                    why.as_str()
+                );
+            }
+        }
+        self.queue.done(b);
+    }
+
+    fn going_down(&mut self, what: &str, wait: Duration) {
+        let (since, retries) = self.down.get_or_insert((Instant::now(), 0));
+        *retries += 1;
+        let (since, retries) = (*since, *retries);
+        if retries == 1 || due(&mut self.last_warning) {
+            if retries == 1 {
+                self.last_warning = Some(Instant::now());
+            }
+            tracing::warn!(
+                "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:.1}s; the job's reads pause while the queue is full (queue_capacity)",
+                self.url,
+                since.elapsed().as_secs_f64(),
+                wait.as_secs_f64(),
+            );
+        }
+    }
+
+    fn give_up(&mut self, what: &str) {
+        let pending = self.meter.queue_records.load(Ordering::Relaxed);
+        tracing::warn!(
+            "remote-write: the job is stopping while {} is failing ({what}); {pending} samples are not sent (nothing was committed for them: the next run sends them)",
+            self.url
+        );
+        self.queue.fail(SendFailure::Stopped { pending });
+    }
+}
+
+/// Whether a rate-limited log line is due now (and marks it done).
+fn due(last: &mut Option<Instant>) -> bool {
+    match last {
+        Some(t) if t.elapsed() < LOG_EVERY => false,
+        _ => {
+            *last = Some(Instant::now());
+            true
+        }
+    }
+}

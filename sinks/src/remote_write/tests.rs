@@ -1,0 +1,342 @@
+//! The sink against a scripted HTTP receiver on 127.0.0.1:0 (a mock: the real
+//! Prometheus is in tests/remote_write.rs).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tidemark_engine::stats::sink::{Rejection, SinkState};
+use tidemark_engine::{ClosedWindow, Labels, Origin, Series, Value};
+use tidemark_jobs::{RemoteWrite, RemoteWriteAuth, SampleTime, SeriesChoice};
+
+use super::encode::decode;
+use super::proto::WriteRequest;
+use super::*;
+
+/// What the receiver saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    headers: Vec<(String, String)>,
+    body: WriteRequest,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The first label value of each series other than `__name__`'s.
+    fn values(&self) -> Vec<f64> {
+        self.body
+            .timeseries
+            .iter()
+            .map(|t| t.samples[0].value)
+            .collect()
+    }
+}
+
+/// Answers requests with `script` in turn (then 204), recording each.
+struct Receiver {
+    url: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+fn receiver(script: Vec<(u16, &'static str, Option<&'static str>)>) -> Receiver {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut script = script.into_iter();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let mut r = BufReader::new(conn.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some((n, v)) = line.trim_end().split_once(':') {
+                    headers.push((n.trim().to_string(), v.trim().to_string()));
+                }
+            }
+            let len: usize = headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+                .map(|(_, v)| v.parse().unwrap())
+                .unwrap_or(0);
+            let mut body = vec![0; len];
+            r.read_exact(&mut body).unwrap();
+            log.lock().unwrap().push(Seen {
+                headers,
+                body: decode(&body),
+            });
+            let (status, text, retry_after) = script.next().unwrap_or((204, "", None));
+            let extra = retry_after
+                .map(|v| format!("Retry-After: {v}\r\n"))
+                .unwrap_or_default();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{text}",
+                text.len()
+            );
+        }
+    });
+    Receiver { url, seen }
+}
+
+fn config(url: &str) -> RemoteWrite {
+    RemoteWrite {
+        url: url.to_string(),
+        timestamp: SampleTime::End,
+        external_labels: vec![],
+        auth: None,
+        timeout: Duration::from_secs(30),
+        max_samples_per_send: 2,
+        queue_capacity: 100,
+        min_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(20),
+    }
+}
+
+fn source() -> tidemark_jobs::Source {
+    let job = tidemark_jobs::from_str(
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n[parse]\nformat = \"nginx\"\n[[metric]]\nname = \"r\"\nkind = \"counter\"\n[[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+        "j.toml",
+        Path::new("/"),
+    )
+    .unwrap();
+    job.source
+}
+
+fn open(rw: &RemoteWrite, resumed: bool) -> RemoteWriteSink {
+    RemoteWriteSink::open(rw, SeriesChoice::All, &source(), resumed).unwrap()
+}
+
+/// A window of `n` series `x{i="0"}`.. with values start_min*100 + i.
+fn window(start_min: i64, n: usize) -> ClosedWindow {
+    ClosedWindow {
+        start_ms: start_min * 60_000,
+        end_ms: (start_min + 1) * 60_000,
+        series: (0..n)
+            .map(|i| Series {
+                record: "x".into(),
+                labels: Labels::from_pairs(&[("i", i.to_string())]),
+                value: Value::Int(start_min as u64 * 100 + i as u64),
+                origin: Origin::Rule,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn requests_carry_the_spec_headers_and_go_in_order_and_sync_waits_for_the_acks() {
+    let rx = receiver(vec![]);
+    let mut sink = open(&config(&rx.url), false);
+    assert_eq!(
+        sink.describe(),
+        format!("prometheus_remote_write {}", rx.url)
+    );
+    sink.write_window(&window(1, 3)).unwrap();
+    sink.write_window(&window(2, 1)).unwrap();
+    sink.sync(180_000).unwrap();
+    let seen = rx.seen.lock().unwrap().clone();
+    // 3 series split 2 + 1, then window 2's one series and its 2 markers,
+    // 2 + 1 again.
+    let values: Vec<Vec<f64>> = seen.iter().map(Seen::values).collect();
+    assert_eq!(values.len(), 4, "{values:?}");
+    assert_eq!(values[0], [100.0, 101.0]);
+    assert_eq!(values[1], [102.0]);
+    assert_eq!(values[2][0], 200.0);
+    assert!(values[2][1].is_nan() && values[3][0].is_nan());
+    let first = &seen[0];
+    assert_eq!(first.header("content-encoding"), Some("snappy"));
+    assert_eq!(first.header("content-type"), Some("application/x-protobuf"));
+    assert_eq!(
+        first.header("x-prometheus-remote-write-version"),
+        Some("0.1.0")
+    );
+    assert!(first.header("user-agent").unwrap().starts_with("tidemark/"));
+    assert_eq!(first.header("authorization"), None);
+    let m = sink.meter().unwrap().snapshot();
+    assert_eq!((m.records_written, m.batches, m.retries), (6, 4, 0));
+    assert_eq!((m.queue_records, m.queue_bytes), (0, 0));
+    assert_eq!(m.state, SinkState::Ok);
+    sink.finish().unwrap();
+}
+
+#[test]
+fn server_errors_and_429_are_retried_until_accepted() {
+    let rx = receiver(vec![
+        (503, "", None),
+        (500, "disk trouble", None),
+        (429, "slow down", Some("0")),
+    ]);
+    let mut sink = open(&config(&rx.url), false);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.write_window(&window(2, 2)).unwrap();
+    sink.sync(0).unwrap();
+    let seen = rx.seen.lock().unwrap().clone();
+    let values: Vec<Vec<f64>> = seen.iter().map(Seen::values).collect();
+    // The first request four times, then the second: nothing lost or reordered.
+    assert_eq!(
+        values,
+        [
+            vec![100.0, 101.0],
+            vec![100.0, 101.0],
+            vec![100.0, 101.0],
+            vec![100.0, 101.0],
+            vec![200.0, 201.0]
+        ]
+    );
+    let m = sink.meter().unwrap().snapshot();
+    assert_eq!((m.retries, m.failures, m.batches), (3, 3, 2));
+    assert_eq!(m.state, SinkState::Ok);
+}
+
+#[test]
+fn out_of_order_is_counted_never_retried_and_the_queue_moves_on() {
+    let rx = receiver(vec![(400, "out of order sample", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.write_window(&window(2, 2)).unwrap();
+    sink.sync(0).unwrap();
+    assert_eq!(rx.seen.lock().unwrap().len(), 2, "not retried");
+    let m = sink.meter().unwrap();
+    assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
+    assert_eq!(m.records_written.load(Ordering::Relaxed), 2);
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn a_resumed_run_counts_out_of_order_before_its_first_accept_as_already_held() {
+    let rx = receiver(vec![
+        (400, "out of order sample", None),
+        (204, "", None),
+        (400, "out of order sample", None),
+    ]);
+    let mut sink = open(&config(&rx.url), true);
+    for m in 1..4 {
+        sink.write_window(&window(m, 2)).unwrap();
+    }
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap();
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 2);
+    // After an accepted request a refusal is a real loss.
+    assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
+}
+
+#[test]
+fn other_4xx_fail_the_sink_naming_status_url_body_and_a_hint() {
+    for (status, hint) in [
+        (401, "bearer_token_file"),
+        (404, "--web.enable-remote-write-receiver"),
+        (400, "refused"),
+    ] {
+        let rx = receiver(vec![(status, "go away", None)]);
+        let mut sink = open(&config(&rx.url), false);
+        sink.write_window(&window(1, 1)).unwrap();
+        let err = sink.sync(0).unwrap_err().to_string();
+        assert!(err.contains(&format!("HTTP {status}: go away")), "{err}");
+        assert!(err.contains(&rx.url), "{err}");
+        assert!(err.contains(hint), "{err}");
+        assert!(err.contains("1970-01-01T00:01:00Z"), "{err}");
+        let m = sink.meter().unwrap();
+        assert_eq!(m.state(), SinkState::Failed);
+        assert_eq!(m.rejected(Rejection::Refused), 1);
+        // Every later step fails too; nothing more is sent.
+        assert!(sink.write_window(&window(2, 1)).is_err());
+        assert_eq!(rx.seen.lock().unwrap().len(), 1);
+    }
+}
+
+#[test]
+fn a_stop_interrupts_the_retries_of_a_down_receiver() {
+    // Nothing listens here any more: connection refused, retried forever.
+    let url = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/api/v1/write", l.local_addr().unwrap())
+    };
+    let mut rw = config(&url);
+    rw.queue_capacity = 1;
+    let mut sink = open(&rw, false);
+    let stop = Arc::new(AtomicBool::new(false));
+    sink.watch_stop(stop.clone());
+    sink.write_window(&window(1, 2)).unwrap();
+    let meter = sink.meter().unwrap();
+    // Back-pressure: two samples queued against a capacity of one.
+    assert!(meter.is_backlogged());
+    let stopper = {
+        let (stop, meter) = (stop.clone(), meter.clone());
+        std::thread::spawn(move || {
+            while meter.retries.load(Ordering::Relaxed) < 3 {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(meter.state(), SinkState::Retrying);
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let err = sink.sync(0).unwrap_err().to_string();
+    stopper.join().unwrap();
+    assert!(err.contains("2 samples were not sent"), "{err}");
+    assert!(!meter.is_backlogged());
+}
+
+#[test]
+fn secrets_come_from_files_without_their_trailing_newline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let rx = receiver(vec![]);
+    let mut rw = config(&rx.url);
+    rw.auth = Some(RemoteWriteAuth::BearerTokenFile(token.clone()));
+    let mut sink = open(&rw, false);
+    assert!(!sink.describe().contains("s3cret"));
+    sink.write_window(&window(1, 1)).unwrap();
+    sink.sync(0).unwrap();
+    let pw = tmp.path().join("pw");
+    std::fs::write(&pw, "open sesame\r\n").unwrap();
+    rw.auth = Some(RemoteWriteAuth::Basic {
+        username: "tm".into(),
+        password_file: pw,
+    });
+    let mut sink = open(&rw, false);
+    sink.write_window(&window(1, 1)).unwrap();
+    sink.sync(0).unwrap();
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].header("authorization"), Some("Bearer s3cret"));
+    // base64("tm:open sesame")
+    assert_eq!(
+        seen[1].header("authorization"),
+        Some("Basic dG06b3BlbiBzZXNhbWU=")
+    );
+    // A missing file is an error naming it, never its contents.
+    rw.auth = Some(RemoteWriteAuth::BearerTokenFile(tmp.path().join("nope")));
+    let err = RemoteWriteSink::open(&rw, SeriesChoice::All, &source(), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("bearer_token_file") && err.contains("nope"),
+        "{err}"
+    );
+    // Outside the job's read roots (a cluster's --allow-root): not read.
+    let mut src = source();
+    src.allowed_roots = vec![tmp.path().join("elsewhere")];
+    std::fs::create_dir(tmp.path().join("elsewhere")).unwrap();
+    rw.auth = Some(RemoteWriteAuth::BearerTokenFile(token));
+    let err = RemoteWriteSink::open(&rw, SeriesChoice::All, &src, false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+}
