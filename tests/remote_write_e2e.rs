@@ -50,51 +50,102 @@ fn checkpoint_id(state: &std::path::Path) -> Option<(u64, std::time::SystemTime)
     Some((m.ino(), m.modified().ok()?))
 }
 
+/// The largest window end in the JSONL file now (0 when empty).
+fn last_window_end(path: &std::path::Path) -> i64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    // Only whole lines: the file may be mid-write.
+    text.lines()
+        .filter(|l| l.ends_with('}'))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["end"].as_str()?.parse::<jiff::Timestamp>().ok())
+        .map(|t| t.as_millisecond())
+        .max()
+        .unwrap_or(0)
+}
+
 #[test]
 fn kill_9_mid_stream_and_a_restart_leave_prometheus_exact() {
     let d = tempfile::tempdir().unwrap();
     let seed = seed("kill -9");
+    let mut rng = Rng(seed ^ 0x9e37);
     write_logs(d.path(), seed, 120);
     let prom = prometheus();
-    // Paced, so that the kill comes mid-stream; small requests, so that a window
+    // Paced, so that the kills come mid-stream; small requests, so that a window
     // spans several.
     let job = write_job(
         d.path(),
         &prom.url(),
-        "rate_limit = \"200KiB/s\"\nread_chunk = \"16KiB\"",
+        "rate_limit = \"150KiB/s\"\nread_chunk = \"16KiB\"",
         "max_samples_per_send = 40",
     );
     let state = d.path().join("state");
     let state_arg = state.to_str().unwrap();
-    let args = ["--state-dir", state_arg, "--checkpoint-interval", "200ms"];
+    let args = ["--state-dir", state_arg, "--checkpoint-interval", "1500ms"];
     let out_file = d.path().join("out/rw.jsonl");
-    let out_len = || std::fs::metadata(&out_file).map(|m| m.len()).unwrap_or(0);
-    let mut child = spawn_run(&job, &args);
-    wait_until(&mut child, "a window was written", || out_len() > 0);
-    let written = checkpoint_id(&state);
-    wait_until(&mut child, "a checkpoint after it", || {
-        checkpoint_id(&state).is_some_and(|id| Some(id) != written)
-    });
-    // Then a moment within the next checkpoint interval or so: mid-window,
-    // mid-request, mid-checkpoint.
-    std::thread::sleep(Duration::from_millis(Rng(seed).below(400)));
+    let mut resent_total = 0;
+    for round in 0..3 {
+        let mut child = spawn_run(&job, &args);
+        // The run writes one checkpoint as it starts; the next one commits
+        // windows.
+        let mut seen = checkpoint_id(&state);
+        for what in ["the start checkpoint", "a checkpoint of windows"] {
+            wait_until(&mut child, what, || {
+                let now = checkpoint_id(&state);
+                now.is_some() && now != seen
+            });
+            seen = checkpoint_id(&state);
+        }
+        // Samples newer than every window in the JSONL when the checkpoint
+        // was seen are past its frontier: acknowledged, not yet committed —
+        // what a restart must send again without harm. Two windows of them, so
+        // that a resent request is older than what Prometheus holds.
+        let end = last_window_end(&out_file);
+        wait_until(&mut child, "samples past the checkpoint", || {
+            read_prometheus(&prom).keys().any(|k| k.2 > end + 120_000)
+        });
+        // Then a random moment: mid-window, mid-request, mid-checkpoint.
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "round {round}: the run ended before the kill"
+        );
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // What the restart sends again: the samples Prometheus holds of windows
+        // the last checkpoint does not cover (its frontier is a window start; a
+        // sample carries its window's end).
+        let frontier = tidemark_engine::checkpoint::CheckpointStore::open(&state.join("rw"), "rw")
+            .unwrap()
+            .load()
+            .unwrap()
+            .expect("a checkpoint")
+            .frontier_ms;
+        let held = read_prometheus(&prom);
+        let resent = held.keys().filter(|k| k.2 > frontier).count();
+        eprintln!(
+            "kill {round}: {} samples in Prometheus, {resent} past the checkpoint (sent again)",
+            held.len()
+        );
+        resent_total += resent;
+    }
     assert!(
-        child.try_wait().unwrap().is_none(),
-        "the run ended before the kill"
+        resent_total > 0,
+        "no kill left acknowledged samples to resend"
     );
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    let before = read_prometheus(&prom).len();
-    assert!(before > 0, "nothing reached Prometheus before the kill");
 
     let again = run(&job, &args);
     let err = stderr(&again);
-    eprintln!("--- the restart's stderr ---\n{err}");
     assert!(again.status.success(), "{err}");
+    eprintln!(
+        "the last run's sink: {}",
+        summary_line(&err, "sink prometheus_remote_write").unwrap_or("(no line)")
+    );
     let jsonl = read_jsonl(&out_file);
-    let prom_now = read_prometheus(&prom);
-    assert!(before < jsonl.len(), "the kill came after the last sample");
-    assert_same(&jsonl, &prom_now, "after kill -9 and a restart");
+    assert_same(
+        &jsonl,
+        &read_prometheus(&prom),
+        "after kill -9 and a restart",
+    );
     for text in [err.as_str(), prom.log().as_str()] {
         assert!(
             !text.contains("duplicate sample for timestamp"),
@@ -209,13 +260,10 @@ fn a_receiver_down_for_a_while_pauses_reads_and_loses_nothing() {
 
 /// The retries the run's summary reports for its remote-write sink.
 fn retries_reported(stderr: &str) -> u64 {
-    let line = stderr
-        .lines()
-        .find(|l| l.contains("prometheus_remote_write") && l.contains("retries"))
-        .unwrap_or_else(|| panic!("no retries in the summary:\n{stderr}"));
-    let after = line.split("retries").nth(1).unwrap_or("");
+    let line = summary_line(stderr, "sink prometheus_remote_write")
+        .unwrap_or_else(|| panic!("no remote-write sink in the summary:\n{stderr}"));
+    let after = line.split("retries: ").nth(1).unwrap_or("");
     after
-        .trim_start_matches([':', ' ', '='])
         .split(|c: char| !c.is_ascii_digit())
         .next()
         .and_then(|n| n.parse().ok())

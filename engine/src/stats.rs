@@ -329,6 +329,9 @@ impl JobStats {
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }
+        for m in self.sink_meters.snapshot() {
+            s.push_str(&sink::summary_line(&m));
+        }
         if self.output_pauses > 0 {
             s.push_str(&format!(
                 "reads paused for a backlogged sink (back-pressure, nothing dropped): {} times, {} in all\n",

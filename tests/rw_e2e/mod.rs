@@ -256,6 +256,12 @@ pub fn assert_same(jsonl: &BTreeMap<Key, f64>, prom: &BTreeMap<Key, f64>, contex
             diffs.push(format!("only in Prometheus: {k:?} = {v}"));
         }
     }
+    eprintln!(
+        "{context}: {} samples in the JSONL, {} in Prometheus, {} differences",
+        jsonl.len(),
+        prom.len(),
+        diffs.len()
+    );
     if !diffs.is_empty() {
         let n = diffs.len();
         diffs.truncate(15);
