@@ -244,7 +244,7 @@ fn a_receiver_down_for_a_while_pauses_reads_and_loses_nothing() {
         "the run ended while down"
     );
     down.store(false, Ordering::SeqCst);
-    let out = child.wait_with_output().unwrap();
+    let out = finish(child);
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(proxy.forwarded() > 0);

@@ -168,9 +168,37 @@ pub fn spawn_run(job: &Path, args: &[&str]) -> Child {
 
 /// Runs to the end and returns its output (stderr: logs and the summary).
 pub fn run(job: &Path, args: &[&str]) -> Output {
-    spawn_run(job, args)
-        .wait_with_output()
-        .expect("tidemark runs")
+    finish(spawn_run(job, args))
+}
+
+/// Waits for a run to end, generously for a loaded machine; a run that hangs
+/// (e.g. a sink retrying what it must not) is killed and fails the test.
+pub fn finish(mut child: Child) -> Output {
+    let mut err = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        use std::io::Read;
+        let _ = err.read_to_end(&mut buf);
+        buf
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&reader.join().unwrap()).into_owned();
+            panic!("tidemark did not finish within 300 s:\n{err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: Vec::new(),
+        stderr: reader.join().unwrap(),
+    }
 }
 
 pub fn stderr(o: &Output) -> String {
