@@ -68,7 +68,7 @@ fn kill_9_mid_stream_and_a_restart_leave_prometheus_exact() {
     let d = tempfile::tempdir().unwrap();
     let seed = seed("kill -9");
     let mut rng = Rng(seed ^ 0x9e37);
-    write_logs(d.path(), seed, 120);
+    write_logs(d.path(), seed, 200);
     let prom = prometheus();
     // Paced, so that the kills come mid-stream; small requests, so that a window
     // spans several.
