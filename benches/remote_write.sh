@@ -194,5 +194,5 @@ for p in before down1 down2 after; do
 done
 echo
 echo "- receiver: $(tr '\n' ' ' < "$D/rstats")"
-echo "- tidemark's summary: $(grep -E 'reads paused|lines read|windows emitted' "$D/down.stderr" | tr '\n' ';')"
+echo "- tidemark's summary: $(grep -E '^(reads paused|lines read|windows emitted)' "$D/down.stderr" | tr '\n' ';')"
 echo "- RSS every second (s phase KiB): $(awk '{ printf "%s:%s ", $1, $3 }' "$D/rss")"
