@@ -197,6 +197,11 @@ fn a_400_is_not_retried_and_fails_the_job() {
     let out = run(&job, &[]);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
+    eprintln!(
+        "exit {:?}; {}",
+        out.status.code(),
+        err.lines().last().unwrap_or("")
+    );
     assert_eq!(proxy.requests(), 1, "a 400 was retried:\n{err}");
     assert!(
         err.contains("400"),
