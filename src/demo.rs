@@ -78,6 +78,7 @@ pub fn demo(dir: Option<PathBuf>, workers: usize) -> anyhow::Result<ExitCode> {
         // A finite run: no periodic status, its summary says it all.
         status_interval: std::time::Duration::ZERO,
         no_status: true,
+        metrics_addr: None,
     };
     let outcome = execute(&job, Some(&job_path), args, stop_on_signals()?)?;
     eprint!("{}", outcome.stats.summary());

@@ -3,7 +3,9 @@
 mod cluster;
 mod demo;
 mod fd_limit;
+mod metrics;
 mod replay;
+mod replay_om;
 mod run;
 mod status;
 

@@ -18,8 +18,9 @@ use tidemark_engine::replay::{
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
 use tidemark_jobs::{Job, SeriesChoice, Sink, SinkKind};
-use tidemark_sinks::Existing;
+use tidemark_sinks::{Existing, OpenMetricsSink};
 
+use crate::replay_om::{openmetrics_output, OpenMetricsFlags};
 use crate::run::{load_job, stop_on_signals, EXIT_INVALID};
 
 /// Exit code after Ctrl-C (128 + SIGINT), as shells report it.
@@ -47,13 +48,17 @@ pub struct ReplayArgs {
     #[arg(short = 'w', long, default_value_t = 1, value_parser = crate::parse_workers)]
     pub workers: usize,
     /// Write JSON Lines here instead of the job's JSONL path (which is refused
-    /// if it already exists: it is usually the live run's output).
+    /// if it already exists: it is usually the live run's output); with
+    /// --format openmetrics, the OpenMetrics file (required).
     #[arg(long)]
     pub output: Option<PathBuf>,
     /// Replace a non-empty file at --output (refused otherwise). Never an
     /// input, the job file, or the job's own JSONL output.
     #[arg(long)]
     pub overwrite: bool,
+    /// --format and the OpenMetrics flags.
+    #[command(flatten)]
+    pub openmetrics: OpenMetricsFlags,
     /// Read at most this fast, e.g. 50MiB/s (default: the job's rate_limit).
     #[arg(long, value_name = "RATE")]
     pub rate_limit: Option<String>,
@@ -103,6 +108,23 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    // The job's remote-write sinks are the live run's destination: a replay
+    // never sends to them (a past range is refused there as too old, or mixed
+    // into live data). A range goes into Prometheus with --format openmetrics.
+    let sinks_before = job.sinks.len();
+    job.sinks
+        .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
+    if job.sinks.len() < sinks_before {
+        eprintln!(
+            "replay: not sending to the job's prometheus_remote_write sink (it is the live run's); to load the range into Prometheus, replay with --format openmetrics"
+        );
+        if job.sinks.is_empty() && args.output.is_none() {
+            return usage(
+                "the job's only sink is a prometheus_remote_write sink, which a replay does not send to; write the replay to a file with --output PATH (or --format openmetrics --output PATH to backfill Prometheus)"
+                    .to_string(),
+            );
+        }
+    }
     // Before --output replaces them: the job's own outputs (the live run's) are
     // never the replay's, --overwrite or not.
     let live_outputs: Vec<PathBuf> = if args.output.is_some() {
@@ -116,8 +138,19 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Vec::new()
     };
-    if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
-        return usage(e);
+    let openmetrics = match openmetrics_output(
+        &args.openmetrics,
+        args.output.as_deref(),
+        args.overwrite,
+        &mut job,
+    ) {
+        Ok(o) => o,
+        Err(e) => return usage(e),
+    };
+    if openmetrics.is_none() {
+        if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
+            return usage(e);
+        }
     }
     let stop = stop_on_signals()?;
     let plan = plan_replay(
@@ -143,21 +176,51 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         args.workers.max(1),
         if args.workers > 1 { "s" } else { "" },
     );
-    if let Err(e) = protected(path, &plan.inputs, &live_outputs).check(&job) {
+    let guard = protected(path, &plan.inputs, &live_outputs);
+    if let Err(e) = guard.check(&job) {
         return usage(format!(
             "{e}; write the replay elsewhere with --output PATH"
         ));
+    }
+    if let Some(om) = &openmetrics {
+        // The same checks as for a jsonl output at that path.
+        let mut probe = job.clone();
+        probe.sinks = vec![Sink {
+            kind: SinkKind::Jsonl(om.path.clone()),
+            series: om.opts.series,
+        }];
+        if let Err(e) = guard.check(&probe) {
+            return usage(format!(
+                "--output {} is {}: writing it would destroy it; write the replay elsewhere with --output PATH",
+                om.path.display(),
+                e.what
+            ));
+        }
     }
     let existing = if args.overwrite {
         Existing::Replace
     } else {
         Existing::Refuse
     };
-    let outputs = match tidemark_sinks::open_with(&job, &OutputStart::Fresh, existing) {
+    let mut outputs = match tidemark_sinks::open_with(&job, &OutputStart::Fresh, existing) {
         Ok(o) => o,
         Err(e) if e.is_usage() => return usage(e.to_string()),
         Err(e) => anyhow::bail!("cannot open the job's sinks: {e}"),
     };
+    if let Some(om) = &openmetrics {
+        match OpenMetricsSink::create(&om.path, om.opts.clone()) {
+            Ok(s) => outputs.push(Box::new(s)),
+            Err(e) if e.is_usage() => return usage(e.to_string()),
+            Err(e) => anyhow::bail!("cannot open the OpenMetrics output: {e}"),
+        }
+        // Stands for the OpenMetrics sink in the job the replay runs (never
+        // opened): the engine computes per-host series only when a sink of the
+        // job prints them.
+        job.sinks.push(Sink {
+            kind: SinkKind::Jsonl(om.path.clone()),
+            series: om.opts.series,
+        });
+    }
     let progress = Arc::new(ReplayProgress::new());
     let done = Arc::new(AtomicBool::new(false));
     let shower = {
@@ -189,6 +252,13 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .first_window_after
         .map(|d| format!("{:.2}s", d.as_secs_f64()))
         .unwrap_or_else(|| "-".into());
+    if let (true, Some(om)) = (outcome.interrupted, &openmetrics) {
+        eprintln!(
+            "interrupted after {secs:.1}s: nothing was written to {} (an OpenMetrics output is written only once the whole range is replayed)",
+            om.path.display()
+        );
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     if outcome.interrupted {
         eprintln!(
             "interrupted after {secs:.1}s: {} windows written (first after {first}) are complete and kept; the rest of the range was not written",
@@ -200,6 +270,12 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         "replay done in {secs:.1}s: {} windows written (first after {first})",
         outcome.windows_written
     );
+    if let Some(om) = &openmetrics {
+        eprintln!(
+            "OpenMetrics written to {}; load it with: promtool tsdb create-blocks-from openmetrics FILE DIR",
+            om.path.display()
+        );
+    }
     Ok(crate::run::finite_exit(&outcome.stats))
 }
 

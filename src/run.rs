@@ -51,10 +51,42 @@ pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
             stats.late_after_written
         );
     }
-    if stats.series_limited() || stats.late_after_written > 0 {
+    let refused = refused_samples(stats);
+    if stats.series_limited() || stats.late_after_written > 0 || refused {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS
+}
+
+/// Says what each sink's receiver refused for good, and whether anything was
+/// (the output there is incomplete). Samples a resumed run sent again and the
+/// receiver already held are said, but are not a loss.
+fn refused_samples(stats: &tidemark_engine::JobStats) -> bool {
+    use tidemark_engine::stats::sink::Rejection;
+    let mut any = false;
+    for m in stats.sink_meters.snapshot() {
+        if m.resent_held > 0 {
+            eprintln!(
+                "{}: {} sample(s) of windows this resumed run sent again were already held by the receiver (expected after a restart; not a loss)",
+                m.name, m.resent_held
+            );
+        }
+        let lost: Vec<String> = m
+            .rejected
+            .iter()
+            .filter(|(why, n)| *n > 0 && *why != Rejection::Refused)
+            .map(|(why, n)| format!("{n} {}", why.as_str()))
+            .collect();
+        if !lost.is_empty() {
+            any = true;
+            eprintln!(
+                "incomplete: {}: the receiver refused sample(s) for good ({}); they are not in it (see the warnings above for the windows and series)",
+                m.name,
+                lost.join(", ")
+            );
+        }
+    }
+    any
 }
 
 /// Whether `e` is a usage problem (exit 2): a sink path refused for what is at it
@@ -216,6 +248,12 @@ pub struct RunArgs {
     /// Without --until-eof: print no periodic status line.
     #[arg(long)]
     pub no_status: bool,
+    /// Serve the job's self-metrics at `GET http://ADDR/metrics` (Prometheus text
+    /// format) while the run lives. No token: bind a loopback address unless
+    /// everyone who can reach ADDR may see the job's file paths. Port 0 picks a
+    /// free port; the address is printed on stderr.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunArgs {
@@ -296,13 +334,16 @@ pub fn execute(
     } else {
         Existing::Refuse
     };
-    let stats = args
-        .status_every()
-        .map(|every| (SharedStats::default(), every));
-    // Stops (and joins) when this function returns.
-    let _status = stats
-        .as_ref()
-        .map(|(shared, every)| StatusPrinter::start(shared.clone(), *every));
+    let every = args.status_every();
+    let stats = (every.is_some() || args.metrics_addr.is_some()).then(SharedStats::default);
+    // Both stop (and join) when this function returns.
+    let _status = every
+        .zip(stats.as_ref())
+        .map(|(every, shared)| StatusPrinter::start(shared.clone(), every));
+    let _metrics = match (args.metrics_addr, &stats) {
+        (Some(addr), Some(shared)) => Some(crate::metrics::serve(addr, &job.name, shared.clone())?),
+        _ => None,
+    };
     run_job_file(
         job,
         job_file.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
@@ -313,7 +354,7 @@ pub fn execute(
             state_dir: args.state_dir,
             reset: args.reset_checkpoint,
             checkpoint_interval: args.checkpoint_interval,
-            stats: stats.map(|(shared, _)| shared),
+            stats,
         },
         Box::new(move |start| {
             tidemark_sinks::open_with(&for_sinks, start, existing).map_err(Into::into)

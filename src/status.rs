@@ -7,6 +7,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tidemark_engine::stats::sink::SinkState;
 use tidemark_engine::stats::SharedStats;
 use tidemark_engine::time::wall_clock_ms;
 use tidemark_engine::JobStats;
@@ -92,6 +93,17 @@ fn status_line(now: &JobStats, seen: Seen, at: Instant, wall_ms: i64) -> String 
         now.late_lines,
         malformed
     );
+    // A sink that is not keeping up is why the output lags: say which.
+    for sink in now.sink_meters.snapshot() {
+        if sink.state != SinkState::Ok {
+            line.push_str(&format!(
+                "; sink {} {} ({} queued)",
+                sink.name,
+                sink.state.as_str(),
+                thousands(sink.queue_records)
+            ));
+        }
+    }
     // Why the rate is 0: back-pressure from a slow or down receiver.
     let backlogged: Vec<&str> = now
         .sink_meters
@@ -179,6 +191,29 @@ mod tests {
             line(&s),
             "status: 0 lines/s; no window closed yet; late 0; malformed 0; \
              reads paused: prometheus_remote_write http://p:9090/api/v1/write backlogged"
+        );
+    }
+
+    #[test]
+    fn a_sink_that_is_not_keeping_up_is_named() {
+        let ok = tidemark_engine::stats::SinkMeter::named("jsonl out.jsonl");
+        let behind = tidemark_engine::stats::SinkMeter::named(
+            "prometheus_remote_write http://p:9090/api/v1/write",
+        );
+        behind.set_state(SinkState::Retrying);
+        behind
+            .queue_records
+            .store(12_000, std::sync::atomic::Ordering::Relaxed);
+        let s = JobStats {
+            sink_meters: tidemark_engine::stats::SinkMeters(vec![ok, behind]),
+            ..JobStats::default()
+        };
+        let now = Instant::now();
+        let line = status_line(&s, Seen { lines: 0, at: now }, now, 0);
+        assert_eq!(
+            line,
+            "status: 0 lines/s; no window closed yet; late 0; malformed 0; sink \
+             prometheus_remote_write http://p:9090/api/v1/write retrying (12,000 queued)"
         );
     }
 

@@ -138,7 +138,7 @@ fn kill_9_mid_stream_and_a_restart_leave_prometheus_exact() {
     assert!(again.status.success(), "{err}");
     eprintln!(
         "the last run's sink: {}",
-        summary_line(&err, "sink prometheus_remote_write").unwrap_or("(no line)")
+        summary_line(&err, "prometheus_remote_write ").unwrap_or("(no line)")
     );
     let jsonl = read_jsonl(&out_file);
     assert_same(
@@ -265,11 +265,12 @@ fn a_receiver_down_for_a_while_pauses_reads_and_loses_nothing() {
 
 /// The retries the run's summary reports for its remote-write sink.
 fn retries_reported(stderr: &str) -> u64 {
-    let line = summary_line(stderr, "sink prometheus_remote_write")
+    // `prometheus_remote_write URL: N sample(s) in M request(s) acknowledged, R retries…`
+    let line = summary_line(stderr, "prometheus_remote_write ")
         .unwrap_or_else(|| panic!("no remote-write sink in the summary:\n{stderr}"));
-    let after = line.split("retries: ").nth(1).unwrap_or("");
-    after
-        .split(|c: char| !c.is_ascii_digit())
+    let before = line.split(" retries").next().unwrap_or("");
+    before
+        .rsplit(|c: char| !c.is_ascii_digit())
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {line:?}"))

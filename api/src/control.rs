@@ -60,4 +60,12 @@ pub trait JobControl: Send + Sync + 'static {
 
     /// The cluster's health; answered without authentication.
     fn health(&self) -> Health;
+
+    /// `GET /metrics` (behind the token: its labels name the jobs' files): given
+    /// the request's `Accept` header, the answer's content type and body. By
+    /// default no metric at all.
+    fn metrics(&self, accept: Option<&str>) -> (&'static str, String) {
+        let _ = accept;
+        ("text/plain; version=0.0.4; charset=utf-8", String::new())
+    }
 }

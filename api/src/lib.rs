@@ -8,6 +8,7 @@
 //! * [`connections`]: the limits that keep stalled clients from freezing the API.
 //! * [`listener`]: who listens on the API's port, checked before the client sends
 //!   the token to an address of this host.
+//! * [`metrics`]: `GET /metrics`, alone (`tidemark run --metrics-addr`) or on the API.
 //! * [`auth`]: the bearer-token check every route but `/healthz` needs.
 //! * [`token`]: where the token comes from (`--token-file`, `$TIDEMARK_API_TOKEN`,
 //!   or the file a member creates in its state folder).
@@ -18,6 +19,7 @@ pub mod client;
 pub mod connections;
 pub mod control;
 pub mod listener;
+pub mod metrics;
 pub mod model;
 pub mod server;
 pub mod token;
@@ -26,6 +28,7 @@ pub use auth::Auth;
 pub use client::{Client, ClientError};
 pub use connections::ConnectionOptions;
 pub use control::{ControlError, JobControl};
+pub use metrics::MetricsServer;
 pub use model::{
     ClosedWindow, ErrorBody, Health, HealthStatus, JobState, JobStatus, JobSummary, Stopped,
 };

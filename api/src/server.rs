@@ -7,6 +7,7 @@
 //! | `GET /jobs/{name}` | 200 [`JobStatus`](crate::JobStatus); 404 unknown name |
 //! | `DELETE /jobs/{name}` | 200 [`Stopped`]; 404 unknown name |
 //! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token, so it counts failed jobs and names none |
+//! | `GET /metrics` | 200 the jobs' self-metrics in the Prometheus text format (OpenMetrics when asked for), from [`JobControl::metrics`]; needs the token like every route but `/healthz` (its labels name the jobs' files) |
 //!
 //! Connections are served as [`crate::connections`] describes (header-read
 //! timeout, connection cap, request timeout → 503).
@@ -45,7 +46,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How jobs are named in diagnostics when the request does not say (`?file=`).
 pub const SUBMITTED_JOB: &str = "<submitted job>";
 
-const ROUTES: &str = "POST /jobs, GET /jobs, GET /jobs/{name}, DELETE /jobs/{name}, GET /healthz";
+const ROUTES: &str =
+    "POST /jobs, GET /jobs, GET /jobs/{name}, DELETE /jobs/{name}, GET /healthz, GET /metrics";
 
 /// Turns submitted TOML into a [`Job`](tidemark_jobs::Job), or into the diagnostics a
 /// 400 answer carries: `(text, display_path)`, like [`tidemark_jobs::submitted`].
@@ -132,6 +134,7 @@ pub fn router(control: Arc<dyn JobControl>, options: ServeOptions) -> Router {
         .route("/jobs", post(submit).get(list))
         .route("/jobs/{name}", get(status).delete(stop))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -406,6 +409,12 @@ async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     Ok((code, Json(health)).into_response())
+}
+
+async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let control = state.control.clone();
+    let render: crate::metrics::Render = Arc::new(move |accept| control.metrics(accept));
+    crate::metrics::scrape(render, headers).await
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {

@@ -294,6 +294,7 @@ fn bearer_token_is_required_on_every_other_route() {
         ("GET", "/jobs"),
         ("GET", "/jobs/web"),
         ("DELETE", "/jobs/web"),
+        ("GET", "/metrics"),
         ("GET", "/nowhere"),
     ];
     let job = valid_job("web");
@@ -447,4 +448,29 @@ fn a_custom_validator_decides_and_its_diagnostics_reach_the_user() {
         "web.toml:6:11: error: job `web` reads outside the allowed roots\n  hint: allowed: /srv/logs"
     );
     assert!(mock.jobs.lock().unwrap().is_empty());
+}
+
+#[test]
+fn metrics_with_the_token_are_the_clusters_text() {
+    let s = TestServer::start(Auth::bearer("s3cret").unwrap());
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut r = agent
+        .get(s.url("/metrics"))
+        .header("authorization", "Bearer s3cret")
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers().get("content-type").unwrap(),
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    // What JobControl::metrics rendered, for the Accept header it was handed.
+    assert_eq!(
+        r.body_mut().read_to_string().unwrap(),
+        "mock_scrape{accept=\"application/openmetrics-text; version=1.0.0\"} 1\n"
+    );
 }

@@ -159,6 +159,7 @@ impl Committer {
         groups: Vec<GroupCheckpoint>,
         start_at_end: bool,
     ) -> Result<(), CommitError> {
+        let began = Instant::now();
         let cp = Checkpoint {
             job: self.job.clone(),
             frontier_ms: self.floor,
@@ -170,9 +171,7 @@ impl Committer {
             limited_windows: self.limited_windows(None),
         };
         self.save_patiently(&cp).map_err(CommitError::Save)?;
-        if let Ok(mut s) = self.stats.lock() {
-            s.checkpoints_written += 1;
-        }
+        self.count_save(began);
         Ok(())
     }
 
@@ -202,6 +201,7 @@ impl Committer {
             // leave them out. A stop this early keeps the previous checkpoint.
             return Ok((!force).then_some(Duration::from_millis(50)));
         }
+        let began = Instant::now();
         let commits = sinks.sync(frontier_ms).map_err(CommitError::Sync)?;
         let cp = Checkpoint {
             job: self.job.clone(),
@@ -229,10 +229,17 @@ impl Committer {
         self.board.set_committed(frontier_ms);
         self.last_write = Some(Instant::now());
         self.last_frontier = Some(frontier_ms);
+        self.count_save(began);
+        Ok(None)
+    }
+
+    /// Counts a checkpoint saved now, begun (sinks' sync included) at `began`.
+    fn count_save(&self, began: Instant) {
+        let took = began.elapsed().as_micros().min(u64::MAX as u128) as u64;
         if let Ok(mut s) = self.stats.lock() {
             s.checkpoints_written += 1;
+            s.last_checkpoint = Some((wall_clock_ms(), took));
         }
-        Ok(None)
     }
 }
 

@@ -409,6 +409,25 @@ impl GroupState {
             .lag_bytes
             .insert(self.live.clone(), self.reader.lag_bytes());
     }
+
+    /// Records this group's figures for `/metrics` ([`JobStats::groups`]). Not
+    /// per read: the worker calls it about once a second.
+    pub fn publish_gauges(&self, now: Instant, stats: &mut JobStats) {
+        let idle = self.idle_since.is_some_and(|since| {
+            now.duration_since(since).as_millis() as i64 >= self.plan.idle_timeout_ms
+        });
+        stats.groups.insert(
+            self.live.clone(),
+            crate::stats::GroupGauges {
+                lines_read: self.counters.lines,
+                bytes_read: self.counters.bytes,
+                lag_bytes: self.reader.lag_bytes(),
+                watermark_ms: self.wm.get(),
+                idle,
+                file_open: self.holds_file(),
+            },
+        );
+    }
 }
 
 fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounters) {

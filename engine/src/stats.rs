@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use tidemark_sources::file::EscapedPath;
 
+pub mod export;
 mod member;
 pub mod sink;
 pub use member::MemberStats;
@@ -54,6 +55,9 @@ pub struct JobStats {
     /// Lines whose event time is below their group's watermark (their window may be
     /// closed): not counted in any window.
     pub late_lines: u64,
+    /// Lines added to a window in this run (before `max_series`, which counts its own
+    /// drops): neither malformed, too long, late, nor of a window already written.
+    pub lines_counted: u64,
     /// Windows handed to the sinks.
     pub windows_emitted: u64,
     /// What each of the job's sinks is (`Sink::describe`), in job file order.
@@ -126,6 +130,31 @@ pub struct JobStats {
     pub output_pauses: u64,
     /// How long those pauses lasted in all, ms (a pause counts once it ends).
     pub output_paused_ms: u64,
+    /// Per group (live path): its figures as its worker last published them
+    /// (about once a second, and when the run stops), for `/metrics`.
+    pub groups: BTreeMap<std::path::PathBuf, GroupGauges>,
+    /// When the last checkpoint was saved (ms since the epoch), and how long it
+    /// took (µs), the sinks' sync included.
+    pub last_checkpoint: Option<(i64, u64)>,
+}
+
+/// One file group's figures at an instant (see [`JobStats::groups`]). Its
+/// counters cover this run's reading of the group, since its worker found it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct GroupGauges {
+    /// Lines read from the group's files.
+    pub lines_read: u64,
+    /// Bytes read from the group's files.
+    pub bytes_read: u64,
+    /// Bytes behind the end of its files.
+    pub lag_bytes: u64,
+    /// The group's watermark (event time), once a line or the wall clock set it.
+    pub watermark_ms: Option<EventMs>,
+    /// Idle at the end of its files for longer than `idle_timeout`: it no
+    /// longer holds the job's windows open.
+    pub idle: bool,
+    /// Whether one of its files is held open now.
+    pub file_open: bool,
 }
 
 impl JobStats {
@@ -158,6 +187,7 @@ impl JobStats {
             }
         }
         self.late_lines += o.late_lines;
+        self.lines_counted += o.lines_counted;
         self.windows_emitted += o.windows_emitted;
         // A total over jobs names each sink once.
         for sink in &o.sinks {
@@ -199,6 +229,10 @@ impl JobStats {
         self.sink_meters.merge(&o.sink_meters);
         self.output_pauses += o.output_pauses;
         self.output_paused_ms += o.output_paused_ms;
+        for (k, v) in &o.groups {
+            self.groups.insert(k.clone(), *v);
+        }
+        self.last_checkpoint = self.last_checkpoint.max(o.last_checkpoint);
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -329,8 +363,23 @@ impl JobStats {
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }
+        // Sinks that send (remote write): what the receiver acknowledged.
         for m in self.sink_meters.snapshot() {
-            s.push_str(&sink::summary_line(&m));
+            if m.batches + m.retries + m.failures == 0 {
+                continue;
+            }
+            let mut line = format!(
+                "{}: {} sample(s) in {} request(s) acknowledged, {} retries",
+                m.name, m.records_written, m.batches, m.retries
+            );
+            for (why, n) in m.rejected.iter().filter(|(_, n)| *n > 0) {
+                line.push_str(&format!(", {n} rejected ({})", why.as_str()));
+            }
+            if m.resent_held > 0 {
+                line.push_str(&format!(", {} resent and already held", m.resent_held));
+            }
+            s.push_str(&line);
+            s.push('\n');
         }
         if self.output_pauses > 0 {
             s.push_str(&format!(
@@ -449,6 +498,7 @@ pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+    use std::sync::atomic::Ordering;
 
     /// The file source's edge counters reach the exit summary and each member's
     /// report to the cluster (issue 10 §2a, §3, §6).
@@ -473,6 +523,21 @@ mod tests {
             total.summary()
         );
         assert!(!JobStats::default().summary().contains("written to"));
+        let rw = crate::stats::sink::SinkMeter::named("prometheus_remote_write http://p/w");
+        rw.records_written.store(40, Ordering::Relaxed);
+        rw.batches.store(3, Ordering::Relaxed);
+        rw.retries.store(2, Ordering::Relaxed);
+        rw.reject(crate::stats::sink::Rejection::OutOfOrder, 5);
+        let stats = JobStats {
+            sink_meters: SinkMeters(vec![SinkMeter::named("jsonl a.jsonl"), rw]),
+            ..JobStats::default()
+        };
+        let text = stats.summary();
+        assert!(
+            text.contains("prometheus_remote_write http://p/w: 40 sample(s) in 3 request(s) acknowledged, 2 retries, 5 rejected (out_of_order)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("jsonl a.jsonl:"), "{text}");
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Sinks: where closed windows go. `jsonl` files (the schema in docs/design.md, *3.
-//! Output schema*) and a readable `stdout` table, both implementations of the
+//! Output schema*), a readable `stdout` table and, for `replay --format
+//! openmetrics`, an OpenMetrics text file ([`openmetrics`]), all implementations of the
 //! engine's [`Sink`] interface. [`open`] opens a job's sinks, rolled back to a
 //! checkpoint's commit points on a resume, as one [`Sinks`] fan-out.
 
 mod claim;
 pub mod format;
 pub mod jsonl;
+pub mod openmetrics;
 pub mod remote_write;
 pub mod roots;
 pub mod table;
@@ -18,6 +20,7 @@ use tidemark_engine::{Origin, OutputStart, Series};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
+pub use openmetrics::{OpenMetricsError, OpenMetricsOptions, OpenMetricsSink};
 pub use remote_write::RemoteWriteSink;
 pub use roots::OutputRoots;
 pub use table::TableSink;

@@ -10,7 +10,7 @@ use tidemark_api::{
     ClosedWindow, ControlError, Health, HealthStatus, JobControl, JobState, JobStatus, JobSummary,
 };
 use tidemark_engine::cluster::{self, Cluster, JobInfo};
-use tidemark_engine::stats::MemberStats;
+use tidemark_engine::stats::{export, MemberStats};
 use tidemark_jobs::Job;
 use tidemark_sources::file::{discover, AllowedRoots};
 
@@ -102,6 +102,23 @@ impl JobControl for Control {
                 reserved: self.member.fd_budget().of(name) as u64,
             },
         })
+    }
+
+    fn metrics(&self, accept: Option<&str>) -> (&'static str, String) {
+        // Counters of every member; the rest (groups, sinks, checkpoints) are
+        // process 0's, as in a job's status.
+        let jobs: Vec<(String, tidemark_engine::JobStats)> = self
+            .member
+            .registry()
+            .list()
+            .iter()
+            .map(|j| (j.name.clone(), j.cluster_stats().over(&j.stats)))
+            .collect();
+        let views: Vec<(&str, &tidemark_engine::JobStats)> =
+            jobs.iter().map(|(n, s)| (n.as_str(), s)).collect();
+        let format = export::Format::negotiate(accept);
+        let body = export::render(&views, tidemark_engine::time::wall_clock_ms(), format);
+        (format.content_type(), body)
     }
 
     fn stop(&self, name: &str) -> Result<(), ControlError> {

@@ -238,7 +238,39 @@ fn parse_hosts(text: &str) -> Result<Vec<String>, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_hosts;
+    use super::{parse_hosts, SubmitRules};
+
+    #[test]
+    fn a_submitted_job_may_send_to_remote_write_with_a_token_under_the_read_roots() {
+        let rules = SubmitRules {
+            env: tidemark_jobs::Env::from_vars(Vec::<(String, String)>::new()),
+            read_roots: vec!["/var/log".into()],
+            denied_reads: vec!["/var/lib/tidemark".into()],
+            output_roots: Some(vec!["/var/lib/tidemark/output".into()]),
+            max_open_files_per_job: 100,
+        };
+        let job = |token: &str| {
+            format!(
+                "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/var/log/*.log\"]\n\
+                 [parse]\nformat = \"nginx\"\n[[metric]]\nname = \"r\"\nkind = \"counter\"\n\
+                 [[sink]]\nkind = \"prometheus_remote_write\"\nurl = \"http://p:9090/api/v1/write\"\n\
+                 series = \"hosts\"\nbearer_token_file = \"{token}\"\n"
+            )
+        };
+        let ok = rules.validate(&job("/var/log/tm/token"), "j.toml").unwrap();
+        assert!(matches!(
+            ok.sinks[0].kind,
+            tidemark_jobs::SinkKind::RemoteWrite(_)
+        ));
+        let err = rules
+            .validate(&job("/etc/tidemark/token"), "j.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bearer_token_file `/etc/tidemark/token`"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn hosts_files_skip_comments_and_refuse_what_timely_cannot_use() {

@@ -168,6 +168,13 @@ impl JobControl for Mock {
             open_files: None,
         }
     }
+
+    fn metrics(&self, accept: Option<&str>) -> (&'static str, String) {
+        (
+            "text/plain; version=0.0.4; charset=utf-8",
+            format!("mock_scrape{{accept=\"{}\"}} 1\n", accept.unwrap_or("")),
+        )
+    }
 }
 
 /// `serve` running on a runtime of its own, on 127.0.0.1:0.

@@ -95,6 +95,7 @@ pub(super) fn ingest_line(
         (HostPlan::PerGroup, Some(h)) => h,
         (HostPlan::PerGroup, None) => "",
     };
+    stats.lines_counted += 1;
     windows.add(plan, &parsed, t, start, host, stats);
 }
 

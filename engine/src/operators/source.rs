@@ -79,6 +79,11 @@ impl PokeBoard {
 /// A job's [`PokeBoard`], shared by its watcher and its workers' sources.
 pub type Poke = Arc<PokeBoard>;
 
+/// How often each group's figures reach the job's stats (`/metrics`): often
+/// enough for a scrape, rarely enough that a worker with thousands of groups
+/// does not copy their paths at every activation.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+
 /// Builds the source operator over this worker's share of the job's groups.
 /// It reads only while `gate` is open (see [`crate::backpressure`]).
 #[allow(clippy::too_many_arguments)]
@@ -97,6 +102,8 @@ pub fn file_source<'scope>(
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         let mut delta = JobStats::default();
+        // When the groups' figures were last published (see `publish_gauges`).
+        let mut gauges_at: Option<Instant> = None;
         let mut limiter = pacing.rate_limit.map(|r| {
             RateLimiter::new(r.max(1), r.max(1).max(pacing.chunk_bytes as u64)).starting_empty()
         });
@@ -114,8 +121,10 @@ pub fn file_source<'scope>(
                     .iter()
                     .map(|g| g.open_windows() as u64)
                     .sum::<u64>();
+                let now = Instant::now();
                 for g in &mut groups.groups {
                     g.publish_lag(&mut delta);
+                    g.publish_gauges(now, &mut delta);
                 }
                 groups.groups.clear();
                 flush(&stats, &mut delta);
@@ -187,6 +196,14 @@ pub fn file_source<'scope>(
                 }
             }
             let open = groups.first_open(wall_ms);
+            if open == WindowTime::MAX
+                || gauges_at.is_none_or(|t| now.duration_since(t) >= GAUGES_EVERY)
+            {
+                gauges_at = Some(now);
+                for g in &groups.groups {
+                    g.publish_gauges(now, &mut delta);
+                }
+            }
             flush(&stats, &mut delta);
             if open == WindowTime::MAX {
                 cap = None;

@@ -68,6 +68,9 @@ pub struct MemberStats {
     /// See [`JobStats::fd_backoffs`].
     #[serde(default)]
     pub fd_backoffs: u64,
+    /// See [`JobStats::lines_counted`].
+    #[serde(default)]
+    pub lines_counted: u64,
 }
 
 impl MemberStats {
@@ -100,6 +103,46 @@ impl MemberStats {
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
+        self.lines_counted += o.lines_counted;
+    }
+
+    /// `own` (process 0's stats of a job) with these counters, every member's,
+    /// in place of its own: what the cluster's `/metrics` shows. What members do
+    /// not report (their groups' figures, their sinks) stays process 0's.
+    pub fn over(&self, own: &JobStats) -> JobStats {
+        let mut s = own.clone();
+        s.file_groups = self.file_groups;
+        s.files_opened = self.files_opened;
+        s.file_open_errors = self.file_open_errors;
+        s.bytes_read = self.bytes_read;
+        s.lines_read = self.lines_read;
+        s.lines_counted = self.lines_counted;
+        s.late_lines = self.late_lines;
+        s.oversize_lines = self.oversize_lines;
+        s.invalid_utf8_lines = self.invalid_utf8_lines;
+        s.parse_errors = BTreeMap::new();
+        for (reason, n) in &self.parse_errors {
+            // The reasons are the sources' fixed names; a name this build does
+            // not know (another version) still counts, as `other`.
+            let known = tidemark_sources::parse::LineError::ALL
+                .iter()
+                .map(|e| e.reason())
+                .find(|r| r == reason)
+                .unwrap_or("other");
+            *s.parse_errors.entry(known).or_default() += n;
+        }
+        s.series_limit_dropped = self.series_limit_dropped.clone();
+        s.duplicate_paths = self.duplicate_paths;
+        s.not_regular_files = self.not_regular_files;
+        s.symlink_loops = self.symlink_loops;
+        s.damaged_gzip_files = self.damaged_gzip_files;
+        s.outlier_lines = self.outlier_lines;
+        s.open_files = BTreeMap::from([(0, (self.open_files, self.parked_files))]);
+        s.reopen_fd_waits = self.reopen_fd_waits;
+        s.checkpoint_fd_waits = self.checkpoint_fd_waits;
+        s.lost_while_parked = self.lost_while_parked;
+        s.fd_backoffs = self.fd_backoffs;
+        s
     }
 }
 
@@ -132,6 +175,46 @@ impl From<&JobStats> for MemberStats {
             checkpoint_fd_waits: s.checkpoint_fd_waits,
             lost_while_parked: s.lost_while_parked,
             fd_backoffs: s.fd_backoffs,
+            lines_counted: s.lines_counted,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn every_members_counters_go_over_process_0s_stats() {
+        let mut own = JobStats {
+            lines_read: 10,
+            lines_counted: 9,
+            windows_emitted: 4,
+            ..JobStats::default()
+        };
+        own.parse_errors.insert("bad_json", 1);
+        own.groups.insert(
+            PathBuf::from("/l/a.log"),
+            crate::stats::GroupGauges::default(),
+        );
+        let mut all = MemberStats::from(&own);
+        let mut other = MemberStats {
+            lines_read: 5,
+            lines_counted: 5,
+            open_files: 2,
+            ..MemberStats::default()
+        };
+        other.parse_errors.insert("bad_json".into(), 2);
+        other.parse_errors.insert("from_a_newer_member".into(), 3);
+        all.add(&other);
+        let view = all.over(&own);
+        assert_eq!((view.lines_read, view.lines_counted), (15, 14));
+        assert_eq!(view.parse_errors.get("bad_json"), Some(&3));
+        assert_eq!(view.parse_errors.get("other"), Some(&3));
+        assert_eq!(view.open_files.values().map(|(o, _)| o).sum::<u64>(), 2);
+        // What members do not report stays process 0's.
+        assert_eq!(view.windows_emitted, 4);
+        assert_eq!(view.groups.len(), 1);
     }
 }

@@ -97,8 +97,8 @@ pub struct SinkMeter {
     /// Samples refused for good, by [`Rejection`] (in [`Rejection::ALL`] order).
     pub rejected: [AtomicU64; 3],
     /// Samples of a resumed run's first windows that the receiver answered
-    /// it already held ("out of order" before the run's first accepted
-    /// request): windows the last run had sent before it stopped, sent again
+    /// it already held ("out of order" before a window had every request
+    /// accepted): windows the last run had sent before it stopped, sent again
     /// as the engine guarantees. Expected, so not in `rejected`.
     pub resent_held: AtomicU64,
     /// Records waiting to be sent.
@@ -200,32 +200,6 @@ pub struct SinkSnapshot {
     pub state: SinkState,
 }
 
-/// The exit summary's line for a sink that counts requests or retries
-/// (nothing for one that does not, such as a file), e.g. `sink prometheus_remote_write http://p/api/v1/write: 2622
-/// records acknowledged in 27 requests; retries: 6; failures: 6`, then what
-/// was refused, if anything.
-pub fn summary_line(m: &SinkSnapshot) -> String {
-    let rejected: u64 = m.rejected.iter().map(|(_, n)| n).sum();
-    if m.batches == 0 && m.retries == 0 && m.failures == 0 && rejected == 0 && m.resent_held == 0 {
-        return String::new();
-    }
-    let mut s = format!(
-        "sink {}: {} records acknowledged in {} requests; retries: {}; failures: {}",
-        m.name, m.records_written, m.batches, m.retries, m.failures
-    );
-    for (why, n) in m.rejected.iter().filter(|(_, n)| *n > 0) {
-        s.push_str(&format!("; rejected ({}): {n}", why.as_str()));
-    }
-    if m.resent_held > 0 {
-        s.push_str(&format!(
-            "; already held (windows resent after a restart): {}",
-            m.resent_held
-        ));
-    }
-    s.push('\n');
-    s
-}
-
 /// A job's sink meters, in the order of its sinks: what [`crate::JobStats`]
 /// carries so that every reader of the job's stats can report on its sinks.
 /// Two lists are equal when they hold the same meters (the same sinks), whatever
@@ -284,24 +258,6 @@ mod tests {
             ]
         );
         assert_eq!(s.state, SinkState::Retrying);
-    }
-
-    #[test]
-    fn the_summary_line_says_requests_retries_and_rejections_only_when_there_are() {
-        let m = SinkMeter::named("jsonl out/x.jsonl");
-        m.windows.store(5, Ordering::Relaxed);
-        assert_eq!(summary_line(&m.snapshot()), "");
-        let m = SinkMeter::named("prometheus_remote_write http://p/api/v1/write");
-        m.records_written.store(2622, Ordering::Relaxed);
-        m.batches.store(27, Ordering::Relaxed);
-        m.retries.store(6, Ordering::Relaxed);
-        m.failures.store(6, Ordering::Relaxed);
-        m.reject(Rejection::OutOfOrder, 3);
-        assert_eq!(
-            summary_line(&m.snapshot()),
-            "sink prometheus_remote_write http://p/api/v1/write: 2622 records acknowledged \
-             in 27 requests; retries: 6; failures: 6; rejected (out_of_order): 3\n"
-        );
     }
 
     #[test]

@@ -11,31 +11,27 @@
 //! receiver already or entirely new, so the receiver, which applies a request
 //! atomically, ends with every sample exactly once (see `mod.rs`).
 
-use std::collections::BTreeSet;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
 
+#[cfg(test)]
 use prost::Message;
-use tidemark_engine::{ClosedWindow, Series, Value};
+use tidemark_engine::{ClosedWindow, Labels, Value};
 use tidemark_jobs::{SampleTime, SeriesChoice};
 
-use super::proto::{Label, Sample, TimeSeries, WriteRequest, STALE_NAN};
+use super::frame::{encode_labels, Batch, Batches};
+#[cfg(test)]
+use super::proto::WriteRequest;
+use super::proto::{Label, STALE_NAN};
 use crate::wanted;
 
-/// One request, ready to send: a part of one window.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Batch {
-    /// The window's start (for logs and errors).
-    pub window_start_ms: i64,
-    /// The instant its samples carry.
-    pub sample_ms: i64,
-    /// Samples in it (one per series, markers included).
-    pub samples: u64,
-    /// Staleness markers among them.
-    pub stale: u64,
-    /// The first series, as `name{a="b"}`, to name in logs.
-    pub first_series: String,
-    /// The protobuf `WriteRequest`, snappy block-compressed.
-    pub body: Vec<u8>,
-}
+/// A series as the engine names it: (record, labels).
+type SeriesKey = (Arc<str>, Labels);
+
+/// Fast hashing: it runs once per series per window, on keys from our own
+/// engine (not from a client that could pick colliding keys).
+type Encoded = HashMap<SeriesKey, Vec<u8>, ahash::RandomState>;
 
 /// Turns windows into [`Batch`]es; remembers the previous window's series for
 /// its staleness markers.
@@ -45,9 +41,13 @@ pub struct Encoder {
     /// Sorted by name.
     external: Vec<(String, String)>,
     max_per_send: usize,
-    /// The series of the previous window handed over (empty after a restart:
-    /// the sink does not know what was sent before it).
-    previous: BTreeSet<Vec<Label>>,
+    /// The series of the previous window handed over, in its order (empty
+    /// after a restart: the sink does not know what was sent before it).
+    previous: Vec<SeriesKey>,
+    /// Each of those series' labels, protobuf-encoded (the `labels` fields of
+    /// its `TimeSeries`): a series keeps its labels from window to window, so
+    /// a window costs a lookup and a copy per series, not a string per label.
+    encoded: Encoded,
 }
 
 impl Encoder {
@@ -64,71 +64,68 @@ impl Encoder {
             time,
             external,
             max_per_send: max_per_send.max(1),
-            previous: BTreeSet::new(),
+            previous: Vec::new(),
+            encoded: Encoded::default(),
         }
     }
 
     /// The requests of window `w`, in the order they must be sent.
     pub fn window(&mut self, w: &ClosedWindow) -> Vec<Batch> {
         let t = self.time.of(w.start_ms, w.end_ms);
-        let mut all: Vec<TimeSeries> = Vec::new();
-        let mut current = BTreeSet::new();
+        let mut batches = Batches::new(w.start_ms, t, self.max_per_send);
+        let mut current: Vec<SeriesKey> = Vec::new();
+        let mut encoded = Encoded::default();
+        encoded.reserve(self.encoded.len());
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
-            let labels = self.labels(s);
-            // Two records with one label set (which the engine does not make)
-            // would be two samples of one series at one instant: the receiver
-            // would refuse the request. Keep the first.
-            if !current.insert(labels.clone()) {
-                continue;
-            }
-            all.push(TimeSeries {
-                labels,
-                samples: vec![Sample {
-                    value: value_of(s.value),
-                    timestamp: t,
-                }],
+            // The engine's own (record, labels): cheap to clone and hash.
+            let key = (s.record.clone(), s.labels.clone());
+            let slot = match encoded.entry(key.clone()) {
+                Entry::Vacant(slot) => slot,
+                Entry::Occupied(_) => {
+                    // The engine makes one record per (record, labels); never
+                    // send one series twice at one instant all the same.
+                    tracing::warn!(
+                        "remote-write: the window of {} holds the series {} twice; only the first is sent",
+                        crate::format::rfc3339(w.start_ms),
+                        show(&self.labels(&s.record, &s.labels))
+                    );
+                    continue;
+                }
+            };
+            let labels = match self.encoded.remove(&key) {
+                Some(bytes) => bytes,
+                None => encode_labels(&self.labels(&s.record, &s.labels)),
+            };
+            batches.push(&labels, value_of(s.value), false, || {
+                show(&self.labels(&key.0, &key.1))
             });
+            slot.insert(labels);
+            current.push(key);
         }
-        let live = all.len();
-        for gone in self.previous.difference(&current) {
-            all.push(TimeSeries {
-                labels: gone.clone(),
-                samples: vec![Sample {
-                    value: f64::from_bits(STALE_NAN),
-                    timestamp: t,
-                }],
-            });
+        // In the previous window's order: deterministic. What is left of the
+        // previous window's encodings are exactly the series that stopped.
+        for gone in &self.previous {
+            if let Some(labels) = self.encoded.get(gone) {
+                batches.push(labels, f64::from_bits(STALE_NAN), true, || {
+                    show(&self.labels(&gone.0, &gone.1))
+                });
+            }
         }
         self.previous = current;
-        let mut out = Vec::new();
-        let mut done = 0;
-        for chunk in all.chunks(self.max_per_send) {
-            let stale = (done + chunk.len()).saturating_sub(live.max(done)) as u64;
-            done += chunk.len();
-            out.push(Batch {
-                window_start_ms: w.start_ms,
-                sample_ms: t,
-                samples: chunk.len() as u64,
-                stale,
-                first_series: chunk.first().map(|s| show(&s.labels)).unwrap_or_default(),
-                body: compress(&WriteRequest {
-                    timeseries: chunk.to_vec(),
-                }),
-            });
-        }
-        out
+        self.encoded = encoded;
+        batches.finish()
     }
 
     /// `__name__` = the record, the series' labels, then each external label
     /// the series does not have; sorted by name in byte order (as the spec
     /// asks: `__name__` sorts before lowercase names).
-    fn labels(&self, s: &Series) -> Vec<Label> {
+    fn labels(&self, record: &str, series_labels: &Labels) -> Vec<Label> {
         let mut labels: Vec<Label> = Vec::with_capacity(1 + self.external.len());
         labels.push(Label {
             name: "__name__".into(),
-            value: s.record.to_string(),
+            value: record.to_string(),
         });
-        for (name, value) in s.labels.iter() {
+        for (name, value) in series_labels.iter() {
             labels.push(Label {
                 name: name.to_string(),
                 value: value.to_string(),
@@ -154,17 +151,6 @@ fn value_of(v: Value) -> f64 {
     }
 }
 
-/// The message, protobuf-encoded and snappy block-compressed (not framed).
-pub fn compress(req: &WriteRequest) -> Vec<u8> {
-    let raw = req.encode_to_vec();
-    // Only fails for inputs over ~4 GiB, which max_samples_per_send rules out;
-    // never panic on it all the same: an empty body is refused by the receiver
-    // with a 400, which fails the sink with a message.
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .unwrap_or_default()
-}
-
 /// `name{a="b",c="d"}`, for log lines.
 pub fn show(labels: &[Label]) -> String {
     let name = labels
@@ -188,7 +174,8 @@ pub(crate) fn decode(body: &[u8]) -> WriteRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tidemark_engine::{Labels, Origin};
+    use crate::remote_write::proto::{Sample, TimeSeries};
+    use tidemark_engine::{Origin, Series};
 
     fn series(record: &str, labels: &[(&str, &str)], v: Value, origin: Origin) -> Series {
         Series {
@@ -289,6 +276,39 @@ mod tests {
             decode(&s.window(&w)[0].body).timeseries[0].samples[0].timestamp,
             600_000
         );
+    }
+
+    #[test]
+    fn the_hand_framed_requests_are_byte_for_byte_what_prost_writes() {
+        let mut e = Encoder::new(
+            SeriesChoice::All,
+            SampleTime::End,
+            vec![("cluster".into(), "eu1".into())],
+            3,
+        );
+        let w = |start, n: u64| {
+            window(
+                start,
+                (0..n)
+                    .map(|i| {
+                        let v = if i % 2 == 0 {
+                            Value::Int(i)
+                        } else {
+                            Value::Float(-0.5 * i as f64)
+                        };
+                        series("x", &[("i", &i.to_string()), ("e", "")], v, Origin::Rule)
+                    })
+                    .collect(),
+            )
+        };
+        // Window 1 encodes every series' labels; window 2 reuses them and
+        // marks the ones that stopped.
+        for b in e.window(&w(0, 5)).iter().chain(&e.window(&w(1, 2))) {
+            let raw = snap::raw::Decoder::new().decompress_vec(&b.body).unwrap();
+            let req = WriteRequest::decode(raw.as_slice()).unwrap();
+            assert_eq!(req.encode_to_vec(), raw);
+            assert_eq!(req.timeseries.len() as u64, b.samples);
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! `kind = "prometheus_remote_write"`: closed windows to a Prometheus
 //! Remote-Write 1.0 receiver (docs/prometheus.md, "Remote write").
 //!
-//! [`Sink::write_window`] encodes a window into requests ([`encode`]) and
-//! queues them ([`queue`]); a sender thread ([`sender`]) sends them in order,
-//! one in flight at a time, retrying 5xx, 429 and transport errors forever with
-//! backoff (a down receiver is back-pressure, not a failure) until the job
-//! stops. [`Sink::sync`] waits until every queued request was acknowledged, so
+//! [`Sink::write_window`] encodes a window into requests (`encode`, framed by
+//! `frame`) and queues them (`queue`); a sender thread (`sender`) sends them
+//! in order, one in flight at a time, retrying 5xx, 429 and transport errors
+//! forever with backoff (a down receiver is back-pressure, not a failure)
+//! until the job stops. [`Sink::sync`] waits until every queued request was acknowledged, so
 //! a checkpoint never claims a window the receiver does not hold.
 //!
 //! Exactness across a crash is idempotence at the receiver (the sink's commit
@@ -17,6 +17,7 @@
 //! new. The TSDB ends with every sample exactly once.
 
 mod encode;
+mod frame;
 mod proto;
 mod queue;
 mod response;
@@ -36,7 +37,7 @@ use tidemark_sources::file::roots::AllowedRoots;
 use crate::{BoxError, Sink};
 use encode::Encoder;
 use queue::Queue;
-use response::Backoff;
+use response::{Backoff, Resend};
 use sender::Sender;
 
 /// Largest secret file read: a token or password, not a file that happens to
@@ -138,8 +139,7 @@ impl RemoteWriteSink {
             queue: queue.clone(),
             meter: meter.clone(),
             backoff: Backoff::new(rw.min_backoff, rw.max_backoff),
-            resumed,
-            accepted_any: false,
+            resend: Resend::new(resumed),
             down: None,
             last_warning: None,
             last_rejection_log: None,

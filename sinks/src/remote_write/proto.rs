@@ -2,7 +2,10 @@
 //! `types.proto`), written out with prost's derive: the four messages and the
 //! field numbers the spec fixes, no code generation, no protoc.
 
-/// One request: `prometheus.WriteRequest`.
+/// One request: `prometheus.WriteRequest`. The encoder frames its
+/// `timeseries` by hand around cached label bytes (`encode.rs`); the tests
+/// decode every request with it and check prost writes the same bytes.
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {
     #[prost(message, repeated, tag = "1")]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use tidemark_engine::stats::sink::SinkMeter;
 
-use super::encode::Batch;
+use super::frame::Batch;
 use super::SendFailure;
 
 pub struct Queue {

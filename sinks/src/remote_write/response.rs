@@ -117,9 +117,78 @@ impl Backoff {
     }
 }
 
+/// Whether a resumed run may still be sending windows again that the
+/// receiver holds already (the ones after the checkpoint the last run had sent
+/// before it stopped).
+///
+/// Those come first, in order: every resent window is either held whole
+/// (its requests answered "out of order", or 200 where its samples are each
+/// series' newest) or it is the first window the last run had not finished,
+/// whose requests are all accepted. So once a window had every request
+/// accepted, every later window is new, and a refusal is a loss again. A
+/// window counts once it had a request (an empty one sends none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resend {
+    /// Not resumed, or past the resent windows.
+    Over,
+    /// Resumed; `window`: the window of the last settled request, `clean`:
+    /// whether every request of it was accepted.
+    Maybe { window: Option<i64>, clean: bool },
+}
+
+impl Resend {
+    pub fn new(resumed: bool) -> Resend {
+        if resumed {
+            Resend::Maybe {
+                window: None,
+                clean: true,
+            }
+        } else {
+            Resend::Over
+        }
+    }
+
+    /// A request of `window` settled (`accepted` or refused): whether, if
+    /// refused, it may be a resent window the receiver holds.
+    pub fn settle(&mut self, window: i64, accepted: bool) -> bool {
+        let Resend::Maybe { window: w, clean } = self else {
+            return false;
+        };
+        if *w != Some(window) {
+            if w.is_some() && *clean {
+                *self = Resend::Over;
+                return false;
+            }
+            *w = Some(window);
+            *clean = true;
+        }
+        if !accepted {
+            *clean = false;
+        }
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resumed_run_is_resending_until_a_window_is_accepted_whole() {
+        assert!(!Resend::new(false).settle(0, false));
+        let mut r = Resend::new(true);
+        // Window 0: accepted then refused (its first series were each's
+        // newest, later ones had newer samples): still resending.
+        assert!(r.settle(0, true));
+        assert!(r.settle(0, false));
+        assert!(r.settle(60, false));
+        // Window 120 accepted whole: the windows after it are new.
+        assert!(r.settle(120, true));
+        assert!(r.settle(120, true));
+        assert!(!r.settle(180, false));
+        assert_eq!(r, Resend::Over);
+        assert!(!r.settle(240, false));
+    }
 
     fn v(status: u16, body: &str, retry_after: Option<&str>) -> Verdict {
         classify(status, body, retry_after, SystemTime::UNIX_EPOCH)

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tidemark_engine::stats::sink::{Rejection, SinkMeter, SinkState};
 
-use super::encode::Batch;
+use super::frame::Batch;
 use super::queue::Queue;
-use super::response::{classify, Backoff, Verdict};
+use super::response::{classify, Backoff, Resend, Verdict};
 use super::SendFailure;
 use crate::format::rfc3339;
 
@@ -31,10 +31,8 @@ pub struct Sender {
     pub queue: Arc<Queue>,
     pub meter: Arc<SinkMeter>,
     pub backoff: Backoff,
-    /// The run resumed from a checkpoint: out-of-order answers before the
-    /// first accepted request are windows the last run had sent already.
-    pub resumed: bool,
-    pub accepted_any: bool,
+    /// Whether "out of order" may still mean a window the last run had sent.
+    pub resend: Resend,
     /// Since when the receiver has been failing, and how many retries since.
     pub down: Option<(Instant, u64)>,
     pub last_warning: Option<Instant>,
@@ -69,7 +67,7 @@ impl Sender {
                     retry_after,
                 } => (
                     classify(status, &body, retry_after.as_deref(), SystemTime::now()),
-                    format!("HTTP {status}: {}", body.trim()),
+                    format!("HTTP {status}: {}", printable(&body)),
                 ),
                 Answer::Transport(e) => (Verdict::Retry { after: None }, e),
             };
@@ -149,7 +147,7 @@ impl Sender {
                     retry_after,
                 }
             }
-            Err(e) => Answer::Transport(e.to_string()),
+            Err(e) => Answer::Transport(printable(&e.to_string())),
         }
     }
 
@@ -158,9 +156,15 @@ impl Sender {
             .records_written
             .fetch_add(b.samples, Ordering::Relaxed);
         self.meter.batches.fetch_add(1, Ordering::Relaxed);
+        self.resend.settle(b.window_start_ms, true);
+        self.answered();
+        self.queue.done(b);
+    }
+
+    /// The receiver answered (it is up, whatever it said).
+    fn answered(&mut self) {
         self.meter.set_state(SinkState::Ok);
         self.backoff.reset();
-        self.accepted_any = true;
         if let Some((since, retries)) = self.down.take() {
             tracing::info!(
                 "remote-write receiver {} is back after {:.1}s and {retries} retries",
@@ -168,15 +172,12 @@ impl Sender {
                 since.elapsed().as_secs_f64()
             );
         }
-        self.queue.done(b);
     }
 
     fn rejected(&mut self, b: &Batch, why: Rejection, what: &str) {
         self.meter.failures.fetch_add(1, Ordering::Relaxed);
-        self.meter.set_state(SinkState::Ok);
-        self.backoff.reset();
-        self.down = None;
-        let resent = self.resumed && !self.accepted_any && why == Rejection::OutOfOrder;
+        self.answered();
+        let resent = self.resend.settle(b.window_start_ms, false) && why == Rejection::OutOfOrder;
         if resent {
             self.meter
                 .resent_held
@@ -213,10 +214,10 @@ impl Sender {
                 self.last_warning = Some(Instant::now());
             }
             tracing::warn!(
-                "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:.1}s; the job's reads pause while the queue is full (queue_capacity)",
+                "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:?}; the job's reads pause while the queue is full (queue_capacity)",
                 self.url,
                 since.elapsed().as_secs_f64(),
-                wait.as_secs_f64(),
+                wait,
             );
         }
     }
@@ -229,6 +230,15 @@ impl Sender {
         );
         self.queue.fail(SendFailure::Stopped { pending });
     }
+}
+
+/// The receiver's text on one line: it goes into log lines and errors, where
+/// a newline from it would forge a line of ours.
+fn printable(body: &str) -> String {
+    body.trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 /// Whether a rate-limited log line is due now (and marks it done).

@@ -40,7 +40,8 @@ impl Seen {
     }
 }
 
-/// Answers requests with `script` in turn (then 204), recording each.
+/// Answers requests with `script` in turn (then 204), recording each; status
+/// 0 answers 204 only after a second.
 struct Receiver {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -79,7 +80,12 @@ fn receiver(script: Vec<(u16, &'static str, Option<&'static str>)>) -> Receiver 
                 headers,
                 body: decode(&body),
             });
-            let (status, text, retry_after) = script.next().unwrap_or((204, "", None));
+            let (mut status, text, retry_after) = script.next().unwrap_or((204, "", None));
+            if status == 0 {
+                // Too slow: the client's timeout is shorter.
+                std::thread::sleep(Duration::from_millis(1000));
+                status = 204;
+            }
             let extra = retry_after
                 .map(|v| format!("Retry-After: {v}\r\n"))
                 .unwrap_or_default();
@@ -217,20 +223,34 @@ fn out_of_order_is_counted_never_retried_and_the_queue_moves_on() {
 }
 
 #[test]
-fn a_resumed_run_counts_out_of_order_before_its_first_accept_as_already_held() {
+fn a_resumed_run_counts_out_of_order_of_resent_windows_as_already_held() {
+    // Windows of 4 series: two requests each.
+    let ooo = (400, "out of order sample", None);
+    let ok = (204, "", None);
     let rx = receiver(vec![
-        (400, "out of order sample", None),
-        (204, "", None),
-        (400, "out of order sample", None),
+        // Window 1: its first series were each's newest, the others had
+        // newer samples: resent, held.
+        ok, ooo, // Window 2, held.
+        ooo, ooo, // Window 3, the one the last run had not finished: accepted whole.
+        ok, ok, // Window 4 is new: a refusal is a loss.
+        ooo,
     ]);
     let mut sink = open(&config(&rx.url), true);
-    for m in 1..4 {
-        sink.write_window(&window(m, 2)).unwrap();
+    for m in 1..5 {
+        sink.write_window(&window(m, 4)).unwrap();
     }
     sink.sync(0).unwrap();
+    assert_eq!(rx.seen.lock().unwrap().len(), 8);
     let m = sink.meter().unwrap();
-    assert_eq!(m.resent_held.load(Ordering::Relaxed), 2);
-    // After an accepted request a refusal is a real loss.
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 6);
+    assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
+    // Not resumed: every refusal is a loss.
+    let rx = receiver(vec![(400, "out of order sample", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap();
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 0);
     assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
 }
 
@@ -241,11 +261,15 @@ fn other_4xx_fail_the_sink_naming_status_url_body_and_a_hint() {
         (404, "--web.enable-remote-write-receiver"),
         (400, "refused"),
     ] {
-        let rx = receiver(vec![(status, "go away", None)]);
+        let rx = receiver(vec![(status, "go away\nforged line", None)]);
         let mut sink = open(&config(&rx.url), false);
         sink.write_window(&window(1, 1)).unwrap();
         let err = sink.sync(0).unwrap_err().to_string();
-        assert!(err.contains(&format!("HTTP {status}: go away")), "{err}");
+        // On one line: the receiver's newline must not forge a log line.
+        assert!(
+            err.contains(&format!("HTTP {status}: go away forged line")),
+            "{err}"
+        );
         assert!(err.contains(&rx.url), "{err}");
         assert!(err.contains(hint), "{err}");
         assert!(err.contains("1970-01-01T00:01:00Z"), "{err}");
@@ -339,4 +363,34 @@ fn secrets_come_from_files_without_their_trailing_newline() {
         .to_string();
     assert!(!err.contains("s3cret"), "{err}");
     assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn a_request_that_times_out_is_retried() {
+    let rx = receiver(vec![(0, "", None)]);
+    let mut rw = config(&rx.url);
+    rw.timeout = Duration::from_millis(200);
+    let mut sink = open(&rw, false);
+    sink.write_window(&window(1, 1)).unwrap();
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap().snapshot();
+    // Retried while the receiver sat on the first attempt (each retry timed
+    // out waiting behind it), then acknowledged once.
+    assert!(m.retries >= 1, "{m:?}");
+    assert_eq!((m.batches, m.records_written), (1, 1));
+    // The slow attempts reached the receiver too (it may hold them): every
+    // retry is the same request, which is harmless.
+    let seen = rx.seen.lock().unwrap().clone();
+    assert!(seen.len() >= 2);
+    assert!(seen.iter().all(|s| s.body == seen[0].body));
+}
+
+#[test]
+fn a_redirect_is_a_refusal_not_followed_and_not_retried() {
+    let rx = receiver(vec![(301, "moved", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    sink.write_window(&window(1, 1)).unwrap();
+    let err = sink.sync(0).unwrap_err().to_string();
+    assert!(err.contains("HTTP 301"), "{err}");
+    assert_eq!(rx.seen.lock().unwrap().len(), 1);
 }

@@ -1,0 +1,211 @@
+//! The job-wide families: reading, what became of the lines, output and checkpoints.
+
+use prometheus_client::registry::Unit;
+
+use super::{job, one, secs, with, Families};
+use crate::stats::JobStats;
+use crate::time::EventMs;
+
+pub(super) fn reading(f: &mut Families<'_>) {
+    f.counter(
+        "lines_read",
+        "Lines read from the job's files, before parsing",
+        None,
+        |j, s| one(j, s.lines_read),
+    );
+    f.counter(
+        "read",
+        "Bytes read from the job's files",
+        Some(Unit::Bytes),
+        |j, s| one(j, s.bytes_read),
+    );
+    f.counter(
+        "file_groups_found",
+        "File groups found (a live file and its rotated siblings are one group)",
+        None,
+        |j, s| one(j, s.file_groups),
+    );
+    f.counter(
+        "files_opened",
+        "Files opened for reading (a reopen counts again)",
+        None,
+        |j, s| one(j, s.files_opened),
+    );
+    f.counter(
+        "file_open_errors",
+        "Tries to open or read a file that failed, or whose real path is outside the allowed roots",
+        None,
+        |j, s| one(j, s.file_open_errors),
+    );
+    f.gauge(
+        "files_open",
+        "Files held open now, over the job's workers",
+        None,
+        |j, s| {
+            let open: u64 = s.open_files.values().map(|(o, _)| o).sum();
+            Some((job(j), open as f64))
+        },
+    );
+    f.gauge(
+        "files_parked",
+        "Live files closed while idle to keep within max_open_files",
+        None,
+        |j, s| {
+            let parked: u64 = s.open_files.values().map(|(_, p)| p).sum();
+            Some((job(j), parked as f64))
+        },
+    );
+    f.gauge(
+        "files_failing",
+        "Files that cannot be opened or read now (a live run waits for them)",
+        None,
+        |j, s| Some((job(j), s.unreadable().len() as f64)),
+    );
+    f.counter(
+        "rotations",
+        "Live files renamed away and replaced (rename and create rotation)",
+        None,
+        |j, s| one(j, s.rotations),
+    );
+    f.counter(
+        "copytruncates",
+        "Truncations whose old content was read from its copy (copytruncate rotation)",
+        None,
+        |j, s| one(j, s.copytruncates),
+    );
+    f.counter(
+        "truncations",
+        "Live files truncated with no copy of the old content, read again from the start",
+        None,
+        |j, s| one(j, s.truncations),
+    );
+    file_edges(f);
+}
+
+/// The file source's rarer events, each a counter of its own.
+fn file_edges(f: &mut Families<'_>) {
+    type Get = fn(&JobStats) -> u64;
+    let edges: [(&str, &str, Get); 11] = [
+        ("files_deleted_while_open", "Files deleted while open: read to their end, then closed", |s| s.deletions),
+        ("resume_misses", "Resume points whose file could not be found again after a restart", |s| s.resume_misses),
+        ("file_reopens", "Parked files opened again", |s| s.reopens),
+        ("files_lost_while_parked", "Parked files deleted or moved away before a reopen (lines written after parking, if any, not read)", |s| s.lost_while_parked),
+        ("fd_backoffs", "Tries to open a file that found no file descriptor (EMFILE/ENFILE), after which the group waited longer", |s| s.fd_backoffs),
+        ("reopen_fd_waits", "Reopens of parked files that found no file descriptor and waited", |s| s.reopen_fd_waits),
+        ("checkpoint_fd_waits", "Checkpoint saves that found no file descriptor and were tried again", |s| s.checkpoint_fd_waits),
+        ("duplicate_paths", "Groups left out as another path (a directory link, a hard link) to files already read", |s| s.duplicate_paths),
+        ("not_regular_files", "Matched paths that are not regular files (FIFOs, devices, sockets): not read", |s| s.not_regular_files),
+        ("symlink_loops", "Directory links leading back to their own ancestor: not followed", |s| s.symlink_loops),
+        ("damaged_gzip_files", "Compressed files whose data ended early or was corrupt (read up to the damage)", |s| s.damaged_gzip_files),
+    ];
+    for (name, help, get) in edges {
+        f.counter(name, help, None, |j, s| one(j, get(s)));
+    }
+}
+
+pub(super) fn lines(f: &mut Families<'_>) {
+    f.counter(
+        "lines_counted",
+        "Lines added to a window (before max_series)",
+        None,
+        |j, s| one(j, s.lines_counted),
+    );
+    f.counter(
+        "lines_late",
+        "Lines below their group's watermark, not counted in any window",
+        None,
+        |j, s| one(j, s.late_lines),
+    );
+    f.counter(
+        "lines_malformed",
+        "Lines that could not be parsed, by reason (skipped)",
+        None,
+        |j, s| {
+            s.parse_errors
+                .iter()
+                .map(|(reason, n)| (with(job(j), "reason", *reason), *n))
+                .collect::<Vec<_>>()
+        },
+    );
+    f.counter(
+        "lines_too_long",
+        "Lines longer than max_line_bytes (skipped)",
+        None,
+        |j, s| one(j, s.oversize_lines),
+    );
+    f.counter(
+        "lines_invalid_utf8",
+        "Lines that are not valid UTF-8 (read with replacement characters if they parsed)",
+        None,
+        |j, s| one(j, s.invalid_utf8_lines),
+    );
+    f.counter("lines_future", "Lines stamped more than max_jump ahead of their group and not confirmed by the next line (clock skew): kept in their windows, ignored by the watermark", None, |j, s| one(j, s.outlier_lines));
+    f.counter("lines_late_after_written", "Lines read after a restart whose window an earlier run had already written (not in the output)", None, |j, s| one(j, s.late_after_written));
+    f.counter("series_limit_dropped_lines", "Lines of series left out because a window had more series of the metric than max_series allows, by metric", None, |j, s| {
+        s.series_limit_dropped
+            .iter()
+            .map(|(metric, n)| (with(job(j), "metric", metric.clone()), *n))
+            .collect::<Vec<_>>()
+    });
+    f.counter("value_errors", "Values a metric could not use, by metric and reason (the line still counts for the job's other metrics)", None, |j, s| {
+        s.value_errors
+            .iter()
+            .flat_map(|(metric, reasons)| {
+                reasons.iter().map(move |(reason, n)| {
+                    (with(with(job(j), "metric", metric.clone()), "reason", *reason), *n)
+                })
+            })
+            .collect::<Vec<_>>()
+    });
+}
+
+pub(super) fn output(f: &mut Families<'_>, wall_ms: EventMs) {
+    f.counter(
+        "series_limited_windows",
+        "Windows that lost series to max_series (with those of the runs this one resumed after)",
+        None,
+        |j, s| one(j, s.series_limited_windows),
+    );
+    // Before the first window, or at the very start (MIN), there is no
+    // watermark to show: no series rather than a nonsense value.
+    let frontier = |s: &JobStats| s.frontier_ms.filter(|ms| *ms > EventMs::MIN);
+    f.counter(
+        "windows_emitted",
+        "Windows handed to the sinks",
+        None,
+        |j, s| one(j, s.windows_emitted),
+    );
+    f.gauge(
+        "watermark_timestamp",
+        "The job's output frontier: every window that ends by then is written (Unix seconds)",
+        Some(Unit::Seconds),
+        |j, s| frontier(s).map(|ms| (job(j), secs(ms))),
+    );
+    f.gauge(
+        "watermark_lag",
+        "How far the job's output frontier trails the wall clock",
+        Some(Unit::Seconds),
+        |j, s| frontier(s).map(|ms| (job(j), secs(wall_ms.saturating_sub(ms)))),
+    );
+    f.counter("checkpoints", "Checkpoints saved", None, |j, s| {
+        one(j, s.checkpoints_written)
+    });
+    f.gauge(
+        "checkpoint_age",
+        "Time since the last checkpoint was saved",
+        Some(Unit::Seconds),
+        |j, s| {
+            s.last_checkpoint
+                .map(|(at, _)| (job(j), secs(wall_ms.saturating_sub(at).max(0))))
+        },
+    );
+    f.gauge(
+        "checkpoint_duration",
+        "How long the last checkpoint took, the sinks' sync included",
+        Some(Unit::Seconds),
+        |j, s| {
+            s.last_checkpoint
+                .map(|(_, us)| (job(j), us as f64 / 1_000_000.0))
+        },
+    );
+}
