@@ -188,6 +188,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         probe.sinks = vec![Sink {
             kind: SinkKind::Jsonl(om.path.clone()),
             series: om.opts.series,
+            alerts: false,
         }];
         if let Err(e) = guard.check(&probe) {
             return usage(format!(
@@ -219,6 +220,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         job.sinks.push(Sink {
             kind: SinkKind::Jsonl(om.path.clone()),
             series: om.opts.series,
+            alerts: false,
         });
     }
     let progress = Arc::new(ReplayProgress::new());
@@ -335,6 +337,8 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
                 job.sinks.push(Sink {
                     kind: SinkKind::Jsonl(out),
                     series: SeriesChoice::All,
+                    // A back-test: the transcript goes with the records.
+                    alerts: !job.alerts.is_empty(),
                 });
             }
             Ok(())

@@ -137,12 +137,13 @@ pub fn parse_external_label(s: &str) -> Result<(String, String), String> {
 /// `--format openmetrics` writes instead of the job's jsonl sinks (they are the
 /// live run's): removes them, and returns the series the first of them prints
 /// (`series = …`), which the OpenMetrics file prints too; every series if the
-/// job has none.
+/// job has none. A sink that prints no series (`series = "none"`, an alert
+/// transcript) does not count.
 fn take_jsonl_sinks(job: &mut Job) -> SeriesChoice {
     let series = job
         .sinks
         .iter()
-        .find(|s| matches!(s.kind, SinkKind::Jsonl(_)))
+        .find(|s| matches!(s.kind, SinkKind::Jsonl(_)) && s.series != SeriesChoice::None)
         .map(|s| s.series)
         .unwrap_or(SeriesChoice::All);
     job.sinks.retain(|s| !matches!(s.kind, SinkKind::Jsonl(_)));

@@ -93,6 +93,10 @@ fn status_line(now: &JobStats, seen: Seen, at: Instant, wall_ms: i64) -> String 
         now.late_lines,
         malformed
     );
+    // A job with alerts says how many fire (the transcript says which).
+    if now.alerts_evaluated > 0 {
+        line.push_str(&format!("; alerts firing {}", now.alerts_firing));
+    }
     // A sink that is not keeping up is why the output lags: say which.
     for sink in now.sink_meters.snapshot() {
         if sink.state != SinkState::Ok {
@@ -158,6 +162,18 @@ mod tests {
             line,
             "status: 10,000 lines/s; output complete to 2026-11-20T10:02:00Z (lag 3.2 s); late 3; malformed 7"
         );
+    }
+
+    #[test]
+    fn a_job_with_alerts_says_how_many_fire() {
+        let now = Instant::now();
+        let s = JobStats {
+            alerts_evaluated: 10,
+            alerts_firing: 2,
+            ..JobStats::default()
+        };
+        let line = status_line(&s, Seen { lines: 0, at: now }, now, 0);
+        assert!(line.ends_with("; malformed 0; alerts firing 2"), "{line}");
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! Alerts are evaluated in event time, once per closed window, after the
 //! window went to the sinks: the same input gives the same [`AlertUpdate`]s
 //! live, resumed after a crash, and replayed.
+//!
+//! Windows without records (gap windows) are windows too: every series is
+//! absent in them. They are not handed to [`crate::sink::Sink::write_window`],
+//! but an update for a gap window in which something changed or fires is handed
+//! over, before the next window with records ([`crate::alerts`]).
 
 use std::sync::Arc;
 

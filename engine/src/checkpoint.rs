@@ -84,6 +84,11 @@ pub struct Checkpoint {
     /// resumed after them must still say its output is incomplete (exit 3).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub limited_windows: u64,
+    /// The alert evaluator's state after exactly the windows below `frontier_ms`
+    /// (`[[alert]]`): absent for a job without alerts, and in checkpoints
+    /// written before alerts existed (a resume then starts them fresh).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerts: Option<crate::alerts::AlertsCheckpoint>,
 }
 
 fn is_zero(n: &u64) -> bool {

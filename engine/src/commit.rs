@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use crate::alerts::{AlertEvaluator, AlertsCheckpoint};
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, GroupCheckpoint};
 use crate::resume::Resume;
 use crate::resume::ResumeBoard;
@@ -158,6 +159,7 @@ impl Committer {
         sinks: &mut Sinks,
         groups: Vec<GroupCheckpoint>,
         start_at_end: bool,
+        alerts: Option<AlertsCheckpoint>,
     ) -> Result<(), CommitError> {
         let began = Instant::now();
         let cp = Checkpoint {
@@ -169,6 +171,7 @@ impl Committer {
             semantics: None, // stamped by the store
             start_at_end,
             limited_windows: self.limited_windows(None),
+            alerts,
         };
         self.save_patiently(&cp).map_err(CommitError::Save)?;
         self.count_save(began);
@@ -184,6 +187,19 @@ impl Committer {
         sinks: &mut Sinks,
         frontier_ms: EventMs,
         force: bool,
+    ) -> Result<Option<Duration>, CommitError> {
+        self.offer_with(sinks, frontier_ms, force, None)
+    }
+
+    /// [`Committer::offer`] for a job with alerts: a checkpoint written also
+    /// records `alerts`' state, which must be the state after exactly the
+    /// windows below `frontier_ms` (the collector advances it there first).
+    pub fn offer_with(
+        &mut self,
+        sinks: &mut Sinks,
+        frontier_ms: EventMs,
+        force: bool,
+        alerts: Option<&AlertEvaluator>,
     ) -> Result<Option<Duration>, CommitError> {
         let frontier_ms = frontier_ms.max(self.floor);
         let advanced = self.last_frontier.is_none_or(|f| frontier_ms > f);
@@ -212,6 +228,7 @@ impl Committer {
             semantics: None, // stamped by the store
             start_at_end: false,
             limited_windows: self.limited_windows(Some(frontier_ms)),
+            alerts: alerts.map(AlertEvaluator::save),
         };
         if force {
             self.save_patiently(&cp).map_err(CommitError::Write)?;

@@ -71,6 +71,7 @@ impl From<Vec<(String, String)>> for Labels {
 }
 
 /// Iterates a [`Labels`]' pairs.
+#[derive(Clone)]
 pub struct LabelIter<'a>(&'a [u8]);
 
 impl<'a> Iterator for LabelIter<'a> {

@@ -54,7 +54,8 @@ pub struct Plan {
     pub(crate) host: HostPlan,
     pub(crate) metrics: Vec<MetricPlan>,
     pub(crate) rules: Vec<RulePlan>,
-    /// Whether any sink prints per-host series (otherwise they are not built).
+    /// Whether any sink prints per-host series or an alert reads them (otherwise
+    /// they are not built).
     pub(crate) want_host_series: bool,
     pub(crate) window_ms: i64,
     pub(crate) disorder_ms: i64,
@@ -137,10 +138,16 @@ impl Plan {
                     expr: r.expr.clone(),
                 })
                 .collect(),
+            // An alert on a metric's series reads them too (sinks still pick
+            // theirs by origin).
             want_host_series: job
                 .sinks
                 .iter()
-                .any(|s| matches!(s.series, SeriesChoice::Hosts | SeriesChoice::All)),
+                .any(|s| matches!(s.series, SeriesChoice::Hosts | SeriesChoice::All))
+                || job
+                    .alerts
+                    .iter()
+                    .any(|a| a.origin == tidemark_jobs::alert::SeriesOrigin::Host),
             window_ms: ms(job.window.size).max(1),
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),

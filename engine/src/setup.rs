@@ -210,6 +210,14 @@ impl JobSetup {
                     s.sinks = output.describe();
                     s.sink_meters = output.meters();
                 }
+                // Alerts continue from the checkpoint's state (windows below its
+                // frontier are not handed over again), or start fresh.
+                let alerts = crate::alerts::AlertEvaluator::for_job(job).map(|mut e| {
+                    if resumed {
+                        e.restore(plan.alerts.as_ref(), plan.skip_below);
+                    }
+                    e
+                });
                 let mut committer = store.map(|s| {
                     Committer::new(
                         s,
@@ -230,10 +238,15 @@ impl JobSetup {
                         &mut output,
                         groups_of(&plan.groups),
                         plan.start_at == StartAt::End,
+                        alerts.as_ref().map(crate::alerts::AlertEvaluator::save),
                     )
                     .map_err(EngineError::StartCheckpoint)?;
                 }
-                Some(Collector { output, committer })
+                Some(Collector {
+                    output,
+                    committer,
+                    alerts,
+                })
             }
             None => None,
         };
@@ -289,6 +302,7 @@ impl JobSetup {
             start_at_end: false,
             // Process 0's checkpoint keeps the count: only it sees whole windows.
             limited_windows: 0,
+            alerts: None,
         };
         // A panic in another save cannot have left a half-written checkpoint (a
         // save replaces the file by rename), so the store stays usable.

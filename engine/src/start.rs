@@ -37,6 +37,8 @@ pub struct ResumePlan {
     pub checkpointing: bool,
     /// Windows below `skip_below` that lost series to `max_series`.
     pub limited_windows: u64,
+    /// The alert evaluator's state in the checkpoint resumed from.
+    pub alerts: Option<crate::alerts::AlertsCheckpoint>,
 }
 
 impl Default for ResumePlan {
@@ -47,6 +49,7 @@ impl Default for ResumePlan {
             start_at: StartAt::Beginning,
             checkpointing: false,
             limited_windows: 0,
+            alerts: None,
         }
     }
 }

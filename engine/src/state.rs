@@ -122,6 +122,7 @@ pub(crate) fn prepare_state(
                         },
                         checkpointing: true,
                         limited_windows: cp.limited_windows,
+                        alerts: cp.alerts,
                     },
                     OutputStart::Resume {
                         frontier_ms: cp.frontier_ms,
@@ -258,6 +259,7 @@ mod tests {
                 semantics: None,
                 start_at_end: false,
                 limited_windows: 0,
+                alerts: None,
             })
             .unwrap();
     }

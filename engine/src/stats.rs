@@ -130,6 +130,15 @@ pub struct JobStats {
     pub output_pauses: u64,
     /// How long those pauses lasted in all, ms (a pause counts once it ends).
     pub output_paused_ms: u64,
+    /// `[[alert]]` evaluations: one per alert per window (gap windows included).
+    pub alerts_evaluated: u64,
+    /// Alert instances firing after the last window evaluated (a gauge).
+    pub alerts_firing: u64,
+    /// Alert instances that started firing or were resolved.
+    pub alert_transitions: u64,
+    /// Series an alert left out because another series of the same window gave
+    /// the same instance (its `labels` overwrote the label that told them apart).
+    pub alert_series_collisions: u64,
     /// Per group (live path): its figures as its worker last published them
     /// (about once a second, and when the run stops), for `/metrics`.
     pub groups: BTreeMap<std::path::PathBuf, GroupGauges>,
@@ -229,6 +238,10 @@ impl JobStats {
         self.sink_meters.merge(&o.sink_meters);
         self.output_pauses += o.output_pauses;
         self.output_paused_ms += o.output_paused_ms;
+        self.alerts_evaluated += o.alerts_evaluated;
+        self.alerts_firing += o.alerts_firing;
+        self.alert_transitions += o.alert_transitions;
+        self.alert_series_collisions += o.alert_series_collisions;
         for (k, v) in &o.groups {
             self.groups.insert(k.clone(), *v);
         }
@@ -360,6 +373,18 @@ impl JobStats {
             ));
         }
         s.push_str(&format!("windows emitted: {}\n", self.windows_emitted));
+        if self.alerts_evaluated > 0 {
+            s.push_str(&format!(
+                "alerts: {} evaluations, {} changes (firing or resolved), {} firing now\n",
+                self.alerts_evaluated, self.alert_transitions, self.alerts_firing
+            ));
+            if self.alert_series_collisions > 0 {
+                s.push_str(&format!(
+                    "alert series left out (another series gave the same instance labels): {}\n",
+                    self.alert_series_collisions
+                ));
+            }
+        }
         if !self.sinks.is_empty() {
             s.push_str(&format!("written to: {}\n", self.sinks.join("; ")));
         }

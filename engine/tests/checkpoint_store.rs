@@ -66,6 +66,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
         semantics: None,
         start_at_end: false,
         limited_windows: 0,
+        alerts: None,
     }
 }
 

@@ -18,6 +18,8 @@ pub struct Job {
     pub metrics: Vec<Metric>,
     pub rules: Vec<Rule>,
     pub sinks: Vec<Sink>,
+    /// `[[alert]]`s, in file order (docs/alerts.md).
+    pub alerts: Vec<crate::alert::Alert>,
     /// The folders this job's sinks may write in; empty = anywhere. Not a job file
     /// setting (validation leaves it empty): set by the cluster (`--output-root`)
     /// after the job passed its lexical checks. A sink file is opened only when its
@@ -210,6 +212,8 @@ pub enum SeriesChoice {
     Rules,
     Hosts,
     All,
+    /// No series: a jsonl sink that writes only the alert transcript.
+    None,
 }
 
 #[derive(Debug, Clone)]
@@ -270,6 +274,8 @@ impl RemoteWrite {
 pub struct Sink {
     pub kind: SinkKind,
     pub series: SeriesChoice,
+    /// jsonl only: also write the alert transcript.
+    pub alerts: bool,
 }
 
 /// Which instant of its window a sample sent to Prometheus carries (a

@@ -3,6 +3,7 @@
 //! use `${NAME}` ([`env`](mod@env)); [`roots`] checks a job against the folders a
 //! cluster allows reading and writing.
 
+pub mod alert;
 pub mod duration;
 pub mod env;
 pub mod expr;

@@ -30,6 +30,8 @@ pub struct JobFile {
     pub rules: Vec<Spanned<RuleFile>>,
     #[serde(default, rename = "sink")]
     pub sinks: Vec<Spanned<SinkFile>>,
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<Spanned<AlertFile>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -171,7 +173,8 @@ pub struct SinkFile {
     pub kind: Spanned<String>,
     /// Required for jsonl (relative to the job file's folder).
     pub path: Option<Spanned<String>>,
-    /// `rules | hosts | all`. Default `rules`.
+    /// `rules | hosts | all`, or `none` (a jsonl sink that writes only the alert
+    /// transcript). Default `rules`.
     pub series: Option<Spanned<String>>,
     /// prometheus_remote_write only, required: the receiver's endpoint, `http://`
     /// only (e.g. `http://prometheus:9090/api/v1/write`).
@@ -199,6 +202,42 @@ pub struct SinkFile {
     pub min_backoff: Option<Spanned<String>>,
     /// prometheus_remote_write only: longest wait between retries. Default "5s".
     pub max_backoff: Option<Spanned<String>>,
+    /// jsonl only: also write the alert transcript (one line per alert change,
+    /// after the window's records). Default false.
+    pub alerts: Option<Spanned<bool>>,
+}
+
+/// One `[[alert]]` (docs/alerts.md). Durations are multiples of the window size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertFile {
+    /// `[A-Za-z_][A-Za-z0-9_]*`, unique in the job.
+    pub name: Spanned<String>,
+    /// `SERIES{matchers} CMP NUMBER`, e.g. `status:http_requests:sum1m{status=~"5.."} > 100`.
+    pub expr: Spanned<String>,
+    /// How long the condition must hold (consecutive windows) before it fires.
+    /// Default "0s": it fires at the first window where it holds.
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<String>>,
+    /// How long it keeps firing after the condition stopped holding. Default "0s".
+    pub keep_firing_for: Option<Spanned<String>>,
+    /// For `>` / `>=`: once firing, it resolves only when the value falls to this
+    /// (at or below the threshold). Default: the threshold.
+    pub resolve_below: Option<Spanned<f64>>,
+    /// For `<` / `<=`: once firing, it resolves only when the value rises to this
+    /// (at or above the threshold). Default: the threshold.
+    pub resolve_above: Option<Spanned<f64>>,
+    /// Compare the average of the series' values in the last windows of this
+    /// span (windows without a value are left out). Default: none (the window's
+    /// own value).
+    pub average_over: Option<Spanned<String>>,
+    /// Labels added to every instance (they win over the series' own). Default: none.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, Spanned<String>>,
+    /// Texts sent with the alert; may hold `{{ $value }}` and `{{ $labels.NAME }}`.
+    /// Default: none.
+    #[serde(default)]
+    pub annotations: std::collections::BTreeMap<String, Spanned<String>>,
 }
 
 /// A remote-write sink's `basic_auth`.

@@ -9,6 +9,7 @@
 //! process environment, [`load_with_env`] and [`from_str_with_env`] the one they
 //! are given.
 
+mod alerts;
 mod diag;
 mod limits;
 mod metrics;
@@ -28,6 +29,7 @@ use std::path::Path;
 use diag::Report;
 pub use diag::{Diagnostic, Diagnostics};
 pub use limits::DEFAULT_MAX_SERIES;
+pub(crate) use names::is_label_name;
 pub use names::MAX_JOB_NAME_BYTES;
 pub use overlap::{overlap as sink_overlap, Overlaps as SinkOverlaps};
 use paths::Relative;
@@ -193,29 +195,50 @@ fn check(
     }
     let (metrics, table) = metrics::check_metrics(&mut r, &file.metrics, &fields);
     let rules = rules::check_rules(&mut r, &file.rules, &table);
-    let sinks = sinks::check_sinks(&mut r, &file.sinks, file.rules.len(), relative, env);
+    let alerts = alerts::check_alerts(
+        &mut r,
+        &file.alerts,
+        &file.rules,
+        &rules,
+        &table,
+        window.map(|w| w.size),
+    );
+    let sinks = sinks::check_sinks(
+        &mut r,
+        &file.sinks,
+        file.rules.len(),
+        file.alerts.len(),
+        relative,
+        env,
+    );
     if let (Some(source), Some(sinks)) = (&source, &sinks) {
         sinks::check_overlaps(&mut r, &file.sinks, sinks, source, job_file);
     }
 
     let metrics: Option<Vec<_>> = metrics.into_iter().collect();
     let rules: Option<Vec<_>> = rules.into_iter().collect();
-    match (parse, source, window, metrics, rules, sinks) {
-        (Some(parse), Some(source), Some(window), Some(metrics), Some(rules), Some(sinks))
-            if r.diags.is_empty() =>
-        {
-            Ok(Job {
-                name: file.name.into_inner(),
-                base_dir: base_dir.to_path_buf(),
-                source,
-                parse,
-                window,
-                metrics,
-                rules,
-                sinks,
-                output_roots: Vec::new(),
-            })
-        }
+    let alerts: Option<Vec<_>> = alerts.into_iter().collect();
+    match (parse, source, window, metrics, rules, sinks, alerts) {
+        (
+            Some(parse),
+            Some(source),
+            Some(window),
+            Some(metrics),
+            Some(rules),
+            Some(sinks),
+            Some(alerts),
+        ) if r.diags.is_empty() => Ok(Job {
+            name: file.name.into_inner(),
+            base_dir: base_dir.to_path_buf(),
+            source,
+            parse,
+            window,
+            metrics,
+            rules,
+            sinks,
+            alerts,
+            output_roots: Vec::new(),
+        }),
         _ => {
             if r.diags.is_empty() {
                 r.at(

@@ -128,3 +128,21 @@ fn unreadable_file_is_a_diagnostic() {
          hint: check the path (relative paths are relative to the current directory)"
     );
 }
+
+#[test]
+fn nginx_alerts_example_validates_and_writes_its_transcript() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nginx-alerts.toml");
+    let job = match load(&path) {
+        Ok(job) => job,
+        Err(d) => panic!("{d}"),
+    };
+    let names: Vec<_> = job.alerts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["HighErrorRate", "SlowRequests"]);
+    assert_eq!(job.alerts[0].for_windows, 2);
+    assert_eq!(job.alerts[1].average_windows, 3);
+    assert_eq!(job.sinks.len(), 1);
+    assert!(job.sinks[0].alerts);
+    assert!(
+        matches!(&job.sinks[0].kind, SinkKind::Jsonl(p) if p.ends_with("out/nginx-alerts.jsonl"))
+    );
+}

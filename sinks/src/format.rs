@@ -1,5 +1,6 @@
 //! Text forms shared by every sink: times, values and labels.
 
+use tidemark_engine::alert_event::AlertChange;
 use tidemark_engine::{ClosedWindow, Labels, Series, Value};
 
 /// `2026-11-20T10:01:00Z`. Windows are whole seconds, so no fraction is printed.
@@ -73,6 +74,43 @@ pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &
     let _ = w;
 }
 
+/// One alert transcript line (with its newline): an instance's change at the
+/// window `[start, end)` (docs/alerts.md). `since` is when it started firing.
+pub fn jsonl_alert(change: &AlertChange, start: &str, end: &str, out: &mut String) {
+    let i = &change.instance;
+    out.push_str("{\"alert\":");
+    json_str(&i.alert, out);
+    out.push_str(",\"state\":\"");
+    out.push_str(change.state.as_str());
+    out.push_str("\",\"start\":\"");
+    out.push_str(start);
+    out.push_str("\",\"end\":\"");
+    out.push_str(end);
+    out.push_str("\",\"since\":\"");
+    out.push_str(&rfc3339(i.firing_since_ms));
+    out.push_str("\",\"labels\":{");
+    for (n, (k, v)) in i.labels.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        json_str(k, out);
+        out.push(':');
+        json_str(v, out);
+    }
+    out.push_str("},\"value\":");
+    value(Value::Float(i.value), out);
+    out.push_str(",\"annotations\":{");
+    for (n, (k, v)) in i.annotations.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        json_str(k, out);
+        out.push(':');
+        json_str(v, out);
+    }
+    out.push_str("}}\n");
+}
+
 /// `status="200", host="web-1"`.
 pub fn labels_text(labels: &Labels) -> String {
     let mut out = String::new();
@@ -105,6 +143,40 @@ mod tests {
         assert_eq!(f(Value::Float(-2.5)), "-2.5");
         assert_eq!(f(Value::Float(f64::NAN)), "null");
         assert_eq!(f(Value::Float(1e300)), format!("{}", 1e300));
+    }
+
+    #[test]
+    fn an_alert_change_is_one_json_line() {
+        use tidemark_engine::alert_event::{AlertChange, AlertInstance, AlertState};
+        let change = AlertChange {
+            instance: AlertInstance {
+                alert: "HighErrorRate".into(),
+                labels: Labels::from_pairs(&[("status", "503"), ("severity", "page")]),
+                annotations: vec![("summary".into(), "503 at 12.5/min".into())],
+                value: 12.5,
+                firing_since_ms: 1_795_168_860_000,
+            },
+            state: AlertState::Resolved,
+        };
+        let mut out = String::new();
+        jsonl_alert(
+            &change,
+            "2026-11-20T10:05:00Z",
+            "2026-11-20T10:06:00Z",
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            "{\"alert\":\"HighErrorRate\",\"state\":\"resolved\",\"start\":\"2026-11-20T10:05:00Z\",\"end\":\"2026-11-20T10:06:00Z\",\"since\":\"2026-11-20T10:01:00Z\",\"labels\":{\"severity\":\"page\",\"status\":\"503\"},\"value\":12.5,\"annotations\":{\"summary\":\"503 at 12.5/min\"}}\n"
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["labels"]["status"], "503");
+        // A series that was absent has no value.
+        let mut absent = change.clone();
+        absent.instance.value = f64::NAN;
+        out.clear();
+        jsonl_alert(&absent, "a", "b", &mut out);
+        assert!(out.contains("\"value\":null,"), "{out}");
     }
 
     #[test]

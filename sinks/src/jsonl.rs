@@ -17,12 +17,13 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use tidemark_engine::alert_event::AlertUpdate;
 use tidemark_engine::checkpoint::{FileIdentity, SinkCommit, TailCheck};
 use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
 use crate::claim::{self, io_err, Taken};
-use crate::format::{jsonl_record, rfc3339};
+use crate::format::{jsonl_alert, jsonl_record, rfc3339};
 use crate::roots::OutputRoots;
 use crate::{wanted, BoxError, Sink, SinkError};
 use tidemark_sources::file::EscapedPath;
@@ -58,6 +59,8 @@ pub struct JsonlSink {
     /// Set when a write failed: the file may end in part of a window, so nothing
     /// more may be appended (a restart rolls back to the committed length).
     failed: bool,
+    /// Also writes the alert transcript (`alerts = true`).
+    alerts: bool,
 }
 
 impl JsonlSink {
@@ -187,7 +190,15 @@ impl JsonlSink {
             len,
             tail,
             failed: false,
+            alerts: false,
         }
+    }
+
+    /// Makes it also write the alert transcript: after each window's records, a
+    /// line per alert change (docs/alerts.md).
+    pub fn with_alerts(mut self, alerts: bool) -> JsonlSink {
+        self.alerts = alerts;
+        self
     }
 
     /// Bytes written so far (whole windows only). It is the commit point once
@@ -238,17 +249,41 @@ impl JsonlSink {
 impl JsonlSink {
     /// Appends one window's records in one write ([`Sink::write_window`]).
     fn write(&mut self, w: &ClosedWindow) -> Result<(), SinkError> {
+        self.check_not_failed()?;
+        let (start, end) = (rfc3339(w.start_ms), rfc3339(w.end_ms));
+        self.buf.clear();
+        for s in w.series.iter().filter(|s| wanted(self.series, s)) {
+            jsonl_record(w, s, &start, &end, &mut self.buf);
+        }
+        self.append_buf()
+    }
+
+    /// Appends the alert changes of one window after its records.
+    fn write_alert_lines(&mut self, u: &AlertUpdate) -> Result<(), SinkError> {
+        if !self.alerts || u.changes.is_empty() {
+            return Ok(());
+        }
+        self.check_not_failed()?;
+        let (start, end) = (rfc3339(u.start_ms), rfc3339(u.end_ms));
+        self.buf.clear();
+        for c in &u.changes {
+            jsonl_alert(c, &start, &end, &mut self.buf);
+        }
+        self.append_buf()
+    }
+
+    fn check_not_failed(&self) -> Result<(), SinkError> {
         if self.failed {
             return Err(self.io_err(io::Error::other(format!(
                 "an earlier write failed; the output is complete only up to byte {}",
                 self.len
             ))));
         }
-        let (start, end) = (rfc3339(w.start_ms), rfc3339(w.end_ms));
-        self.buf.clear();
-        for s in w.series.iter().filter(|s| wanted(self.series, s)) {
-            jsonl_record(w, s, &start, &end, &mut self.buf);
-        }
+        Ok(())
+    }
+
+    /// Writes `buf` whole.
+    fn append_buf(&mut self) -> Result<(), SinkError> {
         // A window is written whole, so a reader never sees half of one (and
         // `len` only ever counts whole windows).
         match self.out.write_all(self.buf.as_bytes()) {
@@ -280,6 +315,12 @@ impl Sink for JsonlSink {
 
     fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
         Ok(self.write(w)?)
+    }
+
+    /// With `alerts = true`: one line per change, after the window's records;
+    /// it rolls back with the file, as the windows do.
+    fn write_alerts(&mut self, u: &AlertUpdate) -> Result<(), BoxError> {
+        Ok(self.write_alert_lines(u)?)
     }
 
     /// The file needs no frontier: its commit point is its length.

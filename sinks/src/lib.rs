@@ -183,6 +183,7 @@ pub fn wanted(choice: SeriesChoice, s: &Series) -> bool {
         SeriesChoice::All => true,
         SeriesChoice::Rules => s.origin == Origin::Rule,
         SeriesChoice::Hosts => s.origin == Origin::Host,
+        SeriesChoice::None => false,
     }
 }
 
@@ -259,6 +260,7 @@ fn open_as(
                     }
                     OutputStart::Append => JsonlSink::append(path, s.series, &roots)?,
                 };
+                let sink = sink.with_alerts(s.alerts);
                 files.push((sink.identity(), sink.path().to_path_buf()));
                 sinks.push(Box::new(sink));
             }

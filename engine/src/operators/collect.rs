@@ -12,10 +12,12 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use super::per_window::{concat, window_of};
+use crate::alert_event::AlertUpdate;
+use crate::alerts::AlertEvaluator;
 use crate::commit::Committer;
 use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::series::{ClosedWindow, Series};
-use crate::sink::Sinks;
+use crate::sink::{SinkFailure, Sinks};
 use crate::stats::SharedStats;
 use crate::time::{EventMs, WindowTime};
 
@@ -27,6 +29,9 @@ pub struct Collector {
     /// Writes a checkpoint once the sinks made the output before it durable;
     /// `None` without a state dir (and in a replay, which writes none).
     pub committer: Option<Committer>,
+    /// Steps the job's `[[alert]]`s after each window and hands what they say
+    /// to the sinks; `None` for a job without alerts.
+    pub alerts: Option<AlertEvaluator>,
 }
 
 /// Extension trait for the stream of a job's output records (host series and
@@ -34,7 +39,9 @@ pub struct Collector {
 pub trait CollectWindows<'scope> {
     /// Sends every record to worker 0 and, once the frontier passes a window,
     /// hands it closed and sorted by (record, labels) to `collector`'s sinks, in
-    /// window order; then offers the committer the new frontier (a deferred
+    /// window order, each followed by what the job's alerts say after it (gap
+    /// windows' alert changes come before the next window); then offers the
+    /// committer the new frontier with the alerts' state at it (a deferred
     /// checkpoint wakes the operator again). At the end of input the sinks are
     /// finished. A sink's or the committer's error goes to `error` and nothing
     /// more is written. Once `stop` is set no further window is written: the
@@ -83,7 +90,11 @@ pub trait CollectWindows<'scope> {
     /// let error = Arc::new(Mutex::new(None));
     /// let failure = error.clone();
     /// timely::execute_directly(move |worker| {
-    ///     let collector = Collector { output: Sinks::new(vec![Box::new(sink)]), committer: None };
+    ///     let collector = Collector {
+    ///         output: Sinks::new(vec![Box::new(sink)]),
+    ///         committer: None,
+    ///         alerts: None,
+    ///     };
     ///     let stop = Arc::new(AtomicBool::new(false));
     ///     let stats = Arc::new(Mutex::new(Default::default()));
     ///     let mut input = worker.dataflow::<u64, _, _>(|scope| {
@@ -188,9 +199,26 @@ fn collect<'scope>(
                                 Some((start as EventMs, start as EventMs + window_ms));
                         }
                         let window = closed(start, window_ms, records);
+                        // The gap windows before this one first: their alert
+                        // changes precede its records in every run, whether the
+                        // frontier passed them before it came or not.
+                        if let Some(alerts) = c.alerts.as_mut() {
+                            let updates = alerts.advance_to(window.start_ms);
+                            if let Err(e) = hand_over(&mut c.output, &updates, alerts, &stats) {
+                                failed = Some(JobFailure::Sink(e));
+                                break;
+                            }
+                        }
                         if let Err(e) = c.output.write_window(&window) {
                             failed = Some(JobFailure::Sink(e));
                             break;
+                        }
+                        if let Some(alerts) = c.alerts.as_mut() {
+                            let updates = alerts.evaluate(&window);
+                            if let Err(e) = hand_over(&mut c.output, &updates, alerts, &stats) {
+                                failed = Some(JobFailure::Sink(e));
+                                break;
+                            }
                         }
                     }
                     if failed.is_none() {
@@ -205,13 +233,28 @@ fn collect<'scope>(
                         if let Ok(mut s) = stats.lock() {
                             s.frontier_ms = Some(complete_below);
                         }
+                        // The windows below the frontier without records are
+                        // closed too: the alerts step over them now, so the
+                        // state a checkpoint at this frontier records is the
+                        // state after exactly the windows below it.
+                        if let Some(alerts) = c.alerts.as_mut() {
+                            let updates = alerts.advance_to(complete_below);
+                            if let Err(e) = hand_over(&mut c.output, &updates, alerts, &stats) {
+                                failed = Some(JobFailure::Sink(e));
+                            }
+                        }
                     }
                 }
                 let done = !stopping && frontier.is_empty() && pending.is_empty();
                 if failed.is_none() {
                     if let Some(committer) = c.committer.as_mut() {
                         // After a stop, commit what was completed before it, once.
-                        match committer.offer(&mut c.output, complete_below, stopping || done) {
+                        match committer.offer_with(
+                            &mut c.output,
+                            complete_below,
+                            stopping || done,
+                            c.alerts.as_ref(),
+                        ) {
                             Ok(Some(wait)) => activator.activate_after(wait),
                             Ok(None) => {}
                             Err(e) => failed = Some(JobFailure::Commit(e)),
@@ -232,6 +275,32 @@ fn collect<'scope>(
             }
         },
     );
+}
+
+/// Hands the alerts' `updates` to the sinks, in order, and counts them.
+fn hand_over(
+    output: &mut Sinks,
+    updates: &[AlertUpdate],
+    alerts: &mut AlertEvaluator,
+    stats: &SharedStats,
+) -> Result<(), SinkFailure> {
+    let counts = alerts.take_counts();
+    if let Ok(mut s) = stats.lock() {
+        s.alerts_evaluated += counts.evaluated;
+        s.alert_transitions += counts.transitions;
+        s.alert_series_collisions += counts.collisions;
+        s.alerts_firing = alerts.firing_now();
+    }
+    if counts.collisions > 0 {
+        tracing::warn!(
+            "{} alert series left out: another series of the same window gave the same alert instance (an alert's `labels` overwrote the label that told them apart); the first in label order is compared",
+            counts.collisions
+        );
+    }
+    for u in updates {
+        output.write_alerts(u)?;
+    }
+    Ok(())
 }
 
 /// Sorts a window's records by (record, labels) — the order sinks print them in.

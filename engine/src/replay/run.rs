@@ -70,6 +70,8 @@ pub fn run_replay(
     let collector = Arc::new(Mutex::new(Some(Collector {
         output,
         committer: None,
+        // A back-test: the alerts start fresh at the range's start.
+        alerts: crate::alerts::AlertEvaluator::for_job(job),
     })));
     let output_error = Arc::new(Mutex::new(None));
     let failed = Arc::new(Mutex::new(None));

@@ -40,6 +40,7 @@ fn save(state: &Path, name: &str) {
             semantics: None,
             start_at_end: false,
             limited_windows: 0,
+            alerts: None,
         })
         .unwrap();
 }

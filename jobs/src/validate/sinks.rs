@@ -20,13 +20,14 @@ const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND];
 /// every operator's log and drown (or forge) its lines.
 const STDOUT_SUBMITTED: &str = "a job submitted to a cluster cannot print to stdout (a stdout sink, the default without [[sink]]): the member's stdout is its log";
 const JSONL_SUBMITTED_HINT: &str = "a jsonl sink writing inside one of the cluster's output roots (`--output-root`; by default the folder `output` in the state folder of its process 0), e.g. kind = \"jsonl\" and path = \"/var/lib/tidemark/output/app.jsonl\"";
-const SERIES: &[&str] = &["rules", "hosts", "all"];
+const SERIES: &[&str] = &["rules", "hosts", "all", "none"];
 
 /// Checks the sinks; no [[sink]] at all means one stdout sink printing rule series.
 pub fn check_sinks(
     r: &mut Report<'_>,
     sinks: &[Spanned<SinkFile>],
     rule_count: usize,
+    alert_count: usize,
     relative: Relative<'_>,
     env: &Env,
 ) -> Option<Vec<Sink>> {
@@ -51,6 +52,7 @@ pub fn check_sinks(
         return Some(vec![Sink {
             kind: SinkKind::Stdout,
             series: SeriesChoice::Rules,
+            alerts: false,
         }]);
     }
     let mut out = Vec::new();
@@ -147,6 +149,7 @@ pub fn check_sinks(
             None | Some((_, "rules")) => Some(SeriesChoice::Rules),
             Some((_, "hosts")) => Some(SeriesChoice::Hosts),
             Some((_, "all")) => Some(SeriesChoice::All),
+            Some((_, "none")) => Some(SeriesChoice::None),
             Some((v, other)) => {
                 r.on(
                     v,
@@ -172,10 +175,35 @@ pub fn check_sinks(
                 ),
             }
         }
-        match (kind, series) {
-            (Some(kind), Some(series)) if r.diags.len() == before => {
-                out.push(Sink { kind, series })
+        let alerts = s.alerts.as_ref().is_some_and(|a| *a.get_ref());
+        match (&s.alerts, s.kind.get_ref().as_str()) {
+            (Some(a), kind) if *a.get_ref() && kind != "jsonl" => r.on(
+                a,
+                format!("a {kind} sink cannot write the alert transcript"),
+                "set alerts = true on a jsonl sink".to_string(),
+            ),
+            (Some(a), _) if *a.get_ref() && alert_count == 0 => r.on(
+                a,
+                "this sink writes the alert transcript, but the job has no [[alert]]",
+                "add an [[alert]], or remove alerts = true".to_string(),
+            ),
+            _ => {}
+        }
+        if let (Some(SeriesChoice::None), Some(v)) = (series, &s.series) {
+            if !alerts {
+                r.on(
+                    v,
+                    "series = \"none\" writes no series, and this sink writes no alerts either",
+                    "set alerts = true to write only the alert transcript, or choose \"rules\", \"hosts\" or \"all\"".to_string(),
+                );
             }
+        }
+        match (kind, series) {
+            (Some(kind), Some(series)) if r.diags.len() == before => out.push(Sink {
+                kind,
+                series,
+                alerts,
+            }),
             _ => ok = false,
         }
     }

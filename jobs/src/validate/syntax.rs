@@ -9,8 +9,8 @@ use toml::Spanned;
 use super::diag::Report;
 use super::names::{did_you_mean, list};
 use crate::model::{
-    BasicAuthFile, HostFile, JobFile, MetricFile, ParseFile, RuleFile, SinkFile, SourceFile,
-    TimestampFile, WindowFile,
+    AlertFile, BasicAuthFile, HostFile, JobFile, MetricFile, ParseFile, RuleFile, SinkFile,
+    SourceFile, TimestampFile, WindowFile,
 };
 
 /// Parses the file into the model, or records why it cannot be read as a job file.
@@ -186,6 +186,9 @@ fn check_keys(r: &mut Report<'_>, root: &DeTable<'_>) {
             );
         }
     }
+    for t in children(root, "alert") {
+        check_table(r, t, fields_of::<AlertFile>(), "in [[alert]]");
+    }
 }
 
 fn check_table(r: &mut Report<'_>, table: &DeTable<'_>, allowed: &[&str], place: &str) {
@@ -348,6 +351,10 @@ fn missing_hint(path: &[String], field: &str) -> Option<String> {
             "add the expression, e.g. expr = \"sum by (status) (http_requests_total)\""
         }
         (["sink"], "kind") => "add kind = \"jsonl\", \"stdout\" or \"prometheus_remote_write\"",
+        (["alert"], "name") => "name the alert, e.g. name = \"HighErrorRate\"",
+        (["alert"], "expr") => {
+            "add the condition, e.g. expr = 'status:http_requests:sum1m{status=~\"5..\"} > 100'"
+        }
         _ => return None,
     };
     Some(hint.to_string())
@@ -361,10 +368,12 @@ mod tests {
     fn field_lists_come_from_the_model() {
         assert_eq!(
             fields_of::<JobFile>(),
-            &["name", "source", "parse", "window", "metric", "rule", "sink"]
+            &["name", "source", "parse", "window", "metric", "rule", "sink", "alert"]
         );
         assert_eq!(fields_of::<HostFile>(), &["path_regex", "field", "value"]);
         assert_eq!(&fields_of::<SinkFile>()[..3], &["kind", "path", "series"]);
+        assert!(fields_of::<SinkFile>().contains(&"alerts"));
+        assert!(fields_of::<AlertFile>().contains(&"keep_firing_for"));
         // `archive` is a known key of [source], so a typo of it gets a suggestion.
         assert!(fields_of::<SourceFile>().contains(&"archive"));
     }

@@ -208,4 +208,33 @@ pub(super) fn output(f: &mut Families<'_>, wall_ms: EventMs) {
                 .map(|(_, us)| (job(j), us as f64 / 1_000_000.0))
         },
     );
+    alerts(f);
+}
+
+/// The `[[alert]]` evaluator's figures (docs/alerts.md).
+fn alerts(f: &mut Families<'_>) {
+    f.counter(
+        "alert_evaluations",
+        "Alert evaluations: one per [[alert]] per window, windows without records included",
+        None,
+        |j, s| one(j, s.alerts_evaluated),
+    );
+    f.counter(
+        "alert_transitions",
+        "Alert instances that started firing or were resolved",
+        None,
+        |j, s| one(j, s.alert_transitions),
+    );
+    f.gauge(
+        "alerts_firing",
+        "Alert instances firing after the last window evaluated",
+        None,
+        |j, s| Some((job(j), s.alerts_firing as f64)),
+    );
+    f.counter(
+        "alert_series_collisions",
+        "Series an alert left out because another series of the same window gave the same instance labels",
+        None,
+        |j, s| one(j, s.alert_series_collisions),
+    );
 }

@@ -20,6 +20,9 @@ fn busy_job() -> JobStats {
         last_checkpoint: Some((1_795_168_925_000, 12_500)),
         duplicate_paths: 2,
         series_limited_windows: 1,
+        alerts_evaluated: 8,
+        alert_transitions: 3,
+        alerts_firing: 1,
         ..JobStats::default()
     };
     s.parse_errors.insert("bad timestamp", 5);
@@ -135,6 +138,15 @@ fn a_snapshot_renders_named_typed_and_labelled_series() {
         value(&text, "tidemark_windows_emitted_total", &job),
         Some(4.0)
     );
+    assert_eq!(
+        value(&text, "tidemark_alert_evaluations_total", &job),
+        Some(8.0)
+    );
+    assert_eq!(
+        value(&text, "tidemark_alert_transitions_total", &job),
+        Some(3.0)
+    );
+    assert_eq!(value(&text, "tidemark_alerts_firing", &job), Some(1.0));
     assert_eq!(value(&text, "tidemark_files_open", &job), Some(2.0));
     assert_eq!(value(&text, "tidemark_files_failing", &job), Some(1.0));
     assert_eq!(

@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::job::*;
 
+mod alerts;
 mod env;
 
 const MINIMAL: &str = r#"

@@ -1,0 +1,287 @@
+//! The alert evaluator (`[[alert]]`, docs/alerts.md): on worker 0, next to the
+//! sinks, it steps every alert instance once per closed window, in event time.
+//!
+//! Windows without records are not handed over, so before a window the
+//! evaluator steps every window since the last one it evaluated with every
+//! series absent ("gap windows"): `for` counts consecutive windows of event
+//! time, not windows that happened to have records. The collector also
+//! advances it to the output frontier, so an alert whose series stopped
+//! resolves once the windows after it close, not when the next record comes.
+//!
+//! Its state after exactly the windows below a checkpoint's frontier is saved
+//! in that checkpoint ([`AlertsCheckpoint`]), so a resumed run continues the
+//! same transcript; a replay starts fresh at its range's start.
+
+pub mod machine;
+pub mod saved;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tidemark_jobs::alert::{Alert, SeriesOrigin};
+use tidemark_jobs::Job;
+
+use crate::alert_event::{AlertChange, AlertInstance, AlertState, AlertUpdate};
+use crate::labels::Labels;
+use crate::series::{ClosedWindow, Origin};
+use crate::time::EventMs;
+use machine::Instance;
+pub use saved::AlertsCheckpoint;
+
+/// What stepping the alerts over windows counted (added to `JobStats`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AlertCounts {
+    /// (alert, window) evaluations.
+    pub evaluated: u64,
+    /// Changes (firing or resolved) of any instance.
+    pub transitions: u64,
+    /// Series left out because another series of the same window gave the same
+    /// instance (the alert's `labels` overwrote what told them apart).
+    pub collisions: u64,
+}
+
+/// Every alert instance of a job, and how far in event time they were stepped.
+pub struct AlertEvaluator {
+    alerts: Arc<[Alert]>,
+    names: Vec<Arc<str>>,
+    window_ms: EventMs,
+    fingerprint: String,
+    /// End of the last window stepped: every window below it has been.
+    evaluated_below: Option<EventMs>,
+    /// By (alert index, instance labels).
+    instances: BTreeMap<(usize, Labels), Instance>,
+    counts: AlertCounts,
+}
+
+impl AlertEvaluator {
+    /// The evaluator of `job`'s alerts, fresh; `None` when it has none.
+    pub fn for_job(job: &Job) -> Option<AlertEvaluator> {
+        if job.alerts.is_empty() {
+            return None;
+        }
+        let window_ms = job.window.size.as_millis() as EventMs;
+        Some(AlertEvaluator::new(job.alerts.clone(), window_ms))
+    }
+
+    /// A fresh evaluator of `alerts` over windows of `window_ms`.
+    pub fn new(alerts: Vec<Alert>, window_ms: EventMs) -> AlertEvaluator {
+        let fingerprint = saved::fingerprint(&alerts, window_ms);
+        AlertEvaluator {
+            names: alerts.iter().map(|a| Arc::from(a.name.as_str())).collect(),
+            alerts: alerts.into(),
+            window_ms,
+            fingerprint,
+            evaluated_below: None,
+            instances: BTreeMap::new(),
+            counts: AlertCounts::default(),
+        }
+    }
+
+    /// End of the last window stepped (`None`: none yet).
+    pub fn evaluated_below(&self) -> Option<EventMs> {
+        self.evaluated_below
+    }
+
+    /// Takes what was counted since the last call.
+    pub fn take_counts(&mut self) -> AlertCounts {
+        std::mem::take(&mut self.counts)
+    }
+
+    /// Instances firing now.
+    pub fn firing_now(&self) -> u64 {
+        self.instances
+            .values()
+            .filter(|i| i.phase.firing_since().is_some())
+            .count() as u64
+    }
+
+    /// Steps the gap windows before `window` and then `window`; returns the
+    /// updates to hand to the sinks, in window order: one for `window`, one for
+    /// each gap window in which something changed or fires. A window below one
+    /// already stepped is not stepped again, and logged: windows arrive in
+    /// order, so it would be a bug, and stepping it would count it twice.
+    pub fn evaluate(&mut self, window: &ClosedWindow) -> Vec<AlertUpdate> {
+        if let Some(below) = self.evaluated_below.filter(|b| window.start_ms < *b) {
+            tracing::error!(
+                "internal error: alerts asked to evaluate the window starting at {} ms after windows up to {below} ms; its alerts are not evaluated",
+                window.start_ms
+            );
+            return Vec::new();
+        }
+        let mut updates = self.advance_to(window.start_ms);
+        let values = self.values_of(window);
+        updates.push(self.step(window.start_ms, window.end_ms, &values));
+        updates
+    }
+
+    /// Steps every gap window up to `frontier_ms` (exclusive): the windows below
+    /// it without records are closed. Returns the updates of those in which
+    /// something changed or fires.
+    pub fn advance_to(&mut self, frontier_ms: EventMs) -> Vec<AlertUpdate> {
+        let mut out = Vec::new();
+        let Some(mut start) = self.evaluated_below else {
+            // Fresh: the first window evaluated starts the history.
+            return out;
+        };
+        let empty = BTreeMap::new();
+        while start + self.window_ms <= frontier_ms {
+            if self.instances.is_empty() {
+                // Nothing to step: every further gap window leaves it empty.
+                let windows = (frontier_ms - start) / self.window_ms;
+                self.counts.evaluated += windows as u64 * self.alerts.len() as u64;
+                start += windows * self.window_ms;
+                self.evaluated_below = Some(start);
+                break;
+            }
+            let update = self.step(start, start + self.window_ms, &empty);
+            if !update.changes.is_empty() || !update.firing.is_empty() {
+                out.push(update);
+            }
+            start += self.window_ms;
+        }
+        out
+    }
+
+    /// Each alert's compared series in `window`, by instance labels.
+    fn values_of(&mut self, window: &ClosedWindow) -> BTreeMap<(usize, Labels), f64> {
+        let mut values = BTreeMap::new();
+        for (i, alert) in self.alerts.iter().enumerate() {
+            let origin = match alert.origin {
+                SeriesOrigin::Rule => Origin::Rule,
+                SeriesOrigin::Host => Origin::Host,
+            };
+            // Records are sorted by (record, labels): the alert's are one run.
+            let first = window
+                .series
+                .partition_point(|s| &*s.record < alert.record.as_str());
+            for s in window.series[first..]
+                .iter()
+                .take_while(|s| &*s.record == alert.record.as_str())
+            {
+                if s.origin != origin || !alert.selects(&s.record, alert.origin, s.labels.iter()) {
+                    continue;
+                }
+                let key = (i, identity(alert, &s.labels));
+                let v = match s.value {
+                    crate::series::Value::Int(n) => n as f64,
+                    crate::series::Value::Float(f) => f,
+                };
+                match values.entry(key) {
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(v);
+                    }
+                    std::collections::btree_map::Entry::Occupied(_) => self.counts.collisions += 1,
+                }
+            }
+        }
+        values
+    }
+
+    /// Steps every instance (and each new one in `values`) over the window
+    /// `[start_ms, end_ms)`.
+    fn step(
+        &mut self,
+        start_ms: EventMs,
+        end_ms: EventMs,
+        values: &BTreeMap<(usize, Labels), f64>,
+    ) -> AlertUpdate {
+        for key in values.keys() {
+            if !self.instances.contains_key(key) {
+                self.instances.insert(key.clone(), Instance::default());
+            }
+        }
+        let mut changes = Vec::new();
+        let mut firing = Vec::new();
+        // Both maps are sorted by (alert, labels) and every key of `values` is
+        // an instance now: walk them side by side.
+        let mut values = values.iter().peekable();
+        for (key, inst) in &mut self.instances {
+            let value = values.next_if(|(k, _)| *k == key).map(|(_, v)| *v);
+            let (i, labels) = key;
+            let alert = &self.alerts[*i];
+            let before = inst.phase.firing_since();
+            let change = inst.step(alert, value, end_ms);
+            if let Some(state) = change {
+                // A resolved instance keeps the time it started firing.
+                let since = match state {
+                    AlertState::Firing => end_ms,
+                    AlertState::Resolved => before.unwrap_or(end_ms),
+                };
+                changes.push(AlertChange {
+                    instance: instance(&self.names[*i], alert, labels, inst.value, since),
+                    state,
+                });
+            }
+            if let Some(since) = inst.phase.firing_since() {
+                firing.push(instance(&self.names[*i], alert, labels, inst.value, since));
+            }
+        }
+        let alerts = &self.alerts;
+        self.instances
+            .retain(|(i, _), inst| !inst.is_idle(alerts[*i].average_windows));
+        self.evaluated_below = Some(end_ms);
+        self.counts.evaluated += self.alerts.len() as u64;
+        self.counts.transitions += changes.len() as u64;
+        let by_name = |a: &AlertInstance, b: &AlertInstance| {
+            (&a.alert, &a.labels).cmp(&(&b.alert, &b.labels))
+        };
+        changes.sort_by(|a, b| by_name(&a.instance, &b.instance));
+        firing.sort_by(by_name);
+        AlertUpdate {
+            start_ms,
+            end_ms,
+            changes,
+            firing,
+        }
+    }
+}
+
+/// An instance's labels: the series' own, then the alert's `labels` (which win).
+fn identity(alert: &Alert, series: &Labels) -> Labels {
+    if alert.labels.is_empty() {
+        return series.clone();
+    }
+    let mut pairs: BTreeMap<&str, &str> = series.iter().collect();
+    for (k, v) in &alert.labels {
+        pairs.insert(k, v);
+    }
+    Labels::from_pairs(&pairs.into_iter().collect::<Vec<_>>())
+}
+
+/// What the sinks see of an instance.
+fn instance(
+    name: &Arc<str>,
+    alert: &Alert,
+    labels: &Labels,
+    value: Option<f64>,
+    firing_since_ms: EventMs,
+) -> AlertInstance {
+    let value = value.unwrap_or(f64::NAN);
+    let shown = format_value(value);
+    AlertInstance {
+        alert: name.clone(),
+        labels: labels.clone(),
+        annotations: alert
+            .annotations
+            .iter()
+            .map(|(k, t)| (k.clone(), t.render(&shown, |n| labels.get(n))))
+            .collect(),
+        value,
+        firing_since_ms,
+    }
+}
+
+/// A value as the JSONL output prints it: whole numbers without a decimal point,
+/// others in the shortest form that reads back exactly, an absent one as `null`.
+pub fn format_value(v: f64) -> String {
+    if !v.is_finite() {
+        "null".to_string()
+    } else if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+        format!("{}", v as i64)
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod tests;

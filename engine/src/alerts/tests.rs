@@ -1,0 +1,387 @@
+//! The evaluator against a naive recomputation of the whole transcript from the
+//! series' history (the oracle), and the state machine's rules one by one.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use tidemark_jobs::alert::{Alert, CmpOp, SeriesOrigin, Template, TemplatePart};
+
+use super::*;
+use crate::series::{Series, Value};
+
+const W: EventMs = 60_000;
+
+fn alert(op: CmpOp, threshold: f64, resolve: f64, f: u32, k: u32, n: u32) -> Alert {
+    Alert {
+        name: "A".into(),
+        expr: format!("x {} {threshold}", op.as_str()),
+        record: "x".into(),
+        origin: SeriesOrigin::Rule,
+        matchers: Vec::new(),
+        op,
+        threshold,
+        for_windows: f,
+        keep_firing_windows: k,
+        resolve_threshold: resolve,
+        average_windows: n,
+        labels: vec![("severity".into(), "page".into())],
+        annotations: vec![(
+            "summary".into(),
+            Template(vec![
+                TemplatePart::Label("severity".into()),
+                TemplatePart::Text(" at ".into()),
+                TemplatePart::Value,
+            ]),
+        )],
+    }
+}
+
+/// Window `t` (start `t * W`) holding `x{status="500"} = v` if `v` is set, and
+/// a record of another series if `other` (so the window is handed over even
+/// without `x`).
+fn window(t: usize, v: Option<f64>, other: bool) -> Option<ClosedWindow> {
+    window2(t, [v, None], other)
+}
+
+/// [`window`] with `x{status="500"}` and `x{status="503"}`.
+fn window2(t: usize, v: [Option<f64>; 2], other: bool) -> Option<ClosedWindow> {
+    let mut series = Vec::new();
+    for (status, v) in STATUSES.iter().zip(v) {
+        if let Some(v) = v {
+            series.push(Series {
+                record: Arc::from("x"),
+                labels: Labels::from_pairs(&[("status", *status)]),
+                value: Value::Float(v),
+                origin: Origin::Rule,
+            });
+        }
+    }
+    if other {
+        series.push(Series {
+            record: Arc::from("y"),
+            labels: Labels::default(),
+            value: Value::Int(1),
+            origin: Origin::Rule,
+        });
+    }
+    (!series.is_empty()).then(|| ClosedWindow {
+        start_ms: t as EventMs * W,
+        end_ms: (t as EventMs + 1) * W,
+        series,
+    })
+}
+
+const STATUSES: [&str; 2] = ["500", "503"];
+
+/// A transcript line: (window start, state, firing since, value bits).
+type Line = (EventMs, AlertState, EventMs, u64);
+
+fn lines(updates: &[AlertUpdate]) -> Vec<Line> {
+    lines_of(updates).into_iter().map(|(_, l)| l).collect()
+}
+
+/// Each line with the instance's `status` label, in transcript order.
+fn lines_of(updates: &[AlertUpdate]) -> Vec<(String, Line)> {
+    updates
+        .iter()
+        .flat_map(|u| {
+            u.changes.iter().map(move |c| {
+                (
+                    c.instance.labels.get("status").unwrap_or("").to_string(),
+                    (
+                        u.start_ms,
+                        c.state,
+                        c.instance.firing_since_ms,
+                        c.instance.value.to_bits(),
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The transcript recomputed from the whole history, from the definitions:
+/// the compared value of window t is the average of the values present in the
+/// last N windows; an instance that is not firing fires at t when the condition
+/// held in each of the last F windows; one that fires keeps firing at t while
+/// its value was on the firing side of the resolve threshold in one of the last
+/// K + 1 windows. History starts at the first window with any record.
+fn oracle(a: &Alert, values: &[Option<f64>], first: usize, end: usize) -> Vec<Line> {
+    let c = |t: usize| -> Option<f64> {
+        let from = (t + 1)
+            .saturating_sub(a.average_windows as usize)
+            .max(first);
+        let present: Vec<f64> = values[from..=t].iter().flatten().copied().collect();
+        (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
+    };
+    let cond = |t: usize| c(t).is_some_and(|v| a.op.holds(v, a.threshold));
+    let stay = |t: usize| c(t).is_some_and(|v| a.op.holds(v, a.resolve_threshold));
+    let mut out = Vec::new();
+    let mut firing_since: Option<EventMs> = None;
+    for t in first..end {
+        let end_ms = (t as EventMs + 1) * W;
+        let value = c(t).unwrap_or(f64::NAN).to_bits();
+        let f = a.for_windows.max(1) as usize;
+        match firing_since {
+            None => {
+                if t + 1 >= first + f && (t + 1 - f..=t).all(cond) {
+                    firing_since = Some(end_ms);
+                    out.push((t as EventMs * W, AlertState::Firing, end_ms, value));
+                }
+            }
+            Some(since) => {
+                let k = a.keep_firing_windows as usize;
+                if !(t.saturating_sub(k).max(first)..=t).any(stay) {
+                    firing_since = None;
+                    out.push((t as EventMs * W, AlertState::Resolved, since, value));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Runs the evaluator over the history as the collector would: only windows with
+/// records are handed over; `advance` says after which windows the frontier
+/// moves on to the next window start; `cut` restarts it from its saved state.
+/// Returns the transcript and the first and end window of the history.
+fn run(
+    a: &Alert,
+    values: &[[Option<f64>; 2]],
+    others: &[bool],
+    advance: &[bool],
+    cut: Option<usize>,
+) -> (Vec<(String, Line)>, Option<usize>, usize) {
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    let mut updates = Vec::new();
+    let mut first = None;
+    let mut end = 0;
+    for t in 0..values.len() {
+        if cut == Some(t) {
+            let saved = e.save();
+            let frontier = e.evaluated_below().unwrap_or(EventMs::MIN);
+            // Through the checkpoint's JSON, as a restart reads it.
+            let text = serde_json::to_string(&saved).unwrap();
+            let back: AlertsCheckpoint = serde_json::from_str(&text).unwrap();
+            e = AlertEvaluator::new(vec![a.clone()], W);
+            e.restore(Some(&back), frontier);
+        }
+        if let Some(w) = window2(t, values[t], others[t]) {
+            first.get_or_insert(t);
+            end = t + 1;
+            updates.extend(e.evaluate(&w));
+        }
+        if advance[t] && first.is_some() {
+            updates.extend(e.advance_to((t as EventMs + 1) * W));
+            end = t + 1;
+        }
+    }
+    (lines_of(&updates), first, end)
+}
+
+fn op() -> impl Strategy<Value = CmpOp> {
+    prop_oneof![
+        Just(CmpOp::Gt),
+        Just(CmpOp::Ge),
+        Just(CmpOp::Lt),
+        Just(CmpOp::Le)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The same transcript as the oracle, whatever the gaps, the frontier's
+    /// steps and a restart from a saved state in between.
+    #[test]
+    fn the_evaluator_agrees_with_a_recomputation_from_the_whole_history(
+        steps in prop::collection::vec(
+            (
+                prop::option::weighted(0.7, 0u8..10),
+                prop::option::weighted(0.5, 0u8..10),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            1..40,
+        ),
+        op in op(),
+        threshold in 0u8..10,
+        margin in 0u8..4,
+        f in 0u32..4,
+        k in 0u32..3,
+        n in 1u32..4,
+        cut in prop::option::of(0usize..40),
+    ) {
+        let threshold = f64::from(threshold);
+        let resolve = match op {
+            CmpOp::Gt | CmpOp::Ge => threshold - f64::from(margin),
+            _ => threshold + f64::from(margin),
+        };
+        let a = alert(op, threshold, resolve, f, k, n);
+        let values: Vec<[Option<f64>; 2]> = steps
+            .iter()
+            .map(|s| [s.0.map(f64::from), s.1.map(f64::from)])
+            .collect();
+        let others: Vec<bool> = steps.iter().map(|s| s.2).collect();
+        let advance: Vec<bool> = steps.iter().map(|s| s.3).collect();
+        let (got, first, end) = run(&a, &values, &others, &advance, cut);
+        // Each series on its own, merged in transcript order: by window, then
+        // by labels.
+        let mut want: Vec<(String, Line)> = Vec::new();
+        if let Some(first) = first {
+            for (i, status) in STATUSES.iter().enumerate() {
+                let own: Vec<Option<f64>> = values.iter().map(|v| v[i]).collect();
+                want.extend(
+                    oracle(&a, &own, first, end)
+                        .into_iter()
+                        .map(|l| (status.to_string(), l)),
+                );
+            }
+        }
+        want.sort_by(|x, y| (x.1 .0, &x.0).cmp(&(y.1 .0, &y.0)));
+        prop_assert_eq!(&got, &want, "alert {:?}", a);
+        let (uncut, _, _) = run(&a, &values, &others, &advance, None);
+        prop_assert_eq!(got, uncut);
+    }
+}
+
+fn evaluate_all(a: &Alert, values: &[Option<f64>]) -> Vec<Line> {
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    let mut out = Vec::new();
+    for (t, v) in values.iter().enumerate() {
+        if let Some(w) = window(t, *v, false) {
+            out.extend(e.evaluate(&w));
+        }
+    }
+    lines(&out)
+}
+
+#[test]
+fn for_counts_consecutive_windows_of_event_time_not_windows_handed_over() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 3, 0, 1);
+    // Three windows above, but the second and third are separated by a window
+    // without records: it breaks the run.
+    let got = evaluate_all(&a, &[Some(9.0), Some(9.0), None, Some(9.0), Some(9.0)]);
+    assert!(got.is_empty(), "{got:?}");
+    let got = evaluate_all(&a, &[Some(9.0), Some(9.0), Some(9.0), Some(1.0)]);
+    assert_eq!(
+        got,
+        vec![
+            (2 * W, AlertState::Firing, 3 * W, 9f64.to_bits()),
+            (3 * W, AlertState::Resolved, 3 * W, 1f64.to_bits()),
+        ]
+    );
+}
+
+#[test]
+fn hysteresis_and_keep_firing_hold_an_alert_and_the_update_says_what_fires() {
+    // > 5, resolves at or below 2, kept firing one more window.
+    let a = alert(CmpOp::Gt, 5.0, 2.0, 1, 1, 1);
+    let mut e = AlertEvaluator::new(vec![a], W);
+    let at =
+        |e: &mut AlertEvaluator, t: usize, v: f64| e.evaluate(&window(t, Some(v), false).unwrap());
+    let u = at(&mut e, 0, 6.0);
+    assert_eq!(u[0].changes[0].state, AlertState::Firing);
+    let i = &u[0].firing[0];
+    assert_eq!(
+        i.labels,
+        Labels::from_pairs(&[("severity", "page"), ("status", "500")])
+    );
+    assert_eq!(
+        i.annotations,
+        vec![("summary".to_string(), "page at 6".to_string())]
+    );
+    assert_eq!(i.firing_since_ms, W);
+    // 3 is below the threshold but above the resolve threshold: still firing.
+    let u = at(&mut e, 1, 3.0);
+    assert!(u[0].changes.is_empty());
+    assert_eq!(u[0].firing.len(), 1);
+    // 2 crosses it: kept firing for one window, then resolved.
+    let u = at(&mut e, 2, 2.0);
+    assert!(u[0].changes.is_empty() && u[0].firing.len() == 1);
+    let u = at(&mut e, 3, 1.5);
+    assert_eq!(u[0].changes[0].state, AlertState::Resolved);
+    assert_eq!(u[0].changes[0].instance.firing_since_ms, W);
+    assert!(u[0].firing.is_empty());
+    assert_eq!(e.firing_now(), 0);
+}
+
+#[test]
+fn a_moving_average_leaves_absent_windows_out() {
+    let a = alert(CmpOp::Ge, 4.0, 4.0, 1, 0, 3);
+    // Averages: 2, (2+6)/2 = 4 -> fires; then absent: still 4 (6 and 2 in the
+    // last three windows); then only 6 is left in the span... then none.
+    let got = evaluate_all(&a, &[Some(2.0), Some(6.0)]);
+    assert_eq!(got, vec![(W, AlertState::Firing, 2 * W, 4f64.to_bits())]);
+    let mut e = AlertEvaluator::new(vec![a], W);
+    e.evaluate(&window(0, Some(2.0), false).unwrap());
+    e.evaluate(&window(1, Some(6.0), false).unwrap());
+    // The series stops; the frontier passes windows 2..5.
+    let u = e.advance_to(5 * W);
+    let resolved: Vec<_> = lines(&u);
+    // Window 2: avg(2, 6) = 4, firing; window 3: avg(6) = 6; window 4: absent.
+    assert_eq!(
+        resolved,
+        vec![(4 * W, AlertState::Resolved, 2 * W, f64::NAN.to_bits())]
+    );
+    assert_eq!(e.evaluated_below(), Some(5 * W));
+    // Idle instances are forgotten, and a long gap costs nothing.
+    e.advance_to(1_000_000_000 * W);
+    assert_eq!(e.evaluated_below(), Some(1_000_000_000 * W));
+    assert!(e.save().instances.is_empty());
+}
+
+#[test]
+fn changed_definitions_start_fresh_at_the_resume_point() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 2, 0, 1);
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    e.evaluate(&window(0, Some(9.0), false).unwrap());
+    let saved = e.save();
+    assert_eq!(saved.instances.len(), 1);
+    // Same definitions: the pending window counts.
+    let mut same = AlertEvaluator::new(vec![a.clone()], W);
+    same.restore(Some(&saved), W);
+    let u = same.evaluate(&window(1, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 1);
+    // Another threshold: fresh, so `for` starts again.
+    let mut other = AlertEvaluator::new(vec![alert(CmpOp::Gt, 4.0, 4.0, 2, 0, 1)], W);
+    other.restore(Some(&saved), W);
+    let u = other.evaluate(&window(1, Some(9.0), false).unwrap());
+    assert!(u[0].changes.is_empty());
+    // Annotations are not part of the fingerprint.
+    let mut reworded = a;
+    reworded.annotations.clear();
+    assert_eq!(saved::fingerprint(&[reworded], W), saved.fingerprint,);
+}
+
+#[test]
+fn series_that_become_one_instance_are_counted_not_mixed() {
+    // Validation refuses labels that overwrite the series' own; were one to
+    // slip through, the first series in label order is compared and the rest
+    // counted.
+    let mut a = alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 1);
+    a.labels = vec![("status".into(), "5xx".into())];
+    let mut e = AlertEvaluator::new(vec![a], W);
+    let series = |status: &str, v: f64| Series {
+        record: Arc::from("x"),
+        labels: Labels::from_pairs(&[("status", status)]),
+        value: Value::Float(v),
+        origin: Origin::Rule,
+    };
+    let w = ClosedWindow {
+        start_ms: 0,
+        end_ms: W,
+        series: vec![series("500", 9.0), series("503", 1.0)],
+    };
+    let u = e.evaluate(&w);
+    assert_eq!(u[0].changes.len(), 1);
+    assert_eq!(u[0].changes[0].instance.value, 9.0);
+    assert_eq!(e.take_counts().collisions, 1);
+}
+
+#[test]
+fn a_checkpoint_without_alert_state_still_loads() {
+    let json = r#"{"job":"j","frontier_ms":60000,"sinks":[],"groups":[],"written_unix_ms":1}"#;
+    let cp: crate::checkpoint::Checkpoint = serde_json::from_str(json).unwrap();
+    assert_eq!(cp.alerts, None);
+}

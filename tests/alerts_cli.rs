@@ -1,0 +1,368 @@
+//! Alerts through the CLI (issue 12 §4): the alert transcript a jsonl sink
+//! writes is the same, byte for byte (records and transcript lines in window
+//! order), when the job runs uninterrupted, when it is killed with SIGKILL
+//! mid-stream and resumed from its checkpoints several times, and when the
+//! range is replayed with `tidemark replay` — a replay is a back-test.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// 2026-11-20T10:00:00Z.
+const T0: i64 = 1_795_168_800;
+const MINUTES: i64 = 150;
+
+fn job(dir: &Path, out: &str, rate_limit: &str) -> String {
+    format!(
+        r#"
+name = "alerting"
+[source]
+kind = "file"
+include = ["{logs}/*.log"]
+host = {{ path_regex = '/logs/(?P<host>[^/]+)\.log' }}
+{rate_limit}
+[parse]
+format = "json"
+[window]
+size = "1m"
+idle_timeout = "1h"
+[[metric]]
+name = "reqs"
+kind = "counter"
+labels = ["status"]
+[[metric]]
+name = "latency"
+kind = "gauge"
+field = "ms"
+[[rule]]
+record = "status:reqs:sum1m"
+expr = "sum by (status) (reqs)"
+[[alert]]
+name = "HighErrorRate"
+expr = 'status:reqs:sum1m{{status=~"5.."}} > 20'
+for = "2m"
+keep_firing_for = "1m"
+resolve_below = 12
+labels = {{ severity = "page" }}
+annotations = {{ summary = "{{{{ $labels.status }}}} errors at {{{{ $value }}}}/min" }}
+[[alert]]
+name = "SlowHost"
+expr = 'latency > 300'
+average_over = "3m"
+[[sink]]
+kind = "jsonl"
+path = "{out}"
+series = "rules"
+alerts = true
+"#,
+        logs = dir.join("logs").display(),
+    )
+}
+
+/// A deterministic pseudo-random sequence (xorshift), seeded.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// Two hosts' logs: per minute some 200s and a varying number of 503s (bursts
+/// that fire and resolve the error alert), a latency gauge, and stretches of
+/// minutes with no line at all (gap windows, in which alerts resolve).
+fn write_logs(dir: &Path, seed: u64) {
+    let mut rng = Rng(seed | 1);
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    for host in ["a", "b"] {
+        let mut text = String::new();
+        for m in 0..MINUTES {
+            if (40..46).contains(&m) || (100..103).contains(&m) {
+                continue;
+            }
+            let burst = (m / 10) % 3 == 1;
+            let errors = if burst {
+                8 + rng.below(10)
+            } else {
+                rng.below(6)
+            };
+            let ok = 60 + rng.below(40);
+            let slow = (m / 7) % 4 == 2;
+            for i in 0..(ok + errors) {
+                let t = T0 + m * 60 + (i * 59 / (ok + errors)) as i64;
+                let ts = jiff::Timestamp::from_second(t).unwrap();
+                let status = if i % 7 == 3 && i / 7 < errors {
+                    "503"
+                } else {
+                    "200"
+                };
+                let ms = if slow {
+                    250 + rng.below(200)
+                } else {
+                    20 + rng.below(100)
+                };
+                writeln!(
+                    text,
+                    r#"{{"time":"{ts}","status":"{status}","ms":{ms},"host":"{host}"}}"#
+                )
+                .unwrap();
+            }
+        }
+        std::fs::write(dir.join(format!("logs/{host}.log")), text).unwrap();
+    }
+}
+
+fn tidemark_run(job: &Path, state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    c.arg("run")
+        .arg(job)
+        .args(["--until-eof", "-w", "2", "--checkpoint-interval", "20ms"])
+        .arg("--state-dir")
+        .arg(state)
+        .env("TIDEMARK_LOG", "warn")
+        .stdout(Stdio::null());
+    c
+}
+
+fn ok(what: &str, o: Output) {
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?}): {}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn checkpoint_id(state: &Path) -> Option<(u64, std::time::SystemTime)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(state.join("alerting").join("checkpoint")).ok()?;
+    Some((m.ino(), m.modified().ok()?))
+}
+
+/// Waits (generous deadline; the loop ends at the event) until `done`, or
+/// returns false if the child exited first.
+fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done() {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+#[test]
+fn the_transcript_is_the_same_live_resumed_after_sigkill_and_replayed() {
+    let seed: u64 = std::env::var("ALERTS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    eprintln!("alerts_cli: seed {seed} (ALERTS_SEED to repeat)");
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed);
+
+    // Uninterrupted.
+    let whole = d.path().join("whole.toml");
+    std::fs::write(&whole, job(d.path(), "out/whole.jsonl", "")).unwrap();
+    ok(
+        "uninterrupted run",
+        tidemark_run(&whole, &d.path().join("state-whole"))
+            .output()
+            .unwrap(),
+    );
+    let want = std::fs::read_to_string(d.path().join("out/whole.jsonl")).unwrap();
+    let firing = want.matches(r#""state":"firing""#).count();
+    let resolved = want.matches(r#""state":"resolved""#).count();
+    assert!(
+        firing >= 4 && resolved >= 4,
+        "the data fires and resolves alerts: {firing} firing, {resolved} resolved\n{want}"
+    );
+    assert!(want.contains(r#""alert":"SlowHost""#), "{want}");
+    assert!(
+        want.contains(r#""annotations":{"summary":"503 errors at "#),
+        "{want}"
+    );
+
+    // Killed with SIGKILL after each new checkpoint (reads are paced so the
+    // run is mid-stream), then finished.
+    let killed = d.path().join("killed.toml");
+    std::fs::write(
+        &killed,
+        job(d.path(), "out/killed.jsonl", "rate_limit = \"400KiB/s\""),
+    )
+    .unwrap();
+    let state = d.path().join("state-killed");
+    let out = d.path().join("out/killed.jsonl");
+    let len = || std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    let mut rng = Rng(seed ^ 0x5eed);
+    let mut kills = 0;
+    for _ in 0..5 {
+        let mut child = tidemark_run(&killed, &state)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let before = len();
+        let cp = checkpoint_id(&state);
+        let alive = wait_until(&mut child, "no window written", || len() > before)
+            && wait_until(&mut child, "no checkpoint after it", || {
+                checkpoint_id(&state).is_some_and(|id| Some(id) != cp)
+            });
+        if !alive {
+            break; // it finished: nothing left to interrupt
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(300)));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+    }
+    assert!(kills >= 2, "the run was interrupted only {kills} times");
+    ok(
+        "final resumed run",
+        tidemark_run(&killed, &state).output().unwrap(),
+    );
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert_same("after SIGKILLs", &got, &want);
+
+    // A replay of the whole range is a back-test: the same transcript.
+    let replayed = d.path().join("out/replayed.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("replay")
+        .arg(&whole)
+        .args([
+            "--from",
+            "2026-11-20T09:00:00Z",
+            "--to",
+            "2026-11-20T14:00:00Z",
+            "-w",
+            "2",
+            "--progress",
+            "none",
+            "--output",
+        ])
+        .arg(&replayed)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    ok("replay", o);
+    assert_same(
+        "replayed",
+        &std::fs::read_to_string(&replayed).unwrap(),
+        &want,
+    );
+    eprintln!(
+        "alerts_cli: {kills} kills, {firing} firing and {resolved} resolved lines, {} bytes",
+        want.len()
+    );
+}
+
+fn assert_same(what: &str, got: &str, want: &str) {
+    if got != want {
+        let first = got
+            .lines()
+            .zip(want.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.lines().count().min(want.lines().count()));
+        let show = |s: &str| {
+            s.lines()
+                .skip(first.saturating_sub(2))
+                .take(6)
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        panic!(
+            "{what}: the output differs from the uninterrupted run's at line {}\n--- got\n{}\n--- want\n{}",
+            first + 1,
+            show(got),
+            show(want)
+        );
+    }
+}
+
+#[test]
+fn a_changed_alert_on_resume_starts_its_state_fresh_with_a_warning_not_a_refusal() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), 3);
+    let path = d.path().join("job.toml");
+    let text = job(d.path(), "out/a.jsonl", "");
+    std::fs::write(&path, &text).unwrap();
+    let state = d.path().join("state");
+    let run = || tidemark_run(&path, &state).output().unwrap();
+    ok("first run", run());
+    // Unchanged: resumes quietly.
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok("unchanged resume", o);
+    assert!(!err.contains("alert state starts fresh"), "{err}");
+    // Alerts decide no window's records: a changed threshold is not refused
+    // like a changed window size, but the saved state no longer applies.
+    std::fs::write(&path, text.replace("> 20'", "> 25'")).unwrap();
+    let o = run();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok("resume with a changed alert", o);
+    assert!(err.contains("alert state starts fresh"), "{err}");
+}
+
+/// A live run (no `--until-eof`): once its files went quiet, the idle group
+/// stops holding the windows back, the windows after the last line close
+/// without records, and the alert whose series stopped resolves in the first of
+/// them, with no new line needed.
+#[test]
+fn a_live_alert_resolves_when_its_series_stops_without_waiting_for_a_line() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    // Ten minutes of 30 errors a minute, ending 5 minutes ago.
+    let start = (now / 60 - 15) * 60;
+    let mut text = String::new();
+    for m in 0..10 {
+        for i in 0..30 {
+            let ts = jiff::Timestamp::from_second(start + m * 60 + i).unwrap();
+            writeln!(text, r#"{{"time":"{ts}","status":"503","ms":10}}"#).unwrap();
+        }
+    }
+    std::fs::write(d.path().join("logs/a.log"), text).unwrap();
+    let path = d.path().join("job.toml");
+    let job = job(d.path(), "out/live.jsonl", "")
+        .replace("idle_timeout = \"1h\"", "idle_timeout = \"1s\"");
+    std::fs::write(&path, job).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&path)
+        .env("TIDEMARK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = d.path().join("out/live.jsonl");
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let resolved = wait_until(&mut child, "the alert did not resolve", || {
+        read().contains(r#""alert":"HighErrorRate","state":"resolved""#)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(resolved, "tidemark exited early: {}", read());
+    let text = read();
+    let line = |state: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!(r#""alert":"HighErrorRate","state":"{state}""#)))
+            .unwrap_or_else(|| panic!("no {state} line: {text}"))
+            .to_string()
+    };
+    // Fired after `for` (2 windows); kept firing (keep_firing_for = 1m) in the
+    // first window without records, resolved in the second: no line came
+    // after the last one.
+    let field = |l: &str, k: &str| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v[k].as_str().unwrap().to_string()
+    };
+    let at = |s: i64| jiff::Timestamp::from_second(s).unwrap().to_string();
+    assert_eq!(field(&line("firing"), "start"), at(start + 60));
+    assert_eq!(field(&line("resolved"), "start"), at(start + 660));
+    assert!(line("resolved").contains(r#""value":null"#), "{text}");
+}
