@@ -275,3 +275,80 @@ fn retries_reported(stderr: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count in {line:?}"))
 }
+
+/// SIGTERM ends a live job whose receiver is down and whose reads are paused:
+/// nothing hangs (the sink's retries and the paused sources both see the stop).
+#[test]
+fn sigterm_ends_a_job_paused_by_a_down_receiver() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed("sigterm"), 120);
+    let prom = prometheus();
+    let proxy = Proxy::start(prom.url(), Box::new(|_| Some((503, "down".to_string()))));
+    let job = write_job(
+        d.path(),
+        &proxy.url(),
+        "",
+        "queue_capacity = 100\nmin_backoff = \"10ms\"\nmax_backoff = \"100ms\"",
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&job)
+        .args(["--status-interval", "200ms"])
+        .env("TIDEMARK_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The status line says when reads pause; read stderr as it comes.
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("no status line said the reads paused");
+        if line.contains("reads paused:") {
+            break;
+        }
+    }
+    let tries = proxy.requests();
+    assert!(tries > 0);
+    let pid = child.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tidemark did not stop after SIGTERM while its receiver was down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = reader.join().unwrap();
+    eprintln!(
+        "exit {:?}; {}",
+        status.code(),
+        err.lines().last().unwrap_or("")
+    );
+    // Nothing was acknowledged, so nothing is committed: the job says so and
+    // fails (the next run sends it all).
+    assert!(!status.success(), "{err}");
+    assert!(err.contains("stopped"), "{err}");
+    assert!(read_prometheus(&prom).is_empty());
+}
