@@ -108,22 +108,12 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
-    // The job's remote-write sinks are the live run's destination: a replay
-    // never sends to them (a past range is refused there as too old, or mixed
-    // into live data). A range goes into Prometheus with --format openmetrics.
-    let sinks_before = job.sinks.len();
-    job.sinks
-        .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
-    if job.sinks.len() < sinks_before {
-        eprintln!(
-            "replay: not sending to the job's prometheus_remote_write sink (it is the live run's); to load the range into Prometheus, replay with --format openmetrics"
+    let live_remote_write = take_remote_write(&mut job);
+    if live_remote_write.is_some() && job.sinks.is_empty() && args.output.is_none() {
+        return usage(
+            "the job's only sink is a prometheus_remote_write sink, which a replay does not send to; write the replay to a file with --output PATH (or --format openmetrics --output PATH to backfill Prometheus)"
+                .to_string(),
         );
-        if job.sinks.is_empty() && args.output.is_none() {
-            return usage(
-                "the job's only sink is a prometheus_remote_write sink, which a replay does not send to; write the replay to a file with --output PATH (or --format openmetrics --output PATH to backfill Prometheus)"
-                    .to_string(),
-            );
-        }
     }
     // Before --output replaces them: the job's own outputs (the live run's) are
     // never the replay's, --overwrite or not.
@@ -132,13 +122,18 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter_map(|s| match &s.kind {
                 SinkKind::Jsonl(p) => Some(p.clone()),
-                SinkKind::Stdout | SinkKind::RemoteWrite(_) => None,
+                SinkKind::Stdout | SinkKind::RemoteWrite(_) | SinkKind::Alertmanager(_) => None,
             })
             .collect()
     } else {
         Vec::new()
     };
-    let openmetrics = match openmetrics_output(
+    for url in without_alertmanager(&mut job) {
+        eprintln!(
+            "replay: the alertmanager sink {url} is not opened: a replay never pages (write the alerts' transcript to a jsonl sink to back-test them)"
+        );
+    }
+    let mut openmetrics = match openmetrics_output(
         &args.openmetrics,
         args.output.as_deref(),
         args.overwrite,
@@ -147,9 +142,17 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         Ok(o) => o,
         Err(e) => return usage(e),
     };
+    if let (Some(om), Some(live)) = (&mut openmetrics, &live_remote_write) {
+        live.shape(om, &args.openmetrics);
+    }
     if openmetrics.is_none() {
         if let Err(e) = choose_output(&mut job, args.output.as_deref()) {
             return usage(e);
+        }
+        if job.sinks.is_empty() {
+            return usage(
+                "the job's only sinks are alertmanager sinks, which a replay does not open; write the replay to a file with --output PATH".into(),
+            );
         }
     }
     let stop = stop_on_signals()?;
@@ -301,6 +304,74 @@ fn parse_rate(s: &str) -> Result<u64, String> {
     }
 }
 
+/// The job's remote-write sink, taken out of the job: it is the live run's
+/// destination, and a replay never sends to it (a past range is refused there
+/// as too old, or mixed into live data). A range goes into Prometheus with
+/// `--format openmetrics`, which takes the sink's settings ([`LiveRemoteWrite::shape`]).
+struct LiveRemoteWrite {
+    rw: Box<tidemark_jobs::RemoteWrite>,
+    series: SeriesChoice,
+    /// Whether the job has a jsonl sink printing series (whose `series` the
+    /// backfill prints then).
+    had_jsonl: bool,
+}
+
+fn take_remote_write(job: &mut Job) -> Option<LiveRemoteWrite> {
+    // As `replay_om` chooses the file's series: from a jsonl sink that prints
+    // series (not a transcript-only one).
+    let had_jsonl = job
+        .sinks
+        .iter()
+        .any(|s| matches!(s.kind, SinkKind::Jsonl(_)) && s.series != SeriesChoice::None);
+    let live = job.sinks.iter().find_map(|s| match &s.kind {
+        SinkKind::RemoteWrite(rw) => Some(LiveRemoteWrite {
+            rw: rw.clone(),
+            series: s.series,
+            had_jsonl,
+        }),
+        _ => None,
+    })?;
+    job.sinks
+        .retain(|s| !matches!(s.kind, SinkKind::RemoteWrite(_)));
+    eprintln!(
+        "replay: not sending to the job's prometheus_remote_write sink (it is the live run's); to load the range into Prometheus, replay with --format openmetrics"
+    );
+    Some(live)
+}
+
+impl LiveRemoteWrite {
+    /// A backfill makes the live run's series: what the flags leave unsaid
+    /// comes from the sink.
+    fn shape(&self, om: &mut crate::replay_om::OpenMetricsOut, flags: &OpenMetricsFlags) {
+        if flags.timestamp.is_none() {
+            om.opts.time = self.rw.timestamp;
+        }
+        if flags.external_label.is_empty() {
+            om.opts.external_labels = self.rw.external_labels.clone();
+        }
+        if !self.had_jsonl {
+            om.opts.series = self.series;
+        }
+        eprintln!(
+            "openmetrics: sample time and external labels as the job's prometheus_remote_write sink sends them (unless --timestamp / --external-label say otherwise)"
+        );
+    }
+}
+
+/// Removes the job's alertmanager sinks, returning their urls: a replay (a
+/// back-test of past windows) must never page anyone.
+fn without_alertmanager(job: &mut Job) -> Vec<String> {
+    let mut urls = Vec::new();
+    job.sinks.retain(|s| match &s.kind {
+        SinkKind::Alertmanager(am) => {
+            urls.push(am.url.clone());
+            false
+        }
+        _ => true,
+    });
+    urls
+}
+
 /// `--output` replaces the job's JSONL path (or adds one). Without it, the job's
 /// own JSONL file must not exist yet: it is usually the live run's output, which a
 /// replay must not overwrite.
@@ -331,7 +402,7 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
             let mut first = true;
             job.sinks.retain(|s| match s.kind {
                 SinkKind::Jsonl(_) => std::mem::replace(&mut first, false),
-                SinkKind::Stdout | SinkKind::RemoteWrite(_) => true,
+                SinkKind::Stdout | SinkKind::RemoteWrite(_) | SinkKind::Alertmanager(_) => true,
             });
             if !replaced {
                 job.sinks.push(Sink {

@@ -425,3 +425,75 @@ fn a_replay_does_not_send_to_the_live_runs_receiver() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--output PATH"), "{stderr}");
 }
+
+#[test]
+fn a_backfill_replay_makes_the_series_the_remote_write_sink_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let now_s = jiff::Timestamp::now().as_second();
+    let from = (now_s - 20 * 60) / 60 * 60;
+    write_logs(dir.path(), from, from + 3 * 60, 11);
+    let job = write_job(dir.path(), "http://127.0.0.1:9/api/v1/write");
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        "max_samples_per_send = 7",
+        "max_samples_per_send = 7\ntimestamp = \"start\"",
+    );
+    std::fs::write(&job, text).unwrap();
+    let (start, end) = (
+        jiff::Timestamp::from_second(from).unwrap().to_string(),
+        jiff::Timestamp::from_second(from + 3 * 60)
+            .unwrap()
+            .to_string(),
+    );
+    let om = dir.path().join("backfill.om");
+    let replay = |extra: &[&str]| {
+        let _ = std::fs::remove_file(&om);
+        let o = tidemark()
+            .arg("replay")
+            .arg(&job)
+            .args([
+                "--from",
+                &start,
+                "--to",
+                &end,
+                "--format",
+                "openmetrics",
+                "--output",
+            ])
+            .arg(&om)
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{stderr}");
+        (std::fs::read_to_string(&om).unwrap(), stderr)
+    };
+    // The sink's external label and sample time (the window's start).
+    let (text, stderr) = replay(&[]);
+    assert!(
+        stderr.contains("as the job's prometheus_remote_write sink sends them"),
+        "{stderr}"
+    );
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(samples.len() > 10, "{text}");
+    assert!(
+        samples
+            .iter()
+            .all(|l| l.contains("source=\"tidemark-test\"")),
+        "{text}"
+    );
+    assert!(
+        samples.iter().any(|l| l.ends_with(&format!(" {from}"))),
+        "{text}"
+    );
+    // Flags win.
+    let (text, _) = replay(&["--timestamp", "end", "--external-label", "source=other"]);
+    let samples: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        samples.iter().all(|l| l.contains("source=\"other\"")),
+        "{text}"
+    );
+    assert!(
+        !samples.iter().any(|l| l.ends_with(&format!(" {from}"))),
+        "{text}"
+    );
+}

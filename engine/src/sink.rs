@@ -1,9 +1,9 @@
 //! The sink interface: where a job's closed windows go, and the half of the commit
 //! protocol a sink takes part in (docs/design.md, *8. Sinks*; docs/output.md).
 //!
-//! Every sink — the `jsonl` file, the `stdout` table and the Prometheus
-//! remote-write sink of the `tidemark-sinks` crate, and the coming Kafka and
-//! Alertmanager sinks — implements [`Sink`]. A job's sinks are one [`Sinks`] fan-out, which worker 0's
+//! Every sink — the `jsonl` file, the `stdout` table, the Prometheus
+//! remote-write and the Alertmanager sinks of the `tidemark-sinks` crate, and
+//! the coming Kafka sink — implements [`Sink`]. A job's sinks are one [`Sinks`] fan-out, which worker 0's
 //! collector (`operators::collect`) and the committer (`commit`) call directly.
 //!
 //! # What the engine guarantees a sink

@@ -223,6 +223,44 @@ pub enum SinkKind {
     Stdout,
     /// Prometheus remote-write 1.0 (boxed: it is much larger than the others).
     RemoteWrite(Box<RemoteWrite>),
+    /// Alertmanager's API v2: the job's alerts, not its windows.
+    Alertmanager(Box<Alertmanager>),
+}
+
+impl SinkKind {
+    /// The credentials this sink reads from files and sends to its url, if any.
+    pub fn auth(&self) -> Option<&RemoteWriteAuth> {
+        match self {
+            SinkKind::RemoteWrite(rw) => rw.auth.as_ref(),
+            SinkKind::Alertmanager(am) => am.auth.as_ref(),
+            SinkKind::Jsonl(_) | SinkKind::Stdout => None,
+        }
+    }
+}
+
+/// An `alertmanager` sink's settings, checked. All operational (not in the
+/// semantics fingerprint): where alerts are sent changes no window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alertmanager {
+    /// The Alertmanager's base URL, `http://host[:port][/prefix]`, without user
+    /// info or a trailing `/`; alerts go to `{url}/api/v2/alerts`.
+    pub url: String,
+    /// How often active alerts are re-sent (wall clock). At least 1s.
+    pub resend_interval: Duration,
+    /// Per request.
+    pub timeout: Duration,
+    /// Every alert's `generatorURL`; `None`: the sink's default, which names the
+    /// machine and the job (docs/alerts.md).
+    pub generator_url: Option<String>,
+    /// The same credentials as a remote-write sink's.
+    pub auth: Option<RemoteWriteAuth>,
+}
+
+impl Alertmanager {
+    /// Defaults of the optional keys (docs/alerts.md, "Alertmanager"):
+    /// Prometheus's `resend_delay` and Alertmanager client timeout.
+    pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 }
 
 /// A `prometheus_remote_write` sink's settings, checked. All operational: none

@@ -169,15 +169,19 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFile {
-    /// `jsonl | stdout | prometheus_remote_write`.
+    /// `jsonl | stdout | prometheus_remote_write | alertmanager`.
     pub kind: Spanned<String>,
     /// Required for jsonl (relative to the job file's folder).
     pub path: Option<Spanned<String>>,
     /// `rules | hosts | all`, or `none` (a jsonl sink that writes only the alert
     /// transcript). Default `rules`.
     pub series: Option<Spanned<String>>,
+    /// jsonl only: also write the alert transcript (one line per alert change,
+    /// after the window's records). Default false.
+    pub alerts: Option<Spanned<bool>>,
     /// prometheus_remote_write only, required: the receiver's endpoint, `http://`
-    /// only (e.g. `http://prometheus:9090/api/v1/write`).
+    /// only (e.g. `http://prometheus:9090/api/v1/write`). alertmanager, required:
+    /// the Alertmanager's base URL (e.g. `http://alertmanager:9093`).
     pub url: Option<Spanned<String>>,
     /// prometheus_remote_write only: which instant of its window a sample
     /// carries, `end | start`. Default `end`.
@@ -185,12 +189,13 @@ pub struct SinkFile {
     /// prometheus_remote_write only: labels added to every series that does not
     /// have them already. Default: none.
     pub external_labels: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
-    /// prometheus_remote_write only: a file holding a bearer token (one trailing
+    /// prometheus_remote_write and alertmanager: a file holding a bearer token (one trailing
     /// newline is dropped), read when the sink opens. Not with `basic_auth`.
     pub bearer_token_file: Option<Spanned<String>>,
-    /// prometheus_remote_write only: HTTP basic auth. Not with `bearer_token_file`.
+    /// prometheus_remote_write and alertmanager: HTTP basic auth. Not with `bearer_token_file`.
     pub basic_auth: Option<Spanned<BasicAuthFile>>,
-    /// prometheus_remote_write only: how long one request may take. Default "30s".
+    /// prometheus_remote_write and alertmanager: how long one request may take.
+    /// Default "30s" (remote-write), "10s" (alertmanager).
     pub timeout: Option<Spanned<String>>,
     /// prometheus_remote_write only: most samples in one request. Default 2000.
     pub max_samples_per_send: Option<Spanned<i64>>,
@@ -202,9 +207,22 @@ pub struct SinkFile {
     pub min_backoff: Option<Spanned<String>>,
     /// prometheus_remote_write only: longest wait between retries. Default "5s".
     pub max_backoff: Option<Spanned<String>>,
-    /// jsonl only: also write the alert transcript (one line per alert change,
-    /// after the window's records). Default false.
-    pub alerts: Option<Spanned<bool>>,
+    /// alertmanager only: how often active alerts are re-sent (wall clock).
+    /// Default "1m".
+    pub resend_interval: Option<Spanned<String>>,
+    /// alertmanager only: every alert's `generatorURL`, an absolute URI.
+    /// Default `tidemark://HOST/jobs/JOB` (this machine's name, the job's).
+    pub generator_url: Option<Spanned<String>>,
+}
+
+/// A remote-write sink's `basic_auth`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BasicAuthFile {
+    pub username: Spanned<String>,
+    /// A file holding the password (one trailing newline is dropped), read when
+    /// the sink opens.
+    pub password_file: Spanned<String>,
 }
 
 /// One `[[alert]]` (docs/alerts.md). Durations are multiples of the window size.
@@ -238,14 +256,4 @@ pub struct AlertFile {
     /// Default: none.
     #[serde(default)]
     pub annotations: std::collections::BTreeMap<String, Spanned<String>>,
-}
-
-/// A remote-write sink's `basic_auth`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BasicAuthFile {
-    pub username: Spanned<String>,
-    /// A file holding the password (one trailing newline is dropped), read when
-    /// the sink opens.
-    pub password_file: Spanned<String>,
 }

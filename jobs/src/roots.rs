@@ -58,13 +58,11 @@ pub fn check_roots(job: &Job, roots: &[PathBuf]) -> Result<(), RootsError> {
             }
         }
     }
-    // A remote-write sink's secret files are read too, and sent to its url: a
-    // submitted job must not read anything the cluster does not let it read.
+    // An HTTP sink's secret files (remote-write, alertmanager) are read too, and
+    // sent to its url: a submitted job must not read anything the cluster does
+    // not let it read.
     for sink in &job.sinks {
-        let SinkKind::RemoteWrite(rw) = &sink.kind else {
-            continue;
-        };
-        let (key, path) = match &rw.auth {
+        let (key, path) = match sink.kind.auth() {
             Some(crate::job::RemoteWriteAuth::BearerTokenFile(p)) => ("bearer_token_file", p),
             Some(crate::job::RemoteWriteAuth::Basic { password_file, .. }) => {
                 ("basic_auth password_file", password_file)
@@ -236,7 +234,7 @@ impl RootProblem {
         let what = if *key == "jsonl sink" {
             format!("the jsonl sink path `{path}`")
         } else if key.contains("_file") {
-            format!("the remote-write sink's {key} `{path}`")
+            format!("the sink's {key} `{path}`")
         } else {
             format!("{key} glob `{path}`")
         };
@@ -508,6 +506,31 @@ mod tests {
         });
         let e = check_roots(&j, &roots(&["/var/log"])).unwrap_err();
         assert_eq!(e.problems[0].key, "basic_auth password_file");
+    }
+
+    #[test]
+    fn an_alertmanager_secret_file_must_be_inside_the_read_roots() {
+        let mut j = job(&["/var/log/*.log"], &[], &[]);
+        let am = |auth| {
+            SinkKind::Alertmanager(Box::new(crate::job::Alertmanager {
+                url: "http://am:9093".into(),
+                resend_interval: crate::job::Alertmanager::DEFAULT_RESEND_INTERVAL,
+                timeout: crate::job::Alertmanager::DEFAULT_TIMEOUT,
+                generator_url: None,
+                auth: Some(auth),
+            }))
+        };
+        use crate::job::RemoteWriteAuth::*;
+        j.sinks[0].kind = am(BearerTokenFile("/var/log/secrets/token".into()));
+        assert_eq!(check_roots(&j, &roots(&["/var/log"])), Ok(()));
+        j.sinks[0].kind = am(BearerTokenFile("/etc/shadow".into()));
+        let e = check_roots(&j, &roots(&["/var/log"])).unwrap_err();
+        assert_eq!(e.problems[0].key, "bearer_token_file");
+        let (message, _) = e.problems[0].describe(&e.roots);
+        assert!(
+            message.contains("bearer_token_file `/etc/shadow`"),
+            "{message}"
+        );
     }
 
     #[test]

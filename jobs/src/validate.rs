@@ -9,6 +9,7 @@
 //! process environment, [`load_with_env`] and [`from_str_with_env`] the one they
 //! are given.
 
+mod alertmanager;
 mod alerts;
 mod diag;
 mod limits;

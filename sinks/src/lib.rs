@@ -4,6 +4,7 @@
 //! engine's [`Sink`] interface. [`open`] opens a job's sinks, rolled back to a
 //! checkpoint's commit points on a resume, as one [`Sinks`] fan-out.
 
+pub mod alertmanager;
 mod claim;
 pub mod format;
 pub mod jsonl;
@@ -33,8 +34,23 @@ pub enum SinkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "{}: cannot read the sink's {key}: {source}. hint: the file holds the secret \
+         alone; check its path and permissions",
+        path.display()
+    )]
+    Secret {
+        key: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     RemoteWrite(#[from] remote_write::OpenError),
+    #[error("cannot start the sender thread of the sink {sink}: {source}")]
+    Thread {
+        sink: String,
+        source: std::io::Error,
+    },
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -132,6 +148,7 @@ impl SinkError {
                 | SinkError::OutsideRoots { .. }
                 | SinkError::Symlink { .. }
                 | SinkError::ParentDir { .. }
+                | SinkError::Secret { .. }
         )
     }
 }
@@ -276,6 +293,7 @@ fn open_as(
                     resumed,
                 )?))
             }
+            SinkKind::Alertmanager(am) => after_files.push(Box::new(open_alertmanager(job, am)?)),
         }
     }
     for sink in after_files {
@@ -324,4 +342,83 @@ fn with_hint(e: SinkError, hint: ExistsHint) -> SinkError {
         SinkError::Exists { path, len, .. } => SinkError::Exists { path, len, hint },
         e => e,
     }
+}
+
+/// An alertmanager sink for `job`, its secret read now (never again: a token
+/// rotated on disk takes a restart).
+fn open_alertmanager(
+    job: &Job,
+    am: &tidemark_jobs::Alertmanager,
+) -> Result<alertmanager::AlertmanagerSink, SinkError> {
+    use alertmanager::Credentials;
+    use tidemark_jobs::RemoteWriteAuth;
+    let auth = match &am.auth {
+        None => None,
+        Some(RemoteWriteAuth::BearerTokenFile(p)) => Some(Credentials::Bearer(read_secret(
+            job,
+            "bearer_token_file",
+            p,
+        )?)),
+        Some(RemoteWriteAuth::Basic {
+            username,
+            password_file,
+        }) => Some(Credentials::Basic {
+            username: username.clone(),
+            password: read_secret(job, "basic_auth password_file", password_file)?,
+        }),
+    };
+    alertmanager::AlertmanagerSink::start(alertmanager::AlertmanagerConfig {
+        url: am.url.clone(),
+        resend_interval: am.resend_interval,
+        eval_interval: job.window.size,
+        timeout: am.timeout,
+        generator_url: am
+            .generator_url
+            .clone()
+            .unwrap_or_else(|| alertmanager::default_generator_url(&job.name)),
+        auth,
+    })
+    .map_err(|source| SinkError::Thread {
+        sink: format!("alertmanager {}", am.url),
+        source,
+    })
+}
+
+/// The secret in the file at `path` (the sink's `key`), without one trailing
+/// newline. Read like the job's logs: inside its read roots only, never a path
+/// its cluster denies (the API token file), since it is sent to a URL the job
+/// names.
+pub fn read_secret(job: &Job, key: &'static str, path: &Path) -> Result<String, SinkError> {
+    use std::io::Read;
+    /// A token or password; a larger file is not one.
+    const MAX_SECRET_BYTES: u64 = 64 * 1024;
+    let err = |source| SinkError::Secret {
+        key,
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = tidemark_sources::file::AllowedRoots::of_source(&job.source)
+        .open(path)
+        .map_err(err)?;
+    let mut text = String::new();
+    file.take(MAX_SECRET_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(err)?;
+    if text.len() as u64 > MAX_SECRET_BYTES {
+        return Err(err(std::io::Error::other(format!(
+            "it is larger than {MAX_SECRET_BYTES} bytes"
+        ))));
+    }
+    let secret = text
+        .strip_suffix("\r\n")
+        .or_else(|| text.strip_suffix('\n'))
+        .unwrap_or(&text);
+    if secret.is_empty() {
+        return Err(err(std::io::Error::other("it is empty")));
+    }
+    // It goes into an HTTP header, where a line break would end it.
+    if secret.contains(['\r', '\n']) {
+        return Err(err(std::io::Error::other("it holds more than one line")));
+    }
+    Ok(secret.to_string())
 }

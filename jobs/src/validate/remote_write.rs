@@ -297,7 +297,7 @@ fn check_labels(
     ok.then_some(out)
 }
 
-fn check_auth(
+pub(super) fn check_auth(
     r: &mut Report<'_>,
     s: &SinkFile,
     relative: Relative<'_>,
@@ -366,7 +366,7 @@ fn secret_path(
         .map(PathBuf::from)
 }
 
-fn positive(
+pub(super) fn positive(
     r: &mut Report<'_>,
     value: Option<&Spanned<String>>,
     key: &str,

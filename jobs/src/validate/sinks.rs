@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
+use super::alertmanager;
 use super::diag::Report;
 use super::names::{did_you_mean, quoted_choices};
 use super::overlap::{normalize, Overlaps};
@@ -14,7 +15,7 @@ use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
-const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND];
+const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND, alertmanager::KIND];
 
 /// A member's stdout is its log: a submitted job printing there would write into
 /// every operator's log and drown (or forge) its lines.
@@ -63,12 +64,19 @@ pub fn check_sinks(
         let before = r.diags.len();
         let s = sink.get_ref();
         let kind_name = s.kind.get_ref().as_str();
-        if kind_name != remote_write::KIND && KINDS.contains(&kind_name) {
+        if ![remote_write::KIND, alertmanager::KIND].contains(&kind_name)
+            && KINDS.contains(&kind_name)
+        {
             remote_write::refuse_keys(r, s, kind_name);
+        }
+        if kind_name != alertmanager::KIND && KINDS.contains(&kind_name) {
+            alertmanager::refuse_own_keys(r, s, kind_name);
         }
         let kind = match (kind_name, &s.path) {
             (remote_write::KIND, _) => remote_write::check(r, sink, relative, env)
                 .map(|rw| SinkKind::RemoteWrite(Box::new(rw))),
+            (alertmanager::KIND, _) => alertmanager::check(r, sink, relative, env)
+                .map(|am| SinkKind::Alertmanager(Box::new(am))),
             ("jsonl", Some(p)) if p.get_ref().trim().is_empty() => {
                 r.on(
                     p,
@@ -162,7 +170,9 @@ pub fn check_sinks(
                 None
             }
         };
-        if series == Some(SeriesChoice::Rules) && rule_count == 0 {
+        // An alertmanager sink sends alerts, whatever the series (it refuses `series`).
+        if series == Some(SeriesChoice::Rules) && rule_count == 0 && kind_name != alertmanager::KIND
+        {
             let message = "this sink prints rule series, but the job has no [[rule]], so it would print nothing";
             let hint = "add a [[rule]], or set series = \"hosts\" to output the per-host metrics"
                 .to_string();
@@ -174,6 +184,13 @@ pub fn check_sinks(
                     hint,
                 ),
             }
+        }
+        if kind_name == alertmanager::KIND && alert_count == 0 {
+            r.on(
+                &s.kind,
+                "an alertmanager sink sends the job's alerts, but the job has no [[alert]]",
+                "add an [[alert]] (docs/alerts.md), or remove this sink".to_string(),
+            );
         }
         let alerts = s.alerts.as_ref().is_some_and(|a| *a.get_ref());
         match (&s.alerts, s.kind.get_ref().as_str()) {

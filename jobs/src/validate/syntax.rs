@@ -350,7 +350,9 @@ fn missing_hint(path: &[String], field: &str) -> Option<String> {
         (["rule"], "expr") => {
             "add the expression, e.g. expr = \"sum by (status) (http_requests_total)\""
         }
-        (["sink"], "kind") => "add kind = \"jsonl\", \"stdout\" or \"prometheus_remote_write\"",
+        (["sink"], "kind") => {
+            "add kind = \"jsonl\", \"stdout\", \"prometheus_remote_write\" or \"alertmanager\""
+        }
         (["alert"], "name") => "name the alert, e.g. name = \"HighErrorRate\"",
         (["alert"], "expr") => {
             "add the condition, e.g. expr = 'status:http_requests:sum1m{status=~\"5..\"} > 100'"
@@ -371,8 +373,11 @@ mod tests {
             &["name", "source", "parse", "window", "metric", "rule", "sink", "alert"]
         );
         assert_eq!(fields_of::<HostFile>(), &["path_regex", "field", "value"]);
-        assert_eq!(&fields_of::<SinkFile>()[..3], &["kind", "path", "series"]);
-        assert!(fields_of::<SinkFile>().contains(&"alerts"));
+        assert_eq!(
+            &fields_of::<SinkFile>()[..4],
+            &["kind", "path", "series", "alerts"]
+        );
+        assert!(fields_of::<SinkFile>().contains(&"queue_capacity"));
         assert!(fields_of::<AlertFile>().contains(&"keep_firing_for"));
         // `archive` is a known key of [source], so a typo of it gets a suggestion.
         assert!(fields_of::<SourceFile>().contains(&"archive"));

@@ -64,6 +64,11 @@ pub enum SendFailure {
          were not sent and are not committed (the next run sends them)"
     )]
     Stopped { pending: u64 },
+    #[error(
+        "the remote-write sender stopped unexpectedly (a bug: please report it with the log); \
+         nothing unacknowledged was committed, the next run sends it"
+    )]
+    Panicked,
 }
 
 /// Why the sink could not open.
@@ -144,9 +149,13 @@ impl RemoteWriteSink {
             last_warning: None,
             last_rejection_log: None,
         };
+        let guard = SenderGone(queue.clone());
         std::thread::Builder::new()
             .name("remote-write".into())
-            .spawn(move || sender.run())
+            .spawn(move || {
+                let _guard = guard;
+                sender.run()
+            })
             .map_err(OpenError::Thread)?;
         Ok(RemoteWriteSink {
             url: rw.url.clone(),
@@ -159,6 +168,18 @@ impl RemoteWriteSink {
             queue,
             meter,
         })
+    }
+}
+
+/// Fails the queue if the sender thread ends by a panic (a bug), so that no
+/// `sync` waits forever for acknowledgements that cannot come.
+struct SenderGone(Arc<Queue>);
+
+impl Drop for SenderGone {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.fail(SendFailure::Panicked);
+        }
     }
 }
 

@@ -394,3 +394,23 @@ fn a_redirect_is_a_refusal_not_followed_and_not_retried() {
     assert!(err.contains("HTTP 301"), "{err}");
     assert_eq!(rx.seen.lock().unwrap().len(), 1);
 }
+
+#[test]
+fn a_sender_that_panics_fails_the_sink_instead_of_hanging_sync() {
+    let meter = SinkMeter::named("rw");
+    let queue = Arc::new(Queue::new(10, meter));
+    let mut e = super::encode::Encoder::new(SeriesChoice::All, SampleTime::End, vec![], 10);
+    for b in e.window(&window(1, 1)) {
+        queue.push(b).unwrap();
+    }
+    let guard = SenderGone(queue.clone());
+    let q = queue.clone();
+    let t = std::thread::spawn(move || {
+        let _guard = guard;
+        let _in_flight = q.next();
+        panic!("a bug in the sender");
+    });
+    assert!(t.join().is_err());
+    let err = queue.wait_idle().unwrap_err().to_string();
+    assert!(err.contains("stopped unexpectedly"), "{err}");
+}
