@@ -53,6 +53,8 @@ pub struct InstallContext {
     pub process_workers: (usize, usize),
     /// This process's claim table and discovery, shared by its workers.
     pub files: Arc<crate::groupset::ProcessFiles>,
+    /// Closed while a sink of the job is backlogged: the sources pause reading.
+    pub read_gate: Arc<crate::backpressure::ReadGate>,
 }
 
 /// A job installed in a worker.
@@ -110,6 +112,7 @@ pub fn install_job(
         collector,
         output_error,
         poke,
+        read_gate,
         ..
     } = ctx;
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
@@ -118,6 +121,7 @@ pub fn install_job(
             groups,
             pacing,
             poke,
+            read_gate,
             stop.clone(),
             stats.clone(),
             output_error.clone(),
