@@ -55,6 +55,8 @@ pub struct InstallContext {
     pub files: Arc<crate::groupset::ProcessFiles>,
     /// Whether the sources publish their groups' figures ([`crate::stats::JobStats::groups_wanted`]).
     pub publish_groups: bool,
+    /// Closed while a sink of the job is backlogged: the sources pause reading.
+    pub read_gate: Arc<crate::backpressure::ReadGate>,
 }
 
 /// A job installed in a worker.
@@ -113,6 +115,7 @@ pub fn install_job(
         collector,
         output_error,
         poke,
+        read_gate,
         ..
     } = ctx;
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
@@ -121,6 +124,7 @@ pub fn install_job(
             groups,
             pacing,
             poke,
+            read_gate,
             stop.clone(),
             stats.clone(),
             output_error.clone(),

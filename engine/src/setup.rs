@@ -13,6 +13,7 @@ use std::time::Duration;
 use tidemark_jobs::Job;
 use tidemark_sources::file::FileGroup;
 
+use crate::backpressure::ReadGate;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoice};
 use crate::commit::{group_checkpoints, groups_of, Committer};
 use crate::error::EngineError;
@@ -92,6 +93,8 @@ pub struct JobSetup {
     pub output_error: FailureSlot,
     /// Wakes the job's sources (from the directory watcher, or to stop).
     pub poke: Poke,
+    /// Pauses the job's sources while one of its sinks here is backlogged.
+    pub read_gate: Arc<ReadGate>,
     /// Follow live files rather than finish at end of input.
     pub follow: bool,
     /// Whether the job resumed from a checkpoint.
@@ -200,10 +203,12 @@ impl JobSetup {
         if let Ok(mut s) = stats.lock() {
             s.metric_names = job.metrics.iter().map(|m| m.name.clone()).collect();
         }
+        let mut read_gate = ReadGate::open();
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
                 output.watch_stop(&opts.stop);
+                read_gate = ReadGate::new(output.meters());
                 if let Ok(mut s) = stats.lock() {
                     s.sinks = output.describe();
                     s.sink_meters = output.meters();
@@ -265,6 +270,7 @@ impl JobSetup {
             stop: opts.stop,
             output_error: Arc::new(Mutex::new(None)),
             poke,
+            read_gate,
             follow: opts.follow,
             resumed,
             initial,
@@ -335,6 +341,7 @@ impl JobSetup {
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
             publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
+            read_gate: self.read_gate.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ use tidemark_jobs::Job;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
+use crate::backpressure::ReadGate;
 use crate::error::EngineError;
 use crate::install::downstream;
 use crate::operators::collect::Collector;
@@ -61,6 +62,9 @@ pub fn run_replay(
         s.sinks = output.describe();
         s.sink_meters = output.meters();
     }
+    // A sink blocked on a down receiver gives up when the replay is stopped.
+    output.watch_stop(&opts.stop);
+    let gate = ReadGate::new(output.meters());
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));
     let collector = Arc::new(Mutex::new(Some(Collector {
@@ -83,6 +87,7 @@ pub fn run_replay(
         stats: stats.clone(),
         progress: progress.clone(),
         failed: failed.clone(),
+        gate,
     };
     let name = format!("replay:{}", job.name);
     let guards = {

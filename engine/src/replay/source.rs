@@ -23,6 +23,7 @@ use super::plan::Segment;
 use super::progress::ReplayProgress;
 use super::range::ReplayRange;
 use super::segment::{SegmentRun, Tally};
+use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
 use crate::plan::Plan;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
@@ -76,6 +77,8 @@ pub struct ReplaySourceCtx {
     pub progress: Arc<ReplayProgress>,
     /// The first failure ends the replay.
     pub failed: Arc<Mutex<Option<ReplayFailure>>>,
+    /// Closed while a sink is backlogged: reading pauses (see [`crate::backpressure`]).
+    pub gate: Arc<ReadGate>,
 }
 
 pub fn replay_source<'scope>(
@@ -115,6 +118,7 @@ pub fn replay_source<'scope>(
                 return;
             };
             if ctx.stop.load(Ordering::SeqCst) {
+                ctx.gate.end(Instant::now(), &mut delta);
                 // Open windows are not emitted: they are not complete.
                 ctx.queue.clear();
                 flush(&ctx.stats, &mut delta);
@@ -122,6 +126,12 @@ pub fn replay_source<'scope>(
                 return;
             }
             let now = Instant::now();
+            if ctx.gate.check(now, &mut delta) == Gate::Paused {
+                // Back-pressure, not drops: read on once the sinks catch up.
+                flush(&ctx.stats, &mut delta);
+                activator.activate_after(PAUSE_RECHECK);
+                return;
+            }
             let wall_ms = wall_clock_ms();
             let mut budget = ctx.chunk_bytes * 4;
             let mut wait = None;
