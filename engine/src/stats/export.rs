@@ -9,7 +9,7 @@
 //!
 //! Every series carries `tidemark_job` (not `job`: Prometheus sets `job` to the
 //! scrape job's name). Per-group series add `group`, the group's live path
-//! escaped as in logs ([`EscapedPath`]). docs/metrics.md lists them all.
+//! escaped as in logs ([`EscapedPath`](tidemark_sources::file::EscapedPath)). docs/metrics.md lists them all.
 
 use std::sync::atomic::AtomicU64;
 

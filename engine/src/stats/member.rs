@@ -104,11 +104,11 @@ pub struct MemberStats {
     #[serde(default)]
     pub unreadable_files: u64,
     /// This member's groups' figures (see [`JobStats::groups`]), at most
-    /// [`MAX_REPORTED_GROUPS`]. Not summed: process 0 shows each member's under
+    /// `MAX_REPORTED_GROUPS` (1,000). Not summed: process 0 shows each member's under
     /// a `member` label ([`JobStats::member_groups`]).
     #[serde(default)]
     pub groups: BTreeMap<std::path::PathBuf, MemberGroup>,
-    /// Groups past [`MAX_REPORTED_GROUPS`], not in `groups`.
+    /// Groups past `MAX_REPORTED_GROUPS` (1,000), not in `groups`.
     #[serde(default)]
     pub groups_left_out: u64,
 }
