@@ -200,6 +200,9 @@ impl JobSetup {
                 }
             );
         }
+        if let Ok(mut s) = stats.lock() {
+            s.metric_names = job.metrics.iter().map(|m| m.name.clone()).collect();
+        }
         let mut read_gate = ReadGate::open();
         let collector = match make_output {
             Some(make) => {
@@ -337,6 +340,7 @@ impl JobSetup {
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
+            publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
             read_gate: self.read_gate.clone(),
         }
     }
