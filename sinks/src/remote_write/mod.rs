@@ -229,11 +229,24 @@ impl Sink for RemoteWriteSink {
         describe(&self.url)
     }
 
+    /// The engine asks [`Sink::ready`] first, so this does not wait: the
+    /// window's requests are queued whole, even past twice the capacity.
     fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
+        self.queue.wait_room()?;
         for b in self.encoder.window(w) {
             self.queue.push(b)?;
         }
         Ok(())
+    }
+
+    /// Below twice `queue_capacity` samples queued.
+    fn ready(&self) -> bool {
+        self.queue.ready()
+    }
+
+    /// Nothing queued or in flight: [`Sink::sync`] returns at once.
+    fn settled(&self) -> bool {
+        self.queue.idle()
     }
 
     /// Waits until the receiver acknowledged (or refused for good) every
