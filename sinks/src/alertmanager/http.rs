@@ -60,6 +60,9 @@ pub enum Outcome {
         body: String,
         hint: &'static str,
     },
+    /// The request could not be built or written here (a header value the
+    /// client refuses): it never can be, so the sink fails.
+    Unsendable { why: String },
 }
 
 /// A client for one Alertmanager.
@@ -111,6 +114,9 @@ impl Client {
             req = req.header("authorization", a.header());
         }
         match req.send(body) {
+            Err(e) if crate::http_error::built_wrong(&e) => {
+                Outcome::Unsendable { why: e.to_string() }
+            }
             Err(e) => Outcome::Retry {
                 why: e.to_string(),
                 retry_after: None,

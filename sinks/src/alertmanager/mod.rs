@@ -94,6 +94,12 @@ pub enum AlertmanagerError {
         hint: &'static str,
     },
     #[error(
+        "cannot send the alerts to Alertmanager at {endpoint}: the request cannot be \
+         built ({why}); it never could be, so it is not tried again. hint: check the \
+         url and the secret files"
+    )]
+    Unsendable { endpoint: String, why: String },
+    #[error(
         "the last state of the alerts did not reach Alertmanager at {endpoint} within \
          {}s after the input ended (last attempt: {last}); alerts firing there expire \
          at their endsAt. hint: check that Alertmanager runs and answers at the sink's url",

@@ -47,6 +47,8 @@ enum Answer {
         retry_after: Option<String>,
     },
     Transport(String),
+    /// The request could not be built or written here: it never can be.
+    Unsendable(String),
 }
 
 impl Sender {
@@ -70,6 +72,16 @@ impl Sender {
                     format!("HTTP {status}: {}", printable(&body)),
                 ),
                 Answer::Transport(e) => (Verdict::Retry { after: None }, e),
+                Answer::Unsendable(e) => {
+                    self.meter.failures.fetch_add(1, Ordering::Relaxed);
+                    self.meter.reject(Rejection::Refused, b.samples);
+                    self.meter.set_state(SinkState::Failed);
+                    self.queue.fail(SendFailure::Unsendable {
+                        url: self.url.clone(),
+                        error: e,
+                    });
+                    return;
+                }
             };
             match verdict {
                 Verdict::Accepted => {
@@ -146,6 +158,9 @@ impl Sender {
                     body: String::from_utf8_lossy(&body).into_owned(),
                     retry_after,
                 }
+            }
+            Err(e) if crate::http_error::built_wrong(&e) => {
+                Answer::Unsendable(printable(&e.to_string()))
             }
             Err(e) => Answer::Transport(printable(&e.to_string())),
         }

@@ -365,6 +365,31 @@ fn secrets_come_from_files_without_their_trailing_newline() {
     assert!(err.contains("cannot read"), "{err}");
 }
 
+/// A token saved with a byte order mark, or holding a byte a header cannot
+/// carry, made every request fail in the client ("authorization header is not
+/// a string"), retried forever: the BOM is dropped, the other fails the open.
+#[test]
+fn a_token_file_with_a_bom_or_a_non_ascii_byte_never_reaches_the_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "\u{feff}s3cret\n").unwrap();
+    let rx = receiver(vec![]);
+    let mut rw = config(&rx.url);
+    rw.auth = Some(RemoteWriteAuth::BearerTokenFile(token.clone()));
+    let mut sink = open(&rw, false);
+    sink.write_window(&window(1, 1)).unwrap();
+    sink.sync(0).unwrap();
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].header("authorization"), Some("Bearer s3cret"));
+    std::fs::write(&token, "s3cr\u{e9}t\n").unwrap();
+    let err = RemoteWriteSink::open(&rw, SeriesChoice::All, &source(), false)
+        .err()
+        .expect("a token a header cannot carry fails the open")
+        .to_string();
+    assert!(err.contains("byte 4 is not a visible ASCII"), "{err}");
+    assert!(!err.contains("s3cr"), "{err}");
+}
+
 #[test]
 fn a_request_that_times_out_is_retried() {
     let rx = receiver(vec![(0, "", None)]);
