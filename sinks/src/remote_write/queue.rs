@@ -104,20 +104,18 @@ impl Queue {
     }
 
     /// The sender's next batch, once there is one; `None` once the sink is gone
-    /// (or the sender failed). The batch still counts as queued until
-    /// [`Queue::done`].
+    /// (or the sender failed), even with batches left: nobody waits for them
+    /// any more, and nothing was committed for them (the next run sends them).
+    /// The batch still counts as queued until [`Queue::done`].
     pub fn next(&self) -> Option<Batch> {
         let mut s = self.lock();
         loop {
-            if s.failed.is_some() {
+            if s.failed.is_some() || s.closed {
                 return None;
             }
             if let Some(b) = s.waiting.pop_front() {
                 s.in_flight = true;
                 return Some(b);
-            }
-            if s.closed {
-                return None;
             }
             s = self.wait(s);
         }

@@ -439,3 +439,33 @@ fn a_sender_that_panics_fails_the_sink_instead_of_hanging_sync() {
     let err = queue.wait_idle().unwrap_err().to_string();
     assert!(err.contains("stopped unexpectedly"), "{err}");
 }
+
+/// The sender went on sending every queued batch after the sink was dropped
+/// (`Queue::next` popped batches before it looked at `closed`).
+#[test]
+fn a_dropped_sink_sends_at_most_the_request_in_flight() {
+    // The first request is answered after a second; the others at once.
+    let rx = receiver(vec![(0, "", None)]);
+    let mut rw = config(&rx.url);
+    rw.max_samples_per_send = 2;
+    let mut sink = open(&rw, false);
+    for m in 0..10 {
+        sink.write_window(&window(m, 2)).unwrap();
+    }
+    let queue = sink.queue.clone();
+    while rx.seen.lock().unwrap().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(sink);
+    // The sender thread ends (and lets go of the queue) after its attempt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&queue) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sender never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = rx.seen.lock().unwrap().len();
+    assert_eq!(sent, 1, "requests after the drop");
+}
