@@ -143,6 +143,7 @@ impl RemoteWriteSink {
             down: None,
             last_warning: None,
             last_rejection_log: None,
+            stop_seen: None,
         };
         let guard = SenderGone(queue.clone());
         std::thread::Builder::new()

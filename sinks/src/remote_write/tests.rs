@@ -469,3 +469,53 @@ fn a_dropped_sink_sends_at_most_the_request_in_flight() {
     let sent = rx.seen.lock().unwrap().len();
     assert_eq!(sent, 1, "requests after the drop");
 }
+
+/// A stop waited for the attempt in flight, up to the sink's `timeout` (30 s
+/// by default), before the sender looked at it.
+#[test]
+fn a_stop_abandons_a_request_the_receiver_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+    let connected = Arc::new(AtomicBool::new(false));
+    {
+        let connected = connected.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.push(conn);
+                connected.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let mut rw = config(&url);
+    rw.timeout = Duration::from_secs(60);
+    let mut sink = open(&rw, false);
+    let stop = Arc::new(AtomicBool::new(false));
+    sink.watch_stop(stop.clone());
+    sink.write_window(&window(1, 2)).unwrap();
+    while !connected.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stopped = std::time::Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    let err = sink.sync(0).unwrap_err().to_string();
+    let took = stopped.elapsed();
+    assert!(err.contains("2 samples were not sent"), "{err}");
+    // A property of the stop, not a timing test: far less than the timeout.
+    assert!(took < rw.timeout / 2, "the stop took {took:?}");
+    println!("the stop took {took:?}");
+}
+
+/// After a stop, one transient 503 during the final sync made a clean stop a
+/// failure: the sender now tries again within a short grace.
+#[test]
+fn a_transient_error_during_the_final_sync_of_a_stop_is_tried_again() {
+    let rx = receiver(vec![(503, "busy", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    let stop = Arc::new(AtomicBool::new(true));
+    sink.watch_stop(stop);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.sync(0).unwrap();
+    assert_eq!(rx.seen.lock().unwrap().len(), 2);
+    assert_eq!(sink.meter().unwrap().retries.load(Ordering::Relaxed), 1);
+}
