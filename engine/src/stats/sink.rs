@@ -21,11 +21,22 @@ pub enum Rejection {
     TooOld,
     /// Any other 4xx answer: the request itself was refused.
     Refused,
+    /// The receiver holds another value for the same series and timestamp
+    /// ("duplicate sample for timestamp"): never expected, not even when a
+    /// resumed run sends windows again (those carry the same values), so always
+    /// a loss — e.g. a resume after `timestamp`, `series` or `external_labels`
+    /// changed.
+    Conflict,
 }
 
 impl Rejection {
     /// Every reason, in the order [`SinkMeter::rejected`] keeps them.
-    pub const ALL: [Rejection; 3] = [Rejection::OutOfOrder, Rejection::TooOld, Rejection::Refused];
+    pub const ALL: [Rejection; 4] = [
+        Rejection::OutOfOrder,
+        Rejection::TooOld,
+        Rejection::Refused,
+        Rejection::Conflict,
+    ];
 
     /// The `reason` label value, e.g. `out_of_order`.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +44,7 @@ impl Rejection {
             Rejection::OutOfOrder => "out_of_order",
             Rejection::TooOld => "too_old",
             Rejection::Refused => "refused",
+            Rejection::Conflict => "conflict",
         }
     }
 }
@@ -95,7 +107,7 @@ pub struct SinkMeter {
     /// Attempts that failed, retried or not.
     pub failures: AtomicU64,
     /// Samples refused for good, by [`Rejection`] (in [`Rejection::ALL`] order).
-    pub rejected: [AtomicU64; 3],
+    pub rejected: [AtomicU64; 4],
     /// Samples of a resumed run's first windows that the receiver answered
     /// it already held ("out of order" before a window had every request
     /// accepted): windows the last run had sent before it stopped, sent again
@@ -193,7 +205,7 @@ pub struct SinkSnapshot {
     pub batches: u64,
     pub retries: u64,
     pub failures: u64,
-    pub rejected: [(Rejection, u64); 3],
+    pub rejected: [(Rejection, u64); 4],
     pub resent_held: u64,
     pub queue_records: u64,
     pub queue_bytes: u64,
@@ -254,7 +266,8 @@ mod tests {
             [
                 (Rejection::OutOfOrder, 2),
                 (Rejection::TooOld, 4),
-                (Rejection::Refused, 0)
+                (Rejection::Refused, 0),
+                (Rejection::Conflict, 0)
             ]
         );
         assert_eq!(s.state, SinkState::Retrying);

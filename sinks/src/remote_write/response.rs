@@ -61,7 +61,10 @@ pub fn classify(status: u16, body: &str, retry_after: Option<&str>, now: SystemT
 /// bounds`, `duplicate sample for timestamp`; newer ones say `too old sample`).
 fn rejection_in(body: &str) -> Option<Rejection> {
     let b = body.to_ascii_lowercase();
-    if b.contains("out of order") || b.contains("duplicate sample for timestamp") {
+    if b.contains("duplicate sample for timestamp") {
+        // Another value for a timestamp it holds: not what a resend makes.
+        Some(Rejection::Conflict)
+    } else if b.contains("out of order") {
         Some(Rejection::OutOfOrder)
     } else if b.contains("out of bounds") || b.contains("too old") {
         Some(Rejection::TooOld)
@@ -224,7 +227,7 @@ mod tests {
         );
         assert_eq!(
             v(400, "duplicate sample for timestamp", None),
-            Verdict::Rejected(Rejection::OutOfOrder)
+            Verdict::Rejected(Rejection::Conflict)
         );
         assert_eq!(
             v(400, "out of bounds", None),

@@ -254,6 +254,21 @@ fn a_resumed_run_counts_out_of_order_of_resent_windows_as_already_held() {
     assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
 }
 
+/// "duplicate sample for timestamp" (another value for a timestamp the
+/// receiver holds) was counted as out of order, so a resumed run took it for
+/// a window it had sent before: a conflict hidden as "already held".
+#[test]
+fn a_duplicate_sample_with_another_value_is_a_conflict_even_when_resumed() {
+    let rx = receiver(vec![(400, "duplicate sample for timestamp", None)]);
+    let mut sink = open(&config(&rx.url), true);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap();
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 0);
+    assert_eq!(m.rejected(Rejection::Conflict), 2);
+    assert_eq!(m.rejected(Rejection::OutOfOrder), 0);
+}
+
 #[test]
 fn other_4xx_fail_the_sink_naming_status_url_body_and_a_hint() {
     for (status, hint) in [
