@@ -1,4 +1,5 @@
-//! Which errors of the HTTP client are ours, not the receiver's.
+//! Which errors of the HTTP client are ours, not the receiver's, and what of
+//! a receiver's answer may be shown.
 
 /// Whether `e` says the request could not even be built or written here (a
 /// header value or url the client refuses): sending it again can never work,
@@ -19,6 +20,33 @@ pub(crate) fn built_wrong(e: &ureq::Error) -> bool {
     }
 }
 
+/// The start of an answer's body if it is text (errors may reach whoever
+/// submitted the job, and the url may be anything the member reaches: a
+/// binary answer is left out, not shown).
+pub(crate) fn text_only(body: Vec<u8>) -> String {
+    // The first bytes read may cut a character in two: that one is dropped.
+    let text = match String::from_utf8(body) {
+        Ok(t) => t,
+        Err(e) => {
+            let valid = e.utf8_error().valid_up_to();
+            let mut bytes = e.into_bytes();
+            if bytes.len() - valid > 3 {
+                return "[a non-text answer, not shown]".to_string();
+            }
+            bytes.truncate(valid);
+            String::from_utf8(bytes).unwrap_or_default()
+        }
+    };
+    let control = text
+        .chars()
+        .filter(|c| c.is_control() && !c.is_whitespace())
+        .count();
+    if control > 0 {
+        return "[a non-text answer, not shown]".to_string();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -37,5 +65,23 @@ mod tests {
         // Port 1: nothing listens.
         let e = agent.post("http://127.0.0.1:1/").send("x").unwrap_err();
         assert!(!super::built_wrong(&e), "{e:?}");
+    }
+
+    #[test]
+    fn only_text_answers_are_shown() {
+        assert_eq!(
+            super::text_only(b"out of order sample\n".to_vec()),
+            "out of order sample\n"
+        );
+        // Cut inside a character: the rest is shown.
+        assert_eq!(super::text_only("ab\u{e9}".as_bytes()[..3].to_vec()), "ab");
+        assert_eq!(
+            super::text_only(vec![0x89, b'P', b'N', b'G', 0, 0, 0, 1]),
+            "[a non-text answer, not shown]"
+        );
+        assert_eq!(
+            super::text_only(b"ok\x00\x01secret".to_vec()),
+            "[a non-text answer, not shown]"
+        );
     }
 }

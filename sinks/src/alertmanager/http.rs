@@ -129,12 +129,13 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let mut text = r
+                let text = r
                     .body_mut()
                     .with_config()
                     .limit(4096)
                     .read_to_string()
                     .unwrap_or_default();
+                let mut text = crate::http_error::text_only(text.into_bytes());
                 if text.len() > 200 {
                     let mut cut = 200;
                     while !text.is_char_boundary(cut) {

@@ -135,6 +135,7 @@ impl RemoteWriteSink {
         let sender = Sender {
             agent,
             url: rw.url.clone(),
+            shown: shown_url(&rw.url),
             authorization,
             queue: queue.clone(),
             meter: meter.clone(),
@@ -180,7 +181,17 @@ impl Drop for SenderGone {
 }
 
 fn describe(url: &str) -> String {
-    format!("prometheus_remote_write {url}")
+    format!("prometheus_remote_write {}", shown_url(url))
+}
+
+/// `url` without its query (`?…` instead): a receiver may take a key there
+/// (`?api_key=`), and the description goes to logs, `job status` and the
+/// `/metrics` labels.
+pub(crate) fn shown_url(url: &str) -> String {
+    match url.split_once(['?', '#']) {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
 }
 
 /// The secret in the file (see [`crate::secret::read_secret_file`]); a bearer
@@ -208,7 +219,8 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 impl Sink for RemoteWriteSink {
-    /// Never credentials: validation refuses a url with user info.
+    /// Never credentials: validation refuses a url with user info, and the
+    /// query is left out.
     fn describe(&self) -> String {
         describe(&self.url)
     }

@@ -34,6 +34,9 @@ const STOP_CHECK: Duration = Duration::from_millis(50);
 pub struct Sender {
     pub agent: ureq::Agent,
     pub url: String,
+    /// The url as logs and errors show it: without its query (see
+    /// [`super::shown_url`]).
+    pub shown: String,
     /// The `Authorization` header's value; never logged.
     pub authorization: Option<String>,
     pub queue: Arc<Queue>,
@@ -95,7 +98,7 @@ impl Sender {
                     self.meter.reject(Rejection::Refused, b.samples);
                     self.meter.set_state(SinkState::Failed);
                     self.queue.fail(SendFailure::Unsendable {
-                        url: self.url.clone(),
+                        url: self.shown.clone(),
                         error: e,
                     });
                     return;
@@ -115,7 +118,7 @@ impl Sender {
                     self.meter.reject(Rejection::Refused, b.samples);
                     self.meter.set_state(SinkState::Failed);
                     self.queue.fail(SendFailure::Refused {
-                        url: self.url.clone(),
+                        url: self.shown.clone(),
                         window: rfc3339(b.window_start_ms),
                         answer: what,
                         hint,
@@ -235,7 +238,7 @@ impl Request {
                     .read_to_end(&mut body);
                 Answer::Http {
                     status,
-                    body: String::from_utf8_lossy(&body).into_owned(),
+                    body: crate::http_error::text_only(body),
                     retry_after,
                 }
             }
@@ -265,7 +268,7 @@ impl Sender {
         if let Some((since, retries)) = self.down.take() {
             tracing::info!(
                 "remote-write receiver {} is back after {:.1}s and {retries} retries",
-                self.url,
+                self.shown,
                 since.elapsed().as_secs_f64()
             );
         }
@@ -287,12 +290,12 @@ impl Sender {
             if resent {
                 tracing::info!(
                     "remote-write: {} already holds the {} samples of the window of {window} this resumed run sent again ({what}); not retried",
-                    self.url, b.samples
+                    self.shown, b.samples
                 );
             } else {
                 tracing::warn!(
                     "remote-write: {} refused the {} samples of the window of {window} for good ({what}), e.g. {}; not retried, counted as rejected ({})",
-                    self.url,
+                    self.shown,
                     b.samples,
                     b.first_series,
                     why.as_str()
@@ -312,7 +315,7 @@ impl Sender {
             }
             tracing::warn!(
                 "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:?}; the job's reads pause while the queue is full (queue_capacity)",
-                self.url,
+                self.shown,
                 since.elapsed().as_secs_f64(),
                 wait,
             );
@@ -323,7 +326,7 @@ impl Sender {
         let pending = self.meter.queue_records.load(Ordering::Relaxed);
         tracing::warn!(
             "remote-write: the job is stopping while {} is failing ({what}); {pending} samples are not sent (nothing was committed for them: the next run sends them)",
-            self.url
+            self.shown
         );
         self.queue.fail(SendFailure::Stopped { pending });
     }

@@ -534,3 +534,21 @@ fn a_transient_error_during_the_final_sync_of_a_stop_is_tried_again() {
     assert_eq!(rx.seen.lock().unwrap().len(), 2);
     assert_eq!(sink.meter().unwrap().retries.load(Ordering::Relaxed), 1);
 }
+
+/// The url's query (`?api_key=...`) went into describe(), hence logs, job
+/// status, /metrics labels and errors.
+#[test]
+fn the_url_query_is_never_shown() {
+    let rx = receiver(vec![(401, "no", None)]);
+    let url = format!("{}?api_key=s3cret", rx.url);
+    let mut sink = open(&config(&url), false);
+    assert_eq!(
+        sink.describe(),
+        format!("prometheus_remote_write {}?…", rx.url)
+    );
+    assert!(!sink.meter().unwrap().snapshot().name.contains("s3cret"));
+    sink.write_window(&window(1, 1)).unwrap();
+    let err = sink.sync(0).unwrap_err().to_string();
+    assert!(err.contains("401") && !err.contains("s3cret"), "{err}");
+    assert_eq!(rx.seen.lock().unwrap().len(), 1);
+}
