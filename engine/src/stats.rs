@@ -431,8 +431,8 @@ impl JobStats {
                 continue;
             }
             let mut line = format!(
-                "{}: {} sample(s) in {} request(s) acknowledged, {} retries",
-                m.name, m.records_written, m.batches, m.retries
+                "{}: {} {} in {} {} acknowledged, {} retries",
+                m.name, m.records_written, m.units.records, m.batches, m.units.batches, m.retries
             );
             for (why, n) in m.rejected.iter().filter(|(_, n)| *n > 0) {
                 line.push_str(&format!(", {n} rejected ({})", why.as_str()));

@@ -89,11 +89,33 @@ impl SinkState {
     }
 }
 
+/// What a sink's records and batches are called in the run's summary, e.g.
+/// `sample(s)` and `request(s)` (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
+    /// What [`SinkMeter::records_written`] counts.
+    pub records: &'static str,
+    /// What [`SinkMeter::batches`] counts.
+    pub batches: &'static str,
+}
+
+impl Default for Units {
+    fn default() -> Units {
+        Units {
+            records: "sample(s)",
+            batches: "request(s)",
+        }
+    }
+}
+
 /// One sink's live counters. Counters only grow; `queue_*` are gauges.
 #[derive(Debug, Default)]
 pub struct SinkMeter {
     /// What the sink is ([`crate::sink::Sink::describe`]); set by the fan-out.
     name: std::sync::OnceLock<String>,
+    /// What its records and batches are, for the run's summary (see
+    /// [`SinkMeter::set_units`]).
+    units: std::sync::OnceLock<Units>,
     /// Windows handed to the sink.
     pub windows: AtomicU64,
     /// Records (series of a window) handed to the sink, before its own filter.
@@ -135,6 +157,13 @@ impl SinkMeter {
     /// The sink's name, once the fan-out set it.
     pub fn name(&self) -> &str {
         self.name.get().map(String::as_str).unwrap_or("")
+    }
+
+    /// Says what the sink's records and batches are, for the run's summary:
+    /// an Alertmanager sink sends alerts, not samples. Default: samples and
+    /// requests.
+    pub fn set_units(&self, units: Units) {
+        let _ = self.units.set(units);
     }
 
     /// Names the sink unless it already has a name.
@@ -179,6 +208,7 @@ impl SinkMeter {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SinkSnapshot {
             name: self.name().to_string(),
+            units: self.units.get().copied().unwrap_or_default(),
             windows: get(&self.windows),
             records: get(&self.records),
             records_written: get(&self.records_written),
@@ -199,6 +229,7 @@ impl SinkMeter {
 #[allow(missing_docs)] // The fields are SinkMeter's, documented there.
 pub struct SinkSnapshot {
     pub name: String,
+    pub units: Units,
     pub windows: u64,
     pub records: u64,
     pub records_written: u64,

@@ -135,6 +135,11 @@ impl AlertmanagerSink {
         let url = cfg.url.trim_end_matches('/').to_string();
         let describe = format!("alertmanager {url}");
         let meter = SinkMeter::named(describe.clone());
+        // It counts alerts sent (each send carries every alert due) and sends.
+        meter.set_units(tidemark_engine::stats::sink::Units {
+            records: "alert(s)",
+            batches: "send(s)",
+        });
         let book = Book::new(cfg.resend_interval, cfg.eval_interval);
         let shared = Arc::new(Shared::new(book, meter, clock));
         let client = http::Client::new(&url, cfg.timeout, cfg.auth);
