@@ -366,3 +366,104 @@ fn a_live_alert_resolves_when_its_series_stops_without_waiting_for_a_line() {
     assert_eq!(field(&line("resolved"), "start"), at(start + 660));
     assert!(line("resolved").contains(r#""value":null"#), "{text}");
 }
+
+/// Review finding (issue 12 fix 1): the transcript depended on how fast the
+/// input was read. Ten minutes of a slow gauge, then thirty minutes of lines
+/// without its field: they move the watermark but feed no series. A paced run
+/// saw a frontier past the last window with records mid-run and resolved the
+/// alert in the gap windows; a full-speed run and a replay saw only the end of
+/// input and never resolved it. Now all three end at the same bound (the final
+/// watermark's first open window) and write the same transcript.
+#[test]
+fn trailing_lines_without_the_metric_give_the_same_transcript_paced_unpaced_and_replayed() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    let mut text = String::new();
+    for m in 0..40 {
+        for i in 0..30 {
+            let ts = jiff::Timestamp::from_second(T0 + m * 60 + i * 2).unwrap();
+            if m < 10 {
+                writeln!(text, r#"{{"time":"{ts}","ms":200,"path":"/a/{i}"}}"#).unwrap();
+            } else {
+                writeln!(text, r#"{{"time":"{ts}","path":"/a/{i}/padding"}}"#).unwrap();
+            }
+        }
+    }
+    std::fs::write(d.path().join("logs/a.log"), text).unwrap();
+    let job = |out: &str, rate_limit: &str| {
+        format!(
+            r#"
+name = "trailing"
+[source]
+kind = "file"
+include = ["{logs}/*.log"]
+{rate_limit}
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "lat"
+kind = "gauge"
+field = "ms"
+[[alert]]
+name = "Slow"
+expr = 'lat > 100'
+[[sink]]
+kind = "jsonl"
+path = "{out}"
+series = "none"
+alerts = true
+"#,
+            logs = d.path().join("logs").display(),
+        )
+    };
+    let run = |name: &str, rate_limit: &str| {
+        let path = d.path().join(format!("{name}.toml"));
+        std::fs::write(&path, job(&format!("out/{name}.jsonl"), rate_limit)).unwrap();
+        ok(
+            name,
+            tidemark_run(&path, &d.path().join(format!("state-{name}")))
+                .output()
+                .unwrap(),
+        );
+        (
+            path.clone(),
+            std::fs::read_to_string(d.path().join(format!("out/{name}.jsonl"))).unwrap(),
+        )
+    };
+    let (path, unpaced) = run("unpaced", "");
+    let (_, paced) = run("paced", "rate_limit = \"20KiB/s\"");
+    let replayed = d.path().join("out/replayed.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("replay")
+        .arg(&path)
+        .args([
+            "--from",
+            "2026-11-20T09:00:00Z",
+            "--to",
+            "2026-11-20T12:00:00Z",
+            "-w",
+            "2",
+            "--progress",
+            "none",
+            "--output",
+        ])
+        .arg(&replayed)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    ok("replay", o);
+    let replayed = std::fs::read_to_string(&replayed).unwrap();
+    eprintln!("unpaced:\n{unpaced}paced:\n{paced}replayed:\n{replayed}");
+    // The alert resolves in the first window without the gauge: the windows
+    // after it closed, whatever the speed the lines moving the watermark came at.
+    let resolved = r#""alert":"Slow","state":"resolved""#;
+    let line = unpaced
+        .lines()
+        .find(|l| l.contains(resolved))
+        .unwrap_or_else(|| panic!("the full-speed run never resolves: {unpaced}"));
+    assert!(line.contains(r#""start":"2026-11-20T10:10:00Z""#), "{line}");
+    assert_same("paced", &paced, &unpaced);
+    assert_same("replayed", &replayed, &unpaced);
+}

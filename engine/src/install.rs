@@ -53,6 +53,8 @@ pub struct InstallContext {
     pub process_workers: (usize, usize),
     /// This process's claim table and discovery, shared by its workers.
     pub files: Arc<crate::groupset::ProcessFiles>,
+    /// Where the input ends: the sources raise it, the collector reads it.
+    pub input_end: Arc<crate::input_end::InputEnd>,
 }
 
 /// A job installed in a worker.
@@ -110,6 +112,7 @@ pub fn install_job(
         collector,
         output_error,
         poke,
+        input_end,
         ..
     } = ctx;
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
@@ -121,6 +124,7 @@ pub fn install_job(
             stop.clone(),
             stats.clone(),
             output_error.clone(),
+            input_end,
         );
         downstream(partials, &plan, collector, output_error, stop, stats);
     });

@@ -101,6 +101,8 @@ pub struct JobSetup {
     files: Arc<crate::groupset::ProcessFiles>,
     /// Worker 0's (global) output side; taken by the first [`JobSetup::context`] for it.
     collector: Mutex<Option<Collector>>,
+    /// Where the input ends (`--until-eof`): raised by the sources.
+    input_end: Arc<crate::input_end::InputEnd>,
     first_worker: usize,
     workers: usize,
     /// A member's own read positions (not process 0's checkpoint).
@@ -197,6 +199,7 @@ impl JobSetup {
                 }
             );
         }
+        let input_end = Arc::new(crate::input_end::InputEnd::default());
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
@@ -241,6 +244,7 @@ impl JobSetup {
                     output,
                     committer,
                     alerts,
+                    input_end: input_end.clone(),
                 })
             }
             None => None,
@@ -267,6 +271,7 @@ impl JobSetup {
             initial,
             files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
+            input_end,
             first_worker: opts.first_worker,
             workers,
             member_store,
@@ -331,6 +336,7 @@ impl JobSetup {
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
+            input_end: self.input_end.clone(),
         }
     }
 

@@ -13,6 +13,7 @@ use timely::dataflow::{Scope, Stream};
 
 use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::groupset::GroupSet;
+use crate::input_end::InputEnd;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{wall_clock_ms, EventMs, WindowTime};
@@ -92,6 +93,7 @@ pub fn file_source<'scope>(
     stop: Arc<AtomicBool>,
     stats: SharedStats,
     failed: FailureSlot,
+    input_end: Arc<InputEnd>,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
     source(scope, "FileSource", move |cap, info| {
         let poked = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
@@ -166,6 +168,9 @@ pub fn file_source<'scope>(
                     }
                 });
                 g.publish();
+                // Before the capability can drop: the collector reads it once
+                // the frontier is empty.
+                input_end.raise(g.watermark_window() as EventMs);
             }
             for (t, parts) in ready {
                 if !parts.is_empty() {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tidemark_jobs::Job;
 
+use crate::input_end::InputEnd;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
@@ -63,11 +64,14 @@ pub fn run_replay(
     }
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));
+    // A replay ends at its range's end at the latest.
+    let input_end = Arc::new(InputEnd::capped_at(replay.range.to_ms()));
     let collector = Arc::new(Mutex::new(Some(Collector {
         output,
         committer: None,
         // A back-test: the alerts start fresh at the range's start.
         alerts: crate::alerts::AlertEvaluator::for_job(job),
+        input_end: input_end.clone(),
     })));
     let output_error = Arc::new(Mutex::new(None));
     let failed = Arc::new(Mutex::new(None));
@@ -83,6 +87,7 @@ pub fn run_replay(
         stats: stats.clone(),
         progress: progress.clone(),
         failed: failed.clone(),
+        input_end,
     };
     let name = format!("replay:{}", job.name);
     let guards = {

@@ -23,10 +23,11 @@ use super::plan::Segment;
 use super::progress::ReplayProgress;
 use super::range::ReplayRange;
 use super::segment::{SegmentRun, Tally};
+use crate::input_end::InputEnd;
 use crate::plan::Plan;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
-use crate::time::{wall_clock_ms, WindowTime};
+use crate::time::{wall_clock_ms, EventMs, WindowTime};
 
 /// The segments no worker has taken yet, earliest first.
 #[derive(Debug, Default)]
@@ -76,6 +77,8 @@ pub struct ReplaySourceCtx {
     pub progress: Arc<ReplayProgress>,
     /// The first failure ends the replay.
     pub failed: Arc<Mutex<Option<ReplayFailure>>>,
+    /// Where the input ends: each segment's final watermark raises it.
+    pub input_end: Arc<InputEnd>,
 }
 
 pub fn replay_source<'scope>(
@@ -159,6 +162,7 @@ pub fn replay_source<'scope>(
                 let bytes_before = tally.file_bytes;
                 let step = ctx.chunk_bytes.min(budget - used);
                 let read = run.read(step, parser, &ctx.plan, wall_ms, &mut delta, &mut tally);
+                ctx.input_end.raise(run.watermark_window() as EventMs);
                 used += ((delta.bytes_read - before) as usize).max(1);
                 ctx.progress
                     .add(&ctx.progress.bytes_done, tally.file_bytes - bytes_before);
