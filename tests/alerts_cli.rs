@@ -467,3 +467,80 @@ alerts = true
     assert_same("paced", &paced, &unpaced);
     assert_same("replayed", &replayed, &unpaced);
 }
+
+/// Review finding (issue 12 fix 2): changing one alert reset every alert's
+/// state on resume — an unchanged alert fired a second time without having
+/// resolved — and the changed alert's firing instances were never resolved.
+/// Now each alert's state is kept by name with its own fingerprint.
+#[test]
+fn changing_one_alert_keeps_the_others_state_and_resolves_its_own_firing_instances() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    let minutes = |from: i64, to: i64| {
+        let mut text = String::new();
+        for m in from..to {
+            for i in 0..30 {
+                let ts = jiff::Timestamp::from_second(T0 + m * 60 + i).unwrap();
+                writeln!(text, r#"{{"time":"{ts}","status":"503","ms":400}}"#).unwrap();
+            }
+        }
+        text
+    };
+    let log = d.path().join("logs/a.log");
+    std::fs::write(&log, minutes(0, 10)).unwrap();
+    let path = d.path().join("job.toml");
+    let text = job(d.path(), "out/a.jsonl", "");
+    std::fs::write(&path, &text).unwrap();
+    let state = d.path().join("state");
+    ok("first run", tidemark_run(&path, &state).output().unwrap());
+    let out = || std::fs::read_to_string(d.path().join("out/a.jsonl")).unwrap();
+    let first = out();
+    for alert in ["HighErrorRate", "SlowHost"] {
+        let firing = format!(r#""alert":"{alert}","state":"firing""#);
+        assert_eq!(first.matches(&firing).count(), 1, "{first}");
+    }
+    // SlowHost changes (its threshold); HighErrorRate is only respaced.
+    let changed = text
+        .replace("'latency > 300'", "'latency > 350'")
+        .replace("}} > 20'", "}}>20'");
+    assert_ne!(changed, text);
+    std::fs::write(&path, changed).unwrap();
+    let mut more = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut more, minutes(10, 20).as_bytes()).unwrap();
+    let o = tidemark_run(&path, &state).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok("resume with a changed alert", o);
+    let all = out();
+    let kinds: Vec<(String, String, String)> = all
+        .lines()
+        .filter(|l| l.contains(r#""state":"#))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap().to_string();
+            (s("alert"), s("state"), s("start"))
+        })
+        .collect();
+    let at = |m: i64| {
+        jiff::Timestamp::from_second(T0 + m * 60)
+            .unwrap()
+            .to_string()
+    };
+    let of = |alert: &str| {
+        kinds
+            .iter()
+            .filter(|k| k.0 == alert)
+            .map(|k| (k.1.as_str(), k.2.clone()))
+            .collect::<Vec<_>>()
+    };
+    // Unchanged: it fired once and still fires — no second `firing`.
+    assert_eq!(of("HighErrorRate"), vec![("firing", at(1))], "{all}");
+    // Changed: the old instance is resolved at the resume window, before the
+    // new definition fires afresh there.
+    assert_eq!(
+        of("SlowHost"),
+        vec![("firing", at(0)), ("resolved", at(10)), ("firing", at(10))],
+        "{all}"
+    );
+    assert!(err.contains("SlowHost: its definition"), "{err}");
+    assert!(!err.contains("HighErrorRate: its definition"), "{err}");
+}

@@ -45,7 +45,11 @@ pub struct AlertEvaluator {
     alerts: Arc<[Alert]>,
     names: Vec<Arc<str>>,
     window_ms: EventMs,
-    fingerprint: String,
+    /// Of each alert's definition, in `alerts`' order ([`saved::fingerprint`]).
+    fingerprints: Vec<String>,
+    /// Firing instances of alerts changed or removed since the checkpoint this
+    /// run resumed from: resolved in the next window stepped.
+    to_resolve: Vec<saved::Dropped>,
     /// End of the last window stepped: every window below it has been.
     evaluated_below: Option<EventMs>,
     /// By (alert index, instance labels).
@@ -65,12 +69,16 @@ impl AlertEvaluator {
 
     /// A fresh evaluator of `alerts` over windows of `window_ms`.
     pub fn new(alerts: Vec<Alert>, window_ms: EventMs) -> AlertEvaluator {
-        let fingerprint = saved::fingerprint(&alerts, window_ms);
+        let fingerprints = alerts
+            .iter()
+            .map(|a| saved::fingerprint(a, window_ms))
+            .collect();
         AlertEvaluator {
             names: alerts.iter().map(|a| Arc::from(a.name.as_str())).collect(),
             alerts: alerts.into(),
             window_ms,
-            fingerprint,
+            fingerprints,
+            to_resolve: Vec::new(),
             evaluated_below: None,
             instances: BTreeMap::new(),
             counts: AlertCounts::default(),
@@ -125,7 +133,7 @@ impl AlertEvaluator {
         };
         let empty = BTreeMap::new();
         while start + self.window_ms <= frontier_ms {
-            if self.instances.is_empty() {
+            if self.instances.is_empty() && self.to_resolve.is_empty() {
                 // Nothing to step: every further gap window leaves it empty.
                 let windows = (frontier_ms - start) / self.window_ms;
                 self.counts.evaluated += windows as u64 * self.alerts.len() as u64;
@@ -190,7 +198,12 @@ impl AlertEvaluator {
                 self.instances.insert(key.clone(), Instance::default());
             }
         }
-        let mut changes = Vec::new();
+        // Before the instances' own changes: a changed alert's instance that
+        // fires again at once is resolved first (the sort below is stable).
+        let mut changes: Vec<AlertChange> = std::mem::take(&mut self.to_resolve)
+            .into_iter()
+            .map(|d| self.dropped(d))
+            .collect();
         let mut firing = Vec::new();
         // Both maps are sorted by (alert, labels) and every key of `values` is
         // an instance now: walk them side by side.
@@ -232,6 +245,33 @@ impl AlertEvaluator {
             end_ms,
             changes,
             firing,
+        }
+    }
+}
+
+impl AlertEvaluator {
+    /// The `resolved` change of an instance whose definition is gone: with the
+    /// alert's current annotations if it still exists, and no value.
+    fn dropped(&self, d: saved::Dropped) -> AlertChange {
+        let found = self.alerts.iter().position(|a| a.name == d.alert);
+        let name = found.map_or_else(|| Arc::from(d.alert.as_str()), |i| self.names[i].clone());
+        let annotations = found.map_or_else(Vec::new, |i| {
+            let labels = &d.labels;
+            self.alerts[i]
+                .annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), t.render("null", |n| labels.get(n))))
+                .collect()
+        });
+        AlertChange {
+            instance: AlertInstance {
+                alert: name,
+                labels: d.labels,
+                annotations,
+                value: f64::NAN,
+                firing_since_ms: d.since_ms,
+            },
+            state: AlertState::Resolved,
         }
     }
 }

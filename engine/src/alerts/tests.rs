@@ -349,9 +349,108 @@ fn changed_definitions_start_fresh_at_the_resume_point() {
     let u = other.evaluate(&window(1, Some(9.0), false).unwrap());
     assert!(u[0].changes.is_empty());
     // Annotations are not part of the fingerprint.
-    let mut reworded = a;
+    let mut reworded = a.clone();
     reworded.annotations.clear();
-    assert_eq!(saved::fingerprint(&[reworded], W), saved.fingerprint,);
+    assert_eq!(saved::fingerprint(&reworded, W), saved.fingerprints["A"]);
+}
+
+/// Review finding (issue 12 fix 2): the fingerprint was over the expression's
+/// text and the alerts' order, so `lat > 100` → `lat>100`, or adding an alert
+/// before it, reset every alert's state.
+#[test]
+fn respacing_an_expression_or_reordering_alerts_keeps_their_state() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 2, 0, 1);
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    e.evaluate(&window(0, Some(9.0), false).unwrap());
+    let saved = e.save();
+    let mut respaced = a.clone();
+    respaced.expr = "x>5".into();
+    let mut other = alert(CmpOp::Lt, 1.0, 1.0, 1, 0, 1);
+    other.name = "B".into();
+    other.record = "z".into();
+    let mut resumed = AlertEvaluator::new(vec![other, respaced], W);
+    resumed.restore(Some(&saved), W);
+    // The pending window still counts: `for` of 2 is met at window 1.
+    let u = resumed.evaluate(&window(1, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 1, "{u:?}");
+    assert_eq!(u[0].changes[0].state, AlertState::Firing);
+}
+
+/// Review finding (issue 12 fix 2): changing one alert reset every alert, and
+/// left the changed alert's firing instances never resolved. Now the unchanged
+/// alert continues (no second `firing`), and the changed one's firing instance
+/// is resolved in the first window the resumed run steps — also when that is a
+/// gap window, and also after a second crash before it (it is saved).
+#[test]
+fn a_changed_alert_resolves_its_firing_instances_and_the_others_keep_their_state() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 1);
+    let mut b = alert(CmpOp::Gt, 3.0, 3.0, 1, 0, 1);
+    b.name = "B".into();
+    let mut e = AlertEvaluator::new(vec![a.clone(), b.clone()], W);
+    let u = e.evaluate(&window(0, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 2, "both fire: {u:?}");
+    let saved = e.save();
+    let mut b2 = b.clone();
+    b2.threshold = 4.0;
+    b2.resolve_threshold = 4.0;
+    let resumed = |saved: &AlertsCheckpoint| {
+        let mut r = AlertEvaluator::new(vec![a.clone(), b2.clone()], W);
+        r.restore(Some(saved), W);
+        r
+    };
+    // A crash before the resume window: the resolve is still owed.
+    let again = resumed(&saved).save();
+    assert_eq!(again.to_resolve.len(), 1, "{again:?}");
+    for saved in [&saved, &again] {
+        let mut r = resumed(saved);
+        // A gap window first: the owed resolve is written there.
+        let u = r.advance_to(2 * W);
+        let changes: Vec<_> = u
+            .iter()
+            .flat_map(|u| u.changes.iter().map(move |c| (u.start_ms, c)))
+            .map(|(t, c)| (t, c.instance.alert.to_string(), c.state))
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                (W, "A".to_string(), AlertState::Resolved),
+                (W, "B".to_string(), AlertState::Resolved)
+            ],
+            "A resolves on its own (absent), B because it changed: {u:?}"
+        );
+        let mut r = resumed(saved);
+        let u = r.evaluate(&window(1, Some(9.0), false).unwrap());
+        let changes: Vec<_> = u[0]
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.instance.alert.to_string(),
+                    c.state,
+                    c.instance.firing_since_ms,
+                )
+            })
+            .collect();
+        // A keeps firing (no second `firing`); B's old instance is resolved
+        // before the changed B fires afresh.
+        assert_eq!(
+            changes,
+            vec![
+                ("B".to_string(), AlertState::Resolved, W),
+                ("B".to_string(), AlertState::Firing, 2 * W),
+            ],
+            "{u:?}"
+        );
+        assert_eq!(u[0].firing.len(), 2);
+        assert!(r.save().to_resolve.is_empty());
+    }
+    // A removed alert's firing instances are resolved too.
+    let mut r = AlertEvaluator::new(vec![a.clone()], W);
+    r.restore(Some(&saved), W);
+    let u = r.evaluate(&window(1, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 1, "{u:?}");
+    assert_eq!(&*u[0].changes[0].instance.alert, "B");
+    assert_eq!(u[0].changes[0].state, AlertState::Resolved);
 }
 
 #[test]

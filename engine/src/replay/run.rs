@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tidemark_jobs::Job;
 
-use crate::input_end::InputEnd;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
 use crate::error::EngineError;
+use crate::input_end::InputEnd;
 use crate::install::downstream;
 use crate::operators::collect::Collector;
 use crate::plan::Plan;
