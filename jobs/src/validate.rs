@@ -215,6 +215,9 @@ fn check(
     if let (Some(source), Some(sinks)) = (&source, &sinks) {
         sinks::check_overlaps(&mut r, &file.sinks, sinks, source, job_file);
     }
+    if let (Some(sinks), Some(first)) = (&sinks, file.alerts.first()) {
+        sinks::check_alerts_reach_a_sink(&mut r, sinks, &first.get_ref().name);
+    }
 
     let metrics: Option<Vec<_>> = metrics.into_iter().collect();
     let rules: Option<Vec<_>> = rules.into_iter().collect();
