@@ -199,10 +199,14 @@ fn check(
     let alerts = alerts::check_alerts(
         &mut r,
         &file.alerts,
-        &file.rules,
-        &rules,
-        &table,
-        window.map(|w| w.size),
+        &alerts::AlertContext {
+            rule_files: &file.rules,
+            rules: &rules,
+            metrics: &table,
+            metric_defs: &metrics,
+            window: window.as_ref().map(|w| w.size),
+            max_series: window.as_ref().map(|w| w.max_series),
+        },
     );
     let sinks = sinks::check_sinks(
         &mut r,
