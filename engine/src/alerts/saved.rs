@@ -50,10 +50,63 @@ pub struct SavedInstance {
     pub labels: Labels,
     /// Where it is.
     pub phase: Phase,
-    /// Its series' value in each of the last windows (as `f64::to_bits`, so a
-    /// resumed moving average is bit for bit the one an uninterrupted run
-    /// computes), oldest first.
-    pub recent: Vec<Option<u64>>,
+    /// Its series' value in each of the last windows, oldest first, with runs
+    /// of windows without one collapsed ([`Slot`]).
+    pub recent: Vec<Slot>,
+}
+
+/// An entry of an instance's saved values: compact, since an instance with a
+/// long `average_over` on a sparse series is mostly absent windows.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+#[serde(untagged)]
+pub enum Slot {
+    /// A window's value, as `f64::to_bits` (so a resumed moving average is bit
+    /// for bit the one an uninterrupted run computes; JSON has no NaN).
+    Value(u64),
+    /// `-n`: `n` consecutive windows without a value.
+    Gap(i64),
+    /// `null`: one window without a value (checkpoints of an older release).
+    Absent(()),
+}
+
+/// `recent` as saved: each value, and each run of absent windows as one entry.
+pub fn encode(recent: &std::collections::VecDeque<Option<f64>>) -> Vec<Slot> {
+    let mut out = Vec::new();
+    for v in recent {
+        match (v, out.last_mut()) {
+            (Some(v), _) => out.push(Slot::Value(v.to_bits())),
+            (None, Some(Slot::Gap(n))) => *n -= 1,
+            (None, _) => out.push(Slot::Gap(-1)),
+        }
+    }
+    out
+}
+
+/// The values [`encode`] saved, the last `span` of them at most (whatever a
+/// damaged checkpoint claims, nothing larger is built).
+pub fn decode(saved: &[Slot], span: usize) -> std::collections::VecDeque<Option<f64>> {
+    let mut out = std::collections::VecDeque::with_capacity(span.min(saved.len()));
+    let push = |v: Option<f64>, out: &mut std::collections::VecDeque<Option<f64>>| {
+        out.push_back(v);
+        if out.len() > span {
+            out.pop_front();
+        }
+    };
+    for slot in saved {
+        match *slot {
+            Slot::Value(bits) => push(Some(f64::from_bits(bits)), &mut out),
+            Slot::Gap(n) => {
+                let n = usize::try_from(n.unsigned_abs())
+                    .unwrap_or(usize::MAX)
+                    .min(span);
+                for _ in 0..n {
+                    push(None, &mut out);
+                }
+            }
+            Slot::Absent(()) => push(None, &mut out),
+        }
+    }
+    out
 }
 
 /// A firing instance whose alert changed or was removed: resolved at the first
@@ -125,7 +178,7 @@ impl AlertEvaluator {
                     alert: self.alerts[*i].name.clone(),
                     labels: labels.clone(),
                     phase: inst.phase,
-                    recent: inst.recent.iter().map(|v| v.map(f64::to_bits)).collect(),
+                    recent: encode(&inst.recent),
                 })
                 .collect(),
             to_resolve: self.to_resolve.clone(),
@@ -169,11 +222,7 @@ impl AlertEvaluator {
                 continue;
             };
             let span = self.alerts[i].average_windows.max(1) as usize;
-            let mut recent: std::collections::VecDeque<Option<f64>> =
-                s.recent.iter().map(|v| v.map(f64::from_bits)).collect();
-            while recent.len() > span {
-                recent.pop_front();
-            }
+            let recent = decode(&s.recent, span);
             let inst = Instance {
                 phase: s.phase,
                 value: super::machine::compared(&recent),

@@ -484,3 +484,57 @@ fn a_checkpoint_without_alert_state_still_loads() {
     let cp: crate::checkpoint::Checkpoint = serde_json::from_str(json).unwrap();
     assert_eq!(cp.alerts, None);
 }
+
+/// Review finding (issue 12 fix 4): each instance saved up to 10,000 values as
+/// JSON bit patterns, absent windows included. Runs of absent windows are one
+/// entry now; values stay exact, and checkpoints of the older form still load.
+#[test]
+fn a_checkpoint_keeps_runs_of_absent_windows_as_one_entry() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 500);
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    e.evaluate(&window(0, Some(0.1), false).unwrap());
+    e.advance_to(300 * W);
+    e.evaluate(&window(300, Some(9.0), true).unwrap());
+    let saved = e.save();
+    assert_eq!(saved.instances.len(), 1);
+    let recent = &saved.instances[0].recent;
+    assert_eq!(
+        recent,
+        &[
+            saved::Slot::Value(0.1f64.to_bits()),
+            saved::Slot::Gap(-299),
+            saved::Slot::Value(9.0f64.to_bits())
+        ]
+    );
+    let text = serde_json::to_string(&saved).unwrap();
+    // The older form wrote 301 entries here, 299 of them `null` (about 1.6 KB).
+    eprintln!("saved alert state: {} bytes", text.len());
+    assert!(text.len() < 400, "{} bytes: {text}", text.len());
+    let back: AlertsCheckpoint = serde_json::from_str(&text).unwrap();
+    let mut r = AlertEvaluator::new(vec![a.clone()], W);
+    r.restore(Some(&back), 301 * W);
+    assert_eq!(r.instances, e.instances);
+    // The older form: one `null` per absent window.
+    assert_eq!(
+        saved::decode(
+            &[
+                saved::Slot::Absent(()),
+                saved::Slot::Value(7),
+                saved::Slot::Gap(-2)
+            ],
+            3
+        ),
+        [Some(f64::from_bits(7)), None, None]
+    );
+    let old: Vec<saved::Slot> = serde_json::from_str("[null, 7, -2]").unwrap();
+    assert_eq!(
+        old,
+        [
+            saved::Slot::Absent(()),
+            saved::Slot::Value(7),
+            saved::Slot::Gap(-2)
+        ]
+    );
+    // A damaged run length builds no more than the span.
+    assert_eq!(saved::decode(&[saved::Slot::Gap(i64::MIN)], 4).len(), 4);
+}
