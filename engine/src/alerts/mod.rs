@@ -50,6 +50,9 @@ pub struct AlertEvaluator {
     /// Firing instances of alerts changed or removed since the checkpoint this
     /// run resumed from: resolved in the next window stepped.
     to_resolve: Vec<saved::Dropped>,
+    /// Whether updates carry the firing set (an alertmanager sink re-sends it;
+    /// nothing else reads it, so it is not built every window for nothing).
+    firing_wanted: bool,
     /// End of the last window stepped: every window below it has been.
     evaluated_below: Option<EventMs>,
     /// By (alert index, instance labels).
@@ -64,7 +67,12 @@ impl AlertEvaluator {
             return None;
         }
         let window_ms = job.window.size.as_millis() as EventMs;
-        Some(AlertEvaluator::new(job.alerts.clone(), window_ms))
+        let mut e = AlertEvaluator::new(job.alerts.clone(), window_ms);
+        e.firing_wanted = job
+            .sinks
+            .iter()
+            .any(|s| matches!(s.kind, tidemark_jobs::SinkKind::Alertmanager(_)));
+        Some(e)
     }
 
     /// A fresh evaluator of `alerts` over windows of `window_ms`.
@@ -79,6 +87,7 @@ impl AlertEvaluator {
             window_ms,
             fingerprints,
             to_resolve: Vec::new(),
+            firing_wanted: true,
             evaluated_below: None,
             instances: BTreeMap::new(),
             counts: AlertCounts::default(),
@@ -193,8 +202,13 @@ impl AlertEvaluator {
         end_ms: EventMs,
         values: &BTreeMap<(usize, Labels), f64>,
     ) -> AlertUpdate {
-        for key in values.keys() {
-            if !self.instances.contains_key(key) {
+        for (key, v) in values {
+            // A new instance whose value does not hold, with nothing to
+            // average, would be stepped to inactive and forgotten at once:
+            // it is not made (a series that never fires costs no map entry).
+            let alert = &self.alerts[key.0];
+            let needed = alert.average_windows > 1 || alert.op.holds(*v, alert.threshold);
+            if needed && !self.instances.contains_key(key) {
                 self.instances.insert(key.clone(), Instance::default());
             }
         }
@@ -205,10 +219,11 @@ impl AlertEvaluator {
             .map(|d| self.dropped(d))
             .collect();
         let mut firing = Vec::new();
-        // Both maps are sorted by (alert, labels) and every key of `values` is
-        // an instance now: walk them side by side.
+        // Both maps are sorted by (alert, labels): walk them side by side,
+        // passing the values that made no instance.
         let mut values = values.iter().peekable();
         for (key, inst) in &mut self.instances {
+            while values.next_if(|(k, _)| *k < key).is_some() {}
             let value = values.next_if(|(k, _)| *k == key).map(|(_, v)| *v);
             let (i, labels) = key;
             let alert = &self.alerts[*i];
@@ -225,7 +240,7 @@ impl AlertEvaluator {
                     state,
                 });
             }
-            if let Some(since) = inst.phase.firing_since() {
+            if let Some(since) = inst.phase.firing_since().filter(|_| self.firing_wanted) {
                 firing.push(instance(&self.names[*i], alert, labels, inst.value, since));
             }
         }

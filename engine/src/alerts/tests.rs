@@ -538,3 +538,59 @@ fn a_checkpoint_keeps_runs_of_absent_windows_as_one_entry() {
     // A damaged run length builds no more than the span.
     assert_eq!(saved::decode(&[saved::Slot::Gap(i64::MIN)], 4).len(), 4);
 }
+
+/// Review finding (issue 12 fix 7): the firing set was built every window even
+/// for a job no alertmanager sink reads it in; and a series whose value does
+/// not hold (no average) made and dropped a map entry every window.
+#[test]
+fn the_firing_set_is_built_only_for_an_alertmanager_sink_and_quiet_series_make_no_instance() {
+    let job = |sink: &str| {
+        let text = format!(
+            r#"
+name = "j"
+[source]
+kind = "file"
+include = ["/nowhere/*.log"]
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "x"
+kind = "gauge"
+field = "v"
+[[alert]]
+name = "A"
+expr = 'x > 5'
+{sink}
+"#
+        );
+        tidemark_jobs::from_str(&text, "j.toml", std::path::Path::new("/tmp")).unwrap()
+    };
+    let transcript =
+        "[[sink]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nseries = \"none\"\nalerts = true\n";
+    let am = "[[sink]]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n";
+    let w = |t: usize, v: f64| ClosedWindow {
+        start_ms: t as EventMs * W,
+        end_ms: (t as EventMs + 1) * W,
+        series: vec![Series {
+            record: Arc::from("x"),
+            labels: Labels::from_pairs(&[("host", "a")]),
+            value: Value::Float(v),
+            origin: Origin::Host,
+        }],
+    };
+    let mut e = AlertEvaluator::for_job(&job(transcript)).unwrap();
+    let u = e.evaluate(&w(0, 9.0));
+    assert_eq!(u[0].changes.len(), 1);
+    assert!(u[0].firing.is_empty(), "{u:?}");
+    assert_eq!(e.firing_now(), 1);
+    let mut e = AlertEvaluator::for_job(&job(am)).unwrap();
+    let u = e.evaluate(&w(0, 9.0));
+    assert_eq!(u[0].firing.len(), 1, "{u:?}");
+    // A value that does not hold makes no instance.
+    let mut e = AlertEvaluator::new(vec![alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 1)], W);
+    e.evaluate(&window(0, Some(1.0), false).unwrap());
+    assert!(e.instances.is_empty());
+    assert_eq!(e.take_counts().evaluated, 1);
+}
