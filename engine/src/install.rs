@@ -19,7 +19,7 @@ use crate::operators::collect::{CollectWindows, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
 use crate::operators::series_limit::{SeriesLimit, Stage2};
-use crate::operators::source::{file_source, Pacing, Poke};
+use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::{HostPartial, RuleInput, Series};
@@ -121,10 +121,12 @@ pub fn install_job(
             groups,
             pacing,
             poke,
-            stop.clone(),
             stats.clone(),
-            output_error.clone(),
-            input_end,
+            SourceSignals {
+                stop: stop.clone(),
+                failed: output_error.clone(),
+                input_end,
+            },
         );
         downstream(partials, &plan, collector, output_error, stop, stats);
     });

@@ -84,17 +84,30 @@ pub type Poke = Arc<PokeBoard>;
 /// does not copy their paths at every activation.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
+/// What a file source shares with the rest of the job, besides its stats.
+pub struct SourceSignals {
+    /// Set to stop the job: the source stops reading.
+    pub stop: Arc<AtomicBool>,
+    /// Where the source records why the job failed.
+    pub failed: FailureSlot,
+    /// Raised with each group's watermark window ([`crate::input_end`]).
+    pub input_end: Arc<InputEnd>,
+}
+
 /// Builds the source operator over this worker's share of the job's groups.
 pub fn file_source<'scope>(
     scope: Scope<'scope, WindowTime>,
     mut groups: GroupSet,
     pacing: Pacing,
     poke: Poke,
-    stop: Arc<AtomicBool>,
     stats: SharedStats,
-    failed: FailureSlot,
-    input_end: Arc<InputEnd>,
+    signals: SourceSignals,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
+    let SourceSignals {
+        stop,
+        failed,
+        input_end,
+    } = signals;
     source(scope, "FileSource", move |cap, info| {
         let poked = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
         let activator = scope.activator_for(info.address);
