@@ -108,6 +108,20 @@ fn status_line(now: &JobStats, seen: Seen, at: Instant, wall_ms: i64) -> String 
             ));
         }
     }
+    // Why the rate is 0: back-pressure from a slow or down receiver.
+    let backlogged: Vec<&str> = now
+        .sink_meters
+        .0
+        .iter()
+        .filter(|m| m.is_backlogged())
+        .map(|m| m.name())
+        .collect();
+    if !backlogged.is_empty() {
+        line.push_str(&format!(
+            "; reads paused: {} backlogged",
+            backlogged.join(", ")
+        ));
+    }
     line
 }
 
@@ -170,6 +184,29 @@ mod tests {
         assert_eq!(
             line,
             "status: 0 lines/s; no window closed yet; late 0; malformed 0"
+        );
+    }
+
+    #[test]
+    fn the_line_says_when_reads_pause_for_a_backlogged_sink() {
+        let slow = tidemark_engine::stats::SinkMeter::named(
+            "prometheus_remote_write http://p:9090/api/v1/write",
+        );
+        let s = JobStats {
+            sink_meters: tidemark_engine::stats::SinkMeters(vec![
+                tidemark_engine::stats::SinkMeter::named("jsonl out/x.jsonl"),
+                slow.clone(),
+            ]),
+            ..JobStats::default()
+        };
+        let now = Instant::now();
+        let line = |s: &JobStats| status_line(s, Seen { lines: 0, at: now }, now, 0);
+        assert!(!line(&s).contains("paused"), "{}", line(&s));
+        slow.set_backlogged(true);
+        assert_eq!(
+            line(&s),
+            "status: 0 lines/s; no window closed yet; late 0; malformed 0; \
+             reads paused: prometheus_remote_write http://p:9090/api/v1/write backlogged"
         );
     }
 

@@ -288,6 +288,15 @@ impl GroupState {
         }
     }
 
+    /// Reading goes on after a pause for back-pressure. The group was not idle
+    /// meanwhile (its lines waited, unread), so its idle and stuck-clock timers
+    /// start again: a pause longer than `idle_timeout` must not let its
+    /// watermark follow the wall clock past the lines written during it.
+    pub fn after_pause(&mut self) {
+        self.idle_since = None;
+        self.lag.after_pause();
+    }
+
     /// In live mode, a group idle at EOF for `idle_timeout` stops holding windows
     /// open: its watermark follows the wall clock, minus the timeout.
     pub fn apply_idle(&mut self, now: Instant, wall_ms: EventMs) {

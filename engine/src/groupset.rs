@@ -426,6 +426,14 @@ impl GroupSet {
         busy
     }
 
+    /// Reading goes on after a pause for back-pressure: the pause was not
+    /// idleness (see [`crate::backpressure`]).
+    pub fn after_pause(&mut self) {
+        for g in &mut self.groups {
+            g.after_pause();
+        }
+    }
+
     /// Keeps this worker within its share of `max_open_files`: parks (closes) the
     /// live file of a group other than `except` that is idle at its end, the least
     /// recently written first (see `Tailer::parkable_since`); among equals

@@ -55,6 +55,8 @@ pub struct InstallContext {
     pub files: Arc<crate::groupset::ProcessFiles>,
     /// Where the input ends: the sources raise it, the collector reads it.
     pub input_end: Arc<crate::input_end::InputEnd>,
+    /// Closed while a sink of the job is backlogged: the sources pause reading.
+    pub read_gate: Arc<crate::backpressure::ReadGate>,
 }
 
 /// A job installed in a worker.
@@ -113,6 +115,7 @@ pub fn install_job(
         output_error,
         poke,
         input_end,
+        read_gate,
         ..
     } = ctx;
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
@@ -121,6 +124,7 @@ pub fn install_job(
             groups,
             pacing,
             poke,
+            read_gate,
             stats.clone(),
             SourceSignals {
                 stop: stop.clone(),

@@ -14,6 +14,7 @@ pub mod acc;
 pub(crate) mod agg;
 pub mod alert_event;
 pub mod alerts;
+pub mod backpressure;
 pub mod checkpoint;
 pub(crate) mod claims;
 pub mod cluster;

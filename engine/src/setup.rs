@@ -13,6 +13,7 @@ use std::time::Duration;
 use tidemark_jobs::Job;
 use tidemark_sources::file::FileGroup;
 
+use crate::backpressure::ReadGate;
 use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoice};
 use crate::commit::{group_checkpoints, groups_of, Committer};
 use crate::error::EngineError;
@@ -92,6 +93,8 @@ pub struct JobSetup {
     pub output_error: FailureSlot,
     /// Wakes the job's sources (from the directory watcher, or to stop).
     pub poke: Poke,
+    /// Pauses the job's sources while one of its sinks here is backlogged.
+    pub read_gate: Arc<ReadGate>,
     /// Follow live files rather than finish at end of input.
     pub follow: bool,
     /// Whether the job resumed from a checkpoint.
@@ -200,10 +203,12 @@ impl JobSetup {
             );
         }
         let input_end = Arc::new(crate::input_end::InputEnd::default());
+        let mut read_gate = ReadGate::open();
         let collector = match make_output {
             Some(make) => {
                 let mut output = make(&start).map_err(EngineError::OpenOutput)?;
                 output.watch_stop(&opts.stop);
+                read_gate = ReadGate::new(output.meters());
                 if let Ok(mut s) = stats.lock() {
                     s.sinks = output.describe();
                     s.sink_meters = output.meters();
@@ -266,6 +271,7 @@ impl JobSetup {
             stop: opts.stop,
             output_error: Arc::new(Mutex::new(None)),
             poke,
+            read_gate,
             follow: opts.follow,
             resumed,
             initial,
@@ -337,6 +343,7 @@ impl JobSetup {
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
             input_end: self.input_end.clone(),
+            read_gate: self.read_gate.clone(),
         }
     }
 

@@ -125,6 +125,11 @@ pub struct JobStats {
     pub late_after_written: u64,
     /// Each sink's live counters, in the order of the job's sinks.
     pub sink_meters: SinkMeters,
+    /// Times the job's sources paused reading because a sink was backlogged
+    /// (back-pressure from a slow or down receiver; see `crate::backpressure`).
+    pub output_pauses: u64,
+    /// How long those pauses lasted in all, ms (a pause counts once it ends).
+    pub output_paused_ms: u64,
     /// `[[alert]]` evaluations: one per alert per window (gap windows included).
     pub alerts_evaluated: u64,
     /// Alert instances firing after the last window evaluated (a gauge).
@@ -231,6 +236,8 @@ impl JobStats {
             self.clock_behind_ms.insert(k.clone(), *v);
         }
         self.sink_meters.merge(&o.sink_meters);
+        self.output_pauses += o.output_pauses;
+        self.output_paused_ms += o.output_paused_ms;
         self.alerts_evaluated += o.alerts_evaluated;
         self.alerts_firing += o.alerts_firing;
         self.alert_transitions += o.alert_transitions;
@@ -398,6 +405,13 @@ impl JobStats {
             }
             s.push_str(&line);
             s.push('\n');
+        }
+        if self.output_pauses > 0 {
+            s.push_str(&format!(
+                "reads paused for a backlogged sink (back-pressure, nothing dropped): {} times, {} in all\n",
+                self.output_pauses,
+                crate::watermark::format_span(self.output_paused_ms as i64)
+            ));
         }
         if self.checkpoints_written > 0 {
             s.push_str(&format!(

@@ -214,6 +214,14 @@ impl LagWatch {
         self.at_end = at_end;
     }
 
+    /// Reading goes on after a pause: the lines read next were written during
+    /// it, not now, so they do not count as live lines until the group has
+    /// caught up again, and the unmoved time starts again.
+    pub fn after_pause(&mut self) {
+        self.at_end = false;
+        self.unmoved_since = None;
+    }
+
     /// Whether the group's clock is stuck: it delivered lines written since it
     /// caught up with its files within the last `idle_timeout`, yet its latest time
     /// has not moved for `max_clock_lag` and is more than `max_clock_lag` behind

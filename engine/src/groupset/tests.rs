@@ -259,3 +259,83 @@ fn discovery_is_due_again_within_its_interval_whatever_the_poll_interval() {
         assert_eq!(gs.discovery_due_in(at + due), Some(interval));
     }
 }
+
+/// A pause for back-pressure is not idleness (`crate::backpressure`): a group
+/// idle at its end before a pause longer than `idle_timeout` must not have its
+/// watermark follow the wall clock as the pause ends — the lines written during
+/// the pause, unread yet, would be late. Without `after_pause` it would.
+#[test]
+fn a_pause_longer_than_idle_timeout_does_not_make_a_group_idle() {
+    let d = tempfile::tempdir().unwrap();
+    let t0: i64 = 1_795_168_800; // 2026-11-20T10:00:00Z
+    let line = |t: i64| {
+        let ts = jiff::Timestamp::from_second(t).unwrap();
+        format!(
+            "10.0.0.1 - - [{}] \"GET /x HTTP/1.1\" 200 1 \"-\" \"t\" 0.001\n",
+            ts.strftime("%d/%b/%Y:%H:%M:%S +0000")
+        )
+    };
+    let text: String = (0..60).map(|i| line(t0 + i)).collect();
+    std::fs::create_dir_all(d.path().join("h")).unwrap();
+    std::fs::write(d.path().join("h/access.log"), text).unwrap();
+    let job_text = format!(
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"{}/*/access.log\"]\n\
+         [parse]\nformat = \"nginx\"\n[window]\nsize = \"1m\"\nidle_timeout = \"1s\"\n\
+         [[metric]]\nname = \"n\"\nkind = \"counter\"\n\
+         [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+        d.path().display()
+    );
+    let job = tidemark_jobs::from_str(&job_text, "j.toml", Path::new("/"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let run = |pause: bool| {
+        let resume = Arc::new(ResumePlan::default());
+        let initial = initial_groups(&job, &resume).unwrap();
+        let owners = balance(&initial, 1);
+        let initial = Arc::new(initial.into_iter().zip(owners).collect());
+        let plan = Arc::new(Plan::new(&job));
+        let mut gs = GroupSet::new(
+            Arc::new(job.clone()),
+            plan.clone(),
+            resume,
+            crate::resume::ResumeBoard::new(),
+            plan.tail.clone(),
+            initial,
+            true,
+            0,
+            (0, 1),
+            ProcessFiles::new(1024),
+        );
+        let mut stats = JobStats::default();
+        let start = Instant::now();
+        // The wall clock is just after the data: the group is caught up.
+        let wall = (t0 + 61) * 1000;
+        gs.discover_if_due(start, false, EventMs::MIN, wall, &mut stats)
+            .unwrap();
+        // Read to the end, then idle at it.
+        for ms in [0, 1, 2] {
+            gs.read_round(
+                1 << 20,
+                1 << 20,
+                start + Duration::from_millis(ms),
+                wall,
+                &mut stats,
+            );
+        }
+        assert_eq!(stats.lines_read, 60);
+        let before = gs.first_open(wall);
+        // Paused for 10 s (nothing read), then reading goes on.
+        let later = start + Duration::from_secs(10);
+        if pause {
+            gs.after_pause();
+        }
+        for g in &mut gs.groups {
+            g.apply_idle(later, wall + 10_000);
+        }
+        (before, gs.first_open(wall + 10_000))
+    };
+    let (before, after) = run(true);
+    assert_eq!(after, before, "the pause moved the watermark");
+    // The check can fail: without `after_pause` the stale idle timer fires.
+    let (before, after) = run(false);
+    assert!(after > before, "{after} {before}");
+}

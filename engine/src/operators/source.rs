@@ -11,6 +11,7 @@ use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
+use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
 use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::groupset::GroupSet;
 use crate::input_end::InputEnd;
@@ -95,11 +96,13 @@ pub struct SourceSignals {
 }
 
 /// Builds the source operator over this worker's share of the job's groups.
+/// It reads only while `gate` is open (see [`crate::backpressure`]).
 pub fn file_source<'scope>(
     scope: Scope<'scope, WindowTime>,
     mut groups: GroupSet,
     pacing: Pacing,
     poke: Poke,
+    gate: Arc<ReadGate>,
     stats: SharedStats,
     signals: SourceSignals,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
@@ -118,11 +121,14 @@ pub fn file_source<'scope>(
         let mut limiter = pacing.rate_limit.map(|r| {
             RateLimiter::new(r.max(1), r.max(1).max(pacing.chunk_bytes as u64)).starting_empty()
         });
+        // Whether this worker's last activation found the gate closed.
+        let mut paused = false;
         move |output| {
             let Some(held) = cap.as_mut() else {
                 return;
             };
             if stop.load(Ordering::SeqCst) {
+                gate.end(Instant::now(), &mut delta);
                 // Not final: open windows are left unemitted (a restart recomputes them).
                 delta.windows_open_at_stop += groups
                     .groups
@@ -146,6 +152,21 @@ pub fn file_source<'scope>(
             groups.set_watching(poke.watching());
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
                 record_failure(&failed, JobFailure::Discover(Box::new(e)));
+            }
+            match (gate.check(now, &mut delta), paused) {
+                (Gate::Paused, _) => {
+                    // Back-pressure, not drops: nothing is read (nor judged idle)
+                    // until the sinks catch up; the capability stays where it is.
+                    paused = true;
+                    flush(&stats, &mut delta);
+                    activator.activate_after(PAUSE_RECHECK);
+                    return;
+                }
+                (Gate::Open, true) => {
+                    paused = false;
+                    groups.after_pause();
+                }
+                (Gate::Open, false) => {}
             }
             let mut budget = pacing.activation_bytes;
             let mut wait = pacing.poll_interval;

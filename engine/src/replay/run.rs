@@ -9,6 +9,7 @@ use tidemark_jobs::Job;
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
+use crate::backpressure::ReadGate;
 use crate::error::EngineError;
 use crate::input_end::InputEnd;
 use crate::install::downstream;
@@ -62,6 +63,9 @@ pub fn run_replay(
         s.sinks = output.describe();
         s.sink_meters = output.meters();
     }
+    // A sink blocked on a down receiver gives up when the replay is stopped.
+    output.watch_stop(&opts.stop);
+    let gate = ReadGate::new(output.meters());
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));
     // A replay ends at its range's end at the latest.
@@ -88,6 +92,7 @@ pub fn run_replay(
         progress: progress.clone(),
         failed: failed.clone(),
         input_end,
+        gate,
     };
     let name = format!("replay:{}", job.name);
     let guards = {

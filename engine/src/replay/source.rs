@@ -23,6 +23,7 @@ use super::plan::Segment;
 use super::progress::ReplayProgress;
 use super::range::ReplayRange;
 use super::segment::{SegmentRun, Tally};
+use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
 use crate::input_end::InputEnd;
 use crate::plan::Plan;
 use crate::series::HostPartial;
@@ -79,6 +80,8 @@ pub struct ReplaySourceCtx {
     pub failed: Arc<Mutex<Option<ReplayFailure>>>,
     /// Where the input ends: each segment's final watermark raises it.
     pub input_end: Arc<InputEnd>,
+    /// Closed while a sink is backlogged: reading pauses (see [`crate::backpressure`]).
+    pub gate: Arc<ReadGate>,
 }
 
 pub fn replay_source<'scope>(
@@ -118,6 +121,7 @@ pub fn replay_source<'scope>(
                 return;
             };
             if ctx.stop.load(Ordering::SeqCst) {
+                ctx.gate.end(Instant::now(), &mut delta);
                 // Open windows are not emitted: they are not complete.
                 ctx.queue.clear();
                 flush(&ctx.stats, &mut delta);
@@ -125,6 +129,12 @@ pub fn replay_source<'scope>(
                 return;
             }
             let now = Instant::now();
+            if ctx.gate.check(now, &mut delta) == Gate::Paused {
+                // Back-pressure, not drops: read on once the sinks catch up.
+                flush(&ctx.stats, &mut delta);
+                activator.activate_after(PAUSE_RECHECK);
+                return;
+            }
             let wall_ms = wall_clock_ms();
             let mut budget = ctx.chunk_bytes * 4;
             let mut wait = None;

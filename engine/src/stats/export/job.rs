@@ -80,6 +80,18 @@ pub(super) fn reading(f: &mut Families<'_>) {
         |j, s| one(j, s.truncations),
     );
     file_edges(f);
+    f.counter(
+        "read_pauses",
+        "Times the job's sources paused reading because a sink was backlogged (back-pressure)",
+        None,
+        |j, s| one(j, s.output_pauses),
+    );
+    f.gauge(
+        "reads_paused",
+        "1 while the job's sources pause reading because a sink is backlogged, else 0",
+        None,
+        |j, s| Some((job(j), f64::from(u8::from(s.sink_meters.backlogged())))),
+    );
 }
 
 /// The file source's rarer events, each a counter of its own.

@@ -53,7 +53,9 @@ fn busy_job() -> JobStats {
         .store(33, std::sync::atomic::Ordering::Relaxed);
     meter.reject(Rejection::TooOld, 4);
     meter.set_state(SinkState::Retrying);
+    meter.set_backlogged(true);
     s.sink_meters = SinkMeters(vec![meter]);
+    s.output_pauses = 2;
     s
 }
 
@@ -138,6 +140,11 @@ fn a_snapshot_renders_named_typed_and_labelled_series() {
         value(&text, "tidemark_windows_emitted_total", &job),
         Some(4.0)
     );
+    assert_eq!(value(&text, "tidemark_read_pauses_total", &job), Some(2.0));
+    assert_eq!(value(&text, "tidemark_reads_paused", &job), Some(1.0));
+    let idle = JobStats::default();
+    let quiet = render(&[("web", &idle)], WALL_MS, Format::Text);
+    assert_eq!(value(&quiet, "tidemark_reads_paused", &job), Some(0.0));
     assert_eq!(
         value(&text, "tidemark_alert_evaluations_total", &job),
         Some(8.0)
