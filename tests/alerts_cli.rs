@@ -544,3 +544,117 @@ fn changing_one_alert_keeps_the_others_state_and_resolves_its_own_firing_instanc
     assert!(err.contains("SlowHost: its definition"), "{err}");
     assert!(!err.contains("HighErrorRate: its definition"), "{err}");
 }
+
+/// Review item (issue 12 fix 10): a replay over an inner range used to start
+/// its alerts fresh at the range's start, so an alert already pending or
+/// firing there fired late (or not at all). It now reads the longest `for`,
+/// `keep_firing_for` or `average_over` before the range for the alerts only:
+/// the records are the uninterrupted run's, and so is every alert line, except
+/// that an instance already firing at the start is written as `firing` in the
+/// range's first window (with the time it really started).
+#[test]
+fn a_replay_over_an_inner_range_warms_its_alerts_up_before_the_range() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), 12);
+    let whole = d.path().join("whole.toml");
+    std::fs::write(&whole, job(d.path(), "out/whole.jsonl", "")).unwrap();
+    ok(
+        "uninterrupted run",
+        tidemark_run(&whole, &d.path().join("state"))
+            .output()
+            .unwrap(),
+    );
+    let lines = |path: &Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let all = lines(&d.path().join("out/whole.jsonl"));
+    let at = |m: i64| {
+        jiff::Timestamp::from_second(T0 + m * 60)
+            .unwrap()
+            .to_string()
+    };
+    // Minute 72 is inside an error burst (minutes 70-79, `for` = 2m) and a slow
+    // stretch (70-76, averaged over 3m): both alerts fire at its start.
+    let (from, to) = (at(72), at(132));
+    let replayed = d.path().join("out/replayed.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("replay")
+        .arg(&whole)
+        .args([
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "-w",
+            "2",
+            "--progress",
+            "none",
+            "--output",
+        ])
+        .arg(&replayed)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    ok("replay", o);
+    let got = lines(&replayed);
+    let start = |v: &serde_json::Value| v["start"].as_str().unwrap().to_string();
+    let inside = |v: &serde_json::Value| start(v) >= from && start(v) < to;
+    let records = |vs: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        vs.iter()
+            .filter(|v| v.get("record").is_some())
+            .cloned()
+            .collect()
+    };
+    let want_records: Vec<_> = records(&all).into_iter().filter(inside).collect();
+    assert!(!want_records.is_empty());
+    assert_eq!(records(&got), want_records, "the records are the run's");
+    // Alert lines as (alert, labels, state, since).
+    let key = |v: &serde_json::Value| {
+        (
+            v["alert"].as_str().unwrap().to_string(),
+            v["labels"].to_string(),
+            v["state"].as_str().unwrap().to_string(),
+            v["since"].as_str().unwrap().to_string(),
+        )
+    };
+    let alerts = |vs: &[serde_json::Value]| -> Vec<serde_json::Value> {
+        vs.iter()
+            .filter(|v| v.get("alert").is_some())
+            .cloned()
+            .collect()
+    };
+    // What fires at the range's start in the run: its last line before it.
+    let mut firing_at_start = std::collections::BTreeMap::new();
+    for v in alerts(&all).iter().filter(|v| start(v) < from) {
+        let (alert, labels, state, since) = key(v);
+        if state == "firing" {
+            firing_at_start.insert((alert, labels), since);
+        } else {
+            firing_at_start.remove(&(alert, labels));
+        }
+    }
+    assert!(
+        !firing_at_start.is_empty(),
+        "the data has alerts firing at the start: {firing_at_start:?}"
+    );
+    let carried: Vec<_> = firing_at_start
+        .iter()
+        .map(|((a, l), since)| (a.clone(), l.clone(), "firing".to_string(), since.clone()))
+        .collect();
+    let got_alerts = alerts(&got);
+    let (first, rest): (Vec<_>, Vec<_>) = got_alerts
+        .iter()
+        .enumerate()
+        .partition(|(i, v)| *i < carried.len() && start(v) == from);
+    let first: Vec<_> = first.into_iter().map(|(_, v)| key(v)).collect();
+    assert_eq!(first, carried, "what fired before the range, first");
+    let rest: Vec<_> = rest.into_iter().map(|(_, v)| key(v)).collect();
+    let want: Vec<_> = alerts(&all).iter().filter(|v| inside(v)).map(key).collect();
+    assert_eq!(rest, want, "then the run's alert lines");
+    assert!(err.contains("the alerts warm up from"), "{err}");
+}

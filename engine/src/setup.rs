@@ -250,6 +250,7 @@ impl JobSetup {
                     committer,
                     alerts,
                     input_end: input_end.clone(),
+                    print_from: EventMs::MIN,
                 })
             }
             None => None,

@@ -53,6 +53,9 @@ pub struct AlertEvaluator {
     /// Whether updates carry the firing set (an alertmanager sink re-sends it;
     /// nothing else reads it, so it is not built every window for nothing).
     firing_wanted: bool,
+    /// A replay's warm-up ([`AlertEvaluator::warm_up_before`]): windows ending
+    /// at or before it are stepped but say nothing. `None`: no warm-up, or over.
+    quiet_until: Option<EventMs>,
     /// End of the last window stepped: every window below it has been.
     evaluated_below: Option<EventMs>,
     /// By (alert index, instance labels).
@@ -88,10 +91,33 @@ impl AlertEvaluator {
             fingerprints,
             to_resolve: Vec::new(),
             firing_wanted: true,
+            quiet_until: None,
             evaluated_below: None,
             instances: BTreeMap::new(),
             counts: AlertCounts::default(),
         }
+    }
+
+    /// How many windows before a replay's range its alerts read to warm up:
+    /// the longest `for`, `keep_firing_for` or `average_over` of the job's.
+    pub fn warm_up_windows(job: &Job) -> u32 {
+        job.alerts
+            .iter()
+            .map(|a| {
+                a.for_windows
+                    .max(a.keep_firing_windows)
+                    .max(a.average_windows)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A replay that starts reading before its range: the windows ending at
+    /// or before `from_ms` only warm the alerts up (their updates are empty);
+    /// the first window after says, as a `firing` change, each instance that
+    /// was already firing then (with the time it started).
+    pub fn warm_up_before(&mut self, from_ms: EventMs) {
+        self.quiet_until = Some(from_ms);
     }
 
     /// End of the last window stepped (`None`: none yet).
@@ -212,12 +238,17 @@ impl AlertEvaluator {
                 self.instances.insert(key.clone(), Instance::default());
             }
         }
+        let warming = self.quiet_until.is_some_and(|q| end_ms <= q);
         // Before the instances' own changes: a changed alert's instance that
         // fires again at once is resolved first (the sort below is stable).
         let mut changes: Vec<AlertChange> = std::mem::take(&mut self.to_resolve)
             .into_iter()
             .map(|d| self.dropped(d))
             .collect();
+        if !warming && self.quiet_until.take().is_some() {
+            // The range starts: what fires since the warm-up, before it changes.
+            changes.extend(self.firing_before_step());
+        }
         let mut firing = Vec::new();
         // Both maps are sorted by (alert, labels): walk them side by side,
         // passing the values that made no instance.
@@ -244,6 +275,10 @@ impl AlertEvaluator {
                 firing.push(instance(&self.names[*i], alert, labels, inst.value, since));
             }
         }
+        if warming {
+            changes.clear();
+            firing.clear();
+        }
         let alerts = &self.alerts;
         self.instances
             .retain(|(i, _), inst| !inst.is_idle(alerts[*i].average_windows));
@@ -265,6 +300,22 @@ impl AlertEvaluator {
 }
 
 impl AlertEvaluator {
+    /// A `firing` change for each instance firing now (a replay's warm-up
+    /// ended), with the time it started firing.
+    fn firing_before_step(&self) -> Vec<AlertChange> {
+        self.instances
+            .iter()
+            .filter_map(|((i, labels), inst)| {
+                let since = inst.phase.firing_since()?;
+                let alert = &self.alerts[*i];
+                Some(AlertChange {
+                    instance: instance(&self.names[*i], alert, labels, inst.value, since),
+                    state: AlertState::Firing,
+                })
+            })
+            .collect()
+    }
+
     /// The `resolved` change of an instance whose definition is gone: with the
     /// alert's current annotations if it still exists, and no value.
     fn dropped(&self, d: saved::Dropped) -> AlertChange {

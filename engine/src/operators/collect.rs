@@ -36,6 +36,9 @@ pub struct Collector {
     /// Where the input ends, raised by the job's sources: at the end of input
     /// the alerts step to it, not to whatever frontier scheduling let them see.
     pub input_end: Arc<InputEnd>,
+    /// Windows starting before this are not written (a replay's alert
+    /// warm-up reads them for the alerts only); `EventMs::MIN`: all are.
+    pub print_from: EventMs,
 }
 
 /// Extension trait for the stream of a job's output records (host series and
@@ -100,6 +103,7 @@ pub trait CollectWindows<'scope> {
     ///         committer: None,
     ///         alerts: None,
     ///         input_end: Default::default(),
+    ///         print_from: i64::MIN,
     ///     };
     ///     let stop = Arc::new(AtomicBool::new(false));
     ///     let stats = Arc::new(Mutex::new(Default::default()));
@@ -199,6 +203,16 @@ fn collect<'scope>(
                         let mut records = concat(batches);
                         written_end = written_end.max(start as EventMs + window_ms);
                         sort_records(&mut records);
+                        let printed = start as EventMs >= c.print_from;
+                        if !printed {
+                            // Warm-up only: the alerts read it, no sink gets it.
+                            let window = closed(start, window_ms, records);
+                            if let Some(alerts) = c.alerts.as_mut() {
+                                let mut updates = alerts.advance_to(window.start_ms);
+                                updates.extend(alerts.evaluate(&window));
+                            }
+                            continue;
+                        }
                         if let Ok(mut s) = stats.lock() {
                             s.windows_emitted += 1;
                             s.last_window_ms =

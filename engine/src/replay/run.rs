@@ -18,7 +18,7 @@ use crate::plan::Plan;
 use crate::series::ClosedWindow;
 use crate::sink::{BoxError, Sink, Sinks};
 use crate::stats::{JobStats, SharedStats};
-use crate::time::WindowTime;
+use crate::time::{EventMs, WindowTime};
 
 /// How to run a planned replay.
 pub struct ReplayOptions {
@@ -52,7 +52,20 @@ pub fn run_replay(
     job: &Job,
     replay: ReplayPlan,
     opts: ReplayOptions,
+    output: Sinks,
+) -> Result<ReplayOutcome, EngineError> {
+    run_replay_from(job, replay, opts, output, None)
+}
+
+/// [`run_replay`] whose plan starts before the range the user asked for, to
+/// warm the alerts up: windows before `print_from` are read for the alerts
+/// only, and written nowhere.
+pub fn run_replay_from(
+    job: &Job,
+    replay: ReplayPlan,
+    opts: ReplayOptions,
     mut output: Sinks,
+    print_from: Option<EventMs>,
 ) -> Result<ReplayOutcome, EngineError> {
     let stats: SharedStats = Arc::new(Mutex::new(JobStats::default()));
     let progress = opts.progress.clone();
@@ -73,9 +86,15 @@ pub fn run_replay(
     let collector = Arc::new(Mutex::new(Some(Collector {
         output,
         committer: None,
-        // A back-test: the alerts start fresh at the range's start.
-        alerts: crate::alerts::AlertEvaluator::for_job(job),
+        // A back-test: the alerts start fresh where the replay starts reading.
+        alerts: crate::alerts::AlertEvaluator::for_job(job).map(|mut e| {
+            if let Some(from) = print_from {
+                e.warm_up_before(from);
+            }
+            e
+        }),
         input_end: input_end.clone(),
+        print_from: print_from.unwrap_or(EventMs::MIN),
     })));
     let output_error = Arc::new(Mutex::new(None));
     let failed = Arc::new(Mutex::new(None));
