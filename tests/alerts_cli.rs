@@ -466,6 +466,31 @@ alerts = true
     assert!(line.contains(r#""start":"2026-11-20T10:10:00Z""#), "{line}");
     assert_same("paced", &paced, &unpaced);
     assert_same("replayed", &replayed, &unpaced);
+
+    // Resumed: a first run ends inside the trailing lines (its checkpoint is
+    // at its own end bound, with the alert state there), the rest is appended
+    // and the run resumed: the same transcript.
+    let full = std::fs::read_to_string(d.path().join("logs/a.log")).unwrap();
+    let cut = full.match_indices('\n').nth(20 * 30 - 1).unwrap().0 + 1;
+    std::fs::create_dir_all(d.path().join("later")).unwrap();
+    let later = d.path().join("later/a.log");
+    std::fs::write(&later, &full[..cut]).unwrap();
+    let path = d.path().join("resumed.toml");
+    let text = job("out/resumed.jsonl", "").replace(
+        &d.path().join("logs").display().to_string(),
+        &d.path().join("later").display().to_string(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let state = d.path().join("state-resumed");
+    ok("first part", tidemark_run(&path, &state).output().unwrap());
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&later)
+        .unwrap();
+    std::io::Write::write_all(&mut more, full[cut..].as_bytes()).unwrap();
+    ok("resumed", tidemark_run(&path, &state).output().unwrap());
+    let resumed = std::fs::read_to_string(d.path().join("out/resumed.jsonl")).unwrap();
+    assert_same("resumed", &resumed, &unpaced);
 }
 
 /// Review finding (issue 12 fix 2): changing one alert reset every alert's
