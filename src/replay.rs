@@ -299,11 +299,23 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(om) = &openmetrics {
         eprintln!(
-            "OpenMetrics written to {}; load it with: promtool tsdb create-blocks-from openmetrics FILE DIR",
-            om.path.display()
+            "OpenMetrics written to {}; load it with: promtool tsdb create-blocks-from openmetrics {} DIR",
+            om.path.display(),
+            shell_word(&om.path.display().to_string())
         );
     }
     Ok(crate::run::finite_exit(&outcome.stats))
+}
+
+/// `s` as one shell word, quoted only when it needs to be (so the command
+/// printed can be pasted as it is).
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%=".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 fn parse_time(flag: &str, s: &str) -> Result<i64, String> {

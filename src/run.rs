@@ -335,7 +335,14 @@ pub fn execute(
         Existing::Refuse
     };
     let every = args.status_every();
-    let stats = (every.is_some() || args.metrics_addr.is_some()).then(SharedStats::default);
+    let stats = (every.is_some() || args.metrics_addr.is_some()).then(|| {
+        // Per-group figures cost a copy of every group's path each second: only
+        // for /metrics (the status line does not show them).
+        SharedStats::new(std::sync::Mutex::new(tidemark_engine::JobStats {
+            groups_wanted: args.metrics_addr.is_some(),
+            ..Default::default()
+        }))
+    });
     // Both stop (and join) when this function returns.
     let _status = every
         .zip(stats.as_ref())

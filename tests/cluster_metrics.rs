@@ -88,18 +88,32 @@ fn the_cluster_serves_metrics_with_the_token_only() {
 #[test]
 fn prometheus_scrapes_the_cluster_with_the_example_config() {
     let s = Setup::new();
-    let m = s.start(&[], &[]);
+    // A scrape-only token: GET /metrics and nothing else.
+    let scrape_token = s.d.join("metrics-token");
+    std::fs::write(&scrape_token, "scrape-only-token\n").unwrap();
+    let m = s.start(
+        &["--metrics-token-file", scrape_token.to_str().unwrap()],
+        &[],
+    );
+    let only = Some("scrape-only-token");
+    assert_eq!(http(&m.api, "GET", "/metrics", only, "").0, 200);
+    for (method, path) in [("POST", "/jobs"), ("GET", "/jobs"), ("DELETE", "/jobs/web")] {
+        let (code, body) = http(&m.api, method, path, only, "");
+        assert_eq!(code, 401, "{method} {path}: {body}");
+    }
+    let admin = member_token(&s.state).expect("the member's token");
+    assert_eq!(http(&m.api, "GET", "/metrics", Some(&admin), "").0, 200);
     let toml = job_toml("web", &s.include(), &s.sink("web"), "{ value = \"h\" }");
     let (code, body) = submit(&m, &s.state, &toml);
     assert_eq!(code, 201, "{body}");
-    // deploy/prometheus.yml, with the member's token file and API address, and
-    // a scrape every second.
+    // deploy/prometheus.yml, with the scrape-only token file and the API
+    // address, and a scrape every second.
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus.yml");
     let config = std::fs::read_to_string(example)
         .unwrap()
         .replace(
-            "/etc/prometheus/tidemark-api-token",
-            member::api::token_path(&s.state).to_str().unwrap(),
+            "/etc/prometheus/tidemark-metrics-token",
+            scrape_token.to_str().unwrap(),
         )
         .replace("127.0.0.1:7070", &m.api)
         .replace("scrape_interval: 15s", "scrape_interval: 1s");
@@ -140,12 +154,49 @@ fn a_two_process_cluster_s_metrics_count_both_members_lines() {
         assert_eq!(code, 200, "{body}");
         body
     };
-    // Process 0 reads only its own machine's group: the group series are its.
-    let group = format!("group=\"{}/machine-0/web-1/access.log\"", d.display());
+    // Each member reads its own machine's group; both are shown, each with
+    // its member's index (the same path may be a group on every machine).
+    let group = |m: u32| {
+        format!(
+            "group=\"{}/machine-{m}/web-{}/access.log\",member=\"{m}\"",
+            d.display(),
+            m + 1
+        )
+    };
     wait_until(&c, "/metrics never counted both members' lines", || {
         let body = scrape();
-        lines_read(&body, "b") == Some(300.0) && body.contains(&group)
+        lines_read(&body, "b") == Some(300.0)
+            && body.contains(&group(0))
+            && body.contains(&group(1))
+    });
+    // A rotation on member 1's machine only: process 0's /metrics counts it
+    // (before: only process 0's own rotations were shown).
+    let web2 = d.join("machine-1/web-2");
+    std::fs::rename(web2.join("access.log"), web2.join("access.log.1")).unwrap();
+    append(d, member::T0 + 300, 20); // 10 more lines on each machine
+    let rotations = |body: &str| {
+        let prefix = "tidemark_rotations_total{tidemark_job=\"b\"} ";
+        body.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    wait_until(&c, "/metrics never counted member 1's rotation", || {
+        let body = scrape();
+        rotations(&body) == Some(1.0) && lines_read(&body, "b") == Some(320.0)
     });
     let body = scrape();
-    assert!(!body.contains("machine-1/"), "{body}");
+    let line_of = |m: u32| {
+        body.lines()
+            .find(|l| l.starts_with("tidemark_group_lines_read_total{") && l.contains(&group(m)))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    wait_until(&c, "member 1's group never showed its 160 lines", || {
+        let body = scrape();
+        body.lines().any(|l| {
+            l.starts_with("tidemark_group_lines_read_total{")
+                && l.contains(&group(1))
+                && l.ends_with(" 160")
+        })
+    });
+    assert!(line_of(0).is_some(), "{body}");
 }

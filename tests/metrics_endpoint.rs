@@ -356,9 +356,9 @@ fn the_example_prometheus_config_passes_promtool() {
     let d = tempfile::tempdir().unwrap();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/prometheus.yml");
     let text = std::fs::read_to_string(&example).unwrap();
-    let token = d.path().join("tidemark-api-token");
+    let token = d.path().join("tidemark-metrics-token");
     std::fs::write(&token, "not-a-real-token\n").unwrap();
-    const TOKEN_PATH: &str = "/etc/prometheus/tidemark-api-token";
+    const TOKEN_PATH: &str = "/etc/prometheus/tidemark-metrics-token";
     assert!(text.contains(TOKEN_PATH), "{text}");
     let config = d.path().join("prometheus.yml");
     std::fs::write(&config, text.replace(TOKEN_PATH, token.to_str().unwrap())).unwrap();
@@ -374,4 +374,119 @@ fn the_example_prometheus_config_passes_promtool() {
     );
     assert!(out.status.success(), "{said}");
     assert!(said.contains("SUCCESS"), "{said}");
+}
+
+/// The `group` values /metrics shows right now (any per-group family).
+fn groups_shown(body: &str) -> std::collections::BTreeSet<String> {
+    body.lines()
+        .filter(|l| l.starts_with("tidemark_group_"))
+        .filter_map(|l| Some(l.split_once("group=\"")?.1.split_once('"')?.0.to_string()))
+        .collect()
+}
+
+/// A group whose file is deleted (and was read to its end) leaves /metrics:
+/// app-1 … app-4 created and deleted in turn on a live run, only the one
+/// still there is shown at the end (before: every file ever seen stayed).
+#[test]
+fn groups_of_deleted_files_leave_metrics() {
+    let d = tempfile::tempdir().unwrap();
+    let logs = d.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let job = d.path().join("churn.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"churn\"\n[source]\nkind = \"file\"\ninclude = [\"{}/app-*.log\"]\n\
+             host = {{ value = \"h\" }}\npoll_interval = \"50ms\"\n[parse]\nformat = \"nginx\"\n\
+             [[metric]]\nname = \"reqs\"\nkind = \"counter\"\n[[sink]]\nkind = \"jsonl\"\n\
+             path = \"{}/out.jsonl\"\nseries = \"hosts\"\n",
+            logs.display(),
+            d.path().display()
+        ),
+    )
+    .unwrap();
+    let live = Live::start(&job, &[]);
+    let name = |i: u32| logs.join(format!("app-{i}.log")).display().to_string();
+    let deadline = Instant::now() + PATIENCE;
+    let wait_for = |what: &str, done: &dyn Fn(&str) -> bool| loop {
+        let body = live.scrape();
+        if done(&body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {what}:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for i in 1..=4 {
+        std::fs::write(name(i), "not an nginx line\nnor this\n").unwrap();
+        let group = name(i);
+        wait_for(&format!("read app-{i}"), &|body| {
+            sample(
+                body,
+                "tidemark_group_lines_read_total",
+                &[("group", &group)],
+            ) == Some(2.0)
+        });
+        if i > 1 {
+            std::fs::remove_file(name(i - 1)).unwrap();
+        }
+    }
+    let only_last = std::collections::BTreeSet::from([name(4)]);
+    wait_for("only app-4's group left", &|body| {
+        groups_shown(body) == only_last
+    });
+    let body = live.scrape();
+    assert_eq!(sample(&body, "tidemark_lines_read_total", &[]), Some(8.0));
+    live.stop();
+}
+
+/// The file and stdout sinks count what they write (after their `series`
+/// filter) and their syncs or windows as batches (before: both stayed at 0).
+#[test]
+fn jsonl_and_stdout_sinks_count_the_records_they_write() {
+    let d = tempfile::tempdir().unwrap();
+    let (job, demo_summary) = demo(d.path());
+    let text = std::fs::read_to_string(&job)
+        .unwrap()
+        .replace("series = \"rules\"", "series = \"all\"");
+    std::fs::write(&job, text).unwrap();
+    let windows = summary_value(&demo_summary, "windows emitted");
+    let state = d.path().join("state");
+    let live = Live::start(&job, &["--state-dir", state.to_str().unwrap()]);
+    let jsonl = format!("jsonl {}/out/nginx.jsonl", d.path().display());
+    let deadline = Instant::now() + PATIENCE;
+    let body = loop {
+        let body = live.scrape();
+        let synced = sample(&body, "tidemark_sink_batches_total", &[("sink", &jsonl)])
+            .is_some_and(|b| b >= 1.0);
+        if sample(&body, "tidemark_windows_emitted_total", &[]) == Some(windows as f64) && synced {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the run never got there:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let records = std::fs::read_to_string(d.path().join("out/nginx.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as f64;
+    assert!(records > 0.0);
+    for sink in [jsonl.as_str(), "stdout table"] {
+        let s = [("sink", sink)];
+        let handed = sample(&body, "tidemark_sink_records_total", &s);
+        let written = sample(&body, "tidemark_sink_records_written_total", &s);
+        assert_eq!(handed, Some(records), "{sink}\n{body}");
+        assert_eq!(written, handed, "{sink}\n{body}");
+    }
+    assert_eq!(
+        sample(
+            &body,
+            "tidemark_sink_batches_total",
+            &[("sink", "stdout table")]
+        ),
+        Some(windows as f64),
+        "{body}"
+    );
+    live.stop();
 }

@@ -184,6 +184,14 @@ fn backfilled_openmetrics_replay_holds_the_jsonl_replays_values_in_prometheus() 
         err.contains(&format!("OpenMetrics written to {}", om.display())),
         "{err}"
     );
+    // The command to load it names the real file (before: a literal `FILE`).
+    assert!(
+        err.contains(&format!(
+            "promtool tsdb create-blocks-from openmetrics {} DIR",
+            om.display()
+        )),
+        "{err}"
+    );
     let text = std::fs::read_to_string(&om).unwrap();
     let want = expected(&jsonl, false);
     let n: usize = want.values().map(Vec::len).sum();

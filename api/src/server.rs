@@ -7,7 +7,7 @@
 //! | `GET /jobs/{name}` | 200 [`JobStatus`](crate::JobStatus); 404 unknown name |
 //! | `DELETE /jobs/{name}` | 200 [`Stopped`]; 404 unknown name |
 //! | `GET /healthz` | 200 [`Health`](crate::Health) when ok, else 503; never needs the token, so it counts failed jobs and names none |
-//! | `GET /metrics` | 200 the jobs' self-metrics in the Prometheus text format (OpenMetrics when asked for), from [`JobControl::metrics`]; needs the token like every route but `/healthz` (its labels name the jobs' files) |
+//! | `GET /metrics` | 200 the jobs' self-metrics in the Prometheus text format (OpenMetrics when asked for), from [`JobControl::metrics`]; needs the token like every route but `/healthz` (its labels name the jobs' files), or the scrape-only token ([`ServeOptions::metrics_auth`]), which no other route accepts |
 //!
 //! Connections are served as [`crate::connections`] describes (header-read
 //! timeout, connection cap, request timeout → 503).
@@ -59,6 +59,10 @@ pub type Validator =
 pub struct ServeOptions {
     /// The token requests must send.
     pub auth: Auth,
+    /// A scrape-only token: accepted for `GET /metrics` and nothing else (the
+    /// `auth` token is accepted there too). Prometheus holds it, not the token
+    /// that submits and stops jobs.
+    pub metrics_auth: Option<Auth>,
     /// Largest request body; larger ones get 413.
     pub max_body_bytes: usize,
     /// How `POST /jobs` validates. By default [`tidemark_jobs::submitted`] allowing
@@ -75,6 +79,7 @@ impl ServeOptions {
     pub fn new(auth: Auth) -> Self {
         ServeOptions {
             auth,
+            metrics_auth: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             connections: ConnectionOptions::default(),
             validate: Arc::new(|text, file| {
@@ -89,6 +94,7 @@ impl std::fmt::Debug for ServeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeOptions")
             .field("auth", &self.auth)
+            .field("metrics_auth", &self.metrics_auth)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("connections", &self.connections)
             .finish_non_exhaustive()
@@ -247,6 +253,11 @@ async fn authenticate(State(state): State<AppState>, request: Request, next: Nex
         .get(header::AUTHORIZATION)
         .map(HeaderValue::as_bytes);
     if state.options.auth.allows(given) {
+        return next.run(request).await;
+    }
+    let scrape = request.method() == axum::http::Method::GET && request.uri().path() == "/metrics";
+    let scraper = state.options.metrics_auth.as_ref();
+    if scrape && scraper.is_some_and(|a| a.allows(given)) {
         return next.run(request).await;
     }
     let what = if given.is_some() {

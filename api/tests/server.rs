@@ -474,3 +474,41 @@ fn metrics_with_the_token_are_the_clusters_text() {
         "mock_scrape{accept=\"application/openmetrics-text; version=1.0.0\"} 1\n"
     );
 }
+
+/// The scrape-only token opens `GET /metrics` and nothing else; the admin
+/// token still opens it too.
+#[test]
+fn the_metrics_token_opens_get_metrics_only() {
+    let options = ServeOptions {
+        metrics_auth: Some(Auth::bearer("scrape-only").unwrap()),
+        ..ServeOptions::new(Auth::bearer("s3cret").unwrap())
+    };
+    let s = TestServer::start_with(options);
+    let scraper = [("authorization", "Bearer scrape-only")];
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for token in ["Bearer scrape-only", "Bearer s3cret"] {
+        let r = agent
+            .get(s.url("/metrics"))
+            .header("authorization", token)
+            .call()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{token}");
+    }
+    let job = valid_job("web");
+    for (method, path) in [
+        ("POST", "/jobs"),
+        ("GET", "/jobs"),
+        ("GET", "/jobs/web"),
+        ("DELETE", "/jobs/web"),
+        ("POST", "/metrics"),
+        ("GET", "/metrics/"),
+        ("GET", "/nowhere"),
+    ] {
+        let a = request(method, &s.url(path), &scraper, job.as_bytes());
+        assert_eq!(a.status, 401, "{method} {path}: {}", a.body);
+    }
+    assert!(s.mock.jobs.lock().unwrap().is_empty());
+}

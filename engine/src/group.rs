@@ -338,9 +338,9 @@ impl GroupState {
                     );
                 }
                 set_lag(&mut stats.clock_lag_ms, &self.live, behind_ms);
-                if let Some(trailing) = stats.clock_behind_ms.get_mut(&self.live) {
-                    *trailing = 0;
-                }
+                // `stats` is this activation's delta: the other figure is set
+                // (not just changed if present), or the job's would stay stale.
+                set_lag(&mut stats.clock_behind_ms, &self.live, 0);
                 self.wm.raise_to(floor_ms);
             }
             Lag::Trailing { behind_ms, warn } => {
@@ -356,9 +356,7 @@ impl GroupState {
                 }
                 set_lag(&mut stats.clock_behind_ms, &self.live, behind_ms);
                 // Moving again after being stuck: no longer released.
-                if let Some(stuck) = stats.clock_lag_ms.get_mut(&self.live) {
-                    *stuck = 0;
-                }
+                set_lag(&mut stats.clock_lag_ms, &self.live, 0);
             }
             Lag::Recovered => {
                 tracing::info!(
@@ -366,9 +364,7 @@ impl GroupState {
                     EscapedPath(&self.live)
                 );
                 for lags in [&mut stats.clock_lag_ms, &mut stats.clock_behind_ms] {
-                    if let Some(lag) = lags.get_mut(&self.live) {
-                        *lag = 0;
-                    }
+                    set_lag(lags, &self.live, 0);
                 }
             }
         }
@@ -411,6 +407,9 @@ impl GroupState {
 
     /// Records how far behind the end of its files this group is (self-metrics).
     pub fn publish_lag(&self, stats: &mut JobStats) {
+        if self.is_gone() {
+            return;
+        }
         stats
             .lag_bytes
             .insert(self.live.clone(), self.reader.lag_bytes());
@@ -418,7 +417,13 @@ impl GroupState {
 
     /// Records this group's figures for `/metrics` ([`JobStats::groups`]). Not
     /// per read: the worker calls it about once a second.
+    /// A group whose files are gone is reported as such instead
+    /// ([`JobStats::gone_groups`]): its series leave `/metrics`.
     pub fn publish_gauges(&self, now: Instant, stats: &mut JobStats) {
+        if self.is_gone() {
+            stats.gone_groups.push(self.live.clone());
+            return;
+        }
         let idle = self.idle_since.is_some_and(|since| {
             now.duration_since(since).as_millis() as i64 >= self.plan.idle_timeout_ms
         });
@@ -433,6 +438,19 @@ impl GroupState {
                 file_open: self.holds_file(),
             },
         );
+    }
+}
+
+impl GroupState {
+    /// Whether its live file no longer exists and every byte of its files was
+    /// read: nothing open, parked or pending. Looks at the disk only when no file
+    /// is open (about once a second, from [`GroupState::publish_gauges`]).
+    fn is_gone(&self) -> bool {
+        self.reader.current_path().is_none()
+            && !self.reader.is_parked()
+            && self.reader.lag_bytes() == 0
+            && std::fs::symlink_metadata(&self.live)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     }
 }
 

@@ -55,6 +55,8 @@ pub struct InstallContext {
     pub files: Arc<crate::groupset::ProcessFiles>,
     /// Where the input ends: the sources raise it, the collector reads it.
     pub input_end: Arc<crate::input_end::InputEnd>,
+    /// Whether the sources publish their groups' figures ([`crate::stats::JobStats::groups_wanted`]).
+    pub publish_groups: bool,
     /// Closed while a sink of the job is backlogged: the sources pause reading.
     pub read_gate: Arc<crate::backpressure::ReadGate>,
 }
@@ -105,6 +107,7 @@ pub fn install_job(
             .source
             .rate_limit
             .map(|r| (r / ctx.process_workers.1.max(1) as u64).max(1)),
+        publish_groups: ctx.publish_groups,
     };
     let dataflow = worker.next_dataflow_index();
     let name = format!("job:{}", job.name);

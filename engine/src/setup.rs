@@ -203,6 +203,9 @@ impl JobSetup {
             );
         }
         let input_end = Arc::new(crate::input_end::InputEnd::default());
+        if let Ok(mut s) = stats.lock() {
+            s.metric_names = job.metrics.iter().map(|m| m.name.clone()).collect();
+        }
         let mut read_gate = ReadGate::open();
         let collector = match make_output {
             Some(make) => {
@@ -344,6 +347,7 @@ impl JobSetup {
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
             input_end: self.input_end.clone(),
+            publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
             read_gate: self.read_gate.clone(),
         }
     }

@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 use tidemark_sources::file::EscapedPath;
 
 pub mod export;
+mod gauges;
 mod member;
 pub mod sink;
+pub use gauges::{GroupGauges, MemberGroup};
 pub use member::MemberStats;
 pub use sink::{SinkMeter, SinkMeters};
 
@@ -145,26 +147,42 @@ pub struct JobStats {
     /// When the last checkpoint was saved (ms since the epoch), and how long it
     /// took (µs), the sinks' sync included.
     pub last_checkpoint: Option<(i64, u64)>,
+    /// The job's metrics, in job file order: `/metrics` shows their per-metric
+    /// counters (values not usable, series left out) at 0 before the first event.
+    pub metric_names: Vec<String>,
+    /// Groups (live paths) found gone since the last fold: their live file no
+    /// longer exists and every byte of theirs was read. Never kept: folding it
+    /// ([`JobStats::add`]) removes the groups' entries from the per-group maps,
+    /// so a run whose files come and go does not keep a series per file ever seen.
+    pub gone_groups: Vec<std::path::PathBuf>,
+    /// Cluster (process 0's view): each other member's groups as it last
+    /// reported them, by process index; `/metrics` shows them with a `member`
+    /// label (the same path may be a group on every machine).
+    pub member_groups: BTreeMap<usize, BTreeMap<std::path::PathBuf, MemberGroup>>,
+    /// Cluster (process 0's view): files the other members cannot open or read now.
+    pub member_files_failing: u64,
+    /// Cluster (process 0's view): groups of other members not in
+    /// `member_groups` (past 1,000 each).
+    pub member_groups_left_out: u64,
+    /// Cluster: this process's index, shown as the `member` label of its own
+    /// groups' series (`None` in a `run`: no `member` label).
+    pub member_index: Option<usize>,
+    /// Set by the caller before the job starts when someone reads `groups`
+    /// (`run --metrics-addr`, a cluster's `/metrics`): only then do the workers
+    /// publish their groups' figures (a copy of every group's path each second).
+    /// Never folded by [`JobStats::add`].
+    pub groups_wanted: bool,
 }
 
-/// One file group's figures at an instant (see [`JobStats::groups`]). Its
-/// counters cover this run's reading of the group, since its worker found it.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct GroupGauges {
-    /// Lines read from the group's files.
-    pub lines_read: u64,
-    /// Bytes read from the group's files.
-    pub bytes_read: u64,
-    /// Bytes behind the end of its files.
-    pub lag_bytes: u64,
-    /// The group's watermark (event time), once a line or the wall clock set it.
-    pub watermark_ms: Option<EventMs>,
-    /// Idle at the end of its files for longer than `idle_timeout`: it no
-    /// longer holds the job's windows open.
-    pub idle: bool,
-    /// Whether one of its files is held open now.
-    pub file_open: bool,
-}
+/// Every reason a metric may refuse a value (see [`JobStats::value_errors`]): a
+/// fixed list, so that each shows at 0 before its first event.
+pub const VALUE_ERROR_REASONS: [&str; 5] = [
+    "field_missing",
+    "not_a_number",
+    "not_finite",
+    "too_large",
+    "negative_histogram_value",
+];
 
 impl JobStats {
     /// Adds `o`'s counters to these (per-group maps merge by group), as workers' stats fold
@@ -246,6 +264,25 @@ impl JobStats {
             self.groups.insert(k.clone(), *v);
         }
         self.last_checkpoint = self.last_checkpoint.max(o.last_checkpoint);
+        for (member, groups) in &o.member_groups {
+            self.member_groups.insert(*member, groups.clone());
+        }
+        self.member_files_failing += o.member_files_failing;
+        self.member_groups_left_out += o.member_groups_left_out;
+        self.member_index = self.member_index.or(o.member_index);
+        for m in &o.metric_names {
+            if !self.metric_names.contains(m) {
+                self.metric_names.push(m.clone());
+            }
+        }
+        // Last: a group found gone in `o` loses what `o` itself said of it too.
+        for live in &o.gone_groups {
+            self.groups.remove(live);
+            self.lag_bytes.remove(live);
+            self.clock_lag_ms.remove(live);
+            self.clock_behind_ms.remove(live);
+            self.unreadable_files.remove(live);
+        }
     }
 
     /// Counts `lines` of `metric` left out by `max_series`, allocating only the
@@ -520,106 +557,4 @@ pub fn flush(shared: &SharedStats, delta: &mut JobStats) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::PathBuf;
-    use std::sync::atomic::Ordering;
-
-    /// The file source's edge counters reach the exit summary and each member's
-    /// report to the cluster (issue 10 §2a, §3, §6).
-    #[test]
-    fn the_summary_names_each_sink_once_in_a_total_over_jobs() {
-        let a = JobStats {
-            sinks: vec!["jsonl a.jsonl".into(), "stdout table".into()],
-            ..JobStats::default()
-        };
-        let b = JobStats {
-            sinks: vec!["stdout table".into(), "jsonl b.jsonl".into()],
-            ..JobStats::default()
-        };
-        let mut total = JobStats::default();
-        total.add(&a);
-        total.add(&b);
-        assert!(
-            total
-                .summary()
-                .contains("written to: jsonl a.jsonl; stdout table; jsonl b.jsonl\n"),
-            "{}",
-            total.summary()
-        );
-        assert!(!JobStats::default().summary().contains("written to"));
-        let rw = crate::stats::sink::SinkMeter::named("prometheus_remote_write http://p/w");
-        rw.records_written.store(40, Ordering::Relaxed);
-        rw.batches.store(3, Ordering::Relaxed);
-        rw.retries.store(2, Ordering::Relaxed);
-        rw.reject(crate::stats::sink::Rejection::OutOfOrder, 5);
-        let stats = JobStats {
-            sink_meters: SinkMeters(vec![SinkMeter::named("jsonl a.jsonl"), rw]),
-            ..JobStats::default()
-        };
-        let text = stats.summary();
-        assert!(
-            text.contains("prometheus_remote_write http://p/w: 40 sample(s) in 3 request(s) acknowledged, 2 retries, 5 rejected (out_of_order)\n"),
-            "{text}"
-        );
-        assert!(!text.contains("jsonl a.jsonl:"), "{text}");
-    }
-
-    #[test]
-    fn file_edge_counters_are_summed_printed_and_reported() {
-        let mut a = JobStats {
-            duplicate_paths: 1,
-            not_regular_files: 2,
-            symlink_loops: 3,
-            damaged_gzip_files: 4,
-            file_open_errors: 1,
-            ..JobStats::default()
-        };
-        a.unreadable_files.insert(
-            PathBuf::from("/l/web-3/app.log"),
-            vec![(
-                PathBuf::from("/l/web-3/app.log"),
-                "Permission denied".into(),
-            )],
-        );
-        let mut b = a.clone();
-        // A later report of the same group replaces the earlier one: resolved.
-        b.unreadable_files
-            .insert(PathBuf::from("/l/web-3/app.log"), Vec::new());
-        let mut total = JobStats::default();
-        total.add(&a);
-        assert_eq!(total.unreadable().len(), 1);
-        let s = total.summary();
-        assert!(
-            s.contains("files that could not be read: 1\n  /l/web-3/app.log: Permission denied"),
-            "{s}"
-        );
-        assert!(
-            s.contains("paths left out as another path to a file already read: 1"),
-            "{s}"
-        );
-        assert!(
-            s.contains("matched paths that are not regular files (not read): 2"),
-            "{s}"
-        );
-        assert!(s.contains("symbolic link loops not followed: 3"), "{s}");
-        assert!(
-            s.contains("damaged compressed files (read up to the damage): 4"),
-            "{s}"
-        );
-        total.add(&b);
-        assert!(total.unreadable().is_empty());
-        assert_eq!(total.duplicate_paths, 2);
-        let mut m = MemberStats::from(&total);
-        m.add(&MemberStats::from(&a));
-        assert_eq!(
-            (
-                m.duplicate_paths,
-                m.not_regular_files,
-                m.symlink_loops,
-                m.damaged_gzip_files
-            ),
-            (3, 6, 9, 12)
-        );
-    }
-}
+mod tests;

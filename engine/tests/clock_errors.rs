@@ -254,3 +254,77 @@ kind = "stdout"
     assert_eq!(s.late_lines, 0, "{s:?}");
     assert!(s.summary().contains("its time moving"), "{}", s.summary());
 }
+
+#[test]
+fn a_trailing_clock_that_stops_goes_back_to_0_in_the_job_s_stats() {
+    // A group trails by three hours, then stops writing: it no longer holds
+    // the windows back, and the job's figure for it must say 0 (before, the
+    // group zeroed it only in the delta of the activation it recovered in,
+    // where it was not, so the job kept showing three hours).
+    let d = tempfile::tempdir().unwrap();
+    let behind = 3 * 3_600_000;
+    std::fs::create_dir_all(d.path().join("slow")).unwrap();
+    let path = d.path().join("slow/access.log");
+    std::fs::write(
+        &path,
+        format!("ts={} msg=hello\n", wall_clock_ms() - behind),
+    )
+    .unwrap();
+    let job = job_from(
+        r#"
+name = "trailing"
+[source]
+kind = "file"
+include = ["*/access.log"]
+host = { path_regex = '/(?P<host>[^/]+)/access\.log$' }
+poll_interval = "20ms"
+[parse]
+format = "logfmt"
+timestamp = { field = "ts", format = "epoch_millis" }
+[window]
+size = "1s"
+max_out_of_orderness = "0s"
+idle_timeout = "1s"
+max_clock_lag = "5s"
+[[metric]]
+name = "lines"
+kind = "counter"
+[[rule]]
+record = "total"
+expr = "sum(lines)"
+[[sink]]
+kind = "stdout"
+"#,
+        d.path(),
+    );
+    let stats = Arc::new(std::sync::Mutex::new(tidemark_engine::JobStats::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RunOptions {
+        stats: Some(stats.clone()),
+        ..live_options(1, stop.clone())
+    };
+    let runner = spawn_run(job, opts, Box::new(Collected::default()));
+    let mut log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let figure = || stats.lock().unwrap().clock_behind_of(&path);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while figure().unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "never reported as trailing");
+        writeln!(log, "ts={} msg=tick", wall_clock_ms() - behind).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // It stops writing: after idle_timeout it is no longer trailing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while figure() != Some(0) {
+        assert!(
+            Instant::now() < deadline,
+            "still shown trailing: {:?}",
+            figure()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::SeqCst);
+    runner.join().unwrap().expect("live run stops cleanly");
+}

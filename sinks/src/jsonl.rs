@@ -17,8 +17,12 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
 use tidemark_engine::alert_event::AlertUpdate;
 use tidemark_engine::checkpoint::{FileIdentity, SinkCommit, TailCheck};
+use tidemark_engine::stats::SinkMeter;
 use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
@@ -51,6 +55,8 @@ pub struct JsonlSink {
     out: File,
     series: SeriesChoice,
     buf: String,
+    /// Records written (after `series`) and syncs, for `/metrics`.
+    meter: Arc<SinkMeter>,
     /// Bytes of whole windows in the file (the file's length, as far as we wrote it).
     len: u64,
     /// The file's last bytes before `len` (at most [`TailCheck::MAX_LEN`]), for
@@ -187,6 +193,7 @@ impl JsonlSink {
             out,
             series,
             buf: String::new(),
+            meter: Arc::new(SinkMeter::default()),
             len,
             tail,
             failed: false,
@@ -252,10 +259,16 @@ impl JsonlSink {
         self.check_not_failed()?;
         let (start, end) = (rfc3339(w.start_ms), rfc3339(w.end_ms));
         self.buf.clear();
+        let mut records = 0;
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
             jsonl_record(w, s, &start, &end, &mut self.buf);
+            records += 1;
         }
-        self.append_buf()
+        self.append_buf()?;
+        self.meter
+            .records_written
+            .fetch_add(records, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Appends the alert changes of one window after its records.
@@ -303,7 +316,10 @@ impl JsonlSink {
     /// file size, which is all a reader needs. Its length is then the commit
     /// point ([`JsonlSink::commit`]).
     pub fn sync(&mut self) -> Result<(), SinkError> {
-        self.out.sync_data().map_err(|e| io_err(&self.path, e))
+        self.out.sync_data().map_err(|e| io_err(&self.path, e))?;
+        // A sync is the file's batch: what it makes durable.
+        self.meter.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -336,6 +352,10 @@ impl Sink for JsonlSink {
     /// in [`JsonlSink::open_at`].
     fn commit_point(&self) -> Option<SinkCommit> {
         Some(self.commit())
+    }
+
+    fn meter(&self) -> Option<Arc<SinkMeter>> {
+        Some(self.meter.clone())
     }
 }
 

@@ -1,7 +1,10 @@
 //! Human-readable table on standard output, one block per window.
 
 use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
+use tidemark_engine::stats::SinkMeter;
 use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
@@ -11,11 +14,17 @@ use crate::{wanted, BoxError, Sink, SinkError};
 pub struct TableSink<W: Write + Send> {
     out: W,
     series: SeriesChoice,
+    /// Rows written and windows (one write each) as batches, for `/metrics`.
+    meter: Arc<SinkMeter>,
 }
 
 impl<W: Write + Send> TableSink<W> {
     pub fn new(out: W, series: SeriesChoice) -> TableSink<W> {
-        TableSink { out, series }
+        TableSink {
+            out,
+            series,
+            meter: Arc::new(SinkMeter::default()),
+        }
     }
 }
 
@@ -61,11 +70,21 @@ impl<W: Write + Send> Sink for TableSink<W> {
         self.out
             .write_all(text.as_bytes())
             .and_then(|_| self.out.flush())
-            .map_err(|e| SinkError::Stdout(e).into())
+            .map_err(SinkError::Stdout)?;
+        let rows = w.series.iter().filter(|s| wanted(self.series, s)).count();
+        self.meter
+            .records_written
+            .fetch_add(rows as u64, Ordering::Relaxed);
+        self.meter.batches.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Flushes: standard output has nothing to make durable, and no commit point.
     fn finish(&mut self) -> Result<(), BoxError> {
         self.out.flush().map_err(|e| SinkError::Stdout(e).into())
+    }
+
+    fn meter(&self) -> Option<Arc<SinkMeter>> {
+        Some(self.meter.clone())
     }
 }

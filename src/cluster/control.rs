@@ -105,14 +105,14 @@ impl JobControl for Control {
     }
 
     fn metrics(&self, accept: Option<&str>) -> (&'static str, String) {
-        // Counters of every member; the rest (groups, sinks, checkpoints) are
-        // process 0's, as in a job's status.
+        // Counters and groups of every member; the rest (sinks, checkpoints,
+        // windows) are process 0's: it alone writes.
         let jobs: Vec<(String, tidemark_engine::JobStats)> = self
             .member
             .registry()
             .list()
             .iter()
-            .map(|j| (j.name.clone(), j.cluster_stats().over(&j.stats)))
+            .map(|j| (j.name.clone(), j.cluster_view()))
             .collect();
         let views: Vec<(&str, &tidemark_engine::JobStats)> =
             jobs.iter().map(|(n, s)| (n.as_str(), s)).collect();

@@ -50,6 +50,11 @@ pub struct ClusterArgs {
     /// either, the member creates a random one in STATE_DIR/api-token (mode 0600).
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// File holding a scrape-only token (process 0): accepted for `GET
+    /// /metrics` and no other route, so Prometheus need not hold the API token
+    /// (which it still may use).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_token_file: Option<PathBuf>,
     /// API connections open at once; at the cap a new one closes the oldest
     /// that is between requests (process 0).
     #[arg(long, value_name = "N", default_value_t = tidemark_api::connections::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
@@ -154,7 +159,14 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
         };
-        (Some(roots), auth)
+        let metrics_auth = match metrics_auth(args.metrics_token_file.as_deref()) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        };
+        (Some(roots), auth.map(|a| (a, metrics_auth)))
     } else {
         (None, None)
     };
@@ -218,7 +230,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         return member_only(&args, member, workers);
     }
     let control = Arc::new(Control::new(member.clone(), args.processes as u32));
-    let Some(auth) = auth else {
+    let Some((auth, metrics_auth)) = auth else {
         anyhow::bail!("internal error: process 0 has no API token");
     };
     let options = ServeOptions {
@@ -228,6 +240,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             header_read_timeout: args.api_header_timeout,
             request_timeout: args.api_request_timeout,
         },
+        metrics_auth,
         ..ServeOptions::new(auth)
     };
     let server = match ServerHandle::start(args.api, control, options) {
@@ -328,3 +341,25 @@ fn exit_when_a_member_is_lost() {
 }
 
 const SUBMITTED: &str = tidemark_api::server::SUBMITTED_JOB;
+
+/// The scrape-only token from `--metrics-token-file`, if given. Errors name
+/// the file, never its content.
+fn metrics_auth(file: Option<&std::path::Path>) -> anyhow::Result<Option<Auth>> {
+    use anyhow::Context;
+    let Some(file) = file else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "cannot read the metrics token file {} (--metrics-token-file)",
+            file.display()
+        )
+    })?;
+    let auth = Auth::bearer(text.trim()).with_context(|| {
+        format!(
+            "{}: the metrics token must be one word of printable ASCII (--metrics-token-file)",
+            file.display()
+        )
+    })?;
+    Ok(Some(auth))
+}

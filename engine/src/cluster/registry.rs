@@ -47,6 +47,19 @@ impl JobInfo {
         self.members.values().for_each(|m| total.add(m));
         total
     }
+
+    /// What the cluster's `/metrics` shows of the job: every member's counters
+    /// over this process's stats ([`MemberStats::over`]), and each member's
+    /// groups under its own `member` label.
+    pub fn cluster_view(&self) -> JobStats {
+        let mut view = self.cluster_stats().over(&self.stats);
+        view.member_index = Some(0);
+        for (process, m) in &self.members {
+            view.member_groups.insert(*process, m.groups.clone());
+            view.member_groups_left_out += m.groups_left_out;
+        }
+        view
+    }
 }
 
 struct Entry {

@@ -122,6 +122,12 @@ fn prepare(
     } else {
         StateRole::Member { committed }
     };
+    // The cluster serves /metrics (process 0) with every member's groups, which
+    // the members report from these stats.
+    let stats = shared.registry.stats_of(name).unwrap_or_default();
+    if let Ok(mut s) = stats.lock() {
+        s.groups_wanted = true;
+    }
     let setup = JobSetup::prepare(
         &job,
         SetupOptions {
@@ -129,7 +135,7 @@ fn prepare(
             state_dir: Some(shared.state_dir.clone()),
             reset: None,
             checkpoint_interval: shared.checkpoint_interval,
-            stats: shared.registry.stats_of(name),
+            stats: Some(stats),
             stop: Arc::new(AtomicBool::new(false)),
             // Submitted as text: the kept copy is in the protected state folder.
             job_file: None,

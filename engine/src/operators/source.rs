@@ -33,6 +33,8 @@ pub struct Pacing {
     pub poll_interval: Duration,
     /// This worker's share of the job's `rate_limit`, bytes per second.
     pub rate_limit: Option<u64>,
+    /// Publish the groups' figures for `/metrics` (only when it is served).
+    pub publish_groups: bool,
 }
 
 /// How the directory watcher wakes the sources: every source operator has its own
@@ -138,7 +140,9 @@ pub fn file_source<'scope>(
                 let now = Instant::now();
                 for g in &mut groups.groups {
                     g.publish_lag(&mut delta);
-                    g.publish_gauges(now, &mut delta);
+                    if pacing.publish_groups {
+                        g.publish_gauges(now, &mut delta);
+                    }
                 }
                 groups.groups.clear();
                 flush(&stats, &mut delta);
@@ -213,9 +217,9 @@ pub fn file_source<'scope>(
                 }
             }
             let open = groups.first_open(wall_ms);
-            if open == WindowTime::MAX
-                || gauges_at.is_none_or(|t| now.duration_since(t) >= GAUGES_EVERY)
-            {
+            let gauges_due = open == WindowTime::MAX
+                || gauges_at.is_none_or(|t| now.duration_since(t) >= GAUGES_EVERY);
+            if pacing.publish_groups && gauges_due {
                 gauges_at = Some(now);
                 for g in &groups.groups {
                     g.publish_gauges(now, &mut delta);

@@ -9,7 +9,7 @@
 //!
 //! Every series carries `tidemark_job` (not `job`: Prometheus sets `job` to the
 //! scrape job's name). Per-group series add `group`, the group's live path
-//! escaped as in logs ([`EscapedPath`]). docs/metrics.md lists them all.
+//! escaped as in logs ([`EscapedPath`](tidemark_sources::file::EscapedPath)). docs/metrics.md lists them all.
 
 use std::sync::atomic::AtomicU64;
 
@@ -42,12 +42,35 @@ pub enum Format {
 }
 
 impl Format {
-    /// OpenMetrics when the request's `Accept` header names it (Prometheus
-    /// prefers it), else the classic text format.
+    /// OpenMetrics when the request's `Accept` header accepts it (a media range
+    /// `application/openmetrics-text`, any case, with a `q` above 0) at least as
+    /// much as the text format (`text/plain`, `*/*`, `text/*`), as Prometheus
+    /// asks; else the classic text format.
     pub fn negotiate(accept: Option<&str>) -> Format {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
+        let Some(accept) = accept else {
+            return Format::Text;
+        };
+        let (mut om, mut text) = (0.0f32, 0.0f32);
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(Some(1.0), |(_, v)| v.trim().parse::<f32>().ok())
+                // A malformed `q` counts as refusing the range.
+                .filter(|q| q.is_finite())
+                .unwrap_or(0.0);
+            match media.as_str() {
+                "application/openmetrics-text" => om = om.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if om > 0.0 && om >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
         }
     }
 

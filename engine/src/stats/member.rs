@@ -3,7 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::JobStats;
+use super::{JobStats, MemberGroup, VALUE_ERROR_REASONS};
+
+/// At most this many groups' figures in a member's report: a member with more
+/// reports the first ones (by path) and counts the rest in
+/// [`MemberStats::groups_left_out`].
+pub const MAX_REPORTED_GROUPS: usize = 1000;
 
 /// What a cluster member reports to process 0 about a job it runs, every few
 /// seconds: enough for the job's status to count every member's lines and errors.
@@ -71,6 +76,41 @@ pub struct MemberStats {
     /// See [`JobStats::lines_counted`].
     #[serde(default)]
     pub lines_counted: u64,
+    /// See [`JobStats::rotations`].
+    #[serde(default)]
+    pub rotations: u64,
+    /// See [`JobStats::copytruncates`].
+    #[serde(default)]
+    pub copytruncates: u64,
+    /// See [`JobStats::truncations`].
+    #[serde(default)]
+    pub truncations: u64,
+    /// See [`JobStats::deletions`].
+    #[serde(default)]
+    pub deletions: u64,
+    /// See [`JobStats::resume_misses`].
+    #[serde(default)]
+    pub resume_misses: u64,
+    /// See [`JobStats::reopens`].
+    #[serde(default)]
+    pub reopens: u64,
+    /// See [`JobStats::late_after_written`].
+    #[serde(default)]
+    pub late_after_written: u64,
+    /// See [`JobStats::value_errors`]: metric → reason → count.
+    #[serde(default)]
+    pub value_errors: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Files that cannot be opened or read now (see [`JobStats::unreadable`]).
+    #[serde(default)]
+    pub unreadable_files: u64,
+    /// This member's groups' figures (see [`JobStats::groups`]), at most
+    /// `MAX_REPORTED_GROUPS` (1,000). Not summed: process 0 shows each member's under
+    /// a `member` label ([`JobStats::member_groups`]).
+    #[serde(default)]
+    pub groups: BTreeMap<std::path::PathBuf, MemberGroup>,
+    /// Groups past `MAX_REPORTED_GROUPS` (1,000), not in `groups`.
+    #[serde(default)]
+    pub groups_left_out: u64,
 }
 
 impl MemberStats {
@@ -104,6 +144,21 @@ impl MemberStats {
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
         self.lines_counted += o.lines_counted;
+        self.rotations += o.rotations;
+        self.copytruncates += o.copytruncates;
+        self.truncations += o.truncations;
+        self.deletions += o.deletions;
+        self.resume_misses += o.resume_misses;
+        self.reopens += o.reopens;
+        self.late_after_written += o.late_after_written;
+        for (metric, reasons) in &o.value_errors {
+            let mine = self.value_errors.entry(metric.clone()).or_default();
+            for (reason, n) in reasons {
+                *mine.entry(reason.clone()).or_default() += n;
+            }
+        }
+        self.unreadable_files += o.unreadable_files;
+        self.groups_left_out += o.groups_left_out;
     }
 
     /// `own` (process 0's stats of a job) with these counters, every member's,
@@ -142,6 +197,30 @@ impl MemberStats {
         s.checkpoint_fd_waits = self.checkpoint_fd_waits;
         s.lost_while_parked = self.lost_while_parked;
         s.fd_backoffs = self.fd_backoffs;
+        s.rotations = self.rotations;
+        s.copytruncates = self.copytruncates;
+        s.truncations = self.truncations;
+        s.deletions = self.deletions;
+        s.resume_misses = self.resume_misses;
+        s.reopens = self.reopens;
+        s.late_after_written = self.late_after_written;
+        s.value_errors = BTreeMap::new();
+        for (metric, reasons) in &self.value_errors {
+            let mine = s.value_errors.entry(metric.clone()).or_default();
+            for (reason, n) in reasons {
+                // As for parse errors: a reason this build does not know is `other`.
+                let known = VALUE_ERROR_REASONS
+                    .iter()
+                    .find(|r| **r == reason.as_str())
+                    .copied()
+                    .unwrap_or("other");
+                *mine.entry(known).or_default() += n;
+            }
+        }
+        // The others' failing files, on top of process 0's own (listed by group).
+        s.member_files_failing = self
+            .unreadable_files
+            .saturating_sub(own.unreadable().len() as u64);
         s
     }
 }
@@ -176,6 +255,36 @@ impl From<&JobStats> for MemberStats {
             lost_while_parked: s.lost_while_parked,
             fd_backoffs: s.fd_backoffs,
             lines_counted: s.lines_counted,
+            rotations: s.rotations,
+            copytruncates: s.copytruncates,
+            truncations: s.truncations,
+            deletions: s.deletions,
+            resume_misses: s.resume_misses,
+            reopens: s.reopens,
+            late_after_written: s.late_after_written,
+            value_errors: s
+                .value_errors
+                .iter()
+                .map(|(m, reasons)| {
+                    let reasons = reasons.iter().map(|(r, n)| (r.to_string(), *n));
+                    (m.clone(), reasons.collect())
+                })
+                .collect(),
+            unreadable_files: s.unreadable().len() as u64,
+            groups: s
+                .groups
+                .iter()
+                .take(MAX_REPORTED_GROUPS)
+                .map(|(live, gauges)| {
+                    let group = MemberGroup {
+                        gauges: *gauges,
+                        files_failing: s.unreadable_files.get(live).map(|f| f.len() as u64),
+                        clock_behind_ms: s.clock_behind_of(live),
+                    };
+                    (live.clone(), group)
+                })
+                .collect(),
+            groups_left_out: s.groups.len().saturating_sub(MAX_REPORTED_GROUPS) as u64,
         }
     }
 }
@@ -207,12 +316,37 @@ mod tests {
         };
         other.parse_errors.insert("bad_json".into(), 2);
         other.parse_errors.insert("from_a_newer_member".into(), 3);
+        other.rotations = 1;
+        other.copytruncates = 2;
+        other.truncations = 3;
+        other.deletions = 4;
+        other.resume_misses = 5;
+        other.reopens = 6;
+        other.late_after_written = 7;
+        other.unreadable_files = 2;
+        other.value_errors.insert(
+            "bytes".into(),
+            BTreeMap::from([("not_a_number".into(), 8), ("newer".into(), 1)]),
+        );
         all.add(&other);
         let view = all.over(&own);
         assert_eq!((view.lines_read, view.lines_counted), (15, 14));
         assert_eq!(view.parse_errors.get("bad_json"), Some(&3));
         assert_eq!(view.parse_errors.get("other"), Some(&3));
         assert_eq!(view.open_files.values().map(|(o, _)| o).sum::<u64>(), 2);
+        let edges = (
+            view.rotations,
+            view.copytruncates,
+            view.truncations,
+            view.deletions,
+            view.resume_misses,
+            view.reopens,
+            view.late_after_written,
+        );
+        assert_eq!(edges, (1, 2, 3, 4, 5, 6, 7));
+        let bytes = &view.value_errors["bytes"];
+        assert_eq!((bytes["not_a_number"], bytes["other"]), (8, 1));
+        assert_eq!(view.member_files_failing, 2);
         // What members do not report stays process 0's.
         assert_eq!(view.windows_emitted, 4);
         assert_eq!(view.groups.len(), 1);

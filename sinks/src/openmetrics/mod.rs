@@ -59,6 +59,22 @@ pub enum OpenMetricsError {
         path.display()
     )]
     Symlink { path: PathBuf },
+    #[error(
+        "{}: the finished output could not be put in place, see below; it is complete \
+         and kept as {}. hint: once the output path may be replaced, `mv {} {}`; or \
+         re-run with --overwrite",
+        path.display(),
+        kept.display(),
+        kept.display(),
+        path.display()
+    )]
+    NotPlaced {
+        path: PathBuf,
+        /// The synced temporary file, left in the output's folder.
+        kept: PathBuf,
+        #[source]
+        cause: Box<OpenMetricsError>,
+    },
     #[error("{}: {what}: {source} (check the folder's permissions and free space)", path.display())]
     Io {
         path: PathBuf,
@@ -70,7 +86,11 @@ pub enum OpenMetricsError {
 impl OpenMetricsError {
     /// Whether the user must choose another path or pass `--overwrite` (exit 2).
     pub fn is_usage(&self) -> bool {
-        !matches!(self, OpenMetricsError::Io { .. })
+        match self {
+            OpenMetricsError::Io { .. } => false,
+            OpenMetricsError::NotPlaced { cause, .. } => cause.is_usage(),
+            _ => true,
+        }
     }
 }
 
@@ -187,16 +207,19 @@ impl OpenMetricsSink {
         out.flush().map_err(werr)?;
         drop(out);
         tmp.as_file().sync_all().map_err(werr)?;
-        // Checked again: a file may have appeared since the replay started.
-        check_target(&self.path, self.opts.overwrite)?;
+        // Checked again: a file may have appeared since the replay started. The
+        // finished output is not lost then: kept under its temporary name.
+        if let Err(cause) = check_target(&self.path, self.opts.overwrite) {
+            return Err(self.keep(tmp, cause));
+        }
         let placed = if self.opts.overwrite || std::fs::symlink_metadata(&self.path).is_ok() {
             // --overwrite, or an empty regular file (checked just above).
             tmp.persist(&self.path).map(|_| ())
         } else {
             tmp.persist_noclobber(&self.path).map(|_| ())
         };
-        placed.map_err(|e| {
-            if e.error.kind() == io::ErrorKind::AlreadyExists {
+        if let Err(e) = placed {
+            let cause = if e.error.kind() == io::ErrorKind::AlreadyExists {
                 OpenMetricsError::Exists {
                     path: self.path.clone(),
                     len: std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0),
@@ -207,12 +230,29 @@ impl OpenMetricsSink {
                     "cannot rename the finished output into place",
                     e.error,
                 )
-            }
-        })?;
+            };
+            return Err(self.keep(e.file, cause));
+        }
         // The rename itself made durable.
         std::fs::File::open(&self.dir)
             .and_then(|d| d.sync_all())
             .map_err(|e| io_err(&self.dir, "cannot sync the folder", e))
+    }
+}
+
+impl OpenMetricsSink {
+    /// Keeps the synced temporary file `tmp` (which would be deleted when
+    /// dropped) after `cause` stopped it from being renamed into place.
+    fn keep(&self, tmp: tempfile::NamedTempFile, cause: OpenMetricsError) -> OpenMetricsError {
+        match tmp.keep() {
+            Ok((_, kept)) => OpenMetricsError::NotPlaced {
+                path: self.path.clone(),
+                kept,
+                cause: Box::new(cause),
+            },
+            // Not kept (it is deleted): the cause alone is the error.
+            Err(_) => cause,
+        }
     }
 }
 

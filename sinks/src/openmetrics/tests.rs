@@ -190,13 +190,30 @@ fn an_existing_file_is_refused_unless_overwrite_and_never_a_link_or_a_folder() {
     s.finish().unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "# EOF\n");
 
-    // A file that appeared during the replay is not replaced.
+    // A file that appeared during the replay is not replaced, and the finished
+    // output is kept (before: the synced temporary file was deleted).
     std::fs::remove_file(&path).unwrap();
     let mut s = open(false).unwrap();
+    s.write_window(&window(0)).unwrap();
     std::fs::write(&path, "late").unwrap();
     let e = s.finish().unwrap_err();
-    assert!(e.downcast_ref::<OpenMetricsError>().is_some(), "{e}");
+    let om = e.downcast_ref::<OpenMetricsError>().expect("typed");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "late");
+    let OpenMetricsError::NotPlaced { kept, cause, .. } = om else {
+        panic!("{om}");
+    };
+    assert!(
+        matches!(**cause, OpenMetricsError::Exists { len: 4, .. }),
+        "{cause}"
+    );
+    assert!(om.is_usage());
+    let text = std::fs::read_to_string(kept).unwrap();
+    assert!(text.contains("http_request_duration_seconds_count") && text.ends_with("# EOF\n"));
+    let msg = om.to_string();
+    let mv = format!("mv {} {}", kept.display(), path.display());
+    assert!(msg.contains(&mv) && msg.contains("--overwrite"), "{msg}");
+    assert_eq!(entries(dir.path()).len(), 2, "{:?}", entries(dir.path()));
+    std::fs::remove_file(kept).unwrap();
     assert_eq!(entries(dir.path()), vec!["x.om"]);
 
     let link = dir.path().join("link.om");

@@ -24,12 +24,16 @@ pub fn labels(labels: &Labels, out: &mut String) {
 }
 
 /// [`labels`] with `external` (sorted by name) added, as Prometheus adds its
-/// external labels: a label the series has itself keeps its own value.
+/// external labels: a label the series has itself keeps its own value. An empty
+/// value is no label (as in Prometheus, which would drop it, and then the
+/// external label would not apply): it is left out, and an external label of
+/// that name applies.
 pub fn labels_with(labels: &Labels, external: &[(String, String)], out: &mut String) {
-    let mut own = labels.iter().peekable();
+    let mut own = labels.iter().filter(|(_, v)| !v.is_empty()).peekable();
     let mut ext = external
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
+        .filter(|(_, v)| !v.is_empty())
         .peekable();
     let mut first = true;
     loop {
@@ -162,6 +166,22 @@ mod tests {
         );
         assert_eq!(with(&[], &[("cluster", "eu")]), "{cluster=\"eu\"}");
         assert_eq!(with(&[], &[]), "");
+    }
+
+    /// Prometheus drops a label with an empty value: an empty own value is no
+    /// label, so the external one applies (before: the empty value won, then
+    /// Prometheus dropped it and the series had neither); none is written empty.
+    #[test]
+    fn an_empty_label_value_is_absent_and_the_external_label_applies() {
+        let external = vec![("region".to_string(), "eu".to_string())];
+        let mut s = String::new();
+        let own = Labels::from_pairs(&[("host", "web-1"), ("region", ""), ("path", "")]);
+        labels_with(&own, &external, &mut s);
+        assert_eq!(s, "{host=\"web-1\",region=\"eu\"}");
+        s.clear();
+        let blank = vec![("zone".to_string(), String::new())];
+        labels_with(&Labels::from_pairs(&[("status", "")]), &blank, &mut s);
+        assert_eq!(s, "");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use prometheus_client::registry::Unit;
 
 use super::{job, one, secs, with, Families};
-use crate::stats::JobStats;
+use crate::stats::{JobStats, VALUE_ERROR_REASONS};
 use crate::time::EventMs;
+use tidemark_sources::parse::LineError;
 
 pub(super) fn reading(f: &mut Families<'_>) {
     f.counter(
@@ -59,7 +60,10 @@ pub(super) fn reading(f: &mut Families<'_>) {
         "files_failing",
         "Files that cannot be opened or read now (a live run waits for them)",
         None,
-        |j, s| Some((job(j), s.unreadable().len() as f64)),
+        |j, s| {
+            let failing = s.unreadable().len() as u64 + s.member_files_failing;
+            Some((job(j), failing as f64))
+        },
     );
     f.counter(
         "rotations",
@@ -133,9 +137,21 @@ pub(super) fn lines(f: &mut Families<'_>) {
         "Lines that could not be parsed, by reason (skipped)",
         None,
         |j, s| {
-            s.parse_errors
-                .iter()
-                .map(|(reason, n)| (with(job(j), "reason", *reason), *n))
+            // Every reason from the start (a fixed list), then any other (`other`
+            // from a member of another version).
+            let fixed = LineError::ALL.iter().map(|e| e.reason());
+            let others = s
+                .parse_errors
+                .keys()
+                .copied()
+                .filter(|r| !fixed.clone().any(|f| f == *r));
+            fixed
+                .clone()
+                .chain(others)
+                .map(|reason| {
+                    let n = s.parse_errors.get(reason).copied().unwrap_or(0);
+                    (with(job(j), "reason", reason), n)
+                })
                 .collect::<Vec<_>>()
         },
     );
@@ -154,21 +170,46 @@ pub(super) fn lines(f: &mut Families<'_>) {
     f.counter("lines_future", "Lines stamped more than max_jump ahead of their group and not confirmed by the next line (clock skew): kept in their windows, ignored by the watermark", None, |j, s| one(j, s.outlier_lines));
     f.counter("lines_late_after_written", "Lines read after a restart whose window an earlier run had already written (not in the output)", None, |j, s| one(j, s.late_after_written));
     f.counter("series_limit_dropped_lines", "Lines of series left out because a window had more series of the metric than max_series allows, by metric", None, |j, s| {
-        s.series_limit_dropped
-            .iter()
-            .map(|(metric, n)| (with(job(j), "metric", metric.clone()), *n))
-            .collect::<Vec<_>>()
-    });
-    f.counter("value_errors", "Values a metric could not use, by metric and reason (the line still counts for the job's other metrics)", None, |j, s| {
-        s.value_errors
-            .iter()
-            .flat_map(|(metric, reasons)| {
-                reasons.iter().map(move |(reason, n)| {
-                    (with(with(job(j), "metric", metric.clone()), "reason", *reason), *n)
-                })
+        metrics_of(s)
+            .map(|metric| {
+                let n = s.series_limit_dropped.get(metric).copied().unwrap_or(0);
+                (with(job(j), "metric", metric.to_string()), n)
             })
             .collect::<Vec<_>>()
     });
+    f.counter("value_errors", "Values a metric could not use, by metric and reason (the line still counts for the job's other metrics)", None, |j, s| {
+        let mut rows = Vec::new();
+        for metric in metrics_of(s) {
+            let counted = s.value_errors.get(metric);
+            let others = counted
+                .into_iter()
+                .flat_map(|r| r.keys().copied())
+                .filter(|r| !VALUE_ERROR_REASONS.contains(r));
+            for reason in VALUE_ERROR_REASONS.into_iter().chain(others) {
+                let n = counted.and_then(|r| r.get(reason)).copied().unwrap_or(0);
+                let labels = with(with(job(j), "metric", metric.to_string()), "reason", reason);
+                rows.push((labels, n));
+            }
+        }
+        rows
+    });
+}
+
+/// The job's metrics (from the start, each at 0), then any other a counter
+/// names (a job's stats filled in by hand, as in a total over jobs).
+fn metrics_of(s: &JobStats) -> impl Iterator<Item = &str> {
+    let named = s.metric_names.iter().map(String::as_str);
+    let counted = s
+        .series_limit_dropped
+        .keys()
+        .chain(s.value_errors.keys())
+        .map(String::as_str)
+        .filter(|m| !s.metric_names.iter().any(|n| n == m));
+    let mut all: Vec<&str> = named.chain(counted).collect();
+    // Dedup without reordering the job's own.
+    let mut seen = std::collections::HashSet::new();
+    all.retain(|m| seen.insert(*m));
+    all.into_iter()
 }
 
 pub(super) fn output(f: &mut Families<'_>, wall_ms: EventMs) {

@@ -28,6 +28,11 @@ fn busy_job() -> JobStats {
     s.parse_errors.insert("bad timestamp", 5);
     s.parse_errors.insert("too few fields", 6);
     s.series_limit_dropped.insert("requests".into(), 9);
+    // Every family needs a sample here for `every_metric_is_documented` to see it.
+    s.value_errors
+        .insert("bytes".into(), BTreeMap::from([("not_a_number", 3)]));
+    s.clock_behind_ms
+        .insert(PathBuf::from("/var/log/web-1/access.log"), 4_000);
     s.open_files.insert(0, (2, 1));
     s.groups.insert(
         PathBuf::from("/var/log/web-1/access.log"),
@@ -342,6 +347,26 @@ fn negotiation_prefers_openmetrics_only_when_asked() {
     assert_eq!(Format::negotiate(None), Format::Text);
 }
 
+/// `q=0` refuses a type, and media types compare in any case (RFC 9110):
+/// before, any Accept containing the exact lower-case type got OpenMetrics.
+#[test]
+fn negotiation_honours_q_0_and_ignores_case() {
+    let refused = "application/openmetrics-text;version=1.0.0;q=0,text/plain;version=0.0.4";
+    assert_eq!(Format::negotiate(Some(refused)), Format::Text);
+    let spaced = "application/openmetrics-text ; q = 0.0 , */*";
+    assert_eq!(Format::negotiate(Some(spaced)), Format::Text);
+    let upper = "Application/OpenMetrics-Text; version=1.0.0";
+    assert_eq!(Format::negotiate(Some(upper)), Format::OpenMetrics);
+    let text_first = "text/plain;q=0.9,application/openmetrics-text;q=0.5";
+    assert_eq!(Format::negotiate(Some(text_first)), Format::Text);
+    let bad_q = "application/openmetrics-text;q=high";
+    assert_eq!(Format::negotiate(Some(bad_q)), Format::Text);
+    assert_eq!(
+        Format::negotiate(Some("application/openmetrics-text")),
+        Format::OpenMetrics
+    );
+}
+
 /// docs/metrics.md lists every metric /metrics can show.
 #[test]
 fn every_metric_is_documented() {
@@ -353,9 +378,141 @@ fn every_metric_is_documented() {
         .filter_map(|l| l.split(' ').next())
         .collect();
     assert!(names.len() > 40, "{names:?}");
+    for family in [
+        "tidemark_value_errors_total",
+        "tidemark_group_clock_behind_seconds",
+    ] {
+        assert!(names.contains(&family), "busy_job shows no {family}");
+    }
     let missing: Vec<&&str> = names
         .iter()
         .filter(|n| !doc.contains(&format!("| `{n}` |")))
         .collect();
     assert!(missing.is_empty(), "not in docs/metrics.md: {missing:?}");
+}
+
+/// A labelled counter shows at 0 before its first event, so `rate()` and
+/// `increase()` see the first one (before: no series until then).
+#[test]
+fn labelled_counters_start_at_0_before_their_first_event() {
+    let s = JobStats {
+        metric_names: vec!["requests".into(), "bytes".into()],
+        ..JobStats::default()
+    };
+    let text = render(&[("web", &s)], WALL_MS, Format::Text);
+    for e in tidemark_sources::parse::LineError::ALL {
+        let reason = [("tidemark_job", "web"), ("reason", e.reason())];
+        assert_eq!(
+            value(&text, "tidemark_lines_malformed_total", &reason),
+            Some(0.0),
+            "{text}"
+        );
+    }
+    for metric in ["requests", "bytes"] {
+        let m = [("tidemark_job", "web"), ("metric", metric)];
+        assert_eq!(
+            value(&text, "tidemark_series_limit_dropped_lines_total", &m),
+            Some(0.0),
+            "{text}"
+        );
+        for reason in crate::stats::VALUE_ERROR_REASONS {
+            let mr = [("metric", metric), ("reason", reason)];
+            assert_eq!(
+                value(&text, "tidemark_value_errors_total", &mr),
+                Some(0.0),
+                "{text}"
+            );
+        }
+    }
+    // Bare defaults: every malformed reason still shows (the reasons are fixed).
+    let text = render(&[("web", &JobStats::default())], WALL_MS, Format::Text);
+    let n = samples(&text)
+        .iter()
+        .filter(|(n, _, _)| n == "tidemark_lines_malformed_total")
+        .count();
+    assert_eq!(n, tidemark_sources::parse::LineError::ALL.len(), "{text}");
+}
+
+/// Each group has one clock figure, whichever map holds it, and 0 once caught
+/// up (before: a group released then caught up had no series; one in both maps
+/// had two figures, the last written winning).
+#[test]
+fn group_clock_behind_is_one_figure_per_group_and_0_once_caught_up() {
+    let mut s = JobStats::default();
+    let (stuck, trailing, caught_up) = (
+        PathBuf::from("/l/stuck.log"),
+        PathBuf::from("/l/trailing.log"),
+        PathBuf::from("/l/caught-up.log"),
+    );
+    s.clock_lag_ms.insert(stuck.clone(), 7_000);
+    s.clock_behind_ms.insert(stuck, 0);
+    s.clock_behind_ms.insert(trailing.clone(), 3_000);
+    s.clock_lag_ms.insert(trailing, 0);
+    // Released (stuck), then caught up: only ever in the released map.
+    s.clock_lag_ms.insert(caught_up, 0);
+    let text = render(&[("web", &s)], WALL_MS, Format::Text);
+    let of = |g: &str| {
+        samples(&text)
+            .into_iter()
+            .filter(|(n, l, _)| {
+                n == "tidemark_group_clock_behind_seconds"
+                    && l.get("group").map(String::as_str) == Some(g)
+            })
+            .map(|(_, _, v)| v)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(of("/l/stuck.log"), [7.0], "{text}");
+    assert_eq!(of("/l/trailing.log"), [3.0], "{text}");
+    assert_eq!(of("/l/caught-up.log"), [0.0], "{text}");
+}
+
+/// In a cluster each member's groups show under its `member` label, their
+/// failing files and clock included (before: process 0's groups only).
+#[test]
+fn a_members_groups_show_with_its_member_label_failing_files_and_clock() {
+    let live = PathBuf::from("/var/log/web-1/access.log");
+    let mut member = JobStats::default();
+    member.groups.insert(
+        live.clone(),
+        GroupGauges {
+            lines_read: 150,
+            ..GroupGauges::default()
+        },
+    );
+    member.unreadable_files.insert(
+        live.clone(),
+        vec![(live.with_extension("log.1"), "denied".into())],
+    );
+    member.clock_behind_ms.insert(live.clone(), 2_000);
+    let report = crate::stats::MemberStats::from(&member);
+    let mut own = busy_job();
+    own.member_index = Some(0);
+    own.member_groups.insert(1, report.groups);
+    let text = render(&[("web", &own)], WALL_MS, Format::Text);
+    let of = |name: &str, m: &str| {
+        let want = [("group", "/var/log/web-1/access.log"), ("member", m)];
+        value(&text, name, &want)
+    };
+    assert_eq!(
+        of("tidemark_group_lines_read_total", "1"),
+        Some(150.0),
+        "{text}"
+    );
+    assert_eq!(
+        of("tidemark_group_lines_read_total", "0"),
+        Some(70.0),
+        "{text}"
+    );
+    assert_eq!(of("tidemark_group_files_failing", "1"), Some(1.0), "{text}");
+    assert_eq!(
+        of("tidemark_group_clock_behind_seconds", "1"),
+        Some(2.0),
+        "{text}"
+    );
+    // Process 0's own, labelled too: every group series has `member` in a cluster.
+    assert_eq!(
+        of("tidemark_group_clock_behind_seconds", "0"),
+        Some(4.0),
+        "{text}"
+    );
 }
