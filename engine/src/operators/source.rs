@@ -195,6 +195,7 @@ pub fn file_source<'scope>(
             // Sent on in batches as windows close: a window of many series is
             // not gathered whole here first.
             let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
+            let mut reached = WindowTime::MIN;
             for g in groups.groups.iter_mut() {
                 g.close_windows(|t, p| {
                     let batch = ready.entry(t).or_default();
@@ -206,9 +207,12 @@ pub fn file_source<'scope>(
                     }
                 });
                 g.publish();
-                // Before the capability can drop: the collector reads it once
-                // the frontier is empty.
-                input_end.raise(g.watermark_window() as EventMs);
+                reached = reached.max(g.watermark_window());
+            }
+            // Before the capability can drop: the collector reads it once the
+            // frontier is empty. One shared write per activation, not per group.
+            if reached != WindowTime::MIN {
+                input_end.raise(reached as EventMs);
             }
             for (t, parts) in ready {
                 if !parts.is_empty() {
