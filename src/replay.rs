@@ -9,11 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tidemark_engine::alerts::AlertEvaluator;
 use tidemark_engine::checkpoint::FileIdentity;
 use tidemark_engine::output_guard::Protected;
 use tidemark_engine::replay::plan::PlanOptions;
 use tidemark_engine::replay::{
-    plan_replay, run_replay, ReplayOptions, ReplayProgress, ReplayRange,
+    plan_replay, run_replay_from, ReplayOptions, ReplayProgress, ReplayRange,
 };
 use tidemark_engine::OutputStart;
 use tidemark_jobs::duration::parse_size;
@@ -156,9 +157,29 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let stop = stop_on_signals()?;
+    // Alerts warm up: their longest `for` / `keep_firing_for` / `average_over`
+    // before the range is read for them only (docs/alerts.md).
+    let warm_ms = if job.sinks.iter().any(|s| s.alerts) {
+        i64::from(AlertEvaluator::warm_up_windows(&job)) * window_ms
+    } else {
+        0
+    };
+    let read_range =
+        match ReplayRange::new((range.from_ms() - warm_ms).max(0), range.to_ms(), window_ms) {
+            Ok(r) if warm_ms > 0 => r,
+            _ => range,
+        };
+    let print_from = (read_range != range).then_some(range.from_ms());
+    if let Some(from) = print_from {
+        eprintln!(
+            "replay: the alerts warm up from {} (their longest for, keep_firing_for or average_over); nothing before {} is written",
+            fmt_ms(read_range.from_ms()),
+            fmt_ms(from)
+        );
+    }
     let plan = plan_replay(
         &job,
-        range,
+        read_range,
         PlanOptions {
             workers: args.workers.max(1),
             segment_bytes: args.segment_bytes,
@@ -237,7 +258,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let (progress, done, every) = (progress.clone(), done.clone(), args.progress_interval);
         std::thread::spawn(move || show_progress(mode, &progress, &done, every))
     };
-    let outcome = run_replay(
+    let outcome = run_replay_from(
         &job,
         plan,
         ReplayOptions {
@@ -247,6 +268,7 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             progress: progress.clone(),
         },
         outputs,
+        print_from,
     );
     done.store(true, Ordering::SeqCst);
     let _ = shower.join();

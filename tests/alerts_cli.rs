@@ -5,157 +5,11 @@
 //! range is replayed with `tidemark replay` — a replay is a back-test.
 
 use std::fmt::Write as _;
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-/// 2026-11-20T10:00:00Z.
-const T0: i64 = 1_795_168_800;
-const MINUTES: i64 = 150;
-
-fn job(dir: &Path, out: &str, rate_limit: &str) -> String {
-    format!(
-        r#"
-name = "alerting"
-[source]
-kind = "file"
-include = ["{logs}/*.log"]
-host = {{ path_regex = '/logs/(?P<host>[^/]+)\.log' }}
-{rate_limit}
-[parse]
-format = "json"
-[window]
-size = "1m"
-idle_timeout = "1h"
-[[metric]]
-name = "reqs"
-kind = "counter"
-labels = ["status"]
-[[metric]]
-name = "latency"
-kind = "gauge"
-field = "ms"
-[[rule]]
-record = "status:reqs:sum1m"
-expr = "sum by (status) (reqs)"
-[[alert]]
-name = "HighErrorRate"
-expr = 'status:reqs:sum1m{{status=~"5.."}} > 20'
-for = "2m"
-keep_firing_for = "1m"
-resolve_below = 12
-labels = {{ severity = "page" }}
-annotations = {{ summary = "{{{{ $labels.status }}}} errors at {{{{ $value }}}}/min" }}
-[[alert]]
-name = "SlowHost"
-expr = 'latency > 300'
-average_over = "3m"
-[[sink]]
-kind = "jsonl"
-path = "{out}"
-series = "rules"
-alerts = true
-"#,
-        logs = dir.join("logs").display(),
-    )
-}
-
-/// A deterministic pseudo-random sequence (xorshift), seeded.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-/// Two hosts' logs: per minute some 200s and a varying number of 503s (bursts
-/// that fire and resolve the error alert), a latency gauge, and stretches of
-/// minutes with no line at all (gap windows, in which alerts resolve).
-fn write_logs(dir: &Path, seed: u64) {
-    let mut rng = Rng(seed | 1);
-    std::fs::create_dir_all(dir.join("logs")).unwrap();
-    for host in ["a", "b"] {
-        let mut text = String::new();
-        for m in 0..MINUTES {
-            if (40..46).contains(&m) || (100..103).contains(&m) {
-                continue;
-            }
-            let burst = (m / 10) % 3 == 1;
-            let errors = if burst {
-                8 + rng.below(10)
-            } else {
-                rng.below(6)
-            };
-            let ok = 60 + rng.below(40);
-            let slow = (m / 7) % 4 == 2;
-            for i in 0..(ok + errors) {
-                let t = T0 + m * 60 + (i * 59 / (ok + errors)) as i64;
-                let ts = jiff::Timestamp::from_second(t).unwrap();
-                let status = if i % 7 == 3 && i / 7 < errors {
-                    "503"
-                } else {
-                    "200"
-                };
-                let ms = if slow {
-                    250 + rng.below(200)
-                } else {
-                    20 + rng.below(100)
-                };
-                writeln!(
-                    text,
-                    r#"{{"time":"{ts}","status":"{status}","ms":{ms},"host":"{host}"}}"#
-                )
-                .unwrap();
-            }
-        }
-        std::fs::write(dir.join(format!("logs/{host}.log")), text).unwrap();
-    }
-}
-
-fn tidemark_run(job: &Path, state: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tidemark"));
-    c.arg("run")
-        .arg(job)
-        .args(["--until-eof", "-w", "2", "--checkpoint-interval", "20ms"])
-        .arg("--state-dir")
-        .arg(state)
-        .env("TIDEMARK_LOG", "warn")
-        .stdout(Stdio::null());
-    c
-}
-
-fn ok(what: &str, o: Output) {
-    assert!(
-        o.status.success(),
-        "{what} failed ({:?}): {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-fn checkpoint_id(state: &Path) -> Option<(u64, std::time::SystemTime)> {
-    use std::os::unix::fs::MetadataExt;
-    let m = std::fs::metadata(state.join("alerting").join("checkpoint")).ok()?;
-    Some((m.ino(), m.modified().ok()?))
-}
-
-/// Waits (generous deadline; the loop ends at the event) until `done`, or
-/// returns false if the child exited first.
-fn wait_until(child: &mut Child, what: &str, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done() {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    true
-}
+mod alerts_common;
+use alerts_common::*;
 
 #[test]
 fn the_transcript_is_the_same_live_resumed_after_sigkill_and_replayed() {
@@ -261,29 +115,6 @@ fn the_transcript_is_the_same_live_resumed_after_sigkill_and_replayed() {
     );
 }
 
-fn assert_same(what: &str, got: &str, want: &str) {
-    if got != want {
-        let first = got
-            .lines()
-            .zip(want.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.lines().count().min(want.lines().count()));
-        let show = |s: &str| {
-            s.lines()
-                .skip(first.saturating_sub(2))
-                .take(6)
-                .collect::<Vec<_>>()
-                .join("\n")
-        };
-        panic!(
-            "{what}: the output differs from the uninterrupted run's at line {}\n--- got\n{}\n--- want\n{}",
-            first + 1,
-            show(got),
-            show(want)
-        );
-    }
-}
-
 #[test]
 fn a_changed_alert_on_resume_starts_its_state_fresh_with_a_warning_not_a_refusal() {
     let d = tempfile::tempdir().unwrap();
@@ -365,4 +196,130 @@ fn a_live_alert_resolves_when_its_series_stops_without_waiting_for_a_line() {
     assert_eq!(field(&line("firing"), "start"), at(start + 60));
     assert_eq!(field(&line("resolved"), "start"), at(start + 660));
     assert!(line("resolved").contains(r#""value":null"#), "{text}");
+}
+
+/// Review finding (issue 12 fix 1): the transcript depended on how fast the
+/// input was read. Ten minutes of a slow gauge, then thirty minutes of lines
+/// without its field: they move the watermark but feed no series. A paced run
+/// saw a frontier past the last window with records mid-run and resolved the
+/// alert in the gap windows; a full-speed run and a replay saw only the end of
+/// input and never resolved it. Now all three end at the same bound (the final
+/// watermark's first open window) and write the same transcript.
+#[test]
+fn trailing_lines_without_the_metric_give_the_same_transcript_paced_unpaced_and_replayed() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("logs")).unwrap();
+    let mut text = String::new();
+    for m in 0..40 {
+        for i in 0..30 {
+            let ts = jiff::Timestamp::from_second(T0 + m * 60 + i * 2).unwrap();
+            if m < 10 {
+                writeln!(text, r#"{{"time":"{ts}","ms":200,"path":"/a/{i}"}}"#).unwrap();
+            } else {
+                writeln!(text, r#"{{"time":"{ts}","path":"/a/{i}/padding"}}"#).unwrap();
+            }
+        }
+    }
+    std::fs::write(d.path().join("logs/a.log"), text).unwrap();
+    let job = |out: &str, rate_limit: &str| {
+        format!(
+            r#"
+name = "trailing"
+[source]
+kind = "file"
+include = ["{logs}/*.log"]
+{rate_limit}
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "lat"
+kind = "gauge"
+field = "ms"
+[[alert]]
+name = "Slow"
+expr = 'lat > 100'
+[[sink]]
+kind = "jsonl"
+path = "{out}"
+series = "none"
+alerts = true
+"#,
+            logs = d.path().join("logs").display(),
+        )
+    };
+    let run = |name: &str, rate_limit: &str| {
+        let path = d.path().join(format!("{name}.toml"));
+        std::fs::write(&path, job(&format!("out/{name}.jsonl"), rate_limit)).unwrap();
+        ok(
+            name,
+            tidemark_run(&path, &d.path().join(format!("state-{name}")))
+                .output()
+                .unwrap(),
+        );
+        (
+            path.clone(),
+            std::fs::read_to_string(d.path().join(format!("out/{name}.jsonl"))).unwrap(),
+        )
+    };
+    let (path, unpaced) = run("unpaced", "");
+    let (_, paced) = run("paced", "rate_limit = \"20KiB/s\"");
+    let replayed = d.path().join("out/replayed.jsonl");
+    let o = Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("replay")
+        .arg(&path)
+        .args([
+            "--from",
+            "2026-11-20T09:00:00Z",
+            "--to",
+            "2026-11-20T12:00:00Z",
+            "-w",
+            "2",
+            "--progress",
+            "none",
+            "--output",
+        ])
+        .arg(&replayed)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    ok("replay", o);
+    let replayed = std::fs::read_to_string(&replayed).unwrap();
+    eprintln!("unpaced:\n{unpaced}paced:\n{paced}replayed:\n{replayed}");
+    // The alert resolves in the first window without the gauge: the windows
+    // after it closed, whatever the speed the lines moving the watermark came at.
+    let resolved = r#""alert":"Slow","state":"resolved""#;
+    let line = unpaced
+        .lines()
+        .find(|l| l.contains(resolved))
+        .unwrap_or_else(|| panic!("the full-speed run never resolves: {unpaced}"));
+    assert!(line.contains(r#""start":"2026-11-20T10:10:00Z""#), "{line}");
+    assert_same("paced", &paced, &unpaced);
+    assert_same("replayed", &replayed, &unpaced);
+
+    // Resumed: a first run ends inside the trailing lines (its checkpoint is
+    // at its own end bound, with the alert state there), the rest is appended
+    // and the run resumed: the same transcript.
+    let full = std::fs::read_to_string(d.path().join("logs/a.log")).unwrap();
+    let cut = full.match_indices('\n').nth(20 * 30 - 1).unwrap().0 + 1;
+    std::fs::create_dir_all(d.path().join("later")).unwrap();
+    let later = d.path().join("later/a.log");
+    std::fs::write(&later, &full[..cut]).unwrap();
+    let path = d.path().join("resumed.toml");
+    let text = job("out/resumed.jsonl", "").replace(
+        &d.path().join("logs").display().to_string(),
+        &d.path().join("later").display().to_string(),
+    );
+    std::fs::write(&path, text).unwrap();
+    let state = d.path().join("state-resumed");
+    ok("first part", tidemark_run(&path, &state).output().unwrap());
+    let mut more = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&later)
+        .unwrap();
+    std::io::Write::write_all(&mut more, &full.as_bytes()[cut..]).unwrap();
+    ok("resumed", tidemark_run(&path, &state).output().unwrap());
+    let resumed = std::fs::read_to_string(d.path().join("out/resumed.jsonl")).unwrap();
+    assert_same("resumed", &resumed, &unpaced);
 }

@@ -76,6 +76,7 @@ pub struct AlertUpdate {
     /// Every instance firing after this window, sorted by (alert, labels): what
     /// a receiver that must be reminded (Alertmanager) re-sends. After a restart
     /// the first update carries the whole firing set again, so a sink needs no
-    /// state of its own.
+    /// state of its own. Left empty for a job without an alertmanager sink:
+    /// no other sink reads it.
     pub firing: Vec<AlertInstance>,
 }

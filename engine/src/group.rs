@@ -378,6 +378,12 @@ impl GroupState {
         first_open_window(self.wm.get(), self.plan.window_ms)
     }
 
+    /// The first window its watermark leaves open, finished or not: what it
+    /// contributes to where the input ends ([`crate::input_end`]).
+    pub fn watermark_window(&self) -> WindowTime {
+        first_open_window(self.wm.get(), self.plan.window_ms)
+    }
+
     /// Removes every window the watermark has passed, handing its series to `emit`.
     pub fn close_windows(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) -> u64 {
         let below = (!self.finished).then(|| first_open_window(self.wm.get(), self.plan.window_ms));

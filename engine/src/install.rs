@@ -19,7 +19,7 @@ use crate::operators::collect::{CollectWindows, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
 use crate::operators::series_limit::{SeriesLimit, Stage2};
-use crate::operators::source::{file_source, Pacing, Poke};
+use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::{HostPartial, RuleInput, Series};
@@ -53,6 +53,8 @@ pub struct InstallContext {
     pub process_workers: (usize, usize),
     /// This process's claim table and discovery, shared by its workers.
     pub files: Arc<crate::groupset::ProcessFiles>,
+    /// Where the input ends: the sources raise it, the collector reads it.
+    pub input_end: Arc<crate::input_end::InputEnd>,
     /// Whether the sources publish their groups' figures ([`crate::stats::JobStats::groups_wanted`]).
     pub publish_groups: bool,
     /// Closed while a sink of the job is backlogged: the sources pause reading.
@@ -115,6 +117,7 @@ pub fn install_job(
         collector,
         output_error,
         poke,
+        input_end,
         read_gate,
         ..
     } = ctx;
@@ -125,9 +128,12 @@ pub fn install_job(
             pacing,
             poke,
             read_gate,
-            stop.clone(),
             stats.clone(),
-            output_error.clone(),
+            SourceSignals {
+                stop: stop.clone(),
+                failed: output_error.clone(),
+                input_end,
+            },
         );
         downstream(partials, &plan, collector, output_error, stop, stats);
     });

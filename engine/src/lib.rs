@@ -22,6 +22,7 @@ pub mod commit;
 pub mod error;
 pub(crate) mod group;
 pub(crate) mod groupset;
+pub mod input_end;
 pub(crate) mod install;
 pub mod key;
 pub mod labels;

@@ -27,6 +27,9 @@ pub(crate) struct MetricPlan {
     /// A host series' label names sorted, each with the part of the series key that
     /// holds its value (0: the host, i + 1: label i).
     pub(crate) output_labels: Vec<(String, usize)>,
+    /// Whether its host series are built: a sink prints host series, or an
+    /// alert reads this metric's (otherwise only its rules' inputs are).
+    pub(crate) host_series: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -54,9 +57,6 @@ pub struct Plan {
     pub(crate) host: HostPlan,
     pub(crate) metrics: Vec<MetricPlan>,
     pub(crate) rules: Vec<RulePlan>,
-    /// Whether any sink prints per-host series or an alert reads them (otherwise
-    /// they are not built).
-    pub(crate) want_host_series: bool,
     pub(crate) window_ms: i64,
     pub(crate) disorder_ms: i64,
     pub(crate) idle_timeout_ms: i64,
@@ -113,8 +113,23 @@ impl Plan {
                 label_slots: m.labels.iter().map(|l| slot(l)).collect(),
                 quantiles: m.quantiles.clone(),
                 rules: Vec::new(),
+                host_series: false,
             })
             .collect();
+        // Per metric: an alert on one metric's host series does not make every
+        // other metric build its own.
+        let sinks_print_hosts = job
+            .sinks
+            .iter()
+            .any(|s| matches!(s.series, SeriesChoice::Hosts | SeriesChoice::All));
+        for mp in &mut metrics {
+            let records = [&mp.record, &mp.count_record, &mp.sum_record];
+            mp.host_series = sinks_print_hosts
+                || job.alerts.iter().any(|a| {
+                    a.origin == tidemark_jobs::alert::SeriesOrigin::Host
+                        && records.iter().any(|r| ***r == *a.record)
+                });
+        }
         for (i, r) in job.rules.iter().enumerate() {
             let m = match &r.expr {
                 RuleExpr::Aggregate { metric, .. } | RuleExpr::HistogramQuantile { metric, .. } => {
@@ -138,16 +153,6 @@ impl Plan {
                     expr: r.expr.clone(),
                 })
                 .collect(),
-            // An alert on a metric's series reads them too (sinks still pick
-            // theirs by origin).
-            want_host_series: job
-                .sinks
-                .iter()
-                .any(|s| matches!(s.series, SeriesChoice::Hosts | SeriesChoice::All))
-                || job
-                    .alerts
-                    .iter()
-                    .any(|a| a.origin == tidemark_jobs::alert::SeriesOrigin::Host),
             window_ms: ms(job.window.size).max(1),
             disorder_ms: ms(job.window.max_out_of_orderness),
             idle_timeout_ms: ms(job.window.idle_timeout),
@@ -189,5 +194,84 @@ pub(crate) fn selector_of(expr: &RuleExpr) -> SeriesSelector {
     match expr {
         RuleExpr::Aggregate { selector, .. } => *selector,
         RuleExpr::HistogramQuantile { .. } => SeriesSelector::Value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn job(alert_on: &str, series: &str) -> Job {
+        let text = format!(
+            r#"
+name = "j"
+[source]
+kind = "file"
+include = ["/nowhere/*.log"]
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[metric]]
+name = "lat"
+kind = "histogram"
+field = "ms"
+[[metric]]
+name = "bytes"
+kind = "sum"
+field = "b"
+[[rule]]
+record = "all:reqs"
+expr = "sum(reqs)"
+[[alert]]
+name = "A"
+expr = '{alert_on} > 1'
+[[sink]]
+kind = "jsonl"
+path = "out.jsonl"
+series = "{series}"
+alerts = true
+"#
+        );
+        tidemark_jobs::from_str(&text, "j.toml", Path::new("/tmp")).unwrap()
+    }
+
+    fn built(plan: &Plan) -> Vec<(&str, bool)> {
+        plan.metrics
+            .iter()
+            .map(|m| (m.name.as_str(), m.host_series))
+            .collect()
+    }
+
+    /// Review finding (issue 12 fix 3): one alert on a per-host series made
+    /// every metric of the job build its per-host series.
+    #[test]
+    fn an_alert_on_one_metrics_host_series_builds_only_that_metrics() {
+        let plan = Plan::new(&job("lat_count", "rules"));
+        assert_eq!(
+            built(&plan),
+            [("reqs", false), ("lat", true), ("bytes", false)]
+        );
+        let plan = Plan::new(&job("bytes", "rules"));
+        assert_eq!(
+            built(&plan),
+            [("reqs", false), ("lat", false), ("bytes", true)]
+        );
+        // An alert on a rule's series builds none; a sink printing hosts all.
+        let plan = Plan::new(&job("all:reqs", "rules"));
+        assert_eq!(
+            built(&plan),
+            [("reqs", false), ("lat", false), ("bytes", false)]
+        );
+        let plan = Plan::new(&job("all:reqs", "all"));
+        assert_eq!(
+            built(&plan),
+            [("reqs", true), ("lat", true), ("bytes", true)]
+        );
     }
 }

@@ -104,6 +104,8 @@ pub struct JobSetup {
     files: Arc<crate::groupset::ProcessFiles>,
     /// Worker 0's (global) output side; taken by the first [`JobSetup::context`] for it.
     collector: Mutex<Option<Collector>>,
+    /// Where the input ends (`--until-eof`): raised by the sources.
+    input_end: Arc<crate::input_end::InputEnd>,
     first_worker: usize,
     workers: usize,
     /// A member's own read positions (not process 0's checkpoint).
@@ -200,6 +202,7 @@ impl JobSetup {
                 }
             );
         }
+        let input_end = Arc::new(crate::input_end::InputEnd::default());
         if let Ok(mut s) = stats.lock() {
             s.metric_names = job.metrics.iter().map(|m| m.name.clone()).collect();
         }
@@ -258,6 +261,8 @@ impl JobSetup {
                     output,
                     committer,
                     alerts,
+                    input_end: input_end.clone(),
+                    print_from: EventMs::MIN,
                 })
             }
             None => None,
@@ -285,6 +290,7 @@ impl JobSetup {
             initial,
             files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
+            input_end,
             first_worker: opts.first_worker,
             workers,
             member_store,
@@ -349,6 +355,7 @@ impl JobSetup {
             initial_groups: self.initial.clone(),
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
+            input_end: self.input_end.clone(),
             publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
             read_gate: self.read_gate.clone(),
         }

@@ -239,11 +239,13 @@ pub struct AlertFile {
     pub for_: Option<Spanned<String>>,
     /// How long it keeps firing after the condition stopped holding. Default "0s".
     pub keep_firing_for: Option<Spanned<String>>,
-    /// For `>` / `>=`: once firing, it resolves only when the value falls to this
-    /// (at or below the threshold). Default: the threshold.
+    /// For `>` / `>=` (at most the threshold): once firing, it stays firing while
+    /// `value CMP resolve_below` holds — with `>` it resolves at or below this, with
+    /// `>=` only below it. Default: the threshold.
     pub resolve_below: Option<Spanned<f64>>,
-    /// For `<` / `<=`: once firing, it resolves only when the value rises to this
-    /// (at or above the threshold). Default: the threshold.
+    /// For `<` / `<=` (at least the threshold): once firing, it stays firing while
+    /// `value CMP resolve_above` holds — with `<` it resolves at or above this, with
+    /// `<=` only above it. Default: the threshold.
     pub resolve_above: Option<Spanned<f64>>,
     /// Compare the average of the series' values in the last windows of this
     /// span (windows without a value are left out). Default: none (the window's
@@ -251,9 +253,9 @@ pub struct AlertFile {
     pub average_over: Option<Spanned<String>>,
     /// Labels added to every instance (they win over the series' own). Default: none.
     #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, Spanned<String>>,
+    pub labels: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
     /// Texts sent with the alert; may hold `{{ $value }}` and `{{ $labels.NAME }}`.
     /// Default: none.
     #[serde(default)]
-    pub annotations: std::collections::BTreeMap<String, Spanned<String>>,
+    pub annotations: std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
 }

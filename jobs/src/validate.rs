@@ -199,10 +199,14 @@ fn check(
     let alerts = alerts::check_alerts(
         &mut r,
         &file.alerts,
-        &file.rules,
-        &rules,
-        &table,
-        window.map(|w| w.size),
+        &alerts::AlertContext {
+            rule_files: &file.rules,
+            rules: &rules,
+            metrics: &table,
+            metric_defs: &metrics,
+            window: window.as_ref().map(|w| w.size),
+            max_series: window.as_ref().map(|w| w.max_series),
+        },
     );
     let sinks = sinks::check_sinks(
         &mut r,
@@ -214,6 +218,9 @@ fn check(
     );
     if let (Some(source), Some(sinks)) = (&source, &sinks) {
         sinks::check_overlaps(&mut r, &file.sinks, sinks, source, job_file);
+    }
+    if let (Some(sinks), Some(first)) = (&sinks, file.alerts.first()) {
+        sinks::check_alerts_reach_a_sink(&mut r, sinks, &first.get_ref().name);
     }
 
     let metrics: Option<Vec<_>> = metrics.into_iter().collect();

@@ -45,7 +45,17 @@ pub struct AlertEvaluator {
     alerts: Arc<[Alert]>,
     names: Vec<Arc<str>>,
     window_ms: EventMs,
-    fingerprint: String,
+    /// Of each alert's definition, in `alerts`' order ([`saved::fingerprint`]).
+    fingerprints: Vec<String>,
+    /// Firing instances of alerts changed or removed since the checkpoint this
+    /// run resumed from: resolved in the next window stepped.
+    to_resolve: Vec<saved::Dropped>,
+    /// Whether updates carry the firing set (an alertmanager sink re-sends it;
+    /// nothing else reads it, so it is not built every window for nothing).
+    firing_wanted: bool,
+    /// A replay's warm-up ([`AlertEvaluator::warm_up_before`]): windows ending
+    /// at or before it are stepped but say nothing. `None`: no warm-up, or over.
+    quiet_until: Option<EventMs>,
     /// End of the last window stepped: every window below it has been.
     evaluated_below: Option<EventMs>,
     /// By (alert index, instance labels).
@@ -60,21 +70,54 @@ impl AlertEvaluator {
             return None;
         }
         let window_ms = job.window.size.as_millis() as EventMs;
-        Some(AlertEvaluator::new(job.alerts.clone(), window_ms))
+        let mut e = AlertEvaluator::new(job.alerts.clone(), window_ms);
+        e.firing_wanted = job
+            .sinks
+            .iter()
+            .any(|s| matches!(s.kind, tidemark_jobs::SinkKind::Alertmanager(_)));
+        Some(e)
     }
 
     /// A fresh evaluator of `alerts` over windows of `window_ms`.
     pub fn new(alerts: Vec<Alert>, window_ms: EventMs) -> AlertEvaluator {
-        let fingerprint = saved::fingerprint(&alerts, window_ms);
+        let fingerprints = alerts
+            .iter()
+            .map(|a| saved::fingerprint(a, window_ms))
+            .collect();
         AlertEvaluator {
             names: alerts.iter().map(|a| Arc::from(a.name.as_str())).collect(),
             alerts: alerts.into(),
             window_ms,
-            fingerprint,
+            fingerprints,
+            to_resolve: Vec::new(),
+            firing_wanted: true,
+            quiet_until: None,
             evaluated_below: None,
             instances: BTreeMap::new(),
             counts: AlertCounts::default(),
         }
+    }
+
+    /// How many windows before a replay's range its alerts read to warm up:
+    /// the longest `for`, `keep_firing_for` or `average_over` of the job's.
+    pub fn warm_up_windows(job: &Job) -> u32 {
+        job.alerts
+            .iter()
+            .map(|a| {
+                a.for_windows
+                    .max(a.keep_firing_windows)
+                    .max(a.average_windows)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// A replay that starts reading before its range: the windows ending at
+    /// or before `from_ms` only warm the alerts up (their updates are empty);
+    /// the first window after says, as a `firing` change, each instance that
+    /// was already firing then (with the time it started).
+    pub fn warm_up_before(&mut self, from_ms: EventMs) {
+        self.quiet_until = Some(from_ms);
     }
 
     /// End of the last window stepped (`None`: none yet).
@@ -154,7 +197,7 @@ impl AlertEvaluator {
         };
         let empty = BTreeMap::new();
         while start + self.window_ms <= frontier_ms {
-            if self.instances.is_empty() {
+            if self.instances.is_empty() && self.to_resolve.is_empty() {
                 // Nothing to step: every further gap window leaves it empty.
                 let windows = (frontier_ms - start) / self.window_ms;
                 self.counts.evaluated += windows as u64 * self.alerts.len() as u64;
@@ -214,17 +257,33 @@ impl AlertEvaluator {
         end_ms: EventMs,
         values: &BTreeMap<(usize, Labels), f64>,
     ) -> AlertUpdate {
-        for key in values.keys() {
-            if !self.instances.contains_key(key) {
+        for (key, v) in values {
+            // A new instance whose value does not hold, with nothing to
+            // average, would be stepped to inactive and forgotten at once:
+            // it is not made (a series that never fires costs no map entry).
+            let alert = &self.alerts[key.0];
+            let needed = alert.average_windows > 1 || alert.op.holds(*v, alert.threshold);
+            if needed && !self.instances.contains_key(key) {
                 self.instances.insert(key.clone(), Instance::default());
             }
         }
-        let mut changes = Vec::new();
+        let warming = self.quiet_until.is_some_and(|q| end_ms <= q);
+        // Before the instances' own changes: a changed alert's instance that
+        // fires again at once is resolved first (the sort below is stable).
+        let mut changes: Vec<AlertChange> = std::mem::take(&mut self.to_resolve)
+            .into_iter()
+            .map(|d| self.dropped(d))
+            .collect();
+        if !warming && self.quiet_until.take().is_some() {
+            // The range starts: what fires since the warm-up, before it changes.
+            changes.extend(self.firing_before_step());
+        }
         let mut firing = Vec::new();
-        // Both maps are sorted by (alert, labels) and every key of `values` is
-        // an instance now: walk them side by side.
+        // Both maps are sorted by (alert, labels): walk them side by side,
+        // passing the values that made no instance.
         let mut values = values.iter().peekable();
         for (key, inst) in &mut self.instances {
+            while values.next_if(|(k, _)| *k < key).is_some() {}
             let value = values.next_if(|(k, _)| *k == key).map(|(_, v)| *v);
             let (i, labels) = key;
             let alert = &self.alerts[*i];
@@ -241,9 +300,13 @@ impl AlertEvaluator {
                     state,
                 });
             }
-            if let Some(since) = inst.phase.firing_since() {
+            if let Some(since) = inst.phase.firing_since().filter(|_| self.firing_wanted) {
                 firing.push(instance(&self.names[*i], alert, labels, inst.value, since));
             }
+        }
+        if warming {
+            changes.clear();
+            firing.clear();
         }
         let alerts = &self.alerts;
         self.instances
@@ -261,6 +324,49 @@ impl AlertEvaluator {
             end_ms,
             changes,
             firing,
+        }
+    }
+}
+
+impl AlertEvaluator {
+    /// A `firing` change for each instance firing now (a replay's warm-up
+    /// ended), with the time it started firing.
+    fn firing_before_step(&self) -> Vec<AlertChange> {
+        self.instances
+            .iter()
+            .filter_map(|((i, labels), inst)| {
+                let since = inst.phase.firing_since()?;
+                let alert = &self.alerts[*i];
+                Some(AlertChange {
+                    instance: instance(&self.names[*i], alert, labels, inst.value, since),
+                    state: AlertState::Firing,
+                })
+            })
+            .collect()
+    }
+
+    /// The `resolved` change of an instance whose definition is gone: with the
+    /// alert's current annotations if it still exists, and no value.
+    fn dropped(&self, d: saved::Dropped) -> AlertChange {
+        let found = self.alerts.iter().position(|a| a.name == d.alert);
+        let name = found.map_or_else(|| Arc::from(d.alert.as_str()), |i| self.names[i].clone());
+        let annotations = found.map_or_else(Vec::new, |i| {
+            let labels = &d.labels;
+            self.alerts[i]
+                .annotations
+                .iter()
+                .map(|(k, t)| (k.clone(), t.render("null", |n| labels.get(n))))
+                .collect()
+        });
+        AlertChange {
+            instance: AlertInstance {
+                alert: name,
+                labels: d.labels,
+                annotations,
+                value: f64::NAN,
+                firing_since_ms: d.since_ms,
+            },
+            state: AlertState::Resolved,
         }
     }
 }

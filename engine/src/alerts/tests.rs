@@ -1,9 +1,8 @@
-//! The evaluator against a naive recomputation of the whole transcript from the
-//! series' history (the oracle), and the state machine's rules one by one.
+//! The evaluator's rules one by one, and its saved state; the oracle (a naive
+//! recomputation of the whole transcript) is in `oracle`.
 
 use std::sync::Arc;
 
-use proptest::prelude::*;
 use tidemark_jobs::alert::{Alert, CmpOp, SeriesOrigin, Template, TemplatePart};
 
 use super::*;
@@ -80,6 +79,16 @@ fn lines(updates: &[AlertUpdate]) -> Vec<Line> {
     lines_of(updates).into_iter().map(|(_, l)| l).collect()
 }
 
+/// A value's bits, every NaN as one (which NaN an average of infinities gives
+/// depends on the order of the additions; every NaN prints as `null`).
+fn bits(v: f64) -> u64 {
+    if v.is_nan() {
+        f64::NAN.to_bits()
+    } else {
+        v.to_bits()
+    }
+}
+
 /// Each line with the instance's `status` label, in transcript order.
 fn lines_of(updates: &[AlertUpdate]) -> Vec<(String, Line)> {
     updates
@@ -92,7 +101,7 @@ fn lines_of(updates: &[AlertUpdate]) -> Vec<(String, Line)> {
                         u.start_ms,
                         c.state,
                         c.instance.firing_since_ms,
-                        c.instance.value.to_bits(),
+                        bits(c.instance.value),
                     ),
                 )
             })
@@ -100,150 +109,7 @@ fn lines_of(updates: &[AlertUpdate]) -> Vec<(String, Line)> {
         .collect()
 }
 
-/// The transcript recomputed from the whole history, from the definitions:
-/// the compared value of window t is the average of the values present in the
-/// last N windows; an instance that is not firing fires at t when the condition
-/// held in each of the last F windows; one that fires keeps firing at t while
-/// its value was on the firing side of the resolve threshold in one of the last
-/// K + 1 windows. History starts at the first window with any record.
-fn oracle(a: &Alert, values: &[Option<f64>], first: usize, end: usize) -> Vec<Line> {
-    let c = |t: usize| -> Option<f64> {
-        let from = (t + 1)
-            .saturating_sub(a.average_windows as usize)
-            .max(first);
-        let present: Vec<f64> = values[from..=t].iter().flatten().copied().collect();
-        (!present.is_empty()).then(|| present.iter().sum::<f64>() / present.len() as f64)
-    };
-    let cond = |t: usize| c(t).is_some_and(|v| a.op.holds(v, a.threshold));
-    let stay = |t: usize| c(t).is_some_and(|v| a.op.holds(v, a.resolve_threshold));
-    let mut out = Vec::new();
-    let mut firing_since: Option<EventMs> = None;
-    for t in first..end {
-        let end_ms = (t as EventMs + 1) * W;
-        let value = c(t).unwrap_or(f64::NAN).to_bits();
-        let f = a.for_windows.max(1) as usize;
-        match firing_since {
-            None => {
-                if t + 1 >= first + f && (t + 1 - f..=t).all(cond) {
-                    firing_since = Some(end_ms);
-                    out.push((t as EventMs * W, AlertState::Firing, end_ms, value));
-                }
-            }
-            Some(since) => {
-                let k = a.keep_firing_windows as usize;
-                if !(t.saturating_sub(k).max(first)..=t).any(stay) {
-                    firing_since = None;
-                    out.push((t as EventMs * W, AlertState::Resolved, since, value));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Runs the evaluator over the history as the collector would: only windows with
-/// records are handed over; `advance` says after which windows the frontier
-/// moves on to the next window start; `cut` restarts it from its saved state.
-/// Returns the transcript and the first and end window of the history.
-fn run(
-    a: &Alert,
-    values: &[[Option<f64>; 2]],
-    others: &[bool],
-    advance: &[bool],
-    cut: Option<usize>,
-) -> (Vec<(String, Line)>, Option<usize>, usize) {
-    let mut e = AlertEvaluator::new(vec![a.clone()], W);
-    let mut updates = Vec::new();
-    let mut first = None;
-    let mut end = 0;
-    for t in 0..values.len() {
-        if cut == Some(t) {
-            let saved = e.save();
-            let frontier = e.evaluated_below().unwrap_or(EventMs::MIN);
-            // Through the checkpoint's JSON, as a restart reads it.
-            let text = serde_json::to_string(&saved).unwrap();
-            let back: AlertsCheckpoint = serde_json::from_str(&text).unwrap();
-            e = AlertEvaluator::new(vec![a.clone()], W);
-            e.restore(Some(&back), frontier);
-        }
-        if let Some(w) = window2(t, values[t], others[t]) {
-            first.get_or_insert(t);
-            end = t + 1;
-            updates.extend(e.evaluate(&w));
-        }
-        if advance[t] && first.is_some() {
-            updates.extend(e.advance_to((t as EventMs + 1) * W));
-            end = t + 1;
-        }
-    }
-    (lines_of(&updates), first, end)
-}
-
-fn op() -> impl Strategy<Value = CmpOp> {
-    prop_oneof![
-        Just(CmpOp::Gt),
-        Just(CmpOp::Ge),
-        Just(CmpOp::Lt),
-        Just(CmpOp::Le)
-    ]
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
-
-    /// The same transcript as the oracle, whatever the gaps, the frontier's
-    /// steps and a restart from a saved state in between.
-    #[test]
-    fn the_evaluator_agrees_with_a_recomputation_from_the_whole_history(
-        steps in prop::collection::vec(
-            (
-                prop::option::weighted(0.7, 0u8..10),
-                prop::option::weighted(0.5, 0u8..10),
-                any::<bool>(),
-                any::<bool>(),
-            ),
-            1..40,
-        ),
-        op in op(),
-        threshold in 0u8..10,
-        margin in 0u8..4,
-        f in 0u32..4,
-        k in 0u32..3,
-        n in 1u32..4,
-        cut in prop::option::of(0usize..40),
-    ) {
-        let threshold = f64::from(threshold);
-        let resolve = match op {
-            CmpOp::Gt | CmpOp::Ge => threshold - f64::from(margin),
-            _ => threshold + f64::from(margin),
-        };
-        let a = alert(op, threshold, resolve, f, k, n);
-        let values: Vec<[Option<f64>; 2]> = steps
-            .iter()
-            .map(|s| [s.0.map(f64::from), s.1.map(f64::from)])
-            .collect();
-        let others: Vec<bool> = steps.iter().map(|s| s.2).collect();
-        let advance: Vec<bool> = steps.iter().map(|s| s.3).collect();
-        let (got, first, end) = run(&a, &values, &others, &advance, cut);
-        // Each series on its own, merged in transcript order: by window, then
-        // by labels.
-        let mut want: Vec<(String, Line)> = Vec::new();
-        if let Some(first) = first {
-            for (i, status) in STATUSES.iter().enumerate() {
-                let own: Vec<Option<f64>> = values.iter().map(|v| v[i]).collect();
-                want.extend(
-                    oracle(&a, &own, first, end)
-                        .into_iter()
-                        .map(|l| (status.to_string(), l)),
-                );
-            }
-        }
-        want.sort_by(|x, y| (x.1 .0, &x.0).cmp(&(y.1 .0, &y.0)));
-        prop_assert_eq!(&got, &want, "alert {:?}", a);
-        let (uncut, _, _) = run(&a, &values, &others, &advance, None);
-        prop_assert_eq!(got, uncut);
-    }
-}
+mod oracle;
 
 fn evaluate_all(a: &Alert, values: &[Option<f64>]) -> Vec<Line> {
     let mut e = AlertEvaluator::new(vec![a.clone()], W);
@@ -374,9 +240,108 @@ fn changed_definitions_start_fresh_at_the_resume_point() {
     let u = other.evaluate(&window(1, Some(9.0), false).unwrap());
     assert!(u[0].changes.is_empty());
     // Annotations are not part of the fingerprint.
-    let mut reworded = a;
+    let mut reworded = a.clone();
     reworded.annotations.clear();
-    assert_eq!(saved::fingerprint(&[reworded], W), saved.fingerprint,);
+    assert_eq!(saved::fingerprint(&reworded, W), saved.fingerprints["A"]);
+}
+
+/// Review finding (issue 12 fix 2): the fingerprint was over the expression's
+/// text and the alerts' order, so `lat > 100` → `lat>100`, or adding an alert
+/// before it, reset every alert's state.
+#[test]
+fn respacing_an_expression_or_reordering_alerts_keeps_their_state() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 2, 0, 1);
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    e.evaluate(&window(0, Some(9.0), false).unwrap());
+    let saved = e.save();
+    let mut respaced = a.clone();
+    respaced.expr = "x>5".into();
+    let mut other = alert(CmpOp::Lt, 1.0, 1.0, 1, 0, 1);
+    other.name = "B".into();
+    other.record = "z".into();
+    let mut resumed = AlertEvaluator::new(vec![other, respaced], W);
+    resumed.restore(Some(&saved), W);
+    // The pending window still counts: `for` of 2 is met at window 1.
+    let u = resumed.evaluate(&window(1, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 1, "{u:?}");
+    assert_eq!(u[0].changes[0].state, AlertState::Firing);
+}
+
+/// Review finding (issue 12 fix 2): changing one alert reset every alert, and
+/// left the changed alert's firing instances never resolved. Now the unchanged
+/// alert continues (no second `firing`), and the changed one's firing instance
+/// is resolved in the first window the resumed run steps — also when that is a
+/// gap window, and also after a second crash before it (it is saved).
+#[test]
+fn a_changed_alert_resolves_its_firing_instances_and_the_others_keep_their_state() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 1);
+    let mut b = alert(CmpOp::Gt, 3.0, 3.0, 1, 0, 1);
+    b.name = "B".into();
+    let mut e = AlertEvaluator::new(vec![a.clone(), b.clone()], W);
+    let u = e.evaluate(&window(0, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 2, "both fire: {u:?}");
+    let saved = e.save();
+    let mut b2 = b.clone();
+    b2.threshold = 4.0;
+    b2.resolve_threshold = 4.0;
+    let resumed = |saved: &AlertsCheckpoint| {
+        let mut r = AlertEvaluator::new(vec![a.clone(), b2.clone()], W);
+        r.restore(Some(saved), W);
+        r
+    };
+    // A crash before the resume window: the resolve is still owed.
+    let again = resumed(&saved).save();
+    assert_eq!(again.to_resolve.len(), 1, "{again:?}");
+    for saved in [&saved, &again] {
+        let mut r = resumed(saved);
+        // A gap window first: the owed resolve is written there.
+        let u = r.advance_to(2 * W);
+        let changes: Vec<_> = u
+            .iter()
+            .flat_map(|u| u.changes.iter().map(move |c| (u.start_ms, c)))
+            .map(|(t, c)| (t, c.instance.alert.to_string(), c.state))
+            .collect();
+        assert_eq!(
+            changes,
+            vec![
+                (W, "A".to_string(), AlertState::Resolved),
+                (W, "B".to_string(), AlertState::Resolved)
+            ],
+            "A resolves on its own (absent), B because it changed: {u:?}"
+        );
+        let mut r = resumed(saved);
+        let u = r.evaluate(&window(1, Some(9.0), false).unwrap());
+        let changes: Vec<_> = u[0]
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.instance.alert.to_string(),
+                    c.state,
+                    c.instance.firing_since_ms,
+                )
+            })
+            .collect();
+        // A keeps firing (no second `firing`); B's old instance is resolved
+        // before the changed B fires afresh.
+        assert_eq!(
+            changes,
+            vec![
+                ("B".to_string(), AlertState::Resolved, W),
+                ("B".to_string(), AlertState::Firing, 2 * W),
+            ],
+            "{u:?}"
+        );
+        assert_eq!(u[0].firing.len(), 2);
+        assert!(r.save().to_resolve.is_empty());
+    }
+    // A removed alert's firing instances are resolved too.
+    let mut r = AlertEvaluator::new(vec![a.clone()], W);
+    r.restore(Some(&saved), W);
+    let u = r.evaluate(&window(1, Some(9.0), false).unwrap());
+    assert_eq!(u[0].changes.len(), 1, "{u:?}");
+    assert_eq!(&*u[0].changes[0].instance.alert, "B");
+    assert_eq!(u[0].changes[0].state, AlertState::Resolved);
 }
 
 #[test]
@@ -409,4 +374,114 @@ fn a_checkpoint_without_alert_state_still_loads() {
     let json = r#"{"job":"j","frontier_ms":60000,"sinks":[],"groups":[],"written_unix_ms":1}"#;
     let cp: crate::checkpoint::Checkpoint = serde_json::from_str(json).unwrap();
     assert_eq!(cp.alerts, None);
+}
+
+/// Review finding (issue 12 fix 4): each instance saved up to 10,000 values as
+/// JSON bit patterns, absent windows included. Runs of absent windows are one
+/// entry now; values stay exact, and checkpoints of the older form still load.
+#[test]
+fn a_checkpoint_keeps_runs_of_absent_windows_as_one_entry() {
+    let a = alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 500);
+    let mut e = AlertEvaluator::new(vec![a.clone()], W);
+    e.evaluate(&window(0, Some(0.1), false).unwrap());
+    e.advance_to(300 * W);
+    e.evaluate(&window(300, Some(9.0), true).unwrap());
+    let saved = e.save();
+    assert_eq!(saved.instances.len(), 1);
+    let recent = &saved.instances[0].recent;
+    assert_eq!(
+        recent,
+        &[
+            saved::Slot::Value(0.1f64.to_bits()),
+            saved::Slot::Gap(-299),
+            saved::Slot::Value(9.0f64.to_bits())
+        ]
+    );
+    let text = serde_json::to_string(&saved).unwrap();
+    // The older form wrote 301 entries here, 299 of them `null` (about 1.6 KB).
+    eprintln!("saved alert state: {} bytes", text.len());
+    assert!(text.len() < 400, "{} bytes: {text}", text.len());
+    let back: AlertsCheckpoint = serde_json::from_str(&text).unwrap();
+    let mut r = AlertEvaluator::new(vec![a.clone()], W);
+    r.restore(Some(&back), 301 * W);
+    assert_eq!(r.instances, e.instances);
+    // The older form: one `null` per absent window.
+    assert_eq!(
+        saved::decode(
+            &[
+                saved::Slot::Absent(()),
+                saved::Slot::Value(7),
+                saved::Slot::Gap(-2)
+            ],
+            3
+        ),
+        [Some(f64::from_bits(7)), None, None]
+    );
+    let old: Vec<saved::Slot> = serde_json::from_str("[null, 7, -2]").unwrap();
+    assert_eq!(
+        old,
+        [
+            saved::Slot::Absent(()),
+            saved::Slot::Value(7),
+            saved::Slot::Gap(-2)
+        ]
+    );
+    // A damaged run length builds no more than the span.
+    assert_eq!(saved::decode(&[saved::Slot::Gap(i64::MIN)], 4).len(), 4);
+}
+
+/// Review finding (issue 12 fix 7): the firing set was built every window even
+/// for a job no alertmanager sink reads it in; and a series whose value does
+/// not hold (no average) made and dropped a map entry every window.
+#[test]
+fn the_firing_set_is_built_only_for_an_alertmanager_sink_and_quiet_series_make_no_instance() {
+    let job = |sink: &str| {
+        let text = format!(
+            r#"
+name = "j"
+[source]
+kind = "file"
+include = ["/nowhere/*.log"]
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "x"
+kind = "gauge"
+field = "v"
+[[alert]]
+name = "A"
+expr = 'x > 5'
+{sink}
+"#
+        );
+        tidemark_jobs::from_str(&text, "j.toml", std::path::Path::new("/tmp")).unwrap()
+    };
+    let transcript =
+        "[[sink]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nseries = \"none\"\nalerts = true\n";
+    let am = "[[sink]]\nkind = \"alertmanager\"\nurl = \"http://127.0.0.1:9093\"\n";
+    let w = |t: usize, v: f64| ClosedWindow {
+        start_ms: t as EventMs * W,
+        end_ms: (t as EventMs + 1) * W,
+        series: vec![Series {
+            record: Arc::from("x"),
+            labels: Labels::from_pairs(&[("host", "a")]),
+            value: Value::Float(v),
+            origin: Origin::Host,
+        }],
+    };
+    let mut e = AlertEvaluator::for_job(&job(transcript)).unwrap();
+    let u = e.evaluate(&w(0, 9.0));
+    assert_eq!(u[0].changes.len(), 1);
+    assert!(u[0].firing.is_empty(), "{u:?}");
+    assert_eq!(e.firing_now(), 1);
+    let mut e = AlertEvaluator::for_job(&job(am)).unwrap();
+    let u = e.evaluate(&w(0, 9.0));
+    assert_eq!(u[0].firing.len(), 1, "{u:?}");
+    // A value that does not hold makes no instance.
+    let mut e = AlertEvaluator::new(vec![alert(CmpOp::Gt, 5.0, 5.0, 1, 0, 1)], W);
+    e.evaluate(&window(0, Some(1.0), false).unwrap());
+    assert!(e.instances.is_empty());
+    assert_eq!(e.take_counts().evaluated, 1);
 }

@@ -16,6 +16,7 @@ use crate::alert_event::AlertUpdate;
 use crate::alerts::AlertEvaluator;
 use crate::commit::{Committer, SINK_POLL};
 use crate::error::{record_failure, FailureSlot, JobFailure};
+use crate::input_end::InputEnd;
 use crate::series::{ClosedWindow, Series};
 use crate::sink::{SinkFailure, Sinks};
 use crate::stats::SharedStats;
@@ -32,6 +33,12 @@ pub struct Collector {
     /// Steps the job's `[[alert]]`s after each window and hands what they say
     /// to the sinks; `None` for a job without alerts.
     pub alerts: Option<AlertEvaluator>,
+    /// Where the input ends, raised by the job's sources: at the end of input
+    /// the alerts step to it, not to whatever frontier scheduling let them see.
+    pub input_end: Arc<InputEnd>,
+    /// Windows starting before this are not written (a replay's alert
+    /// warm-up reads them for the alerts only); `EventMs::MIN`: all are.
+    pub print_from: EventMs,
 }
 
 /// Extension trait for the stream of a job's output records (host series and
@@ -42,8 +49,9 @@ pub trait CollectWindows<'scope> {
     /// window order, each followed by what the job's alerts say after it (gap
     /// windows' alert changes come before the next window); then offers the
     /// committer the new frontier with the alerts' state at it (a deferred
-    /// checkpoint wakes the operator again). At the end of input the sinks are
-    /// finished. A sink's or the committer's error goes to `error` and nothing
+    /// checkpoint wakes the operator again). At the end of input the alerts
+    /// step to `collector.input_end` (the same bound at any read speed) and the
+    /// sinks are finished. A sink's or the committer's error goes to `error` and nothing
     /// more is written. Once `stop` is set no further window is written: the
     /// committer gets one last offer of what was complete before it. Counts
     /// `windows_emitted`, `last_window_ms` and `frontier_ms` in `stats`.
@@ -94,6 +102,8 @@ pub trait CollectWindows<'scope> {
     ///         output: Sinks::new(vec![Box::new(sink)]),
     ///         committer: None,
     ///         alerts: None,
+    ///         input_end: Default::default(),
+    ///         print_from: i64::MIN,
     ///     };
     ///     let stop = Arc::new(AtomicBool::new(false));
     ///     let stats = Arc::new(Mutex::new(Default::default()));
@@ -207,6 +217,16 @@ fn collect<'scope>(
                         let mut records = concat(batches);
                         written_end = written_end.max(start as EventMs + window_ms);
                         sort_records(&mut records);
+                        let printed = start as EventMs >= c.print_from;
+                        if !printed {
+                            // Warm-up only: the alerts read it, no sink gets it.
+                            let window = closed(start, window_ms, records);
+                            if let Some(alerts) = c.alerts.as_mut() {
+                                let mut updates = alerts.advance_to(window.start_ms);
+                                updates.extend(alerts.evaluate(&window));
+                            }
+                            continue;
+                        }
                         if let Ok(mut s) = stats.lock() {
                             s.windows_emitted += 1;
                             s.last_window_ms =
@@ -241,7 +261,9 @@ fn collect<'scope>(
                             (Some(f), Some(&p)) => f.min(p) as EventMs,
                             (Some(f), None) => f as EventMs,
                             (None, Some(&p)) => p as EventMs,
-                            (None, None) => written_end,
+                            // The end of input: the bound every frontier seen
+                            // is below, whatever the speed (crate::input_end).
+                            (None, None) => written_end.max(c.input_end.get()),
                         };
                         complete_below = complete_below.max(below);
                         if let Ok(mut s) = stats.lock() {

@@ -245,7 +245,7 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
                 value,
             }));
         }
-        if plan.want_host_series {
+        if mp.host_series {
             host_series(mp, labels, &s.acc, &mut out);
         }
     }

@@ -14,6 +14,7 @@ use timely::dataflow::{Scope, Stream};
 use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
 use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::groupset::GroupSet;
+use crate::input_end::InputEnd;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{wall_clock_ms, EventMs, WindowTime};
@@ -86,19 +87,32 @@ pub type Poke = Arc<PokeBoard>;
 /// does not copy their paths at every activation.
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
+/// What a file source shares with the rest of the job, besides its stats.
+pub struct SourceSignals {
+    /// Set to stop the job: the source stops reading.
+    pub stop: Arc<AtomicBool>,
+    /// Where the source records why the job failed.
+    pub failed: FailureSlot,
+    /// Raised with each group's watermark window ([`crate::input_end`]).
+    pub input_end: Arc<InputEnd>,
+}
+
 /// Builds the source operator over this worker's share of the job's groups.
 /// It reads only while `gate` is open (see [`crate::backpressure`]).
-#[allow(clippy::too_many_arguments)]
 pub fn file_source<'scope>(
     scope: Scope<'scope, WindowTime>,
     mut groups: GroupSet,
     pacing: Pacing,
     poke: Poke,
     gate: Arc<ReadGate>,
-    stop: Arc<AtomicBool>,
     stats: SharedStats,
-    failed: FailureSlot,
+    signals: SourceSignals,
 ) -> Stream<'scope, WindowTime, Vec<HostPartial>> {
+    let SourceSignals {
+        stop,
+        failed,
+        input_end,
+    } = signals;
     source(scope, "FileSource", move |cap, info| {
         let poked = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
         let activator = scope.activator_for(info.address);
@@ -181,6 +195,7 @@ pub fn file_source<'scope>(
             // Sent on in batches as windows close: a window of many series is
             // not gathered whole here first.
             let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
+            let mut reached = WindowTime::MIN;
             for g in groups.groups.iter_mut() {
                 g.close_windows(|t, p| {
                     let batch = ready.entry(t).or_default();
@@ -192,6 +207,12 @@ pub fn file_source<'scope>(
                     }
                 });
                 g.publish();
+                reached = reached.max(g.watermark_window());
+            }
+            // Before the capability can drop: the collector reads it once the
+            // frontier is empty. One shared write per activation, not per group.
+            if reached != WindowTime::MIN {
+                input_end.raise(reached as EventMs);
             }
             for (t, parts) in ready {
                 if !parts.is_empty() {

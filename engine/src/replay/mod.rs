@@ -37,4 +37,4 @@ pub use failure::ReplayFailure;
 pub use plan::{plan_replay, ReplayPlan, Segment};
 pub use progress::ReplayProgress;
 pub use range::ReplayRange;
-pub use run::{run_replay, ReplayOptions, ReplayOutcome};
+pub use run::{run_replay, run_replay_from, ReplayOptions, ReplayOutcome};

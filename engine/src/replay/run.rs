@@ -11,13 +11,14 @@ use super::progress::ReplayProgress;
 use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
 use crate::backpressure::ReadGate;
 use crate::error::EngineError;
+use crate::input_end::InputEnd;
 use crate::install::downstream;
 use crate::operators::collect::Collector;
 use crate::plan::Plan;
 use crate::series::ClosedWindow;
 use crate::sink::{BoxError, Sink, Sinks};
 use crate::stats::{JobStats, SharedStats};
-use crate::time::WindowTime;
+use crate::time::{EventMs, WindowTime};
 
 /// How to run a planned replay.
 pub struct ReplayOptions {
@@ -51,7 +52,20 @@ pub fn run_replay(
     job: &Job,
     replay: ReplayPlan,
     opts: ReplayOptions,
+    output: Sinks,
+) -> Result<ReplayOutcome, EngineError> {
+    run_replay_from(job, replay, opts, output, None)
+}
+
+/// [`run_replay`] whose plan starts before the range the user asked for, to
+/// warm the alerts up: windows before `print_from` are read for the alerts
+/// only, and written nowhere.
+pub fn run_replay_from(
+    job: &Job,
+    replay: ReplayPlan,
+    opts: ReplayOptions,
     mut output: Sinks,
+    print_from: Option<EventMs>,
 ) -> Result<ReplayOutcome, EngineError> {
     let stats: SharedStats = Arc::new(Mutex::new(JobStats::default()));
     let progress = opts.progress.clone();
@@ -67,11 +81,20 @@ pub fn run_replay(
     let gate = ReadGate::new(output.meters());
     // Last: a window counts as written once every sink of the job has it.
     output.push(Box::new(Progress(progress.clone())));
+    // A replay ends at its range's end at the latest.
+    let input_end = Arc::new(InputEnd::capped_at(replay.range.to_ms()));
     let collector = Arc::new(Mutex::new(Some(Collector {
         output,
         committer: None,
-        // A back-test: the alerts start fresh at the range's start.
-        alerts: crate::alerts::AlertEvaluator::for_job(job),
+        // A back-test: the alerts start fresh where the replay starts reading.
+        alerts: crate::alerts::AlertEvaluator::for_job(job).map(|mut e| {
+            if let Some(from) = print_from {
+                e.warm_up_before(from);
+            }
+            e
+        }),
+        input_end: input_end.clone(),
+        print_from: print_from.unwrap_or(EventMs::MIN),
     })));
     let output_error = Arc::new(Mutex::new(None));
     let failed = Arc::new(Mutex::new(None));
@@ -87,6 +110,7 @@ pub fn run_replay(
         stats: stats.clone(),
         progress: progress.clone(),
         failed: failed.clone(),
+        input_end,
         gate,
     };
     let name = format!("replay:{}", job.name);

@@ -150,6 +150,12 @@ impl SegmentRun {
         first_open_window(self.wm.get(), self.window_ms).max(self.seg.lo)
     }
 
+    /// The earliest window it may still add to, finished or not: what it
+    /// contributes to where the input ends ([`crate::input_end`]).
+    pub fn watermark_window(&self) -> WindowTime {
+        first_open_window(self.wm.get(), self.window_ms).max(self.seg.lo)
+    }
+
     /// Hands out the windows this segment can no longer add to (all of them once
     /// finished), as partials of its stream.
     pub fn drain(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) {

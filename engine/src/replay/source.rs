@@ -24,10 +24,11 @@ use super::progress::ReplayProgress;
 use super::range::ReplayRange;
 use super::segment::{SegmentRun, Tally};
 use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
+use crate::input_end::InputEnd;
 use crate::plan::Plan;
 use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
-use crate::time::{wall_clock_ms, WindowTime};
+use crate::time::{wall_clock_ms, EventMs, WindowTime};
 
 /// The segments no worker has taken yet, earliest first.
 #[derive(Debug, Default)]
@@ -77,6 +78,8 @@ pub struct ReplaySourceCtx {
     pub progress: Arc<ReplayProgress>,
     /// The first failure ends the replay.
     pub failed: Arc<Mutex<Option<ReplayFailure>>>,
+    /// Where the input ends: each segment's final watermark raises it.
+    pub input_end: Arc<InputEnd>,
     /// Closed while a sink is backlogged: reading pauses (see [`crate::backpressure`]).
     pub gate: Arc<ReadGate>,
 }
@@ -169,6 +172,7 @@ pub fn replay_source<'scope>(
                 let bytes_before = tally.file_bytes;
                 let step = ctx.chunk_bytes.min(budget - used);
                 let read = run.read(step, parser, &ctx.plan, wall_ms, &mut delta, &mut tally);
+                ctx.input_end.raise(run.watermark_window() as EventMs);
                 used += ((delta.bytes_read - before) as usize).max(1);
                 ctx.progress
                     .add(&ctx.progress.bytes_done, tally.file_bytes - bytes_before);

@@ -10,11 +10,10 @@ use toml::Spanned;
 use super::diag::Report;
 use super::metrics::MetricTable;
 use super::names::{is_label_name, is_reserved_label, short_list_of, RESERVED_LABEL_HINT};
-use super::source::duration;
 use crate::alert::parse::AlertExpr;
 use crate::alert::{self, Alert, CmpOp, MatchOp, Matcher, SeriesOrigin, Template};
-use crate::duration::format_duration;
-use crate::job::{Grouping, MetricKind, Rule, RuleExpr};
+use crate::duration::{format_duration, parse_duration};
+use crate::job::{Grouping, Metric, MetricKind, Rule, RuleExpr};
 use crate::model::{AlertFile, RuleFile};
 
 /// A series name an alert may compare, and the labels its series carry (`None`
@@ -22,6 +21,8 @@ use crate::model::{AlertFile, RuleFile};
 struct Target {
     origin: SeriesOrigin,
     labels: Option<BTreeSet<String>>,
+    /// A histogram's quantile series: its `quantile` label takes these values.
+    quantiles: Option<Vec<String>>,
 }
 
 /// Every name an alert may compare: rule records, metric names and a
@@ -30,6 +31,7 @@ fn targets(
     rule_files: &[Spanned<RuleFile>],
     rules: &[Option<Rule>],
     metrics: &MetricTable,
+    metric_defs: &[Option<Metric>],
 ) -> Vec<(String, Target)> {
     let mut out = Vec::new();
     let host_labels = |i: usize| -> BTreeSet<String> {
@@ -63,6 +65,7 @@ fn targets(
             Target {
                 origin: SeriesOrigin::Rule,
                 labels,
+                quantiles: None,
             },
         ));
     }
@@ -73,10 +76,22 @@ fn targets(
             Target {
                 origin: SeriesOrigin::Host,
                 labels: Some(l),
+                quantiles: None,
             }
         };
         if m.kind == Some(MetricKind::Histogram) {
-            out.push((m.name.clone(), host(Some("quantile"))));
+            let mut q = host(Some("quantile"));
+            // As the engine prints them (0.99 → "0.99", 1.0 → "1").
+            q.quantiles = metric_defs.get(i).and_then(Option::as_ref).map(|d| {
+                d.quantiles
+                    .iter()
+                    .map(|q| {
+                        let s = format!("{q}");
+                        s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
+                    })
+                    .collect()
+            });
+            out.push((m.name.clone(), q));
             out.push((format!("{}_count", m.name), host(None)));
             out.push((format!("{}_sum", m.name), host(None)));
         } else {
@@ -86,20 +101,32 @@ fn targets(
     out
 }
 
+/// What the alerts are checked against: the job's rules and metrics, and its
+/// window settings (`None` when they are themselves invalid).
+pub struct AlertContext<'a> {
+    pub rule_files: &'a [Spanned<RuleFile>],
+    pub rules: &'a [Option<Rule>],
+    pub metrics: &'a MetricTable,
+    pub metric_defs: &'a [Option<Metric>],
+    /// `[window] size`.
+    pub window: Option<Duration>,
+    /// `[window] max_series`.
+    pub max_series: Option<usize>,
+}
+
 /// Checks every alert; one `Option<Alert>` per table (None if it had errors).
-/// `window` is the job's window size (`None` if it is itself invalid).
 pub fn check_alerts(
     r: &mut Report<'_>,
     alerts: &[Spanned<AlertFile>],
-    rule_files: &[Spanned<RuleFile>],
-    rules: &[Option<Rule>],
-    metrics: &MetricTable,
-    window: Option<Duration>,
+    cx: &AlertContext<'_>,
 ) -> Vec<Option<Alert>> {
     if alerts.is_empty() {
         return Vec::new();
     }
-    let targets = targets(rule_files, rules, metrics);
+    let window = cx.window;
+    let targets = targets(cx.rule_files, cx.rules, cx.metrics, cx.metric_defs);
+    // The values the moving averages of the alerts so far may keep.
+    let mut averaged: u64 = 0;
     let by_name: HashMap<&str, &Target> = targets.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
@@ -156,10 +183,12 @@ pub fn check_alerts(
             },
         )) = &checked
         {
-            for (k, v) in &af.labels {
+            for k in af.labels.keys() {
+                let k_at = k;
+                let k = k.get_ref();
                 if own.contains(k) {
                     r.on(
-                        v,
+                        k_at,
                         format!("`{}` already carries the label `{k}`", e.name.text),
                         format!("series that differ only in `{k}` would become one alert instance: give the alert's label another name, e.g. alert_{k}"),
                     );
@@ -170,10 +199,42 @@ pub fn check_alerts(
             .as_ref()
             .and_then(|(_, t)| t.labels.clone())
             .map(|mut l| {
-                l.extend(af.labels.keys().cloned());
+                l.extend(af.labels.keys().map(|k| k.get_ref().clone()));
                 l
             });
         let annotations = check_annotations(r, af, known.as_ref());
+        if let (Some((e, target)), Some(span), Some(v), Some(max_series)) =
+            (&checked, average, &af.average_over, cx.max_series)
+        {
+            let share = (max_series / cx.metrics.metrics.len().max(1)).max(1) as u64;
+            // Without a `quantile="…"` matcher a quantile record has a series
+            // per configured quantile for each series key.
+            let per_key = match &target.quantiles {
+                Some(q)
+                    if !e
+                        .matchers
+                        .iter()
+                        .any(|m| m.label.text == "quantile" && m.op == MatchOp::Equal) =>
+                {
+                    q.len().max(1) as u64
+                }
+                _ => 1,
+            };
+            let values = u64::from(span) * share * per_key;
+            averaged = averaged.saturating_add(values);
+            if span > 1 && averaged > MAX_AVERAGED_VALUES {
+                r.on(
+                    v,
+                    format!(
+                        "average_over `{}` could keep {values} values ({span} windows × {} series: the metric's share of [window] max_series{}), {averaged} with the job's other alerts; at most {MAX_AVERAGED_VALUES} are allowed",
+                        v.get_ref(),
+                        share * per_key,
+                        if per_key > 1 { ", for each quantile" } else { "" },
+                    ),
+                    "each instance keeps its value in every window of the span (in memory and in each checkpoint): shorten average_over, or lower [window] max_series (or match fewer series)".to_string(),
+                );
+            }
+        }
         if r.diags.len() > before {
             out.push(None);
             continue;
@@ -227,11 +288,30 @@ fn windows(
     key: &str,
     window: Option<Duration>,
 ) -> Option<u32> {
-    let (d, at) = duration(r, v, key, Duration::ZERO)?;
-    let size = window?;
-    let (Some(at), false) = (at, size.is_zero()) else {
+    let Some(v) = v else {
         return Some(0);
     };
+    let d = match parse_duration(v.get_ref()) {
+        Ok(d) => d,
+        Err(e) => {
+            let example = window
+                .filter(|w| !w.is_zero())
+                .map_or_else(|| "3m".to_string(), |w| format_duration(w * 3));
+            r.on(
+                v,
+                format!("invalid {key} `{}`: {e}", v.get_ref()),
+                format!(
+                    "{key} is a whole number of windows of event time, e.g. {key} = \"{example}\""
+                ),
+            );
+            return None;
+        }
+    };
+    let at = v.span().start;
+    let size = window?;
+    if size.is_zero() {
+        return Some(0);
+    }
     if d.as_millis() % size.as_millis() != 0 {
         r.at(
             at,
@@ -265,10 +345,15 @@ fn windows(
 /// average keeps one value per window per instance.
 const MAX_WINDOWS: u32 = 10_000;
 
+/// The most values the moving averages of one job's alerts may keep (each
+/// instance one per window of its span): about 160 MB in memory at worst.
+const MAX_AVERAGED_VALUES: u64 = 10_000_000;
+
 /// What a resolved expression compares.
 struct Checked {
     origin: SeriesOrigin,
     labels: Option<BTreeSet<String>>,
+    quantiles: Option<Vec<String>>,
 }
 
 /// The parsed expression's name and matchers checked against the job.
@@ -309,6 +394,29 @@ fn resolve(
                 );
             }
         }
+        if let (Some(q), "quantile") = (&target.quantiles, m.label.text.as_str()) {
+            let matches_one = match m.op {
+                MatchOp::Equal => q.contains(&m.value),
+                MatchOp::Regex => regex::Regex::new(&format!("^(?:{})$", m.value))
+                    .map_or(true, |re| q.iter().any(|v| re.is_match(v))),
+                MatchOp::NotEqual | MatchOp::NotRegex => true,
+            };
+            if !matches_one {
+                ok = false;
+                r.inside(
+                    expr,
+                    m.value_offset,
+                    format!(
+                        "`{}` matches none of `{}`'s quantiles",
+                        m.value, e.name.text
+                    ),
+                    format!(
+                        "its series carry quantile={} (as configured in the metric's `quantiles`, written as the output prints them)",
+                        q.join(", ")
+                    ),
+                );
+            }
+        }
         if matches!(m.op, MatchOp::Regex | MatchOp::NotRegex) {
             if let Err(err) = regex::Regex::new(&format!("^(?:{})$", m.value)) {
                 ok = false;
@@ -331,6 +439,7 @@ fn resolve(
             Checked {
                 origin: target.origin,
                 labels: target.labels.clone(),
+                quantiles: target.quantiles.clone(),
             },
         )
     })
@@ -354,7 +463,18 @@ fn resolve_threshold(r: &mut Report<'_>, af: &AlertFile, op: CmpOp, threshold: f
             "resolve_below"
         };
         if !x.is_finite() {
-            r.on(v, format!("{key} must be a finite number"), None);
+            r.on(
+                v,
+                format!("{key} must be a finite number"),
+                format!(
+                    "write the value at which a firing alert resolves, e.g. {key} = {}",
+                    if threshold.is_finite() {
+                        format!("{threshold}")
+                    } else {
+                        "0".to_string()
+                    }
+                ),
+            );
             result = None;
         } else if !fits {
             let hint = if upward || downward {
@@ -393,23 +513,24 @@ fn resolve_threshold(r: &mut Report<'_>, af: &AlertFile, op: CmpOp, threshold: f
 
 fn check_labels(r: &mut Report<'_>, af: &AlertFile) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for (k, v) in &af.labels {
+    for (k_at, v) in &af.labels {
+        let k = k_at.get_ref();
         if !is_label_name(k) {
             r.on(
-                v,
+                k_at,
                 format!("`{k}` is not a valid label name"),
                 "label names use letters, digits and `_`, and do not start with a digit"
                     .to_string(),
             );
         } else if is_reserved_label(k) {
             r.on(
-                v,
+                k_at,
                 format!("`{k}` cannot be an alert label"),
                 RESERVED_LABEL_HINT.to_string(),
             );
         } else if k == "alertname" {
             r.on(
-                v,
+                k_at,
                 "`alertname` is the alert's `name` and cannot be set in labels",
                 "remove it; rename the alert instead".to_string(),
             );
@@ -425,10 +546,11 @@ fn check_annotations(
     known: Option<&BTreeSet<String>>,
 ) -> Vec<(String, Template)> {
     let mut out = Vec::new();
-    for (k, v) in &af.annotations {
+    for (k_at, v) in &af.annotations {
+        let k = k_at.get_ref();
         if !is_label_name(k) {
             r.on(
-                v,
+                k_at,
                 format!("`{k}` is not a valid annotation name"),
                 "annotation names use letters, digits and `_`, e.g. summary or description"
                     .to_string(),

@@ -227,6 +227,26 @@ pub fn check_sinks(
     ok.then_some(out)
 }
 
+/// Refuses a job whose `[[alert]]`s no sink receives: they would be evaluated
+/// every window and never seen. `first_alert` is where the error points.
+pub fn check_alerts_reach_a_sink(
+    r: &mut Report<'_>,
+    sinks: &[Sink],
+    first_alert: &Spanned<String>,
+) {
+    let reached = sinks
+        .iter()
+        .any(|s| s.alerts || matches!(s.kind, SinkKind::Alertmanager(_)));
+    if !reached {
+        r.on(
+            first_alert,
+            "the job's [[alert]]s go to no sink",
+            "set alerts = true on a jsonl sink or add an alertmanager sink (docs/alerts.md)"
+                .to_string(),
+        );
+    }
+}
+
 /// Refuses a jsonl sink path that would destroy one of the job's inputs or its
 /// job file, as far as paths tell (the run checks real paths and file identities
 /// too): a path an `include` glob matches (the job would read its own output),
