@@ -301,6 +301,13 @@ fn collect<'scope>(
                             Ok(None) => {}
                             Err(e) => failed = Some(JobFailure::Commit(e)),
                         }
+                    } else if stopping {
+                        // No checkpoint to write, but what a sink did not make
+                        // durable before the stop (a receiver that is down)
+                        // must fail the run, not vanish with it.
+                        if let Err(e) = c.output.sync(complete_below) {
+                            failed = Some(JobFailure::Sink(e));
+                        }
                     }
                 }
                 if failed.is_none() && done {
