@@ -173,6 +173,9 @@ fn collect<'scope>(
     // empty frontier would claim every window, forever, and a later run with new
     // data would skip all of it).
     let mut written_end: EventMs = EventMs::MIN;
+    // Windows below this were complete when they were held back for a sink:
+    // counted if a stop finds them still pending.
+    let mut held_below: EventMs = EventMs::MIN;
     let scope = records.scope();
     // A sink with an activator: a deferred checkpoint needs a wake-up call.
     let _ = records.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
@@ -199,6 +202,17 @@ fn collect<'scope>(
                     return;
                 };
                 let stopping = stop.load(Ordering::SeqCst);
+                if stopping {
+                    let held = pending
+                        .keys()
+                        .take_while(|w| (**w as EventMs) < held_below)
+                        .count();
+                    if held > 0 {
+                        if let Ok(mut s) = stats.lock() {
+                            s.windows_held_at_stop += held as u64;
+                        }
+                    }
+                }
                 let mut failed: Option<JobFailure> = None;
                 if !stopping {
                     // Never block worker 0 on a sink: a full one, or a due
@@ -210,6 +224,9 @@ fn collect<'scope>(
                             break;
                         }
                         if hold || !c.output.ready() {
+                            let front = frontier.frontier().iter().next().copied();
+                            held_below =
+                                held_below.max(front.map_or(EventMs::MAX, |f| f as EventMs));
                             activator.activate_after(SINK_POLL);
                             break;
                         }
