@@ -24,6 +24,10 @@
 //!   and each sink rolls back to its own before it receives a window.
 //! - After an error from any sink the job fails: no window is handed over again in
 //!   this run, and the next run resumes from the last checkpoint.
+//! - A window is handed over only while every sink is [`Sink::ready`], and a
+//!   non-forced [`Sink::sync`] only once every sink is [`Sink::settled`]: worker
+//!   0 never waits on a sink (in a cluster it runs every job and the commands).
+//!   Only the sync of a stop, and [`Sink::finish`], may be called otherwise.
 //!
 //! # How a sink keeps the results exact
 //!
