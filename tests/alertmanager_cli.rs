@@ -390,3 +390,35 @@ fn a_replay_of_a_job_that_only_pages_needs_an_output() {
         "{err}"
     );
 }
+
+/// After a restart the restored firing set reached Alertmanager only with the
+/// first window this run evaluated: with windows open longer than the alert's
+/// validity, Alertmanager expired it meanwhile. A resumed run now sends what
+/// fires as it starts, before any window closes.
+#[test]
+fn a_resumed_run_tells_alertmanager_what_fires_before_any_window_closes() {
+    let (url, heads) = answering(200);
+    let d = tempfile::tempdir().unwrap();
+    let (code, err) = run_to_the_end(&url, "", d.path());
+    assert_eq!(code, Some(0), "{err}");
+    // (The stand-in reports a request once it answered it: wait for that.)
+    assert!(
+        heads.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the first run sent nothing"
+    );
+    while heads.recv_timeout(Duration::from_millis(500)).is_ok() {}
+    let transcript = std::fs::read_to_string(d.path().join("out/transcript.jsonl")).unwrap();
+    assert!(transcript.contains("\"firing\""), "{transcript}");
+    // The same logs again: a resume with nothing new, no window to close.
+    let (code, err) = run_to_the_end(&url, "", d.path());
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        heads.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the resumed run did not send what fires: {err}"
+    );
+    // Nothing changed: the transcript is as it was.
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("out/transcript.jsonl")).unwrap(),
+        transcript
+    );
+}

@@ -158,3 +158,98 @@ bearer_token_file = "{token}"
     }
     assert!(!m.log().contains("t0k3n"), "the token was logged");
 }
+
+/// A remote-write job whose receiver is down must not freeze the member: in
+/// the cluster worker 0 runs every job's collector and applies the commands,
+/// so a sink blocking there (waiting for acknowledgements before a checkpoint,
+/// or on a full queue) stopped every other job, `job stop` and SIGTERM. Now
+/// the sink only says it is not ready/settled and the collector waits on it
+/// without blocking.
+#[test]
+fn a_down_receiver_does_not_freeze_the_member() {
+    let d = tempfile::tempdir().unwrap();
+    let state = d.path().join("state");
+    let out = out_dir(&state);
+    for (dir, from) in [("rw-logs/web-1", member::T0), ("b-logs/web-1", member::T0)] {
+        member::append_host(&d.path().join(dir), from, 600);
+    }
+    let job = |name: &str, logs: &str, sink: &str| {
+        format!(
+            r#"name = "{name}"
+[source]
+kind = "file"
+include = ["{logs}/*/access.log"]
+host = {{ path_regex = '/(?P<host>web-[0-9]+)/' }}
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[window]
+idle_timeout = "1s"
+[[metric]]
+name = "reqs"
+kind = "counter"
+labels = ["status"]
+{sink}
+"#,
+            logs = d.path().join(logs).display(),
+        )
+    };
+    // Nothing listens on port 1: every attempt fails at once, and is retried.
+    let rw = job(
+        "rw",
+        "rw-logs",
+        "[[sink]]\nkind = \"prometheus_remote_write\"\nurl = \"http://127.0.0.1:1/api/v1/write\"\nseries = \"hosts\"\n\
+         queue_capacity = 10\nmax_samples_per_send = 5\n",
+    );
+    let out_b = out.join("b.jsonl");
+    let b = job(
+        "b",
+        "b-logs",
+        &format!(
+            "[[sink]]\nkind = \"jsonl\"\npath = \"{}\"\nseries = \"all\"\n",
+            out_b.display()
+        ),
+    );
+    std::fs::write(d.path().join("rw.toml"), &rw).unwrap();
+    std::fs::write(d.path().join("b.toml"), &b).unwrap();
+    let want_b = member::expected(d.path(), &b, &out_b);
+    let mut m = Member::start(&state, &d.path().join("member.log"), &[]);
+
+    let o = m.job(&["submit", d.path().join("rw.toml").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !m.log().contains("is failing for") {
+        assert!(Instant::now() < deadline, "no retry:\n{}", m.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Let the first job reach its checkpoint and its full queue.
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Another job runs to its end meanwhile.
+    let o = m.job(&["submit", d.path().join("b.toml").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    member::wait_for_output(&out_b, &want_b, &m);
+
+    // The stuck job stops when told to.
+    let o = m.job(&["stop", "rw"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = String::from_utf8(m.job(&["list"]).stdout).unwrap();
+        if !list.contains("rw\t") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job rw was not stopped: {list}\n{}",
+            m.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Submitted again, it is stuck again: one SIGTERM still ends the member.
+    let o = m.job(&["submit", d.path().join("rw.toml").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::thread::sleep(Duration::from_secs(2));
+    let status = m.terminate();
+    assert!(status.code().is_some(), "{status:?}\n{}", m.log());
+}

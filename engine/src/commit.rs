@@ -52,7 +52,13 @@ pub struct Committer {
     stats: SharedStats,
     /// Saves that found no file descriptor left (see [`FdWait`]).
     fd_wait: FdWait,
+    /// A checkpoint is due but waits for the sinks to settle: the collector
+    /// hands no further window over meanwhile (see [`Committer::holds_windows`]).
+    waiting_for_sinks: bool,
 }
+
+/// How soon a checkpoint waiting for unsettled sinks is offered again.
+pub const SINK_POLL: Duration = Duration::from_millis(20);
 
 /// A checkpoint save that hit EMFILE/ENFILE waits and is tried again: the files
 /// are most likely held by another job of the member, and the previous checkpoint
@@ -142,6 +148,7 @@ impl Committer {
             floor: resumed_from,
             stats,
             fd_wait: FdWait::default(),
+            waiting_for_sinks: false,
         }
     }
 
@@ -201,6 +208,7 @@ impl Committer {
         force: bool,
         alerts: Option<&AlertEvaluator>,
     ) -> Result<Option<Duration>, CommitError> {
+        self.waiting_for_sinks = false;
         let frontier_ms = frontier_ms.max(self.floor);
         let advanced = self.last_frontier.is_none_or(|f| frontier_ms > f);
         let wait = self.last_write.map_or(Duration::ZERO, |t| {
@@ -216,6 +224,14 @@ impl Committer {
             // Some worker has not read its groups yet; a checkpoint now would
             // leave them out. A stop this early keeps the previous checkpoint.
             return Ok((!force).then_some(Duration::from_millis(50)));
+        }
+        if !force && !sinks.settled() {
+            // Never block worker 0 on a sink (it runs every job's collector
+            // in a cluster, and the commands that stop them): come back once
+            // the sinks acknowledged what they hold; the collector holds the
+            // next windows meanwhile so that this checkpoint is not starved.
+            self.waiting_for_sinks = true;
+            return Ok(Some(SINK_POLL));
         }
         let began = Instant::now();
         let commits = sinks.sync(frontier_ms).map_err(CommitError::Sync)?;
@@ -248,6 +264,12 @@ impl Committer {
         self.last_frontier = Some(frontier_ms);
         self.count_save(began);
         Ok(None)
+    }
+
+    /// Whether the last offer found a checkpoint due but the sinks not settled:
+    /// the collector then hands no window over until it is written.
+    pub fn holds_windows(&self) -> bool {
+        self.waiting_for_sinks
     }
 
     /// Counts a checkpoint saved now, begun (sinks' sync included) at `began`.

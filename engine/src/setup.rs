@@ -224,6 +224,15 @@ impl JobSetup {
                     }
                     e
                 });
+                // What fires after the restored windows goes to the sinks now
+                // (no change: a transcript writes nothing), so that Alertmanager
+                // hears it again before it expires it, not only once the first
+                // window of this run closes.
+                if let Some(u) = alerts.as_ref().and_then(|e| e.firing_update()) {
+                    output
+                        .write_alerts(&u)
+                        .map_err(|e| EngineError::OpenOutput(Box::new(e)))?;
+                }
                 let mut committer = store.map(|s| {
                     Committer::new(
                         s,

@@ -24,6 +24,10 @@
 //!   and each sink rolls back to its own before it receives a window.
 //! - After an error from any sink the job fails: no window is handed over again in
 //!   this run, and the next run resumes from the last checkpoint.
+//! - A window is handed over only while every sink is [`Sink::ready`], and a
+//!   non-forced [`Sink::sync`] only once every sink is [`Sink::settled`]: worker
+//!   0 never waits on a sink (in a cluster it runs every job and the commands).
+//!   Only the sync of a stop, and [`Sink::finish`], may be called otherwise.
 //!
 //! # How a sink keeps the results exact
 //!
@@ -168,6 +172,25 @@ pub trait Sink: Send {
         None
     }
 
+    /// Whether the sink can take another window now without blocking the
+    /// calling thread. Worker 0 runs the collectors of every job of a cluster
+    /// member and applies its commands, so it never waits on a sink: while this
+    /// is false the collector keeps the closed windows pending and comes back
+    /// later. A sink with a bounded queue says false while it is full.
+    fn ready(&self) -> bool {
+        true
+    }
+
+    /// Whether everything handed over so far is acknowledged, so that
+    /// [`Sink::sync`] would return at once. A checkpoint that falls due while a
+    /// sink is not settled waits (without blocking), and no further window is
+    /// handed over meanwhile, so that the checkpoint is not starved under a
+    /// continuous stream. Only the forced syncs (a stop, the end of input) call
+    /// [`Sink::sync`] on an unsettled sink.
+    fn settled(&self) -> bool {
+        true
+    }
+
     /// Hands the sink the job's stop flag, once, right after it opened. A sink
     /// that may block (a sender retrying a down receiver, which back-pressures
     /// [`Sink::sync`] and [`Sink::write_window`]) gives up when it is set, and
@@ -280,6 +303,16 @@ impl Sinks {
     /// What each sink is ([`Sink::describe`]), in order.
     pub fn describe(&self) -> Vec<String> {
         self.list.iter().map(|s| s.describe()).collect()
+    }
+
+    /// Whether every sink can take another window without blocking ([`Sink::ready`]).
+    pub fn ready(&self) -> bool {
+        self.list.iter().all(|s| s.ready())
+    }
+
+    /// Whether every sink acknowledged all it was handed ([`Sink::settled`]).
+    pub fn settled(&self) -> bool {
+        self.list.iter().all(|s| s.settled())
     }
 
     /// Hands `window` to every sink, stopping at the first that fails.

@@ -88,6 +88,10 @@ pub struct JobStats {
     pub fd_backoffs: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    /// Closed windows a stop found held back for a sink that was not ready
+    /// (its receiver slow or down): not emitted; with checkpoints the next run
+    /// computes them again.
+    pub windows_held_at_stop: u64,
     /// `max_series`: per metric, lines of series left out because the window had
     /// more series of the metric than its share (see `crate::limit`).
     pub series_limit_dropped: BTreeMap<String, u64>,
@@ -234,6 +238,7 @@ impl JobStats {
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        self.windows_held_at_stop += o.windows_held_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
         }
@@ -431,8 +436,8 @@ impl JobStats {
                 continue;
             }
             let mut line = format!(
-                "{}: {} sample(s) in {} request(s) acknowledged, {} retries",
-                m.name, m.records_written, m.batches, m.retries
+                "{}: {} {} in {} {} acknowledged, {} retries",
+                m.name, m.records_written, m.units.records, m.batches, m.units.batches, m.retries
             );
             for (why, n) in m.rejected.iter().filter(|(_, n)| *n > 0) {
                 line.push_str(&format!(", {n} rejected ({})", why.as_str()));
@@ -490,6 +495,12 @@ impl JobStats {
             s.push_str(&format!(
                 "windows still open at stop (not emitted): {}\n",
                 self.windows_open_at_stop
+            ));
+        }
+        if self.windows_held_at_stop > 0 {
+            s.push_str(&format!(
+                "closed windows held back for a busy sink at stop (not emitted): {}\n",
+                self.windows_held_at_stop
             ));
         }
         s

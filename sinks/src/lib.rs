@@ -7,10 +7,12 @@
 pub mod alertmanager;
 mod claim;
 pub mod format;
+mod http_error;
 pub mod jsonl;
 pub mod openmetrics;
 pub mod remote_write;
 pub mod roots;
+pub mod secret;
 pub mod table;
 
 use std::path::{Path, PathBuf};
@@ -36,13 +38,13 @@ pub enum SinkError {
     },
     #[error(
         "{}: cannot read the sink's {key}: {source}. hint: the file holds the secret \
-         alone; check its path and permissions",
+         alone, on one line; check its path and permissions",
         path.display()
     )]
     Secret {
         key: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        source: secret::SecretError,
     },
     #[error(transparent)]
     RemoteWrite(#[from] remote_write::OpenError),
@@ -384,41 +386,21 @@ fn open_alertmanager(
     })
 }
 
-/// The secret in the file at `path` (the sink's `key`), without one trailing
-/// newline. Read like the job's logs: inside its read roots only, never a path
+/// The secret in the file at `path` (the sink's `key`), without a leading byte
+/// order mark and one trailing newline; a `bearer_token_file` must hold visible
+/// ASCII only (it goes as it is into a header). Read like the job's logs: inside its read roots only, never a path
 /// its cluster denies (the API token file), since it is sent to a URL the job
 /// names.
 pub fn read_secret(job: &Job, key: &'static str, path: &Path) -> Result<String, SinkError> {
-    use std::io::Read;
-    /// A token or password; a larger file is not one.
-    const MAX_SECRET_BYTES: u64 = 64 * 1024;
     let err = |source| SinkError::Secret {
         key,
         path: path.to_path_buf(),
         source,
     };
-    let file = tidemark_sources::file::AllowedRoots::of_source(&job.source)
-        .open(path)
-        .map_err(err)?;
-    let mut text = String::new();
-    file.take(MAX_SECRET_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(err)?;
-    if text.len() as u64 > MAX_SECRET_BYTES {
-        return Err(err(std::io::Error::other(format!(
-            "it is larger than {MAX_SECRET_BYTES} bytes"
-        ))));
+    let roots = tidemark_sources::file::AllowedRoots::of_source(&job.source);
+    let secret = secret::read_secret_file(&roots, path).map_err(err)?;
+    if key == "bearer_token_file" {
+        secret::check_bearer_token(&secret).map_err(err)?;
     }
-    let secret = text
-        .strip_suffix("\r\n")
-        .or_else(|| text.strip_suffix('\n'))
-        .unwrap_or(&text);
-    if secret.is_empty() {
-        return Err(err(std::io::Error::other("it is empty")));
-    }
-    // It goes into an HTTP header, where a line break would end it.
-    if secret.contains(['\r', '\n']) {
-        return Err(err(std::io::Error::other("it holds more than one line")));
-    }
-    Ok(secret.to_string())
+    Ok(secret)
 }

@@ -258,6 +258,23 @@ fn a_secret_is_read_inside_the_read_roots_only_and_never_from_a_denied_path() {
     let err =
         tidemark_sinks::read_secret(&job, "bearer_token_file", &root.join("empty")).unwrap_err();
     assert!(err.to_string().contains("it is empty"), "{err}");
+    // A byte order mark is dropped; a token byte a header cannot carry fails
+    // here, not on every send (where it was retried forever).
+    std::fs::write(root.join("bom"), "\u{feff}t0k\n").unwrap();
+    assert_eq!(
+        tidemark_sinks::read_secret(&job, "bearer_token_file", &root.join("bom")).unwrap(),
+        "t0k"
+    );
+    std::fs::write(root.join("latin"), "t\u{f6}k\n").unwrap();
+    let err =
+        tidemark_sinks::read_secret(&job, "bearer_token_file", &root.join("latin")).unwrap_err();
+    assert!(err.to_string().contains("not a visible ASCII"), "{err}");
+    assert!(err.is_usage(), "{err}");
+    // A password is base64-encoded: any text will do.
+    assert_eq!(
+        tidemark_sinks::read_secret(&job, "basic_auth password_file", &root.join("latin")).unwrap(),
+        "t\u{f6}k"
+    );
 }
 
 #[test]

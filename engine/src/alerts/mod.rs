@@ -138,6 +138,35 @@ impl AlertEvaluator {
             .count() as u64
     }
 
+    /// What fires after the windows stepped so far (a run resumed from a
+    /// checkpoint: its restored state), as an update of the last window with
+    /// no changes; `None` when nothing fires. Handed to the sinks as a resumed
+    /// run starts: a sink that must keep telling its receiver what fires
+    /// (Alertmanager expires an alert that is not sent again in time) has it
+    /// at once, not only once the first window closes, however long that takes.
+    pub fn firing_update(&self) -> Option<AlertUpdate> {
+        let end_ms = self.evaluated_below?;
+        let mut firing: Vec<AlertInstance> = self
+            .instances
+            .iter()
+            .filter_map(|((i, labels), inst)| {
+                let since = inst.phase.firing_since()?;
+                let alert = &self.alerts[*i];
+                Some(instance(&self.names[*i], alert, labels, inst.value, since))
+            })
+            .collect();
+        if firing.is_empty() {
+            return None;
+        }
+        firing.sort_by(|a, b| (&a.alert, &a.labels).cmp(&(&b.alert, &b.labels)));
+        Some(AlertUpdate {
+            start_ms: end_ms - self.window_ms,
+            end_ms,
+            changes: Vec::new(),
+            firing,
+        })
+    }
+
     /// Steps the gap windows before `window` and then `window`; returns the
     /// updates to hand to the sinks, in window order: one for `window`, one for
     /// each gap window in which something changed or fires. A window below one

@@ -14,7 +14,7 @@ use timely::dataflow::Stream;
 use super::per_window::{concat, window_of};
 use crate::alert_event::AlertUpdate;
 use crate::alerts::AlertEvaluator;
-use crate::commit::Committer;
+use crate::commit::{Committer, SINK_POLL};
 use crate::error::{record_failure, FailureSlot, JobFailure};
 use crate::input_end::InputEnd;
 use crate::series::{ClosedWindow, Series};
@@ -173,13 +173,21 @@ fn collect<'scope>(
     // empty frontier would claim every window, forever, and a later run with new
     // data would skip all of it).
     let mut written_end: EventMs = EventMs::MIN;
+    // Windows below this were complete when they were held back for a sink:
+    // counted if a stop finds them still pending.
+    let mut held_below: EventMs = EventMs::MIN;
     let scope = records.scope();
     // A sink with an activator: a deferred checkpoint needs a wake-up call.
     let _ = records.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         pact,
         "Collect",
-        move |_cap, info| {
+        move |cap, info| {
             let activator = scope.activator_for(info.address);
+            // Held while worker 0's collector has windows or a sink's
+            // acknowledgement to wait for: without it the dataflow ends (and
+            // drops the sinks) as soon as the input is complete, even with
+            // windows still held back for a sink that is not ready.
+            let mut keep_alive = Some(cap);
             move |(input, frontier), _output| {
                 input.for_each_stamp(|cap, data| {
                     let Some(window) = window_of(&cap, "Collect") else {
@@ -190,13 +198,36 @@ fn collect<'scope>(
                 });
                 let Some(c) = collector.as_mut() else {
                     pending.clear();
+                    drop(keep_alive.take());
                     return;
                 };
                 let stopping = stop.load(Ordering::SeqCst);
+                if stopping {
+                    let held = pending
+                        .keys()
+                        .take_while(|w| (**w as EventMs) < held_below)
+                        .count();
+                    if held > 0 {
+                        if let Ok(mut s) = stats.lock() {
+                            s.windows_held_at_stop += held as u64;
+                        }
+                    }
+                }
                 let mut failed: Option<JobFailure> = None;
                 if !stopping {
+                    // Never block worker 0 on a sink: a full one, or a due
+                    // checkpoint waiting for the sinks to settle, keeps the
+                    // windows pending until a later call.
+                    let hold = c.committer.as_ref().is_some_and(Committer::holds_windows);
                     while let Some(entry) = pending.first_entry() {
                         if frontier.less_equal(entry.key()) {
+                            break;
+                        }
+                        if hold || !c.output.ready() {
+                            let front = frontier.frontier().iter().next().copied();
+                            held_below =
+                                held_below.max(front.map_or(EventMs::MAX, |f| f as EventMs));
+                            activator.activate_after(SINK_POLL);
                             break;
                         }
                         let (start, batches) = entry.remove_entry();
@@ -267,7 +298,13 @@ fn collect<'scope>(
                         }
                     }
                 }
-                let done = !stopping && frontier.is_empty() && pending.is_empty();
+                let mut done = !stopping && frontier.is_empty() && pending.is_empty();
+                if done && !c.output.settled() {
+                    // The last sync and finish wait for acknowledgements: wait
+                    // for them here instead, without blocking worker 0.
+                    done = false;
+                    activator.activate_after(SINK_POLL);
+                }
                 if failed.is_none() {
                     if let Some(committer) = c.committer.as_mut() {
                         // After a stop, commit what was completed before it, once.
@@ -281,6 +318,13 @@ fn collect<'scope>(
                             Ok(None) => {}
                             Err(e) => failed = Some(JobFailure::Commit(e)),
                         }
+                    } else if stopping {
+                        // No checkpoint to write, but what a sink did not make
+                        // durable before the stop (a receiver that is down)
+                        // must fail the run, not vanish with it.
+                        if let Err(e) = c.output.sync(complete_below) {
+                            failed = Some(JobFailure::Sink(e));
+                        }
                     }
                 }
                 if failed.is_none() && done {
@@ -293,6 +337,9 @@ fn collect<'scope>(
                     collector = None;
                 } else if done || stopping {
                     collector = None;
+                }
+                if collector.is_none() {
+                    drop(keep_alive.take());
                 }
             }
         },

@@ -21,11 +21,22 @@ pub enum Rejection {
     TooOld,
     /// Any other 4xx answer: the request itself was refused.
     Refused,
+    /// The receiver holds another value for the same series and timestamp
+    /// ("duplicate sample for timestamp"): never expected, not even when a
+    /// resumed run sends windows again (those carry the same values), so always
+    /// a loss — e.g. a resume after `timestamp`, `series` or `external_labels`
+    /// changed.
+    Conflict,
 }
 
 impl Rejection {
     /// Every reason, in the order [`SinkMeter::rejected`] keeps them.
-    pub const ALL: [Rejection; 3] = [Rejection::OutOfOrder, Rejection::TooOld, Rejection::Refused];
+    pub const ALL: [Rejection; 4] = [
+        Rejection::OutOfOrder,
+        Rejection::TooOld,
+        Rejection::Refused,
+        Rejection::Conflict,
+    ];
 
     /// The `reason` label value, e.g. `out_of_order`.
     pub fn as_str(self) -> &'static str {
@@ -33,6 +44,7 @@ impl Rejection {
             Rejection::OutOfOrder => "out_of_order",
             Rejection::TooOld => "too_old",
             Rejection::Refused => "refused",
+            Rejection::Conflict => "conflict",
         }
     }
 }
@@ -77,11 +89,33 @@ impl SinkState {
     }
 }
 
+/// What a sink's records and batches are called in the run's summary, e.g.
+/// `sample(s)` and `request(s)` (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Units {
+    /// What [`SinkMeter::records_written`] counts.
+    pub records: &'static str,
+    /// What [`SinkMeter::batches`] counts.
+    pub batches: &'static str,
+}
+
+impl Default for Units {
+    fn default() -> Units {
+        Units {
+            records: "sample(s)",
+            batches: "request(s)",
+        }
+    }
+}
+
 /// One sink's live counters. Counters only grow; `queue_*` are gauges.
 #[derive(Debug, Default)]
 pub struct SinkMeter {
     /// What the sink is ([`crate::sink::Sink::describe`]); set by the fan-out.
     name: std::sync::OnceLock<String>,
+    /// What its records and batches are, for the run's summary (see
+    /// [`SinkMeter::set_units`]).
+    units: std::sync::OnceLock<Units>,
     /// Windows handed to the sink.
     pub windows: AtomicU64,
     /// Records (series of a window) handed to the sink, before its own filter.
@@ -95,7 +129,7 @@ pub struct SinkMeter {
     /// Attempts that failed, retried or not.
     pub failures: AtomicU64,
     /// Samples refused for good, by [`Rejection`] (in [`Rejection::ALL`] order).
-    pub rejected: [AtomicU64; 3],
+    pub rejected: [AtomicU64; 4],
     /// Samples of a resumed run's first windows that the receiver answered
     /// it already held ("out of order" before a window had every request
     /// accepted): windows the last run had sent before it stopped, sent again
@@ -123,6 +157,13 @@ impl SinkMeter {
     /// The sink's name, once the fan-out set it.
     pub fn name(&self) -> &str {
         self.name.get().map(String::as_str).unwrap_or("")
+    }
+
+    /// Says what the sink's records and batches are, for the run's summary:
+    /// an Alertmanager sink sends alerts, not samples. Default: samples and
+    /// requests.
+    pub fn set_units(&self, units: Units) {
+        let _ = self.units.set(units);
     }
 
     /// Names the sink unless it already has a name.
@@ -167,6 +208,7 @@ impl SinkMeter {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
         SinkSnapshot {
             name: self.name().to_string(),
+            units: self.units.get().copied().unwrap_or_default(),
             windows: get(&self.windows),
             records: get(&self.records),
             records_written: get(&self.records_written),
@@ -187,13 +229,14 @@ impl SinkMeter {
 #[allow(missing_docs)] // The fields are SinkMeter's, documented there.
 pub struct SinkSnapshot {
     pub name: String,
+    pub units: Units,
     pub windows: u64,
     pub records: u64,
     pub records_written: u64,
     pub batches: u64,
     pub retries: u64,
     pub failures: u64,
-    pub rejected: [(Rejection, u64); 3],
+    pub rejected: [(Rejection, u64); 4],
     pub resent_held: u64,
     pub queue_records: u64,
     pub queue_bytes: u64,
@@ -254,7 +297,8 @@ mod tests {
             [
                 (Rejection::OutOfOrder, 2),
                 (Rejection::TooOld, 4),
-                (Rejection::Refused, 0)
+                (Rejection::Refused, 0),
+                (Rejection::Conflict, 0)
             ]
         );
         assert_eq!(s.state, SinkState::Retrying);

@@ -40,6 +40,25 @@ fn the_summary_names_each_sink_once_in_a_total_over_jobs() {
         "{text}"
     );
     assert!(!text.contains("jsonl a.jsonl:"), "{text}");
+    // An Alertmanager sink sends alerts, not samples.
+    let am = SinkMeter::named("alertmanager http://am:9093");
+    am.set_units(crate::stats::sink::Units {
+        records: "alert(s)",
+        batches: "send(s)",
+    });
+    am.records_written.store(38, Ordering::Relaxed);
+    am.batches.store(12, Ordering::Relaxed);
+    let text = JobStats {
+        sink_meters: SinkMeters(vec![am]),
+        ..JobStats::default()
+    }
+    .summary();
+    assert!(
+        text.contains(
+            "alertmanager http://am:9093: 38 alert(s) in 12 send(s) acknowledged, 0 retries\n"
+        ),
+        "{text}"
+    );
 }
 
 #[test]

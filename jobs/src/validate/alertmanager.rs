@@ -204,6 +204,29 @@ fn is_absolute_uri(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_alphanumeric() || "+-.".contains(ch))
         && !rest.is_empty()
         && !s.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+        && escapes_are_whole(s)
+}
+
+/// Every `%` starts a two-digit hex escape: Go's url.Parse (Alertmanager's)
+/// refuses `http://x/%zz`, and so every alert that carries it.
+fn escapes_are_whole(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.iter().enumerate().all(|(i, &c)| {
+        c != b'%'
+            || (b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    })
+}
+
+#[cfg(test)]
+mod uri_tests {
+    #[test]
+    fn percent_escapes_must_be_two_hex_digits_as_go_requires() {
+        assert!(super::is_absolute_uri("http://x/a%20b%C3%A9"));
+        for bad in ["http://x/%zz", "http://x/a%2", "http://x/%", "http://x/%g0"] {
+            assert!(!super::is_absolute_uri(bad), "{bad}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -298,6 +321,8 @@ bearer_token_file = "secrets/token""#)
             ("url = \"http://am:9093\"\nresend_interval = \"0s\"", "resend_interval must be greater than 0s"),
             ("url = \"http://am:9093\"\nresend_interval = \"10ms\"", "shorter than 1s"),
             ("url = \"http://am:9093\"\ngenerator_url = \"jobs/nginx\"", "not an absolute URI"),
+            ("url = \"http://am:9093\"\ngenerator_url = \"http://x/%zz\"", "not an absolute URI"),
+            ("url = \"http://am:9093\"\ngenerator_url = \"http://x/a%2\"", "not an absolute URI"),
             ("url = \"http://am:9093\"\nqueue_capacity = 10", "`queue_capacity` is a setting of a prometheus_remote_write sink"),
             (
                 "url = \"http://am:9093\"\nbearer_token_file = \"/t\"\nbasic_auth = { username = \"u\", password_file = \"/p\" }",

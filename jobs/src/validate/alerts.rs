@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::diag::Report;
 use super::metrics::MetricTable;
-use super::names::{is_label_name, short_list_of};
+use super::names::{is_label_name, is_reserved_label, short_list_of, RESERVED_LABEL_HINT};
 use crate::alert::parse::AlertExpr;
 use crate::alert::{self, Alert, CmpOp, MatchOp, Matcher, SeriesOrigin, Template};
 use crate::duration::{format_duration, parse_duration};
@@ -521,6 +521,12 @@ fn check_labels(r: &mut Report<'_>, af: &AlertFile) -> Vec<(String, String)> {
                 format!("`{k}` is not a valid label name"),
                 "label names use letters, digits and `_`, and do not start with a digit"
                     .to_string(),
+            );
+        } else if is_reserved_label(k) {
+            r.on(
+                k_at,
+                format!("`{k}` cannot be an alert label"),
+                RESERVED_LABEL_HINT.to_string(),
             );
         } else if k == "alertname" {
             r.on(

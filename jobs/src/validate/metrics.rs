@@ -5,7 +5,10 @@ use std::collections::{HashMap, HashSet};
 use toml::Spanned;
 
 use super::diag::Report;
-use super::names::{did_you_mean, is_label_name, is_metric_name, quoted_choices};
+use super::names::{
+    did_you_mean, is_label_name, is_metric_name, is_reserved_label, quoted_choices,
+    RESERVED_LABEL_HINT,
+};
 use super::source::Fields;
 use crate::job::{Metric, MetricKind};
 use crate::model::MetricFile;
@@ -171,6 +174,12 @@ fn check_metric(r: &mut Report<'_>, m: &Spanned<MetricFile>, fields: &Fields) ->
                 format!("`{l}` is not a valid label name"),
                 "label names use letters, digits and `_`, and do not start with a digit"
                     .to_string(),
+            );
+        } else if is_reserved_label(l) {
+            r.on(
+                label,
+                format!("`{l}` cannot be a label name"),
+                RESERVED_LABEL_HINT.to_string(),
             );
         } else if seen.contains(l) {
             r.on(

@@ -18,6 +18,16 @@ pub fn is_label_name(s: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
+/// A label name Prometheus keeps for itself (`__name__`, `__meta_*`, ...): a
+/// series carrying one is refused, or clashes with its own name.
+pub fn is_reserved_label(s: &str) -> bool {
+    s.starts_with("__")
+}
+
+/// The hint for a reserved label name.
+pub const RESERVED_LABEL_HINT: &str = "label names starting with `__` are reserved by Prometheus \
+     (`__name__` is the record's name; a series with such a label is refused as an invalid sample); rename it";
+
 /// Longest job name, in bytes (names are ASCII, so also characters). A job's
 /// name names files and folders in the state folder (`STATE/NAME/`, a cluster's
 /// `STATE/submitted/.NAME.toml.tmp`, ...), and a file name may have at most 255

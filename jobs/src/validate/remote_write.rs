@@ -6,7 +6,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::diag::Report;
-use super::names::is_label_name;
+use super::names::{is_label_name, is_reserved_label, RESERVED_LABEL_HINT};
 use super::paths::{expand_path, Relative};
 use super::source::duration;
 use crate::env::Env;
@@ -271,6 +271,13 @@ fn check_labels(
                 value,
                 "external_labels may not set `__name__`: it is each series' record name",
                 "remove it; to tell tidemark's series apart, add a label such as source = \"tidemark\"".to_string(),
+            );
+            ok = false;
+        } else if is_reserved_label(name) {
+            r.on(
+                value,
+                format!("external_labels may not set `{name}`"),
+                RESERVED_LABEL_HINT.to_string(),
             );
             ok = false;
         } else if !is_label_name(name) {

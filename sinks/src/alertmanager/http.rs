@@ -60,6 +60,9 @@ pub enum Outcome {
         body: String,
         hint: &'static str,
     },
+    /// The request could not be built or written here (a header value the
+    /// client refuses): it never can be, so the sink fails.
+    Unsendable { why: String },
 }
 
 /// A client for one Alertmanager.
@@ -111,6 +114,9 @@ impl Client {
             req = req.header("authorization", a.header());
         }
         match req.send(body) {
+            Err(e) if crate::http_error::built_wrong(&e) => {
+                Outcome::Unsendable { why: e.to_string() }
+            }
             Err(e) => Outcome::Retry {
                 why: e.to_string(),
                 retry_after: None,
@@ -123,12 +129,13 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok())
                     .map(Duration::from_secs);
-                let mut text = r
+                let text = r
                     .body_mut()
                     .with_config()
                     .limit(4096)
                     .read_to_string()
                     .unwrap_or_default();
+                let mut text = crate::http_error::text_only(text.into_bytes());
                 if text.len() > 200 {
                     let mut cut = 200;
                     while !text.is_char_boundary(cut) {

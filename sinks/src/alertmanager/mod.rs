@@ -94,6 +94,12 @@ pub enum AlertmanagerError {
         hint: &'static str,
     },
     #[error(
+        "cannot send the alerts to Alertmanager at {endpoint}: the request cannot be \
+         built ({why}); it never could be, so it is not tried again. hint: check the \
+         url and the secret files"
+    )]
+    Unsendable { endpoint: String, why: String },
+    #[error(
         "the last state of the alerts did not reach Alertmanager at {endpoint} within \
          {}s after the input ended (last attempt: {last}); alerts firing there expire \
          at their endsAt. hint: check that Alertmanager runs and answers at the sink's url",
@@ -129,6 +135,11 @@ impl AlertmanagerSink {
         let url = cfg.url.trim_end_matches('/').to_string();
         let describe = format!("alertmanager {url}");
         let meter = SinkMeter::named(describe.clone());
+        // It counts alerts sent (each send carries every alert due) and sends.
+        meter.set_units(tidemark_engine::stats::sink::Units {
+            records: "alert(s)",
+            batches: "send(s)",
+        });
         let book = Book::new(cfg.resend_interval, cfg.eval_interval);
         let shared = Arc::new(Shared::new(book, meter, clock));
         let client = http::Client::new(&url, cfg.timeout, cfg.auth);

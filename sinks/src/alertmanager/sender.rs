@@ -216,6 +216,17 @@ pub fn run(shared: Arc<Shared>, client: Client, generator_url: String, describe:
                         tracing::error!("{describe}: {e}");
                         g.fatal = Some(e);
                     }
+                    Outcome::Unsendable { why } => {
+                        meter.failures.fetch_add(1, Relaxed);
+                        meter.reject(Rejection::Refused, sent);
+                        meter.set_state(SinkState::Failed);
+                        let e = AlertmanagerError::Unsendable {
+                            endpoint: client.endpoint().to_string(),
+                            why,
+                        };
+                        tracing::error!("{describe}: {e}");
+                        g.fatal = Some(e);
+                    }
                 }
                 shared.notify();
             }

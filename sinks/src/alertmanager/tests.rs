@@ -227,6 +227,8 @@ fn a_fired_alert_is_posted_as_v2_json_and_resent_each_interval_on_its_clock() {
     let m = sink.meter().unwrap().snapshot();
     assert_eq!((m.batches, m.records_written, m.failures), (3, 3, 0));
     assert_eq!(m.state, SinkState::Ok);
+    // The run's summary speaks of alerts and sends, not samples and requests.
+    assert_eq!((m.units.records, m.units.batches), ("alert(s)", "send(s)"));
 }
 
 #[test]

@@ -118,14 +118,16 @@ impl Encoder {
 
     /// `__name__` = the record, the series' labels, then each external label
     /// the series does not have; sorted by name in byte order (as the spec
-    /// asks: `__name__` sorts before lowercase names).
+    /// asks: `__name__` sorts before lowercase names). A label with an empty
+    /// value is left out: the spec says it MUST NOT be sent, and Prometheus
+    /// treats it as absent (so an external label of that name applies).
     fn labels(&self, record: &str, series_labels: &Labels) -> Vec<Label> {
         let mut labels: Vec<Label> = Vec::with_capacity(1 + self.external.len());
         labels.push(Label {
             name: "__name__".into(),
             value: record.to_string(),
         });
-        for (name, value) in series_labels.iter() {
+        for (name, value) in series_labels.iter().filter(|(_, v)| !v.is_empty()) {
             labels.push(Label {
                 name: name.to_string(),
                 value: value.to_string(),
@@ -275,6 +277,30 @@ mod tests {
         assert_eq!(
             decode(&s.window(&w)[0].body).timeseries[0].samples[0].timestamp,
             600_000
+        );
+    }
+
+    #[test]
+    fn empty_label_values_are_not_sent() {
+        let mut e = Encoder::new(
+            SeriesChoice::All,
+            SampleTime::End,
+            vec![("zone".into(), "z1".into())],
+            100,
+        );
+        let w = window(
+            1,
+            vec![series(
+                "reqs",
+                &[("method", ""), ("status", "200"), ("zone", "")],
+                Value::Int(1),
+                Origin::Host,
+            )],
+        );
+        let req = decode(&e.window(&w)[0].body);
+        assert_eq!(
+            pairs(&req.timeseries[0]),
+            [("__name__", "reqs"), ("status", "200"), ("zone", "z1")]
         );
     }
 

@@ -23,7 +23,6 @@ mod queue;
 mod response;
 mod sender;
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -39,10 +38,6 @@ use encode::Encoder;
 use queue::Queue;
 use response::{Backoff, Resend};
 use sender::Sender;
-
-/// Largest secret file read: a token or password, not a file that happens to
-/// be there.
-const MAX_SECRET_BYTES: u64 = 64 * 1024;
 
 /// Why the sender stopped sending (the sink fails with it).
 #[derive(Debug, Clone, Error)]
@@ -60,6 +55,12 @@ pub enum SendFailure {
         hint: &'static str,
     },
     #[error(
+        "cannot send to the remote-write receiver {url}: the request cannot be built \
+         ({error}); it never could be, so it is not tried again. hint: check the url and \
+         the secret files. Nothing unacknowledged was committed"
+    )]
+    Unsendable { url: String, error: String },
+    #[error(
         "the job stopped while the remote-write receiver was failing; {pending} samples \
          were not sent and are not committed (the next run sends them)"
     )]
@@ -75,21 +76,15 @@ pub enum SendFailure {
 #[derive(Debug, Error)]
 pub enum OpenError {
     #[error(
-        "cannot read the remote-write sink's {what} {}: {source}. hint: check that \
-         the file exists and this process may read it",
+        "cannot read the remote-write sink's {what} {}: {source}. hint: the file holds \
+         the secret alone, on one line; check its path and permissions",
         path.display()
     )]
     Secret {
         what: &'static str,
         path: PathBuf,
-        source: std::io::Error,
+        source: crate::secret::SecretError,
     },
-    #[error(
-        "the remote-write sink's {what} {} is empty or larger than 64 KiB; it must hold \
-         only the secret",
-        path.display()
-    )]
-    SecretShape { what: &'static str, path: PathBuf },
     #[error("cannot start the remote-write sender thread: {0}")]
     Thread(#[source] std::io::Error),
 }
@@ -140,6 +135,7 @@ impl RemoteWriteSink {
         let sender = Sender {
             agent,
             url: rw.url.clone(),
+            shown: shown_url(&rw.url),
             authorization,
             queue: queue.clone(),
             meter: meter.clone(),
@@ -148,6 +144,7 @@ impl RemoteWriteSink {
             down: None,
             last_warning: None,
             last_rejection_log: None,
+            stop_seen: None,
         };
         let guard = SenderGone(queue.clone());
         std::thread::Builder::new()
@@ -184,35 +181,33 @@ impl Drop for SenderGone {
 }
 
 fn describe(url: &str) -> String {
-    format!("prometheus_remote_write {url}")
+    format!("prometheus_remote_write {}", shown_url(url))
 }
 
-/// The file's contents without one trailing newline. Its contents never go
-/// into an error.
+/// `url` without its query (`?…` instead): a receiver may take a key there
+/// (`?api_key=`), and the description goes to logs, `job status` and the
+/// `/metrics` labels.
+pub(crate) fn shown_url(url: &str) -> String {
+    match url.split_once(['?', '#']) {
+        Some((base, _)) => format!("{base}?…"),
+        None => url.to_string(),
+    }
+}
+
+/// The secret in the file (see [`crate::secret::read_secret_file`]); a bearer
+/// token is checked to be sendable in a header. Its contents never go into an
+/// error.
 fn read_secret(roots: &AllowedRoots, path: &Path, what: &'static str) -> Result<String, OpenError> {
     let err = |source| OpenError::Secret {
         what,
         path: path.to_path_buf(),
         source,
     };
-    let file = roots.open(path).map_err(err)?;
-    let mut text = String::new();
-    file.take(MAX_SECRET_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(err)?;
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
-        }
+    let secret = crate::secret::read_secret_file(roots, path).map_err(err)?;
+    if what == "bearer_token_file" {
+        crate::secret::check_bearer_token(&secret).map_err(err)?;
     }
-    if text.is_empty() || text.len() as u64 > MAX_SECRET_BYTES || text.contains(['\r', '\n']) {
-        return Err(OpenError::SecretShape {
-            what,
-            path: path.to_path_buf(),
-        });
-    }
-    Ok(text)
+    Ok(secret)
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -224,16 +219,30 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 impl Sink for RemoteWriteSink {
-    /// Never credentials: validation refuses a url with user info.
+    /// Never credentials: validation refuses a url with user info, and the
+    /// query is left out.
     fn describe(&self) -> String {
         describe(&self.url)
     }
 
+    /// The engine asks [`Sink::ready`] first, so this does not wait: the
+    /// window's requests are queued whole, even past twice the capacity.
     fn write_window(&mut self, w: &ClosedWindow) -> Result<(), BoxError> {
+        self.queue.wait_room()?;
         for b in self.encoder.window(w) {
             self.queue.push(b)?;
         }
         Ok(())
+    }
+
+    /// Below twice `queue_capacity` samples queued.
+    fn ready(&self) -> bool {
+        self.queue.ready()
+    }
+
+    /// Nothing queued or in flight: [`Sink::sync`] returns at once.
+    fn settled(&self) -> bool {
+        self.queue.idle()
     }
 
     /// Waits until the receiver acknowledged (or refused for good) every

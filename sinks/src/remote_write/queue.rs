@@ -3,8 +3,12 @@
 //!
 //! Bounded in samples: above `capacity` the sink asks the job to pause reading
 //! ([`SinkMeter::set_backlogged`]) and lets it go on below half of it; at twice
-//! the capacity [`Queue::push`] blocks worker 0 until the sender drained some.
-//! So memory stays flat however long a receiver is down.
+//! the capacity the sink is no longer [`Queue::ready`], and the collector keeps
+//! the next windows pending instead of handing them over (worker 0 never blocks
+//! on the queue: in a cluster it runs every job's collector and the commands).
+//! So the queue holds at most twice its capacity plus one window's samples,
+//! however long a receiver is down. [`Queue::wait_room`] still blocks at twice
+//! the capacity, as a safety net for a caller that does not ask first.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,13 +58,37 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a batch; waits while the queue holds twice its capacity. Fails if
-    /// the sender gave up.
-    pub fn push(&self, b: Batch) -> Result<(), SendFailure> {
+    /// Whether another window may be pushed without waiting: below twice the
+    /// capacity, or the sender gave up (the push fails at once then).
+    pub fn ready(&self) -> bool {
+        let s = self.lock();
+        s.samples < 2 * self.capacity || s.failed.is_some()
+    }
+
+    /// Whether every batch pushed so far is settled (or the sender gave up):
+    /// [`Queue::wait_idle`] returns at once.
+    pub fn idle(&self) -> bool {
+        let s = self.lock();
+        (!s.in_flight && s.waiting.is_empty()) || s.failed.is_some()
+    }
+
+    /// Waits while the queue holds twice its capacity (never when the caller
+    /// asked [`Queue::ready`] first). Fails if the sender gave up.
+    pub fn wait_room(&self) -> Result<(), SendFailure> {
         let mut s = self.lock();
         while s.samples >= 2 * self.capacity && s.failed.is_none() {
             s = self.wait(s);
         }
+        match &s.failed {
+            Some(f) => Err(f.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// Adds a batch, without waiting (see [`Queue::wait_room`]). Fails if the
+    /// sender gave up.
+    pub fn push(&self, b: Batch) -> Result<(), SendFailure> {
+        let mut s = self.lock();
         if let Some(f) = &s.failed {
             return Err(f.clone());
         }
@@ -76,20 +104,18 @@ impl Queue {
     }
 
     /// The sender's next batch, once there is one; `None` once the sink is gone
-    /// (or the sender failed). The batch still counts as queued until
-    /// [`Queue::done`].
+    /// (or the sender failed), even with batches left: nobody waits for them
+    /// any more, and nothing was committed for them (the next run sends them).
+    /// The batch still counts as queued until [`Queue::done`].
     pub fn next(&self) -> Option<Batch> {
         let mut s = self.lock();
         loop {
-            if s.failed.is_some() {
+            if s.failed.is_some() || s.closed {
                 return None;
             }
             if let Some(b) = s.waiting.pop_front() {
                 s.in_flight = true;
                 return Some(b);
-            }
-            if s.closed {
-                return None;
             }
             s = self.wait(s);
         }
@@ -237,14 +263,18 @@ mod tests {
     }
 
     #[test]
-    fn push_blocks_at_twice_the_capacity_until_the_sender_drains() {
+    fn wait_room_blocks_at_twice_the_capacity_until_the_sender_drains() {
         let meter = SinkMeter::named("rw");
         let q = Arc::new(Queue::new(10, meter));
-        q.push(batch(20)).unwrap();
+        q.push(batch(19)).unwrap();
+        assert!(q.ready());
+        q.push(batch(1)).unwrap();
+        assert!(!q.ready() && !q.idle());
         let pushed = Arc::new(AtomicBool::new(false));
         let t = {
             let (q, pushed) = (q.clone(), pushed.clone());
             std::thread::spawn(move || {
+                q.wait_room().unwrap();
                 q.push(batch(5)).unwrap();
                 pushed.store(true, Ordering::SeqCst);
             })
@@ -255,7 +285,8 @@ mod tests {
         q.done(&b);
         t.join().unwrap();
         assert!(pushed.load(Ordering::SeqCst));
-        assert_eq!(q.samples(), 5);
+        assert_eq!(q.samples(), 6);
+        assert!(q.ready());
     }
 
     #[test]
@@ -265,7 +296,7 @@ mod tests {
         q.push(batch(25)).unwrap();
         let t = {
             let q = q.clone();
-            std::thread::spawn(move || q.push(batch(5)))
+            std::thread::spawn(move || q.wait_room())
         };
         let idle = {
             let q = q.clone();

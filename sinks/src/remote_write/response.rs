@@ -39,6 +39,14 @@ pub fn classify(status: u16, body: &str, retry_after: Option<&str>, now: SystemT
             return Verdict::Rejected(why);
         }
     }
+    // Prometheus answers 500 for a series it can never store (a label name
+    // twice, an invalid name): the same request fails the same way forever.
+    if (500..600).contains(&status) && invalid_series(body) {
+        return Verdict::Refused {
+            hint: "the receiver cannot store these series (a label twice, or an invalid label); \
+                   check the job's labels and external_labels (names starting with `__` are reserved)",
+        };
+    }
     if status == 429 || (500..600).contains(&status) {
         return Verdict::Retry {
             after: retry_after.and_then(|v| parse_retry_after(v, now)),
@@ -53,13 +61,23 @@ pub fn classify(status: u16, body: &str, retry_after: Option<&str>, now: SystemT
 /// bounds`, `duplicate sample for timestamp`; newer ones say `too old sample`).
 fn rejection_in(body: &str) -> Option<Rejection> {
     let b = body.to_ascii_lowercase();
-    if b.contains("out of order") || b.contains("duplicate sample for timestamp") {
+    if b.contains("duplicate sample for timestamp") {
+        // Another value for a timestamp it holds: not what a resend makes.
+        Some(Rejection::Conflict)
+    } else if b.contains("out of order") {
         Some(Rejection::OutOfOrder)
     } else if b.contains("out of bounds") || b.contains("too old") {
         Some(Rejection::TooOld)
     } else {
         None
     }
+}
+
+/// Prometheus's errors about the series of a request, not about its storage
+/// being unavailable (`label name "__name__" is not unique: invalid sample`).
+fn invalid_series(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    b.contains("invalid sample") || b.contains("is not unique")
 }
 
 fn hint_for(status: u16) -> &'static str {
@@ -209,7 +227,7 @@ mod tests {
         );
         assert_eq!(
             v(400, "duplicate sample for timestamp", None),
-            Verdict::Rejected(Rejection::OutOfOrder)
+            Verdict::Rejected(Rejection::Conflict)
         );
         assert_eq!(
             v(400, "out of bounds", None),
@@ -226,6 +244,15 @@ mod tests {
             }
         );
         assert_eq!(v(503, "", None), Verdict::Retry { after: None });
+        // Sent again it fails again: the sink fails instead of retrying forever.
+        assert!(matches!(
+            v(
+                500,
+                "label name \"__name__\" is not unique: invalid sample",
+                None
+            ),
+            Verdict::Refused { .. }
+        ));
         assert_eq!(v(500, "disk full", None), Verdict::Retry { after: None });
         let refused = |s| match v(s, "nope", None) {
             Verdict::Refused { hint } => hint,

@@ -22,10 +22,21 @@ use crate::format::rfc3339;
 const BODY_SHOWN: usize = 200;
 /// At most one warning per this long for each kind of trouble.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// Once the job stops (or the sink is gone), how long the sender still tries
+/// to get its queue acknowledged: a request in flight may finish, and a failed
+/// one is tried again (one transient 503 must not turn a clean stop into a
+/// failure); after it, the attempt in flight is abandoned, so that a stop never
+/// waits out the sink's `timeout` against a receiver that does not answer.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How often an attempt in flight looks at the stop flag.
+const STOP_CHECK: Duration = Duration::from_millis(50);
 
 pub struct Sender {
     pub agent: ureq::Agent,
     pub url: String,
+    /// The url as logs and errors show it: without its query (see
+    /// [`super::shown_url`]).
+    pub shown: String,
     /// The `Authorization` header's value; never logged.
     pub authorization: Option<String>,
     pub queue: Arc<Queue>,
@@ -37,6 +48,8 @@ pub struct Sender {
     pub down: Option<(Instant, u64)>,
     pub last_warning: Option<Instant>,
     pub last_rejection_log: Option<Instant>,
+    /// When the sender first saw the job stopping (see [`STOP_GRACE`]).
+    pub stop_seen: Option<Instant>,
 }
 
 /// One attempt's outcome, before classification.
@@ -47,6 +60,11 @@ enum Answer {
         retry_after: Option<String>,
     },
     Transport(String),
+    /// The request could not be built or written here: it never can be.
+    Unsendable(String),
+    /// The job stopped and [`STOP_GRACE`] passed while the request was in
+    /// flight: no longer waited for.
+    Abandoned,
 }
 
 impl Sender {
@@ -70,6 +88,21 @@ impl Sender {
                     format!("HTTP {status}: {}", printable(&body)),
                 ),
                 Answer::Transport(e) => (Verdict::Retry { after: None }, e),
+                Answer::Abandoned => {
+                    self.meter.failures.fetch_add(1, Ordering::Relaxed);
+                    self.give_up("no answer before the stop");
+                    return;
+                }
+                Answer::Unsendable(e) => {
+                    self.meter.failures.fetch_add(1, Ordering::Relaxed);
+                    self.meter.reject(Rejection::Refused, b.samples);
+                    self.meter.set_state(SinkState::Failed);
+                    self.queue.fail(SendFailure::Unsendable {
+                        url: self.shown.clone(),
+                        error: e,
+                    });
+                    return;
+                }
             };
             match verdict {
                 Verdict::Accepted => {
@@ -85,7 +118,7 @@ impl Sender {
                     self.meter.reject(Rejection::Refused, b.samples);
                     self.meter.set_state(SinkState::Failed);
                     self.queue.fail(SendFailure::Refused {
-                        url: self.url.clone(),
+                        url: self.shown.clone(),
                         window: rfc3339(b.window_start_ms),
                         answer: what,
                         hint,
@@ -94,7 +127,7 @@ impl Sender {
                 }
                 Verdict::Retry { after } => {
                     self.meter.failures.fetch_add(1, Ordering::Relaxed);
-                    if self.queue.stopping() {
+                    if self.stop_grace_left() == Some(Duration::ZERO) {
                         self.give_up(&what);
                         return;
                     }
@@ -103,15 +136,77 @@ impl Sender {
                     let wait = self.backoff.wait(after);
                     self.going_down(&what, wait);
                     if !self.queue.sleep(wait) {
-                        self.give_up(&what);
-                        return;
+                        // Stopping: one more try, within the grace, if any is left.
+                        match self.stop_grace_left() {
+                            Some(left) if !left.is_zero() => {
+                                std::thread::sleep(wait.min(left));
+                            }
+                            _ => {
+                                self.give_up(&what);
+                                return;
+                            }
+                        }
                     }
                 }
             }
         }
     }
 
-    fn attempt(&self, b: &Batch) -> Answer {
+    /// `None` while the job runs; once it stops, how much of [`STOP_GRACE`]
+    /// is left (zero when it is over).
+    fn stop_grace_left(&mut self) -> Option<Duration> {
+        if !self.queue.stopping() {
+            return None;
+        }
+        let seen = *self.stop_seen.get_or_insert_with(Instant::now);
+        Some(STOP_GRACE.saturating_sub(seen.elapsed()))
+    }
+
+    /// One attempt, on a helper thread: the sender waits for its answer
+    /// looking at the stop flag, and abandons it once the job stopped and
+    /// [`STOP_GRACE`] passed (the helper ends by itself at the `timeout`).
+    fn attempt(&mut self, b: &Batch) -> Answer {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let request = Request {
+            agent: self.agent.clone(),
+            url: self.url.clone(),
+            authorization: self.authorization.clone(),
+            body: b.body.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("remote-write-request".into())
+            .spawn(move || {
+                let _ = tx.send(request.send());
+            });
+        if let Err(e) = spawned {
+            return Answer::Transport(format!("cannot start a request thread: {e}"));
+        }
+        loop {
+            match rx.recv_timeout(STOP_CHECK) {
+                Ok(answer) => return answer,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if self.stop_grace_left() == Some(Duration::ZERO) {
+                        return Answer::Abandoned;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Answer::Transport("the request thread ended without an answer".into())
+                }
+            }
+        }
+    }
+}
+
+/// What one attempt needs, moved to its helper thread.
+struct Request {
+    agent: ureq::Agent,
+    url: String,
+    authorization: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn send(self) -> Answer {
         let mut req = self
             .agent
             .post(&self.url)
@@ -125,7 +220,7 @@ impl Sender {
         if let Some(a) = &self.authorization {
             req = req.header("Authorization", a);
         }
-        match req.send(&b.body[..]) {
+        match req.send(&self.body[..]) {
             Ok(mut resp) => {
                 let status = resp.status().as_u16();
                 let retry_after = resp
@@ -143,14 +238,19 @@ impl Sender {
                     .read_to_end(&mut body);
                 Answer::Http {
                     status,
-                    body: String::from_utf8_lossy(&body).into_owned(),
+                    body: crate::http_error::text_only(body),
                     retry_after,
                 }
+            }
+            Err(e) if crate::http_error::built_wrong(&e) => {
+                Answer::Unsendable(printable(&e.to_string()))
             }
             Err(e) => Answer::Transport(printable(&e.to_string())),
         }
     }
+}
 
+impl Sender {
     fn accepted(&mut self, b: &Batch) {
         self.meter
             .records_written
@@ -168,7 +268,7 @@ impl Sender {
         if let Some((since, retries)) = self.down.take() {
             tracing::info!(
                 "remote-write receiver {} is back after {:.1}s and {retries} retries",
-                self.url,
+                self.shown,
                 since.elapsed().as_secs_f64()
             );
         }
@@ -190,12 +290,12 @@ impl Sender {
             if resent {
                 tracing::info!(
                     "remote-write: {} already holds the {} samples of the window of {window} this resumed run sent again ({what}); not retried",
-                    self.url, b.samples
+                    self.shown, b.samples
                 );
             } else {
                 tracing::warn!(
                     "remote-write: {} refused the {} samples of the window of {window} for good ({what}), e.g. {}; not retried, counted as rejected ({})",
-                    self.url,
+                    self.shown,
                     b.samples,
                     b.first_series,
                     why.as_str()
@@ -215,7 +315,7 @@ impl Sender {
             }
             tracing::warn!(
                 "remote-write receiver {} is failing for {:.1}s ({retries} retries; last: {what}); retrying in {:?}; the job's reads pause while the queue is full (queue_capacity)",
-                self.url,
+                self.shown,
                 since.elapsed().as_secs_f64(),
                 wait,
             );
@@ -226,7 +326,7 @@ impl Sender {
         let pending = self.meter.queue_records.load(Ordering::Relaxed);
         tracing::warn!(
             "remote-write: the job is stopping while {} is failing ({what}); {pending} samples are not sent (nothing was committed for them: the next run sends them)",
-            self.url
+            self.shown
         );
         self.queue.fail(SendFailure::Stopped { pending });
     }

@@ -254,6 +254,21 @@ fn a_resumed_run_counts_out_of_order_of_resent_windows_as_already_held() {
     assert_eq!(m.rejected(Rejection::OutOfOrder), 2);
 }
 
+/// "duplicate sample for timestamp" (another value for a timestamp the
+/// receiver holds) was counted as out of order, so a resumed run took it for
+/// a window it had sent before: a conflict hidden as "already held".
+#[test]
+fn a_duplicate_sample_with_another_value_is_a_conflict_even_when_resumed() {
+    let rx = receiver(vec![(400, "duplicate sample for timestamp", None)]);
+    let mut sink = open(&config(&rx.url), true);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.sync(0).unwrap();
+    let m = sink.meter().unwrap();
+    assert_eq!(m.resent_held.load(Ordering::Relaxed), 0);
+    assert_eq!(m.rejected(Rejection::Conflict), 2);
+    assert_eq!(m.rejected(Rejection::OutOfOrder), 0);
+}
+
 #[test]
 fn other_4xx_fail_the_sink_naming_status_url_body_and_a_hint() {
     for (status, hint) in [
@@ -365,6 +380,31 @@ fn secrets_come_from_files_without_their_trailing_newline() {
     assert!(err.contains("cannot read"), "{err}");
 }
 
+/// A token saved with a byte order mark, or holding a byte a header cannot
+/// carry, made every request fail in the client ("authorization header is not
+/// a string"), retried forever: the BOM is dropped, the other fails the open.
+#[test]
+fn a_token_file_with_a_bom_or_a_non_ascii_byte_never_reaches_the_retries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "\u{feff}s3cret\n").unwrap();
+    let rx = receiver(vec![]);
+    let mut rw = config(&rx.url);
+    rw.auth = Some(RemoteWriteAuth::BearerTokenFile(token.clone()));
+    let mut sink = open(&rw, false);
+    sink.write_window(&window(1, 1)).unwrap();
+    sink.sync(0).unwrap();
+    let seen = rx.seen.lock().unwrap().clone();
+    assert_eq!(seen[0].header("authorization"), Some("Bearer s3cret"));
+    std::fs::write(&token, "s3cr\u{e9}t\n").unwrap();
+    let err = RemoteWriteSink::open(&rw, SeriesChoice::All, &source(), false)
+        .err()
+        .expect("a token a header cannot carry fails the open")
+        .to_string();
+    assert!(err.contains("byte 4 is not a visible ASCII"), "{err}");
+    assert!(!err.contains("s3cr"), "{err}");
+}
+
 #[test]
 fn a_request_that_times_out_is_retried() {
     let rx = receiver(vec![(0, "", None)]);
@@ -413,4 +453,102 @@ fn a_sender_that_panics_fails_the_sink_instead_of_hanging_sync() {
     assert!(t.join().is_err());
     let err = queue.wait_idle().unwrap_err().to_string();
     assert!(err.contains("stopped unexpectedly"), "{err}");
+}
+
+/// The sender went on sending every queued batch after the sink was dropped
+/// (`Queue::next` popped batches before it looked at `closed`).
+#[test]
+fn a_dropped_sink_sends_at_most_the_request_in_flight() {
+    // The first request is answered after a second; the others at once.
+    let rx = receiver(vec![(0, "", None)]);
+    let mut rw = config(&rx.url);
+    rw.max_samples_per_send = 2;
+    let mut sink = open(&rw, false);
+    for m in 0..10 {
+        sink.write_window(&window(m, 2)).unwrap();
+    }
+    let queue = sink.queue.clone();
+    while rx.seen.lock().unwrap().is_empty() {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(sink);
+    // The sender thread ends (and lets go of the queue) after its attempt.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Arc::strong_count(&queue) > 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sender never ended"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let sent = rx.seen.lock().unwrap().len();
+    assert_eq!(sent, 1, "requests after the drop");
+}
+
+/// A stop waited for the attempt in flight, up to the sink's `timeout` (30 s
+/// by default), before the sender looked at it.
+#[test]
+fn a_stop_abandons_a_request_the_receiver_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/v1/write", listener.local_addr().unwrap());
+    let connected = Arc::new(AtomicBool::new(false));
+    {
+        let connected = connected.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                held.push(conn);
+                connected.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let mut rw = config(&url);
+    rw.timeout = Duration::from_secs(60);
+    let mut sink = open(&rw, false);
+    let stop = Arc::new(AtomicBool::new(false));
+    sink.watch_stop(stop.clone());
+    sink.write_window(&window(1, 2)).unwrap();
+    while !connected.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stopped = std::time::Instant::now();
+    stop.store(true, Ordering::SeqCst);
+    let err = sink.sync(0).unwrap_err().to_string();
+    let took = stopped.elapsed();
+    assert!(err.contains("2 samples were not sent"), "{err}");
+    // A property of the stop, not a timing test: far less than the timeout.
+    assert!(took < rw.timeout / 2, "the stop took {took:?}");
+    println!("the stop took {took:?}");
+}
+
+/// After a stop, one transient 503 during the final sync made a clean stop a
+/// failure: the sender now tries again within a short grace.
+#[test]
+fn a_transient_error_during_the_final_sync_of_a_stop_is_tried_again() {
+    let rx = receiver(vec![(503, "busy", None)]);
+    let mut sink = open(&config(&rx.url), false);
+    let stop = Arc::new(AtomicBool::new(true));
+    sink.watch_stop(stop);
+    sink.write_window(&window(1, 2)).unwrap();
+    sink.sync(0).unwrap();
+    assert_eq!(rx.seen.lock().unwrap().len(), 2);
+    assert_eq!(sink.meter().unwrap().retries.load(Ordering::Relaxed), 1);
+}
+
+/// The url's query (`?api_key=...`) went into describe(), hence logs, job
+/// status, /metrics labels and errors.
+#[test]
+fn the_url_query_is_never_shown() {
+    let rx = receiver(vec![(401, "no", None)]);
+    let url = format!("{}?api_key=s3cret", rx.url);
+    let mut sink = open(&config(&url), false);
+    assert_eq!(
+        sink.describe(),
+        format!("prometheus_remote_write {}?…", rx.url)
+    );
+    assert!(!sink.meter().unwrap().snapshot().name.contains("s3cret"));
+    sink.write_window(&window(1, 1)).unwrap();
+    let err = sink.sync(0).unwrap_err().to_string();
+    assert!(err.contains("401") && !err.contains("s3cret"), "{err}");
+    assert_eq!(rx.seen.lock().unwrap().len(), 1);
 }
