@@ -19,6 +19,7 @@ mod overlap;
 mod paths;
 mod remote_write;
 mod rules;
+mod sink_keys;
 mod sinks;
 mod sizes;
 mod source;

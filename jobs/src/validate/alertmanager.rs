@@ -89,7 +89,8 @@ pub fn check(
     })
 }
 
-/// Reports each key an alertmanager sink has no use for.
+/// Reports the jsonl keys an alertmanager sink has no use for (the other sinks' keys:
+/// [`super::sink_keys`]).
 fn refuse_keys(r: &mut Report<'_>, s: &SinkFile) {
     if let Some(p) = &s.path {
         r.on(
@@ -104,54 +105,6 @@ fn refuse_keys(r: &mut Report<'_>, s: &SinkFile) {
             "an alertmanager sink does not take `series`: it sends the job's alerts ([[alert]]), not its series",
             "remove `series`; the alerts' expressions choose the series they watch".to_string(),
         );
-    }
-    let spans = [
-        ("timestamp", s.timestamp.as_ref().map(|v| v.span())),
-        (
-            "external_labels",
-            s.external_labels.as_ref().map(|v| v.span()),
-        ),
-        (
-            "max_samples_per_send",
-            s.max_samples_per_send.as_ref().map(|v| v.span()),
-        ),
-        (
-            "queue_capacity",
-            s.queue_capacity.as_ref().map(|v| v.span()),
-        ),
-        ("min_backoff", s.min_backoff.as_ref().map(|v| v.span())),
-        ("max_backoff", s.max_backoff.as_ref().map(|v| v.span())),
-    ];
-    for (key, span) in spans {
-        if let Some(span) = span {
-            r.span(
-                span,
-                format!(
-                    "`{key}` is a setting of a prometheus_remote_write sink, not of an alertmanager sink"
-                ),
-                format!("remove `{key}`"),
-            );
-        }
-    }
-}
-
-/// Reports this sink's own keys set on a sink of another kind.
-pub fn refuse_own_keys(r: &mut Report<'_>, s: &SinkFile, kind: &str) {
-    let spans = [
-        (
-            "resend_interval",
-            s.resend_interval.as_ref().map(|v| v.span()),
-        ),
-        ("generator_url", s.generator_url.as_ref().map(|v| v.span())),
-    ];
-    for (key, span) in spans {
-        if let Some(span) = span {
-            r.span(
-                span,
-                format!("`{key}` is a setting of an alertmanager sink, not of a {kind} sink"),
-                format!("remove `{key}`, or use kind = \"{KIND}\""),
-            );
-        }
     }
 }
 

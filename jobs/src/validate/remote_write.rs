@@ -132,45 +132,6 @@ pub fn check(
     })
 }
 
-/// Reports each remote-write-only key set on a sink of another kind.
-pub fn refuse_keys(r: &mut Report<'_>, s: &SinkFile, kind: &str) {
-    let spans = [
-        ("url", s.url.as_ref().map(|v| v.span())),
-        ("timestamp", s.timestamp.as_ref().map(|v| v.span())),
-        (
-            "external_labels",
-            s.external_labels.as_ref().map(|v| v.span()),
-        ),
-        (
-            "bearer_token_file",
-            s.bearer_token_file.as_ref().map(|v| v.span()),
-        ),
-        ("basic_auth", s.basic_auth.as_ref().map(|v| v.span())),
-        ("timeout", s.timeout.as_ref().map(|v| v.span())),
-        (
-            "max_samples_per_send",
-            s.max_samples_per_send.as_ref().map(|v| v.span()),
-        ),
-        (
-            "queue_capacity",
-            s.queue_capacity.as_ref().map(|v| v.span()),
-        ),
-        ("min_backoff", s.min_backoff.as_ref().map(|v| v.span())),
-        ("max_backoff", s.max_backoff.as_ref().map(|v| v.span())),
-    ];
-    for (key, span) in spans {
-        if let Some(span) = span {
-            r.span(
-                span,
-                format!(
-                    "`{key}` is a setting of a prometheus_remote_write sink, not of a {kind} sink"
-                ),
-                format!("remove `{key}`, or use kind = \"{KIND}\""),
-            );
-        }
-    }
-}
-
 /// What the checks of [`parse_http_url`] refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlProblem {

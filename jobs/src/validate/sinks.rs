@@ -11,6 +11,7 @@ use super::names::{did_you_mean, quoted_choices};
 use super::overlap::{normalize, Overlaps};
 use super::paths::{expand_path, Relative};
 use super::remote_write;
+use super::sink_keys;
 use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
@@ -64,13 +65,8 @@ pub fn check_sinks(
         let before = r.diags.len();
         let s = sink.get_ref();
         let kind_name = s.kind.get_ref().as_str();
-        if ![remote_write::KIND, alertmanager::KIND].contains(&kind_name)
-            && KINDS.contains(&kind_name)
-        {
-            remote_write::refuse_keys(r, s, kind_name);
-        }
-        if kind_name != alertmanager::KIND && KINDS.contains(&kind_name) {
-            alertmanager::refuse_own_keys(r, s, kind_name);
+        if KINDS.contains(&kind_name) {
+            sink_keys::refuse_foreign_keys(r, s, kind_name);
         }
         let kind = match (kind_name, &s.path) {
             (remote_write::KIND, _) => remote_write::check(r, sink, relative, env)

@@ -447,3 +447,60 @@ fn max_series_defaults_and_must_leave_every_metric_a_share() {
         .unwrap()
         .contains("max_series = 100000"));
 }
+
+#[test]
+fn every_http_sink_key_on_a_jsonl_sink_is_refused_naming_the_kind_that_takes_it() {
+    let d = errors(&with(
+        r#"
+[[sink]]
+kind = "jsonl"
+path = "out.jsonl"
+url = "http://p:9090/api/v1/write"
+timestamp = "end"
+external_labels = { a = "b" }
+bearer_token_file = "/t"
+basic_auth = { username = "u", password_file = "/p" }
+timeout = "1s"
+max_samples_per_send = 10
+queue_capacity = 10
+min_backoff = "1s"
+max_backoff = "2s"
+resend_interval = "1m"
+generator_url = "http://g/"
+"#,
+    ));
+    let refused: Vec<(String, Option<String>)> = d
+        .iter()
+        .filter(|x| x.message.contains("is a setting of"))
+        .map(|x| (x.message.clone(), x.hint.clone()))
+        .collect();
+    assert_eq!(refused.len(), 12, "{refused:#?}");
+    assert!(refused.iter().any(|(m, h)| m
+        == "`generator_url` is a setting of an alertmanager sink, not of a jsonl sink"
+        && h.as_deref() == Some("remove `generator_url`, or use kind = \"alertmanager\"")));
+    assert!(refused.iter().any(|(m, _)| m
+        == "`queue_capacity` is a setting of a prometheus_remote_write sink, not of a jsonl sink"));
+}
+
+#[test]
+fn an_http_sink_refuses_the_other_http_sinks_own_keys_but_not_the_shared_ones() {
+    let d = errors(&with(
+        r#"
+[[sink]]
+kind = "prometheus_remote_write"
+url = "http://p:9090/api/v1/write"
+timeout = "5s"
+resend_interval = "1m"
+"#,
+    ));
+    let refused: Vec<_> = d
+        .iter()
+        .filter(|x| x.message.contains("is a setting of"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:#?}");
+    assert_eq!(
+        refused[0].message,
+        "`resend_interval` is a setting of an alertmanager sink, not of a prometheus_remote_write sink"
+    );
+    assert_eq!(refused[0].hint.as_deref(), Some("remove `resend_interval`"));
+}
