@@ -145,6 +145,7 @@ impl RemoteWriteSink {
             last_warning: None,
             last_rejection_log: None,
             stop_seen: None,
+            worker: None,
         };
         let guard = SenderGone(queue.clone());
         std::thread::Builder::new()

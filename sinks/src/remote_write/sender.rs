@@ -50,10 +50,38 @@ pub struct Sender {
     pub last_rejection_log: Option<Instant>,
     /// When the sender first saw the job stopping (see [`STOP_GRACE`]).
     pub stop_seen: Option<Instant>,
+    /// The thread that makes the requests, started with the first one (see
+    /// [`Sender::attempt`]).
+    pub worker: Option<RequestWorker>,
+}
+
+/// A long-lived thread that makes one request at a time for the sender, so that
+/// the sender can watch the stop flag while a request is in flight. One thread
+/// for the sink's life, not one per attempt: a receiver that stays down is
+/// retried for hours, and each attempt must cost no more than the request.
+pub struct RequestWorker {
+    requests: std::sync::mpsc::SyncSender<(Request, std::sync::mpsc::SyncSender<Answer>)>,
+}
+
+impl RequestWorker {
+    fn start() -> std::io::Result<RequestWorker> {
+        let (requests, incoming) =
+            std::sync::mpsc::sync_channel::<(Request, std::sync::mpsc::SyncSender<Answer>)>(1);
+        std::thread::Builder::new()
+            .name("remote-write-request".into())
+            .spawn(move || {
+                // Ends when the sender drops its end (the sink is gone, or it
+                // abandoned this worker in the middle of a request).
+                while let Ok((request, answer)) = incoming.recv() {
+                    let _ = answer.send(request.send());
+                }
+            })?;
+        Ok(RequestWorker { requests })
+    }
 }
 
 /// One attempt's outcome, before classification.
-enum Answer {
+pub enum Answer {
     Http {
         status: u16,
         body: String,
@@ -162,9 +190,10 @@ impl Sender {
         Some(STOP_GRACE.saturating_sub(seen.elapsed()))
     }
 
-    /// One attempt, on a helper thread: the sender waits for its answer
-    /// looking at the stop flag, and abandons it once the job stopped and
-    /// [`STOP_GRACE`] passed (the helper ends by itself at the `timeout`).
+    /// One attempt, made by the [`RequestWorker`]: the sender waits for its
+    /// answer looking at the stop flag, and abandons it (and the worker, which
+    /// ends by itself at the request's `timeout`) once the job stopped and
+    /// [`STOP_GRACE`] passed.
     fn attempt(&mut self, b: &Batch) -> Answer {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         let request = Request {
@@ -173,17 +202,22 @@ impl Sender {
             authorization: self.authorization.clone(),
             body: b.body.clone(),
         };
-        let spawned = std::thread::Builder::new()
-            .name("remote-write-request".into())
-            .spawn(move || {
-                let _ = tx.send(request.send());
-            });
-        if let Err(e) = spawned {
-            return Answer::Transport(format!("cannot start a request thread: {e}"));
+        let worker = match self.worker.take() {
+            Some(w) => w,
+            None => match RequestWorker::start() {
+                Ok(w) => w,
+                Err(e) => return Answer::Transport(format!("cannot start a request thread: {e}")),
+            },
+        };
+        if worker.requests.send((request, tx)).is_err() {
+            return Answer::Transport("the request thread ended".into());
         }
         loop {
             match rx.recv_timeout(STOP_CHECK) {
-                Ok(answer) => return answer,
+                Ok(answer) => {
+                    self.worker = Some(worker);
+                    return answer;
+                }
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
                     if self.stop_grace_left() == Some(Duration::ZERO) {
                         return Answer::Abandoned;
@@ -197,8 +231,8 @@ impl Sender {
     }
 }
 
-/// What one attempt needs, moved to its helper thread.
-struct Request {
+/// What one attempt needs, handed to the [`RequestWorker`].
+pub struct Request {
     agent: ureq::Agent,
     url: String,
     authorization: Option<String>,
