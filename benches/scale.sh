@@ -18,6 +18,7 @@
 #   benches/scale.sh                       # builds the release binaries first
 #   RUNS=5 FOLLOW=60 benches/scale.sh > results.md
 #   ITEMS="1 2 5" benches/scale.sh         # a subset (1 and 5 share their runs)
+#   ROTATIONS=3 GZIP_FROM=2 ITEMS="1 2" benches/scale.sh   # the throughput bench's layout
 #   TIDEMARK_BIN=path/to/tidemark GEN=path/to/gen-nginx-logs benches/scale.sh
 #
 # Prints a markdown report on stdout; progress on stderr. Needs /usr/bin/time, python3, awk.
@@ -33,6 +34,8 @@ BATCH=${BATCH:-10}       # item 3: lines per write(): 200 writes/s, near the iss
 WARM=${WARM:-5}
 FOLLOW=${FOLLOW:-30}
 VALUES=${VALUES:-100000} # item 4
+ROTATIONS=${ROTATIONS:-0} # items 1, 2, 5: rotated siblings per host (0 = one file per host)
+GZIP_FROM=${GZIP_FROM:-0} # siblings numbered >= this are gzipped (0 = none)
 if [ -z "${TIDEMARK_BIN:-}" ] || [ -z "${GEN:-}" ]; then
     (cd "$ROOT" && cargo build --release -p tidemark -p tidemark-bench \
         --bin tidemark --bin gen-nginx-logs >&2)
@@ -138,13 +141,13 @@ measure() {
 
 echo "# Issue 13 baseline (benches/scale.sh)"
 echo
-echo "- $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, tidemark $("$BIN" --version 2>/dev/null | head -1), git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians)"
+echo "- ROTATIONS=$ROTATIONS GZIP_FROM=$GZIP_FROM BATCH=$BATCH; $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, tidemark $("$BIN" --version 2>/dev/null | head -1), git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians)"
 
 if has 1 || has 4 || has 5; then
     echo "generating 1 host x 60 min x $LPM1 lines/min, one file, in $D/one" >&2
     LINES1=$("$GEN" --dir "$D/one" --hosts 1 --minutes 60 --lines-per-minute "$LPM1" \
-        --rotations 0 --disorder-secs 3 --seed 42 | lines_of)
-    nginx_job "$D/one/*/access.log" > "$D/one.toml"
+        --rotations "$ROTATIONS" --gzip-from "$GZIP_FROM" --disorder-secs 3 --seed 42 | lines_of)
+    nginx_job "$D/one/*/access.log*" > "$D/one.toml"
 fi
 
 if has 1 || has 5; then
@@ -182,8 +185,8 @@ fi
 if has 2; then
     echo "generating $HOSTS hosts x 60 min x $LPM2 lines/min in $D/many" >&2
     LINES2=$("$GEN" --dir "$D/many" --hosts "$HOSTS" --minutes 60 --lines-per-minute "$LPM2" \
-        --rotations 0 --disorder-secs 3 --seed 42 | lines_of)
-    nginx_job "$D/many/*/access.log" > "$D/many.toml"
+        --rotations "$ROTATIONS" --gzip-from "$GZIP_FROM" --disorder-secs 3 --seed 42 | lines_of)
+    nginx_job "$D/many/*/access.log*" > "$D/many.toml"
     : > "$D/many.runs"
     for i in $(seq "$RUNS"); do
         echo "item 2, run $i/$RUNS" >&2
@@ -205,6 +208,7 @@ fi
 if has 4; then
     echo "item 4: rewriting remote_addr to one of $VALUES values" >&2
     mkdir -p "$D/wide/web-1"
+    [ "$ROTATIONS" = 0 ] || { echo "item 4 needs ROTATIONS=0" >&2; exit 1; }
     awk -v n="$VALUES" 'BEGIN { srand(42) }
         { v = int(rand() * n); i = index($0, " ")
           print "10." int(v / 65536) "." int(v / 256) % 256 "." v % 256 substr($0, i) }' \
