@@ -8,7 +8,8 @@
 #  3. live follow (no --until-eof) of one file that a writer (python3) appends RATE lines/s
 #     to, BATCH lines per write() (default 10; 1 = nginx without `buffer=`), event times = now: tidemark's CPU as % of a core
 #     over FOLLOW seconds (utime+stime from /proc/PID/stat, after WARM seconds of warm-up).
-#     Window latency is not measured (it needs the engine to report it);
+#     Then one run of LAT_SECS: window latency = when a window's first record shows up in
+#     the jsonl file minus (window end + max_out_of_orderness), median over the windows;
 #  4. one counter over item 1's file with a label of ~100k distinct values (remote_addr
 #     rewritten to one of VALUES addresses, drawn uniformly: ~30k series per 1-minute window)
 #     against the same counter labelled by status only: CPU ratio;
@@ -33,6 +34,7 @@ RATE=${RATE:-2000}       # item 3: lines/s
 BATCH=${BATCH:-10}       # item 3: lines per write(): 200 writes/s, near the issue's ~190 rescans/s (1 = nginx unbuffered)
 WARM=${WARM:-5}
 FOLLOW=${FOLLOW:-30}
+LAT_SECS=${LAT_SECS:-130} # item 3: one more live run this long for the window latency (0 = skip)
 VALUES=${VALUES:-100000} # item 4
 ROTATIONS=${ROTATIONS:-0} # items 1, 2, 5: rotated siblings per host (0 = one file per host)
 GZIP_FROM=${GZIP_FROM:-0} # siblings numbered >= this are gzipped (0 = none)
@@ -291,6 +293,51 @@ EOF
     awk -v p="$(col "$D/live.runs" 1)" -v c="$(col "$D/live.runs" 2)" 'BEGIN { printf "| %.1f | %.2f |\n", p, c }'
     echo
     echo "- every run (cpu% cpu-s lines-written): $(tr '\n' ';' < "$D/live.runs")"
-    echo "- window latency: not measured (needs the engine to report it)"
+    if [ "$LAT_SECS" -gt 0 ]; then
+        # Window latency: the wall time at which a window's first record shows up in the
+        # jsonl output, minus the wall time at which the watermark allows the window to
+        # close (its end + max_out_of_orderness = 5 s; the writer stamps lines with "now").
+        cat > "$D/watch.py" <<'EOF2'
+import calendar, json, os, sys, time
+path, secs = sys.argv[1], float(sys.argv[2])
+start = time.time(); pos = 0; buf = b''; seen = {}
+while time.time() - start < secs:
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        size = 0
+    if size > pos:
+        now = time.time()
+        with open(path, 'rb') as f:
+            f.seek(pos); buf += f.read(size - pos)
+        pos = size
+        *lines, buf = buf.split(b'\n')
+        for l in lines:
+            end = json.loads(l)['end']
+            if end not in seen:
+                seen[end] = now - (calendar.timegm(time.strptime(end, '%Y-%m-%dT%H:%M:%SZ')) + 5)
+    time.sleep(0.002)
+for end, lat in sorted(seen.items()):
+    print(f'{end} {1000 * lat:.0f}')
+EOF2
+        echo "item 3: window latency, one live run of ${LAT_SECS}s" >&2
+        rm -rf "$D/out" "$D/live/web-1/access.log"
+        : > "$D/live/web-1/access.log"
+        "$BIN" run "$D/live.toml" -w 1 --no-status >/dev/null 2>"$D/live.stderr" &
+        TPID=$!
+        sleep 1
+        python3 "$D/writer.py" "$D/live/web-1/access.log" "$RATE" "$LAT_SECS" "$BATCH" &
+        WPID=$!
+        python3 "$D/watch.py" "$D/out/out.jsonl" "$LAT_SECS" > "$D/lat"
+        wait "$WPID"; WPID=
+        kill -INT "$TPID"; wait "$TPID" || true; TPID=
+        if [ -s "$D/lat" ]; then
+            echo "- window latency (first record in the jsonl file after window end + 5 s), median of $(wc -l < "$D/lat") windows: $(cut -d' ' -f2 "$D/lat" | median) ms; each (window end, ms): $(tr '\n' ';' < "$D/lat")"
+        else
+            echo "- window latency: no window closed in ${LAT_SECS}s"
+        fi
+    else
+        echo "- window latency: not measured (LAT_SECS=0)"
+    fi
     echo "- tidemark's last summary: $(grep -E '^(lines read|windows emitted)' "$D/live.stderr" | tr '\n' ';')"
 fi
