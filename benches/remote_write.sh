@@ -45,54 +45,8 @@ echo "generating $HOSTS hosts x $MINUTES min x $LPM lines/host-min in $D/data" >
 LINES=$("$GEN" --dir "$D/data" --hosts "$HOSTS" --minutes "$MINUTES" --lines-per-minute "$LPM" \
     --rotations 3 --gzip-from 2 --disorder-secs 3 --seed 42 | sed -n 's/.*lines: \([0-9]*\).*/\1/p')
 
-# The nginx example job (jobs/examples/nginx.toml) with one sink: $1.
-job() {
-    cat <<EOF
-name = "nginx"
-[source]
-kind = "file"
-include = ["$D/data/*/access.log"]
-host = { path_regex = '/(?P<host>web-[0-9]+)/' }
-$2
-[parse]
-format = "nginx"
-[window]
-size = "1m"
-max_out_of_orderness = "5s"
-idle_timeout = "30s"
-[[metric]]
-name = "http_requests_total"
-kind = "counter"
-labels = ["status", "method"]
-[[metric]]
-name = "http_response_bytes_total"
-kind = "sum"
-field = "body_bytes_sent"
-labels = ["status"]
-[[metric]]
-name = "http_request_duration_seconds"
-kind = "histogram"
-field = "request_time"
-[[rule]]
-record = "status:http_requests:sum1m"
-expr = "sum by (status) (http_requests_total)"
-[[rule]]
-record = "job:http_requests:sum1m"
-expr = "sum(http_requests_total)"
-[[rule]]
-record = "job:http_response_bytes:sum1m"
-expr = "sum(http_response_bytes_total)"
-[[rule]]
-record = "job:http_request_duration_seconds:p99_1m"
-expr = "histogram_quantile(0.99, http_request_duration_seconds)"
-[[rule]]
-record = "job:http_request_duration_seconds:p50_1m"
-expr = "histogram_quantile(0.5, http_request_duration_seconds)"
-[[sink]]
-$1
-series = "all"
-EOF
-}
+# shellcheck source=benches/nginx_job.sh
+. "$ROOT/benches/nginx_job.sh"
 
 # Starts the receiver with args "$@"; sets RPID and PORT.
 start_receiver() {
@@ -119,7 +73,7 @@ measure() {
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-job "kind = \"jsonl\"
+nginx_job "$D/data/*/access.log" "kind = \"jsonl\"
 path = \"$D/out/nginx.jsonl\"" "" > "$D/jsonl.toml"
 : > "$D/jsonl.runs"
 : > "$D/rw.runs"
@@ -127,7 +81,7 @@ for i in $(seq "$RUNS"); do
     echo "run $i/$RUNS: jsonl" >&2
     measure "$D/jsonl.toml" >> "$D/jsonl.runs"
     start_receiver
-    job "kind = \"prometheus_remote_write\"
+    nginx_job "$D/data/*/access.log" "kind = \"prometheus_remote_write\"
 url = \"http://127.0.0.1:$PORT/api/v1/write\"" "" > "$D/rw.toml"
     echo "run $i/$RUNS: remote-write to 127.0.0.1:$PORT" >&2
     measure "$D/rw.toml" >> "$D/rw.runs"
@@ -155,7 +109,7 @@ echo "- every run's figures (cpu wall rss-KiB): jsonl: $(tr '\n' ';' < "$D/jsonl
 
 # 2. Memory while the receiver is down.
 start_receiver --down-after "$UP" --down-for "$DOWN"
-job "kind = \"prometheus_remote_write\"
+nginx_job "$D/data/*/access.log" "kind = \"prometheus_remote_write\"
 url = \"http://127.0.0.1:$PORT/api/v1/write\"
 queue_capacity = $CAPACITY
 max_backoff = \"1s\"" "rate_limit = \"$RATE\"" > "$D/down.toml"

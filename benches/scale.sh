@@ -58,54 +58,8 @@ median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] 
 col() { cut -d' ' -f"$2" "$1" | median; }
 lines_of() { sed -n 's/.*lines: \([0-9]*\).*/\1/p'; }
 
-# The nginx example job over the files $1 (a glob), a jsonl sink of every series.
-nginx_job() {
-    cat <<EOF
-name = "nginx"
-[source]
-kind = "file"
-include = ["$1"]
-host = { path_regex = '/(?P<host>web-[0-9]+)/' }
-[parse]
-format = "nginx"
-[window]
-size = "1m"
-max_out_of_orderness = "5s"
-idle_timeout = "30s"
-[[metric]]
-name = "http_requests_total"
-kind = "counter"
-labels = ["status", "method"]
-[[metric]]
-name = "http_response_bytes_total"
-kind = "sum"
-field = "body_bytes_sent"
-labels = ["status"]
-[[metric]]
-name = "http_request_duration_seconds"
-kind = "histogram"
-field = "request_time"
-[[rule]]
-record = "status:http_requests:sum1m"
-expr = "sum by (status) (http_requests_total)"
-[[rule]]
-record = "job:http_requests:sum1m"
-expr = "sum(http_requests_total)"
-[[rule]]
-record = "job:http_response_bytes:sum1m"
-expr = "sum(http_response_bytes_total)"
-[[rule]]
-record = "job:http_request_duration_seconds:p99_1m"
-expr = "histogram_quantile(0.99, http_request_duration_seconds)"
-[[rule]]
-record = "job:http_request_duration_seconds:p50_1m"
-expr = "histogram_quantile(0.5, http_request_duration_seconds)"
-[[sink]]
-kind = "jsonl"
-path = "$D/out/out.jsonl"
-series = "all"
-EOF
-}
+# shellcheck source=benches/nginx_job.sh
+. "$ROOT/benches/nginx_job.sh"
 
 # One counter over the files $1 labelled by $2, a jsonl sink of every series.
 label_job() {
@@ -149,7 +103,8 @@ if has 1 || has 4 || has 5; then
     echo "generating 1 host x 60 min x $LPM1 lines/min, one file, in $D/one" >&2
     LINES1=$("$GEN" --dir "$D/one" --hosts 1 --minutes 60 --lines-per-minute "$LPM1" \
         --rotations "$ROTATIONS" --gzip-from "$GZIP_FROM" --disorder-secs 3 --seed 42 | lines_of)
-    nginx_job "$D/one/*/access.log*" > "$D/one.toml"
+    nginx_job "$D/one/*/access.log*" "kind = \"jsonl\"
+path = \"$D/out/out.jsonl\"" > "$D/one.toml"
 fi
 
 if has 1 || has 5; then
@@ -188,7 +143,8 @@ if has 2; then
     echo "generating $HOSTS hosts x 60 min x $LPM2 lines/min in $D/many" >&2
     LINES2=$("$GEN" --dir "$D/many" --hosts "$HOSTS" --minutes 60 --lines-per-minute "$LPM2" \
         --rotations "$ROTATIONS" --gzip-from "$GZIP_FROM" --disorder-secs 3 --seed 42 | lines_of)
-    nginx_job "$D/many/*/access.log*" > "$D/many.toml"
+    nginx_job "$D/many/*/access.log*" "kind = \"jsonl\"
+path = \"$D/out/out.jsonl\"" > "$D/many.toml"
     : > "$D/many.runs"
     for i in $(seq "$RUNS"); do
         echo "item 2, run $i/$RUNS" >&2
@@ -242,7 +198,8 @@ fi
 
 if has 3; then
     mkdir -p "$D/live/web-1"
-    nginx_job "$D/live/*/access.log" > "$D/live.toml"
+    nginx_job "$D/live/*/access.log" "kind = \"jsonl\"
+path = \"$D/out/out.jsonl\"" > "$D/live.toml"
     cat > "$D/writer.py" <<'EOF'
 import os, sys, time
 path, rate, secs, batch = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
