@@ -142,6 +142,13 @@ impl LineBuf {
         !self.skipping && self.end > self.start
     }
 
+    /// A complete line is buffered, not yet delivered (a stopped `split`).
+    pub fn has_line(&self) -> bool {
+        !self.skipping
+            && self.end > self.start
+            && memchr::memchr(b'\n', &self.buf[self.start..self.end]).is_some()
+    }
+
     /// Offset of the first line not yet delivered, given the file's read offset.
     pub fn next_line_off(&self, read_off: u64) -> u64 {
         if self.skipping {
@@ -200,13 +207,15 @@ impl LineBuf {
         self.end -= n.min(self.end - self.start);
     }
 
-    /// Delivers every complete line in the buffer.
+    /// Delivers the complete lines in the buffer, up to the one after which
+    /// `on_line` sets `stop`.
     pub fn split<F>(
         &mut self,
         cur: &mut Cur,
         pos: &mut Option<Position>,
         counters: &mut TailCounters,
         on_line: &mut F,
+        stop: &std::cell::Cell<bool>,
     ) where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
@@ -251,6 +260,10 @@ impl LineBuf {
                     );
                 }
                 p = nl + 1;
+                if stop.get() {
+                    // The rest stays buffered for the next call.
+                    break;
+                }
                 match memchr::memchr(b'\n', &self.buf[p..self.end]) {
                     Some(i) => nl = p + i,
                     None => break,

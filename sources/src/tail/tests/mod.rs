@@ -4,6 +4,7 @@ mod gzip;
 mod park;
 mod resume;
 mod roots;
+mod stop;
 mod rotation;
 mod unreadable;
 
