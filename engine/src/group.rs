@@ -4,6 +4,7 @@
 //! This is plain code with no dataflow in it, so it can be tested directly; the
 //! source operator drives a set of these and turns closed windows into records.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -180,11 +181,14 @@ impl GroupState {
         self.reader.parkable_since()
     }
 
-    /// Reads up to `budget` bytes and aggregates their lines. `wall_ms` is the wall
+    /// Reads up to `budget` bytes and aggregates their lines, stopping after the
+    /// line that takes its watermark to `stop_at` (event-time pacing, see
+    /// [`crate::pacing`]; [`EventMs::MAX`]: no stop). `wall_ms` is the wall
     /// clock, for rejecting lines stamped too far in the future.
     pub fn read(
         &mut self,
         budget: usize,
+        stop_at: EventMs,
         now: Instant,
         wall_ms: EventMs,
         stats: &mut JobStats,
@@ -217,7 +221,8 @@ impl GroupState {
             plan,
             fixed_host: fixed_host.as_deref(),
         };
-        let status = reader.read_some(budget, now, |meta, line| {
+        let stop = Cell::new(false);
+        let status = reader.read_some_until(budget, now, &stop, |meta, line| {
             let warnings = Warnings {
                 bad_lines: &mut *warnings,
                 outliers: &mut *outlier_warnings,
@@ -226,7 +231,13 @@ impl GroupState {
             ingest_line(
                 &ctx, meta, line, parser, wm, windows, marks, warnings, stats,
             );
+            if wm.get().is_some_and(|w| w >= stop_at) {
+                stop.set(true);
+            }
         });
+        if stop.get() {
+            stats.paced_turns += 1;
+        }
         let after = self.reader.counters();
         let delivered = after.lines > self.counters.lines;
         add_counters(stats, &self.counters, &after);
@@ -376,6 +387,11 @@ impl GroupState {
             return WindowTime::MAX;
         }
         first_open_window(self.wm.get(), self.plan.window_ms)
+    }
+
+    /// Its watermark, `None` before its first line (what pacing compares).
+    pub fn watermark(&self) -> Option<EventMs> {
+        self.wm.get()
     }
 
     /// The first window its watermark leaves open, finished or not: what it

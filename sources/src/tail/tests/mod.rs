@@ -4,8 +4,8 @@ mod gzip;
 mod park;
 mod resume;
 mod roots;
-mod stop;
 mod rotation;
+mod stop;
 mod unreadable;
 
 use std::fs::{self, File, OpenOptions};

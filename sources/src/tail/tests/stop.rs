@@ -27,7 +27,10 @@ fn read_stopping(live: &Path, every: usize, follow: bool, rest: &[String]) -> Ve
         if stop.get() && out.len() < rest.len() {
             stops += 1;
             assert_eq!(st, ReadStatus::More, "a stopped read has more to read");
-            assert!(t.parkable_since().is_none(), "lines are buffered: not parkable");
+            assert!(
+                t.parkable_since().is_none(),
+                "lines are buffered: not parkable"
+            );
             // Restarting from the position gives exactly what is left.
             let mut again = Tailer::new(live.to_path_buf(), opts(false), t.position());
             let left: Vec<String> = collect_meta(&mut again, now)
@@ -54,7 +57,11 @@ fn a_stopped_read_resumes_after_its_last_line_across_siblings() {
     fs::write(&live, new).unwrap();
     want.extend(lines);
     for every in [1, 7, 64] {
-        assert_eq!(read_stopping(&live, every, false, &want), want, "every {every}");
+        assert_eq!(
+            read_stopping(&live, every, false, &want),
+            want,
+            "every {every}"
+        );
     }
 }
 
