@@ -171,6 +171,16 @@ impl GroupState {
         self.reader.is_parked()
     }
 
+    /// Closes its file wherever reading is in it (see [`Tailer::park_paused`]).
+    pub fn park_paused(&mut self) -> bool {
+        self.reader.park_paused()
+    }
+
+    /// Lines read but not delivered yet (a turn stopped by pacing).
+    pub fn has_buffered_lines(&self) -> bool {
+        self.reader.has_buffered_lines()
+    }
+
     /// Closes its live file if idle at its end (see [`Tailer::park`]).
     pub fn park(&mut self) -> bool {
         self.reader.park()
@@ -183,12 +193,16 @@ impl GroupState {
 
     /// Reads up to `budget` bytes and aggregates their lines, stopping after the
     /// line that takes its watermark to `stop_at` (event-time pacing, see
-    /// [`crate::pacing`]; [`EventMs::MAX`]: no stop). `wall_ms` is the wall
-    /// clock, for rejecting lines stamped too far in the future.
+    /// [`crate::pacing`]; [`EventMs::MAX`]: no stop). With `buffered_only`, only
+    /// lines already read are delivered: no file is opened (a group closed
+    /// mid-read reads on without a descriptor). `wall_ms` is the wall clock, for
+    /// rejecting lines stamped too far in the future.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
         budget: usize,
         stop_at: EventMs,
+        buffered_only: bool,
         now: Instant,
         wall_ms: EventMs,
         stats: &mut JobStats,
@@ -222,7 +236,7 @@ impl GroupState {
             fixed_host: fixed_host.as_deref(),
         };
         let stop = Cell::new(false);
-        let status = reader.read_some_until(budget, now, &stop, |meta, line| {
+        let on_line = |meta: tidemark_sources::tail::LineMeta<'_>, line: &[u8]| {
             let warnings = Warnings {
                 bad_lines: &mut *warnings,
                 outliers: &mut *outlier_warnings,
@@ -234,7 +248,12 @@ impl GroupState {
             if wm.get().is_some_and(|w| w >= stop_at) {
                 stop.set(true);
             }
-        });
+        };
+        let status = if buffered_only {
+            reader.read_buffered_until(&stop, on_line)
+        } else {
+            reader.read_some_until(budget, now, &stop, on_line)
+        };
         if stop.get() {
             stats.paced_turns += 1;
         }

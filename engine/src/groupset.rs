@@ -433,12 +433,14 @@ impl GroupSet {
                 continue;
             }
             let held = self.groups[i].holds_file();
-            if !held && open >= share {
+            // Closed mid-read with lines still buffered: those need no descriptor.
+            let buffered_only = !held && open >= share && self.groups[i].has_buffered_lines();
+            if !held && !buffered_only && open >= share {
                 // Its turn waits until another group is idle at its end (or, in a
                 // finite run, finished): lines are late, never lost. Waiting for
                 // a descriptor, it holds no one back (those that hold one must
                 // read on to free it).
-                if !self.park_one_other(i) {
+                if !self.park_one_other(i) && !self.park_one_ahead(i) {
                     self.turns[i] = Turn::Quiet;
                     continue;
                 }
@@ -446,7 +448,14 @@ impl GroupSet {
             }
             let g = &mut self.groups[i];
             let before = stats.bytes_read;
-            let status = g.read(chunk.min(budget), horizon.stop_at(), now, wall_ms, stats);
+            let status = g.read(
+                chunk.min(budget),
+                horizon.stop_at(),
+                buffered_only,
+                now,
+                wall_ms,
+                stats,
+            );
             self.turns[i] = match status {
                 ReadStatus::More => Turn::More,
                 ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
@@ -524,6 +533,27 @@ impl GroupSet {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Keeps this worker within its share of `max_open_files` when no file is
+    /// idle at its end: closes mid-read the file of the group furthest ahead of
+    /// group `behind` by event time (see [`crate::pacing`]). It reads on from
+    /// its buffered lines, then opens its file again when a descriptor is free.
+    /// Without this, with more groups than descriptors, the groups holding one
+    /// would read their whole backlog before the others start, and every window
+    /// would stay open until then. Returns whether one was closed.
+    fn park_one_ahead(&mut self, behind: usize) -> bool {
+        let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
+        let pick = (0..self.groups.len())
+            .filter(|&j| j != behind && self.turns[j] == Turn::More)
+            .filter(|&j| self.groups[j].holds_file())
+            .filter_map(|j| Some((self.groups[j].watermark()?, j)))
+            .filter(|&(wm, _)| wm > from)
+            .max_by_key(|&(wm, _)| wm);
+        match pick {
+            Some((_, j)) => self.groups[j].park_paused(),
+            None => false,
         }
     }
 

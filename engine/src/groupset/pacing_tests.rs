@@ -179,3 +179,35 @@ fn a_quiet_host_does_not_stall_a_live_fleet() {
     );
     assert!(!gs.groups[0].is_finished() && !gs.groups[1].is_finished());
 }
+
+/// More groups than descriptors: the groups ahead close their files mid-read
+/// for the ones behind, so the fleet still reads in step, within its share.
+#[test]
+fn more_groups_than_descriptors_still_read_in_step() {
+    let d = tempfile::tempdir().unwrap();
+    let lines: u64 = (0..12).map(|h| write_host(d.path(), h, 60, 20)).sum();
+    let mut gs = groupset(job(d.path(), 3), false, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    let mut worst = 0;
+    for _ in 0..100_000 {
+        gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        let open = gs.groups.iter().filter(|g| g.holds_file()).count();
+        assert!(open <= 3, "{open} files open");
+        for g in &mut gs.groups {
+            g.close_windows(|_, _| {});
+        }
+        let frontier = gs.first_open(wall);
+        if frontier == WindowTime::MAX {
+            break;
+        }
+        let ahead = gs.groups.iter().map(|g| g.watermark_window()).max();
+        let span = ahead.map_or(0, |a| (a as i64 - frontier as i64) / MINUTE + 1);
+        worst = worst.max(span);
+    }
+    assert_eq!(stats.lines_read, lines);
+    assert!(worst <= 4, "{worst} windows alive at once");
+    assert!(stats.reopens > 0, "{stats:?}");
+}

@@ -22,6 +22,7 @@ use crate::file::roots::AllowedRoots;
 // fields. They import shared types from `super::state`, never this file's.
 mod changed;
 mod park;
+mod pause;
 mod resume;
 mod switch;
 mod unreadable;

@@ -108,6 +108,11 @@ impl Tailer {
         let Src::Closed { mtime, .. } = cur.src else {
             return false;
         };
+        // Closed in the middle of a rotated file, or without follow
+        // (`park_paused`): it is read on to its end, changed or not.
+        if !cur.live_now || !self.opts.follow {
+            return false;
+        }
         std::fs::metadata(&cur.path).is_ok_and(|m| {
             m.dev() == cur.id.dev
                 && m.ino() == cur.id.ino
