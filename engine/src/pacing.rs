@@ -26,12 +26,20 @@ use crate::time::EventMs;
 /// What an input's slot holds when it sets no limit (nothing to read).
 const NO_LIMIT: EventMs = EventMs::MAX;
 
-/// How far (event time) an input may run ahead of the slowest: one window. Each
-/// input then has at most about two windows with data (plus what
-/// `max_out_of_orderness` keeps open), and a turn reads about one window's worth
-/// of its lines. Larger bounds cost memory; smaller ones more turns per line.
+/// How many windows an input may run ahead of the slowest. Memory grows with
+/// it (about that many windows of every input alive at once); CPU falls with it:
+/// each turn reads about that many windows of one input, and switching inputs
+/// every few lines leaves each one's state cold in the cache. Measured on 2,000
+/// hosts x 60 one-minute windows (18 lines a minute, benches/README.md "Issue 13:
+/// event-time pacing"): 1 window 131 MiB and +35% CPU over reading by bytes;
+/// 2: 144 MiB, +16%; 4: 156 MiB, +12%; 6: 162 MiB, +6% (reading by bytes: 460 MiB).
+/// Instructions are the same whatever the bound (callgrind).
+pub const BOUND_WINDOWS: i64 = 6;
+
+/// How far (event time) an input may run ahead of the slowest:
+/// [`BOUND_WINDOWS`] windows, at least a second.
 pub fn default_bound_ms(window_ms: i64) -> EventMs {
-    window_ms.max(1_000)
+    window_ms.saturating_mul(BOUND_WINDOWS).max(1_000)
 }
 
 /// Where one input stands before a round of turns.
