@@ -28,11 +28,15 @@
 # C again on a smaller input (CG_MINUTES x CG_LPM lines per host per minute) with BOTH
 # members under `valgrind --tool=callgrind --trace-children=no`, and B under callgrind on
 # the same input, counting from the submit (`callgrind_control -z`) to the member's exit
-# (stopped once the output is complete). For each member: total instructions (Ir) and the inclusive Ir of timely's
-# serialization (`Bytesable::{into_bytes,from_bytes,length_in_bytes}` of `Message`, which
-# call bincode and the engine's serde impls) and of its network threads (`tcp::send_loop`,
-# `tcp::recv_loop`). User-space instructions only: the kernel's TCP work is not in them
-# (see the system CPU of C in the timed runs).
+# (stopped once the output is complete). For each member: total instructions (Ir) and the
+# inclusive Ir of timely's encoding (its zero-copy `Pusher::push`, into which
+# `Message::into_bytes` is inlined: bincode, the engine's serde impls, hdrhistogram's V2
+# format) and decoding (`Message::from_bytes`), of its network threads (`tcp::send_loop`,
+# `tcp::recv_loop`), of reading, parsing and aggregating (`GroupSet::read_round`) and of
+# worker 0's serial part (`to_stage2`: the max_series cut's records and rule inputs; the
+# jsonl sink's `write_window`). User-space instructions only: the kernel's TCP work is
+# not in them (see the system CPU of C in the timed runs).
+# TIMED=0 skips the timed runs (callgrind only).
 #
 #   benches/cluster.sh                     # builds the release binaries first
 #   RUNS=5 benches/cluster.sh > results.md
@@ -50,6 +54,7 @@ LPM=${LPM:-5000}           # 8 hosts x 60 min x 5,000 = 2.4 M lines
 IDLE=${IDLE:-200ms}
 POLL=${POLL:-0.05}
 TIMEOUT=${TIMEOUT:-600}    # seconds a cluster run may take before the bench gives up
+TIMED=${TIMED:-1}
 CALLGRIND=${CALLGRIND:-1}
 CG_MINUTES=${CG_MINUTES:-10}
 CG_LPM=${CG_LPM:-2000}     # 8 x 10 x 2,000 = 160k lines under callgrind
@@ -236,43 +241,45 @@ echo "# Issue 13, item 6: 2-process cluster against one process (benches/cluster
 echo
 echo "- $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, tidemark $("$BIN" --version 2>/dev/null | head -1), git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians); idle_timeout=$IDLE"
 
-echo "generating $HOSTS hosts x $MINUTES min x $LPM lines/min in $D/big" >&2
-LINES=$(generate "$HOSTS" "$MINUTES" "$LPM" big)
-prepare big
-RECS=$(wc -l < "$D/big.ref")
-: > "$D/A.runs"; : > "$D/B.runs"; : > "$D/C.runs"
-for i in $(seq "$RUNS"); do
-    echo "run $i/$RUNS: A (run -w 2), B (cluster of 1, -w 2), C (cluster of 2, -w 1 each)" >&2
-    run_a big >> "$D/A.runs"
-    start_cluster 1 2 big ""
-    measure_cluster big "$D/big-one.toml" "$RECS" >> "$D/B.runs"
-    stop_members
-    start_cluster 2 1 big ""
-    measure_cluster big "$D/big-two.toml" "$RECS" >> "$D/C.runs"
-    stop_members
-done
-echo
-echo "## $HOSTS hosts x $MINUTES min, $LINES lines ($((HOSTS / 2)) hosts per member in C), nginx job, $RECS records"
-echo
-echo "| variant | wall s | lines/s (wall) | wall to all but the last window s | CPU s (all processes) | lines/CPU-s | of which system CPU s |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-awk -v w="$(col "$D/A.runs" 2)" -v c="$(col "$D/A.runs" 1)" -v l="$LINES" \
-    'BEGIN { printf "| A. `run --until-eof -w 2` | %.2f | %.0f | – | %.2f | %.0f | – |\n", w, l / w, c, l / c }'
-for v in B C; do
-    # The CPU column is the median of each run's sum over the members.
-    awk '{ print $2 + $3, $4 + $5 }' "$D/$v.runs" > "$D/$v.cpu"
-    awk -v v="$v" -v w="$(col "$D/$v.runs" 1)" -v m="$(col "$D/$v.runs" 8)" -v c="$(col "$D/$v.cpu" 1)" -v s="$(col "$D/$v.cpu" 2)" -v l="$LINES" -v idle="$IDLE" \
-        'BEGIN { name = (v == "B") ? "B. `cluster -w 2`, one process" : "C. `cluster -n 2 -w 1`, two processes";
-                 printf "| %s (to the last record, incl. idle_timeout %s) | %.2f | %.0f | %.2f | %.2f | %.0f | %.2f |\n", name, idle, w, l / w, m, c, l / c, s }'
-done
-echo
-awk -v a="$(col "$D/C.runs" 2)" -v b="$(col "$D/C.runs" 3)" 'BEGIN { printf "- C per member (median CPU s): member 0 %.2f, member 1 %.2f\n", a, b }'
-awk -v s="$(col "$D/C.runs" 6)" -v r="$(col "$D/C.runs" 7)" -v l="$LINES" -v n="$RECS" \
-    'BEGIN { printf "- C exchanged over its TCP connection (ss -ti, member 0 side): member 0 -> 1: %.0f bytes, member 1 -> 0: %.0f bytes; %.1f bytes per input line, %.0f bytes per output record\n", s, r, (s + r) / l, (s + r) / n }'
-echo "- every run: A (cpu wall): $(tr '\n' ';' < "$D/A.runs")"
-echo "- B (wall cpu0 - sys0 - sent recv mid): $(tr '\n' ';' < "$D/B.runs")"
-echo "- C (wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid): $(tr '\n' ';' < "$D/C.runs")"
-rm -rf "$D/big"
+if [ "$TIMED" = 1 ]; then
+    echo "generating $HOSTS hosts x $MINUTES min x $LPM lines/min in $D/big" >&2
+    LINES=$(generate "$HOSTS" "$MINUTES" "$LPM" big)
+    prepare big
+    RECS=$(wc -l < "$D/big.ref")
+    : > "$D/A.runs"; : > "$D/B.runs"; : > "$D/C.runs"
+    for i in $(seq "$RUNS"); do
+        echo "run $i/$RUNS: A (run -w 2), B (cluster of 1, -w 2), C (cluster of 2, -w 1 each)" >&2
+        run_a big >> "$D/A.runs"
+        start_cluster 1 2 big ""
+        measure_cluster big "$D/big-one.toml" "$RECS" >> "$D/B.runs"
+        stop_members
+        start_cluster 2 1 big ""
+        measure_cluster big "$D/big-two.toml" "$RECS" >> "$D/C.runs"
+        stop_members
+    done
+    echo
+    echo "## $HOSTS hosts x $MINUTES min, $LINES lines ($((HOSTS / 2)) hosts per member in C), nginx job, $RECS records"
+    echo
+    echo "| variant | wall s | lines/s (wall) | wall to all but the last window s | CPU s (all processes) | lines/CPU-s | of which system CPU s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    awk -v w="$(col "$D/A.runs" 2)" -v c="$(col "$D/A.runs" 1)" -v l="$LINES" \
+        'BEGIN { printf "| A. `run --until-eof -w 2` | %.2f | %.0f | – | %.2f | %.0f | – |\n", w, l / w, c, l / c }'
+    for v in B C; do
+        # The CPU column is the median of each run's sum over the members.
+        awk '{ print $2 + $3, $4 + $5 }' "$D/$v.runs" > "$D/$v.cpu"
+        awk -v v="$v" -v w="$(col "$D/$v.runs" 1)" -v m="$(col "$D/$v.runs" 8)" -v c="$(col "$D/$v.cpu" 1)" -v s="$(col "$D/$v.cpu" 2)" -v l="$LINES" -v idle="$IDLE" \
+            'BEGIN { name = (v == "B") ? "B. `cluster -w 2`, one process" : "C. `cluster -n 2 -w 1`, two processes";
+                     printf "| %s (to the last record, incl. idle_timeout %s) | %.2f | %.0f | %.2f | %.2f | %.0f | %.2f |\n", name, idle, w, l / w, m, c, l / c, s }'
+    done
+    echo
+    awk -v a="$(col "$D/C.runs" 2)" -v b="$(col "$D/C.runs" 3)" 'BEGIN { printf "- C per member (median CPU s): member 0 %.2f, member 1 %.2f\n", a, b }'
+    awk -v s="$(col "$D/C.runs" 6)" -v r="$(col "$D/C.runs" 7)" -v l="$LINES" -v n="$RECS" \
+        'BEGIN { printf "- C exchanged over its TCP connection (ss -ti, member 0 side): member 0 -> 1: %.0f bytes, member 1 -> 0: %.0f bytes; %.1f bytes per input line, %.0f bytes per output record\n", s, r, (s + r) / l, (s + r) / n }'
+    echo "- every run: A (cpu wall): $(tr '\n' ';' < "$D/A.runs")"
+    echo "- B (wall cpu0 - sys0 - sent recv mid): $(tr '\n' ';' < "$D/B.runs")"
+    echo "- C (wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid): $(tr '\n' ';' < "$D/C.runs")"
+    rm -rf "$D/big"
+fi
 
 if [ "$CALLGRIND" = 1 ]; then
     echo "callgrind: generating $HOSTS hosts x $CG_MINUTES min x $CG_LPM lines/min" >&2
@@ -282,17 +289,23 @@ if [ "$CALLGRIND" = 1 ]; then
     mkdir -p "$D/cg"
     # @P@ becomes the member's number.
     vg() { echo "valgrind --tool=callgrind --trace-children=no --callgrind-out-file=$D/cg/$1-@P@"; }
-    # Inclusive Ir of the functions matching $2 in callgrind output $1 (each matching
-    # function counted once; they do not call each other), and the total.
-    share() {
-        callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null |
+    # Inclusive Ir of the functions matching $2 in callgrind output $1, and the total. Only
+    # each function's own entry counts (the one naming its object file): callgrind also
+    # lists the code inlined into it under other source files, which that entry includes
+    # (checked against --toggle-collect on to_stage2).
+    incl() {
+        callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$1" 2>/dev/null |
             awk -v re="$2" '
                 /PROGRAM TOTALS/ { gsub(",", "", $1); total = $1 }
-                $0 ~ re { gsub(",", "", $1); s += $1 }
+                $0 ~ re && / \[\/[^]]*\]$/ { gsub(",", "", $1); s += $1 }
                 END { printf "%d %d\n", total, s }'
     }
-    SER='Bytesable>::(into_bytes|from_bytes|length_in_bytes)'
+    # Encoding: timely's zero-copy pusher (Message::into_bytes inlined: bincode, the
+    # engine's serde impls, hdrhistogram's V2 format) and decoding (Message::from_bytes).
+    ENC='zero_copy::push_pull::Pusher<T,P> as timely_communication::Push<T>>::push|channels::Message<T,C> as timely_communication::Bytesable>::from_bytes'
     NET='zero_copy::tcp::(send_loop|recv_loop)'
+    LOCAL='groupset::GroupSet::read_round'
+    W0='series_limit::to_stage2|JsonlSink as tidemark_engine::sink::Sink>::write_window'
     echo "callgrind: C, both members under callgrind ($CG_LINES lines)" >&2
     start_cluster 2 1 small "$(vg two)"
     ZERO=1 measure_cluster small "$D/small-two.toml" "$CG_RECS" > "$D/cgC.run"
@@ -302,21 +315,25 @@ if [ "$CALLGRIND" = 1 ]; then
     ZERO=1 measure_cluster small "$D/small-one.toml" "$CG_RECS" > "$D/cgB.run"
     stop_members
     echo
-    echo "## Instructions (callgrind), $CG_LINES lines ($HOSTS hosts x $CG_MINUTES min), same job"
+    echo "## Instructions (callgrind), $CG_LINES lines ($HOSTS hosts x $CG_MINUTES min), same job, $CG_RECS records"
     echo
-    echo "| process | total Ir | serialization Ir (% of total) | network threads Ir (% of total) |"
-    echo "|---|---:|---:|---:|"
-    tot=0
+    echo "| process | total Ir | encoding + decoding Ir (share) | network threads Ir (share) | reading, parsing, aggregating Ir | worker 0's cut, records and jsonl sink Ir |"
+    echo "|---|---:|---:|---:|---:|---:|"
     for f in "$D/cg/two-0" "$D/cg/two-1" "$D/cg/one-0"; do
         case "$f" in */two-*) who="C, member ${f##*-}" ;; *) who="B, one process" ;; esac
-        read -r t s <<< "$(share "$f" "$SER")"
-        read -r _ n <<< "$(share "$f" "$NET")"
-        echo "$f $t $s $n" >> "$D/cg.rows"
-        awk -v who="$who" -v t="$t" -v s="$s" -v n="$n" \
-            'BEGIN { printf "| %s | %d | %d (%.1f%%) | %d (%.1f%%) |\n", who, t, s, 100 * s / t, n, 100 * n / t }'
+        read -r t e <<< "$(incl "$f" "$ENC")"
+        read -r _ n <<< "$(incl "$f" "$NET")"
+        read -r _ l <<< "$(incl "$f" "$LOCAL")"
+        read -r _ w <<< "$(incl "$f" "$W0")"
+        echo "$f $t $e $n $l $w" >> "$D/cg.rows"
+        awk -v who="$who" -v t="$t" -v e="$e" -v n="$n" -v l="$l" -v w="$w" \
+            'BEGIN { printf "| %s | %d | %d (%.1f%%) | %d (%.2f%%) | %d | %d |\n", who, t, e, 100 * e / t, n, 100 * n / t, l, w }'
     done
-    awk '$1 ~ /\/two-/ { c += $2; cs += $3; cn += $4 } $1 ~ /\/one-/ { b += $2 }
-         END { printf "\n- C (both members) %d Ir against B %d Ir: %+.1f%%; serialization + network threads: %.1f%% of C'"'"'s instructions\n", c, b, 100 * (c - b) / b, 100 * (cs + cn) / c }' "$D/cg.rows"
+    awk -v lines="$CG_LINES" -v recs="$CG_RECS" '
+        $1 ~ /\/two-/ { c += $2; ce += $3; cn += $4 } $1 ~ /\/one-/ { b += $2; bl = $5; bw = $6 }
+        END { printf "\n- C (both members) %d Ir against B %d Ir: %+.1f%%; encoding + network threads: %.1f%% of C'"'"'s instructions\n", c, b, 100 * (c - b) / b, 100 * (ce + cn) / c
+              printf "- B: reading, parsing, aggregating %.0f Ir per line (%.1f%% of all); worker 0'"'"'s serial part %.0f Ir per output record (%.1f%% of all)\n", bl / lines, 100 * bl / b, bw / recs, 100 * bw / b }' "$D/cg.rows"
     if [ -n "$CG_KEEP" ]; then mkdir -p "$CG_KEEP" && cp "$D"/cg/* "$CG_KEEP"/; fi
-    echo "- serialization = inclusive Ir of \`$SER\` (timely's Message encoding: bincode and the engine's serde impls); network threads = inclusive Ir of \`$NET\`"
+    printf -- '- inclusive Ir of: encoding + decoding `%s`; network threads `%s`; reading `%s`; worker 0 `%s`\n' "$ENC" "$NET" "$LOCAL" "$W0"
+    echo "- totals include timely's progress tracking and scheduling, which grow with how often the workers step (timing, load), in both layouts; the other columns do not depend on timing, but encoding includes progress messages"
 fi
