@@ -36,6 +36,10 @@ mod json;
 mod logfmt;
 mod names;
 mod nginx;
+#[cfg(test)]
+mod nginx_diff_tests;
+#[cfg(test)]
+mod nginx_reference;
 mod number;
 mod regex;
 mod timestamp;
@@ -133,7 +137,10 @@ impl Span {
 }
 
 enum Inner {
-    Nginx,
+    /// Whether the job uses `method`, `path` or `protocol`.
+    Nginx {
+        split_request: bool,
+    },
     Json(json::JsonParser),
     Logfmt(logfmt::LogfmtParser),
     Regex(regex::RegexParser),
@@ -166,7 +173,8 @@ impl LineParser {
                 let keys = all
                     .map(|f| nginx::position(f).ok_or_else(|| unknown(f, "nginx", &NGINX_FIELDS)))
                     .collect::<Result<Vec<_>, _>>()?;
-                (Inner::Nginx, keys, NGINX_FIELDS.len())
+                let split_request = nginx::needs_request_split(&keys);
+                (Inner::Nginx { split_request }, keys, NGINX_FIELDS.len())
             }
             Format::Json | Format::Logfmt => {
                 let (names, keys) = dedup(all);
@@ -218,7 +226,9 @@ impl LineParser {
         self.scratch.clear();
         self.spans.fill(Span::Missing);
         match &mut self.inner {
-            Inner::Nginx => nginx::parse(text, &mut self.spans)?,
+            Inner::Nginx { split_request } => {
+                nginx::parse(text.as_bytes(), &mut self.spans, *split_request)?
+            }
             Inner::Json(p) => p.parse(text, &mut self.spans, &mut self.scratch)?,
             Inner::Logfmt(p) => p.parse(text, &mut self.spans, &mut self.scratch)?,
             Inner::Regex(p) => p.parse(text, &mut self.spans)?,
