@@ -32,6 +32,7 @@
 //! Event times are milliseconds since the Unix epoch, rounded down (towards the
 //! past), and always within the range `jiff::Timestamp` can represent.
 
+mod bytes;
 mod json;
 mod logfmt;
 mod names;

@@ -28,8 +28,8 @@
 //! and the value of every field are exactly those of the scanner before issue 13,
 //! kept as the test-only `nginx_reference.rs` and compared on random hostile lines
 //! by `nginx_diff_tests.rs`. What changed is how: most fields are a few bytes long,
-//! shorter than a `memchr` call's set-up, so searches first look at a few bytes in a
-//! plain loop and hand longer stretches to `memchr`; `$request` is split into
+//! shorter than a `memchr` call's set-up, so searches look at the first bytes
+//! eight at a time before calling `memchr` (`bytes.rs`); `$request` is split into
 //! method, path and protocol only when the job uses one of them.
 //!
 //! Taking `$request_time` from the end of the line without finding the closing
@@ -37,8 +37,8 @@
 //! (a raw `"` followed by a space inside the user agent, a custom format with an
 //! extra quoted field) that are a `FormatMismatch` today, and so change the numbers.
 
+use super::bytes::{find, find2, rfind};
 use super::{LineError, Span};
-use memchr::{memchr, memchr2, memrchr};
 
 // Spans are indexed like this list (the constants below are its positions).
 use tidemark_jobs::NGINX_FIELDS as FIELDS;
@@ -129,35 +129,6 @@ pub(crate) fn parse(b: &[u8], spans: &mut [Span], split_request: bool) -> Result
     Ok(())
 }
 
-/// How many bytes a search looks at in a plain loop before it calls `memchr`:
-/// identities, users, status codes, sizes, methods and a `-` referer are shorter
-/// than that, and a `memchr` call costs about as much as a loop over this many
-/// bytes (measured with callgrind).
-const SHORT: usize = 8;
-
-/// Index of the first `c` at or after `from` (`None` past the end).
-#[inline]
-fn find(b: &[u8], from: usize, c: u8) -> Option<usize> {
-    let rest = b.get(from..)?;
-    let head = &rest[..rest.len().min(SHORT)];
-    match head.iter().position(|&x| x == c) {
-        Some(n) => Some(from + n),
-        None => memchr(c, &rest[head.len()..]).map(|n| from + head.len() + n),
-    }
-}
-
-/// Index of the first `"` or backslash at or after `from` (`None` past the end);
-/// `head` bytes are looked at in a loop first.
-#[inline]
-fn find_quote_or_backslash(b: &[u8], from: usize, head: usize) -> Option<usize> {
-    let rest = b.get(from..)?;
-    let head = &rest[..rest.len().min(head)];
-    match head.iter().position(|&x| x == b'"' || x == b'\\') {
-        Some(n) => Some(from + n),
-        None => memchr2(b'"', b'\\', &rest[head.len()..]).map(|n| from + head.len() + n),
-    }
-}
-
 /// A non-empty run of bytes up to the next space: (end of token, start of next).
 #[inline]
 fn token(b: &[u8], start: usize) -> Result<(usize, usize), LineError> {
@@ -168,11 +139,10 @@ fn token(b: &[u8], start: usize) -> Result<(usize, usize), LineError> {
 }
 
 /// What must follow a closing quote (unless it ends the line).
-#[derive(Clone, Copy, PartialEq)]
+#[derive(Clone, Copy)]
 enum Then {
     Space,
     /// `" "`: the referer's quote is followed by the user agent's opening one.
-    /// Referers are often `-`: searched with a short loop first.
     SpaceQuote,
 }
 
@@ -180,10 +150,9 @@ enum Then {
 /// or ends the line. A backslash escapes the byte after it.
 #[inline]
 fn closing_quote(b: &[u8], start: usize, then: Then) -> Result<usize, LineError> {
-    let head = if then == Then::SpaceQuote { SHORT } else { 0 };
     let mut i = start;
     loop {
-        let j = find_quote_or_backslash(b, i, head).ok_or(MISMATCH)?;
+        let j = find2(b, i, b'"', b'\\').ok_or(MISMATCH)?;
         if b[j] == b'\\' {
             i = j + 2;
             continue;
@@ -207,12 +176,8 @@ fn split(b: &[u8], start: usize, end: usize, spans: &mut [Span]) {
     let Some(first) = find(&b[..end], start, b' ') else {
         return;
     };
-    // The protocol is short: look back a few bytes before asking memrchr.
-    let tail_from = end.saturating_sub(SHORT).max(first);
-    let last = match b[tail_from..end].iter().rposition(|&c| c == b' ') {
-        Some(n) => tail_from + n,
-        None => first + memrchr(b' ', &b[first..tail_from]).unwrap_or(0),
-    };
+    // From the end: the protocol is short. `first` is a space, so there is one.
+    let last = rfind(b, first, end, b' ').unwrap_or(first);
     spans[METHOD] = Span::Line(start, first);
     if first == last {
         spans[PATH] = Span::Line(first + 1, end);
