@@ -31,6 +31,11 @@
 //!
 //! Event times are milliseconds since the Unix epoch, rounded down (towards the
 //! past), and always within the range `jiff::Timestamp` can represent.
+//!
+//! A line that is not valid UTF-8 is read with U+FFFD replacements
+//! ([`Parsed::lossy_utf8`]), whichever of its fields the job uses. The nginx scanner
+//! checks every line in full whatever fields the job uses (see `nginx.rs`), so which
+//! lines are accepted never depends on the job's labels.
 
 mod bytes;
 mod json;
