@@ -1,6 +1,7 @@
 //! The nginx scanner against the scanner it replaced (`nginx_reference.rs`): on
 //! random lines built from nasty pieces, the same accept/reject decision and the
-//! same span for every field. The seed is printed; `NGINX_DIFF_SEED=N` repeats a run.
+//! same span for every field. The seed is printed; `NGINX_DIFF_SEED=N` repeats a run,
+//! `NGINX_DIFF_CASES=N` makes it longer (default 20,000 lines).
 
 use super::nginx::{self, METHOD, PATH, PROTOCOL};
 use super::{nginx_reference, LineError, Span};
@@ -175,7 +176,12 @@ fn scanner_matches_the_reference_on_hostile_lines() {
     let seed = seed();
     eprintln!("nginx_diff: seed {seed} (NGINX_DIFF_SEED={seed} to repeat)");
     let (accepted, total) = (std::cell::Cell::new(0u32), std::cell::Cell::new(0u32));
-    let result = runner(seed, 20_000).run(&line(), |bytes| {
+    // NGINX_DIFF_CASES=1000000 for a longer hunt.
+    let cases = std::env::var("NGINX_DIFF_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20_000);
+    let result = runner(seed, cases).run(&line(), |bytes| {
         total.set(total.get() + 1);
         let ok = reference(&String::from_utf8_lossy(&bytes)).is_ok();
         accepted.set(accepted.get() + u32::from(ok));
