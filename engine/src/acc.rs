@@ -94,6 +94,69 @@ pub(crate) struct Accepted {
     scaled: u64,
 }
 
+/// Below this, an integer `N` of billionths (or millionths) read from a decimal is
+/// also what today's float path makes of the same text: `v = digits / 10^frac` is
+/// correctly rounded (relative error ≤ 2^-53), so `v × 10^9` is within
+/// `N × 2^-53 ≤ 1/8` of `N`, its float within 1/16 more, and `.round()` gives `N`.
+const EXACT_BELOW: u64 = 1 << 50;
+
+/// 10^0 ..= 10^9: a decimal's digits to billionths.
+const POW10: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+impl Accepted {
+    /// A decimal read straight to the fixed-point terms `kind` needs, without a
+    /// float: bit for bit what [`Acc::accept`] makes of the same text through
+    /// `parse_number`. `None` where that is not certain (more fraction digits than
+    /// the scale holds, a magnitude near 2^50): the caller takes the float path.
+    #[inline]
+    pub(crate) fn from_decimal(
+        kind: tidemark_jobs::MetricKind,
+        d: tidemark_sources::parse::Decimal,
+    ) -> Option<Result<Accepted, &'static str>> {
+        use tidemark_jobs::MetricKind;
+        // Billionths: the sum's scale.
+        let term = |d: tidemark_sources::parse::Decimal| -> Option<i128> {
+            let n = d
+                .digits
+                .checked_mul(*POW10.get(9usize.checked_sub(d.frac as usize)?)?)?;
+            (n < EXACT_BELOW).then_some(if d.neg { -(n as i128) } else { n as i128 })
+        };
+        match kind {
+            MetricKind::Counter | MetricKind::Gauge => Some(Ok(Accepted::default())),
+            MetricKind::Sum => Some(Ok(Accepted {
+                term: term(d)?,
+                scaled: 0,
+            })),
+            MetricKind::Histogram => {
+                if d.neg && d.digits != 0 {
+                    return Some(Err("negative_histogram_value"));
+                }
+                // Millionths, a histogram's scale: whole when the text has at most
+                // 6 fraction digits, then exactly its term / 1000.
+                if d.frac > 6 {
+                    return None;
+                }
+                let term = term(d)?;
+                Some(Ok(Accepted {
+                    term,
+                    scaled: (term.unsigned_abs() / 1000) as u64,
+                }))
+            }
+        }
+    }
+}
+
 /// One series' state in one window. Each variant knows how many lines it holds,
 /// so that a series left out under `max_series` counts them.
 ///

@@ -6,16 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tidemark_jobs::MetricKind;
-use tidemark_sources::parse::{parse_number, LineParser, Parsed};
+use tidemark_sources::parse::{parse_decimal, parse_number, LineParser, Parsed};
 
-use crate::acc::Acc;
+use crate::acc::{Acc, Accepted};
 use crate::key::{cmp_keys, push_key_part, SeriesKey};
-use crate::plan::Plan;
+use crate::plan::{MetricPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
-type SeriesMap = HashMap<SeriesKey, Acc, ahash::RandomState>;
+type SeriesMap = HashMap<SeriesKey, u32, ahash::RandomState>;
 
 /// Parses a line and takes its event time, or says why the line cannot be used
 /// (counted in `stats.parse_errors` under that reason; the caller logs it).
@@ -70,21 +70,73 @@ pub fn explain(reason: &'static str) -> &'static str {
     }
 }
 
-/// One window's state: per metric, its series.
+/// One window's state: per metric, its series, and where a line's series are.
 struct WindowAgg {
     start: EventMs,
     metrics: Vec<MetricSeries>,
+    lines: LineCache,
 }
 
 /// One metric's series in one window, at most 1.5 × its share of `max_series`
 /// (see [`crate::limit`]).
 #[derive(Default)]
 struct MetricSeries {
+    /// Each series' key and its state's index in `accs`: an index, unlike a
+    /// reference, can be remembered in the [`LineCache`].
     map: SeriesMap,
+    accs: Vec<Acc>,
     /// Set once the metric had more series than its share: the last key kept. A
     /// key that sorts after it cannot be among the share that sort first, so such
     /// a series is not created.
     bound: Option<SeriesKey>,
+}
+
+/// A series of a metric, as a [`LineCache`] remembers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Not looked up yet (the line's value was refused, or the cache is new).
+    Unknown,
+    /// Past the metric's bound: lines of it are dropped. Stays true until the
+    /// next cut, which clears the cache ([`MetricSeries::cut_to`] only lowers
+    /// the bound, but it also moves states).
+    Refused,
+    /// The state at this index of [`MetricSeries::accs`].
+    At(u32),
+}
+
+/// Per window, the key of a line's host and label values (every label any metric
+/// reads, [`Plan::line_slots`]) to its series in each metric: lines repeat a few
+/// combinations, so most lines are one lookup instead of one per metric. Only a
+/// cache — a line it does not know is looked up metric by metric as before, and
+/// it is cleared whenever a metric's series move — so what a window holds is
+/// exactly what one lookup per metric gives. Holds at most `1.5 × max_series`
+/// keys; past that, new combinations are not remembered.
+#[derive(Default)]
+struct LineCache {
+    /// Key to the offset of its entry in `slots` (one [`Slot`] per metric).
+    map: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    slots: Vec<Slot>,
+}
+
+impl LineCache {
+    /// The offset of `key`'s slots, added if new and there is room.
+    fn entry(&mut self, key: &[u8], metrics: usize, cap: usize) -> Option<usize> {
+        if let Some(&off) = self.map.get(key) {
+            return Some(off as usize);
+        }
+        if self.map.len() >= cap {
+            return None;
+        }
+        let off = self.slots.len();
+        self.slots.resize(off + metrics, Slot::Unknown);
+        self.map.insert(key.into(), off as u32);
+        Some(off)
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.slots.clear();
+    }
 }
 
 impl MetricSeries {
@@ -94,19 +146,50 @@ impl MetricSeries {
             .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater)
     }
 
+    /// The series of `key` (`Slot::At`, and whether it was created now), or
+    /// `Slot::Refused` if it is new and sorts after the bound.
+    fn find_or_create(&mut self, key: &[u8], kind: MetricKind) -> (Slot, bool) {
+        if let Some(&i) = self.map.get(key) {
+            return (Slot::At(i), false);
+        }
+        if self.refuses(key) {
+            return (Slot::Refused, false);
+        }
+        let i = self.accs.len() as u32;
+        self.accs.push(empty_acc(kind));
+        self.map.insert(key.into(), i);
+        (Slot::At(i), true)
+    }
+
+    /// Every series, emptying the metric.
+    fn take_all(&mut self) -> Vec<(SeriesKey, Acc)> {
+        let mut accs: Vec<Option<Acc>> = self.accs.drain(..).map(Some).collect();
+        self.map
+            .drain()
+            .filter_map(|(key, i)| Some((key, accs.get_mut(i as usize)?.take()?)))
+            .collect()
+    }
+
+    fn put_all(&mut self, all: Vec<(SeriesKey, Acc)>) {
+        for (key, acc) in all {
+            self.map.insert(key, self.accs.len() as u32);
+            self.accs.push(acc);
+        }
+    }
+
     /// Keeps the `share` series that sort first; returns the lines of the others.
     #[cold]
     fn cut_to(&mut self, share: usize) -> u64 {
-        let mut all: Vec<(SeriesKey, Acc)> = self.map.drain().collect();
+        let mut all = self.take_all();
         let Some(last) = share.checked_sub(1).filter(|&l| l < all.len()) else {
-            self.map.extend(all);
+            self.put_all(all);
             return 0;
         };
         all.select_nth_unstable_by(last, |a, b| cmp_keys(&a.0, &b.0));
         let dropped = all[share..].iter().map(|(_, acc)| acc.lines()).sum();
         all.truncate(share);
         self.bound = Some(all[last].0.clone());
-        self.map.extend(all);
+        self.put_all(all);
         dropped
     }
 }
@@ -138,7 +221,9 @@ impl SeriesState {
 #[derive(Default)]
 pub struct OpenWindows {
     windows: Vec<WindowAgg>,
+    /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
+    metric_key_buf: Vec<u8>,
 }
 
 impl OpenWindows {
@@ -156,59 +241,45 @@ impl OpenWindows {
         stats: &mut JobStats,
     ) {
         let w = window_for(&mut self.windows, start, plan.metrics.len());
-        let key_buf = &mut self.key_buf;
+        let cap = plan.max_series.saturating_add(plan.max_series / 2);
+        // The line's entry in the window's cache: looked up when a metric first
+        // needs its series (`None`: not yet; `Some(None)`: not cached).
+        let mut entry: Option<Option<usize>> = plan.line_slots.is_none().then_some(None);
         for (m, mp) in plan.metrics.iter().enumerate() {
-            let value = match mp.kind {
-                MetricKind::Counter => 0.0,
-                _ => {
-                    let raw = mp.value_slot.and_then(|s| parsed.field(s));
-                    match raw.map(parse_number) {
-                        Some(Some(v)) => v,
-                        Some(None) => {
-                            stats.count_value_error(&mp.name, "not_a_number");
-                            continue;
-                        }
-                        None => {
-                            stats.count_value_error(&mp.name, "field_missing");
-                            continue;
-                        }
-                    }
-                }
+            let Some((accepted, value)) = value_of(mp, parsed, stats) else {
+                continue;
             };
-            let accepted = match Acc::accept(mp.kind, value) {
-                Ok(a) => a,
-                Err(reason) => {
-                    stats.count_value_error(&mp.name, reason);
-                    continue;
-                }
-            };
-            key_buf.clear();
-            push_key_part(key_buf, host);
-            for &s in &mp.label_slots {
-                push_key_part(key_buf, parsed.field(s).unwrap_or(""));
-            }
+            let off = *entry.get_or_insert_with(|| {
+                let slots = plan.line_slots.as_deref().unwrap_or_default();
+                build_key(&mut self.key_buf, host, slots, parsed);
+                w.lines.entry(&self.key_buf, plan.metrics.len(), cap)
+            });
             let series = &mut w.metrics[m];
-            let mut created = false;
-            let acc = match series.map.get_mut(key_buf.as_slice()) {
-                Some(a) => a,
-                None => {
-                    if series.refuses(key_buf) {
-                        stats.count_series_dropped(&mp.name, 1);
-                        continue;
+            let cached = off.map_or(Slot::Unknown, |o| w.lines.slots[o + m]);
+            let (slot, created) = match cached {
+                Slot::Unknown => {
+                    build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
+                    let found = series.find_or_create(&self.metric_key_buf, mp.kind);
+                    if let Some(o) = off {
+                        w.lines.slots[o + m] = found.0;
                     }
-                    created = true;
-                    series
-                        .map
-                        .entry(key_buf.as_slice().into())
-                        .or_insert_with(|| empty_acc(mp.kind))
+                    found
                 }
+                known => (known, false),
             };
-            if let Err(reason) = acc.add_accepted(accepted, value, t) {
+            let Slot::At(i) = slot else {
+                stats.count_series_dropped(&mp.name, 1);
+                continue;
+            };
+            if let Err(reason) = series.accs[i as usize].add_accepted(accepted, value, t) {
                 stats.count_value_error(&mp.name, reason);
             }
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
                 let dropped = series.cut_to(plan.series_share);
                 stats.count_series_dropped(&mp.name, dropped);
+                // The metric's states moved: what the cache remembers is void.
+                w.lines.clear();
+                entry = Some(None);
             }
         }
     }
@@ -226,9 +297,9 @@ impl OpenWindows {
             .take_while(|w| below.is_none_or(|b| (w.start as WindowTime) < b))
             .count();
         for w in self.windows.drain(..closed) {
-            for (m, series) in w.metrics.into_iter().enumerate() {
+            for (m, mut series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
-                for (key, acc) in series.map {
+                for (key, acc) in series.take_all() {
                     emit(
                         w.start as WindowTime,
                         SeriesState {
@@ -248,6 +319,45 @@ impl OpenWindows {
     pub fn len(&self) -> usize {
         self.windows.len()
     }
+}
+
+/// The key of `host` and the values of `slots` (a missing field reads as empty).
+#[inline]
+fn build_key(buf: &mut Vec<u8>, host: &str, slots: &[usize], parsed: &Parsed<'_>) {
+    buf.clear();
+    push_key_part(buf, host);
+    for &s in slots {
+        push_key_part(buf, parsed.field(s).unwrap_or(""));
+    }
+}
+
+/// A line's value for metric `mp`, converted for its kind (and the value itself,
+/// which only a gauge keeps), or `None` once the reason it cannot be used is
+/// counted. A plain decimal goes straight to the fixed-point terms where that is
+/// exact ([`Accepted::from_decimal`]); anything else through a float, as always.
+#[inline]
+fn value_of(mp: &MetricPlan, parsed: &Parsed<'_>, stats: &mut JobStats) -> Option<(Accepted, f64)> {
+    if mp.kind == MetricKind::Counter {
+        return Some((Accepted::default(), 0.0));
+    }
+    let Some(raw) = mp.value_slot.and_then(|s| parsed.field(s)) else {
+        stats.count_value_error(&mp.name, "field_missing");
+        return None;
+    };
+    let direct = match mp.kind {
+        MetricKind::Gauge => None,
+        kind => parse_decimal(raw).and_then(|d| Accepted::from_decimal(kind, d)),
+    };
+    let accepted = match direct {
+        Some(a) => a.map(|a| (a, 0.0)),
+        None => match parse_number(raw) {
+            Some(v) => Acc::accept(mp.kind, v).map(|a| (a, v)),
+            None => Err("not_a_number"),
+        },
+    };
+    accepted
+        .map_err(|reason| stats.count_value_error(&mp.name, reason))
+        .ok()
 }
 
 fn empty_acc(kind: MetricKind) -> Acc {
@@ -278,6 +388,7 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
                 WindowAgg {
                     start,
                     metrics: (0..metrics).map(|_| MetricSeries::default()).collect(),
+                    lines: LineCache::default(),
                 },
             );
             at
