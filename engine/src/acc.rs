@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 mod hist;
 pub use hist::Hist;
+#[cfg(test)]
+pub(crate) mod seeded;
 
 /// Billionths: values are summed as whole multiples of 1e-9.
 const SUM_SCALE: f64 = 1e9;
@@ -357,6 +359,66 @@ mod tests {
         h.record(2.0).unwrap();
         assert_eq!(Acc::Hist(Box::new(h)).lines(), 2);
         assert_eq!(Acc::Count(7).lines(), 7);
+    }
+
+    /// Every text `from_decimal` takes gets bit for bit the terms the float path
+    /// (`parse_number`, then `accept`) gives it, and the usual log values do take
+    /// the direct path.
+    #[test]
+    fn decimals_read_directly_give_the_float_paths_terms() {
+        use proptest::prelude::*;
+        use tidemark_jobs::MetricKind;
+        use tidemark_sources::parse::{parse_decimal, parse_number};
+        let kinds = [MetricKind::Sum, MetricKind::Histogram, MetricKind::Counter];
+        // Digits around every scale and around 2^50 billionths (~1125899.9).
+        let text = prop_oneof![
+            "[-+]?[0-9]{0,8}(\\.[0-9]{0,11})?",
+            "[-+]?1125[0-9]{3}(\\.[0-9]{0,9})?",
+            "[-+]?[0-9]{0,15}(\\.[0-9]{0,15})?",
+            "-?0\\.0{0,8}[0-9]{0,3}",
+        ];
+        let direct = std::cell::Cell::new(0u32);
+        seeded::runner("decimals_read_directly", 20_000)
+            .run(&(text, 0..kinds.len()), |(s, k)| {
+                let kind = kinds[k];
+                let Some(got) = parse_decimal(&s).and_then(|d| Accepted::from_decimal(kind, d))
+                else {
+                    return Ok(());
+                };
+                direct.set(direct.get() + 1);
+                let v = parse_number(&s).expect("parse_number reads every plain decimal");
+                prop_assert_eq!(got, Acc::accept(kind, v), "{:?} as {:?}", s, kind);
+                Ok(())
+            })
+            .unwrap();
+        let direct = direct.get();
+        assert!(direct > 10_000, "only {direct} texts took the direct path");
+        for (s, kind) in [
+            ("0.123", MetricKind::Histogram),
+            ("2409", MetricKind::Sum),
+            ("-0", MetricKind::Histogram),
+            ("-0.5", MetricKind::Histogram),
+            ("1125899.90684262", MetricKind::Sum),
+        ] {
+            let d = parse_decimal(s).unwrap();
+            assert_eq!(
+                Accepted::from_decimal(kind, d),
+                Some(Acc::accept(kind, parse_number(s).unwrap())),
+                "{s}"
+            );
+        }
+        // Not certain, so left to the float path.
+        for (s, kind) in [
+            ("0.0000005", MetricKind::Histogram),
+            ("0.0000000005", MetricKind::Sum),
+            ("1125899.90684263", MetricKind::Sum),
+        ] {
+            assert_eq!(
+                Accepted::from_decimal(kind, parse_decimal(s).unwrap()),
+                None,
+                "{s}"
+            );
+        }
     }
 
     #[test]

@@ -398,4 +398,6 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
 }
 
 #[cfg(test)]
+mod model;
+#[cfg(test)]
 mod tests;
