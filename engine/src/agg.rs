@@ -75,6 +75,9 @@ struct WindowAgg {
     start: EventMs,
     metrics: Vec<MetricSeries>,
     lines: LineCache,
+    /// Lines added, up to [`OpenWindows::cache_after`]: a window of a few lines
+    /// (one host among thousands) would pay for its cache more than it saves.
+    added: u32,
 }
 
 /// One metric's series in one window, at most 1.5 × its share of `max_series`
@@ -217,16 +220,43 @@ impl SeriesState {
     }
 }
 
+/// Lines a window takes before its [`LineCache`] is used: below that a window
+/// is looked up metric by metric (a cache entry costs more than a lookup per
+/// metric for a combination seen once or twice).
+const CACHE_AFTER: u32 = 64;
+
 /// Open windows, ascending by start (usually one or two).
-#[derive(Default)]
 pub struct OpenWindows {
     windows: Vec<WindowAgg>,
+    /// Lines a window takes before it caches where a line's series are.
+    cache_after: u32,
     /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
     metric_key_buf: Vec<u8>,
 }
 
+impl Default for OpenWindows {
+    fn default() -> Self {
+        OpenWindows {
+            windows: Vec::new(),
+            cache_after: CACHE_AFTER,
+            key_buf: Vec::new(),
+            metric_key_buf: Vec::new(),
+        }
+    }
+}
+
 impl OpenWindows {
+    /// Windows whose line cache starts after `lines` lines (tests: any value
+    /// must give the same windows).
+    #[cfg(test)]
+    fn caching_after(lines: u32) -> Self {
+        OpenWindows {
+            cache_after: lines,
+            ..OpenWindows::default()
+        }
+    }
+
     /// Folds a parsed line stamped `t` (in the window starting at `start`) into
     /// every metric of the plan. A value a metric cannot use is counted; the line
     /// still counts for the others. A series past its metric's share of
@@ -244,7 +274,9 @@ impl OpenWindows {
         let cap = plan.max_series.saturating_add(plan.max_series / 2);
         // The line's entry in the window's cache: looked up when a metric first
         // needs its series (`None`: not yet; `Some(None)`: not cached).
-        let mut entry: Option<Option<usize>> = plan.line_slots.is_none().then_some(None);
+        let use_cache = plan.line_slots.is_some() && w.added >= self.cache_after;
+        w.added = w.added.saturating_add(1);
+        let mut entry: Option<Option<usize>> = (!use_cache).then_some(None);
         for (m, mp) in plan.metrics.iter().enumerate() {
             let Some((accepted, value)) = value_of(mp, parsed, stats) else {
                 continue;
@@ -389,6 +421,7 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
                     start,
                     metrics: (0..metrics).map(|_| MetricSeries::default()).collect(),
                     lines: LineCache::default(),
+                    added: 0,
                 },
             );
             at

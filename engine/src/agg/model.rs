@@ -193,13 +193,14 @@ fn one_lookup_per_line_gives_the_windows_of_one_lookup_per_metric() {
     let cases = (
         prop::sample::select(vec![5usize, 10, 25, 60, 100_000]),
         prop::collection::vec(line(), 0..400),
+        prop::sample::select(vec![0u32, 1, 30, super::CACHE_AFTER]),
     );
     seeded::runner("one_lookup_per_line", 200)
-        .run(&cases, |(max_series, lines)| {
+        .run(&cases, |(max_series, lines, cache_after)| {
             let job = job(max_series);
             let plan = Plan::new(&job);
             let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
-            let (mut got, mut want) = (OpenWindows::default(), Naive::default());
+            let (mut got, mut want) = (OpenWindows::caching_after(cache_after), Naive::default());
             let (mut got_stats, mut want_stats) = (JobStats::default(), JobStats::default());
             for (sec, db, a, b, v, w) in &lines {
                 let mut text = format!(

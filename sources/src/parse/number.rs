@@ -37,25 +37,38 @@ pub fn parse_decimal(s: &str) -> Option<Decimal> {
         b'+' => (false, &b[1..]),
         _ => (false, b),
     };
+    // The integer part, then the fraction: no per-digit bookkeeping of the point.
+    // Wrapping: more than 15 digits are refused below, whatever they added up to.
     let mut digits: u64 = 0;
-    let mut n = 0u32;
-    let mut frac = 0u32;
-    let mut dot = false;
-    for &c in body {
-        if c.is_ascii_digit() {
-            digits = digits * 10 + u64::from(c - b'0');
-            n += 1;
-            frac += u32::from(dot);
-            if n > DECIMAL_DIGITS {
-                return None;
-            }
-        } else if c == b'.' && !dot {
-            dot = true;
-        } else {
-            return None;
+    let mut i = 0;
+    while let Some(d) = body
+        .get(i)
+        .map(|c| c.wrapping_sub(b'0'))
+        .filter(|&d| d < 10)
+    {
+        digits = digits.wrapping_mul(10).wrapping_add(u64::from(d));
+        i += 1;
+    }
+    let int_digits = i;
+    let mut frac = 0;
+    if body.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(d) = body
+            .get(i)
+            .map(|c| c.wrapping_sub(b'0'))
+            .filter(|&d| d < 10)
+        {
+            digits = digits.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
+            frac += 1;
         }
     }
-    (n > 0).then_some(Decimal { neg, digits, frac })
+    let n = int_digits + frac;
+    (i == body.len() && n > 0 && n <= DECIMAL_DIGITS as usize).then_some(Decimal {
+        neg,
+        digits,
+        frac: frac as u32,
+    })
 }
 
 /// Fast number parse for metric values: integers and decimals ("123", "-4.5",
