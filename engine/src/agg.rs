@@ -3,6 +3,9 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
+use indexmap::IndexMap;
 use std::sync::Arc;
 
 use tidemark_jobs::MetricKind;
@@ -15,7 +18,7 @@ use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
-type SeriesMap = HashMap<SeriesKey, u32, ahash::RandomState>;
+type SeriesMap = IndexMap<SeriesKey, Acc, ahash::RandomState>;
 
 /// Parses a line and takes its event time, or says why the line cannot be used
 /// (counted in `stats.parse_errors` under that reason; the caller logs it).
@@ -74,7 +77,9 @@ pub fn explain(reason: &'static str) -> &'static str {
 struct WindowAgg {
     start: EventMs,
     metrics: Vec<MetricSeries>,
-    lines: LineCache,
+    /// Made when the window first uses it: most windows of a job with thousands
+    /// of hosts never do.
+    lines: Option<Box<LineCache>>,
     /// Lines added, up to [`OpenWindows::cache_after`]: a window of a few lines
     /// (one host among thousands) would pay for its cache more than it saves.
     added: u32,
@@ -84,10 +89,9 @@ struct WindowAgg {
 /// (see [`crate::limit`]).
 #[derive(Default)]
 struct MetricSeries {
-    /// Each series' key and its state's index in `accs`: an index, unlike a
+    /// Each series' key and state, by key and by index: an index, unlike a
     /// reference, can be remembered in the [`LineCache`].
     map: SeriesMap,
-    accs: Vec<Acc>,
     /// Set once the metric had more series than its share: the last key kept. A
     /// key that sorts after it cannot be among the share that sort first, so such
     /// a series is not created.
@@ -103,7 +107,7 @@ enum Slot {
     /// next cut, which clears the cache ([`MetricSeries::cut_to`] only lowers
     /// the bound, but it also moves states).
     Refused,
-    /// The state at this index of [`MetricSeries::accs`].
+    /// The state at this index of [`MetricSeries::map`].
     At(u32),
 }
 
@@ -143,56 +147,45 @@ impl LineCache {
 }
 
 impl MetricSeries {
-    fn refuses(&self, key: &[u8]) -> bool {
-        self.bound
-            .as_deref()
-            .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater)
-    }
-
     /// The series of `key` (`Slot::At`, and whether it was created now), or
     /// `Slot::Refused` if it is new and sorts after the bound.
     fn find_or_create(&mut self, key: &[u8], kind: MetricKind) -> (Slot, bool) {
-        if let Some(&i) = self.map.get(key) {
-            return (Slot::At(i), false);
-        }
-        if self.refuses(key) {
-            return (Slot::Refused, false);
-        }
-        let i = self.accs.len() as u32;
-        self.accs.push(empty_acc(kind));
-        self.map.insert(key.into(), i);
-        (Slot::At(i), true)
-    }
-
-    /// Every series, emptying the metric.
-    fn take_all(&mut self) -> Vec<(SeriesKey, Acc)> {
-        let mut accs: Vec<Option<Acc>> = self.accs.drain(..).map(Some).collect();
-        self.map
-            .drain()
-            .filter_map(|(key, i)| Some((key, accs.get_mut(i as usize)?.take()?)))
-            .collect()
-    }
-
-    fn put_all(&mut self, all: Vec<(SeriesKey, Acc)>) {
-        for (key, acc) in all {
-            self.map.insert(key, self.accs.len() as u32);
-            self.accs.push(acc);
+        // Hashed once, whether the series is found or made.
+        let hash = self.map.hasher().hash_one(key);
+        match self
+            .map
+            .raw_entry_mut_v1()
+            .from_key_hashed_nocheck(hash, key)
+        {
+            RawEntryMut::Occupied(e) => (Slot::At(e.index() as u32), false),
+            RawEntryMut::Vacant(e) => {
+                let refused = self
+                    .bound
+                    .as_deref()
+                    .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
+                if refused {
+                    return (Slot::Refused, false);
+                }
+                let i = e.index();
+                e.insert_hashed_nocheck(hash, key.into(), empty_acc(kind));
+                (Slot::At(i as u32), true)
+            }
         }
     }
 
     /// Keeps the `share` series that sort first; returns the lines of the others.
     #[cold]
     fn cut_to(&mut self, share: usize) -> u64 {
-        let mut all = self.take_all();
+        let mut all: Vec<(SeriesKey, Acc)> = self.map.drain(..).collect();
         let Some(last) = share.checked_sub(1).filter(|&l| l < all.len()) else {
-            self.put_all(all);
+            self.map.extend(all);
             return 0;
         };
         all.select_nth_unstable_by(last, |a, b| cmp_keys(&a.0, &b.0));
         let dropped = all[share..].iter().map(|(_, acc)| acc.lines()).sum();
         all.truncate(share);
         self.bound = Some(all[last].0.clone());
-        self.put_all(all);
+        self.map.extend(all);
         dropped
     }
 }
@@ -284,16 +277,20 @@ impl OpenWindows {
             let off = *entry.get_or_insert_with(|| {
                 let slots = plan.line_slots.as_deref().unwrap_or_default();
                 build_key(&mut self.key_buf, host, slots, parsed);
-                w.lines.entry(&self.key_buf, plan.metrics.len(), cap)
+                let lines = w.lines.get_or_insert_with(Box::default);
+                lines.entry(&self.key_buf, plan.metrics.len(), cap)
             });
             let series = &mut w.metrics[m];
-            let cached = off.map_or(Slot::Unknown, |o| w.lines.slots[o + m]);
+            let cached = match (off, w.lines.as_deref()) {
+                (Some(o), Some(lines)) => lines.slots[o + m],
+                _ => Slot::Unknown,
+            };
             let (slot, created) = match cached {
                 Slot::Unknown => {
                     build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
                     let found = series.find_or_create(&self.metric_key_buf, mp.kind);
-                    if let Some(o) = off {
-                        w.lines.slots[o + m] = found.0;
+                    if let (Some(o), Some(lines)) = (off, w.lines.as_deref_mut()) {
+                        lines.slots[o + m] = found.0;
                     }
                     found
                 }
@@ -303,14 +300,20 @@ impl OpenWindows {
                 stats.count_series_dropped(&mp.name, 1);
                 continue;
             };
-            if let Err(reason) = series.accs[i as usize].add_accepted(accepted, value, t) {
-                stats.count_value_error(&mp.name, reason);
+            // Always there: an index comes from this map, and a cut (which moves
+            // states) clears the cache.
+            if let Some((_, acc)) = series.map.get_index_mut(i as usize) {
+                if let Err(reason) = acc.add_accepted(accepted, value, t) {
+                    stats.count_value_error(&mp.name, reason);
+                }
             }
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
                 let dropped = series.cut_to(plan.series_share);
                 stats.count_series_dropped(&mp.name, dropped);
                 // The metric's states moved: what the cache remembers is void.
-                w.lines.clear();
+                if let Some(lines) = w.lines.as_deref_mut() {
+                    lines.clear();
+                }
                 entry = Some(None);
             }
         }
@@ -329,9 +332,9 @@ impl OpenWindows {
             .take_while(|w| below.is_none_or(|b| (w.start as WindowTime) < b))
             .count();
         for w in self.windows.drain(..closed) {
-            for (m, mut series) in w.metrics.into_iter().enumerate() {
+            for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
-                for (key, acc) in series.take_all() {
+                for (key, acc) in series.map {
                     emit(
                         w.start as WindowTime,
                         SeriesState {
@@ -420,7 +423,7 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
                 WindowAgg {
                     start,
                     metrics: (0..metrics).map(|_| MetricSeries::default()).collect(),
-                    lines: LineCache::default(),
+                    lines: None,
                     added: 0,
                 },
             );
