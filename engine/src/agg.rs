@@ -80,8 +80,9 @@ struct WindowAgg {
     /// Made when the window first uses it: most windows of a job with thousands
     /// of hosts never do.
     lines: Option<Box<LineCache>>,
-    /// Lines added, up to [`OpenWindows::cache_after`]: a window of a few lines
-    /// (one host among thousands) would pay for its cache more than it saves.
+    /// Lines added (saturating): the cache is used from [`OpenWindows::cache_after`]
+    /// on, since a window of a few lines (one host among thousands) would pay for
+    /// it more than it saves.
     added: u32,
 }
 
@@ -264,7 +265,11 @@ impl OpenWindows {
         stats: &mut JobStats,
     ) {
         let w = window_for(&mut self.windows, start, plan.metrics.len());
-        let cap = plan.max_series.saturating_add(plan.max_series / 2);
+        // Offsets into the cache's slots are `u32`s.
+        let cap = plan
+            .max_series
+            .saturating_add(plan.max_series / 2)
+            .min(u32::MAX as usize / plan.metrics.len().max(1));
         // The line's entry in the window's cache: looked up when a metric first
         // needs its series (`None`: not yet; `Some(None)`: not cached).
         let use_cache = plan.line_slots.is_some() && w.added >= self.cache_after;
