@@ -16,6 +16,13 @@
 //! missing one appeared or one now resolves elsewhere, it watches them again and
 //! calls the subscription's callback (its job then rescans).
 //!
+//! A busy log is written hundreds of times a second, and each write is an
+//! event that wakes the notifier's thread. After passing on a write the thread
+//! pauses for [`WRITE_PAUSE`] ([`Throttle`]): the kernel meanwhile merges the
+//! same file's further writes into one queued event, so a followed file costs a
+//! few wakes per pause, whatever its number of writes. The first write after a
+//! quiet spell is passed on at once; a later one waits at most the pause.
+//!
 //! Locking: `watcher` is held around every watch and unwatch (notify's event thread
 //! never takes it), and is taken before a subscription's `state`; `routes` is held
 //! only briefly, by that thread to find whom to call and by `set_dirs` to change
@@ -24,13 +31,45 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::watch::{failure_warning, is_interesting};
+use crate::watch::{classify, failure_warning, Change};
 
-type Callback = Arc<dyn Fn() + Send + Sync>;
+type Callback = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// How long the notifier's thread pauses after passing on a write (see the
+/// module docs). Every job's events wait at most this long more while files
+/// are being written.
+pub const WRITE_PAUSE: Duration = Duration::from_millis(25);
+
+/// Events handled within this long after a pause ended belong to the same
+/// wake (the rest of the batch read before the pause, and what queued up
+/// during it): they do not pause again.
+const SAME_WAKE: Duration = Duration::from_micros(500);
+
+/// Decides when the notifier's thread pauses (see the module docs).
+#[derive(Debug, Default)]
+struct Throttle {
+    /// When the last pause ended.
+    resumed: Option<Instant>,
+}
+
+impl Throttle {
+    /// After a write was passed on at `now`: how long to pause, if at all.
+    fn after_write(&self, now: Instant) -> Option<Duration> {
+        match self.resumed {
+            Some(r) if now.saturating_duration_since(r) <= SAME_WAKE => None,
+            _ => Some(WRITE_PAUSE),
+        }
+    }
+
+    /// The pause ended at `now`.
+    fn resumed(&mut self, now: Instant) {
+        self.resumed = Some(now);
+    }
+}
 
 /// How often missing folders and folder links are looked at again. A job whose
 /// folders are not all watched polls meanwhile, so nothing is lost in between.
@@ -135,16 +174,23 @@ impl WatchHub {
     fn new() -> WatchHub {
         let routes = Arc::new(Mutex::new(Routes::default()));
         let for_events = routes.clone();
+        let mut throttle = Throttle::default();
         let handler = move |event: notify::Result<Event>| {
-            if event.as_ref().is_ok_and(|ev| !is_interesting(&ev.kind)) {
+            let Some(change) = classify(&event) else {
                 return;
-            }
+            };
             let targets = match for_events.lock() {
                 Ok(r) => r.targets(&event),
                 Err(_) => return,
             };
-            for call in targets {
-                call();
+            for call in &targets {
+                call(&change);
+            }
+            if matches!(change, Change::Written(_)) && !targets.is_empty() {
+                if let Some(pause) = throttle.after_write(Instant::now()) {
+                    std::thread::sleep(pause);
+                    throttle.resumed(Instant::now());
+                }
             }
         };
         let (watcher, startup_error) = match notify::recommended_watcher(handler) {
@@ -202,7 +248,7 @@ impl WatchHub {
             apply(self, id, &mut state, watcher, &given);
             drop(state);
             drop(guard);
-            (sub.call)();
+            (sub.call)(&Change::Layout);
         }
     }
 
@@ -212,6 +258,17 @@ impl WatchHub {
         &'static self,
         dirs: &[PathBuf],
         on_change: impl Fn() + Send + Sync + 'static,
+    ) -> Subscription {
+        self.subscribe_changes(dirs, move |_: &Change| on_change())
+    }
+
+    /// As [`WatchHub::subscribe`], telling `on_change` what changed: a write to
+    /// one file ([`Change::Written`]) or anything else ([`Change::Layout`]), so a
+    /// job can wake the reader of a file that grew without looking for new files.
+    pub fn subscribe_changes(
+        &'static self,
+        dirs: &[PathBuf],
+        on_change: impl Fn(&Change) + Send + Sync + 'static,
     ) -> Subscription {
         static RETRYING: std::sync::Once = std::sync::Once::new();
         RETRYING.call_once(|| self.start_retrying());
@@ -557,5 +614,61 @@ mod tests {
         let before = count.load(Ordering::SeqCst);
         std::fs::write(new.join("access.log"), b"x\n").unwrap();
         assert!(fired(&count, before));
+    }
+
+    /// A write to a file is told as a write to that file, so its job only wakes
+    /// the reader; a file created, renamed or deleted is a layout change, so
+    /// its job looks for new files.
+    #[test]
+    fn writes_are_told_apart_from_layout_changes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(tmp.path()).unwrap();
+        let log = dir.join("access.log");
+        std::fs::write(&log, b"").unwrap();
+        let seen: Arc<Mutex<Vec<Change>>> = Arc::default();
+        let s = {
+            let seen = seen.clone();
+            WatchHub::global().subscribe_changes(std::slice::from_ref(&dir), move |c| {
+                seen.lock().unwrap().push(c.clone())
+            })
+        };
+        assert!(s.is_active(), "{:?}", s.warning());
+        let count = || seen.lock().unwrap().len();
+        let wait = |n: usize| {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while count() < n && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+        std::io::Write::write_all(&mut f, b"line\n").unwrap();
+        wait(1);
+        assert_eq!(seen.lock().unwrap()[0], Change::Written(log.clone()));
+        let writes = count();
+        std::fs::rename(&log, dir.join("access.log.1")).unwrap();
+        std::fs::write(&log, b"").unwrap();
+        wait(writes + 1);
+        let after = seen.lock().unwrap()[writes..].to_vec();
+        assert_eq!(after.first(), Some(&Change::Layout), "{after:?}");
+    }
+
+    /// The notifier pauses after passing on a write, except for the events of
+    /// the same wake (those read with it, or queued during the pause): a batch
+    /// pauses once, not once per event.
+    #[test]
+    fn the_notifier_pauses_once_per_wake_after_a_write() {
+        let mut t = Throttle::default();
+        let t0 = Instant::now();
+        assert_eq!(t.after_write(t0), Some(WRITE_PAUSE), "first write");
+        let end = t0 + WRITE_PAUSE;
+        t.resumed(end);
+        // The rest of the wake: no second pause.
+        assert_eq!(t.after_write(end), None);
+        assert_eq!(t.after_write(end + SAME_WAKE), None);
+        // A later write (a new wake): pauses again.
+        assert_eq!(
+            t.after_write(end + SAME_WAKE + Duration::from_micros(1)),
+            Some(WRITE_PAUSE)
+        );
     }
 }
