@@ -241,11 +241,7 @@ mod tests {
     /// An activator whose worker is gone: `activate` fails, which the board
     /// ignores.
     fn dummy_activator() -> SyncActivator {
-        let mut act = None;
-        timely::execute_directly(|worker| {
-            act = Some(worker.sync_activator_for(vec![0]));
-        });
-        act.unwrap()
+        timely::execute_directly(|worker| worker.sync_activator_for(vec![0]))
     }
 
     /// A write to a group's live file wakes the source reading it, not the
