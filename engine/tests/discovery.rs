@@ -151,3 +151,76 @@ expr = "sum(lines)"
         "{runs} discovery runs for {APPENDS} appends in {elapsed:?} (at most {bound})"
     );
 }
+
+/// A rotation while following (the live file renamed away, a new one created
+/// and written): a layout change, so it is rediscovered, and the reader follows
+/// it. Every line is read once: those appended to the old file after the last
+/// read, and the new file's. (`tests/torture.rs` does the same under SIGKILL.)
+#[test]
+fn a_rename_and_create_rotation_while_following_reads_every_line_once() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(d.path().join("a")).unwrap();
+    let log = d.path().join("a/app.log");
+    std::fs::write(&log, "ts=1795168800000 msg=first\n").unwrap();
+    let job = tidemark_jobs::from_str(
+        r#"
+name = "rotation"
+[source]
+kind = "file"
+include = ["*/app.log"]
+poll_interval = "1h"
+[parse]
+format = "logfmt"
+timestamp = { field = "ts", format = "epoch_millis" }
+[[metric]]
+name = "lines"
+kind = "counter"
+[[rule]]
+record = "total"
+expr = "sum(lines)"
+"#,
+        "rotation.toml",
+        d.path(),
+    )
+    .unwrap();
+    let stats = Arc::new(Mutex::new(JobStats::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let opts = RunOptions {
+        stats: Some(stats.clone()),
+        ..live_options(1, stop.clone())
+    };
+    let runner = spawn_run(job, opts, Box::new(Collected::default()));
+    let lines = || stats.lock().unwrap().lines_read;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let wait_for = |n: u64| {
+        while lines() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for(1);
+    assert_eq!(lines(), 1);
+    let mut old = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    for i in 0..10u64 {
+        writeln!(old, "ts={} msg=old", 1795168801000 + i).unwrap();
+    }
+    wait_for(11);
+    // Rotated: the writer still appends to the old file through its handle, then
+    // moves to the new file.
+    std::fs::rename(&log, d.path().join("a/app.log.1")).unwrap();
+    writeln!(old, "ts=1795168802000 msg=late-old").unwrap();
+    let mut new = std::fs::File::create(&log).unwrap();
+    for i in 0..10u64 {
+        writeln!(new, "ts={} msg=new", 1795168803000 + i).unwrap();
+    }
+    wait_for(22);
+    // Lines read twice would show up as more than 22 by now.
+    std::thread::sleep(Duration::from_millis(300));
+    let (read, rotations) = {
+        let s = stats.lock().unwrap();
+        (s.lines_read, s.rotations)
+    };
+    stop.store(true, Ordering::SeqCst);
+    runner.join().unwrap().unwrap();
+    assert_eq!(read, 22, "every line once");
+    assert_eq!(rotations, 1);
+}
