@@ -242,6 +242,7 @@ impl GroupSet {
                 Discovered::default()
             };
             self.discoveries += 1;
+            stats.discovery_runs += 1;
             self.files.seed(&groups, &self.roots);
             (groups, Some(owners), Arc::new(report))
         } else {
@@ -254,6 +255,7 @@ impl GroupSet {
                 })
                 .map_err(EngineError::Discover)?;
             self.discoveries += u64::from(fresh.ran);
+            stats.discovery_runs += u64::from(fresh.ran);
             (fresh.groups, None, fresh.report)
         };
         for (i, g) in found.into_iter().enumerate() {

@@ -25,6 +25,10 @@ pub struct JobStats {
     pub files_discovered: u64,
     /// Files opened for reading (a file reopened after a rotation or parking counts again).
     pub files_opened: u64,
+    /// Times the include globs were evaluated (discovery runs, the first one
+    /// included): in live mode on a layout change (a file appeared, moved or
+    /// went away) and every few seconds as a safety net, never per write.
+    pub discovery_runs: u64,
     /// Files that could not be opened or read, or whose real path is outside the allowed
     /// roots.
     pub file_open_errors: u64,
@@ -199,6 +203,7 @@ impl JobStats {
         self.file_groups += o.file_groups;
         self.files_discovered += o.files_discovered;
         self.files_opened += o.files_opened;
+        self.discovery_runs += o.discovery_runs;
         self.file_open_errors += o.file_open_errors;
         self.truncations += o.truncations;
         self.rotations += o.rotations;

@@ -101,7 +101,8 @@ pub(super) fn reading(f: &mut Families<'_>) {
 /// The file source's rarer events, each a counter of its own.
 fn file_edges(f: &mut Families<'_>) {
     type Get = fn(&JobStats) -> u64;
-    let edges: [(&str, &str, Get); 12] = [
+    let edges: [(&str, &str, Get); 13] = [
+        ("discovery_runs", "Times the include globs were evaluated (live mode: on a file created, moved or deleted, and every few seconds as a safety net; never per write)", |s| s.discovery_runs),
         ("files_deleted_while_open", "Files deleted while open: read to their end, then closed", |s| s.deletions),
         ("resume_misses", "Resume points whose file could not be found again after a restart", |s| s.resume_misses),
         ("file_reopens", "Parked files opened again", |s| s.reopens),
