@@ -92,6 +92,10 @@ pub struct JobStats {
     pub fd_backoffs: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    /// Group turns ended early or deferred by event-time pacing: the group
+    /// reached the bound ahead of the slowest group with lines to read
+    /// ([`crate::pacing`]).
+    pub paced_turns: u64,
     /// Closed windows a stop found held back for a sink that was not ready
     /// (its receiver slow or down): not emitted; with checkpoints the next run
     /// computes them again.
@@ -243,6 +247,7 @@ impl JobStats {
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        self.paced_turns += o.paced_turns;
         self.windows_held_at_stop += o.windows_held_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;

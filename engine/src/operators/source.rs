@@ -19,6 +19,10 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{wall_clock_ms, EventMs, WindowTime};
 
+/// How soon a worker whose groups all wait for another worker's slowest group
+/// looks again (see [`crate::pacing`]).
+const PACE_RECHECK: Duration = Duration::from_millis(2);
+
 /// Partials handed on at a time when a window closes.
 const EMIT_BATCH: usize = 4096;
 
@@ -216,6 +220,10 @@ pub fn file_source<'scope>(
                     at.saturating_duration_since(now)
                         .max(Duration::from_millis(1)),
                 );
+            }
+            if groups.pace_waiting() {
+                // Its groups wait for a slower one of another worker.
+                wait = wait.min(PACE_RECHECK);
             }
             if busy {
                 activator.activate();
