@@ -285,14 +285,34 @@ series = "hosts"
         )
     };
     let vals = prop::sample::select(vec![
-        "0", "-0", "+1", "1.", ".5", "0001", "1e3", "1_000", "-", "-5", "0.1234567", "12.5",
-        "999999999999999", "1125899.906842", "NaN", "inf",
+        "0",
+        "-0",
+        "+1",
+        "1.",
+        ".5",
+        "0001",
+        "1e3",
+        "1_000",
+        "-",
+        "-5",
+        "0.1234567",
+        "12.5",
+        "999999999999999",
+        "1125899.906842",
+        "NaN",
+        "inf",
     ]);
     let line = (
         0..4u32,
         0..240u32,
         0..4u8,
-        prop::sample::select(vec!["GET / HTTP/1.1", "POST /a HTTP/1.1", "-", "GET /b", ""]),
+        prop::sample::select(vec![
+            "GET / HTTP/1.1",
+            "POST /a HTTP/1.1",
+            "-",
+            "GET /b",
+            "",
+        ]),
         prop::sample::select(vec!["200", "404", "500"]),
         vals.clone(),
         prop::option::of(vals),
