@@ -433,3 +433,93 @@ mod tests {
         assert_eq!(t.value(), -1.5e20);
     }
 }
+
+/// Review R13a: edge texts, every kind: the direct decimal path and the float
+/// path (`parse_number` then `accept`) agree, refusals included.
+#[cfg(test)]
+mod review_r13a {
+    use super::*;
+    use tidemark_jobs::MetricKind;
+    use tidemark_sources::parse::{parse_decimal, parse_number};
+
+    #[test]
+    fn edge_decimals_take_the_float_paths_terms() {
+        let mut texts: Vec<String> = [
+            "-0",
+            "+0",
+            "-0.0",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "+.5",
+            "0001",
+            "1e3",
+            "1_000",
+            " 1",
+            "1 ",
+            "-",
+            "+",
+            ".",
+            "",
+            "NaN",
+            "inf",
+            "-inf",
+            "0x10",
+            "1.2.3",
+            "--1",
+            "+-1",
+            "1-",
+            "999999999999999",
+            "99999999999999.9",
+            "9999999.99999999",
+            "0.999999999999999",
+            "000000000000001",
+            "0000000000000001",
+            "1125899.906842",
+            "1125899.906843",
+            "1125899.906842624",
+            "-1125899.906842",
+            "-0.000001",
+            "-0.0000001",
+            "-0.0000000001",
+            "0.0000001",
+            "0.000000001",
+            "0.0000000005",
+            "0.0000000015",
+            "18446744.073709551",
+            "4503599627.370496",
+            "9007199254.740993",
+            "0.1",
+            "0.2",
+            "0.3",
+            "2.675",
+            "1.005",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for d in 1..=15 {
+            for f in 0..=d {
+                let digits: String = (0..d).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+                let (a, b) = digits.split_at(d - f);
+                texts.push(format!("{a}.{b}"));
+                texts.push(format!("-{a}.{b}"));
+                texts.push(format!("{}", "9".repeat(d)));
+            }
+        }
+        for s in &texts {
+            for kind in [MetricKind::Sum, MetricKind::Histogram, MetricKind::Counter] {
+                let Some(direct) = parse_decimal(s).and_then(|d| Accepted::from_decimal(kind, d))
+                else {
+                    continue;
+                };
+                let float = match parse_number(s) {
+                    Some(v) => Acc::accept(kind, v),
+                    None => Err("not_a_number"),
+                };
+                assert_eq!(direct, float, "{s:?} as {kind:?}");
+            }
+        }
+    }
+}

@@ -236,3 +236,137 @@ fn one_lookup_per_line_gives_the_windows_of_one_lookup_per_metric() {
         })
         .unwrap();
 }
+
+/// Review R13a: an nginx job whose host is a field of each line, with labels
+/// that can be missing (`method` of a `-` request), values that are `-`, missing
+/// (`request_time`), odd decimals, and lines hours out of order (many windows
+/// open): the cache gives what one lookup per metric gives.
+#[test]
+fn review_r13a_nginx_host_per_line_and_missing_fields() {
+    let job_text = |max_series: usize| {
+        format!(
+            r#"
+name = "t"
+[source]
+kind = "file"
+include = ["/logs/*.log"]
+host = {{ field = "remote_addr" }}
+[parse]
+format = "nginx"
+[window]
+max_series = {max_series}
+max_out_of_orderness = "3h"
+[[metric]]
+name = "c"
+kind = "counter"
+labels = ["method"]
+[[metric]]
+name = "bytes"
+kind = "sum"
+field = "body_bytes_sent"
+labels = ["status", "method"]
+[[metric]]
+name = "rt"
+kind = "histogram"
+field = "request_time"
+labels = ["status"]
+[[metric]]
+name = "g"
+kind = "gauge"
+field = "body_bytes_sent"
+labels = ["path"]
+[[metric]]
+name = "all"
+kind = "counter"
+[[sink]]
+kind = "stdout"
+series = "hosts"
+"#
+        )
+    };
+    let vals = prop::sample::select(vec![
+        "0",
+        "-0",
+        "+1",
+        "1.",
+        ".5",
+        "0001",
+        "1e3",
+        "1_000",
+        "-",
+        "-5",
+        "0.1234567",
+        "12.5",
+        "999999999999999",
+        "1125899.906842",
+        "NaN",
+        "inf",
+    ]);
+    let line = (
+        0..4u32,
+        0..240u32,
+        0..4u8,
+        prop::sample::select(vec![
+            "GET / HTTP/1.1",
+            "POST /a HTTP/1.1",
+            "-",
+            "GET /b",
+            "",
+        ]),
+        prop::sample::select(vec!["200", "404", "500"]),
+        vals.clone(),
+        prop::option::of(vals),
+    );
+    let cases = (
+        prop::sample::select(vec![5usize, 7, 12, 40, 100_000]),
+        prop::collection::vec(line, 0..500),
+        prop::sample::select(vec![0u32, 1, 5, super::CACHE_AFTER]),
+    );
+    seeded::runner("review_r13a_nginx", 300)
+        .run(&cases, |(max_series, lines, cache_after)| {
+            let job = tidemark_jobs::from_str(
+                &job_text(max_series),
+                "t.toml",
+                std::path::Path::new("/"),
+            )
+            .unwrap();
+            let plan = Plan::new(&job);
+            let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+            let (mut got, mut want) = (OpenWindows::caching_after(cache_after), Naive::default());
+            let (mut got_stats, mut want_stats) = (JobStats::default(), JobStats::default());
+            for (hour, min, host, req, status, bytes, rt) in &lines {
+                let mut text = format!(
+                    "10.0.0.{host} - - [20/Nov/2026:{:02}:{:02}:{:02} +0530] \"{req}\" {status} {bytes} \"-\" \"ua\"",
+                    10 + hour,
+                    min / 60 * 7,
+                    min % 60
+                );
+                if let Some(rt) = rt {
+                    text.push(' ');
+                    text.push_str(rt);
+                }
+                let Ok((parsed, t)) = stamp(&mut parser, text.as_bytes(), i64::MAX, &mut got_stats)
+                else {
+                    continue;
+                };
+                let host = parsed.field(0).unwrap_or("").to_string();
+                let start = window_start(t, plan.window_ms);
+                got.add(&plan, &parsed, t, start, &host, &mut got_stats);
+                want.add(&plan, &parsed, t, start, &host, &mut want_stats);
+            }
+            let mut drained = Vec::new();
+            got.drain(None, |start, s| {
+                let key = s.key.to_vec();
+                drained.push((start as EventMs, s.metric, key, s.limited, state(&s.acc)));
+            });
+            drained.sort();
+            prop_assert_eq!(drained, want.drain());
+            prop_assert_eq!(&got_stats.value_errors, &want_stats.value_errors);
+            prop_assert_eq!(
+                &got_stats.series_limit_dropped,
+                &want_stats.series_limit_dropped
+            );
+            Ok(())
+        })
+        .unwrap();
+}
