@@ -24,6 +24,14 @@ fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
     Some(rest.split_at(n))
 }
 
+/// The bytes of part `n` of `key` (0 is the host); `None` past the key's end.
+pub(crate) fn key_part(mut key: &[u8], n: usize) -> Option<&[u8]> {
+    for _ in 0..n {
+        key = split_key_part(key)?.1;
+    }
+    Some(split_key_part(key)?.0)
+}
+
 /// Orders keys as `(host, label values...)` compare as strings: the order in which
 /// a window's series are merged, folded into rules and admitted under `max_series`.
 pub(crate) fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
@@ -42,7 +50,9 @@ pub(crate) fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
 
 /// The parts of a key: the host, then the label values. Keys are built from
 /// `&str`s; a part that is not UTF-8 (impossible short of memory corruption) reads
-/// as empty.
+/// as empty. (The dataflow copies parts into output labels undecoded,
+/// [`crate::labels::Labels::from_key`].)
+#[cfg(test)]
 pub(crate) fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         let (part, rest) = split_key_part(key)?;
@@ -51,8 +61,7 @@ pub(crate) fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The host and the label values of a key (only tests read a key back whole; the
-/// dataflow walks its parts with [`key_parts`]).
+/// The host and the label values of a key (only tests read a key back whole).
 #[cfg(test)]
 pub(crate) fn decode_key(key: &[u8]) -> (String, Vec<String>) {
     let mut parts = key_parts(key).map(str::to_string);

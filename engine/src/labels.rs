@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::key::{cmp_keys, push_key_part};
+use crate::key::{cmp_keys, key_part, push_key_part};
 
 /// Label pairs sorted by name. Compare and sort like the `Vec<(String, String)>`
 /// they stand for.
@@ -16,12 +16,37 @@ use crate::key::{cmp_keys, push_key_part};
 pub struct Labels(Box<[u8]>);
 
 impl Labels {
-    /// From pairs already sorted by name.
-    pub(crate) fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
-        let mut buf = Vec::new();
+    /// From pairs already sorted by name. Sized in a first pass, so the one
+    /// allocation is made at its final size (growing it cost a realloc or two
+    /// per output series).
+    pub(crate) fn from_sorted<'a, I>(pairs: I) -> Labels
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let pairs = pairs.into_iter();
+        let len = pairs.clone().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let mut buf = Vec::with_capacity(len);
         for (k, v) in pairs {
             push_key_part(&mut buf, k);
             push_key_part(&mut buf, v);
+        }
+        Labels(buf.into())
+    }
+
+    /// A host series' labels from its series key: `names` are the label names
+    /// sorted, each with the index of the key part that holds its value (every
+    /// part named once, as [`crate::plan`] lays them out). The key's parts are
+    /// built from `&str`s, so each value's bytes are copied as they are, without
+    /// decoding them again (a missing part reads as empty).
+    pub(crate) fn from_key(names: &[(String, usize)], key: &[u8]) -> Labels {
+        let len = names.iter().map(|(n, _)| 4 + n.len()).sum::<usize>() + key.len();
+        let mut buf = Vec::with_capacity(len);
+        for (name, part) in names {
+            push_key_part(&mut buf, name);
+            let value = key_part(key, *part).unwrap_or_default();
+            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            buf.extend_from_slice(value);
         }
         Labels(buf.into())
     }
@@ -172,5 +197,28 @@ mod tests {
             r#"[["host","web-1"],["status","2000"]]"#
         );
         assert!(Labels::default().is_empty());
+    }
+
+    #[test]
+    fn labels_from_a_key_are_the_labels_of_its_decoded_parts() {
+        let mut key = Vec::new();
+        for part in ["web-1", "", "GET \"x\"", "\u{e9}t\u{e9}"] {
+            push_key_part(&mut key, part);
+        }
+        // Names sorted, each with the key part of its value; part 4 is missing.
+        let names: Vec<(String, usize)> = [("a", 2), ("host", 0), ("m", 1), ("z", 3), ("zz", 4)]
+            .iter()
+            .map(|(n, p)| (n.to_string(), *p))
+            .collect();
+        let from_key = Labels::from_key(&names, &key);
+        let want = Labels::from_pairs(&[
+            ("a", "GET \"x\""),
+            ("host", "web-1"),
+            ("m", ""),
+            ("z", "\u{e9}t\u{e9}"),
+            ("zz", ""),
+        ]);
+        assert_eq!(from_key, want);
+        assert_eq!(from_key.iter().collect::<Vec<_>>(), want.iter().collect::<Vec<_>>());
     }
 }

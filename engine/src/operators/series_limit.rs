@@ -14,7 +14,7 @@ use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
 use crate::acc::Acc;
-use crate::key::{cmp_keys, key_parts};
+use crate::key::cmp_keys;
 use crate::labels::Labels;
 use crate::limit::{keep_share, Cut};
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
@@ -212,12 +212,7 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             continue;
         };
-        let parts: Vec<&str> = key_parts(&s.key).collect();
-        let labels = Labels::from_sorted(
-            mp.output_labels
-                .iter()
-                .map(|(name, part)| (name.as_str(), parts.get(*part).copied().unwrap_or(""))),
-        );
+        let labels = Labels::from_key(&mp.output_labels, &s.key);
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
