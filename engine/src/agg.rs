@@ -214,7 +214,13 @@ impl OpenWindows {
     }
 
     /// Removes the windows starting before `below` (all of them if `None`), handing
-    /// each series to `emit` with its window start. Returns how many windows.
+    /// each series to `emit` with its window start, each metric's series in key
+    /// order ([`cmp_keys`]). Returns how many windows.
+    ///
+    /// Sorted here, where a window's keys are unique (an unstable sort gives the
+    /// one order) and a series is small to move: the merge, the `max_series` cut
+    /// and the sinks after it then find their input in sorted runs, one per file
+    /// group, which their sorts merge instead of sorting again.
     pub fn drain(
         &mut self,
         below: Option<WindowTime>,
@@ -228,7 +234,9 @@ impl OpenWindows {
         for w in self.windows.drain(..closed) {
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
-                for (key, acc) in series.map {
+                let mut sorted: Vec<(SeriesKey, Acc)> = series.map.into_iter().collect();
+                sorted.sort_unstable_by(|a, b| cmp_keys(&a.0, &b.0));
+                for (key, acc) in sorted {
                     emit(
                         w.start as WindowTime,
                         SeriesState {

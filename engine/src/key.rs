@@ -34,7 +34,55 @@ pub(crate) fn key_part(mut key: &[u8], n: usize) -> Option<&[u8]> {
 
 /// Orders keys as `(host, label values...)` compare as strings: the order in which
 /// a window's series are merged, folded into rules and admitted under `max_series`.
-pub(crate) fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
+///
+/// Every window sorts its series by this, so it first finds where the two keys'
+/// bytes differ (8 bytes at a time): the parts before that are equal, and a
+/// difference inside a part's text (its length the same in both) is decided by
+/// that byte. Only a difference in a length (or a key's end) compares the parts
+/// themselves, from the first part that differs.
+pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let d = first_difference(a, b);
+    if d == a.len() && d == b.len() {
+        return Ordering::Equal;
+    }
+    // `at`: where the part holding byte `d` starts; every part before it is the
+    // same in both keys, so both keys lay it out alike up to `d`.
+    let mut at = 0;
+    while at < d {
+        let Some(len) = a[at..].first_chunk::<4>() else {
+            break;
+        };
+        let text = at + 4;
+        let end = text.saturating_add(u32::from_le_bytes(*len) as usize);
+        if d < text {
+            break; // the lengths differ
+        }
+        if d < end {
+            if end <= a.len() && end <= b.len() {
+                return a[d].cmp(&b[d]);
+            }
+            break; // a damaged key: the part-wise comparison decides
+        }
+        at = end;
+    }
+    cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
+}
+
+/// The first index where `a` and `b` differ, or the shorter one's length.
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a[i..].first_chunk::<8>(), b[i..].first_chunk::<8>()) {
+        let diff = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..].iter().zip(&b[i..]).take_while(|(x, y)| x == y).count()
+}
+
+/// [`cmp_keys`] part by part.
+fn cmp_parts(mut a: &[u8], mut b: &[u8]) -> Ordering {
     loop {
         match (split_key_part(a), split_key_part(b)) {
             (None, None) => return Ordering::Equal,
@@ -109,5 +157,48 @@ mod tests {
         let mut by_strings = parts.to_vec();
         by_strings.sort();
         assert_eq!(by_key, by_strings);
+    }
+
+    /// Every pair of keys of up to three parts drawn from values that share
+    /// prefixes, differ in length, hold NUL or non-ASCII bytes, or are longer
+    /// than a word: the keys compare as their parts do, and as the plain
+    /// part-by-part comparison does.
+    #[test]
+    fn keys_compare_as_their_parts_do_for_every_pair() {
+        let values = [
+            "", "a", "ab", "b", "\0", "a\0", "web-1", "web-10", "web-2", "10.0.0.1", "10.0.0.10",
+            "\u{e9}", "abcdefgh", "abcdefghi", "abcdefgi",
+        ];
+        let mut keys: Vec<Vec<&str>> = vec![vec![]];
+        for v in values {
+            keys.push(vec![v]);
+            for w in values {
+                keys.push(vec![v, w]);
+                for x in ["", "b", "abcdefghij"] {
+                    keys.push(vec![v, w, x]);
+                }
+            }
+        }
+        let packed: Vec<Vec<u8>> = keys.iter().map(|k| key(k)).collect();
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                let got = cmp_keys(&packed[i], &packed[j]);
+                assert_eq!(got, a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(got, cmp_parts(&packed[i], &packed[j]), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    /// A damaged key (a length past its end) compares without panicking, as
+    /// the part-by-part comparison says.
+    #[test]
+    fn damaged_keys_compare_without_panicking() {
+        let good = key(&["web-1", "abc"]);
+        let mut long = good.clone();
+        long[9..13].copy_from_slice(&100u32.to_le_bytes());
+        let short = good[..good.len() - 1].to_vec();
+        for (a, b) in [(&good, &long), (&long, &good), (&good, &short), (&short, &long)] {
+            assert_eq!(cmp_keys(a, b), cmp_parts(a, b));
+        }
     }
 }
