@@ -9,7 +9,7 @@ use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_number, LineParser, Parsed};
 
 use crate::acc::Acc;
-use crate::key::{cmp_keys, push_key_part, SeriesKey};
+use crate::key::{cmp_keys, push_key_part, sort_unique, SeriesKey};
 use crate::plan::Plan;
 use crate::series::HostPartial;
 use crate::stats::JobStats;
@@ -234,9 +234,7 @@ impl OpenWindows {
         for w in self.windows.drain(..closed) {
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
-                let mut sorted: Vec<(SeriesKey, Acc)> = series.map.into_iter().collect();
-                sorted.sort_unstable_by(|a, b| cmp_keys(&a.0, &b.0));
-                for (key, acc) in sorted {
+                for (key, acc) in sort_unique(series.map.into_iter().collect()) {
                     emit(
                         w.start as WindowTime,
                         SeriesState {

@@ -68,6 +68,65 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
     cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
 }
 
+/// Sorts a window's series of one metric by key ([`cmp_keys`]). The keys are
+/// unique (a map's), so an unstable sort gives the one order.
+///
+/// Each key gets a number that orders as its first bytes do, in an encoding
+/// that compares as the parts do (see [`order_prefix`]), taken after the host
+/// when every key has the same one (a file group's keys usually do): most pairs
+/// are then told apart by one integer comparison, and only ties compare keys.
+pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> {
+    let skip = match items.first() {
+        Some((first, _)) => {
+            let host = split_key_part(first).map_or(0, |(part, _)| 4 + part.len());
+            let same = |k: &[u8]| k.get(..host) == first.get(..host);
+            if items.iter().all(|(k, _)| same(k)) {
+                host
+            } else {
+                0
+            }
+        }
+        None => 0,
+    };
+    let mut keyed: Vec<(u64, SeriesKey, T)> = items
+        .into_iter()
+        .map(|(k, v)| (order_prefix(k.get(skip..).unwrap_or_default()), k, v))
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_keys(&a.1, &b.1)));
+    keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+/// The first 8 bytes (zero-padded) of `key`'s parts written so that plain byte
+/// order is part order: each part's bytes with NUL as `00 FF`, then `00 00`
+/// (a part that ends sorts before any that goes on). So when two keys' prefixes
+/// differ, their order is the keys' order; equal prefixes say nothing.
+fn order_prefix(mut key: &[u8]) -> u64 {
+    let mut out = [0u8; 8];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if let Some(slot) = out.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+        n < out.len()
+    };
+    while let Some((part, rest)) = split_key_part(key) {
+        for &b in part {
+            let more = if b == 0 { put(&[0, 0xff]) } else { put(&[b]) };
+            if !more {
+                return u64::from_be_bytes(out);
+            }
+        }
+        if !put(&[0, 0]) {
+            break;
+        }
+        key = rest;
+    }
+    u64::from_be_bytes(out)
+}
+
 /// The first index where `a` and `b` differ, or the shorter one's length.
 fn first_difference(a: &[u8], b: &[u8]) -> usize {
     let mut i = 0;
@@ -186,6 +245,47 @@ mod tests {
                 assert_eq!(got, a.cmp(b), "{a:?} vs {b:?}");
                 assert_eq!(got, cmp_parts(&packed[i], &packed[j]), "{a:?} vs {b:?}");
             }
+        }
+    }
+
+    /// Keys with one host and keys with many sort as their parts do; a key's
+    /// prefix never orders it against another key wrongly.
+    #[test]
+    fn sorting_unique_keys_gives_the_order_of_their_parts() {
+        let values = [
+            "", "a", "ab", "b", "\0", "\0\0", "a\0", "a\0b", "10.0.0.1", "10.0.0.10", "10.0.0.2",
+            "\u{e9}", "abcdefgh", "abcdefghi", "abcdefgi", "\u{ff}",
+        ];
+        let mut many_hosts: Vec<Vec<&str>> = Vec::new();
+        for v in values {
+            for w in values {
+                many_hosts.push(vec![v, w]);
+                many_hosts.push(vec![v, w, ""]);
+            }
+        }
+        let one_host: Vec<Vec<&str>> = many_hosts
+            .iter()
+            .map(|k| std::iter::once("web-1").chain(k.iter().copied()).collect())
+            .collect();
+        for keys in [many_hosts, one_host] {
+            let packed: Vec<Vec<u8>> = keys.iter().map(|k| key(k)).collect();
+            for (a, pa) in keys.iter().zip(&packed) {
+                for (b, pb) in keys.iter().zip(&packed) {
+                    if order_prefix(pa) < order_prefix(pb) {
+                        assert!(a < b, "{a:?} vs {b:?}");
+                    }
+                }
+            }
+            // Scrambled, then sorted.
+            let n = keys.len();
+            let items: Vec<(SeriesKey, usize)> = (0..n)
+                .map(|i| (i * 7919) % n)
+                .map(|i| (packed[i].clone().into(), i))
+                .collect();
+            let got: Vec<&Vec<&str>> = sort_unique(items).iter().map(|(_, i)| &keys[*i]).collect();
+            let mut want: Vec<&Vec<&str>> = keys.iter().collect();
+            want.sort();
+            assert_eq!(got, want);
         }
     }
 

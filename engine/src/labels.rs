@@ -63,7 +63,13 @@ impl Labels {
 
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
-        LabelIter(&self.0)
+        LabelIter {
+            rest: &self.0,
+            // One check of the whole encoding instead of one per part (sinks read
+            // every output series' labels): lengths below 128 are ASCII bytes, so
+            // it usually passes, and then each part is a slice of it.
+            text: std::str::from_utf8(&self.0).ok(),
+        }
     }
 
     /// The value of label `name`.
@@ -97,25 +103,37 @@ impl From<Vec<(String, String)>> for Labels {
 
 /// Iterates a [`Labels`]' pairs.
 #[derive(Clone)]
-pub struct LabelIter<'a>(&'a [u8]);
+pub struct LabelIter<'a> {
+    rest: &'a [u8],
+    /// `rest` as text, when the whole encoding was valid UTF-8.
+    text: Option<&'a str>,
+}
 
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        let (k, rest) = part(self.0)?;
-        let (v, rest) = part(rest)?;
-        self.0 = rest;
+        let k = self.part()?;
+        let v = self.part()?;
         Some((k, v))
     }
 }
 
-/// One part of the encoding. Built only from `&str`s, so a part is valid UTF-8; a
-/// damaged one (impossible short of memory corruption) reads as empty.
-fn part(buf: &[u8]) -> Option<(&str, &[u8])> {
-    let (len, rest) = buf.split_first_chunk::<4>()?;
-    let (bytes, rest) = rest.split_at((u32::from_le_bytes(*len) as usize).min(rest.len()));
-    Some((std::str::from_utf8(bytes).unwrap_or_default(), rest))
+impl<'a> LabelIter<'a> {
+    /// The next part. Built only from `&str`s, so a part is valid UTF-8; a
+    /// damaged one (impossible short of memory corruption) reads as empty.
+    fn part(&mut self) -> Option<&'a str> {
+        let (len, after) = self.rest.split_first_chunk::<4>()?;
+        let n = (u32::from_le_bytes(*len) as usize).min(after.len());
+        let (bytes, rest) = after.split_at(n);
+        // A slice of the checked text is these bytes, already known to be
+        // UTF-8; at an index that is not a char boundary, check the part alone.
+        let text = self.text.and_then(|t| t.get(4..4 + n));
+        let part = text.unwrap_or_else(|| std::str::from_utf8(bytes).unwrap_or_default());
+        self.text = self.text.and_then(|t| t.get(4 + n..));
+        self.rest = rest;
+        Some(part)
+    }
 }
 
 impl Ord for Labels {
@@ -197,6 +215,26 @@ mod tests {
             r#"[["host","web-1"],["status","2000"]]"#
         );
         assert!(Labels::default().is_empty());
+    }
+
+    /// Values whose lengths are not ASCII bytes (200: `C8`; 33,731: `C3 83`,
+    /// which reads as "Ã") and non-ASCII values read back as they went in.
+    #[test]
+    fn long_and_non_ascii_labels_read_back() {
+        let long = "x".repeat(200);
+        let longer = format!("{}\u{e9}", "y".repeat(33_729));
+        assert_eq!(longer.len(), 0x83c3);
+        for p in [
+            vec![("a", "\u{e9}t\u{e9}"), ("b", long.as_str()), ("c", "z")],
+            vec![("a", longer.as_str()), ("b", "\u{1F600}"), ("c", "")],
+            vec![("\u{e9}", long.as_str()), ("z", longer.as_str())],
+        ] {
+            let labels = Labels::from_pairs(&p);
+            let mut sorted = p.clone();
+            sorted.sort();
+            assert!(labels.iter().eq(sorted.iter().copied()));
+            assert_eq!(labels.get("c"), p.iter().find(|(k, _)| *k == "c").map(|(_, v)| *v));
+        }
     }
 
     #[test]
