@@ -88,7 +88,7 @@ pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> 
         }
         None => 0,
     };
-    let mut keyed: Vec<(u64, SeriesKey, T)> = items
+    let mut keyed: Vec<(u128, SeriesKey, T)> = items
         .into_iter()
         .map(|(k, v)| (order_prefix(k.get(skip..).unwrap_or_default()), k, v))
         .collect();
@@ -96,12 +96,12 @@ pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> 
     keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
 }
 
-/// The first 8 bytes (zero-padded) of `key`'s parts written so that plain byte
+/// The first 16 bytes (zero-padded) of `key`'s parts written so that plain byte
 /// order is part order: each part's bytes with NUL as `00 FF`, then `00 00`
 /// (a part that ends sorts before any that goes on). So when two keys' prefixes
 /// differ, their order is the keys' order; equal prefixes say nothing.
-fn order_prefix(mut key: &[u8]) -> u64 {
-    let mut out = [0u8; 8];
+fn order_prefix(mut key: &[u8]) -> u128 {
+    let mut out = [0u8; 16];
     let mut n = 0;
     let mut put = |bytes: &[u8]| {
         for &b in bytes {
@@ -116,7 +116,7 @@ fn order_prefix(mut key: &[u8]) -> u64 {
         for &b in part {
             let more = if b == 0 { put(&[0, 0xff]) } else { put(&[b]) };
             if !more {
-                return u64::from_be_bytes(out);
+                return u128::from_be_bytes(out);
             }
         }
         if !put(&[0, 0]) {
@@ -124,7 +124,7 @@ fn order_prefix(mut key: &[u8]) -> u64 {
         }
         key = rest;
     }
-    u64::from_be_bytes(out)
+    u128::from_be_bytes(out)
 }
 
 /// The first index where `a` and `b` differ, or the shorter one's length.
@@ -254,7 +254,8 @@ mod tests {
     fn sorting_unique_keys_gives_the_order_of_their_parts() {
         let values = [
             "", "a", "ab", "b", "\0", "\0\0", "a\0", "a\0b", "10.0.0.1", "10.0.0.10", "10.0.0.2",
-            "\u{e9}", "abcdefgh", "abcdefghi", "abcdefgi", "\u{ff}",
+            "\u{e9}", "abcdefgh", "abcdefghi", "abcdefgi", "\u{ff}", "abcdefghijklmnop",
+            "abcdefghijklmnopq", "abcdefghijklmno\0",
         ];
         let mut many_hosts: Vec<Vec<&str>> = Vec::new();
         for v in values {

@@ -94,13 +94,26 @@ fn may_escape(w: u64) -> bool {
 /// One JSON Lines record (with its newline), in the schema of docs/design.md, *3. Output schema*
 /// (in full: docs/output.md).
 pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &mut String) {
+    jsonl_head(&s.record, start, end, out);
+    jsonl_rest(s, out);
+    let _ = w;
+}
+
+/// What every record of `record` in the window `[start, end)` begins with, up
+/// to its labels: a sink renders it once per record name and window, not once
+/// per series.
+pub fn jsonl_head(record: &str, start: &str, end: &str, out: &mut String) {
     out.push_str("{\"start\":\"");
     out.push_str(start);
     out.push_str("\",\"end\":\"");
     out.push_str(end);
     out.push_str("\",\"record\":");
-    json_str(&s.record, out);
+    json_str(record, out);
     out.push_str(",\"labels\":{");
+}
+
+/// A record after its [`jsonl_head`]: its labels, value and newline.
+pub fn jsonl_rest(s: &Series, out: &mut String) {
     for (i, (k, v)) in s.labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -112,7 +125,6 @@ pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &
     out.push_str("},\"value\":");
     value(s.value, out);
     out.push_str("}\n");
-    let _ = w;
 }
 
 /// One alert transcript line (with its newline): an instance's change at the
