@@ -207,7 +207,9 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
 
 /// The kept series (sorted) as host series and rule inputs.
 fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
-    let mut out = Vec::new();
+    // At least one record per series in the usual job (host series printed):
+    // sized once rather than regrown through a window of ~30k.
+    let mut out = Vec::with_capacity(series.len());
     for (ord, s) in series.into_iter().enumerate() {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             continue;
