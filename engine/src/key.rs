@@ -137,7 +137,11 @@ fn first_difference(a: &[u8], b: &[u8]) -> usize {
         }
         i += 8;
     }
-    i + a[i..].iter().zip(&b[i..]).take_while(|(x, y)| x == y).count()
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
 }
 
 /// [`cmp_keys`] part by part.
@@ -225,8 +229,21 @@ mod tests {
     #[test]
     fn keys_compare_as_their_parts_do_for_every_pair() {
         let values = [
-            "", "a", "ab", "b", "\0", "a\0", "web-1", "web-10", "web-2", "10.0.0.1", "10.0.0.10",
-            "\u{e9}", "abcdefgh", "abcdefghi", "abcdefgi",
+            "",
+            "a",
+            "ab",
+            "b",
+            "\0",
+            "a\0",
+            "web-1",
+            "web-10",
+            "web-2",
+            "10.0.0.1",
+            "10.0.0.10",
+            "\u{e9}",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
         ];
         let mut keys: Vec<Vec<&str>> = vec![vec![]];
         for v in values {
@@ -253,9 +270,25 @@ mod tests {
     #[test]
     fn sorting_unique_keys_gives_the_order_of_their_parts() {
         let values = [
-            "", "a", "ab", "b", "\0", "\0\0", "a\0", "a\0b", "10.0.0.1", "10.0.0.10", "10.0.0.2",
-            "\u{e9}", "abcdefgh", "abcdefghi", "abcdefgi", "\u{ff}", "abcdefghijklmnop",
-            "abcdefghijklmnopq", "abcdefghijklmno\0",
+            "",
+            "a",
+            "ab",
+            "b",
+            "\0",
+            "\0\0",
+            "a\0",
+            "a\0b",
+            "10.0.0.1",
+            "10.0.0.10",
+            "10.0.0.2",
+            "\u{e9}",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
+            "\u{ff}",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmno\0",
         ];
         let mut many_hosts: Vec<Vec<&str>> = Vec::new();
         for v in values {
@@ -298,7 +331,12 @@ mod tests {
         let mut long = good.clone();
         long[9..13].copy_from_slice(&100u32.to_le_bytes());
         let short = good[..good.len() - 1].to_vec();
-        for (a, b) in [(&good, &long), (&long, &good), (&good, &short), (&short, &long)] {
+        for (a, b) in [
+            (&good, &long),
+            (&long, &good),
+            (&good, &short),
+            (&short, &long),
+        ] {
             assert_eq!(cmp_keys(a, b), cmp_parts(a, b));
         }
     }

@@ -233,7 +233,10 @@ mod tests {
             let mut sorted = p.clone();
             sorted.sort();
             assert!(labels.iter().eq(sorted.iter().copied()));
-            assert_eq!(labels.get("c"), p.iter().find(|(k, _)| *k == "c").map(|(_, v)| *v));
+            assert_eq!(
+                labels.get("c"),
+                p.iter().find(|(k, _)| *k == "c").map(|(_, v)| *v)
+            );
         }
     }
 
@@ -257,6 +260,9 @@ mod tests {
             ("zz", ""),
         ]);
         assert_eq!(from_key, want);
-        assert_eq!(from_key.iter().collect::<Vec<_>>(), want.iter().collect::<Vec<_>>());
+        assert_eq!(
+            from_key.iter().collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>()
+        );
     }
 }

@@ -50,7 +50,9 @@ pub fn json_str(s: &str, out: &mut String) {
         let escape = match b {
             b'"' | b'\\' | 0..=0x1f => true,
             // U+2028 and U+2029 (E2 80 A8/A9): valid JSON, but not JavaScript.
-            0xe2 => bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)),
+            0xe2 => {
+                bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9))
+            }
             _ => false,
         };
         if !escape {
@@ -233,7 +235,14 @@ mod tests {
                 assert_eq!(f(&v), want, "{v:?}");
             }
         }
-        for v in ["\u{2028}", "x\u{2029}", "\"\"", "\u{e2}\u{80}", "\u{7f}\u{0}", "\u{1F600}\\"] {
+        for v in [
+            "\u{2028}",
+            "x\u{2029}",
+            "\"\"",
+            "\u{e2}\u{80}",
+            "\u{7f}\u{0}",
+            "\u{1F600}\\",
+        ] {
             let back: String = serde_json::from_str(&f(v)).unwrap();
             assert_eq!(back, v, "{}", f(v));
         }

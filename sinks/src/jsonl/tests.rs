@@ -105,7 +105,10 @@ fn each_record_is_written_whole_whatever_the_record_names_before_it() {
         crate::format::jsonl_record(&w, s, &start, &end, &mut want);
     }
     assert_eq!(std::fs::read_to_string(&p).unwrap(), want);
-    assert!(want.contains(r#""record":"a","labels":{"status":"500"},"value":4}"#), "{want}");
+    assert!(
+        want.contains(r#""record":"a","labels":{"status":"500"},"value":4}"#),
+        "{want}"
+    );
 }
 
 #[test]
