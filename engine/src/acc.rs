@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 mod hist;
 pub use hist::Hist;
+#[cfg(test)]
+pub(crate) mod seeded;
 
 /// Billionths: values are summed as whole multiples of 1e-9.
 const SUM_SCALE: f64 = 1e9;
@@ -92,6 +94,69 @@ pub(crate) struct Accepted {
     term: i128,
     /// The value scaled for a histogram's counts.
     scaled: u64,
+}
+
+/// Below this, an integer `N` of billionths (or millionths) read from a decimal is
+/// also what today's float path makes of the same text: `v = digits / 10^frac` is
+/// correctly rounded (relative error ≤ 2^-53), so `v × 10^9` is within
+/// `N × 2^-53 ≤ 1/8` of `N`, its float within 1/16 more, and `.round()` gives `N`.
+const EXACT_BELOW: u64 = 1 << 50;
+
+/// 10^0 ..= 10^9: a decimal's digits to billionths.
+const POW10: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+impl Accepted {
+    /// A decimal read straight to the fixed-point terms `kind` needs, without a
+    /// float: bit for bit what [`Acc::accept`] makes of the same text through
+    /// `parse_number`. `None` where that is not certain (more fraction digits than
+    /// the scale holds, a magnitude near 2^50): the caller takes the float path.
+    #[inline]
+    pub(crate) fn from_decimal(
+        kind: tidemark_jobs::MetricKind,
+        d: tidemark_sources::parse::Decimal,
+    ) -> Option<Result<Accepted, &'static str>> {
+        use tidemark_jobs::MetricKind;
+        // Billionths: the sum's scale.
+        let term = |d: tidemark_sources::parse::Decimal| -> Option<i128> {
+            let n = d
+                .digits
+                .checked_mul(*POW10.get(9usize.checked_sub(d.frac as usize)?)?)?;
+            (n < EXACT_BELOW).then_some(if d.neg { -(n as i128) } else { n as i128 })
+        };
+        match kind {
+            MetricKind::Counter | MetricKind::Gauge => Some(Ok(Accepted::default())),
+            MetricKind::Sum => Some(Ok(Accepted {
+                term: term(d)?,
+                scaled: 0,
+            })),
+            MetricKind::Histogram => {
+                if d.neg && d.digits != 0 {
+                    return Some(Err("negative_histogram_value"));
+                }
+                // Millionths, a histogram's scale: whole when the text has at most
+                // 6 fraction digits, then exactly its term / 1000.
+                if d.frac > 6 {
+                    return None;
+                }
+                let term = term(d)?;
+                Some(Ok(Accepted {
+                    term,
+                    scaled: (term.unsigned_abs() / 1000) as u64,
+                }))
+            }
+        }
+    }
 }
 
 /// One series' state in one window. Each variant knows how many lines it holds,
@@ -294,6 +359,66 @@ mod tests {
         h.record(2.0).unwrap();
         assert_eq!(Acc::Hist(Box::new(h)).lines(), 2);
         assert_eq!(Acc::Count(7).lines(), 7);
+    }
+
+    /// Every text `from_decimal` takes gets bit for bit the terms the float path
+    /// (`parse_number`, then `accept`) gives it, and the usual log values do take
+    /// the direct path.
+    #[test]
+    fn decimals_read_directly_give_the_float_paths_terms() {
+        use proptest::prelude::*;
+        use tidemark_jobs::MetricKind;
+        use tidemark_sources::parse::{parse_decimal, parse_number};
+        let kinds = [MetricKind::Sum, MetricKind::Histogram, MetricKind::Counter];
+        // Digits around every scale and around 2^50 billionths (~1125899.9).
+        let text = prop_oneof![
+            "[-+]?[0-9]{0,8}(\\.[0-9]{0,11})?",
+            "[-+]?1125[0-9]{3}(\\.[0-9]{0,9})?",
+            "[-+]?[0-9]{0,15}(\\.[0-9]{0,15})?",
+            "-?0\\.0{0,8}[0-9]{0,3}",
+        ];
+        let direct = std::cell::Cell::new(0u32);
+        seeded::runner("decimals_read_directly", 20_000)
+            .run(&(text, 0..kinds.len()), |(s, k)| {
+                let kind = kinds[k];
+                let Some(got) = parse_decimal(&s).and_then(|d| Accepted::from_decimal(kind, d))
+                else {
+                    return Ok(());
+                };
+                direct.set(direct.get() + 1);
+                let v = parse_number(&s).expect("parse_number reads every plain decimal");
+                prop_assert_eq!(got, Acc::accept(kind, v), "{:?} as {:?}", s, kind);
+                Ok(())
+            })
+            .unwrap();
+        let direct = direct.get();
+        assert!(direct > 10_000, "only {direct} texts took the direct path");
+        for (s, kind) in [
+            ("0.123", MetricKind::Histogram),
+            ("2409", MetricKind::Sum),
+            ("-0", MetricKind::Histogram),
+            ("-0.5", MetricKind::Histogram),
+            ("1125899.90684262", MetricKind::Sum),
+        ] {
+            let d = parse_decimal(s).unwrap();
+            assert_eq!(
+                Accepted::from_decimal(kind, d),
+                Some(Acc::accept(kind, parse_number(s).unwrap())),
+                "{s}"
+            );
+        }
+        // Not certain, so left to the float path.
+        for (s, kind) in [
+            ("0.0000005", MetricKind::Histogram),
+            ("0.0000000005", MetricKind::Sum),
+            ("1125899.90684263", MetricKind::Sum),
+        ] {
+            assert_eq!(
+                Accepted::from_decimal(kind, parse_decimal(s).unwrap()),
+                None,
+                "{s}"
+            );
+        }
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct JobStats {
     pub files_discovered: u64,
     /// Files opened for reading (a file reopened after a rotation or parking counts again).
     pub files_opened: u64,
+    /// Times the include globs were evaluated (discovery runs, the first one
+    /// included): in live mode on a layout change (a file appeared, moved or
+    /// went away) and every few seconds as a safety net, never per write.
+    pub discovery_runs: u64,
     /// Files that could not be opened or read, or whose real path is outside the allowed
     /// roots.
     pub file_open_errors: u64,
@@ -88,6 +92,10 @@ pub struct JobStats {
     pub fd_backoffs: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    /// Group turns ended early or deferred by event-time pacing: the group
+    /// reached the bound ahead of the slowest group with lines to read
+    /// ([`crate::pacing`]).
+    pub paced_turns: u64,
     /// Closed windows a stop found held back for a sink that was not ready
     /// (its receiver slow or down): not emitted; with checkpoints the next run
     /// computes them again.
@@ -195,6 +203,7 @@ impl JobStats {
         self.file_groups += o.file_groups;
         self.files_discovered += o.files_discovered;
         self.files_opened += o.files_opened;
+        self.discovery_runs += o.discovery_runs;
         self.file_open_errors += o.file_open_errors;
         self.truncations += o.truncations;
         self.rotations += o.rotations;
@@ -238,6 +247,7 @@ impl JobStats {
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        self.paced_turns += o.paced_turns;
         self.windows_held_at_stop += o.windows_held_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;
