@@ -9,6 +9,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
+use super::permute::permute;
 use crate::key::{cmp_keys, shared_host_len, KeyPrefix};
 use crate::limit::keep_share;
 use crate::plan::Plan;
@@ -149,6 +150,19 @@ pub(crate) fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
 /// The partials are then moved into that order in place (no second buffer of
 /// them: a window's partials can be many).
 fn sort_partials(parts: &mut [HostPartial]) {
+    // One file group's partials (a single host) come as one sorted run: seen
+    // in one pass, which stops at the first pair out of order otherwise.
+    let ordered = |a: &HostPartial, b: &HostPartial| {
+        a.metric
+            .cmp(&b.metric)
+            .then_with(|| cmp_keys(&a.key, &b.key))
+            .then_with(|| a.group.cmp(&b.group))
+            .then(a.seq.cmp(&b.seq))
+            .is_le()
+    };
+    if parts.is_sorted_by(ordered) {
+        return;
+    }
     let skip = shared_host_len(parts.iter().map(|p| &p.key[..]));
     let mut order: Vec<(u32, KeyPrefix, u32)> = parts
         .iter()
@@ -165,22 +179,7 @@ fn sort_partials(parts: &mut [HostPartial]) {
                 .then(a.2.cmp(&b.2))
         })
     });
-    // `order[k]` is the partial that goes to `k`: follow each cycle of the
-    // permutation, marking a position done by pointing it at itself.
-    let mut from: Vec<u32> = order.into_iter().map(|(_, _, i)| i).collect();
-    for start in 0..from.len() {
-        let mut at = start;
-        while from[at] as usize != start {
-            let src = from[at] as usize;
-            if src == at {
-                break;
-            }
-            parts.swap(at, src);
-            from[at] = at as u32;
-            at = src;
-        }
-        from[at] = at as u32;
-    }
+    permute(parts, order.into_iter().map(|(_, _, i)| i).collect());
 }
 
 #[cfg(test)]
