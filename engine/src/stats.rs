@@ -25,6 +25,11 @@ pub struct JobStats {
     pub files_discovered: u64,
     /// Files opened for reading (a file reopened after a rotation or parking counts again).
     pub files_opened: u64,
+    /// Segments of large files read by several workers at once (`crate::split`).
+    pub split_segments: u64,
+    /// Of those, segments read a second time, with the true clock: their
+    /// speculative read judged a line near its start differently (a cost, not a loss).
+    pub split_rereads: u64,
     /// Files that could not be opened or read, or whose real path is outside the allowed
     /// roots.
     pub file_open_errors: u64,
@@ -195,6 +200,8 @@ impl JobStats {
         self.file_groups += o.file_groups;
         self.files_discovered += o.files_discovered;
         self.files_opened += o.files_opened;
+        self.split_segments += o.split_segments;
+        self.split_rereads += o.split_rereads;
         self.file_open_errors += o.file_open_errors;
         self.truncations += o.truncations;
         self.rotations += o.rotations;

@@ -1,0 +1,151 @@
+//! Which file groups a finite run reads as segments, and their byte segments:
+//! cut at line starts by the replay's own [`TimeIndex::split_points`], so a
+//! split group is read exactly as a replay reads a file.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+
+use tidemark_jobs::Job;
+use tidemark_sources::file::{AllowedRoots, EscapedPath, FileGroup};
+use tidemark_sources::parse::LineParser;
+use tidemark_sources::replay::TimeIndex;
+
+use super::chain::Chain;
+use crate::groupset::host_of_path;
+use crate::plan::Plan;
+use crate::replay::Segment;
+use crate::watermark::ClockState;
+
+/// Segments per worker: more than one, so a worker that also reads other groups
+/// does not hold the others up, and few, so each stays long (a segment read
+/// before its predecessor is confirmed at its end, see `super::chain`).
+const SEGMENTS_PER_WORKER: usize = 4;
+
+/// No segment is cut smaller than this (except by the file's own size).
+const MIN_SEGMENT: u64 = 256 << 10;
+
+/// One split group: how far its segments are.
+pub(crate) struct SplitGroup {
+    pub chain: Mutex<Chain>,
+}
+
+/// The groups of a finite run read as segments by every worker of this process,
+/// and the segments no worker has taken yet.
+#[derive(Default)]
+pub struct SplitPlan {
+    pub(crate) groups: Vec<SplitGroup>,
+    /// In stream order within each group, groups one after the other: the
+    /// segment a group needs next is always taken first.
+    pub(crate) queue: Mutex<VecDeque<(usize, Segment)>>,
+}
+
+impl SplitPlan {
+    /// Takes out of `groups` every group worth splitting over `workers` workers:
+    /// a live file with no rotated siblings, plain (a compressed file cannot be
+    /// cut by byte offset; as in a replay, it is read whole), at least
+    /// `split_from` bytes. A group that cannot be planned (it cannot be opened,
+    /// or it is gzip) stays with the others and is read as usual.
+    /// Returns the plan and the groups taken.
+    pub fn take(
+        job: &Job,
+        groups: &mut Vec<FileGroup>,
+        workers: usize,
+    ) -> (SplitPlan, Vec<FileGroup>) {
+        let mut split = SplitPlan::default();
+        let mut taken = Vec::new();
+        if workers < 2 {
+            return (split, taken);
+        }
+        let plan = Plan::new(job);
+        let Ok(mut parser) = LineParser::new(&job.parse, &plan.fields) else {
+            return (split, taken);
+        };
+        let roots = AllowedRoots::of_source(&job.source);
+        let mut queue = VecDeque::new();
+        groups.retain(|g| {
+            if !g.rotated.is_empty() {
+                return true;
+            }
+            let index = split.groups.len();
+            match segments(job, &roots, &mut parser, g, workers) {
+                Some(segs) if segs.len() > 1 => {
+                    tracing::info!(
+                        "{}: read as {} segments by {workers} workers",
+                        EscapedPath(&g.live),
+                        segs.len()
+                    );
+                    split.groups.push(SplitGroup {
+                        chain: Mutex::new(Chain {
+                            done: 0,
+                            at: ClockState::default(),
+                            parked: BTreeMap::new(),
+                            frontier: 0,
+                            segments: segs.len() as u32,
+                        }),
+                    });
+                    queue.extend(segs.into_iter().map(|s| (index, s)));
+                    taken.push(g.clone());
+                    false
+                }
+                _ => true,
+            }
+        });
+        split.queue = Mutex::new(queue);
+        (split, taken)
+    }
+
+    /// Whether no group is split.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub(crate) fn pop(&self) -> Option<(usize, Segment)> {
+        self.queue.lock().ok()?.pop_front()
+    }
+}
+
+/// The segments of `g`'s live file, or `None` when it is not to be split.
+fn segments(
+    job: &Job,
+    roots: &AllowedRoots,
+    parser: &mut LineParser,
+    g: &FileGroup,
+    workers: usize,
+) -> Option<Vec<Segment>> {
+    let file = roots.open(&g.live).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() < job.source.split_from_bytes.max(1) {
+        return None;
+    }
+    let len = meta.len();
+    let n = ((workers * SEGMENTS_PER_WORKER) as u64)
+        .min(len / MIN_SEGMENT.min(job.source.split_from_bytes))
+        .max(2) as usize;
+    // A gzip file is refused here (it cannot be searched): read whole, unsplit.
+    let points = TimeIndex::open_file(file, &g.live, parser)
+        .and_then(|mut ix| ix.split_points(0, len, n))
+        .ok()?;
+    let group: Arc<str> = g.live.to_string_lossy().into();
+    let host: Option<Arc<str>> = host_of_path(&job.source.host, &g.live).map(Into::into);
+    Some(
+        points
+            .windows(2)
+            .enumerate()
+            .map(|(seq, w)| Segment {
+                group: group.clone(),
+                seq: seq as u32,
+                host: host.clone(),
+                path: g.live.clone(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                gzip: false,
+                start: w[0].0,
+                end: w[1].0,
+                floor_ms: None,
+                lo: 0,
+                cost: w[1].0 - w[0].0,
+            })
+            .collect(),
+    )
+}
