@@ -360,6 +360,12 @@ impl JobStats {
             "files discovered: {}; rotations: {} (rename), {} (copytruncate); truncations: {}; deletions: {}\n",
             self.files_discovered, self.rotations, self.copytruncates, self.truncations, self.deletions
         ));
+        if self.split_segments > 0 {
+            s.push_str(&format!(
+                "segments of large files read by several workers: {} ({} read again)\n",
+                self.split_segments, self.split_rereads
+            ));
+        }
         let unreadable = self.unreadable();
         if !unreadable.is_empty() {
             s.push_str(&format!(

@@ -1,9 +1,10 @@
 //! One large file read as segments by several workers (`--until-eof`, no state
 //! folder) must give exactly what one worker reading it in order gives: the same
 //! windows (byte-identical records, the order-dependent gauge included), and the
-//! same late, outlier, malformed and counted lines — for random input with
-//! disorder inside the bound, late lines beyond it, lone outliers hours ahead,
-//! real jumps and malformed lines, wherever the cuts fall.
+//! same late, outlier, malformed, oversize and counted lines — for random input
+//! with disorder inside the bound, late lines beyond it, lone outliers hours
+//! ahead, real jumps, malformed, CRLF and too long lines, and an unterminated
+//! last line, wherever the cuts fall.
 //!
 //! Random: the seed is printed; `SPLIT_SEED=N` runs that one seed.
 
@@ -23,6 +24,7 @@ kind = "file"
 include = ["logs/*/access.log"]
 host = { path_regex = '/logs/(?P<host>[^/]+)/' }
 split_from = "4KiB"
+max_line_bytes = "256B"
 [parse]
 format = "nginx"
 [window]
@@ -94,10 +96,19 @@ fn lines(rng: &mut Rng, n: usize) -> Vec<String> {
         let method = ["GET", "GET", "POST", "PUT"][rng.below(4) as usize];
         let status = [200, 200, 200, 404, 500][rng.below(5) as usize];
         let mut line = nginx_line(t, method, status, rng.below(5000), rng.below(2000) as u32);
-        if rng.below(50) == 0 {
-            line.insert(line.len() - 1, '\r');
+        match rng.below(100) {
+            0 | 1 => line.insert(line.len() - 1, '\r'),
+            // Longer than max_line_bytes: skipped and counted.
+            2 => line.insert_str(line.len() - 1, &" pad".repeat(70)),
+            _ => {}
         }
         out.push(line);
+    }
+    // An unterminated last line now and then.
+    if rng.below(2) == 0 {
+        if let Some(last) = out.last_mut() {
+            last.pop();
+        }
     }
     out
 }
