@@ -201,7 +201,10 @@ impl JobSetup {
         };
         if let Ok(mut s) = stats.lock() {
             s.file_groups += split_groups.len() as u64;
-            s.files_discovered += split_groups.len() as u64;
+            s.files_discovered += split_groups
+                .iter()
+                .map(|g| 1 + g.rotated.len() as u64)
+                .sum::<u64>();
         }
         let owners = balance(&groups, workers)
             .into_iter()

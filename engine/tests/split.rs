@@ -4,7 +4,8 @@
 //! same late, outlier, malformed, oversize and counted lines — for random input
 //! with disorder inside the bound, late lines beyond it, lone outliers hours
 //! ahead, real jumps, malformed, CRLF and too long lines, and an unterminated
-//! last line, wherever the cuts fall.
+//! last line, wherever the cuts fall; the file alone or continued from rotated
+//! siblings (a gzip one read whole as one segment).
 //!
 //! Random: the seed is printed; `SPLIT_SEED=N` runs that one seed.
 
@@ -139,11 +140,28 @@ fn check(seed: u64) -> (u64, u64) {
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
     let big = 1500 + rng.below(2500) as usize;
-    write_file(
-        &dir.path().join("logs/big/access.log"),
-        &lines(&mut rng, big),
-        false,
-    );
+    let all = lines(&mut rng, big);
+    // Half the seeds: the big host's stream over rotated siblings, oldest
+    // gzipped (`access.log.2.gz`, `access.log.1`, `access.log`), cut at random lines.
+    let hdir = dir.path().join("logs/big");
+    if rng.below(2) == 0 {
+        let a = rng.below(big as u64 / 2) as usize;
+        let b = a + rng.below((big - a) as u64) as usize;
+        let (older, rest) = all.split_at(a);
+        let (old, live) = rest.split_at(b - a);
+        let mut old = old.to_vec();
+        // A rotated file's unterminated last line is a line of its own.
+        if rng.below(2) == 0 {
+            if let Some(last) = old.last_mut() {
+                last.pop();
+            }
+        }
+        write_file(&hdir.join("access.log.2.gz"), older, true);
+        write_file(&hdir.join("access.log.1"), &old, false);
+        write_file(&hdir.join("access.log"), live, false);
+    } else {
+        write_file(&hdir.join("access.log"), &all, false);
+    }
     // A small host next to it, read as an ordinary file group.
     write_file(
         &dir.path().join("logs/small/access.log"),

@@ -40,8 +40,8 @@ pub struct Source {
     pub host: HostFrom,
     pub poll_interval: Duration,
     pub read_chunk_bytes: usize,
-    /// A finite run without a state folder reads a plain file at least this large
-    /// (alone in its group) as segments on several workers (`split_from`).
+    /// A finite run without a state folder reads a file group at least this large
+    /// as segments on several workers (`split_from`).
     pub split_from_bytes: u64,
     pub max_line_bytes: usize,
     pub fingerprint_bytes: usize,

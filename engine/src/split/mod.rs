@@ -2,9 +2,9 @@
 //!
 //! A file group is read by one worker in order, because its watermark decides
 //! each line from the lines before it. A finite run without a state folder cuts
-//! a large plain file that is alone in its group into byte segments at line
-//! starts ([`plan`], with the replay's own cutting), and every worker reads
-//! segments from one queue (`source`).
+//! a large group's plain files into byte segments at line starts (`plan`, with
+//! the replay's own cutting; a gzip file is one segment, read whole), and every
+//! worker reads segments from one queue (`source`).
 //!
 //! # Why the result equals the sequential read's
 //!
@@ -25,8 +25,7 @@
 //! Only `--until-eof` without a state folder: there are no checkpoints whose
 //! resume position a segment read out of order would have to keep exact, and
 //! the input is the files as they are at start (a split file is read up to its
-//! size then). Not with a `rate_limit` (each worker paces its own groups), nor for
-//! a group with rotated siblings, nor a gzip file (it cannot be cut by offset).
+//! size then). Not with a `rate_limit` (each worker paces its own groups).
 
 mod chain;
 mod plan;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use tidemark_jobs::Job;
 use tidemark_sources::file::{AllowedRoots, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
-use tidemark_sources::replay::TimeIndex;
+use tidemark_sources::replay::{is_gzip_file, TimeIndex};
 
 use super::chain::Chain;
 use crate::groupset::host_of_path;
@@ -42,10 +42,9 @@ pub struct SplitPlan {
 
 impl SplitPlan {
     /// Takes out of `groups` every group worth splitting over `workers` workers:
-    /// a live file with no rotated siblings, plain (a compressed file cannot be
-    /// cut by byte offset; as in a replay, it is read whole), at least
-    /// `split_from` bytes. A group that cannot be planned (it cannot be opened,
-    /// or it is gzip) stays with the others and is read as usual.
+    /// its files hold at least `split_from` bytes and make more than one segment
+    /// (see [`segments`]). A group that cannot be planned stays with the others
+    /// and is read as usual.
     /// Returns the plan and the groups taken.
     pub fn take(
         job: &Job,
@@ -64,9 +63,6 @@ impl SplitPlan {
         let roots = AllowedRoots::of_source(&job.source);
         let mut queue = VecDeque::new();
         groups.retain(|g| {
-            if !g.rotated.is_empty() {
-                return true;
-            }
             let index = split.groups.len();
             match segments(job, &roots, &mut parser, g, workers) {
                 Some(segs) if segs.len() > 1 => {
@@ -105,7 +101,11 @@ impl SplitPlan {
     }
 }
 
-/// The segments of `g`'s live file, or `None` when it is not to be split.
+/// The segments of `g`'s files in reading order (rotated, oldest first, then
+/// the live file), or `None` when it is not to be split: smaller than
+/// `split_from` in all, or a file that cannot be opened or is not what its name
+/// says (gzip or not). A gzip file is one segment, read whole (it cannot be cut
+/// by offset, as in a replay); a plain file is cut at line starts.
 fn segments(
     job: &Job,
     roots: &AllowedRoots,
@@ -113,39 +113,57 @@ fn segments(
     g: &FileGroup,
     workers: usize,
 ) -> Option<Vec<Segment>> {
-    let file = roots.open(&g.live).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() < job.source.split_from_bytes.max(1) {
+    let mut files = Vec::new();
+    for (path, gzip) in g.files_in_order() {
+        let file = roots.open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || is_gzip_file(&file).ok()? != gzip {
+            return None;
+        }
+        files.push((path, gzip, file, meta));
+    }
+    let total: u64 = files.iter().map(|f| f.3.len()).sum();
+    if total < job.source.split_from_bytes.max(1) {
         return None;
     }
-    let len = meta.len();
-    let n = ((workers * SEGMENTS_PER_WORKER) as u64)
-        .min(len / MIN_SEGMENT.min(job.source.split_from_bytes))
-        .max(2) as usize;
-    // A gzip file is refused here (it cannot be searched): read whole, unsplit.
-    let points = TimeIndex::open_file(file, &g.live, parser)
-        .and_then(|mut ix| ix.split_points(0, len, n))
-        .ok()?;
+    let target = (total / (workers * SEGMENTS_PER_WORKER) as u64)
+        .max(MIN_SEGMENT.min(job.source.split_from_bytes));
     let group: Arc<str> = g.live.to_string_lossy().into();
     let host: Option<Arc<str>> = host_of_path(&job.source.host, &g.live).map(Into::into);
-    Some(
-        points
-            .windows(2)
-            .enumerate()
-            .map(|(seq, w)| Segment {
+    let mut out = Vec::new();
+    for (path, gzip, file, meta) in files {
+        let len = meta.len();
+        let cuts = if gzip {
+            vec![0, len]
+        } else {
+            let n = len.div_ceil(target.max(1)).max(1) as usize;
+            if n == 1 {
+                vec![0, len]
+            } else {
+                TimeIndex::open_file(file, path, parser)
+                    .and_then(|mut ix| ix.split_points(0, len, n))
+                    .ok()?
+                    .into_iter()
+                    .map(|p| p.0)
+                    .collect()
+            }
+        };
+        for w in cuts.windows(2) {
+            out.push(Segment {
                 group: group.clone(),
-                seq: seq as u32,
+                seq: out.len() as u32,
                 host: host.clone(),
-                path: g.live.clone(),
+                path: path.to_path_buf(),
                 dev: meta.dev(),
                 ino: meta.ino(),
-                gzip: false,
-                start: w[0].0,
-                end: w[1].0,
+                gzip,
+                start: w[0],
+                end: w[1],
                 floor_ms: None,
                 lo: 0,
-                cost: w[1].0 - w[0].0,
-            })
-            .collect(),
-    )
+                cost: w[1] - w[0],
+            });
+        }
+    }
+    Some(out)
 }

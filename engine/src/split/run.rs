@@ -62,7 +62,11 @@ impl SplitRun {
         max_line_bytes: usize,
     ) -> io::Result<SplitRun> {
         let file = open_planned(&seg)?;
-        let reader = RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?;
+        let reader = if seg.gzip {
+            RangeReader::gzip_file(file, &seg.path, max_line_bytes)?
+        } else {
+            RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?
+        };
         let (wm, mode) = match start {
             Some(s) => (
                 GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, s),
@@ -190,7 +194,19 @@ impl SplitRun {
         self.stats.bytes_read += b - self.bytes_seen;
         self.stats.oversize_lines += o - self.oversize_seen;
         (self.bytes_seen, self.oversize_seen) = (b, o);
-        let done = result?;
+        let done = match result {
+            Ok(done) => done,
+            Err(e) if self.seg.gzip => {
+                // As in a file group: the lines before the damage count.
+                tracing::warn!(
+                    "{}: decompression failed ({e}); the rest of this file is skipped",
+                    EscapedPath(&self.seg.path)
+                );
+                self.stats.damaged_gzip_files += 1;
+                true
+            }
+            Err(e) => return Err(e),
+        };
         self.finished = done;
         Ok(done)
     }

@@ -89,7 +89,11 @@ pub(crate) fn split_source<'scope>(
                         };
                         let start = lock(&ctx.split, g).start_of(seg.seq);
                         delta.split_segments += 1;
-                        match open(&ctx, g, seg, start, &mut delta) {
+                        if seg.start == 0 {
+                            // Each file once, as a file group opens it.
+                            delta.files_opened += 1;
+                        }
+                        match open(&ctx, g, seg, start) {
                             Ok(run) => current.insert(run),
                             Err(e) => {
                                 failure = Some(e);
@@ -106,7 +110,7 @@ pub(crate) fn split_source<'scope>(
                         if !run.confirm(start, &ctx.plan) {
                             delta.split_rereads += 1;
                             let seg = run.segment().clone();
-                            match open(&ctx, g, seg, Some(start), &mut delta) {
+                            match open(&ctx, g, seg, Some(start)) {
                                 Ok(again) => *run = again,
                                 Err(e) => {
                                     failure = Some(e);
@@ -157,7 +161,7 @@ pub(crate) fn split_source<'scope>(
                             delta.split_rereads += 1;
                             let start = chain.at;
                             drop(chain);
-                            match open(&ctx, g, seg, Some(start), &mut delta) {
+                            match open(&ctx, g, seg, Some(start)) {
                                 Ok(run) => current = Some(run),
                                 Err(e) => {
                                     failure = Some(e);
@@ -228,13 +232,7 @@ fn open(
     g: usize,
     seg: Segment,
     start: Option<ClockState>,
-    delta: &mut JobStats,
 ) -> Result<SplitRun, EngineError> {
-    if seg.seq == 0 {
-        // One file per split group, opened first for its first segment.
-        delta.files_opened += 1;
-    }
-
     let path = seg.path.clone();
     SplitRun::open(g, seg, start, &ctx.plan, ctx.max_line_bytes)
         .map_err(|source| EngineError::Read { path, source })
