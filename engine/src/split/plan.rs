@@ -43,7 +43,7 @@ pub struct SplitPlan {
 impl SplitPlan {
     /// Takes out of `groups` every group worth splitting over `workers` workers:
     /// its files hold at least `split_from` bytes and make more than one segment
-    /// (see [`segments`]). A group that cannot be planned stays with the others
+    /// (see `segments`). A group that cannot be planned stays with the others
     /// and is read as usual.
     /// Returns the plan and the groups taken.
     pub fn take(
