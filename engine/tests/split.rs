@@ -5,7 +5,8 @@
 //! with disorder inside the bound, late lines beyond it, lone outliers hours
 //! ahead, real jumps, malformed, CRLF and too long lines, and an unterminated
 //! last line, wherever the cuts fall; the file alone or continued from rotated
-//! siblings (a gzip one read whole as one segment).
+//! siblings (a gzip one read whole as one segment); with and without a
+//! `max_series` small enough that windows lose series.
 //!
 //! Random: the seed is printed; `SPLIT_SEED=N` runs that one seed.
 
@@ -117,7 +118,8 @@ fn lines(rng: &mut Rng, n: usize) -> Vec<String> {
 /// What must not differ between the sequential and the split read.
 fn counted(s: &JobStats) -> String {
     format!(
-        "bytes {} lines {} counted {} late {} outliers {} oversize {} parse {:?} values {:?} opened {}",
+        "bytes {} lines {} counted {} late {} outliers {} oversize {} parse {:?} values {:?} opened {} \
+         limited {:?} {}",
         s.bytes_read,
         s.lines_read,
         s.lines_counted,
@@ -126,7 +128,9 @@ fn counted(s: &JobStats) -> String {
         s.oversize_lines,
         s.parse_errors,
         s.value_errors,
-        s.files_opened
+        s.files_opened,
+        s.series_limit_dropped,
+        s.series_limited_windows
     )
 }
 
@@ -168,8 +172,15 @@ fn check(seed: u64) -> (u64, u64) {
         &lines(&mut rng, 20),
         false,
     );
-    let job = job_from(JOB, dir.path());
+    // Half the seeds: a small max_series, so windows lose series (the same ones).
+    let limited = rng.below(2) == 0;
+    let text = match limited {
+        true => JOB.replace("[window]\n", "[window]\nmax_series = 8\n"),
+        false => JOB.to_string(),
+    };
+    let job = job_from(&text, dir.path());
     let (want, base) = run_until_eof(&job, 1);
+    assert_eq!(base.series_limited_windows > 0, limited, "seed {seed}");
     assert_eq!(base.split_segments, 0, "one worker never splits");
     assert!(!want.is_empty());
     let (mut segments, mut rereads) = (0, 0);
