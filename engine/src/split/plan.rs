@@ -17,10 +17,11 @@ use crate::plan::Plan;
 use crate::replay::Segment;
 use crate::watermark::ClockState;
 
-/// Segments per worker: more than one, so a worker that also reads other groups
-/// does not hold the others up, and few, so each stays long (a segment read
-/// before its predecessor is confirmed at its end, see `super::chain`).
-const SEGMENTS_PER_WORKER: usize = 4;
+/// Segments per worker: several, so that the workers end close together (the
+/// last segments are a small share of the work) and one that also reads other
+/// groups does not hold the others up; not many, as each cut costs a search
+/// and may cost a read again (see `super::spec`).
+const SEGMENTS_PER_WORKER: usize = 8;
 
 /// No segment is cut smaller than this (except by the file's own size).
 const MIN_SEGMENT: u64 = 256 << 10;
