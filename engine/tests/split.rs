@@ -233,3 +233,44 @@ fn a_file_read_as_segments_gives_exactly_the_sequential_result() {
     );
     assert!(segments > rereads * 2);
 }
+
+/// Only a finite run without a state folder and without a rate limit splits: a
+/// checkpoint keeps one resume position per group, which segments read out of
+/// order do not have, and one rate limit paces each worker's own groups.
+#[test]
+fn with_a_state_folder_or_a_rate_limit_the_file_is_read_as_one_group() {
+    let mut rng = Rng(7);
+    let dir = tempfile::tempdir().unwrap();
+    write_file(
+        &dir.path().join("logs/big/access.log"),
+        &lines(&mut rng, 2000),
+        false,
+    );
+    let job = job_from(JOB, dir.path());
+    let (want, split) = run_until_eof(&job, 2);
+    assert!(split.split_segments > 1, "the test's file is split");
+
+    let state = tempfile::tempdir().unwrap();
+    let out = common::Collected::default();
+    let opts = tidemark_engine::RunOptions {
+        until_eof: true,
+        state_dir: Some(state.path().to_path_buf()),
+        ..common::live_options(2, std::sync::Arc::new(false.into()))
+    };
+    let outcome = tidemark_engine::run_job(
+        &job,
+        opts,
+        tidemark_engine::fixed_output(Box::new(out.clone())),
+    )
+    .expect("run");
+    assert_eq!(outcome.stats.split_segments, 0, "split with a state folder");
+    assert_eq!(render(&out.0.lock().unwrap()), render(&want));
+
+    let paced = job_from(
+        &JOB.replace("split_from", "rate_limit = \"1GiB/s\"\nsplit_from"),
+        dir.path(),
+    );
+    let (got, stats) = run_until_eof(&paced, 2);
+    assert_eq!(stats.split_segments, 0, "split under a rate limit");
+    assert_eq!(render(&got), render(&want));
+}
