@@ -26,6 +26,10 @@ const SEGMENTS_PER_WORKER: usize = 8;
 /// No segment is cut smaller than this (except by the file's own size).
 const MIN_SEGMENT: u64 = 256 << 10;
 
+/// Nor larger: a segment read ahead keeps its windows until it is confirmed,
+/// so its size bounds that memory whatever the file's size.
+const MAX_SEGMENT: u64 = 32 << 20;
+
 /// One split group: how far its segments are.
 pub(crate) struct SplitGroup {
     pub chain: Mutex<Chain>,
@@ -128,7 +132,7 @@ fn segments(
         return None;
     }
     let target = (total / (workers * SEGMENTS_PER_WORKER) as u64)
-        .max(MIN_SEGMENT.min(job.source.split_from_bytes));
+        .clamp(MIN_SEGMENT.min(job.source.split_from_bytes), MAX_SEGMENT);
     let group: Arc<str> = g.live.to_string_lossy().into();
     let host: Option<Arc<str>> = host_of_path(&job.source.host, &g.live).map(Into::into);
     let mut out = Vec::new();
