@@ -23,35 +23,56 @@
 //!   longer custom format (`... "$http_x_forwarded_for"`) is a `FormatMismatch`
 //!   rather than a silent misread.
 //! - Trailing spaces and tabs are ignored.
+//!
+//! Speed (issue 13): every line is still checked in full — which lines are accepted
+//! and the value of every field are exactly those of the scanner before issue 13,
+//! kept as the test-only `nginx_reference.rs` and compared on random hostile lines
+//! by `nginx_diff_tests.rs`. What changed is how: most fields are a few bytes long,
+//! shorter than a `memchr` call's set-up, so searches look at the first bytes
+//! eight at a time before calling `memchr` (`bytes.rs`); `$request` is split into
+//! method, path and protocol only when the job uses one of them.
+//!
+//! Taking `$request_time` from the end of the line without finding the closing
+//! quotes of the referer and user agent would be cheaper, but it would accept lines
+//! (a raw `"` followed by a space inside the user agent, a custom format with an
+//! extra quoted field) that are a `FormatMismatch` today, and so change the numbers.
 
+use super::bytes::{find, find2, rfind};
 use super::{LineError, Span};
-use memchr::{memchr, memchr2, memrchr};
 
 // Spans are indexed like this list (the constants below are its positions).
 use tidemark_jobs::NGINX_FIELDS as FIELDS;
 
-const ADDR: usize = 0;
-const USER: usize = 1;
-const TIME: usize = 2;
-const METHOD: usize = 3;
-const PATH: usize = 4;
-const PROTOCOL: usize = 5;
-const STATUS: usize = 6;
-const BYTES: usize = 7;
-const REFERER: usize = 8;
-const AGENT: usize = 9;
-const REQUEST_TIME: usize = 10;
-const REQUEST: usize = 11;
+pub(super) const ADDR: usize = 0;
+pub(super) const USER: usize = 1;
+pub(super) const TIME: usize = 2;
+pub(super) const METHOD: usize = 3;
+pub(super) const PATH: usize = 4;
+pub(super) const PROTOCOL: usize = 5;
+pub(super) const STATUS: usize = 6;
+pub(super) const BYTES: usize = 7;
+pub(super) const REFERER: usize = 8;
+pub(super) const AGENT: usize = 9;
+pub(super) const REQUEST_TIME: usize = 10;
+pub(super) const REQUEST: usize = 11;
 
 pub(crate) fn position(name: &str) -> Option<usize> {
     FIELDS.iter().position(|f| *f == name)
 }
 
+/// Whether the job reads `method`, `path` or `protocol`: only then is `$request`
+/// split (the split never rejects a line, so skipping it changes no decision).
+pub(crate) fn needs_request_split(positions: &[usize]) -> bool {
+    positions
+        .iter()
+        .any(|p| matches!(*p, METHOD | PATH | PROTOCOL))
+}
+
 const MISMATCH: LineError = LineError::FormatMismatch;
 
-/// Fills `spans` (indexed like [`FIELDS`]) from one line.
-pub(crate) fn parse(text: &str, spans: &mut [Span]) -> Result<(), LineError> {
-    let b = text.as_bytes();
+/// Fills `spans` (indexed like [`FIELDS`]) from one line; `method`, `path` and
+/// `protocol` only if `split_request`.
+pub(crate) fn parse(b: &[u8], spans: &mut [Span], split_request: bool) -> Result<(), LineError> {
     let mut end = b.len();
     while end > 0 && matches!(b[end - 1], b' ' | b'\t') {
         end -= 1;
@@ -63,31 +84,39 @@ pub(crate) fn parse(text: &str, spans: &mut [Span]) -> Result<(), LineError> {
     let (_ident_end, i) = token(b, i)?;
     // `$remote_user` is taken up to " [" so that a user name with a space in it
     // does not break the line.
-    let lb = i + memchr(b'[', &b[i..]).ok_or(MISMATCH)?;
+    let lb = find(b, i, b'[').ok_or(MISMATCH)?;
     if lb == i || b[lb - 1] != b' ' {
         return Err(MISMATCH);
     }
     spans[USER] = Span::Line(i, lb - 1);
     let ts = lb + 1;
-    let rb = ts + memchr(b']', &b[ts..]).ok_or(MISMATCH)?;
+    let rb = find(b, ts, b']').ok_or(MISMATCH)?;
     spans[TIME] = Span::Line(ts, rb);
 
-    let i = expect(b, rb + 1, b" \"")?;
-    let req_end = closing_quote(b, i, b" ")?;
+    if b.get(rb + 1) != Some(&b' ') || b.get(rb + 2) != Some(&b'"') {
+        return Err(MISMATCH);
+    }
+    let i = rb + 3;
+    let req_end = closing_quote(b, i, Then::Space)?;
     spans[REQUEST] = Span::Line(i, req_end);
-    split_request(b, i, req_end, spans);
+    if split_request {
+        split(b, i, req_end, spans);
+    }
 
     let (status_end, i) = token(b, req_end + 2)?;
     spans[STATUS] = Span::Line(req_end + 2, status_end);
     let (bytes_end, i2) = token(b, i)?;
     spans[BYTES] = Span::Line(i, bytes_end);
 
-    let i = expect(b, i2, b"\"")?;
-    let ref_end = closing_quote(b, i, b" \"")?;
+    if b.get(i2) != Some(&b'"') {
+        return Err(MISMATCH);
+    }
+    let i = i2 + 1;
+    let ref_end = closing_quote(b, i, Then::SpaceQuote)?;
     spans[REFERER] = Span::Line(i, ref_end);
 
     let ua = ref_end + 3;
-    let ua_end = closing_quote(b, ua, b" ")?;
+    let ua_end = closing_quote(b, ua, Then::Space)?;
     spans[AGENT] = Span::Line(ua, ua_end);
     let rest = &b[ua_end + 1..];
     if !rest.is_empty() {
@@ -103,48 +132,58 @@ pub(crate) fn parse(text: &str, spans: &mut [Span]) -> Result<(), LineError> {
 /// A non-empty run of bytes up to the next space: (end of token, start of next).
 #[inline]
 fn token(b: &[u8], start: usize) -> Result<(usize, usize), LineError> {
-    let rest = b.get(start..).ok_or(MISMATCH)?;
-    match memchr(b' ', rest) {
-        Some(0) | None => Err(MISMATCH),
-        Some(n) => Ok((start + n, start + n + 1)),
-    }
-}
-
-#[inline]
-fn expect(b: &[u8], at: usize, lit: &[u8]) -> Result<usize, LineError> {
-    match b.get(at..) {
-        Some(rest) if rest.starts_with(lit) => Ok(at + lit.len()),
+    match find(b, start, b' ') {
+        Some(n) if n > start => Ok((n, n + 1)),
         _ => Err(MISMATCH),
     }
 }
 
+/// What must follow a closing quote (unless it ends the line).
+#[derive(Clone, Copy)]
+enum Then {
+    Space,
+    /// `" "`: the referer's quote is followed by the user agent's opening one.
+    SpaceQuote,
+}
+
 /// Index of the first unescaped `"` at or after `start` that is followed by `then`
-/// or ends the line.
-fn closing_quote(b: &[u8], start: usize, then: &[u8]) -> Result<usize, LineError> {
+/// or ends the line. A backslash escapes the byte after it.
+#[inline]
+fn closing_quote(b: &[u8], start: usize, then: Then) -> Result<usize, LineError> {
     let mut i = start;
     loop {
-        let j = i + memchr2(b'"', b'\\', b.get(i..).ok_or(MISMATCH)?).ok_or(MISMATCH)?;
+        let j = find2(b, i, b'"', b'\\').ok_or(MISMATCH)?;
         if b[j] == b'\\' {
             i = j + 2;
-        } else if j + 1 == b.len() || b[j + 1..].starts_with(then) {
-            return Ok(j);
-        } else {
-            i = j + 1;
+            continue;
         }
+        let closes = match then {
+            Then::Space => b.get(j + 1).is_none_or(|&c| c == b' '),
+            Then::SpaceQuote => {
+                j + 1 == b.len() || (b.get(j + 1) == Some(&b' ') && b.get(j + 2) == Some(&b'"'))
+            }
+        };
+        if closes {
+            return Ok(j);
+        }
+        i = j + 1;
     }
 }
 
-fn split_request(b: &[u8], start: usize, end: usize, spans: &mut [Span]) {
-    let req = &b[start..end];
-    let (Some(first), Some(last)) = (memchr(b' ', req), memrchr(b' ', req)) else {
+/// `$request` split at its first and last space (see the module doc).
+#[inline]
+fn split(b: &[u8], start: usize, end: usize, spans: &mut [Span]) {
+    let Some(first) = find(&b[..end], start, b' ') else {
         return;
     };
-    spans[METHOD] = Span::Line(start, start + first);
+    // From the end: the protocol is short. `first` is a space, so there is one.
+    let last = rfind(b, first, end, b' ').unwrap_or(first);
+    spans[METHOD] = Span::Line(start, first);
     if first == last {
-        spans[PATH] = Span::Line(start + first + 1, end);
+        spans[PATH] = Span::Line(first + 1, end);
     } else {
-        spans[PATH] = Span::Line(start + first + 1, start + last);
-        spans[PROTOCOL] = Span::Line(start + last + 1, end);
+        spans[PATH] = Span::Line(first + 1, last);
+        spans[PROTOCOL] = Span::Line(last + 1, end);
     }
 }
 
@@ -154,7 +193,7 @@ mod tests {
 
     fn fields(line: &str) -> Result<Vec<Option<&str>>, LineError> {
         let mut spans = [Span::Missing; 12];
-        parse(line, &mut spans)?;
+        parse(line.as_bytes(), &mut spans, true)?;
         Ok(spans.iter().map(|s| s.resolve(line, "")).collect())
     }
 

@@ -70,6 +70,36 @@ fn invalid_utf8_is_read_lossily() {
     assert_eq!(got.field(0), Some("a\u{fffd}b"));
 }
 
+fn any_bytes() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        proptest::collection::vec(0x20u8..0x7f, 0..70),
+        proptest::collection::vec(any::<u8>(), 0..6),
+        any::<String>().prop_map(String::into_bytes),
+    ];
+    proptest::collection::vec(piece, 0..8).prop_map(|p| p.concat())
+}
+
+proptest::proptest! {
+    /// The line's UTF-8 check (simdutf8) gives std's answer on any mix of ASCII,
+    /// multi-byte characters and broken sequences: the line is lossy exactly when
+    /// std finds it invalid, and its text is std's lossy conversion.
+    #[test]
+    fn utf8_check_agrees_with_std(rest in any_bytes()) {
+        let c = cfg(
+            Format::Regex(r"(?s)^(?P<t>\d+) (?P<m>.*)$".into()),
+            "t",
+            TimeFormat::EpochSeconds,
+        );
+        let mut p = LineParser::new(&c, &names(&["m"])).unwrap();
+        let mut line = b"1 ".to_vec();
+        line.extend_from_slice(&rest);
+        let got = p.parse(&line).unwrap();
+        proptest::prop_assert_eq!(got.lossy_utf8(), std::str::from_utf8(&line).is_err());
+        proptest::prop_assert_eq!(got.field(0), Some(&*String::from_utf8_lossy(&rest)));
+    }
+}
+
 #[test]
 fn json_end_to_end() {
     let c = cfg(Format::Json, "ts", TimeFormat::Rfc3339);
