@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 mod hist;
 pub use hist::Hist;
+#[cfg(test)]
+pub(crate) mod seeded;
 
 /// Billionths: values are summed as whole multiples of 1e-9.
 const SUM_SCALE: f64 = 1e9;
@@ -92,6 +94,69 @@ pub(crate) struct Accepted {
     term: i128,
     /// The value scaled for a histogram's counts.
     scaled: u64,
+}
+
+/// Below this, an integer `N` of billionths (or millionths) read from a decimal is
+/// also what today's float path makes of the same text: `v = digits / 10^frac` is
+/// correctly rounded (relative error ≤ 2^-53), so `v × 10^9` is within
+/// `N × 2^-53 ≤ 1/8` of `N`, its float within 1/16 more, and `.round()` gives `N`.
+const EXACT_BELOW: u64 = 1 << 50;
+
+/// 10^0 ..= 10^9: a decimal's digits to billionths.
+const POW10: [u64; 10] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+
+impl Accepted {
+    /// A decimal read straight to the fixed-point terms `kind` needs, without a
+    /// float: bit for bit what [`Acc::accept`] makes of the same text through
+    /// `parse_number`. `None` where that is not certain (more fraction digits than
+    /// the scale holds, a magnitude near 2^50): the caller takes the float path.
+    #[inline]
+    pub(crate) fn from_decimal(
+        kind: tidemark_jobs::MetricKind,
+        d: tidemark_sources::parse::Decimal,
+    ) -> Option<Result<Accepted, &'static str>> {
+        use tidemark_jobs::MetricKind;
+        // Billionths: the sum's scale.
+        let term = |d: tidemark_sources::parse::Decimal| -> Option<i128> {
+            let n = d
+                .digits
+                .checked_mul(*POW10.get(9usize.checked_sub(d.frac as usize)?)?)?;
+            (n < EXACT_BELOW).then_some(if d.neg { -(n as i128) } else { n as i128 })
+        };
+        match kind {
+            MetricKind::Counter | MetricKind::Gauge => Some(Ok(Accepted::default())),
+            MetricKind::Sum => Some(Ok(Accepted {
+                term: term(d)?,
+                scaled: 0,
+            })),
+            MetricKind::Histogram => {
+                if d.neg && d.digits != 0 {
+                    return Some(Err("negative_histogram_value"));
+                }
+                // Millionths, a histogram's scale: whole when the text has at most
+                // 6 fraction digits, then exactly its term / 1000.
+                if d.frac > 6 {
+                    return None;
+                }
+                let term = term(d)?;
+                Some(Ok(Accepted {
+                    term,
+                    scaled: (term.unsigned_abs() / 1000) as u64,
+                }))
+            }
+        }
+    }
 }
 
 /// One series' state in one window. Each variant knows how many lines it holds,
@@ -296,6 +361,66 @@ mod tests {
         assert_eq!(Acc::Count(7).lines(), 7);
     }
 
+    /// Every text `from_decimal` takes gets bit for bit the terms the float path
+    /// (`parse_number`, then `accept`) gives it, and the usual log values do take
+    /// the direct path.
+    #[test]
+    fn decimals_read_directly_give_the_float_paths_terms() {
+        use proptest::prelude::*;
+        use tidemark_jobs::MetricKind;
+        use tidemark_sources::parse::{parse_decimal, parse_number};
+        let kinds = [MetricKind::Sum, MetricKind::Histogram, MetricKind::Counter];
+        // Digits around every scale and around 2^50 billionths (~1125899.9).
+        let text = prop_oneof![
+            "[-+]?[0-9]{0,8}(\\.[0-9]{0,11})?",
+            "[-+]?1125[0-9]{3}(\\.[0-9]{0,9})?",
+            "[-+]?[0-9]{0,15}(\\.[0-9]{0,15})?",
+            "-?0\\.0{0,8}[0-9]{0,3}",
+        ];
+        let direct = std::cell::Cell::new(0u32);
+        seeded::runner("decimals_read_directly", 20_000)
+            .run(&(text, 0..kinds.len()), |(s, k)| {
+                let kind = kinds[k];
+                let Some(got) = parse_decimal(&s).and_then(|d| Accepted::from_decimal(kind, d))
+                else {
+                    return Ok(());
+                };
+                direct.set(direct.get() + 1);
+                let v = parse_number(&s).expect("parse_number reads every plain decimal");
+                prop_assert_eq!(got, Acc::accept(kind, v), "{:?} as {:?}", s, kind);
+                Ok(())
+            })
+            .unwrap();
+        let direct = direct.get();
+        assert!(direct > 10_000, "only {direct} texts took the direct path");
+        for (s, kind) in [
+            ("0.123", MetricKind::Histogram),
+            ("2409", MetricKind::Sum),
+            ("-0", MetricKind::Histogram),
+            ("-0.5", MetricKind::Histogram),
+            ("1125899.90684262", MetricKind::Sum),
+        ] {
+            let d = parse_decimal(s).unwrap();
+            assert_eq!(
+                Accepted::from_decimal(kind, d),
+                Some(Acc::accept(kind, parse_number(s).unwrap())),
+                "{s}"
+            );
+        }
+        // Not certain, so left to the float path.
+        for (s, kind) in [
+            ("0.0000005", MetricKind::Histogram),
+            ("0.0000000005", MetricKind::Sum),
+            ("1125899.90684263", MetricKind::Sum),
+        ] {
+            assert_eq!(
+                Accepted::from_decimal(kind, parse_decimal(s).unwrap()),
+                None,
+                "{s}"
+            );
+        }
+    }
+
     #[test]
     fn exact_sums_keep_their_full_range_in_two_halves() {
         let mut s = ExactSum::default();
@@ -306,5 +431,95 @@ mod tests {
         t.add(1.5e20).unwrap();
         t.merge(&s);
         assert_eq!(t.value(), -1.5e20);
+    }
+}
+
+/// Review R13a: edge texts, every kind: the direct decimal path and the float
+/// path (`parse_number` then `accept`) agree, refusals included.
+#[cfg(test)]
+mod review_r13a {
+    use super::*;
+    use tidemark_jobs::MetricKind;
+    use tidemark_sources::parse::{parse_decimal, parse_number};
+
+    #[test]
+    fn edge_decimals_take_the_float_paths_terms() {
+        let mut texts: Vec<String> = [
+            "-0",
+            "+0",
+            "-0.0",
+            "+1",
+            "1.",
+            ".5",
+            "-.5",
+            "+.5",
+            "0001",
+            "1e3",
+            "1_000",
+            " 1",
+            "1 ",
+            "-",
+            "+",
+            ".",
+            "",
+            "NaN",
+            "inf",
+            "-inf",
+            "0x10",
+            "1.2.3",
+            "--1",
+            "+-1",
+            "1-",
+            "999999999999999",
+            "99999999999999.9",
+            "9999999.99999999",
+            "0.999999999999999",
+            "000000000000001",
+            "0000000000000001",
+            "1125899.906842",
+            "1125899.906843",
+            "1125899.906842624",
+            "-1125899.906842",
+            "-0.000001",
+            "-0.0000001",
+            "-0.0000000001",
+            "0.0000001",
+            "0.000000001",
+            "0.0000000005",
+            "0.0000000015",
+            "18446744.073709551",
+            "4503599627.370496",
+            "9007199254.740993",
+            "0.1",
+            "0.2",
+            "0.3",
+            "2.675",
+            "1.005",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for d in 1..=15 {
+            for f in 0..=d {
+                let digits: String = (0..d).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+                let (a, b) = digits.split_at(d - f);
+                texts.push(format!("{a}.{b}"));
+                texts.push(format!("-{a}.{b}"));
+                texts.push(format!("{}", "9".repeat(d)));
+            }
+        }
+        for s in &texts {
+            for kind in [MetricKind::Sum, MetricKind::Histogram, MetricKind::Counter] {
+                let Some(direct) = parse_decimal(s).and_then(|d| Accepted::from_decimal(kind, d))
+                else {
+                    continue;
+                };
+                let float = match parse_number(s) {
+                    Some(v) => Acc::accept(kind, v),
+                    None => Err("not_a_number"),
+                };
+                assert_eq!(direct, float, "{s:?} as {kind:?}");
+            }
+        }
     }
 }

@@ -3,19 +3,22 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
+use indexmap::IndexMap;
 use std::sync::Arc;
 
 use tidemark_jobs::MetricKind;
-use tidemark_sources::parse::{parse_number, LineParser, Parsed};
+use tidemark_sources::parse::{parse_decimal, parse_number, LineParser, Parsed};
 
-use crate::acc::Acc;
+use crate::acc::{Acc, Accepted};
 use crate::key::{cmp_keys, push_key_part, SeriesKey};
-use crate::plan::Plan;
+use crate::plan::{MetricPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
-type SeriesMap = HashMap<SeriesKey, Acc, ahash::RandomState>;
+type SeriesMap = IndexMap<SeriesKey, Acc, ahash::RandomState>;
 
 /// Parses a line and takes its event time, or says why the line cannot be used
 /// (counted in `stats.parse_errors` under that reason; the caller logs it).
@@ -70,16 +73,25 @@ pub fn explain(reason: &'static str) -> &'static str {
     }
 }
 
-/// One window's state: per metric, its series.
+/// One window's state: per metric, its series, and where a line's series are.
 struct WindowAgg {
     start: EventMs,
     metrics: Vec<MetricSeries>,
+    /// Made when the window first uses it: most windows of a job with thousands
+    /// of hosts never do.
+    lines: Option<Box<LineCache>>,
+    /// Lines added (saturating): the cache is used from [`OpenWindows::cache_after`]
+    /// on, since a window of a few lines (one host among thousands) would pay for
+    /// it more than it saves.
+    added: u32,
 }
 
 /// One metric's series in one window, at most 1.5 × its share of `max_series`
 /// (see [`crate::limit`]).
 #[derive(Default)]
 struct MetricSeries {
+    /// Each series' key and state, by key and by index: an index, unlike a
+    /// reference, can be remembered in the [`LineCache`].
     map: SeriesMap,
     /// Set once the metric had more series than its share: the last key kept. A
     /// key that sorts after it cannot be among the share that sort first, so such
@@ -87,17 +99,85 @@ struct MetricSeries {
     bound: Option<SeriesKey>,
 }
 
+/// A series of a metric, as a [`LineCache`] remembers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// Not looked up yet (the line's value was refused, or the cache is new).
+    Unknown,
+    /// Past the metric's bound: lines of it are dropped. Stays true until the
+    /// next cut, which clears the cache ([`MetricSeries::cut_to`] only lowers
+    /// the bound, but it also moves states).
+    Refused,
+    /// The state at this index of [`MetricSeries::map`].
+    At(u32),
+}
+
+/// Per window, the key of a line's host and label values (every label any metric
+/// reads, [`Plan::line_slots`]) to its series in each metric: lines repeat a few
+/// combinations, so most lines are one lookup instead of one per metric. Only a
+/// cache — a line it does not know is looked up metric by metric as before, and
+/// it is cleared whenever a metric's series move — so what a window holds is
+/// exactly what one lookup per metric gives. Holds at most `1.5 × max_series`
+/// keys; past that, new combinations are not remembered.
+#[derive(Default)]
+struct LineCache {
+    /// Key to the offset of its entry in `slots` (one [`Slot`] per metric).
+    map: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    slots: Vec<Slot>,
+}
+
+impl LineCache {
+    /// The offset of `key`'s slots, added if new and there is room.
+    fn entry(&mut self, key: &[u8], metrics: usize, cap: usize) -> Option<usize> {
+        if let Some(&off) = self.map.get(key) {
+            return Some(off as usize);
+        }
+        if self.map.len() >= cap {
+            return None;
+        }
+        let off = self.slots.len();
+        self.slots.resize(off + metrics, Slot::Unknown);
+        self.map.insert(key.into(), off as u32);
+        Some(off)
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.slots.clear();
+    }
+}
+
 impl MetricSeries {
-    fn refuses(&self, key: &[u8]) -> bool {
-        self.bound
-            .as_deref()
-            .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater)
+    /// The series of `key` (`Slot::At`, and whether it was created now), or
+    /// `Slot::Refused` if it is new and sorts after the bound.
+    fn find_or_create(&mut self, key: &[u8], kind: MetricKind) -> (Slot, bool) {
+        // Hashed once, whether the series is found or made.
+        let hash = self.map.hasher().hash_one(key);
+        match self
+            .map
+            .raw_entry_mut_v1()
+            .from_key_hashed_nocheck(hash, key)
+        {
+            RawEntryMut::Occupied(e) => (Slot::At(e.index() as u32), false),
+            RawEntryMut::Vacant(e) => {
+                let refused = self
+                    .bound
+                    .as_deref()
+                    .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
+                if refused {
+                    return (Slot::Refused, false);
+                }
+                let i = e.index();
+                e.insert_hashed_nocheck(hash, key.into(), empty_acc(kind));
+                (Slot::At(i as u32), true)
+            }
+        }
     }
 
     /// Keeps the `share` series that sort first; returns the lines of the others.
     #[cold]
     fn cut_to(&mut self, share: usize) -> u64 {
-        let mut all: Vec<(SeriesKey, Acc)> = self.map.drain().collect();
+        let mut all: Vec<(SeriesKey, Acc)> = self.map.drain(..).collect();
         let Some(last) = share.checked_sub(1).filter(|&l| l < all.len()) else {
             self.map.extend(all);
             return 0;
@@ -134,14 +214,43 @@ impl SeriesState {
     }
 }
 
+/// Lines a window takes before its [`LineCache`] is used: below that a window
+/// is looked up metric by metric (a cache entry costs more than a lookup per
+/// metric for a combination seen once or twice).
+const CACHE_AFTER: u32 = 64;
+
 /// Open windows, ascending by start (usually one or two).
-#[derive(Default)]
 pub struct OpenWindows {
     windows: Vec<WindowAgg>,
+    /// Lines a window takes before it caches where a line's series are.
+    cache_after: u32,
+    /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
+    metric_key_buf: Vec<u8>,
+}
+
+impl Default for OpenWindows {
+    fn default() -> Self {
+        OpenWindows {
+            windows: Vec::new(),
+            cache_after: CACHE_AFTER,
+            key_buf: Vec::new(),
+            metric_key_buf: Vec::new(),
+        }
+    }
 }
 
 impl OpenWindows {
+    /// Windows whose line cache starts after `lines` lines (tests: any value
+    /// must give the same windows).
+    #[cfg(test)]
+    fn caching_after(lines: u32) -> Self {
+        OpenWindows {
+            cache_after: lines,
+            ..OpenWindows::default()
+        }
+    }
+
     /// Folds a parsed line stamped `t` (in the window starting at `start`) into
     /// every metric of the plan. A value a metric cannot use is counted; the line
     /// still counts for the others. A series past its metric's share of
@@ -156,59 +265,61 @@ impl OpenWindows {
         stats: &mut JobStats,
     ) {
         let w = window_for(&mut self.windows, start, plan.metrics.len());
-        let key_buf = &mut self.key_buf;
+        // Offsets into the cache's slots are `u32`s.
+        let cap = plan
+            .max_series
+            .saturating_add(plan.max_series / 2)
+            .min(u32::MAX as usize / plan.metrics.len().max(1));
+        // The line's entry in the window's cache: looked up when a metric first
+        // needs its series (`None`: not yet; `Some(None)`: not cached).
+        let use_cache = plan.line_slots.is_some() && w.added >= self.cache_after;
+        w.added = w.added.saturating_add(1);
+        let mut entry: Option<Option<usize>> = (!use_cache).then_some(None);
         for (m, mp) in plan.metrics.iter().enumerate() {
-            let value = match mp.kind {
-                MetricKind::Counter => 0.0,
-                _ => {
-                    let raw = mp.value_slot.and_then(|s| parsed.field(s));
-                    match raw.map(parse_number) {
-                        Some(Some(v)) => v,
-                        Some(None) => {
-                            stats.count_value_error(&mp.name, "not_a_number");
-                            continue;
-                        }
-                        None => {
-                            stats.count_value_error(&mp.name, "field_missing");
-                            continue;
-                        }
-                    }
-                }
+            let Some((accepted, value)) = value_of(mp, parsed, stats) else {
+                continue;
             };
-            let accepted = match Acc::accept(mp.kind, value) {
-                Ok(a) => a,
-                Err(reason) => {
-                    stats.count_value_error(&mp.name, reason);
-                    continue;
-                }
-            };
-            key_buf.clear();
-            push_key_part(key_buf, host);
-            for &s in &mp.label_slots {
-                push_key_part(key_buf, parsed.field(s).unwrap_or(""));
-            }
+            let off = *entry.get_or_insert_with(|| {
+                let slots = plan.line_slots.as_deref().unwrap_or_default();
+                build_key(&mut self.key_buf, host, slots, parsed);
+                let lines = w.lines.get_or_insert_with(Box::default);
+                lines.entry(&self.key_buf, plan.metrics.len(), cap)
+            });
             let series = &mut w.metrics[m];
-            let mut created = false;
-            let acc = match series.map.get_mut(key_buf.as_slice()) {
-                Some(a) => a,
-                None => {
-                    if series.refuses(key_buf) {
-                        stats.count_series_dropped(&mp.name, 1);
-                        continue;
-                    }
-                    created = true;
-                    series
-                        .map
-                        .entry(key_buf.as_slice().into())
-                        .or_insert_with(|| empty_acc(mp.kind))
-                }
+            let cached = match (off, w.lines.as_deref()) {
+                (Some(o), Some(lines)) => lines.slots[o + m],
+                _ => Slot::Unknown,
             };
-            if let Err(reason) = acc.add_accepted(accepted, value, t) {
-                stats.count_value_error(&mp.name, reason);
+            let (slot, created) = match cached {
+                Slot::Unknown => {
+                    build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
+                    let found = series.find_or_create(&self.metric_key_buf, mp.kind);
+                    if let (Some(o), Some(lines)) = (off, w.lines.as_deref_mut()) {
+                        lines.slots[o + m] = found.0;
+                    }
+                    found
+                }
+                known => (known, false),
+            };
+            let Slot::At(i) = slot else {
+                stats.count_series_dropped(&mp.name, 1);
+                continue;
+            };
+            // Always there: an index comes from this map, and a cut (which moves
+            // states) clears the cache.
+            if let Some((_, acc)) = series.map.get_index_mut(i as usize) {
+                if let Err(reason) = acc.add_accepted(accepted, value, t) {
+                    stats.count_value_error(&mp.name, reason);
+                }
             }
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
                 let dropped = series.cut_to(plan.series_share);
                 stats.count_series_dropped(&mp.name, dropped);
+                // The metric's states moved: what the cache remembers is void.
+                if let Some(lines) = w.lines.as_deref_mut() {
+                    lines.clear();
+                }
+                entry = Some(None);
             }
         }
     }
@@ -250,6 +361,45 @@ impl OpenWindows {
     }
 }
 
+/// The key of `host` and the values of `slots` (a missing field reads as empty).
+#[inline]
+fn build_key(buf: &mut Vec<u8>, host: &str, slots: &[usize], parsed: &Parsed<'_>) {
+    buf.clear();
+    push_key_part(buf, host);
+    for &s in slots {
+        push_key_part(buf, parsed.field(s).unwrap_or(""));
+    }
+}
+
+/// A line's value for metric `mp`, converted for its kind (and the value itself,
+/// which only a gauge keeps), or `None` once the reason it cannot be used is
+/// counted. A plain decimal goes straight to the fixed-point terms where that is
+/// exact ([`Accepted::from_decimal`]); anything else through a float, as always.
+#[inline]
+fn value_of(mp: &MetricPlan, parsed: &Parsed<'_>, stats: &mut JobStats) -> Option<(Accepted, f64)> {
+    if mp.kind == MetricKind::Counter {
+        return Some((Accepted::default(), 0.0));
+    }
+    let Some(raw) = mp.value_slot.and_then(|s| parsed.field(s)) else {
+        stats.count_value_error(&mp.name, "field_missing");
+        return None;
+    };
+    let direct = match mp.kind {
+        MetricKind::Gauge => None,
+        kind => parse_decimal(raw).and_then(|d| Accepted::from_decimal(kind, d)),
+    };
+    let accepted = match direct {
+        Some(a) => a.map(|a| (a, 0.0)),
+        None => match parse_number(raw) {
+            Some(v) => Acc::accept(mp.kind, v).map(|a| (a, v)),
+            None => Err("not_a_number"),
+        },
+    };
+    accepted
+        .map_err(|reason| stats.count_value_error(&mp.name, reason))
+        .ok()
+}
+
 fn empty_acc(kind: MetricKind) -> Acc {
     match kind {
         MetricKind::Counter => Acc::Count(0),
@@ -278,6 +428,8 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
                 WindowAgg {
                     start,
                     metrics: (0..metrics).map(|_| MetricSeries::default()).collect(),
+                    lines: None,
+                    added: 0,
                 },
             );
             at
@@ -286,5 +438,7 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
     &mut windows[idx]
 }
 
+#[cfg(test)]
+mod model;
 #[cfg(test)]
 mod tests;

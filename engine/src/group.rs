@@ -4,6 +4,7 @@
 //! This is plain code with no dataflow in it, so it can be tested directly; the
 //! source operator drives a set of these and turns closed windows into records.
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -170,6 +171,16 @@ impl GroupState {
         self.reader.is_parked()
     }
 
+    /// Closes its file wherever reading is in it (see [`Tailer::park_paused`]).
+    pub fn park_paused(&mut self) -> bool {
+        self.reader.park_paused()
+    }
+
+    /// Lines read but not delivered yet (a turn stopped by pacing).
+    pub fn has_buffered_lines(&self) -> bool {
+        self.reader.has_buffered_lines()
+    }
+
     /// Closes its live file if idle at its end (see [`Tailer::park`]).
     pub fn park(&mut self) -> bool {
         self.reader.park()
@@ -180,11 +191,18 @@ impl GroupState {
         self.reader.parkable_since()
     }
 
-    /// Reads up to `budget` bytes and aggregates their lines. `wall_ms` is the wall
-    /// clock, for rejecting lines stamped too far in the future.
+    /// Reads up to `budget` bytes and aggregates their lines, stopping after the
+    /// line that takes its watermark to `stop_at` (event-time pacing, see
+    /// [`crate::pacing`]; [`EventMs::MAX`]: no stop). With `buffered_only`, only
+    /// lines already read are delivered: no file is opened (a group closed
+    /// mid-read reads on without a descriptor). `wall_ms` is the wall clock, for
+    /// rejecting lines stamped too far in the future.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
         budget: usize,
+        stop_at: EventMs,
+        buffered_only: bool,
         now: Instant,
         wall_ms: EventMs,
         stats: &mut JobStats,
@@ -217,7 +235,8 @@ impl GroupState {
             plan,
             fixed_host: fixed_host.as_deref(),
         };
-        let status = reader.read_some(budget, now, |meta, line| {
+        let stop = Cell::new(false);
+        let on_line = |meta: tidemark_sources::tail::LineMeta<'_>, line: &[u8]| {
             let warnings = Warnings {
                 bad_lines: &mut *warnings,
                 outliers: &mut *outlier_warnings,
@@ -226,7 +245,18 @@ impl GroupState {
             ingest_line(
                 &ctx, meta, line, parser, wm, windows, marks, warnings, stats,
             );
-        });
+            if wm.get().is_some_and(|w| w >= stop_at) {
+                stop.set(true);
+            }
+        };
+        let status = if buffered_only {
+            reader.read_buffered_until(&stop, on_line)
+        } else {
+            reader.read_some_until(budget, now, &stop, on_line)
+        };
+        if stop.get() {
+            stats.paced_turns += 1;
+        }
         let after = self.reader.counters();
         let delivered = after.lines > self.counters.lines;
         add_counters(stats, &self.counters, &after);
@@ -376,6 +406,11 @@ impl GroupState {
             return WindowTime::MAX;
         }
         first_open_window(self.wm.get(), self.plan.window_ms)
+    }
+
+    /// Its watermark, `None` before its first line (what pacing compares).
+    pub fn watermark(&self) -> Option<EventMs> {
+        self.wm.get()
     }
 
     /// The first window its watermark leaves open, finished or not: what it

@@ -23,6 +23,7 @@ pub use shared::ProcessFiles;
 
 use crate::error::EngineError;
 use crate::group::{GroupInit, GroupState};
+use crate::pacing::{default_bound_ms, Horizon, Lane, PaceBoard, Pacer};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::path_hash;
@@ -82,6 +83,25 @@ pub struct GroupSet {
     next: usize,
     /// Where the search for a group to park starts (see `park_one_other`).
     park_next: usize,
+    /// Event-time pacing of the groups (see [`crate::pacing`]).
+    pacer: Pacer,
+    /// How each of `groups` ended its last turn, for pacing.
+    turns: Vec<Turn>,
+    /// The last round deferred a group and read nothing: it waits for a slower
+    /// group of another worker, so it looks again soon.
+    pace_waiting: bool,
+}
+
+/// How a group's last turn ended, as pacing sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    /// Not read yet: the furthest behind.
+    Unread,
+    /// It stopped with more to read.
+    More,
+    /// Idle at its end, waiting (for a file, a descriptor) or finished: it
+    /// holds no one back.
+    Quiet,
 }
 
 impl GroupSet {
@@ -101,7 +121,11 @@ impl GroupSet {
         local: (usize, usize),
         files: Arc<ProcessFiles>,
     ) -> GroupSet {
+        let pacer = Pacer::new(default_bound_ms(plan.window_ms), PaceBoard::new(1), 0);
         GroupSet {
+            pacer,
+            turns: Vec::new(),
+            pace_waiting: false,
             reading: Vec::new(),
             files,
             seen: 0,
@@ -125,6 +149,21 @@ impl GroupSet {
             next: 0,
             park_next: 0,
         }
+    }
+
+    /// Paces this worker's groups with `pacer` (one whose board the job's other
+    /// workers share, so they align too); by default a worker aligns its own
+    /// groups only.
+    pub fn with_pacer(mut self, pacer: Pacer) -> GroupSet {
+        self.pacer = pacer;
+        self
+    }
+
+    /// Whether the last round deferred a group and read nothing (see
+    /// `pace_waiting`): the source comes back soon rather than after its poll
+    /// interval.
+    pub fn pace_waiting(&self) -> bool {
+        self.pace_waiting
     }
 
     /// Whether the directory watcher sees every folder the globs can match (then
@@ -203,6 +242,7 @@ impl GroupSet {
                 Discovered::default()
             };
             self.discoveries += 1;
+            stats.discovery_runs += 1;
             self.files.seed(&groups, &self.roots);
             (groups, Some(owners), Arc::new(report))
         } else {
@@ -215,6 +255,7 @@ impl GroupSet {
                 })
                 .map_err(EngineError::Discover)?;
             self.discoveries += u64::from(fresh.ran);
+            stats.discovery_runs += u64::from(fresh.ran);
             (fresh.groups, None, fresh.report)
         };
         for (i, g) in found.into_iter().enumerate() {
@@ -237,6 +278,7 @@ impl GroupSet {
             let state = self.make(&g, first, floor)?;
             self.groups.push(state);
             self.reading.push(None);
+            self.turns.push(Turn::Unread);
         }
         if self.reports() {
             self.report(&report, stats);
@@ -371,6 +413,9 @@ impl GroupSet {
         let mut visited = 0;
         let share = open_files_share(self.job.source.max_open_files, self.local.1);
         let mut open = self.groups.iter().filter(|g| g.holds_file()).count();
+        let horizon = self.horizon();
+        let mut deferred = false;
+        let bytes_before = stats.bytes_read;
         while visited < n {
             if budget == 0 {
                 busy = true;
@@ -379,20 +424,44 @@ impl GroupSet {
             let i = (self.next + visited) % n;
             visited += 1;
             if self.groups[i].is_finished() {
+                self.turns[i] = Turn::Quiet;
+                continue;
+            }
+            if !horizon.allows(self.groups[i].watermark()) {
+                // Far enough ahead of the slowest group: it waits, so that
+                // windows close before every group has read its whole backlog.
+                stats.paced_turns += 1;
+                deferred = true;
                 continue;
             }
             let held = self.groups[i].holds_file();
-            if !held && open >= share {
+            // Closed mid-read with lines still buffered: those need no descriptor.
+            let buffered_only = !held && open >= share && self.groups[i].has_buffered_lines();
+            if !held && !buffered_only && open >= share {
                 // Its turn waits until another group is idle at its end (or, in a
-                // finite run, finished): lines are late, never lost.
-                if !self.park_one_other(i) {
+                // finite run, finished): lines are late, never lost. Waiting for
+                // a descriptor, it holds no one back (those that hold one must
+                // read on to free it).
+                if !self.park_one_other(i) && !self.park_one_ahead(i) {
+                    self.turns[i] = Turn::Quiet;
                     continue;
                 }
                 open -= 1;
             }
             let g = &mut self.groups[i];
             let before = stats.bytes_read;
-            let status = g.read(chunk.min(budget), now, wall_ms, stats);
+            let status = g.read(
+                chunk.min(budget),
+                horizon.stop_at(),
+                buffered_only,
+                now,
+                wall_ms,
+                stats,
+            );
+            self.turns[i] = match status {
+                ReadStatus::More => Turn::More,
+                ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
+            };
             open = open + usize::from(g.holds_file()) - usize::from(held);
             if let Some((path, id)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
@@ -419,11 +488,26 @@ impl GroupSet {
         if n > 0 {
             self.next = (self.next + visited) % n;
         }
+        self.pace_waiting = deferred && stats.bytes_read == bytes_before;
+        if n == 0 || self.turns.iter().all(|t| *t == Turn::Quiet) {
+            // Nothing to read here: this worker holds no other back.
+            self.pacer.release();
+        }
         let parked = self.groups.iter().filter(|g| g.is_parked()).count();
         stats
             .open_files
             .insert(self.index, (open as u64, parked as u64));
         busy
+    }
+
+    /// How far this round's turns may go: the slowest group with lines to read
+    /// (of any worker) plus the bound.
+    fn horizon(&self) -> Horizon {
+        let lanes = self.groups.iter().zip(&self.turns).map(|(g, t)| match t {
+            Turn::Unread | Turn::More if !g.is_finished() => Lane::Reading(g.watermark()),
+            _ => Lane::Quiet,
+        });
+        self.pacer.horizon(lanes)
     }
 
     /// Reading goes on after a pause for back-pressure: the pause was not
@@ -451,6 +535,27 @@ impl GroupSet {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Keeps this worker within its share of `max_open_files` when no file is
+    /// idle at its end: closes mid-read the file of the group furthest ahead of
+    /// group `behind` by event time (see [`crate::pacing`]). It reads on from
+    /// its buffered lines, then opens its file again when a descriptor is free.
+    /// Without this, with more groups than descriptors, the groups holding one
+    /// would read their whole backlog before the others start, and every window
+    /// would stay open until then. Returns whether one was closed.
+    fn park_one_ahead(&mut self, behind: usize) -> bool {
+        let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
+        let pick = (0..self.groups.len())
+            .filter(|&j| j != behind && self.turns[j] == Turn::More)
+            .filter(|&j| self.groups[j].holds_file())
+            .filter_map(|j| Some((self.groups[j].watermark()?, j)))
+            .filter(|&(wm, _)| wm > from)
+            .max_by_key(|&(wm, _)| wm);
+        match pick {
+            Some((_, j)) => self.groups[j].park_paused(),
+            None => false,
         }
     }
 
@@ -538,6 +643,8 @@ mod shared;
 mod identity_tests;
 #[cfg(test)]
 mod open_files_tests;
+#[cfg(test)]
+mod pacing_tests;
 #[cfg(test)]
 mod tests;
 

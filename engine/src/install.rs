@@ -20,6 +20,7 @@ use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
 use crate::operators::series_limit::{SeriesLimit, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
+use crate::pacing::{default_bound_ms, Pacer};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::{HostPartial, RuleInput, Series};
@@ -55,6 +56,8 @@ pub struct InstallContext {
     pub files: Arc<crate::groupset::ProcessFiles>,
     /// Where the input ends: the sources raise it, the collector reads it.
     pub input_end: Arc<crate::input_end::InputEnd>,
+    /// This process's workers' slowest groups ([`crate::pacing`]).
+    pub pace: Arc<crate::pacing::PaceBoard>,
     /// Whether the sources publish their groups' figures ([`crate::stats::JobStats::groups_wanted`]).
     pub publish_groups: bool,
     /// Closed while a sink of the job is backlogged: the sources pause reading.
@@ -98,7 +101,12 @@ pub fn install_job(
         index,
         ctx.process_workers,
         ctx.files.clone(),
-    );
+    )
+    .with_pacer(Pacer::new(
+        default_bound_ms(plan.window_ms),
+        ctx.pace.clone(),
+        index.saturating_sub(ctx.process_workers.0),
+    ));
     let chunk = job.source.read_chunk_bytes.max(4096);
     let pacing = Pacing {
         chunk_bytes: chunk,

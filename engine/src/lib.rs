@@ -29,6 +29,7 @@ pub mod labels;
 pub(crate) mod limit;
 pub mod operators;
 pub mod output_guard;
+pub mod pacing;
 pub mod plan;
 pub mod replay;
 pub mod resume;

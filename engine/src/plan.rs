@@ -66,6 +66,11 @@ pub struct Plan {
     /// Each metric's share of `max_series`: the most series of one metric a window
     /// keeps (see [`crate::limit`]). At least 1.
     pub(crate) series_share: usize,
+    /// The label fields any metric reads, each once, in the order metrics name them:
+    /// with the host, the key under which a window remembers where each metric's
+    /// series of a line are ([`crate::agg`]), so that a line is looked up once, not
+    /// once per metric. `None` for a job of one metric, which gains nothing from it.
+    pub(crate) line_slots: Option<Vec<usize>>,
     /// See `crate::watermark`.
     pub(crate) max_jump_ms: i64,
     pub(crate) max_clock_lag_ms: i64,
@@ -140,6 +145,15 @@ impl Plan {
                 mp.rules.push(i);
             }
         }
+        let line_slots = (metrics.len() > 1).then(|| {
+            let mut slots: Vec<usize> = Vec::new();
+            for s in metrics.iter().flat_map(|m| &m.label_slots) {
+                if !slots.contains(s) {
+                    slots.push(*s);
+                }
+            }
+            slots
+        });
         let ms = |d: std::time::Duration| d.as_millis().min(i64::MAX as u128) as i64;
         Plan {
             fields,
@@ -159,6 +173,7 @@ impl Plan {
             max_clock_skew_ms: ms(job.window.max_clock_skew),
             max_series: job.window.max_series,
             series_share: (job.window.max_series / job.metrics.len().max(1)).max(1),
+            line_slots,
             max_jump_ms: ms(job.window.max_jump),
             max_clock_lag_ms: ms(job.window.max_clock_lag),
             tail: TailOptions {

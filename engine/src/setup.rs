@@ -109,6 +109,8 @@ pub struct JobSetup {
     collector: Mutex<Option<Collector>>,
     /// Where the input ends (`--until-eof`): raised by the sources.
     input_end: Arc<crate::input_end::InputEnd>,
+    /// Each worker's slowest group, so the workers read in step by event time.
+    pace: Arc<crate::pacing::PaceBoard>,
     first_worker: usize,
     workers: usize,
     /// A member's own read positions (not process 0's checkpoint).
@@ -322,6 +324,7 @@ impl JobSetup {
             files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
             input_end,
+            pace: crate::pacing::PaceBoard::new(workers),
             first_worker: opts.first_worker,
             workers,
             member_store,
@@ -387,6 +390,7 @@ impl JobSetup {
             process_workers: (self.first_worker, self.workers),
             files: self.files.clone(),
             input_end: self.input_end.clone(),
+            pace: self.pace.clone(),
             publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
             read_gate: self.read_gate.clone(),
             split: self.split.clone(),

@@ -30,6 +30,10 @@ pub struct JobStats {
     /// Of those, segments read a second time, with the true clock: their
     /// speculative read judged a line near its start differently (a cost, not a loss).
     pub split_rereads: u64,
+    /// Times the include globs were evaluated (discovery runs, the first one
+    /// included): in live mode on a layout change (a file appeared, moved or
+    /// went away) and every few seconds as a safety net, never per write.
+    pub discovery_runs: u64,
     /// Files that could not be opened or read, or whose real path is outside the allowed
     /// roots.
     pub file_open_errors: u64,
@@ -93,6 +97,10 @@ pub struct JobStats {
     pub fd_backoffs: u64,
     /// Windows still open when a live run was stopped (not emitted: not final).
     pub windows_open_at_stop: u64,
+    /// Group turns ended early or deferred by event-time pacing: the group
+    /// reached the bound ahead of the slowest group with lines to read
+    /// ([`crate::pacing`]).
+    pub paced_turns: u64,
     /// Closed windows a stop found held back for a sink that was not ready
     /// (its receiver slow or down): not emitted; with checkpoints the next run
     /// computes them again.
@@ -202,6 +210,7 @@ impl JobStats {
         self.files_opened += o.files_opened;
         self.split_segments += o.split_segments;
         self.split_rereads += o.split_rereads;
+        self.discovery_runs += o.discovery_runs;
         self.file_open_errors += o.file_open_errors;
         self.truncations += o.truncations;
         self.rotations += o.rotations;
@@ -245,6 +254,7 @@ impl JobStats {
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
+        self.paced_turns += o.paced_turns;
         self.windows_held_at_stop += o.windows_held_at_stop;
         for (metric, n) in &o.series_limit_dropped {
             *self.series_limit_dropped.entry(metric.clone()).or_default() += n;

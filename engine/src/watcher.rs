@@ -1,11 +1,17 @@
 //! Wakes a live job's sources when its folders change (inotify, through the
 //! process's one [`WatchHub`]).
 //!
-//! On every change the watched folders are derived from the include globs again
-//! (a new host folder must be watched too), then the sources are poked so they
-//! rediscover at once. The sources are told whether every folder is watched: then
-//! their own re-evaluation of the globs is only a slow safety net; where inotify
-//! does not work they poll.
+//! A write to a file only wakes the sources to read it ([`PokeBoard::written`],
+//! coalesced there): no glob is evaluated, no folder listed. On any other change
+//! (a file or folder appeared, moved or went away) the watched folders are
+//! derived from the include globs again (a new host folder must be watched too),
+//! then the sources are poked so they rediscover at once; a burst of such
+//! changes (a rotation is several events) is one rediscovery, [`LAYOUT_DEBOUNCE`]
+//! after its first event. The sources are told whether every folder is watched:
+//! then their own re-evaluation of the globs is only a slow safety net; where
+//! inotify does not work they poll.
+//!
+//! [`PokeBoard::written`]: crate::operators::source::PokeBoard::written
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,10 +20,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tidemark_sources::watch::watch_dirs;
+use tidemark_sources::watch::{watch_dirs, Change};
 use tidemark_sources::watch_hub::{Subscription, WatchHub};
 
 use crate::operators::source::Poke;
+
+/// How long after a layout change (create, move, delete) the rediscovery runs,
+/// so the other events of the same burst (a rotation is a rename and a create;
+/// logrotate renames several siblings) are taken with it. New files are still
+/// found within a tenth of a second; a rotated file is followed by its reader
+/// whatever discovery does.
+pub const LAYOUT_DEBOUNCE: Duration = Duration::from_millis(50);
 
 /// A live job's directory watcher: a thread that pokes the job's sources when a
 /// folder its globs can match changes, so a new or rotated file is found at once
@@ -30,9 +43,10 @@ pub struct JobWatcher {
 }
 
 impl JobWatcher {
-    /// Watches the folders the `include` globs can match and pokes `poke` on
-    /// each change (a burst is one poke). Where inotify cannot watch them, it
-    /// warns that the sources poll every `poll` instead and tells `poke` so.
+    /// Watches the folders the `include` globs can match: tells `poke` of each
+    /// write, and pokes it on each other change (a burst is one poke). Where
+    /// inotify cannot watch them, it warns that the sources poll every `poll`
+    /// instead and tells `poke` so.
     pub fn start(include: Vec<String>, poke: Poke, poll: Duration) -> JobWatcher {
         let done = Arc::new(AtomicBool::new(false));
         let flag = done.clone();
@@ -41,9 +55,15 @@ impl JobWatcher {
         let thread = std::thread::Builder::new()
             .name("tidemark-watch".into())
             .spawn(move || {
-                let mut w = WatchHub::global().subscribe(&watch_dirs(&include), move || {
-                    let _ = tx.send(());
-                });
+                let written = poke.clone();
+                let on_change = move |change: &Change| match change {
+                    // On the notifier's thread: cheap (flags, at most one activation).
+                    Change::Written(path) => written.written(path),
+                    Change::Layout => {
+                        let _ = tx.send(());
+                    }
+                };
+                let mut w = WatchHub::global().subscribe_changes(&watch_dirs(&include), on_change);
                 // The sources' first discovery ran before these watches existed:
                 // look again for what was created in between (all are new here).
                 let mut watched = Vec::new();
@@ -55,7 +75,12 @@ impl JobWatcher {
                 poke.poke();
                 // Blocks until a change or the drop: an idle job's thread never wakes.
                 while rx.recv().is_ok() && !flag.load(Ordering::SeqCst) {
-                    // Coalesce a burst of events into one rescan.
+                    // Coalesce a burst of events into one rescan. A drop meanwhile
+                    // waits for the debounce (it is short).
+                    std::thread::sleep(LAYOUT_DEBOUNCE);
+                    if flag.load(Ordering::SeqCst) {
+                        break;
+                    }
                     while rx.try_recv().is_ok() {}
                     settle(&mut w, &include, &mut watched);
                     poke.set_watching(w.is_active());

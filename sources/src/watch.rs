@@ -156,6 +156,35 @@ pub(crate) fn failure_warning(
     ))
 }
 
+/// What a change notification tells its subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Bytes were written to (or cut from) this file: whoever reads it has
+    /// something to read, but no file appeared, moved or went away, so the globs
+    /// need not be evaluated again (a busy log makes hundreds of these a second).
+    Written(PathBuf),
+    /// A file or folder appeared, moved, went away or changed attributes, or
+    /// events may have been lost: evaluate the globs again.
+    Layout,
+}
+
+/// What an event (or an error, after which events may have been lost) tells a
+/// subscriber; `None` for an event that cannot mean a change (see
+/// [`is_interesting`]).
+pub(crate) fn classify(event: &notify::Result<Event>) -> Option<Change> {
+    match event {
+        Ok(ev) if !is_interesting(&ev.kind) => None,
+        // IN_MODIFY (a write or a truncation): one path, the file itself.
+        Ok(ev) if matches!(ev.kind, EventKind::Modify(ModifyKind::Data(_))) => {
+            match ev.paths.as_slice() {
+                [path] => Some(Change::Written(path.clone())),
+                _ => Some(Change::Layout),
+            }
+        }
+        _ => Some(Change::Layout),
+    }
+}
+
 /// Whether an event can mean a file appeared, changed, moved or went away.
 pub(crate) fn is_interesting(kind: &EventKind) -> bool {
     match kind {

@@ -16,6 +16,13 @@
 //! missing one appeared or one now resolves elsewhere, it watches them again and
 //! calls the subscription's callback (its job then rescans).
 //!
+//! A busy log is written hundreds of times a second, and each write is an
+//! event that wakes the notifier's thread. After passing on a write the thread
+//! pauses for [`WRITE_PAUSE`] ([`Throttle`]): the kernel meanwhile merges the
+//! same file's further writes into one queued event, so a followed file costs a
+//! few wakes per pause, whatever its number of writes. The first write after a
+//! quiet spell is passed on at once; a later one waits at most the pause.
+//!
 //! Locking: `watcher` is held around every watch and unwatch (notify's event thread
 //! never takes it), and is taken before a subscription's `state`; `routes` is held
 //! only briefly, by that thread to find whom to call and by `set_dirs` to change
@@ -24,13 +31,45 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher};
 
-use crate::watch::{failure_warning, is_interesting};
+use crate::watch::{classify, failure_warning, Change};
 
-type Callback = Arc<dyn Fn() + Send + Sync>;
+type Callback = Arc<dyn Fn(&Change) + Send + Sync>;
+
+/// How long the notifier's thread pauses after passing on a write (see the
+/// module docs). Every job's events wait at most this long more while files
+/// are being written.
+pub const WRITE_PAUSE: Duration = Duration::from_millis(25);
+
+/// Events handled within this long after a pause ended belong to the same
+/// wake (the rest of the batch read before the pause, and what queued up
+/// during it): they do not pause again.
+const SAME_WAKE: Duration = Duration::from_micros(500);
+
+/// Decides when the notifier's thread pauses (see the module docs).
+#[derive(Debug, Default)]
+struct Throttle {
+    /// When the last pause ended.
+    resumed: Option<Instant>,
+}
+
+impl Throttle {
+    /// After a write was passed on at `now`: how long to pause, if at all.
+    fn after_write(&self, now: Instant) -> Option<Duration> {
+        match self.resumed {
+            Some(r) if now.saturating_duration_since(r) <= SAME_WAKE => None,
+            _ => Some(WRITE_PAUSE),
+        }
+    }
+
+    /// The pause ended at `now`.
+    fn resumed(&mut self, now: Instant) {
+        self.resumed = Some(now);
+    }
+}
 
 /// How often missing folders and folder links are looked at again. A job whose
 /// folders are not all watched polls meanwhile, so nothing is lost in between.
@@ -135,16 +174,23 @@ impl WatchHub {
     fn new() -> WatchHub {
         let routes = Arc::new(Mutex::new(Routes::default()));
         let for_events = routes.clone();
+        let mut throttle = Throttle::default();
         let handler = move |event: notify::Result<Event>| {
-            if event.as_ref().is_ok_and(|ev| !is_interesting(&ev.kind)) {
+            let Some(change) = classify(&event) else {
                 return;
-            }
+            };
             let targets = match for_events.lock() {
                 Ok(r) => r.targets(&event),
                 Err(_) => return,
             };
-            for call in targets {
-                call();
+            for call in &targets {
+                call(&change);
+            }
+            if matches!(change, Change::Written(_)) && !targets.is_empty() {
+                if let Some(pause) = throttle.after_write(Instant::now()) {
+                    std::thread::sleep(pause);
+                    throttle.resumed(Instant::now());
+                }
             }
         };
         let (watcher, startup_error) = match notify::recommended_watcher(handler) {
@@ -202,7 +248,7 @@ impl WatchHub {
             apply(self, id, &mut state, watcher, &given);
             drop(state);
             drop(guard);
-            (sub.call)();
+            (sub.call)(&Change::Layout);
         }
     }
 
@@ -212,6 +258,17 @@ impl WatchHub {
         &'static self,
         dirs: &[PathBuf],
         on_change: impl Fn() + Send + Sync + 'static,
+    ) -> Subscription {
+        self.subscribe_changes(dirs, move |_: &Change| on_change())
+    }
+
+    /// As [`WatchHub::subscribe`], telling `on_change` what changed: a write to
+    /// one file ([`Change::Written`]) or anything else ([`Change::Layout`]), so a
+    /// job can wake the reader of a file that grew without looking for new files.
+    pub fn subscribe_changes(
+        &'static self,
+        dirs: &[PathBuf],
+        on_change: impl Fn(&Change) + Send + Sync + 'static,
     ) -> Subscription {
         static RETRYING: std::sync::Once = std::sync::Once::new();
         RETRYING.call_once(|| self.start_retrying());
@@ -381,181 +438,4 @@ impl Drop for Subscription {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
-
-    fn counting(dirs: &[PathBuf]) -> (Subscription, Arc<AtomicUsize>) {
-        let count = Arc::new(AtomicUsize::new(0));
-        let c = count.clone();
-        let s = WatchHub::global().subscribe(dirs, move || {
-            c.fetch_add(1, Ordering::SeqCst);
-        });
-        (s, count)
-    }
-
-    /// Waits (up to a generous 60 s, for a loaded machine) for `count` to exceed
-    /// `before`.
-    fn fired(count: &AtomicUsize, before: usize) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if count.load(Ordering::SeqCst) > before {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        false
-    }
-
-    /// Past `fs.inotify.max_user_instances` (128 by default) jobs, each job's own
-    /// watcher failed (EMFILE) and the job polled. Through the hub, 300 share one.
-    #[test]
-    fn three_hundred_jobs_all_get_change_notification_not_just_the_first_128() {
-        let tmp = tempfile::tempdir().unwrap();
-        let subs: Vec<(Subscription, Arc<AtomicUsize>, PathBuf)> = (0..300)
-            .map(|i| {
-                let d = tmp.path().join(format!("j{i}"));
-                std::fs::create_dir(&d).unwrap();
-                let (s, c) = counting(std::slice::from_ref(&d));
-                (s, c, d)
-            })
-            .collect();
-        for (s, _, _) in &subs {
-            assert!(s.is_active(), "{:?}", s.warning());
-        }
-        let (_, count, dir) = &subs[299];
-        let before = count.load(Ordering::SeqCst);
-        std::fs::write(dir.join("access.log"), b"x\n").unwrap();
-        assert!(fired(count, before));
-    }
-
-    #[test]
-    fn an_event_reaches_only_the_jobs_watching_its_folder() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-        std::fs::create_dir(&a).unwrap();
-        std::fs::create_dir(&b).unwrap();
-        let (sa, ca) = counting(std::slice::from_ref(&a));
-        let (sb, cb) = counting(&[a.clone(), b.clone()]);
-        assert!(sa.is_active() && sb.is_active());
-
-        std::fs::write(b.join("x.log"), b"x\n").unwrap();
-        assert!(fired(&cb, 0));
-        // Events are delivered in order: once a's marker reached job a, b's event
-        // would have too.
-        std::fs::write(a.join("marker"), b"").unwrap();
-        assert!(fired(&ca, 0));
-        let after_marker = ca.load(Ordering::SeqCst);
-        assert!(after_marker <= 2, "job a woke for b's file: {after_marker}");
-
-        // A folder both watch stays watched when one of them goes.
-        drop(sa);
-        let before = cb.load(Ordering::SeqCst);
-        std::fs::write(a.join("y.log"), b"x\n").unwrap();
-        assert!(fired(&cb, before));
-    }
-
-    #[test]
-    fn two_jobs_reaching_one_folder_by_two_paths_both_hear_of_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let real = tmp.path().join("releases-42");
-        std::fs::create_dir(&real).unwrap();
-        let link = tmp.path().join("current");
-        std::os::unix::fs::symlink(&real, &link).unwrap();
-        let (sa, ca) = counting(std::slice::from_ref(&real));
-        let (sb, cb) = counting(std::slice::from_ref(&link));
-        assert!(sa.is_active() && sb.is_active());
-        std::fs::write(real.join("x.log"), b"x\n").unwrap();
-        assert!(fired(&ca, 0) && fired(&cb, 0));
-        // One of them going does not silence the other.
-        drop(sb);
-        let before = ca.load(Ordering::SeqCst);
-        std::fs::write(real.join("y.log"), b"x\n").unwrap();
-        assert!(fired(&ca, before));
-    }
-
-    #[test]
-    fn a_missing_folder_is_reported_then_watched_once_it_exists() {
-        let tmp = tempfile::tempdir().unwrap();
-        let later = tmp.path().join("nginx");
-        let dirs = [tmp.path().to_path_buf(), later.clone()];
-        let (mut s, count) = counting(&dirs);
-        assert!(!s.is_active());
-        let warning = s.warning().unwrap();
-        assert!(
-            warning.contains("nginx") && warning.contains("polling"),
-            "{warning}"
-        );
-        std::fs::create_dir(&later).unwrap();
-        s.set_dirs(&dirs);
-        assert!(s.is_active(), "{:?}", s.warning());
-        let before = count.load(Ordering::SeqCst);
-        std::fs::write(later.join("access.log"), b"x\n").unwrap();
-        assert!(fired(&count, before));
-    }
-
-    /// Waits (up to a generous 60 s: the retry runs every 2 s) for `done`.
-    fn eventually(mut done: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if done() {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        false
-    }
-
-    fn watched(s: &Subscription) -> BTreeSet<PathBuf> {
-        s.state.lock().unwrap().watched.clone()
-    }
-
-    #[test]
-    fn a_folder_missing_at_start_is_watched_once_it_appears_without_an_event() {
-        let tmp = tempfile::tempdir().unwrap();
-        // Neither the folder nor its parent is watched: its creation is no event.
-        let later = tmp.path().join("app/nginx");
-        let (s, count) = counting(std::slice::from_ref(&later));
-        assert!(!s.is_active());
-        std::fs::create_dir_all(&later).unwrap();
-        assert!(
-            eventually(|| s.is_active()),
-            "never watched: {:?}",
-            s.warning()
-        );
-        // Its job is told (to rescan) right after the watch is in place, and hears
-        // of changes in it now.
-        assert!(fired(&count, 0));
-        let before = count.load(Ordering::SeqCst);
-        std::fs::write(later.join("access.log"), b"x\n").unwrap();
-        assert!(fired(&count, before));
-    }
-
-    #[test]
-    fn a_re_pointed_folder_link_is_watched_at_its_new_target() {
-        let tmp = tempfile::tempdir().unwrap();
-        let base = std::fs::canonicalize(tmp.path()).unwrap();
-        let (old, new) = (base.join("releases/42"), base.join("releases/43"));
-        std::fs::create_dir_all(&old).unwrap();
-        std::fs::create_dir_all(&new).unwrap();
-        let link = base.join("current");
-        std::os::unix::fs::symlink(&old, &link).unwrap();
-        let (s, count) = counting(std::slice::from_ref(&link));
-        assert!(s.is_active());
-        assert_eq!(watched(&s), BTreeSet::from([old.clone()]));
-        // Re-pointed as deploy tools do (a new link renamed over the old one), in a
-        // folder nobody watches.
-        std::os::unix::fs::symlink(&new, base.join("current.new")).unwrap();
-        std::fs::rename(base.join("current.new"), &link).unwrap();
-        assert!(
-            eventually(|| watched(&s) == BTreeSet::from([new.clone()])),
-            "still watching {:?}",
-            watched(&s)
-        );
-        assert!(s.is_active());
-        let before = count.load(Ordering::SeqCst);
-        std::fs::write(new.join("access.log"), b"x\n").unwrap();
-        assert!(fired(&count, before));
-    }
-}
+mod tests;

@@ -10,6 +10,7 @@
 pub mod collect;
 pub mod host_merge;
 pub mod per_window;
+pub(crate) mod poke;
 pub mod rollup;
 pub mod series_limit;
 pub(crate) mod source;

@@ -19,6 +19,10 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{wall_clock_ms, EventMs, WindowTime};
 
+/// How soon a worker whose groups all wait for another worker's slowest group
+/// looks again (see [`crate::pacing`]).
+const PACE_RECHECK: Duration = Duration::from_millis(2);
+
 /// Partials handed on at a time when a window closes.
 const EMIT_BATCH: usize = 4096;
 
@@ -37,50 +41,7 @@ pub struct Pacing {
     pub publish_groups: bool,
 }
 
-/// How the directory watcher wakes the sources: every source operator has its own
-/// "rediscover now" flag (one shared flag would be consumed by whichever worker woke
-/// first, while the group might belong to another) and is activated from the
-/// watcher's thread.
-#[derive(Default)]
-pub struct PokeBoard {
-    sources: std::sync::Mutex<Vec<(timely::scheduling::SyncActivator, Arc<AtomicBool>)>>,
-    /// Set while the watcher sees every folder the job's globs can match.
-    watching: AtomicBool,
-}
-
-impl PokeBoard {
-    /// The watcher says whether it sees every folder (discovery then polls rarely).
-    pub fn set_watching(&self, watching: bool) {
-        self.watching.store(watching, Ordering::SeqCst);
-    }
-
-    /// Whether the watcher sees every folder (then discovery polls rarely).
-    pub fn watching(&self) -> bool {
-        self.watching.load(Ordering::SeqCst)
-    }
-
-    /// Asks the sources to discover and read at once, and wakes them.
-    pub fn poke(&self) {
-        if let Ok(sources) = self.sources.lock() {
-            for (act, flag) in sources.iter() {
-                flag.store(true, Ordering::SeqCst);
-                // A dataflow that is gone cannot be woken; nothing to do then.
-                let _ = act.activate();
-            }
-        }
-    }
-
-    fn register(&self, act: timely::scheduling::SyncActivator) -> Arc<AtomicBool> {
-        let flag = Arc::new(AtomicBool::new(false));
-        if let Ok(mut sources) = self.sources.lock() {
-            sources.push((act, flag.clone()));
-        }
-        flag
-    }
-}
-
-/// A job's [`PokeBoard`], shared by its watcher and its workers' sources.
-pub type Poke = Arc<PokeBoard>;
+pub use super::poke::{Poke, PokeBoard};
 
 /// How often each group's figures reach the job's stats (`/metrics`): often
 /// enough for a scrape, rarely enough that a worker with thousands of groups
@@ -114,7 +75,7 @@ pub fn file_source<'scope>(
         input_end,
     } = signals;
     source(scope, "FileSource", move |cap, info| {
-        let poked = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
+        let mut woken = poke.register(scope.worker().sync_activator_for(info.address.to_vec()));
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         let mut delta = JobStats::default();
@@ -151,11 +112,16 @@ pub fn file_source<'scope>(
             }
             let now = Instant::now();
             let wall_ms = wall_clock_ms();
-            let poked = poked.swap(false, Ordering::SeqCst);
+            let news = woken.take(now);
+            let poked = news.discover;
             let floor = *held.time() as EventMs;
             groups.set_watching(poke.watching());
+            let known = groups.groups.len();
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
                 record_failure(&failed, JobFailure::Discover(Box::new(e)));
+            }
+            for g in &groups.groups[known..] {
+                poke.reads(&woken, g.live());
             }
             match (gate.check(now, &mut delta), paused) {
                 (Gate::Paused, _) => {
@@ -242,6 +208,10 @@ pub fn file_source<'scope>(
             if let Some(due) = groups.discovery_due_in(now) {
                 wait = wait.min(due.max(Duration::from_millis(1)));
             }
+            // Writes reported while coalescing are read when the period ends.
+            if let Some(within) = news.within {
+                wait = wait.min(within.max(Duration::from_millis(1)));
+            }
             // A group retrying a resume miss asks to be read again soon: the
             // worker is not held up meanwhile.
             let wake = groups.groups.iter().filter_map(|g| g.wake_at()).min();
@@ -250,6 +220,10 @@ pub fn file_source<'scope>(
                     at.saturating_duration_since(now)
                         .max(Duration::from_millis(1)),
                 );
+            }
+            if groups.pace_waiting() {
+                // Its groups wait for a slower one of another worker.
+                wait = wait.min(PACE_RECHECK);
             }
             if busy {
                 activator.activate();

@@ -64,6 +64,9 @@ pub struct MemberStats {
     /// See [`JobStats::reopen_fd_waits`].
     #[serde(default)]
     pub reopen_fd_waits: u64,
+    /// See [`JobStats::paced_turns`].
+    #[serde(default)]
+    pub paced_turns: u64,
     /// See [`JobStats::checkpoint_fd_waits`].
     #[serde(default)]
     pub checkpoint_fd_waits: u64,
@@ -140,6 +143,7 @@ impl MemberStats {
         self.open_files += o.open_files;
         self.parked_files += o.parked_files;
         self.reopen_fd_waits += o.reopen_fd_waits;
+        self.paced_turns += o.paced_turns;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
         self.fd_backoffs += o.fd_backoffs;
@@ -194,6 +198,7 @@ impl MemberStats {
         s.outlier_lines = self.outlier_lines;
         s.open_files = BTreeMap::from([(0, (self.open_files, self.parked_files))]);
         s.reopen_fd_waits = self.reopen_fd_waits;
+        s.paced_turns = self.paced_turns;
         s.checkpoint_fd_waits = self.checkpoint_fd_waits;
         s.lost_while_parked = self.lost_while_parked;
         s.fd_backoffs = self.fd_backoffs;
@@ -251,6 +256,7 @@ impl From<&JobStats> for MemberStats {
             open_files: s.open_files.values().map(|(o, _)| o).sum(),
             parked_files: s.open_files.values().map(|(_, p)| p).sum(),
             reopen_fd_waits: s.reopen_fd_waits,
+            paced_turns: s.paced_turns,
             checkpoint_fd_waits: s.checkpoint_fd_waits,
             lost_while_parked: s.lost_while_parked,
             fd_backoffs: s.fd_backoffs,

@@ -50,7 +50,7 @@ mod number;
 mod regex;
 mod timestamp;
 
-pub use number::parse_number;
+pub use number::{parse_decimal, parse_number, Decimal};
 pub use tidemark_jobs::NGINX_FIELDS;
 
 use tidemark_jobs::{Format, Parse};

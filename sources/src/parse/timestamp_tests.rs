@@ -409,3 +409,47 @@ fn rfc3339_slow_path_cost() {
         eprintln!("{name}: {per:.0} ns per timestamp ({sum})");
     }
 }
+
+/// Review R13a: a parser that has seen other lines (both caches warm) gives every
+/// nginx time exactly what a fresh parser gives it, across offsets that change
+/// between lines, leap days, year boundaries, seconds 59/60 and hours of disorder.
+#[test]
+fn review_r13a_warm_parser_equals_fresh_parser_on_edge_times() {
+    let texts = [
+        "31/Dec/2026:23:59:59 +0000",
+        "01/Jan/2027:00:00:00 +0000",
+        "31/Dec/2026:23:59:58 +0000",
+        "31/Dec/2026:23:59:60 +0000",
+        "31/Dec/2026:23:59:59 -0000",
+        "31/Dec/2026:23:59:01 +0530",
+        "31/Dec/2026:23:59:02 +0530",
+        "31/Dec/2026:23:59:02 -0530",
+        "31/Dec/2026:23:59:02 +1400",
+        "31/Dec/2026:23:59:02 +1401",
+        "29/Feb/2028:12:00:30 +0000",
+        "29/Feb/2028:12:00:31 +0000",
+        "29/Feb/2027:12:00:31 +0000",
+        "28/Feb/2027:12:00:31 +0000",
+        "31/Dec/2026:20:59:02 +0000",
+        "31/Dec/2026:23:59:02 +0000",
+        "31/Dec/2026:23:59:0a +0000",
+        "31/Dec/2026:23:59:-1 +0000",
+        "31/Dec/2026:23:59:99 +0000",
+        "31/Dec/2026:23:59:6 +0000",
+        "31/Dec/2026:23:59:02 +0000",
+        "01/Jan/0001:00:00:00 +0000",
+        "01/Jan/0001:00:00:01 +0000",
+        "31/Dec/9998:23:59:58 +0000",
+        "31/Dec/9998:23:59:59 +0000",
+        "31/Dec/9999:23:59:59 +0000",
+        "31/Dec/2026:23:59:02 +0000",
+    ];
+    let mut warm = parser(TimeFormat::Strftime(NGINX_TIME_FORMAT.into()));
+    for round in 0..3 {
+        for t in texts.iter().chain(texts.iter().rev()) {
+            let mut fresh = parser(TimeFormat::Strftime(NGINX_TIME_FORMAT.into()));
+            assert_eq!(warm.parse(t), fresh.parse(t), "round {round}: {t}");
+            assert_eq!(warm.parse(t), jiff_strftime(NGINX_TIME_FORMAT, t), "{t}");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! The tailer: a file group (live file plus rotated siblings) read as one ordered
 //! stream of lines, following renames, copytruncate, truncation and deletion.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::fs;
 use std::io;
@@ -21,6 +22,7 @@ use crate::file::roots::AllowedRoots;
 // fields. They import shared types from `super::state`, never this file's.
 mod changed;
 mod park;
+mod pause;
 mod resume;
 mod switch;
 mod unreadable;
@@ -161,12 +163,29 @@ impl Tailer {
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
+        self.read_some_until(budget, now, &Cell::new(false), on_line)
+    }
+
+    /// [`Tailer::read_some`] that also ends once `on_line` sets `stop` (event-time
+    /// pacing: a group far enough ahead waits for the others). The lines after the
+    /// one that set it stay unread — buffered, delivered first by the next call —
+    /// so [`Tailer::position`] stays exact; it returns [`ReadStatus::More`] then.
+    pub fn read_some_until<F>(
+        &mut self,
+        budget: usize,
+        now: Instant,
+        stop: &Cell<bool>,
+        on_line: F,
+    ) -> ReadStatus
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
         if self.backing_off(now) {
             return ReadStatus::Blocked;
         }
         self.now = now;
         self.blocked_now = false;
-        let mut status = self.read_lines(budget, now, on_line);
+        let mut status = self.read_lines(budget, now, stop, on_line);
         self.end_wait();
         if self.blocked_now && status == ReadStatus::Idle {
             status = ReadStatus::Blocked;
@@ -180,12 +199,30 @@ impl Tailer {
         status
     }
 
-    fn read_lines<F>(&mut self, budget: usize, now: Instant, mut on_line: F) -> ReadStatus
+    fn read_lines<F>(
+        &mut self,
+        budget: usize,
+        now: Instant,
+        stop: &Cell<bool>,
+        mut on_line: F,
+    ) -> ReadStatus
     where
         F: FnMut(LineMeta<'_>, &[u8]),
     {
         if let Stream::Finished = self.stream {
             return ReadStatus::Finished;
+        }
+        // Complete lines left by a stopped call come first: everything below
+        // (end of file, truncation, rotation, parking) assumes only an
+        // unterminated line can be buffered.
+        if self.lb.has_line() {
+            if let Some(cur) = self.stream.cur_mut() {
+                self.lb
+                    .split(cur, &mut self.pos, &mut self.counters, &mut on_line, stop);
+                if stop.get() {
+                    return ReadStatus::More;
+                }
+            }
         }
         self.check_start(now);
         if self.parked_unchanged() {
@@ -260,7 +297,10 @@ impl Tailer {
                         continue;
                     };
                     self.lb
-                        .split(cur, &mut self.pos, &mut self.counters, &mut on_line);
+                        .split(cur, &mut self.pos, &mut self.counters, &mut on_line, stop);
+                    if stop.get() {
+                        return ReadStatus::More;
+                    }
                 }
                 Err(e) => {
                     self.counters.read_errors += 1;

@@ -59,7 +59,12 @@ impl Tailer {
     /// file written often is the one likely to be rotated or deleted while
     /// closed, and only a descriptor reads what was written to it before that.
     pub fn parkable_since(&self) -> Option<(i64, i64)> {
-        if !self.opts.follow || self.stream.has_set_aside() || self.blocked.is_some() {
+        // Lines still buffered (a paced read stopped) are delivered first.
+        if !self.opts.follow
+            || self.stream.has_set_aside()
+            || self.blocked.is_some()
+            || self.lb.has_line()
+        {
             return None;
         }
         let cur = self.stream.cur()?;
@@ -103,6 +108,11 @@ impl Tailer {
         let Src::Closed { mtime, .. } = cur.src else {
             return false;
         };
+        // Closed in the middle of a rotated file, or without follow
+        // (`park_paused`): it is read on to its end, changed or not.
+        if !cur.live_now || !self.opts.follow {
+            return false;
+        }
         std::fs::metadata(&cur.path).is_ok_and(|m| {
             m.dev() == cur.id.dev
                 && m.ino() == cur.id.ino

@@ -5,6 +5,7 @@ mod park;
 mod resume;
 mod roots;
 mod rotation;
+mod stop;
 mod unreadable;
 
 use std::fs::{self, File, OpenOptions};

@@ -1,0 +1,68 @@
+//! Closing a file in the middle of reading it, for event-time pacing: a group
+//! waiting for the slower ones should not hold a descriptor that a group behind
+//! it needs (with more groups than `max_open_files`, the groups that never got
+//! one would hold every window open). It is a park ([`super::park`]) at any
+//! offset: the next read opens the file again by identity and goes on at its
+//! offset. Lines already read stay buffered and are delivered without a
+//! descriptor ([`Tailer::read_buffered_until`]).
+
+use std::cell::Cell;
+use std::os::unix::fs::MetadataExt;
+
+use super::Tailer;
+use crate::tail::source::Src;
+use crate::tail::{LineMeta, ReadStatus};
+
+impl Tailer {
+    /// Closes the current file's descriptor wherever reading is in it. Returns
+    /// whether it did: a compressed file (a reopen cannot seek in it), a file
+    /// deleted while open (only its descriptor still reads it), a file set
+    /// aside or a tailer waiting for a file is left as it is.
+    pub fn park_paused(&mut self) -> bool {
+        if self.stream.has_set_aside() || self.blocked.is_some() {
+            return false;
+        }
+        let Some(cur) = self.stream.cur_mut() else {
+            return false;
+        };
+        if cur.gzip {
+            return false;
+        }
+        let Src::Plain(f) = &cur.src else {
+            return false;
+        };
+        let Ok(m) = f.metadata() else {
+            return false;
+        };
+        if m.nlink() == 0 {
+            return false;
+        }
+        cur.src = Src::Closed {
+            mtime: (m.mtime(), m.mtime_nsec()),
+            born: m.created().ok(),
+        };
+        self.counters.parks += 1;
+        true
+    }
+
+    /// Complete lines are buffered, not yet delivered (a read stopped early).
+    pub fn has_buffered_lines(&self) -> bool {
+        self.lb.has_line()
+    }
+
+    /// Delivers only lines already buffered, up to the one after which
+    /// `on_line` sets `stop`: no file is opened or read (a parked group reads on
+    /// without a descriptor). [`ReadStatus::More`]: the file goes on.
+    pub fn read_buffered_until<F>(&mut self, stop: &Cell<bool>, mut on_line: F) -> ReadStatus
+    where
+        F: FnMut(LineMeta<'_>, &[u8]),
+    {
+        if self.lb.has_line() {
+            if let Some(cur) = self.stream.cur_mut() {
+                self.lb
+                    .split(cur, &mut self.pos, &mut self.counters, &mut on_line, stop);
+            }
+        }
+        ReadStatus::More
+    }
+}

@@ -1,0 +1,234 @@
+//! The hub against real inotify, on temporary folders.
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+fn counting(dirs: &[PathBuf]) -> (Subscription, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    let s = WatchHub::global().subscribe(dirs, move || {
+        c.fetch_add(1, Ordering::SeqCst);
+    });
+    (s, count)
+}
+
+/// Waits (up to a generous 60 s, for a loaded machine) for `count` to exceed
+/// `before`.
+fn fired(count: &AtomicUsize, before: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if count.load(Ordering::SeqCst) > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+/// Past `fs.inotify.max_user_instances` (128 by default) jobs, each job's own
+/// watcher failed (EMFILE) and the job polled. Through the hub, 300 share one.
+#[test]
+fn three_hundred_jobs_all_get_change_notification_not_just_the_first_128() {
+    let tmp = tempfile::tempdir().unwrap();
+    let subs: Vec<(Subscription, Arc<AtomicUsize>, PathBuf)> = (0..300)
+        .map(|i| {
+            let d = tmp.path().join(format!("j{i}"));
+            std::fs::create_dir(&d).unwrap();
+            let (s, c) = counting(std::slice::from_ref(&d));
+            (s, c, d)
+        })
+        .collect();
+    for (s, _, _) in &subs {
+        assert!(s.is_active(), "{:?}", s.warning());
+    }
+    let (_, count, dir) = &subs[299];
+    let before = count.load(Ordering::SeqCst);
+    std::fs::write(dir.join("access.log"), b"x\n").unwrap();
+    assert!(fired(count, before));
+}
+
+#[test]
+fn an_event_reaches_only_the_jobs_watching_its_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    std::fs::create_dir(&a).unwrap();
+    std::fs::create_dir(&b).unwrap();
+    let (sa, ca) = counting(std::slice::from_ref(&a));
+    let (sb, cb) = counting(&[a.clone(), b.clone()]);
+    assert!(sa.is_active() && sb.is_active());
+
+    std::fs::write(b.join("x.log"), b"x\n").unwrap();
+    assert!(fired(&cb, 0));
+    // Events are delivered in order: once a's marker reached job a, b's event
+    // would have too.
+    std::fs::write(a.join("marker"), b"").unwrap();
+    assert!(fired(&ca, 0));
+    let after_marker = ca.load(Ordering::SeqCst);
+    assert!(after_marker <= 2, "job a woke for b's file: {after_marker}");
+
+    // A folder both watch stays watched when one of them goes.
+    drop(sa);
+    let before = cb.load(Ordering::SeqCst);
+    std::fs::write(a.join("y.log"), b"x\n").unwrap();
+    assert!(fired(&cb, before));
+}
+
+#[test]
+fn two_jobs_reaching_one_folder_by_two_paths_both_hear_of_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let real = tmp.path().join("releases-42");
+    std::fs::create_dir(&real).unwrap();
+    let link = tmp.path().join("current");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let (sa, ca) = counting(std::slice::from_ref(&real));
+    let (sb, cb) = counting(std::slice::from_ref(&link));
+    assert!(sa.is_active() && sb.is_active());
+    std::fs::write(real.join("x.log"), b"x\n").unwrap();
+    assert!(fired(&ca, 0) && fired(&cb, 0));
+    // One of them going does not silence the other.
+    drop(sb);
+    let before = ca.load(Ordering::SeqCst);
+    std::fs::write(real.join("y.log"), b"x\n").unwrap();
+    assert!(fired(&ca, before));
+}
+
+#[test]
+fn a_missing_folder_is_reported_then_watched_once_it_exists() {
+    let tmp = tempfile::tempdir().unwrap();
+    let later = tmp.path().join("nginx");
+    let dirs = [tmp.path().to_path_buf(), later.clone()];
+    let (mut s, count) = counting(&dirs);
+    assert!(!s.is_active());
+    let warning = s.warning().unwrap();
+    assert!(
+        warning.contains("nginx") && warning.contains("polling"),
+        "{warning}"
+    );
+    std::fs::create_dir(&later).unwrap();
+    s.set_dirs(&dirs);
+    assert!(s.is_active(), "{:?}", s.warning());
+    let before = count.load(Ordering::SeqCst);
+    std::fs::write(later.join("access.log"), b"x\n").unwrap();
+    assert!(fired(&count, before));
+}
+
+/// Waits (up to a generous 60 s: the retry runs every 2 s) for `done`.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn watched(s: &Subscription) -> BTreeSet<PathBuf> {
+    s.state.lock().unwrap().watched.clone()
+}
+
+#[test]
+fn a_folder_missing_at_start_is_watched_once_it_appears_without_an_event() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Neither the folder nor its parent is watched: its creation is no event.
+    let later = tmp.path().join("app/nginx");
+    let (s, count) = counting(std::slice::from_ref(&later));
+    assert!(!s.is_active());
+    std::fs::create_dir_all(&later).unwrap();
+    assert!(
+        eventually(|| s.is_active()),
+        "never watched: {:?}",
+        s.warning()
+    );
+    // Its job is told (to rescan) right after the watch is in place, and hears
+    // of changes in it now.
+    assert!(fired(&count, 0));
+    let before = count.load(Ordering::SeqCst);
+    std::fs::write(later.join("access.log"), b"x\n").unwrap();
+    assert!(fired(&count, before));
+}
+
+#[test]
+fn a_re_pointed_folder_link_is_watched_at_its_new_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = std::fs::canonicalize(tmp.path()).unwrap();
+    let (old, new) = (base.join("releases/42"), base.join("releases/43"));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::create_dir_all(&new).unwrap();
+    let link = base.join("current");
+    std::os::unix::fs::symlink(&old, &link).unwrap();
+    let (s, count) = counting(std::slice::from_ref(&link));
+    assert!(s.is_active());
+    assert_eq!(watched(&s), BTreeSet::from([old.clone()]));
+    // Re-pointed as deploy tools do (a new link renamed over the old one), in a
+    // folder nobody watches.
+    std::os::unix::fs::symlink(&new, base.join("current.new")).unwrap();
+    std::fs::rename(base.join("current.new"), &link).unwrap();
+    assert!(
+        eventually(|| watched(&s) == BTreeSet::from([new.clone()])),
+        "still watching {:?}",
+        watched(&s)
+    );
+    assert!(s.is_active());
+    let before = count.load(Ordering::SeqCst);
+    std::fs::write(new.join("access.log"), b"x\n").unwrap();
+    assert!(fired(&count, before));
+}
+
+/// A write to a file is told as a write to that file, so its job only wakes
+/// the reader; a file created, renamed or deleted is a layout change, so
+/// its job looks for new files.
+#[test]
+fn writes_are_told_apart_from_layout_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = std::fs::canonicalize(tmp.path()).unwrap();
+    let log = dir.join("access.log");
+    std::fs::write(&log, b"").unwrap();
+    let seen: Arc<Mutex<Vec<Change>>> = Arc::default();
+    let s = {
+        let seen = seen.clone();
+        WatchHub::global().subscribe_changes(std::slice::from_ref(&dir), move |c| {
+            seen.lock().unwrap().push(c.clone())
+        })
+    };
+    assert!(s.is_active(), "{:?}", s.warning());
+    let count = || seen.lock().unwrap().len();
+    let wait = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count() < n && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    std::io::Write::write_all(&mut f, b"line\n").unwrap();
+    wait(1);
+    assert_eq!(seen.lock().unwrap()[0], Change::Written(log.clone()));
+    let writes = count();
+    std::fs::rename(&log, dir.join("access.log.1")).unwrap();
+    std::fs::write(&log, b"").unwrap();
+    wait(writes + 1);
+    let after = seen.lock().unwrap()[writes..].to_vec();
+    assert_eq!(after.first(), Some(&Change::Layout), "{after:?}");
+}
+
+/// The notifier pauses after passing on a write, except for the events of
+/// the same wake (those read with it, or queued during the pause): a batch
+/// pauses once, not once per event.
+#[test]
+fn the_notifier_pauses_once_per_wake_after_a_write() {
+    let mut t = Throttle::default();
+    let t0 = Instant::now();
+    assert_eq!(t.after_write(t0), Some(WRITE_PAUSE), "first write");
+    let end = t0 + WRITE_PAUSE;
+    t.resumed(end);
+    // The rest of the wake: no second pause.
+    assert_eq!(t.after_write(end), None);
+    assert_eq!(t.after_write(end + SAME_WAKE), None);
+    // A later write (a new wake): pauses again.
+    assert_eq!(
+        t.after_write(end + SAME_WAKE + Duration::from_micros(1)),
+        Some(WRITE_PAUSE)
+    );
+}
