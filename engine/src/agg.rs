@@ -12,7 +12,7 @@ use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_decimal, parse_number, LineParser, Parsed};
 
 use crate::acc::{Acc, Accepted};
-use crate::key::{cmp_keys, push_key_part, SeriesKey};
+use crate::key::{cmp_keys, push_key_part, sort_unique, SeriesKey};
 use crate::plan::{MetricPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
@@ -325,7 +325,13 @@ impl OpenWindows {
     }
 
     /// Removes the windows starting before `below` (all of them if `None`), handing
-    /// each series to `emit` with its window start. Returns how many windows.
+    /// each series to `emit` with its window start, each metric's series in key
+    /// order ([`cmp_keys`]). Returns how many windows.
+    ///
+    /// Sorted here, where a window's keys are unique (an unstable sort gives the
+    /// one order) and a series is small to move: the merge, the `max_series` cut
+    /// and the sinks after it then find their input in sorted runs, one per file
+    /// group, which their sorts merge instead of sorting again.
     pub fn drain(
         &mut self,
         below: Option<WindowTime>,
@@ -339,7 +345,7 @@ impl OpenWindows {
         for w in self.windows.drain(..closed) {
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
-                for (key, acc) in series.map {
+                for (key, acc) in sort_unique(series.map.into_iter().collect()) {
                     emit(
                         w.start as WindowTime,
                         SeriesState {

@@ -24,9 +24,128 @@ fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
     Some(rest.split_at(n))
 }
 
+/// The bytes of part `n` of `key` (0 is the host); `None` past the key's end.
+pub(crate) fn key_part(mut key: &[u8], n: usize) -> Option<&[u8]> {
+    for _ in 0..n {
+        key = split_key_part(key)?.1;
+    }
+    Some(split_key_part(key)?.0)
+}
+
 /// Orders keys as `(host, label values...)` compare as strings: the order in which
 /// a window's series are merged, folded into rules and admitted under `max_series`.
-pub(crate) fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
+///
+/// Every window sorts its series by this, so it first finds where the two keys'
+/// bytes differ (8 bytes at a time): the parts before that are equal, and a
+/// difference inside a part's text (its length the same in both) is decided by
+/// that byte. Only a difference in a length (or a key's end) compares the parts
+/// themselves, from the first part that differs.
+pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
+    let d = first_difference(a, b);
+    if d == a.len() && d == b.len() {
+        return Ordering::Equal;
+    }
+    // `at`: where the part holding byte `d` starts; every part before it is the
+    // same in both keys, so both keys lay it out alike up to `d`.
+    let mut at = 0;
+    while at < d {
+        let Some(len) = a[at..].first_chunk::<4>() else {
+            break;
+        };
+        let text = at + 4;
+        let end = text.saturating_add(u32::from_le_bytes(*len) as usize);
+        if d < text {
+            break; // the lengths differ
+        }
+        if d < end {
+            if end <= a.len() && end <= b.len() {
+                return a[d].cmp(&b[d]);
+            }
+            break; // a damaged key: the part-wise comparison decides
+        }
+        at = end;
+    }
+    cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
+}
+
+/// Sorts a window's series of one metric by key ([`cmp_keys`]). The keys are
+/// unique (a map's), so an unstable sort gives the one order.
+///
+/// Each key gets a number that orders as its first bytes do, in an encoding
+/// that compares as the parts do (see [`order_prefix`]), taken after the host
+/// when every key has the same one (a file group's keys usually do): most pairs
+/// are then told apart by one integer comparison, and only ties compare keys.
+pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> {
+    let skip = match items.first() {
+        Some((first, _)) => {
+            let host = split_key_part(first).map_or(0, |(part, _)| 4 + part.len());
+            let same = |k: &[u8]| k.get(..host) == first.get(..host);
+            if items.iter().all(|(k, _)| same(k)) {
+                host
+            } else {
+                0
+            }
+        }
+        None => 0,
+    };
+    let mut keyed: Vec<(u128, SeriesKey, T)> = items
+        .into_iter()
+        .map(|(k, v)| (order_prefix(k.get(skip..).unwrap_or_default()), k, v))
+        .collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_keys(&a.1, &b.1)));
+    keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+/// The first 16 bytes (zero-padded) of `key`'s parts written so that plain byte
+/// order is part order: each part's bytes with NUL as `00 FF`, then `00 00`
+/// (a part that ends sorts before any that goes on). So when two keys' prefixes
+/// differ, their order is the keys' order; equal prefixes say nothing.
+fn order_prefix(mut key: &[u8]) -> u128 {
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if let Some(slot) = out.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+        n < out.len()
+    };
+    while let Some((part, rest)) = split_key_part(key) {
+        for &b in part {
+            let more = if b == 0 { put(&[0, 0xff]) } else { put(&[b]) };
+            if !more {
+                return u128::from_be_bytes(out);
+            }
+        }
+        if !put(&[0, 0]) {
+            break;
+        }
+        key = rest;
+    }
+    u128::from_be_bytes(out)
+}
+
+/// The first index where `a` and `b` differ, or the shorter one's length.
+fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let mut i = 0;
+    while let (Some(x), Some(y)) = (a[i..].first_chunk::<8>(), b[i..].first_chunk::<8>()) {
+        let diff = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+        if diff != 0 {
+            return i + (diff.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + a[i..]
+        .iter()
+        .zip(&b[i..])
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// [`cmp_keys`] part by part.
+fn cmp_parts(mut a: &[u8], mut b: &[u8]) -> Ordering {
     loop {
         match (split_key_part(a), split_key_part(b)) {
             (None, None) => return Ordering::Equal,
@@ -42,7 +161,9 @@ pub(crate) fn cmp_keys(mut a: &[u8], mut b: &[u8]) -> Ordering {
 
 /// The parts of a key: the host, then the label values. Keys are built from
 /// `&str`s; a part that is not UTF-8 (impossible short of memory corruption) reads
-/// as empty.
+/// as empty. (The dataflow copies parts into output labels undecoded,
+/// [`crate::labels::Labels::from_key`].)
+#[cfg(test)]
 pub(crate) fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         let (part, rest) = split_key_part(key)?;
@@ -51,8 +172,7 @@ pub(crate) fn key_parts(mut key: &[u8]) -> impl Iterator<Item = &str> {
     })
 }
 
-/// The host and the label values of a key (only tests read a key back whole; the
-/// dataflow walks its parts with [`key_parts`]).
+/// The host and the label values of a key (only tests read a key back whole).
 #[cfg(test)]
 pub(crate) fn decode_key(key: &[u8]) -> (String, Vec<String>) {
     let mut parts = key_parts(key).map(str::to_string);
@@ -100,5 +220,124 @@ mod tests {
         let mut by_strings = parts.to_vec();
         by_strings.sort();
         assert_eq!(by_key, by_strings);
+    }
+
+    /// Every pair of keys of up to three parts drawn from values that share
+    /// prefixes, differ in length, hold NUL or non-ASCII bytes, or are longer
+    /// than a word: the keys compare as their parts do, and as the plain
+    /// part-by-part comparison does.
+    #[test]
+    fn keys_compare_as_their_parts_do_for_every_pair() {
+        let values = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "\0",
+            "a\0",
+            "web-1",
+            "web-10",
+            "web-2",
+            "10.0.0.1",
+            "10.0.0.10",
+            "\u{e9}",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
+        ];
+        let mut keys: Vec<Vec<&str>> = vec![vec![]];
+        for v in values {
+            keys.push(vec![v]);
+            for w in values {
+                keys.push(vec![v, w]);
+                for x in ["", "b", "abcdefghij"] {
+                    keys.push(vec![v, w, x]);
+                }
+            }
+        }
+        let packed: Vec<Vec<u8>> = keys.iter().map(|k| key(k)).collect();
+        for (i, a) in keys.iter().enumerate() {
+            for (j, b) in keys.iter().enumerate() {
+                let got = cmp_keys(&packed[i], &packed[j]);
+                assert_eq!(got, a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(got, cmp_parts(&packed[i], &packed[j]), "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    /// Keys with one host and keys with many sort as their parts do; a key's
+    /// prefix never orders it against another key wrongly.
+    #[test]
+    fn sorting_unique_keys_gives_the_order_of_their_parts() {
+        let values = [
+            "",
+            "a",
+            "ab",
+            "b",
+            "\0",
+            "\0\0",
+            "a\0",
+            "a\0b",
+            "10.0.0.1",
+            "10.0.0.10",
+            "10.0.0.2",
+            "\u{e9}",
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgi",
+            "\u{ff}",
+            "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+            "abcdefghijklmno\0",
+        ];
+        let mut many_hosts: Vec<Vec<&str>> = Vec::new();
+        for v in values {
+            for w in values {
+                many_hosts.push(vec![v, w]);
+                many_hosts.push(vec![v, w, ""]);
+            }
+        }
+        let one_host: Vec<Vec<&str>> = many_hosts
+            .iter()
+            .map(|k| std::iter::once("web-1").chain(k.iter().copied()).collect())
+            .collect();
+        for keys in [many_hosts, one_host] {
+            let packed: Vec<Vec<u8>> = keys.iter().map(|k| key(k)).collect();
+            for (a, pa) in keys.iter().zip(&packed) {
+                for (b, pb) in keys.iter().zip(&packed) {
+                    if order_prefix(pa) < order_prefix(pb) {
+                        assert!(a < b, "{a:?} vs {b:?}");
+                    }
+                }
+            }
+            // Scrambled, then sorted.
+            let n = keys.len();
+            let items: Vec<(SeriesKey, usize)> = (0..n)
+                .map(|i| (i * 7919) % n)
+                .map(|i| (packed[i].clone().into(), i))
+                .collect();
+            let got: Vec<&Vec<&str>> = sort_unique(items).iter().map(|(_, i)| &keys[*i]).collect();
+            let mut want: Vec<&Vec<&str>> = keys.iter().collect();
+            want.sort();
+            assert_eq!(got, want);
+        }
+    }
+
+    /// A damaged key (a length past its end) compares without panicking, as
+    /// the part-by-part comparison says.
+    #[test]
+    fn damaged_keys_compare_without_panicking() {
+        let good = key(&["web-1", "abc"]);
+        let mut long = good.clone();
+        long[9..13].copy_from_slice(&100u32.to_le_bytes());
+        let short = good[..good.len() - 1].to_vec();
+        for (a, b) in [
+            (&good, &long),
+            (&long, &good),
+            (&good, &short),
+            (&short, &long),
+        ] {
+            assert_eq!(cmp_keys(a, b), cmp_parts(a, b));
+        }
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::key::{cmp_keys, push_key_part};
+use crate::key::{cmp_keys, key_part, push_key_part};
 
 /// Label pairs sorted by name. Compare and sort like the `Vec<(String, String)>`
 /// they stand for.
@@ -16,12 +16,37 @@ use crate::key::{cmp_keys, push_key_part};
 pub struct Labels(Box<[u8]>);
 
 impl Labels {
-    /// From pairs already sorted by name.
-    pub(crate) fn from_sorted<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Labels {
-        let mut buf = Vec::new();
+    /// From pairs already sorted by name. Sized in a first pass, so the one
+    /// allocation is made at its final size (growing it cost a realloc or two
+    /// per output series).
+    pub(crate) fn from_sorted<'a, I>(pairs: I) -> Labels
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+        I::IntoIter: Clone,
+    {
+        let pairs = pairs.into_iter();
+        let len = pairs.clone().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        let mut buf = Vec::with_capacity(len);
         for (k, v) in pairs {
             push_key_part(&mut buf, k);
             push_key_part(&mut buf, v);
+        }
+        Labels(buf.into())
+    }
+
+    /// A host series' labels from its series key: `names` are the label names
+    /// sorted, each with the index of the key part that holds its value (every
+    /// part named once, as [`crate::plan`] lays them out). The key's parts are
+    /// built from `&str`s, so each value's bytes are copied as they are, without
+    /// decoding them again (a missing part reads as empty).
+    pub(crate) fn from_key(names: &[(String, usize)], key: &[u8]) -> Labels {
+        let len = names.iter().map(|(n, _)| 4 + n.len()).sum::<usize>() + key.len();
+        let mut buf = Vec::with_capacity(len);
+        for (name, part) in names {
+            push_key_part(&mut buf, name);
+            let value = key_part(key, *part).unwrap_or_default();
+            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            buf.extend_from_slice(value);
         }
         Labels(buf.into())
     }
@@ -38,7 +63,13 @@ impl Labels {
 
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
-        LabelIter(&self.0)
+        LabelIter {
+            rest: &self.0,
+            // One check of the whole encoding instead of one per part (sinks read
+            // every output series' labels): lengths below 128 are ASCII bytes, so
+            // it usually passes, and then each part is a slice of it.
+            text: std::str::from_utf8(&self.0).ok(),
+        }
     }
 
     /// The value of label `name`.
@@ -72,25 +103,37 @@ impl From<Vec<(String, String)>> for Labels {
 
 /// Iterates a [`Labels`]' pairs.
 #[derive(Clone)]
-pub struct LabelIter<'a>(&'a [u8]);
+pub struct LabelIter<'a> {
+    rest: &'a [u8],
+    /// `rest` as text, when the whole encoding was valid UTF-8.
+    text: Option<&'a str>,
+}
 
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        let (k, rest) = part(self.0)?;
-        let (v, rest) = part(rest)?;
-        self.0 = rest;
+        let k = self.part()?;
+        let v = self.part()?;
         Some((k, v))
     }
 }
 
-/// One part of the encoding. Built only from `&str`s, so a part is valid UTF-8; a
-/// damaged one (impossible short of memory corruption) reads as empty.
-fn part(buf: &[u8]) -> Option<(&str, &[u8])> {
-    let (len, rest) = buf.split_first_chunk::<4>()?;
-    let (bytes, rest) = rest.split_at((u32::from_le_bytes(*len) as usize).min(rest.len()));
-    Some((std::str::from_utf8(bytes).unwrap_or_default(), rest))
+impl<'a> LabelIter<'a> {
+    /// The next part. Built only from `&str`s, so a part is valid UTF-8; a
+    /// damaged one (impossible short of memory corruption) reads as empty.
+    fn part(&mut self) -> Option<&'a str> {
+        let (len, after) = self.rest.split_first_chunk::<4>()?;
+        let n = (u32::from_le_bytes(*len) as usize).min(after.len());
+        let (bytes, rest) = after.split_at(n);
+        // A slice of the checked text is these bytes, already known to be
+        // UTF-8; at an index that is not a char boundary, check the part alone.
+        let text = self.text.and_then(|t| t.get(4..4 + n));
+        let part = text.unwrap_or_else(|| std::str::from_utf8(bytes).unwrap_or_default());
+        self.text = self.text.and_then(|t| t.get(4 + n..));
+        self.rest = rest;
+        Some(part)
+    }
 }
 
 impl Ord for Labels {
@@ -172,5 +215,54 @@ mod tests {
             r#"[["host","web-1"],["status","2000"]]"#
         );
         assert!(Labels::default().is_empty());
+    }
+
+    /// Values whose lengths are not ASCII bytes (200: `C8`; 33,731: `C3 83`,
+    /// which reads as "Ã") and non-ASCII values read back as they went in.
+    #[test]
+    fn long_and_non_ascii_labels_read_back() {
+        let long = "x".repeat(200);
+        let longer = format!("{}\u{e9}", "y".repeat(33_729));
+        assert_eq!(longer.len(), 0x83c3);
+        for p in [
+            vec![("a", "\u{e9}t\u{e9}"), ("b", long.as_str()), ("c", "z")],
+            vec![("a", longer.as_str()), ("b", "\u{1F600}"), ("c", "")],
+            vec![("\u{e9}", long.as_str()), ("z", longer.as_str())],
+        ] {
+            let labels = Labels::from_pairs(&p);
+            let mut sorted = p.clone();
+            sorted.sort();
+            assert!(labels.iter().eq(sorted.iter().copied()));
+            assert_eq!(
+                labels.get("c"),
+                p.iter().find(|(k, _)| *k == "c").map(|(_, v)| *v)
+            );
+        }
+    }
+
+    #[test]
+    fn labels_from_a_key_are_the_labels_of_its_decoded_parts() {
+        let mut key = Vec::new();
+        for part in ["web-1", "", "GET \"x\"", "\u{e9}t\u{e9}"] {
+            push_key_part(&mut key, part);
+        }
+        // Names sorted, each with the key part of its value; part 4 is missing.
+        let names: Vec<(String, usize)> = [("a", 2), ("host", 0), ("m", 1), ("z", 3), ("zz", 4)]
+            .iter()
+            .map(|(n, p)| (n.to_string(), *p))
+            .collect();
+        let from_key = Labels::from_key(&names, &key);
+        let want = Labels::from_pairs(&[
+            ("a", "GET \"x\""),
+            ("host", "web-1"),
+            ("m", ""),
+            ("z", "\u{e9}t\u{e9}"),
+            ("zz", ""),
+        ]);
+        assert_eq!(from_key, want);
+        assert_eq!(
+            from_key.iter().collect::<Vec<_>>(),
+            want.iter().collect::<Vec<_>>()
+        );
     }
 }

@@ -17,12 +17,10 @@ pub fn rfc3339(ms: i64) -> String {
 pub fn value(v: Value, out: &mut String) {
     use std::fmt::Write;
     match v {
-        Value::Int(i) => {
-            let _ = write!(out, "{i}");
-        }
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(i)),
         Value::Float(f) if !f.is_finite() => out.push_str("null"),
         Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
-            let _ = write!(out, "{}", f as i64);
+            out.push_str(itoa::Buffer::new().format(f as i64))
         }
         Value::Float(f) => {
             let _ = write!(out, "{f}");
@@ -30,36 +28,94 @@ pub fn value(v: Value, out: &mut String) {
     }
 }
 
-/// A JSON string literal.
+/// A JSON string literal. Runs of characters that need no escape (nearly all
+/// of them) are copied whole rather than pushed one `char` at a time: a
+/// high-cardinality window prints millions of label values.
 pub fn json_str(s: &str, out: &mut String) {
     out.push('"');
-    for c in s.chars() {
+    let bytes = s.as_bytes();
+    // `s[copied..i]` is still to be copied; `i` is always at a char boundary when
+    // a character is escaped (an ASCII byte or the lead byte of U+2028/U+2029).
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        // Eight bytes at a time while none of them needs a look.
+        if let Some(word) = bytes[i..].first_chunk::<8>() {
+            if !may_escape(u64::from_le_bytes(*word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let b = bytes[i];
+        let escape = match b {
+            b'"' | b'\\' | 0..=0x1f => true,
+            // U+2028 and U+2029 (E2 80 A8/A9): valid JSON, but not JavaScript.
+            0xe2 => {
+                bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9))
+            }
+            _ => false,
+        };
+        if !escape {
+            i += 1;
+            continue;
+        }
+        out.push_str(&s[copied..i]);
+        let c = s[i..].chars().next().unwrap_or_default();
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+            c => {
                 use std::fmt::Write;
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
         }
+        i += c.len_utf8();
+        copied = i;
     }
+    out.push_str(&s[copied..]);
     out.push('"');
+}
+
+/// Whether any byte of `w` is below 0x20, `"`, `\\` or 0xE2 (the lead byte of
+/// U+2028/U+2029). Each test is the exact "some byte is zero" check on a
+/// transformed word, so a `false` is never wrong.
+fn may_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    // A byte below 0x20: `hasless(w, 0x20)`, exact for bounds up to 0x80.
+    w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0
+        || zero_byte(w ^ (ONES * u64::from(b'"')))
+        || zero_byte(w ^ (ONES * u64::from(b'\\')))
+        || zero_byte(w ^ (ONES * 0xe2))
 }
 
 /// One JSON Lines record (with its newline), in the schema of docs/design.md, *3. Output schema*
 /// (in full: docs/output.md).
 pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &mut String) {
+    jsonl_head(&s.record, start, end, out);
+    jsonl_rest(s, out);
+    let _ = w;
+}
+
+/// What every record of `record` in the window `[start, end)` begins with, up
+/// to its labels: a sink renders it once per record name and window, not once
+/// per series.
+pub fn jsonl_head(record: &str, start: &str, end: &str, out: &mut String) {
     out.push_str("{\"start\":\"");
     out.push_str(start);
     out.push_str("\",\"end\":\"");
     out.push_str(end);
     out.push_str("\",\"record\":");
-    json_str(&s.record, out);
+    json_str(record, out);
     out.push_str(",\"labels\":{");
+}
+
+/// A record after its [`jsonl_head`]: its labels, value and newline.
+pub fn jsonl_rest(s: &Series, out: &mut String) {
     for (i, (k, v)) in s.labels.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -71,7 +127,6 @@ pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &
     out.push_str("},\"value\":");
     value(s.value, out);
     out.push_str("}\n");
-    let _ = w;
 }
 
 /// One alert transcript line (with its newline): an instance's change at the
@@ -143,6 +198,54 @@ mod tests {
         assert_eq!(f(Value::Float(-2.5)), "-2.5");
         assert_eq!(f(Value::Float(f64::NAN)), "null");
         assert_eq!(f(Value::Float(1e300)), format!("{}", 1e300));
+    }
+
+    /// The escaping of every character that needs it, in runs of others, read
+    /// back by serde_json and compared with its own escaping.
+    #[test]
+    fn json_strings_escape_what_json_and_javascript_need() {
+        let f = |v: &str| {
+            let mut s = String::new();
+            json_str(v, &mut s);
+            s
+        };
+        assert_eq!(f(""), "\"\"");
+        assert_eq!(f("plain /path?q=1"), "\"plain /path?q=1\"");
+        assert_eq!(
+            f("a\"b\\c\nd\re\tf\u{1}g\u{1f}h\u{2028}i\u{2029}j\u{e9}\u{2027}\u{20ac}"),
+            "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fh\\u2028i\\u2029j\u{e9}\u{2027}\u{20ac}\""
+        );
+        // Each escaped character at every offset of a word, amid clean bytes.
+        for c in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{2028}', '\u{2029}'] {
+            for at in 0..17 {
+                let v = format!("{}{c}{}", "a".repeat(at), "\u{e9}b".repeat(5));
+                let mut want = String::from("\"");
+                for ch in v.chars() {
+                    match ch {
+                        '"' => want.push_str("\\\""),
+                        '\\' => want.push_str("\\\\"),
+                        '\n' => want.push_str("\\n"),
+                        c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                            want.push_str(&format!("\\u{:04x}", c as u32))
+                        }
+                        c => want.push(c),
+                    }
+                }
+                want.push('"');
+                assert_eq!(f(&v), want, "{v:?}");
+            }
+        }
+        for v in [
+            "\u{2028}",
+            "x\u{2029}",
+            "\"\"",
+            "\u{e2}\u{80}",
+            "\u{7f}\u{0}",
+            "\u{1F600}\\",
+        ] {
+            let back: String = serde_json::from_str(&f(v)).unwrap();
+            assert_eq!(back, v, "{}", f(v));
+        }
     }
 
     #[test]

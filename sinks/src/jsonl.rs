@@ -27,7 +27,7 @@ use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
 use crate::claim::{self, io_err, Taken};
-use crate::format::{jsonl_alert, jsonl_record, rfc3339};
+use crate::format::{jsonl_alert, jsonl_head, jsonl_rest, rfc3339};
 use crate::roots::OutputRoots;
 use crate::{wanted, BoxError, Sink, SinkError};
 use tidemark_sources::file::EscapedPath;
@@ -260,8 +260,17 @@ impl JsonlSink {
         let (start, end) = (rfc3339(w.start_ms), rfc3339(w.end_ms));
         self.buf.clear();
         let mut records = 0;
+        // Records come sorted by record name: each name's head is rendered once.
+        let mut head = String::new();
+        let mut head_of: Option<&str> = None;
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
-            jsonl_record(w, s, &start, &end, &mut self.buf);
+            if head_of != Some(&*s.record) {
+                head.clear();
+                jsonl_head(&s.record, &start, &end, &mut head);
+                head_of = Some(&s.record);
+            }
+            self.buf.push_str(&head);
+            jsonl_rest(s, &mut self.buf);
             records += 1;
         }
         self.append_buf()?;

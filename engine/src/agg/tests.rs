@@ -157,3 +157,21 @@ fn a_refused_value_neither_takes_a_series_slot_nor_counts_as_dropped() {
     );
     assert_eq!(stats.series_limit_dropped.get("hits"), Some(&16));
 }
+
+/// A window's series leave in (metric, key) order, whatever order their lines came
+/// in: the stages after the drain count on sorted runs.
+#[test]
+fn a_window_drains_each_metric_in_key_order() {
+    let paths: Vec<u32> = (0..600u32).map(|i| (i * 7919) % 300).collect();
+    let mut stats = JobStats::default();
+    let mut ow = feed(&job(10_000), &paths, &mut stats, |_| {});
+    let mut order = Vec::new();
+    ow.drain(None, |_, s| {
+        let (_, labels) = decode_key(&s.key);
+        order.push((s.metric, labels[0].clone()));
+    });
+    assert_eq!(order.len(), 600);
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+}

@@ -84,9 +84,13 @@ impl<'scope, D: Clone + 'static> PerWindow<'scope, D> for Stream<'scope, WindowT
                         break;
                     }
                     let (window, (cap, batches)) = entry.remove_entry();
-                    output
-                        .session(&cap)
-                        .give_iterator(f(window, concat(batches)).into_iter());
+                    // The window's records as the one container they already are:
+                    // pushed one by one, each would be copied again into the
+                    // builder's small batches (~30k per window of a wide label).
+                    let mut records = f(window, concat(batches));
+                    if !records.is_empty() {
+                        output.session(&cap).give_container(&mut records);
+                    }
                 }
             }
         })

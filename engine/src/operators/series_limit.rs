@@ -14,7 +14,7 @@ use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
 use crate::acc::Acc;
-use crate::key::{cmp_keys, key_parts};
+use crate::key::cmp_keys;
 use crate::labels::Labels;
 use crate::limit::{keep_share, Cut};
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
@@ -207,17 +207,14 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
 
 /// The kept series (sorted) as host series and rule inputs.
 fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
-    let mut out = Vec::new();
+    // At least one record per series in the usual job (host series printed):
+    // sized once rather than regrown through a window of ~30k.
+    let mut out = Vec::with_capacity(series.len());
     for (ord, s) in series.into_iter().enumerate() {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             continue;
         };
-        let parts: Vec<&str> = key_parts(&s.key).collect();
-        let labels = Labels::from_sorted(
-            mp.output_labels
-                .iter()
-                .map(|(name, part)| (name.as_str(), parts.get(*part).copied().unwrap_or(""))),
-        );
+        let labels = Labels::from_key(&mp.output_labels, &s.key);
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {

@@ -73,6 +73,44 @@ fn rollback_then_rewrite_equals_an_uninterrupted_run() {
     );
 }
 
+/// A window's records, several per record name and the names interleaved:
+/// each line as the one-record formatter writes it (the sink renders a name's
+/// head once and reuses it).
+#[test]
+fn each_record_is_written_whole_whatever_the_record_names_before_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("out.jsonl");
+    let mut sink = create(&p, SeriesChoice::All).unwrap();
+    let rec = |record: &str, status: &str, n: u64| Series {
+        record: record.into(),
+        labels: tidemark_engine::Labels::from_pairs(&[("status", status)]),
+        value: Value::Int(n),
+        origin: Origin::Host,
+    };
+    let w = ClosedWindow {
+        start_ms: 0,
+        end_ms: 60_000,
+        series: vec![
+            rec("a", "200", 1),
+            rec("a", "404", 2),
+            rec("b\"", "200", 3),
+            rec("a", "500", 4),
+            rec("ab", "200", 5),
+        ],
+    };
+    sink.write(&w).unwrap();
+    let (start, end) = (rfc3339(w.start_ms), rfc3339(w.end_ms));
+    let mut want = String::new();
+    for s in &w.series {
+        crate::format::jsonl_record(&w, s, &start, &end, &mut want);
+    }
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), want);
+    assert!(
+        want.contains(r#""record":"a","labels":{"status":"500"},"value":4}"#),
+        "{want}"
+    );
+}
+
 #[test]
 fn open_at_the_current_length_appends() {
     let tmp = tempfile::tempdir().unwrap();
