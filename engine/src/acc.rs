@@ -505,7 +505,7 @@ mod review_r13a {
                 let (a, b) = digits.split_at(d - f);
                 texts.push(format!("{a}.{b}"));
                 texts.push(format!("-{a}.{b}"));
-                texts.push(format!("{}", "9".repeat(d)));
+                texts.push("9".repeat(d));
             }
         }
         for s in &texts {

@@ -31,6 +31,10 @@ pub enum JobFailure {
     /// A source could not look for its files again.
     #[error(transparent)]
     Discover(Box<EngineError>),
+    /// A file read as segments by several workers could not be read to its end
+    /// (see `crate::split`).
+    #[error(transparent)]
+    Read(Box<EngineError>),
 }
 
 /// Where a running job's operators put the first reason it must stop; the runner

@@ -62,6 +62,8 @@ pub struct InstallContext {
     pub publish_groups: bool,
     /// Closed while a sink of the job is backlogged: the sources pause reading.
     pub read_gate: Arc<crate::backpressure::ReadGate>,
+    /// The groups every worker of this process reads as segments ([`crate::split`]).
+    pub split: Arc<crate::split::SplitPlan>,
 }
 
 /// A job installed in a worker.
@@ -127,8 +129,21 @@ pub fn install_job(
         poke,
         input_end,
         read_gate,
+        split,
         ..
     } = ctx;
+    let split = crate::split::source::SplitCtx {
+        split,
+        plan: plan.clone(),
+        parse: job.parse.clone(),
+        chunk_bytes: chunk,
+        max_line_bytes: job.source.max_line_bytes,
+        stop: stop.clone(),
+        failed: output_error.clone(),
+        input_end: input_end.clone(),
+        gate: read_gate.clone(),
+        stats: stats.clone(),
+    };
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
         let partials = file_source(
             scope,
@@ -143,6 +158,8 @@ pub fn install_job(
                 input_end,
             },
         );
+        // Built on every worker, split or not: all must build the same dataflow.
+        let partials = partials.concat(crate::split::source::split_source(scope, split));
         downstream(partials, &plan, collector, output_error, stop, stats);
     });
     Ok(JobHandle { dataflow })

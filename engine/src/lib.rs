@@ -37,6 +37,7 @@ pub mod run;
 pub mod series;
 pub(crate) mod setup;
 pub mod sink;
+pub mod split;
 pub mod start;
 pub mod state;
 pub mod stats;

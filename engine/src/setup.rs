@@ -24,6 +24,7 @@ use crate::operators::collect::Collector;
 use crate::operators::source::{Poke, PokeBoard};
 use crate::output_guard::Protected;
 use crate::resume::ResumeBoard;
+use crate::split::SplitPlan;
 use crate::start::{OutputFactory, OutputStart, ResumePlan, StartAt};
 use crate::state::{lock_state, prepare_member_state, prepare_state};
 use crate::stats::{JobStats, SharedStats};
@@ -100,6 +101,8 @@ pub struct JobSetup {
     /// Whether the job resumed from a checkpoint.
     pub resumed: bool,
     initial: Arc<Vec<(FileGroup, usize)>>,
+    /// The groups this process's workers read as segments.
+    split: Arc<SplitPlan>,
     /// Which group reads each file, and discovery, shared by this process's workers.
     files: Arc<crate::groupset::ProcessFiles>,
     /// Worker 0's (global) output side; taken by the first [`JobSetup::context`] for it.
@@ -165,7 +168,7 @@ impl JobSetup {
                 s.limited_windows = crate::limit::LimitedWindows::resumed(plan.limited_windows);
             }
         }
-        let groups = initial_groups(job, &plan)?;
+        let mut groups = initial_groups(job, &plan)?;
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
             // inputs, its job file or its state would be destroyed by the open.
@@ -187,10 +190,37 @@ impl JobSetup {
             protected.check(job).map_err(EngineError::SinkPath)?;
         }
         let workers = opts.workers.max(1);
+        // Only where no checkpoint must keep a group's resume position, the input
+        // is what is there now, and one rate limit paces every read (crate::split).
+        let splittable = !opts.follow
+            && opts.state_dir.is_none()
+            && job.source.rate_limit.is_none()
+            && matches!(opts.role, StateRole::Owner { .. });
+        let (split, split_groups) = if splittable {
+            SplitPlan::take(job, &mut groups, workers)
+        } else {
+            (SplitPlan::default(), Vec::new())
+        };
+        if let Ok(mut s) = stats.lock() {
+            s.file_groups += split_groups.len() as u64;
+            s.files_discovered += split_groups
+                .iter()
+                .map(|g| 1 + g.rotated.len() as u64)
+                .sum::<u64>();
+        }
         let owners = balance(&groups, workers)
             .into_iter()
             .map(|w| opts.first_worker + w);
-        let initial = Arc::new(groups.into_iter().zip(owners).collect::<Vec<_>>());
+        // A split group has no owner among the workers' file groups (no worker
+        // reads it as one) but is known to discovery, which must not add it again.
+        let split_owned = split_groups.into_iter().map(|g| (g, usize::MAX));
+        let initial = Arc::new(
+            groups
+                .into_iter()
+                .zip(owners)
+                .chain(split_owned)
+                .collect::<Vec<_>>(),
+        );
         board.expect(initial.iter().map(|(g, _)| g.live.clone()));
         if initial.is_empty() {
             tracing::warn!(
@@ -290,6 +320,7 @@ impl JobSetup {
             follow: opts.follow,
             resumed,
             initial,
+            split: Arc::new(split),
             files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
             collector: Mutex::new(collector),
             input_end,
@@ -362,6 +393,7 @@ impl JobSetup {
             pace: self.pace.clone(),
             publish_groups: self.stats.lock().is_ok_and(|s| s.groups_wanted),
             read_gate: self.read_gate.clone(),
+            split: self.split.clone(),
         }
     }
 

@@ -25,6 +25,11 @@ pub struct JobStats {
     pub files_discovered: u64,
     /// Files opened for reading (a file reopened after a rotation or parking counts again).
     pub files_opened: u64,
+    /// Segments of large files read by several workers at once (`crate::split`).
+    pub split_segments: u64,
+    /// Of those, segments read a second time, with the true clock: their
+    /// speculative read judged a line near its start differently (a cost, not a loss).
+    pub split_rereads: u64,
     /// Times the include globs were evaluated (discovery runs, the first one
     /// included): in live mode on a layout change (a file appeared, moved or
     /// went away) and every few seconds as a safety net, never per write.
@@ -203,6 +208,8 @@ impl JobStats {
         self.file_groups += o.file_groups;
         self.files_discovered += o.files_discovered;
         self.files_opened += o.files_opened;
+        self.split_segments += o.split_segments;
+        self.split_rereads += o.split_rereads;
         self.discovery_runs += o.discovery_runs;
         self.file_open_errors += o.file_open_errors;
         self.truncations += o.truncations;
@@ -363,6 +370,12 @@ impl JobStats {
             "files discovered: {}; rotations: {} (rename), {} (copytruncate); truncations: {}; deletions: {}\n",
             self.files_discovered, self.rotations, self.copytruncates, self.truncations, self.deletions
         ));
+        if self.split_segments > 0 {
+            s.push_str(&format!(
+                "segments of large files read by several workers: {} ({} read again)\n",
+                self.split_segments, self.split_rereads
+            ));
+        }
         let unreadable = self.unreadable();
         if !unreadable.is_empty() {
             s.push_str(&format!(

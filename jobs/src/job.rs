@@ -40,6 +40,9 @@ pub struct Source {
     pub host: HostFrom,
     pub poll_interval: Duration,
     pub read_chunk_bytes: usize,
+    /// A finite run without a state folder reads a file group at least this large
+    /// as segments on several workers (`split_from`).
+    pub split_from_bytes: u64,
     pub max_line_bytes: usize,
     pub fingerprint_bytes: usize,
     pub rotated_tail_wait: Duration,

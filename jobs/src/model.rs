@@ -72,6 +72,10 @@ pub struct SourceFile {
     /// closed and reopened by identity on change. Operational (not in the
     /// semantics fingerprint). Default 256.
     pub max_open_files: Option<Spanned<i64>>,
+    /// In a finite run (`--until-eof`) without a state folder, a file group whose
+    /// files hold at least this many bytes is read as segments by every worker.
+    /// Operational (not in the semantics fingerprint). Default "64MiB".
+    pub split_from: Option<Spanned<String>>,
 }
 
 /// Exactly one of the three keys.

@@ -23,7 +23,7 @@
 //! - `rules`: per rule (by record) its expression.
 //!
 //! What is not, because it does not change what a closed window holds:
-//! `poll_interval`, `read_chunk`, `rate_limit`, `rotated_tail_wait` (pace only);
+//! `poll_interval`, `read_chunk`, `rate_limit`, `rotated_tail_wait`, `split_from` (pace only);
 //! `fingerprint_bytes` (each resume position keeps its own fingerprint length);
 //! `idle_timeout`, `max_clock_lag` and `max_clock_skew` (they follow the wall clock, so their effect
 //! is never replayed exactly anyway, and the checkpoint keeps the watermark floor

@@ -169,7 +169,7 @@ impl SegmentRun {
 /// Opens the file the segment was planned on. A log rotated since (renamed
 /// within its folder) is found by inode; one that is gone — compressed or
 /// deleted — is an error, never another file's bytes read as its own.
-fn open_planned(seg: &Segment) -> io::Result<File> {
+pub(crate) fn open_planned(seg: &Segment) -> io::Result<File> {
     let planned = |f: &File| {
         f.metadata()
             .is_ok_and(|m| m.dev() == seg.dev && m.ino() == seg.ino)

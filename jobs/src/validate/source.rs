@@ -329,6 +329,14 @@ pub fn check_source(
         MIN_READ_CHUNK,
         1 << 30,
     );
+    let split_from = size_setting(
+        r,
+        s.split_from.as_ref(),
+        "split_from",
+        64 << 20,
+        1 << 10,
+        1 << 50,
+    );
     let max_line = size_setting(
         r,
         s.max_line_bytes.as_ref(),
@@ -360,6 +368,7 @@ pub fn check_source(
         host: host?,
         poll_interval: poll?.0,
         read_chunk_bytes: chunk?,
+        split_from_bytes: split_from? as u64,
         max_line_bytes: max_line?,
         fingerprint_bytes: fingerprint?,
         rotated_tail_wait: tail_wait?.0,

@@ -33,6 +33,18 @@ pub(super) fn reading(f: &mut Families<'_>) {
         |j, s| one(j, s.files_opened),
     );
     f.counter(
+        "split_segments",
+        "Segments of large files read by several workers at once (--until-eof)",
+        None,
+        |j, s| one(j, s.split_segments),
+    );
+    f.counter(
+        "split_rereads",
+        "Split segments read a second time: a line near their start was judged differently against the lines before it",
+        None,
+        |j, s| one(j, s.split_rereads),
+    );
+    f.counter(
         "file_open_errors",
         "Tries to open or read a file that failed, or whose real path is outside the allowed roots",
         None,

@@ -1,0 +1,174 @@
+//! Which file groups a finite run reads as segments, and their byte segments:
+//! cut at line starts by the replay's own [`TimeIndex::split_points`], so a
+//! split group is read exactly as a replay reads a file.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::os::unix::fs::MetadataExt;
+use std::sync::{Arc, Mutex};
+
+use tidemark_jobs::Job;
+use tidemark_sources::file::{AllowedRoots, EscapedPath, FileGroup};
+use tidemark_sources::parse::LineParser;
+use tidemark_sources::replay::{is_gzip_file, TimeIndex};
+
+use super::chain::Chain;
+use crate::groupset::host_of_path;
+use crate::plan::Plan;
+use crate::replay::Segment;
+use crate::watermark::ClockState;
+
+/// Segments per worker: several, so that the workers end close together (the
+/// last segments are a small share of the work) and one that also reads other
+/// groups does not hold the others up; not many, as each cut costs a search
+/// and may cost a read again (see `super::spec`).
+const SEGMENTS_PER_WORKER: usize = 8;
+
+/// No segment is cut smaller than this (except by the file's own size).
+const MIN_SEGMENT: u64 = 256 << 10;
+
+/// Nor larger: a segment read ahead keeps its windows until it is confirmed,
+/// so its size bounds that memory whatever the file's size.
+const MAX_SEGMENT: u64 = 32 << 20;
+
+/// One split group: how far its segments are.
+pub(crate) struct SplitGroup {
+    pub chain: Mutex<Chain>,
+}
+
+/// The groups of a finite run read as segments by every worker of this process,
+/// and the segments no worker has taken yet.
+#[derive(Default)]
+pub struct SplitPlan {
+    pub(crate) groups: Vec<SplitGroup>,
+    /// In stream order within each group, groups one after the other: the
+    /// segment a group needs next is always taken first.
+    pub(crate) queue: Mutex<VecDeque<(usize, Segment)>>,
+}
+
+impl SplitPlan {
+    /// Takes out of `groups` every group worth splitting over `workers` workers:
+    /// its files hold at least `split_from` bytes and make more than one segment
+    /// (see `segments`). A group that cannot be planned stays with the others
+    /// and is read as usual.
+    /// Returns the plan and the groups taken.
+    pub fn take(
+        job: &Job,
+        groups: &mut Vec<FileGroup>,
+        workers: usize,
+    ) -> (SplitPlan, Vec<FileGroup>) {
+        let mut split = SplitPlan::default();
+        let mut taken = Vec::new();
+        if workers < 2 {
+            return (split, taken);
+        }
+        let plan = Plan::new(job);
+        let Ok(mut parser) = LineParser::new(&job.parse, &plan.fields) else {
+            return (split, taken);
+        };
+        let roots = AllowedRoots::of_source(&job.source);
+        let mut queue = VecDeque::new();
+        groups.retain(|g| {
+            let index = split.groups.len();
+            match segments(job, &roots, &mut parser, g, workers) {
+                Some(segs) if segs.len() > 1 => {
+                    tracing::info!(
+                        "{}: read as {} segments by {workers} workers",
+                        EscapedPath(&g.live),
+                        segs.len()
+                    );
+                    split.groups.push(SplitGroup {
+                        chain: Mutex::new(Chain {
+                            done: 0,
+                            at: ClockState::default(),
+                            parked: BTreeMap::new(),
+                            frontier: 0,
+                            segments: segs.len() as u32,
+                        }),
+                    });
+                    queue.extend(segs.into_iter().map(|s| (index, s)));
+                    taken.push(g.clone());
+                    false
+                }
+                _ => true,
+            }
+        });
+        split.queue = Mutex::new(queue);
+        (split, taken)
+    }
+
+    /// Whether no group is split.
+    pub fn is_empty(&self) -> bool {
+        self.groups.is_empty()
+    }
+
+    pub(crate) fn pop(&self) -> Option<(usize, Segment)> {
+        self.queue.lock().ok()?.pop_front()
+    }
+}
+
+/// The segments of `g`'s files in reading order (rotated, oldest first, then
+/// the live file), or `None` when it is not to be split: smaller than
+/// `split_from` in all, or a file that cannot be opened or is not what its name
+/// says (gzip or not). A gzip file is one segment, read whole (it cannot be cut
+/// by offset, as in a replay); a plain file is cut at line starts.
+fn segments(
+    job: &Job,
+    roots: &AllowedRoots,
+    parser: &mut LineParser,
+    g: &FileGroup,
+    workers: usize,
+) -> Option<Vec<Segment>> {
+    let mut files = Vec::new();
+    for (path, gzip) in g.files_in_order() {
+        let file = roots.open(path).ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || is_gzip_file(&file).ok()? != gzip {
+            return None;
+        }
+        files.push((path, gzip, file, meta));
+    }
+    let total: u64 = files.iter().map(|f| f.3.len()).sum();
+    if total < job.source.split_from_bytes.max(1) {
+        return None;
+    }
+    let target = (total / (workers * SEGMENTS_PER_WORKER) as u64)
+        .clamp(MIN_SEGMENT.min(job.source.split_from_bytes), MAX_SEGMENT);
+    let group: Arc<str> = g.live.to_string_lossy().into();
+    let host: Option<Arc<str>> = host_of_path(&job.source.host, &g.live).map(Into::into);
+    let mut out = Vec::new();
+    for (path, gzip, file, meta) in files {
+        let len = meta.len();
+        let cuts = if gzip {
+            vec![0, len]
+        } else {
+            let n = len.div_ceil(target.max(1)).max(1) as usize;
+            if n == 1 {
+                vec![0, len]
+            } else {
+                TimeIndex::open_file(file, path, parser)
+                    .and_then(|mut ix| ix.split_points(0, len, n))
+                    .ok()?
+                    .into_iter()
+                    .map(|p| p.0)
+                    .collect()
+            }
+        };
+        for w in cuts.windows(2) {
+            out.push(Segment {
+                group: group.clone(),
+                seq: out.len() as u32,
+                host: host.clone(),
+                path: path.to_path_buf(),
+                dev: meta.dev(),
+                ino: meta.ino(),
+                gzip,
+                start: w[0],
+                end: w[1],
+                floor_ms: None,
+                lo: 0,
+                cost: w[1] - w[0],
+            });
+        }
+    }
+    Some(out)
+}
