@@ -216,3 +216,67 @@ fn more_groups_than_descriptors_still_read_in_step() {
     assert!(worst <= BOUND + 2, "{worst} windows alive at once");
     assert!(stats.reopens > 0, "{stats:?}");
 }
+
+/// Review R13c: host 1 jumps ahead (minute 0, then minutes 30..60), host 0 reads
+/// on to its end (minute 10). The round in which host 0 reaches its end defers
+/// host 1; it ends with `busy == false` (host 0 returned Idle/Finished) and
+/// `pace_waiting() == false` (bytes were read), so the source sleeps for its
+/// whole poll interval (250 ms finite, seconds live) although host 1 may read at
+/// once. Every round after which something is left to read must ask to be
+/// activated again soon.
+fn write_jumping_hosts(dir: &Path) {
+    let line = |h: usize, min: i64, i: i64| {
+        let t = jiff::Timestamp::from_millisecond(1_767_225_600_000 + min * MINUTE + i).unwrap();
+        format!(
+            "{{\"time\":\"{t}\",\"pad\":\"{h}{i:06}{}\"}}\n",
+            "x".repeat(20_000)
+        )
+    };
+    let mut a = String::new();
+    for m in 0..10 {
+        a.push_str(&line(0, m, 0));
+    }
+    let mut b = line(1, 0, 0);
+    for m in 30..60 {
+        b.push_str(&line(1, m, 0));
+    }
+    for (h, text) in [(0, a), (1, b)] {
+        let folder = dir.join(format!("h{h}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("app.log"), text).unwrap();
+    }
+}
+
+fn assert_no_sleep_with_lines_to_read(follow: bool) {
+    let d = tempfile::tempdir().unwrap();
+    write_jumping_hosts(d.path());
+    let mut gs = groupset(job(d.path(), 16), follow, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    for round in 0..1000 {
+        let busy = gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        if stats.lines_read == 41 {
+            return;
+        }
+        assert!(
+            busy || gs.pace_waiting(),
+            "round {round}: {} of 41 lines read, turns {:?}, but the source would \
+             sleep its whole poll interval",
+            stats.lines_read,
+            gs.turns
+        );
+    }
+    panic!("not all lines read: {}", stats.lines_read);
+}
+
+#[test]
+fn review_a_deferred_group_is_not_left_until_the_next_poll_finite() {
+    assert_no_sleep_with_lines_to_read(false);
+}
+
+#[test]
+fn review_a_deferred_group_is_not_left_until_the_next_poll_live() {
+    assert_no_sleep_with_lines_to_read(true);
+}
