@@ -109,3 +109,47 @@ fn review_paused_then_renamed_and_compressed_loses_nothing() {
 fn review_paused_then_copytruncated_loses_nothing() {
     check(Rotation::CopyTruncate);
 }
+
+/// Closed mid-read in the rotated sibling `.1` (the live file not reached
+/// yet), then rotated once more (`.1` → `.2`, live → `.1`, a new live file):
+/// every line once, in order, as kept open.
+fn rotated_sibling_run(pause: bool) -> (Vec<String>, Vec<String>) {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (old, mut want) = numbered("old", 0..20_000);
+    fs::write(sib(&live, 1), old).unwrap();
+    let (cur, lines) = numbered("cur", 0..5_000);
+    fs::write(&live, cur).unwrap();
+    want.extend(lines);
+    let mut h = H::new(&live, opts(true), None);
+    let mut out = Vec::new();
+    let stop = std::cell::Cell::new(false);
+    let mut n = 0;
+    let st = h.t.read_some_until(8 << 10, h.now, &stop, |_, l: &[u8]| {
+        out.push(String::from_utf8_lossy(l).into_owned());
+        n += 1;
+        if n == 100 {
+            stop.set(true);
+        }
+    });
+    assert_eq!(st, ReadStatus::More);
+    if pause {
+        assert!(h.t.park_paused());
+    }
+    fs::rename(sib(&live, 1), sib(&live, 2)).unwrap();
+    fs::rename(&live, sib(&live, 1)).unwrap();
+    let (new, lines) = numbered("new", 0..10);
+    fs::write(&live, new).unwrap();
+    want.extend(lines);
+    out.extend(h.drain());
+    (out, want)
+}
+
+#[test]
+fn review_paused_in_a_rotated_sibling_then_rotated_again_loses_nothing() {
+    let (open, want) = rotated_sibling_run(false);
+    assert_eq!(open, want, "kept open");
+    let (paused, want) = rotated_sibling_run(true);
+    assert_eq!(paused.len(), want.len(), "closed mid-read");
+    assert_eq!(paused, want, "closed mid-read");
+}
