@@ -280,3 +280,50 @@ fn review_a_deferred_group_is_not_left_until_the_next_poll_finite() {
 fn review_a_deferred_group_is_not_left_until_the_next_poll_live() {
     assert_no_sleep_with_lines_to_read(true);
 }
+
+/// Review R13c: `park_one_ahead` tries only the group furthest ahead; when
+/// that group reads a compressed sibling (`park_paused` refuses), the group
+/// behind gets no descriptor and turns Quiet, so the others run ahead without
+/// bound although a plain file could have been closed for it.
+#[test]
+fn review_a_gzip_group_ahead_does_not_defeat_pacing() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for h in 0..4 {
+        lines += write_host(d.path(), h, 60, 20);
+    }
+    // Host 0's hour moves to a compressed rotated sibling, a short live file after it.
+    let folder = d.path().join("h0");
+    let text = std::fs::read(folder.join("app.log")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(folder.join("app.log.1.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&text).unwrap();
+    gz.finish().unwrap();
+    let t = jiff::Timestamp::from_millisecond(1_767_225_600_000 + 61 * MINUTE).unwrap();
+    std::fs::write(folder.join("app.log"), format!("{{\"time\":\"{t}\"}}\n")).unwrap();
+    lines += 1;
+    let mut gs = groupset(job(d.path(), 2), false, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    let mut worst = 0;
+    for _ in 0..100_000 {
+        gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        for g in &mut gs.groups {
+            g.close_windows(|_, _| {});
+        }
+        let frontier = gs.first_open(wall);
+        if frontier == WindowTime::MAX {
+            break;
+        }
+        let ahead = gs.groups.iter().map(|g| g.watermark_window()).max();
+        let span = ahead.map_or(0, |a| (a as i64 - frontier as i64) / MINUTE + 1);
+        worst = worst.max(span);
+    }
+    assert_eq!(stats.lines_read, lines);
+    assert!(worst <= BOUND + 2, "{worst} windows alive at once");
+}
