@@ -3,6 +3,7 @@
 mod gzip;
 mod park;
 mod resume;
+mod review_pause;
 mod roots;
 mod rotation;
 mod stop;

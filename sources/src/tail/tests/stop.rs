@@ -178,3 +178,31 @@ fn a_file_closed_mid_read_and_rotated_is_found_again() {
     out.extend(h.drain());
     assert_eq!(out, want);
 }
+
+/// Review R13c: stopped inside a compressed sibling, the position still names
+/// the next undelivered line (a restart delivers exactly the rest).
+#[test]
+fn review_a_stopped_read_in_a_gzip_sibling_resumes_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (old, mut want) = numbered("old", 0..3000);
+    fs::write(sib(&live, 2), old).unwrap();
+    gzip_to(
+        &sib(&live, 2),
+        &PathBuf::from(format!("{}.gz", sib(&live, 2).display())),
+    );
+    fs::remove_file(sib(&live, 2)).unwrap();
+    let (mid, lines) = numbered("mid", 0..3000);
+    fs::write(sib(&live, 1), mid).unwrap();
+    want.extend(lines);
+    let (new, lines) = numbered("new", 0..500);
+    fs::write(&live, new).unwrap();
+    want.extend(lines);
+    for every in [1, 333] {
+        assert_eq!(
+            read_stopping(&live, every, false, &want),
+            want,
+            "every {every}"
+        );
+    }
+}
