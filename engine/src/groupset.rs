@@ -544,19 +544,21 @@ impl GroupSet {
     /// its buffered lines, then opens its file again when a descriptor is free.
     /// Without this, with more groups than descriptors, the groups holding one
     /// would read their whole backlog before the others start, and every window
-    /// would stay open until then. Returns whether one was closed.
+    /// would stay open until then. The furthest ahead is tried first; one that
+    /// cannot be closed safely (a compressed file, one set aside by rotation or
+    /// deleted while open, one reading a rotated sibling) passes the turn to the
+    /// next furthest, so that one such group does not leave pacing unbounded.
+    /// Returns whether one was closed.
     fn park_one_ahead(&mut self, behind: usize) -> bool {
         let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
-        let pick = (0..self.groups.len())
+        let mut ahead: Vec<(EventMs, usize)> = (0..self.groups.len())
             .filter(|&j| j != behind && self.turns[j] == Turn::More)
             .filter(|&j| self.groups[j].holds_file())
             .filter_map(|j| Some((self.groups[j].watermark()?, j)))
             .filter(|&(wm, _)| wm > from)
-            .max_by_key(|&(wm, _)| wm);
-        match pick {
-            Some((_, j)) => self.groups[j].park_paused(),
-            None => false,
-        }
+            .collect();
+        ahead.sort_unstable_by(|a, b| b.cmp(a));
+        ahead.into_iter().any(|(_, j)| self.groups[j].park_paused())
     }
 
     /// The earliest window this worker may still send data for. With no group to

@@ -281,12 +281,12 @@ fn review_a_deferred_group_is_not_left_until_the_next_poll_live() {
     assert_no_sleep_with_lines_to_read(true);
 }
 
-/// Review R13c: `park_one_ahead` tries only the group furthest ahead; when
-/// that group reads a compressed sibling (`park_paused` refuses), the group
-/// behind gets no descriptor and turns Quiet, so the others run ahead without
-/// bound although a plain file could have been closed for it.
+/// `park_one_ahead` must not stop at the group furthest ahead: when that one
+/// reads a compressed sibling (`park_paused` refuses), the next furthest is
+/// closed instead. Trying only the first left the group behind without a
+/// descriptor, and the others ran ahead without bound (43 windows alive).
 #[test]
-fn review_a_gzip_group_ahead_does_not_defeat_pacing() {
+fn a_gzip_group_ahead_does_not_defeat_pacing() {
     use std::io::Write;
     let d = tempfile::tempdir().unwrap();
     let mut lines = 0;
