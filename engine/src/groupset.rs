@@ -87,8 +87,8 @@ pub struct GroupSet {
     pacer: Pacer,
     /// How each of `groups` ended its last turn, for pacing.
     turns: Vec<Turn>,
-    /// The last round deferred a group and read nothing: it waits for a slower
-    /// group of another worker, so it looks again soon.
+    /// The last round deferred a group that may not read yet: it waits for a
+    /// slower group of another worker, so it looks again soon.
     pace_waiting: bool,
 }
 
@@ -159,7 +159,7 @@ impl GroupSet {
         self
     }
 
-    /// Whether the last round deferred a group and read nothing (see
+    /// Whether the last round deferred a group that may not read yet (see
     /// `pace_waiting`): the source comes back soon rather than after its poll
     /// interval.
     pub fn pace_waiting(&self) -> bool {
@@ -414,8 +414,8 @@ impl GroupSet {
         let share = open_files_share(self.job.source.max_open_files, self.local.1);
         let mut open = self.groups.iter().filter(|g| g.holds_file()).count();
         let horizon = self.horizon();
-        let mut deferred = false;
-        let bytes_before = stats.bytes_read;
+        // The lowest watermark among the groups this round deferred.
+        let mut deferred: Option<EventMs> = None;
         while visited < n {
             if budget == 0 {
                 busy = true;
@@ -431,7 +431,9 @@ impl GroupSet {
                 // Far enough ahead of the slowest group: it waits, so that
                 // windows close before every group has read its whole backlog.
                 stats.paced_turns += 1;
-                deferred = true;
+                if let Some(wm) = self.groups[i].watermark() {
+                    deferred = Some(deferred.map_or(wm, |d: EventMs| d.min(wm)));
+                }
                 continue;
             }
             let held = self.groups[i].holds_file();
@@ -488,7 +490,19 @@ impl GroupSet {
         if n > 0 {
             self.next = (self.next + visited) % n;
         }
-        self.pace_waiting = deferred && stats.bytes_read == bytes_before;
+        // A deferred group waits for the slowest one. If that one moved on (or
+        // reached its end) during this round, the deferred group may read now:
+        // the round is busy, rather than a sleep of the whole poll interval.
+        // Otherwise it waits for a slower group of another worker: look again
+        // soon.
+        self.pace_waiting = false;
+        if let Some(wm) = deferred {
+            if self.horizon().allows(Some(wm)) {
+                busy = true;
+            } else {
+                self.pace_waiting = true;
+            }
+        }
         if n == 0 || self.turns.iter().all(|t| *t == Turn::Quiet) {
             // Nothing to read here: this worker holds no other back.
             self.pacer.release();

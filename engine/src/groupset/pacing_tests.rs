@@ -217,12 +217,12 @@ fn more_groups_than_descriptors_still_read_in_step() {
     assert!(stats.reopens > 0, "{stats:?}");
 }
 
-/// Review R13c: host 1 jumps ahead (minute 0, then minutes 30..60), host 0 reads
-/// on to its end (minute 10). The round in which host 0 reaches its end defers
-/// host 1; it ends with `busy == false` (host 0 returned Idle/Finished) and
-/// `pace_waiting() == false` (bytes were read), so the source sleeps for its
-/// whole poll interval (250 ms finite, seconds live) although host 1 may read at
-/// once. Every round after which something is left to read must ask to be
+/// Host 1 jumps ahead (minute 0, then minutes 30..60), host 0 reads on to its
+/// end (minute 10). The round in which host 0 reaches its end defers host 1; it
+/// used to end with `busy == false` (host 0 returned Idle/Finished) and
+/// `pace_waiting() == false` (bytes were read), so the source slept for its
+/// whole poll interval (250 ms finite, seconds live) although host 1 could read
+/// at once. Every round after which something is left to read must ask to be
 /// activated again soon.
 fn write_jumping_hosts(dir: &Path) {
     let line = |h: usize, min: i64, i: i64| {
@@ -272,12 +272,12 @@ fn assert_no_sleep_with_lines_to_read(follow: bool) {
 }
 
 #[test]
-fn review_a_deferred_group_is_not_left_until_the_next_poll_finite() {
+fn a_deferred_group_is_not_left_until_the_next_poll_finite() {
     assert_no_sleep_with_lines_to_read(false);
 }
 
 #[test]
-fn review_a_deferred_group_is_not_left_until_the_next_poll_live() {
+fn a_deferred_group_is_not_left_until_the_next_poll_live() {
     assert_no_sleep_with_lines_to_read(true);
 }
 
