@@ -92,6 +92,18 @@ pub struct GroupSet {
     pace_waiting: bool,
 }
 
+/// What `park_one_ahead` did for a group waiting for a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseAhead {
+    /// It closed the file of a group ahead: a descriptor is free.
+    Closed,
+    /// No group holding a descriptor is ahead of it.
+    NoneAhead,
+    /// Groups are ahead, but none of their files can be closed mid-read
+    /// safely: the group waits, and those ahead read on unbounded.
+    Refused,
+}
+
 /// How a group's last turn ended, as pacing sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Turn {
@@ -444,7 +456,17 @@ impl GroupSet {
                 // finite run, finished): lines are late, never lost. Waiting for
                 // a descriptor, it holds no one back (those that hold one must
                 // read on to free it).
-                if !self.park_one_other(i) && !self.park_one_ahead(i) {
+                let freed = self.park_one_other(i) || {
+                    match self.park_one_ahead(i) {
+                        CloseAhead::Closed => true,
+                        CloseAhead::NoneAhead => false,
+                        CloseAhead::Refused => {
+                            stats.paced_fd_waits += 1;
+                            false
+                        }
+                    }
+                };
+                if !freed {
                     self.turns[i] = Turn::Quiet;
                     continue;
                 }
@@ -562,8 +584,7 @@ impl GroupSet {
     /// cannot be closed safely (a compressed file, one set aside by rotation or
     /// deleted while open, one reading a rotated sibling) passes the turn to the
     /// next furthest, so that one such group does not leave pacing unbounded.
-    /// Returns whether one was closed.
-    fn park_one_ahead(&mut self, behind: usize) -> bool {
+    fn park_one_ahead(&mut self, behind: usize) -> CloseAhead {
         let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
         let mut ahead: Vec<(EventMs, usize)> = (0..self.groups.len())
             .filter(|&j| j != behind && self.turns[j] == Turn::More)
@@ -572,7 +593,13 @@ impl GroupSet {
             .filter(|&(wm, _)| wm > from)
             .collect();
         ahead.sort_unstable_by(|a, b| b.cmp(a));
-        ahead.into_iter().any(|(_, j)| self.groups[j].park_paused())
+        if ahead.is_empty() {
+            CloseAhead::NoneAhead
+        } else if ahead.into_iter().any(|(_, j)| self.groups[j].park_paused()) {
+            CloseAhead::Closed
+        } else {
+            CloseAhead::Refused
+        }
     }
 
     /// The earliest window this worker may still send data for. With no group to

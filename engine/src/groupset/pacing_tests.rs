@@ -327,3 +327,43 @@ fn a_gzip_group_ahead_does_not_defeat_pacing() {
     assert_eq!(stats.lines_read, lines);
     assert!(worst <= BOUND + 2, "{worst} windows alive at once");
 }
+
+/// A group reading a rotated sibling is never closed mid-read (logrotate
+/// deletes that file next, and its unread rest with it): when every group
+/// ahead reads one, the group behind waits for a descriptor, every line is
+/// still read once, and the stats count the turns pacing could not bound
+/// (`paced_fd_waits`), rather than hiding them.
+#[test]
+fn groups_reading_rotated_siblings_are_not_closed_and_the_wait_is_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for h in 0..3 {
+        lines += write_host(d.path(), h, 60, 20);
+    }
+    // Hosts 0 and 1: their hour in `app.log.1`, a short live file after it.
+    for h in 0..2 {
+        let folder = d.path().join(format!("h{h}"));
+        std::fs::rename(folder.join("app.log"), folder.join("app.log.1")).unwrap();
+        let t = jiff::Timestamp::from_millisecond(1_767_225_600_000 + 61 * MINUTE).unwrap();
+        std::fs::write(folder.join("app.log"), format!("{{\"time\":\"{t}\"}}\n")).unwrap();
+        lines += 1;
+    }
+    let mut gs = groupset(job(d.path(), 2), false, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    for _ in 0..100_000 {
+        gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        if gs.groups.iter().all(|g| g.is_finished()) {
+            break;
+        }
+    }
+    assert_eq!(stats.lines_read, lines, "{stats:?}");
+    assert!(stats.paced_fd_waits > 0, "{stats:?}");
+    assert!(
+        stats.summary().contains("no group ahead could"),
+        "{}",
+        stats.summary()
+    );
+}

@@ -2,8 +2,8 @@
 
 mod gzip;
 mod park;
+mod pause_rotation;
 mod resume;
-mod review_pause;
 mod roots;
 mod rotation;
 mod stop;

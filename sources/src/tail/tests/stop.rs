@@ -119,8 +119,9 @@ fn turn(t: &mut Tailer, now: Instant, every: usize, out: &mut Vec<String>) -> Re
     t.read_some_until(8 << 10, now, &stop, &mut on_line)
 }
 
-/// Closed in the middle of its files after every turn, a group still reads
-/// every line once, in order, from buffered lines first, and finishes.
+/// Closed in the middle of its live file after every turn, a group still reads
+/// every line once, in order, from buffered lines first, and finishes. The
+/// rotated sibling is never closed mid-read (logrotate deletes it next).
 #[test]
 fn a_file_closed_mid_read_is_read_on_exactly() {
     let d = tempfile::tempdir().unwrap();
@@ -142,6 +143,10 @@ fn a_file_closed_mid_read_is_read_on_exactly() {
         if st == ReadStatus::Finished {
             break;
         }
+        let in_sibling = out.last().is_some_and(|l| l.starts_with("old"));
+        if t.holds_file() && in_sibling {
+            assert!(!t.park_paused(), "closed mid-read in a rotated sibling");
+        }
         if t.holds_file() && t.park_paused() {
             parks += 1;
             assert!(!t.holds_file());
@@ -155,7 +160,7 @@ fn a_file_closed_mid_read_is_read_on_exactly() {
         }
     }
     assert_eq!(out, want);
-    assert!(parks > 4, "{parks}");
+    assert!(parks > 2, "{parks}");
     assert!(t.counters().reopens > 0);
 }
 
