@@ -184,10 +184,10 @@ fn a_file_closed_mid_read_and_rotated_is_found_again() {
     assert_eq!(out, want);
 }
 
-/// Review R13c: stopped inside a compressed sibling, the position still names
+/// Stopped inside a compressed sibling, the position still names
 /// the next undelivered line (a restart delivers exactly the rest).
 #[test]
-fn review_a_stopped_read_in_a_gzip_sibling_resumes_exactly() {
+fn a_stopped_read_in_a_gzip_sibling_resumes_exactly() {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("app.log");
     let (old, mut want) = numbered("old", 0..3000);
