@@ -57,8 +57,8 @@ pub struct MemberStats {
     /// Files held open now, over this member's workers.
     #[serde(default)]
     pub open_files: u64,
-    /// Live files parked now (closed while idle to keep within `max_open_files`), over this
-    /// member's workers.
+    /// Live files parked now (closed while idle, or mid-read for pacing, to keep
+    /// within `max_open_files`), over this member's workers.
     #[serde(default)]
     pub parked_files: u64,
     /// See [`JobStats::reopen_fd_waits`].
