@@ -30,6 +30,7 @@ use crate::series::path_hash;
 use crate::start::{ResumePlan, StartAt};
 use crate::stats::JobStats;
 use crate::time::{first_open_window, EventMs, WindowTime};
+use descriptors::CloseAhead;
 
 /// How often live mode re-evaluates the include globs: often enough that a new file
 /// is found within 1 s even where inotify does not work.
@@ -90,18 +91,10 @@ pub struct GroupSet {
     /// The last round deferred a group that may not read yet: it waits for a
     /// slower group of another worker, so it looks again soon.
     pace_waiting: bool,
-}
-
-/// What `park_one_ahead` did for a group waiting for a descriptor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CloseAhead {
-    /// It closed the file of a group ahead: a descriptor is free.
-    Closed,
-    /// No group holding a descriptor is ahead of it.
-    NoneAhead,
-    /// Groups are ahead, but none of their files can be closed mid-read
-    /// safely: the group waits, and those ahead read on unbounded.
-    Refused,
+    /// Per group: `park_paused` refused to close its file this round. Its state
+    /// does not change within a round, so it is not asked again (with many
+    /// groups behind and every group ahead refusing, each would ask them all).
+    pause_refused: Vec<bool>,
 }
 
 /// How a group's last turn ended, as pacing sees it.
@@ -138,6 +131,7 @@ impl GroupSet {
             pacer,
             turns: Vec::new(),
             pace_waiting: false,
+            pause_refused: Vec::new(),
             reading: Vec::new(),
             files,
             seen: 0,
@@ -428,6 +422,8 @@ impl GroupSet {
         let horizon = self.horizon();
         // The lowest watermark among the groups this round deferred.
         let mut deferred: Option<EventMs> = None;
+        self.pause_refused.clear();
+        self.pause_refused.resize(n, false);
         while visited < n {
             if budget == 0 {
                 busy = true;
@@ -554,54 +550,6 @@ impl GroupSet {
         }
     }
 
-    /// Keeps this worker within its share of `max_open_files`: parks (closes) the
-    /// live file of a group other than `except` that is idle at its end, the least
-    /// recently written first (see `Tailer::parkable_since`); among equals
-    /// round-robin, so no group is always the one closed. Returns whether one was.
-    fn park_one_other(&mut self, except: usize) -> bool {
-        let n = self.groups.len();
-        let pick = (0..n)
-            .map(|k| (self.park_next + k) % n)
-            .filter(|&j| j != except && self.groups[j].holds_file())
-            .filter_map(|j| Some((self.groups[j].parkable_since()?, j)))
-            .min_by_key(|&(mtime, _)| mtime);
-        match pick {
-            Some((_, j)) if self.groups[j].park() => {
-                self.park_next = (j + 1) % n;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Keeps this worker within its share of `max_open_files` when no file is
-    /// idle at its end: closes mid-read the file of the group furthest ahead of
-    /// group `behind` by event time (see [`crate::pacing`]). It reads on from
-    /// its buffered lines, then opens its file again when a descriptor is free.
-    /// Without this, with more groups than descriptors, the groups holding one
-    /// would read their whole backlog before the others start, and every window
-    /// would stay open until then. The furthest ahead is tried first; one that
-    /// cannot be closed safely (a compressed file, one set aside by rotation or
-    /// deleted while open, one reading a rotated sibling) passes the turn to the
-    /// next furthest, so that one such group does not leave pacing unbounded.
-    fn park_one_ahead(&mut self, behind: usize) -> CloseAhead {
-        let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
-        let mut ahead: Vec<(EventMs, usize)> = (0..self.groups.len())
-            .filter(|&j| j != behind && self.turns[j] == Turn::More)
-            .filter(|&j| self.groups[j].holds_file())
-            .filter_map(|j| Some((self.groups[j].watermark()?, j)))
-            .filter(|&(wm, _)| wm > from)
-            .collect();
-        ahead.sort_unstable_by(|a, b| b.cmp(a));
-        if ahead.is_empty() {
-            CloseAhead::NoneAhead
-        } else if ahead.into_iter().any(|(_, j)| self.groups[j].park_paused()) {
-            CloseAhead::Closed
-        } else {
-            CloseAhead::Refused
-        }
-    }
-
     /// The earliest window this worker may still send data for. With no group to
     /// read, a live worker is idle: it follows the wall clock like an idle group.
     pub fn first_open(&self, wall_ms: EventMs) -> WindowTime {
@@ -679,6 +627,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
     }
 }
 
+mod descriptors;
 mod initial;
 mod shared;
 
