@@ -37,7 +37,9 @@ impl Tailer {
         let Some(cur) = self.stream.cur_mut() else {
             return false;
         };
-        if cur.gzip {
+        // A rotated sibling found by a scan carries its own name: refused
+        // without a system call (many groups may ask every round).
+        if cur.gzip || cur.path != self.live {
             return false;
         }
         let Src::Plain(f) = &cur.src else {
@@ -49,8 +51,8 @@ impl Tailer {
         if m.nlink() == 0 {
             return false;
         }
-        // The file at the live path now: not one renamed away from it (the
-        // next rotation may delete that one).
+        // The file at the live path now: not one renamed away from it while
+        // open (the next rotation may delete that one).
         let at_live =
             std::fs::metadata(&self.live).is_ok_and(|l| l.dev() == m.dev() && l.ino() == m.ino());
         if !at_live {
