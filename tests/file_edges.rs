@@ -532,3 +532,71 @@ series = "hosts"
     assert!(err.contains("lines read: 17\n"), "{err}");
     assert!(!err.contains("the same file as"), "{err}");
 }
+
+/// Regression (review R13c, event-time pacing): host b jumps ahead (minute 0,
+/// then minutes 30..39) while host a reads on to its end (minute 9). The round
+/// in which host a reached its end deferred host b and then slept a whole poll
+/// interval before b read on (5.01 s against 0.01 s with `poll_interval = "5s"`).
+/// With a poll interval of 60 s, a run that ends well before it shows that no
+/// round slept it (the property, not a tight timer).
+#[test]
+fn a_deferred_group_does_not_wait_for_the_poll_interval() {
+    let d = tempfile::tempdir().unwrap();
+    // Lines longer than a read's buffer: host a's last turn reads its file to
+    // the end (short lines would all be buffered by its first read, and its
+    // last turn would read no bytes, which the old check did catch).
+    let line = |m: u32| {
+        let pad = "x".repeat(20_000);
+        format!("{{\"time\":\"2026-01-01T00:{m:02}:00Z\",\"status\":\"200\",\"pad\":\"{pad}\"}}\n")
+    };
+    let a: String = (0..10).map(line).collect();
+    let b: String = line(0) + &(30..40).map(line).collect::<String>();
+    for (h, text) in [("a", a), ("b", b)] {
+        let dir = d.path().join("logs").join(h);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("app.log"), text).unwrap();
+    }
+    let job = d.path().join("job.toml");
+    std::fs::write(
+        &job,
+        r#"name = "paced"
+[source]
+kind = "file"
+include = ["logs/*/app.log"]
+host = { path_regex = '/logs/(?P<host>[^/]+)/' }
+poll_interval = "60s"
+[parse]
+format = "json"
+[window]
+size = "1m"
+[[metric]]
+name = "requests"
+kind = "counter"
+labels = ["status"]
+[[sink]]
+kind = "jsonl"
+path = "out.jsonl"
+series = "hosts"
+"#,
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = run_with_deadline(
+        tidemark()
+            .current_dir(d.path())
+            .arg("run")
+            .arg(&job)
+            .arg("--until-eof")
+            // One worker reads both hosts (with one each, the deferred host's
+            // worker reads nothing in that round and looks again soon).
+            .args(["-w", "1"]),
+    );
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(counts(&d.path().join("out.jsonl")).len(), 21, "{err}");
+    assert!(
+        took < Duration::from_secs(30),
+        "took {took:?}: a round slept the 60 s poll interval"
+    );
+}

@@ -507,6 +507,7 @@ fn add_counters(stats: &mut JobStats, before: &TailCounters, after: &TailCounter
     stats.reopens += after.reopens - before.reopens;
     stats.reopen_fd_waits += after.reopen_waits - before.reopen_waits;
     stats.lost_while_parked += after.lost_while_parked - before.lost_while_parked;
+    stats.lost_while_paused += after.lost_while_paused - before.lost_while_paused;
     stats.fd_backoffs += after.fd_backoffs - before.fd_backoffs;
 }
 

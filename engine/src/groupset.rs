@@ -30,6 +30,7 @@ use crate::series::path_hash;
 use crate::start::{ResumePlan, StartAt};
 use crate::stats::JobStats;
 use crate::time::{first_open_window, EventMs, WindowTime};
+use descriptors::CloseAhead;
 
 /// How often live mode re-evaluates the include globs: often enough that a new file
 /// is found within 1 s even where inotify does not work.
@@ -87,9 +88,13 @@ pub struct GroupSet {
     pacer: Pacer,
     /// How each of `groups` ended its last turn, for pacing.
     turns: Vec<Turn>,
-    /// The last round deferred a group and read nothing: it waits for a slower
-    /// group of another worker, so it looks again soon.
+    /// The last round deferred a group that may not read yet: it waits for a
+    /// slower group of another worker, so it looks again soon.
     pace_waiting: bool,
+    /// Per group: `park_paused` refused to close its file this round. Its state
+    /// does not change within a round, so it is not asked again (with many
+    /// groups behind and every group ahead refusing, each would ask them all).
+    pause_refused: Vec<bool>,
 }
 
 /// How a group's last turn ended, as pacing sees it.
@@ -126,6 +131,7 @@ impl GroupSet {
             pacer,
             turns: Vec::new(),
             pace_waiting: false,
+            pause_refused: Vec::new(),
             reading: Vec::new(),
             files,
             seen: 0,
@@ -159,7 +165,7 @@ impl GroupSet {
         self
     }
 
-    /// Whether the last round deferred a group and read nothing (see
+    /// Whether the last round deferred a group that may not read yet (see
     /// `pace_waiting`): the source comes back soon rather than after its poll
     /// interval.
     pub fn pace_waiting(&self) -> bool {
@@ -414,8 +420,10 @@ impl GroupSet {
         let share = open_files_share(self.job.source.max_open_files, self.local.1);
         let mut open = self.groups.iter().filter(|g| g.holds_file()).count();
         let horizon = self.horizon();
-        let mut deferred = false;
-        let bytes_before = stats.bytes_read;
+        // The lowest watermark among the groups this round deferred.
+        let mut deferred: Option<EventMs> = None;
+        self.pause_refused.clear();
+        self.pause_refused.resize(n, false);
         while visited < n {
             if budget == 0 {
                 busy = true;
@@ -431,7 +439,9 @@ impl GroupSet {
                 // Far enough ahead of the slowest group: it waits, so that
                 // windows close before every group has read its whole backlog.
                 stats.paced_turns += 1;
-                deferred = true;
+                if let Some(wm) = self.groups[i].watermark() {
+                    deferred = Some(deferred.map_or(wm, |d: EventMs| d.min(wm)));
+                }
                 continue;
             }
             let held = self.groups[i].holds_file();
@@ -442,7 +452,17 @@ impl GroupSet {
                 // finite run, finished): lines are late, never lost. Waiting for
                 // a descriptor, it holds no one back (those that hold one must
                 // read on to free it).
-                if !self.park_one_other(i) && !self.park_one_ahead(i) {
+                let freed = self.park_one_other(i) || {
+                    match self.park_one_ahead(i) {
+                        CloseAhead::Closed => true,
+                        CloseAhead::NoneAhead => false,
+                        CloseAhead::Refused => {
+                            stats.paced_fd_waits += 1;
+                            false
+                        }
+                    }
+                };
+                if !freed {
                     self.turns[i] = Turn::Quiet;
                     continue;
                 }
@@ -488,7 +508,19 @@ impl GroupSet {
         if n > 0 {
             self.next = (self.next + visited) % n;
         }
-        self.pace_waiting = deferred && stats.bytes_read == bytes_before;
+        // A deferred group waits for the slowest one. If that one moved on (or
+        // reached its end) during this round, the deferred group may read now:
+        // the round is busy, rather than a sleep of the whole poll interval.
+        // Otherwise it waits for a slower group of another worker: look again
+        // soon.
+        self.pace_waiting = false;
+        if let Some(wm) = deferred {
+            if self.horizon().allows(Some(wm)) {
+                busy = true;
+            } else {
+                self.pace_waiting = true;
+            }
+        }
         if n == 0 || self.turns.iter().all(|t| *t == Turn::Quiet) {
             // Nothing to read here: this worker holds no other back.
             self.pacer.release();
@@ -515,47 +547,6 @@ impl GroupSet {
     pub fn after_pause(&mut self) {
         for g in &mut self.groups {
             g.after_pause();
-        }
-    }
-
-    /// Keeps this worker within its share of `max_open_files`: parks (closes) the
-    /// live file of a group other than `except` that is idle at its end, the least
-    /// recently written first (see `Tailer::parkable_since`); among equals
-    /// round-robin, so no group is always the one closed. Returns whether one was.
-    fn park_one_other(&mut self, except: usize) -> bool {
-        let n = self.groups.len();
-        let pick = (0..n)
-            .map(|k| (self.park_next + k) % n)
-            .filter(|&j| j != except && self.groups[j].holds_file())
-            .filter_map(|j| Some((self.groups[j].parkable_since()?, j)))
-            .min_by_key(|&(mtime, _)| mtime);
-        match pick {
-            Some((_, j)) if self.groups[j].park() => {
-                self.park_next = (j + 1) % n;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Keeps this worker within its share of `max_open_files` when no file is
-    /// idle at its end: closes mid-read the file of the group furthest ahead of
-    /// group `behind` by event time (see [`crate::pacing`]). It reads on from
-    /// its buffered lines, then opens its file again when a descriptor is free.
-    /// Without this, with more groups than descriptors, the groups holding one
-    /// would read their whole backlog before the others start, and every window
-    /// would stay open until then. Returns whether one was closed.
-    fn park_one_ahead(&mut self, behind: usize) -> bool {
-        let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
-        let pick = (0..self.groups.len())
-            .filter(|&j| j != behind && self.turns[j] == Turn::More)
-            .filter(|&j| self.groups[j].holds_file())
-            .filter_map(|j| Some((self.groups[j].watermark()?, j)))
-            .filter(|&(wm, _)| wm > from)
-            .max_by_key(|&(wm, _)| wm);
-        match pick {
-            Some((_, j)) => self.groups[j].park_paused(),
-            None => false,
         }
     }
 
@@ -636,6 +627,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
     }
 }
 
+mod descriptors;
 mod initial;
 mod shared;
 

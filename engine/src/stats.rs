@@ -92,6 +92,14 @@ pub struct JobStats {
     /// Parked files deleted or moved out of their folder before they were
     /// reopened: lines written to them after parking, if any, were not read.
     pub lost_while_parked: u64,
+    /// Files closed mid-read for event-time pacing and deleted or moved out of
+    /// their folder before they were reopened: their unread lines were lost.
+    pub lost_while_paused: u64,
+    /// Turns in which a group waited for a file descriptor because no group
+    /// ahead of it could be closed mid-read safely (each was reading a rotated
+    /// sibling, a compressed file, or one deleted or set aside): exact, but
+    /// pacing does not bound how far the groups holding one run ahead.
+    pub paced_fd_waits: u64,
     /// Tries to open a file that found no file descriptor (EMFILE/ENFILE), after
     /// each of which the group waited longer (from `poll_interval` to 5 s).
     pub fd_backoffs: u64,
@@ -252,6 +260,8 @@ impl JobStats {
         self.reopens += o.reopens;
         self.reopen_fd_waits += o.reopen_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
+        self.lost_while_paused += o.lost_while_paused;
+        self.paced_fd_waits += o.paced_fd_waits;
         self.fd_backoffs += o.fd_backoffs;
         self.windows_open_at_stop += o.windows_open_at_stop;
         self.paced_turns += o.paced_turns;
@@ -490,7 +500,8 @@ impl JobStats {
                 .values()
                 .fold((0, 0), |(o, p), (a, b)| (o + a, p + b));
             s.push_str(&format!(
-                "open files: {open}; parked (closed while idle): {parked}; reopened: {}; \
+                "open files: {open}; parked (closed while idle, or mid-read for pacing): \
+                 {parked}; reopened: {}; \
                  reopens that waited for a file descriptor: {}\n",
                 self.reopens, self.reopen_fd_waits
             ));
@@ -500,6 +511,20 @@ impl JobStats {
                 "parked files deleted or moved out of their folder before a reopen \
                  (lines written after parking, if any, not read): {}\n",
                 self.lost_while_parked
+            ));
+        }
+        if self.lost_while_paused > 0 {
+            s.push_str(&format!(
+                "files closed mid-read for pacing, then deleted or moved out of their \
+                 folder before a reopen (their unread lines lost): {}\n",
+                self.lost_while_paused
+            ));
+        }
+        if self.paced_fd_waits > 0 {
+            s.push_str(&format!(
+                "turns a group waited for a file descriptor that no group ahead could \
+                 safely free (pacing did not bound memory then): {}\n",
+                self.paced_fd_waits
             ));
         }
         if self.fd_backoffs > 0 {

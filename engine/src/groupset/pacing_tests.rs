@@ -216,3 +216,154 @@ fn more_groups_than_descriptors_still_read_in_step() {
     assert!(worst <= BOUND + 2, "{worst} windows alive at once");
     assert!(stats.reopens > 0, "{stats:?}");
 }
+
+/// Host 1 jumps ahead (minute 0, then minutes 30..60), host 0 reads on to its
+/// end (minute 10). The round in which host 0 reaches its end defers host 1; it
+/// used to end with `busy == false` (host 0 returned Idle/Finished) and
+/// `pace_waiting() == false` (bytes were read), so the source slept for its
+/// whole poll interval (250 ms finite, seconds live) although host 1 could read
+/// at once. Every round after which something is left to read must ask to be
+/// activated again soon.
+fn write_jumping_hosts(dir: &Path) {
+    let line = |h: usize, min: i64, i: i64| {
+        let t = jiff::Timestamp::from_millisecond(1_767_225_600_000 + min * MINUTE + i).unwrap();
+        format!(
+            "{{\"time\":\"{t}\",\"pad\":\"{h}{i:06}{}\"}}\n",
+            "x".repeat(20_000)
+        )
+    };
+    let mut a = String::new();
+    for m in 0..10 {
+        a.push_str(&line(0, m, 0));
+    }
+    let mut b = line(1, 0, 0);
+    for m in 30..60 {
+        b.push_str(&line(1, m, 0));
+    }
+    for (h, text) in [(0, a), (1, b)] {
+        let folder = dir.join(format!("h{h}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("app.log"), text).unwrap();
+    }
+}
+
+fn assert_no_sleep_with_lines_to_read(follow: bool) {
+    let d = tempfile::tempdir().unwrap();
+    write_jumping_hosts(d.path());
+    let mut gs = groupset(job(d.path(), 16), follow, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    for round in 0..1000 {
+        let busy = gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        if stats.lines_read == 41 {
+            return;
+        }
+        assert!(
+            busy || gs.pace_waiting(),
+            "round {round}: {} of 41 lines read, turns {:?}, but the source would \
+             sleep its whole poll interval",
+            stats.lines_read,
+            gs.turns
+        );
+    }
+    panic!("not all lines read: {}", stats.lines_read);
+}
+
+#[test]
+fn a_deferred_group_is_not_left_until_the_next_poll_finite() {
+    assert_no_sleep_with_lines_to_read(false);
+}
+
+#[test]
+fn a_deferred_group_is_not_left_until_the_next_poll_live() {
+    assert_no_sleep_with_lines_to_read(true);
+}
+
+/// `park_one_ahead` must not stop at the group furthest ahead: when that one
+/// reads a compressed sibling (`park_paused` refuses), the next furthest is
+/// closed instead. Trying only the first left the group behind without a
+/// descriptor, and the others ran ahead without bound (43 windows alive).
+#[test]
+fn a_gzip_group_ahead_does_not_defeat_pacing() {
+    use std::io::Write;
+    let d = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for h in 0..4 {
+        lines += write_host(d.path(), h, 60, 20);
+    }
+    // Host 0's hour moves to a compressed rotated sibling, a short live file after it.
+    let folder = d.path().join("h0");
+    let text = std::fs::read(folder.join("app.log")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(folder.join("app.log.1.gz")).unwrap(),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(&text).unwrap();
+    gz.finish().unwrap();
+    let t = jiff::Timestamp::from_millisecond(1_767_225_600_000 + 61 * MINUTE).unwrap();
+    std::fs::write(folder.join("app.log"), format!("{{\"time\":\"{t}\"}}\n")).unwrap();
+    lines += 1;
+    let mut gs = groupset(job(d.path(), 2), false, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    let mut worst = 0;
+    for _ in 0..100_000 {
+        gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        for g in &mut gs.groups {
+            g.close_windows(|_, _| {});
+        }
+        let frontier = gs.first_open(wall);
+        if frontier == WindowTime::MAX {
+            break;
+        }
+        let ahead = gs.groups.iter().map(|g| g.watermark_window()).max();
+        let span = ahead.map_or(0, |a| (a as i64 - frontier as i64) / MINUTE + 1);
+        worst = worst.max(span);
+    }
+    assert_eq!(stats.lines_read, lines);
+    assert!(worst <= BOUND + 2, "{worst} windows alive at once");
+}
+
+/// A group reading a rotated sibling is never closed mid-read (logrotate
+/// deletes that file next, and its unread rest with it): when every group
+/// ahead reads one, the group behind waits for a descriptor, every line is
+/// still read once, and the stats count the turns pacing could not bound
+/// (`paced_fd_waits`), rather than hiding them.
+#[test]
+fn groups_reading_rotated_siblings_are_not_closed_and_the_wait_is_counted() {
+    let d = tempfile::tempdir().unwrap();
+    let mut lines = 0;
+    for h in 0..3 {
+        lines += write_host(d.path(), h, 60, 20);
+    }
+    // Hosts 0 and 1: their hour in `app.log.1`, a short live file after it.
+    for h in 0..2 {
+        let folder = d.path().join(format!("h{h}"));
+        std::fs::rename(folder.join("app.log"), folder.join("app.log.1")).unwrap();
+        let t = jiff::Timestamp::from_millisecond(1_767_225_600_000 + 61 * MINUTE).unwrap();
+        std::fs::write(folder.join("app.log"), format!("{{\"time\":\"{t}\"}}\n")).unwrap();
+        lines += 1;
+    }
+    let mut gs = groupset(job(d.path(), 2), false, true);
+    let mut stats = JobStats::default();
+    let wall = crate::time::wall_clock_ms();
+    gs.discover_if_due(Instant::now(), false, EventMs::MIN, wall, &mut stats)
+        .unwrap();
+    for _ in 0..100_000 {
+        gs.read_round(1 << 20, 4 << 20, Instant::now(), wall, &mut stats);
+        if gs.groups.iter().all(|g| g.is_finished()) {
+            break;
+        }
+    }
+    assert_eq!(stats.lines_read, lines, "{stats:?}");
+    assert!(stats.paced_fd_waits > 0, "{stats:?}");
+    assert!(
+        stats.summary().contains("no group ahead could"),
+        "{}",
+        stats.summary()
+    );
+}

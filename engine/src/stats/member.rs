@@ -57,8 +57,8 @@ pub struct MemberStats {
     /// Files held open now, over this member's workers.
     #[serde(default)]
     pub open_files: u64,
-    /// Live files parked now (closed while idle to keep within `max_open_files`), over this
-    /// member's workers.
+    /// Live files parked now (closed while idle, or mid-read for pacing, to keep
+    /// within `max_open_files`), over this member's workers.
     #[serde(default)]
     pub parked_files: u64,
     /// See [`JobStats::reopen_fd_waits`].
@@ -73,6 +73,12 @@ pub struct MemberStats {
     /// See [`JobStats::lost_while_parked`].
     #[serde(default)]
     pub lost_while_parked: u64,
+    /// See [`JobStats::lost_while_paused`].
+    #[serde(default)]
+    pub lost_while_paused: u64,
+    /// See [`JobStats::paced_fd_waits`].
+    #[serde(default)]
+    pub paced_fd_waits: u64,
     /// See [`JobStats::fd_backoffs`].
     #[serde(default)]
     pub fd_backoffs: u64,
@@ -146,6 +152,8 @@ impl MemberStats {
         self.paced_turns += o.paced_turns;
         self.checkpoint_fd_waits += o.checkpoint_fd_waits;
         self.lost_while_parked += o.lost_while_parked;
+        self.lost_while_paused += o.lost_while_paused;
+        self.paced_fd_waits += o.paced_fd_waits;
         self.fd_backoffs += o.fd_backoffs;
         self.lines_counted += o.lines_counted;
         self.rotations += o.rotations;
@@ -201,6 +209,8 @@ impl MemberStats {
         s.paced_turns = self.paced_turns;
         s.checkpoint_fd_waits = self.checkpoint_fd_waits;
         s.lost_while_parked = self.lost_while_parked;
+        s.lost_while_paused = self.lost_while_paused;
+        s.paced_fd_waits = self.paced_fd_waits;
         s.fd_backoffs = self.fd_backoffs;
         s.rotations = self.rotations;
         s.copytruncates = self.copytruncates;
@@ -259,6 +269,8 @@ impl From<&JobStats> for MemberStats {
             paced_turns: s.paced_turns,
             checkpoint_fd_waits: s.checkpoint_fd_waits,
             lost_while_parked: s.lost_while_parked,
+            lost_while_paused: s.lost_while_paused,
+            paced_fd_waits: s.paced_fd_waits,
             fd_backoffs: s.fd_backoffs,
             lines_counted: s.lines_counted,
             rotations: s.rotations,

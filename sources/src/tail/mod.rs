@@ -211,8 +211,9 @@ pub struct TailCounters {
     pub damaged_gzip: u64,
     /// Resume positions whose file was not found (see the module docs).
     pub resume_misses: u64,
-    /// Live files closed while idle to stay within the budget of open files
-    /// ([`Tailer::park`]), and opened again by identity.
+    /// Files closed to stay within the budget of open files: live files idle
+    /// at their end ([`Tailer::park`]) and live files closed mid-read for
+    /// event-time pacing ([`Tailer::park_paused`]); opened again by identity.
     pub parks: u64,
     pub reopens: u64,
     /// Reopens of a parked file that found no file descriptor (EMFILE/ENFILE)
@@ -221,6 +222,10 @@ pub struct TailCounters {
     /// Parked files deleted or moved out of their folder before they were
     /// reopened: lines written to them after parking, if any, could not be read.
     pub lost_while_parked: u64,
+    /// Files closed mid-read for event-time pacing ([`Tailer::park_paused`])
+    /// and deleted or moved out of their folder before they were reopened:
+    /// their unread lines (on disk when closed) could not be read.
+    pub lost_while_paused: u64,
     /// Times a group out of file descriptors put its next try off (backing off
     /// from the poll interval to [`FD_RETRY_MAX`]).
     pub fd_backoffs: u64,

@@ -27,10 +27,14 @@ pub(crate) enum Src {
     /// inode, size or modification time (`mtime`, seconds and nanoseconds, when
     /// parked) differ. `born` is its birth time when the file system records
     /// one: a file deleted while closed frees its inode, and a new file on it
-    /// that starts with the same bytes is told apart by it.
+    /// that starts with the same bytes is told apart by it. `size_when_paused`:
+    /// closed mid-read for event-time pacing ([`super::Tailer::park_paused`]),
+    /// the file's size then; the bytes between `read_off` and it were on disk,
+    /// unread, and are lost if the file is deleted meanwhile.
     Closed {
         mtime: (i64, i64),
         born: Option<std::time::SystemTime>,
+        size_when_paused: Option<u64>,
     },
 }
 

@@ -243,6 +243,7 @@ mod tests {
             src: Src::Closed {
                 mtime: (0, 0),
                 born: None,
+                size_when_paused: None,
             },
             path: PathBuf::from(format!("f{ino}")),
             id: FileId {

@@ -113,12 +113,14 @@ pub(super) fn reading(f: &mut Families<'_>) {
 /// The file source's rarer events, each a counter of its own.
 fn file_edges(f: &mut Families<'_>) {
     type Get = fn(&JobStats) -> u64;
-    let edges: [(&str, &str, Get); 13] = [
+    let edges: [(&str, &str, Get); 15] = [
         ("discovery_runs", "Times the include globs were evaluated (live mode: on a file created, moved or deleted, and every few seconds as a safety net; never per write)", |s| s.discovery_runs),
         ("files_deleted_while_open", "Files deleted while open: read to their end, then closed", |s| s.deletions),
         ("resume_misses", "Resume points whose file could not be found again after a restart", |s| s.resume_misses),
         ("file_reopens", "Parked files opened again", |s| s.reopens),
         ("files_lost_while_parked", "Parked files deleted or moved away before a reopen (lines written after parking, if any, not read)", |s| s.lost_while_parked),
+        ("files_lost_while_paused", "Files closed mid-read for event-time pacing, then deleted or moved away before a reopen: their unread lines lost", |s| s.lost_while_paused),
+        ("paced_fd_waits", "Turns a group waited for a file descriptor that no group ahead could safely free by closing its file mid-read (pacing did not bound memory then)", |s| s.paced_fd_waits),
         ("fd_backoffs", "Tries to open a file that found no file descriptor (EMFILE/ENFILE), after which the group waited longer", |s| s.fd_backoffs),
         ("reopen_fd_waits", "Reopens of parked files that found no file descriptor and waited", |s| s.reopen_fd_waits),
         ("paced_turns", "Group turns ended early or deferred by event-time pacing: the group reached six windows ahead of the slowest group with lines to read", |s| s.paced_turns),

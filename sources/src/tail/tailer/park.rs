@@ -15,7 +15,10 @@
 //! of its folder: lines written to it since it was closed cannot be read (no
 //! descriptor was kept, that is the point of parking). Its unterminated last line
 //! already read is delivered, as for a file kept open, and the possible loss is
-//! counted (`lost_while_parked`) and reported naming the file: never silent.
+//! counted (`lost_while_parked`) and reported naming the file: never silent. A
+//! file closed mid-read for pacing ([`Tailer::park_paused`]) loses its unread
+//! rest then: counted apart (`lost_while_paused`), the warning says from which
+//! byte.
 //!
 //! If the reopen finds no descriptor (EMFILE/ENFILE) or cannot open the file, the
 //! group waits for it ([`ReadStatus::Blocked`](super::ReadStatus::Blocked)), tried
@@ -47,7 +50,11 @@ impl Tailer {
                 Src::Plain(f) => f.metadata().ok().and_then(|m| m.created().ok()),
                 _ => None,
             };
-            cur.src = Src::Closed { mtime, born };
+            cur.src = Src::Closed {
+                mtime,
+                born,
+                size_when_paused: None,
+            };
             self.counters.parks += 1;
             return true;
         }
@@ -133,9 +140,13 @@ impl Tailer {
             return Reopen::NotParked;
         }
         let (path, id, read_off) = (cur.path.clone(), cur.id.clone(), cur.read_off);
-        let born = match cur.src {
-            Src::Closed { born, .. } => born,
-            _ => None,
+        let (born, size_when_paused) = match cur.src {
+            Src::Closed {
+                born,
+                size_when_paused,
+                ..
+            } => (born, size_when_paused),
+            _ => (None, None),
         };
         // The usual case: the path still names the file. Its inode alone does
         // not say so: deleted while closed, its inode may hold the new file now.
@@ -189,19 +200,39 @@ impl Tailer {
             return Reopen::Gone;
         }
         // Deleted or moved out of the folder while closed.
-        if let Some(mut cur) = self.close_cur() {
-            self.lb
-                .emit_partial(&mut cur, &mut self.pos, &mut self.counters, on_line);
-        }
         self.done.insert(id, read_off);
         self.counters.deletions += 1;
-        self.counters.lost_while_parked += 1;
-        self.push_error(format!(
-            "{}: deleted or moved out of its folder while closed to stay within \
-             max_open_files; lines written to it after byte {read_off}, if any, could not \
-             be read. hint: raise max_open_files, or rotate by renaming within the folder",
-            EscapedPath(&path)
-        ));
+        let unread_when_closed = size_when_paused.filter(|&size| size > read_off);
+        if let Some(size) = unread_when_closed {
+            // Closed mid-read (pacing): its unread rest was on disk, and only a
+            // descriptor could still read it. An unterminated line buffered is
+            // the start of a line of that rest, not the file's last line: it is
+            // lost with the rest, not delivered cut.
+            let lost_from = self.lb.next_line_off(read_off);
+            self.lb.clear();
+            self.close_cur();
+            self.counters.lost_while_paused += 1;
+            self.push_error(format!(
+                "{}: deleted or moved out of its folder while closed mid-read (event-time \
+                 pacing, to stay within max_open_files): its unread lines from byte \
+                 {lost_from} (of {size} when closed) were lost. hint: raise max_open_files \
+                 above the number of file groups, or rotate by renaming within the folder",
+                EscapedPath(&path)
+            ));
+        } else {
+            if let Some(mut cur) = self.close_cur() {
+                self.lb
+                    .emit_partial(&mut cur, &mut self.pos, &mut self.counters, on_line);
+            }
+            self.counters.lost_while_parked += 1;
+            self.push_error(format!(
+                "{}: deleted or moved out of its folder while closed to stay within \
+                 max_open_files; lines written to it after byte {read_off}, if any, could \
+                 not be read. hint: raise max_open_files, or rotate by renaming within the \
+                 folder",
+                EscapedPath(&path)
+            ));
+        }
         Reopen::Gone
     }
 

@@ -5,6 +5,17 @@
 //! offset: the next read opens the file again by identity and goes on at its
 //! offset. Lines already read stay buffered and are delivered without a
 //! descriptor ([`Tailer::read_buffered_until`]).
+//!
+//! Only a descriptor reads a deleted file, so the unread rest of a closed file
+//! is safe only while the file exists. Logrotate renames the live file (found
+//! again by identity, under any name in its folder), compresses or copies it
+//! (read from the copy), but deletes the oldest rotated file: so only the file
+//! at the live path is closed mid-read, never a rotated sibling (the next one
+//! deleted). A live file deleted outright while closed (or renamed and deleted
+//! before the group reads on) loses its unread rest: counted
+//! (`lost_while_paused`) and warned with the byte it was lost from, never
+//! silent. Groups whose files cannot be closed hold their descriptors: the group
+//! behind waits for one (exact, but pacing then bounds memory less).
 
 use std::cell::Cell;
 use std::os::unix::fs::MetadataExt;
@@ -16,8 +27,9 @@ use crate::tail::{LineMeta, ReadStatus};
 impl Tailer {
     /// Closes the current file's descriptor wherever reading is in it. Returns
     /// whether it did: a compressed file (a reopen cannot seek in it), a file
-    /// deleted while open (only its descriptor still reads it), a file set
-    /// aside or a tailer waiting for a file is left as it is.
+    /// deleted while open (only its descriptor still reads it), a rotated
+    /// sibling (logrotate deletes those; see the module docs), a file set aside
+    /// or a tailer waiting for a file is left as it is.
     pub fn park_paused(&mut self) -> bool {
         if self.stream.has_set_aside() || self.blocked.is_some() {
             return false;
@@ -25,7 +37,9 @@ impl Tailer {
         let Some(cur) = self.stream.cur_mut() else {
             return false;
         };
-        if cur.gzip {
+        // A rotated sibling found by a scan carries its own name: refused
+        // without a system call (many groups may ask every round).
+        if cur.gzip || cur.path != self.live {
             return false;
         }
         let Src::Plain(f) = &cur.src else {
@@ -37,9 +51,17 @@ impl Tailer {
         if m.nlink() == 0 {
             return false;
         }
+        // The file at the live path now: not one renamed away from it while
+        // open (the next rotation may delete that one).
+        let at_live =
+            std::fs::metadata(&self.live).is_ok_and(|l| l.dev() == m.dev() && l.ino() == m.ino());
+        if !at_live {
+            return false;
+        }
         cur.src = Src::Closed {
             mtime: (m.mtime(), m.mtime_nsec()),
             born: m.created().ok(),
+            size_when_paused: Some(m.len()),
         };
         self.counters.parks += 1;
         true

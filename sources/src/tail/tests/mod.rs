@@ -2,6 +2,7 @@
 
 mod gzip;
 mod park;
+mod pause_rotation;
 mod resume;
 mod roots;
 mod rotation;

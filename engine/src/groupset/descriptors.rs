@@ -1,0 +1,73 @@
+//! Keeping a worker within its share of `max_open_files`: which group's file
+//! to close so that a group waiting for a descriptor can read.
+
+use super::{GroupSet, Turn};
+use crate::time::EventMs;
+
+/// What `park_one_ahead` did for a group waiting for a descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CloseAhead {
+    /// It closed the file of a group ahead: a descriptor is free.
+    Closed,
+    /// No group holding a descriptor is ahead of it.
+    NoneAhead,
+    /// Groups are ahead, but none of their files can be closed mid-read
+    /// safely: the group waits, and those ahead read on unbounded.
+    Refused,
+}
+
+impl GroupSet {
+    /// Keeps this worker within its share of `max_open_files`: parks (closes) the
+    /// live file of a group other than `except` that is idle at its end, the least
+    /// recently written first (see `Tailer::parkable_since`); among equals
+    /// round-robin, so no group is always the one closed. Returns whether one was.
+    pub(super) fn park_one_other(&mut self, except: usize) -> bool {
+        let n = self.groups.len();
+        let pick = (0..n)
+            .map(|k| (self.park_next + k) % n)
+            .filter(|&j| j != except && self.groups[j].holds_file())
+            .filter_map(|j| Some((self.groups[j].parkable_since()?, j)))
+            .min_by_key(|&(mtime, _)| mtime);
+        match pick {
+            Some((_, j)) if self.groups[j].park() => {
+                self.park_next = (j + 1) % n;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Keeps this worker within its share of `max_open_files` when no file is
+    /// idle at its end: closes mid-read the file of the group furthest ahead of
+    /// group `behind` by event time (see [`crate::pacing`]). It reads on from
+    /// its buffered lines, then opens its file again when a descriptor is free.
+    /// Without this, with more groups than descriptors, the groups holding one
+    /// would read their whole backlog before the others start, and every window
+    /// would stay open until then. The furthest ahead is tried first; one that
+    /// cannot be closed safely (a compressed file, one set aside by rotation or
+    /// deleted while open, one reading a rotated sibling) passes the turn to the
+    /// next furthest, so that one such group does not leave pacing unbounded.
+    pub(super) fn park_one_ahead(&mut self, behind: usize) -> CloseAhead {
+        let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
+        let mut ahead: Vec<(EventMs, usize)> = (0..self.groups.len())
+            .filter(|&j| j != behind && self.turns[j] == Turn::More)
+            .filter(|&j| self.groups[j].holds_file())
+            .filter_map(|j| Some((self.groups[j].watermark()?, j)))
+            .filter(|&(wm, _)| wm > from)
+            .collect();
+        ahead.sort_unstable_by(|a, b| b.cmp(a));
+        if ahead.is_empty() {
+            return CloseAhead::NoneAhead;
+        }
+        for (_, j) in ahead {
+            if self.pause_refused[j] {
+                continue;
+            }
+            if self.groups[j].park_paused() {
+                return CloseAhead::Closed;
+            }
+            self.pause_refused[j] = true;
+        }
+        CloseAhead::Refused
+    }
+}
