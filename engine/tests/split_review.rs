@@ -1,0 +1,158 @@
+//! Review R13d: cases the split oracle's generator does not reach.
+
+mod common;
+
+use common::{job_from, nginx_line, run_until_eof, write_file};
+use tidemark_engine::series::ClosedWindow;
+use tidemark_engine::stats::JobStats;
+
+const T0: i64 = 1_795_168_800;
+
+const JOB: &str = r#"
+name = "split"
+[source]
+kind = "file"
+include = ["logs/*/access.log"]
+host = { path_regex = '/logs/(?P<host>[^/]+)/' }
+split_from = "4KiB"
+max_line_bytes = "256B"
+[parse]
+format = "nginx"
+[window]
+size = "1m"
+max_out_of_orderness = "5s"
+[[metric]]
+name = "reqs"
+kind = "counter"
+labels = ["status", "method"]
+[[metric]]
+name = "last_bytes"
+kind = "gauge"
+field = "body_bytes_sent"
+[[sink]]
+kind = "stdout"
+series = "all"
+"#;
+
+fn render(windows: &[ClosedWindow]) -> String {
+    windows.iter().map(|w| format!("{w:?}\n")).collect()
+}
+
+/// Every stat but those that say how the input was read.
+fn everything(s: &JobStats) -> String {
+    let mut s = s.clone();
+    s.split_segments = 0;
+    s.split_rereads = 0;
+    s.paced_turns = 0;
+    // One discovery per worker, split or not.
+    s.discovery_runs = 0;
+    s.open_files.clear();
+    s.sink_meters = Default::default();
+    s.output_paused_ms = 0;
+    s.output_pauses = 0;
+    format!("{s:#?}")
+}
+
+fn compare(dir: &std::path::Path, job_text: &str) {
+    let job = job_from(job_text, dir);
+    let (want, base) = run_until_eof(&job, 1);
+    for w in [2, 3] {
+        let (got, stats) = run_until_eof(&job, w);
+        assert!(stats.split_segments > 1, "-w {w}: not split");
+        assert_eq!(render(&got), render(&want), "-w {w}: windows");
+        assert_eq!(everything(&stats), everything(&base), "-w {w}: stats");
+    }
+}
+
+fn seq_lines(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| nginx_line(T0 + i as i64 / 4, "GET", 200, i as u64, 1))
+        .collect()
+}
+
+/// All stats, not just the harness's selection, on plain ordered input.
+#[test]
+fn every_stat_matches_on_ordered_input() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("logs/big/access.log"), &seq_lines(3000), false);
+    write_file(&dir.path().join("logs/small/access.log"), &seq_lines(10), false);
+    compare(dir.path(), JOB);
+}
+
+fn write_bytes(path: &std::path::Path, data: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, data).unwrap();
+}
+
+/// Lines far longer than max_line_bytes and than a segment, invalid UTF-8,
+/// runs of malformed lines as long as a segment, CR-only line ends.
+#[test]
+fn giant_oversize_lines_invalid_utf8_and_garbage_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data: Vec<u8> = Vec::new();
+    for i in 0..3000usize {
+        let t = T0 + i as i64 / 4;
+        match i % 97 {
+            5 => data.extend_from_slice(&vec![b'x'; 20_000]),
+            6 => data.extend_from_slice(b"\xff\xfe bad utf8 \xc3\x28"),
+            7 => {
+                for _ in 0..80 {
+                    data.extend_from_slice(b"garbage line\n");
+                }
+                continue;
+            }
+            8 => {
+                let l = nginx_line(t, "GET", 200, 1, 1);
+                data.extend_from_slice(l.trim_end().as_bytes());
+                data.extend_from_slice(b"\r");
+            }
+            _ => {}
+        }
+        data.extend_from_slice(nginx_line(t, "GET", 200, i as u64, 1).as_bytes());
+    }
+    write_bytes(&dir.path().join("logs/big/access.log"), &data);
+    compare(dir.path(), JOB);
+}
+
+/// A damaged gzip sibling (truncated) before the live file.
+#[test]
+fn a_damaged_gzip_sibling() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("logs/big");
+    write_file(&h.join("access.log.1.gz"), &seq_lines(2000), true);
+    let gz = std::fs::read(h.join("access.log.1.gz")).unwrap();
+    std::fs::write(h.join("access.log.1.gz"), &gz[..gz.len() / 2]).unwrap();
+    let live: Vec<String> = (0..3000)
+        .map(|i| nginx_line(T0 + 600 + i / 4, "GET", 200, i as u64, 1))
+        .collect();
+    write_file(&h.join("access.log"), &live, false);
+    compare(dir.path(), JOB);
+}
+
+/// Every few hundred lines a real jump of hours, a lone outlier, and a late
+/// line: in two big groups side by side.
+#[test]
+fn two_split_groups_with_jumps_outliers_and_late_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    for host in ["a", "b"] {
+        let mut t = T0;
+        let mut out = Vec::new();
+        for i in 0..4000usize {
+            t += (i % 3 == 0) as i64;
+            let mut at = t;
+            match i % 211 {
+                0 => {
+                    t += 7200;
+                    at = t
+                }
+                50 => at = t + 9000,
+                51 => at = t + 9000,
+                100 => at = t - 60,
+                _ => {}
+            }
+            out.push(nginx_line(at, ["GET", "POST"][i % 2], 200, i as u64, 1));
+        }
+        write_file(&dir.path().join(format!("logs/{host}/access.log")), &out, false);
+    }
+    compare(dir.path(), JOB);
+}
