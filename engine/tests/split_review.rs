@@ -156,3 +156,50 @@ fn two_split_groups_with_jumps_outliers_and_late_lines() {
     }
     compare(dir.path(), JOB);
 }
+
+/// One big file reached by two include paths (a hard link): read once, by
+/// the group that found it first, whatever the workers.
+#[test]
+fn one_file_reached_by_two_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("logs/a/access.log"), &seq_lines(3000), false);
+    std::fs::create_dir_all(dir.path().join("logs/b")).unwrap();
+    std::fs::hard_link(
+        dir.path().join("logs/a/access.log"),
+        dir.path().join("logs/b/access.log"),
+    )
+    .unwrap();
+    compare(dir.path(), JOB);
+}
+
+/// The same through a symlinked host folder.
+#[test]
+fn one_file_reached_through_a_symlinked_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("logs/a/access.log"), &seq_lines(3000), false);
+    std::os::unix::fs::symlink(dir.path().join("logs/a"), dir.path().join("logs/b")).unwrap();
+    compare(dir.path(), JOB);
+}
+
+/// A multi-member gzip sibling (`cat a.gz b.gz`), as logrotate's delaycompress
+/// plus an appended rotation can leave.
+#[test]
+fn a_multi_member_gzip_sibling() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("logs/big");
+    write_file(&h.join("p1.gz"), &seq_lines(1000), true);
+    let later: Vec<String> = (0..1000)
+        .map(|i| nginx_line(T0 + 250 + i / 4, "GET", 200, i as u64, 1))
+        .collect();
+    write_file(&h.join("p2.gz"), &later, true);
+    let mut gz = std::fs::read(h.join("p1.gz")).unwrap();
+    gz.extend(std::fs::read(h.join("p2.gz")).unwrap());
+    std::fs::remove_file(h.join("p1.gz")).unwrap();
+    std::fs::remove_file(h.join("p2.gz")).unwrap();
+    std::fs::write(h.join("access.log.1.gz"), gz).unwrap();
+    let live: Vec<String> = (0..3000)
+        .map(|i| nginx_line(T0 + 600 + i / 4, "GET", 200, i as u64, 1))
+        .collect();
+    write_file(&h.join("access.log"), &live, false);
+    compare(dir.path(), JOB);
+}
