@@ -203,3 +203,66 @@ fn a_multi_member_gzip_sibling() {
     write_file(&h.join("access.log"), &live, false);
     compare(dir.path(), JOB);
 }
+
+/// Lines of every length around max_line_bytes (256), with LF and CRLF ends,
+/// and an empty live file after a big rotated sibling.
+#[test]
+fn line_lengths_around_the_limit_and_an_empty_live_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out = Vec::new();
+    for i in 0..3000usize {
+        let l = nginx_line(T0 + i as i64 / 4, "GET", 200, i as u64, 1);
+        let body = l.trim_end_matches('\n');
+        let crlf = i % 2 == 1;
+        // Total length with its line end: 250..=262.
+        let want = 250 + (i / 2) % 13;
+        let end = if crlf { "\r\n" } else { "\n" };
+        let pad = want.saturating_sub(body.len() + end.len());
+        // Padding inside the user agent keeps the line parseable.
+        let padded = body.replacen("\"test\"", &format!("\"test{}\"", "x".repeat(pad)), 1);
+        out.push(format!("{padded}{end}"));
+    }
+    let h = dir.path().join("logs/big");
+    write_file(&h.join("access.log.1"), &out, false);
+    write_file(&h.join("access.log"), &[], false);
+    compare(dir.path(), JOB);
+}
+
+/// A window's series come from different segments (each segment holds one or
+/// two statuses, the window five): the cut and the limited flags must be the
+/// sequential read's.
+#[test]
+fn max_series_when_a_windows_series_come_from_several_segments() {
+    for max_series in [2, 4, 6, 8] {
+        let dir = tempfile::tempdir().unwrap();
+        let lines: Vec<String> = (0..3000usize)
+            .map(|i| {
+                let status = [500, 200, 404, 302, 201][(i / 50) % 5];
+                let method = ["GET", "POST"][(i / 120) % 2];
+                nginx_line(T0 + i as i64 / 4, method, status, i as u64, 1)
+            })
+            .collect();
+        write_file(&dir.path().join("logs/big/access.log"), &lines, false);
+        let job = JOB.replace("[window]\n", &format!("[window]\nmax_series = {max_series}\n"));
+        compare(dir.path(), &job);
+    }
+}
+
+/// Many small hosts beside the split one, some far ahead in time, some behind
+/// and some overlapping it, with a rule summing over hosts.
+#[test]
+fn many_small_groups_beside_a_split_one() {
+    let dir = tempfile::tempdir().unwrap();
+    write_file(&dir.path().join("logs/big/access.log"), &seq_lines(4000), false);
+    for h in 0..40i64 {
+        let off = (h % 5 - 2) * 400;
+        let lines: Vec<String> = (0..30)
+            .map(|i| nginx_line(T0 + off + i * 17, "GET", 200, i as u64, 1))
+            .collect();
+        write_file(&dir.path().join(format!("logs/h{h}/access.log")), &lines, false);
+    }
+    let job = JOB.to_string()
+        + "[[rule]]\nrecord = \"all:reqs\"\nexpr = \"sum(reqs)\"\n";
+    let job = job.replace("series = \"all\"", "series = \"all\"");
+    compare(dir.path(), &job);
+}
