@@ -74,8 +74,16 @@ fn seq_lines(n: usize) -> Vec<String> {
 #[test]
 fn every_stat_matches_on_ordered_input() {
     let dir = tempfile::tempdir().unwrap();
-    write_file(&dir.path().join("logs/big/access.log"), &seq_lines(3000), false);
-    write_file(&dir.path().join("logs/small/access.log"), &seq_lines(10), false);
+    write_file(
+        &dir.path().join("logs/big/access.log"),
+        &seq_lines(3000),
+        false,
+    );
+    write_file(
+        &dir.path().join("logs/small/access.log"),
+        &seq_lines(10),
+        false,
+    );
     compare(dir.path(), JOB);
 }
 
@@ -152,7 +160,11 @@ fn two_split_groups_with_jumps_outliers_and_late_lines() {
             }
             out.push(nginx_line(at, ["GET", "POST"][i % 2], 200, i as u64, 1));
         }
-        write_file(&dir.path().join(format!("logs/{host}/access.log")), &out, false);
+        write_file(
+            &dir.path().join(format!("logs/{host}/access.log")),
+            &out,
+            false,
+        );
     }
     compare(dir.path(), JOB);
 }
@@ -162,7 +174,11 @@ fn two_split_groups_with_jumps_outliers_and_late_lines() {
 #[test]
 fn one_file_reached_by_two_paths() {
     let dir = tempfile::tempdir().unwrap();
-    write_file(&dir.path().join("logs/a/access.log"), &seq_lines(3000), false);
+    write_file(
+        &dir.path().join("logs/a/access.log"),
+        &seq_lines(3000),
+        false,
+    );
     std::fs::create_dir_all(dir.path().join("logs/b")).unwrap();
     std::fs::hard_link(
         dir.path().join("logs/a/access.log"),
@@ -176,7 +192,11 @@ fn one_file_reached_by_two_paths() {
 #[test]
 fn one_file_reached_through_a_symlinked_folder() {
     let dir = tempfile::tempdir().unwrap();
-    write_file(&dir.path().join("logs/a/access.log"), &seq_lines(3000), false);
+    write_file(
+        &dir.path().join("logs/a/access.log"),
+        &seq_lines(3000),
+        false,
+    );
     std::os::unix::fs::symlink(dir.path().join("logs/a"), dir.path().join("logs/b")).unwrap();
     compare(dir.path(), JOB);
 }
@@ -243,7 +263,10 @@ fn max_series_when_a_windows_series_come_from_several_segments() {
             })
             .collect();
         write_file(&dir.path().join("logs/big/access.log"), &lines, false);
-        let job = JOB.replace("[window]\n", &format!("[window]\nmax_series = {max_series}\n"));
+        let job = JOB.replace(
+            "[window]\n",
+            &format!("[window]\nmax_series = {max_series}\n"),
+        );
         compare(dir.path(), &job);
     }
 }
@@ -253,16 +276,49 @@ fn max_series_when_a_windows_series_come_from_several_segments() {
 #[test]
 fn many_small_groups_beside_a_split_one() {
     let dir = tempfile::tempdir().unwrap();
-    write_file(&dir.path().join("logs/big/access.log"), &seq_lines(4000), false);
+    write_file(
+        &dir.path().join("logs/big/access.log"),
+        &seq_lines(4000),
+        false,
+    );
     for h in 0..40i64 {
         let off = (h % 5 - 2) * 400;
         let lines: Vec<String> = (0..30)
             .map(|i| nginx_line(T0 + off + i * 17, "GET", 200, i as u64, 1))
             .collect();
-        write_file(&dir.path().join(format!("logs/h{h}/access.log")), &lines, false);
+        write_file(
+            &dir.path().join(format!("logs/h{h}/access.log")),
+            &lines,
+            false,
+        );
     }
-    let job = JOB.to_string()
-        + "[[rule]]\nrecord = \"all:reqs\"\nexpr = \"sum(reqs)\"\n";
+    let job = JOB.to_string() + "[[rule]]\nrecord = \"all:reqs\"\nexpr = \"sum(reqs)\"\n";
     let job = job.replace("series = \"all\"", "series = \"all\"");
     compare(dir.path(), &job);
+}
+
+/// Two damaged gzip siblings of one split group (each one segment, possibly
+/// read by different workers): both listed as unreadable, as the file group
+/// lists them (a fix must merge per group: `JobStats::add` replaces a group's
+/// list of unreadable files with the latest one).
+#[test]
+fn two_damaged_gzip_siblings() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = dir.path().join("logs/big");
+    for (name, off) in [("access.log.2.gz", 0i64), ("access.log.1.gz", 600)] {
+        let lines: Vec<String> = (0..2000)
+            .map(|i| nginx_line(T0 + off + i / 4, "GET", 200, i as u64, 1))
+            .collect();
+        write_file(&h.join(name), &lines, true);
+        let gz = std::fs::read(h.join(name)).unwrap();
+        std::fs::write(h.join(name), &gz[..gz.len() / 2]).unwrap();
+    }
+    let live: Vec<String> = (0..3000)
+        .map(|i| nginx_line(T0 + 1200 + i / 4, "GET", 200, i as u64, 1))
+        .collect();
+    write_file(&h.join("access.log"), &live, false);
+    let job = job_from(JOB, dir.path());
+    let (_, base) = run_until_eof(&job, 1);
+    assert_eq!(base.unreadable().len(), 2, "the sequential read lists both");
+    compare(dir.path(), JOB);
 }
