@@ -293,7 +293,6 @@ fn many_small_groups_beside_a_split_one() {
         );
     }
     let job = JOB.to_string() + "[[rule]]\nrecord = \"all:reqs\"\nexpr = \"sum(reqs)\"\n";
-    let job = job.replace("series = \"all\"", "series = \"all\"");
     compare(dir.path(), &job);
 }
 
