@@ -83,6 +83,7 @@ impl SplitPlan {
                             parked: BTreeMap::new(),
                             frontier: 0,
                             segments: segs.len() as u32,
+                            unreadable: Default::default(),
                         }),
                     });
                     queue.extend(segs.into_iter().map(|s| (index, s)));

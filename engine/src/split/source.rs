@@ -125,10 +125,12 @@ pub(crate) fn split_source<'scope>(
                 let read = run.read(step, parser, &ctx.plan, wall_ms);
                 let window_ms = ctx.plan.window_ms;
                 if run.is_true() {
-                    run.hand_on(window_ms, &mut delta, &mut emit);
+                    let mut chain = lock(&ctx.split, g);
+                    run.hand_on(window_ms, &mut delta, &mut chain.unreadable, &mut emit);
                     let w = run.watermark_window(window_ms);
                     ctx.input_end.raise(w as EventMs);
-                    lock(&ctx.split, g).advance(w);
+                    chain.advance(w);
+                    chain.unreadable.publish(&live(run), &ctx.stats);
                 }
                 used += step.max(1);
                 match read {
@@ -142,14 +144,21 @@ pub(crate) fn split_source<'scope>(
                             // Its predecessors are done: confirmed (or already
                             // true), it is handed on and so are the parked ones after it.
                             Some(start) if run.confirm(start, &ctx.plan) => {
-                                run.hand_on(window_ms, &mut delta, &mut emit);
-                                chain.finish(
+                                run.hand_on(
+                                    window_ms,
+                                    &mut delta,
+                                    &mut chain.unreadable,
+                                    &mut emit,
+                                );
+                                let again = chain.finish(
                                     run.clock(),
                                     &ctx.plan,
                                     &ctx.input_end,
                                     &mut delta,
                                     &mut emit,
-                                )
+                                );
+                                chain.unreadable.publish(&live(&run), &ctx.stats);
+                                again
                             }
                             Some(_) => Some(run.segment().clone()),
                             None => {
@@ -217,6 +226,11 @@ pub(crate) fn split_source<'scope>(
             }
         }
     })
+}
+
+/// The group's key, its live path, as a file group's stats name it.
+fn live(run: &SplitRun) -> std::path::PathBuf {
+    std::path::PathBuf::from(&*run.segment().group)
 }
 
 fn lock(split: &SplitPlan, g: usize) -> std::sync::MutexGuard<'_, super::chain::Chain> {

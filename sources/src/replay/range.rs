@@ -232,6 +232,12 @@ impl RangeReader {
         self.bytes_read
     }
 
+    /// Bytes of log text read up to the end of the last complete line (the
+    /// start of the line not yet delivered): where a file cut short ends.
+    pub fn complete_line_bytes(&self) -> u64 {
+        self.bytes_read - (self.end - self.start) as u64
+    }
+
     /// Lines skipped for being longer than `max_line_bytes`.
     pub fn oversize_lines(&self) -> u64 {
         self.oversize

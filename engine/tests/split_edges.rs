@@ -1,4 +1,5 @@
-//! Review R13d: cases the split oracle's generator does not reach.
+//! A split run (-w >= 2) against the sequential read (-w 1) on inputs the split
+//! oracle's generator does not reach: every stat and window must be the same.
 
 mod common;
 
