@@ -33,6 +33,9 @@ const MAX_SEGMENT: u64 = 32 << 20;
 /// One split group: how far its segments are.
 pub(crate) struct SplitGroup {
     pub chain: Mutex<Chain>,
+    /// By segment: whether it is its file's last, read on to the file's end as
+    /// the tailer reads it (lines appended during the run are read, as with `-w 1`).
+    pub to_eof: Vec<bool>,
 }
 
 /// The groups of a finite run read as segments by every worker of this process,
@@ -76,7 +79,16 @@ impl SplitPlan {
                         EscapedPath(&g.live),
                         segs.len()
                     );
+                    let to_eof = segs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            segs.get(i + 1)
+                                .is_none_or(|n| (n.dev, n.ino) != (s.dev, s.ino))
+                        })
+                        .collect();
                     split.groups.push(SplitGroup {
+                        to_eof,
                         chain: Mutex::new(Chain {
                             done: 0,
                             at: ClockState::default(),

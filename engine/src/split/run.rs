@@ -82,10 +82,12 @@ pub(crate) struct SplitRun {
 
 impl SplitRun {
     /// Opens `seg` of group `group`: from the true clock state `start`, or
-    /// speculatively when it is not known yet (`None`).
+    /// speculatively when it is not known yet (`None`). A plain file's last
+    /// segment (`to_eof`) reads on past its planned end to the file's end.
     pub fn open(
         group: usize,
         seg: Segment,
+        to_eof: bool,
         start: Option<ClockState>,
         plan: &Plan,
         max_line_bytes: usize,
@@ -94,7 +96,12 @@ impl SplitRun {
         let reader = if seg.gzip {
             RangeReader::gzip_file(file, &seg.path, max_line_bytes)?
         } else {
-            RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?
+            let r = RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?;
+            if to_eof {
+                r.to_eof()
+            } else {
+                r
+            }
         };
         let (wm, mode) = match start {
             Some(s) => (

@@ -248,6 +248,7 @@ fn open(
     start: Option<ClockState>,
 ) -> Result<SplitRun, EngineError> {
     let path = seg.path.clone();
-    SplitRun::open(g, seg, start, &ctx.plan, ctx.max_line_bytes)
+    let to_eof = ctx.split.groups[g].to_eof[seg.seq as usize];
+    SplitRun::open(g, seg, to_eof, start, &ctx.plan, ctx.max_line_bytes)
         .map_err(|source| EngineError::Read { path, source })
 }

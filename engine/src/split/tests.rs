@@ -1,0 +1,73 @@
+//! A split group's segments read after the files changed since the plan.
+
+use std::io::Write;
+use std::path::Path;
+
+use tidemark_sources::file::FileGroup;
+use tidemark_sources::parse::LineParser;
+
+use super::run::SplitRun;
+use super::SplitPlan;
+use crate::plan::Plan;
+use crate::stats::JobStats;
+use crate::watermark::ClockState;
+
+const LINES: usize = 20_000;
+
+fn job(dir: &Path) -> tidemark_jobs::Job {
+    let text = format!(
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [{:?}]\nsplit_from = \"4KiB\"\n\
+         [parse]\nformat = \"json\"\n[[metric]]\nname = \"n\"\nkind = \"counter\"\n\
+         [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n",
+        dir.join("*.log").to_string_lossy()
+    );
+    let env = tidemark_jobs::Env::empty();
+    tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env)
+        .unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn lines(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("{{\"ts\":\"2026-11-20T10:00:{:02}Z\"}}\n", (i / 1000) % 60))
+        .collect()
+}
+
+/// Plans the split of `dir/a.log`, lets `change` alter the file, then reads
+/// every segment in order with the true clock: the lines read, or the error.
+fn plan_change_read(change: impl FnOnce(&Path)) -> Result<JobStats, std::io::Error> {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("a.log");
+    std::fs::write(&live, lines(0, LINES)).unwrap();
+    let job = job(d.path());
+    let mut groups = vec![FileGroup {
+        live: live.clone(),
+        rotated: vec![],
+    }];
+    let (split, _) = SplitPlan::take(&job, &mut groups, 2);
+    let n = split.queue.lock().unwrap().len();
+    assert!(n > 1, "not split");
+    change(&live);
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut stats = JobStats::default();
+    let mut at = ClockState::default();
+    while let Some((g, seg)) = split.pop() {
+        let to_eof = split.groups[g].to_eof[seg.seq as usize];
+        let mut run = SplitRun::open(g, seg, to_eof, Some(at), &plan, 1 << 16)?;
+        while !run.read(1 << 16, &mut parser, &plan, i64::MAX / 4)? {}
+        let mut unreadable = Default::default();
+        run.hand_on(plan.window_ms, &mut stats, &mut unreadable, |_, _| {});
+        at = run.clock();
+    }
+    Ok(stats)
+}
+
+#[test]
+fn lines_appended_after_the_plan_are_read_by_the_files_last_segment() {
+    let stats = plan_change_read(|live| {
+        let mut f = std::fs::OpenOptions::new().append(true).open(live).unwrap();
+        f.write_all(lines(LINES, 500).as_bytes()).unwrap();
+    })
+    .unwrap();
+    assert_eq!(stats.lines_read, (LINES + 500) as u64);
+}
