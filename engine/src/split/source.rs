@@ -180,13 +180,7 @@ pub(crate) fn split_source<'scope>(
                         }
                     }
                     Err(e) => {
-                        failure = Some(EngineError::Read {
-                            path: run.segment().path.clone(),
-                            source: std::io::Error::new(
-                                e.kind(),
-                                format!("reading the segment from byte {before}: {e}"),
-                            ),
-                        });
+                        failure = Some(read_failure(run.segment(), Some(before), e));
                         break;
                     }
                 }
@@ -247,8 +241,36 @@ fn open(
     seg: Segment,
     start: Option<ClockState>,
 ) -> Result<SplitRun, EngineError> {
-    let path = seg.path.clone();
+    let planned = seg.clone();
     let to_eof = ctx.split.groups[g].to_eof[seg.seq as usize];
     SplitRun::open(g, seg, to_eof, start, &ctx.plan, ctx.max_line_bytes)
-        .map_err(|source| EngineError::Read { path, source })
+        .map_err(|e| read_failure(&planned, None, e))
+}
+
+/// A split read's failure, worded for a split run (see
+/// [`EngineError::SplitRead`]): opening `seg` (`from` is `None`) or reading it
+/// from byte `from`.
+pub(crate) fn read_failure(seg: &Segment, from: Option<u64>, e: std::io::Error) -> EngineError {
+    let cause = match from {
+        Some(at) => std::io::Error::new(e.kind(), format!("reading from byte {at}: {e}")),
+        // `open_planned`'s own words are a replay's.
+        None if e.kind() == std::io::ErrorKind::NotFound => std::io::Error::new(
+            e.kind(),
+            format!(
+                "the file planned under this name (inode {}) is gone: it was rotated away, \
+                 compressed or deleted during the run",
+                seg.ino
+            ),
+        ),
+        // `RangeReader::plain_file`: the planned range is past the file's end.
+        None if e.kind() == std::io::ErrorKind::InvalidInput => std::io::Error::new(
+            e.kind(),
+            format!("{e}: it shrank since the run planned it"),
+        ),
+        None => e,
+    };
+    EngineError::SplitRead {
+        path: seg.path.clone(),
+        cause,
+    }
 }

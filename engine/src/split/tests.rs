@@ -7,6 +7,7 @@ use tidemark_sources::file::FileGroup;
 use tidemark_sources::parse::LineParser;
 
 use super::run::SplitRun;
+use super::source::read_failure;
 use super::SplitPlan;
 use crate::plan::Plan;
 use crate::stats::JobStats;
@@ -34,7 +35,7 @@ fn lines(from: usize, n: usize) -> String {
 
 /// Plans the split of `dir/a.log`, lets `change` alter the file, then reads
 /// every segment in order with the true clock: the lines read, or the error.
-fn plan_change_read(change: impl FnOnce(&Path)) -> Result<JobStats, std::io::Error> {
+fn plan_change_read(change: impl FnOnce(&Path)) -> Result<JobStats, crate::error::EngineError> {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("a.log");
     std::fs::write(&live, lines(0, LINES)).unwrap();
@@ -53,8 +54,13 @@ fn plan_change_read(change: impl FnOnce(&Path)) -> Result<JobStats, std::io::Err
     let mut at = ClockState::default();
     while let Some((g, seg)) = split.pop() {
         let to_eof = split.groups[g].to_eof[seg.seq as usize];
-        let mut run = SplitRun::open(g, seg, to_eof, Some(at), &plan, 1 << 16)?;
-        while !run.read(1 << 16, &mut parser, &plan, i64::MAX / 4)? {}
+        let planned = seg.clone();
+        let mut run = SplitRun::open(g, seg, to_eof, Some(at), &plan, 1 << 16)
+            .map_err(|e| read_failure(&planned, None, e))?;
+        while !run
+            .read(1 << 16, &mut parser, &plan, i64::MAX / 4)
+            .map_err(|e| read_failure(&planned, Some(planned.start), e))?
+        {}
         let mut unreadable = Default::default();
         run.hand_on(plan.window_ms, &mut stats, &mut unreadable, |_, _| {});
         at = run.clock();
@@ -70,4 +76,32 @@ fn lines_appended_after_the_plan_are_read_by_the_files_last_segment() {
     })
     .unwrap();
     assert_eq!(stats.lines_read, (LINES + 500) as u64);
+}
+
+/// A file cut short (or gone) under a split run stops it with a split run's
+/// read error: the file named, what happened, and what to do — not "output
+/// failed" nor a replay's words.
+#[test]
+fn a_file_that_shrinks_or_vanishes_is_a_split_read_error_saying_what_to_do() {
+    let shrunk = plan_change_read(|live| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(live)
+            .unwrap()
+            .set_len(1000)
+            .unwrap();
+    })
+    .unwrap_err();
+    let gone = plan_change_read(|live| std::fs::remove_file(live).unwrap()).unwrap_err();
+    for (e, what) in [(shrunk, "it shrank"), (gone, "is gone")] {
+        assert!(
+            matches!(e, crate::error::EngineError::SplitRead { .. }),
+            "{e:?}"
+        );
+        let text = crate::error::full_message(&e);
+        for words in ["a.log: ", what, "run again", "`-w 1`", "`split_from`"] {
+            assert!(text.contains(words), "{words:?} not in {text:?}");
+        }
+        assert!(!text.contains("replay"), "{text}");
+    }
 }
