@@ -129,6 +129,11 @@ impl SplitRun {
         })
     }
 
+    /// Windows it holds (not yet handed on).
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
     pub fn segment(&self) -> &Segment {
         &self.seg
     }

@@ -63,6 +63,7 @@ pub(crate) fn split_source<'scope>(
             };
             if ctx.stop.load(Ordering::SeqCst) {
                 // Open windows are not emitted: they are not complete.
+                delta.windows_open_at_stop += open_at_stop(current.take(), &ctx.split);
                 ctx.gate.end(Instant::now(), &mut delta);
                 flush(&ctx.stats, &mut delta);
                 cap = None;
@@ -222,6 +223,22 @@ pub(crate) fn split_source<'scope>(
     })
 }
 
+/// Windows left unemitted at a stop: those of this worker's `current` read and
+/// of the parked reads, which whoever gets here first takes out of their groups
+/// (so each is counted once). Counted per segment, as a segment's windows are
+/// separate partials (one window may be held by two segments).
+pub(crate) fn open_at_stop(current: Option<SplitRun>, split: &SplitPlan) -> u64 {
+    let mut open = current.map_or(0, |run| run.open_windows() as u64);
+    for g in 0..split.groups.len() {
+        let parked = std::mem::take(&mut lock(split, g).parked);
+        open += parked
+            .values()
+            .map(|r| r.open_windows() as u64)
+            .sum::<u64>();
+    }
+    open
+}
+
 /// The group's key, its live path, as a file group's stats name it.
 fn live(run: &SplitRun) -> std::path::PathBuf {
     std::path::PathBuf::from(&*run.segment().group)
@@ -263,10 +280,9 @@ pub(crate) fn read_failure(seg: &Segment, from: Option<u64>, e: std::io::Error) 
             ),
         ),
         // `RangeReader::plain_file`: the planned range is past the file's end.
-        None if e.kind() == std::io::ErrorKind::InvalidInput => std::io::Error::new(
-            e.kind(),
-            format!("{e}: it shrank since the run planned it"),
-        ),
+        None if e.kind() == std::io::ErrorKind::InvalidInput => {
+            std::io::Error::new(e.kind(), format!("{e}: it shrank since the run planned it"))
+        }
         None => e,
     };
     EngineError::SplitRead {

@@ -7,7 +7,7 @@ use tidemark_sources::file::FileGroup;
 use tidemark_sources::parse::LineParser;
 
 use super::run::SplitRun;
-use super::source::read_failure;
+use super::source::{open_at_stop, read_failure};
 use super::SplitPlan;
 use crate::plan::Plan;
 use crate::stats::JobStats;
@@ -29,7 +29,7 @@ fn job(dir: &Path) -> tidemark_jobs::Job {
 
 fn lines(from: usize, n: usize) -> String {
     (from..from + n)
-        .map(|i| format!("{{\"ts\":\"2026-11-20T10:00:{:02}Z\"}}\n", (i / 1000) % 60))
+        .map(|i| format!("{{\"time\":\"2026-11-20T10:00:{:02}Z\"}}\n", (i / 1000) % 60))
         .collect()
 }
 
@@ -104,4 +104,47 @@ fn a_file_that_shrinks_or_vanishes_is_a_split_read_error_saying_what_to_do() {
         }
         assert!(!text.contains("replay"), "{text}");
     }
+}
+
+/// At a stop the windows of the current read and of the parked reads are
+/// counted, the parked ones once whichever worker stops first.
+#[test]
+fn a_stop_counts_the_windows_of_the_current_and_the_parked_reads() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("a.log");
+    std::fs::write(&live, lines(0, LINES)).unwrap();
+    let job = job(d.path());
+    let mut groups = vec![FileGroup {
+        live,
+        rotated: vec![],
+    }];
+    let (split, _) = SplitPlan::take(&job, &mut groups, 2);
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let (_, first) = split.pop().unwrap();
+    let (g, second) = split.pop().unwrap();
+    // The second segment read whole ahead of the first, and parked.
+    let mut ahead = SplitRun::open(g, second, false, None, &plan, 1 << 16).unwrap();
+    while !ahead
+        .read(1 << 16, &mut parser, &plan, i64::MAX / 4)
+        .unwrap()
+    {}
+    let parked = ahead.open_windows() as u64;
+    assert!(parked > 0);
+    split.groups[g]
+        .chain
+        .lock()
+        .unwrap()
+        .parked
+        .insert(ahead.seq(), ahead);
+    // The first one partly read, with the true clock.
+    let mut current =
+        SplitRun::open(g, first, false, Some(ClockState::default()), &plan, 1 << 16).unwrap();
+    assert!(!current
+        .read(4096, &mut parser, &plan, i64::MAX / 4)
+        .unwrap());
+    let reading = current.open_windows() as u64;
+    assert!(reading > 0);
+    assert_eq!(open_at_stop(Some(current), &split), parked + reading);
+    assert_eq!(open_at_stop(None, &split), 0, "counted twice");
 }
