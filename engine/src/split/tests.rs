@@ -29,7 +29,12 @@ fn job(dir: &Path) -> tidemark_jobs::Job {
 
 fn lines(from: usize, n: usize) -> String {
     (from..from + n)
-        .map(|i| format!("{{\"time\":\"2026-11-20T10:00:{:02}Z\"}}\n", (i / 1000) % 60))
+        .map(|i| {
+            format!(
+                "{{\"time\":\"2026-11-20T10:00:{:02}Z\"}}\n",
+                (i / 1000) % 60
+            )
+        })
         .collect()
 }
 
