@@ -30,6 +30,12 @@ const MIN_SEGMENT: u64 = 256 << 10;
 /// so its size bounds that memory whatever the file's size.
 const MAX_SEGMENT: u64 = 32 << 20;
 
+/// Finished reads waiting for confirmation per group, per worker, at most: a
+/// read waiting keeps its windows (up to [`MAX_SEGMENT`] of lines', or a gzip
+/// file's). Usually one or two per worker wait; more only while the segment
+/// before them is read slowly, and then the others need not read further ahead.
+const WAITING_PER_WORKER: usize = 2;
+
 /// One split group: how far its segments are.
 pub(crate) struct SplitGroup {
     pub chain: Mutex<Chain>,
@@ -46,6 +52,9 @@ pub struct SplitPlan {
     /// In stream order within each group, groups one after the other: the
     /// segment a group needs next is always taken first.
     pub(crate) queue: Mutex<VecDeque<(usize, Segment)>>,
+    /// A group with this many reads waiting for confirmation gives out no
+    /// segment until one is confirmed (see [`WAITING_PER_WORKER`]).
+    pub(crate) max_waiting: usize,
 }
 
 impl SplitPlan {
@@ -59,7 +68,10 @@ impl SplitPlan {
         groups: &mut Vec<FileGroup>,
         workers: usize,
     ) -> (SplitPlan, Vec<FileGroup>) {
-        let mut split = SplitPlan::default();
+        let mut split = SplitPlan {
+            max_waiting: WAITING_PER_WORKER * workers,
+            ..SplitPlan::default()
+        };
         let mut taken = Vec::new();
         if workers < 2 {
             return (split, taken);
@@ -114,8 +126,35 @@ impl SplitPlan {
         self.groups.is_empty()
     }
 
+    /// The first segment not yet taken of a group with fewer than
+    /// `max_waiting` reads waiting: `None` when there is none left, or every
+    /// group left has that many waiting (see [`SplitPlan::is_drained`]).
+    ///
+    /// Locks the queue, then groups' chains: nothing locks them the other way.
+    /// It cannot wait for ever: a group with reads waiting has its next
+    /// segment to confirm being read by some worker (the waiting ones come
+    /// after it, and the queue gives a group's segments in order).
     pub(crate) fn pop(&self) -> Option<(usize, Segment)> {
-        self.queue.lock().ok()?.pop_front()
+        let mut queue = self.queue.lock().ok()?;
+        let mut last: Option<(usize, bool)> = None;
+        let i = queue.iter().position(|&(g, _)| match last {
+            Some((seen, open)) if seen == g => open,
+            _ => {
+                let chain = self.groups[g]
+                    .chain
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let open = chain.parked.len() < self.max_waiting;
+                last = Some((g, open));
+                open
+            }
+        })?;
+        queue.remove(i)
+    }
+
+    /// Whether every segment has been taken.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.queue.lock().map_or(true, |q| q.is_empty())
     }
 }
 

@@ -81,11 +81,14 @@ pub(crate) fn split_source<'scope>(
             let budget = ctx.chunk_bytes * 4;
             let mut used = 0usize;
             let mut failure = None;
+            let mut held_back = false;
             while used < budget {
                 let run = match current.as_mut() {
                     Some(run) => run,
                     None => {
                         let Some((g, seg)) = ctx.split.pop() else {
+                            // Every group left has as many reads waiting as it may.
+                            held_back = !ctx.split.is_drained();
                             break;
                         };
                         let start = lock(&ctx.split, g).start_of(seg.seq);
@@ -208,13 +211,19 @@ pub(crate) fn split_source<'scope>(
                     (!chain.is_complete()).then_some(chain.frontier)
                 })
                 .min();
-            let idle = current.is_none() && ctx.split.queue.lock().map_or(true, |q| q.is_empty());
+            let idle = current.is_none() && ctx.split.is_drained();
             match open {
                 Some(open) if !idle => {
                     if open > *held.time() {
                         held.downgrade(&open);
                     }
-                    activator.activate();
+                    if held_back {
+                        // Not a busy loop: the worker reading the segment they
+                        // wait for needs the CPU.
+                        activator.activate_after(PAUSE_RECHECK);
+                    } else {
+                        activator.activate();
+                    }
                 }
                 // Nothing left for this worker to read, so nothing left to hand on.
                 _ => cap = None,

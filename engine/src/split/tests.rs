@@ -153,3 +153,37 @@ fn a_stop_counts_the_windows_of_the_current_and_the_parked_reads() {
     assert_eq!(open_at_stop(Some(current), &split), parked + reading);
     assert_eq!(open_at_stop(None, &split), 0, "counted twice");
 }
+
+/// A group gives out no segment while it has `max_waiting` finished reads
+/// waiting for confirmation, and gives them out again once one is confirmed.
+#[test]
+fn reads_waiting_for_confirmation_are_bounded_per_group() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("a.log");
+    std::fs::write(&live, lines(0, LINES)).unwrap();
+    let job = job(d.path());
+    let mut groups = vec![FileGroup {
+        live,
+        rotated: vec![],
+    }];
+    let (split, _) = SplitPlan::take(&job, &mut groups, 2);
+    let plan = Plan::new(&job);
+    assert_eq!(split.max_waiting, 4);
+    assert!(split.queue.lock().unwrap().len() > 6);
+    // Segment 0 is being read; the next four finished ahead of it.
+    let (g, _) = split.pop().unwrap();
+    for _ in 0..4 {
+        let (g, seg) = split.pop().unwrap();
+        let run = SplitRun::open(g, seg, false, None, &plan, 1 << 16).unwrap();
+        split.groups[g]
+            .chain
+            .lock()
+            .unwrap()
+            .parked
+            .insert(run.seq(), run);
+    }
+    assert!(split.pop().is_none(), "a fifth read ahead");
+    assert!(!split.is_drained());
+    split.groups[g].chain.lock().unwrap().parked.pop_first();
+    assert!(split.pop().is_some());
+}
