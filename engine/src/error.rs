@@ -32,7 +32,8 @@ pub enum JobFailure {
     #[error(transparent)]
     Discover(Box<EngineError>),
     /// A file read as segments by several workers could not be read to its end
-    /// (see `crate::split`).
+    /// (see `crate::split`): an input's failure, which `run_job` returns as it
+    /// is ([`EngineError::SplitRead`]), not as the output's.
     #[error(transparent)]
     Read(Box<EngineError>),
 }
