@@ -141,6 +141,13 @@ impl LineCache {
         Some(off)
     }
 
+    fn with_capacity(keys: usize) -> Self {
+        LineCache {
+            map: HashMap::with_capacity_and_hasher(keys, Default::default()),
+            slots: Vec::new(),
+        }
+    }
+
     fn clear(&mut self) {
         self.map.clear();
         self.slots.clear();
@@ -148,6 +155,13 @@ impl LineCache {
 }
 
 impl MetricSeries {
+    fn with_capacity(series: usize) -> Self {
+        MetricSeries {
+            map: SeriesMap::with_capacity_and_hasher(series, Default::default()),
+            bound: None,
+        }
+    }
+
     /// The series of `key` (`Slot::At`, and whether it was created now), or
     /// `Slot::Refused` if it is new and sorts after the bound.
     fn find_or_create(&mut self, key: &[u8], kind: MetricKind) -> (Slot, bool) {
@@ -227,6 +241,12 @@ pub struct OpenWindows {
     /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
     metric_key_buf: Vec<u8>,
+    /// Per metric, how many series the last drained window had, and the line
+    /// cache's keys: a new window's maps start that large. A window's series are
+    /// mostly the last one's again, so growing each map from empty (rehashing
+    /// every key at each doubling) would redo the same work every window.
+    sizes: Vec<usize>,
+    cache_size: usize,
 }
 
 impl Default for OpenWindows {
@@ -236,6 +256,8 @@ impl Default for OpenWindows {
             cache_after: CACHE_AFTER,
             key_buf: Vec::new(),
             metric_key_buf: Vec::new(),
+            sizes: Vec::new(),
+            cache_size: 0,
         }
     }
 }
@@ -264,7 +286,7 @@ impl OpenWindows {
         host: &str,
         stats: &mut JobStats,
     ) {
-        let w = window_for(&mut self.windows, start, plan.metrics.len());
+        let w = window_for(&mut self.windows, start, &self.sizes, plan.metrics.len());
         // Offsets into the cache's slots are `u32`s.
         let cap = plan
             .max_series
@@ -282,7 +304,10 @@ impl OpenWindows {
             let off = *entry.get_or_insert_with(|| {
                 let slots = plan.line_slots.as_deref().unwrap_or_default();
                 build_key(&mut self.key_buf, host, slots, parsed);
-                let lines = w.lines.get_or_insert_with(Box::default);
+                let cache_size = self.cache_size;
+                let lines = w
+                    .lines
+                    .get_or_insert_with(|| Box::new(LineCache::with_capacity(cache_size)));
                 lines.entry(&self.key_buf, plan.metrics.len(), cap)
             });
             let series = &mut w.metrics[m];
@@ -343,6 +368,9 @@ impl OpenWindows {
             .take_while(|w| below.is_none_or(|b| (w.start as WindowTime) < b))
             .count();
         for w in self.windows.drain(..closed) {
+            self.sizes.clear();
+            self.sizes.extend(w.metrics.iter().map(|s| s.map.len()));
+            self.cache_size = w.lines.as_ref().map_or(0, |l| l.map.len());
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
                 for (key, acc) in sort_unique(series.map.into_iter().collect()) {
@@ -422,7 +450,14 @@ fn empty_acc(kind: MetricKind) -> Acc {
     }
 }
 
-fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &mut WindowAgg {
+/// The window starting at `start`, made if new with room for `sizes[m]` series of
+/// each metric `m` (none past `sizes`' end).
+fn window_for<'w>(
+    windows: &'w mut Vec<WindowAgg>,
+    start: EventMs,
+    sizes: &[usize],
+    metrics: usize,
+) -> &'w mut WindowAgg {
     // Most lines land in the newest window; search from the back.
     let pos = windows.iter().rposition(|w| w.start <= start);
     let idx = match pos {
@@ -433,7 +468,9 @@ fn window_for(windows: &mut Vec<WindowAgg>, start: EventMs, metrics: usize) -> &
                 at,
                 WindowAgg {
                     start,
-                    metrics: (0..metrics).map(|_| MetricSeries::default()).collect(),
+                    metrics: (0..metrics)
+                        .map(|m| MetricSeries::with_capacity(sizes.get(m).copied().unwrap_or(0)))
+                        .collect(),
                     lines: None,
                     added: 0,
                 },

@@ -76,24 +76,41 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
 /// when every key has the same one (a file group's keys usually do): most pairs
 /// are then told apart by one integer comparison, and only ties compare keys.
 pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> {
-    let skip = match items.first() {
-        Some((first, _)) => {
-            let host = split_key_part(first).map_or(0, |(part, _)| 4 + part.len());
-            let same = |k: &[u8]| k.get(..host) == first.get(..host);
-            if items.iter().all(|(k, _)| same(k)) {
-                host
-            } else {
-                0
-            }
-        }
-        None => 0,
-    };
+    let skip = shared_host_len(items.iter().map(|(k, _)| &k[..]));
     let mut keyed: Vec<(u128, SeriesKey, T)> = items
         .into_iter()
         .map(|(k, v)| (order_prefix(k.get(skip..).unwrap_or_default()), k, v))
         .collect();
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_keys(&a.1, &b.1)));
     keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
+}
+
+/// The length of the host part (with its length) when every key has the same
+/// host, else 0: where [`KeyPrefix::of`] may start, since a part all keys share
+/// orders none of them.
+pub(crate) fn shared_host_len<'k>(mut keys: impl Iterator<Item = &'k [u8]>) -> usize {
+    let Some(first) = keys.next() else {
+        return 0;
+    };
+    let host = split_key_part(first).map_or(0, |(part, _)| 4 + part.len());
+    if keys.all(|k| k.get(..host) == first.get(..host)) {
+        host
+    } else {
+        0
+    }
+}
+
+/// A number that orders as a key does ([`cmp_keys`]) where two keys' numbers
+/// differ (the keys' first bytes, past `skip` bytes every key shares; see
+/// [`order_prefix`]); equal numbers say nothing, and the keys must be compared.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct KeyPrefix(u128);
+
+impl KeyPrefix {
+    /// `key`'s prefix, `skip` bytes (from [`shared_host_len`]) in.
+    pub(crate) fn of(key: &[u8], skip: usize) -> KeyPrefix {
+        KeyPrefix(order_prefix(key.get(skip..).unwrap_or_default()))
+    }
 }
 
 /// The first 16 bytes (zero-padded) of `key`'s parts written so that plain byte

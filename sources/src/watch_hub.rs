@@ -17,11 +17,18 @@
 //! calls the subscription's callback (its job then rescans).
 //!
 //! A busy log is written hundreds of times a second, and each write is an
-//! event that wakes the notifier's thread. After passing on a write the thread
-//! pauses for [`WRITE_PAUSE`] ([`Throttle`]): the kernel meanwhile merges the
-//! same file's further writes into one queued event, so a followed file costs a
-//! few wakes per pause, whatever its number of writes. The first write after a
-//! quiet spell is passed on at once; a later one waits at most the pause.
+//! event that wakes the notifier's thread. After passing on a write that came
+//! after a gap, the thread pauses for [`WRITE_PAUSE`] ([`Throttle`]): the kernel
+//! meanwhile merges the same file's further writes into one queued event, so a
+//! followed file costs a few wakes per pause, whatever its number of writes. The
+//! first write after a quiet spell is passed on at once; a later one waits at
+//! most the pause. Events handled back to back (a batch being drained: what one
+//! read returned, what queued up during the pause) never pause, however many:
+//! the pause must cost each wake once, not each event, or many files written at
+//! once (a fleet's host folders) drain at a few events per pause and the queue
+//! never runs dry — and notify adds and removes watches on this same thread,
+//! only when the queue is empty, so a backlog also holds up every job's watch
+//! changes, a new host folder's watch, and a stopping job's unwatch.
 //!
 //! Locking: `watcher` is held around every watch and unwatch (notify's event thread
 //! never takes it), and is taken before a subscription's `state`; `routes` is held
@@ -44,30 +51,34 @@ type Callback = Arc<dyn Fn(&Change) + Send + Sync>;
 /// are being written.
 pub const WRITE_PAUSE: Duration = Duration::from_millis(25);
 
-/// Events handled within this long after a pause ended belong to the same
-/// wake (the rest of the batch read before the pause, and what queued up
-/// during it): they do not pause again.
-const SAME_WAKE: Duration = Duration::from_micros(500);
+/// An event handled within this long after the previous one (the end of its
+/// handling, or of a pause) belongs to the same batch: it does not pause.
+/// Far over the work of one event between two reads of a batch (a few µs),
+/// under the time between two writes of a busy file (500 µs at 2,000 writes a
+/// second), which then still pauses once per wake.
+const SAME_BATCH: Duration = Duration::from_micros(200);
 
 /// Decides when the notifier's thread pauses (see the module docs).
 #[derive(Debug, Default)]
 struct Throttle {
-    /// When the last pause ended.
-    resumed: Option<Instant>,
+    /// When the thread was last done with an event (or a pause).
+    last: Option<Instant>,
 }
 
 impl Throttle {
-    /// After a write was passed on at `now`: how long to pause, if at all.
-    fn after_write(&self, now: Instant) -> Option<Duration> {
-        match self.resumed {
-            Some(r) if now.saturating_duration_since(r) <= SAME_WAKE => None,
-            _ => Some(WRITE_PAUSE),
-        }
+    /// An event was handled from `began` to `ended` (`wrote`: it passed on a
+    /// write): how long to pause now, if at all.
+    fn handled(&mut self, began: Instant, ended: Instant, wrote: bool) -> Option<Duration> {
+        let same_batch = self
+            .last
+            .is_some_and(|last| began.saturating_duration_since(last) <= SAME_BATCH);
+        self.last = Some(ended);
+        (wrote && !same_batch).then_some(WRITE_PAUSE)
     }
 
-    /// The pause ended at `now`.
+    /// A pause ended at `now`: what queued up meanwhile is one batch with it.
     fn resumed(&mut self, now: Instant) {
-        self.resumed = Some(now);
+        self.last = Some(now);
     }
 }
 
@@ -176,7 +187,12 @@ impl WatchHub {
         let for_events = routes.clone();
         let mut throttle = Throttle::default();
         let handler = move |event: notify::Result<Event>| {
+            // The gap since the previous event is measured to the start of
+            // this one: its own callbacks' time must not make it look late.
+            let start = Instant::now();
             let Some(change) = classify(&event) else {
+                // Not news, but part of the batch being drained.
+                throttle.handled(start, Instant::now(), false);
                 return;
             };
             let targets = match for_events.lock() {
@@ -186,11 +202,10 @@ impl WatchHub {
             for call in &targets {
                 call(&change);
             }
-            if matches!(change, Change::Written(_)) && !targets.is_empty() {
-                if let Some(pause) = throttle.after_write(Instant::now()) {
-                    std::thread::sleep(pause);
-                    throttle.resumed(Instant::now());
-                }
+            let wrote = matches!(change, Change::Written(_)) && !targets.is_empty();
+            if let Some(pause) = throttle.handled(start, Instant::now(), wrote) {
+                std::thread::sleep(pause);
+                throttle.resumed(Instant::now());
             }
         };
         let (watcher, startup_error) = match notify::recommended_watcher(handler) {

@@ -12,6 +12,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use super::per_window::{concat, window_of};
+use super::record_order::sort_records;
 use crate::alert_event::AlertUpdate;
 use crate::alerts::AlertEvaluator;
 use crate::commit::{Committer, SINK_POLL};
@@ -370,11 +371,6 @@ fn hand_over(
         output.write_alerts(u)?;
     }
     Ok(())
-}
-
-/// Sorts a window's records by (record, labels) — the order sinks print them in.
-fn sort_records(records: &mut [Series]) {
-    records.sort_by(|a, b| (&a.record, &a.labels).cmp(&(&b.record, &b.labels)));
 }
 
 /// The window starting at `start`, holding `series`.

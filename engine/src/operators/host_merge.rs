@@ -9,7 +9,8 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
-use crate::key::cmp_keys;
+use super::permute::permute;
+use crate::key::{cmp_keys, shared_host_len, KeyPrefix};
 use crate::limit::keep_share;
 use crate::plan::Plan;
 use crate::series::{HostPartial, MergedSeries};
@@ -117,13 +118,7 @@ impl<'scope> HostMerge<'scope> for Stream<'scope, WindowTime, Vec<HostPartial>> 
 
 /// Folds one window's partials into one state per series, in (metric, key) order.
 pub(crate) fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
-    parts.sort_by(|a, b| {
-        a.metric
-            .cmp(&b.metric)
-            .then_with(|| cmp_keys(&a.key, &b.key))
-            .then_with(|| a.group.cmp(&b.group))
-            .then_with(|| a.seq.cmp(&b.seq))
-    });
+    sort_partials(&mut parts);
     // In place: a window's partials can be many; no second buffer of them.
     parts.dedup_by(|next, kept| {
         let same = next.metric == kept.metric && next.key == kept.key;
@@ -142,4 +137,128 @@ pub(crate) fn merge_partials(mut parts: Vec<HostPartial>) -> Vec<MergedSeries> {
             acc: p.acc,
         })
         .collect()
+}
+
+/// Sorts a window's partials by (metric, key, group, seq), equal ones kept in
+/// the order they came (what a stable sort by those gives).
+///
+/// Many file groups' partials (thousands of hosts) are thousands of short
+/// sorted runs, which a sort of the partials compares key by key, each a key
+/// read from wherever it is in the heap. So the sort runs on small entries
+/// instead: the metric and a number that orders as the key's first bytes do
+/// ([`KeyPrefix`]); only entries whose numbers are equal read their partials.
+/// The partials are then moved into that order in place (no second buffer of
+/// them: a window's partials can be many).
+fn sort_partials(parts: &mut [HostPartial]) {
+    // One file group's partials (a single host) come as one sorted run: seen
+    // in one pass, which stops at the first pair out of order otherwise.
+    let ordered = |a: &HostPartial, b: &HostPartial| {
+        a.metric
+            .cmp(&b.metric)
+            .then_with(|| cmp_keys(&a.key, &b.key))
+            .then_with(|| a.group.cmp(&b.group))
+            .then(a.seq.cmp(&b.seq))
+            .is_le()
+    };
+    if parts.is_sorted_by(ordered) {
+        return;
+    }
+    let skip = shared_host_len(parts.iter().map(|p| &p.key[..]));
+    let mut order: Vec<(u32, KeyPrefix, u32)> = parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.metric, KeyPrefix::of(&p.key, skip), i as u32))
+        .collect();
+    order.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| {
+            let (x, y) = (&parts[a.2 as usize], &parts[b.2 as usize]);
+            cmp_keys(&x.key, &y.key)
+                .then_with(|| x.group.cmp(&y.group))
+                .then(x.seq.cmp(&y.seq))
+                // Equal partials keep their order: the sort is then the stable one.
+                .then(a.2.cmp(&b.2))
+        })
+    });
+    permute(parts, order.into_iter().map(|(_, _, i)| i).collect());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::acc::Acc;
+    use crate::key::push_key_part;
+    use proptest::prelude::*;
+
+    /// The order the partials were sorted in before [`sort_partials`]: a stable
+    /// sort comparing partials whole.
+    fn reference(parts: &mut [HostPartial]) {
+        parts.sort_by(|a, b| {
+            a.metric
+                .cmp(&b.metric)
+                .then_with(|| cmp_keys(&a.key, &b.key))
+                .then_with(|| a.group.cmp(&b.group))
+                .then_with(|| a.seq.cmp(&b.seq))
+        });
+    }
+
+    fn tag(p: &HostPartial) -> u64 {
+        match p.acc {
+            Acc::Count(n) => n,
+            _ => u64::MAX,
+        }
+    }
+
+    // Parts that tie on a 16-byte prefix, share or differ in hosts, hold NULs
+    // and empty values, and whole partials that are equal but for their tag.
+    const PARTS: &[&str] = &[
+        "",
+        "\0",
+        "\0\0",
+        "a",
+        "a\0",
+        "web-1",
+        "web-10",
+        "web-2",
+        "aaaaaaaaaaaaaaaaaaaa1",
+        "aaaaaaaaaaaaaaaaaaaa2",
+        "aaaaaaaaaaaaaaaaaaaa",
+    ];
+
+    proptest! {
+        #[test]
+        fn sorts_as_a_stable_sort_of_whole_partials(
+            same_host in any::<bool>(),
+            raw in prop::collection::vec(
+                (0u32..3, 0usize..PARTS.len(), prop::collection::vec(0usize..PARTS.len(), 0..3),
+                 0usize..2, 0u32..2),
+                0..200,
+            ),
+        ) {
+            let mut parts: Vec<HostPartial> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, (metric, host, labels, group, seq))| {
+                    let mut key = Vec::new();
+                    push_key_part(&mut key, if same_host { "web-1" } else { PARTS[*host] });
+                    for &l in labels {
+                        push_key_part(&mut key, PARTS[l]);
+                    }
+                    HostPartial {
+                        metric: *metric,
+                        seq: *seq,
+                        limited: false,
+                        key: key.into(),
+                        group: Arc::from(["/g/a", "/g/b"][*group]),
+                        acc: Acc::Count(i as u64),
+                    }
+                })
+                .collect();
+            let mut want = parts.clone();
+            reference(&mut want);
+            sort_partials(&mut parts);
+            let got: Vec<u64> = parts.iter().map(tag).collect();
+            let want: Vec<u64> = want.iter().map(tag).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
 }

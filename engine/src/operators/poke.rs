@@ -108,9 +108,26 @@ impl PokeBoard {
 
     /// The source `wake` reads the group of live path `live`: writes to it wake
     /// that source only.
+    ///
+    /// The notifier watches folders by their real path and reports a write
+    /// under it, while discovery spells the live path as the glob does: a host
+    /// folder reached through a link (`current` → `releases/42`, a log volume
+    /// mounted by a link) would match no reader, and every write would wake
+    /// every source. So the live path is also registered with its folder
+    /// resolved, and with the file itself resolved (a live file that is a link
+    /// to one in another watched folder). Resolved once per group, at
+    /// discovery; a folder re-pointed later is found again by discovery.
     pub(crate) fn reads(&self, wake: &Wake, live: &Path) {
+        let in_real_folder = match (live.parent(), live.file_name()) {
+            (Some(dir), Some(name)) => std::fs::canonicalize(dir).ok().map(|d| d.join(name)),
+            _ => None,
+        };
+        let real_file = std::fs::canonicalize(live).ok();
         if let Ok(mut r) = self.readers.lock() {
             r.insert(live.to_path_buf(), wake.index);
+            for real in [in_real_folder, real_file].into_iter().flatten() {
+                r.insert(real, wake.index);
+            }
         }
     }
 }
@@ -266,3 +283,6 @@ mod tests {
         assert!(b.take(later).within.is_some());
     }
 }
+
+#[cfg(test)]
+mod watcher_tests;

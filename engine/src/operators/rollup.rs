@@ -2,6 +2,7 @@
 //! series meets on one worker (routed by rule and output labels), folds in host
 //! series order, and becomes one output record.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use tidemark_jobs::{AggOp, RuleExpr};
@@ -9,6 +10,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
+use super::permute::permute;
 use crate::acc::Hist;
 use crate::plan::Plan;
 use crate::series::{Origin, RuleInput, RuleValue, Series, Value};
@@ -88,15 +90,12 @@ impl<'scope> Rollup<'scope> for Stream<'scope, WindowTime, Vec<RuleInput>> {
 
 /// Evaluates one window's rule inputs.
 pub(crate) fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Series> {
-    inputs.sort_by(|a, b| (a.rule, &a.out_labels, a.ord).cmp(&(b.rule, &b.out_labels, b.ord)));
+    let output = sort_inputs(&mut inputs);
     let mut out = Vec::new();
     let mut start = 0;
     while start < inputs.len() {
         let mut end = start + 1;
-        while end < inputs.len()
-            && inputs[end].rule == inputs[start].rule
-            && inputs[end].out_labels == inputs[start].out_labels
-        {
+        while end < inputs.len() && output[end] == output[start] {
             end += 1;
         }
         let group = &inputs[start..end];
@@ -112,6 +111,51 @@ pub(crate) fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Ser
         start = end;
     }
     out
+}
+
+/// Sorts a window's inputs by (rule, output labels, ord), equal ones in the order
+/// they came (what a stable sort by those gives), and returns, per input in that
+/// order, its output series' number (the same for the same rule and labels).
+///
+/// Inputs are many and their output series few (a rule folds many host series
+/// into one): each input's labels are looked up once among the output series
+/// seen, only those are sorted by labels, and the inputs by plain numbers —
+/// comparing the inputs' labels, each read from wherever it is in the heap, at
+/// every step of a sort cost more (thousands of hosts).
+fn sort_inputs(inputs: &mut [RuleInput]) -> Vec<u32> {
+    let mut ids: HashMap<(u32, &[u8]), u32, ahash::RandomState> = HashMap::default();
+    // One input of each output series, by number.
+    let mut firsts: Vec<usize> = Vec::new();
+    // (output series, ord, index): a number per output series for now.
+    let mut entries: Vec<(u32, u32, u32)> = Vec::with_capacity(inputs.len());
+    for (i, input) in inputs.iter().enumerate() {
+        let next = firsts.len() as u32;
+        let id = *ids
+            .entry((input.rule, input.out_labels.as_bytes()))
+            .or_insert_with(|| {
+                firsts.push(i);
+                next
+            });
+        entries.push((id, input.ord, i as u32));
+    }
+    drop(ids);
+    // The output series are distinct (rule, labels): their order is total.
+    let mut by_labels: Vec<u32> = (0..firsts.len() as u32).collect();
+    by_labels.sort_unstable_by(|&a, &b| {
+        let (x, y) = (&inputs[firsts[a as usize]], &inputs[firsts[b as usize]]);
+        (x.rule, &x.out_labels).cmp(&(y.rule, &y.out_labels))
+    });
+    let mut rank = vec![0u32; firsts.len()];
+    for (r, &id) in by_labels.iter().enumerate() {
+        rank[id as usize] = r as u32;
+    }
+    for e in &mut entries {
+        e.0 = rank[e.0 as usize];
+    }
+    // (rank, ord, index) is unique: an unstable sort gives the one order.
+    entries.sort_unstable();
+    permute(inputs, entries.iter().map(|e| e.2).collect());
+    entries.into_iter().map(|e| e.0).collect()
 }
 
 fn evaluate(expr: &RuleExpr, group: &[RuleInput]) -> Option<Value> {
@@ -143,6 +187,66 @@ fn evaluate(expr: &RuleExpr, group: &[RuleInput]) -> Option<Value> {
                 }
             }
             merged.quantile(*q).map(Value::Float)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::labels::Labels;
+    use proptest::prelude::*;
+
+    const VALUES: &[&str] = &[
+        "",
+        "\0",
+        "a",
+        "a\0",
+        "200",
+        "2000",
+        "aaaaaaaaaaaaaaaaaaaa1",
+        "aaaaaaaaaaaaaaaaaaaa2",
+    ];
+
+    proptest! {
+        #[test]
+        fn sorts_as_a_stable_sort_by_rule_labels_and_ord(
+            raw in prop::collection::vec(
+                (0u32..3, 0u32..4, prop::collection::vec(0usize..VALUES.len(), 0..3)),
+                0..200,
+            ),
+        ) {
+            let mut inputs: Vec<RuleInput> = raw
+                .iter()
+                .enumerate()
+                .map(|(i, (rule, ord, values))| {
+                    let pairs: Vec<(String, &str)> = values
+                        .iter()
+                        .enumerate()
+                        .map(|(n, &v)| (format!("l{n}"), VALUES[v]))
+                        .collect();
+                    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), *v)).collect();
+                    RuleInput {
+                        rule: *rule,
+                        ord: *ord,
+                        out_labels: Labels::from_pairs(&pairs),
+                        value: RuleValue::Num(i as f64),
+                    }
+                })
+                .collect();
+            let mut want = inputs.clone();
+            want.sort_by(|a, b| (a.rule, &a.out_labels, a.ord).cmp(&(b.rule, &b.out_labels, b.ord)));
+            let output = sort_inputs(&mut inputs);
+            let tag = |r: &RuleInput| match r.value {
+                RuleValue::Num(v) => v,
+                RuleValue::Hist(_) => -1.0,
+            };
+            prop_assert_eq!(inputs.iter().map(tag).collect::<Vec<_>>(), want.iter().map(tag).collect::<Vec<_>>());
+            // Equal numbers exactly where the rule and labels are equal.
+            for (k, pair) in inputs.windows(2).enumerate() {
+                let same = pair[0].rule == pair[1].rule && pair[0].out_labels == pair[1].out_labels;
+                prop_assert_eq!(output[k] == output[k + 1], same);
+            }
         }
     }
 }
