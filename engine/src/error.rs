@@ -32,7 +32,8 @@ pub enum JobFailure {
     #[error(transparent)]
     Discover(Box<EngineError>),
     /// A file read as segments by several workers could not be read to its end
-    /// (see `crate::split`).
+    /// (see `crate::split`): an input's failure, which `run_job` returns as it
+    /// is ([`EngineError::SplitRead`]), not as the output's.
     #[error(transparent)]
     Read(Box<EngineError>),
 }
@@ -75,6 +76,21 @@ pub enum EngineError {
     /// would print the cause twice); the typed failure is kept here.
     #[error("the replay stopped: {0}")]
     Replay(ReplayFailure),
+    /// A file a finite run read as segments on several workers (`crate::split`)
+    /// could not be read as planned: it shrank, vanished or was replaced while
+    /// it was read. Its cause is shown whole, with what to do.
+    #[error(
+        "{}: {cause}; a file read as segments by several workers must keep its planned \
+         bytes during the run: run again, or with `-w 1` or a larger `split_from` to read \
+         it as one followed group (which counts a truncation and reads on)",
+        path.display()
+    )]
+    SplitRead {
+        /// The file as planned.
+        path: PathBuf,
+        /// What went wrong, and where in the file.
+        cause: std::io::Error,
+    },
     /// A jsonl sink path is an input, the job file or state: refused before any
     /// sink is opened.
     #[error("a jsonl sink path is refused")]

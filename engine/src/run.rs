@@ -9,7 +9,7 @@ use std::time::Duration;
 use tidemark_jobs::Job;
 
 use crate::checkpoint::ResetChoice;
-use crate::error::EngineError;
+use crate::error::{EngineError, JobFailure};
 use crate::install::install_job;
 use crate::setup::{JobSetup, SetupOptions, StateRole};
 use crate::start::OutputFactory;
@@ -116,8 +116,11 @@ pub fn run_job_file(
             message,
         })??;
     }
-    if let Some(e) = setup.take_failure() {
-        return Err(EngineError::Output(e));
+    match setup.take_failure() {
+        // An input's read error, not the output's.
+        Some(JobFailure::Read(e)) => return Err(*e),
+        Some(e) => return Err(EngineError::Output(e)),
+        None => {}
     }
     let stats = setup.stats.lock().map(|s| s.clone()).unwrap_or_default();
     Ok(RunOutcome {

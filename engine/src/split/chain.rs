@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::run::SplitRun;
+use super::run::{SplitRun, Unreadable};
 use crate::input_end::InputEnd;
 use crate::plan::Plan;
 use crate::replay::Segment;
@@ -26,6 +26,8 @@ pub(crate) struct Chain {
     /// Every worker holds its capability at or below it until the group is done.
     pub frontier: WindowTime,
     pub segments: u32,
+    /// Its files that could not be read to the end, from the segments handed on.
+    pub unreadable: Unreadable,
 }
 
 impl Chain {
@@ -75,7 +77,7 @@ impl Chain {
                 );
                 return Some(next.segment().clone());
             }
-            next.hand_on(plan.window_ms, delta, &mut emit);
+            next.hand_on(plan.window_ms, delta, &mut self.unreadable, &mut emit);
             self.done += 1;
             self.at = next.clock();
         }

@@ -24,13 +24,16 @@
 //!
 //! Only `--until-eof` without a state folder: there are no checkpoints whose
 //! resume position a segment read out of order would have to keep exact, and
-//! the input is the files as they are at start (a split file is read up to its
-//! size then). Not with a `rate_limit` (each worker paces its own groups).
+//! the input is the files found at start; each file's last segment reads on to
+//! the file's end when it gets there, as the tailer does, so lines appended
+//! during the run are read as with `-w 1`. Not with a `rate_limit` (each worker paces its own groups).
 
 mod chain;
 mod plan;
 mod run;
 pub(crate) mod source;
 mod spec;
+#[cfg(test)]
+mod tests;
 
 pub use plan::SplitPlan;

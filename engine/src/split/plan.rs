@@ -30,9 +30,18 @@ const MIN_SEGMENT: u64 = 256 << 10;
 /// so its size bounds that memory whatever the file's size.
 const MAX_SEGMENT: u64 = 32 << 20;
 
+/// Finished reads waiting for confirmation per group, per worker, at most: a
+/// read waiting keeps its windows (up to [`MAX_SEGMENT`] of lines', or a gzip
+/// file's). Usually one or two per worker wait; more only while the segment
+/// before them is read slowly, and then the others need not read further ahead.
+const WAITING_PER_WORKER: usize = 2;
+
 /// One split group: how far its segments are.
 pub(crate) struct SplitGroup {
     pub chain: Mutex<Chain>,
+    /// By segment: whether it is its file's last, read on to the file's end as
+    /// the tailer reads it (lines appended during the run are read, as with `-w 1`).
+    pub to_eof: Vec<bool>,
 }
 
 /// The groups of a finite run read as segments by every worker of this process,
@@ -43,6 +52,9 @@ pub struct SplitPlan {
     /// In stream order within each group, groups one after the other: the
     /// segment a group needs next is always taken first.
     pub(crate) queue: Mutex<VecDeque<(usize, Segment)>>,
+    /// A group with this many reads waiting for confirmation gives out no
+    /// segment until one is confirmed (see [`WAITING_PER_WORKER`]).
+    pub(crate) max_waiting: usize,
 }
 
 impl SplitPlan {
@@ -56,7 +68,10 @@ impl SplitPlan {
         groups: &mut Vec<FileGroup>,
         workers: usize,
     ) -> (SplitPlan, Vec<FileGroup>) {
-        let mut split = SplitPlan::default();
+        let mut split = SplitPlan {
+            max_waiting: WAITING_PER_WORKER * workers,
+            ..SplitPlan::default()
+        };
         let mut taken = Vec::new();
         if workers < 2 {
             return (split, taken);
@@ -76,13 +91,23 @@ impl SplitPlan {
                         EscapedPath(&g.live),
                         segs.len()
                     );
+                    let to_eof = segs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| {
+                            segs.get(i + 1)
+                                .is_none_or(|n| (n.dev, n.ino) != (s.dev, s.ino))
+                        })
+                        .collect();
                     split.groups.push(SplitGroup {
+                        to_eof,
                         chain: Mutex::new(Chain {
                             done: 0,
                             at: ClockState::default(),
                             parked: BTreeMap::new(),
                             frontier: 0,
                             segments: segs.len() as u32,
+                            unreadable: Default::default(),
                         }),
                     });
                     queue.extend(segs.into_iter().map(|s| (index, s)));
@@ -101,8 +126,35 @@ impl SplitPlan {
         self.groups.is_empty()
     }
 
+    /// The first segment not yet taken of a group with fewer than
+    /// `max_waiting` reads waiting: `None` when there is none left, or every
+    /// group left has that many waiting (see [`SplitPlan::is_drained`]).
+    ///
+    /// Locks the queue, then groups' chains: nothing locks them the other way.
+    /// It cannot wait for ever: a group with reads waiting has its next
+    /// segment to confirm being read by some worker (the waiting ones come
+    /// after it, and the queue gives a group's segments in order).
     pub(crate) fn pop(&self) -> Option<(usize, Segment)> {
-        self.queue.lock().ok()?.pop_front()
+        let mut queue = self.queue.lock().ok()?;
+        let mut last: Option<(usize, bool)> = None;
+        let i = queue.iter().position(|&(g, _)| match last {
+            Some((seen, open)) if seen == g => open,
+            _ => {
+                let chain = self.groups[g]
+                    .chain
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let open = chain.parked.len() < self.max_waiting;
+                last = Some((g, open));
+                open
+            }
+        })?;
+        queue.remove(i)
+    }
+
+    /// Whether every segment has been taken.
+    pub(crate) fn is_drained(&self) -> bool {
+        self.queue.lock().map_or(true, |q| q.is_empty())
     }
 }
 

@@ -7,6 +7,7 @@
 //! outliers, add the rest to their windows.
 
 use std::io;
+use std::path::{Path, PathBuf};
 
 use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
@@ -18,7 +19,7 @@ use crate::plan::{HostPlan, Plan};
 use crate::replay::segment::open_planned;
 use crate::replay::Segment;
 use crate::series::HostPartial;
-use crate::stats::JobStats;
+use crate::stats::{JobStats, SharedStats};
 use crate::time::{first_open_window, window_start, EventMs, WindowTime};
 use crate::watermark::{ClockState, GroupClock};
 
@@ -32,6 +33,31 @@ enum Mode {
     /// A fresh clock, the true start not yet known: the lines' times are kept,
     /// and nothing is handed on until confirmed.
     Speculative(Head),
+}
+
+/// The files of a split group that could not be read to the end, as a file
+/// group lists them (`JobStats::unreadable_files`). Kept whole per group: a
+/// publication replaces the group's list, and its segments are handed on by
+/// several workers.
+#[derive(Default)]
+pub(crate) struct Unreadable {
+    files: Vec<(PathBuf, String)>,
+    unpublished: bool,
+}
+
+impl Unreadable {
+    /// Publishes the group's whole list if it grew. Called with the group's
+    /// chain locked, so that publications of one group are in order and none
+    /// replaces a longer list with a shorter one.
+    pub fn publish(&mut self, live: &Path, stats: &SharedStats) {
+        if !std::mem::take(&mut self.unpublished) {
+            return;
+        }
+        if let Ok(mut s) = stats.lock() {
+            s.unreadable_files
+                .insert(live.to_path_buf(), self.files.clone());
+        }
+    }
 }
 
 /// One segment being read (or read, and waiting to be confirmed).
@@ -49,14 +75,19 @@ pub(crate) struct SplitRun {
     bytes_seen: u64,
     oversize_seen: u64,
     finished: bool,
+    /// A damaged gzip file and why, as the group lists it among its unreadable
+    /// files: handed on with the stats (not before the read is confirmed).
+    damaged: Option<(PathBuf, String)>,
 }
 
 impl SplitRun {
     /// Opens `seg` of group `group`: from the true clock state `start`, or
-    /// speculatively when it is not known yet (`None`).
+    /// speculatively when it is not known yet (`None`). A plain file's last
+    /// segment (`to_eof`) reads on past its planned end to the file's end.
     pub fn open(
         group: usize,
         seg: Segment,
+        to_eof: bool,
         start: Option<ClockState>,
         plan: &Plan,
         max_line_bytes: usize,
@@ -65,7 +96,12 @@ impl SplitRun {
         let reader = if seg.gzip {
             RangeReader::gzip_file(file, &seg.path, max_line_bytes)?
         } else {
-            RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?
+            let r = RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?;
+            if to_eof {
+                r.to_eof()
+            } else {
+                r
+            }
         };
         let (wm, mode) = match start {
             Some(s) => (
@@ -89,7 +125,13 @@ impl SplitRun {
             bytes_seen: 0,
             oversize_seen: 0,
             finished: false,
+            damaged: None,
         })
+    }
+
+    /// Windows it holds (not yet handed on).
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
     }
 
     pub fn segment(&self) -> &Segment {
@@ -198,11 +240,21 @@ impl SplitRun {
             Ok(done) => done,
             Err(e) if self.seg.gzip => {
                 // As in a file group: the lines before the damage count.
+                // Counted, listed and worded as the tailer does without follow
+                // (`tidemark_sources::tail`, `damaged_gzip`), so that the run
+                // fails as a sequential read of the group does.
+                let line_off = self.reader.complete_line_bytes();
+                let lost = format!(
+                    "compressed data ends early after {line_off} bytes ({e}); the rest is lost"
+                );
                 tracing::warn!(
-                    "{}: decompression failed ({e}); the rest of this file is skipped",
+                    "{}: cannot be read ({lost}); its lines are missing from this run, which \
+                     ends with an error listing it",
                     EscapedPath(&self.seg.path)
                 );
                 self.stats.damaged_gzip_files += 1;
+                self.stats.file_open_errors += 1;
+                self.damaged = Some((self.seg.path.clone(), lost));
                 true
             }
             Err(e) => return Err(e),
@@ -213,17 +265,23 @@ impl SplitRun {
 
     /// A true read hands on what it counted: its stats into `delta`, and the
     /// windows its clock has passed (all of them once finished) as partials.
-    /// A speculative read keeps both.
+    /// A damaged gzip file goes to `unreadable`, the group's list.
+    /// A speculative read keeps all of it.
     pub fn hand_on(
         &mut self,
         window_ms: i64,
         delta: &mut JobStats,
+        unreadable: &mut Unreadable,
         mut emit: impl FnMut(WindowTime, HostPartial),
     ) {
         if !self.is_true() {
             return;
         }
         delta.add(&std::mem::take(&mut self.stats));
+        if let Some(file) = self.damaged.take() {
+            unreadable.files.push(file);
+            unreadable.unpublished = true;
+        }
         let below = (!self.finished).then(|| first_open_window(self.wm.get(), window_ms));
         let (group, seq) = (&self.seg.group, self.seg.seq);
         self.windows

@@ -63,6 +63,7 @@ pub(crate) fn split_source<'scope>(
             };
             if ctx.stop.load(Ordering::SeqCst) {
                 // Open windows are not emitted: they are not complete.
+                delta.windows_open_at_stop += open_at_stop(current.take(), &ctx.split);
                 ctx.gate.end(Instant::now(), &mut delta);
                 flush(&ctx.stats, &mut delta);
                 cap = None;
@@ -80,11 +81,14 @@ pub(crate) fn split_source<'scope>(
             let budget = ctx.chunk_bytes * 4;
             let mut used = 0usize;
             let mut failure = None;
+            let mut held_back = false;
             while used < budget {
                 let run = match current.as_mut() {
                     Some(run) => run,
                     None => {
                         let Some((g, seg)) = ctx.split.pop() else {
+                            // Every group left has as many reads waiting as it may.
+                            held_back = !ctx.split.is_drained();
                             break;
                         };
                         let start = lock(&ctx.split, g).start_of(seg.seq);
@@ -125,10 +129,12 @@ pub(crate) fn split_source<'scope>(
                 let read = run.read(step, parser, &ctx.plan, wall_ms);
                 let window_ms = ctx.plan.window_ms;
                 if run.is_true() {
-                    run.hand_on(window_ms, &mut delta, &mut emit);
+                    let mut chain = lock(&ctx.split, g);
+                    run.hand_on(window_ms, &mut delta, &mut chain.unreadable, &mut emit);
                     let w = run.watermark_window(window_ms);
                     ctx.input_end.raise(w as EventMs);
-                    lock(&ctx.split, g).advance(w);
+                    chain.advance(w);
+                    chain.unreadable.publish(&live(run), &ctx.stats);
                 }
                 used += step.max(1);
                 match read {
@@ -142,14 +148,21 @@ pub(crate) fn split_source<'scope>(
                             // Its predecessors are done: confirmed (or already
                             // true), it is handed on and so are the parked ones after it.
                             Some(start) if run.confirm(start, &ctx.plan) => {
-                                run.hand_on(window_ms, &mut delta, &mut emit);
-                                chain.finish(
+                                run.hand_on(
+                                    window_ms,
+                                    &mut delta,
+                                    &mut chain.unreadable,
+                                    &mut emit,
+                                );
+                                let again = chain.finish(
                                     run.clock(),
                                     &ctx.plan,
                                     &ctx.input_end,
                                     &mut delta,
                                     &mut emit,
-                                )
+                                );
+                                chain.unreadable.publish(&live(&run), &ctx.stats);
+                                again
                             }
                             Some(_) => Some(run.segment().clone()),
                             None => {
@@ -171,13 +184,7 @@ pub(crate) fn split_source<'scope>(
                         }
                     }
                     Err(e) => {
-                        failure = Some(EngineError::Read {
-                            path: run.segment().path.clone(),
-                            source: std::io::Error::new(
-                                e.kind(),
-                                format!("reading the segment from byte {before}: {e}"),
-                            ),
-                        });
+                        failure = Some(read_failure(run.segment(), Some(before), e));
                         break;
                     }
                 }
@@ -204,19 +211,46 @@ pub(crate) fn split_source<'scope>(
                     (!chain.is_complete()).then_some(chain.frontier)
                 })
                 .min();
-            let idle = current.is_none() && ctx.split.queue.lock().map_or(true, |q| q.is_empty());
+            let idle = current.is_none() && ctx.split.is_drained();
             match open {
                 Some(open) if !idle => {
                     if open > *held.time() {
                         held.downgrade(&open);
                     }
-                    activator.activate();
+                    if held_back {
+                        // Not a busy loop: the worker reading the segment they
+                        // wait for needs the CPU.
+                        activator.activate_after(PAUSE_RECHECK);
+                    } else {
+                        activator.activate();
+                    }
                 }
                 // Nothing left for this worker to read, so nothing left to hand on.
                 _ => cap = None,
             }
         }
     })
+}
+
+/// Windows left unemitted at a stop: those of this worker's `current` read and
+/// of the parked reads, which whoever gets here first takes out of their groups
+/// (so each is counted once). Counted per segment, as a segment's windows are
+/// separate partials (one window may be held by two segments).
+pub(crate) fn open_at_stop(current: Option<SplitRun>, split: &SplitPlan) -> u64 {
+    let mut open = current.map_or(0, |run| run.open_windows() as u64);
+    for g in 0..split.groups.len() {
+        let parked = std::mem::take(&mut lock(split, g).parked);
+        open += parked
+            .values()
+            .map(|r| r.open_windows() as u64)
+            .sum::<u64>();
+    }
+    open
+}
+
+/// The group's key, its live path, as a file group's stats name it.
+fn live(run: &SplitRun) -> std::path::PathBuf {
+    std::path::PathBuf::from(&*run.segment().group)
 }
 
 fn lock(split: &SplitPlan, g: usize) -> std::sync::MutexGuard<'_, super::chain::Chain> {
@@ -233,7 +267,35 @@ fn open(
     seg: Segment,
     start: Option<ClockState>,
 ) -> Result<SplitRun, EngineError> {
-    let path = seg.path.clone();
-    SplitRun::open(g, seg, start, &ctx.plan, ctx.max_line_bytes)
-        .map_err(|source| EngineError::Read { path, source })
+    let planned = seg.clone();
+    let to_eof = ctx.split.groups[g].to_eof[seg.seq as usize];
+    SplitRun::open(g, seg, to_eof, start, &ctx.plan, ctx.max_line_bytes)
+        .map_err(|e| read_failure(&planned, None, e))
+}
+
+/// A split read's failure, worded for a split run (see
+/// [`EngineError::SplitRead`]): opening `seg` (`from` is `None`) or reading it
+/// from byte `from`.
+pub(crate) fn read_failure(seg: &Segment, from: Option<u64>, e: std::io::Error) -> EngineError {
+    let cause = match from {
+        Some(at) => std::io::Error::new(e.kind(), format!("reading from byte {at}: {e}")),
+        // `open_planned`'s own words are a replay's.
+        None if e.kind() == std::io::ErrorKind::NotFound => std::io::Error::new(
+            e.kind(),
+            format!(
+                "the file planned under this name (inode {}) is gone: it was rotated away, \
+                 compressed or deleted during the run",
+                seg.ino
+            ),
+        ),
+        // `RangeReader::plain_file`: the planned range is past the file's end.
+        None if e.kind() == std::io::ErrorKind::InvalidInput => {
+            std::io::Error::new(e.kind(), format!("{e}: it shrank since the run planned it"))
+        }
+        None => e,
+    };
+    EngineError::SplitRead {
+        path: seg.path.clone(),
+        cause,
+    }
 }

@@ -46,11 +46,13 @@ impl Read for Counting {
 }
 
 enum Input {
-    /// Reads `[pos, end)` with positioned reads: nothing past `end` is ever read.
+    /// Reads `[pos, end)` with positioned reads: nothing past `end` is ever read,
+    /// unless `to_eof` (then on to the end of the file, wherever it is by then).
     Plain {
         file: File,
         pos: u64,
         end: u64,
+        to_eof: bool,
     },
     Gzip(Box<MultiGzDecoder<BufReader<Counting>>>),
 }
@@ -121,11 +123,28 @@ impl RangeReader {
                 file,
                 pos: start,
                 end,
+                to_eof: false,
             },
             start,
             size,
             max_line_bytes,
         ))
+    }
+
+    /// A plain range that does not stop at its `end` but reads on to the end of
+    /// the file as it is when the reader gets there, as a tailer reads a file
+    /// to its end: lines appended meanwhile are read. Reaching the end of the
+    /// file before `end` is still an error (it was truncated). No effect on a
+    /// gzip file (read whole anyway).
+    pub fn to_eof(mut self) -> Self {
+        if let Input::Plain { to_eof, .. } = &mut self.input {
+            *to_eof = true;
+            // Its size is no longer bounded by the range's.
+            if self.buf.len() < BUFFER {
+                self.buf.resize(BUFFER, 0);
+            }
+        }
+        self
     }
 
     /// Every line of a gzip file (multi-member streams, like
@@ -145,6 +164,7 @@ impl RangeReader {
                 file,
                 pos: 0,
                 end: 0,
+                to_eof: false,
             };
             return Ok(Self::new(path, input, 0, 1, max_line_bytes));
         }
@@ -207,7 +227,7 @@ impl RangeReader {
             }
             got += n;
             self.split(self.end - n, &mut on_line);
-            if matches!(self.input, Input::Plain { pos, end, .. } if pos == end) {
+            if matches!(self.input, Input::Plain { pos, end, to_eof: false, .. } if pos == end) {
                 self.finish(&mut on_line);
                 return Ok(true);
             }
@@ -230,6 +250,12 @@ impl RangeReader {
     /// Bytes of log text read (decompressed), skipped lines included.
     pub fn bytes_read(&self) -> u64 {
         self.bytes_read
+    }
+
+    /// Bytes of log text read up to the end of the last complete line (the
+    /// start of the line not yet delivered): where a file cut short ends.
+    pub fn complete_line_bytes(&self) -> u64 {
+        self.bytes_read - (self.end - self.start) as u64
     }
 
     /// Lines skipped for being longer than `max_line_bytes`.
@@ -267,12 +293,24 @@ impl RangeReader {
         let want = (self.buf.len() - self.end).min(cap.max(1));
         let dst = &mut self.buf[self.end..self.end + want];
         let n = match &mut self.input {
-            Input::Plain { file, pos, end } => {
-                let want = want.min(usize::try_from(*end - *pos).unwrap_or(usize::MAX));
+            Input::Plain {
+                file,
+                pos,
+                end,
+                to_eof,
+            } => {
+                let want = if *to_eof {
+                    want
+                } else {
+                    want.min(usize::try_from(*end - *pos).unwrap_or(usize::MAX))
+                };
                 if want == 0 {
                     return Ok(0);
                 }
                 let n = read_at(file, &mut dst[..want], *pos)?;
+                if n == 0 && *to_eof && *pos >= *end {
+                    return Ok(0);
+                }
                 if n == 0 {
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
@@ -439,6 +477,7 @@ pub fn gzip_first_time_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn file(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
         let d = tempfile::tempdir().unwrap();
@@ -494,6 +533,26 @@ mod tests {
         assert_eq!((got[0].0, got[0].1.len()), (1, max));
         assert_eq!(got[1], (3, b"z".to_vec()));
         assert_eq!(r.oversize_lines(), 1);
+    }
+
+    #[test]
+    fn a_range_to_eof_reads_what_was_appended_and_fails_when_cut_short() {
+        let (_d, p) = file(b"a\nb\n");
+        let mut r = RangeReader::plain(&p, 0, 4, 100).unwrap().to_eof();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.write_all(b"c\nd").unwrap();
+        let got: Vec<Vec<u8>> = all(&mut r, 1).into_iter().map(|l| l.1).collect();
+        assert_eq!(
+            got,
+            [b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
+        // Without to_eof the range ends where it was planned.
+        let mut r = RangeReader::plain(&p, 0, 4, 100).unwrap();
+        assert_eq!(all(&mut r, 1).len(), 2);
+        // Shorter than the planned range: still an error.
+        let mut r = RangeReader::plain(&p, 0, 7, 100).unwrap().to_eof();
+        f.set_len(3).unwrap();
+        assert!(r.read_some(100, |_, _| {}).is_err());
     }
 
     #[test]
