@@ -322,8 +322,13 @@ fn sigterm_ends_a_job_paused_by_a_down_receiver() {
             break;
         }
     }
-    let tries = proxy.requests();
-    assert!(tries > 0);
+    // Reads can pause on a full queue before the sink's first request has
+    // reached the receiver: wait for one (the receiver is down, so it fails).
+    let tries_deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while proxy.requests() == 0 && std::time::Instant::now() < tries_deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(proxy.requests() > 0, "the sink never tried the receiver");
     let pid = child.id().to_string();
     let kill = std::process::Command::new("kill")
         .args(["-TERM", &pid])
