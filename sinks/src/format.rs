@@ -45,6 +45,14 @@ pub fn json_str(s: &str, out: &mut String) {
                 i += 8;
                 continue;
             }
+        } else {
+            // Under 8 bytes left (all of a short label name or value): padded
+            // with a byte that needs no escape, checked as one word too.
+            let mut word = [b'a'; 8];
+            word[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+            if !may_escape(u64::from_le_bytes(word)) {
+                break;
+            }
         }
         let b = bytes[i];
         let escape = match b {
@@ -215,10 +223,13 @@ mod tests {
             f("a\"b\\c\nd\re\tf\u{1}g\u{1f}h\u{2028}i\u{2029}j\u{e9}\u{2027}\u{20ac}"),
             "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fh\\u2028i\\u2029j\u{e9}\u{2027}\u{20ac}\""
         );
-        // Each escaped character at every offset of a word, amid clean bytes.
+        // Each escaped character at every offset of a word, amid clean bytes,
+        // and in the last few bytes of a string (its tail under a word).
         for c in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{2028}', '\u{2029}'] {
-            for at in 0..17 {
-                let v = format!("{}{c}{}", "a".repeat(at), "\u{e9}b".repeat(5));
+            for (at, tail) in (0..17).flat_map(|at| {
+                ["\u{e9}b".repeat(5), String::new(), "b".into(), "bc".into()].map(|t| (at, t))
+            }) {
+                let v = format!("{}{c}{tail}", "a".repeat(at));
                 let mut want = String::from("\"");
                 for ch in v.chars() {
                     match ch {
