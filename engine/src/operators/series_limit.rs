@@ -114,6 +114,13 @@ impl<'scope> SeriesLimit<'scope> for Stream<'scope, WindowTime, Vec<MergedSeries
     ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
         let pact = Exchange::new(|_: &MergedSeries| 0u64);
         let mut pace = WarnPace::default();
+        // Each histogram metric's quantiles as label values, made once rather
+        // than formatted again for every host series of every window.
+        let quantiles: Vec<Vec<String>> = plan
+            .metrics
+            .iter()
+            .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
+            .collect();
         self.per_window(pact, "SeriesLimit", move |window, mut series| {
             series.sort_by(|a, b| {
                 a.metric
@@ -124,7 +131,7 @@ impl<'scope> SeriesLimit<'scope> for Stream<'scope, WindowTime, Vec<MergedSeries
             if cut.any() {
                 report(window as EventMs, &cut, &plan, &stats, &mut pace);
             }
-            to_stage2(series, &plan)
+            to_stage2(series, &plan, &quantiles)
         })
     }
 }
@@ -205,8 +212,9 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
     );
 }
 
-/// The kept series (sorted) as host series and rule inputs.
-fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
+/// The kept series (sorted) as host series and rule inputs; `quantiles`: each
+/// metric's quantiles as label values.
+fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) -> Vec<Stage2> {
     // At least one record per series in the usual job (host series printed):
     // sized once rather than regrown through a window of ~30k.
     let mut out = Vec::with_capacity(series.len());
@@ -243,13 +251,21 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
             }));
         }
         if mp.host_series {
-            host_series(mp, labels, &s.acc, &mut out);
+            let q = quantiles.get(s.metric as usize).map_or(&[][..], Vec::as_slice);
+            host_series(mp, q, labels, &s.acc, &mut out);
         }
     }
     out
 }
 
-fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>) {
+/// `quantiles`: `mp.quantiles` as label values.
+fn host_series(
+    mp: &MetricPlan,
+    quantiles: &[String],
+    labels: Labels,
+    acc: &Acc,
+    out: &mut Vec<Stage2>,
+) {
     let mut push = |record: &Arc<str>, labels: Labels, value: Value| {
         out.push(Stage2::Host(Series {
             record: record.clone(),
@@ -266,13 +282,14 @@ fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>
             if h.count() == 0 {
                 return;
             }
-            for &q in &mp.quantiles {
+            let mut with_q: Vec<(&str, &str)> = labels.iter().collect();
+            for (&q, text) in mp.quantiles.iter().zip(quantiles) {
                 if let Some(v) = h.quantile(q) {
-                    let q = format_quantile(q);
-                    let mut with_q: Vec<(&str, &str)> = labels.iter().collect();
-                    with_q.push(("quantile", &q));
-                    with_q.sort();
-                    push(&mp.record, Labels::from_sorted(with_q), Value::Float(v));
+                    // Where a sort of the pairs would put it (they are sorted).
+                    let at = with_q.partition_point(|&p| p < ("quantile", text.as_str()));
+                    with_q.insert(at, ("quantile", text));
+                    push(&mp.record, Labels::from_sorted(with_q.iter().copied()), Value::Float(v));
+                    with_q.remove(at);
                 }
             }
             push(&mp.count_record, labels.clone(), Value::Int(h.count()));
