@@ -68,21 +68,25 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
     cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
 }
 
-/// Sorts a window's series of one metric by key ([`cmp_keys`]). The keys are
-/// unique (a map's), so an unstable sort gives the one order.
+/// The order of a window's series of one metric by key ([`cmp_keys`]): the
+/// indices `0..n`, sorted by `key(i)`. The keys are unique (a map's), so an
+/// unstable sort gives the one order.
 ///
 /// Each key gets a number that orders as its first bytes do, in an encoding
 /// that compares as the parts do (see [`order_prefix`]), taken after the host
 /// when every key has the same one (a file group's keys usually do): most pairs
 /// are then told apart by one integer comparison, and only ties compare keys.
-pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> {
-    let skip = shared_host_len(items.iter().map(|(k, _)| &k[..]));
-    let mut keyed: Vec<(u128, SeriesKey, T)> = items
-        .into_iter()
-        .map(|(k, v)| (order_prefix(k.get(skip..).unwrap_or_default()), k, v))
+/// What is sorted is that number and an index, not the series.
+pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    let skip = shared_host_len((0..n).map(&key));
+    let mut keyed: Vec<(u128, u32)> = (0..n)
+        .map(|i| (order_prefix(key(i).get(skip..).unwrap_or_default()), i as u32))
         .collect();
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_keys(&a.1, &b.1)));
-    keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| cmp_keys(key(a.1 as usize), key(b.1 as usize)))
+    });
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The length of the host part (with its length) when every key has the same
@@ -329,11 +333,11 @@ mod tests {
             }
             // Scrambled, then sorted.
             let n = keys.len();
-            let items: Vec<(SeriesKey, usize)> = (0..n)
-                .map(|i| (i * 7919) % n)
-                .map(|i| (packed[i].clone().into(), i))
+            let scrambled: Vec<usize> = (0..n).map(|i| (i * 7919) % n).collect();
+            let got: Vec<&Vec<&str>> = sorted_order(n, |i| &packed[scrambled[i]])
+                .iter()
+                .map(|&i| &keys[scrambled[i as usize]])
                 .collect();
-            let got: Vec<&Vec<&str>> = sort_unique(items).iter().map(|(_, i)| &keys[*i]).collect();
             let mut want: Vec<&Vec<&str>> = keys.iter().collect();
             want.sort();
             assert_eq!(got, want);

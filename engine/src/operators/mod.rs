@@ -10,7 +10,7 @@
 pub mod collect;
 pub mod host_merge;
 pub mod per_window;
-mod permute;
+pub(crate) mod permute;
 pub(crate) mod poke;
 mod record_order;
 pub mod rollup;
