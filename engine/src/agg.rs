@@ -380,7 +380,7 @@ impl OpenWindows {
                         w.start as WindowTime,
                         SeriesState {
                             metric: m as u32,
-                            key: key.into(),
+                            key,
                             limited,
                             acc,
                         },

@@ -2,10 +2,13 @@
 //! series costs a few allocations, not one per key, and a line's lookup reads
 //! keys laid out one after the other instead of scattered over the heap.
 
+use std::sync::Arc;
+
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::acc::Acc;
-use crate::key::sorted_order;
+use crate::key::{sorted_order, SeriesKey};
+use crate::operators::permute::permute;
 
 /// Hashes a series key. One per [`super::OpenWindows`], shared by its maps: a
 /// key's hash is only ever compared within one map.
@@ -121,17 +124,22 @@ impl SeriesMap {
     }
 
     /// Every series in key order ([`crate::key::cmp_keys`]): `emit` gets each
-    /// key and state.
-    pub(super) fn drain_sorted(self, mut emit: impl FnMut(&[u8], Acc)) {
+    /// key and state. The keys stay in this map's buffer, now shared by them.
+    pub(super) fn drain_sorted(self, mut emit: impl FnMut(SeriesKey, Acc)) {
         let SeriesMap {
-            keys, ends, accs, ..
+            keys,
+            ends,
+            mut accs,
+            ..
         } = self;
         let order = sorted_order(ends.len(), |i| key_at(&keys, &ends, i));
         // States moved into key order in place, then handed out in it.
-        let mut accs = accs;
-        crate::operators::permute::permute(&mut accs, order.clone());
+        permute(&mut accs, order.clone());
+        let keys = Arc::new(keys);
         for (i, acc) in order.into_iter().zip(accs) {
-            emit(key_at(&keys, &ends, i as usize), acc);
+            let i = i as usize;
+            let start = i.checked_sub(1).map_or(0, |p| ends[p]);
+            emit(SeriesKey::in_buffer(&keys, start..ends[i]), acc);
         }
     }
 }
