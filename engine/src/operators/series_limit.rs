@@ -224,11 +224,16 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) 
     // At least one record per series in the usual job (host series printed):
     // sized once rather than regrown through a window of ~30k.
     let mut out = Vec::with_capacity(series.len());
-    for (ord, s) in series.into_iter().enumerate() {
+    // Every series' labels in one buffer: one allocation per window, not one
+    // per series.
+    let labels = Labels::for_keys(series.iter().map(|s| {
+        let mp = plan.metrics.get(s.metric as usize)?;
+        Some((mp.output_labels.as_slice(), &s.key[..]))
+    }));
+    for ((ord, s), labels) in series.into_iter().enumerate().zip(labels) {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             continue;
         };
-        let labels = Labels::from_key(&mp.output_labels, &s.key);
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
