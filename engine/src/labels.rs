@@ -107,11 +107,12 @@ impl Labels {
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
         LabelIter {
-            rest: self.as_bytes(),
+            bytes: self.as_bytes(),
             // One check of the whole encoding instead of one per part (sinks read
             // every output series' labels): lengths below 128 are ASCII bytes, so
             // it usually passes, and then each part is a slice of it.
-            text: std::str::from_utf8(self.as_bytes()).ok(),
+            text: std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            at: 0,
         }
     }
 
@@ -149,9 +150,11 @@ impl From<Vec<(String, String)>> for Labels {
 /// Iterates a [`Labels`]' pairs.
 #[derive(Clone)]
 pub struct LabelIter<'a> {
-    rest: &'a [u8],
-    /// `rest` as text, when the whole encoding was valid UTF-8.
-    text: Option<&'a str>,
+    bytes: &'a [u8],
+    /// `bytes` as text, when the whole encoding was valid UTF-8 (else empty).
+    text: &'a str,
+    /// Where the next part's length is.
+    at: usize,
 }
 
 impl<'a> Iterator for LabelIter<'a> {
@@ -167,17 +170,21 @@ impl<'a> Iterator for LabelIter<'a> {
 impl<'a> LabelIter<'a> {
     /// The next part. Built only from `&str`s, so a part is valid UTF-8; a
     /// damaged one (impossible short of memory corruption) reads as empty.
+    #[inline]
     fn part(&mut self) -> Option<&'a str> {
-        let (len, after) = self.rest.split_first_chunk::<4>()?;
-        let n = (u32::from_le_bytes(*len) as usize).min(after.len());
-        let (bytes, rest) = after.split_at(n);
+        let len = self.bytes.get(self.at..)?.first_chunk::<4>()?;
+        let start = self.at + 4;
+        let end = start
+            .saturating_add(u32::from_le_bytes(*len) as usize)
+            .min(self.bytes.len());
+        self.at = end;
         // A slice of the checked text is these bytes, already known to be
-        // UTF-8; at an index that is not a char boundary, check the part alone.
-        let text = self.text.and_then(|t| t.get(4..4 + n));
-        let part = text.unwrap_or_else(|| std::str::from_utf8(bytes).unwrap_or_default());
-        self.text = self.text.and_then(|t| t.get(4 + n..));
-        self.rest = rest;
-        Some(part)
+        // UTF-8; at an index that is not a char boundary (or with no checked
+        // text), check the part alone.
+        Some(match self.text.get(start..end) {
+            Some(part) => part,
+            None => std::str::from_utf8(&self.bytes[start..end]).unwrap_or_default(),
+        })
     }
 }
 
