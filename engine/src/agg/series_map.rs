@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use hashbrown::hash_table::{Entry, HashTable};
+use hashbrown::hash_table::HashTable;
 
 use crate::acc::Acc;
 use crate::key::{sorted_order, SeriesKey};
@@ -28,6 +28,7 @@ pub(super) struct SeriesMap {
 }
 
 /// The key of series `i`.
+#[inline]
 fn key_at<'k>(keys: &'k [u8], ends: &[usize], i: usize) -> &'k [u8] {
     let start = i.checked_sub(1).map_or(0, |p| ends[p]);
     &keys[start..ends[i]]
@@ -65,6 +66,7 @@ impl SeriesMap {
     /// The index of `key`'s series and `false`, or, if there is none, the index
     /// of a new one holding what `make` gives and `true`; `None` if `make`
     /// gives nothing (the series is not created).
+    #[inline]
     pub(super) fn find_or_make(
         &mut self,
         hasher: &KeyHasher,
@@ -78,23 +80,17 @@ impl SeriesMap {
             ends,
             accs,
         } = self;
-        let entry = table.entry(
-            hash,
-            |&i| key_at(keys, ends, i as usize) == key,
-            |&i| hasher.hash_one(key_at(keys, ends, i as usize)),
-        );
-        match entry {
-            Entry::Occupied(e) => Some((*e.get(), false)),
-            Entry::Vacant(e) => {
-                let acc = make()?;
-                let i = accs.len() as u32;
-                keys.extend_from_slice(key);
-                ends.push(keys.len());
-                accs.push(acc);
-                e.insert(i);
-                Some((i, true))
-            }
+        // Found: one probe (most lines). Made: the hash is reused to insert.
+        if let Some(&i) = table.find(hash, |&i| key_at(keys, ends, i as usize) == key) {
+            return Some((i, false));
         }
+        let acc = make()?;
+        let i = accs.len() as u32;
+        keys.extend_from_slice(key);
+        ends.push(keys.len());
+        accs.push(acc);
+        table.insert_unique(hash, i, |&j| hasher.hash_one(key_at(keys, ends, j as usize)));
+        Some((i, true))
     }
 
     /// Keeps only the series `keep` says (by index), renumbered in their order.
