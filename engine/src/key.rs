@@ -150,6 +150,9 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
     cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
 }
 
+/// Up to this many keys, [`sorted_order`] compares keys directly.
+const SMALL_SORT: usize = 24;
+
 /// The order of a window's series of one metric by key ([`cmp_keys`]): the
 /// indices `0..n`, sorted by `key(i)`. The keys are unique (a map's), so an
 /// unstable sort gives the one order.
@@ -160,6 +163,13 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
 /// are then told apart by one integer comparison, and only ties compare keys.
 /// What is sorted is that number and an index, not the series.
 pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    if n <= SMALL_SORT {
+        // A few series (one host's window among thousands): making prefixes
+        // would cost more than comparing the keys.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by(|&a, &b| cmp_keys(key(a as usize), key(b as usize)));
+        return order;
+    }
     let skip = shared_host_len((0..n).map(&key));
     let mut keyed: Vec<(u128, u32)> = (0..n)
         .map(|i| (order_prefix(key(i).get(skip..).unwrap_or_default()), i as u32))
@@ -455,6 +465,16 @@ mod tests {
             let mut want: Vec<&Vec<&str>> = keys.iter().collect();
             want.sort();
             assert_eq!(got, want);
+            // A few keys (compared directly) and a few more (by prefix).
+            for k in 0..=2 * SMALL_SORT {
+                let got: Vec<&Vec<&str>> = sorted_order(k, |i| &packed[scrambled[i]])
+                    .iter()
+                    .map(|&i| &keys[scrambled[i as usize]])
+                    .collect();
+                let mut want: Vec<&Vec<&str>> = scrambled[..k].iter().map(|&i| &keys[i]).collect();
+                want.sort();
+                assert_eq!(got, want, "{k} keys");
+            }
         }
     }
 

@@ -8,7 +8,6 @@ use hashbrown::hash_table::HashTable;
 
 use crate::acc::Acc;
 use crate::key::{sorted_order, SeriesKey};
-use crate::operators::permute::permute;
 
 /// Hashes a series key. One per [`super::OpenWindows`], shared by its maps: a
 /// key's hash is only ever compared within one map.
@@ -129,13 +128,15 @@ impl SeriesMap {
             ..
         } = self;
         let order = sorted_order(ends.len(), |i| key_at(&keys, &ends, i));
-        // States moved into key order in place, then handed out in it.
-        permute(&mut accs, order.clone());
         let keys = Arc::new(keys);
-        for (i, acc) in order.into_iter().zip(accs) {
+        for i in order {
             let i = i as usize;
             let start = i.checked_sub(1).map_or(0, |p| ends[p]);
-            emit(SeriesKey::in_buffer(&keys, start..ends[i]), acc);
+            // Taken out in key order; a count of 0 (no heap) is left behind.
+            if let Some(acc) = accs.get_mut(i) {
+                let acc = std::mem::replace(acc, Acc::Count(0));
+                emit(SeriesKey::in_buffer(&keys, start..ends[i]), acc);
+            }
         }
     }
 }

@@ -10,7 +10,7 @@
 pub mod collect;
 pub mod host_merge;
 pub mod per_window;
-pub(crate) mod permute;
+mod permute;
 pub(crate) mod poke;
 mod record_order;
 pub mod rollup;
