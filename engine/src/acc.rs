@@ -458,7 +458,11 @@ mod tests {
         for t in [0, 1, -1, 5, 999_999_999, 1_000_000_000, 1 << 53, -(1 << 53)] {
             let mut s = ExactSum::default();
             s.set(t);
-            assert_eq!(s.value().to_bits(), ExactSum::value_by_text(t).to_bits(), "{t}");
+            assert_eq!(
+                s.value().to_bits(),
+                ExactSum::value_by_text(t).to_bits(),
+                "{t}"
+            );
         }
     }
 

@@ -315,8 +315,7 @@ impl OpenWindows {
             let (slot, created) = match cached {
                 Slot::Unknown => {
                     build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
-                    let found =
-                        series.find_or_create(&self.hasher, &self.metric_key_buf, mp.kind);
+                    let found = series.find_or_create(&self.hasher, &self.metric_key_buf, mp.kind);
                     if let (Some(o), Some(lines)) = (off, w.lines.as_deref_mut()) {
                         lines.slots[o + m] = found.0;
                     }
@@ -367,11 +366,8 @@ impl OpenWindows {
             .count();
         for w in self.windows.drain(..closed) {
             self.sizes.clear();
-            self.sizes.extend(
-                w.metrics
-                    .iter()
-                    .map(|s| (s.map.len(), s.map.key_bytes())),
-            );
+            self.sizes
+                .extend(w.metrics.iter().map(|s| (s.map.len(), s.map.key_bytes())));
             self.cache_size = w.lines.as_ref().map_or(0, |l| l.map.len());
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();

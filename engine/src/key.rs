@@ -172,7 +172,12 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
     }
     let skip = shared_host_len((0..n).map(&key));
     let mut keyed: Vec<(u128, u32)> = (0..n)
-        .map(|i| (order_prefix(key(i).get(skip..).unwrap_or_default()), i as u32))
+        .map(|i| {
+            (
+                order_prefix(key(i).get(skip..).unwrap_or_default()),
+                i as u32,
+            )
+        })
         .collect();
     // By the numbers alone first (plain integer pairs: no key read, no call
     // per comparison), then each run of equal numbers by its keys.

@@ -350,7 +350,11 @@ mod tests {
         for part in ["web-2", "x", "", "y"] {
             push_key_part(&mut other, part);
         }
-        let keys = [Some((&names[..], &key[..])), None, Some((&names[..], &other[..]))];
+        let keys = [
+            Some((&names[..], &key[..])),
+            None,
+            Some((&names[..], &other[..])),
+        ];
         let shared = Labels::for_keys(keys.iter().copied());
         assert_eq!(shared.len(), 3);
         assert_eq!(shared[0], want);

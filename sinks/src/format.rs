@@ -100,10 +100,10 @@ pub fn json_str(s: &str, out: &mut String) {
 #[inline]
 fn needs_a_look(bytes: &[u8]) -> bool {
     let mut words = bytes.chunks_exact(8);
-    if words
-        .by_ref()
-        .any(|w| w.first_chunk::<8>().is_some_and(|w| may_escape(u64::from_le_bytes(*w))))
-    {
+    if words.by_ref().any(|w| {
+        w.first_chunk::<8>()
+            .is_some_and(|w| may_escape(u64::from_le_bytes(*w)))
+    }) {
         return true;
     }
     let tail = words.remainder();

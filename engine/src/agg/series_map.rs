@@ -88,7 +88,9 @@ impl SeriesMap {
         keys.extend_from_slice(key);
         ends.push(keys.len());
         accs.push(acc);
-        table.insert_unique(hash, i, |&j| hasher.hash_one(key_at(keys, ends, j as usize)));
+        table.insert_unique(hash, i, |&j| {
+            hasher.hash_one(key_at(keys, ends, j as usize))
+        });
         Some((i, true))
     }
 

@@ -262,7 +262,9 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) 
             }));
         }
         if mp.host_series {
-            let q = quantiles.get(s.metric as usize).map_or(&[][..], Vec::as_slice);
+            let q = quantiles
+                .get(s.metric as usize)
+                .map_or(&[][..], Vec::as_slice);
             host_series(mp, q, labels, &s.acc, &mut out);
         }
     }
@@ -299,7 +301,11 @@ fn host_series(
                     // Where a sort of the pairs would put it (they are sorted).
                     let at = with_q.partition_point(|&p| p < ("quantile", text.as_str()));
                     with_q.insert(at, ("quantile", text));
-                    push(&mp.record, Labels::from_sorted(with_q.iter().copied()), Value::Float(v));
+                    push(
+                        &mp.record,
+                        Labels::from_sorted(with_q.iter().copied()),
+                        Value::Float(v),
+                    );
                     with_q.remove(at);
                 }
             }
