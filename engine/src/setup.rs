@@ -222,7 +222,7 @@ impl JobSetup {
                 .collect::<Vec<_>>(),
         );
         board.expect(initial.iter().map(|(g, _)| g.live.clone()));
-        if initial.is_empty() {
+        if initial.is_empty() && job.source.kafka.is_none() {
             tracing::warn!(
                 "job {:?}: no file matches the include globs {:?}{}",
                 job.name,

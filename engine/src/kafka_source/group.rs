@@ -1,0 +1,167 @@
+//! One stream of a kafka source: an agent's file group (host, group), or, for records
+//! not from an agent, a partition. Each has the file group's semantics: event time
+//! from the parsed line, its own watermark, late lines dropped, per-host windows.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tidemark_sources::parse::LineParser;
+
+use crate::agg::{explain, stamp, OpenWindows};
+use crate::plan::{HostPlan, Plan};
+use crate::series::HostPartial;
+use crate::stats::JobStats;
+use crate::time::{first_open_window, window_start, EventMs, WindowTime};
+use crate::watermark::GroupClock;
+
+use super::sequence::SeqState;
+
+/// Warnings logged per stream before further bad lines are only counted.
+const MAX_WARNINGS: u32 = 10;
+
+/// A stream's state in one worker.
+pub(crate) struct Stream {
+    /// What its partials fold by: the agent's group (its live path, as a file job
+    /// names the same group), or `partition N` for other records.
+    key: Arc<str>,
+    /// The partition it is read from (its idleness is the partition's).
+    pub(crate) partition: i32,
+    /// The agent's sequence state (unused for other records).
+    pub(crate) seq: SeqState,
+    wm: GroupClock,
+    windows: OpenWindows,
+    /// When its last record arrived (live mode's idle timeout).
+    last_record: Instant,
+    /// Set at the end of a finite run: every window closes.
+    finished: bool,
+    warnings: u32,
+}
+
+impl Stream {
+    /// A new stream; lines below `floor` are late (windows before it may be closed).
+    pub(crate) fn new(
+        key: &str,
+        partition: i32,
+        plan: &Plan,
+        floor: EventMs,
+        now: Instant,
+    ) -> Stream {
+        let mut wm = GroupClock::new(plan.disorder_ms, plan.max_jump_ms);
+        wm.raise_to(floor);
+        Stream {
+            key: key.into(),
+            partition,
+            seq: SeqState::default(),
+            wm,
+            windows: OpenWindows::default(),
+            last_record: now,
+            finished: false,
+            warnings: 0,
+        }
+    }
+
+    /// A record arrived (line or heartbeat).
+    pub(crate) fn touched(&mut self, now: Instant) {
+        self.last_record = now;
+    }
+
+    /// Parses `line`, stamps it, drops it if late, adds it to its window under
+    /// `host` (unless the job reads the host from a field).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn line(
+        &mut self,
+        line: &[u8],
+        host: &str,
+        parser: &mut LineParser,
+        plan: &Plan,
+        wall_ms: EventMs,
+        stats: &mut JobStats,
+    ) {
+        let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
+        let (parsed, t) = match stamp(parser, line, future_limit, stats) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.warnings += 1;
+                if self.warnings <= MAX_WARNINGS {
+                    tracing::warn!(
+                        "kafka {}: a line is skipped: {} ({:?}){}",
+                        self.key,
+                        explain(reason),
+                        String::from_utf8_lossy(&line[..line.len().min(200)]),
+                        if self.warnings == MAX_WARNINGS {
+                            " — further bad lines of this stream are only counted"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                return;
+            }
+        };
+        let start = window_start(t, plan.window_ms);
+        let seen = self.wm.see(t);
+        if seen.outlier.is_some() {
+            stats.outlier_lines += 1;
+        }
+        if seen.late {
+            stats.late_lines += 1;
+            return;
+        }
+        let host = match &plan.host {
+            HostPlan::Field(slot) => parsed.field(*slot).unwrap_or(""),
+            HostPlan::PerGroup => host,
+        };
+        stats.lines_counted += 1;
+        self.windows.add(plan, &parsed, t, start, host, stats);
+    }
+
+    /// The agent said the stream had sent every line as of wall time `at_ms`: lines
+    /// to come are stamped after it, less the allowed disorder, so windows before
+    /// that may close without waiting for `idle_timeout`.
+    pub(crate) fn at_end(&mut self, at_ms: EventMs, plan: &Plan) {
+        self.wm.raise_to(at_ms.saturating_sub(plan.disorder_ms));
+    }
+
+    /// Live mode: a stream whose partition is caught up and which had no record
+    /// for `idle_timeout` stops holding windows open, as an idle file group does.
+    pub(crate) fn apply_idle(&mut self, now: Instant, wall_ms: EventMs, plan: &Plan) {
+        if now.duration_since(self.last_record).as_millis() as i64 >= plan.idle_timeout_ms {
+            self.wm.raise_to(wall_ms - plan.idle_timeout_ms);
+        }
+    }
+
+    /// The end of a finite run: every window may close.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// The earliest window it may still add to.
+    pub(crate) fn first_open(&self, plan: &Plan) -> WindowTime {
+        if self.finished {
+            return WindowTime::MAX;
+        }
+        first_open_window(self.wm.get(), plan.window_ms)
+    }
+
+    /// The first window its watermark leaves open ([`crate::input_end`]).
+    pub(crate) fn watermark_window(&self, plan: &Plan) -> WindowTime {
+        first_open_window(self.wm.get(), plan.window_ms)
+    }
+
+    /// Hands every window its watermark passed to `emit`.
+    pub(crate) fn close_windows(
+        &mut self,
+        plan: &Plan,
+        mut emit: impl FnMut(WindowTime, HostPartial),
+    ) {
+        let below = (!self.finished).then(|| first_open_window(self.wm.get(), plan.window_ms));
+        let key = &self.key;
+        self.windows
+            .drain(below, |t, s| emit(t, s.into_partial(key, 0)));
+    }
+
+    /// Windows with data not yet emitted.
+    pub(crate) fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+}
