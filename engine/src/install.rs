@@ -146,6 +146,7 @@ pub fn install_job(
         stats: stats.clone(),
     };
     let follow = ctx.follow;
+    let (ctx_resume, ctx_board) = (ctx.resume.clone(), ctx.board.clone());
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
         let partials = if job.source.kafka.is_some() {
             kafka_source(
@@ -159,6 +160,8 @@ pub fn install_job(
                     stop: stop.clone(),
                     failed: output_error.clone(),
                     input_end,
+                    resume: ctx_resume,
+                    board: ctx_board,
                 },
             )
         } else {

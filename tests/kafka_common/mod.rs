@@ -177,7 +177,7 @@ pub fn kafka_job(dir: &Path, broker: &Broker, out: &str, idle: &str) -> PathBuf 
         broker.bootstrap(),
         rest(out, idle)
     );
-    let path = dir.join("kafka.toml");
+    let path = dir.join(format!("kafka-{out}.toml"));
     std::fs::write(&path, text).unwrap();
     path
 }

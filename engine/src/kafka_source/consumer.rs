@@ -104,6 +104,7 @@ impl Reader {
         index: usize,
         peers: usize,
         follow: bool,
+        starts: &BTreeMap<i32, i64>,
     ) -> Result<Reader, ConnectError> {
         let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
         config.set("group.id", source.group_id_for(job));
@@ -129,22 +130,28 @@ impl Reader {
             .filter(|p| *p as usize % peers.max(1) == index)
             .collect();
         let mut ends = None;
+        let mut lows = BTreeMap::new();
         if !follow {
             let mut e = BTreeMap::new();
             for &p in &mine {
-                let (_, high) = consumer
+                let (low, high) = consumer
                     .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
                     .map_err(|e| ConnectError::Kafka {
                         what: "cannot read a partition's end",
                         source: e,
                     })?;
                 e.insert(p, high);
+                lows.insert(p, low);
             }
             ends = Some(e);
         }
         let mut list = TopicPartitionList::new();
         for &p in &mine {
-            list.add_partition_offset(&source.topic, p, Offset::Beginning)
+            // Where the checkpoint says, else the partition's first record.
+            let from = starts
+                .get(&p)
+                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+            list.add_partition_offset(&source.topic, p, from)
                 .map_err(|e| ConnectError::Kafka {
                     what: "cannot list a partition",
                     source: e,
@@ -161,7 +168,15 @@ impl Reader {
         Ok(Reader {
             consumer,
             topic: source.topic.clone(),
-            next: mine.iter().map(|&p| (p, 0)).collect(),
+            next: mine
+                .iter()
+                // Records below a partition's first kept one are gone: a finite
+                // run must not wait for them.
+                .map(|&p| {
+                    let from = starts.get(&p).copied().unwrap_or(0);
+                    (p, from.max(lows.get(&p).copied().unwrap_or(0)))
+                })
+                .collect(),
             ends,
             at_eof: BTreeSet::new(),
             reached_end: BTreeSet::new(),
@@ -192,6 +207,16 @@ impl Reader {
         self.next.insert(p, offset + 1);
         self.at_eof.remove(&p);
         Polled::Record(Record { message })
+    }
+
+    /// Whether this worker reads partition `p`.
+    pub fn reads(&self, p: i32) -> bool {
+        self.next.contains_key(&p)
+    }
+
+    /// Each partition's next offset to read.
+    pub fn positions(&self) -> impl Iterator<Item = (i32, i64)> + '_ {
+        self.next.iter().map(|(p, n)| (*p, *n))
     }
 
     /// A finite run read every partition up to the end it had at start.

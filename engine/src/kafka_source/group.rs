@@ -14,10 +14,23 @@ use crate::stats::JobStats;
 use crate::time::{first_open_window, window_start, EventMs, WindowTime};
 use crate::watermark::GroupClock;
 
+use super::resume::{Point, StreamCheckpoint, StreamMarks};
 use super::sequence::SeqState;
 
 /// Warnings logged per stream before further bad lines are only counted.
 const MAX_WARNINGS: u32 = 10;
+
+/// What a stream starts with.
+#[derive(Clone, Copy)]
+pub(crate) struct StreamStart {
+    /// Lines below this are late (a stream found after its worker moved on).
+    pub(crate) floor: EventMs,
+    /// Windows below this are in the sinks already.
+    pub(crate) skip_below: EventMs,
+    /// Keep resume marks (only when checkpoints are written).
+    pub(crate) checkpointing: bool,
+    pub(crate) now: Instant,
+}
 
 /// A stream's state in one worker.
 pub(crate) struct Stream {
@@ -35,28 +48,84 @@ pub(crate) struct Stream {
     /// Set at the end of a finite run: every window closes.
     finished: bool,
     warnings: u32,
+    /// Its records below this offset are in its restored state: skipped.
+    pub(crate) resume_from: i64,
+    /// Its records below this offset were read by an earlier run (see
+    /// [`StreamCheckpoint::seen_to`]).
+    seen_to: i64,
+    /// Windows below this are in the sinks already.
+    skip_below: EventMs,
+    /// Resume marks, kept only when checkpoints are written.
+    pub(crate) marks: Option<StreamMarks>,
+    /// Changed since its marks were last published.
+    pub(crate) dirty: bool,
 }
 
 impl Stream {
-    /// A new stream; lines below `floor` are late (windows before it may be closed).
-    pub(crate) fn new(
-        key: &str,
-        partition: i32,
-        plan: &Plan,
-        floor: EventMs,
-        now: Instant,
-    ) -> Stream {
+    /// A new stream; lines below `start.floor` are late (windows before it may be
+    /// closed).
+    pub(crate) fn new(key: &str, partition: i32, plan: &Plan, start: StreamStart) -> Stream {
         let mut wm = GroupClock::new(plan.disorder_ms, plan.max_jump_ms);
-        wm.raise_to(floor);
+        if start.floor > 0 {
+            wm.raise_to(start.floor);
+        }
         Stream {
             key: key.into(),
             partition,
             seq: SeqState::default(),
             wm,
             windows: OpenWindows::default(),
-            last_record: now,
+            last_record: start.now,
             finished: false,
             warnings: 0,
+            resume_from: i64::MIN,
+            // Not in the checkpoint: its records of windows already written are
+            // read again (or the checkpoint was written before it was seen).
+            seen_to: i64::MAX,
+            skip_below: start.skip_below,
+            marks: start.checkpointing.then(StreamMarks::default),
+            dirty: true,
+        }
+    }
+
+    /// A stream as a checkpoint left it.
+    pub(crate) fn restored(cp: &StreamCheckpoint, plan: &Plan, start: StreamStart) -> Stream {
+        let mut s = Stream::new(
+            &cp.group,
+            cp.partition,
+            plan,
+            StreamStart { floor: 0, ..start },
+        );
+        s.wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, cp.clock());
+        s.seq = cp.seq;
+        s.resume_from = cp.offset;
+        s.seen_to = cp.seen_to;
+        if let Some(m) = &mut s.marks {
+            // Until its first record is read again, it resumes where it did.
+            m.set_tail(Point {
+                offset: cp.offset,
+                clock: cp.clock(),
+                seq: cp.seq,
+            });
+        }
+        s
+    }
+
+    /// Its state now, before a record at `offset`.
+    pub(crate) fn point(&self, offset: i64) -> Point {
+        Point {
+            offset,
+            clock: self.wm.state(),
+            seq: self.seq,
+        }
+    }
+
+    /// After its record at `offset`: where it would resume if no window were open.
+    pub(crate) fn after_record(&mut self, offset: i64) {
+        let after = self.point(offset + 1);
+        if let Some(m) = &mut self.marks {
+            m.set_tail(after);
+            self.dirty = true;
         }
     }
 
@@ -72,6 +141,7 @@ impl Stream {
         &mut self,
         line: &[u8],
         host: &str,
+        before: Point,
         parser: &mut LineParser,
         plan: &Plan,
         wall_ms: EventMs,
@@ -106,6 +176,20 @@ impl Stream {
         if seen.late {
             stats.late_lines += 1;
             return;
+        }
+        if start < self.skip_below {
+            if before.offset >= self.seen_to {
+                // New, but its window was written by an earlier run.
+                stats.late_after_written += 1;
+            }
+            // Otherwise read again after a restart: for the watermark only, as
+            // the first time.
+            return;
+        }
+        if let Some(m) = &mut self.marks {
+            if !m.has(start) {
+                m.mark(start, before);
+            }
         }
         let host = match &plan.host {
             HostPlan::Field(slot) => parsed.field(*slot).unwrap_or(""),
@@ -163,5 +247,12 @@ impl Stream {
     /// Windows with data not yet emitted.
     pub(crate) fn open_windows(&self) -> usize {
         self.windows.len()
+    }
+
+    /// Forgets marks of windows the sinks have.
+    pub(crate) fn prune_marks(&mut self, committed: EventMs) {
+        if let Some(m) = &mut self.marks {
+            m.prune_below(committed);
+        }
     }
 }

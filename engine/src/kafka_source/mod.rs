@@ -13,6 +13,7 @@
 
 mod consumer;
 mod group;
+pub mod resume;
 pub mod sequence;
 
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
 use consumer::{Polled, Reader};
-use group::Stream;
+use group::{Stream, StreamStart};
 use sequence::Verdict;
 
 /// Records taken per activation, so one activation stays short.
@@ -58,6 +59,10 @@ pub(crate) struct KafkaCtx {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) failed: FailureSlot,
     pub(crate) input_end: Arc<InputEnd>,
+    /// Where the checkpoint resumed from left the streams, and the windows written.
+    pub(crate) resume: Arc<crate::start::ResumePlan>,
+    /// Where the streams publish their resume marks for checkpoints.
+    pub(crate) board: Arc<crate::resume::ResumeBoard>,
 }
 
 /// Builds the kafka source operator for this worker's partitions.
@@ -202,14 +207,25 @@ impl SourceState {
                 .kafka
                 .as_ref()
                 .expect("a kafka source is built for a kind = \"kafka\" job only");
+            let starts: BTreeMap<i32, i64> = self
+                .ctx
+                .resume
+                .kafka
+                .iter()
+                .flat_map(|k| k.partitions.iter().map(|p| (p.partition, p.next_offset)))
+                .collect();
             match Reader::connect(
                 kafka,
                 &self.ctx.job.name,
                 self.index,
                 self.peers,
                 self.ctx.follow,
+                &starts,
             ) {
-                Ok(r) => self.reader = Some(r),
+                Ok(r) => {
+                    self.restore_streams(&r, now);
+                    self.reader = Some(r);
+                }
                 Err(e) => {
                     self.warned.connect += 1;
                     if self.warned.connect <= MAX_WARNINGS {
@@ -276,7 +292,56 @@ impl SourceState {
             }
         }
         self.reader = Some(reader);
+        self.publish();
         Step::Read { busy }
+    }
+
+    /// How a stream found now starts.
+    fn stream_start(&self, now: Instant) -> StreamStart {
+        StreamStart {
+            floor: self.floor,
+            skip_below: self.ctx.resume.skip_below,
+            checkpointing: self.ctx.resume.checkpointing,
+            now,
+        }
+    }
+
+    /// The streams of this worker's partitions as the checkpoint left them: they
+    /// hold windows open from the start, as resumed file groups do.
+    fn restore_streams(&mut self, reader: &Reader, now: Instant) {
+        let start = self.stream_start(now);
+        let plan = &self.ctx.plan;
+        for cp in self.ctx.resume.kafka.iter().flat_map(|k| k.streams.iter()) {
+            if reader.reads(cp.partition) {
+                self.streams.insert(
+                    (cp.host.clone(), cp.group.clone()),
+                    Stream::restored(cp, plan, start),
+                );
+            }
+        }
+    }
+
+    /// Shares the streams' resume marks with the checkpoint writer.
+    fn publish(&mut self) {
+        if !self.ctx.resume.checkpointing {
+            return;
+        }
+        let committed = self.ctx.board.committed();
+        let mut changed = Vec::new();
+        for ((host, group), s) in self.streams.iter_mut() {
+            if s.dirty {
+                s.prune_marks(committed);
+                s.dirty = false;
+                changed.push(((host.as_str(), group.as_str()), s));
+            }
+        }
+        let partitions = self.reader.iter().flat_map(|r| r.positions());
+        self.ctx.board.kafka.publish(
+            changed
+                .iter()
+                .filter_map(|(k, s)| s.marks.as_ref().map(|m| (*k, s.partition, m))),
+            partitions,
+        );
     }
 
     /// One record: an agent's line or heartbeat, or another shipper's line.
@@ -302,60 +367,67 @@ impl SourceState {
             Ok(AgentRecord::Line {
                 group, seq, line, ..
             }) => {
-                let floor = self.floor;
+                let start = self.stream_start(now);
+                let offset = record.offset();
                 let stream = self
                     .streams
                     .entry((group.host.clone(), group.group.clone()))
-                    .or_insert_with(|| {
-                        Stream::new(&group.group, record.partition(), plan, floor, now)
-                    });
+                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
+                if offset < stream.resume_from {
+                    // Before its resume point: already in its restored state.
+                    return;
+                }
                 stream.touched(now);
+                let before = stream.point(offset);
                 let verdict = stream.seq.line(group.epoch, seq);
-                if !judge(
+                let take = judge(
                     verdict,
                     &group,
                     seq,
                     &mut self.delta,
                     &mut self.warned.sequence,
-                ) {
-                    return;
+                );
+                if take {
+                    self.delta.lines_read += 1;
+                    self.delta.bytes_read += line.len() as u64 + 1;
+                    if line.len() > max_line {
+                        self.delta.oversize_lines += 1;
+                    } else {
+                        let host = match &job.source.host {
+                            HostFrom::Value(v) => v.as_str(),
+                            _ => group.host.as_str(),
+                        };
+                        let parser = self.parser.as_mut().expect("built in step");
+                        stream.line(line, host, before, parser, plan, wall_ms, &mut self.delta);
+                    }
                 }
-                self.delta.lines_read += 1;
-                self.delta.bytes_read += line.len() as u64 + 1;
-                if line.len() > max_line {
-                    self.delta.oversize_lines += 1;
-                    return;
-                }
-                let host = match &job.source.host {
-                    HostFrom::Value(v) => v.as_str(),
-                    _ => group.host.as_str(),
-                };
-                let parser = self.parser.as_mut().expect("built in step");
-                stream.line(line, host, parser, plan, wall_ms, &mut self.delta);
+                stream.after_record(offset);
             }
             Ok(AgentRecord::Heartbeat { group, seq, at_ms }) => {
-                let floor = self.floor;
+                let start = self.stream_start(now);
+                let offset = record.offset();
                 let stream = self
                     .streams
                     .entry((group.host.clone(), group.group.clone()))
-                    .or_insert_with(|| {
-                        Stream::new(&group.group, record.partition(), plan, floor, now)
-                    });
+                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
+                if offset < stream.resume_from {
+                    return;
+                }
                 stream.touched(now);
                 let verdict = stream.seq.heartbeat(group.epoch, seq);
                 // A heartbeat older than lines taken says nothing new (not a line).
-                if verdict == Verdict::Resend {
-                    return;
-                }
-                if judge(
-                    verdict,
-                    &group,
-                    seq,
-                    &mut self.delta,
-                    &mut self.warned.sequence,
-                ) {
+                if verdict != Verdict::Resend
+                    && judge(
+                        verdict,
+                        &group,
+                        seq,
+                        &mut self.delta,
+                        &mut self.warned.sequence,
+                    )
+                {
                     stream.at_end(at_ms, plan);
                 }
+                stream.after_record(offset);
             }
             Ok(AgentRecord::Foreign { payload }) => {
                 let host = match &job.source.host {
@@ -386,21 +458,35 @@ impl SourceState {
                     // The plan reads it from the parsed line.
                     HostFrom::Field(_) | HostFrom::PathRegex(_) => String::new(),
                 };
-                let floor = self.floor;
+                let start = self.stream_start(now);
+                let offset = record.offset();
                 let key = format!("partition {}", record.partition());
                 let stream = self
                     .streams
                     .entry((String::new(), key.clone()))
-                    .or_insert_with(|| Stream::new(&key, record.partition(), plan, floor, now));
+                    .or_insert_with(|| Stream::new(&key, record.partition(), plan, start));
+                if offset < stream.resume_from {
+                    return;
+                }
                 stream.touched(now);
+                let before = stream.point(offset);
                 self.delta.lines_read += 1;
                 self.delta.bytes_read += payload.len() as u64 + 1;
                 if payload.len() > max_line {
                     self.delta.oversize_lines += 1;
-                    return;
+                } else {
+                    let parser = self.parser.as_mut().expect("built in step");
+                    stream.line(
+                        payload,
+                        &host,
+                        before,
+                        parser,
+                        plan,
+                        wall_ms,
+                        &mut self.delta,
+                    );
                 }
-                let parser = self.parser.as_mut().expect("built in step");
-                stream.line(payload, &host, parser, plan, wall_ms, &mut self.delta);
+                stream.after_record(offset);
             }
         }
     }
