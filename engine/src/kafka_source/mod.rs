@@ -84,12 +84,10 @@ pub(crate) fn kafka_source<'scope>(
                 Step::Stop => {
                     flush(&state.ctx.stats, &mut state.delta);
                     cap = None;
-                    return;
                 }
                 Step::Wait(wait) => {
                     flush(&state.ctx.stats, &mut state.delta);
                     activator.activate_after(wait);
-                    return;
                 }
                 Step::Read { busy } => {
                     let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
