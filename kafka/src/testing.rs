@@ -150,7 +150,9 @@ impl Broker {
             .open(self.log_path())
             .expect("the broker's log file");
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = format!("sqlite://{}", self.dir.path().join("tansu.db").display());
+        // tansu 0.6 reads `sqlite:///tmp/x` as the relative path `tmp/x` (under its
+        // working folder): an absolute path needs a fourth slash.
+        let storage = format!("sqlite:///{}", self.dir.path().join("tansu.db").display());
         let mut child = Command::new(&self.program)
             .arg("broker")
             .args(["--listener-url", &url])
