@@ -152,11 +152,20 @@ fn kill_9_of_a_live_kafka_job_then_restart_gives_the_uninterrupted_output() {
     let dir = tempfile::tempdir().unwrap();
     let hosts = host_lines(3, 1500, 40, &mut rng);
     let lives = write_files(dir.path(), &hosts);
-    let groups: Vec<_> = hosts
+    // Two workers, each with a stream: partition p goes to worker p mod 2, so the
+    // hosts are named until their partitions' parities alternate (a worker without
+    // a stream would hold windows for idle_timeout, as one without files does).
+    let groups: Vec<_> = lives
         .iter()
-        .zip(&lives)
         .enumerate()
-        .map(|(i, ((host, _), live))| group(host, live, 0x100 + i as u64))
+        .map(|(i, live)| {
+            (0..)
+                .map(|k| group(&format!("web-{i}-{k}"), live, 0x100 + i as u64))
+                .find(|g| {
+                    tidemark_kafka::partition_for(&g.key(), PARTITIONS) % 2 == i as i32 % 2
+                })
+                .unwrap()
+        })
         .collect();
     let broker = Broker::start();
     broker.create_topic(TOPIC, PARTITIONS);
