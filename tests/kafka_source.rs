@@ -161,9 +161,7 @@ fn kill_9_of_a_live_kafka_job_then_restart_gives_the_uninterrupted_output() {
         .map(|(i, live)| {
             (0..)
                 .map(|k| group(&format!("web-{i}-{k}"), live, 0x100 + i as u64))
-                .find(|g| {
-                    tidemark_kafka::partition_for(&g.key(), PARTITIONS) % 2 == i as i32 % 2
-                })
+                .find(|g| tidemark_kafka::partition_for(&g.key(), PARTITIONS) % 2 == i as i32 % 2)
                 .unwrap()
         })
         .collect();
@@ -207,6 +205,14 @@ fn kill_9_of_a_live_kafka_job_then_restart_gives_the_uninterrupted_output() {
     std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
     first.kill().unwrap();
     first.wait().unwrap();
+    // The restart resumes from the checkpoint's offsets and streams, not from the
+    // start of the topic.
+    let cp = std::fs::read(state.join("web/checkpoint")).unwrap();
+    let cp = String::from_utf8_lossy(&cp);
+    assert!(
+        cp.contains("\"kafka\"") && cp.contains("\"next_offset\"") && cp.contains("\"seen_to\""),
+        "no kafka positions in the checkpoint: {cp}"
+    );
     // Phase 2, while it is down: the rest, web-1's agent resending from line 700
     // (it restarted from an old checkpoint too), and every group at its end.
     agent.lines(&groups[0], 700, &hosts[0].1[699..750]);
