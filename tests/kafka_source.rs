@@ -243,3 +243,34 @@ fn kill_9_of_a_live_kafka_job_then_restart_gives_the_uninterrupted_output() {
         want.len()
     );
 }
+
+#[test]
+fn other_shippers_lines_take_their_host_from_a_header_with_a_watermark_per_partition() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(3, 800, 30, &mut rng);
+    write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    // One host per partition, as a shipper keyed by host would write them: a
+    // partition's watermark is then its host's, as a file group's is.
+    for (p, (host, lines)) in hosts.iter().enumerate() {
+        agent.foreign(p as i32, Some(host), lines);
+    }
+    // A record without the host header cannot be placed: skipped and counted.
+    agent.foreign(3, None, &hosts[0].1[..1]);
+    agent.flush();
+    let out = run_until_eof(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
+    assert!(
+        got == want,
+        "plain records' output differs from the files' ({} vs {} bytes); stderr:\n{}",
+        got.len(),
+        want.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(figure(&out.stderr, "kafka bad records (skipped)"), 1);
+}

@@ -231,6 +231,24 @@ impl Agent {
         self.send(group, wire::heartbeat_headers(group, seq, at_ms), b"");
     }
 
+    /// Lines as another shipper writes them: no tidemark headers, the host in a
+    /// `host` header (none when `host` is `None`), all to `partition`.
+    pub fn foreign(&self, partition: i32, host: Option<&str>, lines: &[String]) {
+        for line in lines {
+            let mut record = BaseRecord::<(), [u8]>::to(TOPIC)
+                .payload(line.as_bytes())
+                .partition(partition)
+                .timestamp(now_ms());
+            if let Some(h) = host {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: "host",
+                    value: Some(h),
+                }));
+            }
+            self.producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+    }
+
     pub fn flush(&self) {
         self.producer.flush(Duration::from_secs(120)).unwrap();
     }
