@@ -44,18 +44,6 @@ pub struct SourceFile {
     /// `host = { value }`, `${NAME}` is an environment variable and `$$` a literal
     /// `$` (see [`crate::env`]).
     pub include: Option<Spanned<Vec<Spanned<String>>>>,
-    /// kind = "kafka", required: the bootstrap brokers, `host:port[,host:port…]`.
-    pub brokers: Option<Spanned<String>>,
-    /// kind = "kafka", required: the topic to consume.
-    pub topic: Option<Spanned<String>>,
-    /// kind = "kafka": librdkafka settings passed through (TLS, SASL, timeouts…),
-    /// checked by librdkafka when the job is validated; the few tidemark's
-    /// guarantees rest on are refused. Default: none.
-    pub options: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
-    /// kind = "kafka": the consumer group the read offsets are committed to, only so
-    /// standard tools show the lag (partitions are assigned by tidemark, never by
-    /// the group). Default `tidemark-JOB_NAME`.
-    pub group_id: Option<Spanned<String>>,
     /// Globs of paths to leave out (matched against the full path). Default: none.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
@@ -90,6 +78,18 @@ pub struct SourceFile {
     /// files hold at least this many bytes is read as segments by every worker.
     /// Operational (not in the semantics fingerprint). Default "64MiB".
     pub split_from: Option<Spanned<String>>,
+    /// kind = "kafka", required: the bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: Option<Spanned<String>>,
+    /// kind = "kafka", required: the topic to consume.
+    pub topic: Option<Spanned<String>>,
+    /// kind = "kafka": librdkafka settings passed through (TLS, SASL, timeouts…),
+    /// checked by librdkafka when the job is validated; the few tidemark's
+    /// guarantees rest on are refused. Default: none.
+    pub options: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// kind = "kafka": the consumer group the read offsets are committed to, only so
+    /// standard tools show the lag (partitions are assigned by tidemark, never by
+    /// the group). Default `tidemark-JOB_NAME`.
+    pub group_id: Option<Spanned<String>>,
 }
 
 /// Exactly one of the keys.
