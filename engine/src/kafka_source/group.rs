@@ -15,10 +15,37 @@ use crate::time::{first_open_window, window_start, EventMs, WindowTime};
 use crate::watermark::GroupClock;
 
 use super::resume::{Point, StreamCheckpoint, StreamMarks};
-use super::sequence::SeqState;
+use super::sequence::{SeqState, Verdict};
+use tidemark_kafka::wire::GroupId;
 
 /// Warnings logged per stream before further bad lines are only counted.
 const MAX_WARNINGS: u32 = 10;
+
+/// Sequence warnings logged per worker before the rest are only counted.
+const MAX_SEQUENCE_WARNINGS: u32 = 20;
+
+/// An agent's record, for [`Stream::agent_record`].
+pub(crate) enum AgentItem<'a> {
+    /// A line, and the host its series are labelled with.
+    Line {
+        seq: u64,
+        line: &'a [u8],
+        host: &'a str,
+    },
+    /// Every line up to `seq` sent, as of wall time `at_ms`.
+    Heartbeat { seq: u64, at_ms: EventMs },
+}
+
+/// What taking a record needs besides the stream.
+pub(crate) struct RecordCx<'a> {
+    pub(crate) parser: &'a mut LineParser,
+    pub(crate) plan: &'a Plan,
+    pub(crate) wall_ms: EventMs,
+    pub(crate) max_line: usize,
+    pub(crate) stats: &'a mut JobStats,
+    /// Sequence warnings logged so far.
+    pub(crate) warned: &'a mut u32,
+}
 
 /// What a stream starts with.
 #[derive(Clone, Copy)]
@@ -132,6 +159,65 @@ impl Stream {
     /// A record arrived (line or heartbeat).
     pub(crate) fn touched(&mut self, now: Instant) {
         self.last_record = now;
+    }
+
+    /// Takes an agent's record at `offset`: judged by sequence (resends dropped,
+    /// gaps and new epochs counted), then a line is aggregated and a heartbeat
+    /// may move the watermark. Records before the stream's resume point are in its
+    /// restored state already: skipped.
+    pub(crate) fn agent_record(
+        &mut self,
+        offset: i64,
+        group: &GroupId,
+        item: AgentItem<'_>,
+        cx: &mut RecordCx<'_>,
+    ) {
+        if offset < self.resume_from {
+            return;
+        }
+        let before = self.point(offset);
+        match item {
+            AgentItem::Line { seq, line, host } => {
+                let verdict = self.seq.line(group.epoch, seq);
+                if judge(verdict, group, seq, cx.stats, cx.warned) {
+                    self.plain(line, host, before, cx);
+                }
+            }
+            AgentItem::Heartbeat { seq, at_ms } => {
+                let verdict = self.seq.heartbeat(group.epoch, seq);
+                // A heartbeat older than lines taken says nothing new (not a line).
+                if verdict != Verdict::Resend && judge(verdict, group, seq, cx.stats, cx.warned) {
+                    self.at_end(at_ms, cx.plan);
+                }
+            }
+        }
+        self.after_record(offset);
+    }
+
+    /// Takes a record not from an agent (a line labelled `host`) at `offset`.
+    pub(crate) fn plain_record(
+        &mut self,
+        offset: i64,
+        line: &[u8],
+        host: &str,
+        cx: &mut RecordCx<'_>,
+    ) {
+        if offset < self.resume_from {
+            return;
+        }
+        let before = self.point(offset);
+        self.plain(line, host, before, cx);
+        self.after_record(offset);
+    }
+
+    fn plain(&mut self, line: &[u8], host: &str, before: Point, cx: &mut RecordCx<'_>) {
+        cx.stats.lines_read += 1;
+        cx.stats.bytes_read += line.len() as u64 + 1;
+        if line.len() > cx.max_line {
+            cx.stats.oversize_lines += 1;
+            return;
+        }
+        self.line(line, host, before, cx.parser, cx.plan, cx.wall_ms, cx.stats);
     }
 
     /// Parses `line`, stamps it, drops it if late, adds it to its window under
@@ -256,3 +342,53 @@ impl Stream {
         }
     }
 }
+
+/// Counts and warns about a sequence verdict; whether to take the record.
+fn judge(
+    verdict: Verdict,
+    group: &GroupId,
+    seq: u64,
+    stats: &mut JobStats,
+    warned: &mut u32,
+) -> bool {
+    let mut warn = |what: String| {
+        *warned += 1;
+        if *warned <= MAX_SEQUENCE_WARNINGS {
+            tracing::warn!("kafka: agent {} group {}: {what}", group.host, group.group);
+        }
+    };
+    match verdict {
+        Verdict::Take => true,
+        Verdict::Resend => {
+            stats.kafka_resent_lines += 1;
+            false
+        }
+        Verdict::Gap { lost } => {
+            stats.kafka_lost_lines += lost;
+            warn(format!(
+                "{lost} line(s) before sequence {seq} never arrived (lost upstream); counted in kafka_lost_lines"
+            ));
+            true
+        }
+        Verdict::NewEpoch { from, lost } => {
+            if let Some(from) = from {
+                stats.kafka_new_epochs += 1;
+                warn(format!(
+                    "a new sequence epoch {:016x} (was {from:016x}): the agent lost its state for this group; its lines are taken",
+                    group.epoch
+                ));
+            }
+            if lost > 0 {
+                stats.kafka_lost_lines += lost;
+                warn(format!(
+                    "its first record here is sequence {seq}: {lost} earlier line(s) of epoch {:016x} are not in the topic (retention, or lost upstream)",
+                    group.epoch
+                ));
+            }
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -36,8 +36,7 @@ use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
 use consumer::{Polled, Reader};
-use group::{Stream, StreamStart};
-use sequence::Verdict;
+use group::{AgentItem, RecordCx, Stream, StreamStart};
 
 /// Records taken per activation, so one activation stays short.
 const RECORDS_PER_ACTIVATION: usize = 4096;
@@ -366,66 +365,51 @@ impl SourceState {
                 group, seq, line, ..
             }) => {
                 let start = self.stream_start(now);
-                let offset = record.offset();
                 let stream = self
                     .streams
                     .entry((group.host.clone(), group.group.clone()))
                     .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
-                if offset < stream.resume_from {
-                    // Before its resume point: already in its restored state.
-                    return;
-                }
                 stream.touched(now);
-                let before = stream.point(offset);
-                let verdict = stream.seq.line(group.epoch, seq);
-                let take = judge(
-                    verdict,
+                let host = match &job.source.host {
+                    HostFrom::Value(v) => v.as_str(),
+                    _ => group.host.as_str(),
+                };
+                let mut cx = RecordCx {
+                    parser: self.parser.as_mut().expect("built in step"),
+                    plan,
+                    wall_ms,
+                    max_line,
+                    stats: &mut self.delta,
+                    warned: &mut self.warned.sequence,
+                };
+                stream.agent_record(
+                    record.offset(),
                     &group,
-                    seq,
-                    &mut self.delta,
-                    &mut self.warned.sequence,
+                    AgentItem::Line { seq, line, host },
+                    &mut cx,
                 );
-                if take {
-                    self.delta.lines_read += 1;
-                    self.delta.bytes_read += line.len() as u64 + 1;
-                    if line.len() > max_line {
-                        self.delta.oversize_lines += 1;
-                    } else {
-                        let host = match &job.source.host {
-                            HostFrom::Value(v) => v.as_str(),
-                            _ => group.host.as_str(),
-                        };
-                        let parser = self.parser.as_mut().expect("built in step");
-                        stream.line(line, host, before, parser, plan, wall_ms, &mut self.delta);
-                    }
-                }
-                stream.after_record(offset);
             }
             Ok(AgentRecord::Heartbeat { group, seq, at_ms }) => {
                 let start = self.stream_start(now);
-                let offset = record.offset();
                 let stream = self
                     .streams
                     .entry((group.host.clone(), group.group.clone()))
                     .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
-                if offset < stream.resume_from {
-                    return;
-                }
                 stream.touched(now);
-                let verdict = stream.seq.heartbeat(group.epoch, seq);
-                // A heartbeat older than lines taken says nothing new (not a line).
-                if verdict != Verdict::Resend
-                    && judge(
-                        verdict,
-                        &group,
-                        seq,
-                        &mut self.delta,
-                        &mut self.warned.sequence,
-                    )
-                {
-                    stream.at_end(at_ms, plan);
-                }
-                stream.after_record(offset);
+                let mut cx = RecordCx {
+                    parser: self.parser.as_mut().expect("built in step"),
+                    plan,
+                    wall_ms,
+                    max_line,
+                    stats: &mut self.delta,
+                    warned: &mut self.warned.sequence,
+                };
+                stream.agent_record(
+                    record.offset(),
+                    &group,
+                    AgentItem::Heartbeat { seq, at_ms },
+                    &mut cx,
+                );
             }
             Ok(AgentRecord::Foreign { payload }) => {
                 let host = match &job.source.host {
@@ -457,34 +441,21 @@ impl SourceState {
                     HostFrom::Field(_) | HostFrom::PathRegex(_) => String::new(),
                 };
                 let start = self.stream_start(now);
-                let offset = record.offset();
                 let key = format!("partition {}", record.partition());
                 let stream = self
                     .streams
                     .entry((String::new(), key.clone()))
                     .or_insert_with(|| Stream::new(&key, record.partition(), plan, start));
-                if offset < stream.resume_from {
-                    return;
-                }
                 stream.touched(now);
-                let before = stream.point(offset);
-                self.delta.lines_read += 1;
-                self.delta.bytes_read += payload.len() as u64 + 1;
-                if payload.len() > max_line {
-                    self.delta.oversize_lines += 1;
-                } else {
-                    let parser = self.parser.as_mut().expect("built in step");
-                    stream.line(
-                        payload,
-                        &host,
-                        before,
-                        parser,
-                        plan,
-                        wall_ms,
-                        &mut self.delta,
-                    );
-                }
-                stream.after_record(offset);
+                let mut cx = RecordCx {
+                    parser: self.parser.as_mut().expect("built in step"),
+                    plan,
+                    wall_ms,
+                    max_line,
+                    stats: &mut self.delta,
+                    warned: &mut self.warned.sequence,
+                };
+                stream.plain_record(record.offset(), payload, &host, &mut cx);
             }
         }
     }
@@ -521,53 +492,6 @@ impl SourceState {
     fn reader_done(&mut self) {
         if let Some(r) = &mut self.reader {
             r.commit_for_lag(true);
-        }
-    }
-}
-
-/// Counts and warns about a sequence verdict; whether to take the record.
-fn judge(
-    verdict: Verdict,
-    group: &wire::GroupId,
-    seq: u64,
-    stats: &mut JobStats,
-    warned: &mut u32,
-) -> bool {
-    let mut warn = |what: String| {
-        *warned += 1;
-        if *warned <= MAX_WARNINGS {
-            tracing::warn!("kafka: agent {} group {}: {what}", group.host, group.group);
-        }
-    };
-    match verdict {
-        Verdict::Take => true,
-        Verdict::Resend => {
-            stats.kafka_resent_lines += 1;
-            false
-        }
-        Verdict::Gap { lost } => {
-            stats.kafka_lost_lines += lost;
-            warn(format!(
-                "{lost} line(s) before sequence {seq} never arrived (lost upstream); counted in kafka_lost_lines"
-            ));
-            true
-        }
-        Verdict::NewEpoch { from, lost } => {
-            if let Some(from) = from {
-                stats.kafka_new_epochs += 1;
-                warn(format!(
-                    "a new sequence epoch {:016x} (was {from:016x}): the agent lost its state for this group; its lines are taken",
-                    group.epoch
-                ));
-            }
-            if lost > 0 {
-                stats.kafka_lost_lines += lost;
-                warn(format!(
-                    "its first record here is sequence {seq}: {lost} earlier line(s) of epoch {:016x} are not in the topic (retention, or lost upstream)",
-                    group.epoch
-                ));
-            }
-            true
         }
     }
 }
