@@ -274,3 +274,32 @@ fn other_shippers_lines_take_their_host_from_a_header_with_a_watermark_per_parti
     );
     assert_eq!(figure(&out.stderr, "kafka bad records (skipped)"), 1);
 }
+
+#[test]
+fn a_finite_run_of_a_missing_topic_fails_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 1);
+    let job = kafka_job(dir.path(), &broker, "out.jsonl", "");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        text.replace("topic = \"logs\"", "topic = \"no-such-topic\""),
+    )
+    .unwrap();
+    let out = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a run without its input succeeded: {err}"
+    );
+    assert!(
+        err.contains("no-such-topic") && err.contains("does not exist"),
+        "{err}"
+    );
+}

@@ -35,6 +35,7 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
+pub use consumer::ConnectError;
 use consumer::{Polled, Reader};
 use group::{AgentItem, RecordCx, Stream, StreamStart};
 
@@ -44,6 +45,9 @@ const RECORDS_PER_ACTIVATION: usize = 4096;
 const POLL_AGAIN: Duration = Duration::from_millis(20);
 /// How soon to try again when the brokers cannot be reached.
 const CONNECT_AGAIN: Duration = Duration::from_secs(1);
+/// How long a finite run (`--until-eof`) waits for brokers that do not answer
+/// before it fails; a live run keeps trying (they may come back).
+pub const FINITE_CONNECT_PATIENCE: Duration = Duration::from_secs(60);
 /// Warnings of one kind logged per worker before the rest are only counted.
 const MAX_WARNINGS: u32 = 20;
 
@@ -147,6 +151,8 @@ struct SourceState {
     warned: Warned,
     /// Where a stream found from now on starts (windows below may be closed).
     floor: EventMs,
+    /// When connecting first failed (a finite run gives up after a while).
+    failing_since: Option<Instant>,
 }
 
 impl SourceState {
@@ -162,6 +168,7 @@ impl SourceState {
             paused: false,
             warned: Warned::default(),
             floor: 0,
+            failing_since: None,
         }
     }
 
@@ -224,6 +231,22 @@ impl SourceState {
                     self.reader = Some(r);
                 }
                 Err(e) => {
+                    let since = *self.failing_since.get_or_insert(now);
+                    // A finite run cannot end without its input: a missing topic
+                    // (a typo) fails at once, brokers that never answer after a while.
+                    let give_up = !self.ctx.follow
+                        && (matches!(e, ConnectError::NoTopic(_))
+                            || now.duration_since(since) >= FINITE_CONNECT_PATIENCE);
+                    if give_up {
+                        tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
+                        crate::error::record_failure(
+                            &self.ctx.failed,
+                            crate::error::JobFailure::Read(Box::new(
+                                crate::error::EngineError::KafkaSource(e),
+                            )),
+                        );
+                        return Step::Wait(CONNECT_AGAIN);
+                    }
                     self.warned.connect += 1;
                     if self.warned.connect <= MAX_WARNINGS {
                         tracing::warn!(
