@@ -303,3 +303,40 @@ fn a_finite_run_of_a_missing_topic_fails_saying_so() {
         "{err}"
     );
 }
+
+#[test]
+fn a_quiet_partition_of_plain_records_stops_holding_windows_after_idle_timeout() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(2, 300, 20, &mut rng);
+    write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for (p, (host, lines)) in hosts.iter().enumerate() {
+        agent.foreign(p as i32, Some(host), lines);
+    }
+    agent.flush();
+    // No heartbeats from another shipper: once caught up, each partition's stream
+    // is idle, and after idle_timeout its watermark follows the wall clock.
+    let job = kafka_job(dir.path(), &broker, "live.jsonl", "idle_timeout = \"2s\"");
+    let mut live = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--overwrite")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = wait_for_output(&dir.path().join("live.jsonl"), want.len());
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(
+        got == want,
+        "the live run's windows differ from the files' ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
+}
