@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::alertmanager;
 use super::diag::Report;
+use super::kafka_sink;
 use super::names::{did_you_mean, quoted_choices};
 use super::overlap::{normalize, Overlaps};
 use super::paths::{expand_path, Relative};
@@ -16,7 +17,13 @@ use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
-const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND, alertmanager::KIND];
+const KINDS: &[&str] = &[
+    "jsonl",
+    "stdout",
+    remote_write::KIND,
+    alertmanager::KIND,
+    kafka_sink::KIND,
+];
 
 /// A member's stdout is its log: a submitted job printing there would write into
 /// every operator's log and drown (or forge) its lines.
@@ -73,6 +80,9 @@ pub fn check_sinks(
                 .map(|rw| SinkKind::RemoteWrite(Box::new(rw))),
             (alertmanager::KIND, _) => alertmanager::check(r, sink, relative, env)
                 .map(|am| SinkKind::Alertmanager(Box::new(am))),
+            (kafka_sink::KIND, _) => {
+                kafka_sink::check(r, sink).map(|k| SinkKind::Kafka(Box::new(k)))
+            }
             ("jsonl", Some(p)) if p.get_ref().trim().is_empty() => {
                 r.on(
                     p,
