@@ -299,6 +299,18 @@ options = { "bootstrap.servers" = "x:1" }"#)
     }
 
     #[test]
+    fn two_kafka_sinks_of_a_job_may_not_share_a_topic() {
+        let e = job("brokers = \"k:1\"\ntopic = \"t\"\n[[sink]]\nkind = \"kafka\"\nseries = \"all\"\nbrokers = \"k:1\"\ntopic = \"t\"")
+            .unwrap_err();
+        assert!(
+            e.contains("two kafka sinks of this job write the topic t (the first on line 10)"),
+            "{e}"
+        );
+        job("brokers = \"k:1\"\ntopic = \"t\"\n[[sink]]\nkind = \"kafka\"\nseries = \"all\"\nbrokers = \"k:1\"\ntopic = \"u\"")
+            .unwrap();
+    }
+
+    #[test]
     fn other_kinds_keys_are_refused_and_kafka_keys_elsewhere() {
         let e = job("brokers = \"k:1\"\ntopic = \"t\"\nurl = \"http://x/y\"").unwrap_err();
         assert!(
