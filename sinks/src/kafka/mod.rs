@@ -367,8 +367,17 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Waits until every record sent was acknowledged.
-    fn wait_delivered(&self) -> Result<(), KafkaSinkError> {
+    /// Waits until every record sent was acknowledged. A sink that could not
+    /// open fails here too, so that a job with no window yet hears of it.
+    fn wait_delivered(&mut self) -> Result<(), KafkaSinkError> {
+        if self.opened.is_none() {
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.take() {
+                Some(Err(e)) => return Err(e),
+                Some(Ok(o)) => self.opened = Some(o),
+                None => {}
+            }
+        }
         loop {
             self.check()?;
             let t = self

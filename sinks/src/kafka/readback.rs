@@ -213,14 +213,13 @@ fn read_range(
                 }
             }
             Some(Err(KafkaError::PartitionEOF(p))) if p == partition => break,
-            Some(Err(e)) => {
-                if !warned {
-                    tracing::warn!(
-                        "kafka sink: reading back {topic} partition {partition}: {e}; retrying"
-                    );
-                    warned = true;
-                }
+            Some(Err(e)) if !warned => {
+                tracing::warn!(
+                    "kafka sink: reading back {topic} partition {partition}: {e}; retrying"
+                );
+                warned = true;
             }
+            Some(Err(_)) => {}
         }
     }
     let _ = consumer.unassign();

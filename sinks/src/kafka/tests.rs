@@ -249,13 +249,19 @@ fn a_missing_topic_fails_the_job_naming_it() {
     let brokers = cluster.bootstrap_servers();
     let mut sink = KafkaSink::open(&cfg(&brokers), SeriesChoice::All, JOB, None).unwrap();
     until_ready(&sink);
-    let err = sink.write_window(&window(0, 1)).unwrap_err().to_string();
+    // Before any window: the checkpoint's sync hears of it.
+    let err = sink.sync(T0).unwrap_err().to_string();
     assert!(err.contains("the topic out does not exist"), "{err}");
     // And it stays failed.
     assert!(sink.ready());
     let again = sink.write_window(&window(1, 1)).unwrap_err().to_string();
     assert!(again.contains("the topic out does not exist"), "{again}");
     assert!(sink.sync(T0).is_err());
+    // And a window hears of it as well.
+    let mut sink = KafkaSink::open(&cfg(&brokers), SeriesChoice::All, JOB, None).unwrap();
+    until_ready(&sink);
+    let err = sink.write_window(&window(0, 1)).unwrap_err().to_string();
+    assert!(err.contains("the topic out does not exist"), "{err}");
 }
 
 #[test]
