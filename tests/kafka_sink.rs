@@ -326,3 +326,33 @@ fn a_broker_down_at_the_start_and_mid_run_makes_the_job_wait() {
     let lines = jsonl_lines(&d.path().join("out/ks.jsonl"));
     assert_topic_is_the_jsonl(&read_topic(&broker), &lines, "through a broker down");
 }
+
+#[test]
+fn a_replay_never_writes_to_the_live_topic() {
+    let d = tempfile::tempdir().unwrap();
+    write_logs(d.path(), seed("kafka sink replay"), 10);
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let job = write_job(d.path(), &broker.bootstrap(), "");
+    let (from, to) = rw_e2e::time_range();
+    let ts = |s: i64| jiff::Timestamp::from_second(s).unwrap().to_string();
+    let out_path = d.path().join("replay.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("replay")
+        .arg(&job)
+        .args(["--from", &ts(from), "--to", &ts(to), "--output"])
+        .arg(&out_path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("not writing to the job's kafka sink (topic rollups)"),
+        "{err}"
+    );
+    assert!(!jsonl_lines(&out_path).is_empty());
+    assert!(
+        read_topic(&broker).is_empty(),
+        "the replay wrote to the topic"
+    );
+}
