@@ -119,7 +119,42 @@ impl Shared {
 }
 
 /// The producer's context: delivery reports and client errors go to [`Shared`].
-pub struct Reports(pub Arc<Shared>);
+pub struct Reports {
+    pub shared: Arc<Shared>,
+    /// When a retried error was last logged (ms since the Unix epoch), and how
+    /// many were not logged since: librdkafka reports a broker away every few
+    /// seconds, for as long as it is away.
+    last_logged: Mutex<(i64, u64)>,
+}
+
+/// At most one log line about retried errors per this many ms.
+const LOG_EVERY_MS: i64 = 30_000;
+
+impl Reports {
+    pub fn new(shared: Arc<Shared>) -> Reports {
+        Reports {
+            shared,
+            last_logged: Mutex::new((i64::MIN, 0)),
+        }
+    }
+
+    /// Logs a retried error, at most once per [`LOG_EVERY_MS`], saying how many
+    /// were not logged in between.
+    fn log_retried(&self, error: &KafkaError, reason: &str) {
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut last = self.last_logged.lock().unwrap_or_else(|e| e.into_inner());
+        if now.saturating_sub(last.0) < LOG_EVERY_MS {
+            last.1 += 1;
+            return;
+        }
+        let quiet = std::mem::take(&mut last.1);
+        last.0 = now;
+        drop(last);
+        tracing::warn!(
+            "kafka sink producer: {error}: {reason} (retrying; {quiet} more such error(s) since the last one logged)"
+        );
+    }
+}
 
 impl ClientContext for Reports {
     fn error(&self, error: KafkaError, reason: &str) {
@@ -129,17 +164,18 @@ impl ClientContext for Reports {
             // broken idempotence guarantee), or would retry credentials that
             // will not change: fail the job, saying why.
             Some(RDKafkaErrorCode::Fatal) | Some(RDKafkaErrorCode::Authentication) => {
-                tracing::error!(target: "tidemark::sink::kafka", "kafka producer: {error}: {reason}");
-                self.0.fail(Failure::Client(format!("{error}: {reason}")));
+                tracing::error!("kafka sink producer: {error}: {reason}");
+                self.shared
+                    .fail(Failure::Client(format!("{error}: {reason}")));
             }
             // A broker away (transport, all brokers down, timeouts): librdkafka
             // retries, the records wait, the job pauses once they fill the queue.
             _ => {
-                tracing::warn!(target: "tidemark::sink::kafka", "kafka producer: {error}: {reason} (retrying)");
-                self.0.meter.failures.fetch_add(1, Ordering::Relaxed);
-                self.0.meter.retries.fetch_add(1, Ordering::Relaxed);
-                if self.0.tally().failure.is_none() {
-                    self.0.meter.set_state(SinkState::Retrying);
+                self.log_retried(&error, reason);
+                self.shared.meter.failures.fetch_add(1, Ordering::Relaxed);
+                self.shared.meter.retries.fetch_add(1, Ordering::Relaxed);
+                if self.shared.tally().failure.is_none() {
+                    self.shared.meter.set_state(SinkState::Retrying);
                 }
             }
         }
@@ -150,26 +186,27 @@ impl ProducerContext for Reports {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let mut t = self.0.tally();
+        let shared = &self.shared;
+        let mut t = shared.tally();
         t.outstanding = t.outstanding.saturating_sub(1);
         match result {
             Ok(_) => {
-                self.0.meter.records_written.fetch_add(1, Ordering::Relaxed);
+                shared.meter.records_written.fetch_add(1, Ordering::Relaxed);
                 if t.failure.is_none() {
-                    self.0.meter.set_state(SinkState::Ok);
+                    shared.meter.set_state(SinkState::Ok);
                 }
             }
             Err((e, _)) => {
-                self.0.meter.failures.fetch_add(1, Ordering::Relaxed);
+                shared.meter.failures.fetch_add(1, Ordering::Relaxed);
                 if t.failure.is_none() {
-                    tracing::error!(target: "tidemark::sink::kafka", "kafka record not delivered: {e}");
+                    tracing::error!("kafka sink: a record was not delivered: {e}");
                     t.failure = Some(Failure::Delivery(e.to_string()));
-                    self.0.meter.set_state(SinkState::Failed);
+                    shared.meter.set_state(SinkState::Failed);
                 }
             }
         }
-        self.0.publish(&t);
+        shared.publish(&t);
         drop(t);
-        self.0.changed.notify_all();
+        shared.changed.notify_all();
     }
 }

@@ -168,7 +168,7 @@ impl KafkaSink {
             producer_cfg.set(k, v);
         }
         let producer: ThreadedProducer<Reports> = producer_cfg
-            .create_with_context(Reports(shared.clone()))
+            .create_with_context(Reports::new(shared.clone()))
             .map_err(|source| KafkaSinkError::Client {
                 what: "producer",
                 source,
