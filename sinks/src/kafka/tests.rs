@@ -308,3 +308,52 @@ fn present_records_are_taken_once_and_forgotten_by_window() {
     assert_eq!(p.forget_before(180), 1);
     assert!(p.is_empty());
 }
+
+#[test]
+fn a_broker_away_holds_records_pauses_the_job_and_a_stop_ends_the_wait() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 3, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut sink = KafkaSink::open(
+        &KafkaSinkConfig {
+            queue_capacity: 10,
+            ..cfg(&brokers)
+        },
+        SeriesChoice::All,
+        JOB,
+        None,
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    sink.watch_stop(stop.clone());
+    until_ready(&sink);
+    let meter = sink.meter().unwrap();
+    cluster.broker_down(1).unwrap();
+    sink.write_window(&window(0, 15)).unwrap();
+    // Held, never given up: not ready, not settled, reads paused.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!sink.ready() && !sink.settled());
+    assert!(meter.is_backlogged());
+    assert_eq!(meter.queue_records.load(Ordering::Relaxed), 15);
+    // The broker returns: everything is delivered, the job goes on.
+    cluster.broker_up(1).unwrap();
+    sink.sync(T0 + 60_000).unwrap();
+    assert!(sink.ready() && sink.settled() && !meter.is_backlogged());
+    assert_eq!(meter.records_written.load(Ordering::Relaxed), 15);
+    // Away again, and the job stops: the forced sync gives up, saying so.
+    cluster.broker_down(1).unwrap();
+    sink.write_window(&window(1, 3)).unwrap();
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let err = sink.sync(T0 + 120_000).unwrap_err().to_string();
+    stopper.join().unwrap();
+    assert!(err.contains("had not acknowledged 3 record(s)"), "{err}");
+    drop(sink);
+    cluster.broker_up(1).unwrap();
+    assert_eq!(read_topic(&brokers, 3).len(), 15);
+}
