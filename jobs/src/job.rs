@@ -258,6 +258,8 @@ pub enum SinkKind {
     RemoteWrite(Box<RemoteWrite>),
     /// Alertmanager's API v2: the job's alerts, not its windows.
     Alertmanager(Box<Alertmanager>),
+    /// A Kafka topic, one record per series per window (docs/kafka.md, "Kafka sink").
+    Kafka(Box<KafkaSinkConfig>),
 }
 
 impl SinkKind {
@@ -266,7 +268,7 @@ impl SinkKind {
         match self {
             SinkKind::RemoteWrite(rw) => rw.auth.as_ref(),
             SinkKind::Alertmanager(am) => am.auth.as_ref(),
-            SinkKind::Jsonl(_) | SinkKind::Stdout => None,
+            SinkKind::Jsonl(_) | SinkKind::Stdout | SinkKind::Kafka(_) => None,
         }
     }
 }
@@ -294,6 +296,47 @@ impl Alertmanager {
     /// Prometheus's `resend_delay` and Alertmanager client timeout.
     pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+/// A `kafka` sink's settings, checked. All operational: where the records go
+/// changes no window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSinkConfig {
+    /// `bootstrap.servers`: `host:port[,host:port…]`, not empty.
+    pub brokers: String,
+    /// The topic, which must exist (the sink does not create it).
+    pub topic: String,
+    /// librdkafka options passed through (TLS, SASL, linger, compression…);
+    /// checked with librdkafka, without those tidemark sets itself.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Records sent and not yet acknowledged before the sink asks the job to
+    /// pause (at least 1).
+    pub queue_capacity: usize,
+}
+
+impl KafkaSinkConfig {
+    /// Default of `queue_capacity` (docs/kafka.md, "Kafka sink").
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+    /// librdkafka options the sink sets itself, on top of those of every
+    /// tidemark producer (`tidemark_kafka::Role::SinkProducer`), and why: the
+    /// read-back of a resumed run is exact only with them. Refused as options.
+    pub const FIXED: [(&'static str, &'static str, &'static str); 3] = [
+        (
+            "message.timeout.ms",
+            "0",
+            "a record is never given up while the broker is away: the job pauses instead",
+        ),
+        (
+            "delivery.timeout.ms",
+            "0",
+            "a record is never given up while the broker is away: the job pauses instead",
+        ),
+        (
+            "enable.gapless.guarantee",
+            "true",
+            "no record of a partition lands after one that was lost",
+        ),
+    ];
 }
 
 /// A `prometheus_remote_write` sink's settings, checked. All operational: none

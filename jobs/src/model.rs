@@ -190,7 +190,7 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFile {
-    /// `jsonl | stdout | prometheus_remote_write | alertmanager`.
+    /// `jsonl | stdout | prometheus_remote_write | alertmanager | kafka`.
     pub kind: Spanned<String>,
     /// Required for jsonl (relative to the job file's folder).
     pub path: Option<Spanned<String>>,
@@ -220,9 +220,18 @@ pub struct SinkFile {
     pub timeout: Option<Spanned<String>>,
     /// prometheus_remote_write only: most samples in one request. Default 2000.
     pub max_samples_per_send: Option<Spanned<i64>>,
-    /// prometheus_remote_write only: samples queued before the sink asks the job
-    /// to pause reading. Default 100000.
+    /// prometheus_remote_write: samples queued before the sink asks the job
+    /// to pause reading. kafka: records sent and not yet acknowledged before it
+    /// does. Default 100000.
     pub queue_capacity: Option<Spanned<i64>>,
+    /// kafka only, required: the brokers to bootstrap from, `host:port`, several
+    /// separated by commas.
+    pub brokers: Option<Spanned<String>>,
+    /// kafka only, required: the topic written to (it must exist).
+    pub topic: Option<Spanned<String>>,
+    /// kafka only: librdkafka client options passed through (TLS, SASL,
+    /// compression…), e.g. `options = { "security.protocol" = "ssl" }`. Default: none.
+    pub options: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     /// prometheus_remote_write only: first wait before a retry, doubling up to
     /// `max_backoff`. Default "30ms".
     pub min_backoff: Option<Spanned<String>>,

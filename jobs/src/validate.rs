@@ -13,6 +13,7 @@ mod alertmanager;
 mod alerts;
 mod diag;
 mod kafka;
+mod kafka_sink;
 mod limits;
 mod metrics;
 mod names;
