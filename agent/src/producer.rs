@@ -136,6 +136,9 @@ impl Sender {
             .partition(partition)
             .key(key)
             .payload(payload)
+            // Stamped now (as librdkafka would for none): a broker's retention
+            // drops records stamped in 1970.
+            .timestamp(now_ms())
             .headers(owned);
         loop {
             match self.producer.send(record) {
@@ -165,4 +168,10 @@ impl Sender {
     pub fn flush(&self, timeout: Duration) {
         let _ = self.producer.flush(timeout);
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
