@@ -57,7 +57,11 @@ fn rotated_files_arrive_exactly_once_in_order_with_headers_and_heartbeats() {
         beats.contains(&(ga.as_str(), na)) && beats.contains(&(gb.as_str(), nb))
     });
     reader.poll(Duration::from_millis(500));
-    assert_eq!(reader.line_records(), total, "a line sent twice without a restart");
+    assert_eq!(
+        reader.line_records(),
+        total,
+        "a line sent twice without a restart"
+    );
     assert_eq!(reader.lines_by_group(), want(&[&a, &b]));
     for r in &reader.records {
         let (partition, group) = match r {
@@ -76,7 +80,11 @@ fn rotated_files_arrive_exactly_once_in_order_with_headers_and_heartbeats() {
                 partition, group, ..
             } => (partition, group),
         };
-        assert_eq!(*partition, partition_for(&key(group), PARTITIONS), "{group}");
+        assert_eq!(
+            *partition,
+            partition_for(&key(group), PARTITIONS),
+            "{group}"
+        );
     }
     assert_eq!(agent.metric("rotations"), 1);
     assert_eq!(agent.metric("copytruncates"), 1);

@@ -265,48 +265,50 @@ impl Shipper<'_> {
     fn read(&mut self, now: Instant) -> Result<bool, AgentError> {
         let n = self.groups.len();
         let mut busy = false;
+        let mut stopped_at = None;
         for k in 0..n {
             let i = (self.next + k) % n;
             let room = self.agent.max_in_flight.saturating_sub(self.in_flight);
             if room == 0 {
                 Stats::add(&self.stats.in_flight_pauses, 1);
-                // The next turn starts here: no group is starved while paused.
-                self.next = i;
-                return Ok(false);
+                stopped_at = Some(i);
+                busy = false;
+                break;
             }
             let budget = self
                 .rate
                 .allowance(now)
                 .min(self.agent.source.read_chunk_bytes);
             if budget == 0 {
-                self.next = i;
-                return Ok(false);
+                stopped_at = Some(i);
+                busy = false;
+                break;
             }
-            let (status, sent, bytes) = self.read_group(i, budget, room, now)?;
-            self.rate.consume(bytes as usize);
+            let (status, sent, bytes) = self.read_group(i, budget, room, now);
             self.in_flight += sent;
-            busy |= status == ReadStatus::More;
+            self.note_in_flight();
+            self.rate.consume(bytes as usize);
+            busy |= status? == ReadStatus::More;
         }
-        if n > 0 {
-            self.next = (self.next + 1) % n;
-        }
-        let in_flight = self.in_flight as u64;
-        Stats::set(&self.stats.in_flight, in_flight);
-        self.stats
-            .in_flight_max
-            .fetch_max(in_flight, Ordering::Relaxed);
+        // The next turn starts where this one stopped (no group starves while
+        // reading pauses), or one further.
+        self.next = match stopped_at {
+            Some(i) => i,
+            None if n > 0 => (self.next + 1) % n,
+            None => 0,
+        };
         Ok(busy)
     }
 
-    /// One read of group `i`: at most `room` lines are sent. Returns how it ended,
-    /// the records queued and the bytes read.
+    /// One read of group `i`: at most `room` lines are sent. Returns how it ended
+    /// (or why it could not send a line), the records queued and the bytes read.
     fn read_group(
         &mut self,
         i: usize,
         budget: usize,
         room: usize,
         now: Instant,
-    ) -> Result<(ReadStatus, usize, u64), AgentError> {
+    ) -> (Result<ReadStatus, AgentError>, usize, u64) {
         let stop = std::cell::Cell::new(false);
         let (mut read, mut sent, mut filtered) = (0u64, 0usize, 0u64);
         let mut failed = None;
@@ -370,12 +372,10 @@ impl Shipper<'_> {
         Stats::add(&s.resume_misses, after.resume_misses - before.resume_misses);
         let bytes = after.bytes - before.bytes;
         Stats::add(&s.bytes_read, bytes);
-        if let Some(e) = failed {
-            // Counted as in flight: its line has a sequence number and no record.
-            self.in_flight += sent;
-            return Err(e);
+        match failed {
+            Some(e) => (Err(e), sent, bytes),
+            None => (Ok(status), sent, bytes),
         }
-        Ok((status, sent, bytes))
     }
 
     /// A heartbeat for each group idle at its end with every line acknowledged,
@@ -384,6 +384,10 @@ impl Shipper<'_> {
         let every = self.agent.heartbeat_interval;
         let at_ms = wall_ms();
         for (i, g) in self.groups.iter_mut().enumerate() {
+            if self.in_flight >= self.agent.max_in_flight {
+                // The bound holds heartbeats too: they wait with the lines.
+                break;
+            }
             if !g.is_idle()
                 || g.heartbeat_in_flight
                 || g.last_sent.is_some_and(|t| now.duration_since(t) < every)
@@ -403,7 +407,16 @@ impl Shipper<'_> {
             self.in_flight += 1;
             Stats::add(&self.stats.heartbeats_sent, 1);
         }
+        self.note_in_flight();
         Ok(())
+    }
+
+    fn note_in_flight(&self) {
+        let in_flight = self.in_flight as u64;
+        Stats::set(&self.stats.in_flight, in_flight);
+        self.stats
+            .in_flight_max
+            .fetch_max(in_flight, Ordering::Relaxed);
     }
 
     /// Writes the checkpoint if it changed (or `force`d).
@@ -433,3 +446,6 @@ fn wall_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
 }
+
+#[cfg(test)]
+mod tests;

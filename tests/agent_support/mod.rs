@@ -138,7 +138,9 @@ impl Reader {
                 assert_eq!(e, *epoch, "{group}: the epoch changed");
                 let seqs = by.entry(group.clone()).or_default();
                 match seqs.get(seq) {
-                    Some(first) => assert_eq!(first, line, "{group}: seq {seq} resent with another line"),
+                    Some(first) => {
+                        assert_eq!(first, line, "{group}: seq {seq} resent with another line")
+                    }
                     None => {
                         seqs.insert(*seq, line.clone());
                     }
@@ -227,11 +229,16 @@ impl Agent {
         };
         let deadline = Instant::now() + DEADLINE;
         while agent.metrics.is_none() {
-            assert!(Instant::now() < deadline, "the agent never served /metrics:\n{}", agent.log());
+            assert!(
+                Instant::now() < deadline,
+                "the agent never served /metrics:\n{}",
+                agent.log()
+            );
             agent.exited_early();
-            agent.metrics = agent.log().lines().find_map(|l| {
-                l.strip_prefix("metrics: serving ").map(str::to_string)
-            });
+            agent.metrics = agent
+                .log()
+                .lines()
+                .find_map(|l| l.strip_prefix("metrics: serving ").map(str::to_string));
             std::thread::sleep(Duration::from_millis(50));
         }
         agent
@@ -314,7 +321,12 @@ impl Log {
         let mut f = OpenOptions::new().append(true).open(&self.path).unwrap();
         let mut buf = String::new();
         for _ in 0..n {
-            let line = format!("{} line {} {}", self.name, self.lines.len() + 1, "x".repeat(40));
+            let line = format!(
+                "{} line {} {}",
+                self.name,
+                self.lines.len() + 1,
+                "x".repeat(40)
+            );
             buf.push_str(&line);
             buf.push('\n');
             self.lines.push(line);
