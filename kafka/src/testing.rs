@@ -150,12 +150,14 @@ impl Broker {
             .open(self.log_path())
             .expect("the broker's log file");
         let url = format!("tcp://127.0.0.1:{}", self.port);
-        let storage = format!("sqlite://{}", self.dir.path().join("tansu.db").display());
         let mut child = Command::new(&self.program)
             .arg("broker")
             .args(["--listener-url", &url])
             .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", &storage])
+            // tansu reads `sqlite:///abs/path` as relative to its folder: run it in the
+            // temporary folder and name the file only.
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
