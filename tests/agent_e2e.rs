@@ -86,9 +86,9 @@ fn rotated_files_arrive_exactly_once_in_order_with_headers_and_heartbeats() {
             "{group}"
         );
     }
-    assert_eq!(agent.metric("rotations"), 1);
-    assert_eq!(agent.metric("copytruncates"), 1);
-    assert_eq!(agent.metric("lines_acked"), total as i64);
+    assert_eq!(agent.metric("rotations_total"), 1);
+    assert_eq!(agent.metric("copytruncates_total"), 1);
+    assert_eq!(agent.metric("lines_acked_total"), total as i64);
     assert_eq!(agent.stop(), Some(0), "{}", agent.log());
 }
 
@@ -163,9 +163,9 @@ fn a_broker_stopped_mid_run_loses_nothing_and_in_flight_stays_bounded() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(3));
-    assert!(agent.metric("in_flight_pauses") > 0);
+    assert!(agent.metric("in_flight_pauses_total") > 0);
     assert!(
-        agent.metric("lines_read") < 1100,
+        agent.metric("lines_read_total") < 1100,
         "reading did not pause at max_in_flight"
     );
     broker.restart();
