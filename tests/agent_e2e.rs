@@ -62,6 +62,14 @@ fn rotated_files_arrive_exactly_once_in_order_with_headers_and_heartbeats() {
         total,
         "a line sent twice without a restart"
     );
+    // In order: each group's records follow each other on its partition seq by seq.
+    let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+    for r in &reader.records {
+        if let Rec::Line { group, seq, .. } = r {
+            let prev = last.insert(group, *seq).unwrap_or(0);
+            assert_eq!(*seq, prev + 1, "{group}: seq {seq} after {prev}");
+        }
+    }
     assert_eq!(reader.lines_by_group(), want(&[&a, &b]));
     for r in &reader.records {
         let (partition, group) = match r {

@@ -69,6 +69,7 @@ pub fn run(agent: &Agent, stop: &AtomicBool, stats: Arc<Stats>) -> Result<Outcom
             None => RateLimiter::unlimited(),
         },
         last_discovery: None,
+        partitions_warned: None,
         last_checkpoint: Instant::now(),
         file_label: None,
     };
@@ -97,6 +98,8 @@ struct Shipper<'a> {
     next: usize,
     rate: RateLimiter,
     last_discovery: Option<Instant>,
+    /// When the missing partition count was last warned about.
+    partitions_warned: Option<Instant>,
     last_checkpoint: Instant,
     /// The `tm-file` value of the file last read (computed once per file).
     file_label: Option<(FileId, String)>,
@@ -189,7 +192,12 @@ impl Shipper<'_> {
     fn discover(&mut self) -> Result<(), AgentError> {
         let Some(partitions) = self.partitions.or_else(|| {
             let n = self.sender.partitions(Duration::from_secs(5));
-            if n.is_none() {
+            let now = Instant::now();
+            let due = self
+                .partitions_warned
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(30));
+            if n.is_none() && due {
+                self.partitions_warned = Some(now);
                 tracing::warn!(
                     "topic {}: the brokers do not answer with its partitions yet; reading \
                      waits (hint: check brokers and that the topic exists)",
