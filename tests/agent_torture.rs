@@ -85,15 +85,38 @@ fn random_rotations_kills_and_outages_lose_and_duplicate_nothing() {
     }
     let total: usize = logs.iter().map(|l| l.lines.len()).sum();
     let mut reader = Reader::new(&broker);
-    reader.until("every line", |records| {
-        let mut seqs = std::collections::BTreeSet::new();
-        for r in records {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let mut seqs: BTreeMap<String, std::collections::BTreeSet<u64>> = BTreeMap::new();
+        for r in &reader.records {
             if let Rec::Line { group, seq, .. } = r {
-                seqs.insert((group.clone(), *seq));
+                seqs.entry(group.clone()).or_default().insert(*seq);
             }
         }
-        seqs.len() >= total
-    });
+        if seqs.values().map(|s| s.len()).sum::<usize>() >= total {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let have: Vec<(String, usize, u64, usize)> = logs
+                .iter()
+                .map(|l| {
+                    let s = seqs.get(&l.group());
+                    (
+                        l.name.clone(),
+                        s.map_or(0, |s| s.len()),
+                        s.and_then(|s| s.last().copied()).unwrap_or(0),
+                        l.lines.len(),
+                    )
+                })
+                .collect();
+            panic!(
+                "seed {seed}: not every line arrived; (file, distinct seqs, highest seq, lines \
+                 written): {have:?}\nagent log:\n{}",
+                agent.log()
+            );
+        }
+        reader.poll(Duration::from_millis(300));
+    }
     reader.poll(Duration::from_millis(500));
     let want: BTreeMap<String, Vec<String>> =
         logs.iter().map(|l| (l.group(), l.lines.clone())).collect();
