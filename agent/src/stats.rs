@@ -32,7 +32,8 @@ pub struct Stats {
     pub in_flight_max: AtomicU64,
     /// Errors librdkafka reported (broker down, connection refused, …).
     pub broker_errors: AtomicU64,
-    /// Records the broker refused for good (the agent stops on the first).
+    /// Records the broker refused for good (the agent stops on the first line refused;
+    /// a heartbeat refused is only warned about).
     pub delivery_errors: AtomicU64,
     /// File groups shipped.
     pub groups: AtomicU64,
