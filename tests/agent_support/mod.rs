@@ -53,7 +53,13 @@ impl Reader {
         let consumer: BaseConsumer = client_config(
             Role::Consumer,
             &broker.bootstrap(),
-            &[("group.id".to_string(), "tidemark-agent-test".to_string())].into(),
+            // A broker that just restarted can answer a fetch "offset out of range";
+            // librdkafka's default reset (latest) would then skip every record.
+            &[
+                ("group.id".to_string(), "tidemark-agent-test".to_string()),
+                ("auto.offset.reset".to_string(), "earliest".to_string()),
+            ]
+            .into(),
         )
         .unwrap()
         .create()
