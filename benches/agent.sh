@@ -103,8 +103,8 @@ TOML
     written=$(wc -l < "$D/run/logs/access.log")
     acked=0
     for _ in $(seq 600); do
-        acked=$(metric "$URL" lines_acked)
-        [ "$acked" -ge "$written" ] && break
+        acked=$(metric "$URL" lines_acked_total)
+        [ "${acked:-0}" -ge "$written" ] && break
         sleep 0.1
     done
     kill -TERM "$APID"; wait "$APID" || true; APID=
