@@ -18,7 +18,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoic
 use crate::commit::{group_checkpoints, groups_of, Committer};
 use crate::error::EngineError;
 use crate::error::FailureSlot;
-use crate::groupset::{balance, initial_groups};
+use crate::groupset::{balance, initial_discovery};
 use crate::install::InstallContext;
 use crate::operators::collect::Collector;
 use crate::operators::source::{Poke, PokeBoard};
@@ -162,13 +162,17 @@ impl JobSetup {
             }
         };
         let resumed = matches!(start, OutputStart::Resume { .. });
+        if let Some(k) = &plan.kafka {
+            // Streams not read again yet keep their checkpointed resume points.
+            board.kafka.restore(k);
+        }
         if plan.limited_windows > 0 {
             if let Ok(mut s) = stats.lock() {
                 s.series_limited_windows += plan.limited_windows;
                 s.limited_windows = crate::limit::LimitedWindows::resumed(plan.limited_windows);
             }
         }
-        let mut groups = initial_groups(job, &plan)?;
+        let (mut groups, start_report) = initial_discovery(job, &plan)?;
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
             // inputs, its job file or its state would be destroyed by the open.
@@ -222,7 +226,7 @@ impl JobSetup {
                 .collect::<Vec<_>>(),
         );
         board.expect(initial.iter().map(|(g, _)| g.live.clone()));
-        if initial.is_empty() {
+        if initial.is_empty() && job.source.kafka.is_none() {
             tracing::warn!(
                 "job {:?}: no file matches the include globs {:?}{}",
                 job.name,
@@ -299,6 +303,8 @@ impl JobSetup {
             }
             None => None,
         };
+        let files = crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes);
+        files.keep_start_report(start_report);
         let poke: Poke = Arc::new(PokeBoard::default());
         // inotify where it works; otherwise the sources just poll (poll_interval).
         let watcher = opts.follow.then(|| {
@@ -321,7 +327,7 @@ impl JobSetup {
             resumed,
             initial,
             split: Arc::new(split),
-            files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
+            files,
             collector: Mutex::new(collector),
             input_end,
             pace: crate::pacing::PaceBoard::new(workers),
@@ -355,6 +361,7 @@ impl JobSetup {
             // Process 0's checkpoint keeps the count: only it sees whole windows.
             limited_windows: 0,
             alerts: None,
+            kafka: None,
         };
         // A panic in another save cannot have left a half-written checkpoint (a
         // save replaces the file by rename), so the store stays usable.

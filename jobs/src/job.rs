@@ -60,6 +60,31 @@ pub struct Source {
     /// member sets its state folder and API token file here. Operational: what a
     /// window holds does not change, so it is not in the semantics fingerprint.
     pub denied_reads: Vec<PathBuf>,
+    /// `kind = "kafka"`: the topic read instead of files (then `include`,
+    /// `exclude` and `archive` are empty). `None` for `kind = "file"`.
+    pub kafka: Option<KafkaSource>,
+}
+
+/// `[source] kind = "kafka"` (docs/kafka.md).
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub topic: String,
+    /// librdkafka options passed through, checked with
+    /// `tidemark_kafka::client_config(Role::Consumer, ..)`.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Where read offsets are committed for lag tools; `None`: `tidemark-JOB_NAME`.
+    pub group_id: Option<String>,
+}
+
+impl KafkaSource {
+    /// The consumer group offsets are committed to (only for lag tools).
+    pub fn group_id_for(&self, job: &str) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("tidemark-{job}"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +93,11 @@ pub enum HostFrom {
     PathRegex(regex::Regex),
     Field(String),
     Value(String),
+    /// kind = "kafka": an agent's record names its host (its `tm-host` header);
+    /// any other record's host is in this header.
+    Record {
+        header: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
