@@ -37,7 +37,7 @@ fn random_rotations_kills_and_outages_lose_and_duplicate_nothing() {
     let mut broker = broker();
     let setup = Setup::new();
     let logs_dir = setup.logs();
-    let mut logs = vec![
+    let mut logs = [
         Log::new(&logs_dir, "a"),
         Log::new(&logs_dir, "b"),
         Log::new(&logs_dir, "c"),
