@@ -112,6 +112,8 @@ pub fn run_replay_from(
         failed: failed.clone(),
         input_end,
         gate,
+        pace: crate::pacing::PaceBoard::new(workers),
+        slot: 0,
     };
     let name = format!("replay:{}", job.name);
     let guards = {
@@ -122,7 +124,10 @@ pub fn run_replay_from(
             } else {
                 None
             };
-            let ctx = ctx.clone();
+            let ctx = ReplaySourceCtx {
+                slot: worker.index(),
+                ..ctx.clone()
+            };
             let plan = ctx.plan.clone();
             let stop = ctx.stop.clone();
             let stop_all = ctx.stop.clone();
