@@ -15,10 +15,12 @@
 //! - A finished lane holds no one back; one before its first line stands at its
 //!   first window (not "furthest behind": a segment of the range's end would
 //!   otherwise hold everything at the range's start).
-//! - A worker that has nothing within the horizon (its lanes wait for another
-//!   worker's) takes the queue's head anyway and reads it whole, as before
-//!   pacing: reading one host's later segments in parallel is the point of
-//!   segments, and this costs only what that segment holds.
+//! - A worker with no lane left and the queue's head past the horizon (another
+//!   worker's lane is the slowest) takes the head anyway and reads it whole, as
+//!   before pacing, rather than idle: reading one host's later segments in
+//!   parallel is the point of segments, and this costs only what that segment
+//!   holds. With many hosts a worker always has lanes of its own, so this
+//!   happens only near the end, or when the segments are few.
 //! - A compressed segment is read whole in its turns: its decoder cannot be put
 //!   down and picked up mid-stream, and thousands held open would cost more
 //!   than its windows.
@@ -90,6 +92,12 @@ impl Lanes {
     /// The earliest window an unfinished lane may still add to.
     pub fn open_from(&self) -> Option<WindowTime> {
         self.lanes.iter().map(|l| l.run.open_from()).min()
+    }
+
+    /// Windows open in the lanes (each a partial of one host), for tests.
+    #[cfg(test)]
+    pub fn open_windows(&self) -> usize {
+        self.lanes.iter().map(|l| l.run.open_windows()).sum()
     }
 
     /// Drops every lane (a stopped replay: open windows are not emitted).
@@ -197,14 +205,16 @@ impl Lanes {
         if let Some(e) = failure {
             return Err(e);
         }
-        if turns == 0 && !round.busy {
-            // Nothing within the horizon: rather than idle, read the queue's
-            // head whole (see the module's notes).
-            if let Some(seg) = ctx.queue.pop_if(|_| true) {
-                self.take(ctx, seg, true)?;
-                round.busy = true;
-            } else if self.lanes.is_empty() {
-                self.pacer.release();
+        if turns == 0 && !round.busy && self.lanes.is_empty() {
+            // Nothing to read within the horizon, and no lane of its own that
+            // will be: rather than idle, read the queue's head whole (see the
+            // module's notes).
+            match ctx.queue.pop_if(|_| true) {
+                Some(seg) => {
+                    self.take(ctx, seg, true)?;
+                    round.busy = true;
+                }
+                None => self.pacer.release(),
             }
         }
         if turns > 0 && round.waiting {
@@ -306,3 +316,7 @@ impl Lanes {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lanes_tests.rs"]
+mod tests;

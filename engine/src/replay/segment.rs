@@ -128,6 +128,12 @@ impl SegmentRun {
         &self.seg
     }
 
+    /// Windows it holds open (for tests of the memory bound).
+    #[cfg(test)]
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
     /// Whether it is read to its end.
     pub fn is_finished(&self) -> bool {
         self.finished
