@@ -38,6 +38,8 @@ pub struct Tally {
     pub file_bytes: u64,
     /// Bad lines logged so far (after [`MAX_WARNINGS`], only counted).
     pub warnings: u32,
+    /// The line buffer of the last segment put down, for the next one picked up.
+    pub spare: Option<Vec<u8>>,
 }
 
 /// How a [`SegmentRun::read`] ended.
@@ -101,26 +103,27 @@ impl SegmentRun {
             turn_bytes: TURN_BUFFER.0 as u64 * 4,
             finished: false,
         };
-        run.reader = Some(run.pick_up()?);
+        run.reader = Some(run.pick_up(&mut None)?);
         Ok(run)
     }
 
-    /// A reader from where the segment was put down (its start at first).
-    fn pick_up(&self) -> io::Result<RangeReader> {
+    /// A reader from where the segment was put down (its start at first), in
+    /// `spare` if there is one.
+    fn pick_up(&self, spare: &mut Option<Vec<u8>>) -> io::Result<RangeReader> {
         let seg = &self.seg;
         let file = open_planned(seg)?;
         if seg.gzip {
             return RangeReader::gzip_file(file, &seg.path, self.max_line_bytes);
         }
         let buffer = (self.turn_bytes as usize).clamp(TURN_BUFFER.0, TURN_BUFFER.1);
-        let r = RangeReader::plain_file_buffered(
-            file,
-            &seg.path,
-            self.resume_at,
-            seg.end,
-            self.max_line_bytes,
-            buffer,
-        )?;
+        let range = (self.resume_at, seg.end);
+        let max = self.max_line_bytes;
+        let r = match spare.take() {
+            Some(buf) => RangeReader::plain_file_reusing(file, &seg.path, range, max, buffer, buf),
+            None => {
+                RangeReader::plain_file_buffered(file, &seg.path, range.0, range.1, max, buffer)
+            }
+        }?;
         Ok(r.numbered_after(self.lines_before))
     }
 
@@ -147,7 +150,8 @@ impl SegmentRun {
 
     /// Reads about `budget` bytes, stopping after the line that takes its
     /// watermark to `stop_at` (event-time pacing; [`EventMs::MAX`]: no stop).
-    /// Adds the file bytes consumed to `tally`.
+    /// Adds the file bytes consumed to `tally`. Put down, it leaves its buffer
+    /// in `tally.spare` for the next segment picked up.
     #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
@@ -165,7 +169,7 @@ impl SegmentRun {
         let reader = match &mut self.reader {
             Some(r) => r,
             None => {
-                let r = self.pick_up()?;
+                let r = self.pick_up(&mut tally.spare)?;
                 (self.progress_seen, self.bytes_seen, self.oversize_seen) = (0, 0, 0);
                 self.turn_bytes = 0;
                 self.reader.insert(r)
@@ -226,7 +230,13 @@ impl SegmentRun {
             // Waiting for the others, it holds no descriptor and no buffer.
             self.resume_at = at;
             self.lines_before = reader.lines_seen();
-            self.reader = None;
+            if let Some(r) = self.reader.take() {
+                let buf = r.into_buffer();
+                // One grown for a long line is not kept.
+                if buf.capacity() <= TURN_BUFFER.1 {
+                    tally.spare = Some(buf);
+                }
+            }
         }
         Ok(ReadEnd::Paced)
     }

@@ -124,6 +124,37 @@ impl RangeReader {
         max_line_bytes: usize,
         buffer_bytes: usize,
     ) -> io::Result<Self> {
+        Self::plain_file_in(
+            file,
+            path,
+            (start, end),
+            max_line_bytes,
+            buffer_bytes,
+            Vec::new(),
+        )
+    }
+
+    /// [`Self::plain_file_buffered`] in `buf`, the buffer of an earlier reader
+    /// ([`Self::into_buffer`]): only what it lacks of `buffer_bytes` is zeroed.
+    pub fn plain_file_reusing(
+        file: File,
+        path: &Path,
+        (start, end): (u64, u64),
+        max_line_bytes: usize,
+        buffer_bytes: usize,
+        buf: Vec<u8>,
+    ) -> io::Result<Self> {
+        Self::plain_file_in(file, path, (start, end), max_line_bytes, buffer_bytes, buf)
+    }
+
+    fn plain_file_in(
+        file: File,
+        path: &Path,
+        (start, end): (u64, u64),
+        max_line_bytes: usize,
+        buffer_bytes: usize,
+        mut buf: Vec<u8>,
+    ) -> io::Result<Self> {
         let len = file.metadata()?.len();
         if start > end || end > len {
             return Err(io::Error::new(
@@ -136,6 +167,12 @@ impl RangeReader {
             .unwrap_or(usize::MAX)
             .saturating_add(1)
             .min(buffer_bytes.clamp(1, BUFFER));
+        // Bytes past what a reader has filled are never read: stale ones may stay.
+        if buf.len() < size {
+            buf.resize(size, 0);
+        } else {
+            buf.truncate(size);
+        }
         Ok(Self::new(
             path,
             Input::Plain {
@@ -145,7 +182,7 @@ impl RangeReader {
                 to_eof: false,
             },
             start,
-            size,
+            buf,
             max_line_bytes,
         ))
     }
@@ -185,7 +222,7 @@ impl RangeReader {
                 end: 0,
                 to_eof: false,
             };
-            return Ok(Self::new(path, input, 0, 1, max_line_bytes));
+            return Ok(Self::new(path, input, 0, vec![0; 1], max_line_bytes));
         }
         let counting = Counting { file, count: 0 };
         let decoder = MultiGzDecoder::new(BufReader::with_capacity(GZIP_INPUT_BUFFER, counting));
@@ -193,17 +230,17 @@ impl RangeReader {
             path,
             Input::Gzip(Box::new(decoder)),
             0,
-            BUFFER,
+            vec![0; BUFFER],
             max_line_bytes,
         ))
     }
 
-    fn new(path: &Path, input: Input, first: u64, size: usize, max_line: usize) -> Self {
+    fn new(path: &Path, input: Input, first: u64, buf: Vec<u8>, max_line: usize) -> Self {
         RangeReader {
             path: path.to_path_buf(),
             input,
             first,
-            buf: vec![0; size.max(1)],
+            buf,
             start: 0,
             end: 0,
             skipping: false,

@@ -19,6 +19,13 @@ impl RangeReader {
         }
     }
 
+    /// Its line buffer, for the reader that picks the range up again
+    /// ([`Self::plain_file_reusing`]): one made for each short turn need not
+    /// allocate and zero a buffer each time. Empty once finished.
+    pub fn into_buffer(self) -> Vec<u8> {
+        self.buf
+    }
+
     /// Lines seen so far (over-long ones included) when they are numbered (a
     /// range from offset 0, or one continued with [`Self::numbered_after`]).
     pub fn lines_seen(&self) -> Option<u64> {
@@ -67,13 +74,17 @@ mod tests {
         budget: usize,
         buffer: usize,
     ) -> (Vec<(u64, String)>, u64, u32) {
-        let open = |at: u64, seen: Option<u64>| {
+        // Every other reader reuses the buffer of the one before it.
+        let open = |at: u64, seen: Option<u64>, buf: Option<Vec<u8>>| {
             let f = std::fs::File::open(path).unwrap();
-            RangeReader::plain_file_buffered(f, path, at, len, 100, buffer)
-                .unwrap()
-                .numbered_after(seen)
+            match buf {
+                Some(b) => RangeReader::plain_file_reusing(f, path, (at, len), 100, buffer, b),
+                None => RangeReader::plain_file_buffered(f, path, at, len, 100, buffer),
+            }
+            .unwrap()
+            .numbered_after(seen)
         };
-        let mut r = open(0, Some(0));
+        let mut r = open(0, Some(0), None);
         let (mut got, mut oversize, mut reopens) = (Vec::new(), 0, 0);
         loop {
             let mut n = 0;
@@ -98,7 +109,9 @@ mod tests {
             }
             if let Some(at) = r.resume_offset() {
                 oversize += r.oversize_lines();
-                r = open(at, r.lines_seen());
+                let seen = r.lines_seen();
+                let buf = (reopens % 2 == 0).then(|| r.into_buffer());
+                r = open(at, seen, buf);
                 reopens += 1;
             }
         }
