@@ -84,3 +84,87 @@ series = "hosts"
     assert_eq!(total(&out), want, "every line counted once:\n{log}");
     assert!(!log.contains("Too many open files"), "{log}");
 }
+
+/// `host` writes two lines a minute for `minutes` minutes into `logs/h{host}.log`.
+fn write_host(dir: &Path, host: usize, minutes: usize) -> u64 {
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let mut text = String::new();
+    for m in 0..minutes {
+        for s in [10, 40] {
+            text.push_str(&format!(
+                "10.0.0.1 - - [20/Nov/2026:10:{m:02}:{s:02} +0000] \"GET /x HTTP/1.1\" 200 1 \"-\" \"t\" 0.001\n"
+            ));
+        }
+    }
+    std::fs::write(dir.join(format!("logs/h{host:04}.log")), text).unwrap();
+    (2 * minutes) as u64
+}
+
+/// `tidemark run --until-eof` under a limit of `nofile` open files, of a job with
+/// `source_extra` in its `[source]` over `dir/logs`: its exit summary's
+/// "reopened" count, and the lines counted.
+fn reopens_of_a_finite_run(dir: &Path, nofile: u32, source_extra: &str) -> (u64, u64) {
+    let job = dir.join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "name = \"fleet\"\n[source]\nkind = \"file\"\ninclude = [\"logs/*.log\"]\n\
+             {source_extra}\n[parse]\nformat = \"nginx\"\n[window]\nsize = \"1m\"\n\
+             [[metric]]\nname = \"reqs\"\nkind = \"counter\"\n\
+             [[sink]]\nkind = \"jsonl\"\npath = \"out.jsonl\"\nseries = \"hosts\"\n"
+        ),
+    )
+    .unwrap();
+    let _ = std::fs::remove_file(dir.join("out.jsonl"));
+    let o = Command::new("/usr/bin/prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_tidemark"))
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "-w", "1"])
+        .current_dir(dir)
+        .env("TIDEMARK_LOG", "warn")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let reopened = err
+        .lines()
+        .find_map(|l| l.split("reopened: ").nth(1))
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no reopened count in the summary:\n{err}"));
+    (reopened, total(&dir.join("out.jsonl")))
+}
+
+/// Issue 13 (2,000 hosts): a job run alone whose job file leaves
+/// `max_open_files` unset may keep open what the limit on open files leaves, so
+/// a fleet of more groups than the old default of 256 is read without pacing
+/// closing and reopening files mid-read. A lower limit, or a job that sets the
+/// key, still bounds it.
+#[test]
+fn a_job_run_alone_keeps_every_group_open_when_the_limit_allows() {
+    let d = tempfile::tempdir().unwrap();
+    let want: u64 = (0..300).map(|h| write_host(d.path(), h, 30)).sum();
+    // 2,048 less the reserve (64 and 1/8) leaves 1,728: more than 300 groups.
+    let (reopened, lines) = reopens_of_a_finite_run(d.path(), 2048, "");
+    assert_eq!(lines, want);
+    assert_eq!(
+        reopened, 0,
+        "the default kept fewer files open than there are groups"
+    );
+    // 200 leaves 111: pacing closes files mid-read and opens them again.
+    let (reopened, lines) = reopens_of_a_finite_run(d.path(), 200, "");
+    assert_eq!(lines, want);
+    assert!(
+        reopened > 0,
+        "111 descriptors for 300 groups, yet nothing reopened"
+    );
+    // A job file's own value holds under a large limit.
+    let (reopened, lines) = reopens_of_a_finite_run(d.path(), 2048, "max_open_files = 64");
+    assert_eq!(lines, want);
+    assert!(
+        reopened > 0,
+        "64 descriptors for 300 groups, yet nothing reopened"
+    );
+}

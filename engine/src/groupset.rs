@@ -18,7 +18,9 @@ use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
 use tidemark_sources::tail::{FileId, TailOptions};
 
-pub use initial::{balance, initial_groups};
+#[cfg(test)]
+pub use initial::initial_groups;
+pub use initial::{balance, initial_discovery};
 pub use shared::ProcessFiles;
 
 use crate::error::EngineError;
@@ -31,6 +33,7 @@ use crate::start::{ResumePlan, StartAt};
 use crate::stats::JobStats;
 use crate::time::{first_open_window, EventMs, WindowTime};
 use descriptors::CloseAhead;
+use holders::Holders;
 
 /// How often live mode re-evaluates the include globs: often enough that a new file
 /// is found within 1 s even where inotify does not work.
@@ -95,6 +98,10 @@ pub struct GroupSet {
     /// does not change within a round, so it is not asked again (with many
     /// groups behind and every group ahead refusing, each would ask them all).
     pause_refused: Vec<bool>,
+    /// The groups holding a file, kept through a round (see `holders.rs`): a
+    /// group waiting for a descriptor looks for one to close among these (at
+    /// most the worker's share of `max_open_files`), not among every group.
+    holders: Holders,
 }
 
 /// How a group's last turn ended, as pacing sees it.
@@ -132,6 +139,7 @@ impl GroupSet {
             turns: Vec::new(),
             pace_waiting: false,
             pause_refused: Vec::new(),
+            holders: Holders::default(),
             reading: Vec::new(),
             files,
             seen: 0,
@@ -176,6 +184,11 @@ impl GroupSet {
     /// discovery polls only every [`WATCHED_DISCOVERY_INTERVAL`]).
     pub fn set_watching(&mut self, watching: bool) {
         self.watching = watching;
+    }
+
+    /// Whether the job follows its files (rather than finishing at their end).
+    pub fn follows(&self) -> bool {
+        self.follow
     }
 
     /// How many times the globs were evaluated.
@@ -240,17 +253,20 @@ impl GroupSet {
         let (found, owners, report) = if first {
             let (groups, owners): (Vec<FileGroup>, Vec<usize>) =
                 self.initial.iter().cloned().unzip();
-            // The initial groups were found before the workers started: look once
-            // more, only to report what was left out.
-            let report = if self.reports() {
-                discover(&src.include, &src.exclude, &self.roots).unwrap_or_default()
-            } else {
-                Discovered::default()
+            // The initial groups were found before the workers started: what
+            // that discovery left out is reported (looked for again only when
+            // it was not kept, as by a set made without a setup).
+            let report = match self.reports().then(|| self.files.start_report()) {
+                Some(Some(kept)) => kept,
+                Some(None) => {
+                    Arc::new(discover(&src.include, &src.exclude, &self.roots).unwrap_or_default())
+                }
+                None => Arc::new(Discovered::default()),
             };
             self.discoveries += 1;
             stats.discovery_runs += 1;
             self.files.seed(&groups, &self.roots);
-            (groups, Some(owners), Arc::new(report))
+            (groups, Some(owners), report)
         } else {
             // One run for the process's workers; known groups are not looked at
             // again (a new path to one of their files is told by the claim table).
@@ -337,7 +353,7 @@ impl GroupSet {
         let mut busy = false;
         let mut visited = 0;
         let share = open_files_share(self.job.source.max_open_files, self.local.1);
-        let mut open = self.groups.iter().filter(|g| g.holds_file()).count();
+        self.holders.rebuild(&self.groups);
         let horizon = self.horizon();
         // The lowest watermark among the groups this round deferred.
         let mut deferred: Option<EventMs> = None;
@@ -365,8 +381,9 @@ impl GroupSet {
             }
             let held = self.groups[i].holds_file();
             // Closed mid-read with lines still buffered: those need no descriptor.
-            let buffered_only = !held && open >= share && self.groups[i].has_buffered_lines();
-            if !held && !buffered_only && open >= share {
+            let short = self.holders.len() >= share;
+            let buffered_only = !held && short && self.groups[i].has_buffered_lines();
+            if !held && !buffered_only && short {
                 // Its turn waits until another group is idle at its end (or, in a
                 // finite run, finished): lines are late, never lost. Waiting for
                 // a descriptor, it holds no one back (those that hold one must
@@ -385,7 +402,6 @@ impl GroupSet {
                     self.turns[i] = Turn::Quiet;
                     continue;
                 }
-                open -= 1;
             }
             let g = &mut self.groups[i];
             let before = stats.bytes_read;
@@ -401,7 +417,7 @@ impl GroupSet {
                 ReadStatus::More => Turn::More,
                 ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
             };
-            open = open + usize::from(g.holds_file()) - usize::from(held);
+            self.holders.update(i, held, g.holds_file());
             if let Some((path, id)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
                     if let Some(owner) = self.files.claims.claim(id, path, g.live(), &self.roots) {
@@ -445,9 +461,8 @@ impl GroupSet {
             self.pacer.release();
         }
         let parked = self.groups.iter().filter(|g| g.is_parked()).count();
-        stats
-            .open_files
-            .insert(self.index, (open as u64, parked as u64));
+        let open = self.holders.len() as u64;
+        stats.open_files.insert(self.index, (open, parked as u64));
         busy
     }
 
@@ -547,6 +562,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
 }
 
 mod descriptors;
+mod holders;
 mod initial;
 mod report;
 mod shared;

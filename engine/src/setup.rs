@@ -18,7 +18,7 @@ use crate::checkpoint::{Checkpoint, CheckpointError, CheckpointStore, ResetChoic
 use crate::commit::{group_checkpoints, groups_of, Committer};
 use crate::error::EngineError;
 use crate::error::FailureSlot;
-use crate::groupset::{balance, initial_groups};
+use crate::groupset::{balance, initial_discovery};
 use crate::install::InstallContext;
 use crate::operators::collect::Collector;
 use crate::operators::source::{Poke, PokeBoard};
@@ -168,7 +168,7 @@ impl JobSetup {
                 s.limited_windows = crate::limit::LimitedWindows::resumed(plan.limited_windows);
             }
         }
-        let mut groups = initial_groups(job, &plan)?;
+        let (mut groups, start_report) = initial_discovery(job, &plan)?;
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
             // inputs, its job file or its state would be destroyed by the open.
@@ -299,6 +299,8 @@ impl JobSetup {
             }
             None => None,
         };
+        let files = crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes);
+        files.keep_start_report(start_report);
         let poke: Poke = Arc::new(PokeBoard::default());
         // inotify where it works; otherwise the sources just poll (poll_interval).
         let watcher = opts.follow.then(|| {
@@ -321,7 +323,7 @@ impl JobSetup {
             resumed,
             initial,
             split: Arc::new(split),
-            files: crate::groupset::ProcessFiles::new(job.source.fingerprint_bytes),
+            files,
             collector: Mutex::new(collector),
             input_end,
             pace: crate::pacing::PaceBoard::new(workers),

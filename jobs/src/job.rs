@@ -50,6 +50,10 @@ pub struct Source {
     pub rate_limit: Option<u64>,
     /// Most files the job keeps open at once (see the job file's `max_open_files`).
     pub max_open_files: usize,
+    /// The job file does not set `max_open_files`: `max_open_files` holds the
+    /// default, which a job run alone in its process (`tidemark run`) raises to
+    /// what the limit on open files leaves (see docs/files.md). Operational.
+    pub max_open_files_default: bool,
     /// The folders this job may read files from; empty = any path. Not a job file
     /// setting (validation leaves it empty): set by the cluster after the job passed
     /// [`crate::check_roots`] against its `--allow-root` folders. Every file is read

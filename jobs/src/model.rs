@@ -70,7 +70,9 @@ pub struct SourceFile {
     /// Most files the job keeps open at once on a member, split over its workers
     /// there (each gets max(1, budget / workers)); idle live files past it are
     /// closed and reopened by identity on change. Operational (not in the
-    /// semantics fingerprint). Default 256.
+    /// semantics fingerprint). Default 256 in a cluster; a job run alone
+    /// (`tidemark run`) defaults to what the limit on open files leaves, at most
+    /// 65,536.
     pub max_open_files: Option<Spanned<i64>>,
     /// In a finite run (`--until-eof`) without a state folder, a file group whose
     /// files hold at least this many bytes is read as segments by every worker.

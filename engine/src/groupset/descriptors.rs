@@ -23,13 +23,21 @@ impl GroupSet {
     /// round-robin, so no group is always the one closed. Returns whether one was.
     pub(super) fn park_one_other(&mut self, except: usize) -> bool {
         let n = self.groups.len();
-        let pick = (0..n)
-            .map(|k| (self.park_next + k) % n)
+        // Only a group holding a file can give one up; its place in the
+        // round-robin from `park_next` breaks ties, as a walk over every
+        // group from there would.
+        let pick = self
+            .holders
+            .iter()
             .filter(|&j| j != except && self.groups[j].holds_file())
-            .filter_map(|j| Some((self.groups[j].parkable_since()?, j)))
-            .min_by_key(|&(mtime, _)| mtime);
+            .filter_map(|j| {
+                let since = self.groups[j].parkable_since()?;
+                Some(((since, (j + n - self.park_next) % n), j))
+            })
+            .min_by_key(|&(key, _)| key);
         match pick {
             Some((_, j)) if self.groups[j].park() => {
+                self.holders.remove(j);
                 self.park_next = (j + 1) % n;
                 true
             }
@@ -49,7 +57,9 @@ impl GroupSet {
     /// next furthest, so that one such group does not leave pacing unbounded.
     pub(super) fn park_one_ahead(&mut self, behind: usize) -> CloseAhead {
         let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
-        let mut ahead: Vec<(EventMs, usize)> = (0..self.groups.len())
+        let mut ahead: Vec<(EventMs, usize)> = self
+            .holders
+            .iter()
             .filter(|&j| j != behind && self.turns[j] == Turn::More)
             .filter(|&j| self.groups[j].holds_file())
             .filter_map(|j| Some((self.groups[j].watermark()?, j)))
@@ -64,6 +74,7 @@ impl GroupSet {
                 continue;
             }
             if self.groups[j].park_paused() {
+                self.holders.remove(j);
                 return CloseAhead::Closed;
             }
             self.pause_refused[j] = true;

@@ -7,26 +7,37 @@ use std::path::PathBuf;
 
 use tidemark_jobs::Job;
 use tidemark_sources::file::discover::{discover_preferring, rotated_siblings_within};
-use tidemark_sources::file::{AllowedRoots, FileGroup};
+use tidemark_sources::file::{AllowedRoots, Discovered, FileGroup};
 
 use crate::error::EngineError;
 use crate::start::ResumePlan;
+
+/// The groups of [`initial_discovery`] (tests).
+#[cfg(test)]
+pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
+    initial_discovery(job, resume).map(|(groups, _)| groups)
+}
 
 /// The job's groups at start: what the globs match, plus every group a checkpoint
 /// names even if its live file is missing right now (between a rotation's rename
 /// and create) — otherwise windows could close without it and all its lines would
 /// then be late. Found once, before the workers start, so all agree on the list.
 ///
-/// Files whose real path is outside the job's allowed roots are left out (the
-/// workers' first discovery reports them).
-pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, EngineError> {
+/// Files whose real path is outside the job's allowed roots are left out. What
+/// the discovery left out comes back with the groups (its own groups taken out):
+/// the first worker reports it ([`super::ProcessFiles::keep_start_report`])
+/// instead of evaluating the globs once more only for that.
+pub fn initial_discovery(
+    job: &Job,
+    resume: &ResumePlan,
+) -> Result<(Vec<FileGroup>, Discovered), EngineError> {
     let roots = AllowedRoots::of_source(&job.source);
     // Of several paths to one file, the one the checkpoint knows resumes.
     let checkpointed: HashSet<PathBuf> = resume.groups.keys().cloned().collect();
     let src = &job.source;
-    let mut found = discover_preferring(&src.include, &src.exclude, &roots, &checkpointed)
-        .map_err(EngineError::Discover)?
-        .groups;
+    let mut report = discover_preferring(&src.include, &src.exclude, &roots, &checkpointed)
+        .map_err(EngineError::Discover)?;
+    let mut found = std::mem::take(&mut report.groups);
     // A checkpointed group whose live file is another path to a group found (an
     // older version read both) is not read twice.
     let found_files: HashSet<(u64, u64)> = found
@@ -50,7 +61,7 @@ pub fn initial_groups(job: &Job, resume: &ResumePlan) -> Result<Vec<FileGroup>, 
             live: live.clone(),
         });
     }
-    Ok(found)
+    Ok((found, report))
 }
 
 /// Splits groups over `peers` workers by size: largest first, each to the least

@@ -38,6 +38,9 @@ struct Shared {
     runs: u64,
     /// What the last discovery left out (for the reporting worker).
     report: Arc<Discovered>,
+    /// What the discovery of the groups there at start left out (see
+    /// [`ProcessFiles::keep_start_report`]).
+    start_report: Option<Arc<Discovered>>,
 }
 
 /// What [`ProcessFiles::refresh`] gives a worker.
@@ -71,6 +74,20 @@ impl ProcessFiles {
             self.claims.claim_group(g, roots);
             s.known.insert(g.live.clone());
         }
+    }
+
+    /// Keeps what the discovery of the groups there at start left out, for the
+    /// reporting worker's first discovery: it used to evaluate the globs once
+    /// more only to report that (a walk of every folder, again, at start).
+    pub fn keep_start_report(&self, report: Discovered) {
+        if let Ok(mut s) = self.state.lock() {
+            s.start_report = Some(Arc::new(report));
+        }
+    }
+
+    /// What [`ProcessFiles::keep_start_report`] kept, if anything.
+    pub fn start_report(&self) -> Option<Arc<Discovered>> {
+        self.state.lock().ok().and_then(|s| s.start_report.clone())
     }
 
     /// How many times the globs were evaluated after start, by all workers.

@@ -120,8 +120,13 @@ pub fn file_source<'scope>(
             if let Err(e) = groups.discover_if_due(now, poked, floor, wall_ms, &mut delta) {
                 record_failure(&failed, JobFailure::Discover(Box::new(e)));
             }
-            for g in &groups.groups[known..] {
-                poke.reads(&woken, g.live());
+            // Only the directory watcher routes writes to readers, and only a
+            // job that follows its files has one: a finite run skips resolving
+            // every new group's paths (two `realpath`s each) for it.
+            if groups.follows() {
+                for g in &groups.groups[known..] {
+                    poke.reads(&woken, g.live());
+                }
             }
             match (gate.check(now, &mut delta), paused) {
                 (Gate::Paused, _) => {

@@ -374,6 +374,7 @@ pub fn check_source(
         rotated_tail_wait: tail_wait?.0,
         rate_limit: rate?,
         max_open_files: max_open_files?,
+        max_open_files_default: s.max_open_files.is_none(),
         allowed_roots: Vec::new(),
         denied_reads: Vec::new(),
     })

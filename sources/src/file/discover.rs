@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::roots::{AllowedRoots, Outside};
-use super::walk::{walk_glob, WalkLoop, Walked};
+use super::walk::{walk_glob, walk_glob_and_rotated, WalkLoop, Walked};
 
 /// One rotated sibling of a live file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -229,13 +229,18 @@ fn discover_inner(
     let mut found = Discovered::default();
     let mut outside = Vec::new();
     let mut live = Vec::new();
+    // Every rotated name the walks saw, by the live path it belongs to: a
+    // group's siblings are taken from here rather than by listing its folder
+    // once more (see `siblings_among`).
+    let mut rotated_names: HashMap<PathBuf, Vec<PathBuf>> = HashMap::new();
     for g in include {
         let bad = |source| DiscoverError::BadGlob {
             glob: g.clone(),
             source,
         };
         let pattern = glob::Pattern::new(g).map_err(bad)?;
-        let mut walked = walk_glob(g).map_err(bad)?;
+        // One walk for the live files and the rotated names (`{g}.*`).
+        let (mut walked, rotated) = walk_glob_and_rotated(g).map_err(bad)?;
         found.note_walk(&mut walked);
         for p in walked.paths {
             if skip.contains(&p) || excludes.iter().any(|e| e.matches_path(&p)) {
@@ -251,10 +256,12 @@ fn discover_inner(
         // A group whose live file is missing right now — between a rotation's
         // rename and create, or a host whose current log was removed — still has
         // rotated siblings to read. Missing it would make it "new" a moment later.
-        let mut walked = walk_glob(&format!("{g}.*")).map_err(bad)?;
-        found.note_walk(&mut walked);
-        for p in walked.paths {
+        for p in rotated {
             if let Some((base, _, _)) = split_rotated(&p) {
+                rotated_names
+                    .entry(base.clone())
+                    .or_default()
+                    .push(p.clone());
                 if skip.contains(&base)
                     || !pattern.matches_path(&base)
                     || excludes.iter().any(|e| e.matches_path(&base))
@@ -281,9 +288,12 @@ fn discover_inner(
             }
         }
         found.examined += 1;
+        let names = rotated_names.get(p).map_or(&[][..], Vec::as_slice);
         groups.push(FileGroup {
             live: p.clone(),
-            rotated: rotated_siblings_within(p, roots, &mut outside),
+            rotated: siblings_among(names, |path| {
+                roots.is_any() || allowed(roots, path, &mut outside)
+            }),
         });
     }
     let (groups, duplicates) = dedup_by_inode(groups, known);
@@ -482,6 +492,38 @@ pub fn rotated_siblings_within(
         return rotated_siblings(live);
     }
     siblings(live, |p| allowed(roots, p, outside)).unwrap_or_default()
+}
+
+/// The rotated siblings among `names` (paths a walk of `{glob}.*` found, each
+/// a rotated name of one live file: `split_rotated` gives it as their base), as
+/// [`siblings`] takes them from a listing of the folder: regular files that
+/// `keep` accepts, oldest first, the plain one of `NAME.2` and `NAME.2.gz`.
+/// Every sibling of a live file a glob matched is among them: its name is the
+/// live file's with `.N` or `.N.gz` appended, which `{glob}.*` matches in the
+/// same folder.
+fn siblings_among(names: &[PathBuf], mut keep: impl FnMut(&Path) -> bool) -> Vec<RotatedFile> {
+    let mut found: Vec<RotatedFile> = Vec::new();
+    for path in names {
+        if let Some((_, number, gzip)) = split_rotated(path) {
+            if path.is_file() && keep(path) {
+                found.push(RotatedFile {
+                    path: path.clone(),
+                    number,
+                    gzip,
+                });
+            }
+        }
+    }
+    // Two globs may have walked the same folder: a name once.
+    found.sort_by(|a, b| {
+        b.number
+            .cmp(&a.number)
+            .then(a.gzip.cmp(&b.gzip))
+            .then(a.path.cmp(&b.path))
+    });
+    found.dedup_by(|later, earlier| later.path == earlier.path);
+    found.dedup_by(|later, earlier| later.number == earlier.number);
+    found
 }
 
 fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> std::io::Result<Vec<RotatedFile>> {

@@ -56,6 +56,38 @@ fn is_wild(part: &std::ffi::OsStr) -> bool {
 
 /// The paths `pattern` matches, sorted (see the module docs).
 pub fn walk_glob(pattern: &str) -> Result<Walked, PatternError> {
+    walk(pattern, false).map(|(walked, _)| walked)
+}
+
+/// [`walk_glob`] of `pattern`, and the paths `{pattern}.*` matches (sorted), in
+/// one walk where it can: discovery wants both (live files, and rotated siblings
+/// whose live file may be missing), and walking the same folders twice listed
+/// each of them twice. Where the two walks would differ (a pattern without a
+/// wildcard, or ending in `**`), it walks twice.
+pub fn walk_glob_and_rotated(pattern: &str) -> Result<(Walked, Vec<PathBuf>), PatternError> {
+    Pattern::new(pattern)?;
+    // `{pattern}.*` must be `pattern` with its last component extended, as
+    // written (not so after a trailing `/` or `/.`, which components drop).
+    let tail = pattern.rsplit('/').next().unwrap_or(pattern);
+    let last = Path::new(pattern).components().next_back();
+    let one_walk = matches!(last, Some(Component::Normal(p)) if p != "**" && p == tail)
+        && Path::new(pattern)
+            .components()
+            .any(|c| matches!(c, Component::Normal(p) if is_wild(p)));
+    if one_walk {
+        return walk(pattern, true);
+    }
+    let mut walked = walk_glob(pattern)?;
+    let mut rotated = walk_glob(&format!("{pattern}.*"))?;
+    walked.loops.append(&mut rotated.loops);
+    walked.unlistable.append(&mut rotated.unlistable);
+    Ok((walked, rotated.paths))
+}
+
+/// Walks `pattern`; with `rotated`, also collects (second) the paths that
+/// `{pattern}.*` matches: its last component is then also compared with
+/// `{last}.*`, every other step being the same.
+fn walk(pattern: &str, rotated: bool) -> Result<(Walked, Vec<PathBuf>), PatternError> {
     // Validates the whole pattern as the `glob` crate does (`**` alone in its
     // component, brackets closed).
     Pattern::new(pattern)?;
@@ -66,11 +98,12 @@ pub fn walk_glob(pattern: &str) -> Result<Walked, PatternError> {
         .unwrap_or(comps.len());
     let base: PathBuf = comps[..split].iter().collect();
     let mut walked = Walked::default();
+    let mut also = Vec::new();
     if split == comps.len() {
         if std::fs::symlink_metadata(&base).is_ok() {
             walked.paths.push(base);
         }
-        return Ok(walked);
+        return Ok((walked, also));
     }
     let mut steps = Vec::with_capacity(comps.len() - split);
     for c in &comps[split..] {
@@ -82,6 +115,16 @@ pub fn walk_glob(pattern: &str) -> Result<Walked, PatternError> {
         });
     }
     let whole = Pattern::new(&comps.iter().collect::<PathBuf>().to_string_lossy())?;
+    // `{pattern}.*`: the whole pattern and its last step with `.*` appended.
+    let (whole_rotated, last_rotated) = if rotated {
+        let text = format!("{}.*", comps.iter().collect::<PathBuf>().to_string_lossy());
+        let last = comps.last().map_or_else(String::new, |c| {
+            format!("{}.*", c.as_os_str().to_string_lossy())
+        });
+        (Some(Pattern::new(&text)?), Some(Pattern::new(&last)?))
+    } else {
+        (None, None)
+    };
     let any_at = steps.iter().position(|s| matches!(s, Step::Any));
     let dirs_only = matches!(steps.last(), Some(Step::Any));
     let relative = base.as_os_str().is_empty();
@@ -92,7 +135,14 @@ pub fn walk_glob(pattern: &str) -> Result<Walked, PatternError> {
         match any_at {
             Some(k) if d > k => true,
             _ => match steps.get(d - 1) {
-                Some(Step::One(p)) => p.matches_with(&e.file_name().to_string_lossy(), OPTS),
+                Some(Step::One(p)) => {
+                    let name = e.file_name().to_string_lossy();
+                    p.matches_with(&name, OPTS)
+                        || (d == steps.len()
+                            && last_rotated
+                                .as_ref()
+                                .is_some_and(|r| r.matches_with(&name, OPTS)))
+                }
                 _ => true,
             },
         }
@@ -126,8 +176,14 @@ pub fn walk_glob(pattern: &str) -> Result<Walked, PatternError> {
         } else {
             entry.path()
         };
+        let last_step = || match steps.last() {
+            Some(Step::One(p)) => p.matches_with(&entry.file_name().to_string_lossy(), OPTS),
+            _ => true,
+        };
         let matched = match any_at {
-            None => entry.depth() == steps.len(),
+            // With `rotated`, an entry at the last depth may have been kept for
+            // `{last}.*` only.
+            None => entry.depth() == steps.len() && (!rotated || last_step()),
             // A trailing `**` matches folders only (as in the `glob` crate).
             Some(_) if dirs_only => entry.file_type().is_dir(),
             Some(_) => whole.matches_path_with(path, OPTS),
@@ -135,9 +191,21 @@ pub fn walk_glob(pattern: &str) -> Result<Walked, PatternError> {
         if matched {
             walked.paths.push(path.to_path_buf());
         }
+        let matched_rotated = match (any_at, &whole_rotated, &last_rotated) {
+            (_, None, _) | (_, _, None) => false,
+            (None, _, Some(last)) => {
+                entry.depth() == steps.len()
+                    && last.matches_with(&entry.file_name().to_string_lossy(), OPTS)
+            }
+            (Some(_), Some(whole), _) => whole.matches_path_with(path, OPTS),
+        };
+        if matched_rotated {
+            also.push(path.to_path_buf());
+        }
     }
     walked.paths.sort();
-    Ok(walked)
+    also.sort();
+    Ok((walked, also))
 }
 
 #[cfg(test)]
@@ -189,6 +257,65 @@ mod tests {
         }
         assert!(walk_glob("a/**b").is_err());
         assert!(walk_glob("a/[").is_err());
+    }
+
+    /// One walk for a pattern and `{pattern}.*` finds what two walks find.
+    #[test]
+    fn one_walk_finds_the_live_and_the_rotated_paths_of_two() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path();
+        for f in [
+            "a/x.log",
+            "a/x.log.1",
+            "a/x.log.2.gz",
+            "a/x.logger",
+            "a/.h.log",
+            "a/.h.log.3",
+            "a/sub/x.log",
+            "a/sub/x.log.1",
+            "a/sub/deep/x.log.4",
+            "b/x.log.1",
+            "b/y.txt",
+            "b/y.txt.1",
+            "c1/x.log",
+            "c1/x.log.old",
+        ] {
+            std::fs::create_dir_all(b.join(f).parent().unwrap()).unwrap();
+            std::fs::write(b.join(f), b"x\n").unwrap();
+        }
+        std::fs::create_dir_all(b.join("a/x.log.9")).unwrap();
+        symlink(b.join("a"), b.join("link")).unwrap();
+        for pat in [
+            "*/x.log",
+            "a/*.log",
+            "a/*.log*",
+            "**/x.log",
+            "a/**/x.log",
+            "a/**",
+            "[ab]/x.log",
+            "[!a]*/x.log",
+            "?/*",
+            "a/x.log",
+            "a/nope.log",
+            "*/sub/*/x.log",
+            "*/x.log/",
+            "*/x.log/.",
+            "*/*",
+        ] {
+            let g = format!("{}/{pat}", b.display());
+            let two =
+                walk_glob(&g).and_then(|w| Ok((w.paths, walk_glob(&format!("{g}.*"))?.paths)));
+            let one = walk_glob_and_rotated(&g).map(|(w, rotated)| {
+                assert!(w.loops.is_empty() && w.unlistable.is_empty(), "{pat}");
+                (w.paths, rotated)
+            });
+            assert_eq!(one.is_ok(), two.is_ok(), "{pat}");
+            if let (Ok(one), Ok(two)) = (one, two) {
+                assert_eq!(one, two, "{pat}");
+                let found = !one.0.is_empty() || !one.1.is_empty();
+                assert!(found || pat.contains("nope"), "{pat} found nothing");
+            }
+        }
     }
 
     /// Regression (issue 10 §3): `**` through a link back to an ancestor found

@@ -48,6 +48,63 @@ fn groups_with_siblings_oldest_first() {
     assert!(groups[1].rotated.is_empty());
 }
 
+/// A group's siblings come from discovery's own walk, not from listing its
+/// folder again: the same siblings as a listing finds, whatever the glob.
+#[test]
+fn siblings_from_the_walk_are_those_a_listing_finds() {
+    let d = tempfile::tempdir().unwrap();
+    let b = d.path();
+    for f in [
+        "w1/access.log",
+        "w1/access.log.1",
+        "w1/access.log.2",
+        "w1/access.log.2.gz",
+        "w1/access.log.10.gz",
+        "w1/access.log.x",
+        "w1/error.log",
+        "w1/error.log.1",
+        "w2/access.log.1",
+        "w2/access.log.3.gz",
+        "w3/access.log",
+        "w3/deep/access.log",
+        "w3/deep/access.log.7",
+    ] {
+        std::fs::create_dir_all(b.join(f).parent().unwrap()).unwrap();
+        std::fs::write(b.join(f), b"x\n").unwrap();
+    }
+    // A folder with a sibling's name is not a sibling.
+    std::fs::create_dir_all(b.join("w3/access.log.4")).unwrap();
+    for globs in [
+        vec!["*/access.log"],
+        vec!["*/access.log*"],
+        vec!["*/*.log"],
+        vec!["w1/access.log"],
+        vec!["**/access.log"],
+        vec!["w[12]/access.log", "*/access.log"],
+        vec!["*/access.log", "w1/*.log"],
+    ] {
+        let globs: Vec<String> = globs
+            .iter()
+            .map(|g| format!("{}/{g}", b.display()))
+            .collect();
+        let groups = discover(&globs, &[], &any()).unwrap().groups;
+        assert!(!groups.is_empty(), "{globs:?}");
+        for g in &groups {
+            assert_eq!(
+                g.rotated,
+                rotated_siblings(&g.live),
+                "{globs:?}: {}",
+                g.live.display()
+            );
+        }
+        let w1 = groups.iter().find(|g| g.live == b.join("w1/access.log"));
+        if let Some(w1) = w1 {
+            let numbers: Vec<u32> = w1.rotated.iter().map(|r| r.number).collect();
+            assert_eq!(numbers, [10, 2, 1], "{globs:?}");
+        }
+    }
+}
+
 /// Regression: between a rotation's rename and create the live file is missing;
 /// discovery then skipped the group, and it came back a moment later as a "new"
 /// file whose older lines were all late.

@@ -1,0 +1,233 @@
+//! librdkafka settings for tidemark's producers and consumers: the user's options passed
+//! through (TLS, SASL, timeouts, …), with the few that tidemark's guarantees rest on set by
+//! tidemark and refused as overrides.
+
+use std::collections::BTreeMap;
+
+use rdkafka::config::ClientConfig;
+use thiserror::Error;
+
+/// What a client is for; each role fixes its own settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The agent's producer: idempotent, `acks=all`, never gives a message up (reads
+    /// pause instead while the broker is away).
+    AgentProducer,
+    /// A sink's producer: idempotent, `acks=all`.
+    SinkProducer,
+    /// A job's consumer: partitions assigned by tidemark, offsets kept in tidemark's
+    /// checkpoint (committed to the group id only so standard tools show the lag).
+    Consumer,
+}
+
+impl Role {
+    /// The settings tidemark sets for this role, and why each matters.
+    pub fn fixed(self) -> &'static [(&'static str, &'static str, &'static str)] {
+        const PRODUCER: &[(&str, &str, &str)] = &[
+            (
+                "enable.idempotence",
+                "true",
+                "no duplicates or reordering from retries",
+            ),
+            (
+                "acks",
+                "all",
+                "a line counts as sent once every in-sync replica has it",
+            ),
+        ];
+        const AGENT: &[(&str, &str, &str)] = &[
+            (
+                "enable.idempotence",
+                "true",
+                "no duplicates or reordering from retries",
+            ),
+            (
+                "acks",
+                "all",
+                "a line counts as sent once every in-sync replica has it",
+            ),
+            // 0 = retry for ever: a message given up would leave a gap behind lines
+            // delivered after it.
+            (
+                "message.timeout.ms",
+                "0",
+                "a line is never given up while the broker is away",
+            ),
+        ];
+        const CONSUMER: &[(&str, &str, &str)] = &[
+            (
+                "enable.auto.commit",
+                "false",
+                "offsets are committed with tidemark's checkpoint",
+            ),
+            (
+                "enable.auto.offset.store",
+                "false",
+                "offsets are committed with tidemark's checkpoint",
+            ),
+            (
+                "enable.partition.eof",
+                "true",
+                "a caught-up partition is seen as such",
+            ),
+        ];
+        match self {
+            Role::AgentProducer => AGENT,
+            Role::SinkProducer => PRODUCER,
+            Role::Consumer => CONSUMER,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Role::AgentProducer => "the agent's producer",
+            Role::SinkProducer => "a kafka sink's producer",
+            Role::Consumer => "a kafka source's consumer",
+        }
+    }
+}
+
+/// A client's settings that cannot be used.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    /// No broker to connect to.
+    #[error(
+        "brokers is empty. hint: give at least one host:port, e.g. brokers = \"kafka-1:9092\""
+    )]
+    NoBrokers,
+    /// The user set an option tidemark sets itself.
+    #[error(
+        "option {key:?} cannot be set for {role}: tidemark sets it to {value:?} ({why}). \
+         hint: remove it from the options"
+    )]
+    Fixed {
+        /// The option.
+        key: String,
+        /// What tidemark sets it to.
+        value: &'static str,
+        /// Why.
+        why: &'static str,
+        /// The client's role, in words.
+        role: &'static str,
+    },
+    /// `bootstrap.servers` given as an option (it is the `brokers` key).
+    #[error("option {0:?} duplicates brokers. hint: list the brokers in brokers only")]
+    Brokers(String),
+    /// librdkafka refused an option (unknown name or bad value).
+    #[error("librdkafka refuses the options: {0}. hint: check the name and value against librdkafka's CONFIGURATION.md")]
+    Refused(#[source] rdkafka::error::KafkaError),
+}
+
+/// librdkafka settings for `role`: `brokers`, the user's `options`, then the role's fixed
+/// settings. Checks every option with librdkafka itself (no connection is made).
+pub fn client_config(
+    role: Role,
+    brokers: &str,
+    options: &BTreeMap<String, String>,
+) -> Result<ClientConfig, SettingsError> {
+    if brokers.trim().is_empty() {
+        return Err(SettingsError::NoBrokers);
+    }
+    let fixed = role.fixed();
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (key, value) in options {
+        if matches!(key.as_str(), "bootstrap.servers" | "metadata.broker.list") {
+            return Err(SettingsError::Brokers(key.clone()));
+        }
+        if let Some((_, fixed_value, why)) = fixed.iter().find(|(k, _, _)| same_option(k, key)) {
+            return Err(SettingsError::Fixed {
+                key: key.clone(),
+                value: fixed_value,
+                why,
+                role: role.name(),
+            });
+        }
+        config.set(key, value);
+    }
+    for (key, value, _) in fixed {
+        config.set(*key, *value);
+    }
+    config
+        .create_native_config()
+        .map_err(SettingsError::Refused)?;
+    Ok(config)
+}
+
+/// librdkafka aliases a few names (`acks` is `request.required.acks`).
+fn same_option(fixed: &str, given: &str) -> bool {
+    let canonical = |k: &str| {
+        match k {
+            "request.required.acks" => "acks",
+            "delivery.timeout.ms" => "message.timeout.ms",
+            other => other,
+        }
+        .to_owned()
+    };
+    canonical(fixed) == canonical(given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_fixed_settings_win_and_options_pass_through() {
+        let config = client_config(
+            Role::AgentProducer,
+            "k1:9092",
+            &opts(&[("security.protocol", "ssl"), ("linger.ms", "20")]),
+        )
+        .unwrap();
+        assert_eq!(config.get("bootstrap.servers"), Some("k1:9092"));
+        assert_eq!(config.get("security.protocol"), Some("ssl"));
+        assert_eq!(config.get("enable.idempotence"), Some("true"));
+        assert_eq!(config.get("message.timeout.ms"), Some("0"));
+    }
+
+    #[test]
+    fn overriding_a_fixed_setting_is_refused_by_name_and_alias() {
+        for key in [
+            "acks",
+            "request.required.acks",
+            "delivery.timeout.ms",
+            "enable.idempotence",
+        ] {
+            let err = client_config(Role::AgentProducer, "k:1", &opts(&[(key, "1")])).unwrap_err();
+            assert!(matches!(err, SettingsError::Fixed { .. }), "{key}: {err}");
+        }
+        let err = client_config(
+            Role::Consumer,
+            "k:1",
+            &opts(&[("enable.auto.commit", "true")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("enable.auto.commit"), "{err}");
+    }
+
+    #[test]
+    fn unknown_options_and_missing_brokers_are_refused() {
+        let err =
+            client_config(Role::Consumer, "k:1", &opts(&[("no.such.option", "1")])).unwrap_err();
+        assert!(matches!(err, SettingsError::Refused(_)), "{err}");
+        assert!(matches!(
+            client_config(Role::Consumer, " ", &opts(&[])),
+            Err(SettingsError::NoBrokers)
+        ));
+        assert!(matches!(
+            client_config(
+                Role::Consumer,
+                "k:1",
+                &opts(&[("bootstrap.servers", "x:1")])
+            ),
+            Err(SettingsError::Brokers(_))
+        ));
+    }
+}

@@ -1,0 +1,257 @@
+//! What an agent's Kafka record carries, and how a consumer reads it back.
+//!
+//! One record per log line (so standard tools show lines, and other consumers can read
+//! the topic), keyed `host/group` so that a file group's lines land, in order, on one
+//! partition ([`crate::partition`]). Headers say where the line came from and its place in
+//! the group's sequence:
+//!
+//! | header | value |
+//! |---|---|
+//! | `tm-v` | format version, `1` |
+//! | `tm-kind` | `line` or `heartbeat` |
+//! | `tm-host`, `tm-group` | the host and the file group (its live path) |
+//! | `tm-epoch` | 16 hex digits, drawn when the agent first saw the group (a new one after its state was lost) |
+//! | `tm-seq` | decimal: the line's number in the group (from 1); for a heartbeat, the last line sent |
+//! | `tm-file` | the file's identity, for diagnostics (`line` only) |
+//! | `tm-at` | a heartbeat's wall time, milliseconds since the Unix epoch |
+//!
+//! A consumer keeps, per (host, group), the epoch and the highest sequence it has taken:
+//! a record at or below it is a resend (the agent restarted from a checkpoint older than
+//! the broker's log) and is dropped; a gap means lines were lost and is reported. A
+//! record without `tm-v` is not from an agent: [`AgentRecord::Foreign`].
+
+use thiserror::Error;
+
+/// The header names (see the module's table).
+pub mod header {
+    /// Format version.
+    pub const VERSION: &str = "tm-v";
+    /// `line` or `heartbeat`.
+    pub const KIND: &str = "tm-kind";
+    /// The host the line was read on.
+    pub const HOST: &str = "tm-host";
+    /// The file group (its live path on the agent).
+    pub const GROUP: &str = "tm-group";
+    /// The group's sequence epoch (16 hex digits).
+    pub const EPOCH: &str = "tm-epoch";
+    /// The line's sequence number in its group, or a heartbeat's last sent line.
+    pub const SEQ: &str = "tm-seq";
+    /// The identity of the file the line was read from.
+    pub const FILE: &str = "tm-file";
+    /// A heartbeat's wall time, ms since the Unix epoch.
+    pub const AT: &str = "tm-at";
+}
+
+/// The only format version this build writes and reads.
+pub const VERSION: &str = "1";
+
+/// Where a group's records come from: host, group and the epoch of its sequence.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId {
+    /// The host the group's files are on.
+    pub host: String,
+    /// The group's live path on that host.
+    pub group: String,
+    /// Drawn when the agent first saw the group; a new epoch restarts the sequence.
+    pub epoch: u64,
+}
+
+impl GroupId {
+    /// The record key: `host/group`. The partition is chosen from it.
+    pub fn key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(self.host.len() + 1 + self.group.len());
+        key.extend_from_slice(self.host.as_bytes());
+        key.push(b'/');
+        key.extend_from_slice(self.group.as_bytes());
+        key
+    }
+}
+
+/// A record as read from the topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentRecord<'a> {
+    /// One line of a group, without its line terminator.
+    Line {
+        /// Its group.
+        group: GroupId,
+        /// Its number in the group's sequence (from 1).
+        seq: u64,
+        /// The identity of the file it was read from (diagnostics).
+        file: &'a str,
+        /// The line's bytes.
+        line: &'a [u8],
+    },
+    /// The group was at its end, every line up to `seq` sent, at wall time `at_ms`.
+    Heartbeat {
+        /// Its group.
+        group: GroupId,
+        /// The last line sent (0: none yet in this epoch).
+        seq: u64,
+        /// Wall time of the observation, ms since the Unix epoch.
+        at_ms: i64,
+    },
+    /// Not written by a tidemark agent (no `tm-v` header): the payload as it is.
+    Foreign {
+        /// The record's value (empty for a null value).
+        payload: &'a [u8],
+    },
+}
+
+/// A record that claims to be an agent's (it has `tm-v`) but cannot be read.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum WireError {
+    /// A version this build does not read.
+    #[error(
+        "record format version {0:?} is not one this tidemark reads (it reads {VERSION}). \
+         hint: upgrade the cluster before the agents"
+    )]
+    Version(String),
+    /// A header the record's kind needs is missing.
+    #[error(
+        "header {0} is missing; the record was not written by a tidemark agent of this version"
+    )]
+    Missing(&'static str),
+    /// A header's value is not what it should be.
+    #[error("header {name} = {value:?} is not {what}")]
+    Bad {
+        /// The header.
+        name: &'static str,
+        /// Its value, lossily as text.
+        value: String,
+        /// What it should be.
+        what: &'static str,
+    },
+}
+
+/// The headers of a line record, in the order written.
+pub fn line_headers(group: &GroupId, seq: u64, file: &str) -> Vec<(&'static str, Vec<u8>)> {
+    let mut headers = common_headers(group, "line", seq);
+    headers.push((header::FILE, file.as_bytes().to_vec()));
+    headers
+}
+
+/// The headers of a heartbeat record (its value is empty).
+pub fn heartbeat_headers(group: &GroupId, seq: u64, at_ms: i64) -> Vec<(&'static str, Vec<u8>)> {
+    let mut headers = common_headers(group, "heartbeat", seq);
+    headers.push((header::AT, at_ms.to_string().into_bytes()));
+    headers
+}
+
+fn common_headers(group: &GroupId, kind: &str, seq: u64) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (header::VERSION, VERSION.as_bytes().to_vec()),
+        (header::KIND, kind.as_bytes().to_vec()),
+        (header::HOST, group.host.as_bytes().to_vec()),
+        (header::GROUP, group.group.as_bytes().to_vec()),
+        (header::EPOCH, format!("{:016x}", group.epoch).into_bytes()),
+        (header::SEQ, seq.to_string().into_bytes()),
+    ]
+}
+
+/// Reads a record from its headers (name, value; a null value as `None`) and its value.
+/// The last header of a name wins, as in Kafka's `Headers.lastHeader`.
+pub fn decode<'a, I>(headers: I, payload: &'a [u8]) -> Result<AgentRecord<'a>, WireError>
+where
+    I: IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+{
+    let mut found = Found::default();
+    for (name, value) in headers {
+        let slot = match name {
+            header::VERSION => &mut found.version,
+            header::KIND => &mut found.kind,
+            header::HOST => &mut found.host,
+            header::GROUP => &mut found.group,
+            header::EPOCH => &mut found.epoch,
+            header::SEQ => &mut found.seq,
+            header::FILE => &mut found.file,
+            header::AT => &mut found.at,
+            _ => continue,
+        };
+        *slot = Some(value.unwrap_or_default());
+    }
+    let Some(version) = found.version else {
+        return Ok(AgentRecord::Foreign { payload });
+    };
+    if version != VERSION.as_bytes() {
+        return Err(WireError::Version(lossy(version)));
+    }
+    let group = GroupId {
+        host: text(header::HOST, found.host)?.to_owned(),
+        group: text(header::GROUP, found.group)?.to_owned(),
+        epoch: {
+            let value = text(header::EPOCH, found.epoch)?;
+            parse_epoch(value).ok_or_else(|| bad(header::EPOCH, value, "16 hex digits"))?
+        },
+    };
+    let seq = number(header::SEQ, found.seq)?;
+    match text(header::KIND, found.kind)? {
+        "line" => Ok(AgentRecord::Line {
+            group,
+            seq,
+            file: text(header::FILE, found.file)?,
+            line: payload,
+        }),
+        "heartbeat" => {
+            let value = text(header::AT, found.at)?;
+            let at_ms = value
+                .parse()
+                .map_err(|_| bad(header::AT, value, "milliseconds since the Unix epoch"))?;
+            Ok(AgentRecord::Heartbeat { group, seq, at_ms })
+        }
+        other => Err(bad(header::KIND, other, "line or heartbeat")),
+    }
+}
+
+#[derive(Default)]
+struct Found<'a> {
+    version: Option<&'a [u8]>,
+    kind: Option<&'a [u8]>,
+    host: Option<&'a [u8]>,
+    group: Option<&'a [u8]>,
+    epoch: Option<&'a [u8]>,
+    seq: Option<&'a [u8]>,
+    file: Option<&'a [u8]>,
+    at: Option<&'a [u8]>,
+}
+
+fn text<'a>(name: &'static str, value: Option<&'a [u8]>) -> Result<&'a str, WireError> {
+    let value = value.ok_or(WireError::Missing(name))?;
+    std::str::from_utf8(value).map_err(|_| WireError::Bad {
+        name,
+        value: lossy(value),
+        what: "UTF-8 text",
+    })
+}
+
+fn number(name: &'static str, value: Option<&[u8]>) -> Result<u64, WireError> {
+    let value = text(name, value)?;
+    // `parse` alone would take "+5"; a sequence is written as plain digits.
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(name, value, "a decimal number"));
+    }
+    value
+        .parse()
+        .map_err(|_| bad(name, value, "a number below 2^64"))
+}
+
+fn parse_epoch(value: &str) -> Option<u64> {
+    if value.len() != 16 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(value, 16).ok()
+}
+
+fn bad(name: &'static str, value: &str, what: &'static str) -> WireError {
+    WireError::Bad {
+        name,
+        value: value.to_owned(),
+        what,
+    }
+}
+
+fn lossy(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

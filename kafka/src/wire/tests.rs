@@ -1,0 +1,127 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn as_pairs<'a>(headers: &'a [(&'static str, Vec<u8>)]) -> Vec<(&'static str, Option<&'a [u8]>)> {
+    headers
+        .iter()
+        .map(|(n, v)| (*n, Some(v.as_slice())))
+        .collect()
+}
+
+fn group() -> GroupId {
+    GroupId {
+        host: "web-1".into(),
+        group: "/var/log/nginx/access.log".into(),
+        epoch: 0x0123_4567_89ab_cdef,
+    }
+}
+
+#[test]
+fn a_line_reads_back_as_written() {
+    let headers = line_headers(&group(), 42, "2049:1234");
+    let record = decode(as_pairs(&headers), b"GET / 200").unwrap();
+    assert_eq!(
+        record,
+        AgentRecord::Line {
+            group: group(),
+            seq: 42,
+            file: "2049:1234",
+            line: b"GET / 200"
+        }
+    );
+}
+
+#[test]
+fn a_heartbeat_reads_back_as_written() {
+    let headers = heartbeat_headers(&group(), 7, 1_733_350_000_123);
+    let record = decode(as_pairs(&headers), b"").unwrap();
+    assert_eq!(
+        record,
+        AgentRecord::Heartbeat {
+            group: group(),
+            seq: 7,
+            at_ms: 1_733_350_000_123
+        }
+    );
+}
+
+#[test]
+fn a_record_without_the_version_header_is_foreign() {
+    let record = decode([("source", Some(&b"x"[..]))], b"plain line").unwrap();
+    assert_eq!(
+        record,
+        AgentRecord::Foreign {
+            payload: b"plain line"
+        }
+    );
+}
+
+#[test]
+fn bad_headers_are_named() {
+    let mut headers = line_headers(&group(), 1, "f");
+    headers.retain(|(n, _)| *n != header::HOST);
+    assert_eq!(
+        decode(as_pairs(&headers), b""),
+        Err(WireError::Missing(header::HOST))
+    );
+
+    let mut headers = line_headers(&group(), 1, "f");
+    headers.push((header::SEQ, b"+5".to_vec()));
+    let err = decode(as_pairs(&headers), b"").unwrap_err();
+    assert!(err.to_string().contains("tm-seq"), "{err}");
+
+    let mut headers = line_headers(&group(), 1, "f");
+    headers.push((header::VERSION, b"2".to_vec()));
+    assert_eq!(
+        decode(as_pairs(&headers), b""),
+        Err(WireError::Version("2".into()))
+    );
+
+    let mut headers = line_headers(&group(), 1, "f");
+    headers.push((header::EPOCH, b"xyz".to_vec()));
+    assert!(matches!(
+        decode(as_pairs(&headers), b""),
+        Err(WireError::Bad {
+            name: "tm-epoch",
+            ..
+        })
+    ));
+
+    let mut headers = heartbeat_headers(&group(), 1, 5);
+    headers.push((header::KIND, b"hello".to_vec()));
+    assert!(matches!(
+        decode(as_pairs(&headers), b""),
+        Err(WireError::Bad {
+            name: "tm-kind",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn the_key_is_host_slash_group() {
+    assert_eq!(group().key(), b"web-1//var/log/nginx/access.log");
+}
+
+proptest! {
+    #[test]
+    fn any_line_round_trips(host in "\\PC{0,20}", grp in "\\PC{0,40}", epoch: u64, seq: u64,
+                            file in "\\PC{0,20}", line in proptest::collection::vec(any::<u8>(), 0..200)) {
+        let id = GroupId { host, group: grp, epoch };
+        let headers = line_headers(&id, seq, &file);
+        let record = decode(as_pairs(&headers), &line).unwrap();
+        prop_assert_eq!(record, AgentRecord::Line { group: id, seq, file: &file, line: &line });
+    }
+
+    #[test]
+    fn decode_never_panics(names in proptest::collection::vec(
+            prop_oneof![Just("tm-v"), Just("tm-kind"), Just("tm-host"), Just("tm-group"),
+                        Just("tm-epoch"), Just("tm-seq"), Just("tm-file"), Just("tm-at"), Just("x")], 0..10),
+            values in proptest::collection::vec(proptest::option::of(proptest::collection::vec(any::<u8>(), 0..20)), 10),
+            payload in proptest::collection::vec(any::<u8>(), 0..50)) {
+        let headers: Vec<(&str, Option<&[u8]>)> =
+            names.iter().zip(&values).map(|(n, v)| (*n, v.as_deref())).collect();
+        let _ = decode(headers, &payload);
+    }
+}
