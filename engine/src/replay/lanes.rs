@@ -30,7 +30,7 @@ use tidemark_sources::parse::LineParser;
 
 use super::failure::ReplayFailure;
 use super::segment::{ReadEnd, SegmentRun, Tally};
-use super::source::ReplaySourceCtx;
+use super::shared::ReplaySourceCtx;
 use crate::pacing::{default_bound_ms, Horizon, Lane, Pacer};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
@@ -239,7 +239,7 @@ impl Lanes {
                 let hint = if seg.gzip {
                     ""
                 } else {
-                    super::source::changed_hint(&e)
+                    super::failure::changed_hint(&e)
                 };
                 Err(ReplayFailure::Open {
                     path: seg.path.clone(),
@@ -305,7 +305,7 @@ impl Lanes {
                     return Ok(());
                 }
                 Err(e) => {
-                    let hint = super::source::changed_hint(&e);
+                    let hint = super::failure::changed_hint(&e);
                     return Err(ReplayFailure::Read {
                         path: run.segment().path.clone(),
                         source: e,

@@ -23,7 +23,7 @@ use crate::plan::Plan;
 use crate::replay::plan::{plan_replay, PlanOptions};
 use crate::replay::progress::ReplayProgress;
 use crate::replay::range::ReplayRange;
-use crate::replay::source::{ReplaySourceCtx, SegmentQueue};
+use crate::replay::shared::{ReplaySourceCtx, SegmentQueue};
 use crate::stats::SinkMeters;
 
 const MINUTE: i64 = 60_000;

@@ -34,6 +34,7 @@ pub mod progress;
 pub mod range;
 pub mod run;
 pub(crate) mod segment;
+pub(crate) mod shared;
 pub(crate) mod source;
 
 pub use failure::ReplayFailure;

@@ -8,7 +8,8 @@ use tidemark_jobs::Job;
 
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
-use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
+use super::shared::{ReplaySourceCtx, SegmentQueue};
+use super::source::replay_source;
 use crate::backpressure::ReadGate;
 use crate::error::EngineError;
 use crate::input_end::InputEnd;

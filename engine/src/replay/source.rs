@@ -8,9 +8,8 @@
 //! range is read from its start, and early windows close before the whole range
 //! is read.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use tidemark_sources::parse::LineParser;
@@ -20,85 +19,16 @@ use timely::dataflow::{Scope, Stream};
 
 use super::failure::ReplayFailure;
 use super::lanes::Lanes;
-use super::plan::Segment;
-use super::progress::ReplayProgress;
-use super::range::ReplayRange;
 use super::segment::Tally;
-use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
-use crate::input_end::InputEnd;
-use crate::pacing::PaceBoard;
-use crate::plan::Plan;
+use super::shared::ReplaySourceCtx;
+use crate::backpressure::{Gate, PAUSE_RECHECK};
 use crate::series::HostPartial;
-use crate::stats::{flush, JobStats, SharedStats};
+use crate::stats::{flush, JobStats};
 use crate::time::{wall_clock_ms, WindowTime};
 
 /// How soon a worker whose lanes all wait for a slower one of another worker
 /// looks again (as `run`'s sources do).
 const PACE_RECHECK: Duration = Duration::from_millis(2);
-
-/// The segments no worker has taken yet, earliest first.
-#[derive(Debug, Default)]
-pub struct SegmentQueue {
-    segments: Mutex<VecDeque<Segment>>,
-}
-
-impl SegmentQueue {
-    /// Queues `segments` by the first window each can add to (the order the
-    /// capability logic relies on).
-    pub fn new(mut segments: Vec<Segment>) -> SegmentQueue {
-        segments.sort_by(|a, b| (a.lo, &a.group, a.seq).cmp(&(b.lo, &b.group, b.seq)));
-        SegmentQueue {
-            segments: Mutex::new(segments.into()),
-        }
-    }
-
-    /// Takes the head if `want` accepts the first window it can add to.
-    pub(crate) fn pop_if(&self, want: impl FnOnce(WindowTime) -> bool) -> Option<Segment> {
-        let mut q = self.segments.lock().ok()?;
-        if want(q.front()?.lo) {
-            q.pop_front()
-        } else {
-            None
-        }
-    }
-
-    pub(crate) fn head_lo(&self) -> Option<WindowTime> {
-        self.segments.lock().ok()?.front().map(|s| s.lo)
-    }
-
-    fn clear(&self) {
-        if let Ok(mut q) = self.segments.lock() {
-            q.clear();
-        }
-    }
-}
-
-/// What every worker's replay source shares.
-#[derive(Clone)]
-pub struct ReplaySourceCtx {
-    pub queue: Arc<SegmentQueue>,
-    pub plan: Arc<Plan>,
-    pub range: ReplayRange,
-    pub parse: tidemark_jobs::Parse,
-    pub max_line_bytes: usize,
-    /// Bytes read per activation.
-    pub chunk_bytes: usize,
-    /// This worker's share of the rate limit, bytes per second.
-    pub rate_limit: Option<u64>,
-    pub stop: Arc<AtomicBool>,
-    pub stats: SharedStats,
-    pub progress: Arc<ReplayProgress>,
-    /// The first failure ends the replay.
-    pub failed: Arc<Mutex<Option<ReplayFailure>>>,
-    /// Where the input ends: each segment's final watermark raises it.
-    pub input_end: Arc<InputEnd>,
-    /// Closed while a sink is backlogged: reading pauses (see [`crate::backpressure`]).
-    pub gate: Arc<ReadGate>,
-    /// Aligns the workers' lanes by event time ([`crate::pacing`]).
-    pub pace: Arc<PaceBoard>,
-    /// This worker's slot on `pace`.
-    pub slot: usize,
-}
 
 pub fn replay_source<'scope>(
     scope: Scope<'scope, WindowTime>,
@@ -207,15 +137,4 @@ pub fn replay_source<'scope>(
             }
         }
     })
-}
-
-/// A planned range that is no longer there means the file was truncated in place
-/// (copytruncate) after planning.
-pub(crate) fn changed_hint(e: &std::io::Error) -> &'static str {
-    match e.kind() {
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof => {
-            " (the file became shorter after the replay was planned, e.g. by copytruncate; run the replay again)"
-        }
-        _ => "",
-    }
 }
