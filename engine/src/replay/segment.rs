@@ -222,7 +222,7 @@ impl SegmentRun {
             self.reader = None;
             return Ok(ReadEnd::Finished);
         }
-        if !self.wm.get().is_some_and(|w| w >= stop_at) {
+        if self.wm.get().is_none_or(|w| w < stop_at) {
             return Ok(ReadEnd::Budget);
         }
         stats.paced_turns += 1;
