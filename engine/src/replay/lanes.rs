@@ -209,13 +209,15 @@ impl Lanes {
             // Nothing to read within the horizon, and no lane of its own that
             // will be: rather than idle, read the queue's head whole (see the
             // module's notes).
-            match ctx.queue.pop_if(|_| true) {
-                Some(seg) => {
-                    self.take(ctx, seg, true)?;
-                    round.busy = true;
-                }
-                None => self.pacer.release(),
+            if let Some(seg) = ctx.queue.pop_if(|_| true) {
+                self.take(ctx, seg, true)?;
+                round.busy = true;
             }
+        }
+        if self.lanes.is_empty() && ctx.queue.head_lo().is_none() {
+            // Its source ends now (no round will publish again): what it
+            // published at this round's start must not hold the others back.
+            self.pacer.release();
         }
         if turns > 0 && round.waiting {
             // The slowest may have moved during this round: look again at once.

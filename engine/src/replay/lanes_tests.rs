@@ -126,6 +126,7 @@ fn replay(ctx: &ReplaySourceCtx, workers: usize, bound_ms: Option<EventMs>) -> A
     let wall = crate::time::wall_clock_ms();
     // Partials handed on and not yet below the frontier, by window.
     let mut held: BTreeMap<WindowTime, usize> = BTreeMap::new();
+    let mut ended = vec![false; workers];
     let mut counted = 0u64;
     let mut alive = Alive {
         partials: 0,
@@ -141,6 +142,10 @@ fn replay(ctx: &ReplaySourceCtx, workers: usize, bound_ms: Option<EventMs>) -> A
         assert!(alive.rounds < 100_000, "stalled: {alive:?}");
         let mut busy = false;
         for (w, l) in lanes.iter_mut().enumerate() {
+            if ended[w] {
+                // As the source: its operator is gone, it runs no more rounds.
+                continue;
+            }
             let c = ReplaySourceCtx {
                 slot: w,
                 ..ctx.clone()
@@ -163,6 +168,9 @@ fn replay(ctx: &ReplaySourceCtx, workers: usize, bound_ms: Option<EventMs>) -> A
                 )
                 .unwrap();
             busy |= r.busy || r.waiting;
+            // The source drops its capability when it has no lane and the
+            // queue is empty, and is not activated again.
+            ended[w] = l.open_from().is_none() && ctx.queue.head_lo().is_none();
         }
         let frontier = lanes
             .iter()
