@@ -72,6 +72,8 @@ fn ctx(job: &Job, workers: usize, segment_bytes: Option<u64>) -> ReplaySourceCtx
         segment_bytes,
     };
     let replay = plan_replay(job, range, opts).unwrap();
+    let progress = Arc::new(ReplayProgress::new());
+    progress.add(&progress.bytes_total, replay.bytes_to_read);
     ReplaySourceCtx {
         queue: Arc::new(SegmentQueue::new(replay.segments)),
         plan: Arc::new(Plan::new(job)),
@@ -82,7 +84,7 @@ fn ctx(job: &Job, workers: usize, segment_bytes: Option<u64>) -> ReplaySourceCtx
         rate_limit: None,
         stop: Arc::new(AtomicBool::new(false)),
         stats: Arc::new(Mutex::new(JobStats::default())),
-        progress: Arc::new(ReplayProgress::new()),
+        progress,
         failed: Arc::new(Mutex::new(None)),
         input_end: Arc::new(InputEnd::capped_at(range.to_ms())),
         gate: ReadGate::new(SinkMeters::default()),
@@ -106,6 +108,7 @@ struct Alive {
     paced_turns: u64,
     /// Lines each worker read.
     by_worker: Vec<u64>,
+    bytes: u64,
 }
 
 /// Reads the whole plan with `workers` simulated workers, rounds alternating;
@@ -136,6 +139,7 @@ fn replay(ctx: &ReplaySourceCtx, workers: usize, bound_ms: Option<EventMs>) -> A
         rounds: 0,
         paced_turns: 0,
         by_worker: Vec::new(),
+        bytes: 0,
     };
     loop {
         alive.rounds += 1;
@@ -191,6 +195,7 @@ fn replay(ctx: &ReplaySourceCtx, workers: usize, bound_ms: Option<EventMs>) -> A
     }
     alive.lines = stats.iter().map(|s| s.lines_read).sum();
     alive.by_worker = stats.iter().map(|s| s.lines_read).collect();
+    alive.bytes = stats.iter().map(|s| s.bytes_read).sum();
     alive.counted = counted;
     alive.paced_turns = stats.iter().map(|s| s.paced_turns).sum();
     alive
@@ -203,8 +208,14 @@ fn a_paced_replay_keeps_only_a_few_windows_of_each_host_alive() {
     let lines: u64 = (0..hosts).map(|h| write_host(d.path(), h, 0..60, 6)).sum();
     let job = job(d.path());
     for workers in [1, 2, 3] {
-        let paced = replay(&ctx(&job, workers, None), workers, None);
+        let c = ctx(&job, workers, None);
+        let paced = replay(&c, workers, None);
         assert_eq!((paced.lines, paced.counted), (lines, lines), "{paced:?}");
+        // Bytes a segment put down had read past its stop are read again but
+        // counted once: progress ends at 100%, and bytes read are the files'.
+        let p = &c.progress;
+        assert_eq!(p.get(&p.bytes_done), p.get(&p.bytes_total));
+        assert_eq!(paced.bytes, p.get(&p.bytes_total));
         let bound = BOUND_WINDOWS + 2;
         assert!(paced.windows <= bound, "-w {workers}: {paced:?}");
         assert!(

@@ -75,6 +75,11 @@ pub struct SegmentRun {
     progress_seen: u64,
     bytes_seen: u64,
     oversize_seen: u64,
+    /// Plain: where the current reader started, and the bytes of the segment
+    /// counted so far (up to its first line not delivered: the bytes a reader
+    /// put down had read past it are read again, and counted once).
+    reader_from: u64,
+    consumed: u64,
     /// File bytes the last turn consumed (sizes the next turn's buffer).
     turn_bytes: u64,
     finished: bool,
@@ -100,10 +105,13 @@ impl SegmentRun {
             progress_seen: 0,
             bytes_seen: 0,
             oversize_seen: 0,
+            reader_from: 0,
+            consumed: 0,
             turn_bytes: TURN_BUFFER.0 as u64 * 4,
             finished: false,
         };
         run.reader = Some(run.pick_up(&mut None)?);
+        run.reader_from = run.resume_at;
         Ok(run)
     }
 
@@ -171,6 +179,7 @@ impl SegmentRun {
             None => {
                 let r = self.pick_up(&mut tally.spare)?;
                 (self.progress_seen, self.bytes_seen, self.oversize_seen) = (0, 0, 0);
+                self.reader_from = self.resume_at;
                 self.turn_bytes = 0;
                 self.reader.insert(r)
             }
@@ -212,9 +221,19 @@ impl SegmentRun {
             reader.bytes_read(),
             reader.oversize_lines(),
         );
-        tally.file_bytes += p - self.progress_seen;
-        self.turn_bytes += p - self.progress_seen;
-        stats.bytes_read += b - self.bytes_seen;
+        if self.seg.gzip {
+            // Never put down: its reader counts every byte once.
+            tally.file_bytes += p - self.progress_seen;
+            stats.bytes_read += b - self.bytes_seen;
+        } else {
+            let at = reader.resume_offset().unwrap_or(self.reader_from + p);
+            let done = at - self.seg.start;
+            let new = done.saturating_sub(self.consumed);
+            self.consumed = self.consumed.max(done);
+            tally.file_bytes += new;
+            self.turn_bytes += new;
+            stats.bytes_read += new;
+        }
         stats.oversize_lines += o - self.oversize_seen;
         (self.progress_seen, self.bytes_seen, self.oversize_seen) = (p, b, o);
         if result? {
