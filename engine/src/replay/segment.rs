@@ -132,6 +132,10 @@ impl SegmentRun {
                 RangeReader::plain_file_buffered(file, &seg.path, range.0, range.1, max, buffer)
             }
         }?;
+        if self.resume_at == seg.start {
+            // Its first reader numbers lines itself (from the file's start).
+            return Ok(r);
+        }
         Ok(r.numbered_after(self.lines_before))
     }
 
