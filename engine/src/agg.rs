@@ -3,22 +3,20 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-
-use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
-use indexmap::IndexMap;
 use std::sync::Arc;
 
 use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_decimal, parse_number, LineParser, Parsed};
 
 use crate::acc::{Acc, Accepted};
-use crate::key::{cmp_keys, push_key_part, sort_unique, SeriesKey};
+use crate::key::{cmp_keys, push_key_part, SeriesKey};
 use crate::plan::{MetricPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
-type SeriesMap = IndexMap<SeriesKey, Acc, ahash::RandomState>;
+mod series_map;
+use series_map::{KeyHasher, SeriesMap};
 
 /// Parses a line and takes its event time, or says why the line cannot be used
 /// (counted in `stats.parse_errors` under that reason; the caller logs it).
@@ -155,52 +153,47 @@ impl LineCache {
 }
 
 impl MetricSeries {
-    fn with_capacity(series: usize) -> Self {
+    fn with_capacity(series: usize, bytes: usize) -> Self {
         MetricSeries {
-            map: SeriesMap::with_capacity_and_hasher(series, Default::default()),
+            map: SeriesMap::with_capacity(series, bytes),
             bound: None,
         }
     }
 
     /// The series of `key` (`Slot::At`, and whether it was created now), or
     /// `Slot::Refused` if it is new and sorts after the bound.
-    fn find_or_create(&mut self, key: &[u8], kind: MetricKind) -> (Slot, bool) {
-        // Hashed once, whether the series is found or made.
-        let hash = self.map.hasher().hash_one(key);
-        match self
-            .map
-            .raw_entry_mut_v1()
-            .from_key_hashed_nocheck(hash, key)
-        {
-            RawEntryMut::Occupied(e) => (Slot::At(e.index() as u32), false),
-            RawEntryMut::Vacant(e) => {
-                let refused = self
-                    .bound
-                    .as_deref()
-                    .is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
-                if refused {
-                    return (Slot::Refused, false);
-                }
-                let i = e.index();
-                e.insert_hashed_nocheck(hash, key.into(), empty_acc(kind));
-                (Slot::At(i as u32), true)
-            }
+    fn find_or_create(&mut self, hasher: &KeyHasher, key: &[u8], kind: MetricKind) -> (Slot, bool) {
+        let bound = self.bound.as_deref();
+        let found = self.map.find_or_make(hasher, key, || {
+            let refused = bound.is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
+            (!refused).then(|| empty_acc(kind))
+        });
+        match found {
+            Some((i, created)) => (Slot::At(i), created),
+            None => (Slot::Refused, false),
         }
     }
 
     /// Keeps the `share` series that sort first; returns the lines of the others.
     #[cold]
-    fn cut_to(&mut self, share: usize) -> u64 {
-        let mut all: Vec<(SeriesKey, Acc)> = self.map.drain(..).collect();
-        let Some(last) = share.checked_sub(1).filter(|&l| l < all.len()) else {
-            self.map.extend(all);
+    fn cut_to(&mut self, hasher: &KeyHasher, share: usize) -> u64 {
+        let n = self.map.len();
+        let Some(last) = share.checked_sub(1).filter(|&l| l < n) else {
             return 0;
         };
-        all.select_nth_unstable_by(last, |a, b| cmp_keys(&a.0, &b.0));
-        let dropped = all[share..].iter().map(|(_, acc)| acc.lines()).sum();
-        all.truncate(share);
-        self.bound = Some(all[last].0.clone());
-        self.map.extend(all);
+        let mut order: Vec<usize> = (0..n).collect();
+        let map = &mut self.map;
+        order.select_nth_unstable_by(last, |&a, &b| cmp_keys(map.key(a), map.key(b)));
+        let mut keep = vec![false; n];
+        for &i in &order[..share] {
+            keep[i] = true;
+        }
+        let dropped = order[share..]
+            .iter()
+            .filter_map(|&i| map.acc_mut(i).map(|acc| acc.lines()))
+            .sum();
+        self.bound = Some(map.key(order[last]).into());
+        map.retain(hasher, &keep);
         dropped
     }
 }
@@ -241,12 +234,15 @@ pub struct OpenWindows {
     /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
     metric_key_buf: Vec<u8>,
-    /// Per metric, how many series the last drained window had, and the line
-    /// cache's keys: a new window's maps start that large. A window's series are
-    /// mostly the last one's again, so growing each map from empty (rehashing
-    /// every key at each doubling) would redo the same work every window.
-    sizes: Vec<usize>,
+    /// Per metric, how many series the last drained window had and the bytes
+    /// of their keys, and the line cache's keys: a new window's maps start that
+    /// large. A window's series are mostly the last one's again, so growing each
+    /// map from empty (rehashing every key at each doubling) would redo the same
+    /// work every window.
+    sizes: Vec<(usize, usize)>,
     cache_size: usize,
+    /// Hashes every window's series keys.
+    hasher: KeyHasher,
 }
 
 impl Default for OpenWindows {
@@ -258,6 +254,7 @@ impl Default for OpenWindows {
             metric_key_buf: Vec::new(),
             sizes: Vec::new(),
             cache_size: 0,
+            hasher: KeyHasher::default(),
         }
     }
 }
@@ -318,7 +315,7 @@ impl OpenWindows {
             let (slot, created) = match cached {
                 Slot::Unknown => {
                     build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
-                    let found = series.find_or_create(&self.metric_key_buf, mp.kind);
+                    let found = series.find_or_create(&self.hasher, &self.metric_key_buf, mp.kind);
                     if let (Some(o), Some(lines)) = (off, w.lines.as_deref_mut()) {
                         lines.slots[o + m] = found.0;
                     }
@@ -332,13 +329,13 @@ impl OpenWindows {
             };
             // Always there: an index comes from this map, and a cut (which moves
             // states) clears the cache.
-            if let Some((_, acc)) = series.map.get_index_mut(i as usize) {
+            if let Some(acc) = series.map.acc_mut(i as usize) {
                 if let Err(reason) = acc.add_accepted(accepted, value, t) {
                     stats.count_value_error(&mp.name, reason);
                 }
             }
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
-                let dropped = series.cut_to(plan.series_share);
+                let dropped = series.cut_to(&self.hasher, plan.series_share);
                 stats.count_series_dropped(&mp.name, dropped);
                 // The metric's states moved: what the cache remembers is void.
                 if let Some(lines) = w.lines.as_deref_mut() {
@@ -369,11 +366,12 @@ impl OpenWindows {
             .count();
         for w in self.windows.drain(..closed) {
             self.sizes.clear();
-            self.sizes.extend(w.metrics.iter().map(|s| s.map.len()));
+            self.sizes
+                .extend(w.metrics.iter().map(|s| (s.map.len(), s.map.key_bytes())));
             self.cache_size = w.lines.as_ref().map_or(0, |l| l.map.len());
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
-                for (key, acc) in sort_unique(series.map.into_iter().collect()) {
+                series.map.drain_sorted(|key, acc| {
                     emit(
                         w.start as WindowTime,
                         SeriesState {
@@ -383,7 +381,7 @@ impl OpenWindows {
                             acc,
                         },
                     );
-                }
+                });
             }
         }
         closed as u64
@@ -450,12 +448,12 @@ fn empty_acc(kind: MetricKind) -> Acc {
     }
 }
 
-/// The window starting at `start`, made if new with room for `sizes[m]` series of
-/// each metric `m` (none past `sizes`' end).
+/// The window starting at `start`, made if new with room for `sizes[m]` (series,
+/// key bytes) of each metric `m` (none past `sizes`' end).
 fn window_for<'w>(
     windows: &'w mut Vec<WindowAgg>,
     start: EventMs,
-    sizes: &[usize],
+    sizes: &[(usize, usize)],
     metrics: usize,
 ) -> &'w mut WindowAgg {
     // Most lines land in the newest window; search from the back.
@@ -469,7 +467,10 @@ fn window_for<'w>(
                 WindowAgg {
                     start,
                     metrics: (0..metrics)
-                        .map(|m| MetricSeries::with_capacity(sizes.get(m).copied().unwrap_or(0)))
+                        .map(|m| {
+                            let (series, bytes) = sizes.get(m).copied().unwrap_or_default();
+                            MetricSeries::with_capacity(series, bytes)
+                        })
                         .collect(),
                     lines: None,
                     added: 0,

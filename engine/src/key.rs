@@ -4,12 +4,94 @@
 //! packing, so it lives apart from both.
 
 use std::cmp::Ordering;
+use std::fmt;
+use std::ops::{Deref, Range};
+use std::sync::Arc;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A per-host series' identity within its metric: the host, then the label values in
-/// the metric's label order, each as a little-endian `u32` length and its bytes. One
-/// allocation per series, made when the series is created and kept until its window
-/// is merged, so no label value can forge another key.
-pub type SeriesKey = Box<[u8]>;
+/// the metric's label order, each as a little-endian `u32` length and its bytes, so
+/// no label value can forge another key.
+///
+/// Its bytes are a range of a shared buffer: a drained window's keys of one metric
+/// stay in the one buffer its aggregation built them in (one allocation per
+/// window and metric, freed with the last of its keys), not one allocation per
+/// series. Reads as the bytes (`Deref<Target = [u8]>`); compares, prints and
+/// serializes as a `Box<[u8]>` of them would.
+#[derive(Clone)]
+pub struct SeriesKey {
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
+}
+
+impl SeriesKey {
+    /// The key at `range` of `buf` (an empty key if the range is not in it).
+    pub(crate) fn in_buffer(buf: &Arc<Vec<u8>>, range: Range<usize>) -> SeriesKey {
+        let ok = range.start <= range.end && range.end <= buf.len();
+        let (start, end) = if ok { (range.start, range.end) } else { (0, 0) };
+        SeriesKey {
+            buf: buf.clone(),
+            start,
+            end,
+        }
+    }
+}
+
+impl Deref for SeriesKey {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // Always in range: `in_buffer` checks it, and the buffer is never changed.
+        self.buf.get(self.start..self.end).unwrap_or_default()
+    }
+}
+
+impl From<Vec<u8>> for SeriesKey {
+    fn from(bytes: Vec<u8>) -> SeriesKey {
+        let end = bytes.len();
+        SeriesKey {
+            buf: Arc::new(bytes),
+            start: 0,
+            end,
+        }
+    }
+}
+
+impl From<&[u8]> for SeriesKey {
+    fn from(bytes: &[u8]) -> SeriesKey {
+        SeriesKey::from(bytes.to_vec())
+    }
+}
+
+impl PartialEq for SeriesKey {
+    fn eq(&self, other: &SeriesKey) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for SeriesKey {}
+
+impl fmt::Debug for SeriesKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl Serialize for SeriesKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // As the `Box<[u8]>` it was: a sequence of bytes (a cluster's members
+        // exchange keys with bincode).
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for SeriesKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<SeriesKey, D::Error> {
+        Vec::<u8>::deserialize(d).map(SeriesKey::from)
+    }
+}
 
 /// Appends one part (the host or a label value) to a key being built.
 pub(crate) fn push_key_part(buf: &mut Vec<u8>, s: &str) {
@@ -68,21 +150,48 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
     cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
 }
 
-/// Sorts a window's series of one metric by key ([`cmp_keys`]). The keys are
-/// unique (a map's), so an unstable sort gives the one order.
+/// Up to this many keys, [`sorted_order`] compares keys directly.
+const SMALL_SORT: usize = 24;
+
+/// The order of a window's series of one metric by key ([`cmp_keys`]): the
+/// indices `0..n`, sorted by `key(i)`. The keys are unique (a map's), so an
+/// unstable sort gives the one order.
 ///
 /// Each key gets a number that orders as its first bytes do, in an encoding
 /// that compares as the parts do (see [`order_prefix`]), taken after the host
 /// when every key has the same one (a file group's keys usually do): most pairs
 /// are then told apart by one integer comparison, and only ties compare keys.
-pub(crate) fn sort_unique<T>(items: Vec<(SeriesKey, T)>) -> Vec<(SeriesKey, T)> {
-    let skip = shared_host_len(items.iter().map(|(k, _)| &k[..]));
-    let mut keyed: Vec<(u128, SeriesKey, T)> = items
-        .into_iter()
-        .map(|(k, v)| (order_prefix(k.get(skip..).unwrap_or_default()), k, v))
+/// What is sorted is that number and an index, not the series.
+pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    if n <= SMALL_SORT {
+        // A few series (one host's window among thousands): making prefixes
+        // would cost more than comparing the keys.
+        let mut order: Vec<u32> = (0..n as u32).collect();
+        order.sort_unstable_by(|&a, &b| cmp_keys(key(a as usize), key(b as usize)));
+        return order;
+    }
+    let skip = shared_host_len((0..n).map(&key));
+    let mut keyed: Vec<(u128, u32)> = (0..n)
+        .map(|i| {
+            (
+                order_prefix(key(i).get(skip..).unwrap_or_default()),
+                i as u32,
+            )
+        })
         .collect();
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| cmp_keys(&a.1, &b.1)));
-    keyed.into_iter().map(|(_, k, v)| (k, v)).collect()
+    // By the numbers alone first (plain integer pairs: no key read, no call
+    // per comparison), then each run of equal numbers by its keys.
+    keyed.sort_unstable();
+    let mut start = 0;
+    while let Some(&(prefix, _)) = keyed.get(start) {
+        let run = keyed[start..].iter().take_while(|e| e.0 == prefix).count();
+        if run > 1 {
+            keyed[start..start + run]
+                .sort_unstable_by(|a, b| cmp_keys(key(a.1 as usize), key(b.1 as usize)));
+        }
+        start += run;
+    }
+    keyed.into_iter().map(|(_, i)| i).collect()
 }
 
 /// The length of the host part (with its length) when every key has the same
@@ -209,6 +318,30 @@ mod tests {
         b
     }
 
+    /// Keys in one shared buffer read their own bytes, compare as bytes, and
+    /// serialize (bincode, between a cluster's members) exactly as the
+    /// `Box<[u8]>` keys of earlier versions did.
+    #[test]
+    fn keys_in_a_shared_buffer_read_and_serialize_as_their_bytes() {
+        let (a, b) = (key(&["web-1", "200"]), key(&["web-1", "404", "GET"]));
+        let buf = Arc::new([a.clone(), b.clone()].concat());
+        let ka = SeriesKey::in_buffer(&buf, 0..a.len());
+        let kb = SeriesKey::in_buffer(&buf, a.len()..buf.len());
+        assert_eq!((&*ka, &*kb), (&a[..], &b[..]));
+        assert_eq!(ka, SeriesKey::from(a.clone()));
+        assert_ne!(ka, kb);
+        for (k, bytes) in [(&ka, &a), (&kb, &b)] {
+            let boxed: Box<[u8]> = bytes.clone().into();
+            let wire = bincode::serialize(k).unwrap();
+            assert_eq!(wire, bincode::serialize(&boxed).unwrap());
+            let back: SeriesKey = bincode::deserialize(&wire).unwrap();
+            assert_eq!(&*back, &bytes[..]);
+        }
+        assert_eq!(format!("{ka:?}"), format!("{:?}", &a[..]));
+        // A range outside the buffer reads as an empty key, never panics.
+        assert!(SeriesKey::in_buffer(&buf, 3..buf.len() + 1).is_empty());
+    }
+
     #[test]
     fn keys_round_trip_even_with_separators_in_values() {
         let b = key(&["web\u{1f}1", "", "200"]);
@@ -329,14 +462,24 @@ mod tests {
             }
             // Scrambled, then sorted.
             let n = keys.len();
-            let items: Vec<(SeriesKey, usize)> = (0..n)
-                .map(|i| (i * 7919) % n)
-                .map(|i| (packed[i].clone().into(), i))
+            let scrambled: Vec<usize> = (0..n).map(|i| (i * 7919) % n).collect();
+            let got: Vec<&Vec<&str>> = sorted_order(n, |i| &packed[scrambled[i]])
+                .iter()
+                .map(|&i| &keys[scrambled[i as usize]])
                 .collect();
-            let got: Vec<&Vec<&str>> = sort_unique(items).iter().map(|(_, i)| &keys[*i]).collect();
             let mut want: Vec<&Vec<&str>> = keys.iter().collect();
             want.sort();
             assert_eq!(got, want);
+            // A few keys (compared directly) and a few more (by prefix).
+            for k in 0..=2 * SMALL_SORT {
+                let got: Vec<&Vec<&str>> = sorted_order(k, |i| &packed[scrambled[i]])
+                    .iter()
+                    .map(|&i| &keys[scrambled[i as usize]])
+                    .collect();
+                let mut want: Vec<&Vec<&str>> = scrambled[..k].iter().map(|&i| &keys[i]).collect();
+                want.sort();
+                assert_eq!(got, want, "{k} keys");
+            }
         }
     }
 

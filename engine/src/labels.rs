@@ -1,10 +1,15 @@
-//! An output series' labels: `(name, value)` pairs sorted by name, kept in one
-//! allocation (each part a little-endian `u32` length and its bytes) rather than a
+//! An output series' labels: `(name, value)` pairs sorted by name, encoded in one
+//! run of bytes (each part a little-endian `u32` length and its bytes) rather than a
 //! `Vec` of `String` pairs — a window of a high-cardinality job holds one of these
-//! per output record until it is written.
+//! per output record until it is written. A window's host series share one buffer
+//! for all their labels ([`Labels::for_keys`]): one allocation per window, not one
+//! per record.
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Range;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -12,10 +17,59 @@ use crate::key::{cmp_keys, key_part, push_key_part};
 
 /// Label pairs sorted by name. Compare and sort like the `Vec<(String, String)>`
 /// they stand for.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Labels(Box<[u8]>);
+#[derive(Clone, Default)]
+pub struct Labels {
+    /// The encoding is `buf[range]`; `None`: no labels.
+    buf: Option<Arc<Vec<u8>>>,
+    range: Range<usize>,
+}
 
 impl Labels {
+    /// Labels encoded in `buf` alone.
+    fn owned(buf: Vec<u8>) -> Labels {
+        let range = 0..buf.len();
+        Labels {
+            buf: (!buf.is_empty()).then(|| Arc::new(buf)),
+            range,
+        }
+    }
+
+    /// Host series' labels from their series keys, sharing buffers of about
+    /// [`SHARED_CHUNK`] bytes: `keys` gives, per series, its labels' names and
+    /// key (see [`write_from_key`]), or `None` for no labels.
+    pub(crate) fn for_keys<'k>(
+        keys: impl Iterator<Item = Option<(&'k [(String, usize)], &'k [u8])>>,
+    ) -> Vec<Labels> {
+        let mut out = Vec::with_capacity(keys.size_hint().0);
+        let mut buf: Vec<u8> = Vec::new();
+        // Ranges in `buf` of the labels not handed out yet.
+        let mut pending: Vec<Range<usize>> = Vec::new();
+        let flush = |buf: &mut Vec<u8>, pending: &mut Vec<Range<usize>>, out: &mut Vec<Labels>| {
+            let shared = Arc::new(std::mem::take(buf));
+            out.extend(pending.drain(..).map(|range| Labels {
+                buf: (!range.is_empty()).then(|| shared.clone()),
+                range: if range.is_empty() { 0..0 } else { range },
+            }));
+        };
+        for k in keys {
+            let start = buf.len();
+            if let Some((names, key)) = k {
+                let len = encoded_len(names, key);
+                if buf.capacity() == 0 {
+                    buf.reserve_exact(SHARED_CHUNK.max(len));
+                }
+                buf.reserve(len);
+                write_from_key(names, key, &mut buf);
+            }
+            pending.push(start..buf.len());
+            if buf.len() >= SHARED_CHUNK {
+                flush(&mut buf, &mut pending, &mut out);
+            }
+        }
+        flush(&mut buf, &mut pending, &mut out);
+        out
+    }
+
     /// From pairs already sorted by name. Sized in a first pass, so the one
     /// allocation is made at its final size (growing it cost a realloc or two
     /// per output series).
@@ -31,24 +85,16 @@ impl Labels {
             push_key_part(&mut buf, k);
             push_key_part(&mut buf, v);
         }
-        Labels(buf.into())
+        Labels::owned(buf)
     }
 
-    /// A host series' labels from its series key: `names` are the label names
-    /// sorted, each with the index of the key part that holds its value (every
-    /// part named once, as [`crate::plan`] lays them out). The key's parts are
-    /// built from `&str`s, so each value's bytes are copied as they are, without
-    /// decoding them again (a missing part reads as empty).
+    /// A host series' labels from its series key, in a buffer of their own
+    /// (see [`write_from_key`]; a window's are made by [`Labels::for_keys`]).
+    #[cfg(test)]
     pub(crate) fn from_key(names: &[(String, usize)], key: &[u8]) -> Labels {
-        let len = names.iter().map(|(n, _)| 4 + n.len()).sum::<usize>() + key.len();
-        let mut buf = Vec::with_capacity(len);
-        for (name, part) in names {
-            push_key_part(&mut buf, name);
-            let value = key_part(key, *part).unwrap_or_default();
-            buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            buf.extend_from_slice(value);
-        }
-        Labels(buf.into())
+        let mut buf = Vec::with_capacity(encoded_len(names, key));
+        write_from_key(names, key, &mut buf);
+        Labels::owned(buf)
     }
 
     /// From pairs in any order (sorted here).
@@ -64,11 +110,12 @@ impl Labels {
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
         LabelIter {
-            rest: &self.0,
+            bytes: self.as_bytes(),
             // One check of the whole encoding instead of one per part (sinks read
             // every output series' labels): lengths below 128 are ASCII bytes, so
             // it usually passes, and then each part is a slice of it.
-            text: std::str::from_utf8(&self.0).ok(),
+            text: std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            at: 0,
         }
     }
 
@@ -79,12 +126,14 @@ impl Labels {
 
     /// Whether there are no labels (e.g. the output of a rule grouped by no label).
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_bytes().is_empty()
     }
 
     /// The encoding (for hashing).
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.0
+        let buf = self.buf.as_deref().map_or(&[][..], Vec::as_slice);
+        // Always in range: every constructor takes it from the buffer it made.
+        buf.get(self.range.clone()).unwrap_or_default()
     }
 
     /// The pairs as owned strings, sorted by name.
@@ -104,9 +153,11 @@ impl From<Vec<(String, String)>> for Labels {
 /// Iterates a [`Labels`]' pairs.
 #[derive(Clone)]
 pub struct LabelIter<'a> {
-    rest: &'a [u8],
-    /// `rest` as text, when the whole encoding was valid UTF-8.
-    text: Option<&'a str>,
+    bytes: &'a [u8],
+    /// `bytes` as text, when the whole encoding was valid UTF-8 (else empty).
+    text: &'a str,
+    /// Where the next part's length is.
+    at: usize,
 }
 
 impl<'a> Iterator for LabelIter<'a> {
@@ -122,17 +173,59 @@ impl<'a> Iterator for LabelIter<'a> {
 impl<'a> LabelIter<'a> {
     /// The next part. Built only from `&str`s, so a part is valid UTF-8; a
     /// damaged one (impossible short of memory corruption) reads as empty.
+    #[inline]
     fn part(&mut self) -> Option<&'a str> {
-        let (len, after) = self.rest.split_first_chunk::<4>()?;
-        let n = (u32::from_le_bytes(*len) as usize).min(after.len());
-        let (bytes, rest) = after.split_at(n);
+        let len = self.bytes.get(self.at..)?.first_chunk::<4>()?;
+        let start = self.at + 4;
+        let end = start
+            .saturating_add(u32::from_le_bytes(*len) as usize)
+            .min(self.bytes.len());
+        self.at = end;
         // A slice of the checked text is these bytes, already known to be
-        // UTF-8; at an index that is not a char boundary, check the part alone.
-        let text = self.text.and_then(|t| t.get(4..4 + n));
-        let part = text.unwrap_or_else(|| std::str::from_utf8(bytes).unwrap_or_default());
-        self.text = self.text.and_then(|t| t.get(4 + n..));
-        self.rest = rest;
-        Some(part)
+        // UTF-8; at an index that is not a char boundary (or with no checked
+        // text), check the part alone.
+        Some(match self.text.get(start..end) {
+            Some(part) => part,
+            None => std::str::from_utf8(&self.bytes[start..end]).unwrap_or_default(),
+        })
+    }
+}
+
+/// About how many bytes of labels [`Labels::for_keys`] puts in one buffer: one
+/// buffer for a whole window (~1.5 MB for 25k series) fragmented the heap (a
+/// 2,000-host run's peak RSS +7 MiB); chunks of this size do not.
+const SHARED_CHUNK: usize = 64 * 1024;
+
+/// The bytes `names` and `key` give in [`write_from_key`].
+fn encoded_len(names: &[(String, usize)], key: &[u8]) -> usize {
+    names.iter().map(|(n, _)| 4 + n.len()).sum::<usize>() + key.len()
+}
+
+/// Appends the encoding of a host series' labels from its series key: `names`
+/// are the label names sorted, each with the index of the key part that holds
+/// its value (every part named once, as [`crate::plan`] lays them out). The
+/// key's parts are built from `&str`s, so each value's bytes are copied as they
+/// are, without decoding them again (a missing part reads as empty).
+fn write_from_key(names: &[(String, usize)], key: &[u8], buf: &mut Vec<u8>) {
+    for (name, part) in names {
+        push_key_part(buf, name);
+        let value = key_part(key, *part).unwrap_or_default();
+        buf.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        buf.extend_from_slice(value);
+    }
+}
+
+impl PartialEq for Labels {
+    fn eq(&self, other: &Labels) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Labels {}
+
+impl Hash for Labels {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        self.as_bytes().hash(h);
     }
 }
 
@@ -140,7 +233,7 @@ impl Ord for Labels {
     fn cmp(&self, other: &Labels) -> Ordering {
         // Parts alternate name, value: comparing them in order is comparing the
         // pairs as tuples, and the lists lexicographically.
-        cmp_keys(&self.0, &other.0)
+        cmp_keys(self.as_bytes(), other.as_bytes())
     }
 }
 
@@ -260,6 +353,47 @@ mod tests {
             ("zz", ""),
         ]);
         assert_eq!(from_key, want);
+        // A window's labels in one buffer: each set as from its own key.
+        let mut other = Vec::new();
+        for part in ["web-2", "x", "", "y"] {
+            push_key_part(&mut other, part);
+        }
+        let keys = [
+            Some((&names[..], &key[..])),
+            None,
+            Some((&names[..], &other[..])),
+        ];
+        let shared = Labels::for_keys(keys.iter().copied());
+        assert_eq!(shared.len(), 3);
+        assert_eq!(shared[0], want);
+        assert_eq!(shared[0].to_vec(), want.to_vec());
+        assert!(shared[1].is_empty());
+        assert_eq!(shared[2], Labels::from_key(&names, &other));
+        assert_eq!(shared[2].get("host"), Some("web-2"));
+        assert!(shared[2] < shared[0], "a = \"\" sorts first");
+        // Over several buffers: each set is still its own key's.
+        let many: Vec<Vec<u8>> = (0..6000)
+            .map(|i| {
+                let mut k = Vec::new();
+                for part in [format!("web-{i}"), format!("{}", i * 7), "x".repeat(i % 40)] {
+                    push_key_part(&mut k, &part);
+                }
+                k
+            })
+            .collect();
+        let sets = Labels::for_keys(
+            many.iter()
+                .enumerate()
+                .map(|(i, k)| (i % 97 != 0).then_some((&names[..], &k[..]))),
+        );
+        assert_eq!(sets.len(), many.len());
+        for (i, (set, k)) in sets.iter().zip(&many).enumerate() {
+            if i % 97 == 0 {
+                assert!(set.is_empty());
+            } else {
+                assert_eq!(*set, Labels::from_key(&names, k), "set {i}");
+            }
+        }
         assert_eq!(
             from_key.iter().collect::<Vec<_>>(),
             want.iter().collect::<Vec<_>>()

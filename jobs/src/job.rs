@@ -50,10 +50,6 @@ pub struct Source {
     pub rate_limit: Option<u64>,
     /// Most files the job keeps open at once (see the job file's `max_open_files`).
     pub max_open_files: usize,
-    /// The job file does not set `max_open_files`: `max_open_files` holds the
-    /// default, which a job run alone in its process (`tidemark run`) raises to
-    /// what the limit on open files leaves (see docs/files.md). Operational.
-    pub max_open_files_default: bool,
     /// The folders this job may read files from; empty = any path. Not a job file
     /// setting (validation leaves it empty): set by the cluster after the job passed
     /// [`crate::check_roots`] against its `--allow-root` folders. Every file is read
@@ -64,6 +60,31 @@ pub struct Source {
     /// member sets its state folder and API token file here. Operational: what a
     /// window holds does not change, so it is not in the semantics fingerprint.
     pub denied_reads: Vec<PathBuf>,
+    /// `kind = "kafka"`: the topic read instead of files (then `include`,
+    /// `exclude` and `archive` are empty). `None` for `kind = "file"`.
+    pub kafka: Option<KafkaSource>,
+}
+
+/// `[source] kind = "kafka"` (docs/kafka.md).
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub topic: String,
+    /// librdkafka options passed through, checked with
+    /// `tidemark_kafka::client_config(Role::Consumer, ..)`.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Where read offsets are committed for lag tools; `None`: `tidemark-JOB_NAME`.
+    pub group_id: Option<String>,
+}
+
+impl KafkaSource {
+    /// The consumer group offsets are committed to (only for lag tools).
+    pub fn group_id_for(&self, job: &str) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("tidemark-{job}"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +93,11 @@ pub enum HostFrom {
     PathRegex(regex::Regex),
     Field(String),
     Value(String),
+    /// kind = "kafka": an agent's record names its host (its `tm-host` header);
+    /// any other record's host is in this header.
+    Record {
+        header: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

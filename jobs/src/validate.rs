@@ -12,6 +12,7 @@
 mod alertmanager;
 mod alerts;
 mod diag;
+mod kafka;
 mod limits;
 mod metrics;
 mod names;

@@ -32,8 +32,16 @@ pub fn value(v: Value, out: &mut String) {
 /// of them) are copied whole rather than pushed one `char` at a time: a
 /// high-cardinality window prints millions of label values.
 pub fn json_str(s: &str, out: &mut String) {
-    out.push('"');
     let bytes = s.as_bytes();
+    if !needs_a_look(bytes) {
+        // Nearly every label name and value: one reserve, three copies.
+        out.reserve(bytes.len() + 2);
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
+    out.push('"');
     // `s[copied..i]` is still to be copied; `i` is always at a char boundary when
     // a character is escaped (an ASCII byte or the lead byte of U+2028/U+2029).
     let mut copied = 0;
@@ -44,6 +52,14 @@ pub fn json_str(s: &str, out: &mut String) {
             if !may_escape(u64::from_le_bytes(*word)) {
                 i += 8;
                 continue;
+            }
+        } else {
+            // Under 8 bytes left (all of a short label name or value): padded
+            // with a byte that needs no escape, checked as one word too.
+            let mut word = [b'a'; 8];
+            word[..bytes.len() - i].copy_from_slice(&bytes[i..]);
+            if !may_escape(u64::from_le_bytes(word)) {
+                break;
             }
         }
         let b = bytes[i];
@@ -77,6 +93,23 @@ pub fn json_str(s: &str, out: &mut String) {
     }
     out.push_str(&s[copied..]);
     out.push('"');
+}
+
+/// Whether some byte of `bytes` may need an escape ([`may_escape`], a word at
+/// a time; the last bytes padded with a byte that needs none).
+#[inline]
+fn needs_a_look(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    if words.by_ref().any(|w| {
+        w.first_chunk::<8>()
+            .is_some_and(|w| may_escape(u64::from_le_bytes(*w)))
+    }) {
+        return true;
+    }
+    let tail = words.remainder();
+    let mut word = [b'a'; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    !tail.is_empty() && may_escape(u64::from_le_bytes(word))
 }
 
 /// Whether any byte of `w` is below 0x20, `"`, `\\` or 0xE2 (the lead byte of
@@ -215,10 +248,13 @@ mod tests {
             f("a\"b\\c\nd\re\tf\u{1}g\u{1f}h\u{2028}i\u{2029}j\u{e9}\u{2027}\u{20ac}"),
             "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fh\\u2028i\\u2029j\u{e9}\u{2027}\u{20ac}\""
         );
-        // Each escaped character at every offset of a word, amid clean bytes.
+        // Each escaped character at every offset of a word, amid clean bytes,
+        // and in the last few bytes of a string (its tail under a word).
         for c in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{2028}', '\u{2029}'] {
-            for at in 0..17 {
-                let v = format!("{}{c}{}", "a".repeat(at), "\u{e9}b".repeat(5));
+            for (at, tail) in (0..17).flat_map(|at| {
+                ["\u{e9}b".repeat(5), String::new(), "b".into(), "bc".into()].map(|t| (at, t))
+            }) {
+                let v = format!("{}{c}{tail}", "a".repeat(at));
                 let mut want = String::from("\"");
                 for ch in v.chars() {
                     match ch {

@@ -54,7 +54,7 @@ fn partial(metric: u32, key: Box<[u8]>, group: &Arc<str>, acc: Acc) -> HostParti
         metric,
         seq: 0,
         limited: false,
-        key,
+        key: key.into_vec().into(),
         group: group.clone(),
         acc,
     }

@@ -48,16 +48,16 @@ pub trait HostMerge<'scope> {
     /// let plan = Arc::new(Plan::new(&job));
     /// // A series key of the host alone (the metric has no labels): its length as a
     /// // little-endian u32, then its bytes.
-    /// let key = |host: &str| -> Box<[u8]> {
+    /// let key = |host: &str| -> Vec<u8> {
     ///     let mut key = (host.len() as u32).to_le_bytes().to_vec();
     ///     key.extend_from_slice(host.as_bytes());
-    ///     key.into()
+    ///     key
     /// };
     /// let partial = |host: &str, file: &str, lines: u64| HostPartial {
     ///     metric: 0,
     ///     seq: 0,
     ///     limited: false,
-    ///     key: key(host),
+    ///     key: key(host).into(),
     ///     group: Arc::from(file),
     ///     acc: Acc::Count(lines),
     /// };
@@ -75,7 +75,7 @@ pub trait HostMerge<'scope> {
     ///         .capture()
     /// });
     /// // Every record comes out at window 0, where it went in.
-    /// let merged: Vec<(Box<[u8]>, u64)> = windows
+    /// let merged: Vec<(Vec<u8>, u64)> = windows
     ///     .try_iter()
     ///     .filter_map(|event| match event {
     ///         Event::Messages(stamp, series) => Some((stamp, series)),
@@ -83,7 +83,7 @@ pub trait HostMerge<'scope> {
     ///     })
     ///     .inspect(|(stamp, _)| assert_eq!(stamp.least(), Some(&0)))
     ///     .flat_map(|(_, series)| series)
-    ///     .map(|s| (s.key, s.acc.lines()))
+    ///     .map(|s| (s.key.to_vec(), s.acc.lines()))
     ///     .collect();
     /// assert_eq!(merged, vec![(key("web1"), 5), (key("web2"), 1)]);
     /// ```

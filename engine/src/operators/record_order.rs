@@ -1,6 +1,8 @@
 //! The order sinks print a window's records in: by (record, labels).
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::permute::permute;
 use crate::key::KeyPrefix;
@@ -16,7 +18,15 @@ use crate::series::Series;
 /// numbers tie read their records' labels. The records are then moved into that
 /// order in place.
 pub(crate) fn sort_records(records: &mut [Series]) {
-    let by = |a: &Series, b: &Series| (&a.record, &a.labels).cmp(&(&b.record, &b.labels));
+    // A window's records of one name share its `Arc`: equal without reading it.
+    let by = |a: &Series, b: &Series| {
+        let name = if Arc::ptr_eq(&a.record, &b.record) {
+            Ordering::Equal
+        } else {
+            a.record.cmp(&b.record)
+        };
+        name.then_with(|| a.labels.cmp(&b.labels))
+    };
     if records.is_sorted_by(|a, b| by(a, b).is_le()) {
         return;
     }
@@ -54,8 +64,6 @@ pub(crate) fn sort_records(records: &mut [Series]) {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::labels::Labels;
     use crate::series::{Origin, Value};

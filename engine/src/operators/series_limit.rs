@@ -114,17 +114,30 @@ impl<'scope> SeriesLimit<'scope> for Stream<'scope, WindowTime, Vec<MergedSeries
     ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
         let pact = Exchange::new(|_: &MergedSeries| 0u64);
         let mut pace = WarnPace::default();
+        // Each histogram metric's quantiles as label values, made once rather
+        // than formatted again for every host series of every window.
+        let quantiles: Vec<Vec<String>> = plan
+            .metrics
+            .iter()
+            .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
+            .collect();
         self.per_window(pact, "SeriesLimit", move |window, mut series| {
-            series.sort_by(|a, b| {
+            let by = |a: &MergedSeries, b: &MergedSeries| {
                 a.metric
                     .cmp(&b.metric)
                     .then_with(|| cmp_keys(&a.key, &b.key))
-            });
+            };
+            // One worker's series come sorted (host merge's order): seen in one
+            // pass, where the stable sort would first allocate its scratch
+            // buffer (as large as the window's series) to find that out.
+            if !series.is_sorted_by(|a, b| by(a, b).is_le()) {
+                series.sort_by(by);
+            }
             let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
             if cut.any() {
                 report(window as EventMs, &cut, &plan, &stats, &mut pace);
             }
-            to_stage2(series, &plan)
+            to_stage2(series, &plan, &quantiles)
         })
     }
 }
@@ -205,16 +218,22 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
     );
 }
 
-/// The kept series (sorted) as host series and rule inputs.
-fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
+/// The kept series (sorted) as host series and rule inputs; `quantiles`: each
+/// metric's quantiles as label values.
+fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) -> Vec<Stage2> {
     // At least one record per series in the usual job (host series printed):
     // sized once rather than regrown through a window of ~30k.
     let mut out = Vec::with_capacity(series.len());
-    for (ord, s) in series.into_iter().enumerate() {
+    // Every series' labels in one buffer: one allocation per window, not one
+    // per series.
+    let labels = Labels::for_keys(series.iter().map(|s| {
+        let mp = plan.metrics.get(s.metric as usize)?;
+        Some((mp.output_labels.as_slice(), &s.key[..]))
+    }));
+    for ((ord, s), labels) in series.into_iter().enumerate().zip(labels) {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             continue;
         };
-        let labels = Labels::from_key(&mp.output_labels, &s.key);
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
@@ -243,13 +262,23 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan) -> Vec<Stage2> {
             }));
         }
         if mp.host_series {
-            host_series(mp, labels, &s.acc, &mut out);
+            let q = quantiles
+                .get(s.metric as usize)
+                .map_or(&[][..], Vec::as_slice);
+            host_series(mp, q, labels, &s.acc, &mut out);
         }
     }
     out
 }
 
-fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>) {
+/// `quantiles`: `mp.quantiles` as label values.
+fn host_series(
+    mp: &MetricPlan,
+    quantiles: &[String],
+    labels: Labels,
+    acc: &Acc,
+    out: &mut Vec<Stage2>,
+) {
     let mut push = |record: &Arc<str>, labels: Labels, value: Value| {
         out.push(Stage2::Host(Series {
             record: record.clone(),
@@ -266,13 +295,18 @@ fn host_series(mp: &MetricPlan, labels: Labels, acc: &Acc, out: &mut Vec<Stage2>
             if h.count() == 0 {
                 return;
             }
-            for &q in &mp.quantiles {
+            let mut with_q: Vec<(&str, &str)> = labels.iter().collect();
+            for (&q, text) in mp.quantiles.iter().zip(quantiles) {
                 if let Some(v) = h.quantile(q) {
-                    let q = format_quantile(q);
-                    let mut with_q: Vec<(&str, &str)> = labels.iter().collect();
-                    with_q.push(("quantile", &q));
-                    with_q.sort();
-                    push(&mp.record, Labels::from_sorted(with_q), Value::Float(v));
+                    // Where a sort of the pairs would put it (they are sorted).
+                    let at = with_q.partition_point(|&p| p < ("quantile", text.as_str()));
+                    with_q.insert(at, ("quantile", text));
+                    push(
+                        &mp.record,
+                        Labels::from_sorted(with_q.iter().copied()),
+                        Value::Float(v),
+                    );
+                    with_q.remove(at);
                 }
             }
             push(&mp.count_record, labels.clone(), Value::Int(h.count()));
