@@ -18,6 +18,10 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often read offsets are committed to the group id (lag tools only).
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
+/// How long a finite run (`--until-eof`) waits for brokers that do not answer
+/// before it fails; a live run keeps trying (they may come back).
+pub const FINITE_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Why a worker could not start reading its partitions (it tries again).
 #[derive(Debug, Error)]
 pub enum ConnectError {

@@ -11,7 +11,7 @@
 //! records not from an agent, a partition. An agent's resends are dropped by
 //! sequence, its heartbeats let a quiet group's windows close ([`group::Stream::at_end`]).
 
-mod consumer;
+pub(crate) mod consumer;
 mod group;
 pub mod resume;
 pub mod sequence;
@@ -35,7 +35,7 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
-pub use consumer::ConnectError;
+pub use consumer::{ConnectError, FINITE_CONNECT_PATIENCE};
 use consumer::{Polled, Reader};
 use group::{AgentItem, RecordCx, Stream, StreamStart};
 
@@ -45,9 +45,6 @@ const RECORDS_PER_ACTIVATION: usize = 4096;
 const POLL_AGAIN: Duration = Duration::from_millis(20);
 /// How soon to try again when the brokers cannot be reached.
 const CONNECT_AGAIN: Duration = Duration::from_secs(1);
-/// How long a finite run (`--until-eof`) waits for brokers that do not answer
-/// before it fails; a live run keeps trying (they may come back).
-pub const FINITE_CONNECT_PATIENCE: Duration = Duration::from_secs(60);
 /// Warnings of one kind logged per worker before the rest are only counted.
 const MAX_WARNINGS: u32 = 20;
 
