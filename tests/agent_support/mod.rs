@@ -54,12 +54,9 @@ impl Reader {
             Role::Consumer,
             &broker.bootstrap(),
             // A broker that just restarted can answer a fetch "offset out of range";
-            // librdkafka's default reset (latest) would then skip every record.
-            &[
-                ("group.id".to_string(), "tidemark-agent-test".to_string()),
-                ("auto.offset.reset".to_string(), "earliest".to_string()),
-            ]
-            .into(),
+            // the consumer role resets to the earliest record then (not librdkafka's
+            // default, latest, which would skip every record).
+            &[("group.id".to_string(), "tidemark-agent-test".to_string())].into(),
         )
         .unwrap()
         .create()
