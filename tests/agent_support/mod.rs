@@ -360,8 +360,12 @@ impl Log {
         PathBuf::from(format!("{}.{n}", self.path.display()))
     }
 
+    /// Renames NAME.log.N to N+1, keeping every rotated file: a rotation that deleted
+    /// the oldest could delete lines the agent had not read yet (while the broker was
+    /// down, reads pause), and those are lost for any reader — the file source counts
+    /// and warns them; these tests check what is promised while the files are there.
     fn shift(&self) {
-        for n in (1..5).rev() {
+        for n in (1..100).rev() {
             if self.rotated(n).exists() {
                 fs::rename(self.rotated(n), self.rotated(n + 1)).unwrap();
             }
