@@ -14,11 +14,15 @@
 #     rewritten to one of VALUES addresses, drawn uniformly: ~30k series per 1-minute window)
 #     against the same counter labelled by status only: CPU ratio;
 #  5. item 1's file with `-w 2` against `-w 1`: wall ratio.
-# Runs of the variants being compared alternate. Item order: 1+5, 2, 4, 3.
+#  6. `tidemark replay` of item 2's files over their whole hour (2026-11-20T10:00Z, the
+#     generator's start, to 11:00Z), `-w 1` and `-w 2` (runs alternating): peak RSS (MiB)
+#     and CPU µs per line; the output is checked byte-identical between the two.
+# Runs of the variants being compared alternate. Item order: 1+5, 2, 6, 4, 3.
 #
 #   benches/scale.sh                       # builds the release binaries first
 #   RUNS=5 FOLLOW=60 benches/scale.sh > results.md
 #   ITEMS="1 2 5" benches/scale.sh         # a subset (1 and 5 share their runs)
+#   ITEMS="6" benches/scale.sh             # replay only (generates item 2's files)
 #   ROTATIONS=3 GZIP_FROM=2 ITEMS="1 2" benches/scale.sh   # the throughput bench's layout
 #   TIDEMARK_BIN=path/to/tidemark GEN=path/to/gen-nginx-logs benches/scale.sh
 #
@@ -26,7 +30,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-3}
-ITEMS=${ITEMS:-"1 2 3 4 5"}
+ITEMS=${ITEMS:-"1 2 3 4 5 6"}
 LPM1=${LPM1:-35000}      # item 1: 1 host x 60 min x 35,000 = 2.1 M lines
 HOSTS=${HOSTS:-2000}     # item 2: 2,000 hosts x 60 min x 18 = 2.16 M lines
 LPM2=${LPM2:-18}
@@ -160,6 +164,45 @@ path = \"$D/out/out.jsonl\"" > "$D/many.toml"
         'BEGIN { printf "| %.2f | %.2f | %.2f | %.1f |\n", c, w, 1e6 * c / l, r / 1024 }'
     echo
     echo "- every run (cpu wall rss-KiB records): $(tr '\n' ';' < "$D/many.runs")"
+    has 6 || rm -rf "$D/many"
+fi
+
+if has 6; then
+    if [ ! -d "$D/many" ]; then
+        echo "generating $HOSTS hosts x 60 min x $LPM2 lines/min in $D/many" >&2
+        LINES2=$("$GEN" --dir "$D/many" --hosts "$HOSTS" --minutes 60 --lines-per-minute "$LPM2" \
+            --rotations "$ROTATIONS" --gzip-from "$GZIP_FROM" --disorder-secs 3 --seed 42 | lines_of)
+        nginx_job "$D/many/*/access.log*" "kind = \"jsonl\"
+path = \"$D/out/out.jsonl\"" > "$D/many.toml"
+    fi
+    # One replay of the hour with $1 workers into $D/replay-$1.jsonl: "cpu_s wall_s maxrss_kib records".
+    replay_run() {
+        /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$BIN" replay "$D/many.toml" \
+            --from 2026-11-20T10:00:00Z --to 2026-11-20T11:00:00Z -w "$1" \
+            --output "$D/replay-$1.jsonl" --overwrite --progress none \
+            >/dev/null 2>"$D/stderr" || { cat "$D/stderr" >&2; exit 1; }
+        recs=$(wc -l < "$D/replay-$1.jsonl")
+        awk -v r="$recs" '{ printf "%.3f %.3f %d %d\n", $1 + $2, $3, $4, r }' "$D/time"
+    }
+    : > "$D/replay1.runs"; : > "$D/replay2.runs"
+    for i in $(seq "$RUNS"); do
+        echo "item 6, run $i/$RUNS: replay -w 1, -w 2" >&2
+        replay_run 1 >> "$D/replay1.runs"
+        replay_run 2 >> "$D/replay2.runs"
+        cmp -s "$D/replay-1.jsonl" "$D/replay-2.jsonl" || { echo "item 6: -w 1 and -w 2 differ" >&2; exit 1; }
+    done
+    echo
+    echo "## 6. \`replay\` of item 2's $HOSTS hosts x 60 min ($LINES2 lines) over the whole hour"
+    echo
+    echo "| workers | CPU s | wall s | CPU µs/line | peak RSS MiB |"
+    echo "|---:|---:|---:|---:|---:|"
+    for w in 1 2; do
+        awk -v w="$w" -v c="$(col "$D/replay$w.runs" 1)" -v t="$(col "$D/replay$w.runs" 2)" \
+            -v r="$(col "$D/replay$w.runs" 3)" -v l="$LINES2" \
+            'BEGIN { printf "| %d | %.2f | %.2f | %.2f | %.1f |\n", w, c, t, 1e6 * c / l, r / 1024 }'
+    done
+    echo
+    echo "- outputs of -w 1 and -w 2 byte-identical; every run (cpu wall rss-KiB records): -w 1: $(tr '\n' ';' < "$D/replay1.runs") -w 2: $(tr '\n' ';' < "$D/replay2.runs")"
     rm -rf "$D/many"
 fi
 

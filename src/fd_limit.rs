@@ -57,22 +57,6 @@ pub fn default_cap(soft: Option<u64>) -> usize {
     usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
-/// The most a job run alone keeps open when its job file leaves
-/// `max_open_files` unset: every file group of a large fleet open at once,
-/// still a bounded figure where the limit on open files is unlimited.
-pub const ALONE_DEFAULT_BOUND: usize = 1 << 16;
-
-/// `max_open_files` of a job run alone in its process (`tidemark run`) whose job
-/// file does not set it: what the limit leaves (`cap`, see [`default_cap`]), at
-/// most [`ALONE_DEFAULT_BOUND`], never below the job file default (`default`),
-/// which the cap may still lower. With the fixed default of 256, 2,000 hosts'
-/// groups took turns closing and reopening each other's files mid-read (event-time
-/// pacing, issue 13): about five reopens per file, each verifying the file's
-/// identity again, for descriptors the limit had to spare.
-pub fn alone_default(cap: usize, default: usize) -> usize {
-    cap.min(ALONE_DEFAULT_BOUND).max(default)
-}
-
 /// What one job may keep open under a member's `cap`: half of it, at least 1.
 pub fn per_job(cap: usize) -> usize {
     (cap / 2).max(1)
@@ -104,10 +88,6 @@ mod tests {
         // A limit below the reserve still lets a job open a file.
         assert_eq!(default_cap(Some(32)), 1);
         assert_eq!(per_job(default_cap(Some(160))), 38);
-        assert_eq!(alone_default(default_cap(Some(20000)), 256), 17436);
-        assert_eq!(alone_default(default_cap(None), 256), ALONE_DEFAULT_BOUND);
-        // Below the default, the cap lowers it afterwards (and says so).
-        assert_eq!(alone_default(default_cap(Some(160)), 256), 256);
         assert_eq!(per_job(1), 1);
     }
 }

@@ -1,5 +1,6 @@
 //! The `tidemark` binary: one binary, a subcommand per role.
 
+mod agent;
 mod cluster;
 mod demo;
 mod fd_limit;
@@ -46,8 +47,12 @@ enum Command {
         #[command(flatten)]
         args: replay::ReplayArgs,
     },
-    /// Check a job file; print `ok` or every error with file:line:column and a hint.
+    /// Check a job file, or an agent file (one with an `[agent]` table); print `ok`
+    /// or every error with file:line:column and a hint.
     Validate { job: PathBuf },
+    /// Ship log files to Kafka: tail them as a job does and produce each line once,
+    /// in order, per file group (see docs/agent.md).
+    Agent { config: PathBuf },
     /// Run a long-lived cluster member that accepts jobs over its control API.
     Cluster {
         #[command(flatten)]
@@ -79,7 +84,11 @@ fn main() -> ExitCode {
         Command::Demo { dir, workers } => demo::demo(dir, workers),
         Command::Run { job, args } => run::run(&job, args),
         Command::Replay { job, args } => replay::replay(&job, args),
-        Command::Validate { job } => run::validate(&job),
+        Command::Validate { job } => match agent::validate_if_agent(&job) {
+            Some(code) => Ok(code),
+            None => run::validate(&job),
+        },
+        Command::Agent { config } => agent::agent(&config),
         Command::Cluster { args } => cluster::cluster(args),
         Command::Job {
             command,

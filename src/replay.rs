@@ -109,6 +109,11 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(e) => return usage(e),
         },
     };
+    for topic in without_kafka(&mut job) {
+        eprintln!(
+            "replay: not writing to the job's kafka sink (topic {topic}): it is the live run's, and a replay's windows would be read there as new ones; write the replay to a file with --output PATH"
+        );
+    }
     let live_remote_write = take_remote_write(&mut job);
     if live_remote_write.is_some() && job.sinks.is_empty() && args.output.is_none() {
         return usage(
@@ -123,7 +128,10 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .filter_map(|s| match &s.kind {
                 SinkKind::Jsonl(p) => Some(p.clone()),
-                SinkKind::Stdout | SinkKind::RemoteWrite(_) | SinkKind::Alertmanager(_) => None,
+                SinkKind::Stdout
+                | SinkKind::RemoteWrite(_)
+                | SinkKind::Alertmanager(_)
+                | SinkKind::Kafka(_) => None,
             })
             .collect()
     } else {
@@ -392,6 +400,20 @@ impl LiveRemoteWrite {
     }
 }
 
+/// Removes the job's kafka sinks, returning their topics: the topic is the live
+/// run's output, read by others, and a replay never writes into it.
+fn without_kafka(job: &mut Job) -> Vec<String> {
+    let mut topics = Vec::new();
+    job.sinks.retain(|s| match &s.kind {
+        SinkKind::Kafka(k) => {
+            topics.push(k.topic.clone());
+            false
+        }
+        _ => true,
+    });
+    topics
+}
+
 /// Removes the job's alertmanager sinks, returning their urls: a replay (a
 /// back-test of past windows) must never page anyone.
 fn without_alertmanager(job: &mut Job) -> Vec<String> {
@@ -436,7 +458,10 @@ fn choose_output(job: &mut Job, output: Option<&Path>) -> Result<(), String> {
             let mut first = true;
             job.sinks.retain(|s| match s.kind {
                 SinkKind::Jsonl(_) => std::mem::replace(&mut first, false),
-                SinkKind::Stdout | SinkKind::RemoteWrite(_) | SinkKind::Alertmanager(_) => true,
+                SinkKind::Stdout
+                | SinkKind::RemoteWrite(_)
+                | SinkKind::Alertmanager(_)
+                | SinkKind::Kafka(_) => true,
             });
             if !replaced {
                 job.sinks.push(Sink {

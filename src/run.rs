@@ -279,15 +279,6 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     // One job alone in the process: it may use what the limit on open files
     // leaves after the reserve, no more (else its own opens hit EMFILE).
     let cap = crate::fd_limit::default_cap(crate::fd_limit::soft_limit());
-    if job.source.max_open_files_default {
-        let raised = crate::fd_limit::alone_default(cap, job.source.max_open_files);
-        if raised != job.source.max_open_files {
-            tracing::debug!(
-                "max_open_files (not set) raised to {raised}: what the limit on open files leaves"
-            );
-            job.source.max_open_files = raised;
-        }
-    }
     if job.source.max_open_files > cap {
         tracing::info!(
             "max_open_files {} lowered to {cap}: the limit on open files less a reserve \

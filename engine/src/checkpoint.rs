@@ -89,6 +89,10 @@ pub struct Checkpoint {
     /// written before alerts existed (a resume then starts them fresh).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerts: Option<crate::alerts::AlertsCheckpoint>,
+    /// A `kind = "kafka"` job's read offsets and streams' resume points (absent
+    /// for a file job, whose checkpoints are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<crate::kafka_source::resume::KafkaCheckpoint>,
 }
 
 fn is_zero(n: &u64) -> bool {

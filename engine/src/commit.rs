@@ -179,6 +179,7 @@ impl Committer {
             start_at_end,
             limited_windows: self.limited_windows(None),
             alerts,
+            kafka: self.kafka_checkpoint(self.floor),
         };
         self.save_patiently(&cp).map_err(CommitError::Save)?;
         self.count_save(began);
@@ -245,6 +246,7 @@ impl Committer {
             start_at_end: false,
             limited_windows: self.limited_windows(Some(frontier_ms)),
             alerts: alerts.map(AlertEvaluator::save),
+            kafka: self.kafka_checkpoint(frontier_ms),
         };
         if force {
             self.save_patiently(&cp).map_err(CommitError::Write)?;
@@ -264,6 +266,14 @@ impl Committer {
         self.last_frontier = Some(frontier_ms);
         self.count_save(began);
         Ok(None)
+    }
+
+    /// A kafka source's part of a checkpoint for `frontier_ms` (none for a file job).
+    fn kafka_checkpoint(
+        &self,
+        frontier_ms: EventMs,
+    ) -> Option<crate::kafka_source::resume::KafkaCheckpoint> {
+        (!self.board.kafka.is_empty()).then(|| self.board.kafka.checkpoint(frontier_ms))
     }
 
     /// Whether the last offer found a checkpoint due but the sinks not settled:

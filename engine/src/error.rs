@@ -91,6 +91,10 @@ pub enum EngineError {
         /// What went wrong, and where in the file.
         cause: std::io::Error,
     },
+    /// A finite run's kafka source could not read its topic: it is missing, or
+    /// the brokers did not answer for [`crate::kafka_source::consumer::FINITE_CONNECT_PATIENCE`].
+    #[error("the kafka source cannot read its topic")]
+    KafkaSource(#[source] crate::kafka_source::consumer::ConnectError),
     /// A jsonl sink path is an input, the job file or state: refused before any
     /// sink is opened.
     #[error("a jsonl sink path is refused")]

@@ -543,7 +543,8 @@ fn group_host(host: &HostFrom, group: &FileGroup) -> Option<String> {
 pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<String> {
     match host {
         HostFrom::Value(v) => Some(v.clone()),
-        HostFrom::Field(_) => None,
+        // A kafka source has no file groups (its host is each record's).
+        HostFrom::Field(_) | HostFrom::Record { .. } => None,
         HostFrom::PathRegex(re) => {
             let path = path.to_string_lossy();
             match re.captures(&path).and_then(|c| c.name("host")) {

@@ -15,6 +15,7 @@ use timely::worker::Worker;
 use crate::error::EngineError;
 use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
+use crate::kafka_source::{kafka_source, KafkaCtx};
 use crate::operators::collect::{CollectWindows, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
@@ -144,20 +145,40 @@ pub fn install_job(
         gate: read_gate.clone(),
         stats: stats.clone(),
     };
+    let follow = ctx.follow;
+    let (ctx_resume, ctx_board) = (ctx.resume.clone(), ctx.board.clone());
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
-        let partials = file_source(
-            scope,
-            groups,
-            pacing,
-            poke,
-            read_gate,
-            stats.clone(),
-            SourceSignals {
-                stop: stop.clone(),
-                failed: output_error.clone(),
-                input_end,
-            },
-        );
+        let partials = if job.source.kafka.is_some() {
+            kafka_source(
+                scope,
+                KafkaCtx {
+                    job: job.clone(),
+                    plan: plan.clone(),
+                    follow,
+                    gate: read_gate,
+                    stats: stats.clone(),
+                    stop: stop.clone(),
+                    failed: output_error.clone(),
+                    input_end,
+                    resume: ctx_resume,
+                    board: ctx_board,
+                },
+            )
+        } else {
+            file_source(
+                scope,
+                groups,
+                pacing,
+                poke,
+                read_gate,
+                stats.clone(),
+                SourceSignals {
+                    stop: stop.clone(),
+                    failed: output_error.clone(),
+                    input_end,
+                },
+            )
+        };
         // Built on every worker, split or not: all must build the same dataflow.
         let partials = partials.concat(crate::split::source::split_source(scope, split));
         downstream(partials, &plan, collector, output_error, stop, stats);

@@ -24,6 +24,7 @@ pub(crate) mod group;
 pub(crate) mod groupset;
 pub mod input_end;
 pub(crate) mod install;
+pub mod kafka_source;
 pub mod key;
 pub mod labels;
 pub(crate) mod limit;

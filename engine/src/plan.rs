@@ -95,7 +95,10 @@ impl Plan {
         };
         let host = match &job.source.host {
             HostFrom::Field(f) => HostPlan::Field(slot(f)),
-            HostFrom::PathRegex(_) | HostFrom::Value(_) => HostPlan::PerGroup,
+            // A kafka record's host is per group too: its agent's, or its header's.
+            HostFrom::PathRegex(_) | HostFrom::Value(_) | HostFrom::Record { .. } => {
+                HostPlan::PerGroup
+            }
         };
         let mut metrics: Vec<MetricPlan> = job
             .metrics

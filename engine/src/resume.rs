@@ -185,6 +185,9 @@ pub struct ResumeBoard {
     /// that left them out would make them start over after a restart.
     expected: Mutex<Vec<PathBuf>>,
     committed_ms: std::sync::atomic::AtomicI64,
+    /// A kafka source's streams (`crate::kafka_source::resume`): they have no
+    /// file positions, so they keep their own marks here.
+    pub(crate) kafka: crate::kafka_source::resume::KafkaBoard,
 }
 
 impl ResumeBoard {
@@ -195,6 +198,7 @@ impl ResumeBoard {
             groups: Mutex::new(BTreeMap::new()),
             expected: Mutex::new(Vec::new()),
             committed_ms: std::sync::atomic::AtomicI64::new(EventMs::MIN),
+            kafka: Default::default(),
         })
     }
 

@@ -162,6 +162,10 @@ impl JobSetup {
             }
         };
         let resumed = matches!(start, OutputStart::Resume { .. });
+        if let Some(k) = &plan.kafka {
+            // Streams not read again yet keep their checkpointed resume points.
+            board.kafka.restore(k);
+        }
         if plan.limited_windows > 0 {
             if let Ok(mut s) = stats.lock() {
                 s.series_limited_windows += plan.limited_windows;
@@ -222,7 +226,7 @@ impl JobSetup {
                 .collect::<Vec<_>>(),
         );
         board.expect(initial.iter().map(|(g, _)| g.live.clone()));
-        if initial.is_empty() {
+        if initial.is_empty() && job.source.kafka.is_none() {
             tracing::warn!(
                 "job {:?}: no file matches the include globs {:?}{}",
                 job.name,
@@ -357,6 +361,7 @@ impl JobSetup {
             // Process 0's checkpoint keeps the count: only it sees whole windows.
             limited_windows: 0,
             alerts: None,
+            kafka: None,
         };
         // A panic in another save cannot have left a half-written checkpoint (a
         // save replaces the file by rename), so the store stays usable.

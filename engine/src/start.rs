@@ -39,6 +39,8 @@ pub struct ResumePlan {
     pub limited_windows: u64,
     /// The alert evaluator's state in the checkpoint resumed from.
     pub alerts: Option<crate::alerts::AlertsCheckpoint>,
+    /// A kafka source's offsets and streams in the checkpoint resumed from.
+    pub kafka: Option<crate::kafka_source::resume::KafkaCheckpoint>,
 }
 
 impl Default for ResumePlan {
@@ -50,6 +52,7 @@ impl Default for ResumePlan {
             checkpointing: false,
             limited_windows: 0,
             alerts: None,
+            kafka: None,
         }
     }
 }

@@ -123,6 +123,7 @@ pub(crate) fn prepare_state(
                         checkpointing: true,
                         limited_windows: cp.limited_windows,
                         alerts: cp.alerts,
+                        kafka: cp.kafka,
                     },
                     OutputStart::Resume {
                         frontier_ms: cp.frontier_ms,
@@ -260,6 +261,7 @@ mod tests {
                 start_at_end: false,
                 limited_windows: 0,
                 alerts: None,
+                kafka: None,
             })
             .unwrap();
     }

@@ -135,6 +135,19 @@ pub struct JobStats {
     /// Compressed files whose data ended early or was corrupt (read up to the
     /// damage; whether the rest was lost is logged).
     pub damaged_gzip_files: u64,
+    // A kafka source's records (see `crate::kafka_source`).
+    /// Records read from the topic (lines, heartbeats and others).
+    pub kafka_records: u64,
+    /// Agent lines at or below the sequence already taken from their group (an
+    /// agent resent them after a restart): dropped, never counted twice.
+    pub kafka_resent_lines: u64,
+    /// Agent lines that never arrived: sequence numbers skipped (lost upstream).
+    pub kafka_lost_lines: u64,
+    /// Agent groups that started a new sequence epoch (the agent lost its state).
+    pub kafka_new_epochs: u64,
+    /// Records that could not be used: an agent's with a bad header, or another
+    /// shipper's without the host header. Skipped.
+    pub kafka_bad_records: u64,
     // Clock errors (see `crate::watermark`).
     /// Lines stamped more than `max_jump` ahead of their file group that the next
     /// line did not confirm: counted in their own windows, ignored by the watermark.
@@ -278,6 +291,11 @@ impl JobStats {
             self.unreadable_files.insert(group.clone(), files.clone());
         }
         self.outlier_lines += o.outlier_lines;
+        self.kafka_records += o.kafka_records;
+        self.kafka_resent_lines += o.kafka_resent_lines;
+        self.kafka_lost_lines += o.kafka_lost_lines;
+        self.kafka_new_epochs += o.kafka_new_epochs;
+        self.kafka_bad_records += o.kafka_bad_records;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
         }

@@ -67,6 +67,7 @@ fn sample(frontier_ms: i64) -> Checkpoint {
         start_at_end: false,
         limited_windows: 0,
         alerts: None,
+        kafka: None,
     }
 }
 

@@ -50,10 +50,6 @@ pub struct Source {
     pub rate_limit: Option<u64>,
     /// Most files the job keeps open at once (see the job file's `max_open_files`).
     pub max_open_files: usize,
-    /// The job file does not set `max_open_files`: `max_open_files` holds the
-    /// default, which a job run alone in its process (`tidemark run`) raises to
-    /// what the limit on open files leaves (see docs/files.md). Operational.
-    pub max_open_files_default: bool,
     /// The folders this job may read files from; empty = any path. Not a job file
     /// setting (validation leaves it empty): set by the cluster after the job passed
     /// [`crate::check_roots`] against its `--allow-root` folders. Every file is read
@@ -64,6 +60,31 @@ pub struct Source {
     /// member sets its state folder and API token file here. Operational: what a
     /// window holds does not change, so it is not in the semantics fingerprint.
     pub denied_reads: Vec<PathBuf>,
+    /// `kind = "kafka"`: the topic read instead of files (then `include`,
+    /// `exclude` and `archive` are empty). `None` for `kind = "file"`.
+    pub kafka: Option<KafkaSource>,
+}
+
+/// `[source] kind = "kafka"` (docs/kafka.md).
+#[derive(Debug, Clone)]
+pub struct KafkaSource {
+    /// `bootstrap.servers`.
+    pub brokers: String,
+    pub topic: String,
+    /// librdkafka options passed through, checked with
+    /// `tidemark_kafka::client_config(Role::Consumer, ..)`.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Where read offsets are committed for lag tools; `None`: `tidemark-JOB_NAME`.
+    pub group_id: Option<String>,
+}
+
+impl KafkaSource {
+    /// The consumer group offsets are committed to (only for lag tools).
+    pub fn group_id_for(&self, job: &str) -> String {
+        self.group_id
+            .clone()
+            .unwrap_or_else(|| format!("tidemark-{job}"))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +93,11 @@ pub enum HostFrom {
     PathRegex(regex::Regex),
     Field(String),
     Value(String),
+    /// kind = "kafka": an agent's record names its host (its `tm-host` header);
+    /// any other record's host is in this header.
+    Record {
+        header: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,6 +258,8 @@ pub enum SinkKind {
     RemoteWrite(Box<RemoteWrite>),
     /// Alertmanager's API v2: the job's alerts, not its windows.
     Alertmanager(Box<Alertmanager>),
+    /// A Kafka topic, one record per series per window (docs/kafka.md, "Kafka sink").
+    Kafka(Box<KafkaSinkConfig>),
 }
 
 impl SinkKind {
@@ -240,7 +268,7 @@ impl SinkKind {
         match self {
             SinkKind::RemoteWrite(rw) => rw.auth.as_ref(),
             SinkKind::Alertmanager(am) => am.auth.as_ref(),
-            SinkKind::Jsonl(_) | SinkKind::Stdout => None,
+            SinkKind::Jsonl(_) | SinkKind::Stdout | SinkKind::Kafka(_) => None,
         }
     }
 }
@@ -268,6 +296,47 @@ impl Alertmanager {
     /// Prometheus's `resend_delay` and Alertmanager client timeout.
     pub const DEFAULT_RESEND_INTERVAL: Duration = Duration::from_secs(60);
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+/// A `kafka` sink's settings, checked. All operational: where the records go
+/// changes no window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSinkConfig {
+    /// `bootstrap.servers`: `host:port[,host:port…]`, not empty.
+    pub brokers: String,
+    /// The topic, which must exist (the sink does not create it).
+    pub topic: String,
+    /// librdkafka options passed through (TLS, SASL, linger, compression…);
+    /// checked with librdkafka, without those tidemark sets itself.
+    pub options: std::collections::BTreeMap<String, String>,
+    /// Records sent and not yet acknowledged before the sink asks the job to
+    /// pause (at least 1).
+    pub queue_capacity: usize,
+}
+
+impl KafkaSinkConfig {
+    /// Default of `queue_capacity` (docs/kafka.md, "Kafka sink").
+    pub const DEFAULT_QUEUE_CAPACITY: usize = 100_000;
+    /// librdkafka options the sink sets itself, on top of those of every
+    /// tidemark producer (`tidemark_kafka::Role::SinkProducer`), and why: the
+    /// read-back of a resumed run is exact only with them. Refused as options.
+    pub const FIXED: [(&'static str, &'static str, &'static str); 3] = [
+        (
+            "message.timeout.ms",
+            "0",
+            "a record is never given up while the broker is away: the job pauses instead",
+        ),
+        (
+            "delivery.timeout.ms",
+            "0",
+            "a record is never given up while the broker is away: the job pauses instead",
+        ),
+        (
+            "enable.gapless.guarantee",
+            "true",
+            "no record of a partition lands after one that was lost",
+        ),
+    ];
 }
 
 /// A `prometheus_remote_write` sink's settings, checked. All operational: none

@@ -37,13 +37,13 @@ pub struct JobFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceFile {
-    /// Only `"file"` for now.
+    /// `"file"` (local log files) or `"kafka"` (a topic, docs/kafka.md).
     pub kind: Spanned<String>,
-    /// Globs of live files; relative globs resolve against the job file's folder.
-    /// Here and in `exclude`, `archive`, a sink's `path` and `host = { value }`,
-    /// `${NAME}` is an environment variable and `$$` a literal `$` (see
-    /// [`crate::env`]).
-    pub include: Spanned<Vec<Spanned<String>>>,
+    /// kind = "file", required: globs of live files; relative globs resolve against
+    /// the job file's folder. Here and in `exclude`, `archive`, a sink's `path` and
+    /// `host = { value }`, `${NAME}` is an environment variable and `$$` a literal
+    /// `$` (see [`crate::env`]).
+    pub include: Option<Spanned<Vec<Spanned<String>>>>,
     /// Globs of paths to leave out (matched against the full path). Default: none.
     #[serde(default)]
     pub exclude: Vec<Spanned<String>>,
@@ -70,21 +70,32 @@ pub struct SourceFile {
     /// Most files the job keeps open at once on a member, split over its workers
     /// there (each gets max(1, budget / workers)); idle live files past it are
     /// closed and reopened by identity on change. Operational (not in the
-    /// semantics fingerprint). Default 256 in a cluster; a job run alone
-    /// (`tidemark run`) defaults to what the limit on open files leaves, at most
-    /// 65,536.
+    /// semantics fingerprint). Default 256.
     pub max_open_files: Option<Spanned<i64>>,
     /// In a finite run (`--until-eof`) without a state folder, a file group whose
     /// files hold at least this many bytes is read as segments by every worker.
     /// Operational (not in the semantics fingerprint). Default "64MiB".
     pub split_from: Option<Spanned<String>>,
+    /// kind = "kafka", required: the bootstrap brokers, `host:port[,host:port…]`.
+    pub brokers: Option<Spanned<String>>,
+    /// kind = "kafka", required: the topic to consume.
+    pub topic: Option<Spanned<String>>,
+    /// kind = "kafka": librdkafka settings passed through (TLS, SASL, timeouts…),
+    /// checked by librdkafka when the job is validated; the few tidemark's
+    /// guarantees rest on are refused. Default: none.
+    pub options: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
+    /// kind = "kafka": the consumer group the read offsets are committed to, only so
+    /// standard tools show the lag (partitions are assigned by tidemark, never by
+    /// the group). Default `tidemark-JOB_NAME`.
+    pub group_id: Option<Spanned<String>>,
 }
 
-/// Exactly one of the three keys.
+/// Exactly one of the keys.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostFile {
-    /// A regex with a named capture `host`, matched against the live file's path.
+    /// kind = "file" only: a regex with a named capture `host`, matched against
+    /// the live file's path.
     pub path_regex: Option<Spanned<String>>,
     /// A parsed field that holds the host name.
     pub field: Option<Spanned<String>>,
@@ -93,6 +104,10 @@ pub struct HostFile {
     /// its own host (`value = "${HOST_LABEL}"`); `$$` is a literal `$`, and any other
     /// `$` is an error (see [`crate::env`]).
     pub value: Option<Spanned<String>>,
+    /// kind = "kafka" only: a record header that holds the host name, for records
+    /// not written by a tidemark agent (an agent's record carries its own host).
+    /// The kafka source's default is `header = "host"`.
+    pub header: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,7 +190,7 @@ pub struct RuleFile {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SinkFile {
-    /// `jsonl | stdout | prometheus_remote_write | alertmanager`.
+    /// `jsonl | stdout | prometheus_remote_write | alertmanager | kafka`.
     pub kind: Spanned<String>,
     /// Required for jsonl (relative to the job file's folder).
     pub path: Option<Spanned<String>>,
@@ -205,9 +220,18 @@ pub struct SinkFile {
     pub timeout: Option<Spanned<String>>,
     /// prometheus_remote_write only: most samples in one request. Default 2000.
     pub max_samples_per_send: Option<Spanned<i64>>,
-    /// prometheus_remote_write only: samples queued before the sink asks the job
-    /// to pause reading. Default 100000.
+    /// prometheus_remote_write: samples queued before the sink asks the job
+    /// to pause reading. kafka: records sent and not yet acknowledged before it
+    /// does. Default 100000.
     pub queue_capacity: Option<Spanned<i64>>,
+    /// kafka only, required: the brokers to bootstrap from, `host:port`, several
+    /// separated by commas.
+    pub brokers: Option<Spanned<String>>,
+    /// kafka only, required: the topic written to (it must exist).
+    pub topic: Option<Spanned<String>>,
+    /// kafka only: librdkafka client options passed through (TLS, SASL,
+    /// compression…), e.g. `options = { "security.protocol" = "ssl" }`. Default: none.
+    pub options: Option<Spanned<std::collections::BTreeMap<String, Spanned<String>>>>,
     /// prometheus_remote_write only: first wait before a retry, doubling up to
     /// `max_backoff`. Default "30ms".
     pub min_backoff: Option<Spanned<String>>,

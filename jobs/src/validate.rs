@@ -12,6 +12,8 @@
 mod alertmanager;
 mod alerts;
 mod diag;
+mod kafka;
+mod kafka_sink;
 mod limits;
 mod metrics;
 mod names;
@@ -258,6 +260,32 @@ fn check(
             }
             Err(r.finish())
         }
+    }
+}
+
+/// Checks a `[source]` table (`kind = "file"`) that is not part of a job: the agent's
+/// (`tidemark agent`), which reads files with the same keys, spelled and checked as in
+/// a job. `text` is the whole file the table was read from (for line and column);
+/// relative globs resolve against `base_dir`. The host comes from elsewhere there, so
+/// `host` is checked only as written.
+pub fn check_file_source(
+    text: &str,
+    display_path: &str,
+    source: &toml::Spanned<crate::model::SourceFile>,
+    base_dir: &Path,
+    env: &Env,
+) -> Result<crate::job::Source, Diagnostics> {
+    let mut r = Report::new(text, display_path);
+    let checked = source::check_source(
+        &mut r,
+        source,
+        &source::Fields::Any,
+        Relative::JoinOnto(base_dir),
+        env,
+    );
+    match checked {
+        Some(source) if r.diags.is_empty() => Ok(source),
+        _ => Err(r.finish()),
     }
 }
 

@@ -70,6 +70,14 @@ impl Role {
                 "true",
                 "a caught-up partition is seen as such",
             ),
+            // librdkafka's default, `latest`, would skip to the end of a partition when an
+            // offset is refused as out of range — as tansu does briefly after a restart.
+            // From the earliest kept record, resends are dropped by sequence instead.
+            (
+                "auto.offset.reset",
+                "earliest",
+                "an offset refused as out of range is never skipped past",
+            ),
         ];
         match self {
             Role::AgentProducer => AGENT,
@@ -190,6 +198,8 @@ mod tests {
         assert_eq!(config.get("security.protocol"), Some("ssl"));
         assert_eq!(config.get("enable.idempotence"), Some("true"));
         assert_eq!(config.get("message.timeout.ms"), Some("0"));
+        let consumer = client_config(Role::Consumer, "k1:9092", &opts(&[])).unwrap();
+        assert_eq!(consumer.get("auto.offset.reset"), Some("earliest"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod claim;
 pub mod format;
 mod http_error;
 pub mod jsonl;
+pub mod kafka;
 pub mod openmetrics;
 pub mod remote_write;
 pub mod roots;
@@ -23,6 +24,7 @@ use tidemark_engine::{Origin, OutputStart, Series};
 use tidemark_jobs::{Job, SeriesChoice, SinkKind};
 
 pub use jsonl::{Existing, JsonlSink};
+pub use kafka::{KafkaSink, KafkaSinkError};
 pub use openmetrics::{OpenMetricsError, OpenMetricsOptions, OpenMetricsSink};
 pub use remote_write::RemoteWriteSink;
 pub use roots::OutputRoots;
@@ -53,6 +55,8 @@ pub enum SinkError {
         sink: String,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaSinkError),
     #[error("writing to standard output failed: {0}")]
     Stdout(#[source] std::io::Error),
     #[error(
@@ -296,6 +300,20 @@ fn open_as(
                 )?))
             }
             SinkKind::Alertmanager(am) => after_files.push(Box::new(open_alertmanager(job, am)?)),
+            SinkKind::Kafka(k) => {
+                // Only a resume reads the topic back: a new output writes every
+                // window (docs/kafka.md, "Kafka sink").
+                let resume_from = match start {
+                    OutputStart::Resume { frontier_ms, .. } => Some(*frontier_ms),
+                    _ => None,
+                };
+                after_files.push(Box::new(KafkaSink::open(
+                    k,
+                    s.series,
+                    &job.name,
+                    resume_from,
+                )?))
+            }
         }
     }
     for sink in after_files {

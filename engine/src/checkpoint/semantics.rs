@@ -262,9 +262,17 @@ fn source_text(job: &Job) -> String {
         HostFrom::PathRegex(re) => format!("{{ path_regex = {} }}", quoted(re.as_str())),
         HostFrom::Field(f) => format!("{{ field = {} }}", quoted(f)),
         HostFrom::Value(v) => format!("{{ value = {} }}", quoted(v)),
+        HostFrom::Record { header } => format!("{{ header = {} }}", quoted(header)),
+    };
+    // Additive: a file job's text is unchanged, so its checkpoints stay valid. The
+    // topic is what the offsets in a checkpoint mean; brokers and options are
+    // operational (the same topic through another address is the same data).
+    let kafka = match &job.source.kafka {
+        Some(k) => format!("kafka.topic = {}\n", quoted(&k.topic)),
+        None => String::new(),
     };
     format!(
-        "host = {host}\nmax_line_bytes = {}\n",
+        "host = {host}\nmax_line_bytes = {}\n{kafka}",
         job.source.max_line_bytes
     )
 }

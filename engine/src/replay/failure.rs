@@ -37,3 +37,14 @@ pub enum ReplayFailure {
         hint: &'static str,
     },
 }
+
+/// A planned range that is no longer there means the file was truncated in place
+/// (copytruncate) after planning.
+pub(crate) fn changed_hint(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof => {
+            " (the file became shorter after the replay was planned, e.g. by copytruncate; run the replay again)"
+        }
+        _ => "",
+    }
+}

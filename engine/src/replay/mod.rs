@@ -9,6 +9,8 @@
 //!   watermark.
 //! - `source`: the source operator; workers take segments from a shared queue in
 //!   time order, so the frontier — and the first window — moves early.
+//! - `lanes`: a worker's segments read in step by event time ([`crate::pacing`]),
+//!   so that a replay of many hosts keeps only a few windows of each alive.
 //! - [`failure`]: [`ReplayFailure`], why a replay stopped early (with its cause).
 //! - [`run`]: [`run_replay`], the whole replay in a timely execution.
 //!
@@ -26,11 +28,13 @@
 //! segment's watermark starts at its first line): such lines are counted either way.
 
 pub mod failure;
+pub(crate) mod lanes;
 pub mod plan;
 pub mod progress;
 pub mod range;
 pub mod run;
 pub(crate) mod segment;
+pub(crate) mod shared;
 pub(crate) mod source;
 
 pub use failure::ReplayFailure;

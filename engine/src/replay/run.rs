@@ -8,7 +8,8 @@ use tidemark_jobs::Job;
 
 use super::plan::ReplayPlan;
 use super::progress::ReplayProgress;
-use super::source::{replay_source, ReplaySourceCtx, SegmentQueue};
+use super::shared::{ReplaySourceCtx, SegmentQueue};
+use super::source::replay_source;
 use crate::backpressure::ReadGate;
 use crate::error::EngineError;
 use crate::input_end::InputEnd;
@@ -112,6 +113,8 @@ pub fn run_replay_from(
         failed: failed.clone(),
         input_end,
         gate,
+        pace: crate::pacing::PaceBoard::new(workers),
+        slot: 0,
     };
     let name = format!("replay:{}", job.name);
     let guards = {
@@ -122,7 +125,10 @@ pub fn run_replay_from(
             } else {
                 None
             };
-            let ctx = ctx.clone();
+            let ctx = ReplaySourceCtx {
+                slot: worker.index(),
+                ..ctx.clone()
+            };
             let plan = ctx.plan.clone();
             let stop = ctx.stop.clone();
             let stop_all = ctx.stop.clone();

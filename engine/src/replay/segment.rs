@@ -10,6 +10,7 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -37,18 +38,50 @@ pub struct Tally {
     pub file_bytes: u64,
     /// Bad lines logged so far (after [`MAX_WARNINGS`], only counted).
     pub warnings: u32,
+    /// The line buffer of the last segment put down, for the next one picked up.
+    pub spare: Option<Vec<u8>>,
 }
+
+/// How a [`SegmentRun::read`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The segment is read to its end.
+    Finished,
+    /// Its watermark reached the turn's stop (event-time pacing): the reader is
+    /// put down until its next turn when it can be picked up again exactly.
+    Paced,
+    /// The byte budget ran out.
+    Budget,
+}
+
+/// A segment's line buffer for a turn: about what its last turn read, within
+/// these bounds. A small host's turn of a few windows is a few KiB: a 256 KiB
+/// buffer would be zeroed (and mostly re-read later) for each one.
+const TURN_BUFFER: (usize, usize) = (16 << 10, 256 << 10);
 
 pub struct SegmentRun {
     seg: Segment,
-    reader: RangeReader,
+    /// `None` between turns (put down, see [`ReadEnd::Paced`]): the next turn
+    /// opens the file again at `resume_at`.
+    reader: Option<RangeReader>,
+    resume_at: u64,
+    lines_before: Option<u64>,
+    max_line_bytes: usize,
     wm: GroupClock,
     windows: OpenWindows,
     range: ReplayRange,
     window_ms: i64,
+    /// Of the current reader: what it had counted at the last read.
     progress_seen: u64,
     bytes_seen: u64,
     oversize_seen: u64,
+    /// Plain: where the current reader started, and the bytes of the segment
+    /// counted so far (up to its first line not delivered: the bytes a reader
+    /// put down had read past it are read again, and counted once).
+    reader_from: u64,
+    consumed: u64,
+    /// File bytes the last turn consumed (sizes the next turn's buffer).
+    turn_bytes: u64,
     finished: bool,
 }
 
@@ -59,15 +92,12 @@ impl SegmentRun {
         plan: &Plan,
         max_line_bytes: usize,
     ) -> io::Result<SegmentRun> {
-        let file = open_planned(&seg)?;
-        let reader = if seg.gzip {
-            RangeReader::gzip_file(file, &seg.path, max_line_bytes)?
-        } else {
-            RangeReader::plain_file(file, &seg.path, seg.start, seg.end, max_line_bytes)?
-        };
-        Ok(SegmentRun {
+        let mut run = SegmentRun {
+            resume_at: seg.start,
             seg,
-            reader,
+            reader: None,
+            lines_before: None,
+            max_line_bytes,
             wm: GroupClock::new(plan.disorder_ms, plan.max_jump_ms),
             windows: OpenWindows::default(),
             range,
@@ -75,29 +105,92 @@ impl SegmentRun {
             progress_seen: 0,
             bytes_seen: 0,
             oversize_seen: 0,
+            reader_from: 0,
+            consumed: 0,
+            turn_bytes: TURN_BUFFER.0 as u64 * 4,
             finished: false,
-        })
+        };
+        run.reader = Some(run.pick_up(&mut None)?);
+        run.reader_from = run.resume_at;
+        Ok(run)
+    }
+
+    /// A reader from where the segment was put down (its start at first), in
+    /// `spare` if there is one.
+    fn pick_up(&self, spare: &mut Option<Vec<u8>>) -> io::Result<RangeReader> {
+        let seg = &self.seg;
+        let file = open_planned(seg)?;
+        if seg.gzip {
+            return RangeReader::gzip_file(file, &seg.path, self.max_line_bytes);
+        }
+        let buffer = (self.turn_bytes as usize).clamp(TURN_BUFFER.0, TURN_BUFFER.1);
+        let range = (self.resume_at, seg.end);
+        let max = self.max_line_bytes;
+        let r = match spare.take() {
+            Some(buf) => RangeReader::plain_file_reusing(file, &seg.path, range, max, buffer, buf),
+            None => {
+                RangeReader::plain_file_buffered(file, &seg.path, range.0, range.1, max, buffer)
+            }
+        }?;
+        if self.resume_at == seg.start {
+            // Its first reader numbers lines itself (from the file's start).
+            return Ok(r);
+        }
+        Ok(r.numbered_after(self.lines_before))
     }
 
     pub fn segment(&self) -> &Segment {
         &self.seg
     }
 
-    /// Reads about `budget` bytes. Returns whether the segment is finished, and
-    /// adds the file bytes consumed to `tally`.
+    /// Windows it holds open (for tests of the memory bound).
+    #[cfg(test)]
+    pub fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Whether it is read to its end.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// Where it stands for pacing: its watermark, or before its first line the
+    /// start of the first window it can add to.
+    pub fn position(&self) -> EventMs {
+        self.wm.get().unwrap_or(self.seg.lo as EventMs)
+    }
+
+    /// Reads about `budget` bytes, stopping after the line that takes its
+    /// watermark to `stop_at` (event-time pacing; [`EventMs::MAX`]: no stop).
+    /// Adds the file bytes consumed to `tally`. Put down, it leaves its buffer
+    /// in `tally.spare` for the next segment picked up.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &mut self,
         budget: usize,
+        stop_at: EventMs,
         parser: &mut LineParser,
         plan: &Plan,
         wall_ms: EventMs,
         stats: &mut JobStats,
         tally: &mut Tally,
-    ) -> io::Result<bool> {
+    ) -> io::Result<ReadEnd> {
+        if self.finished {
+            return Ok(ReadEnd::Finished);
+        }
+        let reader = match &mut self.reader {
+            Some(r) => r,
+            None => {
+                let r = self.pick_up(&mut tally.spare)?;
+                (self.progress_seen, self.bytes_seen, self.oversize_seen) = (0, 0, 0);
+                self.reader_from = self.resume_at;
+                self.turn_bytes = 0;
+                self.reader.insert(r)
+            }
+        };
         let warnings = &mut tally.warnings;
         let SegmentRun {
             seg,
-            reader,
             wm,
             windows,
             range,
@@ -105,7 +198,7 @@ impl SegmentRun {
         } = self;
         let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
         let mut lines = 0u64;
-        let result = reader.read_some(budget, |line_no, line| {
+        let result = reader.read_some_until(budget, |line_no, line| {
             lines += 1;
             ingest(
                 seg,
@@ -120,26 +213,62 @@ impl SegmentRun {
                 line_no,
                 line,
             );
+            if wm.get().is_some_and(|w| w >= stop_at) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         });
         stats.lines_read += lines;
         let (p, b, o) = (
-            self.reader.progress_bytes(),
-            self.reader.bytes_read(),
-            self.reader.oversize_lines(),
+            reader.progress_bytes(),
+            reader.bytes_read(),
+            reader.oversize_lines(),
         );
-        tally.file_bytes += p - self.progress_seen;
-        stats.bytes_read += b - self.bytes_seen;
+        if self.seg.gzip {
+            // Never put down: its reader counts every byte once.
+            tally.file_bytes += p - self.progress_seen;
+            stats.bytes_read += b - self.bytes_seen;
+        } else {
+            let at = reader.resume_offset().unwrap_or(self.reader_from + p);
+            let done = at - self.seg.start;
+            let new = done.saturating_sub(self.consumed);
+            self.consumed = self.consumed.max(done);
+            tally.file_bytes += new;
+            self.turn_bytes += new;
+            stats.bytes_read += new;
+        }
         stats.oversize_lines += o - self.oversize_seen;
         (self.progress_seen, self.bytes_seen, self.oversize_seen) = (p, b, o);
-        let done = result?;
-        self.finished = done;
-        Ok(done)
+        if result? {
+            self.finished = true;
+            self.reader = None;
+            return Ok(ReadEnd::Finished);
+        }
+        if self.wm.get().is_none_or(|w| w < stop_at) {
+            return Ok(ReadEnd::Budget);
+        }
+        stats.paced_turns += 1;
+        if let Some(at) = reader.resume_offset() {
+            // Waiting for the others, it holds no descriptor and no buffer.
+            self.resume_at = at;
+            self.lines_before = reader.lines_seen();
+            if let Some(r) = self.reader.take() {
+                let buf = r.into_buffer();
+                // One grown for a long line is not kept.
+                if buf.capacity() <= TURN_BUFFER.1 {
+                    tally.spare = Some(buf);
+                }
+            }
+        }
+        Ok(ReadEnd::Paced)
     }
 
     /// Ends the segment where it is (a damaged compressed file: the lines before
     /// the damage count, as in a live run).
     pub fn end_early(&mut self) {
         self.finished = true;
+        self.reader = None;
     }
 
     /// The earliest window this segment may still add to.

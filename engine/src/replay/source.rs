@@ -1,88 +1,34 @@
 //! The replay source operator: workers take segments from one shared queue, in
-//! the order of the first window each can add to, and read them.
+//! the order of the first window each can add to, and read them in step by
+//! event time (`super::lanes`).
 //!
-//! A worker holds its capability at the earliest window it may still send: the
-//! current segment's open window, but never past the queue's head, which it may
+//! A worker holds its capability at the earliest window it may still send: its
+//! lanes' earliest open window, but never past the queue's head, which it may
 //! take next. The queue is sorted by that window, so the frontier moves as the
 //! range is read from its start, and early windows close before the whole range
 //! is read.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tidemark_sources::file::EscapedPath;
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::rate::RateLimiter;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream};
 
 use super::failure::ReplayFailure;
-use super::plan::Segment;
-use super::progress::ReplayProgress;
-use super::range::ReplayRange;
-use super::segment::{SegmentRun, Tally};
-use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
-use crate::input_end::InputEnd;
-use crate::plan::Plan;
+use super::lanes::Lanes;
+use super::segment::Tally;
+use super::shared::ReplaySourceCtx;
+use crate::backpressure::{Gate, PAUSE_RECHECK};
 use crate::series::HostPartial;
-use crate::stats::{flush, JobStats, SharedStats};
-use crate::time::{wall_clock_ms, EventMs, WindowTime};
+use crate::stats::{flush, JobStats};
+use crate::time::{wall_clock_ms, WindowTime};
 
-/// The segments no worker has taken yet, earliest first.
-#[derive(Debug, Default)]
-pub struct SegmentQueue {
-    segments: Mutex<VecDeque<Segment>>,
-}
-
-impl SegmentQueue {
-    /// Queues `segments` by the first window each can add to (the order the
-    /// capability logic relies on).
-    pub fn new(mut segments: Vec<Segment>) -> SegmentQueue {
-        segments.sort_by(|a, b| (a.lo, &a.group, a.seq).cmp(&(b.lo, &b.group, b.seq)));
-        SegmentQueue {
-            segments: Mutex::new(segments.into()),
-        }
-    }
-
-    fn pop(&self) -> Option<Segment> {
-        self.segments.lock().ok()?.pop_front()
-    }
-
-    fn head_lo(&self) -> Option<WindowTime> {
-        self.segments.lock().ok()?.front().map(|s| s.lo)
-    }
-
-    fn clear(&self) {
-        if let Ok(mut q) = self.segments.lock() {
-            q.clear();
-        }
-    }
-}
-
-/// What every worker's replay source shares.
-#[derive(Clone)]
-pub struct ReplaySourceCtx {
-    pub queue: Arc<SegmentQueue>,
-    pub plan: Arc<Plan>,
-    pub range: ReplayRange,
-    pub parse: tidemark_jobs::Parse,
-    pub max_line_bytes: usize,
-    /// Bytes read per activation.
-    pub chunk_bytes: usize,
-    /// This worker's share of the rate limit, bytes per second.
-    pub rate_limit: Option<u64>,
-    pub stop: Arc<AtomicBool>,
-    pub stats: SharedStats,
-    pub progress: Arc<ReplayProgress>,
-    /// The first failure ends the replay.
-    pub failed: Arc<Mutex<Option<ReplayFailure>>>,
-    /// Where the input ends: each segment's final watermark raises it.
-    pub input_end: Arc<InputEnd>,
-    /// Closed while a sink is backlogged: reading pauses (see [`crate::backpressure`]).
-    pub gate: Arc<ReadGate>,
-}
+/// How soon a worker whose lanes all wait for a slower one of another worker
+/// looks again (as `run`'s sources do).
+const PACE_RECHECK: Duration = Duration::from_millis(2);
 
 pub fn replay_source<'scope>(
     scope: Scope<'scope, WindowTime>,
@@ -92,7 +38,7 @@ pub fn replay_source<'scope>(
         let activator = scope.activator_for(info.address);
         let mut cap = Some(cap);
         let mut delta = JobStats::default();
-        let mut current: Option<SegmentRun> = None;
+        let mut lanes = Lanes::new(Lanes::pacer(ctx.plan.window_ms, ctx.pace.clone(), ctx.slot));
         let mut tally = Tally::default();
         let (mut parser, mut parser_error) = match LineParser::new(&ctx.parse, &ctx.plan.fields) {
             Ok(p) => (Some(p), None),
@@ -124,6 +70,7 @@ pub fn replay_source<'scope>(
                 ctx.gate.end(Instant::now(), &mut delta);
                 // Open windows are not emitted: they are not complete.
                 ctx.queue.clear();
+                lanes.clear();
                 flush(&ctx.stats, &mut delta);
                 cap = None;
                 return;
@@ -146,65 +93,16 @@ pub fn replay_source<'scope>(
             }
             let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
             let mut emit = |t: WindowTime, p: HostPartial| ready.entry(t).or_default().push(p);
-            let mut used = 0usize;
-            while used < budget {
-                if current.is_none() {
-                    let Some(seg) = ctx.queue.pop() else {
-                        break;
-                    };
-                    match SegmentRun::open(seg.clone(), ctx.range, &ctx.plan, ctx.max_line_bytes) {
-                        Ok(run) => current = Some(run),
-                        Err(e) => {
-                            let hint = if seg.gzip { "" } else { changed_hint(&e) };
-                            fail(ReplayFailure::Open {
-                                path: seg.path.clone(),
-                                source: e,
-                                hint,
-                            });
-                            break;
-                        }
-                    }
+            let round = lanes.round(
+                &ctx, parser, budget, wall_ms, &mut delta, &mut tally, &mut emit,
+            );
+            let (used, busy, waiting) = match round {
+                Ok(r) => (r.used, r.busy, r.waiting),
+                Err(e) => {
+                    fail(e);
+                    (0, false, false)
                 }
-                let Some(run) = current.as_mut() else {
-                    break;
-                };
-                let before = delta.bytes_read;
-                let bytes_before = tally.file_bytes;
-                let step = ctx.chunk_bytes.min(budget - used);
-                let read = run.read(step, parser, &ctx.plan, wall_ms, &mut delta, &mut tally);
-                ctx.input_end.raise(run.watermark_window() as EventMs);
-                used += ((delta.bytes_read - before) as usize).max(1);
-                ctx.progress
-                    .add(&ctx.progress.bytes_done, tally.file_bytes - bytes_before);
-                match read {
-                    Ok(true) => {
-                        run.drain(&mut emit);
-                        ctx.progress.add(&ctx.progress.segments_done, 1);
-                        current = None;
-                    }
-                    Ok(false) => run.drain(&mut emit),
-                    Err(e) if run.segment().gzip => {
-                        // As in a live run: the lines before the damage count.
-                        tracing::warn!(
-                            "{}: decompression failed ({e}); the rest of this file is skipped",
-                            EscapedPath(&run.segment().path)
-                        );
-                        run.end_early();
-                        run.drain(&mut emit);
-                        ctx.progress.add(&ctx.progress.segments_done, 1);
-                        current = None;
-                    }
-                    Err(e) => {
-                        let hint = changed_hint(&e);
-                        fail(ReplayFailure::Read {
-                            path: run.segment().path.clone(),
-                            source: e,
-                            hint,
-                        });
-                        break;
-                    }
-                }
-            }
+            };
             if let Some(l) = limiter.as_mut() {
                 l.consume(used);
                 if l.allowance(now) == 0 {
@@ -219,12 +117,7 @@ pub fn replay_source<'scope>(
                 output.session(&c).give_iterator(parts.into_iter());
             }
             let head = ctx.queue.head_lo();
-            let open = current
-                .as_ref()
-                .map(|r| r.open_from())
-                .into_iter()
-                .chain(head)
-                .min();
+            let open = lanes.open_from().into_iter().chain(head).min();
             let Some(open) = open else {
                 cap = None;
                 return;
@@ -238,19 +131,10 @@ pub fn replay_source<'scope>(
             }
             match wait {
                 Some(w) => activator.activate_after(w),
+                // Its lanes wait for a slower one of another worker.
+                None if waiting && !busy => activator.activate_after(PACE_RECHECK),
                 None => activator.activate(),
             }
         }
     })
-}
-
-/// A planned range that is no longer there means the file was truncated in place
-/// (copytruncate) after planning.
-fn changed_hint(e: &std::io::Error) -> &'static str {
-    match e.kind() {
-        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::UnexpectedEof => {
-            " (the file became shorter after the replay was planned, e.g. by copytruncate; run the replay again)"
-        }
-        _ => "",
-    }
 }

@@ -41,6 +41,7 @@ fn save(state: &Path, name: &str) {
             start_at_end: false,
             limited_windows: 0,
             alerts: None,
+            kafka: None,
         })
         .unwrap();
 }

@@ -15,6 +15,7 @@ use super::chain::Chain;
 use crate::groupset::host_of_path;
 use crate::plan::Plan;
 use crate::replay::Segment;
+use crate::time::EventMs;
 use crate::watermark::ClockState;
 
 /// Segments per worker: several, so that the workers end close together (the
@@ -81,7 +82,8 @@ impl SplitPlan {
             return (split, taken);
         };
         let roots = AllowedRoots::of_source(&job.source);
-        let mut queue = VecDeque::new();
+        // (time key, group, segment): see `interleave`.
+        let mut queue = Vec::new();
         groups.retain(|g| {
             let index = split.groups.len();
             match segments(job, &roots, &mut parser, g, workers) {
@@ -94,9 +96,9 @@ impl SplitPlan {
                     let to_eof = segs
                         .iter()
                         .enumerate()
-                        .map(|(i, s)| {
+                        .map(|(i, (s, _))| {
                             segs.get(i + 1)
-                                .is_none_or(|n| (n.dev, n.ino) != (s.dev, s.ino))
+                                .is_none_or(|(n, _)| (n.dev, n.ino) != (s.dev, s.ino))
                         })
                         .collect();
                     split.groups.push(SplitGroup {
@@ -110,14 +112,15 @@ impl SplitPlan {
                             unreadable: Default::default(),
                         }),
                     });
-                    queue.extend(segs.into_iter().map(|s| (index, s)));
+                    queue.extend(interleave(index, segs));
                     taken.push(g.clone());
                     false
                 }
                 _ => true,
             }
         });
-        split.queue = Mutex::new(queue);
+        queue.sort_by_key(|(key, g, s)| (*key, *g, s.seq));
+        split.queue = Mutex::new(queue.into_iter().map(|(_, g, s)| (g, s)).collect());
         (split, taken)
     }
 
@@ -158,6 +161,24 @@ impl SplitPlan {
     }
 }
 
+/// Group `g`'s segments keyed by the time they start at (their first line's
+/// where the cut found one, else the segment's before them), never decreasing
+/// within the group. The queue is sorted by it, so that several split groups
+/// are read in step by event time — the group behind takes the next segment —
+/// rather than one group whole after the other, which kept every split group's
+/// windows of the whole range alive until the last group was read. A group's
+/// segments stay in order (what `pop`'s progress argument needs).
+fn interleave(
+    g: usize,
+    segs: Vec<(Segment, Option<EventMs>)>,
+) -> impl Iterator<Item = (EventMs, usize, Segment)> {
+    let mut key = EventMs::MIN;
+    segs.into_iter().map(move |(s, t)| {
+        key = key.max(t.unwrap_or(EventMs::MIN));
+        (key, g, s)
+    })
+}
+
 /// The segments of `g`'s files in reading order (rotated, oldest first, then
 /// the live file), or `None` when it is not to be split: smaller than
 /// `split_from` in all, or a file that cannot be opened or is not what its name
@@ -169,7 +190,7 @@ fn segments(
     parser: &mut LineParser,
     g: &FileGroup,
     workers: usize,
-) -> Option<Vec<Segment>> {
+) -> Option<Vec<(Segment, Option<EventMs>)>> {
     let mut files = Vec::new();
     for (path, gzip) in g.files_in_order() {
         let file = roots.open(path).ok()?;
@@ -191,22 +212,20 @@ fn segments(
     for (path, gzip, file, meta) in files {
         let len = meta.len();
         let cuts = if gzip {
-            vec![0, len]
+            vec![(0, None), (len, None)]
         } else {
             let n = len.div_ceil(target.max(1)).max(1) as usize;
             if n == 1 {
-                vec![0, len]
+                vec![(0, None), (len, None)]
             } else {
                 TimeIndex::open_file(file, path, parser)
                     .and_then(|mut ix| ix.split_points(0, len, n))
                     .ok()?
-                    .into_iter()
-                    .map(|p| p.0)
-                    .collect()
             }
         };
         for w in cuts.windows(2) {
-            out.push(Segment {
+            let ((start, t), (end, _)) = (w[0], w[1]);
+            let seg = Segment {
                 group: group.clone(),
                 seq: out.len() as u32,
                 host: host.clone(),
@@ -214,12 +233,13 @@ fn segments(
                 dev: meta.dev(),
                 ino: meta.ino(),
                 gzip,
-                start: w[0],
-                end: w[1],
+                start,
+                end,
                 floor_ms: None,
                 lo: 0,
-                cost: w[1] - w[0],
-            });
+                cost: end - start,
+            };
+            out.push((seg, t));
         }
     }
     Some(out)

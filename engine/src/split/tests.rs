@@ -187,3 +187,36 @@ fn reads_waiting_for_confirmation_are_bounded_per_group() {
     split.groups[g].chain.lock().unwrap().parked.pop_first();
     assert!(split.pop().is_some());
 }
+
+/// Two split groups over the same minutes are queued in step by event time
+/// (each group's segments still in order), not one whole after the other:
+/// that kept every split group's windows of the whole range alive.
+#[test]
+fn split_groups_are_queued_in_step_by_event_time() {
+    let d = tempfile::tempdir().unwrap();
+    let mut groups = Vec::new();
+    for name in ["a.log", "b.log"] {
+        let live = d.path().join(name);
+        std::fs::write(&live, lines(0, LINES)).unwrap();
+        groups.push(FileGroup {
+            live,
+            rotated: vec![],
+        });
+    }
+    let (split, _) = SplitPlan::take(&job(d.path()), &mut groups, 2);
+    let q: Vec<(usize, u32)> = split
+        .queue
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(g, s)| (*g, s.seq))
+        .collect();
+    for g in 0..2 {
+        let seqs: Vec<u32> = q.iter().filter(|x| x.0 == g).map(|x| x.1).collect();
+        assert!(seqs.len() > 2, "{q:?}");
+        assert_eq!(seqs, (0..seqs.len() as u32).collect::<Vec<_>>(), "{q:?}");
+    }
+    let first_half: std::collections::HashSet<usize> =
+        q[..q.len() / 2].iter().map(|x| x.0).collect();
+    assert_eq!(first_half.len(), 2, "{q:?}");
+}

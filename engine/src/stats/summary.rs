@@ -212,6 +212,16 @@ impl JobStats {
                 self.outlier_lines
             ));
         }
+        if self.kafka_records > 0 {
+            s.push_str(&format!(
+                "kafka records: {}\nkafka resent lines (dropped): {}\nkafka lost lines (never arrived): {}\nkafka new epochs: {}\nkafka bad records (skipped): {}\n",
+                self.kafka_records,
+                self.kafka_resent_lines,
+                self.kafka_lost_lines,
+                self.kafka_new_epochs,
+                self.kafka_bad_records
+            ));
+        }
         if self.late_after_written > 0 {
             s.push_str(&format!(
                 "late after written (new lines of windows an earlier run already wrote; not in the output): {}\n",

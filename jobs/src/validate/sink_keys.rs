@@ -1,4 +1,4 @@
-//! The optional keys of the HTTP sinks, which kinds take each, and the error for a
+//! The optional keys of the network sinks (HTTP and Kafka), which kinds take each, and the error for a
 //! key set on a sink of another kind: one table for every kind, so that a new key or
 //! a new kind is one row, and every kind refuses the others' keys the same way.
 
@@ -6,6 +6,7 @@ use toml::Spanned;
 
 use super::alertmanager::KIND as ALERTMANAGER;
 use super::diag::Report;
+use super::kafka_sink::KIND as KAFKA;
 use super::remote_write::KIND as REMOTE_WRITE;
 use crate::model::SinkFile;
 
@@ -16,9 +17,9 @@ fn span<T>(v: &Option<Spanned<T>>) -> Option<std::ops::Range<usize>> {
     v.as_ref().map(Spanned::span)
 }
 
-/// Each HTTP sink key, where it is written, and the kinds that take it (the first
+/// Each network sink key, where it is written, and the kinds that take it (the first
 /// is the one an error names).
-const KEYS: [(&str, SpanOf, &[&str]); 12] = [
+const KEYS: [(&str, SpanOf, &[&str]); 15] = [
     ("url", |s| span(&s.url), &[REMOTE_WRITE, ALERTMANAGER]),
     ("timestamp", |s| span(&s.timestamp), &[REMOTE_WRITE]),
     (
@@ -49,7 +50,7 @@ const KEYS: [(&str, SpanOf, &[&str]); 12] = [
     (
         "queue_capacity",
         |s| span(&s.queue_capacity),
-        &[REMOTE_WRITE],
+        &[REMOTE_WRITE, KAFKA],
     ),
     ("min_backoff", |s| span(&s.min_backoff), &[REMOTE_WRITE]),
     ("max_backoff", |s| span(&s.max_backoff), &[REMOTE_WRITE]),
@@ -59,13 +60,16 @@ const KEYS: [(&str, SpanOf, &[&str]); 12] = [
         &[ALERTMANAGER],
     ),
     ("generator_url", |s| span(&s.generator_url), &[ALERTMANAGER]),
+    ("brokers", |s| span(&s.brokers), &[KAFKA]),
+    ("topic", |s| span(&s.topic), &[KAFKA]),
+    ("options", |s| span(&s.options), &[KAFKA]),
 ];
 
-/// Reports each HTTP sink key set on a sink of `kind` that does not take it. On
-/// a jsonl or stdout sink the hint offers the kind that does; on an HTTP sink
+/// Reports each network sink key set on a sink of `kind` that does not take it. On
+/// a jsonl or stdout sink the hint offers the kind that does; on a network sink
 /// (whose kind was chosen for its destination) only its removal.
 pub fn refuse_foreign_keys(r: &mut Report<'_>, s: &SinkFile, kind: &str) {
-    let http = [REMOTE_WRITE, ALERTMANAGER].contains(&kind);
+    let http = [REMOTE_WRITE, ALERTMANAGER, KAFKA].contains(&kind);
     for (key, span_of, owners) in KEYS {
         let Some(at) = span_of(s) else { continue };
         if owners.contains(&kind) {

@@ -7,6 +7,7 @@ use toml::Spanned;
 
 use super::alertmanager;
 use super::diag::Report;
+use super::kafka_sink;
 use super::names::{did_you_mean, quoted_choices};
 use super::overlap::{normalize, Overlaps};
 use super::paths::{expand_path, Relative};
@@ -16,7 +17,13 @@ use crate::env::Env;
 use crate::job::{SeriesChoice, Sink, SinkKind, Source};
 use crate::model::SinkFile;
 
-const KINDS: &[&str] = &["jsonl", "stdout", remote_write::KIND, alertmanager::KIND];
+const KINDS: &[&str] = &[
+    "jsonl",
+    "stdout",
+    remote_write::KIND,
+    alertmanager::KIND,
+    kafka_sink::KIND,
+];
 
 /// A member's stdout is its log: a submitted job printing there would write into
 /// every operator's log and drown (or forge) its lines.
@@ -61,6 +68,9 @@ pub fn check_sinks(
     let mut ok = true;
     let mut paths: HashMap<PathBuf, usize> = HashMap::new();
     let mut stdout_seen = false;
+    // Each kafka sink's (topic, line): a job's records are told apart by its
+    // name only, so two of its sinks on one topic would skip each other's.
+    let mut topics: HashMap<String, usize> = HashMap::new();
     for sink in sinks {
         let before = r.diags.len();
         let s = sink.get_ref();
@@ -73,6 +83,22 @@ pub fn check_sinks(
                 .map(|rw| SinkKind::RemoteWrite(Box::new(rw))),
             (alertmanager::KIND, _) => alertmanager::check(r, sink, relative, env)
                 .map(|am| SinkKind::Alertmanager(Box::new(am))),
+            (kafka_sink::KIND, _) => kafka_sink::check(r, sink).and_then(|k| {
+                let line = r.position(sink.span().start).0;
+                if let Some(first) = topics.get(&k.topic) {
+                    r.on(
+                        &s.kind,
+                        format!(
+                            "two kafka sinks of this job write the topic {} (the first on line {first})",
+                            k.topic
+                        ),
+                        "a restart tells the job's records apart by its name only: give each kafka sink its own topic, or merge them (series = \"all\")".to_string(),
+                    );
+                    return None;
+                }
+                topics.insert(k.topic.clone(), line);
+                Some(SinkKind::Kafka(Box::new(k)))
+            }),
             ("jsonl", Some(p)) if p.get_ref().trim().is_empty() => {
                 r.on(
                     p,

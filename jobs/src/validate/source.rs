@@ -283,27 +283,61 @@ pub fn check_source(
     env: &Env,
 ) -> Option<Source> {
     let s = source.get_ref();
-    if s.kind.get_ref() != "file" {
-        r.on(
-            &s.kind,
-            format!("unknown source kind `{}`", s.kind.get_ref()),
-            "the only source kind is \"file\": set kind = \"file\"".to_string(),
-        );
-    }
-    if s.include.get_ref().is_empty() {
-        r.on(
-            &s.include,
-            "`include` is empty, so the job would read nothing",
-            "list the live log files to read, e.g. include = [\"/var/log/nginx/*/access.log\"]"
-                .to_string(),
-        );
-    }
-    let include = globs(r, s.include.get_ref(), "include", relative, env);
+    let kafka = match s.kind.get_ref().as_str() {
+        "file" => {
+            super::kafka::refuse_kafka_keys(r, s);
+            None
+        }
+        "kafka" => Some(super::kafka::check_kafka(r, source)),
+        other => {
+            r.on(
+                &s.kind,
+                format!("unknown source kind `{other}`"),
+                format!(
+                    "{}use \"file\" (local log files) or \"kafka\" (a topic)",
+                    did_you_mean(other, ["file", "kafka"])
+                ),
+            );
+            None
+        }
+    };
+    let empty = Vec::new();
+    let include_list = match (&s.include, &kafka) {
+        (Some(include), None) => {
+            if include.get_ref().is_empty() {
+                r.on(
+                    include,
+                    "`include` is empty, so the job would read nothing",
+                    "list the live log files to read, e.g. include = [\"/var/log/nginx/*/access.log\"]"
+                        .to_string(),
+                );
+            }
+            include.get_ref()
+        }
+        (None, None) => {
+            if s.kind.get_ref() == "file" {
+                r.on(
+                    &s.kind,
+                    "a kind = \"file\" source needs `include`",
+                    "list the live log files to read, e.g. include = [\"/var/log/nginx/*/access.log\"]"
+                        .to_string(),
+                );
+            }
+            &empty
+        }
+        // check_kafka refused any file key.
+        (_, Some(_)) => &empty,
+    };
+    let include = globs(r, include_list, "include", relative, env);
     let exclude = globs(r, &s.exclude, "exclude", relative, env);
     let archive = archive_globs(r, &s.archive, relative, env);
+    let is_kafka = s.kind.get_ref() == "kafka";
     let host = match &s.host {
+        None if is_kafka => Some(HostFrom::Record {
+            header: "host".to_string(),
+        }),
         None => Some(HostFrom::Value("localhost".to_string())),
-        Some(h) => host(r, h, fields, env),
+        Some(h) => host(r, h, fields, env, is_kafka),
     };
     let poll = duration(
         r,
@@ -374,28 +408,68 @@ pub fn check_source(
         rotated_tail_wait: tail_wait?.0,
         rate_limit: rate?,
         max_open_files: max_open_files?,
-        max_open_files_default: s.max_open_files.is_none(),
         allowed_roots: Vec::new(),
         denied_reads: Vec::new(),
+        kafka: match kafka {
+            Some(k) => Some(k?),
+            None => None,
+        },
     })
 }
 
-fn host(r: &mut Report<'_>, h: &Spanned<HostFile>, fields: &Fields, env: &Env) -> Option<HostFrom> {
+fn host(
+    r: &mut Report<'_>,
+    h: &Spanned<HostFile>,
+    fields: &Fields,
+    env: &Env,
+    kafka: bool,
+) -> Option<HostFrom> {
     let hf = h.get_ref();
     let set: Vec<(&str, &Spanned<String>)> = [
         ("path_regex", &hf.path_regex),
         ("field", &hf.field),
         ("value", &hf.value),
+        ("header", &hf.header),
     ]
     .into_iter()
     .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
     .collect();
-    let hint = "set exactly one of: host = { path_regex = \"/logs/(?P<host>[^/]+)/\" }, host = { field = \"hostname\" } or host = { value = \"web-1\" }".to_string();
+    let hint = if kafka {
+        "set exactly one of: host = { header = \"host\" }, host = { field = \"hostname\" } or host = { value = \"web-1\" }"
+    } else {
+        "set exactly one of: host = { path_regex = \"/logs/(?P<host>[^/]+)/\" }, host = { field = \"hostname\" } or host = { value = \"web-1\" }"
+    }
+    .to_string();
     match set.as_slice() {
         [] => {
             r.on(
                 h,
                 "`host` is empty: it needs one of path_regex, field or value",
+                hint,
+            );
+            None
+        }
+        [("header", v)] => {
+            if !kafka {
+                r.on(
+                    *v,
+                    "host = { header } is only for kind = \"kafka\" (a file has no headers)",
+                    hint,
+                );
+                return None;
+            }
+            if v.get_ref().is_empty() {
+                r.on(*v, "the host header name is empty", hint);
+                return None;
+            }
+            Some(HostFrom::Record {
+                header: v.get_ref().clone(),
+            })
+        }
+        [("path_regex", v)] if kafka => {
+            r.on(
+                *v,
+                "host = { path_regex } is only for kind = \"file\" (a kafka record has no path)",
                 hint,
             );
             None

@@ -372,7 +372,10 @@ mod tests {
             fields_of::<JobFile>(),
             &["name", "source", "parse", "window", "metric", "rule", "sink", "alert"]
         );
-        assert_eq!(fields_of::<HostFile>(), &["path_regex", "field", "value"]);
+        assert_eq!(
+            fields_of::<HostFile>(),
+            &["path_regex", "field", "value", "header"]
+        );
         assert_eq!(
             &fields_of::<SinkFile>()[..4],
             &["kind", "path", "series", "alerts"]

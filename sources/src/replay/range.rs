@@ -15,6 +15,7 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -82,6 +83,9 @@ pub struct RangeReader {
     bytes_read: u64,
     oversize: u64,
     done: bool,
+    /// `on_line` stopped the last read after a line: complete lines may be
+    /// left in `buf[start..end]`.
+    stopped: bool,
 }
 
 impl RangeReader {
@@ -105,6 +109,52 @@ impl RangeReader {
         end: u64,
         max_line_bytes: usize,
     ) -> io::Result<Self> {
+        Self::plain_file_buffered(file, path, start, end, max_line_bytes, BUFFER)
+    }
+
+    /// [`Self::plain_file`] whose line buffer starts at `buffer_bytes` (at most
+    /// 256 KiB) rather than 256 KiB: one read is at most that long. It still
+    /// grows to hold a longer line. For readers made for a short turn each
+    /// (event-time pacing): a big buffer would be zeroed for a few lines.
+    pub fn plain_file_buffered(
+        file: File,
+        path: &Path,
+        start: u64,
+        end: u64,
+        max_line_bytes: usize,
+        buffer_bytes: usize,
+    ) -> io::Result<Self> {
+        Self::plain_file_in(
+            file,
+            path,
+            (start, end),
+            max_line_bytes,
+            buffer_bytes,
+            Vec::new(),
+        )
+    }
+
+    /// [`Self::plain_file_buffered`] in `buf`, the buffer of an earlier reader
+    /// ([`Self::into_buffer`]): only what it lacks of `buffer_bytes` is zeroed.
+    pub fn plain_file_reusing(
+        file: File,
+        path: &Path,
+        (start, end): (u64, u64),
+        max_line_bytes: usize,
+        buffer_bytes: usize,
+        buf: Vec<u8>,
+    ) -> io::Result<Self> {
+        Self::plain_file_in(file, path, (start, end), max_line_bytes, buffer_bytes, buf)
+    }
+
+    fn plain_file_in(
+        file: File,
+        path: &Path,
+        (start, end): (u64, u64),
+        max_line_bytes: usize,
+        buffer_bytes: usize,
+        mut buf: Vec<u8>,
+    ) -> io::Result<Self> {
         let len = file.metadata()?.len();
         if start > end || end > len {
             return Err(io::Error::new(
@@ -116,7 +166,13 @@ impl RangeReader {
         let size = usize::try_from(end - start)
             .unwrap_or(usize::MAX)
             .saturating_add(1)
-            .min(BUFFER);
+            .min(buffer_bytes.clamp(1, BUFFER));
+        // Bytes past what a reader has filled are never read: stale ones may stay.
+        if buf.len() < size {
+            buf.resize(size, 0);
+        } else {
+            buf.truncate(size);
+        }
         Ok(Self::new(
             path,
             Input::Plain {
@@ -126,7 +182,7 @@ impl RangeReader {
                 to_eof: false,
             },
             start,
-            size,
+            buf,
             max_line_bytes,
         ))
     }
@@ -166,7 +222,7 @@ impl RangeReader {
                 end: 0,
                 to_eof: false,
             };
-            return Ok(Self::new(path, input, 0, 1, max_line_bytes));
+            return Ok(Self::new(path, input, 0, vec![0; 1], max_line_bytes));
         }
         let counting = Counting { file, count: 0 };
         let decoder = MultiGzDecoder::new(BufReader::with_capacity(GZIP_INPUT_BUFFER, counting));
@@ -174,17 +230,17 @@ impl RangeReader {
             path,
             Input::Gzip(Box::new(decoder)),
             0,
-            BUFFER,
+            vec![0; BUFFER],
             max_line_bytes,
         ))
     }
 
-    fn new(path: &Path, input: Input, first: u64, size: usize, max_line: usize) -> Self {
+    fn new(path: &Path, input: Input, first: u64, buf: Vec<u8>, max_line: usize) -> Self {
         RangeReader {
             path: path.to_path_buf(),
             input,
             first,
-            buf: vec![0; size.max(1)],
+            buf,
             start: 0,
             end: 0,
             skipping: false,
@@ -195,6 +251,7 @@ impl RangeReader {
             bytes_read: 0,
             oversize: 0,
             done: false,
+            stopped: false,
         }
     }
 
@@ -215,8 +272,34 @@ impl RangeReader {
         budget: usize,
         mut on_line: impl FnMut(u64, &[u8]),
     ) -> io::Result<bool> {
+        self.read_some_until(budget, |n, line| {
+            on_line(n, line);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// [`Self::read_some`] that also stops right after a line for which
+    /// `on_line` returns [`ControlFlow::Break`] (event-time pacing): the lines
+    /// after it stay buffered, and the next call delivers them first.
+    pub fn read_some_until(
+        &mut self,
+        budget: usize,
+        mut on_line: impl FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> io::Result<bool> {
         if self.done {
             return Ok(true);
+        }
+        if self.stopped {
+            // Complete lines may wait in the buffer: `split` below only looks
+            // at the bytes it has just read.
+            self.stopped = false;
+            if self.split(self.start, &mut on_line) {
+                return Ok(false);
+            }
+            if self.range_read() {
+                self.finish(&mut on_line);
+                return Ok(true);
+            }
         }
         let mut got = 0usize;
         loop {
@@ -226,8 +309,10 @@ impl RangeReader {
                 return Ok(true);
             }
             got += n;
-            self.split(self.end - n, &mut on_line);
-            if matches!(self.input, Input::Plain { pos, end, to_eof: false, .. } if pos == end) {
+            if self.split(self.end - n, &mut on_line) {
+                return Ok(false);
+            }
+            if self.range_read() {
                 self.finish(&mut on_line);
                 return Ok(true);
             }
@@ -235,6 +320,11 @@ impl RangeReader {
                 return Ok(false);
             }
         }
+    }
+
+    /// A plain range (not read to its file's end) whose every byte is read.
+    fn range_read(&self) -> bool {
+        matches!(self.input, Input::Plain { pos, end, to_eof: false, .. } if pos == end)
     }
 
     /// File bytes consumed so far (compressed bytes for gzip), for progress
@@ -335,8 +425,13 @@ impl RangeReader {
     }
 
     /// Delivers every complete line in the buffer; `from` is where the bytes
-    /// just read begin (no `'\n'` lies in `buf[start..from]`).
-    fn split(&mut self, from: usize, on_line: &mut impl FnMut(u64, &[u8])) {
+    /// just read begin (no `'\n'` lies in `buf[start..from]`). Returns true if
+    /// `on_line` stopped it (then `stopped` is set and the rest stays buffered).
+    fn split(
+        &mut self,
+        from: usize,
+        on_line: &mut impl FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> bool {
         let buf = &self.buf[..self.end];
         let mut start = self.start;
         let mut search = from;
@@ -358,17 +453,18 @@ impl RangeReader {
                 let nl = search + i;
                 line_no += 1;
                 let line = strip_cr(&buf[start..nl]);
-                if line.len() > max {
-                    oversize += 1;
-                } else {
-                    on_line(if known { line_no } else { 0 }, line);
-                }
                 start = nl + 1;
                 search = start;
+                if line.len() > max {
+                    oversize += 1;
+                } else if on_line(if known { line_no } else { 0 }, line).is_break() {
+                    self.stopped = true;
+                    break;
+                }
             }
             self.line_no = line_no;
             self.oversize += oversize;
-            if buf.len() - start > max.saturating_add(1) {
+            if !self.stopped && buf.len() - start > max.saturating_add(1) {
                 // Longer than allowed even without its '\r': drop what we have,
                 // skip the rest up to its newline.
                 self.oversize += 1;
@@ -386,17 +482,19 @@ impl RangeReader {
         } else {
             self.start = start;
         }
+        self.stopped
     }
 
     /// The end of the range: delivers its unterminated last line, frees the buffer.
-    fn finish(&mut self, on_line: &mut impl FnMut(u64, &[u8])) {
+    fn finish(&mut self, on_line: &mut impl FnMut(u64, &[u8]) -> ControlFlow<()>) {
         if !self.skipping && self.end > self.start {
             self.line_no += 1;
             let line = strip_cr(&self.buf[self.start..self.end]);
             if line.len() > self.max_line {
                 self.oversize += 1;
             } else {
-                on_line(if self.line_no_known { self.line_no } else { 0 }, line);
+                // The last line: nothing is left to stop before.
+                let _ = on_line(if self.line_no_known { self.line_no } else { 0 }, line);
             }
         }
         self.start = 0;
@@ -474,94 +572,6 @@ pub fn gzip_first_time_file(
     Ok(found.or(candidate))
 }
 
+mod resume;
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn file(bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("f.log");
-        std::fs::write(&p, bytes).unwrap();
-        (d, p)
-    }
-
-    fn all(r: &mut RangeReader, budget: usize) -> Vec<(u64, Vec<u8>)> {
-        let mut out = Vec::new();
-        while !r
-            .read_some(budget, |n, l| out.push((n, l.to_vec())))
-            .unwrap()
-        {}
-        out
-    }
-
-    #[test]
-    fn reader_is_send() {
-        fn send<T: Send>() {}
-        send::<RangeReader>();
-    }
-
-    #[test]
-    fn lines_of_a_whole_file_with_numbers() {
-        let (_d, p) = file(b"a\r\n\nbb\ncc\r");
-        let mut r = RangeReader::plain(&p, 0, 10, 100).unwrap();
-        let got = all(&mut r, 1);
-        let want: Vec<(u64, Vec<u8>)> = vec![
-            (1, b"a".to_vec()),
-            (2, b"".to_vec()),
-            (3, b"bb".to_vec()),
-            (4, b"cc".to_vec()),
-        ];
-        assert_eq!(got, want);
-        assert_eq!(r.progress_bytes(), 10);
-        assert_eq!(r.bytes_read(), 10);
-        assert!(r.read_some(10, |_, _| panic!("after the end")).unwrap());
-    }
-
-    #[test]
-    fn a_line_of_exactly_max_bytes_with_crlf_is_kept() {
-        // max_line + '\r' fills the buffer up to its limit before the '\n' comes.
-        let max = BUFFER + 10;
-        let mut bytes = vec![b'x'; max];
-        bytes.extend_from_slice(b"\r\n");
-        bytes.extend(std::iter::repeat_n(b'y', max + 1));
-        bytes.extend_from_slice(b"\nz");
-        let (_d, p) = file(&bytes);
-        let mut r = RangeReader::plain(&p, 0, bytes.len() as u64, max).unwrap();
-        let got = all(&mut r, 1 << 20);
-        assert_eq!(got.len(), 2);
-        assert_eq!((got[0].0, got[0].1.len()), (1, max));
-        assert_eq!(got[1], (3, b"z".to_vec()));
-        assert_eq!(r.oversize_lines(), 1);
-    }
-
-    #[test]
-    fn a_range_to_eof_reads_what_was_appended_and_fails_when_cut_short() {
-        let (_d, p) = file(b"a\nb\n");
-        let mut r = RangeReader::plain(&p, 0, 4, 100).unwrap().to_eof();
-        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"c\nd").unwrap();
-        let got: Vec<Vec<u8>> = all(&mut r, 1).into_iter().map(|l| l.1).collect();
-        assert_eq!(
-            got,
-            [b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]
-        );
-        // Without to_eof the range ends where it was planned.
-        let mut r = RangeReader::plain(&p, 0, 4, 100).unwrap();
-        assert_eq!(all(&mut r, 1).len(), 2);
-        // Shorter than the planned range: still an error.
-        let mut r = RangeReader::plain(&p, 0, 7, 100).unwrap().to_eof();
-        f.set_len(3).unwrap();
-        assert!(r.read_some(100, |_, _| {}).is_err());
-    }
-
-    #[test]
-    fn an_empty_range_is_finished_at_once() {
-        let (_d, p) = file(b"a\nb\n");
-        let mut r = RangeReader::plain(&p, 2, 2, 100).unwrap();
-        assert!(r.read_some(100, |_, _| panic!("no lines")).unwrap());
-        assert_eq!(r.progress_bytes(), 0);
-        assert!(RangeReader::plain(&p, 3, 2, 100).is_err());
-        assert!(RangeReader::plain(&p, 0, 5, 100).is_err());
-    }
-}
+mod tests;

@@ -183,6 +183,26 @@ pub(super) fn lines(f: &mut Families<'_>) {
         None,
         |j, s| one(j, s.invalid_utf8_lines),
     );
+    f.counter(
+        "kafka_records",
+        "Records read from a kafka source's topic",
+        None,
+        |j, s| one(j, s.kafka_records),
+    );
+    f.counter("kafka_resent_lines", "Agent lines at or below their group's sequence already taken (resent after an agent restart): dropped", None, |j, s| one(j, s.kafka_resent_lines));
+    f.counter(
+        "kafka_lost_lines",
+        "Agent lines that never arrived (sequence numbers skipped: lost upstream)",
+        None,
+        |j, s| one(j, s.kafka_lost_lines),
+    );
+    f.counter(
+        "kafka_new_epochs",
+        "Agent groups that started a new sequence epoch (the agent lost its state)",
+        None,
+        |j, s| one(j, s.kafka_new_epochs),
+    );
+    f.counter("kafka_bad_records", "Records of a kafka source that could not be used (bad agent headers, no host header): skipped", None, |j, s| one(j, s.kafka_bad_records));
     f.counter("lines_future", "Lines stamped more than max_jump ahead of their group and not confirmed by the next line (clock skew): kept in their windows, ignored by the watermark", None, |j, s| one(j, s.outlier_lines));
     f.counter("lines_late_after_written", "Lines read after a restart whose window an earlier run had already written (not in the output)", None, |j, s| one(j, s.late_after_written));
     f.counter("series_limit_dropped_lines", "Lines of series left out because a window had more series of the metric than max_series allows, by metric", None, |j, s| {

@@ -8,6 +8,7 @@ use crate::job::*;
 
 mod alerts;
 mod env;
+mod kafka;
 
 const MINIMAL: &str = r#"
 name = "app"

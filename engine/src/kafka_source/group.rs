@@ -1,0 +1,394 @@
+//! One stream of a kafka source: an agent's file group (host, group), or, for records
+//! not from an agent, a partition. Each has the file group's semantics: event time
+//! from the parsed line, its own watermark, late lines dropped, per-host windows.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tidemark_sources::parse::LineParser;
+
+use crate::agg::{explain, stamp, OpenWindows};
+use crate::plan::{HostPlan, Plan};
+use crate::series::HostPartial;
+use crate::stats::JobStats;
+use crate::time::{first_open_window, window_start, EventMs, WindowTime};
+use crate::watermark::GroupClock;
+
+use super::resume::{Point, StreamCheckpoint, StreamMarks};
+use super::sequence::{SeqState, Verdict};
+use tidemark_kafka::wire::GroupId;
+
+/// Warnings logged per stream before further bad lines are only counted.
+const MAX_WARNINGS: u32 = 10;
+
+/// Sequence warnings logged per worker before the rest are only counted.
+const MAX_SEQUENCE_WARNINGS: u32 = 20;
+
+/// An agent's record, for [`Stream::agent_record`].
+pub(crate) enum AgentItem<'a> {
+    /// A line, and the host its series are labelled with.
+    Line {
+        seq: u64,
+        line: &'a [u8],
+        host: &'a str,
+    },
+    /// Every line up to `seq` sent, as of wall time `at_ms`.
+    Heartbeat { seq: u64, at_ms: EventMs },
+}
+
+/// What taking a record needs besides the stream.
+pub(crate) struct RecordCx<'a> {
+    pub(crate) parser: &'a mut LineParser,
+    pub(crate) plan: &'a Plan,
+    pub(crate) wall_ms: EventMs,
+    pub(crate) max_line: usize,
+    pub(crate) stats: &'a mut JobStats,
+    /// Sequence warnings logged so far.
+    pub(crate) warned: &'a mut u32,
+}
+
+/// What a stream starts with.
+#[derive(Clone, Copy)]
+pub(crate) struct StreamStart {
+    /// Lines below this are late (a stream found after its worker moved on).
+    pub(crate) floor: EventMs,
+    /// Windows below this are in the sinks already.
+    pub(crate) skip_below: EventMs,
+    /// Keep resume marks (only when checkpoints are written).
+    pub(crate) checkpointing: bool,
+    pub(crate) now: Instant,
+}
+
+/// A stream's state in one worker.
+pub(crate) struct Stream {
+    /// What its partials fold by: the agent's group (its live path, as a file job
+    /// names the same group), or `partition N` for other records.
+    key: Arc<str>,
+    /// The partition it is read from (its idleness is the partition's).
+    pub(crate) partition: i32,
+    /// The agent's sequence state (unused for other records).
+    pub(crate) seq: SeqState,
+    wm: GroupClock,
+    windows: OpenWindows,
+    /// When its last record arrived (live mode's idle timeout).
+    last_record: Instant,
+    /// Set at the end of a finite run: every window closes.
+    finished: bool,
+    warnings: u32,
+    /// Its records below this offset are in its restored state: skipped.
+    pub(crate) resume_from: i64,
+    /// Its records below this offset were read by an earlier run (see
+    /// [`StreamCheckpoint::seen_to`]).
+    seen_to: i64,
+    /// Windows below this are in the sinks already.
+    skip_below: EventMs,
+    /// Resume marks, kept only when checkpoints are written.
+    pub(crate) marks: Option<StreamMarks>,
+    /// Changed since its marks were last published.
+    pub(crate) dirty: bool,
+}
+
+impl Stream {
+    /// A new stream; lines below `start.floor` are late (windows before it may be
+    /// closed).
+    pub(crate) fn new(key: &str, partition: i32, plan: &Plan, start: StreamStart) -> Stream {
+        let mut wm = GroupClock::new(plan.disorder_ms, plan.max_jump_ms);
+        if start.floor > 0 {
+            wm.raise_to(start.floor);
+        }
+        Stream {
+            key: key.into(),
+            partition,
+            seq: SeqState::default(),
+            wm,
+            windows: OpenWindows::default(),
+            last_record: start.now,
+            finished: false,
+            warnings: 0,
+            resume_from: i64::MIN,
+            // Not in the checkpoint: its records of windows already written are
+            // read again (or the checkpoint was written before it was seen).
+            seen_to: i64::MAX,
+            skip_below: start.skip_below,
+            marks: start.checkpointing.then(StreamMarks::default),
+            dirty: true,
+        }
+    }
+
+    /// A stream as a checkpoint left it.
+    pub(crate) fn restored(cp: &StreamCheckpoint, plan: &Plan, start: StreamStart) -> Stream {
+        let mut s = Stream::new(
+            &cp.group,
+            cp.partition,
+            plan,
+            StreamStart { floor: 0, ..start },
+        );
+        s.wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, cp.clock());
+        s.seq = cp.seq;
+        s.resume_from = cp.offset;
+        s.seen_to = cp.seen_to;
+        if let Some(m) = &mut s.marks {
+            // Until its first record is read again, it resumes where it did.
+            m.set_tail(Point {
+                offset: cp.offset,
+                clock: cp.clock(),
+                seq: cp.seq,
+            });
+        }
+        s
+    }
+
+    /// Its state now, before a record at `offset`.
+    pub(crate) fn point(&self, offset: i64) -> Point {
+        Point {
+            offset,
+            clock: self.wm.state(),
+            seq: self.seq,
+        }
+    }
+
+    /// After its record at `offset`: where it would resume if no window were open.
+    pub(crate) fn after_record(&mut self, offset: i64) {
+        let after = self.point(offset + 1);
+        if let Some(m) = &mut self.marks {
+            m.set_tail(after);
+            self.dirty = true;
+        }
+    }
+
+    /// A record arrived (line or heartbeat).
+    pub(crate) fn touched(&mut self, now: Instant) {
+        self.last_record = now;
+    }
+
+    /// Takes an agent's record at `offset`: judged by sequence (resends dropped,
+    /// gaps and new epochs counted), then a line is aggregated and a heartbeat
+    /// may move the watermark. Records before the stream's resume point are in its
+    /// restored state already: skipped.
+    pub(crate) fn agent_record(
+        &mut self,
+        offset: i64,
+        group: &GroupId,
+        item: AgentItem<'_>,
+        cx: &mut RecordCx<'_>,
+    ) {
+        if offset < self.resume_from {
+            return;
+        }
+        let before = self.point(offset);
+        match item {
+            AgentItem::Line { seq, line, host } => {
+                let verdict = self.seq.line(group.epoch, seq);
+                if judge(verdict, group, seq, cx.stats, cx.warned) {
+                    self.plain(line, host, before, cx);
+                }
+            }
+            AgentItem::Heartbeat { seq, at_ms } => {
+                let verdict = self.seq.heartbeat(group.epoch, seq);
+                // A heartbeat older than lines taken says nothing new (not a line).
+                if verdict != Verdict::Resend && judge(verdict, group, seq, cx.stats, cx.warned) {
+                    self.at_end(at_ms, cx.plan);
+                }
+            }
+        }
+        self.after_record(offset);
+    }
+
+    /// Takes a record not from an agent (a line labelled `host`) at `offset`.
+    pub(crate) fn plain_record(
+        &mut self,
+        offset: i64,
+        line: &[u8],
+        host: &str,
+        cx: &mut RecordCx<'_>,
+    ) {
+        if offset < self.resume_from {
+            return;
+        }
+        let before = self.point(offset);
+        self.plain(line, host, before, cx);
+        self.after_record(offset);
+    }
+
+    fn plain(&mut self, line: &[u8], host: &str, before: Point, cx: &mut RecordCx<'_>) {
+        cx.stats.lines_read += 1;
+        cx.stats.bytes_read += line.len() as u64 + 1;
+        if line.len() > cx.max_line {
+            cx.stats.oversize_lines += 1;
+            return;
+        }
+        self.line(line, host, before, cx.parser, cx.plan, cx.wall_ms, cx.stats);
+    }
+
+    /// Parses `line`, stamps it, drops it if late, adds it to its window under
+    /// `host` (unless the job reads the host from a field).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn line(
+        &mut self,
+        line: &[u8],
+        host: &str,
+        before: Point,
+        parser: &mut LineParser,
+        plan: &Plan,
+        wall_ms: EventMs,
+        stats: &mut JobStats,
+    ) {
+        let future_limit = wall_ms.saturating_add(plan.max_clock_skew_ms);
+        let (parsed, t) = match stamp(parser, line, future_limit, stats) {
+            Ok(p) => p,
+            Err(reason) => {
+                self.warnings += 1;
+                if self.warnings <= MAX_WARNINGS {
+                    tracing::warn!(
+                        "kafka {}: a line is skipped: {} ({:?}){}",
+                        self.key,
+                        explain(reason),
+                        String::from_utf8_lossy(&line[..line.len().min(200)]),
+                        if self.warnings == MAX_WARNINGS {
+                            " — further bad lines of this stream are only counted"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                return;
+            }
+        };
+        let start = window_start(t, plan.window_ms);
+        let seen = self.wm.see(t);
+        if seen.outlier.is_some() {
+            stats.outlier_lines += 1;
+        }
+        if seen.late {
+            stats.late_lines += 1;
+            return;
+        }
+        if start < self.skip_below {
+            if before.offset >= self.seen_to {
+                // New, but its window was written by an earlier run.
+                stats.late_after_written += 1;
+            }
+            // Otherwise read again after a restart: for the watermark only, as
+            // the first time.
+            return;
+        }
+        if let Some(m) = &mut self.marks {
+            if !m.has(start) {
+                m.mark(start, before);
+            }
+        }
+        let host = match &plan.host {
+            HostPlan::Field(slot) => parsed.field(*slot).unwrap_or(""),
+            HostPlan::PerGroup => host,
+        };
+        stats.lines_counted += 1;
+        self.windows.add(plan, &parsed, t, start, host, stats);
+    }
+
+    /// The agent said the stream had sent every line as of wall time `at_ms`: lines
+    /// to come are stamped after it, less the allowed disorder, so windows before
+    /// that may close without waiting for `idle_timeout`.
+    pub(crate) fn at_end(&mut self, at_ms: EventMs, plan: &Plan) {
+        self.wm.raise_to(at_ms.saturating_sub(plan.disorder_ms));
+    }
+
+    /// Live mode: a stream whose partition is caught up and which had no record
+    /// for `idle_timeout` stops holding windows open, as an idle file group does.
+    pub(crate) fn apply_idle(&mut self, now: Instant, wall_ms: EventMs, plan: &Plan) {
+        if now.duration_since(self.last_record).as_millis() as i64 >= plan.idle_timeout_ms {
+            self.wm.raise_to(wall_ms - plan.idle_timeout_ms);
+        }
+    }
+
+    /// The end of a finite run: every window may close.
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+    }
+
+    /// The earliest window it may still add to.
+    pub(crate) fn first_open(&self, plan: &Plan) -> WindowTime {
+        if self.finished {
+            return WindowTime::MAX;
+        }
+        first_open_window(self.wm.get(), plan.window_ms)
+    }
+
+    /// The first window its watermark leaves open ([`crate::input_end`]).
+    pub(crate) fn watermark_window(&self, plan: &Plan) -> WindowTime {
+        first_open_window(self.wm.get(), plan.window_ms)
+    }
+
+    /// Hands every window its watermark passed to `emit`.
+    pub(crate) fn close_windows(
+        &mut self,
+        plan: &Plan,
+        mut emit: impl FnMut(WindowTime, HostPartial),
+    ) {
+        let below = (!self.finished).then(|| first_open_window(self.wm.get(), plan.window_ms));
+        let key = &self.key;
+        self.windows
+            .drain(below, |t, s| emit(t, s.into_partial(key, 0)));
+    }
+
+    /// Windows with data not yet emitted.
+    pub(crate) fn open_windows(&self) -> usize {
+        self.windows.len()
+    }
+
+    /// Forgets marks of windows the sinks have.
+    pub(crate) fn prune_marks(&mut self, committed: EventMs) {
+        if let Some(m) = &mut self.marks {
+            m.prune_below(committed);
+        }
+    }
+}
+
+/// Counts and warns about a sequence verdict; whether to take the record.
+fn judge(
+    verdict: Verdict,
+    group: &GroupId,
+    seq: u64,
+    stats: &mut JobStats,
+    warned: &mut u32,
+) -> bool {
+    let mut warn = |what: String| {
+        *warned += 1;
+        if *warned <= MAX_SEQUENCE_WARNINGS {
+            tracing::warn!("kafka: agent {} group {}: {what}", group.host, group.group);
+        }
+    };
+    match verdict {
+        Verdict::Take => true,
+        Verdict::Resend => {
+            stats.kafka_resent_lines += 1;
+            false
+        }
+        Verdict::Gap { lost } => {
+            stats.kafka_lost_lines += lost;
+            warn(format!(
+                "{lost} line(s) before sequence {seq} never arrived (lost upstream); counted in kafka_lost_lines"
+            ));
+            true
+        }
+        Verdict::NewEpoch { from, lost } => {
+            if let Some(from) = from {
+                stats.kafka_new_epochs += 1;
+                warn(format!(
+                    "a new sequence epoch {:016x} (was {from:016x}): the agent lost its state for this group; its lines are taken",
+                    group.epoch
+                ));
+            }
+            if lost > 0 {
+                stats.kafka_lost_lines += lost;
+                warn(format!(
+                    "its first record here is sequence {seq}: {lost} earlier line(s) of epoch {:016x} are not in the topic (retention, or lost upstream)",
+                    group.epoch
+                ));
+            }
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,517 @@
+//! Stage 1 for a `[source] kind = "kafka"` job (docs/kafka.md): consumes the topic's
+//! partitions assigned to this worker and hands per-host partials on as the file
+//! source does, each stream with the file group's semantics.
+//!
+//! Partitions are assigned by a fixed rule — partition `p` to global worker
+//! `p mod workers` — with `assign`, never `subscribe`: no consumer-group rebalancing
+//! moves a partition while its streams hold open windows. The group id only
+//! receives committed offsets, so standard tools show the lag.
+//!
+//! A stream is an agent's file group (host, group: [`tidemark_kafka::wire`]) or, for
+//! records not from an agent, a partition. An agent's resends are dropped by
+//! sequence, its heartbeats let a quiet group's windows close ([`group::Stream::at_end`]).
+
+pub(crate) mod consumer;
+mod group;
+pub mod resume;
+pub mod sequence;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tidemark_jobs::{HostFrom, Job};
+use tidemark_kafka::wire::{self, AgentRecord};
+use tidemark_sources::parse::LineParser;
+use timely::dataflow::operators::generic::operator::source;
+use timely::dataflow::{Scope, Stream as TimelyStream};
+
+use crate::backpressure::{Gate, ReadGate, PAUSE_RECHECK};
+use crate::error::FailureSlot;
+use crate::input_end::InputEnd;
+use crate::plan::Plan;
+use crate::series::HostPartial;
+use crate::stats::{flush, JobStats, SharedStats};
+use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
+
+pub use consumer::{ConnectError, FINITE_CONNECT_PATIENCE};
+use consumer::{Polled, Reader};
+use group::{AgentItem, RecordCx, Stream, StreamStart};
+
+/// Records taken per activation, so one activation stays short.
+const RECORDS_PER_ACTIVATION: usize = 4096;
+/// How soon to look again when the topic had nothing new.
+const POLL_AGAIN: Duration = Duration::from_millis(20);
+/// How soon to try again when the brokers cannot be reached.
+const CONNECT_AGAIN: Duration = Duration::from_secs(1);
+/// Warnings of one kind logged per worker before the rest are only counted.
+const MAX_WARNINGS: u32 = 20;
+
+/// What a kafka source needs besides its scope.
+pub(crate) struct KafkaCtx {
+    pub(crate) job: Arc<Job>,
+    pub(crate) plan: Arc<Plan>,
+    /// Follow the topic (live mode), or stop at the end it had at start.
+    pub(crate) follow: bool,
+    pub(crate) gate: Arc<ReadGate>,
+    pub(crate) stats: SharedStats,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) failed: FailureSlot,
+    pub(crate) input_end: Arc<InputEnd>,
+    /// Where the checkpoint resumed from left the streams, and the windows written.
+    pub(crate) resume: Arc<crate::start::ResumePlan>,
+    /// Where the streams publish their resume marks for checkpoints.
+    pub(crate) board: Arc<crate::resume::ResumeBoard>,
+}
+
+/// Builds the kafka source operator for this worker's partitions.
+pub(crate) fn kafka_source<'scope>(
+    scope: Scope<'scope, WindowTime>,
+    ctx: KafkaCtx,
+) -> TimelyStream<'scope, WindowTime, Vec<HostPartial>> {
+    let (index, peers) = (scope.index(), scope.peers());
+    source(scope, "KafkaSource", move |cap, info| {
+        let activator = scope.activator_for(info.address);
+        let mut cap = Some(cap);
+        let mut state = SourceState::new(ctx, index, peers);
+        move |output| {
+            let Some(held) = cap.as_mut() else {
+                return;
+            };
+            let now = Instant::now();
+            match state.step(*held.time(), now) {
+                Step::Stop => {
+                    flush(&state.ctx.stats, &mut state.delta);
+                    cap = None;
+                }
+                Step::Wait(wait) => {
+                    flush(&state.ctx.stats, &mut state.delta);
+                    activator.activate_after(wait);
+                }
+                Step::Read { busy } => {
+                    let mut ready: BTreeMap<WindowTime, Vec<HostPartial>> = BTreeMap::new();
+                    let open = state.close(|t, p| ready.entry(t).or_default().push(p));
+                    for (t, parts) in ready {
+                        output
+                            .session(&held.delayed(&t))
+                            .give_iterator(parts.into_iter());
+                    }
+                    flush(&state.ctx.stats, &mut state.delta);
+                    if open == WindowTime::MAX {
+                        state.reader_done();
+                        cap = None;
+                        return;
+                    }
+                    if open > *held.time() {
+                        held.downgrade(&open);
+                    }
+                    if busy {
+                        activator.activate();
+                    } else {
+                        activator.activate_after(POLL_AGAIN);
+                    }
+                }
+            }
+        }
+    })
+}
+
+enum Step {
+    /// Stopped: drop the capability, leave open windows unemitted.
+    Stop,
+    /// Nothing to do before this long.
+    Wait(Duration),
+    /// Records were read (`busy`: more are waiting).
+    Read { busy: bool },
+}
+
+/// Counts of warnings logged, per kind.
+#[derive(Default)]
+struct Warned {
+    connect: u32,
+    bad: u32,
+    sequence: u32,
+    poll: u32,
+}
+
+struct SourceState {
+    ctx: KafkaCtx,
+    index: usize,
+    peers: usize,
+    reader: Option<Reader>,
+    parser: Option<LineParser>,
+    /// Agent streams by (host, group); other records' by partition (host "").
+    streams: BTreeMap<(String, String), Stream>,
+    delta: JobStats,
+    paused: bool,
+    warned: Warned,
+    /// Where a stream found from now on starts (windows below may be closed).
+    floor: EventMs,
+    /// When connecting first failed (a finite run gives up after a while).
+    failing_since: Option<Instant>,
+}
+
+impl SourceState {
+    fn new(ctx: KafkaCtx, index: usize, peers: usize) -> SourceState {
+        SourceState {
+            ctx,
+            index,
+            peers,
+            reader: None,
+            parser: None,
+            streams: BTreeMap::new(),
+            delta: JobStats::default(),
+            paused: false,
+            warned: Warned::default(),
+            floor: 0,
+            failing_since: None,
+        }
+    }
+
+    fn step(&mut self, held: WindowTime, now: Instant) -> Step {
+        if self.ctx.stop.load(Ordering::SeqCst) {
+            self.ctx.gate.end(now, &mut self.delta);
+            self.delta.windows_open_at_stop += self
+                .streams
+                .values()
+                .map(|s| s.open_windows() as u64)
+                .sum::<u64>();
+            if let Some(r) = &mut self.reader {
+                r.commit_for_lag(true);
+            }
+            return Step::Stop;
+        }
+        self.floor = held as EventMs;
+        if self.parser.is_none() {
+            match LineParser::new(&self.ctx.job.parse, &self.ctx.plan.fields) {
+                Ok(p) => self.parser = Some(p),
+                Err(e) => {
+                    // Validation built the same parser: this cannot happen for a
+                    // checked job; stop rather than read lines that cannot count.
+                    tracing::error!("kafka source: cannot build the line parser: {e}");
+                    crate::error::record_failure(
+                        &self.ctx.failed,
+                        crate::error::JobFailure::Read(Box::new(
+                            crate::error::EngineError::Parser(e),
+                        )),
+                    );
+                    return Step::Wait(CONNECT_AGAIN);
+                }
+            }
+        }
+        if self.reader.is_none() {
+            let kafka = self
+                .ctx
+                .job
+                .source
+                .kafka
+                .as_ref()
+                .expect("a kafka source is built for a kind = \"kafka\" job only");
+            let starts: BTreeMap<i32, i64> = self
+                .ctx
+                .resume
+                .kafka
+                .iter()
+                .flat_map(|k| k.partitions.iter().map(|p| (p.partition, p.next_offset)))
+                .collect();
+            match Reader::connect(
+                kafka,
+                &self.ctx.job.name,
+                self.index,
+                self.peers,
+                self.ctx.follow,
+                &starts,
+            ) {
+                Ok(r) => {
+                    self.restore_streams(&r, now);
+                    self.reader = Some(r);
+                }
+                Err(e) => {
+                    let since = *self.failing_since.get_or_insert(now);
+                    // A finite run cannot end without its input: a missing topic
+                    // (a typo) fails at once, brokers that never answer after a while.
+                    let give_up = !self.ctx.follow
+                        && (matches!(e, ConnectError::NoTopic(_))
+                            || now.duration_since(since) >= FINITE_CONNECT_PATIENCE);
+                    if give_up {
+                        tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
+                        crate::error::record_failure(
+                            &self.ctx.failed,
+                            crate::error::JobFailure::Read(Box::new(
+                                crate::error::EngineError::KafkaSource(e),
+                            )),
+                        );
+                        return Step::Wait(CONNECT_AGAIN);
+                    }
+                    self.warned.connect += 1;
+                    if self.warned.connect <= MAX_WARNINGS {
+                        tracing::warn!(
+                            "kafka source of job {:?}: {e}; trying again",
+                            self.ctx.job.name
+                        );
+                    }
+                    return Step::Wait(CONNECT_AGAIN);
+                }
+            }
+        }
+        match (self.ctx.gate.check(now, &mut self.delta), self.paused) {
+            (Gate::Paused, _) => {
+                self.paused = true;
+                return Step::Wait(PAUSE_RECHECK);
+            }
+            (Gate::Open, true) => {
+                self.paused = false;
+                for s in self.streams.values_mut() {
+                    // Its records waited, unread: not idle meanwhile.
+                    s.touched(now);
+                }
+            }
+            (Gate::Open, false) => {}
+        }
+        let wall_ms = wall_clock_ms();
+        let mut taken = 0;
+        let mut busy = false;
+        // Out of `self` while its records are taken (they borrow it).
+        let mut reader = self.reader.take().expect("connected above");
+        while taken < RECORDS_PER_ACTIVATION {
+            match reader.poll() {
+                Polled::Nothing => break,
+                Polled::Error(e) => {
+                    self.warned.poll += 1;
+                    if self.warned.poll <= MAX_WARNINGS {
+                        tracing::warn!("kafka source of job {:?}: {e}", self.ctx.job.name);
+                    }
+                    break;
+                }
+                Polled::Skip => {}
+                Polled::Record(record) => {
+                    taken += 1;
+                    self.delta.kafka_records += 1;
+                    self.take(&record, now, wall_ms);
+                }
+            }
+            if taken == RECORDS_PER_ACTIVATION {
+                busy = true;
+            }
+        }
+        reader.commit_for_lag(false);
+        if reader.finished() {
+            for s in self.streams.values_mut() {
+                s.finish();
+            }
+        } else if self.ctx.follow && reader.caught_up() {
+            let plan = &self.ctx.plan;
+            for s in self.streams.values_mut() {
+                if reader.at_eof(s.partition) {
+                    s.apply_idle(now, wall_ms, plan);
+                }
+            }
+        }
+        self.reader = Some(reader);
+        self.publish();
+        Step::Read { busy }
+    }
+
+    /// How a stream found now starts.
+    fn stream_start(&self, now: Instant) -> StreamStart {
+        StreamStart {
+            floor: self.floor,
+            skip_below: self.ctx.resume.skip_below,
+            checkpointing: self.ctx.resume.checkpointing,
+            now,
+        }
+    }
+
+    /// The streams of this worker's partitions as the checkpoint left them: they
+    /// hold windows open from the start, as resumed file groups do.
+    fn restore_streams(&mut self, reader: &Reader, now: Instant) {
+        let start = self.stream_start(now);
+        let plan = &self.ctx.plan;
+        for cp in self.ctx.resume.kafka.iter().flat_map(|k| k.streams.iter()) {
+            if reader.reads(cp.partition) {
+                self.streams.insert(
+                    (cp.host.clone(), cp.group.clone()),
+                    Stream::restored(cp, plan, start),
+                );
+            }
+        }
+    }
+
+    /// Shares the streams' resume marks with the checkpoint writer.
+    fn publish(&mut self) {
+        if !self.ctx.resume.checkpointing {
+            return;
+        }
+        let committed = self.ctx.board.committed();
+        let mut changed = Vec::new();
+        for ((host, group), s) in self.streams.iter_mut() {
+            if s.dirty {
+                s.prune_marks(committed);
+                s.dirty = false;
+                changed.push(((host.as_str(), group.as_str()), s));
+            }
+        }
+        let partitions = self.reader.iter().flat_map(|r| r.positions());
+        self.ctx.board.kafka.publish(
+            changed
+                .iter()
+                .filter_map(|(k, s)| s.marks.as_ref().map(|m| (*k, s.partition, m))),
+            partitions,
+        );
+    }
+
+    /// One record: an agent's line or heartbeat, or another shipper's line.
+    fn take(&mut self, record: &consumer::Record<'_>, now: Instant, wall_ms: EventMs) {
+        let headers = record.headers();
+        let decoded = wire::decode(headers.iter().copied(), record.payload());
+        let job = &self.ctx.job;
+        let plan = &self.ctx.plan;
+        let max_line = job.source.max_line_bytes;
+        match decoded {
+            Err(e) => {
+                self.delta.kafka_bad_records += 1;
+                self.warned.bad += 1;
+                if self.warned.bad <= MAX_WARNINGS {
+                    tracing::warn!(
+                        "kafka source of job {:?}: partition {} offset {}: {e}; skipped",
+                        job.name,
+                        record.partition(),
+                        record.offset()
+                    );
+                }
+            }
+            Ok(AgentRecord::Line {
+                group, seq, line, ..
+            }) => {
+                let start = self.stream_start(now);
+                let stream = self
+                    .streams
+                    .entry((group.host.clone(), group.group.clone()))
+                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
+                stream.touched(now);
+                let host = match &job.source.host {
+                    HostFrom::Value(v) => v.as_str(),
+                    _ => group.host.as_str(),
+                };
+                let mut cx = RecordCx {
+                    parser: self.parser.as_mut().expect("built in step"),
+                    plan,
+                    wall_ms,
+                    max_line,
+                    stats: &mut self.delta,
+                    warned: &mut self.warned.sequence,
+                };
+                stream.agent_record(
+                    record.offset(),
+                    &group,
+                    AgentItem::Line { seq, line, host },
+                    &mut cx,
+                );
+            }
+            Ok(AgentRecord::Heartbeat { group, seq, at_ms }) => {
+                let start = self.stream_start(now);
+                let stream = self
+                    .streams
+                    .entry((group.host.clone(), group.group.clone()))
+                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
+                stream.touched(now);
+                let mut cx = RecordCx {
+                    parser: self.parser.as_mut().expect("built in step"),
+                    plan,
+                    wall_ms,
+                    max_line,
+                    stats: &mut self.delta,
+                    warned: &mut self.warned.sequence,
+                };
+                stream.agent_record(
+                    record.offset(),
+                    &group,
+                    AgentItem::Heartbeat { seq, at_ms },
+                    &mut cx,
+                );
+            }
+            Ok(AgentRecord::Foreign { payload }) => {
+                let host = match &job.source.host {
+                    HostFrom::Value(v) => v.clone(),
+                    HostFrom::Record { header } => {
+                        let found = headers
+                            .iter()
+                            .rev()
+                            .find(|(k, _)| *k == header.as_str())
+                            .and_then(|(_, v)| std::str::from_utf8(v.unwrap_or_default()).ok());
+                        match found {
+                            Some(h) => h.to_string(),
+                            None => {
+                                self.delta.kafka_bad_records += 1;
+                                self.warned.bad += 1;
+                                if self.warned.bad <= MAX_WARNINGS {
+                                    tracing::warn!(
+                                        "kafka source of job {:?}: partition {} offset {}: a record not from a tidemark agent has no UTF-8 header {header:?} to take its host from; skipped. hint: set [source] host = {{ header = \"...\" }}, {{ field = \"...\" }} or {{ value = \"...\" }}",
+                                        job.name,
+                                        record.partition(),
+                                        record.offset()
+                                    );
+                                }
+                                return;
+                            }
+                        }
+                    }
+                    // The plan reads it from the parsed line.
+                    HostFrom::Field(_) | HostFrom::PathRegex(_) => String::new(),
+                };
+                let start = self.stream_start(now);
+                let key = format!("partition {}", record.partition());
+                let stream = self
+                    .streams
+                    .entry((String::new(), key.clone()))
+                    .or_insert_with(|| Stream::new(&key, record.partition(), plan, start));
+                stream.touched(now);
+                let mut cx = RecordCx {
+                    parser: self.parser.as_mut().expect("built in step"),
+                    plan,
+                    wall_ms,
+                    max_line,
+                    stats: &mut self.delta,
+                    warned: &mut self.warned.sequence,
+                };
+                stream.plain_record(record.offset(), payload, &host, &mut cx);
+            }
+        }
+    }
+
+    /// Hands on every window the streams' watermarks passed; returns the first
+    /// window this worker may still add to.
+    fn close(&mut self, mut emit: impl FnMut(WindowTime, HostPartial)) -> WindowTime {
+        let plan = &self.ctx.plan;
+        let mut reached = WindowTime::MIN;
+        for s in self.streams.values_mut() {
+            s.close_windows(plan, &mut emit);
+            reached = reached.max(s.watermark_window(plan));
+        }
+        if reached != WindowTime::MIN {
+            self.ctx.input_end.raise(reached as EventMs);
+        }
+        let Some(reader) = &self.reader else {
+            return self.floor as WindowTime;
+        };
+        if reader.finished() {
+            return WindowTime::MAX;
+        }
+        // Until every partition was read to its end once, a stream not seen yet may
+        // still come with old lines: nothing closes before then (exactness first).
+        if !self.ctx.follow || !reader.caught_up() {
+            return self.floor as WindowTime;
+        }
+        match self.streams.values().map(|s| s.first_open(plan)).min() {
+            Some(t) => t,
+            None => first_open_window(Some(wall_clock_ms() - plan.idle_timeout_ms), plan.window_ms),
+        }
+    }
+
+    fn reader_done(&mut self) {
+        if let Some(r) = &mut self.reader {
+            r.commit_for_lag(true);
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Where a kafka source resumes after a restart, kept in the job's checkpoint with
+//! the sink commit (never in the broker: the group id only shows the lag).
+//!
+//! The file source's recovery model, per stream: each stream marks the first record
+//! of each window it has open with the offset of that record, its watermark state
+//! and its sequence state just before it. For a committed frontier `F`, a stream
+//! resumes at its first mark of a window at or above `F` (or, with no such window
+//! open, where its reading had got to), and a partition is read again from the least
+//! resume offset of its streams. On the way, each stream skips its records below its
+//! own resume offset (their effect is in the restored state), and counts its records
+//! of windows below `F` for the watermark only, as the uninterrupted run did.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::sequence::SeqState;
+use crate::time::EventMs;
+use crate::watermark::ClockState;
+
+/// A kafka source's part of a checkpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct KafkaCheckpoint {
+    /// Every stream seen, by (host, group); sorted.
+    pub streams: Vec<StreamCheckpoint>,
+    /// Each partition read: the offset reading had got to.
+    pub partitions: Vec<PartitionCheckpoint>,
+}
+
+/// Where reading of a partition had got to.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartitionCheckpoint {
+    /// The partition.
+    pub partition: i32,
+    /// The offset of the next record to read.
+    pub next_offset: i64,
+}
+
+/// One stream's resume point.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct StreamCheckpoint {
+    /// The agent's host ("" for a partition's stream of other records).
+    pub host: String,
+    /// The agent's group, or `partition N`.
+    pub group: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its first record to take again.
+    pub offset: i64,
+    /// Its records below this were read before: those of windows below the
+    /// frontier count for the watermark only; later ones are new.
+    pub seen_to: i64,
+    /// Watermark state just before `offset`.
+    pub max_seen_ms: Option<EventMs>,
+    /// See [`ClockState::floor_ms`].
+    pub floor_ms: Option<EventMs>,
+    /// See [`ClockState::suspect_ms`].
+    pub suspect_ms: Option<EventMs>,
+    /// Sequence state just before `offset`.
+    pub seq: SeqState,
+}
+
+impl StreamCheckpoint {
+    /// The watermark state to restart from.
+    pub(crate) fn clock(&self) -> ClockState {
+        ClockState {
+            max_seen_ms: self.max_seen_ms,
+            floor_ms: self.floor_ms,
+            suspect_ms: self.suspect_ms,
+        }
+    }
+}
+
+/// A stream's state just before one of its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Point {
+    pub(crate) offset: i64,
+    pub(crate) clock: ClockState,
+    pub(crate) seq: SeqState,
+}
+
+/// One stream's marks: the first record of each open window, and where it is now.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StreamMarks {
+    /// (window start, the state before its first record), in record order.
+    marks: Vec<(EventMs, Point)>,
+    /// The state after its last record (`offset`: the next one).
+    tail: Option<Point>,
+}
+
+impl StreamMarks {
+    /// Marks `window`'s first record unless it has one.
+    pub(crate) fn mark(&mut self, window: EventMs, before: Point) {
+        if !self.marks.iter().rev().any(|(w, _)| *w == window) {
+            self.marks.push((window, before));
+        }
+    }
+
+    pub(crate) fn has(&self, window: EventMs) -> bool {
+        self.marks.iter().rev().any(|(w, _)| *w == window)
+    }
+
+    /// The stream's state after a record.
+    pub(crate) fn set_tail(&mut self, after: Point) {
+        self.tail = Some(after);
+    }
+
+    /// Forgets marks of windows below `committed` (never needed again).
+    pub(crate) fn prune_below(&mut self, committed: EventMs) {
+        self.marks.retain(|(w, _)| *w >= committed);
+    }
+}
+
+/// What the board holds for a stream.
+#[derive(Clone, Debug)]
+enum Published {
+    /// From the checkpoint resumed from; its worker has not published since.
+    Restored(StreamCheckpoint),
+    /// Published by its worker.
+    Live { partition: i32, marks: StreamMarks },
+}
+
+/// The process's kafka streams' resume marks: published by the sources, read by
+/// whoever writes the checkpoint.
+#[derive(Debug, Default)]
+pub struct KafkaBoard {
+    state: Mutex<BoardState>,
+}
+
+#[derive(Debug, Default)]
+struct BoardState {
+    streams: BTreeMap<(String, String), Published>,
+    partitions: BTreeMap<i32, i64>,
+}
+
+impl KafkaBoard {
+    /// Starts from the checkpoint resumed from: what a stream not published yet
+    /// keeps.
+    pub(crate) fn restore(&self, cp: &KafkaCheckpoint) {
+        if let Ok(mut s) = self.state.lock() {
+            for st in &cp.streams {
+                s.streams.insert(
+                    (st.host.clone(), st.group.clone()),
+                    Published::Restored(st.clone()),
+                );
+            }
+            for p in &cp.partitions {
+                s.partitions.insert(p.partition, p.next_offset);
+            }
+        }
+    }
+
+    /// A worker's streams' marks and its partitions' read offsets, taken together.
+    pub(crate) fn publish<'a>(
+        &self,
+        streams: impl IntoIterator<Item = ((&'a str, &'a str), i32, &'a StreamMarks)>,
+        partitions: impl IntoIterator<Item = (i32, i64)>,
+    ) {
+        if let Ok(mut s) = self.state.lock() {
+            for ((host, group), partition, marks) in streams {
+                s.streams.insert(
+                    (host.to_string(), group.to_string()),
+                    Published::Live {
+                        partition,
+                        marks: marks.clone(),
+                    },
+                );
+            }
+            s.partitions.extend(partitions);
+        }
+    }
+
+    /// Whether anything was ever read or restored (a file job's checkpoints have
+    /// no kafka part).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.state
+            .lock()
+            .map_or(true, |s| s.streams.is_empty() && s.partitions.is_empty())
+    }
+
+    /// The resume points for a committed `frontier_ms`.
+    pub(crate) fn checkpoint(&self, frontier_ms: EventMs) -> KafkaCheckpoint {
+        let Ok(s) = self.state.lock() else {
+            return KafkaCheckpoint::default();
+        };
+        let mut out = KafkaCheckpoint::default();
+        let mut least: BTreeMap<i32, i64> = s.partitions.clone();
+        for ((host, group), published) in &s.streams {
+            let cp = match published {
+                Published::Restored(cp) => cp.clone(),
+                Published::Live { partition, marks } => {
+                    let Some(tail) = marks.tail else { continue };
+                    let at = marks
+                        .marks
+                        .iter()
+                        .find(|(w, _)| *w >= frontier_ms)
+                        .map_or(tail, |(_, p)| *p);
+                    StreamCheckpoint {
+                        host: host.clone(),
+                        group: group.clone(),
+                        partition: *partition,
+                        offset: at.offset,
+                        seen_to: tail.offset,
+                        max_seen_ms: at.clock.max_seen_ms,
+                        floor_ms: at.clock.floor_ms,
+                        suspect_ms: at.clock.suspect_ms,
+                        seq: at.seq,
+                    }
+                }
+            };
+            let l = least.entry(cp.partition).or_insert(cp.offset);
+            *l = (*l).min(cp.offset);
+            out.streams.push(cp);
+        }
+        out.partitions = least
+            .into_iter()
+            .map(|(partition, next_offset)| PartitionCheckpoint {
+                partition,
+                next_offset,
+            })
+            .collect();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(offset: i64, max: i64, last: u64) -> Point {
+        Point {
+            offset,
+            clock: ClockState {
+                max_seen_ms: Some(max),
+                ..ClockState::default()
+            },
+            seq: SeqState {
+                epoch: Some(1),
+                last,
+            },
+        }
+    }
+
+    #[test]
+    fn a_stream_resumes_at_its_first_window_not_committed_and_a_partition_at_the_least() {
+        let board = KafkaBoard::default();
+        let mut a = StreamMarks::default();
+        a.mark(0, point(10, 5, 3));
+        a.mark(60_000, point(40, 60_500, 30));
+        a.set_tail(point(90, 130_000, 80));
+        let mut b = StreamMarks::default();
+        b.set_tail(point(50, 10_000, 7));
+        board.publish([(("h1", "g"), 0, &a), (("h2", "g"), 0, &b)], [(0, 100)]);
+        let cp = board.checkpoint(60_000);
+        let sa = &cp.streams[0];
+        assert_eq!((sa.offset, sa.seen_to, sa.seq.last), (40, 90, 30));
+        // No window open at or above the frontier: where reading had got to.
+        let sb = &cp.streams[1];
+        assert_eq!((sb.offset, sb.seen_to), (50, 50));
+        assert_eq!(
+            cp.partitions,
+            vec![PartitionCheckpoint {
+                partition: 0,
+                next_offset: 40
+            }]
+        );
+        // Every window committed: both resume at their tails.
+        let cp = board.checkpoint(180_000);
+        assert_eq!(cp.partitions[0].next_offset, 50);
+        assert_eq!(cp.streams[0].offset, 90);
+    }
+
+    #[test]
+    fn a_restored_stream_keeps_its_point_until_published() {
+        let board = KafkaBoard::default();
+        let restored = KafkaCheckpoint {
+            streams: vec![StreamCheckpoint {
+                host: "h".into(),
+                group: "g".into(),
+                partition: 2,
+                offset: 7,
+                seen_to: 9,
+                max_seen_ms: Some(1),
+                floor_ms: None,
+                suspect_ms: None,
+                seq: SeqState::default(),
+            }],
+            partitions: vec![PartitionCheckpoint {
+                partition: 2,
+                next_offset: 9,
+            }],
+        };
+        board.restore(&restored);
+        assert_eq!(
+            board.checkpoint(EventMs::MAX),
+            KafkaCheckpoint {
+                partitions: vec![PartitionCheckpoint {
+                    partition: 2,
+                    next_offset: 7
+                }],
+                ..restored.clone()
+            }
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! Phase 2 checks of a `[source] kind = "kafka"` (docs/kafka.md): its own keys, and
+//! the file source's keys, which mean nothing for a topic and are refused rather than
+//! silently ignored.
+
+use toml::Spanned;
+
+use super::diag::Report;
+use crate::job::KafkaSource;
+use crate::model::SourceFile;
+
+/// Checks a kafka source's keys; `None` when one is wrong (each reported).
+pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<KafkaSource> {
+    let s = source.get_ref();
+    refuse_file_keys(r, s);
+    let brokers = required(
+        r,
+        source,
+        &s.brokers,
+        "brokers",
+        "brokers = \"kafka-1:9092\"",
+    );
+    let topic = required(r, source, &s.topic, "topic", "topic = \"logs\"");
+    let options: std::collections::BTreeMap<String, String> = s
+        .options
+        .as_ref()
+        .map(|o| {
+            o.get_ref()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let group_id = match &s.group_id {
+        Some(g) if g.get_ref().trim().is_empty() => {
+            r.on(
+                g,
+                "group_id is empty",
+                "leave it out for the default tidemark-JOB_NAME, or name a group".to_string(),
+            );
+            None
+        }
+        Some(g) => Some(Some(g.get_ref().clone())),
+        None => Some(None),
+    };
+    if let Some(b) = &brokers {
+        // librdkafka itself judges every option (name and value); no connection is made.
+        if let Err(e) = tidemark_kafka::client_config(tidemark_kafka::Role::Consumer, b, &options) {
+            let at = match (&e, &s.options) {
+                (tidemark_kafka::SettingsError::NoBrokers, _) => {
+                    s.brokers.as_ref().map(|b| b.span().start)
+                }
+                (tidemark_kafka::SettingsError::Fixed { key, .. }, Some(o))
+                | (tidemark_kafka::SettingsError::Brokers(key), Some(o)) => o
+                    .get_ref()
+                    .get(key)
+                    .map(|v| v.span().start)
+                    .or(Some(o.span().start)),
+                (_, Some(o)) => Some(o.span().start),
+                (_, None) => None,
+            };
+            r.at(
+                at.unwrap_or(source.span().start),
+                format!("the kafka source's settings: {e}"),
+                None,
+            );
+            return None;
+        }
+    }
+    Some(KafkaSource {
+        brokers: brokers?,
+        topic: topic?,
+        options,
+        group_id: group_id?,
+    })
+}
+
+/// A kind = "file" source must not set the kafka keys.
+pub fn refuse_kafka_keys(r: &mut Report<'_>, s: &SourceFile) {
+    let keys = [
+        ("brokers", s.brokers.as_ref().map(|v| v.span().start)),
+        ("topic", s.topic.as_ref().map(|v| v.span().start)),
+        ("options", s.options.as_ref().map(|v| v.span().start)),
+        ("group_id", s.group_id.as_ref().map(|v| v.span().start)),
+    ];
+    for (key, at) in keys {
+        if let Some(at) = at {
+            r.at(
+                at,
+                format!("`{key}` is only for kind = \"kafka\""),
+                "remove it, or set kind = \"kafka\"".to_string(),
+            );
+        }
+    }
+}
+
+fn required(
+    r: &mut Report<'_>,
+    source: &Spanned<SourceFile>,
+    value: &Option<Spanned<String>>,
+    key: &str,
+    example: &str,
+) -> Option<String> {
+    match value {
+        None => {
+            r.on(
+                source,
+                format!("a kind = \"kafka\" source needs `{key}`"),
+                format!("add {example}"),
+            );
+            None
+        }
+        Some(v) if v.get_ref().trim().is_empty() => {
+            r.on(v, format!("`{key}` is empty"), format!("e.g. {example}"));
+            None
+        }
+        Some(v) => Some(v.get_ref().trim().to_string()),
+    }
+}
+
+/// The file source's keys, which a topic has no use for.
+fn refuse_file_keys(r: &mut Report<'_>, s: &SourceFile) {
+    let keys = [
+        ("include", s.include.as_ref().map(|v| v.span().start)),
+        ("exclude", s.exclude.first().map(|v| v.span().start)),
+        ("archive", s.archive.first().map(|v| v.span().start)),
+        (
+            "poll_interval",
+            s.poll_interval.as_ref().map(|v| v.span().start),
+        ),
+        ("read_chunk", s.read_chunk.as_ref().map(|v| v.span().start)),
+        (
+            "fingerprint_bytes",
+            s.fingerprint_bytes.as_ref().map(|v| v.span().start),
+        ),
+        (
+            "rotated_tail_wait",
+            s.rotated_tail_wait.as_ref().map(|v| v.span().start),
+        ),
+        ("rate_limit", s.rate_limit.as_ref().map(|v| v.span().start)),
+        (
+            "max_open_files",
+            s.max_open_files.as_ref().map(|v| v.span().start),
+        ),
+        ("split_from", s.split_from.as_ref().map(|v| v.span().start)),
+    ];
+    for (key, at) in keys {
+        if let Some(at) = at {
+            r.at(
+                at,
+                format!("`{key}` is a kind = \"file\" setting; a kafka source does not use it"),
+                "remove it (a kafka source reads the topic in brokers and topic)".to_string(),
+            );
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! `[source] kind = "kafka"` end to end against a real broker (tansu): the same lines
+//! read from files and from agent records give byte-identical output; resends are
+//! dropped; lost lines are counted.
+
+mod kafka_common;
+
+use kafka_common::*;
+use tidemark_kafka::testing::Broker;
+
+#[test]
+fn agent_records_give_the_files_output_byte_for_byte() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(3, 1500, 40, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    let files_out = run_until_eof(&file_job(dir.path(), "files.jsonl"), 2);
+    let _ = files_out;
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    assert!(
+        want.len() > 10_000,
+        "the file run wrote {} bytes",
+        want.len()
+    );
+
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for ((host, lines), live) in hosts.iter().zip(&lives) {
+        agent.lines(&group(host, live, 0xfeed), 1, lines);
+    }
+    agent.flush();
+    for workers in [1, 3] {
+        let job = kafka_job(dir.path(), &broker, "kafka.jsonl", "");
+        let out = run_until_eof(&job, workers);
+        let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
+        assert!(
+            got == want,
+            "-w {workers}: the kafka job's output differs from the files' ({} vs {} bytes); stderr:\n{}",
+            got.len(),
+            want.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A summary figure from a run's stderr (`NAME: N`).
+fn figure(stderr: &[u8], name: &str) -> u64 {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(": ")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `{name}` in:\n{text}"))
+}
+
+#[test]
+fn resends_are_dropped_and_lost_lines_counted() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let mut hosts = host_lines(3, 1200, 40, &mut rng);
+    // web-2 loses ten lines on the way: the files' run reads it without them.
+    let web2 = hosts[1].1.clone();
+    hosts[1].1 = [&web2[..99], &web2[109..]].concat();
+    let lives = write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    let g1 = group(&hosts[0].0, &lives[0], 1);
+    let lines1 = &hosts[0].1;
+    // web-1's agent restarts from a checkpoint at line 600: 600..=900 come again.
+    agent.lines(&g1, 1, &lines1[..900]);
+    agent.lines(&g1, 600, &lines1[599..]);
+    let g2 = group(&hosts[1].0, &lives[1], 2);
+    agent.lines(&g2, 1, &web2[..99]);
+    agent.lines(&g2, 110, &web2[109..]);
+    agent.lines(&group(&hosts[2].0, &lives[2], 3), 1, &hosts[2].1);
+    agent.flush();
+    let out = run_until_eof(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
+    assert!(
+        got == want,
+        "resent or lost lines changed the output; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(figure(&out.stderr, "kafka resent lines (dropped)"), 301);
+    assert_eq!(figure(&out.stderr, "kafka lost lines (never arrived)"), 10);
+}
+
+#[test]
+fn heartbeats_close_a_quiet_groups_windows_without_the_idle_timeout() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(2, 300, 20, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    // The files' run closes every window at the end of input: the windows a live
+    // run must close too once the agents say their groups are at their end.
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for (i, ((host, lines), live)) in hosts.iter().zip(&lives).enumerate() {
+        let g = group(host, live, i as u64 + 1);
+        agent.lines(&g, 1, lines);
+        agent.heartbeat(&g, lines.len() as u64, now_ms());
+    }
+    agent.flush();
+    // idle_timeout far longer than the test: only heartbeats can close windows.
+    let job = kafka_job(dir.path(), &broker, "live.jsonl", "idle_timeout = \"2h\"");
+    let mut live = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--overwrite")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = wait_for_output(&dir.path().join("live.jsonl"), want.len());
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(
+        got == want,
+        "the live run's windows differ from the files' ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
+}
+
+/// Waits (generously) until `path` holds `len` bytes; returns what it holds.
+fn wait_for_output(path: &std::path::Path, len: usize) -> Vec<u8> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    loop {
+        let got = std::fs::read(path).unwrap_or_default();
+        if got.len() >= len || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn kill_9_of_a_live_kafka_job_then_restart_gives_the_uninterrupted_output() {
+    let seed = seed();
+    let mut rng = Rng::new(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(3, 1500, 40, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    // Two workers, each with a stream: partition p goes to worker p mod 2, so the
+    // hosts are named until their partitions' parities alternate (a worker without
+    // a stream would hold windows for idle_timeout, as one without files does).
+    let groups: Vec<_> = lives
+        .iter()
+        .enumerate()
+        .map(|(i, live)| {
+            (0..)
+                .map(|k| group(&format!("web-{i}-{k}"), live, 0x100 + i as u64))
+                .find(|g| tidemark_kafka::partition_for(&g.key(), PARTITIONS) % 2 == i as i32 % 2)
+                .unwrap()
+        })
+        .collect();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    // Phase 1: half of each host's lines.
+    for (g, (_, lines)) in groups.iter().zip(&hosts) {
+        agent.lines(g, 1, &lines[..750]);
+    }
+    agent.flush();
+    let state = dir.path().join("state");
+    let job = kafka_job(dir.path(), &broker, "live.jsonl", "idle_timeout = \"2h\"");
+    let out_file = dir.path().join("live.jsonl");
+    let start = |overwrite: bool| {
+        let mut c = tidemark();
+        c.arg("run")
+            .arg(&job)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--checkpoint-interval", "50ms", "-w", "2"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if overwrite {
+            c.arg("--overwrite");
+        }
+        c.spawn().unwrap()
+    };
+    let mut first = start(true);
+    // Killed once it has written windows and checkpointed them, at a random moment.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while std::fs::metadata(&out_file).map_or(true, |m| m.len() == 0)
+        || !state.join("web/checkpoint").exists()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the live run wrote nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    // The restart resumes from the checkpoint's offsets and streams, not from the
+    // start of the topic.
+    let cp = std::fs::read(state.join("web/checkpoint")).unwrap();
+    let cp = String::from_utf8_lossy(&cp);
+    assert!(
+        cp.contains("\"kafka\"") && cp.contains("\"next_offset\"") && cp.contains("\"seen_to\""),
+        "no kafka positions in the checkpoint: {cp}"
+    );
+    // Phase 2, while it is down: the rest, web-1's agent resending from line 700
+    // (it restarted from an old checkpoint too), and every group at its end.
+    agent.lines(&groups[0], 700, &hosts[0].1[699..750]);
+    for (g, (_, lines)) in groups.iter().zip(&hosts) {
+        agent.lines(g, 751, &lines[750..]);
+        agent.heartbeat(g, lines.len() as u64, now_ms());
+    }
+    agent.flush();
+    // The uninterrupted run over the same records.
+    run_until_eof(
+        &kafka_job(
+            dir.path(),
+            &broker,
+            "reference.jsonl",
+            "idle_timeout = \"2h\"",
+        ),
+        1,
+    );
+    let want = std::fs::read(dir.path().join("reference.jsonl")).unwrap();
+    let mut second = start(false);
+    let got = wait_for_output(&out_file, want.len());
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(
+        got == want,
+        "seed {seed}: after kill -9 and a restart the output differs from an uninterrupted run ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
+}
+
+#[test]
+fn other_shippers_lines_take_their_host_from_a_header_with_a_watermark_per_partition() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(3, 800, 30, &mut rng);
+    write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    // One host per partition, as a shipper keyed by host would write them: a
+    // partition's watermark is then its host's, as a file group's is.
+    for (p, (host, lines)) in hosts.iter().enumerate() {
+        agent.foreign(p as i32, Some(host), lines);
+    }
+    // A record without the host header cannot be placed: skipped and counted.
+    agent.foreign(3, None, &hosts[0].1[..1]);
+    agent.flush();
+    let out = run_until_eof(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
+    assert!(
+        got == want,
+        "plain records' output differs from the files' ({} vs {} bytes); stderr:\n{}",
+        got.len(),
+        want.len(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(figure(&out.stderr, "kafka bad records (skipped)"), 1);
+}
+
+#[test]
+fn a_finite_run_of_a_missing_topic_fails_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, 1);
+    let job = kafka_job(dir.path(), &broker, "out.jsonl", "");
+    let text = std::fs::read_to_string(&job).unwrap();
+    std::fs::write(
+        &job,
+        text.replace("topic = \"logs\"", "topic = \"no-such-topic\""),
+    )
+    .unwrap();
+    let out = tidemark()
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "a run without its input succeeded: {err}"
+    );
+    assert!(
+        err.contains("no-such-topic") && err.contains("does not exist"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_quiet_partition_of_plain_records_stops_holding_windows_after_idle_timeout() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(2, 300, 20, &mut rng);
+    write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for (p, (host, lines)) in hosts.iter().enumerate() {
+        agent.foreign(p as i32, Some(host), lines);
+    }
+    agent.flush();
+    // No heartbeats from another shipper: once caught up, each partition's stream
+    // is idle, and after idle_timeout its watermark follows the wall clock.
+    let job = kafka_job(dir.path(), &broker, "live.jsonl", "idle_timeout = \"2s\"");
+    let mut live = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--overwrite")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let got = wait_for_output(&dir.path().join("live.jsonl"), want.len());
+    let _ = live.kill();
+    let _ = live.wait();
+    assert!(
+        got == want,
+        "the live run's windows differ from the files' ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
+}
