@@ -13,9 +13,10 @@ use super::position::{FileId, Position};
 use super::{LineMeta, TailCounters};
 
 /// Starting buffer size; it grows (up to `max_line_bytes`) only for a long line and
-/// shrinks back once that line is gone. Every group has one, full while event-time
-/// pacing holds the group (2,000 hosts: 64 MiB at this size), and a read fills
-/// at most this much: larger buffers cost memory, not speed.
+/// shrinks back once that line is gone. A read fills at most this much: larger
+/// buffers cost memory, not speed. Between turns a group holds only its unread
+/// bytes ([`LineBuf::release`]): 2,000 groups waiting for event-time pacing held
+/// 64 MiB of full buffers.
 pub(crate) const INITIAL_BUFFER: usize = 32 * 1024;
 
 pub(crate) enum Src {
@@ -95,7 +96,12 @@ pub(crate) struct Cur {
 
 /// The line buffer: `buf[start..end]` holds bytes read but not yet delivered.
 pub(crate) struct LineBuf {
+    /// Shorter than `size` (down to empty) between turns ([`LineBuf::release`]).
     buf: Vec<u8>,
+    /// The buffer's working size: `INITIAL_BUFFER`, or more for a long line.
+    /// `fill` reads into a buffer of exactly this size, released or not, so a
+    /// release changes no read and no line.
+    size: usize,
     start: usize,
     end: usize,
     /// Inside a line longer than `max_line`: dropping bytes until its newline.
@@ -109,6 +115,7 @@ impl LineBuf {
     pub fn new(max_line: usize) -> LineBuf {
         LineBuf {
             buf: vec![0; INITIAL_BUFFER],
+            size: INITIAL_BUFFER,
             start: 0,
             end: 0,
             skipping: false,
@@ -125,9 +132,28 @@ impl LineBuf {
     }
 
     fn shrink(&mut self) {
-        if self.buf.len() > 4 * INITIAL_BUFFER {
+        if self.size > 4 * INITIAL_BUFFER {
+            self.size = INITIAL_BUFFER;
             self.buf.truncate(INITIAL_BUFFER);
             self.buf.shrink_to_fit();
+        }
+    }
+
+    /// The group's turn ends: keep only the bytes not yet delivered. An empty
+    /// buffer is freed; unread bytes (a turn stopped by pacing or its budget)
+    /// move to an allocation of their size when that saves at least half of
+    /// it. The next `fill` restores the working size first. Memory, not
+    /// speed: thousands of groups wait between their turns.
+    pub fn release(&mut self) {
+        let held = self.end - self.start;
+        if held == 0 {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        } else if held <= self.buf.capacity() / 2 {
+            self.buf = self.buf[self.start..self.end].to_vec();
+            self.start = 0;
+            self.end = held;
         }
     }
 
@@ -141,6 +167,12 @@ impl LineBuf {
     #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Test view: bytes allocated for the buffer now.
+    #[cfg(test)]
+    pub fn allocated(&self) -> usize {
+        self.buf.capacity()
     }
 
     /// An unterminated line is buffered (and is not being skipped as oversize).
@@ -171,6 +203,11 @@ impl LineBuf {
         cap: usize,
         counters: &mut TailCounters,
     ) -> io::Result<usize> {
+        if self.buf.len() < self.size {
+            // Released at the end of a turn: back to the working size.
+            self.buf.reserve_exact(self.size - self.buf.len());
+            self.buf.resize(self.size, 0);
+        }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -180,6 +217,7 @@ impl LineBuf {
             if self.buf.len() <= self.max_line {
                 let grown = (self.buf.len() * 2).min(self.max_line + 1);
                 self.buf.resize(grown, 0);
+                self.size = grown;
             } else {
                 // The partial line is longer than allowed: drop it, skip to its end.
                 counters.oversize_lines += 1;

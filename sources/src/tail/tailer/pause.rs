@@ -85,6 +85,14 @@ impl Tailer {
                     .split(cur, &mut self.pos, &mut self.counters, &mut on_line, stop);
             }
         }
+        self.lb.release();
         ReadStatus::More
+    }
+
+    /// Test view: bytes allocated for the line buffer now (between turns,
+    /// only the unread ones).
+    #[cfg(test)]
+    pub(in crate::tail) fn line_buffer_allocated(&self) -> usize {
+        self.lb.allocated()
     }
 }

@@ -1,5 +1,6 @@
 //! Tailer tests against real files in temporary directories.
 
+mod buffer;
 mod gzip;
 mod park;
 mod pause_rotation;
