@@ -118,6 +118,18 @@ pub enum SettingsError {
         /// The client's role, in words.
         role: &'static str,
     },
+    /// An option that would make librdkafka load native code or run a program.
+    #[error(
+        "option {key:?} is refused: it {why}, and a job or agent file must not be able to run \
+         code inside tidemark (a job submitted to a cluster member included). hint: remove \
+         it; TLS and SASL PLAIN/SCRAM work without it"
+    )]
+    Unsafe {
+        /// The option.
+        key: String,
+        /// What it would do.
+        why: &'static str,
+    },
     /// `bootstrap.servers` given as an option (it is the `brokers` key).
     #[error("option {0:?} duplicates brokers. hint: list the brokers in brokers only")]
     Brokers(String),
@@ -125,6 +137,22 @@ pub enum SettingsError {
     #[error("librdkafka refuses the options: {0}. hint: check the name and value against librdkafka's CONFIGURATION.md")]
     Refused(#[source] rdkafka::error::KafkaError),
 }
+
+/// librdkafka options that load native code or run a program. librdkafka acts on
+/// `plugin.library.paths` as soon as the option is set (a `dlopen` during validation), so
+/// these are refused before anything reaches librdkafka (review R14k).
+const UNSAFE: &[(&str, &str)] = &[
+    (
+        "plugin.library.paths",
+        "loads shared libraries into the process",
+    ),
+    (
+        "ssl.engine.location",
+        "loads an OpenSSL engine, a shared library",
+    ),
+    ("ssl.providers", "loads OpenSSL providers, shared libraries"),
+    ("sasl.kerberos.kinit.cmd", "runs a shell command"),
+];
 
 /// librdkafka settings for `role`: `brokers`, the user's `options`, then the role's fixed
 /// settings. Checks every option with librdkafka itself (no connection is made).
@@ -140,6 +168,13 @@ pub fn client_config(
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers);
     for (key, value) in options {
+        let lower = key.trim().to_ascii_lowercase();
+        if let Some((_, why)) = UNSAFE.iter().find(|(k, _)| *k == lower) {
+            return Err(SettingsError::Unsafe {
+                key: key.clone(),
+                why,
+            });
+        }
         if matches!(key.as_str(), "bootstrap.servers" | "metadata.broker.list") {
             return Err(SettingsError::Brokers(key.clone()));
         }
@@ -220,6 +255,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("enable.auto.commit"), "{err}");
+    }
+
+    #[test]
+    fn options_that_load_code_or_run_programs_are_refused_for_every_role() {
+        for role in [Role::AgentProducer, Role::SinkProducer, Role::Consumer] {
+            for key in [
+                "plugin.library.paths",
+                " Plugin.Library.Paths",
+                "ssl.engine.location",
+                "ssl.providers",
+                "sasl.kerberos.kinit.cmd",
+            ] {
+                let err = client_config(role, "k:1", &opts(&[(key, "/tmp/x.so")])).unwrap_err();
+                assert!(matches!(err, SettingsError::Unsafe { .. }), "{key}: {err}");
+            }
+        }
     }
 
     #[test]

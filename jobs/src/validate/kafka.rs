@@ -50,6 +50,7 @@ pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<K
                     s.brokers.as_ref().map(|b| b.span().start)
                 }
                 (tidemark_kafka::SettingsError::Fixed { key, .. }, Some(o))
+                | (tidemark_kafka::SettingsError::Unsafe { key, .. }, Some(o))
                 | (tidemark_kafka::SettingsError::Brokers(key), Some(o)) => o
                     .get_ref()
                     .get(key)

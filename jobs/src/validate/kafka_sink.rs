@@ -168,6 +168,10 @@ fn check_options(
                 format!("options.{key} cannot be set: tidemark sets it to {value:?} ({why})"),
                 format!("remove {key:?} from the options"),
             ),
+            SettingsError::Unsafe { why, .. } => (
+                format!("options.{key} is refused: it {why}, and a job file must not run code inside tidemark"),
+                format!("remove {key:?} from the options"),
+            ),
             SettingsError::Brokers(_) => (
                 format!("options.{key} duplicates `brokers`"),
                 "list the brokers in `brokers` only".to_string(),
