@@ -51,8 +51,23 @@ pub fn finite_exit(stats: &tidemark_engine::JobStats) -> ExitCode {
             stats.late_after_written
         );
     }
+    // A kafka source knows of lines that never reached it (a gap in an agent group's
+    // sequence) and of records it could not read: the output lacks them.
+    if stats.kafka_lost_lines > 0 {
+        eprintln!(
+            "incomplete: {} line(s) never arrived from Kafka (gaps in agent groups' sequence numbers: kafka_lost_lines); they are not in the output",
+            stats.kafka_lost_lines
+        );
+    }
+    if stats.kafka_bad_records > 0 {
+        eprintln!(
+            "incomplete: {} Kafka record(s) could not be read and were skipped (kafka_bad_records, warned above)",
+            stats.kafka_bad_records
+        );
+    }
+    let kafka_missing = stats.kafka_lost_lines > 0 || stats.kafka_bad_records > 0;
     let refused = refused_samples(stats);
-    if stats.series_limited() || stats.late_after_written > 0 || refused {
+    if stats.series_limited() || stats.late_after_written > 0 || refused || kafka_missing {
         return ExitCode::from(EXIT_INCOMPLETE);
     }
     ExitCode::SUCCESS

@@ -4,8 +4,13 @@
 
 mod kafka_common;
 
+use std::time::Duration;
+
 use kafka_common::*;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use tidemark_kafka::testing::Broker;
+use tidemark_kafka::{client_config, partition_for, Role};
 
 #[test]
 fn agent_records_give_the_files_output_byte_for_byte() {
@@ -82,7 +87,14 @@ fn resends_are_dropped_and_lost_lines_counted() {
     agent.lines(&g2, 110, &web2[109..]);
     agent.lines(&group(&hosts[2].0, &lives[2], 3), 1, &hosts[2].1);
     agent.flush();
-    let out = run_until_eof(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    let out = run_until_eof_any_exit(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    // Lines known lost make the finite run incomplete (exit 3), not a success.
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
     assert!(
         got == want,
@@ -263,7 +275,14 @@ fn other_shippers_lines_take_their_host_from_a_header_with_a_watermark_per_parti
     // A record without the host header cannot be placed: skipped and counted.
     agent.foreign(3, None, &hosts[0].1[..1]);
     agent.flush();
-    let out = run_until_eof(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    let out = run_until_eof_any_exit(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 2);
+    // The skipped record makes the finite run incomplete (exit 3).
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
     assert!(
         got == want,
@@ -338,5 +357,71 @@ fn a_quiet_partition_of_plain_records_stops_holding_windows_after_idle_timeout()
         "the live run's windows differ from the files' ({} vs {} bytes)",
         got.len(),
         want.len()
+    );
+}
+
+/// A record that claims to be an agent's (`tm-v = 1`) with a bad `tm-kind`.
+fn bad_record(broker: &Broker, key: &[u8]) {
+    let producer: ThreadedProducer<DefaultProducerContext> =
+        client_config(Role::SinkProducer, &broker.bootstrap(), &Default::default())
+            .unwrap()
+            .create()
+            .unwrap();
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "tm-v",
+            value: Some("1"),
+        })
+        .insert(Header {
+            key: "tm-kind",
+            value: Some("lien"),
+        });
+    producer
+        .send(
+            BaseRecord::to(TOPIC)
+                .key(key)
+                .payload("a line nobody will count")
+                .partition(partition_for(key, PARTITIONS))
+                .timestamp(now_ms())
+                .headers(headers),
+        )
+        .map_err(|(e, _)| e)
+        .unwrap();
+    producer.flush(Duration::from_secs(60)).unwrap();
+}
+
+/// Regression (review R14k): a finite run that knows lines never arrived (a sequence
+/// gap) or skipped a record it could not read exited 0, as if its output were complete.
+#[test]
+fn a_finite_run_that_knows_lines_are_missing_exits_incomplete() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(1, 300, 20, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    let g = group(&hosts[0].0, &lives[0], 7);
+    let lines = &hosts[0].1;
+    // Lines 100..=109 never arrive.
+    agent.lines(&g, 1, &lines[..99]);
+    agent.lines(&g, 110, &lines[109..]);
+    agent.flush();
+    bad_record(&broker, &g.key());
+    let out = run_until_eof_any_exit(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("kafka lost lines (never arrived): 10")
+            && stderr.contains("kafka bad records (skipped): 1"),
+        "{stderr}"
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "10 lines known lost and 1 record skipped: the finite run must exit 3 (incomplete)"
+    );
+    assert!(
+        stderr.contains("incomplete: 10 line(s) never arrived"),
+        "{stderr}"
     );
 }

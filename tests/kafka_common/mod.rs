@@ -264,12 +264,7 @@ pub fn group(host: &str, live: &Path, epoch: u64) -> GroupId {
 }
 
 pub fn run_until_eof(job: &Path, workers: usize) -> Output {
-    let out = tidemark()
-        .arg("run")
-        .arg(job)
-        .args(["--until-eof", "--overwrite", "-w", &workers.to_string()])
-        .output()
-        .unwrap();
+    let out = run_until_eof_any_exit(job, workers);
     assert!(
         out.status.success(),
         "run {} failed ({}): {}",
@@ -278,4 +273,14 @@ pub fn run_until_eof(job: &Path, workers: usize) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// `run JOB --until-eof`, whatever its exit status.
+pub fn run_until_eof_any_exit(job: &Path, workers: usize) -> Output {
+    tidemark()
+        .arg("run")
+        .arg(job)
+        .args(["--until-eof", "--overwrite", "-w", &workers.to_string()])
+        .output()
+        .unwrap()
 }
