@@ -148,6 +148,10 @@ pub struct JobStats {
     /// Records that could not be used: an agent's with a bad header, or another
     /// shipper's without the host header. Skipped.
     pub kafka_bad_records: u64,
+    /// Agent heartbeats stamped further ahead of this machine's clock than
+    /// `max_clock_skew` (the agent's clock is wrong): their time is ignored (their
+    /// sequence is still taken), so they cannot push a watermark into the future.
+    pub kafka_heartbeats_ahead: u64,
     // Clock errors (see `crate::watermark`).
     /// Lines stamped more than `max_jump` ahead of their file group that the next
     /// line did not confirm: counted in their own windows, ignored by the watermark.
@@ -296,6 +300,7 @@ impl JobStats {
         self.kafka_lost_lines += o.kafka_lost_lines;
         self.kafka_new_epochs += o.kafka_new_epochs;
         self.kafka_bad_records += o.kafka_bad_records;
+        self.kafka_heartbeats_ahead += o.kafka_heartbeats_ahead;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
         }

@@ -45,6 +45,11 @@ pub(crate) struct RecordCx<'a> {
     pub(crate) stats: &'a mut JobStats,
     /// Sequence warnings logged so far.
     pub(crate) warned: &'a mut u32,
+    /// How much earlier than a heartbeat's time a later line may be stamped
+    /// (`[source] heartbeat_grace`).
+    pub(crate) heartbeat_grace_ms: i64,
+    /// Warnings about heartbeats stamped in the future logged so far.
+    pub(crate) warned_ahead: &'a mut u32,
 }
 
 /// What a stream starts with.
@@ -186,8 +191,11 @@ impl Stream {
             AgentItem::Heartbeat { seq, at_ms } => {
                 let verdict = self.seq.heartbeat(group.epoch, seq);
                 // A heartbeat older than lines taken says nothing new (not a line).
-                if verdict != Verdict::Resend && judge(verdict, group, seq, cx.stats, cx.warned) {
-                    self.at_end(at_ms, cx.plan);
+                if verdict != Verdict::Resend
+                    && judge(verdict, group, seq, cx.stats, cx.warned)
+                    && heartbeat_in_time(at_ms, group, cx)
+                {
+                    self.at_end(at_ms, cx.plan, cx.heartbeat_grace_ms);
                 }
             }
         }
@@ -286,10 +294,15 @@ impl Stream {
     }
 
     /// The agent said the stream had sent every line as of wall time `at_ms`: lines
-    /// to come are stamped after it, less the allowed disorder, so windows before
-    /// that may close without waiting for `idle_timeout`.
-    pub(crate) fn at_end(&mut self, at_ms: EventMs, plan: &Plan) {
-        self.wm.raise_to(at_ms.saturating_sub(plan.disorder_ms));
+    /// to come are stamped after it, less `grace_ms` (a line written later may carry
+    /// an earlier time: a request logged at its end with its start time, a buffered
+    /// writer), so windows before that may close without waiting for
+    /// `idle_timeout`. Never further than a line stamped `at_ms` would move it
+    /// (`at_ms` less the allowed disorder): a heartbeat never makes late a line the
+    /// line data alone would take.
+    pub(crate) fn at_end(&mut self, at_ms: EventMs, plan: &Plan, grace_ms: i64) {
+        self.wm
+            .raise_to(at_ms.saturating_sub(grace_ms.max(plan.disorder_ms)));
     }
 
     /// Live mode: a stream whose partition is caught up and which had no record
@@ -341,6 +354,33 @@ impl Stream {
             m.prune_below(committed);
         }
     }
+}
+
+/// Whether a heartbeat's time may move the watermark: not if it is further ahead of
+/// this machine's clock than `max_clock_skew` (the agent's clock is wrong; trusting
+/// it would make every later line of the stream late). Such a heartbeat's time is
+/// ignored — its sequence was taken — counted and warned (rate-limited).
+fn heartbeat_in_time(at_ms: EventMs, group: &GroupId, cx: &mut RecordCx<'_>) -> bool {
+    let limit = cx.wall_ms.saturating_add(cx.plan.max_clock_skew_ms);
+    if at_ms <= limit {
+        return true;
+    }
+    cx.stats.kafka_heartbeats_ahead += 1;
+    *cx.warned_ahead += 1;
+    if *cx.warned_ahead <= MAX_SEQUENCE_WARNINGS {
+        tracing::warn!(
+            "kafka: agent {} group {}: a heartbeat stamped {} ahead of this machine's clock (more than max_clock_skew): its time is ignored (is the agent's clock wrong?); counted in kafka_heartbeats_ahead{}",
+            group.host,
+            group.group,
+            crate::watermark::format_span(at_ms - cx.wall_ms),
+            if *cx.warned_ahead == MAX_SEQUENCE_WARNINGS {
+                " — further ones are only counted"
+            } else {
+                ""
+            }
+        );
+    }
+    false
 }
 
 /// Counts and warns about a sequence verdict; whether to take the record.

@@ -133,6 +133,8 @@ struct Warned {
     bad: u32,
     sequence: u32,
     poll: u32,
+    /// Heartbeats stamped in the future.
+    ahead: u32,
 }
 
 struct SourceState {
@@ -368,6 +370,11 @@ impl SourceState {
         let job = &self.ctx.job;
         let plan = &self.ctx.plan;
         let max_line = job.source.max_line_bytes;
+        let grace_ms = job
+            .source
+            .kafka
+            .as_ref()
+            .map_or(60_000, |k| k.heartbeat_grace.as_millis() as i64);
         match decoded {
             Err(e) => {
                 self.delta.kafka_bad_records += 1;
@@ -401,6 +408,8 @@ impl SourceState {
                     max_line,
                     stats: &mut self.delta,
                     warned: &mut self.warned.sequence,
+                    heartbeat_grace_ms: grace_ms,
+                    warned_ahead: &mut self.warned.ahead,
                 };
                 stream.agent_record(
                     record.offset(),
@@ -423,6 +432,8 @@ impl SourceState {
                     max_line,
                     stats: &mut self.delta,
                     warned: &mut self.warned.sequence,
+                    heartbeat_grace_ms: grace_ms,
+                    warned_ahead: &mut self.warned.ahead,
                 };
                 stream.agent_record(
                     record.offset(),
@@ -474,6 +485,8 @@ impl SourceState {
                     max_line,
                     stats: &mut self.delta,
                     warned: &mut self.warned.sequence,
+                    heartbeat_grace_ms: grace_ms,
+                    warned_ahead: &mut self.warned.ahead,
                 };
                 stream.plain_record(record.offset(), payload, &host, &mut cx);
             }

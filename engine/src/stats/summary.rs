@@ -221,6 +221,12 @@ impl JobStats {
                 self.kafka_new_epochs,
                 self.kafka_bad_records
             ));
+            if self.kafka_heartbeats_ahead > 0 {
+                s.push_str(&format!(
+                    "kafka heartbeats ahead of this clock (time ignored): {}\n",
+                    self.kafka_heartbeats_ahead
+                ));
+            }
         }
         if self.late_after_written > 0 {
             s.push_str(&format!(

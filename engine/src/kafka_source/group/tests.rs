@@ -71,7 +71,8 @@ fn records() -> Vec<Rec> {
         Line(seq, s(t))
     };
     r.extend([line(128), line(190), line(185)]);
-    r.push(Beat(11, s(260)));
+    // With the default grace (1m) its floor is 260 s.
+    r.push(Beat(11, s(320)));
     r.extend([
         line(240),
         line(262),
@@ -105,6 +106,7 @@ fn feed(
     let g = group();
     let mut stats = JobStats::default();
     let mut warned = 0;
+    let mut warned_ahead = 0;
     for (i, r) in records.iter().enumerate().skip(from) {
         let text;
         let item = match r {
@@ -129,6 +131,8 @@ fn feed(
             max_line: 1 << 20,
             stats: &mut stats,
             warned: &mut warned,
+            heartbeat_grace_ms: 60_000,
+            warned_ahead: &mut warned_ahead,
         };
         stream.agent_record(i as i64, &g, item, &mut cx);
         stream.close_windows(plan, |t, p| {
@@ -209,4 +213,107 @@ fn a_stream_restored_after_any_record_emits_what_an_uninterrupted_one_does() {
         let got: Vec<&String> = again.iter().collect();
         assert_eq!(got, want, "killed after record {i}, resumed at {from}");
     }
+}
+
+/// Feeds `records` to a new stream with `wall_ms` as this machine's clock; returns
+/// the lines counted late, the heartbeats ignored as ahead, and the watermark.
+fn beat_then_lines(
+    records: &[Rec],
+    wall_ms: EventMs,
+    grace_ms: i64,
+) -> (u64, u64, Option<EventMs>) {
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut s = Stream::new("/g", 0, &plan, start(EventMs::MIN));
+    let g = group();
+    let mut stats = JobStats::default();
+    let (mut warned, mut warned_ahead) = (0, 0);
+    let mut wm = None;
+    for (i, r) in records.iter().enumerate() {
+        let text;
+        let item = match r {
+            Rec::Line(seq, t) => {
+                let ts = jiff::Timestamp::from_millisecond(*t).unwrap();
+                text = format!("{{\"time\":\"{ts}\",\"v\":\"x\"}}");
+                AgentItem::Line {
+                    seq: *seq,
+                    line: text.as_bytes(),
+                    host: "h",
+                }
+            }
+            Rec::Beat(seq, t) => AgentItem::Heartbeat {
+                seq: *seq,
+                at_ms: *t,
+            },
+        };
+        let mut cx = RecordCx {
+            parser: &mut parser,
+            plan: &plan,
+            wall_ms,
+            max_line: 1 << 20,
+            stats: &mut stats,
+            warned: &mut warned,
+            heartbeat_grace_ms: grace_ms,
+            warned_ahead: &mut warned_ahead,
+        };
+        s.agent_record(i as i64, &g, item, &mut cx);
+        wm = s.wm.get();
+    }
+    (stats.late_lines, stats.kafka_heartbeats_ahead, wm)
+}
+
+/// Review R14k: a heartbeat at T moved the watermark to T - max_out_of_orderness, so
+/// a line written after it but stamped a little earlier (a request logged at its end
+/// with its start time, a buffered writer) was late — which `run --until-eof` over
+/// the same file counts. Within `heartbeat_grace` it is on time.
+#[test]
+fn a_heartbeat_leaves_lines_stamped_within_its_grace_on_time() {
+    use Rec::*;
+    let s = |x: i64| 1_800_000_000_000 + x * 1000;
+    let wall = s(400);
+    // Line 4 is written 30 s after the heartbeat found the file at its end, stamped
+    // 30 s before it: on time (it was late when the heartbeat's floor was 155 s).
+    // Line 3 is stamped more than the grace (1m) before it: late.
+    let records = [
+        Line(1, s(100)),
+        Line(2, s(101)),
+        Beat(2, s(160)),
+        Line(3, s(99)),
+        Line(4, s(130)),
+    ];
+    let (late, ahead, wm) = beat_then_lines(&records, wall, 60_000);
+    assert_eq!((late, ahead), (1, 0));
+    assert_eq!(wm, Some(s(125)));
+    // Never further than a line stamped T would move it: a grace below the
+    // disorder bound (5 s) is the disorder bound.
+    let records = [Line(1, s(100)), Line(2, s(101)), Beat(2, s(300))];
+    assert_eq!(beat_then_lines(&records, wall, 60_000).2, Some(s(240)));
+    assert_eq!(beat_then_lines(&records, wall, 1_000).2, Some(s(295)));
+}
+
+/// Review R14k: a heartbeat stamped further ahead of this machine's clock than
+/// max_clock_skew (the agent's clock is wrong) must not push the watermark there:
+/// its time is ignored, counted, warned; its sequence still counts.
+#[test]
+fn a_heartbeat_from_the_future_is_counted_and_its_time_ignored() {
+    use Rec::*;
+    let s = |x: i64| 1_800_000_000_000 + x * 1000;
+    let wall = s(200);
+    // max_clock_skew is 10m: the heartbeat is 20m ahead.
+    let records = [
+        Line(1, s(100)),
+        Line(2, s(101)),
+        Beat(2, s(200 + 1200)),
+        Line(3, s(150)),
+    ];
+    let (late, ahead, wm) = beat_then_lines(&records, wall, 60_000);
+    assert_eq!((late, ahead), (0, 1));
+    assert_eq!(wm, Some(s(145)));
+    // Within the skew it moves the watermark as usual.
+    let records = [Line(1, s(100)), Line(2, s(101)), Beat(2, s(200 + 500))];
+    assert_eq!(
+        beat_then_lines(&records, wall, 60_000),
+        (0, 0, Some(s(640)))
+    );
 }

@@ -1,0 +1,59 @@
+//! Regressions of review R14k's findings about the kafka source, against a real
+//! broker (tansu): each test is named after the bug it keeps fixed.
+
+mod kafka_common;
+
+use kafka_common::*;
+use tidemark_kafka::testing::Broker;
+
+fn run_finite(job: &std::path::Path) -> std::process::Output {
+    tidemark()
+        .arg("run")
+        .arg(job)
+        .args(["--until-eof", "--overwrite", "-w", "1"])
+        .output()
+        .unwrap()
+}
+
+/// The heartbeat rule raised a group's watermark to `tm-at − max_out_of_orderness`
+/// (wall time of the agent). Lines written to the file after the agent found it at
+/// its end, but stamped earlier than that (a buffered access log — nginx `buffer=`
+/// / `flush=`, a syslog relay, an app that flushes every 30 s — or an agent clock
+/// ahead of the writer's), were then late and not counted — while `run --until-eof`
+/// over the same file counts them (its watermark follows the lines' own times).
+/// Now a heartbeat leaves `heartbeat_grace` (default 1m).
+#[test]
+fn a_heartbeat_makes_lines_written_later_than_their_stamp_late() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let base = (now_ms() - 10 * 60_000) / 60_000 * 60_000;
+    let lines: Vec<String> = (0..240)
+        .map(|i| nginx_line(base + i * 1000, &mut rng))
+        .collect();
+    let hosts = vec![("web-1".to_string(), lines.clone())];
+    let lives = write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    let g = group("web-1", &lives[0], 1);
+    // Lines 1..=120 written and sent; the logger holds the next ones in its buffer
+    // for 30 s; the agent, at the file's end, sends a heartbeat; then the buffer is
+    // flushed and the lines follow.
+    agent.lines(&g, 1, &lines[..120]);
+    agent.heartbeat(&g, 120, base + 119_000 + 30_000);
+    agent.lines(&g, 121, &lines[120..]);
+    agent.flush();
+    let out = run_finite(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""));
+    assert!(out.status.success());
+    let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        got == want,
+        "the kafka run's output differs from the file run's ({} vs {} bytes); stderr:\n{stderr}",
+        got.len(),
+        want.len()
+    );
+}
