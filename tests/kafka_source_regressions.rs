@@ -57,3 +57,28 @@ fn a_heartbeat_makes_lines_written_later_than_their_stamp_late() {
         want.len()
     );
 }
+
+/// librdkafka reports each partition's end as an error event, and rdkafka's default
+/// context printed every one as an ERROR line: a clean finite run over four
+/// partitions printed a screen of errors. The source handles the end itself.
+#[test]
+fn partition_eof_is_printed_as_an_error() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(2, 200, 10, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for (i, ((host, lines), live)) in hosts.iter().zip(&lives).enumerate() {
+        agent.lines(&group(host, live, i as u64 + 1), 1, lines);
+    }
+    agent.flush();
+    let out = run_finite(&kafka_job(dir.path(), &broker, "kafka.jsonl", ""));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("Partition EOF") && !stderr.contains("ERROR"),
+        "a partition's end is not an error:\n{stderr}"
+    );
+}

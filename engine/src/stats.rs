@@ -152,6 +152,10 @@ pub struct JobStats {
     /// `max_clock_skew` (the agent's clock is wrong): their time is ignored (their
     /// sequence is still taken), so they cannot push a watermark into the future.
     pub kafka_heartbeats_ahead: u64,
+    /// Records below their partition's next offset, read again after the broker
+    /// sent reading back (an out-of-range offset reset to the earliest): skipped,
+    /// never taken twice.
+    pub kafka_reread_records: u64,
     // Clock errors (see `crate::watermark`).
     /// Lines stamped more than `max_jump` ahead of their file group that the next
     /// line did not confirm: counted in their own windows, ignored by the watermark.
@@ -301,6 +305,7 @@ impl JobStats {
         self.kafka_new_epochs += o.kafka_new_epochs;
         self.kafka_bad_records += o.kafka_bad_records;
         self.kafka_heartbeats_ahead += o.kafka_heartbeats_ahead;
+        self.kafka_reread_records += o.kafka_reread_records;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
         }

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use thiserror::Error;
 use tidemark_jobs::KafkaSource;
 use tidemark_kafka::{client_config, Role, SettingsError};
@@ -79,12 +79,52 @@ pub enum Polled<'a> {
     Nothing,
     /// A record past the end a finite run reads to, or a partition's end reached.
     Skip,
+    /// A record below the partition's next offset: the broker sent reading back
+    /// (an offset it refused as out of range, reset to the earliest kept record).
+    /// Taken already: skipped. `first`: the first of this jump back.
+    Again {
+        partition: i32,
+        offset: i64,
+        next: i64,
+        first: bool,
+    },
     Error(KafkaError),
 }
 
+/// Client errors logged in full before only every `ERRORS_LOGGED_EVERY`th is.
+const ERRORS_LOGGED: u32 = 20;
+const ERRORS_LOGGED_EVERY: u32 = 100;
+
+/// The consumer's librdkafka context: a partition's end is an event the source
+/// handles ([`Polled::Skip`]), not an error to print; other client errors go to
+/// the log as warnings, rate-limited (librdkafka retries them itself).
+#[derive(Default)]
+pub struct SourceContext {
+    errors: std::sync::atomic::AtomicU32,
+}
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        let n = self
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if n <= ERRORS_LOGGED || n % ERRORS_LOGGED_EVERY == 0 {
+            tracing::warn!(
+                "kafka source: librdkafka ({n} client errors so far): {error}: {reason}"
+            );
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
 /// This worker's consumer and where each of its partitions is.
 pub struct Reader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SourceContext>,
     topic: String,
     /// Partition → the offset of the next record to read.
     next: BTreeMap<i32, i64>,
@@ -92,6 +132,8 @@ pub struct Reader {
     ends: Option<BTreeMap<i32, i64>>,
     /// Partitions at their end since their last record.
     at_eof: BTreeSet<i32>,
+    /// Partitions being read again below their next offset (a jump back).
+    rewound: BTreeSet<i32>,
     /// Partitions that have reached their end at least once since start.
     reached_end: BTreeSet<i32>,
     /// What was last committed, and when.
@@ -112,10 +154,12 @@ impl Reader {
     ) -> Result<Reader, ConnectError> {
         let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
         config.set("group.id", source.group_id_for(job));
-        let consumer: BaseConsumer = config.create().map_err(|source| ConnectError::Kafka {
-            what: "cannot make a consumer",
-            source,
-        })?;
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(SourceContext::default())
+            .map_err(|source| ConnectError::Kafka {
+                what: "cannot make a consumer",
+                source,
+            })?;
         let metadata = consumer
             .fetch_metadata(Some(&source.topic), REQUEST_TIMEOUT)
             .map_err(|e| ConnectError::Kafka {
@@ -183,6 +227,7 @@ impl Reader {
                 .collect(),
             ends,
             at_eof: BTreeSet::new(),
+            rewound: BTreeSet::new(),
             reached_end: BTreeSet::new(),
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
@@ -202,6 +247,21 @@ impl Reader {
             Some(Ok(m)) => m,
         };
         let (p, offset) = (message.partition(), message.offset());
+        if let Some(&next) = self.next.get(&p) {
+            if offset < next {
+                // Taken already: `auto.offset.reset = earliest` sent reading back
+                // to the first kept record. An agent's would be dropped by sequence,
+                // another shipper's counted twice.
+                let first = self.rewound.insert(p);
+                return Polled::Again {
+                    partition: p,
+                    offset,
+                    next,
+                    first,
+                };
+            }
+        }
+        self.rewound.remove(&p);
         if let Some(end) = self.ends.as_ref().and_then(|e| e.get(&p)) {
             if offset >= *end {
                 // Written after a finite run started: not its input.
@@ -270,3 +330,6 @@ impl Reader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

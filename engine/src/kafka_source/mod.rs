@@ -287,6 +287,23 @@ impl SourceState {
                     break;
                 }
                 Polled::Skip => {}
+                Polled::Again {
+                    partition,
+                    offset,
+                    next,
+                    first,
+                } => {
+                    self.delta.kafka_reread_records += 1;
+                    if first {
+                        self.warned.poll += 1;
+                        if self.warned.poll <= MAX_WARNINGS {
+                            tracing::warn!(
+                                "kafka source of job {:?}: partition {partition} went back from offset {next} to {offset} (the broker refused the offset; reading restarted at its first kept record): records read already are skipped (kafka_reread_records)",
+                                self.ctx.job.name
+                            );
+                        }
+                    }
+                }
                 Polled::Record(record) => {
                     taken += 1;
                     self.delta.kafka_records += 1;

@@ -221,6 +221,12 @@ impl JobStats {
                 self.kafka_new_epochs,
                 self.kafka_bad_records
             ));
+            if self.kafka_reread_records > 0 {
+                s.push_str(&format!(
+                    "kafka records read again after a jump back (skipped): {}\n",
+                    self.kafka_reread_records
+                ));
+            }
             if self.kafka_heartbeats_ahead > 0 {
                 s.push_str(&format!(
                     "kafka heartbeats ahead of this clock (time ignored): {}\n",
