@@ -82,3 +82,80 @@ fn partition_eof_is_printed_as_an_error() {
         "a partition's end is not an error:\n{stderr}"
     );
 }
+
+/// A finite run whose brokers died mid-run retried for ever. Now, after
+/// `broker_timeout` without a record or a partition's end, it fails naming them.
+#[test]
+fn a_finite_run_whose_broker_dies_mid_run_retries_for_ever() {
+    use std::io::{BufRead, BufReader};
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(4, 5000, 60, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    let mut broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for (i, ((host, lines), live)) in hosts.iter().zip(&lives).enumerate() {
+        agent.lines(&group(host, live, i as u64 + 1), 1, lines);
+    }
+    agent.flush();
+    drop(agent);
+    // Small fetches, so the run is still reading when the broker dies.
+    let job = kafka_job(dir.path(), &broker, "kafka.jsonl", "");
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        "topic = \"logs\"\n",
+        "topic = \"logs\"\nbroker_timeout = \"3s\"\n[source.options]\n\"max.partition.fetch.bytes\" = \"512\"\n",
+    );
+    std::fs::write(&job, text).unwrap();
+    let mut run = tidemark()
+        .env("TIDEMARK_LOG", "info")
+        .arg("run")
+        .arg(&job)
+        .args(["--until-eof", "--overwrite", "-w", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(run.stderr.take().unwrap());
+    let mut said = String::new();
+    // Once it has its partitions, the broker dies (SIGKILL).
+    loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the run ended before it read: {said}"
+        );
+        said.push_str(&line);
+        if line.contains("reads partitions") {
+            break;
+        }
+    }
+    broker.stop();
+    let rest = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+        rest
+    });
+    // Generous: a fixed run gives up 3 s after the last record.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = run.wait();
+            panic!("the finite run still retries 240 s after its broker died (broker_timeout = 3s)");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    said.push_str(&rest.join().unwrap());
+    assert!(!status.success(), "{said}");
+    assert!(
+        said.contains("broker_timeout") && said.contains(&broker.bootstrap()),
+        "the error names the brokers and the setting:\n{said}"
+    );
+    assert!(
+        !said.contains("kafka records:") || !said.contains(&format!("kafka records: {}", 4 * 5000)),
+        "the run read everything before the broker died: this test shows nothing:\n{said}"
+    );
+}

@@ -18,10 +18,6 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often read offsets are committed to the group id (lag tools only).
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
-/// How long a finite run (`--until-eof`) waits for brokers that do not answer
-/// before it fails; a live run keeps trying (they may come back).
-pub const FINITE_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// Why a worker could not start reading its partitions (it tries again).
 #[derive(Debug, Error)]
 pub enum ConnectError {
@@ -40,6 +36,15 @@ pub enum ConnectError {
     /// The topic is not there (or has no partitions).
     #[error("topic {0:?} does not exist on the brokers (or has no partitions)")]
     NoTopic(String),
+    /// A finite run got no record and no partition end from the brokers for
+    /// `broker_timeout` before reaching the end it reads to.
+    #[error("no record from the brokers {brokers} for {waited} (broker_timeout) before the end of the topic was read: are they down? a finite run gives up")]
+    Stalled {
+        /// `brokers` of the job.
+        brokers: String,
+        /// How long it waited, as written in a job (`5m`).
+        waited: String,
+    },
 }
 
 /// One record as read, borrowed from the consumer until the next poll.
@@ -271,6 +276,14 @@ impl Reader {
         self.next.insert(p, offset + 1);
         self.at_eof.remove(&p);
         Polled::Record(Record { message })
+    }
+
+    /// Client errors librdkafka reported so far (brokers down, refused...).
+    pub fn client_errors(&self) -> u32 {
+        self.consumer
+            .context()
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether this worker reads partition `p`.

@@ -35,7 +35,7 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
-pub use consumer::{ConnectError, FINITE_CONNECT_PATIENCE};
+pub use consumer::ConnectError;
 use consumer::{Polled, Reader};
 use group::{AgentItem, RecordCx, Stream, StreamStart};
 
@@ -152,6 +152,9 @@ struct SourceState {
     floor: EventMs,
     /// When connecting first failed (a finite run gives up after a while).
     failing_since: Option<Instant>,
+    /// Since when the brokers have given nothing (no record, no partition end)
+    /// while reading was not paused, and librdkafka's error count then.
+    quiet_since: Option<(Instant, u32)>,
 }
 
 impl SourceState {
@@ -168,6 +171,7 @@ impl SourceState {
             warned: Warned::default(),
             floor: 0,
             failing_since: None,
+            quiet_since: None,
         }
     }
 
@@ -235,7 +239,7 @@ impl SourceState {
                     // (a typo) fails at once, brokers that never answer after a while.
                     let give_up = !self.ctx.follow
                         && (matches!(e, ConnectError::NoTopic(_))
-                            || now.duration_since(since) >= FINITE_CONNECT_PATIENCE);
+                            || now.duration_since(since) >= kafka.broker_timeout);
                     if give_up {
                         tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
                         crate::error::record_failure(
@@ -260,6 +264,8 @@ impl SourceState {
         match (self.ctx.gate.check(now, &mut self.delta), self.paused) {
             (Gate::Paused, _) => {
                 self.paused = true;
+                // Not reading is not the brokers' doing.
+                self.quiet_since = None;
                 return Step::Wait(PAUSE_RECHECK);
             }
             (Gate::Open, true) => {
@@ -274,10 +280,13 @@ impl SourceState {
         let wall_ms = wall_clock_ms();
         let mut taken = 0;
         let mut busy = false;
+        let mut progress = false;
         // Out of `self` while its records are taken (they borrow it).
         let mut reader = self.reader.take().expect("connected above");
         while taken < RECORDS_PER_ACTIVATION {
-            match reader.poll() {
+            let polled = reader.poll();
+            progress |= !matches!(polled, Polled::Nothing | Polled::Error(_));
+            match polled {
                 Polled::Nothing => break,
                 Polled::Error(e) => {
                     self.warned.poll += 1;
@@ -315,6 +324,10 @@ impl SourceState {
             }
         }
         reader.commit_for_lag(false);
+        if let Some(failed) = self.stalled(&reader, progress, now) {
+            self.reader = Some(reader);
+            return failed;
+        }
         if reader.finished() {
             for s in self.streams.values_mut() {
                 s.finish();
@@ -330,6 +343,51 @@ impl SourceState {
         self.reader = Some(reader);
         self.publish();
         Step::Read { busy }
+    }
+
+    /// Watches for brokers that give nothing (`[source] broker_timeout`): a finite
+    /// run that has not read to its end fails naming them; a live run is warned
+    /// (when librdkafka reported errors meanwhile: a quiet topic is no fault) and
+    /// keeps trying. `Some` when the run fails.
+    fn stalled(&mut self, reader: &Reader, progress: bool, now: Instant) -> Option<Step> {
+        let errors = reader.client_errors();
+        if progress || reader.finished() {
+            self.quiet_since = None;
+            return None;
+        }
+        let (since, errors_then) = *self.quiet_since.get_or_insert((now, errors));
+        let kafka = self.ctx.job.source.kafka.as_ref()?;
+        if now.duration_since(since) < kafka.broker_timeout {
+            return None;
+        }
+        let waited = tidemark_jobs::duration::format_duration(kafka.broker_timeout);
+        if self.ctx.follow {
+            if errors > errors_then {
+                tracing::warn!(
+                    "kafka source of job {:?}: nothing from the brokers {} for {waited} and {} client error(s) meanwhile; still trying",
+                    self.ctx.job.name,
+                    kafka.brokers,
+                    errors - errors_then
+                );
+            }
+            // Warned at most once per broker_timeout.
+            self.quiet_since = Some((now, errors));
+            return None;
+        }
+        if self.ctx.failed.lock().map_or(true, |f| f.is_some()) {
+            // Failed already (said once): wait for the run to stop.
+            return Some(Step::Wait(CONNECT_AGAIN));
+        }
+        let e = ConnectError::Stalled {
+            brokers: kafka.brokers.clone(),
+            waited,
+        };
+        tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
+        crate::error::record_failure(
+            &self.ctx.failed,
+            crate::error::JobFailure::Read(Box::new(crate::error::EngineError::KafkaSource(e))),
+        );
+        Some(Step::Wait(CONNECT_AGAIN))
     }
 
     /// How a stream found now starts.
