@@ -144,7 +144,9 @@ fn a_finite_run_whose_broker_dies_mid_run_retries_for_ever() {
         if std::time::Instant::now() > deadline {
             let _ = run.kill();
             let _ = run.wait();
-            panic!("the finite run still retries 240 s after its broker died (broker_timeout = 3s)");
+            panic!(
+                "the finite run still retries 240 s after its broker died (broker_timeout = 3s)"
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     };

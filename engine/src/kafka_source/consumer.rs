@@ -64,11 +64,11 @@ impl Record<'_> {
     }
 
     /// Name and value (`None` for a null value) of each header, in order.
-    pub fn headers(&self) -> Vec<(&str, Option<&[u8]>)> {
+    pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
         self.message
             .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
     }
 
     /// The value (empty for a null value).
@@ -117,7 +117,7 @@ impl ClientContext for SourceContext {
             .errors
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        if n <= ERRORS_LOGGED || n % ERRORS_LOGGED_EVERY == 0 {
+        if n <= ERRORS_LOGGED || n.is_multiple_of(ERRORS_LOGGED_EVERY) {
             tracing::warn!(
                 "kafka source: librdkafka ({n} client errors so far): {error}: {reason}"
             );

@@ -16,7 +16,7 @@ use crate::watermark::GroupClock;
 
 use super::resume::{Point, StreamCheckpoint, StreamMarks};
 use super::sequence::{SeqState, Verdict};
-use tidemark_kafka::wire::GroupId;
+use tidemark_kafka::wire::GroupRef;
 
 /// Warnings logged per stream before further bad lines are only counted.
 const MAX_WARNINGS: u32 = 10;
@@ -143,6 +143,49 @@ impl Stream {
         s
     }
 
+    /// A stream forgotten after `stream_retention` that sends again: it goes on
+    /// with the sequence and clock it had (its lines below `start.floor` are late).
+    pub(crate) fn returned(
+        key: &str,
+        partition: i32,
+        plan: &Plan,
+        start: StreamStart,
+        seq: SeqState,
+        clock: crate::watermark::ClockState,
+    ) -> Stream {
+        let mut s = Stream::new(key, partition, plan, start);
+        s.wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, clock);
+        if start.floor > 0 {
+            s.wm.raise_to(start.floor);
+        }
+        s.seq = seq;
+        s
+    }
+
+    /// What is kept of it when it is forgotten: its sequence and clock.
+    pub(crate) fn kept(&self) -> (SeqState, crate::watermark::ClockState) {
+        (self.seq, self.wm.state())
+    }
+
+    /// Whether it may be forgotten: no record for `retention`, no window open,
+    /// none waiting for the sinks (marks pruned to the committed frontier).
+    pub(crate) fn forgettable(&self, now: Instant, retention: std::time::Duration) -> bool {
+        !self.finished
+            && self.windows.len() == 0
+            && self.resume_offset().is_none()
+            && now.duration_since(self.last_record) >= retention
+    }
+
+    /// The offset it resumes at, if a window of it is not yet in the sinks.
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        self.marks.as_ref().and_then(|m| m.first_offset())
+    }
+
+    /// The offset after its last record, if it had one (and keeps marks).
+    pub(crate) fn tail_offset(&self) -> Option<i64> {
+        self.marks.as_ref().and_then(|m| m.tail_offset())
+    }
+
     /// Its state now, before a record at `offset`.
     pub(crate) fn point(&self, offset: i64) -> Point {
         Point {
@@ -173,7 +216,7 @@ impl Stream {
     pub(crate) fn agent_record(
         &mut self,
         offset: i64,
-        group: &GroupId,
+        group: &GroupRef<'_>,
         item: AgentItem<'_>,
         cx: &mut RecordCx<'_>,
     ) {
@@ -360,7 +403,7 @@ impl Stream {
 /// this machine's clock than `max_clock_skew` (the agent's clock is wrong; trusting
 /// it would make every later line of the stream late). Such a heartbeat's time is
 /// ignored — its sequence was taken — counted and warned (rate-limited).
-fn heartbeat_in_time(at_ms: EventMs, group: &GroupId, cx: &mut RecordCx<'_>) -> bool {
+fn heartbeat_in_time(at_ms: EventMs, group: &GroupRef<'_>, cx: &mut RecordCx<'_>) -> bool {
     let limit = cx.wall_ms.saturating_add(cx.plan.max_clock_skew_ms);
     if at_ms <= limit {
         return true;
@@ -386,7 +429,7 @@ fn heartbeat_in_time(at_ms: EventMs, group: &GroupId, cx: &mut RecordCx<'_>) -> 
 /// Counts and warns about a sequence verdict; whether to take the record.
 fn judge(
     verdict: Verdict,
-    group: &GroupId,
+    group: &GroupRef<'_>,
     seq: u64,
     stats: &mut JobStats,
     warned: &mut u32,

@@ -15,14 +15,15 @@ pub(crate) mod consumer;
 mod group;
 pub mod resume;
 pub mod sequence;
+mod streams;
+mod take;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark_jobs::{HostFrom, Job};
-use tidemark_kafka::wire::{self, AgentRecord};
+use tidemark_jobs::Job;
 use tidemark_sources::parse::LineParser;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream as TimelyStream};
@@ -37,7 +38,8 @@ use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
 pub use consumer::ConnectError;
 use consumer::{Polled, Reader};
-use group::{AgentItem, RecordCx, Stream, StreamStart};
+use group::{Stream, StreamStart};
+use streams::Streams;
 
 /// Records taken per activation, so one activation stays short.
 const RECORDS_PER_ACTIVATION: usize = 4096;
@@ -144,7 +146,7 @@ struct SourceState {
     reader: Option<Reader>,
     parser: Option<LineParser>,
     /// Agent streams by (host, group); other records' by partition (host "").
-    streams: BTreeMap<(String, String), Stream>,
+    streams: Streams,
     delta: JobStats,
     paused: bool,
     warned: Warned,
@@ -165,7 +167,7 @@ impl SourceState {
             peers,
             reader: None,
             parser: None,
-            streams: BTreeMap::new(),
+            streams: Streams::default(),
             delta: JobStats::default(),
             paused: false,
             warned: Warned::default(),
@@ -339,6 +341,21 @@ impl SourceState {
                     s.apply_idle(now, wall_ms, plan);
                 }
             }
+            if let Some(kafka) = &self.ctx.job.source.kafka {
+                let forgotten = self.streams.sweep(
+                    now,
+                    kafka.stream_retention,
+                    self.ctx.board.committed(),
+                    |p| reader.at_eof(p),
+                    &mut self.delta,
+                );
+                if !forgotten.is_empty() {
+                    self.ctx
+                        .board
+                        .kafka
+                        .forget(forgotten.iter().map(|k| (k.host(), k.group())));
+                }
+            }
         }
         self.reader = Some(reader);
         self.publish();
@@ -407,10 +424,8 @@ impl SourceState {
         let plan = &self.ctx.plan;
         for cp in self.ctx.resume.kafka.iter().flat_map(|k| k.streams.iter()) {
             if reader.reads(cp.partition) {
-                self.streams.insert(
-                    (cp.host.clone(), cp.group.clone()),
-                    Stream::restored(cp, plan, start),
-                );
+                self.streams
+                    .insert(&cp.host, &cp.group, Stream::restored(cp, plan, start));
             }
         }
     }
@@ -422,11 +437,11 @@ impl SourceState {
         }
         let committed = self.ctx.board.committed();
         let mut changed = Vec::new();
-        for ((host, group), s) in self.streams.iter_mut() {
+        for (key, s) in self.streams.iter_mut() {
             if s.dirty {
                 s.prune_marks(committed);
                 s.dirty = false;
-                changed.push(((host.as_str(), group.as_str()), s));
+                changed.push(((key.host(), key.group()), s));
             }
         }
         let partitions = self.reader.iter().flat_map(|r| r.positions());
@@ -436,136 +451,6 @@ impl SourceState {
                 .filter_map(|(k, s)| s.marks.as_ref().map(|m| (*k, s.partition, m))),
             partitions,
         );
-    }
-
-    /// One record: an agent's line or heartbeat, or another shipper's line.
-    fn take(&mut self, record: &consumer::Record<'_>, now: Instant, wall_ms: EventMs) {
-        let headers = record.headers();
-        let decoded = wire::decode(headers.iter().copied(), record.payload());
-        let job = &self.ctx.job;
-        let plan = &self.ctx.plan;
-        let max_line = job.source.max_line_bytes;
-        let grace_ms = job
-            .source
-            .kafka
-            .as_ref()
-            .map_or(60_000, |k| k.heartbeat_grace.as_millis() as i64);
-        match decoded {
-            Err(e) => {
-                self.delta.kafka_bad_records += 1;
-                self.warned.bad += 1;
-                if self.warned.bad <= MAX_WARNINGS {
-                    tracing::warn!(
-                        "kafka source of job {:?}: partition {} offset {}: {e}; skipped",
-                        job.name,
-                        record.partition(),
-                        record.offset()
-                    );
-                }
-            }
-            Ok(AgentRecord::Line {
-                group, seq, line, ..
-            }) => {
-                let start = self.stream_start(now);
-                let stream = self
-                    .streams
-                    .entry((group.host.clone(), group.group.clone()))
-                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
-                stream.touched(now);
-                let host = match &job.source.host {
-                    HostFrom::Value(v) => v.as_str(),
-                    _ => group.host.as_str(),
-                };
-                let mut cx = RecordCx {
-                    parser: self.parser.as_mut().expect("built in step"),
-                    plan,
-                    wall_ms,
-                    max_line,
-                    stats: &mut self.delta,
-                    warned: &mut self.warned.sequence,
-                    heartbeat_grace_ms: grace_ms,
-                    warned_ahead: &mut self.warned.ahead,
-                };
-                stream.agent_record(
-                    record.offset(),
-                    &group,
-                    AgentItem::Line { seq, line, host },
-                    &mut cx,
-                );
-            }
-            Ok(AgentRecord::Heartbeat { group, seq, at_ms }) => {
-                let start = self.stream_start(now);
-                let stream = self
-                    .streams
-                    .entry((group.host.clone(), group.group.clone()))
-                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
-                stream.touched(now);
-                let mut cx = RecordCx {
-                    parser: self.parser.as_mut().expect("built in step"),
-                    plan,
-                    wall_ms,
-                    max_line,
-                    stats: &mut self.delta,
-                    warned: &mut self.warned.sequence,
-                    heartbeat_grace_ms: grace_ms,
-                    warned_ahead: &mut self.warned.ahead,
-                };
-                stream.agent_record(
-                    record.offset(),
-                    &group,
-                    AgentItem::Heartbeat { seq, at_ms },
-                    &mut cx,
-                );
-            }
-            Ok(AgentRecord::Foreign { payload }) => {
-                let host = match &job.source.host {
-                    HostFrom::Value(v) => v.clone(),
-                    HostFrom::Record { header } => {
-                        let found = headers
-                            .iter()
-                            .rev()
-                            .find(|(k, _)| *k == header.as_str())
-                            .and_then(|(_, v)| std::str::from_utf8(v.unwrap_or_default()).ok());
-                        match found {
-                            Some(h) => h.to_string(),
-                            None => {
-                                self.delta.kafka_bad_records += 1;
-                                self.warned.bad += 1;
-                                if self.warned.bad <= MAX_WARNINGS {
-                                    tracing::warn!(
-                                        "kafka source of job {:?}: partition {} offset {}: a record not from a tidemark agent has no UTF-8 header {header:?} to take its host from; skipped. hint: set [source] host = {{ header = \"...\" }}, {{ field = \"...\" }} or {{ value = \"...\" }}",
-                                        job.name,
-                                        record.partition(),
-                                        record.offset()
-                                    );
-                                }
-                                return;
-                            }
-                        }
-                    }
-                    // The plan reads it from the parsed line.
-                    HostFrom::Field(_) | HostFrom::PathRegex(_) => String::new(),
-                };
-                let start = self.stream_start(now);
-                let key = format!("partition {}", record.partition());
-                let stream = self
-                    .streams
-                    .entry((String::new(), key.clone()))
-                    .or_insert_with(|| Stream::new(&key, record.partition(), plan, start));
-                stream.touched(now);
-                let mut cx = RecordCx {
-                    parser: self.parser.as_mut().expect("built in step"),
-                    plan,
-                    wall_ms,
-                    max_line,
-                    stats: &mut self.delta,
-                    warned: &mut self.warned.sequence,
-                    heartbeat_grace_ms: grace_ms,
-                    warned_ahead: &mut self.warned.ahead,
-                };
-                stream.plain_record(record.offset(), payload, &host, &mut cx);
-            }
-        }
     }
 
     /// Hands on every window the streams' watermarks passed; returns the first

@@ -110,6 +110,17 @@ impl StreamMarks {
     pub(crate) fn prune_below(&mut self, committed: EventMs) {
         self.marks.retain(|(w, _)| *w >= committed);
     }
+
+    /// The offset of the first marked record (after [`Self::prune_below`]: where
+    /// the stream resumes), if any window is marked.
+    pub(crate) fn first_offset(&self) -> Option<i64> {
+        self.marks.first().map(|(_, p)| p.offset)
+    }
+
+    /// The offset after its last record, if it had one.
+    pub(crate) fn tail_offset(&self) -> Option<i64> {
+        self.tail.map(|t| t.offset)
+    }
 }
 
 /// What the board holds for a stream.
@@ -168,6 +179,15 @@ impl KafkaBoard {
                 );
             }
             s.partitions.extend(partitions);
+        }
+    }
+
+    /// Forgets streams pruned by their worker: the next checkpoint has them no more.
+    pub(crate) fn forget<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        if let Ok(mut s) = self.state.lock() {
+            for (host, group) in keys {
+                s.streams.remove(&(host.to_string(), group.to_string()));
+            }
         }
     }
 

@@ -227,6 +227,12 @@ impl JobStats {
                     self.kafka_reread_records
                 ));
             }
+            if self.kafka_streams_pruned + self.kafka_streams_returned > 0 {
+                s.push_str(&format!(
+                    "kafka streams forgotten (stream_retention): {}, came back: {}\n",
+                    self.kafka_streams_pruned, self.kafka_streams_returned
+                ));
+            }
             if self.kafka_heartbeats_ahead > 0 {
                 s.push_str(&format!(
                     "kafka heartbeats ahead of this clock (time ignored): {}\n",

@@ -134,7 +134,7 @@ fn feed(
             heartbeat_grace_ms: 60_000,
             warned_ahead: &mut warned_ahead,
         };
-        stream.agent_record(i as i64, &g, item, &mut cx);
+        stream.agent_record(i as i64, &g.as_ref(), item, &mut cx);
         stream.close_windows(plan, |t, p| {
             out.push(format!("{t} {:?} {:?}", p.key, p.acc))
         });
@@ -257,7 +257,7 @@ fn beat_then_lines(
             heartbeat_grace_ms: grace_ms,
             warned_ahead: &mut warned_ahead,
         };
-        s.agent_record(i as i64, &g, item, &mut cx);
+        s.agent_record(i as i64, &g.as_ref(), item, &mut cx);
         wm = s.wm.get();
     }
     (stats.late_lines, stats.kafka_heartbeats_ahead, wm)
@@ -345,6 +345,9 @@ fn two_streams() -> Vec<(usize, Rec)> {
     out
 }
 
+/// Called after each record with the streams.
+type AfterRecord<'a> = dyn FnMut(usize, &[Stream; 2]) + 'a;
+
 /// Review R14k's quiet stream: resuming it at its partition's read offset (not at
 /// its last record) after a kill at any record gives what an uninterrupted run
 /// gives, with the partition read again from the least of the streams' points.
@@ -370,7 +373,7 @@ fn a_quiet_stream_resumed_at_its_partitions_offset_after_any_record_loses_nothin
                from: usize,
                parser: &mut LineParser,
                out: &mut Vec<String>,
-               mut at: Box<dyn FnMut(usize, &[Stream; 2]) + '_>| {
+               mut at: Box<AfterRecord<'_>>| {
         let mut stats = JobStats::default();
         let (mut warned, mut warned_ahead) = (0, 0);
         for (i, (k, r)) in records.iter().enumerate().skip(from) {
@@ -400,7 +403,7 @@ fn a_quiet_stream_resumed_at_its_partitions_offset_after_any_record_loses_nothin
                 heartbeat_grace_ms: 60_000,
                 warned_ahead: &mut warned_ahead,
             };
-            streams[*k].agent_record(i as i64, &groups[*k], item, &mut cx);
+            streams[*k].agent_record(i as i64, &groups[*k].as_ref(), item, &mut cx);
             for (k, s) in streams.iter_mut().enumerate() {
                 s.close_windows(&plan, |t, p| out.push(format!("{t} {k} {:?}", p.acc)));
             }
