@@ -161,3 +161,77 @@ fn a_finite_run_whose_broker_dies_mid_run_retries_for_ever() {
         "the run read everything before the broker died: this test shows nothing:\n{said}"
     );
 }
+
+/// Streams were never forgotten: a (host, group) that stopped sending long ago
+/// stayed in memory and in every checkpoint for ever. Now one past
+/// `stream_retention` that holds nothing leaves the checkpoint, and the output is
+/// still the files' (nothing it held is lost).
+#[test]
+fn streams_are_never_pruned() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = host_lines(2, 300, 20, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for (i, ((host, lines), live)) in hosts.iter().zip(&lives).enumerate() {
+        let g = group(host, live, i as u64 + 1);
+        agent.lines(&g, 1, lines);
+        agent.heartbeat(&g, lines.len() as u64, now_ms());
+    }
+    agent.flush();
+    // A short idle_timeout: once the streams are gone the worker follows the wall
+    // clock, its frontier moves, and checkpoints are written.
+    let job = kafka_job(dir.path(), &broker, "live.jsonl", "idle_timeout = \"5s\"");
+    let text = std::fs::read_to_string(&job).unwrap().replace(
+        "topic = \"logs\"\n",
+        "topic = \"logs\"\nstream_retention = \"2s\"\n",
+    );
+    std::fs::write(&job, text).unwrap();
+    let state = dir.path().join("state");
+    let mut live = tidemark()
+        .arg("run")
+        .arg(&job)
+        .arg("--overwrite")
+        .arg("--state-dir")
+        .arg(&state)
+        .args(["--checkpoint-interval", "50ms"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = dir.path().join("live.jsonl");
+    let checkpoint = state.join("web/checkpoint");
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap_or_default();
+    // Generous: every window written, then both streams (windows all in the sinks,
+    // no record for 2 s) leave the checkpoint.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    let mut seen_streams = false;
+    let forgotten = loop {
+        let cp = String::from_utf8_lossy(&read(&checkpoint)).into_owned();
+        seen_streams |= cp.contains("\"web-1\"");
+        if seen_streams
+            && read(&out).len() >= want.len()
+            && !cp.contains("\"web-1\"")
+            && !cp.contains("\"web-2\"")
+        {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let _ = live.kill();
+    let _ = live.wait();
+    let cp = String::from_utf8_lossy(&read(&checkpoint)).into_owned();
+    assert!(seen_streams, "the streams never were in a checkpoint: {cp}");
+    assert!(
+        forgotten,
+        "streams past stream_retention (2s) holding nothing stay in the checkpoint: {cp}"
+    );
+    assert!(read(&out) == want, "the output differs from the files'");
+}

@@ -30,7 +30,8 @@ use crate::watermark::ClockState;
 use super::group::Stream;
 use super::sequence::SeqState;
 
-/// How often streams are looked over for retention.
+/// How often streams are looked over for retention (at most; as often as the
+/// retention when it is shorter).
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How many retentions a forgotten stream's sequence and clock are kept.
 pub(crate) const REMEMBER_RETENTIONS: u32 = 7;
@@ -214,7 +215,7 @@ impl Streams {
             .expect("found or inserted above")
     }
 
-    /// Live mode, once a minute: forgets the streams past `retention` (see the
+    /// Live mode, once a minute (or per retention if shorter): forgets the streams past `retention` (see the
     /// module docs); `read_to_end(p)`: partition `p` is at its end. Returns the
     /// names forgotten (the checkpoint board forgets them too).
     pub(crate) fn sweep(
@@ -225,10 +226,8 @@ impl Streams {
         read_to_end: impl Fn(i32) -> bool,
         stats: &mut JobStats,
     ) -> Vec<StreamKey> {
-        if self
-            .swept_at
-            .is_some_and(|t| now.duration_since(t) < SWEEP_EVERY)
-        {
+        let every = SWEEP_EVERY.min(retention);
+        if self.swept_at.is_some_and(|t| now.duration_since(t) < every) {
             return Vec::new();
         }
         self.swept_at = Some(now);
