@@ -19,6 +19,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tidemark_api::{Auth, ServeOptions, ServerHandle};
 use tidemark_engine::cluster::{self, Cluster, ClusterOptions, Peers};
+use tidemark_jobs::brokers::BrokerAllowList;
 use tidemark_jobs::{Env, Job};
 
 use crate::run::EXIT_INVALID;
@@ -79,6 +80,16 @@ pub struct ClusterArgs {
     /// member (repeatable; any other is refused).
     #[arg(long = "job-env", value_name = "NAME")]
     pub job_env: Vec<String>,
+    /// A secret environment variable of the member that a submitted job may use
+    /// only as the value of a kafka password option, e.g. `"sasl.password" =
+    /// "${KAFKA_PASSWORD}"` (repeatable; never shown in errors, status or logs).
+    #[arg(long = "job-secret-env", value_name = "NAME")]
+    pub job_secret_env: Vec<String>,
+    /// The only Kafka brokers a submitted job's kafka source and sinks may connect
+    /// to, `host:port` (several separated by commas, or the flag repeated; the same
+    /// on every member). Default none: a submitted kafka job is refused.
+    #[arg(long = "allow-kafka-brokers", value_name = "HOST:PORT,...")]
+    pub allow_kafka_brokers: Vec<String>,
     /// Most jobs the cluster accepts; one more submit gets 409.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_jobs: u64,
@@ -113,6 +124,13 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
+    let kafka_brokers = match BrokerAllowList::parse(&args.allow_kafka_brokers) {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("error: --allow-kafka-brokers: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     if args.processes > 1 {
         exit_when_a_member_is_lost();
     }
@@ -175,7 +193,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         .map(saturating_usize)
         .unwrap_or_else(|| crate::fd_limit::default_cap(crate::fd_limit::soft_limit()));
     let rules = Arc::new(SubmitRules {
-        env: Env::process().allowing(args.job_env.iter().cloned()),
+        env: Env::process().allowing_with_secrets(
+            args.job_env.iter().cloned(),
+            args.job_secret_env.iter().cloned(),
+        ),
+        kafka_brokers,
         read_roots: args.allow_roots.clone(),
         // A job whose roots cover them must not read the member's token or other
         // jobs' checkpoints.
