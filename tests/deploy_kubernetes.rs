@@ -544,3 +544,106 @@ fn the_dockerfile_builds_as_ci_does() {
         "the image runs as a non-root user"
     );
 }
+
+/// The address a member said it serves `/healthz` on.
+fn health_addr(m: &member::Member) -> String {
+    let log = m.log();
+    let Some(rest) = log.split(" health on http://").nth(1) else {
+        panic!("no health address in the log:\n{log}");
+    };
+    rest.split("/healthz").next().unwrap().to_string()
+}
+
+fn healthz(addr: &str) -> (u16, String) {
+    member::api::http(addr, "GET", "/healthz", None, "")
+}
+
+#[test]
+fn every_member_answers_its_readiness_probe() {
+    // The StatefulSet probes `--health-addr` on every pod: members other than 0
+    // serve no API.
+    let docs = manifests();
+    let sts = find(&docs, "StatefulSet", "tidemark");
+    let c = &sts["spec"]["template"]["spec"]["containers"][0];
+    let port = flag_values(&args(c), "--health-addr")[0]
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse::<i64>()
+        .unwrap();
+    let probe_port = &c["readinessProbe"]["httpGet"]["port"];
+    let named = c["ports"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == *probe_port)
+        .and_then(|p| p["containerPort"].as_i64());
+    assert_eq!(
+        named.or(probe_port.as_i64()),
+        Some(port),
+        "the probe's port"
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"]["path"].as_str(),
+        Some("/healthz")
+    );
+
+    // Two members on this machine, ports from the OS.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let start = |p: usize, hosts: &Path| {
+        let root = d.join(format!("logs-{p}"));
+        std::fs::create_dir_all(&root).unwrap();
+        let p_arg = p.to_string();
+        let args = [
+            "-n",
+            "2",
+            "-p",
+            &p_arg,
+            "--hosts",
+            hosts.to_str().unwrap(),
+            "--allow-root",
+            root.to_str().unwrap(),
+            "--health-addr",
+            "127.0.0.1:0",
+        ];
+        member::Member::start_with(
+            &d.join(format!("state-{p}")),
+            &d.join(format!("member-{p}.log")),
+            &args,
+            &[],
+            p == 0,
+        )
+    };
+    let hosts_0 = d.join("hosts-0");
+    std::fs::write(&hosts_0, "127.0.0.1:0\n127.0.0.1:0\n").unwrap();
+    let zero = start(0, &hosts_0);
+    // Member 0 alone: not ready.
+    let (code, body) = healthz(&health_addr(&zero));
+    assert_eq!(code, 503, "{body}");
+    let hosts_1 = d.join("hosts-1");
+    std::fs::write(&hosts_1, format!("{}\n127.0.0.1:0\n", zero.peer())).unwrap();
+    let one = start(1, &hosts_1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for m in [&zero, &one] {
+        let addr = health_addr(m);
+        loop {
+            let (code, body) = healthz(&addr);
+            if code == 200 {
+                assert!(body.contains("\"ok\":true"), "{body}");
+                break;
+            }
+            assert_eq!(code, 503, "{body}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not ready: {body}\n{}\n{}",
+                zero.log(),
+                one.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    // Only /healthz there.
+    let (code, _) = member::api::http(&health_addr(&one), "GET", "/jobs", None, "");
+    assert_eq!(code, 404);
+}
