@@ -343,41 +343,6 @@ fn control_error(e: cluster::member::ControlError) -> ControlError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cluster::member::ControlError as Member;
-
-    #[test]
-    fn a_member_that_cannot_take_a_command_now_is_unavailable_with_its_reason() {
-        let io = || std::io::Error::other("disk full");
-        for (e, text) in [
-            (Member::MemberShuttingDown, "the member is shutting down"),
-            (Member::Stopped, "the cluster has stopped"),
-            (
-                Member::StillStopping { job: "j".into() },
-                "job \"j\" is still stopping; submit it again in a moment",
-            ),
-            (
-                Member::KeptJobs {
-                    action: "keep the job in the state folder",
-                    source: io(),
-                },
-                "cannot keep the job in the state folder: disk full",
-            ),
-        ] {
-            match control_error(e) {
-                ControlError::Unavailable(m) => assert_eq!(m, text),
-                other => panic!("{text}: {other:?}"),
-            }
-        }
-        assert!(matches!(
-            control_error(Member::NotFound { job: "j".into() }),
-            ControlError::NotFound(j) if j == "j"
-        ));
-    }
-}
-
 /// `--health-addr` of a member other than process 0, which hears no other
 /// member's reports: ok once the cluster formed and this member's workers run.
 pub(super) fn member_health(member: &Cluster, members: u32) -> Health {
@@ -410,5 +375,40 @@ pub(super) fn member_health(member: &Cluster, members: u32) -> Health {
         } else {
             None
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::member::ControlError as Member;
+
+    #[test]
+    fn a_member_that_cannot_take_a_command_now_is_unavailable_with_its_reason() {
+        let io = || std::io::Error::other("disk full");
+        for (e, text) in [
+            (Member::MemberShuttingDown, "the member is shutting down"),
+            (Member::Stopped, "the cluster has stopped"),
+            (
+                Member::StillStopping { job: "j".into() },
+                "job \"j\" is still stopping; submit it again in a moment",
+            ),
+            (
+                Member::KeptJobs {
+                    action: "keep the job in the state folder",
+                    source: io(),
+                },
+                "cannot keep the job in the state folder: disk full",
+            ),
+        ] {
+            match control_error(e) {
+                ControlError::Unavailable(m) => assert_eq!(m, text),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            control_error(Member::NotFound { job: "j".into() }),
+            ControlError::NotFound(j) if j == "j"
+        ));
     }
 }
