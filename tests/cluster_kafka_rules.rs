@@ -279,3 +279,57 @@ fn a_secret_variable_must_be_allowed_and_cannot_also_be_a_plain_one() {
     assert_eq!(code, Some(2), "{log}");
     assert!(log.contains("--job-secret-env only"), "{log}");
 }
+
+#[test]
+fn job_and_agent_files_take_kafka_options_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let agent = d.join("agent.toml");
+    std::fs::write(
+        &agent,
+        format!(
+            "[agent]\nhost = \"h\"\nstate_dir = \"{}\"\nbrokers = \"k:9092\"\ntopic = \"logs\"\n\
+             [agent.options]\n\"sasl.password\" = \"${{TM_TEST_PW}}\"\n\
+             [source]\nkind = \"file\"\ninclude = [\"{}/*.log\"]\n",
+            d.join("state").display(),
+            d.display()
+        ),
+    )
+    .unwrap();
+    let job = d.join("job.toml");
+    std::fs::write(
+        &job,
+        kafka_job(
+            "j",
+            "k:9092",
+            "\"sasl.password\" = \"${TM_TEST_PW}\"",
+            "",
+            "out.jsonl",
+        ),
+    )
+    .unwrap();
+    for file in [&agent, &job] {
+        // Unset: an error naming the variable and the option (so it is expanded,
+        // not handed to librdkafka as the text `${TM_TEST_PW}`).
+        let o = tidemark()
+            .arg("validate")
+            .arg(file)
+            .env_remove("TM_TEST_PW")
+            .output()
+            .unwrap();
+        let t = member::text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(
+            t.contains("TM_TEST_PW") && t.contains("sasl.password"),
+            "{t}"
+        );
+        // Set: valid (`tidemark run` and the agent allow any variable).
+        let o = tidemark()
+            .arg("validate")
+            .arg(file)
+            .env("TM_TEST_PW", "s3cret")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", member::text(&o));
+    }
+}
