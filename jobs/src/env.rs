@@ -23,8 +23,8 @@
 //! Kafka client options may use `${NAME}` too (`"sasl.password" = "${KAFKA_PASSWORD}"`),
 //! so a password need not sit in a job file. A cluster's secret variables
 //! (`--job-secret-env NAME`, [`Env::allowing_with_secrets`]) expand only there, in
-//! the options whose value is a secret ([`Place::SecretOption`], see
-//! [`crate::kafka_options`]): anywhere else (a path, the host label, another option)
+//! the options whose value is a secret ([`Place::SecretOption`], decided by the
+//! kafka options module): anywhere else (a path, the host label, another option)
 //! a job could copy the value into its output, a status or an error.
 
 use std::collections::{BTreeSet, HashMap};
@@ -58,8 +58,8 @@ pub enum Place {
     /// A path, the host label, a kafka option whose value is not a secret: the
     /// value may end up in the job's output, its status or an error.
     Text,
-    /// The value of a kafka option that holds a secret (`sasl.password`, …; see
-    /// [`crate::kafka_options::is_secret_option`]): librdkafka keeps it to itself,
+    /// The value of a kafka option that holds a secret (`sasl.password`, …):
+    /// librdkafka keeps it to itself,
     /// and tidemark never shows it.
     SecretOption,
 }
@@ -387,7 +387,7 @@ impl ExpandError {
             ),
             ExpandErrorKind::SecretOnly(name) => (
                 format!("environment variable `{name}` (used in {what}) is a secret of this cluster: a job may use it only as the value of a kafka password option"),
-                format!("use it as e.g. \"sasl.password\" = \"${{{name}}}\" in [source.options], a kafka sink's options or [agent.options] (the options that take a secret: {}); anywhere else its value could reach the job's output, status or errors", crate::kafka_options::SECRET_OPTIONS.join(", ")),
+                format!("use it as e.g. \"sasl.password\" = \"${{{name}}}\" in [source.options] or a kafka sink's options (the options whose value is a password or a key: docs/kafka.md, Secrets); anywhere else its value could reach the job's output, status or errors"),
             ),
         }
     }
