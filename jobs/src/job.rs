@@ -65,8 +65,9 @@ pub struct Source {
     pub kafka: Option<KafkaSource>,
 }
 
-/// `[source] kind = "kafka"` (docs/kafka.md).
-#[derive(Debug, Clone)]
+/// `[source] kind = "kafka"` (docs/kafka.md). `{:?}` shows no secret option's
+/// value ([`crate::kafka_options::Redacted`]).
+#[derive(Clone)]
 pub struct KafkaSource {
     /// `bootstrap.servers`.
     pub brokers: String,
@@ -84,6 +85,17 @@ pub struct KafkaSource {
     pub stream_retention: std::time::Duration,
     /// A finite run without progress from the brokers this long fails. Default 5m.
     pub broker_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("options", &crate::kafka_options::Redacted(&self.options))
+            .field("group_id", &self.group_id)
+            .finish()
+    }
 }
 
 impl KafkaSource {
@@ -307,8 +319,8 @@ impl Alertmanager {
 }
 
 /// A `kafka` sink's settings, checked. All operational: where the records go
-/// changes no window.
-#[derive(Debug, Clone, PartialEq)]
+/// changes no window. `{:?}` shows no secret option's value.
+#[derive(Clone, PartialEq)]
 pub struct KafkaSinkConfig {
     /// `bootstrap.servers`: `host:port[,host:port…]`, not empty.
     pub brokers: String,
@@ -320,6 +332,17 @@ pub struct KafkaSinkConfig {
     /// Records sent and not yet acknowledged before the sink asks the job to
     /// pause (at least 1).
     pub queue_capacity: usize,
+}
+
+impl std::fmt::Debug for KafkaSinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSinkConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("options", &crate::kafka_options::Redacted(&self.options))
+            .field("queue_capacity", &self.queue_capacity)
+            .finish()
+    }
 }
 
 impl KafkaSinkConfig {
