@@ -94,6 +94,9 @@ impl std::fmt::Debug for KafkaSource {
             .field("topic", &self.topic)
             .field("options", &crate::kafka_options::Redacted(&self.options))
             .field("group_id", &self.group_id)
+            .field("heartbeat_grace", &self.heartbeat_grace)
+            .field("stream_retention", &self.stream_retention)
+            .field("broker_timeout", &self.broker_timeout)
             .finish()
     }
 }
