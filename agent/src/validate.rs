@@ -19,6 +19,8 @@ use crate::filter::Filter;
 
 /// Default `heartbeat_interval`.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Default `group_retention`.
+pub const DEFAULT_GROUP_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Default `max_in_flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 /// librdkafka's default `message.max.bytes`.
@@ -46,6 +48,8 @@ pub struct Agent {
     pub heartbeat_interval: Duration,
     /// Lines sent and not yet acknowledged, at most.
     pub max_in_flight: usize,
+    /// How long a group whose files are all gone is kept.
+    pub group_retention: Duration,
     /// Where `/metrics` is served, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
     /// The files, read as a job reads them (`host` unused).
@@ -130,6 +134,12 @@ pub fn from_str(
         "heartbeat_interval",
         DEFAULT_HEARTBEAT,
     );
+    let group_retention = positive_duration(
+        &mut r,
+        a.group_retention.as_ref(),
+        "group_retention",
+        DEFAULT_GROUP_RETENTION,
+    );
     let max_in_flight = max_in_flight(&mut r, a);
     let metrics_addr = a.metrics_addr.as_ref().and_then(|v| {
         v.get_ref()
@@ -164,6 +174,7 @@ pub fn from_str(
         topic,
         heartbeat,
         max_in_flight,
+        group_retention,
         source,
         filter,
     ) {
@@ -173,6 +184,7 @@ pub fn from_str(
             Some(topic),
             Some(heartbeat_interval),
             Some(max_in_flight),
+            Some(group_retention),
             Some(source),
             Some(filter),
         ) if r.diags.is_empty() => Ok(Agent {
@@ -183,6 +195,7 @@ pub fn from_str(
             options,
             heartbeat_interval,
             max_in_flight,
+            group_retention,
             metrics_addr,
             source,
             filter,
