@@ -77,9 +77,10 @@ impl Shipper<'_> {
             self.known.remove(live);
             self.saved.groups.remove(live);
         }
-        Stats::add(&self.stats.groups_pruned, pruned.len() as u64);
         self.count_groups();
-        self.checkpoint(true)
+        self.checkpoint(true)?;
+        Stats::add(&self.stats.groups_pruned, pruned.len() as u64);
+        Ok(())
     }
 }
 
