@@ -67,7 +67,7 @@ impl Tailer {
         // A copy shorter than the checkpointed offset (the writer appended between
         // the copy and the truncation, and we had read that) resumes at its end:
         // the lines past it are not the ones that followed.
-        let short_copy = matches!(found, Found::Copy)
+        let short_copy = matches!(found, Found::Exact | Found::Copy)
             && at.is_some_and(|(i, start)| !scan[i].gzip && start < r.pos.offset);
         if short_copy || !matches!(found, Found::Exact | Found::Copy) {
             self.counters.discontinuities += 1;

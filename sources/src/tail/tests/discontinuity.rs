@@ -123,3 +123,23 @@ fn truncations_without_a_copy_count_one_each() {
     assert_eq!(read_counted(&mut t, &mut now), counted(&[("after", 2)]));
     assert_eq!(t.counters().truncations, 2);
 }
+
+#[test]
+fn a_copy_shorter_than_the_place_read_counts_one() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("x.log");
+    // A first line longer than the fingerprint (32 bytes): the copy is told by it.
+    let head = format!("{}\n", "h".repeat(40));
+    fs::write(&live, format!("{head}a2\na3\n")).unwrap();
+    let mut now = Instant::now();
+    let mut t = Tailer::new(live.clone(), opts(true), None);
+    read_counted(&mut t, &mut now);
+    let pos = t.position();
+    drop(t);
+    // While stopped: a copytruncate whose copy lacks a3 (appended between the copy
+    // and the truncation), then new lines.
+    fs::write(sib(&live, 1), format!("{head}a2\n")).unwrap();
+    fs::write(&live, b"b1\n").unwrap();
+    let mut t = Tailer::new(live.clone(), opts(true), pos);
+    assert_eq!(read_counted(&mut t, &mut now), counted(&[("b1", 1)]));
+}
