@@ -272,3 +272,43 @@ fn an_agent_that_lost_its_state_numbers_everything_in_a_new_epoch() {
     want.extend(a.lines.iter().cloned());
     assert_eq!(taken_lines(&reader.records), want);
 }
+
+/// A truncation without a copy while the agent runs: the lines after it go under a
+/// new epoch (the agent cannot tell whether the broker holds numbers beyond its
+/// checkpoint), and a consumer takes every line.
+#[test]
+fn a_truncation_while_running_takes_a_new_epoch_and_loses_nothing() {
+    let broker = broker();
+    let setup = Setup::new();
+    let logs = setup.logs();
+    let mut a = Log::new(&logs, "a");
+    a.write(10);
+    let config = setup.config(&broker, "");
+    let mut agent = Agent::start(&config);
+    let mut reader = Reader::new(&broker);
+    reader.until("lines 1..=10", |r| taken_lines(r).len() >= 10);
+    let mut want = std::mem::take(&mut a.lines);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&a.path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    a.name = "a-after".to_string();
+    a.write(5);
+    want.extend(a.lines.iter().cloned());
+    reader.until("the 5 lines after the truncation", |r| {
+        taken_lines(r).len() >= 15
+    });
+    reader.poll(Duration::from_millis(500));
+    assert_eq!(agent.metric("new_epochs_total"), 1, "{}", agent.log());
+    assert_eq!(agent.metric("truncations_total"), 1);
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log());
+    assert_eq!(taken_lines(&reader.records), want);
+    assert_eq!(epochs_of(&reader.records).len(), 2);
+    assert!(
+        agent.log().contains("new epoch"),
+        "the new epoch is warned:\n{}",
+        agent.log()
+    );
+}
