@@ -30,6 +30,10 @@ use crate::producer::{Ack, Sender};
 use crate::state::{Checkpoint, GroupCheckpoint, StateDir};
 use crate::stats::Stats;
 use crate::validate::Agent;
+use epoch::send_line;
+
+mod epoch;
+mod prune;
 
 /// How often the include globs are evaluated again.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
@@ -493,9 +497,5 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-mod epoch;
-mod prune;
 #[cfg(test)]
 mod tests;
-
-use epoch::send_line;

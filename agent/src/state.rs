@@ -6,7 +6,8 @@
 //! instruction leaves either the old checkpoint or the new one. A checkpoint never
 //! names a line the broker has not acknowledged ([`crate::group`]): after a restart
 //! the lines after it are sent again with the same sequence numbers, and a consumer
-//! drops those it already has.
+//! drops those it already has — or, if the files no longer continue there, under a
+//! new epoch ([`crate::group`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
