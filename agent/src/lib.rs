@@ -9,10 +9,10 @@
 //! a discontinuity of the files (a resume miss, a truncation without a copy) are
 //! numbered in a new epoch instead, checkpointed before any is sent
 //! ([`group`]); groups whose files are gone are forgotten after
-//! `group_retention` ([`run`]).
+//! `group_retention` ([`run`](mod@run)).
 //!
 //! - [`config`]: the agent file as written; [`validate`]: checked into an [`Agent`];
-//! - [`run`]: the loop (discovery, reading, producing, delivery reports, heartbeats,
+//! - [`run`](mod@run): the loop (discovery, reading, producing, delivery reports, heartbeats,
 //!   checkpoints); [`group`]: one group's sequence and lines in flight;
 //! - [`state`]: the checkpoint file; [`filter`]; [`stats`]: `/metrics`.
 //!

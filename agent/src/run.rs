@@ -4,8 +4,8 @@
 //!
 //! Each turn: take the delivery reports (acknowledged lines advance their group's
 //! checkpointable place), look for new groups and forget long-gone ones when due
-//! ([`prune`]), give a new epoch to groups whose files had a discontinuity
-//! ([`epoch`]), read the groups round-robin while fewer than `max_in_flight` lines
+//! (`run/prune.rs`), give a new epoch to groups whose files had a discontinuity
+//! (`run/epoch.rs`), read the groups round-robin while fewer than `max_in_flight` lines
 //! are in flight (a read stops at the line that fills the bound: the rest stays in
 //! the file source's buffer, its position exact), send heartbeats for idle groups,
 //! write the checkpoint once a second when it changed, then wait for reports or the
