@@ -312,3 +312,40 @@ fn a_truncation_while_running_takes_a_new_epoch_and_loses_nothing() {
         agent.log()
     );
 }
+
+/// A restart after `kill -9` under a changed `[filter]`: the lines after the
+/// checkpoint would take other numbers than the copies on the broker (line 13
+/// would be 12, …, and the new lines would reuse numbers of old ones). They go
+/// under a new epoch instead: the consumer takes every new line (and the resent
+/// ones again, as documented), drops none.
+#[test]
+fn a_changed_filter_after_acked_but_uncheckpointed_lines_takes_a_new_epoch() {
+    let broker = broker();
+    let setup = Setup::new();
+    let (config, mut reader, mut a) = acked_but_uncheckpointed(&setup, &broker, "");
+    let text = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        format!("{text}\n[filter]\nexclude = [\"a line 12 \"]\n"),
+    )
+    .unwrap();
+    let old = a.lines.len();
+    a.write(5);
+    let new: Vec<String> = a.lines[old..].to_vec();
+    let mut agent = Agent::start(&config);
+    let sent_before = reader.line_records();
+    // 11, 13..=20 again, and 21..=25.
+    reader.until("the resent and new lines", |r| {
+        r.iter().filter(|x| matches!(x, Rec::Line { .. })).count() >= sent_before + 14
+    });
+    reader.poll(Duration::from_millis(500));
+    let new_epochs = agent.metric("new_epochs_total");
+    let _ = agent.stop();
+    let got = taken_lines(&reader.records);
+    for line in &new {
+        assert!(got.contains(line), "{line} was dropped; taken: {got:?}");
+    }
+    assert_eq!(&got[..20], &a.lines[..20]);
+    assert_eq!(epochs_of(&reader.records).len(), 2);
+    assert_eq!(new_epochs, 1, "{}", agent.log());
+}

@@ -107,6 +107,9 @@ pub struct Ship {
     discontinuities: u64,
     /// See [`Numbering`].
     pub numbering: Numbering,
+    /// The numbering settings' hash ([`crate::validate::numbering`]), kept with
+    /// the epoch in the checkpoint.
+    settings: u64,
 }
 
 impl Ship {
@@ -161,8 +164,15 @@ impl Ship {
 }
 
 impl Group {
-    /// A group resuming from `cp` (sequence `cp.seq`, reading at `cp.position`).
-    pub fn new(live: PathBuf, host: &str, cp: &GroupCheckpoint, tailer: Tailer) -> Group {
+    /// A group resuming from `cp` (sequence `cp.seq`, reading at `cp.position`),
+    /// numbering lines under the settings hashed as `settings`.
+    pub fn new(
+        live: PathBuf,
+        host: &str,
+        cp: &GroupCheckpoint,
+        settings: u64,
+        tailer: Tailer,
+    ) -> Group {
         let id = GroupId {
             host: host.to_string(),
             group: live.to_string_lossy().into_owned(),
@@ -179,6 +189,7 @@ impl Group {
                 pending: VecDeque::new(),
                 discontinuities,
                 numbering: Numbering::Continuing,
+                settings,
             },
             live,
             tailer,
@@ -308,6 +319,7 @@ impl Group {
             partition: ship.partition,
             seq: ship.acked_seq,
             position,
+            numbering: Some(ship.settings),
         })
     }
 }
@@ -337,10 +349,11 @@ mod tests {
             partition: 0,
             seq,
             position: None,
+            numbering: None,
         };
         let live = PathBuf::from("/nonexistent/a.log");
         let tailer = Tailer::new(live.clone(), TailOptions::default(), None);
-        Group::new(live, "h", &cp, tailer)
+        Group::new(live, "h", &cp, 1, tailer)
     }
 
     #[test]

@@ -240,7 +240,30 @@ impl Shipper<'_> {
             if !self.known.insert(g.live.clone()) {
                 continue;
             }
+            let settings = self.agent.numbering;
             let cp = match self.saved.groups.get(&g.live) {
+                Some(cp) if cp.numbering.is_some_and(|n| n != settings) => {
+                    // The lines after the checkpoint would be numbered otherwise
+                    // than the copies the broker may hold: a new epoch (written
+                    // below, before any line is sent).
+                    let epoch = draw_epoch(Some(cp.epoch))?;
+                    Stats::add(&self.stats.new_epochs, 1);
+                    tracing::warn!(
+                        "{}: [filter] or max_line_bytes changed since the checkpoint; the \
+                         lines after line {} of epoch {:016x} are numbered in a new epoch \
+                         {epoch:016x}, so that none is taken for another's copy (lines the \
+                         broker already had after the checkpoint are sent again)",
+                        EscapedPath(&g.live),
+                        cp.seq,
+                        cp.epoch,
+                    );
+                    GroupCheckpoint {
+                        epoch,
+                        seq: 0,
+                        numbering: Some(settings),
+                        ..cp.clone()
+                    }
+                }
                 Some(cp) => cp.clone(),
                 None => {
                     let epoch = draw_epoch(None)?;
@@ -255,6 +278,7 @@ impl Shipper<'_> {
                         partition: partition_for(&key, partitions),
                         seq: 0,
                         position: None,
+                        numbering: Some(settings),
                     }
                 }
             };
@@ -265,7 +289,7 @@ impl Shipper<'_> {
                 cp.seq + 1
             );
             let tailer = Tailer::new(g.live.clone(), self.tail_options(), cp.position.clone());
-            let group = Group::new(g.live.clone(), &self.agent.host, &cp, tailer);
+            let group = Group::new(g.live.clone(), &self.agent.host, &cp, settings, tailer);
             match self.groups.iter_mut().find(|slot| slot.is_none()) {
                 Some(slot) => *slot = Some(group),
                 None => self.groups.push(Some(group)),

@@ -48,6 +48,11 @@ pub struct GroupCheckpoint {
     pub seq: u64,
     /// Where the line after it starts (`None`: the group's oldest file, from 0).
     pub position: Option<Position>,
+    /// The numbering settings the epoch's lines were numbered under
+    /// ([`crate::validate::numbering`]); `None` in a checkpoint written before
+    /// they were kept (taken as unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numbering: Option<u64>,
 }
 
 /// The checkpoint cannot be read or written.
@@ -202,6 +207,7 @@ mod tests {
                 partition: 2,
                 seq: 41,
                 position: None,
+                numbering: Some(3),
             },
         );
         state.save(&cp).unwrap();

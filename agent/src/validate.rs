@@ -56,6 +56,9 @@ pub struct Agent {
     pub source: Source,
     /// Which lines are sent.
     pub filter: Filter,
+    /// A hash of what decides which lines take sequence numbers: `[filter]` and
+    /// `max_line_bytes` (see [`numbering`]).
+    pub numbering: u64,
 }
 
 /// Whether `text` is an agent file (it has a top-level `[agent]` table) rather than
@@ -168,6 +171,10 @@ pub fn from_str(
         Some(f) => check_filter(&mut r, f.get_ref()),
         None => Some(Filter::default()),
     };
+    let numbering = numbering(
+        file.filter.as_ref().map(Spanned::get_ref),
+        source.as_ref().map_or(0, |s| s.max_line_bytes),
+    );
     match (
         host,
         state_dir,
@@ -199,6 +206,7 @@ pub fn from_str(
             metrics_addr,
             source,
             filter,
+            numbering,
         }),
         _ => {
             if r.diags.is_empty() {
@@ -398,6 +406,31 @@ fn record_fits(r: &mut Report<'_>, a: &AgentTable, max_line: u64) {
             ),
         );
     }
+}
+
+/// A hash of the settings that decide which lines take sequence numbers: the
+/// filter's lists (a line left out takes none) and `max_line_bytes` (a longer line
+/// is skipped). The checkpoint keeps it per group: a restart under other settings
+/// would number the lines after the checkpoint differently from the copies the
+/// broker may hold, so it starts a new epoch instead. FNV-1a over length-prefixed
+/// fields: stable across builds, unlike std's hasher.
+pub fn numbering(filter: Option<&FilterFile>, max_line_bytes: usize) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    let mut field = |bytes: &[u8]| {
+        h.write(&(bytes.len() as u64).to_le_bytes());
+        h.write(bytes);
+    };
+    field(&(max_line_bytes as u64).to_le_bytes());
+    let default = FilterFile::default();
+    let f = filter.unwrap_or(&default);
+    for list in [&f.include, &f.include_regex, &f.exclude, &f.exclude_regex] {
+        field(&(list.len() as u64).to_le_bytes());
+        for v in list {
+            field(v.get_ref().as_bytes());
+        }
+    }
+    h.finish()
 }
 
 fn check_filter(r: &mut Report<'_>, f: &FilterFile) -> Option<Filter> {

@@ -134,3 +134,29 @@ fn group_retention_must_be_a_positive_duration() {
         assert!(errors(&text).contains("group_retention"), "{bad}");
     }
 }
+
+#[test]
+fn the_numbering_hash_changes_with_the_filter_and_max_line_bytes_only() {
+    let base = check(GOOD).unwrap().numbering;
+    assert_eq!(check(GOOD).unwrap().numbering, base, "stable");
+    let filtered = format!("{GOOD}\n[filter]\nexclude = [\"x\"]\n");
+    let other = format!("{GOOD}\n[filter]\nexclude = [\"y\"]\n");
+    let moved = format!("{GOOD}\n[filter]\ninclude = [\"x\"]\n");
+    let longer = format!("{GOOD}max_line_bytes = \"64KiB\"\n");
+    let hashes: Vec<u64> = [&filtered, &other, &moved, &longer]
+        .iter()
+        .map(|t| check(t).unwrap().numbering)
+        .collect();
+    for (i, h) in hashes.iter().enumerate() {
+        assert_ne!(*h, base, "{i}");
+        for h2 in &hashes[i + 1..] {
+            assert_ne!(h, h2);
+        }
+    }
+    // What does not change numbering does not change it.
+    let beat = GOOD.replace(
+        "topic = \"logs\"",
+        "topic = \"logs\"\nheartbeat_interval = \"1s\"",
+    );
+    assert_eq!(check(&beat).unwrap().numbering, base);
+}
