@@ -294,6 +294,14 @@ fn a_truncation_while_running_takes_a_new_epoch_and_loses_nothing() {
         .unwrap()
         .set_len(0)
         .unwrap();
+    // Noticed, but no line after it yet: no epoch drawn (it starts at that line).
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while agent.metric("truncations_total") < 1 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(agent.metric("new_epochs_total"), 0, "{}", agent.log());
     a.name = "a-after".to_string();
     a.write(5);
     want.extend(a.lines.iter().cloned());

@@ -14,8 +14,9 @@
 //! source reports a discontinuity ([`TailCounters::discontinuities`]: a resume
 //! miss, a truncation without a copy, …) the lines after it must never take the
 //! epoch's next numbers: a consumer would drop them as resends. The group's
-//! [`Numbering`] then stops sending, waits for its lines in flight, draws a new
-//! epoch, and sends nothing of it until a checkpoint naming it is written — a
+//! [`Numbering`] then stops sending, holds the first line after the discontinuity,
+//! waits for its lines in flight, draws a new epoch starting at that line, and
+//! sends nothing of it until a checkpoint naming it is written — a
 //! `kill -9` at any instruction leaves either the old epoch at a place before the
 //! discontinuity (found again on restart) or the new one.
 //!
@@ -55,7 +56,11 @@ pub enum Numbering {
     /// They may: every line since the epoch began continues the one before.
     Continuing,
     /// The file source reported a discontinuity: nothing more is sent in this
-    /// epoch. Waits for the lines in flight, then a new epoch is drawn.
+    /// epoch. Reading goes on until the first line after it (held), then waits
+    /// for the lines in flight; then a new epoch is drawn, starting at that line.
+    /// (Not before: the tailer's position may still name the place before the
+    /// discontinuity, and a new epoch checkpointed there could, after a restart
+    /// that finds that place again, number other lines than the ones it sent.)
     Broken {
         /// Lines read after it (at most a few: reading stops at the first).
         held: VecDeque<Held>,
@@ -63,7 +68,7 @@ pub enum Numbering {
     /// A new epoch was drawn; nothing of it is sent before a checkpoint naming it
     /// is written (`saved`).
     Drawn {
-        /// Lines to send first in it.
+        /// Lines to send first in it (never empty: the first is where it starts).
         held: VecDeque<Held>,
         /// A checkpoint naming the epoch was written.
         saved: bool,
@@ -229,19 +234,26 @@ impl Group {
         self.ship.pending.len()
     }
 
-    /// Whether its lines may be read and sent now.
+    /// Whether it may read now: its epoch continues, or is broken and waits for
+    /// the first line after the discontinuity (which the read holds).
     pub fn reading(&self) -> bool {
-        matches!(self.ship.numbering, Numbering::Continuing)
+        match &self.ship.numbering {
+            Numbering::Continuing => true,
+            Numbering::Broken { held } => held.is_empty(),
+            Numbering::Drawn { .. } => false,
+        }
     }
 
-    /// At the end of its files with every line acknowledged: it may send a heartbeat.
+    /// At the end of its files with every line acknowledged: it may send a
+    /// heartbeat (of its epoch's last line: true of a broken epoch too).
     pub fn is_idle(&self) -> bool {
         self.ship.pending.is_empty() && self.status == ReadStatus::Idle && self.reading()
     }
 
-    /// A broken epoch with nothing in flight: starts `epoch` (sequence from 0),
-    /// to be checkpointed before anything of it is sent. Returns the epoch left, or
-    /// `None` if the group is not waiting for one.
+    /// A broken epoch with a line held and nothing in flight: starts `epoch`
+    /// (sequence from 0) at the held line, to be checkpointed before anything of
+    /// it is sent. Returns the epoch left, or `None` if the group is not ready
+    /// for one.
     pub fn draw_epoch(&mut self, epoch: u64) -> Option<u64> {
         if !self.ship.pending.is_empty() {
             return None;
@@ -250,12 +262,9 @@ impl Group {
         let Numbering::Broken { held } = &mut ship.numbering else {
             return None;
         };
+        let first = held.front()?.discontinuities;
         let held = std::mem::take(held);
-        ship.discontinuities = held
-            .front()
-            .map_or(self.tailer.counters().discontinuities, |h| {
-                h.discontinuities
-            });
+        ship.discontinuities = first;
         let old = std::mem::replace(&mut ship.id.epoch, epoch);
         ship.sent_seq = 0;
         ship.acked_seq = 0;
@@ -308,10 +317,7 @@ impl Group {
             {
                 self.tailer.position()
             }
-            (Numbering::Drawn { held, .. }, None) => match held.front() {
-                Some(h) => Some(h.start.clone()),
-                None => self.tailer.position(),
-            },
+            (Numbering::Drawn { held, .. }, None) => Some(held.front()?.start.clone()),
             (Numbering::Continuing | Numbering::Broken { .. }, None) => return None,
         };
         Some(GroupCheckpoint {
@@ -418,16 +424,28 @@ mod tests {
     }
 
     #[test]
-    fn a_discontinuity_without_a_line_after_it_breaks_the_epoch_too() {
+    fn a_discontinuity_without_a_line_after_it_breaks_the_epoch_until_one_comes() {
         let mut g = group(3);
         g.ship.note_discontinuities(0);
-        assert!(g.reading(), "no discontinuity");
+        assert!(matches!(g.ship.numbering, Numbering::Continuing));
         g.ship.note_discontinuities(2);
-        assert!(!g.reading());
+        assert!(matches!(g.ship.numbering, Numbering::Broken { .. }));
+        // Reads on to find the first line after it; no place to checkpoint, no
+        // epoch before that line.
+        assert!(g.reading());
         assert_eq!(g.checkpoint(), None);
+        assert_eq!(g.draw_epoch(5), None);
+        assert!(!g.ship.continues(2));
+        g.ship.hold(&pos(7), b"first", 2);
+        assert!(!g.reading());
         assert_eq!(g.draw_epoch(5), Some(9));
+        let cp = g.checkpoint().unwrap();
+        assert_eq!(
+            (cp.epoch, cp.seq, cp.position.map(|p| p.offset)),
+            (5, 0, Some(7))
+        );
         g.saved();
-        assert_eq!(g.release().map(|h| h.len()), Some(0));
+        assert_eq!(g.release().map(|h| h.len()), Some(1));
         assert!(g.reading());
     }
 

@@ -20,7 +20,8 @@ impl Shipper<'_> {
     pub(super) fn settle(&mut self) -> Result<(), AgentError> {
         let mut drawn = false;
         for g in self.groups.iter_mut().flatten() {
-            if !matches!(g.ship.numbering, Numbering::Broken { .. }) || g.in_flight() > 0 {
+            let ready = matches!(&g.ship.numbering, Numbering::Broken { held } if !held.is_empty());
+            if !ready || g.in_flight() > 0 {
                 continue;
             }
             let epoch = draw_epoch(Some(g.ship.id.epoch))?;
@@ -33,8 +34,7 @@ impl Shipper<'_> {
             let from = match &g.ship.numbering {
                 Numbering::Drawn { held, .. } => held.front().map(|h| h.start.clone()),
                 _ => None,
-            }
-            .or_else(|| g.tailer.position());
+            };
             tracing::warn!(
                 "{}: its lines no longer continue the ones sent (the file source reported \
                  a discontinuity: see its warning). They are numbered in a new epoch \
