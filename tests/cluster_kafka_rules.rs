@@ -333,3 +333,77 @@ fn job_and_agent_files_take_kafka_options_from_the_environment() {
         assert!(o.status.success(), "{}", member::text(&o));
     }
 }
+
+/// Review R15d: librdkafka quotes *part* of `sasl.oauthbearer.config` when it cannot
+/// build the unsecured token from it ("non-integral 'lifeSeconds=': VALUE",
+/// "Unrecognized sasl.oauthbearer.config beginning at: REST"). The option is one
+/// where a `--job-secret-env` variable expands, and [`redact`] only replaces the
+/// option's whole value, so a submitted job can make the member print the secret:
+/// in the job's `last_error` (kafka sink: an authentication error fails the job)
+/// and in the member's log (source and sink).
+#[test]
+fn a_secret_variable_in_the_oauthbearer_config_is_never_shown() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 1);
+    broker.create_topic("out", 1);
+    let s = Setup::new();
+    let secret = format!("canary-{:x}", rand_suffix());
+    let mut m = s.start(
+        &[
+            "--allow-kafka-brokers",
+            &broker.bootstrap(),
+            "--job-secret-env",
+            "KAFKA_PASSWORD",
+        ],
+        &[("KAFKA_PASSWORD", secret.as_str())],
+    );
+    let token = member_token(&s.state).unwrap();
+    let oauth = r#""security.protocol" = "sasl_plaintext", "sasl.mechanisms" = "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt" = "true", "sasl.oauthbearer.config" = "principal=tm lifeSeconds=${KAFKA_PASSWORD}""#;
+    // A file job (the member reads s.logs) writing to a kafka sink with those options.
+    let job = format!(
+        r#"name = "o"
+[source]
+kind = "file"
+include = ["{}"]
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "kafka"
+brokers = "{}"
+topic = "out"
+series = "hosts"
+options = {{ {oauth} }}
+"#,
+        s.include(),
+        broker.bootstrap()
+    );
+    let (code, body) = submit(&m, &s.state, &job);
+    assert!((200..300).contains(&code), "{code} {body}");
+    assert!(!body.contains(&secret), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        let (_, status) = http(&m.api, "GET", "/jobs/o", Some(&token), "");
+        seen = format!("{status}\n--- log:\n{}", m.log());
+        if status.contains("\"failed\"") || seen.contains("OAUTHBEARER") {
+            std::thread::sleep(Duration::from_secs(2));
+            let (_, status) = http(&m.api, "GET", "/jobs/o", Some(&token), "");
+            seen = format!("{status}\n--- log:\n{}", m.log());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        seen.contains("OAUTHBEARER"),
+        "librdkafka never said why the token failed:\n{seen}"
+    );
+    m.terminate();
+    assert!(
+        !seen.contains(&secret),
+        "the secret's value in the job's status or the member's log:\n{seen}"
+    );
+}
