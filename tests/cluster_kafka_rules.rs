@@ -407,3 +407,68 @@ options = {{ {oauth} }}
         "the secret's value in the job's status or the member's log:\n{seen}"
     );
 }
+
+/// Review R15d: a `$` in a password written in the file (`"pa$Zq9xK"`, valid before
+/// `${NAME}` expansion came to options) is now an error — fine, and the message says
+/// `$$` — but its hint quotes the text after the `$`, a piece of the password:
+/// ``write `${Zq9xK}` to use an environment variable``. `validate` prints it, the
+/// agent logs it at start, a member returns it in the 400. The redaction rule of
+/// this change is that a secret option's value is never shown, even one written in
+/// the file.
+#[test]
+fn a_dollar_in_a_written_password_is_refused_without_quoting_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = d.join("job.toml");
+    std::fs::write(
+        &job,
+        kafka_job(
+            "j",
+            "k:9092",
+            "\"sasl.password\" = \"pa$Zq9xK\"",
+            "",
+            "out.jsonl",
+        ),
+    )
+    .unwrap();
+    let agent = d.join("agent.toml");
+    std::fs::write(
+        &agent,
+        format!(
+            "[agent]\nhost = \"h\"\nstate_dir = \"{}\"\nbrokers = \"k:9092\"\ntopic = \"logs\"\n\
+             [agent.options]\n\"sasl.password\" = \"pa${{Zq-9xK}}\"\n\
+             [source]\nkind = \"file\"\ninclude = [\"{}/*.log\"]\n",
+            d.join("state").display(),
+            d.display()
+        ),
+    )
+    .unwrap();
+    for file in [&job, &agent] {
+        let o = tidemark().arg("validate").arg(file).output().unwrap();
+        let t = member::text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains("sasl.password") && t.contains("$$"), "{t}");
+        assert!(
+            !t.contains("Zq9xK") && !t.contains("Zq-9xK"),
+            "a piece of the password in the error:\n{t}"
+        );
+    }
+}
+
+/// Review R15d: `kafka:9092` and `kafka.:9092` are different DNS names — the first
+/// is resolved through the member's search domains (in Kubernetes:
+/// `kafka.<namespace>.svc.cluster.local` first), the second is the absolute name
+/// `kafka.` — but the allow-list takes them as one (it trims trailing dots). The
+/// same for `kafka-1.corp` (relative) against `kafka-1.corp.` (absolute): the job
+/// chooses which one librdkafka resolves.
+#[test]
+fn an_absolute_broker_name_is_not_the_allowed_relative_one() {
+    let s = Setup::new();
+    let m = s.start(&["--allow-kafka-brokers", "kafka:9092"], &[]);
+    let (code, body) = submit(
+        &m,
+        &s.state,
+        &kafka_job("dot", "kafka.:9092", "", "", &s.sink("dot")),
+    );
+    assert_eq!(code, 400, "kafka.:9092 accepted under kafka:9092: {body}");
+}
