@@ -472,3 +472,51 @@ fn an_absolute_broker_name_is_not_the_allowed_relative_one() {
     );
     assert_eq!(code, 400, "kafka.:9092 accepted under kafka:9092: {body}");
 }
+
+/// Review R15d (pre-existing, found on the way): a kafka sink's options are checked
+/// for its producer only, one at a time, but the sink also builds its read-back
+/// consumer from them (`client_config(Role::Consumer, ..)`), which refuses the
+/// consumer's fixed settings. A sink option such as `enable.partition.eof` passes
+/// `validate` and the submit (201), and the job then fails when its sink opens.
+#[test]
+fn a_kafka_sink_option_its_read_back_consumer_refuses_is_refused_at_submit() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 1);
+    broker.create_topic("out", 1);
+    let s = Setup::new();
+    let m = s.start(&["--allow-kafka-brokers", &broker.bootstrap()], &[]);
+    let token = member_token(&s.state).unwrap();
+    let job = format!(
+        r#"name = "eof"
+[source]
+kind = "file"
+include = ["{}"]
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "kafka"
+brokers = "{}"
+topic = "out"
+series = "hosts"
+options = {{ "enable.partition.eof" = "false" }}
+"#,
+        s.include(),
+        broker.bootstrap()
+    );
+    let (code, body) = submit(&m, &s.state, &job);
+    if (200..300).contains(&code) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut status = String::new();
+        while Instant::now() < deadline && !status.contains("\"failed\"") {
+            std::thread::sleep(Duration::from_millis(200));
+            status = http(&m.api, "GET", "/jobs/eof", Some(&token), "").1;
+        }
+        panic!("accepted ({code}), then:\n{status}");
+    }
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("enable.partition.eof"), "{body}");
+}
