@@ -29,8 +29,8 @@ const LIBRDKAFKA_QUEUE_MAX: u64 = 100_000;
 /// header; a path is at most 4 KiB).
 const RECORD_OVERHEAD: u64 = 16 * 1024;
 
-/// A checked agent file.
-#[derive(Debug, Clone)]
+/// A checked agent file. `{:?}` shows the secret options' values as `[redacted]`.
+#[derive(Clone)]
 pub struct Agent {
     /// The host every record carries.
     pub host: String,
@@ -52,6 +52,26 @@ pub struct Agent {
     pub source: Source,
     /// Which lines are sent.
     pub filter: Filter,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("host", &self.host)
+            .field("state_dir", &self.state_dir)
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field(
+                "options",
+                &tidemark_jobs::kafka_options::Redacted(&self.options),
+            )
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("metrics_addr", &self.metrics_addr)
+            .field("source", &self.source)
+            .field("filter", &self.filter)
+            .finish()
+    }
 }
 
 /// Whether `text` is an agent file (it has a top-level `[agent]` table) rather than
@@ -154,7 +174,13 @@ pub fn from_str(
                 for e in errors {
                     r.on(
                         v,
-                        format!("options.{k}: {}", expand_problem(&e.kind)),
+                        format!(
+                            "options.{k}: {}",
+                            expand_problem(
+                                &e.kind,
+                                tidemark_jobs::kafka_options::is_secret_option(k)
+                            )
+                        ),
                         "`${NAME}` is an environment variable and `$$` a literal `$`",
                     );
                 }
@@ -286,7 +312,7 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
             for e in errors {
                 r.on(
                     v,
-                    format!("{key}: {}", expand_problem(&e.kind)),
+                    format!("{key}: {}", expand_problem(&e.kind, false)),
                     "`${NAME}` is an environment variable and `$$` a literal `$`",
                 );
             }
@@ -295,8 +321,13 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
     }
 }
 
-fn expand_problem(kind: &ExpandErrorKind) -> String {
+/// What is wrong with one `$`; `secret`: the value is a secret option's, so no piece
+/// of it (a bad `${...}` name) is quoted.
+fn expand_problem(kind: &ExpandErrorKind, secret: bool) -> String {
     match kind {
+        ExpandErrorKind::BadName(_) if secret => {
+            "a `${...}` that is not a variable name (the value is a secret: not shown)".to_string()
+        }
         ExpandErrorKind::Unterminated => "`${` without a closing `}`".to_string(),
         ExpandErrorKind::EmptyName => "`${}` names no variable".to_string(),
         ExpandErrorKind::BadName(n) => format!("`${{{n}}}` is not a variable name"),

@@ -120,3 +120,17 @@ fn the_source_is_checked_as_a_jobs() {
     let e = errors(&GOOD.replace("include = [\"logs/*.log\"]", "include = []"));
     assert!(e.contains("`include` is empty"), "{e}");
 }
+
+#[test]
+fn debug_output_never_shows_a_secret_option() {
+    let text = GOOD.replace(
+        "topic = \"logs\"",
+        "topic = \"logs\"\n[agent.options]\n\"sasl.password\" = \"hunter2-pw\"\n\"linger.ms\" = \"5\"",
+    );
+    let shown = format!("{:?}", check(&text).unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("[redacted]") && shown.contains("\"linger.ms\": \"5\""),
+        "{shown}"
+    );
+}
