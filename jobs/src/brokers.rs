@@ -9,14 +9,17 @@
 //!
 //! Brokers are compared as librdkafka reads `bootstrap.servers`: entries separated by
 //! commas, each `[PROTOCOL://]host[:port]` (port 9092 when left out), host names
-//! without case, IPv6 addresses in brackets. Names are not resolved: an allowed name
+//! without case, IPv6 addresses in brackets, trailing dots kept (`kafka.` is the
+//! absolute name, `kafka` a relative one). Names are not resolved: an allowed name
 //! is allowed whatever it resolves to. librdkafka then also connects to the brokers
 //! the allowed ones advertise in their metadata (the rest of the Kafka cluster),
 //! which is the allowed cluster's choice.
 //!
 //! The one option that would make librdkafka reach another address than a broker,
 //! `sasl.oauthbearer.token.endpoint.url` (OIDC), is refused at validation already:
-//! librdkafka is built here without libcurl (a test pins it).
+//! librdkafka is built here without libcurl (a test pins it). `client.dns.lookup =
+//! resolve_canonical_bootstrap_servers_only` would make it connect to the names an
+//! allowed broker's addresses resolve back to: [`check_kafka_brokers`] refuses it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
