@@ -172,9 +172,10 @@ pub fn file_source<'scope>(
                     let batch = ready.entry(t).or_default();
                     batch.push(p);
                     if batch.len() >= EMIT_BATCH {
-                        output
-                            .session(&held.delayed(&t))
-                            .give_iterator(batch.drain(..));
+                        // Handed on as the `Vec` it is: pushed one by one, each
+                        // partial would be moved again into the builder's batches.
+                        let mut full = std::mem::take(batch);
+                        output.session(&held.delayed(&t)).give_container(&mut full);
                     }
                 });
                 g.publish();
@@ -185,10 +186,10 @@ pub fn file_source<'scope>(
             if reached != WindowTime::MIN {
                 input_end.raise(reached as EventMs);
             }
-            for (t, parts) in ready {
+            for (t, mut parts) in ready {
                 if !parts.is_empty() {
                     let c = held.delayed(&t);
-                    output.session(&c).give_iterator(parts.into_iter());
+                    output.session(&c).give_container(&mut parts);
                 }
             }
             let open = groups.first_open(wall_ms);
