@@ -174,7 +174,8 @@ pub fn file_source<'scope>(
                     if batch.len() >= EMIT_BATCH {
                         // Handed on as the `Vec` it is: pushed one by one, each
                         // partial would be moved again into the builder's batches.
-                        let mut full = std::mem::take(batch);
+                        // The next batch of a window this large is as large.
+                        let mut full = std::mem::replace(batch, Vec::with_capacity(EMIT_BATCH));
                         output.session(&held.delayed(&t)).give_container(&mut full);
                     }
                 });
