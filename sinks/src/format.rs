@@ -209,13 +209,25 @@ pub fn jsonl_rest<O: Out>(s: &Series, out: &mut O) {
     // The labels' encoding is as long as their text plus 4 bytes per part:
     // room for the quotes, `:` and `,` of every pair.
     out.room(s.labels.encoded_len() + 32);
+    // Each pair `"k":"v"` with its separators in as few appends as may be:
+    // `"`, k, `":"`, v and `"` when both are plain (most pairs).
     for (i, (k, v)) in s.labels.byte_pairs().enumerate() {
-        if i > 0 {
-            out.put(",");
+        let sep = if i > 0 { "," } else { "" };
+        match (plain_ascii(k), plain_ascii(v)) {
+            (true, true) => {
+                out.put(if i > 0 { ",\"" } else { "\"" });
+                out.put_ascii(k);
+                out.put("\":\"");
+                out.put_ascii(v);
+                out.put("\"");
+            }
+            _ => {
+                out.put(sep);
+                json_part(k, out);
+                out.put(":");
+                json_part(v, out);
+            }
         }
-        json_part(k, out);
-        out.put(":");
-        json_part(v, out);
     }
     out.put("},\"value\":");
     value(s.value, out);
