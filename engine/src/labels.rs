@@ -88,6 +88,35 @@ impl Labels {
         Labels::owned(buf)
     }
 
+    /// The pairs whose name `keep` accepts, in a buffer of their own: each kept
+    /// pair's encoding copied as it is (what [`Labels::from_sorted`] of them
+    /// gives, without reading them as text first). A part that is not UTF-8
+    /// (only a damaged key from another process gives one) is written as
+    /// [`Labels::iter`] reads it: empty.
+    pub(crate) fn select(&self, mut keep: impl FnMut(&str) -> bool) -> Labels {
+        fn part_text(p: &[u8]) -> &str {
+            std::str::from_utf8(p).unwrap_or_default()
+        }
+        let mut len = 0;
+        for (k, v) in self.byte_pairs() {
+            if keep(part_text(k)) {
+                len += 8 + k.len() + v.len();
+            }
+        }
+        if len == 0 {
+            return Labels::default();
+        }
+        let mut buf = Vec::with_capacity(len);
+        for (k, v) in self.byte_pairs() {
+            let k = part_text(k);
+            if keep(k) {
+                push_key_part(&mut buf, k);
+                push_key_part(&mut buf, part_text(v));
+            }
+        }
+        Labels::owned(buf)
+    }
+
     /// A host series' labels from its series key, in a buffer of their own
     /// (see [`write_from_key`]; a window's are made by [`Labels::for_keys`]).
     #[cfg(test)]
@@ -378,6 +407,35 @@ mod tests {
                 p.iter().find(|(k, _)| *k == "c").map(|(_, v)| *v)
             );
         }
+    }
+
+    /// The pairs a rule keeps, copied as bytes, are the labels made from
+    /// those pairs as text, for every subset of names (none, some, all).
+    #[test]
+    fn selected_pairs_are_the_labels_of_those_pairs() {
+        let long = "v".repeat(300);
+        let labels = Labels::from_pairs(&[
+            ("host", "web-1"),
+            ("status", "200"),
+            ("method", "\u{e9}\""),
+            ("path", long.as_str()),
+            ("empty", ""),
+        ]);
+        let names: Vec<&str> = labels.iter().map(|(k, _)| k).collect();
+        for mask in 0..(1u32 << names.len()) {
+            let kept = |k: &str| {
+                names
+                    .iter()
+                    .position(|n| *n == k)
+                    .is_some_and(|i| mask >> i & 1 == 1)
+            };
+            let got = labels.select(kept);
+            let want = Labels::from_sorted(labels.iter().filter(|(k, _)| kept(k)));
+            assert_eq!(got, want, "mask {mask:b}");
+            assert_eq!(got.to_vec(), want.to_vec());
+            assert_eq!(got.is_empty(), mask == 0);
+        }
+        assert!(Labels::default().select(|_| true).is_empty());
     }
 
     #[test]
