@@ -187,10 +187,15 @@ pub fn file_source<'scope>(
             if reached != WindowTime::MIN {
                 input_end.raise(reached as EventMs);
             }
-            for (t, mut parts) in ready {
+            for (t, parts) in ready {
                 if !parts.is_empty() {
+                    // What is left of a window's batch (most of 2,000 groups'
+                    // few partials each) is copied into the builder's small
+                    // containers: handed on as it is, with the room it grew
+                    // or was given beyond its partials, it is held until its
+                    // window completes (2,000 groups: +5 to +10 MiB of peak RSS).
                     let c = held.delayed(&t);
-                    output.session(&c).give_container(&mut parts);
+                    output.session(&c).give_iterator(parts.into_iter());
                 }
             }
             let open = groups.first_open(wall_ms);
