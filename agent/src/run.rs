@@ -122,16 +122,12 @@ impl Shipper<'_> {
             if now.duration_since(self.last_checkpoint) >= CHECKPOINT_INTERVAL {
                 self.checkpoint(false)?;
             }
-            let wait = if busy {
-                Duration::ZERO
-            } else if self.in_flight >= self.agent.max_in_flight {
-                Duration::from_millis(20)
-            } else {
-                self.agent
-                    .source
-                    .poll_interval
-                    .min(self.rate.wait_hint(now).max(Duration::from_millis(1)))
-            };
+            let wait = idle_wait(
+                busy,
+                self.in_flight >= self.agent.max_in_flight,
+                self.rate.wait_hint(now),
+                self.agent.source.poll_interval,
+            );
             self.take_reports(wait)?;
         }
         // Give the lines in flight a chance to be acknowledged (and so not sent
@@ -446,6 +442,24 @@ impl Shipper<'_> {
         Stats::add(&self.stats.checkpoints, 1);
         Stats::set(&self.stats.checkpoint_at_ms, wall_ms() as u64);
         Ok(())
+    }
+}
+
+/// How long a turn waits for delivery reports before reading again: not at all while a
+/// group has more to read; a little while reading is paused at the in-flight bound
+/// (reports free room); until the rate limit allows a byte again when it is what stopped
+/// reading (a non-zero hint); else — every group at its end — one `poll_interval`, as the
+/// file source polls. A zero hint (unlimited, or tokens left) is not a reason to wake
+/// early: waking every millisecond at the end of the files cost the agent most of its CPU.
+fn idle_wait(busy: bool, paused: bool, rate_hint: Duration, poll_interval: Duration) -> Duration {
+    if busy {
+        Duration::ZERO
+    } else if paused {
+        Duration::from_millis(20)
+    } else if rate_hint > Duration::ZERO {
+        poll_interval.min(rate_hint)
+    } else {
+        poll_interval
     }
 }
 
