@@ -1,8 +1,9 @@
 //! The agent's Kafka producer: librdkafka with `Role::AgentProducer`'s settings
 //! (idempotent, `acks=all`, never gives a message up), delivery reports collected
-//! for the main loop, broker errors counted.
+//! for the main loop, broker errors counted, the bytes of records in flight kept.
 
-use std::sync::atomic::Ordering;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,8 @@ pub type Report = (Ack, Option<KafkaError>);
 /// Collects delivery reports and counts broker errors.
 pub struct Context {
     reports: Mutex<Vec<Report>>,
+    /// The size of the records queued and not yet reported on ([`record_size`]).
+    in_flight_bytes: AtomicUsize,
     stats: Arc<Stats>,
     last_warning: Mutex<Option<Instant>>,
 }
@@ -66,14 +69,17 @@ impl ClientContext for Context {
 }
 
 impl ProducerContext for Context {
-    type DeliveryOpaque = Box<Ack>;
+    /// The record and its size ([`record_size`]).
+    type DeliveryOpaque = Box<(Ack, usize)>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, ack: Box<Ack>) {
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<(Ack, usize)>) {
+        let (ack, size) = *opaque;
+        self.in_flight_bytes.fetch_sub(size, Ordering::Relaxed);
         let error = result.as_ref().err().map(|(e, _)| e.clone());
         self.reports
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push((*ack, error));
+            .push((ack, error));
     }
 }
 
@@ -81,6 +87,25 @@ impl ProducerContext for Context {
 pub struct Sender {
     producer: BaseProducer<Context>,
     topic: String,
+    request_bytes: usize,
+    /// When records in flight last got an answer, or the first was handed over.
+    last_answer: Cell<Instant>,
+}
+
+/// Records in flight without an answer for this long: the broker is away or slow, and
+/// lines are handed over up to `max_in_flight` (see [`Sender::may_hand_over`]).
+const STALLED: Duration = Duration::from_secs(5);
+
+/// librdkafka's default `batch.size`: the most bytes of records one produce request
+/// holds for a partition.
+const DEFAULT_BATCH_SIZE: usize = 1_000_000;
+
+/// What a record counts for against `batch.size` as librdkafka builds a request: key,
+/// value, headers, and about 30 bytes of framing (an estimate: the bound it serves is a
+/// performance one, not a guarantee).
+fn record_size(key: &[u8], payload: &[u8], headers: &[(&'static str, Vec<u8>)]) -> usize {
+    let headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+    key.len() + payload.len() + headers + 30
 }
 
 impl Sender {
@@ -91,14 +116,53 @@ impl Sender {
         let producer = config
             .create_with_context(Context {
                 reports: Mutex::new(Vec::new()),
+                in_flight_bytes: AtomicUsize::new(0),
                 stats,
                 last_warning: Mutex::new(None),
             })
             .map_err(AgentError::Producer)?;
+        let request_bytes = agent
+            .options
+            .get("batch.size")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(DEFAULT_BATCH_SIZE);
         Ok(Sender {
             producer,
             topic: agent.topic.clone(),
+            request_bytes,
+            last_answer: Cell::new(Instant::now()),
         })
+    }
+
+    /// True when lines may be handed over: nothing is in flight, or what is in flight
+    /// has had no answer for [`STALLED`] (the broker is away or very slow). The agent
+    /// hands lines over a produce request at a time — up to [`Sender::request_full`],
+    /// then none until every record was answered. librdkafka's idempotent producer sends
+    /// a partition's next request only once the one in flight is answered (it counts
+    /// the messages in flight against its limit of 5 requests), and while records ready
+    /// to go wait for that, its broker thread polls its sockets with no timeout: a spin
+    /// that was most of the agent's CPU. Handed over a request at a time, lines wait in
+    /// the file instead and the broker thread sleeps until the answer; a partition gets
+    /// the throughput librdkafka gave it anyway (one request per round trip). With no
+    /// answer for a while, lines are handed over up to `max_in_flight` as before (no
+    /// request is in flight to spin behind while the broker is away).
+    pub fn may_hand_over(&self, now: Instant) -> bool {
+        let idle = self.in_flight_bytes() == 0;
+        idle || now.duration_since(self.last_answer.get()) >= STALLED
+    }
+
+    /// True once the records in flight fill a produce request (`batch.size`), unless
+    /// they had no answer for [`STALLED`].
+    pub fn request_full(&self, now: Instant) -> bool {
+        self.in_flight_bytes() >= self.request_bytes
+            && now.duration_since(self.last_answer.get()) < STALLED
+    }
+
+    fn in_flight_bytes(&self) -> usize {
+        self.producer
+            .context()
+            .in_flight_bytes
+            .load(Ordering::Relaxed)
     }
 
     /// The topic's partition count, or `None` while the broker cannot say.
@@ -125,6 +189,7 @@ impl Sender {
         headers: Vec<(&'static str, Vec<u8>)>,
         ack: Ack,
     ) -> Result<(), AgentError> {
+        let size = record_size(key, payload, &headers);
         let mut owned = OwnedHeaders::new_with_capacity(headers.len());
         for (name, value) in &headers {
             owned = owned.insert(Header {
@@ -132,7 +197,7 @@ impl Sender {
                 value: Some(value),
             });
         }
-        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(ack))
+        let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new((ack, size)))
             .partition(partition)
             .key(key)
             .payload(payload)
@@ -142,7 +207,13 @@ impl Sender {
             .headers(owned);
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let ctx = self.producer.context();
+                    if ctx.in_flight_bytes.fetch_add(size, Ordering::Relaxed) == 0 {
+                        self.last_answer.set(Instant::now());
+                    }
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     self.producer.poll(Duration::from_millis(50));
@@ -161,6 +232,9 @@ impl Sender {
             .reports
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        if !reports.is_empty() {
+            self.last_answer.set(Instant::now());
+        }
         std::mem::take(&mut *reports)
     }
 

@@ -124,7 +124,7 @@ impl Shipper<'_> {
             }
             let wait = idle_wait(
                 busy,
-                self.in_flight >= self.agent.max_in_flight,
+                self.in_flight >= self.agent.max_in_flight || !self.sender.may_hand_over(now),
                 self.rate.wait_hint(now),
                 self.agent.source.poll_interval,
             );
@@ -270,10 +270,12 @@ impl Shipper<'_> {
         let n = self.groups.len();
         let mut busy = false;
         let mut stopped_at = None;
+        // Lines are handed over a produce request at a time (see `Sender::may_hand_over`).
+        let hand_over = self.sender.may_hand_over(now);
         for k in 0..n {
             let i = (self.next + k) % n;
             let room = self.agent.max_in_flight.saturating_sub(self.in_flight);
-            if room == 0 {
+            if room == 0 || !hand_over || self.sender.request_full(now) {
                 Stats::add(&self.stats.in_flight_pauses, 1);
                 stopped_at = Some(i);
                 busy = false;
@@ -350,7 +352,7 @@ impl Shipper<'_> {
                 return;
             }
             sent += 1;
-            if sent >= room {
+            if sent >= room || sender.request_full(now) {
                 stop.set(true);
             }
         });
