@@ -88,13 +88,14 @@ pub struct Sender {
     producer: BaseProducer<Context>,
     topic: String,
     request_bytes: usize,
-    /// When records in flight last got an answer, or the first was handed over.
-    last_answer: Cell<Instant>,
+    /// When records in flight last got an answer, or the first was handed over, and the
+    /// broker errors counted then.
+    last_answer: Cell<(u64, Instant)>,
 }
 
-/// Records in flight without an answer for this long: the broker is away or slow, and
-/// lines are handed over up to `max_in_flight` (see [`Sender::may_hand_over`]).
-const STALLED: Duration = Duration::from_secs(5);
+/// Records in flight without an answer (and no broker error) for this long: lines are
+/// handed over up to `max_in_flight` (see [`Sender::may_hand_over`]).
+const STALLED: Duration = Duration::from_secs(30);
 
 /// librdkafka's default `batch.size`: the most bytes of records one produce request
 /// holds for a partition.
@@ -130,32 +131,46 @@ impl Sender {
             producer,
             topic: agent.topic.clone(),
             request_bytes,
-            last_answer: Cell::new(Instant::now()),
+            last_answer: Cell::new((0, Instant::now())),
         })
     }
 
-    /// True when lines may be handed over: nothing is in flight, or what is in flight
-    /// has had no answer for [`STALLED`] (the broker is away or very slow). The agent
+    /// True when lines may be handed over: nothing is in flight, or librdkafka reported
+    /// a broker error since the last answer (the broker is away: no request is in flight
+    /// to spin behind), or what is in flight had no answer for [`STALLED`]. The agent
     /// hands lines over a produce request at a time — up to [`Sender::request_full`],
     /// then none until every record was answered. librdkafka's idempotent producer sends
-    /// a partition's next request only once the one in flight is answered (it counts
-    /// the messages in flight against its limit of 5 requests), and while records ready
-    /// to go wait for that, its broker thread polls its sockets with no timeout: a spin
-    /// that was most of the agent's CPU. Handed over a request at a time, lines wait in
-    /// the file instead and the broker thread sleeps until the answer; a partition gets
-    /// the throughput librdkafka gave it anyway (one request per round trip). With no
-    /// answer for a while, lines are handed over up to `max_in_flight` as before (no
-    /// request is in flight to spin behind while the broker is away).
+    /// a partition's next request only once the one in flight is answered (it counts the
+    /// messages in flight against its limit of 5 requests), and while records ready to
+    /// go wait for that, its broker thread polls its sockets with no timeout: a spin that
+    /// was most of the agent's CPU. Handed over a request at a time, lines wait in the
+    /// file instead and the broker thread sleeps until the answer; a partition gets the
+    /// throughput librdkafka gave it anyway (one request per round trip). While the
+    /// broker is away, lines are handed over up to `max_in_flight` as before.
     pub fn may_hand_over(&self, now: Instant) -> bool {
-        let idle = self.in_flight_bytes() == 0;
-        idle || now.duration_since(self.last_answer.get()) >= STALLED
+        self.in_flight_bytes() == 0 || self.stalled(now)
+    }
+
+    /// The records in flight wait on a broker that is away (an error since the last
+    /// answer) or silent for [`STALLED`]. A slow broker that answers is not stalled:
+    /// opening the gate for it would make the agent spin and the broker slower still.
+    fn stalled(&self, now: Instant) -> bool {
+        let (errors, at) = self.last_answer.get();
+        self.broker_errors() != errors || now.duration_since(at) >= STALLED
+    }
+
+    fn broker_errors(&self) -> u64 {
+        self.producer
+            .context()
+            .stats
+            .broker_errors
+            .load(Ordering::Relaxed)
     }
 
     /// True once the records in flight fill a produce request (`batch.size`), unless
     /// they had no answer for [`STALLED`].
     pub fn request_full(&self, now: Instant) -> bool {
-        self.in_flight_bytes() >= self.request_bytes
-            && now.duration_since(self.last_answer.get()) < STALLED
+        self.in_flight_bytes() >= self.request_bytes && !self.stalled(now)
     }
 
     fn in_flight_bytes(&self) -> usize {
@@ -210,7 +225,7 @@ impl Sender {
                 Ok(()) => {
                     let ctx = self.producer.context();
                     if ctx.in_flight_bytes.fetch_add(size, Ordering::Relaxed) == 0 {
-                        self.last_answer.set(Instant::now());
+                        self.answered();
                     }
                     return Ok(());
                 }
@@ -233,9 +248,13 @@ impl Sender {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         if !reports.is_empty() {
-            self.last_answer.set(Instant::now());
+            self.answered();
         }
         std::mem::take(&mut *reports)
+    }
+
+    fn answered(&self) {
+        self.last_answer.set((self.broker_errors(), Instant::now()));
     }
 
     /// Waits up to `timeout` for every queued record to be delivered.
