@@ -34,7 +34,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-3}
 HOSTS=${HOSTS:-8}
 MINUTES=${MINUTES:-60}
-LPM=${LPM:-500}            # 8 x 60 x 500 = 240,000 lines
+LPM=${LPM:-300}            # 8 x 60 x 300 = 144,000 lines
 PARTITIONS=${PARTITIONS:-4}
 TIMEOUT=${TIMEOUT:-900}    # seconds the agents may take to ship everything
 : "${TIDEMARK_TANSU:?set TIDEMARK_TANSU to the tansu binary}"
@@ -66,6 +66,7 @@ cleanup() {
     rm -rf "$D"
 }
 trap cleanup EXIT
+trap 'exit 1' INT TERM
 HZ=$(getconf CLK_TCK)
 now() { date +%s.%N; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
