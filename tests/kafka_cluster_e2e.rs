@@ -157,5 +157,26 @@ fn kill_9_of_agents_and_members_and_a_broker_outage_change_nothing() {
             }
         }
     }
+    // Member 1 killed once windows are written, so that it has checkpointed its
+    // partitions' positions for process 0's frontier: it resumes from them, not from
+    // each partition's first record. Slow rounds meanwhile (heartbeats close the
+    // windows of the quiet host).
+    while w.output_is_empty() {
+        w.write_round(&mut rng, HOSTS - 1);
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    w.wait_until("member 1 checkpointed no kafka stream positions", |w| {
+        let cp = w.member_checkpoint(1);
+        cp.contains("\"next_offset\"") && cp.contains("\"seen_to\"")
+    });
+    w.kill_member(1);
+    w.write_round(&mut rng, HOSTS - 1);
+    w.start_cluster();
+    w.wait_until("member 1 did not resume its kafka partitions", |w| {
+        w.cluster()
+            .one
+            .log()
+            .contains("resuming this member's kafka partitions")
+    });
     finish(w, &mut rng);
 }

@@ -30,8 +30,9 @@ pub const TOPIC: &str = "logs";
 pub const PARTITIONS: i32 = 4;
 /// How far behind the wall clock a line may be stamped (see the module's doc).
 pub const DISORDER_MS: u64 = 2000;
-/// Generous: a loaded 2-core machine.
-pub const DEADLINE: Duration = Duration::from_secs(240);
+/// Generous: a loaded 2-core machine (at a load average of 16, seen here, the last
+/// window took 4 minutes to come out after the writers stopped).
+pub const DEADLINE: Duration = Duration::from_secs(480);
 /// The job's name (its output is `out/JOB.jsonl`).
 pub const JOB: &str = "e2e";
 
@@ -356,6 +357,55 @@ impl World {
         drop(c);
     }
 
+    /// Whether the cluster has written any window yet.
+    pub fn output_is_empty(&self) -> bool {
+        fs::metadata(self.out()).map_or(true, |m| m.len() == 0)
+    }
+
+    /// Member `m`'s own checkpoint of the job (empty if none).
+    pub fn member_checkpoint(&self, m: usize) -> String {
+        let path = self
+            .d()
+            .join(format!("state-{m}"))
+            .join("jobs")
+            .join(JOB)
+            .join("checkpoint");
+        // A binary header, then JSON.
+        String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned()
+    }
+
+    /// With `E2E_KEEP=DIR`, copies the test's folder (logs, states, outputs) to DIR
+    /// before a failure's panic, for a post-mortem.
+    pub fn keep(&self) {
+        if let Some(to) = std::env::var_os("E2E_KEEP") {
+            let _ = std::process::Command::new("cp")
+                .arg("-r")
+                .arg(self.d())
+                .arg(&to)
+                .status();
+            eprintln!("kept {} in {}", self.d().display(), to.to_string_lossy());
+        }
+    }
+
+    /// Waits (generously) until `ok()`, else fails saying `what` with the members' logs.
+    pub fn wait_until(&self, what: &str, mut ok: impl FnMut(&World) -> bool) {
+        let deadline = Instant::now() + DEADLINE;
+        while !ok(self) {
+            if Instant::now() >= deadline {
+                self.keep();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "seed {}: {what}\n{}",
+                self.seed,
+                self.cluster
+                    .as_ref()
+                    .map_or(String::new(), |c| tail(&c.logs(), 80))
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Waits until the cluster's output is `want`; fails at once if it holds anything
     /// that is not a prefix of it (a wrong or repeated window).
     pub fn wait_for_output(&self, want: &[u8]) {
@@ -368,6 +418,7 @@ impl World {
             }
             let prefix = got.len() <= want.len() && want.starts_with(&got);
             if !prefix || Instant::now() > deadline {
+                self.keep();
                 let at = got
                     .iter()
                     .zip(want)
