@@ -241,9 +241,7 @@ impl Reader {
     /// Every partition reached its end at least once since start: a partition-EOF
     /// event, or its records read up to the end it had when this reader connected.
     pub fn caught_up(&self) -> bool {
-        self.next.iter().all(|(p, next)| {
-            self.reached_end.contains(p) || self.start_ends.get(p).is_some_and(|end| next >= end)
-        })
+        caught_up(&self.next, &self.reached_end, &self.start_ends)
     }
 
     /// Whether partition `p` is at its end now.
@@ -278,5 +276,39 @@ impl Reader {
                 .extend(self.next.iter().map(|(p, n)| (*p, *n))),
             Err(e) => tracing::debug!("kafka source: committing offsets for lag tools: {e}"),
         }
+    }
+}
+
+/// See [`Reader::caught_up`]: `next` (partition → next offset to read), the partitions
+/// that had a partition-EOF event, and each partition's end at connect.
+fn caught_up(
+    next: &BTreeMap<i32, i64>,
+    reached_end: &BTreeSet<i32>,
+    start_ends: &BTreeMap<i32, i64>,
+) -> bool {
+    next.iter().all(|(p, next)| {
+        reached_end.contains(p) || start_ends.get(p).is_some_and(|end| next >= end)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (kafka_cluster_e2e): a partition that gets records faster than the
+    /// broker's fetch wait may never have a partition-EOF event; read up to the end
+    /// it had at connect, it is caught up all the same.
+    #[test]
+    fn a_partition_read_to_its_end_at_connect_is_caught_up_without_an_eof_event() {
+        let ends = BTreeMap::from([(1, 40), (3, 0)]);
+        let eof = BTreeSet::new();
+        // Partition 1 still has its backlog; partition 3 was empty.
+        assert!(!caught_up(&BTreeMap::from([(1, 39), (3, 0)]), &eof, &ends));
+        assert!(caught_up(&BTreeMap::from([(1, 40), (3, 0)]), &eof, &ends));
+        // Records written since count for nothing here: the end at connect does.
+        assert!(caught_up(&BTreeMap::from([(1, 57), (3, 2)]), &eof, &ends));
+        // An EOF event still counts.
+        let eof = BTreeSet::from([1]);
+        assert!(caught_up(&BTreeMap::from([(1, 12), (3, 0)]), &eof, &ends));
     }
 }
