@@ -92,7 +92,7 @@ pub enum EngineError {
         cause: std::io::Error,
     },
     /// A finite run's kafka source could not read its topic: it is missing, or
-    /// the brokers did not answer for [`crate::kafka_source::consumer::FINITE_CONNECT_PATIENCE`].
+    /// the brokers did not answer (or gave nothing mid-run) for its `broker_timeout`.
     #[error("the kafka source cannot read its topic")]
     KafkaSource(#[source] crate::kafka_source::consumer::ConnectError),
     /// A jsonl sink path is an input, the job file or state: refused before any

@@ -148,6 +148,18 @@ pub struct JobStats {
     /// Records that could not be used: an agent's with a bad header, or another
     /// shipper's without the host header. Skipped.
     pub kafka_bad_records: u64,
+    /// Agent heartbeats stamped further ahead of this machine's clock than
+    /// `max_clock_skew` (the agent's clock is wrong): their time is ignored (their
+    /// sequence is still taken), so they cannot push a watermark into the future.
+    pub kafka_heartbeats_ahead: u64,
+    /// Records below their partition's next offset, read again after the broker
+    /// sent reading back (an out-of-range offset reset to the earliest): skipped,
+    /// never taken twice.
+    pub kafka_reread_records: u64,
+    /// Streams forgotten after `stream_retention` without a record, holding nothing.
+    pub kafka_streams_pruned: u64,
+    /// Forgotten streams that sent again (they go on where they were).
+    pub kafka_streams_returned: u64,
     // Clock errors (see `crate::watermark`).
     /// Lines stamped more than `max_jump` ahead of their file group that the next
     /// line did not confirm: counted in their own windows, ignored by the watermark.
@@ -296,6 +308,10 @@ impl JobStats {
         self.kafka_lost_lines += o.kafka_lost_lines;
         self.kafka_new_epochs += o.kafka_new_epochs;
         self.kafka_bad_records += o.kafka_bad_records;
+        self.kafka_heartbeats_ahead += o.kafka_heartbeats_ahead;
+        self.kafka_reread_records += o.kafka_reread_records;
+        self.kafka_streams_pruned += o.kafka_streams_pruned;
+        self.kafka_streams_returned += o.kafka_streams_returned;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
         }

@@ -77,6 +77,14 @@ pub struct KafkaSource {
     pub options: std::collections::BTreeMap<String, String>,
     /// Where read offsets are committed for lag tools; `None`: `tidemark-JOB_NAME`.
     pub group_id: Option<String>,
+    /// How much earlier than a heartbeat's time a later line may be stamped and
+    /// still count (docs/kafka.md, Heartbeats). Default 1m.
+    pub heartbeat_grace: std::time::Duration,
+    /// A stream with no record for this long and nothing open is forgotten.
+    /// Default 24h.
+    pub stream_retention: std::time::Duration,
+    /// A finite run without progress from the brokers this long fails. Default 5m.
+    pub broker_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for KafkaSource {
@@ -86,6 +94,9 @@ impl std::fmt::Debug for KafkaSource {
             .field("topic", &self.topic)
             .field("options", &crate::kafka_options::Redacted(&self.options))
             .field("group_id", &self.group_id)
+            .field("heartbeat_grace", &self.heartbeat_grace)
+            .field("stream_retention", &self.stream_retention)
+            .field("broker_timeout", &self.broker_timeout)
             .finish()
     }
 }

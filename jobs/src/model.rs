@@ -88,6 +88,21 @@ pub struct SourceFile {
     /// standard tools show the lag (partitions are assigned by tidemark, never by
     /// the group). Default `tidemark-JOB_NAME`.
     pub group_id: Option<Spanned<String>>,
+    /// kind = "kafka": how much earlier than an agent heartbeat's wall time `T` a
+    /// line written after the heartbeat may be stamped (a request logged at its end
+    /// with its start time, a buffered writer) and still count: a heartbeat moves
+    /// its stream's watermark to `T - max(heartbeat_grace, max_out_of_orderness)`.
+    /// Operational (not in the semantics fingerprint). Default "1m".
+    pub heartbeat_grace: Option<Spanned<String>>,
+    /// kind = "kafka": a stream (agent host and group, or a partition of other
+    /// records) that had no record for this long and holds no window open is
+    /// forgotten (memory, checkpoints); if it comes back it is a new stream.
+    /// Operational. Default "24h".
+    pub stream_retention: Option<Spanned<String>>,
+    /// kind = "kafka": a finite run (`--until-eof`) that could not read anything
+    /// from the brokers for this long fails naming them (a live run keeps trying,
+    /// warned). Operational. Default "5m".
+    pub broker_timeout: Option<Spanned<String>>,
 }
 
 /// Exactly one of the keys.

@@ -67,13 +67,47 @@ impl GroupId {
     }
 }
 
+/// A group as a record names it, borrowed from the record (decoding allocates
+/// nothing; [`GroupRef::to_owned`] when it must be kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupRef<'a> {
+    /// The host the group's files are on.
+    pub host: &'a str,
+    /// The group's live path on that host.
+    pub group: &'a str,
+    /// The epoch of its sequence.
+    pub epoch: u64,
+}
+
+impl GroupRef<'_> {
+    /// An owned copy.
+    pub fn to_owned(&self) -> GroupId {
+        GroupId {
+            host: self.host.to_owned(),
+            group: self.group.to_owned(),
+            epoch: self.epoch,
+        }
+    }
+}
+
+impl GroupId {
+    /// Borrowed, as a decoded record names it.
+    pub fn as_ref(&self) -> GroupRef<'_> {
+        GroupRef {
+            host: &self.host,
+            group: &self.group,
+            epoch: self.epoch,
+        }
+    }
+}
+
 /// A record as read from the topic.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentRecord<'a> {
     /// One line of a group, without its line terminator.
     Line {
         /// Its group.
-        group: GroupId,
+        group: GroupRef<'a>,
         /// Its number in the group's sequence (from 1).
         seq: u64,
         /// The identity of the file it was read from (diagnostics).
@@ -84,7 +118,7 @@ pub enum AgentRecord<'a> {
     /// The group was at its end, every line up to `seq` sent, at wall time `at_ms`.
     Heartbeat {
         /// Its group.
-        group: GroupId,
+        group: GroupRef<'a>,
         /// The last line sent (0: none yet in this epoch).
         seq: u64,
         /// Wall time of the observation, ms since the Unix epoch.
@@ -175,9 +209,9 @@ where
     if version != VERSION.as_bytes() {
         return Err(WireError::Version(lossy(version)));
     }
-    let group = GroupId {
-        host: text(header::HOST, found.host)?.to_owned(),
-        group: text(header::GROUP, found.group)?.to_owned(),
+    let group = GroupRef {
+        host: text(header::HOST, found.host)?,
+        group: text(header::GROUP, found.group)?,
         epoch: {
             let value = text(header::EPOCH, found.epoch)?;
             parse_epoch(value).ok_or_else(|| bad(header::EPOCH, value, "16 hex digits"))?

@@ -79,7 +79,7 @@ fn read_all(broker: &Broker, group: &GroupId, want: usize) -> Vec<(u64, String)>
                 line,
                 ..
             } => {
-                assert_eq!(&g, group);
+                assert_eq!(g, group.as_ref());
                 got.push((seq, String::from_utf8(line.to_vec()).unwrap()));
             }
             other => panic!("unexpected {other:?}"),

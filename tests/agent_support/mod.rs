@@ -94,8 +94,8 @@ impl Reader {
                     line,
                 } => Rec::Line {
                     partition: m.partition(),
-                    host: group.host,
-                    group: group.group,
+                    host: group.host.to_string(),
+                    group: group.group.to_string(),
                     epoch: group.epoch,
                     seq,
                     file: file.to_string(),
@@ -103,7 +103,7 @@ impl Reader {
                 },
                 AgentRecord::Heartbeat { group, seq, .. } => Rec::Heartbeat {
                     partition: m.partition(),
-                    group: group.group,
+                    group: group.group.to_string(),
                     epoch: group.epoch,
                     seq,
                 },

@@ -5,10 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use thiserror::Error;
 use tidemark_jobs::KafkaSource;
 use tidemark_kafka::{client_config, Role, SettingsError};
@@ -17,10 +17,6 @@ use tidemark_kafka::{client_config, Role, SettingsError};
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often read offsets are committed to the group id (lag tools only).
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
-
-/// How long a finite run (`--until-eof`) waits for brokers that do not answer
-/// before it fails; a live run keeps trying (they may come back).
-pub const FINITE_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why a worker could not start reading its partitions (it tries again).
 #[derive(Debug, Error)]
@@ -40,6 +36,15 @@ pub enum ConnectError {
     /// The topic is not there (or has no partitions).
     #[error("topic {0:?} does not exist on the brokers (or has no partitions)")]
     NoTopic(String),
+    /// A finite run got no record and no partition end from the brokers for
+    /// `broker_timeout` before reaching the end it reads to.
+    #[error("no record from the brokers {brokers} for {waited} (broker_timeout) before the end of the topic was read: are they down? a finite run gives up")]
+    Stalled {
+        /// `brokers` of the job.
+        brokers: String,
+        /// How long it waited, as written in a job (`5m`).
+        waited: String,
+    },
 }
 
 /// One record as read, borrowed from the consumer until the next poll.
@@ -59,11 +64,11 @@ impl Record<'_> {
     }
 
     /// Name and value (`None` for a null value) of each header, in order.
-    pub fn headers(&self) -> Vec<(&str, Option<&[u8]>)> {
+    pub fn headers(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> + '_ {
         self.message
             .headers()
-            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
     }
 
     /// The value (empty for a null value).
@@ -79,12 +84,52 @@ pub enum Polled<'a> {
     Nothing,
     /// A record past the end a finite run reads to, or a partition's end reached.
     Skip,
+    /// A record below the partition's next offset: the broker sent reading back
+    /// (an offset it refused as out of range, reset to the earliest kept record).
+    /// Taken already: skipped. `first`: the first of this jump back.
+    Again {
+        partition: i32,
+        offset: i64,
+        next: i64,
+        first: bool,
+    },
     Error(KafkaError),
 }
 
+/// Client errors logged in full before only every `ERRORS_LOGGED_EVERY`th is.
+const ERRORS_LOGGED: u32 = 20;
+const ERRORS_LOGGED_EVERY: u32 = 100;
+
+/// The consumer's librdkafka context: a partition's end is an event the source
+/// handles ([`Polled::Skip`]), not an error to print; other client errors go to
+/// the log as warnings, rate-limited (librdkafka retries them itself).
+#[derive(Default)]
+pub struct SourceContext {
+    errors: std::sync::atomic::AtomicU32,
+}
+
+impl ClientContext for SourceContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        let n = self
+            .errors
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        if n <= ERRORS_LOGGED || n.is_multiple_of(ERRORS_LOGGED_EVERY) {
+            tracing::warn!(
+                "kafka source: librdkafka ({n} client errors so far): {error}: {reason}"
+            );
+        }
+    }
+}
+
+impl ConsumerContext for SourceContext {}
+
 /// This worker's consumer and where each of its partitions is.
 pub struct Reader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<SourceContext>,
     topic: String,
     /// Partition → the offset of the next record to read.
     next: BTreeMap<i32, i64>,
@@ -94,6 +139,8 @@ pub struct Reader {
     start_ends: BTreeMap<i32, i64>,
     /// Partitions at their end since their last record.
     at_eof: BTreeSet<i32>,
+    /// Partitions being read again below their next offset (a jump back).
+    rewound: BTreeSet<i32>,
     /// Partitions that have reached their end at least once since start.
     reached_end: BTreeSet<i32>,
     /// What was last committed, and when.
@@ -114,10 +161,12 @@ impl Reader {
     ) -> Result<Reader, ConnectError> {
         let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
         config.set("group.id", source.group_id_for(job));
-        let consumer: BaseConsumer = config.create().map_err(|source| ConnectError::Kafka {
-            what: "cannot make a consumer",
-            source,
-        })?;
+        let consumer: BaseConsumer<SourceContext> = config
+            .create_with_context(SourceContext::default())
+            .map_err(|source| ConnectError::Kafka {
+                what: "cannot make a consumer",
+                source,
+            })?;
         let metadata = consumer
             .fetch_metadata(Some(&source.topic), REQUEST_TIMEOUT)
             .map_err(|e| ConnectError::Kafka {
@@ -190,6 +239,7 @@ impl Reader {
             ends,
             start_ends,
             at_eof: BTreeSet::new(),
+            rewound: BTreeSet::new(),
             reached_end: BTreeSet::new(),
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
@@ -209,6 +259,21 @@ impl Reader {
             Some(Ok(m)) => m,
         };
         let (p, offset) = (message.partition(), message.offset());
+        if let Some(&next) = self.next.get(&p) {
+            if offset < next {
+                // Taken already: `auto.offset.reset = earliest` sent reading back
+                // to the first kept record. An agent's would be dropped by sequence,
+                // another shipper's counted twice.
+                let first = self.rewound.insert(p);
+                return Polled::Again {
+                    partition: p,
+                    offset,
+                    next,
+                    first,
+                };
+            }
+        }
+        self.rewound.remove(&p);
         if let Some(end) = self.ends.as_ref().and_then(|e| e.get(&p)) {
             if offset >= *end {
                 // Written after a finite run started: not its input.
@@ -218,6 +283,14 @@ impl Reader {
         self.next.insert(p, offset + 1);
         self.at_eof.remove(&p);
         Polled::Record(Record { message })
+    }
+
+    /// Client errors librdkafka reported so far (brokers down, refused...).
+    pub fn client_errors(&self) -> u32 {
+        self.consumer
+            .context()
+            .errors
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether this worker reads partition `p`.
@@ -292,23 +365,4 @@ fn caught_up(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Regression (kafka_cluster_e2e): a partition that gets records faster than the
-    /// broker's fetch wait may never have a partition-EOF event; read up to the end
-    /// it had at connect, it is caught up all the same.
-    #[test]
-    fn a_partition_read_to_its_end_at_connect_is_caught_up_without_an_eof_event() {
-        let ends = BTreeMap::from([(1, 40), (3, 0)]);
-        let eof = BTreeSet::new();
-        // Partition 1 still has its backlog; partition 3 was empty.
-        assert!(!caught_up(&BTreeMap::from([(1, 39), (3, 0)]), &eof, &ends));
-        assert!(caught_up(&BTreeMap::from([(1, 40), (3, 0)]), &eof, &ends));
-        // Records written since count for nothing here: the end at connect does.
-        assert!(caught_up(&BTreeMap::from([(1, 57), (3, 2)]), &eof, &ends));
-        // An EOF event still counts.
-        let eof = BTreeSet::from([1]);
-        assert!(caught_up(&BTreeMap::from([(1, 12), (3, 0)]), &eof, &ends));
-    }
-}
+mod tests;

@@ -16,7 +16,7 @@ use crate::watermark::GroupClock;
 
 use super::resume::{Point, StreamCheckpoint, StreamMarks};
 use super::sequence::{SeqState, Verdict};
-use tidemark_kafka::wire::GroupId;
+use tidemark_kafka::wire::GroupRef;
 
 /// Warnings logged per stream before further bad lines are only counted.
 const MAX_WARNINGS: u32 = 10;
@@ -45,6 +45,11 @@ pub(crate) struct RecordCx<'a> {
     pub(crate) stats: &'a mut JobStats,
     /// Sequence warnings logged so far.
     pub(crate) warned: &'a mut u32,
+    /// How much earlier than a heartbeat's time a later line may be stamped
+    /// (`[source] heartbeat_grace`).
+    pub(crate) heartbeat_grace_ms: i64,
+    /// Warnings about heartbeats stamped in the future logged so far.
+    pub(crate) warned_ahead: &'a mut u32,
 }
 
 /// What a stream starts with.
@@ -138,6 +143,49 @@ impl Stream {
         s
     }
 
+    /// A stream forgotten after `stream_retention` that sends again: it goes on
+    /// with the sequence and clock it had (its lines below `start.floor` are late).
+    pub(crate) fn returned(
+        key: &str,
+        partition: i32,
+        plan: &Plan,
+        start: StreamStart,
+        seq: SeqState,
+        clock: crate::watermark::ClockState,
+    ) -> Stream {
+        let mut s = Stream::new(key, partition, plan, start);
+        s.wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, clock);
+        if start.floor > 0 {
+            s.wm.raise_to(start.floor);
+        }
+        s.seq = seq;
+        s
+    }
+
+    /// What is kept of it when it is forgotten: its sequence and clock.
+    pub(crate) fn kept(&self) -> (SeqState, crate::watermark::ClockState) {
+        (self.seq, self.wm.state())
+    }
+
+    /// Whether it may be forgotten: no record for `retention`, no window open,
+    /// none waiting for the sinks (marks pruned to the committed frontier).
+    pub(crate) fn forgettable(&self, now: Instant, retention: std::time::Duration) -> bool {
+        !self.finished
+            && self.windows.len() == 0
+            && self.resume_offset().is_none()
+            && now.duration_since(self.last_record) >= retention
+    }
+
+    /// The offset it resumes at, if a window of it is not yet in the sinks.
+    pub(crate) fn resume_offset(&self) -> Option<i64> {
+        self.marks.as_ref().and_then(|m| m.first_offset())
+    }
+
+    /// The offset after its last record, if it had one (and keeps marks).
+    pub(crate) fn tail_offset(&self) -> Option<i64> {
+        self.marks.as_ref().and_then(|m| m.tail_offset())
+    }
+
     /// Its state now, before a record at `offset`.
     pub(crate) fn point(&self, offset: i64) -> Point {
         Point {
@@ -168,7 +216,7 @@ impl Stream {
     pub(crate) fn agent_record(
         &mut self,
         offset: i64,
-        group: &GroupId,
+        group: &GroupRef<'_>,
         item: AgentItem<'_>,
         cx: &mut RecordCx<'_>,
     ) {
@@ -186,8 +234,11 @@ impl Stream {
             AgentItem::Heartbeat { seq, at_ms } => {
                 let verdict = self.seq.heartbeat(group.epoch, seq);
                 // A heartbeat older than lines taken says nothing new (not a line).
-                if verdict != Verdict::Resend && judge(verdict, group, seq, cx.stats, cx.warned) {
-                    self.at_end(at_ms, cx.plan);
+                if verdict != Verdict::Resend
+                    && judge(verdict, group, seq, cx.stats, cx.warned)
+                    && heartbeat_in_time(at_ms, group, cx)
+                {
+                    self.at_end(at_ms, cx.plan, cx.heartbeat_grace_ms);
                 }
             }
         }
@@ -286,10 +337,15 @@ impl Stream {
     }
 
     /// The agent said the stream had sent every line as of wall time `at_ms`: lines
-    /// to come are stamped after it, less the allowed disorder, so windows before
-    /// that may close without waiting for `idle_timeout`.
-    pub(crate) fn at_end(&mut self, at_ms: EventMs, plan: &Plan) {
-        self.wm.raise_to(at_ms.saturating_sub(plan.disorder_ms));
+    /// to come are stamped after it, less `grace_ms` (a line written later may carry
+    /// an earlier time: a request logged at its end with its start time, a buffered
+    /// writer), so windows before that may close without waiting for
+    /// `idle_timeout`. Never further than a line stamped `at_ms` would move it
+    /// (`at_ms` less the allowed disorder): a heartbeat never makes late a line the
+    /// line data alone would take.
+    pub(crate) fn at_end(&mut self, at_ms: EventMs, plan: &Plan, grace_ms: i64) {
+        self.wm
+            .raise_to(at_ms.saturating_sub(grace_ms.max(plan.disorder_ms)));
     }
 
     /// Live mode: a stream whose partition is caught up and which had no record
@@ -343,10 +399,37 @@ impl Stream {
     }
 }
 
+/// Whether a heartbeat's time may move the watermark: not if it is further ahead of
+/// this machine's clock than `max_clock_skew` (the agent's clock is wrong; trusting
+/// it would make every later line of the stream late). Such a heartbeat's time is
+/// ignored — its sequence was taken — counted and warned (rate-limited).
+fn heartbeat_in_time(at_ms: EventMs, group: &GroupRef<'_>, cx: &mut RecordCx<'_>) -> bool {
+    let limit = cx.wall_ms.saturating_add(cx.plan.max_clock_skew_ms);
+    if at_ms <= limit {
+        return true;
+    }
+    cx.stats.kafka_heartbeats_ahead += 1;
+    *cx.warned_ahead += 1;
+    if *cx.warned_ahead <= MAX_SEQUENCE_WARNINGS {
+        tracing::warn!(
+            "kafka: agent {} group {}: a heartbeat stamped {} ahead of this machine's clock (more than max_clock_skew): its time is ignored (is the agent's clock wrong?); counted in kafka_heartbeats_ahead{}",
+            group.host,
+            group.group,
+            crate::watermark::format_span(at_ms - cx.wall_ms),
+            if *cx.warned_ahead == MAX_SEQUENCE_WARNINGS {
+                " — further ones are only counted"
+            } else {
+                ""
+            }
+        );
+    }
+    false
+}
+
 /// Counts and warns about a sequence verdict; whether to take the record.
 fn judge(
     verdict: Verdict,
-    group: &GroupId,
+    group: &GroupRef<'_>,
     seq: u64,
     stats: &mut JobStats,
     warned: &mut u32,

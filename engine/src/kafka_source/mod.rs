@@ -15,14 +15,15 @@ pub(crate) mod consumer;
 mod group;
 pub mod resume;
 pub mod sequence;
+mod streams;
+mod take;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark_jobs::{HostFrom, Job};
-use tidemark_kafka::wire::{self, AgentRecord};
+use tidemark_jobs::Job;
 use tidemark_sources::parse::LineParser;
 use timely::dataflow::operators::generic::operator::source;
 use timely::dataflow::{Scope, Stream as TimelyStream};
@@ -35,9 +36,10 @@ use crate::series::HostPartial;
 use crate::stats::{flush, JobStats, SharedStats};
 use crate::time::{first_open_window, wall_clock_ms, EventMs, WindowTime};
 
-pub use consumer::{ConnectError, FINITE_CONNECT_PATIENCE};
+pub use consumer::ConnectError;
 use consumer::{Polled, Reader};
-use group::{AgentItem, RecordCx, Stream, StreamStart};
+use group::{Stream, StreamStart};
+use streams::Streams;
 
 /// Records taken per activation, so one activation stays short.
 const RECORDS_PER_ACTIVATION: usize = 4096;
@@ -133,6 +135,8 @@ struct Warned {
     bad: u32,
     sequence: u32,
     poll: u32,
+    /// Heartbeats stamped in the future.
+    ahead: u32,
 }
 
 struct SourceState {
@@ -142,7 +146,7 @@ struct SourceState {
     reader: Option<Reader>,
     parser: Option<LineParser>,
     /// Agent streams by (host, group); other records' by partition (host "").
-    streams: BTreeMap<(String, String), Stream>,
+    streams: Streams,
     delta: JobStats,
     paused: bool,
     warned: Warned,
@@ -150,6 +154,9 @@ struct SourceState {
     floor: EventMs,
     /// When connecting first failed (a finite run gives up after a while).
     failing_since: Option<Instant>,
+    /// Since when the brokers have given nothing (no record, no partition end)
+    /// while reading was not paused, and librdkafka's error count then.
+    quiet_since: Option<(Instant, u32)>,
 }
 
 impl SourceState {
@@ -160,12 +167,13 @@ impl SourceState {
             peers,
             reader: None,
             parser: None,
-            streams: BTreeMap::new(),
+            streams: Streams::default(),
             delta: JobStats::default(),
             paused: false,
             warned: Warned::default(),
             floor: 0,
             failing_since: None,
+            quiet_since: None,
         }
     }
 
@@ -233,7 +241,7 @@ impl SourceState {
                     // (a typo) fails at once, brokers that never answer after a while.
                     let give_up = !self.ctx.follow
                         && (matches!(e, ConnectError::NoTopic(_))
-                            || now.duration_since(since) >= FINITE_CONNECT_PATIENCE);
+                            || now.duration_since(since) >= kafka.broker_timeout);
                     if give_up {
                         tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
                         crate::error::record_failure(
@@ -258,6 +266,8 @@ impl SourceState {
         match (self.ctx.gate.check(now, &mut self.delta), self.paused) {
             (Gate::Paused, _) => {
                 self.paused = true;
+                // Not reading is not the brokers' doing.
+                self.quiet_since = None;
                 return Step::Wait(PAUSE_RECHECK);
             }
             (Gate::Open, true) => {
@@ -272,10 +282,13 @@ impl SourceState {
         let wall_ms = wall_clock_ms();
         let mut taken = 0;
         let mut busy = false;
+        let mut progress = false;
         // Out of `self` while its records are taken (they borrow it).
         let mut reader = self.reader.take().expect("connected above");
         while taken < RECORDS_PER_ACTIVATION {
-            match reader.poll() {
+            let polled = reader.poll();
+            progress |= !matches!(polled, Polled::Nothing | Polled::Error(_));
+            match polled {
                 Polled::Nothing => break,
                 Polled::Error(e) => {
                     self.warned.poll += 1;
@@ -285,6 +298,23 @@ impl SourceState {
                     break;
                 }
                 Polled::Skip => {}
+                Polled::Again {
+                    partition,
+                    offset,
+                    next,
+                    first,
+                } => {
+                    self.delta.kafka_reread_records += 1;
+                    if first {
+                        self.warned.poll += 1;
+                        if self.warned.poll <= MAX_WARNINGS {
+                            tracing::warn!(
+                                "kafka source of job {:?}: partition {partition} went back from offset {next} to {offset} (the broker refused the offset; reading restarted at its first kept record): records read already are skipped (kafka_reread_records)",
+                                self.ctx.job.name
+                            );
+                        }
+                    }
+                }
                 Polled::Record(record) => {
                     taken += 1;
                     self.delta.kafka_records += 1;
@@ -296,6 +326,10 @@ impl SourceState {
             }
         }
         reader.commit_for_lag(false);
+        if let Some(failed) = self.stalled(&reader, progress, now) {
+            self.reader = Some(reader);
+            return failed;
+        }
         if reader.finished() {
             for s in self.streams.values_mut() {
                 s.finish();
@@ -307,10 +341,70 @@ impl SourceState {
                     s.apply_idle(now, wall_ms, plan);
                 }
             }
+            if let Some(kafka) = &self.ctx.job.source.kafka {
+                let forgotten = self.streams.sweep(
+                    now,
+                    kafka.stream_retention,
+                    self.ctx.board.committed(),
+                    |p| reader.at_eof(p),
+                    &mut self.delta,
+                );
+                if !forgotten.is_empty() {
+                    self.ctx
+                        .board
+                        .kafka
+                        .forget(forgotten.iter().map(|k| (k.host(), k.group())));
+                }
+            }
         }
         self.reader = Some(reader);
         self.publish();
         Step::Read { busy }
+    }
+
+    /// Watches for brokers that give nothing (`[source] broker_timeout`): a finite
+    /// run that has not read to its end fails naming them; a live run is warned
+    /// (when librdkafka reported errors meanwhile: a quiet topic is no fault) and
+    /// keeps trying. `Some` when the run fails.
+    fn stalled(&mut self, reader: &Reader, progress: bool, now: Instant) -> Option<Step> {
+        let errors = reader.client_errors();
+        if progress || reader.finished() {
+            self.quiet_since = None;
+            return None;
+        }
+        let (since, errors_then) = *self.quiet_since.get_or_insert((now, errors));
+        let kafka = self.ctx.job.source.kafka.as_ref()?;
+        if now.duration_since(since) < kafka.broker_timeout {
+            return None;
+        }
+        let waited = tidemark_jobs::duration::format_duration(kafka.broker_timeout);
+        if self.ctx.follow {
+            if errors > errors_then {
+                tracing::warn!(
+                    "kafka source of job {:?}: nothing from the brokers {} for {waited} and {} client error(s) meanwhile; still trying",
+                    self.ctx.job.name,
+                    kafka.brokers,
+                    errors - errors_then
+                );
+            }
+            // Warned at most once per broker_timeout.
+            self.quiet_since = Some((now, errors));
+            return None;
+        }
+        if self.ctx.failed.lock().map_or(true, |f| f.is_some()) {
+            // Failed already (said once): wait for the run to stop.
+            return Some(Step::Wait(CONNECT_AGAIN));
+        }
+        let e = ConnectError::Stalled {
+            brokers: kafka.brokers.clone(),
+            waited,
+        };
+        tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
+        crate::error::record_failure(
+            &self.ctx.failed,
+            crate::error::JobFailure::Read(Box::new(crate::error::EngineError::KafkaSource(e))),
+        );
+        Some(Step::Wait(CONNECT_AGAIN))
     }
 
     /// How a stream found now starts.
@@ -330,10 +424,8 @@ impl SourceState {
         let plan = &self.ctx.plan;
         for cp in self.ctx.resume.kafka.iter().flat_map(|k| k.streams.iter()) {
             if reader.reads(cp.partition) {
-                self.streams.insert(
-                    (cp.host.clone(), cp.group.clone()),
-                    Stream::restored(cp, plan, start),
-                );
+                self.streams
+                    .insert(&cp.host, &cp.group, Stream::restored(cp, plan, start));
             }
         }
     }
@@ -345,11 +437,11 @@ impl SourceState {
         }
         let committed = self.ctx.board.committed();
         let mut changed = Vec::new();
-        for ((host, group), s) in self.streams.iter_mut() {
+        for (key, s) in self.streams.iter_mut() {
             if s.dirty {
                 s.prune_marks(committed);
                 s.dirty = false;
-                changed.push(((host.as_str(), group.as_str()), s));
+                changed.push(((key.host(), key.group()), s));
             }
         }
         let partitions = self.reader.iter().flat_map(|r| r.positions());
@@ -359,125 +451,6 @@ impl SourceState {
                 .filter_map(|(k, s)| s.marks.as_ref().map(|m| (*k, s.partition, m))),
             partitions,
         );
-    }
-
-    /// One record: an agent's line or heartbeat, or another shipper's line.
-    fn take(&mut self, record: &consumer::Record<'_>, now: Instant, wall_ms: EventMs) {
-        let headers = record.headers();
-        let decoded = wire::decode(headers.iter().copied(), record.payload());
-        let job = &self.ctx.job;
-        let plan = &self.ctx.plan;
-        let max_line = job.source.max_line_bytes;
-        match decoded {
-            Err(e) => {
-                self.delta.kafka_bad_records += 1;
-                self.warned.bad += 1;
-                if self.warned.bad <= MAX_WARNINGS {
-                    tracing::warn!(
-                        "kafka source of job {:?}: partition {} offset {}: {e}; skipped",
-                        job.name,
-                        record.partition(),
-                        record.offset()
-                    );
-                }
-            }
-            Ok(AgentRecord::Line {
-                group, seq, line, ..
-            }) => {
-                let start = self.stream_start(now);
-                let stream = self
-                    .streams
-                    .entry((group.host.clone(), group.group.clone()))
-                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
-                stream.touched(now);
-                let host = match &job.source.host {
-                    HostFrom::Value(v) => v.as_str(),
-                    _ => group.host.as_str(),
-                };
-                let mut cx = RecordCx {
-                    parser: self.parser.as_mut().expect("built in step"),
-                    plan,
-                    wall_ms,
-                    max_line,
-                    stats: &mut self.delta,
-                    warned: &mut self.warned.sequence,
-                };
-                stream.agent_record(
-                    record.offset(),
-                    &group,
-                    AgentItem::Line { seq, line, host },
-                    &mut cx,
-                );
-            }
-            Ok(AgentRecord::Heartbeat { group, seq, at_ms }) => {
-                let start = self.stream_start(now);
-                let stream = self
-                    .streams
-                    .entry((group.host.clone(), group.group.clone()))
-                    .or_insert_with(|| Stream::new(&group.group, record.partition(), plan, start));
-                stream.touched(now);
-                let mut cx = RecordCx {
-                    parser: self.parser.as_mut().expect("built in step"),
-                    plan,
-                    wall_ms,
-                    max_line,
-                    stats: &mut self.delta,
-                    warned: &mut self.warned.sequence,
-                };
-                stream.agent_record(
-                    record.offset(),
-                    &group,
-                    AgentItem::Heartbeat { seq, at_ms },
-                    &mut cx,
-                );
-            }
-            Ok(AgentRecord::Foreign { payload }) => {
-                let host = match &job.source.host {
-                    HostFrom::Value(v) => v.clone(),
-                    HostFrom::Record { header } => {
-                        let found = headers
-                            .iter()
-                            .rev()
-                            .find(|(k, _)| *k == header.as_str())
-                            .and_then(|(_, v)| std::str::from_utf8(v.unwrap_or_default()).ok());
-                        match found {
-                            Some(h) => h.to_string(),
-                            None => {
-                                self.delta.kafka_bad_records += 1;
-                                self.warned.bad += 1;
-                                if self.warned.bad <= MAX_WARNINGS {
-                                    tracing::warn!(
-                                        "kafka source of job {:?}: partition {} offset {}: a record not from a tidemark agent has no UTF-8 header {header:?} to take its host from; skipped. hint: set [source] host = {{ header = \"...\" }}, {{ field = \"...\" }} or {{ value = \"...\" }}",
-                                        job.name,
-                                        record.partition(),
-                                        record.offset()
-                                    );
-                                }
-                                return;
-                            }
-                        }
-                    }
-                    // The plan reads it from the parsed line.
-                    HostFrom::Field(_) | HostFrom::PathRegex(_) => String::new(),
-                };
-                let start = self.stream_start(now);
-                let key = format!("partition {}", record.partition());
-                let stream = self
-                    .streams
-                    .entry((String::new(), key.clone()))
-                    .or_insert_with(|| Stream::new(&key, record.partition(), plan, start));
-                stream.touched(now);
-                let mut cx = RecordCx {
-                    parser: self.parser.as_mut().expect("built in step"),
-                    plan,
-                    wall_ms,
-                    max_line,
-                    stats: &mut self.delta,
-                    warned: &mut self.warned.sequence,
-                };
-                stream.plain_record(record.offset(), payload, &host, &mut cx);
-            }
-        }
     }
 
     /// Hands on every window the streams' watermarks passed; returns the first

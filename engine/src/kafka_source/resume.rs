@@ -110,6 +110,17 @@ impl StreamMarks {
     pub(crate) fn prune_below(&mut self, committed: EventMs) {
         self.marks.retain(|(w, _)| *w >= committed);
     }
+
+    /// The offset of the first marked record (after [`Self::prune_below`]: where
+    /// the stream resumes), if any window is marked.
+    pub(crate) fn first_offset(&self) -> Option<i64> {
+        self.marks.first().map(|(_, p)| p.offset)
+    }
+
+    /// The offset after its last record, if it had one.
+    pub(crate) fn tail_offset(&self) -> Option<i64> {
+        self.tail.map(|t| t.offset)
+    }
 }
 
 /// What the board holds for a stream.
@@ -171,6 +182,15 @@ impl KafkaBoard {
         }
     }
 
+    /// Forgets streams pruned by their worker: the next checkpoint has them no more.
+    pub(crate) fn forget<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        if let Ok(mut s) = self.state.lock() {
+            for (host, group) in keys {
+                s.streams.remove(&(host.to_string(), group.to_string()));
+            }
+        }
+    }
+
     /// Whether anything was ever read or restored (a file job's checkpoints have
     /// no kafka part).
     pub(crate) fn is_empty(&self) -> bool {
@@ -191,17 +211,32 @@ impl KafkaBoard {
                 Published::Restored(cp) => cp.clone(),
                 Published::Live { partition, marks } => {
                     let Some(tail) = marks.tail else { continue };
-                    let at = marks
-                        .marks
-                        .iter()
-                        .find(|(w, _)| *w >= frontier_ms)
-                        .map_or(tail, |(_, p)| *p);
+                    // With no window open at or above the frontier, the stream resumes
+                    // where its partition's reading had got to, in the state after its
+                    // last record: it has no record in between (its marks and the
+                    // partition's offset are published together, after every record
+                    // below that offset was taken). Resuming at its own tail instead
+                    // would make one quiet stream (a host gone, a date-named file
+                    // rotated away) pin its partition there for every restart.
+                    let read_to = s
+                        .partitions
+                        .get(partition)
+                        .copied()
+                        .unwrap_or(tail.offset)
+                        .max(tail.offset);
+                    let at = marks.marks.iter().find(|(w, _)| *w >= frontier_ms).map_or(
+                        Point {
+                            offset: read_to,
+                            ..tail
+                        },
+                        |(_, p)| *p,
+                    );
                     StreamCheckpoint {
                         host: host.clone(),
                         group: group.clone(),
                         partition: *partition,
                         offset: at.offset,
-                        seen_to: tail.offset,
+                        seen_to: at.offset.max(tail.offset),
                         max_seen_ms: at.clock.max_seen_ms,
                         floor_ms: at.clock.floor_ms,
                         suspect_ms: at.clock.suspect_ms,
@@ -255,9 +290,10 @@ mod tests {
         let cp = board.checkpoint(60_000);
         let sa = &cp.streams[0];
         assert_eq!((sa.offset, sa.seen_to, sa.seq.last), (40, 90, 30));
-        // No window open at or above the frontier: where reading had got to.
+        // No window open at or above the frontier: where the partition's reading
+        // had got to, in the state after its last record.
         let sb = &cp.streams[1];
-        assert_eq!((sb.offset, sb.seen_to), (50, 50));
+        assert_eq!((sb.offset, sb.seen_to, sb.seq.last), (100, 100, 7));
         assert_eq!(
             cp.partitions,
             vec![PartitionCheckpoint {
@@ -265,10 +301,45 @@ mod tests {
                 next_offset: 40
             }]
         );
-        // Every window committed: both resume at their tails.
+        // Every window committed: both resume where reading had got to.
         let cp = board.checkpoint(180_000);
-        assert_eq!(cp.partitions[0].next_offset, 50);
-        assert_eq!(cp.streams[0].offset, 90);
+        assert_eq!(cp.partitions[0].next_offset, 100);
+        assert_eq!((cp.streams[0].offset, cp.streams[0].seq.last), (100, 80));
+    }
+
+    /// Review R14k: a stream that went quiet (a host decommissioned, a date-named log
+    /// file that rotated away: each a group of its own) pinned its partition's resume
+    /// offset at its last record for ever. Every restart then read the partition
+    /// again from there — after retention moved past it, from the start of the
+    /// retained log (auto.offset.reset = earliest) — and nothing closed until that
+    /// re-read reached the end. The quiet stream had no record between its tail and
+    /// the partition's read offset (both are published together), so it resumes at
+    /// the partition's offset, keeping its sequence state for resend detection.
+    #[test]
+    fn a_quiet_stream_pins_its_partition_resume_offset() {
+        let board = KafkaBoard::default();
+        let mut quiet = StreamMarks::default();
+        quiet.set_tail(point(11, 10_000, 7));
+        let mut busy = StreamMarks::default();
+        busy.set_tail(point(5_000_000, 86_400_000, 4_999_000));
+        board.publish(
+            [(("old-host", "g"), 0, &quiet), (("web-1", "g"), 0, &busy)],
+            [(0, 5_000_000)],
+        );
+        // Every window committed: nothing open anywhere.
+        let cp = board.checkpoint(EventMs::MAX / 2);
+        assert_eq!(
+            cp.partitions[0].next_offset,
+            5_000_000,
+            "a restart reads {} records again for a stream that has none of them",
+            5_000_000 - cp.partitions[0].next_offset
+        );
+        // Its sequence and clock state are kept: a resend is still told.
+        let q = &cp.streams[0];
+        assert_eq!(
+            (q.host.as_str(), q.seq.last, q.max_seen_ms),
+            ("old-host", 7, Some(10_000))
+        );
     }
 
     #[test]

@@ -221,6 +221,24 @@ impl JobStats {
                 self.kafka_new_epochs,
                 self.kafka_bad_records
             ));
+            if self.kafka_reread_records > 0 {
+                s.push_str(&format!(
+                    "kafka records read again after a jump back (skipped): {}\n",
+                    self.kafka_reread_records
+                ));
+            }
+            if self.kafka_streams_pruned + self.kafka_streams_returned > 0 {
+                s.push_str(&format!(
+                    "kafka streams forgotten (stream_retention): {}, came back: {}\n",
+                    self.kafka_streams_pruned, self.kafka_streams_returned
+                ));
+            }
+            if self.kafka_heartbeats_ahead > 0 {
+                s.push_str(&format!(
+                    "kafka heartbeats ahead of this clock (time ignored): {}\n",
+                    self.kafka_heartbeats_ahead
+                ));
+            }
         }
         if self.late_after_written > 0 {
             s.push_str(&format!(

@@ -2,6 +2,8 @@
 //! the file source's keys, which mean nothing for a topic and are refused rather than
 //! silently ignored.
 
+use std::time::Duration;
+
 use toml::Spanned;
 
 use std::collections::BTreeMap;
@@ -95,11 +97,35 @@ pub fn check_kafka(
             return None;
         }
     }
+    let heartbeat_grace = positive(
+        r,
+        s.heartbeat_grace.as_ref(),
+        "heartbeat_grace",
+        Duration::from_secs(60),
+        "how much earlier than an agent's heartbeat a later line may be stamped; the default is \"1m\"",
+    );
+    let stream_retention = positive(
+        r,
+        s.stream_retention.as_ref(),
+        "stream_retention",
+        Duration::from_secs(24 * 3600),
+        "how long a quiet stream is remembered; the default is \"24h\"",
+    );
+    let broker_timeout = positive(
+        r,
+        s.broker_timeout.as_ref(),
+        "broker_timeout",
+        Duration::from_secs(300),
+        "how long a finite run waits for brokers that give nothing; the default is \"5m\"",
+    );
     Some(KafkaSource {
         brokers: brokers?,
         topic: topic?,
         options: options?,
         group_id: group_id?,
+        heartbeat_grace: heartbeat_grace?,
+        stream_retention: stream_retention?,
+        broker_timeout: broker_timeout?,
     })
 }
 
@@ -110,6 +136,18 @@ pub fn refuse_kafka_keys(r: &mut Report<'_>, s: &SourceFile) {
         ("topic", s.topic.as_ref().map(|v| v.span().start)),
         ("options", s.options.as_ref().map(|v| v.span().start)),
         ("group_id", s.group_id.as_ref().map(|v| v.span().start)),
+        (
+            "heartbeat_grace",
+            s.heartbeat_grace.as_ref().map(|v| v.span().start),
+        ),
+        (
+            "stream_retention",
+            s.stream_retention.as_ref().map(|v| v.span().start),
+        ),
+        (
+            "broker_timeout",
+            s.broker_timeout.as_ref().map(|v| v.span().start),
+        ),
     ];
     for (key, at) in keys {
         if let Some(at) = at {
@@ -181,4 +219,24 @@ fn refuse_file_keys(r: &mut Report<'_>, s: &SourceFile) {
             );
         }
     }
+}
+
+/// A duration key that must be more than zero.
+fn positive(
+    r: &mut Report<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    default: Duration,
+    hint: &str,
+) -> Option<Duration> {
+    let (d, at) = super::source::duration(r, value, key, default)?;
+    if let (true, Some(at)) = (d.is_zero(), at) {
+        r.at(
+            at,
+            format!("{key} must be greater than 0s"),
+            hint.to_string(),
+        );
+        return None;
+    }
+    Some(d)
 }

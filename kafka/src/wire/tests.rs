@@ -24,7 +24,7 @@ fn a_line_reads_back_as_written() {
     assert_eq!(
         record,
         AgentRecord::Line {
-            group: group(),
+            group: group().as_ref(),
             seq: 42,
             file: "2049:1234",
             line: b"GET / 200"
@@ -39,7 +39,7 @@ fn a_heartbeat_reads_back_as_written() {
     assert_eq!(
         record,
         AgentRecord::Heartbeat {
-            group: group(),
+            group: group().as_ref(),
             seq: 7,
             at_ms: 1_733_350_000_123
         }
@@ -111,7 +111,7 @@ proptest! {
         let id = GroupId { host, group: grp, epoch };
         let headers = line_headers(&id, seq, &file);
         let record = decode(as_pairs(&headers), &line).unwrap();
-        prop_assert_eq!(record, AgentRecord::Line { group: id, seq, file: &file, line: &line });
+        prop_assert_eq!(record, AgentRecord::Line { group: id.as_ref(), seq, file: &file, line: &line });
     }
 
     #[test]

@@ -71,7 +71,8 @@ fn records() -> Vec<Rec> {
         Line(seq, s(t))
     };
     r.extend([line(128), line(190), line(185)]);
-    r.push(Beat(11, s(260)));
+    // With the default grace (1m) its floor is 260 s.
+    r.push(Beat(11, s(320)));
     r.extend([
         line(240),
         line(262),
@@ -105,6 +106,7 @@ fn feed(
     let g = group();
     let mut stats = JobStats::default();
     let mut warned = 0;
+    let mut warned_ahead = 0;
     for (i, r) in records.iter().enumerate().skip(from) {
         let text;
         let item = match r {
@@ -129,8 +131,10 @@ fn feed(
             max_line: 1 << 20,
             stats: &mut stats,
             warned: &mut warned,
+            heartbeat_grace_ms: 60_000,
+            warned_ahead: &mut warned_ahead,
         };
-        stream.agent_record(i as i64, &g, item, &mut cx);
+        stream.agent_record(i as i64, &g.as_ref(), item, &mut cx);
         stream.close_windows(plan, |t, p| {
             out.push(format!("{t} {:?} {:?}", p.key, p.acc))
         });
@@ -209,4 +213,269 @@ fn a_stream_restored_after_any_record_emits_what_an_uninterrupted_one_does() {
         let got: Vec<&String> = again.iter().collect();
         assert_eq!(got, want, "killed after record {i}, resumed at {from}");
     }
+}
+
+/// Feeds `records` to a new stream with `wall_ms` as this machine's clock; returns
+/// the lines counted late, the heartbeats ignored as ahead, and the watermark.
+fn beat_then_lines(
+    records: &[Rec],
+    wall_ms: EventMs,
+    grace_ms: i64,
+) -> (u64, u64, Option<EventMs>) {
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut s = Stream::new("/g", 0, &plan, start(EventMs::MIN));
+    let g = group();
+    let mut stats = JobStats::default();
+    let (mut warned, mut warned_ahead) = (0, 0);
+    let mut wm = None;
+    for (i, r) in records.iter().enumerate() {
+        let text;
+        let item = match r {
+            Rec::Line(seq, t) => {
+                let ts = jiff::Timestamp::from_millisecond(*t).unwrap();
+                text = format!("{{\"time\":\"{ts}\",\"v\":\"x\"}}");
+                AgentItem::Line {
+                    seq: *seq,
+                    line: text.as_bytes(),
+                    host: "h",
+                }
+            }
+            Rec::Beat(seq, t) => AgentItem::Heartbeat {
+                seq: *seq,
+                at_ms: *t,
+            },
+        };
+        let mut cx = RecordCx {
+            parser: &mut parser,
+            plan: &plan,
+            wall_ms,
+            max_line: 1 << 20,
+            stats: &mut stats,
+            warned: &mut warned,
+            heartbeat_grace_ms: grace_ms,
+            warned_ahead: &mut warned_ahead,
+        };
+        s.agent_record(i as i64, &g.as_ref(), item, &mut cx);
+        wm = s.wm.get();
+    }
+    (stats.late_lines, stats.kafka_heartbeats_ahead, wm)
+}
+
+/// Review R14k: a heartbeat at T moved the watermark to T - max_out_of_orderness, so
+/// a line written after it but stamped a little earlier (a request logged at its end
+/// with its start time, a buffered writer) was late — which `run --until-eof` over
+/// the same file counts. Within `heartbeat_grace` it is on time.
+#[test]
+fn a_heartbeat_leaves_lines_stamped_within_its_grace_on_time() {
+    use Rec::*;
+    let s = |x: i64| 1_800_000_000_000 + x * 1000;
+    let wall = s(400);
+    // Line 4 is written 30 s after the heartbeat found the file at its end, stamped
+    // 30 s before it: on time (it was late when the heartbeat's floor was 155 s).
+    // Line 3 is stamped more than the grace (1m) before it: late.
+    let records = [
+        Line(1, s(100)),
+        Line(2, s(101)),
+        Beat(2, s(160)),
+        Line(3, s(99)),
+        Line(4, s(130)),
+    ];
+    let (late, ahead, wm) = beat_then_lines(&records, wall, 60_000);
+    assert_eq!((late, ahead), (1, 0));
+    assert_eq!(wm, Some(s(125)));
+    // Never further than a line stamped T would move it: a grace below the
+    // disorder bound (5 s) is the disorder bound.
+    let records = [Line(1, s(100)), Line(2, s(101)), Beat(2, s(300))];
+    assert_eq!(beat_then_lines(&records, wall, 60_000).2, Some(s(240)));
+    assert_eq!(beat_then_lines(&records, wall, 1_000).2, Some(s(295)));
+}
+
+/// Review R14k: a heartbeat stamped further ahead of this machine's clock than
+/// max_clock_skew (the agent's clock is wrong) must not push the watermark there:
+/// its time is ignored, counted, warned; its sequence still counts.
+#[test]
+fn a_heartbeat_from_the_future_is_counted_and_its_time_ignored() {
+    use Rec::*;
+    let s = |x: i64| 1_800_000_000_000 + x * 1000;
+    let wall = s(200);
+    // max_clock_skew is 10m: the heartbeat is 20m ahead.
+    let records = [
+        Line(1, s(100)),
+        Line(2, s(101)),
+        Beat(2, s(200 + 1200)),
+        Line(3, s(150)),
+    ];
+    let (late, ahead, wm) = beat_then_lines(&records, wall, 60_000);
+    assert_eq!((late, ahead), (0, 1));
+    assert_eq!(wm, Some(s(145)));
+    // Within the skew it moves the watermark as usual.
+    let records = [Line(1, s(100)), Line(2, s(101)), Beat(2, s(200 + 500))];
+    assert_eq!(
+        beat_then_lines(&records, wall, 60_000),
+        (0, 0, Some(s(640)))
+    );
+}
+
+/// Two streams of one partition: `b` writes a little, a heartbeat closes its
+/// windows, then it is quiet while `a` goes on, and comes back once. Seconds.
+fn two_streams() -> Vec<(usize, Rec)> {
+    use Rec::*;
+    let s = |x: i64| 1_800_000_000_000 + x * 1000;
+    let mut out = Vec::new();
+    let (mut qa, mut qb) = (0, 0);
+    for i in 0..60i64 {
+        qa += 1;
+        out.push((0, Line(qa, s(10 + i * 7 - (i % 4) * 3))));
+        if i < 8 {
+            qb += 1;
+            out.push((1, Line(qb, s(20 + i * 9))));
+        }
+        if i == 9 {
+            // Far ahead of `a`, within max_clock_skew of the test's clock.
+            out.push((1, Beat(qb, s(3_000))));
+        }
+        if i == 50 {
+            // It comes back: its sequence goes on.
+            qb += 1;
+            out.push((1, Line(qb, s(3_100))));
+        }
+    }
+    out
+}
+
+/// Called after each record with the streams.
+type AfterRecord<'a> = dyn FnMut(usize, &[Stream; 2]) + 'a;
+
+/// Review R14k's quiet stream: resuming it at its partition's read offset (not at
+/// its last record) after a kill at any record gives what an uninterrupted run
+/// gives, with the partition read again from the least of the streams' points.
+#[test]
+fn a_quiet_stream_resumed_at_its_partitions_offset_after_any_record_loses_nothing() {
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let records = two_streams();
+    let groups = [
+        GroupId {
+            host: "a".into(),
+            group: "/g".into(),
+            epoch: 1,
+        },
+        GroupId {
+            host: "b".into(),
+            group: "/g".into(),
+            epoch: 2,
+        },
+    ];
+    let run = |streams: &mut [Stream; 2],
+               from: usize,
+               parser: &mut LineParser,
+               out: &mut Vec<String>,
+               mut at: Box<AfterRecord<'_>>| {
+        let mut stats = JobStats::default();
+        let (mut warned, mut warned_ahead) = (0, 0);
+        for (i, (k, r)) in records.iter().enumerate().skip(from) {
+            let text;
+            let item = match r {
+                Rec::Line(seq, t) => {
+                    let ts = jiff::Timestamp::from_millisecond(*t).unwrap();
+                    text = format!("{{\"time\":\"{ts}\",\"v\":\"x{}\"}}", t % 3);
+                    AgentItem::Line {
+                        seq: *seq,
+                        line: text.as_bytes(),
+                        host: &groups[*k].host,
+                    }
+                }
+                Rec::Beat(seq, t) => AgentItem::Heartbeat {
+                    seq: *seq,
+                    at_ms: *t,
+                },
+            };
+            let mut cx = RecordCx {
+                parser,
+                plan: &plan,
+                wall_ms: 1_800_003_000_000,
+                max_line: 1 << 20,
+                stats: &mut stats,
+                warned: &mut warned,
+                heartbeat_grace_ms: 60_000,
+                warned_ahead: &mut warned_ahead,
+            };
+            streams[*k].agent_record(i as i64, &groups[*k].as_ref(), item, &mut cx);
+            for (k, s) in streams.iter_mut().enumerate() {
+                s.close_windows(&plan, |t, p| out.push(format!("{t} {k} {:?}", p.acc)));
+            }
+            at(i, streams);
+        }
+        for (k, s) in streams.iter_mut().enumerate() {
+            s.finish();
+            s.close_windows(&plan, |t, p| out.push(format!("{t} {k} {:?}", p.acc)));
+        }
+        stats
+    };
+    let mut whole = Vec::new();
+    let mut checkpoints = Vec::new();
+    let mut streams = [
+        Stream::new("/g", 0, &plan, start(EventMs::MIN)),
+        Stream::new("/g", 0, &plan, start(EventMs::MIN)),
+    ];
+    run(
+        &mut streams,
+        0,
+        &mut parser,
+        &mut whole,
+        Box::new(|i, s| {
+            let frontier = s.iter().map(|s| s.first_open(&plan)).min().unwrap() as EventMs;
+            let board = KafkaBoard::default();
+            board.publish(
+                [
+                    (("a", "/g"), 0, s[0].marks.as_ref().unwrap()),
+                    (("b", "/g"), 0, s[1].marks.as_ref().unwrap()),
+                ],
+                [(0, i as i64 + 1)],
+            );
+            checkpoints.push((frontier, board.checkpoint(frontier)));
+        }),
+    );
+    let mut quiet_past_its_tail = 0;
+    for (i, (frontier, cp)) in checkpoints.iter().enumerate() {
+        let from = cp.partitions[0].next_offset as usize;
+        let restore = |host: &str| {
+            cp.streams.iter().find(|s| s.host == host).map_or_else(
+                || Stream::new("/g", 0, &plan, start(*frontier)),
+                |c| Stream::restored(c, &plan, start(*frontier)),
+            )
+        };
+        if let Some(b) = cp.streams.iter().find(|s| s.host == "b") {
+            if b.offset > 19 {
+                quiet_past_its_tail += 1;
+            }
+        }
+        let mut streams = [restore("a"), restore("b")];
+        let mut again = Vec::new();
+        let stats = run(
+            &mut streams,
+            from,
+            &mut parser,
+            &mut again,
+            Box::new(|_, _| {}),
+        );
+        assert_eq!(
+            (stats.kafka_lost_lines, stats.kafka_new_epochs),
+            (0, 0),
+            "killed after record {i}"
+        );
+        let mut want: Vec<&String> = whole
+            .iter()
+            .filter(|p| p.split(' ').next().unwrap().parse::<EventMs>().unwrap() >= *frontier)
+            .collect();
+        let mut got: Vec<&String> = again.iter().collect();
+        want.sort();
+        got.sort();
+        assert_eq!(got, want, "killed after record {i}, resumed at {from}");
+    }
+    // The case the fix is about was met: `b`'s last record is 18 (its heartbeat).
+    assert!(quiet_past_its_tail > 10, "{quiet_past_its_tail}");
 }

@@ -202,6 +202,20 @@ pub(super) fn lines(f: &mut Families<'_>) {
         None,
         |j, s| one(j, s.kafka_new_epochs),
     );
+    f.counter("kafka_heartbeats_ahead", "Agent heartbeats stamped further ahead of this machine's clock than max_clock_skew: their time ignored (the agent's clock is wrong)", None, |j, s| one(j, s.kafka_heartbeats_ahead));
+    f.counter("kafka_reread_records", "Records below their partition's next offset, read again after the broker sent reading back (offset out of range, reset to the earliest): skipped", None, |j, s| one(j, s.kafka_reread_records));
+    f.counter(
+        "kafka_streams_pruned",
+        "Kafka streams forgotten after stream_retention without a record, holding nothing",
+        None,
+        |j, s| one(j, s.kafka_streams_pruned),
+    );
+    f.counter(
+        "kafka_streams_returned",
+        "Forgotten kafka streams that sent again (they go on where they were)",
+        None,
+        |j, s| one(j, s.kafka_streams_returned),
+    );
     f.counter("kafka_bad_records", "Records of a kafka source that could not be used (bad agent headers, no host header): skipped", None, |j, s| one(j, s.kafka_bad_records));
     f.counter("lines_future", "Lines stamped more than max_jump ahead of their group and not confirmed by the next line (clock skew): kept in their windows, ignored by the watermark", None, |j, s| one(j, s.outlier_lines));
     f.counter("lines_late_after_written", "Lines read after a restart whose window an earlier run had already written (not in the output)", None, |j, s| one(j, s.late_after_written));

@@ -130,3 +130,38 @@ fn an_unknown_kind_suggests_both() {
     assert!(m.contains("unknown source kind `kafak`"), "{m}");
     assert!(m.contains("kafka"), "{m}");
 }
+
+#[test]
+fn the_operational_durations_have_defaults_and_are_taken() {
+    let k = ok(KAFKA).source.kafka.unwrap();
+    assert_eq!(k.heartbeat_grace, std::time::Duration::from_secs(60));
+    assert_eq!(k.stream_retention, std::time::Duration::from_secs(86_400));
+    assert_eq!(k.broker_timeout, std::time::Duration::from_secs(300));
+    let k = ok(&kafka_with(
+        "heartbeat_grace = \"2m\"\nstream_retention = \"1h\"\nbroker_timeout = \"30s\"",
+    ))
+    .source
+    .kafka
+    .unwrap();
+    assert_eq!(k.heartbeat_grace, std::time::Duration::from_secs(120));
+    assert_eq!(k.stream_retention, std::time::Duration::from_secs(3600));
+    assert_eq!(k.broker_timeout, std::time::Duration::from_secs(30));
+    let m = messages(&kafka_with("broker_timeout = \"0s\""));
+    assert!(m.contains("broker_timeout must be greater than 0s"), "{m}");
+    let m = messages(&kafka_with("heartbeat_grace = \"soon\""));
+    assert!(m.contains("invalid heartbeat_grace"), "{m}");
+}
+
+#[test]
+fn the_kafka_durations_are_refused_for_a_file_source() {
+    for key in ["heartbeat_grace", "stream_retention", "broker_timeout"] {
+        let m = messages(&with("").replace(
+            "include = [\"logs/*.log\"]",
+            &format!("include = [\"logs/*.log\"]\n{key} = \"1m\""),
+        ));
+        assert!(
+            m.contains(&format!("`{key}` is only for kind = \"kafka\"")),
+            "{key}: {m}"
+        );
+    }
+}
