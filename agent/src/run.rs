@@ -137,16 +137,12 @@ impl Shipper<'_> {
             if now.duration_since(self.last_checkpoint) >= CHECKPOINT_INTERVAL {
                 self.checkpoint(false)?;
             }
-            let wait = if busy {
-                Duration::ZERO
-            } else if self.in_flight >= self.agent.max_in_flight {
-                Duration::from_millis(20)
-            } else {
-                self.agent
-                    .source
-                    .poll_interval
-                    .min(self.rate.wait_hint(now).max(Duration::from_millis(1)))
-            };
+            let wait = idle_wait(
+                busy,
+                self.in_flight >= self.agent.max_in_flight || !self.sender.may_hand_over(now),
+                self.rate.wait_hint(now),
+                self.agent.source.poll_interval,
+            );
             self.take_reports(wait)?;
         }
         // Give the lines in flight a chance to be acknowledged (and so not sent
@@ -320,13 +316,15 @@ impl Shipper<'_> {
         let n = self.groups.len();
         let mut busy = false;
         let mut stopped_at = None;
+        // Lines are handed over a produce request at a time (see `Sender::may_hand_over`).
+        let hand_over = self.sender.may_hand_over(now);
         for k in 0..n {
             let i = (self.next + k) % n;
             if !self.groups[i].as_ref().is_some_and(Group::reading) {
                 continue;
             }
             let room = self.agent.max_in_flight.saturating_sub(self.in_flight);
-            if room == 0 {
+            if room == 0 || !hand_over || self.sender.request_full(now) {
                 Stats::add(&self.stats.in_flight_pauses, 1);
                 stopped_at = Some(i);
                 busy = false;
@@ -396,7 +394,7 @@ impl Shipper<'_> {
                 return;
             }
             sent += 1;
-            if sent >= room {
+            if sent >= room || sender.request_full(now) {
                 stop.set(true);
             }
         });
@@ -512,6 +510,24 @@ fn draw_epoch(old: Option<u64>) -> Result<u64, AgentError> {
         if Some(epoch) != old {
             return Ok(epoch);
         }
+    }
+}
+
+/// How long a turn waits for delivery reports before reading again: not at all while a
+/// group has more to read; a little while reading is paused at the in-flight bound
+/// (reports free room); until the rate limit allows a byte again when it is what stopped
+/// reading (a non-zero hint); else — every group at its end — one `poll_interval`, as the
+/// file source polls. A zero hint (unlimited, or tokens left) is not a reason to wake
+/// early: waking every millisecond at the end of the files cost the agent most of its CPU.
+fn idle_wait(busy: bool, paused: bool, rate_hint: Duration, poll_interval: Duration) -> Duration {
+    if busy {
+        Duration::ZERO
+    } else if paused {
+        Duration::from_millis(20)
+    } else if rate_hint > Duration::ZERO {
+        poll_interval.min(rate_hint)
+    } else {
+        poll_interval
     }
 }
 

@@ -31,8 +31,8 @@ const LIBRDKAFKA_QUEUE_MAX: u64 = 100_000;
 /// header; a path is at most 4 KiB).
 const RECORD_OVERHEAD: u64 = 16 * 1024;
 
-/// A checked agent file.
-#[derive(Debug, Clone)]
+/// A checked agent file. `{:?}` shows the secret options' values as `[redacted]`.
+#[derive(Clone)]
 pub struct Agent {
     /// The host every record carries.
     pub host: String,
@@ -59,6 +59,40 @@ pub struct Agent {
     /// A hash of what decides which lines take sequence numbers: `[filter]` and
     /// `max_line_bytes` (see [`numbering`]).
     pub numbering: u64,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so a new one cannot be left out unnoticed.
+        let Agent {
+            host,
+            state_dir,
+            brokers,
+            topic,
+            options,
+            heartbeat_interval,
+            max_in_flight,
+            group_retention,
+            metrics_addr,
+            source,
+            filter,
+            numbering,
+        } = self;
+        f.debug_struct("Agent")
+            .field("host", host)
+            .field("state_dir", state_dir)
+            .field("brokers", brokers)
+            .field("topic", topic)
+            .field("options", &tidemark_jobs::kafka_options::Redacted(options))
+            .field("heartbeat_interval", heartbeat_interval)
+            .field("max_in_flight", max_in_flight)
+            .field("group_retention", group_retention)
+            .field("metrics_addr", metrics_addr)
+            .field("source", source)
+            .field("filter", filter)
+            .field("numbering", numbering)
+            .finish()
+    }
 }
 
 /// Whether `text` is an agent file (it has a top-level `[agent]` table) rather than
@@ -167,7 +201,13 @@ pub fn from_str(
                 for e in errors {
                     r.on(
                         v,
-                        format!("options.{k}: {}", expand_problem(&e.kind)),
+                        format!(
+                            "options.{k}: {}",
+                            expand_problem(
+                                &e.kind,
+                                tidemark_jobs::kafka_options::is_secret_option(k)
+                            )
+                        ),
                         "`${NAME}` is an environment variable and `$$` a literal `$`",
                     );
                 }
@@ -307,7 +347,7 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
             for e in errors {
                 r.on(
                     v,
-                    format!("{key}: {}", expand_problem(&e.kind)),
+                    format!("{key}: {}", expand_problem(&e.kind, false)),
                     "`${NAME}` is an environment variable and `$$` a literal `$`",
                 );
             }
@@ -316,8 +356,13 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
     }
 }
 
-fn expand_problem(kind: &ExpandErrorKind) -> String {
+/// What is wrong with one `$`; `secret`: the value is a secret option's, so no piece
+/// of it (a bad `${...}` name) is quoted.
+fn expand_problem(kind: &ExpandErrorKind, secret: bool) -> String {
     match kind {
+        ExpandErrorKind::BadName(_) if secret => {
+            "a `${...}` that is not a variable name (the value is a secret: not shown)".to_string()
+        }
         ExpandErrorKind::Unterminated => "`${` without a closing `}`".to_string(),
         ExpandErrorKind::EmptyName => "`${}` names no variable".to_string(),
         ExpandErrorKind::BadName(n) => format!("`${{{n}}}` is not a variable name"),
