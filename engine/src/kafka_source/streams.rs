@@ -463,4 +463,80 @@ mod tests {
             [("", "partition 1"), ("a", "y"), ("a", "z"), ("b", "x")]
         );
     }
+
+    /// Review R15k (scratch, failing): an agent that lost its state draws a new
+    /// epoch, and its group's key (host, group, epoch) usually hashes to another
+    /// partition. The stream found by (host, group) keeps its old partition: the
+    /// marks of the lines it takes from the new partition are put in the
+    /// checkpoint as offsets of the old one, and the new partition is not held
+    /// back for them — after a kill -9 the open window's lines there are never
+    /// read again (lost), while the old partition resumes at a meaningless offset.
+    #[test]
+    fn r15k_a_group_that_moves_to_another_partition_resumes_in_its_old_one() {
+        use crate::kafka_source::resume::KafkaBoard;
+        let job = job();
+        let plan = Plan::new(&job);
+        let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+        let mut streams = Streams::default();
+        let mut stats = JobStats::default();
+        let start = StreamStart {
+            floor: 0,
+            skip_below: EventMs::MIN,
+            checkpointing: true,
+            now: Instant::now(),
+        };
+        let (mut warned, mut warned_ahead) = (0, 0);
+        // (epoch, partition, offset, seq, second): epoch 1 in partition 0, then the
+        // agent lost its state: epoch 2 goes to partition 1; one window (0..60 s).
+        for (epoch, partition, offset, seq, second) in
+            [(1u64, 0i32, 10i64, 1u64, 5i64), (2, 1, 500, 1, 20)]
+        {
+            let group = GroupRef {
+                host: "h",
+                group: "/g",
+                epoch,
+            };
+            let ts = jiff::Timestamp::from_millisecond(1_800_000_000_000 + second * 1000).unwrap();
+            let text = format!("{{\"time\":\"{ts}\"}}");
+            let s = streams.agent("h", "/g", partition, &mut stats, |_| {
+                Stream::new("/g", partition, &plan, start)
+            });
+            let mut cx = RecordCx {
+                parser: &mut parser,
+                plan: &plan,
+                wall_ms: 1_800_000_000_000,
+                max_line: 1 << 20,
+                stats: &mut stats,
+                warned: &mut warned,
+                heartbeat_grace_ms: 60_000,
+                warned_ahead: &mut warned_ahead,
+            };
+            let item = AgentItem::Line {
+                seq,
+                line: text.as_bytes(),
+                host: "h",
+            };
+            s.agent_record(offset, &group, item, &mut cx);
+        }
+        // What SourceState::publish hands the board, and a checkpoint with the
+        // window still open.
+        let board = KafkaBoard::default();
+        let published: Vec<_> = streams
+            .iter_mut()
+            .map(|(k, s)| ((k.host(), k.group()), s.partition, s.marks.clone().unwrap()))
+            .collect();
+        board.publish(
+            published.iter().map(|(k, p, m)| (*k, *p, m)),
+            [(0, 11), (1, 501)],
+        );
+        let cp = board.checkpoint(1_800_000_000_000);
+        let p1 = cp.partitions.iter().find(|p| p.partition == 1).unwrap();
+        assert!(
+            p1.next_offset <= 500,
+            "partition 1 resumes at {} past the open window's line at 500 (the stream is checkpointed in partition {} at offset {})",
+            p1.next_offset,
+            cp.streams[0].partition,
+            cp.streams[0].offset
+        );
+    }
 }

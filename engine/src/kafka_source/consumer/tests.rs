@@ -87,3 +87,42 @@ fn a_jump_back_to_earliest_mid_run_double_counts_non_agent_records() {
     );
     assert_eq!(reader.positions().collect::<Vec<_>>(), vec![(0, 12)]);
 }
+
+/// Review R15k (scratch, failing): a finite run reads a partition until its next
+/// offset reaches the high watermark it had at start. A shipper writing with Kafka
+/// transactions (Kafka Connect exactly-once, Flink, Kafka Streams EOS) leaves a
+/// commit marker at the last offset of each transaction; no record is delivered
+/// there, so the next offset stays one short of the end for ever: the run never
+/// finishes and, since broker_timeout, fails "are they down?" on a healthy broker.
+/// tansu 0.6.0 refuses EndTxn and MockCluster writes no markers, so the end is set
+/// one past the last record here, as a marker leaves it; librdkafka reports the
+/// partition's end (PartitionEOF) all the same.
+#[test]
+fn r15k_a_partition_ending_in_a_transaction_marker_never_finishes() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, 10);
+    let mut reader =
+        Reader::connect(&source(&brokers), "j", 0, 1, false, &Default::default()).unwrap();
+    assert_eq!(reader.ends, Some([(0, 10)].into()));
+    // Records 0..=9, then the commit marker at 10: the end is 11.
+    reader.ends = Some([(0, 11)].into());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut taken = 0;
+    while !reader.at_eof(0) {
+        assert!(Instant::now() < deadline, "no partition end");
+        match reader.poll() {
+            Polled::Record(_) => taken += 1,
+            Polled::Nothing => std::thread::sleep(Duration::from_millis(10)),
+            _ => {}
+        }
+    }
+    assert_eq!(taken, 10);
+    assert!(
+        reader.finished(),
+        "the partition is at its end, every record read; next {:?}, ends {:?}",
+        reader.next,
+        reader.ends
+    );
+}

@@ -479,3 +479,108 @@ fn a_quiet_stream_resumed_at_its_partitions_offset_after_any_record_loses_nothin
     // The case the fix is about was met: `b`'s last record is 18 (its heartbeat).
     assert!(quiet_past_its_tail > 10, "{quiet_past_its_tail}");
 }
+
+/// Review R15k (scratch, failing): a restored stream is published (it is new, so
+/// dirty) before it read anything again: its marks are then empty and its tail is
+/// its checkpoint's offset, so the next checkpoint — the first offer after a start
+/// writes one at once — says `seen_to = offset`, losing the `seen_to` it was
+/// restored with. A second kill then makes every line it had read between the two
+/// (of windows already written) count as `late_after_written`: "new lines of
+/// windows an earlier run already wrote; not in the output", a false alarm.
+#[test]
+fn r15k_a_restored_stream_republished_before_rereading_keeps_its_seen_to() {
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let records = records();
+    let mut checkpoints = Vec::new();
+    let mut s = Stream::new("/g", 0, &plan, start(EventMs::MIN));
+    feed(
+        &mut s,
+        &records,
+        0,
+        &plan,
+        &mut parser,
+        &mut Vec::new(),
+        |i, s| {
+            let frontier = s.first_open(&plan) as EventMs;
+            let board = KafkaBoard::default();
+            board.publish(
+                [(("h", "/g"), 0, s.marks.as_ref().unwrap())],
+                [(0, i as i64 + 1)],
+            );
+            checkpoints.push((frontier, board.checkpoint(frontier)));
+        },
+    );
+    let mut differ = Vec::new();
+    for (i, (frontier, cp)) in checkpoints.iter().enumerate() {
+        // Restarted from `cp`: the stream is restored and published at once, before
+        // its partition gave a record; the first checkpoint is written then.
+        let board = KafkaBoard::default();
+        board.restore(cp);
+        let restored = Stream::restored(&cp.streams[0], &plan, start(*frontier));
+        board.publish(
+            [(("h", "/g"), 0, restored.marks.as_ref().unwrap())],
+            [(0, cp.partitions[0].next_offset)],
+        );
+        let again = board.checkpoint(*frontier);
+        // Killed again: what a restart from either checkpoint counts.
+        let late_after = |cp: &crate::kafka_source::resume::KafkaCheckpoint,
+                          parser: &mut LineParser| {
+            let mut s = Stream::restored(&cp.streams[0], &plan, start(*frontier));
+            let from = cp.partitions[0].next_offset as usize;
+            feed(
+                &mut s,
+                &records,
+                from,
+                &plan,
+                parser,
+                &mut Vec::new(),
+                |_, _| {},
+            )
+            .late_after_written
+        };
+        let (first, second) = (late_after(cp, &mut parser), late_after(&again, &mut parser));
+        if (cp.streams[0].seen_to, first) != (again.streams[0].seen_to, second) {
+            differ.push((
+                i,
+                cp.streams[0].seen_to,
+                again.streams[0].seen_to,
+                first,
+                second,
+            ));
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "(killed after record, seen_to restored, seen_to rewritten, late_after_written then, after a second kill): {differ:?}"
+    );
+}
+
+/// Review R15k (scratch, failing): whether a heartbeat is "ahead" is judged against
+/// the consuming machine's clock when the record is read. A restart reads the
+/// records after a stream's resume point again, later: a heartbeat that was ahead
+/// (ignored) the first time is in time now and moves the watermark, so a line the
+/// uninterrupted run counted is late after the restart — the numbers differ.
+#[test]
+fn r15k_a_heartbeat_ignored_as_ahead_is_taken_when_read_again_after_a_restart() {
+    use Rec::*;
+    let s = |x: i64| 1_800_000_000_000 + x * 1000;
+    // The agent's clock is 20m ahead (max_clock_skew is 10m); the app's lines carry
+    // the right time (stamped by the upstream, or a different time source).
+    let records = [
+        Line(1, s(100)),
+        Line(2, s(101)),
+        Beat(2, s(200 + 1200)),
+        Line(3, s(150)),
+    ];
+    let uninterrupted = beat_then_lines(&records, s(200), 60_000);
+    // The same records read again 15 minutes later (a kill -9 and restart; the
+    // stream resumed at its window's first line, offset 0).
+    let replayed = beat_then_lines(&records, s(200 + 900), 60_000);
+    assert_eq!(
+        (uninterrupted.0, uninterrupted.1),
+        (replayed.0, replayed.1),
+        "(late lines, heartbeats ignored as ahead): the first read vs the one after a restart"
+    );
+}
