@@ -584,3 +584,230 @@ fn r15k_a_heartbeat_ignored_as_ahead_is_taken_when_read_again_after_a_restart() 
         "(late lines, heartbeats ignored as ahead): the first read vs the one after a restart"
     );
 }
+
+/// Review R15k: three streams of one partition in random interleavings (disorder,
+/// resends, heartbeats, one stream going quiet), killed at random records and
+/// restarted from the last checkpoint, again and again, with the board used as the
+/// source uses it (restored, then only changed streams published, marks pruned to
+/// the committed frontier): the windows written equal the uninterrupted run's.
+#[test]
+fn r15k_chained_kills_of_three_streams_in_one_partition_equal_an_uninterrupted_run() {
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let hosts = ["a", "b", "c"];
+    let groups: Vec<GroupId> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| GroupId {
+            host: (*h).into(),
+            group: "/g".into(),
+            epoch: i as u64 + 1,
+        })
+        .collect();
+    let base = 1_800_000_000_000i64;
+    let seed0: u64 = std::env::var("R15K_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
+    println!("seed {seed0}");
+    for round in 0..40u64 {
+        let mut x = seed0
+            .wrapping_add(round)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            | 1;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        // Records: (stream, Rec).
+        let mut recs: Vec<(usize, Rec)> = Vec::new();
+        let mut seq = [0u64; 3];
+        let mut sent: [Vec<(u64, i64)>; 3] = Default::default();
+        let quiet_after = 40 + rnd(60) as i64;
+        for k in 0..3 {
+            seq[k] += 1;
+            recs.push((k, Rec::Line(seq[k], base + 1000 * k as i64)));
+            sent[k].push((seq[k], base + 1000 * k as i64));
+        }
+        for i in 0..160i64 {
+            let k = if i > quiet_after {
+                rnd(2) as usize
+            } else {
+                rnd(3) as usize
+            };
+            let t = base + i * 2500 - rnd(7000) as i64;
+            match rnd(20) {
+                0 => {
+                    // A heartbeat: everything sent, as of a little after now.
+                    let at = base + i * 2500 + rnd(90_000) as i64;
+                    recs.push((k, Rec::Beat(seq[k], at)));
+                }
+                1 if sent[k].len() > 3 => {
+                    // A resend of its last few lines.
+                    let n = sent[k].len();
+                    for j in n - 3..n {
+                        let (q, t) = sent[k][j];
+                        recs.push((k, Rec::Line(q, t)));
+                    }
+                }
+                _ => {
+                    seq[k] += 1;
+                    sent[k].push((seq[k], t));
+                    recs.push((k, Rec::Line(seq[k], t)));
+                }
+            }
+        }
+        let n = recs.len();
+        // One run from `cp` (None: the start) until `kill` (None: the end).
+        // Returns the windows it emitted and its checkpoints (record index, cp).
+        let mut run = |cp: Option<&(EventMs, crate::kafka_source::resume::KafkaCheckpoint)>,
+                       kill: Option<usize>,
+                       every: usize|
+         -> (
+            Vec<(EventMs, String)>,
+            Vec<(EventMs, crate::kafka_source::resume::KafkaCheckpoint)>,
+        ) {
+            let board = KafkaBoard::default();
+            let (skip, from) = match cp {
+                Some((f, c)) => {
+                    board.restore(c);
+                    (*f, c.partitions[0].next_offset as usize)
+                }
+                None => (EventMs::MIN, 0),
+            };
+            let mut committed = skip;
+            let mut pending: Option<EventMs> = None;
+            let mut streams: Vec<Stream> = hosts
+                .iter()
+                .map(|h| {
+                    cp.and_then(|(_, c)| c.streams.iter().find(|s| s.host == *h))
+                        .map_or_else(
+                            || Stream::new("/g", 0, &plan, start(skip)),
+                            |c| Stream::restored(c, &plan, start(skip)),
+                        )
+                })
+                .collect();
+            let publish = |streams: &mut Vec<Stream>, committed: EventMs, read: i64| {
+                let mut changed = Vec::new();
+                for (k, s) in streams.iter_mut().enumerate() {
+                    if s.dirty {
+                        s.prune_marks(committed);
+                        s.dirty = false;
+                        changed.push(k);
+                    }
+                }
+                board.publish(
+                    changed
+                        .iter()
+                        .map(|k| ((hosts[*k], "/g"), 0, streams[*k].marks.as_ref().unwrap())),
+                    [(0, read)],
+                );
+            };
+            publish(&mut streams, committed, from as i64);
+            let mut out = Vec::new();
+            let mut cps = Vec::new();
+            let mut stats = JobStats::default();
+            let (mut warned, mut warned_ahead) = (0, 0);
+            let end = kill.unwrap_or(n);
+            for (i, (k, r)) in recs.iter().enumerate().take(end).skip(from) {
+                let text;
+                let item = match r {
+                    Rec::Line(seq, t) => {
+                        let ts = jiff::Timestamp::from_millisecond(*t).unwrap();
+                        text = format!("{{\"time\":\"{ts}\",\"v\":\"x{}\"}}", t % 3);
+                        AgentItem::Line {
+                            seq: *seq,
+                            line: text.as_bytes(),
+                            host: hosts[*k],
+                        }
+                    }
+                    Rec::Beat(seq, t) => AgentItem::Heartbeat {
+                        seq: *seq,
+                        at_ms: *t,
+                    },
+                };
+                let mut cx = RecordCx {
+                    parser: &mut parser,
+                    plan: &plan,
+                    wall_ms: base + 10_000_000,
+                    max_line: 1 << 20,
+                    stats: &mut stats,
+                    warned: &mut warned,
+                    heartbeat_grace_ms: 60_000,
+                    warned_ahead: &mut warned_ahead,
+                };
+                streams[*k].agent_record(i as i64, &groups[*k].as_ref(), item, &mut cx);
+                publish(&mut streams, committed, i as i64 + 1);
+                for (k, s) in streams.iter_mut().enumerate() {
+                    s.close_windows(&plan, |t, p| {
+                        out.push((t as EventMs, format!("{t} {k} {:?}", p.acc)))
+                    });
+                }
+                if i % every == 0 {
+                    // Everything emitted is in the sinks: commit the frontier.
+                    let f = streams.iter().map(|s| s.first_open(&plan)).min().unwrap() as EventMs;
+                    // Odd rounds: the sinks lag, the frontier committed is the one
+                    // seen at the previous checkpoint.
+                    let seen = f.max(committed);
+                    let f = if round % 2 == 1 {
+                        pending.unwrap_or(committed)
+                    } else {
+                        seen
+                    };
+                    pending = Some(seen);
+                    cps.push((f, board.checkpoint(f)));
+                    committed = f;
+                }
+            }
+            if kill.is_none() {
+                for (k, s) in streams.iter_mut().enumerate() {
+                    s.finish();
+                    s.close_windows(&plan, |t, p| {
+                        out.push((t as EventMs, format!("{t} {k} {:?}", p.acc)))
+                    });
+                }
+            }
+            let _ = &mut cps;
+            (out, cps)
+        };
+        let (whole, _) = run(None, None, usize::MAX);
+        let mut want: Vec<String> = whole.iter().map(|(_, s)| s.clone()).collect();
+        want.sort();
+        // Chained kills.
+        let every = 1 + rnd(7) as usize;
+        let mut written: Vec<String> = Vec::new();
+        let mut cp: Option<(EventMs, crate::kafka_source::resume::KafkaCheckpoint)> = None;
+        let mut at = 0usize;
+        let mut kills = Vec::new();
+        loop {
+            let kill = at + 5 + rnd(60) as usize;
+            let kill = (kill < n).then_some(kill);
+            let (out, cps) = run(cp.as_ref(), kill, every);
+            let last = cps.last().cloned().or(cp.clone());
+            let below = last.as_ref().map_or(EventMs::MIN, |(f, _)| *f);
+            let above = cp.as_ref().map_or(EventMs::MIN, |(f, _)| *f);
+            if kill.is_none() {
+                written.extend(out.into_iter().filter(|(t, _)| *t >= above).map(|(_, s)| s));
+                break;
+            }
+            // What this run committed: its windows between the checkpoint it
+            // started from and its last checkpoint.
+            written.extend(
+                out.into_iter()
+                    .filter(|(t, _)| *t >= above && *t < below)
+                    .map(|(_, s)| s),
+            );
+            kills.push(kill.unwrap());
+            cp = last;
+            at = kill.unwrap().max(at);
+        }
+        written.sort();
+        assert_eq!(
+            written, want,
+            "seed {seed0} round {round}: killed at {kills:?}, checkpoint every {every}"
+        );
+    }
+}
