@@ -585,6 +585,12 @@ fn r15k_a_heartbeat_ignored_as_ahead_is_taken_when_read_again_after_a_restart() 
     );
 }
 
+/// A run's windows emitted (start, text) and checkpoints (frontier, checkpoint).
+type RunOut = (
+    Vec<(EventMs, String)>,
+    Vec<(EventMs, crate::kafka_source::resume::KafkaCheckpoint)>,
+);
+
 /// Review R15k: three streams of one partition in random interleavings (disorder,
 /// resends, heartbeats, one stream going quiet), killed at random records and
 /// restarted from the last checkpoint, again and again, with the board used as the
@@ -648,8 +654,7 @@ fn r15k_chained_kills_of_three_streams_in_one_partition_equal_an_uninterrupted_r
                 1 if sent[k].len() > 3 => {
                     // A resend of its last few lines.
                     let n = sent[k].len();
-                    for j in n - 3..n {
-                        let (q, t) = sent[k][j];
+                    for &(q, t) in &sent[k][n - 3..] {
                         recs.push((k, Rec::Line(q, t)));
                     }
                 }
@@ -666,10 +671,7 @@ fn r15k_chained_kills_of_three_streams_in_one_partition_equal_an_uninterrupted_r
         let mut run = |cp: Option<&(EventMs, crate::kafka_source::resume::KafkaCheckpoint)>,
                        kill: Option<usize>,
                        every: usize|
-         -> (
-            Vec<(EventMs, String)>,
-            Vec<(EventMs, crate::kafka_source::resume::KafkaCheckpoint)>,
-        ) {
+         -> RunOut {
             let board = KafkaBoard::default();
             let (skip, from) = match cp {
                 Some((f, c)) => {
