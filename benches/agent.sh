@@ -9,6 +9,7 @@
 #   benches/agent.sh                      # builds the release binaries first
 #   RUNS=5 FOLLOW=60 RATE=20000 benches/agent.sh > results.md
 #   TIDEMARK_BIN=... BROKER_BIN=... benches/agent.sh
+#   OPTIONS='"linger.ms" = "5"' benches/agent.sh   # librdkafka options ([agent.options] lines)
 #
 # Needs TIDEMARK_TANSU (the tansu binary), python3, awk.
 set -euo pipefail
@@ -83,6 +84,8 @@ state_dir = "state"
 brokers = "$BOOTSTRAP"
 topic = "logs"
 metrics_addr = "127.0.0.1:0"
+[agent.options]
+${OPTIONS:-}
 [source]
 kind = "file"
 include = ["logs/*.log"]

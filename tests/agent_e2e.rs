@@ -186,3 +186,102 @@ fn a_broker_stopped_mid_run_loses_nothing_and_in_flight_stays_bounded() {
     assert!(agent.metric("in_flight_max") <= 50);
     assert_eq!(agent.stop(), Some(0), "{}", agent.log());
 }
+
+/// Waits for a metric to reach `want` (the generous deadline; the property itself
+/// is checked after).
+fn wait_metric(agent: &mut Agent, name: &str, want: i64) {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while agent.metric(name) < want {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{name} never reached {want}:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The groups the checkpoint names.
+fn checkpointed_groups(setup: &Setup) -> BTreeSet<String> {
+    let path = setup.dir.path().join("state").join("agent-checkpoint.json");
+    let cp: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    cp["groups"].as_object().unwrap().keys().cloned().collect()
+}
+
+/// `group_retention`: a group none of whose files exists any more is forgotten
+/// after it (its state and checkpoint entry; counted), while a group with files
+/// stays; the same live path written again later is a new group, numbered from 1
+/// in a new epoch, and a consumer takes its lines. A checkpoint entry whose files
+/// went while the agent was stopped is dropped after the retention too.
+#[test]
+fn groups_whose_files_are_gone_are_pruned_and_a_later_file_starts_a_new_epoch() {
+    let broker = broker();
+    let setup = Setup::new();
+    let logs = setup.logs();
+    let mut a = Log::new(&logs, "a");
+    let mut b = Log::new(&logs, "b");
+    a.write(5);
+    b.write(5);
+    let config = setup.config(&broker, "group_retention = \"1s\"");
+    let mut agent = Agent::start(&config);
+    let mut reader = Reader::new(&broker);
+    reader.until("both groups' lines", |r| {
+        r.iter().filter(|r| matches!(r, Rec::Line { .. })).count() >= 10
+    });
+    let epoch_of = |records: &[Rec], group: &str| -> Vec<(u64, u64)> {
+        records
+            .iter()
+            .filter_map(|r| match r {
+                Rec::Line {
+                    group: g,
+                    epoch,
+                    seq,
+                    ..
+                } if g == group => Some((*epoch, *seq)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = epoch_of(&reader.records, &a.group());
+    assert_eq!(
+        first.iter().map(|(_, s)| *s).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    std::fs::remove_file(&a.path).unwrap();
+    wait_metric(&mut agent, "groups_pruned_total", 1);
+    assert_eq!(agent.metric("groups"), 1, "{}", agent.log());
+    assert_eq!(
+        checkpointed_groups(&setup),
+        BTreeSet::from([b.group()]),
+        "{}",
+        agent.log()
+    );
+    assert!(agent.log().contains("forgotten"), "{}", agent.log());
+
+    // The same live path again: a new group.
+    let old = std::mem::take(&mut a.lines);
+    std::fs::File::create(&a.path).unwrap();
+    a.name = "a-again".to_string();
+    a.write(3);
+    reader.until("the new a's lines", |r| {
+        epoch_of(r, &a.group()).len() >= old.len() + 3
+    });
+    let again = epoch_of(&reader.records, &a.group())[old.len()..].to_vec();
+    assert_eq!(again.iter().map(|(_, s)| *s).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_ne!(again[0].0, first[0].0, "a new epoch");
+    assert_eq!(agent.metric("groups_pruned_total"), 1, "b stays");
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log());
+
+    // b's files go while the agent is stopped: its entry is dropped after the
+    // retention.
+    std::fs::remove_file(&b.path).unwrap();
+    let mut agent = Agent::start(&config);
+    wait_metric(&mut agent, "groups_pruned_total", 1);
+    assert_eq!(
+        checkpointed_groups(&setup),
+        BTreeSet::from([a.group()]),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(agent.stop(), Some(0), "{}", agent.log());
+}

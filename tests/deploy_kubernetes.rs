@@ -647,3 +647,91 @@ fn every_member_answers_its_readiness_probe() {
     let (code, _) = member::api::http(&health_addr(&one), "GET", "/jobs", None, "");
     assert_eq!(code, 404);
 }
+
+/// What the kubelet does to a pod's volume at every mount when the pod sets
+/// `fsGroup` (`fsGroupChangePolicy: Always`, the default): every file and folder is
+/// made group-readable and -writable (`chmod |= 0660`; folders also `|= 0110` and
+/// setgid) and given the group (kubernetes pkg/volume/volume_linux.go,
+/// SetVolumeOwnership). The group change is left out: the mode is what a member checks.
+fn kubelet_applies_fs_group(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mut mode = meta.permissions().mode() & 0o7777;
+        if meta.is_dir() {
+            mode |= 0o660 | 0o110 | 0o2000;
+            for e in std::fs::read_dir(&p).unwrap().flatten() {
+                stack.push(e.path());
+            }
+        } else {
+            mode |= 0o660;
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// Review R15d: a member pod must start again on its own volume. With `fsGroup` and
+/// the default `fsGroupChangePolicy` (Always), the kubelet makes the member's state
+/// folder (`--state-dir=/var/lib/tidemark/state`, created 0700) group-writable at
+/// every mount after the first, and the member refuses a folder other users can
+/// write: every restart of a member pod — the cluster's way of recovering from any
+/// lost member — crash-loops. `OnRootMismatch` changes the volume only while its
+/// root does not match yet (the first mount).
+#[test]
+fn a_member_pod_starts_again_after_the_kubelet_remounts_its_volume() {
+    let docs = manifests();
+    let sts = find(&docs, "StatefulSet", "tidemark");
+    let pod_security = &sts["spec"]["template"]["spec"]["securityContext"];
+    let has_fs_group = pod_security["fsGroup"].as_i64().is_some();
+    let policy = pod_security["fsGroupChangePolicy"]
+        .as_str()
+        .unwrap_or("Always")
+        .to_string();
+    let c = &sts["spec"]["template"]["spec"]["containers"][0];
+    let state_arg = flag_values(&args(c), "--state-dir")[0].clone();
+    let mount = c["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == Some("state"))
+        .and_then(|m| m["mountPath"].as_str())
+        .expect("the state volume's mount")
+        .to_string();
+    let below = Path::new(&state_arg)
+        .strip_prefix(&mount)
+        .expect("--state-dir is on the state volume")
+        .to_path_buf();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let volume = d.join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+    let state = volume.join(&below);
+    let root = d.join("no-files");
+    std::fs::create_dir_all(&root).unwrap();
+    let start = |n: usize| {
+        member::Member::start_with(
+            &state,
+            &d.join(format!("member-{n}.log")),
+            &["--allow-root", root.to_str().unwrap()],
+            &[],
+            true,
+        )
+    };
+    // First mount of a new claim: the kubelet changes the (empty) volume.
+    if has_fs_group {
+        kubelet_applies_fs_group(&volume);
+    }
+    let mut m = start(1);
+    assert!(m.terminate().success(), "{}", m.log());
+    // The pod restarts: the volume is mounted again.
+    if has_fs_group && policy == "Always" {
+        kubelet_applies_fs_group(&volume);
+    }
+    let mut m = start(2);
+    assert!(m.terminate().success(), "{}", m.log());
+}

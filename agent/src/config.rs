@@ -48,6 +48,11 @@ pub struct AgentTable {
     /// pauses at this bound (memory stays bounded while the broker is away).
     /// Default 10000.
     pub max_in_flight: Option<Spanned<i64>>,
+    /// A group none of whose files has existed for this long is forgotten: its
+    /// sequence and checkpoint entry are dropped (hosts whose pods churn would
+    /// otherwise keep every group ever seen). Files seen again later start a new
+    /// epoch. Default "24h".
+    pub group_retention: Option<Spanned<String>>,
     /// `host:port` to serve `GET /metrics` on. Default: not served.
     pub metrics_addr: Option<Spanned<String>>,
     /// librdkafka options passed through (TLS, SASL, linger.ms, …), values as

@@ -5,10 +5,14 @@
 //! ([`tidemark_kafka::wire`]), one partition per file group, exactly once as the
 //! cluster's `kafka` source reads it: a group's read position is checkpointed only
 //! once the broker acknowledged every line before it, and lines sent again after a
-//! restart keep their sequence numbers, so a consumer drops the copies.
+//! restart keep their sequence numbers, so a consumer drops the copies. Lines after
+//! a discontinuity of the files (a resume miss, a truncation without a copy) are
+//! numbered in a new epoch instead, checkpointed before any is sent
+//! ([`group`]); groups whose files are gone are forgotten after
+//! `group_retention` ([`run`](mod@run)).
 //!
 //! - [`config`]: the agent file as written; [`validate`]: checked into an [`Agent`];
-//! - [`run`]: the loop (discovery, reading, producing, delivery reports, heartbeats,
+//! - [`run`](mod@run): the loop (discovery, reading, producing, delivery reports, heartbeats,
 //!   checkpoints); [`group`]: one group's sequence and lines in flight;
 //! - [`state`]: the checkpoint file; [`filter`]; [`stats`]: `/metrics`.
 //!

@@ -3,11 +3,13 @@
 //! its own threads).
 //!
 //! Each turn: take the delivery reports (acknowledged lines advance their group's
-//! checkpointable place), look for new groups when due, read the groups round-robin
-//! while fewer than `max_in_flight` lines are in flight (a read stops at the line
-//! that fills the bound: the rest stays in the file source's buffer, its position
-//! exact), send heartbeats for idle groups, write the checkpoint once a second when
-//! it changed, then wait for reports or the poll interval.
+//! checkpointable place), look for new groups and forget long-gone ones when due
+//! (`run/prune.rs`), give a new epoch to groups whose files had a discontinuity
+//! (`run/epoch.rs`), read the groups round-robin while fewer than `max_in_flight` lines
+//! are in flight (a read stops at the line that fills the bound: the rest stays in
+//! the file source's buffer, its position exact), send heartbeats for idle groups,
+//! write the checkpoint once a second when it changed, then wait for reports or the
+//! poll interval.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tidemark_kafka::partition_for;
-use tidemark_kafka::wire::{heartbeat_headers, line_headers};
+use tidemark_kafka::wire::heartbeat_headers;
 use tidemark_sources::file::discover::{discover, discover_new};
 use tidemark_sources::file::{AllowedRoots, EscapedPath};
 use tidemark_sources::rate::RateLimiter;
@@ -28,6 +30,10 @@ use crate::producer::{Ack, Sender};
 use crate::state::{Checkpoint, GroupCheckpoint, StateDir};
 use crate::stats::Stats;
 use crate::validate::Agent;
+use epoch::send_line;
+
+mod epoch;
+mod prune;
 
 /// How often the include globs are evaluated again.
 const DISCOVERY_INTERVAL: Duration = Duration::from_secs(1);
@@ -59,6 +65,7 @@ pub fn run(agent: &Agent, stop: &AtomicBool, stats: Arc<Stats>) -> Result<Outcom
         saved,
         groups: Vec::new(),
         known: HashSet::new(),
+        first_discovery: None,
         partitions: None,
         in_flight: 0,
         next: 0,
@@ -88,8 +95,13 @@ struct Shipper<'a> {
     state: StateDir,
     /// The checkpoint as last written.
     saved: Checkpoint,
-    groups: Vec<Group>,
+    /// The groups by the index their records' delivery reports carry; a slot is
+    /// emptied when its group is pruned (with nothing in flight) and reused.
+    groups: Vec<Option<Group>>,
     known: HashSet<PathBuf>,
+    /// When the globs were first evaluated (checkpoint entries no discovery has
+    /// found since are pruned after `group_retention`).
+    first_discovery: Option<Instant>,
     /// The topic's partition count, once the broker told it.
     partitions: Option<i32>,
     /// Records (lines and heartbeats) queued and not yet reported on.
@@ -116,22 +128,21 @@ impl Shipper<'_> {
             {
                 self.last_discovery = Some(now);
                 self.discover()?;
+                self.prune(now)?;
             }
+            self.settle()?;
             let busy = self.read(now)?;
+            self.settle()?;
             self.heartbeats(now)?;
             if now.duration_since(self.last_checkpoint) >= CHECKPOINT_INTERVAL {
                 self.checkpoint(false)?;
             }
-            let wait = if busy {
-                Duration::ZERO
-            } else if self.in_flight >= self.agent.max_in_flight {
-                Duration::from_millis(20)
-            } else {
-                self.agent
-                    .source
-                    .poll_interval
-                    .min(self.rate.wait_hint(now).max(Duration::from_millis(1)))
-            };
+            let wait = idle_wait(
+                busy,
+                self.in_flight >= self.agent.max_in_flight || !self.sender.may_hand_over(now),
+                self.rate.wait_hint(now),
+                self.agent.source.poll_interval,
+            );
             self.take_reports(wait)?;
         }
         // Give the lines in flight a chance to be acknowledged (and so not sent
@@ -152,7 +163,10 @@ impl Shipper<'_> {
         let mut acked = 0;
         for (ack, error) in self.sender.poll(wait) {
             self.in_flight -= 1;
-            let group = &mut self.groups[ack.group];
+            let Some(group) = self.groups.get_mut(ack.group).and_then(Option::as_mut) else {
+                tracing::error!("a delivery report for a group that is gone (ignored)");
+                continue;
+            };
             if let Some(error) = error {
                 Stats::add(&self.stats.delivery_errors, 1);
                 if ack.seq == 0 {
@@ -211,6 +225,7 @@ impl Shipper<'_> {
         self.partitions = Some(partitions);
         let src = &self.agent.source;
         let roots = AllowedRoots::any();
+        self.first_discovery.get_or_insert_with(Instant::now);
         let found = if self.known.is_empty() {
             discover(&src.include, &src.exclude, &roots)?
         } else {
@@ -221,10 +236,33 @@ impl Shipper<'_> {
             if !self.known.insert(g.live.clone()) {
                 continue;
             }
+            let settings = self.agent.numbering;
             let cp = match self.saved.groups.get(&g.live) {
+                Some(cp) if cp.numbering.is_some_and(|n| n != settings) => {
+                    // The lines after the checkpoint would be numbered otherwise
+                    // than the copies the broker may hold: a new epoch (written
+                    // below, before any line is sent).
+                    let epoch = draw_epoch(Some(cp.epoch))?;
+                    Stats::add(&self.stats.new_epochs, 1);
+                    tracing::warn!(
+                        "{}: [filter] or max_line_bytes changed since the checkpoint; the \
+                         lines after line {} of epoch {:016x} are numbered in a new epoch \
+                         {epoch:016x}, so that none is taken for another's copy (lines the \
+                         broker already had after the checkpoint are sent again)",
+                        EscapedPath(&g.live),
+                        cp.seq,
+                        cp.epoch,
+                    );
+                    GroupCheckpoint {
+                        epoch,
+                        seq: 0,
+                        numbering: Some(settings),
+                        ..cp.clone()
+                    }
+                }
                 Some(cp) => cp.clone(),
                 None => {
-                    let epoch = getrandom::u64().map_err(|e| AgentError::Random(e.to_string()))?;
+                    let epoch = draw_epoch(None)?;
                     let key = tidemark_kafka::GroupId {
                         host: self.agent.host.clone(),
                         group: g.live.to_string_lossy().into_owned(),
@@ -236,6 +274,7 @@ impl Shipper<'_> {
                         partition: partition_for(&key, partitions),
                         seq: 0,
                         position: None,
+                        numbering: Some(settings),
                     }
                 }
             };
@@ -246,11 +285,14 @@ impl Shipper<'_> {
                 cp.seq + 1
             );
             let tailer = Tailer::new(g.live.clone(), self.tail_options(), cp.position.clone());
-            self.groups
-                .push(Group::new(g.live.clone(), &self.agent.host, &cp, tailer));
+            let group = Group::new(g.live.clone(), &self.agent.host, &cp, settings, tailer);
+            match self.groups.iter_mut().find(|slot| slot.is_none()) {
+                Some(slot) => *slot = Some(group),
+                None => self.groups.push(Some(group)),
+            }
             added = true;
         }
-        Stats::set(&self.stats.groups, self.groups.len() as u64);
+        self.count_groups();
         if added {
             self.checkpoint(true)?;
         }
@@ -274,10 +316,15 @@ impl Shipper<'_> {
         let n = self.groups.len();
         let mut busy = false;
         let mut stopped_at = None;
+        // Lines are handed over a produce request at a time (see `Sender::may_hand_over`).
+        let hand_over = self.sender.may_hand_over(now);
         for k in 0..n {
             let i = (self.next + k) % n;
+            if !self.groups[i].as_ref().is_some_and(Group::reading) {
+                continue;
+            }
             let room = self.agent.max_in_flight.saturating_sub(self.in_flight);
-            if room == 0 {
+            if room == 0 || !hand_over || self.sender.request_full(now) {
                 Stats::add(&self.stats.in_flight_pauses, 1);
                 stopped_at = Some(i);
                 busy = false;
@@ -323,7 +370,9 @@ impl Shipper<'_> {
         let filter = &self.agent.filter;
         let sender = &self.sender;
         let file_label = &mut self.file_label;
-        let g = &mut self.groups[i];
+        let Some(g) = self.groups[i].as_mut() else {
+            return (Ok(ReadStatus::Idle), 0, 0);
+        };
         let before = g.tailer.counters();
         let Group { tailer, ship, .. } = g;
         let status = tailer.read_some_until(budget, now, &stop, |meta, line| {
@@ -332,33 +381,26 @@ impl Shipper<'_> {
                 filtered += 1;
                 return;
             }
-            let seq = ship.send(meta.position);
-            let label = match file_label {
-                Some((id, label)) if *id == meta.position.file => label,
-                _ => {
-                    let id = &meta.position.file;
-                    let label = format!("{}:{}:{:016x}", id.dev, id.ino, id.fingerprint);
-                    &file_label.insert((id.clone(), label)).1
-                }
-            };
-            let headers = line_headers(&ship.id, seq, label);
-            if let Err(e) = sender.send(
-                ship.partition,
-                &ship.key,
-                line,
-                headers,
-                Ack { group: i, seq },
-            ) {
+            if !ship.continues(meta.discontinuities) {
+                // After a discontinuity: this line waits for a new epoch, and
+                // reading stops until it has one.
+                ship.hold(meta.position, line, meta.discontinuities);
+                stop.set(true);
+                return;
+            }
+            if let Err(e) = send_line(sender, ship, i, meta.position, line, file_label) {
                 failed = Some(e);
                 stop.set(true);
                 return;
             }
             sent += 1;
-            if sent >= room {
+            if sent >= room || sender.request_full(now) {
                 stop.set(true);
             }
         });
         g.status = status;
+        g.ship
+            .note_discontinuities(g.tailer.counters().discontinuities);
         if sent > 0 {
             g.last_sent = Some(now);
         }
@@ -391,7 +433,8 @@ impl Shipper<'_> {
     fn heartbeats(&mut self, now: Instant) -> Result<(), AgentError> {
         let every = self.agent.heartbeat_interval;
         let at_ms = wall_ms();
-        for (i, g) in self.groups.iter_mut().enumerate() {
+        for (i, slot) in self.groups.iter_mut().enumerate() {
+            let Some(g) = slot else { continue };
             if self.in_flight >= self.agent.max_in_flight {
                 // The bound holds heartbeats too: they wait with the lines.
                 break;
@@ -430,22 +473,61 @@ impl Shipper<'_> {
     /// Writes the checkpoint if it changed (or `force`d).
     fn checkpoint(&mut self, force: bool) -> Result<(), AgentError> {
         self.last_checkpoint = Instant::now();
+        // A group with no place to give (its epoch broken past the last one
+        // written), and groups not found this run (their files gone for now),
+        // keep the place last written.
         let groups: BTreeMap<PathBuf, GroupCheckpoint> = self
             .groups
             .iter()
-            .map(|g| (g.live.clone(), g.checkpoint()))
+            .flatten()
+            .filter_map(|g| Some((g.live.clone(), g.checkpoint()?)))
             .collect();
-        // Groups not found this run (their files gone for now) keep their place.
         let mut next = self.saved.clone();
         next.groups.extend(groups);
-        if next == self.saved && !force {
-            return Ok(());
+        if next != self.saved || force {
+            self.state.save(&next)?;
+            self.saved = next;
+            Stats::add(&self.stats.checkpoints, 1);
+            Stats::set(&self.stats.checkpoint_at_ms, wall_ms() as u64);
         }
-        self.state.save(&next)?;
-        self.saved = next;
-        Stats::add(&self.stats.checkpoints, 1);
-        Stats::set(&self.stats.checkpoint_at_ms, wall_ms() as u64);
+        // What the groups gave is written (now or before).
+        for g in self.groups.iter_mut().flatten() {
+            g.saved();
+        }
         Ok(())
+    }
+
+    fn count_groups(&self) {
+        let n = self.groups.iter().flatten().count();
+        Stats::set(&self.stats.groups, n as u64);
+    }
+}
+
+/// A new epoch, never `old`.
+fn draw_epoch(old: Option<u64>) -> Result<u64, AgentError> {
+    loop {
+        let epoch = getrandom::u64().map_err(|e| AgentError::Random(e.to_string()))?;
+        if Some(epoch) != old {
+            return Ok(epoch);
+        }
+    }
+}
+
+/// How long a turn waits for delivery reports before reading again: not at all while a
+/// group has more to read; a little while reading is paused at the in-flight bound
+/// (reports free room); until the rate limit allows a byte again when it is what stopped
+/// reading (a non-zero hint); else — every group at its end — one `poll_interval`, as the
+/// file source polls. A zero hint (unlimited, or tokens left) is not a reason to wake
+/// early: waking every millisecond at the end of the files cost the agent most of its CPU.
+fn idle_wait(busy: bool, paused: bool, rate_hint: Duration, poll_interval: Duration) -> Duration {
+    if busy {
+        Duration::ZERO
+    } else if paused {
+        Duration::from_millis(20)
+    } else if rate_hint > Duration::ZERO {
+        poll_interval.min(rate_hint)
+    } else {
+        poll_interval
     }
 }
 

@@ -6,7 +6,8 @@
 //! instruction leaves either the old checkpoint or the new one. A checkpoint never
 //! names a line the broker has not acknowledged ([`crate::group`]): after a restart
 //! the lines after it are sent again with the same sequence numbers, and a consumer
-//! drops those it already has.
+//! drops those it already has — or, if the files no longer continue there, under a
+//! new epoch ([`crate::group`]).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -47,6 +48,11 @@ pub struct GroupCheckpoint {
     pub seq: u64,
     /// Where the line after it starts (`None`: the group's oldest file, from 0).
     pub position: Option<Position>,
+    /// The numbering settings the epoch's lines were numbered under
+    /// ([`crate::validate::numbering`]); `None` in a checkpoint written before
+    /// they were kept (taken as unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numbering: Option<u64>,
 }
 
 /// The checkpoint cannot be read or written.
@@ -201,6 +207,7 @@ mod tests {
                 partition: 2,
                 seq: 41,
                 position: None,
+                numbering: Some(3),
             },
         );
         state.save(&cp).unwrap();

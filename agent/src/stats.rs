@@ -53,6 +53,11 @@ pub struct Stats {
     pub truncations: AtomicU64,
     /// See `rotations`.
     pub resume_misses: AtomicU64,
+    /// New sequence epochs drawn for known groups, because the file source
+    /// reported a discontinuity (resume miss, truncation, …): each is also warned.
+    pub new_epochs: AtomicU64,
+    /// Groups forgotten after `group_retention` with none of their files.
+    pub groups_pruned: AtomicU64,
 }
 
 impl Stats {
@@ -73,7 +78,7 @@ impl Stats {
             [("host".into(), host.to_string().into())].into_iter(),
         );
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let counters: [(&str, &str, &AtomicU64); 14] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
             (
                 "lines_read",
                 "Lines the file source delivered",
@@ -131,6 +136,16 @@ impl Stats {
                 "truncations",
                 "Truncations without a copy (read again from 0)",
                 &self.truncations,
+            ),
+            (
+                "new_epochs",
+                "New sequence epochs drawn for known groups after a discontinuity of their files (resume miss, truncation, ...)",
+                &self.new_epochs,
+            ),
+            (
+                "groups_pruned",
+                "Groups forgotten after group_retention with none of their files",
+                &self.groups_pruned,
             ),
         ];
         for (name, help, value) in counters {

@@ -19,6 +19,8 @@ use crate::filter::Filter;
 
 /// Default `heartbeat_interval`.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Default `group_retention`.
+pub const DEFAULT_GROUP_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Default `max_in_flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
 /// librdkafka's default `message.max.bytes`.
@@ -29,8 +31,8 @@ const LIBRDKAFKA_QUEUE_MAX: u64 = 100_000;
 /// header; a path is at most 4 KiB).
 const RECORD_OVERHEAD: u64 = 16 * 1024;
 
-/// A checked agent file.
-#[derive(Debug, Clone)]
+/// A checked agent file. `{:?}` shows the secret options' values as `[redacted]`.
+#[derive(Clone)]
 pub struct Agent {
     /// The host every record carries.
     pub host: String,
@@ -46,12 +48,51 @@ pub struct Agent {
     pub heartbeat_interval: Duration,
     /// Lines sent and not yet acknowledged, at most.
     pub max_in_flight: usize,
+    /// How long a group whose files are all gone is kept.
+    pub group_retention: Duration,
     /// Where `/metrics` is served, if anywhere.
     pub metrics_addr: Option<SocketAddr>,
     /// The files, read as a job reads them (`host` unused).
     pub source: Source,
     /// Which lines are sent.
     pub filter: Filter,
+    /// A hash of what decides which lines take sequence numbers: `[filter]` and
+    /// `max_line_bytes` (see [`numbering`]).
+    pub numbering: u64,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so a new one cannot be left out unnoticed.
+        let Agent {
+            host,
+            state_dir,
+            brokers,
+            topic,
+            options,
+            heartbeat_interval,
+            max_in_flight,
+            group_retention,
+            metrics_addr,
+            source,
+            filter,
+            numbering,
+        } = self;
+        f.debug_struct("Agent")
+            .field("host", host)
+            .field("state_dir", state_dir)
+            .field("brokers", brokers)
+            .field("topic", topic)
+            .field("options", &tidemark_jobs::kafka_options::Redacted(options))
+            .field("heartbeat_interval", heartbeat_interval)
+            .field("max_in_flight", max_in_flight)
+            .field("group_retention", group_retention)
+            .field("metrics_addr", metrics_addr)
+            .field("source", source)
+            .field("filter", filter)
+            .field("numbering", numbering)
+            .finish()
+    }
 }
 
 /// Whether `text` is an agent file (it has a top-level `[agent]` table) rather than
@@ -130,6 +171,12 @@ pub fn from_str(
         "heartbeat_interval",
         DEFAULT_HEARTBEAT,
     );
+    let group_retention = positive_duration(
+        &mut r,
+        a.group_retention.as_ref(),
+        "group_retention",
+        DEFAULT_GROUP_RETENTION,
+    );
     let max_in_flight = max_in_flight(&mut r, a);
     let metrics_addr = a.metrics_addr.as_ref().and_then(|v| {
         v.get_ref()
@@ -154,7 +201,13 @@ pub fn from_str(
                 for e in errors {
                     r.on(
                         v,
-                        format!("options.{k}: {}", expand_problem(&e.kind)),
+                        format!(
+                            "options.{k}: {}",
+                            expand_problem(
+                                &e.kind,
+                                tidemark_jobs::kafka_options::is_secret_option(k)
+                            )
+                        ),
                         "`${NAME}` is an environment variable and `$$` a literal `$`",
                     );
                 }
@@ -173,12 +226,17 @@ pub fn from_str(
         Some(f) => check_filter(&mut r, f.get_ref()),
         None => Some(Filter::default()),
     };
+    let numbering = numbering(
+        file.filter.as_ref().map(Spanned::get_ref),
+        source.as_ref().map_or(0, |s| s.max_line_bytes),
+    );
     match (
         host,
         state_dir,
         topic,
         heartbeat,
         max_in_flight,
+        group_retention,
         source,
         filter,
     ) {
@@ -188,6 +246,7 @@ pub fn from_str(
             Some(topic),
             Some(heartbeat_interval),
             Some(max_in_flight),
+            Some(group_retention),
             Some(source),
             Some(filter),
         ) if r.diags.is_empty() => Ok(Agent {
@@ -198,9 +257,11 @@ pub fn from_str(
             options,
             heartbeat_interval,
             max_in_flight,
+            group_retention,
             metrics_addr,
             source,
             filter,
+            numbering,
         }),
         _ => {
             if r.diags.is_empty() {
@@ -286,7 +347,7 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
             for e in errors {
                 r.on(
                     v,
-                    format!("{key}: {}", expand_problem(&e.kind)),
+                    format!("{key}: {}", expand_problem(&e.kind, false)),
                     "`${NAME}` is an environment variable and `$$` a literal `$`",
                 );
             }
@@ -295,8 +356,13 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
     }
 }
 
-fn expand_problem(kind: &ExpandErrorKind) -> String {
+/// What is wrong with one `$`; `secret`: the value is a secret option's, so no piece
+/// of it (a bad `${...}` name) is quoted.
+fn expand_problem(kind: &ExpandErrorKind, secret: bool) -> String {
     match kind {
+        ExpandErrorKind::BadName(_) if secret => {
+            "a `${...}` that is not a variable name (the value is a secret: not shown)".to_string()
+        }
         ExpandErrorKind::Unterminated => "`${` without a closing `}`".to_string(),
         ExpandErrorKind::EmptyName => "`${}` names no variable".to_string(),
         ExpandErrorKind::BadName(n) => format!("`${{{n}}}` is not a variable name"),
@@ -402,6 +468,31 @@ fn record_fits(r: &mut Report<'_>, a: &AgentTable, max_line: u64) {
             ),
         );
     }
+}
+
+/// A hash of the settings that decide which lines take sequence numbers: the
+/// filter's lists (a line left out takes none) and `max_line_bytes` (a longer line
+/// is skipped). The checkpoint keeps it per group: a restart under other settings
+/// would number the lines after the checkpoint differently from the copies the
+/// broker may hold, so it starts a new epoch instead. FNV-1a over length-prefixed
+/// fields: stable across builds, unlike std's hasher.
+pub fn numbering(filter: Option<&FilterFile>, max_line_bytes: usize) -> u64 {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    let mut field = |bytes: &[u8]| {
+        h.write(&(bytes.len() as u64).to_le_bytes());
+        h.write(bytes);
+    };
+    field(&(max_line_bytes as u64).to_le_bytes());
+    let default = FilterFile::default();
+    let f = filter.unwrap_or(&default);
+    for list in [&f.include, &f.include_regex, &f.exclude, &f.exclude_regex] {
+        field(&(list.len() as u64).to_le_bytes());
+        for v in list {
+            field(v.get_ref().as_bytes());
+        }
+    }
+    h.finish()
 }
 
 fn check_filter(r: &mut Report<'_>, f: &FilterFile) -> Option<Filter> {

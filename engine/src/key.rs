@@ -150,6 +150,10 @@ pub(crate) fn cmp_keys(a: &[u8], b: &[u8]) -> Ordering {
     cmp_parts(&a[at.min(d)..], &b[at.min(d)..])
 }
 
+/// From this many keys on, [`sorted_order`] sorts their numbers by radix: below,
+/// its 16 tables of 256 counts cost more than comparisons.
+const RADIX_SORT: usize = 512;
+
 /// Up to this many keys, [`sorted_order`] compares keys directly.
 const SMALL_SORT: usize = 24;
 
@@ -179,9 +183,13 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
             )
         })
         .collect();
-    // By the numbers alone first (plain integer pairs: no key read, no call
-    // per comparison), then each run of equal numbers by its keys.
-    keyed.sort_unstable();
+    // By the numbers alone first (no key read, no comparison: a radix sort),
+    // then each run of equal numbers by its keys.
+    if n >= RADIX_SORT {
+        radix_sort(&mut keyed);
+    } else {
+        keyed.sort_unstable();
+    }
     let mut start = 0;
     while let Some(&(prefix, _)) = keyed.get(start) {
         let run = keyed[start..].iter().take_while(|e| e.0 == prefix).count();
@@ -192,6 +200,44 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
         start += run;
     }
     keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Sorts `v` by its numbers, equal numbers in the order they come (so pairs
+/// made in index order come out as `sort_unstable` orders the pairs): a least
+/// significant byte first radix sort, which skips the bytes every number
+/// shares (the zero padding of short keys, a value's common start). A window's
+/// ~30k series took ~500 instructions each in a comparison sort; this is a
+/// few passes of a load and a store.
+fn radix_sort(v: &mut Vec<(u128, u32)>) {
+    let n = v.len();
+    // How many numbers have each value of each byte (byte 0 the lowest).
+    let mut counts = vec![[0u32; 256]; 16];
+    for &(x, _) in v.iter() {
+        for (d, c) in x.to_le_bytes().iter().zip(counts.iter_mut()) {
+            c[*d as usize] += 1;
+        }
+    }
+    let mut other: Vec<(u128, u32)> = Vec::new();
+    for (d, c) in counts.iter().enumerate() {
+        if c.iter().any(|&k| k as usize == n) {
+            continue; // every number has the same byte here
+        }
+        let mut at = [0usize; 256];
+        let mut sum = 0;
+        for (slot, &k) in at.iter_mut().zip(c.iter()) {
+            *slot = sum;
+            sum += k as usize;
+        }
+        if other.len() != n {
+            other = vec![(0, 0); n];
+        }
+        for &e in v.iter() {
+            let b = (e.0 >> (8 * d)) as u8 as usize;
+            other[at[b]] = e;
+            at[b] += 1;
+        }
+        std::mem::swap(v, &mut other);
+    }
 }
 
 /// The length of the host part (with its length) when every key has the same
@@ -226,26 +272,40 @@ impl KeyPrefix {
 /// order is part order: each part's bytes with NUL as `00 FF`, then `00 00`
 /// (a part that ends sorts before any that goes on). So when two keys' prefixes
 /// differ, their order is the keys' order; equal prefixes say nothing.
+// `contains` calls memchr for every part; over at most 16 bytes the plain loop
+// is cheaper (it ran once per series of every window).
+#[allow(clippy::manual_contains)]
 fn order_prefix(mut key: &[u8]) -> u128 {
     let mut out = [0u8; 16];
     let mut n = 0;
-    let mut put = |bytes: &[u8]| {
-        for &b in bytes {
-            if let Some(slot) = out.get_mut(n) {
-                *slot = b;
-                n += 1;
-            }
-        }
-        n < out.len()
-    };
     while let Some((part, rest)) = split_key_part(key) {
-        for &b in part {
-            let more = if b == 0 { put(&[0, 0xff]) } else { put(&[b]) };
-            if !more {
+        // Only the bytes that fit count: those past them are never written.
+        let take = part.len().min(out.len() - n);
+        if part[..take].iter().any(|&b| b == 0) {
+            // A NUL is written `00 FF`, byte by byte (rare).
+            for &b in part {
+                let bytes: &[u8] = if b == 0 { &[0, 0xff] } else { &[b] };
+                for &x in bytes {
+                    if let Some(slot) = out.get_mut(n) {
+                        *slot = x;
+                        n += 1;
+                    }
+                }
+                if n >= out.len() {
+                    return u128::from_be_bytes(out);
+                }
+            }
+        } else {
+            // The part's bytes as they are, as many as fit.
+            out[n..n + take].copy_from_slice(&part[..take]);
+            n += take;
+            if n >= out.len() {
                 return u128::from_be_bytes(out);
             }
         }
-        if !put(&[0, 0]) {
+        // Its end, `00 00`: `out` is zeros already.
+        n += 2;
+        if n >= out.len() {
             break;
         }
         key = rest;
@@ -480,6 +540,78 @@ mod tests {
                 want.sort();
                 assert_eq!(got, want, "{k} keys");
             }
+        }
+    }
+
+    /// The byte-at-a-time prefix [`order_prefix`] replaced.
+    fn order_prefix_bytewise(mut key: &[u8]) -> u128 {
+        let mut out = [0u8; 16];
+        let mut n = 0;
+        let mut put = |bytes: &[u8]| {
+            for &b in bytes {
+                if let Some(slot) = out.get_mut(n) {
+                    *slot = b;
+                    n += 1;
+                }
+            }
+            n < out.len()
+        };
+        while let Some((part, rest)) = split_key_part(key) {
+            for &b in part {
+                let more = if b == 0 { put(&[0, 0xff]) } else { put(&[b]) };
+                if !more {
+                    return u128::from_be_bytes(out);
+                }
+            }
+            if !put(&[0, 0]) {
+                break;
+            }
+            key = rest;
+        }
+        u128::from_be_bytes(out)
+    }
+
+    /// Prefixes of keys of 0-4 parts, each part 0-17 bytes with or without
+    /// NULs at any place, and of damaged keys, are the byte-at-a-time ones;
+    /// the radix sort orders (prefix, index) pairs as `sort_unstable` does.
+    #[test]
+    fn prefixes_and_their_sort_are_the_plain_ones() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |m: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % m
+        };
+        let mut pairs = Vec::new();
+        for i in 0..20_000u32 {
+            let mut k = Vec::new();
+            for _ in 0..next(5) {
+                let len = next(18) as usize;
+                let part: String = (0..len)
+                    .map(|_| match next(12) {
+                        0 => '\0',
+                        1 => '\u{ff}',
+                        c => (b'a' + c as u8) as char,
+                    })
+                    .collect();
+                push_key_part(&mut k, &part);
+            }
+            if next(50) == 0 && k.len() > 5 {
+                let cut = next(k.len() as u64) as usize;
+                k.truncate(cut); // damaged: a length past the end
+            }
+            let p = order_prefix(&k);
+            assert_eq!(p, order_prefix_bytewise(&k), "{k:?}");
+            // Few distinct bytes, so that numbers tie and bytes repeat.
+            pairs.push((p >> (8 * next(16)), i));
+        }
+        for n in [0, 1, 2, 100, pairs.len()] {
+            let mut got = pairs[..n].to_vec();
+            let mut want = got.clone();
+            radix_sort(&mut got);
+            want.sort_unstable();
+            assert_eq!(got, want, "{n} pairs");
         }
     }
 

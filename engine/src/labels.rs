@@ -88,6 +88,35 @@ impl Labels {
         Labels::owned(buf)
     }
 
+    /// The pairs whose name `keep` accepts, in a buffer of their own: each kept
+    /// pair's encoding copied as it is (what [`Labels::from_sorted`] of them
+    /// gives, without reading them as text first). A part that is not UTF-8
+    /// (only a damaged key from another process gives one) is written as
+    /// [`Labels::iter`] reads it: empty.
+    pub(crate) fn select(&self, mut keep: impl FnMut(&str) -> bool) -> Labels {
+        fn part_text(p: &[u8]) -> &str {
+            std::str::from_utf8(p).unwrap_or_default()
+        }
+        let mut len = 0;
+        for (k, v) in self.byte_pairs() {
+            if keep(part_text(k)) {
+                len += 8 + k.len() + v.len();
+            }
+        }
+        if len == 0 {
+            return Labels::default();
+        }
+        let mut buf = Vec::with_capacity(len);
+        for (k, v) in self.byte_pairs() {
+            let k = part_text(k);
+            if keep(k) {
+                push_key_part(&mut buf, k);
+                push_key_part(&mut buf, part_text(v));
+            }
+        }
+        Labels::owned(buf)
+    }
+
     /// A host series' labels from its series key, in a buffer of their own
     /// (see [`write_from_key`]; a window's are made by [`Labels::for_keys`]).
     #[cfg(test)]
@@ -117,6 +146,25 @@ impl Labels {
             text: std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
             at: 0,
         }
+    }
+
+    /// The pairs as their bytes, sorted by name, for a sink that writes bytes:
+    /// no UTF-8 check, which [`Labels::iter`] makes once per set. Each part is
+    /// the bytes of a `&str` the labels were built from, except in labels made
+    /// from a series key received from another process (checked by no one):
+    /// a writer that must not emit invalid UTF-8 checks what is not ASCII, and
+    /// reads a part that is invalid as empty, as [`Labels::iter`] does.
+    pub fn byte_pairs(&self) -> BytePairs<'_> {
+        BytePairs {
+            bytes: self.as_bytes(),
+            at: 0,
+        }
+    }
+
+    /// The length of their encoding: the text of every name and value, and 4
+    /// bytes per part (room enough to write them out in most formats).
+    pub fn encoded_len(&self) -> usize {
+        self.as_bytes().len()
     }
 
     /// The value of label `name`.
@@ -170,16 +218,44 @@ impl<'a> Iterator for LabelIter<'a> {
     }
 }
 
+/// Where the part of `bytes` at `at` lies (its length is the 4 bytes at `at`,
+/// cut at the encoding's end); `None` past the end.
+#[inline]
+fn part_at(bytes: &[u8], at: usize) -> Option<Range<usize>> {
+    let len = bytes.get(at..)?.first_chunk::<4>()?;
+    let start = at + 4;
+    let end = start
+        .saturating_add(u32::from_le_bytes(*len) as usize)
+        .min(bytes.len());
+    Some(start..end)
+}
+
+/// Iterates a [`Labels`]' pairs as bytes ([`Labels::byte_pairs`]).
+#[derive(Clone)]
+pub struct BytePairs<'a> {
+    bytes: &'a [u8],
+    /// Where the next part's length is.
+    at: usize,
+}
+
+impl<'a> Iterator for BytePairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
+        let k = part_at(self.bytes, self.at)?;
+        let v = part_at(self.bytes, k.end)?;
+        self.at = v.end;
+        Some((&self.bytes[k], &self.bytes[v]))
+    }
+}
+
 impl<'a> LabelIter<'a> {
     /// The next part. Built only from `&str`s, so a part is valid UTF-8; a
     /// damaged one (impossible short of memory corruption) reads as empty.
     #[inline]
     fn part(&mut self) -> Option<&'a str> {
-        let len = self.bytes.get(self.at..)?.first_chunk::<4>()?;
-        let start = self.at + 4;
-        let end = start
-            .saturating_add(u32::from_le_bytes(*len) as usize)
-            .min(self.bytes.len());
+        let Range { start, end } = part_at(self.bytes, self.at)?;
         self.at = end;
         // A slice of the checked text is these bytes, already known to be
         // UTF-8; at an index that is not a char boundary (or with no checked
@@ -331,6 +407,35 @@ mod tests {
                 p.iter().find(|(k, _)| *k == "c").map(|(_, v)| *v)
             );
         }
+    }
+
+    /// The pairs a rule keeps, copied as bytes, are the labels made from
+    /// those pairs as text, for every subset of names (none, some, all).
+    #[test]
+    fn selected_pairs_are_the_labels_of_those_pairs() {
+        let long = "v".repeat(300);
+        let labels = Labels::from_pairs(&[
+            ("host", "web-1"),
+            ("status", "200"),
+            ("method", "\u{e9}\""),
+            ("path", long.as_str()),
+            ("empty", ""),
+        ]);
+        let names: Vec<&str> = labels.iter().map(|(k, _)| k).collect();
+        for mask in 0..(1u32 << names.len()) {
+            let kept = |k: &str| {
+                names
+                    .iter()
+                    .position(|n| *n == k)
+                    .is_some_and(|i| mask >> i & 1 == 1)
+            };
+            let got = labels.select(kept);
+            let want = Labels::from_sorted(labels.iter().filter(|(k, _)| kept(k)));
+            assert_eq!(got, want, "mask {mask:b}");
+            assert_eq!(got.to_vec(), want.to_vec());
+            assert_eq!(got.is_empty(), mask == 0);
+        }
+        assert!(Labels::default().select(|_| true).is_empty());
     }
 
     #[test]

@@ -194,16 +194,8 @@ impl Plan {
 /// (`host` plus the metric's labels, sorted by name).
 pub(crate) fn rule_labels(grouping: &Grouping, series_labels: &Labels) -> Labels {
     match grouping {
-        Grouping::By(keep) => Labels::from_sorted(
-            series_labels
-                .iter()
-                .filter(|(k, _)| keep.iter().any(|l| l == k)),
-        ),
-        Grouping::Without(drop) => Labels::from_sorted(
-            series_labels
-                .iter()
-                .filter(|(k, _)| !drop.iter().any(|l| l == k)),
-        ),
+        Grouping::By(keep) => series_labels.select(|k| keep.iter().any(|l| l == k)),
+        Grouping::Without(drop) => series_labels.select(|k| !drop.iter().any(|l| l == k)),
     }
 }
 

@@ -11,37 +11,92 @@ pub fn rfc3339(ms: i64) -> String {
     }
 }
 
+/// Where JSON text goes: a `String`, or the byte buffer a file sink writes
+/// whole (no UTF-8 check of what is appended: every piece is text already).
+pub trait Out {
+    /// Appends `s`.
+    fn put(&mut self, s: &str);
+    /// Appends ASCII bytes (`bytes.is_ascii()`).
+    fn put_ascii(&mut self, bytes: &[u8]);
+    /// Appends `args` formatted.
+    fn put_fmt(&mut self, args: std::fmt::Arguments<'_>);
+    /// Makes room for `n` more bytes.
+    fn room(&mut self, n: usize);
+}
+
+impl Out for String {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        self.push_str(s);
+    }
+    #[inline]
+    fn put_ascii(&mut self, bytes: &[u8]) {
+        // ASCII is UTF-8: the check passes (and cannot drop a byte that is).
+        self.push_str(std::str::from_utf8(bytes).unwrap_or_default());
+    }
+    fn put_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        let _ = std::fmt::Write::write_fmt(self, args);
+    }
+    #[inline]
+    fn room(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
+impl Out for Vec<u8> {
+    #[inline]
+    fn put(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+    #[inline]
+    fn put_ascii(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn put_fmt(&mut self, args: std::fmt::Arguments<'_>) {
+        /// Formats straight into the buffer (no `String` per number).
+        struct Bytes<'a>(&'a mut Vec<u8>);
+        impl std::fmt::Write for Bytes<'_> {
+            fn write_str(&mut self, s: &str) -> std::fmt::Result {
+                self.0.extend_from_slice(s.as_bytes());
+                Ok(())
+            }
+        }
+        let _ = std::fmt::Write::write_fmt(&mut Bytes(self), args);
+    }
+    #[inline]
+    fn room(&mut self, n: usize) {
+        self.reserve(n);
+    }
+}
+
 /// Counts print as integers; so does any float that is a whole number (a sum of
 /// byte counts), so the same quantity never prints two ways. Other floats print in
 /// the shortest form that reads back exactly; non-finite values as `null`.
-pub fn value(v: Value, out: &mut String) {
-    use std::fmt::Write;
+pub fn value<O: Out>(v: Value, out: &mut O) {
     match v {
-        Value::Int(i) => out.push_str(itoa::Buffer::new().format(i)),
-        Value::Float(f) if !f.is_finite() => out.push_str("null"),
+        Value::Int(i) => out.put(itoa::Buffer::new().format(i)),
+        Value::Float(f) if !f.is_finite() => out.put("null"),
         Value::Float(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
-            out.push_str(itoa::Buffer::new().format(f as i64))
+            out.put(itoa::Buffer::new().format(f as i64))
         }
-        Value::Float(f) => {
-            let _ = write!(out, "{f}");
-        }
+        Value::Float(f) => out.put_fmt(format_args!("{f}")),
     }
 }
 
 /// A JSON string literal. Runs of characters that need no escape (nearly all
 /// of them) are copied whole rather than pushed one `char` at a time: a
 /// high-cardinality window prints millions of label values.
-pub fn json_str(s: &str, out: &mut String) {
+pub fn json_str<O: Out>(s: &str, out: &mut O) {
     let bytes = s.as_bytes();
     if !needs_a_look(bytes) {
         // Nearly every label name and value: one reserve, three copies.
-        out.reserve(bytes.len() + 2);
-        out.push('"');
-        out.push_str(s);
-        out.push('"');
+        out.room(bytes.len() + 2);
+        out.put("\"");
+        out.put(s);
+        out.put("\"");
         return;
     }
-    out.push('"');
+    out.put("\"");
     // `s[copied..i]` is still to be copied; `i` is always at a char boundary when
     // a character is escaped (an ASCII byte or the lead byte of U+2028/U+2029).
     let mut copied = 0;
@@ -75,24 +130,21 @@ pub fn json_str(s: &str, out: &mut String) {
             i += 1;
             continue;
         }
-        out.push_str(&s[copied..i]);
+        out.put(&s[copied..i]);
         let c = s[i..].chars().next().unwrap_or_default();
         match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
+            '"' => out.put("\\\""),
+            '\\' => out.put("\\\\"),
+            '\n' => out.put("\\n"),
+            '\r' => out.put("\\r"),
+            '\t' => out.put("\\t"),
+            c => out.put_fmt(format_args!("\\u{:04x}", c as u32)),
         }
         i += c.len_utf8();
         copied = i;
     }
-    out.push_str(&s[copied..]);
-    out.push('"');
+    out.put(&s[copied..]);
+    out.put("\"");
 }
 
 /// Whether some byte of `bytes` may need an escape ([`may_escape`], a word at
@@ -128,7 +180,7 @@ fn may_escape(w: u64) -> bool {
 
 /// One JSON Lines record (with its newline), in the schema of docs/design.md, *3. Output schema*
 /// (in full: docs/output.md).
-pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &mut String) {
+pub fn jsonl_record<O: Out>(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &mut O) {
     jsonl_head(&s.record, start, end, out);
     jsonl_rest(s, out);
     let _ = w;
@@ -137,66 +189,132 @@ pub fn jsonl_record(w: &ClosedWindow, s: &Series, start: &str, end: &str, out: &
 /// What every record of `record` in the window `[start, end)` begins with, up
 /// to its labels: a sink renders it once per record name and window, not once
 /// per series.
-pub fn jsonl_head(record: &str, start: &str, end: &str, out: &mut String) {
-    out.push_str("{\"start\":\"");
-    out.push_str(start);
-    out.push_str("\",\"end\":\"");
-    out.push_str(end);
-    out.push_str("\",\"record\":");
+pub fn jsonl_head<O: Out>(record: &str, start: &str, end: &str, out: &mut O) {
+    out.put("{\"start\":\"");
+    out.put(start);
+    out.put("\",\"end\":\"");
+    out.put(end);
+    out.put("\",\"record\":");
     json_str(record, out);
-    out.push_str(",\"labels\":{");
+    out.put(",\"labels\":{");
 }
 
 /// A record after its [`jsonl_head`]: its labels, value and newline.
-pub fn jsonl_rest(s: &Series, out: &mut String) {
-    for (i, (k, v)) in s.labels.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+///
+/// Labels are written from their encoding's bytes ([`Labels::byte_pairs`]): a
+/// part of ASCII that needs no escape (nearly every label name and value) is
+/// copied as it is, found a word at a time; any other goes through
+/// [`json_str`] as text.
+pub fn jsonl_rest<O: Out>(s: &Series, out: &mut O) {
+    // The labels' encoding is as long as their text plus 4 bytes per part:
+    // room for the quotes, `:` and `,` of every pair.
+    out.room(s.labels.encoded_len() + 32);
+    // Each pair `"k":"v"` with its separators in as few appends as may be:
+    // `"`, k, `":"`, v and `"` when both are plain (most pairs).
+    for (i, (k, v)) in s.labels.byte_pairs().enumerate() {
+        let sep = if i > 0 { "," } else { "" };
+        match (plain_ascii(k), plain_ascii(v)) {
+            (true, true) => {
+                out.put(if i > 0 { ",\"" } else { "\"" });
+                out.put_ascii(k);
+                out.put("\":\"");
+                out.put_ascii(v);
+                out.put("\"");
+            }
+            _ => {
+                out.put(sep);
+                json_part(k, out);
+                out.put(":");
+                json_part(v, out);
+            }
         }
-        json_str(k, out);
-        out.push(':');
-        json_str(v, out);
     }
-    out.push_str("},\"value\":");
+    out.put("},\"value\":");
     value(s.value, out);
-    out.push_str("}\n");
+    out.put("}\n");
+}
+
+/// A label part's bytes as a JSON string literal: copied as they are when
+/// they are ASCII and need no escape; else read as text (a part that is not
+/// UTF-8, which only a damaged key could give, reads as empty, as
+/// [`Labels::iter`] reads it) and escaped by [`json_str`].
+#[inline]
+fn json_part<O: Out>(part: &[u8], out: &mut O) {
+    if plain_ascii(part) {
+        out.put("\"");
+        out.put_ascii(part);
+        out.put("\"");
+    } else {
+        json_str(std::str::from_utf8(part).unwrap_or_default(), out);
+    }
+}
+
+/// Whether every byte of `bytes` is ASCII that a JSON string holds as it is
+/// (none below 0x20, no `"` or `\\`), a word at a time.
+#[inline]
+fn plain_ascii(bytes: &[u8]) -> bool {
+    let mut words = bytes.chunks_exact(8);
+    if words.by_ref().any(|w| {
+        w.first_chunk::<8>()
+            .is_none_or(|w| !plain_word(u64::from_le_bytes(*w)))
+    }) {
+        return false;
+    }
+    let tail = words.remainder();
+    let mut word = [b'a'; 8];
+    word[..tail.len()].copy_from_slice(tail);
+    plain_word(u64::from_le_bytes(word))
+}
+
+/// Whether no byte of `w` is 0x80 or above, below 0x20, `"` or `\\` (each
+/// test exact: a `true` is never wrong).
+#[inline]
+fn plain_word(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    // With no high bit set, `hasless(w, 0x20)` is exact.
+    w & HIGH == 0
+        && w.wrapping_sub(ONES * 0x20) & HIGH == 0
+        && !zero_byte(w ^ (ONES * u64::from(b'"')))
+        && !zero_byte(w ^ (ONES * u64::from(b'\\')))
 }
 
 /// One alert transcript line (with its newline): an instance's change at the
 /// window `[start, end)` (docs/alerts.md). `since` is when it started firing.
-pub fn jsonl_alert(change: &AlertChange, start: &str, end: &str, out: &mut String) {
+pub fn jsonl_alert<O: Out>(change: &AlertChange, start: &str, end: &str, out: &mut O) {
     let i = &change.instance;
-    out.push_str("{\"alert\":");
+    out.put("{\"alert\":");
     json_str(&i.alert, out);
-    out.push_str(",\"state\":\"");
-    out.push_str(change.state.as_str());
-    out.push_str("\",\"start\":\"");
-    out.push_str(start);
-    out.push_str("\",\"end\":\"");
-    out.push_str(end);
-    out.push_str("\",\"since\":\"");
-    out.push_str(&rfc3339(i.firing_since_ms));
-    out.push_str("\",\"labels\":{");
+    out.put(",\"state\":\"");
+    out.put(change.state.as_str());
+    out.put("\",\"start\":\"");
+    out.put(start);
+    out.put("\",\"end\":\"");
+    out.put(end);
+    out.put("\",\"since\":\"");
+    out.put(&rfc3339(i.firing_since_ms));
+    out.put("\",\"labels\":{");
     for (n, (k, v)) in i.labels.iter().enumerate() {
         if n > 0 {
-            out.push(',');
+            out.put(",");
         }
         json_str(k, out);
-        out.push(':');
+        out.put(":");
         json_str(v, out);
     }
-    out.push_str("},\"value\":");
+    out.put("},\"value\":");
     value(Value::Float(i.value), out);
-    out.push_str(",\"annotations\":{");
+    out.put(",\"annotations\":{");
     for (n, (k, v)) in i.annotations.iter().enumerate() {
         if n > 0 {
-            out.push(',');
+            out.put(",");
         }
         json_str(k, out);
-        out.push(':');
+        out.put(":");
         json_str(v, out);
     }
-    out.push_str("}}\n");
+    out.put("}}\n");
 }
 
 /// `status="200", host="web-1"`.
@@ -281,6 +399,48 @@ mod tests {
         ] {
             let back: String = serde_json::from_str(&f(v)).unwrap();
             assert_eq!(back, v, "{}", f(v));
+        }
+    }
+
+    /// A record's labels written from their bytes are what writing each name
+    /// and value as text gives ([`json_str`] of [`Labels::iter`]'s pairs): for
+    /// parts with every character that needs an escape at every offset of a
+    /// word, non-ASCII text (and U+2028/U+2029), and the empty string.
+    #[test]
+    fn labels_from_their_bytes_print_as_their_text() {
+        let mut parts: Vec<String> = vec![String::new(), "200".into(), "web-1".into()];
+        for c in [
+            '"', '\\', '\n', '\u{0}', '\u{1f}', '\u{7f}', '\u{e9}', '\u{2028}', '\u{2029}',
+        ] {
+            for at in 0..18 {
+                parts.push(format!("{}{c}{}", "a".repeat(at), "b".repeat(at % 5)));
+            }
+        }
+        for (i, v) in parts.iter().enumerate() {
+            let name = &parts[(i * 7) % parts.len()];
+            let labels = Labels::from_pairs(&[("host", "web-1"), (name.as_str(), v.as_str())]);
+            let s = Series {
+                record: "r".into(),
+                labels: labels.clone(),
+                value: Value::Float(0.25),
+                origin: Origin::Host,
+            };
+            let mut want = String::new();
+            for (n, (k, v)) in labels.iter().enumerate() {
+                if n > 0 {
+                    want.push(',');
+                }
+                json_str(k, &mut want);
+                want.push(':');
+                json_str(v, &mut want);
+            }
+            want.push_str("},\"value\":0.25}\n");
+            let mut bytes: Vec<u8> = Vec::new();
+            jsonl_rest(&s, &mut bytes);
+            assert_eq!(String::from_utf8(bytes).unwrap(), want, "{v:?}");
+            let mut text = String::new();
+            jsonl_rest(&s, &mut text);
+            assert_eq!(text, want, "{v:?}");
         }
     }
 

@@ -54,7 +54,9 @@ pub struct JsonlSink {
     // Locked (flock) for as long as the sink lives.
     out: File,
     series: SeriesChoice,
-    buf: String,
+    /// One window's text, written whole; kept between windows (its capacity is
+    /// the largest window's).
+    buf: Vec<u8>,
     /// Records written (after `series`) and syncs, for `/metrics`.
     meter: Arc<SinkMeter>,
     /// Bytes of whole windows in the file (the file's length, as far as we wrote it).
@@ -192,7 +194,7 @@ impl JsonlSink {
             id,
             out,
             series,
-            buf: String::new(),
+            buf: Vec::new(),
             meter: Arc::new(SinkMeter::default()),
             len,
             tail,
@@ -237,7 +239,7 @@ impl JsonlSink {
     /// Keeps the last [`TailCheck::MAX_LEN`] bytes written.
     fn keep_tail(&mut self) {
         let max = TailCheck::MAX_LEN as usize;
-        let written = self.buf.as_bytes();
+        let written = &self.buf[..];
         if written.len() >= max {
             self.tail.clear();
             self.tail.extend_from_slice(&written[written.len() - max..]);
@@ -261,7 +263,7 @@ impl JsonlSink {
         self.buf.clear();
         let mut records = 0;
         // Records come sorted by record name: each name's head is rendered once.
-        let mut head = String::new();
+        let mut head: Vec<u8> = Vec::new();
         let mut head_of: Option<&str> = None;
         for s in w.series.iter().filter(|s| wanted(self.series, s)) {
             if head_of != Some(&*s.record) {
@@ -269,7 +271,7 @@ impl JsonlSink {
                 jsonl_head(&s.record, &start, &end, &mut head);
                 head_of = Some(&s.record);
             }
-            self.buf.push_str(&head);
+            self.buf.extend_from_slice(&head);
             jsonl_rest(s, &mut self.buf);
             records += 1;
         }
@@ -308,7 +310,7 @@ impl JsonlSink {
     fn append_buf(&mut self) -> Result<(), SinkError> {
         // A window is written whole, so a reader never sees half of one (and
         // `len` only ever counts whole windows).
-        match self.out.write_all(self.buf.as_bytes()) {
+        match self.out.write_all(&self.buf) {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
                 self.keep_tail();

@@ -93,3 +93,19 @@ fn lines_go_out_numbered_filtered_and_checkpointed_and_a_heartbeat_follows() {
     let size = std::fs::metadata(dir.path().join("a.log")).unwrap().len();
     assert_eq!(g.position.as_ref().map(|p| p.offset), Some(size));
 }
+
+#[test]
+fn an_idle_turn_waits_a_poll_interval_not_a_millisecond() {
+    let ms = Duration::from_millis;
+    // Every group at its end, no rate limit (hint zero): one poll interval.
+    assert_eq!(idle_wait(false, false, Duration::ZERO, ms(250)), ms(250));
+    // The rate limit stopped reading: until it allows a byte, at most a poll interval.
+    assert_eq!(idle_wait(false, false, ms(30), ms(250)), ms(30));
+    assert_eq!(idle_wait(false, false, ms(900), ms(250)), ms(250));
+    // More to read: no wait; paused at the in-flight bound: a short one.
+    assert_eq!(
+        idle_wait(true, false, Duration::ZERO, ms(250)),
+        Duration::ZERO
+    );
+    assert_eq!(idle_wait(false, true, Duration::ZERO, ms(250)), ms(20));
+}

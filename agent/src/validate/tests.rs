@@ -35,6 +35,7 @@ fn a_minimal_file_gets_the_documented_defaults() {
     assert_eq!(a.source.include, vec!["/etc/tm/logs/*.log".to_string()]);
     assert_eq!(a.heartbeat_interval, DEFAULT_HEARTBEAT);
     assert_eq!(a.max_in_flight, DEFAULT_MAX_IN_FLIGHT);
+    assert_eq!(a.group_retention, Duration::from_secs(24 * 3600));
     assert_eq!(a.metrics_addr, None);
     assert!(a.filter.is_empty());
     assert!(is_agent_file(GOOD));
@@ -53,11 +54,13 @@ fn every_key_is_read() {
     .replace(
         "topic = \"logs\"",
         "topic = \"logs\"\nheartbeat_interval = \"2s\"\nmax_in_flight = 500\n\
+         group_retention = \"90m\"\n\
          metrics_addr = \"127.0.0.1:0\"\n[agent.options]\n\"linger.ms\" = \"5\"",
     );
     let a = check(&text).unwrap();
     assert_eq!(a.heartbeat_interval, Duration::from_secs(2));
     assert_eq!(a.max_in_flight, 500);
+    assert_eq!(a.group_retention, Duration::from_secs(90 * 60));
     assert_eq!(a.options.get("linger.ms").map(String::as_str), Some("5"));
     assert_eq!(a.source.rate_limit, Some(1 << 20));
     assert_eq!(a.source.max_line_bytes, 64 << 10);
@@ -119,4 +122,55 @@ fn the_source_is_checked_as_a_jobs() {
     assert!(e.contains("rate_limit"), "{e}");
     let e = errors(&GOOD.replace("include = [\"logs/*.log\"]", "include = []"));
     assert!(e.contains("`include` is empty"), "{e}");
+}
+
+#[test]
+fn debug_output_never_shows_a_secret_option() {
+    let text = GOOD.replace(
+        "topic = \"logs\"",
+        "topic = \"logs\"\n[agent.options]\n\"sasl.password\" = \"hunter2-pw\"\n\"linger.ms\" = \"5\"",
+    );
+    let shown = format!("{:?}", check(&text).unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("[redacted]") && shown.contains("\"linger.ms\": \"5\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn group_retention_must_be_a_positive_duration() {
+    for bad in ["0s", "soon"] {
+        let text = GOOD.replace(
+            "topic = \"logs\"",
+            &format!("topic = \"logs\"\ngroup_retention = \"{bad}\""),
+        );
+        assert!(errors(&text).contains("group_retention"), "{bad}");
+    }
+}
+
+#[test]
+fn the_numbering_hash_changes_with_the_filter_and_max_line_bytes_only() {
+    let base = check(GOOD).unwrap().numbering;
+    assert_eq!(check(GOOD).unwrap().numbering, base, "stable");
+    let filtered = format!("{GOOD}\n[filter]\nexclude = [\"x\"]\n");
+    let other = format!("{GOOD}\n[filter]\nexclude = [\"y\"]\n");
+    let moved = format!("{GOOD}\n[filter]\ninclude = [\"x\"]\n");
+    let longer = format!("{GOOD}max_line_bytes = \"64KiB\"\n");
+    let hashes: Vec<u64> = [&filtered, &other, &moved, &longer]
+        .iter()
+        .map(|t| check(t).unwrap().numbering)
+        .collect();
+    for (i, h) in hashes.iter().enumerate() {
+        assert_ne!(*h, base, "{i}");
+        for h2 in &hashes[i + 1..] {
+            assert_ne!(h, h2);
+        }
+    }
+    // What does not change numbering does not change it.
+    let beat = GOOD.replace(
+        "topic = \"logs\"",
+        "topic = \"logs\"\nheartbeat_interval = \"1s\"",
+    );
+    assert_eq!(check(&beat).unwrap().numbering, base);
 }

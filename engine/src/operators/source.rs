@@ -172,9 +172,11 @@ pub fn file_source<'scope>(
                     let batch = ready.entry(t).or_default();
                     batch.push(p);
                     if batch.len() >= EMIT_BATCH {
-                        output
-                            .session(&held.delayed(&t))
-                            .give_iterator(batch.drain(..));
+                        // Handed on as the `Vec` it is: pushed one by one, each
+                        // partial would be moved again into the builder's batches.
+                        // The next batch of a window this large is as large.
+                        let mut full = std::mem::replace(batch, Vec::with_capacity(EMIT_BATCH));
+                        output.session(&held.delayed(&t)).give_container(&mut full);
                     }
                 });
                 g.publish();
@@ -187,6 +189,11 @@ pub fn file_source<'scope>(
             }
             for (t, parts) in ready {
                 if !parts.is_empty() {
+                    // What is left of a window's batch (most of 2,000 groups'
+                    // few partials each) is copied into the builder's small
+                    // containers: handed on as it is, with the room it grew
+                    // or was given beyond its partials, it is held until its
+                    // window completes (2,000 groups: +5 to +10 MiB of peak RSS).
                     let c = held.delayed(&t);
                     output.session(&c).give_iterator(parts.into_iter());
                 }

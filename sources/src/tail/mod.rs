@@ -179,6 +179,9 @@ pub struct LineMeta<'a> {
     pub path: &'a Path,
     /// 1-based line number within the file, or 0 if unknown (read began mid-file).
     pub line_no: u64,
+    /// [`TailCounters::discontinuities`] as this line is delivered: a line whose
+    /// count differs from the previous line's comes after a discontinuity.
+    pub discontinuities: u64,
 }
 
 /// What a tailer counted; the engine folds these into its self-metrics.
@@ -229,4 +232,13 @@ pub struct TailCounters {
     /// Times a group out of file descriptors put its next try off (backing off
     /// from the poll interval to [`FD_RETRY_MAX`]).
     pub fd_backoffs: u64,
+    /// Times the stream of lines stopped being the continuation of what was read
+    /// before it — a resume miss, a truncation without a copy (at a resume or
+    /// while reading), a copy shorter than the place read in its file, the lost
+    /// rest of a damaged compressed file, a file lost while parked or paused, an
+    /// unreadable file skipped (without follow): the lines after
+    /// may repeat earlier ones or follow lost ones. Each is also counted under its
+    /// own name above and reported. A reader that numbers lines (the agent) starts
+    /// a new numbering there ([`LineMeta::discontinuities`] tells it where).
+    pub discontinuities: u64,
 }

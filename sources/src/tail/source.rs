@@ -299,6 +299,7 @@ impl LineBuf {
                             position: pp,
                             path,
                             line_no,
+                            discontinuities: counters.discontinuities,
                         },
                         line,
                     );
@@ -418,6 +419,7 @@ fn deliver<F>(
             position: p,
             path: &cur.path,
             line_no,
+            discontinuities: counters.discontinuities,
         },
         line,
     );

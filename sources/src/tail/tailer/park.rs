@@ -212,6 +212,7 @@ impl Tailer {
             self.lb.clear();
             self.close_cur();
             self.counters.lost_while_paused += 1;
+            self.counters.discontinuities += 1;
             self.push_error(format!(
                 "{}: deleted or moved out of its folder while closed mid-read (event-time \
                  pacing, to stay within max_open_files): its unread lines from byte \
@@ -225,6 +226,7 @@ impl Tailer {
                     .emit_partial(&mut cur, &mut self.pos, &mut self.counters, on_line);
             }
             self.counters.lost_while_parked += 1;
+            self.counters.discontinuities += 1;
             self.push_error(format!(
                 "{}: deleted or moved out of its folder while closed to stay within \
                  max_open_files; lines written to it after byte {read_off}, if any, could \

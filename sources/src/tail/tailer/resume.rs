@@ -64,6 +64,14 @@ impl Tailer {
             let size = if c.gzip { WHOLE } else { c.size };
             self.done.insert(c.id.clone(), size);
         }
+        // A copy shorter than the checkpointed offset (the writer appended between
+        // the copy and the truncation, and we had read that) resumes at its end:
+        // the lines past it are not the ones that followed.
+        let short_copy = matches!(found, Found::Exact | Found::Copy)
+            && at.is_some_and(|(i, start)| !scan[i].gzip && start < r.pos.offset);
+        if short_copy || !matches!(found, Found::Exact | Found::Copy) {
+            self.counters.discontinuities += 1;
+        }
         self.report_resume(&r.pos, scan, at.map(|(i, _)| i), found);
         match opened {
             Some(i) => {

@@ -55,6 +55,11 @@ impl Tailer {
             } else {
                 line_off.min(c.size)
             };
+            if start < line_off {
+                // The copy ends before the place we had read to (the writer
+                // appended between the copy and the truncation).
+                self.counters.discontinuities += 1;
+            }
             match self.open(c, start) {
                 Ok(()) => self.pending_bytes = self.pending_after(&scan, j),
                 Err(OpenFail::Io(e)) => self.open_failed(c, &e),
@@ -63,6 +68,7 @@ impl Tailer {
             return;
         }
         self.counters.truncations += 1;
+        self.counters.discontinuities += 1;
         self.push_error(format!(
             "{}: truncated in place (we had read {read_off} bytes) and no copy of its old \
              content was found next to it; reading it again from the start. Lines written \

@@ -172,6 +172,7 @@ impl Tailer {
             return;
         }
         self.counters.open_errors += 1;
+        self.counters.discontinuities += 1;
         self.unreadable.push(Unreadable {
             path: path.to_path_buf(),
             error: e.to_string(),
@@ -227,6 +228,8 @@ impl Tailer {
                     ),
                 );
                 if self.opts.follow {
+                    // (Without follow, `skip_unreadable` counts it.)
+                    self.counters.discontinuities += 1;
                     self.push_error(format!(
                         "{what}; the rest of it is lost. hint: recover it from a backup and \
                          replay that range"

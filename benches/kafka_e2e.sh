@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# Issue 14: the Kafka path end to end against the file path, same job, same input.
+#
+# One generated input (gen-nginx-logs: HOSTS hosts x MINUTES min x LPM lines per host per
+# minute, no rotated siblings), the nginx job (benches/nginx_job.sh: the example's parse,
+# metrics and rules, a jsonl sink of every series), each run:
+#   (a) the file path: `tidemark run FILE_JOB --until-eof -w 1`;
+#   (b) HOSTS agents, one per host (host = web-N, as on the hosts themselves; a kafka job
+#       takes the host from the agent, the file job from the path, so the outputs can be
+#       compared), started together against a fresh broker (tansu, via the
+#       kafka-test-broker bench binary, PARTITIONS partitions), shipping the files that are
+#       already written. Done when every agent's `lines_acked_total` on its /metrics equals
+#       its file's lines (every line acknowledged by the broker); then the agents' CPU
+#       (utime+stime from /proc, each agent summed) and peak RSS (VmHWM) are read and they
+#       are stopped. tansu's CPU over the same interval is reported apart: it is the broker,
+#       not tidemark;
+#   (c) the kafka job (the same job with `[source] kind = "kafka"` on the topic)
+#       `tidemark run KAFKA_JOB --until-eof -w 1`, then `-w 2`: CPU, wall, peak RSS; its jsonl
+#       must equal (a)'s byte for byte (`cmp`), else the script fails. tansu's CPU while
+#       it serves the reads is reported apart too.
+# CPU of (a) and (c): user+system from /usr/bin/time (the whole process, librdkafka's
+# threads included). lines/s = lines / wall; lines/CPU-s = lines / CPU. Medians of RUNS
+# runs; the load average at the start and end of the runs goes in the report.
+#
+#   benches/kafka_e2e.sh                        # builds the release binaries first
+#   RUNS=5 HOSTS=8 MINUTES=60 LPM=1000 benches/kafka_e2e.sh > results.md
+#   TIDEMARK_BIN=... GEN=... BROKER_BIN=... benches/kafka_e2e.sh
+#   OPTIONS='"linger.ms" = "5"' benches/kafka_e2e.sh   # librdkafka options for the agents
+#
+# Prints a markdown report on stdout, progress on stderr. Needs TIDEMARK_TANSU (the tansu
+# binary), /usr/bin/time, curl, awk, cmp.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+RUNS=${RUNS:-3}
+HOSTS=${HOSTS:-8}
+MINUTES=${MINUTES:-60}
+LPM=${LPM:-300}            # 8 x 60 x 300 = 144,000 lines
+PARTITIONS=${PARTITIONS:-4}
+TIMEOUT=${TIMEOUT:-900}    # seconds the agents may take to ship everything
+: "${TIDEMARK_TANSU:?set TIDEMARK_TANSU to the tansu binary}"
+if [ -z "${TIDEMARK_BIN:-}" ] || [ -z "${GEN:-}" ] || [ -z "${BROKER_BIN:-}" ]; then
+    (cd "$ROOT" && cargo build --release -p tidemark -p tidemark-bench --bin tidemark \
+        --bin gen-nginx-logs --bin kafka-test-broker >&2)
+fi
+REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
+BIN=${TIDEMARK_BIN:-$REL/tidemark}
+GEN=${GEN:-$REL/gen-nginx-logs}
+BROKER_BIN=${BROKER_BIN:-$REL/kafka-test-broker}
+D=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-kafka-e2e.XXXXXX")
+BPID= APIDS=()
+stop_agents() {
+    local p
+    for p in "${APIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${APIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    APIDS=()
+}
+stop_broker() {
+    # The broker lives while fd 4 (its stdin) is open.
+    exec 4>&- 2>/dev/null || true
+    [ -n "$BPID" ] && wait "$BPID" 2>/dev/null || true
+    BPID=
+}
+cleanup() {
+    stop_agents
+    stop_broker
+    rm -rf "$D"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+HZ=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+col() { cut -d' ' -f"$2" "$1" | median; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# shellcheck source=benches/nginx_job.sh
+. "$ROOT/benches/nginx_job.sh"
+
+echo "generating $HOSTS hosts x $MINUTES min x $LPM lines/min" >&2
+"$GEN" --dir "$D/logs" --hosts "$HOSTS" --minutes "$MINUTES" --lines-per-minute "$LPM" \
+    --rotations 0 --gzip-from 0 --disorder-secs 3 --seed 42 >&2
+LINES=0
+for h in $(seq 1 "$HOSTS"); do
+    n=$(wc -l < "$D/logs/web-$h/access.log")
+    echo "$n" > "$D/lines-$h"
+    LINES=$((LINES + n))
+done
+BYTES=$(cat "$D"/logs/web-*/access.log | wc -c)
+
+sink() { printf 'kind = "jsonl"\npath = "%s"' "$1"; }
+nginx_job "$D/logs/*/access.log" "$(sink "$D/out-file/nginx.jsonl")" > "$D/file.toml"
+# The same job over the topic: its [source] (up to [parse]) replaced.
+kafka_job() {
+    nginx_job "$D/logs/*/access.log" "$(sink "$1")" |
+        awk -v src="[source]
+kind = \"kafka\"
+brokers = \"$BOOTSTRAP\"
+topic = \"logs\"
+" '/^\[source\]/ { skip = 1; printf "%s", src; next } /^\[parse\]/ { skip = 0 } !skip'
+}
+
+# (a): "cpu_s wall_s peak_rss_mib"; the output is left in $D/out-file.
+run_file() {
+    rm -rf "$D/out-file"
+    /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$BIN" run "$D/file.toml" --until-eof -w 1 \
+        >/dev/null 2>"$D/stderr" || { cat "$D/stderr" >&2; exit 1; }
+    awk '{ printf "%.3f %.3f %.1f\n", $1 + $2, $3, $4 / 1024 }' "$D/time"
+}
+
+start_broker() {
+    rm -f "$D/broker.in"
+    mkfifo "$D/broker.in"
+    "$BROKER_BIN" --topic logs --partitions "$PARTITIONS" < "$D/broker.in" \
+        > "$D/broker.out" 2> "$D/broker.err" &
+    BPID=$!
+    exec 4> "$D/broker.in"
+    for _ in $(seq 600); do [ -s "$D/broker.out" ] && break; sleep 0.2; done
+    BOOTSTRAP=$(head -1 "$D/broker.out")
+    [ -n "$BOOTSTRAP" ] || { cat "$D/broker.err" >&2; exit 1; }
+    TANSU=$(pgrep -P "$BPID" | head -1)
+    [ -n "$TANSU" ] || { echo "no tansu process under the broker" >&2; exit 1; }
+}
+
+acked() {
+    curl -fs "$1" 2>/dev/null | awk '/^tidemark_agent_lines_acked_total/ { print $NF; exit }'
+}
+
+# (b): "wall_s agents_cpu_s max_agent_peak_rss_mib tansu_cpu_s".
+ship() {
+    local h p t0 t1 k0 k1 c=0 rss=0 urls=() done_all got want
+    rm -rf "$D/agents"
+    for h in $(seq 1 "$HOSTS"); do
+        mkdir -p "$D/agents/$h"
+        cat > "$D/agents/$h/agent.toml" <<TOML
+[agent]
+host = "web-$h"
+state_dir = "state"
+brokers = "$BOOTSTRAP"
+topic = "logs"
+metrics_addr = "127.0.0.1:0"
+[agent.options]
+${OPTIONS:-}
+[source]
+kind = "file"
+include = ["$D/logs/web-$h/access.log"]
+TOML
+    done
+    k0=$(ticks "$TANSU")
+    t0=$(now)
+    for h in $(seq 1 "$HOSTS"); do
+        "$BIN" agent "$D/agents/$h/agent.toml" 2>"$D/agents/$h/stderr" &
+        APIDS+=($!)
+    done
+    for h in $(seq 1 "$HOSTS"); do
+        for _ in $(seq 600); do grep -q "metrics: serving" "$D/agents/$h/stderr" && break; sleep 0.1; done
+        urls+=("$(sed -n 's/^metrics: serving //p' "$D/agents/$h/stderr" | head -1)")
+    done
+    while :; do
+        done_all=1
+        for h in $(seq 1 "$HOSTS"); do
+            got=$(acked "${urls[$((h - 1))]}")
+            want=$(cat "$D/lines-$h")
+            [ "${got:-0}" -ge "$want" ] || { done_all=; break; }
+        done
+        [ -n "$done_all" ] && break
+        if awk -v a="$t0" -v b="$(now)" -v t="$TIMEOUT" 'BEGIN { exit !(b - a > t) }'; then
+            echo "the agents did not ship every line in ${TIMEOUT}s" >&2
+            cat "$D"/agents/*/stderr >&2
+            exit 1
+        fi
+        for p in "${APIDS[@]}"; do
+            kill -0 "$p" 2>/dev/null || { cat "$D"/agents/*/stderr >&2; exit 1; }
+        done
+        sleep 0.1
+    done
+    t1=$(now)
+    k1=$(ticks "$TANSU")
+    for p in "${APIDS[@]}"; do
+        c=$((c + $(ticks "$p")))
+        h=$(awk '/^VmHWM/ { print $2 }' "/proc/$p/status")
+        [ "$h" -gt "$rss" ] && rss=$h
+    done
+    stop_agents
+    awk -v t0="$t0" -v t1="$t1" -v c="$c" -v hz="$HZ" -v r="$rss" -v k="$((k1 - k0))" \
+        'BEGIN { printf "%.3f %.3f %.1f %.3f\n", t1 - t0, c / hz, r / 1024, k / hz }'
+}
+
+# (c) with $1 workers: "cpu_s wall_s peak_rss_mib tansu_cpu_s"; fails unless the output
+# equals (a)'s.
+run_kafka() {
+    local k0 k1 out="$D/out-kafka-$1/nginx.jsonl"
+    rm -rf "$D/out-kafka-$1"
+    kafka_job "$out" > "$D/kafka-$1.toml"
+    k0=$(ticks "$TANSU")
+    /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$BIN" run "$D/kafka-$1.toml" --until-eof -w "$1" \
+        >/dev/null 2>"$D/stderr" || { cat "$D/stderr" >&2; exit 1; }
+    k1=$(ticks "$TANSU")
+    if ! cmp "$out" "$D/ref.jsonl" >&2; then
+        echo "the kafka job's output (-w $1) differs from the file job's" >&2
+        diff <(sort "$out") <(sort "$D/ref.jsonl") | head >&2 || true
+        exit 1
+    fi
+    awk -v k="$((k1 - k0))" -v hz="$HZ" '{ printf "%.3f %.3f %.1f %.3f\n", $1 + $2, $3, $4 / 1024, k / hz }' "$D/time"
+}
+
+LOAD0=$(load)
+START=$(date -u +%Y-%m-%dT%H:%MZ)
+: > "$D/a.runs"; : > "$D/b.runs"; : > "$D/c1.runs"; : > "$D/c2.runs"
+for i in $(seq "$RUNS"); do
+    echo "run $i/$RUNS: (a) file job" >&2
+    run_file >> "$D/a.runs"
+    [ -f "$D/ref.jsonl" ] || cp "$D/out-file/nginx.jsonl" "$D/ref.jsonl"
+    cmp "$D/out-file/nginx.jsonl" "$D/ref.jsonl" >&2 || { echo "the file job's output changed between runs" >&2; exit 1; }
+    start_broker
+    echo "run $i/$RUNS: (b) $HOSTS agents -> tansu at $BOOTSTRAP" >&2
+    ship >> "$D/b.runs"
+    echo "run $i/$RUNS: (c) kafka job -w 1, -w 2" >&2
+    run_kafka 1 >> "$D/c1.runs"
+    run_kafka 2 >> "$D/c2.runs"
+    stop_broker
+done
+LOAD1=$(load)
+RECS=$(wc -l < "$D/ref.jsonl")
+
+echo "## Issue 14: end to end, $HOSTS hosts x $MINUTES min, $LINES lines ($((BYTES / 1048576)) MiB), nginx job"
+echo
+echo "- $START, $(nproc) cores, load average $LOAD0 at the start, $LOAD1 at the end; git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians); $PARTITIONS partitions; agent options: ${OPTIONS:-none}"
+echo
+echo "| step | wall s | lines/s (wall) | CPU s | lines/CPU-s | peak RSS MiB | broker (tansu) CPU s |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+awk -v c="$(col "$D/a.runs" 1)" -v w="$(col "$D/a.runs" 2)" -v r="$(col "$D/a.runs" 3)" -v l="$LINES" \
+    'BEGIN { printf "| (a) file path: `run --until-eof -w 1` | %.2f | %.0f | %.2f | %.0f | %.1f | – |\n", w, l / w, c, l / c, r }'
+awk -v w="$(col "$D/b.runs" 1)" -v c="$(col "$D/b.runs" 2)" -v r="$(col "$D/b.runs" 3)" -v k="$(col "$D/b.runs" 4)" -v l="$LINES" -v n="$HOSTS" \
+    'BEGIN { printf "| (b) %d agents (one per host) to the broker, until every line is acknowledged | %.2f | %.0f | %.2f (all agents) | %.0f | %.1f (largest agent) | %.2f |\n", n, w, l / w, c, l / c, r, k }'
+for w in 1 2; do
+    awk -v c="$(col "$D/c$w.runs" 1)" -v wall="$(col "$D/c$w.runs" 2)" -v r="$(col "$D/c$w.runs" 3)" -v k="$(col "$D/c$w.runs" 4)" -v l="$LINES" -v w="$w" \
+        'BEGIN { printf "| (c) kafka job: `run --until-eof -w %d` over the topic | %.2f | %.0f | %.2f | %.0f | %.1f | %.2f |\n", w, wall, l / wall, c, l / c, r, k }'
+done
+echo
+echo "- (c)'s jsonl ($RECS records) equals (a)'s byte for byte in every run (cmp)."
+echo "- every run: (a) cpu wall rss: $(tr '\n' ';' < "$D/a.runs")"
+echo "- (b) wall agents-cpu max-rss tansu-cpu: $(tr '\n' ';' < "$D/b.runs")"
+echo "- (c) -w 1 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c1.runs")"
+echo "- (c) -w 2 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c2.runs")"
