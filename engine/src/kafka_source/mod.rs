@@ -145,7 +145,7 @@ struct SourceState {
     peers: usize,
     reader: Option<Reader>,
     parser: Option<LineParser>,
-    /// Agent streams by (host, group); other records' by partition (host "").
+    /// Agent streams by (host, group, partition); other records' by partition (host "").
     streams: Streams,
     delta: JobStats,
     paused: bool,
@@ -353,7 +353,7 @@ impl SourceState {
                     self.ctx
                         .board
                         .kafka
-                        .forget(forgotten.iter().map(|k| (k.host(), k.group())));
+                        .forget(forgotten.iter().map(|k| (k.host(), k.group(), k.partition())));
                 }
             }
         }

@@ -22,7 +22,7 @@ use crate::watermark::ClockState;
 /// A kafka source's part of a checkpoint.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct KafkaCheckpoint {
-    /// Every stream seen, by (host, group); sorted.
+    /// Every stream seen, by (host, group, partition); sorted.
     pub streams: Vec<StreamCheckpoint>,
     /// Each partition read: the offset reading had got to.
     pub partitions: Vec<PartitionCheckpoint>,
@@ -141,7 +141,9 @@ pub struct KafkaBoard {
 
 #[derive(Debug, Default)]
 struct BoardState {
-    streams: BTreeMap<(String, String), Published>,
+    /// By (host, group, partition): a group read in two partitions (a new epoch
+    /// after partitions were added) is two streams, each resumed in its own.
+    streams: BTreeMap<(String, String, i32), Published>,
     partitions: BTreeMap<i32, i64>,
 }
 
@@ -152,7 +154,7 @@ impl KafkaBoard {
         if let Ok(mut s) = self.state.lock() {
             for st in &cp.streams {
                 s.streams.insert(
-                    (st.host.clone(), st.group.clone()),
+                    (st.host.clone(), st.group.clone(), st.partition),
                     Published::Restored(st.clone()),
                 );
             }
@@ -171,7 +173,7 @@ impl KafkaBoard {
         if let Ok(mut s) = self.state.lock() {
             for ((host, group), partition, marks) in streams {
                 s.streams.insert(
-                    (host.to_string(), group.to_string()),
+                    (host.to_string(), group.to_string(), partition),
                     Published::Live {
                         partition,
                         marks: marks.clone(),
@@ -183,10 +185,11 @@ impl KafkaBoard {
     }
 
     /// Forgets streams pruned by their worker: the next checkpoint has them no more.
-    pub(crate) fn forget<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    pub(crate) fn forget<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str, i32)>) {
         if let Ok(mut s) = self.state.lock() {
-            for (host, group) in keys {
-                s.streams.remove(&(host.to_string(), group.to_string()));
+            for (host, group, partition) in keys {
+                s.streams
+                    .remove(&(host.to_string(), group.to_string(), partition));
             }
         }
     }
@@ -206,7 +209,7 @@ impl KafkaBoard {
         };
         let mut out = KafkaCheckpoint::default();
         let mut least: BTreeMap<i32, i64> = s.partitions.clone();
-        for ((host, group), published) in &s.streams {
+        for ((host, group, _), published) in &s.streams {
             let cp = match published {
                 Published::Restored(cp) => cp.clone(),
                 Published::Live { partition, marks } => {
