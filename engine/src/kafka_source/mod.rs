@@ -395,9 +395,17 @@ impl SourceState {
             // Failed already (said once): wait for the run to stop.
             return Some(Step::Wait(CONNECT_AGAIN));
         }
-        let e = ConnectError::Stalled {
-            brokers: kafka.brokers.clone(),
-            waited,
+        let e = match reader.stuck_below_end() {
+            Some((partition, at, end)) => ConnectError::StuckBelowEnd {
+                partition,
+                at,
+                end,
+                waited,
+            },
+            None => ConnectError::Stalled {
+                brokers: kafka.brokers.clone(),
+                waited,
+            },
         };
         tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
         crate::error::record_failure(
