@@ -133,6 +133,7 @@ impl Stream {
         s.resume_from = cp.offset;
         s.seen_to = cp.seen_to;
         if let Some(m) = &mut s.marks {
+            m.set_seen_to(cp.seen_to);
             // Until its first record is read again, it resumes where it did.
             m.set_tail(Point {
                 offset: cp.offset,

@@ -87,6 +87,14 @@ pub(crate) struct StreamMarks {
     marks: Vec<(EventMs, Point)>,
     /// The state after its last record (`offset`: the next one).
     tail: Option<Point>,
+    /// The `seen_to` it was restored with: its records below were read by an
+    /// earlier run, whether or not this run has read them again yet. Published
+    /// before it read anything again (a restored stream is published at once,
+    /// and the first checkpoint after a start is written at once), its tail is
+    /// its resume offset: without this, that checkpoint would forget how far the
+    /// earlier run had read, and a second kill would count those lines of
+    /// windows already written as `late_after_written`.
+    seen_to: Option<i64>,
 }
 
 impl StreamMarks {
@@ -99,6 +107,11 @@ impl StreamMarks {
 
     pub(crate) fn has(&self, window: EventMs) -> bool {
         self.marks.iter().rev().any(|(w, _)| *w == window)
+    }
+
+    /// Restored with `seen_to` (see the field).
+    pub(crate) fn set_seen_to(&mut self, seen_to: i64) {
+        self.seen_to = Some(seen_to);
     }
 
     /// The stream's state after a record.
@@ -239,7 +252,10 @@ impl KafkaBoard {
                         group: group.clone(),
                         partition: *partition,
                         offset: at.offset,
-                        seen_to: at.offset.max(tail.offset),
+                        seen_to: at
+                            .offset
+                            .max(tail.offset)
+                            .max(marks.seen_to.unwrap_or(i64::MIN)),
                         max_seen_ms: at.clock.max_seen_ms,
                         floor_ms: at.clock.floor_ms,
                         suspect_ms: at.clock.suspect_ms,

@@ -501,15 +501,15 @@ mod tests {
         );
     }
 
-    /// Review R15k (scratch, failing): an agent that lost its state draws a new
-    /// epoch, and its group's key (host, group, epoch) usually hashes to another
-    /// partition. The stream found by (host, group) keeps its old partition: the
-    /// marks of the lines it takes from the new partition are put in the
-    /// checkpoint as offsets of the old one, and the new partition is not held
-    /// back for them — after a kill -9 the open window's lines there are never
+    /// Review R15k: an agent that lost its state draws a new epoch, and after
+    /// partitions were added its group's key (host, group, epoch) may hash to
+    /// another partition. The stream found by (host, group) kept its old
+    /// partition: the marks of the lines it took from the new partition were put
+    /// in the checkpoint as offsets of the old one, and the new partition was not
+    /// held back for them — after a kill -9 the open window's lines there are never
     /// read again (lost), while the old partition resumes at a meaningless offset.
     #[test]
-    fn r15k_a_group_that_moves_to_another_partition_resumes_in_its_old_one() {
+    fn a_group_that_moves_to_another_partition_resumes_in_its_new_one() {
         use crate::kafka_source::resume::KafkaBoard;
         let job = job();
         let plan = Plan::new(&job);
@@ -555,6 +555,7 @@ mod tests {
             };
             s.agent_record(offset, &group, item, &mut cx);
         }
+        assert_eq!(stats.kafka_streams_moved, 1, "warned and counted");
         // What SourceState::publish hands the board, and a checkpoint with the
         // window still open.
         let board = KafkaBoard::default();

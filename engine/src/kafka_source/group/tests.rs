@@ -480,15 +480,14 @@ fn a_quiet_stream_resumed_at_its_partitions_offset_after_any_record_loses_nothin
     assert!(quiet_past_its_tail > 10, "{quiet_past_its_tail}");
 }
 
-/// Review R15k (scratch, failing): a restored stream is published (it is new, so
-/// dirty) before it read anything again: its marks are then empty and its tail is
-/// its checkpoint's offset, so the next checkpoint — the first offer after a start
-/// writes one at once — says `seen_to = offset`, losing the `seen_to` it was
-/// restored with. A second kill then makes every line it had read between the two
+/// Review R15k: a restored stream is published (it is new, so dirty) before it
+/// read anything again: its marks were then empty and its tail its checkpoint's
+/// offset, so the next checkpoint — the first offer after a start writes one at
+/// once — said `seen_to = offset`, losing the `seen_to` it was restored with. A second kill then makes every line it had read between the two
 /// (of windows already written) count as `late_after_written`: "new lines of
 /// windows an earlier run already wrote; not in the output", a false alarm.
 #[test]
-fn r15k_a_restored_stream_republished_before_rereading_keeps_its_seen_to() {
+fn a_restored_stream_republished_before_rereading_keeps_its_seen_to() {
     let job = job();
     let plan = Plan::new(&job);
     let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
