@@ -87,6 +87,15 @@ impl Record<'_> {
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
     }
 
+    /// When the broker appended it, if the topic stamps records so
+    /// (`message.timestamp.type = LogAppendTime`); `None` for a producer's time.
+    pub fn append_time_ms(&self) -> Option<i64> {
+        match self.message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(ms) => Some(ms),
+            _ => None,
+        }
+    }
+
     /// The value (empty for a null value).
     pub fn payload(&self) -> &[u8] {
         self.message.payload().unwrap_or_default()

@@ -367,6 +367,7 @@ mod tests {
                 warned: &mut warned,
                 heartbeat_grace_ms: 60_000,
                 warned_ahead: &mut warned_ahead,
+                append_ms: None,
             };
             let item = AgentItem::Line {
                 seq: *seq,
@@ -547,6 +548,7 @@ mod tests {
                 warned: &mut warned,
                 heartbeat_grace_ms: 60_000,
                 warned_ahead: &mut warned_ahead,
+                append_ms: None,
             };
             let item = AgentItem::Line {
                 seq,
