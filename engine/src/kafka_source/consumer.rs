@@ -160,6 +160,8 @@ pub struct Reader {
     next: BTreeMap<i32, i64>,
     /// A finite run: partition → its end (high watermark) at start.
     ends: Option<BTreeMap<i32, i64>>,
+    /// Partition → its end (high watermark) when this reader connected.
+    start_ends: BTreeMap<i32, i64>,
     /// Partitions at their end since their last record.
     at_eof: BTreeSet<i32>,
     /// Partitions being read again below their next offset (a jump back).
@@ -207,22 +209,26 @@ impl Reader {
         let mine: Vec<i32> = (0..count as i32)
             .filter(|p| *p as usize % peers.max(1) == index)
             .collect();
-        let mut ends = None;
+        // Each partition's end now: where a finite run stops, and for a live run the
+        // point past which the partition counts as read to its end once. The
+        // partition-EOF event alone does not do for the latter: a broker may never
+        // send one while records keep coming (tansu 0.6.0 answers a fetch with a
+        // high watermark read after the records, so a partition that gets a record
+        // every half second never looked caught up, and a live cluster job closed
+        // no window for minutes: tests/kafka_cluster_e2e.rs).
+        let mut start_ends = BTreeMap::new();
         let mut lows = BTreeMap::new();
-        if !follow {
-            let mut e = BTreeMap::new();
-            for &p in &mine {
-                let (low, high) = consumer
-                    .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
-                    .map_err(|e| ConnectError::Kafka {
-                        what: "cannot read a partition's end",
-                        source: e,
-                    })?;
-                e.insert(p, high);
-                lows.insert(p, low);
-            }
-            ends = Some(e);
+        for &p in &mine {
+            let (low, high) = consumer
+                .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
+                .map_err(|e| ConnectError::Kafka {
+                    what: "cannot read a partition's end",
+                    source: e,
+                })?;
+            start_ends.insert(p, high);
+            lows.insert(p, low);
         }
+        let ends = (!follow).then(|| start_ends.clone());
         let mut list = TopicPartitionList::new();
         for &p in &mine {
             // Where the checkpoint says, else the partition's first record.
@@ -256,6 +262,7 @@ impl Reader {
                 })
                 .collect(),
             ends,
+            start_ends,
             at_eof: BTreeSet::new(),
             rewound: BTreeSet::new(),
             reached_end: BTreeSet::new(),
@@ -341,9 +348,10 @@ impl Reader {
         })
     }
 
-    /// Every partition reached its end at least once since start.
+    /// Every partition reached its end at least once since start: a partition-EOF
+    /// event, or its records read up to the end it had when this reader connected.
     pub fn caught_up(&self) -> bool {
-        self.next.keys().all(|p| self.reached_end.contains(p))
+        caught_up(&self.next, &self.reached_end, &self.start_ends)
     }
 
     /// Whether partition `p` is at its end now.
@@ -409,6 +417,18 @@ fn past_markers(
     if let (Some(o), Some(next)) = (position, next.get_mut(&p)) {
         *next = (*next).max(o);
     }
+}
+
+/// See [`Reader::caught_up`]: `next` (partition → next offset to read), the partitions
+/// that had a partition-EOF event, and each partition's end at connect.
+fn caught_up(
+    next: &BTreeMap<i32, i64>,
+    reached_end: &BTreeSet<i32>,
+    start_ends: &BTreeMap<i32, i64>,
+) -> bool {
+    next.iter().all(|(p, next)| {
+        reached_end.contains(p) || start_ends.get(p).is_some_and(|end| next >= end)
+    })
 }
 
 #[cfg(test)]

@@ -350,10 +350,11 @@ impl SourceState {
                     &mut self.delta,
                 );
                 if !forgotten.is_empty() {
-                    self.ctx
-                        .board
-                        .kafka
-                        .forget(forgotten.iter().map(|k| (k.host(), k.group(), k.partition())));
+                    self.ctx.board.kafka.forget(
+                        forgotten
+                            .iter()
+                            .map(|k| (k.host(), k.group(), k.partition())),
+                    );
                 }
             }
         }

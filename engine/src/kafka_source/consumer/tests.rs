@@ -150,3 +150,20 @@ fn a_partition_ending_in_a_transaction_marker_finishes() {
     assert!(!reader.finished());
     assert_eq!(reader.stuck_below_end(), Some((0, 10, 11)));
 }
+
+/// Regression (kafka_cluster_e2e): a partition that gets records faster than the
+/// broker's fetch wait may never have a partition-EOF event; read up to the end
+/// it had at connect, it is caught up all the same.
+#[test]
+fn a_partition_read_to_its_end_at_connect_is_caught_up_without_an_eof_event() {
+    let ends = BTreeMap::from([(1, 40), (3, 0)]);
+    let eof = BTreeSet::new();
+    // Partition 1 still has its backlog; partition 3 was empty.
+    assert!(!caught_up(&BTreeMap::from([(1, 39), (3, 0)]), &eof, &ends));
+    assert!(caught_up(&BTreeMap::from([(1, 40), (3, 0)]), &eof, &ends));
+    // Records written since count for nothing here: the end at connect does.
+    assert!(caught_up(&BTreeMap::from([(1, 57), (3, 2)]), &eof, &ends));
+    // An EOF event still counts.
+    let eof = BTreeSet::from([1]);
+    assert!(caught_up(&BTreeMap::from([(1, 12), (3, 0)]), &eof, &ends));
+}
