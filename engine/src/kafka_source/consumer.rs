@@ -45,6 +45,22 @@ pub enum ConnectError {
         /// How long it waited, as written in a job (`5m`).
         waited: String,
     },
+    /// A finite run reached a partition's end as the brokers see it, below the end
+    /// (high watermark) that partition had at start, and nothing came for
+    /// `broker_timeout`: the brokers are up, the records in between are not
+    /// readable (an open transaction under `isolation.level = read_committed`,
+    /// or the log was truncated).
+    #[error("partition {partition} of the topic is at its end at offset {at}, below the end {end} it had when the run started, and nothing came for {waited} (broker_timeout): an open transaction or a truncated log? a finite run gives up")]
+    StuckBelowEnd {
+        /// The partition.
+        partition: i32,
+        /// Where the consumer stands in it.
+        at: i64,
+        /// Its end at start.
+        end: i64,
+        /// How long it waited, as written in a job (`5m`).
+        waited: String,
+    },
 }
 
 /// One record as read, borrowed from the consumer until the next poll.
@@ -69,6 +85,15 @@ impl Record<'_> {
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
+    }
+
+    /// When the broker appended it, if the topic stamps records so
+    /// (`message.timestamp.type = LogAppendTime`); `None` for a producer's time.
+    pub fn append_time_ms(&self) -> Option<i64> {
+        match self.message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(ms) => Some(ms),
+            _ => None,
+        }
     }
 
     /// The value (empty for a null value).
@@ -253,6 +278,9 @@ impl Reader {
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 self.at_eof.insert(p);
                 self.reached_end.insert(p);
+                if self.ends.is_some() {
+                    past_markers(&self.consumer, &self.topic, &mut self.next, p);
+                }
                 return Polled::Skip;
             }
             Some(Err(e)) => return Polled::Error(e),
@@ -285,6 +313,15 @@ impl Reader {
         Polled::Record(Record { message })
     }
 
+    /// A finite run: a partition at its end as the brokers see it but below the
+    /// end it had at start — (partition, where it stands, its end).
+    pub fn stuck_below_end(&self) -> Option<(i32, i64, i64)> {
+        let ends = self.ends.as_ref()?;
+        self.at_eof.iter().find_map(|p| {
+            let (next, end) = (*self.next.get(p)?, *ends.get(p)?);
+            (next < end).then_some((*p, next, end))
+        })
+    }
     /// Client errors librdkafka reported so far (brokers down, refused...).
     pub fn client_errors(&self) -> u32 {
         self.consumer
@@ -349,6 +386,36 @@ impl Reader {
                 .extend(self.next.iter().map(|(p, n)| (*p, *n))),
             Err(e) => tracing::debug!("kafka source: committing offsets for lag tools: {e}"),
         }
+    }
+}
+
+/// A finite run at the end of partition `p`: its next offset becomes the
+/// consumer's position there. A transaction's commit or abort marker takes an
+/// offset but is never delivered, so after a partition whose last offset is
+/// one, the next offset of the last record stays below the end read at start
+/// for ever; librdkafka moves its position past markers (they are consumed,
+/// not returned), and at the partition's end every offset below the position
+/// was read or is a marker.
+fn past_markers(
+    consumer: &BaseConsumer<SourceContext>,
+    topic: &str,
+    next: &mut BTreeMap<i32, i64>,
+    p: i32,
+) {
+    let position = match consumer.position() {
+        Ok(list) => list
+            .find_partition(topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }),
+        Err(e) => {
+            tracing::debug!("kafka source: reading the consumer's position: {e}");
+            None
+        }
+    };
+    if let (Some(o), Some(next)) = (position, next.get_mut(&p)) {
+        *next = (*next).max(o);
     }
 }
 

@@ -50,6 +50,10 @@ pub(crate) struct RecordCx<'a> {
     pub(crate) heartbeat_grace_ms: i64,
     /// Warnings about heartbeats stamped in the future logged so far.
     pub(crate) warned_ahead: &'a mut u32,
+    /// When the broker appended the record, if the topic stamps records so
+    /// (`message.timestamp.type = LogAppendTime`): what a heartbeat is judged
+    /// against (see [`heartbeat_in_time`]).
+    pub(crate) append_ms: Option<EventMs>,
 }
 
 /// What a stream starts with.
@@ -133,6 +137,7 @@ impl Stream {
         s.resume_from = cp.offset;
         s.seen_to = cp.seen_to;
         if let Some(m) = &mut s.marks {
+            m.set_seen_to(cp.seen_to);
             // Until its first record is read again, it resumes where it did.
             m.set_tail(Point {
                 offset: cp.offset,
@@ -400,11 +405,19 @@ impl Stream {
 }
 
 /// Whether a heartbeat's time may move the watermark: not if it is further ahead of
-/// this machine's clock than `max_clock_skew` (the agent's clock is wrong; trusting
-/// it would make every later line of the stream late). Such a heartbeat's time is
-/// ignored — its sequence was taken — counted and warned (rate-limited).
+/// the clock than `max_clock_skew` (the agent's clock is wrong; trusting it would
+/// make every later line of the stream late). Such a heartbeat's time is ignored —
+/// its sequence was taken — counted and warned (rate-limited).
+///
+/// The clock: the broker's append time when the topic stamps records with it
+/// (`LogAppendTime`), the same each time the record is read, so a restart that
+/// reads the heartbeat again judges it as the first read did. Otherwise the record's
+/// timestamp is the agent's own (CreateTime, the clock being judged) and only this
+/// machine's clock at read time is left: a heartbeat ahead when first read may be in
+/// time when read again after a restart (docs/kafka.md).
 fn heartbeat_in_time(at_ms: EventMs, group: &GroupRef<'_>, cx: &mut RecordCx<'_>) -> bool {
-    let limit = cx.wall_ms.saturating_add(cx.plan.max_clock_skew_ms);
+    let clock_ms = cx.append_ms.unwrap_or(cx.wall_ms);
+    let limit = clock_ms.saturating_add(cx.plan.max_clock_skew_ms);
     if at_ms <= limit {
         return true;
     }
@@ -415,7 +428,7 @@ fn heartbeat_in_time(at_ms: EventMs, group: &GroupRef<'_>, cx: &mut RecordCx<'_>
             "kafka: agent {} group {}: a heartbeat stamped {} ahead of this machine's clock (more than max_clock_skew): its time is ignored (is the agent's clock wrong?); counted in kafka_heartbeats_ahead{}",
             group.host,
             group.group,
-            crate::watermark::format_span(at_ms - cx.wall_ms),
+            crate::watermark::format_span(at_ms - clock_ms),
             if *cx.warned_ahead == MAX_SEQUENCE_WARNINGS {
                 " — further ones are only counted"
             } else {

@@ -145,7 +145,7 @@ struct SourceState {
     peers: usize,
     reader: Option<Reader>,
     parser: Option<LineParser>,
-    /// Agent streams by (host, group); other records' by partition (host "").
+    /// Agent streams by (host, group, partition); other records' by partition (host "").
     streams: Streams,
     delta: JobStats,
     paused: bool,
@@ -350,10 +350,11 @@ impl SourceState {
                     &mut self.delta,
                 );
                 if !forgotten.is_empty() {
-                    self.ctx
-                        .board
-                        .kafka
-                        .forget(forgotten.iter().map(|k| (k.host(), k.group())));
+                    self.ctx.board.kafka.forget(
+                        forgotten
+                            .iter()
+                            .map(|k| (k.host(), k.group(), k.partition())),
+                    );
                 }
             }
         }
@@ -395,9 +396,17 @@ impl SourceState {
             // Failed already (said once): wait for the run to stop.
             return Some(Step::Wait(CONNECT_AGAIN));
         }
-        let e = ConnectError::Stalled {
-            brokers: kafka.brokers.clone(),
-            waited,
+        let e = match reader.stuck_below_end() {
+            Some((partition, at, end)) => ConnectError::StuckBelowEnd {
+                partition,
+                at,
+                end,
+                waited,
+            },
+            None => ConnectError::Stalled {
+                brokers: kafka.brokers.clone(),
+                waited,
+            },
         };
         tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
         crate::error::record_failure(

@@ -88,6 +88,69 @@ fn a_jump_back_to_earliest_mid_run_double_counts_non_agent_records() {
     assert_eq!(reader.positions().collect::<Vec<_>>(), vec![(0, 12)]);
 }
 
+/// Review R15k: a finite run read a partition until its next offset reached the
+/// high watermark it had at start. A shipper writing with Kafka transactions
+/// (Kafka Connect exactly-once, Flink, Kafka Streams EOS) leaves a commit marker
+/// at the last offset of each transaction; no record is delivered there, so the
+/// next offset stayed one short of the end for ever: the run never finished and,
+/// since broker_timeout, failed "are they down?" on a healthy broker. Now, at the
+/// partition's end, the next offset becomes the consumer's position (librdkafka
+/// moves it past markers: they are consumed, never returned).
+///
+/// tansu 0.6.0 refuses EndTxn and MockCluster writes no markers, so the marker is
+/// simulated: the last record (offset 9) is taken as a marker leaves the reader —
+/// its next offset stays at 9 — while the consumer's position moves past it as it
+/// does past a marker. Then an end one past the last record without a marker: the
+/// run does not finish, and says which partition stands where.
+#[test]
+fn a_partition_ending_in_a_transaction_marker_finishes() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    produce(&brokers, 10);
+    let read_to_eof = |reader: &mut Reader, marker_at: Option<i64>| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut taken = 0;
+        while !reader.at_eof(0) {
+            assert!(Instant::now() < deadline, "no partition end");
+            let offset = match reader.poll() {
+                Polled::Record(r) => Some(r.offset()),
+                Polled::Nothing => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    None
+                }
+                _ => None,
+            };
+            match offset {
+                Some(o) if Some(o) == marker_at => {
+                    reader.next.insert(0, o);
+                }
+                Some(_) => taken += 1,
+                None => {}
+            }
+        }
+        taken
+    };
+    let mut reader =
+        Reader::connect(&source(&brokers), "j", 0, 1, false, &Default::default()).unwrap();
+    assert_eq!(reader.ends, Some([(0, 10)].into()));
+    assert_eq!(read_to_eof(&mut reader, Some(9)), 9);
+    assert!(
+        reader.finished(),
+        "the partition is at its end, every record read; next {:?}, ends {:?}",
+        reader.next,
+        reader.ends
+    );
+    assert_eq!(reader.stuck_below_end(), None);
+    // An end the brokers never reach: not finished, and named.
+    let mut reader =
+        Reader::connect(&source(&brokers), "j", 0, 1, false, &Default::default()).unwrap();
+    reader.ends = Some([(0, 11)].into());
+    assert_eq!(read_to_eof(&mut reader, None), 10);
+    assert!(!reader.finished());
+    assert_eq!(reader.stuck_below_end(), Some((0, 10, 11)));
+}
+
 /// Regression (kafka_cluster_e2e): a partition that gets records faster than the
 /// broker's fetch wait may never have a partition-EOF event; read up to the end
 /// it had at connect, it is caught up all the same.
