@@ -82,18 +82,32 @@ pub enum Polled<'a> {
     Error(KafkaError),
 }
 
+/// A consumer with the job's settings (its group id only receives offsets).
+fn make_consumer(source: &KafkaSource, job: &str) -> Result<BaseConsumer, ConnectError> {
+    let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
+    config.set("group.id", source.group_id_for(job));
+    config.create().map_err(|source| ConnectError::Kafka {
+        what: "cannot make a consumer",
+        source,
+    })
+}
+
 /// This worker's consumer and where each of its partitions is.
 pub struct Reader {
     consumer: BaseConsumer,
     topic: String,
     /// Partition → the offset of the next record to read.
     next: BTreeMap<i32, i64>,
+    /// Where each partition was assigned from.
+    from: Vec<(i32, Offset)>,
     /// A finite run: partition → its end (high watermark) at start.
     ends: Option<BTreeMap<i32, i64>>,
     /// Partitions at their end since their last record.
     at_eof: BTreeSet<i32>,
     /// Partitions that have reached their end at least once since start.
     reached_end: BTreeSet<i32>,
+    /// Partitions paused (librdkafka `pause`): pacing holds them back.
+    paused: BTreeSet<i32>,
     /// What was last committed, and when.
     committed: BTreeMap<i32, i64>,
     committed_at: Instant,
@@ -110,12 +124,7 @@ impl Reader {
         follow: bool,
         starts: &BTreeMap<i32, i64>,
     ) -> Result<Reader, ConnectError> {
-        let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
-        config.set("group.id", source.group_id_for(job));
-        let consumer: BaseConsumer = config.create().map_err(|source| ConnectError::Kafka {
-            what: "cannot make a consumer",
-            source,
-        })?;
+        let consumer = make_consumer(source, job)?;
         let metadata = consumer
             .fetch_metadata(Some(&source.topic), REQUEST_TIMEOUT)
             .map_err(|e| ConnectError::Kafka {
@@ -149,13 +158,57 @@ impl Reader {
             }
             ends = Some(e);
         }
+        // Where the checkpoint says, else the partition's first record.
+        let from: Vec<(i32, Offset)> = mine
+            .iter()
+            .map(|&p| {
+                let o = starts
+                    .get(&p)
+                    .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                (p, o)
+            })
+            .collect();
+        let next = mine
+            .iter()
+            // Records below a partition's first kept one are gone: a finite
+            // run must not wait for them.
+            .map(|&p| {
+                let from = starts.get(&p).copied().unwrap_or(0);
+                (p, from.max(lows.get(&p).copied().unwrap_or(0)))
+            })
+            .collect();
+        let reader = Reader::open(consumer, &source.topic, from, next, ends)?;
+        tracing::info!(
+            "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
+            source.topic
+        );
+        Ok(reader)
+    }
+
+    /// A second reader of this finite reader's partitions over the same range (from
+    /// the same starts to the same ends), with its own consumer: it discovers the
+    /// streams before the reading proper. Open it before this reader polls.
+    pub fn scanner(&self, source: &KafkaSource, job: &str) -> Result<Reader, ConnectError> {
+        let consumer = make_consumer(source, job)?;
+        Reader::open(
+            consumer,
+            &self.topic,
+            self.from.clone(),
+            self.next.clone(),
+            self.ends.clone(),
+        )
+    }
+
+    fn open(
+        consumer: BaseConsumer,
+        topic: &str,
+        from: Vec<(i32, Offset)>,
+        next: BTreeMap<i32, i64>,
+        ends: Option<BTreeMap<i32, i64>>,
+    ) -> Result<Reader, ConnectError> {
         let mut list = TopicPartitionList::new();
-        for &p in &mine {
-            // Where the checkpoint says, else the partition's first record.
-            let from = starts
-                .get(&p)
-                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            list.add_partition_offset(&source.topic, p, from)
+        for &(p, o) in &from {
+            list.add_partition_offset(topic, p, o)
                 .map_err(|e| ConnectError::Kafka {
                     what: "cannot list a partition",
                     source: e,
@@ -165,25 +218,15 @@ impl Reader {
             what: "cannot assign the partitions",
             source: e,
         })?;
-        tracing::info!(
-            "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
-            source.topic
-        );
         Ok(Reader {
             consumer,
-            topic: source.topic.clone(),
-            next: mine
-                .iter()
-                // Records below a partition's first kept one are gone: a finite
-                // run must not wait for them.
-                .map(|&p| {
-                    let from = starts.get(&p).copied().unwrap_or(0);
-                    (p, from.max(lows.get(&p).copied().unwrap_or(0)))
-                })
-                .collect(),
+            topic: topic.to_string(),
+            from,
+            next,
             ends,
             at_eof: BTreeSet::new(),
             reached_end: BTreeSet::new(),
+            paused: BTreeSet::new(),
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
         })
@@ -239,6 +282,62 @@ impl Reader {
     /// Whether partition `p` is at its end now.
     pub fn at_eof(&self, p: i32) -> bool {
         self.at_eof.contains(&p)
+    }
+
+    /// The partitions this worker reads.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.next.keys().copied()
+    }
+
+    /// The offset of the next record to read from partition `p`.
+    pub fn next_offset(&self, p: i32) -> Option<i64> {
+        self.next.get(&p).copied()
+    }
+
+    /// A finite run read partition `p` up to the end it had at start.
+    pub fn partition_done(&self, p: i32) -> bool {
+        let end = self.ends.as_ref().and_then(|e| e.get(&p));
+        end.is_some_and(|end| self.next.get(&p).is_some_and(|n| n >= end))
+    }
+
+    /// Pauses the partitions `read` refuses and resumes those it allows (librdkafka
+    /// `pause`/`resume` of the assigned partitions: no rebalancing; a paused
+    /// partition's prefetched records are dropped and fetched again on resume, from
+    /// the next record to read). Returns how many were paused now.
+    pub fn pace(&mut self, mut read: impl FnMut(i32) -> bool) -> u64 {
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        let mut newly = Vec::new();
+        let mut resumed = Vec::new();
+        for &p in self.next.keys() {
+            match (read(p), self.paused.contains(&p)) {
+                (false, false) => {
+                    pause.add_partition(&self.topic, p);
+                    newly.push(p);
+                }
+                (true, true) => {
+                    resume.add_partition(&self.topic, p);
+                    resumed.push(p);
+                }
+                _ => {}
+            }
+        }
+        if !newly.is_empty() {
+            match self.consumer.pause(&pause) {
+                Ok(()) => self.paused.extend(newly.iter().copied()),
+                Err(e) => tracing::debug!("kafka source: pausing partitions {newly:?}: {e}"),
+            }
+        }
+        if !resumed.is_empty() {
+            match self.consumer.resume(&resume) {
+                Ok(()) => {
+                    for p in &resumed {
+                        self.paused.remove(p);
+                    }
+                }
+                Err(e) => tracing::debug!("kafka source: resuming partitions {resumed:?}: {e}"),
+            }
+        }
+        newly.len() as u64
     }
 
     /// Commits the offsets read to the group id (only so lag tools see them; the

@@ -12,7 +12,9 @@
 //! sequence, its heartbeats let a quiet group's windows close ([`group::Stream::at_end`]).
 
 pub(crate) mod consumer;
+mod discover;
 mod group;
+mod pace;
 pub mod resume;
 pub mod sequence;
 
@@ -63,6 +65,8 @@ pub(crate) struct KafkaCtx {
     pub(crate) resume: Arc<crate::start::ResumePlan>,
     /// Where the streams publish their resume marks for checkpoints.
     pub(crate) board: Arc<crate::resume::ResumeBoard>,
+    /// This worker's place on the job's pacing board ([`pace`]).
+    pub(crate) pacer: crate::pacing::Pacer,
 }
 
 /// Builds the kafka source operator for this worker's partitions.
@@ -150,6 +154,18 @@ struct SourceState {
     floor: EventMs,
     /// When connecting first failed (a finite run gives up after a while).
     failing_since: Option<Instant>,
+    /// A finite run's discovery pass ([`discover`]).
+    scan: ScanPhase,
+}
+
+/// Where a finite run's discovery pass is.
+enum ScanPhase {
+    /// Live mode, or the pass could not start: windows close as before pacing (a
+    /// finite run's all at its end).
+    Off,
+    Running(discover::Scan),
+    /// Every stream of the range is known: partitions are paced, windows close.
+    Done(discover::Discovered),
 }
 
 impl SourceState {
@@ -166,6 +182,7 @@ impl SourceState {
             warned: Warned::default(),
             floor: 0,
             failing_since: None,
+            scan: ScanPhase::Off,
         }
     }
 
@@ -180,6 +197,7 @@ impl SourceState {
             if let Some(r) = &mut self.reader {
                 r.commit_for_lag(true);
             }
+            self.ctx.pacer.release();
             return Step::Stop;
         }
         self.floor = held as EventMs;
@@ -201,9 +219,8 @@ impl SourceState {
             }
         }
         if self.reader.is_none() {
-            let kafka = self
-                .ctx
-                .job
+            let job = self.ctx.job.clone();
+            let kafka = job
                 .source
                 .kafka
                 .as_ref()
@@ -223,8 +240,11 @@ impl SourceState {
                 self.ctx.follow,
                 &starts,
             ) {
-                Ok(r) => {
+                Ok(mut r) => {
                     self.restore_streams(&r, now);
+                    if !self.ctx.follow {
+                        self.start_scan(&mut r, kafka);
+                    }
                     self.reader = Some(r);
                 }
                 Err(e) => {
@@ -255,6 +275,9 @@ impl SourceState {
                 }
             }
         }
+        if let Some(step) = self.scan_step(now) {
+            return step;
+        }
         match (self.ctx.gate.check(now, &mut self.delta), self.paused) {
             (Gate::Paused, _) => {
                 self.paused = true;
@@ -274,6 +297,10 @@ impl SourceState {
         let mut busy = false;
         // Out of `self` while its records are taken (they borrow it).
         let mut reader = self.reader.take().expect("connected above");
+        if let ScanPhase::Done(found) = &self.scan {
+            let lanes = pace::lanes(&reader, &self.streams, found);
+            self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer);
+        }
         while taken < RECORDS_PER_ACTIVATION {
             match reader.poll() {
                 Polled::Nothing => break,
@@ -296,7 +323,11 @@ impl SourceState {
             }
         }
         reader.commit_for_lag(false);
+        if let ScanPhase::Done(found) = &self.scan {
+            pace::finish_read(&reader, &mut self.streams, found);
+        }
         if reader.finished() {
+            self.ctx.pacer.release();
             for s in self.streams.values_mut() {
                 s.finish();
             }
@@ -311,6 +342,51 @@ impl SourceState {
         self.reader = Some(reader);
         self.publish();
         Step::Read { busy }
+    }
+
+    /// Opens a finite run's discovery pass over `reader`'s range; the reader waits
+    /// (paused) until it is done.
+    fn start_scan(&mut self, reader: &mut Reader, kafka: &tidemark_jobs::KafkaSource) {
+        match reader.scanner(kafka, &self.ctx.job.name) {
+            Ok(scan) => {
+                reader.pace(|_| false);
+                self.scan = ScanPhase::Running(discover::Scan::new(scan));
+            }
+            Err(e) => tracing::warn!(
+                "kafka source of job {:?}: cannot start the discovery pass ({e}): the backlog's windows close at its end",
+                self.ctx.job.name
+            ),
+        }
+    }
+
+    /// A step of the discovery pass while it runs (`None` once it is done).
+    fn scan_step(&mut self, now: Instant) -> Option<Step> {
+        let ScanPhase::Running(scan) = &mut self.scan else {
+            return None;
+        };
+        // Not read yet: it holds the job's other workers back meanwhile.
+        self.ctx.pacer.horizon([crate::pacing::Lane::Reading(None)]);
+        let parser = self.parser.as_mut().expect("built in step");
+        match scan.step(
+            RECORDS_PER_ACTIVATION,
+            parser,
+            &self.ctx.plan,
+            &self.ctx.job.source,
+            now,
+        ) {
+            discover::Progress::Busy => Some(Step::Wait(Duration::ZERO)),
+            discover::Progress::Waiting => Some(Step::Wait(POLL_AGAIN)),
+            discover::Progress::Done(found) => {
+                tracing::debug!(
+                    "kafka source of job {:?}: worker {}: the discovery pass found {} stream(s)",
+                    self.ctx.job.name,
+                    self.index,
+                    found.len()
+                );
+                self.scan = ScanPhase::Done(found);
+                None
+            }
+        }
     }
 
     /// How a stream found now starts.
@@ -497,6 +573,10 @@ impl SourceState {
         };
         if reader.finished() {
             return WindowTime::MAX;
+        }
+        if let (false, ScanPhase::Done(found)) = (self.ctx.follow, &self.scan) {
+            // Every stream that can still add to a window is known.
+            return pace::first_open(&self.streams, found, plan).unwrap_or(self.floor as WindowTime);
         }
         // Until every partition was read to its end once, a stream not seen yet may
         // still come with old lines: nothing closes before then (exactness first).

@@ -1,0 +1,234 @@
+//! The discovery pass of a finite run (`--until-eof`): before reading a backlog, a
+//! second consumer reads the same records (from the same starts to the same ends)
+//! to find every stream in it, where its records end, and the earliest window its
+//! lines can add to. With that, windows close while the backlog is read — paced by
+//! event time across partitions ([`super::pace`]) — instead of all at the end: a
+//! window may close once every stream that can still add to it has passed it, and
+//! a stream not read yet is known too.
+//!
+//! Why a pass and not a rule: records of a stream not seen yet may come anywhere
+//! later in its partition, with lines of any time (an agent that uploads a host's
+//! hours-old backlog after other hosts' records); without knowing them, no window
+//! could close before every partition was read to its end, and a backlog's every
+//! window would be alive at once.
+//!
+//! How the earliest window is found without parsing every line twice: each new
+//! stream gets a *shadow* [`Stream`], fed its records in order exactly as the
+//! reading proper will, until its watermark has taken a line's time (usually after
+//! two lines). A stream's watermark never goes back, and every line it counts is at
+//! or past it, so the stream's lines go to windows at or after the earlier of the
+//! shadow's first window with data and its watermark's window. A stream floor later
+//! raised to at most that window changes none of its decisions. The one input the
+//! shadow cannot decide as the reading will is a line stamped in the future (past
+//! this machine's clock plus `max_clock_skew`): by the time it is read again it may
+//! no longer be. Such a stream's earliest window is unknown and it holds every window
+//! until the reading proper finds it (exact, just less memory saved).
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use tidemark_jobs::HostFrom;
+use tidemark_kafka::wire::{self, AgentRecord, GroupId};
+use tidemark_sources::parse::LineParser;
+
+use crate::plan::Plan;
+use crate::stats::JobStats;
+use crate::time::{wall_clock_ms, WindowTime};
+
+use super::consumer::{Polled, Reader};
+use super::group::{AgentItem, RecordCx, Stream};
+
+/// A stream's key: (host, group) of an agent, ("", "partition N") for other records.
+pub(crate) type StreamKey = (String, String);
+
+/// Where a stream's lines can start, as far as the pass found.
+enum Earliest {
+    /// Still being followed by its shadow.
+    Watching(Box<Stream>),
+    /// Its lines add to windows at or after this (`None`: it has none).
+    Known(Option<WindowTime>),
+}
+
+/// One stream the pass found.
+pub(crate) struct Found {
+    /// Its partition.
+    pub(crate) partition: i32,
+    /// The offset of its last record in the range read.
+    pub(crate) last: i64,
+    earliest: Earliest,
+}
+
+impl Found {
+    /// The earliest window its lines add to (`None`: none; [`WindowTime::MIN`]: unknown).
+    pub(crate) fn earliest(&self) -> Option<WindowTime> {
+        match &self.earliest {
+            Earliest::Known(w) => *w,
+            // Only after the pass: the pass settles every shadow at its end.
+            Earliest::Watching(_) => Some(WindowTime::MIN),
+        }
+    }
+}
+
+/// A record as the pass feeds it to a shadow.
+enum Item<'a> {
+    Line(GroupId, u64, &'a [u8]),
+    Beat(GroupId, u64, i64),
+    Plain(&'a [u8]),
+}
+
+/// The pass while it reads.
+pub(crate) struct Scan {
+    reader: Reader,
+    found: BTreeMap<StreamKey, Found>,
+    /// The shadows' counts (the reading proper counts for real).
+    stats: JobStats,
+    warned: u32,
+}
+
+/// What a finished pass found: every stream of the range, by key.
+pub(crate) type Discovered = BTreeMap<StreamKey, Found>;
+
+impl Scan {
+    /// A pass over `reader`'s range (a finite reader, from [`Reader::scanner`]).
+    pub(crate) fn new(reader: Reader) -> Scan {
+        Scan {
+            reader,
+            found: BTreeMap::new(),
+            stats: JobStats::default(),
+            warned: u32::MAX / 2,
+        }
+    }
+
+    /// Reads up to `budget` records; once the range is read, every stream found.
+    pub(crate) fn step(
+        &mut self,
+        budget: usize,
+        parser: &mut LineParser,
+        plan: &Plan,
+        source: &tidemark_jobs::Source,
+        now: Instant,
+    ) -> Progress {
+        let wall_ms = wall_clock_ms();
+        let mut read = 0;
+        while read < budget && !self.reader.finished() {
+            let record = match self.reader.poll() {
+                Polled::Nothing => break,
+                Polled::Skip => continue,
+                Polled::Error(e) => {
+                    tracing::debug!("kafka source, discovery pass: {e}");
+                    break;
+                }
+                Polled::Record(r) => r,
+            };
+            read += 1;
+            let (p, offset) = (record.partition(), record.offset());
+            let headers = record.headers();
+            let Ok(decoded) = wire::decode(headers.iter().copied(), record.payload()) else {
+                continue;
+            };
+            // The same stream keys as `SourceState::take`.
+            let (key, item) = match decoded {
+                AgentRecord::Line {
+                    group, seq, line, ..
+                } => (
+                    (group.host.clone(), group.group.clone()),
+                    Item::Line(group, seq, line),
+                ),
+                AgentRecord::Heartbeat { group, seq, at_ms } => (
+                    (group.host.clone(), group.group.clone()),
+                    Item::Beat(group, seq, at_ms),
+                ),
+                AgentRecord::Foreign { payload } => {
+                    if let HostFrom::Record { header } = &source.host {
+                        let value = headers.iter().rev().find(|(k, _)| *k == header.as_str());
+                        let utf8 = value
+                            .and_then(|(_, v)| std::str::from_utf8(v.unwrap_or_default()).ok());
+                        if utf8.is_none() {
+                            // Skipped by the reading proper: no stream.
+                            continue;
+                        }
+                    }
+                    ((String::new(), format!("partition {p}")), Item::Plain(payload))
+                }
+            };
+            let found = self.found.entry(key).or_insert_with_key(|k| Found {
+                partition: p,
+                last: offset,
+                earliest: Earliest::Watching(Box::new(Stream::shadow(&k.1, p, plan, now))),
+            });
+            found.last = offset;
+            let Earliest::Watching(shadow) = &mut found.earliest else {
+                continue;
+            };
+            let future_before = future_lines(&self.stats);
+            let mut cx = RecordCx {
+                parser,
+                plan,
+                wall_ms,
+                max_line: source.max_line_bytes,
+                stats: &mut self.stats,
+                warned: &mut self.warned,
+            };
+            match item {
+                Item::Line(group, seq, line) => {
+                    let item = AgentItem::Line {
+                        seq,
+                        line,
+                        host: &group.host,
+                    };
+                    shadow.agent_record(offset, &group, item, &mut cx);
+                }
+                Item::Beat(group, seq, at_ms) => {
+                    let item = AgentItem::Heartbeat { seq, at_ms };
+                    shadow.agent_record(offset, &group, item, &mut cx);
+                }
+                Item::Plain(line) => shadow.plain_record(offset, line, "", &mut cx),
+            }
+            if future_lines(&self.stats) != future_before {
+                // Perhaps not in the future any more when read again: unknown.
+                found.earliest = Earliest::Known(Some(WindowTime::MIN));
+            } else if shadow.clock_started() {
+                found.earliest = Earliest::Known(settled(shadow, plan));
+            }
+        }
+        if !self.reader.finished() {
+            return if read == budget {
+                Progress::Busy
+            } else {
+                Progress::Waiting
+            };
+        }
+        let mut found = std::mem::take(&mut self.found);
+        for f in found.values_mut() {
+            if let Earliest::Watching(shadow) = &f.earliest {
+                // Every record of it was fed: its windows are the ones it has.
+                f.earliest = Earliest::Known(shadow.first_data_window());
+            }
+        }
+        Progress::Done(found)
+    }
+}
+
+/// Where a pass is after a step.
+pub(crate) enum Progress {
+    /// More records are waiting.
+    Busy,
+    /// Waiting for the brokers.
+    Waiting,
+    /// The range is read: every stream in it.
+    Done(Discovered),
+}
+
+/// The earliest window a shadow whose watermark started can still add to.
+fn settled(shadow: &Stream, plan: &Plan) -> Option<WindowTime> {
+    let wm = shadow.watermark_window(plan);
+    Some(shadow.first_data_window().map_or(wm, |w| w.min(wm)))
+}
+
+fn future_lines(stats: &JobStats) -> u64 {
+    stats
+        .parse_errors
+        .get("future_timestamp")
+        .copied()
+        .unwrap_or(0)
+}
