@@ -33,7 +33,7 @@ use tidemark_sources::parse::LineParser;
 
 use crate::plan::Plan;
 use crate::stats::JobStats;
-use crate::time::{wall_clock_ms, WindowTime};
+use crate::time::{EventMs, WindowTime};
 
 use super::consumer::{Polled, Reader};
 use super::group::{AgentItem, RecordCx, Stream};
@@ -59,6 +59,16 @@ pub(crate) struct Found {
 }
 
 impl Found {
+    /// A stream found with its earliest window known (tests).
+    #[cfg(test)]
+    pub(crate) fn known(partition: i32, last: i64, earliest: Option<WindowTime>) -> Found {
+        Found {
+            partition,
+            last,
+            earliest: Earliest::Known(earliest),
+        }
+    }
+
     /// The earliest window its lines add to (`None`: none; [`WindowTime::MIN`]: unknown).
     pub(crate) fn earliest(&self) -> Option<WindowTime> {
         match &self.earliest {
@@ -79,36 +89,34 @@ enum Item<'a> {
 /// The pass while it reads.
 pub(crate) struct Scan {
     reader: Reader,
-    found: BTreeMap<StreamKey, Found>,
-    /// The shadows' counts (the reading proper counts for real).
-    stats: JobStats,
-    warned: u32,
+    finder: Finder,
 }
 
 /// What a finished pass found: every stream of the range, by key.
 pub(crate) type Discovered = BTreeMap<StreamKey, Found>;
+
+/// What the pass needs to judge a record as the reading proper will.
+pub(crate) struct FindCx<'a> {
+    pub(crate) parser: &'a mut LineParser,
+    pub(crate) plan: &'a Plan,
+    pub(crate) source: &'a tidemark_jobs::Source,
+    /// This machine's clock now (a line stamped past it plus `max_clock_skew` is
+    /// refused as in the future).
+    pub(crate) wall_ms: EventMs,
+    pub(crate) now: Instant,
+}
 
 impl Scan {
     /// A pass over `reader`'s range (a finite reader, from [`Reader::scanner`]).
     pub(crate) fn new(reader: Reader) -> Scan {
         Scan {
             reader,
-            found: BTreeMap::new(),
-            stats: JobStats::default(),
-            warned: u32::MAX / 2,
+            finder: Finder::default(),
         }
     }
 
     /// Reads up to `budget` records; once the range is read, every stream found.
-    pub(crate) fn step(
-        &mut self,
-        budget: usize,
-        parser: &mut LineParser,
-        plan: &Plan,
-        source: &tidemark_jobs::Source,
-        now: Instant,
-    ) -> Progress {
-        let wall_ms = wall_clock_ms();
+    pub(crate) fn step(&mut self, budget: usize, mut cx: FindCx<'_>) -> Progress {
         let mut read = 0;
         while read < budget && !self.reader.finished() {
             let record = match self.reader.poll() {
@@ -121,75 +129,14 @@ impl Scan {
                 Polled::Record(r) => r,
             };
             read += 1;
-            let (p, offset) = (record.partition(), record.offset());
             let headers = record.headers();
-            let Ok(decoded) = wire::decode(headers.iter().copied(), record.payload()) else {
-                continue;
-            };
-            // The same stream keys as `SourceState::take`.
-            let (key, item) = match decoded {
-                AgentRecord::Line {
-                    group, seq, line, ..
-                } => (
-                    (group.host.clone(), group.group.clone()),
-                    Item::Line(group, seq, line),
-                ),
-                AgentRecord::Heartbeat { group, seq, at_ms } => (
-                    (group.host.clone(), group.group.clone()),
-                    Item::Beat(group, seq, at_ms),
-                ),
-                AgentRecord::Foreign { payload } => {
-                    if let HostFrom::Record { header } = &source.host {
-                        let value = headers.iter().rev().find(|(k, _)| *k == header.as_str());
-                        let utf8 = value
-                            .and_then(|(_, v)| std::str::from_utf8(v.unwrap_or_default()).ok());
-                        if utf8.is_none() {
-                            // Skipped by the reading proper: no stream.
-                            continue;
-                        }
-                    }
-                    ((String::new(), format!("partition {p}")), Item::Plain(payload))
-                }
-            };
-            let found = self.found.entry(key).or_insert_with_key(|k| Found {
-                partition: p,
-                last: offset,
-                earliest: Earliest::Watching(Box::new(Stream::shadow(&k.1, p, plan, now))),
-            });
-            found.last = offset;
-            let Earliest::Watching(shadow) = &mut found.earliest else {
-                continue;
-            };
-            let future_before = future_lines(&self.stats);
-            let mut cx = RecordCx {
-                parser,
-                plan,
-                wall_ms,
-                max_line: source.max_line_bytes,
-                stats: &mut self.stats,
-                warned: &mut self.warned,
-            };
-            match item {
-                Item::Line(group, seq, line) => {
-                    let item = AgentItem::Line {
-                        seq,
-                        line,
-                        host: &group.host,
-                    };
-                    shadow.agent_record(offset, &group, item, &mut cx);
-                }
-                Item::Beat(group, seq, at_ms) => {
-                    let item = AgentItem::Heartbeat { seq, at_ms };
-                    shadow.agent_record(offset, &group, item, &mut cx);
-                }
-                Item::Plain(line) => shadow.plain_record(offset, line, "", &mut cx),
-            }
-            if future_lines(&self.stats) != future_before {
-                // Perhaps not in the future any more when read again: unknown.
-                found.earliest = Earliest::Known(Some(WindowTime::MIN));
-            } else if shadow.clock_started() {
-                found.earliest = Earliest::Known(settled(shadow, plan));
-            }
+            self.finder.record(
+                record.partition(),
+                record.offset(),
+                &headers,
+                record.payload(),
+                &mut cx,
+            );
         }
         if !self.reader.finished() {
             return if read == budget {
@@ -198,14 +145,120 @@ impl Scan {
                 Progress::Waiting
             };
         }
-        let mut found = std::mem::take(&mut self.found);
-        for f in found.values_mut() {
+        Progress::Done(std::mem::take(&mut self.finder).finish())
+    }
+}
+
+/// The streams found so far, each followed by its shadow until its earliest window
+/// is known.
+pub(crate) struct Finder {
+    found: BTreeMap<StreamKey, Found>,
+    /// The shadows' counts (the reading proper counts for real).
+    stats: JobStats,
+    warned: u32,
+}
+
+impl Default for Finder {
+    fn default() -> Self {
+        Finder {
+            found: BTreeMap::new(),
+            stats: JobStats::default(),
+            // Sequence warnings are the reading proper's to log.
+            warned: u32::MAX / 2,
+        }
+    }
+}
+
+impl Finder {
+    /// One record of partition `p` at `offset`.
+    pub(crate) fn record(
+        &mut self,
+        p: i32,
+        offset: i64,
+        headers: &[(&str, Option<&[u8]>)],
+        payload: &[u8],
+        cx: &mut FindCx<'_>,
+    ) {
+        let Ok(decoded) = wire::decode(headers.iter().copied(), payload) else {
+            return;
+        };
+        // The same stream keys as `SourceState::take`.
+        let (key, item) = match decoded {
+            AgentRecord::Line {
+                group, seq, line, ..
+            } => (
+                (group.host.clone(), group.group.clone()),
+                Item::Line(group, seq, line),
+            ),
+            AgentRecord::Heartbeat { group, seq, at_ms } => (
+                (group.host.clone(), group.group.clone()),
+                Item::Beat(group, seq, at_ms),
+            ),
+            AgentRecord::Foreign { payload } => {
+                if let HostFrom::Record { header } = &cx.source.host {
+                    let value = headers.iter().rev().find(|(k, _)| *k == header.as_str());
+                    let utf8 =
+                        value.and_then(|(_, v)| std::str::from_utf8(v.unwrap_or_default()).ok());
+                    if utf8.is_none() {
+                        // Skipped by the reading proper: no stream.
+                        return;
+                    }
+                }
+                ((String::new(), format!("partition {p}")), Item::Plain(payload))
+            }
+        };
+        let plan = cx.plan;
+        let now = cx.now;
+        let found = self.found.entry(key).or_insert_with_key(|k| Found {
+            partition: p,
+            last: offset,
+            earliest: Earliest::Watching(Box::new(Stream::shadow(&k.1, p, plan, now))),
+        });
+        found.last = offset;
+        let Earliest::Watching(shadow) = &mut found.earliest else {
+            return;
+        };
+        let future_before = future_lines(&self.stats);
+        let mut rcx = RecordCx {
+            parser: cx.parser,
+            plan,
+            wall_ms: cx.wall_ms,
+            max_line: cx.source.max_line_bytes,
+            stats: &mut self.stats,
+            warned: &mut self.warned,
+        };
+        match item {
+            Item::Line(group, seq, line) => {
+                let item = AgentItem::Line {
+                    seq,
+                    line,
+                    host: &group.host,
+                };
+                shadow.agent_record(offset, &group, item, &mut rcx);
+            }
+            Item::Beat(group, seq, at_ms) => {
+                let item = AgentItem::Heartbeat { seq, at_ms };
+                shadow.agent_record(offset, &group, item, &mut rcx);
+            }
+            Item::Plain(line) => shadow.plain_record(offset, line, "", &mut rcx),
+        }
+        if future_lines(&self.stats) != future_before {
+            // Perhaps not in the future any more when read again: unknown.
+            found.earliest = Earliest::Known(Some(WindowTime::MIN));
+        } else if shadow.clock_started() {
+            found.earliest = Earliest::Known(settled(shadow, plan));
+        }
+    }
+
+    /// Every stream found, each shadow still following settled by what it has.
+    pub(crate) fn finish(mut self) -> Discovered {
+        for f in self.found.values_mut() {
             if let Earliest::Watching(shadow) = &f.earliest {
                 // Every record of it was fed: its windows are the ones it has.
                 f.earliest = Earliest::Known(shadow.first_data_window());
             }
         }
-        Progress::Done(found)
+        self.found
     }
 }
 
@@ -232,3 +285,6 @@ fn future_lines(stats: &JobStats) -> u64 {
         .copied()
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests;

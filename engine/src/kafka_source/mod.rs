@@ -298,7 +298,8 @@ impl SourceState {
         // Out of `self` while its records are taken (they borrow it).
         let mut reader = self.reader.take().expect("connected above");
         if let ScanPhase::Done(found) = &self.scan {
-            let lanes = pace::lanes(&reader, &self.streams, found);
+            let parts = reader.partitions().map(|p| (p, reader.partition_done(p)));
+            let lanes = pace::lanes(parts, &self.streams, found);
             self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer);
         }
         while taken < RECORDS_PER_ACTIVATION {
@@ -324,7 +325,7 @@ impl SourceState {
         }
         reader.commit_for_lag(false);
         if let ScanPhase::Done(found) = &self.scan {
-            pace::finish_read(&reader, &mut self.streams, found);
+            pace::finish_read(|p| reader.next_offset(p), &mut self.streams, found);
         }
         if reader.finished() {
             self.ctx.pacer.release();
@@ -366,14 +367,14 @@ impl SourceState {
         };
         // Not read yet: it holds the job's other workers back meanwhile.
         self.ctx.pacer.horizon([crate::pacing::Lane::Reading(None)]);
-        let parser = self.parser.as_mut().expect("built in step");
-        match scan.step(
-            RECORDS_PER_ACTIVATION,
-            parser,
-            &self.ctx.plan,
-            &self.ctx.job.source,
+        let cx = discover::FindCx {
+            parser: self.parser.as_mut().expect("built in step"),
+            plan: &self.ctx.plan,
+            source: &self.ctx.job.source,
+            wall_ms: wall_clock_ms(),
             now,
-        ) {
+        };
+        match scan.step(RECORDS_PER_ACTIVATION, cx) {
             discover::Progress::Busy => Some(Step::Wait(Duration::ZERO)),
             discover::Progress::Waiting => Some(Step::Wait(POLL_AGAIN)),
             discover::Progress::Done(found) => {

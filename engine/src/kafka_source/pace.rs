@@ -22,15 +22,16 @@ use super::consumer::Reader;
 use super::discover::{Discovered, StreamKey};
 use super::group::Stream;
 
-/// Where each of the reader's partitions stands for pacing.
+/// Where each partition (with whether it was read to its end) stands for pacing.
 pub(crate) fn lanes(
-    reader: &Reader,
+    partitions: impl IntoIterator<Item = (i32, bool)>,
     streams: &BTreeMap<StreamKey, Stream>,
     found: &Discovered,
 ) -> BTreeMap<i32, Lane> {
+    let partitions: BTreeMap<i32, bool> = partitions.into_iter().collect();
     // `None` (no line yet) sorts first: the furthest behind.
     let mut slowest: BTreeMap<i32, Option<Option<EventMs>>> =
-        reader.partitions().map(|p| (p, None)).collect();
+        partitions.keys().map(|&p| (p, None)).collect();
     let mut hold = |p: i32, wm: Option<EventMs>| {
         if let Some(s) = slowest.get_mut(&p) {
             *s = Some(match *s {
@@ -52,7 +53,7 @@ pub(crate) fn lanes(
     slowest
         .into_iter()
         .map(|(p, wm)| {
-            let lane = if reader.partition_done(p) {
+            let lane = if partitions.get(&p) == Some(&true) {
                 Lane::Quiet
             } else {
                 // No stream holding it (none found yet, or only records that make
@@ -75,16 +76,17 @@ pub(crate) fn pace(reader: &mut Reader, lanes: &BTreeMap<i32, Lane>, pacer: &Pac
     })
 }
 
-/// Finishes the streams whose last record (as the pass found) has been read, and
+/// Finishes the streams whose last record (as the pass found) has been read (by
+/// `next_offset`, each partition's next offset to read), and
 /// those the pass did not find at all (restored, with no record left in the range).
 pub(crate) fn finish_read(
-    reader: &Reader,
+    next_offset: impl Fn(i32) -> Option<i64>,
     streams: &mut BTreeMap<StreamKey, Stream>,
     found: &Discovered,
 ) {
     for (key, s) in streams.iter_mut().filter(|(_, s)| !s.is_finished()) {
         let read = match found.get(key) {
-            Some(f) => reader.next_offset(f.partition).is_some_and(|n| n > f.last),
+            Some(f) => next_offset(f.partition).is_some_and(|n| n > f.last),
             None => true,
         };
         if read {
@@ -107,3 +109,6 @@ pub(crate) fn first_open(
         .filter_map(|(_, f)| f.earliest());
     read.chain(unread).min()
 }
+
+#[cfg(test)]
+mod tests;
