@@ -82,10 +82,51 @@ pub enum Polled<'a> {
     Error(KafkaError),
 }
 
-/// A consumer with the job's settings (its group id only receives offsets).
-fn make_consumer(source: &KafkaSource, job: &str) -> Result<BaseConsumer, ConnectError> {
+/// What librdkafka may prefetch for one job, over all its consumers (the job's
+/// workers across the cluster), in KiB. librdkafka's own default is 64 MiB per
+/// consumer (`queued.max.messages.kbytes`), so a job of 16 workers, or 20 jobs on a
+/// member, could hold a gigabyte of records not read yet.
+pub const PREFETCH_PER_JOB_KIB: u64 = 64 * 1024;
+
+/// The least a consumer is given: librdkafka fetches at least one
+/// `message.max.bytes` (1 MB by default) at a time whatever the queue's bound.
+const PREFETCH_MIN_KIB: u64 = 1024;
+
+/// librdkafka's `message.max.bytes` default: `fetch.max.bytes` may not be below it.
+const MESSAGE_MAX_BYTES: u64 = 1_000_000;
+
+/// The prefetch settings of one of a job's `consumers` consumers: its share of
+/// [`PREFETCH_PER_JOB_KIB`] (at least 1 MiB) as `queued.max.messages.kbytes`, or the
+/// user's own value when it is lower; a `fetch.max.bytes` of the user's (librdkafka
+/// lowers its default to the queue's bound itself, but not a value set) is lowered
+/// to the share too.
+pub fn prefetch_settings(
+    options: &BTreeMap<String, String>,
+    consumers: usize,
+) -> Vec<(&'static str, String)> {
+    let share = (PREFETCH_PER_JOB_KIB / consumers.max(1) as u64).max(PREFETCH_MIN_KIB);
+    let user = |name: &str| options.get(name).and_then(|v| v.trim().parse::<u64>().ok());
+    let kib = user("queued.max.messages.kbytes").map_or(share, |u| u.min(share));
+    let mut out = vec![("queued.max.messages.kbytes", kib.to_string())];
+    if let Some(fetch) = user("fetch.max.bytes") {
+        let floor = user("message.max.bytes").unwrap_or(MESSAGE_MAX_BYTES);
+        out.push(("fetch.max.bytes", fetch.min((kib * 1024).max(floor)).to_string()));
+    }
+    out
+}
+
+/// A consumer with the job's settings (its group id only receives offsets), one of
+/// the job's `consumers`.
+fn make_consumer(
+    source: &KafkaSource,
+    job: &str,
+    consumers: usize,
+) -> Result<BaseConsumer, ConnectError> {
     let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
     config.set("group.id", source.group_id_for(job));
+    for (name, value) in prefetch_settings(&source.options, consumers) {
+        config.set(name, value);
+    }
     config.create().map_err(|source| ConnectError::Kafka {
         what: "cannot make a consumer",
         source,
@@ -108,6 +149,8 @@ pub struct Reader {
     reached_end: BTreeSet<i32>,
     /// Partitions paused (librdkafka `pause`): pacing holds them back.
     paused: BTreeSet<i32>,
+    /// The job's consumers over the cluster (they share its prefetch bound).
+    consumers: usize,
     /// What was last committed, and when.
     committed: BTreeMap<i32, i64>,
     committed_at: Instant,
@@ -124,7 +167,7 @@ impl Reader {
         follow: bool,
         starts: &BTreeMap<i32, i64>,
     ) -> Result<Reader, ConnectError> {
-        let consumer = make_consumer(source, job)?;
+        let consumer = make_consumer(source, job, peers)?;
         let metadata = consumer
             .fetch_metadata(Some(&source.topic), REQUEST_TIMEOUT)
             .map_err(|e| ConnectError::Kafka {
@@ -177,7 +220,8 @@ impl Reader {
                 (p, from.max(lows.get(&p).copied().unwrap_or(0)))
             })
             .collect();
-        let reader = Reader::open(consumer, &source.topic, from, next, ends)?;
+        let mut reader = Reader::open(consumer, &source.topic, from, next, ends)?;
+        reader.consumers = peers;
         tracing::info!(
             "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
             source.topic
@@ -189,7 +233,7 @@ impl Reader {
     /// the same starts to the same ends), with its own consumer: it discovers the
     /// streams before the reading proper. Open it before this reader polls.
     pub fn scanner(&self, source: &KafkaSource, job: &str) -> Result<Reader, ConnectError> {
-        let consumer = make_consumer(source, job)?;
+        let consumer = make_consumer(source, job, self.consumers)?;
         Reader::open(
             consumer,
             &self.topic,
@@ -227,6 +271,7 @@ impl Reader {
             at_eof: BTreeSet::new(),
             reached_end: BTreeSet::new(),
             paused: BTreeSet::new(),
+            consumers: 1,
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
         })
@@ -367,5 +412,62 @@ impl Reader {
                 .extend(self.next.iter().map(|(p, n)| (*p, *n))),
             Err(e) => tracing::debug!("kafka source: committing offsets for lag tools: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn get(settings: &[(&'static str, String)], name: &str) -> Option<u64> {
+        settings
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.parse().unwrap())
+    }
+
+    #[test]
+    fn a_jobs_consumers_share_its_prefetch_bound() {
+        let none = options(&[]);
+        let kib = |n| get(&prefetch_settings(&none, n), "queued.max.messages.kbytes").unwrap();
+        assert_eq!(kib(1), 64 * 1024);
+        assert_eq!(kib(4), 16 * 1024);
+        assert_eq!(kib(16), 4 * 1024);
+        // Never below what one fetch takes.
+        assert_eq!(kib(1000), 1024);
+        assert!((1..=64).all(|n| kib(n) * n as u64 <= PREFETCH_PER_JOB_KIB));
+    }
+
+    #[test]
+    fn the_users_prefetch_options_are_held_to_the_bound() {
+        let lower = options(&[("queued.max.messages.kbytes", "2048")]);
+        assert_eq!(get(&prefetch_settings(&lower, 4), "queued.max.messages.kbytes"), Some(2048));
+        let higher = options(&[
+            ("queued.max.messages.kbytes", "1048576"),
+            ("fetch.max.bytes", "104857600"),
+        ]);
+        let s = prefetch_settings(&higher, 4);
+        assert_eq!(get(&s, "queued.max.messages.kbytes"), Some(16 * 1024));
+        assert_eq!(get(&s, "fetch.max.bytes"), Some(16 * 1024 * 1024));
+    }
+
+    #[test]
+    fn librdkafka_takes_the_settings_a_consumer_gets() {
+        let job_options = options(&[("fetch.max.bytes", "104857600")]);
+        let mut config = client_config(Role::Consumer, "127.0.0.1:1", &job_options).unwrap();
+        config.set("group.id", "g");
+        for (name, value) in prefetch_settings(&job_options, 8) {
+            config.set(name, value);
+        }
+        assert_eq!(config.get("queued.max.messages.kbytes"), Some("8192"));
+        let consumer: Result<BaseConsumer, _> = config.create();
+        assert!(consumer.is_ok(), "{:?}", consumer.err());
     }
 }
