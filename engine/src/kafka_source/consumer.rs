@@ -18,6 +18,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often read offsets are committed to the group id (lag tools only).
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a live reader looks for partitions added to its topic (they are
+/// found at start otherwise only).
+pub const METADATA_EVERY: Duration = Duration::from_secs(30);
+/// How long that look may take (the worker waits meanwhile).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// How long a finite run (`--until-eof`) waits for brokers that do not answer
 /// before it fails; a live run keeps trying (they may come back).
 pub const FINITE_CONNECT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
@@ -133,6 +139,20 @@ fn make_consumer(
     })
 }
 
+/// The partitions below `count` that worker `index` of `workers` reads (`p mod
+/// workers`) and that are not in `have`.
+pub fn new_partitions(
+    have: impl IntoIterator<Item = i32>,
+    count: usize,
+    index: usize,
+    workers: usize,
+) -> Vec<i32> {
+    let have: BTreeSet<i32> = have.into_iter().collect();
+    (0..count as i32)
+        .filter(|p| *p as usize % workers.max(1) == index && !have.contains(p))
+        .collect()
+}
+
 /// This worker's consumer and where each of its partitions is.
 pub struct Reader {
     consumer: BaseConsumer,
@@ -149,8 +169,13 @@ pub struct Reader {
     reached_end: BTreeSet<i32>,
     /// Partitions paused (librdkafka `pause`): pacing holds them back.
     paused: BTreeSet<i32>,
-    /// The job's consumers over the cluster (they share its prefetch bound).
+    /// The job's consumers over the cluster (they share its prefetch bound, and
+    /// partition `p` is read by consumer `p mod consumers`).
     consumers: usize,
+    /// This worker's place among them.
+    index: usize,
+    /// When the topic's partitions were last looked for.
+    metadata_at: Instant,
     /// What was last committed, and when.
     committed: BTreeMap<i32, i64>,
     committed_at: Instant,
@@ -222,6 +247,7 @@ impl Reader {
             .collect();
         let mut reader = Reader::open(consumer, &source.topic, from, next, ends)?;
         reader.consumers = peers;
+        reader.index = index;
         tracing::info!(
             "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
             source.topic
@@ -272,6 +298,8 @@ impl Reader {
             reached_end: BTreeSet::new(),
             paused: BTreeSet::new(),
             consumers: 1,
+            index: 0,
+            metadata_at: Instant::now(),
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
         })
@@ -385,6 +413,58 @@ impl Reader {
         newly.len() as u64
     }
 
+    /// Live mode, every [`METADATA_EVERY`]: starts reading the partitions added to
+    /// the topic since that are this worker's (`p mod workers`), from their first
+    /// record (a new partition's records are all new). A finite run reads the
+    /// partitions it had at start. Returns the partitions added.
+    pub fn look_for_new_partitions(&mut self) -> Vec<i32> {
+        if self.ends.is_some() || self.metadata_at.elapsed() < METADATA_EVERY {
+            return Vec::new();
+        }
+        self.metadata_at = Instant::now();
+        let count = match self.consumer.fetch_metadata(Some(&self.topic), METADATA_TIMEOUT) {
+            Ok(m) => m
+                .topics()
+                .iter()
+                .find(|t| t.name() == self.topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len()),
+            Err(e) => {
+                tracing::debug!("kafka source: reading the topic's metadata: {e}");
+                return Vec::new();
+            }
+        };
+        self.add_partitions(count)
+    }
+
+    /// Starts reading this worker's partitions below `count` it does not read yet.
+    fn add_partitions(&mut self, count: usize) -> Vec<i32> {
+        let new = new_partitions(self.next.keys().copied(), count, self.index, self.consumers);
+        if new.is_empty() {
+            return new;
+        }
+        let mut list = TopicPartitionList::new();
+        for &p in &new {
+            if let Err(e) = list.add_partition_offset(&self.topic, p, Offset::Beginning) {
+                tracing::warn!("kafka source: listing new partition {p}: {e}");
+                return Vec::new();
+            }
+        }
+        if let Err(e) = self.consumer.incremental_assign(&list) {
+            // Looked for again next time.
+            tracing::warn!("kafka source: assigning new partitions {new:?}: {e}");
+            return Vec::new();
+        }
+        for &p in &new {
+            self.next.insert(p, 0);
+            self.from.push((p, Offset::Beginning));
+        }
+        tracing::info!(
+            "kafka source: topic {} has {count} partitions now; this worker also reads {new:?}, from their first record",
+            self.topic
+        );
+        new
+    }
+
     /// Commits the offsets read to the group id (only so lag tools see them; the
     /// job's own position is not taken from there). Every few seconds, or `now`.
     pub fn commit_for_lag(&mut self, now: bool) {
@@ -456,6 +536,71 @@ mod tests {
         let s = prefetch_settings(&higher, 4);
         assert_eq!(get(&s, "queued.max.messages.kbytes"), Some(16 * 1024));
         assert_eq!(get(&s, "fetch.max.bytes"), Some(16 * 1024 * 1024));
+    }
+
+    #[test]
+    fn a_new_partition_goes_to_its_worker_by_the_same_rule() {
+        assert_eq!(new_partitions([0, 2], 6, 0, 2), vec![4]);
+        assert_eq!(new_partitions([1], 6, 1, 2), vec![3, 5]);
+        assert_eq!(new_partitions([0, 1, 2], 3, 0, 1), Vec::<i32>::new());
+    }
+
+    /// librdkafka's mock cluster (like tansu 0.6, which has no CreatePartitions) cannot
+    /// grow a topic: the reader is made to read only partition 0 of a 3-partition
+    /// topic, as if 1 and 2 were added after it started.
+    #[test]
+    fn partitions_found_later_are_read_from_their_first_record() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 3, 1).unwrap();
+        let producer: BaseProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", mock.bootstrap_servers())
+            .create()
+            .unwrap();
+        for p in 0..3 {
+            for i in 0..2 {
+                let payload = format!("p{p} r{i}");
+                producer
+                    .send(BaseRecord::<(), _>::to("t").partition(p).payload(&payload))
+                    .unwrap();
+            }
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let source = KafkaSource {
+            brokers: mock.bootstrap_servers(),
+            topic: "t".into(),
+            options: BTreeMap::new(),
+            group_id: None,
+        };
+        let mut reader = Reader::connect(&source, "j", 0, 1, true, &BTreeMap::new()).unwrap();
+        let mut only_first = TopicPartitionList::new();
+        only_first
+            .add_partition_offset("t", 0, Offset::Beginning)
+            .unwrap();
+        reader.consumer.assign(&only_first).unwrap();
+        reader.next.retain(|p, _| *p == 0);
+        let read = |reader: &mut Reader| {
+            let mut got = BTreeSet::new();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && !reader.caught_up() {
+                if let Polled::Record(r) = reader.poll() {
+                    got.insert(String::from_utf8_lossy(r.payload()).into_owned());
+                }
+            }
+            got
+        };
+        assert_eq!(read(&mut reader).len(), 2, "partition 0 only");
+        // Not time yet: nothing looked for.
+        assert!(reader.look_for_new_partitions().is_empty());
+        reader.metadata_at -= METADATA_EVERY;
+        assert_eq!(reader.look_for_new_partitions(), vec![1, 2]);
+        let got = read(&mut reader);
+        let want: BTreeSet<String> = ["p1 r0", "p1 r1", "p2 r0", "p2 r1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -324,6 +324,9 @@ impl SourceState {
             }
         }
         reader.commit_for_lag(false);
+        // Live: partitions added to the topic are read too (windows wait for them
+        // to be read to their end once, as at start).
+        reader.look_for_new_partitions();
         if let ScanPhase::Done(found) = &self.scan {
             pace::finish_read(|p| reader.next_offset(p), &mut self.streams, found);
         }
