@@ -163,6 +163,8 @@ pub struct Reader {
     from: Vec<(i32, Offset)>,
     /// A finite run: partition → its end (high watermark) at start.
     ends: Option<BTreeMap<i32, i64>>,
+    /// Partition → its end at start (a live run's backlog).
+    range_ends: BTreeMap<i32, i64>,
     /// Partitions at their end since their last record.
     at_eof: BTreeSet<i32>,
     /// Partitions that have reached their end at least once since start.
@@ -212,19 +214,23 @@ impl Reader {
             .collect();
         let mut ends = None;
         let mut lows = BTreeMap::new();
-        if !follow {
-            let mut e = BTreeMap::new();
-            for &p in &mine {
-                let (low, high) = consumer
-                    .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
-                    .map_err(|e| ConnectError::Kafka {
-                        what: "cannot read a partition's end",
-                        source: e,
-                    })?;
-                e.insert(p, high);
+        // Each partition's end now: where a finite run stops, and the backlog a live
+        // run's discovery pass reads.
+        let mut range_ends = BTreeMap::new();
+        for &p in &mine {
+            let (low, high) = consumer
+                .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
+                .map_err(|e| ConnectError::Kafka {
+                    what: "cannot read a partition's end",
+                    source: e,
+                })?;
+            range_ends.insert(p, high);
+            if !follow {
                 lows.insert(p, low);
             }
-            ends = Some(e);
+        }
+        if !follow {
+            ends = Some(range_ends.clone());
         }
         // Where the checkpoint says, else the partition's first record.
         let from: Vec<(i32, Offset)> = mine
@@ -246,6 +252,7 @@ impl Reader {
             })
             .collect();
         let mut reader = Reader::open(consumer, &source.topic, from, next, ends)?;
+        reader.range_ends = range_ends;
         reader.consumers = peers;
         reader.index = index;
         tracing::info!(
@@ -255,8 +262,8 @@ impl Reader {
         Ok(reader)
     }
 
-    /// A second reader of this finite reader's partitions over the same range (from
-    /// the same starts to the same ends), with its own consumer: it discovers the
+    /// A second reader of this reader's partitions over the same range (from the same
+    /// starts to the ends they had at start), with its own consumer: it discovers the
     /// streams before the reading proper. Open it before this reader polls.
     pub fn scanner(&self, source: &KafkaSource, job: &str) -> Result<Reader, ConnectError> {
         let consumer = make_consumer(source, job, self.consumers)?;
@@ -265,7 +272,7 @@ impl Reader {
             &self.topic,
             self.from.clone(),
             self.next.clone(),
-            self.ends.clone(),
+            Some(self.range_ends.clone()),
         )
     }
 
@@ -294,6 +301,7 @@ impl Reader {
             from,
             next,
             ends,
+            range_ends: BTreeMap::new(),
             at_eof: BTreeSet::new(),
             reached_end: BTreeSet::new(),
             paused: BTreeSet::new(),

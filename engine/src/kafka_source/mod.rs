@@ -160,8 +160,8 @@ struct SourceState {
 
 /// Where a finite run's discovery pass is.
 enum ScanPhase {
-    /// Live mode, or the pass could not start: windows close as before pacing (a
-    /// finite run's all at its end).
+    /// Not started, could not start (windows close as before pacing: a backlog's
+    /// all at its end), or a live run caught up.
     Off,
     Running(discover::Scan),
     /// Every stream of the range is known: partitions are paced, windows close.
@@ -242,9 +242,7 @@ impl SourceState {
             ) {
                 Ok(mut r) => {
                     self.restore_streams(&r, now);
-                    if !self.ctx.follow {
-                        self.start_scan(&mut r, kafka);
-                    }
+                    self.start_scan(&mut r, kafka);
                     self.reader = Some(r);
                 }
                 Err(e) => {
@@ -297,10 +295,24 @@ impl SourceState {
         let mut busy = false;
         // Out of `self` while its records are taken (they borrow it).
         let mut reader = self.reader.take().expect("connected above");
-        if let ScanPhase::Done(found) = &self.scan {
-            let parts = reader.partitions().map(|p| (p, reader.partition_done(p)));
-            let lanes = pace::lanes(parts, &self.streams, found);
-            self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer);
+        match &self.scan {
+            // A backlog (a finite run, or a live one catching up): paced.
+            ScanPhase::Done(found) if !self.ctx.follow || !reader.caught_up() => {
+                let follow = self.ctx.follow;
+                let parts = reader.partitions().map(|p| {
+                    let done = reader.partition_done(p) || (follow && reader.at_eof(p));
+                    (p, done)
+                });
+                let lanes = pace::lanes(parts, &self.streams, found);
+                self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer);
+            }
+            ScanPhase::Done(_) => {
+                // Caught up: nothing paused, no one held back.
+                self.scan = ScanPhase::Off;
+                reader.pace(|_| true);
+                self.ctx.pacer.release();
+            }
+            _ => {}
         }
         while taken < RECORDS_PER_ACTIVATION {
             match reader.poll() {
@@ -327,7 +339,7 @@ impl SourceState {
         // Live: partitions added to the topic are read too (windows wait for them
         // to be read to their end once, as at start).
         reader.look_for_new_partitions();
-        if let ScanPhase::Done(found) = &self.scan {
+        if let (false, ScanPhase::Done(found)) = (self.ctx.follow, &self.scan) {
             pace::finish_read(|p| reader.next_offset(p), &mut self.streams, found);
         }
         if reader.finished() {
@@ -335,7 +347,12 @@ impl SourceState {
             for s in self.streams.values_mut() {
                 s.finish();
             }
-        } else if self.ctx.follow && reader.caught_up() {
+        } else if self.ctx.follow
+            && (reader.caught_up() || matches!(self.scan, ScanPhase::Done(_)))
+        {
+            // Caught up, or catching up with every stream of the backlog known: a
+            // stream at its partition's end and quiet for `idle_timeout` holds no
+            // window open.
             let plan = &self.ctx.plan;
             for s in self.streams.values_mut() {
                 if reader.at_eof(s.partition) {
@@ -578,9 +595,12 @@ impl SourceState {
         if reader.finished() {
             return WindowTime::MAX;
         }
-        if let (false, ScanPhase::Done(found)) = (self.ctx.follow, &self.scan) {
-            // Every stream that can still add to a window is known.
-            return pace::first_open(&self.streams, found, plan).unwrap_or(self.floor as WindowTime);
+        if let ScanPhase::Done(found) = &self.scan {
+            if !self.ctx.follow || !reader.caught_up() {
+                // Every stream of the backlog that can still add to a window is known.
+                return pace::first_open(&self.streams, found, plan)
+                    .unwrap_or(self.floor as WindowTime);
+            }
         }
         // Until every partition was read to its end once, a stream not seen yet may
         // still come with old lines: nothing closes before then (exactness first).
