@@ -50,7 +50,7 @@ BOOTSTRAP=$(head -1 "$D/broker.out")
 
 echo "generating $HOSTS hosts x $MINUTES min x $LPM lines/min" >&2
 "$GEN" --dir "$D/logs" --hosts "$HOSTS" --minutes "$MINUTES" --lines-per-minute "$LPM" \
-    --rotations 0 --gzip-from 0 --disorder-secs 3 --seed 42 >&2
+    --rotations 0 --gzip-from 0 --disorder-secs 3 --seed 42 | tail -1 >&2
 t0=$(date +%s.%N)
 RECORDS=$("$REL/kafka-backlog" --dir "$D/logs" --brokers "$BOOTSTRAP" --partitions "$PARTITIONS" --order "$ORDER")
 t1=$(date +%s.%N)
