@@ -143,13 +143,28 @@ pub fn from_str(
             })
             .ok()
     });
-    let options: BTreeMap<String, String> = a
-        .options
-        .iter()
-        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-        .collect();
+    // `${NAME}` in option values too, so a password need not sit in the file.
+    let mut options = BTreeMap::new();
+    for (k, v) in &a.options {
+        match tidemark_jobs::kafka_options::expand_option(k, v.get_ref(), env) {
+            Ok(value) => {
+                options.insert(k.clone(), value);
+            }
+            Err(errors) => {
+                for e in errors {
+                    r.on(
+                        v,
+                        format!("options.{k}: {}", expand_problem(&e.kind)),
+                        "`${NAME}` is an environment variable and `$$` a literal `$`",
+                    );
+                }
+            }
+        }
+    }
     if let Err(e) = client_config(Role::AgentProducer, a.brokers.get_ref(), &options) {
-        r.on(&file.agent, e.to_string(), None::<String>);
+        // librdkafka quotes a value it refuses: never a secret one.
+        let message = tidemark_jobs::kafka_options::redact(&e.to_string(), &options);
+        r.on(&file.agent, message, None::<String>);
     }
     if let Some(source) = &source {
         record_fits(&mut r, a, source.max_line_bytes as u64);
@@ -289,7 +304,9 @@ fn expand_problem(kind: &ExpandErrorKind) -> String {
         ExpandErrorKind::Unset(n) => format!("the environment variable {n} is not set"),
         ExpandErrorKind::Empty(n) => format!("the environment variable {n} is empty"),
         ExpandErrorKind::NotUnicode(n) => format!("the environment variable {n} is not UTF-8"),
-        ExpandErrorKind::NotAllowed(n) => format!("the environment variable {n} may not be used"),
+        ExpandErrorKind::NotAllowed(n) | ExpandErrorKind::SecretOnly(n) => {
+            format!("the environment variable {n} may not be used here")
+        }
     }
 }
 

@@ -18,6 +18,7 @@ pub mod auth;
 pub mod client;
 pub mod connections;
 pub mod control;
+pub mod health;
 pub mod listener;
 pub mod metrics;
 pub mod model;
@@ -28,6 +29,7 @@ pub use auth::Auth;
 pub use client::{Client, ClientError};
 pub use connections::ConnectionOptions;
 pub use control::{ControlError, JobControl};
+pub use health::HealthServer;
 pub use metrics::MetricsServer;
 pub use model::{
     ClosedWindow, ErrorBody, Health, HealthStatus, JobState, JobStatus, JobSummary, Stopped,

@@ -74,6 +74,8 @@ pub fn router(render: Render) -> Router {
 /// `GET /metrics` on its own address, on a thread of its own, until dropped.
 pub struct MetricsServer {
     addr: SocketAddr,
+    /// The thread's name, for its messages.
+    name: &'static str,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<io::Result<()>>>,
 }
@@ -82,13 +84,23 @@ impl MetricsServer {
     /// Binds `addr` (port 0 picks a free port) and starts serving; fails when the
     /// address cannot be bound.
     pub fn start(addr: SocketAddr, render: Render) -> io::Result<MetricsServer> {
+        Self::serve(addr, router(render), "tidemark-metrics")
+    }
+
+    /// Serves `router` on `addr` as [`MetricsServer::start`] serves `/metrics`
+    /// (also [`crate::health`]'s `/healthz`), on a thread named `name`.
+    pub(crate) fn serve(
+        addr: SocketAddr,
+        router: Router,
+        name: &'static str,
+    ) -> io::Result<MetricsServer> {
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         // One thread is plenty for a scrape every few seconds; rendering runs
         // on the blocking pool.
         let runtime = tokio::runtime::Builder::new_current_thread()
-            .thread_name("tidemark-metrics")
+            .thread_name(name)
             .enable_io()
             .enable_time()
             .build()?;
@@ -98,11 +110,11 @@ impl MetricsServer {
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
-            .name("tidemark-metrics".into())
+            .name(name.into())
             .spawn(move || {
                 runtime.block_on(crate::connections::serve(
                     listener,
-                    router(render),
+                    router,
                     ConnectionOptions::default(),
                     async move {
                         let _ = rx.await;
@@ -111,6 +123,7 @@ impl MetricsServer {
             })?;
         Ok(MetricsServer {
             addr,
+            name,
             shutdown: Some(tx),
             thread: Some(thread),
         })
@@ -130,8 +143,8 @@ impl Drop for MetricsServer {
         if let Some(thread) = self.thread.take() {
             match thread.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "/metrics server stopped with an error"),
-                Err(_) => tracing::warn!("/metrics server thread panicked"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "{} stopped with an error", self.name),
+                Err(_) => tracing::warn!("{} panicked", self.name),
             }
         }
     }

@@ -19,6 +19,13 @@
 //! (`--job-env NAME`, see [`Env::allowing`]): the member's environment holds
 //! secrets a job must not copy into its output (`host = { value = "${SECRET}" }`).
 //! Any other name is an error naming it and the flag that allows it.
+//!
+//! Kafka client options may use `${NAME}` too (`"sasl.password" = "${KAFKA_PASSWORD}"`),
+//! so a password need not sit in a job file. A cluster's secret variables
+//! (`--job-secret-env NAME`, [`Env::allowing_with_secrets`]) expand only there, in
+//! the options whose value is a secret ([`Place::SecretOption`], decided by the
+//! kafka options module): anywhere else (a path, the host label, another option)
+//! a job could copy the value into its output, a status or an error.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -36,7 +43,25 @@ enum Source {
     Vars(Arc<HashMap<String, String>>),
     Fn(Arc<LookupFn>),
     /// Only these names, looked up in the inner environment.
-    Allowing(Arc<BTreeSet<String>>, Box<Env>),
+    Allowing {
+        /// Usable anywhere.
+        names: Arc<BTreeSet<String>>,
+        /// Usable only in a secret option ([`Place::SecretOption`]).
+        secrets: Arc<BTreeSet<String>>,
+        inner: Box<Env>,
+    },
+}
+
+/// Where a `${NAME}` is used, which decides what a cluster lets it expand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    /// A path, the host label, a kafka option whose value is not a secret: the
+    /// value may end up in the job's output, its status or an error.
+    Text,
+    /// The value of a kafka option that holds a secret (`sasl.password`, …):
+    /// librdkafka keeps it to itself,
+    /// and tidemark never shows it.
+    SecretOption,
 }
 
 /// The result of looking a name up.
@@ -46,6 +71,8 @@ pub(crate) enum Lookup {
     NotUnicode,
     /// The environment does not let jobs use this name (see [`Env::allowing`]).
     NotAllowed,
+    /// A secret variable used outside a secret option.
+    SecretOnly,
     Value(String),
 }
 
@@ -82,26 +109,50 @@ impl Env {
     /// error that names it ([`ExpandErrorKind::NotAllowed`]). What a cluster member
     /// expands submitted jobs from: `Env::process().allowing(["LOG_ROOT"])`.
     pub fn allowing<S: Into<String>>(self, names: impl IntoIterator<Item = S>) -> Self {
-        let names = names.into_iter().map(Into::into).collect();
-        Env(Source::Allowing(Arc::new(names), Box::new(self)))
+        self.allowing_with_secrets(names, std::iter::empty::<String>())
+    }
+
+    /// Like [`Env::allowing`], plus `secrets`: variables a job may use only as
+    /// the value of a secret kafka option ([`Place::SecretOption`]); anywhere
+    /// else they are an error that names the variable, never its value
+    /// ([`ExpandErrorKind::SecretOnly`]). What a cluster member started with
+    /// `--job-secret-env NAME` expands submitted jobs from.
+    pub fn allowing_with_secrets<S: Into<String>, T: Into<String>>(
+        self,
+        names: impl IntoIterator<Item = S>,
+        secrets: impl IntoIterator<Item = T>,
+    ) -> Self {
+        Env(Source::Allowing {
+            names: Arc::new(names.into_iter().map(Into::into).collect()),
+            secrets: Arc::new(secrets.into_iter().map(Into::into).collect()),
+            inner: Box::new(self),
+        })
     }
 
     /// The value of `name`, or `None` when it is not set (or, for the process
     /// environment, not UTF-8, or not allowed).
     pub fn get(&self, name: &str) -> Option<String> {
-        match self.lookup(name) {
+        match self.lookup(name, Place::Text) {
             Lookup::Value(v) => Some(v),
-            Lookup::Unset | Lookup::NotUnicode | Lookup::NotAllowed => None,
+            Lookup::Unset | Lookup::NotUnicode | Lookup::NotAllowed | Lookup::SecretOnly => None,
         }
     }
 
-    pub(crate) fn lookup(&self, name: &str) -> Lookup {
+    pub(crate) fn lookup(&self, name: &str, place: Place) -> Lookup {
         let value = match &self.0 {
-            Source::Allowing(names, inner) => {
+            Source::Allowing {
+                names,
+                secrets,
+                inner,
+            } => {
                 return if names.contains(name) {
-                    inner.lookup(name)
-                } else {
+                    inner.lookup(name, place)
+                } else if !secrets.contains(name) {
                     Lookup::NotAllowed
+                } else if place == Place::SecretOption {
+                    inner.lookup(name, place)
+                } else {
+                    Lookup::SecretOnly
                 };
             }
             Source::Process => match std::env::var_os(name) {
@@ -135,9 +186,14 @@ impl fmt::Debug for Env {
                 f.debug_tuple("Env::from_vars").field(&names).finish()
             }
             Source::Fn(_) => f.write_str("Env::from_fn(..)"),
-            Source::Allowing(names, inner) => f
+            Source::Allowing {
+                names,
+                secrets,
+                inner,
+            } => f
                 .debug_struct("Env::allowing")
                 .field("names", names)
+                .field("secrets", secrets)
                 .field("from", inner)
                 .finish(),
         }
@@ -164,6 +220,8 @@ pub enum ExpandErrorKind {
     /// The environment does not let jobs use this variable (a cluster member
     /// started without `--job-env NAME`).
     NotAllowed(String),
+    /// A secret variable (`--job-secret-env NAME`) outside a secret kafka option.
+    SecretOnly(String),
 }
 
 /// One problem, at byte `offset` of the unexpanded text (where its `$` is).
@@ -206,6 +264,12 @@ pub fn is_var_name(name: &str) -> bool {
 /// Expands `${NAME}` and `$$` in `text`; returns every problem (in text order) when
 /// there is any.
 pub fn expand(text: &str, env: &Env) -> Result<Expanded, Vec<ExpandError>> {
+    expand_in(text, env, Place::Text)
+}
+
+/// [`expand`], for a use at `place`: only a [`Place::SecretOption`] may use a
+/// cluster's secret variables.
+pub fn expand_in(text: &str, env: &Env, place: Place) -> Result<Expanded, Vec<ExpandError>> {
     let mut out = Expanded {
         text: String::with_capacity(text.len()),
         pieces: Vec::new(),
@@ -242,8 +306,9 @@ pub fn expand(text: &str, env: &Env) -> Result<Expanded, Vec<ExpandError>> {
             } else if !is_var_name(name) {
                 Some(ExpandErrorKind::BadName(name.to_string()))
             } else {
-                match env.lookup(name) {
+                match env.lookup(name, place) {
                     Lookup::Unset => Some(ExpandErrorKind::Unset(name.to_string())),
+                    Lookup::SecretOnly => Some(ExpandErrorKind::SecretOnly(name.to_string())),
                     Lookup::NotUnicode => Some(ExpandErrorKind::NotUnicode(name.to_string())),
                     Lookup::NotAllowed => Some(ExpandErrorKind::NotAllowed(name.to_string())),
                     Lookup::Value(v) if v.is_empty() => {
@@ -319,6 +384,10 @@ impl ExpandError {
             ExpandErrorKind::NotAllowed(name) => (
                 format!("environment variable `{name}` (used in {what}) is not one this cluster lets jobs use"),
                 format!("a cluster expands only the variables its members were started with `--job-env NAME` for: start every member with `--job-env {name}`, or write the value out"),
+            ),
+            ExpandErrorKind::SecretOnly(name) => (
+                format!("environment variable `{name}` (used in {what}) is a secret of this cluster: a job may use it only as the value of a kafka password option"),
+                format!("use it as e.g. \"sasl.password\" = \"${{{name}}}\" in [source.options] or a kafka sink's options (the options whose value is a password or a key: docs/kafka.md, Secrets); anywhere else its value could reach the job's output, status or errors"),
             ),
         }
     }

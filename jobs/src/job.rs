@@ -65,8 +65,9 @@ pub struct Source {
     pub kafka: Option<KafkaSource>,
 }
 
-/// `[source] kind = "kafka"` (docs/kafka.md).
-#[derive(Debug, Clone)]
+/// `[source] kind = "kafka"` (docs/kafka.md). `{:?}` shows no secret option's
+/// value ([`crate::kafka_options::Redacted`]).
+#[derive(Clone)]
 pub struct KafkaSource {
     /// `bootstrap.servers`.
     pub brokers: String,
@@ -76,6 +77,17 @@ pub struct KafkaSource {
     pub options: std::collections::BTreeMap<String, String>,
     /// Where read offsets are committed for lag tools; `None`: `tidemark-JOB_NAME`.
     pub group_id: Option<String>,
+}
+
+impl std::fmt::Debug for KafkaSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSource")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("options", &crate::kafka_options::Redacted(&self.options))
+            .field("group_id", &self.group_id)
+            .finish()
+    }
 }
 
 impl KafkaSource {
@@ -299,8 +311,8 @@ impl Alertmanager {
 }
 
 /// A `kafka` sink's settings, checked. All operational: where the records go
-/// changes no window.
-#[derive(Debug, Clone, PartialEq)]
+/// changes no window. `{:?}` shows no secret option's value.
+#[derive(Clone, PartialEq)]
 pub struct KafkaSinkConfig {
     /// `bootstrap.servers`: `host:port[,host:port…]`, not empty.
     pub brokers: String,
@@ -312,6 +324,17 @@ pub struct KafkaSinkConfig {
     /// Records sent and not yet acknowledged before the sink asks the job to
     /// pause (at least 1).
     pub queue_capacity: usize,
+}
+
+impl std::fmt::Debug for KafkaSinkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaSinkConfig")
+            .field("brokers", &self.brokers)
+            .field("topic", &self.topic)
+            .field("options", &crate::kafka_options::Redacted(&self.options))
+            .field("queue_capacity", &self.queue_capacity)
+            .finish()
+    }
 }
 
 impl KafkaSinkConfig {

@@ -4,10 +4,12 @@
 //! cluster allows reading and writing.
 
 pub mod alert;
+pub mod brokers;
 pub mod duration;
 pub mod env;
 pub mod expr;
 pub mod job;
+pub mod kafka_options;
 pub mod model;
 pub mod roots;
 pub mod validate;

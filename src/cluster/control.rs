@@ -343,6 +343,41 @@ fn control_error(e: cluster::member::ControlError) -> ControlError {
     }
 }
 
+/// `--health-addr` of a member other than process 0, which hears no other
+/// member's reports: ok once the cluster formed and this member's workers run.
+pub(super) fn member_health(member: &Cluster, members: u32) -> Health {
+    let registry = member.registry();
+    let jobs = registry.list();
+    let running = member.is_running();
+    let connected = registry.connected();
+    let ok = running && connected;
+    Health {
+        ok,
+        status: Some(if ok {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Unavailable
+        }),
+        members: if ok { members } else { u32::from(running) },
+        expected_members: members,
+        jobs: jobs.len() as u32,
+        failed_jobs: jobs
+            .iter()
+            .filter(|j| j.state == cluster::JobState::Failed)
+            .count() as u32,
+        open_files: None,
+        detail: if !running {
+            Some("the member's workers have stopped".into())
+        } else if !connected {
+            Some(format!(
+                "waiting for every member to connect ({members} expected; see the hosts file)"
+            ))
+        } else {
+            None
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

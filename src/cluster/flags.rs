@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use tidemark_jobs::brokers::{check_kafka_brokers, BrokerAllowList};
 use tidemark_jobs::{check_output_roots, check_roots, Diagnostics, Env, Job};
 
 use super::ClusterArgs;
@@ -18,6 +19,8 @@ const OUTPUT_DIR: &str = "output";
 /// checked again by its real path.
 pub(super) struct SubmitRules {
     pub(super) env: Env,
+    /// The brokers a job's kafka source and sinks may connect to.
+    pub(super) kafka_brokers: BrokerAllowList,
     pub(super) read_roots: Vec<PathBuf>,
     /// Never read, whatever the roots: the state folder, the token file.
     pub(super) denied_reads: Vec<PathBuf>,
@@ -32,6 +35,7 @@ impl SubmitRules {
     pub(super) fn validate(&self, text: &str, file: &str) -> Result<Job, Diagnostics> {
         let mut job = tidemark_jobs::submitted(text, file, &self.env)?;
         check_roots(&job, &self.read_roots).map_err(|e| e.to_diagnostics(file))?;
+        check_kafka_brokers(&job, &self.kafka_brokers, file)?;
         job.source.allowed_roots = self.read_roots.clone();
         job.source.denied_reads = self.denied_reads.clone();
         if let Some(roots) = &self.output_roots {
@@ -77,17 +81,28 @@ pub(super) fn check_cluster_flags(args: &ClusterArgs) -> Result<(), String> {
             }
         }
     }
-    for name in &args.job_env {
+    let names = args.job_env.iter().map(|n| ("--job-env", n));
+    let secrets = args.job_secret_env.iter().map(|n| ("--job-secret-env", n));
+    for (flag, name) in names.chain(secrets) {
         if !tidemark_jobs::env::is_var_name(name) {
             return Err(format!(
-                "--job-env {name:?} is not a variable name\n  hint: give the name alone (letters, digits and `_`, not starting with a digit), e.g. --job-env LOG_ROOT"
+                "{flag} {name:?} is not a variable name\n  hint: give the name alone (letters, digits and `_`, not starting with a digit), e.g. {flag} LOG_ROOT"
             ));
         }
         if name == tidemark_api::TOKEN_ENV {
             return Err(format!(
-                "--job-env {name} would let any submitted job copy the API token into its output\n  hint: leave it out"
+                "{flag} {name} would let any submitted job use the API token (copy it into its output, or send it to a broker)\n  hint: leave it out"
             ));
         }
+    }
+    if let Some(name) = args
+        .job_secret_env
+        .iter()
+        .find(|n| args.job_env.contains(n))
+    {
+        return Err(format!(
+            "{name} is given with both --job-env and --job-secret-env: as a --job-env variable a job could use it anywhere, its output and host label included\n  hint: give a secret with --job-secret-env only"
+        ));
     }
     Ok(())
 }
@@ -244,6 +259,7 @@ mod tests {
     fn a_submitted_job_may_send_to_remote_write_with_a_token_under_the_read_roots() {
         let rules = SubmitRules {
             env: tidemark_jobs::Env::from_vars(Vec::<(String, String)>::new()),
+            kafka_brokers: Default::default(),
             read_roots: vec!["/var/log".into()],
             denied_reads: vec!["/var/lib/tidemark".into()],
             output_roots: Some(vec!["/var/lib/tidemark/output".into()]),

@@ -13,12 +13,13 @@ mod job_cmd;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tidemark_api::{Auth, ServeOptions, ServerHandle};
+use tidemark_api::{Auth, HealthServer, JobControl, ServeOptions, ServerHandle};
 use tidemark_engine::cluster::{self, Cluster, ClusterOptions, Peers};
+use tidemark_jobs::brokers::BrokerAllowList;
 use tidemark_jobs::{Env, Job};
 
 use crate::run::EXIT_INVALID;
@@ -79,6 +80,21 @@ pub struct ClusterArgs {
     /// member (repeatable; any other is refused).
     #[arg(long = "job-env", value_name = "NAME")]
     pub job_env: Vec<String>,
+    /// A secret environment variable of the member that a submitted job may use
+    /// only as the value of a kafka password option, e.g. `"sasl.password" =
+    /// "${KAFKA_PASSWORD}"` (repeatable; never shown in errors, status or logs).
+    #[arg(long = "job-secret-env", value_name = "NAME")]
+    pub job_secret_env: Vec<String>,
+    /// The only Kafka brokers a submitted job's kafka source and sinks may connect
+    /// to, `host:port` (several separated by commas, or the flag repeated; the same
+    /// on every member). Default none: a submitted kafka job is refused.
+    #[arg(long = "allow-kafka-brokers", value_name = "HOST:PORT,...")]
+    pub allow_kafka_brokers: Vec<String>,
+    /// Serve `GET /healthz` alone on this address, on every member (no token; for a
+    /// readiness probe): 200 once this member is part of a formed cluster (on
+    /// process 0: once every member reports, as the API's /healthz), else 503.
+    #[arg(long, value_name = "ADDR")]
+    pub health_addr: Option<SocketAddr>,
     /// Most jobs the cluster accepts; one more submit gets 409.
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_jobs: u64,
@@ -113,6 +129,13 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: {e}");
         return Ok(ExitCode::from(EXIT_INVALID));
     }
+    let kafka_brokers = match BrokerAllowList::parse(&args.allow_kafka_brokers) {
+        Ok(list) => list,
+        Err(e) => {
+            eprintln!("error: --allow-kafka-brokers: {e}");
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+    };
     if args.processes > 1 {
         exit_when_a_member_is_lost();
     }
@@ -175,7 +198,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         .map(saturating_usize)
         .unwrap_or_else(|| crate::fd_limit::default_cap(crate::fd_limit::soft_limit()));
     let rules = Arc::new(SubmitRules {
-        env: Env::process().allowing(args.job_env.iter().cloned()),
+        env: Env::process().allowing_with_secrets(
+            args.job_env.iter().cloned(),
+            args.job_secret_env.iter().cloned(),
+        ),
+        kafka_brokers,
         read_roots: args.allow_roots.clone(),
         // A job whose roots cover them must not read the member's token or other
         // jobs' checkpoints.
@@ -196,6 +223,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
             // The engine says "cannot open the job's sinks" itself.
             .map_err(Into::into)
     });
+    let (health_check, _health_server) = serve_health(&args)?;
     // Bound before anything waits on the other members, so the port is known
     // (and said) even when the hosts file gives this member port 0.
     let peers = match addresses {
@@ -227,9 +255,11 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     })
     .context("cannot start the cluster")?;
     if !serves_api {
-        return member_only(&args, member, workers);
+        return member_only(&args, member, workers, &health_check);
     }
     let control = Arc::new(Control::new(member.clone(), args.processes as u32));
+    let api_view = control.clone();
+    let _ = health_check.set(Arc::new(move || api_view.health()));
     let Some((auth, metrics_auth)) = auth else {
         anyhow::bail!("internal error: process 0 has no API token");
     };
@@ -275,6 +305,7 @@ fn member_only(
     args: &ClusterArgs,
     member: Arc<Cluster>,
     workers: cluster::member::Workers,
+    health_check: &HealthSlot,
 ) -> anyhow::Result<ExitCode> {
     eprintln!(
         "tidemark cluster: member {} of {}; state in {}; the control API is on member 0; stopping this member (Ctrl-C, SIGTERM) stops the whole cluster cleanly",
@@ -282,6 +313,9 @@ fn member_only(
         args.processes,
         args.state_dir.display()
     );
+    let local = member.clone();
+    let processes = args.processes as u32;
+    let _ = health_check.set(Arc::new(move || control::member_health(&local, processes)));
     on_signal_shut_down(&member)?;
     ended(workers.join())
 }
@@ -317,6 +351,42 @@ fn ended(
         ),
     }
 }
+
+/// `--health-addr`: `GET /healthz`, bound before the member starts (a port that
+/// cannot be bound stops it before anything runs, as for the peers' port). Until
+/// the member sets its check in the returned slot, it answers 503.
+fn serve_health(args: &ClusterArgs) -> anyhow::Result<(HealthSlot, Option<HealthServer>)> {
+    let slot: HealthSlot = Arc::new(OnceLock::new());
+    let Some(addr) = args.health_addr else {
+        return Ok((slot, None));
+    };
+    let expected = args.processes as u32;
+    let read = slot.clone();
+    let check: tidemark_api::health::Check = Arc::new(move || match read.get() {
+        Some(check) => check(),
+        None => tidemark_api::Health {
+            ok: false,
+            status: Some(tidemark_api::HealthStatus::Unavailable),
+            members: 0,
+            expected_members: expected,
+            jobs: 0,
+            failed_jobs: 0,
+            detail: Some("the member is starting".into()),
+            open_files: None,
+        },
+    });
+    let server = HealthServer::start(addr, check)
+        .with_context(|| format!("cannot listen on {addr} (--health-addr)"))?;
+    eprintln!(
+        "tidemark cluster: member {} health on http://{}/healthz",
+        args.process,
+        server.local_addr()
+    );
+    Ok((slot, Some(server)))
+}
+
+/// Where a member puts its `/healthz` check once it runs.
+type HealthSlot = Arc<OnceLock<tidemark_api::health::Check>>;
 
 /// timely panics in its network threads when a member's connection breaks, and
 /// the workers then fail one by one. Say what happened once and exit at once, so a

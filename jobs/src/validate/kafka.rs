@@ -4,12 +4,48 @@
 
 use toml::Spanned;
 
+use std::collections::BTreeMap;
+
 use super::diag::Report;
+use crate::env::Env;
 use crate::job::KafkaSource;
+use crate::kafka_options::{expand_option, redact};
 use crate::model::SourceFile;
 
+/// Options with `${NAME}` expanded in each value (secret variables only in the
+/// secret options, see [`crate::kafka_options`]); `None` after reporting each
+/// problem at its `$`. `what` names the table in messages, e.g. "[source.options]".
+pub(crate) fn expand_options(
+    r: &mut Report<'_>,
+    options: Option<&Spanned<BTreeMap<String, Spanned<String>>>>,
+    what: &str,
+    env: &Env,
+) -> Option<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (key, value) in options.map(|o| o.get_ref().iter()).into_iter().flatten() {
+        match expand_option(key, value.get_ref(), env) {
+            Ok(v) => {
+                out.insert(key.clone(), v);
+            }
+            Err(errors) => {
+                ok = false;
+                for e in errors {
+                    let (message, hint) = e.describe(&format!("{what} {key:?}"));
+                    r.inside(value, e.offset, message, hint);
+                }
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
 /// Checks a kafka source's keys; `None` when one is wrong (each reported).
-pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<KafkaSource> {
+pub fn check_kafka(
+    r: &mut Report<'_>,
+    source: &Spanned<SourceFile>,
+    env: &Env,
+) -> Option<KafkaSource> {
     let s = source.get_ref();
     refuse_file_keys(r, s);
     let brokers = required(
@@ -20,16 +56,7 @@ pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<K
         "brokers = \"kafka-1:9092\"",
     );
     let topic = required(r, source, &s.topic, "topic", "topic = \"logs\"");
-    let options: std::collections::BTreeMap<String, String> = s
-        .options
-        .as_ref()
-        .map(|o| {
-            o.get_ref()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let options = expand_options(r, s.options.as_ref(), "[source.options]", env);
     let group_id = match &s.group_id {
         Some(g) if g.get_ref().trim().is_empty() => {
             r.on(
@@ -42,9 +69,9 @@ pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<K
         Some(g) => Some(Some(g.get_ref().clone())),
         None => Some(None),
     };
-    if let Some(b) = &brokers {
+    if let (Some(b), Some(options)) = (&brokers, &options) {
         // librdkafka itself judges every option (name and value); no connection is made.
-        if let Err(e) = tidemark_kafka::client_config(tidemark_kafka::Role::Consumer, b, &options) {
+        if let Err(e) = tidemark_kafka::client_config(tidemark_kafka::Role::Consumer, b, options) {
             let at = match (&e, &s.options) {
                 (tidemark_kafka::SettingsError::NoBrokers, _) => {
                     s.brokers.as_ref().map(|b| b.span().start)
@@ -61,7 +88,8 @@ pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<K
             };
             r.at(
                 at.unwrap_or(source.span().start),
-                format!("the kafka source's settings: {e}"),
+                // librdkafka quotes a value it refuses: never a secret one.
+                redact(&format!("the kafka source's settings: {e}"), options),
                 None,
             );
             return None;
@@ -70,7 +98,7 @@ pub fn check_kafka(r: &mut Report<'_>, source: &Spanned<SourceFile>) -> Option<K
     Some(KafkaSource {
         brokers: brokers?,
         topic: topic?,
-        options,
+        options: options?,
         group_id: group_id?,
     })
 }

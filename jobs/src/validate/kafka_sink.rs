@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use toml::Spanned;
 
 use super::diag::Report;
+use crate::env::Env;
 use crate::job::KafkaSinkConfig;
+use crate::kafka_options::redact;
 use crate::model::SinkFile;
 use tidemark_kafka::{client_config, Role, SettingsError};
 
@@ -20,7 +22,7 @@ const MAX_QUEUE_CAPACITY: i64 = 10_000_000;
 const MAX_TOPIC_LEN: usize = 249;
 
 /// Checks the keys of a kafka sink; `None` after reporting a problem.
-pub fn check(r: &mut Report<'_>, sink: &Spanned<SinkFile>) -> Option<KafkaSinkConfig> {
+pub fn check(r: &mut Report<'_>, sink: &Spanned<SinkFile>, env: &Env) -> Option<KafkaSinkConfig> {
     let s = sink.get_ref();
     let before = r.diags.len();
     if let Some(p) = &s.path {
@@ -62,18 +64,10 @@ pub fn check(r: &mut Report<'_>, sink: &Spanned<SinkFile>) -> Option<KafkaSinkCo
             None
         }
     };
-    let options: BTreeMap<String, String> = s
-        .options
-        .as_ref()
-        .map(|o| {
-            o.get_ref()
-                .iter()
-                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let (Some(b), Some(o)) = (brokers, &s.options) {
-        check_options(r, b.get_ref(), o);
+    let options =
+        super::kafka::expand_options(r, s.options.as_ref(), "the kafka sink's options", env);
+    if let (Some(b), Some(o), Some(expanded)) = (brokers, &s.options, &options) {
+        check_options(r, b.get_ref(), o, expanded);
     }
     let queue_capacity = match &s.queue_capacity {
         None => Some(KafkaSinkConfig::DEFAULT_QUEUE_CAPACITY),
@@ -98,7 +92,7 @@ pub fn check(r: &mut Report<'_>, sink: &Spanned<SinkFile>) -> Option<KafkaSinkCo
     Some(KafkaSinkConfig {
         brokers: brokers?.get_ref().trim().to_string(),
         topic: topic?,
-        options,
+        options: options?,
         queue_capacity: queue_capacity?,
     })
 }
@@ -143,11 +137,13 @@ fn check_topic(r: &mut Report<'_>, t: &Spanned<String>) -> Option<String> {
 }
 
 /// Checks the options with librdkafka itself (names and values), refusing those
-/// tidemark sets; the error points at the option.
+/// tidemark sets; the error points at the option. `expanded`: the values after
+/// `${NAME}`, what librdkafka is given.
 fn check_options(
     r: &mut Report<'_>,
     brokers: &str,
     options: &Spanned<BTreeMap<String, Spanned<String>>>,
+    expanded: &BTreeMap<String, String>,
 ) {
     // One option at a time, so that the error points at the one refused.
     for (key, value) in options.get_ref() {
@@ -159,7 +155,10 @@ fn check_options(
             );
             continue;
         }
-        let one = BTreeMap::from([(key.clone(), value.get_ref().clone())]);
+        let Some(v) = expanded.get(key) else {
+            continue;
+        };
+        let one = BTreeMap::from([(key.clone(), v.clone())]);
         let Err(e) = client_config(Role::SinkProducer, brokers, &one) else {
             continue;
         };
@@ -177,7 +176,8 @@ fn check_options(
                 "list the brokers in `brokers` only".to_string(),
             ),
             SettingsError::Refused(k) => (
-                format!("options.{key}: librdkafka refuses it ({k})"),
+                // librdkafka quotes a value it refuses: never a secret one.
+                redact(&format!("options.{key}: librdkafka refuses it ({k})"), &one),
                 "check the name and value against librdkafka's CONFIGURATION.md".to_string(),
             ),
             // `brokers` was checked before.

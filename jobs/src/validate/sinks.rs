@@ -83,7 +83,7 @@ pub fn check_sinks(
                 .map(|rw| SinkKind::RemoteWrite(Box::new(rw))),
             (alertmanager::KIND, _) => alertmanager::check(r, sink, relative, env)
                 .map(|am| SinkKind::Alertmanager(Box::new(am))),
-            (kafka_sink::KIND, _) => kafka_sink::check(r, sink).and_then(|k| {
+            (kafka_sink::KIND, _) => kafka_sink::check(r, sink, env).and_then(|k| {
                 let line = r.position(sink.span().start).0;
                 if let Some(first) = topics.get(&k.topic) {
                     r.on(

@@ -288,7 +288,7 @@ pub fn check_source(
             super::kafka::refuse_kafka_keys(r, s);
             None
         }
-        "kafka" => Some(super::kafka::check_kafka(r, source)),
+        "kafka" => Some(super::kafka::check_kafka(r, source, env)),
         other => {
             r.on(
                 &s.kind,
