@@ -439,7 +439,11 @@ fn a_backlog_uploaded_host_after_host_gives_the_files_output_byte_for_byte() {
     let lives = write_files(dir.path(), &hosts);
     run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
     let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
-    assert!(want.len() > 10_000, "the file run wrote {} bytes", want.len());
+    assert!(
+        want.len() > 10_000,
+        "the file run wrote {} bytes",
+        want.len()
+    );
 
     let broker = Broker::start();
     broker.create_topic(TOPIC, PARTITIONS);

@@ -67,7 +67,8 @@ fn main() -> Result<()> {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let producer: BaseProducer = client_config(Role::SinkProducer, &args.brokers, &options)?.create()?;
+    let producer: BaseProducer =
+        client_config(Role::SinkProducer, &args.brokers, &options)?.create()?;
     let longest = hosts.iter().map(|h| h.1.len()).max().unwrap_or(0);
     let order: Vec<(usize, usize)> = match args.order {
         Order::Interleaved => (0..longest)

@@ -116,7 +116,10 @@ pub fn prefetch_settings(
     let mut out = vec![("queued.max.messages.kbytes", kib.to_string())];
     if let Some(fetch) = user("fetch.max.bytes") {
         let floor = user("message.max.bytes").unwrap_or(MESSAGE_MAX_BYTES);
-        out.push(("fetch.max.bytes", fetch.min((kib * 1024).max(floor)).to_string()));
+        out.push((
+            "fetch.max.bytes",
+            fetch.min((kib * 1024).max(floor)).to_string(),
+        ));
     }
     out
 }
@@ -430,7 +433,10 @@ impl Reader {
             return Vec::new();
         }
         self.metadata_at = Instant::now();
-        let count = match self.consumer.fetch_metadata(Some(&self.topic), METADATA_TIMEOUT) {
+        let count = match self
+            .consumer
+            .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT)
+        {
             Ok(m) => m
                 .topics()
                 .iter()
@@ -536,7 +542,10 @@ mod tests {
     #[test]
     fn the_users_prefetch_options_are_held_to_the_bound() {
         let lower = options(&[("queued.max.messages.kbytes", "2048")]);
-        assert_eq!(get(&prefetch_settings(&lower, 4), "queued.max.messages.kbytes"), Some(2048));
+        assert_eq!(
+            get(&prefetch_settings(&lower, 4), "queued.max.messages.kbytes"),
+            Some(2048)
+        );
         let higher = options(&[
             ("queued.max.messages.kbytes", "1048576"),
             ("fetch.max.bytes", "104857600"),

@@ -204,7 +204,10 @@ impl Finder {
                         return;
                     }
                 }
-                ((String::new(), format!("partition {p}")), Item::Plain(payload))
+                (
+                    (String::new(), format!("partition {p}")),
+                    Item::Plain(payload),
+                )
             }
         };
         let plan = cx.plan;

@@ -347,8 +347,7 @@ impl SourceState {
             for s in self.streams.values_mut() {
                 s.finish();
             }
-        } else if self.ctx.follow
-            && (reader.caught_up() || matches!(self.scan, ScanPhase::Done(_)))
+        } else if self.ctx.follow && (reader.caught_up() || matches!(self.scan, ScanPhase::Done(_)))
         {
             // Caught up, or catching up with every stream of the backlog known: a
             // stream at its partition's end and quiet for `idle_timeout` holds no

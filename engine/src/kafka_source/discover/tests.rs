@@ -237,5 +237,8 @@ fn the_earliest_window_bounds_every_line_and_a_floor_there_changes_nothing() {
             }
         }
     }
-    assert!(bounded > 150, "only {bounded} of 300 cases had a known bound");
+    assert!(
+        bounded > 150,
+        "only {bounded} of 300 cases had a known bound"
+    );
 }

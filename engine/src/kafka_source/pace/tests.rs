@@ -65,7 +65,10 @@ fn a_stream_not_read_yet_holds_its_partition_and_the_windows_back() {
     found.insert(key("a"), Found::known(0, 100, Some(0)));
     found.insert(key("b"), Found::known(1, 100, Some(0)));
     // Later in partition 0: a host whose lines start at minute 5.
-    found.insert(key("late"), Found::known(0, 90, Some((5 * MIN) as WindowTime)));
+    found.insert(
+        key("late"),
+        Found::known(0, 90, Some((5 * MIN) as WindowTime)),
+    );
     let before = lanes([(0, false), (1, false), (2, false)], &streams, &found);
     assert_eq!(before[&0], Lane::Reading(Some(5 * MIN)));
     assert_eq!(before[&1], Lane::Reading(Some(40 * MIN)));
