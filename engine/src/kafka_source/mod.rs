@@ -163,7 +163,7 @@ enum ScanPhase {
     /// Not started, could not start (windows close as before pacing: a backlog's
     /// all at its end), or a live run caught up.
     Off,
-    Running(discover::Scan),
+    Running(Box<discover::Scan>),
     /// Every stream of the range is known: partitions are paced, windows close.
     Done(discover::Discovered),
 }
@@ -370,7 +370,7 @@ impl SourceState {
         match reader.scanner(kafka, &self.ctx.job.name) {
             Ok(scan) => {
                 reader.pace(|_| false);
-                self.scan = ScanPhase::Running(discover::Scan::new(scan));
+                self.scan = ScanPhase::Running(Box::new(discover::Scan::new(scan)));
             }
             Err(e) => tracing::warn!(
                 "kafka source of job {:?}: cannot start the discovery pass ({e}): the backlog's windows close at its end",
