@@ -124,6 +124,45 @@ impl Stream {
         }
     }
 
+    /// A stream the discovery pass ([`super::discover`]) runs ahead of the reading
+    /// to see where its lines start: no marks, no warnings (the reading proper logs).
+    pub(crate) fn shadow(key: &str, partition: i32, plan: &Plan, now: Instant) -> Stream {
+        let mut s = Stream::new(
+            key,
+            partition,
+            plan,
+            StreamStart {
+                floor: 0,
+                skip_below: EventMs::MIN,
+                checkpointing: false,
+                now,
+            },
+        );
+        s.warnings = u32::MAX / 2;
+        s
+    }
+
+    /// Whether its watermark has taken a line's time (its first line is confirmed
+    /// or rejected): every line it counts from now on is at or past its watermark.
+    pub(crate) fn clock_started(&self) -> bool {
+        self.wm.max_seen().is_some()
+    }
+
+    /// Its watermark (`None` before its first line or floor).
+    pub(crate) fn watermark(&self) -> Option<EventMs> {
+        self.wm.get()
+    }
+
+    /// Whether it was finished (no more records in a finite run).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The earliest window it holds data of.
+    pub(crate) fn first_data_window(&self) -> Option<WindowTime> {
+        self.windows.first_start()
+    }
+
     /// A stream as a checkpoint left it.
     pub(crate) fn restored(cp: &StreamCheckpoint, plan: &Plan, start: StreamStart) -> Stream {
         let mut s = Stream::new(

@@ -53,6 +53,15 @@ pub(crate) struct StreamKey {
 }
 
 impl StreamKey {
+    /// The name of `group` of `host` in `partition`.
+    pub(crate) fn new(host: &str, group: &str, partition: i32) -> StreamKey {
+        StreamKey {
+            host: host.into(),
+            group: group.into(),
+            partition,
+        }
+    }
+
     pub(crate) fn host(&self) -> &str {
         &self.host
     }
@@ -155,6 +164,17 @@ impl Streams {
             },
             stream,
         );
+    }
+
+    /// The stream named `key`.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &StreamKey) -> Option<&Stream> {
+        self.map.get(key)
+    }
+
+    /// Whether the stream named `key` is here.
+    pub(crate) fn contains_key(&self, key: &StreamKey) -> bool {
+        self.map.contains_key(key)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Stream> {
