@@ -2,12 +2,12 @@
 //! a free port with `--topic` created (`--partitions`), its bootstrap address printed
 //! on stdout, stopped when stdin closes.
 //!
-//!   exec 3< <(kafka-test-broker --topic logs --partitions 3)
+//!   exec 3< <(kafka-test-broker --topic logs --partitions 3 --storage memory)
 //!   read -r BOOTSTRAP <&3
 use std::io::Read;
 
-use clap::Parser;
-use tidemark_kafka::testing::Broker;
+use clap::{Parser, ValueEnum};
+use tidemark_kafka::testing::{Broker, Storage};
 
 #[derive(Parser)]
 struct Args {
@@ -17,11 +17,25 @@ struct Args {
     /// Its partitions.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// tansu's storage engine: `sqlite` (what the tests use) or `memory` (tansu 0.6.0's
+    /// SQLite engine stops serving fetches beyond a few thousand records; memory does
+    /// not, see benches/README.md "Issue 14: end to end").
+    #[arg(long, value_enum, default_value_t = StorageArg::Sqlite)]
+    storage: StorageArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StorageArg {
+    Sqlite,
+    Memory,
 }
 
 fn main() {
     let args = Args::parse();
-    let broker = Broker::start();
+    let broker = Broker::start_with(match args.storage {
+        StorageArg::Sqlite => Storage::Sqlite,
+        StorageArg::Memory => Storage::Memory,
+    });
     broker.create_topic(&args.topic, args.partitions);
     println!("{}", broker.bootstrap());
     // Until whoever started us closes our stdin (or exits).
