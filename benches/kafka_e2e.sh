@@ -26,6 +26,7 @@
 #   RUNS=5 HOSTS=8 MINUTES=60 LPM=1000 benches/kafka_e2e.sh > results.md
 #   TIDEMARK_BIN=... GEN=... BROKER_BIN=... benches/kafka_e2e.sh
 #   OPTIONS='"linger.ms" = "5"' benches/kafka_e2e.sh   # librdkafka options for the agents
+#   JOB_OPTIONS='"fetch.wait.max.ms" = "10"' benches/kafka_e2e.sh   # ... for the kafka job
 #   STORAGE=sqlite benches/kafka_e2e.sh         # tansu's storage: memory (default) or sqlite
 #
 # STORAGE=memory by default: tansu 0.6.0's SQLite engine (what the tests use, so a restart
@@ -110,6 +111,8 @@ kafka_job() {
 kind = \"kafka\"
 brokers = \"$BOOTSTRAP\"
 topic = \"logs\"
+[source.options]
+${JOB_OPTIONS:-}
 " '/^\[source\]/ { skip = 1; printf "%s", src; next } /^\[parse\]/ { skip = 0 } !skip'
 }
 
@@ -259,7 +262,7 @@ RECS=$(wc -l < "$D/ref.jsonl")
 
 echo "## Issue 14: end to end, $HOSTS hosts x $MINUTES min, $LINES lines ($((BYTES / 1048576)) MiB), nginx job"
 echo
-echo "- $START, $(nproc) cores, load average $LOAD0 at the start, $LOAD1 at the end; git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians); $PARTITIONS partitions; tansu storage $STORAGE; agent options: ${OPTIONS:-none}"
+echo "- $START, $(nproc) cores, load average $LOAD0 at the start, $LOAD1 at the end; git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians); $PARTITIONS partitions; tansu storage $STORAGE; agent options: ${OPTIONS:-none}; kafka job options: ${JOB_OPTIONS:-none}"
 echo
 echo "| step | wall s | lines/s (wall) | CPU s | lines/CPU-s | peak RSS MiB | broker (tansu) CPU s |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
