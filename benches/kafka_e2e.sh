@@ -32,8 +32,8 @@
 # STORAGE=memory by default: tansu 0.6.0's SQLite engine (what the tests use, so a restart
 # keeps the records) leaves the kafka job's fetches unanswered beyond a few thousand
 # records (benches/README.md, "Issue 14: end to end"). Its memory engine serves them, but
-# answers a partition's end (ListOffsets latest, what `--until-eof` reads at start) with
-# the first offset of the partition's last batch, so a finite run would leave that batch
+# answers a partition's end (ListOffsets latest, what `--until-eof` reads at start) short
+# of the end, by what looks like the partition's last batch, so a finite run leaves it
 # out (seen: 17,611 of 18,000 lines; a following run reads all 18,000). So with memory
 # storage the agents send a heartbeat every second once idle, and (b) leaves them running
 # until each has sent two more after its last line was acknowledged (one in flight at a
@@ -69,8 +69,9 @@ stop_agents() {
     APIDS=()
 }
 stop_broker() {
-    # The broker lives while fd 4 (its stdin) is open.
-    exec 4>&- 2>/dev/null || true
+    # The broker lives while fd 4 (its stdin) is open. (`exec 4>&- 2>/dev/null` would
+    # send the script's own stderr to /dev/null for good: later failures went silent.)
+    { exec 4>&-; } 2>/dev/null || true
     [ -n "$BPID" ] && wait "$BPID" 2>/dev/null || true
     BPID=
 }
