@@ -4,6 +4,7 @@ mod agent;
 mod cluster;
 mod demo;
 mod fd_limit;
+mod log_scrub;
 mod metrics;
 mod replay;
 mod replay_om;
@@ -138,7 +139,7 @@ fn init_logging() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| log_scrub::Scrubbed)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();

@@ -333,3 +333,218 @@ fn job_and_agent_files_take_kafka_options_from_the_environment() {
         assert!(o.status.success(), "{}", member::text(&o));
     }
 }
+
+/// Review R15d: librdkafka quotes *part* of `sasl.oauthbearer.config` when it cannot
+/// build the unsecured token from it ("non-integral 'lifeSeconds=': VALUE",
+/// "Unrecognized sasl.oauthbearer.config beginning at: REST"). The option is one
+/// where a `--job-secret-env` variable expands, and [`redact`] only replaces the
+/// option's whole value, so a submitted job can make the member print the secret:
+/// in the job's `last_error` (kafka sink: an authentication error fails the job)
+/// and in the member's log (source and sink).
+///
+/// The fix (adapted here, as the review allowed): the option takes no secret
+/// variable any more, and the member scrubs its secret variables' values from the
+/// job's status and its log, however they got into a message.
+#[test]
+fn a_secret_variable_in_the_oauthbearer_config_is_never_shown() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 1);
+    broker.create_topic("out", 1);
+    let s = Setup::new();
+    let secret = format!("canary-{:x}", rand_suffix());
+    let mut m = s.start(
+        &[
+            "--allow-kafka-brokers",
+            &broker.bootstrap(),
+            "--job-secret-env",
+            "KAFKA_PASSWORD",
+        ],
+        &[("KAFKA_PASSWORD", secret.as_str())],
+    );
+    let token = member_token(&s.state).unwrap();
+    // Fix R15d, first layer: the option no longer takes a secret variable, so the
+    // submit is refused, naming the variable and never its value.
+    let job_with = |name: &str, config: &str| {
+        let oauth = format!(
+            r#""security.protocol" = "sasl_plaintext", "sasl.mechanisms" = "OAUTHBEARER", "enable.sasl.oauthbearer.unsecure.jwt" = "true", "sasl.password" = "${{KAFKA_PASSWORD}}", "sasl.oauthbearer.config" = "{config}""#
+        );
+        format!(
+            r#"name = "{name}"
+[source]
+kind = "file"
+include = ["{}"]
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "kafka"
+brokers = "{}"
+topic = "out"
+series = "hosts"
+options = {{ {oauth} }}
+"#,
+            s.include(),
+            broker.bootstrap()
+        )
+    };
+    let (code, body) = submit(
+        &m,
+        &s.state,
+        &job_with("v", "principal=tm lifeSeconds=${KAFKA_PASSWORD}"),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("KAFKA_PASSWORD") && body.contains("sasl.oauthbearer.config"),
+        "{body}"
+    );
+    assert!(!body.contains(&secret), "{body}");
+    // Second layer: the secret's value reaches librdkafka in a piece of an option
+    // all the same (here written out in the file), and librdkafka quotes it; the
+    // member scrubs the values of its --job-secret-env variables from the job's
+    // status and from every line it logs.
+    let (code, body) = submit(
+        &m,
+        &s.state,
+        &job_with("o", &format!("principal=tm lifeSeconds={secret}")),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    assert!(!body.contains(&secret), "{body}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        let (_, status) = http(&m.api, "GET", "/jobs/o", Some(&token), "");
+        seen = format!("{status}\n--- log:\n{}", m.log());
+        if status.contains("\"failed\"") || seen.contains("OAUTHBEARER") {
+            std::thread::sleep(Duration::from_secs(2));
+            let (_, status) = http(&m.api, "GET", "/jobs/o", Some(&token), "");
+            seen = format!("{status}\n--- log:\n{}", m.log());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        seen.contains("OAUTHBEARER"),
+        "librdkafka never said why the token failed:\n{seen}"
+    );
+    m.terminate();
+    assert!(
+        !seen.contains(&secret),
+        "the secret's value in the job's status or the member's log:\n{seen}"
+    );
+}
+
+/// Review R15d: a `$` in a password written in the file (`"pa$Zq9xK"`, valid before
+/// `${NAME}` expansion came to options) is now an error — fine, and the message says
+/// `$$` — but its hint quotes the text after the `$`, a piece of the password:
+/// ``write `${Zq9xK}` to use an environment variable``. `validate` prints it, the
+/// agent logs it at start, a member returns it in the 400. The redaction rule of
+/// this change is that a secret option's value is never shown, even one written in
+/// the file.
+#[test]
+fn a_dollar_in_a_written_password_is_refused_without_quoting_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let job = d.join("job.toml");
+    std::fs::write(
+        &job,
+        kafka_job(
+            "j",
+            "k:9092",
+            "\"sasl.password\" = \"pa$Zq9xK\"",
+            "",
+            "out.jsonl",
+        ),
+    )
+    .unwrap();
+    let agent = d.join("agent.toml");
+    std::fs::write(
+        &agent,
+        format!(
+            "[agent]\nhost = \"h\"\nstate_dir = \"{}\"\nbrokers = \"k:9092\"\ntopic = \"logs\"\n\
+             [agent.options]\n\"sasl.password\" = \"pa${{Zq-9xK}}\"\n\
+             [source]\nkind = \"file\"\ninclude = [\"{}/*.log\"]\n",
+            d.join("state").display(),
+            d.display()
+        ),
+    )
+    .unwrap();
+    for file in [&job, &agent] {
+        let o = tidemark().arg("validate").arg(file).output().unwrap();
+        let t = member::text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains("sasl.password") && t.contains("$$"), "{t}");
+        assert!(
+            !t.contains("Zq9xK") && !t.contains("Zq-9xK"),
+            "a piece of the password in the error:\n{t}"
+        );
+    }
+}
+
+/// Review R15d: `kafka:9092` and `kafka.:9092` are different DNS names — the first
+/// is resolved through the member's search domains (in Kubernetes:
+/// `kafka.<namespace>.svc.cluster.local` first), the second is the absolute name
+/// `kafka.` — but the allow-list takes them as one (it trims trailing dots). The
+/// same for `kafka-1.corp` (relative) against `kafka-1.corp.` (absolute): the job
+/// chooses which one librdkafka resolves.
+#[test]
+fn an_absolute_broker_name_is_not_the_allowed_relative_one() {
+    let s = Setup::new();
+    let m = s.start(&["--allow-kafka-brokers", "kafka:9092"], &[]);
+    let (code, body) = submit(
+        &m,
+        &s.state,
+        &kafka_job("dot", "kafka.:9092", "", "", &s.sink("dot")),
+    );
+    assert_eq!(code, 400, "kafka.:9092 accepted under kafka:9092: {body}");
+}
+
+/// Review R15d (pre-existing, found on the way): a kafka sink's options are checked
+/// for its producer only, one at a time, but the sink also builds its read-back
+/// consumer from them (`client_config(Role::Consumer, ..)`), which refuses the
+/// consumer's fixed settings. A sink option such as `enable.partition.eof` passes
+/// `validate` and the submit (201), and the job then fails when its sink opens.
+#[test]
+fn a_kafka_sink_option_its_read_back_consumer_refuses_is_refused_at_submit() {
+    let broker = Broker::start();
+    broker.create_topic("logs", 1);
+    broker.create_topic("out", 1);
+    let s = Setup::new();
+    let m = s.start(&["--allow-kafka-brokers", &broker.bootstrap()], &[]);
+    let token = member_token(&s.state).unwrap();
+    let job = format!(
+        r#"name = "eof"
+[source]
+kind = "file"
+include = ["{}"]
+poll_interval = "50ms"
+[parse]
+format = "nginx"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "kafka"
+brokers = "{}"
+topic = "out"
+series = "hosts"
+options = {{ "enable.partition.eof" = "false" }}
+"#,
+        s.include(),
+        broker.bootstrap()
+    );
+    let (code, body) = submit(&m, &s.state, &job);
+    if (200..300).contains(&code) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut status = String::new();
+        while Instant::now() < deadline && !status.contains("\"failed\"") {
+            std::thread::sleep(Duration::from_millis(200));
+            status = http(&m.api, "GET", "/jobs/eof", Some(&token), "").1;
+        }
+        panic!("accepted ({code}), then:\n{status}");
+    }
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("enable.partition.eof"), "{body}");
+}

@@ -17,151 +17,15 @@
 //! `kubectl kustomize deploy/kubernetes` renders the whole (deploy/README.md); this
 //! test does not need kubectl.
 
+mod deploy_support;
 mod member;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use deploy_support::*;
 use member::api::Setup;
 use member::{text, tidemark};
-use yaml_rust2::{Yaml, YamlLoader};
-
-fn deploy() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
-}
-
-fn k8s() -> PathBuf {
-    deploy().join("kubernetes")
-}
-
-fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == ext) {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-/// Every document of every manifest the kustomization lists.
-fn manifests() -> Vec<(PathBuf, Yaml)> {
-    let mut out = Vec::new();
-    for name in strings(&kustomization()["resources"]) {
-        let path = k8s().join(&name);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let docs = YamlLoader::load_from_str(&text)
-            .unwrap_or_else(|e| panic!("{}: not YAML: {e}", path.display()));
-        for doc in docs {
-            out.push((path.clone(), doc));
-        }
-    }
-    out
-}
-
-fn kustomization() -> Yaml {
-    let text = std::fs::read_to_string(k8s().join("kustomization.yaml")).unwrap();
-    YamlLoader::load_from_str(&text).unwrap().remove(0)
-}
-
-fn strings(y: &Yaml) -> Vec<String> {
-    y.as_vec()
-        .map(|v| {
-            v.iter()
-                .map(|s| s.as_str().expect("a string").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn str_of<'a>(y: &'a Yaml, what: &str) -> &'a str {
-    y.as_str()
-        .unwrap_or_else(|| panic!("{what} is not a string: {y:?}"))
-}
-
-fn find<'a>(docs: &'a [(PathBuf, Yaml)], kind: &str, name: &str) -> &'a Yaml {
-    docs.iter()
-        .map(|(_, d)| d)
-        .find(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
-        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/kubernetes"))
-}
-
-fn workloads(docs: &[(PathBuf, Yaml)]) -> Vec<&Yaml> {
-    docs.iter()
-        .map(|(_, d)| d)
-        .filter(|d| {
-            matches!(
-                d["kind"].as_str(),
-                Some("StatefulSet" | "DaemonSet" | "Job" | "Deployment")
-            )
-        })
-        .collect()
-}
-
-/// A container's args, as strings.
-fn args(c: &Yaml) -> Vec<String> {
-    strings(&c["args"])
-}
-
-/// The value of `--flag=VALUE` (the manifests always write the `=` form).
-fn flag_values(args: &[String], flag: &str) -> Vec<String> {
-    args.iter()
-        .filter_map(|a| a.strip_prefix(&format!("{flag}=")).map(str::to_string))
-        .collect()
-}
-
-/// `${NAME}`s in `text`.
-fn variables(text: &str) -> BTreeSet<String> {
-    text.split("${")
-        .skip(1)
-        .filter_map(|rest| rest.split_once('}').map(|(n, _)| n.to_string()))
-        .collect()
-}
-
-/// `(key, value)` of every `"OPTION" = "VALUE"` in `text` whose option is a secret one.
-fn secret_option_values(text: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for key in tidemark_jobs::kafka_options::SECRET_OPTIONS {
-        let quoted = format!("\"{key}\"");
-        for (at, _) in text.match_indices(&quoted) {
-            let rest = text[at + quoted.len()..].trim_start();
-            let Some(rest) = rest.strip_prefix('=') else {
-                continue;
-            };
-            let rest = rest.trim_start();
-            let value = rest
-                .strip_prefix('"')
-                .and_then(|r| r.split_once('"'))
-                .map(|(v, _)| v.to_string())
-                .unwrap_or_else(|| panic!("{key}: a value that is not a plain string: {rest}"));
-            out.push((key.to_string(), value));
-        }
-    }
-    out
-}
-
-fn is_agent_file(text: &str) -> bool {
-    text.lines().any(|l| l.trim() == "[agent]")
-}
-
-/// Dummy values for every variable the shipped files use.
-fn dummy_env(files: &[PathBuf]) -> Vec<(String, String)> {
-    let mut names = BTreeSet::new();
-    for f in files {
-        names.extend(variables(&std::fs::read_to_string(f).unwrap()));
-    }
-    names
-        .into_iter()
-        .map(|n| (n.clone(), format!("dummy-{}", n.to_lowercase())))
-        .collect()
-}
 
 #[test]
 fn every_job_and_agent_file_in_deploy_is_valid() {
@@ -356,16 +220,6 @@ fn the_manifests_parse_and_the_hosts_list_matches_the_statefulset() {
 }
 
 /// A workload's containers with their pod spec.
-fn containers(w: &Yaml) -> Vec<(&Yaml, &Yaml)> {
-    let pod = &w["spec"]["template"]["spec"];
-    pod["containers"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .map(|c| (pod, c))
-        .collect()
-}
-
 #[test]
 fn container_args_use_real_flags_files_and_variables() {
     let docs = manifests();
@@ -646,4 +500,92 @@ fn every_member_answers_its_readiness_probe() {
     // Only /healthz there.
     let (code, _) = member::api::http(&health_addr(&one), "GET", "/jobs", None, "");
     assert_eq!(code, 404);
+}
+
+/// What the kubelet does to a pod's volume at every mount when the pod sets
+/// `fsGroup` (`fsGroupChangePolicy: Always`, the default): every file and folder is
+/// made group-readable and -writable (`chmod |= 0660`; folders also `|= 0110` and
+/// setgid) and given the group (kubernetes pkg/volume/volume_linux.go,
+/// SetVolumeOwnership). The group change is left out: the mode is what a member checks.
+fn kubelet_applies_fs_group(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mut mode = meta.permissions().mode() & 0o7777;
+        if meta.is_dir() {
+            mode |= 0o660 | 0o110 | 0o2000;
+            for e in std::fs::read_dir(&p).unwrap().flatten() {
+                stack.push(e.path());
+            }
+        } else {
+            mode |= 0o660;
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+}
+
+/// Review R15d: a member pod must start again on its own volume. With `fsGroup` and
+/// the default `fsGroupChangePolicy` (Always), the kubelet makes the member's state
+/// folder (`--state-dir=/var/lib/tidemark/state`, created 0700) group-writable at
+/// every mount after the first, and the member refuses a folder other users can
+/// write: every restart of a member pod — the cluster's way of recovering from any
+/// lost member — crash-loops. `OnRootMismatch` changes the volume only while its
+/// root does not match yet (the first mount).
+#[test]
+fn a_member_pod_starts_again_after_the_kubelet_remounts_its_volume() {
+    let docs = manifests();
+    let sts = find(&docs, "StatefulSet", "tidemark");
+    let pod_security = &sts["spec"]["template"]["spec"]["securityContext"];
+    let has_fs_group = pod_security["fsGroup"].as_i64().is_some();
+    let policy = pod_security["fsGroupChangePolicy"]
+        .as_str()
+        .unwrap_or("Always")
+        .to_string();
+    let c = &sts["spec"]["template"]["spec"]["containers"][0];
+    let state_arg = flag_values(&args(c), "--state-dir")[0].clone();
+    let mount = c["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == Some("state"))
+        .and_then(|m| m["mountPath"].as_str())
+        .expect("the state volume's mount")
+        .to_string();
+    let below = Path::new(&state_arg)
+        .strip_prefix(&mount)
+        .expect("--state-dir is on the state volume")
+        .to_path_buf();
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let volume = d.join("volume");
+    std::fs::create_dir_all(&volume).unwrap();
+    let state = volume.join(&below);
+    let root = d.join("no-files");
+    std::fs::create_dir_all(&root).unwrap();
+    let start = |n: usize| {
+        member::Member::start_with(
+            &state,
+            &d.join(format!("member-{n}.log")),
+            &["--allow-root", root.to_str().unwrap()],
+            &[],
+            true,
+        )
+    };
+    // First mount of a new claim: the kubelet changes the (empty) volume.
+    if has_fs_group {
+        kubelet_applies_fs_group(&volume);
+    }
+    let mut m = start(1);
+    assert!(m.terminate().success(), "{}", m.log());
+    // The pod restarts: the volume is mounted again.
+    if has_fs_group && policy == "Always" {
+        kubelet_applies_fs_group(&volume);
+    }
+    let mut m = start(2);
+    assert!(m.terminate().success(), "{}", m.log());
 }

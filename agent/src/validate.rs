@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use crate::config::{AgentFile, AgentTable, FilterFile};
 use crate::filter::Filter;
+use limits::{max_in_flight, record_fits};
 
 /// Default `heartbeat_interval`.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -23,16 +24,9 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 pub const DEFAULT_GROUP_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Default `max_in_flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
-/// librdkafka's default `message.max.bytes`.
-const LIBRDKAFKA_MESSAGE_MAX: u64 = 1_000_000;
-/// librdkafka's default `queue.buffering.max.messages`.
-const LIBRDKAFKA_QUEUE_MAX: u64 = 100_000;
-/// Room for a record's headers and framing besides the line (the group's path is a
-/// header; a path is at most 4 KiB).
-const RECORD_OVERHEAD: u64 = 16 * 1024;
 
-/// A checked agent file.
-#[derive(Debug, Clone)]
+/// A checked agent file. `{:?}` shows the secret options' values as `[redacted]`.
+#[derive(Clone)]
 pub struct Agent {
     /// The host every record carries.
     pub host: String,
@@ -59,6 +53,40 @@ pub struct Agent {
     /// A hash of what decides which lines take sequence numbers: `[filter]` and
     /// `max_line_bytes` (see [`numbering`]).
     pub numbering: u64,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field named, so a new one cannot be left out unnoticed.
+        let Agent {
+            host,
+            state_dir,
+            brokers,
+            topic,
+            options,
+            heartbeat_interval,
+            max_in_flight,
+            group_retention,
+            metrics_addr,
+            source,
+            filter,
+            numbering,
+        } = self;
+        f.debug_struct("Agent")
+            .field("host", host)
+            .field("state_dir", state_dir)
+            .field("brokers", brokers)
+            .field("topic", topic)
+            .field("options", &tidemark_jobs::kafka_options::Redacted(options))
+            .field("heartbeat_interval", heartbeat_interval)
+            .field("max_in_flight", max_in_flight)
+            .field("group_retention", group_retention)
+            .field("metrics_addr", metrics_addr)
+            .field("source", source)
+            .field("filter", filter)
+            .field("numbering", numbering)
+            .finish()
+    }
 }
 
 /// Whether `text` is an agent file (it has a top-level `[agent]` table) rather than
@@ -167,7 +195,13 @@ pub fn from_str(
                 for e in errors {
                     r.on(
                         v,
-                        format!("options.{k}: {}", expand_problem(&e.kind)),
+                        format!(
+                            "options.{k}: {}",
+                            expand_problem(
+                                &e.kind,
+                                tidemark_jobs::kafka_options::is_secret_option(k)
+                            )
+                        ),
                         "`${NAME}` is an environment variable and `$$` a literal `$`",
                     );
                 }
@@ -307,7 +341,7 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
             for e in errors {
                 r.on(
                     v,
-                    format!("{key}: {}", expand_problem(&e.kind)),
+                    format!("{key}: {}", expand_problem(&e.kind, false)),
                     "`${NAME}` is an environment variable and `$$` a literal `$`",
                 );
             }
@@ -316,8 +350,13 @@ fn expanded(r: &mut Report<'_>, v: &Spanned<String>, key: &str, env: &Env) -> Op
     }
 }
 
-fn expand_problem(kind: &ExpandErrorKind) -> String {
+/// What is wrong with one `$`; `secret`: the value is a secret option's, so no piece
+/// of it (a bad `${...}` name) is quoted.
+fn expand_problem(kind: &ExpandErrorKind, secret: bool) -> String {
     match kind {
+        ExpandErrorKind::BadName(_) if secret => {
+            "a `${...}` that is not a variable name (the value is a secret: not shown)".to_string()
+        }
         ExpandErrorKind::Unterminated => "`${` without a closing `}`".to_string(),
         ExpandErrorKind::EmptyName => "`${}` names no variable".to_string(),
         ExpandErrorKind::BadName(n) => format!("`${{{n}}}` is not a variable name"),
@@ -375,53 +414,6 @@ fn positive_duration(
             r.on(v, format!("invalid {key} `{}`: {e}", v.get_ref()), None);
             None
         }
-    }
-}
-
-fn option_number(a: &AgentTable, key: &str, default: u64) -> u64 {
-    a.options
-        .get(key)
-        .and_then(|v| v.get_ref().trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn max_in_flight(r: &mut Report<'_>, a: &AgentTable) -> Option<usize> {
-    let Some(v) = &a.max_in_flight else {
-        return Some(DEFAULT_MAX_IN_FLIGHT);
-    };
-    let queue = option_number(a, "queue.buffering.max.messages", LIBRDKAFKA_QUEUE_MAX);
-    let n = *v.get_ref();
-    if n < 1 || n as u64 > queue {
-        r.on(
-            v,
-            format!("max_in_flight = {n} is out of range"),
-            format!(
-                "use 1 to {queue} (librdkafka's queue.buffering.max.messages holds every \
-                 line in flight); the default is {DEFAULT_MAX_IN_FLIGHT}"
-            ),
-        );
-        return None;
-    }
-    Some(n as usize)
-}
-
-/// A line of `max_line_bytes` must fit in one record: a line the broker refused
-/// could never be sent, and the agent would stop on it.
-fn record_fits(r: &mut Report<'_>, a: &AgentTable, max_line: u64) {
-    let max = option_number(a, "message.max.bytes", LIBRDKAFKA_MESSAGE_MAX);
-    if max_line + RECORD_OVERHEAD > max {
-        r.on(
-            &a.brokers,
-            format!(
-                "a line of max_line_bytes ({max_line} bytes) plus its headers does not fit \
-                 in a record of message.max.bytes ({max} bytes)"
-            ),
-            format!(
-                "lower [source] max_line_bytes below {} or raise options \
-                 \"message.max.bytes\" (and the topic's max.message.bytes)",
-                max.saturating_sub(RECORD_OVERHEAD)
-            ),
-        );
     }
 }
 
@@ -561,6 +553,8 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, text[line_start..offset].chars().count() + 1)
 }
+
+mod limits;
 
 #[cfg(test)]
 mod tests;

@@ -361,7 +361,9 @@ impl JobSetup {
             // Process 0's checkpoint keeps the count: only it sees whole windows.
             limited_windows: 0,
             alerts: None,
-            kafka: None,
+            // This member's partitions: without them a restart reads them again
+            // from their first kept record (exact, but slower).
+            kafka: (!self.board.kafka.is_empty()).then(|| self.board.kafka.checkpoint(frontier_ms)),
         };
         // A panic in another save cannot have left a half-written checkpoint (a
         // save replaces the file by rename), so the store stays usable.

@@ -200,12 +200,22 @@ pub(crate) fn prepare_member_state(
     let plan = match (loaded, committed) {
         (Some(cp), Some(f0)) if cp.frontier_ms <= f0 => {
             tracing::info!(
-                "job {:?}: resuming this member's files from windows before {}",
+                "job {:?}: resuming this member's {} from windows before {}",
                 job.name,
+                if cp.kafka.is_some() {
+                    "kafka partitions"
+                } else {
+                    "files"
+                },
                 format_ms(cp.frontier_ms)
             );
+            // A kafka job's streams resume as file groups do: at their first record
+            // of a window at or above the member's frontier (at or below process
+            // 0's), records of windows process 0 has written counting for the
+            // watermark only.
             ResumePlan {
                 groups: resume_groups(cp.groups),
+                kafka: cp.kafka,
                 ..from_start
             }
         }
@@ -276,6 +286,43 @@ mod tests {
             // Windows below process 0's frontier are in the sinks: skipped.
             assert_eq!(plan.skip_below, committed);
         }
+    }
+
+    /// Item 3 of issue 14's end-to-end slice: a member other than process 0 kept no
+    /// kafka positions, so after its restart it read its partitions again from their
+    /// first kept record.
+    #[test]
+    fn a_member_resumes_its_kafka_partitions_from_its_own_positions() {
+        use crate::kafka_source::resume::{KafkaCheckpoint, PartitionCheckpoint};
+        let d = tempfile::tempdir().unwrap();
+        let kafka = KafkaCheckpoint {
+            streams: Vec::new(),
+            partitions: vec![PartitionCheckpoint {
+                partition: 2,
+                next_offset: 40,
+            }],
+        };
+        let mut store = CheckpointStore::open(d.path(), "j").unwrap();
+        store
+            .save(&Checkpoint {
+                job: "j".into(),
+                frontier_ms: 60_000,
+                sinks: Vec::new(),
+                groups: Vec::new(),
+                written_unix_ms: 0,
+                semantics: None,
+                start_at_end: false,
+                limited_windows: 0,
+                alerts: None,
+                kafka: Some(kafka.clone()),
+            })
+            .unwrap();
+        let (_, plan) = prepare_member_state(d.path(), &job(), Some(120_000)).unwrap();
+        assert_eq!(plan.kafka, Some(kafka));
+        assert_eq!(plan.skip_below, 120_000);
+        // Positions ahead of the sinks are dropped, kafka's too.
+        let (_, plan) = prepare_member_state(d.path(), &job(), Some(0)).unwrap();
+        assert_eq!(plan.kafka, None);
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //!
 //! Brokers are compared as librdkafka reads `bootstrap.servers`: entries separated by
 //! commas, each `[PROTOCOL://]host[:port]` (port 9092 when left out), host names
-//! without case, IPv6 addresses in brackets. Names are not resolved: an allowed name
+//! without case, IPv6 addresses in brackets, trailing dots kept (`kafka.` is the
+//! absolute name, `kafka` a relative one). Names are not resolved: an allowed name
 //! is allowed whatever it resolves to. librdkafka then also connects to the brokers
 //! the allowed ones advertise in their metadata (the rest of the Kafka cluster),
 //! which is the allowed cluster's choice.
 //!
 //! The one option that would make librdkafka reach another address than a broker,
 //! `sasl.oauthbearer.token.endpoint.url` (OIDC), is refused at validation already:
-//! librdkafka is built here without libcurl (a test pins it).
+//! librdkafka is built here without libcurl (a test pins it). `client.dns.lookup =
+//! resolve_canonical_bootstrap_servers_only` would make it connect to the names an
+//! allowed broker's addresses resolve back to: [`check_kafka_brokers`] refuses it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use thiserror::Error;
@@ -31,6 +34,13 @@ pub const FLAG: &str = "--allow-kafka-brokers";
 
 /// Kafka's default port, which librdkafka uses for an entry without one.
 const DEFAULT_PORT: u16 = 9092;
+
+/// librdkafka's option whose other value, `resolve_canonical_bootstrap_servers_only`,
+/// reverse-resolves each bootstrap address and connects to the name it gets back: a
+/// host the allow-list never named (review R15d).
+const DNS_LOOKUP: &str = "client.dns.lookup";
+/// Its default: connect to the addresses of the name as listed.
+const DNS_LOOKUP_DEFAULT: &str = "use_all_dns_ips";
 
 /// One broker: a lower-case host (IPv6 without brackets) and a port.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -88,8 +98,11 @@ impl Broker {
                 None => (text, None),
             }
         };
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        if host.is_empty() {
+        // Trailing dots stay: `kafka.` is the absolute name, `kafka` a relative one
+        // resolved through the search domains first — two names, and the job
+        // chooses which one librdkafka resolves.
+        let host = host.to_ascii_lowercase();
+        if host.trim_matches('.').is_empty() {
             return Err(err("no host"));
         }
         if host
@@ -155,16 +168,28 @@ pub fn check_kafka_brokers(
     allowed: &BrokerAllowList,
     file: &str,
 ) -> Result<(), Diagnostics> {
-    let mut clients: Vec<(&str, &str)> = Vec::new();
+    let mut clients: Vec<(&str, &str, &BTreeMap<String, String>)> = Vec::new();
     if let Some(k) = &job.source.kafka {
-        clients.push(("the kafka source", &k.brokers));
+        clients.push(("the kafka source", &k.brokers, &k.options));
     }
     for sink in &job.sinks {
         if let SinkKind::Kafka(k) = &sink.kind {
-            clients.push(("a kafka sink", &k.brokers));
+            clients.push(("a kafka sink", &k.brokers, &k.options));
         }
     }
     let mut problems = Vec::new();
+    for (what, _, options) in &clients {
+        for (key, value) in options.iter() {
+            if key.trim().eq_ignore_ascii_case(DNS_LOOKUP)
+                && !value.trim().eq_ignore_ascii_case(DNS_LOOKUP_DEFAULT)
+            {
+                problems.push((
+                    format!("{what}'s option {key:?} = {value:?} is refused for a submitted job: librdkafka would connect to the names the allowed brokers' addresses resolve back to, which {FLAG} does not list"),
+                    format!("remove {key:?} (the default, {DNS_LOOKUP_DEFAULT}, connects to the listed names only)"),
+                ));
+            }
+        }
+    }
     let hint = |broker: &str| {
         if allowed.0.is_empty() {
             format!(
@@ -177,7 +202,7 @@ pub fn check_kafka_brokers(
             )
         }
     };
-    for (what, brokers) in clients {
+    for (what, brokers, _) in clients {
         match Broker::parse_list(brokers) {
             Err(e) => problems.push((format!("{what}'s brokers: {e}"), hint("HOST:PORT"))),
             Ok(list) => {
@@ -221,12 +246,15 @@ mod tests {
         assert_eq!(b("Kafka-1:9093"), b("kafka-1:9093"));
         assert_eq!(b("kafka-1"), b("kafka-1:9092"));
         assert_eq!(b(" SASL_SSL://kafka-1:9093 "), b("kafka-1:9093"));
-        assert_eq!(b("kafka-1.example.:9092"), b("kafka-1.example:9092"));
+        // An absolute name is not the relative one (search domains apply to the latter).
+        assert_ne!(b("kafka-1.example.:9092"), b("kafka-1.example:9092"));
+        assert_ne!(b("kafka.:9092"), b("kafka:9092"));
+        assert_eq!(b("Kafka.:9092"), b("kafka.:9092"));
         assert_eq!(b("[::1]:9093").to_string(), "[::1]:9093");
         assert_eq!(b("[::1]"), b("[::1]:9092"));
         assert_ne!(b("kafka-1:9093"), b("kafka-1:9092"));
         for bad in [
-            "", ":9092", "k:0", "k:x", "k:70000", "::1:9092", "[::1", "k/x:1", "[::1]x",
+            "", ":9092", ".:9092", "k:0", "k:x", "k:70000", "::1:9092", "[::1", "k/x:1", "[::1]x",
         ] {
             assert!(Broker::parse(bad).is_err(), "{bad:?}");
         }
@@ -294,6 +322,28 @@ topic = "out"
             "{d}"
         );
         assert!(!d.contains("kafka-1:9092 "), "{d}");
+    }
+
+    #[test]
+    fn reverse_resolving_the_brokers_is_refused_for_a_submitted_job() {
+        let allowed = BrokerAllowList::parse(["k:9092"]).unwrap();
+        let job = kafka_job(
+            "k:9092",
+            "k:9092",
+            r#""client.dns.lookup" = "resolve_canonical_bootstrap_servers_only""#,
+        )
+        .unwrap();
+        let d = check_kafka_brokers(&job, &allowed, "k.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(d.contains("client.dns.lookup") && d.contains(FLAG), "{d}");
+        let job = kafka_job(
+            "k:9092",
+            "k:9092",
+            r#""client.dns.lookup" = "use_all_dns_ips""#,
+        )
+        .unwrap();
+        assert!(check_kafka_brokers(&job, &allowed, "k.toml").is_ok());
     }
 
     #[test]

@@ -138,6 +138,21 @@ impl Env {
         }
     }
 
+    /// The values of the secret variables ([`Env::allowing_with_secrets`]) that are
+    /// set, for scrubbing them out of what is shown ([`crate::kafka_options::SecretScrubber`]).
+    pub fn secret_values(&self) -> Vec<String> {
+        match &self.0 {
+            Source::Allowing { secrets, inner, .. } => secrets
+                .iter()
+                .filter_map(|n| match inner.lookup(n, Place::SecretOption) {
+                    Lookup::Value(v) => Some(v),
+                    _ => None,
+                })
+                .collect(),
+            Source::Process | Source::Vars(_) | Source::Fn(_) => Vec::new(),
+        }
+    }
+
     pub(crate) fn lookup(&self, name: &str, place: Place) -> Lookup {
         let value = match &self.0 {
             Source::Allowing {
@@ -348,8 +363,27 @@ pub fn expand_in(text: &str, env: &Env, place: Place) -> Result<Expanded, Vec<Ex
 impl ExpandError {
     /// A one-line message and a hint; `what` names the setting, e.g. "include".
     pub fn describe(&self, what: &str) -> (String, String) {
+        self.describe_quoting(what, true)
+    }
+
+    /// As [`ExpandError::describe`], for a value that is a secret (a password
+    /// written in the file, `pa$word`): the text after the `$` is a piece of it, so
+    /// it is never quoted.
+    pub fn describe_secret(&self, what: &str) -> (String, String) {
+        self.describe_quoting(what, false)
+    }
+
+    fn describe_quoting(&self, what: &str, quote: bool) -> (String, String) {
         let or_literal = "or `$$` for a literal `$`";
         match &self.kind {
+            ExpandErrorKind::BadName(_) if !quote => (
+                format!("a `${{...}}` in {what} is not a valid environment variable reference (the value is a secret: not shown)"),
+                format!("a name is letters, digits and `_`, not starting with a digit, e.g. `${{KAFKA_PASSWORD}}`; {or_literal}"),
+            ),
+            ExpandErrorKind::LoneDollar(_) if !quote => (
+                format!("`$` in {what} must start `${{NAME}}` or be written `$$` (the value is a secret: not shown)"),
+                format!("write `${{NAME}}` to use an environment variable, {or_literal}"),
+            ),
             ExpandErrorKind::Unterminated => (
                 format!("`${{` in {what} is not closed with `}}`"),
                 format!("write `${{NAME}}` to use an environment variable, {or_literal}"),

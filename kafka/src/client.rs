@@ -18,6 +18,9 @@ pub enum Role {
     /// A job's consumer: partitions assigned by tidemark, offsets kept in tidemark's
     /// checkpoint (committed to the group id only so standard tools show the lag).
     Consumer,
+    /// A kafka sink's read-back consumer (built from the sink's options): a
+    /// consumer's fixed settings, named as the sink's in messages.
+    SinkReadBack,
 }
 
 impl Role {
@@ -82,7 +85,7 @@ impl Role {
         match self {
             Role::AgentProducer => AGENT,
             Role::SinkProducer => PRODUCER,
-            Role::Consumer => CONSUMER,
+            Role::Consumer | Role::SinkReadBack => CONSUMER,
         }
     }
 
@@ -91,6 +94,7 @@ impl Role {
             Role::AgentProducer => "the agent's producer",
             Role::SinkProducer => "a kafka sink's producer",
             Role::Consumer => "a kafka source's consumer",
+            Role::SinkReadBack => "a kafka sink's read-back consumer",
         }
     }
 }
@@ -259,7 +263,12 @@ mod tests {
 
     #[test]
     fn options_that_load_code_or_run_programs_are_refused_for_every_role() {
-        for role in [Role::AgentProducer, Role::SinkProducer, Role::Consumer] {
+        for role in [
+            Role::AgentProducer,
+            Role::SinkProducer,
+            Role::Consumer,
+            Role::SinkReadBack,
+        ] {
             for key in [
                 "plugin.library.paths",
                 " Plugin.Library.Paths",

@@ -11,6 +11,7 @@ use tidemark_api::{
 };
 use tidemark_engine::cluster::{self, Cluster, JobInfo};
 use tidemark_engine::stats::{export, MemberStats};
+use tidemark_jobs::kafka_options::SecretScrubber;
 use tidemark_jobs::Job;
 use tidemark_sources::file::{discover, AllowedRoots};
 
@@ -19,6 +20,9 @@ pub(super) struct Control {
     member: Arc<Cluster>,
     members: u32,
     rates: Mutex<HashMap<String, (Instant, u64, f64)>>,
+    /// Taken out of a job's `last_error` and warnings: librdkafka's messages there
+    /// may quote part of an option's value.
+    secrets: SecretScrubber,
 }
 
 impl JobControl for Control {
@@ -87,10 +91,14 @@ impl JobControl for Control {
                 .chain(j.members.iter().map(|(p, m)| (*p as u32, m.lines_read)))
                 .collect(),
             errors,
-            last_error: j.error.clone(),
+            last_error: j
+                .error
+                .as_deref()
+                .map(|e| self.secrets.scrub(e).into_owned()),
             warnings: no_file_warnings(&j, self.members)
                 .into_iter()
                 .chain(discovery_warnings(&all))
+                .map(|w| self.secrets.scrub(&w).into_owned())
                 .collect(),
             open_files: tidemark_api::model::OpenFiles {
                 open: all.open_files,
@@ -192,11 +200,12 @@ impl JobControl for Control {
 
 impl Control {
     /// The API's view of `member`, one of `members` processes.
-    pub(super) fn new(member: Arc<Cluster>, members: u32) -> Control {
+    pub(super) fn new(member: Arc<Cluster>, members: u32, secrets: SecretScrubber) -> Control {
         Control {
             member,
             members,
             rates: Mutex::new(HashMap::new()),
+            secrets,
         }
     }
 

@@ -212,11 +212,17 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
         output_roots,
         max_open_files_per_job: crate::fd_limit::per_job(cap),
     });
+    // librdkafka's messages about a job's clients may quote part of an option's
+    // value: the secret variables' values are taken out of every log line and of
+    // what the API shows (review R15d).
+    let secrets = tidemark_jobs::kafka_options::SecretScrubber::of_env(&rules.env);
+    crate::log_scrub::set(secrets.clone());
     let member_rules = rules.clone();
+    let validate_secrets = secrets.clone();
     let validate: cluster::Validate = Arc::new(move |toml: &str| {
         member_rules
             .validate(toml, SUBMITTED)
-            .map_err(|d| d.to_string())
+            .map_err(|d| validate_secrets.scrub(&d.to_string()).into_owned())
     });
     let make_output: cluster::MakeOutput = Arc::new(|job: &Job, start| {
         tidemark_sinks::open(job, start)
@@ -257,7 +263,7 @@ pub fn cluster(args: ClusterArgs) -> anyhow::Result<ExitCode> {
     if !serves_api {
         return member_only(&args, member, workers, &health_check);
     }
-    let control = Arc::new(Control::new(member.clone(), args.processes as u32));
+    let control = Arc::new(Control::new(member.clone(), args.processes as u32, secrets));
     let api_view = control.clone();
     let _ = health_check.set(Arc::new(move || api_view.health()));
     let Some((auth, metrics_auth)) = auth else {

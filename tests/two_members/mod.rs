@@ -93,6 +93,11 @@ pub struct Cluster {
 /// Starts member 0 (with the API) on a port the OS picks, then member 1 with a
 /// hosts file naming the port member 0 reported.
 pub fn start(d: &Path, tag: &str) -> Cluster {
+    start_with(d, tag, &[])
+}
+
+/// [`start`], with `extra` arguments for both members (e.g. `--allow-kafka-brokers`).
+pub fn start_with(d: &Path, tag: &str, extra: &[&str]) -> Cluster {
     let token = d.join("token");
     let out = out_dir(&d.join("state-0"));
     let member = |p: usize, hosts: &Path| {
@@ -121,6 +126,7 @@ pub fn start(d: &Path, tag: &str) -> Cluster {
             args.extend(["--token-file", token.to_str().unwrap()]);
             args.extend(["--output-root", out.to_str().unwrap()]);
         }
+        args.extend_from_slice(extra);
         let only_on_0 = if p == 0 { "here" } else { "" };
         let mut env = vec![("LOG_ROOT", root.to_str().unwrap().to_string())];
         if p == 0 {

@@ -125,6 +125,20 @@ fn the_source_is_checked_as_a_jobs() {
 }
 
 #[test]
+fn debug_output_never_shows_a_secret_option() {
+    let text = GOOD.replace(
+        "topic = \"logs\"",
+        "topic = \"logs\"\n[agent.options]\n\"sasl.password\" = \"hunter2-pw\"\n\"linger.ms\" = \"5\"",
+    );
+    let shown = format!("{:?}", check(&text).unwrap());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("[redacted]") && shown.contains("\"linger.ms\": \"5\""),
+        "{shown}"
+    );
+}
+
+#[test]
 fn group_retention_must_be_a_positive_duration() {
     for bad in ["0s", "soon"] {
         let text = GOOD.replace(

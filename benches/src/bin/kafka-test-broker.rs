@@ -1,4 +1,5 @@
-//! A real Kafka-compatible broker (tansu, `TIDEMARK_TANSU`) for benchmarks: started on
+//! A real Kafka-compatible broker (tansu, `TIDEMARK_TANSU`; or with `--mock` librdkafka's
+//! mock cluster) for benchmarks: started on
 //! a free port with `--topic` created (`--partitions`), its bootstrap address printed
 //! on stdout, stopped when stdin closes.
 //!
@@ -22,6 +23,10 @@ struct Args {
     /// not, see benches/README.md "Issue 14: end to end").
     #[arg(long, value_enum, default_value_t = StorageArg::Sqlite)]
     storage: StorageArg,
+    /// librdkafka's in-memory mock cluster instead of tansu: for benchmarks whose
+    /// input tansu (SQLite) serves too slowly (benches/kafka_backlog.sh).
+    #[arg(long)]
+    mock: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -32,6 +37,15 @@ enum StorageArg {
 
 fn main() {
     let args = Args::parse();
+    if args.mock {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+        mock.create_topic(&args.topic, args.partitions, 1)
+            .expect("creating the topic");
+        println!("{}", mock.bootstrap_servers());
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        drop(mock);
+        return;
+    }
     let broker = Broker::start_with(match args.storage {
         StorageArg::Sqlite => Storage::Sqlite,
         StorageArg::Memory => Storage::Memory,

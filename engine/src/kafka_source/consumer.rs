@@ -5,18 +5,31 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use thiserror::Error;
 use tidemark_jobs::KafkaSource;
-use tidemark_kafka::{client_config, Role, SettingsError};
+use tidemark_kafka::SettingsError;
+
+mod client;
+
+use client::make_consumer;
+#[cfg(test)]
+use client::prefetch_settings;
+pub use client::{new_partitions, SourceContext};
 
 /// How long a metadata or watermark request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often read offsets are committed to the group id (lag tools only).
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
+
+/// How often a live reader looks for partitions added to its topic (they are
+/// found at start otherwise only).
+pub const METADATA_EVERY: Duration = Duration::from_secs(30);
+/// How long that look may take (the worker waits meanwhile).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Why a worker could not start reading its partitions (it tries again).
 #[derive(Debug, Error)]
@@ -42,6 +55,22 @@ pub enum ConnectError {
     Stalled {
         /// `brokers` of the job.
         brokers: String,
+        /// How long it waited, as written in a job (`5m`).
+        waited: String,
+    },
+    /// A finite run reached a partition's end as the brokers see it, below the end
+    /// (high watermark) that partition had at start, and nothing came for
+    /// `broker_timeout`: the brokers are up, the records in between are not
+    /// readable (an open transaction under `isolation.level = read_committed`,
+    /// or the log was truncated).
+    #[error("partition {partition} of the topic is at its end at offset {at}, below the end {end} it had when the run started, and nothing came for {waited} (broker_timeout): an open transaction or a truncated log? a finite run gives up")]
+    StuckBelowEnd {
+        /// The partition.
+        partition: i32,
+        /// Where the consumer stands in it.
+        at: i64,
+        /// Its end at start.
+        end: i64,
         /// How long it waited, as written in a job (`5m`).
         waited: String,
     },
@@ -71,6 +100,15 @@ impl Record<'_> {
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
     }
 
+    /// When the broker appended it, if the topic stamps records so
+    /// (`message.timestamp.type = LogAppendTime`); `None` for a producer's time.
+    pub fn append_time_ms(&self) -> Option<i64> {
+        match self.message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(ms) => Some(ms),
+            _ => None,
+        }
+    }
+
     /// The value (empty for a null value).
     pub fn payload(&self) -> &[u8] {
         self.message.payload().unwrap_or_default()
@@ -96,51 +134,33 @@ pub enum Polled<'a> {
     Error(KafkaError),
 }
 
-/// Client errors logged in full before only every `ERRORS_LOGGED_EVERY`th is.
-const ERRORS_LOGGED: u32 = 20;
-const ERRORS_LOGGED_EVERY: u32 = 100;
-
-/// The consumer's librdkafka context: a partition's end is an event the source
-/// handles ([`Polled::Skip`]), not an error to print; other client errors go to
-/// the log as warnings, rate-limited (librdkafka retries them itself).
-#[derive(Default)]
-pub struct SourceContext {
-    errors: std::sync::atomic::AtomicU32,
-}
-
-impl ClientContext for SourceContext {
-    fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::PartitionEOF) {
-            return;
-        }
-        let n = self
-            .errors
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        if n <= ERRORS_LOGGED || n.is_multiple_of(ERRORS_LOGGED_EVERY) {
-            tracing::warn!(
-                "kafka source: librdkafka ({n} client errors so far): {error}: {reason}"
-            );
-        }
-    }
-}
-
-impl ConsumerContext for SourceContext {}
-
 /// This worker's consumer and where each of its partitions is.
 pub struct Reader {
     consumer: BaseConsumer<SourceContext>,
     topic: String,
     /// Partition → the offset of the next record to read.
     next: BTreeMap<i32, i64>,
+    /// Where each partition was assigned from.
+    from: Vec<(i32, Offset)>,
     /// A finite run: partition → its end (high watermark) at start.
     ends: Option<BTreeMap<i32, i64>>,
+    /// Partition → its end (high watermark) when this reader connected.
+    start_ends: BTreeMap<i32, i64>,
     /// Partitions at their end since their last record.
     at_eof: BTreeSet<i32>,
     /// Partitions being read again below their next offset (a jump back).
     rewound: BTreeSet<i32>,
     /// Partitions that have reached their end at least once since start.
     reached_end: BTreeSet<i32>,
+    /// Partitions paused (librdkafka `pause`): pacing holds them back.
+    paused: BTreeSet<i32>,
+    /// The job's consumers over the cluster (they share its prefetch bound, and
+    /// partition `p` is read by consumer `p mod consumers`).
+    consumers: usize,
+    /// This worker's place among them.
+    index: usize,
+    /// When the topic's partitions were last looked for.
+    metadata_at: Instant,
     /// What was last committed, and when.
     committed: BTreeMap<i32, i64>,
     committed_at: Instant,
@@ -157,14 +177,7 @@ impl Reader {
         follow: bool,
         starts: &BTreeMap<i32, i64>,
     ) -> Result<Reader, ConnectError> {
-        let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
-        config.set("group.id", source.group_id_for(job));
-        let consumer: BaseConsumer<SourceContext> = config
-            .create_with_context(SourceContext::default())
-            .map_err(|source| ConnectError::Kafka {
-                what: "cannot make a consumer",
-                source,
-            })?;
+        let consumer = make_consumer(source, job, peers)?;
         let metadata = consumer
             .fetch_metadata(Some(&source.topic), REQUEST_TIMEOUT)
             .map_err(|e| ConnectError::Kafka {
@@ -182,29 +195,80 @@ impl Reader {
         let mine: Vec<i32> = (0..count as i32)
             .filter(|p| *p as usize % peers.max(1) == index)
             .collect();
-        let mut ends = None;
+        // Each partition's end now: where a finite run stops, and for a live run the
+        // point past which the partition counts as read to its end once. The
+        // partition-EOF event alone does not do for the latter: a broker may never
+        // send one while records keep coming (tansu 0.6.0 answers a fetch with a
+        // high watermark read after the records, so a partition that gets a record
+        // every half second never looked caught up, and a live cluster job closed
+        // no window for minutes: tests/kafka_cluster_e2e.rs).
+        let mut start_ends = BTreeMap::new();
         let mut lows = BTreeMap::new();
-        if !follow {
-            let mut e = BTreeMap::new();
-            for &p in &mine {
-                let (low, high) = consumer
-                    .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
-                    .map_err(|e| ConnectError::Kafka {
-                        what: "cannot read a partition's end",
-                        source: e,
-                    })?;
-                e.insert(p, high);
-                lows.insert(p, low);
-            }
-            ends = Some(e);
-        }
-        let mut list = TopicPartitionList::new();
         for &p in &mine {
-            // Where the checkpoint says, else the partition's first record.
-            let from = starts
-                .get(&p)
-                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            list.add_partition_offset(&source.topic, p, from)
+            let (low, high) = consumer
+                .fetch_watermarks(&source.topic, p, REQUEST_TIMEOUT)
+                .map_err(|e| ConnectError::Kafka {
+                    what: "cannot read a partition's end",
+                    source: e,
+                })?;
+            start_ends.insert(p, high);
+            lows.insert(p, low);
+        }
+        let ends = (!follow).then(|| start_ends.clone());
+        // Where the checkpoint says, else the partition's first record.
+        let from: Vec<(i32, Offset)> = mine
+            .iter()
+            .map(|&p| {
+                let o = starts
+                    .get(&p)
+                    .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                (p, o)
+            })
+            .collect();
+        let next = mine
+            .iter()
+            // Records below a partition's first kept one are gone: a finite
+            // run must not wait for them.
+            .map(|&p| {
+                let from = starts.get(&p).copied().unwrap_or(0);
+                (p, from.max(lows.get(&p).copied().unwrap_or(0)))
+            })
+            .collect();
+        let mut reader = Reader::open(consumer, &source.topic, from, next, ends)?;
+        reader.start_ends = start_ends;
+        reader.consumers = peers;
+        reader.index = index;
+        tracing::info!(
+            "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
+            source.topic
+        );
+        Ok(reader)
+    }
+
+    /// A second reader of this reader's partitions over the same range (from the same
+    /// starts to the ends they had at start), with its own consumer: it discovers the
+    /// streams before the reading proper. Open it before this reader polls.
+    pub fn scanner(&self, source: &KafkaSource, job: &str) -> Result<Reader, ConnectError> {
+        let consumer = make_consumer(source, job, self.consumers)?;
+        Reader::open(
+            consumer,
+            &self.topic,
+            self.from.clone(),
+            self.next.clone(),
+            Some(self.start_ends.clone()),
+        )
+    }
+
+    fn open(
+        consumer: BaseConsumer<SourceContext>,
+        topic: &str,
+        from: Vec<(i32, Offset)>,
+        next: BTreeMap<i32, i64>,
+        ends: Option<BTreeMap<i32, i64>>,
+    ) -> Result<Reader, ConnectError> {
+        let mut list = TopicPartitionList::new();
+        for &(p, o) in &from {
+            list.add_partition_offset(topic, p, o)
                 .map_err(|e| ConnectError::Kafka {
                     what: "cannot list a partition",
                     source: e,
@@ -214,26 +278,20 @@ impl Reader {
             what: "cannot assign the partitions",
             source: e,
         })?;
-        tracing::info!(
-            "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
-            source.topic
-        );
         Ok(Reader {
             consumer,
-            topic: source.topic.clone(),
-            next: mine
-                .iter()
-                // Records below a partition's first kept one are gone: a finite
-                // run must not wait for them.
-                .map(|&p| {
-                    let from = starts.get(&p).copied().unwrap_or(0);
-                    (p, from.max(lows.get(&p).copied().unwrap_or(0)))
-                })
-                .collect(),
+            topic: topic.to_string(),
+            from,
+            next,
             ends,
+            start_ends: BTreeMap::new(),
             at_eof: BTreeSet::new(),
             rewound: BTreeSet::new(),
             reached_end: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            consumers: 1,
+            index: 0,
+            metadata_at: Instant::now(),
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
         })
@@ -246,6 +304,9 @@ impl Reader {
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 self.at_eof.insert(p);
                 self.reached_end.insert(p);
+                if self.ends.is_some() {
+                    past_markers(&self.consumer, &self.topic, &mut self.next, p);
+                }
                 return Polled::Skip;
             }
             Some(Err(e)) => return Polled::Error(e),
@@ -278,6 +339,15 @@ impl Reader {
         Polled::Record(Record { message })
     }
 
+    /// A finite run: a partition at its end as the brokers see it but below the
+    /// end it had at start — (partition, where it stands, its end).
+    pub fn stuck_below_end(&self) -> Option<(i32, i64, i64)> {
+        let ends = self.ends.as_ref()?;
+        self.at_eof.iter().find_map(|p| {
+            let (next, end) = (*self.next.get(p)?, *ends.get(p)?);
+            (next < end).then_some((*p, next, end))
+        })
+    }
     /// Client errors librdkafka reported so far (brokers down, refused...).
     pub fn client_errors(&self) -> u32 {
         self.consumer
@@ -304,14 +374,136 @@ impl Reader {
         })
     }
 
-    /// Every partition reached its end at least once since start.
+    /// Every partition reached its end at least once since start: a partition-EOF
+    /// event, or its records read up to the end it had when this reader connected.
     pub fn caught_up(&self) -> bool {
-        self.next.keys().all(|p| self.reached_end.contains(p))
+        caught_up(&self.next, &self.reached_end, &self.start_ends)
     }
 
     /// Whether partition `p` is at its end now.
     pub fn at_eof(&self, p: i32) -> bool {
         self.at_eof.contains(&p)
+    }
+
+    /// The partitions this worker reads.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.next.keys().copied()
+    }
+
+    /// The offset of the next record to read from partition `p`.
+    pub fn next_offset(&self, p: i32) -> Option<i64> {
+        self.next.get(&p).copied()
+    }
+
+    /// Every partition not read to its end is paused by pacing: nothing is owed by
+    /// the brokers (`broker_timeout` does not run meanwhile).
+    pub fn held_back(&self) -> bool {
+        !self.paused.is_empty()
+            && self
+                .next
+                .keys()
+                .all(|p| self.paused.contains(p) || self.partition_done(*p))
+    }
+
+    /// A finite run read partition `p` up to the end it had at start.
+    pub fn partition_done(&self, p: i32) -> bool {
+        let end = self.ends.as_ref().and_then(|e| e.get(&p));
+        end.is_some_and(|end| self.next.get(&p).is_some_and(|n| n >= end))
+    }
+
+    /// Pauses the partitions `read` refuses and resumes those it allows (librdkafka
+    /// `pause`/`resume` of the assigned partitions: no rebalancing; a paused
+    /// partition's prefetched records are dropped and fetched again on resume, from
+    /// the next record to read). Returns how many were paused now.
+    pub fn pace(&mut self, mut read: impl FnMut(i32) -> bool) -> u64 {
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        let mut newly = Vec::new();
+        let mut resumed = Vec::new();
+        for &p in self.next.keys() {
+            match (read(p), self.paused.contains(&p)) {
+                (false, false) => {
+                    pause.add_partition(&self.topic, p);
+                    newly.push(p);
+                }
+                (true, true) => {
+                    resume.add_partition(&self.topic, p);
+                    resumed.push(p);
+                }
+                _ => {}
+            }
+        }
+        if !newly.is_empty() {
+            match self.consumer.pause(&pause) {
+                Ok(()) => self.paused.extend(newly.iter().copied()),
+                Err(e) => tracing::debug!("kafka source: pausing partitions {newly:?}: {e}"),
+            }
+        }
+        if !resumed.is_empty() {
+            match self.consumer.resume(&resume) {
+                Ok(()) => {
+                    for p in &resumed {
+                        self.paused.remove(p);
+                    }
+                }
+                Err(e) => tracing::debug!("kafka source: resuming partitions {resumed:?}: {e}"),
+            }
+        }
+        newly.len() as u64
+    }
+
+    /// Live mode, every [`METADATA_EVERY`]: starts reading the partitions added to
+    /// the topic since that are this worker's (`p mod workers`), from their first
+    /// record (a new partition's records are all new). A finite run reads the
+    /// partitions it had at start. Returns the partitions added.
+    pub fn look_for_new_partitions(&mut self) -> Vec<i32> {
+        if self.ends.is_some() || self.metadata_at.elapsed() < METADATA_EVERY {
+            return Vec::new();
+        }
+        self.metadata_at = Instant::now();
+        let count = match self
+            .consumer
+            .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT)
+        {
+            Ok(m) => m
+                .topics()
+                .iter()
+                .find(|t| t.name() == self.topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len()),
+            Err(e) => {
+                tracing::debug!("kafka source: reading the topic's metadata: {e}");
+                return Vec::new();
+            }
+        };
+        self.add_partitions(count)
+    }
+
+    /// Starts reading this worker's partitions below `count` it does not read yet.
+    fn add_partitions(&mut self, count: usize) -> Vec<i32> {
+        let new = new_partitions(self.next.keys().copied(), count, self.index, self.consumers);
+        if new.is_empty() {
+            return new;
+        }
+        let mut list = TopicPartitionList::new();
+        for &p in &new {
+            if let Err(e) = list.add_partition_offset(&self.topic, p, Offset::Beginning) {
+                tracing::warn!("kafka source: listing new partition {p}: {e}");
+                return Vec::new();
+            }
+        }
+        if let Err(e) = self.consumer.incremental_assign(&list) {
+            // Looked for again next time.
+            tracing::warn!("kafka source: assigning new partitions {new:?}: {e}");
+            return Vec::new();
+        }
+        for &p in &new {
+            self.next.insert(p, 0);
+            self.from.push((p, Offset::Beginning));
+        }
+        tracing::info!(
+            "kafka source: topic {} has {count} partitions now; this worker also reads {new:?}, from their first record",
+            self.topic
+        );
+        new
     }
 
     /// Commits the offsets read to the group id (only so lag tools see them; the
@@ -342,6 +534,48 @@ impl Reader {
             Err(e) => tracing::debug!("kafka source: committing offsets for lag tools: {e}"),
         }
     }
+}
+
+/// A finite run at the end of partition `p`: its next offset becomes the
+/// consumer's position there. A transaction's commit or abort marker takes an
+/// offset but is never delivered, so after a partition whose last offset is
+/// one, the next offset of the last record stays below the end read at start
+/// for ever; librdkafka moves its position past markers (they are consumed,
+/// not returned), and at the partition's end every offset below the position
+/// was read or is a marker.
+fn past_markers(
+    consumer: &BaseConsumer<SourceContext>,
+    topic: &str,
+    next: &mut BTreeMap<i32, i64>,
+    p: i32,
+) {
+    let position = match consumer.position() {
+        Ok(list) => list
+            .find_partition(topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }),
+        Err(e) => {
+            tracing::debug!("kafka source: reading the consumer's position: {e}");
+            None
+        }
+    };
+    if let (Some(o), Some(next)) = (position, next.get_mut(&p)) {
+        *next = (*next).max(o);
+    }
+}
+
+/// See [`Reader::caught_up`]: `next` (partition → next offset to read), the partitions
+/// that had a partition-EOF event, and each partition's end at connect.
+fn caught_up(
+    next: &BTreeMap<i32, i64>,
+    reached_end: &BTreeSet<i32>,
+    start_ends: &BTreeMap<i32, i64>,
+) -> bool {
+    next.iter().all(|(p, next)| {
+        reached_end.contains(p) || start_ends.get(p).is_some_and(|end| next >= end)
+    })
 }
 
 #[cfg(test)]

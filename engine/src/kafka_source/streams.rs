@@ -38,14 +38,30 @@ pub(crate) const REMEMBER_RETENTIONS: u32 = 7;
 /// Warnings about streams that came back logged per worker before only counting.
 const MAX_WARNINGS: u32 = 20;
 
-/// A stream's name, owned: (host, group); host "" for other records' streams.
+/// A stream's name, owned: (host, group, partition); host "" for other records'
+/// streams. The partition is part of it: an agent that lost its state draws a new
+/// epoch, and its group's records then go to the partition the new key hashes to
+/// (with the topic's partition count of now). Its records there are another
+/// stream's, resumed from offsets of that partition; one stream spanning both
+/// would checkpoint offsets of one partition as the other's (and two workers
+/// would overwrite each other's board entry).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct StreamKey {
     host: Box<str>,
     group: Box<str>,
+    partition: i32,
 }
 
 impl StreamKey {
+    /// The name of `group` of `host` in `partition`.
+    pub(crate) fn new(host: &str, group: &str, partition: i32) -> StreamKey {
+        StreamKey {
+            host: host.into(),
+            group: group.into(),
+            partition,
+        }
+    }
+
     pub(crate) fn host(&self) -> &str {
         &self.host
     }
@@ -53,22 +69,26 @@ impl StreamKey {
     pub(crate) fn group(&self) -> &str {
         &self.group
     }
-}
 
-/// A stream's name, owned or borrowed, ordered as [`StreamKey`] (host, then
-/// group): the map is searched with borrowed names.
-pub(crate) trait KeyView {
-    fn view(&self) -> (&str, &str);
-}
-
-impl KeyView for StreamKey {
-    fn view(&self) -> (&str, &str) {
-        (&self.host, &self.group)
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
     }
 }
 
-impl KeyView for (&str, &str) {
-    fn view(&self) -> (&str, &str) {
+/// A stream's name, owned or borrowed, ordered as [`StreamKey`] (host, group,
+/// then partition): the map is searched with borrowed names.
+pub(crate) trait KeyView {
+    fn view(&self) -> (&str, &str, i32);
+}
+
+impl KeyView for StreamKey {
+    fn view(&self) -> (&str, &str, i32) {
+        (&self.host, &self.group, self.partition)
+    }
+}
+
+impl KeyView for (&str, &str, i32) {
+    fn view(&self) -> (&str, &str, i32) {
         *self
     }
 }
@@ -102,7 +122,6 @@ impl Ord for dyn KeyView + '_ {
 /// What is kept of a forgotten stream.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gone {
-    pub(crate) partition: i32,
     pub(crate) seq: SeqState,
     pub(crate) clock: ClockState,
     at: Instant,
@@ -135,15 +154,27 @@ impl Default for Streams {
 }
 
 impl Streams {
-    /// Adds a stream restored from a checkpoint.
+    /// Adds a stream restored from a checkpoint (its partition: `stream.partition`).
     pub(crate) fn insert(&mut self, host: &str, group: &str, stream: Stream) {
         self.map.insert(
             StreamKey {
                 host: host.into(),
                 group: group.into(),
+                partition: stream.partition,
             },
             stream,
         );
+    }
+
+    /// The stream named `key`.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &StreamKey) -> Option<&Stream> {
+        self.map.get(key)
+    }
+
+    /// Whether the stream named `key` is here.
+    pub(crate) fn contains_key(&self, key: &StreamKey) -> bool {
+        self.map.contains_key(key)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Stream> {
@@ -159,8 +190,10 @@ impl Streams {
         self.map.iter_mut()
     }
 
-    /// The stream of an agent's (`host`, `group`), made by `make` when new (given
-    /// what is kept of it if it was forgotten and comes back in `partition`).
+    /// The stream of an agent's (`host`, `group`) in `partition`, made by `make`
+    /// when new (given what is kept of it if it was forgotten). A group found in
+    /// another partition already (a new epoch after partitions were added) is
+    /// warned and counted (`kafka_streams_moved`).
     pub(crate) fn agent(
         &mut self,
         host: &str,
@@ -169,10 +202,32 @@ impl Streams {
         stats: &mut JobStats,
         make: impl FnOnce(Option<Gone>) -> Stream,
     ) -> &mut Stream {
-        let found = self.map.contains_key(&(host, group) as &dyn KeyView);
+        let found = self
+            .map
+            .contains_key(&(host, group, partition) as &dyn KeyView);
         if !found {
-            let hash = self.hasher.hash_one((host, group));
-            let back = self.gone.remove(&hash).filter(|g| g.partition == partition);
+            let lo = StreamKey {
+                host: host.into(),
+                group: group.into(),
+                partition: i32::MIN,
+            };
+            let elsewhere = self
+                .map
+                .range(lo..)
+                .take_while(|(k, _)| k.host() == host && k.group() == group)
+                .map(|(k, _)| k.partition)
+                .next();
+            if let Some(other) = elsewhere {
+                stats.kafka_streams_moved += 1;
+                self.warned += 1;
+                if self.warned <= MAX_WARNINGS {
+                    tracing::warn!(
+                        "kafka: agent {host} group {group} now sends to partition {partition} (it was read in partition {other}: a new epoch after the topic's partitions changed); read as a stream of its own there (counted in kafka_streams_moved)"
+                    );
+                }
+            }
+            let hash = self.hasher.hash_one((host, group, partition));
+            let back = self.gone.remove(&hash);
             if back.is_some() {
                 stats.kafka_streams_returned += 1;
                 self.warned += 1;
@@ -185,7 +240,7 @@ impl Streams {
             self.insert(host, group, make(back));
         }
         self.map
-            .get_mut(&(host, group) as &dyn KeyView)
+            .get_mut(&(host, group, partition) as &dyn KeyView)
             .expect("found or inserted above")
     }
 
@@ -199,13 +254,14 @@ impl Streams {
             .partition_names
             .entry(partition)
             .or_insert_with(|| format!("partition {partition}").into());
-        let key = ("", name);
+        let key = ("", name, partition);
         if !self.map.contains_key(&key as &dyn KeyView) {
             let stream = make(name);
             self.map.insert(
                 StreamKey {
                     host: "".into(),
                     group: name.into(),
+                    partition,
                 },
                 stream,
             );
@@ -261,9 +317,8 @@ impl Streams {
             };
             let (seq, clock) = s.kept();
             self.gone.insert(
-                self.hasher.hash_one((k.host(), k.group())),
+                self.hasher.hash_one((k.host(), k.group(), k.partition)),
                 Gone {
-                    partition: s.partition,
                     seq,
                     clock,
                     at: now,
@@ -283,184 +338,4 @@ impl Streams {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kafka_source::group::{AgentItem, RecordCx, StreamStart};
-    use crate::plan::Plan;
-    use tidemark_kafka::wire::GroupRef;
-    use tidemark_sources::parse::LineParser;
-
-    const HOUR: Duration = Duration::from_secs(3600);
-
-    fn job() -> tidemark_jobs::Job {
-        let text = "name = \"j\"\n[source]\nkind = \"kafka\"\nbrokers = \"k:1\"\ntopic = \"t\"\n[parse]\nformat = \"json\"\n[[metric]]\nname = \"reqs\"\nkind = \"counter\"\n[[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n";
-        tidemark_jobs::from_str(text, "j.toml", std::path::Path::new("/")).unwrap()
-    }
-
-    /// Streams `a` and `b` of partition 0, fed `(host, offset, seq, second)` lines
-    /// at `t0`; windows below `closed` (ms) are handed on and in the sinks.
-    fn streams(lines: &[(&str, i64, u64, i64)], t0: Instant, closed: EventMs) -> Streams {
-        let job = job();
-        let plan = Plan::new(&job);
-        let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
-        let mut streams = Streams::default();
-        let mut stats = JobStats::default();
-        let start = StreamStart {
-            floor: 0,
-            skip_below: EventMs::MIN,
-            checkpointing: true,
-            now: t0,
-        };
-        let (mut warned, mut warned_ahead) = (0, 0);
-        for (host, offset, seq, second) in lines {
-            let group = GroupRef {
-                host,
-                group: "/g",
-                epoch: 1,
-            };
-            let ts = jiff::Timestamp::from_millisecond(1_800_000_000_000 + second * 1000).unwrap();
-            let text = format!("{{\"time\":\"{ts}\"}}");
-            let s = streams.agent(host, "/g", 0, &mut stats, |_| {
-                Stream::new("/g", 0, &plan, start)
-            });
-            let mut cx = RecordCx {
-                parser: &mut parser,
-                plan: &plan,
-                wall_ms: 1_800_000_000_000,
-                max_line: 1 << 20,
-                stats: &mut stats,
-                warned: &mut warned,
-                heartbeat_grace_ms: 60_000,
-                warned_ahead: &mut warned_ahead,
-            };
-            let item = AgentItem::Line {
-                seq: *seq,
-                line: text.as_bytes(),
-                host,
-            };
-            s.agent_record(*offset, &group, item, &mut cx);
-        }
-        for s in streams.values_mut() {
-            // Windows below `closed` are handed on (a heartbeat's doing).
-            s.at_end(closed + 60_000, &plan, 60_000);
-            s.close_windows(&plan, |_, _| {});
-        }
-        streams
-    }
-
-    /// Review R14k: streams were never forgotten, so a (host, group) that stopped
-    /// sending long ago (k8s pods churn host names) stayed in memory and in every
-    /// checkpoint for ever.
-    #[test]
-    fn streams_are_never_pruned() {
-        let t0 = Instant::now();
-        let base = 1_800_000_000_000;
-        // `a` wrote long ago; `b` still has a window open (at offset 5).
-        let lines = [("a", 0, 1, 10), ("a", 1, 2, 20), ("b", 5, 1, 200)];
-        let mut st = streams(&lines, t0, base + 120_000);
-        let mut stats = JobStats::default();
-        // Not before stream_retention, nor while its partition is being read.
-        assert!(st
-            .sweep(t0 + HOUR, 24 * HOUR, base + 120_000, |_| true, &mut stats)
-            .is_empty());
-        st.swept_at = None;
-        assert!(st
-            .sweep(
-                t0 + 25 * HOUR,
-                24 * HOUR,
-                base + 120_000,
-                |_| false,
-                &mut stats
-            )
-            .is_empty());
-        st.swept_at = None;
-        let gone = st.sweep(
-            t0 + 25 * HOUR,
-            24 * HOUR,
-            base + 120_000,
-            |_| true,
-            &mut stats,
-        );
-        let names: Vec<(&str, &str)> = gone.iter().map(|k| (k.host(), k.group())).collect();
-        assert_eq!(names, [("a", "/g")], "b holds a window");
-        assert_eq!(stats.kafka_streams_pruned, 1);
-        assert_eq!(st.values().count(), 1);
-        // It comes back: it goes on with its sequence (3 follows 2: nothing lost).
-        let job = job();
-        let plan = Plan::new(&job);
-        let start = StreamStart {
-            floor: 0,
-            skip_below: EventMs::MIN,
-            checkpointing: true,
-            now: t0,
-        };
-        let mut kept = None;
-        st.agent("a", "/g", 0, &mut stats, |g| {
-            kept = g;
-            Stream::new("/g", 0, &plan, start)
-        });
-        let kept = kept.expect("its sequence and clock were kept");
-        assert_eq!((kept.seq.last, stats.kafka_streams_returned), (2, 1));
-        assert_eq!(kept.clock.max_seen_ms, Some(base + 20_000));
-    }
-
-    /// A quiet stream whose records a restart would read again (another stream of
-    /// its partition resumes before them) is kept: taken again as a new stream,
-    /// its late lines could count.
-    #[test]
-    fn a_stream_whose_records_a_restart_reads_again_is_kept() {
-        let t0 = Instant::now();
-        let base = 1_800_000_000_000;
-        let lines = [("b", 0, 1, 200), ("a", 1, 1, 10), ("a", 2, 2, 20)];
-        let mut st = streams(&lines, t0, base + 120_000);
-        let mut stats = JobStats::default();
-        let gone = st.sweep(
-            t0 + 25 * HOUR,
-            24 * HOUR,
-            base + 120_000,
-            |_| true,
-            &mut stats,
-        );
-        assert!(gone.is_empty());
-        assert_eq!(stats.kafka_streams_pruned, 0);
-        // Once `b`'s first window is in the sinks, `a` goes (`b` still holds it in
-        // memory: not handed on).
-        st.swept_at = None;
-        let gone = st.sweep(
-            t0 + 25 * HOUR,
-            24 * HOUR,
-            base + 240_000,
-            |_| true,
-            &mut stats,
-        );
-        assert_eq!(
-            gone.len(),
-            1,
-            "b still has its window in memory (not handed on)"
-        );
-    }
-
-    #[test]
-    fn borrowed_names_find_owned_ones_in_name_order() {
-        let mut m: BTreeMap<StreamKey, u32> = BTreeMap::new();
-        for (i, (h, g)) in [("b", "x"), ("a", "z"), ("a", "y"), ("", "partition 1")]
-            .iter()
-            .enumerate()
-        {
-            m.insert(
-                StreamKey {
-                    host: (*h).into(),
-                    group: (*g).into(),
-                },
-                i as u32,
-            );
-        }
-        assert_eq!(m.get(&("a", "z") as &dyn KeyView), Some(&1));
-        assert_eq!(m.get(&("a", "x") as &dyn KeyView), None);
-        let order: Vec<(&str, &str)> = m.keys().map(|k| k.view()).collect();
-        assert_eq!(
-            order,
-            [("", "partition 1"), ("a", "y"), ("a", "z"), ("b", "x")]
-        );
-    }
-}
+mod tests;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::diag::Report;
 use crate::env::Env;
 use crate::job::KafkaSource;
-use crate::kafka_options::{expand_option, redact};
+use crate::kafka_options::{expand_option, is_secret_option, redact};
 use crate::model::SourceFile;
 
 /// Options with `${NAME}` expanded in each value (secret variables only in the
@@ -33,7 +33,12 @@ pub(crate) fn expand_options(
             Err(errors) => {
                 ok = false;
                 for e in errors {
-                    let (message, hint) = e.describe(&format!("{what} {key:?}"));
+                    let what = format!("{what} {key:?}");
+                    let (message, hint) = if is_secret_option(key) {
+                        e.describe_secret(&what)
+                    } else {
+                        e.describe(&what)
+                    };
                     r.inside(value, e.offset, message, hint);
                 }
             }

@@ -159,12 +159,19 @@ fn check_options(
             continue;
         };
         let one = BTreeMap::from([(key.clone(), v.clone())]);
-        let Err(e) = client_config(Role::SinkProducer, brokers, &one) else {
+        // The sink builds its producer and its read-back consumer from the same
+        // options: each must take them, or the job would fail when the sink opens.
+        let Some(e) = [Role::SinkProducer, Role::SinkReadBack]
+            .into_iter()
+            .find_map(|role| client_config(role, brokers, &one).err())
+        else {
             continue;
         };
         let (message, hint) = match e {
-            SettingsError::Fixed { value, why, .. } => (
-                format!("options.{key} cannot be set: tidemark sets it to {value:?} ({why})"),
+            SettingsError::Fixed {
+                value, why, role, ..
+            } => (
+                format!("options.{key} cannot be set: tidemark sets it to {value:?} for {role} ({why})"),
                 format!("remove {key:?} from the options"),
             ),
             SettingsError::Unsafe { why, .. } => (
@@ -295,6 +302,16 @@ options = { acks = "1" }"#)
             .unwrap_err();
             assert!(e.contains(&format!("options.{key} cannot be set")), "{e}");
         }
+        // The read-back consumer is built from the same options.
+        let e = job(r#"brokers = "k:1"
+topic = "t"
+options = { "enable.partition.eof" = "false" }"#)
+        .unwrap_err();
+        assert!(
+            e.contains("options.enable.partition.eof cannot be set")
+                && e.contains("a kafka sink's read-back consumer"),
+            "{e}"
+        );
         let e = job(r#"brokers = "k:1"
 topic = "t"
 options = { "bootstrap.servers" = "x:1" }"#)

@@ -173,7 +173,7 @@ impl KafkaSink {
                 what: "producer",
                 source,
             })?;
-        let mut consumer_cfg = client_config(Role::Consumer, &cfg.brokers, &cfg.options)?;
+        let mut consumer_cfg = client_config(Role::SinkReadBack, &cfg.brokers, &cfg.options)?;
         // The read-back reads from offsets it picks, in ranges; a range below a
         // log start moved by retention starts at the log start.
         consumer_cfg.set("auto.offset.reset", "earliest");

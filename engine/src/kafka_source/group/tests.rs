@@ -133,6 +133,7 @@ fn feed(
             warned: &mut warned,
             heartbeat_grace_ms: 60_000,
             warned_ahead: &mut warned_ahead,
+            append_ms: None,
         };
         stream.agent_record(i as i64, &g.as_ref(), item, &mut cx);
         stream.close_windows(plan, |t, p| {
@@ -222,6 +223,17 @@ fn beat_then_lines(
     wall_ms: EventMs,
     grace_ms: i64,
 ) -> (u64, u64, Option<EventMs>) {
+    beat_then_lines_appended(records, wall_ms, None, grace_ms)
+}
+
+/// [`beat_then_lines`], each record appended by the broker at `append_ms`
+/// (`LogAppendTime`) when given.
+fn beat_then_lines_appended(
+    records: &[Rec],
+    wall_ms: EventMs,
+    append_ms: Option<EventMs>,
+    grace_ms: i64,
+) -> (u64, u64, Option<EventMs>) {
     let job = job();
     let plan = Plan::new(&job);
     let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
@@ -256,6 +268,7 @@ fn beat_then_lines(
             warned: &mut warned,
             heartbeat_grace_ms: grace_ms,
             warned_ahead: &mut warned_ahead,
+            append_ms,
         };
         s.agent_record(i as i64, &g.as_ref(), item, &mut cx);
         wm = s.wm.get();
@@ -318,164 +331,4 @@ fn a_heartbeat_from_the_future_is_counted_and_its_time_ignored() {
     );
 }
 
-/// Two streams of one partition: `b` writes a little, a heartbeat closes its
-/// windows, then it is quiet while `a` goes on, and comes back once. Seconds.
-fn two_streams() -> Vec<(usize, Rec)> {
-    use Rec::*;
-    let s = |x: i64| 1_800_000_000_000 + x * 1000;
-    let mut out = Vec::new();
-    let (mut qa, mut qb) = (0, 0);
-    for i in 0..60i64 {
-        qa += 1;
-        out.push((0, Line(qa, s(10 + i * 7 - (i % 4) * 3))));
-        if i < 8 {
-            qb += 1;
-            out.push((1, Line(qb, s(20 + i * 9))));
-        }
-        if i == 9 {
-            // Far ahead of `a`, within max_clock_skew of the test's clock.
-            out.push((1, Beat(qb, s(3_000))));
-        }
-        if i == 50 {
-            // It comes back: its sequence goes on.
-            qb += 1;
-            out.push((1, Line(qb, s(3_100))));
-        }
-    }
-    out
-}
-
-/// Called after each record with the streams.
-type AfterRecord<'a> = dyn FnMut(usize, &[Stream; 2]) + 'a;
-
-/// Review R14k's quiet stream: resuming it at its partition's read offset (not at
-/// its last record) after a kill at any record gives what an uninterrupted run
-/// gives, with the partition read again from the least of the streams' points.
-#[test]
-fn a_quiet_stream_resumed_at_its_partitions_offset_after_any_record_loses_nothing() {
-    let job = job();
-    let plan = Plan::new(&job);
-    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
-    let records = two_streams();
-    let groups = [
-        GroupId {
-            host: "a".into(),
-            group: "/g".into(),
-            epoch: 1,
-        },
-        GroupId {
-            host: "b".into(),
-            group: "/g".into(),
-            epoch: 2,
-        },
-    ];
-    let run = |streams: &mut [Stream; 2],
-               from: usize,
-               parser: &mut LineParser,
-               out: &mut Vec<String>,
-               mut at: Box<AfterRecord<'_>>| {
-        let mut stats = JobStats::default();
-        let (mut warned, mut warned_ahead) = (0, 0);
-        for (i, (k, r)) in records.iter().enumerate().skip(from) {
-            let text;
-            let item = match r {
-                Rec::Line(seq, t) => {
-                    let ts = jiff::Timestamp::from_millisecond(*t).unwrap();
-                    text = format!("{{\"time\":\"{ts}\",\"v\":\"x{}\"}}", t % 3);
-                    AgentItem::Line {
-                        seq: *seq,
-                        line: text.as_bytes(),
-                        host: &groups[*k].host,
-                    }
-                }
-                Rec::Beat(seq, t) => AgentItem::Heartbeat {
-                    seq: *seq,
-                    at_ms: *t,
-                },
-            };
-            let mut cx = RecordCx {
-                parser,
-                plan: &plan,
-                wall_ms: 1_800_003_000_000,
-                max_line: 1 << 20,
-                stats: &mut stats,
-                warned: &mut warned,
-                heartbeat_grace_ms: 60_000,
-                warned_ahead: &mut warned_ahead,
-            };
-            streams[*k].agent_record(i as i64, &groups[*k].as_ref(), item, &mut cx);
-            for (k, s) in streams.iter_mut().enumerate() {
-                s.close_windows(&plan, |t, p| out.push(format!("{t} {k} {:?}", p.acc)));
-            }
-            at(i, streams);
-        }
-        for (k, s) in streams.iter_mut().enumerate() {
-            s.finish();
-            s.close_windows(&plan, |t, p| out.push(format!("{t} {k} {:?}", p.acc)));
-        }
-        stats
-    };
-    let mut whole = Vec::new();
-    let mut checkpoints = Vec::new();
-    let mut streams = [
-        Stream::new("/g", 0, &plan, start(EventMs::MIN)),
-        Stream::new("/g", 0, &plan, start(EventMs::MIN)),
-    ];
-    run(
-        &mut streams,
-        0,
-        &mut parser,
-        &mut whole,
-        Box::new(|i, s| {
-            let frontier = s.iter().map(|s| s.first_open(&plan)).min().unwrap() as EventMs;
-            let board = KafkaBoard::default();
-            board.publish(
-                [
-                    (("a", "/g"), 0, s[0].marks.as_ref().unwrap()),
-                    (("b", "/g"), 0, s[1].marks.as_ref().unwrap()),
-                ],
-                [(0, i as i64 + 1)],
-            );
-            checkpoints.push((frontier, board.checkpoint(frontier)));
-        }),
-    );
-    let mut quiet_past_its_tail = 0;
-    for (i, (frontier, cp)) in checkpoints.iter().enumerate() {
-        let from = cp.partitions[0].next_offset as usize;
-        let restore = |host: &str| {
-            cp.streams.iter().find(|s| s.host == host).map_or_else(
-                || Stream::new("/g", 0, &plan, start(*frontier)),
-                |c| Stream::restored(c, &plan, start(*frontier)),
-            )
-        };
-        if let Some(b) = cp.streams.iter().find(|s| s.host == "b") {
-            if b.offset > 19 {
-                quiet_past_its_tail += 1;
-            }
-        }
-        let mut streams = [restore("a"), restore("b")];
-        let mut again = Vec::new();
-        let stats = run(
-            &mut streams,
-            from,
-            &mut parser,
-            &mut again,
-            Box::new(|_, _| {}),
-        );
-        assert_eq!(
-            (stats.kafka_lost_lines, stats.kafka_new_epochs),
-            (0, 0),
-            "killed after record {i}"
-        );
-        let mut want: Vec<&String> = whole
-            .iter()
-            .filter(|p| p.split(' ').next().unwrap().parse::<EventMs>().unwrap() >= *frontier)
-            .collect();
-        let mut got: Vec<&String> = again.iter().collect();
-        want.sort();
-        got.sort();
-        assert_eq!(got, want, "killed after record {i}, resumed at {from}");
-    }
-    // The case the fix is about was met: `b`'s last record is 18 (its heartbeat).
-    assert!(quiet_past_its_tail > 10, "{quiet_past_its_tail}");
-}
+mod resume;
