@@ -1,6 +1,9 @@
 //! A real Kafka-compatible broker for integration tests: tansu, started on a port the OS
 //! picked, its log kept in SQLite under a temporary folder (so a restart keeps the
-//! topic's records), stopped on drop.
+//! topic's records), stopped on drop. Benchmarks may ask for tansu's in-memory storage
+//! instead ([`Storage::Memory`], [`Broker::start_with`]): tansu 0.6.0's SQLite engine
+//! scans its tables on every fetch and stops answering reads beyond a few thousand
+//! records (benches/README.md, "Issue 14: end to end").
 //!
 //! The program is `TIDEMARK_TANSU` (set by `scripts/test`, which installs it when
 //! missing), else `tansu` on PATH. A test that needs the broker and cannot start it
@@ -25,17 +28,48 @@ const START_DEADLINE: Duration = Duration::from_secs(120);
 pub const HEADER_INDEX: &str =
     "create index if not exists tidemark_header_record on header (topition, offset_id)";
 
+/// Where the broker keeps its records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// SQLite in the broker's temporary folder: [`Broker::restart`] keeps the records,
+    /// which the crash tests need. Fetches slow down with the table's size.
+    #[default]
+    Sqlite,
+    /// tansu's in-memory engine (`memory://tansu/`, its default): serves reads at the
+    /// sizes benchmarks need, but the records die with the process, so after
+    /// [`Broker::restart`] the broker is empty (topics included).
+    Memory,
+}
+
+impl Storage {
+    /// The `--storage-engine` URL; tansu reads `sqlite:///abs/path` as relative to its
+    /// folder, so the broker runs in its temporary folder and names the file only.
+    fn url(self) -> &'static str {
+        match self {
+            Storage::Sqlite => "sqlite://tansu.db",
+            Storage::Memory => "memory://tansu/",
+        }
+    }
+}
+
 /// A running tansu broker.
 pub struct Broker {
     program: PathBuf,
+    storage: Storage,
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
 }
 
 impl Broker {
-    /// Starts a broker on a free port and waits until it answers a metadata request.
+    /// Starts a broker (SQLite storage) on a free port and waits until it answers a
+    /// metadata request.
     pub fn start() -> Broker {
+        Broker::start_with(Storage::Sqlite)
+    }
+
+    /// [`Broker::start`] with the given storage.
+    pub fn start_with(storage: Storage) -> Broker {
         let program = program();
         let dir = tempfile::Builder::new()
             .prefix("tidemark-tansu.")
@@ -43,6 +77,7 @@ impl Broker {
             .expect("a temporary folder for the broker");
         let mut broker = Broker {
             program,
+            storage,
             dir,
             port: 0,
             child: None,
@@ -75,7 +110,8 @@ impl Broker {
         }
     }
 
-    /// Starts the broker again on the same port, with the records it had.
+    /// Starts the broker again on the same port, with the records it had ([`Storage::Sqlite`];
+    /// a [`Storage::Memory`] broker comes back empty).
     pub fn restart(&mut self) {
         self.stop();
         let deadline = Instant::now() + START_DEADLINE;
@@ -159,9 +195,7 @@ impl Broker {
             .arg("broker")
             .args(["--listener-url", &url])
             .args(["--advertised-listener-url", &url])
-            // tansu reads `sqlite:///abs/path` as relative to its folder: run it in the
-            // temporary folder and name the file only.
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", self.storage.url()])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -176,7 +210,9 @@ impl Broker {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.answers() {
                 self.child = Some(child);
                 // tansu has created its tables once it answers.
-                self.index_headers();
+                if self.storage == Storage::Sqlite {
+                    self.index_headers();
+                }
                 return true;
             }
             if Instant::now() > deadline {

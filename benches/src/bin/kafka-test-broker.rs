@@ -3,12 +3,12 @@
 //! a free port with `--topic` created (`--partitions`), its bootstrap address printed
 //! on stdout, stopped when stdin closes.
 //!
-//!   exec 3< <(kafka-test-broker --topic logs --partitions 3)
+//!   exec 3< <(kafka-test-broker --topic logs --partitions 3 --storage memory)
 //!   read -r BOOTSTRAP <&3
 use std::io::Read;
 
-use clap::Parser;
-use tidemark_kafka::testing::Broker;
+use clap::{Parser, ValueEnum};
+use tidemark_kafka::testing::{Broker, Storage};
 
 #[derive(Parser)]
 struct Args {
@@ -18,10 +18,21 @@ struct Args {
     /// Its partitions.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// tansu's storage engine: `sqlite` (what the tests use) or `memory` (tansu 0.6.0's
+    /// SQLite engine stops serving fetches beyond a few thousand records; memory does
+    /// not, see benches/README.md "Issue 14: end to end").
+    #[arg(long, value_enum, default_value_t = StorageArg::Sqlite)]
+    storage: StorageArg,
     /// librdkafka's in-memory mock cluster instead of tansu: for benchmarks whose
     /// input tansu (SQLite) serves too slowly (benches/kafka_backlog.sh).
     #[arg(long)]
     mock: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StorageArg {
+    Sqlite,
+    Memory,
 }
 
 fn main() {
@@ -35,7 +46,10 @@ fn main() {
         drop(mock);
         return;
     }
-    let broker = Broker::start();
+    let broker = Broker::start_with(match args.storage {
+        StorageArg::Sqlite => Storage::Sqlite,
+        StorageArg::Memory => Storage::Memory,
+    });
     broker.create_topic(&args.topic, args.partitions);
     println!("{}", broker.bootstrap());
     // Until whoever started us closes our stdin (or exits).
