@@ -239,11 +239,15 @@ impl Control {
 
 /// Include globs that match no file (a typo, a folder the member cannot read, a
 /// `${LOG_ROOT}` that differs between machines): on process 0 each glob is looked
-/// up now; another member counts when its last report had no file group.
+/// up now; another member counts when its last report had no file group. A kafka
+/// source has no globs and no file groups: nothing to warn about.
 fn no_file_warnings(j: &JobInfo, members: u32) -> Vec<String> {
     let mut out = Vec::new();
     let on_0 = if members > 1 { " on member 0" } else { "" };
     if let Some(job) = &j.job {
+        if job.source.kafka.is_some() {
+            return out;
+        }
         let src = &job.source;
         let roots = AllowedRoots::of_source(src);
         for glob in &src.include {
@@ -419,5 +423,59 @@ mod tests {
             control_error(Member::NotFound { job: "j".into() }),
             ControlError::NotFound(j) if j == "j"
         ));
+    }
+
+    fn job_info(toml: &str, member_file_groups: u64) -> JobInfo {
+        let job = tidemark_jobs::from_str(toml, "job.toml", std::path::Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let member = MemberStats {
+            file_groups: member_file_groups,
+            ..MemberStats::default()
+        };
+        JobInfo {
+            name: job.name.clone(),
+            state: cluster::JobState::Running,
+            submitted_ms: 0,
+            stats: Default::default(),
+            members: [(1, member)].into(),
+            error: None,
+            job: Some(Arc::new(job)),
+        }
+    }
+
+    const JOB_TAIL: &str = r#"
+[parse]
+format = "nginx"
+[[metric]]
+name = "lines_total"
+kind = "counter"
+[[sink]]
+kind = "stdout"
+series = "hosts"
+"#;
+
+    #[test]
+    fn a_kafka_job_gets_no_warning_about_files() {
+        let kafka = format!(
+            "name = \"k\"\n[source]\nkind = \"kafka\"\nbrokers = \"k1:9092\"\ntopic = \"logs\"\n{JOB_TAIL}"
+        );
+        // Member 1 reads its partitions: no file group, as every kafka job's.
+        assert_eq!(
+            no_file_warnings(&job_info(&kafka, 0), 2),
+            Vec::<String>::new()
+        );
+        // The same report for a file job still warns (the check above can fail).
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!(
+            "name = \"f\"\n[source]\nkind = \"file\"\ninclude = [\"{}/*.log\"]\n{JOB_TAIL}",
+            dir.path().display()
+        );
+        let warnings = no_file_warnings(&job_info(&file, 0), 2);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("match no file on member 1")),
+            "{warnings:?}"
+        );
     }
 }
