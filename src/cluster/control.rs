@@ -50,31 +50,7 @@ impl JobControl for Control {
         // Lines and errors of every member; the frontier is process 0's (it writes).
         let all = j.cluster_stats();
         let rate = self.rate(name, all.lines_read, j.submitted_ms);
-        let mut errors = std::collections::BTreeMap::new();
-        errors.insert(JobStatus::LATE.to_string(), all.late_lines);
-        errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
-        errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
-        errors.insert(JobStatus::OUTLIER.to_string(), all.outlier_lines);
-        errors.insert(
-            JobStatus::CLOCK_BEHIND_GROUPS.to_string(),
-            all.trailing_clock_groups,
-        );
-        for (reason, n) in &all.parse_errors {
-            errors.insert(JobStatus::malformed_key(reason), *n);
-        }
-        for (metric, n) in &all.series_limit_dropped {
-            errors.insert(format!("series_limit_dropped:{metric}"), *n);
-        }
-        // The file source's edges (issue 10 §2a, §3, §6).
-        for (key, n) in [
-            ("files_not_opened", all.file_open_errors),
-            ("duplicate_paths", all.duplicate_paths),
-            ("not_regular_files", all.not_regular_files),
-            ("symlink_loops", all.symlink_loops),
-            ("damaged_gzip", all.damaged_gzip_files),
-        ] {
-            errors.insert(key.to_string(), n);
-        }
+        let errors = errors(&j, &all);
         let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
         Some(JobStatus {
             summary: summary(&j),
@@ -235,6 +211,47 @@ impl Control {
             0.0
         }
     }
+}
+
+/// The status's error counts, every member's. A kafka job's also say what its
+/// source skipped or saw missing: lines lost upstream, records it could not use,
+/// heartbeats from a clock too far ahead.
+fn errors(j: &JobInfo, all: &MemberStats) -> std::collections::BTreeMap<String, u64> {
+    let mut errors = std::collections::BTreeMap::new();
+    errors.insert(JobStatus::LATE.to_string(), all.late_lines);
+    errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
+    errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
+    errors.insert(JobStatus::OUTLIER.to_string(), all.outlier_lines);
+    errors.insert(
+        JobStatus::CLOCK_BEHIND_GROUPS.to_string(),
+        all.trailing_clock_groups,
+    );
+    for (reason, n) in &all.parse_errors {
+        errors.insert(JobStatus::malformed_key(reason), *n);
+    }
+    for (metric, n) in &all.series_limit_dropped {
+        errors.insert(format!("series_limit_dropped:{metric}"), *n);
+    }
+    // The file source's edges (issue 10 §2a, §3, §6).
+    for (key, n) in [
+        ("files_not_opened", all.file_open_errors),
+        ("duplicate_paths", all.duplicate_paths),
+        ("not_regular_files", all.not_regular_files),
+        ("symlink_loops", all.symlink_loops),
+        ("damaged_gzip", all.damaged_gzip_files),
+    ] {
+        errors.insert(key.to_string(), n);
+    }
+    if j.job.as_ref().is_some_and(|job| job.source.kafka.is_some()) {
+        for (key, n) in [
+            ("kafka_lost_lines", all.kafka_lost_lines),
+            ("kafka_bad_records", all.kafka_bad_records),
+            ("kafka_heartbeats_ahead", all.kafka_heartbeats_ahead),
+        ] {
+            errors.insert(key.to_string(), n);
+        }
+    }
+    errors
 }
 
 /// Include globs that match no file (a typo, a folder the member cannot read, a
@@ -477,5 +494,33 @@ series = "hosts"
                 .any(|w| w.contains("match no file on member 1")),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn a_kafka_jobs_status_counts_every_members_skipped_and_lost_records() {
+        let kafka = format!(
+            "name = \"k\"\n[source]\nkind = \"kafka\"\nbrokers = \"k1:9092\"\ntopic = \"logs\"\n{JOB_TAIL}"
+        );
+        let mut j = job_info(&kafka, 0);
+        j.stats.kafka_lost_lines = 1;
+        j.stats.kafka_bad_records = 10;
+        j.stats.kafka_heartbeats_ahead = 100;
+        let member = j.members.get_mut(&1).unwrap();
+        member.kafka_lost_lines = 2;
+        member.kafka_bad_records = 20;
+        member.kafka_heartbeats_ahead = 200;
+        let e = errors(&j, &j.cluster_stats());
+        let counts = (
+            e["kafka_lost_lines"],
+            e["kafka_bad_records"],
+            e["kafka_heartbeats_ahead"],
+        );
+        assert_eq!(counts, (3, 30, 300));
+        // A file job's status has no kafka keys.
+        let file = format!(
+            "name = \"f\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n{JOB_TAIL}"
+        );
+        let e = errors(&job_info(&file, 1), &MemberStats::default());
+        assert!(!e.keys().any(|k| k.starts_with("kafka_")), "{e:?}");
     }
 }
