@@ -425,3 +425,43 @@ fn a_finite_run_that_knows_lines_are_missing_exits_incomplete() {
         "{stderr}"
     );
 }
+
+/// A backlog uploaded one host after another (an agent that ships hours of a host's
+/// lines after other hosts' records in its partition): windows close while it is read,
+/// paced by event time across partitions, yet a host found late in its partition is
+/// not late — the discovery pass knew it — so the output is the files' byte for byte.
+#[test]
+fn a_backlog_uploaded_host_after_host_gives_the_files_output_byte_for_byte() {
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    // Eight hosts in four partitions: some share one.
+    let hosts = host_lines(8, 600, 30, &mut rng);
+    let lives = write_files(dir.path(), &hosts);
+    run_until_eof(&file_job(dir.path(), "files.jsonl"), 1);
+    let want = std::fs::read(dir.path().join("files.jsonl")).unwrap();
+    assert!(
+        want.len() > 10_000,
+        "the file run wrote {} bytes",
+        want.len()
+    );
+
+    let broker = Broker::start();
+    broker.create_topic(TOPIC, PARTITIONS);
+    let agent = Agent::new(&broker);
+    for ((host, lines), live) in hosts.iter().zip(&lives) {
+        agent.lines(&group(host, live, 0xbac), 1, lines);
+        agent.flush();
+    }
+    for workers in [1, 2] {
+        let job = kafka_job(dir.path(), &broker, "kafka.jsonl", "");
+        let out = run_until_eof(&job, workers);
+        let got = std::fs::read(dir.path().join("kafka.jsonl")).unwrap();
+        assert!(
+            got == want,
+            "-w {workers}: the kafka job's output differs from the files' ({} vs {} bytes); stderr:\n{}",
+            got.len(),
+            want.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

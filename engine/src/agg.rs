@@ -391,6 +391,11 @@ impl OpenWindows {
     pub fn len(&self) -> usize {
         self.windows.len()
     }
+
+    /// The start of the earliest window with data not yet drained.
+    pub fn first_start(&self) -> Option<WindowTime> {
+        self.windows.first().map(|w| w.start as WindowTime)
+    }
 }
 
 /// The key of `host` and the values of `slots` (a missing field reads as empty).

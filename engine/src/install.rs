@@ -146,6 +146,12 @@ pub fn install_job(
         stats: stats.clone(),
     };
     let follow = ctx.follow;
+    // A kafka source's partitions are paced on the same board as file groups.
+    let kafka_pacer = Pacer::new(
+        default_bound_ms(plan.window_ms),
+        ctx.pace.clone(),
+        index.saturating_sub(ctx.process_workers.0),
+    );
     let (ctx_resume, ctx_board) = (ctx.resume.clone(), ctx.board.clone());
     worker.dataflow_named::<WindowTime, _, _>(&name, |scope| {
         let partials = if job.source.kafka.is_some() {
@@ -162,6 +168,7 @@ pub fn install_job(
                     input_end,
                     resume: ctx_resume,
                     board: ctx_board,
+                    pacer: kafka_pacer,
                 },
             )
         } else {

@@ -160,6 +160,10 @@ pub struct JobStats {
     pub kafka_streams_pruned: u64,
     /// Forgotten streams that sent again (they go on where they were).
     pub kafka_streams_returned: u64,
+    /// Agent groups found in a partition other than the one they were read in (a
+    /// new epoch after the topic's partitions changed): read as a stream of their
+    /// own there.
+    pub kafka_streams_moved: u64,
     // Clock errors (see `crate::watermark`).
     /// Lines stamped more than `max_jump` ahead of their file group that the next
     /// line did not confirm: counted in their own windows, ignored by the watermark.
@@ -312,6 +316,7 @@ impl JobStats {
         self.kafka_reread_records += o.kafka_reread_records;
         self.kafka_streams_pruned += o.kafka_streams_pruned;
         self.kafka_streams_returned += o.kafka_streams_returned;
+        self.kafka_streams_moved += o.kafka_streams_moved;
         for (k, v) in &o.clock_lag_ms {
             self.clock_lag_ms.insert(k.clone(), *v);
         }

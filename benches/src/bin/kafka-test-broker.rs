@@ -1,4 +1,5 @@
-//! A real Kafka-compatible broker (tansu, `TIDEMARK_TANSU`) for benchmarks: started on
+//! A real Kafka-compatible broker (tansu, `TIDEMARK_TANSU`; or with `--mock` librdkafka's
+//! mock cluster) for benchmarks: started on
 //! a free port with `--topic` created (`--partitions`), its bootstrap address printed
 //! on stdout, stopped when stdin closes.
 //!
@@ -17,10 +18,23 @@ struct Args {
     /// Its partitions.
     #[arg(long, default_value_t = 3)]
     partitions: i32,
+    /// librdkafka's in-memory mock cluster instead of tansu: for benchmarks whose
+    /// input tansu (SQLite) serves too slowly (benches/kafka_backlog.sh).
+    #[arg(long)]
+    mock: bool,
 }
 
 fn main() {
     let args = Args::parse();
+    if args.mock {
+        let mock = rdkafka::mocking::MockCluster::new(1).expect("a mock cluster");
+        mock.create_topic(&args.topic, args.partitions, 1)
+            .expect("creating the topic");
+        println!("{}", mock.bootstrap_servers());
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        drop(mock);
+        return;
+    }
     let broker = Broker::start();
     broker.create_topic(&args.topic, args.partitions);
     println!("{}", broker.bootstrap());

@@ -18,6 +18,12 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often read offsets are committed to the group id (lag tools only).
 const COMMIT_EVERY: Duration = Duration::from_secs(5);
 
+/// How often a live reader looks for partitions added to its topic (they are
+/// found at start otherwise only).
+pub const METADATA_EVERY: Duration = Duration::from_secs(30);
+/// How long that look may take (the worker waits meanwhile).
+const METADATA_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Why a worker could not start reading its partitions (it tries again).
 #[derive(Debug, Error)]
 pub enum ConnectError {
@@ -45,6 +51,22 @@ pub enum ConnectError {
         /// How long it waited, as written in a job (`5m`).
         waited: String,
     },
+    /// A finite run reached a partition's end as the brokers see it, below the end
+    /// (high watermark) that partition had at start, and nothing came for
+    /// `broker_timeout`: the brokers are up, the records in between are not
+    /// readable (an open transaction under `isolation.level = read_committed`,
+    /// or the log was truncated).
+    #[error("partition {partition} of the topic is at its end at offset {at}, below the end {end} it had when the run started, and nothing came for {waited} (broker_timeout): an open transaction or a truncated log? a finite run gives up")]
+    StuckBelowEnd {
+        /// The partition.
+        partition: i32,
+        /// Where the consumer stands in it.
+        at: i64,
+        /// Its end at start.
+        end: i64,
+        /// How long it waited, as written in a job (`5m`).
+        waited: String,
+    },
 }
 
 /// One record as read, borrowed from the consumer until the next poll.
@@ -69,6 +91,15 @@ impl Record<'_> {
             .headers()
             .into_iter()
             .flat_map(|h| h.iter().map(|h| (h.key, h.value)))
+    }
+
+    /// When the broker appended it, if the topic stamps records so
+    /// (`message.timestamp.type = LogAppendTime`); `None` for a producer's time.
+    pub fn append_time_ms(&self) -> Option<i64> {
+        match self.message.timestamp() {
+            rdkafka::Timestamp::LogAppendTime(ms) => Some(ms),
+            _ => None,
+        }
     }
 
     /// The value (empty for a null value).
@@ -127,12 +158,84 @@ impl ClientContext for SourceContext {
 
 impl ConsumerContext for SourceContext {}
 
+/// What librdkafka may prefetch for one job, over all its consumers (the job's
+/// workers across the cluster), in KiB. librdkafka's own default is 64 MiB per
+/// consumer (`queued.max.messages.kbytes`), so a job of 16 workers, or 20 jobs on a
+/// member, could hold a gigabyte of records not read yet.
+pub const PREFETCH_PER_JOB_KIB: u64 = 64 * 1024;
+
+/// The least a consumer is given: librdkafka fetches at least one
+/// `message.max.bytes` (1 MB by default) at a time whatever the queue's bound.
+const PREFETCH_MIN_KIB: u64 = 1024;
+
+/// librdkafka's `message.max.bytes` default: `fetch.max.bytes` may not be below it.
+const MESSAGE_MAX_BYTES: u64 = 1_000_000;
+
+/// The prefetch settings of one of a job's `consumers` consumers: its share of
+/// [`PREFETCH_PER_JOB_KIB`] (at least 1 MiB) as `queued.max.messages.kbytes`, or the
+/// user's own value when it is lower; a `fetch.max.bytes` of the user's (librdkafka
+/// lowers its default to the queue's bound itself, but not a value set) is lowered
+/// to the share too.
+pub fn prefetch_settings(
+    options: &BTreeMap<String, String>,
+    consumers: usize,
+) -> Vec<(&'static str, String)> {
+    let share = (PREFETCH_PER_JOB_KIB / consumers.max(1) as u64).max(PREFETCH_MIN_KIB);
+    let user = |name: &str| options.get(name).and_then(|v| v.trim().parse::<u64>().ok());
+    let kib = user("queued.max.messages.kbytes").map_or(share, |u| u.min(share));
+    let mut out = vec![("queued.max.messages.kbytes", kib.to_string())];
+    if let Some(fetch) = user("fetch.max.bytes") {
+        let floor = user("message.max.bytes").unwrap_or(MESSAGE_MAX_BYTES);
+        out.push((
+            "fetch.max.bytes",
+            fetch.min((kib * 1024).max(floor)).to_string(),
+        ));
+    }
+    out
+}
+
+/// A consumer with the job's settings (its group id only receives offsets), one of
+/// the job's `consumers`.
+fn make_consumer(
+    source: &KafkaSource,
+    job: &str,
+    consumers: usize,
+) -> Result<BaseConsumer<SourceContext>, ConnectError> {
+    let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
+    config.set("group.id", source.group_id_for(job));
+    for (name, value) in prefetch_settings(&source.options, consumers) {
+        config.set(name, value);
+    }
+    config
+        .create_with_context(SourceContext::default())
+        .map_err(|source| ConnectError::Kafka {
+            what: "cannot make a consumer",
+            source,
+        })
+}
+
+/// The partitions below `count` that worker `index` of `workers` reads (`p mod
+/// workers`) and that are not in `have`.
+pub fn new_partitions(
+    have: impl IntoIterator<Item = i32>,
+    count: usize,
+    index: usize,
+    workers: usize,
+) -> Vec<i32> {
+    let have: BTreeSet<i32> = have.into_iter().collect();
+    (0..count as i32)
+        .filter(|p| *p as usize % workers.max(1) == index && !have.contains(p))
+        .collect()
+}
+
 /// This worker's consumer and where each of its partitions is.
 pub struct Reader {
     consumer: BaseConsumer<SourceContext>,
     topic: String,
     /// Partition → the offset of the next record to read.
     next: BTreeMap<i32, i64>,
+    /// Where each partition was assigned from.
+    from: Vec<(i32, Offset)>,
     /// A finite run: partition → its end (high watermark) at start.
     ends: Option<BTreeMap<i32, i64>>,
     /// Partition → its end (high watermark) when this reader connected.
@@ -143,6 +246,15 @@ pub struct Reader {
     rewound: BTreeSet<i32>,
     /// Partitions that have reached their end at least once since start.
     reached_end: BTreeSet<i32>,
+    /// Partitions paused (librdkafka `pause`): pacing holds them back.
+    paused: BTreeSet<i32>,
+    /// The job's consumers over the cluster (they share its prefetch bound, and
+    /// partition `p` is read by consumer `p mod consumers`).
+    consumers: usize,
+    /// This worker's place among them.
+    index: usize,
+    /// When the topic's partitions were last looked for.
+    metadata_at: Instant,
     /// What was last committed, and when.
     committed: BTreeMap<i32, i64>,
     committed_at: Instant,
@@ -159,14 +271,7 @@ impl Reader {
         follow: bool,
         starts: &BTreeMap<i32, i64>,
     ) -> Result<Reader, ConnectError> {
-        let mut config = client_config(Role::Consumer, &source.brokers, &source.options)?;
-        config.set("group.id", source.group_id_for(job));
-        let consumer: BaseConsumer<SourceContext> = config
-            .create_with_context(SourceContext::default())
-            .map_err(|source| ConnectError::Kafka {
-                what: "cannot make a consumer",
-                source,
-            })?;
+        let consumer = make_consumer(source, job, peers)?;
         let metadata = consumer
             .fetch_metadata(Some(&source.topic), REQUEST_TIMEOUT)
             .map_err(|e| ConnectError::Kafka {
@@ -204,13 +309,60 @@ impl Reader {
             lows.insert(p, low);
         }
         let ends = (!follow).then(|| start_ends.clone());
+        // Where the checkpoint says, else the partition's first record.
+        let from: Vec<(i32, Offset)> = mine
+            .iter()
+            .map(|&p| {
+                let o = starts
+                    .get(&p)
+                    .map_or(Offset::Beginning, |o| Offset::Offset(*o));
+                (p, o)
+            })
+            .collect();
+        let next = mine
+            .iter()
+            // Records below a partition's first kept one are gone: a finite
+            // run must not wait for them.
+            .map(|&p| {
+                let from = starts.get(&p).copied().unwrap_or(0);
+                (p, from.max(lows.get(&p).copied().unwrap_or(0)))
+            })
+            .collect();
+        let mut reader = Reader::open(consumer, &source.topic, from, next, ends)?;
+        reader.start_ends = start_ends;
+        reader.consumers = peers;
+        reader.index = index;
+        tracing::info!(
+            "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
+            source.topic
+        );
+        Ok(reader)
+    }
+
+    /// A second reader of this reader's partitions over the same range (from the same
+    /// starts to the ends they had at start), with its own consumer: it discovers the
+    /// streams before the reading proper. Open it before this reader polls.
+    pub fn scanner(&self, source: &KafkaSource, job: &str) -> Result<Reader, ConnectError> {
+        let consumer = make_consumer(source, job, self.consumers)?;
+        Reader::open(
+            consumer,
+            &self.topic,
+            self.from.clone(),
+            self.next.clone(),
+            Some(self.start_ends.clone()),
+        )
+    }
+
+    fn open(
+        consumer: BaseConsumer<SourceContext>,
+        topic: &str,
+        from: Vec<(i32, Offset)>,
+        next: BTreeMap<i32, i64>,
+        ends: Option<BTreeMap<i32, i64>>,
+    ) -> Result<Reader, ConnectError> {
         let mut list = TopicPartitionList::new();
-        for &p in &mine {
-            // Where the checkpoint says, else the partition's first record.
-            let from = starts
-                .get(&p)
-                .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-            list.add_partition_offset(&source.topic, p, from)
+        for &(p, o) in &from {
+            list.add_partition_offset(topic, p, o)
                 .map_err(|e| ConnectError::Kafka {
                     what: "cannot list a partition",
                     source: e,
@@ -220,27 +372,20 @@ impl Reader {
             what: "cannot assign the partitions",
             source: e,
         })?;
-        tracing::info!(
-            "kafka source of job {job:?}: worker {index} of {peers} reads partitions {mine:?} of {} ({count} in all)",
-            source.topic
-        );
         Ok(Reader {
             consumer,
-            topic: source.topic.clone(),
-            next: mine
-                .iter()
-                // Records below a partition's first kept one are gone: a finite
-                // run must not wait for them.
-                .map(|&p| {
-                    let from = starts.get(&p).copied().unwrap_or(0);
-                    (p, from.max(lows.get(&p).copied().unwrap_or(0)))
-                })
-                .collect(),
+            topic: topic.to_string(),
+            from,
+            next,
             ends,
-            start_ends,
+            start_ends: BTreeMap::new(),
             at_eof: BTreeSet::new(),
             rewound: BTreeSet::new(),
             reached_end: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            consumers: 1,
+            index: 0,
+            metadata_at: Instant::now(),
             committed: BTreeMap::new(),
             committed_at: Instant::now(),
         })
@@ -253,6 +398,9 @@ impl Reader {
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 self.at_eof.insert(p);
                 self.reached_end.insert(p);
+                if self.ends.is_some() {
+                    past_markers(&self.consumer, &self.topic, &mut self.next, p);
+                }
                 return Polled::Skip;
             }
             Some(Err(e)) => return Polled::Error(e),
@@ -285,6 +433,15 @@ impl Reader {
         Polled::Record(Record { message })
     }
 
+    /// A finite run: a partition at its end as the brokers see it but below the
+    /// end it had at start — (partition, where it stands, its end).
+    pub fn stuck_below_end(&self) -> Option<(i32, i64, i64)> {
+        let ends = self.ends.as_ref()?;
+        self.at_eof.iter().find_map(|p| {
+            let (next, end) = (*self.next.get(p)?, *ends.get(p)?);
+            (next < end).then_some((*p, next, end))
+        })
+    }
     /// Client errors librdkafka reported so far (brokers down, refused...).
     pub fn client_errors(&self) -> u32 {
         self.consumer
@@ -322,6 +479,127 @@ impl Reader {
         self.at_eof.contains(&p)
     }
 
+    /// The partitions this worker reads.
+    pub fn partitions(&self) -> impl Iterator<Item = i32> + '_ {
+        self.next.keys().copied()
+    }
+
+    /// The offset of the next record to read from partition `p`.
+    pub fn next_offset(&self, p: i32) -> Option<i64> {
+        self.next.get(&p).copied()
+    }
+
+    /// Every partition not read to its end is paused by pacing: nothing is owed by
+    /// the brokers (`broker_timeout` does not run meanwhile).
+    pub fn held_back(&self) -> bool {
+        !self.paused.is_empty()
+            && self
+                .next
+                .keys()
+                .all(|p| self.paused.contains(p) || self.partition_done(*p))
+    }
+
+    /// A finite run read partition `p` up to the end it had at start.
+    pub fn partition_done(&self, p: i32) -> bool {
+        let end = self.ends.as_ref().and_then(|e| e.get(&p));
+        end.is_some_and(|end| self.next.get(&p).is_some_and(|n| n >= end))
+    }
+
+    /// Pauses the partitions `read` refuses and resumes those it allows (librdkafka
+    /// `pause`/`resume` of the assigned partitions: no rebalancing; a paused
+    /// partition's prefetched records are dropped and fetched again on resume, from
+    /// the next record to read). Returns how many were paused now.
+    pub fn pace(&mut self, mut read: impl FnMut(i32) -> bool) -> u64 {
+        let (mut pause, mut resume) = (TopicPartitionList::new(), TopicPartitionList::new());
+        let mut newly = Vec::new();
+        let mut resumed = Vec::new();
+        for &p in self.next.keys() {
+            match (read(p), self.paused.contains(&p)) {
+                (false, false) => {
+                    pause.add_partition(&self.topic, p);
+                    newly.push(p);
+                }
+                (true, true) => {
+                    resume.add_partition(&self.topic, p);
+                    resumed.push(p);
+                }
+                _ => {}
+            }
+        }
+        if !newly.is_empty() {
+            match self.consumer.pause(&pause) {
+                Ok(()) => self.paused.extend(newly.iter().copied()),
+                Err(e) => tracing::debug!("kafka source: pausing partitions {newly:?}: {e}"),
+            }
+        }
+        if !resumed.is_empty() {
+            match self.consumer.resume(&resume) {
+                Ok(()) => {
+                    for p in &resumed {
+                        self.paused.remove(p);
+                    }
+                }
+                Err(e) => tracing::debug!("kafka source: resuming partitions {resumed:?}: {e}"),
+            }
+        }
+        newly.len() as u64
+    }
+
+    /// Live mode, every [`METADATA_EVERY`]: starts reading the partitions added to
+    /// the topic since that are this worker's (`p mod workers`), from their first
+    /// record (a new partition's records are all new). A finite run reads the
+    /// partitions it had at start. Returns the partitions added.
+    pub fn look_for_new_partitions(&mut self) -> Vec<i32> {
+        if self.ends.is_some() || self.metadata_at.elapsed() < METADATA_EVERY {
+            return Vec::new();
+        }
+        self.metadata_at = Instant::now();
+        let count = match self
+            .consumer
+            .fetch_metadata(Some(&self.topic), METADATA_TIMEOUT)
+        {
+            Ok(m) => m
+                .topics()
+                .iter()
+                .find(|t| t.name() == self.topic && t.error().is_none())
+                .map_or(0, |t| t.partitions().len()),
+            Err(e) => {
+                tracing::debug!("kafka source: reading the topic's metadata: {e}");
+                return Vec::new();
+            }
+        };
+        self.add_partitions(count)
+    }
+
+    /// Starts reading this worker's partitions below `count` it does not read yet.
+    fn add_partitions(&mut self, count: usize) -> Vec<i32> {
+        let new = new_partitions(self.next.keys().copied(), count, self.index, self.consumers);
+        if new.is_empty() {
+            return new;
+        }
+        let mut list = TopicPartitionList::new();
+        for &p in &new {
+            if let Err(e) = list.add_partition_offset(&self.topic, p, Offset::Beginning) {
+                tracing::warn!("kafka source: listing new partition {p}: {e}");
+                return Vec::new();
+            }
+        }
+        if let Err(e) = self.consumer.incremental_assign(&list) {
+            // Looked for again next time.
+            tracing::warn!("kafka source: assigning new partitions {new:?}: {e}");
+            return Vec::new();
+        }
+        for &p in &new {
+            self.next.insert(p, 0);
+            self.from.push((p, Offset::Beginning));
+        }
+        tracing::info!(
+            "kafka source: topic {} has {count} partitions now; this worker also reads {new:?}, from their first record",
+            self.topic
+        );
+        new
+    }
+
     /// Commits the offsets read to the group id (only so lag tools see them; the
     /// job's own position is not taken from there). Every few seconds, or `now`.
     pub fn commit_for_lag(&mut self, now: bool) {
@@ -349,6 +627,36 @@ impl Reader {
                 .extend(self.next.iter().map(|(p, n)| (*p, *n))),
             Err(e) => tracing::debug!("kafka source: committing offsets for lag tools: {e}"),
         }
+    }
+}
+
+/// A finite run at the end of partition `p`: its next offset becomes the
+/// consumer's position there. A transaction's commit or abort marker takes an
+/// offset but is never delivered, so after a partition whose last offset is
+/// one, the next offset of the last record stays below the end read at start
+/// for ever; librdkafka moves its position past markers (they are consumed,
+/// not returned), and at the partition's end every offset below the position
+/// was read or is a marker.
+fn past_markers(
+    consumer: &BaseConsumer<SourceContext>,
+    topic: &str,
+    next: &mut BTreeMap<i32, i64>,
+    p: i32,
+) {
+    let position = match consumer.position() {
+        Ok(list) => list
+            .find_partition(topic, p)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            }),
+        Err(e) => {
+            tracing::debug!("kafka source: reading the consumer's position: {e}");
+            None
+        }
+    };
+    if let (Some(o), Some(next)) = (position, next.get_mut(&p)) {
+        *next = (*next).max(o);
     }
 }
 

@@ -50,6 +50,10 @@ pub(crate) struct RecordCx<'a> {
     pub(crate) heartbeat_grace_ms: i64,
     /// Warnings about heartbeats stamped in the future logged so far.
     pub(crate) warned_ahead: &'a mut u32,
+    /// When the broker appended the record, if the topic stamps records so
+    /// (`message.timestamp.type = LogAppendTime`): what a heartbeat is judged
+    /// against (see [`heartbeat_in_time`]).
+    pub(crate) append_ms: Option<EventMs>,
 }
 
 /// What a stream starts with.
@@ -120,6 +124,45 @@ impl Stream {
         }
     }
 
+    /// A stream the discovery pass ([`super::discover`]) runs ahead of the reading
+    /// to see where its lines start: no marks, no warnings (the reading proper logs).
+    pub(crate) fn shadow(key: &str, partition: i32, plan: &Plan, now: Instant) -> Stream {
+        let mut s = Stream::new(
+            key,
+            partition,
+            plan,
+            StreamStart {
+                floor: 0,
+                skip_below: EventMs::MIN,
+                checkpointing: false,
+                now,
+            },
+        );
+        s.warnings = u32::MAX / 2;
+        s
+    }
+
+    /// Whether its watermark has taken a line's time (its first line is confirmed
+    /// or rejected): every line it counts from now on is at or past its watermark.
+    pub(crate) fn clock_started(&self) -> bool {
+        self.wm.max_seen().is_some()
+    }
+
+    /// Its watermark (`None` before its first line or floor).
+    pub(crate) fn watermark(&self) -> Option<EventMs> {
+        self.wm.get()
+    }
+
+    /// Whether it was finished (no more records in a finite run).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The earliest window it holds data of.
+    pub(crate) fn first_data_window(&self) -> Option<WindowTime> {
+        self.windows.first_start()
+    }
+
     /// A stream as a checkpoint left it.
     pub(crate) fn restored(cp: &StreamCheckpoint, plan: &Plan, start: StreamStart) -> Stream {
         let mut s = Stream::new(
@@ -133,6 +176,7 @@ impl Stream {
         s.resume_from = cp.offset;
         s.seen_to = cp.seen_to;
         if let Some(m) = &mut s.marks {
+            m.set_seen_to(cp.seen_to);
             // Until its first record is read again, it resumes where it did.
             m.set_tail(Point {
                 offset: cp.offset,
@@ -400,11 +444,19 @@ impl Stream {
 }
 
 /// Whether a heartbeat's time may move the watermark: not if it is further ahead of
-/// this machine's clock than `max_clock_skew` (the agent's clock is wrong; trusting
-/// it would make every later line of the stream late). Such a heartbeat's time is
-/// ignored — its sequence was taken — counted and warned (rate-limited).
+/// the clock than `max_clock_skew` (the agent's clock is wrong; trusting it would
+/// make every later line of the stream late). Such a heartbeat's time is ignored —
+/// its sequence was taken — counted and warned (rate-limited).
+///
+/// The clock: the broker's append time when the topic stamps records with it
+/// (`LogAppendTime`), the same each time the record is read, so a restart that
+/// reads the heartbeat again judges it as the first read did. Otherwise the record's
+/// timestamp is the agent's own (CreateTime, the clock being judged) and only this
+/// machine's clock at read time is left: a heartbeat ahead when first read may be in
+/// time when read again after a restart (docs/kafka.md).
 fn heartbeat_in_time(at_ms: EventMs, group: &GroupRef<'_>, cx: &mut RecordCx<'_>) -> bool {
-    let limit = cx.wall_ms.saturating_add(cx.plan.max_clock_skew_ms);
+    let clock_ms = cx.append_ms.unwrap_or(cx.wall_ms);
+    let limit = clock_ms.saturating_add(cx.plan.max_clock_skew_ms);
     if at_ms <= limit {
         return true;
     }
@@ -415,7 +467,7 @@ fn heartbeat_in_time(at_ms: EventMs, group: &GroupRef<'_>, cx: &mut RecordCx<'_>
             "kafka: agent {} group {}: a heartbeat stamped {} ahead of this machine's clock (more than max_clock_skew): its time is ignored (is the agent's clock wrong?); counted in kafka_heartbeats_ahead{}",
             group.host,
             group.group,
-            crate::watermark::format_span(at_ms - cx.wall_ms),
+            crate::watermark::format_span(at_ms - clock_ms),
             if *cx.warned_ahead == MAX_SEQUENCE_WARNINGS {
                 " — further ones are only counted"
             } else {

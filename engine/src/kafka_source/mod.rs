@@ -12,7 +12,9 @@
 //! sequence, its heartbeats let a quiet group's windows close ([`group::Stream::at_end`]).
 
 pub(crate) mod consumer;
+mod discover;
 mod group;
+mod pace;
 pub mod resume;
 pub mod sequence;
 mod streams;
@@ -65,6 +67,8 @@ pub(crate) struct KafkaCtx {
     pub(crate) resume: Arc<crate::start::ResumePlan>,
     /// Where the streams publish their resume marks for checkpoints.
     pub(crate) board: Arc<crate::resume::ResumeBoard>,
+    /// This worker's place on the job's pacing board ([`pace`]).
+    pub(crate) pacer: crate::pacing::Pacer,
 }
 
 /// Builds the kafka source operator for this worker's partitions.
@@ -145,7 +149,7 @@ struct SourceState {
     peers: usize,
     reader: Option<Reader>,
     parser: Option<LineParser>,
-    /// Agent streams by (host, group); other records' by partition (host "").
+    /// Agent streams by (host, group, partition); other records' by partition (host "").
     streams: Streams,
     delta: JobStats,
     paused: bool,
@@ -157,6 +161,18 @@ struct SourceState {
     /// Since when the brokers have given nothing (no record, no partition end)
     /// while reading was not paused, and librdkafka's error count then.
     quiet_since: Option<(Instant, u32)>,
+    /// A finite run's discovery pass ([`discover`]).
+    scan: ScanPhase,
+}
+
+/// Where a finite run's discovery pass is.
+enum ScanPhase {
+    /// Not started, could not start (windows close as before pacing: a backlog's
+    /// all at its end), or a live run caught up.
+    Off,
+    Running(Box<discover::Scan>),
+    /// Every stream of the range is known: partitions are paced, windows close.
+    Done(discover::Discovered),
 }
 
 impl SourceState {
@@ -174,6 +190,7 @@ impl SourceState {
             floor: 0,
             failing_since: None,
             quiet_since: None,
+            scan: ScanPhase::Off,
         }
     }
 
@@ -188,6 +205,7 @@ impl SourceState {
             if let Some(r) = &mut self.reader {
                 r.commit_for_lag(true);
             }
+            self.ctx.pacer.release();
             return Step::Stop;
         }
         self.floor = held as EventMs;
@@ -209,9 +227,8 @@ impl SourceState {
             }
         }
         if self.reader.is_none() {
-            let kafka = self
-                .ctx
-                .job
+            let job = self.ctx.job.clone();
+            let kafka = job
                 .source
                 .kafka
                 .as_ref()
@@ -231,8 +248,13 @@ impl SourceState {
                 self.ctx.follow,
                 &starts,
             ) {
-                Ok(r) => {
+                Ok(mut r) => {
                     self.restore_streams(&r, now);
+                    // Live catch-up is not paced yet: its kill -9 test failed once in
+                    // four runs with it (not understood by the deadline).
+                    if !self.ctx.follow {
+                        self.start_scan(&mut r, kafka);
+                    }
                     self.reader = Some(r);
                 }
                 Err(e) => {
@@ -263,6 +285,9 @@ impl SourceState {
                 }
             }
         }
+        if let Some(step) = self.scan_step(now) {
+            return step;
+        }
         match (self.ctx.gate.check(now, &mut self.delta), self.paused) {
             (Gate::Paused, _) => {
                 self.paused = true;
@@ -285,6 +310,25 @@ impl SourceState {
         let mut progress = false;
         // Out of `self` while its records are taken (they borrow it).
         let mut reader = self.reader.take().expect("connected above");
+        match &self.scan {
+            // A backlog (a finite run, or a live one catching up): paced.
+            ScanPhase::Done(found) if !self.ctx.follow || !reader.caught_up() => {
+                let follow = self.ctx.follow;
+                let parts = reader.partitions().map(|p| {
+                    let done = reader.partition_done(p) || (follow && reader.at_eof(p));
+                    (p, done)
+                });
+                let lanes = pace::lanes(parts, &self.streams, found);
+                self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer);
+            }
+            ScanPhase::Done(_) => {
+                // Caught up: nothing paused, no one held back.
+                self.scan = ScanPhase::Off;
+                reader.pace(|_| true);
+                self.ctx.pacer.release();
+            }
+            _ => {}
+        }
         while taken < RECORDS_PER_ACTIVATION {
             let polled = reader.poll();
             progress |= !matches!(polled, Polled::Nothing | Polled::Error(_));
@@ -326,15 +370,28 @@ impl SourceState {
             }
         }
         reader.commit_for_lag(false);
-        if let Some(failed) = self.stalled(&reader, progress, now) {
+        let held_back = reader.held_back();
+        if let Some(failed) = self.stalled(&reader, progress || reader.finished() || held_back, now)
+        {
             self.reader = Some(reader);
             return failed;
         }
+        // Live: partitions added to the topic are read too (windows wait for them
+        // to be read to their end once, as at start).
+        reader.look_for_new_partitions();
+        if let (false, ScanPhase::Done(found)) = (self.ctx.follow, &self.scan) {
+            pace::finish_read(|p| reader.next_offset(p), &mut self.streams, found);
+        }
         if reader.finished() {
+            self.ctx.pacer.release();
             for s in self.streams.values_mut() {
                 s.finish();
             }
-        } else if self.ctx.follow && reader.caught_up() {
+        } else if self.ctx.follow && (reader.caught_up() || matches!(self.scan, ScanPhase::Done(_)))
+        {
+            // Caught up, or catching up with every stream of the backlog known: a
+            // stream at its partition's end and quiet for `idle_timeout` holds no
+            // window open.
             let plan = &self.ctx.plan;
             for s in self.streams.values_mut() {
                 if reader.at_eof(s.partition) {
@@ -350,10 +407,11 @@ impl SourceState {
                     &mut self.delta,
                 );
                 if !forgotten.is_empty() {
-                    self.ctx
-                        .board
-                        .kafka
-                        .forget(forgotten.iter().map(|k| (k.host(), k.group())));
+                    self.ctx.board.kafka.forget(
+                        forgotten
+                            .iter()
+                            .map(|k| (k.host(), k.group(), k.partition())),
+                    );
                 }
             }
         }
@@ -395,9 +453,17 @@ impl SourceState {
             // Failed already (said once): wait for the run to stop.
             return Some(Step::Wait(CONNECT_AGAIN));
         }
-        let e = ConnectError::Stalled {
-            brokers: kafka.brokers.clone(),
-            waited,
+        let e = match reader.stuck_below_end() {
+            Some((partition, at, end)) => ConnectError::StuckBelowEnd {
+                partition,
+                at,
+                end,
+                waited,
+            },
+            None => ConnectError::Stalled {
+                brokers: kafka.brokers.clone(),
+                waited,
+            },
         };
         tracing::error!("kafka source of job {:?}: {e}", self.ctx.job.name);
         crate::error::record_failure(
@@ -405,6 +471,68 @@ impl SourceState {
             crate::error::JobFailure::Read(Box::new(crate::error::EngineError::KafkaSource(e))),
         );
         Some(Step::Wait(CONNECT_AGAIN))
+    }
+
+    /// Opens a finite run's discovery pass over `reader`'s range; the reader waits
+    /// (paused) until it is done.
+    fn start_scan(&mut self, reader: &mut Reader, kafka: &tidemark_jobs::KafkaSource) {
+        match reader.scanner(kafka, &self.ctx.job.name) {
+            Ok(scan) => {
+                reader.pace(|_| false);
+                self.scan = ScanPhase::Running(Box::new(discover::Scan::new(scan)));
+            }
+            Err(e) => tracing::warn!(
+                "kafka source of job {:?}: cannot start the discovery pass ({e}): the backlog's windows close at its end",
+                self.ctx.job.name
+            ),
+        }
+    }
+
+    /// A step of the discovery pass while it runs (`None` once it is done).
+    fn scan_step(&mut self, now: Instant) -> Option<Step> {
+        // Out of `self` while it reads (`stalled` needs `self`).
+        let mut scan = match std::mem::replace(&mut self.scan, ScanPhase::Off) {
+            ScanPhase::Running(scan) => scan,
+            other => {
+                self.scan = other;
+                return None;
+            }
+        };
+        // Not read yet: it holds the job's other workers back meanwhile.
+        self.ctx.pacer.horizon([crate::pacing::Lane::Reading(None)]);
+        let cx = discover::FindCx {
+            parser: self.parser.as_mut().expect("built in step"),
+            plan: &self.ctx.plan,
+            source: &self.ctx.job.source,
+            wall_ms: wall_clock_ms(),
+            now,
+        };
+        match scan.step(RECORDS_PER_ACTIVATION, cx) {
+            discover::Progress::Busy => {
+                self.quiet_since = None;
+                self.scan = ScanPhase::Running(scan);
+                Some(Step::Wait(Duration::ZERO))
+            }
+            // Brokers that die during the pass end a finite run as they would
+            // during the reading proper (`broker_timeout`).
+            discover::Progress::Waiting => {
+                let gave = scan.take_progress();
+                let failed = self.stalled(scan.reader(), gave, now);
+                self.scan = ScanPhase::Running(scan);
+                Some(failed.unwrap_or(Step::Wait(POLL_AGAIN)))
+            }
+            discover::Progress::Done(found) => {
+                tracing::debug!(
+                    "kafka source of job {:?}: worker {}: the discovery pass found {} stream(s)",
+                    self.ctx.job.name,
+                    self.index,
+                    found.len()
+                );
+                self.quiet_since = None;
+                self.scan = ScanPhase::Done(found);
+                None
+            }
+        }
     }
 
     /// How a stream found now starts.
@@ -470,6 +598,13 @@ impl SourceState {
         };
         if reader.finished() {
             return WindowTime::MAX;
+        }
+        if let ScanPhase::Done(found) = &self.scan {
+            if !self.ctx.follow || !reader.caught_up() {
+                // Every stream of the backlog that can still add to a window is known.
+                return pace::first_open(&self.streams, found, plan)
+                    .unwrap_or(self.floor as WindowTime);
+            }
         }
         // Until every partition was read to its end once, a stream not seen yet may
         // still come with old lines: nothing closes before then (exactness first).

@@ -22,7 +22,7 @@ use crate::watermark::ClockState;
 /// A kafka source's part of a checkpoint.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 pub struct KafkaCheckpoint {
-    /// Every stream seen, by (host, group); sorted.
+    /// Every stream seen, by (host, group, partition); sorted.
     pub streams: Vec<StreamCheckpoint>,
     /// Each partition read: the offset reading had got to.
     pub partitions: Vec<PartitionCheckpoint>,
@@ -87,6 +87,14 @@ pub(crate) struct StreamMarks {
     marks: Vec<(EventMs, Point)>,
     /// The state after its last record (`offset`: the next one).
     tail: Option<Point>,
+    /// The `seen_to` it was restored with: its records below were read by an
+    /// earlier run, whether or not this run has read them again yet. Published
+    /// before it read anything again (a restored stream is published at once,
+    /// and the first checkpoint after a start is written at once), its tail is
+    /// its resume offset: without this, that checkpoint would forget how far the
+    /// earlier run had read, and a second kill would count those lines of
+    /// windows already written as `late_after_written`.
+    seen_to: Option<i64>,
 }
 
 impl StreamMarks {
@@ -99,6 +107,11 @@ impl StreamMarks {
 
     pub(crate) fn has(&self, window: EventMs) -> bool {
         self.marks.iter().rev().any(|(w, _)| *w == window)
+    }
+
+    /// Restored with `seen_to` (see the field).
+    pub(crate) fn set_seen_to(&mut self, seen_to: i64) {
+        self.seen_to = Some(seen_to);
     }
 
     /// The stream's state after a record.
@@ -141,7 +154,9 @@ pub struct KafkaBoard {
 
 #[derive(Debug, Default)]
 struct BoardState {
-    streams: BTreeMap<(String, String), Published>,
+    /// By (host, group, partition): a group read in two partitions (a new epoch
+    /// after partitions were added) is two streams, each resumed in its own.
+    streams: BTreeMap<(String, String, i32), Published>,
     partitions: BTreeMap<i32, i64>,
 }
 
@@ -152,7 +167,7 @@ impl KafkaBoard {
         if let Ok(mut s) = self.state.lock() {
             for st in &cp.streams {
                 s.streams.insert(
-                    (st.host.clone(), st.group.clone()),
+                    (st.host.clone(), st.group.clone(), st.partition),
                     Published::Restored(st.clone()),
                 );
             }
@@ -171,7 +186,7 @@ impl KafkaBoard {
         if let Ok(mut s) = self.state.lock() {
             for ((host, group), partition, marks) in streams {
                 s.streams.insert(
-                    (host.to_string(), group.to_string()),
+                    (host.to_string(), group.to_string(), partition),
                     Published::Live {
                         partition,
                         marks: marks.clone(),
@@ -183,10 +198,11 @@ impl KafkaBoard {
     }
 
     /// Forgets streams pruned by their worker: the next checkpoint has them no more.
-    pub(crate) fn forget<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    pub(crate) fn forget<'a>(&self, keys: impl IntoIterator<Item = (&'a str, &'a str, i32)>) {
         if let Ok(mut s) = self.state.lock() {
-            for (host, group) in keys {
-                s.streams.remove(&(host.to_string(), group.to_string()));
+            for (host, group, partition) in keys {
+                s.streams
+                    .remove(&(host.to_string(), group.to_string(), partition));
             }
         }
     }
@@ -206,7 +222,7 @@ impl KafkaBoard {
         };
         let mut out = KafkaCheckpoint::default();
         let mut least: BTreeMap<i32, i64> = s.partitions.clone();
-        for ((host, group), published) in &s.streams {
+        for ((host, group, _), published) in &s.streams {
             let cp = match published {
                 Published::Restored(cp) => cp.clone(),
                 Published::Live { partition, marks } => {
@@ -236,7 +252,10 @@ impl KafkaBoard {
                         group: group.clone(),
                         partition: *partition,
                         offset: at.offset,
-                        seen_to: at.offset.max(tail.offset),
+                        seen_to: at
+                            .offset
+                            .max(tail.offset)
+                            .max(marks.seen_to.unwrap_or(i64::MIN)),
                         max_seen_ms: at.clock.max_seen_ms,
                         floor_ms: at.clock.floor_ms,
                         suspect_ms: at.clock.suspect_ms,

@@ -38,14 +38,30 @@ pub(crate) const REMEMBER_RETENTIONS: u32 = 7;
 /// Warnings about streams that came back logged per worker before only counting.
 const MAX_WARNINGS: u32 = 20;
 
-/// A stream's name, owned: (host, group); host "" for other records' streams.
+/// A stream's name, owned: (host, group, partition); host "" for other records'
+/// streams. The partition is part of it: an agent that lost its state draws a new
+/// epoch, and its group's records then go to the partition the new key hashes to
+/// (with the topic's partition count of now). Its records there are another
+/// stream's, resumed from offsets of that partition; one stream spanning both
+/// would checkpoint offsets of one partition as the other's (and two workers
+/// would overwrite each other's board entry).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct StreamKey {
     host: Box<str>,
     group: Box<str>,
+    partition: i32,
 }
 
 impl StreamKey {
+    /// The name of `group` of `host` in `partition`.
+    pub(crate) fn new(host: &str, group: &str, partition: i32) -> StreamKey {
+        StreamKey {
+            host: host.into(),
+            group: group.into(),
+            partition,
+        }
+    }
+
     pub(crate) fn host(&self) -> &str {
         &self.host
     }
@@ -53,22 +69,26 @@ impl StreamKey {
     pub(crate) fn group(&self) -> &str {
         &self.group
     }
-}
 
-/// A stream's name, owned or borrowed, ordered as [`StreamKey`] (host, then
-/// group): the map is searched with borrowed names.
-pub(crate) trait KeyView {
-    fn view(&self) -> (&str, &str);
-}
-
-impl KeyView for StreamKey {
-    fn view(&self) -> (&str, &str) {
-        (&self.host, &self.group)
+    pub(crate) fn partition(&self) -> i32 {
+        self.partition
     }
 }
 
-impl KeyView for (&str, &str) {
-    fn view(&self) -> (&str, &str) {
+/// A stream's name, owned or borrowed, ordered as [`StreamKey`] (host, group,
+/// then partition): the map is searched with borrowed names.
+pub(crate) trait KeyView {
+    fn view(&self) -> (&str, &str, i32);
+}
+
+impl KeyView for StreamKey {
+    fn view(&self) -> (&str, &str, i32) {
+        (&self.host, &self.group, self.partition)
+    }
+}
+
+impl KeyView for (&str, &str, i32) {
+    fn view(&self) -> (&str, &str, i32) {
         *self
     }
 }
@@ -102,7 +122,6 @@ impl Ord for dyn KeyView + '_ {
 /// What is kept of a forgotten stream.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Gone {
-    pub(crate) partition: i32,
     pub(crate) seq: SeqState,
     pub(crate) clock: ClockState,
     at: Instant,
@@ -135,15 +154,27 @@ impl Default for Streams {
 }
 
 impl Streams {
-    /// Adds a stream restored from a checkpoint.
+    /// Adds a stream restored from a checkpoint (its partition: `stream.partition`).
     pub(crate) fn insert(&mut self, host: &str, group: &str, stream: Stream) {
         self.map.insert(
             StreamKey {
                 host: host.into(),
                 group: group.into(),
+                partition: stream.partition,
             },
             stream,
         );
+    }
+
+    /// The stream named `key`.
+    #[cfg(test)]
+    pub(crate) fn get(&self, key: &StreamKey) -> Option<&Stream> {
+        self.map.get(key)
+    }
+
+    /// Whether the stream named `key` is here.
+    pub(crate) fn contains_key(&self, key: &StreamKey) -> bool {
+        self.map.contains_key(key)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Stream> {
@@ -159,8 +190,10 @@ impl Streams {
         self.map.iter_mut()
     }
 
-    /// The stream of an agent's (`host`, `group`), made by `make` when new (given
-    /// what is kept of it if it was forgotten and comes back in `partition`).
+    /// The stream of an agent's (`host`, `group`) in `partition`, made by `make`
+    /// when new (given what is kept of it if it was forgotten). A group found in
+    /// another partition already (a new epoch after partitions were added) is
+    /// warned and counted (`kafka_streams_moved`).
     pub(crate) fn agent(
         &mut self,
         host: &str,
@@ -169,10 +202,32 @@ impl Streams {
         stats: &mut JobStats,
         make: impl FnOnce(Option<Gone>) -> Stream,
     ) -> &mut Stream {
-        let found = self.map.contains_key(&(host, group) as &dyn KeyView);
+        let found = self
+            .map
+            .contains_key(&(host, group, partition) as &dyn KeyView);
         if !found {
-            let hash = self.hasher.hash_one((host, group));
-            let back = self.gone.remove(&hash).filter(|g| g.partition == partition);
+            let lo = StreamKey {
+                host: host.into(),
+                group: group.into(),
+                partition: i32::MIN,
+            };
+            let elsewhere = self
+                .map
+                .range(lo..)
+                .take_while(|(k, _)| k.host() == host && k.group() == group)
+                .map(|(k, _)| k.partition)
+                .next();
+            if let Some(other) = elsewhere {
+                stats.kafka_streams_moved += 1;
+                self.warned += 1;
+                if self.warned <= MAX_WARNINGS {
+                    tracing::warn!(
+                        "kafka: agent {host} group {group} now sends to partition {partition} (it was read in partition {other}: a new epoch after the topic's partitions changed); read as a stream of its own there (counted in kafka_streams_moved)"
+                    );
+                }
+            }
+            let hash = self.hasher.hash_one((host, group, partition));
+            let back = self.gone.remove(&hash);
             if back.is_some() {
                 stats.kafka_streams_returned += 1;
                 self.warned += 1;
@@ -185,7 +240,7 @@ impl Streams {
             self.insert(host, group, make(back));
         }
         self.map
-            .get_mut(&(host, group) as &dyn KeyView)
+            .get_mut(&(host, group, partition) as &dyn KeyView)
             .expect("found or inserted above")
     }
 
@@ -199,13 +254,14 @@ impl Streams {
             .partition_names
             .entry(partition)
             .or_insert_with(|| format!("partition {partition}").into());
-        let key = ("", name);
+        let key = ("", name, partition);
         if !self.map.contains_key(&key as &dyn KeyView) {
             let stream = make(name);
             self.map.insert(
                 StreamKey {
                     host: "".into(),
                     group: name.into(),
+                    partition,
                 },
                 stream,
             );
@@ -261,9 +317,8 @@ impl Streams {
             };
             let (seq, clock) = s.kept();
             self.gone.insert(
-                self.hasher.hash_one((k.host(), k.group())),
+                self.hasher.hash_one((k.host(), k.group(), k.partition)),
                 Gone {
-                    partition: s.partition,
                     seq,
                     clock,
                     at: now,
@@ -332,6 +387,7 @@ mod tests {
                 warned: &mut warned,
                 heartbeat_grace_ms: 60_000,
                 warned_ahead: &mut warned_ahead,
+                append_ms: None,
             };
             let item = AgentItem::Line {
                 seq: *seq,
@@ -451,16 +507,96 @@ mod tests {
                 StreamKey {
                     host: (*h).into(),
                     group: (*g).into(),
+                    partition: 1,
                 },
                 i as u32,
             );
         }
-        assert_eq!(m.get(&("a", "z") as &dyn KeyView), Some(&1));
-        assert_eq!(m.get(&("a", "x") as &dyn KeyView), None);
-        let order: Vec<(&str, &str)> = m.keys().map(|k| k.view()).collect();
+        assert_eq!(m.get(&("a", "z", 1) as &dyn KeyView), Some(&1));
+        assert_eq!(m.get(&("a", "z", 0) as &dyn KeyView), None);
+        assert_eq!(m.get(&("a", "x", 1) as &dyn KeyView), None);
+        let order: Vec<(&str, &str)> = m.keys().map(|k| (k.host(), k.group())).collect();
         assert_eq!(
             order,
             [("", "partition 1"), ("a", "y"), ("a", "z"), ("b", "x")]
+        );
+    }
+
+    /// Review R15k: an agent that lost its state draws a new epoch, and after
+    /// partitions were added its group's key (host, group, epoch) may hash to
+    /// another partition. The stream found by (host, group) kept its old
+    /// partition: the marks of the lines it took from the new partition were put
+    /// in the checkpoint as offsets of the old one, and the new partition was not
+    /// held back for them — after a kill -9 the open window's lines there are never
+    /// read again (lost), while the old partition resumes at a meaningless offset.
+    #[test]
+    fn a_group_that_moves_to_another_partition_resumes_in_its_new_one() {
+        use crate::kafka_source::resume::KafkaBoard;
+        let job = job();
+        let plan = Plan::new(&job);
+        let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+        let mut streams = Streams::default();
+        let mut stats = JobStats::default();
+        let start = StreamStart {
+            floor: 0,
+            skip_below: EventMs::MIN,
+            checkpointing: true,
+            now: Instant::now(),
+        };
+        let (mut warned, mut warned_ahead) = (0, 0);
+        // (epoch, partition, offset, seq, second): epoch 1 in partition 0, then the
+        // agent lost its state: epoch 2 goes to partition 1; one window (0..60 s).
+        for (epoch, partition, offset, seq, second) in
+            [(1u64, 0i32, 10i64, 1u64, 5i64), (2, 1, 500, 1, 20)]
+        {
+            let group = GroupRef {
+                host: "h",
+                group: "/g",
+                epoch,
+            };
+            let ts = jiff::Timestamp::from_millisecond(1_800_000_000_000 + second * 1000).unwrap();
+            let text = format!("{{\"time\":\"{ts}\"}}");
+            let s = streams.agent("h", "/g", partition, &mut stats, |_| {
+                Stream::new("/g", partition, &plan, start)
+            });
+            let mut cx = RecordCx {
+                parser: &mut parser,
+                plan: &plan,
+                wall_ms: 1_800_000_000_000,
+                max_line: 1 << 20,
+                stats: &mut stats,
+                warned: &mut warned,
+                heartbeat_grace_ms: 60_000,
+                warned_ahead: &mut warned_ahead,
+                append_ms: None,
+            };
+            let item = AgentItem::Line {
+                seq,
+                line: text.as_bytes(),
+                host: "h",
+            };
+            s.agent_record(offset, &group, item, &mut cx);
+        }
+        assert_eq!(stats.kafka_streams_moved, 1, "warned and counted");
+        // What SourceState::publish hands the board, and a checkpoint with the
+        // window still open.
+        let board = KafkaBoard::default();
+        let published: Vec<_> = streams
+            .iter_mut()
+            .map(|(k, s)| ((k.host(), k.group()), s.partition, s.marks.clone().unwrap()))
+            .collect();
+        board.publish(
+            published.iter().map(|(k, p, m)| (*k, *p, m)),
+            [(0, 11), (1, 501)],
+        );
+        let cp = board.checkpoint(1_800_000_000_000);
+        let p1 = cp.partitions.iter().find(|p| p.partition == 1).unwrap();
+        assert!(
+            p1.next_offset <= 500,
+            "partition 1 resumes at {} past the open window's line at 500 (the stream is checkpointed in partition {} at offset {})",
+            p1.next_offset,
+            cp.streams[0].partition,
+            cp.streams[0].offset
         );
     }
 }

@@ -64,6 +64,7 @@ impl SourceState {
             warned: &mut self.warned.sequence,
             heartbeat_grace_ms: heartbeat_grace_ms(job),
             warned_ahead: &mut self.warned.ahead,
+            append_ms: record.append_time_ms(),
         };
         stream.agent_record(offset, &group, item, &mut cx);
     }
@@ -116,6 +117,7 @@ impl SourceState {
             warned: &mut self.warned.sequence,
             heartbeat_grace_ms: heartbeat_grace_ms(job),
             warned_ahead: &mut self.warned.ahead,
+            append_ms: None,
         };
         stream.plain_record(record.offset(), payload, host, &mut cx);
     }

@@ -233,6 +233,12 @@ impl JobStats {
                     self.kafka_streams_pruned, self.kafka_streams_returned
                 ));
             }
+            if self.kafka_streams_moved > 0 {
+                s.push_str(&format!(
+                    "kafka groups moved to another partition (new epoch): {}\n",
+                    self.kafka_streams_moved
+                ));
+            }
             if self.kafka_heartbeats_ahead > 0 {
                 s.push_str(&format!(
                     "kafka heartbeats ahead of this clock (time ignored): {}\n",

@@ -216,6 +216,12 @@ pub(super) fn lines(f: &mut Families<'_>) {
         None,
         |j, s| one(j, s.kafka_streams_returned),
     );
+    f.counter(
+        "kafka_streams_moved",
+        "Agent groups read in a second partition (a new epoch after the topic's partitions changed): a stream of their own there",
+        None,
+        |j, s| one(j, s.kafka_streams_moved),
+    );
     f.counter("kafka_bad_records", "Records of a kafka source that could not be used (bad agent headers, no host header): skipped", None, |j, s| one(j, s.kafka_bad_records));
     f.counter("lines_future", "Lines stamped more than max_jump ahead of their group and not confirmed by the next line (clock skew): kept in their windows, ignored by the watermark", None, |j, s| one(j, s.outlier_lines));
     f.counter("lines_late_after_written", "Lines read after a restart whose window an earlier run had already written (not in the output)", None, |j, s| one(j, s.late_after_written));

@@ -1,0 +1,110 @@
+//! Event-time pacing of a kafka source's partitions (the file source's pacing,
+//! [`crate::pacing`], with partitions as lanes) and the windows a finite run may
+//! close while it reads, both from what the discovery pass ([`super::discover`])
+//! found.
+//!
+//! Streams within one partition are interleaved, so they cannot be paced apart: a
+//! partition's position is its slowest stream's watermark — counting the streams
+//! not read yet at the earliest window their lines can add to. A partition more
+//! than the bound ahead of the slowest partition (of every worker of the job in
+//! this process, through the job's [`crate::pacing::PaceBoard`]) is paused with
+//! librdkafka's `pause`, and resumed once the others caught up; the slowest always
+//! reads, so nothing deadlocks. A partition read to its end holds no one back.
+//! Pacing only decides the order of reading: each stream keeps its own watermark.
+
+use std::collections::BTreeMap;
+
+use crate::pacing::{Lane, Pacer};
+use crate::plan::Plan;
+use crate::time::{EventMs, WindowTime};
+
+use super::consumer::Reader;
+use super::discover::Discovered;
+use super::streams::Streams;
+
+/// Where each partition (with whether it was read to its end) stands for pacing.
+pub(crate) fn lanes(
+    partitions: impl IntoIterator<Item = (i32, bool)>,
+    streams: &Streams,
+    found: &Discovered,
+) -> BTreeMap<i32, Lane> {
+    let partitions: BTreeMap<i32, bool> = partitions.into_iter().collect();
+    // `None` (no line yet) sorts first: the furthest behind.
+    let mut slowest: BTreeMap<i32, Option<Option<EventMs>>> =
+        partitions.keys().map(|&p| (p, None)).collect();
+    let mut hold = |p: i32, wm: Option<EventMs>| {
+        if let Some(s) = slowest.get_mut(&p) {
+            *s = Some(match *s {
+                Some(prev) => prev.min(wm),
+                None => wm,
+            });
+        }
+    };
+    for s in streams.values().filter(|s| !s.is_finished()) {
+        hold(s.partition, s.watermark());
+    }
+    for (key, f) in found {
+        if !streams.contains_key(key) {
+            if let Some(w) = f.earliest() {
+                hold(f.partition, (w != WindowTime::MIN).then_some(w as EventMs));
+            }
+        }
+    }
+    slowest
+        .into_iter()
+        .map(|(p, wm)| {
+            let lane = if partitions.get(&p) == Some(&true) {
+                Lane::Quiet
+            } else {
+                // No stream holding it (none found yet, or only records that make
+                // none): read it, as the furthest behind.
+                Lane::Reading(wm.flatten())
+            };
+            (p, lane)
+        })
+        .collect()
+}
+
+/// Publishes this worker's slowest partition and pauses the partitions past the
+/// horizon, resuming the others. Returns how many were paused now.
+pub(crate) fn pace(reader: &mut Reader, lanes: &BTreeMap<i32, Lane>, pacer: &Pacer) -> u64 {
+    let horizon = pacer.horizon(lanes.values().copied());
+    reader.pace(|p| match lanes.get(&p) {
+        Some(Lane::Reading(wm)) => horizon.allows(*wm),
+        // Read to its end: nothing more to fetch.
+        Some(Lane::Quiet) | None => false,
+    })
+}
+
+/// Finishes the streams whose last record (as the pass found) has been read (by
+/// `next_offset`, each partition's next offset to read), and
+/// those the pass did not find at all (restored, with no record left in the range).
+pub(crate) fn finish_read(
+    next_offset: impl Fn(i32) -> Option<i64>,
+    streams: &mut Streams,
+    found: &Discovered,
+) {
+    for (key, s) in streams.iter_mut().filter(|(_, s)| !s.is_finished()) {
+        let read = match found.get(key) {
+            Some(f) => next_offset(f.partition).is_some_and(|n| n > f.last),
+            None => true,
+        };
+        if read {
+            s.finish();
+        }
+    }
+}
+
+/// The first window a finite run may still add to: the earliest among the streams
+/// still reading and those not read yet. `None` when no stream holds any window.
+pub(crate) fn first_open(streams: &Streams, found: &Discovered, plan: &Plan) -> Option<WindowTime> {
+    let read = streams.values().map(|s| s.first_open(plan));
+    let unread = found
+        .iter()
+        .filter(|(k, _)| !streams.contains_key(k))
+        .filter_map(|(_, f)| f.earliest());
+    read.chain(unread).min()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,133 @@
+//! A partition's position is its slowest stream, read or not yet; a partition read
+//! to its end holds no one back; windows close up to the earliest stream that can
+//! still add to them.
+
+use std::path::Path;
+use std::time::Instant;
+
+use tidemark_jobs::Job;
+
+use super::*;
+use crate::kafka_source::discover::Found;
+use crate::kafka_source::group::{Stream, StreamStart};
+use crate::kafka_source::streams::{StreamKey, Streams};
+use crate::pacing::PaceBoard;
+
+fn job() -> Job {
+    let text = r#"
+name = "j"
+[source]
+kind = "kafka"
+brokers = "k:1"
+topic = "t"
+[parse]
+format = "json"
+[window]
+size = "1m"
+max_out_of_orderness = "5s"
+[[metric]]
+name = "reqs"
+kind = "counter"
+[[sink]]
+kind = "stdout"
+series = "hosts"
+"#;
+    tidemark_jobs::from_str(text, "j.toml", Path::new("/")).unwrap()
+}
+
+const MIN: EventMs = 60_000;
+
+/// A stream of partition `p` whose watermark is at `wm`.
+fn stream(plan: &Plan, p: i32, wm: EventMs) -> Stream {
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: false,
+        now: Instant::now(),
+    };
+    let mut s = Stream::new("g", p, plan, start);
+    // A heartbeat moves the watermark to its time less the disorder.
+    s.at_end(wm + plan.disorder_ms, plan, 0);
+    s
+}
+
+fn key(k: &str, p: i32) -> StreamKey {
+    StreamKey::new("h", k, p)
+}
+
+#[test]
+fn a_stream_not_read_yet_holds_its_partition_and_the_windows_back() {
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 30 * MIN));
+    streams.insert("h", "b", stream(&plan, 1, 40 * MIN));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    found.insert(key("b", 1), Found::known(1, 100, Some(0)));
+    // Later in partition 0: a host whose lines start at minute 5.
+    found.insert(
+        key("late", 0),
+        Found::known(0, 90, Some((5 * MIN) as WindowTime)),
+    );
+    let before = lanes([(0, false), (1, false), (2, false)], &streams, &found);
+    assert_eq!(before[&0], Lane::Reading(Some(5 * MIN)));
+    assert_eq!(before[&1], Lane::Reading(Some(40 * MIN)));
+    // No stream yet: read it first.
+    assert_eq!(before[&2], Lane::Reading(None));
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((5 * MIN) as WindowTime)
+    );
+
+    // Once read, only the streams' own watermarks count.
+    streams.insert("h", "late", stream(&plan, 0, 35 * MIN));
+    let after = lanes([(0, false), (1, false), (2, true)], &streams, &found);
+    assert_eq!(after[&0], Lane::Reading(Some(30 * MIN)));
+    assert_eq!(after[&2], Lane::Quiet);
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((30 * MIN) as WindowTime)
+    );
+}
+
+#[test]
+fn a_partition_past_the_bound_waits_and_the_slowest_reads() {
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 10 * MIN));
+    streams.insert("h", "b", stream(&plan, 1, 30 * MIN));
+    let found = Discovered::new();
+    let now = lanes([(0, false), (1, false)], &streams, &found);
+    let pacer = Pacer::new(6 * MIN, PaceBoard::new(1), 0);
+    let horizon = pacer.horizon(now.values().copied());
+    let reads = |p: i32| match now[&p] {
+        Lane::Reading(wm) => horizon.allows(wm),
+        Lane::Quiet => false,
+    };
+    assert!(reads(0), "the slowest partition always reads");
+    assert!(!reads(1), "20 minutes ahead of the slowest: paused");
+}
+
+#[test]
+fn streams_read_to_their_last_record_stop_holding_windows() {
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 10 * MIN));
+    streams.insert("h", "b", stream(&plan, 0, 20 * MIN));
+    // Restored from a checkpoint, with no record left in the range.
+    streams.insert("h", "gone", stream(&plan, 1, 2 * MIN));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 41, Some(0)));
+    found.insert(key("b", 0), Found::known(0, 57, Some(0)));
+    let next = |p: i32| (p == 0).then_some(42);
+    finish_read(next, &mut streams, &found);
+    assert!(streams.get(&key("a", 0)).unwrap().is_finished());
+    assert!(!streams.get(&key("b", 0)).unwrap().is_finished());
+    assert!(streams.get(&key("gone", 1)).unwrap().is_finished());
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((20 * MIN) as WindowTime)
+    );
+    let now = lanes([(0, false), (1, false)], &streams, &found);
+    assert_eq!(now[&0], Lane::Reading(Some(20 * MIN)));
+}
