@@ -140,6 +140,9 @@ pub struct MemberStats {
     /// See [`JobStats::kafka_streams_returned`].
     #[serde(default)]
     pub kafka_streams_returned: u64,
+    /// See [`JobStats::kafka_streams_moved`].
+    #[serde(default)]
+    pub kafka_streams_moved: u64,
     /// This member's groups' figures (see [`JobStats::groups`]), at most
     /// `MAX_REPORTED_GROUPS` (1,000). Not summed: process 0 shows each member's under
     /// a `member` label ([`JobStats::member_groups`]).
@@ -207,6 +210,7 @@ impl MemberStats {
         self.kafka_reread_records += o.kafka_reread_records;
         self.kafka_streams_pruned += o.kafka_streams_pruned;
         self.kafka_streams_returned += o.kafka_streams_returned;
+        self.kafka_streams_moved += o.kafka_streams_moved;
         self.groups_left_out += o.groups_left_out;
     }
 
@@ -265,6 +269,7 @@ impl MemberStats {
         s.kafka_reread_records = self.kafka_reread_records;
         s.kafka_streams_pruned = self.kafka_streams_pruned;
         s.kafka_streams_returned = self.kafka_streams_returned;
+        s.kafka_streams_moved = self.kafka_streams_moved;
         s.value_errors = BTreeMap::new();
         for (metric, reasons) in &self.value_errors {
             let mine = s.value_errors.entry(metric.clone()).or_default();
@@ -335,6 +340,7 @@ impl From<&JobStats> for MemberStats {
             kafka_reread_records: s.kafka_reread_records,
             kafka_streams_pruned: s.kafka_streams_pruned,
             kafka_streams_returned: s.kafka_streams_returned,
+            kafka_streams_moved: s.kafka_streams_moved,
             value_errors: s
                 .value_errors
                 .iter()
@@ -442,10 +448,11 @@ mod tests {
                 kafka_reread_records: base * 1_000_000,
                 kafka_streams_pruned: base * 10_000_000,
                 kafka_streams_returned: base * 100_000_000,
+                kafka_streams_moved: base * 1_000_000_000,
                 ..JobStats::default()
             }
         }
-        fn counters(s: &JobStats) -> [u64; 9] {
+        fn counters(s: &JobStats) -> [u64; 10] {
             [
                 s.kafka_records,
                 s.kafka_resent_lines,
@@ -456,6 +463,7 @@ mod tests {
                 s.kafka_reread_records,
                 s.kafka_streams_pruned,
                 s.kafka_streams_returned,
+                s.kafka_streams_moved,
             ]
         }
         let own = kafka(1);
@@ -465,5 +473,21 @@ mod tests {
         all.add(&serde_json::from_str(&wire).unwrap());
         let expected = counters(&kafka(3));
         assert_eq!(counters(&all.over(&own)), expected);
+    }
+
+    /// Every kafka counter of [`JobStats`] is carried in a member's report: one
+    /// added to the source later and forgotten here would show process 0's alone.
+    #[test]
+    fn a_member_report_carries_every_kafka_counter() {
+        fn kafka_fields(debug: &str) -> std::collections::BTreeSet<String> {
+            debug
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("kafka_"))
+                .map(str::to_string)
+                .collect()
+        }
+        let job = kafka_fields(&format!("{:?}", JobStats::default()));
+        assert!(job.contains("kafka_records"), "{job:?}");
+        assert_eq!(kafka_fields(&format!("{:?}", MemberStats::default())), job);
     }
 }
