@@ -16,6 +16,7 @@ use toml::Spanned;
 
 use crate::config::{AgentFile, AgentTable, FilterFile};
 use crate::filter::Filter;
+use limits::{max_in_flight, record_fits};
 
 /// Default `heartbeat_interval`.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -23,13 +24,6 @@ pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 pub const DEFAULT_GROUP_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// Default `max_in_flight`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 10_000;
-/// librdkafka's default `message.max.bytes`.
-const LIBRDKAFKA_MESSAGE_MAX: u64 = 1_000_000;
-/// librdkafka's default `queue.buffering.max.messages`.
-const LIBRDKAFKA_QUEUE_MAX: u64 = 100_000;
-/// Room for a record's headers and framing besides the line (the group's path is a
-/// header; a path is at most 4 KiB).
-const RECORD_OVERHEAD: u64 = 16 * 1024;
 
 /// A checked agent file. `{:?}` shows the secret options' values as `[redacted]`.
 #[derive(Clone)]
@@ -423,53 +417,6 @@ fn positive_duration(
     }
 }
 
-fn option_number(a: &AgentTable, key: &str, default: u64) -> u64 {
-    a.options
-        .get(key)
-        .and_then(|v| v.get_ref().trim().parse().ok())
-        .unwrap_or(default)
-}
-
-fn max_in_flight(r: &mut Report<'_>, a: &AgentTable) -> Option<usize> {
-    let Some(v) = &a.max_in_flight else {
-        return Some(DEFAULT_MAX_IN_FLIGHT);
-    };
-    let queue = option_number(a, "queue.buffering.max.messages", LIBRDKAFKA_QUEUE_MAX);
-    let n = *v.get_ref();
-    if n < 1 || n as u64 > queue {
-        r.on(
-            v,
-            format!("max_in_flight = {n} is out of range"),
-            format!(
-                "use 1 to {queue} (librdkafka's queue.buffering.max.messages holds every \
-                 line in flight); the default is {DEFAULT_MAX_IN_FLIGHT}"
-            ),
-        );
-        return None;
-    }
-    Some(n as usize)
-}
-
-/// A line of `max_line_bytes` must fit in one record: a line the broker refused
-/// could never be sent, and the agent would stop on it.
-fn record_fits(r: &mut Report<'_>, a: &AgentTable, max_line: u64) {
-    let max = option_number(a, "message.max.bytes", LIBRDKAFKA_MESSAGE_MAX);
-    if max_line + RECORD_OVERHEAD > max {
-        r.on(
-            &a.brokers,
-            format!(
-                "a line of max_line_bytes ({max_line} bytes) plus its headers does not fit \
-                 in a record of message.max.bytes ({max} bytes)"
-            ),
-            format!(
-                "lower [source] max_line_bytes below {} or raise options \
-                 \"message.max.bytes\" (and the topic's max.message.bytes)",
-                max.saturating_sub(RECORD_OVERHEAD)
-            ),
-        );
-    }
-}
-
 /// A hash of the settings that decide which lines take sequence numbers: the
 /// filter's lists (a line left out takes none) and `max_line_bytes` (a longer line
 /// is skipped). The checkpoint keeps it per group: a restart under other settings
@@ -606,6 +553,8 @@ fn position(text: &str, offset: usize) -> (usize, usize) {
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     (line, text[line_start..offset].chars().count() + 1)
 }
+
+mod limits;
 
 #[cfg(test)]
 mod tests;

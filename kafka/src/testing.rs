@@ -20,6 +20,11 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 /// How long a broker gets to start answering: generous, for a loaded 2-core machine.
 const START_DEADLINE: Duration = Duration::from_secs(120);
 
+/// The index tansu 0.6.0's `header` table lacks: its fetch looks headers up by
+/// (topition, offset_id).
+pub const HEADER_INDEX: &str =
+    "create index if not exists tidemark_header_record on header (topition, offset_id)";
+
 /// A running tansu broker.
 pub struct Broker {
     program: PathBuf,
@@ -170,6 +175,8 @@ impl Broker {
             }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.answers() {
                 self.child = Some(child);
+                // tansu has created its tables once it answers.
+                self.index_headers();
                 return true;
             }
             if Instant::now() > deadline {
@@ -186,6 +193,27 @@ impl Broker {
             .set("bootstrap.servers", self.bootstrap())
             .create();
         consumer.is_ok_and(|c| c.fetch_metadata(None, Duration::from_secs(5)).is_ok())
+    }
+
+    /// tansu's SQLite file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("tansu.db")
+    }
+
+    /// Adds [`HEADER_INDEX`] (a no-op after a restart: the file keeps it). tansu keeps the
+    /// file open in WAL mode, which lets a second connection change the schema; tansu's
+    /// prepared statements are prepared again by SQLite when they see the change.
+    fn index_headers(&self) {
+        let db = rusqlite::Connection::open(self.database())
+            .unwrap_or_else(|e| panic!("opening tansu's {}: {e}", self.database().display()));
+        db.busy_timeout(START_DEADLINE)
+            .expect("a busy timeout for tansu's database");
+        db.execute_batch(HEADER_INDEX).unwrap_or_else(|e| {
+            panic!(
+                "adding the header index to tansu's {}: {e}",
+                self.database().display()
+            )
+        });
     }
 
     /// The folder holding the broker's storage and log.

@@ -104,3 +104,50 @@ fn records_survive_a_broker_restart_and_read_back_in_order() {
     let want: Vec<(u64, String)> = (1..=100).map(|s| (s, format!("line {s}"))).collect();
     assert_eq!(got, want, "broker log:\n{}", broker.log());
 }
+
+/// tansu 0.6.0's fetch runs this query (tansu-storage 0.6.0, src/sql/header_fetch.sql) once
+/// per fetched record. Without an index on `header` it scans every header row stored, so
+/// reading a topic from its start costs records × headers and, past librdkafka's
+/// `socket.timeout.ms`, never completes (the agent torture test's lost records, seeds 11
+/// and 12). The test broker adds the index; this checks SQLite uses it — also after a
+/// restart, and with records stored.
+const TANSU_HEADER_FETCH: &str = "select h.k, h.v from header h \
+     join record r on h.topition = r.topition and h.offset_id = r.offset_id \
+     join topition tp on tp.id = r.topition join topic t on tp.topic = t.id \
+     join cluster c on t.cluster = c.id \
+     where c.name = ?1 and t.name = ?2 and tp.partition = ?3 and r.offset_id = ?4";
+
+fn header_fetch_plan(broker: &Broker) -> String {
+    let db = rusqlite::Connection::open(broker.database()).unwrap();
+    db.busy_timeout(Duration::from_secs(60)).unwrap();
+    let mut plan = db
+        .prepare(&format!("explain query plan {TANSU_HEADER_FETCH}"))
+        .unwrap();
+    let rows = plan
+        .query_map(("tansu_cluster", "lines", 0, 5), |row| {
+            row.get::<_, String>(3)
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+}
+
+#[test]
+fn tansus_header_lookup_per_fetched_record_uses_an_index() {
+    let mut broker = Broker::start();
+    broker.create_topic("lines", 3);
+    let group = GroupId {
+        host: "web-1".into(),
+        group: "/var/log/a.log".into(),
+        epoch: 9,
+    };
+    produce(&broker, &group, 1..=20);
+    for _ in 0..2 {
+        let plan = header_fetch_plan(&broker);
+        assert!(
+            plan.lines().any(|l| l.contains("SEARCH h USING INDEX")) && !plan.contains("SCAN h"),
+            "tansu's header lookup scans the header table:\n{plan}"
+        );
+        broker.restart();
+    }
+    assert_eq!(read_all(&broker, &group, 20).len(), 20);
+}

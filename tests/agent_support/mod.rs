@@ -81,7 +81,16 @@ impl Reader {
             let Some(result) = self.consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
-            let Ok(m) = result else { continue };
+            // Shown, not swallowed: a consumer error is the first clue when records
+            // stop arriving. (A partition read to its end is reported as an "error".)
+            let m = match result {
+                Ok(m) => m,
+                Err(rdkafka::error::KafkaError::PartitionEOF(_)) => continue,
+                Err(e) => {
+                    eprintln!("reader: {e}");
+                    continue;
+                }
+            };
             let headers: Vec<(&str, Option<&[u8]>)> = m
                 .headers()
                 .map(|h| h.iter().map(|h| (h.key, h.value)).collect())

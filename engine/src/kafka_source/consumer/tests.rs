@@ -7,7 +7,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 
+use super::client::PREFETCH_PER_JOB_KIB;
 use super::*;
+use tidemark_kafka::{client_config, Role};
 
 const TOPIC: &str = "t";
 

@@ -1,0 +1,264 @@
+use super::*;
+
+fn key(parts: &[&str]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for p in parts {
+        push_key_part(&mut b, p);
+    }
+    b
+}
+
+/// Keys in one shared buffer read their own bytes, compare as bytes, and
+/// serialize (bincode, between a cluster's members) exactly as the
+/// `Box<[u8]>` keys of earlier versions did.
+#[test]
+fn keys_in_a_shared_buffer_read_and_serialize_as_their_bytes() {
+    let (a, b) = (key(&["web-1", "200"]), key(&["web-1", "404", "GET"]));
+    let buf = Arc::new([a.clone(), b.clone()].concat());
+    let ka = SeriesKey::in_buffer(&buf, 0..a.len());
+    let kb = SeriesKey::in_buffer(&buf, a.len()..buf.len());
+    assert_eq!((&*ka, &*kb), (&a[..], &b[..]));
+    assert_eq!(ka, SeriesKey::from(a.clone()));
+    assert_ne!(ka, kb);
+    for (k, bytes) in [(&ka, &a), (&kb, &b)] {
+        let boxed: Box<[u8]> = bytes.clone().into();
+        let wire = bincode::serialize(k).unwrap();
+        assert_eq!(wire, bincode::serialize(&boxed).unwrap());
+        let back: SeriesKey = bincode::deserialize(&wire).unwrap();
+        assert_eq!(&*back, &bytes[..]);
+    }
+    assert_eq!(format!("{ka:?}"), format!("{:?}", &a[..]));
+    // A range outside the buffer reads as an empty key, never panics.
+    assert!(SeriesKey::in_buffer(&buf, 3..buf.len() + 1).is_empty());
+}
+
+#[test]
+fn keys_round_trip_even_with_separators_in_values() {
+    let b = key(&["web\u{1f}1", "", "200"]);
+    assert_eq!(
+        decode_key(&b),
+        (
+            "web\u{1f}1".to_string(),
+            vec![String::new(), "200".to_string()]
+        )
+    );
+}
+
+#[test]
+fn keys_sort_as_their_host_and_labels_do() {
+    let parts: [&[&str]; 7] = [
+        &["web", "b"],
+        &["web", "ab"],
+        &["we", "zz"],
+        &["web", "a", "x"],
+        &["web", "a"],
+        &["web", ""],
+        &["web\u{0}", "a"],
+    ];
+    let mut by_key: Vec<&[&str]> = parts.to_vec();
+    by_key.sort_by(|a, b| cmp_keys(&key(a), &key(b)));
+    let mut by_strings = parts.to_vec();
+    by_strings.sort();
+    assert_eq!(by_key, by_strings);
+}
+
+/// Every pair of keys of up to three parts drawn from values that share
+/// prefixes, differ in length, hold NUL or non-ASCII bytes, or are longer
+/// than a word: the keys compare as their parts do, and as the plain
+/// part-by-part comparison does.
+#[test]
+fn keys_compare_as_their_parts_do_for_every_pair() {
+    let values = [
+        "",
+        "a",
+        "ab",
+        "b",
+        "\0",
+        "a\0",
+        "web-1",
+        "web-10",
+        "web-2",
+        "10.0.0.1",
+        "10.0.0.10",
+        "\u{e9}",
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefgi",
+    ];
+    let mut keys: Vec<Vec<&str>> = vec![vec![]];
+    for v in values {
+        keys.push(vec![v]);
+        for w in values {
+            keys.push(vec![v, w]);
+            for x in ["", "b", "abcdefghij"] {
+                keys.push(vec![v, w, x]);
+            }
+        }
+    }
+    let packed: Vec<Vec<u8>> = keys.iter().map(|k| key(k)).collect();
+    for (i, a) in keys.iter().enumerate() {
+        for (j, b) in keys.iter().enumerate() {
+            let got = cmp_keys(&packed[i], &packed[j]);
+            assert_eq!(got, a.cmp(b), "{a:?} vs {b:?}");
+            assert_eq!(got, cmp_parts(&packed[i], &packed[j]), "{a:?} vs {b:?}");
+        }
+    }
+}
+
+/// Keys with one host and keys with many sort as their parts do; a key's
+/// prefix never orders it against another key wrongly.
+#[test]
+fn sorting_unique_keys_gives_the_order_of_their_parts() {
+    let values = [
+        "",
+        "a",
+        "ab",
+        "b",
+        "\0",
+        "\0\0",
+        "a\0",
+        "a\0b",
+        "10.0.0.1",
+        "10.0.0.10",
+        "10.0.0.2",
+        "\u{e9}",
+        "abcdefgh",
+        "abcdefghi",
+        "abcdefgi",
+        "\u{ff}",
+        "abcdefghijklmnop",
+        "abcdefghijklmnopq",
+        "abcdefghijklmno\0",
+    ];
+    let mut many_hosts: Vec<Vec<&str>> = Vec::new();
+    for v in values {
+        for w in values {
+            many_hosts.push(vec![v, w]);
+            many_hosts.push(vec![v, w, ""]);
+        }
+    }
+    let one_host: Vec<Vec<&str>> = many_hosts
+        .iter()
+        .map(|k| std::iter::once("web-1").chain(k.iter().copied()).collect())
+        .collect();
+    for keys in [many_hosts, one_host] {
+        let packed: Vec<Vec<u8>> = keys.iter().map(|k| key(k)).collect();
+        for (a, pa) in keys.iter().zip(&packed) {
+            for (b, pb) in keys.iter().zip(&packed) {
+                if order_prefix(pa) < order_prefix(pb) {
+                    assert!(a < b, "{a:?} vs {b:?}");
+                }
+            }
+        }
+        // Scrambled, then sorted.
+        let n = keys.len();
+        let scrambled: Vec<usize> = (0..n).map(|i| (i * 7919) % n).collect();
+        let got: Vec<&Vec<&str>> = sorted_order(n, |i| &packed[scrambled[i]])
+            .iter()
+            .map(|&i| &keys[scrambled[i as usize]])
+            .collect();
+        let mut want: Vec<&Vec<&str>> = keys.iter().collect();
+        want.sort();
+        assert_eq!(got, want);
+        // A few keys (compared directly) and a few more (by prefix).
+        for k in 0..=2 * SMALL_SORT {
+            let got: Vec<&Vec<&str>> = sorted_order(k, |i| &packed[scrambled[i]])
+                .iter()
+                .map(|&i| &keys[scrambled[i as usize]])
+                .collect();
+            let mut want: Vec<&Vec<&str>> = scrambled[..k].iter().map(|&i| &keys[i]).collect();
+            want.sort();
+            assert_eq!(got, want, "{k} keys");
+        }
+    }
+}
+
+/// The byte-at-a-time prefix [`order_prefix`] replaced.
+fn order_prefix_bytewise(mut key: &[u8]) -> u128 {
+    let mut out = [0u8; 16];
+    let mut n = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if let Some(slot) = out.get_mut(n) {
+                *slot = b;
+                n += 1;
+            }
+        }
+        n < out.len()
+    };
+    while let Some((part, rest)) = split_key_part(key) {
+        for &b in part {
+            let more = if b == 0 { put(&[0, 0xff]) } else { put(&[b]) };
+            if !more {
+                return u128::from_be_bytes(out);
+            }
+        }
+        if !put(&[0, 0]) {
+            break;
+        }
+        key = rest;
+    }
+    u128::from_be_bytes(out)
+}
+
+/// Prefixes of keys of 0-4 parts, each part 0-17 bytes with or without
+/// NULs at any place, and of damaged keys, are the byte-at-a-time ones;
+/// the radix sort orders (prefix, index) pairs as `sort_unstable` does.
+#[test]
+fn prefixes_and_their_sort_are_the_plain_ones() {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    };
+    let mut pairs = Vec::new();
+    for i in 0..20_000u32 {
+        let mut k = Vec::new();
+        for _ in 0..next(5) {
+            let len = next(18) as usize;
+            let part: String = (0..len)
+                .map(|_| match next(12) {
+                    0 => '\0',
+                    1 => '\u{ff}',
+                    c => (b'a' + c as u8) as char,
+                })
+                .collect();
+            push_key_part(&mut k, &part);
+        }
+        if next(50) == 0 && k.len() > 5 {
+            let cut = next(k.len() as u64) as usize;
+            k.truncate(cut); // damaged: a length past the end
+        }
+        let p = order_prefix(&k);
+        assert_eq!(p, order_prefix_bytewise(&k), "{k:?}");
+        // Few distinct bytes, so that numbers tie and bytes repeat.
+        pairs.push((p >> (8 * next(16)), i));
+    }
+    for n in [0, 1, 2, 100, pairs.len()] {
+        let mut got = pairs[..n].to_vec();
+        let mut want = got.clone();
+        radix_sort(&mut got);
+        want.sort_unstable();
+        assert_eq!(got, want, "{n} pairs");
+    }
+}
+
+/// A damaged key (a length past its end) compares without panicking, as
+/// the part-by-part comparison says.
+#[test]
+fn damaged_keys_compare_without_panicking() {
+    let good = key(&["web-1", "abc"]);
+    let mut long = good.clone();
+    long[9..13].copy_from_slice(&100u32.to_le_bytes());
+    let short = good[..good.len() - 1].to_vec();
+    for (a, b) in [
+        (&good, &long),
+        (&long, &good),
+        (&good, &short),
+        (&short, &long),
+    ] {
+        assert_eq!(cmp_keys(a, b), cmp_parts(a, b));
+    }
+}
