@@ -18,7 +18,7 @@ mod two_members;
 use std::time::{Duration, Instant};
 
 use kafka_common::Rng;
-use kafka_e2e::{near_a_minutes_end, seed, World};
+use kafka_e2e::{near_a_minutes_end, seed, World, JOB};
 
 const HOSTS: usize = 3;
 const FILES: usize = 2;
@@ -50,8 +50,9 @@ fn active(round: usize) -> usize {
     }
 }
 
-/// Waits for a minute's last seconds, writes a last round, and compares with the oracle.
-fn finish(mut w: World, rng: &mut Rng) {
+/// Waits for a minute's last seconds, writes a last round, and compares with the
+/// oracle. Returns the world, still running.
+fn finish(mut w: World, rng: &mut Rng) -> World {
     while !near_a_minutes_end() {
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -64,6 +65,7 @@ fn finish(mut w: World, rng: &mut Rng) {
         w.seed,
         want.len()
     );
+    w
 }
 
 #[test]
@@ -74,7 +76,15 @@ fn agents_broker_and_a_two_process_cluster_give_run_until_eofs_output() {
     for round in 0..ROUNDS {
         w.write_round(&mut rng, active(round));
     }
-    finish(w, &mut rng);
+    let w = finish(w, &mut rng);
+    // Both members have reported by now (each read lines for the output). A kafka
+    // job has no include globs: no warning about files on member 1.
+    let s = two_members::status(w.cluster(), JOB);
+    assert_eq!(s["warnings"], serde_json::json!([]), "{s:#}");
+    // Its own counts, every member's: nothing lost upstream, nothing unusable.
+    for key in ["kafka_lost_lines", "kafka_bad_records"] {
+        assert_eq!(s["errors"][key], 0, "{key}: {s:#}");
+    }
 }
 
 /// A fault the schedule injects at a round.

@@ -86,6 +86,12 @@ pub struct Group {
     pub ship: Ship,
     /// How its last read ended.
     pub status: ReadStatus,
+    /// Wall time (ms since the Unix epoch) taken before the read that set `status`
+    /// began: a line written before then was in that read. A heartbeat says the
+    /// group was at its end at this time, not when it is sent — a group can go
+    /// unread for turns (reading paused, the rate limit) while its idle status
+    /// stays, and a later stamp would claim lines written since.
+    pub read_at_ms: i64,
     /// When it last sent a line or a heartbeat.
     pub last_sent: Option<Instant>,
     /// A heartbeat of it is queued and not yet reported on.
@@ -199,6 +205,7 @@ impl Group {
             live,
             tailer,
             status: ReadStatus::More,
+            read_at_ms: 0,
             last_sent: None,
             heartbeat_in_flight: false,
             gone_since: None,
@@ -248,6 +255,12 @@ impl Group {
     /// heartbeat (of its epoch's last line: true of a broken epoch too).
     pub fn is_idle(&self) -> bool {
         self.ship.pending.is_empty() && self.status == ReadStatus::Idle && self.reading()
+    }
+
+    /// The wall time a heartbeat of it may carry now: that of the read that found
+    /// it at its end, if it [`is_idle`](Group::is_idle).
+    pub fn idle_at_ms(&self) -> Option<i64> {
+        self.is_idle().then_some(self.read_at_ms)
     }
 
     /// A broken epoch with a line held and nothing in flight: starts `epoch`

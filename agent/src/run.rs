@@ -54,38 +54,44 @@ pub enum Outcome {
 
 /// Ships the agent's files until `stop` is set. `stats` is what `/metrics` shows.
 pub fn run(agent: &Agent, stop: &AtomicBool, stats: Arc<Stats>) -> Result<Outcome, AgentError> {
-    let state = StateDir::open(&agent.state_dir)?;
-    let saved = state.load(&agent.host, &agent.topic)?;
-    let sender = Sender::new(agent, stats.clone())?;
-    let mut ship = Shipper {
-        agent,
-        sender,
-        stats,
-        state,
-        saved,
-        groups: Vec::new(),
-        known: HashSet::new(),
-        first_discovery: None,
-        partitions: None,
-        in_flight: 0,
-        next: 0,
-        rate: match agent.source.rate_limit {
-            Some(r) => {
-                RateLimiter::new(r.max(1), r.max(1).max(agent.source.read_chunk_bytes as u64))
-            }
-            None => RateLimiter::unlimited(),
-        },
-        last_discovery: None,
-        partitions_warned: None,
-        last_checkpoint: Instant::now(),
-        file_label: None,
-    };
+    let mut ship = Shipper::new(agent, stats)?;
     let result = ship.run(stop);
     // Whatever ended the loop, what the broker acknowledged is kept.
     let saved = ship.checkpoint(true);
     let outcome = result?;
     saved?;
     Ok(outcome)
+}
+
+impl<'a> Shipper<'a> {
+    fn new(agent: &'a Agent, stats: Arc<Stats>) -> Result<Shipper<'a>, AgentError> {
+        let state = StateDir::open(&agent.state_dir)?;
+        let saved = state.load(&agent.host, &agent.topic)?;
+        let sender = Sender::new(agent, stats.clone())?;
+        Ok(Shipper {
+            agent,
+            sender,
+            stats,
+            state,
+            saved,
+            groups: Vec::new(),
+            known: HashSet::new(),
+            first_discovery: None,
+            partitions: None,
+            in_flight: 0,
+            next: 0,
+            rate: match agent.source.rate_limit {
+                Some(r) => {
+                    RateLimiter::new(r.max(1), r.max(1).max(agent.source.read_chunk_bytes as u64))
+                }
+                None => RateLimiter::unlimited(),
+            },
+            last_discovery: None,
+            partitions_warned: None,
+            last_checkpoint: Instant::now(),
+            file_label: None,
+        })
+    }
 }
 
 struct Shipper<'a> {
@@ -318,6 +324,9 @@ impl Shipper<'_> {
         let mut stopped_at = None;
         // Lines are handed over a produce request at a time (see `Sender::may_hand_over`).
         let hand_over = self.sender.may_hand_over(now);
+        // Before any read of the turn: what each read finds at its end was written
+        // by then (see `Group::read_at_ms`).
+        let read_at_ms = wall_ms();
         for k in 0..n {
             let i = (self.next + k) % n;
             if !self.groups[i].as_ref().is_some_and(Group::reading) {
@@ -339,7 +348,7 @@ impl Shipper<'_> {
                 busy = false;
                 break;
             }
-            let (status, sent, bytes) = self.read_group(i, budget, room, now);
+            let (status, sent, bytes) = self.read_group(i, budget, room, now, read_at_ms);
             self.in_flight += sent;
             self.note_in_flight();
             self.rate.consume(bytes as usize);
@@ -363,6 +372,7 @@ impl Shipper<'_> {
         budget: usize,
         room: usize,
         now: Instant,
+        read_at_ms: i64,
     ) -> (Result<ReadStatus, AgentError>, usize, u64) {
         let stop = std::cell::Cell::new(false);
         let (mut read, mut sent, mut filtered) = (0u64, 0usize, 0u64);
@@ -399,6 +409,7 @@ impl Shipper<'_> {
             }
         });
         g.status = status;
+        g.read_at_ms = read_at_ms;
         g.ship
             .note_discontinuities(g.tailer.counters().discontinuities);
         if sent > 0 {
@@ -432,17 +443,18 @@ impl Shipper<'_> {
     /// once per interval (and never two in flight).
     fn heartbeats(&mut self, now: Instant) -> Result<(), AgentError> {
         let every = self.agent.heartbeat_interval;
-        let at_ms = wall_ms();
         for (i, slot) in self.groups.iter_mut().enumerate() {
             let Some(g) = slot else { continue };
             if self.in_flight >= self.agent.max_in_flight {
                 // The bound holds heartbeats too: they wait with the lines.
                 break;
             }
-            if !g.is_idle()
-                || g.heartbeat_in_flight
-                || g.last_sent.is_some_and(|t| now.duration_since(t) < every)
-            {
+            // Stamped with the time of the read that found the group at its end,
+            // not of sending: that read may be turns old.
+            let Some(at_ms) = g.idle_at_ms() else {
+                continue;
+            };
+            if g.heartbeat_in_flight || g.last_sent.is_some_and(|t| now.duration_since(t) < every) {
                 continue;
             }
             let headers = heartbeat_headers(&g.ship.id, g.ship.acked_seq(), at_ms);

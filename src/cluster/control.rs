@@ -50,31 +50,7 @@ impl JobControl for Control {
         // Lines and errors of every member; the frontier is process 0's (it writes).
         let all = j.cluster_stats();
         let rate = self.rate(name, all.lines_read, j.submitted_ms);
-        let mut errors = std::collections::BTreeMap::new();
-        errors.insert(JobStatus::LATE.to_string(), all.late_lines);
-        errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
-        errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
-        errors.insert(JobStatus::OUTLIER.to_string(), all.outlier_lines);
-        errors.insert(
-            JobStatus::CLOCK_BEHIND_GROUPS.to_string(),
-            all.trailing_clock_groups,
-        );
-        for (reason, n) in &all.parse_errors {
-            errors.insert(JobStatus::malformed_key(reason), *n);
-        }
-        for (metric, n) in &all.series_limit_dropped {
-            errors.insert(format!("series_limit_dropped:{metric}"), *n);
-        }
-        // The file source's edges (issue 10 §2a, §3, §6).
-        for (key, n) in [
-            ("files_not_opened", all.file_open_errors),
-            ("duplicate_paths", all.duplicate_paths),
-            ("not_regular_files", all.not_regular_files),
-            ("symlink_loops", all.symlink_loops),
-            ("damaged_gzip", all.damaged_gzip_files),
-        ] {
-            errors.insert(key.to_string(), n);
-        }
+        let errors = errors(&j, &all);
         let ts = |ms: i64| jiff::Timestamp::from_millisecond(ms).ok();
         Some(JobStatus {
             summary: summary(&j),
@@ -237,13 +213,58 @@ impl Control {
     }
 }
 
+/// The status's error counts, every member's. A kafka job's also say what its
+/// source skipped or saw missing: lines lost upstream, records it could not use,
+/// heartbeats from a clock too far ahead.
+fn errors(j: &JobInfo, all: &MemberStats) -> std::collections::BTreeMap<String, u64> {
+    let mut errors = std::collections::BTreeMap::new();
+    errors.insert(JobStatus::LATE.to_string(), all.late_lines);
+    errors.insert(JobStatus::OVERSIZE.to_string(), all.oversize_lines);
+    errors.insert(JobStatus::INVALID_UTF8.to_string(), all.invalid_utf8_lines);
+    errors.insert(JobStatus::OUTLIER.to_string(), all.outlier_lines);
+    errors.insert(
+        JobStatus::CLOCK_BEHIND_GROUPS.to_string(),
+        all.trailing_clock_groups,
+    );
+    for (reason, n) in &all.parse_errors {
+        errors.insert(JobStatus::malformed_key(reason), *n);
+    }
+    for (metric, n) in &all.series_limit_dropped {
+        errors.insert(format!("series_limit_dropped:{metric}"), *n);
+    }
+    // The file source's edges (issue 10 §2a, §3, §6).
+    for (key, n) in [
+        ("files_not_opened", all.file_open_errors),
+        ("duplicate_paths", all.duplicate_paths),
+        ("not_regular_files", all.not_regular_files),
+        ("symlink_loops", all.symlink_loops),
+        ("damaged_gzip", all.damaged_gzip_files),
+    ] {
+        errors.insert(key.to_string(), n);
+    }
+    if j.job.as_ref().is_some_and(|job| job.source.kafka.is_some()) {
+        for (key, n) in [
+            ("kafka_lost_lines", all.kafka_lost_lines),
+            ("kafka_bad_records", all.kafka_bad_records),
+            ("kafka_heartbeats_ahead", all.kafka_heartbeats_ahead),
+        ] {
+            errors.insert(key.to_string(), n);
+        }
+    }
+    errors
+}
+
 /// Include globs that match no file (a typo, a folder the member cannot read, a
 /// `${LOG_ROOT}` that differs between machines): on process 0 each glob is looked
-/// up now; another member counts when its last report had no file group.
+/// up now; another member counts when its last report had no file group. A kafka
+/// source has no globs and no file groups: nothing to warn about.
 fn no_file_warnings(j: &JobInfo, members: u32) -> Vec<String> {
     let mut out = Vec::new();
     let on_0 = if members > 1 { " on member 0" } else { "" };
     if let Some(job) = &j.job {
+        if job.source.kafka.is_some() {
+            return out;
+        }
         let src = &job.source;
         let roots = AllowedRoots::of_source(src);
         for glob in &src.include {
@@ -419,5 +440,87 @@ mod tests {
             control_error(Member::NotFound { job: "j".into() }),
             ControlError::NotFound(j) if j == "j"
         ));
+    }
+
+    fn job_info(toml: &str, member_file_groups: u64) -> JobInfo {
+        let job = tidemark_jobs::from_str(toml, "job.toml", std::path::Path::new("/"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let member = MemberStats {
+            file_groups: member_file_groups,
+            ..MemberStats::default()
+        };
+        JobInfo {
+            name: job.name.clone(),
+            state: cluster::JobState::Running,
+            submitted_ms: 0,
+            stats: Default::default(),
+            members: [(1, member)].into(),
+            error: None,
+            job: Some(Arc::new(job)),
+        }
+    }
+
+    const JOB_TAIL: &str = r#"
+[parse]
+format = "nginx"
+[[metric]]
+name = "lines_total"
+kind = "counter"
+[[sink]]
+kind = "stdout"
+series = "hosts"
+"#;
+
+    #[test]
+    fn a_kafka_job_gets_no_warning_about_files() {
+        let kafka = format!(
+            "name = \"k\"\n[source]\nkind = \"kafka\"\nbrokers = \"k1:9092\"\ntopic = \"logs\"\n{JOB_TAIL}"
+        );
+        // Member 1 reads its partitions: no file group, as every kafka job's.
+        assert_eq!(
+            no_file_warnings(&job_info(&kafka, 0), 2),
+            Vec::<String>::new()
+        );
+        // The same report for a file job still warns (the check above can fail).
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!(
+            "name = \"f\"\n[source]\nkind = \"file\"\ninclude = [\"{}/*.log\"]\n{JOB_TAIL}",
+            dir.path().display()
+        );
+        let warnings = no_file_warnings(&job_info(&file, 0), 2);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("match no file on member 1")),
+            "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_kafka_jobs_status_counts_every_members_skipped_and_lost_records() {
+        let kafka = format!(
+            "name = \"k\"\n[source]\nkind = \"kafka\"\nbrokers = \"k1:9092\"\ntopic = \"logs\"\n{JOB_TAIL}"
+        );
+        let mut j = job_info(&kafka, 0);
+        j.stats.kafka_lost_lines = 1;
+        j.stats.kafka_bad_records = 10;
+        j.stats.kafka_heartbeats_ahead = 100;
+        let member = j.members.get_mut(&1).unwrap();
+        member.kafka_lost_lines = 2;
+        member.kafka_bad_records = 20;
+        member.kafka_heartbeats_ahead = 200;
+        let e = errors(&j, &j.cluster_stats());
+        let counts = (
+            e["kafka_lost_lines"],
+            e["kafka_bad_records"],
+            e["kafka_heartbeats_ahead"],
+        );
+        assert_eq!(counts, (3, 30, 300));
+        // A file job's status has no kafka keys.
+        let file = format!(
+            "name = \"f\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n{JOB_TAIL}"
+        );
+        let e = errors(&job_info(&file, 1), &MemberStats::default());
+        assert!(!e.keys().any(|k| k.starts_with("kafka_")), "{e:?}");
     }
 }

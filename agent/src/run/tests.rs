@@ -109,3 +109,73 @@ fn an_idle_turn_waits_a_poll_interval_not_a_millisecond() {
     );
     assert_eq!(idle_wait(false, true, Duration::ZERO, ms(250)), ms(20));
 }
+
+/// A heartbeat carries the wall time of the read that found its group at its end,
+/// not the time it is sent: lines written between the two were not in that read,
+/// and a later stamp would let the cluster's watermark pass them.
+#[test]
+fn a_heartbeat_is_stamped_with_the_time_of_the_read_not_of_sending() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("t", 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.log"), "INFO line 1\nINFO line 2\n").unwrap();
+    let a = agent(dir.path(), &brokers, "");
+    let mut ship = Shipper::new(&a, Arc::new(Stats::default())).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while ship.groups.is_empty() && Instant::now() < deadline {
+        ship.discover().unwrap();
+    }
+    ship.read(Instant::now()).unwrap();
+    let read_done = wall_ms();
+    while ship.in_flight > 0 && Instant::now() < deadline {
+        ship.take_reports(Duration::from_millis(50)).unwrap();
+    }
+    // The read is what saw the end; no read follows before the heartbeat (as when
+    // reading is paused), and sending comes strictly later.
+    std::thread::sleep(Duration::from_millis(30));
+    let sending = wall_ms();
+    assert!(sending > read_done);
+    // Past heartbeat_interval since the lines were sent.
+    ship.heartbeats(Instant::now() + Duration::from_secs(1))
+        .unwrap();
+    assert_eq!(ship.stats.heartbeats_sent.load(Ordering::Relaxed), 1);
+    while ship.in_flight > 0 && Instant::now() < deadline {
+        ship.take_reports(Duration::from_millis(50)).unwrap();
+    }
+    let at = heartbeat_at(&brokers);
+    assert!(
+        at <= read_done,
+        "heartbeat stamped {at}, the read ended at {read_done} (sending at {sending})"
+    );
+}
+
+/// The `tm-at` of the first heartbeat in the topic.
+fn heartbeat_at(brokers: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "t")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..2 {
+        tpl.add_partition_offset("t", p, Offset::Beginning).unwrap();
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let headers: Vec<(&str, Option<&[u8]>)> = m
+            .headers()
+            .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+            .unwrap_or_default();
+        if let AgentRecord::Heartbeat { at_ms, .. } =
+            wire::decode(headers, m.payload().unwrap_or_default()).unwrap()
+        {
+            return at_ms;
+        }
+    }
+    panic!("no heartbeat in the topic");
+}

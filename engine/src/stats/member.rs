@@ -112,6 +112,37 @@ pub struct MemberStats {
     /// Files that cannot be opened or read now (see [`JobStats::unreadable`]).
     #[serde(default)]
     pub unreadable_files: u64,
+    // A kafka source's counters: like the file source's, summed over members.
+    /// See [`JobStats::kafka_records`].
+    #[serde(default)]
+    pub kafka_records: u64,
+    /// See [`JobStats::kafka_resent_lines`].
+    #[serde(default)]
+    pub kafka_resent_lines: u64,
+    /// See [`JobStats::kafka_lost_lines`].
+    #[serde(default)]
+    pub kafka_lost_lines: u64,
+    /// See [`JobStats::kafka_new_epochs`].
+    #[serde(default)]
+    pub kafka_new_epochs: u64,
+    /// See [`JobStats::kafka_bad_records`].
+    #[serde(default)]
+    pub kafka_bad_records: u64,
+    /// See [`JobStats::kafka_heartbeats_ahead`].
+    #[serde(default)]
+    pub kafka_heartbeats_ahead: u64,
+    /// See [`JobStats::kafka_reread_records`].
+    #[serde(default)]
+    pub kafka_reread_records: u64,
+    /// See [`JobStats::kafka_streams_pruned`].
+    #[serde(default)]
+    pub kafka_streams_pruned: u64,
+    /// See [`JobStats::kafka_streams_returned`].
+    #[serde(default)]
+    pub kafka_streams_returned: u64,
+    /// See [`JobStats::kafka_streams_moved`].
+    #[serde(default)]
+    pub kafka_streams_moved: u64,
     /// This member's groups' figures (see [`JobStats::groups`]), at most
     /// `MAX_REPORTED_GROUPS` (1,000). Not summed: process 0 shows each member's under
     /// a `member` label ([`JobStats::member_groups`]).
@@ -170,6 +201,16 @@ impl MemberStats {
             }
         }
         self.unreadable_files += o.unreadable_files;
+        self.kafka_records += o.kafka_records;
+        self.kafka_resent_lines += o.kafka_resent_lines;
+        self.kafka_lost_lines += o.kafka_lost_lines;
+        self.kafka_new_epochs += o.kafka_new_epochs;
+        self.kafka_bad_records += o.kafka_bad_records;
+        self.kafka_heartbeats_ahead += o.kafka_heartbeats_ahead;
+        self.kafka_reread_records += o.kafka_reread_records;
+        self.kafka_streams_pruned += o.kafka_streams_pruned;
+        self.kafka_streams_returned += o.kafka_streams_returned;
+        self.kafka_streams_moved += o.kafka_streams_moved;
         self.groups_left_out += o.groups_left_out;
     }
 
@@ -219,6 +260,16 @@ impl MemberStats {
         s.resume_misses = self.resume_misses;
         s.reopens = self.reopens;
         s.late_after_written = self.late_after_written;
+        s.kafka_records = self.kafka_records;
+        s.kafka_resent_lines = self.kafka_resent_lines;
+        s.kafka_lost_lines = self.kafka_lost_lines;
+        s.kafka_new_epochs = self.kafka_new_epochs;
+        s.kafka_bad_records = self.kafka_bad_records;
+        s.kafka_heartbeats_ahead = self.kafka_heartbeats_ahead;
+        s.kafka_reread_records = self.kafka_reread_records;
+        s.kafka_streams_pruned = self.kafka_streams_pruned;
+        s.kafka_streams_returned = self.kafka_streams_returned;
+        s.kafka_streams_moved = self.kafka_streams_moved;
         s.value_errors = BTreeMap::new();
         for (metric, reasons) in &self.value_errors {
             let mine = s.value_errors.entry(metric.clone()).or_default();
@@ -280,6 +331,16 @@ impl From<&JobStats> for MemberStats {
             resume_misses: s.resume_misses,
             reopens: s.reopens,
             late_after_written: s.late_after_written,
+            kafka_records: s.kafka_records,
+            kafka_resent_lines: s.kafka_resent_lines,
+            kafka_lost_lines: s.kafka_lost_lines,
+            kafka_new_epochs: s.kafka_new_epochs,
+            kafka_bad_records: s.kafka_bad_records,
+            kafka_heartbeats_ahead: s.kafka_heartbeats_ahead,
+            kafka_reread_records: s.kafka_reread_records,
+            kafka_streams_pruned: s.kafka_streams_pruned,
+            kafka_streams_returned: s.kafka_streams_returned,
+            kafka_streams_moved: s.kafka_streams_moved,
             value_errors: s
                 .value_errors
                 .iter()
@@ -368,5 +429,65 @@ mod tests {
         // What members do not report stays process 0's.
         assert_eq!(view.windows_emitted, 4);
         assert_eq!(view.groups.len(), 1);
+    }
+
+    /// A cluster's kafka counters are every member's, not process 0's alone
+    /// (docs/cluster.md: counters are summed over every member).
+    #[test]
+    fn every_members_kafka_counters_are_summed() {
+        // Distinct powers of ten per counter and member, so a counter left out, or
+        // taken from the wrong field, shows in the sum.
+        fn kafka(base: u64) -> JobStats {
+            JobStats {
+                kafka_records: base,
+                kafka_resent_lines: base * 10,
+                kafka_lost_lines: base * 100,
+                kafka_new_epochs: base * 1_000,
+                kafka_bad_records: base * 10_000,
+                kafka_heartbeats_ahead: base * 100_000,
+                kafka_reread_records: base * 1_000_000,
+                kafka_streams_pruned: base * 10_000_000,
+                kafka_streams_returned: base * 100_000_000,
+                kafka_streams_moved: base * 1_000_000_000,
+                ..JobStats::default()
+            }
+        }
+        fn counters(s: &JobStats) -> [u64; 10] {
+            [
+                s.kafka_records,
+                s.kafka_resent_lines,
+                s.kafka_lost_lines,
+                s.kafka_new_epochs,
+                s.kafka_bad_records,
+                s.kafka_heartbeats_ahead,
+                s.kafka_reread_records,
+                s.kafka_streams_pruned,
+                s.kafka_streams_returned,
+                s.kafka_streams_moved,
+            ]
+        }
+        let own = kafka(1);
+        let mut all = MemberStats::from(&own);
+        // The other member's report crosses the wire as JSON.
+        let wire = serde_json::to_string(&MemberStats::from(&kafka(2))).unwrap();
+        all.add(&serde_json::from_str(&wire).unwrap());
+        let expected = counters(&kafka(3));
+        assert_eq!(counters(&all.over(&own)), expected);
+    }
+
+    /// Every kafka counter of [`JobStats`] is carried in a member's report: one
+    /// added to the source later and forgotten here would show process 0's alone.
+    #[test]
+    fn a_member_report_carries_every_kafka_counter() {
+        fn kafka_fields(debug: &str) -> std::collections::BTreeSet<String> {
+            debug
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("kafka_"))
+                .map(str::to_string)
+                .collect()
+        }
+        let job = kafka_fields(&format!("{:?}", JobStats::default()));
+        assert!(job.contains("kafka_records"), "{job:?}");
+        assert_eq!(kafka_fields(&format!("{:?}", MemberStats::default())), job);
     }
 }
