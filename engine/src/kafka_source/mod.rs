@@ -541,8 +541,15 @@ impl SourceState {
         if let ScanPhase::Done(found) = &self.scan {
             if !self.ctx.follow || !reader.caught_up() {
                 // Every stream of the backlog that can still add to a window is known.
-                return pace::first_open(&self.streams, found, plan)
-                    .unwrap_or(self.floor as WindowTime);
+                return match pace::first_open(&self.streams, found, plan) {
+                    // No stream can add to a window any more, but records are left
+                    // (bad ones, other shippers' without a host, heartbeats): they are
+                    // read and counted before the source ends (review R15p: it ended
+                    // here, skipping them and pinning its pacing slot, so another
+                    // worker waited for ever). The held time stays where it is.
+                    Some(WindowTime::MAX) | None => self.floor as WindowTime,
+                    Some(t) => t,
+                };
             }
         }
         // Until every partition was read to its end once, a stream not seen yet may
@@ -557,6 +564,8 @@ impl SourceState {
     }
 
     fn reader_done(&mut self) {
+        // Whatever ends the reading frees this worker's place on the pacing board.
+        self.ctx.pacer.release();
         if let Some(r) = &mut self.reader {
             r.commit_for_lag(true);
         }

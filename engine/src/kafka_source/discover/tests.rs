@@ -253,3 +253,59 @@ fn the_earliest_window_bounds_every_line_and_a_floor_there_changes_nothing() {
         "only {bounded} of 300 cases had a known bound"
     );
 }
+
+/// Review R15p (scratch): a heartbeat ahead of the clock when the pass reads it
+/// (ignored there) but in time when the reading proper does (CreateTime: judged by
+/// this machine's clock then) — the earliest window still bounds every line.
+#[test]
+fn rev15p_a_heartbeat_ahead_in_the_pass_only_keeps_the_bound() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut x = seed | 1;
+    let mut rand = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let skew = Plan::new(&job()).max_clock_skew_ms;
+    for case in 0..2000 {
+        let mut records = Vec::new();
+        let mut seq = 0u64;
+        let mut t = WALL - 3_600_000 + rand(600_000) as i64;
+        for _ in 0..rand(8) + 1 {
+            t += rand(4000) as i64;
+            match rand(6) {
+                0 => records.push(Rec::Beat(seq, WALL + skew + 1 + rand(50_000) as i64)),
+                1 => records.push(Rec::Beat(seq, t + rand(30_000) as i64)),
+                2 => {
+                    seq += 1;
+                    records.push(Rec::Line(seq, t - rand(3_700_000) as i64));
+                }
+                _ => {
+                    seq += 1;
+                    records.push(Rec::Line(seq, t));
+                }
+            }
+        }
+        let later = WALL + 60_000;
+        let (from_nothing, _) = read(&records, 0, later);
+        match earliest(&records, WALL) {
+            None => assert!(from_nothing.is_empty(), "case {case}: {records:?}"),
+            Some(WindowTime::MIN) => {}
+            Some(w) => {
+                for entry in &from_nothing {
+                    assert!(
+                        window_of(entry) >= w,
+                        "case {case}: window {entry} before the earliest {w}; {records:?}"
+                    );
+                }
+                let (floored, _) = read(&records, w as EventMs, later);
+                assert_eq!(floored, from_nothing, "case {case}: {records:?}");
+            }
+        }
+    }
+}
