@@ -354,7 +354,7 @@ impl SourceState {
                         self.warned.poll += 1;
                         if self.warned.poll <= MAX_WARNINGS {
                             tracing::warn!(
-                                "kafka source of job {:?}: partition {partition} went back from offset {next} to {offset} (the broker refused the offset; reading restarted at its first kept record): records read already are skipped (kafka_reread_records)",
+                                "kafka source of job {:?}: partition {partition} went back from offset {next} to {offset} (the broker refused the offset and reading restarted at its first kept record, or it sent records again): records read already are skipped (kafka_reread_records)",
                                 self.ctx.job.name
                             );
                         }
