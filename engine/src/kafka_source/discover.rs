@@ -170,6 +170,8 @@ impl Scan {
 /// is known.
 pub(crate) struct Finder {
     found: BTreeMap<StreamKey, Found>,
+    /// `partition N`, the name of a partition's stream of other records, made once.
+    partition_names: BTreeMap<i32, Box<str>>,
     /// Heartbeat warnings (the reading proper's to log).
     warned_ahead: u32,
     /// The shadows' counts (the reading proper counts for real).
@@ -181,6 +183,7 @@ impl Default for Finder {
     fn default() -> Self {
         Finder {
             found: BTreeMap::new(),
+            partition_names: BTreeMap::new(),
             warned_ahead: u32::MAX / 2,
             stats: JobStats::default(),
             // Sequence warnings are the reading proper's to log.
@@ -204,7 +207,6 @@ impl Finder {
         let Ok(decoded) = wire::decode(headers.iter().copied(), payload) else {
             return;
         };
-        let foreign_name: String;
         // The same stream names as `SourceState::take` (`super::streams`).
         let (host, group, item): (&str, &str, Item<'_>) = match decoded {
             AgentRecord::Line {
@@ -223,10 +225,11 @@ impl Finder {
                         return;
                     }
                 }
-                // Made per record of another shipper: the pass reads each record
-                // once, and agents' records allocate nothing here.
-                foreign_name = format!("partition {p}");
-                ("", foreign_name.as_str(), Item::Plain(payload))
+                let name: &str = self
+                    .partition_names
+                    .entry(p)
+                    .or_insert_with(|| format!("partition {p}").into());
+                ("", name, Item::Plain(payload))
             }
         };
         let plan = cx.plan;
