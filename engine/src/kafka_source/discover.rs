@@ -254,11 +254,7 @@ impl Finder {
             return;
         };
         let future_before = future_lines(&self.stats);
-        let heartbeat_grace_ms = cx
-            .source
-            .kafka
-            .as_ref()
-            .map_or(60_000, |k| k.heartbeat_grace.as_millis() as i64);
+        let heartbeat_grace_ms = super::take::heartbeat_grace_ms(cx.source);
         let mut rcx = RecordCx {
             parser: cx.parser,
             plan,

@@ -62,7 +62,7 @@ impl SourceState {
             max_line: job.source.max_line_bytes,
             stats: &mut self.delta,
             warned: &mut self.warned.sequence,
-            heartbeat_grace_ms: heartbeat_grace_ms(job),
+            heartbeat_grace_ms: heartbeat_grace_ms(&job.source),
             warned_ahead: &mut self.warned.ahead,
             append_ms: record.append_time_ms(),
         };
@@ -115,7 +115,7 @@ impl SourceState {
             max_line: job.source.max_line_bytes,
             stats: &mut self.delta,
             warned: &mut self.warned.sequence,
-            heartbeat_grace_ms: heartbeat_grace_ms(job),
+            heartbeat_grace_ms: heartbeat_grace_ms(&job.source),
             warned_ahead: &mut self.warned.ahead,
             append_ms: None,
         };
@@ -137,8 +137,10 @@ impl SourceState {
     }
 }
 
-fn heartbeat_grace_ms(job: &tidemark_jobs::Job) -> i64 {
-    job.source
+/// `[source] heartbeat_grace` in ms (the reading and the discovery pass judge
+/// heartbeats alike).
+pub(super) fn heartbeat_grace_ms(source: &tidemark_jobs::Source) -> i64 {
+    source
         .kafka
         .as_ref()
         .map_or(60_000, |k| k.heartbeat_grace.as_millis() as i64)
