@@ -19,7 +19,7 @@ use crate::kafka_source::{kafka_source, KafkaCtx};
 use crate::operators::collect::{CollectWindows, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
-use crate::operators::series_limit::{SeriesLimit, Stage2};
+use crate::operators::series_limit::{series_limit_of_merged, Stage2};
 use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
 use crate::pacing::{default_bound_ms, Pacer};
 use crate::plan::Plan;
@@ -203,9 +203,8 @@ pub(crate) fn downstream<'scope>(
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
-    let stage2 = partials
-        .host_merge(plan.clone(), stats.clone())
-        .series_limit(plan.clone(), stats.clone());
+    let merged = partials.host_merge(plan.clone(), stats.clone());
+    let stage2 = series_limit_of_merged(merged, plan.clone(), stats.clone());
     let (rule_inputs, host_series) =
         stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
             Stage2::Rule(r) => Ok(r),
