@@ -126,7 +126,7 @@ impl<'scope> HostMerge<'scope> for Stream<'scope, WindowTime, Vec<HostPartial>> 
 /// needs no sort and nothing folds: each partial becomes its series as it
 /// is, with no pass looking for equal neighbours.
 pub(crate) fn merge_partials(batches: Vec<Vec<HostPartial>>) -> Vec<MergedSeries> {
-    let alone = strictly_increasing(batches.iter().flatten());
+    let alone = strictly_increasing(&batches);
     // The series are made in the allocation of the partials, gathered first
     // as before: the window's largest buffer then stays the size it was,
     // which matters to glibc, whose thread arenas give the free top of their
@@ -159,22 +159,26 @@ fn merged_alone(p: HostPartial) -> MergedSeries {
     }
 }
 
-/// Whether each partial's (metric, key) is below the next one's: sorted, and
-/// no two of one series (which would fold).
-fn strictly_increasing<'p>(parts: impl Iterator<Item = &'p HostPartial>) -> bool {
-    let mut prev: Option<&HostPartial> = None;
-    for p in parts {
-        if let Some(a) = prev {
-            let below = a
-                .metric
-                .cmp(&p.metric)
-                .then_with(|| cmp_keys(&a.key, &p.key))
-                .is_lt();
-            if !below {
+/// Whether each partial's (metric, key) is below the next one's, across the
+/// batches in order: sorted, and no two of one series (which would fold).
+fn strictly_increasing(batches: &[Vec<HostPartial>]) -> bool {
+    let below = |a: &HostPartial, b: &HostPartial| {
+        a.metric
+            .cmp(&b.metric)
+            .then_with(|| cmp_keys(&a.key, &b.key))
+            .is_lt()
+    };
+    let mut last: Option<&HostPartial> = None;
+    for batch in batches.iter().filter(|b| !b.is_empty()) {
+        if let (Some(a), Some(b)) = (last, batch.first()) {
+            if !below(a, b) {
                 return false;
             }
         }
-        prev = Some(p);
+        if !batch.windows(2).all(|w| below(&w[0], &w[1])) {
+            return false;
+        }
+        last = batch.last();
     }
     true
 }
