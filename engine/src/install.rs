@@ -16,10 +16,12 @@ use crate::error::EngineError;
 use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
 use crate::kafka_source::{kafka_source, KafkaCtx};
-use crate::operators::collect::{CollectWindows, Collector};
+use crate::operators::collect::{collect, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
-use crate::operators::series_limit::{series_limit_of_merged, Stage2};
+use crate::operators::series_limit::{
+    host_records_in_output_order, series_limit_of_merged, Stage2,
+};
 use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
 use crate::pacing::{default_bound_ms, Pacer};
 use crate::plan::Plan;
@@ -212,5 +214,14 @@ pub(crate) fn downstream<'scope>(
         });
     let rule_series = rule_inputs.rollup(plan.clone());
     let all = rule_series.concat(host_series);
-    all.collect_windows(plan.window_ms, collector, output_error, stop, stats);
+    let sorted = host_records_in_output_order(plan);
+    collect(
+        all,
+        plan.window_ms,
+        collector,
+        output_error,
+        stop,
+        stats,
+        sorted,
+    );
 }

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark_jobs::{RuleExpr, SeriesSelector};
+use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
@@ -297,6 +297,37 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) 
     out
 }
 
+/// Whether the host records [`to_stage2`] makes of a window's series (sorted by
+/// (metric, key)) are already in the order the sinks get a window in, (record,
+/// labels) ([`super::record_order`]), and are all of the window's records: the
+/// job has no rules (whose outputs join them), no histogram is printed (its
+/// series make records of three names), the printed metrics' record names
+/// increase with their index, and each one's label names, sorted, name the
+/// key's parts in their order (two series' labels, names alike, then compare
+/// as their keys do). They are made on worker 0 alone, and reach the collect
+/// stage there in the order they were made, with any number of workers.
+pub(crate) fn host_records_in_output_order(plan: &Plan) -> bool {
+    if !plan.rules.is_empty() {
+        return false;
+    }
+    let mut last: Option<&str> = None;
+    for mp in plan.metrics.iter().filter(|mp| mp.host_series) {
+        let in_key_order = mp
+            .output_labels
+            .iter()
+            .map(|&(_, part)| part)
+            .eq(0..mp.output_labels.len());
+        if mp.kind == MetricKind::Histogram
+            || last.is_some_and(|l| l >= &*mp.record)
+            || !in_key_order
+        {
+            return false;
+        }
+        last = Some(&mp.record);
+    }
+    true
+}
+
 /// `quantiles`: `mp.quantiles` as label values.
 fn host_series(
     mp: &MetricPlan,
@@ -353,6 +384,53 @@ mod tests {
     use std::path::Path;
     use std::sync::Mutex;
     use timely::dataflow::operators::{Input, Inspect, Probe};
+
+    fn plan_of(metrics_and_rules: &str) -> Plan {
+        let text = format!(
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+             [parse]\nformat = \"json\"\n{metrics_and_rules}\n\
+             [[sink]]\nkind = \"stdout\"\nseries = \"all\"\n"
+        );
+        let env = tidemark_jobs::Env::empty();
+        let job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env).unwrap();
+        Plan::new(&job)
+    }
+
+    /// The jobs whose host records the collect stage may take as sorted, and
+    /// some whose records are not (each `false` here would print a window out
+    /// of order if it said `true`).
+    #[test]
+    fn host_records_are_in_output_order_only_where_keys_order_them_so() {
+        let counter = |name: &str, labels: &str| {
+            format!("[[metric]]\nname = \"{name}\"\nkind = \"counter\"\nlabels = [{labels}]\n")
+        };
+        let sorted = |text: &str| host_records_in_output_order(&plan_of(text));
+        assert!(sorted(&counter("hits", "\"remote_addr\"")));
+        assert!(sorted(&counter("hits", "")));
+        assert!(sorted(&format!(
+            "{}{}",
+            counter("a", "\"x\""),
+            counter("b", "\"y\", \"z\"")
+        )));
+        // "app" sorts before "host": label order is not key order.
+        assert!(!sorted(&counter("hits", "\"app\"")));
+        assert!(!sorted(&counter("hits", "\"z\", \"y\"")));
+        // Record names against metric order.
+        assert!(!sorted(&format!(
+            "{}{}",
+            counter("b", ""),
+            counter("a", "")
+        )));
+        // A histogram's series make `_count` and `_sum` records too.
+        assert!(!sorted(
+            "[[metric]]\nname = \"lat\"\nkind = \"histogram\"\nfield = \"ms\"\n"
+        ));
+        // Rule outputs join the window's records.
+        assert!(!sorted(&format!(
+            "{}[[rule]]\nrecord = \"job:hits\"\nexpr = \"sum(hits)\"\n",
+            counter("hits", "")
+        )));
+    }
 
     /// With two workers each one's sorted series interleave on worker 0, which
     /// must sort them before the cut: `max_series = 2` keeps the two first by
