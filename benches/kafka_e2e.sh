@@ -17,7 +17,20 @@
 #   (c) the kafka job (the same job with `[source] kind = "kafka"` on the topic)
 #       `tidemark run KAFKA_JOB --until-eof -w 1`, then `-w 2`: CPU, wall, peak RSS; its jsonl
 #       must equal (a)'s byte for byte (`cmp`), else the script fails. tansu's CPU while
-#       it serves the reads is reported apart too.
+#       it serves the reads is reported apart too. KAFKA_RUN=0 leaves (c) out;
+#   (d) the same kafka job, live, submitted over the control API to a `tidemark cluster`
+#       on this machine (benches/cluster_members.sh, as benches/cluster.sh runs it), for
+#       each layout of CLUSTER ("MEMBERSxWORKERS", default "2x1 1x2": two processes with
+#       one worker each, then one process with two): partition p is read by global worker
+#       p mod W, so with 2 members each reads half the partitions and the windows' partials
+#       cross the members' TCP connection. Measured from the submit to the moment the
+#       jsonl holds (a)'s records: wall, CPU of each member and of its librdkafka threads
+#       (`rdk:*`, from /proc/PID/task) and peak RSS (VmHWM, since the member's start), the
+#       bytes over the members' connection (`ss -ti`), tansu's CPU apart. A live job has
+#       no end of input: its last window closes once its streams are idle for
+#       idle_timeout (set to IDLE, default 200ms; or by the agents' heartbeats, whose
+#       time is now and the input's days ago). The output must equal (a)'s, byte for byte
+#       or up to the order of records (the report says which), else the script fails.
 # CPU of (a) and (c): user+system from /usr/bin/time (the whole process, librdkafka's
 # threads included). lines/s = lines / wall; lines/CPU-s = lines / CPU. Medians of RUNS
 # runs; the load average at the start and end of the runs goes in the report.
@@ -28,6 +41,7 @@
 #   OPTIONS='"linger.ms" = "5"' benches/kafka_e2e.sh   # librdkafka options for the agents
 #   JOB_OPTIONS='"fetch.wait.max.ms" = "10"' benches/kafka_e2e.sh   # ... for the kafka job
 #   STORAGE=sqlite benches/kafka_e2e.sh         # tansu's storage: memory (default) or sqlite
+#   KAFKA_RUN=0 CLUSTER="2x1" benches/kafka_e2e.sh   # (a), (b), (d) on 2 members only
 #
 # STORAGE=memory by default: tansu 0.6.0's SQLite engine (what the tests use, so a restart
 # keeps the records) leaves the kafka job's fetches unanswered beyond a few thousand
@@ -38,7 +52,11 @@
 # storage the agents send a heartbeat every second once idle, and (b) leaves them running
 # until each has sent two more after its last line was acknowledged (one in flight at a
 # time: the first is then acknowledged): every partition then ends with a heartbeat batch,
-# which carries no line. (b)'s figures are taken before that wait.
+# which carries no line. (b)'s figures are taken before that wait. And the memory engine
+# serves a fetch from inside a stored batch from the next batch on, so (c) — whose
+# reading pauses partitions and resumes them mid-batch when there are several — loses
+# lines and fails with PARTITIONS > 1 (benches/README.md, "Issue 14: end to end";
+# docs/kafka.md, "The tansu broker"): KAFKA_RUN=0 then. (d), live, does not pause.
 #
 # Prints a markdown report on stdout, progress on stderr. Needs TIDEMARK_TANSU (the tansu
 # binary), /usr/bin/time, curl, awk, cmp.
@@ -50,7 +68,11 @@ MINUTES=${MINUTES:-60}
 LPM=${LPM:-300}            # 8 x 60 x 300 = 144,000 lines
 PARTITIONS=${PARTITIONS:-4}
 STORAGE=${STORAGE:-memory}
-TIMEOUT=${TIMEOUT:-900}    # seconds the agents may take to ship everything
+TIMEOUT=${TIMEOUT:-900}    # seconds the agents may take to ship everything, or (d) to complete
+KAFKA_RUN=${KAFKA_RUN:-1}
+CLUSTER=${CLUSTER:-2x1 1x2}
+IDLE=${IDLE:-200ms}
+POLL=${POLL:-0.05}
 : "${TIDEMARK_TANSU:?set TIDEMARK_TANSU to the tansu binary}"
 if [ -z "${TIDEMARK_BIN:-}" ] || [ -z "${GEN:-}" ] || [ -z "${BROKER_BIN:-}" ]; then
     (cd "$ROOT" && cargo build --release -p tidemark -p tidemark-bench --bin tidemark \
@@ -76,6 +98,7 @@ stop_broker() {
     BPID=
 }
 cleanup() {
+    stop_members
     stop_agents
     stop_broker
     rm -rf "$D"
@@ -83,14 +106,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 HZ=$(getconf CLK_TCK)
-now() { date +%s.%N; }
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col() { cut -d' ' -f"$2" "$1" | median; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 # shellcheck source=benches/nginx_job.sh
 . "$ROOT/benches/nginx_job.sh"
+# shellcheck source=benches/cluster_members.sh
+. "$ROOT/benches/cluster_members.sh"
 
 echo "generating $HOSTS hosts x $MINUTES min x $LPM lines/min" >&2
 "$GEN" --dir "$D/logs" --hosts "$HOSTS" --minutes "$MINUTES" --lines-per-minute "$LPM" \
@@ -183,7 +206,7 @@ kind = "file"
 include = ["$D/logs/web-$h/access.log"]
 TOML
     done
-    k0=$(ticks "$TANSU")
+    k0=$(cpu_ticks "$TANSU")
     t0=$(now)
     for h in $(seq 1 "$HOSTS"); do
         "$BIN" agent "$D/agents/$h/agent.toml" 2>"$D/agents/$h/stderr" &
@@ -212,10 +235,10 @@ TOML
         sleep 0.1
     done
     t1=$(now)
-    k1=$(ticks "$TANSU")
+    k1=$(cpu_ticks "$TANSU")
     for p in "${APIDS[@]}"; do
-        c=$((c + $(ticks "$p")))
-        h=$(awk '/^VmHWM/ { print $2 }' "/proc/$p/status")
+        c=$((c + $(cpu_ticks "$p")))
+        h=$(peak_rss "$p")
         [ "$h" -gt "$rss" ] && rss=$h
     done
     [ "$STORAGE" = memory ] && trailing_heartbeats "${urls[@]}"
@@ -230,10 +253,10 @@ run_kafka() {
     local k0 k1 out="$D/out-kafka-$1/nginx.jsonl"
     rm -rf "$D/out-kafka-$1"
     kafka_job "$out" > "$D/kafka-$1.toml"
-    k0=$(ticks "$TANSU")
+    k0=$(cpu_ticks "$TANSU")
     /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$BIN" run "$D/kafka-$1.toml" --until-eof -w "$1" \
         >/dev/null 2>"$D/stderr" || { cat "$D/stderr" >&2; exit 1; }
-    k1=$(ticks "$TANSU")
+    k1=$(cpu_ticks "$TANSU")
     if ! cmp "$out" "$D/ref.jsonl" >&2; then
         echo "the kafka job's output (-w $1) differs from the file job's" >&2
         diff <(sort "$out") <(sort "$D/ref.jsonl") | head >&2 || true
@@ -242,28 +265,56 @@ run_kafka() {
     awk -v k="$((k1 - k0))" -v hz="$HZ" '{ printf "%.3f %.3f %.1f %.3f\n", $1 + $2, $3, $4 / 1024, k / hz }' "$D/time"
 }
 
+# (d) on $1 members with $2 workers each: measure_cluster's fields (benches/cluster_members.sh)
+# and tansu's CPU s. The output's order ("bytes" or "sorted") is appended to $D/d.match.
+run_cluster() {
+    local k0 k1
+    kafka_job "$D/c/state-0/output/nginx.jsonl" |
+        sed "s/^idle_timeout = .*/idle_timeout = \"$IDLE\"/" > "$D/cluster.toml"
+    grep -q "^idle_timeout = \"$IDLE\"" "$D/cluster.toml" || { echo "no idle_timeout in the job" >&2; exit 1; }
+    CLUSTER_ARGS=(--allow-kafka-brokers "$BOOTSTRAP")
+    start_cluster "$1" "$2" logs ""
+    k0=$(cpu_ticks "$TANSU")
+    # Not in $(...): measure_cluster sets MATCH, and its `exit 1` must end the script.
+    measure_cluster "$D/ref.jsonl" "$D/cluster.toml" "$RECS" > "$D/d.one"
+    k1=$(cpu_ticks "$TANSU")
+    stop_members
+    echo "$MATCH" >> "$D/d.match"
+    awk -v k="$((k1 - k0))" -v hz="$HZ" '{ printf "%s %.3f\n", $0, k / hz }' "$D/d.one"
+}
+
+for l in $CLUSTER; do
+    case "$l" in [12]x[1-9]) ;; *) echo "CLUSTER: $l is not MEMBERSxWORKERS (1 or 2 members)" >&2; exit 1 ;; esac
+done
 LOAD0=$(load)
 START=$(date -u +%Y-%m-%dT%H:%MZ)
-: > "$D/a.runs"; : > "$D/b.runs"; : > "$D/c1.runs"; : > "$D/c2.runs"
+: > "$D/a.runs"; : > "$D/b.runs"; : > "$D/c1.runs"; : > "$D/c2.runs"; : > "$D/d.match"
+for l in $CLUSTER; do : > "$D/d-$l.runs"; done
 for i in $(seq "$RUNS"); do
     echo "run $i/$RUNS: (a) file job" >&2
     run_file >> "$D/a.runs"
     [ -f "$D/ref.jsonl" ] || cp "$D/out-file/nginx.jsonl" "$D/ref.jsonl"
     cmp "$D/out-file/nginx.jsonl" "$D/ref.jsonl" >&2 || { echo "the file job's output changed between runs" >&2; exit 1; }
+    RECS=$(wc -l < "$D/ref.jsonl")
     start_broker
     echo "run $i/$RUNS: (b) $HOSTS agents -> tansu at $BOOTSTRAP" >&2
     ship >> "$D/b.runs"
-    echo "run $i/$RUNS: (c) kafka job -w 1, -w 2" >&2
-    run_kafka 1 >> "$D/c1.runs"
-    run_kafka 2 >> "$D/c2.runs"
+    if [ "$KAFKA_RUN" = 1 ]; then
+        echo "run $i/$RUNS: (c) kafka job -w 1, -w 2" >&2
+        run_kafka 1 >> "$D/c1.runs"
+        run_kafka 2 >> "$D/c2.runs"
+    fi
+    for l in $CLUSTER; do
+        echo "run $i/$RUNS: (d) kafka job on a cluster of ${l%x*} member(s) with ${l#*x} worker(s) each" >&2
+        run_cluster "${l%x*}" "${l#*x}" >> "$D/d-$l.runs"
+    done
     stop_broker
 done
 LOAD1=$(load)
-RECS=$(wc -l < "$D/ref.jsonl")
 
 echo "## Issue 14: end to end, $HOSTS hosts x $MINUTES min, $LINES lines ($((BYTES / 1048576)) MiB), nginx job"
 echo
-echo "- $START, $(nproc) cores, load average $LOAD0 at the start, $LOAD1 at the end; git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians); $PARTITIONS partitions; tansu storage $STORAGE; agent options: ${OPTIONS:-none}; kafka job options: ${JOB_OPTIONS:-none}"
+echo "- $START, $(nproc) cores, load average $LOAD0 at the start, $LOAD1 at the end; git $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?'); RUNS=$RUNS (medians); $PARTITIONS partitions; tansu storage $STORAGE; agent options: ${OPTIONS:-none}; kafka job options: ${JOB_OPTIONS:-none}; (d) idle_timeout $IDLE"
 echo
 echo "| step | wall s | lines/s (wall) | CPU s | lines/CPU-s | peak RSS MiB | broker (tansu) CPU s |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -271,13 +322,42 @@ awk -v c="$(col "$D/a.runs" 1)" -v w="$(col "$D/a.runs" 2)" -v r="$(col "$D/a.ru
     'BEGIN { printf "| (a) file path: `run --until-eof -w 1` | %.2f | %.0f | %.2f | %.0f | %.1f | – |\n", w, l / w, c, l / c, r }'
 awk -v w="$(col "$D/b.runs" 1)" -v c="$(col "$D/b.runs" 2)" -v r="$(col "$D/b.runs" 3)" -v k="$(col "$D/b.runs" 4)" -v l="$LINES" -v n="$HOSTS" \
     'BEGIN { printf "| (b) %d agents (one per host) to the broker, until every line is acknowledged | %.2f | %.0f | %.2f (all agents) | %.0f | %.1f (largest agent) | %.2f |\n", n, w, l / w, c, l / c, r, k }'
-for w in 1 2; do
-    awk -v c="$(col "$D/c$w.runs" 1)" -v wall="$(col "$D/c$w.runs" 2)" -v r="$(col "$D/c$w.runs" 3)" -v k="$(col "$D/c$w.runs" 4)" -v l="$LINES" -v w="$w" \
-        'BEGIN { printf "| (c) kafka job: `run --until-eof -w %d` over the topic | %.2f | %.0f | %.2f | %.0f | %.1f | %.2f |\n", w, wall, l / wall, c, l / c, r, k }'
+if [ "$KAFKA_RUN" = 1 ]; then
+    for w in 1 2; do
+        awk -v c="$(col "$D/c$w.runs" 1)" -v wall="$(col "$D/c$w.runs" 2)" -v r="$(col "$D/c$w.runs" 3)" -v k="$(col "$D/c$w.runs" 4)" -v l="$LINES" -v w="$w" \
+            'BEGIN { printf "| (c) kafka job: `run --until-eof -w %d` over the topic | %.2f | %.0f | %.2f | %.0f | %.1f | %.2f |\n", w, wall, l / wall, c, l / c, r, k }'
+    done
+fi
+for l in $CLUSTER; do
+    # Sums over the members per run, then the median of the runs.
+    awk '{ print $2 + $3, $11 + $12 }' "$D/d-$l.runs" > "$D/d-$l.sum"
+    awk -v m="${l%x*}" -v w="${l#*x}" -v wall="$(col "$D/d-$l.runs" 1)" -v c="$(col "$D/d-$l.sum" 1)" \
+        -v r0="$(col "$D/d-$l.runs" 9)" -v r1="$(col "$D/d-$l.runs" 10)" -v k="$(col "$D/d-$l.runs" 13)" -v l="$LINES" -v idle="$IDLE" \
+        'BEGIN { rss = (m == 2) ? sprintf("%.1f, %.1f", r0, r1) : sprintf("%.1f", r0)
+                 printf "| (d) kafka job on `cluster -n %d -w %d`, submitted, to its last record (incl. idle_timeout %s) | %.2f | %.0f | %.2f (all members) | %.0f | %s | %.2f |\n", m, w, idle, wall, l / wall, c, l / c, rss, k }'
 done
 echo
-echo "- (c)'s jsonl ($RECS records) equals (a)'s byte for byte in every run (cmp)."
+[ "$KAFKA_RUN" = 1 ] && echo "- (c)'s jsonl ($RECS records) equals (a)'s byte for byte in every run (cmp)."
+if [ -n "$CLUSTER" ]; then
+    echo "- (d)'s jsonl ($RECS records) equals (a)'s in every run: $(sort "$D/d.match" | uniq -c | awk '{ printf "%s%d run(s) %s", (NR > 1) ? ", " : "", $1, ($2 == "bytes") ? "byte for byte (cmp)" : "up to the order of its records (sorted, cmp)" }')."
+fi
+for l in $CLUSTER; do
+    awk -v a="$(col "$D/d-$l.runs" 2)" -v b="$(col "$D/d-$l.runs" 3)" -v ra="$(col "$D/d-$l.runs" 11)" -v rb="$(col "$D/d-$l.runs" 12)" \
+        -v k="$(col "$D/d-$l.sum" 2)" -v s0="$(col "$D/d-$l.runs" 4)" -v s1="$(col "$D/d-$l.runs" 5)" -v mid="$(col "$D/d-$l.runs" 8)" -v l="$l" \
+        'BEGIN { printf "- (d) %s: CPU s of member 0 %.2f (librdkafka threads %.2f, system %.2f)", l, a, ra, s0
+                 if (l ~ /^2/) printf ", member 1 %.2f (librdkafka threads %.2f, system %.2f)", b, rb, s1
+                 printf "; librdkafka threads of all members %.2f; wall to all but the last window %.2f s\n", k, mid }'
+    if [ "${l%x*}" = 2 ]; then
+        awk -v s="$(col "$D/d-$l.runs" 6)" -v r="$(col "$D/d-$l.runs" 7)" -v l="$LINES" -v n="$RECS" \
+            'BEGIN { printf "- (d) 2 members: over their TCP connection (ss -ti, member 0 side) member 0 -> 1 %.0f bytes, 1 -> 0 %.0f bytes; %.1f bytes per input line, %.0f per output record\n", s, r, (s + r) / l, (s + r) / n }'
+    fi
+done
 echo "- every run: (a) cpu wall rss: $(tr '\n' ';' < "$D/a.runs")"
 echo "- (b) wall agents-cpu max-rss tansu-cpu: $(tr '\n' ';' < "$D/b.runs")"
-echo "- (c) -w 1 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c1.runs")"
-echo "- (c) -w 2 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c2.runs")"
+if [ "$KAFKA_RUN" = 1 ]; then
+    echo "- (c) -w 1 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c1.runs")"
+    echo "- (c) -w 2 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c2.runs")"
+fi
+for l in $CLUSTER; do
+    echo "- (d) $l wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid rss0 rss1 rdk0 rdk1 tansu-cpu: $(tr '\n' ';' < "$D/d-$l.runs")"
+done
