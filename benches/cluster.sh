@@ -219,6 +219,7 @@ if [ "$CALLGRIND" = 1 ]; then
         END { printf "\n- C (both members) %d Ir against B %d Ir: %+.1f%%; encoding + network threads: %.1f%% of C'"'"'s instructions\n", c, b, 100 * (c - b) / b, 100 * (ce + cn) / c
               printf "- B: reading, parsing, aggregating %.0f Ir per line (%.1f%% of all); worker 0'"'"'s serial part %.0f Ir per output record (%.1f%% of all)\n", bl / lines, 100 * bl / b, bw / recs, 100 * bw / b }' "$D/cg.rows"
     if [ -n "$CG_KEEP" ]; then mkdir -p "$CG_KEEP" && cp "$D"/cg/* "$CG_KEEP"/; fi
+    # shellcheck disable=SC2016 # the backquotes are markdown
     printf -- '- inclusive Ir of: encoding + decoding `%s`; network threads `%s`; reading `%s`; worker 0 `%s`\n' "$ENC" "$NET" "$LOCAL" "$W0"
     echo "- totals include timely's progress tracking and scheduling, which grow with how often the workers step (timing, load), in both layouts; the other columns do not depend on timing, but encoding includes progress messages"
 fi

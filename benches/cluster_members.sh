@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the benchmark scripts that run a job on a `tidemark cluster` on this machine
 # (benches/cluster.sh, benches/kafka_e2e.sh): start 1 or 2 members, submit a job over the
 # control API, measure from the submit until the output is complete.
@@ -103,7 +104,7 @@ peer_bytes() {
 # rdk: CPU of the member's librdkafka threads, see rdk_ticks).
 measure_cluster() {
     local ref=$1 jobfile=$2 want=$3 out="$D/c/state-0/output/nginx.jsonl"
-    local c0=() s0=() r0=() c1=() s1=() r1=() m=() p b0=(0 0) b1=(0 0) t0 t1 tm= got=0 mid
+    local c0=() s0=() r0=() c1=() s1=() r1=() m=() p b0=(0 0) b1=(0 0) t0 t1 tm='' got=0 mid
     mid=$(awk -v last="$(tail -1 "$ref" | cut -d'"' -f4)" -F'"' '$4 != last { n++ } END { print n + 0 }' "$ref")
     for p in "${PIDS[@]}"; do c0+=("$(cpu_ticks "$p")"); s0+=("$(sys_ticks "$p")"); r0+=("$(rdk_ticks "$p")"); done
     [ "${#PIDS[@]}" = 2 ] && read -r -a b0 <<< "$(peer_bytes)"
@@ -132,6 +133,8 @@ measure_cluster() {
         c1+=("$(cpu_ticks "$p")"); s1+=("$(sys_ticks "$p")"); r1+=("$(rdk_ticks "$p")"); m+=("$(peak_rss "$p")")
     done
     [ "${#PIDS[@]}" = 2 ] && read -r -a b1 <<< "$(peer_bytes)"
+    # MATCH is for the sourcing script.
+    # shellcheck disable=SC2034
     if cmp -s "$out" "$ref"; then
         MATCH=bytes
     elif cmp -s <(sort "$out") <(sort "$ref"); then

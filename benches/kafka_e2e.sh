@@ -83,7 +83,7 @@ BIN=${TIDEMARK_BIN:-$REL/tidemark}
 GEN=${GEN:-$REL/gen-nginx-logs}
 BROKER_BIN=${BROKER_BIN:-$REL/kafka-test-broker}
 D=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-kafka-e2e.XXXXXX")
-BPID= APIDS=()
+BPID='' APIDS=()
 stop_agents() {
     local p
     for p in "${APIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -94,7 +94,7 @@ stop_broker() {
     # The broker lives while fd 4 (its stdin) is open. (`exec 4>&- 2>/dev/null` would
     # send the script's own stderr to /dev/null for good: later failures went silent.)
     { exec 4>&-; } 2>/dev/null || true
-    [ -n "$BPID" ] && wait "$BPID" 2>/dev/null || true
+    if [ -n "$BPID" ]; then wait "$BPID" 2>/dev/null || true; fi
     BPID=
 }
 cleanup() {
