@@ -161,8 +161,8 @@ if [ "$TIMED" = 1 ]; then
     awk -v s="$(col "$D/C.runs" 6)" -v r="$(col "$D/C.runs" 7)" -v l="$LINES" -v n="$RECS" \
         'BEGIN { printf "- C exchanged over its TCP connection (ss -ti, member 0 side): member 0 -> 1: %.0f bytes, member 1 -> 0: %.0f bytes; %.1f bytes per input line, %.0f bytes per output record\n", s, r, (s + r) / l, (s + r) / n }'
     echo "- every run: A (cpu wall): $(tr '\n' ';' < "$D/A.runs")"
-    echo "- B (wall cpu0 - sys0 - sent recv mid rss0 - rdk0 -): $(tr '\n' ';' < "$D/B.runs")"
-    echo "- C (wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid rss0 rss1 rdk0 rdk1): $(tr '\n' ';' < "$D/C.runs")"
+    echo "- B (wall cpu0 - sys0 - sent recv mid rss0 - rdk0 - work0 - net0 -): $(tr '\n' ';' < "$D/B.runs")"
+    echo "- C (wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid rss0 rss1 rdk0 rdk1 work0 work1 net0 net1): $(tr '\n' ';' < "$D/C.runs")"
     rm -rf "$D/big"
 fi
 

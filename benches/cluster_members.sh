@@ -14,19 +14,25 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
 # Peak RSS (VmHWM) of process $1 in KiB.
 peak_rss() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status"; }
-# user+system ticks of process $1's librdkafka threads (librdkafka names them `rdk:…`:
-# rdk:main, rdk:broker…). Threads that ended are not in it: an undercount, if any.
-rdk_ticks() {
-    local t s=0 n
-    for t in /proc/"$1"/task/*; do
-        case "$(cat "$t/comm" 2>/dev/null)" in
-            rdk:*)
+# user+system ticks of process $1's threads named like one of the globs $2...: librdkafka's
+# are `rdk:*` (rdk:main, rdk:broker…), timely's workers `timely:work-*`, its network
+# threads `timely:send-*` and `timely:recv-*`. Threads that ended are not in it: an
+# undercount, if any.
+thread_ticks() {
+    local pid=$1 t s=0 n c g
+    shift
+    for t in /proc/"$pid"/task/*; do
+        c=$(cat "$t/comm" 2>/dev/null) || continue
+        for g in "$@"; do
+            # shellcheck disable=SC2053 # $g is a glob
+            if [[ $c == $g ]]; then
                 # The fields after the command name, which may hold spaces: utime, stime
                 # are the 12th and 13th.
                 n=$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }')
                 s=$((s + ${n:-0}))
-                ;;
-        esac
+                break
+            fi
+        done
     done
     echo "$s"
 }
@@ -99,14 +105,18 @@ peer_bytes() {
 # STATE/output/nginx.jsonl) holds $3 records; checks it equals reference $1, byte for byte
 # or else up to the order of its records (MATCH is then "bytes" or "sorted"; any other
 # difference fails). Prints "wall_s cpu0_s cpu1_s sys0_s sys1_s sent0 recv0 mid_s
-# rss0_mib rss1_mib rdk0_s rdk1_s" (member 1's 0 for one member; mid_s: the wall until
-# all but the last window's records are out; rss: peak RSS since the member started;
-# rdk: CPU of the member's librdkafka threads, see rdk_ticks).
+# rss0_mib rss1_mib rdk0_s rdk1_s work0_s work1_s net0_s net1_s" (member 1's 0 for one
+# member; mid_s: the wall until all but the last window's records are out; rss: peak RSS
+# since the member started; CPU of the member's librdkafka threads (rdk), timely
+# workers (work), timely network threads (net), see thread_ticks).
 measure_cluster() {
     local ref=$1 jobfile=$2 want=$3 out="$D/c/state-0/output/nginx.jsonl"
-    local c0=() s0=() r0=() c1=() s1=() r1=() m=() p b0=(0 0) b1=(0 0) t0 t1 tm='' got=0 mid
+    local c0=() s0=() r0=() c1=() s1=() r1=() w0=() w1=() n0=() n1=() m=() p b0=(0 0) b1=(0 0) t0 t1 tm='' got=0 mid
     mid=$(awk -v last="$(tail -1 "$ref" | cut -d'"' -f4)" -F'"' '$4 != last { n++ } END { print n + 0 }' "$ref")
-    for p in "${PIDS[@]}"; do c0+=("$(cpu_ticks "$p")"); s0+=("$(sys_ticks "$p")"); r0+=("$(rdk_ticks "$p")"); done
+    for p in "${PIDS[@]}"; do
+        c0+=("$(cpu_ticks "$p")"); s0+=("$(sys_ticks "$p")"); r0+=("$(thread_ticks "$p" 'rdk:*')")
+        w0+=("$(thread_ticks "$p" 'timely:work-*')"); n0+=("$(thread_ticks "$p" 'timely:send-*' 'timely:recv-*')")
+    done
     [ "${#PIDS[@]}" = 2 ] && read -r -a b0 <<< "$(peer_bytes)"
     if [ -n "${ZERO:-}" ]; then
         # Under callgrind: count from here, not the members' start.
@@ -130,7 +140,8 @@ measure_cluster() {
     done
     t1=$(now)
     for p in "${PIDS[@]}"; do
-        c1+=("$(cpu_ticks "$p")"); s1+=("$(sys_ticks "$p")"); r1+=("$(rdk_ticks "$p")"); m+=("$(peak_rss "$p")")
+        c1+=("$(cpu_ticks "$p")"); s1+=("$(sys_ticks "$p")"); r1+=("$(thread_ticks "$p" 'rdk:*')"); m+=("$(peak_rss "$p")")
+        w1+=("$(thread_ticks "$p" 'timely:work-*')"); n1+=("$(thread_ticks "$p" 'timely:send-*' 'timely:recv-*')")
     done
     [ "${#PIDS[@]}" = 2 ] && read -r -a b1 <<< "$(peer_bytes)"
     # MATCH is for the sourcing script.
@@ -151,6 +162,9 @@ measure_cluster() {
         -v sent=$((b1[0] - b0[0])) -v recv=$((b1[1] - b0[1])) \
         -v m0="${m[0]}" -v m1="${m[1]:-0}" \
         -v k0=$((r1[0] - r0[0])) -v k1=$((${r1[1]:-0} - ${r0[1]:-0})) \
-        'BEGIN { printf "%.3f %.3f %.3f %.3f %.3f %d %d %.3f %.1f %.1f %.3f %.3f\n", t1 - t0, (a1 - a0) / hz, (b1 - b0) / hz,
-                 (x1 - x0) / hz, (y1 - y0) / hz, sent, recv, tm - t0, m0 / 1024, m1 / 1024, k0 / hz, k1 / hz }'
+        -v v0=$((w1[0] - w0[0])) -v v1=$((${w1[1]:-0} - ${w0[1]:-0})) \
+        -v e0=$((n1[0] - n0[0])) -v e1=$((${n1[1]:-0} - ${n0[1]:-0})) \
+        'BEGIN { printf "%.3f %.3f %.3f %.3f %.3f %d %d %.3f %.1f %.1f %.3f %.3f %.3f %.3f %.3f %.3f\n", t1 - t0, (a1 - a0) / hz, (b1 - b0) / hz,
+                 (x1 - x0) / hz, (y1 - y0) / hz, sent, recv, tm - t0, m0 / 1024, m1 / 1024, k0 / hz, k1 / hz,
+                 v0 / hz, v1 / hz, e0 / hz, e1 / hz }'
 }

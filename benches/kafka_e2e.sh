@@ -265,6 +265,24 @@ run_kafka() {
     awk -v k="$((k1 - k0))" -v hz="$HZ" '{ printf "%.3f %.3f %.1f %.3f\n", $1 + $2, $3, $4 / 1024, k / hz }' "$D/time"
 }
 
+# Sets BY to the lines each member read, from the job's status (`lines_read_by_member`):
+# which partitions a member reads decides its share, and the agents' keys (host, file
+# group, epoch) decide the partitions. Members report every few seconds: waited for,
+# after the measured interval, until the shares add up to the input.
+by_member() {
+    local got sum=0
+    for _ in $(seq 300); do
+        got=$(curl -fs -H "Authorization: Bearer bench-token-$$" "http://$API/jobs/nginx" |
+            sed -n 's/.*"lines_read_by_member":{\([^}]*\)}.*/\1/p' | tr -d '"' | tr ',' ' ')
+        sum=$(echo "$got" | tr ' ' '\n' | awk -F: '{ s += $2 } END { print s + 0 }')
+        [ "$sum" = "$LINES" ] && break
+        sleep 0.1
+    done
+    [ "$sum" = "$LINES" ] || echo "warning: the members report $sum lines read ($got), not $LINES" >&2
+    BY=()
+    for got in $got; do BY[${got%%:*}]=${got#*:}; done
+}
+
 # (d) on $1 members with $2 workers each: measure_cluster's fields (benches/cluster_members.sh)
 # and tansu's CPU s. The output's order ("bytes" or "sorted") is appended to $D/d.match.
 run_cluster() {
@@ -278,9 +296,11 @@ run_cluster() {
     # Not in $(...): measure_cluster sets MATCH, and its `exit 1` must end the script.
     measure_cluster "$D/ref.jsonl" "$D/cluster.toml" "$RECS" > "$D/d.one"
     k1=$(cpu_ticks "$TANSU")
+    by_member
     stop_members
     echo "$MATCH" >> "$D/d.match"
-    awk -v k="$((k1 - k0))" -v hz="$HZ" '{ printf "%s %.3f\n", $0, k / hz }' "$D/d.one"
+    awk -v k="$((k1 - k0))" -v hz="$HZ" -v m0="${BY[0]:-0}" -v m1="${BY[1]:-0}" \
+        '{ printf "%s %.3f %d %d\n", $0, k / hz, m0, m1 }' "$D/d.one"
 }
 
 for l in $CLUSTER; do
@@ -330,9 +350,9 @@ if [ "$KAFKA_RUN" = 1 ]; then
 fi
 for l in $CLUSTER; do
     # Sums over the members per run, then the median of the runs.
-    awk '{ print $2 + $3, $11 + $12 }' "$D/d-$l.runs" > "$D/d-$l.sum"
+    awk '{ print $2 + $3, $11 + $12, $13 + $14, $15 + $16 }' "$D/d-$l.runs" > "$D/d-$l.sum"
     awk -v m="${l%x*}" -v w="${l#*x}" -v wall="$(col "$D/d-$l.runs" 1)" -v c="$(col "$D/d-$l.sum" 1)" \
-        -v r0="$(col "$D/d-$l.runs" 9)" -v r1="$(col "$D/d-$l.runs" 10)" -v k="$(col "$D/d-$l.runs" 13)" -v l="$LINES" -v idle="$IDLE" \
+        -v r0="$(col "$D/d-$l.runs" 9)" -v r1="$(col "$D/d-$l.runs" 10)" -v k="$(col "$D/d-$l.runs" 17)" -v l="$LINES" -v idle="$IDLE" \
         'BEGIN { rss = (m == 2) ? sprintf("%.1f, %.1f", r0, r1) : sprintf("%.1f", r0)
                  printf "| (d) kafka job on `cluster -n %d -w %d`, submitted, to its last record (incl. idle_timeout %s) | %.2f | %.0f | %.2f (all members) | %.0f | %s | %.2f |\n", m, w, idle, wall, l / wall, c, l / c, rss, k }'
 done
@@ -342,12 +362,18 @@ if [ -n "$CLUSTER" ]; then
     echo "- (d)'s jsonl ($RECS records) equals (a)'s in every run: $(sort "$D/d.match" | uniq -c | awk '{ printf "%s%d run(s) %s", (NR > 1) ? ", " : "", $1, ($2 == "bytes") ? "byte for byte (cmp)" : "up to the order of its records (sorted, cmp)" }')."
 fi
 for l in $CLUSTER; do
-    awk -v a="$(col "$D/d-$l.runs" 2)" -v b="$(col "$D/d-$l.runs" 3)" -v ra="$(col "$D/d-$l.runs" 11)" -v rb="$(col "$D/d-$l.runs" 12)" \
-        -v k="$(col "$D/d-$l.sum" 2)" -v s0="$(col "$D/d-$l.runs" 4)" -v s1="$(col "$D/d-$l.runs" 5)" -v mid="$(col "$D/d-$l.runs" 8)" -v l="$l" \
-        'BEGIN { printf "- (d) %s: CPU s of member 0 %.2f (librdkafka threads %.2f, system %.2f)", l, a, ra, s0
-                 if (l ~ /^2/) printf ", member 1 %.2f (librdkafka threads %.2f, system %.2f)", b, rb, s1
-                 printf "; librdkafka threads of all members %.2f; wall to all but the last window %.2f s\n", k, mid }'
+    # Per member: CPU s, of which librdkafka's threads, timely's workers, its network
+    # threads, and system CPU (of all threads); medians of the runs.
+    for m in 0 1; do
+        [ "$m" -lt "${l%x*}" ] || continue
+        awk -v l="$l" -v m="$m" -v c="$(col "$D/d-$l.runs" $((2 + m)))" -v r="$(col "$D/d-$l.runs" $((11 + m)))" \
+            -v w="$(col "$D/d-$l.runs" $((13 + m)))" -v n="$(col "$D/d-$l.runs" $((15 + m)))" -v s="$(col "$D/d-$l.runs" $((4 + m)))" \
+            'BEGIN { printf "- (d) %s, member %d: CPU %.2f s: librdkafka threads (rdk:*) %.2f, timely workers %.2f, timely network threads %.2f, other threads %.2f; system CPU (all threads) %.2f\n", l, m, c, r, w, n, c - r - w - n, s }'
+    done
+    awk -v l="$l" -v r="$(col "$D/d-$l.sum" 2)" -v w="$(col "$D/d-$l.sum" 3)" -v n="$(col "$D/d-$l.sum" 4)" -v c="$(col "$D/d-$l.sum" 1)" -v mid="$(col "$D/d-$l.runs" 8)" \
+        'BEGIN { printf "- (d) %s, all members: CPU %.2f s, librdkafka threads %.2f, timely workers %.2f, network threads %.2f; wall to all but the last window %.2f s\n", l, c, r, w, n, mid }'
     if [ "${l%x*}" = 2 ]; then
+        echo "- (d) $l: lines read by member 0, member 1 in each run (its partitions' share): $(awk '{ printf "%s%d, %d", (NR > 1) ? "; " : "", $18, $19 }' "$D/d-$l.runs")"
         awk -v s="$(col "$D/d-$l.runs" 6)" -v r="$(col "$D/d-$l.runs" 7)" -v l="$LINES" -v n="$RECS" \
             'BEGIN { printf "- (d) 2 members: over their TCP connection (ss -ti, member 0 side) member 0 -> 1 %.0f bytes, 1 -> 0 %.0f bytes; %.1f bytes per input line, %.0f per output record\n", s, r, (s + r) / l, (s + r) / n }'
     fi
@@ -359,5 +385,5 @@ if [ "$KAFKA_RUN" = 1 ]; then
     echo "- (c) -w 2 cpu wall rss tansu-cpu: $(tr '\n' ';' < "$D/c2.runs")"
 fi
 for l in $CLUSTER; do
-    echo "- (d) $l wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid rss0 rss1 rdk0 rdk1 tansu-cpu: $(tr '\n' ';' < "$D/d-$l.runs")"
+    echo "- (d) $l wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid rss0 rss1 rdk0 rdk1 work0 work1 net0 net1 tansu-cpu lines0 lines1: $(tr '\n' ';' < "$D/d-$l.runs")"
 done
