@@ -72,7 +72,8 @@ start_cluster() {
         PIDS+=($!)
         local ok=
         for _ in $(seq 1 1200); do
-            if grep -q "member $p of $n" "$D/c/member-$p.log"; then ok=1; break; fi
+            # (The member may not have opened its log yet.)
+            if grep -qs "member $p of $n" "$D/c/member-$p.log"; then ok=1; break; fi
             sleep 0.1
         done
         [ -n "$ok" ] || { cat "$D/c/member-$p.log" >&2; exit 1; }

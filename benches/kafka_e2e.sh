@@ -31,6 +31,10 @@
 #       idle_timeout (set to IDLE, default 200ms; or by the agents' heartbeats, whose
 #       time is now and the input's days ago). The output must equal (a)'s, byte for byte
 #       or up to the order of records (the report says which), else the script fails.
+#       PERF=1: after the last run's timed (d), one more, untimed, of each layout under
+#       `perf record` (all members' threads), and a table of where their CPU went: by
+#       thread (librdkafka's, timely's workers, the rest) and by code (librdkafka's C
+#       code and the rdkafka crate, libc, the kernel, the rest: tidemark, timely, std).
 # CPU of (a) and (c): user+system from /usr/bin/time (the whole process, librdkafka's
 # threads included). lines/s = lines / wall; lines/CPU-s = lines / CPU. Medians of RUNS
 # runs; the load average at the start and end of the runs goes in the report.
@@ -56,7 +60,8 @@
 # serves a fetch from inside a stored batch from the next batch on, so (c) — whose
 # reading pauses partitions and resumes them mid-batch when there are several — loses
 # lines and fails with PARTITIONS > 1 (benches/README.md, "Issue 14: end to end";
-# docs/kafka.md, "The tansu broker"): KAFKA_RUN=0 then. (d), live, does not pause.
+# docs/kafka.md, "The tansu broker"): so KAFKA_RUN is 0 by default then (the report says
+# so; KAFKA_RUN=1 runs it anyway). (d), live, does not pause.
 #
 # Prints a markdown report on stdout, progress on stderr. Needs TIDEMARK_TANSU (the tansu
 # binary), /usr/bin/time, curl, awk, cmp.
@@ -69,7 +74,9 @@ LPM=${LPM:-300}            # 8 x 60 x 300 = 144,000 lines
 PARTITIONS=${PARTITIONS:-4}
 STORAGE=${STORAGE:-memory}
 TIMEOUT=${TIMEOUT:-900}    # seconds the agents may take to ship everything, or (d) to complete
-KAFKA_RUN=${KAFKA_RUN:-1}
+# (c) by default unless it cannot pass (above).
+if [ "$STORAGE" = memory ] && [ "$PARTITIONS" -gt 1 ]; then KAFKA_RUN=${KAFKA_RUN:-0}; else KAFKA_RUN=${KAFKA_RUN:-1}; fi
+PERF=${PERF:-0}
 CLUSTER=${CLUSTER:-2x1 1x2}
 IDLE=${IDLE:-200ms}
 POLL=${POLL:-0.05}
@@ -283,6 +290,39 @@ by_member() {
     for got in $got; do BY[${got%%:*}]=${got#*:}; done
 }
 
+# Profiles (d) on $1 members with $2 workers each (not timed): one `perf record` of every
+# member from the submit to the complete output, then one report line per thread class:
+# "layout class total% librdkafka% libc% kernel% ours%" (shares of all samples) into
+# $D/perf.rows.
+perf_cluster() {
+    local pp
+    CLUSTER_ARGS=(--allow-kafka-brokers "$BOOTSTRAP")
+    start_cluster "$1" "$2" logs ""
+    pp=$(IFS=,; echo "${PIDS[*]}")
+    perf record -q -F 2999 -p "$pp" -o "$D/perf.data" >/dev/null 2>"$D/perf.err" &
+    local perf=$!
+    sleep 0.5 # perf attaches to every thread first
+    measure_cluster "$D/ref.jsonl" "$D/cluster.toml" "$RECS" > /dev/null
+    kill -INT "$perf"
+    # perf record exits 130 when it stops on SIGINT.
+    wait "$perf" || [ $? = 130 ] || { cat "$D/perf.err" >&2; exit 1; }
+    stop_members
+    # librdkafka is linked in statically: its code is told by its symbols (rd_*, its
+    # crc32c and compression codecs) and the rdkafka crate's (rdkafka::).
+    perf report -i "$D/perf.data" --stdio --no-children --sort comm,sym -q 2>/dev/null |
+        awk -v lay="$1x$2" '
+            /%/ { p = $1; sub("%", "", p); comm = $2
+                  cls = (comm ~ /^rdk:/) ? "librdkafka threads" : (comm ~ /^timely:work/) ? "timely workers" : "other threads"
+                  sym = substr($0, index($0, "] ") + 2)
+                  code = ($0 ~ /\[k\]/) ? "kernel" \
+                       : (sym ~ /^(rd_|rdk|crc32c|LZ4|ZSTD|snappy|rdkafka::|<rdkafka::|cnd_|mtx_|thrd_|tss_)/) ? "librdkafka" \
+                       : (sym ~ /^(__)?(mem|str|malloc|free|calloc|realloc|cfree|_int_|pthread_|__lll|__pthread|_IO_|__GI|__libc)/) ? "libc" : "ours"
+                  t[cls] += p; c[cls, code] += p }
+            END { for (k in t) printf "%s %s %.1f %.1f %.1f %.1f %.1f\n", lay, k, t[k], c[k, "librdkafka"], c[k, "libc"], c[k, "kernel"], c[k, "ours"] }' >> "$D/perf.rows"
+    perf report -i "$D/perf.data" --stdio --no-children --sort sym -q 2>/dev/null | head -25 > "$D/perf-top-$1x$2"
+    rm -f "$D/perf.data"
+}
+
 # (d) on $1 members with $2 workers each: measure_cluster's fields (benches/cluster_members.sh)
 # and tansu's CPU s. The output's order ("bytes" or "sorted") is appended to $D/d.match.
 run_cluster() {
@@ -328,6 +368,12 @@ for i in $(seq "$RUNS"); do
         echo "run $i/$RUNS: (d) kafka job on a cluster of ${l%x*} member(s) with ${l#*x} worker(s) each" >&2
         run_cluster "${l%x*}" "${l#*x}" >> "$D/d-$l.runs"
     done
+    if [ "$PERF" = 1 ] && [ "$i" = "$RUNS" ]; then
+        for l in $CLUSTER; do
+            echo "run $i/$RUNS: (d) $l under perf record" >&2
+            perf_cluster "${l%x*}" "${l#*x}"
+        done
+    fi
     stop_broker
 done
 LOAD1=$(load)
@@ -357,7 +403,11 @@ for l in $CLUSTER; do
                  printf "| (d) kafka job on `cluster -n %d -w %d`, submitted, to its last record (incl. idle_timeout %s) | %.2f | %.0f | %.2f (all members) | %.0f | %s | %.2f |\n", m, w, idle, wall, l / wall, c, l / c, rss, k }'
 done
 echo
-[ "$KAFKA_RUN" = 1 ] && echo "- (c)'s jsonl ($RECS records) equals (a)'s byte for byte in every run (cmp)."
+if [ "$KAFKA_RUN" = 1 ]; then
+    echo "- (c)'s jsonl ($RECS records) equals (a)'s byte for byte in every run (cmp)."
+else
+    echo "- (c) not run (KAFKA_RUN=0; by default with tansu's memory storage and $PARTITIONS partitions, where the paced finite run loses the lines tansu does not serve)."
+fi
 if [ -n "$CLUSTER" ]; then
     echo "- (d)'s jsonl ($RECS records) equals (a)'s in every run: $(sort "$D/d.match" | uniq -c | awk '{ printf "%s%d run(s) %s", (NR > 1) ? ", " : "", $1, ($2 == "bytes") ? "byte for byte (cmp)" : "up to the order of its records (sorted, cmp)" }')."
 fi
@@ -378,6 +428,20 @@ for l in $CLUSTER; do
             'BEGIN { printf "- (d) 2 members: over their TCP connection (ss -ti, member 0 side) member 0 -> 1 %.0f bytes, 1 -> 0 %.0f bytes; %.1f bytes per input line, %.0f per output record\n", s, r, (s + r) / l, (s + r) / n }'
     fi
 done
+if [ "$PERF" = 1 ]; then
+    echo
+    echo "Where (d)'s CPU went (perf record -F 2999 of every member, one untimed run per layout; % of all samples of the layout):"
+    echo
+    echo "| layout | threads | all code | librdkafka (C code, rdkafka crate) | libc, vdso (memcpy, malloc, clock_gettime, ...) | kernel | tidemark, timely, std |"
+    echo "|---|---|---:|---:|---:|---:|---:|"
+    sort "$D/perf.rows" | awk '{ n = NF; cls = $2; for (i = 3; i <= n - 5; i++) cls = cls " " $i
+        printf "| %s | %s | %.1f%% | %.1f%% | %.1f%% | %.1f%% | %.1f%% |\n", $1, cls, $(n-4), $(n-3), $(n-2), $(n-1), $n }'
+    for l in $CLUSTER; do
+        echo
+        echo "- $l, the symbols with the most samples: $(awk '{ printf "%s%s %s", (NR > 1) ? "; " : "", $1, $NF }' "$D/perf-top-$l")"
+    done
+    echo
+fi
 echo "- every run: (a) cpu wall rss: $(tr '\n' ';' < "$D/a.runs")"
 echo "- (b) wall agents-cpu max-rss tansu-cpu: $(tr '\n' ';' < "$D/b.runs")"
 if [ "$KAFKA_RUN" = 1 ]; then
