@@ -316,7 +316,7 @@ perf_cluster() {
                   sym = substr($0, index($0, "] ") + 2)
                   code = ($0 ~ /\[k\]/) ? "kernel" \
                        : (sym ~ /^(rd_|rdk|crc32c|LZ4|ZSTD|snappy|rdkafka::|<rdkafka::|cnd_|mtx_|thrd_|tss_)/) ? "librdkafka" \
-                       : (sym ~ /^(__)?(mem|str|malloc|free|calloc|realloc|cfree|_int_|pthread_|__lll|__pthread|_IO_|__GI|__libc)/) ? "libc" : "ours"
+                       : (sym ~ /^__vdso/ || sym ~ /^(__)?(mem|str|malloc|free|calloc|realloc|cfree|_int_|pthread_|__lll|__pthread|_IO_|__GI|__libc)/) ? "libc" : "ours"
                   t[cls] += p; c[cls, code] += p }
             END { for (k in t) printf "%s %s %.1f %.1f %.1f %.1f %.1f\n", lay, k, t[k], c[k, "librdkafka"], c[k, "libc"], c[k, "kernel"], c[k, "ours"] }' >> "$D/perf.rows"
     perf report -i "$D/perf.data" --stdio --no-children --sort sym -q 2>/dev/null | head -25 > "$D/perf-top-$1x$2"
