@@ -111,6 +111,8 @@ cleanup() {
     rm -rf "$D"
 }
 trap cleanup EXIT
+# A failing command under `set -e` ends the script without a word otherwise.
+trap 'echo "kafka_e2e.sh: status $? at line $LINENO: $BASH_COMMAND" >&2' ERR
 trap 'exit 1' INT TERM
 HZ=$(getconf CLK_TCK)
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -319,7 +321,8 @@ perf_cluster() {
                        : (sym ~ /^__vdso/ || sym ~ /^(__)?(mem|str|malloc|free|calloc|realloc|cfree|_int_|pthread_|__lll|__pthread|_IO_|__GI|__libc)/) ? "libc" : "ours"
                   t[cls] += p; c[cls, code] += p }
             END { for (k in t) printf "%s %s %.1f %.1f %.1f %.1f %.1f\n", lay, k, t[k], c[k, "librdkafka"], c[k, "libc"], c[k, "kernel"], c[k, "ours"] }' >> "$D/perf.rows"
-    perf report -i "$D/perf.data" --stdio --no-children --sort sym -q 2>/dev/null | head -25 > "$D/perf-top-$1x$2"
+    # (awk, not head: perf report killed by SIGPIPE would fail the pipeline.)
+    perf report -i "$D/perf.data" --stdio --no-children --sort sym -q 2>/dev/null | awk 'NR <= 25' > "$D/perf-top-$1x$2"
     rm -f "$D/perf.data"
 }
 
