@@ -109,10 +109,12 @@ peer_bytes() {
 # rss0_mib rss1_mib rdk0_s rdk1_s work0_s work1_s net0_s net1_s" (member 1's 0 for one
 # member; mid_s: the wall until all but the last window's records are out; rss: peak RSS
 # since the member started; CPU of the member's librdkafka threads (rdk), timely
-# workers (work), timely network threads (net), see thread_ticks).
+# workers (work), timely network threads (net), see thread_ticks). If the sourcing script
+# defines cluster_check, it is called every 20 polls (1 s at POLL=0.05): when it fails,
+# the run is given up and "abandoned" printed instead (the caller decides what then).
 measure_cluster() {
     local ref=$1 jobfile=$2 want=$3 out="$D/c/state-0/output/nginx.jsonl"
-    local c0=() s0=() r0=() c1=() s1=() r1=() w0=() w1=() n0=() n1=() m=() p b0=(0 0) b1=(0 0) t0 t1 tm='' got=0 mid
+    local c0=() s0=() r0=() c1=() s1=() r1=() w0=() w1=() n0=() n1=() m=() p polls=0 b0=(0 0) b1=(0 0) t0 t1 tm='' got=0 mid
     mid=$(awk -v last="$(tail -1 "$ref" | cut -d'"' -f4)" -F'"' '$4 != last { n++ } END { print n + 0 }' "$ref")
     for p in "${PIDS[@]}"; do
         c0+=("$(cpu_ticks "$p")"); s0+=("$(sys_ticks "$p")"); r0+=("$(thread_ticks "$p" 'rdk:*')")
@@ -137,6 +139,10 @@ measure_cluster() {
         for p in "${PIDS[@]}"; do
             kill -0 "$p" 2>/dev/null || { cat "$D/c"/member-*.log >&2; exit 1; }
         done
+        if [ $((++polls % 20)) = 0 ] && declare -F cluster_check >/dev/null && ! cluster_check; then
+            echo abandoned
+            return 0
+        fi
         sleep "$POLL"
     done
     t1=$(now)
