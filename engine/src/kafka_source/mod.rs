@@ -162,11 +162,11 @@ struct SourceState {
     /// Since when the brokers have given nothing (no record, no partition end)
     /// while reading was not paused, and librdkafka's error count then.
     quiet_since: Option<(Instant, u32)>,
-    /// A finite run's discovery pass ([`discover`]).
+    /// The discovery pass of a finite run or a live run's catch-up ([`discover`]).
     scan: ScanPhase,
 }
 
-/// Where a finite run's discovery pass is.
+/// Where the discovery pass is.
 enum ScanPhase {
     /// Not started, could not start (windows close as before pacing: a backlog's
     /// all at its end), or a live run caught up.
@@ -251,11 +251,7 @@ impl SourceState {
             ) {
                 Ok(mut r) => {
                     self.restore_streams(&r, now);
-                    // Live catch-up is not paced yet: its kill -9 test failed once in
-                    // four runs with it (not understood by the deadline).
-                    if !self.ctx.follow {
-                        self.start_scan(&mut r, kafka);
-                    }
+                    self.start_scan(&mut r, kafka);
                     self.reader = Some(r);
                 }
                 Err(e) => {
@@ -320,7 +316,7 @@ impl SourceState {
                     (p, done)
                 });
                 let lanes = pace::lanes(parts, &self.streams, found);
-                self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer);
+                self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer, follow);
             }
             ScanPhase::Done(_) => {
                 // Caught up: nothing paused, no one held back.
