@@ -52,6 +52,10 @@ const POLL_AGAIN: Duration = Duration::from_millis(20);
 const CONNECT_AGAIN: Duration = Duration::from_secs(1);
 /// Warnings of one kind logged per worker before the rest are only counted.
 const MAX_WARNINGS: u32 = 20;
+/// Set (to anything) by `benches/kafka_backlog.sh LIVE=1` only, for its A/B figure:
+/// a live run's catch-up is not paced (no window closes until every partition was
+/// read to its end once), as before live pacing.
+const BENCH_UNPACED_LIVE: &str = "TIDEMARK_BENCH_UNPACED_LIVE";
 
 /// What a kafka source needs besides its scope.
 pub(crate) struct KafkaCtx {
@@ -251,7 +255,12 @@ impl SourceState {
             ) {
                 Ok(mut r) => {
                     self.restore_streams(&r, now);
-                    self.start_scan(&mut r, kafka);
+                    // The variable is for benches/kafka_backlog.sh's A/B only (LIVE=1):
+                    // a live catch-up unpaced, every window held until caught up.
+                    let unpaced = self.ctx.follow && std::env::var_os(BENCH_UNPACED_LIVE).is_some();
+                    if !unpaced {
+                        self.start_scan(&mut r, kafka);
+                    }
                     self.reader = Some(r);
                 }
                 Err(e) => {
