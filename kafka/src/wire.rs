@@ -212,13 +212,27 @@ where
     let group = GroupRef {
         host: text(header::HOST, found.host)?,
         group: text(header::GROUP, found.group)?,
-        epoch: {
-            let value = text(header::EPOCH, found.epoch)?;
-            parse_epoch(value).ok_or_else(|| bad(header::EPOCH, value, "16 hex digits"))?
+        epoch: match found.epoch.and_then(hex16) {
+            Some(epoch) => epoch,
+            None => {
+                let value = text(header::EPOCH, found.epoch)?;
+                return Err(bad(header::EPOCH, value, "16 hex digits"));
+            }
         },
     };
-    let seq = number(header::SEQ, found.seq)?;
-    match text(header::KIND, found.kind)? {
+    // Every record passes here, twice in a finite run (the discovery pass and the
+    // reading): the numbers and the kind are read from the bytes as they are, and
+    // only a value that is not what it should be goes through `text`, for its error.
+    let seq = match found.seq.and_then(decimal) {
+        Some(seq) => seq,
+        None => number(header::SEQ, found.seq)?,
+    };
+    let kind = match found.kind {
+        Some(b"line") => "line",
+        Some(b"heartbeat") => "heartbeat",
+        other => text(header::KIND, other)?,
+    };
+    match kind {
         "line" => Ok(AgentRecord::Line {
             group,
             seq,
@@ -268,11 +282,26 @@ fn number(name: &'static str, value: Option<&[u8]>) -> Result<u64, WireError> {
         .map_err(|_| bad(name, value, "a number below 2^64"))
 }
 
-fn parse_epoch(value: &str) -> Option<u64> {
-    if value.len() != 16 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+/// 16 hex digits (either case), as `u64::from_str_radix` reads them.
+fn hex16(value: &[u8]) -> Option<u64> {
+    if value.len() != 16 {
         return None;
     }
-    u64::from_str_radix(value, 16).ok()
+    value.iter().try_fold(0u64, |n, b| {
+        let d = (*b as char).to_digit(16)?;
+        Some(n << 4 | u64::from(d))
+    })
+}
+
+/// Plain decimal digits below 2^64 (`None` for anything else, "+5" included).
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 fn bad(name: &'static str, value: &str, what: &'static str) -> WireError {

@@ -124,4 +124,18 @@ proptest! {
             names.iter().zip(&values).map(|(n, v)| (*n, v.as_deref())).collect();
         let _ = decode(headers, &payload);
     }
+
+    /// The byte-level readers of `decode` take exactly what the text parsers took.
+    #[test]
+    fn numbers_read_from_bytes_as_from_text(value in prop_oneof![
+            "[0-9]{1,21}", "[0-9a-fA-F]{16}", "[+-]?[0-9a-fx ]{0,18}",
+            proptest::collection::vec(any::<u8>(), 0..20)
+                .prop_map(|v| String::from_utf8_lossy(&v).into_owned())]) {
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let want = digits.then(|| value.parse::<u64>().ok()).flatten();
+        prop_assert_eq!(decimal(value.as_bytes()), want);
+        let hex = value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit());
+        let want = hex.then(|| u64::from_str_radix(&value, 16).ok()).flatten();
+        prop_assert_eq!(hex16(value.as_bytes()), want);
+    }
 }
