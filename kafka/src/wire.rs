@@ -157,29 +157,77 @@ pub enum WireError {
     },
 }
 
+/// The headers of a record the agent writes, formatted as they are handed over
+/// ([`RecordHeaders::each`]): nothing is allocated per record (the agent writes one
+/// per line), numbers are formatted on the stack.
+#[derive(Clone, Copy, Debug)]
+pub enum RecordHeaders<'a> {
+    /// A line's: its group, its number in the group, the identity of its file.
+    Line {
+        /// Its group.
+        group: &'a GroupId,
+        /// Its number in the group's sequence (from 1).
+        seq: u64,
+        /// The identity of the file it was read from.
+        file: &'a str,
+    },
+    /// A heartbeat's: its group, the last line sent, its wall time.
+    Heartbeat {
+        /// Its group.
+        group: &'a GroupId,
+        /// The last line sent.
+        seq: u64,
+        /// Wall time, ms since the Unix epoch.
+        at_ms: i64,
+    },
+}
+
+impl RecordHeaders<'_> {
+    /// Calls `put` with each header (name, value), in the order written.
+    pub fn each(&self, mut put: impl FnMut(&'static str, &[u8])) {
+        let (group, kind, seq) = match *self {
+            RecordHeaders::Line { group, seq, .. } => (group, "line", seq),
+            RecordHeaders::Heartbeat { group, seq, .. } => (group, "heartbeat", seq),
+        };
+        put(header::VERSION, VERSION.as_bytes());
+        put(header::KIND, kind.as_bytes());
+        put(header::HOST, group.host.as_bytes());
+        put(header::GROUP, group.group.as_bytes());
+        put(header::EPOCH, &hex16_digits(group.epoch));
+        put(header::SEQ, itoa::Buffer::new().format(seq).as_bytes());
+        match *self {
+            RecordHeaders::Line { file, .. } => put(header::FILE, file.as_bytes()),
+            RecordHeaders::Heartbeat { at_ms, .. } => {
+                put(header::AT, itoa::Buffer::new().format(at_ms).as_bytes())
+            }
+        }
+    }
+
+    /// Owned (name, value) pairs, in the order written.
+    pub fn to_vec(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut headers = Vec::with_capacity(7);
+        self.each(|name, value| headers.push((name, value.to_vec())));
+        headers
+    }
+}
+
+/// `epoch` as 16 lowercase hex digits (`{:016x}`).
+fn hex16_digits(epoch: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(epoch >> (60 - 4 * i)) as usize & 0xf];
+    }
+    out
+}
+
 /// The headers of a line record, in the order written.
 pub fn line_headers(group: &GroupId, seq: u64, file: &str) -> Vec<(&'static str, Vec<u8>)> {
-    let mut headers = common_headers(group, "line", seq);
-    headers.push((header::FILE, file.as_bytes().to_vec()));
-    headers
+    RecordHeaders::Line { group, seq, file }.to_vec()
 }
 
 /// The headers of a heartbeat record (its value is empty).
 pub fn heartbeat_headers(group: &GroupId, seq: u64, at_ms: i64) -> Vec<(&'static str, Vec<u8>)> {
-    let mut headers = common_headers(group, "heartbeat", seq);
-    headers.push((header::AT, at_ms.to_string().into_bytes()));
-    headers
-}
-
-fn common_headers(group: &GroupId, kind: &str, seq: u64) -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (header::VERSION, VERSION.as_bytes().to_vec()),
-        (header::KIND, kind.as_bytes().to_vec()),
-        (header::HOST, group.host.as_bytes().to_vec()),
-        (header::GROUP, group.group.as_bytes().to_vec()),
-        (header::EPOCH, format!("{:016x}", group.epoch).into_bytes()),
-        (header::SEQ, seq.to_string().into_bytes()),
-    ]
+    RecordHeaders::Heartbeat { group, seq, at_ms }.to_vec()
 }
 
 /// Reads a record from its headers (name, value; a null value as `None`) and its value.
