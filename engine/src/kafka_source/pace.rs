@@ -68,13 +68,23 @@ pub(crate) fn lanes(
 }
 
 /// Publishes this worker's slowest partition and pauses the partitions past the
-/// horizon, resuming the others. Returns how many were paused now.
-pub(crate) fn pace(reader: &mut Reader, lanes: &BTreeMap<i32, Lane>, pacer: &Pacer) -> u64 {
+/// horizon, resuming the others. Returns how many were paused now. `live`: a live
+/// run catching up.
+pub(crate) fn pace(
+    reader: &mut Reader,
+    lanes: &BTreeMap<i32, Lane>,
+    pacer: &Pacer,
+    live: bool,
+) -> u64 {
     let horizon = pacer.horizon(lanes.values().copied());
     reader.pace(|p| match lanes.get(&p) {
         Some(Lane::Reading(wm)) => horizon.allows(*wm),
-        // Read to its end: nothing more to fetch.
-        Some(Lane::Quiet) | None => false,
+        // Read to its end: a finite run's has nothing more to fetch. A live one's
+        // is read on: paused, its new records would wait unread while its streams
+        // look idle (`idle_timeout` would make their lines late). A new record
+        // makes it a reading lane again.
+        Some(Lane::Quiet) => live,
+        None => false,
     })
 }
 

@@ -189,3 +189,70 @@ fn rev15p_a_stream_read_to_its_first_line_keeps_the_bound_the_pass_found() {
         "the sparse stream's partition counts as furthest behind of all"
     );
 }
+
+/// A live run catching up paused a partition once it was at its end (a quiet lane):
+/// the records its agents kept writing waited unread until every partition had
+/// caught up, while its streams, at their partition's end and given nothing,
+/// looked idle — after `idle_timeout` their watermarks followed the wall clock and
+/// those records' lines were late. A live partition at its end is read on.
+#[test]
+fn a_live_partition_at_its_end_was_paused_during_catch_up() {
+    use std::time::Duration;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use crate::kafka_source::consumer::Polled;
+
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("t", 2, 1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .create()
+        .unwrap();
+    let send = |p: i32, payload: &str| {
+        producer
+            .send(BaseRecord::<(), _>::to("t").partition(p).payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(0, "p0 r0");
+    send(1, "p1 r0");
+    let source = tidemark_jobs::KafkaSource {
+        brokers: mock.bootstrap_servers(),
+        topic: "t".to_string(),
+        options: Default::default(),
+        group_id: None,
+        heartbeat_grace: Duration::from_secs(60),
+        stream_retention: Duration::from_secs(86_400),
+        broker_timeout: Duration::from_secs(300),
+    };
+    let mut reader = Reader::connect(&source, "j", 0, 1, true, &BTreeMap::new()).unwrap();
+    // Generous deadlines: only a failure waits for them.
+    let poll_until = |reader: &mut Reader, done: &dyn Fn(&Reader) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while !done(reader) && Instant::now() < deadline {
+            match reader.poll() {
+                Polled::Record(r) => got.push(String::from_utf8_lossy(r.payload()).into_owned()),
+                Polled::Nothing => std::thread::sleep(Duration::from_millis(10)),
+                _ => {}
+            }
+        }
+        got
+    };
+    let got = poll_until(&mut reader, &|r| r.at_eof(0) && r.at_eof(1));
+    assert_eq!(got.len(), 2, "{got:?}");
+    // Catching up: partition 0 at its end (quiet), partition 1 still reading.
+    let lanes = BTreeMap::from([(0, Lane::Quiet), (1, Lane::Reading(Some(0)))]);
+    let pacer = Pacer::new(6 * MIN, PaceBoard::new(1), 0);
+    pace(&mut reader, &lanes, &pacer, true);
+    // Its agent writes on.
+    send(0, "p0 r1");
+    let got = poll_until(&mut reader, &|r| !r.at_eof(0));
+    assert_eq!(
+        got,
+        ["p0 r1"],
+        "a live partition at its end must be read on while others catch up"
+    );
+}
