@@ -256,3 +256,26 @@ fn a_live_partition_at_its_end_was_paused_during_catch_up() {
         "a live partition at its end must be read on while others catch up"
     );
 }
+
+/// A stream made this run of which the pass found no line (heartbeats only) adds to
+/// no window: it holds none, though its watermark has not started.
+#[test]
+fn a_stream_with_no_line_in_the_pass_holds_no_window() {
+    let plan = Plan::new(&job());
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: false,
+        now: Instant::now(),
+    };
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 30 * MIN));
+    streams.insert("h", "beats", Stream::new("beats", 1, &plan, start));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    found.insert(key("beats", 1), Found::known(1, 100, None));
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((30 * MIN) as WindowTime)
+    );
+}
