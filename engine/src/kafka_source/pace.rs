@@ -20,7 +20,7 @@ use crate::time::{EventMs, WindowTime};
 
 use super::consumer::Reader;
 use super::discover::Discovered;
-use super::streams::Streams;
+use super::streams::{StreamKey, Streams};
 
 /// Where each partition (with whether it was read to its end) stands for pacing.
 pub(crate) fn lanes(
@@ -40,8 +40,10 @@ pub(crate) fn lanes(
             });
         }
     };
-    for s in streams.values().filter(|s| !s.is_finished()) {
-        hold(s.partition, s.watermark());
+    for (key, s) in streams.iter().filter(|(_, s)| !s.is_finished()) {
+        if let Some(at) = s.paced_at(pass_bound(found, key)) {
+            hold(s.partition, at);
+        }
     }
     for (key, f) in found {
         if !streams.contains_key(key) {
@@ -108,12 +110,22 @@ pub(crate) fn finish_read(
 /// The first window a finite run may still add to: the earliest among the streams
 /// still reading and those not read yet. `None` when no stream holds any window.
 pub(crate) fn first_open(streams: &Streams, found: &Discovered, plan: &Plan) -> Option<WindowTime> {
-    let read = streams.values().map(|s| s.first_open(plan));
+    let read = streams
+        .iter()
+        .map(|(key, s)| s.bounded_by(plan, pass_bound(found, key)));
     let unread = found
         .iter()
         .filter(|(k, _)| !streams.contains_key(k))
         .filter_map(|(_, f)| f.earliest());
     read.chain(unread).min()
+}
+
+/// The earliest window the pass found for the stream `key` (`None`: not found;
+/// [`WindowTime::MAX`]: it has no line).
+fn pass_bound(found: &Discovered, key: &StreamKey) -> Option<WindowTime> {
+    found
+        .get(key)
+        .map(|f| f.earliest().unwrap_or(WindowTime::MAX))
 }
 
 #[cfg(test)]

@@ -132,6 +132,64 @@ fn streams_read_to_their_last_record_stop_holding_windows() {
     assert_eq!(now[&0], Lane::Reading(Some(20 * MIN)));
 }
 
+/// Review R15p (scratch): a stream read up to its first line only (its watermark
+/// waits for a second line to confirm the first) holds every window from 0 and its
+/// partition as the furthest behind — though the pass knows none of its lines comes
+/// before its earliest window. A sparse host (one line now, the next an hour later
+/// in its partition) thus keeps every window of the worker open, and every other
+/// partition of the job paused, until its second line is read.
+#[test]
+fn rev15p_a_stream_read_to_its_first_line_keeps_the_bound_the_pass_found() {
+    use crate::time::first_open_window;
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = tidemark_sources::parse::LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut streams = Streams::default();
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: false,
+        now: Instant::now(),
+    };
+    let t0: EventMs = 1_800_000_000_000;
+    streams.insert("h", "a", stream(&plan, 0, t0 + 40 * MIN));
+    let mut sparse = Stream::new("sparse", 1, &plan, start);
+    let line = format!(
+        "{{\"time\":\"{}\"}}",
+        jiff::Timestamp::from_millisecond(t0 + 30 * MIN).unwrap()
+    );
+    let mut stats = crate::stats::JobStats::default();
+    let before = sparse.point(7);
+    sparse.line(
+        line.as_bytes(),
+        "h",
+        before,
+        &mut parser,
+        &plan,
+        t0 + 600 * MIN,
+        &mut stats,
+    );
+    assert_eq!(stats.lines_counted, 1, "{stats:?}");
+    streams.insert("h", "sparse", sparse);
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    // The pass: its lines (the first at minute 30 past t0, the next an hour later) add to
+    // windows at or after minute 30.
+    let earliest = first_open_window(Some(t0 + 30 * MIN), plan.window_ms);
+    found.insert(key("sparse", 1), Found::known(1, 5_000, Some(earliest)));
+    let open = first_open(&streams, &found, &plan);
+    let lanes = lanes([(0, false), (1, false)], &streams, &found);
+    assert!(
+        open >= Some(earliest),
+        "windows held from {open:?}, though no stream can add before {earliest}"
+    );
+    assert_ne!(
+        lanes[&1],
+        Lane::Reading(None),
+        "the sparse stream's partition counts as furthest behind of all"
+    );
+}
+
 /// A live run catching up paused a partition once it was at its end (a quiet lane):
 /// the records its agents kept writing waited unread until every partition had
 /// caught up, while its streams, at their partition's end and given nothing,
@@ -196,5 +254,28 @@ fn a_live_partition_at_its_end_was_paused_during_catch_up() {
         got,
         ["p0 r1"],
         "a live partition at its end must be read on while others catch up"
+    );
+}
+
+/// A stream made this run of which the pass found no line (heartbeats only) adds to
+/// no window: it holds none, though its watermark has not started.
+#[test]
+fn a_stream_with_no_line_in_the_pass_holds_no_window() {
+    let plan = Plan::new(&job());
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: false,
+        now: Instant::now(),
+    };
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 30 * MIN));
+    streams.insert("h", "beats", Stream::new("beats", 1, &plan, start));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    found.insert(key("beats", 1), Found::known(1, 100, None));
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((30 * MIN) as WindowTime)
     );
 }
