@@ -68,13 +68,6 @@ BIN=${TIDEMARK_BIN:-$REL/tidemark}
 GEN=${GEN:-$REL/gen-nginx-logs}
 [ $((HOSTS % 2)) = 0 ] || { echo "HOSTS must be even" >&2; exit 1; }
 D=$(mktemp -d "${TMPDIR:-/tmp}/tidemark-cluster-bench.XXXXXX")
-PIDS=()
-stop_members() {
-    local p
-    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    PIDS=()
-}
 cleanup() {
     stop_members
     rm -rf "$D"
@@ -83,13 +76,12 @@ trap cleanup EXIT
 median() { sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 col() { cut -d' ' -f"$2" "$1" | median; }
 lines_of() { sed -n 's/.*lines: \([0-9]*\).*/\1/p'; }
-now() { date +%s.%N; }
 HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-sys_ticks() { awk '{ print $15 }' "/proc/$1/stat"; }
 
 # shellcheck source=benches/nginx_job.sh
 . "$ROOT/benches/nginx_job.sh"
+# shellcheck source=benches/cluster_members.sh
+. "$ROOT/benches/cluster_members.sh"
 
 # The nginx job reading $1, writing $2, with the bench's idle_timeout.
 job() {
@@ -119,113 +111,6 @@ run_a() {
     awk '{ printf "%.3f %.3f\n", $1 + $2, $3 }' "$D/time"
 }
 
-# Starts a cluster of $1 members (each with $2 workers) reading data set $3 ($4: a wrapper
-# such as valgrind, may be empty); sets API, PEER0, PIDS. Member I's LOG_ROOT is m$I; a
-# one-member cluster may read both folders.
-start_cluster() {
-    local n=$1 w=$2 set=$3 wrap=$4 p
-    rm -rf "$D/c"
-    mkdir -p "$D/c"
-    echo "bench-token-$$" > "$D/c/token"
-    chmod 600 "$D/c/token"
-    for p in $(seq 0 $((n - 1))); do
-        local args=()
-        if [ "$n" -gt 1 ]; then
-            if [ "$p" = 0 ]; then
-                # Member 0 connects to no one: its own line, port 0, is all it reads.
-                printf '127.0.0.1:0\n127.0.0.1:0\n' > "$D/c/hosts-0"
-            else
-                printf '%s\n127.0.0.1:0\n' "$PEER0" > "$D/c/hosts-$p"
-            fi
-            args=(-n "$n" -p "$p" --hosts "$D/c/hosts-$p")
-        fi
-        [ "$p" = 0 ] && args+=(--api 127.0.0.1:0 --token-file "$D/c/token")
-        # shellcheck disable=SC2086
-        LOG_ROOT="$D/$set/m$p" ${wrap//@P@/$p} "$BIN" cluster "${args[@]}" -w "$w" \
-            --state-dir "$D/c/state-$p" --allow-root "$D/$set" \
-            --job-env LOG_ROOT >"$D/c/member-$p.log" 2>&1 &
-        PIDS+=($!)
-        local ok=
-        for _ in $(seq 1 1200); do
-            if grep -q "member $p of $n" "$D/c/member-$p.log"; then ok=1; break; fi
-            sleep 0.1
-        done
-        [ -n "$ok" ] || { cat "$D/c/member-$p.log" >&2; exit 1; }
-        if [ "$p" = 0 ] && [ "$n" -gt 1 ]; then
-            PEER0=$(sed -n "s/.*peers connect to member 0 of $n on \(.*\)$/\1/p" "$D/c/member-0.log")
-        fi
-    done
-    for _ in $(seq 1 1200); do grep -q 'control API on' "$D/c/member-0.log" && break; sleep 0.1; done
-    API=$(sed -n 's/.*control API on http:\/\/\([^;]*\);.*/\1/p' "$D/c/member-0.log")
-    [ -n "$API" ] || { cat "$D/c/member-0.log" >&2; exit 1; }
-    for _ in $(seq 1 1200); do
-        if curl -fs "http://$API/healthz" 2>/dev/null | grep -q "\"members\":$n"; then return 0; fi
-        sleep 0.1
-    done
-    echo "the cluster did not become healthy" >&2
-    cat "$D/c"/member-*.log >&2
-    exit 1
-}
-
-# Member 0's side of the members' TCP connection: "bytes_sent bytes_received".
-peer_bytes() {
-    local port=${PEER0##*:}
-    ss -tinH state established "( sport = :$port )" |
-        awk '{ for (i = 1; i <= NF; i++) { if ($i ~ /^bytes_sent:/) { split($i, a, ":"); s += a[2] }
-                                           if ($i ~ /^bytes_received:/) { split($i, b, ":"); r += b[2] } } }
-             END { printf "%d %d\n", s, r }'
-}
-
-# Submits the job of data set $1 (job file $2) to the running cluster and waits until its
-# output holds $3 records; checks it equals A's output ($D/$1.ref). Prints
-# "wall_s cpu0_s cpu1_s sys0_s sys1_s sent0 recv0 mid_s" (cpu1/sys1 0 for one member;
-# mid_s: the wall until all but the last window's records are out).
-measure_cluster() {
-    local set=$1 jobfile=$2 want=$3 out="$D/c/state-0/output/nginx.jsonl"
-    local c0=() s0=() c1=() s1=() p b0=(0 0) b1=(0 0) t0 t1 tm= got=0 mid
-    mid=$(awk -v last="$(tail -1 "$D/$set.ref" | cut -d'"' -f4)" -F'"' '$4 != last { n++ } END { print n + 0 }' "$D/$set.ref")
-    for p in "${PIDS[@]}"; do c0+=("$(cpu_ticks "$p")"); s0+=("$(sys_ticks "$p")"); done
-    [ "${#PIDS[@]}" = 2 ] && read -r -a b0 <<< "$(peer_bytes)"
-    if [ -n "${ZERO:-}" ]; then
-        # Under callgrind: count from here, not the members' start.
-        for p in "${PIDS[@]}"; do callgrind_control -z "$p" >/dev/null 2>&1; done
-    fi
-    t0=$(now)
-    TIDEMARK_API_TOKEN="bench-token-$$" "$BIN" job submit "$jobfile" --api "$API" >/dev/null
-    while :; do
-        [ -f "$out" ] && got=$(wc -l < "$out")
-        [ -z "$tm" ] && [ "$got" -ge "$mid" ] && tm=$(now)
-        [ "$got" -ge "$want" ] && break
-        if awk -v a="$t0" -v b="$(now)" -v t="$TIMEOUT" 'BEGIN { exit !(b - a > t) }'; then
-            echo "the cluster wrote $got of $want records in ${TIMEOUT}s" >&2
-            cat "$D/c"/member-*.log >&2
-            exit 1
-        fi
-        for p in "${PIDS[@]}"; do
-            kill -0 "$p" 2>/dev/null || { cat "$D/c"/member-*.log >&2; exit 1; }
-        done
-        sleep "$POLL"
-    done
-    t1=$(now)
-    for p in "${PIDS[@]}"; do c1+=("$(cpu_ticks "$p")"); s1+=("$(sys_ticks "$p")"); done
-    [ "${#PIDS[@]}" = 2 ] && read -r -a b1 <<< "$(peer_bytes)"
-    if ! cmp -s "$out" "$D/$set.ref"; then
-        if cmp -s <(sort "$out") <(sort "$D/$set.ref"); then
-            echo "note: cluster output = run's output up to record order" >&2
-        else
-            echo "the cluster's output differs from run --until-eof's:" >&2
-            diff <(sort "$out") <(sort "$D/$set.ref") | head >&2 || true
-            exit 1
-        fi
-    fi
-    awk -v t0="$t0" -v t1="$t1" -v tm="$tm" -v hz="$HZ" \
-        -v a0="${c0[0]}" -v a1="${c1[0]}" -v b0="${c0[1]:-0}" -v b1="${c1[1]:-0}" \
-        -v x0="${s0[0]}" -v x1="${s1[0]}" -v y0="${s0[1]:-0}" -v y1="${s1[1]:-0}" \
-        -v sent=$((b1[0] - b0[0])) -v recv=$((b1[1] - b0[1])) \
-        'BEGIN { printf "%.3f %.3f %.3f %.3f %.3f %d %d %.3f\n", t1 - t0, (a1 - a0) / hz, (b1 - b0) / hz,
-                 (x1 - x0) / hz, (y1 - y0) / hz, sent, recv, tm - t0 }'
-}
-
 # Writes data set $1's job files: $1.toml (both folders, for A), $1-one.toml (B), $1-two.toml (C),
 # and its reference output $1.ref (A's).
 prepare() {
@@ -251,10 +136,10 @@ if [ "$TIMED" = 1 ]; then
         echo "run $i/$RUNS: A (run -w 2), B (cluster of 1, -w 2), C (cluster of 2, -w 1 each)" >&2
         run_a big >> "$D/A.runs"
         start_cluster 1 2 big ""
-        measure_cluster big "$D/big-one.toml" "$RECS" >> "$D/B.runs"
+        measure_cluster "$D/big.ref" "$D/big-one.toml" "$RECS" >> "$D/B.runs"
         stop_members
         start_cluster 2 1 big ""
-        measure_cluster big "$D/big-two.toml" "$RECS" >> "$D/C.runs"
+        measure_cluster "$D/big.ref" "$D/big-two.toml" "$RECS" >> "$D/C.runs"
         stop_members
     done
     echo
@@ -276,8 +161,8 @@ if [ "$TIMED" = 1 ]; then
     awk -v s="$(col "$D/C.runs" 6)" -v r="$(col "$D/C.runs" 7)" -v l="$LINES" -v n="$RECS" \
         'BEGIN { printf "- C exchanged over its TCP connection (ss -ti, member 0 side): member 0 -> 1: %.0f bytes, member 1 -> 0: %.0f bytes; %.1f bytes per input line, %.0f bytes per output record\n", s, r, (s + r) / l, (s + r) / n }'
     echo "- every run: A (cpu wall): $(tr '\n' ';' < "$D/A.runs")"
-    echo "- B (wall cpu0 - sys0 - sent recv mid): $(tr '\n' ';' < "$D/B.runs")"
-    echo "- C (wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid): $(tr '\n' ';' < "$D/C.runs")"
+    echo "- B (wall cpu0 - sys0 - sent recv mid rss0 - rdk0 - work0 - net0 -): $(tr '\n' ';' < "$D/B.runs")"
+    echo "- C (wall cpu0 cpu1 sys0 sys1 sent0->1 recv1->0 mid rss0 rss1 rdk0 rdk1 work0 work1 net0 net1): $(tr '\n' ';' < "$D/C.runs")"
     rm -rf "$D/big"
 fi
 
@@ -308,11 +193,11 @@ if [ "$CALLGRIND" = 1 ]; then
     W0='series_limit::to_stage2|JsonlSink as tidemark_engine::sink::Sink>::write_window'
     echo "callgrind: C, both members under callgrind ($CG_LINES lines)" >&2
     start_cluster 2 1 small "$(vg two)"
-    ZERO=1 measure_cluster small "$D/small-two.toml" "$CG_RECS" > "$D/cgC.run"
+    ZERO=1 measure_cluster "$D/small.ref" "$D/small-two.toml" "$CG_RECS" > "$D/cgC.run"
     stop_members
     echo "callgrind: B, one process under callgrind" >&2
     start_cluster 1 2 small "$(vg one)"
-    ZERO=1 measure_cluster small "$D/small-one.toml" "$CG_RECS" > "$D/cgB.run"
+    ZERO=1 measure_cluster "$D/small.ref" "$D/small-one.toml" "$CG_RECS" > "$D/cgB.run"
     stop_members
     echo
     echo "## Instructions (callgrind), $CG_LINES lines ($HOSTS hosts x $CG_MINUTES min), same job, $CG_RECS records"
@@ -334,6 +219,7 @@ if [ "$CALLGRIND" = 1 ]; then
         END { printf "\n- C (both members) %d Ir against B %d Ir: %+.1f%%; encoding + network threads: %.1f%% of C'"'"'s instructions\n", c, b, 100 * (c - b) / b, 100 * (ce + cn) / c
               printf "- B: reading, parsing, aggregating %.0f Ir per line (%.1f%% of all); worker 0'"'"'s serial part %.0f Ir per output record (%.1f%% of all)\n", bl / lines, 100 * bl / b, bw / recs, 100 * bw / b }' "$D/cg.rows"
     if [ -n "$CG_KEEP" ]; then mkdir -p "$CG_KEEP" && cp "$D"/cg/* "$CG_KEEP"/; fi
+    # shellcheck disable=SC2016 # the backquotes are markdown
     printf -- '- inclusive Ir of: encoding + decoding `%s`; network threads `%s`; reading `%s`; worker 0 `%s`\n' "$ENC" "$NET" "$LOCAL" "$W0"
     echo "- totals include timely's progress tracking and scheduling, which grow with how often the workers step (timing, load), in both layouts; the other columns do not depend on timing, but encoding includes progress messages"
 fi

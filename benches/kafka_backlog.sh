@@ -18,6 +18,17 @@
 # MOCK=1; the job, its client and its reading are the same. The mock cluster keeps only
 # the last few MB of a partition (older records vanish, seen as lost lines): use enough
 # PARTITIONS (64 for 360,000 records).
+#
+# LIVE=1: the job runs live (`run -w WORKERS`, no --until-eof) over the backlog already in
+# the topic — a cluster member restarting hours behind — with `idle_timeout = "5s"`, and
+# is stopped (SIGINT) once its output is as long as the files' (caught up, every stream
+# idle); wall s is the time until then. A BINS entry `unpaced:BIN` runs BIN with
+# TIDEMARK_BENCH_UNPACED_LIVE set (the catch-up not paced: every window held until every
+# partition was read to its end once), for an A/B with one binary:
+#
+#   LIVE=1 MOCK=1 BINS="unpaced:target/release/tidemark target/release/tidemark" benches/kafka_backlog.sh
+#
+# PROFILE=debug: the binaries of target/debug (built with the dev profile).
 # Needs TIDEMARK_TANSU (unless MOCK=1), GNU time (/usr/bin/time), md5sum.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,9 +40,11 @@ PARTITIONS=${PARTITIONS:-16}
 ORDER=${ORDER:-interleaved}
 WORKERS=${WORKERS:-1}
 [ -n "${MOCK:-}" ] || : "${TIDEMARK_TANSU:?set TIDEMARK_TANSU to the tansu binary}"
-REL=${CARGO_TARGET_DIR:-$ROOT/target}/release
+PROFILE=${PROFILE:-release}
+REL=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE
 if [ -z "${NO_BUILD:-}" ]; then
-    (cd "$ROOT" && cargo build --release -p tidemark -p tidemark-bench --bin tidemark \
+    (cd "$ROOT" && cargo build --profile "$([ "$PROFILE" = debug ] && echo dev || echo "$PROFILE")" \
+        -p tidemark -p tidemark-bench --bin tidemark \
         --bin gen-nginx-logs --bin kafka-backlog --bin kafka-test-broker >&2)
 fi
 BINS=${BINS:-$REL/tidemark}
@@ -74,10 +87,36 @@ host = { path_regex = '/(?P<host>web-[0-9]+)/' }" "$D/files.jsonl" > "$D/files.t
 job "kind = \"kafka\"
 brokers = \"$BOOTSTRAP\"
 topic = \"logs\"" "$D/out/kafka.jsonl" > "$D/kafka.toml"
+if [ -n "${LIVE:-}" ]; then
+    # Once caught up, a stream at its partition's end goes idle after 5 s: every window closes.
+    sed -i 's/^idle_timeout = .*/idle_timeout = "5s"/' "$D/kafka.toml"
+    grep -q '^idle_timeout = "5s"' "$D/kafka.toml" || { echo "no idle_timeout to set" >&2; exit 1; }
+fi
 
-"${BINS%% *}" run "$D/files.toml" --until-eof -w 1 >/dev/null 2>"$D/files.stderr" \
+first=${BINS%% *}
+"${first#unpaced:}" run "$D/files.toml" --until-eof -w 1 >/dev/null 2>"$D/files.stderr" \
     || { cat "$D/files.stderr" >&2; exit 1; }
 WANT=$(md5sum < "$D/files.jsonl" | cut -c1-32)
+WANT_LEN=$(stat -c %s "$D/files.jsonl")
+
+# One live run of $1 (env already set): until its output is as long as the files', then
+# SIGINT; GNU time's figures in $D/time, the wall time until caught up in $D/wall.
+live_run() {
+    local t0 tpid child
+    t0=$(date +%s.%N)
+    /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$1" run "$D/kafka.toml" \
+        -w "$WORKERS" >/dev/null 2>"$D/stderr" &
+    tpid=$!
+    for _ in $(seq 6000); do
+        [ "$(stat -c %s "$D/out/kafka.jsonl" 2>/dev/null || echo 0)" -ge "$WANT_LEN" ] && break
+        kill -0 "$tpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }' > "$D/wall"
+    child=$(pgrep -P "$tpid" || true)
+    [ -z "$child" ] || kill -INT "$child"
+    wait "$tpid" || true
+}
 
 i=0
 for bin in $BINS; do : > "$D/runs.$i"; i=$((i + 1)); done
@@ -86,16 +125,26 @@ for r in $(seq "$RUNS"); do
     for bin in $BINS; do
         echo "run $r/$RUNS: $bin" >&2
         rm -rf "$D/out"; mkdir -p "$D/out"
-        /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$bin" run "$D/kafka.toml" --until-eof \
-            -w "$WORKERS" >/dev/null 2>"$D/stderr" || { cat "$D/stderr" >&2; exit 1; }
+        if [ -n "${LIVE:-}" ]; then
+            if [ "${bin#unpaced:}" != "$bin" ]; then
+                TIDEMARK_BENCH_UNPACED_LIVE=1 live_run "${bin#unpaced:}"
+            else
+                live_run "$bin"
+            fi
+        else
+            /usr/bin/time -f "%U %S %e %M" -o "$D/time" "$bin" run "$D/kafka.toml" --until-eof \
+                -w "$WORKERS" >/dev/null 2>"$D/stderr" || { cat "$D/stderr" >&2; exit 1; }
+            awk '{ printf "%.2f", $3 }' "$D/time" > "$D/wall"
+        fi
         got=$(md5sum < "$D/out/kafka.jsonl" | cut -c1-32)
         [ "$got" = "$WANT" ] || echo "output of $bin differs from the files' ($got vs $WANT)" >&2
-        awk -v m="${got:0:8}" '{ printf "%.2f %.2f %d %s\n", $1 + $2, $3, $4, m }' "$D/time" >> "$D/runs.$i"
+        awk -v m="${got:0:8}" -v w="$(cat "$D/wall")" '{ printf "%.2f %.2f %d %s\n", $1 + $2, w, $4, m }' "$D/time" >> "$D/runs.$i"
         i=$((i + 1))
     done
 done
 
-echo "## Issue 14: a Kafka backlog, $HOSTS hosts x $MINUTES min x $LPM lines ($RECORDS records, ORDER=$ORDER), $PARTITIONS partitions, \`run --until-eof -w $WORKERS\`"
+MODE="run --until-eof -w $WORKERS"; [ -z "${LIVE:-}" ] || MODE="run -w $WORKERS (live, until caught up)"
+echo "## Issue 14: a Kafka backlog, $HOSTS hosts x $MINUTES min x $LPM lines ($RECORDS records, ORDER=$ORDER), $PARTITIONS partitions, \`$MODE\`, $PROFILE build"
 echo
 BROKER=tansu; [ -z "${MOCK:-}" ] || BROKER="librdkafka mock cluster"
 echo "- broker: $BROKER; $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg); produced in ${PRODUCE_S}s; RUNS=$RUNS, alternating; the files' output md5 ${WANT:0:8}"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the benchmark scripts: the example nginx job (jobs/examples/nginx.toml) over
 # generated logs, so every benchmark measures the job users run, not a copy of it.
 #

@@ -3,6 +3,7 @@
 //! dropped; lost lines are counted.
 
 mod kafka_common;
+mod kafka_live;
 
 use std::time::Duration;
 
@@ -155,105 +156,6 @@ fn wait_for_output(path: &std::path::Path, len: usize) -> Vec<u8> {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-}
-
-#[test]
-fn kill_9_of_a_live_kafka_job_then_restart_gives_the_uninterrupted_output() {
-    let seed = seed();
-    let mut rng = Rng::new(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let hosts = host_lines(3, 1500, 40, &mut rng);
-    let lives = write_files(dir.path(), &hosts);
-    // Two workers, each with a stream: partition p goes to worker p mod 2, so the
-    // hosts are named until their partitions' parities alternate (a worker without
-    // a stream would hold windows for idle_timeout, as one without files does).
-    let groups: Vec<_> = lives
-        .iter()
-        .enumerate()
-        .map(|(i, live)| {
-            (0..)
-                .map(|k| group(&format!("web-{i}-{k}"), live, 0x100 + i as u64))
-                .find(|g| tidemark_kafka::partition_for(&g.key(), PARTITIONS) % 2 == i as i32 % 2)
-                .unwrap()
-        })
-        .collect();
-    let broker = Broker::start();
-    broker.create_topic(TOPIC, PARTITIONS);
-    let agent = Agent::new(&broker);
-    // Phase 1: half of each host's lines.
-    for (g, (_, lines)) in groups.iter().zip(&hosts) {
-        agent.lines(g, 1, &lines[..750]);
-    }
-    agent.flush();
-    let state = dir.path().join("state");
-    let job = kafka_job(dir.path(), &broker, "live.jsonl", "idle_timeout = \"2h\"");
-    let out_file = dir.path().join("live.jsonl");
-    let start = |overwrite: bool| {
-        let mut c = tidemark();
-        c.arg("run")
-            .arg(&job)
-            .arg("--state-dir")
-            .arg(&state)
-            .args(["--checkpoint-interval", "50ms", "-w", "2"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
-        if overwrite {
-            c.arg("--overwrite");
-        }
-        c.spawn().unwrap()
-    };
-    let mut first = start(true);
-    // Killed once it has written windows and checkpointed them, at a random moment.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-    while std::fs::metadata(&out_file).map_or(true, |m| m.len() == 0)
-        || !state.join("web/checkpoint").exists()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the live run wrote nothing"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
-    first.kill().unwrap();
-    first.wait().unwrap();
-    // The restart resumes from the checkpoint's offsets and streams, not from the
-    // start of the topic.
-    let cp = std::fs::read(state.join("web/checkpoint")).unwrap();
-    let cp = String::from_utf8_lossy(&cp);
-    assert!(
-        cp.contains("\"kafka\"") && cp.contains("\"next_offset\"") && cp.contains("\"seen_to\""),
-        "no kafka positions in the checkpoint: {cp}"
-    );
-    // Phase 2, while it is down: the rest, web-1's agent resending from line 700
-    // (it restarted from an old checkpoint too), and every group at its end.
-    agent.lines(&groups[0], 700, &hosts[0].1[699..750]);
-    for (g, (_, lines)) in groups.iter().zip(&hosts) {
-        agent.lines(g, 751, &lines[750..]);
-        agent.heartbeat(g, lines.len() as u64, now_ms());
-    }
-    agent.flush();
-    // The uninterrupted run over the same records.
-    run_until_eof(
-        &kafka_job(
-            dir.path(),
-            &broker,
-            "reference.jsonl",
-            "idle_timeout = \"2h\"",
-        ),
-        1,
-    );
-    let want = std::fs::read(dir.path().join("reference.jsonl")).unwrap();
-    let mut second = start(false);
-    let got = wait_for_output(&out_file, want.len());
-    let _ = second.kill();
-    let _ = second.wait();
-    assert!(
-        got == want,
-        "seed {seed}: after kill -9 and a restart the output differs from an uninterrupted run ({} vs {} bytes)",
-        got.len(),
-        want.len()
-    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
+use tidemark_kafka::wire::RecordHeaders;
 use tidemark_kafka::{client_config, Role};
 
 use crate::error::AgentError;
@@ -104,9 +105,8 @@ const DEFAULT_BATCH_SIZE: usize = 1_000_000;
 /// What a record counts for against `batch.size` as librdkafka builds a request: key,
 /// value, headers, and about 30 bytes of framing (an estimate: the bound it serves is a
 /// performance one, not a guarantee).
-fn record_size(key: &[u8], payload: &[u8], headers: &[(&'static str, Vec<u8>)]) -> usize {
-    let headers: usize = headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
-    key.len() + payload.len() + headers + 30
+fn record_size(key: &[u8], payload: &[u8], header_bytes: usize) -> usize {
+    key.len() + payload.len() + header_bytes + 30
 }
 
 impl Sender {
@@ -194,24 +194,30 @@ impl Sender {
         Some(topic.partitions().len() as i32)
     }
 
-    /// Queues a record (headers as [`tidemark_kafka::wire`] writes them). A full local
-    /// queue is waited out (polling meanwhile), never a reason to drop the record.
+    /// Queues a record (headers as [`tidemark_kafka::wire`] writes them, copied
+    /// straight into librdkafka's). A full local queue is waited out (polling
+    /// meanwhile), never a reason to drop the record.
     pub fn send(
         &self,
         partition: i32,
         key: &[u8],
         payload: &[u8],
-        headers: Vec<(&'static str, Vec<u8>)>,
+        headers: RecordHeaders<'_>,
         ack: Ack,
     ) -> Result<(), AgentError> {
-        let size = record_size(key, payload, &headers);
-        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-        for (name, value) in &headers {
-            owned = owned.insert(Header {
-                key: name,
-                value: Some(value),
+        let mut owned = Some(OwnedHeaders::new_with_capacity(8));
+        let mut header_bytes = 0;
+        headers.each(|name, value| {
+            header_bytes += name.len() + value.len() + 4;
+            owned = owned.take().map(|h| {
+                h.insert(Header {
+                    key: name,
+                    value: Some(value),
+                })
             });
-        }
+        });
+        let owned = owned.expect("put back after each header");
+        let size = record_size(key, payload, header_bytes);
         let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new((ack, size)))
             .partition(partition)
             .key(key)

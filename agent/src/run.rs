@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tidemark_kafka::partition_for;
-use tidemark_kafka::wire::heartbeat_headers;
+use tidemark_kafka::wire::RecordHeaders;
 use tidemark_sources::file::discover::{discover, discover_new};
 use tidemark_sources::file::{AllowedRoots, EscapedPath};
 use tidemark_sources::rate::RateLimiter;
@@ -457,7 +457,11 @@ impl Shipper<'_> {
             if g.heartbeat_in_flight || g.last_sent.is_some_and(|t| now.duration_since(t) < every) {
                 continue;
             }
-            let headers = heartbeat_headers(&g.ship.id, g.ship.acked_seq(), at_ms);
+            let headers = RecordHeaders::Heartbeat {
+                group: &g.ship.id,
+                seq: g.ship.acked_seq(),
+                at_ms,
+            };
             self.sender.send(
                 g.ship.partition,
                 &g.ship.key,

@@ -157,29 +157,77 @@ pub enum WireError {
     },
 }
 
+/// The headers of a record the agent writes, formatted as they are handed over
+/// ([`RecordHeaders::each`]): nothing is allocated per record (the agent writes one
+/// per line), numbers are formatted on the stack.
+#[derive(Clone, Copy, Debug)]
+pub enum RecordHeaders<'a> {
+    /// A line's: its group, its number in the group, the identity of its file.
+    Line {
+        /// Its group.
+        group: &'a GroupId,
+        /// Its number in the group's sequence (from 1).
+        seq: u64,
+        /// The identity of the file it was read from.
+        file: &'a str,
+    },
+    /// A heartbeat's: its group, the last line sent, its wall time.
+    Heartbeat {
+        /// Its group.
+        group: &'a GroupId,
+        /// The last line sent.
+        seq: u64,
+        /// Wall time, ms since the Unix epoch.
+        at_ms: i64,
+    },
+}
+
+impl RecordHeaders<'_> {
+    /// Calls `put` with each header (name, value), in the order written.
+    pub fn each(&self, mut put: impl FnMut(&'static str, &[u8])) {
+        let (group, kind, seq) = match *self {
+            RecordHeaders::Line { group, seq, .. } => (group, "line", seq),
+            RecordHeaders::Heartbeat { group, seq, .. } => (group, "heartbeat", seq),
+        };
+        put(header::VERSION, VERSION.as_bytes());
+        put(header::KIND, kind.as_bytes());
+        put(header::HOST, group.host.as_bytes());
+        put(header::GROUP, group.group.as_bytes());
+        put(header::EPOCH, &hex16_digits(group.epoch));
+        put(header::SEQ, itoa::Buffer::new().format(seq).as_bytes());
+        match *self {
+            RecordHeaders::Line { file, .. } => put(header::FILE, file.as_bytes()),
+            RecordHeaders::Heartbeat { at_ms, .. } => {
+                put(header::AT, itoa::Buffer::new().format(at_ms).as_bytes())
+            }
+        }
+    }
+
+    /// Owned (name, value) pairs, in the order written.
+    pub fn to_vec(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let mut headers = Vec::with_capacity(7);
+        self.each(|name, value| headers.push((name, value.to_vec())));
+        headers
+    }
+}
+
+/// `epoch` as 16 lowercase hex digits (`{:016x}`).
+fn hex16_digits(epoch: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for (i, d) in out.iter_mut().enumerate() {
+        *d = b"0123456789abcdef"[(epoch >> (60 - 4 * i)) as usize & 0xf];
+    }
+    out
+}
+
 /// The headers of a line record, in the order written.
 pub fn line_headers(group: &GroupId, seq: u64, file: &str) -> Vec<(&'static str, Vec<u8>)> {
-    let mut headers = common_headers(group, "line", seq);
-    headers.push((header::FILE, file.as_bytes().to_vec()));
-    headers
+    RecordHeaders::Line { group, seq, file }.to_vec()
 }
 
 /// The headers of a heartbeat record (its value is empty).
 pub fn heartbeat_headers(group: &GroupId, seq: u64, at_ms: i64) -> Vec<(&'static str, Vec<u8>)> {
-    let mut headers = common_headers(group, "heartbeat", seq);
-    headers.push((header::AT, at_ms.to_string().into_bytes()));
-    headers
-}
-
-fn common_headers(group: &GroupId, kind: &str, seq: u64) -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (header::VERSION, VERSION.as_bytes().to_vec()),
-        (header::KIND, kind.as_bytes().to_vec()),
-        (header::HOST, group.host.as_bytes().to_vec()),
-        (header::GROUP, group.group.as_bytes().to_vec()),
-        (header::EPOCH, format!("{:016x}", group.epoch).into_bytes()),
-        (header::SEQ, seq.to_string().into_bytes()),
-    ]
+    RecordHeaders::Heartbeat { group, seq, at_ms }.to_vec()
 }
 
 /// Reads a record from its headers (name, value; a null value as `None`) and its value.
@@ -212,13 +260,27 @@ where
     let group = GroupRef {
         host: text(header::HOST, found.host)?,
         group: text(header::GROUP, found.group)?,
-        epoch: {
-            let value = text(header::EPOCH, found.epoch)?;
-            parse_epoch(value).ok_or_else(|| bad(header::EPOCH, value, "16 hex digits"))?
+        epoch: match found.epoch.and_then(hex16) {
+            Some(epoch) => epoch,
+            None => {
+                let value = text(header::EPOCH, found.epoch)?;
+                return Err(bad(header::EPOCH, value, "16 hex digits"));
+            }
         },
     };
-    let seq = number(header::SEQ, found.seq)?;
-    match text(header::KIND, found.kind)? {
+    // Every record passes here, twice in a finite run (the discovery pass and the
+    // reading): the numbers and the kind are read from the bytes as they are, and
+    // only a value that is not what it should be goes through `text`, for its error.
+    let seq = match found.seq.and_then(decimal) {
+        Some(seq) => seq,
+        None => number(header::SEQ, found.seq)?,
+    };
+    let kind = match found.kind {
+        Some(b"line") => "line",
+        Some(b"heartbeat") => "heartbeat",
+        other => text(header::KIND, other)?,
+    };
+    match kind {
         "line" => Ok(AgentRecord::Line {
             group,
             seq,
@@ -268,11 +330,26 @@ fn number(name: &'static str, value: Option<&[u8]>) -> Result<u64, WireError> {
         .map_err(|_| bad(name, value, "a number below 2^64"))
 }
 
-fn parse_epoch(value: &str) -> Option<u64> {
-    if value.len() != 16 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+/// 16 hex digits (either case), as `u64::from_str_radix` reads them.
+fn hex16(value: &[u8]) -> Option<u64> {
+    if value.len() != 16 {
         return None;
     }
-    u64::from_str_radix(value, 16).ok()
+    value.iter().try_fold(0u64, |n, b| {
+        let d = (*b as char).to_digit(16)?;
+        Some(n << 4 | u64::from(d))
+    })
+}
+
+/// Plain decimal digits below 2^64 (`None` for anything else, "+5" included).
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, b| {
+        let d = b.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
 }
 
 fn bad(name: &'static str, value: &str, what: &'static str) -> WireError {

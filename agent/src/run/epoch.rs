@@ -2,7 +2,7 @@
 //! drawn once a broken epoch has nothing in flight, written to the checkpoint, and
 //! only then its first lines sent.
 
-use tidemark_kafka::wire::line_headers;
+use tidemark_kafka::wire::RecordHeaders;
 use tidemark_sources::file::EscapedPath;
 use tidemark_sources::tail::{FileId, Position};
 
@@ -98,7 +98,11 @@ pub(super) fn send_line(
             &file_label.insert((id.clone(), label)).1
         }
     };
-    let headers = line_headers(&ship.id, seq, label);
+    let headers = RecordHeaders::Line {
+        group: &ship.id,
+        seq,
+        file: label,
+    };
     sender.send(
         ship.partition,
         &ship.key,

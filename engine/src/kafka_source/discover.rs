@@ -1,5 +1,7 @@
-//! The discovery pass of a finite run (`--until-eof`): before reading a backlog, a
-//! second consumer reads the same records (from the same starts to the same ends)
+//! The discovery pass of a finite run (`--until-eof`), and of a live run catching up
+//! (its backlog: each partition up to the end it had when the worker connected):
+//! before reading a backlog, a second consumer reads the same records (from the same
+//! starts to the same ends)
 //! to find every stream in it, where its records end, and the earliest window its
 //! lines can add to. With that, windows close while the backlog is read — paced by
 //! event time across partitions ([`super::pace`]) — instead of all at the end: a

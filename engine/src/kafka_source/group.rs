@@ -95,6 +95,11 @@ pub(crate) struct Stream {
     pub(crate) marks: Option<StreamMarks>,
     /// Changed since its marks were last published.
     pub(crate) dirty: bool,
+    /// Made from its first record in this run's range (not restored from a
+    /// checkpoint, not returned after `stream_retention`): the discovery pass fed a
+    /// shadow every record it reads, from the same state, so the earliest window
+    /// the pass found for it bounds the windows it can add to ([`Stream::bounded_by`]).
+    fresh: bool,
 }
 
 impl Stream {
@@ -121,6 +126,7 @@ impl Stream {
             skip_below: start.skip_below,
             marks: start.checkpointing.then(StreamMarks::default),
             dirty: true,
+            fresh: true,
         }
     }
 
@@ -172,6 +178,7 @@ impl Stream {
             StreamStart { floor: 0, ..start },
         );
         s.wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, cp.clock());
+        s.fresh = false;
         s.seq = cp.seq;
         s.resume_from = cp.offset;
         s.seen_to = cp.seen_to;
@@ -199,6 +206,7 @@ impl Stream {
     ) -> Stream {
         let mut s = Stream::new(key, partition, plan, start);
         s.wm = GroupClock::restored(plan.disorder_ms, plan.max_jump_ms, clock);
+        s.fresh = false;
         if start.floor > 0 {
             s.wm.raise_to(start.floor);
         }
@@ -411,6 +419,35 @@ impl Stream {
             return WindowTime::MAX;
         }
         first_open_window(self.wm.get(), plan.window_ms)
+    }
+
+    /// The earliest window it may still add to, at or after `pass`: the earliest
+    /// window the discovery pass found for it (`None`: the pass did not find it;
+    /// [`WindowTime::MAX`]: it has no line). The pass's bound counts only for a
+    /// stream made this run (a restored or returned one starts from a state the
+    /// pass's shadow did not have). Without it, a stream read to its first line
+    /// only (its watermark waits for a second, maybe an hour later in its
+    /// partition) would hold every window from the start.
+    pub(crate) fn bounded_by(&self, plan: &Plan, pass: Option<WindowTime>) -> WindowTime {
+        let own = self.first_open(plan);
+        match pass {
+            Some(w) if self.fresh => own.max(w),
+            _ => own,
+        }
+    }
+
+    /// Where it stands for pacing: its watermark, raised for a stream made this run
+    /// to the pass's earliest window (`pass` as in [`Stream::bounded_by`]), as a
+    /// stream not read yet stands there. `None`: it adds to no window, so it holds
+    /// its partition nowhere.
+    pub(crate) fn paced_at(&self, pass: Option<WindowTime>) -> Option<Option<EventMs>> {
+        let wm = self.watermark();
+        match pass {
+            Some(WindowTime::MAX) if self.fresh => None,
+            // [`WindowTime::MIN`]: where its lines start is unknown.
+            Some(w) if self.fresh && w != WindowTime::MIN => Some(wm.max(Some(w as EventMs))),
+            _ => Some(wm),
+        }
     }
 
     /// The first window its watermark leaves open ([`crate::input_end`]).

@@ -20,7 +20,7 @@ use crate::time::{EventMs, WindowTime};
 
 use super::consumer::Reader;
 use super::discover::Discovered;
-use super::streams::Streams;
+use super::streams::{StreamKey, Streams};
 
 /// Where each partition (with whether it was read to its end) stands for pacing.
 pub(crate) fn lanes(
@@ -40,8 +40,10 @@ pub(crate) fn lanes(
             });
         }
     };
-    for s in streams.values().filter(|s| !s.is_finished()) {
-        hold(s.partition, s.watermark());
+    for (key, s) in streams.iter().filter(|(_, s)| !s.is_finished()) {
+        if let Some(at) = s.paced_at(pass_bound(found, key)) {
+            hold(s.partition, at);
+        }
     }
     for (key, f) in found {
         if !streams.contains_key(key) {
@@ -66,13 +68,23 @@ pub(crate) fn lanes(
 }
 
 /// Publishes this worker's slowest partition and pauses the partitions past the
-/// horizon, resuming the others. Returns how many were paused now.
-pub(crate) fn pace(reader: &mut Reader, lanes: &BTreeMap<i32, Lane>, pacer: &Pacer) -> u64 {
+/// horizon, resuming the others. Returns how many were paused now. `live`: a live
+/// run catching up.
+pub(crate) fn pace(
+    reader: &mut Reader,
+    lanes: &BTreeMap<i32, Lane>,
+    pacer: &Pacer,
+    live: bool,
+) -> u64 {
     let horizon = pacer.horizon(lanes.values().copied());
     reader.pace(|p| match lanes.get(&p) {
         Some(Lane::Reading(wm)) => horizon.allows(*wm),
-        // Read to its end: nothing more to fetch.
-        Some(Lane::Quiet) | None => false,
+        // Read to its end: a finite run's has nothing more to fetch. A live one's
+        // is read on: paused, its new records would wait unread while its streams
+        // look idle (`idle_timeout` would make their lines late). A new record
+        // makes it a reading lane again.
+        Some(Lane::Quiet) => live,
+        None => false,
     })
 }
 
@@ -98,12 +110,22 @@ pub(crate) fn finish_read(
 /// The first window a finite run may still add to: the earliest among the streams
 /// still reading and those not read yet. `None` when no stream holds any window.
 pub(crate) fn first_open(streams: &Streams, found: &Discovered, plan: &Plan) -> Option<WindowTime> {
-    let read = streams.values().map(|s| s.first_open(plan));
+    let read = streams
+        .iter()
+        .map(|(key, s)| s.bounded_by(plan, pass_bound(found, key)));
     let unread = found
         .iter()
         .filter(|(k, _)| !streams.contains_key(k))
         .filter_map(|(_, f)| f.earliest());
     read.chain(unread).min()
+}
+
+/// The earliest window the pass found for the stream `key` (`None`: not found;
+/// [`WindowTime::MAX`]: it has no line).
+fn pass_bound(found: &Discovered, key: &StreamKey) -> Option<WindowTime> {
+    found
+        .get(key)
+        .map(|f| f.earliest().unwrap_or(WindowTime::MAX))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! A finite run's discovery pass as the source operator drives it: opened before
-//! the reading proper, stepped until every stream of the range is known
-//! ([`super::discover`]), and watched by `broker_timeout` like the reading.
+//! The discovery pass (a finite run's, or a live run's catch-up) as the source
+//! operator drives it: opened before the reading proper, stepped until every stream
+//! of the range is known ([`super::discover`]), and watched by `broker_timeout` like
+//! the reading.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,8 @@ use super::{discover, ScanPhase, SourceState, Step, POLL_AGAIN, RECORDS_PER_ACTI
 use crate::time::wall_clock_ms;
 
 impl SourceState {
-    /// Opens a finite run's discovery pass over `reader`'s range; the reader waits
+    /// Opens the discovery pass over `reader`'s range (a live reader's: up to the
+    /// ends its partitions had when it connected); the reader waits
     /// (paused) until it is done.
     pub(super) fn start_scan(&mut self, reader: &mut Reader, kafka: &tidemark_jobs::KafkaSource) {
         match reader.scanner(kafka, &self.ctx.job.name) {

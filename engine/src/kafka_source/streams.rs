@@ -186,6 +186,11 @@ impl Streams {
     }
 
     /// In name order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&StreamKey, &Stream)> {
+        self.map.iter()
+    }
+
+    /// In name order.
     pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&StreamKey, &mut Stream)> {
         self.map.iter_mut()
     }

@@ -124,4 +124,40 @@ proptest! {
             names.iter().zip(&values).map(|(n, v)| (*n, v.as_deref())).collect();
         let _ = decode(headers, &payload);
     }
+
+    /// The byte-level readers of `decode` take exactly what the text parsers took.
+    #[test]
+    fn numbers_read_from_bytes_as_from_text(value in prop_oneof![
+            "[0-9]{1,21}", "[0-9a-fA-F]{16}", "[+-]?[0-9a-fx ]{0,18}",
+            proptest::collection::vec(any::<u8>(), 0..20)
+                .prop_map(|v| String::from_utf8_lossy(&v).into_owned())]) {
+        let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+        let want = digits.then(|| value.parse::<u64>().ok()).flatten();
+        prop_assert_eq!(decimal(value.as_bytes()), want);
+        let hex = value.len() == 16 && value.bytes().all(|b| b.is_ascii_hexdigit());
+        let want = hex.then(|| u64::from_str_radix(&value, 16).ok()).flatten();
+        prop_assert_eq!(hex16(value.as_bytes()), want);
+    }
+
+    /// The headers as written before they were formatted on the stack (format!,
+    /// to_string): byte for byte the same.
+    #[test]
+    fn headers_are_byte_identical_to_the_formatted_ones(host in "\\PC{0,20}", grp in "\\PC{0,40}",
+            epoch: u64, seq: u64, at_ms: i64, file in "\\PC{0,20}") {
+        let id = GroupId { host, group: grp, epoch };
+        let common = |kind: &str| vec![
+            (header::VERSION, VERSION.as_bytes().to_vec()),
+            (header::KIND, kind.as_bytes().to_vec()),
+            (header::HOST, id.host.as_bytes().to_vec()),
+            (header::GROUP, id.group.as_bytes().to_vec()),
+            (header::EPOCH, format!("{:016x}", id.epoch).into_bytes()),
+            (header::SEQ, seq.to_string().into_bytes()),
+        ];
+        let mut line = common("line");
+        line.push((header::FILE, file.as_bytes().to_vec()));
+        prop_assert_eq!(line_headers(&id, seq, &file), line);
+        let mut beat = common("heartbeat");
+        beat.push((header::AT, at_ms.to_string().into_bytes()));
+        prop_assert_eq!(heartbeat_headers(&id, seq, at_ms), beat);
+    }
 }

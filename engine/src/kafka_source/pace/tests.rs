@@ -131,3 +131,151 @@ fn streams_read_to_their_last_record_stop_holding_windows() {
     let now = lanes([(0, false), (1, false)], &streams, &found);
     assert_eq!(now[&0], Lane::Reading(Some(20 * MIN)));
 }
+
+/// Review R15p (scratch): a stream read up to its first line only (its watermark
+/// waits for a second line to confirm the first) holds every window from 0 and its
+/// partition as the furthest behind — though the pass knows none of its lines comes
+/// before its earliest window. A sparse host (one line now, the next an hour later
+/// in its partition) thus keeps every window of the worker open, and every other
+/// partition of the job paused, until its second line is read.
+#[test]
+fn rev15p_a_stream_read_to_its_first_line_keeps_the_bound_the_pass_found() {
+    use crate::time::first_open_window;
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = tidemark_sources::parse::LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut streams = Streams::default();
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: false,
+        now: Instant::now(),
+    };
+    let t0: EventMs = 1_800_000_000_000;
+    streams.insert("h", "a", stream(&plan, 0, t0 + 40 * MIN));
+    let mut sparse = Stream::new("sparse", 1, &plan, start);
+    let line = format!(
+        "{{\"time\":\"{}\"}}",
+        jiff::Timestamp::from_millisecond(t0 + 30 * MIN).unwrap()
+    );
+    let mut stats = crate::stats::JobStats::default();
+    let before = sparse.point(7);
+    sparse.line(
+        line.as_bytes(),
+        "h",
+        before,
+        &mut parser,
+        &plan,
+        t0 + 600 * MIN,
+        &mut stats,
+    );
+    assert_eq!(stats.lines_counted, 1, "{stats:?}");
+    streams.insert("h", "sparse", sparse);
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    // The pass: its lines (the first at minute 30 past t0, the next an hour later) add to
+    // windows at or after minute 30.
+    let earliest = first_open_window(Some(t0 + 30 * MIN), plan.window_ms);
+    found.insert(key("sparse", 1), Found::known(1, 5_000, Some(earliest)));
+    let open = first_open(&streams, &found, &plan);
+    let lanes = lanes([(0, false), (1, false)], &streams, &found);
+    assert!(
+        open >= Some(earliest),
+        "windows held from {open:?}, though no stream can add before {earliest}"
+    );
+    assert_ne!(
+        lanes[&1],
+        Lane::Reading(None),
+        "the sparse stream's partition counts as furthest behind of all"
+    );
+}
+
+/// A live run catching up paused a partition once it was at its end (a quiet lane):
+/// the records its agents kept writing waited unread until every partition had
+/// caught up, while its streams, at their partition's end and given nothing,
+/// looked idle — after `idle_timeout` their watermarks followed the wall clock and
+/// those records' lines were late. A live partition at its end is read on.
+#[test]
+fn a_live_partition_at_its_end_was_paused_during_catch_up() {
+    use std::time::Duration;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use crate::kafka_source::consumer::Polled;
+
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("t", 2, 1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .create()
+        .unwrap();
+    let send = |p: i32, payload: &str| {
+        producer
+            .send(BaseRecord::<(), _>::to("t").partition(p).payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(0, "p0 r0");
+    send(1, "p1 r0");
+    let source = tidemark_jobs::KafkaSource {
+        brokers: mock.bootstrap_servers(),
+        topic: "t".to_string(),
+        options: Default::default(),
+        group_id: None,
+        heartbeat_grace: Duration::from_secs(60),
+        stream_retention: Duration::from_secs(86_400),
+        broker_timeout: Duration::from_secs(300),
+    };
+    let mut reader = Reader::connect(&source, "j", 0, 1, true, &BTreeMap::new()).unwrap();
+    // Generous deadlines: only a failure waits for them.
+    let poll_until = |reader: &mut Reader, done: &dyn Fn(&Reader) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while !done(reader) && Instant::now() < deadline {
+            match reader.poll() {
+                Polled::Record(r) => got.push(String::from_utf8_lossy(r.payload()).into_owned()),
+                Polled::Nothing => std::thread::sleep(Duration::from_millis(10)),
+                _ => {}
+            }
+        }
+        got
+    };
+    let got = poll_until(&mut reader, &|r| r.at_eof(0) && r.at_eof(1));
+    assert_eq!(got.len(), 2, "{got:?}");
+    // Catching up: partition 0 at its end (quiet), partition 1 still reading.
+    let lanes = BTreeMap::from([(0, Lane::Quiet), (1, Lane::Reading(Some(0)))]);
+    let pacer = Pacer::new(6 * MIN, PaceBoard::new(1), 0);
+    pace(&mut reader, &lanes, &pacer, true);
+    // Its agent writes on.
+    send(0, "p0 r1");
+    let got = poll_until(&mut reader, &|r| !r.at_eof(0));
+    assert_eq!(
+        got,
+        ["p0 r1"],
+        "a live partition at its end must be read on while others catch up"
+    );
+}
+
+/// A stream made this run of which the pass found no line (heartbeats only) adds to
+/// no window: it holds none, though its watermark has not started.
+#[test]
+fn a_stream_with_no_line_in_the_pass_holds_no_window() {
+    let plan = Plan::new(&job());
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: false,
+        now: Instant::now(),
+    };
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 30 * MIN));
+    streams.insert("h", "beats", Stream::new("beats", 1, &plan, start));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    found.insert(key("beats", 1), Found::known(1, 100, None));
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((30 * MIN) as WindowTime)
+    );
+}
