@@ -126,16 +126,18 @@ impl<'scope> HostMerge<'scope> for Stream<'scope, WindowTime, Vec<HostPartial>> 
 /// needs no sort and nothing folds: each partial becomes its series as it
 /// is, with no pass looking for equal neighbours.
 pub(crate) fn merge_partials(batches: Vec<Vec<HostPartial>>) -> Vec<MergedSeries> {
-    let alone = strictly_increasing(&batches);
-    // The series are made in the allocation of the partials, gathered first
-    // as before: the window's largest buffer then stays the size it was,
-    // which matters to glibc, whose thread arenas give the free top of their
-    // heap back to the system and fault it in again; series made straight
-    // into a `Vec` of their own (a smaller one) made it do that 4x as often.
-    let mut parts = concat(batches);
-    if alone {
-        return parts.into_iter().map(merged_alone).collect();
+    if strictly_increasing(&batches) {
+        // Straight from the batches, without gathering them into one `Vec`
+        // first. (Under glibc's malloc this flipped its arena trimming, 4x the
+        // page faults; the binary allocates with jemalloc, where it faults
+        // no more than gathering them did: benches/README.md.)
+        let mut merged = Vec::with_capacity(batches.iter().map(Vec::len).sum());
+        for batch in batches {
+            merged.extend(batch.into_iter().map(merged_alone));
+        }
+        return merged;
     }
+    let mut parts = concat(batches);
     sort_partials(&mut parts);
     // In place: a window's partials can be many; no second buffer of them.
     parts.dedup_by(|next, kept| {
