@@ -404,6 +404,11 @@ impl SourceState {
                     s.apply_idle(now, wall_ms, plan);
                 }
             }
+            if !matches!(self.scan, ScanPhase::Done(_)) {
+                // Caught up (or no pass): no finding of a pass is in use, none need
+                // know which streams were forgotten.
+                self.streams.pass_over();
+            }
             if let Some(kafka) = &self.ctx.job.source.kafka {
                 let forgotten = self.streams.sweep(
                     now,

@@ -19,7 +19,7 @@ use crate::plan::Plan;
 use crate::time::{EventMs, WindowTime};
 
 use super::consumer::Reader;
-use super::discover::Discovered;
+use super::discover::{Discovered, Found};
 use super::streams::{StreamKey, Streams};
 
 /// Where each partition (with whether it was read to its end) stands for pacing.
@@ -41,15 +41,13 @@ pub(crate) fn lanes(
         }
     };
     for (key, s) in streams.iter().filter(|(_, s)| !s.is_finished()) {
-        if let Some(at) = s.paced_at(pass_bound(found, key)) {
+        if let Some(at) = s.paced_at(pass_bound(found, streams, key)) {
             hold(s.partition, at);
         }
     }
-    for (key, f) in found {
-        if !streams.contains_key(key) {
-            if let Some(w) = f.earliest() {
-                hold(f.partition, (w != WindowTime::MIN).then_some(w as EventMs));
-            }
+    for f in unread(streams, found) {
+        if let Some(w) = f.earliest() {
+            hold(f.partition, (w != WindowTime::MIN).then_some(w as EventMs));
         }
     }
     slowest
@@ -112,17 +110,28 @@ pub(crate) fn finish_read(
 pub(crate) fn first_open(streams: &Streams, found: &Discovered, plan: &Plan) -> Option<WindowTime> {
     let read = streams
         .iter()
-        .map(|(key, s)| s.bounded_by(plan, pass_bound(found, key)));
-    let unread = found
-        .iter()
-        .filter(|(k, _)| !streams.contains_key(k))
-        .filter_map(|(_, f)| f.earliest());
+        .map(|(key, s)| s.bounded_by(plan, pass_bound(found, streams, key)));
+    let unread = unread(streams, found).filter_map(|f| f.earliest());
     read.chain(unread).min()
 }
 
-/// The earliest window the pass found for the stream `key` (`None`: not found;
-/// [`WindowTime::MAX`]: it has no line).
-fn pass_bound(found: &Discovered, key: &StreamKey) -> Option<WindowTime> {
+/// The streams the pass found that are not read yet: neither here nor forgotten
+/// after they were read (`stream_retention` during a live catch-up).
+fn unread<'a>(streams: &'a Streams, found: &'a Discovered) -> impl Iterator<Item = &'a Found> {
+    found
+        .iter()
+        .filter(|(k, _)| !streams.contains_key(k) && !streams.forgot(k))
+        .map(|(_, f)| f)
+}
+
+/// The earliest window the pass found for the stream `key` (`None`: not found, or
+/// forgotten since: a stream made again after it was forgotten starts from records
+/// past the pass's range, of which the pass knows nothing; [`WindowTime::MAX`]: it
+/// has no line).
+fn pass_bound(found: &Discovered, streams: &Streams, key: &StreamKey) -> Option<WindowTime> {
+    if streams.forgot(key) {
+        return None;
+    }
     found
         .get(key)
         .map(|f| f.earliest().unwrap_or(WindowTime::MAX))

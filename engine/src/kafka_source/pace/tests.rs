@@ -279,3 +279,89 @@ fn a_stream_with_no_line_in_the_pass_holds_no_window() {
         Some((30 * MIN) as WindowTime)
     );
 }
+
+/// Review R16l (scratch, failing): during a live catch-up the streams are swept
+/// (`stream_retention`) while the pass's findings are still used. A stream the pass
+/// found, read and then forgotten (quiet for `stream_retention`, its partition at its
+/// end, no window open) is no longer in `streams`, so `lanes` and `first_open` take
+/// it for one "not read yet" and hold its partition and every window at the earliest
+/// window the pass found for it — far behind where it had already been read. The
+/// windows stop closing until the catch-up ends; once its partition gets a record
+/// again (another stream's), its lane is `Reading` at that old window, the horizon is
+/// pinned there and the other partitions are paused — they never reach their ends, so
+/// the catch-up never ends.
+#[test]
+fn a_stream_forgotten_during_a_live_catch_up_is_not_taken_for_one_not_read_yet() {
+    use std::time::Duration;
+
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 30 * MIN));
+    streams.insert("h", "b", stream(&plan, 1, 40 * MIN));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    found.insert(key("b", 1), Found::known(1, 100, Some(0)));
+    let before = first_open(&streams, &found, &plan).unwrap();
+    assert_eq!(before, (30 * MIN) as WindowTime);
+    // `a` quiet for stream_retention at its partition's end: forgotten.
+    let mut stats = crate::stats::JobStats::default();
+    let forgotten = streams.sweep(
+        Instant::now() + Duration::from_secs(120),
+        Duration::from_secs(60),
+        0,
+        |p| p == 0,
+        &mut stats,
+    );
+    assert_eq!(forgotten, vec![key("a", 0)]);
+    let after = first_open(&streams, &found, &plan).unwrap();
+    assert!(
+        after >= before,
+        "windows already passed are held again after a stream was forgotten: first open {} min, was {} min",
+        after / MIN as WindowTime,
+        before / MIN as WindowTime
+    );
+    // Its partition gets a record again (another stream's): not at its end.
+    let now = lanes([(0, false), (1, false)], &streams, &found);
+    assert_ne!(
+        now[&0],
+        Lane::Reading(Some(0)),
+        "the forgotten stream pins its partition (and the job's horizon) at minute 0"
+    );
+}
+
+/// A stream forgotten during a live catch-up and made again (its sequence and clock
+/// no longer remembered) starts from records past the pass's range: what the pass
+/// found for its name (where its backlog's lines started) does not bound it.
+#[test]
+fn a_stream_made_again_after_it_was_forgotten_is_not_bounded_by_the_pass() {
+    use std::time::Duration;
+
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 40 * MIN));
+    streams.insert("h", "b", stream(&plan, 1, 50 * MIN));
+    let mut found = Discovered::new();
+    found.insert(
+        key("a", 0),
+        Found::known(0, 100, Some((30 * MIN) as WindowTime)),
+    );
+    found.insert(key("b", 1), Found::known(1, 100, Some(0)));
+    let mut stats = crate::stats::JobStats::default();
+    let forgotten = streams.sweep(
+        Instant::now() + Duration::from_secs(120),
+        Duration::from_secs(60),
+        0,
+        |p| p == 0,
+        &mut stats,
+    );
+    assert_eq!(forgotten, vec![key("a", 0)]);
+    // It sends again, lines of minute 10 on: a new stream of that name.
+    streams.insert("h", "a", stream(&plan, 0, 10 * MIN));
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((10 * MIN) as WindowTime),
+        "the pass's bound for the forgotten stream's backlog held the new one's windows as closed"
+    );
+    let now = lanes([(0, false), (1, false)], &streams, &found);
+    assert_eq!(now[&0], Lane::Reading(Some(10 * MIN)));
+}
