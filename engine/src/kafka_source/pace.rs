@@ -9,7 +9,10 @@
 //! than the bound ahead of the slowest partition (of every worker of the job in
 //! this process, through the job's [`crate::pacing::PaceBoard`]) is paused with
 //! librdkafka's `pause`, and resumed once the others caught up; the slowest always
-//! reads, so nothing deadlocks. A partition read to its end holds no one back.
+//! reads, so nothing deadlocks. A partition read through ([`read_through`]: a live
+//! run's, past the end it had at connect) holds no one back, and a live one is
+//! never paused: every paused partition is short of its backlog's end, and the
+//! slowest reads to it, so a live catch-up ends.
 //! Pacing only decides the order of reading: each stream keeps its own watermark.
 
 use std::collections::BTreeMap;
@@ -22,7 +25,31 @@ use super::consumer::Reader;
 use super::discover::{Discovered, Found};
 use super::streams::{StreamKey, Streams};
 
-/// Where each partition (with whether it was read to its end) stands for pacing.
+/// Each of `reader`'s partitions with whether it was read through: a finite run's
+/// up to the end it had at start; a live run's (`follow`) up to the end it had when
+/// the reader connected, once — from there on its records are live, written after
+/// the backlog: it is read on and holds no other partition back, as after the
+/// catch-up. Review R16l: a live partition counted as read through only while at
+/// its end, so one never at its end (other hosts' records keep coming) held by a
+/// stale stream (a dead agent's, no heartbeat, so never idle there) stayed the
+/// slowest lane, the partitions past it plus the bound stayed paused short of their
+/// backlog's end, and the catch-up never ended.
+pub(crate) fn read_through(reader: &Reader, follow: bool) -> Vec<(i32, bool)> {
+    reader
+        .partitions()
+        .map(|p| {
+            let done = if follow {
+                reader.reached_end(p)
+            } else {
+                reader.partition_done(p)
+            };
+            (p, done)
+        })
+        .collect()
+}
+
+/// Where each partition (with whether it was read through, [`read_through`]) stands
+/// for pacing.
 pub(crate) fn lanes(
     partitions: impl IntoIterator<Item = (i32, bool)>,
     streams: &Streams,
@@ -77,10 +104,9 @@ pub(crate) fn pace(
     let horizon = pacer.horizon(lanes.values().copied());
     reader.pace(|p| match lanes.get(&p) {
         Some(Lane::Reading(wm)) => horizon.allows(*wm),
-        // Read to its end: a finite run's has nothing more to fetch. A live one's
-        // is read on: paused, its new records would wait unread while its streams
-        // look idle (`idle_timeout` would make their lines late). A new record
-        // makes it a reading lane again.
+        // Read through: a finite run's has nothing more to fetch. A live one's is
+        // read on: paused, its new records would wait unread while its streams
+        // look idle (`idle_timeout` would make their lines late).
         Some(Lane::Quiet) => live,
         None => false,
     })

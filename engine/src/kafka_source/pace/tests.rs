@@ -365,3 +365,89 @@ fn a_stream_made_again_after_it_was_forgotten_is_not_bounded_by_the_pass() {
     let now = lanes([(0, false), (1, false)], &streams, &found);
     assert_eq!(now[&0], Lane::Reading(Some(10 * MIN)));
 }
+
+/// Review R16l: during a live catch-up a stale stream (a dead agent's: no record, no
+/// heartbeat; its watermark never moves while its partition is not at its end) held
+/// its partition as the slowest lane while other hosts' records kept that partition
+/// from its end: the other partitions, past it plus the bound, stayed paused short
+/// of the end they had at connect, so the catch-up never ended (their lag grew). A
+/// live partition read past the end it had at connect holds no one back.
+#[test]
+fn a_stale_stream_on_a_busy_partition_stalled_the_live_catch_up() {
+    use std::time::Duration;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use crate::kafka_source::consumer::Polled;
+
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("t", 2, 1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .create()
+        .unwrap();
+    let send = |p: i32, payload: &str| {
+        producer
+            .send(BaseRecord::<(), _>::to("t").partition(p).payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(0, "p0 r0");
+    send(1, "p1 r0");
+    send(1, "p1 r1");
+    let source = tidemark_jobs::KafkaSource {
+        brokers: mock.bootstrap_servers(),
+        topic: "t".to_string(),
+        options: Default::default(),
+        group_id: None,
+        heartbeat_grace: Duration::from_secs(60),
+        stream_retention: Duration::from_secs(86_400),
+        broker_timeout: Duration::from_secs(300),
+    };
+    let mut reader = Reader::connect(&source, "j", 0, 1, true, &BTreeMap::new()).unwrap();
+    // Generous deadlines: only a failure waits for them.
+    let poll_until = |reader: &mut Reader, done: &dyn Fn(&Reader) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while !done(reader) && Instant::now() < deadline {
+            match reader.poll() {
+                Polled::Record(r) => got.push(String::from_utf8_lossy(r.payload()).into_owned()),
+                Polled::Nothing => std::thread::sleep(Duration::from_millis(10)),
+                _ => {}
+            }
+        }
+        got
+    };
+    // Partition 1 waits (paced) while partition 0 is read past its backlog.
+    reader.pace(|p| p == 0);
+    let got = poll_until(&mut reader, &|r| r.at_eof(0));
+    assert_eq!(got, ["p0 r0"]);
+    // Other hosts write on in partition 0: read, it is not at its end.
+    send(0, "p0 r1");
+    let got = poll_until(&mut reader, &|r| !r.at_eof(0));
+    assert_eq!(got, ["p0 r1"]);
+    assert!(!reader.at_eof(0) && !reader.reached_end(1));
+
+    // The stale stream holds partition 0 at minute 0; partition 1's backlog (not
+    // read yet) starts at minute 30.
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "stale", stream(&plan, 0, 0));
+    let mut found = Discovered::new();
+    found.insert(key("stale", 0), Found::known(0, 0, Some(0)));
+    found.insert(
+        key("b", 1),
+        Found::known(1, 1, Some((30 * MIN) as WindowTime)),
+    );
+    let lanes = lanes(read_through(&reader, true), &streams, &found);
+    let pacer = Pacer::new(6 * MIN, PaceBoard::new(1), 0);
+    pace(&mut reader, &lanes, &pacer, true);
+    let got = poll_until(&mut reader, &|r| r.reached_end(1));
+    assert_eq!(
+        got,
+        ["p1 r0", "p1 r1"],
+        "partition 1 stayed paused short of its backlog's end (lanes {lanes:?})"
+    );
+    assert!(reader.caught_up());
+}
