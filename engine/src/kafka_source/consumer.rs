@@ -374,14 +374,13 @@ impl Reader {
         })
     }
 
-    /// Every partition reached its end at least once since start: a partition-EOF
-    /// event, or its records read up to the end it had when this reader connected.
+    /// Every partition reached its end at least once since start ([`Reader::reached_end`]).
     pub fn caught_up(&self) -> bool {
         caught_up(&self.next, &self.reached_end, &self.start_ends)
     }
 
-    /// Whether partition `p` reached its end at least once since start (see
-    /// [`Reader::caught_up`]): every record it had when this reader connected is read.
+    /// Whether partition `p` reached its end at least once since start: a partition-EOF
+    /// event, or its records read up to the end it had when this reader connected.
     pub fn reached_end(&self, p: i32) -> bool {
         reached_end(p, &self.next, &self.reached_end, &self.start_ends)
     }

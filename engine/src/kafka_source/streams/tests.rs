@@ -300,6 +300,6 @@ fn forgotten_names_are_kept_until_the_pass_is_over() {
         |_| true,
         &mut stats,
     );
-    assert_eq!(gone, [a.clone()]);
+    assert_eq!(gone, std::slice::from_ref(&a));
     assert!(!st.forgot(&a), "a name kept after the pass was over");
 }
