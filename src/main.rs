@@ -16,6 +16,16 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// jemalloc, not glibc's malloc: tidemark allocates and frees many small, short-lived blocks
+// per window and group (series keys, partials, line buffers), and on issue 13's item 2
+// (2,000 hosts x 60 min, `run --until-eof -w 1`) glibc spent ~20% more CPU on it (A/B in
+// benches/README.md, "Issue 13: item 2, fourth pass"; item 1 and the throughput benchmark
+// unchanged). mimalloc was as fast but held ~50 MiB more at peak, past item 2's 200 MiB.
+// Its decay settings, which keep the peak RSS below glibc's, are in .cargo/config.toml.
+// librdkafka keeps glibc's malloc (tikv-jemallocator's symbols are prefixed).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Log files to trustworthy minute-by-minute metrics.
 #[derive(Parser)]
 #[command(name = "tidemark", version, about, long_about = None)]

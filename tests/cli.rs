@@ -511,3 +511,20 @@ fn demo_overwrites_only_a_folder_it_made_itself() {
     demo(d.path(), 2);
     assert!(std::fs::read(d.path().join("out/nginx.jsonl")).unwrap() == first);
 }
+
+#[test]
+fn the_binary_allocates_with_jemalloc_and_its_decay_settings() {
+    // The global allocator (src/main.rs) and its settings (.cargo/config.toml) are what
+    // issue 13's item 2 was measured with; jemalloc prints its options at exit when asked.
+    let out = run(tidemark()
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "stats_print:true"));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for opt in ["opt.dirty_decay_ms: 1000", "opt.muzzy_decay_ms: 0"] {
+        assert!(
+            err.contains(opt),
+            "no {opt:?} in jemalloc's statistics: {err:.2000}"
+        );
+    }
+}

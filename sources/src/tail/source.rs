@@ -2,6 +2,7 @@
 //! splits it into lines. This is the hot path: one `read` per fill, `memchr` over
 //! the buffer, no allocation or `Position` clone per line.
 
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::PathBuf;
@@ -94,6 +95,17 @@ pub(crate) struct Cur {
     pub counted_deletion: bool,
 }
 
+thread_local! {
+    /// A working-size buffer a group released, for the next group's refill: a
+    /// worker reads its groups one at a time, so one spare per thread saves
+    /// nearly every refill its allocation and zeroing (~2.4% of the
+    /// instructions of 2,000 paced hosts, issue 13's item 2). Tried before under
+    /// glibc's malloc, it cost ~5 MiB of peak RSS there (fragmentation); under
+    /// the binary's jemalloc it costs none (benches/README.md, "Issue 13: item 2,
+    /// fourth pass").
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
 /// The line buffer: `buf[start..end]` holds bytes read but not yet delivered.
 pub(crate) struct LineBuf {
     /// Shorter than `size` (down to empty) between turns ([`LineBuf::release`]).
@@ -146,14 +158,18 @@ impl LineBuf {
     /// speed: thousands of groups wait between their turns.
     pub fn release(&mut self) {
         let held = self.end - self.start;
-        if held == 0 {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.end = 0;
+        let kept = if held == 0 {
+            Vec::new()
         } else if held <= self.buf.capacity() / 2 {
-            self.buf = self.buf[self.start..self.end].to_vec();
-            self.start = 0;
-            self.end = held;
+            self.buf[self.start..self.end].to_vec()
+        } else {
+            return;
+        };
+        let old = std::mem::replace(&mut self.buf, kept);
+        self.start = 0;
+        self.end = held;
+        if old.len() == INITIAL_BUFFER {
+            SPARE.with(|s| s.set(old));
         }
     }
 
@@ -167,6 +183,12 @@ impl LineBuf {
     #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Test view: where the buffer's bytes are.
+    #[cfg(test)]
+    pub fn addr(&self) -> usize {
+        self.buf.as_ptr() as usize
     }
 
     /// Test view: bytes allocated for the buffer now.
@@ -204,9 +226,20 @@ impl LineBuf {
         counters: &mut TailCounters,
     ) -> io::Result<usize> {
         if self.buf.len() < self.size {
-            // Released at the end of a turn: back to the working size.
-            self.buf.reserve_exact(self.size - self.buf.len());
-            self.buf.resize(self.size, 0);
+            // Released at the end of a turn: back to the working size, in the
+            // thread's spare buffer when there is one (no allocation, no zeroing).
+            let mut b = match self.size {
+                INITIAL_BUFFER => SPARE.with(Cell::take),
+                _ => Vec::new(),
+            };
+            if b.len() != self.size {
+                b = vec![0; self.size];
+            }
+            let held = self.end - self.start;
+            b[..held].copy_from_slice(&self.buf[self.start..self.end]);
+            self.buf = b;
+            self.start = 0;
+            self.end = held;
         }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);

@@ -95,4 +95,10 @@ impl Tailer {
     pub(in crate::tail) fn line_buffer_allocated(&self) -> usize {
         self.lb.allocated()
     }
+
+    /// Test view: where the line buffer's bytes are.
+    #[cfg(test)]
+    pub(in crate::tail) fn line_buffer_addr(&self) -> usize {
+        self.lb.addr()
+    }
 }

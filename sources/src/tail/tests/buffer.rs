@@ -149,3 +149,33 @@ fn a_released_buffer_reads_on_exactly() {
         assert_eq!(t.line_buffer_allocated(), 0);
     }
 }
+
+/// A group's refill after a release takes the working-size buffer the last
+/// group released on this thread (the spare), not a new zeroed allocation.
+#[test]
+fn a_refill_takes_the_buffer_another_group_released() {
+    let d = tempfile::tempdir().unwrap();
+    let (one, two) = (d.path().join("one.log"), d.path().join("two.log"));
+    let (a, _) = numbered("a", 0..10);
+    fs::write(&one, &a).unwrap();
+    fs::write(&two, &a).unwrap();
+    let now = Instant::now() + WAIT * 4;
+    let mut out = Vec::new();
+    let mut t1 = Tailer::new(one.clone(), opts(true), None);
+    assert_eq!(turn(&mut t1, now, 0, &mut out), ReadStatus::Idle);
+    let mut t2 = Tailer::new(two, opts(true), None);
+    let released = t2.line_buffer_addr();
+    assert_eq!(turn(&mut t2, now, 0, &mut out), ReadStatus::Idle);
+    assert_eq!(t2.line_buffer_allocated(), 0);
+    // Were t2's buffer freed, this allocation of its size could take its place.
+    let other = vec![1u8; INITIAL_BUFFER];
+    // More than a buffer of lines: a turn stopped after one keeps it whole.
+    let (b, _) = numbered("b", 0..(INITIAL_BUFFER as u32 / 6));
+    append(&one, &b);
+    out.clear();
+    assert_eq!(turn(&mut t1, now, 1, &mut out), ReadStatus::More);
+    assert_eq!(out.len(), 1);
+    assert_eq!(t1.line_buffer_allocated(), INITIAL_BUFFER);
+    assert_eq!(t1.line_buffer_addr(), released, "t2's released buffer");
+    assert_ne!(other.as_ptr() as usize, released);
+}
