@@ -374,10 +374,15 @@ impl Reader {
         })
     }
 
-    /// Every partition reached its end at least once since start: a partition-EOF
-    /// event, or its records read up to the end it had when this reader connected.
+    /// Every partition reached its end at least once since start ([`Reader::reached_end`]).
     pub fn caught_up(&self) -> bool {
         caught_up(&self.next, &self.reached_end, &self.start_ends)
+    }
+
+    /// Whether partition `p` reached its end at least once since start: a partition-EOF
+    /// event, or its records read up to the end it had when this reader connected.
+    pub fn reached_end(&self, p: i32) -> bool {
+        reached_end(p, &self.next, &self.reached_end, &self.start_ends)
     }
 
     /// Whether partition `p` is at its end now.
@@ -573,9 +578,21 @@ fn caught_up(
     reached_end: &BTreeSet<i32>,
     start_ends: &BTreeMap<i32, i64>,
 ) -> bool {
-    next.iter().all(|(p, next)| {
-        reached_end.contains(p) || start_ends.get(p).is_some_and(|end| next >= end)
-    })
+    next.keys()
+        .all(|p| self::reached_end(*p, next, reached_end, start_ends))
+}
+
+/// See [`Reader::reached_end`]; arguments as for [`caught_up`].
+fn reached_end(
+    p: i32,
+    next: &BTreeMap<i32, i64>,
+    reached_end: &BTreeSet<i32>,
+    start_ends: &BTreeMap<i32, i64>,
+) -> bool {
+    reached_end.contains(&p)
+        || start_ends
+            .get(&p)
+            .is_some_and(|end| next.get(&p).is_some_and(|n| n >= end))
 }
 
 #[cfg(test)]

@@ -320,10 +320,7 @@ impl SourceState {
             // A backlog (a finite run, or a live one catching up): paced.
             ScanPhase::Done(found) if !self.ctx.follow || !reader.caught_up() => {
                 let follow = self.ctx.follow;
-                let parts = reader.partitions().map(|p| {
-                    let done = reader.partition_done(p) || (follow && reader.at_eof(p));
-                    (p, done)
-                });
+                let parts = pace::read_through(&reader, follow);
                 let lanes = pace::lanes(parts, &self.streams, found);
                 self.delta.paced_turns += pace::pace(&mut reader, &lanes, &self.ctx.pacer, follow);
             }
@@ -403,6 +400,11 @@ impl SourceState {
                 if reader.at_eof(s.partition) {
                     s.apply_idle(now, wall_ms, plan);
                 }
+            }
+            if !matches!(self.scan, ScanPhase::Done(_)) {
+                // Caught up (or no pass): no finding of a pass is in use, none need
+                // know which streams were forgotten.
+                self.streams.pass_over();
             }
             if let Some(kafka) = &self.ctx.job.source.kafka {
                 let forgotten = self.streams.sweep(

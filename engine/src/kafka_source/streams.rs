@@ -20,7 +20,7 @@
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use crate::stats::JobStats;
@@ -138,6 +138,14 @@ pub(crate) struct Streams {
     partition_names: BTreeMap<i32, Box<str>>,
     /// Warnings about returning streams logged.
     warned: u32,
+    /// The streams forgotten while a discovery pass's findings are in use (a live
+    /// catch-up, [`super::pace`]): the pass found them and they were read, so what
+    /// it found no longer applies to them ([`Streams::forgot`]). Without this, one
+    /// was taken for a stream not read yet (review R16l). Kept by name, not by hash
+    /// as `gone` is: a collision would take a stream not read yet for a read one.
+    forgotten: BTreeSet<StreamKey>,
+    /// No pass's findings are in use any more: `forgotten` stays empty.
+    pass_over: bool,
 }
 
 impl Default for Streams {
@@ -149,6 +157,8 @@ impl Default for Streams {
             swept_at: None,
             partition_names: BTreeMap::new(),
             warned: 0,
+            forgotten: BTreeSet::new(),
+            pass_over: false,
         }
     }
 }
@@ -175,6 +185,19 @@ impl Streams {
     /// Whether the stream named `key` is here.
     pub(crate) fn contains_key(&self, key: &StreamKey) -> bool {
         self.map.contains_key(key)
+    }
+
+    /// Whether the stream named `key` was forgotten (`stream_retention`) while a
+    /// discovery pass's findings are in use: read, whether or not it is back.
+    pub(crate) fn forgot(&self, key: &StreamKey) -> bool {
+        self.forgotten.contains(key)
+    }
+
+    /// The discovery pass's findings are no longer in use (a live run caught up,
+    /// or it had none): the names forgotten meanwhile are not kept, nor later ones.
+    pub(crate) fn pass_over(&mut self) {
+        self.pass_over = true;
+        self.forgotten = BTreeSet::new();
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &Stream> {
@@ -336,6 +359,9 @@ impl Streams {
                 k.group(),
                 tidemark_jobs::duration::format_duration(retention)
             );
+            if !self.pass_over {
+                self.forgotten.insert(k.clone());
+            }
             forgotten.push(k);
         }
         forgotten

@@ -279,3 +279,175 @@ fn a_stream_with_no_line_in_the_pass_holds_no_window() {
         Some((30 * MIN) as WindowTime)
     );
 }
+
+/// Review R16l (scratch, failing): during a live catch-up the streams are swept
+/// (`stream_retention`) while the pass's findings are still used. A stream the pass
+/// found, read and then forgotten (quiet for `stream_retention`, its partition at its
+/// end, no window open) is no longer in `streams`, so `lanes` and `first_open` take
+/// it for one "not read yet" and hold its partition and every window at the earliest
+/// window the pass found for it — far behind where it had already been read. The
+/// windows stop closing until the catch-up ends; once its partition gets a record
+/// again (another stream's), its lane is `Reading` at that old window, the horizon is
+/// pinned there and the other partitions are paused — they never reach their ends, so
+/// the catch-up never ends.
+#[test]
+fn a_stream_forgotten_during_a_live_catch_up_is_not_taken_for_one_not_read_yet() {
+    use std::time::Duration;
+
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 30 * MIN));
+    streams.insert("h", "b", stream(&plan, 1, 40 * MIN));
+    let mut found = Discovered::new();
+    found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+    found.insert(key("b", 1), Found::known(1, 100, Some(0)));
+    let before = first_open(&streams, &found, &plan).unwrap();
+    assert_eq!(before, (30 * MIN) as WindowTime);
+    // `a` quiet for stream_retention at its partition's end: forgotten.
+    let mut stats = crate::stats::JobStats::default();
+    let forgotten = streams.sweep(
+        Instant::now() + Duration::from_secs(120),
+        Duration::from_secs(60),
+        0,
+        |p| p == 0,
+        &mut stats,
+    );
+    assert_eq!(forgotten, vec![key("a", 0)]);
+    let after = first_open(&streams, &found, &plan).unwrap();
+    assert!(
+        after >= before,
+        "windows already passed are held again after a stream was forgotten: first open {} min, was {} min",
+        after / MIN as WindowTime,
+        before / MIN as WindowTime
+    );
+    // Its partition gets a record again (another stream's): not at its end.
+    let now = lanes([(0, false), (1, false)], &streams, &found);
+    assert_ne!(
+        now[&0],
+        Lane::Reading(Some(0)),
+        "the forgotten stream pins its partition (and the job's horizon) at minute 0"
+    );
+}
+
+/// A stream forgotten during a live catch-up and made again (its sequence and clock
+/// no longer remembered) starts from records past the pass's range: what the pass
+/// found for its name (where its backlog's lines started) does not bound it.
+#[test]
+fn a_stream_made_again_after_it_was_forgotten_is_not_bounded_by_the_pass() {
+    use std::time::Duration;
+
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "a", stream(&plan, 0, 40 * MIN));
+    streams.insert("h", "b", stream(&plan, 1, 50 * MIN));
+    let mut found = Discovered::new();
+    found.insert(
+        key("a", 0),
+        Found::known(0, 100, Some((30 * MIN) as WindowTime)),
+    );
+    found.insert(key("b", 1), Found::known(1, 100, Some(0)));
+    let mut stats = crate::stats::JobStats::default();
+    let forgotten = streams.sweep(
+        Instant::now() + Duration::from_secs(120),
+        Duration::from_secs(60),
+        0,
+        |p| p == 0,
+        &mut stats,
+    );
+    assert_eq!(forgotten, vec![key("a", 0)]);
+    // It sends again, lines of minute 10 on: a new stream of that name.
+    streams.insert("h", "a", stream(&plan, 0, 10 * MIN));
+    assert_eq!(
+        first_open(&streams, &found, &plan),
+        Some((10 * MIN) as WindowTime),
+        "the pass's bound for the forgotten stream's backlog held the new one's windows as closed"
+    );
+    let now = lanes([(0, false), (1, false)], &streams, &found);
+    assert_eq!(now[&0], Lane::Reading(Some(10 * MIN)));
+}
+
+/// Review R16l: during a live catch-up a stale stream (a dead agent's: no record, no
+/// heartbeat; its watermark never moves while its partition is not at its end) held
+/// its partition as the slowest lane while other hosts' records kept that partition
+/// from its end: the other partitions, past it plus the bound, stayed paused short
+/// of the end they had at connect, so the catch-up never ended (their lag grew). A
+/// live partition read past the end it had at connect holds no one back.
+#[test]
+fn a_stale_stream_on_a_busy_partition_stalled_the_live_catch_up() {
+    use std::time::Duration;
+
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    use crate::kafka_source::consumer::Polled;
+
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("t", 2, 1).unwrap();
+    let producer: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", mock.bootstrap_servers())
+        .create()
+        .unwrap();
+    let send = |p: i32, payload: &str| {
+        producer
+            .send(BaseRecord::<(), _>::to("t").partition(p).payload(payload))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    send(0, "p0 r0");
+    send(1, "p1 r0");
+    send(1, "p1 r1");
+    let source = tidemark_jobs::KafkaSource {
+        brokers: mock.bootstrap_servers(),
+        topic: "t".to_string(),
+        options: Default::default(),
+        group_id: None,
+        heartbeat_grace: Duration::from_secs(60),
+        stream_retention: Duration::from_secs(86_400),
+        broker_timeout: Duration::from_secs(300),
+    };
+    let mut reader = Reader::connect(&source, "j", 0, 1, true, &BTreeMap::new()).unwrap();
+    // Generous deadlines: only a failure waits for them.
+    let poll_until = |reader: &mut Reader, done: &dyn Fn(&Reader) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut got = Vec::new();
+        while !done(reader) && Instant::now() < deadline {
+            match reader.poll() {
+                Polled::Record(r) => got.push(String::from_utf8_lossy(r.payload()).into_owned()),
+                Polled::Nothing => std::thread::sleep(Duration::from_millis(10)),
+                _ => {}
+            }
+        }
+        got
+    };
+    // Partition 1 waits (paced) while partition 0 is read past its backlog.
+    reader.pace(|p| p == 0);
+    let got = poll_until(&mut reader, &|r| r.at_eof(0));
+    assert_eq!(got, ["p0 r0"]);
+    // Other hosts write on in partition 0: read, it is not at its end.
+    send(0, "p0 r1");
+    let got = poll_until(&mut reader, &|r| !r.at_eof(0));
+    assert_eq!(got, ["p0 r1"]);
+    assert!(!reader.at_eof(0) && !reader.reached_end(1));
+
+    // The stale stream holds partition 0 at minute 0; partition 1's backlog (not
+    // read yet) starts at minute 30.
+    let plan = Plan::new(&job());
+    let mut streams = Streams::default();
+    streams.insert("h", "stale", stream(&plan, 0, 0));
+    let mut found = Discovered::new();
+    found.insert(key("stale", 0), Found::known(0, 0, Some(0)));
+    found.insert(
+        key("b", 1),
+        Found::known(1, 1, Some((30 * MIN) as WindowTime)),
+    );
+    let lanes = lanes(read_through(&reader, true), &streams, &found);
+    let pacer = Pacer::new(6 * MIN, PaceBoard::new(1), 0);
+    pace(&mut reader, &lanes, &pacer, true);
+    let got = poll_until(&mut reader, &|r| r.reached_end(1));
+    assert_eq!(
+        got,
+        ["p1 r0", "p1 r1"],
+        "partition 1 stayed paused short of its backlog's end (lanes {lanes:?})"
+    );
+    assert!(reader.caught_up());
+}

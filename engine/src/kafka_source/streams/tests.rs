@@ -258,3 +258,48 @@ fn a_group_that_moves_to_another_partition_resumes_in_its_new_one() {
         cp.streams[0].offset
     );
 }
+
+/// The names of streams forgotten are kept only while a pass's findings are in use
+/// (a live catch-up): after, a live run that forgets streams for days keeps none.
+#[test]
+fn forgotten_names_are_kept_until_the_pass_is_over() {
+    let t0 = Instant::now();
+    let base = 1_800_000_000_000;
+    let lines = [("a", 0, 1, 10), ("b", 1, 1, 20)];
+    let mut st = streams(&lines, t0, base + 120_000);
+    let mut stats = JobStats::default();
+    let (a, b) = (StreamKey::new("a", "/g", 0), StreamKey::new("b", "/g", 0));
+    let gone = st.sweep(
+        t0 + 25 * HOUR,
+        24 * HOUR,
+        base + 120_000,
+        |_| true,
+        &mut stats,
+    );
+    assert_eq!(gone, [a.clone(), b.clone()]);
+    assert!(st.forgot(&a) && st.forgot(&b));
+    st.pass_over();
+    assert!(!st.forgot(&a), "kept after the pass was over");
+    // Back, and forgotten again: not kept.
+    let job = job();
+    let plan = Plan::new(&job);
+    let start = StreamStart {
+        floor: 0,
+        skip_below: EventMs::MIN,
+        checkpointing: true,
+        now: t0 + 25 * HOUR,
+    };
+    st.agent("a", "/g", 0, &mut stats, |_| {
+        Stream::new("/g", 0, &plan, start)
+    });
+    st.swept_at = None;
+    let gone = st.sweep(
+        t0 + 50 * HOUR,
+        24 * HOUR,
+        base + 120_000,
+        |_| true,
+        &mut stats,
+    );
+    assert_eq!(gone, std::slice::from_ref(&a));
+    assert!(!st.forgot(&a), "a name kept after the pass was over");
+}
