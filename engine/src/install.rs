@@ -16,10 +16,12 @@ use crate::error::EngineError;
 use crate::error::FailureSlot;
 use crate::groupset::GroupSet;
 use crate::kafka_source::{kafka_source, KafkaCtx};
-use crate::operators::collect::{CollectWindows, Collector};
+use crate::operators::collect::{collect, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
-use crate::operators::series_limit::{SeriesLimit, Stage2};
+use crate::operators::series_limit::{
+    host_records_in_output_order, series_limit_of_merged, Stage2,
+};
 use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
 use crate::pacing::{default_bound_ms, Pacer};
 use crate::plan::Plan;
@@ -203,9 +205,8 @@ pub(crate) fn downstream<'scope>(
     stop: Arc<AtomicBool>,
     stats: SharedStats,
 ) {
-    let stage2 = partials
-        .host_merge(plan.clone(), stats.clone())
-        .series_limit(plan.clone(), stats.clone());
+    let merged = partials.host_merge(plan.clone(), stats.clone());
+    let stage2 = series_limit_of_merged(merged, plan.clone(), stats.clone());
     let (rule_inputs, host_series) =
         stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
             Stage2::Rule(r) => Ok(r),
@@ -213,5 +214,14 @@ pub(crate) fn downstream<'scope>(
         });
     let rule_series = rule_inputs.rollup(plan.clone());
     let all = rule_series.concat(host_series);
-    all.collect_windows(plan.window_ms, collector, output_error, stop, stats);
+    let sorted = host_records_in_output_order(plan);
+    collect(
+        all,
+        plan.window_ms,
+        collector,
+        output_error,
+        stop,
+        stats,
+        sorted,
+    );
 }

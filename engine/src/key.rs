@@ -315,17 +315,37 @@ fn order_prefix(mut key: &[u8]) -> u128 {
 
 /// The first index where `a` and `b` differ, or the shorter one's length.
 fn first_difference(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let word = |s: &[u8], at: usize| {
+        s.get(at..at + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
     let mut i = 0;
-    while let (Some(x), Some(y)) = (a[i..].first_chunk::<8>(), b[i..].first_chunk::<8>()) {
-        let diff = u64::from_le_bytes(*x) ^ u64::from_le_bytes(*y);
+    while i + 8 <= n {
+        let diff = word(a, i) ^ word(b, i);
         if diff != 0 {
             return i + (diff.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    i + a[i..]
+    if i == n {
+        return n;
+    }
+    if n >= 8 {
+        // The last 8 bytes both keys have, overlapping those already compared
+        // (equal, so the first difference among them is past `i`): one more
+        // word instead of a byte-at-a-time loop over the rest (where sorted
+        // keys usually differ: "10.0.0.101" and "10.0.0.102").
+        let diff = word(a, n - 8) ^ word(b, n - 8);
+        return if diff == 0 {
+            n
+        } else {
+            n - 8 + (diff.trailing_zeros() / 8) as usize
+        };
+    }
+    i + a[i..n]
         .iter()
-        .zip(&b[i..])
+        .zip(&b[i..n])
         .take_while(|(x, y)| x == y)
         .count()
 }

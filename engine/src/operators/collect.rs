@@ -12,7 +12,7 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use super::per_window::{concat, window_of};
-use super::record_order::sort_records;
+use super::record_order::{in_record_order, sort_records};
 use crate::alert_event::AlertUpdate;
 use crate::alerts::AlertEvaluator;
 use crate::commit::{Committer, SINK_POLL};
@@ -153,17 +153,22 @@ impl<'scope> CollectWindows<'scope> for Stream<'scope, WindowTime, Vec<Series>> 
         stop: Arc<AtomicBool>,
         stats: SharedStats,
     ) {
-        collect(self, window_ms, collector, error, stop, stats)
+        collect(self, window_ms, collector, error, stop, stats, false)
     }
 }
 
-fn collect<'scope>(
+/// [`CollectWindows::collect_windows`]; `sorted`: each window's records arrive
+/// in the order the sinks get them (see
+/// [`super::series_limit::host_records_in_output_order`]), so they are not
+/// checked again (a `debug_assert` does in debug builds).
+pub(crate) fn collect<'scope>(
     records: Stream<'scope, WindowTime, Vec<Series>>,
     window_ms: i64,
     mut collector: Option<Collector>,
     error: FailureSlot,
     stop: Arc<AtomicBool>,
     stats: SharedStats,
+    sorted: bool,
 ) {
     let pact = Exchange::new(|_: &Series| 0u64);
     let mut pending: BTreeMap<WindowTime, Vec<Vec<Series>>> = BTreeMap::new();
@@ -234,7 +239,10 @@ fn collect<'scope>(
                         let (start, batches) = entry.remove_entry();
                         let mut records = concat(batches);
                         written_end = written_end.max(start as EventMs + window_ms);
-                        sort_records(&mut records);
+                        debug_assert!(!sorted || in_record_order(&records));
+                        if !sorted {
+                            sort_records(&mut records);
+                        }
                         let printed = start as EventMs >= c.print_from;
                         if !printed {
                             // Warm-up only: the alerts read it, no sink gets it.

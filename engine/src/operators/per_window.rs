@@ -51,6 +51,20 @@ pub trait PerWindow<'scope, D>: Sized {
         O: Clone + 'static,
         P: ParallelizationContract<WindowTime, Vec<D>>,
         F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static;
+
+    /// As [`PerWindow::per_window`], but `f` gets the window's records as the
+    /// batches they came in (in arrival order), not copied into one `Vec`: for
+    /// a stage that reads them once in order and may not need them together.
+    fn per_window_batches<O, P, F>(
+        self,
+        pact: P,
+        name: &str,
+        f: F,
+    ) -> Stream<'scope, WindowTime, Vec<O>>
+    where
+        O: Clone + 'static,
+        P: ParallelizationContract<WindowTime, Vec<D>>,
+        F: FnMut(WindowTime, Vec<Vec<D>>) -> Vec<O> + 'static;
 }
 
 impl<'scope, D: Clone + 'static> PerWindow<'scope, D> for Stream<'scope, WindowTime, Vec<D>> {
@@ -64,6 +78,22 @@ impl<'scope, D: Clone + 'static> PerWindow<'scope, D> for Stream<'scope, WindowT
         O: Clone + 'static,
         P: ParallelizationContract<WindowTime, Vec<D>>,
         F: FnMut(WindowTime, Vec<D>) -> Vec<O> + 'static,
+    {
+        self.per_window_batches(pact, name, move |window, batches| {
+            f(window, concat(batches))
+        })
+    }
+
+    fn per_window_batches<O, P, F>(
+        self,
+        pact: P,
+        name: &str,
+        mut f: F,
+    ) -> Stream<'scope, WindowTime, Vec<O>>
+    where
+        O: Clone + 'static,
+        P: ParallelizationContract<WindowTime, Vec<D>>,
+        F: FnMut(WindowTime, Vec<Vec<D>>) -> Vec<O> + 'static,
     {
         let label = name.to_string();
         self.unary_frontier(pact, name, move |_cap, _info| {
@@ -84,10 +114,10 @@ impl<'scope, D: Clone + 'static> PerWindow<'scope, D> for Stream<'scope, WindowT
                         break;
                     }
                     let (window, (cap, batches)) = entry.remove_entry();
-                    // The window's records as the one container they already are:
-                    // pushed one by one, each would be copied again into the
+                    // What `f` made goes on as the one container it is: pushed
+                    // one by one, each record would be copied again into the
                     // builder's small batches (~30k per window of a wide label).
-                    let mut records = f(window, concat(batches));
+                    let mut records = f(window, batches);
                     if !records.is_empty() {
                         output.session(&cap).give_container(&mut records);
                     }

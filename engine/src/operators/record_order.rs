@@ -18,16 +18,7 @@ use crate::series::Series;
 /// numbers tie read their records' labels. The records are then moved into that
 /// order in place.
 pub(crate) fn sort_records(records: &mut [Series]) {
-    // A window's records of one name share its `Arc`: equal without reading it.
-    let by = |a: &Series, b: &Series| {
-        let name = if Arc::ptr_eq(&a.record, &b.record) {
-            Ordering::Equal
-        } else {
-            a.record.cmp(&b.record)
-        };
-        name.then_with(|| a.labels.cmp(&b.labels))
-    };
-    if records.is_sorted_by(|a, b| by(a, b).is_le()) {
+    if in_record_order(records) {
         return;
     }
     let mut names: HashMap<&str, u32, ahash::RandomState> = HashMap::default();
@@ -60,6 +51,22 @@ pub(crate) fn sort_records(records: &mut [Series]) {
         })
     });
     permute(records, order.into_iter().map(|(_, _, i)| i).collect());
+}
+
+/// Whether `records` are in the order [`sort_records`] gives (seen in one pass).
+pub(crate) fn in_record_order(records: &[Series]) -> bool {
+    records.is_sorted_by(|a, b| by_record(a, b).is_le())
+}
+
+/// (record, labels) order.
+fn by_record(a: &Series, b: &Series) -> Ordering {
+    // A window's records of one name share its `Arc`: equal without reading it.
+    let name = if Arc::ptr_eq(&a.record, &b.record) {
+        Ordering::Equal
+    } else {
+        a.record.cmp(&b.record)
+    };
+    name.then_with(|| a.labels.cmp(&b.labels))
 }
 
 #[cfg(test)]

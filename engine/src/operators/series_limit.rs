@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tidemark_jobs::{RuleExpr, SeriesSelector};
+use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
@@ -112,34 +112,60 @@ impl<'scope> SeriesLimit<'scope> for Stream<'scope, WindowTime, Vec<MergedSeries
         plan: Arc<Plan>,
         stats: SharedStats,
     ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
-        let pact = Exchange::new(|_: &MergedSeries| 0u64);
-        let mut pace = WarnPace::default();
-        // Each histogram metric's quantiles as label values, made once rather
-        // than formatted again for every host series of every window.
-        let quantiles: Vec<Vec<String>> = plan
-            .metrics
-            .iter()
-            .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
-            .collect();
-        self.per_window(pact, "SeriesLimit", move |window, mut series| {
-            let by = |a: &MergedSeries, b: &MergedSeries| {
-                a.metric
-                    .cmp(&b.metric)
-                    .then_with(|| cmp_keys(&a.key, &b.key))
-            };
-            // One worker's series come sorted (host merge's order): seen in one
-            // pass, where the stable sort would first allocate its scratch
-            // buffer (as large as the window's series) to find that out.
-            if !series.is_sorted_by(|a, b| by(a, b).is_le()) {
-                series.sort_by(by);
-            }
-            let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
-            if cut.any() {
-                report(window as EventMs, &cut, &plan, &stats, &mut pace);
-            }
-            to_stage2(series, &plan, &quantiles)
-        })
+        cut_series(self, plan, stats, false)
     }
+}
+
+/// [`SeriesLimit::series_limit`] of host merge's output
+/// ([`super::host_merge::HostMerge`]): each worker sends a window's series
+/// sorted, so on a single worker, whose series are the window's only input
+/// and come in the order they were sent, they arrive sorted and are not
+/// checked again (with more workers their runs interleave, and are).
+pub(crate) fn series_limit_of_merged<'scope>(
+    merged: Stream<'scope, WindowTime, Vec<MergedSeries>>,
+    plan: Arc<Plan>,
+    stats: SharedStats,
+) -> Stream<'scope, WindowTime, Vec<Stage2>> {
+    let one_worker = merged.scope().peers() == 1;
+    cut_series(merged, plan, stats, one_worker)
+}
+
+/// The stage; `sorted`: the input arrives sorted by (metric, key).
+fn cut_series<'scope>(
+    merged: Stream<'scope, WindowTime, Vec<MergedSeries>>,
+    plan: Arc<Plan>,
+    stats: SharedStats,
+    sorted: bool,
+) -> Stream<'scope, WindowTime, Vec<Stage2>> {
+    let pact = Exchange::new(|_: &MergedSeries| 0u64);
+    let mut pace = WarnPace::default();
+    // Each histogram metric's quantiles as label values, made once rather
+    // than formatted again for every host series of every window.
+    let quantiles: Vec<Vec<String>> = plan
+        .metrics
+        .iter()
+        .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
+        .collect();
+    merged.per_window(pact, "SeriesLimit", move |window, mut series| {
+        let by = |a: &MergedSeries, b: &MergedSeries| {
+            a.metric
+                .cmp(&b.metric)
+                .then_with(|| cmp_keys(&a.key, &b.key))
+        };
+        // Otherwise each worker's series come sorted (host merge's order),
+        // the whole window too when there is one: seen in one pass, where
+        // the stable sort would first allocate its scratch buffer (as large
+        // as the window's series) to find that out.
+        debug_assert!(!sorted || series.is_sorted_by(|a, b| by(a, b).is_le()));
+        if !sorted && !series.is_sorted_by(|a, b| by(a, b).is_le()) {
+            series.sort_by(by);
+        }
+        let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
+        if cut.any() {
+            report(window as EventMs, &cut, &plan, &stats, &mut pace);
+        }
+        to_stage2(series, &plan, &quantiles)
+    })
 }
 
 /// Windows over `max_series` warned about each; after them a job always over it
@@ -271,6 +297,37 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) 
     out
 }
 
+/// Whether the host records [`to_stage2`] makes of a window's series (sorted by
+/// (metric, key)) are already in the order the sinks get a window in, (record,
+/// labels) ([`super::record_order`]), and are all of the window's records: the
+/// job has no rules (whose outputs join them), no histogram is printed (its
+/// series make records of three names), the printed metrics' record names
+/// increase with their index, and each one's label names, sorted, name the
+/// key's parts in their order (two series' labels, names alike, then compare
+/// as their keys do). They are made on worker 0 alone, and reach the collect
+/// stage there in the order they were made, with any number of workers.
+pub(crate) fn host_records_in_output_order(plan: &Plan) -> bool {
+    if !plan.rules.is_empty() {
+        return false;
+    }
+    let mut last: Option<&str> = None;
+    for mp in plan.metrics.iter().filter(|mp| mp.host_series) {
+        let in_key_order = mp
+            .output_labels
+            .iter()
+            .map(|&(_, part)| part)
+            .eq(0..mp.output_labels.len());
+        if mp.kind == MetricKind::Histogram
+            || last.is_some_and(|l| l >= &*mp.record)
+            || !in_key_order
+        {
+            return false;
+        }
+        last = Some(&mp.record);
+    }
+    true
+}
+
 /// `quantiles`: `mp.quantiles` as label values.
 fn host_series(
     mp: &MetricPlan,
@@ -324,6 +381,114 @@ fn format_quantile(q: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
+    use std::sync::Mutex;
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+
+    fn plan_of(metrics_and_rules: &str) -> Plan {
+        let text = format!(
+            "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+             [parse]\nformat = \"json\"\n{metrics_and_rules}\n\
+             [[sink]]\nkind = \"stdout\"\nseries = \"all\"\n"
+        );
+        let env = tidemark_jobs::Env::empty();
+        let job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env).unwrap();
+        Plan::new(&job)
+    }
+
+    /// The jobs whose host records the collect stage may take as sorted, and
+    /// some whose records are not (each `false` here would print a window out
+    /// of order if it said `true`).
+    #[test]
+    fn host_records_are_in_output_order_only_where_keys_order_them_so() {
+        let counter = |name: &str, labels: &str| {
+            format!("[[metric]]\nname = \"{name}\"\nkind = \"counter\"\nlabels = [{labels}]\n")
+        };
+        let sorted = |text: &str| host_records_in_output_order(&plan_of(text));
+        assert!(sorted(&counter("hits", "\"remote_addr\"")));
+        assert!(sorted(&counter("hits", "")));
+        assert!(sorted(&format!(
+            "{}{}",
+            counter("a", "\"x\""),
+            counter("b", "\"y\", \"z\"")
+        )));
+        // "app" sorts before "host": label order is not key order.
+        assert!(!sorted(&counter("hits", "\"app\"")));
+        assert!(!sorted(&counter("hits", "\"z\", \"y\"")));
+        // Record names against metric order.
+        assert!(!sorted(&format!(
+            "{}{}",
+            counter("b", ""),
+            counter("a", "")
+        )));
+        // A histogram's series make `_count` and `_sum` records too.
+        assert!(!sorted(
+            "[[metric]]\nname = \"lat\"\nkind = \"histogram\"\nfield = \"ms\"\n"
+        ));
+        // Rule outputs join the window's records.
+        assert!(!sorted(&format!(
+            "{}[[rule]]\nrecord = \"job:hits\"\nexpr = \"sum(hits)\"\n",
+            counter("hits", "")
+        )));
+    }
+
+    /// With two workers each one's sorted series interleave on worker 0, which
+    /// must sort them before the cut: `max_series = 2` keeps the two first by
+    /// key whatever order they arrived in (trusting the arrival order, as a
+    /// single worker may, would keep the first two to arrive).
+    #[test]
+    fn two_workers_sorted_runs_are_cut_as_one_sorted_window() {
+        let text = "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+                    [parse]\nformat = \"json\"\n[window]\nmax_series = 2\n\
+                    [[metric]]\nname = \"hits\"\nkind = \"counter\"\n\
+                    [[sink]]\nkind = \"stdout\"\nseries = \"hosts\"\n";
+        let env = tidemark_jobs::Env::empty();
+        let job = tidemark_jobs::from_str_with_env(text, "j.toml", Path::new("/"), &env).unwrap();
+        let plan = Arc::new(Plan::new(&job));
+        let kept: Arc<Mutex<Vec<String>>> = Arc::default();
+        let out = kept.clone();
+        timely::execute(timely::Config::process(2), move |worker| {
+            let (plan, out) = (plan.clone(), out.clone());
+            let stats: SharedStats = Arc::default();
+            let (mut input, probe) = worker.dataflow::<WindowTime, _, _>(|scope| {
+                let (input, merged) = scope.new_input::<Vec<MergedSeries>>();
+                let probe = series_limit_of_merged(merged, plan, stats)
+                    .inspect(move |s| {
+                        if let Stage2::Host(s) = s {
+                            let host = s.labels.get("host").unwrap_or_default().to_string();
+                            out.lock().unwrap().push(host);
+                        }
+                    })
+                    .probe()
+                    .0;
+                (input, probe)
+            });
+            // Worker 0's run sorts after worker 1's: on worker 0 it arrives first.
+            let hosts: &[&str] = if worker.index() == 0 {
+                &["web3", "web4"]
+            } else {
+                &["web1", "web2"]
+            };
+            for host in hosts {
+                let mut key = (host.len() as u32).to_le_bytes().to_vec();
+                key.extend_from_slice(host.as_bytes());
+                input.send(MergedSeries {
+                    metric: 0,
+                    limited: false,
+                    key: key.into(),
+                    acc: Acc::Count(1),
+                });
+            }
+            input.close();
+            while !probe.done() {
+                worker.step();
+            }
+        })
+        .unwrap();
+        let mut kept = kept.lock().unwrap().clone();
+        kept.sort();
+        assert_eq!(kept, ["web1", "web2"]);
+    }
 
     #[test]
     fn the_first_windows_are_warned_each_then_at_most_once_an_hour() {
