@@ -353,7 +353,7 @@ fn rev16b_a_live_streams_records_after_the_pass_end_go_below_the_pass_bound() {
             };
             finder.record(1, i as i64, &headers, payload.as_bytes(), None, &mut cx);
         }
-        let mut found = finder.finish();
+        let mut found = finder.finish_live(&plan);
         // Another stream, read well past minute 30, on partition 0.
         found.insert(key("a", 0), Found::known(0, 100, Some(0)));
         let mut streams = Streams::default();
