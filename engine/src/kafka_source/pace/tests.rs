@@ -132,7 +132,7 @@ fn streams_read_to_their_last_record_stop_holding_windows() {
     assert_eq!(now[&0], Lane::Reading(Some(20 * MIN)));
 }
 
-/// Review R15p (scratch): a stream read up to its first line only (its watermark
+/// Review R15p: a stream read up to its first line only (its watermark
 /// waits for a second line to confirm the first) holds every window from 0 and its
 /// partition as the furthest behind — though the pass knows none of its lines comes
 /// before its earliest window. A sparse host (one line now, the next an hour later
@@ -280,7 +280,7 @@ fn a_stream_with_no_line_in_the_pass_holds_no_window() {
     );
 }
 
-/// Review R16l (scratch, failing): during a live catch-up the streams are swept
+/// Review R16l: during a live catch-up the streams are swept
 /// (`stream_retention`) while the pass's findings are still used. A stream the pass
 /// found, read and then forgotten (quiet for `stream_retention`, its partition at its
 /// end, no window open) is no longer in `streams`, so `lanes` and `first_open` take
@@ -452,7 +452,7 @@ fn a_stale_stream_on_a_busy_partition_stalled_the_live_catch_up() {
     assert!(reader.caught_up());
 }
 
-/// Review R16b (scratch): in a LIVE run the pass reads each partition only up to the
+/// Review R16b: in a LIVE run the pass reads each partition only up to the
 /// end it had at connect; records written after that reach the reading proper but
 /// never the pass. A stream made this run whose shadow had not settled by the pass's
 /// end (one line only, or heartbeats only) is bounded at what the pass saw — but its
