@@ -1,6 +1,8 @@
 //! A live kafka job killed -9 (while it catches up a backlog, or after) and restarted
 //! gives the output of an uninterrupted run (part of `tests/kafka_source.rs`).
 
+mod sparse_host;
+
 use super::kafka_common::*;
 use super::wait_for_output;
 use tidemark_kafka::testing::Broker;

@@ -89,6 +89,9 @@ enum Item<'a> {
 /// The pass while it reads.
 pub(crate) struct Scan {
     reader: Reader,
+    /// A live run's catch-up: records written after the range's end are read by
+    /// the reading proper but never seen here.
+    live: bool,
     /// Whether a record or a partition end came since [`Scan::take_progress`].
     polled_any: bool,
     finder: Finder,
@@ -110,9 +113,10 @@ pub(crate) struct FindCx<'a> {
 
 impl Scan {
     /// A pass over `reader`'s range (a finite reader, from [`Reader::scanner`]).
-    pub(crate) fn new(reader: Reader) -> Scan {
+    pub(crate) fn new(reader: Reader, live: bool) -> Scan {
         Scan {
             reader,
+            live,
             finder: Finder::default(),
             polled_any: false,
         }
@@ -164,7 +168,12 @@ impl Scan {
                 Progress::Waiting
             };
         }
-        Progress::Done(std::mem::take(&mut self.finder).finish())
+        let finder = std::mem::take(&mut self.finder);
+        Progress::Done(if self.live {
+            finder.finish_live(cx.plan)
+        } else {
+            finder.finish()
+        })
     }
 }
 
@@ -297,6 +306,24 @@ impl Finder {
             if let Earliest::Watching(shadow) = &f.earliest {
                 // Every record of it was fed: its windows are the ones it has.
                 f.earliest = Earliest::Known(shadow.first_data_window());
+            }
+        }
+        self.found
+    }
+}
+
+impl Finder {
+    /// Every stream found by a live run's pass: a shadow still following was not
+    /// given every record of its stream (more come after the range's end, with
+    /// lines of any time its watermark allows), so only its watermark bounds it —
+    /// and with none yet, where its lines start is unknown.
+    pub(crate) fn finish_live(mut self, plan: &Plan) -> Discovered {
+        for f in self.found.values_mut() {
+            if let Earliest::Watching(shadow) = &f.earliest {
+                f.earliest = Earliest::Known(match shadow.watermark() {
+                    Some(_) => settled(shadow, plan),
+                    None => Some(WindowTime::MIN),
+                });
             }
         }
         self.found

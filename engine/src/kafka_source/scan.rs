@@ -17,7 +17,7 @@ impl SourceState {
         match reader.scanner(kafka, &self.ctx.job.name) {
             Ok(scan) => {
                 reader.pace(|_| false);
-                self.scan = ScanPhase::Running(Box::new(discover::Scan::new(scan)));
+                self.scan = ScanPhase::Running(Box::new(discover::Scan::new(scan, self.ctx.follow)));
             }
             Err(e) => tracing::warn!(
                 "kafka source of job {:?}: cannot start the discovery pass ({e}): the backlog's windows close at its end",

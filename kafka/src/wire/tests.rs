@@ -161,3 +161,165 @@ proptest! {
         prop_assert_eq!(heartbeat_headers(&id, seq, at_ms), beat);
     }
 }
+
+/// Review R16b (scratch): `decode` as it was before merge f81725f (text first, then
+/// parse), field for field; the new byte readers must give the same record or the
+/// same error for every combination of tricky epoch, sequence and kind values.
+fn old_decode<'a>(
+    headers: &[(&'a str, Option<&'a [u8]>)],
+    payload: &'a [u8],
+) -> Result<AgentRecord<'a>, WireError> {
+    let mut found = Found::default();
+    for &(name, value) in headers {
+        let slot = match name {
+            header::VERSION => &mut found.version,
+            header::KIND => &mut found.kind,
+            header::HOST => &mut found.host,
+            header::GROUP => &mut found.group,
+            header::EPOCH => &mut found.epoch,
+            header::SEQ => &mut found.seq,
+            header::FILE => &mut found.file,
+            header::AT => &mut found.at,
+            _ => continue,
+        };
+        *slot = Some(value.unwrap_or_default());
+    }
+    let Some(version) = found.version else {
+        return Ok(AgentRecord::Foreign { payload });
+    };
+    if version != VERSION.as_bytes() {
+        return Err(WireError::Version(lossy(version)));
+    }
+    let parse_epoch = |value: &str| {
+        if value.len() != 16 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u64::from_str_radix(value, 16).ok()
+    };
+    let group = GroupRef {
+        host: text(header::HOST, found.host)?,
+        group: text(header::GROUP, found.group)?,
+        epoch: {
+            let value = text(header::EPOCH, found.epoch)?;
+            parse_epoch(value).ok_or_else(|| bad(header::EPOCH, value, "16 hex digits"))?
+        },
+    };
+    let seq = number(header::SEQ, found.seq)?;
+    match text(header::KIND, found.kind)? {
+        "line" => Ok(AgentRecord::Line {
+            group,
+            seq,
+            file: text(header::FILE, found.file)?,
+            line: payload,
+        }),
+        "heartbeat" => {
+            let value = text(header::AT, found.at)?;
+            let at_ms = value
+                .parse()
+                .map_err(|_| bad(header::AT, value, "milliseconds since the Unix epoch"))?;
+            Ok(AgentRecord::Heartbeat { group, seq, at_ms })
+        }
+        other => Err(bad(header::KIND, other, "line or heartbeat")),
+    }
+}
+
+#[test]
+fn rev16b_decode_takes_and_refuses_exactly_what_the_text_decode_did() {
+    let epochs: &[Option<&[u8]>] = &[
+        None,
+        Some(b""),
+        Some(b"0123456789abcdef"),
+        Some(b"0123456789ABCDEF"),
+        Some(b"ffffffffffffffff"),
+        Some(b"0000000000000000"),
+        Some(b"+123456789abcdef"),
+        Some(b"0x23456789abcdef"),
+        Some(b"0123456789abcde"),
+        Some(b"0123456789abcdef0"),
+        Some(b" 123456789abcdef"),
+        Some(b"0123456789abcdeg"),
+        Some("0123456789abcdé".as_bytes()),
+        Some(b"0123456789abcde\xff"),
+        Some(b"0123456789abcd\xc3\xa9"),
+        Some(b"\x00123456789abcdef"),
+        Some(b"G123456789abcdef"),
+        Some(b"`123456789abcdef"),
+        Some(b"@123456789abcdef"),
+    ];
+    let seqs: &[Option<&[u8]>] = &[
+        None,
+        Some(b""),
+        Some(b"0"),
+        Some(b"007"),
+        Some(b"42"),
+        Some(b"+5"),
+        Some(b"-0"),
+        Some(b"-5"),
+        Some(b" 5"),
+        Some(b"5 "),
+        Some(b"18446744073709551615"),
+        Some(b"18446744073709551616"),
+        Some(b"000000000000000000000000018446744073709551615"),
+        Some(b"99999999999999999999999"),
+        Some(b"1_000"),
+        Some(b"0x10"),
+        Some("\u{665}".as_bytes()),
+        Some(b"5\xff"),
+        Some(b"/"),
+        Some(b":"),
+    ];
+    let kinds: &[Option<&[u8]>] = &[
+        None,
+        Some(b""),
+        Some(b"line"),
+        Some(b"heartbeat"),
+        Some(b"LINE"),
+        Some(b"line "),
+        Some(b"line\0"),
+        Some(b"lin\xff"),
+        Some(b"beat"),
+    ];
+    let ats: &[Option<&[u8]>] = &[
+        None,
+        Some(b"1800000000000"),
+        Some(b"+5"),
+        Some(b"-5"),
+        Some(b""),
+    ];
+    let files: &[Option<&[u8]>] = &[None, Some(b"1:2"), Some(b"\xff")];
+    let mut compared = 0;
+    for &epoch in epochs {
+        for &seq in seqs {
+            for &kind in kinds {
+                for &at in ats {
+                    for &file in files {
+                        let mut headers: Vec<(&str, Option<&[u8]>)> = vec![
+                            (header::VERSION, Some(VERSION.as_bytes())),
+                            (header::HOST, Some(b"h")),
+                            (header::GROUP, Some(b"g")),
+                        ];
+                        for (name, value) in [
+                            (header::EPOCH, epoch),
+                            (header::SEQ, seq),
+                            (header::KIND, kind),
+                            (header::AT, at),
+                            (header::FILE, file),
+                        ] {
+                            if let Some(v) = value {
+                                headers.push((name, Some(v)));
+                            }
+                        }
+                        let new = decode(headers.iter().copied(), b"x");
+                        let old = old_decode(&headers, b"x");
+                        assert_eq!(format!("{new:?}"), format!("{old:?}"), "{headers:?}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(
+        compared,
+        epochs.len() * seqs.len() * kinds.len() * ats.len() * files.len()
+    );
+}

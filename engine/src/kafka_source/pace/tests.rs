@@ -132,7 +132,7 @@ fn streams_read_to_their_last_record_stop_holding_windows() {
     assert_eq!(now[&0], Lane::Reading(Some(20 * MIN)));
 }
 
-/// Review R15p (scratch): a stream read up to its first line only (its watermark
+/// Review R15p: a stream read up to its first line only (its watermark
 /// waits for a second line to confirm the first) holds every window from 0 and its
 /// partition as the furthest behind — though the pass knows none of its lines comes
 /// before its earliest window. A sparse host (one line now, the next an hour later
@@ -280,7 +280,7 @@ fn a_stream_with_no_line_in_the_pass_holds_no_window() {
     );
 }
 
-/// Review R16l (scratch, failing): during a live catch-up the streams are swept
+/// Review R16l: during a live catch-up the streams are swept
 /// (`stream_retention`) while the pass's findings are still used. A stream the pass
 /// found, read and then forgotten (quiet for `stream_retention`, its partition at its
 /// end, no window open) is no longer in `streams`, so `lanes` and `first_open` take
@@ -450,4 +450,140 @@ fn a_stale_stream_on_a_busy_partition_stalled_the_live_catch_up() {
         "partition 1 stayed paused short of its backlog's end (lanes {lanes:?})"
     );
     assert!(reader.caught_up());
+}
+
+/// Review R16b: in a LIVE run the pass reads each partition only up to the
+/// end it had at connect; records written after that reach the reading proper but
+/// never the pass. A stream made this run whose shadow had not settled by the pass's
+/// end (one line only, or heartbeats only) is bounded at what the pass saw — but its
+/// next record, written after connect, may carry a line for an earlier window that
+/// the stream counts (its own watermark has not passed it: an uninterrupted run
+/// counts it too). `first_open` already let that window close: the source then
+/// emits below its held capability (timely panics) or the numbers differ.
+#[test]
+fn rev16b_a_live_streams_records_after_the_pass_end_go_below_the_pass_bound() {
+    use crate::kafka_source::discover::{FindCx, Finder};
+    use crate::kafka_source::group::{AgentItem, RecordCx};
+    use tidemark_kafka::wire::{self, GroupId};
+
+    let job = job();
+    let plan = Plan::new(&job);
+    let mut parser = tidemark_sources::parse::LineParser::new(&job.parse, &plan.fields).unwrap();
+    let t0: EventMs = 1_800_000_000_000; // a minute boundary
+    let wall = t0 + 600 * MIN;
+    let line = |t: EventMs| {
+        format!(
+            "{{\"time\":\"{}\"}}",
+            jiff::Timestamp::from_millisecond(t).unwrap()
+        )
+    };
+    #[derive(Clone, Copy)]
+    enum Rec {
+        Line(u64, EventMs),
+        Beat(u64, EventMs),
+    }
+    let mut wrong = Vec::new();
+    for (name, in_pass, after_pass) in [
+        // A sparse host: one line at minute 30 (+1 s) in the pass; its next line, 2 s
+        // earlier (minute 29, within max_out_of_orderness), written after connect.
+        (
+            "sparse",
+            vec![Rec::Line(1, t0 + 30 * MIN + 1_000)],
+            Rec::Line(2, t0 + 30 * MIN - 1_000),
+        ),
+        // A quiet host: heartbeats only in the pass (minute 20); it then writes a
+        // line of minute 25, past its own watermark (heartbeat less grace).
+        (
+            "beats",
+            vec![Rec::Beat(0, t0 + 20 * MIN)],
+            Rec::Line(1, t0 + 25 * MIN),
+        ),
+    ] {
+        let g = GroupId {
+            host: "h".into(),
+            group: name.into(),
+            epoch: 7,
+        };
+        let encode = |r: Rec| match r {
+            Rec::Line(seq, t) => (wire::line_headers(&g, seq, "1:1"), line(t)),
+            Rec::Beat(seq, at) => (wire::heartbeat_headers(&g, seq, at), String::new()),
+        };
+        // The pass over partition 1 up to its end at connect.
+        let mut finder = Finder::default();
+        for (i, r) in in_pass.iter().enumerate() {
+            let (headers, payload) = encode(*r);
+            let headers: Vec<(&str, Option<&[u8]>)> = headers
+                .iter()
+                .map(|(k, v)| (*k, Some(v.as_slice())))
+                .collect();
+            let mut cx = FindCx {
+                parser: &mut parser,
+                plan: &plan,
+                source: &job.source,
+                wall_ms: wall,
+                now: Instant::now(),
+            };
+            finder.record(1, i as i64, &headers, payload.as_bytes(), None, &mut cx);
+        }
+        let mut found = finder.finish_live(&plan);
+        // Another stream, read well past minute 30, on partition 0.
+        found.insert(key("a", 0), Found::known(0, 100, Some(0)));
+        let mut streams = Streams::default();
+        streams.insert("h", "a", stream(&plan, 0, t0 + 40 * MIN));
+        // The reading proper: the same records, then one written after connect.
+        let start = StreamStart {
+            floor: 0,
+            skip_below: EventMs::MIN,
+            checkpointing: false,
+            now: Instant::now(),
+        };
+        streams.insert("h", name, Stream::new(name, 1, &plan, start));
+        let mut stats = crate::stats::JobStats::default();
+        let (mut warned, mut warned_ahead) = (0, 0);
+        let mut feed = |streams: &mut Streams, offset: i64, r: Rec| {
+            let (_, payload) = encode(r);
+            let item = match r {
+                Rec::Line(seq, _) => AgentItem::Line {
+                    seq,
+                    line: payload.as_bytes(),
+                    host: "h",
+                },
+                Rec::Beat(seq, at_ms) => AgentItem::Heartbeat { seq, at_ms },
+            };
+            let mut cx = RecordCx {
+                parser: &mut parser,
+                plan: &plan,
+                wall_ms: wall,
+                max_line: 1 << 20,
+                stats: &mut stats,
+                warned: &mut warned,
+                heartbeat_grace_ms: 60_000,
+                warned_ahead: &mut warned_ahead,
+                append_ms: None,
+            };
+            let s = streams
+                .iter_mut()
+                .find(|(k, _)| k.group() == name)
+                .unwrap()
+                .1;
+            s.agent_record(offset, &g.as_ref(), item, &mut cx);
+        };
+        for (i, r) in in_pass.iter().enumerate() {
+            feed(&mut streams, i as i64, *r);
+        }
+        // Still catching up (partition 0 has more): windows close up to here.
+        let released = first_open(&streams, &found, &plan).unwrap();
+        feed(&mut streams, in_pass.len() as i64, after_pass);
+        let s = streams.iter().find(|(k, _)| k.group() == name).unwrap().1;
+        let counted = s.first_data_window();
+        if counted.is_some_and(|w| w < released) {
+            wrong.push(format!(
+                "{name}: windows below {released} were let close while the pass had not \
+                 seen all of the stream (live), then it counted a line in window {counted:?} \
+                 (late lines: {})",
+                stats.late_lines
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
