@@ -94,6 +94,22 @@ impl Lanes {
         self.lanes.iter().map(|l| l.run.open_from()).min()
     }
 
+    /// The earliest window this worker's source may still send, the queue's
+    /// head being `head`: its lanes' earliest open window, or the head, which it
+    /// may take next. `None`: its source ends, and no round will publish again,
+    /// so its pacing slot is released here, on the very `head` that ends it. A
+    /// round cannot decide this for the source: the head it saw at its end may
+    /// be taken by another worker before the source looks (the slot then kept
+    /// the position published at that round's start, and the other workers'
+    /// lanes waited on it for good).
+    pub fn hold_from(&self, head: Option<WindowTime>) -> Option<WindowTime> {
+        let open = self.open_from().into_iter().chain(head).min();
+        if open.is_none() {
+            self.pacer.release();
+        }
+        open
+    }
+
     /// Windows open in the lanes (each a partial of one host), for tests.
     #[cfg(test)]
     pub fn open_windows(&self) -> usize {
@@ -213,11 +229,6 @@ impl Lanes {
                 self.take(ctx, seg, true)?;
                 round.busy = true;
             }
-        }
-        if self.lanes.is_empty() && ctx.queue.head_lo().is_none() {
-            // Its source ends now (no round will publish again): what it
-            // published at this round's start must not hold the others back.
-            self.pacer.release();
         }
         if turns > 0 && round.waiting {
             // The slowest may have moved during this round: look again at once.

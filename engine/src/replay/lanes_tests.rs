@@ -172,9 +172,14 @@ fn replay(ctx: &ReplaySourceCtx, workers: usize, bound_ms: Option<EventMs>) -> A
                 )
                 .unwrap();
             busy |= r.busy || r.waiting;
-            // The source drops its capability when it has no lane and the
-            // queue is empty, and is not activated again.
-            ended[w] = l.open_from().is_none() && ctx.queue.head_lo().is_none();
+        }
+        // A source drops its capability when it has no lane and the queue is
+        // empty, and is not activated again. It looks at the queue after its
+        // round, and by then another worker may have taken the head the round
+        // saw (threads): it looks here, after every worker's round, the latest
+        // it can.
+        for (w, l) in lanes.iter().enumerate() {
+            ended[w] = ended[w] || l.hold_from(ctx.queue.head_lo()).is_none();
         }
         let frontier = lanes
             .iter()
@@ -272,4 +277,34 @@ fn segments_of_one_host_are_read_by_every_worker() {
     assert_eq!((run.lines, run.counted), (lines, lines), "{run:?}");
     assert!(c.progress.get(&c.progress.segments_done) > 10, "{run:?}");
     assert!(run.by_worker.iter().all(|&n| n > lines / 4), "{run:?}");
+}
+
+/// Two workers: worker 0 finishes its last lane while a segment is still
+/// queued (past its horizon: worker 1's slot still holds the position of a
+/// lane it has just finished), then worker 1 takes that segment (within its
+/// own horizon, worker 0's position plus the bound) before worker 0's source
+/// looks at the queue again and ends. Worker 0 publishes no more: its source
+/// must release its slot as it ends, or worker 1's lane waits at worker 0's
+/// last position for good (tests/replay.rs's proptest hung so at -w 3).
+#[test]
+fn a_source_ending_after_another_worker_took_the_last_segment_stalls_no_one() {
+    let d = tempfile::tempdir().unwrap();
+    // Host 0: more than a round's budget (16 KiB), all before the bound (6
+    // minutes), so that its second round finishes it; host 1: a few lines,
+    // finished in worker 1's first round; host 2 starts past the bound.
+    let mut lines = write_host(d.path(), 0, 0..6, 24);
+    assert!(
+        std::fs::metadata(d.path().join("h0/app.log"))
+            .unwrap()
+            .len()
+            > 16 << 10
+    );
+    lines += write_host(d.path(), 1, 0..2, 2);
+    lines += write_host(d.path(), 2, 10..30, 24);
+    let job = job(d.path());
+    let c = ctx(&job, 2, None);
+    let run = replay(&c, 2, None);
+    assert_eq!((run.lines, run.counted), (lines, lines), "{run:?}");
+    // Worker 1 read host 2 paced (it waited at the bound), not taken whole.
+    assert!(run.paced_turns > 0, "{run:?}");
 }

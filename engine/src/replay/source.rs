@@ -116,9 +116,7 @@ pub fn replay_source<'scope>(
                 let c = held.delayed(&t);
                 output.session(&c).give_iterator(parts.into_iter());
             }
-            let head = ctx.queue.head_lo();
-            let open = lanes.open_from().into_iter().chain(head).min();
-            let Some(open) = open else {
+            let Some(open) = lanes.hold_from(ctx.queue.head_lo()) else {
                 cap = None;
                 return;
             };
