@@ -379,6 +379,9 @@ fn format_quantile(q: f64) -> String {
 }
 
 #[cfg(test)]
+mod order_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::path::Path;
