@@ -155,7 +155,9 @@ path = "OUT"
 series = "all"
 "#;
 
-fn rest(out: &str, idle: &str) -> String {
+/// The nginx job after its `[source]`: parse, window (`idle` is its idle_timeout line, or
+/// empty for the default), metrics, rules and a jsonl sink writing `out`.
+pub fn rest(out: &str, idle: &str) -> String {
     METRICS.replace("OUT", out).replace("IDLE", idle)
 }
 

@@ -20,7 +20,7 @@ use tidemark_kafka::partition_for;
 use tidemark_kafka::testing::Broker;
 
 use crate::agent_support::{Agent, Log};
-use crate::kafka_common::{nginx_line, now_ms, Rng};
+use crate::kafka_common::{nginx_line, now_ms, rest, Rng};
 use crate::member::{out_dir, text, tidemark};
 use crate::two_members::{self, Cluster, TOKEN};
 
@@ -37,46 +37,10 @@ pub const DEADLINE: Duration = Duration::from_secs(240);
 /// The job's name (its output is `out/JOB.jsonl`).
 pub const JOB: &str = "e2e";
 
-/// The job's computation, shared by the kafka job and the oracle's file job. The idle
-/// timeout is far longer than the test: only heartbeats can close a quiet host's windows.
-const REST: &str = r#"
-[parse]
-format = "nginx"
-
-[window]
-size = "1m"
-max_out_of_orderness = "5s"
-idle_timeout = "2h"
-
-[[metric]]
-name = "http_requests_total"
-kind = "counter"
-labels = ["status", "method"]
-
-[[metric]]
-name = "http_response_bytes_total"
-kind = "sum"
-field = "body_bytes_sent"
-labels = ["status"]
-
-[[metric]]
-name = "http_request_duration_seconds"
-kind = "histogram"
-field = "request_time"
-
-[[rule]]
-record = "status:http_requests:sum1m"
-expr = "sum by (status) (http_requests_total)"
-
-[[rule]]
-record = "job:http_request_duration_seconds:p99_1m"
-expr = "histogram_quantile(0.99, http_request_duration_seconds)"
-
-[[sink]]
-kind = "jsonl"
-path = "OUT"
-series = "all"
-"#;
+/// The job's idle timeout, far longer than the test: only heartbeats can close a quiet
+/// host's windows. (The rest of the job is `kafka_common::rest`'s, shared by the kafka
+/// job and the oracle's file job.)
+const IDLE: &str = "idle_timeout = \"2h\"";
 
 /// The seed: `E2E_SEED`, else the clock; printed.
 pub fn seed() -> u64 {
@@ -255,7 +219,7 @@ impl World {
         let text = format!(
             "name = \"{JOB}\"\n[source]\nkind = \"kafka\"\nbrokers = \"{}\"\ntopic = \"{TOPIC}\"\n{}",
             self.broker.bootstrap(),
-            REST.replace("OUT", &self.out().display().to_string())
+            rest(&self.out().display().to_string(), IDLE)
         );
         let path = self.d().join("kafka-job.toml");
         fs::write(&path, text).unwrap();
@@ -269,7 +233,7 @@ impl World {
             "name = \"{JOB}\"\n[source]\nkind = \"file\"\ninclude = [\"{}/hosts/*/logs/*.log\"]\n\
              host = {{ path_regex = '/hosts/(?P<host>web-[0-9]+)/logs/' }}\n{}",
             self.d().display(),
-            REST.replace("OUT", &out.display().to_string())
+            rest(&out.display().to_string(), IDLE)
         );
         let job = self.d().join("oracle.toml");
         fs::write(&job, toml).unwrap();
