@@ -205,18 +205,16 @@ impl Sender {
         headers: RecordHeaders<'_>,
         ack: Ack,
     ) -> Result<(), AgentError> {
-        let mut owned = Some(OwnedHeaders::new_with_capacity(8));
-        let mut header_bytes = 0;
-        headers.each(|name, value| {
-            header_bytes += name.len() + value.len() + 4;
-            owned = owned.take().map(|h| {
-                h.insert(Header {
+        let (owned, header_bytes) = headers.fold(
+            (OwnedHeaders::new_with_capacity(8), 0),
+            |(owned, bytes), name, value| {
+                let owned = owned.insert(Header {
                     key: name,
                     value: Some(value),
-                })
-            });
-        });
-        let owned = owned.expect("put back after each header");
+                });
+                (owned, bytes + name.len() + value.len() + 4)
+            },
+        );
         let size = record_size(key, payload, header_bytes);
         let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new((ack, size)))
             .partition(partition)

@@ -183,31 +183,36 @@ pub enum RecordHeaders<'a> {
 }
 
 impl RecordHeaders<'_> {
-    /// Calls `put` with each header (name, value), in the order written.
-    pub fn each(&self, mut put: impl FnMut(&'static str, &[u8])) {
+    /// Folds each header (name, value) into `acc`, in the order written — a fold
+    /// rather than a callback so that a builder taken by value (rdkafka's
+    /// `OwnedHeaders::insert`) can be threaded through.
+    pub fn fold<T>(&self, acc: T, mut put: impl FnMut(T, &'static str, &[u8]) -> T) -> T {
         let (group, kind, seq) = match *self {
             RecordHeaders::Line { group, seq, .. } => (group, "line", seq),
             RecordHeaders::Heartbeat { group, seq, .. } => (group, "heartbeat", seq),
         };
-        put(header::VERSION, VERSION.as_bytes());
-        put(header::KIND, kind.as_bytes());
-        put(header::HOST, group.host.as_bytes());
-        put(header::GROUP, group.group.as_bytes());
-        put(header::EPOCH, &hex16_digits(group.epoch));
-        put(header::SEQ, itoa::Buffer::new().format(seq).as_bytes());
+        let acc = put(acc, header::VERSION, VERSION.as_bytes());
+        let acc = put(acc, header::KIND, kind.as_bytes());
+        let acc = put(acc, header::HOST, group.host.as_bytes());
+        let acc = put(acc, header::GROUP, group.group.as_bytes());
+        let acc = put(acc, header::EPOCH, &hex16_digits(group.epoch));
+        let acc = put(acc, header::SEQ, itoa::Buffer::new().format(seq).as_bytes());
         match *self {
-            RecordHeaders::Line { file, .. } => put(header::FILE, file.as_bytes()),
-            RecordHeaders::Heartbeat { at_ms, .. } => {
-                put(header::AT, itoa::Buffer::new().format(at_ms).as_bytes())
-            }
+            RecordHeaders::Line { file, .. } => put(acc, header::FILE, file.as_bytes()),
+            RecordHeaders::Heartbeat { at_ms, .. } => put(
+                acc,
+                header::AT,
+                itoa::Buffer::new().format(at_ms).as_bytes(),
+            ),
         }
     }
 
     /// Owned (name, value) pairs, in the order written.
     pub fn to_vec(&self) -> Vec<(&'static str, Vec<u8>)> {
-        let mut headers = Vec::with_capacity(7);
-        self.each(|name, value| headers.push((name, value.to_vec())));
-        headers
+        self.fold(Vec::with_capacity(7), |mut headers, name, value| {
+            headers.push((name, value.to_vec()));
+            headers
+        })
     }
 }
 
