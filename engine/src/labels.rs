@@ -1,10 +1,15 @@
 //! An output series' labels: `(name, value)` pairs sorted by name, encoded in one
 //! run of bytes (each part a little-endian `u32` length and its bytes) rather than a
 //! `Vec` of `String` pairs — a window of a high-cardinality job holds one of these
-//! per output record until it is written. A window's host series share one buffer
-//! for all their labels ([`Labels::for_keys`]): one allocation per window, not one
-//! per record.
+//! per output record until it is written.
+//!
+//! A host series' labels are not encoded at all: they are its series key and the
+//! metric's label names ([`Labels::of_key`]), read pair by pair where a sink
+//! writes them. Encoding them cost a copy of every name and value per record per
+//! window (~340 instructions a record of item 4's 100k-value label), for sinks
+//! that only read them once.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -13,15 +18,58 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::key::{cmp_keys, key_part, push_key_part};
+use crate::key::{cmp_keys, key_part, push_key_part, SeriesKey};
 
-/// Label pairs sorted by name. Compare and sort like the `Vec<(String, String)>`
-/// they stand for.
-#[derive(Clone, Default)]
+/// Label pairs sorted by name. Compare, hash and sort like the
+/// `Vec<(String, String)>` they stand for, whichever way they are held.
+#[derive(Clone)]
 pub struct Labels {
+    repr: Repr,
+}
+
+/// How a [`Labels`] holds its pairs.
+#[derive(Clone)]
+enum Repr {
     /// The encoding is `buf[range]`; `None`: no labels.
-    buf: Option<Arc<Vec<u8>>>,
-    range: Range<usize>,
+    Encoded {
+        buf: Option<Arc<Vec<u8>>>,
+        range: Range<usize>,
+    },
+    /// A host series' labels: each name of `names` with the part of `key` it
+    /// names (see [`KeyNames`]), encoded as [`write_from_key`] would.
+    Key {
+        names: Arc<KeyNames>,
+        key: SeriesKey,
+    },
+}
+
+impl Default for Labels {
+    fn default() -> Labels {
+        Labels {
+            repr: Repr::Encoded {
+                buf: None,
+                range: 0..0,
+            },
+        }
+    }
+}
+
+/// A metric's output label names, sorted, each with the index of the series
+/// key part that holds its value (every part named once, as [`crate::plan`]
+/// lays them out): what makes a series key its labels ([`Labels::of_key`]).
+/// Made once per metric, shared by all its host series.
+#[derive(Debug)]
+pub(crate) struct KeyNames {
+    names: Vec<(String, usize)>,
+}
+
+impl KeyNames {
+    /// From the plan's `output_labels` of a metric (sorted by name).
+    pub(crate) fn new(names: &[(String, usize)]) -> KeyNames {
+        KeyNames {
+            names: names.to_vec(),
+        }
+    }
 }
 
 impl Labels {
@@ -29,45 +77,23 @@ impl Labels {
     fn owned(buf: Vec<u8>) -> Labels {
         let range = 0..buf.len();
         Labels {
-            buf: (!buf.is_empty()).then(|| Arc::new(buf)),
-            range,
+            repr: Repr::Encoded {
+                buf: (!buf.is_empty()).then(|| Arc::new(buf)),
+                range,
+            },
         }
     }
 
-    /// Host series' labels from their series keys, sharing buffers of about
-    /// [`SHARED_CHUNK`] bytes: `keys` gives, per series, its labels' names and
-    /// key (see [`write_from_key`]), or `None` for no labels.
-    pub(crate) fn for_keys<'k>(
-        keys: impl Iterator<Item = Option<(&'k [(String, usize)], &'k [u8])>>,
-    ) -> Vec<Labels> {
-        let mut out = Vec::with_capacity(keys.size_hint().0);
-        let mut buf: Vec<u8> = Vec::new();
-        // Ranges in `buf` of the labels not handed out yet.
-        let mut pending: Vec<Range<usize>> = Vec::new();
-        let flush = |buf: &mut Vec<u8>, pending: &mut Vec<Range<usize>>, out: &mut Vec<Labels>| {
-            let shared = Arc::new(std::mem::take(buf));
-            out.extend(pending.drain(..).map(|range| Labels {
-                buf: (!range.is_empty()).then(|| shared.clone()),
-                range: if range.is_empty() { 0..0 } else { range },
-            }));
-        };
-        for k in keys {
-            let start = buf.len();
-            if let Some((names, key)) = k {
-                let len = encoded_len(names, key);
-                if buf.capacity() == 0 {
-                    buf.reserve_exact(SHARED_CHUNK.max(len));
-                }
-                buf.reserve(len);
-                write_from_key(names, key, &mut buf);
-            }
-            pending.push(start..buf.len());
-            if buf.len() >= SHARED_CHUNK {
-                flush(&mut buf, &mut pending, &mut out);
-            }
+    /// A host series' labels: `names`' pairs read from `key` (a missing part
+    /// reads as empty), without copying them. They are the labels
+    /// [`write_from_key`] encodes, and compare, hash and print as those do.
+    pub(crate) fn of_key(names: &Arc<KeyNames>, key: SeriesKey) -> Labels {
+        Labels {
+            repr: Repr::Key {
+                names: names.clone(),
+                key,
+            },
         }
-        flush(&mut buf, &mut pending, &mut out);
-        out
     }
 
     /// From pairs already sorted by name. Sized in a first pass, so the one
@@ -117,8 +143,8 @@ impl Labels {
         Labels::owned(buf)
     }
 
-    /// A host series' labels from its series key, in a buffer of their own
-    /// (see [`write_from_key`]; a window's are made by [`Labels::for_keys`]).
+    /// A host series' labels from its series key, encoded in a buffer of
+    /// their own (see [`write_from_key`]).
     #[cfg(test)]
     pub(crate) fn from_key(names: &[(String, usize)], key: &[u8]) -> Labels {
         let mut buf = Vec::with_capacity(encoded_len(names, key));
@@ -138,14 +164,21 @@ impl Labels {
 
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
-        LabelIter {
-            bytes: self.as_bytes(),
-            // One check of the whole encoding instead of one per part (sinks read
-            // every output series' labels): lengths below 128 are ASCII bytes, so
-            // it usually passes, and then each part is a slice of it.
-            text: std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
-            at: 0,
-        }
+        LabelIter(match &self.repr {
+            Repr::Encoded { .. } => {
+                let bytes = self.encoded_bytes().unwrap_or_default();
+                IterRepr::Encoded {
+                    bytes,
+                    // One check of the whole encoding instead of one per part
+                    // (sinks read every output series' labels): lengths below
+                    // 128 are ASCII bytes, so it usually passes, and then each
+                    // part is a slice of it.
+                    text: std::str::from_utf8(bytes).unwrap_or_default(),
+                    at: 0,
+                }
+            }
+            Repr::Key { .. } => IterRepr::Key(self.byte_pairs()),
+        })
     }
 
     /// The pairs as their bytes, sorted by name, for a sink that writes bytes:
@@ -156,7 +189,13 @@ impl Labels {
     /// reads a part that is invalid as empty, as [`Labels::iter`] does.
     pub fn byte_pairs(&self) -> BytePairs<'_> {
         BytePairs {
-            bytes: self.as_bytes(),
+            src: match &self.repr {
+                Repr::Encoded { .. } => Src::Encoded(self.encoded_bytes().unwrap_or_default()),
+                Repr::Key { names, key } => Src::Key {
+                    names: &names.names,
+                    key,
+                },
+            },
             at: 0,
         }
     }
@@ -164,7 +203,10 @@ impl Labels {
     /// The length of their encoding: the text of every name and value, and 4
     /// bytes per part (room enough to write them out in most formats).
     pub fn encoded_len(&self) -> usize {
-        self.as_bytes().len()
+        match self.encoded_bytes() {
+            Some(bytes) => bytes.len(),
+            None => self.byte_pairs().map(|(k, v)| 8 + k.len() + v.len()).sum(),
+        }
     }
 
     /// The value of label `name`.
@@ -174,14 +216,51 @@ impl Labels {
 
     /// Whether there are no labels (e.g. the output of a rule grouped by no label).
     pub fn is_empty(&self) -> bool {
-        self.as_bytes().is_empty()
+        match &self.repr {
+            Repr::Encoded { .. } => self.encoded_bytes().unwrap_or_default().is_empty(),
+            // Every name is a pair of the encoding.
+            Repr::Key { names, .. } => names.names.is_empty(),
+        }
     }
 
-    /// The encoding (for hashing).
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        let buf = self.buf.as_deref().map_or(&[][..], Vec::as_slice);
-        // Always in range: every constructor takes it from the buffer it made.
-        buf.get(self.range.clone()).unwrap_or_default()
+    /// The encoding, where it is held as bytes (`None` for a series key's).
+    fn encoded_bytes(&self) -> Option<&[u8]> {
+        match &self.repr {
+            Repr::Encoded { buf, range } => {
+                let buf = buf.as_deref().map_or(&[][..], Vec::as_slice);
+                // Always in range: every constructor takes it from the buffer it made.
+                Some(buf.get(range.clone()).unwrap_or_default())
+            }
+            Repr::Key { .. } => None,
+        }
+    }
+
+    /// The encoding (for hashing and as a map key): borrowed where it is held
+    /// as bytes (the labels rules make), written out for a series key's.
+    pub(crate) fn as_bytes(&self) -> Cow<'_, [u8]> {
+        match (&self.repr, self.encoded_bytes()) {
+            (_, Some(bytes)) => Cow::Borrowed(bytes),
+            (Repr::Key { names, key }, None) => {
+                let mut buf = Vec::with_capacity(encoded_len(&names.names, key));
+                write_from_key(&names.names, key, &mut buf);
+                Cow::Owned(buf)
+            }
+            (Repr::Encoded { .. }, None) => Cow::Borrowed(&[]),
+        }
+    }
+
+    /// Appends the encoding to `out` (what [`Labels::as_bytes`] gives, into a
+    /// buffer the caller reuses).
+    pub(crate) fn write_encoding(&self, out: &mut Vec<u8>) {
+        match &self.repr {
+            Repr::Key { names, key } => write_from_key(&names.names, key, out),
+            Repr::Encoded { .. } => out.extend_from_slice(self.encoded_bytes().unwrap_or_default()),
+        }
+    }
+
+    /// Every name and value in order, as bytes: the parts of the encoding.
+    fn parts(&self) -> impl Iterator<Item = &[u8]> {
+        self.byte_pairs().flat_map(|(k, v)| [k, v])
     }
 
     /// The pairs as owned strings, sorted by name.
@@ -200,21 +279,39 @@ impl From<Vec<(String, String)>> for Labels {
 
 /// Iterates a [`Labels`]' pairs.
 #[derive(Clone)]
-pub struct LabelIter<'a> {
-    bytes: &'a [u8],
-    /// `bytes` as text, when the whole encoding was valid UTF-8 (else empty).
-    text: &'a str,
-    /// Where the next part's length is.
-    at: usize,
+pub struct LabelIter<'a>(IterRepr<'a>);
+
+#[derive(Clone)]
+enum IterRepr<'a> {
+    Encoded {
+        bytes: &'a [u8],
+        /// `bytes` as text, when the whole encoding was valid UTF-8 (else empty).
+        text: &'a str,
+        /// Where the next part's length is.
+        at: usize,
+    },
+    /// A series key's pairs, each part checked on its own (the names are
+    /// `String`s; a value that is not UTF-8, which only a damaged key from
+    /// another process gives, reads as empty, as in an encoding).
+    Key(BytePairs<'a>),
 }
 
 impl<'a> Iterator for LabelIter<'a> {
     type Item = (&'a str, &'a str);
 
     fn next(&mut self) -> Option<(&'a str, &'a str)> {
-        let k = self.part()?;
-        let v = self.part()?;
-        Some((k, v))
+        match &mut self.0 {
+            IterRepr::Encoded { bytes, text, at } => {
+                let k = encoded_part(bytes, text, at)?;
+                let v = encoded_part(bytes, text, at)?;
+                Some((k, v))
+            }
+            IterRepr::Key(pairs) => {
+                let (k, v) = pairs.next()?;
+                let text = |p| std::str::from_utf8(p).unwrap_or_default();
+                Some((text(k), text(v)))
+            }
+        }
     }
 }
 
@@ -233,9 +330,19 @@ fn part_at(bytes: &[u8], at: usize) -> Option<Range<usize>> {
 /// Iterates a [`Labels`]' pairs as bytes ([`Labels::byte_pairs`]).
 #[derive(Clone)]
 pub struct BytePairs<'a> {
-    bytes: &'a [u8],
-    /// Where the next part's length is.
+    src: Src<'a>,
+    /// Where the next part's length is (an encoding), or the next name's
+    /// index (a series key).
     at: usize,
+}
+
+#[derive(Clone)]
+enum Src<'a> {
+    Encoded(&'a [u8]),
+    Key {
+        names: &'a [(String, usize)],
+        key: &'a [u8],
+    },
 }
 
 impl<'a> Iterator for BytePairs<'a> {
@@ -243,36 +350,41 @@ impl<'a> Iterator for BytePairs<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
-        let k = part_at(self.bytes, self.at)?;
-        let v = part_at(self.bytes, k.end)?;
-        self.at = v.end;
-        Some((&self.bytes[k], &self.bytes[v]))
+        match self.src {
+            Src::Encoded(bytes) => {
+                let k = part_at(bytes, self.at)?;
+                let v = part_at(bytes, k.end)?;
+                self.at = v.end;
+                Some((&bytes[k], &bytes[v]))
+            }
+            Src::Key { names, key } => {
+                let (name, part) = names.get(self.at)?;
+                self.at += 1;
+                // As `write_from_key` encodes it: a missing part is empty.
+                Some((name.as_bytes(), key_part(key, *part).unwrap_or_default()))
+            }
+        }
     }
 }
 
-impl<'a> LabelIter<'a> {
-    /// The next part. Built only from `&str`s, so a part is valid UTF-8; a
-    /// damaged one (impossible short of memory corruption) reads as empty.
-    #[inline]
-    fn part(&mut self) -> Option<&'a str> {
-        let Range { start, end } = part_at(self.bytes, self.at)?;
-        self.at = end;
-        // A slice of the checked text is these bytes, already known to be
-        // UTF-8; at an index that is not a char boundary (or with no checked
-        // text), check the part alone.
-        Some(match self.text.get(start..end) {
-            Some(part) => part,
-            None => std::str::from_utf8(&self.bytes[start..end]).unwrap_or_default(),
-        })
-    }
+/// The next part of an encoding at `*at`. Built only from `&str`s, so a part
+/// is valid UTF-8; a damaged one (impossible short of memory corruption) reads
+/// as empty.
+#[inline]
+fn encoded_part<'a>(bytes: &'a [u8], text: &'a str, at: &mut usize) -> Option<&'a str> {
+    let Range { start, end } = part_at(bytes, *at)?;
+    *at = end;
+    // A slice of the checked text is these bytes, already known to be
+    // UTF-8; at an index that is not a char boundary (or with no checked
+    // text), check the part alone.
+    Some(match text.get(start..end) {
+        Some(part) => part,
+        None => std::str::from_utf8(&bytes[start..end]).unwrap_or_default(),
+    })
 }
 
-/// About how many bytes of labels [`Labels::for_keys`] puts in one buffer: one
-/// buffer for a whole window (~1.5 MB for 25k series) fragmented the heap (a
-/// 2,000-host run's peak RSS +7 MiB); chunks of this size do not.
-const SHARED_CHUNK: usize = 64 * 1024;
-
-/// The bytes `names` and `key` give in [`write_from_key`].
+/// The bytes `names` and `key` give in [`write_from_key`] (exact for a key
+/// with a part for every name).
 fn encoded_len(names: &[(String, usize)], key: &[u8]) -> usize {
     names.iter().map(|(n, _)| 4 + n.len()).sum::<usize>() + key.len()
 }
@@ -291,9 +403,28 @@ fn write_from_key(names: &[(String, usize)], key: &[u8], buf: &mut Vec<u8>) {
     }
 }
 
+impl Labels {
+    /// The pairs of two series keys' labels under the same names: they differ
+    /// only in their values.
+    fn same_names<'a>(&'a self, other: &'a Labels) -> Option<(BytePairs<'a>, BytePairs<'a>)> {
+        match (&self.repr, &other.repr) {
+            (Repr::Key { names: a, .. }, Repr::Key { names: b, .. }) if Arc::ptr_eq(a, b) => {
+                Some((self.byte_pairs(), other.byte_pairs()))
+            }
+            _ => None,
+        }
+    }
+}
+
 impl PartialEq for Labels {
     fn eq(&self, other: &Labels) -> bool {
-        self.as_bytes() == other.as_bytes()
+        if let (Some(a), Some(b)) = (self.encoded_bytes(), other.encoded_bytes()) {
+            return a == b;
+        }
+        match self.same_names(other) {
+            Some((a, b)) => a.map(|(_, v)| v).eq(b.map(|(_, v)| v)),
+            None => self.parts().eq(other.parts()),
+        }
     }
 }
 
@@ -301,15 +432,25 @@ impl Eq for Labels {}
 
 impl Hash for Labels {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        self.as_bytes().hash(h);
+        // Part by part, so labels held either way hash alike when equal.
+        for part in self.parts() {
+            part.hash(h);
+        }
     }
 }
 
 impl Ord for Labels {
     fn cmp(&self, other: &Labels) -> Ordering {
-        // Parts alternate name, value: comparing them in order is comparing the
-        // pairs as tuples, and the lists lexicographically.
-        cmp_keys(self.as_bytes(), other.as_bytes())
+        // Parts alternate name, value: comparing them in order is comparing
+        // the pairs as tuples, and the lists lexicographically (what
+        // `cmp_keys` does on two encodings).
+        if let (Some(a), Some(b)) = (self.encoded_bytes(), other.encoded_bytes()) {
+            return cmp_keys(a, b);
+        }
+        match self.same_names(other) {
+            Some((a, b)) => a.map(|(_, v)| v).cmp(b.map(|(_, v)| v)),
+            None => self.parts().cmp(other.parts()),
+        }
     }
 }
 
@@ -458,50 +599,104 @@ mod tests {
             ("zz", ""),
         ]);
         assert_eq!(from_key, want);
-        // A window's labels in one buffer: each set as from its own key.
-        let mut other = Vec::new();
-        for part in ["web-2", "x", "", "y"] {
-            push_key_part(&mut other, part);
-        }
-        let keys = [
-            Some((&names[..], &key[..])),
-            None,
-            Some((&names[..], &other[..])),
-        ];
-        let shared = Labels::for_keys(keys.iter().copied());
-        assert_eq!(shared.len(), 3);
-        assert_eq!(shared[0], want);
-        assert_eq!(shared[0].to_vec(), want.to_vec());
-        assert!(shared[1].is_empty());
-        assert_eq!(shared[2], Labels::from_key(&names, &other));
-        assert_eq!(shared[2].get("host"), Some("web-2"));
-        assert!(shared[2] < shared[0], "a = \"\" sorts first");
-        // Over several buffers: each set is still its own key's.
-        let many: Vec<Vec<u8>> = (0..6000)
-            .map(|i| {
-                let mut k = Vec::new();
-                for part in [format!("web-{i}"), format!("{}", i * 7), "x".repeat(i % 40)] {
-                    push_key_part(&mut k, &part);
-                }
-                k
-            })
-            .collect();
-        let sets = Labels::for_keys(
-            many.iter()
-                .enumerate()
-                .map(|(i, k)| (i % 97 != 0).then_some((&names[..], &k[..]))),
-        );
-        assert_eq!(sets.len(), many.len());
-        for (i, (set, k)) in sets.iter().zip(&many).enumerate() {
-            if i % 97 == 0 {
-                assert!(set.is_empty());
-            } else {
-                assert_eq!(*set, Labels::from_key(&names, k), "set {i}");
-            }
-        }
         assert_eq!(
             from_key.iter().collect::<Vec<_>>(),
             want.iter().collect::<Vec<_>>()
         );
+    }
+
+    /// Hashes `l` as a `HashMap` would.
+    fn hash_of(l: &Labels) -> u64 {
+        let state = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        state.hash_one(l)
+    }
+
+    /// Labels read from a series key (not encoded) are the labels encoded
+    /// from it in every way a sink or a stage reads them: pairs as text and
+    /// bytes, length, emptiness, encoding, selection, serialization, and
+    /// equality, order and hash against each other and against encoded
+    /// labels. Values cover an empty one, a NUL, non-ASCII text, a length
+    /// that is not an ASCII byte, and keys missing a part or cut short.
+    #[test]
+    fn labels_held_as_a_key_read_compare_and_hash_as_encoded_ones() {
+        let long = "v".repeat(200);
+        let values = [
+            "",
+            "\0",
+            "a",
+            "a\0",
+            "10.0.1.2",
+            "10.0.1.20",
+            "\u{e9}t\u{e9}",
+            &long,
+        ];
+        let layouts: Vec<Vec<(String, usize)>> = [
+            &[][..],
+            &[("host", 0)][..],
+            &[("host", 0), ("remote_addr", 1)][..],
+            &[("host", 0), ("method", 2), ("status", 1)][..],
+            &[("a", 1), ("host", 0)][..],
+        ]
+        .iter()
+        .map(|l| l.iter().map(|&(n, p)| (n.to_string(), p)).collect())
+        .collect();
+        let mut held: Vec<(Labels, Labels)> = Vec::new();
+        for names in &layouts {
+            let shared = Arc::new(KeyNames::new(names));
+            for (i, v) in values.iter().enumerate() {
+                for w in [values[(i + 3) % values.len()], values[i]] {
+                    let mut key = Vec::new();
+                    for part in ["web-1", v, w] {
+                        push_key_part(&mut key, part);
+                    }
+                    // Whole, missing its last part, and cut inside a part.
+                    let cuts = [
+                        key.len(),
+                        key.len() - 4 - w.len(),
+                        key.len().saturating_sub(3),
+                    ];
+                    for cut in cuts {
+                        let key = &key[..cut];
+                        let of_key = Labels::of_key(&shared, SeriesKey::from(key));
+                        held.push((of_key, Labels::from_key(names, key)));
+                    }
+                }
+            }
+        }
+        for (k, e) in &held {
+            assert_eq!(k, e);
+            assert_eq!(k.cmp(e), Ordering::Equal);
+            assert_eq!(hash_of(k), hash_of(e));
+            assert!(k.iter().eq(e.iter()));
+            assert!(k.byte_pairs().eq(e.byte_pairs()));
+            assert_eq!(k.encoded_len(), e.encoded_len());
+            assert_eq!(k.is_empty(), e.is_empty());
+            assert_eq!(k.as_bytes(), e.as_bytes());
+            let mut buf = vec![7];
+            k.write_encoding(&mut buf);
+            assert_eq!(buf[1..], *e.as_bytes());
+            assert_eq!(k.get("host"), e.get("host"));
+            assert_eq!(k.get("nope"), None);
+            assert_eq!(k.select(|n| n != "host"), e.select(|n| n != "host"));
+            assert!(matches!(k.select(|_| true).repr, Repr::Encoded { .. }));
+            assert_eq!(format!("{k:?}"), format!("{e:?}"));
+            let bytes = bincode::serialize(k).unwrap();
+            assert_eq!(bytes, bincode::serialize(e).unwrap());
+            assert_eq!(bincode::deserialize::<Labels>(&bytes).unwrap(), *e);
+            let copy = k.clone();
+            assert!(matches!(copy.repr, Repr::Key { .. }));
+            assert_eq!(copy, *k);
+        }
+        // Every pair, held each way: the order and equality of the encodings.
+        for (ka, ea) in &held {
+            for (kb, eb) in &held {
+                let want = ea.cmp(eb);
+                assert_eq!(ka.cmp(kb), want, "{ea:?} vs {eb:?}");
+                assert_eq!(ka.cmp(eb), want, "{ea:?} vs {eb:?}");
+                assert_eq!(ea.cmp(kb), want, "{ea:?} vs {eb:?}");
+                assert_eq!(ka == kb, want == Ordering::Equal);
+                assert_eq!(ka == eb, want == Ordering::Equal);
+            }
+        }
     }
 }

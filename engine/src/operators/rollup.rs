@@ -2,6 +2,7 @@
 //! series meets on one worker (routed by rule and output labels), folds in host
 //! series order, and becomes one output record.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -123,7 +124,8 @@ pub(crate) fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Ser
 /// comparing the inputs' labels, each read from wherever it is in the heap, at
 /// every step of a sort cost more (thousands of hosts).
 fn sort_inputs(inputs: &mut [RuleInput]) -> Vec<u32> {
-    let mut ids: HashMap<(u32, &[u8]), u32, ahash::RandomState> = HashMap::default();
+    // Borrowed: rule outputs' labels are held encoded (`Labels::select`).
+    let mut ids: HashMap<(u32, Cow<'_, [u8]>), u32, ahash::RandomState> = HashMap::default();
     // One input of each output series, by number.
     let mut firsts: Vec<usize> = Vec::new();
     // (output series, ord, index): a number per output series for now.

@@ -15,7 +15,7 @@ use timely::dataflow::Stream;
 use super::per_window::PerWindow;
 use crate::acc::Acc;
 use crate::key::cmp_keys;
-use crate::labels::Labels;
+use crate::labels::{KeyNames, Labels};
 use crate::limit::{keep_share, Cut};
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
 use crate::series::{MergedSeries, Origin, RuleInput, RuleValue, Series, Value};
@@ -146,6 +146,13 @@ fn cut_series<'scope>(
         .iter()
         .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
         .collect();
+    // Each metric's label names with the key parts they name: a host series'
+    // labels are its key read through them, made once.
+    let names: Vec<Arc<KeyNames>> = plan
+        .metrics
+        .iter()
+        .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
+        .collect();
     merged.per_window(pact, "SeriesLimit", move |window, mut series| {
         let by = |a: &MergedSeries, b: &MergedSeries| {
             a.metric
@@ -164,7 +171,7 @@ fn cut_series<'scope>(
         if cut.any() {
             report(window as EventMs, &cut, &plan, &stats, &mut pace);
         }
-        to_stage2(series, &plan, &quantiles)
+        to_stage2(series, &plan, &quantiles, &names)
     })
 }
 
@@ -245,21 +252,27 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
 }
 
 /// The kept series (sorted) as host series and rule inputs; `quantiles`: each
-/// metric's quantiles as label values.
-fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) -> Vec<Stage2> {
+/// metric's quantiles as label values; `names`: each metric's label names
+/// ([`KeyNames`]).
+fn to_stage2(
+    series: Vec<MergedSeries>,
+    plan: &Plan,
+    quantiles: &[Vec<String>],
+    names: &[Arc<KeyNames>],
+) -> Vec<Stage2> {
     // At least one record per series in the usual job (host series printed):
     // sized once rather than regrown through a window of ~30k.
     let mut out = Vec::with_capacity(series.len());
-    // Every series' labels in one buffer: one allocation per window, not one
-    // per series.
-    let labels = Labels::for_keys(series.iter().map(|s| {
-        let mp = plan.metrics.get(s.metric as usize)?;
-        Some((mp.output_labels.as_slice(), &s.key[..]))
-    }));
-    for ((ord, s), labels) in series.into_iter().enumerate().zip(labels) {
-        let Some(mp) = plan.metrics.get(s.metric as usize) else {
+    for (ord, s) in series.into_iter().enumerate() {
+        let (Some(mp), Some(names)) = (
+            plan.metrics.get(s.metric as usize),
+            names.get(s.metric as usize),
+        ) else {
             continue;
         };
+        // The series' labels are its key, read through the metric's names:
+        // nothing is copied per series (sinks read them once, pair by pair).
+        let labels = Labels::of_key(names, s.key);
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
