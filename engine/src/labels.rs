@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::key::{cmp_keys, key_part, push_key_part, SeriesKey};
+use crate::key::{cmp_keys, key_part, push_key_part, split_key_part, SeriesKey};
 
 /// Label pairs sorted by name. Compare, hash and sort like the
 /// `Vec<(String, String)>` they stand for, whichever way they are held.
@@ -61,6 +61,8 @@ impl Default for Labels {
 #[derive(Debug)]
 pub(crate) struct KeyNames {
     names: Vec<(String, usize)>,
+    /// The bytes the names take in an encoding (each with its length).
+    names_len: usize,
 }
 
 impl KeyNames {
@@ -68,6 +70,7 @@ impl KeyNames {
     pub(crate) fn new(names: &[(String, usize)]) -> KeyNames {
         KeyNames {
             names: names.to_vec(),
+            names_len: names.iter().map(|(n, _)| 4 + n.len()).sum(),
         }
     }
 }
@@ -94,6 +97,51 @@ impl Labels {
                 key,
             },
         }
+    }
+
+    /// Host series' labels from their series keys, encoded in shared buffers
+    /// of about [`SHARED_CHUNK`] bytes: `keys` gives, per series, its labels'
+    /// names and key (see [`write_from_key`]), or `None` for no labels. For
+    /// records that are sorted and compared before they are written (there an
+    /// encoding compares faster than a key read through its names, and
+    /// `sort_records` reads each one's first bytes); others are read from
+    /// their keys ([`Labels::of_key`]).
+    pub(crate) fn for_keys<'k>(
+        keys: impl Iterator<Item = Option<(&'k [(String, usize)], &'k [u8])>>,
+    ) -> Vec<Labels> {
+        let mut out = Vec::with_capacity(keys.size_hint().0);
+        let mut buf: Vec<u8> = Vec::new();
+        // Ranges in `buf` of the labels not handed out yet.
+        let mut pending: Vec<Range<usize>> = Vec::new();
+        let flush = |buf: &mut Vec<u8>, pending: &mut Vec<Range<usize>>, out: &mut Vec<Labels>| {
+            let shared = Arc::new(std::mem::take(buf));
+            out.extend(pending.drain(..).map(|range| Labels {
+                repr: Repr::Encoded {
+                    buf: (!range.is_empty()).then(|| shared.clone()),
+                    range: if range.is_empty() { 0..0 } else { range },
+                },
+            }));
+        };
+        for k in keys {
+            if let Some((names, key)) = k {
+                let len = encoded_len(names, key);
+                // A set that would not fit starts the next buffer: growing a
+                // full one copied it whole (a realloc per buffer).
+                if !buf.is_empty() && buf.len() + len > buf.capacity() {
+                    flush(&mut buf, &mut pending, &mut out);
+                }
+                if buf.capacity() == 0 {
+                    buf.reserve_exact(SHARED_CHUNK.max(len));
+                }
+                let start = buf.len();
+                write_from_key(names, key, &mut buf);
+                pending.push(start..buf.len());
+            } else {
+                pending.push(0..0);
+            }
+        }
+        flush(&mut buf, &mut pending, &mut out);
+        out
     }
 
     /// From pairs already sorted by name. Sized in a first pass, so the one
@@ -194,6 +242,8 @@ impl Labels {
                 Repr::Key { names, key } => Src::Key {
                     names: &names.names,
                     key,
+                    rest: key,
+                    next: 0,
                 },
             },
             at: 0,
@@ -201,11 +251,14 @@ impl Labels {
     }
 
     /// The length of their encoding: the text of every name and value, and 4
-    /// bytes per part (room enough to write them out in most formats).
+    /// bytes per part (room enough to write them out in most formats). For
+    /// labels read from a series key it is found without reading the key:
+    /// exact for every key with a part for each name (all that aggregation
+    /// makes), an estimate for a damaged one.
     pub fn encoded_len(&self) -> usize {
-        match self.encoded_bytes() {
-            Some(bytes) => bytes.len(),
-            None => self.byte_pairs().map(|(k, v)| 8 + k.len() + v.len()).sum(),
+        match &self.repr {
+            Repr::Encoded { .. } => self.encoded_bytes().map_or(0, <[u8]>::len),
+            Repr::Key { names, key } => names.names_len + key.len(),
         }
     }
 
@@ -342,6 +395,11 @@ enum Src<'a> {
     Key {
         names: &'a [(String, usize)],
         key: &'a [u8],
+        /// The key after its first `next` parts: names in key order (most
+        /// metrics' labels) read each value from here, not from the key's
+        /// start again.
+        rest: &'a [u8],
+        next: usize,
     },
 }
 
@@ -350,18 +408,32 @@ impl<'a> Iterator for BytePairs<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<(&'a [u8], &'a [u8])> {
-        match self.src {
-            Src::Encoded(bytes) => {
+        match &mut self.src {
+            &mut Src::Encoded(bytes) => {
                 let k = part_at(bytes, self.at)?;
                 let v = part_at(bytes, k.end)?;
                 self.at = v.end;
                 Some((&bytes[k], &bytes[v]))
             }
-            Src::Key { names, key } => {
+            Src::Key {
+                names,
+                key,
+                rest,
+                next,
+            } => {
                 let (name, part) = names.get(self.at)?;
                 self.at += 1;
-                // As `write_from_key` encodes it: a missing part is empty.
-                Some((name.as_bytes(), key_part(key, *part).unwrap_or_default()))
+                // As `write_from_key` encodes it (`key_part`): a missing part
+                // is empty.
+                let value = if *part == *next {
+                    let (value, after) = split_key_part(rest).unwrap_or_default();
+                    *rest = after;
+                    *next += 1;
+                    value
+                } else {
+                    key_part(key, *part).unwrap_or_default()
+                };
+                Some((name.as_bytes(), value))
             }
         }
     }
@@ -382,6 +454,11 @@ fn encoded_part<'a>(bytes: &'a [u8], text: &'a str, at: &mut usize) -> Option<&'
         None => std::str::from_utf8(&bytes[start..end]).unwrap_or_default(),
     })
 }
+
+/// About how many bytes of labels [`Labels::for_keys`] puts in one buffer: one
+/// buffer for a whole window (~1.5 MB for 25k series) fragmented the heap (a
+/// 2,000-host run's peak RSS +7 MiB); chunks of this size do not.
+const SHARED_CHUNK: usize = 64 * 1024;
 
 /// The bytes `names` and `key` give in [`write_from_key`] (exact for a key
 /// with a part for every name).
@@ -599,6 +676,47 @@ mod tests {
             ("zz", ""),
         ]);
         assert_eq!(from_key, want);
+        // A window's labels in one buffer: each set as from its own key.
+        let mut other = Vec::new();
+        for part in ["web-2", "x", "", "y"] {
+            push_key_part(&mut other, part);
+        }
+        let keys = [
+            Some((&names[..], &key[..])),
+            None,
+            Some((&names[..], &other[..])),
+        ];
+        let shared = Labels::for_keys(keys.iter().copied());
+        assert_eq!(shared.len(), 3);
+        assert_eq!(shared[0], want);
+        assert_eq!(shared[0].to_vec(), want.to_vec());
+        assert!(shared[1].is_empty());
+        assert_eq!(shared[2], Labels::from_key(&names, &other));
+        assert_eq!(shared[2].get("host"), Some("web-2"));
+        assert!(shared[2] < shared[0], "a = \"\" sorts first");
+        // Over several buffers: each set is still its own key's.
+        let many: Vec<Vec<u8>> = (0..6000)
+            .map(|i| {
+                let mut k = Vec::new();
+                for part in [format!("web-{i}"), format!("{}", i * 7), "x".repeat(i % 40)] {
+                    push_key_part(&mut k, &part);
+                }
+                k
+            })
+            .collect();
+        let sets = Labels::for_keys(
+            many.iter()
+                .enumerate()
+                .map(|(i, k)| (i % 97 != 0).then_some((&names[..], &k[..]))),
+        );
+        assert_eq!(sets.len(), many.len());
+        for (i, (set, k)) in sets.iter().zip(&many).enumerate() {
+            if i % 97 == 0 {
+                assert!(set.is_empty());
+            } else {
+                assert_eq!(*set, Labels::from_key(&names, k), "set {i}");
+            }
+        }
         assert_eq!(
             from_key.iter().collect::<Vec<_>>(),
             want.iter().collect::<Vec<_>>()
@@ -640,36 +758,38 @@ mod tests {
         .iter()
         .map(|l| l.iter().map(|&(n, p)| (n.to_string(), p)).collect())
         .collect();
-        let mut held: Vec<(Labels, Labels)> = Vec::new();
+        let mut held: Vec<(Labels, Labels, bool)> = Vec::new();
         for names in &layouts {
             let shared = Arc::new(KeyNames::new(names));
             for (i, v) in values.iter().enumerate() {
                 for w in [values[(i + 3) % values.len()], values[i]] {
+                    // A part for each name, as aggregation makes keys.
+                    let parts = &["web-1", v, w][..names.len()];
                     let mut key = Vec::new();
-                    for part in ["web-1", v, w] {
+                    for part in parts {
                         push_key_part(&mut key, part);
                     }
                     // Whole, missing its last part, and cut inside a part.
-                    let cuts = [
-                        key.len(),
-                        key.len() - 4 - w.len(),
-                        key.len().saturating_sub(3),
-                    ];
+                    let last = parts.last().map_or(0, |p| 4 + p.len());
+                    let cuts = [key.len(), key.len() - last, key.len().saturating_sub(3)];
                     for cut in cuts {
                         let key = &key[..cut];
                         let of_key = Labels::of_key(&shared, SeriesKey::from(key));
-                        held.push((of_key, Labels::from_key(names, key)));
+                        held.push((of_key, Labels::from_key(names, key), cut == cuts[0]));
                     }
                 }
             }
         }
-        for (k, e) in &held {
+        for (k, e, whole) in &held {
+            let whole = *whole;
             assert_eq!(k, e);
             assert_eq!(k.cmp(e), Ordering::Equal);
             assert_eq!(hash_of(k), hash_of(e));
             assert!(k.iter().eq(e.iter()));
             assert!(k.byte_pairs().eq(e.byte_pairs()));
-            assert_eq!(k.encoded_len(), e.encoded_len());
+            if whole {
+                assert_eq!(k.encoded_len(), e.encoded_len());
+            }
             assert_eq!(k.is_empty(), e.is_empty());
             assert_eq!(k.as_bytes(), e.as_bytes());
             let mut buf = vec![7];
@@ -688,8 +808,8 @@ mod tests {
             assert_eq!(copy, *k);
         }
         // Every pair, held each way: the order and equality of the encodings.
-        for (ka, ea) in &held {
-            for (kb, eb) in &held {
+        for (ka, ea, _) in &held {
+            for (kb, eb, _) in &held {
                 let want = ea.cmp(eb);
                 assert_eq!(ka.cmp(kb), want, "{ea:?} vs {eb:?}");
                 assert_eq!(ka.cmp(eb), want, "{ea:?} vs {eb:?}");

@@ -146,13 +146,16 @@ fn cut_series<'scope>(
         .iter()
         .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
         .collect();
-    // Each metric's label names with the key parts they name: a host series'
-    // labels are its key read through them, made once.
-    let names: Vec<Arc<KeyNames>> = plan
-        .metrics
-        .iter()
-        .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
-        .collect();
+    // Where the host records reach the sinks as they are made (no sort, no
+    // comparison of their labels), each metric's label names with the key
+    // parts they name: a host series' labels are then its key read through
+    // them. Otherwise the labels are encoded, which sort faster.
+    let names: Option<Vec<Arc<KeyNames>>> = host_records_in_output_order(&plan).then(|| {
+        plan.metrics
+            .iter()
+            .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
+            .collect()
+    });
     merged.per_window(pact, "SeriesLimit", move |window, mut series| {
         let by = |a: &MergedSeries, b: &MergedSeries| {
             a.metric
@@ -171,7 +174,7 @@ fn cut_series<'scope>(
         if cut.any() {
             report(window as EventMs, &cut, &plan, &stats, &mut pace);
         }
-        to_stage2(series, &plan, &quantiles, &names)
+        to_stage2(series, &plan, &quantiles, names.as_deref())
     })
 }
 
@@ -253,26 +256,41 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
 
 /// The kept series (sorted) as host series and rule inputs; `quantiles`: each
 /// metric's quantiles as label values; `names`: each metric's label names
-/// ([`KeyNames`]).
+/// ([`KeyNames`]) where the labels are to be read from the keys, `None` where
+/// they are to be encoded.
 fn to_stage2(
     series: Vec<MergedSeries>,
     plan: &Plan,
     quantiles: &[Vec<String>],
-    names: &[Arc<KeyNames>],
+    names: Option<&[Arc<KeyNames>]>,
 ) -> Vec<Stage2> {
     // At least one record per series in the usual job (host series printed):
     // sized once rather than regrown through a window of ~30k.
     let mut out = Vec::with_capacity(series.len());
+    // Encoded: every series' labels in shared buffers (a few allocations per
+    // window, not one per series).
+    let mut encoded = match names {
+        Some(_) => Vec::new(),
+        None => Labels::for_keys(series.iter().map(|s| {
+            let mp = plan.metrics.get(s.metric as usize)?;
+            Some((mp.output_labels.as_slice(), &s.key[..]))
+        })),
+    }
+    .into_iter();
     for (ord, s) in series.into_iter().enumerate() {
-        let (Some(mp), Some(names)) = (
-            plan.metrics.get(s.metric as usize),
-            names.get(s.metric as usize),
-        ) else {
+        let Some(mp) = plan.metrics.get(s.metric as usize) else {
+            encoded.next();
             continue;
         };
-        // The series' labels are its key, read through the metric's names:
-        // nothing is copied per series (sinks read them once, pair by pair).
-        let labels = Labels::of_key(names, s.key);
+        let labels = match names {
+            // Read from the key through the metric's names: nothing is copied
+            // per series (the sinks read them once, pair by pair).
+            Some(names) => match names.get(s.metric as usize) {
+                Some(names) => Labels::of_key(names, s.key),
+                None => continue,
+            },
+            None => encoded.next().unwrap_or_default(),
+        };
         for &r in &mp.rules {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
