@@ -57,21 +57,28 @@ impl Default for Labels {
 /// A metric's output label names, sorted, each with the index of the series
 /// key part that holds its value (every part named once, as [`crate::plan`]
 /// lays them out): what makes a series key its labels ([`Labels::of_key`]).
-/// Made once per metric, shared by all its host series.
+/// Made once per metric, shared by all its host series: a writer may render
+/// the names once for all of them ([`Labels::key_names`]).
 #[derive(Debug)]
-pub(crate) struct KeyNames {
+pub struct KeyNames {
     names: Vec<(String, usize)>,
     /// The bytes the names take in an encoding (each with its length).
     names_len: usize,
 }
 
 impl KeyNames {
-    /// From the plan's `output_labels` of a metric (sorted by name).
-    pub(crate) fn new(names: &[(String, usize)]) -> KeyNames {
+    /// From label names sorted, each with the index of the key part that
+    /// holds its value (a metric's `output_labels` in the plan).
+    pub fn new(names: &[(String, usize)]) -> KeyNames {
         KeyNames {
             names: names.to_vec(),
             names_len: names.iter().map(|(n, _)| 4 + n.len()).sum(),
         }
+    }
+
+    /// The names, sorted: those of every pair of labels read through them.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(|(n, _)| n.as_str())
     }
 }
 
@@ -90,7 +97,7 @@ impl Labels {
     /// A host series' labels: `names`' pairs read from `key` (a missing part
     /// reads as empty), without copying them. They are the labels
     /// [`write_from_key`] encodes, and compare, hash and print as those do.
-    pub(crate) fn of_key(names: &Arc<KeyNames>, key: SeriesKey) -> Labels {
+    pub fn of_key(names: &Arc<KeyNames>, key: SeriesKey) -> Labels {
         Labels {
             repr: Repr::Key {
                 names: names.clone(),
@@ -210,6 +217,19 @@ impl Labels {
         Labels::from_sorted(sorted)
     }
 
+    /// The names these labels are read through, when they are a series key's
+    /// ([`Labels::of_key`]: host series of a job whose records reach the
+    /// sinks as they are made): one metric's records share them
+    /// (`Arc::ptr_eq`), so a writer may render them once and take only the
+    /// values from each record's [`Labels::byte_pairs`]. `None` for labels
+    /// held encoded.
+    pub fn key_names(&self) -> Option<&Arc<KeyNames>> {
+        match &self.repr {
+            Repr::Key { names, .. } => Some(names),
+            Repr::Encoded { .. } => None,
+        }
+    }
+
     /// The pairs, sorted by name.
     pub fn iter(&self) -> LabelIter<'_> {
         LabelIter(match &self.repr {
@@ -299,15 +319,6 @@ impl Labels {
                 Cow::Owned(buf)
             }
             (Repr::Encoded { .. }, None) => Cow::Borrowed(&[]),
-        }
-    }
-
-    /// Appends the encoding to `out` (what [`Labels::as_bytes`] gives, into a
-    /// buffer the caller reuses).
-    pub(crate) fn write_encoding(&self, out: &mut Vec<u8>) {
-        match &self.repr {
-            Repr::Key { names, key } => write_from_key(&names.names, key, out),
-            Repr::Encoded { .. } => out.extend_from_slice(self.encoded_bytes().unwrap_or_default()),
         }
     }
 
@@ -792,9 +803,6 @@ mod tests {
             }
             assert_eq!(k.is_empty(), e.is_empty());
             assert_eq!(k.as_bytes(), e.as_bytes());
-            let mut buf = vec![7];
-            k.write_encoding(&mut buf);
-            assert_eq!(buf[1..], *e.as_bytes());
             assert_eq!(k.get("host"), e.get("host"));
             assert_eq!(k.get("nope"), None);
             assert_eq!(k.select(|n| n != "host"), e.select(|n| n != "host"));

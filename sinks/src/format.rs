@@ -1,6 +1,9 @@
 //! Text forms shared by every sink: times, values and labels.
 
+use std::sync::Arc;
 use tidemark_engine::alert_event::AlertChange;
+
+use tidemark_engine::labels::KeyNames;
 use tidemark_engine::{ClosedWindow, Labels, Series, Value};
 
 /// `2026-11-20T10:01:00Z`. Windows are whole seconds, so no fraction is printed.
@@ -234,6 +237,61 @@ pub fn jsonl_rest<O: Out>(s: &Series, out: &mut O) {
     out.put("}\n");
 }
 
+/// One metric's label names rendered for [`jsonl_rest_keyed`], kept by a
+/// sink from record to record: a window's host records of one metric share
+/// their names ([`Labels::key_names`]), rendered once rather than checked and
+/// copied piece by piece for every record.
+#[derive(Default)]
+pub struct RenderedNames {
+    /// The names rendered (held, so no other names can take their address).
+    names: Option<Arc<KeyNames>>,
+    /// Per name: `"name":"` (escaped as [`json_str`] does), after a `,` for
+    /// all but the first.
+    heads: Vec<String>,
+}
+
+impl RenderedNames {
+    /// The heads of `names`, rendered now unless they are the last ones.
+    fn of(&mut self, names: &Arc<KeyNames>) -> &[String] {
+        if !self.names.as_ref().is_some_and(|n| Arc::ptr_eq(n, names)) {
+            self.heads.clear();
+            for (i, name) in names.names().enumerate() {
+                let mut head = String::from(if i > 0 { "," } else { "" });
+                json_str(name, &mut head);
+                head.push_str(":\"");
+                self.heads.push(head);
+            }
+            self.names = Some(names.clone());
+        }
+        &self.heads
+    }
+}
+
+/// [`jsonl_rest`], the same bytes, with the label names of a host series
+/// read from its key taken from `rendered` (each value copied as it is when
+/// it needs no escape, as there); labels held encoded go to [`jsonl_rest`].
+pub fn jsonl_rest_keyed<O: Out>(s: &Series, rendered: &mut RenderedNames, out: &mut O) {
+    let Some(names) = s.labels.key_names() else {
+        return jsonl_rest(s, out);
+    };
+    out.room(s.labels.encoded_len() + 32);
+    let heads = rendered.of(names);
+    for ((_, v), head) in s.labels.byte_pairs().zip(heads) {
+        if plain_ascii(v) {
+            out.put(head);
+            out.put_ascii(v);
+            out.put("\"");
+        } else {
+            // The head without the value's opening quote: `json_part` writes it.
+            out.put(head.strip_suffix('"').unwrap_or(head));
+            json_part(v, out);
+        }
+    }
+    out.put("},\"value\":");
+    value(s.value, out);
+    out.put("}\n");
+}
+
 /// A label part's bytes as a JSON string literal: copied as they are when
 /// they are ASCII and need no escape; else read as text (a part that is not
 /// UTF-8, which only a damaged key could give, reads as empty, as
@@ -441,6 +499,72 @@ mod tests {
             let mut text = String::new();
             jsonl_rest(&s, &mut text);
             assert_eq!(text, want, "{v:?}");
+        }
+    }
+
+    /// A host record whose labels are read from its series key prints what
+    /// the same labels encoded print, for names and values needing escapes
+    /// (the parts above), records of different names in turn (each set
+    /// rendered again) and a key missing a part.
+    #[test]
+    fn labels_read_from_a_key_print_as_encoded_ones() {
+        use tidemark_engine::key::SeriesKey;
+        let mut parts: Vec<String> = vec![String::new(), "200".into(), "web-1".into()];
+        for c in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{e9}', '\u{2028}'] {
+            for at in 0..10 {
+                parts.push(format!("{}{c}{}", "a".repeat(at), "b".repeat(at % 5)));
+            }
+        }
+        let layout = |names: &[&str]| {
+            let mut sorted: Vec<(String, usize)> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.to_string(), i))
+                .collect();
+            sorted.sort();
+            Arc::new(KeyNames::new(&sorted))
+        };
+        let mut rendered = RenderedNames::default();
+        for (i, v) in parts.iter().enumerate() {
+            let odd = &parts[(i * 7) % parts.len()];
+            let name = format!("x{odd}");
+            let sets = [
+                layout(&["host", "remote_addr"]),
+                layout(&["host", &name]),
+                layout(&["host", "status", "method"]),
+            ];
+            for (n, names) in sets.iter().enumerate() {
+                let values = ["web-1", v.as_str(), odd.as_str()];
+                let mut key = Vec::new();
+                for part in &values[..names.names().count()] {
+                    key.extend_from_slice(&(part.len() as u32).to_le_bytes());
+                    key.extend_from_slice(part.as_bytes());
+                }
+                if (i + n) % 5 == 0 {
+                    // Missing its last part: read as empty, either way.
+                    let cut = key.len() - 4 - values[names.names().count() - 1].len();
+                    key.truncate(cut);
+                }
+                let keyed = Labels::of_key(names, SeriesKey::from(key));
+                let encoded = Labels::from_pairs(&keyed.to_vec());
+                let rec = |labels: Labels| Series {
+                    record: "r".into(),
+                    labels,
+                    value: Value::Float(0.25),
+                    origin: Origin::Host,
+                };
+                let mut want: Vec<u8> = Vec::new();
+                jsonl_rest(&rec(encoded), &mut want);
+                let mut got: Vec<u8> = Vec::new();
+                jsonl_rest_keyed(&rec(keyed.clone()), &mut rendered, &mut got);
+                assert_eq!(
+                    String::from_utf8(got).unwrap(),
+                    String::from_utf8(want.clone()).unwrap()
+                );
+                let mut text = String::new();
+                jsonl_rest_keyed(&rec(keyed), &mut rendered, &mut text);
+                assert_eq!(text.as_bytes(), want);
+            }
         }
     }
 

@@ -32,17 +32,14 @@ pub(crate) fn sort_records(records: &mut [Series]) {
     for (r, &(_, id)) in sorted.iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    // Host series' labels are read from their keys, not encoded: each one's
-    // encoding is written here, into one buffer for all.
-    let mut encoding: Vec<u8> = Vec::new();
     let mut order: Vec<(u32, KeyPrefix, u32)> = records
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let name = names.get(&*r.record).map_or(0, |&id| rank[id as usize]);
-            encoding.clear();
-            r.labels.write_encoding(&mut encoding);
-            (name, KeyPrefix::of(&encoding, 0), i as u32)
+            // Borrowed: records sorted here have their labels encoded (see
+            // `series_limit`'s `to_stage2`); others are written out.
+            (name, KeyPrefix::of(&r.labels.as_bytes(), 0), i as u32)
         })
         .collect();
     drop(names);
