@@ -198,6 +198,41 @@ impl Labels {
         Labels::owned(buf)
     }
 
+    /// The pairs at the places `keep` has a bit set for (bit `i`: the `i`-th
+    /// pair), in a buffer of their own: what [`Labels::select`] gives with a
+    /// `keep` that accepts exactly those pairs' names, without reading any
+    /// name as text. Rules keep the same places of every host series of a
+    /// metric (its label names are the same): found once per rule and
+    /// metric, not by comparing names for every series. A value that is not
+    /// UTF-8 is written empty, as there.
+    pub(crate) fn select_at(&self, keep: u64) -> Labels {
+        let kept = || {
+            self.byte_pairs()
+                .take(64)
+                .enumerate()
+                .filter(move |(i, _)| keep >> i & 1 == 1)
+                .map(|(_, pair)| pair)
+        };
+        let len: usize = kept().map(|(k, v)| 8 + k.len() + v.len()).sum();
+        if len == 0 {
+            return Labels::default();
+        }
+        let mut buf = Vec::with_capacity(len);
+        for (k, v) in kept() {
+            // Names are `String`s (or parts of an encoding made of them).
+            buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
+            buf.extend_from_slice(k);
+            let v = if v.is_ascii() || std::str::from_utf8(v).is_ok() {
+                v
+            } else {
+                &[]
+            };
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(v);
+        }
+        Labels::owned(buf)
+    }
+
     /// A host series' labels from its series key, encoded in a buffer of
     /// their own (see [`write_from_key`]).
     #[cfg(test)]
@@ -661,6 +696,12 @@ mod tests {
             let got = labels.select(kept);
             let want = Labels::from_sorted(labels.iter().filter(|(k, _)| kept(k)));
             assert_eq!(got, want, "mask {mask:b}");
+            // By place: bit i of the mask is the i-th pair of `names`.
+            let at = (0..names.len())
+                .filter(|&i| kept(names[i]))
+                .fold(0u64, |m, i| m | 1 << i);
+            assert_eq!(labels.select_at(at), want, "mask {mask:b}");
+            assert_eq!(labels.select_at(at).as_bytes(), want.as_bytes());
             assert_eq!(got.to_vec(), want.to_vec());
             assert_eq!(got.is_empty(), mask == 0);
         }
@@ -806,6 +847,15 @@ mod tests {
             assert_eq!(k.get("host"), e.get("host"));
             assert_eq!(k.get("nope"), None);
             assert_eq!(k.select(|n| n != "host"), e.select(|n| n != "host"));
+            for at in 0..8u64 {
+                assert_eq!(k.select_at(at), e.select_at(at), "{at:b}");
+                assert_eq!(k.select_at(at).to_vec(), e.select_at(at).to_vec());
+                let want: Vec<(String, String)> = (e.to_vec().into_iter().enumerate())
+                    .filter(|(i, _)| at >> i & 1 == 1)
+                    .map(|(_, p)| p)
+                    .collect();
+                assert_eq!(k.select_at(at).to_vec(), want, "{at:b}");
+            }
             assert!(matches!(k.select(|_| true).repr, Repr::Encoded { .. }));
             assert_eq!(format!("{k:?}"), format!("{e:?}"));
             let bytes = bincode::serialize(k).unwrap();

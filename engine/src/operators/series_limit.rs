@@ -156,6 +156,7 @@ fn cut_series<'scope>(
             .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
             .collect()
     });
+    let kept = kept_places(&plan);
     merged.per_window(pact, "SeriesLimit", move |window, mut series| {
         let by = |a: &MergedSeries, b: &MergedSeries| {
             a.metric
@@ -174,7 +175,7 @@ fn cut_series<'scope>(
         if cut.any() {
             report(window as EventMs, &cut, &plan, &stats, &mut pace);
         }
-        to_stage2(series, &plan, &quantiles, names.as_deref())
+        to_stage2(series, &plan, &quantiles, names.as_deref(), &kept)
     })
 }
 
@@ -263,6 +264,7 @@ fn to_stage2(
     plan: &Plan,
     quantiles: &[Vec<String>],
     names: Option<&[Arc<KeyNames>]>,
+    kept: &[Vec<Option<u64>>],
 ) -> Vec<Stage2> {
     // At least one record per series in the usual job (host series printed):
     // sized once rather than regrown through a window of ~30k.
@@ -291,7 +293,8 @@ fn to_stage2(
             },
             None => encoded.next().unwrap_or_default(),
         };
-        for &r in &mp.rules {
+        let kept = kept.get(s.metric as usize).map_or(&[][..], Vec::as_slice);
+        for (n, &r) in mp.rules.iter().enumerate() {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
                 RuleExpr::Aggregate { grouping, .. } => {
@@ -314,7 +317,10 @@ fn to_stage2(
             out.push(Stage2::Rule(RuleInput {
                 rule: r as u32,
                 ord: ord as u32,
-                out_labels: rule_labels(grouping, &labels),
+                out_labels: match kept.get(n) {
+                    Some(&Some(at)) => labels.select_at(at),
+                    _ => rule_labels(grouping, &labels),
+                },
                 value,
             }));
         }
@@ -326,6 +332,42 @@ fn to_stage2(
         }
     }
     out
+}
+
+/// Per metric, per rule that reads it (as `mp.rules`): the places of the
+/// metric's output labels the rule's grouping keeps, as bits
+/// ([`Labels::select_at`]); `None` past 64 labels (then the names are
+/// compared, [`rule_labels`]).
+fn kept_places(plan: &Plan) -> Vec<Vec<Option<u64>>> {
+    plan.metrics
+        .iter()
+        .map(|mp| {
+            mp.rules
+                .iter()
+                .map(|&r| {
+                    let grouping = match &plan.rules.get(r)?.expr {
+                        RuleExpr::Aggregate { grouping, .. } => grouping,
+                        RuleExpr::HistogramQuantile { grouping, .. } => grouping,
+                    };
+                    if mp.output_labels.len() > 64 {
+                        return None;
+                    }
+                    // The kept names, as `rule_labels` keeps them.
+                    let names =
+                        Labels::from_sorted(mp.output_labels.iter().map(|(n, _)| (n.as_str(), "")));
+                    let kept = rule_labels(grouping, &names);
+                    let kept: Vec<&str> = kept.iter().map(|(n, _)| n).collect();
+                    Some(
+                        mp.output_labels
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (n, _))| kept.contains(&n.as_str()))
+                            .fold(0u64, |m, (i, _)| m | 1 << i),
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Whether the host records [`to_stage2`] makes of a window's series (sorted by
