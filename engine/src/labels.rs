@@ -206,9 +206,15 @@ impl Labels {
     /// metric, not by comparing names for every series. A value that is not
     /// UTF-8 is written empty, as there.
     pub(crate) fn select_at(&self, keep: u64) -> Labels {
+        // Most rules keep no label (`sum(x)`): nothing to read. Otherwise the
+        // pairs up to the last one kept.
+        let last = (64 - keep.leading_zeros()) as usize;
+        if last == 0 {
+            return Labels::default();
+        }
         let kept = || {
             self.byte_pairs()
-                .take(64)
+                .take(last)
                 .enumerate()
                 .filter(move |(i, _)| keep >> i & 1 == 1)
                 .map(|(_, pair)| pair)
