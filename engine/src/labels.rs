@@ -264,6 +264,7 @@ impl Labels {
     /// (`Arc::ptr_eq`), so a writer may render them once and take only the
     /// values from each record's [`Labels::byte_pairs`]. `None` for labels
     /// held encoded.
+    #[inline]
     pub fn key_names(&self) -> Option<&Arc<KeyNames>> {
         match &self.repr {
             Repr::Key { names, .. } => Some(names),
@@ -296,6 +297,7 @@ impl Labels {
     /// from a series key received from another process (checked by no one):
     /// a writer that must not emit invalid UTF-8 checks what is not ASCII, and
     /// reads a part that is invalid as empty, as [`Labels::iter`] does.
+    #[inline]
     pub fn byte_pairs(&self) -> BytePairs<'_> {
         BytePairs {
             src: match &self.repr {
@@ -316,6 +318,7 @@ impl Labels {
     /// labels read from a series key it is found without reading the key:
     /// exact for every key with a part for each name (all that aggregation
     /// makes), an estimate for a damaged one.
+    #[inline]
     pub fn encoded_len(&self) -> usize {
         match &self.repr {
             Repr::Encoded { .. } => self.encoded_bytes().map_or(0, <[u8]>::len),
@@ -338,6 +341,7 @@ impl Labels {
     }
 
     /// The encoding, where it is held as bytes (`None` for a series key's).
+    #[inline]
     fn encoded_bytes(&self) -> Option<&[u8]> {
         match &self.repr {
             Repr::Encoded { buf, range } => {
@@ -351,6 +355,7 @@ impl Labels {
 
     /// The encoding (for hashing and as a map key): borrowed where it is held
     /// as bytes (the labels rules make), written out for a series key's.
+    #[inline]
     pub(crate) fn as_bytes(&self) -> Cow<'_, [u8]> {
         match (&self.repr, self.encoded_bytes()) {
             (_, Some(bytes)) => Cow::Borrowed(bytes),
