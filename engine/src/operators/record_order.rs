@@ -22,9 +22,20 @@ pub(crate) fn sort_records(records: &mut [Series]) {
         return;
     }
     let mut names: HashMap<&str, u32, ahash::RandomState> = HashMap::default();
+    // Each record's name id. A window's records of one name come in runs that
+    // share its `Arc`: the name is hashed once per run, not once per record.
+    let mut ids: Vec<u32> = Vec::with_capacity(records.len());
+    let mut last: Option<(&Arc<str>, u32)> = None;
     for r in records.iter() {
-        let next = names.len() as u32;
-        names.entry(&r.record).or_insert(next);
+        let id = match last {
+            Some((name, id)) if Arc::ptr_eq(name, &r.record) => id,
+            _ => {
+                let next = names.len() as u32;
+                *names.entry(&r.record).or_insert(next)
+            }
+        };
+        last = Some((&r.record, id));
+        ids.push(id);
     }
     let mut sorted: Vec<(&str, u32)> = names.iter().map(|(&n, &id)| (n, id)).collect();
     sorted.sort_unstable();
@@ -34,9 +45,10 @@ pub(crate) fn sort_records(records: &mut [Series]) {
     }
     let mut order: Vec<(u32, KeyPrefix, u32)> = records
         .iter()
+        .zip(ids)
         .enumerate()
-        .map(|(i, r)| {
-            let name = names.get(&*r.record).map_or(0, |&id| rank[id as usize]);
+        .map(|(i, (r, id))| {
+            let name = rank.get(id as usize).copied().unwrap_or_default();
             // Borrowed: records sorted here have their labels encoded (see
             // `series_limit`'s `to_stage2`); others are written out.
             (name, KeyPrefix::of(&r.labels.as_bytes(), 0), i as u32)
