@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_decimal, parse_number, LineParser, Parsed};
 
-use crate::acc::{Acc, Accepted};
+use crate::acc::{Acc, Accepted, Hist};
 use crate::key::{cmp_keys, push_key_part, SeriesKey};
 use crate::plan::{MetricPlan, Plan};
 use crate::series::HostPartial;
@@ -95,6 +95,54 @@ struct MetricSeries {
     /// key that sorts after it cannot be among the share that sort first, so such
     /// a series is not created.
     bound: Option<SeriesKey>,
+    /// Sparse buckets a new histogram series starts with room for.
+    hist_buckets: usize,
+}
+
+/// How large a metric's series were in a drained window: the next window's
+/// maps and histograms start with that much room (and some slack).
+#[derive(Clone, Copy, Default)]
+struct Room {
+    series: usize,
+    key_bytes: usize,
+    /// Sparse buckets per histogram series, on average (rounded up).
+    hist_buckets: usize,
+}
+
+impl Room {
+    /// What `series` held.
+    fn of(series: &MetricSeries) -> Room {
+        let (mut hists, mut buckets) = (0usize, 0usize);
+        for acc in series.map.accs() {
+            if let Acc::Hist(h) = acc {
+                if let Some(b) = h.sparse_buckets() {
+                    hists += 1;
+                    buckets += b;
+                }
+            }
+        }
+        Room {
+            series: series.map.len(),
+            key_bytes: series.map.key_bytes(),
+            hist_buckets: buckets.div_ceil(hists.max(1)),
+        }
+    }
+
+    /// Room for a window like the one measured, give or take: exactly as large,
+    /// a window with one series more (a window of a few series often has)
+    /// would grow each of its vectors, doubling them.
+    fn with_slack(self) -> Room {
+        let slack = |n: usize| n.saturating_add(n / 4).saturating_add(2);
+        let per_key = self.key_bytes.div_ceil(self.series.max(1));
+        Room {
+            series: slack(self.series),
+            key_bytes: self
+                .key_bytes
+                .saturating_add(self.key_bytes / 4)
+                .saturating_add(2 * per_key),
+            hist_buckets: self.hist_buckets,
+        }
+    }
 }
 
 /// A series of a metric, as a [`LineCache`] remembers it.
@@ -153,10 +201,11 @@ impl LineCache {
 }
 
 impl MetricSeries {
-    fn with_capacity(series: usize, bytes: usize) -> Self {
+    fn with_room(room: Room) -> Self {
         MetricSeries {
-            map: SeriesMap::with_capacity(series, bytes),
+            map: SeriesMap::with_capacity(room.series, room.key_bytes),
             bound: None,
+            hist_buckets: room.hist_buckets,
         }
     }
 
@@ -164,9 +213,10 @@ impl MetricSeries {
     /// `Slot::Refused` if it is new and sorts after the bound.
     fn find_or_create(&mut self, hasher: &KeyHasher, key: &[u8], kind: MetricKind) -> (Slot, bool) {
         let bound = self.bound.as_deref();
+        let buckets = self.hist_buckets;
         let found = self.map.find_or_make(hasher, key, || {
             let refused = bound.is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
-            (!refused).then(|| empty_acc(kind))
+            (!refused).then(|| empty_acc(kind, buckets))
         });
         match found {
             Some((i, created)) => (Slot::At(i), created),
@@ -234,12 +284,12 @@ pub struct OpenWindows {
     /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
     metric_key_buf: Vec<u8>,
-    /// Per metric, how many series the last drained window had and the bytes
-    /// of their keys, and the line cache's keys: a new window's maps start that
-    /// large. A window's series are mostly the last one's again, so growing each
-    /// map from empty (rehashing every key at each doubling) would redo the same
-    /// work every window.
-    sizes: Vec<(usize, usize)>,
+    /// Per metric, how large the last drained window's series were, and the
+    /// line cache's keys: a new window's maps start that large. A window's
+    /// series are mostly the last one's again, so growing each map from empty
+    /// (rehashing every key at each doubling) would redo the same work every
+    /// window.
+    sizes: Vec<Room>,
     cache_size: usize,
     /// Hashes every window's series keys.
     hasher: KeyHasher,
@@ -366,8 +416,7 @@ impl OpenWindows {
             .count();
         for w in self.windows.drain(..closed) {
             self.sizes.clear();
-            self.sizes
-                .extend(w.metrics.iter().map(|s| (s.map.len(), s.map.key_bytes())));
+            self.sizes.extend(w.metrics.iter().map(Room::of));
             self.cache_size = w.lines.as_ref().map_or(0, |l| l.map.len());
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
@@ -437,7 +486,8 @@ fn value_of(mp: &MetricPlan, parsed: &Parsed<'_>, stats: &mut JobStats) -> Optio
         .ok()
 }
 
-fn empty_acc(kind: MetricKind) -> Acc {
+/// A new series' state; a histogram with room for `hist_buckets` sparse buckets.
+fn empty_acc(kind: MetricKind, hist_buckets: usize) -> Acc {
     match kind {
         MetricKind::Counter => Acc::Count(0),
         MetricKind::Sum => Acc::Sum {
@@ -449,16 +499,19 @@ fn empty_acc(kind: MetricKind) -> Acc {
             v: 0.0,
             lines: 0,
         },
-        MetricKind::Histogram => Acc::Hist(Box::default()),
+        MetricKind::Histogram => Acc::Hist(Box::new(Hist::with_buckets(hist_buckets))),
     }
 }
 
-/// The window starting at `start`, made if new with room for `sizes[m]` (series,
-/// key bytes) of each metric `m` (none past `sizes`' end).
+/// The window starting at `start`, made if new with room (and some slack) for
+/// what the open window before it holds of each metric, or if there is none,
+/// for `sizes[m]` of each metric `m` (none past `sizes`' end). A group often
+/// reads several minutes of lines in one turn: each window is then complete when
+/// the next one opens, long before the watermark drains it.
 fn window_for<'w>(
     windows: &'w mut Vec<WindowAgg>,
     start: EventMs,
-    sizes: &[(usize, usize)],
+    sizes: &[Room],
     metrics: usize,
 ) -> &'w mut WindowAgg {
     // Most lines land in the newest window; search from the back.
@@ -467,16 +520,19 @@ fn window_for<'w>(
         Some(i) if windows[i].start == start => i,
         other => {
             let at = other.map_or(0, |i| i + 1);
+            let before = at.checked_sub(1).and_then(|i| windows.get(i));
+            let room = |m: usize| match before.and_then(|w| w.metrics.get(m)) {
+                Some(series) => Room::of(series),
+                None => sizes.get(m).copied().unwrap_or_default(),
+            };
+            let metrics = (0..metrics)
+                .map(|m| MetricSeries::with_room(room(m).with_slack()))
+                .collect();
             windows.insert(
                 at,
                 WindowAgg {
                     start,
-                    metrics: (0..metrics)
-                        .map(|m| {
-                            let (series, bytes) = sizes.get(m).copied().unwrap_or_default();
-                            MetricSeries::with_capacity(series, bytes)
-                        })
-                        .collect(),
+                    metrics,
                     lines: None,
                     added: 0,
                 },

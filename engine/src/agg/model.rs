@@ -13,7 +13,7 @@ use super::{cmp_keys, empty_acc, push_key_part, stamp, OpenWindows};
 use crate::acc::{seeded, Acc};
 use crate::plan::Plan;
 use crate::stats::JobStats;
-use crate::time::{window_start, EventMs};
+use crate::time::{window_start, EventMs, WindowTime};
 
 fn job(max_series: usize) -> Job {
     let text = format!(
@@ -126,7 +126,10 @@ impl Naive {
                 stats.count_series_dropped(&mp.name, 1);
                 continue;
             }
-            let acc = series.map.entry(key).or_insert_with(|| empty_acc(mp.kind));
+            let acc = series
+                .map
+                .entry(key)
+                .or_insert_with(|| empty_acc(mp.kind, 0));
             if let Err(reason) = acc.add_accepted(accepted, value, t) {
                 stats.count_value_error(&mp.name, reason);
             }
@@ -141,6 +144,12 @@ impl Naive {
                 stats.count_series_dropped(&mp.name, dropped);
             }
         }
+    }
+
+    /// Removes the windows starting before `below`, in [`Naive::drain`]'s form.
+    fn drain_below(&mut self, below: EventMs) -> Vec<Drained> {
+        let kept = self.0.split_off(&below);
+        Naive(std::mem::replace(&mut self.0, kept)).drain()
     }
 
     fn drain(self) -> Vec<Drained> {
@@ -187,22 +196,26 @@ fn line() -> impl Strategy<Value = Line> {
 }
 
 /// The cache gives every window exactly the series, states, limits and counts
-/// that looking each metric up on its own gives, with and without cuts.
+/// that looking each metric up on its own gives, with and without cuts; and so
+/// do windows made from drained windows' recycled maps (`drain_every` lines,
+/// the windows before the line's are drained, as a group closes them).
 #[test]
 fn one_lookup_per_line_gives_the_windows_of_one_lookup_per_metric() {
     let cases = (
         prop::sample::select(vec![5usize, 10, 25, 60, 100_000]),
         prop::collection::vec(line(), 0..400),
         prop::sample::select(vec![0u32, 1, 30, super::CACHE_AFTER]),
+        prop::sample::select(vec![0usize, 3, 17, 60]),
     );
     seeded::runner("one_lookup_per_line", 200)
-        .run(&cases, |(max_series, lines, cache_after)| {
+        .run(&cases, |(max_series, lines, cache_after, drain_every)| {
             let job = job(max_series);
             let plan = Plan::new(&job);
             let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
             let (mut got, mut want) = (OpenWindows::caching_after(cache_after), Naive::default());
             let (mut got_stats, mut want_stats) = (JobStats::default(), JobStats::default());
-            for (sec, db, a, b, v, w) in &lines {
+            let (mut drained, mut want_drained) = (Vec::new(), Vec::new());
+            for (n, (sec, db, a, b, v, w)) in lines.iter().enumerate() {
                 let mut text = format!(
                     "time=2026-11-20T10:{:02}:{:02}Z a=a{a} b=b{b:02}",
                     sec / 60,
@@ -217,16 +230,24 @@ fn one_lookup_per_line_gives_the_windows_of_one_lookup_per_metric() {
                 let (parsed, t) = stamp(&mut parser, text.as_bytes(), i64::MAX, &mut got_stats)
                     .expect("a good line");
                 let start = window_start(t, plan.window_ms);
+                if drain_every > 0 && n % drain_every == 0 {
+                    got.drain(Some(start as WindowTime), |start, s| {
+                        let key = s.key.to_vec();
+                        drained.push((start as EventMs, s.metric, key, s.limited, state(&s.acc)));
+                    });
+                    want_drained.extend(want.drain_below(start));
+                }
                 got.add(&plan, &parsed, t, start, host, &mut got_stats);
                 want.add(&plan, &parsed, t, start, host, &mut want_stats);
             }
-            let mut drained = Vec::new();
             got.drain(None, |start, s| {
                 let key = s.key.to_vec();
                 drained.push((start as EventMs, s.metric, key, s.limited, state(&s.acc)));
             });
             drained.sort();
-            prop_assert_eq!(drained, want.drain());
+            want_drained.extend(want.drain());
+            want_drained.sort();
+            prop_assert_eq!(drained, want_drained);
             prop_assert_eq!(&got_stats.value_errors, &want_stats.value_errors);
             prop_assert_eq!(
                 &got_stats.series_limit_dropped,
