@@ -15,7 +15,9 @@ use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
+mod last_line;
 mod series_map;
+use last_line::LastLine;
 use series_map::{KeyHasher, SeriesMap};
 
 /// Parses a line and takes its event time, or says why the line cannot be used
@@ -291,8 +293,23 @@ pub struct OpenWindows {
     /// window.
     sizes: Vec<Room>,
     cache_size: usize,
+    /// The last line's series, for a window too small for its [`LineCache`].
+    last: LastLine,
     /// Hashes every window's series keys.
     hasher: KeyHasher,
+}
+
+/// Where [`OpenWindows::add`] remembers a line's series.
+#[derive(Clone, Copy)]
+enum Remembered {
+    /// Not found yet (no metric has needed its series).
+    NotYet,
+    /// Not remembered: each metric looks its series up.
+    Nowhere,
+    /// At this offset of the window's [`LineCache`] slots.
+    Cache(usize),
+    /// In [`OpenWindows::last`].
+    Last,
 }
 
 impl Default for OpenWindows {
@@ -304,6 +321,7 @@ impl Default for OpenWindows {
             metric_key_buf: Vec::new(),
             sizes: Vec::new(),
             cache_size: 0,
+            last: LastLine::default(),
             hasher: KeyHasher::default(),
         }
     }
@@ -339,35 +357,50 @@ impl OpenWindows {
             .max_series
             .saturating_add(plan.max_series / 2)
             .min(u32::MAX as usize / plan.metrics.len().max(1));
-        // The line's entry in the window's cache: looked up when a metric first
-        // needs its series (`None`: not yet; `Some(None)`: not cached).
-        let use_cache = plan.line_slots.is_some() && w.added >= self.cache_after;
+        // Where the line's series are remembered: the window's cache once it
+        // has taken `cache_after` lines, else the last line (a window of a few
+        // lines, one host's minute among thousands, repeats the line before
+        // more often than not). Found when a metric first needs its series.
+        let use_cache = w.added >= self.cache_after;
         w.added = w.added.saturating_add(1);
-        let mut entry: Option<Option<usize>> = (!use_cache).then_some(None);
+        let mut at = match plan.line_slots {
+            Some(_) => Remembered::NotYet,
+            None => Remembered::Nowhere,
+        };
         for (m, mp) in plan.metrics.iter().enumerate() {
             let Some((accepted, value)) = value_of(mp, parsed, stats) else {
                 continue;
             };
-            let off = *entry.get_or_insert_with(|| {
+            if let Remembered::NotYet = at {
                 let slots = plan.line_slots.as_deref().unwrap_or_default();
                 build_key(&mut self.key_buf, host, slots, parsed);
-                let cache_size = self.cache_size;
-                let lines = w
-                    .lines
-                    .get_or_insert_with(|| Box::new(LineCache::with_capacity(cache_size)));
-                lines.entry(&self.key_buf, plan.metrics.len(), cap)
-            });
+                at = if use_cache {
+                    let cache_size = self.cache_size;
+                    let lines = w
+                        .lines
+                        .get_or_insert_with(|| Box::new(LineCache::with_capacity(cache_size)));
+                    lines
+                        .entry(&self.key_buf, plan.metrics.len(), cap)
+                        .map_or(Remembered::Nowhere, Remembered::Cache)
+                } else {
+                    self.last.find(start, &mut self.key_buf, plan.metrics.len());
+                    Remembered::Last
+                };
+            }
             let series = &mut w.metrics[m];
-            let cached = match (off, w.lines.as_deref()) {
-                (Some(o), Some(lines)) => lines.slots[o + m],
+            let cached = match (at, w.lines.as_deref()) {
+                (Remembered::Cache(o), Some(lines)) => lines.slots[o + m],
+                (Remembered::Last, _) => self.last.slot(m),
                 _ => Slot::Unknown,
             };
             let (slot, created) = match cached {
                 Slot::Unknown => {
                     build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
                     let found = series.find_or_create(&self.hasher, &self.metric_key_buf, mp.kind);
-                    if let (Some(o), Some(lines)) = (off, w.lines.as_deref_mut()) {
-                        lines.slots[o + m] = found.0;
+                    match (at, w.lines.as_deref_mut()) {
+                        (Remembered::Cache(o), Some(lines)) => lines.slots[o + m] = found.0,
+                        (Remembered::Last, _) => self.last.set_slot(m, found.0),
+                        _ => {}
                     }
                     found
                 }
@@ -387,11 +420,13 @@ impl OpenWindows {
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
                 let dropped = series.cut_to(&self.hasher, plan.series_share);
                 stats.count_series_dropped(&mp.name, dropped);
-                // The metric's states moved: what the cache remembers is void.
+                // The metric's states moved: what the cache and the last line
+                // remember is void.
                 if let Some(lines) = w.lines.as_deref_mut() {
                     lines.clear();
                 }
-                entry = Some(None);
+                self.last.forget();
+                at = Remembered::Nowhere;
             }
         }
     }
@@ -414,6 +449,11 @@ impl OpenWindows {
             .iter()
             .take_while(|w| below.is_none_or(|b| (w.start as WindowTime) < b))
             .count();
+        if closed > 0 {
+            // A window of the same start may open again: the last line's
+            // series were in the one drained.
+            self.last.forget();
+        }
         for w in self.windows.drain(..closed) {
             self.sizes.clear();
             self.sizes.extend(w.metrics.iter().map(Room::of));
