@@ -16,8 +16,10 @@ use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
 mod last_line;
+mod room;
 mod series_map;
 use last_line::LastLine;
+use room::Room;
 use series_map::{KeyHasher, SeriesMap};
 
 /// Parses a line and takes its event time, or says why the line cannot be used
@@ -99,52 +101,6 @@ struct MetricSeries {
     bound: Option<SeriesKey>,
     /// Sparse buckets a new histogram series starts with room for.
     hist_buckets: usize,
-}
-
-/// How large a metric's series were in a drained window: the next window's
-/// maps and histograms start with that much room (and some slack).
-#[derive(Clone, Copy, Default)]
-struct Room {
-    series: usize,
-    key_bytes: usize,
-    /// Sparse buckets per histogram series, on average (rounded up).
-    hist_buckets: usize,
-}
-
-impl Room {
-    /// What `series` held.
-    fn of(series: &MetricSeries) -> Room {
-        let (mut hists, mut buckets) = (0usize, 0usize);
-        for acc in series.map.accs() {
-            if let Acc::Hist(h) = acc {
-                if let Some(b) = h.sparse_buckets() {
-                    hists += 1;
-                    buckets += b;
-                }
-            }
-        }
-        Room {
-            series: series.map.len(),
-            key_bytes: series.map.key_bytes(),
-            hist_buckets: buckets.div_ceil(hists.max(1)),
-        }
-    }
-
-    /// Room for a window like the one measured, give or take: exactly as large,
-    /// a window with one series more (a window of a few series often has)
-    /// would grow each of its vectors, doubling them.
-    fn with_slack(self) -> Room {
-        let slack = |n: usize| n.saturating_add(n / 4).saturating_add(2);
-        let per_key = self.key_bytes.div_ceil(self.series.max(1));
-        Room {
-            series: slack(self.series),
-            key_bytes: self
-                .key_bytes
-                .saturating_add(self.key_bytes / 4)
-                .saturating_add(2 * per_key),
-            hist_buckets: self.hist_buckets,
-        }
-    }
 }
 
 /// A series of a metric, as a [`LineCache`] remembers it.
