@@ -242,6 +242,12 @@ pub struct OpenWindows {
     /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
     metric_key_buf: Vec<u8>,
+    /// Where each part of the line's key (`key_buf`) ends.
+    key_ends: Vec<usize>,
+    /// Per metric, `Some(k)` if its labels are the first `k` of the line's
+    /// ([`Plan::line_slots`]): its key is then the line key's first `k + 1`
+    /// parts, not built again. Made on first use: an `OpenWindows` serves one plan.
+    key_prefixes: Vec<Option<usize>>,
     /// Per metric, how large the last drained window's series were, and the
     /// line cache's keys: a new window's maps start that large. A window's
     /// series are mostly the last one's again, so growing each map from empty
@@ -275,6 +281,8 @@ impl Default for OpenWindows {
             cache_after: CACHE_AFTER,
             key_buf: Vec::new(),
             metric_key_buf: Vec::new(),
+            key_ends: Vec::new(),
+            key_prefixes: Vec::new(),
             sizes: Vec::new(),
             cache_size: 0,
             last: LastLine::default(),
@@ -329,7 +337,10 @@ impl OpenWindows {
             };
             if let Remembered::NotYet = at {
                 let slots = plan.line_slots.as_deref().unwrap_or_default();
-                build_key(&mut self.key_buf, host, slots, parsed);
+                build_line_key(&mut self.key_buf, &mut self.key_ends, host, slots, parsed);
+                if self.key_prefixes.len() != plan.metrics.len() {
+                    self.key_prefixes = key_prefixes(plan);
+                }
                 at = if use_cache {
                     let cache_size = self.cache_size;
                     let lines = w
@@ -339,7 +350,7 @@ impl OpenWindows {
                         .entry(&self.key_buf, plan.metrics.len(), cap)
                         .map_or(Remembered::Nowhere, Remembered::Cache)
                 } else {
-                    self.last.find(start, &mut self.key_buf, plan.metrics.len());
+                    self.last.find(start, &self.key_buf, plan.metrics.len());
                     Remembered::Last
                 };
             }
@@ -351,8 +362,23 @@ impl OpenWindows {
             };
             let (slot, created) = match cached {
                 Slot::Unknown => {
-                    build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
-                    let found = series.find_or_create(&self.hasher, &self.metric_key_buf, mp.kind);
+                    // The line key's first parts if the metric's labels lead
+                    // the line's (the line key is built whenever a metric needs
+                    // its series and the plan has `line_slots`), else its own.
+                    let prefix = match at {
+                        Remembered::NotYet | Remembered::Nowhere if plan.line_slots.is_none() => {
+                            None
+                        }
+                        _ => self.key_prefixes.get(m).copied().flatten(),
+                    };
+                    let key = match prefix.and_then(|k| self.key_ends.get(k)) {
+                        Some(&end) => &self.key_buf[..end],
+                        None => {
+                            build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
+                            &self.metric_key_buf
+                        }
+                    };
+                    let found = series.find_or_create(&self.hasher, key, mp.kind);
                     match (at, w.lines.as_deref_mut()) {
                         (Remembered::Cache(o), Some(lines)) => lines.slots[o + m] = found.0,
                         (Remembered::Last, _) => self.last.set_slot(m, found.0),
@@ -451,6 +477,38 @@ fn build_key(buf: &mut Vec<u8>, host: &str, slots: &[usize], parsed: &Parsed<'_>
     for &s in slots {
         push_key_part(buf, parsed.field(s).unwrap_or(""));
     }
+}
+
+/// [`build_key`] for a line's key, noting in `ends` where each part ends.
+#[inline]
+fn build_line_key(
+    buf: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+    host: &str,
+    slots: &[usize],
+    parsed: &Parsed<'_>,
+) {
+    buf.clear();
+    ends.clear();
+    push_key_part(buf, host);
+    ends.push(buf.len());
+    for &s in slots {
+        push_key_part(buf, parsed.field(s).unwrap_or(""));
+        ends.push(buf.len());
+    }
+}
+
+/// Per metric of `plan`, `Some(k)` if its labels are the first `k` of
+/// [`Plan::line_slots`] (in order): its key is the line key's first `k + 1` parts.
+fn key_prefixes(plan: &Plan) -> Vec<Option<usize>> {
+    let line = plan.line_slots.as_deref().unwrap_or_default();
+    plan.metrics
+        .iter()
+        .map(|mp| {
+            let k = mp.label_slots.len();
+            (plan.line_slots.is_some() && line.get(..k) == Some(&mp.label_slots[..])).then_some(k)
+        })
+        .collect()
 }
 
 /// A line's value for metric `mp`, converted for its kind (and the value itself,

@@ -24,13 +24,14 @@ pub(super) struct LastLine {
 impl LastLine {
     /// Makes `key` (a line of the window starting at `start`) the last line:
     /// its slots are kept if it is the last line's key in the same window, else
-    /// all [`Slot::Unknown`]. `key` is left with unspecified contents.
-    pub(super) fn find(&mut self, start: EventMs, key: &mut Vec<u8>, metrics: usize) {
-        if self.start == Some(start) && self.key == *key && self.slots.len() == metrics {
+    /// all [`Slot::Unknown`].
+    pub(super) fn find(&mut self, start: EventMs, key: &[u8], metrics: usize) {
+        if self.start == Some(start) && self.key == key && self.slots.len() == metrics {
             return;
         }
         self.start = Some(start);
-        std::mem::swap(&mut self.key, key);
+        self.key.clear();
+        self.key.extend_from_slice(key);
         self.slots.clear();
         self.slots.resize(metrics, Slot::Unknown);
     }

@@ -50,6 +50,10 @@ name = "s2"
 kind = "sum"
 field = "w"
 labels = ["b", "a"]
+[[metric]]
+name = "c2"
+kind = "counter"
+labels = ["a", "w"]
 [[sink]]
 kind = "stdout"
 series = "hosts"
@@ -203,7 +207,7 @@ fn line() -> impl Strategy<Value = Line> {
 #[test]
 fn one_lookup_per_line_gives_the_windows_of_one_lookup_per_metric() {
     let cases = (
-        prop::sample::select(vec![5usize, 10, 25, 60, 100_000]),
+        prop::sample::select(vec![6usize, 10, 25, 60, 100_000]),
         prop::collection::vec(line(), 0..400),
         prop::sample::select(vec![0u32, 1, 30, super::CACHE_AFTER]),
         prop::sample::select(vec![0usize, 3, 17, 60]),
