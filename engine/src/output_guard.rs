@@ -323,8 +323,7 @@ mod tests {
             std::fs::write(dir.join("access.log"), b"x\n").unwrap();
         }
         std::os::unix::fs::symlink(base.join("logs/web-3"), base.join("logs/cur")).unwrap();
-        std::os::unix::fs::symlink("../web-4/access.log", base.join("logs/web-5/rel.log"))
-            .unwrap();
+        std::os::unix::fs::symlink("../web-4/access.log", base.join("logs/web-5/rel.log")).unwrap();
         std::os::unix::fs::symlink(base.join("gone"), base.join("logs/dangling")).unwrap();
         std::os::unix::fs::symlink(base.join("logs/web-6"), base.join("to6")).unwrap();
         let mut paths: Vec<PathBuf> = (0..20)

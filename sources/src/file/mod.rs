@@ -6,6 +6,7 @@
 pub mod discover;
 mod escape;
 pub mod kernel_fs;
+mod looked;
 pub mod roots;
 pub mod walk;
 
