@@ -254,6 +254,7 @@ mod tests {
             },
             gzip: false,
             live_now: false,
+            born: None,
             start_off: 0,
             read_off: 0,
             skip: 0,

@@ -383,6 +383,12 @@ impl Tailer {
         self.stream.cur().map(|c| &c.id)
     }
 
+    /// The birth time of the file being read, as its open saw it (if the file
+    /// system keeps one).
+    pub fn current_born(&self) -> Option<std::time::SystemTime> {
+        self.stream.cur().and_then(|c| c.born)
+    }
+
     /// The current file is read to its end (for now).
     fn at_eof<F>(&mut self, now: Instant, on_line: &mut F) -> Step
     where

@@ -411,6 +411,7 @@ impl Tailer {
             partial_since: None,
             disk_size: c.size,
             counted_deletion: false,
+            born: m.created().ok(),
         };
         if start > 0 {
             self.pos = Some(Position {
