@@ -539,7 +539,7 @@ fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> std::io::Result
     let Some(dir) = live.parent() else {
         return Ok(Vec::new());
     };
-    let entries = match std::fs::read_dir(if dir.as_os_str().is_empty() {
+    let names = match super::looked::names_in(if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
@@ -549,8 +549,8 @@ fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> std::io::Result
         Err(e) => return Err(e),
     };
     let mut found: Vec<RotatedFile> = Vec::new();
-    for entry in entries.flatten() {
-        let path = dir.join(entry.file_name());
+    for name in names {
+        let path = dir.join(name);
         if let Some((base, number, gzip)) = split_rotated(&path) {
             if base == live && path.is_file() && keep(&path) {
                 found.push(RotatedFile { path, number, gzip });

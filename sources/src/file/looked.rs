@@ -59,6 +59,34 @@ impl Looked {
     }
 }
 
+/// The names in folder `dir` (without `.` and `..`): `openat`, `getdents64`
+/// until the end (32 KiB at a time, as glibc), `close`. `std::fs::read_dir`
+/// also `fstat`s the folder it opened (glibc's `opendir`): a fifth of a
+/// one-file folder's listing, and a tailer lists its group's folder at every
+/// scan. A listing that fails part way is an error (not a partial listing, in
+/// which files would seem gone).
+pub(crate) fn names_in(dir: &Path) -> std::io::Result<Vec<std::ffi::OsString>> {
+    use rustix::fs::{Mode, OFlags, RawDir};
+    use std::mem::MaybeUninit;
+    use std::os::unix::ffi::OsStrExt;
+    let fd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?;
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+    let mut listing = RawDir::new(&fd, &mut buf);
+    let mut names = Vec::new();
+    while let Some(entry) = listing.next() {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+        }
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 thread_local! {
     /// (stat, statfs) calls made on this thread, for the tests that count.
@@ -69,6 +97,31 @@ thread_local! {
 mod tests {
     use super::*;
     use crate::file::{discover, AllowedRoots};
+
+    /// The listing without `fstat` finds what `read_dir` finds, also past one
+    /// 32 KiB `getdents64`, and fails as it does.
+    #[test]
+    fn names_in_lists_what_read_dir_lists() {
+        let d = tempfile::tempdir().unwrap();
+        for i in 0..1500 {
+            let name = format!("a-rather-long-file-name-number-{i:05}.log");
+            std::fs::write(d.path().join(name), b"").unwrap();
+        }
+        std::fs::create_dir(d.path().join("sub")).unwrap();
+        let mut got = names_in(d.path()).unwrap();
+        let mut want: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got.len(), 1501);
+        assert_eq!(got, want);
+        let missing = names_in(&d.path().join("nope")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+        let file = d.path().join("a-rather-long-file-name-number-00001.log");
+        assert!(names_in(&file).is_err());
+    }
 
     /// A fleet's discovery stats each file once and its file system once: the
     /// kind of file, the inode comparison and the kernel-file check share them.
