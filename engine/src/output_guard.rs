@@ -109,10 +109,11 @@ impl Protected {
     /// [`Protected::file`], resolving its real path through `real`.
     fn file_resolved(&mut self, path: &Path, what: &str, real: &mut RealPaths) {
         let what = format!("{what} ({})", path.display());
-        if let Ok(meta) = std::fs::metadata(path) {
+        let (real_path, meta) = real.of_file(path);
+        if let Some(meta) = meta {
             self.files.insert(FileIdentity::of(&meta), what.clone());
         }
-        self.paths.push((real.of(path), what.clone()));
+        self.paths.push((real_path, what.clone()));
         self.paths.push((normalize(path), what));
     }
 
@@ -248,6 +249,32 @@ pub struct RealPaths {
 }
 
 impl RealPaths {
+    /// [`RealPaths::of`] of a file, with its metadata (links followed) if it
+    /// exists: for a file that is not a link, the one `lstat` of its name gives
+    /// both.
+    pub fn of_file(&mut self, p: &Path) -> (PathBuf, Option<std::fs::Metadata>) {
+        let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        // With `..` the kernel may not reach what the real path names (a
+        // missing folder before it): then asked as it is.
+        let plain = !p.components().any(|c| c == Component::ParentDir);
+        let (Some(parent), Some(Component::Normal(name)), true) =
+            (p.parent(), p.components().last(), plain)
+        else {
+            return (self.of(&p), std::fs::metadata(&p).ok());
+        };
+        let at = self.of(parent).join(name);
+        self.looked += 1;
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let real = std::fs::canonicalize(&at).unwrap_or(at);
+                (real, std::fs::metadata(&p).ok())
+            }
+            Ok(m) => (at, Some(m)),
+            // Not there (or the parent is no folder): named lexically, as `of`.
+            Err(_) => (at, None),
+        }
+    }
+
     /// The real path of `p`, as [`real_path`] gives it.
     pub fn of(&mut self, p: &Path) -> PathBuf {
         let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
@@ -347,6 +374,18 @@ mod tests {
         let mut real = RealPaths::default();
         for p in &paths {
             assert_eq!(real.of(p), real_path(p), "{}", p.display());
+        }
+        let identity = |m: &std::fs::Metadata| FileIdentity::of(m);
+        for p in &paths {
+            let (at, meta) = RealPaths::default().of_file(p);
+            assert_eq!(at, real_path(p), "{}", p.display());
+            let want = std::fs::metadata(p).ok();
+            assert_eq!(
+                meta.as_ref().map(identity),
+                want.as_ref().map(identity),
+                "{}",
+                p.display()
+            );
         }
         // Asked again, nothing is looked at again.
         let looked = real.looked;
