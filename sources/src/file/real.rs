@@ -72,7 +72,7 @@ impl RealPaths {
         // missing folder before it): then asked as it is.
         let plain = !p.components().any(|c| c == Component::ParentDir);
         let (Some(parent), Some(Component::Normal(name)), true) =
-            (p.parent(), p.components().last(), plain)
+            (p.parent(), p.components().next_back(), plain)
         else {
             return (self.of(&p), std::fs::metadata(&p).ok());
         };
