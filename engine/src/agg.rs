@@ -8,14 +8,18 @@ use std::sync::Arc;
 use tidemark_jobs::MetricKind;
 use tidemark_sources::parse::{parse_decimal, parse_number, LineParser, Parsed};
 
-use crate::acc::{Acc, Accepted};
+use crate::acc::{Acc, Accepted, Hist};
 use crate::key::{cmp_keys, push_key_part, SeriesKey};
 use crate::plan::{MetricPlan, Plan};
 use crate::series::HostPartial;
 use crate::stats::JobStats;
 use crate::time::{EventMs, WindowTime};
 
+mod last_line;
+mod room;
 mod series_map;
+use last_line::LastLine;
+use room::Room;
 use series_map::{KeyHasher, SeriesMap};
 
 /// Parses a line and takes its event time, or says why the line cannot be used
@@ -95,6 +99,8 @@ struct MetricSeries {
     /// key that sorts after it cannot be among the share that sort first, so such
     /// a series is not created.
     bound: Option<SeriesKey>,
+    /// Sparse buckets a new histogram series starts with room for.
+    hist_buckets: usize,
 }
 
 /// A series of a metric, as a [`LineCache`] remembers it.
@@ -153,10 +159,11 @@ impl LineCache {
 }
 
 impl MetricSeries {
-    fn with_capacity(series: usize, bytes: usize) -> Self {
+    fn with_room(room: Room) -> Self {
         MetricSeries {
-            map: SeriesMap::with_capacity(series, bytes),
+            map: SeriesMap::with_capacity(room.series, room.key_bytes),
             bound: None,
+            hist_buckets: room.hist_buckets,
         }
     }
 
@@ -164,9 +171,10 @@ impl MetricSeries {
     /// `Slot::Refused` if it is new and sorts after the bound.
     fn find_or_create(&mut self, hasher: &KeyHasher, key: &[u8], kind: MetricKind) -> (Slot, bool) {
         let bound = self.bound.as_deref();
+        let buckets = self.hist_buckets;
         let found = self.map.find_or_make(hasher, key, || {
             let refused = bound.is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
-            (!refused).then(|| empty_acc(kind))
+            (!refused).then(|| empty_acc(kind, buckets))
         });
         match found {
             Some((i, created)) => (Slot::At(i), created),
@@ -234,15 +242,36 @@ pub struct OpenWindows {
     /// A line's key (host and every label value), and one metric's.
     key_buf: Vec<u8>,
     metric_key_buf: Vec<u8>,
-    /// Per metric, how many series the last drained window had and the bytes
-    /// of their keys, and the line cache's keys: a new window's maps start that
-    /// large. A window's series are mostly the last one's again, so growing each
-    /// map from empty (rehashing every key at each doubling) would redo the same
-    /// work every window.
-    sizes: Vec<(usize, usize)>,
+    /// Where each part of the line's key (`key_buf`) ends.
+    key_ends: Vec<usize>,
+    /// Per metric, `Some(k)` if its labels are the first `k` of the line's
+    /// ([`Plan::line_slots`]): its key is then the line key's first `k + 1`
+    /// parts, not built again. Made on first use: an `OpenWindows` serves one plan.
+    key_prefixes: Vec<Option<usize>>,
+    /// Per metric, how large the last drained window's series were, and the
+    /// line cache's keys: a new window's maps start that large. A window's
+    /// series are mostly the last one's again, so growing each map from empty
+    /// (rehashing every key at each doubling) would redo the same work every
+    /// window.
+    sizes: Vec<Room>,
     cache_size: usize,
+    /// The last line's series, for a window too small for its [`LineCache`].
+    last: LastLine,
     /// Hashes every window's series keys.
     hasher: KeyHasher,
+}
+
+/// Where [`OpenWindows::add`] remembers a line's series.
+#[derive(Clone, Copy)]
+enum Remembered {
+    /// Not found yet (no metric has needed its series).
+    NotYet,
+    /// Not remembered: each metric looks its series up.
+    Nowhere,
+    /// At this offset of the window's [`LineCache`] slots.
+    Cache(usize),
+    /// In [`OpenWindows::last`].
+    Last,
 }
 
 impl Default for OpenWindows {
@@ -252,8 +281,11 @@ impl Default for OpenWindows {
             cache_after: CACHE_AFTER,
             key_buf: Vec::new(),
             metric_key_buf: Vec::new(),
+            key_ends: Vec::new(),
+            key_prefixes: Vec::new(),
             sizes: Vec::new(),
             cache_size: 0,
+            last: LastLine::default(),
             hasher: KeyHasher::default(),
         }
     }
@@ -289,35 +321,68 @@ impl OpenWindows {
             .max_series
             .saturating_add(plan.max_series / 2)
             .min(u32::MAX as usize / plan.metrics.len().max(1));
-        // The line's entry in the window's cache: looked up when a metric first
-        // needs its series (`None`: not yet; `Some(None)`: not cached).
-        let use_cache = plan.line_slots.is_some() && w.added >= self.cache_after;
+        // Where the line's series are remembered: the window's cache once it
+        // has taken `cache_after` lines, else the last line (a window of a few
+        // lines, one host's minute among thousands, repeats the line before
+        // more often than not). Found when a metric first needs its series.
+        let use_cache = w.added >= self.cache_after;
         w.added = w.added.saturating_add(1);
-        let mut entry: Option<Option<usize>> = (!use_cache).then_some(None);
+        let mut at = match plan.line_slots {
+            Some(_) => Remembered::NotYet,
+            None => Remembered::Nowhere,
+        };
         for (m, mp) in plan.metrics.iter().enumerate() {
             let Some((accepted, value)) = value_of(mp, parsed, stats) else {
                 continue;
             };
-            let off = *entry.get_or_insert_with(|| {
+            if let Remembered::NotYet = at {
                 let slots = plan.line_slots.as_deref().unwrap_or_default();
-                build_key(&mut self.key_buf, host, slots, parsed);
-                let cache_size = self.cache_size;
-                let lines = w
-                    .lines
-                    .get_or_insert_with(|| Box::new(LineCache::with_capacity(cache_size)));
-                lines.entry(&self.key_buf, plan.metrics.len(), cap)
-            });
+                build_line_key(&mut self.key_buf, &mut self.key_ends, host, slots, parsed);
+                if self.key_prefixes.len() != plan.metrics.len() {
+                    self.key_prefixes = key_prefixes(plan);
+                }
+                at = if use_cache {
+                    let cache_size = self.cache_size;
+                    let lines = w
+                        .lines
+                        .get_or_insert_with(|| Box::new(LineCache::with_capacity(cache_size)));
+                    lines
+                        .entry(&self.key_buf, plan.metrics.len(), cap)
+                        .map_or(Remembered::Nowhere, Remembered::Cache)
+                } else {
+                    self.last.find(start, &self.key_buf, plan.metrics.len());
+                    Remembered::Last
+                };
+            }
             let series = &mut w.metrics[m];
-            let cached = match (off, w.lines.as_deref()) {
-                (Some(o), Some(lines)) => lines.slots[o + m],
+            let cached = match (at, w.lines.as_deref()) {
+                (Remembered::Cache(o), Some(lines)) => lines.slots[o + m],
+                (Remembered::Last, _) => self.last.slot(m),
                 _ => Slot::Unknown,
             };
             let (slot, created) = match cached {
                 Slot::Unknown => {
-                    build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
-                    let found = series.find_or_create(&self.hasher, &self.metric_key_buf, mp.kind);
-                    if let (Some(o), Some(lines)) = (off, w.lines.as_deref_mut()) {
-                        lines.slots[o + m] = found.0;
+                    // The line key's first parts if the metric's labels lead
+                    // the line's (the line key is built whenever a metric needs
+                    // its series and the plan has `line_slots`), else its own.
+                    let prefix = match at {
+                        Remembered::NotYet | Remembered::Nowhere if plan.line_slots.is_none() => {
+                            None
+                        }
+                        _ => self.key_prefixes.get(m).copied().flatten(),
+                    };
+                    let key = match prefix.and_then(|k| self.key_ends.get(k)) {
+                        Some(&end) => &self.key_buf[..end],
+                        None => {
+                            build_key(&mut self.metric_key_buf, host, &mp.label_slots, parsed);
+                            &self.metric_key_buf
+                        }
+                    };
+                    let found = series.find_or_create(&self.hasher, key, mp.kind);
+                    match (at, w.lines.as_deref_mut()) {
+                        (Remembered::Cache(o), Some(lines)) => lines.slots[o + m] = found.0,
+                        (Remembered::Last, _) => self.last.set_slot(m, found.0),
+                        _ => {}
                     }
                     found
                 }
@@ -337,11 +402,13 @@ impl OpenWindows {
             if created && series.map.len() > plan.series_share + plan.series_share / 2 {
                 let dropped = series.cut_to(&self.hasher, plan.series_share);
                 stats.count_series_dropped(&mp.name, dropped);
-                // The metric's states moved: what the cache remembers is void.
+                // The metric's states moved: what the cache and the last line
+                // remember is void.
                 if let Some(lines) = w.lines.as_deref_mut() {
                     lines.clear();
                 }
-                entry = Some(None);
+                self.last.forget();
+                at = Remembered::Nowhere;
             }
         }
     }
@@ -364,10 +431,14 @@ impl OpenWindows {
             .iter()
             .take_while(|w| below.is_none_or(|b| (w.start as WindowTime) < b))
             .count();
+        if closed > 0 {
+            // A window of the same start may open again: the last line's
+            // series were in the one drained.
+            self.last.forget();
+        }
         for w in self.windows.drain(..closed) {
             self.sizes.clear();
-            self.sizes
-                .extend(w.metrics.iter().map(|s| (s.map.len(), s.map.key_bytes())));
+            self.sizes.extend(w.metrics.iter().map(Room::of));
             self.cache_size = w.lines.as_ref().map_or(0, |l| l.map.len());
             for (m, series) in w.metrics.into_iter().enumerate() {
                 let limited = series.bound.is_some();
@@ -408,6 +479,38 @@ fn build_key(buf: &mut Vec<u8>, host: &str, slots: &[usize], parsed: &Parsed<'_>
     }
 }
 
+/// [`build_key`] for a line's key, noting in `ends` where each part ends.
+#[inline]
+fn build_line_key(
+    buf: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+    host: &str,
+    slots: &[usize],
+    parsed: &Parsed<'_>,
+) {
+    buf.clear();
+    ends.clear();
+    push_key_part(buf, host);
+    ends.push(buf.len());
+    for &s in slots {
+        push_key_part(buf, parsed.field(s).unwrap_or(""));
+        ends.push(buf.len());
+    }
+}
+
+/// Per metric of `plan`, `Some(k)` if its labels are the first `k` of
+/// [`Plan::line_slots`] (in order): its key is the line key's first `k + 1` parts.
+fn key_prefixes(plan: &Plan) -> Vec<Option<usize>> {
+    let line = plan.line_slots.as_deref().unwrap_or_default();
+    plan.metrics
+        .iter()
+        .map(|mp| {
+            let k = mp.label_slots.len();
+            (plan.line_slots.is_some() && line.get(..k) == Some(&mp.label_slots[..])).then_some(k)
+        })
+        .collect()
+}
+
 /// A line's value for metric `mp`, converted for its kind (and the value itself,
 /// which only a gauge keeps), or `None` once the reason it cannot be used is
 /// counted. A plain decimal goes straight to the fixed-point terms where that is
@@ -437,7 +540,8 @@ fn value_of(mp: &MetricPlan, parsed: &Parsed<'_>, stats: &mut JobStats) -> Optio
         .ok()
 }
 
-fn empty_acc(kind: MetricKind) -> Acc {
+/// A new series' state; a histogram with room for `hist_buckets` sparse buckets.
+fn empty_acc(kind: MetricKind, hist_buckets: usize) -> Acc {
     match kind {
         MetricKind::Counter => Acc::Count(0),
         MetricKind::Sum => Acc::Sum {
@@ -449,16 +553,19 @@ fn empty_acc(kind: MetricKind) -> Acc {
             v: 0.0,
             lines: 0,
         },
-        MetricKind::Histogram => Acc::Hist(Box::default()),
+        MetricKind::Histogram => Acc::Hist(Box::new(Hist::with_buckets(hist_buckets))),
     }
 }
 
-/// The window starting at `start`, made if new with room for `sizes[m]` (series,
-/// key bytes) of each metric `m` (none past `sizes`' end).
+/// The window starting at `start`, made if new with room (and some slack) for
+/// what the open window before it holds of each metric, or if there is none,
+/// for `sizes[m]` of each metric `m` (none past `sizes`' end). A group often
+/// reads several minutes of lines in one turn: each window is then complete when
+/// the next one opens, long before the watermark drains it.
 fn window_for<'w>(
     windows: &'w mut Vec<WindowAgg>,
     start: EventMs,
-    sizes: &[(usize, usize)],
+    sizes: &[Room],
     metrics: usize,
 ) -> &'w mut WindowAgg {
     // Most lines land in the newest window; search from the back.
@@ -467,16 +574,19 @@ fn window_for<'w>(
         Some(i) if windows[i].start == start => i,
         other => {
             let at = other.map_or(0, |i| i + 1);
+            let before = at.checked_sub(1).and_then(|i| windows.get(i));
+            let room = |m: usize| match before.and_then(|w| w.metrics.get(m)) {
+                Some(series) => Room::of(series),
+                None => sizes.get(m).copied().unwrap_or_default(),
+            };
+            let metrics = (0..metrics)
+                .map(|m| MetricSeries::with_room(room(m).with_slack()))
+                .collect();
             windows.insert(
                 at,
                 WindowAgg {
                     start,
-                    metrics: (0..metrics)
-                        .map(|m| {
-                            let (series, bytes) = sizes.get(m).copied().unwrap_or_default();
-                            MetricSeries::with_capacity(series, bytes)
-                        })
-                        .collect(),
+                    metrics,
                     lines: None,
                     added: 0,
                 },

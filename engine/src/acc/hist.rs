@@ -58,6 +58,25 @@ impl Hist {
         }
     }
 
+    /// An empty histogram with room for `buckets` sparse buckets (at most
+    /// [`SPARSE_MAX`]): a window's histogram usually sees about as many buckets
+    /// as the same series did in the window before, and growing the list from
+    /// empty reallocates it two or three times per series and window.
+    pub fn with_buckets(buckets: usize) -> Hist {
+        Hist {
+            counts: Counts::Sparse(Vec::with_capacity(buckets.min(SPARSE_MAX))),
+            sum: ExactSum::default(),
+        }
+    }
+
+    /// How many buckets it holds while sparse; `None` once dense.
+    pub fn sparse_buckets(&self) -> Option<usize> {
+        match &self.counts {
+            Counts::Sparse(buckets) => Some(buckets.len()),
+            Counts::Dense(_) => None,
+        }
+    }
+
     /// `v` scaled for the histogram, or why no histogram can take it.
     #[cfg(test)]
     pub(super) fn scaled(v: f64) -> Result<u64, &'static str> {

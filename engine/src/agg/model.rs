@@ -13,7 +13,7 @@ use super::{cmp_keys, empty_acc, push_key_part, stamp, OpenWindows};
 use crate::acc::{seeded, Acc};
 use crate::plan::Plan;
 use crate::stats::JobStats;
-use crate::time::{window_start, EventMs};
+use crate::time::{window_start, EventMs, WindowTime};
 
 fn job(max_series: usize) -> Job {
     let text = format!(
@@ -50,6 +50,10 @@ name = "s2"
 kind = "sum"
 field = "w"
 labels = ["b", "a"]
+[[metric]]
+name = "c2"
+kind = "counter"
+labels = ["a", "w"]
 [[sink]]
 kind = "stdout"
 series = "hosts"
@@ -126,7 +130,10 @@ impl Naive {
                 stats.count_series_dropped(&mp.name, 1);
                 continue;
             }
-            let acc = series.map.entry(key).or_insert_with(|| empty_acc(mp.kind));
+            let acc = series
+                .map
+                .entry(key)
+                .or_insert_with(|| empty_acc(mp.kind, 0));
             if let Err(reason) = acc.add_accepted(accepted, value, t) {
                 stats.count_value_error(&mp.name, reason);
             }
@@ -141,6 +148,12 @@ impl Naive {
                 stats.count_series_dropped(&mp.name, dropped);
             }
         }
+    }
+
+    /// Removes the windows starting before `below`, in [`Naive::drain`]'s form.
+    fn drain_below(&mut self, below: EventMs) -> Vec<Drained> {
+        let kept = self.0.split_off(&below);
+        Naive(std::mem::replace(&mut self.0, kept)).drain()
     }
 
     fn drain(self) -> Vec<Drained> {
@@ -186,54 +199,80 @@ fn line() -> impl Strategy<Value = Line> {
     (0..180u32, any::<bool>(), 0..4u8, 0..30u8, value(), value())
 }
 
-/// The cache gives every window exactly the series, states, limits and counts
-/// that looking each metric up on its own gives, with and without cuts.
+/// The cache and the last line's series give every window exactly the series,
+/// states, limits and counts that looking each metric up on its own gives, with
+/// and without cuts; and so do windows opened again after a drain (`drain_every`
+/// lines, the windows before the line's are drained, as a group closes them).
+/// `labels` narrows the label values, so that lines often repeat the last one.
 #[test]
 fn one_lookup_per_line_gives_the_windows_of_one_lookup_per_metric() {
     let cases = (
-        prop::sample::select(vec![5usize, 10, 25, 60, 100_000]),
+        prop::sample::select(vec![6usize, 10, 25, 60, 100_000]),
         prop::collection::vec(line(), 0..400),
         prop::sample::select(vec![0u32, 1, 30, super::CACHE_AFTER]),
+        prop::sample::select(vec![0usize, 3, 17, 60]),
+        prop::sample::select(vec![1u8, 2, 30]),
     );
     seeded::runner("one_lookup_per_line", 200)
-        .run(&cases, |(max_series, lines, cache_after)| {
-            let job = job(max_series);
-            let plan = Plan::new(&job);
-            let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
-            let (mut got, mut want) = (OpenWindows::caching_after(cache_after), Naive::default());
-            let (mut got_stats, mut want_stats) = (JobStats::default(), JobStats::default());
-            for (sec, db, a, b, v, w) in &lines {
-                let mut text = format!(
-                    "time=2026-11-20T10:{:02}:{:02}Z a=a{a} b=b{b:02}",
-                    sec / 60,
-                    sec % 60
-                );
-                for (k, x) in [("v", v), ("w", w)] {
-                    if let Some(x) = x {
-                        text.push_str(&format!(" {k}={x}"));
+        .run(
+            &cases,
+            |(max_series, lines, cache_after, drain_every, labels)| {
+                let job = job(max_series);
+                let plan = Plan::new(&job);
+                let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+                let (mut got, mut want) =
+                    (OpenWindows::caching_after(cache_after), Naive::default());
+                let (mut got_stats, mut want_stats) = (JobStats::default(), JobStats::default());
+                let (mut drained, mut want_drained) = (Vec::new(), Vec::new());
+                for (n, (sec, db, a, b, v, w)) in lines.iter().enumerate() {
+                    let mut text = format!(
+                        "time=2026-11-20T10:{:02}:{:02}Z a=a{} b=b{:02}",
+                        sec / 60,
+                        sec % 60,
+                        a % labels,
+                        b % labels
+                    );
+                    for (k, x) in [("v", v), ("w", w)] {
+                        if let Some(x) = x {
+                            text.push_str(&format!(" {k}={x}"));
+                        }
                     }
+                    let host = if *db { "db" } else { "web" };
+                    let (parsed, t) = stamp(&mut parser, text.as_bytes(), i64::MAX, &mut got_stats)
+                        .expect("a good line");
+                    let start = window_start(t, plan.window_ms);
+                    if drain_every > 0 && n % drain_every == 0 {
+                        got.drain(Some(start as WindowTime), |start, s| {
+                            let key = s.key.to_vec();
+                            drained.push((
+                                start as EventMs,
+                                s.metric,
+                                key,
+                                s.limited,
+                                state(&s.acc),
+                            ));
+                        });
+                        want_drained.extend(want.drain_below(start));
+                    }
+                    got.add(&plan, &parsed, t, start, host, &mut got_stats);
+                    want.add(&plan, &parsed, t, start, host, &mut want_stats);
                 }
-                let host = if *db { "db" } else { "web" };
-                let (parsed, t) = stamp(&mut parser, text.as_bytes(), i64::MAX, &mut got_stats)
-                    .expect("a good line");
-                let start = window_start(t, plan.window_ms);
-                got.add(&plan, &parsed, t, start, host, &mut got_stats);
-                want.add(&plan, &parsed, t, start, host, &mut want_stats);
-            }
-            let mut drained = Vec::new();
-            got.drain(None, |start, s| {
-                let key = s.key.to_vec();
-                drained.push((start as EventMs, s.metric, key, s.limited, state(&s.acc)));
-            });
-            drained.sort();
-            prop_assert_eq!(drained, want.drain());
-            prop_assert_eq!(&got_stats.value_errors, &want_stats.value_errors);
-            prop_assert_eq!(
-                &got_stats.series_limit_dropped,
-                &want_stats.series_limit_dropped
-            );
-            Ok(())
-        })
+                got.drain(None, |start, s| {
+                    let key = s.key.to_vec();
+                    drained.push((start as EventMs, s.metric, key, s.limited, state(&s.acc)));
+                });
+                drained.sort();
+                want_drained.extend(want.drain());
+                want_drained.sort();
+                prop_assert_eq!(drained, want_drained);
+                prop_assert_eq!(&got_stats.value_errors, &want_stats.value_errors);
+                prop_assert_eq!(
+                    &got_stats.series_limit_dropped,
+                    &want_stats.series_limit_dropped
+                );
+                Ok(())
+            },
+        )
         .unwrap();
 }
 

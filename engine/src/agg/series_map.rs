@@ -58,6 +58,11 @@ impl SeriesMap {
         key_at(&self.keys, &self.ends, i)
     }
 
+    /// Every series' state, by index.
+    pub(super) fn accs(&self) -> &[Acc] {
+        &self.accs
+    }
+
     pub(super) fn acc_mut(&mut self, i: usize) -> Option<&mut Acc> {
         self.accs.get_mut(i)
     }
