@@ -97,22 +97,17 @@ impl Claims {
     /// (called when the file a group reads changes). A file another group claimed
     /// that still starts with the bytes it claimed stays theirs: returns that
     /// group then.
+    ///
+    /// `born` is the file's birth time as the group's own open of it saw it (the
+    /// inode of `id`, whatever `path` names now): the claim opens nothing.
     pub fn claim(
         &self,
         id: &FileId,
         path: &Path,
         owner: &Path,
+        born: Option<SystemTime>,
         roots: &AllowedRoots,
     ) -> Option<PathBuf> {
-        // The group has the file open, so `path` still names it unless it was
-        // renamed since: then its birth time is unknown here, as on a filesystem
-        // without birth times.
-        let born = roots
-            .open(path)
-            .ok()
-            .and_then(|f| f.metadata().ok())
-            .filter(|m| (m.dev(), m.ino()) == (id.dev, id.ino))
-            .and_then(|m| m.created().ok());
         let Ok(mut t) = self.table.lock() else {
             return None;
         };
@@ -180,12 +175,12 @@ fn is_gzip(path: &Path) -> bool {
 impl Claims {
     fn identify(&self, roots: &AllowedRoots, path: &Path, gzip: bool) -> Option<Seen> {
         let f = roots.open(path).ok()?;
-        let born = f.metadata().ok().and_then(|m| m.created().ok());
-        let (dev, ino, head) = identify(f, gzip, self.fp_bytes).ok()?;
+        // One `fstat` for the inode and the birth time.
+        let (m, head) = identify(f, gzip, self.fp_bytes).ok()?;
         Some(Seen {
-            dev,
-            ino,
-            born,
+            dev: m.dev(),
+            ino: m.ino(),
+            born: m.created().ok(),
             head,
         })
     }

@@ -148,9 +148,20 @@ impl GroupState {
         &self.live
     }
 
-    /// The file being read (its path when last seen, and its identity).
-    pub fn reading(&self) -> Option<(&Path, &tidemark_sources::tail::FileId)> {
-        Some((self.reader.current_path()?, self.reader.current_file()?))
+    /// The file being read (its path when last seen, its identity, and its
+    /// birth time as its open saw it).
+    pub fn reading(
+        &self,
+    ) -> Option<(
+        &Path,
+        &tidemark_sources::tail::FileId,
+        Option<std::time::SystemTime>,
+    )> {
+        Some((
+            self.reader.current_path()?,
+            self.reader.current_file()?,
+            self.reader.current_born(),
+        ))
     }
 
     pub fn is_finished(&self) -> bool {

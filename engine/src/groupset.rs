@@ -418,9 +418,10 @@ impl GroupSet {
                 ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
             };
             self.holders.update(i, held, g.holds_file());
-            if let Some((path, id)) = g.reading() {
+            if let Some((path, id, born)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
-                    if let Some(owner) = self.files.claims.claim(id, path, g.live(), &self.roots) {
+                    let claims = &self.files.claims;
+                    if let Some(owner) = claims.claim(id, path, g.live(), born, &self.roots) {
                         // Seen only once it is open; the path that found it first
                         // keeps it. Warned once per file.
                         tracing::warn!(

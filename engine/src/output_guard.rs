@@ -63,16 +63,20 @@ struct Folder {
 impl Protected {
     /// The job's input files: every file of `groups` (live and rotated) and every
     /// file its `archive` globs match (read by replay, and never to be written).
+    ///
+    /// The folders on the way are resolved once for all of them (a fleet's
+    /// thousands of files share their folders' prefixes): see [`RealPaths`].
     pub fn inputs(&mut self, job: &Job, groups: &[FileGroup]) {
+        let mut real = RealPaths::default();
         for g in groups {
             for (path, _) in g.files_in_order() {
-                self.file(path, "an input file of the job");
+                self.file_resolved(path, "an input file of the job", &mut real);
             }
         }
         let roots = AllowedRoots::of_source(&job.source);
         if let Ok(found) = discover_archive(&job.source.archive, &job.source.exclude, &roots) {
             for path in &found.files {
-                self.file(path, "an archived input file of the job");
+                self.file_resolved(path, "an archived input file of the job", &mut real);
             }
         }
     }
@@ -99,11 +103,17 @@ impl Protected {
 
     /// A file that must not be written: by path, and by identity if it exists.
     pub fn file(&mut self, path: &Path, what: &str) {
+        self.file_resolved(path, what, &mut RealPaths::default());
+    }
+
+    /// [`Protected::file`], resolving its real path through `real`.
+    fn file_resolved(&mut self, path: &Path, what: &str, real: &mut RealPaths) {
         let what = format!("{what} ({})", path.display());
-        if let Ok(meta) = std::fs::metadata(path) {
+        let (real_path, meta) = real.of_file(path);
+        if let Some(meta) = meta {
             self.files.insert(FileIdentity::of(&meta), what.clone());
         }
-        self.paths.push((real_path(path), what.clone()));
+        self.paths.push((real_path, what.clone()));
         self.paths.push((normalize(path), what));
     }
 
@@ -196,30 +206,7 @@ fn normalize(p: &Path) -> PathBuf {
     out
 }
 
-/// The real path of `p` as far as it exists (symbolic links resolved, by the
-/// file system: `a/link/..` is the folder above the link's target), with the part
-/// that does not exist yet appended (its `.` and `..` applied lexically: no link
-/// can be in it).
-pub fn real_path(p: &Path) -> PathBuf {
-    let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let parts: Vec<Component> = p.components().collect();
-    for existing in (1..=parts.len()).rev() {
-        let head: PathBuf = parts[..existing].iter().collect();
-        if let Ok(mut out) = std::fs::canonicalize(&head) {
-            for c in &parts[existing..] {
-                match c {
-                    Component::CurDir => {}
-                    Component::ParentDir => {
-                        out.pop();
-                    }
-                    c => out.push(c),
-                }
-            }
-            return out;
-        }
-    }
-    normalize(&p)
-}
+pub use tidemark_sources::file::{real_path, RealPaths};
 
 #[cfg(test)]
 mod tests {

@@ -98,3 +98,29 @@ fn a_new_file_on_a_reused_inode_starting_like_the_deleted_one_is_read() {
     );
     assert_eq!(claims.owner_of(&new, false, &any()), Some(new.clone()));
 }
+
+/// The file a group reads is claimed with the birth time its reader's open saw,
+/// not by opening its path again (which may name another file by then, or
+/// nothing): the same inode born at another time is another file.
+#[test]
+fn a_claim_takes_the_readers_birth_time_and_opens_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let gone = d.path().join("renamed-away.log");
+    let id = FileId {
+        dev: 1,
+        ino: 42,
+        fingerprint: 7,
+        fingerprint_len: 6,
+    };
+    let t = |s| Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s));
+    let claims = Claims::new(1024);
+    let (a, b) = (Path::new("/l/a.log"), Path::new("/l/b.log"));
+    assert_eq!(claims.claim(&id, &gone, a, t(100), &any()), None);
+    // The same file (inode, birth, first bytes) read by another group: a's.
+    assert_eq!(
+        claims.claim(&id, &gone, b, t(100), &any()),
+        Some(a.to_path_buf())
+    );
+    // The inode reused by a file born later: b's own.
+    assert_eq!(claims.claim(&id, &gone, b, t(200), &any()), None);
+}

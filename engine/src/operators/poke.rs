@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tidemark_sources::file::RealPaths;
 use timely::scheduling::SyncActivator;
 
 /// After a source woke for a write, how long further writes wait before they
@@ -117,12 +118,21 @@ impl PokeBoard {
     /// resolved, and with the file itself resolved (a live file that is a link
     /// to one in another watched folder). Resolved once per group, at
     /// discovery; a folder re-pointed later is found again by discovery.
+    #[cfg(test)] // the sources go through `reads_in`, one memo per discovery
     pub(crate) fn reads(&self, wake: &Wake, live: &Path) {
+        self.reads_in(wake, live, &mut RealPaths::default());
+    }
+
+    /// [`PokeBoard::reads`] for one of many groups found by one discovery,
+    /// resolving through `real` (one per pass): a fleet's host folders share
+    /// their parents, each looked at once rather than a `readlink` per
+    /// component of every path, twice per group.
+    pub(crate) fn reads_in(&self, wake: &Wake, live: &Path, real: &mut RealPaths) {
         let in_real_folder = match (live.parent(), live.file_name()) {
-            (Some(dir), Some(name)) => std::fs::canonicalize(dir).ok().map(|d| d.join(name)),
+            (Some(dir), Some(name)) => real.canonical(dir).map(|d| d.join(name)),
             _ => None,
         };
-        let real_file = std::fs::canonicalize(live).ok();
+        let real_file = real.canonical(live);
         if let Ok(mut r) = self.readers.lock() {
             r.insert(live.to_path_buf(), wake.index);
             for real in [in_real_folder, real_file].into_iter().flatten() {

@@ -124,8 +124,9 @@ pub fn file_source<'scope>(
             // job that follows its files has one: a finite run skips resolving
             // every new group's paths (two `realpath`s each) for it.
             if groups.follows() {
+                let mut real = tidemark_sources::file::RealPaths::default();
                 for g in &groups.groups[known..] {
-                    poke.reads(&woken, g.live());
+                    poke.reads_in(&woken, g.live(), &mut real);
                 }
             }
             match (gate.check(now, &mut delta), paused) {

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::looked::Looked;
 use super::roots::{AllowedRoots, Outside};
 use super::walk::{walk_glob, walk_glob_and_rotated, WalkLoop, Walked};
 
@@ -119,13 +120,13 @@ enum Kind {
     Special(&'static str),
 }
 
-fn kind(path: &Path) -> Kind {
-    let Ok(m) = std::fs::metadata(path) else {
+fn kind(path: &Path, looked: &mut Looked) -> Kind {
+    let Some(m) = looked.stat(path) else {
         return Kind::Missing;
     };
-    let t = m.file_type();
+    let t = m.file_type;
     if t.is_file() {
-        match super::kernel_fs::of_path(path) {
+        match looked.kernel_fs(path, m.dev) {
             Some(what) => Kind::Special(what),
             None => Kind::Regular,
         }
@@ -148,7 +149,7 @@ fn kind(path: &Path) -> Kind {
 /// folder"), or `None` for a regular file or a path that does not exist (any
 /// more). Links are followed.
 pub fn not_regular(path: &Path) -> Option<&'static str> {
-    match kind(path) {
+    match kind(path, &mut Looked::default()) {
         Kind::Regular | Kind::Missing => None,
         Kind::Folder => Some("a folder"),
         Kind::Special(what) => Some(what),
@@ -229,6 +230,8 @@ fn discover_inner(
     let mut found = Discovered::default();
     let mut outside = Vec::new();
     let mut live = Vec::new();
+    // Each path stat'ed once, each device statfs'ed once, for the whole pass.
+    let mut looked = Looked::default();
     // Every rotated name the walks saw, by the live path it belongs to: a
     // group's siblings are taken from here rather than by listing its folder
     // once more (see `siblings_among`).
@@ -246,7 +249,7 @@ fn discover_inner(
             if skip.contains(&p) || excludes.iter().any(|e| e.matches_path(&p)) {
                 continue;
             }
-            match kind(&p) {
+            match kind(&p, &mut looked) {
                 Kind::Regular if allowed(roots, &p, &mut outside) => live.push(p),
                 // A folder matched by a wildcard is not worth a word.
                 Kind::Regular | Kind::Missing | Kind::Folder => {}
@@ -268,7 +271,7 @@ fn discover_inner(
                 {
                     continue;
                 }
-                match kind(&p) {
+                match kind(&p, &mut looked) {
                     Kind::Regular if allowed(roots, &p, &mut outside) => live.push(base),
                     Kind::Regular | Kind::Missing | Kind::Folder => {}
                     Kind::Special(what) => found.not_regular.push((p, what)),
@@ -291,12 +294,12 @@ fn discover_inner(
         let names = rotated_names.get(p).map_or(&[][..], Vec::as_slice);
         groups.push(FileGroup {
             live: p.clone(),
-            rotated: siblings_among(names, |path| {
+            rotated: siblings_among(names, &mut looked, |path| {
                 roots.is_any() || allowed(roots, path, &mut outside)
             }),
         });
     }
-    let (groups, duplicates) = dedup_by_inode(groups, known);
+    let (groups, duplicates) = dedup_by_inode(groups, known, &mut looked);
     found.groups = groups;
     found.duplicates = duplicates;
     found.outside = sorted(outside);
@@ -315,16 +318,17 @@ fn discover_inner(
 fn dedup_by_inode(
     groups: Vec<FileGroup>,
     known: &HashSet<PathBuf>,
+    looked: &mut Looked,
 ) -> (Vec<FileGroup>, Vec<Duplicate>) {
     // Siblings too: a link may lead to another group's rotated file, and while a
     // live file is missing (mid-rotation) its siblings are all a group has.
-    let inodes = |g: &FileGroup| -> Vec<(u64, u64)> {
+    let mut inodes = |g: &FileGroup| -> Vec<(u64, u64)> {
         g.files_in_order()
-            .filter_map(|(p, _)| std::fs::metadata(p).ok())
-            .map(|m| (m.dev(), m.ino()))
+            .filter_map(|(p, _)| looked.stat(p))
+            .map(|m| (m.dev, m.ino))
             .collect()
     };
-    let ids: Vec<Vec<(u64, u64)>> = groups.iter().map(inodes).collect();
+    let ids: Vec<Vec<(u64, u64)>> = groups.iter().map(&mut inodes).collect();
     let mut paths_to: HashMap<(u64, u64), usize> = HashMap::new();
     for id in ids.iter().flatten() {
         *paths_to.entry(*id).or_default() += 1;
@@ -501,11 +505,16 @@ pub fn rotated_siblings_within(
 /// Every sibling of a live file a glob matched is among them: its name is the
 /// live file's with `.N` or `.N.gz` appended, which `{glob}.*` matches in the
 /// same folder.
-fn siblings_among(names: &[PathBuf], mut keep: impl FnMut(&Path) -> bool) -> Vec<RotatedFile> {
+fn siblings_among(
+    names: &[PathBuf],
+    looked: &mut Looked,
+    mut keep: impl FnMut(&Path) -> bool,
+) -> Vec<RotatedFile> {
     let mut found: Vec<RotatedFile> = Vec::new();
     for path in names {
         if let Some((_, number, gzip)) = split_rotated(path) {
-            if path.is_file() && keep(path) {
+            let is_file = looked.stat(path).is_some_and(|s| s.file_type.is_file());
+            if is_file && keep(path) {
                 found.push(RotatedFile {
                     path: path.clone(),
                     number,
@@ -530,7 +539,7 @@ fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> std::io::Result
     let Some(dir) = live.parent() else {
         return Ok(Vec::new());
     };
-    let entries = match std::fs::read_dir(if dir.as_os_str().is_empty() {
+    let names = match super::looked::names_in(if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
         dir
@@ -540,8 +549,8 @@ fn siblings(live: &Path, mut keep: impl FnMut(&Path) -> bool) -> std::io::Result
         Err(e) => return Err(e),
     };
     let mut found: Vec<RotatedFile> = Vec::new();
-    for entry in entries.flatten() {
-        let path = dir.join(entry.file_name());
+    for name in names {
+        let path = dir.join(name);
         if let Some((base, number, gzip)) = split_rotated(&path) {
             if base == live && path.is_file() && keep(&path) {
                 found.push(RotatedFile { path, number, gzip });

@@ -6,9 +6,12 @@
 pub mod discover;
 mod escape;
 pub mod kernel_fs;
+mod looked;
+mod real;
 pub mod roots;
 pub mod walk;
 
 pub use discover::{discover, discover_archive, ArchiveFiles, Discovered, FileGroup, RotatedFile};
 pub use escape::EscapedPath;
+pub use real::{real_path, RealPaths};
 pub use roots::{outside_error, AllowedRoots, Outside};

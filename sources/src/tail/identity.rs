@@ -114,15 +114,17 @@ fn read_head_of(f: File, gzip: bool, len: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// The (device, inode) and first `len` (decompressed) bytes of the open file
-/// `f`, both from it: what a process-wide claim on a file is checked against.
-/// An error if it is not a regular file or cannot be read.
-pub fn identify(f: File, gzip: bool, len: usize) -> io::Result<(u64, u64, Vec<u8>)> {
+/// The metadata (device, inode, birth time) and first `len` (decompressed)
+/// bytes of the open file `f`, both from it and from one `fstat`: what a
+/// process-wide claim on a file is checked against. An error if it is not a
+/// regular file or cannot be read.
+pub fn identify(f: File, gzip: bool, len: usize) -> io::Result<(fs::Metadata, Vec<u8>)> {
     let m = f.metadata()?;
     if !m.is_file() {
         return Err(io::Error::other("not a regular file"));
     }
-    Ok((m.dev(), m.ino(), read_head_of(f, gzip, len)?))
+    let head = read_head_of(f, gzip, len)?;
+    Ok((m, head))
 }
 
 /// Whether `head` (a file's first bytes) starts with the bytes `id` fingerprints.

@@ -93,6 +93,10 @@ pub(crate) struct Cur {
     /// Last known size on disk (compressed for gzip), for lag.
     pub disk_size: u64,
     pub counted_deletion: bool,
+    /// The inode's birth time as the `fstat` at its open saw it (when the file
+    /// system keeps one): what the process-wide claim on it and a parked
+    /// reopen compare, without another system call.
+    pub born: Option<std::time::SystemTime>,
 }
 
 thread_local! {

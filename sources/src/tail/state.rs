@@ -55,7 +55,9 @@ pub(super) enum Stream {
     /// meanwhile (`None` between two of them).
     SetAside {
         reading: Option<Cur>,
-        file: Cur,
+        /// Boxed: a rare state, which would make every tailer's stream twice
+        /// the size of one file.
+        file: Box<Cur>,
         /// The files to finish first (used once `file` is out of the group).
         before: Vec<FileId>,
     },
@@ -174,7 +176,7 @@ impl Stream {
         };
         Stream::SetAside {
             reading,
-            file,
+            file: Box::new(file),
             before,
         }
     }
@@ -183,7 +185,7 @@ impl Stream {
     /// being read is dropped; the callers have closed it).
     pub fn take_back(self) -> Stream {
         match self {
-            Stream::SetAside { file, .. } => Stream::Reading(file),
+            Stream::SetAside { file, .. } => Stream::Reading(*file),
             s => s,
         }
     }
@@ -254,6 +256,7 @@ mod tests {
             },
             gzip: false,
             live_now: false,
+            born: None,
             start_off: 0,
             read_off: 0,
             skip: 0,

@@ -9,6 +9,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use changed::Checked;
+
 use super::done::DoneSet;
 use super::identity::Scanner;
 use super::position::{FileId, Position};
@@ -62,6 +64,8 @@ pub struct Tailer {
     scratch: Vec<u8>,
     last_rescan: Option<Instant>,
     dir_mtime: Option<(i64, i64)>,
+    /// The content check that passed last in this call (see `changed.rs`).
+    checked: Option<Checked>,
     /// The clock of the current `read_some` call.
     now: Instant,
     /// The file the group is waiting for (follow mode). Not a state of the
@@ -133,6 +137,7 @@ impl Tailer {
             scratch: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
+            checked: None,
             now: Instant::now(),
             blocked: None,
             blocked_now: false,
@@ -214,9 +219,10 @@ impl Tailer {
         if let Stream::Finished = self.stream {
             return ReadStatus::Finished;
         }
-        // Complete lines left by a stopped call come first: everything below
-        // (end of file, truncation, rotation, parking) assumes only an
-        // unterminated line can be buffered.
+        self.checked = None; // a check of an earlier call is no check of this one
+                             // Complete lines left by a stopped call come first: everything below
+                             // (end of file, truncation, rotation, parking) assumes only an
+                             // unterminated line can be buffered.
         if self.lb.has_line() {
             if let Some(cur) = self.stream.cur_mut() {
                 self.lb
@@ -252,7 +258,7 @@ impl Tailer {
             if used >= budget {
                 return ReadStatus::More;
             }
-            if self.past_verified() || self.fingerprint_incomplete() {
+            if (self.past_verified() || self.fingerprint_incomplete()) && !self.checked_here() {
                 // About to read beyond what was last checked, or the file is still
                 // shorter than its fingerprint: a copytruncate may have truncated and
                 // rewritten it in place since. Check first — reading on at our offset
@@ -383,6 +389,12 @@ impl Tailer {
         self.stream.cur().map(|c| &c.id)
     }
 
+    /// The birth time of the file being read, as its open saw it (if the file
+    /// system keeps one).
+    pub fn current_born(&self) -> Option<std::time::SystemTime> {
+        self.stream.cur().and_then(|c| c.born)
+    }
+
     /// The current file is read to its end (for now).
     fn at_eof<F>(&mut self, now: Instant, on_line: &mut F) -> Step
     where
@@ -398,7 +410,7 @@ impl Tailer {
             self.finish_current(on_line);
             return Step::Continue;
         };
-        if self.content_changed(meta.len()) {
+        if self.changed_since_check(meta.len()) {
             self.on_truncated();
             return Step::Continue;
         }
@@ -512,34 +524,6 @@ impl Tailer {
         }
     }
 
-    /// The current live file has nothing consumed yet: if an older file not yet read
-    /// has appeared (say the copy of a copytruncate done while we held the file
-    /// empty), read that first. Returns whether it switched.
-    fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
-        if !force && !self.rescan_due(now) {
-            return false;
-        }
-        let scan = self.scan();
-        self.set_aside_for_older(&scan)
-    }
-
-    fn rescan_due(&mut self, now: Instant) -> bool {
-        let dir = match self.live.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mtime = fs::metadata(dir).ok().map(|m| (m.mtime(), m.mtime_nsec()));
-        let due = mtime != self.dir_mtime
-            || self
-                .last_rescan
-                .is_none_or(|t| now.saturating_duration_since(t) >= RESCAN_INTERVAL);
-        if due {
-            self.dir_mtime = mtime;
-            self.last_rescan = Some(now);
-        }
-        due
-    }
-
     fn is_live(&self, dev: u64, ino: u64) -> bool {
         fs::metadata(&self.live).is_ok_and(|m| m.dev() == dev && m.ino() == ino)
     }
@@ -574,12 +558,14 @@ impl Tailer {
     fn step(&mut self, to: impl FnOnce(Stream) -> Stream) {
         let from = std::mem::replace(&mut self.stream, Stream::Between);
         self.stream = to(from);
+        self.checked = None;
     }
 
     /// Leaves the file being read ([`Stream::close`]) and returns it.
     fn close_cur(&mut self) -> Option<Cur> {
         let (to, cur) = std::mem::replace(&mut self.stream, Stream::Between).close();
         self.stream = to;
+        self.checked = None;
         cur
     }
 

@@ -1,14 +1,46 @@
 //! Has the file being read changed under us? A truncation or a rewrite in place
 //! (copytruncate) is noticed before anything read past the last check is
 //! delivered, and the fingerprint of a short file grows only over bytes verified.
+//!
+//! A check is an `fstat` and a read of the fingerprinted bytes. One `read_some`
+//! call checked the same file at the same offset up to three times in a row
+//! (at its start, before reading past the size last seen, at the end of the
+//! file after a read of nothing): the second and third are skipped when the
+//! one before passed in this call, nothing was read since and (at the end of
+//! the file) the size is the one checked. A change after a check is caught as
+//! before by the check after the next read (`read_was_stale`) or of the next call.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Instant;
 
-use super::Tailer;
+use super::{Tailer, RESCAN_INTERVAL};
 use crate::tail::identity::{fingerprint, read_head_file};
 
+/// A content check that passed: the file (device, inode), the offset read to
+/// and the size it had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Checked {
+    dev: u64,
+    ino: u64,
+    read_off: u64,
+    size: u64,
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Fingerprint reads of content checks on this thread (for the tests that count).
+    static CONTENT_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 impl Tailer {
+    /// Test view: content checks' fingerprint reads so far on this thread.
+    #[cfg(test)]
+    pub(in crate::tail) fn content_reads() -> u64 {
+        CONTENT_READS.with(|c| c.get())
+    }
+
     /// Once per call: notice a truncation or rewrite since the last call, and an
     /// older file that appeared while the live file had nothing consumed.
     pub(super) fn check_start(&mut self, now: Instant) {
@@ -70,6 +102,52 @@ impl Tailer {
             .is_some_and(|c| !c.gzip && c.src.plain().is_some() && c.read_off >= c.disk_size)
     }
 
+    /// The current live file has nothing consumed yet: if an older file not yet read
+    /// has appeared (say the copy of a copytruncate done while we held the file
+    /// empty), read that first. Returns whether it switched.
+    pub(super) fn read_older_first(&mut self, now: Instant, force: bool) -> bool {
+        if !force && !self.rescan_due(now) {
+            return false;
+        }
+        let scan = self.scan();
+        self.set_aside_for_older(&scan)
+    }
+
+    fn rescan_due(&mut self, now: Instant) -> bool {
+        let dir = match self.live.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let mtime = fs::metadata(dir).ok().map(|m| (m.mtime(), m.mtime_nsec()));
+        let due = mtime != self.dir_mtime
+            || self
+                .last_rescan
+                .is_none_or(|t| now.saturating_duration_since(t) >= RESCAN_INTERVAL);
+        if due {
+            self.dir_mtime = mtime;
+            self.last_rescan = Some(now);
+        }
+        due
+    }
+
+    /// Whether a check passed in this call for the current file at its offset
+    /// (nothing read since).
+    pub(super) fn checked_here(&self) -> bool {
+        let Some((cur, c)) = self.stream.cur().zip(self.checked) else {
+            return false;
+        };
+        (c.dev, c.ino, c.read_off) == (cur.id.dev, cur.id.ino, cur.read_off)
+    }
+
+    /// [`Tailer::content_changed`], unless a check passed in this call at the
+    /// current offset with this size: then nothing changed that it could see.
+    pub(super) fn changed_since_check(&mut self, size: u64) -> bool {
+        if self.checked_here() && self.checked.is_some_and(|c| c.size == size) {
+            return false;
+        }
+        self.content_changed(size)
+    }
+
     pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
         self.stream.cur()?.src.plain()?.metadata().ok()
     }
@@ -88,6 +166,8 @@ impl Tailer {
             return true;
         }
         let want = (self.opts.fingerprint_bytes as u64).min(size) as usize;
+        #[cfg(test)]
+        CONTENT_READS.with(|c| c.set(c.get() + u64::from(want > 0)));
         if want == 0 || read_head_file(file, want, &mut self.scratch).is_err() {
             return false;
         }
@@ -104,6 +184,12 @@ impl Tailer {
                 }
             }
         }
+        self.checked = Some(Checked {
+            dev: cur.id.dev,
+            ino: cur.id.ino,
+            read_off: cur.read_off,
+            size,
+        });
         false
     }
 }

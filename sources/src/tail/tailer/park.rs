@@ -46,8 +46,9 @@ impl Tailer {
             return false;
         };
         if let Some(cur) = self.stream.cur_mut() {
+            // Its birth time from its open: the inode is the same.
             let born = match &cur.src {
-                Src::Plain(f) => f.metadata().ok().and_then(|m| m.created().ok()),
+                Src::Plain(_) => cur.born,
                 _ => None,
             };
             cur.src = Src::Closed {

@@ -113,6 +113,11 @@ impl Tailer {
         if self.stream.has_set_aside() {
             return false;
         }
+        // Nothing unread before it (the usual case) needs no `fstat`.
+        let before = self.unread_before(scan, &cur.id);
+        if before.is_empty() {
+            return false;
+        }
         let deleted = cur
             .src
             .plain()
@@ -121,8 +126,7 @@ impl Tailer {
         if deleted && Tailer::locate(scan, &cur.id).is_none() {
             return false;
         }
-        let before = self.unread_before(scan, &cur.id);
-        let Some(cur) = (!before.is_empty()).then(|| self.close_cur()).flatten() else {
+        let Some(cur) = self.close_cur() else {
             return false;
         };
         self.lb.clear();
@@ -157,15 +161,17 @@ impl Tailer {
         let Some(cur) = self.stream.cur() else {
             return false;
         };
-        // As `set_aside_for_older` decides (a deleted file it cannot place is read on).
+        // As `set_aside_for_older` decides (a deleted file it cannot place is
+        // read on); nothing unread before it (the usual case) needs no `fstat`.
+        if self.unread_before(&scan, &cur.id).is_empty() {
+            return false;
+        }
         let deleted = cur
             .src
             .plain()
             .and_then(|f| f.metadata().ok())
             .is_some_and(|m| m.nlink() == 0);
-        if (deleted && Tailer::locate(&scan, &cur.id).is_none())
-            || self.unread_before(&scan, &cur.id).is_empty()
-        {
+        if deleted && Tailer::locate(&scan, &cur.id).is_none() {
             return false;
         }
         let Some(cur) = self.stream.cur_mut() else {
@@ -411,6 +417,7 @@ impl Tailer {
             partial_since: None,
             disk_size: c.size,
             counted_deletion: false,
+            born: m.created().ok(),
         };
         if start > 0 {
             self.pos = Some(Position {

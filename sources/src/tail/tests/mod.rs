@@ -1,6 +1,7 @@
 //! Tailer tests against real files in temporary directories.
 
 mod buffer;
+mod checks;
 mod discontinuity;
 mod gzip;
 mod park;
