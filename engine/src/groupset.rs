@@ -16,7 +16,7 @@ use tidemark_sources::file::discover::discover_new;
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
-use tidemark_sources::tail::{FileId, TailOptions};
+use tidemark_sources::tail::{FileId, HeldInodes, TailOptions};
 
 #[cfg(test)]
 pub use initial::initial_groups;
@@ -62,6 +62,8 @@ pub struct GroupSet {
     pub groups: Vec<GroupState>,
     /// The file each of `groups` was last seen reading, as claimed in `files`.
     reading: Vec<Option<FileId>>,
+    /// The inodes each of `groups` holds open, as told to `files`' claims.
+    held: Vec<HeldInodes>,
     /// This process's claim table and discovery, shared by its workers.
     files: Arc<ProcessFiles>,
     /// How many of the groups `files` found after start this worker has taken.
@@ -141,6 +143,7 @@ impl GroupSet {
             pause_refused: Vec::new(),
             holders: Holders::default(),
             reading: Vec::new(),
+            held: Vec::new(),
             files,
             seen: 0,
             roots: AllowedRoots::of_source(&job.source),
@@ -300,6 +303,7 @@ impl GroupSet {
             let state = self.make(&g, first, floor)?;
             self.groups.push(state);
             self.reading.push(None);
+            self.held.push(HeldInodes::default());
             self.turns.push(Turn::Unread);
         }
         if self.reports() {
@@ -418,18 +422,19 @@ impl GroupSet {
                 ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
             };
             self.holders.update(i, held, g.holds_file());
+            let claims = &self.files.claims;
+            // The files it left in this turn first, as it last read them (a
+            // file truncated in place, read again and renamed away within the
+            // turn), then the one it reads now.
+            for (path, id, born) in g.take_left() {
+                if let Some(owner) = claims.claim(&id, &path, g.live(), born, &self.roots) {
+                    warn_two_paths(&path, &owner);
+                }
+            }
             if let Some((path, id, born)) = g.reading() {
                 if self.reading[i].as_ref() != Some(id) {
-                    let claims = &self.files.claims;
                     if let Some(owner) = claims.claim(id, path, g.live(), born, &self.roots) {
-                        // Seen only once it is open; the path that found it first
-                        // keeps it. Warned once per file.
-                        tracing::warn!(
-                            "{}: also read by the group of {} (one file reached by two \
-                             paths between two discoveries)",
-                            EscapedPath(path),
-                            EscapedPath(&owner)
-                        );
+                        warn_two_paths(path, &owner);
                     }
                     self.reading[i] = Some(id.clone());
                 }
@@ -440,6 +445,7 @@ impl GroupSet {
                 g.apply_idle(now, wall_ms);
                 g.apply_clock_lag(now, wall_ms, stats);
             }
+            self.note_held(i);
         }
         if n > 0 {
             self.next = (self.next + visited) % n;
@@ -581,4 +587,15 @@ mod tests;
 /// Each of a member's `workers` gets max(1, budget / workers) open files.
 pub fn open_files_share(budget: usize, workers: usize) -> usize {
     (budget / workers.max(1)).max(1)
+}
+
+/// A file a group reads is another group's: seen only once it is open; the
+/// path that found it first keeps it. Warned once per file.
+fn warn_two_paths(path: &std::path::Path, owner: &std::path::Path) {
+    tracing::warn!(
+        "{}: also read by the group of {} (one file reached by two paths between two \
+         discoveries)",
+        EscapedPath(path),
+        EscapedPath(owner)
+    );
 }

@@ -17,6 +17,16 @@ pub(super) enum CloseAhead {
 }
 
 impl GroupSet {
+    /// Tells the claim table which inodes group `i` holds open, if that changed
+    /// (see `Claims::hold`).
+    pub(super) fn note_held(&mut self, i: usize) {
+        let now = self.groups[i].held_inodes();
+        if self.held[i] != now {
+            self.held[i] = now;
+            self.files.claims.hold(self.groups[i].live(), now);
+        }
+    }
+
     /// Keeps this worker within its share of `max_open_files`: parks (closes) the
     /// live file of a group other than `except` that is idle at its end, the least
     /// recently written first (see `Tailer::parkable_since`); among equals
@@ -38,6 +48,7 @@ impl GroupSet {
         match pick {
             Some((_, j)) if self.groups[j].park() => {
                 self.holders.remove(j);
+                self.note_held(j);
                 self.park_next = (j + 1) % n;
                 true
             }
@@ -75,6 +86,7 @@ impl GroupSet {
             }
             if self.groups[j].park_paused() {
                 self.holders.remove(j);
+                self.note_held(j);
                 return CloseAhead::Closed;
             }
             self.pause_refused[j] = true;
