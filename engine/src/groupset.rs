@@ -422,30 +422,13 @@ impl GroupSet {
                 ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
             };
             self.holders.update(i, held, g.holds_file());
-            let claims = &self.files.claims;
-            // The files it left in this turn first, as it last read them (a
-            // file truncated in place, read again and renamed away within the
-            // turn), then the one it reads now.
-            for (path, id, born) in g.take_left() {
-                if let Some(owner) = claims.claim(&id, &path, g.live(), born, &self.roots) {
-                    warn_two_paths(&path, &owner);
-                }
-            }
-            if let Some((path, id, born)) = g.reading() {
-                if self.reading[i].as_ref() != Some(id) {
-                    if let Some(owner) = claims.claim(id, path, g.live(), born, &self.roots) {
-                        warn_two_paths(path, &owner);
-                    }
-                    self.reading[i] = Some(id.clone());
-                }
-            }
             budget = budget.saturating_sub((stats.bytes_read - before) as usize);
             busy |= status == ReadStatus::More;
             if self.follow {
                 g.apply_idle(now, wall_ms);
                 g.apply_clock_lag(now, wall_ms, stats);
             }
-            self.note_held(i);
+            self.claim_reads(i);
         }
         if n > 0 {
             self.next = (self.next + visited) % n;
@@ -569,6 +552,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
     }
 }
 
+mod claimed;
 mod descriptors;
 mod holders;
 mod initial;
@@ -587,15 +571,4 @@ mod tests;
 /// Each of a member's `workers` gets max(1, budget / workers) open files.
 pub fn open_files_share(budget: usize, workers: usize) -> usize {
     (budget / workers.max(1)).max(1)
-}
-
-/// A file a group reads is another group's: seen only once it is open; the
-/// path that found it first keeps it. Warned once per file.
-fn warn_two_paths(path: &std::path::Path, owner: &std::path::Path) {
-    tracing::warn!(
-        "{}: also read by the group of {} (one file reached by two paths between two \
-         discoveries)",
-        EscapedPath(path),
-        EscapedPath(owner)
-    );
 }

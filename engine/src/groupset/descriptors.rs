@@ -17,16 +17,6 @@ pub(super) enum CloseAhead {
 }
 
 impl GroupSet {
-    /// Tells the claim table which inodes group `i` holds open, if that changed
-    /// (see `Claims::hold`).
-    pub(super) fn note_held(&mut self, i: usize) {
-        let now = self.groups[i].held_inodes();
-        if self.held[i] != now {
-            self.held[i] = now;
-            self.files.claims.hold(self.groups[i].live(), now);
-        }
-    }
-
     /// Keeps this worker within its share of `max_open_files`: parks (closes) the
     /// live file of a group other than `except` that is idle at its end, the least
     /// recently written first (see `Tailer::parkable_since`); among equals
