@@ -100,7 +100,7 @@ pub(crate) fn push_key_part(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// The first part of `key` and the rest; `None` at its end.
-fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
+pub(crate) fn split_key_part(key: &[u8]) -> Option<(&[u8], &[u8])> {
     let (len, rest) = key.split_first_chunk::<4>()?;
     let n = (u32::from_le_bytes(*len) as usize).min(rest.len());
     Some(rest.split_at(n))

@@ -91,7 +91,7 @@ impl RuleInput {
     pub fn route(&self) -> u64 {
         let mut h = Fnv::new();
         h.u64(self.rule as u64);
-        h.bytes(self.out_labels.as_bytes());
+        h.bytes(&self.out_labels.as_bytes());
         h.finish()
     }
 }

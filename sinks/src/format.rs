@@ -1,6 +1,9 @@
 //! Text forms shared by every sink: times, values and labels.
 
+use std::sync::Arc;
 use tidemark_engine::alert_event::AlertChange;
+
+use tidemark_engine::labels::KeyNames;
 use tidemark_engine::{ClosedWindow, Labels, Series, Value};
 
 /// `2026-11-20T10:01:00Z`. Windows are whole seconds, so no fraction is printed.
@@ -234,6 +237,61 @@ pub fn jsonl_rest<O: Out>(s: &Series, out: &mut O) {
     out.put("}\n");
 }
 
+/// One metric's label names rendered for [`jsonl_rest_keyed`], kept by a
+/// sink from record to record: a window's host records of one metric share
+/// their names ([`Labels::key_names`]), rendered once rather than checked and
+/// copied piece by piece for every record.
+#[derive(Default)]
+pub struct RenderedNames {
+    /// The names rendered (held, so no other names can take their address).
+    names: Option<Arc<KeyNames>>,
+    /// Per name: `"name":"` (escaped as [`json_str`] does), after a `,` for
+    /// all but the first.
+    heads: Vec<String>,
+}
+
+impl RenderedNames {
+    /// The heads of `names`, rendered now unless they are the last ones.
+    fn of(&mut self, names: &Arc<KeyNames>) -> &[String] {
+        if !self.names.as_ref().is_some_and(|n| Arc::ptr_eq(n, names)) {
+            self.heads.clear();
+            for (i, name) in names.names().enumerate() {
+                let mut head = String::from(if i > 0 { "," } else { "" });
+                json_str(name, &mut head);
+                head.push_str(":\"");
+                self.heads.push(head);
+            }
+            self.names = Some(names.clone());
+        }
+        &self.heads
+    }
+}
+
+/// [`jsonl_rest`], the same bytes, with the label names of a host series
+/// read from its key taken from `rendered` (each value copied as it is when
+/// it needs no escape, as there); labels held encoded go to [`jsonl_rest`].
+pub fn jsonl_rest_keyed<O: Out>(s: &Series, rendered: &mut RenderedNames, out: &mut O) {
+    let Some(names) = s.labels.key_names() else {
+        return jsonl_rest(s, out);
+    };
+    out.room(s.labels.encoded_len() + 32);
+    let heads = rendered.of(names);
+    for ((_, v), head) in s.labels.byte_pairs().zip(heads) {
+        if plain_ascii(v) {
+            out.put(head);
+            out.put_ascii(v);
+            out.put("\"");
+        } else {
+            // The head without the value's opening quote: `json_part` writes it.
+            out.put(head.strip_suffix('"').unwrap_or(head));
+            json_part(v, out);
+        }
+    }
+    out.put("},\"value\":");
+    value(s.value, out);
+    out.put("}\n");
+}
+
 /// A label part's bytes as a JSON string literal: copied as they are when
 /// they are ASCII and need no escape; else read as text (a part that is not
 /// UTF-8, which only a damaged key could give, reads as empty, as
@@ -332,172 +390,4 @@ pub fn labels_text(labels: &Labels) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tidemark_engine::Origin;
-
-    #[test]
-    fn values() {
-        let f = |v| {
-            let mut s = String::new();
-            value(v, &mut s);
-            s
-        };
-        assert_eq!(f(Value::Int(1234)), "1234");
-        assert_eq!(f(Value::Float(1234.0)), "1234");
-        assert_eq!(f(Value::Float(0.042)), "0.042");
-        assert_eq!(f(Value::Float(-2.5)), "-2.5");
-        assert_eq!(f(Value::Float(f64::NAN)), "null");
-        assert_eq!(f(Value::Float(1e300)), format!("{}", 1e300));
-    }
-
-    /// The escaping of every character that needs it, in runs of others, read
-    /// back by serde_json and compared with its own escaping.
-    #[test]
-    fn json_strings_escape_what_json_and_javascript_need() {
-        let f = |v: &str| {
-            let mut s = String::new();
-            json_str(v, &mut s);
-            s
-        };
-        assert_eq!(f(""), "\"\"");
-        assert_eq!(f("plain /path?q=1"), "\"plain /path?q=1\"");
-        assert_eq!(
-            f("a\"b\\c\nd\re\tf\u{1}g\u{1f}h\u{2028}i\u{2029}j\u{e9}\u{2027}\u{20ac}"),
-            "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fh\\u2028i\\u2029j\u{e9}\u{2027}\u{20ac}\""
-        );
-        // Each escaped character at every offset of a word, amid clean bytes,
-        // and in the last few bytes of a string (its tail under a word).
-        for c in ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{2028}', '\u{2029}'] {
-            for (at, tail) in (0..17).flat_map(|at| {
-                ["\u{e9}b".repeat(5), String::new(), "b".into(), "bc".into()].map(|t| (at, t))
-            }) {
-                let v = format!("{}{c}{tail}", "a".repeat(at));
-                let mut want = String::from("\"");
-                for ch in v.chars() {
-                    match ch {
-                        '"' => want.push_str("\\\""),
-                        '\\' => want.push_str("\\\\"),
-                        '\n' => want.push_str("\\n"),
-                        c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                            want.push_str(&format!("\\u{:04x}", c as u32))
-                        }
-                        c => want.push(c),
-                    }
-                }
-                want.push('"');
-                assert_eq!(f(&v), want, "{v:?}");
-            }
-        }
-        for v in [
-            "\u{2028}",
-            "x\u{2029}",
-            "\"\"",
-            "\u{e2}\u{80}",
-            "\u{7f}\u{0}",
-            "\u{1F600}\\",
-        ] {
-            let back: String = serde_json::from_str(&f(v)).unwrap();
-            assert_eq!(back, v, "{}", f(v));
-        }
-    }
-
-    /// A record's labels written from their bytes are what writing each name
-    /// and value as text gives ([`json_str`] of [`Labels::iter`]'s pairs): for
-    /// parts with every character that needs an escape at every offset of a
-    /// word, non-ASCII text (and U+2028/U+2029), and the empty string.
-    #[test]
-    fn labels_from_their_bytes_print_as_their_text() {
-        let mut parts: Vec<String> = vec![String::new(), "200".into(), "web-1".into()];
-        for c in [
-            '"', '\\', '\n', '\u{0}', '\u{1f}', '\u{7f}', '\u{e9}', '\u{2028}', '\u{2029}',
-        ] {
-            for at in 0..18 {
-                parts.push(format!("{}{c}{}", "a".repeat(at), "b".repeat(at % 5)));
-            }
-        }
-        for (i, v) in parts.iter().enumerate() {
-            let name = &parts[(i * 7) % parts.len()];
-            let labels = Labels::from_pairs(&[("host", "web-1"), (name.as_str(), v.as_str())]);
-            let s = Series {
-                record: "r".into(),
-                labels: labels.clone(),
-                value: Value::Float(0.25),
-                origin: Origin::Host,
-            };
-            let mut want = String::new();
-            for (n, (k, v)) in labels.iter().enumerate() {
-                if n > 0 {
-                    want.push(',');
-                }
-                json_str(k, &mut want);
-                want.push(':');
-                json_str(v, &mut want);
-            }
-            want.push_str("},\"value\":0.25}\n");
-            let mut bytes: Vec<u8> = Vec::new();
-            jsonl_rest(&s, &mut bytes);
-            assert_eq!(String::from_utf8(bytes).unwrap(), want, "{v:?}");
-            let mut text = String::new();
-            jsonl_rest(&s, &mut text);
-            assert_eq!(text, want, "{v:?}");
-        }
-    }
-
-    #[test]
-    fn an_alert_change_is_one_json_line() {
-        use tidemark_engine::alert_event::{AlertChange, AlertInstance, AlertState};
-        let change = AlertChange {
-            instance: AlertInstance {
-                alert: "HighErrorRate".into(),
-                labels: Labels::from_pairs(&[("status", "503"), ("severity", "page")]),
-                annotations: vec![("summary".into(), "503 at 12.5/min".into())],
-                value: 12.5,
-                firing_since_ms: 1_795_168_860_000,
-            },
-            state: AlertState::Resolved,
-        };
-        let mut out = String::new();
-        jsonl_alert(
-            &change,
-            "2026-11-20T10:05:00Z",
-            "2026-11-20T10:06:00Z",
-            &mut out,
-        );
-        assert_eq!(
-            out,
-            "{\"alert\":\"HighErrorRate\",\"state\":\"resolved\",\"start\":\"2026-11-20T10:05:00Z\",\"end\":\"2026-11-20T10:06:00Z\",\"since\":\"2026-11-20T10:01:00Z\",\"labels\":{\"severity\":\"page\",\"status\":\"503\"},\"value\":12.5,\"annotations\":{\"summary\":\"503 at 12.5/min\"}}\n"
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["labels"]["status"], "503");
-        // A series that was absent has no value.
-        let mut absent = change.clone();
-        absent.instance.value = f64::NAN;
-        out.clear();
-        jsonl_alert(&absent, "a", "b", &mut out);
-        assert!(out.contains("\"value\":null,"), "{out}");
-    }
-
-    #[test]
-    fn record_matches_design_schema() {
-        let w = ClosedWindow {
-            start_ms: 1_795_168_860_000,
-            end_ms: 1_795_168_920_000,
-            series: vec![],
-        };
-        let s = Series {
-            record: "status:http_requests:sum1m".into(),
-            labels: Labels::from_pairs(&[("status", "2\"00")]),
-            value: Value::Int(1234),
-            origin: Origin::Rule,
-        };
-        let mut out = String::new();
-        jsonl_record(&w, &s, &rfc3339(w.start_ms), &rfc3339(w.end_ms), &mut out);
-        assert_eq!(
-            out,
-            "{\"start\":\"2026-11-20T10:01:00Z\",\"end\":\"2026-11-20T10:02:00Z\",\"record\":\"status:http_requests:sum1m\",\"labels\":{\"status\":\"2\\\"00\"},\"value\":1234}\n"
-        );
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["labels"]["status"], "2\"00");
-    }
-}
+mod tests;

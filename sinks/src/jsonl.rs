@@ -27,7 +27,7 @@ use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
 use crate::claim::{self, io_err, Taken};
-use crate::format::{jsonl_alert, jsonl_head, jsonl_rest, rfc3339};
+use crate::format::{jsonl_alert, jsonl_head, jsonl_rest_keyed, rfc3339, RenderedNames};
 use crate::roots::OutputRoots;
 use crate::{wanted, BoxError, Sink, SinkError};
 use tidemark_sources::file::EscapedPath;
@@ -57,6 +57,8 @@ pub struct JsonlSink {
     /// One window's text, written whole; kept between windows (its capacity is
     /// the largest window's).
     buf: Vec<u8>,
+    /// The label names of the last host record read from its key, rendered.
+    names: RenderedNames,
     /// Records written (after `series`) and syncs, for `/metrics`.
     meter: Arc<SinkMeter>,
     /// Bytes of whole windows in the file (the file's length, as far as we wrote it).
@@ -195,6 +197,7 @@ impl JsonlSink {
             out,
             series,
             buf: Vec::new(),
+            names: RenderedNames::default(),
             meter: Arc::new(SinkMeter::default()),
             len,
             tail,
@@ -272,7 +275,7 @@ impl JsonlSink {
                 head_of = Some(&s.record);
             }
             self.buf.extend_from_slice(&head);
-            jsonl_rest(s, &mut self.buf);
+            jsonl_rest_keyed(s, &mut self.names, &mut self.buf);
             records += 1;
         }
         self.append_buf()?;

@@ -12,19 +12,29 @@ use crate::series::Series;
 /// came (what a stable sort by those gives).
 ///
 /// A window of one host's series arrives sorted already (seen in one pass).
-/// Otherwise (thousands of hosts' series, rule outputs) the sort runs on small
-/// entries: the record name's rank among the window's few names, and a number
-/// that orders as the labels' first bytes do ([`KeyPrefix`]); only entries whose
-/// numbers tie read their records' labels. The records are then moved into that
-/// order in place.
+/// Otherwise (thousands of hosts' series, rule outputs) the records are
+/// grouped by their name's rank among the window's few names, in the order
+/// they came, and each group that is not in label order already is sorted
+/// ([`sort_by_labels`]). The records are then moved into that order in place.
 pub(crate) fn sort_records(records: &mut [Series]) {
     if in_record_order(records) {
         return;
     }
     let mut names: HashMap<&str, u32, ahash::RandomState> = HashMap::default();
+    // Each record's name id. A window's records of one name come in runs that
+    // share its `Arc`: the name is hashed once per run, not once per record.
+    let mut ids: Vec<u32> = Vec::with_capacity(records.len());
+    let mut last: Option<(&Arc<str>, u32)> = None;
     for r in records.iter() {
-        let next = names.len() as u32;
-        names.entry(&r.record).or_insert(next);
+        let id = match last {
+            Some((name, id)) if Arc::ptr_eq(name, &r.record) => id,
+            _ => {
+                let next = names.len() as u32;
+                *names.entry(&r.record).or_insert(next)
+            }
+        };
+        last = Some((&r.record, id));
+        ids.push(id);
     }
     let mut sorted: Vec<(&str, u32)> = names.iter().map(|(&n, &id)| (n, id)).collect();
     sorted.sort_unstable();
@@ -32,25 +42,68 @@ pub(crate) fn sort_records(records: &mut [Series]) {
     for (r, &(_, id)) in sorted.iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    let mut order: Vec<(u32, KeyPrefix, u32)> = records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let name = names.get(&*r.record).map_or(0, |&id| rank[id as usize]);
-            (name, KeyPrefix::of(r.labels.as_bytes(), 0), i as u32)
-        })
-        .collect();
     drop(names);
-    order.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then(a.1.cmp(&b.1)).then_with(|| {
-            let (x, y) = (&records[a.2 as usize], &records[b.2 as usize]);
+    // The records grouped by name rank, each group in the order the records
+    // came (a counting placement): a stable sort by name.
+    let rank_of = |id: u32| rank.get(id as usize).copied().unwrap_or_default() as usize;
+    let mut starts = vec![0usize; rank.len() + 1];
+    for &id in &ids {
+        if let Some(n) = starts.get_mut(rank_of(id) + 1) {
+            *n += 1;
+        }
+    }
+    for r in 1..starts.len() {
+        starts[r] += starts[r - 1];
+    }
+    let mut order = vec![0u32; records.len()];
+    let mut next = starts.clone();
+    for (i, &id) in ids.iter().enumerate() {
+        if let Some(slot) = next.get_mut(rank_of(id)) {
+            if let Some(o) = order.get_mut(*slot) {
+                *o = i as u32;
+            }
+            *slot += 1;
+        }
+    }
+    // Each name's records by labels, stably. Most names' records come sorted
+    // already (a metric whose label names sort in key order, a rule's
+    // outputs): seen in one pass.
+    for group in starts.windows(2) {
+        let Some(group) = order.get_mut(group[0]..group[1]) else {
+            continue;
+        };
+        let labels = |i: u32| &records[i as usize].labels;
+        if group.is_sorted_by(|&a, &b| labels(a) <= labels(b)) {
+            continue;
+        }
+        sort_by_labels(records, group);
+    }
+    permute(records, order);
+}
+
+/// Sorts `group` (indices of `records` of one name, in the order they came)
+/// by their labels, equal ones in that order. The sort runs on small entries:
+/// a number that orders as the labels' first bytes do ([`KeyPrefix`]); only
+/// entries whose numbers tie read their records' labels.
+fn sort_by_labels(records: &[Series], group: &mut [u32]) {
+    // Borrowed: records sorted here have their labels encoded (see
+    // `series_limit`'s `to_stage2`); others are written out.
+    let mut keyed: Vec<(KeyPrefix, u32)> = group
+        .iter()
+        .map(|&i| (KeyPrefix::of(&records[i as usize].labels.as_bytes(), 0), i))
+        .collect();
+    keyed.sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0).then_with(|| {
+            let (x, y) = (&records[a.1 as usize], &records[b.1 as usize]);
             x.labels
                 .cmp(&y.labels)
                 // Equal records keep their order: the sort is then the stable one.
-                .then(a.2.cmp(&b.2))
+                .then(a.1.cmp(&b.1))
         })
     });
-    permute(records, order.into_iter().map(|(_, _, i)| i).collect());
+    for (slot, (_, i)) in group.iter_mut().zip(keyed) {
+        *slot = i;
+    }
 }
 
 /// Whether `records` are in the order [`sort_records`] gives (seen in one pass).

@@ -2,6 +2,7 @@
 //! series meets on one worker (routed by rule and output labels), folds in host
 //! series order, and becomes one output record.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -123,7 +124,8 @@ pub(crate) fn evaluate_rules(mut inputs: Vec<RuleInput>, plan: &Plan) -> Vec<Ser
 /// comparing the inputs' labels, each read from wherever it is in the heap, at
 /// every step of a sort cost more (thousands of hosts).
 fn sort_inputs(inputs: &mut [RuleInput]) -> Vec<u32> {
-    let mut ids: HashMap<(u32, &[u8]), u32, ahash::RandomState> = HashMap::default();
+    // Borrowed: rule outputs' labels are held encoded (`Labels::select`).
+    let mut ids: HashMap<(u32, Cow<'_, [u8]>), u32, ahash::RandomState> = HashMap::default();
     // One input of each output series, by number.
     let mut firsts: Vec<usize> = Vec::new();
     // (output series, ord, index): a number per output series for now.
@@ -149,13 +151,43 @@ fn sort_inputs(inputs: &mut [RuleInput]) -> Vec<u32> {
     for (r, &id) in by_labels.iter().enumerate() {
         rank[id as usize] = r as u32;
     }
-    for e in &mut entries {
-        e.0 = rank[e.0 as usize];
-    }
-    // (rank, ord, index) is unique: an unstable sort gives the one order.
-    entries.sort_unstable();
+    // (rank, ord, index) is unique: its sorted order is the one order. The
+    // inputs usually come in host series order (ord), as made: then placing
+    // each at its rank's next slot, in the order they came, gives it in one
+    // pass (checked: else they are sorted).
+    let entries = by_rank(entries, &rank);
     permute(inputs, entries.iter().map(|e| e.2).collect());
     entries.into_iter().map(|e| e.0).collect()
+}
+
+/// `entries` (output series number, ord, index) with each number replaced by
+/// its `rank`, in (rank, ord, index) order.
+fn by_rank(entries: Vec<(u32, u32, u32)>, rank: &[u32]) -> Vec<(u32, u32, u32)> {
+    let rank_of = |id: u32| rank.get(id as usize).copied().unwrap_or_default();
+    // Where each rank's entries start, then the next free slot of each.
+    let mut next = vec![0usize; rank.len() + 1];
+    for e in &entries {
+        if let Some(n) = next.get_mut(rank_of(e.0) as usize + 1) {
+            *n += 1;
+        }
+    }
+    for r in 1..next.len() {
+        next[r] += next[r - 1];
+    }
+    let mut out = vec![(0, 0, 0); entries.len()];
+    for &(id, ord, i) in &entries {
+        let r = rank_of(id);
+        if let Some(slot) = next.get_mut(r as usize) {
+            if let Some(o) = out.get_mut(*slot) {
+                *o = (r, ord, i);
+            }
+            *slot += 1;
+        }
+    }
+    if !out.is_sorted() {
+        out.sort_unstable();
+    }
+    out
 }
 
 fn evaluate(expr: &RuleExpr, group: &[RuleInput]) -> Option<Value> {
@@ -211,11 +243,17 @@ mod tests {
     proptest! {
         #[test]
         fn sorts_as_a_stable_sort_by_rule_labels_and_ord(
+            in_ord_order in any::<bool>(),
             raw in prop::collection::vec(
                 (0u32..3, 0u32..4, prop::collection::vec(0usize..VALUES.len(), 0..3)),
                 0..200,
             ),
         ) {
+            // As to_stage2 makes them (ord order, the one-pass placing), or not.
+            let mut raw = raw;
+            if in_ord_order {
+                raw.sort_by_key(|&(_, ord, _)| ord);
+            }
             let mut inputs: Vec<RuleInput> = raw
                 .iter()
                 .enumerate()

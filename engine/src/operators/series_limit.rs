@@ -15,7 +15,7 @@ use timely::dataflow::Stream;
 use super::per_window::PerWindow;
 use crate::acc::Acc;
 use crate::key::cmp_keys;
-use crate::labels::Labels;
+use crate::labels::{KeyNames, Labels};
 use crate::limit::{keep_share, Cut};
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
 use crate::series::{MergedSeries, Origin, RuleInput, RuleValue, Series, Value};
@@ -146,6 +146,17 @@ fn cut_series<'scope>(
         .iter()
         .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
         .collect();
+    // Where the host records reach the sinks as they are made (no sort, no
+    // comparison of their labels), each metric's label names with the key
+    // parts they name: a host series' labels are then its key read through
+    // them. Otherwise the labels are encoded, which sort faster.
+    let names: Option<Vec<Arc<KeyNames>>> = host_records_in_output_order(&plan).then(|| {
+        plan.metrics
+            .iter()
+            .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
+            .collect()
+    });
+    let kept = kept_places(&plan);
     merged.per_window(pact, "SeriesLimit", move |window, mut series| {
         let by = |a: &MergedSeries, b: &MergedSeries| {
             a.metric
@@ -164,7 +175,7 @@ fn cut_series<'scope>(
         if cut.any() {
             report(window as EventMs, &cut, &plan, &stats, &mut pace);
         }
-        to_stage2(series, &plan, &quantiles)
+        to_stage2(series, &plan, &quantiles, names.as_deref(), &kept)
     })
 }
 
@@ -245,23 +256,46 @@ fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: boo
 }
 
 /// The kept series (sorted) as host series and rule inputs; `quantiles`: each
-/// metric's quantiles as label values.
-fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) -> Vec<Stage2> {
+/// metric's quantiles as label values; `names`: each metric's label names
+/// ([`KeyNames`]) where the labels are to be read from the keys, `None` where
+/// they are to be encoded.
+fn to_stage2(
+    series: Vec<MergedSeries>,
+    plan: &Plan,
+    quantiles: &[Vec<String>],
+    names: Option<&[Arc<KeyNames>]>,
+    kept: &[Vec<Option<u64>>],
+) -> Vec<Stage2> {
     // Sized once for all the window's records rather than regrown through
     // them: each doubling copied the records into pages the kernel faulted
     // in afresh (a fifth of a 2,000-host run's page faults).
     let mut out = Vec::with_capacity(records_bound(&series, plan));
-    // Every series' labels in one buffer: one allocation per window, not one
-    // per series.
-    let labels = Labels::for_keys(series.iter().map(|s| {
-        let mp = plan.metrics.get(s.metric as usize)?;
-        Some((mp.output_labels.as_slice(), &s.key[..]))
-    }));
-    for ((ord, s), labels) in series.into_iter().enumerate().zip(labels) {
+    // Encoded: every series' labels in shared buffers (a few allocations per
+    // window, not one per series).
+    let mut encoded = match names {
+        Some(_) => Vec::new(),
+        None => Labels::for_keys(series.iter().map(|s| {
+            let mp = plan.metrics.get(s.metric as usize)?;
+            Some((mp.output_labels.as_slice(), &s.key[..]))
+        })),
+    }
+    .into_iter();
+    for (ord, s) in series.into_iter().enumerate() {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
+            encoded.next();
             continue;
         };
-        for &r in &mp.rules {
+        let labels = match names {
+            // Read from the key through the metric's names: nothing is copied
+            // per series (the sinks read them once, pair by pair).
+            Some(names) => match names.get(s.metric as usize) {
+                Some(names) => Labels::of_key(names, s.key),
+                None => continue,
+            },
+            None => encoded.next().unwrap_or_default(),
+        };
+        let kept = kept.get(s.metric as usize).map_or(&[][..], Vec::as_slice);
+        for (n, &r) in mp.rules.iter().enumerate() {
             let rule = &plan.rules[r];
             let (grouping, value) = match &rule.expr {
                 RuleExpr::Aggregate { grouping, .. } => {
@@ -284,7 +318,10 @@ fn to_stage2(series: Vec<MergedSeries>, plan: &Plan, quantiles: &[Vec<String>]) 
             out.push(Stage2::Rule(RuleInput {
                 rule: r as u32,
                 ord: ord as u32,
-                out_labels: rule_labels(grouping, &labels),
+                out_labels: match kept.get(n) {
+                    Some(&Some(at)) => labels.select_at(at),
+                    _ => rule_labels(grouping, &labels),
+                },
                 value,
             }));
         }
@@ -318,6 +355,42 @@ fn records_bound(series: &[MergedSeries], plan: &Plan) -> usize {
         .iter()
         .map(|s| per_series.get(s.metric as usize).copied().unwrap_or(0))
         .sum()
+}
+
+/// Per metric, per rule that reads it (as `mp.rules`): the places of the
+/// metric's output labels the rule's grouping keeps, as bits
+/// ([`Labels::select_at`]); `None` past 64 labels (then the names are
+/// compared, [`rule_labels`]).
+fn kept_places(plan: &Plan) -> Vec<Vec<Option<u64>>> {
+    plan.metrics
+        .iter()
+        .map(|mp| {
+            mp.rules
+                .iter()
+                .map(|&r| {
+                    let grouping = match &plan.rules.get(r)?.expr {
+                        RuleExpr::Aggregate { grouping, .. } => grouping,
+                        RuleExpr::HistogramQuantile { grouping, .. } => grouping,
+                    };
+                    if mp.output_labels.len() > 64 {
+                        return None;
+                    }
+                    // The kept names, as `rule_labels` keeps them.
+                    let names =
+                        Labels::from_sorted(mp.output_labels.iter().map(|(n, _)| (n.as_str(), "")));
+                    let kept = rule_labels(grouping, &names);
+                    let kept: Vec<&str> = kept.iter().map(|(n, _)| n).collect();
+                    Some(
+                        mp.output_labels
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (n, _))| kept.contains(&n.as_str()))
+                            .fold(0u64, |m, (i, _)| m | 1 << i),
+                    )
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Whether the host records [`to_stage2`] makes of a window's series (sorted by
@@ -465,7 +538,7 @@ mod tests {
                 acc: Acc::Hist(Box::new(hist.clone())),
             });
         }
-        let out = to_stage2(series, &plan, &quantiles);
+        let out = to_stage2(series, &plan, &quantiles, None, &kept_places(&plan));
         // 900 counters: 2 rules + 1 host record; 300 histograms: 1 rule +
         // 3 quantiles, _count, _sum.
         assert_eq!(out.len(), 900 * 3 + 300 * 6);

@@ -93,7 +93,9 @@ proptest! {
         series.sort_by(|a, b| a.metric.cmp(&b.metric).then_with(|| cmp_keys(&a.key, &b.key)));
         series.dedup_by(|a, b| a.metric == b.metric && a.key == b.key);
         let quantiles = vec![Vec::new(); plan.metrics.len()];
-        let records: Vec<Series> = to_stage2(series, &plan, &quantiles)
+        let names: Vec<Arc<KeyNames>> =
+            plan.metrics.iter().map(|mp| Arc::new(KeyNames::new(&mp.output_labels))).collect();
+        let records: Vec<Series> = to_stage2(series, &plan, &quantiles, host_records_in_output_order(&plan).then_some(&names[..]), &kept_places(&plan))
             .into_iter()
             .filter_map(|s| match s {
                 Stage2::Host(s) => Some(s),
