@@ -339,22 +339,14 @@ fn to_stage2(
 /// per rule its metric feeds, and its host records where they are printed (a
 /// histogram's one per quantile, `_count` and `_sum`).
 fn records_bound(series: &[MergedSeries], plan: &Plan) -> usize {
-    let per_series: Vec<usize> = plan
-        .metrics
-        .iter()
-        .map(|mp| {
-            let host = match (mp.host_series, mp.kind) {
-                (false, _) => 0,
-                (true, MetricKind::Histogram) => mp.quantiles.len() + 2,
-                (true, _) => 1,
-            };
-            mp.rules.len() + host
-        })
-        .collect();
-    series
-        .iter()
-        .map(|s| per_series.get(s.metric as usize).copied().unwrap_or(0))
-        .sum()
+    let per_series = |mp: &MetricPlan| match (mp.host_series, mp.kind) {
+        (false, _) => mp.rules.len(),
+        (true, MetricKind::Histogram) => mp.rules.len() + mp.quantiles.len() + 2,
+        (true, _) => mp.rules.len() + 1,
+    };
+    let per_metric: Vec<usize> = plan.metrics.iter().map(per_series).collect();
+    let of = |s: &MergedSeries| per_metric.get(s.metric as usize).copied().unwrap_or(0);
+    series.iter().map(of).sum()
 }
 
 /// Per metric, per rule that reads it (as `mp.rules`): the places of the
@@ -475,6 +467,8 @@ fn format_quantile(q: f64) -> String {
 }
 
 #[cfg(test)]
+mod capacity_tests;
+#[cfg(test)]
 mod order_tests;
 
 #[cfg(test)]
@@ -493,56 +487,6 @@ mod tests {
         let env = tidemark_jobs::Env::empty();
         let job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env).unwrap();
         Plan::new(&job)
-    }
-
-    /// A window's records are made into a vector sized for them all: it is
-    /// never regrown (each regrowth copies them into new pages).
-    #[test]
-    fn a_windows_records_fill_a_vector_sized_for_them() {
-        let plan = plan_of(
-            "[[metric]]\nname = \"hits\"\nkind = \"counter\"\nlabels = [\"status\"]\n\
-             [[metric]]\nname = \"lat\"\nkind = \"histogram\"\nfield = \"ms\"\n\
-             quantiles = [0.5, 0.9, 0.99]\n\
-             [[rule]]\nrecord = \"s:hits\"\nexpr = \"sum by (status) (hits)\"\n\
-             [[rule]]\nrecord = \"j:hits\"\nexpr = \"sum(hits)\"\n\
-             [[rule]]\nrecord = \"j:p99\"\nexpr = \"histogram_quantile(0.99, lat)\"\n",
-        );
-        let quantiles: Vec<Vec<String>> = plan
-            .metrics
-            .iter()
-            .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
-            .collect();
-        let mut hist = crate::acc::Hist::new();
-        hist.record(12.0).unwrap();
-        let mut series = Vec::new();
-        for host in 0..300 {
-            for status in ["200", "404", "500"] {
-                let mut key = Vec::new();
-                crate::key::push_key_part(&mut key, &format!("h{host}"));
-                crate::key::push_key_part(&mut key, status);
-                series.push(MergedSeries {
-                    metric: 0,
-                    limited: false,
-                    key: key.into(),
-                    acc: Acc::Count(3),
-                });
-            }
-        }
-        for host in 0..300 {
-            let mut key = Vec::new();
-            crate::key::push_key_part(&mut key, &format!("h{host}"));
-            series.push(MergedSeries {
-                metric: 1,
-                limited: false,
-                key: key.into(),
-                acc: Acc::Hist(Box::new(hist.clone())),
-            });
-        }
-        let out = to_stage2(series, &plan, &quantiles, None, &kept_places(&plan));
-        // 900 counters: 2 rules + 1 host record; 300 histograms: 1 rule +
-        // 3 quantiles, _count, _sum.
-        assert_eq!(out.len(), 900 * 3 + 300 * 6);
-        assert_eq!(out.capacity(), out.len());
     }
 
     /// The jobs whose host records the collect stage may take as sorted, and
