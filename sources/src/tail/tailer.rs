@@ -411,7 +411,11 @@ impl Tailer {
             self.finish_current(on_line);
             return Step::Continue;
         };
-        if self.changed_since_check(meta.len()) {
+        // Always checked, even when a check passed at this offset in this call: the
+        // lines of the last read were delivered since, and a copytruncate to the same
+        // size in that time is seen only here (review R17s; a parked file would
+        // otherwise look unchanged for good).
+        if self.content_changed(meta.len()) {
             self.on_truncated();
             return Step::Continue;
         }

@@ -5,10 +5,11 @@
 //! A check is an `fstat` and a read of the fingerprinted bytes. One `read_some`
 //! call checked the same file at the same offset up to three times in a row
 //! (at its start, before reading past the size last seen, at the end of the
-//! file after a read of nothing): the second and third are skipped when the
-//! one before passed in this call, nothing was read since and (at the end of
-//! the file) the size is the one checked. A change after a check is caught as
-//! before by the check after the next read (`read_was_stale`) or of the next call.
+//! file after a read of nothing). The check before reading on is skipped when
+//! one passed in this call and nothing was read since: a change after it is
+//! caught by the check after the read (`read_was_stale`), before any line of
+//! that read is delivered. The check at the end of the file always runs: the
+//! last read's lines were delivered since the check before it (review R17s).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -137,15 +138,6 @@ impl Tailer {
             return false;
         };
         (c.dev, c.ino, c.read_off) == (cur.id.dev, cur.id.ino, cur.read_off)
-    }
-
-    /// [`Tailer::content_changed`], unless a check passed in this call at the
-    /// current offset with this size: then nothing changed that it could see.
-    pub(super) fn changed_since_check(&mut self, size: u64) -> bool {
-        if self.checked_here() && self.checked.is_some_and(|c| c.size == size) {
-            return false;
-        }
-        self.content_changed(size)
     }
 
     pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {

@@ -7,6 +7,7 @@ mod gzip;
 mod park;
 mod pause_rotation;
 mod resume;
+mod rewrite_during_delivery;
 mod roots;
 mod rotation;
 mod stop;
