@@ -101,6 +101,10 @@ struct MetricSeries {
     bound: Option<SeriesKey>,
     /// Sparse buckets a new histogram series starts with room for.
     hist_buckets: usize,
+    /// New histogram series that may still start with that room (the window
+    /// before's count, with slack); later ones start empty. Reserved buckets
+    /// thus stay within what the window before held.
+    hist_reserved: usize,
 }
 
 /// A series of a metric, as a [`LineCache`] remembers it.
@@ -164,6 +168,7 @@ impl MetricSeries {
             map: SeriesMap::with_capacity(room.series, room.key_bytes),
             bound: None,
             hist_buckets: room.hist_buckets,
+            hist_reserved: room.hists,
         }
     }
 
@@ -171,9 +176,17 @@ impl MetricSeries {
     /// `Slot::Refused` if it is new and sorts after the bound.
     fn find_or_create(&mut self, hasher: &KeyHasher, key: &[u8], kind: MetricKind) -> (Slot, bool) {
         let bound = self.bound.as_deref();
-        let buckets = self.hist_buckets;
+        let buckets = if self.hist_reserved > 0 {
+            self.hist_buckets
+        } else {
+            0
+        };
+        let reserved = &mut self.hist_reserved;
         let found = self.map.find_or_make(hasher, key, || {
             let refused = bound.is_some_and(|b| cmp_keys(key, b) == Ordering::Greater);
+            if !refused && kind == MetricKind::Histogram {
+                *reserved = reserved.saturating_sub(1);
+            }
             (!refused).then(|| empty_acc(kind, buckets))
         });
         match found {

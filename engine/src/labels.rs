@@ -358,6 +358,19 @@ impl Labels {
         }
     }
 
+    /// These labels in a buffer of their own, for a holder that outlives the
+    /// window (an alert instance): labels read from a series key keep the whole
+    /// window's key buffer alive, and encoded ones their shared chunk (review
+    /// R17e: 1.2 MB a window held for as long as an instance lived).
+    pub(crate) fn detached(&self) -> Labels {
+        match &self.repr {
+            Repr::Encoded { buf, range } if buf.as_ref().is_none_or(|b| b.len() == range.len()) => {
+                self.clone()
+            }
+            _ => Labels::owned(self.as_bytes().into_owned()),
+        }
+    }
+
     /// The encoding (for hashing and as a map key): borrowed where it is held
     /// as bytes (the labels rules make), written out for a series key's.
     #[inline]

@@ -69,6 +69,15 @@ impl Hist {
         }
     }
 
+    /// Test view: room for sparse buckets (0 once dense).
+    #[cfg(test)]
+    pub fn sparse_capacity(&self) -> usize {
+        match &self.counts {
+            Counts::Sparse(buckets) => buckets.capacity(),
+            Counts::Dense(_) => 0,
+        }
+    }
+
     /// How many buckets it holds while sparse; `None` once dense.
     pub fn sparse_buckets(&self) -> Option<usize> {
         match &self.counts {

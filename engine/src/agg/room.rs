@@ -11,6 +11,10 @@ pub(super) struct Room {
     pub(super) key_bytes: usize,
     /// Sparse buckets per histogram series, on average (rounded up).
     pub(super) hist_buckets: usize,
+    /// Histogram series that were sparse: only as many new ones start with
+    /// room for `hist_buckets` (review R17e: a window of many new one-value
+    /// series after one of a few wide ones reserved ~1 KiB for each of them).
+    pub(super) hists: usize,
 }
 
 impl Room {
@@ -29,6 +33,7 @@ impl Room {
             series: series.map.len(),
             key_bytes: series.map.key_bytes(),
             hist_buckets: buckets.div_ceil(hists.max(1)),
+            hists,
         }
     }
 
@@ -45,6 +50,7 @@ impl Room {
                 .saturating_add(self.key_bytes / 4)
                 .saturating_add(2 * per_key),
             hist_buckets: self.hist_buckets,
+            hists: slack(self.hists),
         }
     }
 }

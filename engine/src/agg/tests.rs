@@ -175,3 +175,66 @@ fn a_window_drains_each_metric_in_key_order() {
     sorted.sort();
     assert_eq!(order, sorted);
 }
+
+/// Review R17e: a new window's histogram series start with room for the
+/// buckets the window before averaged, but only as many series as that window
+/// had: after a window of a few wide histograms, a window of many new
+/// one-value series reserved ~1 KiB for each (2.8x the peak RSS).
+#[test]
+fn a_window_of_many_new_histograms_reserves_no_more_than_the_window_before_held() {
+    let text = r#"
+name = "t"
+[source]
+kind = "file"
+include = ["/logs/*.log"]
+host = { value = "web" }
+[parse]
+format = "logfmt"
+[[metric]]
+name = "ms"
+kind = "histogram"
+field = "ms"
+labels = ["path"]
+[[sink]]
+kind = "stdout"
+series = "hosts"
+"#;
+    let job = tidemark_jobs::from_str(text, "t.toml", std::path::Path::new("/")).unwrap();
+    let plan = Plan::new(&job);
+    let mut parser = LineParser::new(&job.parse, &plan.fields).unwrap();
+    let mut stats = JobStats::default();
+    let mut ow = OpenWindows::default();
+    let mut add = |ow: &mut OpenWindows, minute: u32, second: u32, path: u32, ms: f64| {
+        let line = format!("time=2026-11-20T10:{minute:02}:{second:02}Z path=/p{path} ms={ms}");
+        let (parsed, t) = stamp(&mut parser, line.as_bytes(), i64::MAX, &mut stats).unwrap();
+        let start = crate::time::window_start(t, plan.window_ms);
+        ow.add(&plan, &parsed, t, start, "web", &mut stats);
+    };
+    // Minute 0: two series of 40 distinct values each (40 buckets each).
+    for i in 0..40u32 {
+        for path in 0..2 {
+            add(&mut ow, 0, i, path, 1.0 + f64::from(i) * 7.0);
+        }
+    }
+    // Minute 1: 500 new series of one value each.
+    for path in 0..500 {
+        add(&mut ow, 1, path % 60, 1000 + path, 3.0);
+    }
+    assert_eq!(ow.windows.len(), 2);
+    let second = ow.windows.iter().max_by_key(|w| w.start).unwrap();
+    let reserved: usize = second.metrics[0]
+        .map
+        .accs()
+        .iter()
+        .map(|acc| match acc {
+            crate::acc::Acc::Hist(h) => h.sparse_capacity(),
+            _ => 0,
+        })
+        .sum();
+    // The window before held 80 buckets; a few series of slack may take the
+    // average each, the rest start with what one value needs.
+    assert!(
+        reserved <= 80 * 2 + 500 * 4,
+        "reserved {reserved} buckets for 500 one-value series"
+    );
+}

@@ -264,7 +264,10 @@ impl AlertEvaluator {
             let alert = &self.alerts[key.0];
             let needed = alert.average_windows > 1 || alert.op.holds(*v, alert.threshold);
             if needed && !self.instances.contains_key(key) {
-                self.instances.insert(key.clone(), Instance::default());
+                // An instance may live for many windows: it must not keep its
+                // first window's shared label buffer alive.
+                self.instances
+                    .insert((key.0, key.1.detached()), Instance::default());
             }
         }
         let warming = self.quiet_until.is_some_and(|q| end_ms <= q);

@@ -266,9 +266,10 @@ fn to_stage2(
     names: Option<&[Arc<KeyNames>]>,
     kept: &[Vec<Option<u64>>],
 ) -> Vec<Stage2> {
-    // At least one record per series in the usual job (host series printed):
-    // sized once rather than regrown through a window of ~30k.
-    let mut out = Vec::with_capacity(series.len());
+    // Sized once for all the window's records rather than regrown through
+    // them: each doubling copied the records into pages the kernel faulted
+    // in afresh (a fifth of a 2,000-host run's page faults).
+    let mut out = Vec::with_capacity(records_bound(&series, plan));
     // Encoded: every series' labels in shared buffers (a few allocations per
     // window, not one per series).
     let mut encoded = match names {
@@ -332,6 +333,20 @@ fn to_stage2(
         }
     }
     out
+}
+
+/// At most how many records [`to_stage2`] makes of `series`: per series one
+/// per rule its metric feeds, and its host records where they are printed (a
+/// histogram's one per quantile, `_count` and `_sum`).
+fn records_bound(series: &[MergedSeries], plan: &Plan) -> usize {
+    let per_series = |mp: &MetricPlan| match (mp.host_series, mp.kind) {
+        (false, _) => mp.rules.len(),
+        (true, MetricKind::Histogram) => mp.rules.len() + mp.quantiles.len() + 2,
+        (true, _) => mp.rules.len() + 1,
+    };
+    let per_metric: Vec<usize> = plan.metrics.iter().map(per_series).collect();
+    let of = |s: &MergedSeries| per_metric.get(s.metric as usize).copied().unwrap_or(0);
+    series.iter().map(of).sum()
 }
 
 /// Per metric, per rule that reads it (as `mp.rules`): the places of the
@@ -451,6 +466,8 @@ fn format_quantile(q: f64) -> String {
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
 
+#[cfg(test)]
+mod capacity_tests;
 #[cfg(test)]
 mod order_tests;
 

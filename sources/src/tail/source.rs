@@ -13,12 +13,34 @@ use flate2::read::MultiGzDecoder;
 use super::position::{FileId, Position};
 use super::{LineMeta, TailCounters};
 
-/// Starting buffer size; it grows (up to `max_line_bytes`) only for a long line and
+/// Buffer size of a group not paced (see [`PACED_BUFFER`]); it grows (up to `max_line_bytes`) only for a long line and
 /// shrinks back once that line is gone. A read fills at most this much: larger
-/// buffers cost memory, not speed. Between turns a group holds only its unread
-/// bytes ([`LineBuf::release`]): 2,000 groups waiting for event-time pacing held
-/// 64 MiB of full buffers.
+/// buffers cost memory, not speed. Between turns such a group holds only its
+/// unread bytes ([`LineBuf::release`]).
 pub(crate) const INITIAL_BUFFER: usize = 32 * 1024;
+
+/// Buffer size of a group event-time pacing stopped since it last read all of
+/// its file, on a thread with more than [`MANY_GROUPS`] groups. Thousands of such groups each
+/// keep one buffer of this size between turns and read on in place: 2,000
+/// groups waiting with full 32 KiB buffers held 64 MiB, and moving their
+/// unread bytes out at every stop and back into a fresh buffer at the next
+/// read (what they did before) had the kernel fault in every byte read
+/// anew — a third of item 2's page faults (benches/README.md, "Issue 13:
+/// item 2, page faults"). A third of [`INITIAL_BUFFER`]: several paced turns
+/// read on from one fill, and a fill's `read` costs far less than its pages.
+pub(crate) const PACED_BUFFER: usize = 12 * 1024;
+
+/// More line buffers than this on a thread (a worker's groups) and its paced
+/// groups read at [`PACED_BUFFER`]. Below it their memory is small anyway and
+/// full-size reads are faster: a lone group is paced too (by its own
+/// watermark), and its `read`s at a third of the size cost item 1 ~15% of
+/// its CPU.
+pub(crate) const MANY_GROUPS: usize = 64;
+
+thread_local! {
+    /// Line buffers alive on this thread.
+    static GROUPS: Cell<usize> = const { Cell::new(0) };
+}
 
 pub(crate) enum Src {
     Plain(File),
@@ -110,11 +132,23 @@ thread_local! {
     static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
+/// Test view: where this thread's spare buffer is (0: none).
+#[cfg(test)]
+pub(crate) fn spare_addr() -> usize {
+    SPARE.with(|s| {
+        let b = s.take();
+        let a = if b.is_empty() { 0 } else { b.as_ptr() as usize };
+        s.set(b);
+        a
+    })
+}
+
 /// The line buffer: `buf[start..end]` holds bytes read but not yet delivered.
 pub(crate) struct LineBuf {
     /// Shorter than `size` (down to empty) between turns ([`LineBuf::release`]).
     buf: Vec<u8>,
-    /// The buffer's working size: `INITIAL_BUFFER`, or more for a long line.
+    /// The buffer's working size: [`PACED_BUFFER`] or [`INITIAL_BUFFER`] (as
+    /// the last turn ended), or more for a long line.
     /// `fill` reads into a buffer of exactly this size, released or not, so a
     /// release changes no read and no line.
     size: usize,
@@ -129,8 +163,11 @@ pub(crate) struct LineBuf {
 
 impl LineBuf {
     pub fn new(max_line: usize) -> LineBuf {
+        GROUPS.with(|g| g.set(g.get() + 1));
         LineBuf {
-            buf: vec![0; INITIAL_BUFFER],
+            // Allocated by the first `fill` (the spare, when there is one): a
+            // group made and not read yet holds none.
+            buf: Vec::new(),
             size: INITIAL_BUFFER,
             start: 0,
             end: 0,
@@ -155,15 +192,33 @@ impl LineBuf {
         }
     }
 
-    /// The group's turn ends: keep only the bytes not yet delivered. An empty
-    /// buffer is freed; unread bytes (a turn stopped by pacing or its budget)
-    /// move to an allocation of their size when that saves at least half of
-    /// it. The next `fill` restores the working size first. Memory, not
-    /// speed: thousands of groups wait between their turns.
-    pub fn release(&mut self) {
+    /// The group's turn ends, stopped by event-time pacing (`paced`) or not.
+    /// An empty buffer is freed. A group paced since it last read all of its
+    /// file keeps one [`PACED_BUFFER`] and reads on in it (its unread bytes
+    /// move into one once they fit). Other unread bytes (a turn stopped by
+    /// its budget, an unterminated line) move to an allocation of their size
+    /// when that saves at least half of it. The next `fill` restores the working size first. Memory: thousands of
+    /// groups wait between their turns.
+    pub fn release(&mut self, paced: bool) {
         let held = self.end - self.start;
+        if self.size <= INITIAL_BUFFER {
+            // Paced until it has caught up with its file: a turn its byte
+            // budget ends (a quarter of a paced group's) changes nothing.
+            if paced && GROUPS.with(Cell::get) > MANY_GROUPS {
+                self.size = PACED_BUFFER;
+            } else if held == 0 {
+                self.size = INITIAL_BUFFER;
+            }
+        }
         let kept = if held == 0 {
             Vec::new()
+        } else if self.size == PACED_BUFFER {
+            if self.buf.len() == PACED_BUFFER || held > PACED_BUFFER {
+                return;
+            }
+            let mut b = vec![0; PACED_BUFFER];
+            b[..held].copy_from_slice(&self.buf[self.start..self.end]);
+            b
         } else if held <= self.buf.capacity() / 2 {
             self.buf[self.start..self.end].to_vec()
         } else {
@@ -187,6 +242,12 @@ impl LineBuf {
     #[cfg(test)]
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Test view: the size the next `fill` reads into.
+    #[cfg(test)]
+    pub fn working_size(&self) -> usize {
+        self.size
     }
 
     /// Test view: where the buffer's bytes are.
@@ -406,6 +467,12 @@ impl LineBuf {
                 pp.offset = cur.read_off;
             }
         }
+    }
+}
+
+impl Drop for LineBuf {
+    fn drop(&mut self) {
+        GROUPS.with(|g| g.set(g.get().saturating_sub(1)));
     }
 }
 

@@ -194,8 +194,9 @@ impl Tailer {
         self.now = now;
         self.blocked_now = false;
         let mut status = self.read_lines(budget, now, stop, on_line);
-        // The turn ends: a waiting group keeps only its unread bytes.
-        self.lb.release();
+        // The turn ends: a waiting group keeps only its unread bytes, or its
+        // paced buffer.
+        self.lb.release(stop.get());
         self.end_wait();
         if self.blocked_now && status == ReadStatus::Idle {
             status = ReadStatus::Blocked;

@@ -85,7 +85,7 @@ impl Tailer {
                     .split(cur, &mut self.pos, &mut self.counters, &mut on_line, stop);
             }
         }
-        self.lb.release();
+        self.lb.release(stop.get());
         ReadStatus::More
     }
 
@@ -94,6 +94,12 @@ impl Tailer {
     #[cfg(test)]
     pub(in crate::tail) fn line_buffer_allocated(&self) -> usize {
         self.lb.allocated()
+    }
+
+    /// Test view: the size the line buffer's next fill reads into.
+    #[cfg(test)]
+    pub(in crate::tail) fn line_buffer_working_size(&self) -> usize {
+        self.lb.working_size()
     }
 
     /// Test view: where the line buffer's bytes are.

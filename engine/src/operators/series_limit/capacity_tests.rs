@@ -1,0 +1,66 @@
+//! The vector `to_stage2` makes a window's records into.
+
+use std::path::Path;
+
+use super::*;
+
+fn plan_of(metrics_and_rules: &str) -> Plan {
+    let text = format!(
+        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
+         [parse]\nformat = \"json\"\n{metrics_and_rules}\n\
+         [[sink]]\nkind = \"stdout\"\nseries = \"all\"\n"
+    );
+    let env = tidemark_jobs::Env::empty();
+    let job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env).unwrap();
+    Plan::new(&job)
+}
+
+/// A window's records are made into a vector sized for them all: it is
+/// never regrown (each regrowth copies them into new pages).
+#[test]
+fn a_windows_records_fill_a_vector_sized_for_them() {
+    let plan = plan_of(
+        "[[metric]]\nname = \"hits\"\nkind = \"counter\"\nlabels = [\"status\"]\n\
+         [[metric]]\nname = \"lat\"\nkind = \"histogram\"\nfield = \"ms\"\n\
+         quantiles = [0.5, 0.9, 0.99]\n\
+         [[rule]]\nrecord = \"s:hits\"\nexpr = \"sum by (status) (hits)\"\n\
+         [[rule]]\nrecord = \"j:hits\"\nexpr = \"sum(hits)\"\n\
+         [[rule]]\nrecord = \"j:p99\"\nexpr = \"histogram_quantile(0.99, lat)\"\n",
+    );
+    let quantiles: Vec<Vec<String>> = plan
+        .metrics
+        .iter()
+        .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
+        .collect();
+    let mut hist = crate::acc::Hist::new();
+    hist.record(12.0).unwrap();
+    let mut series = Vec::new();
+    for host in 0..300 {
+        for status in ["200", "404", "500"] {
+            let mut key = Vec::new();
+            crate::key::push_key_part(&mut key, &format!("h{host}"));
+            crate::key::push_key_part(&mut key, status);
+            series.push(MergedSeries {
+                metric: 0,
+                limited: false,
+                key: key.into(),
+                acc: Acc::Count(3),
+            });
+        }
+    }
+    for host in 0..300 {
+        let mut key = Vec::new();
+        crate::key::push_key_part(&mut key, &format!("h{host}"));
+        series.push(MergedSeries {
+            metric: 1,
+            limited: false,
+            key: key.into(),
+            acc: Acc::Hist(Box::new(hist.clone())),
+        });
+    }
+    let out = to_stage2(series, &plan, &quantiles, None, &kept_places(&plan));
+    // 900 counters: 2 rules + 1 host record; 300 histograms: 1 rule +
+    // 3 quantiles, _count, _sum.
+    assert_eq!(out.len(), 900 * 3 + 300 * 6);
+    assert_eq!(out.capacity(), out.len());
+}
