@@ -10,6 +10,14 @@
 //! a new group. The first bytes tell a reused inode from the claimed file; a file
 //! whose first bytes cannot be read is never taken for a claimed one (it is
 //! unknown, and left to its own group, which reports it).
+//!
+//! First bytes go stale when a file is truncated and rewritten in place (a
+//! copytruncate): its group reads it again from 0, but its claim still holds
+//! the old bytes, or none if it was empty when claimed, until the group reads
+//! it again. A `dateext` rename in that time made it a new group, read twice
+//! (review R17s). So each group also tells the table which inodes it holds
+//! open ([`Claims::hold`]): an inode held open cannot be freed and reused, so a
+//! path to it names the file that group reads, whatever it starts with now.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -18,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use tidemark_sources::file::{AllowedRoots, FileGroup};
-use tidemark_sources::tail::{id_of, identify, starts_like, FileId};
+use tidemark_sources::tail::{id_of, identify, starts_like, FileId, HeldInodes};
 
 /// Claims older than this many files per group are forgotten first: a group
 /// reads far fewer files than this before they age out of the glob.
@@ -39,6 +47,9 @@ struct Table {
     by_inode: HashMap<(u64, u64), Claim>,
     per_owner: HashMap<Arc<Path>, usize>,
     seq: u64,
+    /// The inodes each group holds open, and the group holding each.
+    held: HashMap<Arc<Path>, HeldInodes>,
+    held_by: HashMap<(u64, u64), Arc<Path>>,
 }
 
 /// Shared by the workers of one process (each process reads its own disks).
@@ -80,6 +91,11 @@ impl Claims {
             return GroupClaim::Claimed;
         };
         for f in &files {
+            if let Some(h) = t.held_by.get(&(f.dev, f.ino)) {
+                if **h != *g.live {
+                    return GroupClaim::SameAs(h.to_path_buf());
+                }
+            }
             if let Some(c) = t.by_inode.get(&(f.dev, f.ino)) {
                 if *c.owner != *g.live && same_file(&f.head, f.born, c) {
                     return GroupClaim::SameAs(c.owner.to_path_buf());
@@ -111,6 +127,11 @@ impl Claims {
         let Ok(mut t) = self.table.lock() else {
             return None;
         };
+        if let Some(h) = t.held_by.get(&(id.dev, id.ino)) {
+            if **h != *owner {
+                return Some(h.to_path_buf());
+            }
+        }
         if let Some(c) = t.by_inode.get(&(id.dev, id.ino)) {
             if *c.owner != *owner && !born_apart(born, c.born) {
                 let theirs = *id == c.id
@@ -125,6 +146,32 @@ impl Claims {
         let owner: Arc<Path> = Arc::from(owner);
         t.insert(id.clone(), born, &owner);
         None
+    }
+
+    /// Records which inodes the group `owner` holds open now (called whenever
+    /// that changes: a file opened, closed, parked or set aside). While held,
+    /// a path to one of them is that group's file: see the module docs.
+    pub fn hold(&self, owner: &Path, now: HeldInodes) {
+        let Ok(mut t) = self.table.lock() else {
+            return;
+        };
+        let t = &mut *t;
+        let before = t.held.remove(owner).unwrap_or_default();
+        for key in before.into_iter().flatten() {
+            if t.held_by.get(&key).is_some_and(|h| **h == *owner) {
+                t.held_by.remove(&key);
+            }
+        }
+        if now == HeldInodes::default() {
+            return;
+        }
+        let owner: Arc<Path> = Arc::from(owner);
+        for key in now.into_iter().flatten() {
+            // Two groups holding one inode (two paths found in one discovery):
+            // the first keeps it, as its claim does.
+            t.held_by.entry(key).or_insert_with(|| owner.clone());
+        }
+        t.held.insert(owner, now);
     }
 
     /// The group reading the file at `path` (links followed), if one does and it

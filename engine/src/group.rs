@@ -164,6 +164,16 @@ impl GroupState {
         ))
     }
 
+    /// The files it left since the last call (see [`Tailer::take_left`]).
+    pub fn take_left(&mut self) -> Vec<tidemark_sources::tail::Left> {
+        self.reader.take_left()
+    }
+
+    /// The files it holds open (see [`Tailer::held_inodes`]).
+    pub fn held_inodes(&self) -> tidemark_sources::tail::HeldInodes {
+        self.reader.held_inodes()
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished
     }

@@ -16,7 +16,7 @@ use tidemark_sources::file::discover::discover_new;
 use tidemark_sources::file::{discover, AllowedRoots, Discovered, EscapedPath, FileGroup};
 use tidemark_sources::parse::LineParser;
 use tidemark_sources::tail::ReadStatus;
-use tidemark_sources::tail::{FileId, TailOptions};
+use tidemark_sources::tail::{FileId, HeldInodes, TailOptions};
 
 #[cfg(test)]
 pub use initial::initial_groups;
@@ -62,6 +62,8 @@ pub struct GroupSet {
     pub groups: Vec<GroupState>,
     /// The file each of `groups` was last seen reading, as claimed in `files`.
     reading: Vec<Option<FileId>>,
+    /// The inodes each of `groups` holds open, as told to `files`' claims.
+    held: Vec<HeldInodes>,
     /// This process's claim table and discovery, shared by its workers.
     files: Arc<ProcessFiles>,
     /// How many of the groups `files` found after start this worker has taken.
@@ -141,6 +143,7 @@ impl GroupSet {
             pause_refused: Vec::new(),
             holders: Holders::default(),
             reading: Vec::new(),
+            held: Vec::new(),
             files,
             seen: 0,
             roots: AllowedRoots::of_source(&job.source),
@@ -300,6 +303,7 @@ impl GroupSet {
             let state = self.make(&g, first, floor)?;
             self.groups.push(state);
             self.reading.push(None);
+            self.held.push(HeldInodes::default());
             self.turns.push(Turn::Unread);
         }
         if self.reports() {
@@ -418,28 +422,13 @@ impl GroupSet {
                 ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
             };
             self.holders.update(i, held, g.holds_file());
-            if let Some((path, id, born)) = g.reading() {
-                if self.reading[i].as_ref() != Some(id) {
-                    let claims = &self.files.claims;
-                    if let Some(owner) = claims.claim(id, path, g.live(), born, &self.roots) {
-                        // Seen only once it is open; the path that found it first
-                        // keeps it. Warned once per file.
-                        tracing::warn!(
-                            "{}: also read by the group of {} (one file reached by two \
-                             paths between two discoveries)",
-                            EscapedPath(path),
-                            EscapedPath(&owner)
-                        );
-                    }
-                    self.reading[i] = Some(id.clone());
-                }
-            }
             budget = budget.saturating_sub((stats.bytes_read - before) as usize);
             busy |= status == ReadStatus::More;
             if self.follow {
                 g.apply_idle(now, wall_ms);
                 g.apply_clock_lag(now, wall_ms, stats);
             }
+            self.claim_reads(i);
         }
         if n > 0 {
             self.next = (self.next + visited) % n;
@@ -563,6 +552,7 @@ pub(crate) fn host_of_path(host: &HostFrom, path: &std::path::Path) -> Option<St
     }
 }
 
+mod claimed;
 mod descriptors;
 mod holders;
 mod initial;

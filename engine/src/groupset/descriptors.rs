@@ -38,6 +38,7 @@ impl GroupSet {
         match pick {
             Some((_, j)) if self.groups[j].park() => {
                 self.holders.remove(j);
+                self.note_held(j);
                 self.park_next = (j + 1) % n;
                 true
             }
@@ -75,6 +76,7 @@ impl GroupSet {
             }
             if self.groups[j].park_paused() {
                 self.holders.remove(j);
+                self.note_held(j);
                 return CloseAhead::Closed;
             }
             self.pause_refused[j] = true;

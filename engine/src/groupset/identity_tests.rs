@@ -246,3 +246,67 @@ fn workers_share_one_discovery() {
     assert_eq!(stats.file_groups, 10, "each group once, by one of them");
     assert_eq!(w[0].groups.len() + w[1].groups.len(), 10);
 }
+
+/// logrotate's `copytruncate` of `app.log` (copied to `app.log.1`, truncated
+/// in place, 5 new lines written), then a `dateext` rename of it to
+/// `app.log-20261204` and a new `app.log`; the glob matches every name.
+fn copytruncate_then_dateext(base: &Path) -> PathBuf {
+    let live = base.join("app.log");
+    std::fs::copy(&live, base.join("app.log.1")).unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).open(&live).unwrap();
+    f.set_len(0).unwrap();
+    std::io::Write::write_all(&mut f, lines("b", 5).as_bytes()).unwrap();
+    drop(f);
+    std::fs::rename(&live, base.join("app.log-20261204")).unwrap();
+    std::fs::write(&live, lines("c", 3)).unwrap();
+    live
+}
+
+/// A followed group over `app.log*` that read 100 lines of `app.log`.
+fn one_group_read_100(base: &Path) -> (GroupSet, Clock, JobStats) {
+    std::fs::write(base.join("app.log"), lines("a", 100)).unwrap();
+    let job = job(&[format!("{}/app.log*", base.display())], &[]);
+    let files = ProcessFiles::new(1024);
+    let mut gs = worker(&job, 0, (0, 1), &files);
+    let (mut clock, mut stats) = (Clock(Instant::now()), JobStats::default());
+    pump(&mut gs, &mut clock, &mut stats);
+    assert_eq!(stats.lines_read, 100, "{stats:?}");
+    (gs, clock, stats)
+}
+
+/// Regression (review R17s, lines read twice after a copytruncate then a
+/// dateext rename): the group read the truncated file's new lines and left it
+/// for the new `app.log` within one turn, and the claim table only heard of
+/// the file it read at the end of the turn. The renamed file's claim kept the
+/// first bytes it had before the truncation, so its new name, whose first
+/// bytes differ, became a second group and its 5 lines were read again.
+#[test]
+fn a_copytruncate_then_dateext_rename_read_in_one_turn_is_not_read_twice() {
+    let (_d, base) = base();
+    let (mut gs, mut clock, mut stats) = one_group_read_100(&base);
+    let live = copytruncate_then_dateext(&base);
+    // The group reads before the next discovery (as in a live run, where a
+    // discovery is due every few seconds and reads happen in between).
+    let wall = crate::time::wall_clock_ms();
+    let now = clock.tick();
+    while gs.read_round(1 << 20, 1 << 20, now, wall, &mut stats) {}
+    assert_eq!(stats.lines_read, 108, "{stats:?}");
+    pump(&mut gs, &mut clock, &mut stats);
+    assert_eq!(stats.lines_read, 108, "{stats:?}");
+    assert_eq!(stats.file_groups, 1, "{stats:?}");
+    assert_eq!(gs.groups[0].live(), live);
+}
+
+/// The same rotation found by a discovery before the group reads again: the
+/// group still holds the truncated file open (its claim has the old first
+/// bytes), so the renamed path is its file, not a new group's.
+#[test]
+fn a_copytruncate_then_dateext_rename_found_before_the_group_reads_is_not_read_twice() {
+    let (_d, base) = base();
+    let (mut gs, mut clock, mut stats) = one_group_read_100(&base);
+    let live = copytruncate_then_dateext(&base);
+    pump(&mut gs, &mut clock, &mut stats);
+    assert_eq!(stats.lines_read, 108, "{stats:?}");
+    assert_eq!(stats.file_groups, 1, "{stats:?}");
+    assert_eq!(gs.groups[0].live(), live);
+}

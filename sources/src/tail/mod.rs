@@ -135,7 +135,7 @@ pub enum ReadStatus {
 }
 pub use fd_backoff::FD_RETRY_MAX;
 pub use identity::{id_of, identify, starts_like};
-pub use position::{FileId, Position};
+pub use position::{FileId, HeldInodes, Left, Position};
 pub use tailer::Tailer;
 pub use unreadable::{hint as unreadable_hint, Unreadable, REPORT_EVERY};
 

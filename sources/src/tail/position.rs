@@ -22,6 +22,14 @@ pub struct FileId {
     pub fingerprint_len: u32,
 }
 
+/// The files a tailer holds open, by (device, inode): the one it reads and the
+/// one set aside (see `Tailer::held_inodes`).
+pub type HeldInodes = [Option<(u64, u64)>; 2];
+
+/// A file a tailer left: the path it had then, its identity and its birth
+/// time (see `Tailer::take_left`).
+pub type Left = (PathBuf, FileId, Option<std::time::SystemTime>);
+
 /// A point in a group's stream: the start of a line in one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Position {

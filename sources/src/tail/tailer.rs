@@ -13,7 +13,7 @@ use changed::Checked;
 
 use super::done::DoneSet;
 use super::identity::Scanner;
-use super::position::{FileId, Position};
+use super::position::{FileId, Left, Position};
 use super::source::{Cur, LineBuf};
 use super::state::{Blocked, Outcome, Reopen, Resume, Start, Stream};
 use super::unreadable::Unreadable;
@@ -62,6 +62,8 @@ pub struct Tailer {
     /// Bytes in files newer than the current one not yet read (as of the last scan).
     pending_bytes: u64,
     scratch: Vec<u8>,
+    /// Files left since [`Tailer::take_left`] (see there).
+    left: Vec<Left>,
     last_rescan: Option<Instant>,
     dir_mtime: Option<(i64, i64)>,
     /// The content check that passed last in this call (see `changed.rs`).
@@ -135,6 +137,7 @@ impl Tailer {
             last_error: None,
             pending_bytes: 0,
             scratch: Vec::new(),
+            left: Vec::new(),
             last_rescan: None,
             dir_mtime: None,
             checked: None,
@@ -571,6 +574,7 @@ impl Tailer {
         let (to, cur) = std::mem::replace(&mut self.stream, Stream::Between).close();
         self.stream = to;
         self.checked = None;
+        self.note_left(cur.as_ref());
         cur
     }
 

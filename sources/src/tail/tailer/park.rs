@@ -31,10 +31,13 @@ use std::path::{Path, PathBuf};
 use super::Tailer;
 use crate::file::EscapedPath;
 use crate::tail::identity::{prefix_matches, read_head_file};
-use crate::tail::position::FileId;
-use crate::tail::source::Src;
+use crate::tail::position::{FileId, HeldInodes, Left};
+use crate::tail::source::{Cur, Src};
 use crate::tail::state::Reopen;
 use crate::tail::LineMeta;
+
+/// Files left kept for [`Tailer::take_left`]: far more than one call leaves.
+const MAX_LEFT: usize = 64;
 
 impl Tailer {
     /// Closes the live file's descriptor if the tailer is idle at its end in
@@ -98,6 +101,40 @@ impl Tailer {
             .cur()
             .is_some_and(|c| !matches!(c.src, Src::Closed { .. }));
         cur_open || self.stream.has_set_aside()
+    }
+
+    /// The (device, inode) of each file this tailer holds open: the one it
+    /// reads and the one set aside (a copytruncate's live file, waiting for its
+    /// copy to be read). An inode held open cannot be freed and reused, so any
+    /// path to it names a file this tailer reads to its end, whatever its first
+    /// bytes are now (truncated and rewritten in place since it was claimed).
+    pub fn held_inodes(&self) -> HeldInodes {
+        let open = |c: &Cur| (!matches!(c.src, Src::Closed { .. })).then_some((c.id.dev, c.id.ino));
+        [
+            self.stream.cur().and_then(open),
+            self.stream.set_aside_file().and_then(|(c, _)| open(c)),
+        ]
+    }
+
+    /// The files this tailer left (finished, rotated away, truncated) since the
+    /// last call, each with its identity when left: what it read of them may
+    /// differ from what the claim table last heard (the caller claims the file
+    /// being read only between calls to [`Tailer::read_some`]). A live file
+    /// truncated in place, read again from 0 and renamed away (a copytruncate,
+    /// then a `dateext` rename) within one call kept its old first bytes in
+    /// the table, and its new name became a second group (review R17s).
+    pub fn take_left(&mut self) -> Vec<Left> {
+        std::mem::take(&mut self.left)
+    }
+
+    pub(super) fn note_left(&mut self, cur: Option<&Cur>) {
+        if let Some(c) = cur {
+            // Bounded for a caller that never takes them: the oldest go first.
+            if self.left.len() >= MAX_LEFT {
+                self.left.remove(0);
+            }
+            self.left.push((c.path.clone(), c.id.clone(), c.born));
+        }
     }
 
     /// Whether the current file is parked.
