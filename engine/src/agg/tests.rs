@@ -1,6 +1,7 @@
 use std::collections::BTreeMap;
 
 use tidemark_jobs::Job;
+use tidemark_sources::parse::LineParser;
 
 use super::*;
 use crate::key::decode_key;
