@@ -45,6 +45,7 @@ pub mod stats;
 pub mod time;
 pub(crate) mod watcher;
 pub(crate) mod watermark;
+mod worker_panic;
 
 #[cfg(test)]
 mod test_jobs;

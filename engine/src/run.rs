@@ -87,23 +87,38 @@ pub fn run_job_file(
         Some(make_output),
     )?);
     let config = timely::Config::process(workers);
+    let panics = crate::worker_panic::PanicWatch::default();
     let guards = {
         let setup = setup.clone();
         timely::execute(config, move |worker| -> Result<(), EngineError> {
-            let handle = install_job(worker, &setup.job, setup.context(worker.index()))?;
-            let mut woke_for_stop = false;
-            while !handle.is_done(worker) {
-                if setup.has_failed() {
-                    setup.stop.store(true, Ordering::SeqCst);
-                }
-                if !woke_for_stop && setup.stop.load(Ordering::SeqCst) {
-                    // A source may be asleep for its poll interval: wake it to stop.
-                    setup.poke.poke();
-                    woke_for_stop = true;
-                }
-                worker.step_or_park(Some(IDLE_PARK));
-            }
-            Ok(())
+            let index = worker.index();
+            panics
+                .catching(worker, |worker| {
+                    let handle = install_job(worker, &setup.job, setup.context(worker.index()))?;
+                    let mut woke_for_stop = false;
+                    while !handle.is_done(worker) {
+                        if panics.abandon_if_panicked(worker) {
+                            // The panicking worker's error is the run's.
+                            return Ok(());
+                        }
+                        if setup.has_failed() {
+                            setup.stop.store(true, Ordering::SeqCst);
+                        }
+                        if !woke_for_stop && setup.stop.load(Ordering::SeqCst) {
+                            // A source may be asleep for its poll interval: wake it to stop.
+                            setup.poke.poke();
+                            woke_for_stop = true;
+                        }
+                        worker.step_or_park(Some(IDLE_PARK));
+                    }
+                    Ok(())
+                })
+                .unwrap_or_else(|message| {
+                    Err(EngineError::Timely {
+                        worker: Some(index),
+                        message,
+                    })
+                })
         })
         .map_err(|message| EngineError::Timely {
             worker: None,

@@ -167,3 +167,43 @@ fn a_failing_sink_is_named_in_the_jobs_error_with_its_reason() {
     assert_eq!(before.0.lock().unwrap().len(), 3, "the sink before it");
     assert_eq!(after.0.lock().unwrap().len(), 2, "the sink after it");
 }
+
+/// Panics at its first window (a bug, not an error it reports).
+struct Panicking;
+
+impl Sink for Panicking {
+    fn describe(&self) -> String {
+        "panicking test sink".to_string()
+    }
+    fn write_window(&mut self, _: &ClosedWindow) -> Result<(), BoxError> {
+        panic!("a bug in a sink (test)");
+    }
+}
+
+/// Review R17e: with `-w 2`, a worker that panicked left the other parked for
+/// ever (the run never returned). It must end the run with an error naming the
+/// panic instead. The deadline is generous: a run of five minutes of lines
+/// takes well under a second.
+#[test]
+fn a_worker_that_panics_ends_the_run_with_an_error_instead_of_a_hang() {
+    let d = tempfile::tempdir().unwrap();
+    let job = five_minutes(d.path());
+    let opts = RunOptions {
+        until_eof: true,
+        ..live_options(2, Arc::new(AtomicBool::new(false)))
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let sinks = |_: &_| Ok(Sinks::new(vec![Box::new(Panicking) as Box<dyn Sink>]));
+        let r = run_job(&job, opts, Box::new(sinks));
+        let _ = tx.send(
+            r.map(|_| ())
+                .map_err(|e| tidemark_engine::error::full_message(&e)),
+        );
+    });
+    let r = rx
+        .recv_timeout(std::time::Duration::from_secs(120))
+        .expect("the run ended (a worker panicked: the other must not wait for ever)");
+    let text = r.expect_err("a worker panicked");
+    assert!(text.contains("a bug in a sink (test)"), "{text}");
+}

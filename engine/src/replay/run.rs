@@ -119,32 +119,38 @@ pub fn run_replay_from(
     let name = format!("replay:{}", job.name);
     let guards = {
         let (stats, output_error) = (stats.clone(), output_error.clone());
+        let panics = crate::worker_panic::PanicWatch::default();
         timely::execute(timely::Config::process(workers), move |worker| {
-            let collector = if worker.index() == 0 {
-                collector.lock().ok().and_then(|mut o| o.take())
-            } else {
-                None
-            };
-            let ctx = ReplaySourceCtx {
-                slot: worker.index(),
-                ..ctx.clone()
-            };
-            let plan = ctx.plan.clone();
-            let stop = ctx.stop.clone();
-            let stop_all = ctx.stop.clone();
-            let (stats, errors) = (stats.clone(), output_error.clone());
-            let dataflow = worker.next_dataflow_index();
-            worker.dataflow_named::<WindowTime, _, _>(&name, move |scope| {
-                let partials = replay_source(scope, ctx);
-                downstream(partials, &plan, collector, errors, stop, stats);
-            });
-            while worker.installed_dataflows().contains(&dataflow) {
-                // A failed sink ends the replay: stop reading the rest of the range.
-                if output_error.lock().map(|e| e.is_some()).unwrap_or(false) {
-                    stop_all.store(true, Ordering::SeqCst);
+            panics.catching(worker, |worker| {
+                let collector = if worker.index() == 0 {
+                    collector.lock().ok().and_then(|mut o| o.take())
+                } else {
+                    None
+                };
+                let ctx = ReplaySourceCtx {
+                    slot: worker.index(),
+                    ..ctx.clone()
+                };
+                let plan = ctx.plan.clone();
+                let stop = ctx.stop.clone();
+                let stop_all = ctx.stop.clone();
+                let (stats, errors) = (stats.clone(), output_error.clone());
+                let dataflow = worker.next_dataflow_index();
+                worker.dataflow_named::<WindowTime, _, _>(&name, move |scope| {
+                    let partials = replay_source(scope, ctx);
+                    downstream(partials, &plan, collector, errors, stop, stats);
+                });
+                while worker.installed_dataflows().contains(&dataflow) {
+                    if panics.abandon_if_panicked(worker) {
+                        return; // the panicking worker's error is the replay's
+                    }
+                    // A failed sink ends the replay: stop reading the rest of the range.
+                    if output_error.lock().map(|e| e.is_some()).unwrap_or(false) {
+                        stop_all.store(true, Ordering::SeqCst);
+                    }
+                    worker.step_or_park(Some(Duration::from_millis(50)));
                 }
-                worker.step_or_park(Some(Duration::from_millis(50)));
-            }
+            })
         })
         .map_err(|message| EngineError::Timely {
             worker: None,
@@ -152,10 +158,11 @@ pub fn run_replay_from(
         })?
     };
     for (worker, r) in guards.join().into_iter().enumerate() {
-        r.map_err(|message| EngineError::Timely {
-            worker: Some(worker),
-            message,
-        })?;
+        r.and_then(|caught| caught)
+            .map_err(|message| EngineError::Timely {
+                worker: Some(worker),
+                message,
+            })?;
     }
     if let Some(e) = failed.lock().ok().and_then(|mut e| e.take()) {
         return Err(EngineError::Replay(e));
