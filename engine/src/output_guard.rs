@@ -12,7 +12,7 @@
 //! after validation (`tidemark replay --output`) get the lexical checks here too.
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 use tidemark_jobs::{Job, SinkKind};
@@ -191,21 +191,7 @@ impl Protected {
     }
 }
 
-/// `p` without `.` components, and `..` applied lexically.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
+use tidemark_sources::file::normalize;
 pub use tidemark_sources::file::{real_path, RealPaths};
 
 #[cfg(test)]

@@ -478,7 +478,7 @@ mod tests {
     use std::sync::Mutex;
     use timely::dataflow::operators::{Input, Inspect, Probe};
 
-    fn plan_of(metrics_and_rules: &str) -> Plan {
+    pub(super) fn plan_of(metrics_and_rules: &str) -> Plan {
         let text = format!(
             "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
              [parse]\nformat = \"json\"\n{metrics_and_rules}\n\

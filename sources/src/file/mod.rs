@@ -13,5 +13,5 @@ pub mod walk;
 
 pub use discover::{discover, discover_archive, ArchiveFiles, Discovered, FileGroup, RotatedFile};
 pub use escape::EscapedPath;
-pub use real::{real_path, RealPaths};
+pub use real::{normalize, real_path, RealPaths};
 pub use roots::{outside_error, AllowedRoots, Outside};

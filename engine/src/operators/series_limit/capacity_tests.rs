@@ -1,19 +1,7 @@
 //! The vector `to_stage2` makes a window's records into.
 
-use std::path::Path;
-
+use super::tests::plan_of;
 use super::*;
-
-fn plan_of(metrics_and_rules: &str) -> Plan {
-    let text = format!(
-        "name = \"j\"\n[source]\nkind = \"file\"\ninclude = [\"/l/*.log\"]\n\
-         [parse]\nformat = \"json\"\n{metrics_and_rules}\n\
-         [[sink]]\nkind = \"stdout\"\nseries = \"all\"\n"
-    );
-    let env = tidemark_jobs::Env::empty();
-    let job = tidemark_jobs::from_str_with_env(&text, "j.toml", Path::new("/"), &env).unwrap();
-    Plan::new(&job)
-}
 
 /// A window's records are made into a vector sized for them all: it is
 /// never regrown (each regrowth copies them into new pages).
