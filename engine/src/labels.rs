@@ -210,12 +210,21 @@ impl Labels {
     /// metric (its label names are the same): found once per rule and
     /// metric, not by comparing names for every series. A value that is not
     /// UTF-8 is written empty, as there.
+    #[cfg(test)]
     pub(crate) fn select_at(&self, keep: u64) -> Labels {
+        let mut buf = Vec::new();
+        self.write_selected_at(keep, &mut buf);
+        Labels::owned(buf)
+    }
+
+    /// Appends to `buf` the encoding [`Labels::select_at`] holds: how rules
+    /// look up their output series without a buffer of its own per host series.
+    pub(crate) fn write_selected_at(&self, keep: u64, buf: &mut Vec<u8>) {
         // Most rules keep no label (`sum(x)`): nothing to read. Otherwise the
         // pairs up to the last one kept.
         let last = (64 - keep.leading_zeros()) as usize;
         if last == 0 {
-            return Labels::default();
+            return;
         }
         let kept = || {
             self.byte_pairs()
@@ -225,10 +234,7 @@ impl Labels {
                 .map(|(_, pair)| pair)
         };
         let len: usize = kept().map(|(k, v)| 8 + k.len() + v.len()).sum();
-        if len == 0 {
-            return Labels::default();
-        }
-        let mut buf = Vec::with_capacity(len);
+        buf.reserve(len);
         for (k, v) in kept() {
             // Names are `String`s (or parts of an encoding made of them).
             buf.extend_from_slice(&(k.len() as u32).to_le_bytes());
@@ -241,7 +247,12 @@ impl Labels {
             buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
             buf.extend_from_slice(v);
         }
-        Labels::owned(buf)
+    }
+
+    /// Labels from an encoding [`Labels::as_bytes`] gave (or
+    /// [`Labels::write_selected_at`] wrote), in a buffer of their own.
+    pub(crate) fn from_encoding(bytes: &[u8]) -> Labels {
+        Labels::owned(bytes.to_vec())
     }
 
     /// A host series' labels from its series key, encoded in a buffer of

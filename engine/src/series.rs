@@ -60,28 +60,36 @@ fn series_route(metric: u32, key: &[u8]) -> u64 {
     h.finish()
 }
 
-/// A value a rule aggregates.
+/// What a rule aggregates: the contributions of one or more host series to one
+/// rule output series, folded in host series order (see
+/// [`crate::operators::rule_fold`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum RuleValue {
-    /// A host series' number (a count, sum, gauge…), for the aggregations
-    /// (`sum`, `count`, `min`, `max`, `avg`).
-    Num(f64),
-    /// A host series' whole histogram, for `histogram_quantile` (which merges them).
+    /// `n` host series' numbers (counts, sums, gauges…), folded as the rule's
+    /// aggregation folds them: their sum for `sum`, `avg` and `count` (which
+    /// reads only `n`), their least for `min`, their greatest for `max`.
+    Num {
+        /// How many host series were folded.
+        n: u64,
+        /// Their numbers, folded.
+        folded: f64,
+    },
+    /// Host series' whole histograms merged, for `histogram_quantile`.
     Hist(Box<Hist>),
 }
 
-/// One host series' contribution to one rule output series (stage 2 → 3).
+/// Host series' contributions to one rule output series (stage 2 → 3).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RuleInput {
     /// The rule's index in the job's `[[rule]]` list.
     pub rule: u32,
-    /// The host series' place in its window's (metric, host, labels) order:
-    /// inputs fold in this order.
+    /// The place of the first host series folded in, in its window's (metric,
+    /// host, labels) order: inputs fold in this order.
     pub ord: u32,
     /// The labels of the rule output series it feeds (what the rule's
     /// `by`/`without` grouping keeps of the host series' labels).
     pub out_labels: Labels,
-    /// What it contributes.
+    /// What they contribute, folded.
     pub value: RuleValue,
 }
 

@@ -111,53 +111,6 @@ fn host_window(rate: u32, host: &str, group: &Arc<str>) -> Result<Vec<HostPartia
     Ok(out)
 }
 
-/// The job's rule inputs made from one host-window's merged series: metric 0 feeds
-/// `sum by (status)` and `sum`, metric 1 `sum`, metric 2 the two quantiles.
-fn rule_inputs(merged: &[MergedSeries]) -> Vec<RuleInput> {
-    let mut out = Vec::new();
-    for (ord, m) in merged.iter().enumerate() {
-        let ord = ord as u32;
-        let num = |rule: u32, out_labels: Labels, acc: &Acc| RuleInput {
-            rule,
-            ord,
-            out_labels,
-            value: RuleValue::Num(match acc {
-                Acc::Count(n) => *n as f64,
-                Acc::Sum { sum, .. } => sum.value(),
-                _ => 0.0,
-            }),
-        };
-        match (&m.acc, m.metric) {
-            (acc, 0) => {
-                let status = status_of(&m.key);
-                out.push(num(0, Labels::from_pairs(&[("status", status)]), acc));
-                out.push(num(1, Labels::default(), acc));
-            }
-            (acc, 1) => out.push(num(2, Labels::default(), acc)),
-            (Acc::Hist(h), _) => {
-                for rule in [3, 4] {
-                    out.push(RuleInput {
-                        rule,
-                        ord,
-                        out_labels: Labels::default(),
-                        value: RuleValue::Hist(h.clone()),
-                    });
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// The second part of a key (the status label value).
-fn status_of(key: &[u8]) -> String {
-    let host = u32::from_le_bytes([key[0], key[1], key[2], key[3]]) as usize;
-    let rest = &key[4 + host..];
-    let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    String::from_utf8_lossy(&rest[4..4 + n]).into_owned()
-}
-
 fn total<T: Serialize>(xs: &[T]) -> Result<u64> {
     xs.iter().map(size).sum()
 }
@@ -215,7 +168,7 @@ fn main() -> Result<()> {
         rule: 0,
         ord: 0,
         out_labels: Labels::from_pairs(&[("status", "200")]),
-        value: RuleValue::Num(17.0),
+        value: RuleValue::Num { n: 1, folded: 17.0 },
     };
     println!(
         "| RuleInput, number, output labels {{status=\"200\"}} | {} |",
@@ -234,23 +187,23 @@ fn main() -> Result<()> {
     println!();
     println!("## One host-window of the nginx example job (gen-nginx-logs' traffic, one file group per host)");
     println!();
-    println!("| lines/min | partials (counter, sum, histogram) | HostPartial bytes | MergedSeries bytes | RuleInputs | RuleInput bytes | bytes per host-window, all stages | histogram partial bytes |");
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
+    // Rule inputs are not per host: worker 0 folds them into one per rule
+    // output series and window (R, see docs/scaling.md).
+    println!("| lines/min | partials (counter, sum, histogram) | HostPartial bytes | MergedSeries bytes | bytes per host-window, all stages | histogram partial bytes |");
+    println!("|---:|---|---:|---:|---:|---:|");
     for rate in &a.rates {
         let parts = host_window(*rate, &host, &group)?;
         let merged: Vec<MergedSeries> = parts.iter().map(merged).collect();
-        let inputs = rule_inputs(&merged);
         let kinds = |m: u32| parts.iter().filter(|p| p.metric == m).count();
-        let (pb, mb, rb) = (total(&parts)?, total(&merged)?, total(&inputs)?);
+        let (pb, mb) = (total(&parts)?, total(&merged)?);
         let hist = parts.last().map(size).transpose()?.unwrap_or(0);
         println!(
-            "| {rate} | {} ({}, {}, {}) | {pb} | {mb} | {} | {rb} | {} | {hist} |",
+            "| {rate} | {} ({}, {}, {}) | {pb} | {mb} | {} | {hist} |",
             parts.len(),
             kinds(0),
             kinds(1),
             kinds(2),
-            inputs.len(),
-            pb + mb + rb
+            pb + mb
         );
     }
     Ok(())

@@ -14,5 +14,6 @@ mod permute;
 pub(crate) mod poke;
 mod record_order;
 pub mod rollup;
+mod rule_fold;
 pub mod series_limit;
 pub(crate) mod source;

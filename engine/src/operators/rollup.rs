@@ -1,20 +1,20 @@
-//! Stage 3: recording rules. Every host series' contribution to one rule output
-//! series meets on one worker (routed by rule and output labels), folds in host
-//! series order, and becomes one output record.
+//! Stage 3: recording rules. Every input of one rule output series (host series'
+//! contributions, already folded on worker 0 by [`super::rule_fold`]) meets on
+//! one worker (routed by rule and output labels), folds in host series order,
+//! and becomes one output record.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tidemark_jobs::{AggOp, RuleExpr};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
 use super::permute::permute;
-use crate::acc::Hist;
+use super::rule_fold::evaluate;
 use crate::plan::Plan;
-use crate::series::{Origin, RuleInput, RuleValue, Series, Value};
+use crate::series::{Origin, RuleInput, Series};
 use crate::time::WindowTime;
 
 /// Extension trait for the stream of rule inputs (host series' contributions to
@@ -51,7 +51,7 @@ pub trait Rollup<'scope> {
     ///     rule: 0,
     ///     ord,
     ///     out_labels: Labels::from_pairs(&[("path", path)]),
-    ///     value: RuleValue::Num(hits),
+    ///     value: RuleValue::Num { n: 1, folded: hits },
     /// };
     /// let inputs = vec![input(0, "/a", 2.0), input(1, "/b", 1.0), input(2, "/a", 3.0)];
     /// let windows = timely::example(move |scope| {
@@ -190,43 +190,11 @@ fn by_rank(entries: Vec<(u32, u32, u32)>, rank: &[u32]) -> Vec<(u32, u32, u32)> 
     out
 }
 
-fn evaluate(expr: &RuleExpr, group: &[RuleInput]) -> Option<Value> {
-    let nums = || {
-        group.iter().filter_map(|i| match i.value {
-            RuleValue::Num(v) => Some(v),
-            RuleValue::Hist(_) => None,
-        })
-    };
-    match expr {
-        RuleExpr::Aggregate { op, .. } => {
-            let n = nums().count();
-            if n == 0 {
-                return None;
-            }
-            Some(match op {
-                AggOp::Count => Value::Int(n as u64),
-                AggOp::Sum => Value::Float(nums().sum()),
-                AggOp::Min => Value::Float(nums().fold(f64::INFINITY, f64::min)),
-                AggOp::Max => Value::Float(nums().fold(f64::NEG_INFINITY, f64::max)),
-                AggOp::Avg => Value::Float(nums().sum::<f64>() / n as f64),
-            })
-        }
-        RuleExpr::HistogramQuantile { q, .. } => {
-            let mut merged = Hist::new();
-            for i in group {
-                if let RuleValue::Hist(h) = &i.value {
-                    merged.merge(h);
-                }
-            }
-            merged.quantile(*q).map(Value::Float)
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::labels::Labels;
+    use crate::series::RuleValue;
     use proptest::prelude::*;
 
     const VALUES: &[&str] = &[
@@ -268,7 +236,7 @@ mod tests {
                         rule: *rule,
                         ord: *ord,
                         out_labels: Labels::from_pairs(&pairs),
-                        value: RuleValue::Num(i as f64),
+                        value: RuleValue::Num { n: 1, folded: i as f64 },
                     }
                 })
                 .collect();
@@ -276,7 +244,7 @@ mod tests {
             want.sort_by(|a, b| (a.rule, &a.out_labels, a.ord).cmp(&(b.rule, &b.out_labels, b.ord)));
             let output = sort_inputs(&mut inputs);
             let tag = |r: &RuleInput| match r.value {
-                RuleValue::Num(v) => v,
+                RuleValue::Num { folded, .. } => folded,
                 RuleValue::Hist(_) => -1.0,
             };
             prop_assert_eq!(inputs.iter().map(tag).collect::<Vec<_>>(), want.iter().map(tag).collect::<Vec<_>>());

@@ -13,12 +13,13 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::PerWindow;
+use super::rule_fold::{Contribution, RuleFolds};
 use crate::acc::Acc;
 use crate::key::cmp_keys;
 use crate::labels::{KeyNames, Labels};
 use crate::limit::{keep_share, Cut};
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
-use crate::series::{MergedSeries, Origin, RuleInput, RuleValue, Series, Value};
+use crate::series::{MergedSeries, Origin, RuleInput, Series, Value};
 use crate::stats::SharedStats;
 use crate::time::{format_ms, EventMs, WindowTime};
 
@@ -269,7 +270,7 @@ fn to_stage2(
     // Sized once for all the window's records rather than regrown through
     // them: each doubling copied the records into pages the kernel faulted
     // in afresh (a fifth of a 2,000-host run's page faults).
-    let mut out = Vec::with_capacity(records_bound(&series, plan));
+    let mut out = Vec::with_capacity(records_bound(&series, plan, kept));
     // Encoded: every series' labels in shared buffers (a few allocations per
     // window, not one per series).
     let mut encoded = match names {
@@ -280,6 +281,8 @@ fn to_stage2(
         })),
     }
     .into_iter();
+    // Each rule output series' inputs, folded as they come (in ord order).
+    let mut folds = RuleFolds::default();
     for (ord, s) in series.into_iter().enumerate() {
         let Some(mp) = plan.metrics.get(s.metric as usize) else {
             encoded.next();
@@ -297,7 +300,7 @@ fn to_stage2(
         let kept = kept.get(s.metric as usize).map_or(&[][..], Vec::as_slice);
         for (n, &r) in mp.rules.iter().enumerate() {
             let rule = &plan.rules[r];
-            let (grouping, value) = match &rule.expr {
+            let (grouping, c) = match &rule.expr {
                 RuleExpr::Aggregate { grouping, .. } => {
                     let v = match (selector_of(&rule.expr), &s.acc) {
                         (SeriesSelector::Value, Acc::Count(c)) => *c as f64,
@@ -308,22 +311,18 @@ fn to_stage2(
                         // Validation only lets rules select what the metric has.
                         _ => continue,
                     };
-                    (grouping, RuleValue::Num(v))
+                    (grouping, Contribution::Num(v))
                 }
                 RuleExpr::HistogramQuantile { grouping, .. } => match &s.acc {
-                    Acc::Hist(h) => (grouping, RuleValue::Hist(h.clone())),
+                    Acc::Hist(h) => (grouping, Contribution::Hist(h)),
                     _ => continue,
                 },
             };
-            out.push(Stage2::Rule(RuleInput {
-                rule: r as u32,
-                ord: ord as u32,
-                out_labels: match kept.get(n) {
-                    Some(&Some(at)) => labels.select_at(at),
-                    _ => rule_labels(grouping, &labels),
-                },
-                value,
-            }));
+            let write_labels = |buf: &mut Vec<u8>| match kept.get(n) {
+                Some(&Some(at)) => labels.write_selected_at(at, buf),
+                _ => buf.extend_from_slice(&rule_labels(grouping, &labels).as_bytes()),
+            };
+            folds.add(r as u32, &rule.expr, ord as u32, write_labels, c);
         }
         if mp.host_series {
             let q = quantiles
@@ -332,21 +331,34 @@ fn to_stage2(
             host_series(mp, q, labels, &s.acc, &mut out);
         }
     }
+    out.extend(folds.into_inputs().into_iter().map(Stage2::Rule));
     out
 }
 
-/// At most how many records [`to_stage2`] makes of `series`: per series one
-/// per rule its metric feeds, and its host records where they are printed (a
-/// histogram's one per quantile, `_count` and `_sum`).
-fn records_bound(series: &[MergedSeries], plan: &Plan) -> usize {
-    let per_series = |mp: &MetricPlan| match (mp.host_series, mp.kind) {
-        (false, _) => mp.rules.len(),
-        (true, MetricKind::Histogram) => mp.rules.len() + mp.quantiles.len() + 2,
-        (true, _) => mp.rules.len() + 1,
+/// At most how many records [`to_stage2`] makes of `series`: per series its
+/// host records where they are printed (a histogram's one per quantile,
+/// `_count` and `_sum`), and at most one folded input per rule output series:
+/// one in all for a rule that keeps no label (`sum(x)`), else at most one per
+/// series its metric feeds it. (`kept`: as [`kept_places`].)
+fn records_bound(series: &[MergedSeries], plan: &Plan, kept: &[Vec<Option<u64>>]) -> usize {
+    let keeps_labels = |m: usize, n: usize| {
+        let at = kept.get(m).and_then(|k| k.get(n)).copied().flatten();
+        at != Some(0)
     };
-    let per_metric: Vec<usize> = plan.metrics.iter().map(per_series).collect();
+    let per_series = |(m, mp): (usize, &MetricPlan)| {
+        let host = match (mp.host_series, mp.kind) {
+            (false, _) => 0,
+            (true, MetricKind::Histogram) => mp.quantiles.len() + 2,
+            (true, _) => 1,
+        };
+        host + (0..mp.rules.len()).filter(|&n| keeps_labels(m, n)).count()
+    };
+    let per_metric: Vec<usize> = plan.metrics.iter().enumerate().map(per_series).collect();
+    let one_each: usize = (plan.metrics.iter().enumerate())
+        .map(|(m, mp)| (0..mp.rules.len()).filter(|&n| !keeps_labels(m, n)).count())
+        .sum();
     let of = |s: &MergedSeries| per_metric.get(s.metric as usize).copied().unwrap_or(0);
-    series.iter().map(of).sum()
+    one_each + series.iter().map(of).sum::<usize>()
 }
 
 /// Per metric, per rule that reads it (as `mp.rules`): the places of the
