@@ -32,7 +32,9 @@ def cluster(bin_, d, tag):
     procs = []
     def member(p, hosts):
         log = open(f"{st}/member-{p}.log", "w")
-        args = [bin_, "cluster", "-w", "2", "--api", "127.0.0.1:0", "--state-dir", f"{st}/state-{p}", "-n", "2", "-p", str(p),
+        # MIX=1: member 1 runs A whatever the cluster's binary (a mixed-version cluster).
+        exe = A if p == 1 and os.environ.get("MIX") == "1" else bin_
+        args = [exe, "cluster", "-w", "2", "--api", "127.0.0.1:0", "--state-dir", f"{st}/state-{p}", "-n", "2", "-p", str(p),
                 "--hosts", hosts, "--checkpoint-interval", "50ms", "--allow-root", f"{d}/machine-{p}", "--job-env", "LOG_ROOT"]
         if p == 0: args += ["--token-file", f"{d}/token", "--output-root", f"{st}/out"]
         env = dict(os.environ, LOG_ROOT=f"{d}/machine-{p}")

@@ -4,7 +4,8 @@
 # values chosen to make float folds order-sensitive (1e308, -0, 1e16 + 1, 0.1),
 # many hosts, max_series cuts, alerts on rule outputs. A and B run the same
 # case with -w 1/2/3 (run) and -w 1/2 (replay); rc, jsonl and stdout compared
-# byte for byte.   python3 fz.py A B SEED N   (BASE=/tmp/r18f/fz)
+# byte for byte.   python3 fz.py A B SEED N   (BASE=/tmp/r18f/fz; WS=1,2,3;
+# BIG=1: 300-5,000 hosts, 2,000-8,000 lines per file)
 import json, os, random, subprocess, sys, shutil
 BASE = os.environ.get("BASE", "/tmp/r18f/fz")
 POOL = ["", "a", "b", "a\u0000", "ab", "q\"uo", "back\\sl", "\u0001", "\t", "\u00e9", "e\u0301",
@@ -59,7 +60,8 @@ def gen(seed):
         rules.append((f"r{k}:{m[0]}", e))
     series = r.choice(["all", "all", "rules"])
     maxs = r.choice([None, None, None, 3, 10, 50, 200, 1000])
-    nhosts = r.choice([1, 3, 30, 300])
+    BIG = os.environ.get("BIG") == "1"  # high cardinality: many hosts, more lines
+    nhosts = r.choice([300, 2000, 5000] if BIG else [1, 3, 30, 300])
     dense = r.random() < 0.5
     nfiles = r.randint(1, 4)
     t0 = 1700000000 - 1700000000 % 60
@@ -67,7 +69,7 @@ def gen(seed):
         os.makedirs(f"{d}/logs/g{f}", exist_ok=True)
         with open(f"{d}/logs/g{f}/f.log", "w") as fh:
             t = t0 + r.randint(0, 100)
-            for k in range(r.randint(50, 1500)):
+            for k in range(r.randint(2000, 8000) if BIG else r.randint(50, 1500)):
                 t += r.choice([0, 0, 0, 1, 2, 5])
                 tt = t - r.choice([0] * 10 + [30, 61])
                 h = f"h{r.randint(0, nhosts - 1)}" if r.random() < 0.9 else r.choice(POOL)
