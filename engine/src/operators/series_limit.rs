@@ -23,16 +23,17 @@ use crate::series::{MergedSeries, Origin, RuleInput, Series, Value};
 use crate::stats::SharedStats;
 use crate::time::{format_ms, EventMs, WindowTime};
 
-/// What this stage produces for one kept series: its records for the sinks, and
-/// its contribution to each rule that reads its metric (the two are split apart
-/// again before rollup).
+/// What this stage produces of a window's kept series: each one's records for
+/// the sinks, and per rule output series the kept series' contributions to it,
+/// folded (the two are split apart again before rollup).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum Stage2 {
     /// A per-host record for the sinks: a counter's count, a sum, a gauge, or one
     /// of a histogram's quantiles, `_count` and `_sum` records. Only built when
     /// some sink prints per-host series.
     Host(Series),
-    /// One host series' value as input of one recording rule.
+    /// The kept series' contributions to one rule output series, folded in
+    /// host series order (`operators::rule_fold`).
     Rule(RuleInput),
 }
 
