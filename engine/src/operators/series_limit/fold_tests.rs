@@ -8,6 +8,7 @@
 //! label, some, `host`, all but some, and a metric past 64 labels (where the
 //! labels are found by name, `rule_labels`). And one input per output series
 //! reaches rollup: two would fold as (a + b) + (c + d), not a + b + c + d.
+//! And the window's records fit the vector `records_bound` sized.
 
 use std::collections::HashMap;
 
@@ -74,6 +75,36 @@ fn job() -> String {
     rules.push("histogram_quantile(0.99, sum without (a) (lat))".into());
     for (i, expr) in rules.iter().enumerate() {
         text += &format!("[[rule]]\nrecord = \"r{i}\"\nexpr = \"{expr}\"\n");
+    }
+    text
+}
+
+/// A job whose rules each keep every label (one output series per host
+/// series) or none (one in all): `records_bound` is then exact once every
+/// metric has a series in the window.
+fn tight_job() -> String {
+    let mut text = String::from(
+        "[[metric]]\nname = \"g\"\nkind = \"gauge\"\nfield = \"v\"\nlabels = [\"b\", \"a\"]\n\
+         [[metric]]\nname = \"lat\"\nkind = \"histogram\"\nfield = \"v\"\nlabels = [\"a\"]\n\
+         quantiles = [0.5, 0.9]\n",
+    );
+    let wide: Vec<String> = (0..WIDE).map(|i| format!("\"l{i:02}\"")).collect();
+    text += &format!(
+        "[[metric]]\nname = \"w\"\nkind = \"gauge\"\nfield = \"v\"\nlabels = [{}]\n",
+        wide.join(", ")
+    );
+    let rules = [
+        "sum(g)",
+        "max without () (g)",
+        "avg by (host, a, b) (g)",
+        // Past 64 labels the bound allows one input per series for any rule
+        // (`min(w)` would make it loose): only rules that keep them all.
+        "count without () (w)",
+        "histogram_quantile(0.9, sum without () (lat))",
+        "sum(lat_count)",
+    ];
+    for (i, expr) in rules.iter().enumerate() {
+        text += &format!("[[rule]]\nrecord = \"t{i}\"\nexpr = \"{expr}\"\n");
     }
     text
 }
@@ -217,7 +248,13 @@ proptest! {
         let series = series_of(&plan, &raw);
         let want = before(&plan, &series);
         let quantiles = vec![Vec::new(); plan.metrics.len()];
-        let inputs: Vec<RuleInput> = to_stage2(series, &plan, &quantiles, None, &kept_places(&plan))
+        let kept = kept_places(&plan);
+        let bound = records_bound(&series, &plan, &kept);
+        let out = to_stage2(series, &plan, &quantiles, None, &kept);
+        // Sized by the bound and never regrown (a regrown vector's capacity
+        // is past it): the bound is not under the records made.
+        prop_assert_eq!(out.capacity(), bound);
+        let inputs: Vec<RuleInput> = out
             .into_iter()
             .filter_map(|s| match s {
                 Stage2::Rule(r) => Some(r),
@@ -238,6 +275,30 @@ proptest! {
         for (key, w) in &want {
             let g = got.get(key);
             prop_assert!(g.is_some_and(|g| bits(g) == bits(w)), "{:?}: got {:?}, want {:?}", key, g, w);
+        }
+    }
+
+    /// Where the bound is exact, the window's records fill it: a bound one
+    /// record short would regrow the vector (its capacity then past it).
+    #[test]
+    fn a_windows_records_fill_the_bound_where_it_is_exact(
+        raw in prop::collection::vec(raw(), 0..80),
+    ) {
+        let plan = plan_of(&tight_job());
+        let series = series_of(&plan, &raw);
+        let every_metric = (0..3u32).all(|m| series.iter().any(|s| s.metric == m));
+        let empty_hists = series.iter().any(|s| matches!(&s.acc, Acc::Hist(h) if h.count() == 0));
+        let quantiles: Vec<Vec<String>> = plan
+            .metrics
+            .iter()
+            .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
+            .collect();
+        let kept = kept_places(&plan);
+        let bound = records_bound(&series, &plan, &kept);
+        let out = to_stage2(series, &plan, &quantiles, None, &kept);
+        prop_assert_eq!(out.capacity(), bound);
+        if every_metric && !empty_hists {
+            prop_assert_eq!(out.len(), bound);
         }
     }
 }
