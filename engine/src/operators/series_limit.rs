@@ -323,7 +323,10 @@ fn to_stage2(
                 Some(&Some(at)) => labels.write_selected_at(at, buf),
                 _ => buf.extend_from_slice(&rule_labels(grouping, &labels).as_bytes()),
             };
-            folds.add(r as u32, &rule.expr, ord as u32, write_labels, c);
+            match kept.get(n) {
+                Some(&Some(0)) => folds.add_unlabelled(r as u32, &rule.expr, ord as u32, c),
+                _ => folds.add(r as u32, &rule.expr, ord as u32, write_labels, c),
+            }
         }
         if mp.host_series {
             let q = quantiles

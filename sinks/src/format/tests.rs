@@ -16,6 +16,63 @@ fn values() {
     assert_eq!(f(Value::Float(1e300)), format!("{}", 1e300));
 }
 
+/// Floats print as `{f}` prints them, whichever way they are formatted:
+/// every power of ten's neighbourhood where ryu turns to exponents, whole
+/// numbers past 2^53, subnormals, and a million bit patterns (xorshift, seed
+/// printed).
+#[test]
+fn floats_print_as_display_prints_them() {
+    let check = |f: f64| {
+        if !f.is_finite() {
+            return;
+        }
+        let mut s = String::new();
+        value(Value::Float(f), &mut s);
+        let want = if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+            format!("{}", f as i64)
+        } else {
+            format!("{f}")
+        };
+        assert_eq!(s, want, "bits {:#x}", f.to_bits());
+    };
+    for e in -330..=310 {
+        let p = 10f64.powi(e);
+        for m in [1.0, 1.5, 9.999_999, 0.999_999_9, 1.000_000_1, 3.0, 7.25] {
+            check(m * p);
+            check(-m * p);
+            check(m * p + p / 3.0);
+        }
+    }
+    for f in [
+        5e-324,
+        2.2e-308,
+        0.1,
+        0.2,
+        0.3,
+        1.0 / 3.0,
+        9.007_199_254_740_993e15,
+        1e16 + 2.0,
+        123456.789,
+    ] {
+        check(f);
+        check(-f);
+    }
+    let seed: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_nanos() as u64)
+        | 1;
+    println!("floats_print_as_display_prints_them: seed {seed}");
+    let mut x = seed;
+    for _ in 0..1_000_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        check(f64::from_bits(x));
+        // Values of the size quantiles and sums have.
+        check((x >> 11) as f64 / (1u64 << 53) as f64 * 10f64.powi((x % 12) as i32 - 6));
+    }
+}
+
 /// The escaping of every character that needs it, in runs of others, read
 /// back by serde_json and compared with its own escaping.
 #[test]
