@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use tidemark_jobs::Job;
-use timely::dataflow::operators::core::{Concat, OkErr};
+use timely::dataflow::operators::core::Concat;
 use timely::dataflow::Stream;
 use timely::worker::Worker;
 
@@ -19,14 +19,12 @@ use crate::kafka_source::{kafka_source, KafkaCtx};
 use crate::operators::collect::{collect, Collector};
 use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
-use crate::operators::series_limit::{
-    host_records_in_output_order, series_limit_of_merged, Stage2,
-};
+use crate::operators::series_limit::{host_records_in_output_order, series_limit_of_merged};
 use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
 use crate::pacing::{default_bound_ms, Pacer};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
-use crate::series::{HostPartial, RuleInput, Series};
+use crate::series::HostPartial;
 use crate::start::ResumePlan;
 use crate::stats::SharedStats;
 use crate::time::WindowTime;
@@ -206,12 +204,7 @@ pub(crate) fn downstream<'scope>(
     stats: SharedStats,
 ) {
     let merged = partials.host_merge(plan.clone(), stats.clone());
-    let stage2 = series_limit_of_merged(merged, plan.clone(), stats.clone());
-    let (rule_inputs, host_series) =
-        stage2.ok_err::<Vec<RuleInput>, _, Vec<Series>, _, _>(|x| match x {
-            Stage2::Rule(r) => Ok(r),
-            Stage2::Host(s) => Err(s),
-        });
+    let (host_series, rule_inputs) = series_limit_of_merged(merged, plan.clone(), stats.clone());
     let rule_series = rule_inputs.rollup(plan.clone());
     let all = rule_series.concat(host_series);
     let sorted = host_records_in_output_order(plan);

@@ -6,22 +6,21 @@
 //! sinks and the inputs of every rule that reads their metric.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tidemark_jobs::{MetricKind, RuleExpr, SeriesSelector};
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
-use super::per_window::PerWindow;
+use super::per_window::{per_window_split, PerWindow};
 use super::rule_fold::{Contribution, RuleFolds};
 use crate::acc::Acc;
 use crate::key::cmp_keys;
 use crate::labels::{KeyNames, Labels};
-use crate::limit::{keep_share, Cut};
+use crate::limit::keep_share;
 use crate::plan::{rule_labels, selector_of, MetricPlan, Plan};
 use crate::series::{MergedSeries, Origin, RuleInput, Series, Value};
 use crate::stats::SharedStats;
-use crate::time::{format_ms, EventMs, WindowTime};
+use crate::time::{EventMs, WindowTime};
 
 /// What this stage produces of a window's kept series: each one's records for
 /// the sinks, and per rule output series the kept series' contributions to it,
@@ -114,52 +113,86 @@ impl<'scope> SeriesLimit<'scope> for Stream<'scope, WindowTime, Vec<MergedSeries
         plan: Arc<Plan>,
         stats: SharedStats,
     ) -> Stream<'scope, WindowTime, Vec<Stage2>> {
-        cut_series(self, plan, stats, false)
+        let mut cut = Cutter::new(plan, stats, false);
+        let pact = Exchange::new(|_: &MergedSeries| 0u64);
+        self.per_window(pact, "SeriesLimit", move |window, series| {
+            let (hosts, rules) = cut.window(window, series);
+            let hosts = hosts.into_iter().map(Stage2::Host);
+            hosts.chain(rules.into_iter().map(Stage2::Rule)).collect()
+        })
     }
 }
 
 /// [`SeriesLimit::series_limit`] of host merge's output
-/// ([`super::host_merge::HostMerge`]): each worker sends a window's series
-/// sorted, so on a single worker, whose series are the window's only input
-/// and come in the order they were sent, they arrive sorted and are not
+/// ([`super::host_merge::HostMerge`]), its host records and rule inputs on
+/// two streams, each window's as one container. Each worker sends a window's
+/// series sorted, so on a single worker, whose series are the window's only
+/// input and come in the order they were sent, they arrive sorted and are not
 /// checked again (with more workers their runs interleave, and are).
 pub(crate) fn series_limit_of_merged<'scope>(
     merged: Stream<'scope, WindowTime, Vec<MergedSeries>>,
     plan: Arc<Plan>,
     stats: SharedStats,
-) -> Stream<'scope, WindowTime, Vec<Stage2>> {
+) -> (
+    Stream<'scope, WindowTime, Vec<Series>>,
+    Stream<'scope, WindowTime, Vec<RuleInput>>,
+) {
     let one_worker = merged.scope().peers() == 1;
-    cut_series(merged, plan, stats, one_worker)
+    let mut cut = Cutter::new(plan, stats, one_worker);
+    let pact = Exchange::new(|_: &MergedSeries| 0u64);
+    per_window_split(merged, pact, "SeriesLimit", move |window, series| {
+        cut.window(window, series)
+    })
 }
 
-/// The stage; `sorted`: the input arrives sorted by (metric, key).
-fn cut_series<'scope>(
-    merged: Stream<'scope, WindowTime, Vec<MergedSeries>>,
+/// The stage's work on one complete window: the cut, then its records.
+struct Cutter {
     plan: Arc<Plan>,
     stats: SharedStats,
+    /// The input arrives sorted by (metric, key).
     sorted: bool,
-) -> Stream<'scope, WindowTime, Vec<Stage2>> {
-    let pact = Exchange::new(|_: &MergedSeries| 0u64);
-    let mut pace = WarnPace::default();
-    // Each histogram metric's quantiles as label values, made once rather
-    // than formatted again for every host series of every window.
-    let quantiles: Vec<Vec<String>> = plan
-        .metrics
-        .iter()
-        .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
-        .collect();
-    // Where the host records reach the sinks as they are made (no sort, no
-    // comparison of their labels), each metric's label names with the key
-    // parts they name: a host series' labels are then its key read through
-    // them. Otherwise the labels are encoded, which sort faster.
-    let names: Option<Vec<Arc<KeyNames>>> = host_records_in_output_order(&plan).then(|| {
-        plan.metrics
+    pace: WarnPace,
+    /// Each histogram metric's quantiles as label values, made once rather
+    /// than formatted again for every host series of every window.
+    quantiles: Vec<Vec<String>>,
+    /// Where the host records reach the sinks as they are made (no sort, no
+    /// comparison of their labels), each metric's label names with the key
+    /// parts they name: a host series' labels are then its key read through
+    /// them. Otherwise the labels are encoded, which sort faster.
+    names: Option<Vec<Arc<KeyNames>>>,
+    kept: Vec<Vec<Option<u64>>>,
+}
+
+impl Cutter {
+    fn new(plan: Arc<Plan>, stats: SharedStats, sorted: bool) -> Cutter {
+        let quantiles = plan
+            .metrics
             .iter()
-            .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
-            .collect()
-    });
-    let kept = kept_places(&plan);
-    merged.per_window(pact, "SeriesLimit", move |window, mut series| {
+            .map(|mp| mp.quantiles.iter().map(|&q| format_quantile(q)).collect())
+            .collect();
+        let names = host_records_in_output_order(&plan).then(|| {
+            plan.metrics
+                .iter()
+                .map(|mp| Arc::new(KeyNames::new(&mp.output_labels)))
+                .collect()
+        });
+        let kept = kept_places(&plan);
+        Cutter {
+            plan,
+            stats,
+            sorted,
+            pace: WarnPace::default(),
+            quantiles,
+            names,
+            kept,
+        }
+    }
+
+    fn window(
+        &mut self,
+        window: WindowTime,
+        mut series: Vec<MergedSeries>,
+    ) -> (Vec<Series>, Vec<RuleInput>) {
         let by = |a: &MergedSeries, b: &MergedSeries| {
             a.metric
                 .cmp(&b.metric)
@@ -169,95 +202,21 @@ fn cut_series<'scope>(
         // the whole window too when there is one: seen in one pass, where
         // the stable sort would first allocate its scratch buffer (as large
         // as the window's series) to find that out.
-        debug_assert!(!sorted || series.is_sorted_by(|a, b| by(a, b).is_le()));
-        if !sorted && !series.is_sorted_by(|a, b| by(a, b).is_le()) {
+        debug_assert!(!self.sorted || series.is_sorted_by(|a, b| by(a, b).is_le()));
+        if !self.sorted && !series.is_sorted_by(|a, b| by(a, b).is_le()) {
             series.sort_by(by);
         }
+        let plan = &self.plan;
         let cut = keep_share(&mut series, plan.series_share, plan.metrics.len());
         if cut.any() {
-            report(window as EventMs, &cut, &plan, &stats, &mut pace);
+            report(window as EventMs, &cut, plan, &self.stats, &mut self.pace);
         }
-        to_stage2(series, &plan, &quantiles, names.as_deref(), &kept)
-    })
-}
-
-/// Windows over `max_series` warned about each; after them a job always over it
-/// would flood the log with a warning per window.
-const WARNED_EACH: u64 = 3;
-/// After the first [`WARNED_EACH`], at most one warning this often, saying how
-/// many windows went unwarned (all are counted in `series_limited_windows`).
-const WARN_EVERY: Duration = Duration::from_secs(3600);
-
-/// How often windows over `max_series` are warned about.
-#[derive(Default)]
-struct WarnPace {
-    warned: u64,
-    /// Limited windows since the last warning.
-    unwarned: u64,
-    last: Option<Instant>,
-}
-
-impl WarnPace {
-    /// Whether to warn about one more limited window at `now`, and if so how
-    /// many went unwarned before it.
-    fn next(&mut self, now: Instant) -> Option<u64> {
-        let due = self.warned < WARNED_EACH
-            || self
-                .last
-                .is_none_or(|t| now.saturating_duration_since(t) >= WARN_EVERY);
-        if !due {
-            self.unwarned += 1;
-            return None;
-        }
-        self.warned += 1;
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unwarned))
+        let names = self.names.as_deref();
+        to_stage2(series, plan, &self.quantiles, names, &self.kept)
     }
 }
 
-/// Warns (paced) about a window that lost series, and counts it.
-fn report(start: EventMs, cut: &Cut, plan: &Plan, stats: &SharedStats, pace: &mut WarnPace) {
-    if let Some(unwarned) = pace.next(Instant::now()) {
-        warn(start, cut, plan, unwarned, pace.warned == WARNED_EACH);
-    }
-    if let Ok(mut s) = stats.lock() {
-        s.series_limited_windows += 1;
-        s.limited_windows.record(start);
-        for (mp, &n) in plan.metrics.iter().zip(&cut.dropped_lines) {
-            s.count_series_dropped(&mp.name, n);
-        }
-    }
-}
-
-fn warn(start: EventMs, cut: &Cut, plan: &Plan, unwarned: u64, last_of_each: bool) {
-    let metrics: Vec<&str> = plan
-        .metrics
-        .iter()
-        .zip(&cut.limited)
-        .filter(|(_, &limited)| limited)
-        .map(|(mp, _)| mp.name.as_str())
-        .collect();
-    tracing::warn!(
-        "window {} .. {}: more series than max_series = {} allows: {} kept only the first {} series (by host, then label values); the others were not created and their lines are counted as series_limit_dropped{}{}\n  hint: raise [window] max_series if the job has the memory for it, or leave out the label with too many values",
-        format_ms(start),
-        format_ms(start + plan.window_ms),
-        plan.max_series,
-        metrics.join(", "),
-        plan.series_share,
-        if unwarned > 0 {
-            format!(" ({unwarned} earlier window(s) over max_series were not warned about)")
-        } else {
-            String::new()
-        },
-        if last_of_each {
-            " — further windows over max_series are warned about at most once an hour (all are counted in the stats)"
-        } else {
-            ""
-        },
-    );
-}
-
-/// The kept series (sorted) as host series and rule inputs; `quantiles`: each
+/// The kept series (sorted) as host records and rule inputs; `quantiles`: each
 /// metric's quantiles as label values; `names`: each metric's label names
 /// ([`KeyNames`]) where the labels are to be read from the keys, `None` where
 /// they are to be encoded.
@@ -267,11 +226,11 @@ fn to_stage2(
     quantiles: &[Vec<String>],
     names: Option<&[Arc<KeyNames>]>,
     kept: &[Vec<Option<u64>>],
-) -> Vec<Stage2> {
-    // Sized once for all the window's records rather than regrown through
-    // them: each doubling copied the records into pages the kernel faulted
-    // in afresh (a fifth of a 2,000-host run's page faults).
-    let mut out = Vec::with_capacity(records_bound(&series, plan, kept));
+) -> (Vec<Series>, Vec<RuleInput>) {
+    // Sized once for all the window's host records rather than regrown
+    // through them: each doubling copied the records into pages the kernel
+    // faulted in afresh (a fifth of a 2,000-host run's page faults).
+    let mut out = Vec::with_capacity(host_records_bound(&series, plan));
     // Encoded: every series' labels in shared buffers (a few allocations per
     // window, not one per series).
     let mut encoded = match names {
@@ -335,34 +294,22 @@ fn to_stage2(
             host_series(mp, q, labels, &s.acc, &mut out);
         }
     }
-    out.extend(folds.into_inputs().into_iter().map(Stage2::Rule));
-    out
+    (out, folds.into_inputs())
 }
 
-/// At most how many records [`to_stage2`] makes of `series`: per series its
-/// host records where they are printed (a histogram's one per quantile,
-/// `_count` and `_sum`), and at most one folded input per rule output series:
-/// one in all for a rule that keeps no label (`sum(x)`), else at most one per
-/// series its metric feeds it. (`kept`: as [`kept_places`].)
-fn records_bound(series: &[MergedSeries], plan: &Plan, kept: &[Vec<Option<u64>>]) -> usize {
-    let keeps_labels = |m: usize, n: usize| {
-        let at = kept.get(m).and_then(|k| k.get(n)).copied().flatten();
-        at != Some(0)
-    };
-    let per_series = |(m, mp): (usize, &MetricPlan)| {
-        let host = match (mp.host_series, mp.kind) {
+/// At most how many host records [`to_stage2`] makes of `series`: per series
+/// its records where they are printed (a histogram's one per quantile, `_count`
+/// and `_sum`; none for an empty histogram or a quantile it has no value of).
+fn host_records_bound(series: &[MergedSeries], plan: &Plan) -> usize {
+    let per_metric: Vec<usize> = (plan.metrics.iter())
+        .map(|mp| match (mp.host_series, mp.kind) {
             (false, _) => 0,
             (true, MetricKind::Histogram) => mp.quantiles.len() + 2,
             (true, _) => 1,
-        };
-        host + (0..mp.rules.len()).filter(|&n| keeps_labels(m, n)).count()
-    };
-    let per_metric: Vec<usize> = plan.metrics.iter().enumerate().map(per_series).collect();
-    let one_each: usize = (plan.metrics.iter().enumerate())
-        .map(|(m, mp)| (0..mp.rules.len()).filter(|&n| !keeps_labels(m, n)).count())
-        .sum();
+        })
+        .collect();
     let of = |s: &MergedSeries| per_metric.get(s.metric as usize).copied().unwrap_or(0);
-    one_each + series.iter().map(of).sum::<usize>()
+    series.iter().map(of).sum()
 }
 
 /// Per metric, per rule that reads it (as `mp.rules`): the places of the
@@ -438,15 +385,15 @@ fn host_series(
     quantiles: &[String],
     labels: Labels,
     acc: &Acc,
-    out: &mut Vec<Stage2>,
+    out: &mut Vec<Series>,
 ) {
     let mut push = |record: &Arc<str>, labels: Labels, value: Value| {
-        out.push(Stage2::Host(Series {
+        out.push(Series {
             record: record.clone(),
             labels,
             value,
             origin: Origin::Host,
-        }))
+        })
     };
     match acc {
         Acc::Count(c) => push(&mp.record, labels, Value::Int(*c)),
@@ -481,6 +428,9 @@ fn format_quantile(q: f64) -> String {
     let s = format!("{q}");
     s.strip_suffix(".0").map(str::to_string).unwrap_or(s)
 }
+
+mod warn;
+use warn::{report, WarnPace};
 
 #[cfg(test)]
 mod capacity_tests;

@@ -95,13 +95,7 @@ proptest! {
         let quantiles = vec![Vec::new(); plan.metrics.len()];
         let names: Vec<Arc<KeyNames>> =
             plan.metrics.iter().map(|mp| Arc::new(KeyNames::new(&mp.output_labels))).collect();
-        let records: Vec<Series> = to_stage2(series, &plan, &quantiles, host_records_in_output_order(&plan).then_some(&names[..]), &kept_places(&plan))
-            .into_iter()
-            .filter_map(|s| match s {
-                Stage2::Host(s) => Some(s),
-                Stage2::Rule(_) => None,
-            })
-            .collect();
+        let (records, _) = to_stage2(series, &plan, &quantiles, host_records_in_output_order(&plan).then_some(&names[..]), &kept_places(&plan));
         if host_records_in_output_order(&plan) {
             prop_assert!(in_record_order(&records), "{metrics:?}");
             let mut sorted = records.clone();
