@@ -10,7 +10,8 @@
 # digits, subnormals, -0. A and B run each case -w 1/2/3 (run --until-eof)
 # and -w 1/2 (replay); rc, jsonl and stdout compared byte for byte.
 #   python3 fz.py A B SEED N     (BASE=/tmp/r18g/fz; WS=1,2,3; REPLAY=0: no replay;
-#   HOSTSTYLE=mixed: long, IP-like, NUL-holding and 1..300-byte host names)
+#   HOSTSTYLE=mixed: long, IP-like, NUL-holding and 1..300-byte host names;
+#   STDOUT=1: a stdout (table) sink as well)
 import json, os, random, subprocess, sys, shutil
 BASE = os.environ.get("BASE", "/tmp/r18g/fz")
 POOL = ["", "a", "b", "a\u0000", "ab", "q\"uo", "back\\sl", "\u0001", "\t", "\u00e9", "e\u0301",
@@ -131,6 +132,8 @@ def gen(seed):
                 f'for = "{r.choice(["0s", "1m", "2m"])}"', 'annotations = { s = "v {{ $value }}" }']
     job += ['[[sink]]', 'kind = "jsonl"', f'path = "{d}/out.jsonl"', f'series = "{series}"']
     if alert: job.append('alerts = true')
+    if os.environ.get("STDOUT") == "1":  # the table sink too (floats through the same printer)
+        job += ['[[sink]]', 'kind = "stdout"', f'series = "{series}"']
     open(f"{d}/job.toml", "w").write("\n".join(job) + "\n")
     return d
 if __name__ == "__main__":
