@@ -175,7 +175,7 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
         return order;
     }
     let skip = shared_host_len((0..n).map(&key));
-    let mut keyed: Vec<(u128, u32)> = (0..n)
+    let keyed: Vec<(u128, u32)> = (0..n)
         .map(|i| {
             (
                 order_prefix(key(i).get(skip..).unwrap_or_default()),
@@ -183,9 +183,16 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
             )
         })
         .collect();
-    // By the numbers alone first (no key read, no comparison: a radix sort),
-    // then each run of equal numbers by its keys.
-    if n >= RADIX_SORT {
+    order_by_numbers(keyed, key)
+}
+
+/// The indices of `keyed` (each key's number and index) sorted by the
+/// numbers alone first (no key read, no comparison: a radix sort), then each
+/// run of equal numbers by its keys, equal keys in index order.
+fn order_by_numbers<'k>(mut keyed: Vec<(u128, u32)>, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    // (number, index) pairs are unique: either sort gives equal numbers in
+    // index order.
+    if keyed.len() >= RADIX_SORT {
         radix_sort(&mut keyed);
     } else {
         keyed.sort_unstable();
@@ -194,12 +201,30 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
     while let Some(&(prefix, _)) = keyed.get(start) {
         let run = keyed[start..].iter().take_while(|e| e.0 == prefix).count();
         if run > 1 {
-            keyed[start..start + run]
-                .sort_unstable_by(|a, b| cmp_keys(key(a.1 as usize), key(b.1 as usize)));
+            keyed[start..start + run].sort_unstable_by(|a, b| {
+                cmp_keys(key(a.1 as usize), key(b.1 as usize)).then(a.1.cmp(&b.1))
+            });
         }
         start += run;
     }
     keyed.into_iter().map(|(_, i)| i).collect()
+}
+
+/// [`sorted_order`] for keys that may repeat: equal keys keep their order (what
+/// a stable sort gives), and the numbers start past the leading whole parts
+/// every key shares ([`shared_parts_len`]): labels encoded as keys all begin
+/// with the same name. A window's records of one name sorted by their labels.
+pub(crate) fn stable_sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    let skip = shared_parts_len((0..n).map(&key));
+    let keyed: Vec<(u128, u32)> = (0..n)
+        .map(|i| {
+            (
+                order_prefix(key(i).get(skip..).unwrap_or_default()),
+                i as u32,
+            )
+        })
+        .collect();
+    order_by_numbers(keyed, key)
 }
 
 /// Sorts `v` by its numbers, equal numbers in the order they come (so pairs

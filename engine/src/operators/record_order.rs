@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::permute::permute;
-use crate::key::{shared_parts_len, KeyPrefix};
+use crate::key::stable_sorted_order;
 use crate::series::Series;
 
 /// Sorts a window's records by (record, labels), equal ones in the order they
@@ -83,42 +83,19 @@ pub(crate) fn sort_records(records: &mut [Series]) {
 }
 
 /// Sorts `group` (indices of `records` of one name, in the order they came)
-/// by their labels, equal ones in that order. The sort runs on small entries:
-/// a number that orders as the labels' first bytes do ([`KeyPrefix`]); only
-/// entries whose numbers tie read their records' labels.
+/// by their labels, equal ones in that order: their encodings sort as the
+/// labels do, by [`stable_sorted_order`] (numbers from their first bytes past
+/// what all share, radix-sorted; only ties read the encodings).
 fn sort_by_labels(records: &[Series], group: &mut [u32]) {
     // Borrowed: records sorted here have their labels encoded (see
     // `series_limit`'s `to_stage2`); others are written out.
-    // The numbers start past the leading pairs all share (at least the
-    // first name, `host`: from 0, every host's numbers tied).
-    let skip = {
-        let encoded: Vec<Cow<'_, [u8]>> = group
-            .iter()
-            .map(|&i| records[i as usize].labels.as_bytes())
-            .collect();
-        shared_parts_len(encoded.iter().map(|e| &e[..]))
-    };
-    let mut keyed: Vec<(KeyPrefix, u32)> = group
+    let encoded: Vec<Cow<'_, [u8]>> = group
         .iter()
-        .map(|&i| {
-            (
-                KeyPrefix::of(&records[i as usize].labels.as_bytes(), skip),
-                i,
-            )
-        })
+        .map(|&i| records[i as usize].labels.as_bytes())
         .collect();
-    keyed.sort_unstable_by(|a, b| {
-        a.0.cmp(&b.0).then_with(|| {
-            let (x, y) = (&records[a.1 as usize], &records[b.1 as usize]);
-            x.labels
-                .cmp(&y.labels)
-                // Equal records keep their order: the sort is then the stable one.
-                .then(a.1.cmp(&b.1))
-        })
-    });
-    for (slot, (_, i)) in group.iter_mut().zip(keyed) {
-        *slot = i;
-    }
+    let order = stable_sorted_order(encoded.len(), |k| &encoded[k]);
+    let sorted: Vec<u32> = order.iter().map(|&k| group[k as usize]).collect();
+    group.copy_from_slice(&sorted);
 }
 
 /// Whether `records` are in the order [`sort_records`] gives (seen in one pass).
