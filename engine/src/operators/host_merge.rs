@@ -406,26 +406,8 @@ mod tests {
                     parts.swap(i, i + 1);
                 }
             }
-            let mut want = parts.clone();
-            reference(&mut want);
-            want.dedup_by(|next, kept| {
-                let same = next.metric == kept.metric && next.key == kept.key;
-                if same {
-                    kept.acc.merge(&next.acc);
-                    kept.limited |= next.limited;
-                }
-                same
-            });
-            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(parts.len() + 1)).collect();
-            at.sort_unstable();
-            let mut batches = Vec::new();
-            let mut rest = parts;
-            for &cut in at.iter().rev() {
-                batches.push(rest.split_off(cut.min(rest.len())));
-            }
-            batches.push(rest);
-            batches.reverse();
-            let got = merge_partials(batches);
+            let want = sorted_and_folded(&parts);
+            let got = merge_partials(in_batches(parts, &cuts));
             let got: Vec<_> = got.iter().map(|s| (s.metric, s.key.to_vec(), s.limited, s.acc.lines())).collect();
             let want: Vec<_> = want.iter().map(|p| (p.metric, p.key.to_vec(), p.limited, p.acc.lines())).collect();
             prop_assert_eq!(got, want);
@@ -465,29 +447,42 @@ mod tests {
                 run.dedup_by(|b, a| a.metric == b.metric && a.key == b.key);
                 parts.extend(run);
             }
-            let mut want = parts.clone();
-            reference(&mut want);
-            want.dedup_by(|next, kept| {
-                let same = next.metric == kept.metric && next.key == kept.key;
-                if same {
-                    kept.acc.merge(&next.acc);
-                }
-                same
-            });
-            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(parts.len() + 1)).collect();
-            at.sort_unstable();
-            let mut batches = Vec::new();
-            let mut rest = parts;
-            for &cut in at.iter().rev() {
-                batches.push(rest.split_off(cut.min(rest.len())));
-            }
-            batches.push(rest);
-            batches.reverse();
-            let got = merge_partials(batches);
+            let want = sorted_and_folded(&parts);
+            let got = merge_partials(in_batches(parts, &cuts));
             let got: Vec<_> = got.iter().map(|s| (s.metric, s.key.to_vec(), s.acc.lines())).collect();
             let want: Vec<_> = want.iter().map(|p| (p.metric, p.key.to_vec(), p.acc.lines())).collect();
             prop_assert_eq!(got, want);
         }
+    }
+
+    /// What a window's partials make: a whole stable sort of them, each
+    /// series' partials folded into the first.
+    fn sorted_and_folded(parts: &[HostPartial]) -> Vec<HostPartial> {
+        let mut want = parts.to_vec();
+        reference(&mut want);
+        want.dedup_by(|next, kept| {
+            let same = next.metric == kept.metric && next.key == kept.key;
+            if same {
+                kept.acc.merge(&next.acc);
+                kept.limited |= next.limited;
+            }
+            same
+        });
+        want
+    }
+
+    /// `parts` cut into batches at the places `cuts` pick (empty ones too).
+    fn in_batches(parts: Vec<HostPartial>, cuts: &[prop::sample::Index]) -> Vec<Vec<HostPartial>> {
+        let mut at: Vec<usize> = cuts.iter().map(|c| c.index(parts.len() + 1)).collect();
+        at.sort_unstable();
+        let mut batches = Vec::new();
+        let mut rest = parts;
+        for &cut in at.iter().rev() {
+            batches.push(rest.split_off(cut.min(rest.len())));
+        }
+        batches.push(rest);
+        batches.reverse();
+        batches
     }
 
     fn partial(metric: u32, host: &str, value: &str, group: &str) -> HostPartial {
