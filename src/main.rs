@@ -1,6 +1,7 @@
 //! The `tidemark` binary: one binary, a subcommand per role.
 
 mod agent;
+mod alloc_decay;
 mod cluster;
 mod demo;
 mod fd_limit;

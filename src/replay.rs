@@ -255,6 +255,8 @@ pub fn replay(path: &Path, args: ReplayArgs) -> anyhow::Result<ExitCode> {
             alerts: false,
         });
     }
+    // A replay ends with its range: freed memory is reused until then.
+    crate::alloc_decay::keep_freed_pages();
     let progress = Arc::new(ReplayProgress::new());
     let done = Arc::new(AtomicBool::new(false));
     let shower = {

@@ -343,6 +343,10 @@ pub fn execute(
     args: RunArgs,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<RunOutcome> {
+    if args.until_eof {
+        // It ends when its files do: freed memory is reused until then.
+        crate::alloc_decay::keep_freed_pages();
+    }
     let for_sinks = job.clone();
     let existing = if args.overwrite {
         Existing::Replace

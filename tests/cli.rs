@@ -521,10 +521,48 @@ fn the_binary_allocates_with_jemalloc_and_its_decay_settings() {
         .env("_RJEM_MALLOC_CONF", "stats_print:true"));
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    for opt in ["opt.dirty_decay_ms: 1000", "opt.muzzy_decay_ms: 0"] {
+    for opt in [
+        "opt.dirty_decay_ms: 1000 (arenas.dirty_decay_ms: 1000)",
+        "opt.muzzy_decay_ms: 0",
+    ] {
         assert!(
             err.contains(opt),
             "no {opt:?} in jemalloc's statistics: {err:.2000}"
         );
     }
+}
+
+#[test]
+fn finite_runs_keep_freed_pages_until_they_exit() {
+    // src/alloc_decay.rs: `run --until-eof` and `replay` end soon, so jemalloc keeps
+    // what they free for reuse (dirty decay -1) instead of handing it back after ~1 s
+    // (the binary's default, which `--version` above still shows).
+    let dir = tempfile::tempdir().unwrap();
+    let (job, _, _) = small_job(dir.path(), "out/a.jsonl");
+    let stats = "(arenas.dirty_decay_ms: -1)";
+    let out = run(tidemark()
+        .args(["run", job.to_str().unwrap(), "--until-eof", "-w", "2"])
+        .env("_RJEM_MALLOC_CONF", "stats_print:true"));
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains(stats),
+        "run --until-eof: {:.3000}",
+        stderr_text(&out)
+    );
+    let out = run(tidemark()
+        .args([
+            "replay",
+            job.to_str().unwrap(),
+            "--from",
+            "2026-11-20T10:00:00Z",
+        ])
+        .args(["--to", "2026-11-20T10:02:00Z", "--output"])
+        .arg(dir.path().join("out/replay.jsonl"))
+        .env("_RJEM_MALLOC_CONF", "stats_print:true"));
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains(stats),
+        "replay: {:.3000}",
+        stderr_text(&out)
+    );
 }
