@@ -27,6 +27,7 @@ use tidemark_engine::ClosedWindow;
 use tidemark_jobs::SeriesChoice;
 
 use crate::claim::{self, io_err, Taken};
+use crate::drop_behind::DropBehind;
 use crate::format::{jsonl_alert, jsonl_head, jsonl_rest_keyed, rfc3339, RenderedNames};
 use crate::roots::OutputRoots;
 use crate::{wanted, BoxError, Sink, SinkError};
@@ -71,6 +72,8 @@ pub struct JsonlSink {
     failed: bool,
     /// Also writes the alert transcript (`alerts = true`).
     alerts: bool,
+    /// Hands pages written long ago back to the kernel.
+    behind: DropBehind,
 }
 
 impl JsonlSink {
@@ -203,6 +206,7 @@ impl JsonlSink {
             tail,
             failed: false,
             alerts: false,
+            behind: DropBehind::from(len),
         }
     }
 
@@ -317,6 +321,7 @@ impl JsonlSink {
             Ok(()) => {
                 self.len += self.buf.len() as u64;
                 self.keep_tail();
+                self.behind.after_write(&self.out, self.len);
                 Ok(())
             }
             Err(e) => {

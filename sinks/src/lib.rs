@@ -6,6 +6,7 @@
 
 pub mod alertmanager;
 mod claim;
+pub mod drop_behind;
 pub mod format;
 mod http_error;
 pub mod jsonl;
