@@ -29,6 +29,7 @@
 
 mod apply;
 pub(crate) mod fd_budget;
+pub(crate) mod hello;
 pub mod member;
 mod options;
 pub(crate) mod peers;

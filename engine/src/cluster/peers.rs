@@ -8,13 +8,17 @@
 //! got ([`Peers::local_addr`]), and only then connects to the others. The wire
 //! protocol is timely's own (`timely_communication::networking`): member `i`
 //! connects to every member below it and sends its index as a big-endian `u64`,
-//! and accepts one connection from every member above it.
+//! and accepts one connection from every member above it. Between the index and
+//! timely's first bytes, members greet each other ([`super::hello`]): a member of
+//! another wire version is refused by name instead of being decoded as garbage.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use thiserror::Error;
+
+use super::hello::{self, Answer, Hello, HELLO_LEN};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
 use timely::communication::allocator::ProcessBuilder;
 use timely::communication::{AllocatorBuilder, Hooks};
@@ -72,6 +76,39 @@ pub enum PeerError {
     /// timely could not start its send and receive threads on the connections.
     #[error("cannot start the connections between members")]
     Network(#[source] io::Error),
+    /// A member speaks another version of the data members exchange.
+    #[error(
+        "member {member} ({addr}) runs tidemark {their_release} (wire version {theirs}), this \
+         member tidemark {our_release} (wire version {ours}): the members of a cluster must \
+         run the same release; stop them all and start them on one (docs/cluster.md, \"Upgrades\")"
+    )]
+    Version {
+        /// The other member's index.
+        member: usize,
+        /// Its address.
+        addr: String,
+        /// Its wire version.
+        theirs: u32,
+        /// Its release.
+        their_release: String,
+        /// This member's wire version.
+        ours: u32,
+        /// This member's release.
+        our_release: String,
+    },
+    /// A member connected to did not greet as a tidemark member does.
+    #[error(
+        "member {member} ({addr}) did not answer as a tidemark member: it runs a release \
+         from before members checked each other's version, or another program listens \
+         there; the members of a cluster must run the same release (docs/cluster.md, \
+         \"Upgrades\")"
+    )]
+    NotAMember {
+        /// The other member's index.
+        member: usize,
+        /// Its address.
+        addr: String,
+    },
 }
 
 /// This member's listening socket, bound, with the addresses of every member.
@@ -168,15 +205,16 @@ impl Peers {
 struct Handshake {
     stream: TcpStream,
     from: SocketAddr,
-    index: [u8; 8],
+    /// Its index (big-endian `u64`) and its [`Hello`].
+    said: [u8; 8 + HELLO_LEN],
     read: usize,
     since: Instant,
 }
 
 /// What became of a [`Handshake`] after a read.
 enum Heard {
-    /// It said which member it is.
-    Member(usize),
+    /// It said which member it is, and greeted so.
+    Member(usize, Hello),
     /// Not all of its index has arrived yet.
     Waiting,
     /// Closed, failed or silent too long: the reason.
@@ -186,15 +224,12 @@ enum Heard {
 impl Handshake {
     fn read(&mut self) -> Heard {
         loop {
-            match (&self.stream).read(&mut self.index[self.read..]) {
+            match (&self.stream).read(&mut self.said[self.read..]) {
                 Ok(0) => return Heard::Stray("closed before it said which member it is".into()),
                 Ok(n) => {
                     self.read += n;
-                    if self.read == self.index.len() {
-                        return match usize::try_from(u64::from_be_bytes(self.index)) {
-                            Ok(member) => Heard::Member(member),
-                            Err(_) => Heard::Stray("sent an index out of range".into()),
-                        };
+                    if self.read == self.said.len() {
+                        return self.heard();
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -212,6 +247,29 @@ impl Handshake {
                     return Heard::Stray(format!("failed before it said which member it is ({e})"))
                 }
             }
+        }
+    }
+}
+
+impl Handshake {
+    /// What the whole handshake says.
+    fn heard(&self) -> Heard {
+        let (index, rest) = self.said.split_at(8);
+        let Ok(index) = <[u8; 8]>::try_from(index) else {
+            return Heard::Stray("sent a short index".into());
+        };
+        let Ok(member) = usize::try_from(u64::from_be_bytes(index)) else {
+            return Heard::Stray("sent an index out of range".into());
+        };
+        match <&[u8; HELLO_LEN]>::try_from(rest)
+            .ok()
+            .and_then(Hello::decode)
+        {
+            Some(hello) => Heard::Member(member, hello),
+            None => Heard::Stray(format!(
+                "says it is member {member} but did not greet as a tidemark member does \
+                 (a release from before members checked each other's version?)"
+            )),
         }
     }
 }
@@ -244,7 +302,7 @@ impl Accepting {
         listener.set_nonblocking(true).map_err(PeerError::Accept)?;
         loop {
             let mut busy = self.accept(listener)?;
-            busy |= self.hear();
+            busy |= self.hear()?;
             self.forget_closed();
             if self.slots.iter().all(Option::is_some) {
                 break;
@@ -285,7 +343,7 @@ impl Accepting {
                     self.pending.push(Handshake {
                         stream,
                         from,
-                        index: [0; 8],
+                        said: [0; 8 + HELLO_LEN],
                         read: 0,
                         since: Instant::now(),
                     });
@@ -310,8 +368,10 @@ impl Accepting {
         }
     }
 
-    /// Reads what the pending connections said; whether any finished.
-    fn hear(&mut self) -> bool {
+    /// Reads what the pending connections said; whether any finished. A member
+    /// of another wire version is answered (so that it can say why too) and
+    /// ends this member's start.
+    fn hear(&mut self) -> Result<bool, PeerError> {
         let mut any = false;
         let mut i = 0;
         while i < self.pending.len() {
@@ -320,13 +380,18 @@ impl Accepting {
                     i += 1;
                     continue;
                 }
-                Heard::Member(member) => Ok(member),
+                Heard::Member(member, hello) => Ok((member, hello)),
                 Heard::Stray(why) => Err(why),
             };
             any = true;
             let h = self.pending.remove(i);
             match heard {
-                Ok(member) if member > self.process && member < self.members => {
+                Ok((member, hello)) if member > self.process && member < self.members => {
+                    if let Err(why) = answer(&h.stream) {
+                        self.stray(h.from, &why);
+                        continue;
+                    }
+                    Hello::check(hello, member, &h.from.to_string())?;
                     let slot = &mut self.slots[member - self.process - 1];
                     if slot.is_some() {
                         tracing::info!(
@@ -336,7 +401,7 @@ impl Accepting {
                     }
                     *slot = Some(h.stream);
                 }
-                Ok(member) => self.stray(
+                Ok((member, _)) => self.stray(
                     h.from,
                     &format!(
                         "says it is member {member}, which does not connect to member {}",
@@ -346,7 +411,7 @@ impl Accepting {
                 Err(why) => self.stray(h.from, &why),
             }
         }
-        any
+        Ok(any)
     }
 
     /// Gives up accepted connections whose member has gone (closed or reset:
@@ -388,9 +453,19 @@ impl Accepting {
     }
 }
 
+/// Sends this member's [`Hello`] on an accepted connection (non-blocking: the
+/// few bytes fit its empty send buffer); why not, if it could not.
+fn answer(mut stream: &TcpStream) -> Result<(), String> {
+    match stream.write(&Hello::ours().encode()) {
+        Ok(HELLO_LEN) => Ok(()),
+        Ok(_) => Err("took only part of this member's greeting".into()),
+        Err(e) => Err(format!("failed when greeted ({e})")),
+    }
+}
+
 /// Errors of one incoming connection, not of the listener: the next accept can
 /// succeed.
-fn is_connection_error(e: &io::Error) -> bool {
+pub(super) fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::Interrupted
@@ -410,12 +485,14 @@ fn is_resource_shortage(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12))
 }
 
-/// Connects to `member` at `addr`, retrying until it is up, and says who we are.
+/// Connects to `member` at `addr`, retrying until it is up, says who we are and
+/// waits for its greeting ([`hello::greet`]); again from the start if it closes
+/// the connection first (it restarted).
 fn connect_to(member: usize, addr: &str, me: usize) -> Result<TcpStream, PeerError> {
     let mut attempts = 0u64;
-    let mut stream = loop {
-        match TcpStream::connect(addr) {
-            Ok(s) => break s,
+    loop {
+        let mut stream = match TcpStream::connect(addr) {
+            Ok(s) => s,
             Err(e) => {
                 // Said once, then every minute or so: the member may take long to start.
                 if attempts.is_multiple_of(60) {
@@ -423,129 +500,27 @@ fn connect_to(member: usize, addr: &str, me: usize) -> Result<TcpStream, PeerErr
                 }
                 attempts += 1;
                 std::thread::sleep(RETRY_EVERY);
+                continue;
+            }
+        };
+        stream
+            .set_nodelay(true)
+            .map_err(|source| PeerError::Socket { member, source })?;
+        match hello::greet(&mut stream, me, member, addr)? {
+            Answer::Agreed => return Ok(stream),
+            Answer::Closed => {
+                if attempts.is_multiple_of(60) {
+                    tracing::info!(
+                        "member {member} at {addr} closed the connection before it greeted: connecting again"
+                    );
+                }
+                attempts += 1;
+                std::thread::sleep(RETRY_EVERY);
             }
         }
-    };
-    let socket_error = |source| PeerError::Socket { member, source };
-    stream.set_nodelay(true).map_err(socket_error)?;
-    stream
-        .write_all(&(me as u64).to_be_bytes())
-        .map_err(socket_error)?;
-    Ok(stream)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn members_bound_on_port_0_connect_through_the_port_each_reports() {
-        let zero = Peers::bind(vec!["127.0.0.1:0".into(), "127.0.0.1:0".into()], 0).unwrap();
-        let port = zero.local_addr().unwrap().port();
-        assert_ne!(port, 0);
-        let one = Peers::bind(vec![format!("127.0.0.1:{port}"), "127.0.0.1:0".into()], 1).unwrap();
-        let t = std::thread::spawn(move || zero.sockets().unwrap());
-        let ones = one.sockets().unwrap();
-        let zeros = t.join().unwrap();
-        assert!(zeros[0].is_none() && zeros[1].is_some());
-        assert!(ones[0].is_some() && ones[1].is_none());
-    }
-
-    #[test]
-    fn a_stray_connection_is_dropped_and_the_member_still_waits_for_its_peer() {
-        let zero = Peers::bind(vec!["127.0.0.1:0".into(), "127.0.0.1:0".into()], 0).unwrap();
-        let addr = zero.local_addr().unwrap();
-        let t = std::thread::spawn(move || zero.sockets().unwrap());
-        // Says it is member 7 of 2, then a real member 1 comes.
-        let mut stray = TcpStream::connect(addr).unwrap();
-        stray.write_all(&7u64.to_be_bytes()).unwrap();
-        let one = Peers::bind(vec![addr.to_string(), "127.0.0.1:0".into()], 1).unwrap();
-        let mut ones = one.sockets().unwrap();
-        let zeros = t.join().unwrap();
-        // Member 0's stream for member 1 is member 1's, not the stray's.
-        ones[0].as_mut().unwrap().write_all(b"!").unwrap();
-        let mut got = [0u8; 1];
-        zeros[1].as_ref().unwrap().read_exact(&mut got).unwrap();
-        assert_eq!(&got, b"!");
-        drop(stray);
-    }
-
-    /// Regression (issue 11 review): a member restarted while the cluster formed
-    /// connected again and was dropped as "connected already"; member 0 kept the
-    /// dead connection and every member failed once timely ran on it.
-    #[test]
-    fn a_member_restarted_while_the_cluster_forms_replaces_its_earlier_connection() {
-        let three = || vec!["127.0.0.1:0".to_string(); 3];
-        let zero = Peers::bind(three(), 0).unwrap();
-        let addr = zero.local_addr().unwrap();
-        let t = std::thread::spawn(move || zero.sockets().unwrap());
-        // Member 2 connects, is killed, and connects again; one earlier
-        // connection of it stays open (a restart that raced its own exit).
-        let mut first = TcpStream::connect(addr).unwrap();
-        first.write_all(&2u64.to_be_bytes()).unwrap();
-        let mut dead = TcpStream::connect(addr).unwrap();
-        dead.write_all(&2u64.to_be_bytes()).unwrap();
-        drop(dead);
-        let mut again = TcpStream::connect(addr).unwrap();
-        again.write_all(&2u64.to_be_bytes()).unwrap();
-        let mut one = TcpStream::connect(addr).unwrap();
-        one.write_all(&1u64.to_be_bytes()).unwrap();
-        let zeros = t.join().unwrap();
-        // Closed first, so that a kept earlier connection reads as an end of file.
-        drop(first);
-        again.write_all(b"!").unwrap();
-        let mut got = [0u8; 1];
-        zeros[2]
-            .as_ref()
-            .unwrap()
-            .read_exact(&mut got)
-            .expect("member 0 kept an earlier connection of member 2");
-        assert_eq!(&got, b"!");
-    }
-
-    /// Regression (issue 11 review): handshakes were read one at a time with a
-    /// 30 s timeout, so each silent connection (a scanner, a health check) held
-    /// the real members back 30 s.
-    #[test]
-    fn silent_connections_do_not_hold_back_the_members() {
-        let zero = Peers::bind(vec!["127.0.0.1:0".into(), "127.0.0.1:0".into()], 0).unwrap();
-        let addr = zero.local_addr().unwrap();
-        let started = Instant::now();
-        let t = std::thread::spawn(move || zero.sockets().unwrap());
-        let silent: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
-        let one = Peers::bind(vec![addr.to_string(), "127.0.0.1:0".into()], 1).unwrap();
-        // Held open: member 0 gives up a connection that closes before it forms.
-        let ones = one.sockets().unwrap();
-        let zeros = t.join().unwrap();
-        assert!(zeros[1].is_some() && ones[0].is_some());
-        // Read in turn, the three silent ones cost 3 × HANDSHAKE_TIMEOUT = 90 s;
-        // a loopback connection takes milliseconds, so 60 s is generous.
-        assert!(
-            started.elapsed() < HANDSHAKE_TIMEOUT * 2,
-            "took {:?}",
-            started.elapsed()
-        );
-        drop(silent);
-    }
-
-    /// Regression (issue 11 review): an accept error of one incoming connection
-    /// (EPROTO, a host unreachable while the handshake was queued) ended the
-    /// member's start; accept(2) says to go on as after EAGAIN. An error of the
-    /// listener itself (EBADF, EINVAL) still ends it.
-    #[test]
-    fn an_error_of_one_incoming_connection_does_not_end_the_member() {
-        for errno in [71, 101, 113] {
-            assert!(
-                is_connection_error(&io::Error::from_raw_os_error(errno)),
-                "{errno}"
-            );
-        }
-        for errno in [9, 22] {
-            assert!(
-                !is_connection_error(&io::Error::from_raw_os_error(errno)),
-                "{errno}"
-            );
-        }
-        assert!(is_resource_shortage(&io::Error::from_raw_os_error(24)));
-    }
-}
+#[path = "peers_tests.rs"]
+mod tests;
