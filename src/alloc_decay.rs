@@ -6,9 +6,12 @@
 //! A finite run (`run --until-eof`, `replay`) ends soon and frees everything then. Giving
 //! pages back while it runs only makes the kernel hand it new, zeroed ones for the next
 //! windows, a page fault each: on issue 13's item 2 (2,000 hosts, 2.16 M lines) a third
-//! of its page faults (58k → 40k) and a quarter of its system time, for the same peak
-//! RSS (benches/README.md, "Issue 13: item 2, seventh pass"). Its freed pages are
-//! reused instead, as the windows that follow need as much again.
+//! of its page faults (58k → 40k) and ~4% of its CPU, for the same peak RSS
+//! (benches/README.md, "Issue 13: item 2, seventh pass"). Its freed pages are reused
+//! instead, as the windows that follow need as much again. The cost: each arena (one
+//! per worker thread, and jemalloc's arena for blocks of 8 MiB and more, which
+//! otherwise gives them back at once) stays at its own high-water mark until the run
+//! ends, where it would have shrunk between peaks.
 
 use tikv_jemalloc_ctl::{arenas, raw};
 
@@ -16,7 +19,15 @@ use tikv_jemalloc_ctl::{arenas, raw};
 /// arenas already made, and in those made later (each thread's, as it first allocates).
 /// What it could not set is logged; memory is then given back as usual, no result
 /// changes.
+///
+/// A decay the user set at run time (`_RJEM_MALLOC_CONF=dirty_decay_ms:…`) is
+/// left as it is.
 pub fn keep_freed_pages() {
+    let conf = std::env::var("_RJEM_MALLOC_CONF").unwrap_or_default();
+    if conf.contains("dirty_decay_ms") {
+        tracing::debug!("dirty_decay_ms from _RJEM_MALLOC_CONF kept");
+        return;
+    }
     if let Err(e) = set_all(NEVER) {
         tracing::debug!("freed memory is given back as usual: jemalloc refused a setting ({e})");
     }
@@ -32,13 +43,20 @@ const NEVER: isize = -1;
 fn set_all(ms: isize) -> Result<(), tikv_jemalloc_ctl::Error> {
     // SAFETY: both settings are `ssize_t`s (jemalloc's manual), which `isize` is.
     unsafe { raw::write(b"arenas.dirty_decay_ms\0", ms)? };
+    let mut refused = Ok(());
     for i in 0..arenas::narenas::read()? {
         let name = format!("arena.{i}.dirty_decay_ms\0");
-        // SAFETY: as above. An arena not made yet answers EFAULT: it will take
-        // the default just set.
-        let _ = unsafe { raw::write(name.as_bytes(), ms) };
+        // SAFETY: as above. An arena not made yet cannot be read (EFAULT): it
+        // will take the default just set.
+        if unsafe { raw::read::<isize>(name.as_bytes()) }.is_err() {
+            continue;
+        }
+        // SAFETY: as above.
+        if let Err(e) = unsafe { raw::write(name.as_bytes(), ms) } {
+            refused = Err(e);
+        }
     }
-    Ok(())
+    refused
 }
 
 /// The dirty decay of arena `i`, `None` if it has not been made.

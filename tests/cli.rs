@@ -237,6 +237,8 @@ fn live_run_closes_idle_windows_and_stops_cleanly_on_sigterm() {
         .arg("run")
         .arg(&job)
         .args(["-w", "2"])
+        // Its allocator's settings, printed at exit.
+        .env("_RJEM_MALLOC_CONF", "stats_print:true")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -275,6 +277,8 @@ fn live_run_closes_idle_windows_and_stops_cleanly_on_sigterm() {
         std::fs::read(&out_file).unwrap() == finite,
         "live output after idle equals the finite run's"
     );
+    // A live run gives freed memory back (src/alloc_decay.rs is for finite runs).
+    assert!(err.contains("(arenas.dirty_decay_ms: 1000)"), "{err:.3000}");
 }
 
 // ---- no clobbered file (issue 10 §4) -----------------------------------------
@@ -563,6 +567,17 @@ fn finite_runs_keep_freed_pages_until_they_exit() {
     assert!(
         stderr_text(&out).contains(stats),
         "replay: {:.3000}",
+        stderr_text(&out)
+    );
+    // Unless the user set a decay of their own.
+    let out = run(tidemark()
+        .args(["run", job.to_str().unwrap(), "--until-eof", "--overwrite"])
+        .env("_RJEM_MALLOC_CONF", "stats_print:true,dirty_decay_ms:500"));
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    let own = "(arenas.dirty_decay_ms: 500)";
+    assert!(
+        stderr_text(&out).contains(own),
+        "{:.3000}",
         stderr_text(&out)
     );
 }

@@ -10,19 +10,25 @@
 //! Every [`KEEP`] bytes written, a step starts the write-back of those bytes
 //! (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, which does not wait) and drops the
 //! range the step before started (`posix_fadvise(DONTNEED)`, which drops only
-//! clean pages): by then it is on disk, or nearly. A page still being written
-//! when its turn comes stays cached, as it would have anyway. Durability is not
-//! touched: what makes windows durable is the sink's `sync`, as before; the
-//! write-back is what that `sync`, or the kernel, would have done later.
+//! clean pages): by then it is on disk, or nearly. So between `KEEP` and
+//! `2 × KEEP` (and the window being written) stay cached. A page still being
+//! written when its turn comes is not looked at again: it leaves the cache as
+//! any cached page does. Pages written before the sink opened the file (a
+//! resume) are left alone. Durability is not touched: what makes windows
+//! durable is the sink's `sync`, as before; the write-back is what that `sync`,
+//! or the kernel, would have done later.
 
 use std::fs::File;
-use std::num::NonZeroU64;
-
-use rustix::fs::{fadvise, Advice};
 
 /// Written bytes behind the end kept cached: what a follower of the output
 /// (tailing it, or reading it right after the run) most likely reads next.
 pub const KEEP: u64 = 16 << 20;
+
+/// Steps end on a multiple of this (of any page size up to 64 KiB): a page
+/// the next write fills further is not written back half full, to be written
+/// again (and, on storage that keeps pages stable while they are written, to
+/// hold that next write up).
+const ALIGN: u64 = 64 << 10;
 
 /// Where the file's cached pages were handed back up to, and written back from.
 #[derive(Debug, Clone, Copy)]
@@ -48,29 +54,33 @@ impl DropBehind {
     /// only: a refusal (a file system without it) changes nothing and is not an
     /// error.
     pub fn after_write(&mut self, file: &File, len: u64) {
-        if len < self.started.saturating_add(KEEP) {
+        let end = len - len % ALIGN;
+        if end < self.started.saturating_add(KEEP) {
             return;
         }
-        start_write_back(file, self.started, len);
-        let _ = drop_clean(file, self.dropped, self.started);
+        start_write_back(file, self.started, end);
+        drop_clean(file, self.dropped, self.started);
         self.dropped = self.started;
-        self.started = len;
+        self.started = end;
     }
 }
 
 /// `posix_fadvise(DONTNEED)` over `[from, to)`: drops its clean pages. (It
-/// also starts the write-back of dirty ones, which `start_write_back` did.)
-fn drop_clean(file: &File, from: u64, to: u64) -> rustix::io::Result<()> {
-    match NonZeroU64::new(to.saturating_sub(from)) {
-        Some(len) => fadvise(file, from, Some(len), Advice::DontNeed),
-        None => Ok(()),
+/// would also start the write-back of dirty ones; `start_write_back` did.)
+#[cfg(target_os = "linux")]
+fn drop_clean(file: &File, from: u64, to: u64) {
+    use rustix::fs::{fadvise, Advice};
+    if let Some(len) = std::num::NonZeroU64::new(to.saturating_sub(from)) {
+        let _ = fadvise(file, from, Some(len), Advice::DontNeed);
     }
 }
 
 /// Starts writing `[from, to)` to disk, without waiting and without dropping a
 /// page (a `DONTNEED` would drop the pages of it the kernel has written back
 /// already: the last bytes, which are to stay cached). rustix has no
-/// `sync_file_range`, hence libc.
+/// `sync_file_range`, hence libc. Never with `SYNC_FILE_RANGE_WAIT_*`: waiting
+/// clears the file's record of a failed write-back, and the result here is
+/// ignored, so the sink's fsync would no longer report it.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 fn start_write_back(file: &File, from: u64, to: u64) {
@@ -78,11 +88,17 @@ fn start_write_back(file: &File, from: u64, to: u64) {
     let (Ok(off), Ok(n)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from))) else {
         return;
     };
+    if n == 0 {
+        return; // 0 would mean "to the end of the file"
+    }
     // SAFETY: a plain system call on a descriptor `file` keeps open; no memory
     // is passed. Its result is advice too: ignored.
     let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), off, n, libc::SYNC_FILE_RANGE_WRITE) };
 }
 
-/// Elsewhere the drop of the next step starts the write-back.
+// Elsewhere (no `sync_file_range`, and not every system has `posix_fadvise`),
+// written pages are left to the kernel.
+#[cfg(not(target_os = "linux"))]
+fn drop_clean(_: &File, _: u64, _: u64) {}
 #[cfg(not(target_os = "linux"))]
 fn start_write_back(_: &File, _: u64, _: u64) {}
