@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::{Tailer, RESCAN_INTERVAL};
-use crate::tail::identity::{fingerprint, read_head_file};
+use crate::tail::identity::{fingerprint, prefix_matches, read_head_file};
 
 /// A content check that passed: the file (device, inode), the offset read to
 /// and the size it had.
@@ -164,7 +164,7 @@ impl Tailer {
             return false;
         }
         let n = cur.id.fingerprint_len as usize;
-        if self.scratch.len() < n || fingerprint(&self.scratch[..n]) != cur.id.fingerprint {
+        if !prefix_matches(&self.scratch, &cur.id) {
             return true;
         }
         if self.scratch.len() > n {
