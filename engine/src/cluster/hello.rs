@@ -21,8 +21,12 @@ use std::time::Duration;
 use super::peers::PeerError;
 
 /// The version of the data members exchange. Bump it whenever a type sent
-/// between members changes shape (`HostPartial`, `MergedSeries`, `RuleInput`,
-/// `Series` and what they hold); `wire_shape_tests` fails until you do.
+/// between members changes shape (the dataflows' `HostPartial`, `MergedSeries`,
+/// `RuleInput`, `Series`; the cluster's `Command`, with `MemberStats`; and what
+/// they hold), or how records are routed to workers (`route`); bincode has no
+/// schema, and `#[serde(default)]` does nothing under it. `wire_shape_tests`
+/// fails until you do. An upgrade of timely or bincode (their own framing)
+/// needs a bump too.
 pub const WIRE_VERSION: u32 = 1;
 
 /// First bytes of a [`Hello`].
@@ -110,14 +114,18 @@ pub enum Answer {
     /// It closed the connection before answering (it restarted, or dropped us):
     /// connect again.
     Closed,
+    /// Nothing for [`ANSWER_PATIENCE`]: connect again. It may be waiting for the
+    /// members below it; or its host died without a word, and only a new
+    /// connection finds out (a member restarted there then gets one).
+    Silent,
 }
 
-/// How long the connecting member waits for an answer before saying it waits.
+/// How long the connecting member waits for an answer on one connection.
 const ANSWER_PATIENCE: Duration = Duration::from_secs(60);
 
 /// Says who this member is (`me`) on `stream`, connected to `member` at `addr`,
-/// and waits for its answer: as long as it takes (it answers once it accepts
-/// members, which may wait for the members below it), saying so every minute.
+/// and waits for its answer (it answers once it accepts members, which may
+/// wait for the members below it) up to [`ANSWER_PATIENCE`].
 pub fn greet(
     stream: &mut TcpStream,
     me: usize,
@@ -145,7 +153,7 @@ pub fn greet(
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                tracing::info!("waiting for member {member} at {addr} to answer");
+                return Ok(Answer::Silent);
             }
             Err(e) if super::peers::is_connection_error(&e) => return Ok(Answer::Closed),
             Err(e) => return Err(socket_error(e)),

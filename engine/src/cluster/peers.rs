@@ -195,7 +195,7 @@ impl Peers {
                 self.addresses.len() - 1
             );
         }
-        let accepted = Accepting::new(self.process, self.addresses.len()).run(&self.listener)?;
+        let accepted = Accepting::new(self.process, &self.addresses).run(&self.listener)?;
         sockets.extend(accepted.into_iter().map(Some));
         Ok(sockets)
     }
@@ -225,7 +225,7 @@ impl Handshake {
     fn read(&mut self) -> Heard {
         loop {
             match (&self.stream).read(&mut self.said[self.read..]) {
-                Ok(0) => return Heard::Stray("closed before it said which member it is".into()),
+                Ok(0) => return Heard::Stray(self.cut_short("closed")),
                 Ok(n) => {
                     self.read += n;
                     if self.read == self.said.len() {
@@ -235,10 +235,8 @@ impl Handshake {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return if self.since.elapsed() > HANDSHAKE_TIMEOUT {
-                        Heard::Stray(format!(
-                            "said nothing within {} s",
-                            HANDSHAKE_TIMEOUT.as_secs()
-                        ))
+                        let secs = HANDSHAKE_TIMEOUT.as_secs();
+                        Heard::Stray(self.cut_short(&format!("was silent for {secs} s")))
                     } else {
                         Heard::Waiting
                     };
@@ -252,6 +250,20 @@ impl Handshake {
 }
 
 impl Handshake {
+    /// Why a handshake that stopped (`how`) is a stray: one that gave a member
+    /// index but no greeting is a member of a release from before greetings.
+    fn cut_short(&self, how: &str) -> String {
+        match <[u8; 8]>::try_from(&self.said[..8]) {
+            Ok(index) if self.read >= 8 => format!(
+                "said it is member {} but {how} before it greeted as a tidemark member \
+                 does (a release from before members greeted each other? the members of a \
+                 cluster must run the same release)",
+                u64::from_be_bytes(index)
+            ),
+            _ => format!("{how} before it said which member it is"),
+        }
+    }
+
     /// What the whole handshake says.
     fn heard(&self) -> Heard {
         let (index, rest) = self.said.split_at(8);
@@ -278,6 +290,8 @@ impl Handshake {
 struct Accepting {
     process: usize,
     members: usize,
+    /// Every member's address (the hosts file's), for messages.
+    addresses: Vec<String>,
     /// One slot per member above this one.
     slots: Vec<Option<TcpStream>>,
     pending: Vec<Handshake>,
@@ -287,10 +301,12 @@ struct Accepting {
 }
 
 impl Accepting {
-    fn new(process: usize, members: usize) -> Accepting {
+    fn new(process: usize, addresses: &[String]) -> Accepting {
+        let members = addresses.len();
         Accepting {
             process,
             members,
+            addresses: addresses.to_vec(),
             slots: (process + 1..members).map(|_| None).collect(),
             pending: Vec::new(),
             strays: 0,
@@ -391,7 +407,8 @@ impl Accepting {
                         self.stray(h.from, &why);
                         continue;
                     }
-                    Hello::check(hello, member, &h.from.to_string())?;
+                    let addr = self.addresses.get(member).map_or("?", String::as_str);
+                    Hello::check(hello, member, addr)?;
                     let slot = &mut self.slots[member - self.process - 1];
                     if slot.is_some() {
                         tracing::info!(
@@ -509,13 +526,20 @@ fn connect_to(member: usize, addr: &str, me: usize) -> Result<TcpStream, PeerErr
         match hello::greet(&mut stream, me, member, addr)? {
             Answer::Agreed => return Ok(stream),
             Answer::Closed => {
+                // A member restarting closes it once; one that keeps closing
+                // it takes this member for another (or for a stray).
                 if attempts.is_multiple_of(60) {
-                    tracing::info!(
-                        "member {member} at {addr} closed the connection before it greeted: connecting again"
+                    tracing::warn!(
+                        "member {member} at {addr} closed the connection before it greeted: \
+                         connecting again (if this goes on, check that every member has the \
+                         same hosts file and that this member's -p, {me}, is its line)"
                     );
                 }
                 attempts += 1;
                 std::thread::sleep(RETRY_EVERY);
+            }
+            Answer::Silent => {
+                tracing::info!("member {member} at {addr} has not answered yet: connecting again");
             }
         }
     }

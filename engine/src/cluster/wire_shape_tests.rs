@@ -1,6 +1,7 @@
 //! The shape of what members exchange, pinned: one value of every type timely
 //! sends between members (every variant of their enums), encoded as timely
-//! encodes them (bincode). If this fails, a type sent between members changed:
+//! encodes them (bincode): the dataflows' records, and the cluster's commands
+//! (timely's `Sequencer`, with the members' stats). If this fails, a type sent between members changed:
 //! bump [`WIRE_VERSION`] (so that members of the old and new releases refuse each
 //! other by name rather than misread each other) and pin the new figures here.
 
@@ -8,9 +9,11 @@ use std::sync::Arc;
 
 use super::WIRE_VERSION;
 use crate::acc::{Acc, ExactSum, Hist};
+use crate::cluster::Command;
 use crate::key::{push_key_part, SeriesKey};
 use crate::labels::{KeyNames, Labels};
 use crate::series::{HostPartial, MergedSeries, Origin, RuleInput, RuleValue, Series, Value};
+use crate::stats::{MemberGroup, MemberStats};
 
 /// Every variant of [`Acc`]; the `match` fails to compile when one is added.
 fn accs() -> Vec<Acc> {
@@ -80,6 +83,8 @@ fn encoded() -> Vec<(&'static str, Vec<u8>)> {
             acc: acc.clone(),
         };
         out.push(("HostPartial", bincode::serialize(&p).unwrap()));
+        // Where it is sent: a series' partials must meet on one worker.
+        out.push(("HostPartial::route", p.route().to_le_bytes().to_vec()));
         let m = MergedSeries {
             metric: 1,
             limited: false,
@@ -104,6 +109,7 @@ fn encoded() -> Vec<(&'static str, Vec<u8>)> {
             out_labels,
             value,
         };
+        out.push(("RuleInput::route", r.route().to_le_bytes().to_vec()));
         out.push(("RuleInput", bincode::serialize(&r).unwrap()));
     }
     let records = [
@@ -122,7 +128,66 @@ fn encoded() -> Vec<(&'static str, Vec<u8>)> {
         };
         out.push(("Series", bincode::serialize(&s).unwrap()));
     }
+    for c in commands() {
+        out.push(("Command", bincode::serialize(&c).unwrap()));
+    }
     out
+}
+
+/// Every variant of [`Command`]; the `match` fails to compile when one is added.
+fn commands() -> Vec<Command> {
+    let name = || "nginx".to_string();
+    let mut stats = MemberStats::default();
+    stats.parse_errors.insert("nginx".into(), 2);
+    stats
+        .groups
+        .insert("/var/log/a.log".into(), MemberGroup::default());
+    let all = vec![
+        Command::Install {
+            name: name(),
+            toml: "name = \"nginx\"".into(),
+            committed: Some(60_000),
+        },
+        Command::Prepared {
+            name: name(),
+            process: 1,
+            result: Err("no such file".into()),
+        },
+        Command::Stop { name: name() },
+        Command::Halt { name: name() },
+        Command::StopSources { name: name() },
+        Command::Committed {
+            name: name(),
+            frontier_ms: 120_000,
+        },
+        Command::Finished { name: name() },
+        Command::Released {
+            name: name(),
+            process: 1,
+        },
+        Command::Report {
+            process: 1,
+            jobs: vec![(name(), stats)],
+        },
+        Command::Shutdown,
+        Command::Exit,
+    ];
+    for c in &all {
+        match c {
+            Command::Install { .. }
+            | Command::Prepared { .. }
+            | Command::Stop { .. }
+            | Command::Halt { .. }
+            | Command::StopSources { .. }
+            | Command::Committed { .. }
+            | Command::Finished { .. }
+            | Command::Released { .. }
+            | Command::Report { .. }
+            | Command::Shutdown
+            | Command::Exit => {}
+        }
+    }
+    all
 }
 
 #[test]
@@ -139,9 +204,10 @@ fn what_members_exchange_has_the_shape_of_this_wire_version() {
     // Pinned for WIRE_VERSION 1.
     let pinned = (
         1,
-        0xe382_ed84,
+        0x47f5_e002,
         vec![
-            85, 48, 101, 64, 101, 64, 137, 100, 636, 599, 86, 114, 101, 101,
+            85, 8, 48, 101, 8, 64, 101, 8, 64, 137, 8, 100, 636, 8, 599, 8, 86, 8, 114, 101, 101,
+            48, 49, 17, 17, 17, 25, 17, 25, 481, 4, 4,
         ],
     );
     assert_eq!(

@@ -82,40 +82,59 @@ mod verified {
     use std::cell::RefCell;
     use std::collections::HashMap;
 
-    /// Heads remembered per thread (a worker checks its own groups' files);
-    /// past it the memory starts afresh. About 1 KiB each.
-    const MAX: usize = 4096;
+    /// Bytes of heads remembered per thread (a worker checks its own groups'
+    /// files), past which the memory starts afresh: 8,192 heads of the default
+    /// 1 KiB. A file shorter than `fingerprint_bytes` has a longer head at each
+    /// check as it grows, each remembered once (review R19b).
+    const MAX_BYTES: usize = 8 << 20;
 
-    /// (fingerprint, length) to the bytes that hashed to it.
-    type Heads = HashMap<(u64, usize), Box<[u8]>>;
+    /// (fingerprint, length) to the bytes that hashed to it, and their total.
+    #[derive(Default)]
+    struct Heads {
+        by_fp: HashMap<(u64, usize), Box<[u8]>>,
+        bytes: usize,
+    }
 
     thread_local! {
-        static HEADS: RefCell<Heads> = RefCell::new(Heads::new());
+        static HEADS: RefCell<Heads> = RefCell::new(Heads::default());
     }
 
     /// Whether `head` hashes to `fp` (`hash` computes it), remembering a head
-    /// that does.
+    /// that does. (Hashed, as before, while the thread is being torn down.)
     pub(super) fn matches(head: &[u8], fp: u64, hash: impl FnOnce() -> u64) -> bool {
-        HEADS.with(|heads| {
-            let mut heads = heads.borrow_mut();
-            let key = (fp, head.len());
-            if heads.get(&key).is_some_and(|b| **b == *head) {
-                return true;
+        let key = (fp, head.len());
+        let known = HEADS
+            .try_with(|h| h.borrow().by_fp.get(&key).is_some_and(|b| **b == *head))
+            .unwrap_or(false);
+        if known {
+            return true;
+        }
+        if hash() != fp {
+            return false;
+        }
+        let _ = HEADS.try_with(|h| {
+            let mut h = h.borrow_mut();
+            if h.bytes + head.len() > MAX_BYTES {
+                h.by_fp.clear();
+                h.bytes = 0;
             }
-            if hash() != fp {
-                return false;
+            if let Some(old) = h.by_fp.insert(key, head.into()) {
+                h.bytes -= old.len();
             }
-            if heads.len() >= MAX {
-                heads.clear();
-            }
-            heads.insert(key, head.into());
-            true
-        })
+            h.bytes += head.len();
+        });
+        true
+    }
+
+    /// Bytes remembered on this thread.
+    #[cfg(test)]
+    pub(super) fn remembered() -> usize {
+        HEADS.with(|h| h.borrow().bytes)
     }
 
     #[cfg(test)]
     pub(super) fn forget() {
-        HEADS.with(|h| h.borrow_mut().clear());
+        HEADS.with(|h| *h.borrow_mut() = Heads::default());
     }
 }
 
@@ -547,6 +566,24 @@ mod tests {
                 prop_assert_eq!(prefix_matches(head, &id), by_hash, "{:?} {:?}", head, id);
             }
         });
+    }
+
+    /// Review R19b: a file shorter than its fingerprint has a longer head at
+    /// each check as it grows; up to 1 MiB each (`fingerprint_bytes`), they
+    /// took 4,096 entries × the head per thread.
+    #[test]
+    fn remembered_heads_stay_within_their_bytes() {
+        verified::forget();
+        let head = vec![b'x'; 1 << 20];
+        for n in (1..=64).map(|i| i * (16 << 10)) {
+            let id = file_id(1, 2, &head, n);
+            assert!(prefix_matches(&head, &id));
+            assert!(
+                verified::remembered() <= 8 << 20,
+                "{}",
+                verified::remembered()
+            );
+        }
     }
 
     /// Bytes other than those remembered are hashed, not refused: a head
