@@ -18,7 +18,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::peers::PeerError;
+use super::peer_error::{is_connection_error, PeerError};
 
 /// The version of the data members exchange. Bump it whenever a type sent
 /// between members changes shape (the dataflows' `HostPartial`, `MergedSeries`,
@@ -155,7 +155,7 @@ pub fn greet(
             {
                 return Ok(Answer::Silent);
             }
-            Err(e) if super::peers::is_connection_error(&e) => return Ok(Answer::Closed),
+            Err(e) if is_connection_error(&e) => return Ok(Answer::Closed),
             Err(e) => return Err(socket_error(e)),
         }
     }

@@ -32,6 +32,7 @@ pub(crate) mod fd_budget;
 pub(crate) mod hello;
 pub mod member;
 mod options;
+mod peer_error;
 pub(crate) mod peers;
 pub(crate) mod registry;
 mod shared;
