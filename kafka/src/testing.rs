@@ -85,6 +85,7 @@ impl Broker {
         // The port is free when picked, but another process can take it before tansu
         // binds it: try a few.
         for _ in 0..5 {
+            release_port(broker.port);
             broker.port = free_port();
             if broker.spawn_and_wait() {
                 return broker;
@@ -183,8 +184,20 @@ impl Broker {
         self.dir.path().join("tansu.log")
     }
 
+    /// Times this broker's tansu said it was ready (its log is kept across restarts).
+    fn times_ready(&self) -> usize {
+        self.log().matches("ready in ").count()
+    }
+
     /// Spawns tansu on `self.port`; true once it answers, false if it exited.
+    ///
+    /// Whoever answers on the port must be this tansu: another test's broker can
+    /// take the port while this one restarts on it, and this tansu then exits
+    /// (address in use) while the other answers, so the two tests would share one
+    /// broker (seen: "TopicAlreadyExists", then a produce timing out). So it must
+    /// still run after it answered, and have said in its log that it is ready.
     fn spawn_and_wait(&mut self) -> bool {
+        let ready_before = self.times_ready();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -207,7 +220,13 @@ impl Broker {
             if let Ok(Some(_)) = child.try_wait() {
                 return false;
             }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() && self.answers() {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+                && self.answers()
+                && self.times_ready() > ready_before
+            {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return false; // exited: what answered is another broker
+                }
                 self.child = Some(child);
                 // tansu has created its tables once it answers.
                 if self.storage == Storage::Sqlite {
@@ -261,6 +280,7 @@ impl Broker {
 impl Drop for Broker {
     fn drop(&mut self) {
         self.stop();
+        release_port(self.port);
     }
 }
 
@@ -282,9 +302,28 @@ fn program() -> PathBuf {
     })
 }
 
+/// Ports of this process's brokers: each keeps its port for its life, also
+/// while it restarts, when the port is briefly free and the OS may hand it to
+/// another test's new broker.
+static PORTS: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+
+/// A free port no broker of this process holds, now held by the caller's.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
+    let mut held = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        if !held.contains(&port) {
+            held.push(port);
+            return port;
+        }
+    }
+}
+
+/// `port` is no broker's any more.
+fn release_port(port: u16) {
+    let mut held = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    held.retain(|&p| p != port);
 }
