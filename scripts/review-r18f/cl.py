@@ -15,17 +15,19 @@ def prepare(d):
     job = job.replace('split_from = "4KiB"\n', '')
     # The reference reads the machines' copies: a gauge's tie between two files
     # of one host goes to the path that sorts last.
-    ref = job.replace(f"{d}/out.jsonl", f"{d}/ref.jsonl").replace(f'include = ["{d}/logs/*/*.log"]', f'include = ["{d}/machine-*/*/*.log"]')
+    # (Whatever the file pattern: `*.log` here, `f.log` in review R18g's cases.)
+    ref = job.replace(f"{d}/out.jsonl", f"{d}/ref.jsonl").replace(f'include = ["{d}/logs/*/', f'include = ["{d}/machine-*/*/')
     open(f"{d}/ref.toml", "w").write(ref)
-    for f in glob.glob(f"{d}/logs/g*/f.log"):
+    # Rotated siblings (`f.log.1`, R18g's cases) are copied with their group.
+    for f in glob.glob(f"{d}/logs/g*/f.log*"):
         g = int(f.split("/g")[-1].split("/")[0])
-        m = f"{d}/machine-{g % 2}/g{g}"
-        os.makedirs(m, exist_ok=True); shutil.copy(f, f"{m}/f.log")
+        m = f"{d}/machine-{g % 2}/g{g:04d}"
+        os.makedirs(m, exist_ok=True); shutil.copy(f, f"{m}/{os.path.basename(f)}")
     for m in (0, 1): os.makedirs(f"{d}/machine-{m}", exist_ok=True)
     open(f"{d}/token", "w").write(TOKEN)
 def cluster(bin_, d, tag):
     st = f"{d}/{tag}"; shutil.rmtree(st, ignore_errors=True); os.makedirs(f"{st}/out")
-    job = open(f"{d}/ref.toml").read().replace(f'include = ["{d}/machine-*/*/*.log"]', 'include = ["${LOG_ROOT}/*/*.log"]')
+    job = open(f"{d}/ref.toml").read().replace(f'include = ["{d}/machine-*/', 'include = ["${LOG_ROOT}/')
     job = job.replace(f"{d}/ref.jsonl", f"{st}/out/out.jsonl")
     open(f"{st}/job.toml", "w").write(job)
     open(f"{st}/hosts-0", "w").write("127.0.0.1:0\n127.0.0.1:0\n")
