@@ -175,7 +175,15 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
         return order;
     }
     let skip = shared_host_len((0..n).map(&key));
-    let keyed: Vec<(u128, u32)> = (0..n)
+    order_by_numbers(n, skip, key)
+}
+
+/// The indices of the `n` keys sorted by the number of each key past its
+/// first `skip` bytes ([`order_prefix`]) alone first (no key read, no
+/// comparison: a radix sort), then each run of equal numbers by its keys,
+/// equal keys in index order.
+fn order_by_numbers<'k>(n: usize, skip: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
+    let mut keyed: Vec<(u128, u32)> = (0..n)
         .map(|i| {
             (
                 order_prefix(key(i).get(skip..).unwrap_or_default()),
@@ -183,13 +191,6 @@ pub(crate) fn sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec
             )
         })
         .collect();
-    order_by_numbers(keyed, key)
-}
-
-/// The indices of `keyed` (each key's number and index) sorted by the
-/// numbers alone first (no key read, no comparison: a radix sort), then each
-/// run of equal numbers by its keys, equal keys in index order.
-fn order_by_numbers<'k>(mut keyed: Vec<(u128, u32)>, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
     // (number, index) pairs are unique: either sort gives equal numbers in
     // index order.
     if keyed.len() >= RADIX_SORT {
@@ -216,15 +217,7 @@ fn order_by_numbers<'k>(mut keyed: Vec<(u128, u32)>, key: impl Fn(usize) -> &'k 
 /// with the same name. A window's records of one name sorted by their labels.
 pub(crate) fn stable_sorted_order<'k>(n: usize, key: impl Fn(usize) -> &'k [u8]) -> Vec<u32> {
     let skip = shared_parts_len((0..n).map(&key));
-    let keyed: Vec<(u128, u32)> = (0..n)
-        .map(|i| {
-            (
-                order_prefix(key(i).get(skip..).unwrap_or_default()),
-                i as u32,
-            )
-        })
-        .collect();
-    order_by_numbers(keyed, key)
+    order_by_numbers(n, skip, key)
 }
 
 /// Sorts `v` by its numbers, equal numbers in the order they come (so pairs
