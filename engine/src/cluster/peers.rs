@@ -177,9 +177,7 @@ impl Handshake {
             }
         }
     }
-}
 
-impl Handshake {
     /// Why a handshake that stopped (`how`) is a stray: one that gave a member
     /// index but no greeting is a member of a release from before greetings.
     fn cut_short(&self, how: &str) -> String {
