@@ -111,8 +111,10 @@ pub struct GroupSet {
 enum Turn {
     /// Not read yet: the furthest behind.
     Unread,
-    /// It stopped with more to read.
-    More,
+    /// It stopped with more to read, at this watermark: what a group waiting
+    /// for a descriptor compares (`park_one_ahead`) without reading every
+    /// holder's state, cold by then. A group's watermark moves only in its turn.
+    More(Option<EventMs>),
     /// Idle at its end, waiting (for a file, a descriptor) or finished: it
     /// holds no one back.
     Quiet,
@@ -417,10 +419,6 @@ impl GroupSet {
                 wall_ms,
                 stats,
             );
-            self.turns[i] = match status {
-                ReadStatus::More => Turn::More,
-                ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
-            };
             self.holders.update(i, held, g.holds_file());
             budget = budget.saturating_sub((stats.bytes_read - before) as usize);
             busy |= status == ReadStatus::More;
@@ -428,6 +426,10 @@ impl GroupSet {
                 g.apply_idle(now, wall_ms);
                 g.apply_clock_lag(now, wall_ms, stats);
             }
+            self.turns[i] = match status {
+                ReadStatus::More => Turn::More(g.watermark()),
+                ReadStatus::Idle | ReadStatus::Blocked | ReadStatus::Finished => Turn::Quiet,
+            };
             self.claim_reads(i);
         }
         if n > 0 {
@@ -460,7 +462,7 @@ impl GroupSet {
     /// (of any worker) plus the bound.
     fn horizon(&self) -> Horizon {
         let lanes = self.groups.iter().zip(&self.turns).map(|(g, t)| match t {
-            Turn::Unread | Turn::More if !g.is_finished() => Lane::Reading(g.watermark()),
+            Turn::Unread | Turn::More(_) if !g.is_finished() => Lane::Reading(g.watermark()),
             _ => Lane::Quiet,
         });
         self.pacer.horizon(lanes)
