@@ -12,7 +12,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::Stream;
 
 use super::per_window::{per_window_split, PerWindow};
-use super::rule_fold::{Contribution, RuleFolds};
+use super::rule_fold::{shared_folds, Contribution, RuleFolds};
 use crate::acc::Acc;
 use crate::key::cmp_keys;
 use crate::labels::{KeyNames, Labels};
@@ -161,6 +161,8 @@ struct Cutter {
     /// them. Otherwise the labels are encoded, which sort faster.
     names: Option<Vec<Arc<KeyNames>>>,
     kept: Vec<Vec<Option<u64>>>,
+    /// Per rule, the rule whose folds it copies ([`shared_folds`]).
+    shared: Vec<Option<u32>>,
 }
 
 impl Cutter {
@@ -177,6 +179,7 @@ impl Cutter {
                 .collect()
         });
         let kept = kept_places(&plan);
+        let shared = shared_of(&plan);
         Cutter {
             plan,
             stats,
@@ -185,6 +188,7 @@ impl Cutter {
             quantiles,
             names,
             kept,
+            shared,
         }
     }
 
@@ -212,7 +216,14 @@ impl Cutter {
             report(window as EventMs, &cut, plan, &self.stats, &mut self.pace);
         }
         let names = self.names.as_deref();
-        to_stage2(series, plan, &self.quantiles, names, &self.kept)
+        to_stage2(
+            series,
+            plan,
+            &self.quantiles,
+            names,
+            &self.kept,
+            &self.shared,
+        )
     }
 }
 
@@ -226,6 +237,7 @@ fn to_stage2(
     quantiles: &[Vec<String>],
     names: Option<&[Arc<KeyNames>]>,
     kept: &[Vec<Option<u64>>],
+    shared: &[Option<u32>],
 ) -> (Vec<Series>, Vec<RuleInput>) {
     // Sized once for all the window's host records rather than regrown
     // through them: each doubling copied the records into pages the kernel
@@ -274,6 +286,11 @@ fn to_stage2(
                     (grouping, Contribution::Num(v))
                 }
                 RuleExpr::HistogramQuantile { grouping, .. } => match &s.acc {
+                    // A rule sharing an earlier one's folds still makes its
+                    // output series; that rule merges the histogram.
+                    Acc::Hist(_) if shared.get(r).is_some_and(Option::is_some) => {
+                        (grouping, Contribution::Shared)
+                    }
                     Acc::Hist(h) => (grouping, Contribution::Hist(h)),
                     _ => continue,
                 },
@@ -294,7 +311,12 @@ fn to_stage2(
             host_series(mp, q, labels, &s.acc, &mut out);
         }
     }
-    (out, folds.into_inputs())
+    (out, folds.into_inputs(shared))
+}
+
+/// Per rule of `plan`, the rule whose folds it copies ([`shared_folds`]).
+fn shared_of(plan: &Plan) -> Vec<Option<u32>> {
+    shared_folds(plan.rules.iter().map(|r| &r.expr))
 }
 
 /// At most how many host records [`to_stage2`] makes of `series`: per series

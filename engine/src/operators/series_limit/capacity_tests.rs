@@ -47,7 +47,14 @@ fn a_windows_records_fill_a_vector_sized_for_them() {
             acc: Acc::Hist(Box::new(hist.clone())),
         });
     }
-    let (hosts, rules) = to_stage2(series, &plan, &quantiles, None, &kept_places(&plan));
+    let (hosts, rules) = to_stage2(
+        series,
+        &plan,
+        &quantiles,
+        None,
+        &kept_places(&plan),
+        &shared_of(&plan),
+    );
     // 900 counters: 1 host record each; 300 histograms: 3 quantiles,
     // _count, _sum; 3 + 1 + 1 folded rule inputs (`sum by (status)`,
     // `sum`, the quantile).

@@ -73,6 +73,9 @@ fn job() -> String {
     rules.push("histogram_quantile(0.9, lat)".into());
     rules.push("histogram_quantile(0.5, sum by (a) (lat))".into());
     rules.push("histogram_quantile(0.99, sum without (a) (lat))".into());
+    // Two that share the folds of one above (same metric and grouping).
+    rules.push("histogram_quantile(0.5, lat)".into());
+    rules.push("histogram_quantile(0.75, sum by (a) (lat))".into());
     for (i, expr) in rules.iter().enumerate() {
         text += &format!("[[rule]]\nrecord = \"r{i}\"\nexpr = \"{expr}\"\n");
     }
@@ -196,8 +199,19 @@ fn before(plan: &Plan, series: &[MergedSeries]) -> HashMap<(String, Vec<(String,
                     Some(match op {
                         AggOp::Count => Value::Int(nums.len() as u64),
                         AggOp::Sum => Value::Float(it().sum()),
-                        AggOp::Min => Value::Float(it().fold(f64::INFINITY, f64::min)),
-                        AggOp::Max => Value::Float(it().fold(f64::NEG_INFINITY, f64::max)),
+                        // NaNs ignored, -0 below +0 (`total_cmp`), from the fold's identity.
+                        AggOp::Min => Value::Float(
+                            it().filter(|v| !v.is_nan())
+                                .chain([f64::INFINITY])
+                                .min_by(f64::total_cmp)
+                                .unwrap_or(f64::INFINITY),
+                        ),
+                        AggOp::Max => Value::Float(
+                            it().filter(|v| !v.is_nan())
+                                .chain([f64::NEG_INFINITY])
+                                .max_by(f64::total_cmp)
+                                .unwrap_or(f64::NEG_INFINITY),
+                        ),
                         AggOp::Avg => Value::Float(it().sum::<f64>() / nums.len() as f64),
                     })
                 }
@@ -219,9 +233,13 @@ fn before(plan: &Plan, series: &[MergedSeries]) -> HashMap<(String, Vec<(String,
     out
 }
 
+/// A value's bits, every NaN as one: Rust does not fix a NaN's sign or
+/// payload from arithmetic (RFC 3514), so `inf + -inf + NaN` may give either
+/// sign in two builds of one sum.
 fn bits(v: &Value) -> (bool, u64) {
     match v {
         Value::Int(n) => (true, *n),
+        Value::Float(x) if x.is_nan() => (false, f64::NAN.to_bits()),
         Value::Float(x) => (false, x.to_bits()),
     }
 }
@@ -252,7 +270,7 @@ proptest! {
         let quantiles = vec![Vec::new(); plan.metrics.len()];
         let kept = kept_places(&plan);
         let bound = host_records_bound(&series, &plan);
-        let (hosts, inputs) = to_stage2(series, &plan, &quantiles, None, &kept);
+        let (hosts, inputs) = to_stage2(series, &plan, &quantiles, None, &kept, &shared_of(&plan));
         // Sized by the bound and never regrown (a regrown vector's capacity
         // is past it): the bound is not under the records made.
         prop_assert_eq!(hosts.capacity(), bound);
@@ -290,7 +308,7 @@ proptest! {
             .collect();
         let kept = kept_places(&plan);
         let bound = host_records_bound(&series, &plan);
-        let (hosts, _) = to_stage2(series, &plan, &quantiles, None, &kept);
+        let (hosts, _) = to_stage2(series, &plan, &quantiles, None, &kept, &shared_of(&plan));
         prop_assert_eq!(hosts.capacity(), bound);
         if every_metric && !empty_hists {
             prop_assert_eq!(hosts.len(), bound);

@@ -95,7 +95,7 @@ proptest! {
         let quantiles = vec![Vec::new(); plan.metrics.len()];
         let names: Vec<Arc<KeyNames>> =
             plan.metrics.iter().map(|mp| Arc::new(KeyNames::new(&mp.output_labels))).collect();
-        let (records, _) = to_stage2(series, &plan, &quantiles, host_records_in_output_order(&plan).then_some(&names[..]), &kept_places(&plan));
+        let (records, _) = to_stage2(series, &plan, &quantiles, host_records_in_output_order(&plan).then_some(&names[..]), &kept_places(&plan), &shared_of(&plan));
         if host_records_in_output_order(&plan) {
             prop_assert!(in_record_order(&records), "{metrics:?}");
             let mut sorted = records.clone();
