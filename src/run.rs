@@ -302,11 +302,22 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
         );
         job.source.max_open_files = cap;
     }
-    // What validation cannot see (a sink path reaching an input, the job file or
-    // the state folder through a link, or lying in the state folder) the engine
-    // checks before it opens a sink, with the groups it found to read: exit 2
-    // through `is_usage_error`. Not checked here too: that was a second
-    // discovery of every input (with 2,000 hosts, ~1% of a catch-up's CPU).
+    // What validation cannot see: a sink path reaching the job file or the state
+    // folder through a link, or lying in the state folder. Checked before the
+    // engine starts, which opens the state folder (and clears its leftover
+    // temporary files). A sink path reaching an input the engine checks before
+    // it opens a sink, with the groups it found to read (exit 2 too, through
+    // `is_usage_error`): here that was a second discovery of every input (with
+    // 2,000 hosts, ~1% of a catch-up's CPU).
+    let mut protected = Protected::default();
+    protected.job_file(path);
+    if let Some(dir) = args.state_dir.as_deref() {
+        protected.folder(dir, "the state folder (--state-dir)");
+    }
+    if let Err(e) = protected.check(&job) {
+        eprintln!("{}: error: {e}", path.display());
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let stop = stop_on_signals()?;
     if !args.until_eof {
         tracing::info!("following the job's files; stop with Ctrl-C or SIGTERM");

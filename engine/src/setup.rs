@@ -189,8 +189,9 @@ impl JobSetup {
                 outputs.push(state.join(CLUSTER_OUTPUT_DIR));
                 protected.folder_except(state, "the cluster's state folder", &outputs);
             }
-            // `tidemark run` checked this before starting (exit 2); here it holds
-            // for a cluster's jobs too, with the groups this run will read.
+            // `tidemark run` checked the job file and the state folder before
+            // starting (exit 2); the inputs are checked only here, with the
+            // groups this run will read, and all of it for a cluster's jobs.
             protected.check(job).map_err(EngineError::SinkPath)?;
         }
         let workers = opts.workers.max(1);
