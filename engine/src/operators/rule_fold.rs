@@ -270,4 +270,4 @@ pub(crate) fn evaluate(expr: &RuleExpr, group: &[RuleInput]) -> Option<Value> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -22,7 +22,7 @@ fn quantile(q: f64) -> RuleExpr {
 
 /// What rollup gave before inputs were folded on worker 0: every host
 /// series' number, folded there in host series order.
-fn naive(op: AggOp, values: &[f64]) -> Option<Value> {
+pub(crate) fn naive(op: AggOp, values: &[f64]) -> Option<Value> {
     let n = values.len();
     if n == 0 {
         return None;
