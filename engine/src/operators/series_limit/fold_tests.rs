@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use tidemark_jobs::{AggOp, RuleExpr};
+use tidemark_jobs::RuleExpr;
 
 use super::tests::plan_of;
 use super::*;
