@@ -309,12 +309,7 @@ pub fn run(path: &Path, args: RunArgs) -> anyhow::Result<ExitCode> {
     // it opens a sink, with the groups it found to read (exit 2 too, through
     // `is_usage_error`): here that was a second discovery of every input (with
     // 2,000 hosts, ~1% of a catch-up's CPU).
-    let mut protected = Protected::default();
-    protected.job_file(path);
-    if let Some(dir) = args.state_dir.as_deref() {
-        protected.folder(dir, "the state folder (--state-dir)");
-    }
-    if let Err(e) = protected.check(&job) {
+    if let Err(e) = Protected::of_run(Some(path), args.state_dir.as_deref()).check(&job) {
         eprintln!("{}: error: {e}", path.display());
         return Ok(ExitCode::from(EXIT_INVALID));
     }

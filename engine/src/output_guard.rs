@@ -82,16 +82,22 @@ impl Protected {
     }
 
     /// What a job run from `job_file` with state in `state_dir` must not write
-    /// over, its inputs found by discovery now (`tidemark validate`, and `tidemark
-    /// run` before it starts).
+    /// over, its inputs found by discovery now (`tidemark validate`).
     pub fn of_job(job: &Job, job_file: Option<&Path>, state_dir: Option<&Path>) -> Protected {
-        let mut p = Protected::default();
+        let mut p = Protected::of_run(job_file, state_dir);
         let roots = AllowedRoots::of_source(&job.source);
         let groups =
             tidemark_sources::file::discover(&job.source.include, &job.source.exclude, &roots)
                 .map(|d| d.groups)
                 .unwrap_or_default();
         p.inputs(job, &groups);
+        p
+    }
+
+    /// The job file and the state folder of a run, its inputs not yet
+    /// (`tidemark run` before it starts; the engine adds the groups it reads).
+    pub fn of_run(job_file: Option<&Path>, state_dir: Option<&Path>) -> Protected {
+        let mut p = Protected::default();
         if let Some(file) = job_file {
             p.job_file(file);
         }

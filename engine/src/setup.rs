@@ -176,14 +176,9 @@ impl JobSetup {
         if make_output.is_some() {
             // Before any sink is opened: a sink path that is one of the job's
             // inputs, its job file or its state would be destroyed by the open.
-            let mut protected = Protected::default();
+            let mut protected =
+                Protected::of_run(opts.job_file.as_deref(), opts.state_dir.as_deref());
             protected.inputs(job, &groups);
-            if let Some(file) = &opts.job_file {
-                protected.job_file(file);
-            }
-            if let Some(dir) = &opts.state_dir {
-                protected.folder(dir, "the state folder (--state-dir)");
-            }
             if let Some(state) = &opts.cluster_state {
                 let mut outputs = job.output_roots.clone();
                 outputs.push(state.join(CLUSTER_OUTPUT_DIR));
