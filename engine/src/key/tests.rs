@@ -312,3 +312,98 @@ fn shared_parts_are_whole_and_prefixes_past_them_order_as_keys_do() {
         }
     }
 }
+
+/// Keys of a window's records of one name (labels encoded as keys): `host`,
+/// a host, `method`, a method, `status`, a status, cut short at any part.
+fn record_keys(raw: &[(usize, usize, usize, usize)]) -> Vec<Vec<u8>> {
+    const VALUES: &[&str] = &[
+        "",
+        "\0",
+        "a",
+        "web-1",
+        "web-10",
+        "web-2",
+        "GET",
+        "abcdefghijklmnopq",
+    ];
+    raw.iter()
+        .map(|&(h, m, s, cut)| {
+            let parts = ["host", VALUES[h], "method", VALUES[m], "status", VALUES[s]];
+            key(&parts[..parts.len() - cut])
+        })
+        .collect()
+}
+
+/// A record key's first two parts (`host` and the host), what its records
+/// come sorted by.
+fn host_key(&(h, ..): &(usize, usize, usize, usize)) -> Vec<u8> {
+    record_keys(&[(h, 0, 0, 4)]).remove(0)
+}
+
+/// The order a stable sort by [`cmp_keys`] gives.
+fn stably_sorted(keys: &[Vec<u8>]) -> Vec<u32> {
+    let mut want: Vec<u32> = (0..keys.len() as u32).collect();
+    want.sort_by(|&a, &b| cmp_keys(&keys[a as usize], &keys[b as usize]));
+    want
+}
+
+proptest::proptest! {
+    /// Any keys, and keys sorted by their host but not past it (as host records
+    /// come when the metric's key orders the labels differently), in runs of
+    /// one head short and long: the order of a stable sort.
+    #[test]
+    fn stable_sorted_order_is_a_stable_sort_by_key(
+        by_host in proptest::prelude::any::<bool>(),
+        raw in proptest::collection::vec((0usize..8, 0usize..8, 0usize..8, 0usize..4), 0..300),
+    ) {
+        let mut raw = raw;
+        if by_host {
+            raw.sort_by(|a, b| cmp_keys(&host_key(a), &host_key(b)));
+        }
+        let keys = record_keys(&raw);
+        let got = stable_sorted_order(keys.len(), |i| &keys[i]);
+        proptest::prop_assert_eq!(got, stably_sorted(&keys));
+    }
+}
+
+/// Keys sorted by their head (the first two parts past those all share) in
+/// short runs are ordered run by run; a head out of order, or a run longer than
+/// [`HEAD_RUN`], leaves them to the numbers' sort. Damaged keys do not panic.
+#[test]
+fn keys_sorted_by_their_heads_are_sorted_run_by_run() {
+    let raw: Vec<(usize, usize, usize, usize)> = (0..8)
+        .flat_map(|h| [(h, 6, 2, 0), (h, 2, 6, 0), (h, 6, 1, 0)])
+        .collect();
+    let mut raw = raw;
+    raw.sort_by(|a, b| cmp_keys(&host_key(a), &host_key(b)));
+    let keys = record_keys(&raw);
+    let got = order_within_sorted_heads(
+        keys.len(),
+        shared_parts_len(keys.iter().map(|k| &k[..])),
+        |i| &keys[i],
+    );
+    assert_eq!(got, Some(stably_sorted(&keys)));
+    let mut backwards = keys.clone();
+    backwards.reverse();
+    assert_eq!(
+        order_within_sorted_heads(backwards.len(), 8, |i| &backwards[i]),
+        None
+    );
+    let one_head = record_keys(&vec![(3, 6, 2, 0); HEAD_RUN + 1]);
+    assert_eq!(
+        order_within_sorted_heads(one_head.len(), 8, |i| &one_head[i]),
+        None
+    );
+    assert_eq!(
+        stable_sorted_order(one_head.len(), |i| &one_head[i]),
+        stably_sorted(&one_head)
+    );
+    let mut damaged = key(&["host", "web-1"]);
+    damaged.extend_from_slice(&100u32.to_le_bytes());
+    damaged.extend_from_slice(b"GET");
+    let damaged = [damaged.clone(), key(&["host", "web-1", "method"]), damaged];
+    assert_eq!(
+        stable_sorted_order(3, |i| &damaged[i]),
+        stably_sorted(&damaged)
+    );
+}
