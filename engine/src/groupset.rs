@@ -25,7 +25,7 @@ pub use shared::ProcessFiles;
 
 use crate::error::EngineError;
 use crate::group::{GroupInit, GroupState};
-use crate::pacing::{default_bound_ms, Horizon, Lane, PaceBoard, Pacer};
+use crate::pacing::{file_group_bound_ms, Horizon, Lane, PaceBoard, Pacer};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::path_hash;
@@ -137,7 +137,7 @@ impl GroupSet {
         local: (usize, usize),
         files: Arc<ProcessFiles>,
     ) -> GroupSet {
-        let pacer = Pacer::new(default_bound_ms(plan.window_ms), PaceBoard::new(1), 0);
+        let pacer = Pacer::new(file_group_bound_ms(plan.window_ms), PaceBoard::new(1), 0);
         GroupSet {
             pacer,
             turns: Vec::new(),

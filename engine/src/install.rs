@@ -21,7 +21,7 @@ use crate::operators::host_merge::HostMerge;
 use crate::operators::rollup::Rollup;
 use crate::operators::series_limit::{host_records_in_output_order, series_limit_of_merged};
 use crate::operators::source::{file_source, Pacing, Poke, SourceSignals};
-use crate::pacing::{default_bound_ms, Pacer};
+use crate::pacing::{default_bound_ms, file_group_bound_ms, Pacer};
 use crate::plan::Plan;
 use crate::resume::ResumeBoard;
 use crate::series::HostPartial;
@@ -104,7 +104,7 @@ pub fn install_job(
         ctx.files.clone(),
     )
     .with_pacer(Pacer::new(
-        default_bound_ms(plan.window_ms),
+        file_group_bound_ms(plan.window_ms),
         ctx.pace.clone(),
         index.saturating_sub(ctx.process_workers.0),
     ));

@@ -6,7 +6,7 @@ use super::*;
 use std::path::Path;
 
 const MINUTE: i64 = 60_000;
-const BOUND: i64 = crate::pacing::BOUND_WINDOWS;
+const BOUND: i64 = crate::pacing::FILE_GROUP_BOUND_WINDOWS;
 
 /// A json job over `dir/*/app.log`, one-minute windows, each folder a host.
 fn job(dir: &Path, max_open_files: usize) -> Job {

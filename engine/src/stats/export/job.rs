@@ -123,7 +123,7 @@ fn file_edges(f: &mut Families<'_>) {
         ("paced_fd_waits", "Turns a group waited for a file descriptor that no group ahead could safely free by closing its file mid-read (pacing did not bound memory then)", |s| s.paced_fd_waits),
         ("fd_backoffs", "Tries to open a file that found no file descriptor (EMFILE/ENFILE), after which the group waited longer", |s| s.fd_backoffs),
         ("reopen_fd_waits", "Reopens of parked files that found no file descriptor and waited", |s| s.reopen_fd_waits),
-        ("paced_turns", "Group turns ended early or deferred by event-time pacing: the group reached six windows ahead of the slowest group with lines to read", |s| s.paced_turns),
+        ("paced_turns", "Group turns ended early or deferred by event-time pacing: the input reached its pacing bound ahead of the slowest one with lines to read (ten windows for file groups, six for replay segments and Kafka partitions)", |s| s.paced_turns),
         ("checkpoint_fd_waits", "Checkpoint saves that found no file descriptor and were tried again", |s| s.checkpoint_fd_waits),
         ("duplicate_paths", "Groups left out as another path (a directory link, a hard link) to files already read", |s| s.duplicate_paths),
         ("not_regular_files", "Matched paths that are not regular files (FIFOs, devices, sockets): not read", |s| s.not_regular_files),
