@@ -223,11 +223,10 @@ impl Tailer {
         if let Stream::Finished = self.stream {
             return ReadStatus::Finished;
         }
-        // A check an earlier call made stands for this one's while nothing was
-        // read since (see `changed`'s docs): every read is checked after it.
-        // Complete lines left by a stopped call come first: everything below
-        // (end of file, truncation, rotation, parking) assumes only an
-        // unterminated line can be buffered.
+        self.checked = None; // a check of an earlier call is no check of this one
+                             // Complete lines left by a stopped call come first: everything below
+                             // (end of file, truncation, rotation, parking) assumes only an
+                             // unterminated line can be buffered.
         if self.lb.has_line() {
             if let Some(cur) = self.stream.cur_mut() {
                 self.lb

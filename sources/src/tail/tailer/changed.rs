@@ -5,15 +5,11 @@
 //! A check is an `fstat` and a read of the fingerprinted bytes. One `read_some`
 //! call checked the same file at the same offset up to three times in a row
 //! (at its start, before reading past the size last seen, at the end of the
-//! file after a read of nothing). The checks at a call's start and before
-//! reading on are skipped when one passed at this offset of this file and
-//! nothing was read since, in this call or an earlier one: a change after it
-//! is caught by the check after the next read (`read_was_stale`), before any
-//! line of that read is delivered, or, if that read finds nothing, by the
-//! check at the end of the file. That one always runs: the last read's lines
-//! were delivered since the check before it (review R17s). A paced group
-//! reading a buffer a call, or a follower woken by a write, checks once per
-//! read and once at the end instead of once more at every call's start.
+//! file after a read of nothing). The check before reading on is skipped when
+//! one passed in this call and nothing was read since: a change after it is
+//! caught by the check after the read (`read_was_stale`), before any line of
+//! that read is delivered. The check at the end of the file always runs: the
+//! last read's lines were delivered since the check before it (review R17s).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -48,14 +44,7 @@ impl Tailer {
 
     /// Once per call: notice a truncation or rewrite since the last call, and an
     /// older file that appeared while the live file had nothing consumed.
-    ///
-    /// Skipped where the last check passed at this offset of this file, past
-    /// its start (at 0 it also looks for an older file): see the module docs.
     pub(super) fn check_start(&mut self, now: Instant) {
-        let past_start = self.stream.cur().is_some_and(|c| c.read_off > 0);
-        if past_start && self.checked_here() {
-            return;
-        }
         let Some(meta) = self.cur_meta() else {
             return;
         };
@@ -142,7 +131,7 @@ impl Tailer {
         due
     }
 
-    /// Whether the last check passed for the current file at its offset
+    /// Whether a check passed in this call for the current file at its offset
     /// (nothing read since).
     pub(super) fn checked_here(&self) -> bool {
         let Some((cur, c)) = self.stream.cur().zip(self.checked) else {

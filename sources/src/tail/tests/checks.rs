@@ -4,12 +4,11 @@
 
 use super::*;
 
-/// A follower's call checks the file once after each read and once at the end
-/// of the file; not again before the next read of the same call when nothing
-/// was read since, nor at its start when the last call's last check passed
-/// where it goes on. Before, a call that read new lines checked 4–5 times, then
-/// 3. (The check at the end of the file stays even right after a read: see
-/// `rewrite_during_delivery`.)
+/// A follower's call checks the file once before reading (or once at its
+/// start), once after each read and once at the end of the file; not again
+/// before the next read of the same call when nothing was read since. Before,
+/// a call that read new lines checked 4–5 times. (The check at the end of the
+/// file stays even right after a read: see `rewrite_during_delivery`.)
 #[test]
 fn one_call_checks_the_content_once_per_read_not_again_in_a_row() {
     let d = tempfile::tempdir().unwrap();
@@ -28,79 +27,9 @@ fn one_call_checks_the_content_once_per_read_not_again_in_a_row() {
         let before = Tailer::content_reads();
         let (got, st) = h.read();
         assert_eq!((got, st), (want, ReadStatus::Idle));
-        // After its read and at the end of the file (the start's check is
-        // the last call's at the end, which passed at this offset).
-        assert_eq!(Tailer::content_reads() - before, 2, "round {round}");
+        // At the call's start, after its read, at the end of the file.
+        assert_eq!(Tailer::content_reads() - before, 3, "round {round}");
     }
-}
-
-/// A paced group's calls each read a buffer of a file it keeps open: each
-/// checks once, after its read, where the start of the call checked too
-/// before (two `fstat`s and fingerprint `pread`s a buffer of a 2,000-host
-/// catch-up).
-#[test]
-fn a_call_going_on_where_the_last_check_passed_checks_once() {
-    let d = tempfile::tempdir().unwrap();
-    let live = d.path().join("app.log");
-    let (old, want) = numbered("a", 0..40);
-    fs::write(&live, &old).unwrap();
-    let per_line = old.len() / 40;
-    let mut t = Tailer::new(live.clone(), opts(false), None);
-    let mut got = Vec::new();
-    let mut take = |_: LineMeta<'_>, l: &[u8]| got.push(String::from_utf8_lossy(l).into_owned());
-    // Past the fingerprint's 32 bytes: a shorter file is checked before each read.
-    assert_eq!(
-        t.read_some(5 * per_line, Instant::now(), &mut take),
-        ReadStatus::More
-    );
-    for call in 0..5 {
-        let before = Tailer::content_reads();
-        let st = t.read_some(3 * per_line, Instant::now(), &mut take);
-        assert_eq!(st, ReadStatus::More, "call {call}");
-        assert_eq!(Tailer::content_reads() - before, 1, "call {call}");
-    }
-    while t.read_some(1 << 20, Instant::now(), &mut take) == ReadStatus::More {}
-    assert_eq!(got, want);
-}
-
-/// Without the check at a call's start, a rewrite in place between two calls
-/// in the middle of a file (a copytruncate without its copy, the new content
-/// longer than what was read) is still noticed by the check after the next
-/// read, before any of its lines is taken for the rest of the old: the new
-/// content is read from its start.
-#[test]
-fn a_rewrite_between_calls_mid_file_is_read_from_its_start() {
-    let d = tempfile::tempdir().unwrap();
-    let live = d.path().join("app.log");
-    let (old, want_old) = numbered("old", 0..40);
-    let (new, want_new) = numbered("new", 0..60);
-    fs::write(&live, &old).unwrap();
-    let per_line = old.len() / 40;
-    let mut t = Tailer::new(live.clone(), opts(false), None);
-    let mut got = Vec::new();
-    let mut take = |_: LineMeta<'_>, l: &[u8]| got.push(String::from_utf8_lossy(l).into_owned());
-    for _ in 0..3 {
-        assert_eq!(
-            t.read_some(5 * per_line, Instant::now(), &mut take),
-            ReadStatus::More
-        );
-    }
-    let f = OpenOptions::new().write(true).open(&live).unwrap();
-    f.set_len(0).unwrap();
-    drop(f);
-    fs::write(&live, &new).unwrap();
-    let before = Tailer::content_reads();
-    assert_eq!(
-        t.read_some(5 * per_line, Instant::now(), &mut take),
-        ReadStatus::More
-    );
-    assert!(Tailer::content_reads() > before);
-    while t.read_some(1 << 20, Instant::now(), &mut take) == ReadStatus::More {}
-    let read_old = got.iter().take_while(|l| l.starts_with("old")).count();
-    assert!(read_old > 0 && read_old < 40, "{read_old} old lines");
-    assert_eq!(got[..read_old], want_old[..read_old]);
-    assert_eq!(got[read_old..], want_new[..]);
-    assert_eq!(t.counters().truncations, 1);
 }
 
 /// Skipping the checks in a row does not hide a rewrite in place: a
