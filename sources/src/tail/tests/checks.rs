@@ -48,3 +48,56 @@ fn a_rewrite_in_place_to_the_same_length_is_still_noticed() {
     fs::write(&live, &new).unwrap();
     assert_eq!(h.drain(), want_new);
 }
+
+/// Regression (93c52aa, reverted): skipping a call's start check where the
+/// last call's last check passed at the same offset left a truncation made
+/// between the calls unnoticed by a call with no budget (it reads nothing),
+/// so the position taken after it was stale; the model test then lost a line
+/// to a crash and a copytruncate while stopped. Fails with that commit.
+#[test]
+fn a_truncation_between_calls_is_noticed_by_a_call_with_no_budget() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (old, want_old) = numbered("old", 0..8);
+    fs::write(&live, &old).unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    assert_eq!(h.read(), (want_old, ReadStatus::Idle));
+    let f = OpenOptions::new().write(true).open(&live).unwrap();
+    f.set_len(0).unwrap();
+    drop(f);
+    assert_ne!(h.t.read_some(0, h.now, |_, _| {}), ReadStatus::Finished);
+    assert_eq!(h.t.counters().truncations, 1);
+}
+
+/// A rewrite in place between two calls in the middle of a file (a
+/// copytruncate without its copy, the new content longer than what was read)
+/// is noticed before any of its lines is taken for the rest of the old: the
+/// new content is read from its start.
+#[test]
+fn a_rewrite_between_calls_mid_file_is_read_from_its_start() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (old, want_old) = numbered("old", 0..40);
+    let (new, want_new) = numbered("new", 0..60);
+    fs::write(&live, &old).unwrap();
+    let per_line = old.len() / 40;
+    let mut t = Tailer::new(live.clone(), opts(false), None);
+    let mut got = Vec::new();
+    let mut take = |_: LineMeta<'_>, l: &[u8]| got.push(String::from_utf8_lossy(l).into_owned());
+    for _ in 0..3 {
+        assert_eq!(
+            t.read_some(5 * per_line, Instant::now(), &mut take),
+            ReadStatus::More
+        );
+    }
+    let f = OpenOptions::new().write(true).open(&live).unwrap();
+    f.set_len(0).unwrap();
+    drop(f);
+    fs::write(&live, &new).unwrap();
+    while t.read_some(1 << 20, Instant::now(), &mut take) == ReadStatus::More {}
+    let read_old = got.iter().take_while(|l| l.starts_with("old")).count();
+    assert!(read_old > 0 && read_old < 40, "{read_old} old lines");
+    assert_eq!(got[..read_old], want_old[..read_old]);
+    assert_eq!(got[read_old..], want_new[..]);
+    assert_eq!(t.counters().truncations, 1);
+}
