@@ -50,15 +50,18 @@ pub const FILE_GROUP_BOUND_WINDOWS: i64 = 10;
 /// How far (event time) an input may run ahead of the slowest:
 /// [`BOUND_WINDOWS`] windows, at least a second.
 pub fn default_bound_ms(window_ms: i64) -> EventMs {
-    window_ms.saturating_mul(BOUND_WINDOWS).max(1_000)
+    bound_ms(window_ms, BOUND_WINDOWS)
 }
 
 /// How far (event time) a file group may run ahead of the slowest:
 /// [`FILE_GROUP_BOUND_WINDOWS`] windows, at least a second.
 pub fn file_group_bound_ms(window_ms: i64) -> EventMs {
-    window_ms
-        .saturating_mul(FILE_GROUP_BOUND_WINDOWS)
-        .max(1_000)
+    bound_ms(window_ms, FILE_GROUP_BOUND_WINDOWS)
+}
+
+/// `windows` windows of `window_ms`, at least a second.
+fn bound_ms(window_ms: i64, windows: i64) -> EventMs {
+    window_ms.saturating_mul(windows).max(1_000)
 }
 
 /// Where one input stands before a round of turns.
