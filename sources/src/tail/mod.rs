@@ -19,7 +19,11 @@
 //! # Rotation (follow mode)
 //!
 //! Checks happen once per [`Tailer::read_some`] (an `fstat` and a read of the first
-//! bytes) and at end of file (plus a `stat` of the live path), never per line.
+//! bytes) and at end of file (plus a `stat` of the live path), never per line. A
+//! file whose status (`fstat`: size, change and modification times) is unchanged
+//! since a check that read its first bytes, and whose last change was already
+//! seconds old then, is checked by its status alone: any change to it moves its
+//! change time (see `stamp.rs`, git's "racy" rule).
 //!
 //! - **rename + create**: at EOF, the live path no longer names our file. We keep
 //!   reading through the open handle; we leave it (and close it) once a newer file has
@@ -107,6 +111,7 @@ mod identity;
 pub mod position;
 mod resume;
 mod source;
+mod stamp;
 mod state;
 mod tailer;
 #[cfg(test)]
@@ -136,6 +141,8 @@ pub enum ReadStatus {
 pub use fd_backoff::FD_RETRY_MAX;
 pub use identity::{id_of, identify, starts_like};
 pub use position::{FileId, HeldInodes, Left, Position};
+#[doc(hidden)]
+pub use stamp::set_clock_ahead;
 pub use tailer::Tailer;
 pub use unreadable::{hint as unreadable_hint, Unreadable, REPORT_EVERY};
 

@@ -5,12 +5,14 @@
 use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use flate2::read::MultiGzDecoder;
 
 use super::position::{FileId, Position};
+use super::stamp::Stamp;
 use super::{LineMeta, TailCounters};
 
 /// Buffer size of a group not paced (see [`PACED_BUFFER`]); it grows (up to `max_line_bytes`) only for a long line and
@@ -63,10 +65,13 @@ pub(crate) enum Src {
 }
 
 impl Src {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    /// Reads into `buf`; a plain file at `off` (positioned: the descriptor's
+    /// own offset is never used, so a file reopened after parking or read again
+    /// from its start needs no `lseek`), a compressed one where it left off.
+    fn read(&mut self, buf: &mut [u8], off: u64) -> io::Result<usize> {
         loop {
             let r = match self {
-                Src::Plain(f) => f.read(buf),
+                Src::Plain(f) => f.read_at(buf, off),
                 Src::Gz(g) => g.read(buf),
                 // The tailer reopens a parked file before reading; never reached.
                 Src::Closed { .. } => {
@@ -119,6 +124,10 @@ pub(crate) struct Cur {
     /// system keeps one): what the process-wide claim on it and a parked
     /// reopen compare, without another system call.
     pub born: Option<std::time::SystemTime>,
+    /// Its status at the last content check that read its first bytes, if that
+    /// status can vouch for them ([`Stamp::settled`]): while an `fstat` shows
+    /// it unchanged, a check need not read them again.
+    pub settled: Option<Stamp>,
 }
 
 thread_local! {
@@ -326,7 +335,7 @@ impl LineBuf {
         }
         let at = self.end;
         let want = (self.buf.len() - at).min(cap.max(1));
-        let n = cur.src.read(&mut self.buf[at..at + want])?;
+        let n = cur.src.read(&mut self.buf[at..at + want], cur.read_off)?;
         if n == 0 {
             return Ok(0);
         }

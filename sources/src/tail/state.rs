@@ -266,6 +266,7 @@ mod tests {
             partial_since: None,
             disk_size: 0,
             counted_deletion: false,
+            settled: None,
         }
     }
 

@@ -270,13 +270,13 @@ impl Tailer {
                 // it would match no file on restart, so the copy holding our unread
                 // lines would be skipped. The fingerprint grows only here, verified.
                 match self.cur_meta() {
-                    Some(meta) if self.content_changed(meta.len()) => {
+                    Some(seen) if self.content_changed(&seen) => {
                         self.on_truncated();
                         continue;
                     }
-                    Some(meta) => {
+                    Some(seen) => {
                         if let Some(cur) = self.stream.cur_mut() {
-                            cur.disk_size = meta.len();
+                            cur.disk_size = seen.meta.len();
                         }
                     }
                     None => {}
@@ -408,8 +408,8 @@ impl Tailer {
             Some(c) => c.gzip,
             None => return Step::Continue,
         };
-        let meta = if gzip { None } else { self.cur_meta() };
-        let Some(meta) = meta else {
+        let seen = if gzip { None } else { self.cur_meta() };
+        let Some(seen) = seen else {
             // A compressed file does not grow: finish it (its last line too).
             self.finish_current(on_line);
             return Step::Continue;
@@ -418,10 +418,11 @@ impl Tailer {
         // lines of the last read were delivered since, and a copytruncate to the same
         // size in that time is seen only here (review R17s; a parked file would
         // otherwise look unchanged for good).
-        if self.content_changed(meta.len()) {
+        if self.content_changed(&seen) {
             self.on_truncated();
             return Step::Continue;
         }
+        let meta = seen.meta;
         let Some(cur) = self.stream.cur_mut() else {
             return Step::Continue;
         };

@@ -10,14 +10,25 @@
 //! caught by the check after the read (`read_was_stale`), before any line of
 //! that read is delivered. The check at the end of the file always runs: the
 //! last read's lines were delivered since the check before it (review R17s).
+//!
+//! A check reads the first bytes only while the file's status does not vouch
+//! for them ([`Stamp`]): a file last changed well before a check that passed,
+//! and unchanged since as `fstat` sees it, still starts with them.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use super::{Tailer, RESCAN_INTERVAL};
 use crate::tail::identity::{fingerprint, prefix_matches, read_head_file};
+use crate::tail::stamp::{self, Stamp};
+
+/// The current file's status from one `fstat`, and the clock before it.
+pub(super) struct Seen {
+    pub meta: fs::Metadata,
+    before: SystemTime,
+}
 
 /// A content check that passed: the file (device, inode), the offset read to
 /// and the size it had.
@@ -35,6 +46,12 @@ thread_local! {
     static CONTENT_READS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
+/// Tests: one more read of a file's first bytes to check it.
+#[cfg(test)]
+pub(super) fn count_content_read() {
+    CONTENT_READS.with(|c| c.set(c.get() + 1));
+}
+
 impl Tailer {
     /// Test view: content checks' fingerprint reads so far on this thread.
     #[cfg(test)]
@@ -45,16 +62,17 @@ impl Tailer {
     /// Once per call: notice a truncation or rewrite since the last call, and an
     /// older file that appeared while the live file had nothing consumed.
     pub(super) fn check_start(&mut self, now: Instant) {
-        let Some(meta) = self.cur_meta() else {
+        let Some(seen) = self.cur_meta() else {
             return;
         };
-        if self.content_changed(meta.len()) {
+        if self.content_changed(&seen) {
             self.on_truncated();
             return;
         }
         let Some(cur) = self.stream.cur_mut() else {
             return;
         };
+        let meta = seen.meta;
         cur.disk_size = meta.len();
         if cur.live_now && cur.read_off == 0 && cur.start_off == 0 && meta.len() > 0 {
             self.read_older_first(now, true);
@@ -67,12 +85,12 @@ impl Tailer {
     /// (torture seed 834). If the file changed, the read is taken back and the
     /// truncation handled; the copy is read from where we were.
     pub(super) fn read_was_stale(&mut self, n: usize) -> bool {
-        let Some(meta) = self.cur_meta() else {
+        let Some(seen) = self.cur_meta() else {
             return false;
         };
-        if !self.content_changed(meta.len()) {
+        if !self.content_changed(&seen) {
             if let Some(cur) = self.stream.cur_mut() {
-                cur.disk_size = meta.len();
+                cur.disk_size = seen.meta.len();
             }
             return false;
         }
@@ -140,14 +158,18 @@ impl Tailer {
         (c.dev, c.ino, c.read_off) == (cur.id.dev, cur.id.ino, cur.read_off)
     }
 
-    pub(super) fn cur_meta(&self) -> Option<fs::Metadata> {
-        self.stream.cur()?.src.plain()?.metadata().ok()
+    pub(super) fn cur_meta(&self) -> Option<Seen> {
+        let file = self.stream.cur()?.src.plain()?;
+        let before = stamp::clock();
+        let meta = file.metadata().ok()?;
+        Some(Seen { meta, before })
     }
 
     /// Whether the current (plain) file's content was replaced since we read it:
     /// shorter than what we read or than its fingerprint, or its first bytes changed.
     /// Extends the fingerprint of a file that has grown past it.
-    pub(super) fn content_changed(&mut self, size: u64) -> bool {
+    pub(super) fn content_changed(&mut self, seen: &Seen) -> bool {
+        let size = seen.meta.len();
         let Some(cur) = self.stream.cur_mut() else {
             return false;
         };
@@ -158,8 +180,22 @@ impl Tailer {
             return true;
         }
         let want = (self.opts.fingerprint_bytes as u64).min(size) as usize;
+        let vouched = cur.settled.is_some_and(|s| s == Stamp::of(&seen.meta));
+        if vouched && want == cur.id.fingerprint_len as usize {
+            // Unchanged since a check that read the first bytes: still them.
+            self.checked = Some(Checked {
+                dev: cur.id.dev,
+                ino: cur.id.ino,
+                read_off: cur.read_off,
+                size,
+            });
+            return false;
+        }
+        cur.settled = None;
         #[cfg(test)]
-        CONTENT_READS.with(|c| c.set(c.get() + u64::from(want > 0)));
+        if want > 0 {
+            count_content_read();
+        }
         if want == 0 || read_head_file(file, want, &mut self.scratch).is_err() {
             return false;
         }
@@ -167,6 +203,7 @@ impl Tailer {
         if !prefix_matches(&self.scratch, &cur.id) {
             return true;
         }
+        cur.settled = Stamp::settled(&seen.meta, seen.before);
         if self.scratch.len() > n {
             cur.id.fingerprint = fingerprint(&self.scratch);
             cur.id.fingerprint_len = self.scratch.len() as u32;

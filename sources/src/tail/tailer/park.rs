@@ -24,7 +24,7 @@
 //! group waits for it ([`ReadStatus::Blocked`](super::ReadStatus::Blocked)), tried
 //! again on every call: never skipped, never fatal.
 
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,7 @@ use crate::file::EscapedPath;
 use crate::tail::identity::{prefix_matches, read_head_file};
 use crate::tail::position::{FileId, HeldInodes, Left};
 use crate::tail::source::{Cur, Src};
+use crate::tail::stamp::Stamp;
 use crate::tail::state::Reopen;
 use crate::tail::LineMeta;
 
@@ -178,6 +179,7 @@ impl Tailer {
             return Reopen::NotParked;
         }
         let (path, id, read_off) = (cur.path.clone(), cur.id.clone(), cur.read_off);
+        let settled = cur.settled;
         let (born, size_when_paused) = match cur.src {
             Src::Closed {
                 born,
@@ -188,10 +190,15 @@ impl Tailer {
         };
         // The usual case: the path still names the file. Its inode alone does
         // not say so: deleted while closed, its inode may hold the new file now.
+        // A status unchanged since a check that read the first bytes does (the
+        // new file's change time is later).
         match self.scanner.open(&path) {
             Ok(f) => match f.metadata() {
-                Ok(m) if is_parked_file(&m, &id, born) && starts_as(&f, &id) => {
-                    return self.resume_in(f, None, read_off);
+                Ok(m)
+                    if is_parked_file(&m, &id, born)
+                        && (settled == Some(Stamp::of(&m)) || starts_as(&f, &id)) =>
+                {
+                    return self.resume_in(f, None);
                 }
                 Ok(_) => {}
                 Err(e) => return self.reopen_failed(&path, &e),
@@ -215,7 +222,7 @@ impl Tailer {
         if let Some(at) = moved {
             return match self.scanner.open(&at) {
                 Ok(f) => match f.metadata() {
-                    Ok(m) if is_parked_file(&m, &id, born) => self.resume_in(f, Some(at), read_off),
+                    Ok(m) if is_parked_file(&m, &id, born) => self.resume_in(f, Some(at)),
                     Ok(_) => Reopen::Blocked, // renamed again meanwhile: next call
                     Err(e) => self.reopen_failed(&at, &e),
                 },
@@ -319,16 +326,9 @@ impl Tailer {
         Ok((same && starts_as(&f, id)).then_some(at))
     }
 
-    fn resume_in(&mut self, mut f: std::fs::File, moved: Option<PathBuf>, off: u64) -> Reopen {
-        if let Err(e) = f.seek(SeekFrom::Start(off)) {
-            let path = moved.unwrap_or_else(|| {
-                self.stream
-                    .cur()
-                    .map(|c| c.path.clone())
-                    .unwrap_or_default()
-            });
-            return self.reopen_failed(&path, &e);
-        }
+    /// Reads on in `f` (found at `moved`, if not at its path) from the current
+    /// file's `read_off`: reads are positioned, no seek.
+    fn resume_in(&mut self, f: std::fs::File, moved: Option<PathBuf>) -> Reopen {
         let Some(cur) = self.stream.cur_mut() else {
             return Reopen::NotParked;
         };
@@ -366,6 +366,8 @@ fn is_parked_file(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::Sy
 
 /// Whether the open file `f` starts with the bytes `id` fingerprints.
 fn starts_as(f: &std::fs::File, id: &FileId) -> bool {
+    #[cfg(test)]
+    super::changed::count_content_read();
     let mut head = Vec::new();
     read_head_file(f, id.fingerprint_len as usize, &mut head).is_ok() && prefix_matches(&head, id)
 }

@@ -2,7 +2,7 @@
 //! older ones are read ([`Stream::SetAside`]); recovering from a truncation
 //! (copytruncate or plain).
 
-use std::io::{self, BufReader, Seek, SeekFrom};
+use std::io::{self, BufReader};
 use std::os::unix::fs::MetadataExt;
 
 use flate2::read::MultiGzDecoder;
@@ -86,12 +86,10 @@ impl Tailer {
         let Src::Plain(f) = &mut cur.src else {
             return false;
         };
-        if f.seek(SeekFrom::Start(0)).is_err() {
-            return false; // dropped: a later scan opens it again
-        }
         let fp_bytes = self.opts.fingerprint_bytes;
         let _ = read_head_file(f, fp_bytes, &mut self.scratch);
         cur.id = file_id(cur.id.dev, cur.id.ino, &self.scratch, fp_bytes);
+        cur.settled = None;
         cur.read_off = 0;
         cur.start_off = 0;
         cur.skip = 0;
@@ -177,11 +175,8 @@ impl Tailer {
         let Some(cur) = self.stream.cur_mut() else {
             return false;
         };
-        let Src::Plain(f) = &mut cur.src else {
+        if !matches!(cur.src, Src::Plain(_)) {
             return false;
-        };
-        if f.seek(SeekFrom::Start(0)).is_err() {
-            return false; // read on: nothing better to do
         }
         self.lb.unfill(n);
         cur.read_off = 0;
@@ -250,8 +245,8 @@ impl Tailer {
             self.step(Stream::take_back);
             self.lb.clear();
             // It may have been truncated (copytruncate) while set aside.
-            if let Some(meta) = self.cur_meta() {
-                if self.content_changed(meta.len()) {
+            if let Some(seen) = self.cur_meta() {
+                if self.content_changed(&seen) {
                     self.on_truncated();
                 }
             }
@@ -393,13 +388,10 @@ impl Tailer {
         if !c.is_inode(m.dev(), m.ino()) {
             return Err(OpenFail::Raced);
         }
+        // A plain file is read at `read_off` (positioned reads): no seek.
         let src = if c.gzip {
             Src::Gz(Box::new(MultiGzDecoder::new(BufReader::new(f))))
         } else {
-            let mut f = f;
-            if start > 0 {
-                f.seek(SeekFrom::Start(start)).map_err(OpenFail::Io)?;
-            }
             Src::Plain(f)
         };
         let mut cur = Cur {
@@ -418,6 +410,7 @@ impl Tailer {
             disk_size: c.size,
             counted_deletion: false,
             born: m.created().ok(),
+            settled: None,
         };
         if start > 0 {
             self.pos = Some(Position {

@@ -10,6 +10,7 @@ mod resume;
 mod rewrite_during_delivery;
 mod roots;
 mod rotation;
+mod settled;
 mod stop;
 mod unreadable;
 

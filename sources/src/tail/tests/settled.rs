@@ -1,0 +1,190 @@
+//! A file last changed well before it is checked is checked by its status
+//! alone (`tail/stamp.rs`): its first bytes are read once, not at every read,
+//! and a change made after that is still noticed.
+//!
+//! The tests run the clock an hour ahead on their thread, so the files they
+//! just wrote count as settled. That is sound only for changes made after the
+//! clock has left the tick of the file's last change (what the real margin
+//! guarantees): each test waits for that before changing a file.
+
+use std::cell::Cell;
+
+use super::*;
+use crate::tail::stamp::set_clock_ahead;
+
+/// Runs the clock an hour ahead on this thread while alive.
+struct ClockAhead;
+
+impl ClockAhead {
+    fn new() -> ClockAhead {
+        set_clock_ahead(Some(Duration::from_secs(3600)));
+        ClockAhead
+    }
+}
+
+impl Drop for ClockAhead {
+    fn drop(&mut self) {
+        set_clock_ahead(None);
+    }
+}
+
+fn ctime(path: &Path) -> (i64, i64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(path).unwrap();
+    (m.ctime(), m.ctime_nsec())
+}
+
+/// Waits until a change made now gets a later change time than `path`'s last
+/// one, whatever the file system's time granularity.
+fn wait_past_last_change(path: &Path) {
+    let last = ctime(path);
+    let probe = path.with_extension("probe");
+    for _ in 0..500 {
+        fs::write(&probe, b"x").unwrap();
+        if ctime(&probe) > last {
+            fs::remove_file(&probe).unwrap();
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the clock never moved past {last:?}");
+}
+
+/// Reads `path` to its end, `per_call` bytes a call; the lines and how many
+/// times the first bytes were read to check it.
+fn read_in_steps(path: &Path, per_call: usize) -> (Vec<String>, u64, u32) {
+    let mut t = Tailer::new(path.to_path_buf(), opts(false), None);
+    let mut got = Vec::new();
+    let before = Tailer::content_reads();
+    let mut calls = 0;
+    while t.read_some(per_call, Instant::now(), |_, l: &[u8]| {
+        got.push(String::from_utf8_lossy(l).into_owned())
+    }) == ReadStatus::More
+    {
+        calls += 1;
+    }
+    (got, Tailer::content_reads() - before, calls)
+}
+
+/// The item-2 case: an archived file read in many paced turns. Settled, its
+/// first bytes are read once; changed just now, at every turn (as before).
+#[test]
+fn a_settled_file_is_checked_by_its_status_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (bytes, want) = numbered("a", 0..400);
+    fs::write(&live, &bytes).unwrap();
+    let per_call = bytes.len() / 20;
+    let (got, fresh_reads, calls) = read_in_steps(&live, per_call);
+    assert_eq!(got, want);
+    assert!(calls >= 20, "{calls} calls");
+    assert!(
+        fresh_reads >= u64::from(calls),
+        "a file changed just now: {fresh_reads} checks read it in {calls} calls"
+    );
+    let _clock = ClockAhead::new();
+    let (got, settled_reads, calls) = read_in_steps(&live, per_call);
+    assert_eq!(got, want);
+    assert!(calls >= 20, "{calls} calls");
+    assert!(
+        settled_reads <= 2,
+        "a settled file: {settled_reads} checks read it in {calls} calls"
+    );
+}
+
+/// A settled file rewritten in place in the middle of reading it (a
+/// copytruncate without its copy): its status moved, so the check reads its
+/// first bytes, and the new content is read from its start.
+#[test]
+fn a_settled_file_rewritten_in_place_is_read_again_from_its_start() {
+    let _clock = ClockAhead::new();
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (old, want_old) = numbered("old", 0..40);
+    let (new, want_new) = numbered("new", 0..40);
+    assert_eq!(old.len(), new.len());
+    fs::write(&live, &old).unwrap();
+    let per_line = old.len() / 40;
+    let mut t = Tailer::new(live.clone(), opts(false), None);
+    let mut got = Vec::new();
+    let mut take = |_: LineMeta<'_>, l: &[u8]| got.push(String::from_utf8_lossy(l).into_owned());
+    for _ in 0..3 {
+        assert_eq!(
+            t.read_some(5 * per_line, Instant::now(), &mut take),
+            ReadStatus::More
+        );
+    }
+    wait_past_last_change(&live);
+    // Same length, same inode: only the content and the times differ.
+    let mut f = OpenOptions::new().write(true).open(&live).unwrap();
+    f.write_all(&new).unwrap();
+    drop(f);
+    assert_eq!(fs::metadata(&live).unwrap().len(), old.len() as u64);
+    while t.read_some(1 << 20, Instant::now(), &mut take) == ReadStatus::More {}
+    let read_old = got.iter().take_while(|l| l.starts_with("old")).count();
+    assert!(read_old > 0 && read_old < 40, "{read_old} old lines");
+    assert_eq!(got[..read_old], want_old[..read_old]);
+    assert_eq!(got[read_old..], want_new[..]);
+    assert_eq!(t.counters().truncations, 1);
+}
+
+/// One paced turn of `live` (100 lines), then the file closed mid-read.
+fn read_100_and_close(h: &mut H) -> Vec<String> {
+    let mut out = Vec::new();
+    let stop = Cell::new(false);
+    let st = h.t.read_some_until(8 << 10, h.now, &stop, |_, l: &[u8]| {
+        out.push(String::from_utf8_lossy(l).into_owned());
+        if out.len() == 100 {
+            stop.set(true);
+        }
+    });
+    assert_eq!(st, ReadStatus::More);
+    assert!(h.t.park_paused());
+    out
+}
+
+/// Closed mid-read and unchanged, a settled file is opened again on its
+/// status alone: its first bytes are not read again.
+#[test]
+fn a_settled_file_closed_mid_read_reopens_without_reading_its_start() {
+    let _clock = ClockAhead::new();
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (a, want) = numbered("a", 0..5_000);
+    fs::write(&live, a).unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    let mut out = read_100_and_close(&mut h);
+    let before = Tailer::content_reads();
+    out.extend(h.drain());
+    assert_eq!(out, want);
+    assert_eq!(h.t.counters().reopens, 1);
+    assert_eq!(Tailer::content_reads() - before, 0);
+}
+
+/// Closed mid-read, a settled file is copytruncated and written again: the
+/// reopen sees its status changed, reads its first bytes, finds the copy and
+/// loses nothing.
+#[test]
+fn a_settled_file_copytruncated_while_closed_mid_read_loses_nothing() {
+    let _clock = ClockAhead::new();
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    let (a, mut want) = numbered("a", 0..20_000);
+    fs::write(&live, a).unwrap();
+    let mut h = H::new(&live, opts(true), None);
+    let mut out = read_100_and_close(&mut h);
+    wait_past_last_change(&live);
+    fs::copy(&live, sib(&live, 1)).unwrap();
+    let f = OpenOptions::new().write(true).open(&live).unwrap();
+    f.set_len(0).unwrap();
+    drop(f);
+    // Longer than what was read before the close: only the first bytes (or
+    // the status) tell it from the old content.
+    let (b, lines) = numbered("b", 0..3_000);
+    assert!(b.len() > 8 << 10);
+    append(&live, &b);
+    want.extend(lines);
+    out.extend(h.drain());
+    assert_eq!(out.len(), want.len());
+    assert_eq!(out, want);
+}
