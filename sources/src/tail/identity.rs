@@ -11,10 +11,12 @@ use std::io::{self, BufReader, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use flate2::read::MultiGzDecoder;
 
 use super::position::FileId;
+use super::stamp;
 use crate::file::discover::{rotated_siblings_listed, RotatedFile};
 use crate::file::roots::{outside_error, AllowedRoots, Outside};
 
@@ -160,6 +162,9 @@ pub(crate) struct Cand {
     /// Why it could not be opened (permissions, too many open files, an I/O
     /// error). Its head is then empty: it is known by its inode alone.
     pub unreadable: Option<Arc<io::Error>>,
+    /// The clock before the scan that listed it began (see `tail/stamp.rs`): a
+    /// file last changed well before it was not changed after that scan.
+    pub listed_from: SystemTime,
 }
 
 impl Cand {
@@ -317,9 +322,10 @@ impl Scanner {
     /// scan after a rotation that overlapped the first sees the files moved (names
     /// or inodes differ), so scans that agree saw no rotation in between.
     pub fn scan(&mut self) -> Vec<Cand> {
-        let mut last = self.scan_once();
+        let began = stamp::clock();
+        let mut last = self.scan_once(began);
         for _ in 0..SETTLE_TRIES {
-            let again = self.scan_once();
+            let again = self.scan_once(began);
             let same = again.len() == last.len()
                 && again
                     .iter()
@@ -361,7 +367,7 @@ impl Scanner {
         }
     }
 
-    fn scan_once(&mut self) -> Vec<Cand> {
+    fn scan_once(&mut self, began: SystemTime) -> Vec<Cand> {
         let mut files: Vec<(PathBuf, bool, bool)> = self
             .list()
             .into_iter()
@@ -418,6 +424,7 @@ impl Scanner {
                                 size: meta.len(),
                                 head: Arc::from(&[][..]),
                                 unreadable: Some(Arc::new(e)),
+                                listed_from: began,
                             });
                             continue;
                         }
@@ -453,6 +460,7 @@ impl Scanner {
                 size: meta.len(),
                 head,
                 unreadable: None,
+                listed_from: began,
             });
         }
         self.cache = cache;

@@ -80,7 +80,9 @@
 //!
 //! A live file with nothing consumed is scanned for again after its first read:
 //! a copy that a copytruncate made between the scan that chose the file and that
-//! read holds older lines, and is read first (the read is taken back).
+//! read holds older lines, and is read first (the read is taken back). Not when
+//! the file's status is as it was at its open and was settled before that scan
+//! began: a copytruncate would have changed it.
 //!
 //! # Files that cannot be read
 //!

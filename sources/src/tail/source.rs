@@ -128,6 +128,11 @@ pub(crate) struct Cur {
     /// status can vouch for them ([`Stamp::settled`]): while an `fstat` shows
     /// it unchanged, a check need not read them again.
     pub settled: Option<Stamp>,
+    /// Its status at its open, if already settled when the scan that chose it
+    /// began ([`Stamp::settled`]): while an `fstat` shows it unchanged, it was
+    /// not copytruncated since that scan, so no copy of it (older lines) can
+    /// have appeared that the scan did not list.
+    pub chosen: Option<Stamp>,
 }
 
 thread_local! {

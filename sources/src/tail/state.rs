@@ -267,6 +267,7 @@ mod tests {
             disk_size: 0,
             counted_deletion: false,
             settled: None,
+            chosen: None,
         }
     }
 

@@ -13,6 +13,7 @@ use crate::file::EscapedPath;
 use crate::tail::identity::{file_id, prefix_matches, read_head_file, Cand};
 use crate::tail::position::{FileId, Position};
 use crate::tail::source::{Cur, Src};
+use crate::tail::stamp::Stamp;
 use crate::tail::state::{OpenFail, Outcome, Start, Stream};
 
 impl Tailer {
@@ -90,6 +91,7 @@ impl Tailer {
         let _ = read_head_file(f, fp_bytes, &mut self.scratch);
         cur.id = file_id(cur.id.dev, cur.id.ino, &self.scratch, fp_bytes);
         cur.settled = None;
+        cur.chosen = None;
         cur.read_off = 0;
         cur.start_off = 0;
         cur.skip = 0;
@@ -152,7 +154,7 @@ impl Tailer {
             && self.stream.cur().is_some_and(|c| {
                 c.live_now && !c.gzip && c.start_off == 0 && c.read_off == n as u64
             });
-        if !fresh {
+        if !fresh || self.unchanged_since_chosen() {
             return false;
         }
         let scan = self.scan();
@@ -182,6 +184,21 @@ impl Tailer {
         cur.read_off = 0;
         self.counters.bytes -= n as u64;
         self.set_aside_for_older(&scan)
+    }
+
+    /// Whether the current file's status is as it was at its open, and was
+    /// settled then (see [`Cur::chosen`]): no copy of it can have appeared
+    /// since the scan that chose it (2,000 files caught up on each listed
+    /// their folder twice more for it, issue 13's item 2).
+    fn unchanged_since_chosen(&self) -> bool {
+        self.stream.cur().is_some_and(|c| {
+            c.chosen.is_some_and(|chosen| {
+                c.src
+                    .plain()
+                    .and_then(|f| f.metadata().ok())
+                    .is_some_and(|m| Stamp::of(&m) == chosen)
+            })
+        })
     }
 
     /// Where `id` is in `scan`: under its inode, or by content (compressed since).
@@ -411,6 +428,7 @@ impl Tailer {
             counted_deletion: false,
             born: m.created().ok(),
             settled: None,
+            chosen: Stamp::settled(&m, c.listed_from),
         };
         if start > 0 {
             self.pos = Some(Position {
