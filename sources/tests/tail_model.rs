@@ -32,7 +32,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use tidemark_sources::file::discover::split_rotated;
-use tidemark_sources::tail::{Position, ReadStatus, TailOptions, Tailer};
+use tidemark_sources::tail::{
+    set_test_clock, Position, ReadStatus, TailOptions, Tailer, TestClock,
+};
 
 const WAIT: Duration = Duration::from_millis(200);
 const MAX_LINE: usize = 1000;
@@ -135,7 +137,7 @@ impl World {
     /// A world whose files count as settled as soon as they are written (see
     /// `settled`).
     fn settled(fingerprint_bytes: usize) -> World {
-        tidemark_sources::tail::set_clock_ahead(Some(Duration::from_secs(3600)));
+        set_test_clock(TestClock::Ahead(Duration::from_secs(3600)));
         World::with_clock(fingerprint_bytes, true)
     }
 
@@ -182,7 +184,8 @@ impl World {
             return;
         };
         let probe = dir.join("probe");
-        for _ in 0..500 {
+        // Up to 5 s: a file system keeping whole seconds (or two) needs them.
+        for _ in 0..2500 {
             fs::write(&probe, b"x").unwrap();
             let now = ctime(fs::metadata(&probe).unwrap());
             fs::remove_file(&probe).unwrap();

@@ -163,7 +163,8 @@ pub(crate) struct Cand {
     /// error). Its head is then empty: it is known by its inode alone.
     pub unreadable: Option<Arc<io::Error>>,
     /// The clock before the scan that listed it began (see `tail/stamp.rs`): a
-    /// file last changed well before it was not changed after that scan.
+    /// file last changed well before it was not changed after that scan. The
+    /// epoch when the scan fell back on an older listing (one failed).
     pub listed_from: SystemTime,
 }
 
@@ -331,10 +332,16 @@ impl Scanner {
                     .iter()
                     .zip(&last)
                     .all(|(a, b)| a.path == b.path && a.is_inode(b.id.dev, b.id.ino));
-            if same {
-                return again;
-            }
             last = again;
+            if same {
+                break;
+            }
+        }
+        if self.list_error.is_some() {
+            // A listing failed: the scan used an older one, of unknown age.
+            for c in &mut last {
+                c.listed_from = SystemTime::UNIX_EPOCH;
+            }
         }
         last
     }

@@ -143,8 +143,8 @@ pub enum ReadStatus {
 pub use fd_backoff::FD_RETRY_MAX;
 pub use identity::{id_of, identify, starts_like};
 pub use position::{FileId, HeldInodes, Left, Position};
-#[doc(hidden)]
-pub use stamp::set_clock_ahead;
+#[cfg(feature = "test-clock")]
+pub use stamp::{set_test_clock, TestClock};
 pub use tailer::Tailer;
 pub use unreadable::{hint as unreadable_hint, Unreadable, REPORT_EVERY};
 

@@ -133,6 +133,9 @@ pub(crate) struct Cur {
     /// not copytruncated since that scan, so no copy of it (older lines) can
     /// have appeared that the scan did not list.
     pub chosen: Option<Stamp>,
+    /// It is on a local file system, whose change times this machine's clock
+    /// stamps ([`super::stamp::local_times`]): only then may a status vouch.
+    pub local_times: bool,
 }
 
 thread_local! {

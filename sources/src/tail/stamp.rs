@@ -15,8 +15,22 @@
 //! same trap ("racy git") and the same way out: a status is trusted only if its
 //! change time was already well past when it was taken. A change after that
 //! `fstat` then gets a later change time, whatever the granularity.
+//!
+//! Where this does not hold, statuses vouch for nothing and the first bytes are
+//! read at every check, as before:
+//! - File systems whose times are not this machine's clock (NFS, SMB, FUSE,
+//!   Ceph, 9p, ...: the server or another client stamps them, and its clock may
+//!   run ahead of ours by more than the margin): only the local file systems
+//!   [`local_times`] names are trusted.
+//! - A clock stepped back by more than the margin after a check: a change could
+//!   then be stamped with the very change time of the last one, if it also
+//!   lands in the same tick. Not guarded.
+//! - Writes through a shared `mmap` move the times only when a clean page is
+//!   first written: a rewrite of the first bytes through a page still dirty
+//!   from an earlier write goes unseen. Log writers append with `write`; one
+//!   that rewrites its file's start through `mmap` is not supported.
 
-use std::fs::Metadata;
+use std::fs::{File, Metadata};
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime};
 
@@ -65,28 +79,62 @@ impl Stamp {
     }
 }
 
+/// Whether `file` is on a local file system whose change times this
+/// machine's clock stamps (one `fstatfs`): ext2/3/4, XFS, Btrfs, tmpfs,
+/// ramfs, F2FS, ZFS, bcachefs, overlayfs. Elsewhere no [`Stamp`] is trusted.
+pub(crate) fn local_times(file: &File) -> bool {
+    const LOCAL: &[u64] = &[
+        0xef53,      // ext2, ext3, ext4
+        0x5846_5342, // xfs
+        0x9123_683e, // btrfs
+        0x0102_1994, // tmpfs
+        0x8584_58f6, // ramfs
+        0xf2f5_2010, // f2fs
+        0x2fc1_2fc1, // zfs
+        0xca45_1a4e, // bcachefs
+        0x794c_7630, // overlayfs
+    ];
+    rustix::fs::fstatfs(file).is_ok_and(|fs| {
+        #[allow(clippy::unnecessary_cast)] // f_type's width differs between targets
+        LOCAL.contains(&(fs.f_type as u64))
+    })
+}
+
 /// The wall clock, read before an `fstat` whose status may become a [`Stamp`].
 pub(crate) fn clock() -> SystemTime {
-    match CLOCK_AHEAD.with(std::cell::Cell::get) {
-        Some(ahead) => SystemTime::now() + ahead,
-        None => SystemTime::now(),
+    #[cfg(any(test, feature = "test-clock"))]
+    match TEST_CLOCK.with(std::cell::Cell::get) {
+        TestClock::Real => {}
+        TestClock::Ahead(ahead) => return SystemTime::now() + ahead,
+        TestClock::NeverSettled => return SystemTime::UNIX_EPOCH,
     }
+    SystemTime::now()
 }
 
+/// Tests: the clock [`clock`] reads on a thread.
+#[cfg(any(test, feature = "test-clock"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestClock {
+    /// The real clock.
+    Real,
+    /// This far ahead: files just written count as settled. Sound only for
+    /// changes made once the clock has left the tick of a file's last change,
+    /// which a test must wait for (the real margin guarantees it otherwise).
+    Ahead(Duration),
+    /// No file counts as settled, however long ago it changed (tests that
+    /// count content checks, on a machine slow enough to stall for seconds).
+    NeverSettled,
+}
+
+#[cfg(any(test, feature = "test-clock"))]
 thread_local! {
-    /// Tests: the clock runs this far ahead on this thread, so files they just
-    /// wrote count as settled. Compiled in (not `cfg(test)`) for the model
-    /// test under `tests/`; nothing else sets it.
-    static CLOCK_AHEAD: std::cell::Cell<Option<Duration>> = const { std::cell::Cell::new(None) };
+    static TEST_CLOCK: std::cell::Cell<TestClock> = const { std::cell::Cell::new(TestClock::Real) };
 }
 
-/// Tests only: on this thread, files changed less than `ahead` ago count as
-/// settled (`None`: the real clock). Sound only for changes made once the
-/// clock has left the tick of a file's last change, which a test must wait
-/// for (the real margin is what guarantees it otherwise).
-#[doc(hidden)]
-pub fn set_clock_ahead(ahead: Option<Duration>) {
-    CLOCK_AHEAD.with(|c| c.set(ahead));
+/// Tests: the clock this thread's tailers read (see [`TestClock`]).
+#[cfg(any(test, feature = "test-clock"))]
+pub fn set_test_clock(clock: TestClock) {
+    TEST_CLOCK.with(|c| c.set(clock));
 }
 
 #[cfg(test)]
@@ -95,22 +143,39 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn a_file_changed_just_now_is_not_settled_and_one_changed_long_ago_is() {
+    fn a_file_changed_within_the_margin_is_not_settled_and_one_changed_before_it_is() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.log");
         std::fs::write(&path, b"one\n").unwrap();
         let m = std::fs::metadata(&path).unwrap();
-        let now = SystemTime::now();
-        assert_eq!(Stamp::settled(&m, now), None, "changed just now");
-        assert_eq!(
-            Stamp::settled(&m, now + RACY_MARGIN / 2),
-            None,
-            "changed within the margin"
-        );
-        let later = now + RACY_MARGIN + Duration::from_secs(1);
+        // Times from the file's own change time: no stall of the test matters.
+        let changed =
+            SystemTime::UNIX_EPOCH + Duration::new(m.ctime() as u64, m.ctime_nsec() as u32);
+        assert_eq!(Stamp::settled(&m, changed), None, "changed just then");
+        assert_eq!(Stamp::settled(&m, changed + RACY_MARGIN / 2), None);
+        assert_eq!(Stamp::settled(&m, changed + RACY_MARGIN), None);
+        let later = changed + RACY_MARGIN + Duration::from_millis(1);
         assert_eq!(Stamp::settled(&m, later), Some(Stamp::of(&m)));
         // A clock behind the file's change time (set back since): not settled.
-        assert_eq!(Stamp::settled(&m, now - Duration::from_secs(3600)), None);
+        assert_eq!(
+            Stamp::settled(&m, changed - Duration::from_secs(3600)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_temporary_directory_here_keeps_local_times() {
+        // The tests that run the clock ahead rely on it (their files are in a
+        // temporary directory); a network TMPDIR would make them vacuous.
+        let dir = tempfile::tempdir().unwrap();
+        let f = File::create(dir.path().join("a.log")).unwrap();
+        assert!(
+            local_times(&f),
+            "TMPDIR {:?} is not a local file system",
+            dir.path()
+        );
+        let proc_file = File::open("/proc/self/status").unwrap();
+        assert!(!local_times(&proc_file));
     }
 
     #[test]

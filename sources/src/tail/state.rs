@@ -268,6 +268,7 @@ mod tests {
             counted_deletion: false,
             settled: None,
             chosen: None,
+            local_times: false,
         }
     }
 

@@ -203,7 +203,11 @@ impl Tailer {
         if !prefix_matches(&self.scratch, &cur.id) {
             return true;
         }
-        cur.settled = Stamp::settled(&seen.meta, seen.before);
+        cur.settled = if cur.local_times {
+            Stamp::settled(&seen.meta, seen.before)
+        } else {
+            None
+        };
         if self.scratch.len() > n {
             cur.id.fingerprint = fingerprint(&self.scratch);
             cur.id.fingerprint_len = self.scratch.len() as u32;

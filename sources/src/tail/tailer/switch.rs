@@ -13,7 +13,7 @@ use crate::file::EscapedPath;
 use crate::tail::identity::{file_id, prefix_matches, read_head_file, Cand};
 use crate::tail::position::{FileId, Position};
 use crate::tail::source::{Cur, Src};
-use crate::tail::stamp::Stamp;
+use crate::tail::stamp::{self, Stamp};
 use crate::tail::state::{OpenFail, Outcome, Start, Stream};
 
 impl Tailer {
@@ -405,6 +405,7 @@ impl Tailer {
         if !c.is_inode(m.dev(), m.ino()) {
             return Err(OpenFail::Raced);
         }
+        let local_times = !c.gzip && stamp::local_times(&f);
         // A plain file is read at `read_off` (positioned reads): no seek.
         let src = if c.gzip {
             Src::Gz(Box::new(MultiGzDecoder::new(BufReader::new(f))))
@@ -428,7 +429,10 @@ impl Tailer {
             counted_deletion: false,
             born: m.created().ok(),
             settled: None,
-            chosen: Stamp::settled(&m, c.listed_from),
+            chosen: local_times
+                .then(|| Stamp::settled(&m, c.listed_from))
+                .flatten(),
+            local_times,
         };
         if start > 0 {
             self.pos = Some(Position {

@@ -10,21 +10,26 @@
 use std::cell::Cell;
 
 use super::*;
-use crate::tail::stamp::set_clock_ahead;
+use crate::tail::stamp::{set_test_clock, TestClock, RACY_MARGIN};
 
-/// Runs the clock an hour ahead on this thread while alive.
+/// Sets this thread's clock while alive (the real one after).
 struct ClockAhead;
 
 impl ClockAhead {
+    /// An hour ahead: every file counts as settled.
     fn new() -> ClockAhead {
-        set_clock_ahead(Some(Duration::from_secs(3600)));
+        ClockAhead::set(TestClock::Ahead(Duration::from_secs(3600)))
+    }
+
+    fn set(clock: TestClock) -> ClockAhead {
+        set_test_clock(clock);
         ClockAhead
     }
 }
 
 impl Drop for ClockAhead {
     fn drop(&mut self) {
-        set_clock_ahead(None);
+        set_test_clock(TestClock::Real);
     }
 }
 
@@ -75,7 +80,9 @@ fn a_settled_file_is_checked_by_its_status_alone() {
     let (bytes, want) = numbered("a", 0..400);
     fs::write(&live, &bytes).unwrap();
     let per_call = bytes.len() / 20;
+    let never = ClockAhead::set(TestClock::NeverSettled);
     let (got, fresh_reads, calls) = read_in_steps(&live, per_call);
+    drop(never);
     assert_eq!(got, want);
     assert!(calls >= 20, "{calls} calls");
     assert!(
@@ -210,7 +217,9 @@ fn a_settled_live_file_is_not_listed_again_after_its_first_read() {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("app.log");
     fs::write(&live, numbered("a", 0..50).0).unwrap();
+    let never = ClockAhead::set(TestClock::NeverSettled);
     let fresh = listings_of_a_first_read(&live);
+    drop(never);
     let _clock = ClockAhead::new();
     let settled = listings_of_a_first_read(&live);
     assert!(
@@ -224,19 +233,18 @@ fn a_settled_live_file_is_not_listed_again_after_its_first_read() {
 /// chose it began, then got lines, was copytruncated and got newer ones before
 /// it was opened. Its status at the open is not settled as of that scan, so the
 /// scan after the first read still runs and finds the copy. The clock runs
-/// less than the margin ahead: the file written 1.5 s before the scan counts as
-/// settled, the changes made after it do not (with room for a file system that
-/// keeps whole seconds).
+/// less than the margin ahead during the scan: the file written 1.5 s before
+/// counts as settled, the changes made after the scan began do not (with room
+/// for a file system that keeps whole seconds). Then, before the open, the
+/// clock jumps an hour ahead: a status judged by the clock at the open instead
+/// of the scan's would pass for settled, and the copy would be missed.
 #[test]
 fn a_copy_made_after_the_scan_of_a_settled_live_file_is_read_first() {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("app.log");
     fs::write(&live, b"").unwrap();
     std::thread::sleep(Duration::from_millis(1500));
-    set_clock_ahead(Some(
-        crate::tail::stamp::RACY_MARGIN - Duration::from_millis(1200),
-    ));
-    let _reset = ClockAhead;
+    let _reset = ClockAhead::set(TestClock::Ahead(RACY_MARGIN - Duration::from_millis(1200)));
     let (b, want_b) = numbered("b", 0..30);
     let (c, want_c) = numbered("c", 0..20);
     let mut h = H::new(&live, opts(true), None);
@@ -250,10 +258,33 @@ fn a_copy_made_after_the_scan_of_a_settled_live_file_is_read_first() {
                 f.set_len(0).unwrap();
                 drop(f);
                 append(&hook_live, &c);
+                set_test_clock(TestClock::Ahead(Duration::from_secs(3600)));
             }
         }
     }));
     let got = h.drain();
     let want: Vec<String> = want_b.iter().chain(&want_c).cloned().collect();
     assert_eq!(got, want, "lost or repeated lines");
+}
+
+/// A scan that fell back on an older listing (the folder could not be listed)
+/// cannot say when it saw the files: they vouch for nothing since it (review
+/// of `af7aab9`: a copy made after that older listing would be missed).
+#[test]
+fn a_scan_on_an_older_listing_vouches_for_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let live = d.path().join("app.log");
+    fs::write(&live, numbered("a", 0..5).0).unwrap();
+    let mut scanner = crate::tail::identity::Scanner::new(live.clone(), 32, 32);
+    let fresh = scanner.scan();
+    assert_eq!(fresh.len(), 1);
+    assert!(fresh[0].listed_from > std::time::SystemTime::UNIX_EPOCH);
+    let dir = d.path().to_path_buf();
+    scanner.fail_open = Some(Box::new(move |p: &Path| {
+        (p == dir).then(|| std::io::Error::from_raw_os_error(libc::EIO))
+    }));
+    let stale = scanner.scan();
+    assert_eq!(stale.len(), 1, "the live file is still listed");
+    assert_eq!(stale[0].listed_from, std::time::SystemTime::UNIX_EPOCH);
+    assert!(scanner.take_list_error().is_some());
 }
