@@ -81,11 +81,28 @@ fn a_truncation_between_calls_is_noticed_by_a_call_with_no_budget() {
 fn a_rewrite_between_calls_mid_file_is_read_from_its_start() {
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("app.log");
-    let (old, want_old) = numbered("old", 0..40);
     let (new, want_new) = numbered("new", 0..60);
-    fs::write(&live, &old).unwrap();
+    let (got, want_old, truncations) = read_across_a_rewrite(&live, || {
+        let f = OpenOptions::new().write(true).open(&live).unwrap();
+        f.set_len(0).unwrap();
+        drop(f);
+        fs::write(&live, &new).unwrap();
+    });
+    assert_old_then_new(&got, &want_old, &want_new);
+    assert_eq!(truncations, 1);
+}
+
+/// Writes 40 numbered lines to `live`, reads 15 of them in three calls, lets
+/// `rewrite` change the file, then reads to the end: every line read, the
+/// old lines, and the truncations counted.
+pub(super) fn read_across_a_rewrite(
+    live: &Path,
+    rewrite: impl FnOnce(),
+) -> (Vec<String>, Vec<String>, u64) {
+    let (old, want_old) = numbered("old", 0..40);
+    fs::write(live, &old).unwrap();
     let per_line = old.len() / 40;
-    let mut t = Tailer::new(live.clone(), opts(false), None);
+    let mut t = Tailer::new(live.to_path_buf(), opts(false), None);
     let mut got = Vec::new();
     let mut take = |_: LineMeta<'_>, l: &[u8]| got.push(String::from_utf8_lossy(l).into_owned());
     for _ in 0..3 {
@@ -94,14 +111,18 @@ fn a_rewrite_between_calls_mid_file_is_read_from_its_start() {
             ReadStatus::More
         );
     }
-    let f = OpenOptions::new().write(true).open(&live).unwrap();
-    f.set_len(0).unwrap();
-    drop(f);
-    fs::write(&live, &new).unwrap();
+    rewrite();
     while t.read_some(1 << 20, Instant::now(), &mut take) == ReadStatus::More {}
+    (got, want_old, t.counters().truncations)
+}
+
+/// `got` is some of the old lines, in order, then every new one.
+pub(super) fn assert_old_then_new(got: &[String], want_old: &[String], want_new: &[String]) {
     let read_old = got.iter().take_while(|l| l.starts_with("old")).count();
-    assert!(read_old > 0 && read_old < 40, "{read_old} old lines");
+    assert!(
+        read_old > 0 && read_old < want_old.len(),
+        "{read_old} old lines"
+    );
     assert_eq!(got[..read_old], want_old[..read_old]);
     assert_eq!(got[read_old..], want_new[..]);
-    assert_eq!(t.counters().truncations, 1);
 }

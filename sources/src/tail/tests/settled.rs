@@ -9,6 +9,7 @@
 
 use std::cell::Cell;
 
+use super::checks::{assert_old_then_new, read_across_a_rewrite};
 use super::*;
 use crate::tail::stamp::{set_test_clock, TestClock, RACY_MARGIN};
 
@@ -107,32 +108,17 @@ fn a_settled_file_rewritten_in_place_is_read_again_from_its_start() {
     let _clock = ClockAhead::new();
     let d = tempfile::tempdir().unwrap();
     let live = d.path().join("app.log");
-    let (old, want_old) = numbered("old", 0..40);
     let (new, want_new) = numbered("new", 0..40);
-    assert_eq!(old.len(), new.len());
-    fs::write(&live, &old).unwrap();
-    let per_line = old.len() / 40;
-    let mut t = Tailer::new(live.clone(), opts(false), None);
-    let mut got = Vec::new();
-    let mut take = |_: LineMeta<'_>, l: &[u8]| got.push(String::from_utf8_lossy(l).into_owned());
-    for _ in 0..3 {
-        assert_eq!(
-            t.read_some(5 * per_line, Instant::now(), &mut take),
-            ReadStatus::More
-        );
-    }
-    wait_past_last_change(&live);
-    // Same length, same inode: only the content and the times differ.
-    let mut f = OpenOptions::new().write(true).open(&live).unwrap();
-    f.write_all(&new).unwrap();
-    drop(f);
-    assert_eq!(fs::metadata(&live).unwrap().len(), old.len() as u64);
-    while t.read_some(1 << 20, Instant::now(), &mut take) == ReadStatus::More {}
-    let read_old = got.iter().take_while(|l| l.starts_with("old")).count();
-    assert!(read_old > 0 && read_old < 40, "{read_old} old lines");
-    assert_eq!(got[..read_old], want_old[..read_old]);
-    assert_eq!(got[read_old..], want_new[..]);
-    assert_eq!(t.counters().truncations, 1);
+    let (got, want_old, truncations) = read_across_a_rewrite(&live, || {
+        wait_past_last_change(&live);
+        // Same length, same inode: only the content and the times differ.
+        let old_len = fs::metadata(&live).unwrap().len();
+        assert_eq!(new.len() as u64, old_len);
+        let mut f = OpenOptions::new().write(true).open(&live).unwrap();
+        f.write_all(&new).unwrap();
+    });
+    assert_old_then_new(&got, &want_old, &want_new);
+    assert_eq!(truncations, 1);
 }
 
 /// One paced turn of `live` (100 lines), then the file closed mid-read.
