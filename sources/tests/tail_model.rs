@@ -1,6 +1,7 @@
 //! Model-based property test of the tailer (issue 3): random sequences of writes,
 //! rotations (rename + create, copytruncate, compression of `.2`), truncations,
-//! deletions and crash/restarts against real files, with a follow-mode `Tailer`.
+//! deletions, crash/restarts and closes of the file by pacing or to save a
+//! descriptor (issues 10, 13) against real files, with a follow-mode `Tailer`.
 //!
 //! Invariant: the lines delivered are always a prefix of the lines written (in
 //! stream order), and after draining they are exactly those lines: every complete
@@ -14,6 +15,10 @@
 //!   file may be unfinished. Nor does it delete a file copytruncated twice since
 //!   the tailer last ran: once deleted, its new content cannot be placed relative
 //!   to the second copy (documented in `tail/mod.rs`);
+//! - a file closed by the tailer to save a descriptor (idle at its end, or
+//!   mid-read for event-time pacing) is opened again by identity; a closed file
+//!   deleted outright loses what was written to it since, or its unread rest
+//!   (counted, warned), so the model drains before deleting a closed file;
 //! - an unterminated last line of a rotated, copied or deleted file becomes a line;
 //!   a line longer than `max_line_bytes` is never delivered;
 //! - a crash restarts from `position()`, or (sink rollback) from an earlier
@@ -24,6 +29,7 @@
 //! shorter than its tag: like the timestamps real log lines start with, this makes a
 //! file's first bytes identify it (see the identity notes in `tail/mod.rs`).
 
+use std::cell::Cell;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
@@ -68,6 +74,14 @@ enum Op {
     Crash {
         to_checkpoint: bool,
     },
+    /// Closes the live file's descriptor while idle at its end, as the
+    /// engine does to stay within `max_open_files` ([`Tailer::park`]).
+    Park,
+    /// Event-time pacing: a read stopped after `lines` lines, then the file
+    /// closed mid-read ([`Tailer::park_paused`]) with the rest unread.
+    PacedStop {
+        lines: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -95,6 +109,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Create),
         1 => Just(Op::Checkpoint),
         2 => any::<bool>().prop_map(|to_checkpoint| Op::Crash { to_checkpoint }),
+        1 => Just(Op::Park),
+        2 => (0u8..6).prop_map(|lines| Op::PacedStop { lines }),
     ]
 }
 
@@ -303,7 +319,8 @@ impl World {
         }
     }
 
-    /// The tailer has the live file open and has seen its content. (A file it
+    /// The tailer has the live file open (not parked: a closed file's unread
+    /// rest is lost with it, counted) and has seen its content. (A file it
     /// opened empty and has not read since cannot be placed in the order once
     /// deleted — say a copytruncate copied and emptied it meanwhile — so the
     /// tailer reads it first; the model drains before deleting such a file.)
@@ -311,9 +328,11 @@ impl World {
         let Ok(m) = fs::metadata(&self.live) else {
             return false;
         };
-        self.tailer
-            .current_file()
-            .is_some_and(|id| id.dev == m.dev() && id.ino == m.ino() && id.fingerprint_len > 0)
+        !self.tailer.is_parked()
+            && self
+                .tailer
+                .current_file()
+                .is_some_and(|id| id.dev == m.dev() && id.ino == m.ino() && id.fingerprint_len > 0)
     }
 
     fn restart(&mut self, pos: Option<Position>, opts: TailOptions) {
@@ -322,7 +341,10 @@ impl World {
     }
 
     fn apply(&mut self, op: &Op) {
-        let changes_files = !matches!(op, Op::Read { .. } | Op::Checkpoint | Op::Crash { .. });
+        let changes_files = !matches!(
+            op,
+            Op::Read { .. } | Op::Checkpoint | Op::Crash { .. } | Op::Park | Op::PacedStop { .. }
+        );
         if self.settled && changes_files {
             self.wait_past_last_change();
         }
@@ -409,6 +431,22 @@ impl World {
                 self.clock += Duration::from_millis(u64::from(advance_ms));
                 let st = self.read(usize::from(budget));
                 assert_ne!(st, ReadStatus::Finished, "follow mode never finishes");
+            }
+            Op::Park => {
+                self.tailer.park();
+            }
+            Op::PacedStop { lines } => {
+                self.unseen_copytruncates = 0;
+                let now = self.base + self.clock;
+                let stop = Cell::new(false);
+                let (delivered, mut left) = (&mut self.delivered, lines);
+                let st = self.tailer.read_some_until(1 << 20, now, &stop, |_, l| {
+                    delivered.push(l.to_vec());
+                    left = left.saturating_sub(1);
+                    stop.set(left == 0);
+                });
+                assert_ne!(st, ReadStatus::Finished, "follow mode never finishes");
+                self.tailer.park_paused();
             }
             Op::Checkpoint if !self.needs_drain => {
                 self.checkpoint = Some((self.tailer.position(), self.delivered.len()));
@@ -555,4 +593,67 @@ fn scripted_scenario() {
 fn tailer_is_send() {
     fn send<T: Send>() {}
     send::<Tailer>();
+}
+
+fn run_script(fingerprint_bytes: usize, script: &[Op]) {
+    let mut w = World::new(fingerprint_bytes);
+    for op in script {
+        w.apply(op);
+    }
+    w.finish();
+}
+
+fn write(lines: u8, tail: Option<u8>) -> Op {
+    Op::Write {
+        lines,
+        payload: 0,
+        crlf: false,
+        tail,
+        long: false,
+    }
+}
+
+/// Found by the model once it parked files: a file closed mid-read and then
+/// truncated in place was taken for deleted — its cut unterminated line was
+/// delivered as a line and the truncation reported as a loss while parked.
+#[test]
+fn regression_a_file_truncated_while_closed_mid_read_is_a_truncation() {
+    let script = [write(0, Some(0)), Op::PacedStop { lines: 0 }, Op::Truncate];
+    run_script(16, &script);
+}
+
+/// Found by the model: an empty parked file rotated away and deleted gave its
+/// inode number to the new live file; a fingerprint over no bytes matched it,
+/// its birth time did not, and the group waited for it forever (every line
+/// written after that was never read).
+#[test]
+fn regression_a_parked_file_whose_inode_was_reborn_does_not_wait_forever() {
+    let script = [
+        write(0, None),
+        Op::Truncate,
+        Op::Park,
+        Op::Rotate { gzip: false },
+        Op::Rotate { gzip: true },
+        write(1, None),
+    ];
+    run_script(16, &script);
+}
+
+/// Found by the model: a live file copytruncated before the tailer read any of
+/// it, then parked empty, looked unchanged for good: the copy holding its line
+/// was never read (a file kept open looks for an older file at its end).
+#[test]
+fn regression_an_older_copy_made_before_an_empty_file_was_parked_is_read() {
+    let script = [
+        Op::Rotate { gzip: false },
+        Op::Read {
+            budget: 1,
+            advance_ms: 0,
+        },
+        write(0, Some(0)),
+        Op::CopyTruncate { gzip: false },
+        Op::Park,
+        Op::Truncate,
+    ];
+    run_script(16, &script);
 }

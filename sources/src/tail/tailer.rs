@@ -237,7 +237,7 @@ impl Tailer {
             }
         }
         self.check_start(now);
-        if self.parked_unchanged() {
+        if self.parked_unchanged(now) {
             return ReadStatus::Idle; // nothing new: stays closed
         }
         if let Reopen::Blocked = self.reopen_parked(&mut on_line) {

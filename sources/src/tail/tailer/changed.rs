@@ -132,7 +132,7 @@ impl Tailer {
         self.set_aside_for_older(&scan)
     }
 
-    fn rescan_due(&mut self, now: Instant) -> bool {
+    pub(super) fn rescan_due(&mut self, now: Instant) -> bool {
         let dir = match self.live.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),

@@ -146,8 +146,12 @@ impl Tailer {
     }
 
     /// Whether a parked current file is as it was parked: its path names it, with
-    /// the size read and the same modification time. One `stat`, no descriptor.
-    pub(super) fn parked_unchanged(&self) -> bool {
+    /// the size read and the same modification time (one `stat`, no descriptor);
+    /// and, if nothing of it is consumed yet, no older unread file appeared next
+    /// to it — say the copy of a copytruncate done just before it was parked empty,
+    /// which a file kept open would read first (a folder `stat`; a listing when the
+    /// folder changed, or once per `RESCAN_INTERVAL`, as for a file kept open).
+    pub(super) fn parked_unchanged(&mut self, now: std::time::Instant) -> bool {
         let Some(cur) = self.stream.cur() else {
             return false;
         };
@@ -159,12 +163,26 @@ impl Tailer {
         if !cur.live_now || !self.opts.follow {
             return false;
         }
-        std::fs::metadata(&cur.path).is_ok_and(|m| {
+        let same = std::fs::metadata(&cur.path).is_ok_and(|m| {
             m.dev() == cur.id.dev
                 && m.ino() == cur.id.ino
                 && m.len() == cur.read_off
                 && (m.mtime(), m.mtime_nsec()) == mtime
-        })
+        });
+        if !same || cur.read_off != 0 || cur.start_off != 0 {
+            return same;
+        }
+        let id = cur.id.clone();
+        if !self.rescan_due(now) {
+            return true;
+        }
+        let scan = self.scan();
+        if self.unread_before(&scan, &id).is_empty() {
+            return true;
+        }
+        // Opened again, its end of file looks for that file: due again.
+        self.dir_mtime = None;
+        false
     }
 
     /// Opens a parked current file again by identity, at its offset.
@@ -200,6 +218,17 @@ impl Tailer {
                 {
                     return self.resume_in(f, None);
                 }
+                Ok(m) if same_birth(&m, &id, born) => {
+                    // The same file (inode and birth time) with other first bytes:
+                    // truncated or rewritten in place while closed. Handled as for
+                    // a file kept open — its copy (copytruncate) read on from where
+                    // we were, else the file read again from 0 and the truncation
+                    // reported — not as a deletion: an unterminated line buffered
+                    // was cut by the truncation, never completed.
+                    let reopened = self.resume_in(f, None);
+                    self.on_truncated();
+                    return reopened;
+                }
                 Ok(_) => {}
                 Err(e) => return self.reopen_failed(&path, &e),
             },
@@ -220,15 +249,21 @@ impl Tailer {
             },
         };
         if let Some(at) = moved {
-            return match self.scanner.open(&at) {
+            match self.scanner.open(&at) {
                 Ok(f) => match f.metadata() {
-                    Ok(m) if is_parked_file(&m, &id, born) => self.resume_in(f, Some(at)),
-                    Ok(_) => Reopen::Blocked, // renamed again meanwhile: next call
-                    Err(e) => self.reopen_failed(&at, &e),
+                    Ok(m) if is_parked_file(&m, &id, born) => return self.resume_in(f, Some(at)),
+                    // Its inode born again: the parked file was deleted and a new
+                    // file took its inode number (ext4 reuses one at once), which
+                    // a fingerprint over no bytes cannot tell apart. Not ours:
+                    // waiting for it would wait forever (test
+                    // `regression_a_parked_file_whose_inode_was_reborn_...`).
+                    Ok(m) if m.dev() == id.dev && m.ino() == id.ino => {}
+                    Ok(_) => return Reopen::Blocked, // renamed again meanwhile: next call
+                    Err(e) => return self.reopen_failed(&at, &e),
                 },
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Reopen::Blocked,
-                Err(e) => self.reopen_failed(&at, &e),
-            };
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Reopen::Blocked,
+                Err(e) => return self.reopen_failed(&at, &e),
+            }
         }
         let continued = scan
             .iter()
@@ -362,6 +397,14 @@ fn is_parked_file(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::Sy
             (Some(parked), Ok(now)) => parked == now,
             _ => true,
         }
+}
+
+/// Whether `m` is certainly the parked file: its inode with the birth time it
+/// had when parked (an inode number alone may have been reused).
+fn same_birth(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::SystemTime>) -> bool {
+    m.dev() == id.dev
+        && m.ino() == id.ino
+        && matches!((born, m.created()), (Some(parked), Ok(now)) if parked == now)
 }
 
 /// Whether the open file `f` starts with the bytes `id` fingerprints.
