@@ -404,7 +404,10 @@ impl World {
                     self.gzip_2();
                 }
             }
-            Op::Truncate if exists => {
+            // Closed, a file truncated in place is told from one deleted and
+            // made anew on its inode only by a birth time settled when it was
+            // closed (`Src::Closed`): never so with the real clock here.
+            Op::Truncate if exists && (self.settled || !self.tailer.is_parked()) => {
                 self.drain("before a plain truncation");
                 let f = OpenOptions::new().write(true).open(&self.live).unwrap();
                 f.set_len(0).unwrap();

@@ -56,11 +56,19 @@ pub(crate) enum Src {
     /// that starts with the same bytes is told apart by it. `size_when_paused`:
     /// closed mid-read for event-time pacing ([`super::Tailer::park_paused`]),
     /// the file's size then; the bytes between `read_off` and it were on disk,
-    /// unread, and are lost if the file is deleted meanwhile.
+    /// unread, and are lost if the file is deleted meanwhile. `born_vouches`:
+    /// the birth time was more than [`RACY_MARGIN`](super::stamp::RACY_MARGIN)
+    /// old when the file was closed, on a file system stamped by this machine's
+    /// clock, so a file made after that cannot share it (times are kept to a
+    /// clock tick: a file deleted and made anew within one may). `older_checked`:
+    /// nothing of it consumed, a scan found no older unread file next to it
+    /// after its last change had settled (see `Tailer::parked_unchanged`).
     Closed {
         mtime: (i64, i64),
         born: Option<std::time::SystemTime>,
+        born_vouches: bool,
         size_when_paused: Option<u64>,
+        older_checked: bool,
     },
 }
 

@@ -245,7 +245,9 @@ mod tests {
             src: Src::Closed {
                 mtime: (0, 0),
                 born: None,
+                born_vouches: false,
                 size_when_paused: None,
+                older_checked: false,
             },
             path: PathBuf::from(format!("f{ino}")),
             id: FileId {

@@ -33,7 +33,7 @@ use crate::file::EscapedPath;
 use crate::tail::identity::{prefix_matches, read_head_file};
 use crate::tail::position::{FileId, HeldInodes, Left};
 use crate::tail::source::{Cur, Src};
-use crate::tail::stamp::Stamp;
+use crate::tail::stamp::{self, Stamp};
 use crate::tail::state::Reopen;
 use crate::tail::LineMeta;
 
@@ -58,7 +58,9 @@ impl Tailer {
             cur.src = Src::Closed {
                 mtime,
                 born,
+                born_vouches: birth_vouches(born, cur.local_times),
                 size_when_paused: None,
+                older_checked: false,
             };
             self.counters.parks += 1;
             return true;
@@ -80,7 +82,9 @@ impl Tailer {
             return None;
         }
         let cur = self.stream.cur()?;
-        if !cur.live_now || cur.gzip || cur.read_off < cur.disk_size {
+        // Found renamed when opened again (`resume_in`), it is live no more
+        // though its end of file has not said so yet: it is read on, then left.
+        if !cur.live_now || cur.path != self.live || cur.gzip || cur.read_off < cur.disk_size {
             return None;
         }
         let Src::Plain(f) = &cur.src else {
@@ -155,7 +159,12 @@ impl Tailer {
         let Some(cur) = self.stream.cur() else {
             return false;
         };
-        let Src::Closed { mtime, .. } = cur.src else {
+        let Src::Closed {
+            mtime,
+            older_checked,
+            ..
+        } = cur.src
+        else {
             return false;
         };
         // Closed in the middle of a rotated file, or without follow
@@ -163,26 +172,42 @@ impl Tailer {
         if !cur.live_now || !self.opts.follow {
             return false;
         }
-        let same = std::fs::metadata(&cur.path).is_ok_and(|m| {
+        let meta = std::fs::metadata(&cur.path).ok().filter(|m| {
             m.dev() == cur.id.dev
                 && m.ino() == cur.id.ino
                 && m.len() == cur.read_off
                 && (m.mtime(), m.mtime_nsec()) == mtime
         });
-        if !same || cur.read_off != 0 || cur.start_off != 0 {
-            return same;
+        let Some(meta) = meta else {
+            return false;
+        };
+        if older_checked || cur.read_off != 0 || cur.start_off != 0 {
+            return true;
         }
-        let id = cur.id.clone();
+        // Nothing consumed: a copytruncate's copy made before it was closed
+        // empty is read first. One made later would change the file, unless in
+        // the tick of its last change: so scans go on until one comes after
+        // that change has settled.
+        let (id, local_times) = (cur.id.clone(), cur.local_times);
         if !self.rescan_due(now) {
             return true;
         }
+        let before = stamp::clock();
         let scan = self.scan();
-        if self.unread_before(&scan, &id).is_empty() {
-            return true;
+        if !self.unread_before(&scan, &id).is_empty() {
+            // Opened again, its end of file looks for that file: due again.
+            self.dir_mtime = None;
+            self.last_rescan = None;
+            return false;
         }
-        // Opened again, its end of file looks for that file: due again.
-        self.dir_mtime = None;
-        false
+        if local_times && Stamp::settled(&meta, before).is_some() {
+            if let Some(Src::Closed { older_checked, .. }) =
+                self.stream.cur_mut().map(|c| &mut c.src)
+            {
+                *older_checked = true;
+            }
+        }
+        true
     }
 
     /// Opens a parked current file again by identity, at its offset.
@@ -198,13 +223,14 @@ impl Tailer {
         }
         let (path, id, read_off) = (cur.path.clone(), cur.id.clone(), cur.read_off);
         let settled = cur.settled;
-        let (born, size_when_paused) = match cur.src {
+        let (born, born_vouches, size_when_paused) = match cur.src {
             Src::Closed {
                 born,
+                born_vouches,
                 size_when_paused,
                 ..
-            } => (born, size_when_paused),
-            _ => (None, None),
+            } => (born, born_vouches, size_when_paused),
+            _ => (None, false, None),
         };
         // The usual case: the path still names the file. Its inode alone does
         // not say so: deleted while closed, its inode may hold the new file now.
@@ -212,22 +238,31 @@ impl Tailer {
         // new file's change time is later).
         match self.scanner.open(&path) {
             Ok(f) => match f.metadata() {
-                Ok(m)
-                    if is_parked_file(&m, &id, born)
-                        && (settled == Some(Stamp::of(&m)) || starts_as(&f, &id)) =>
-                {
-                    return self.resume_in(f, None);
-                }
-                Ok(m) if same_birth(&m, &id, born) => {
-                    // The same file (inode and birth time) with other first bytes:
-                    // truncated or rewritten in place while closed. Handled as for
-                    // a file kept open — its copy (copytruncate) read on from where
-                    // we were, else the file read again from 0 and the truncation
-                    // reported — not as a deletion: an unterminated line buffered
-                    // was cut by the truncation, never completed.
-                    let reopened = self.resume_in(f, None);
-                    self.on_truncated();
-                    return reopened;
+                Ok(m) if is_parked_file(&m, &id, born) => {
+                    let head = if settled == Some(Stamp::of(&m)) {
+                        Some(true)
+                    } else {
+                        head_matches(&f, &id)
+                    };
+                    match head {
+                        Some(true) => return self.resume_in(f, None),
+                        Some(false) if born_vouches => {
+                            // The same file (inode and a settled birth time) with
+                            // other first bytes: truncated or rewritten in place
+                            // while closed. Handled as for a file kept open — its
+                            // copy (copytruncate) read on from where we were, else
+                            // the file read again from 0 and the truncation
+                            // reported — not as a deletion: an unterminated line
+                            // buffered was cut by the truncation, never completed.
+                            let reopened = self.resume_in(f, None);
+                            self.on_truncated();
+                            return reopened;
+                        }
+                        // Unreadable, or no birth time to tell a truncation from
+                        // a file deleted and made anew on the same inode: the
+                        // file is looked for elsewhere, else taken as deleted.
+                        _ => {}
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => return self.reopen_failed(&path, &e),
@@ -399,18 +434,28 @@ fn is_parked_file(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::Sy
         }
 }
 
-/// Whether `m` is certainly the parked file: its inode with the birth time it
-/// had when parked (an inode number alone may have been reused).
-fn same_birth(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::SystemTime>) -> bool {
-    m.dev() == id.dev
-        && m.ino() == id.ino
-        && matches!((born, m.created()), (Some(parked), Ok(now)) if parked == now)
+/// Whether a birth time `born` taken now vouches for a file's identity later:
+/// more than [`RACY_MARGIN`](crate::tail::stamp::RACY_MARGIN) old, on a file
+/// system whose times this machine's clock stamps (see `Src::Closed`).
+pub(super) fn birth_vouches(born: Option<std::time::SystemTime>, local_times: bool) -> bool {
+    local_times
+        && born.is_some_and(|b| {
+            stamp::clock()
+                .duration_since(b)
+                .is_ok_and(|age| age > stamp::RACY_MARGIN)
+        })
 }
 
 /// Whether the open file `f` starts with the bytes `id` fingerprints.
 fn starts_as(f: &std::fs::File, id: &FileId) -> bool {
+    head_matches(f, id) == Some(true)
+}
+
+/// [`starts_as`], or `None` if its first bytes could not be read.
+fn head_matches(f: &std::fs::File, id: &FileId) -> Option<bool> {
     #[cfg(test)]
     super::changed::count_content_read();
     let mut head = Vec::new();
-    read_head_file(f, id.fingerprint_len as usize, &mut head).is_ok() && prefix_matches(&head, id)
+    read_head_file(f, id.fingerprint_len as usize, &mut head).ok()?;
+    Some(prefix_matches(&head, id))
 }

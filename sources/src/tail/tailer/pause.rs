@@ -20,6 +20,7 @@
 use std::cell::Cell;
 use std::os::unix::fs::MetadataExt;
 
+use super::park::birth_vouches;
 use super::Tailer;
 use crate::tail::source::Src;
 use crate::tail::{LineMeta, ReadStatus};
@@ -58,10 +59,13 @@ impl Tailer {
         if !at_live {
             return false;
         }
+        let born = m.created().ok();
         cur.src = Src::Closed {
             mtime: (m.mtime(), m.mtime_nsec()),
-            born: m.created().ok(),
+            born,
+            born_vouches: birth_vouches(born, cur.local_times),
             size_when_paused: Some(m.len()),
+            older_checked: false,
         };
         self.counters.parks += 1;
         true
