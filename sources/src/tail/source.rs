@@ -60,15 +60,12 @@ pub(crate) enum Src {
     /// the birth time was more than [`RACY_MARGIN`](super::stamp::RACY_MARGIN)
     /// old when the file was closed, on a file system stamped by this machine's
     /// clock, so a file made after that cannot share it (times are kept to a
-    /// clock tick: a file deleted and made anew within one may). `older_checked`:
-    /// nothing of it consumed, a scan found no older unread file next to it
-    /// after its last change had settled (see `Tailer::parked_unchanged`).
+    /// clock tick: a file deleted and made anew within one may).
     Closed {
         mtime: (i64, i64),
         born: Option<std::time::SystemTime>,
         born_vouches: bool,
         size_when_paused: Option<u64>,
-        older_checked: bool,
     },
 }
 

@@ -247,7 +247,6 @@ mod tests {
                 born: None,
                 born_vouches: false,
                 size_when_paused: None,
-                older_checked: false,
             },
             path: PathBuf::from(format!("f{ino}")),
             id: FileId {

@@ -60,7 +60,6 @@ impl Tailer {
                 born,
                 born_vouches: birth_vouches(born, cur.local_times),
                 size_when_paused: None,
-                older_checked: false,
             };
             self.counters.parks += 1;
             return true;
@@ -152,19 +151,15 @@ impl Tailer {
     /// Whether a parked current file is as it was parked: its path names it, with
     /// the size read and the same modification time (one `stat`, no descriptor);
     /// and, if nothing of it is consumed yet, no older unread file appeared next
-    /// to it — say the copy of a copytruncate done just before it was parked empty,
-    /// which a file kept open would read first (a folder `stat`; a listing when the
-    /// folder changed, or once per `RESCAN_INTERVAL`, as for a file kept open).
+    /// to it — the copy of a copytruncate done just before it was closed empty,
+    /// lines a writer still appends to the file rotated away — which a file kept
+    /// open would read first: as for a file kept open, a folder `stat`, and a
+    /// listing when the folder changed or once per `RESCAN_INTERVAL`.
     pub(super) fn parked_unchanged(&mut self, now: std::time::Instant) -> bool {
         let Some(cur) = self.stream.cur() else {
             return false;
         };
-        let Src::Closed {
-            mtime,
-            older_checked,
-            ..
-        } = cur.src
-        else {
+        let Src::Closed { mtime, .. } = cur.src else {
             return false;
         };
         // Closed in the middle of a rotated file, or without follow
@@ -172,42 +167,27 @@ impl Tailer {
         if !cur.live_now || !self.opts.follow {
             return false;
         }
-        let meta = std::fs::metadata(&cur.path).ok().filter(|m| {
+        let same = std::fs::metadata(&cur.path).is_ok_and(|m| {
             m.dev() == cur.id.dev
                 && m.ino() == cur.id.ino
                 && m.len() == cur.read_off
                 && (m.mtime(), m.mtime_nsec()) == mtime
         });
-        let Some(meta) = meta else {
-            return false;
-        };
-        if older_checked || cur.read_off != 0 || cur.start_off != 0 {
-            return true;
+        if !same || cur.read_off != 0 || cur.start_off != 0 {
+            return same;
         }
-        // Nothing consumed: a copytruncate's copy made before it was closed
-        // empty is read first. One made later would change the file, unless in
-        // the tick of its last change: so scans go on until one comes after
-        // that change has settled.
-        let (id, local_times) = (cur.id.clone(), cur.local_times);
+        let id = cur.id.clone();
         if !self.rescan_due(now) {
             return true;
         }
-        let before = stamp::clock();
         let scan = self.scan();
-        if !self.unread_before(&scan, &id).is_empty() {
-            // Opened again, its end of file looks for that file: due again.
-            self.dir_mtime = None;
-            self.last_rescan = None;
-            return false;
+        if self.unread_before(&scan, &id).is_empty() {
+            return true;
         }
-        if local_times && Stamp::settled(&meta, before).is_some() {
-            if let Some(Src::Closed { older_checked, .. }) =
-                self.stream.cur_mut().map(|c| &mut c.src)
-            {
-                *older_checked = true;
-            }
-        }
-        true
+        // Opened again, its end of file looks for that file: due again.
+        self.dir_mtime = None;
+        self.last_rescan = None;
+        false
     }
 
     /// Opens a parked current file again by identity, at its offset.
@@ -240,13 +220,15 @@ impl Tailer {
             Ok(f) => match f.metadata() {
                 Ok(m) if is_parked_file(&m, &id, born) => {
                     let head = if settled == Some(Stamp::of(&m)) {
-                        Some(true)
+                        Ok(true)
                     } else {
                         head_matches(&f, &id)
                     };
                     match head {
-                        Some(true) => return self.resume_in(f, None),
-                        Some(false) if born_vouches => {
+                        Ok(true) => return self.resume_in(f, None),
+                        // Unreadable now: nothing is known of it; tried again.
+                        Err(e) => return self.reopen_failed(&path, &e),
+                        Ok(false) if born_vouches => {
                             // The same file (inode and a settled birth time) with
                             // other first bytes: truncated or rewritten in place
                             // while closed. Handled as for a file kept open — its
@@ -258,10 +240,10 @@ impl Tailer {
                             self.on_truncated();
                             return reopened;
                         }
-                        // Unreadable, or no birth time to tell a truncation from
-                        // a file deleted and made anew on the same inode: the
-                        // file is looked for elsewhere, else taken as deleted.
-                        _ => {}
+                        // No birth time to tell a truncation from a file deleted
+                        // and made anew on the same inode: the file is looked
+                        // for elsewhere, else taken as deleted.
+                        Ok(false) => {}
                     }
                 }
                 Ok(_) => {}
@@ -448,14 +430,14 @@ pub(super) fn birth_vouches(born: Option<std::time::SystemTime>, local_times: bo
 
 /// Whether the open file `f` starts with the bytes `id` fingerprints.
 fn starts_as(f: &std::fs::File, id: &FileId) -> bool {
-    head_matches(f, id) == Some(true)
+    head_matches(f, id).unwrap_or(false)
 }
 
-/// [`starts_as`], or `None` if its first bytes could not be read.
-fn head_matches(f: &std::fs::File, id: &FileId) -> Option<bool> {
+/// [`starts_as`], or the error that kept its first bytes from being read.
+fn head_matches(f: &std::fs::File, id: &FileId) -> io::Result<bool> {
     #[cfg(test)]
     super::changed::count_content_read();
     let mut head = Vec::new();
-    read_head_file(f, id.fingerprint_len as usize, &mut head).ok()?;
-    Some(prefix_matches(&head, id))
+    read_head_file(f, id.fingerprint_len as usize, &mut head)?;
+    Ok(prefix_matches(&head, id))
 }

@@ -65,7 +65,6 @@ impl Tailer {
             born,
             born_vouches: birth_vouches(born, cur.local_times),
             size_when_paused: Some(m.len()),
-            older_checked: false,
         };
         self.counters.parks += 1;
         true
