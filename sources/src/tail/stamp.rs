@@ -72,11 +72,15 @@ impl Stamp {
             u64::try_from(m.ctime()).ok()?,
             u32::try_from(m.ctime_nsec()).ok()?,
         ))?;
-        let settled = before
-            .duration_since(changed)
-            .is_ok_and(|age| age > RACY_MARGIN);
-        settled.then(|| Stamp::of(m))
+        settled(changed, before).then(|| Stamp::of(m))
     }
+}
+
+/// Whether a file time `at` (a change, a birth) was more than [`RACY_MARGIN`]
+/// before `before`, a clock reading: anything the file system stamps after
+/// `before` gets a later time, whatever its granularity.
+pub(crate) fn settled(at: SystemTime, before: SystemTime) -> bool {
+    before.duration_since(at).is_ok_and(|age| age > RACY_MARGIN)
 }
 
 /// Whether `file` is on a local file system whose change times this

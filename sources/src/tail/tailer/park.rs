@@ -420,12 +420,7 @@ fn is_parked_file(m: &std::fs::Metadata, id: &FileId, born: Option<std::time::Sy
 /// more than [`RACY_MARGIN`](crate::tail::stamp::RACY_MARGIN) old, on a file
 /// system whose times this machine's clock stamps (see `Src::Closed`).
 pub(super) fn birth_vouches(born: Option<std::time::SystemTime>, local_times: bool) -> bool {
-    local_times
-        && born.is_some_and(|b| {
-            stamp::clock()
-                .duration_since(b)
-                .is_ok_and(|age| age > stamp::RACY_MARGIN)
-        })
+    local_times && born.is_some_and(|b| stamp::settled(b, stamp::clock()))
 }
 
 /// Whether the open file `f` starts with the bytes `id` fingerprints.
